@@ -1,0 +1,1 @@
+//! edgecc-actors (being built).

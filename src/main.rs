@@ -1,0 +1,2 @@
+//! edgecc daemon (being built).
+fn main() {}

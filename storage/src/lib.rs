@@ -1,0 +1,1 @@
+//! edgecc-storage (being built).

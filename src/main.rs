@@ -1,2 +1,7 @@
-//! edgecc daemon (being built).
-fn main() {}
+//! The `edgecc` binary: parses the command line and hands over to
+//! [`edgecc::cli`]. Nothing else lives here, so the integration tests drive
+//! exactly what an installer runs.
+
+fn main() -> std::process::ExitCode {
+    edgecc::cli::main()
+}

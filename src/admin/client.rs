@@ -1,0 +1,57 @@
+//! The CLI side of the admin socket: one request, one answer, with timeouts.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{AdminError, AdminRequest, AdminResponse};
+
+/// How long the CLI waits for the daemon to answer; a wedged daemon must not
+/// hang an installer's shell.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest answer the CLI reads (a full `list` is well below this).
+const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Sends `request` to the daemon at `socket` and returns its answer.
+pub fn call(socket: &Path, request: &AdminRequest) -> Result<serde_json::Value, AdminError> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        AdminError::new(
+            "unavailable",
+            format!(
+                "cannot reach the daemon at {}: {e}. Is it running? \
+                 (--offline opens the data directory directly when it is stopped)",
+                socket.display()
+            ),
+        )
+    })?;
+    let io = |e: std::io::Error| {
+        AdminError::new(
+            "unavailable",
+            format!("admin socket {}: {e}", socket.display()),
+        )
+    };
+    stream.set_read_timeout(Some(ADMIN_TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(ADMIN_TIMEOUT)).map_err(io)?;
+    let mut line = serde_json::to_vec(request)
+        .map_err(|e| AdminError::new("bad_request", format!("cannot encode request: {e}")))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io)?;
+    let mut reader = BufReader::new(stream.take(RESPONSE_BYTES_MAX));
+    let mut answer = String::new();
+    reader.read_line(&mut answer).map_err(io)?;
+    if answer.is_empty() {
+        return Err(AdminError::new(
+            "unavailable",
+            "the daemon closed the admin connection without answering",
+        ));
+    }
+    match serde_json::from_str::<AdminResponse>(&answer) {
+        Ok(AdminResponse::Ok { ok }) => Ok(ok),
+        Ok(AdminResponse::Err(e)) => Err(e),
+        Err(e) => Err(AdminError::new(
+            "unavailable",
+            format!("the daemon's answer is not valid: {e}"),
+        )),
+    }
+}

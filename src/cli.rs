@@ -1,0 +1,211 @@
+//! The command line: `edgecc run`, `edgecc demo`, `edgecc check-config`,
+//! `edgecc outbox …`.
+//!
+//! Arguments are validated in two stages: clap parses them, then
+//! [`Config`] and [`crate::paths`] resolve the file, the environment and the
+//! defaults, so every error is reported once, naming the flag or the key.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::admin::{self, AdminError, AdminRequest};
+use crate::config::Config;
+use crate::{daemon, demo, paths};
+
+/// The config file used when `--config` is not given (if it exists).
+pub const CONFIG_PATH_DEFAULT: &str = "/etc/edgecc/edgecc.toml";
+
+/// edgecc: a resilient contact-center controller for the network edge.
+#[derive(Debug, Parser)]
+#[command(name = "edgecc", version, about)]
+pub struct Cli {
+    /// Config file (TOML). Default: /etc/edgecc/edgecc.toml if it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// State directory. Default: $STATE_DIRECTORY, else daemon.data_dir, else /var/lib/edgecc.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Admin socket. Default: $RUNTIME_DIRECTORY/admin.sock, else daemon.admin_socket, else /run/edgecc/admin.sock.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd runs this).
+    Run,
+    /// Run the demo: simulated PBX, agents and callers; nothing to configure.
+    Demo(demo::DemoArgs),
+    /// Validate a config file and print the effective configuration.
+    CheckConfig {
+        /// The file to check (default: --config, else /etc/edgecc/edgecc.toml).
+        file: Option<PathBuf>,
+    },
+    /// Inspect and repair the CRM outbox.
+    Outbox(OutboxArgs),
+}
+
+/// `edgecc outbox …`.
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    /// Open the data directory directly instead of asking the running daemon
+    /// (refused while the daemon holds it).
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do with the outbox.
+    #[command(subcommand)]
+    pub command: OutboxCommand,
+}
+
+/// `edgecc outbox` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Depth, oldest record age, in flight, held, dead letters, bytes on disk.
+    Status,
+    /// List pending records in order.
+    List {
+        /// First sequence to list.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// How many to list at most.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Dead letters: records the CRM refused for good, or that could not be read.
+    Dead {
+        /// What to do with the dead letters.
+        #[command(subcommand)]
+        command: DeadCommand,
+    },
+}
+
+/// `edgecc outbox dead` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeadCommand {
+    /// List dead letters with the reason.
+    List {
+        /// First sequence to list.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// How many to list at most.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Put a dead letter (or all of them) back in its place in the outbox.
+    Requeue {
+        /// The dead letter's sequence number.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        seq: Option<u64>,
+        /// Re-queue every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(match cli.command {
+        Command::Run | Command::Demo(_) => "info",
+        _ => "warn",
+    });
+    match run(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("edgecc: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Dispatches a parsed command line. Errors are a sentence for the user.
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match &cli.command {
+        Command::CheckConfig { file } => {
+            let path = file
+                .clone()
+                .or(cli.config.clone())
+                .unwrap_or_else(|| PathBuf::from(CONFIG_PATH_DEFAULT));
+            let config = Config::load(&path).map_err(|e| e.to_string())?;
+            let text = toml::to_string_pretty(&config)
+                .map_err(|e| format!("cannot print the configuration: {e}"))?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            let config = load_config(cli.config.as_deref())?;
+            let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config);
+            let socket = paths::admin_socket(cli.admin_socket.as_deref(), &config);
+            daemon::run(config, &data_dir, &socket).map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(args, cli.data_dir.as_deref()),
+        Command::Outbox(args) => {
+            let config = load_config(cli.config.as_deref())?;
+            outbox(&cli, args, &config)
+        }
+    }
+}
+
+/// Loads `--config`, or the default file if it exists, or built-in defaults.
+fn load_config(flag: Option<&Path>) -> Result<Config, String> {
+    match flag {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None => {
+            let path = Path::new(CONFIG_PATH_DEFAULT);
+            if path.exists() {
+                Config::load(path).map_err(|e| e.to_string())
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+/// `edgecc outbox …`: builds the request, sends it to the daemon (or runs it
+/// offline), prints the answer.
+fn outbox(cli: &Cli, args: &OutboxArgs, config: &Config) -> Result<ExitCode, String> {
+    let request = match &args.command {
+        OutboxCommand::Status => AdminRequest::OutboxStatus,
+        OutboxCommand::List { from, limit } => AdminRequest::OutboxList {
+            from: *from,
+            limit: *limit,
+        },
+        OutboxCommand::Dead {
+            command: DeadCommand::List { from, limit },
+        } => AdminRequest::DeadList {
+            from: *from,
+            limit: *limit,
+        },
+        OutboxCommand::Dead {
+            command: DeadCommand::Requeue { seq, all },
+        } => match (seq, all) {
+            (_, true) => AdminRequest::DeadRequeueAll,
+            (Some(seq), false) => AdminRequest::DeadRequeue { seq: *seq },
+            (None, false) => return Err("give a sequence number or --all".to_string()),
+        },
+    };
+    let answer: Result<serde_json::Value, AdminError> = if args.offline {
+        let data_dir = paths::data_dir(cli.data_dir.as_deref(), config);
+        admin::ops::execute_offline(&data_dir, config, &request)
+    } else {
+        let socket = paths::admin_socket(cli.admin_socket.as_deref(), config);
+        admin::client::call(&socket, &request)
+    };
+    let value = answer.map_err(|e| e.message)?;
+    if args.json {
+        println!("{value}");
+    } else {
+        print!("{}", admin::ops::render_text(&request, &value));
+    }
+    Ok(ExitCode::SUCCESS)
+}

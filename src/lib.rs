@@ -1,0 +1,23 @@
+//! edgecc: the daemon. It wires the domain ([`edgecc_actors`]) and the
+//! durable storage ([`edgecc_storage`]) to the outside world.
+//!
+//! # Layout
+//!
+//! - [`cli`] — the `edgecc` command line and its dispatch.
+//! - [`config`] — the TOML config: raw parse, validation, resolved [`config::Config`].
+//! - [`paths`] — where the data directory and the admin socket are.
+//! - [`daemon`] — `edgecc run`: start-up order, signals, shutdown.
+//! - [`admin`] — the local admin interface (unix socket + `--offline`)
+//!   behind `edgecc outbox …`.
+//! - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
+//! - [`clock`] — wall-clock time, read in one place.
+//! - [`logging`] — `tracing` set-up.
+
+pub mod admin;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod logging;
+pub mod paths;

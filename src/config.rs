@@ -203,19 +203,52 @@ fn parse_raw(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
     serde_path_to_error::deserialize::<_, RawConfig>(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
-        let line = inner
-            .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let key = if key == "." { String::new() } else { key };
+        let line = key_line(text, &key).or_else(|| {
+            inner
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+        });
         let message = inner.message().trim().to_string();
         ConfigError {
             file: path.to_path_buf(),
-            key: if key == "." { String::new() } else { key },
+            key,
             message: match line {
                 Some(l) => format!("{message} (line {l})"),
                 None => message,
             },
         }
     })
+}
+
+/// The 1-based line where the dotted `key` is set: its last segment as a
+/// `name = …` line inside the table its other segments name (or a table
+/// header of that name). `None` when it cannot be found.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let (table, name) = match key.rsplit_once('.') {
+        Some((t, n)) => (t, n),
+        None => ("", key),
+    };
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.trim_start_matches('[');
+            let header = header.split(']').next().unwrap_or("").trim();
+            if header == key {
+                return Some(i + 1);
+            }
+            current = header.to_string();
+            continue;
+        }
+        let Some((lhs, _)) = line.split_once('=') else {
+            continue;
+        };
+        if current == table && lhs.trim().trim_matches('"') == name {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1,1 +1,9 @@
-//! End-to-end tests of the daemon.
+//! End-to-end tests of the `edgecc` binary over its real interfaces: the
+//! command line, the admin socket, the data directory.
+//!
+//! One test binary (ripgrep's layout): each module is named for what it
+//! checks; [`util`] starts and stops daemons.
+
+mod config_errors;
+mod outbox_cli;
+mod util;

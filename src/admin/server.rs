@@ -100,6 +100,8 @@ async fn serve_one(stream: UnixStream, storage: &Storage) -> std::io::Result<()>
     {
         Err(_) => AdminResponse::Err(AdminError::new("bad_request", "request timed out")),
         Ok(Err(e)) => AdminResponse::Err(AdminError::new("bad_request", e.to_string())),
+        // A client that connects and leaves (a liveness probe) gets nothing.
+        Ok(Ok(0)) => return Ok(()),
         Ok(Ok(_)) if line.len() > REQUEST_BYTES_MAX => AdminResponse::Err(AdminError::new(
             "bad_request",
             format!("request longer than {REQUEST_BYTES_MAX} bytes"),

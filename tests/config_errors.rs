@@ -1,0 +1,51 @@
+//! A wrong config value stops the daemon with one line that names the file
+//! and the key; `check-config` says the same and exits 1.
+
+use crate::util::{run, stderr, stdout};
+
+/// A misspelt key and a value out of range are both named, with the file.
+#[test]
+fn bad_config_names_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    std::fs::write(&file, "[storage]\ncache_capacity_bytes = 12\n").unwrap();
+    let f = file.to_str().unwrap();
+
+    let o = run(&["check-config", f]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains(f) && e.contains("storage.cache_capacity_bytes"),
+        "{e}"
+    );
+
+    let o = run(&[
+        "--config",
+        f,
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "run",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("storage.cache_capacity_bytes"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::fs::write(&file, "[sight]\nid = \"x\"\n").unwrap();
+    let o = run(&["check-config", f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sight"), "{}", stderr(&o));
+}
+
+/// A good file is printed back as the effective configuration.
+#[test]
+fn good_config_prints_effective_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    std::fs::write(&file, "[site]\nid = \"branch-7\"\n").unwrap();
+    let o = run(&["check-config", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("branch-7"), "{}", stdout(&o));
+}

@@ -17,6 +17,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crm;
 pub mod daemon;
 pub mod demo;
 pub mod logging;

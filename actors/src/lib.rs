@@ -1,1 +1,65 @@
-//! edgecc-actors (being built).
+//! edgecc-actors: the contact-center domain. Calls, agents and queues as actix
+//! actors around pure state machines; routing; the ports to the PBX and the
+//! CRM outbox; and the simulated PBX. No network or disk I/O happens here: the
+//! daemon wires the ports to real adapters.
+//!
+//! # Layout
+//!
+//! - [`ids`]: [`CallId`], [`AgentId`], [`QueueId`], [`LegId`], [`OfferToken`]
+//!   (fencing tokens of offers) and [`TokenSource`].
+//! - [`config`]: [`ContactCenterConfig`] (queues, agents, reason codes,
+//!   timers) with `validate()` naming key paths.
+//! - [`ports`]: [`OutboxPort`] + [`CrmRecord`] + [`MemoryOutbox`];
+//!   [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`].
+//! - [`clock`]: [`Clock`] / [`TokioClock`], wall-clock ms from a start epoch
+//!   plus tokio's pausable time.
+//! - [`agent`]: the pure agent state machine ([`agent::Agent`]) and
+//!   [`agent::actor::AgentActor`].
+//! - [`call`]: the pure call state machine ([`call::Call`], effects and CRM
+//!   records) and [`call::actor::CallActor`].
+//! - [`queue`]: waiting calls, the ready-agent index and strategies
+//!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
+//! - [`registry`]: [`ContactCenter::start`] builds everything; the
+//!   [`Registry`] actor is the facade ([`AgentRequest`],
+//!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`).
+//! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer.
+//! - [`events`]: [`CcEvent`] and the views for subscribers.
+//! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port.
+//! - [`env`], [`error`], [`rng`]: shared context, [`CcError`], SplitMix64.
+
+pub mod agent;
+pub mod call;
+pub mod clock;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod outbox;
+pub mod ports;
+pub mod queue;
+pub mod registry;
+pub mod rng;
+pub mod sim;
+
+pub use call::actor::CallAction;
+pub use clock::{Clock, SharedClock, TokioClock};
+pub use config::{ConfigError, ContactCenterConfig};
+pub use error::CcError;
+pub use events::CcEvent;
+pub use ids::{AgentId, CallId, LegId, OfferToken, QueueId, TokenSource};
+pub use ports::{
+    CrmRecord, CrmRecordKind, HangupCause, MemoryOutbox, OutboxError, OutboxPort, PbxCommand,
+    PbxError, PbxEvent, PbxPort,
+};
+pub use registry::{
+    AgentCommand, AgentRequest, CenterSnapshot, ContactCenter, Registry, Snapshot, Subscribe,
+    SupervisorCommand, SupervisorRequest,
+};
+
+/// Most attached-data variables kept per call (from the IVR).
+pub const ATTACHED_VARS_MAX: usize = 10;
+/// Attached-data keys are truncated to this many characters.
+pub const ATTACHED_KEY_LEN_MAX: usize = 15;
+/// Attached-data values are truncated to this many characters.
+pub const ATTACHED_VALUE_LEN_MAX: usize = 256;

@@ -1,0 +1,724 @@
+//! The agent state machine, pure: an enum and its transitions, tested without
+//! a runtime. The actor glue lives in [`actor`].
+//!
+//! ```text
+//! LoggedOut -login-> NotReady(login) <-> Ready -reserve-> Reserved(call)
+//! Reserved -connected-> Talking(call) -left-> WrapUp(call, until) -> Ready
+//! Reserved -rejected/missed/withdrawn-> Ready | NotReady(rona | reject delay)
+//! ```
+//!
+//! Pending Not Ready and pending logout are kept beside the state and applied
+//! when the call (and its wrap-up) ends.
+
+pub mod actor;
+
+use crate::ids::{AgentId, CallId, OfferToken, QueueId};
+use serde::{Deserialize, Serialize};
+
+/// Reasons the system sets by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemReason {
+    /// Just logged in.
+    Login,
+    /// Redirected on no answer.
+    Rona,
+    /// A supervisor changed the state.
+    Supervisor,
+    /// edgecc restarted and rebuilt the agent.
+    Restart,
+    /// Rejected an offer; Ready again after the reject delay.
+    RejectDelay,
+}
+
+/// Why an agent is Not Ready.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotReadyReason {
+    /// Set by the system.
+    System(SystemReason),
+    /// A configured reason code chosen by the agent.
+    Code(String),
+}
+
+/// Why the agent holds an offer or a call; decides which states may accept it
+/// and whether wrap-up follows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferPurpose {
+    /// A queue call: only Ready agents; wrap-up follows.
+    Queue(QueueId),
+    /// A call to the agent's extension: Ready or Not Ready.
+    Direct,
+    /// A blind transfer from a colleague: only Ready.
+    Transfer,
+    /// A consult from a colleague: Ready or Not Ready.
+    Consult,
+    /// Added to a conference: Ready or Not Ready.
+    Conference,
+    /// The agent's own outbound call: only Not Ready.
+    Outbound,
+}
+
+impl OfferPurpose {
+    /// Whether an agent in `state` may take an offer of this purpose.
+    pub fn allowed_in(&self, state: &AgentState) -> bool {
+        match self {
+            Self::Queue(_) | Self::Transfer => matches!(state, AgentState::Ready { .. }),
+            Self::Direct | Self::Consult | Self::Conference => {
+                matches!(
+                    state,
+                    AgentState::Ready { .. } | AgentState::NotReady { .. }
+                )
+            }
+            Self::Outbound => matches!(state, AgentState::NotReady { .. }),
+        }
+    }
+}
+
+/// How an offer ended without a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferOutcome {
+    /// The agent rejected it.
+    Rejected,
+    /// No answer before the offer timeout (RONA), or the device failed.
+    Missed,
+    /// The call went elsewhere (caller hung up, another agent answered).
+    Withdrawn,
+}
+
+/// The agent's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AgentState {
+    /// Not logged in.
+    LoggedOut,
+    /// Logged in, not taking queue calls.
+    NotReady {
+        /// Why.
+        reason: NotReadyReason,
+    },
+    /// Taking queue calls.
+    Ready {
+        /// Idle since (wall ms), for longest-idle routing.
+        since_ms: u64,
+    },
+    /// An offer is alerting (a lease on the agent).
+    Reserved {
+        /// The call offered.
+        call: CallId,
+        /// The lease's fencing token.
+        token: OfferToken,
+        /// Why the offer was made.
+        purpose: OfferPurpose,
+        /// When the lease expires (offer deadline plus grace).
+        lease_until_ms: u64,
+    },
+    /// On a call.
+    Talking {
+        /// The call.
+        call: CallId,
+        /// How the agent got it.
+        purpose: OfferPurpose,
+        /// Since (wall ms), for talk time.
+        since_ms: u64,
+    },
+    /// After-call work.
+    WrapUp {
+        /// The call just ended.
+        call: CallId,
+        /// When wrap-up ends by itself.
+        until_ms: u64,
+    },
+}
+
+impl AgentState {
+    /// A short name for logs and views.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::LoggedOut => "logged_out",
+            Self::NotReady { .. } => "not_ready",
+            Self::Ready { .. } => "ready",
+            Self::Reserved { .. } => "reserved",
+            Self::Talking { .. } => "talking",
+            Self::WrapUp { .. } => "wrap_up",
+        }
+    }
+
+    /// The call the agent is busy with, if any.
+    pub fn call(&self) -> Option<&CallId> {
+        match self {
+            Self::Reserved { call, .. }
+            | Self::Talking { call, .. }
+            | Self::WrapUp { call, .. } => Some(call),
+            _ => None,
+        }
+    }
+}
+
+/// A state change requested while busy, applied when the call ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pending {
+    /// Go Not Ready with this reason.
+    NotReady(NotReadyReason),
+    /// Log out.
+    Logout,
+}
+
+/// Counters that feed routing and the supervisor view.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStats {
+    /// Calls connected (any purpose), for fewest-calls routing.
+    pub calls_handled: u64,
+    /// Total talk time, for least-talk-time routing.
+    pub talk_ms_total: u64,
+    /// Offers missed (RONA).
+    pub rona_count: u64,
+    /// Offers rejected.
+    pub reject_count: u64,
+}
+
+/// Errors of the agent state machine: wrong state, stale token. Never panics.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum AgentError {
+    /// The agent is logged out.
+    #[error("agent {0} is not logged in")]
+    NotLoggedIn(AgentId),
+    /// The agent is already logged in.
+    #[error("agent {0} is already logged in")]
+    AlreadyLoggedIn(AgentId),
+    /// The request does not fit the agent's state.
+    #[error("agent {agent} cannot {action} while {state}")]
+    WrongState {
+        /// The agent.
+        agent: AgentId,
+        /// What was asked.
+        action: &'static str,
+        /// Its state name.
+        state: &'static str,
+    },
+    /// The offer is not (any more) the agent's current one.
+    #[error("offer {token} of call {call} is not current for agent {agent}")]
+    StaleOffer {
+        /// The agent.
+        agent: AgentId,
+        /// The call named.
+        call: CallId,
+        /// The token named.
+        token: OfferToken,
+    },
+    /// The reason code is not configured.
+    #[error("unknown reason code {0:?}")]
+    UnknownReasonCode(String),
+    /// The agent is not available for this offer.
+    #[error("agent {agent} is not available ({state})")]
+    NotAvailable {
+        /// The agent.
+        agent: AgentId,
+        /// Its state name.
+        state: &'static str,
+    },
+}
+
+/// Per-agent settings the state machine needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSettings {
+    /// Agent-level wrap-up override (else the queue's).
+    pub wrap_up_ms: Option<u64>,
+    /// Delay after a reject before Ready again.
+    pub reject_delay_ms: u64,
+    /// Whether a RONA sets Not Ready.
+    pub rona_sets_not_ready: bool,
+    /// The reason used for RONA.
+    pub rona_reason: NotReadyReason,
+}
+
+/// An agent: state, pending change, counters. Serializable, so it can be
+/// persisted and rebuilt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// Who.
+    pub id: AgentId,
+    /// The current state.
+    pub state: AgentState,
+    /// A Not Ready or logout asked for while busy.
+    pub pending: Option<Pending>,
+    /// Where to return after an offer or call taken from Not Ready (a direct
+    /// call must not make a Not Ready agent Ready). `None` = Ready.
+    pub resume_not_ready: Option<NotReadyReason>,
+    /// Counters.
+    pub stats: AgentStats,
+    /// Bumped on every state change; timers carry it so a stale timer
+    /// (wrap-up ended early, reject delay overridden) does nothing.
+    pub epoch: u64,
+    /// Settings from the configuration.
+    pub settings: AgentSettings,
+}
+
+impl Agent {
+    /// A logged-out agent.
+    pub fn new(id: AgentId, settings: AgentSettings) -> Self {
+        Self {
+            id,
+            state: AgentState::LoggedOut,
+            pending: None,
+            resume_not_ready: None,
+            stats: AgentStats::default(),
+            epoch: 0,
+            settings,
+        }
+    }
+
+    fn set(&mut self, state: AgentState) {
+        self.state = state;
+        self.epoch += 1;
+    }
+
+    fn wrong(&self, action: &'static str) -> AgentError {
+        AgentError::WrongState {
+            agent: self.id.clone(),
+            action,
+            state: self.state.name(),
+        }
+    }
+
+    /// Whether the agent can be offered queue calls right now.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, AgentState::Ready { .. })
+    }
+
+    /// Log in: Not Ready with the system login reason.
+    pub fn login(&mut self) -> Result<(), AgentError> {
+        if self.state != AgentState::LoggedOut {
+            return Err(AgentError::AlreadyLoggedIn(self.id.clone()));
+        }
+        self.pending = None;
+        self.resume_not_ready = None;
+        self.set(AgentState::NotReady {
+            reason: NotReadyReason::System(SystemReason::Login),
+        });
+        Ok(())
+    }
+
+    /// Ask for Ready. In wrap-up this ends wrap-up early; while reserved or
+    /// talking it cancels a pending change.
+    pub fn set_ready(&mut self, now_ms: u64) -> Result<(), AgentError> {
+        match &self.state {
+            AgentState::LoggedOut => Err(AgentError::NotLoggedIn(self.id.clone())),
+            AgentState::NotReady { .. } | AgentState::WrapUp { .. } => {
+                self.pending = None;
+                self.resume_not_ready = None;
+                self.set(AgentState::Ready { since_ms: now_ms });
+                Ok(())
+            }
+            AgentState::Ready { .. } => Ok(()),
+            AgentState::Reserved { .. } | AgentState::Talking { .. } => {
+                self.pending = None;
+                self.resume_not_ready = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ask for Not Ready. Busy (reserved, talking, wrap-up): becomes pending.
+    pub fn set_not_ready(&mut self, reason: NotReadyReason) -> Result<(), AgentError> {
+        match &self.state {
+            AgentState::LoggedOut => Err(AgentError::NotLoggedIn(self.id.clone())),
+            AgentState::Ready { .. } | AgentState::NotReady { .. } => {
+                self.set(AgentState::NotReady { reason });
+                Ok(())
+            }
+            AgentState::Reserved { .. }
+            | AgentState::Talking { .. }
+            | AgentState::WrapUp { .. } => {
+                if self.pending != Some(Pending::Logout) {
+                    self.pending = Some(Pending::NotReady(reason));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Log out. During an offer or a call it becomes pending.
+    pub fn logout(&mut self) -> Result<(), AgentError> {
+        match &self.state {
+            AgentState::LoggedOut => Err(AgentError::NotLoggedIn(self.id.clone())),
+            AgentState::Reserved { .. } | AgentState::Talking { .. } => {
+                self.pending = Some(Pending::Logout);
+                Ok(())
+            }
+            _ => {
+                self.pending = None;
+                self.resume_not_ready = None;
+                self.set(AgentState::LoggedOut);
+                Ok(())
+            }
+        }
+    }
+
+    /// Take a reservation (the agent arbitrates: the first asker wins).
+    pub fn reserve(
+        &mut self,
+        call: CallId,
+        token: OfferToken,
+        purpose: OfferPurpose,
+        lease_until_ms: u64,
+    ) -> Result<(), AgentError> {
+        if self.state == AgentState::LoggedOut || !purpose.allowed_in(&self.state) {
+            return Err(AgentError::NotAvailable {
+                agent: self.id.clone(),
+                state: self.state.name(),
+            });
+        }
+        self.resume_not_ready = match &self.state {
+            AgentState::NotReady { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        self.set(AgentState::Reserved {
+            call,
+            token,
+            purpose,
+            lease_until_ms,
+        });
+        Ok(())
+    }
+
+    fn check_offer(&self, call: &CallId, token: OfferToken) -> Result<OfferPurpose, AgentError> {
+        match &self.state {
+            AgentState::Reserved {
+                call: c,
+                token: t,
+                purpose,
+                ..
+            } if c == call && *t == token => Ok(purpose.clone()),
+            _ => Err(AgentError::StaleOffer {
+                agent: self.id.clone(),
+                call: call.clone(),
+                token,
+            }),
+        }
+    }
+
+    /// Checks that `token` is the agent's current offer (before forwarding an
+    /// accept or reject to the call).
+    pub fn current_offer(&self, call: &CallId, token: OfferToken) -> Result<(), AgentError> {
+        self.check_offer(call, token).map(|_| ())
+    }
+
+    /// The offer was accepted and the call connected.
+    pub fn connected(
+        &mut self,
+        call: &CallId,
+        token: OfferToken,
+        now_ms: u64,
+    ) -> Result<(), AgentError> {
+        let purpose = self.check_offer(call, token)?;
+        self.stats.calls_handled += 1;
+        self.set(AgentState::Talking {
+            call: call.clone(),
+            purpose,
+            since_ms: now_ms,
+        });
+        Ok(())
+    }
+
+    /// Start an outbound call (only from Not Ready).
+    pub fn start_outbound(&mut self, call: CallId, now_ms: u64) -> Result<(), AgentError> {
+        match &self.state {
+            AgentState::NotReady { reason } => {
+                self.resume_not_ready = Some(reason.clone());
+                self.stats.calls_handled += 1;
+                self.set(AgentState::Talking {
+                    call,
+                    purpose: OfferPurpose::Outbound,
+                    since_ms: now_ms,
+                });
+                Ok(())
+            }
+            _ => Err(self.wrong("dial out (only Not Ready may)")),
+        }
+    }
+
+    /// After an offer or call: apply a pending change, or go back where the
+    /// agent came from (Ready, or the Not Ready it was in).
+    fn settle(&mut self, now_ms: u64) {
+        match self.pending.take() {
+            Some(Pending::Logout) => {
+                self.resume_not_ready = None;
+                self.set(AgentState::LoggedOut);
+            }
+            Some(Pending::NotReady(reason)) => {
+                self.resume_not_ready = None;
+                self.set(AgentState::NotReady { reason });
+            }
+            None => match self.resume_not_ready.take() {
+                Some(reason) => self.set(AgentState::NotReady { reason }),
+                None => self.set(AgentState::Ready { since_ms: now_ms }),
+            },
+        }
+    }
+
+    /// The offer ended without a connection. Returns the reject delay to
+    /// schedule, if any.
+    pub fn offer_ended(
+        &mut self,
+        call: &CallId,
+        token: OfferToken,
+        outcome: OfferOutcome,
+        now_ms: u64,
+    ) -> Result<Option<u64>, AgentError> {
+        self.check_offer(call, token)?;
+        match outcome {
+            OfferOutcome::Withdrawn => {
+                self.settle(now_ms);
+                Ok(None)
+            }
+            OfferOutcome::Missed => {
+                self.stats.rona_count += 1;
+                if self.pending.is_none()
+                    && self.resume_not_ready.is_none()
+                    && self.settings.rona_sets_not_ready
+                {
+                    self.pending = Some(Pending::NotReady(self.settings.rona_reason.clone()));
+                }
+                self.settle(now_ms);
+                Ok(None)
+            }
+            OfferOutcome::Rejected => {
+                self.stats.reject_count += 1;
+                let delay = self.settings.reject_delay_ms;
+                if delay > 0 && self.pending.is_none() && self.resume_not_ready.is_none() {
+                    self.set(AgentState::NotReady {
+                        reason: NotReadyReason::System(SystemReason::RejectDelay),
+                    });
+                    Ok(Some(delay))
+                } else {
+                    self.settle(now_ms);
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// The reject delay elapsed (`epoch` from when it was scheduled).
+    pub fn reject_delay_elapsed(&mut self, epoch: u64, now_ms: u64) -> bool {
+        let delayed = self.state
+            == AgentState::NotReady {
+                reason: NotReadyReason::System(SystemReason::RejectDelay),
+            };
+        if delayed && self.epoch == epoch {
+            self.set(AgentState::Ready { since_ms: now_ms });
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The lease expired without the call settling the offer: free the agent.
+    pub fn lease_expired(&mut self, token: OfferToken, now_ms: u64) -> bool {
+        match &self.state {
+            AgentState::Reserved {
+                token: t,
+                lease_until_ms,
+                ..
+            } if *t == token && *lease_until_ms <= now_ms => {
+                self.settle(now_ms);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The agent's part in `call` ended; `wrap_up_ms` is the queue's wrap-up
+    /// when wrap-up applies (an inbound queue call), else `None`. Returns the
+    /// wrap-up end to schedule, if any.
+    pub fn left_call(
+        &mut self,
+        call: &CallId,
+        wrap_up_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Option<u64>, AgentError> {
+        let since = match &self.state {
+            AgentState::Talking {
+                call: c, since_ms, ..
+            } if c == call => *since_ms,
+            // The call ended before the accept was confirmed to the agent.
+            AgentState::Reserved { call: c, .. } if c == call => now_ms,
+            _ => return Err(self.wrong("leave a call it is not on")),
+        };
+        self.stats.talk_ms_total += now_ms.saturating_sub(since);
+        let wrap = self
+            .settings
+            .wrap_up_ms
+            .or(wrap_up_ms)
+            .filter(|_| wrap_up_ms.is_some());
+        match wrap {
+            Some(ms) if ms > 0 && self.pending != Some(Pending::Logout) => {
+                let until_ms = now_ms + ms;
+                self.set(AgentState::WrapUp {
+                    call: call.clone(),
+                    until_ms,
+                });
+                Ok(Some(until_ms))
+            }
+            _ => {
+                self.settle(now_ms);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Wrap-up ends (timer or the agent's request).
+    pub fn end_wrap_up(&mut self, now_ms: u64) -> Result<(), AgentError> {
+        match &self.state {
+            AgentState::WrapUp { .. } => {
+                self.settle(now_ms);
+                Ok(())
+            }
+            _ => Err(self.wrong("end wrap-up")),
+        }
+    }
+
+    /// The wrap-up timer fired for `call` with `epoch`.
+    pub fn wrap_up_elapsed(&mut self, epoch: u64, now_ms: u64) -> bool {
+        if matches!(self.state, AgentState::WrapUp { .. }) && self.epoch == epoch {
+            self.settle(now_ms);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> Agent {
+        Agent::new(
+            AgentId::new("a1"),
+            AgentSettings {
+                wrap_up_ms: None,
+                reject_delay_ms: 0,
+                rona_sets_not_ready: true,
+                rona_reason: NotReadyReason::System(SystemReason::Rona),
+            },
+        )
+    }
+
+    fn q() -> OfferPurpose {
+        OfferPurpose::Queue(QueueId::new("q"))
+    }
+
+    fn ready_agent() -> Agent {
+        let mut a = agent();
+        a.login().unwrap();
+        a.set_ready(0).unwrap();
+        a
+    }
+
+    /// Queue offers need Ready; direct calls reach Not Ready; outbound needs Not Ready.
+    #[test]
+    fn offer_rules_by_state() {
+        let mut a = agent();
+        a.login().unwrap();
+        let c = CallId::new("c");
+        assert!(a.reserve(c.clone(), OfferToken(1), q(), 10).is_err());
+        a.reserve(c.clone(), OfferToken(1), OfferPurpose::Direct, 10)
+            .unwrap();
+        // A second offer is refused: never two offers.
+        assert!(a
+            .reserve(CallId::new("d"), OfferToken(2), OfferPurpose::Direct, 10)
+            .is_err());
+        a.offer_ended(&c, OfferToken(1), OfferOutcome::Withdrawn, 5)
+            .unwrap();
+        assert!(matches!(a.state, AgentState::NotReady { .. }));
+        a.start_outbound(CallId::new("o"), 6).unwrap();
+        let mut r = ready_agent();
+        assert!(r.start_outbound(CallId::new("o"), 6).is_err());
+    }
+
+    /// Wrap-up after a queue call; Not Ready during wrap-up is pending.
+    #[test]
+    fn wrap_up_and_pending_not_ready() {
+        let mut a = ready_agent();
+        let c = CallId::new("c");
+        a.reserve(c.clone(), OfferToken(1), q(), 100).unwrap();
+        a.connected(&c, OfferToken(1), 10).unwrap();
+        assert_eq!(a.left_call(&c, Some(30), 20).unwrap(), Some(50));
+        a.set_not_ready(NotReadyReason::Code("break".into()))
+            .unwrap();
+        assert!(matches!(a.state, AgentState::WrapUp { .. }));
+        assert!(a.wrap_up_elapsed(a.epoch, 50));
+        assert_eq!(
+            a.state,
+            AgentState::NotReady {
+                reason: NotReadyReason::Code("break".into())
+            }
+        );
+    }
+
+    /// Logout during a call is pending and applies at its end, without wrap-up.
+    #[test]
+    fn pending_logout() {
+        let mut a = ready_agent();
+        let c = CallId::new("c");
+        a.reserve(c.clone(), OfferToken(1), q(), 100).unwrap();
+        a.connected(&c, OfferToken(1), 10).unwrap();
+        a.logout().unwrap();
+        assert!(matches!(a.state, AgentState::Talking { .. }));
+        assert_eq!(a.left_call(&c, Some(30), 20).unwrap(), None);
+        assert_eq!(a.state, AgentState::LoggedOut);
+    }
+
+    /// RONA sets Not Ready(RONA) and counts; stale tokens are refused.
+    #[test]
+    fn rona_and_stale_tokens() {
+        let mut a = ready_agent();
+        let c = CallId::new("c");
+        a.reserve(c.clone(), OfferToken(7), q(), 100).unwrap();
+        assert!(a.connected(&c, OfferToken(6), 1).is_err());
+        a.offer_ended(&c, OfferToken(7), OfferOutcome::Missed, 2)
+            .unwrap();
+        assert_eq!(
+            a.state,
+            AgentState::NotReady {
+                reason: NotReadyReason::System(SystemReason::Rona)
+            }
+        );
+        assert_eq!(a.stats.rona_count, 1);
+        assert!(a
+            .offer_ended(&c, OfferToken(7), OfferOutcome::Missed, 3)
+            .is_err());
+    }
+
+    /// A reject with a delay returns to Ready only when the delay elapses.
+    #[test]
+    fn reject_delay() {
+        let mut a = ready_agent();
+        a.settings.reject_delay_ms = 5;
+        let c = CallId::new("c");
+        a.reserve(c.clone(), OfferToken(1), q(), 100).unwrap();
+        assert_eq!(
+            a.offer_ended(&c, OfferToken(1), OfferOutcome::Rejected, 2)
+                .unwrap(),
+            Some(5)
+        );
+        let epoch = a.epoch;
+        assert!(!a.reject_delay_elapsed(epoch - 1, 7));
+        assert!(a.reject_delay_elapsed(epoch, 7));
+        assert!(a.is_ready());
+    }
+
+    /// No wrap-up after outbound or transferred calls (`None` from the call).
+    #[test]
+    fn no_wrap_up_without_queue() {
+        let mut a = agent();
+        a.login().unwrap();
+        a.start_outbound(CallId::new("o"), 0).unwrap();
+        assert_eq!(a.left_call(&CallId::new("o"), None, 5).unwrap(), None);
+        assert!(matches!(a.state, AgentState::NotReady { .. }));
+    }
+}

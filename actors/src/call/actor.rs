@@ -1,0 +1,580 @@
+//! CallActor: one per call. Thin glue around [`Call`]: routes the new call,
+//! carries out the state machine's effects (PBX commands, agent and queue
+//! messages, outbox appends, timers), reserves agents for direct calls,
+//! transfers, consults and conferences, and publishes its view. It never
+//! waits for the CRM: records go to the outbox writer and only the accept
+//! confirmation to the agent waits (bounded) for them to be durable.
+
+use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallTimer, TerminalReason};
+use crate::agent::actor::{CallConnected, CallLeft, OfferEnded, ReserveForCall};
+use crate::agent::{AgentError, OfferOutcome, OfferPurpose};
+use crate::env::SharedEnv;
+use crate::error::CcError;
+use crate::events::CallView;
+use crate::ids::{AgentId, CallId, OfferToken, QueueId};
+use crate::ports::{HangupCause, PbxCommand, PbxEvent};
+use crate::queue::actor::{DequeueCall, EnqueueCall};
+use crate::registry::{CallChanged, CallFinished, CallNoticed, CallStopped};
+use actix::prelude::*;
+use std::time::Duration;
+use tracing::{debug, error, info, warn};
+
+/// Mailbox capacity of a call actor.
+pub const CALL_MAILBOX_CAPACITY: usize = 64;
+/// How long an ended call stays reachable for wrap-up codes beyond the
+/// longest wrap-up of its agents.
+pub const CALL_LINGER_SLACK_MS: u64 = 1_000;
+
+/// A queue granted an agent: ring it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OfferCall {
+    /// How to ring the agent.
+    pub contact: AgentContact,
+    /// The lease's token.
+    pub token: OfferToken,
+    /// Why (the queue).
+    pub purpose: OfferPurpose,
+    /// Whether the queue rings all agents.
+    pub ring_all: bool,
+}
+
+/// The agent's desktop accepts or rejects its offer.
+#[derive(Message)]
+#[rtype(result = "Result<(), CcError>")]
+pub struct SettleOffer {
+    /// The agent.
+    pub agent: AgentId,
+    /// The call it believes it is offered.
+    pub call: CallId,
+    /// The lease's token.
+    pub token: OfferToken,
+    /// Accept (true) or reject.
+    pub accept: bool,
+}
+
+/// A PBX event about one of the call's legs (routed by the registry).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LegEvent(pub PbxEvent);
+
+/// An action on the connected call by one of its agents.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum CallAction {
+    /// Music on hold for the caller.
+    Hold,
+    /// Back from hold.
+    Resume,
+    /// Mute the agent.
+    Mute,
+    /// Unmute the agent.
+    Unmute,
+    /// The agent hangs up.
+    HangUp,
+    /// Blind transfer to a Ready agent.
+    TransferToAgent {
+        /// The target.
+        target: AgentId,
+    },
+    /// Blind transfer to a queue.
+    TransferToQueue {
+        /// The queue.
+        queue: QueueId,
+    },
+    /// Consult an agent while the caller holds.
+    Consult {
+        /// The target.
+        target: AgentId,
+    },
+    /// Complete the consult as a transfer.
+    CompleteConsult,
+    /// Make the consult a 3-way conference.
+    ConferenceConsult,
+    /// Cancel the consult.
+    CancelConsult,
+    /// Ring an agent into the conference.
+    AddToConference {
+        /// The target.
+        target: AgentId,
+    },
+    /// Record a wrap-up (disposition) code.
+    WrapUpCode {
+        /// The code.
+        code: String,
+    },
+}
+
+/// Perform `action` for `agent`.
+#[derive(Message)]
+#[rtype(result = "Result<(), CcError>")]
+pub struct ControlCall {
+    /// Who acts.
+    pub agent: AgentId,
+    /// What.
+    pub action: CallAction,
+}
+
+/// A pure transition that starts a leg to a reserved agent.
+type LegStarter =
+    fn(&mut Call, &AgentId, &AgentContact, OfferToken, u64) -> Result<Vec<CallEffect>, CallError>;
+
+/// The actor.
+pub struct CallActor {
+    /// Shared ports and directory.
+    env: SharedEnv,
+    /// The pure state machine.
+    call: Call,
+    /// Longest wrap-up of agents that left, for the linger after the end.
+    linger_ms: u64,
+    /// Whether the end was already handled.
+    finished: bool,
+}
+
+impl CallActor {
+    /// Starts the actor for a call built by [`Call::inbound`] or
+    /// [`Call::outbound`], carrying out its first effects.
+    pub fn start_with(env: SharedEnv, call: Call, first: Vec<CallEffect>) -> Addr<Self> {
+        let addr = Self {
+            env,
+            call,
+            linger_ms: 0,
+            finished: false,
+        }
+        .start();
+        addr.do_send(Start(first));
+        addr
+    }
+
+    fn view(&self) -> CallView {
+        let (held, ring_all) = match &self.call.phase {
+            super::CallPhase::Connected(s) => (s.held, false),
+            super::CallPhase::Offering { ring_all, .. } => (false, *ring_all),
+            _ => (false, false),
+        };
+        CallView {
+            call: self.call.id.clone(),
+            ani: self.call.ani.clone(),
+            dnis: self.call.dnis.clone(),
+            attached: self.call.attached.clone(),
+            phase: self.call.phase.name(),
+            queue: self.call.rules.as_ref().map(|r| r.queue.clone()),
+            offers: self.call.offers(),
+            ring_all,
+            parties: self.call.parties(),
+            held,
+            terminal: match &self.call.phase {
+                super::CallPhase::Ended(r) => Some(r.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Carries out effects in order, then publishes the view.
+    fn apply(&mut self, fx: Vec<CallEffect>, ctx: &mut Context<Self>) {
+        self.run(fx, ctx);
+        self.env.registry.do_send(CallChanged(self.view()));
+    }
+
+    fn run(&mut self, fx: Vec<CallEffect>, ctx: &mut Context<Self>) {
+        for effect in fx {
+            match effect {
+                CallEffect::Pbx(cmd) => self.send_pbx(cmd, ctx),
+                CallEffect::Agent(agent, notice) => self.tell_agent(&agent, notice),
+                CallEffect::Enqueue {
+                    queue,
+                    priority,
+                    excluded,
+                } => match self.env.directory.queues.get(&queue) {
+                    Some(q) => q.addr.do_send(EnqueueCall {
+                        call: self.call.id.clone(),
+                        addr: ctx.address(),
+                        priority,
+                        excluded,
+                    }),
+                    None => error!(call_id = %self.call.id, queue_id = %queue, "Unknown queue."),
+                },
+                CallEffect::Dequeue(queue) => {
+                    if let Some(q) = self.env.directory.queues.get(&queue) {
+                        q.addr.do_send(DequeueCall {
+                            call: self.call.id.clone(),
+                        });
+                    }
+                }
+                CallEffect::MoveToQueue(queue) => {
+                    let now = self.env.now_ms();
+                    let more = match self.env.directory.queues.get(&queue) {
+                        Some(q) => self.call.enqueue(q.rules.clone(), now),
+                        None => Ok(self.call.pbx_failed(format!("unknown queue {queue}"), now)),
+                    };
+                    match more {
+                        Ok(more) => self.run(more, ctx),
+                        Err(e) => error!(call_id = %self.call.id, error = %e, "Overflow failed."),
+                    }
+                }
+                CallEffect::Records(records) => self.env.writer.append(records),
+                CallEffect::ConfirmAccept { agent, token } => {
+                    self.confirm_accept(agent, token, ctx)
+                }
+                CallEffect::Timer(timer, at_ms) => self.start_timer(timer, at_ms, ctx),
+                CallEffect::Notice(notice) => self.env.registry.do_send(CallNoticed {
+                    call: self.call.id.clone(),
+                    notice,
+                }),
+                CallEffect::Ended(reason) => self.ended(reason, ctx),
+            }
+        }
+    }
+
+    fn send_pbx(&self, cmd: PbxCommand, ctx: &mut Context<Self>) {
+        let fut = self.env.pbx.send(cmd.clone());
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let Err(e) = res else { return };
+            let now = act.env.now_ms();
+            match &cmd {
+                PbxCommand::OriginateAgentLeg { leg_id, .. } | PbxCommand::ConsultDial { leg_id, .. } => {
+                    warn!(call_id = %act.call.id, leg_id = %leg_id, error = %e, "Originate failed.");
+                    let fx = act.call.leg_hung_up(leg_id, HangupCause::Unreachable, now);
+                    act.apply(fx, ctx);
+                }
+                PbxCommand::OutboundDial { customer_leg_id, .. } => {
+                    warn!(call_id = %act.call.id, error = %e, "Outbound dial failed.");
+                    let fx = act.call.leg_hung_up(customer_leg_id, HangupCause::Unreachable, now);
+                    act.apply(fx, ctx);
+                }
+                PbxCommand::Bridge { .. } | PbxCommand::Conference { .. } if !act.call.is_ended() => {
+                    error!(call_id = %act.call.id, error = %e, "PBX failed to bridge; call ends.");
+                    let fx = act.call.pbx_failed(e.to_string(), now);
+                    act.apply(fx, ctx);
+                }
+                PbxCommand::Answer { leg_id } if leg_id == &act.call.caller_leg && !act.call.is_ended() => {
+                    error!(call_id = %act.call.id, error = %e, "PBX failed to answer; call ends.");
+                    let fx = act.call.pbx_failed(e.to_string(), now);
+                    act.apply(fx, ctx);
+                }
+                _ => debug!(call_id = %act.call.id, error = %e, "PBX command failed (ignored)."),
+            }
+        }));
+    }
+
+    fn tell_agent(&mut self, agent: &AgentId, notice: AgentNotice) {
+        let Some(h) = self.env.directory.agents.get(agent) else {
+            return;
+        };
+        let call = self.call.id.clone();
+        match notice {
+            AgentNotice::OfferEnded { token, outcome } => {
+                if outcome != OfferOutcome::Withdrawn {
+                    info!(call_id = %call, agent_id = %agent, outcome = ?outcome, "Offer redirected.");
+                }
+                h.addr.do_send(OfferEnded {
+                    call,
+                    token,
+                    outcome,
+                });
+            }
+            AgentNotice::LeftCall { wrap_up_ms } => {
+                let wrap = wrap_up_ms
+                    .map(|w| h.wrap_up_ms_override.unwrap_or(w))
+                    .unwrap_or(0);
+                self.linger_ms = self.linger_ms.max(wrap);
+                h.addr.do_send(CallLeft { call, wrap_up_ms });
+            }
+        }
+    }
+
+    fn confirm_accept(&self, agent: AgentId, token: OfferToken, ctx: &mut Context<Self>) {
+        let Some(addr) = self
+            .env
+            .directory
+            .agents
+            .get(&agent)
+            .map(|h| h.addr.clone())
+        else {
+            return;
+        };
+        let call = self.call.id.clone();
+        let durable = self.env.writer.append_confirmed(Vec::new());
+        let wait = Duration::from_millis(self.env.config.timers.accept_confirm_wait_ms);
+        ctx.spawn(
+            async move {
+                let ok = matches!(tokio::time::timeout(wait, durable).await, Ok(Ok(true)));
+                if !ok {
+                    warn!(call_id = %call, agent_id = %agent, "CRM records not durable yet; accept confirmed anyway.");
+                }
+                info!(call_id = %call, agent_id = %agent, "Call answered.");
+                addr.do_send(CallConnected { call, token });
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn start_timer(&self, timer: CallTimer, at_ms: u64, ctx: &mut Context<Self>) {
+        let delay = Duration::from_millis(at_ms.saturating_sub(self.env.now_ms()));
+        ctx.run_later(delay, move |act, ctx| {
+            let now = act.env.now_ms();
+            let fx = match &timer {
+                CallTimer::Rona(token) => act.call.rona(*token, now),
+                CallTimer::MaxWait(stint) => act.call.max_wait_elapsed(*stint, now),
+            };
+            if !fx.is_empty() {
+                act.apply(fx, ctx);
+            }
+        });
+    }
+
+    fn ended(&mut self, reason: TerminalReason, ctx: &mut Context<Self>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        match &reason {
+            TerminalReason::Failed { error } => {
+                error!(call_id = %self.call.id, error = %error, "Call failed.")
+            }
+            _ => info!(call_id = %self.call.id, reason = ?reason, "Call ended."),
+        }
+        self.env.registry.do_send(CallFinished {
+            call: self.call.id.clone(),
+            reason,
+        });
+        let linger = if self.call.interaction_created {
+            self.linger_ms + CALL_LINGER_SLACK_MS
+        } else {
+            0
+        };
+        ctx.run_later(Duration::from_millis(linger), |_, ctx| ctx.stop());
+    }
+
+    /// Routes a new inbound call: queue by DNIS, agent by extension, default
+    /// queue, or no route.
+    fn route(&mut self, ctx: &mut Context<Self>) {
+        let now = self.env.now_ms();
+        let dir = &self.env.directory;
+        if let Some(q) = dir
+            .by_dnis
+            .get(&self.call.dnis)
+            .and_then(|q| dir.queues.get(q))
+        {
+            let fx = self.call.enqueue(q.rules.clone(), now).unwrap_or_default();
+            return self.apply(fx, ctx);
+        }
+        if let Some(agent) = dir
+            .by_extension
+            .get(&self.call.dnis)
+            .and_then(|a| dir.agents.get(a))
+        {
+            let token = self.env.tokens.mint();
+            let req = agent.addr.send(ReserveForCall {
+                call: self.call.id.clone(),
+                call_addr: ctx.address(),
+                token,
+                purpose: OfferPurpose::Direct,
+            });
+            ctx.spawn(req.into_actor(self).map(move |res, act, ctx| {
+                let now = act.env.now_ms();
+                let fx = match res {
+                    Ok(Ok(contact)) => {
+                        act.call
+                            .offer(&contact, token, OfferPurpose::Direct, false, now)
+                    }
+                    _ => act.call.direct_missed(now),
+                };
+                act.apply(fx, ctx);
+            }));
+            return;
+        }
+        let default = self.env.config.routing.default_queue.clone();
+        if let Some(q) = default.and_then(|q| dir.queues.get(&QueueId::new(q))) {
+            let fx = self.call.enqueue(q.rules.clone(), now).unwrap_or_default();
+            return self.apply(fx, ctx);
+        }
+        let prompt = self.env.config.routing.no_route_prompt.clone();
+        warn!(call_id = %self.call.id, dnis = %self.call.dnis, "No route for call.");
+        let fx = self.call.unroutable(&prompt, now);
+        self.apply(fx, ctx);
+    }
+
+    /// Reserve `target` for `purpose`, then run `then` with its contact.
+    fn reserve_then(
+        &mut self,
+        agent: AgentId,
+        target: AgentId,
+        purpose: OfferPurpose,
+        then: LegStarter,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<(), CcError>> {
+        let Some(handle) = self.env.directory.agents.get(&target) else {
+            return Box::pin(actix::fut::ready(Err(CcError::UnknownAgent(target))));
+        };
+        let token = self.env.tokens.mint();
+        let req = handle.addr.send(ReserveForCall {
+            call: self.call.id.clone(),
+            call_addr: ctx.address(),
+            token,
+            purpose,
+        });
+        let call_id = self.call.id.clone();
+        Box::pin(req.into_actor(self).map(move |res, act, ctx| {
+            let contact = match res {
+                Ok(Ok(contact)) => contact,
+                Ok(Err(AgentError::NotAvailable { state, .. })) => {
+                    return Err(CcError::TargetNotAvailable { target, state })
+                }
+                Ok(Err(e)) => return Err(CcError::Agent(e)),
+                Err(e) => return Err(CcError::Mailbox(e.to_string())),
+            };
+            let now = act.env.now_ms();
+            match then(&mut act.call, &agent, &contact, token, now) {
+                Ok(fx) => {
+                    act.apply(fx, ctx);
+                    Ok(())
+                }
+                Err(e) => {
+                    // The call changed while we asked: free the target.
+                    act.tell_agent(
+                        &contact.agent,
+                        AgentNotice::OfferEnded {
+                            token,
+                            outcome: OfferOutcome::Withdrawn,
+                        },
+                    );
+                    debug!(call_id = %call_id, error = %e, "Leg not started.");
+                    Err(CcError::Call(e))
+                }
+            }
+        }))
+    }
+}
+
+/// First effects of a new call (internal).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Start(Vec<CallEffect>);
+
+impl Actor for CallActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(CALL_MAILBOX_CAPACITY);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.env.registry.do_send(CallStopped(self.call.id.clone()));
+    }
+}
+
+impl Handler<Start> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Start, ctx: &mut Self::Context) {
+        self.apply(msg.0, ctx);
+        if self.call.direction == super::Direction::Inbound {
+            info!(call_id = %self.call.id, ani = %self.call.ani, dnis = %self.call.dnis, "Call arrived.");
+            self.route(ctx);
+        }
+    }
+}
+
+impl Handler<OfferCall> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: OfferCall, ctx: &mut Self::Context) {
+        let now = self.env.now_ms();
+        let fx = self
+            .call
+            .offer(&msg.contact, msg.token, msg.purpose, msg.ring_all, now);
+        self.apply(fx, ctx);
+    }
+}
+
+impl Handler<SettleOffer> for CallActor {
+    type Result = Result<(), CcError>;
+
+    fn handle(&mut self, msg: SettleOffer, ctx: &mut Self::Context) -> Self::Result {
+        let now = self.env.now_ms();
+        let fx = if msg.accept {
+            self.call.accept(&msg.agent, msg.token, true, now)?
+        } else {
+            self.call.reject(&msg.agent, msg.token, now)?
+        };
+        self.apply(fx, ctx);
+        Ok(())
+    }
+}
+
+impl Handler<LegEvent> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LegEvent, ctx: &mut Self::Context) {
+        let now = self.env.now_ms();
+        let fx = match &msg.0 {
+            PbxEvent::LegAnswered { leg_id } => self.call.leg_answered(leg_id, now),
+            PbxEvent::LegHungUp { leg_id, cause } => self.call.leg_hung_up(leg_id, *cause, now),
+            PbxEvent::Dtmf { leg_id, digit } => {
+                debug!(call_id = %self.call.id, leg_id = %leg_id, digit = %digit, "DTMF.");
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
+        if !fx.is_empty() {
+            self.apply(fx, ctx);
+        }
+    }
+}
+
+impl Handler<ControlCall> for CallActor {
+    type Result = ResponseActFuture<Self, Result<(), CcError>>;
+
+    fn handle(&mut self, msg: ControlCall, ctx: &mut Self::Context) -> Self::Result {
+        let now = self.env.now_ms();
+        let agent = msg.agent;
+        let fx = match msg.action {
+            CallAction::Hold => self.call.hold(&agent, now),
+            CallAction::Resume => self.call.resume(&agent, now),
+            CallAction::Mute => self.call.mute(&agent, true, now),
+            CallAction::Unmute => self.call.mute(&agent, false, now),
+            CallAction::HangUp => self.call.hang_up(&agent, now),
+            CallAction::CompleteConsult => self.call.complete_consult(&agent, now),
+            CallAction::ConferenceConsult => self.call.conference_consult(&agent, now),
+            CallAction::CancelConsult => self.call.cancel_consult(&agent, now),
+            CallAction::WrapUpCode { code } => self.call.wrap_up_code(&agent, &code, now),
+            CallAction::TransferToQueue { queue } => match self.env.directory.queues.get(&queue) {
+                Some(q) => self.call.transfer_to_queue(&agent, q.rules.clone(), now),
+                None => return Box::pin(actix::fut::ready(Err(CcError::UnknownQueue(queue)))),
+            },
+            CallAction::TransferToAgent { target } => {
+                if let Err(e) = self.call.can_start_leg(&agent, false) {
+                    return Box::pin(actix::fut::ready(Err(e.into())));
+                }
+                return self.reserve_then(
+                    agent,
+                    target,
+                    OfferPurpose::Transfer,
+                    Call::transfer_to_agent,
+                    ctx,
+                );
+            }
+            CallAction::Consult { target } => {
+                if let Err(e) = self.call.can_start_leg(&agent, false) {
+                    return Box::pin(actix::fut::ready(Err(e.into())));
+                }
+                return self.reserve_then(agent, target, OfferPurpose::Consult, Call::consult, ctx);
+            }
+            CallAction::AddToConference { target } => {
+                if let Err(e) = self.call.can_start_leg(&agent, true) {
+                    return Box::pin(actix::fut::ready(Err(e.into())));
+                }
+                return self.reserve_then(
+                    agent,
+                    target,
+                    OfferPurpose::Conference,
+                    Call::add_to_conference,
+                    ctx,
+                );
+            }
+        };
+        let result = fx.map(|fx| self.apply(fx, ctx)).map_err(CcError::from);
+        Box::pin(actix::fut::ready(result))
+    }
+}

@@ -1,0 +1,586 @@
+//! Configuration of the contact center: queues, agents, reason codes and
+//! timers, as serde structs the daemon parses from TOML, plus [`validate`]
+//! that names the key path of every problem
+//! (`agents[3].queues[0]: unknown queue "sales"`).
+//!
+//! [`validate`]: ContactCenterConfig::validate
+
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// Longest accepted wrap-up: an hour; longer is a typo.
+pub const WRAP_UP_MS_MAX: u64 = 3_600_000;
+/// Longest accepted offer timeout: five minutes.
+pub const OFFER_TIMEOUT_MS_MAX: u64 = 300_000;
+/// Longest accepted queue wait: a day.
+pub const MAX_WAIT_MS_MAX: u64 = 86_400_000;
+/// Highest skill level.
+pub const SKILL_LEVEL_MAX: u8 = 10;
+
+/// The whole contact-center configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactCenterConfig {
+    /// Names this box in correlation ids (`{site}:{call}:...`), so two sites
+    /// writing to one CRM never collide.
+    #[serde(default = "default_site_id")]
+    pub site_id: String,
+    /// Timers that are not per queue or per agent.
+    #[serde(default)]
+    pub timers: TimersConfig,
+    /// Routing options shared by all queues.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Not-ready reason codes agents may choose.
+    #[serde(default)]
+    pub reason_codes: Vec<ReasonCodeConfig>,
+    /// The queues.
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
+    /// The agents.
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
+}
+
+fn default_site_id() -> String {
+    "edge".into()
+}
+
+impl Default for ContactCenterConfig {
+    fn default() -> Self {
+        Self {
+            site_id: default_site_id(),
+            timers: TimersConfig::default(),
+            routing: RoutingConfig::default(),
+            reason_codes: Vec::new(),
+            queues: Vec::new(),
+            agents: Vec::new(),
+        }
+    }
+}
+
+/// Timers shared by all queues and agents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimersConfig {
+    /// How long an offer rings before it counts as RONA (redirect on no
+    /// answer).
+    pub offer_timeout_ms: u64,
+    /// How long an agent who rejected stays unavailable before Ready again.
+    pub reject_delay_ms: u64,
+    /// After the offer deadline, how long an agent waits for its call to
+    /// settle the offer before freeing itself (the lease expires).
+    pub offer_lease_grace_ms: u64,
+    /// Longest wait for the CRM records to be durable before the accept is
+    /// confirmed to the agent anyway (the call never waits for this).
+    pub accept_confirm_wait_ms: u64,
+    /// Whether a RONA puts the agent Not Ready.
+    pub rona_sets_not_ready: bool,
+    /// Reason code used for RONA instead of the system reason (must be one of
+    /// `reason_codes`).
+    pub rona_reason_code: Option<String>,
+}
+
+impl Default for TimersConfig {
+    fn default() -> Self {
+        Self {
+            offer_timeout_ms: 15_000,
+            reject_delay_ms: 0,
+            offer_lease_grace_ms: 5_000,
+            accept_confirm_wait_ms: 2_000,
+            rona_sets_not_ready: true,
+            rona_reason_code: None,
+        }
+    }
+}
+
+/// Routing options.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Queue for calls whose DNIS matches no queue and no extension; none
+    /// means such calls hear `no_route_prompt` and are hung up.
+    pub default_queue: Option<String>,
+    /// Prompt played before hanging up an unroutable call.
+    pub no_route_prompt: String,
+    /// Seed of the random strategy, so routing is reproducible.
+    pub random_seed: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            default_queue: None,
+            no_route_prompt: "no-route".into(),
+            random_seed: 0x5EED,
+        }
+    }
+}
+
+/// A not-ready reason code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonCodeConfig {
+    /// The code agents and reports use (`break`, `lunch`).
+    pub code: String,
+    /// Shown on the desktop.
+    #[serde(default)]
+    pub label: String,
+}
+
+/// How a queue picks an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The agent ready the longest.
+    #[default]
+    LongestIdle,
+    /// Rotate through the members.
+    RoundRobin,
+    /// The agent who handled the fewest calls.
+    FewestCalls,
+    /// The agent with the least talk time.
+    LeastTalkTime,
+    /// A random ready agent (seeded).
+    Random,
+    /// Ring every ready agent; the first to answer wins.
+    RingAll,
+}
+
+/// Where a call goes when it waited longer than the queue's max wait.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FinalDestination {
+    /// Play a prompt, then hang up.
+    Announcement {
+        /// The prompt.
+        prompt: String,
+    },
+    /// Redirect to an external number.
+    External {
+        /// The number.
+        number: String,
+    },
+    /// Move to another queue.
+    Queue {
+        /// The queue id.
+        queue: String,
+    },
+}
+
+impl Default for FinalDestination {
+    fn default() -> Self {
+        Self::Announcement {
+            prompt: "queue-closed".into(),
+        }
+    }
+}
+
+/// A skill a queue requires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillRequirement {
+    /// The skill name.
+    pub skill: String,
+    /// The lowest level that qualifies.
+    pub level_min: u8,
+}
+
+/// A queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Unique id (`sales`).
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Dialed numbers routed to this queue.
+    #[serde(default)]
+    pub dnis: Vec<String>,
+    /// Agent selection.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Priority of its calls (higher first); an IVR variable `priority`
+    /// overrides it per call.
+    #[serde(default)]
+    pub priority: u8,
+    /// After this long waiting, the call times out to `final_destination`.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// Wrap-up after a call of this queue.
+    #[serde(default = "default_wrap_up_ms")]
+    pub wrap_up_ms: u64,
+    /// Where timed-out calls go.
+    #[serde(default)]
+    pub final_destination: FinalDestination,
+    /// Skills an agent needs to be a member (besides listing the queue).
+    #[serde(default)]
+    pub required_skills: Vec<SkillRequirement>,
+}
+
+fn default_max_wait_ms() -> u64 {
+    300_000
+}
+
+fn default_wrap_up_ms() -> u64 {
+    10_000
+}
+
+/// One skill of an agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillLevel {
+    /// The skill name.
+    pub skill: String,
+    /// 0..=10.
+    pub level: u8,
+}
+
+/// An agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Unique id (login name).
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The agent's extension; a call to it reaches the agent directly.
+    pub extension: String,
+    /// Dial string of the agent's device; defaults to `sim/{extension}`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Skills with levels.
+    #[serde(default)]
+    pub skills: Vec<SkillLevel>,
+    /// Queues the agent serves.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Accept offers automatically (the device answers by itself).
+    #[serde(default)]
+    pub auto_accept: bool,
+    /// Overrides the queue's wrap-up time.
+    #[serde(default)]
+    pub wrap_up_ms: Option<u64>,
+    /// Overrides the global reject delay.
+    #[serde(default)]
+    pub reject_delay_ms: Option<u64>,
+}
+
+impl AgentConfig {
+    /// The dial string of the agent's device.
+    pub fn endpoint(&self) -> String {
+        self.endpoint
+            .clone()
+            .unwrap_or_else(|| format!("sim/{}", self.extension))
+    }
+
+    /// Whether the agent has every skill `queue` requires.
+    pub fn qualifies_for(&self, queue: &QueueConfig) -> bool {
+        queue.required_skills.iter().all(|req| {
+            self.skills
+                .iter()
+                .any(|s| s.skill == req.skill && s.level >= req.level_min)
+        })
+    }
+}
+
+/// One configuration problem, naming the key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path (`agents[3].queues[0]`).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ContactCenterConfig {
+    /// Checks cross references and limits; returns every problem found.
+    pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut err = |path: String, message: String| errors.push(ConfigError { path, message });
+
+        if self.site_id.is_empty() || self.site_id.contains(':') {
+            err(
+                "site_id".into(),
+                "must be non-empty and contain no ':'".into(),
+            );
+        }
+        let t = &self.timers;
+        if t.offer_timeout_ms == 0 || t.offer_timeout_ms > OFFER_TIMEOUT_MS_MAX {
+            err(
+                "timers.offer_timeout_ms".into(),
+                format!("must be in 1..={OFFER_TIMEOUT_MS_MAX}"),
+            );
+        }
+        if t.reject_delay_ms > WRAP_UP_MS_MAX {
+            err(
+                "timers.reject_delay_ms".into(),
+                format!("must be at most {WRAP_UP_MS_MAX}"),
+            );
+        }
+
+        let mut codes = HashSet::new();
+        for (i, rc) in self.reason_codes.iter().enumerate() {
+            if rc.code.is_empty() || rc.code.starts_with("system:") {
+                err(
+                    format!("reason_codes[{i}].code"),
+                    "must be non-empty and not start with \"system:\"".into(),
+                );
+            }
+            if !codes.insert(rc.code.as_str()) {
+                err(
+                    format!("reason_codes[{i}].code"),
+                    format!("duplicate code {:?}", rc.code),
+                );
+            }
+        }
+        if let Some(code) = &t.rona_reason_code {
+            if !codes.contains(code.as_str()) {
+                err(
+                    "timers.rona_reason_code".into(),
+                    format!("unknown reason code {code:?}"),
+                );
+            }
+        }
+
+        let queue_ids: HashMap<&str, usize> = self
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.id.as_str(), i))
+            .collect();
+        let mut seen_queues = HashSet::new();
+        let mut dnis_seen: HashMap<&str, String> = HashMap::new();
+        for (i, q) in self.queues.iter().enumerate() {
+            let p = format!("queues[{i}]");
+            if q.id.is_empty() {
+                err(format!("{p}.id"), "must be non-empty".into());
+            }
+            if !seen_queues.insert(q.id.as_str()) {
+                err(format!("{p}.id"), format!("duplicate queue id {:?}", q.id));
+            }
+            for (j, d) in q.dnis.iter().enumerate() {
+                if let Some(other) = dnis_seen.insert(d.as_str(), p.clone()) {
+                    err(
+                        format!("{p}.dnis[{j}]"),
+                        format!("DNIS {d:?} already used by {other}"),
+                    );
+                }
+            }
+            if q.max_wait_ms == 0 || q.max_wait_ms > MAX_WAIT_MS_MAX {
+                err(
+                    format!("{p}.max_wait_ms"),
+                    format!("must be in 1..={MAX_WAIT_MS_MAX}"),
+                );
+            }
+            if q.wrap_up_ms > WRAP_UP_MS_MAX {
+                err(
+                    format!("{p}.wrap_up_ms"),
+                    format!("must be at most {WRAP_UP_MS_MAX}"),
+                );
+            }
+            match &q.final_destination {
+                FinalDestination::Queue { queue } => {
+                    if !queue_ids.contains_key(queue.as_str()) {
+                        err(
+                            format!("{p}.final_destination.queue"),
+                            format!("unknown queue {queue:?}"),
+                        );
+                    } else if queue == &q.id {
+                        err(
+                            format!("{p}.final_destination.queue"),
+                            "a queue cannot overflow to itself".into(),
+                        );
+                    }
+                }
+                FinalDestination::External { number } if number.is_empty() => {
+                    err(
+                        format!("{p}.final_destination.number"),
+                        "must be non-empty".into(),
+                    );
+                }
+                FinalDestination::Announcement { prompt } if prompt.is_empty() => {
+                    err(
+                        format!("{p}.final_destination.prompt"),
+                        "must be non-empty".into(),
+                    );
+                }
+                _ => {}
+            }
+            for (j, s) in q.required_skills.iter().enumerate() {
+                if s.level_min > SKILL_LEVEL_MAX {
+                    err(
+                        format!("{p}.required_skills[{j}].level_min"),
+                        format!("must be at most {SKILL_LEVEL_MAX}"),
+                    );
+                }
+            }
+        }
+        if let Some(q) = &self.routing.default_queue {
+            if !queue_ids.contains_key(q.as_str()) {
+                err(
+                    "routing.default_queue".into(),
+                    format!("unknown queue {q:?}"),
+                );
+            }
+        }
+
+        let mut agent_ids = HashSet::new();
+        let mut extensions: HashMap<&str, usize> = HashMap::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            let p = format!("agents[{i}]");
+            if a.id.is_empty() {
+                err(format!("{p}.id"), "must be non-empty".into());
+            }
+            if !agent_ids.insert(a.id.as_str()) {
+                err(format!("{p}.id"), format!("duplicate agent id {:?}", a.id));
+            }
+            if a.extension.is_empty() {
+                err(format!("{p}.extension"), "must be non-empty".into());
+            } else if let Some(other) = extensions.insert(a.extension.as_str(), i) {
+                err(
+                    format!("{p}.extension"),
+                    format!(
+                        "extension {:?} already used by agents[{other}]",
+                        a.extension
+                    ),
+                );
+            }
+            if let Some(owner) = dnis_seen.get(a.extension.as_str()) {
+                err(
+                    format!("{p}.extension"),
+                    format!("extension {:?} is also a DNIS of {owner}", a.extension),
+                );
+            }
+            for (j, qid) in a.queues.iter().enumerate() {
+                if !queue_ids.contains_key(qid.as_str()) {
+                    err(format!("{p}.queues[{j}]"), format!("unknown queue {qid:?}"));
+                }
+            }
+            for (j, s) in a.skills.iter().enumerate() {
+                if s.level > SKILL_LEVEL_MAX {
+                    err(
+                        format!("{p}.skills[{j}].level"),
+                        format!("must be at most {SKILL_LEVEL_MAX}"),
+                    );
+                }
+            }
+            if a.wrap_up_ms.is_some_and(|w| w > WRAP_UP_MS_MAX) {
+                err(
+                    format!("{p}.wrap_up_ms"),
+                    format!("must be at most {WRAP_UP_MS_MAX}"),
+                );
+            }
+            if a.reject_delay_ms.is_some_and(|w| w > WRAP_UP_MS_MAX) {
+                err(
+                    format!("{p}.reject_delay_ms"),
+                    format!("must be at most {WRAP_UP_MS_MAX}"),
+                );
+            }
+        }
+
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The queue with `id`.
+    pub fn queue(&self, id: &str) -> Option<&QueueConfig> {
+        self.queues.iter().find(|q| q.id == id)
+    }
+
+    /// Whether `code` is a configured reason code.
+    pub fn has_reason_code(&self, code: &str) -> bool {
+        self.reason_codes.iter().any(|r| r.code == code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: &str, ext: &str, queues: &[&str]) -> AgentConfig {
+        AgentConfig {
+            id: id.into(),
+            name: String::new(),
+            extension: ext.into(),
+            endpoint: None,
+            skills: vec![],
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            auto_accept: false,
+            wrap_up_ms: None,
+            reject_delay_ms: None,
+        }
+    }
+
+    fn queue(id: &str) -> QueueConfig {
+        QueueConfig {
+            id: id.into(),
+            name: String::new(),
+            dnis: vec![],
+            strategy: Strategy::LongestIdle,
+            priority: 0,
+            max_wait_ms: 1000,
+            wrap_up_ms: 0,
+            final_destination: FinalDestination::default(),
+            required_skills: vec![],
+        }
+    }
+
+    /// Errors name the key path of the offending entry.
+    #[test]
+    fn validate_names_key_paths() {
+        let mut cfg = ContactCenterConfig::default();
+        cfg.queues.push(queue("support"));
+        for i in 0..3 {
+            cfg.agents
+                .push(agent(&format!("a{i}"), &format!("10{i}"), &["support"]));
+        }
+        cfg.agents.push(agent("a3", "103", &["sales"]));
+        cfg.agents.push(agent("a3", "100", &[]));
+        cfg.timers.rona_reason_code = Some("missed".into());
+        let errors = cfg.validate().unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(text.contains(&"agents[3].queues[0]: unknown queue \"sales\"".to_string()));
+        assert!(text
+            .iter()
+            .any(|t| t.starts_with("agents[4].id: duplicate")));
+        assert!(text.iter().any(|t| t.starts_with("agents[4].extension:")));
+        assert!(text
+            .iter()
+            .any(|t| t.starts_with("timers.rona_reason_code:")));
+    }
+
+    /// A valid configuration passes; unknown keys are refused by serde.
+    #[test]
+    fn valid_config_and_unknown_keys() {
+        let cfg: ContactCenterConfig = serde_json::from_value(serde_json::json!({
+            "site_id": "s1",
+            "timers": { "offer_timeout_ms": 1000 },
+            "reason_codes": [{ "code": "break" }],
+            "queues": [{ "id": "q", "dnis": ["100"], "strategy": "ring-all",
+                          "final_destination": { "kind": "external", "number": "+1555" } }],
+            "agents": [{ "id": "a", "extension": "200", "queues": ["q"] }]
+        }))
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.queues[0].strategy, Strategy::RingAll);
+        let bad = serde_json::from_value::<ContactCenterConfig>(serde_json::json!({
+            "agents": [{ "id": "a", "extension": "1", "colour": "red" }]
+        }));
+        assert!(bad.is_err());
+    }
+}

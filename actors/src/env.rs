@@ -1,0 +1,78 @@
+//! What every actor shares: ports, the clock, the outbox writer, the token
+//! source and the directory of actor addresses (built once from the config).
+
+use crate::agent::actor::AgentActor;
+use crate::call::{AgentContact, QueueRules};
+use crate::clock::SharedClock;
+use crate::config::ContactCenterConfig;
+use crate::ids::{AgentId, QueueId, TokenSource};
+use crate::outbox::OutboxWriter;
+use crate::ports::SharedPbx;
+use crate::queue::actor::QueueActor;
+use crate::registry::Registry;
+use actix::Addr;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// An agent as other actors see it.
+#[derive(Clone)]
+pub struct AgentHandle {
+    /// How to ring it.
+    pub contact: AgentContact,
+    /// Its actor.
+    pub addr: Addr<AgentActor>,
+    /// Queues it is a member of (listed and qualified).
+    pub queues: Vec<QueueId>,
+    /// Its wrap-up override (how long its call stays reachable for codes).
+    pub wrap_up_ms_override: Option<u64>,
+}
+
+/// A queue as other actors see it.
+#[derive(Clone)]
+pub struct QueueHandle {
+    /// Its rules.
+    pub rules: QueueRules,
+    /// Its actor.
+    pub addr: Addr<QueueActor>,
+}
+
+/// Addresses of every agent and queue, and the number plans.
+#[derive(Default)]
+pub struct Directory {
+    /// Agents by id.
+    pub agents: HashMap<AgentId, AgentHandle>,
+    /// Agent by extension (direct calls).
+    pub by_extension: HashMap<String, AgentId>,
+    /// Queues by id.
+    pub queues: HashMap<QueueId, QueueHandle>,
+    /// Queue by DNIS.
+    pub by_dnis: HashMap<String, QueueId>,
+}
+
+/// Shared by every actor of one contact center (one arbiter).
+pub struct Env {
+    /// The configuration, validated.
+    pub config: ContactCenterConfig,
+    /// Time.
+    pub clock: SharedClock,
+    /// The PBX port.
+    pub pbx: SharedPbx,
+    /// The outbox writer (FIFO, retrying).
+    pub writer: OutboxWriter,
+    /// Fencing tokens.
+    pub tokens: TokenSource,
+    /// The registry (views, events, call lookup).
+    pub registry: Addr<Registry>,
+    /// Agents and queues.
+    pub directory: Directory,
+}
+
+/// Shared handle.
+pub type SharedEnv = Rc<Env>;
+
+impl Env {
+    /// Now, in wall-clock ms.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}

@@ -1,0 +1,42 @@
+//! The facade's error type: every fault on outside input is one of these,
+//! never a panic.
+
+use crate::agent::AgentError;
+use crate::call::CallError;
+use crate::ids::{AgentId, QueueId};
+use serde::Serialize;
+
+/// Why a request to the contact center failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum CcError {
+    /// No agent with this id in the configuration.
+    #[error("unknown agent {0}")]
+    UnknownAgent(AgentId),
+    /// No queue with this id in the configuration.
+    #[error("unknown queue {0}")]
+    UnknownQueue(QueueId),
+    /// The agent is not on a call (for call controls).
+    #[error("agent {0} is not on a call")]
+    NotOnACall(AgentId),
+    /// The agent has no offer to accept or reject.
+    #[error("agent {0} has no offer")]
+    NoOffer(AgentId),
+    /// Transfer/consult/conference target cannot take the call now.
+    #[error("agent {target} is not available ({state})")]
+    TargetNotAvailable {
+        /// The target.
+        target: AgentId,
+        /// Its state.
+        state: &'static str,
+    },
+    /// The agent refused the request.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The call refused the request.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// An actor was gone (the call ended meanwhile) or its mailbox closed.
+    #[error("actor unavailable: {0}")]
+    Mailbox(String),
+}

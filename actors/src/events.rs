@@ -1,0 +1,81 @@
+//! Events for subscribers (the agent desktop WebSocket, the wallboard) and the
+//! views the registry keeps for the supervisor snapshot.
+
+use crate::agent::{AgentState, AgentStats, Pending};
+use crate::call::{CallNotice, TerminalReason};
+use crate::ids::{AgentId, CallId, OfferToken, QueueId};
+use crate::outbox::OutboxStatus;
+use crate::ports::AttachedVar;
+use actix::Message;
+use serde::Serialize;
+
+/// What a subscriber sees of an agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AgentView {
+    /// The agent.
+    pub agent: AgentId,
+    /// Its state.
+    pub state: AgentState,
+    /// A pending Not Ready or logout.
+    pub pending: Option<Pending>,
+    /// Counters.
+    pub stats: AgentStats,
+}
+
+/// What a subscriber sees of a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CallView {
+    /// The call.
+    pub call: CallId,
+    /// Caller number.
+    pub ani: String,
+    /// Dialed number.
+    pub dnis: String,
+    /// IVR data.
+    pub attached: Vec<AttachedVar>,
+    /// Phase name.
+    pub phase: &'static str,
+    /// The queue it is or was in.
+    pub queue: Option<QueueId>,
+    /// Offers ringing now.
+    pub offers: Vec<(AgentId, OfferToken)>,
+    /// Whether several offers may ring (ring-all).
+    pub ring_all: bool,
+    /// Agents on the call.
+    pub parties: Vec<AgentId>,
+    /// Caller on hold.
+    pub held: bool,
+    /// How it ended.
+    pub terminal: Option<TerminalReason>,
+}
+
+/// What a subscriber sees of a queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueueView {
+    /// The queue.
+    pub queue: QueueId,
+    /// Calls waiting, in routing order.
+    pub waiting: Vec<CallId>,
+    /// Ready agents, in pick order.
+    pub ready: Vec<AgentId>,
+}
+
+/// One event for subscribers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Message)]
+#[rtype(result = "()")]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CcEvent {
+    /// An agent's state changed.
+    AgentChanged(AgentView),
+    /// A call changed (offered, connected, held, ended...).
+    CallChanged(CallView),
+    /// Participants joined/left, or a consult failed.
+    CallNotice {
+        /// The call.
+        call: CallId,
+        /// What happened.
+        notice: CallNotice,
+    },
+    /// The outbox keeps failing (records are kept and retried).
+    OutboxStalled(OutboxStatus),
+}

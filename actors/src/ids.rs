@@ -1,0 +1,150 @@
+//! Identifiers of the domain: calls, legs, agents, queues and offer tokens.
+//!
+//! Ids are small newtypes over `String` (or `u64` for tokens) so a call id is
+//! never passed where an agent id is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// Builds the id from anything string-like.
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A call (and its interaction): for inbound calls the PBX's unique id of
+    /// the caller leg, for outbound calls an id minted by edgecc.
+    CallId
+);
+string_id!(
+    /// An agent, as named in the configuration.
+    AgentId
+);
+string_id!(
+    /// A queue, as named in the configuration.
+    QueueId
+);
+string_id!(
+    /// One channel (leg) at the PBX. Agent and consult legs are minted by
+    /// edgecc as `{call_id}~{token}`, so a retried command is recognisable and
+    /// any leg event can be routed to its call without a lookup table.
+    LegId
+);
+string_id!(
+    /// A bridge (mixing room) at the PBX, minted by edgecc from the call id.
+    BridgeId
+);
+
+/// Separator between the call id and the suffix of an edgecc-minted leg id.
+pub const LEG_ID_SEPARATOR: char = '~';
+
+impl LegId {
+    /// The leg edgecc originates for `token` on `call`.
+    pub fn for_offer(call: &CallId, token: OfferToken) -> Self {
+        Self(format!("{}{}{}", call.0, LEG_ID_SEPARATOR, token.0))
+    }
+
+    /// The customer leg of an outbound call.
+    pub fn customer(call: &CallId) -> Self {
+        Self(format!("{}{}c", call.0, LEG_ID_SEPARATOR))
+    }
+
+    /// The call this leg belongs to: the prefix before `~`, or the whole id
+    /// for a caller leg (whose id is the call id).
+    pub fn call_id(&self) -> CallId {
+        match self.0.split_once(LEG_ID_SEPARATOR) {
+            Some((call, _)) => CallId(call.to_owned()),
+            None => CallId(self.0.clone()),
+        }
+    }
+}
+
+impl BridgeId {
+    /// The main bridge of a call.
+    pub fn main(call: &CallId) -> Self {
+        Self(format!("b{}{}", LEG_ID_SEPARATOR, call.0))
+    }
+
+    /// The bridge where the agent talks to a consulted colleague.
+    pub fn consult(call: &CallId) -> Self {
+        Self(format!("k{}{}", LEG_ID_SEPARATOR, call.0))
+    }
+}
+
+/// Fencing token of one offer (lease). Minted from a process-wide counter, so
+/// a token is never reused: an answer carrying an old token cannot win.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OfferToken(pub u64);
+
+impl fmt::Display for OfferToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Mints fencing tokens. Shared by queues and calls; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct TokenSource {
+    /// The last token handed out; shared so every minter sees one sequence.
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TokenSource {
+    /// A new source starting at 1.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next token, never seen before in this process.
+    pub fn mint(&self) -> OfferToken {
+        OfferToken(
+            self.last
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .wrapping_add(1),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Agent leg ids route back to their call; caller legs are their call.
+    #[test]
+    fn leg_ids_route_to_calls() {
+        let call = CallId::new("1712.7");
+        assert_eq!(LegId::for_offer(&call, OfferToken(9)).call_id(), call);
+        assert_eq!(LegId::customer(&call).call_id(), call);
+        assert_eq!(LegId::new("1712.7").call_id(), call);
+        let tokens = TokenSource::new();
+        assert_ne!(tokens.mint(), tokens.mint());
+    }
+}

@@ -1,0 +1,208 @@
+//! QueueActor: one per queue. Thin glue around [`Queue`]: receives calls and
+//! agent availability pushes, dispatches, asks agents for reservations, and
+//! hands granted agents to the calls.
+
+use super::{AnswerAction, Queue, ReadyInfo};
+use crate::agent::actor::{OfferEnded, ReserveForQueue};
+use crate::agent::{OfferOutcome, OfferPurpose};
+use crate::call::actor::{CallActor, OfferCall};
+use crate::env::SharedEnv;
+use crate::events::QueueView;
+use crate::ids::{AgentId, CallId, OfferToken};
+use actix::prelude::*;
+use std::collections::HashMap;
+use tracing::debug;
+
+/// Mailbox capacity of a queue actor: it receives every push of its members.
+pub const QUEUE_MAILBOX_CAPACITY: usize = 4096;
+
+/// A call joins the queue (or rejoins after a redirect).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EnqueueCall {
+    /// The call.
+    pub call: CallId,
+    /// Its actor.
+    pub addr: Addr<CallActor>,
+    /// Priority (higher first).
+    pub priority: u8,
+    /// Agents that must not be offered this call.
+    pub excluded: Vec<AgentId>,
+}
+
+/// A call leaves the queue (abandoned, timed out).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DequeueCall {
+    /// The call.
+    pub call: CallId,
+}
+
+/// A member became Ready (pushed by the agent).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentAvailable {
+    /// The agent.
+    pub agent: AgentId,
+    /// Its routing keys.
+    pub info: ReadyInfo,
+}
+
+/// A member left Ready (pushed by the agent).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentUnavailable {
+    /// The agent.
+    pub agent: AgentId,
+}
+
+/// An agent answered a reservation request.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReservationAnswered {
+    /// The agent.
+    pub agent: AgentId,
+    /// The call asked for.
+    pub call: CallId,
+    /// The lease's token.
+    pub token: OfferToken,
+    /// Yes or no.
+    pub granted: bool,
+}
+
+/// Read the queue's view.
+#[derive(Message)]
+#[rtype(result = "QueueView")]
+pub struct GetQueue;
+
+/// The actor.
+pub struct QueueActor {
+    /// Shared ports and directory.
+    env: SharedEnv,
+    /// The pure queue.
+    queue: Queue,
+    /// Actors of the calls the queue knows.
+    calls: HashMap<CallId, Addr<CallActor>>,
+}
+
+impl QueueActor {
+    /// A queue actor around `queue`.
+    pub fn new(env: SharedEnv, queue: Queue) -> Self {
+        Self {
+            env,
+            queue,
+            calls: HashMap::new(),
+        }
+    }
+
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        for ask in self.queue.dispatch() {
+            let (Some(agent), Some(call_addr)) = (
+                self.env.directory.agents.get(&ask.agent),
+                self.calls.get(&ask.call),
+            ) else {
+                continue;
+            };
+            agent.addr.do_send(ReserveForQueue {
+                call: ask.call,
+                call_addr: call_addr.clone(),
+                token: self.env.tokens.mint(),
+                queue: self.queue.id.clone(),
+                reply_to: ctx.address().recipient(),
+            });
+        }
+    }
+}
+
+impl Actor for QueueActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(QUEUE_MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<EnqueueCall> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EnqueueCall, ctx: &mut Self::Context) {
+        debug!(queue_id = %self.queue.id, call_id = %msg.call, "Call queued.");
+        self.calls.insert(msg.call.clone(), msg.addr);
+        self.queue.enqueue(msg.call, msg.priority, msg.excluded);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<DequeueCall> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DequeueCall, _ctx: &mut Self::Context) {
+        self.queue.remove(&msg.call);
+        self.calls.remove(&msg.call);
+    }
+}
+
+impl Handler<AgentAvailable> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentAvailable, ctx: &mut Self::Context) {
+        self.queue.agent_available(msg.agent, &msg.info);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<AgentUnavailable> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentUnavailable, _ctx: &mut Self::Context) {
+        self.queue.agent_unavailable(&msg.agent);
+    }
+}
+
+impl Handler<ReservationAnswered> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReservationAnswered, ctx: &mut Self::Context) {
+        let action = self
+            .queue
+            .reservation_answered(&msg.agent, &msg.call, msg.granted);
+        let agent = self.env.directory.agents.get(&msg.agent);
+        match (action, agent) {
+            (AnswerAction::Offer, Some(agent)) => match self.calls.get(&msg.call) {
+                Some(addr) => addr.do_send(OfferCall {
+                    contact: agent.contact.clone(),
+                    token: msg.token,
+                    purpose: OfferPurpose::Queue(self.queue.id.clone()),
+                    ring_all: self.queue.strategy == crate::config::Strategy::RingAll,
+                }),
+                None => agent.addr.do_send(OfferEnded {
+                    call: msg.call.clone(),
+                    token: msg.token,
+                    outcome: OfferOutcome::Withdrawn,
+                }),
+            },
+            (AnswerAction::Release, Some(agent)) => agent.addr.do_send(OfferEnded {
+                call: msg.call.clone(),
+                token: msg.token,
+                outcome: OfferOutcome::Withdrawn,
+            }),
+            _ => {}
+        }
+        if !self.queue.knows(&msg.call) {
+            self.calls.remove(&msg.call);
+        }
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<GetQueue> for QueueActor {
+    type Result = MessageResult<GetQueue>;
+
+    fn handle(&mut self, _msg: GetQueue, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(QueueView {
+            queue: self.queue.id.clone(),
+            waiting: self.queue.waiting_calls(),
+            ready: self.queue.ready_agents(),
+        })
+    }
+}

@@ -1,0 +1,432 @@
+//! The queue state machine, pure: waiting calls ordered by priority then
+//! arrival, the index of Ready member agents (pushed by agents, never scanned
+//! per call), the routing strategy and the reservation handshake.
+//!
+//! Dispatch pairs the first waiting call with the best eligible agent and asks
+//! the agent for a reservation; the agent may say no (another queue won it),
+//! so an asked agent leaves the index until its answer arrives. The actor glue
+//! lives in [`actor`].
+
+pub mod actor;
+
+use crate::config::Strategy;
+use crate::ids::{AgentId, CallId, QueueId};
+use crate::rng::SplitMix64;
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Most agents rung at once by a ring-all queue.
+pub const RING_ALL_AGENTS_MAX: usize = 32;
+/// Most waiting calls looked at in one dispatch pass (excluded agents can make
+/// the head call unroutable; the next calls still get agents).
+pub const DISPATCH_SCAN_CALLS_MAX: usize = 64;
+/// Most index entries skipped for one call (its excluded agents).
+pub const DISPATCH_SCAN_AGENTS_MAX: usize = 64;
+
+/// What an agent pushes to its queues when it becomes Ready.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReadyInfo {
+    /// Idle since (wall ms): longest-idle key.
+    pub since_ms: u64,
+    /// Calls handled: fewest-calls key.
+    pub calls_handled: u64,
+    /// Talk time: least-talk-time key.
+    pub talk_ms_total: u64,
+}
+
+/// A call waiting in the queue.
+#[derive(Clone, Debug, Serialize)]
+pub struct WaitingCall {
+    /// The call.
+    pub call: CallId,
+    /// Agents that rejected or missed it: not offered again.
+    pub excluded: Vec<AgentId>,
+    /// Reservation requests in flight for this call.
+    pub asking: u32,
+}
+
+/// Ordering key of waiting calls: higher priority first, then arrival.
+type WaitKey = (Reverse<u8>, u64);
+
+/// One reservation the glue must request from an agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ask {
+    /// The call.
+    pub call: CallId,
+    /// The agent.
+    pub agent: AgentId,
+    /// Whether the call rings several agents (ring-all).
+    pub ring_all: bool,
+}
+
+/// What to do with an agent's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnswerAction {
+    /// Tell the call to offer itself to the agent.
+    Offer,
+    /// The call is gone: free the agent.
+    Release,
+    /// Nothing (refused, or stale).
+    Nothing,
+}
+
+/// A queue: waiting calls, the ready index, the handshake bookkeeping.
+#[derive(Debug)]
+pub struct Queue {
+    /// Which queue.
+    pub id: QueueId,
+    /// How agents are chosen.
+    pub strategy: Strategy,
+    /// Waiting calls in routing order.
+    waiting: BTreeMap<WaitKey, WaitingCall>,
+    /// Where each waiting call sits in `waiting`.
+    positions: HashMap<CallId, WaitKey>,
+    /// Calls granted to a ring-all offer while other answers are pending.
+    ringing: HashMap<CallId, u32>,
+    /// Ready members by strategy key: the front is the best agent.
+    order: BTreeSet<(u64, AgentId)>,
+    /// The key each ready agent has in `order`.
+    ready: HashMap<AgentId, u64>,
+    /// Agents asked for a reservation, with the call asked for.
+    asked: HashMap<AgentId, CallId>,
+    /// Round-robin: when each agent was last picked.
+    last_pick: HashMap<AgentId, u64>,
+    /// Arrival sequence and pick counter.
+    seq: u64,
+    /// Random strategy.
+    rng: SplitMix64,
+}
+
+impl Queue {
+    /// An empty queue.
+    pub fn new(id: QueueId, strategy: Strategy, seed: u64) -> Self {
+        Self {
+            id,
+            strategy,
+            waiting: BTreeMap::new(),
+            positions: HashMap::new(),
+            ringing: HashMap::new(),
+            order: BTreeSet::new(),
+            ready: HashMap::new(),
+            asked: HashMap::new(),
+            last_pick: HashMap::new(),
+            seq: 0,
+            rng: SplitMix64::new(seed),
+        }
+    }
+
+    /// Calls waiting.
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Ready agents in the index.
+    pub fn ready_len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Waiting calls in routing order.
+    pub fn waiting_calls(&self) -> Vec<CallId> {
+        self.waiting.values().map(|w| w.call.clone()).collect()
+    }
+
+    /// Ready agents in pick order.
+    pub fn ready_agents(&self) -> Vec<AgentId> {
+        self.order.iter().map(|(_, a)| a.clone()).collect()
+    }
+
+    /// Whether the call waits or rings (ring-all) here.
+    pub fn knows(&self, call: &CallId) -> bool {
+        self.positions.contains_key(call) || self.ringing.contains_key(call)
+    }
+
+    /// A call joins (or rejoins, keeping its exclusions).
+    pub fn enqueue(&mut self, call: CallId, priority: u8, excluded: Vec<AgentId>) {
+        if self.positions.contains_key(&call) {
+            return;
+        }
+        self.seq += 1;
+        let key = (Reverse(priority), self.seq);
+        self.positions.insert(call.clone(), key);
+        self.ringing.remove(&call);
+        self.waiting.insert(
+            key,
+            WaitingCall {
+                call,
+                excluded,
+                asking: 0,
+            },
+        );
+    }
+
+    /// A call leaves (abandoned, timed out, transferred). True if it waited.
+    pub fn remove(&mut self, call: &CallId) -> bool {
+        self.ringing.remove(call);
+        match self.positions.remove(call) {
+            Some(key) => self.waiting.remove(&key).is_some(),
+            None => false,
+        }
+    }
+
+    fn key_for(&mut self, agent: &AgentId, info: &ReadyInfo) -> u64 {
+        match self.strategy {
+            Strategy::LongestIdle | Strategy::RingAll => info.since_ms,
+            Strategy::FewestCalls => info.calls_handled,
+            Strategy::LeastTalkTime => info.talk_ms_total,
+            Strategy::RoundRobin => self.last_pick.get(agent).copied().unwrap_or(0),
+            Strategy::Random => self.rng.next_u64(),
+        }
+    }
+
+    /// An agent became Ready (pushed by the agent).
+    pub fn agent_available(&mut self, agent: AgentId, info: &ReadyInfo) {
+        if self.asked.contains_key(&agent) {
+            // Its answer to our request settles it.
+            return;
+        }
+        self.agent_unavailable(&agent);
+        let key = self.key_for(&agent, info);
+        self.ready.insert(agent.clone(), key);
+        self.order.insert((key, agent));
+    }
+
+    /// An agent left Ready (pushed by the agent).
+    pub fn agent_unavailable(&mut self, agent: &AgentId) {
+        if let Some(key) = self.ready.remove(agent) {
+            self.order.remove(&(key, agent.clone()));
+        }
+    }
+
+    /// Pairs waiting calls with agents; each pair must be asked for.
+    pub fn dispatch(&mut self) -> Vec<Ask> {
+        let mut asks = Vec::new();
+        if self.order.is_empty() {
+            return asks;
+        }
+        let ring_all = self.strategy == Strategy::RingAll;
+        let keys: Vec<WaitKey> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.asking == 0)
+            .take(DISPATCH_SCAN_CALLS_MAX)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            if self.order.is_empty() {
+                break;
+            }
+            let Some(w) = self.waiting.get(&key) else {
+                continue;
+            };
+            let want = if ring_all { RING_ALL_AGENTS_MAX } else { 1 };
+            let picked: Vec<(u64, AgentId)> = self
+                .order
+                .iter()
+                .take(DISPATCH_SCAN_AGENTS_MAX)
+                .filter(|(_, a)| !w.excluded.contains(a))
+                .take(want)
+                .cloned()
+                .collect();
+            if picked.is_empty() {
+                continue;
+            }
+            let call = w.call.clone();
+            for entry in picked {
+                self.order.remove(&entry);
+                self.ready.remove(&entry.1);
+                self.seq += 1;
+                self.last_pick.insert(entry.1.clone(), self.seq);
+                self.asked.insert(entry.1.clone(), call.clone());
+                asks.push(Ask {
+                    call: call.clone(),
+                    agent: entry.1,
+                    ring_all,
+                });
+            }
+            if let Some(w) = self.waiting.get_mut(&key) {
+                w.asking = asks.iter().filter(|a| a.call == call).count() as u32;
+            }
+        }
+        asks
+    }
+
+    /// An agent answered a reservation request.
+    pub fn reservation_answered(
+        &mut self,
+        agent: &AgentId,
+        call: &CallId,
+        granted: bool,
+    ) -> AnswerAction {
+        match self.asked.get(agent) {
+            Some(c) if c == call => {
+                self.asked.remove(agent);
+            }
+            _ => {
+                return if granted {
+                    AnswerAction::Release
+                } else {
+                    AnswerAction::Nothing
+                }
+            }
+        }
+        // Still waiting?
+        if let Some(key) = self.positions.get(call).copied() {
+            let w = self
+                .waiting
+                .get_mut(&key)
+                .expect("positions and waiting agree");
+            w.asking = w.asking.saturating_sub(1);
+            if !granted {
+                return AnswerAction::Nothing;
+            }
+            // The call leaves the queue with its first grant.
+            let left = w.asking;
+            self.positions.remove(call);
+            self.waiting.remove(&key);
+            if left > 0 {
+                self.ringing.insert(call.clone(), left);
+            }
+            return AnswerAction::Offer;
+        }
+        // A ring-all call already offered: more grants join the offer.
+        if let Some(left) = self.ringing.get_mut(call) {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.ringing.remove(call);
+            }
+            return if granted {
+                AnswerAction::Offer
+            } else {
+                AnswerAction::Nothing
+            };
+        }
+        if granted {
+            AnswerAction::Release
+        } else {
+            AnswerAction::Nothing
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(since: u64, calls: u64) -> ReadyInfo {
+        ReadyInfo {
+            since_ms: since,
+            calls_handled: calls,
+            talk_ms_total: 0,
+        }
+    }
+
+    fn a(s: &str) -> AgentId {
+        AgentId::new(s)
+    }
+
+    fn c(s: &str) -> CallId {
+        CallId::new(s)
+    }
+
+    /// Priority first, then arrival; longest-idle picks the oldest Ready.
+    #[test]
+    fn priority_then_arrival_longest_idle() {
+        let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
+        q.enqueue(c("low"), 0, vec![]);
+        q.enqueue(c("high"), 5, vec![]);
+        q.agent_available(a("new"), &info(50, 0));
+        q.agent_available(a("old"), &info(10, 0));
+        let asks = q.dispatch();
+        assert_eq!(asks[0].call, c("high"));
+        assert_eq!(asks[0].agent, a("old"));
+        assert_eq!(asks[1].call, c("low"));
+        assert_eq!(asks[1].agent, a("new"));
+        assert_eq!(
+            q.reservation_answered(&a("old"), &c("high"), true),
+            AnswerAction::Offer
+        );
+        assert_eq!(q.waiting_calls(), vec![c("low")]);
+    }
+
+    /// A refused agent leaves the index; the call can be dispatched again.
+    #[test]
+    fn refusal_and_exclusions() {
+        let mut q = Queue::new(QueueId::new("q"), Strategy::FewestCalls, 1);
+        q.enqueue(c("x"), 0, vec![a("busy")]);
+        q.agent_available(a("busy"), &info(0, 0));
+        q.agent_available(a("b"), &info(0, 3));
+        let asks = q.dispatch();
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].agent, a("b"));
+        // In flight: nothing more for this call.
+        assert!(q.dispatch().is_empty());
+        assert_eq!(
+            q.reservation_answered(&a("b"), &c("x"), false),
+            AnswerAction::Nothing
+        );
+        assert_eq!(q.ready_agents(), vec![a("busy")]);
+        // Only the excluded agent is left: no pair.
+        assert!(q.dispatch().is_empty());
+        // A grant for a call that left is released.
+        q.remove(&c("x"));
+        q.enqueue(c("y"), 0, vec![]);
+        let asks = q.dispatch();
+        q.remove(&c("y"));
+        assert_eq!(
+            q.reservation_answered(&asks[0].agent, &c("y"), true),
+            AnswerAction::Release
+        );
+    }
+
+    /// Round-robin rotates; ring-all asks every ready agent.
+    #[test]
+    fn round_robin_and_ring_all() {
+        let mut q = Queue::new(QueueId::new("q"), Strategy::RoundRobin, 1);
+        for n in ["a", "b"] {
+            q.agent_available(a(n), &info(0, 0));
+        }
+        q.enqueue(c("1"), 0, vec![]);
+        let first = q.dispatch()[0].agent.clone();
+        q.reservation_answered(&first, &c("1"), true);
+        q.agent_available(first.clone(), &info(0, 0));
+        q.enqueue(c("2"), 0, vec![]);
+        let second = q.dispatch()[0].agent.clone();
+        assert_ne!(first, second);
+
+        let mut r = Queue::new(QueueId::new("r"), Strategy::RingAll, 1);
+        for n in ["a", "b", "c"] {
+            r.agent_available(a(n), &info(0, 0));
+        }
+        r.enqueue(c("1"), 0, vec![]);
+        let asks = r.dispatch();
+        assert_eq!(asks.len(), 3);
+        assert_eq!(
+            r.reservation_answered(&a("a"), &c("1"), true),
+            AnswerAction::Offer
+        );
+        assert_eq!(
+            r.reservation_answered(&a("b"), &c("1"), false),
+            AnswerAction::Nothing
+        );
+        assert_eq!(
+            r.reservation_answered(&a("c"), &c("1"), true),
+            AnswerAction::Offer
+        );
+        assert_eq!(r.waiting_len(), 0);
+    }
+
+    /// While asked, availability pushes are ignored; the answer settles.
+    #[test]
+    fn asked_agents_wait_for_their_answer() {
+        let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
+        q.agent_available(a("x"), &info(0, 0));
+        q.enqueue(c("1"), 0, vec![]);
+        q.dispatch();
+        q.agent_available(a("x"), &info(5, 0));
+        assert_eq!(q.ready_len(), 0);
+        q.reservation_answered(&a("x"), &c("1"), false);
+        q.agent_available(a("x"), &info(9, 0));
+        assert_eq!(q.ready_len(), 1);
+    }
+}

@@ -1,0 +1,700 @@
+//! The registry: builds every actor from the configuration, finds them by id,
+//! routes PBX events to calls, keeps the supervisor view (fed by the actors,
+//! in causal order since all actors share one arbiter), fans events out to
+//! subscribers, and is the facade the daemon and the HTTP layer talk to.
+
+use crate::agent::actor::{
+    supervisor_reason, AcceptOffer, AgentActor, BeginOutbound, ChangeState, RejectOffer,
+    StateCommand,
+};
+use crate::agent::{AgentSettings, AgentState, NotReadyReason, SystemReason};
+use crate::call::actor::{CallAction, CallActor, ControlCall, LegEvent};
+use crate::call::{AgentContact, Call, CallNotice, QueueRules, TerminalReason};
+use crate::clock::SharedClock;
+use crate::config::{ConfigError, ContactCenterConfig, Strategy};
+use crate::env::{AgentHandle, Directory, Env, QueueHandle, SharedEnv};
+use crate::error::CcError;
+use crate::events::{AgentView, CallView, CcEvent, QueueView};
+use crate::ids::{AgentId, CallId, QueueId, TokenSource};
+use crate::outbox::{OutboxStatus, OutboxWriter};
+use crate::ports::{PbxEvent, SharedOutbox, SharedPbx};
+use crate::queue::actor::{GetQueue, QueueActor};
+use crate::queue::Queue;
+use actix::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use tracing::{debug, error, info, warn};
+
+/// Most event subscribers (desktops, wallboards) at once.
+pub const SUBSCRIBERS_MAX: usize = 1024;
+/// Mailbox capacity of the registry: every view update passes through it.
+pub const REGISTRY_MAILBOX_CAPACITY: usize = 65_536;
+
+/// A request from an agent's desktop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum AgentCommand {
+    /// Log in.
+    Login,
+    /// Go Ready (also ends wrap-up).
+    Ready,
+    /// Go Not Ready with a configured reason code.
+    NotReady {
+        /// The code.
+        reason_code: String,
+    },
+    /// Log out.
+    Logout,
+    /// End wrap-up now.
+    EndWrapUp,
+    /// Accept the current offer.
+    Accept,
+    /// Reject the current offer.
+    Reject,
+    /// Dial a customer (Not Ready only).
+    DialOutbound {
+        /// The number.
+        number: String,
+    },
+    /// Act on the agent's call.
+    Call(CallAction),
+}
+
+/// Perform `command` for `agent`.
+#[derive(Message)]
+#[rtype(result = "Result<(), CcError>")]
+pub struct AgentRequest {
+    /// The agent.
+    pub agent: AgentId,
+    /// What.
+    pub command: AgentCommand,
+}
+
+/// What a supervisor may do to an agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum SupervisorCommand {
+    /// Force Not Ready (reason supervisor; pending while busy).
+    NotReady,
+    /// Force Ready.
+    Ready,
+    /// Force logout (pending while on a call).
+    Logout,
+}
+
+/// A supervisor changes an agent's state.
+#[derive(Message)]
+#[rtype(result = "Result<(), CcError>")]
+pub struct SupervisorRequest {
+    /// The agent.
+    pub agent: AgentId,
+    /// What.
+    pub command: SupervisorCommand,
+}
+
+/// Everything a supervisor view needs.
+#[derive(Clone, Debug, Serialize)]
+pub struct CenterSnapshot {
+    /// Wall-clock time of the snapshot.
+    pub at_ms: u64,
+    /// Agents, by id.
+    pub agents: Vec<AgentView>,
+    /// Live calls.
+    pub calls: Vec<CallView>,
+    /// Queues.
+    pub queues: Vec<QueueView>,
+    /// Outbox writer health.
+    pub outbox: OutboxStatus,
+    /// Ended calls per terminal reason.
+    pub ended: BTreeMap<String, u64>,
+    /// Calls that reported a second terminal reason (must stay 0).
+    pub terminal_anomalies: u64,
+}
+
+/// Read the supervisor view.
+#[derive(Message)]
+#[rtype(result = "CenterSnapshot")]
+pub struct Snapshot {
+    /// Include queue views (asks every queue actor).
+    pub with_queues: bool,
+}
+
+/// Subscribe to events (agent and call changes, notices).
+#[derive(Message)]
+#[rtype(result = "Result<(), CcError>")]
+pub struct Subscribe(pub Recipient<CcEvent>);
+
+/// An agent's view changed (from the agent actor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentChanged(pub AgentView);
+
+/// A call's view changed (from the call actor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallChanged(pub CallView);
+
+/// A call produced a notice (from the call actor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallNoticed {
+    /// The call.
+    pub call: CallId,
+    /// The notice.
+    pub notice: CallNotice,
+}
+
+/// A call ended (from the call actor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallFinished {
+    /// The call.
+    pub call: CallId,
+    /// Its terminal reason.
+    pub reason: TerminalReason,
+}
+
+/// The outbox writer reports a stall.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OutboxStalled(pub OutboxStatus);
+
+/// A call the registry knows.
+struct LiveCall {
+    /// Its actor.
+    addr: Addr<CallActor>,
+    /// Its latest view.
+    view: Option<CallView>,
+    /// Whether it reported its terminal reason.
+    finished: bool,
+}
+
+/// The registry actor.
+pub struct Registry {
+    /// Shared ports and directory (set right after start).
+    env: Option<SharedEnv>,
+    /// Calls by id.
+    calls: HashMap<CallId, LiveCall>,
+    /// Agents' latest views.
+    agents: HashMap<AgentId, AgentView>,
+    /// Event subscribers.
+    subscribers: Vec<Recipient<CcEvent>>,
+    /// Ended calls per terminal reason.
+    ended: BTreeMap<String, u64>,
+    /// Second terminal reports (a bug if ever non-zero).
+    terminal_anomalies: u64,
+    /// Sequence of outbound call ids.
+    outbound_seq: u64,
+}
+
+/// Builds and starts a contact center on the current arbiter.
+pub struct ContactCenter;
+
+impl ContactCenter {
+    /// Validates `config`, starts every actor and the outbox writer, and
+    /// returns the registry's address (the facade). Must run inside an actix
+    /// system. Feed PBX events to the registry (`Recipient<PbxEvent>`).
+    pub fn start(
+        config: ContactCenterConfig,
+        pbx: SharedPbx,
+        outbox: SharedOutbox,
+        clock: SharedClock,
+    ) -> Result<Addr<Registry>, Vec<ConfigError>> {
+        config.validate()?;
+        let registry_ctx: Context<Registry> = Context::new();
+        let registry = registry_ctx.address();
+        let stall_target = registry.clone();
+        let writer = OutboxWriter::spawn(
+            outbox,
+            Some(Rc::new(move |s: &OutboxStatus| {
+                stall_target.do_send(OutboxStalled(s.clone()))
+            })),
+        );
+
+        let mut directory = Directory::default();
+        let mut queue_ctxs = Vec::new();
+        for (i, q) in config.queues.iter().enumerate() {
+            let ctx: Context<QueueActor> = Context::new();
+            let id = QueueId::new(q.id.clone());
+            let rules = QueueRules {
+                queue: id.clone(),
+                priority: q.priority,
+                max_wait_ms: q.max_wait_ms,
+                wrap_up_ms: q.wrap_up_ms,
+                final_destination: q.final_destination.clone(),
+                ring_all: q.strategy == Strategy::RingAll,
+            };
+            for d in &q.dnis {
+                directory.by_dnis.insert(d.clone(), id.clone());
+            }
+            directory.queues.insert(
+                id.clone(),
+                QueueHandle {
+                    rules,
+                    addr: ctx.address(),
+                },
+            );
+            let seed = config.routing.random_seed.wrapping_add(i as u64);
+            queue_ctxs.push((ctx, Queue::new(id, q.strategy, seed)));
+        }
+        let mut agent_ctxs = Vec::new();
+        for a in &config.agents {
+            let ctx: Context<AgentActor> = Context::new();
+            let id = AgentId::new(a.id.clone());
+            let queues = a
+                .queues
+                .iter()
+                .filter(|q| config.queue(q).is_some_and(|qc| a.qualifies_for(qc)))
+                .map(|q| QueueId::new(q.clone()))
+                .collect();
+            directory
+                .by_extension
+                .insert(a.extension.clone(), id.clone());
+            directory.agents.insert(
+                id.clone(),
+                AgentHandle {
+                    contact: AgentContact {
+                        agent: id.clone(),
+                        extension: a.extension.clone(),
+                        endpoint: a.endpoint(),
+                        auto_accept: a.auto_accept,
+                    },
+                    addr: ctx.address(),
+                    queues,
+                    wrap_up_ms_override: a.wrap_up_ms,
+                },
+            );
+            let rona_reason = match &config.timers.rona_reason_code {
+                Some(code) => NotReadyReason::Code(code.clone()),
+                None => NotReadyReason::System(SystemReason::Rona),
+            };
+            let settings = AgentSettings {
+                wrap_up_ms: a.wrap_up_ms,
+                reject_delay_ms: a.reject_delay_ms.unwrap_or(config.timers.reject_delay_ms),
+                rona_sets_not_ready: config.timers.rona_sets_not_ready,
+                rona_reason,
+            };
+            agent_ctxs.push((ctx, id, settings));
+        }
+        let env = Rc::new(Env {
+            config,
+            clock,
+            pbx,
+            writer,
+            tokens: TokenSource::new(),
+            registry: registry.clone(),
+            directory,
+        });
+        let mut agents = HashMap::new();
+        for (ctx, id, settings) in agent_ctxs {
+            agents.insert(
+                id.clone(),
+                AgentView {
+                    agent: id.clone(),
+                    state: AgentState::LoggedOut,
+                    pending: None,
+                    stats: Default::default(),
+                },
+            );
+            actix::spawn(ctx.into_future(AgentActor::new(env.clone(), id, settings)));
+        }
+        for (ctx, queue) in queue_ctxs {
+            actix::spawn(ctx.into_future(QueueActor::new(env.clone(), queue)));
+        }
+        info!(
+            agents = agents.len(),
+            queues = env.directory.queues.len(),
+            "Contact center started."
+        );
+        actix::spawn(registry_ctx.into_future(Registry {
+            env: Some(env),
+            calls: HashMap::new(),
+            agents,
+            subscribers: Vec::new(),
+            ended: BTreeMap::new(),
+            terminal_anomalies: 0,
+            outbound_seq: 0,
+        }));
+        Ok(registry)
+    }
+}
+
+impl Registry {
+    fn env(&self) -> &SharedEnv {
+        self.env.as_ref().expect("set at start")
+    }
+
+    fn publish(&mut self, event: impl FnOnce() -> CcEvent) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let event = event();
+        self.subscribers
+            .retain(|s| match s.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(SendError::Full(_)) => {
+                    warn!("Event subscriber is slow; event dropped for it.");
+                    true
+                }
+                Err(SendError::Closed(_)) => false,
+            });
+    }
+
+    fn agent_call(&self, agent: &AgentId) -> Result<Addr<CallActor>, CcError> {
+        let view = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| CcError::UnknownAgent(agent.clone()))?;
+        let call = view
+            .state
+            .call()
+            .ok_or_else(|| CcError::NotOnACall(agent.clone()))?;
+        self.calls
+            .get(call)
+            .map(|c| c.addr.clone())
+            .ok_or_else(|| CcError::NotOnACall(agent.clone()))
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(REGISTRY_MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<PbxEvent> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: PbxEvent, _ctx: &mut Self::Context) {
+        let env = self.env().clone();
+        match msg {
+            PbxEvent::CallArrived {
+                leg_id,
+                ani,
+                dnis,
+                attached,
+            } => {
+                let id = leg_id.call_id();
+                if self.calls.contains_key(&id) {
+                    warn!(call_id = %id, "Duplicate call arrival ignored.");
+                    return;
+                }
+                let now = env.now_ms();
+                let (call, fx) = Call::inbound(
+                    &env.config.site_id,
+                    leg_id,
+                    ani,
+                    dnis,
+                    attached,
+                    now,
+                    env.config.timers.offer_timeout_ms,
+                );
+                let addr = CallActor::start_with(env, call, fx);
+                self.calls.insert(
+                    id,
+                    LiveCall {
+                        addr,
+                        view: None,
+                        finished: false,
+                    },
+                );
+            }
+            PbxEvent::LinkUp => info!("PBX link up."),
+            PbxEvent::LinkDown => warn!("PBX link down."),
+            PbxEvent::LegRinging { .. } => {}
+            ev @ (PbxEvent::LegAnswered { .. }
+            | PbxEvent::LegHungUp { .. }
+            | PbxEvent::Dtmf { .. }) => {
+                let leg = match &ev {
+                    PbxEvent::LegAnswered { leg_id }
+                    | PbxEvent::LegHungUp { leg_id, .. }
+                    | PbxEvent::Dtmf { leg_id, .. } => leg_id,
+                    _ => unreachable!("matched above"),
+                };
+                match self.calls.get(&leg.call_id()) {
+                    Some(c) => c.addr.do_send(LegEvent(ev)),
+                    None => debug!(leg_id = %leg, "Event for an unknown call ignored."),
+                }
+            }
+        }
+    }
+}
+
+impl Handler<AgentRequest> for Registry {
+    type Result = ResponseFuture<Result<(), CcError>>;
+
+    fn handle(&mut self, msg: AgentRequest, _ctx: &mut Self::Context) -> Self::Result {
+        let env = self.env().clone();
+        let Some(handle) = env.directory.agents.get(&msg.agent).cloned() else {
+            return Box::pin(async move { Err(CcError::UnknownAgent(msg.agent)) });
+        };
+        let agent = msg.agent;
+        let state = |cmd: StateCommand| {
+            let addr = handle.addr.clone();
+            Box::pin(async move {
+                addr.send(ChangeState(cmd))
+                    .await
+                    .map_err(|e| CcError::Mailbox(e.to_string()))?
+                    .map(|_| ())
+                    .map_err(CcError::from)
+            }) as ResponseFuture<Result<(), CcError>>
+        };
+        match msg.command {
+            AgentCommand::Login => state(StateCommand::Login),
+            AgentCommand::Ready => state(StateCommand::Ready),
+            AgentCommand::NotReady { reason_code } => state(StateCommand::NotReady {
+                reason: NotReadyReason::Code(reason_code),
+            }),
+            AgentCommand::Logout => state(StateCommand::Logout),
+            AgentCommand::EndWrapUp => state(StateCommand::EndWrapUp),
+            AgentCommand::Accept => {
+                let addr = handle.addr.clone();
+                Box::pin(async move {
+                    addr.send(AcceptOffer)
+                        .await
+                        .map_err(|e| CcError::Mailbox(e.to_string()))?
+                })
+            }
+            AgentCommand::Reject => {
+                let addr = handle.addr.clone();
+                Box::pin(async move {
+                    addr.send(RejectOffer)
+                        .await
+                        .map_err(|e| CcError::Mailbox(e.to_string()))?
+                })
+            }
+            AgentCommand::DialOutbound { number } => {
+                self.outbound_seq += 1;
+                let call_id = CallId::new(format!("out-{}-{}", env.now_ms(), self.outbound_seq));
+                let registry = env.registry.clone();
+                Box::pin(async move {
+                    handle
+                        .addr
+                        .send(BeginOutbound {
+                            call: call_id.clone(),
+                        })
+                        .await
+                        .map_err(|e| CcError::Mailbox(e.to_string()))??;
+                    registry
+                        .send(StartOutbound {
+                            call: call_id,
+                            contact: handle.contact.clone(),
+                            number,
+                        })
+                        .await
+                        .map_err(|e| CcError::Mailbox(e.to_string()))
+                })
+            }
+            AgentCommand::Call(action) => {
+                let call = self.agent_call(&agent);
+                Box::pin(async move {
+                    call?
+                        .send(ControlCall { agent, action })
+                        .await
+                        .map_err(|e| CcError::Mailbox(e.to_string()))?
+                })
+            }
+        }
+    }
+}
+
+/// Start the actor of an outbound call (internal).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StartOutbound {
+    /// The new call's id.
+    call: CallId,
+    /// The dialing agent.
+    contact: AgentContact,
+    /// The number.
+    number: String,
+}
+
+impl Handler<StartOutbound> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartOutbound, _ctx: &mut Self::Context) {
+        let env = self.env().clone();
+        let token = env.tokens.mint();
+        let (call, fx) = Call::outbound(
+            &env.config.site_id,
+            msg.call.clone(),
+            &msg.contact,
+            token,
+            msg.number,
+            env.now_ms(),
+            env.config.timers.offer_timeout_ms,
+        );
+        let addr = CallActor::start_with(env, call, fx);
+        self.calls.insert(
+            msg.call,
+            LiveCall {
+                addr,
+                view: None,
+                finished: false,
+            },
+        );
+    }
+}
+
+impl Handler<SupervisorRequest> for Registry {
+    type Result = ResponseFuture<Result<(), CcError>>;
+
+    fn handle(&mut self, msg: SupervisorRequest, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(handle) = self.env().directory.agents.get(&msg.agent).cloned() else {
+            return Box::pin(async move { Err(CcError::UnknownAgent(msg.agent)) });
+        };
+        let cmd = match msg.command {
+            SupervisorCommand::NotReady => StateCommand::NotReady {
+                reason: supervisor_reason(),
+            },
+            SupervisorCommand::Ready => StateCommand::Ready,
+            SupervisorCommand::Logout => StateCommand::Logout,
+        };
+        info!(agent_id = %msg.agent, command = ?cmd, "Supervisor changes agent state.");
+        Box::pin(async move {
+            handle
+                .addr
+                .send(ChangeState(cmd))
+                .await
+                .map_err(|e| CcError::Mailbox(e.to_string()))?
+                .map(|_| ())
+                .map_err(CcError::from)
+        })
+    }
+}
+
+impl Handler<Snapshot> for Registry {
+    type Result = ResponseFuture<CenterSnapshot>;
+
+    fn handle(&mut self, msg: Snapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let env = self.env().clone();
+        let mut agents: Vec<AgentView> = self.agents.values().cloned().collect();
+        agents.sort_by(|a, b| a.agent.cmp(&b.agent));
+        let mut calls: Vec<CallView> = self
+            .calls
+            .values()
+            .filter(|c| !c.finished)
+            .filter_map(|c| c.view.clone())
+            .collect();
+        calls.sort_by(|a, b| a.call.cmp(&b.call));
+        let mut snap = CenterSnapshot {
+            at_ms: env.now_ms(),
+            agents,
+            calls,
+            queues: Vec::new(),
+            outbox: env.writer.status(),
+            ended: self.ended.clone(),
+            terminal_anomalies: self.terminal_anomalies,
+        };
+        let queues: Vec<Addr<QueueActor>> = if msg.with_queues {
+            env.directory
+                .queues
+                .values()
+                .map(|q| q.addr.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Box::pin(async move {
+            for q in queues {
+                if let Ok(view) = q.send(GetQueue).await {
+                    snap.queues.push(view);
+                }
+            }
+            snap.queues.sort_by(|a, b| a.queue.cmp(&b.queue));
+            snap
+        })
+    }
+}
+
+impl Handler<Subscribe> for Registry {
+    type Result = Result<(), CcError>;
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
+        if self.subscribers.len() >= SUBSCRIBERS_MAX {
+            return Err(CcError::Mailbox("too many subscribers".into()));
+        }
+        self.subscribers.push(msg.0);
+        Ok(())
+    }
+}
+
+impl Handler<AgentChanged> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentChanged, _ctx: &mut Self::Context) {
+        let view = msg.0;
+        self.agents.insert(view.agent.clone(), view.clone());
+        self.publish(|| CcEvent::AgentChanged(view));
+    }
+}
+
+impl Handler<CallChanged> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallChanged, _ctx: &mut Self::Context) {
+        let view = msg.0;
+        if let Some(c) = self.calls.get_mut(&view.call) {
+            c.view = Some(view.clone());
+        }
+        self.publish(|| CcEvent::CallChanged(view));
+    }
+}
+
+impl Handler<CallNoticed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallNoticed, _ctx: &mut Self::Context) {
+        self.publish(|| CcEvent::CallNotice {
+            call: msg.call,
+            notice: msg.notice,
+        });
+    }
+}
+
+impl Handler<CallFinished> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallFinished, _ctx: &mut Self::Context) {
+        let name = match &msg.reason {
+            TerminalReason::Completed => "completed",
+            TerminalReason::Abandoned => "abandoned",
+            TerminalReason::Overflowed { .. } => "overflowed",
+            TerminalReason::TimedOut => "timed_out",
+            TerminalReason::Failed { .. } => "failed",
+        };
+        *self.ended.entry(name.to_owned()).or_default() += 1;
+        match self.calls.get_mut(&msg.call) {
+            Some(c) if !c.finished => c.finished = true,
+            _ => {
+                self.terminal_anomalies += 1;
+                error!(call_id = %msg.call, "Call reported a second terminal reason.");
+            }
+        }
+    }
+}
+
+/// A call actor stopped (after its linger): forget it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallStopped(pub CallId);
+
+impl Handler<CallStopped> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: CallStopped, _ctx: &mut Self::Context) {
+        self.calls.remove(&msg.0);
+    }
+}
+
+impl Handler<OutboxStalled> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: OutboxStalled, _ctx: &mut Self::Context) {
+        self.publish(|| CcEvent::OutboxStalled(msg.0));
+    }
+}

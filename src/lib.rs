@@ -21,4 +21,5 @@ pub mod crm;
 pub mod daemon;
 pub mod demo;
 pub mod logging;
+pub mod outbox_port;
 pub mod paths;

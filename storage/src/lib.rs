@@ -1,1 +1,400 @@
-//! edgecc-storage (being built).
+//! edgecc-storage: the durable CRM outbox, its dead letters, and a small
+//! persisted key-value facility, all on one sled 0.34.7 database with one
+//! group-commit writer.
+//!
+//! A change is acknowledged only once it would survive a power cut: the
+//! writer flushes sled and then `fdatasync`s the log file itself, because
+//! sled's own flush does not (spacejam/sled#1452).
+//!
+//! # Layout
+//!
+//! - `lib.rs` — [`Storage`] (open, lock, recovery scan) and
+//!   [`StorageConfig`] (cache size, flush interval, segment size: every sled
+//!   option passed explicitly).
+//! - [`outbox`] — the design note (invariants, key layout, record format,
+//!   durability contract, delivery and holding rules) and [`Outbox`], the
+//!   handle the daemon appends to and the sync worker drains.
+//! - `index` — the in-memory delivery index (ready, in flight, backoff,
+//!   held), rebuilt from sled on open.
+//! - `writer` — the group-commit writer thread and the `Syncer` that makes
+//!   sled's writes durable.
+//! - [`record`] — [`NewRecord`], [`Record`], [`RecordKind`], [`DeadLetter`]
+//!   and their versioned, checksummed encoding; size limits.
+//! - [`state`] — [`StateTree`], durable put/remove on the same writer.
+//! - [`error`] — [`StorageError`], [`AppendError`] (hands records back).
+
+pub mod error;
+mod index;
+pub mod outbox;
+pub mod record;
+pub mod state;
+mod writer;
+
+use std::fs::File;
+use std::mem::ManuallyDrop;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+pub use error::{AppendError, AppendFailure, StorageError};
+pub use outbox::{Outbox, OutboxStats, IN_FLIGHT_MAX};
+pub use record::{
+    DeadLetter, DecodeError, NewRecord, Record, RecordKind, BODY_BYTES_MAX, ID_BYTES_MAX,
+    REASON_BYTES_MAX,
+};
+pub use state::StateTree;
+pub use writer::{COMMIT_OPS_MAX, WRITER_QUEUE_MAX};
+
+use index::{key_hash, Index};
+use record::{decode_dead_letter, decode_record, encode_dead_letter, key_seq, seq_key};
+use writer::{Op, Syncer, Writer, META_NEXT_SEQ};
+
+/// Default sled page-cache size: 32 MiB. sled's own default is 1 GiB, far
+/// too much for an edge box; the outbox is read mostly sequentially, so a
+/// small cache costs little.
+pub const CACHE_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
+
+/// Default interval of sled's background thread (segment cleaning, and an
+/// extra fsync), in ms. Durability never depends on it: the writer syncs
+/// every group itself.
+pub const FLUSH_EVERY_MS_DEFAULT: u64 = 500;
+
+/// Default sled segment size: 512 KiB (sled's value, stated explicitly).
+/// Values above a quarter segment go to separate blob files, which the
+/// writer syncs too.
+pub const SEGMENT_BYTES_DEFAULT: usize = 512 * 1024;
+
+/// Most records in one `append_batch` (the accept path appends two).
+pub const BATCH_RECORDS_MAX: usize = 64;
+
+/// Name of the lock file held while a [`Storage`] is open.
+const LOCK_FILE: &str = "edgecc.lock";
+
+/// Longest wait on close for sled's background threads to release
+/// `<dir>/db`, in ms. They finish within milliseconds; the bound only keeps
+/// a wedged disk from hanging a shutdown.
+const SLED_RELEASE_WAIT_MS: u64 = 5_000;
+
+/// Tree names.
+const TREE_OUTBOX: &str = "outbox";
+const TREE_DEAD: &str = "dead";
+const TREE_META: &str = "meta";
+
+/// Options of a storage directory; every sled option is passed explicitly.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// sled page-cache size in bytes: bounds the cache part of RSS.
+    pub cache_bytes: u64,
+    /// sled background flush/GC interval in ms (`None` disables it, which
+    /// also disables segment cleaning: not recommended).
+    pub flush_every_ms: Option<u64>,
+    /// sled segment size in bytes (fixed once the directory exists).
+    pub segment_bytes: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            cache_bytes: CACHE_BYTES_DEFAULT,
+            flush_every_ms: Some(FLUSH_EVERY_MS_DEFAULT),
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+        }
+    }
+}
+
+/// Trees and index shared by the handles and the writer thread.
+pub(crate) struct Shared {
+    /// The sled database (one log for every tree).
+    pub(crate) db: sled::Db,
+    /// Pending records by big-endian sequence.
+    pub(crate) outbox: sled::Tree,
+    /// Dead letters by big-endian sequence.
+    pub(crate) dead: sled::Tree,
+    /// Bookkeeping (next sequence).
+    pub(crate) meta: sled::Tree,
+    /// The delivery index; the writer changes it after each durable group.
+    pub(crate) index: Mutex<Index>,
+    /// The storage directory, for `bytes on disk`.
+    pub(crate) dir: PathBuf,
+}
+
+impl Shared {
+    /// Locks the index. A poisoned lock (a panic elsewhere) is taken over:
+    /// the index is rebuilt on the next open anyway.
+    pub(crate) fn lock_index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What every handle holds; dropping the last one stops the writer (after
+/// it committed what it had) and releases the directory lock.
+pub(crate) struct Inner {
+    /// Sends operations to the writer; `None` only during drop.
+    tx: Option<mpsc::Sender<Op>>,
+    /// The writer thread, joined on drop so a reopen finds the lock free.
+    writer: Option<JoinHandle<()>>,
+    /// Trees and index. Dropped by hand in `drop`, before waiting for sled
+    /// to let go of its files.
+    pub(crate) shared: ManuallyDrop<Arc<Shared>>,
+    /// Our `flock` on `<dir>/edgecc.lock`; released when dropped (last).
+    _lock: File,
+}
+
+impl Inner {
+    /// Sends an operation to the writer.
+    pub(crate) async fn send(&self, op: Op) -> Result<(), StorageError> {
+        match &self.tx {
+            Some(tx) => tx.send(op).await.map_err(|_| StorageError::Closed),
+            None => Err(StorageError::Closed),
+        }
+    }
+
+    /// Sends without waiting (used from sync code); dropped if full.
+    pub(crate) fn try_send(&self, op: Op) {
+        if let Some(tx) = &self.tx {
+            if tx.try_send(op).is_err() {
+                warn!("Writer queue full; the corrupt record is quarantined on next open.");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                warn!("Writer thread panicked.");
+            }
+        }
+        let dir = self.shared.dir.clone();
+        // SAFETY: `shared` is not used after this point; `drop` runs once.
+        unsafe { ManuallyDrop::drop(&mut self.shared) };
+        wait_for_sled_release(&dir);
+    }
+}
+
+/// Waits (bounded) until sled's background threads closed `<dir>/db`, so
+/// that a reopen right after a drop never finds the directory locked.
+fn wait_for_sled_release(dir: &Path) {
+    let Ok(file) = File::open(dir.join("db")) else {
+        return;
+    };
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(SLED_RELEASE_WAIT_MS);
+    loop {
+        // SAFETY: flock on a file descriptor we own, valid for this call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            // SAFETY: as above.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            warn!(dir = %dir.display(), "sled still holds its lock after close.");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// An open storage directory. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Storage {
+    /// Shared with every [`Outbox`] and [`StateTree`] handle.
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("dir", &self.inner.shared.dir)
+            .finish()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the storage in `dir`, checks every stored record,
+    /// moves undecodable ones to the dead letters, rebuilds the delivery
+    /// index and starts the writer thread.
+    ///
+    /// Returns [`StorageError::Locked`] when another process holds `dir`.
+    pub fn open(dir: impl AsRef<Path>, config: StorageConfig) -> Result<Storage, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
+        let lock = lock_dir(&dir)?;
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(config.cache_bytes)
+            .flush_every_ms(config.flush_every_ms)
+            .segment_size(config.segment_bytes)
+            .mode(sled::Mode::LowSpace)
+            .use_compression(false)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
+                    StorageError::Locked { path: dir.clone() }
+                }
+                other => StorageError::Sled(other),
+            })?;
+        let syncer = Syncer::open(&dir)?;
+        let shared = Arc::new(Shared {
+            outbox: db.open_tree(TREE_OUTBOX)?,
+            dead: db.open_tree(TREE_DEAD)?,
+            meta: db.open_tree(TREE_META)?,
+            db,
+            index: Mutex::new(Index::default()),
+            dir: dir.clone(),
+        });
+        let next_seq = recover(&shared)?;
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE_MAX);
+        let mut syncer = syncer;
+        syncer
+            .commit(&shared.db)
+            .map_err(|e| StorageError::io("sync after recovery", e))?;
+        let writer = Writer::new(Arc::clone(&shared), rx, next_seq, syncer);
+        let handle = std::thread::Builder::new()
+            .name("edgecc-storage-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StorageError::io("spawn writer thread", e))?;
+        {
+            let index = shared.lock_index();
+            info!(
+                dir = %dir.display(),
+                depth = index.depth(),
+                dead_letters = index.dead_count(),
+                next_seq,
+                "Storage opened."
+            );
+        }
+        let inner = Inner {
+            tx: Some(tx),
+            writer: Some(handle),
+            shared: ManuallyDrop::new(shared),
+            _lock: lock,
+        };
+        Ok(Storage {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The outbox handle (cheap; clone it freely).
+    pub fn outbox(&self) -> Outbox {
+        Outbox::new(Arc::clone(&self.inner))
+    }
+
+    /// A named persisted-state tree (e.g. `"mappings"`, `"agents"`).
+    pub fn state(&self, name: &str) -> Result<StateTree, StorageError> {
+        StateTree::open(Arc::clone(&self.inner), name)
+    }
+
+    /// The storage directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.shared.dir
+    }
+}
+
+/// Takes an exclusive, non-blocking `flock` on `<dir>/edgecc.lock`.
+fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
+    // SAFETY: flock on a file descriptor we own, valid for this call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(StorageError::Locked {
+                path: dir.to_path_buf(),
+            });
+        }
+        return Err(StorageError::io(format!("lock {}", path.display()), err));
+    }
+    Ok(file)
+}
+
+/// Rebuilds the index from sled, finishes interrupted moves, quarantines
+/// undecodable records. Returns the next sequence to hand out.
+fn recover(shared: &Shared) -> Result<u64, StorageError> {
+    let mut index = shared.lock_index();
+    let mut max_seq: Option<u64> = None;
+    let mut bump = |seq: u64| max_seq = Some(max_seq.map_or(seq, |m: u64| m.max(seq)));
+
+    // Dead letters. A sequence in both trees is an interrupted move
+    // (dead-letter or re-queue): the outbox copy wins, nothing is lost.
+    let mut dead_keys = Vec::new();
+    for item in shared.dead.iter() {
+        let (k, raw) = item?;
+        let Some(seq) = key_seq(&k) else {
+            warn!(
+                key_len = k.len(),
+                "Ignoring a dead-letter key of the wrong length."
+            );
+            continue;
+        };
+        bump(seq);
+        if shared.outbox.contains_key(&k)? {
+            shared.dead.remove(&k)?;
+            continue;
+        }
+        match decode_dead_letter(seq, &raw).ok().and_then(|d| d.record) {
+            Some(record) => dead_keys.push((seq, key_hash(&record.interaction_key))),
+            None => index.add_dead_unheld(),
+        }
+    }
+    // Pending records.
+    let mut corrupt = Vec::new();
+    for item in shared.outbox.iter() {
+        let (k, raw) = item?;
+        let Some(seq) = key_seq(&k) else {
+            warn!(
+                key_len = k.len(),
+                "Ignoring an outbox key of the wrong length."
+            );
+            continue;
+        };
+        bump(seq);
+        match decode_record(seq, &raw) {
+            Ok(record) => index.add_pending(
+                seq,
+                key_hash(&record.interaction_key),
+                record.next_attempt_at_ms,
+            ),
+            Err(e) => corrupt.push((seq, raw, e)),
+        }
+    }
+    for (seq, key) in dead_keys {
+        index.add_dead(seq, key);
+    }
+    for (seq, raw, e) in corrupt {
+        warn!(seq, error = %e, "Corrupt record moved to the dead letters.");
+        let reason = format!("corrupt: {e}");
+        shared
+            .dead
+            .insert(seq_key(seq), encode_dead_letter(seq, &reason, &raw)?)?;
+        shared.outbox.remove(seq_key(seq))?;
+        index.add_dead_unheld();
+    }
+    let stored_next = match shared.meta.get(META_NEXT_SEQ)? {
+        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
+            Ok(b) => u64::from_be_bytes(b),
+            Err(_) => {
+                warn!(len = v.len(), "Ignoring a malformed next-sequence value.");
+                0
+            }
+        },
+        None => 0,
+    };
+    // Sequences start at 1 so 0 can never name a record.
+    Ok(stored_next.max(max_seq.map_or(1, |m| m + 1)).max(1))
+}

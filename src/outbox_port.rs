@@ -1,0 +1,75 @@
+//! The actors' outbox port, backed by the durable sled outbox.
+//!
+//! The actors hand over [`CrmRecord`]s; this adapter encodes each body as
+//! JSON, appends the whole group as one durable batch (group commit), and
+//! nudges the sync worker so the records leave for the CRM at once.
+
+use actix::Recipient;
+use edgecc_actors::ports::{CrmRecord, CrmRecordKind, LocalBoxFuture, OutboxError, OutboxPort};
+use edgecc_storage::{AppendFailure, NewRecord, Outbox, RecordKind, BATCH_RECORDS_MAX};
+
+use crate::crm::sync::Kick;
+
+/// [`OutboxPort`] over [`Outbox`].
+pub struct StorageOutboxPort {
+    /// The durable outbox.
+    outbox: Outbox,
+    /// Told after each durable append, so delivery starts without waiting
+    /// for the next poll; `None` when no CRM is configured.
+    sync: Option<Recipient<Kick>>,
+}
+
+impl StorageOutboxPort {
+    /// A port appending to `outbox` and kicking `sync` after each append.
+    pub fn new(outbox: Outbox, sync: Option<Recipient<Kick>>) -> Self {
+        StorageOutboxPort { outbox, sync }
+    }
+}
+
+/// The storage kind of a domain record kind.
+pub fn record_kind(kind: CrmRecordKind) -> RecordKind {
+    match kind {
+        CrmRecordKind::InteractionCreate => RecordKind::InteractionCreate,
+        CrmRecordKind::InteractionUpdate => RecordKind::InteractionUpdate,
+        CrmRecordKind::PhoneLogCreate => RecordKind::PhoneLogCreate,
+        CrmRecordKind::WorkItemCreate => RecordKind::WorkItemCreate,
+    }
+}
+
+impl OutboxPort for StorageOutboxPort {
+    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+        let outbox = self.outbox.clone();
+        let sync = self.sync.clone();
+        let records: Vec<NewRecord> = records
+            .into_iter()
+            .map(|r| NewRecord {
+                body: serde_json::to_vec(&r.body).unwrap_or_else(|_| b"null".to_vec()),
+                correlation_id: r.correlation_id,
+                interaction_key: r.interaction_key,
+                kind: record_kind(r.kind),
+                created_at_ms: r.at_ms,
+            })
+            .collect();
+        Box::pin(async move {
+            // The actors' writer batches freely; storage takes at most
+            // BATCH_RECORDS_MAX per atomic batch. Chunks go in order, and the
+            // actors retry the whole group on failure (the correlation ids
+            // make a chunk that did land harmless at the CRM).
+            let mut records = records;
+            while !records.is_empty() {
+                let rest = records.split_off(records.len().min(BATCH_RECORDS_MAX));
+                if let Err(e) = outbox.append_batch(records).await {
+                    return Err(match e.failure {
+                        AppendFailure::Storage(s) => OutboxError::Unavailable(s.to_string()),
+                        other => OutboxError::Rejected(other.to_string()),
+                    });
+                }
+                records = rest;
+            }
+            if let Some(sync) = sync {
+                sync.do_send(Kick);
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,427 @@
+//! The durable CRM outbox.
+//!
+//! # Invariants
+//!
+//! - A record is acknowledged to `append` only once it would survive a power
+//!   cut (sled flush, then `fdatasync` of `<dir>/db`, plus new blob files and
+//!   directory entries). Acks, retries, dead-letter moves, re-queues and
+//!   state puts follow the same path: an `Ok` means durable.
+//! - Sequences are handed out by the single writer, strictly increasing,
+//!   consecutive within an `append_batch`, never reused (the next sequence is
+//!   kept in the `meta` tree).
+//! - Every stored value carries a schema-version byte and a CRC32 and is
+//!   checked right after it is read. An undecodable record never panics and
+//!   never blocks others: it moves to the dead letters with the reason and
+//!   its raw bytes.
+//! - Nothing is ever dropped: records leave the outbox only by `ack`, or
+//!   into the dead letters (`dead_letter`, `park_expired`, corruption).
+//! - A record is in flight at most once at a time, and at most one record
+//!   per interaction key is in flight.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! <dir>/edgecc.lock      our flock: a second opener gets StorageError::Locked
+//! <dir>/conf, db, blobs/, snap.*   sled 0.34.7's files (db is the log)
+//!
+//! tree "outbox":  key = seq as u64 big-endian (8 bytes)  -> record value
+//! tree "dead":    key = seq as u64 big-endian (8 bytes)  -> dead-letter value
+//! tree "meta":    "next_seq"                             -> u64 big-endian
+//! tree "state/<name>": caller's key                      -> caller's bytes
+//!
+//! value    = version: u8 | crc32(payload): u32 LE | payload
+//! record   payload (version 1, bincode 1.3.3 fixint LE):
+//!            seq u64 | correlation_id str | interaction_key str | kind u32
+//!            | body bytes | created_at_ms u64 | attempts u32
+//!            | next_attempt_at_ms u64 | last_error Option<str>
+//! dead-letter payload (version 1): seq u64 | reason str | raw bytes
+//!            (raw = the record value exactly as it was stored)
+//! ```
+//!
+//! `RecordKind` is stored as its variant index: append variants, never
+//! reorder them. `tests/fixtures/` keeps an outbox written by this version,
+//! read back by a test.
+//!
+//! # Durability contract
+//!
+//! One writer thread receives every change through a bounded channel,
+//! applies a whole group (up to [`crate::COMMIT_OPS_MAX`]) to sled, then
+//! issues one sled flush and one `fdatasync`, then updates the in-memory
+//! index and answers every caller. Concurrent callers share the device
+//! flush (group commit). If the flush or sync fails (disk full, I/O error),
+//! every caller of the group gets an error; `append` hands its records
+//! back. Such a failed append may still reappear after a restart
+//! (at-least-once; the correlation id deduplicates at the CRM). What was
+//! acknowledged earlier is not affected.
+//!
+//! `take_ready` is not persisted: after a crash, records that were in
+//! flight are simply pending again (at-least-once delivery).
+//!
+//! # Space
+//!
+//! sled 0.34.7 never shrinks its log file, but in `Mode::LowSpace` its
+//! background thread (`flush_every_ms`) cleans mostly-empty segments and
+//! reuses them. Measured (`tests/space.rs`, BENCH.md): 12 cycles of 1,500
+//! records filled and drained keep the directory at 2.6-4.2 MB, no growth;
+//! so no compaction scheme is needed. Keep `flush_every_ms` set: without it
+//! segments are never cleaned.
+//!
+//! # Delivery and holding rules
+//!
+//! Records of one interaction key are delivered strictly in sequence order.
+//! A key's *head* is its lowest pending sequence. `take_ready` hands out
+//! only heads that are:
+//!
+//! - not in flight (at most one record per key in flight),
+//! - not waiting for their retry time (`retry(seq, error, not_before_ms)`
+//!   keeps the record at the head of its key until then), and
+//! - not *held*: a key with a dead letter whose sequence is below the head
+//!   holds all its later records. A dead `interaction.create` therefore
+//!   holds that interaction's later updates, even ones appended after it
+//!   died, until it is re-queued (`requeue`, `requeue_all`), which puts it
+//!   back at its original sequence, ahead of them. Records of other keys flow
+//!   on. `park_expired` may park a non-head record; the same rule then
+//!   holds back whatever comes after it.
+//! - A corrupt record's key cannot be known, so it holds nothing.
+//!
+//! Fairness (after Postfix): `take_ready` alternates between the oldest and
+//! the newest ready head, so after a long outage today's calls reach the
+//! CRM at once while yesterday's backlog catches up.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use crate::error::{AppendError, AppendFailure, StorageError};
+use crate::record::{
+    decode_dead_letter, decode_record, key_seq, seq_key, DeadLetter, NewRecord, Record,
+    BODY_BYTES_MAX, ID_BYTES_MAX,
+};
+use crate::writer::Op;
+use crate::{Inner, BATCH_RECORDS_MAX};
+
+/// Most records in flight at once, whatever `take_ready` is asked for: the
+/// sync worker's concurrency is bounded by the CRM anyway, and the in-flight
+/// table stays small.
+pub const IN_FLIGHT_MAX: usize = 4096;
+
+/// Delay before a record whose read failed is offered again, in ms.
+pub const READ_RETRY_MS: u64 = 1_000;
+
+/// Most records returned by one `list` or `dead_letters` call.
+pub const LIST_MAX: usize = 10_000;
+
+/// Outbox figures for the CLI, the admin API and `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Pending records (including in flight and held).
+    pub depth: u64,
+    /// Age of the oldest pending record in ms (0 when empty).
+    pub oldest_age_ms: u64,
+    /// Records handed out and not settled yet.
+    pub in_flight: u64,
+    /// Pending records held behind a dead letter of their key.
+    pub held: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Bytes of the storage directory on disk (sled log, blobs, snapshots).
+    pub bytes_on_disk: u64,
+}
+
+/// The outbox handle: `Clone + Send + Sync`, usable from any task.
+#[derive(Clone)]
+pub struct Outbox {
+    /// The storage this outbox lives in.
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("dir", &self.inner.shared.dir)
+            .finish()
+    }
+}
+
+impl Outbox {
+    pub(crate) fn new(inner: Arc<Inner>) -> Outbox {
+        Outbox { inner }
+    }
+
+    /// Appends one record; returns its sequence once it is durable.
+    pub async fn append(&self, record: NewRecord) -> Result<u64, AppendError> {
+        let seqs = self.append_batch(vec![record]).await?;
+        seqs.first().copied().ok_or_else(|| AppendError {
+            failure: AppendFailure::Storage(StorageError::Closed),
+            records: Vec::new(),
+        })
+    }
+
+    /// Appends records with consecutive sequences; all become durable
+    /// together (one sled batch in one group commit) or none is acknowledged.
+    pub async fn append_batch(&self, records: Vec<NewRecord>) -> Result<Vec<u64>, AppendError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Err(failure) = validate(&records) {
+            return Err(AppendError { failure, records });
+        }
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Append { records, reply: tx };
+        if let Some(sender) = &self.inner.tx {
+            if let Err(e) = sender.send(op).await {
+                let records = match e.0 {
+                    Op::Append { records, .. } => records,
+                    _ => Vec::new(),
+                };
+                return Err(AppendError {
+                    failure: StorageError::Closed.into(),
+                    records,
+                });
+            }
+        }
+        match rx.await {
+            Ok(result) => result,
+            // The writer dropped the reply without answering: it panicked.
+            // The records may or may not be durable; they are not handed
+            // back, which is logged.
+            Err(_) => {
+                warn!("Writer dropped an append reply.");
+                Err(AppendError {
+                    failure: StorageError::Closed.into(),
+                    records: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// Hands out up to `max` ready records (see the delivery rules above),
+    /// marking them in flight. Not persisted: a crash makes them pending.
+    pub fn take_ready(&self, max: usize, now_ms: u64) -> Vec<Record> {
+        let shared = &self.inner.shared;
+        let mut index = shared.lock_index();
+        let picked = index.take(max, now_ms, IN_FLIGHT_MAX);
+        let mut out = Vec::with_capacity(picked.len());
+        for (seq, key) in picked {
+            match shared.outbox.get(seq_key(seq)) {
+                Ok(Some(raw)) => match decode_record(seq, &raw) {
+                    Ok(record) => out.push(record),
+                    Err(e) => {
+                        index.forget(seq, key);
+                        self.inner.try_send(Op::Quarantine {
+                            seq,
+                            reason: e.to_string(),
+                        });
+                    }
+                },
+                Ok(None) => {
+                    warn!(seq, "Indexed record missing from the outbox; forgotten.");
+                    index.forget(seq, key);
+                }
+                Err(e) => {
+                    // Back to pending, tried again a second later.
+                    warn!(seq, error = %e, "Could not read a ready record.");
+                    index.retry(seq, now_ms.saturating_add(READ_RETRY_MS));
+                }
+            }
+        }
+        out
+    }
+
+    /// Marks a delivered record done, durably: it is never delivered again.
+    pub async fn ack(&self, seq: u64) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.send(Op::Ack { seq, reply: tx }).await?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Records a failed attempt: attempts + 1, `error` kept, and the record
+    /// (still the head of its key) is not handed out before `not_before_ms`.
+    pub async fn retry(
+        &self,
+        seq: u64,
+        error: &str,
+        not_before_ms: u64,
+    ) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Retry {
+            seq,
+            error: error.to_owned(),
+            not_before_ms,
+            reply: tx,
+        };
+        self.inner.send(op).await?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Moves an in-flight record to the dead letters with `reason`; it holds
+    /// its key's later records until re-queued.
+    pub async fn dead_letter(&self, seq: u64, reason: &str) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::DeadLetter {
+            seq,
+            reason: reason.to_owned(),
+            reply: tx,
+        };
+        self.inner.send(op).await?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Puts a dead letter back at its original sequence (ready at once).
+    pub async fn requeue(&self, seq: u64) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.send(Op::Requeue { seq, reply: tx }).await?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Re-queues every decodable dead letter; returns how many.
+    pub async fn requeue_all(&self) -> Result<usize, StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.send(Op::RequeueAll { reply: tx }).await?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Moves pending records created more than `max_age_ms` before `now_ms`
+    /// to the dead letters (never drops them); returns how many. Scans from
+    /// the oldest and stops at the first younger record; skips in-flight ones.
+    pub async fn park_expired(&self, now_ms: u64, max_age_ms: u64) -> Result<usize, StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .send(Op::Park {
+                now_ms,
+                max_age_ms,
+                reply: tx,
+            })
+            .await?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Pending records from `from_seq` on, at most `limit` (bounded by
+    /// [`LIST_MAX`]); undecodable ones are skipped (they are quarantined).
+    pub fn list(&self, from_seq: u64, limit: usize) -> Result<Vec<Record>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.inner.shared.outbox.range(seq_key(from_seq)..) {
+            if out.len() >= limit.min(LIST_MAX) {
+                break;
+            }
+            let (k, raw) = item?;
+            if let Some(seq) = key_seq(&k) {
+                if let Ok(record) = decode_record(seq, &raw) {
+                    out.push(record);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Dead letters from `from_seq` on, at most `limit` (bounded by
+    /// [`LIST_MAX`]). An undecodable entry is listed with its raw bytes.
+    pub fn dead_letters(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.inner.shared.dead.range(seq_key(from_seq)..) {
+            if out.len() >= limit.min(LIST_MAX) {
+                break;
+            }
+            let (k, raw) = item?;
+            let Some(seq) = key_seq(&k) else { continue };
+            let letter = decode_dead_letter(seq, &raw).unwrap_or_else(|e| DeadLetter {
+                seq,
+                reason: format!("undecodable dead letter: {e}"),
+                record: None,
+                raw: raw.to_vec(),
+            });
+            out.push(letter);
+        }
+        Ok(out)
+    }
+
+    /// Current figures; `now_ms` gives the oldest record's age.
+    pub fn stats(&self, now_ms: u64) -> Result<OutboxStats, StorageError> {
+        let shared = &self.inner.shared;
+        let (depth, in_flight, held, dead_letters) = {
+            let index = shared.lock_index();
+            (
+                index.depth(),
+                index.in_flight_count(),
+                index.held_count(),
+                index.dead_count(),
+            )
+        };
+        let mut oldest_age_ms = 0;
+        for item in shared.outbox.iter() {
+            let (k, raw) = item?;
+            if let Some(record) = key_seq(&k).and_then(|seq| decode_record(seq, &raw).ok()) {
+                oldest_age_ms = now_ms.saturating_sub(record.created_at_ms);
+                break;
+            }
+        }
+        let bytes_on_disk = dir_bytes(&shared.dir)
+            .map_err(|e| StorageError::io(format!("size of {}", shared.dir.display()), e))?;
+        Ok(OutboxStats {
+            depth,
+            oldest_age_ms,
+            in_flight,
+            held,
+            dead_letters,
+            bytes_on_disk,
+        })
+    }
+}
+
+/// Checks the limits before anything is sent to the writer.
+fn validate(records: &[NewRecord]) -> Result<(), AppendFailure> {
+    if records.len() > BATCH_RECORDS_MAX {
+        return Err(AppendFailure::BatchTooLarge {
+            len: records.len(),
+            max: BATCH_RECORDS_MAX,
+        });
+    }
+    for (index, r) in records.iter().enumerate() {
+        if r.body.len() > BODY_BYTES_MAX {
+            return Err(AppendFailure::BodyTooLarge {
+                index,
+                len: r.body.len(),
+                max: BODY_BYTES_MAX,
+            });
+        }
+        for (field, value) in [
+            ("correlation_id", &r.correlation_id),
+            ("interaction_key", &r.interaction_key),
+        ] {
+            if value.len() > ID_BYTES_MAX {
+                return Err(AppendFailure::IdTooLong {
+                    index,
+                    field,
+                    len: value.len(),
+                    max: ID_BYTES_MAX,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes allocated on disk by the files of `dir` (recursively).
+pub(crate) fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.is_dir() {
+            total += dir_bytes(&entry.path())?;
+        } else {
+            total += meta.blocks() * 512;
+        }
+    }
+    Ok(total)
+}

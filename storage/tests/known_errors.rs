@@ -1,0 +1,206 @@
+//! Known errors: a locked directory, limits, corrupt records, a full disk.
+
+use std::io::{BufRead, BufReader, Write};
+
+use edgecc_storage::{
+    AppendFailure, NewRecord, RecordKind, Storage, StorageError, BATCH_RECORDS_MAX, BODY_BYTES_MAX,
+};
+
+use crate::util::{child_command, config, drain, list_all, open, rec, seqs, update};
+
+/// Goal: a second opener of a held directory gets the distinct `Locked`
+/// error, and the directory opens again once released. Method: open twice
+/// in one process (our flock conflicts across open file descriptions).
+#[tokio::test]
+async fn locked_directory_is_a_distinct_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = open(dir.path());
+    match Storage::open(dir.path(), config()) {
+        Err(StorageError::Locked { path }) => assert_eq!(path, dir.path()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(storage);
+    let _again = open(dir.path());
+}
+
+/// Goal: over-limit appends are refused with a clear error that hands every
+/// record back. Method: append a too-large body, a too-large batch, a long id.
+#[tokio::test]
+async fn limits_refuse_and_hand_records_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = open(dir.path()).outbox();
+    let mut big = update("a", 1);
+    big.body = vec![b'x'; BODY_BYTES_MAX + 1];
+    let err = outbox.append(big.clone()).await.expect_err("too large");
+    assert!(
+        matches!(err.failure, AppendFailure::BodyTooLarge { len, .. } if len == BODY_BYTES_MAX + 1)
+    );
+    assert_eq!(err.records, vec![big]);
+    assert!(err.to_string().contains("more than"));
+    let batch: Vec<NewRecord> = (0..=BATCH_RECORDS_MAX as u32)
+        .map(|n| update("a", n))
+        .collect();
+    let err = outbox
+        .append_batch(batch.clone())
+        .await
+        .expect_err("batch too large");
+    assert!(matches!(err.failure, AppendFailure::BatchTooLarge { .. }));
+    assert_eq!(err.records, batch);
+    let long = rec(&"k".repeat(300), RecordKind::InteractionCreate, "c", 0);
+    let err = outbox.append(long).await.expect_err("id too long");
+    assert!(matches!(
+        err.failure,
+        AppendFailure::IdTooLong {
+            field: "interaction_key",
+            ..
+        }
+    ));
+    let mut at_limit = update("a", 1);
+    at_limit.body = vec![b'x'; BODY_BYTES_MAX];
+    outbox
+        .append(at_limit)
+        .await
+        .expect("a body at the limit is accepted");
+}
+
+/// Goal: corrupt records (bad checksum, unknown version, undecodable
+/// payload) never crash the open and never block the rest: each moves to
+/// the dead letters with its reason and raw bytes. Method: write bad values
+/// into the outbox tree with sled directly, reopen, drain.
+#[tokio::test]
+async fn corrupt_records_go_to_dead_letters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (good, bad) = {
+        let outbox = open(dir.path()).outbox();
+        let mut seqs = Vec::new();
+        for n in 0..5 {
+            seqs.push(outbox.append(update("k", n)).await.expect("append"));
+        }
+        (vec![seqs[0], seqs[4]], vec![seqs[1], seqs[2], seqs[3]])
+    };
+    {
+        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let tree = db.open_tree("outbox").expect("tree");
+        let mut flipped = tree
+            .get(bad[0].to_be_bytes())
+            .expect("get")
+            .expect("present")
+            .to_vec();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        tree.insert(bad[0].to_be_bytes(), flipped).expect("insert");
+        let mut version = tree
+            .get(bad[1].to_be_bytes())
+            .expect("get")
+            .expect("present")
+            .to_vec();
+        version[0] = 99;
+        tree.insert(bad[1].to_be_bytes(), version).expect("insert");
+        let mut garbage = vec![1u8, 0, 0, 0, 0, 0xde, 0xad];
+        let crc = crc32fast::hash(&garbage[5..]).to_le_bytes();
+        garbage[1..5].copy_from_slice(&crc);
+        tree.insert(bad[2].to_be_bytes(), garbage).expect("insert");
+        db.flush().expect("flush");
+    }
+    let outbox = open(dir.path()).outbox();
+    assert_eq!(
+        seqs(&drain(&outbox, 0).await),
+        good,
+        "corrupt records hold nothing"
+    );
+    let dead = outbox.dead_letters(0, 10).expect("dead letters");
+    assert_eq!(dead.iter().map(|d| d.seq).collect::<Vec<_>>(), bad);
+    assert!(dead[0].reason.contains("checksum"), "{}", dead[0].reason);
+    assert!(
+        dead[1].reason.contains("unknown schema version 99"),
+        "{}",
+        dead[1].reason
+    );
+    assert!(dead[2].reason.contains("payload"), "{}", dead[2].reason);
+    assert!(dead.iter().all(|d| d.record.is_none() && !d.raw.is_empty()));
+    assert!(matches!(
+        outbox.requeue(bad[0]).await,
+        Err(StorageError::Undecodable { .. })
+    ));
+    assert_eq!(outbox.requeue_all().await.expect("requeue all"), 0);
+}
+
+const FULL_CHILD_ENV: &str = "EDGECC_STORAGE_DISK_FULL_CHILD";
+
+/// Child side of `disk_full_hands_records_back` (a no-op in a normal run):
+/// appends under a file-size limit until the disk is "full".
+#[test]
+fn disk_full_child() {
+    let Some(dir) = std::env::var_os(FULL_CHILD_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let outbox = open(std::path::Path::new(&dir)).outbox();
+        let mut out = std::io::stdout().lock();
+        for n in 0..20 {
+            let seq = outbox.append(update("before", n)).await.expect("append");
+            writeln!(out, "ACK {seq}").expect("stdout");
+        }
+        // SAFETY: plain libc calls on this process; SIGXFSZ is ignored so a
+        // write past the limit fails with EFBIG instead of killing us.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let size = std::fs::metadata(std::path::Path::new(&dir).join("db"))
+                .expect("db")
+                .len();
+            let limit = libc::rlimit {
+                rlim_cur: size + 64 * 1024,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+        }
+        for n in 0..100_000u32 {
+            let mut r = update("during", n);
+            r.body = vec![b'y'; 2_000];
+            match outbox.append(r.clone()).await {
+                Ok(seq) => writeln!(out, "ACK {seq}").expect("stdout"),
+                Err(e) => {
+                    let handed_back = e.records == vec![r];
+                    writeln!(out, "FULL {handed_back} {e}").expect("stdout");
+                    break;
+                }
+            }
+        }
+        out.flush().expect("stdout");
+    });
+}
+
+/// Goal: a full disk returns a clear error that hands the records back, and
+/// nothing acknowledged before is lost. Method: a child process appends
+/// under RLIMIT_FSIZE (writes fail with EFBIG, like ENOSPC) until an append
+/// fails; the parent reopens without the limit and checks every ack.
+#[test]
+fn disk_full_hands_records_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = child_command("known_errors::disk_full_child", FULL_CHILD_ENV, dir.path())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    let status = child.wait().expect("wait");
+    let acked: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("ACK "))
+        .map(|s| s.parse().expect("seq"))
+        .collect();
+    let full = lines.iter().find(|l| l.starts_with("FULL "));
+    assert!(acked.len() >= 20, "acks before the limit: {lines:?}");
+    let full = full.unwrap_or_else(|| panic!("no FULL line (status {status}): {lines:?}"));
+    assert!(full.starts_with("FULL true"), "{full}");
+    let outbox = open(dir.path()).outbox();
+    let present = seqs(&list_all(&outbox));
+    for seq in &acked {
+        assert!(present.contains(seq), "acknowledged record {seq} lost");
+    }
+}

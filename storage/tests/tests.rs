@@ -1,0 +1,13 @@
+//! Integration tests of edgecc-storage, one module per property.
+
+mod acknowledgements;
+mod crash;
+mod dead_letters;
+mod fixture;
+mod known_errors;
+mod model;
+mod ordering;
+mod recovery;
+mod space;
+mod state;
+mod util;

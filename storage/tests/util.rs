@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests.
+
+use std::path::Path;
+
+use edgecc_storage::{NewRecord, Outbox, Record, RecordKind, Storage, StorageConfig};
+
+/// A small-cache config, as an edge box would use.
+pub fn config() -> StorageConfig {
+    StorageConfig {
+        cache_bytes: 8 * 1024 * 1024,
+        ..StorageConfig::default()
+    }
+}
+
+/// Opens storage in `dir`, panicking with the error (tests only).
+pub fn open(dir: &Path) -> Storage {
+    Storage::open(dir, config()).expect("open storage")
+}
+
+/// A record of `key` with a body naming its correlation id.
+pub fn rec(key: &str, kind: RecordKind, corr: &str, created_at_ms: u64) -> NewRecord {
+    NewRecord {
+        correlation_id: corr.to_owned(),
+        interaction_key: key.to_owned(),
+        kind,
+        body: format!(r#"{{"corr":"{corr}"}}"#).into_bytes(),
+        created_at_ms,
+    }
+}
+
+/// An `interaction.update` of `key` numbered `n`.
+pub fn update(key: &str, n: u32) -> NewRecord {
+    rec(
+        key,
+        RecordKind::InteractionUpdate,
+        &format!("{key}/update/{n}"),
+        1_000 + u64::from(n),
+    )
+}
+
+/// Takes everything ready at `now_ms`, acking each, until nothing is ready;
+/// returns the sequences in delivery order.
+pub async fn drain(outbox: &Outbox, now_ms: u64) -> Vec<Record> {
+    let mut delivered = Vec::new();
+    loop {
+        let batch = outbox.take_ready(16, now_ms);
+        if batch.is_empty() {
+            return delivered;
+        }
+        for r in batch {
+            outbox.ack(r.seq).await.expect("ack");
+            delivered.push(r);
+        }
+    }
+}
+
+/// Sequences of `records`.
+pub fn seqs(records: &[Record]) -> Vec<u64> {
+    records.iter().map(|r| r.seq).collect()
+}
+
+/// A command re-running this test binary for exactly one (child) test, with
+/// `env` set so that test knows it is the child.
+pub fn child_command(test_name: &str, env: &str, value: &std::path::Path) -> std::process::Command {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, value)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// Every pending record, page by page.
+pub fn list_all(outbox: &Outbox) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    loop {
+        let from = out.last().map_or(0, |r| r.seq + 1);
+        let page = outbox.list(from, 1000).expect("list");
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// A tiny xorshift generator for test timing (no extra dependency).
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next value in `0..bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound.max(1)
+    }
+}

@@ -9,7 +9,13 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use edgecc_actors::config::{
+    AgentConfig, QueueConfig, ReasonCodeConfig, RoutingConfig, TimersConfig,
+};
+use edgecc_actors::ContactCenterConfig;
 use serde::{Deserialize, Serialize};
+
+use crate::crm::sync::SyncConfig;
 
 /// Where the daemon keeps its state when nothing else says so.
 pub const DATA_DIR_DEFAULT: &str = "/var/lib/edgecc";
@@ -69,6 +75,126 @@ pub struct RawConfig {
     /// `[storage]`: the sled outbox.
     #[serde(default)]
     pub storage: RawStorage,
+    /// `[pbx]`: which PBX adapter.
+    #[serde(default)]
+    pub pbx: RawPbx,
+    /// `[crm]`: which CRM, and how to deliver to it.
+    #[serde(default)]
+    pub crm: RawCrm,
+    /// `[timers]`: offer timeout, reject delay, RONA.
+    #[serde(default)]
+    pub timers: TimersConfig,
+    /// `[routing]`: shared routing options.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// `[[reason_codes]]`: Not Ready reasons agents may pick.
+    #[serde(default)]
+    pub reason_codes: Vec<ReasonCodeConfig>,
+    /// `[[queues]]`.
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
+    /// `[[agents]]`.
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
+    /// `[http]`: the API, WebSocket and web UI listener.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// `[[users]]`: who may log in to the API and UI, with which role.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+/// Default HTTP listener: loopback only, an unprivileged port.
+pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:8080";
+/// Default bearer token lifetime: a shift.
+pub const TOKEN_TTL_MS_DEFAULT: u64 = 12 * 3600 * 1000;
+/// Default grace before a disconnected desktop stops getting queue calls.
+pub const DESKTOP_GRACE_MS_DEFAULT: u64 = 30_000;
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on (`127.0.0.1:8080`); `None` disables HTTP.
+    pub listen: Option<String>,
+    /// PEM certificate chain; with `tls_key_file`, HTTPS through rustls.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (a file, e.g. from systemd's LoadCredential=).
+    pub tls_key_file: Option<PathBuf>,
+    /// Bearer token lifetime, ms.
+    pub token_ttl_ms: u64,
+    /// A desktop disconnected longer than this gets no new queue calls, ms.
+    pub desktop_grace_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: Some(HTTP_LISTEN_DEFAULT.to_string()),
+            tls_cert_file: None,
+            tls_key_file: None,
+            token_ttl_ms: TOKEN_TTL_MS_DEFAULT,
+            desktop_grace_ms: DESKTOP_GRACE_MS_DEFAULT,
+        }
+    }
+}
+
+/// A role in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Acts on its own agent and calls only.
+    Agent,
+    /// Sees the team, changes agents' states, monitors, whispers, barges.
+    Supervisor,
+    /// Everything, plus outbox and configuration.
+    Admin,
+}
+
+/// `[[users]]`: one login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Login id; for `role = "agent"` it is the agent's id in `[[agents]]`.
+    pub id: String,
+    /// What the user may do.
+    pub role: Role,
+    /// argon2 PHC hash from `edgecc passwd` (never the password itself).
+    #[serde(skip_serializing)]
+    pub password_hash: String,
+}
+
+/// `[pbx]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPbx {
+    /// `sim` (the built-in simulated PBX). `ari` comes with the Asterisk
+    /// adapter.
+    pub kind: Option<String>,
+}
+
+/// `[crm]` as written: the adapter and the sync worker's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCrm {
+    /// `none` (records wait in the outbox), `webhook` or `servicenow`.
+    pub kind: Option<String>,
+    /// Requests in flight at once.
+    pub concurrency: Option<usize>,
+    /// First retry delay bound, ms.
+    pub backoff_base_ms: Option<u64>,
+    /// Largest retry delay bound, ms.
+    pub backoff_cap_ms: Option<u64>,
+    /// Consecutive CRM-down failures that open the breaker.
+    pub breaker_failures: Option<u32>,
+    /// Probe interval while the breaker is open, ms.
+    pub breaker_probe_interval_ms: Option<u64>,
+    /// Records older than this are parked in the dead letters, ms.
+    pub record_lifetime_ms: Option<u64>,
+    /// `[crm.webhook]`.
+    pub webhook: Option<crate::crm::webhook::WebhookConfig>,
+    /// `[crm.servicenow]`.
+    pub servicenow: Option<crate::crm::servicenow::ServiceNowConfig>,
 }
 
 /// `[site]` as written.
@@ -111,6 +237,45 @@ pub struct Config {
     pub admin_socket: Option<PathBuf>,
     /// sled cache in bytes.
     pub storage_cache_capacity_bytes: u64,
+    /// The PBX adapter.
+    pub pbx: PbxKind,
+    /// The CRM adapter and sync settings.
+    pub crm: CrmSettings,
+    /// Queues, agents, reason codes, timers (validated).
+    pub contact_center: ContactCenterConfig,
+    /// The HTTP listener.
+    pub http: HttpConfig,
+    /// Logins.
+    pub users: Vec<UserConfig>,
+}
+
+/// Which PBX edgecc drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PbxKind {
+    /// The built-in simulated PBX.
+    Sim,
+}
+
+/// Which CRM edgecc writes to, and how.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrmSettings {
+    /// The adapter.
+    pub adapter: CrmAdapterConfig,
+    /// The sync worker's settings.
+    pub sync: SyncConfig,
+}
+
+/// The CRM adapter with its settings.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CrmAdapterConfig {
+    /// No CRM: records wait in the outbox (visible with `edgecc outbox`).
+    None,
+    /// POST JSON to a URL.
+    Webhook(crate::crm::webhook::WebhookConfig),
+    /// ServiceNow Import Set or Table API.
+    Servicenow(crate::crm::servicenow::ServiceNowConfig),
 }
 
 impl Default for Config {
@@ -121,6 +286,14 @@ impl Default for Config {
             data_dir: None,
             admin_socket: None,
             storage_cache_capacity_bytes: STORAGE_CACHE_BYTES_DEFAULT,
+            pbx: PbxKind::Sim,
+            crm: CrmSettings {
+                adapter: CrmAdapterConfig::None,
+                sync: SyncConfig::default(),
+            },
+            contact_center: ContactCenterConfig::default(),
+            http: HttpConfig::default(),
+            users: Vec::new(),
         }
     }
 }
@@ -186,14 +359,150 @@ impl Config {
                 }
             }
         }
+        let pbx = match raw.pbx.kind.as_deref() {
+            None | Some("sim") => PbxKind::Sim,
+            Some(other) => {
+                return Err(err(
+                    "pbx.kind",
+                    format!("{other:?} is not a PBX adapter: use \"sim\""),
+                ))
+            }
+        };
+        let crm = resolve_crm(raw.crm).map_err(|(key, message)| err(&key, message))?;
+        let contact_center = ContactCenterConfig {
+            site_id: site_id.clone(),
+            timers: raw.timers,
+            routing: raw.routing,
+            reason_codes: raw.reason_codes,
+            queues: raw.queues,
+            agents: raw.agents,
+        };
+        if let Err(errors) = contact_center.validate() {
+            // Report the first; `check-config` is run again after a fix.
+            let first = &errors[0];
+            let key = if first.path == "site_id" {
+                "site.id".to_string()
+            } else {
+                first.path.clone()
+            };
+            let more = match errors.len() {
+                1 => String::new(),
+                n => format!(" (and {} more problems)", n - 1),
+            };
+            return Err(err(&key, format!("{}{more}", first.message)));
+        }
+        check_http(&raw.http).map_err(|(key, message)| err(&key, message))?;
+        check_users(&raw.users, &contact_center).map_err(|(key, message)| err(&key, message))?;
         Ok(Config {
+            http: raw.http,
+            users: raw.users,
             file: Some(path.to_path_buf()),
             site_id,
             data_dir: raw.daemon.data_dir,
             admin_socket: raw.daemon.admin_socket,
             storage_cache_capacity_bytes: cache,
+            pbx,
+            crm,
+            contact_center,
         })
     }
+}
+
+/// `[http]`: a parseable address, both TLS files or neither, sane times.
+fn check_http(http: &HttpConfig) -> Result<(), (String, String)> {
+    if let Some(listen) = &http.listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "http.listen".to_string(),
+                format!("{listen:?} is not an address:port such as \"127.0.0.1:8080\""),
+            ));
+        }
+    }
+    match (&http.tls_cert_file, &http.tls_key_file) {
+        (Some(_), None) => {
+            return Err((
+                "http.tls_key_file".to_string(),
+                "is needed with http.tls_cert_file".to_string(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err((
+                "http.tls_cert_file".to_string(),
+                "is needed with http.tls_key_file".to_string(),
+            ))
+        }
+        _ => {}
+    }
+    if http.token_ttl_ms < 60_000 {
+        return Err((
+            "http.token_ttl_ms".to_string(),
+            format!("{} is under a minute", http.token_ttl_ms),
+        ));
+    }
+    Ok(())
+}
+
+/// `[[users]]`: unique ids, agents that exist, hashes that look like argon2.
+fn check_users(users: &[UserConfig], cc: &ContactCenterConfig) -> Result<(), (String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, u) in users.iter().enumerate() {
+        if !seen.insert(u.id.as_str()) {
+            return Err((format!("users[{i}].id"), format!("{:?} is listed twice", u.id)));
+        }
+        if u.role == Role::Agent && !cc.agents.iter().any(|a| a.id == u.id) {
+            return Err((
+                format!("users[{i}].id"),
+                format!("{:?} has role agent but is not in [[agents]]", u.id),
+            ));
+        }
+        if !u.password_hash.starts_with("$argon2") {
+            return Err((
+                format!("users[{i}].password_hash"),
+                "is not an argon2 hash: make one with `edgecc passwd`".to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[crm]`: the adapter named by `kind` must have its table, and only it.
+fn resolve_crm(raw: RawCrm) -> Result<CrmSettings, (String, String)> {
+    let d = SyncConfig::default();
+    let sync = SyncConfig {
+        concurrency: raw.concurrency.unwrap_or(d.concurrency),
+        backoff_base_ms: raw.backoff_base_ms.unwrap_or(d.backoff_base_ms),
+        backoff_cap_ms: raw.backoff_cap_ms.unwrap_or(d.backoff_cap_ms),
+        breaker_failures: raw.breaker_failures.unwrap_or(d.breaker_failures),
+        breaker_probe_interval_ms: raw
+            .breaker_probe_interval_ms
+            .unwrap_or(d.breaker_probe_interval_ms),
+        record_lifetime_ms: raw.record_lifetime_ms.unwrap_or(d.record_lifetime_ms),
+    };
+    sync.validate()?;
+    let missing = |table: &str| {
+        Err((
+            "crm.kind".to_string(),
+            format!("kind = {table:?} needs a [crm.{table}] table"),
+        ))
+    };
+    let adapter = match raw.kind.as_deref() {
+        None | Some("none") => CrmAdapterConfig::None,
+        Some("webhook") => match raw.webhook {
+            Some(w) => CrmAdapterConfig::Webhook(w),
+            None => return missing("webhook"),
+        },
+        Some("servicenow") => match raw.servicenow {
+            Some(s) => CrmAdapterConfig::Servicenow(s),
+            None => return missing("servicenow"),
+        },
+        Some(other) => {
+            return Err((
+                "crm.kind".to_string(),
+                format!("{other:?} is not a CRM adapter: use \"none\", \"webhook\" or \"servicenow\""),
+            ))
+        }
+    };
+    Ok(CrmSettings { adapter, sync })
 }
 
 /// The first stage: TOML to [`RawConfig`], with the dotted path of the key

@@ -6,13 +6,28 @@
 //! and the storage writer commits what it holds before the process exits.
 
 use std::path::Path;
+use std::rc::Rc;
 
+use actix::prelude::*;
+use edgecc_actors::registry::{ContactCenter, Registry};
+use edgecc_actors::sim::{ConnectEvents, SimPbx, SimPbxPort};
+use edgecc_actors::TokioClock;
 use edgecc_storage::{Storage, StorageConfig, StorageError};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
 use crate::admin::server::AdminServer;
-use crate::config::Config;
+use crate::config::{Config, CrmAdapterConfig, PbxKind};
+use crate::crm::servicenow::ServiceNowAdapter;
+use crate::crm::sync::SyncWorker;
+use crate::crm::webhook::WebhookAdapter;
+use crate::crm::CrmAdapter;
+use crate::outbox_port::StorageOutboxPort;
+
+/// Name of the state tree holding CRM links of delivered interactions.
+pub const STATE_CRM_LINKS: &str = "crm_links";
+/// Name of the state tree holding ServiceNow sys_ids (table mode).
+pub const STATE_CRM_SYS_IDS: &str = "crm_sys_ids";
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +52,87 @@ pub enum DaemonError {
     /// Signal handlers could not be installed, or the runtime failed.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    /// The CRM adapter's settings are wrong (names the key) or its secret
+    /// file cannot be read.
+    #[error("{0}")]
+    Crm(String),
+    /// The contact-center configuration was refused by the actors.
+    #[error("contact center: {0}")]
+    ContactCenter(String),
+}
+
+/// The running system's main addresses, for the HTTP layer and tests.
+pub struct Running {
+    /// The contact center's facade.
+    pub registry: Addr<Registry>,
+    /// The CRM sync worker, when a CRM is configured.
+    pub sync: Option<Addr<SyncWorker>>,
+    /// The simulated PBX, when `pbx.kind = "sim"`.
+    pub sim: Option<Addr<SimPbx>>,
+}
+
+/// Starts the CRM sync, the PBX adapter and the contact center on the
+/// current actix system.
+pub fn start_system(config: &Config, storage: &Storage) -> Result<Running, DaemonError> {
+    let clock = TokioClock::shared(crate::clock::now_ms());
+    let outbox = storage.outbox();
+    let state = |name: &str| {
+        storage.state(name).map_err(|source| DaemonError::Storage {
+            dir: storage.dir().display().to_string(),
+            source,
+        })
+    };
+    let adapter: Option<Rc<dyn CrmAdapter>> = match &config.crm.adapter {
+        CrmAdapterConfig::None => None,
+        CrmAdapterConfig::Webhook(w) => Some(Rc::new(
+            WebhookAdapter::new(w).map_err(DaemonError::Crm)?,
+        )),
+        CrmAdapterConfig::Servicenow(s) => Some(Rc::new(
+            ServiceNowAdapter::new(s, state(STATE_CRM_SYS_IDS)?).map_err(DaemonError::Crm)?,
+        )),
+    };
+    let sync = match adapter {
+        Some(adapter) => Some(
+            SyncWorker::new(
+                outbox.clone(),
+                adapter,
+                clock.clone(),
+                config.crm.sync.clone(),
+                Some(state(STATE_CRM_LINKS)?),
+                crate::clock::now_ms(),
+            )
+            .start(),
+        ),
+        None => None,
+    };
+    let port = StorageOutboxPort::new(outbox, sync.clone().map(Addr::recipient));
+    let (pbx, sim) = match config.pbx {
+        PbxKind::Sim => {
+            let sim = SimPbx::new(crate::clock::now_ms()).start();
+            (SimPbxPort { addr: sim.clone() }, sim)
+        }
+    };
+    let registry = ContactCenter::start(
+        config.contact_center.clone(),
+        Rc::new(pbx),
+        Rc::new(port),
+        clock,
+    )
+    .map_err(|errors| {
+        DaemonError::ContactCenter(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    sim.do_send(ConnectEvents(registry.clone().recipient()));
+    Ok(Running {
+        registry,
+        sync,
+        sim: Some(sim),
+    })
 }
 
 /// Storage options from the config.
@@ -55,6 +151,31 @@ pub fn open_storage(config: &Config, data_dir: &Path) -> Result<Storage, DaemonE
     })
 }
 
+/// How long shutdown waits for records the actors produced to reach the
+/// durable outbox.
+pub const SHUTDOWN_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits (bounded) until every record the actors produced is durable in the
+/// outbox, so a clean stop never leaves one only in memory.
+pub async fn flush_actor_records(registry: &Addr<Registry>) {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH_WAIT;
+    loop {
+        let pending = registry
+            .send(edgecc_actors::registry::Snapshot { with_queues: false })
+            .await
+            .map(|s| s.outbox.records_pending)
+            .unwrap_or(0);
+        if pending == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::error!(pending, "Shutdown: records not yet in the outbox after the wait.");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonError> {
     let system = actix_rt::System::new();
@@ -65,6 +186,7 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
             source,
         })?;
         let socket_path = admin.path().to_path_buf();
+        let running = start_system(&config, &storage)?;
         let admin_task = actix_rt::spawn(admin.serve(storage.clone()));
         info!(
             data_dir = %data_dir.display(),
@@ -78,7 +200,9 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
             _ = term.recv() => info!(signal = "SIGTERM", "Shutting down."),
             _ = int.recv() => info!(signal = "SIGINT", "Shutting down."),
         }
+        flush_actor_records(&running.registry).await;
         admin_task.abort();
+        drop(running);
         AdminServer::remove_socket(&socket_path);
         drop(storage);
         info!("edgecc stopped.");

@@ -1,17 +1,685 @@
-//! `edgecc demo`: the whole system on the simulated PBX.
+//! `edgecc demo`: the whole system on the simulated PBX, with a CRM that
+//! goes down in the middle of the run.
+//!
+//! It starts the real pieces: the durable outbox in a data directory, the
+//! actors with simulated agents (some slow, some rejecting, some never
+//! answering), simulated callers arriving at `--rate`, the webhook adapter
+//! and the sync worker, and the built-in CRM emulator, which refuses
+//! connections during `--crm-outage`. Every second it prints a status line;
+//! at the end it hangs up whatever calls remain, waits for the outbox to
+//! drain, prints a summary and checks it: every accepted call has exactly
+//! one interaction and one phone log at the CRM, every timed-out or
+//! abandoned call one interaction and one work item, nothing lost, nothing
+//! applied twice. The exit code is 1 when a check fails.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use edgecc_actors::config::{AgentConfig, FinalDestination, QueueConfig, Strategy};
+use edgecc_actors::ports::{AttachedVar, HangupCause};
+use edgecc_actors::registry::{AgentCommand, AgentRequest, Registry, Snapshot, Subscribe};
+use edgecc_actors::rng::SplitMix64;
+use edgecc_actors::sim::{
+    Caller, ConnectEvents, GetSimStats, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile,
+    SimPbx, SimPbxPort,
+};
+use edgecc_actors::{CcEvent, ContactCenterConfig, LegId, TokioClock};
+use edgecc_storage::Storage;
+use serde::Serialize;
+use tracing::info;
+
+use crate::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
+use crate::crm::sync::{GetSyncStatus, SyncConfig, SyncWorker};
+use crate::crm::webhook::{WebhookAdapter, WebhookConfig};
+use crate::outbox_port::StorageOutboxPort;
+
+/// Most agents the demo simulates.
+pub const DEMO_AGENTS_MAX: usize = 2_000;
+/// Highest call rate the demo accepts, calls per second.
+pub const DEMO_RATE_MAX: f64 = 500.0;
+/// How long the demo waits for the outbox to drain after the last call.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(120);
+/// How long calls may finish on their own after the last arrival before
+/// the remaining callers are hung up.
+const SETTLE_WAIT: Duration = Duration::from_secs(8);
+/// Status line interval.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// The demo's queues and their dialed numbers.
+const QUEUES: [(&str, &str); 2] = [("sales", "+18005550100"), ("support", "+18005550200")];
+/// Secret the demo's webhook adapter signs with (the emulator checks it).
+const DEMO_SECRET: &str = "edgecc-demo-secret";
 
 /// Flags of `edgecc demo`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// How long to run, in seconds.
-    #[arg(long, default_value_t = 30)]
+    /// How long callers keep arriving, in seconds.
+    #[arg(long, default_value_t = 45)]
     pub duration: u64,
+    /// New calls per second (Poisson arrivals).
+    #[arg(long, default_value_t = 2.0)]
+    pub rate: f64,
+    /// Simulated agents.
+    #[arg(long, default_value_t = 20)]
+    pub agents: usize,
+    /// When the built-in CRM is down, in seconds from the start: FROM-TO.
+    /// Default: the middle third of the run. `none` for no outage.
+    #[arg(long, value_name = "FROM-TO")]
+    pub crm_outage: Option<String>,
+    /// Send records to this webhook receiver instead of the built-in CRM
+    /// emulator (signed with the demo secret "edgecc-demo-secret").
+    #[arg(long, value_name = "URL")]
+    pub crm_url: Option<String>,
+    /// Write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Seed of the simulated callers and phones.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
-/// Runs the demo.
-pub fn run(_args: &DemoArgs, _data_dir: Option<&Path>) -> Result<ExitCode, String> {
-    Err("the demo is being built".to_string())
+/// The demo's summary: what happened and whether it checks out.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Calls placed by simulated callers.
+    pub calls_total: u64,
+    /// Calls answered by an agent (and ended).
+    pub calls_accepted: u64,
+    /// Callers who hung up before an agent answered.
+    pub calls_abandoned: u64,
+    /// Calls that waited past the queue's max wait (work item).
+    pub calls_timed_out: u64,
+    /// Calls that ended on a PBX error.
+    pub calls_failed: u64,
+    /// Records the actors appended to the outbox.
+    pub records_appended: u64,
+    /// Distinct records the CRM holds.
+    pub records_delivered: u64,
+    /// Records in the dead letters.
+    pub records_dead: u64,
+    /// Records still in the outbox.
+    pub records_pending: u64,
+    /// Interactions at the CRM.
+    pub crm_interactions: u64,
+    /// Phone logs at the CRM.
+    pub crm_phone_logs: u64,
+    /// Work items at the CRM.
+    pub crm_work_items: u64,
+    /// Deliveries of a record the CRM already had (harmless: the
+    /// idempotency key deduplicates; only with the built-in emulator).
+    pub crm_duplicates: Option<u64>,
+    /// Interactions whose updates arrived out of order (built-in emulator).
+    pub crm_out_of_order: Option<u64>,
+    /// Times the CRM circuit breaker opened.
+    pub crm_breaker_opened: u64,
+    /// What failed, if anything.
+    pub failures: Vec<String>,
+    /// True when every check passed.
+    pub ok: bool,
+}
+
+/// Runs the demo; the exit code says whether its checks passed.
+pub fn run(args: &DemoArgs, data_dir: Option<&Path>) -> Result<ExitCode, String> {
+    let plan = Plan::from_args(args)?;
+    let temp;
+    let data_dir = match data_dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            temp = tempfile_dir()?;
+            temp.clone()
+        }
+    };
+    let system = actix_rt::System::new();
+    let result = system.block_on(run_async(plan, args.clone(), data_dir.clone()));
+    if data_dir.starts_with(std::env::temp_dir()) && args.crm_url.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    let summary = result?;
+    print_summary(&summary);
+    if let Some(path) = &args.summary_json {
+        let text = serde_json::to_string_pretty(&summary)
+            .map_err(|e| format!("cannot encode the summary: {e}"))?;
+        std::fs::write(path, text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(if summary.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A fresh directory under the system's temp dir.
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("edgecc-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The validated flags.
+#[derive(Debug, Clone)]
+struct Plan {
+    /// Seconds of arrivals.
+    duration_s: u64,
+    /// Calls per second.
+    rate: f64,
+    /// Simulated agents.
+    agents: usize,
+    /// CRM outage window in seconds, if any.
+    outage: Option<(u64, u64)>,
+}
+
+impl Plan {
+    fn from_args(args: &DemoArgs) -> Result<Plan, String> {
+        if args.duration == 0 || args.duration > 24 * 3600 {
+            return Err("--duration: use 1 to 86400 seconds".to_string());
+        }
+        if !(args.rate > 0.0 && args.rate <= DEMO_RATE_MAX) {
+            return Err(format!("--rate: use a number above 0 and at most {DEMO_RATE_MAX}"));
+        }
+        if args.agents == 0 || args.agents > DEMO_AGENTS_MAX {
+            return Err(format!("--agents: use 1 to {DEMO_AGENTS_MAX}"));
+        }
+        let outage = match args.crm_outage.as_deref() {
+            None => Some((args.duration / 3, 2 * args.duration / 3)),
+            Some("none") => None,
+            Some(text) => {
+                let parsed = text.split_once('-').and_then(|(a, b)| {
+                    Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?))
+                });
+                match parsed {
+                    Some((from, to)) if from < to => Some((from, to)),
+                    _ => {
+                        return Err(format!(
+                            "--crm-outage: {text:?} is not FROM-TO in seconds with FROM < TO (or none)"
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(Plan {
+            duration_s: args.duration,
+            rate: args.rate,
+            agents: args.agents,
+            outage,
+        })
+    }
+}
+
+/// The contact center the demo runs: two queues, `agents` agents in both.
+fn demo_config(agents: usize) -> ContactCenterConfig {
+    let mut cfg = ContactCenterConfig {
+        site_id: "demo".to_string(),
+        ..ContactCenterConfig::default()
+    };
+    cfg.timers.offer_timeout_ms = 6_000;
+    cfg.timers.reject_delay_ms = 1_000;
+    for (i, (id, dnis)) in QUEUES.iter().enumerate() {
+        cfg.queues.push(QueueConfig {
+            id: (*id).to_string(),
+            dnis: vec![(*dnis).to_string()],
+            strategy: if i == 0 {
+                Strategy::LongestIdle
+            } else {
+                Strategy::FewestCalls
+            },
+            name: (*id).to_string(),
+            priority: 0,
+            max_wait_ms: 20_000,
+            wrap_up_ms: 1_500,
+            final_destination: FinalDestination::Announcement {
+                prompt: "callback-offered".to_string(),
+            },
+            required_skills: Vec::new(),
+        });
+    }
+    for n in 0..agents {
+        cfg.agents.push(AgentConfig {
+            id: format!("agent{:03}", n + 1),
+            name: format!("Agent {}", n + 1),
+            extension: format!("{}", 1001 + n),
+            queues: QUEUES.iter().map(|(q, _)| (*q).to_string()).collect(),
+            endpoint: None,
+            skills: Vec::new(),
+            auto_accept: false,
+            wrap_up_ms: None,
+            reject_delay_ms: None,
+        });
+    }
+    cfg
+}
+
+/// Runs everything on the actix system and returns the summary.
+async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summary, String> {
+    let clock = TokioClock::shared(crate::clock::now_ms());
+    let storage = Storage::open(&data_dir, Default::default())
+        .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
+    let outbox = storage.outbox();
+    let appended_before = outbox.stats(clock.now_ms()).map(|s| s.depth).unwrap_or(0);
+
+    // The CRM: the built-in emulator, or an external receiver.
+    let emulator = match &args.crm_url {
+        Some(_) => None,
+        None => Some(
+            EmulatorHandle::start(EmulatorConfig {
+                webhook_secret: Some(DEMO_SECRET.as_bytes().to_vec()),
+                ..EmulatorConfig::default()
+            })
+            .await
+                .map_err(|e| format!("cannot start the CRM emulator: {e}"))?,
+        ),
+    };
+    let url = match (&args.crm_url, &emulator) {
+        (Some(url), _) => url.clone(),
+        (None, Some(e)) => e.webhook_url(),
+        (None, None) => unreachable!("an emulator exists when no URL is given"),
+    };
+    let secret_file = data_dir.join("demo-webhook-secret");
+    std::fs::write(&secret_file, DEMO_SECRET)
+        .map_err(|e| format!("cannot write {}: {e}", secret_file.display()))?;
+    let adapter = WebhookAdapter::new(&WebhookConfig {
+        url: url.clone(),
+        secret_file: Some(secret_file),
+        connect_timeout_ms: 1_000,
+        request_timeout_ms: 3_000,
+        batch_max: 1,
+    })
+    .map_err(|e| format!("webhook adapter: {e}"))?;
+    let sync_config = SyncConfig {
+        breaker_probe_interval_ms: 1_000,
+        backoff_cap_ms: 5_000,
+        ..SyncConfig::default()
+    };
+    let sync = SyncWorker::new(
+        outbox.clone(),
+        Rc::new(adapter),
+        clock.clone(),
+        sync_config,
+        Some(storage.state("crm_links").map_err(|e| e.to_string())?),
+        args.seed,
+    )
+    .start();
+
+    // The PBX and the contact center.
+    let sim = SimPbx::new(args.seed).start();
+    sim.do_send(SetPhoneProfile {
+        endpoint: None,
+        profile: PhoneProfile {
+            answer_p: 0.93,
+            reject_p: 0.04,
+            answer_ms: (500, 3_000),
+            reject_ms: 800,
+        },
+    });
+    let port = Rc::new(StorageOutboxPort::new(outbox.clone(), Some(sync.clone().recipient())));
+    let config = demo_config(plan.agents);
+    let agent_ids: Vec<String> = config.agents.iter().map(|a| a.id.clone()).collect();
+    let registry = edgecc_actors::registry::ContactCenter::start(
+        config,
+        Rc::new(SimPbxPort { addr: sim.clone() }),
+        port,
+        clock.clone(),
+    )
+    .map_err(|errors| format!("demo config: {}", errors[0]))?;
+    sim.do_send(ConnectEvents(registry.clone().recipient()));
+    let keeper = AgentKeeper {
+        registry: registry.clone(),
+    }
+    .start();
+    let _ = registry.send(Subscribe(keeper.recipient())).await;
+    for id in &agent_ids {
+        for command in [AgentCommand::Login, AgentCommand::Ready] {
+            let _ = registry
+                .send(AgentRequest {
+                    agent: id.as_str().into(),
+                    command,
+                })
+                .await;
+        }
+    }
+    info!(
+        agents = plan.agents,
+        rate = plan.rate,
+        duration_s = plan.duration_s,
+        crm = %url,
+        data_dir = %data_dir.display(),
+        "Demo started."
+    );
+    println!(
+        "edgecc demo: {} agents, {} calls/s for {} s, CRM {}{}",
+        plan.agents,
+        plan.rate,
+        plan.duration_s,
+        url,
+        match plan.outage {
+            Some((a, b)) if emulator.is_some() => format!(", down from {a} s to {b} s"),
+            _ => String::new(),
+        }
+    );
+
+    // Callers arrive; the CRM goes down and comes back; a line a second.
+    let mut rng = SplitMix64::new(args.seed ^ 0xCA11);
+    let mut calls_total = 0u64;
+    let mut callers: Vec<LegId> = Vec::new();
+    let tick = Duration::from_millis(50);
+    let start = tokio::time::Instant::now();
+    let end = start + Duration::from_secs(plan.duration_s);
+    let mut next_status = start + STATUS_INTERVAL;
+    let mut crm_down = false;
+    let mut next_arrival = start;
+    while tokio::time::Instant::now() < end {
+        let elapsed = start.elapsed().as_secs();
+        if let (Some((from, to)), Some(e)) = (plan.outage, &emulator) {
+            let want_down = elapsed >= from && elapsed < to;
+            if want_down != crm_down {
+                crm_down = want_down;
+                let mode = if crm_down {
+                    Mode::Refuse { for_ms: None }
+                } else {
+                    Mode::Normal
+                };
+                e.set_mode(mode)
+                    .await
+                    .map_err(|err| format!("CRM emulator: {err}"))?;
+                println!(
+                    "t={elapsed:>3}s  CRM {}",
+                    if crm_down { "goes DOWN" } else { "is back UP" }
+                );
+            }
+        }
+        // Poisson arrivals: exponential gaps with mean 1/rate.
+        while next_arrival <= tokio::time::Instant::now() {
+            let u = (rng.below(1 << 53) as f64 + 1.0) / (1u64 << 53) as f64;
+            next_arrival += Duration::from_secs_f64(-u.ln() / plan.rate);
+            calls_total += 1;
+            let (_, dnis) = QUEUES[rng.below(QUEUES.len() as u64) as usize];
+            let mut caller = Caller::new(&format!("+1555{:07}", rng.below(10_000_000)), dnis);
+            caller.patience_ms = Some(rng.range(6_000, 40_000));
+            caller.talk_ms = Some(rng.range(2_000, 9_000));
+            let var = |key: &str, value: String| AttachedVar {
+                key: key.to_string(),
+                value,
+            };
+            caller.attached = vec![
+                var("customer_id", format!("C{:06}", rng.below(1_000_000))),
+                var(
+                    "ivr_choice",
+                    if rng.chance(0.5) { "billing" } else { "orders" }.to_string(),
+                ),
+            ];
+            if let Ok(leg) = sim.send(PlaceCall(caller)).await {
+                callers.push(leg);
+            }
+        }
+        if tokio::time::Instant::now() >= next_status {
+            next_status += STATUS_INTERVAL;
+            print_status(elapsed, calls_total, &registry, &sim, &sync, &outbox, crm_down, clock.now_ms()).await;
+        }
+        tokio::time::sleep(tick).await;
+    }
+    if let Some(e) = &emulator {
+        if crm_down {
+            e.set_mode(Mode::Normal)
+                .await
+                .map_err(|err| format!("CRM emulator: {err}"))?;
+            println!("t={:>3}s  CRM is back UP", plan.duration_s);
+        }
+    }
+
+    // Let calls finish, then hang up whoever is left (end of the shift).
+    let settle_until = tokio::time::Instant::now() + SETTLE_WAIT;
+    while tokio::time::Instant::now() < settle_until && live_calls(&registry).await > 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for leg in &callers {
+        let _ = sim
+            .send(HangUpLeg {
+                leg_id: leg.clone(),
+                cause: HangupCause::Normal,
+            })
+            .await;
+    }
+    let calls_gone_by = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < calls_gone_by && live_calls(&registry).await > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The actors' writer must have handed everything to the outbox.
+    let drained_by = tokio::time::Instant::now() + DRAIN_WAIT;
+    loop {
+        let snap = registry.send(Snapshot { with_queues: false }).await;
+        let writer_idle = snap.map(|s| s.outbox.records_pending == 0).unwrap_or(true);
+        let stats = outbox.stats(clock.now_ms()).map_err(|e| e.to_string())?;
+        if writer_idle && stats.depth == 0 {
+            break;
+        }
+        if tokio::time::Instant::now() >= drained_by {
+            println!("outbox not drained after {} s", DRAIN_WAIT.as_secs());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let snapshot = registry
+        .send(Snapshot { with_queues: false })
+        .await
+        .map_err(|e| format!("snapshot: {e}"))?;
+    let sync_status = sync.send(GetSyncStatus).await.map_err(|e| e.to_string())?;
+    let stats = outbox.stats(clock.now_ms()).map_err(|e| e.to_string())?;
+    let ended = |k: &str| snapshot.ended.get(k).copied().unwrap_or(0);
+    let mut summary = Summary {
+        calls_total,
+        calls_accepted: ended("completed"),
+        calls_abandoned: ended("abandoned"),
+        calls_timed_out: ended("timed_out") + ended("overflowed"),
+        calls_failed: ended("failed"),
+        records_appended: snapshot.outbox.records_written.saturating_sub(appended_before),
+        records_dead: stats.dead_letters,
+        records_pending: stats.depth,
+        crm_breaker_opened: sync_status.breaker_opened,
+        ..Summary::default()
+    };
+    match &emulator {
+        Some(e) => {
+            let crm = e.stats();
+            let received = e.records();
+            let by_kind = |k: &str| received.iter().filter(|r| r.kind == k).count() as u64;
+            summary.crm_interactions = by_kind("interaction.create");
+            summary.crm_phone_logs = by_kind("phone_log.create");
+            summary.crm_work_items = by_kind("work_item.create");
+            summary.records_delivered = crm.records;
+            summary.crm_duplicates = Some(crm.duplicates);
+            summary.crm_out_of_order = Some(out_of_order(&received));
+        }
+        None => {
+            summary.records_delivered = sync_status.delivered;
+        }
+    }
+    check(&mut summary, snapshot.terminal_anomalies, emulator.is_some());
+    if let Some(e) = emulator {
+        e.stop().await;
+    }
+    drop(storage);
+    Ok(summary)
+}
+
+/// The checks the demo promises; fills `failures` and `ok`.
+fn check(s: &mut Summary, terminal_anomalies: u64, own_crm: bool) {
+    let mut fail = |what: String| s.failures.push(what);
+    let ended = s.calls_accepted + s.calls_abandoned + s.calls_timed_out + s.calls_failed;
+    if ended != s.calls_total {
+        fail(format!(
+            "{} calls placed but {ended} ended with a reason",
+            s.calls_total
+        ));
+    }
+    if terminal_anomalies != 0 {
+        fail(format!("{terminal_anomalies} calls ended twice"));
+    }
+    if s.records_pending != 0 {
+        fail(format!("{} records still in the outbox", s.records_pending));
+    }
+    if s.records_dead != 0 {
+        fail(format!("{} records in the dead letters", s.records_dead));
+    }
+    if s.records_delivered != s.records_appended {
+        fail(format!(
+            "{} records appended but {} delivered",
+            s.records_appended, s.records_delivered
+        ));
+    }
+    if own_crm {
+        let with_interaction = s.calls_accepted + s.calls_abandoned + s.calls_timed_out;
+        if s.crm_phone_logs != s.calls_accepted {
+            fail(format!(
+                "{} accepted calls but {} phone logs at the CRM",
+                s.calls_accepted, s.crm_phone_logs
+            ));
+        }
+        if s.crm_interactions != with_interaction {
+            fail(format!(
+                "{with_interaction} calls need an interaction but the CRM has {}",
+                s.crm_interactions
+            ));
+        }
+        if s.crm_work_items != s.calls_abandoned + s.calls_timed_out {
+            fail(format!(
+                "{} timed-out or abandoned calls but {} work items at the CRM",
+                s.calls_abandoned + s.calls_timed_out,
+                s.crm_work_items
+            ));
+        }
+        if s.crm_out_of_order.unwrap_or(0) != 0 {
+            fail(format!(
+                "{} interactions got updates out of order",
+                s.crm_out_of_order.unwrap_or(0)
+            ));
+        }
+    }
+    s.ok = s.failures.is_empty();
+}
+
+/// Interactions whose records reached the CRM out of their outbox order.
+fn out_of_order(received: &[crate::crm::emulator::Received]) -> u64 {
+    let mut last: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut bad: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for r in received {
+        let Some(seq) = r.document.get("sequence").and_then(serde_json::Value::as_u64) else {
+            continue;
+        };
+        let prev = last.insert(r.interaction.as_str(), seq).unwrap_or(0);
+        if seq < prev {
+            bad.insert(r.interaction.as_str());
+        }
+    }
+    bad.len() as u64
+}
+
+/// Calls not yet ended.
+async fn live_calls(registry: &Addr<Registry>) -> usize {
+    registry
+        .send(Snapshot { with_queues: false })
+        .await
+        .map(|s| s.calls.len())
+        .unwrap_or(0)
+}
+
+/// One status line.
+#[allow(clippy::too_many_arguments)]
+async fn print_status(
+    elapsed: u64,
+    calls_total: u64,
+    registry: &Addr<Registry>,
+    sim: &Addr<SimPbx>,
+    sync: &Addr<SyncWorker>,
+    outbox: &edgecc_storage::Outbox,
+    crm_down: bool,
+    now_ms: u64,
+) {
+    let Ok(snap) = registry.send(Snapshot { with_queues: false }).await else {
+        return;
+    };
+    let offered = sim.send(GetSimStats).await.map(|s| s.originated).unwrap_or(0);
+    let sync = sync.send(GetSyncStatus).await.unwrap_or_default();
+    let stats = outbox.stats(now_ms).ok();
+    let mut states: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for a in &snap.agents {
+        *states.entry(a.state.name()).or_default() += 1;
+    }
+    let ended = |k: &str| snap.ended.get(k).copied().unwrap_or(0);
+    println!(
+        "t={elapsed:>3}s  calls {calls_total} offered {offered} answered {} abandoned {} timed-out {}  |  agents ready {} talking {}  |  outbox {} oldest {:.1}s  |  CRM {} ({:?})  delivered {}",
+        ended("completed") + snap.calls.iter().filter(|c| c.phase == "connected").count() as u64,
+        ended("abandoned"),
+        ended("timed_out") + ended("overflowed"),
+        states.get("ready").copied().unwrap_or(0),
+        states.get("talking").copied().unwrap_or(0),
+        stats.as_ref().map(|s| s.depth).unwrap_or(0),
+        stats.as_ref().map(|s| s.oldest_age_ms).unwrap_or(0) as f64 / 1000.0,
+        if crm_down { "down" } else { "up" },
+        sync.circuit.unwrap_or(crate::crm::sync::Circuit::Closed),
+        sync.delivered,
+    );
+}
+
+/// Prints the summary for people.
+fn print_summary(s: &Summary) {
+    println!();
+    println!("summary");
+    println!("  calls placed      {}", s.calls_total);
+    println!("  accepted          {}", s.calls_accepted);
+    println!("  abandoned         {}", s.calls_abandoned);
+    println!("  timed out         {}", s.calls_timed_out);
+    println!("  failed            {}", s.calls_failed);
+    println!("  records appended  {}", s.records_appended);
+    println!("  records delivered {}", s.records_delivered);
+    println!("  pending / dead    {} / {}", s.records_pending, s.records_dead);
+    println!(
+        "  at the CRM        {} interactions, {} phone logs, {} work items",
+        s.crm_interactions, s.crm_phone_logs, s.crm_work_items
+    );
+    if let Some(d) = s.crm_duplicates {
+        println!("  re-deliveries     {d} (deduplicated by idempotency key)");
+    }
+    println!("  breaker opened    {} times", s.crm_breaker_opened);
+    if s.ok {
+        println!("check: OK — every accepted call has one interaction and one phone log, every timed-out or abandoned call one work item; nothing lost, nothing applied twice");
+    } else {
+        for f in &s.failures {
+            println!("check FAILED: {f}");
+        }
+    }
+}
+
+/// Keeps simulated agents working: an agent put Not Ready by a missed
+/// offer (RONA) or a reject goes Ready again a few seconds later, as a
+/// person at a desk would.
+struct AgentKeeper {
+    /// Where to send the Ready.
+    registry: Addr<Registry>,
+}
+
+impl Actor for AgentKeeper {
+    type Context = Context<Self>;
+}
+
+impl Handler<CcEvent> for AgentKeeper {
+    type Result = ();
+
+    fn handle(&mut self, event: CcEvent, ctx: &mut Self::Context) {
+        if let CcEvent::AgentChanged(view) = event {
+            if view.state.name() == "not_ready" && view.pending.is_none() {
+                let registry = self.registry.clone();
+                let agent = view.agent.clone();
+                ctx.run_later(Duration::from_secs(3), move |_, _| {
+                    registry.do_send(AgentRequest {
+                        agent,
+                        command: AgentCommand::Ready,
+                    });
+                });
+            }
+        }
+    }
 }

@@ -49,6 +49,19 @@ pub enum Command {
     },
     /// Inspect and repair the CRM outbox.
     Outbox(OutboxArgs),
+    /// Read a password on standard input and print its argon2 hash for a
+    /// `[[users]]` entry's `password_hash`.
+    Passwd,
+    /// Run the built-in CRM emulator in the foreground (a webhook and
+    /// ServiceNow stand-in on 127.0.0.1, with `/_emulator/` controls).
+    CrmEmulator {
+        /// Port on 127.0.0.1 (0: any free port; the chosen one is printed).
+        #[arg(long, default_value_t = 8090)]
+        port: u16,
+        /// File with the webhook HMAC key; requests must then be signed.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+    },
 }
 
 /// `edgecc outbox …`.
@@ -115,7 +128,7 @@ pub enum DeadCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init(match cli.command {
-        Command::Run | Command::Demo(_) => "info",
+        Command::Run | Command::Demo(_) | Command::CrmEmulator { .. } => "info",
         _ => "warn",
     });
     match run(cli) {
@@ -149,11 +162,63 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(args, cli.data_dir.as_deref()),
+        Command::Passwd => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password: {e}"))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err("give the password on standard input".to_string());
+            }
+            println!("{}", crate::http::hash_password(password)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CrmEmulator { port, secret_file } => {
+            crm_emulator(*port, secret_file.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Outbox(args) => {
             let config = load_config(cli.config.as_deref())?;
             outbox(&cli, args, &config)
         }
     }
+}
+
+/// `edgecc crm-emulator`: serves until SIGTERM or SIGINT.
+fn crm_emulator(port: u16, secret_file: Option<&Path>) -> Result<(), String> {
+    use crate::crm::emulator::{EmulatorConfig, EmulatorHandle};
+    let secret = match secret_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map(|mut s| {
+                    while s.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                        s.pop();
+                    }
+                    s
+                })
+                .map_err(|e| format!("--secret-file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    actix_rt::System::new().block_on(async move {
+        let handle = EmulatorHandle::start(EmulatorConfig {
+            port,
+            webhook_secret: secret,
+            ..EmulatorConfig::default()
+        })
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+        println!("{}", handle.webhook_url());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        handle.stop().await;
+        Ok(())
+    })
 }
 
 /// Loads `--config`, or the default file if it exists, or built-in defaults.

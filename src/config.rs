@@ -447,7 +447,10 @@ fn check_users(users: &[UserConfig], cc: &ContactCenterConfig) -> Result<(), (St
     let mut seen = std::collections::HashSet::new();
     for (i, u) in users.iter().enumerate() {
         if !seen.insert(u.id.as_str()) {
-            return Err((format!("users[{i}].id"), format!("{:?} is listed twice", u.id)));
+            return Err((
+                format!("users[{i}].id"),
+                format!("{:?} is listed twice", u.id),
+            ));
         }
         if u.role == Role::Agent && !cc.agents.iter().any(|a| a.id == u.id) {
             return Err((
@@ -498,7 +501,9 @@ fn resolve_crm(raw: RawCrm) -> Result<CrmSettings, (String, String)> {
         Some(other) => {
             return Err((
                 "crm.kind".to_string(),
-                format!("{other:?} is not a CRM adapter: use \"none\", \"webhook\" or \"servicenow\""),
+                format!(
+                    "{other:?} is not a CRM adapter: use \"none\", \"webhook\" or \"servicenow\""
+                ),
             ))
         }
     };

@@ -5,6 +5,7 @@
 //! serve until SIGTERM or SIGINT. On shutdown the admin socket is removed
 //! and the storage writer commits what it holds before the process exits.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -56,6 +57,9 @@ pub enum DaemonError {
     /// file cannot be read.
     #[error("{0}")]
     Crm(String),
+    /// The HTTP listener could not start (address in use, TLS files).
+    #[error("http: {0}")]
+    Http(String),
     /// The contact-center configuration was refused by the actors.
     #[error("contact center: {0}")]
     ContactCenter(String),
@@ -84,9 +88,9 @@ pub fn start_system(config: &Config, storage: &Storage) -> Result<Running, Daemo
     };
     let adapter: Option<Rc<dyn CrmAdapter>> = match &config.crm.adapter {
         CrmAdapterConfig::None => None,
-        CrmAdapterConfig::Webhook(w) => Some(Rc::new(
-            WebhookAdapter::new(w).map_err(DaemonError::Crm)?,
-        )),
+        CrmAdapterConfig::Webhook(w) => {
+            Some(Rc::new(WebhookAdapter::new(w).map_err(DaemonError::Crm)?))
+        }
         CrmAdapterConfig::Servicenow(s) => Some(Rc::new(
             ServiceNowAdapter::new(s, state(STATE_CRM_SYS_IDS)?).map_err(DaemonError::Crm)?,
         )),
@@ -169,7 +173,10 @@ pub async fn flush_actor_records(registry: &Addr<Registry>) {
             return;
         }
         if tokio::time::Instant::now() >= deadline {
-            tracing::error!(pending, "Shutdown: records not yet in the outbox after the wait.");
+            tracing::error!(
+                pending,
+                "Shutdown: records not yet in the outbox after the wait."
+            );
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -194,11 +201,51 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
             site_id = %config.site_id,
             "edgecc started."
         );
+        // HTTP: the API, the event stream and the UI; reload swaps users
+        // and reason codes (other changes need a restart, and say so).
+        let control: Rc<RefCell<Option<crate::http::HttpControl>>> = Rc::new(RefCell::new(None));
+        let reload: crate::http::ReloadHook = {
+            let file = config.file.clone();
+            let control = Rc::clone(&control);
+            Rc::new(move || {
+                let Some(path) = &file else {
+                    return Err("started without a config file: nothing to reload".to_string());
+                };
+                let new = Config::load(path).map_err(|e| e.to_string())?;
+                if let Some(c) = control.borrow().as_ref() {
+                    c.apply(&new);
+                }
+                info!(file = %path.display(), "Configuration reloaded: users and reason codes; other changes apply at the next restart.");
+                Ok(())
+            })
+        };
+        let http = match config.http.listen {
+            Some(_) => {
+                let handle = crate::http::start(&config, &running, storage.clone(), Some(Rc::clone(&reload)))
+                    .await
+                    .map_err(DaemonError::Http)?;
+                *control.borrow_mut() = Some(handle.control.clone());
+                info!(addr = %handle.local_addr, "HTTP listening.");
+                Some(handle)
+            }
+            None => None,
+        };
         let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
         let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
-        tokio::select! {
-            _ = term.recv() => info!(signal = "SIGTERM", "Shutting down."),
-            _ = int.recv() => info!(signal = "SIGINT", "Shutting down."),
+        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => { info!(signal = "SIGTERM", "Shutting down."); break; }
+                _ = int.recv() => { info!(signal = "SIGINT", "Shutting down."); break; }
+                _ = hup.recv() => {
+                    if let Err(e) = reload() {
+                        tracing::error!(error = %e, "Reload refused; the running configuration stays.");
+                    }
+                }
+            }
+        }
+        if let Some(h) = &http {
+            h.stop().await;
         }
         flush_actor_records(&running.registry).await;
         admin_task.abort();

@@ -24,8 +24,7 @@ use edgecc_actors::ports::{AttachedVar, HangupCause};
 use edgecc_actors::registry::{AgentCommand, AgentRequest, Registry, Snapshot, Subscribe};
 use edgecc_actors::rng::SplitMix64;
 use edgecc_actors::sim::{
-    Caller, ConnectEvents, GetSimStats, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile,
-    SimPbx, SimPbxPort,
+    Caller, ConnectEvents, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx, SimPbxPort,
 };
 use edgecc_actors::{CcEvent, ContactCenterConfig, LegId, TokioClock};
 use edgecc_storage::Storage;
@@ -41,8 +40,6 @@ use crate::outbox_port::StorageOutboxPort;
 pub const DEMO_AGENTS_MAX: usize = 2_000;
 /// Highest call rate the demo accepts, calls per second.
 pub const DEMO_RATE_MAX: f64 = 500.0;
-/// How long the demo waits for the outbox to drain after the last call.
-pub const DRAIN_WAIT: Duration = Duration::from_secs(120);
 /// How long calls may finish on their own after the last arrival before
 /// the remaining callers are hung up.
 const SETTLE_WAIT: Duration = Duration::from_secs(8);
@@ -79,7 +76,34 @@ pub struct DemoArgs {
     /// Seed of the simulated callers and phones.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// How long a caller talks once answered, in ms: MIN-MAX.
+    #[arg(long, value_name = "MIN-MAX", default_value = "2000-9000")]
+    pub talk_ms: String,
+    /// How long a caller waits for an agent before hanging up, in ms: MIN-MAX.
+    #[arg(long, value_name = "MIN-MAX", default_value = "6000-40000")]
+    pub patience_ms: String,
+    /// How long to wait at the end for the CRM to receive everything, in s.
+    #[arg(long, default_value_t = 120)]
+    pub drain_wait: u64,
+    /// How long simulated phones take to answer, in ms: MIN-MAX.
+    #[arg(long, value_name = "MIN-MAX", default_value = "500-3000")]
+    pub answer_ms: String,
+    /// Wrap-up time after each queue call, in ms.
+    #[arg(long, default_value_t = 1_500)]
+    pub wrap_up_ms: u64,
+    /// Serve the API and web UI on ADDR and add a human agent "you" (and a
+    /// supervisor) whose credentials are printed.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub http: Option<String>,
 }
+
+/// The human agent's id and password in `demo --http`.
+pub const DEMO_HUMAN: (&str, &str) = ("you", "demo-agent");
+/// The supervisor's id and password in `demo --http`.
+pub const DEMO_SUPERVISOR: (&str, &str) = ("supervisor", "demo-supervisor");
+/// The human agent's extension (its simulated phone rings until the UI
+/// accepts or rejects).
+const DEMO_HUMAN_EXTENSION: &str = "1000";
 
 /// The demo's summary: what happened and whether it checks out.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -115,6 +139,14 @@ pub struct Summary {
     pub crm_out_of_order: Option<u64>,
     /// Times the CRM circuit breaker opened.
     pub crm_breaker_opened: u64,
+    /// Call arrived → first offer issued while the CRM was up: p50, µs.
+    pub offer_latency_us_p50_crm_up: u64,
+    /// The same, p99, µs.
+    pub offer_latency_us_p99_crm_up: u64,
+    /// Call arrived → first offer issued while the CRM was down: p50, µs.
+    pub offer_latency_us_p50_crm_down: u64,
+    /// The same, p99, µs.
+    pub offer_latency_us_p99_crm_down: u64,
     /// What failed, if anything.
     pub failures: Vec<String>,
     /// True when every check passed.
@@ -142,8 +174,7 @@ pub fn run(args: &DemoArgs, data_dir: Option<&Path>) -> Result<ExitCode, String>
     if let Some(path) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary)
             .map_err(|e| format!("cannot encode the summary: {e}"))?;
-        std::fs::write(path, text)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(if summary.ok {
         ExitCode::SUCCESS
@@ -171,6 +202,25 @@ struct Plan {
     agents: usize,
     /// CRM outage window in seconds, if any.
     outage: Option<(u64, u64)>,
+    /// Talk time range, ms.
+    talk_ms: (u64, u64),
+    /// Patience range, ms.
+    patience_ms: (u64, u64),
+    /// End-of-run drain bound.
+    drain_wait: Duration,
+    /// Phone answer delay range, ms.
+    answer_ms: (u64, u64),
+}
+
+/// Parses `MIN-MAX` (whole numbers, MIN ≤ MAX) for flag `flag`.
+fn range_flag(flag: &str, text: &str) -> Result<(u64, u64), String> {
+    let parsed = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((a, b)) if a <= b => Ok((a, b)),
+        _ => Err(format!("{flag}: {text:?} is not MIN-MAX with MIN <= MAX")),
+    }
 }
 
 impl Plan {
@@ -179,7 +229,9 @@ impl Plan {
             return Err("--duration: use 1 to 86400 seconds".to_string());
         }
         if !(args.rate > 0.0 && args.rate <= DEMO_RATE_MAX) {
-            return Err(format!("--rate: use a number above 0 and at most {DEMO_RATE_MAX}"));
+            return Err(format!(
+                "--rate: use a number above 0 and at most {DEMO_RATE_MAX}"
+            ));
         }
         if args.agents == 0 || args.agents > DEMO_AGENTS_MAX {
             return Err(format!("--agents: use 1 to {DEMO_AGENTS_MAX}"));
@@ -187,31 +239,26 @@ impl Plan {
         let outage = match args.crm_outage.as_deref() {
             None => Some((args.duration / 3, 2 * args.duration / 3)),
             Some("none") => None,
-            Some(text) => {
-                let parsed = text.split_once('-').and_then(|(a, b)| {
-                    Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?))
-                });
-                match parsed {
-                    Some((from, to)) if from < to => Some((from, to)),
-                    _ => {
-                        return Err(format!(
-                            "--crm-outage: {text:?} is not FROM-TO in seconds with FROM < TO (or none)"
-                        ))
-                    }
-                }
-            }
+            Some(text) => match range_flag("--crm-outage", text)? {
+                (from, to) if from < to => Some((from, to)),
+                _ => return Err(format!("--crm-outage: {text:?} needs FROM < TO (or none)")),
+            },
         };
         Ok(Plan {
             duration_s: args.duration,
             rate: args.rate,
             agents: args.agents,
             outage,
+            talk_ms: range_flag("--talk-ms", &args.talk_ms)?,
+            patience_ms: range_flag("--patience-ms", &args.patience_ms)?,
+            drain_wait: Duration::from_secs(args.drain_wait),
+            answer_ms: range_flag("--answer-ms", &args.answer_ms)?,
         })
     }
 }
 
 /// The contact center the demo runs: two queues, `agents` agents in both.
-fn demo_config(agents: usize) -> ContactCenterConfig {
+fn demo_config(agents: usize, wrap_up_ms: u64, human: bool) -> ContactCenterConfig {
     let mut cfg = ContactCenterConfig {
         site_id: "demo".to_string(),
         ..ContactCenterConfig::default()
@@ -230,11 +277,30 @@ fn demo_config(agents: usize) -> ContactCenterConfig {
             name: (*id).to_string(),
             priority: 0,
             max_wait_ms: 20_000,
-            wrap_up_ms: 1_500,
+            wrap_up_ms,
             final_destination: FinalDestination::Announcement {
                 prompt: "callback-offered".to_string(),
             },
             required_skills: Vec::new(),
+        });
+    }
+    if human {
+        cfg.timers.offer_timeout_ms = 20_000;
+        cfg.reason_codes
+            .push(edgecc_actors::config::ReasonCodeConfig {
+                code: "break".to_string(),
+                label: "Break".to_string(),
+            });
+        cfg.agents.push(AgentConfig {
+            id: DEMO_HUMAN.0.to_string(),
+            name: "You".to_string(),
+            extension: DEMO_HUMAN_EXTENSION.to_string(),
+            queues: QUEUES.iter().map(|(q, _)| (*q).to_string()).collect(),
+            endpoint: None,
+            skills: Vec::new(),
+            auto_accept: false,
+            wrap_up_ms: Some(10_000),
+            reject_delay_ms: None,
         });
     }
     for n in 0..agents {
@@ -270,7 +336,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
                 ..EmulatorConfig::default()
             })
             .await
-                .map_err(|e| format!("cannot start the CRM emulator: {e}"))?,
+            .map_err(|e| format!("cannot start the CRM emulator: {e}"))?,
         ),
     };
     let url = match (&args.crm_url, &emulator) {
@@ -304,20 +370,39 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
     )
     .start();
 
-    // The PBX and the contact center.
-    let sim = SimPbx::new(args.seed).start();
+    // The PBX and the contact center. The originate hook measures "call
+    // arrived" → "first offer issued", split by whether the CRM was down.
+    let latency = Rc::new(std::cell::RefCell::new(OfferLatency::default()));
+    let hook_latency = Rc::clone(&latency);
+    let sim = SimPbx::new(args.seed)
+        .with_originate_hook(Box::new(move |leg: &LegId| {
+            hook_latency.borrow_mut().offered(leg.call_id().as_str());
+        }))
+        .start();
     sim.do_send(SetPhoneProfile {
         endpoint: None,
         profile: PhoneProfile {
             answer_p: 0.93,
             reject_p: 0.04,
-            answer_ms: (500, 3_000),
+            answer_ms: plan.answer_ms,
             reject_ms: 800,
         },
     });
-    let port = Rc::new(StorageOutboxPort::new(outbox.clone(), Some(sync.clone().recipient())));
-    let config = demo_config(plan.agents);
-    let agent_ids: Vec<String> = config.agents.iter().map(|a| a.id.clone()).collect();
+    let port = Rc::new(StorageOutboxPort::new(
+        outbox.clone(),
+        Some(sync.clone().recipient()),
+    ));
+    let config = demo_config(plan.agents, args.wrap_up_ms, args.http.is_some());
+    let agent_ids: Vec<String> = config
+        .agents
+        .iter()
+        .map(|a| a.id.clone())
+        .filter(|id| id != DEMO_HUMAN.0)
+        .collect();
+    let http_config = match &args.http {
+        Some(addr) => Some(demo_http_config(addr, &config)?),
+        None => None,
+    };
     let registry = edgecc_actors::registry::ContactCenter::start(
         config,
         Rc::new(SimPbxPort { addr: sim.clone() }),
@@ -326,6 +411,34 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
     )
     .map_err(|errors| format!("demo config: {}", errors[0]))?;
     sim.do_send(ConnectEvents(registry.clone().recipient()));
+    let _http = match http_config {
+        Some(http_config) => {
+            // The human's phone rings until the desktop accepts or rejects.
+            sim.do_send(SetPhoneProfile {
+                endpoint: Some(format!("sim/{DEMO_HUMAN_EXTENSION}")),
+                profile: PhoneProfile {
+                    answer_p: 0.0,
+                    reject_p: 0.0,
+                    answer_ms: (0, 0),
+                    reject_ms: 0,
+                },
+            });
+            let running = crate::daemon::Running {
+                registry: registry.clone(),
+                sync: Some(sync.clone()),
+                sim: Some(sim.clone()),
+            };
+            let handle = crate::http::start(&http_config, &running, storage.clone(), None)
+                .await
+                .map_err(|e| format!("--http: {e}"))?;
+            println!(
+                "web UI: http://{0}/  (agent desktop: {1} / {2}; wallboard http://{0}/wallboard: {3} / {4})",
+                handle.local_addr, DEMO_HUMAN.0, DEMO_HUMAN.1, DEMO_SUPERVISOR.0, DEMO_SUPERVISOR.1
+            );
+            Some(handle)
+        }
+        None => None,
+    };
     let keeper = AgentKeeper {
         registry: registry.clone(),
     }
@@ -396,10 +509,13 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             let u = (rng.below(1 << 53) as f64 + 1.0) / (1u64 << 53) as f64;
             next_arrival += Duration::from_secs_f64(-u.ln() / plan.rate);
             calls_total += 1;
+            let leg_id = format!("demo-{calls_total}");
+            latency.borrow_mut().placed(&leg_id, crm_down);
             let (_, dnis) = QUEUES[rng.below(QUEUES.len() as u64) as usize];
             let mut caller = Caller::new(&format!("+1555{:07}", rng.below(10_000_000)), dnis);
-            caller.patience_ms = Some(rng.range(6_000, 40_000));
-            caller.talk_ms = Some(rng.range(2_000, 9_000));
+            caller.leg_id = Some(LegId::new(leg_id));
+            caller.patience_ms = Some(rng.range(plan.patience_ms.0, plan.patience_ms.1));
+            caller.talk_ms = Some(rng.range(plan.talk_ms.0, plan.talk_ms.1));
             let var = |key: &str, value: String| AttachedVar {
                 key: key.to_string(),
                 value,
@@ -417,7 +533,16 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         }
         if tokio::time::Instant::now() >= next_status {
             next_status += STATUS_INTERVAL;
-            print_status(elapsed, calls_total, &registry, &sim, &sync, &outbox, crm_down, clock.now_ms()).await;
+            print_status(
+                elapsed,
+                calls_total,
+                &registry,
+                &sync,
+                &outbox,
+                crm_down,
+                clock.now_ms(),
+            )
+            .await;
         }
         tokio::time::sleep(tick).await;
     }
@@ -448,7 +573,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The actors' writer must have handed everything to the outbox.
-    let drained_by = tokio::time::Instant::now() + DRAIN_WAIT;
+    let drained_by = tokio::time::Instant::now() + plan.drain_wait;
     loop {
         let snap = registry.send(Snapshot { with_queues: false }).await;
         let writer_idle = snap.map(|s| s.outbox.records_pending == 0).unwrap_or(true);
@@ -457,7 +582,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             break;
         }
         if tokio::time::Instant::now() >= drained_by {
-            println!("outbox not drained after {} s", DRAIN_WAIT.as_secs());
+            println!("outbox not drained after {} s", plan.drain_wait.as_secs());
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -475,7 +600,10 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         calls_abandoned: ended("abandoned"),
         calls_timed_out: ended("timed_out") + ended("overflowed"),
         calls_failed: ended("failed"),
-        records_appended: snapshot.outbox.records_written.saturating_sub(appended_before),
+        records_appended: snapshot
+            .outbox
+            .records_written
+            .saturating_sub(appended_before),
         records_dead: stats.dead_letters,
         records_pending: stats.depth,
         crm_breaker_opened: sync_status.breaker_opened,
@@ -497,12 +625,56 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             summary.records_delivered = sync_status.delivered;
         }
     }
-    check(&mut summary, snapshot.terminal_anomalies, emulator.is_some());
+    {
+        let mut l = latency.borrow_mut();
+        (
+            summary.offer_latency_us_p50_crm_up,
+            summary.offer_latency_us_p99_crm_up,
+        ) = percentiles(&mut l.up);
+        (
+            summary.offer_latency_us_p50_crm_down,
+            summary.offer_latency_us_p99_crm_down,
+        ) = percentiles(&mut l.down);
+    }
+    check(
+        &mut summary,
+        snapshot.terminal_anomalies,
+        emulator.is_some(),
+    );
     if let Some(e) = emulator {
         e.stop().await;
     }
     drop(storage);
     Ok(summary)
+}
+
+/// The daemon config `demo --http` serves: the demo's contact center, the
+/// listener, a human agent and a supervisor.
+fn demo_http_config(addr: &str, cc: &ContactCenterConfig) -> Result<crate::config::Config, String> {
+    if addr.parse::<std::net::SocketAddr>().is_err() {
+        return Err(format!(
+            "--http: {addr:?} is not an address:port such as 127.0.0.1:8080"
+        ));
+    }
+    let mut config = crate::config::Config::default();
+    config.http.listen = Some(addr.to_string());
+    config.contact_center = cc.clone();
+    config.site_id = cc.site_id.clone();
+    for (id, password, role) in [
+        (DEMO_HUMAN.0, DEMO_HUMAN.1, crate::config::Role::Agent),
+        (
+            DEMO_SUPERVISOR.0,
+            DEMO_SUPERVISOR.1,
+            crate::config::Role::Supervisor,
+        ),
+    ] {
+        config.users.push(crate::config::UserConfig {
+            id: id.to_string(),
+            role,
+            password_hash: crate::http::hash_password(password)?,
+        });
+    }
+    Ok(config)
 }
 
 /// The checks the demo promises; fills `failures` and `ok`.
@@ -561,12 +733,57 @@ fn check(s: &mut Summary, terminal_anomalies: u64, own_crm: bool) {
     s.ok = s.failures.is_empty();
 }
 
+/// Arrival → first offer latencies, by CRM state at arrival.
+#[derive(Default)]
+struct OfferLatency {
+    /// Calls placed and not yet offered: when, and whether the CRM was down.
+    waiting: std::collections::HashMap<String, (std::time::Instant, bool)>,
+    /// Latencies (µs) of calls that arrived while the CRM was up.
+    up: Vec<u64>,
+    /// Latencies (µs) of calls that arrived while the CRM was down.
+    down: Vec<u64>,
+}
+
+impl OfferLatency {
+    /// A call is about to be placed.
+    fn placed(&mut self, call: &str, crm_down: bool) {
+        self.waiting
+            .insert(call.to_string(), (std::time::Instant::now(), crm_down));
+    }
+
+    /// The PBX is asked to ring an agent for `call`; only the first counts.
+    fn offered(&mut self, call: &str) {
+        if let Some((at, down)) = self.waiting.remove(call) {
+            let us = at.elapsed().as_micros() as u64;
+            if down {
+                self.down.push(us);
+            } else {
+                self.up.push(us);
+            }
+        }
+    }
+}
+
+/// (p50, p99) of `v`, 0 when empty.
+fn percentiles(v: &mut [u64]) -> (u64, u64) {
+    if v.is_empty() {
+        return (0, 0);
+    }
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.50), at(0.99))
+}
+
 /// Interactions whose records reached the CRM out of their outbox order.
 fn out_of_order(received: &[crate::crm::emulator::Received]) -> u64 {
     let mut last: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
     let mut bad: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for r in received {
-        let Some(seq) = r.document.get("sequence").and_then(serde_json::Value::as_u64) else {
+        let Some(seq) = r
+            .document
+            .get("sequence")
+            .and_then(serde_json::Value::as_u64)
+        else {
             continue;
         };
         let prev = last.insert(r.interaction.as_str(), seq).unwrap_or(0);
@@ -592,7 +809,6 @@ async fn print_status(
     elapsed: u64,
     calls_total: u64,
     registry: &Addr<Registry>,
-    sim: &Addr<SimPbx>,
     sync: &Addr<SyncWorker>,
     outbox: &edgecc_storage::Outbox,
     crm_down: bool,
@@ -601,7 +817,6 @@ async fn print_status(
     let Ok(snap) = registry.send(Snapshot { with_queues: false }).await else {
         return;
     };
-    let offered = sim.send(GetSimStats).await.map(|s| s.originated).unwrap_or(0);
     let sync = sync.send(GetSyncStatus).await.unwrap_or_default();
     let stats = outbox.stats(now_ms).ok();
     let mut states: BTreeMap<&'static str, usize> = BTreeMap::new();
@@ -610,7 +825,7 @@ async fn print_status(
     }
     let ended = |k: &str| snap.ended.get(k).copied().unwrap_or(0);
     println!(
-        "t={elapsed:>3}s  calls {calls_total} offered {offered} answered {} abandoned {} timed-out {}  |  agents ready {} talking {}  |  outbox {} oldest {:.1}s  |  CRM {} ({:?})  delivered {}",
+        "t={elapsed:>3}s  calls offered {calls_total} answered {} abandoned {} timed-out {}  |  agents ready {} talking {}  |  outbox {} oldest {:.1}s  |  CRM {} ({:?})  delivered {}",
         ended("completed") + snap.calls.iter().filter(|c| c.phase == "connected").count() as u64,
         ended("abandoned"),
         ended("timed_out") + ended("overflowed"),
@@ -635,7 +850,10 @@ fn print_summary(s: &Summary) {
     println!("  failed            {}", s.calls_failed);
     println!("  records appended  {}", s.records_appended);
     println!("  records delivered {}", s.records_delivered);
-    println!("  pending / dead    {} / {}", s.records_pending, s.records_dead);
+    println!(
+        "  pending / dead    {} / {}",
+        s.records_pending, s.records_dead
+    );
     println!(
         "  at the CRM        {} interactions, {} phone logs, {} work items",
         s.crm_interactions, s.crm_phone_logs, s.crm_work_items
@@ -644,6 +862,13 @@ fn print_summary(s: &Summary) {
         println!("  re-deliveries     {d} (deduplicated by idempotency key)");
     }
     println!("  breaker opened    {} times", s.crm_breaker_opened);
+    println!(
+        "  arrival → offer   p50 {} µs / p99 {} µs with the CRM up; p50 {} µs / p99 {} µs with it down",
+        s.offer_latency_us_p50_crm_up,
+        s.offer_latency_us_p99_crm_up,
+        s.offer_latency_us_p50_crm_down,
+        s.offer_latency_us_p99_crm_down
+    );
     if s.ok {
         println!("check: OK — every accepted call has one interaction and one phone log, every timed-out or abandoned call one work item; nothing lost, nothing applied twice");
     } else {
@@ -670,7 +895,10 @@ impl Handler<CcEvent> for AgentKeeper {
 
     fn handle(&mut self, event: CcEvent, ctx: &mut Self::Context) {
         if let CcEvent::AgentChanged(view) = event {
-            if view.state.name() == "not_ready" && view.pending.is_none() {
+            if view.state.name() == "not_ready"
+                && view.pending.is_none()
+                && view.agent.as_str() != DEMO_HUMAN.0
+            {
                 let registry = self.registry.clone();
                 let agent = view.agent.clone();
                 ctx.run_later(Duration::from_secs(3), move |_, _| {

@@ -9,6 +9,11 @@
 //! - [`daemon`] — `edgecc run`: start-up order, signals, shutdown.
 //! - [`admin`] — the local admin interface (unix socket + `--offline`)
 //!   behind `edgecc outbox …`.
+//! - [`crm`] — CRM adapters (webhook, ServiceNow), the sync worker that
+//!   drains the outbox into them, and the CRM emulator.
+//! - [`outbox_port`] — the actors' outbox port backed by the sled outbox.
+//! - [`http`] — the agent, supervisor and admin API, the WebSocket event
+//!   stream, `/metrics`, `/healthz`, `/readyz` and the web UI.
 //! - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
 //! - [`clock`] — wall-clock time, read in one place.
 //! - [`logging`] — `tracing` set-up.
@@ -20,6 +25,7 @@ pub mod config;
 pub mod crm;
 pub mod daemon;
 pub mod demo;
+pub mod http;
 pub mod logging;
 pub mod outbox_port;
 pub mod paths;

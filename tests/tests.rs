@@ -4,6 +4,11 @@
 //! One test binary (ripgrep's layout): each module is named for what it
 //! checks; [`util`] starts and stops daemons.
 
+mod browser;
 mod config_errors;
+mod crm_outage;
+mod crm_wire;
+mod http_api;
+mod http_ws;
 mod outbox_cli;
 mod util;

@@ -49,7 +49,7 @@ use tracing::{debug, info, warn};
 use super::webhook::{verify_signature, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SECS_DEFAULT};
 
 /// Most records (and ServiceNow rows) kept; later ones are only counted.
-pub const RECORDS_MAX: usize = 10_000;
+pub const RECORDS_MAX: usize = 200_000;
 /// Largest request body accepted, in bytes (a webhook batch of 100 records
 /// of a few KiB fits many times over).
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
@@ -292,7 +292,10 @@ impl State {
     /// A fresh 32-hex-digit sys_id.
     fn sys_id(&mut self) -> String {
         self.serial += 1;
-        format!("{:032x}", 0xedcc_0000_0000_0000_u64 as u128 * 1_000_000 + self.serial as u128)
+        format!(
+            "{:032x}",
+            0xedcc_0000_0000_0000_u64 as u128 * 1_000_000 + self.serial as u128
+        )
     }
 }
 
@@ -494,7 +497,10 @@ fn start_server(
             .route("/api/now/import/{table}", web::post().to(import))
             .route("/api/now/table/{table}", web::get().to(table_get))
             .route("/api/now/table/{table}", web::post().to(table_post))
-            .route("/api/now/table/{table}/{sys_id}", web::patch().to(table_patch))
+            .route(
+                "/api/now/table/{table}/{sys_id}",
+                web::patch().to(table_patch),
+            )
             .route("/oauth_token.do", web::post().to(oauth_token))
             .route("/_emulator/stats", web::get().to(control_stats))
             .route("/_emulator/records", web::get().to(control_records))
@@ -582,7 +588,10 @@ fn record_fault(shared: &Shared, body: &[u8]) -> Option<HttpResponse> {
                 && body.windows(pattern.len()).any(|w| w == pattern);
             if hit {
                 st.stats.rejected += 1;
-                return Some(answer(400, json!({"error": "record rejected: matches the reject pattern"})));
+                return Some(answer(
+                    400,
+                    json!({"error": "record rejected: matches the reject pattern"}),
+                ));
             }
             None
         }
@@ -600,7 +609,11 @@ fn authorized(shared: &Shared, req: &HttpRequest) -> bool {
     if config.basic.is_none() && config.oauth_client.is_none() {
         return true;
     }
-    let Some(value) = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     if let (Some(encoded), Some((user, password))) = (value.strip_prefix("Basic "), &config.basic) {
@@ -636,9 +649,13 @@ async fn webhook(shared: web::Data<Shared>, req: HttpRequest, body: web::Bytes) 
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let now = crate::clock::now_ms() / 1000;
-        if let Err(e) =
-            verify_signature(secret, header, &body, now, shared.config.signature_tolerance_secs)
-        {
+        if let Err(e) = verify_signature(
+            secret,
+            header,
+            &body,
+            now,
+            shared.config.signature_tolerance_secs,
+        ) {
             shared.state().stats.rejected += 1;
             debug!(error = %e, "Emulator: bad webhook signature.");
             return answer(401, json!({"error": e.to_string()}));
@@ -673,14 +690,21 @@ async fn webhook(shared: web::Data<Shared>, req: HttpRequest, body: web::Bytes) 
             interaction: text(doc, "interaction"),
             kind: text(doc, "kind"),
             channel: "webhook".into(),
-            idempotency_key: if single { idempotency_key.clone() } else { None },
+            idempotency_key: if single {
+                idempotency_key.clone()
+            } else {
+                None
+            },
             document: doc.clone(),
         };
         if !st.arrive(received) {
             duplicates += 1;
         }
     }
-    answer(200, json!({"received": docs.len(), "duplicates": duplicates}))
+    answer(
+        200,
+        json!({"received": docs.len(), "duplicates": duplicates}),
+    )
 }
 
 /// `POST /api/now/import/{table}`: a coalescing upsert.
@@ -940,7 +964,10 @@ async fn oauth_token(
     let mut st = shared.state();
     if !(client_ok && grant_ok) {
         st.stats.rejected += 1;
-        return answer(401, json!({"error": "access_denied", "error_description": "access_denied"}));
+        return answer(
+            401,
+            json!({"error": "access_denied", "error_description": "access_denied"}),
+        );
     }
     st.serial += 1;
     let token = format!("tok-{:08x}", st.serial);
@@ -1018,7 +1045,13 @@ mod tests {
     #[test]
     fn modes_parse_from_json() {
         let m: Mode = serde_json::from_str(r#"{"mode":"status","status":503}"#).unwrap();
-        assert_eq!(m, Mode::Status { status: 503, body: String::new() });
+        assert_eq!(
+            m,
+            Mode::Status {
+                status: 503,
+                body: String::new()
+            }
+        );
         let m: Mode = serde_json::from_str(r#"{"mode":"retry_after","secs":2}"#).unwrap();
         assert_eq!(m, Mode::RetryAfter { secs: 2 });
         let m: Mode = serde_json::from_str(r#"{"mode":"refuse"}"#).unwrap();

@@ -317,7 +317,11 @@ impl ServiceNowConfig {
 
 /// Checks a ServiceNow table/field name (or prefix when `prefix`).
 fn check_name(key: &str, name: &str, prefix: bool) -> Result<(), String> {
-    let max = if prefix { PREFIX_BYTES_MAX } else { NAME_BYTES_MAX };
+    let max = if prefix {
+        PREFIX_BYTES_MAX
+    } else {
+        NAME_BYTES_MAX
+    };
     let ok = (prefix || !name.is_empty())
         && name.len() <= max
         && name
@@ -411,7 +415,10 @@ impl ServiceNowAdapter {
             ("table_phone_log", &config.table_phone_log),
             ("table_work_item", &config.table_work_item),
             ("table_correlation_field", &config.table_correlation_field),
-            ("table_interaction_key_field", &config.table_interaction_key_field),
+            (
+                "table_interaction_key_field",
+                &config.table_interaction_key_field,
+            ),
         ] {
             check_name(key, name, false)?;
         }
@@ -488,7 +495,10 @@ impl ServiceNowAdapter {
     async fn authorization(&self, force_refresh: bool) -> Result<String, Early> {
         match &self.auth {
             Auth::Basic(value) => Ok(value.clone()),
-            Auth::OAuth { form, .. } => Ok(format!("Bearer {}", self.bearer(form, force_refresh).await?)),
+            Auth::OAuth { form, .. } => Ok(format!(
+                "Bearer {}",
+                self.bearer(form, force_refresh).await?
+            )),
         }
     }
 
@@ -606,7 +616,10 @@ impl ServiceNowAdapter {
                 let lower = message.to_ascii_lowercase();
                 if TRANSIENT_MARKERS.iter().any(|m| lower.contains(m)) {
                     Outcome::Retry {
-                        reason: format!("import error (transient): {}", excerpt(message.as_bytes())),
+                        reason: format!(
+                            "import error (transient): {}",
+                            excerpt(message.as_bytes())
+                        ),
                         retry_after: None,
                         crm_down: false,
                     }
@@ -618,7 +631,10 @@ impl ServiceNowAdapter {
                 }
             }
             other => Outcome::Retry {
-                reason: format!("unrecognised import row status `{}`", excerpt(other.as_bytes())),
+                reason: format!(
+                    "unrecognised import row status `{}`",
+                    excerpt(other.as_bytes())
+                ),
                 retry_after: None,
                 crm_down: false,
             },
@@ -687,7 +703,11 @@ impl ServiceNowAdapter {
             };
         }
         let found = match self
-            .lookup(&table, &self.config.table_correlation_field, &record.correlation_id)
+            .lookup(
+                &table,
+                &self.config.table_correlation_field,
+                &record.correlation_id,
+            )
             .await
         {
             Ok(found) => found,
@@ -835,7 +855,9 @@ fn build_auth(config: &ServiceNowConfig) -> Result<Auth, String> {
             .oauth_client_id
             .clone()
             .filter(|u| !u.is_empty())
-            .ok_or_else(|| "key `crm.servicenow.oauth_client_id`: required for OAuth".to_string())?;
+            .ok_or_else(|| {
+                "key `crm.servicenow.oauth_client_id`: required for OAuth".to_string()
+            })?;
         let secret = match &config.oauth_client_secret_file {
             Some(p) => read_secret_text("crm.servicenow.oauth_client_secret_file", p)?,
             None => {
@@ -848,8 +870,11 @@ fn build_auth(config: &ServiceNowConfig) -> Result<Auth, String> {
     };
     Ok(match config.auth {
         ServiceNowAuth::Basic => {
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", user()?, password()?));
+            let token = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                user()?,
+                password()?
+            ));
             Auth::Basic(format!("Basic {token}"))
         }
         ServiceNowAuth::OauthPassword => {
@@ -887,7 +912,12 @@ fn failure_body(answer: &Answer) -> Option<Outcome> {
         return None;
     }
     let error = parsed.get("error");
-    let part = |k: &str| error.and_then(|e| e.get(k)).and_then(Value::as_str).unwrap_or("");
+    let part = |k: &str| {
+        error
+            .and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
     let message = format!("FAILURE: {} {}", part("message"), part("detail"));
     let message = excerpt(message.trim().as_bytes());
     if PERMANENT_MARKERS
@@ -966,11 +996,17 @@ fn import_row(record: &Record, c: &ServiceNowConfig) -> Value {
     let mut put = |k: String, v: String| {
         row.insert(k, Value::String(v));
     };
-    put(c.import_correlation_field.clone(), record.correlation_id.clone());
+    put(
+        c.import_correlation_field.clone(),
+        record.correlation_id.clone(),
+    );
     put(format!("{p}kind"), record.kind.as_str().to_string());
     put(format!("{p}interaction"), record.interaction_key.clone());
     put(c.import_sequence_field.clone(), record.seq.to_string());
-    put(format!("{p}created_at"), wire::rfc3339_ms(record.created_at_ms));
+    put(
+        format!("{p}created_at"),
+        wire::rfc3339_ms(record.created_at_ms),
+    );
     Value::Object(row)
 }
 
@@ -1058,12 +1094,19 @@ mod tests {
         };
         assert!(failure_body(&a(r#"{"result":{}}"#)).is_none());
         assert!(matches!(
-            failure_body(&a(r#"{"status":"failure","error":{"message":"Operation failed","detail":"ACL restricts the record"}}"#)),
+            failure_body(&a(
+                r#"{"status":"failure","error":{"message":"Operation failed","detail":"ACL restricts the record"}}"#
+            )),
             Some(Outcome::Permanent { status: 200, .. })
         ));
         assert!(matches!(
-            failure_body(&a(r#"{"status":"FAILURE","error":{"message":"Script timed out"}}"#)),
-            Some(Outcome::Retry { crm_down: false, .. })
+            failure_body(&a(
+                r#"{"status":"FAILURE","error":{"message":"Script timed out"}}"#
+            )),
+            Some(Outcome::Retry {
+                crm_down: false,
+                ..
+            })
         ));
     }
 
@@ -1088,6 +1131,8 @@ mod tests {
             toml::from_str("instance_url = \"https://x\"\nmode = \"table\"").unwrap();
         assert_eq!(parsed.mode, ServiceNowMode::Table);
         assert_eq!(parsed.table_phone_log, "sn_open_frame_phone_log");
-        assert!(toml::from_str::<ServiceNowConfig>("instance_url = \"x\"\npassword = \"p\"").is_err());
+        assert!(
+            toml::from_str::<ServiceNowConfig>("instance_url = \"x\"\npassword = \"p\"").is_err()
+        );
     }
 }

@@ -90,7 +90,10 @@ impl SyncConfig {
         if self.concurrency == 0 || self.concurrency > CONCURRENCY_MAX {
             return bad(
                 "concurrency",
-                format!("{} is out of range: use 1 to {CONCURRENCY_MAX}", self.concurrency),
+                format!(
+                    "{} is out of range: use 1 to {CONCURRENCY_MAX}",
+                    self.concurrency
+                ),
             );
         }
         if self.backoff_base_ms == 0 || self.backoff_base_ms > self.backoff_cap_ms {
@@ -108,7 +111,10 @@ impl SyncConfig {
         if self.breaker_probe_interval_ms < 10 {
             return bad(
                 "breaker_probe_interval_ms",
-                format!("{} is too short: use at least 10", self.breaker_probe_interval_ms),
+                format!(
+                    "{} is too short: use at least 10",
+                    self.breaker_probe_interval_ms
+                ),
             );
         }
         if self.record_lifetime_ms < 60_000 {
@@ -252,7 +258,10 @@ impl SyncWorker {
             Circuit::Closed => self.config.concurrency.saturating_sub(self.in_flight),
             Circuit::Open => {
                 self.circuit = Circuit::HalfOpen;
-                info!(adapter = self.adapter.name(), "CRM circuit half-open: probing.");
+                info!(
+                    adapter = self.adapter.name(),
+                    "CRM circuit half-open: probing."
+                );
                 usize::from(self.in_flight == 0)
             }
             Circuit::HalfOpen => usize::from(self.in_flight == 0),
@@ -337,7 +346,10 @@ impl SyncWorker {
                         let until = now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(0));
                         if until > self.paused_until_ms {
                             self.paused_until_ms = until;
-                            warn!(retry_after_ms = d.as_millis() as u64, "CRM asked to slow down; pausing.");
+                            warn!(
+                                retry_after_ms = d.as_millis() as u64,
+                                "CRM asked to slow down; pausing."
+                            );
                         }
                     }
                     if crm_down {
@@ -386,7 +398,10 @@ impl SyncWorker {
     /// A request the CRM answered: the breaker closes, failures reset.
     fn on_success(&mut self) {
         if self.circuit != Circuit::Closed {
-            info!(adapter = self.adapter.name(), "CRM circuit closed: draining.");
+            info!(
+                adapter = self.adapter.name(),
+                "CRM circuit closed: draining."
+            );
         }
         self.circuit = Circuit::Closed;
         self.failures = 0;
@@ -456,7 +471,9 @@ impl Actor for SyncWorker {
             concurrency = self.config.concurrency,
             "CRM sync started."
         );
-        ctx.run_interval(Duration::from_millis(POLL_INTERVAL_MS), |act, ctx| act.pump(ctx));
+        ctx.run_interval(Duration::from_millis(POLL_INTERVAL_MS), |act, ctx| {
+            act.pump(ctx)
+        });
         self.pump(ctx);
     }
 }

@@ -1,0 +1,581 @@
+//! The JSON API under `/api/v1`: session, agent, supervisor and admin.
+//! Every handler checks the caller's role first; an agent acts only on its
+//! own calls. See `openapi.json` for the contract.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use edgecc_actors::registry::{AgentCommand, AgentRequest, SupervisorCommand, SupervisorRequest};
+use edgecc_actors::{AgentId, CallAction, CallId, QueueId};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::info;
+
+use super::auth::{bearer, Caller};
+use super::error::{ApiError, ApiJson};
+use super::views;
+use super::AppState;
+use crate::admin::AdminRequest;
+use crate::config::Role;
+
+/// Longest id (agent, queue, call, reason code) accepted in a path or body.
+pub const ID_LEN_MAX: usize = 128;
+/// Longest dialable number.
+pub const DIAL_NUMBER_LEN_MAX: usize = 32;
+/// Most records one admin list answers (the admin layer caps it too).
+pub const ADMIN_LIST_LIMIT_DEFAULT: usize = 100;
+/// Name of the state tree of sticky customers (ANI → agent id).
+pub const STATE_STICKY_CUSTOMERS: &str = "sticky_customers";
+
+type Data = web::Data<AppState>;
+
+/// `POST /api/v1/session`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// The user id (named `agent_id` for scripts; supervisors use it too).
+    #[serde(alias = "user_id")]
+    pub agent_id: String,
+    /// The password.
+    pub password: String,
+}
+
+/// Logs in: answers a bearer token.
+pub async fn login(
+    state: Data,
+    req: HttpRequest,
+    body: ApiJson<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    if body.agent_id.is_empty() || body.agent_id.len() > ID_LEN_MAX {
+        return Err(ApiError::bad_request("field `agent_id`: empty or too long"));
+    }
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let now = crate::clock::now_ms();
+    let (token, session) = state
+        .auth
+        .login(&body.agent_id, &body.password, &peer, now)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "token": token,
+        "user_id": session.user_id,
+        "role": session.role,
+        "expires_at_ms": session.expires_at_ms,
+    })))
+}
+
+/// Logs out: revokes the token.
+pub async fn logout(state: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let token = bearer(&req).ok_or_else(|| ApiError::unauthorized("missing token"))?;
+    if !state.auth.logout(&token) {
+        return Err(ApiError::unauthorized("unknown or revoked token"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/me`: the agent's desktop snapshot, or the user for others.
+pub async fn me(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    match caller.session.role {
+        Role::Agent => {
+            let agent = caller.agent()?;
+            Ok(HttpResponse::Ok().json(views::desktop(&state, &agent).await?))
+        }
+        _ => Ok(HttpResponse::Ok().json(json!({
+            "user_id": caller.session.user_id,
+            "role": caller.session.role,
+            "expires_at_ms": caller.session.expires_at_ms,
+        }))),
+    }
+}
+
+/// `GET /api/v1/reason_codes`.
+pub async fn reason_codes(state: Data, _caller: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "reason_codes": state.reason_codes() }))
+}
+
+/// Sends `command` for `agent` to the registry.
+async fn agent_request(
+    state: &AppState,
+    agent: AgentId,
+    command: AgentCommand,
+) -> Result<(), ApiError> {
+    state
+        .registry
+        .send(AgentRequest { agent, command })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// `POST /api/v1/agent/state`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateBody {
+    /// `login`, `ready`, `not_ready` or `logout`.
+    pub state: String,
+    /// The reason code (with `not_ready`).
+    #[serde(default)]
+    pub reason_code: Option<String>,
+}
+
+/// Changes the caller's own state.
+pub async fn set_state(
+    state: Data,
+    caller: Caller,
+    body: ApiJson<StateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = caller.agent()?;
+    let command = match (body.0.state.as_str(), body.0.reason_code) {
+        ("login", None) => AgentCommand::Login,
+        ("ready", None) => AgentCommand::Ready,
+        ("logout", None) => AgentCommand::Logout,
+        ("not_ready", Some(code)) => {
+            if !state.reason_codes().iter().any(|r| r.code == code) {
+                return Err(ApiError::bad_request(format!(
+                    "field `reason_code`: unknown reason code `{}`",
+                    truncate(&code)
+                )));
+            }
+            AgentCommand::NotReady { reason_code: code }
+        }
+        ("not_ready", None) => {
+            return Err(ApiError::bad_request(
+                "field `reason_code`: required with `not_ready`",
+            ))
+        }
+        ("login" | "ready" | "logout", Some(_)) => {
+            return Err(ApiError::bad_request(
+                "field `reason_code`: only with `not_ready`",
+            ))
+        }
+        (other, _) => {
+            return Err(ApiError::bad_request(format!(
+                "field `state`: `{}` is not one of login, ready, not_ready, logout",
+                truncate(other)
+            )))
+        }
+    };
+    agent_request(&state, agent.clone(), command).await?;
+    Ok(HttpResponse::Ok().json(views::desktop(&state, &agent).await?))
+}
+
+/// `POST /api/v1/agent/wrap_up/end`.
+pub async fn end_wrap_up(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let agent = caller.agent()?;
+    agent_request(&state, agent.clone(), AgentCommand::EndWrapUp).await?;
+    Ok(HttpResponse::Ok().json(views::desktop(&state, &agent).await?))
+}
+
+/// `POST /api/v1/agent/dial`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialBody {
+    /// The customer's number: digits, `+`, `*`, `#`.
+    pub number: String,
+}
+
+/// Outbound dial (Not Ready only).
+pub async fn dial(
+    state: Data,
+    caller: Caller,
+    body: ApiJson<DialBody>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = caller.agent()?;
+    let number = body.0.number;
+    if number.is_empty()
+        || number.len() > DIAL_NUMBER_LEN_MAX
+        || !number
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+*#".contains(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "field `number`: 1-{DIAL_NUMBER_LEN_MAX} digits, `+`, `*` or `#`"
+        )));
+    }
+    let snap = views::center(&state, false).await?;
+    let view = snap.agents.iter().find(|a| a.agent == agent);
+    if view.is_none_or(|v| v.state.name() != "not_ready") {
+        return Err(ApiError::conflict("outbound dial only while Not Ready"));
+    }
+    agent_request(&state, agent.clone(), AgentCommand::DialOutbound { number }).await?;
+    Ok(HttpResponse::Accepted().json(views::desktop(&state, &agent).await?))
+}
+
+/// Checks that `call` is the caller's current call (or offer); 404 for an
+/// unknown call, 403 for another agent's.
+async fn own_call(state: &AppState, agent: &AgentId, call: &str) -> Result<CallId, ApiError> {
+    if call.is_empty() || call.len() > ID_LEN_MAX {
+        return Err(ApiError::not_found("unknown call"));
+    }
+    let call = CallId::new(call.to_owned());
+    let snap = views::center(state, false).await?;
+    let mine = snap
+        .agents
+        .iter()
+        .find(|a| &a.agent == agent)
+        .and_then(|a| a.state.call())
+        .is_some_and(|c| c == &call);
+    if mine {
+        return Ok(call);
+    }
+    if snap.calls.iter().any(|c| c.call == call) {
+        Err(ApiError::forbidden(format!("call {call} is not yours")))
+    } else {
+        Err(ApiError::not_found(format!("unknown call {call}")))
+    }
+}
+
+/// Optional body of the call actions that take an argument.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallBody {
+    /// Target agent (transfer, consult, conference add).
+    #[serde(default)]
+    pub target_agent: Option<String>,
+    /// Target queue (transfer).
+    #[serde(default)]
+    pub target_queue: Option<String>,
+    /// Wrap-up code.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// `POST /api/v1/calls/{call_id}/{action}`: the agent's call controls.
+pub async fn call_action(
+    state: Data,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let agent = caller.agent()?;
+    let (call_id, action) = path.into_inner();
+    let body: CallBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CallBody::default()
+    } else {
+        super::error::parse_json(&body)?
+    };
+    let target_agent = |b: &CallBody| -> Result<AgentId, ApiError> {
+        b.target_agent
+            .clone()
+            .filter(|t| !t.is_empty() && t.len() <= ID_LEN_MAX)
+            .map(AgentId::new)
+            .ok_or_else(|| ApiError::bad_request("field `target_agent`: required"))
+    };
+    let command = match action.as_str() {
+        "accept" => AgentCommand::Accept,
+        "reject" => AgentCommand::Reject,
+        "hold" => AgentCommand::Call(CallAction::Hold),
+        "resume" => AgentCommand::Call(CallAction::Resume),
+        "mute" => AgentCommand::Call(CallAction::Mute),
+        "unmute" => AgentCommand::Call(CallAction::Unmute),
+        "hangup" => AgentCommand::Call(CallAction::HangUp),
+        "transfer" => match (&body.target_agent, &body.target_queue) {
+            (Some(_), None) => AgentCommand::Call(CallAction::TransferToAgent {
+                target: target_agent(&body)?,
+            }),
+            (None, Some(q)) if !q.is_empty() && q.len() <= ID_LEN_MAX => {
+                AgentCommand::Call(CallAction::TransferToQueue {
+                    queue: QueueId::new(q.clone()),
+                })
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "transfer needs exactly one of `target_agent`, `target_queue`",
+                ))
+            }
+        },
+        "consult" => AgentCommand::Call(CallAction::Consult {
+            target: target_agent(&body)?,
+        }),
+        "consult_complete" => AgentCommand::Call(CallAction::CompleteConsult),
+        "consult_conference" => AgentCommand::Call(CallAction::ConferenceConsult),
+        "consult_cancel" => AgentCommand::Call(CallAction::CancelConsult),
+        "conference_add" => AgentCommand::Call(CallAction::AddToConference {
+            target: target_agent(&body)?,
+        }),
+        "wrap_up" => {
+            let code = body
+                .code
+                .clone()
+                .filter(|c| !c.is_empty() && c.len() <= ID_LEN_MAX)
+                .ok_or_else(|| ApiError::bad_request("field `code`: required"))?;
+            AgentCommand::Call(CallAction::WrapUpCode { code })
+        }
+        other => {
+            return Err(ApiError::not_found(format!(
+                "unknown call action `{}`",
+                truncate(other)
+            )))
+        }
+    };
+    let call = own_call(&state, &agent, &call_id).await?;
+    agent_request(&state, agent.clone(), command.clone()).await?;
+    match command {
+        AgentCommand::Call(CallAction::Mute) => state.hub.set_muted(&call, &agent, true),
+        AgentCommand::Call(CallAction::Unmute) => state.hub.set_muted(&call, &agent, false),
+        _ => {}
+    }
+    info!(agent_id = %agent, call_id = %call, action = %action, "Agent call action.");
+    Ok(HttpResponse::Ok().json(views::desktop(&state, &agent).await?))
+}
+
+/// `GET /api/v1/interactions/{call_id}`: sync state and CRM link.
+pub async fn interaction(
+    state: Data,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = CallId::new(path.into_inner());
+    if caller.session.role == Role::Agent {
+        let agent = caller.agent()?;
+        if state.hub.agent_had_call(&agent, &call).is_none() {
+            own_call(&state, &agent, &call.0).await?;
+        }
+    }
+    Ok(HttpResponse::Ok().json(views::interaction(&state, &call)))
+}
+
+/// `POST /api/v1/calls/{call_id}/sticky`: the caller becomes "my customer".
+/// Stored as ANI → agent id in the `sticky_customers` state tree; routing
+/// does not use it yet.
+pub async fn sticky(
+    state: Data,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = caller.agent()?;
+    let call = CallId::new(path.into_inner());
+    let recent = match state.hub.agent_had_call(&agent, &call) {
+        Some(r) if !r.ani.is_empty() => r,
+        _ => {
+            own_call(&state, &agent, &call.0).await?;
+            return Err(ApiError::conflict("the caller's number is not known yet"));
+        }
+    };
+    state
+        .sticky
+        .put(recent.ani.as_bytes(), agent.0.as_bytes())
+        .await
+        .map_err(|e| ApiError::internal(format!("storage: {e}")))?;
+    info!(agent_id = %agent, call_id = %call, "Caller set as sticky customer.");
+    Ok(HttpResponse::Ok()
+        .json(json!({"ani": recent.ani, "agent_id": agent, "routing": "not_yet_used"})))
+}
+
+/// `GET /api/v1/agents` (supervisor): the team's real-time view.
+pub async fn agents(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require_supervisor()?;
+    let snap = views::center(&state, false).await?;
+    let now = crate::clock::now_ms();
+    Ok(HttpResponse::Ok().json(json!({"now_ms": now, "agents": views::team(&state, &snap, now)})))
+}
+
+/// `GET /api/v1/queues`: waiting calls, longest wait, service level.
+pub async fn queues(state: Data, _caller: Caller) -> Result<HttpResponse, ApiError> {
+    let snap = views::center(&state, true).await?;
+    let now = crate::clock::now_ms();
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({"now_ms": now, "queues": views::queues(&state, &snap, now)})),
+    )
+}
+
+/// `GET /api/v1/calls` (supervisor, admin): live calls.
+pub async fn calls(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require_supervisor()?;
+    let snap = views::center(&state, false).await?;
+    Ok(HttpResponse::Ok().json(json!({"calls": snap.calls, "ended": snap.ended})))
+}
+
+/// `GET /api/v1/wallboard` (supervisor): agents and queues at once.
+pub async fn wallboard(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require_supervisor()?;
+    Ok(HttpResponse::Ok().json(views::wallboard(&state).await?))
+}
+
+/// `POST /api/v1/agents/{agent_id}/state` (supervisor).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForceStateBody {
+    /// `not_ready`, `ready` or `logout`.
+    pub state: String,
+}
+
+/// A supervisor changes an agent's state.
+pub async fn force_state(
+    state: Data,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<ForceStateBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_supervisor()?;
+    let agent = AgentId::new(path.into_inner());
+    let command = match body.0.state.as_str() {
+        "not_ready" => SupervisorCommand::NotReady,
+        "ready" => SupervisorCommand::Ready,
+        "logout" => SupervisorCommand::Logout,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "field `state`: `{}` is not one of not_ready, ready, logout",
+                truncate(other)
+            )))
+        }
+    };
+    info!(supervisor = %caller.session.user_id, agent_id = %agent, command = ?command, "Supervisor forces agent state.");
+    state
+        .registry
+        .send(SupervisorRequest {
+            agent: agent.clone(),
+            command,
+        })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))??;
+    Ok(HttpResponse::Ok().json(json!({"agent_id": agent, "requested": body.0.state})))
+}
+
+/// `POST /api/v1/agents/{agent_id}/{monitor|whisper|barge}` (supervisor).
+/// The PBX port has the commands (`Snoop`, `Barge`) but the registry has no
+/// message to start them yet: answers 501 after logging the request.
+pub async fn supervise_call(
+    state: Data,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_supervisor()?;
+    let (agent, mode) = path.into_inner();
+    if !["monitor", "whisper", "barge"].contains(&mode.as_str()) {
+        return Err(ApiError::not_found(format!(
+            "unknown action `{}`",
+            truncate(&mode)
+        )));
+    }
+    let agent = AgentId::new(agent);
+    let snap = views::center(&state, false).await?;
+    let view = snap
+        .agents
+        .iter()
+        .find(|a| a.agent == agent)
+        .ok_or_else(|| ApiError::not_found(format!("unknown agent {agent}")))?;
+    let call = view
+        .state
+        .call()
+        .cloned()
+        .ok_or_else(|| ApiError::conflict(format!("agent {agent} is not on a call")))?;
+    info!(supervisor = %caller.session.user_id, agent_id = %agent, call_id = %call, mode = %mode, "Supervisor call action requested.");
+    Err(ApiError::new(
+        actix_web::http::StatusCode::NOT_IMPLEMENTED,
+        "not_implemented",
+        format!("{mode} needs a registry message for PBX snoop/barge (not available yet)"),
+    ))
+}
+
+/// Query of the admin lists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// First sequence.
+    #[serde(default)]
+    pub from: u64,
+    /// How many at most.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+async fn admin(
+    state: &AppState,
+    caller: &Caller,
+    request: AdminRequest,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let answer =
+        crate::admin::ops::execute(&state.storage, &request, crate::clock::now_ms()).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// `GET /api/v1/admin/outbox`.
+pub async fn outbox_status(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    admin(&state, &caller, AdminRequest::OutboxStatus).await
+}
+
+/// `GET /api/v1/admin/outbox/records`.
+pub async fn outbox_list(
+    state: Data,
+    caller: Caller,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(ADMIN_LIST_LIMIT_DEFAULT);
+    admin(
+        &state,
+        &caller,
+        AdminRequest::OutboxList {
+            from: q.from,
+            limit,
+        },
+    )
+    .await
+}
+
+/// `GET /api/v1/admin/dead_letters`.
+pub async fn dead_list(
+    state: Data,
+    caller: Caller,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(ADMIN_LIST_LIMIT_DEFAULT);
+    admin(
+        &state,
+        &caller,
+        AdminRequest::DeadList {
+            from: q.from,
+            limit,
+        },
+    )
+    .await
+}
+
+/// `POST /api/v1/admin/dead_letters/{seq}/requeue`.
+pub async fn dead_requeue(
+    state: Data,
+    caller: Caller,
+    path: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let seq = path.into_inner();
+    info!(admin = %caller.session.user_id, seq, "Admin re-queues a dead letter.");
+    admin(&state, &caller, AdminRequest::DeadRequeue { seq }).await
+}
+
+/// `POST /api/v1/admin/dead_letters/requeue_all`.
+pub async fn dead_requeue_all(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    info!(admin = %caller.session.user_id, "Admin re-queues every dead letter.");
+    admin(&state, &caller, AdminRequest::DeadRequeueAll).await
+}
+
+/// `POST /api/v1/admin/reload`: reloads the config through the daemon's
+/// hook; a bad config is refused (422) and the old one stays.
+pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let Some(reloader) = &state.reload else {
+        return Err(ApiError::unavailable(
+            "config reload is not wired in this process",
+        ));
+    };
+    info!(admin = %caller.session.user_id, "Admin reloads the config.");
+    match reloader
+        .send(super::Reload)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("reload: {e}")))?
+    {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({"reloaded": true}))),
+        Err(message) => Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "config_refused",
+            message,
+        )),
+    }
+}
+
+/// Cuts user text echoed in messages.
+fn truncate(s: &str) -> String {
+    s.chars().take(ID_LEN_MAX).collect()
+}

@@ -1,0 +1,459 @@
+//! The HTTP side of edgecc: the JSON API under `/api/v1` (agent desktop,
+//! supervisor, admin), the WebSocket event stream, `/healthz`, `/readyz`,
+//! `/metrics` and the web UI (agent desktop at `/`, wallboard at
+//! `/wallboard`: plain HTML/CSS/JS embedded in the binary).
+//!
+//! # Layout
+//!
+//! - [`start`] binds the listener (HTTPS through rustls when a certificate
+//!   and key are configured) and answers an [`HttpHandle`].
+//! - [`auth`]: argon2 passwords ([`auth::hash_password`]), bearer tokens,
+//!   the login throttle, the [`auth::Caller`] extractor and roles.
+//! - [`api`]: the JSON handlers; [`error`]: `{error, message}` answers and
+//!   the body extractor that names the wrong field.
+//! - [`ws`]: `/api/v1/events`; [`hub`]: the one registry subscription,
+//!   fanned out through a bounded broadcast, plus time in state, mute flags,
+//!   wait figures and desktop presence.
+//! - [`views`]: desktop, team, queue and interaction views.
+//! - [`metrics`]: `/metrics` and every metric name.
+//! - `ui/`: the embedded web UI; `openapi.json`: the API contract.
+//!
+//! Threads: actix-web runs [`HTTP_WORKERS`] worker threads; they reach the
+//! actors through `Addr`s (which are `Send`), and share [`AppState`]. The
+//! daemon's reload hook is an `Rc`, so it stays on the caller's arbiter
+//! behind a small [`Reloader`] actor.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod views;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use edgecc_actors::config::ReasonCodeConfig;
+use edgecc_actors::registry::{Registry, Snapshot, Subscribe};
+use edgecc_storage::{StateTree, Storage};
+use tracing::info;
+
+use crate::config::{Config, HttpConfig};
+use crate::crm::sync::SyncWorker;
+use crate::daemon::{Running, STATE_CRM_LINKS};
+
+/// Worker threads of the HTTP server: a desktop API is light; two keep one
+/// slow request from stalling everyone.
+pub const HTTP_WORKERS: usize = 2;
+/// Most concurrent connections per worker (desktops, wallboards, scripts).
+pub const HTTP_CONNECTIONS_MAX: usize = 2_048;
+/// Time a client has to send its request head.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keep-alive of idle HTTP connections.
+pub const HTTP_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Time given to connections to finish when the server stops.
+pub const HTTP_SHUTDOWN_TIMEOUT_S: u64 = 5;
+/// `/readyz` gives the actors and the storage this long to answer.
+pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// State tree written by `/readyz` to prove the storage takes writes.
+const STATE_HEALTH: &str = "http_health";
+
+/// The daemon's config reload: re-reads the file, applies it, or refuses a
+/// bad one (the old config stays) with a message. Wired to SIGHUP too.
+pub type ReloadHook = Rc<dyn Fn() -> Result<(), String>>;
+
+/// Reload the configuration through the hook.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Reload;
+
+/// Holds the (non-`Send`) reload hook on the arbiter that started HTTP.
+pub struct Reloader {
+    /// The daemon's hook.
+    hook: ReloadHook,
+}
+
+impl Actor for Reloader {
+    type Context = Context<Self>;
+}
+
+impl Handler<Reload> for Reloader {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, _msg: Reload, _ctx: &mut Self::Context) -> Self::Result {
+        (self.hook)()
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// The contact center's facade.
+    pub registry: Addr<Registry>,
+    /// The CRM sync worker (circuit, latencies), when a CRM is configured.
+    pub sync: Option<Addr<SyncWorker>>,
+    /// The data directory (outbox, state trees).
+    pub storage: Storage,
+    /// CRM links of delivered interactions (written by the sync worker).
+    pub crm_links: Option<StateTree>,
+    /// Sticky customers: ANI → agent id.
+    pub sticky: StateTree,
+    /// Readiness probe tree.
+    pub health: StateTree,
+    /// Users, sessions, throttle.
+    pub auth: Arc<auth::Auth>,
+    /// The event hub's shared part.
+    pub hub: Arc<hub::HubShared>,
+    /// Reason codes agents may pick (replaced on reload).
+    pub reason_codes: RwLock<Vec<ReasonCodeConfig>>,
+    /// Listener settings (grace, TTL).
+    pub http: HttpConfig,
+    /// The reload hook's actor, when the daemon wired one.
+    pub reload: Option<Addr<Reloader>>,
+}
+
+impl AppState {
+    /// The reason codes now.
+    pub fn reason_codes(&self) -> Vec<ReasonCodeConfig> {
+        self.reason_codes
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+/// Swaps what a config reload changes in the HTTP layer. Cheap to clone;
+/// hand one to the reload hook.
+#[derive(Clone)]
+pub struct HttpControl {
+    /// The shared state.
+    state: Arc<AppState>,
+}
+
+impl HttpControl {
+    /// Applies a reloaded config: users (sessions of removed users end) and
+    /// reason codes. The listener address and TLS files need a restart.
+    pub fn apply(&self, config: &Config) {
+        self.state.auth.set_users(&config.users);
+        if let Ok(mut r) = self.state.reason_codes.write() {
+            *r = config.contact_center.reason_codes.clone();
+        }
+        info!(users = config.users.len(), "HTTP settings reloaded.");
+    }
+}
+
+/// A running HTTP server.
+pub struct HttpHandle {
+    /// Where it listens (the real port when the config said `:0`).
+    pub local_addr: SocketAddr,
+    /// Stops the server.
+    pub server: ServerHandle,
+    /// Applies reloaded settings.
+    pub control: HttpControl,
+    /// Whether it serves HTTPS.
+    pub tls: bool,
+}
+
+impl HttpHandle {
+    /// Stops accepting, lets requests finish (bounded), closes.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+    }
+}
+
+/// Starts the HTTP server for `config.http` on the current actix system:
+/// subscribes the event hub to the registry, binds `config.http.listen`
+/// (error if `None`), and serves until [`HttpHandle::stop`]. `reload` is the
+/// daemon's config reload (for `POST /api/v1/admin/reload`).
+pub async fn start(
+    config: &Config,
+    running: &Running,
+    storage: Storage,
+    reload: Option<ReloadHook>,
+) -> Result<HttpHandle, String> {
+    let http = config.http.clone();
+    let listen = http
+        .listen
+        .clone()
+        .ok_or_else(|| "http.listen is not set".to_string())?;
+    let tls = tls_config(&http)?;
+    let tree = |name: &str| storage.state(name).map_err(|e| format!("storage: {e}"));
+    let crm_links = match running.sync {
+        Some(_) => Some(tree(STATE_CRM_LINKS)?),
+        None => None,
+    };
+    let shared = hub::Hub::shared();
+    if let Ok(snap) = running.registry.send(Snapshot { with_queues: false }).await {
+        hub::seed(&shared, &snap.agents, crate::clock::now_ms());
+    }
+    let hub_addr = hub::Hub::start(shared.clone());
+    running
+        .registry
+        .send(Subscribe(hub_addr.recipient()))
+        .await
+        .map_err(|e| format!("registry: {e}"))?
+        .map_err(|e| format!("registry: {e}"))?;
+    let state = Arc::new(AppState {
+        registry: running.registry.clone(),
+        sync: running.sync.clone(),
+        sticky: tree(api::STATE_STICKY_CUSTOMERS)?,
+        health: tree(STATE_HEALTH)?,
+        storage,
+        crm_links,
+        auth: Arc::new(auth::Auth::new(&config.users, http.token_ttl_ms)),
+        hub: shared,
+        reason_codes: RwLock::new(config.contact_center.reason_codes.clone()),
+        http,
+        reload: reload.map(|hook| Reloader { hook }.start()),
+    });
+    let data = web::Data::from(state.clone());
+    let listener =
+        std::net::TcpListener::bind(&listen).map_err(|e| format!("cannot bind {listen}: {e}"))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot bind {listen}: {e}"))?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(error::payload_config())
+            .app_data(query_config())
+            .app_data(path_config())
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .workers(HTTP_WORKERS)
+    .max_connections(HTTP_CONNECTIONS_MAX)
+    .client_request_timeout(HTTP_REQUEST_TIMEOUT)
+    .keep_alive(HTTP_KEEP_ALIVE)
+    .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_S)
+    .disable_signals();
+    let is_tls = tls.is_some();
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls),
+        None => server.listen(listener),
+    }
+    .map_err(|e| format!("cannot listen on {listen}: {e}"))?
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    info!(addr = %local_addr, tls = is_tls, "HTTP API listening.");
+    Ok(HttpHandle {
+        local_addr,
+        server: handle,
+        control: HttpControl { state },
+        tls: is_tls,
+    })
+}
+
+/// The rustls server config, when both files are set.
+fn tls_config(http: &HttpConfig) -> Result<Option<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = match (&http.tls_cert_file, &http.tls_key_file) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => return Ok(None),
+        _ => return Err("http.tls_cert_file and http.tls_key_file go together".into()),
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("http.tls_cert_file {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "http.tls_cert_file {}: no certificate",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("http.tls_key_file {}: {e}", key.display()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map(Some)
+        .map_err(|e| format!("tls: {e}"))
+}
+
+/// Query-string errors as JSON.
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let api = error::ApiError::bad_request(format!("query: {err}"));
+        actix_web::error::InternalError::from_response(
+            err,
+            actix_web::ResponseError::error_response(&api),
+        )
+        .into()
+    })
+}
+
+/// Path parameter errors as JSON (404: no such resource).
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| {
+        let api = error::ApiError::not_found(format!("path: {err}"));
+        actix_web::error::InternalError::from_response(
+            err,
+            actix_web::ResponseError::error_response(&api),
+        )
+        .into()
+    })
+}
+
+async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&error::ApiError::not_found("no such endpoint"))
+}
+
+/// Every route.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(ui_desktop))
+        .route("/wallboard", web::get().to(ui_wallboard))
+        .route("/ui/{file}", web::get().to(ui_asset))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics_text))
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(openapi))
+                .route("/session", web::post().to(api::login))
+                .route("/session", web::delete().to(api::logout))
+                .route("/me", web::get().to(api::me))
+                .route("/reason_codes", web::get().to(api::reason_codes))
+                .route("/events", web::get().to(ws::events))
+                .route("/agent/state", web::post().to(api::set_state))
+                .route("/agent/wrap_up/end", web::post().to(api::end_wrap_up))
+                .route("/agent/dial", web::post().to(api::dial))
+                .route("/calls", web::get().to(api::calls))
+                .route("/calls/{call_id}/sticky", web::post().to(api::sticky))
+                .route(
+                    "/calls/{call_id}/{action}",
+                    web::post().to(api::call_action),
+                )
+                .route("/interactions/{call_id}", web::get().to(api::interaction))
+                .route("/agents", web::get().to(api::agents))
+                .route("/agents/{agent_id}/state", web::post().to(api::force_state))
+                .route(
+                    "/agents/{agent_id}/{mode}",
+                    web::post().to(api::supervise_call),
+                )
+                .route("/queues", web::get().to(api::queues))
+                .route("/wallboard", web::get().to(api::wallboard))
+                .route("/admin/outbox", web::get().to(api::outbox_status))
+                .route("/admin/outbox/records", web::get().to(api::outbox_list))
+                .route("/admin/dead_letters", web::get().to(api::dead_list))
+                .route(
+                    "/admin/dead_letters/requeue_all",
+                    web::post().to(api::dead_requeue_all),
+                )
+                .route(
+                    "/admin/dead_letters/{seq}/requeue",
+                    web::post().to(api::dead_requeue),
+                )
+                .route("/admin/reload", web::post().to(api::reload)),
+        );
+}
+
+/// The OpenAPI document.
+const OPENAPI_JSON: &str = include_str!("openapi.json");
+/// Agent desktop page.
+const UI_DESKTOP_HTML: &str = include_str!("ui/desktop.html");
+/// Wallboard page.
+const UI_WALLBOARD_HTML: &str = include_str!("ui/wallboard.html");
+/// Shared styles.
+const UI_STYLE_CSS: &str = include_str!("ui/style.css");
+/// Shared script (API client, WebSocket with reconnect).
+const UI_COMMON_JS: &str = include_str!("ui/common.js");
+/// Agent desktop script.
+const UI_DESKTOP_JS: &str = include_str!("ui/desktop.js");
+/// Wallboard script.
+const UI_WALLBOARD_JS: &str = include_str!("ui/wallboard.js");
+
+/// The UI's security headers: no framing, no inline scripts from elsewhere.
+fn ui_page(body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'",
+        ))
+        .body(body)
+}
+
+async fn ui_desktop() -> HttpResponse {
+    ui_page(UI_DESKTOP_HTML)
+}
+
+async fn ui_wallboard() -> HttpResponse {
+    ui_page(UI_WALLBOARD_HTML)
+}
+
+async fn ui_asset(path: web::Path<String>) -> HttpResponse {
+    let (body, kind) = match path.as_str() {
+        "style.css" => (UI_STYLE_CSS, "text/css; charset=utf-8"),
+        "common.js" => (UI_COMMON_JS, "text/javascript; charset=utf-8"),
+        "desktop.js" => (UI_DESKTOP_JS, "text/javascript; charset=utf-8"),
+        "wallboard.js" => (UI_WALLBOARD_JS, "text/javascript; charset=utf-8"),
+        _ => {
+            return actix_web::ResponseError::error_response(&error::ApiError::not_found(
+                "no such file",
+            ))
+        }
+    };
+    HttpResponse::Ok()
+        .content_type(kind)
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(body)
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI_JSON)
+}
+
+/// Alive: the process answers.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "alive"}))
+}
+
+/// Ready: the contact center answers (the PBX link's state is not exposed
+/// by the registry yet; the simulated PBX is always up) and the storage
+/// takes a durable write. A CRM outage does not make edgecc unready.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let actors = tokio::time::timeout(
+        READY_CHECK_TIMEOUT,
+        state.registry.send(Snapshot { with_queues: false }),
+    )
+    .await;
+    let actors_ok = matches!(actors, Ok(Ok(_)));
+    let now = crate::clock::now_ms().to_be_bytes();
+    let storage_ok = matches!(
+        tokio::time::timeout(READY_CHECK_TIMEOUT, state.health.put(b"probe", &now)).await,
+        Ok(Ok(()))
+    );
+    let body = serde_json::json!({
+        "ready": actors_ok && storage_ok,
+        "pbx": if actors_ok { "up" } else { "down" },
+        "storage": if storage_ok { "writable" } else { "failing" },
+    });
+    if actors_ok && storage_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics_text(state: web::Data<AppState>) -> Result<HttpResponse, error::ApiError> {
+    let text = metrics::render(&state).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
+/// Re-exported for `edgecc passwd`.
+pub use auth::hash_password;

@@ -1,0 +1,261 @@
+//! What the API and the WebSocket show: the agent desktop's snapshot, the
+//! team and queue views of the wallboard, and an interaction's CRM sync
+//! state. Built from the registry's [`CenterSnapshot`] plus the hub's
+//! tracked figures.
+
+use edgecc_actors::agent::{AgentState, NotReadyReason};
+use edgecc_actors::events::{AgentView, CallView};
+use edgecc_actors::registry::{CenterSnapshot, Snapshot};
+use edgecc_actors::{AgentId, CallId};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::hub::{state_name, HubShared, SERVICE_LEVEL_THRESHOLD_MS};
+use super::AppState;
+
+/// Outbox records scanned to find an interaction's pending or dead records;
+/// beyond this the state shows `pending` (a bound on the work per request).
+pub const SYNC_SCAN_RECORDS_MAX: usize = 2_000;
+
+/// Reads the registry's snapshot.
+pub async fn center(state: &AppState, with_queues: bool) -> Result<CenterSnapshot, ApiError> {
+    state
+        .registry
+        .send(Snapshot { with_queues })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))
+}
+
+/// An interaction's CRM sync state.
+#[derive(Clone, Debug, Serialize)]
+pub struct InteractionView {
+    /// The local interaction id (= the call id); the key for transfers and
+    /// updates whatever the CRM says.
+    pub interaction_id: String,
+    /// `delivered` (CRM confirmed), `pending` (in the outbox), `dead` (a
+    /// record was refused: see the dead letters), or `local` (nothing sent
+    /// yet, or no CRM configured).
+    pub sync_state: &'static str,
+    /// The CRM record's link once the CRM confirmed the interaction.
+    pub crm_link: Option<String>,
+}
+
+/// The sync state of interaction `call` (storage reads only).
+pub fn interaction(state: &AppState, call: &CallId) -> InteractionView {
+    let key = call.0.as_str();
+    let link = state
+        .crm_links
+        .as_ref()
+        .and_then(|t| t.get(key.as_bytes()).ok().flatten())
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let outbox = state.storage.outbox();
+    let dead = outbox
+        .dead_letters(0, SYNC_SCAN_RECORDS_MAX)
+        .map(|d| {
+            d.iter()
+                .any(|d| d.record.as_ref().is_some_and(|r| r.interaction_key == key))
+        })
+        .unwrap_or(false);
+    let pending = outbox
+        .list(0, SYNC_SCAN_RECORDS_MAX)
+        .map(|r| r.iter().any(|r| r.interaction_key == key))
+        .unwrap_or(false);
+    let sync_state = if dead {
+        "dead"
+    } else if pending {
+        "pending"
+    } else if link.is_some() {
+        "delivered"
+    } else {
+        "local"
+    };
+    InteractionView {
+        interaction_id: call.0.clone(),
+        sync_state,
+        crm_link: link,
+    }
+}
+
+/// The reason of a Not Ready state, as text.
+fn reason_text(view: &AgentView) -> Option<String> {
+    match &view.state {
+        AgentState::NotReady { reason } => Some(match reason {
+            NotReadyReason::Code(c) => c.clone(),
+            NotReadyReason::System(s) => {
+                format!("system:{}", serde_json::to_value(s).ok()?.as_str()?)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// One call as the desktop shows it.
+pub fn call_json(
+    state: &AppState,
+    view: &CallView,
+    agent: Option<&AgentView>,
+    now_ms: u64,
+) -> Value {
+    let talking_since = agent.and_then(|a| match &a.state {
+        AgentState::Talking { call, since_ms, .. } if call == &view.call => Some(*since_ms),
+        _ => None,
+    });
+    json!({
+        "call_id": view.call,
+        "ani": view.ani,
+        "dnis": view.dnis,
+        "attached": view.attached,
+        "phase": view.phase,
+        "queue": view.queue,
+        "held": view.held,
+        "muted": state.hub.is_muted(&view.call),
+        "parties": view.parties,
+        "offered_to": view.offers.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+        "connected_since_ms": talking_since,
+        "duration_ms": talking_since.map(|s| now_ms.saturating_sub(s)),
+        "terminal": view.terminal,
+        "interaction": interaction(state, &view.call),
+    })
+}
+
+/// One agent as the wallboard shows it.
+pub fn agent_json(hub: &HubShared, view: &AgentView, calls: &[CallView], now_ms: u64) -> Value {
+    let since = hub.state_since(&view.agent).unwrap_or(now_ms);
+    let call = view
+        .state
+        .call()
+        .and_then(|c| calls.iter().find(|v| &v.call == c))
+        .map(|c| json!({"call_id": c.call, "ani": c.ani, "phase": c.phase, "held": c.held, "queue": c.queue}));
+    json!({
+        "agent_id": view.agent,
+        "state": state_name(view),
+        "reason": reason_text(view),
+        "pending": view.pending,
+        "state_since_ms": since,
+        "time_in_state_ms": now_ms.saturating_sub(since),
+        "call": call,
+        "stats": view.stats,
+    })
+}
+
+/// The agent desktop's full state: agent, state and time in it, the current
+/// call (or offer) with everything the screen shows.
+pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiError> {
+    let snap = center(state, false).await?;
+    let now_ms = crate::clock::now_ms();
+    let view = snap
+        .agents
+        .iter()
+        .find(|a| &a.agent == agent)
+        .ok_or_else(|| ApiError::not_found(format!("unknown agent {agent}")))?;
+    let call = view.state.call().map(|c| {
+        match snap.calls.iter().find(|v| &v.call == c) {
+            Some(v) => call_json(state, v, Some(view), now_ms),
+            // Ended (wrap-up): what the hub remembers of it.
+            None => {
+                let ani = state.hub.agent_had_call(agent, c).map(|r| r.ani);
+                json!({
+                    "call_id": c,
+                    "ani": ani,
+                    "attached": [],
+                    "phase": "ended",
+                    "held": false,
+                    "muted": false,
+                    "duration_ms": null,
+                    "interaction": interaction(state, c),
+                })
+            }
+        }
+    });
+    let offer = matches!(view.state, AgentState::Reserved { .. });
+    let since = state.hub.state_since(agent).unwrap_or(now_ms);
+    Ok(json!({
+        "type": "snapshot",
+        "now_ms": now_ms,
+        "agent": {
+            "agent_id": view.agent,
+            "state": state_name(view),
+            "detail": view.state,
+            "reason": reason_text(view),
+            "pending": view.pending,
+            "state_since_ms": since,
+            "time_in_state_ms": now_ms.saturating_sub(since),
+            "stats": view.stats,
+        },
+        "offer": offer,
+        "call": call,
+        "reason_codes": state.reason_codes(),
+        "desktop_grace_ms": state.http.desktop_grace_ms,
+    }))
+}
+
+/// The team: every agent with state, time in state and current call.
+pub fn team(state: &AppState, snap: &CenterSnapshot, now_ms: u64) -> Vec<Value> {
+    snap.agents
+        .iter()
+        .map(|a| agent_json(&state.hub, a, &snap.calls, now_ms))
+        .collect()
+}
+
+/// The queues: waiting calls, longest wait, service level.
+pub fn queues(state: &AppState, snap: &CenterSnapshot, now_ms: u64) -> Vec<Value> {
+    snap.queues
+        .iter()
+        .map(|q| {
+            let waits = state.hub.waits(&q.queue, &q.waiting, now_ms);
+            let figures = state
+                .hub
+                .lock()
+                .queues
+                .get(&q.queue)
+                .cloned()
+                .unwrap_or_default();
+            let waiting: Vec<Value> = q
+                .waiting
+                .iter()
+                .zip(&waits)
+                .map(|(c, w)| {
+                    let ani = snap
+                        .calls
+                        .iter()
+                        .find(|v| &v.call == c)
+                        .map(|v| v.ani.clone());
+                    json!({"call_id": c, "ani": ani, "wait_ms": w})
+                })
+                .collect();
+            let percent = if figures.answered == 0 {
+                None
+            } else {
+                Some(100.0 * figures.answered_in_threshold as f64 / figures.answered as f64)
+            };
+            json!({
+                "queue_id": q.queue,
+                "waiting": q.waiting.len(),
+                "waiting_calls": waiting,
+                "longest_wait_ms": waits.iter().copied().max().unwrap_or(0),
+                "ready_agents": q.ready,
+                "service_level": {
+                    "threshold_ms": SERVICE_LEVEL_THRESHOLD_MS,
+                    "answered": figures.answered,
+                    "answered_in_threshold": figures.answered_in_threshold,
+                    "percent": percent,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The wallboard's full state.
+pub async fn wallboard(state: &AppState) -> Result<Value, ApiError> {
+    let snap = center(state, true).await?;
+    let now_ms = crate::clock::now_ms();
+    Ok(json!({
+        "type": "wallboard",
+        "now_ms": now_ms,
+        "agents": team(state, &snap, now_ms),
+        "queues": queues(state, &snap, now_ms),
+        "calls": snap.calls.len(),
+        "ended": snap.ended,
+    }))
+}

@@ -1,0 +1,322 @@
+//! `GET /api/v1/events`: the WebSocket of desktops and wallboards.
+//!
+//! Protocol: authenticate with `?token=` or, since browsers cannot set
+//! headers on a WebSocket, with a first text message `{"token": "…"}` within
+//! [`AUTH_TIMEOUT`]. The server then sends a full snapshot (`type:
+//! "snapshot"` for an agent, `"wallboard"` for supervisors), then events
+//! (`agent_changed`, `call_changed`, `call_notice`, `call_muted`, …) each
+//! followed by a fresh snapshot, coalesced to at most one per
+//! [`SNAPSHOT_INTERVAL_MIN`]. A reconnect gets the same snapshot, so a
+//! refresh restores the screen (an alerting offer included). The client may
+//! send `{"type":"resync"}` at any time.
+//!
+//! Limits: pings every [`HEARTBEAT_INTERVAL`], closed after
+//! [`CLIENT_TIMEOUT`] of silence; a client too slow to take a message within
+//! [`SEND_TIMEOUT`], or lagging the broadcast, is disconnected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason, Message, Session};
+use edgecc_actors::registry::{Registry, Snapshot, SupervisorCommand, SupervisorRequest};
+use edgecc_actors::AgentId;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{debug, info, warn};
+
+use super::auth::{Caller, Session as AuthSession};
+use super::error::ApiError;
+use super::hub::{Broadcast, HubShared};
+use super::{views, AppState};
+use crate::config::Role;
+
+/// How long a connection may take to send its token.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Server pings this often.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// A client silent this long (no pong, no message) is closed.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait to hand one message to a client before closing it as slow.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Snapshots after events are coalesced to at most one per this interval.
+pub const SNAPSHOT_INTERVAL_MIN: Duration = Duration::from_millis(200);
+/// Largest frame accepted from a client, bytes.
+pub const FRAME_BYTES_MAX: usize = 4 * 1024;
+
+/// Upgrades the request and spawns the connection task.
+pub async fn events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let query_token =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("token").cloned());
+    let header_token = super::auth::bearer(&req);
+    // Check a token given up front before upgrading, so a bad one is a 401.
+    let pre = match query_token.or(header_token) {
+        Some(token) => Some(
+            state
+                .auth
+                .check(&token, crate::clock::now_ms())
+                .map(|session| Caller { token, session })?,
+        ),
+        None => None,
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(FRAME_BYTES_MAX);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        run(state, pre, session, stream).await;
+    });
+    Ok(response)
+}
+
+/// Why a connection ends.
+enum End {
+    /// The client closed or went away.
+    Client,
+    /// A limit was hit.
+    Limit(&'static str),
+}
+
+async fn send(session: &mut Session, text: String) -> Result<(), End> {
+    match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Client),
+        Err(_) => Err(End::Limit("slow client")),
+    }
+}
+
+/// The snapshot for this caller.
+async fn snapshot(state: &AppState, caller: &AuthSession) -> Result<String, ApiError> {
+    let value = match caller.role {
+        Role::Agent => views::desktop(state, &AgentId::new(caller.user_id.clone())).await?,
+        Role::Supervisor | Role::Admin => views::wallboard(state).await?,
+    };
+    Ok(value.to_string())
+}
+
+/// Waits for `{"token": "..."}` as the first message.
+async fn first_message_auth(
+    state: &AppState,
+    session: &mut Session,
+    stream: &mut actix_ws::MessageStream,
+) -> Option<Caller> {
+    let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, stream.recv())
+            .await
+            .ok()??;
+        match msg {
+            Ok(Message::Text(text)) => {
+                let token = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_owned));
+                let result = token
+                    .ok_or_else(|| ApiError::unauthorized("first message must be {\"token\": …}"))
+                    .and_then(|t| {
+                        state
+                            .auth
+                            .check(&t, crate::clock::now_ms())
+                            .map(|s| Caller {
+                                token: t,
+                                session: s,
+                            })
+                    });
+                return match result {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        let _ = send(session, serde_json::json!({"type": "error", "error": e.error, "message": e.message}).to_string()).await;
+                        None
+                    }
+                };
+            }
+            Ok(Message::Ping(p)) => {
+                let _ = session.pong(&p).await;
+            }
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Whether connection `caller` gets broadcast `b`.
+fn wants(caller: &AuthSession, b: &Broadcast) -> bool {
+    match caller.role {
+        Role::Agent => b.agents.iter().any(|a| a.0 == caller.user_id),
+        Role::Supervisor | Role::Admin => true,
+    }
+}
+
+async fn run(
+    state: Arc<AppState>,
+    pre: Option<Caller>,
+    mut session: Session,
+    mut stream: actix_ws::MessageStream,
+) {
+    let caller = match pre {
+        Some(c) => Some(c),
+        None => first_message_auth(&state, &mut session, &mut stream).await,
+    };
+    let Some(caller) = caller else {
+        let _ = session
+            .close(Some(CloseReason {
+                code: CloseCode::Policy,
+                description: Some("unauthorized".into()),
+            }))
+            .await;
+        return;
+    };
+    let who = caller.session.clone();
+    let agent = (who.role == Role::Agent).then(|| AgentId::new(who.user_id.clone()));
+    if let Some(agent) = &agent {
+        state.hub.desktop_connected(agent);
+    }
+    info!(user_id = %who.user_id, role = ?who.role, "WebSocket connected.");
+    let end = serve(&state, &caller, &mut session, &mut stream).await;
+    let reason = match end {
+        End::Client => "client closed",
+        End::Limit(why) => why,
+    };
+    info!(user_id = %who.user_id, reason, "WebSocket closed.");
+    let _ = session
+        .close(Some(CloseReason {
+            code: CloseCode::Normal,
+            description: Some(reason.into()),
+        }))
+        .await;
+    if let Some(agent) = agent {
+        let (generation, none_left) = state.hub.desktop_disconnected(&agent);
+        if none_left {
+            let grace = Duration::from_millis(state.http.desktop_grace_ms);
+            let hub = state.hub.clone();
+            let registry = state.registry.clone();
+            actix_web::rt::spawn(async move {
+                tokio::time::sleep(grace).await;
+                desktop_grace_over(&hub, &registry, &agent, generation).await;
+            });
+        }
+    }
+}
+
+/// After the grace: if the agent still has no desktop and would get queue
+/// calls, set it Not Ready (the supervisor reason: the actors have no
+/// "desktop gone" reason yet). A call in progress continues; Not Ready then
+/// applies when it ends.
+async fn desktop_grace_over(
+    hub: &HubShared,
+    registry: &actix::Addr<Registry>,
+    agent: &AgentId,
+    generation: u64,
+) {
+    if !hub.desktop_gone_since(agent, generation) {
+        return;
+    }
+    let Ok(snap) = registry.send(Snapshot { with_queues: false }).await else {
+        return;
+    };
+    let Some(view) = snap.agents.iter().find(|a| &a.agent == agent) else {
+        return;
+    };
+    if matches!(view.state.name(), "logged_out" | "not_ready") || view.pending.is_some() {
+        return;
+    }
+    warn!(agent_id = %agent, state = view.state.name(), "Desktop gone past the grace; agent set Not Ready.");
+    let result = registry
+        .send(SupervisorRequest {
+            agent: agent.clone(),
+            command: SupervisorCommand::NotReady,
+        })
+        .await;
+    if let Ok(Err(e)) = result {
+        debug!(agent_id = %agent, error = %e, "Desktop grace: Not Ready refused.");
+    }
+}
+
+async fn serve(
+    state: &AppState,
+    caller: &Caller,
+    session: &mut Session,
+    stream: &mut actix_ws::MessageStream,
+) -> End {
+    let who = &caller.session;
+    let mut rx = state.hub.tx.subscribe();
+    match snapshot(state, who).await {
+        Ok(s) => {
+            if let Err(e) = send(session, s).await {
+                return e;
+            }
+        }
+        Err(_) => return End::Limit("snapshot unavailable"),
+    }
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_seen = tokio::time::Instant::now();
+    let mut dirty = false;
+    let mut next_snapshot = tokio::time::Instant::now();
+    loop {
+        let snapshot_due = tokio::time::sleep_until(next_snapshot);
+        tokio::select! {
+            event = rx.recv() => match event {
+                Ok(b) => {
+                    if wants(who, &b) {
+                        if let Err(e) = send(session, b.text.clone()).await {
+                            return e;
+                        }
+                        dirty |= b.refresh;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => return End::Limit("slow client (events lagged)"),
+                Err(RecvError::Closed) => return End::Limit("shutting down"),
+            },
+            msg = stream.recv() => {
+                last_seen = tokio::time::Instant::now();
+                match msg {
+                    Some(Ok(Message::Ping(p))) => {
+                        if session.pong(&p).await.is_err() {
+                            return End::Client;
+                        }
+                    }
+                    Some(Ok(Message::Text(text))) => {
+                        let resync = serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(|t| t == "resync"))
+                            .unwrap_or(false);
+                        if resync {
+                            dirty = true;
+                            next_snapshot = tokio::time::Instant::now();
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => return End::Client,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => return End::Limit("protocol error"),
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() > CLIENT_TIMEOUT {
+                    return End::Limit("heartbeat timeout");
+                }
+                if state.auth.check(&caller.token, crate::clock::now_ms()).is_err() {
+                    return End::Limit("token expired or revoked");
+                }
+                if session.ping(b"").await.is_err() {
+                    return End::Client;
+                }
+            }
+            _ = snapshot_due, if dirty => {
+                dirty = false;
+                next_snapshot = tokio::time::Instant::now() + SNAPSHOT_INTERVAL_MIN;
+                match snapshot(state, who).await {
+                    Ok(s) => {
+                        if let Err(e) = send(session, s).await {
+                            return e;
+                        }
+                    }
+                    Err(_) => return End::Limit("snapshot unavailable"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,667 @@
+//! The CRM adapters' wire format and answer classification, against the CRM
+//! emulator over real HTTP on 127.0.0.1.
+//!
+//! Each test starts its own emulator on port 0, builds an adapter with
+//! short timeouts ([`TIMEOUT_MS`]), switches the emulator's mode and checks
+//! the [`Outcome`] the adapter reports and what reached the emulator.
+
+use std::time::{Duration, Instant};
+
+use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
+use edgecc::crm::servicenow::{
+    ServiceNowAdapter, ServiceNowAuth, ServiceNowConfig, ServiceNowMode,
+};
+use edgecc::crm::webhook::{verify_signature, WebhookAdapter, WebhookConfig};
+use edgecc::crm::{wire, CrmAdapter, Outcome};
+use edgecc_storage::{Record, RecordKind, Storage, StorageConfig};
+
+/// Client timeouts in these tests: loopback answers in well under this.
+const TIMEOUT_MS: u64 = 300;
+/// How long a hung emulator holds a request: past [`TIMEOUT_MS`].
+const HANG_MS: u64 = 1_500;
+/// The webhook HMAC key used by the signed tests.
+const SECRET: &[u8] = b"whsec_test";
+
+/// A record of `interaction` with a small JSON body.
+fn record(seq: u64, interaction: &str, kind: RecordKind, body: &str) -> Record {
+    Record {
+        seq,
+        correlation_id: format!("edge-01:{interaction}:{}:{seq}", kind.as_str()),
+        interaction_key: interaction.into(),
+        kind,
+        body: body.as_bytes().to_vec(),
+        created_at_ms: 1_795_278_919_394,
+        attempts: 0,
+        next_attempt_at_ms: 0,
+        last_error: None,
+    }
+}
+
+/// A temp dir holding secret files (kept alive by the caller).
+fn secret_file(dir: &tempfile::TempDir, name: &str, value: &[u8]) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, value).expect("write secret");
+    path
+}
+
+/// A webhook adapter for `em` with test timeouts.
+fn webhook(
+    em: &EmulatorHandle,
+    secret: Option<std::path::PathBuf>,
+    batch_max: usize,
+) -> WebhookAdapter {
+    WebhookAdapter::new(&WebhookConfig {
+        url: em.webhook_url(),
+        secret_file: secret,
+        connect_timeout_ms: TIMEOUT_MS,
+        request_timeout_ms: TIMEOUT_MS,
+        batch_max,
+    })
+    .expect("webhook adapter")
+}
+
+/// A ServiceNow config for `em` with test timeouts and Basic auth.
+fn sn_config(
+    em: &EmulatorHandle,
+    dir: &tempfile::TempDir,
+    mode: ServiceNowMode,
+) -> ServiceNowConfig {
+    let mut c = ServiceNowConfig::with_instance(&em.url());
+    c.mode = mode;
+    c.user = Some("edgecc".into());
+    c.password_file = Some(secret_file(dir, "sn_password", b"pw\n"));
+    c.connect_timeout_ms = TIMEOUT_MS;
+    c.request_timeout_ms = TIMEOUT_MS;
+    c
+}
+
+/// Delivers one record and returns its outcome.
+async fn one(adapter: &dyn CrmAdapter, r: Record) -> Outcome {
+    let mut out = adapter.deliver(vec![r]).await;
+    assert_eq!(out.len(), 1);
+    out.remove(0)
+}
+
+/// A single webhook request carries the documented headers, a signature
+/// that `verify_signature` accepts, and the record's wire document.
+#[actix_rt::test]
+async fn webhook_single_record_wire_format() {
+    let em = EmulatorHandle::start(EmulatorConfig {
+        webhook_secret: Some(SECRET.to_vec()),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = webhook(&em, Some(secret_file(&dir, "hmac", b"whsec_test\n")), 1);
+    let r = record(
+        1,
+        "c-1",
+        RecordKind::InteractionCreate,
+        r#"{"caller":"+1555"}"#,
+    );
+    assert!(matches!(
+        one(&adapter, r.clone()).await,
+        Outcome::Delivered { .. }
+    ));
+
+    let req = em.last_request().expect("a request");
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/webhook");
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(
+        req.header("idempotency-key"),
+        Some(r.correlation_id.as_str())
+    );
+    let sig = req.header("edgecc-signature").expect("signature header");
+    let now = edgecc::clock::now_ms() / 1000;
+    assert_eq!(
+        verify_signature(SECRET, sig, req.body.as_bytes(), now, 300),
+        Ok(())
+    );
+    assert!(verify_signature(b"wrong", sig, req.body.as_bytes(), now, 300).is_err());
+    assert_eq!(req.body.as_bytes(), wire::to_json(&r).as_slice());
+    let doc: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+    assert_eq!(doc["id"], r.correlation_id.as_str());
+    assert_eq!(doc["data"]["caller"], "+1555");
+    assert_eq!(em.records().len(), 1);
+    em.stop().await;
+}
+
+/// A wrong key is answered 401 by the emulator, which is permanent.
+#[actix_rt::test]
+async fn webhook_bad_signature_is_refused() {
+    let em = EmulatorHandle::start(EmulatorConfig {
+        webhook_secret: Some(SECRET.to_vec()),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = webhook(&em, Some(secret_file(&dir, "hmac", b"not-the-key")), 1);
+    let out = one(
+        &adapter,
+        record(1, "c-1", RecordKind::InteractionCreate, "{}"),
+    )
+    .await;
+    assert!(
+        matches!(out, Outcome::Permanent { status: 401, .. }),
+        "{out:?}"
+    );
+    assert_eq!(em.stats().rejected, 1);
+    assert!(em.records().is_empty());
+    em.stop().await;
+}
+
+/// Batch mode posts one JSON array without an Idempotency-Key; a batch
+/// refused with 400 is re-sent record by record, so only the poison record
+/// is permanent.
+#[actix_rt::test]
+async fn webhook_batch_and_poison_fallback() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let adapter = webhook(&em, None, 10);
+    let batch = vec![
+        record(1, "c-1", RecordKind::InteractionCreate, "{}"),
+        record(2, "c-2", RecordKind::InteractionCreate, "{}"),
+    ];
+    let out = adapter.deliver(batch.clone()).await;
+    assert_eq!(out, vec![Outcome::Delivered { link: None }; 2]);
+    let req = em.last_request().unwrap();
+    assert!(req.header("idempotency-key").is_none());
+    assert_eq!(req.body.as_bytes(), wire::to_json_array(&batch).as_slice());
+
+    em.set_mode(Mode::Reject {
+        pattern: "poison".into(),
+    })
+    .await
+    .unwrap();
+    let batch = vec![
+        record(3, "c-3", RecordKind::InteractionCreate, "{}"),
+        record(
+            4,
+            "c-4",
+            RecordKind::InteractionCreate,
+            r#"{"note":"poison"}"#,
+        ),
+        record(5, "c-5", RecordKind::InteractionCreate, "{}"),
+    ];
+    let out = adapter.deliver(batch).await;
+    assert!(matches!(out[0], Outcome::Delivered { .. }));
+    assert!(
+        matches!(out[1], Outcome::Permanent { status: 400, .. }),
+        "{:?}",
+        out[1]
+    );
+    assert!(matches!(out[2], Outcome::Delivered { .. }));
+    assert_eq!(em.records().len(), 4);
+    em.stop().await;
+}
+
+/// The same record delivered twice is stored once and counted as a
+/// duplicate; per-interaction order is the order of first arrival.
+#[actix_rt::test]
+async fn webhook_duplicates_and_order() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let adapter = webhook(&em, None, 1);
+    let create = record(1, "c-1", RecordKind::InteractionCreate, "{}");
+    let update = record(2, "c-1", RecordKind::InteractionUpdate, r#"{"hold":true}"#);
+    for r in [create.clone(), update.clone(), create.clone()] {
+        assert!(matches!(one(&adapter, r).await, Outcome::Delivered { .. }));
+    }
+    assert_eq!(em.duplicates(), 1);
+    assert_eq!(
+        em.order("c-1"),
+        vec![create.correlation_id, update.correlation_id]
+    );
+    em.stop().await;
+}
+
+/// Each answer class lands in its documented outcome.
+#[actix_rt::test]
+async fn webhook_answer_classes() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let adapter = webhook(&em, None, 1);
+    let create = || record(1, "c-1", RecordKind::InteractionCreate, "{}");
+    let update = || record(2, "c-1", RecordKind::InteractionUpdate, "{}");
+    let status = |status: u16, body: &str| Mode::Status {
+        status,
+        body: body.into(),
+    };
+
+    em.set_mode(status(409, "conflict")).await.unwrap();
+    assert!(matches!(
+        one(&adapter, update()).await,
+        Outcome::Delivered { .. }
+    ));
+    em.set_mode(status(400, "Record already exists"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        one(&adapter, create()).await,
+        Outcome::Delivered { .. }
+    ));
+    assert!(matches!(
+        one(&adapter, update()).await,
+        Outcome::Permanent { status: 400, .. }
+    ));
+    em.set_mode(status(403, "forbidden by ACL")).await.unwrap();
+    assert_eq!(
+        one(&adapter, create()).await,
+        Outcome::Permanent {
+            status: 403,
+            reason: "forbidden by ACL".into()
+        }
+    );
+    for s in [500, 503, 408] {
+        em.set_mode(status(s, "down")).await.unwrap();
+        let out = one(&adapter, create()).await;
+        assert!(
+            matches!(out, Outcome::Retry { crm_down: true, .. }),
+            "{s}: {out:?}"
+        );
+    }
+    em.set_mode(Mode::RetryAfter { secs: 7 }).await.unwrap();
+    match one(&adapter, create()).await {
+        Outcome::Retry {
+            retry_after,
+            crm_down,
+            ..
+        } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(7)));
+            assert!(crm_down);
+        }
+        other => panic!("{other:?}"),
+    }
+    em.stop().await;
+}
+
+/// A closed listener is a retry with crm_down; the emulator listens again
+/// on the same port and delivery resumes.
+#[actix_rt::test]
+async fn refused_connection_then_recovery() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let adapter = webhook(&em, None, 1);
+    let r = || record(1, "c-1", RecordKind::InteractionCreate, "{}");
+    assert!(matches!(
+        one(&adapter, r()).await,
+        Outcome::Delivered { .. }
+    ));
+    em.set_mode(Mode::Refuse { for_ms: None }).await.unwrap();
+    let out = one(&adapter, r()).await;
+    assert!(
+        matches!(out, Outcome::Retry { crm_down: true, .. }),
+        "{out:?}"
+    );
+    em.set_mode(Mode::Normal).await.unwrap();
+    // A loaded machine may need a second attempt while the new listener's
+    // worker starts (the sync worker retries the same way).
+    let mut out = one(&adapter, r()).await;
+    for _ in 0..2 {
+        if matches!(out, Outcome::Delivered { .. }) {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        out = one(&adapter, r()).await;
+    }
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    em.stop().await;
+}
+
+/// A CRM that never answers is cut off by the request timeout.
+#[actix_rt::test]
+async fn hang_times_out() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let adapter = webhook(&em, None, 1);
+    em.set_mode(Mode::Hang { ms: Some(HANG_MS) }).await.unwrap();
+    let started = Instant::now();
+    let out = one(
+        &adapter,
+        record(1, "c-1", RecordKind::InteractionCreate, "{}"),
+    )
+    .await;
+    assert!(
+        matches!(out, Outcome::Retry { crm_down: true, .. }),
+        "{out:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(HANG_MS),
+        "{:?}",
+        started.elapsed()
+    );
+    em.stop().await;
+}
+
+/// The HTTP control endpoints switch the mode (including a timed refusal,
+/// which ends by itself) and report stats.
+#[actix_rt::test]
+async fn control_endpoints() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let adapter = webhook(&em, None, 1);
+    let client = awc::Client::default();
+    let post = |mode: &'static str| {
+        client
+            .post(format!("{}/_emulator/mode", em.url()))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(mode)
+    };
+    assert_eq!(
+        post(r#"{"mode":"status","status":503}"#)
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    actix_rt::time::sleep(Duration::from_millis(20)).await;
+    let out = one(
+        &adapter,
+        record(1, "c-1", RecordKind::InteractionCreate, "{}"),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Retry { crm_down: true, .. }));
+    let mut resp = client
+        .get(format!("{}/_emulator/stats", em.url()))
+        .send()
+        .await
+        .unwrap();
+    let stats: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(stats["mode"]["mode"], "status");
+    assert_eq!(stats["requests"], 1);
+
+    assert_eq!(
+        post(r#"{"mode":"refuse","for_ms":300}"#)
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    actix_rt::time::sleep(Duration::from_millis(150)).await;
+    let out = one(
+        &adapter,
+        record(2, "c-1", RecordKind::InteractionCreate, "{}"),
+    )
+    .await;
+    assert!(
+        matches!(out, Outcome::Retry { crm_down: true, .. }),
+        "{out:?}"
+    );
+    actix_rt::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(em.mode(), Mode::Normal);
+    let out = one(
+        &adapter,
+        record(3, "c-1", RecordKind::InteractionCreate, "{}"),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    em.stop().await;
+}
+
+/// Import Set mode: flat string rows with Basic auth; the interaction's
+/// create and update coalesce on one target row, a replayed create is
+/// ignored and counted as a duplicate, and order is kept.
+#[actix_rt::test]
+async fn servicenow_import_set_upserts() {
+    let em = EmulatorHandle::start(EmulatorConfig {
+        basic: Some(("edgecc".into(), "pw".into())),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
+    let adapter = ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+    let create = record(
+        1,
+        "c-1",
+        RecordKind::InteractionCreate,
+        r#"{"caller":"+1555","n":2}"#,
+    );
+    let log = record(2, "c-1", RecordKind::PhoneLogCreate, r#"{"duration_s":30}"#);
+    let update = record(
+        3,
+        "c-1",
+        RecordKind::InteractionUpdate,
+        r#"{"state":"ended"}"#,
+    );
+    for r in [create.clone(), log.clone(), update.clone()] {
+        match one(&adapter, r).await {
+            Outcome::Delivered { link: Some(link) } => assert!(link.contains("/api/now/table/")),
+            other => panic!("{other:?}"),
+        }
+    }
+    let req = em.last_request().unwrap();
+    assert_eq!(req.path, "/api/now/import/u_edgecc_interaction_import");
+    assert!(req.header("authorization").unwrap().starts_with("Basic "));
+    let row: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+    assert_eq!(row["u_sequence"], "3");
+    assert_eq!(row["u_state"], "ended");
+    assert_eq!(row["u_kind"], "interaction.update");
+
+    assert!(matches!(
+        one(&adapter, create.clone()).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(em.duplicates(), 1);
+    let rows = em.table_rows("u_edgecc_interaction_import");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["u_state"], "ended");
+    assert_eq!(rows[0]["u_caller"], "+1555");
+    assert_eq!(rows[0]["u_n"], "2");
+    assert_eq!(em.table_rows("u_edgecc_phone_log_import").len(), 1);
+    assert_eq!(
+        em.order("c-1"),
+        vec![
+            create.correlation_id,
+            log.correlation_id,
+            update.correlation_id
+        ]
+    );
+    em.stop().await;
+}
+
+/// ServiceNow answers: a 200 FAILURE body (permanent when it names an ACL,
+/// retried otherwise), 403, 429 with Retry-After, a poison row.
+#[actix_rt::test]
+async fn servicenow_answer_classes() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
+    let adapter = ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+    let r = || record(1, "c-1", RecordKind::WorkItemCreate, r#"{"note":"poison"}"#);
+
+    em.set_mode(Mode::Failure {
+        message: "Operation Failed: ACL restricts it".into(),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        one(&adapter, r()).await,
+        Outcome::Permanent { status: 200, .. }
+    ));
+    em.set_mode(Mode::Failure {
+        message: "Transaction cancelled".into(),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        one(&adapter, r()).await,
+        Outcome::Retry {
+            crm_down: false,
+            ..
+        }
+    ));
+    em.set_mode(Mode::Status {
+        status: 403,
+        body: "ACL".into(),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        one(&adapter, r()).await,
+        Outcome::Permanent { status: 403, .. }
+    ));
+    em.set_mode(Mode::RetryAfter { secs: 3 }).await.unwrap();
+    match one(&adapter, r()).await {
+        Outcome::Retry {
+            retry_after,
+            crm_down: true,
+            ..
+        } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(3)))
+        }
+        other => panic!("{other:?}"),
+    }
+    em.set_mode(Mode::Reject {
+        pattern: "poison".into(),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        one(&adapter, r()).await,
+        Outcome::Permanent { status: 400, .. }
+    ));
+    em.stop().await;
+}
+
+/// OAuth: a token is fetched once and reused; after the instance forgets
+/// it (401) the adapter fetches a new one and the record still lands; a
+/// refused client secret is a retry that trips the breaker.
+#[actix_rt::test]
+async fn servicenow_oauth_refresh_on_401() {
+    let em = EmulatorHandle::start(EmulatorConfig {
+        basic: Some(("edgecc".into(), "pw".into())),
+        oauth_client: Some(("cid".into(), "csecret".into())),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let mut config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
+    config.auth = ServiceNowAuth::OauthPassword;
+    config.oauth_client_id = Some("cid".into());
+    config.oauth_client_secret_file = Some(secret_file(&dir, "cs", b"csecret"));
+    let state = storage.state("crm_sys_ids").unwrap();
+    let adapter = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    for seq in 1..=2 {
+        let r = record(seq, "c-1", RecordKind::PhoneLogCreate, "{}");
+        assert!(matches!(one(&adapter, r).await, Outcome::Delivered { .. }));
+    }
+    assert_eq!(em.stats().tokens_issued, 1);
+    assert!(em
+        .last_request()
+        .unwrap()
+        .header("authorization")
+        .unwrap()
+        .starts_with("Bearer "));
+    em.expire_tokens();
+    let r = record(3, "c-1", RecordKind::PhoneLogCreate, "{}");
+    assert!(matches!(one(&adapter, r).await, Outcome::Delivered { .. }));
+    assert_eq!(em.stats().tokens_issued, 2);
+    assert_eq!(em.records().len(), 3);
+
+    config.oauth_client_secret_file = Some(secret_file(&dir, "cs2", b"wrong"));
+    let bad = ServiceNowAdapter::new(&config, state).unwrap();
+    let out = one(&bad, record(4, "c-1", RecordKind::PhoneLogCreate, "{}")).await;
+    assert!(
+        matches!(out, Outcome::Retry { crm_down: true, .. }),
+        "{out:?}"
+    );
+    em.stop().await;
+}
+
+/// Table mode: a create is looked up before it is posted (so a second
+/// adapter without the sys_id map does not create it twice), the sys_id
+/// survives closing and reopening storage, and the update is a single
+/// PATCH by that sys_id. An update whose interaction never arrived is
+/// permanent.
+#[actix_rt::test]
+async fn servicenow_table_mode_lookup_and_patch() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sn_config(&em, &dir, ServiceNowMode::Table);
+    let create = record(
+        1,
+        "c-1",
+        RecordKind::InteractionCreate,
+        r#"{"short_description":"call"}"#,
+    );
+    let sys_id = {
+        let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+        let adapter =
+            ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+        assert!(matches!(
+            one(&adapter, create.clone()).await,
+            Outcome::Delivered { .. }
+        ));
+        assert_eq!(em.last_request().unwrap().method, "POST");
+        let rows = em.table_rows("interaction");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["correlation_id"], create.correlation_id.as_str());
+        assert_eq!(rows[0]["correlation_display"], "c-1");
+        rows[0]["sys_id"].as_str().unwrap().to_string()
+    };
+
+    // Another box (empty map) replays the create: found by lookup, not posted.
+    let other = tempfile::tempdir().unwrap();
+    let storage = Storage::open(other.path().join("data"), StorageConfig::default()).unwrap();
+    let adapter = ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+    match one(&adapter, create.clone()).await {
+        Outcome::Delivered { link: Some(link) } => assert!(link.contains(&sys_id)),
+        other => panic!("{other:?}"),
+    }
+    let req = em.last_request().unwrap();
+    assert_eq!(req.method, "GET");
+    assert!(
+        req.path.contains("sysparm_query=correlation_id%3D"),
+        "{}",
+        req.path
+    );
+    assert_eq!(em.table_rows("interaction").len(), 1);
+    drop(adapter);
+    drop(storage);
+
+    // The first box restarts: the stored sys_id drives a single PATCH.
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let adapter = ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+    let before = em.stats().requests;
+    let update = record(
+        2,
+        "c-1",
+        RecordKind::InteractionUpdate,
+        r#"{"state":"closed"}"#,
+    );
+    assert!(matches!(
+        one(&adapter, update).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(em.stats().requests, before + 1);
+    let req = em.last_request().unwrap();
+    assert_eq!(req.method, "PATCH");
+    assert_eq!(req.path, format!("/api/now/table/interaction/{sys_id}"));
+    assert_eq!(em.table_rows("interaction")[0]["state"], "closed");
+
+    let orphan = record(3, "c-9", RecordKind::InteractionUpdate, "{}");
+    assert!(matches!(
+        one(&adapter, orphan).await,
+        Outcome::Permanent { status: 404, .. }
+    ));
+    em.stop().await;
+}

@@ -1,0 +1,312 @@
+//! The WebSocket `/api/v1/events`: authentication (query token or first
+//! message), the snapshot on connect, events, and the promise that a
+//! reconnect mid-offer or mid-call restores the same screen while the call
+//! carries on; a desktop gone past the grace gets no new queue calls.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Value};
+
+use crate::util::HttpTest;
+
+/// Long token lifetime for these tests.
+const LONG_MS: u64 = 3_600_000;
+/// Longest wait for one expected message.
+const MESSAGE_WAIT: Duration = Duration::from_secs(10);
+
+/// A client WebSocket connection (awc's framed socket).
+trait Conn:
+    futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
+    + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
+    + Unpin
+{
+}
+
+impl<T> Conn for T where
+    T: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
+        + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
+        + Unpin
+{
+}
+
+/// Opens the event stream, with `?token=` when given.
+async fn connect(t: &HttpTest, token: Option<&str>) -> Result<impl Conn, u16> {
+    let url = match token {
+        Some(tok) => format!("ws://{}/api/v1/events?token={tok}", t.http.local_addr),
+        None => format!("ws://{}/api/v1/events", t.http.local_addr),
+    };
+    match awc::Client::new().ws(url).connect().await {
+        Ok((_res, conn)) => Ok(conn),
+        Err(awc::error::WsClientError::InvalidResponseStatus(s)) => Err(s.as_u16()),
+        Err(e) => panic!("ws connect: {e}"),
+    }
+}
+
+/// Reads JSON messages until `pred` holds (bounded); panics on close.
+async fn until(conn: &mut impl Conn, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + MESSAGE_WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, conn.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+        match frame {
+            Some(Ok(awc::ws::Frame::Text(bytes))) => {
+                let v: Value = serde_json::from_slice(&bytes).expect("json message");
+                if pred(&v) {
+                    return v;
+                }
+            }
+            Some(Ok(awc::ws::Frame::Ping(p))) => {
+                let _ = conn.send(awc::ws::Message::Pong(p)).await;
+            }
+            Some(Ok(awc::ws::Frame::Close(r))) => panic!("closed while waiting for {what}: {r:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("ws error while waiting for {what}: {e}"),
+            None => panic!("stream ended while waiting for {what}"),
+        }
+    }
+}
+
+/// Logs `user` in and puts it Ready.
+async fn ready(t: &HttpTest, user: &str) -> String {
+    let token = t.login(user).await;
+    for s in ["login", "ready"] {
+        let (status, v) = t
+            .call(
+                "POST",
+                "/api/v1/agent/state",
+                Some(&token),
+                Some(json!({"state": s})),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    token
+}
+
+/// A bad token in the query is refused at the handshake (401); a bad first
+/// message gets an error and a close; a good first message gets the
+/// snapshot.
+#[actix_rt::test]
+async fn http_ws_auth() {
+    let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
+    assert_eq!(connect(&t, Some("bogus")).await.err(), Some(401));
+    let mut conn = connect(&t, None).await.expect("connect");
+    conn.send(awc::ws::Message::Text(r#"{"token":"bogus"}"#.into()))
+        .await
+        .unwrap();
+    let v = until(&mut conn, "error", |v| v["type"] == "error").await;
+    assert_eq!(v["error"], "unauthorized");
+
+    let token = t.login("ann").await;
+    let mut conn = connect(&t, None).await.expect("connect");
+    conn.send(awc::ws::Message::Text(
+        json!({"token": token}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let v = until(&mut conn, "snapshot", |v| v["type"] == "snapshot").await;
+    assert_eq!(v["agent"]["agent_id"], "ann");
+    assert!(
+        v["reason_codes"].as_array().is_some_and(|r| r.len() == 2),
+        "{v}"
+    );
+
+    let sue = t.login("sue").await;
+    let mut wall = connect(&t, Some(&sue)).await.expect("connect");
+    let v = until(&mut wall, "wallboard", |v| v["type"] == "wallboard").await;
+    assert_eq!(v["agents"].as_array().map(Vec::len), Some(2), "{v}");
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/agent/state",
+            Some(&token),
+            Some(json!({"state": "login"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    until(&mut wall, "ann's change", |v| {
+        v["type"] == "agent_changed" && v["agent"]["agent"] == "ann"
+    })
+    .await;
+    until(&mut wall, "wallboard refresh", |v| {
+        v["type"] == "wallboard"
+            && v["agents"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|a| a["agent_id"] == "ann" && a["state"] == "not_ready")
+            })
+    })
+    .await;
+    t.http.stop().await;
+}
+
+/// Reconnecting mid-offer shows the same offer again (caller number,
+/// attached data); reconnecting mid-call shows the same call, held, with
+/// its duration; the call never notices the disconnects.
+#[actix_rt::test]
+async fn http_ws_reconnect_restores_offer_and_call() {
+    let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
+    let ann = ready(&t, "ann").await;
+    t.phone_rings("1001", 1).await;
+    let mut conn = connect(&t, Some(&ann)).await.expect("connect");
+    let v = until(&mut conn, "snapshot", |v| v["type"] == "snapshot").await;
+    assert_eq!(v["agent"]["state"], "ready");
+
+    let call = t.place_call("+15551112222").await;
+    let offer = until(&mut conn, "offer", |v| {
+        v["type"] == "snapshot" && v["offer"] == true
+    })
+    .await;
+    assert_eq!(offer["call"]["call_id"], call.as_str());
+    assert_eq!(offer["call"]["ani"], "+15551112222");
+    drop(conn);
+
+    // Refresh mid-offer: the offer is shown again.
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    let mut conn = connect(&t, Some(&ann)).await.expect("reconnect");
+    let again = until(&mut conn, "snapshot", |v| v["type"] == "snapshot").await;
+    assert_eq!(again["offer"], true, "{again}");
+    assert_eq!(again["call"]["call_id"], call.as_str());
+    assert_eq!(again["call"]["ani"], "+15551112222");
+    assert_eq!(again["agent"]["state"], "reserved");
+
+    let (s, v) = t
+        .call(
+            "POST",
+            &format!("/api/v1/calls/{call}/accept"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    until(&mut conn, "talking", |v| {
+        v["type"] == "snapshot" && v["agent"]["state"] == "talking"
+    })
+    .await;
+    let (s, v) = t
+        .call(
+            "POST",
+            &format!("/api/v1/calls/{call}/hold"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = t
+        .call(
+            "POST",
+            &format!("/api/v1/calls/{call}/mute"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    until(&mut conn, "held", |v| {
+        v["type"] == "snapshot" && v["call"]["held"] == true
+    })
+    .await;
+    drop(conn);
+
+    // Network blip mid-call: same call, still held and muted, still talking.
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let mut conn = connect(&t, Some(&ann)).await.expect("reconnect");
+    let back = until(&mut conn, "snapshot", |v| v["type"] == "snapshot").await;
+    assert_eq!(back["agent"]["state"], "talking", "{back}");
+    assert_eq!(back["call"]["call_id"], call.as_str());
+    assert_eq!(back["call"]["held"], true);
+    assert_eq!(back["call"]["muted"], true);
+    assert!(
+        back["call"]["duration_ms"]
+            .as_u64()
+            .is_some_and(|d| d >= 300),
+        "{back}"
+    );
+    assert!(
+        back["call"]["interaction"]["sync_state"].is_string(),
+        "{back}"
+    );
+
+    // Resync on request.
+    conn.send(awc::ws::Message::Text(r#"{"type":"resync"}"#.into()))
+        .await
+        .unwrap();
+    until(&mut conn, "resync", |v| {
+        v["type"] == "snapshot" && v["call"]["call_id"] == call.as_str()
+    })
+    .await;
+    t.http.stop().await;
+}
+
+/// A desktop that stays away past the grace gets no new queue calls (the
+/// agent goes Not Ready); one back within the grace stays Ready; a call in
+/// progress continues (Not Ready is pending until it ends).
+#[actix_rt::test]
+async fn http_ws_desktop_grace() {
+    let grace_ms = 400;
+    let t = HttpTest::start(crate::util::http_config(LONG_MS, grace_ms)).await;
+    let ann = ready(&t, "ann").await;
+    let bob = ready(&t, "bob").await;
+
+    // Ann blips and comes back within the grace: still Ready.
+    let conn = connect(&t, Some(&ann)).await.expect("connect");
+    drop(conn);
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    let mut conn = connect(&t, Some(&ann)).await.expect("reconnect");
+    until(&mut conn, "snapshot", |v| v["type"] == "snapshot").await;
+    actix_rt::time::sleep(Duration::from_millis(grace_ms + 300)).await;
+    let (_, me) = t.call("GET", "/api/v1/me", Some(&ann), None).await;
+    assert_eq!(me["agent"]["state"], "ready", "{me}");
+
+    // Bob connects, takes a call (auto-answering phone), then goes away.
+    let mut bconn = connect(&t, Some(&bob)).await.expect("connect");
+    until(&mut bconn, "snapshot", |v| v["type"] == "snapshot").await;
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/agent/state",
+            Some(&ann),
+            Some(json!({"state": "not_ready", "reason_code": "break"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let call = t.place_call("+15553334444").await;
+    until(&mut bconn, "talking", |v| {
+        v["type"] == "snapshot" && v["agent"]["state"] == "talking"
+    })
+    .await;
+    drop(bconn);
+    actix_rt::time::sleep(Duration::from_millis(grace_ms + 400)).await;
+    let me = t
+        .wait_me(&bob, "pending not ready", |v| {
+            !v["agent"]["pending"].is_null()
+        })
+        .await;
+    assert_eq!(me["agent"]["state"], "talking", "call continues: {me}");
+    assert_eq!(me["call"]["call_id"], call.as_str());
+
+    // Ann (Ready, connected) closes her desktop: Not Ready after the grace.
+    let (s, _) = t
+        .call(
+            "POST",
+            "/api/v1/agent/state",
+            Some(&ann),
+            Some(json!({"state": "ready"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    drop(conn);
+    let me = t
+        .wait_me(&ann, "not ready after grace", |v| {
+            v["agent"]["state"] == "not_ready"
+        })
+        .await;
+    assert!(
+        me["agent"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("system:"),
+        "{me}"
+    );
+    t.http.stop().await;
+}

@@ -47,6 +47,9 @@ pub(crate) struct Index {
     claimed: HashSet<u64>,
     /// Which end of `ready` the next `take` serves (alternates).
     newest_next: bool,
+    /// Records given to [`Index::load`], put into `pending` in one bulk
+    /// build by [`Index::finish_load`] (much faster than one by one).
+    loading: Vec<(KeyHash, u64)>,
 }
 
 impl Index {
@@ -102,6 +105,36 @@ impl Index {
                 idx.not_before.insert(seq, not_before_ms);
             }
         });
+    }
+
+    /// Bulk load on open: a pending record, given in sequence order. Heads
+    /// are queued by [`Index::finish_load`], once.
+    pub(crate) fn load(&mut self, seq: u64, key: KeyHash, not_before_ms: u64) {
+        self.loading.push((key, seq));
+        if not_before_ms > 0 {
+            self.not_before.insert(seq, not_before_ms);
+        }
+    }
+
+    /// Ends a bulk load: queues every key's head.
+    pub(crate) fn finish_load(&mut self) {
+        let mut loaded = std::mem::take(&mut self.loading);
+        loaded.sort_unstable();
+        if self.pending.is_empty() {
+            self.pending = loaded.into_iter().collect();
+        } else {
+            self.pending.extend(loaded);
+        }
+        let mut keys = Vec::new();
+        for &(key, _) in &self.pending {
+            if keys.last() != Some(&key) {
+                keys.push(key);
+            }
+        }
+        for key in keys {
+            self.unqueue_head(key);
+            self.queue_head(key);
+        }
     }
 
     /// Hands out up to `max` ready records, alternating between the oldest

@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //!
-//! - `lib.rs` — [`Storage`] (open, lock, recovery scan) and
+//! - `lib.rs` — [`Storage`] (open, lock, index recovery) and
 //!   [`StorageConfig`] (cache size, flush interval, segment size: every sled
 //!   option passed explicitly).
 //! - [`outbox`] — the design note (invariants, key layout, record format,
@@ -50,7 +50,10 @@ pub use state::StateTree;
 pub use writer::{COMMIT_OPS_MAX, WRITER_QUEUE_MAX};
 
 use index::{key_hash, Index};
-use record::{decode_dead_letter, decode_record, encode_dead_letter, key_seq, seq_key};
+use record::{
+    chunk_of, chunk_seq, chunk_slot, decode_chunk, decode_dead_letter, decode_record, encode_chunk,
+    encode_dead_letter, key_seq, seq_key, Chunk, PendingEntry,
+};
 use writer::{Op, Syncer, Writer, META_NEXT_SEQ};
 
 /// Default sled page-cache size: 32 MiB. sled's own default is 1 GiB, far
@@ -77,12 +80,24 @@ const LOCK_FILE: &str = "edgecc.lock";
 /// Longest wait on close for sled's background threads to release
 /// `<dir>/db`, in ms. They finish within milliseconds; the bound only keeps
 /// a wedged disk from hanging a shutdown.
-const SLED_RELEASE_WAIT_MS: u64 = 5_000;
+const SLED_RELEASE_WAIT_MS: u64 = 30_000;
+
+/// Longest wait on open for sled's lock when our own lock is free (a
+/// closing handle's background thread still finishing), in ms.
+const SLED_REOPEN_WAIT_MS: u64 = 30_000;
 
 /// Tree names.
 const TREE_OUTBOX: &str = "outbox";
 const TREE_DEAD: &str = "dead";
 const TREE_META: &str = "meta";
+const TREE_PENDING: &str = "pending";
+
+/// The meta-tree key set (to `[1]`) once the `pending` tree indexes every
+/// outbox record; absent in directories written before it existed.
+const META_PENDING_READY: &[u8] = b"pending_ready";
+
+/// Pending chunks written per sled batch while rebuilding the tree.
+const REBUILD_BATCH: usize = 1_000;
 
 /// Options of a storage directory; every sled option is passed explicitly.
 #[derive(Clone, Debug)]
@@ -112,6 +127,9 @@ pub(crate) struct Shared {
     pub(crate) db: sled::Db,
     /// Pending records by big-endian sequence.
     pub(crate) outbox: sled::Tree,
+    /// One small entry per pending record (key hash, retry time), same
+    /// keys: what open reads instead of the records.
+    pub(crate) pending: sled::Tree,
     /// Dead letters by big-endian sequence.
     pub(crate) dead: sled::Tree,
     /// Bookkeeping (next sequence).
@@ -157,7 +175,7 @@ impl Inner {
     pub(crate) fn try_send(&self, op: Op) {
         if let Some(tx) = &self.tx {
             if tx.try_send(op).is_err() {
-                warn!("Writer queue full; the corrupt record is quarantined on next open.");
+                warn!("Writer queue full; the corrupt record is quarantined when next taken (after a reopen).");
             }
         }
     }
@@ -218,9 +236,11 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    /// Opens (or creates) the storage in `dir`, checks every stored record,
-    /// moves undecodable ones to the dead letters, rebuilds the delivery
-    /// index and starts the writer thread.
+    /// Opens (or creates) the storage in `dir`, rebuilds the delivery index
+    /// from the small `pending` tree (or, when that is missing or does not
+    /// match, from every record, moving undecodable ones to the dead
+    /// letters) and starts the writer thread. Records are CRC-checked when
+    /// taken.
     ///
     /// Returns [`StorageError::Locked`] when another process holds `dir`.
     pub fn open(dir: impl AsRef<Path>, config: StorageConfig) -> Result<Storage, StorageError> {
@@ -228,32 +248,46 @@ impl Storage {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
         let lock = lock_dir(&dir)?;
-        let db = sled::Config::new()
-            .path(&dir)
-            .cache_capacity(config.cache_bytes)
-            .flush_every_ms(config.flush_every_ms)
-            .segment_size(config.segment_bytes)
-            .mode(sled::Mode::LowSpace)
-            .use_compression(false)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                    StorageError::Locked { path: dir.clone() }
+        // We hold `edgecc.lock`, so no other edgecc has this directory. If
+        // sled's own lock is still taken, it is a background thread of a
+        // handle of ours that just closed (slow under load): wait it out,
+        // bounded.
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(SLED_REOPEN_WAIT_MS);
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(&dir)
+                .cache_capacity(config.cache_bytes)
+                .flush_every_ms(config.flush_every_ms)
+                .segment_size(config.segment_bytes)
+                .mode(sled::Mode::LowSpace)
+                .use_compression(false)
+                .open();
+            match opened {
+                Ok(db) => break db,
+                Err(sled::Error::Io(ref io))
+                    if io.to_string().contains("could not acquire lock") =>
+                {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StorageError::Locked { path: dir.clone() });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                other => StorageError::Sled(other),
-            })?;
-        let syncer = Syncer::open(&dir)?;
+                Err(other) => return Err(StorageError::Sled(other)),
+            }
+        };
+        let mut syncer = Syncer::open(&dir)?;
         let shared = Arc::new(Shared {
             outbox: db.open_tree(TREE_OUTBOX)?,
+            pending: db.open_tree(TREE_PENDING)?,
             dead: db.open_tree(TREE_DEAD)?,
             meta: db.open_tree(TREE_META)?,
             db,
             index: Mutex::new(Index::default()),
             dir: dir.clone(),
         });
-        let next_seq = recover(&shared)?;
+        let next_seq = recover(&shared, &mut syncer)?;
         let (tx, rx) = mpsc::channel(WRITER_QUEUE_MAX);
-        let mut syncer = syncer;
         syncer
             .commit(&shared.db)
             .map_err(|e| StorageError::io("sync after recovery", e))?;
@@ -323,16 +357,20 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
     Ok(file)
 }
 
-/// Rebuilds the index from sled, finishes interrupted moves, quarantines
-/// undecodable records. Returns the next sequence to hand out.
-fn recover(shared: &Shared) -> Result<u64, StorageError> {
+/// Rebuilds the index from sled (from the small `pending` entries, not
+/// the records), finishes interrupted moves, and rebuilds the `pending`
+/// tree from the records when it is missing or does not match the outbox.
+/// Returns the next sequence to hand out.
+fn recover(shared: &Shared, syncer: &mut Syncer) -> Result<u64, StorageError> {
     let mut index = shared.lock_index();
     let mut max_seq: Option<u64> = None;
     let mut bump = |seq: u64| max_seq = Some(max_seq.map_or(seq, |m: u64| m.max(seq)));
 
     // Dead letters. A sequence in both trees is an interrupted move
-    // (dead-letter or re-queue): the outbox copy wins, nothing is lost.
+    // (dead-letter or re-queue) of a version that did not commit a group
+    // atomically: the outbox copy wins, nothing is lost.
     let mut dead_keys = Vec::new();
+    let mut dead_unheld = 0u64;
     for item in shared.dead.iter() {
         let (k, raw) = item?;
         let Some(seq) = key_seq(&k) else {
@@ -349,40 +387,30 @@ fn recover(shared: &Shared) -> Result<u64, StorageError> {
         }
         match decode_dead_letter(seq, &raw).ok().and_then(|d| d.record) {
             Some(record) => dead_keys.push((seq, key_hash(&record.interaction_key))),
-            None => index.add_dead_unheld(),
+            None => dead_unheld += 1,
         }
     }
-    // Pending records.
-    let mut corrupt = Vec::new();
-    for item in shared.outbox.iter() {
-        let (k, raw) = item?;
-        let Some(seq) = key_seq(&k) else {
-            warn!(
-                key_len = k.len(),
-                "Ignoring an outbox key of the wrong length."
-            );
-            continue;
-        };
-        bump(seq);
-        match decode_record(seq, &raw) {
-            Ok(record) => index.add_pending(
-                seq,
-                key_hash(&record.interaction_key),
-                record.next_attempt_at_ms,
-            ),
-            Err(e) => corrupt.push((seq, raw, e)),
+    if let Some((k, _)) = shared.outbox.last()? {
+        if let Some(seq) = key_seq(&k) {
+            bump(seq);
         }
+    }
+    // Pending records: from the pending tree when it is usable, else from
+    // the records themselves (and the tree is rebuilt).
+    let mut loaded = false;
+    if pending_tree_usable(shared)? {
+        loaded = load_pending(shared, &mut index)?;
+        if !loaded {
+            *index = index::Index::default();
+        }
+    }
+    if !loaded {
+        rebuild_pending(shared, &mut index, syncer)?;
     }
     for (seq, key) in dead_keys {
         index.add_dead(seq, key);
     }
-    for (seq, raw, e) in corrupt {
-        warn!(seq, error = %e, "Corrupt record moved to the dead letters.");
-        let reason = format!("corrupt: {e}");
-        shared
-            .dead
-            .insert(seq_key(seq), encode_dead_letter(seq, &reason, &raw)?)?;
-        shared.outbox.remove(seq_key(seq))?;
+    for _ in 0..dead_unheld {
         index.add_dead_unheld();
     }
     let stored_next = match shared.meta.get(META_NEXT_SEQ)? {
@@ -397,4 +425,132 @@ fn recover(shared: &Shared) -> Result<u64, StorageError> {
     };
     // Sequences start at 1 so 0 can never name a record.
     Ok(stored_next.max(max_seq.map_or(1, |m| m + 1)).max(1))
+}
+
+/// Whether the `pending` tree was completed and still matches the outbox at
+/// both ends (a cheap check against a directory an older build wrote to
+/// after this one).
+fn pending_tree_usable(shared: &Shared) -> Result<bool, StorageError> {
+    if shared.meta.get(META_PENDING_READY)?.as_deref() != Some(&[1u8][..]) {
+        return Ok(false);
+    }
+    let outbox_end = |item: Option<(sled::IVec, sled::IVec)>| item.and_then(|(k, _)| key_seq(&k));
+    let chunk_end = |item: Option<(sled::IVec, sled::IVec)>, first: bool| {
+        let (k, raw) = item?;
+        let chunk = decode_chunk(&raw).ok()?;
+        let slot = if first {
+            chunk.first_key_value()
+        } else {
+            chunk.last_key_value()
+        };
+        Some(chunk_seq(key_seq(&k)?, *slot?.0))
+    };
+    let usable = outbox_end(shared.outbox.first()?) == chunk_end(shared.pending.first()?, true)
+        && outbox_end(shared.outbox.last()?) == chunk_end(shared.pending.last()?, false);
+    if !usable {
+        warn!("The pending index does not match the outbox; rebuilding it.");
+    }
+    Ok(usable)
+}
+
+/// Fills the index from the pending tree. Returns `false` (index partly
+/// filled) when a chunk is undecodable: the caller rebuilds from records.
+fn load_pending(shared: &Shared, index: &mut index::Index) -> Result<bool, StorageError> {
+    for item in shared.pending.iter() {
+        let (k, raw) = item?;
+        let chunk = key_seq(&k).ok_or(()).and_then(|chunk_no| {
+            decode_chunk(&raw)
+                .map(|c| (chunk_no, c))
+                .map_err(|e| warn!(chunk_no, error = %e, "Undecodable pending chunk; rebuilding."))
+        });
+        match chunk {
+            Ok((chunk_no, chunk)) => {
+                for (slot, e) in chunk {
+                    index.load(chunk_seq(chunk_no, slot), e.key, e.not_before_ms);
+                }
+            }
+            Err(()) => return Ok(false),
+        }
+    }
+    index.finish_load();
+    Ok(true)
+}
+
+/// Rebuilds the pending tree and the index from the records (first open of
+/// an older directory, or a damaged pending tree), moving undecodable
+/// records to the dead letters. The entries are made durable before the
+/// tree is marked ready.
+fn rebuild_pending(
+    shared: &Shared,
+    index: &mut index::Index,
+    syncer: &mut Syncer,
+) -> Result<(), StorageError> {
+    let sync = |syncer: &mut Syncer| {
+        syncer
+            .commit(&shared.db)
+            .map_err(|e| StorageError::io("sync the pending index", e))
+    };
+    if shared.meta.remove(META_PENDING_READY)?.is_some() {
+        sync(syncer)?;
+    }
+    shared.pending.clear()?;
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0;
+    let mut chunk: Option<(u64, Chunk)> = None;
+    let mut put = |batch: &mut sled::Batch, (chunk_no, c): (u64, Chunk)| {
+        batch.insert(&chunk_no.to_be_bytes(), encode_chunk(&c));
+        in_batch += 1;
+        if in_batch == REBUILD_BATCH {
+            in_batch = 0;
+            return Some(std::mem::take(batch));
+        }
+        None
+    };
+    let mut corrupt = Vec::new();
+    for item in shared.outbox.iter() {
+        let (k, raw) = item?;
+        let Some(seq) = key_seq(&k) else {
+            warn!(
+                key_len = k.len(),
+                "Ignoring an outbox key of the wrong length."
+            );
+            continue;
+        };
+        match decode_record(seq, &raw) {
+            Ok(record) => {
+                let entry = PendingEntry {
+                    key: key_hash(&record.interaction_key),
+                    not_before_ms: record.next_attempt_at_ms,
+                };
+                index.load(seq, entry.key, entry.not_before_ms);
+                if chunk.as_ref().is_some_and(|(n, _)| *n != chunk_of(seq)) {
+                    if let Some(full) = chunk.take().and_then(|c| put(&mut batch, c)) {
+                        shared.pending.apply_batch(full)?;
+                    }
+                }
+                chunk
+                    .get_or_insert_with(|| (chunk_of(seq), Chunk::new()))
+                    .1
+                    .insert(chunk_slot(seq), entry);
+            }
+            Err(e) => corrupt.push((seq, raw, e)),
+        }
+    }
+    if let Some(c) = chunk.take() {
+        put(&mut batch, c);
+    }
+    shared.pending.apply_batch(batch)?;
+    index.finish_load();
+    for (seq, raw, e) in corrupt {
+        warn!(seq, error = %e, "Corrupt record moved to the dead letters.");
+        let reason = format!("corrupt: {e}");
+        shared
+            .dead
+            .insert(seq_key(seq), encode_dead_letter(seq, &reason, &raw)?)?;
+        shared.outbox.remove(seq_key(seq))?;
+        index.add_dead_unheld();
+    }
+    sync(syncer)?;
+    shared.meta.insert(META_PENDING_READY, &[1u8])?;
+    Ok(())
 }

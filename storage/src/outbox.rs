@@ -12,7 +12,11 @@
 //! - Every stored value carries a schema-version byte and a CRC32 and is
 //!   checked right after it is read. An undecodable record never panics and
 //!   never blocks others: it moves to the dead letters with the reason and
-//!   its raw bytes.
+//!   its raw bytes (when `take_ready` reaches it: open reads only the small
+//!   `pending` index, not the records).
+//! - Every pending record has exactly one entry in the `pending` tree, and
+//!   every entry has its record: both are written in the same sled
+//!   transaction, so a crash never separates them.
 //! - Nothing is ever dropped: records leave the outbox only by `ack`, or
 //!   into the dead letters (`dead_letter`, `park_expired`, corruption).
 //! - A record is in flight at most once at a time, and at most one record
@@ -25,8 +29,11 @@
 //! <dir>/conf, db, blobs/, snap.*   sled 0.34.7's files (db is the log)
 //!
 //! tree "outbox":  key = seq as u64 big-endian (8 bytes)  -> record value
+//! tree "pending": key = seq >> 5 as u64 big-endian       -> pending chunk
 //! tree "dead":    key = seq as u64 big-endian (8 bytes)  -> dead-letter value
 //! tree "meta":    "next_seq"                             -> u64 big-endian
+//!                 "pending_ready"                        -> [1] once "pending"
+//!                                                           indexes the outbox
 //! tree "state/<name>": caller's key                      -> caller's bytes
 //!
 //! value    = version: u8 | crc32(payload): u32 LE | payload
@@ -36,7 +43,22 @@
 //!            | next_attempt_at_ms u64 | last_error Option<str>
 //! dead-letter payload (version 1): seq u64 | reason str | raw bytes
 //!            (raw = the record value exactly as it was stored)
+//! pending chunk payload (version 1), one entry per pending seq of the
+//!            chunk, by slot: slot u8 (seq & 31) | key_hash u64 LE
+//!            | next_attempt_at_ms u64 LE
 //! ```
+//!
+//! The `pending` tree is what open reads to rebuild the delivery index: 32
+//! records per sled entry, ~17 bytes each, instead of every full record
+//! (1M records: a few MB instead of ~800 MB, see BENCH.md). Open trusts it
+//! when `pending_ready` is set and its first and last sequences match the
+//! outbox's; otherwise (a directory of the previous version, a damaged
+//! chunk, or records an older build appended) it rebuilds it from the
+//! records, moving undecodable ones to the dead letters, makes it durable,
+//! then sets `pending_ready`. Known limit: an older build that re-queued or
+//! acked records *inside* the range after this one ran is not detected;
+//! after a downgrade, delete `pending_ready` from `meta` (or the `pending`
+//! tree) to force the rebuild.
 //!
 //! `RecordKind` is stored as its variant index: append variants, never
 //! reorder them. `tests/fixtures/` keeps an outbox written by this version,
@@ -45,9 +67,12 @@
 //! # Durability contract
 //!
 //! One writer thread receives every change through a bounded channel,
-//! applies a whole group (up to [`crate::COMMIT_OPS_MAX`]) to sled, then
-//! issues one sled flush and one `fdatasync`, then updates the in-memory
-//! index and answers every caller. Concurrent callers share the device
+//! applies a whole group (up to [`crate::COMMIT_OPS_MAX`]) to sled as one
+//! transaction over `outbox`, `pending`, `dead` and `meta` (so a crash
+//! recovers all of a group's outbox changes or none: sled stops its
+//! recovery before a torn transaction), then issues one sled flush and one
+//! `fdatasync`, then updates the in-memory index and answers every caller.
+//! State puts and removes are applied outside that transaction. Concurrent callers share the device
 //! flush (group commit). If the flush or sync fails (disk full, I/O error),
 //! every caller of the group gets an error; `append` hands its records
 //! back. Such a failed append may still reappear after a restart
@@ -56,6 +81,14 @@
 //!
 //! `take_ready` is not persisted: after a crash, records that were in
 //! flight are simply pending again (at-least-once delivery).
+//!
+//! `tests/crash.rs` checks this with SIGKILLs (40 a run, half of them right
+//! after the child sent an ack). It once failed about 1 run in 6 under load
+//! ("record N lost"): not a storage bug, but the test's parser dropping the
+//! child's first stdout line, which libtest glues to its `test ... ` banner;
+//! when that line was the `ACKING` of a record whose ack became durable
+//! just before the kill, the record was legitimately gone. Events are now
+//! marked and found anywhere in a line (regression test in crash.rs).
 //!
 //! # Space
 //!
@@ -201,29 +234,43 @@ impl Outbox {
     pub fn take_ready(&self, max: usize, now_ms: u64) -> Vec<Record> {
         let shared = &self.inner.shared;
         let mut index = shared.lock_index();
-        let picked = index.take(max, now_ms, IN_FLIGHT_MAX);
-        let mut out = Vec::with_capacity(picked.len());
-        for (seq, key) in picked {
-            match shared.outbox.get(seq_key(seq)) {
-                Ok(Some(raw)) => match decode_record(seq, &raw) {
-                    Ok(record) => out.push(record),
-                    Err(e) => {
+        let mut out = Vec::with_capacity(max.min(IN_FLIGHT_MAX));
+        // Records are decoded (CRC-checked) here, not at open: a corrupt one
+        // is quarantined and forgotten, which may make its key's next record
+        // ready, so pick again until `max` or nothing more is ready.
+        loop {
+            let picked = index.take(max - out.len(), now_ms, IN_FLIGHT_MAX);
+            if picked.is_empty() {
+                break;
+            }
+            let mut dropped = false;
+            for (seq, key) in picked {
+                match shared.outbox.get(seq_key(seq)) {
+                    Ok(Some(raw)) => match decode_record(seq, &raw) {
+                        Ok(record) => out.push(record),
+                        Err(e) => {
+                            index.forget(seq, key);
+                            dropped = true;
+                            self.inner.try_send(Op::Quarantine {
+                                seq,
+                                reason: e.to_string(),
+                            });
+                        }
+                    },
+                    Ok(None) => {
+                        warn!(seq, "Indexed record missing from the outbox; forgotten.");
                         index.forget(seq, key);
-                        self.inner.try_send(Op::Quarantine {
-                            seq,
-                            reason: e.to_string(),
-                        });
+                        dropped = true;
                     }
-                },
-                Ok(None) => {
-                    warn!(seq, "Indexed record missing from the outbox; forgotten.");
-                    index.forget(seq, key);
+                    Err(e) => {
+                        // Back to pending, tried again a second later.
+                        warn!(seq, error = %e, "Could not read a ready record.");
+                        index.retry(seq, now_ms.saturating_add(READ_RETRY_MS));
+                    }
                 }
-                Err(e) => {
-                    // Back to pending, tried again a second later.
-                    warn!(seq, error = %e, "Could not read a ready record.");
-                    index.retry(seq, now_ms.saturating_add(READ_RETRY_MS));
-                }
+            }
+            if !dropped || out.len() >= max {
+                break;
             }
         }
         out

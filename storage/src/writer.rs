@@ -6,20 +6,22 @@
 //! so throughput grows with the number of concurrent callers while each of
 //! them waits for at most about two device flushes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sled::Transactional;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, warn};
 
 use crate::error::{AppendError, AppendFailure, StorageError};
 use crate::index::{key_hash, KeyHash};
 use crate::record::{
-    bounded_reason, decode_dead_letter, decode_record, encode_dead_letter, encode_record, key_seq,
-    seq_key, NewRecord, Record,
+    bounded_reason, chunk_of, chunk_seq, chunk_slot, decode_chunk, decode_dead_letter,
+    decode_record, encode_chunk, encode_dead_letter, encode_record, key_seq, seq_key, Chunk,
+    NewRecord, PendingEntry, Record,
 };
 use crate::Shared;
 
@@ -131,6 +133,128 @@ enum Reply {
 struct Staged {
     changes: Vec<Change>,
     reply: Reply,
+}
+
+/// The outbox-side sled writes of one group. They are applied as one sled
+/// transaction over the `outbox`, `pending`, `dead` and `meta` trees, so a
+/// crash recovers all of a group or none of it: a record and its pending
+/// entry never part (see the `outbox` module header).
+#[derive(Clone, Default)]
+pub(crate) struct Writes {
+    outbox: sled::Batch,
+    /// Changes to `pending` entries by chunk then slot (`None`: removed);
+    /// merged into the stored chunks when applied.
+    pending: BTreeMap<u64, BTreeMap<u8, Option<PendingEntry>>>,
+    dead: sled::Batch,
+    /// The next sequence, when the group appended.
+    next_seq: Option<u64>,
+    /// Whether anything was staged.
+    any: bool,
+}
+
+impl Writes {
+    /// A pending record: its value and its index entry.
+    fn put_record(&mut self, seq: u64, value: Vec<u8>, entry: PendingEntry) {
+        self.outbox.insert(&seq_key(seq), value);
+        let chunk = self.pending.entry(chunk_of(seq)).or_default();
+        chunk.insert(chunk_slot(seq), Some(entry));
+        self.any = true;
+    }
+
+    /// A record leaves the outbox (ack, or moved to the dead letters).
+    pub(crate) fn remove_record(&mut self, seq: u64) {
+        self.outbox.remove(&seq_key(seq));
+        let chunk = self.pending.entry(chunk_of(seq)).or_default();
+        chunk.insert(chunk_slot(seq), None);
+        self.any = true;
+    }
+
+    fn put_dead(&mut self, seq: u64, value: Vec<u8>) {
+        self.dead.insert(&seq_key(seq), value);
+        self.any = true;
+    }
+
+    fn remove_dead(&mut self, seq: u64) {
+        self.dead.remove(&seq_key(seq));
+        self.any = true;
+    }
+
+    /// Applies everything atomically (one sled transaction).
+    pub(crate) fn apply(&self, shared: &Shared) -> Result<(), StorageError> {
+        if !self.any && self.next_seq.is_none() {
+            return Ok(());
+        }
+        // Only the writer changes `pending`, so reading the chunks before
+        // the transaction is safe.
+        let mut pending = sled::Batch::default();
+        for (&chunk_no, changes) in &self.pending {
+            let key = chunk_no.to_be_bytes();
+            let mut chunk = match shared.pending.get(key)? {
+                Some(raw) => decode_chunk(&raw).or_else(|e| {
+                    warn!(chunk = chunk_no, error = %e, "Undecodable pending chunk; rebuilt from its records.");
+                    chunk_from_records(shared, chunk_no)
+                })?,
+                None => Chunk::new(),
+            };
+            for (&slot, change) in changes {
+                match change {
+                    Some(entry) => chunk.insert(slot, *entry),
+                    None => chunk.remove(&slot),
+                };
+            }
+            if chunk.is_empty() {
+                pending.remove(&key);
+            } else {
+                pending.insert(&key, encode_chunk(&chunk));
+            }
+        }
+        let trees = [
+            shared.outbox.clone(),
+            shared.pending.clone(),
+            shared.dead.clone(),
+            shared.meta.clone(),
+        ];
+        let result: sled::transaction::TransactionResult<(), ()> = trees[..].transaction(|t| {
+            t[0].apply_batch(&self.outbox)?;
+            t[1].apply_batch(&pending)?;
+            t[2].apply_batch(&self.dead)?;
+            if let Some(next) = self.next_seq {
+                t[3].insert(META_NEXT_SEQ, &next.to_be_bytes())?;
+            }
+            Ok(())
+        });
+        result.map_err(|e| match e {
+            sled::transaction::TransactionError::Storage(e) => StorageError::Sled(e),
+            sled::transaction::TransactionError::Abort(()) => StorageError::Commit {
+                message: "transaction aborted".into(),
+            },
+        })
+    }
+}
+
+/// The pending entries of one chunk, read from its records. A record that
+/// does not decode gets a key of its own, so it is taken, found corrupt and
+/// quarantined rather than forgotten.
+pub(crate) fn chunk_from_records(shared: &Shared, chunk_no: u64) -> Result<Chunk, StorageError> {
+    let from = chunk_seq(chunk_no, 0);
+    let to = chunk_seq(chunk_no + 1, 0);
+    let mut chunk = Chunk::new();
+    for item in shared.outbox.range(seq_key(from)..seq_key(to)) {
+        let (k, raw) = item?;
+        let Some(seq) = key_seq(&k) else { continue };
+        let entry = match decode_record(seq, &raw) {
+            Ok(record) => PendingEntry {
+                key: key_hash(&record.interaction_key),
+                not_before_ms: record.next_attempt_at_ms,
+            },
+            Err(_) => PendingEntry {
+                key: u64::MAX ^ seq,
+                not_before_ms: 0,
+            },
+        };
+        chunk.insert(chunk_slot(seq), entry);
+    }
+    Ok(chunk)
 }
 
 /// Makes what sled wrote durable: sled's `flush` only issues
@@ -269,32 +393,24 @@ impl Writer {
         let mut touched = HashSet::new();
         let mut staged = Vec::with_capacity(ops.len());
         let first_seq = self.next_seq;
-        // Every append of the group goes into one sled batch: atomic per
-        // group (so per `append_batch`), and one tree lock instead of many.
-        let mut appends = sled::Batch::default();
+        // Every outbox change of the group goes into one sled transaction:
+        // atomic per group (so per `append_batch`, and a record with its
+        // pending entry), and one commit instead of many.
+        let mut writes = Writes::default();
         for op in ops {
-            if let Some(s) = self.stage(op, &mut touched, &mut appends) {
+            if let Some(s) = self.stage(op, &mut touched, &mut writes) {
                 staged.push(s);
             }
         }
-        let mut outcome = Ok(());
+        // Sequences are consumed even if the group fails, so a group that
+        // might still reach the disk never collides with a later one.
         if self.next_seq != first_seq {
-            // Sequences are consumed even if the batch fails, so a batch that
-            // might still reach the disk never collides with a later one.
-            outcome = self
-                .shared
-                .outbox
-                .apply_batch(appends)
-                .map_err(std::io::Error::other);
-            if let Err(e) = self
-                .shared
-                .meta
-                .insert(META_NEXT_SEQ, &self.next_seq.to_be_bytes())
-            {
-                warn!(error = %e, "Could not store the next sequence; it is recomputed on open.");
-            }
+            writes.next_seq = Some(self.next_seq);
         }
-        let outcome = outcome.and_then(|()| self.syncer.commit(&self.shared.db));
+        let outcome = writes
+            .apply(&self.shared)
+            .map_err(std::io::Error::other)
+            .and_then(|()| self.syncer.commit(&self.shared.db));
         let mut index = self.shared.lock_index();
         index.release_claims();
         match outcome {
@@ -337,9 +453,11 @@ impl Writer {
                         Reply::Append { records, seqs, tx } => {
                             // Best effort: do not let a later flush make
                             // records durable that the caller was told failed.
+                            let mut undo = Writes::default();
                             for seq in seqs {
-                                let _ = self.shared.outbox.remove(seq_key(seq));
+                                undo.remove_record(seq);
                             }
+                            let _ = undo.apply(&self.shared);
                             let failure = AppendFailure::Storage(err());
                             drop(tx.send(Err(AppendError { failure, records })));
                         }
@@ -354,14 +472,9 @@ impl Writer {
 
     /// Applies one operation to sled (not yet durable). Returns what to do
     /// once durable, or `None` when it was answered already (refused).
-    fn stage(
-        &mut self,
-        op: Op,
-        touched: &mut HashSet<u64>,
-        appends: &mut sled::Batch,
-    ) -> Option<Staged> {
+    fn stage(&mut self, op: Op, touched: &mut HashSet<u64>, writes: &mut Writes) -> Option<Staged> {
         match op {
-            Op::Append { records, reply } => match self.stage_append(&records, appends) {
+            Op::Append { records, reply } => match self.stage_append(&records, writes) {
                 Ok((seqs, changes)) => Some(Staged {
                     changes,
                     reply: Reply::Append {
@@ -377,9 +490,9 @@ impl Writer {
                 }
             },
             Op::Ack { seq, reply } => {
-                let result = self.check_in_flight(seq, touched).and_then(|_| {
-                    self.shared.outbox.remove(seq_key(seq))?;
-                    Ok(vec![Change::Ack { seq }])
+                let result = self.check_in_flight(seq, touched).map(|_| {
+                    writes.remove_record(seq);
+                    vec![Change::Ack { seq }]
                 });
                 unit(result, reply)
             }
@@ -391,25 +504,31 @@ impl Writer {
             } => {
                 let result = self
                     .check_in_flight(seq, touched)
-                    .and_then(|_| self.stage_retry(seq, &error, not_before_ms));
+                    .and_then(|_| self.stage_retry(seq, &error, not_before_ms, writes));
                 unit(result, reply)
             }
             Op::DeadLetter { seq, reason, reply } => {
                 let result = self
                     .check_in_flight(seq, touched)
-                    .and_then(|key| self.stage_dead(seq, key, &bounded_reason(&reason)));
+                    .and_then(|key| self.stage_dead(seq, key, &bounded_reason(&reason), writes));
                 unit(result, reply)
             }
             Op::Requeue { seq, reply } => {
                 let result = if touched.insert(seq) {
-                    self.stage_requeue(seq)
+                    self.stage_requeue(seq, writes)
                 } else {
                     Err(StorageError::Busy { seq })
                 };
                 unit(result, reply)
             }
+            // These two stage several records: on an error, none of their
+            // writes may stay staged (the caller is told it failed).
             Op::RequeueAll { reply } => {
-                let result = self.stage_requeue_all(touched);
+                let before = writes.clone();
+                let result = self.stage_requeue_all(touched, writes);
+                if result.is_err() {
+                    *writes = before;
+                }
                 count(result, reply)
             }
             Op::Park {
@@ -417,14 +536,18 @@ impl Writer {
                 max_age_ms,
                 reply,
             } => {
-                let result = self.stage_park(now_ms, max_age_ms, touched);
+                let before = writes.clone();
+                let result = self.stage_park(now_ms, max_age_ms, touched, writes);
+                if result.is_err() {
+                    *writes = before;
+                }
                 count(result, reply)
             }
             Op::Quarantine { seq, reason } => {
                 if !touched.insert(seq) {
                     return None;
                 }
-                match self.stage_quarantine(seq, &reason) {
+                match self.stage_quarantine(seq, &reason, writes) {
                     Ok(changes) => Some(Staged {
                         changes,
                         reply: Reply::Nobody,
@@ -476,7 +599,7 @@ impl Writer {
     fn stage_append(
         &mut self,
         records: &[NewRecord],
-        batch: &mut sled::Batch,
+        writes: &mut Writes,
     ) -> Result<(Vec<u64>, Vec<Change>), StorageError> {
         let mut seqs = Vec::with_capacity(records.len());
         let mut changes = Vec::with_capacity(records.len());
@@ -485,11 +608,16 @@ impl Writer {
             let bytes = encode_record(&Record::from_new(seq, new))?;
             // Pair the write with a read-back check: what we store decodes.
             debug_assert!(decode_record(seq, &bytes).is_ok());
-            batch.insert(&seq_key(seq), bytes);
+            let key = key_hash(&new.interaction_key);
+            let entry = PendingEntry {
+                key,
+                not_before_ms: 0,
+            };
+            writes.put_record(seq, bytes, entry);
             seqs.push(seq);
             changes.push(Change::Add {
                 seq,
-                key: key_hash(&new.interaction_key),
+                key,
                 not_before_ms: 0,
             });
         }
@@ -502,6 +630,7 @@ impl Writer {
         seq: u64,
         error: &str,
         not_before_ms: u64,
+        writes: &mut Writes,
     ) -> Result<Vec<Change>, StorageError> {
         let Some(raw) = self.shared.outbox.get(seq_key(seq))? else {
             return Err(StorageError::NotInFlight { seq });
@@ -511,12 +640,14 @@ impl Writer {
                 record.attempts = record.attempts.saturating_add(1);
                 record.next_attempt_at_ms = not_before_ms;
                 record.last_error = Some(bounded_reason(error));
-                self.shared
-                    .outbox
-                    .insert(seq_key(seq), encode_record(&record)?)?;
+                let entry = PendingEntry {
+                    key: key_hash(&record.interaction_key),
+                    not_before_ms,
+                };
+                writes.put_record(seq, encode_record(&record)?, entry);
                 Ok(vec![Change::Retry { seq, not_before_ms }])
             }
-            Err(e) => self.stage_quarantine_raw(seq, &raw, &e.to_string()),
+            Err(e) => self.stage_quarantine_raw(seq, &raw, &e.to_string(), writes),
         }
     }
 
@@ -525,22 +656,24 @@ impl Writer {
         seq: u64,
         key: KeyHash,
         reason: &str,
+        writes: &mut Writes,
     ) -> Result<Vec<Change>, StorageError> {
         let Some(raw) = self.shared.outbox.get(seq_key(seq))? else {
             return Err(StorageError::NotInFlight { seq });
         };
-        // Insert first, remove second: a crash in between leaves the record
-        // in both trees, and open keeps the outbox copy (nothing is lost).
-        self.shared
-            .dead
-            .insert(seq_key(seq), encode_dead_letter(seq, reason, &raw)?)?;
-        self.shared.outbox.remove(seq_key(seq))?;
+        writes.put_dead(seq, encode_dead_letter(seq, reason, &raw)?);
+        writes.remove_record(seq);
         Ok(vec![Change::ToDead { seq, key }])
     }
 
-    fn stage_quarantine(&self, seq: u64, reason: &str) -> Result<Vec<Change>, StorageError> {
+    fn stage_quarantine(
+        &self,
+        seq: u64,
+        reason: &str,
+        writes: &mut Writes,
+    ) -> Result<Vec<Change>, StorageError> {
         match self.shared.outbox.get(seq_key(seq))? {
-            Some(raw) => self.stage_quarantine_raw(seq, &raw, reason),
+            Some(raw) => self.stage_quarantine_raw(seq, &raw, reason, writes),
             None => Ok(Vec::new()),
         }
     }
@@ -550,13 +683,12 @@ impl Writer {
         seq: u64,
         raw: &[u8],
         reason: &str,
+        writes: &mut Writes,
     ) -> Result<Vec<Change>, StorageError> {
         warn!(seq, reason, "Corrupt record moved to the dead letters.");
         let reason = bounded_reason(&format!("corrupt: {reason}"));
-        self.shared
-            .dead
-            .insert(seq_key(seq), encode_dead_letter(seq, &reason, raw)?)?;
-        self.shared.outbox.remove(seq_key(seq))?;
+        writes.put_dead(seq, encode_dead_letter(seq, &reason, raw)?);
+        writes.remove_record(seq);
         let mut index = self.shared.lock_index();
         if let Some(key) = index.in_flight_key(seq) {
             index.forget(seq, key);
@@ -564,7 +696,7 @@ impl Writer {
         Ok(vec![Change::DeadUnheld])
     }
 
-    fn stage_requeue(&self, seq: u64) -> Result<Vec<Change>, StorageError> {
+    fn stage_requeue(&self, seq: u64, writes: &mut Writes) -> Result<Vec<Change>, StorageError> {
         let Some(raw) = self.shared.dead.get(seq_key(seq))? else {
             return Err(StorageError::NotDeadLetter { seq });
         };
@@ -578,19 +710,20 @@ impl Writer {
             }
         };
         record.next_attempt_at_ms = 0;
-        self.shared
-            .outbox
-            .insert(seq_key(seq), encode_record(&record)?)?;
-        self.shared.dead.remove(seq_key(seq))?;
-        Ok(vec![Change::Requeue {
-            seq,
-            key: key_hash(&record.interaction_key),
-        }])
+        let key = key_hash(&record.interaction_key);
+        let entry = PendingEntry {
+            key,
+            not_before_ms: 0,
+        };
+        writes.put_record(seq, encode_record(&record)?, entry);
+        writes.remove_dead(seq);
+        Ok(vec![Change::Requeue { seq, key }])
     }
 
     fn stage_requeue_all(
         &self,
         touched: &mut HashSet<u64>,
+        writes: &mut Writes,
     ) -> Result<(Vec<Change>, usize), StorageError> {
         let mut changes = Vec::new();
         let seqs: Vec<u64> = self
@@ -604,7 +737,7 @@ impl Writer {
             if !touched.insert(seq) {
                 continue;
             }
-            match self.stage_requeue(seq) {
+            match self.stage_requeue(seq, writes) {
                 Ok(mut c) => changes.append(&mut c),
                 Err(StorageError::Undecodable { seq, reason }) => {
                     warn!(
@@ -624,6 +757,7 @@ impl Writer {
         now_ms: u64,
         max_age_ms: u64,
         touched: &mut HashSet<u64>,
+        writes: &mut Writes,
     ) -> Result<(Vec<Change>, usize), StorageError> {
         let mut changes = Vec::new();
         let mut parked = 0;
@@ -637,7 +771,12 @@ impl Writer {
                 Ok(record) => record,
                 Err(e) => {
                     touched.insert(seq);
-                    changes.append(&mut self.stage_quarantine_raw(seq, &raw, &e.to_string())?);
+                    changes.append(&mut self.stage_quarantine_raw(
+                        seq,
+                        &raw,
+                        &e.to_string(),
+                        writes,
+                    )?);
                     continue;
                 }
             };
@@ -648,10 +787,8 @@ impl Writer {
             touched.insert(seq);
             self.shared.lock_index().claim(seq);
             let reason = format!("expired: older than {max_age_ms} ms");
-            self.shared
-                .dead
-                .insert(seq_key(seq), encode_dead_letter(seq, &reason, &raw)?)?;
-            self.shared.outbox.remove(seq_key(seq))?;
+            writes.put_dead(seq, encode_dead_letter(seq, &reason, &raw)?);
+            writes.remove_record(seq);
             changes.push(Change::ToDead {
                 seq,
                 key: key_hash(&record.interaction_key),

@@ -505,7 +505,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             }
         }
         // Poisson arrivals: exponential gaps with mean 1/rate.
-        while next_arrival <= tokio::time::Instant::now() {
+        while next_arrival <= tokio::time::Instant::now() && next_arrival < end {
             let u = (rng.below(1 << 53) as f64 + 1.0) / (1u64 << 53) as f64;
             next_arrival += Duration::from_secs_f64(-u.ln() / plan.rate);
             calls_total += 1;

@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use crate::util::{edgecc, stderr};
 
+/// The 10,000-call tests take both cores: one at a time.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `edgecc demo` with `args` and returns (exit code, summary JSON).
 fn demo(data_dir: Option<&Path>, args: &[&str]) -> (Option<i32>, Value) {
     let dir = tempfile::tempdir().unwrap();
@@ -34,7 +37,8 @@ fn demo(data_dir: Option<&Path>, args: &[&str]) -> (Option<i32>, Value) {
 }
 
 fn n(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
 }
 
 /// The demo, as a newcomer runs it but shorter: calls flow straight
@@ -44,8 +48,18 @@ fn demo_runs_through_a_crm_outage_and_checks_out() {
     let (code, s) = demo(
         None,
         &[
-            "--duration", "9", "--rate", "6", "--agents", "20", "--crm-outage", "2-6",
-            "--talk-ms", "300-1500", "--patience-ms", "2000-8000",
+            "--duration",
+            "9",
+            "--rate",
+            "6",
+            "--agents",
+            "20",
+            "--crm-outage",
+            "2-6",
+            "--talk-ms",
+            "300-1500",
+            "--patience-ms",
+            "2000-8000",
         ],
     );
     assert_eq!(code, Some(0), "{s:#}");
@@ -59,7 +73,10 @@ fn demo_runs_through_a_crm_outage_and_checks_out() {
     );
     assert_eq!(n(&s, "records_delivered"), n(&s, "records_appended"));
     assert_eq!(n(&s, "records_pending"), 0);
-    assert!(n(&s, "crm_breaker_opened") >= 1, "the outage never opened the breaker: {s:#}");
+    assert!(
+        n(&s, "crm_breaker_opened") >= 1,
+        "the outage never opened the breaker: {s:#}"
+    );
 }
 
 /// Goal: 10,000 calls while the CRM is down for the first 80% of the run
@@ -72,12 +89,28 @@ fn demo_runs_through_a_crm_outage_and_checks_out() {
 /// outcomes, and its arrival→offer latencies are split by CRM state.
 #[test]
 fn ten_thousand_calls_through_an_outage_arrive_once_in_order() {
+    let _one_at_a_time = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
     let (code, s) = demo(
         None,
         &[
-            "--duration", "26", "--rate", "400", "--agents", "400", "--crm-outage", "0-21",
-            "--talk-ms", "100-500", "--patience-ms", "2000-8000", "--answer-ms", "50-200",
-            "--wrap-up-ms", "0", "--seed", "11",
+            "--duration",
+            "26",
+            "--rate",
+            "400",
+            "--agents",
+            "400",
+            "--crm-outage",
+            "0-21",
+            "--talk-ms",
+            "100-500",
+            "--patience-ms",
+            "2000-8000",
+            "--answer-ms",
+            "50-200",
+            "--wrap-up-ms",
+            "0",
+            "--seed",
+            "11",
         ],
     );
     eprintln!("{s:#}");
@@ -177,18 +210,39 @@ fn start_daemon(config: &Path, data: &Path, socket: &Path) -> Child {
 /// restarted on the same directory each time.
 #[test]
 fn replay_survives_two_sigkills_and_delivers_once() {
+    let _one_at_a_time = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (code, s) = demo(
         Some(&data),
         &[
-            "--duration", "26", "--rate", "400", "--agents", "400",
-            "--talk-ms", "100-500", "--patience-ms", "2000-8000", "--answer-ms", "50-200",
-            "--wrap-up-ms", "0", "--seed", "12",
-            "--crm-url", "http://127.0.0.1:9/webhook", "--drain-wait", "0",
+            "--duration",
+            "26",
+            "--rate",
+            "400",
+            "--agents",
+            "400",
+            "--talk-ms",
+            "100-500",
+            "--patience-ms",
+            "2000-8000",
+            "--answer-ms",
+            "50-200",
+            "--wrap-up-ms",
+            "0",
+            "--seed",
+            "12",
+            "--crm-url",
+            "http://127.0.0.1:9/webhook",
+            "--drain-wait",
+            "0",
         ],
     );
-    assert_eq!(code, Some(1), "the CRM was unreachable, so the demo's check must fail: {s:#}");
+    assert_eq!(
+        code,
+        Some(1),
+        "the CRM was unreachable, so the demo's check must fail: {s:#}"
+    );
     assert!(n(&s, "calls_total") >= 10_000, "{s:#}");
     let appended = n(&s, "records_appended");
     assert_eq!(n(&s, "records_pending"), appended, "{s:#}");
@@ -217,7 +271,10 @@ fn replay_survives_two_sigkills_and_delivers_once() {
             if got * fraction >= appended {
                 break;
             }
-            assert!(Instant::now() < deadline, "replay too slow: {got} of {appended}");
+            assert!(
+                Instant::now() < deadline,
+                "replay too slow: {got} of {appended}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         daemon.kill().unwrap(); // SIGKILL
@@ -230,7 +287,10 @@ fn replay_survives_two_sigkills_and_delivers_once() {
         if got >= appended {
             break;
         }
-        assert!(Instant::now() < deadline, "replay too slow: {got} of {appended}");
+        assert!(
+            Instant::now() < deadline,
+            "replay too slow: {got} of {appended}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The daemon settles its last acks, then stops cleanly on SIGTERM.

@@ -187,20 +187,12 @@ pub async fn flush_actor_records(registry: &Addr<Registry>) {
 pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonError> {
     let system = actix_rt::System::new();
     system.block_on(async move {
+        // Signals first: a SIGTERM during start-up still stops us cleanly.
+        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
         let storage = open_storage(&config, data_dir)?;
-        let admin = AdminServer::bind(socket).map_err(|source| DaemonError::AdminSocket {
-            path: socket.display().to_string(),
-            source,
-        })?;
-        let socket_path = admin.path().to_path_buf();
         let running = start_system(&config, &storage)?;
-        let admin_task = actix_rt::spawn(admin.serve(storage.clone()));
-        info!(
-            data_dir = %data_dir.display(),
-            admin_socket = %socket_path.display(),
-            site_id = %config.site_id,
-            "edgecc started."
-        );
         // HTTP: the API, the event stream and the UI; reload swaps users
         // and reason codes (other changes need a restart, and say so).
         let control: Rc<RefCell<Option<crate::http::HttpControl>>> = Rc::new(RefCell::new(None));
@@ -230,9 +222,19 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
             }
             None => None,
         };
-        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
-        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
+        // The admin socket last: once it answers, everything is up.
+        let admin = AdminServer::bind(socket).map_err(|source| DaemonError::AdminSocket {
+            path: socket.display().to_string(),
+            source,
+        })?;
+        let socket_path = admin.path().to_path_buf();
+        let admin_task = actix_rt::spawn(admin.serve(storage.clone()));
+        info!(
+            data_dir = %data_dir.display(),
+            admin_socket = %socket_path.display(),
+            site_id = %config.site_id,
+            "edgecc started."
+        );
         loop {
             tokio::select! {
                 _ = term.recv() => { info!(signal = "SIGTERM", "Shutting down."); break; }

@@ -28,6 +28,9 @@ const UI_WAIT: Duration = Duration::from_secs(15);
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver process and one browser session; both end on drop.
+/// How often a click is retried when its element was re-rendered under it.
+const STALE_RETRIES: usize = 20;
+
 struct Browser {
     /// chromedriver (our child).
     driver: Child,
@@ -116,6 +119,18 @@ impl Browser {
 
     /// One WebDriver command; answers `value`; panics on a WebDriver error.
     async fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_cmd(method, path, body)
+            .await
+            .unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// One WebDriver command; a WebDriver error comes back as its message.
+    async fn try_cmd(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("{}{}", self.session, path);
         let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
         let req = client().request(method, url.clone());
@@ -130,12 +145,11 @@ impl Browser {
             .await
             .expect("webdriver body");
         let v: Value = serde_json::from_slice(&bytes).expect("webdriver json");
-        assert!(
-            res.status().is_success(),
-            "webdriver {url}: {}",
-            v["value"]["message"]
-        );
-        v["value"].clone()
+        if res.status().is_success() {
+            Ok(v["value"].clone())
+        } else {
+            Err(format!("webdriver {url}: {}", v["value"]["message"]))
+        }
     }
 
     async fn goto(&self, url: &str) {
@@ -156,13 +170,30 @@ impl Browser {
             .to_owned()
     }
 
+    /// Clicks `css`. The UI re-renders on every event, so an element found
+    /// a moment ago may be replaced before the click lands ("stale
+    /// element"): find it again and retry, a bounded number of times.
     async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.cmd("POST", &format!("/element/{id}/click"), Some(json!({})))
-            .await;
+        let mut last = String::new();
+        for _ in 0..STALE_RETRIES {
+            let id = self.find(css).await;
+            match self
+                .try_cmd("POST", &format!("/element/{id}/click"), Some(json!({})))
+                .await
+            {
+                Ok(_) => return,
+                Err(message) if message.contains("stale element") => {
+                    last = message;
+                    actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(message) => panic!("{message}"),
+            }
+        }
+        panic!("{css}: still stale after {STALE_RETRIES} tries: {last}");
     }
 
     async fn type_into(&self, css: &str, text: &str) {
+        // (The login form is not re-rendered by events: no stale retry.)
         let id = self.find(css).await;
         self.cmd("POST", &format!("/element/{id}/clear"), Some(json!({})))
             .await;

@@ -165,6 +165,21 @@ impl EmulatorProcess {
         EmulatorProcess { child, addr }
     }
 
+    /// Waits until the CRM holds at least `target` distinct records.
+    fn wait_for_records(&self, target: u64, deadline: Instant) {
+        loop {
+            let got = n(&self.get("/_emulator/stats"), "records");
+            if got >= target {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replay too slow: {got} of {target}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `GET path` → JSON.
     fn get(&self, path: &str) -> Value {
         let mut s = TcpStream::connect(&self.addr).unwrap();
@@ -254,7 +269,7 @@ fn replay_survives_two_sigkills_and_delivers_once() {
     std::fs::write(
         &config,
         format!(
-            "[site]\nid = \"demo\"\n[crm]\nkind = \"webhook\"\nconcurrency = 32\n\
+            "[site]\nid = \"demo\"\n[http]\nlisten = \"127.0.0.1:0\"\n[crm]\nkind = \"webhook\"\nconcurrency = 32\n\
              [crm.webhook]\nurl = \"http://{}/webhook\"\nsecret_file = \"{}\"\n",
             emulator.addr,
             secret.display()
@@ -266,33 +281,13 @@ fn replay_survives_two_sigkills_and_delivers_once() {
     let mut kills = 0;
     for fraction in [4, 2] {
         let mut daemon = start_daemon(&config, &data, &socket);
-        loop {
-            let got = n(&emulator.get("/_emulator/stats"), "records");
-            if got * fraction >= appended {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replay too slow: {got} of {appended}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        emulator.wait_for_records(appended.div_ceil(fraction), deadline);
         daemon.kill().unwrap(); // SIGKILL
         daemon.wait().unwrap();
         kills += 1;
     }
     let mut daemon = start_daemon(&config, &data, &socket);
-    loop {
-        let got = n(&emulator.get("/_emulator/stats"), "records");
-        if got >= appended {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replay too slow: {got} of {appended}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    emulator.wait_for_records(appended, deadline);
     // The daemon settles its last acks, then stops cleanly on SIGTERM.
     std::thread::sleep(Duration::from_millis(500));
     let pid = daemon.id() as libc::pid_t;

@@ -43,7 +43,12 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `edgecc run` on `dir` and waits until its admin socket answers.
     pub fn start_in(dir: tempfile::TempDir) -> Daemon {
+        // Port 0: tests run side by side, so no fixed HTTP port.
+        let config = dir.path().join("edgecc.toml");
+        std::fs::write(&config, "[http]\nlisten = \"127.0.0.1:0\"\n").expect("write config");
         let child = edgecc()
+            .arg("--config")
+            .arg(&config)
             .args(["--data-dir"])
             .arg(dir.path().join("data"))
             .arg("--admin-socket")
@@ -54,10 +59,13 @@ impl Daemon {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn edgecc run");
-        let daemon = Daemon { child, dir };
+        let mut daemon = Daemon { child, dir };
         let deadline = Instant::now() + START_TIMEOUT;
         while std::os::unix::net::UnixStream::connect(daemon.socket()).is_err() {
             assert!(Instant::now() < deadline, "daemon did not start");
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("daemon exited during start-up with {status}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         daemon

@@ -50,7 +50,7 @@
 //!
 //! The `pending` tree is what open reads to rebuild the delivery index: 32
 //! records per sled entry, ~17 bytes each, instead of every full record
-//! (1M records: a few MB instead of ~800 MB, see BENCH.md). Open trusts it
+//! (1M records: a few MB instead of ~800 MB, see BENCHMARKS.md). Open trusts it
 //! when `pending_ready` is set and its first and last sequences match the
 //! outbox's; otherwise (a directory of the previous version, a damaged
 //! chunk, or records an older build appended) it rebuilds it from the
@@ -94,7 +94,7 @@
 //!
 //! sled 0.34.7 never shrinks its log file, but in `Mode::LowSpace` its
 //! background thread (`flush_every_ms`) cleans mostly-empty segments and
-//! reuses them. Measured (`tests/space.rs`, BENCH.md): 12 cycles of 1,500
+//! reuses them. Measured (`tests/space.rs`, BENCHMARKS.md): 12 cycles of 1,500
 //! records filled and drained keep the directory at 2.6-4.2 MB, no growth;
 //! so no compaction scheme is needed. Keep `flush_every_ms` set: without it
 //! segments are never cleaned.

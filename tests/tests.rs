@@ -7,6 +7,7 @@
 mod browser;
 mod config_errors;
 mod crm_outage;
+mod crm_sync;
 mod crm_wire;
 mod http_api;
 mod http_ws;

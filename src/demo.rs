@@ -325,7 +325,6 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
     let storage = Storage::open(&data_dir, Default::default())
         .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
     let outbox = storage.outbox();
-    let appended_before = outbox.stats(clock.now_ms()).map(|s| s.depth).unwrap_or(0);
 
     // The CRM: the built-in emulator, or an external receiver.
     let emulator = match &args.crm_url {
@@ -600,10 +599,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         calls_abandoned: ended("abandoned"),
         calls_timed_out: ended("timed_out") + ended("overflowed"),
         calls_failed: ended("failed"),
-        records_appended: snapshot
-            .outbox
-            .records_written
-            .saturating_sub(appended_before),
+        records_appended: snapshot.outbox.records_written,
         records_dead: stats.dead_letters,
         records_pending: stats.depth,
         crm_breaker_opened: sync_status.breaker_opened,

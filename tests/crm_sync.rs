@@ -164,14 +164,16 @@ async fn poison_record_is_dead_lettered_then_requeued_in_order() {
 #[actix_rt::test]
 async fn a_429_storm_is_ridden_out_with_retry_after() {
     let r = rig(2_000).await;
-    r.crm.set_mode(Mode::RetryAfter { secs: 1 }).await.unwrap();
+    r.crm.set_mode(Mode::RetryAfter { secs: 2 }).await.unwrap();
     let calls: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
     let names: Vec<&str> = calls.iter().map(String::as_str).collect();
     append_calls(&r.outbox, &names, None).await;
     actix_rt::time::sleep(Duration::from_millis(2_500)).await;
     let during = r.crm.stats().requests;
-    // 2.5 s of a 1 s Retry-After: a handful of rounds, not a flood.
-    assert!(during <= 4 * 16, "{during} requests during the storm");
+    // Honoured, 2.5 s of a 2 s Retry-After is the first round (16 in
+    // flight at once) and one probe. Ignored, the breaker's 200 ms probes
+    // alone would add about a dozen more.
+    assert!(during <= 16 + 3, "{during} requests during the storm");
     r.crm.set_mode(Mode::Normal).await.unwrap();
     until("every record", || r.crm.stats().records == 60).await;
     for call in &names {

@@ -82,6 +82,13 @@ const LOCK_FILE: &str = "edgecc.lock";
 /// a wedged disk from hanging a shutdown.
 const SLED_RELEASE_WAIT_MS: u64 = 30_000;
 
+/// Longest wait for our own `edgecc.lock` before answering `Locked`, in
+/// ms. A handle closed a moment ago can still hold it: a process forked
+/// by this one (a child being spawned) keeps a copy of the descriptor, and
+/// so the lock, until it execs. A running daemon holds it for good, so the
+/// wait only delays that answer by this much.
+const LOCK_WAIT_MS: u64 = 2_000;
+
 /// Longest wait on open for sled's lock when our own lock is free (a
 /// closing handle's background thread still finishing), in ms.
 const SLED_REOPEN_WAIT_MS: u64 = 30_000;
@@ -343,18 +350,24 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
         .write(true)
         .open(&path)
         .map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
-    // SAFETY: flock on a file descriptor we own, valid for this call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCK_WAIT_MS);
+    loop {
+        // SAFETY: flock on a file descriptor we own, valid for this call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(file);
+        }
         let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(StorageError::io(format!("lock {}", path.display()), err));
+        }
+        if std::time::Instant::now() >= deadline {
             return Err(StorageError::Locked {
                 path: dir.to_path_buf(),
             });
         }
-        return Err(StorageError::io(format!("lock {}", path.display()), err));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(file)
 }
 
 /// Rebuilds the index from sled (from the small `pending` entries, not

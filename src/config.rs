@@ -162,6 +162,10 @@ pub struct UserConfig {
     /// argon2 PHC hash from `edgecc passwd` (never the password itself).
     #[serde(skip_serializing)]
     pub password_hash: String,
+    /// The user's phone (dial string, e.g. `PJSIP/3001`): where a supervisor
+    /// hears silent monitor and whisper, and speaks from when barging in.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 /// `[pbx]` as written.

@@ -126,7 +126,10 @@ pub fn agent_json(hub: &HubShared, view: &AgentView, calls: &[CallView], now_ms:
         .state
         .call()
         .and_then(|c| calls.iter().find(|v| &v.call == c))
-        .map(|c| json!({"call_id": c.call, "ani": c.ani, "phase": c.phase, "held": c.held, "queue": c.queue}));
+        .map(|c| {
+            json!({"call_id": c.call, "ani": c.ani, "phase": c.phase, "held": c.held,
+                   "queue": c.queue, "supervisors": c.supervisors})
+        });
     json!({
         "agent_id": view.agent,
         "state": state_name(view),

@@ -10,6 +10,7 @@ mod crm_outage;
 mod crm_sync;
 mod crm_wire;
 mod http_api;
+mod http_tls;
 mod http_ws;
 mod outbox_cli;
 mod util;

@@ -14,10 +14,6 @@ use super::error::ApiError;
 use super::hub::{state_name, HubShared, SERVICE_LEVEL_THRESHOLD_MS};
 use super::AppState;
 
-/// Outbox records scanned to find an interaction's pending or dead records;
-/// beyond this the state shows `pending` (a bound on the work per request).
-pub const SYNC_SCAN_RECORDS_MAX: usize = 2_000;
-
 /// Reads the registry's snapshot.
 pub async fn center(state: &AppState, with_queues: bool) -> Result<CenterSnapshot, ApiError> {
     state
@@ -49,18 +45,8 @@ pub fn interaction(state: &AppState, call: &CallId) -> InteractionView {
         .as_ref()
         .and_then(|t| t.get(key.as_bytes()).ok().flatten())
         .map(|v| String::from_utf8_lossy(&v).into_owned());
-    let outbox = state.storage.outbox();
-    let dead = outbox
-        .dead_letters(0, SYNC_SCAN_RECORDS_MAX)
-        .map(|d| {
-            d.iter()
-                .any(|d| d.record.as_ref().is_some_and(|r| r.interaction_key == key))
-        })
-        .unwrap_or(false);
-    let pending = outbox
-        .list(0, SYNC_SCAN_RECORDS_MAX)
-        .map(|r| r.iter().any(|r| r.interaction_key == key))
-        .unwrap_or(false);
+    let held = state.storage.outbox().interaction(key);
+    let (dead, pending) = (held.dead > 0, held.pending > 0);
     let sync_state = if dead {
         "dead"
     } else if pending {

@@ -148,6 +148,12 @@ pub struct Snapshot {
     pub with_queues: bool,
 }
 
+/// Read one agent's view and the view of the call it is on (cheap: no
+/// other agent or call is copied; the desktop asks this after its events).
+#[derive(Message)]
+#[rtype(result = "Option<(AgentView, Option<CallView>)>")]
+pub struct AgentSnapshot(pub AgentId);
+
 /// Subscribe to events (agent and call changes, notices).
 #[derive(Message)]
 #[rtype(result = "Result<(), CcError>")]
@@ -649,6 +655,21 @@ impl Handler<SuperviseAgent> for Registry {
             };
             Ok(Supervising { call, leg })
         })
+    }
+}
+
+impl Handler<AgentSnapshot> for Registry {
+    type Result = Option<(AgentView, Option<CallView>)>;
+
+    fn handle(&mut self, msg: AgentSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let agent = self.agents.get(&msg.0)?.clone();
+        let call = agent
+            .state
+            .call()
+            .and_then(|c| self.calls.get(c))
+            .filter(|c| !c.finished)
+            .and_then(|c| c.view.clone());
+        Some((agent, call))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use edgecc_actors::agent::{AgentState, NotReadyReason};
 use edgecc_actors::events::{AgentView, CallView};
-use edgecc_actors::registry::{CenterSnapshot, Snapshot};
+use edgecc_actors::registry::{AgentSnapshot, CenterSnapshot, Snapshot};
 use edgecc_actors::{AgentId, CallId};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -131,15 +131,16 @@ pub fn agent_json(hub: &HubShared, view: &AgentView, calls: &[CallView], now_ms:
 /// The agent desktop's full state: agent, state and time in it, the current
 /// call (or offer) with everything the screen shows.
 pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiError> {
-    let snap = center(state, false).await?;
-    let now_ms = crate::clock::now_ms();
-    let view = snap
-        .agents
-        .iter()
-        .find(|a| &a.agent == agent)
+    let (view, call_view) = state
+        .registry
+        .send(AgentSnapshot(agent.clone()))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))?
         .ok_or_else(|| ApiError::not_found(format!("unknown agent {agent}")))?;
+    let view = &view;
+    let now_ms = crate::clock::now_ms();
     let call = view.state.call().map(|c| {
-        match snap.calls.iter().find(|v| &v.call == c) {
+        match call_view.as_ref().filter(|v| &v.call == c) {
             Some(v) => call_json(state, v, Some(view), now_ms),
             // Ended (wrap-up): what the hub remembers of it.
             None => {

@@ -344,37 +344,39 @@ async fn phase(
     let elapsed = wall.elapsed().as_secs_f64();
     server.command("STOP");
     let stopped = server.read_line();
-    let mut s = samples.borrow_mut();
-    let cpu = (t1 - t0) as f64 / ticks_per_s / elapsed * 100.0;
-    let board = [
-        pct(&mut s.board, 0.5),
-        pct(&mut s.board, 0.99),
-        pct(&mut s.board, 1.0),
-    ];
-    let desk = [
-        pct(&mut s.desk, 0.5),
-        pct(&mut s.desk, 0.99),
-        pct(&mut s.desk, 1.0),
-    ];
-    println!(
-        "{name:<28} board p50 {:>7.2} ms p99 {:>7.2} ms max {:>8.2} ms ({:>6} ev, {:>4} snap) | \
-         desks p50 {:>7.2} ms p99 {:>7.2} ms max {:>8.2} ms ({:>6} ev, {:>5} snap) | \
-         server CPU {cpu:>5.1}% RSS {:>6.1} MiB (peak {:>6.1}) | {stopped}, closed {}",
-        board[0],
-        board[1],
-        board[2],
-        s.board.len(),
-        s.board_snapshots,
-        desk[0],
-        desk[1],
-        desk[2],
-        s.desk.len(),
-        s.desk_snapshots,
-        rss as f64 / 1024.0,
-        hwm as f64 / 1024.0,
-        s.closed,
-    );
-    *s = Samples::default();
+    {
+        let mut s = samples.borrow_mut();
+        let cpu = (t1 - t0) as f64 / ticks_per_s / elapsed * 100.0;
+        let board = [
+            pct(&mut s.board, 0.5),
+            pct(&mut s.board, 0.99),
+            pct(&mut s.board, 1.0),
+        ];
+        let desk = [
+            pct(&mut s.desk, 0.5),
+            pct(&mut s.desk, 0.99),
+            pct(&mut s.desk, 1.0),
+        ];
+        println!(
+            "{name:<28} board p50 {:>7.2} ms p99 {:>7.2} ms max {:>8.2} ms ({:>6} ev, {:>4} snap) | \
+             desks p50 {:>7.2} ms p99 {:>7.2} ms max {:>8.2} ms ({:>6} ev, {:>5} snap) | \
+             server CPU {cpu:>5.1}% RSS {:>6.1} MiB (peak {:>6.1}) | {stopped}, closed {}",
+            board[0],
+            board[1],
+            board[2],
+            s.board.len(),
+            s.board_snapshots,
+            desk[0],
+            desk[1],
+            desk[2],
+            s.desk.len(),
+            s.desk_snapshots,
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            s.closed,
+        );
+        *s = Samples::default();
+    }
     // Let the last calls end before the next phase.
     drop(s);
     actix_rt::time::sleep(Duration::from_millis(talk_ms + 2_000)).await;

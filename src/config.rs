@@ -271,6 +271,8 @@ pub struct CrmSettings {
 }
 
 /// The CRM adapter with its settings.
+// One value per process: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CrmAdapterConfig {

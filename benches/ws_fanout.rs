@@ -378,7 +378,6 @@ async fn phase(
         *s = Samples::default();
     }
     // Let the last calls end before the next phase.
-    drop(s);
     actix_rt::time::sleep(Duration::from_millis(talk_ms + 2_000)).await;
 }
 

@@ -965,3 +965,93 @@ async fn ari_snoop_far_hangup_redirect_and_phone_call() {
     );
     check_event_shapes(&ws.events, &capture("transcript-local.jsonl"));
 }
+
+/// While links are refused the upgrade gets 503; an offer that is answered
+/// while no WebSocket is connected fails like `Stasis()` (the channel is
+/// gone after the reconnect) while the call already in Stasis survives;
+/// originate `variables` in a JSON body are readable.
+#[actix_rt::test]
+async fn ari_link_refused_and_answer_without_link() {
+    let emu = emulator();
+    emu.set_accept_links(false);
+    assert_eq!(ws_connect(&emu, Auth::ApiKey).await.err(), Some(503));
+    emu.set_accept_links(true);
+    let mut ws = ws_connect(&emu, Auth::ApiKey).await.expect("ws");
+    assert!(emu.app_active());
+    let caller = emu
+        .inbound_call("5551234", "Alice", "7000", &[])
+        .expect("inbound");
+    let url = format!("http://{}/ari/channels", emu.addr());
+    let body = json!({"endpoint": "PJSIP/2001", "app": "edgecc", "channelId": "offer-9",
+                      "variables": {"EDGECC_CALL": "c-9"}});
+    let mut res = awc::Client::new()
+        .post(url)
+        .basic_auth("edgecc", "edgecc-secret")
+        .send_json(&body)
+        .await
+        .expect("originate");
+    assert_eq!(res.status().as_u16(), 200, "{:?}", res.body().await);
+    let v = ok(
+        &emu,
+        "GET",
+        "/ari/channels/offer-9/variable?variable=EDGECC_CALL",
+        200,
+    )
+    .await;
+    assert_eq!(v, json!({"value": "c-9"}));
+    assert!(
+        ws.read_until(EVENT_WAIT, |e| e
+            .iter()
+            .any(|x| x["dialstatus"] == "RINGING"))
+            .await
+    );
+
+    emu.drop_links();
+    assert!(!emu.app_active());
+    emu.answer("offer-9").expect("the phone answers");
+    assert!(
+        emu.wait_until_async(EVENT_WAIT, |s| s.channel("offer-9").is_none())
+            .await
+    );
+    assert!(
+        emu.dropped_events() > 0,
+        "events while disconnected are dropped"
+    );
+    let mut ws2 = ws_connect(&emu, Auth::ApiKey).await.expect("reconnect");
+    assert_eq!(
+        call(&emu, "GET", "/ari/channels/offer-9", Auth::Basic)
+            .await
+            .status,
+        404
+    );
+    let ch = ok(&emu, "GET", &format!("/ari/channels/{caller}"), 200).await;
+    assert_eq!(ch["dialplan"]["app_name"], "Stasis");
+    ws2.settle(SETTLE).await;
+    assert!(
+        ws2.events.is_empty(),
+        "no replay after a reconnect: {:?}",
+        ws2.types()
+    );
+}
+
+/// Dropping the last handle stops the server: the port stops answering.
+#[actix_rt::test]
+async fn ari_emulator_stops_when_dropped() {
+    let emu = emulator();
+    let addr = emu.addr();
+    assert_eq!(
+        call(&emu, "GET", "/ari/asterisk/ping", Auth::Basic)
+            .await
+            .status,
+        200
+    );
+    drop(emu);
+    let deadline = std::time::Instant::now() + EVENT_WAIT;
+    while std::net::TcpStream::connect(addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still listening after drop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

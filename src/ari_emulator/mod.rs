@@ -456,7 +456,11 @@ impl AriEmulator {
     /// Every event sent on a WebSocket, duplicates included (the last
     /// [`EVENTS_LOG_MAX`]).
     pub fn sent_events(&self) -> Vec<Value> {
-        self.shared.lock().sent.iter().cloned().collect()
+        let c = self.shared.lock();
+        c.sent
+            .iter()
+            .map(|t| serde_json::from_str(t).unwrap_or(Value::Null))
+            .collect()
     }
 
     /// Events dropped because no WebSocket was connected.

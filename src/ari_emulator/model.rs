@@ -38,8 +38,9 @@ pub type HttpError = (u16, Value);
 
 /// Most REST requests kept in the request log (older ones are dropped).
 pub const REQUESTS_MAX: usize = 100_000;
-/// Most sent events kept in the event log (older ones are dropped).
-pub const EVENTS_LOG_MAX: usize = 100_000;
+/// Most sent events kept in the event log (older ones are dropped); kept
+/// as text, about 1 KiB each.
+pub const EVENTS_LOG_MAX: usize = 20_000;
 /// Default originate `timeout`, seconds (ARI's default).
 pub const ORIGINATE_TIMEOUT_SECS_DEFAULT: i64 = 30;
 /// Default playback length, ms (the captures' prompt took about 2 s).
@@ -258,8 +259,8 @@ pub struct Core {
     pub startup: String,
     /// Every REST request seen.
     pub requests: VecDeque<RequestLog>,
-    /// Every event sent on a link (after duplication).
-    pub sent: VecDeque<Value>,
+    /// Every event sent on a link (after duplication), as sent.
+    pub sent: VecDeque<String>,
     /// Events dropped because no link was connected.
     pub dropped_events: u64,
     /// Timers to spawn once the lock is released.
@@ -365,7 +366,7 @@ impl Core {
             if self.sent.len() >= EVENTS_LOG_MAX {
                 self.sent.pop_front();
             }
-            self.sent.push_back(ev.clone());
+            self.sent.push_back(text.clone());
         }
     }
 
@@ -1028,6 +1029,11 @@ impl Core {
                     h2.subscribed = !create && app.is_some();
                     self.channels.insert(id2.clone(), h2);
                 }
+                for (k, v) in p {
+                    if let Some(name) = k.strip_prefix(wire::VARIABLE_PREFIX) {
+                        c.vars.insert(name.to_owned(), v.clone());
+                    }
+                }
                 let json1 = chan_json(&c);
                 self.channels.insert(id1.clone(), c);
                 if create {
@@ -1187,6 +1193,20 @@ impl Core {
         self.state_change(id, "Up");
         let ds = self.later_dialstring(id);
         self.dial_event(id, "ANSWER", &ds);
+        if d.mode == DialMode::Originate && d.into_app && self.link.is_none() {
+            // Stasis() with no WebSocket for the app fails at once
+            // (STASISSTATUS=FAILED) and the answered channel is hung up.
+            debug!(
+                channel = id,
+                "Stasis app not active: answered originate fails."
+            );
+            self.varset(id, "STASISSTATUS", "FAILED");
+            self.destroy(id, 16);
+            if let Some(o) = &other {
+                self.destroy(o, 16);
+            }
+            return Ok(());
+        }
         if d.mode == DialMode::Originate && d.into_app {
             let args = self
                 .channels

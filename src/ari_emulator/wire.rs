@@ -169,13 +169,27 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Key prefix under which [`params`] puts the channel variables of a
+/// `{"variables": {...}}` body.
+pub const VARIABLE_PREFIX: &str = "variables:";
+
 /// Request parameters: the query string, then the top-level scalar fields
-/// of a JSON object body (ARI accepts both); the query wins.
+/// of a JSON object body (ARI accepts both); the query wins. The entries of
+/// a `variables` object come as `variables:<name>`.
 pub fn params(query: &str, body: &[u8]) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = HashMap::new();
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
         for (k, v) in map {
             match v {
+                Value::Object(vars) if k == "variables" => {
+                    for (name, value) in vars {
+                        let value = match value {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        out.insert(format!("{VARIABLE_PREFIX}{name}"), value);
+                    }
+                }
                 Value::String(s) => {
                     out.insert(k, s);
                 }
@@ -260,9 +274,10 @@ mod tests {
     fn params_merge_query_and_body() {
         let p = params(
             "app=edgecc&callerId=%22A%22+%3C1%3E",
-            br#"{"app":"x","timeout":5}"#,
+            br#"{"app":"x","timeout":5,"variables":{"EDGECC_CALL":"c-1"}}"#,
         );
         assert_eq!(p["app"], "edgecc");
+        assert_eq!(p["variables:EDGECC_CALL"], "c-1");
         assert_eq!(p["timeout"], "5");
         assert_eq!(p["callerId"], "\"A\" <1>");
     }

@@ -848,7 +848,9 @@ async fn ari_duplicates_and_raw_frames() {
     for r in raw {
         emu.send_raw_frame(r);
     }
-    ws.read_until(EVENT_WAIT, |_| false).await; // collects until the wait ends
+    // Only the unknown-type frame parses as JSON.
+    assert!(ws.read_until(EVENT_WAIT, |e| e.len() >= 4).await);
+    ws.settle(SETTLE).await;
     assert_eq!(&ws.texts[3..], raw);
 }
 
@@ -1054,4 +1056,127 @@ async fn ari_emulator_stops_when_dropped() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Consult-style moves: adding a channel that is in another bridge moves
+/// it (ChannelLeftBridge from the old one, then ChannelEnteredBridge with
+/// the new membership); hold, mute and MOH answer 204, send no event and
+/// show in the channel views; a bridge never used sends no BridgeDestroyed.
+#[actix_rt::test]
+async fn ari_bridge_moves_and_channel_flags() {
+    let emu = emulator();
+    let mut ws = ws_connect(&emu, Auth::ApiKey).await.expect("ws");
+    let a = emu.inbound_call("1", "", "100", &[]).expect("a");
+    let b = emu.inbound_call("2", "", "101", &[]).expect("b");
+    ok(&emu, "POST", "/ari/bridges?type=mixing&bridgeId=main", 200).await;
+    let consult = ok(
+        &emu,
+        "POST",
+        "/ari/bridges?type=holding&bridgeId=consult&name=c",
+        200,
+    )
+    .await;
+    assert_eq!(
+        (
+            consult["bridge_type"].as_str(),
+            consult["technology"].as_str()
+        ),
+        (Some("holding"), Some("holding_bridge"))
+    );
+    ok(&emu, "POST", "/ari/bridges?bridgeId=unused", 200).await;
+    ok(
+        &emu,
+        "POST",
+        &format!("/ari/bridges/main/addChannel?channel={a},{b}"),
+        204,
+    )
+    .await;
+    ok(
+        &emu,
+        "POST",
+        &format!("/ari/bridges/consult/addChannel?channel={b}"),
+        204,
+    )
+    .await;
+    assert_eq!(
+        call(
+            &emu,
+            "POST",
+            &format!("/ari/bridges/consult/removeChannel?channel={a}"),
+            Auth::Basic
+        )
+        .await
+        .status,
+        422
+    );
+    assert!(
+        ws.read_until(EVENT_WAIT, |e| e.iter().any(|x| x["type"]
+            == "ChannelEnteredBridge"
+            && x["bridge"]["id"] == "consult"))
+            .await
+    );
+    ws.settle(SETTLE).await;
+    let before = ws.events.len();
+    for (m, what) in [
+        ("POST", "hold"),
+        ("POST", "mute?direction=in"),
+        ("POST", "moh?mohClass=default"),
+    ] {
+        ok(&emu, m, &format!("/ari/channels/{a}/{what}"), 204).await;
+    }
+    let view = emu.channels().into_iter().find(|c| c.id == a).expect("a");
+    assert!(view.held && view.muted && view.moh);
+    for what in ["hold", "mute", "moh"] {
+        ok(&emu, "DELETE", &format!("/ari/channels/{a}/{what}"), 204).await;
+    }
+    let view = emu.channels().into_iter().find(|c| c.id == a).expect("a");
+    assert!(!view.held && !view.muted && !view.moh);
+    assert_eq!(
+        call(
+            &emu,
+            "POST",
+            &format!("/ari/channels/{a}/mute?direction=sideways"),
+            Auth::Basic
+        )
+        .await
+        .status,
+        400
+    );
+    for id in ["main", "consult", "unused"] {
+        ok(&emu, "DELETE", &format!("/ari/bridges/{id}"), 204).await;
+    }
+    assert!(
+        ws.read_until(EVENT_WAIT, |e| e
+            .iter()
+            .filter(|x| x["type"] == "BridgeDestroyed")
+            .count()
+            == 2)
+            .await
+    );
+    ws.settle(SETTLE).await;
+    let bridge_sigs: Vec<String> = ws.events[before..].iter().filter_map(sig).collect();
+    assert_eq!(
+        bridge_sigs,
+        [
+            format!("ChannelLeftBridge {a} main []"),
+            "BridgeDestroyed main ".to_owned(),
+            format!("ChannelLeftBridge {b} consult []"),
+            "BridgeDestroyed consult ".to_owned(),
+        ],
+        "flags send nothing; deleting bridges empties them; the unused one sends nothing"
+    );
+    let all: Vec<String> = ws.sigs();
+    let moved: Vec<&String> = all
+        .iter()
+        .filter(|s| s.contains(&format!(" {b} ")))
+        .collect();
+    assert_eq!(
+        moved[1..],
+        [
+            &format!("ChannelEnteredBridge {b} main [{a},{b}]"),
+            &format!("ChannelLeftBridge {b} main [{a}]"),
+            &format!("ChannelEnteredBridge {b} consult [{b}]"),
+            &format!("ChannelLeftBridge {b} consult []"),
+        ]
+    );
 }

@@ -28,6 +28,28 @@
 //! [`AriEmulator::set_endpoint`] changes or adds endpoints (and their
 //! times, so tests stay short).
 //!
+//! Other endpoints (an external number behind a trunk, say
+//! `PJSIP/5551234@trunk` or `Local/5551234@outbound`) exist once a test
+//! sets a behaviour for them.
+//!
+//! # Use from a test
+//!
+//! ```ignore
+//! let emu = AriEmulator::start(AriEmulatorConfig::default())?;
+//! emu.set_endpoint("Local/1001@agents", EndpointBehaviour::AnswerAfter { ring_ms: 20 });
+//! // connect the adapter to emu.base_url() / emu.ws_url() (user edgecc,
+//! // password edgecc-secret), then:
+//! let call = emu.inbound_call("5551234", "Alice", "8000", &["vip"])?;
+//! assert!(emu.wait_until(Duration::from_secs(5), |s| {
+//!     s.channel(&call).is_some_and(|c| c.bridge_id.is_some())
+//! }));
+//! emu.drop_links(); // a network blip: calls in Stasis stay up
+//! emu.caller_hangup(&call)?;
+//! ```
+//!
+//! Everything the emulator does happens in real time on its own thread, so
+//! a test may run the code under test with a paused tokio clock.
+//!
 //! # Known differences from Asterisk
 //!
 //! - JSON keys are written in alphabetical order (Asterisk's order varies

@@ -44,6 +44,8 @@ const APPEND_BATCH: usize = 63;
 const FILL_TASKS: usize = 8;
 /// Body size of backlog records (the storage and CRM benches use the same).
 const BODY_BYTES: usize = 400;
+/// The idle daemon's user's password.
+const LOGIN_PASSWORD: &str = "footprint-pw";
 /// Longest wait for a process to become ready.
 const READY_WAIT: Duration = Duration::from_secs(120);
 
@@ -134,6 +136,26 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((status, body))
+}
+
+/// One plain HTTP/1.1 POST of a JSON body; the status, or None.
+fn http_post_json(port: u16, path: &str, body: &str) -> Option<u16> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// The value of the first metric line starting with `prefix`, summed over
@@ -333,6 +355,13 @@ fn idle() -> bool {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let config = write_config(dir.path(), port, 4, "[crm]\nkind = \"none\"");
+    // One user, so logins (argon2 at its default 19 MiB) can be measured.
+    let hash = edgecc::http::hash_password(LOGIN_PASSWORD).expect("hash");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "[[users]]\nid = \"sup\"\nrole = \"supervisor\"\npassword_hash = \"{hash}\"\n"
+    ));
+    std::fs::write(&config, text).expect("config");
     let notify = Notify::bind(dir.path());
     let mut started = start_daemon(dir.path(), &config, &dir.path().join("data"), port, &notify);
     let pid = started.child.id();
@@ -346,8 +375,26 @@ fn idle() -> bool {
     }
     std::thread::sleep(Duration::from_secs(2));
     let after = mem(pid);
+    // Logins: 4 one after the other, then 4 at once (each hashes on the
+    // blocking pool), then idle again.
+    let body = format!(r#"{{"agent_id":"sup","password":"{LOGIN_PASSWORD}"}}"#);
+    let mut login_ok = 0;
+    for _ in 0..4 {
+        login_ok += usize::from(http_post_json(port, "/api/v1/session", &body) == Some(200));
+    }
+    let at_once: Vec<_> = (0..4)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || http_post_json(port, "/api/v1/session", &body))
+        })
+        .collect();
+    for t in at_once {
+        login_ok += usize::from(t.join().ok().flatten() == Some(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let after_logins = mem(pid);
     let stopped = stop(&mut started.child);
-    println!("## Idle `edgecc run` (4 agents, 2 queues, CRM none, HTTP on)\n");
+    println!("## Idle `edgecc run` (4 agents, 2 queues, 1 user, CRM none, HTTP on)\n");
     println!(
         "- ready: /readyz 200 after {}; READY=1 on NOTIFY_SOCKET: {}",
         fmt_ready(started.readyz),
@@ -360,6 +407,12 @@ fn idle() -> bool {
         idle.threads,
         mib(after.rss_kib),
         mib(after.hwm_kib)
+    );
+    println!(
+        "- after 8 logins ({login_ok} answered 200; 4 sequential, 4 at once) + 2 s: VmRSS {:.1} MiB, VmHWM {:.1} MiB ({} threads)",
+        mib(after_logins.rss_kib),
+        mib(after_logins.hwm_kib),
+        after_logins.threads
     );
     println!("- SIGTERM → exit: {:.2} s", stopped.as_secs_f64());
     let ok = after.rss_kib.max(idle.rss_kib) <= GOAL_IDLE_RSS_KIB;

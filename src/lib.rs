@@ -17,6 +17,7 @@
 //! - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
 //! - [`clock`] — wall-clock time, read in one place.
 //! - [`logging`] — `tracing` set-up.
+//! - [`memory`] — process-wide allocator settings (glibc's mmap threshold).
 
 pub mod admin;
 pub mod cli;
@@ -27,5 +28,6 @@ pub mod daemon;
 pub mod demo;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod outbox_port;
 pub mod paths;

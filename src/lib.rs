@@ -18,6 +18,7 @@
 //! - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
 //! - [`clock`] — wall-clock time, read in one place.
 //! - [`logging`] — `tracing` set-up.
+//! - [`memory`] — process-wide allocator settings (glibc's mmap threshold).
 
 pub mod admin;
 pub mod ari_emulator;
@@ -29,5 +30,6 @@ pub mod daemon;
 pub mod demo;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod outbox_port;
 pub mod paths;

@@ -3,5 +3,7 @@
 //! exactly what an installer runs.
 
 fn main() -> std::process::ExitCode {
+    // Before any thread starts: see the module's note.
+    edgecc::memory::tune_allocator();
     edgecc::cli::main()
 }

@@ -10,6 +10,7 @@ mod config_errors;
 mod crm_outage;
 mod crm_sync;
 mod crm_wire;
+mod cross_config;
 mod http_api;
 mod http_tls;
 mod http_ws;

@@ -37,6 +37,14 @@ pub const THROTTLE_FORGET_MS: u64 = 15 * 60_000;
 pub const PASSWORD_LEN_MAX: usize = 256;
 /// Bytes of randomness in a token.
 const TOKEN_BYTES: usize = 32;
+/// The hash an unknown id's password is checked against, so that answer
+/// takes as long as a wrong password's: made once by `edgecc passwd` with
+/// the same `Argon2::default()` parameters (a test keeps them equal). A
+/// constant rather than hashed at start-up: hashing allocates argon2's
+/// 19 MiB for a moment, which was all of the idle daemon's peak RSS above
+/// its steady RSS (BENCHMARKS.md, "Footprint").
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$0ahPyPgcygN2wHbEgpxA5g$5TUSVsavWarypr/LrIsk+mVrdHkZa8lKGgbV00PyGVQ";
 
 /// Hashes `password` as an argon2id PHC string (`$argon2id$v=19$…`) with a
 /// random salt, for `[[users]] password_hash` and `edgecc passwd`.
@@ -127,7 +135,7 @@ impl Auth {
             sessions: Mutex::new(HashMap::new()),
             throttle: Mutex::new(HashMap::new()),
             token_ttl_ms,
-            dummy_hash: hash_password("edgecc-dummy-password").unwrap_or_default(),
+            dummy_hash: DUMMY_HASH.to_string(),
         }
     }
 
@@ -353,6 +361,19 @@ mod tests {
         assert!(!verify_password("pw-2", &h));
         assert!(!verify_password("pw-1", "$argon2id$garbage"));
         assert!(hash_password("").is_err());
+    }
+
+    /// The unknown-id hash costs what a fresh hash costs: same algorithm,
+    /// version and parameters as `hash_password`'s, and it verifies.
+    #[test]
+    fn dummy_hash_matches_fresh_hash_parameters() {
+        let fresh = hash_password("pw-1").expect("hash");
+        let fresh = PasswordHash::new(&fresh).expect("parse fresh");
+        let dummy = PasswordHash::new(DUMMY_HASH).expect("parse dummy");
+        assert_eq!(dummy.algorithm, fresh.algorithm);
+        assert_eq!(dummy.version, fresh.version);
+        assert_eq!(dummy.params, fresh.params);
+        assert!(verify_password("edgecc-dummy-password", DUMMY_HASH));
     }
 
     /// Failures past the free ones lock the key out for a growing time;

@@ -16,7 +16,10 @@
 //!   stream, `/metrics`, `/healthz`, `/readyz` and the web UI.
 //! - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
 //! - [`clock`] — wall-clock time, read in one place.
-//! - [`logging`] — `tracing` set-up.
+//! - [`logging`] — `tracing` set-up (journald under systemd).
+//! - [`systemd`] — `READY=1`, the health-checked watchdog, `STATUS=` lines.
+//! - [`pbx_gate`] — every PBX event passes here: link state, and no new
+//!   calls once shutdown began.
 
 pub mod admin;
 pub mod cli;
@@ -29,3 +32,5 @@ pub mod http;
 pub mod logging;
 pub mod outbox_port;
 pub mod paths;
+pub mod pbx_gate;
+pub mod systemd;

@@ -12,4 +12,5 @@ mod crm_wire;
 mod http_api;
 mod http_ws;
 mod outbox_cli;
+mod systemd_notify;
 mod util;

@@ -11,6 +11,7 @@ mod crm_sync;
 mod crm_wire;
 mod http_api;
 mod http_ws;
+mod journald_logs;
 mod outbox_cli;
 mod systemd_notify;
 mod util;

@@ -14,6 +14,7 @@
 //! - [`outbox_port`] — the actors' outbox port backed by the sled outbox.
 //! - [`http`] — the agent, supervisor and admin API, the WebSocket event
 //!   stream, `/metrics`, `/healthz`, `/readyz` and the web UI.
+//! - [`install`] — `edgecc check-config`, `backup` and `restore`.
 //! - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
 //! - [`clock`] — wall-clock time, read in one place.
 //! - [`logging`] — `tracing` set-up (journald under systemd).
@@ -29,6 +30,7 @@ pub mod crm;
 pub mod daemon;
 pub mod demo;
 pub mod http;
+pub mod install;
 pub mod logging;
 pub mod outbox_port;
 pub mod paths;

@@ -4,7 +4,9 @@
 //! One test binary (ripgrep's layout): each module is named for what it
 //! checks; [`util`] starts and stops daemons.
 
+mod backup_restore;
 mod browser;
+mod check_config;
 mod config_errors;
 mod crm_outage;
 mod crm_sync;

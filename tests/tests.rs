@@ -16,4 +16,5 @@ mod http_ws;
 mod journald_logs;
 mod outbox_cli;
 mod systemd_notify;
+mod systemd_unit;
 mod util;

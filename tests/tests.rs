@@ -11,6 +11,7 @@ mod config_errors;
 mod crm_outage;
 mod crm_sync;
 mod crm_wire;
+mod deb_package;
 mod http_api;
 mod http_ws;
 mod journald_logs;

@@ -269,9 +269,13 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
                 }
             })?,
         };
-        let first = crate::systemd::check(&targets, crate::systemd::PING_TIMEOUT_MAX).await;
-        crate::systemd::ready(&first.status_line());
-        let watchdog = Watchdog::start(targets, sd_notify::watchdog_enabled());
+        let watchdog = if crate::systemd::enabled() {
+            let first = crate::systemd::check(&targets, crate::systemd::PING_TIMEOUT_MAX).await;
+            crate::systemd::ready(&first.status_line());
+            Watchdog::start(targets, sd_notify::watchdog_enabled())
+        } else {
+            None
+        };
         test_hook_wedge_actors();
         loop {
             tokio::select! {

@@ -162,6 +162,10 @@ pub struct UserConfig {
     /// argon2 PHC hash from `edgecc passwd` (never the password itself).
     #[serde(skip_serializing)]
     pub password_hash: String,
+    /// The user's phone (dial string, e.g. `PJSIP/3001`): where a supervisor
+    /// hears silent monitor and whisper, and speaks from when barging in.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 /// `[pbx]` as written.
@@ -267,6 +271,8 @@ pub struct CrmSettings {
 }
 
 /// The CRM adapter with its settings.
+// One value per process: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CrmAdapterConfig {

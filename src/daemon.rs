@@ -146,9 +146,8 @@ pub fn start_system_with_gate(
         )
     })?;
     let gate = PbxGate::new(registry.clone().recipient()).start();
+    // The simulated PBX reports its link up once connected.
     sim.do_send(ConnectEvents(gate.clone().recipient()));
-    // The simulated PBX is in-process: its link is up once connected.
-    gate.do_send(edgecc_actors::PbxEvent::LinkUp);
     Ok((
         Running {
             registry,

@@ -668,6 +668,7 @@ fn demo_http_config(addr: &str, cc: &ContactCenterConfig) -> Result<crate::confi
             id: id.to_string(),
             role,
             password_hash: crate::http::hash_password(password)?,
+            endpoint: Some(format!("sim/{id}")),
         });
     }
     Ok(config)

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket) for tests.
 //! - [`cli`] — the `edgecc` command line and its dispatch.
 //! - [`config`] — the TOML config: raw parse, validation, resolved [`config::Config`].
 //! - [`paths`] — where the data directory and the admin socket are.
@@ -23,6 +24,7 @@
 //!   calls once shutdown began.
 
 pub mod admin;
+pub mod ari_emulator;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -3,7 +3,8 @@
 //! on `awc` instead of another crate). An agent logs in, goes Ready, gets a
 //! call from the simulated PBX, accepts, holds, resumes, hangs up and wraps
 //! up, while a supervisor's wallboard in a second window shows each state
-//! change. Screenshots land in `target/artifacts/browser/`.
+//! change and the supervisor monitors the call then leaves it.
+//! Screenshots land in `target/artifacts/browser/`.
 //!
 //! Needs `/usr/bin/chromium` and `chromedriver` (`.ci/install-browser.sh`).
 
@@ -347,6 +348,20 @@ async fn http_browser_agent_call_and_wallboard() {
     b.switch(&wall).await;
     b.wait("wallboard talking", &wall_state("ann", "talking"))
         .await;
+    // The supervisor listens in, then leaves.
+    b.click("button[aria-label='Monitor ann']").await;
+    b.wait(
+        "wallboard monitoring",
+        "document.querySelector(\"#team tr[data-agent='ann']\").textContent.includes('monitor by sue')",
+    )
+    .await;
+    b.screenshot("04b-wallboard-monitoring").await;
+    b.click("button[aria-label='Leave call ann']").await;
+    b.wait(
+        "wallboard left the call",
+        "!document.querySelector(\"#team tr[data-agent='ann']\").textContent.includes('monitor by')",
+    )
+    .await;
 
     // Hold and resume.
     b.switch(&desk).await;

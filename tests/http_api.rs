@@ -541,8 +541,8 @@ async fn http_transfer_consult_and_dial() {
 }
 
 /// Supervisor: team view, queues with waiting calls and longest wait, force
-/// Not Ready and logout, monitor/whisper/barge (501 until the registry has a
-/// message for them); agents are 403 there.
+/// Not Ready and logout, monitor/whisper/barge from the supervisor's device
+/// (legs checked at the simulated PBX) and leaving; agents are 403 there.
 #[actix_rt::test]
 async fn http_supervisor_views_and_actions() {
     let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
@@ -635,17 +635,7 @@ async fn http_supervisor_views_and_actions() {
     // Ann (Ready) takes the waiting call (her phone answers by itself).
     t.wait_me(&ann, "ann talking", |v| v["agent"]["state"] == "talking")
         .await;
-    for mode in ["monitor", "whisper", "barge"] {
-        let (s, v) = t
-            .call(
-                "POST",
-                &format!("/api/v1/agents/ann/{mode}"),
-                Some(&sue),
-                None,
-            )
-            .await;
-        assert_eq!(s, 501, "{mode}: {v}");
-    }
+    supervise_ann(&t, &sue, &ann, &call).await;
     let (s, v) = t
         .call(
             "POST",
@@ -741,6 +731,95 @@ async fn http_admin_endpoints() {
     t.http.stop().await;
 }
 
+/// Monitor, whisper and barge on Ann's call: each starts a leg from Sue's
+/// device at the simulated PBX (a snoop, then a leg in the call's bridge),
+/// switching hangs the previous leg up, the wallboard shows who listens, and
+/// leaving hangs the leg up. Agents may not; a supervisor without a device
+/// gets a clear 409.
+async fn supervise_ann(t: &HttpTest, sue: &str, ann: &str, call: &str) {
+    use edgecc_actors::sim::{GetLeg, GetSimStats};
+    let sim = t.running.sim.clone().expect("sim");
+    let (s, v) = t
+        .call("POST", "/api/v1/agents/ann/monitor", Some(ann), None)
+        .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = t
+        .call("POST", "/api/v1/agents/ann/listen", Some(sue), None)
+        .await;
+    assert_eq!(s, 404, "{v}");
+    let mut legs: Vec<edgecc_actors::LegId> = Vec::new();
+    for (mode, snoops, barges) in [("monitor", 1, 0), ("whisper", 2, 0), ("barge", 2, 1)] {
+        let (s, v) = t
+            .call(
+                "POST",
+                &format!("/api/v1/agents/ann/{mode}"),
+                Some(sue),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{mode}: {v}");
+        assert_eq!(v["call_id"], call, "{v}");
+        let leg = edgecc_actors::LegId::new(v["leg_id"].as_str().expect("leg id"));
+        assert_eq!(
+            leg.call_id().0,
+            call,
+            "the supervisor leg belongs to the call"
+        );
+        let stats = sim.send(GetSimStats).await.unwrap();
+        assert_eq!((stats.snoops, stats.barges), (snoops, barges), "{mode}");
+        let info = sim.send(GetLeg(leg.clone())).await.unwrap();
+        assert!(info.is_some(), "{mode}: leg {leg} is up at the PBX");
+        if mode == "barge" {
+            assert_eq!(
+                info.unwrap().bridge,
+                Some(edgecc_actors::ids::BridgeId::main(
+                    &edgecc_actors::CallId::new(call)
+                )),
+                "barge joins the call's bridge"
+            );
+        }
+        // Switching mode hangs the previous leg up.
+        if let Some(prev) = legs.last() {
+            assert!(
+                sim.send(GetLeg(prev.clone())).await.unwrap().is_none(),
+                "{mode}: old leg gone"
+            );
+        }
+        legs.push(leg);
+        let (_, w) = t.call("GET", "/api/v1/wallboard", Some(sue), None).await;
+        let row = w["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent_id"] == "ann")
+            .unwrap()
+            .clone();
+        assert_eq!(row["call"]["supervisors"][0]["supervisor"], "sue", "{row}");
+        assert_eq!(row["call"]["supervisors"][0]["mode"], mode, "{row}");
+    }
+    // Silent monitor stays silent: Ann's desktop does not say who listens.
+    let (_, me) = t.call("GET", "/api/v1/me", Some(ann), None).await;
+    assert!(!me.to_string().contains("sue"), "{me}");
+    let (s, v) = t
+        .call("DELETE", "/api/v1/agents/ann/supervision", Some(sue), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        sim.send(GetLeg(legs[2].clone())).await.unwrap().is_none(),
+        "barge leg hung up"
+    );
+    let (s, v) = t
+        .call("DELETE", "/api/v1/agents/ann/supervision", Some(sue), None)
+        .await;
+    assert_eq!(s, 409, "not supervising any more: {v}");
+    let root = t.login("root").await;
+    let (s, v) = t
+        .call("POST", "/api/v1/agents/ann/monitor", Some(&root), None)
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("endpoint"), "{v}");
+}
+
 /// Operations: /healthz, /readyz, /metrics (Prometheus names), the OpenAPI
 /// document and the UI pages.
 #[actix_rt::test]
@@ -751,6 +830,15 @@ async fn http_operations_and_ui() {
     let (s, v) = t.call("GET", "/readyz", None, None).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ready"], true);
+    // The PBX link going down makes edgecc unready; back up, ready again.
+    t.running
+        .registry
+        .do_send(edgecc_actors::PbxEvent::LinkDown);
+    let (s, v) = t.call("GET", "/readyz", None, None).await;
+    assert_eq!((s, v["pbx"].as_str()), (503, Some("down")), "{v}");
+    t.running.registry.do_send(edgecc_actors::PbxEvent::LinkUp);
+    let (s, v) = t.call("GET", "/readyz", None, None).await;
+    assert_eq!((s, v["pbx"].as_str()), (200, Some("up")), "{v}");
     let (s, v) = t.call("GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!(s, 200);
     assert!(

@@ -4,6 +4,7 @@
 //! One test binary (ripgrep's layout): each module is named for what it
 //! checks; [`util`] starts and stops daemons.
 
+mod ari_emulator;
 mod backup_restore;
 mod browser;
 mod check_config;
@@ -13,6 +14,7 @@ mod crm_sync;
 mod crm_wire;
 mod deb_package;
 mod http_api;
+mod http_tls;
 mod http_ws;
 mod journald_logs;
 mod outbox_cli;

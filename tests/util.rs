@@ -185,6 +185,7 @@ password_hash = "{hash}"
 id = "sue"
 role = "supervisor"
 password_hash = "{hash}"
+endpoint = "sim/sue"
 [[users]]
 id = "root"
 role = "admin"

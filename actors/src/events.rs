@@ -45,8 +45,23 @@ pub struct CallView {
     pub parties: Vec<AgentId>,
     /// Caller on hold.
     pub held: bool,
+    /// Supervisors monitoring, whispering or barged in.
+    pub supervisors: Vec<SupervisorOnCall>,
     /// How it ended.
     pub terminal: Option<TerminalReason>,
+}
+
+/// A supervisor on a call, as views show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SupervisorOnCall {
+    /// The supervisor's user id.
+    pub supervisor: String,
+    /// The agent it watches.
+    pub agent: AgentId,
+    /// Monitor, whisper or barge.
+    pub mode: crate::call::supervision::SuperviseMode,
+    /// Since when.
+    pub since_ms: u64,
 }
 
 /// What a subscriber sees of a queue.

@@ -8,14 +8,15 @@ use crate::agent::actor::{
     StateCommand,
 };
 use crate::agent::{AgentSettings, AgentState, NotReadyReason, SystemReason};
-use crate::call::actor::{CallAction, CallActor, ControlCall, LegEvent};
+use crate::call::actor::{CallAction, CallActor, ControlCall, EndSupervision, LegEvent, Supervise};
+use crate::call::supervision::SuperviseMode;
 use crate::call::{AgentContact, Call, CallNotice, QueueRules, TerminalReason};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, ContactCenterConfig, Strategy};
 use crate::env::{AgentHandle, Directory, Env, QueueHandle, SharedEnv};
 use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
-use crate::ids::{AgentId, CallId, QueueId, TokenSource};
+use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
 use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, QueueActor};
@@ -93,6 +94,30 @@ pub struct SupervisorRequest {
     pub command: SupervisorCommand,
 }
 
+/// A supervisor joins (`mode`) or leaves (`None`) the call an agent is on,
+/// from the supervisor's own device.
+#[derive(Message)]
+#[rtype(result = "Result<Supervising, CcError>")]
+pub struct SuperviseAgent {
+    /// The supervisor's user id.
+    pub supervisor: String,
+    /// The supervisor's device (dial string); unused when leaving.
+    pub endpoint: String,
+    /// The agent whose call it is.
+    pub agent: AgentId,
+    /// Monitor, whisper, barge; `None` = leave.
+    pub mode: Option<SuperviseMode>,
+}
+
+/// What [`SuperviseAgent`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Supervising {
+    /// The call.
+    pub call: CallId,
+    /// The supervisor's new leg (none when leaving).
+    pub leg: Option<LegId>,
+}
+
 /// Everything a supervisor view needs.
 #[derive(Clone, Debug, Serialize)]
 pub struct CenterSnapshot {
@@ -110,6 +135,9 @@ pub struct CenterSnapshot {
     pub ended: BTreeMap<String, u64>,
     /// Calls that reported a second terminal reason (must stay 0).
     pub terminal_anomalies: u64,
+    /// The PBX adapter reported its link up (and has not reported it down
+    /// since).
+    pub pbx_link_up: bool,
 }
 
 /// Read the supervisor view.
@@ -119,6 +147,12 @@ pub struct Snapshot {
     /// Include queue views (asks every queue actor).
     pub with_queues: bool,
 }
+
+/// Read one agent's view and the view of the call it is on (cheap: no
+/// other agent or call is copied; the desktop asks this after its events).
+#[derive(Message)]
+#[rtype(result = "Option<(AgentView, Option<CallView>)>")]
+pub struct AgentSnapshot(pub AgentId);
 
 /// Subscribe to events (agent and call changes, notices).
 #[derive(Message)]
@@ -186,6 +220,8 @@ pub struct Registry {
     terminal_anomalies: u64,
     /// Sequence of outbound call ids.
     outbound_seq: u64,
+    /// Last link state the PBX adapter reported.
+    pbx_link_up: bool,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -315,6 +351,7 @@ impl ContactCenter {
             ended: BTreeMap::new(),
             terminal_anomalies: 0,
             outbound_seq: 0,
+            pbx_link_up: false,
         }));
         Ok(registry)
     }
@@ -402,8 +439,14 @@ impl Handler<PbxEvent> for Registry {
                     },
                 );
             }
-            PbxEvent::LinkUp => info!("PBX link up."),
-            PbxEvent::LinkDown => warn!("PBX link down."),
+            PbxEvent::LinkUp => {
+                self.pbx_link_up = true;
+                info!("PBX link up.");
+            }
+            PbxEvent::LinkDown => {
+                self.pbx_link_up = false;
+                warn!("PBX link down.");
+            }
             PbxEvent::LegRinging { .. } => {}
             ev @ (PbxEvent::LegAnswered { .. }
             | PbxEvent::LegHungUp { .. }
@@ -567,6 +610,69 @@ impl Handler<SupervisorRequest> for Registry {
     }
 }
 
+impl Handler<SuperviseAgent> for Registry {
+    type Result = ResponseFuture<Result<Supervising, CcError>>;
+
+    fn handle(&mut self, msg: SuperviseAgent, _ctx: &mut Self::Context) -> Self::Result {
+        let call = self
+            .agents
+            .get(&msg.agent)
+            .ok_or_else(|| CcError::UnknownAgent(msg.agent.clone()))
+            .and_then(|v| {
+                v.state
+                    .call()
+                    .cloned()
+                    .ok_or_else(|| CcError::NotOnACall(msg.agent.clone()))
+            });
+        let addr = call.clone().and_then(|call| {
+            self.calls
+                .get(&call)
+                .map(|c| c.addr.clone())
+                .ok_or_else(|| CcError::NotOnACall(msg.agent.clone()))
+        });
+        Box::pin(async move {
+            let (call, addr) = (call?, addr?);
+            let mailbox = |e: MailboxError| CcError::Mailbox(e.to_string());
+            let leg = match msg.mode {
+                Some(mode) => Some(
+                    addr.send(Supervise {
+                        supervisor: msg.supervisor,
+                        endpoint: msg.endpoint,
+                        agent: msg.agent,
+                        mode,
+                    })
+                    .await
+                    .map_err(mailbox)??,
+                ),
+                None => {
+                    addr.send(EndSupervision {
+                        supervisor: msg.supervisor,
+                    })
+                    .await
+                    .map_err(mailbox)??;
+                    None
+                }
+            };
+            Ok(Supervising { call, leg })
+        })
+    }
+}
+
+impl Handler<AgentSnapshot> for Registry {
+    type Result = Option<(AgentView, Option<CallView>)>;
+
+    fn handle(&mut self, msg: AgentSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        let agent = self.agents.get(&msg.0)?.clone();
+        let call = agent
+            .state
+            .call()
+            .and_then(|c| self.calls.get(c))
+            .filter(|c| !c.finished)
+            .and_then(|c| c.view.clone());
+        Some((agent, call))
+    }
+}
+
 impl Handler<Snapshot> for Registry {
     type Result = ResponseFuture<CenterSnapshot>;
 
@@ -589,6 +695,7 @@ impl Handler<Snapshot> for Registry {
             outbox: env.writer.status(),
             ended: self.ended.clone(),
             terminal_anomalies: self.terminal_anomalies,
+            pbx_link_up: self.pbx_link_up,
         };
         let queues: Vec<Addr<QueueActor>> = if msg.with_queues {
             env.directory

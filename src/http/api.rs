@@ -3,7 +3,10 @@
 //! own calls. See `openapi.json` for the contract.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use edgecc_actors::registry::{AgentCommand, AgentRequest, SupervisorCommand, SupervisorRequest};
+use edgecc_actors::call::supervision::SuperviseMode;
+use edgecc_actors::registry::{
+    AgentCommand, AgentRequest, SuperviseAgent, SupervisorCommand, SupervisorRequest,
+};
 use edgecc_actors::{AgentId, CallAction, CallId, QueueId};
 use serde::Deserialize;
 use serde_json::json;
@@ -434,40 +437,64 @@ pub async fn force_state(
     Ok(HttpResponse::Ok().json(json!({"agent_id": agent, "requested": body.0.state})))
 }
 
-/// `POST /api/v1/agents/{agent_id}/{monitor|whisper|barge}` (supervisor).
-/// The PBX port has the commands (`Snoop`, `Barge`) but the registry has no
-/// message to start them yet: answers 501 after logging the request.
+/// `POST /api/v1/agents/{agent_id}/{monitor|whisper|barge}` (supervisor):
+/// the supervisor's own device (its `endpoint` in `[[users]]`) joins the call
+/// the agent is on: a snoop on the agent's leg (monitor, whisper) or a leg in
+/// the call's bridge (barge). Asking again with another mode switches.
 pub async fn supervise_call(
     state: Data,
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_supervisor()?;
-    let (agent, mode) = path.into_inner();
-    if !["monitor", "whisper", "barge"].contains(&mode.as_str()) {
-        return Err(ApiError::not_found(format!(
-            "unknown action `{}`",
-            truncate(&mode)
-        )));
-    }
+    let (agent, mode_name) = path.into_inner();
+    let mode = SuperviseMode::parse(&mode_name)
+        .ok_or_else(|| ApiError::not_found(format!("unknown action `{}`", truncate(&mode_name))))?;
+    let supervisor = caller.session.user_id.clone();
+    let endpoint = state.auth.endpoint_of(&supervisor).ok_or_else(|| {
+        ApiError::conflict(format!(
+            "supervisor {supervisor} has no device: set `endpoint` in its [[users]] entry"
+        ))
+    })?;
     let agent = AgentId::new(agent);
-    let snap = views::center(&state, false).await?;
-    let view = snap
-        .agents
-        .iter()
-        .find(|a| a.agent == agent)
-        .ok_or_else(|| ApiError::not_found(format!("unknown agent {agent}")))?;
-    let call = view
-        .state
-        .call()
-        .cloned()
-        .ok_or_else(|| ApiError::conflict(format!("agent {agent} is not on a call")))?;
-    info!(supervisor = %caller.session.user_id, agent_id = %agent, call_id = %call, mode = %mode, "Supervisor call action requested.");
-    Err(ApiError::new(
-        actix_web::http::StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        format!("{mode} needs a registry message for PBX snoop/barge (not available yet)"),
-    ))
+    info!(supervisor = %supervisor, agent_id = %agent, mode = mode.as_str(), endpoint = %endpoint, "Supervisor call action.");
+    let done = state
+        .registry
+        .send(SuperviseAgent {
+            supervisor,
+            endpoint,
+            agent: agent.clone(),
+            mode: Some(mode),
+        })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))??;
+    Ok(HttpResponse::Ok().json(json!({
+        "agent_id": agent, "mode": mode.as_str(), "call_id": done.call, "leg_id": done.leg,
+    })))
+}
+
+/// `DELETE /api/v1/agents/{agent_id}/supervision` (supervisor): the
+/// supervisor leaves the agent's call (its leg is hung up).
+pub async fn end_supervision(
+    state: Data,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_supervisor()?;
+    let agent = AgentId::new(path.into_inner());
+    let supervisor = caller.session.user_id.clone();
+    info!(supervisor = %supervisor, agent_id = %agent, "Supervisor leaves the call.");
+    let done = state
+        .registry
+        .send(SuperviseAgent {
+            supervisor,
+            endpoint: String::new(),
+            agent: agent.clone(),
+            mode: None,
+        })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))??;
+    Ok(HttpResponse::Ok().json(json!({"agent_id": agent, "call_id": done.call, "left": true})))
 }
 
 /// Query of the admin lists.

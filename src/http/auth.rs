@@ -135,6 +135,15 @@ impl Auth {
         users.iter().map(|u| (u.id.clone(), u.clone())).collect()
     }
 
+    /// The configured device of `user_id`, if any.
+    pub fn endpoint_of(&self, user_id: &str) -> Option<String> {
+        self.users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_id)
+            .and_then(|u| u.endpoint.clone())
+    }
+
     /// Replaces the users (config reload); sessions of removed users or of
     /// users whose role changed end.
     pub fn set_users(&self, users: &[UserConfig]) {

@@ -11,7 +11,7 @@ use actix::prelude::*;
 use edgecc_actors::events::{AgentView, CallView};
 use edgecc_actors::{AgentId, CallId, CcEvent, QueueId};
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Events buffered for WebSocket connections; a connection that falls this
 /// far behind is closed as too slow (it reconnects and gets a snapshot).
@@ -92,10 +92,27 @@ pub struct Tracked {
     pub presence: HashMap<AgentId, Presence>,
 }
 
+/// Events queued per agent desktop connection; a desktop that falls this
+/// far behind is closed as too slow (it reconnects and gets a snapshot).
+pub const DESKTOP_QUEUE_EVENTS: usize = 256;
+
+/// One agent desktop's feed: its connection id and the sending half of its
+/// bounded queue.
+type DesktopFeed = (u64, mpsc::Sender<Arc<Broadcast>>);
+
 /// Shared between the hub actor and every HTTP worker.
+///
+/// Fan-out: an event goes to the desktops of the agents it names through
+/// each connection's own bounded queue (so 1,000 desktops do not all wake
+/// up for every event), and to every supervisor screen through one
+/// broadcast channel.
 pub struct HubShared {
-    /// The fan-out channel.
+    /// Supervisors' fan-out channel (every event).
     pub tx: broadcast::Sender<Arc<Broadcast>>,
+    /// Agent desktop queues, by agent.
+    desktops: Mutex<HashMap<AgentId, Vec<DesktopFeed>>>,
+    /// Last desktop connection id handed out.
+    desktop_ids: std::sync::atomic::AtomicU64,
     /// The tracked figures.
     pub tracked: Mutex<Tracked>,
 }
@@ -131,7 +148,7 @@ impl HubShared {
         self.send(Broadcast {
             agents: vec![agent.clone()],
             refresh: true,
-            text: json!({"type": "call_muted", "call": call, "muted": muted}).to_string(),
+            text: json!({"type": "call_muted", "at_us": crate::clock::now_us(), "call": call, "muted": muted}).to_string(),
         });
     }
 
@@ -143,9 +160,47 @@ impl HubShared {
             .and_then(|r| r.iter().find(|c| &c.call == call).cloned())
     }
 
-    /// Sends to every connection (no receivers is fine).
+    /// Sends to the named agents' desktops and every supervisor screen (no
+    /// receivers is fine). A desktop whose queue is full loses its feed: its
+    /// connection ends as too slow and the desktop reconnects to a snapshot.
     pub fn send(&self, b: Broadcast) {
-        let _ = self.tx.send(Arc::new(b));
+        let b = Arc::new(b);
+        if !b.agents.is_empty() {
+            let mut desktops = self.desktops.lock().unwrap_or_else(|p| p.into_inner());
+            for agent in &b.agents {
+                if let Some(feeds) = desktops.get_mut(agent) {
+                    feeds.retain(|(_, tx)| tx.try_send(b.clone()).is_ok());
+                }
+            }
+        }
+        let _ = self.tx.send(b);
+    }
+
+    /// Opens the event feed of one desktop of `agent`.
+    pub fn attach_desktop(&self, agent: &AgentId) -> (u64, mpsc::Receiver<Arc<Broadcast>>) {
+        let id = self
+            .desktop_ids
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let (tx, rx) = mpsc::channel(DESKTOP_QUEUE_EVENTS);
+        self.desktops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(agent.clone())
+            .or_default()
+            .push((id, tx));
+        (id, rx)
+    }
+
+    /// Closes desktop feed `id` of `agent`.
+    pub fn detach_desktop(&self, agent: &AgentId, id: u64) {
+        let mut desktops = self.desktops.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(feeds) = desktops.get_mut(agent) {
+            feeds.retain(|(i, _)| *i != id);
+            if feeds.is_empty() {
+                desktops.remove(agent);
+            }
+        }
     }
 
     /// A desktop of `agent` connected; answers the new generation.
@@ -205,6 +260,8 @@ impl Hub {
         let (tx, _rx) = broadcast::channel(EVENTS_BROADCAST_CAPACITY);
         Arc::new(HubShared {
             tx,
+            desktops: Mutex::new(HashMap::new()),
+            desktop_ids: std::sync::atomic::AtomicU64::new(0),
             tracked: Mutex::new(Tracked::default()),
         })
     }
@@ -334,7 +391,8 @@ impl Handler<CcEvent> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: CcEvent, _ctx: &mut Self::Context) {
-        let now_ms = crate::clock::now_ms();
+        let at_us = crate::clock::now_us();
+        let now_ms = at_us / 1_000;
         let b = match &msg {
             CcEvent::AgentChanged(view) => {
                 let since = self.on_agent(view, now_ms);
@@ -343,6 +401,7 @@ impl Handler<CcEvent> for Hub {
                     refresh: true,
                     text: json!({
                         "type": "agent_changed",
+                        "at_us": at_us,
                         "agent": view,
                         "state_name": state_name(view),
                         "state_since_ms": since,
@@ -356,7 +415,8 @@ impl Handler<CcEvent> for Hub {
                 Broadcast {
                     agents,
                     refresh: true,
-                    text: json!({"type": "call_changed", "call": view, "muted": muted}).to_string(),
+                    text: json!({"type": "call_changed", "at_us": at_us, "call": view, "muted": muted})
+                        .to_string(),
                 }
             }
             CcEvent::CallNotice { call, .. } => {
@@ -370,17 +430,27 @@ impl Handler<CcEvent> for Hub {
                 Broadcast {
                     agents,
                     refresh: true,
-                    text: serde_json::to_string(&msg).unwrap_or_default(),
+                    text: stamped(&msg, at_us),
                 }
             }
             CcEvent::OutboxStalled(_) => Broadcast {
                 agents: Vec::new(),
                 refresh: false,
-                text: serde_json::to_string(&msg).unwrap_or_default(),
+                text: stamped(&msg, at_us),
             },
         };
         self.shared.send(b);
     }
+}
+
+/// `msg` as JSON with the hub's stamp `at_us` (wall-clock microseconds when
+/// the hub got the event).
+fn stamped(msg: &CcEvent, at_us: u64) -> String {
+    let mut v = serde_json::to_value(msg).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.insert("at_us".into(), json!(at_us));
+    }
+    v.to_string()
 }
 
 /// Seeds time-in-state from a first snapshot (called once at start).

@@ -336,6 +336,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/agents", web::get().to(api::agents))
                 .route("/agents/{agent_id}/state", web::post().to(api::force_state))
                 .route(
+                    "/agents/{agent_id}/supervision",
+                    web::delete().to(api::end_supervision),
+                )
+                .route(
                     "/agents/{agent_id}/{mode}",
                     web::post().to(api::supervise_call),
                 )
@@ -430,18 +434,23 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         state.registry.send(Snapshot { with_queues: false }),
     )
     .await;
-    let actors_ok = matches!(actors, Ok(Ok(_)));
+    let (actors_ok, pbx_up) = match actors {
+        Ok(Ok(snap)) => (true, snap.pbx_link_up),
+        _ => (false, false),
+    };
     let now = crate::clock::now_ms().to_be_bytes();
     let storage_ok = matches!(
         tokio::time::timeout(READY_CHECK_TIMEOUT, state.health.put(b"probe", &now)).await,
         Ok(Ok(()))
     );
+    let ready = actors_ok && pbx_up && storage_ok;
     let body = serde_json::json!({
-        "ready": actors_ok && storage_ok,
-        "pbx": if actors_ok { "up" } else { "down" },
+        "ready": ready,
+        "actors": if actors_ok { "responding" } else { "not responding" },
+        "pbx": if pbx_up { "up" } else { "down" },
         "storage": if storage_ok { "writable" } else { "failing" },
     });
-    if actors_ok && storage_ok {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -5,7 +5,7 @@
 
 use edgecc_actors::agent::{AgentState, NotReadyReason};
 use edgecc_actors::events::{AgentView, CallView};
-use edgecc_actors::registry::{CenterSnapshot, Snapshot};
+use edgecc_actors::registry::{AgentSnapshot, CenterSnapshot, Snapshot};
 use edgecc_actors::{AgentId, CallId};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -13,10 +13,6 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::hub::{state_name, HubShared, SERVICE_LEVEL_THRESHOLD_MS};
 use super::AppState;
-
-/// Outbox records scanned to find an interaction's pending or dead records;
-/// beyond this the state shows `pending` (a bound on the work per request).
-pub const SYNC_SCAN_RECORDS_MAX: usize = 2_000;
 
 /// Reads the registry's snapshot.
 pub async fn center(state: &AppState, with_queues: bool) -> Result<CenterSnapshot, ApiError> {
@@ -49,18 +45,8 @@ pub fn interaction(state: &AppState, call: &CallId) -> InteractionView {
         .as_ref()
         .and_then(|t| t.get(key.as_bytes()).ok().flatten())
         .map(|v| String::from_utf8_lossy(&v).into_owned());
-    let outbox = state.storage.outbox();
-    let dead = outbox
-        .dead_letters(0, SYNC_SCAN_RECORDS_MAX)
-        .map(|d| {
-            d.iter()
-                .any(|d| d.record.as_ref().is_some_and(|r| r.interaction_key == key))
-        })
-        .unwrap_or(false);
-    let pending = outbox
-        .list(0, SYNC_SCAN_RECORDS_MAX)
-        .map(|r| r.iter().any(|r| r.interaction_key == key))
-        .unwrap_or(false);
+    let held = state.storage.outbox().interaction(key);
+    let (dead, pending) = (held.dead > 0, held.pending > 0);
     let sync_state = if dead {
         "dead"
     } else if pending {
@@ -126,7 +112,10 @@ pub fn agent_json(hub: &HubShared, view: &AgentView, calls: &[CallView], now_ms:
         .state
         .call()
         .and_then(|c| calls.iter().find(|v| &v.call == c))
-        .map(|c| json!({"call_id": c.call, "ani": c.ani, "phase": c.phase, "held": c.held, "queue": c.queue}));
+        .map(|c| {
+            json!({"call_id": c.call, "ani": c.ani, "phase": c.phase, "held": c.held,
+                   "queue": c.queue, "supervisors": c.supervisors})
+        });
     json!({
         "agent_id": view.agent,
         "state": state_name(view),
@@ -142,15 +131,16 @@ pub fn agent_json(hub: &HubShared, view: &AgentView, calls: &[CallView], now_ms:
 /// The agent desktop's full state: agent, state and time in it, the current
 /// call (or offer) with everything the screen shows.
 pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiError> {
-    let snap = center(state, false).await?;
-    let now_ms = crate::clock::now_ms();
-    let view = snap
-        .agents
-        .iter()
-        .find(|a| &a.agent == agent)
+    let (view, call_view) = state
+        .registry
+        .send(AgentSnapshot(agent.clone()))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))?
         .ok_or_else(|| ApiError::not_found(format!("unknown agent {agent}")))?;
+    let view = &view;
+    let now_ms = crate::clock::now_ms();
     let call = view.state.call().map(|c| {
-        match snap.calls.iter().find(|v| &v.call == c) {
+        match call_view.as_ref().filter(|v| &v.call == c) {
             Some(v) => call_json(state, v, Some(view), now_ms),
             // Ended (wrap-up): what the hub remembers of it.
             None => {

@@ -242,7 +242,68 @@ async fn serve(
     stream: &mut actix_ws::MessageStream,
 ) -> End {
     let who = &caller.session;
-    let mut rx = state.hub.tx.subscribe();
+    let mut feed = Feed::open(state, who);
+    let end = serve_feed(state, caller, session, stream, &mut feed).await;
+    if let Feed::Desk { agent, id, .. } = &feed {
+        state.hub.detach_desktop(agent, *id);
+    }
+    end
+}
+
+/// Where a connection's events come from: an agent desktop has its own
+/// bounded queue fed only with its events; supervisors read every event
+/// from the broadcast channel.
+enum Feed {
+    /// An agent desktop.
+    Desk {
+        /// The agent.
+        agent: AgentId,
+        /// The feed's id (to detach it).
+        id: u64,
+        /// Its queue.
+        rx: tokio::sync::mpsc::Receiver<Arc<Broadcast>>,
+    },
+    /// A supervisor or admin screen.
+    Board(tokio::sync::broadcast::Receiver<Arc<Broadcast>>),
+}
+
+impl Feed {
+    fn open(state: &AppState, who: &AuthSession) -> Feed {
+        match who.role {
+            Role::Agent => {
+                let agent = AgentId::new(who.user_id.clone());
+                let (id, rx) = state.hub.attach_desktop(&agent);
+                Feed::Desk { agent, id, rx }
+            }
+            Role::Supervisor | Role::Admin => Feed::Board(state.hub.tx.subscribe()),
+        }
+    }
+
+    /// The next event for this connection.
+    async fn recv(&mut self) -> Result<Arc<Broadcast>, End> {
+        match self {
+            // The hub drops a desktop's queue when it is full.
+            Feed::Desk { rx, .. } => rx
+                .recv()
+                .await
+                .ok_or(End::Limit("slow client (events dropped)")),
+            Feed::Board(rx) => match rx.recv().await {
+                Ok(b) => Ok(b),
+                Err(RecvError::Lagged(_)) => Err(End::Limit("slow client (events lagged)")),
+                Err(RecvError::Closed) => Err(End::Limit("shutting down")),
+            },
+        }
+    }
+}
+
+async fn serve_feed(
+    state: &AppState,
+    caller: &Caller,
+    session: &mut Session,
+    stream: &mut actix_ws::MessageStream,
+    feed: &mut Feed,
+) -> End {
+    let who = &caller.session;
     match snapshot(state, who).await {
         Ok(s) => {
             if let Err(e) = send(session, s).await {
@@ -259,7 +320,7 @@ async fn serve(
     loop {
         let snapshot_due = tokio::time::sleep_until(next_snapshot);
         tokio::select! {
-            event = rx.recv() => match event {
+            event = feed.recv() => match event {
                 Ok(b) => {
                     if wants(who, &b) {
                         if let Err(e) = send(session, b.text.clone()).await {
@@ -268,8 +329,7 @@ async fn serve(
                         dirty |= b.refresh;
                     }
                 }
-                Err(RecvError::Lagged(_)) => return End::Limit("slow client (events lagged)"),
-                Err(RecvError::Closed) => return End::Limit("shutting down"),
+                Err(end) => return end,
             },
             msg = stream.recv() => {
                 last_seen = tokio::time::Instant::now();

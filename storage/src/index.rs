@@ -278,6 +278,13 @@ impl Index {
         self.pending.len() as u64
     }
 
+    /// Pending records (in flight included) and dead letters of `key`.
+    pub(crate) fn key_counts(&self, key: KeyHash) -> (u64, u64) {
+        let pending = self.pending.range((key, 0)..=(key, u64::MAX)).count() as u64;
+        let dead = self.dead_by_key.get(&key).map_or(0, |d| d.len() as u64);
+        (pending, dead)
+    }
+
     /// Records in flight.
     pub(crate) fn in_flight_count(&self) -> u64 {
         self.in_flight.len() as u64

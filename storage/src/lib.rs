@@ -45,7 +45,7 @@ use tracing::{info, warn};
 
 pub use backup::{BackupSummary, RestoreSummary};
 pub use error::{AppendError, AppendFailure, StorageError};
-pub use outbox::{Outbox, OutboxStats, IN_FLIGHT_MAX};
+pub use outbox::{InteractionRecords, Outbox, OutboxStats, IN_FLIGHT_MAX};
 pub use record::{
     DeadLetter, DecodeError, NewRecord, Record, RecordKind, BODY_BYTES_MAX, ID_BYTES_MAX,
     REASON_BYTES_MAX,

@@ -162,6 +162,15 @@ pub struct OutboxStats {
     pub bytes_on_disk: u64,
 }
 
+/// What the outbox holds of one interaction (see [`Outbox::interaction`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InteractionRecords {
+    /// Records not delivered yet (in flight included).
+    pub pending: u64,
+    /// Dead letters of the interaction (they hold its later records).
+    pub dead: u64,
+}
+
 /// The outbox handle: `Clone + Send + Sync`, usable from any task.
 #[derive(Clone)]
 pub struct Outbox {
@@ -227,6 +236,19 @@ impl Outbox {
                 })
             }
         }
+    }
+
+    /// What is still here of one interaction, from the in-memory index (no
+    /// scan, no disk read): the desktop's sync badge asks this per call.
+    /// Keys are indexed by a 64-bit hash, so two interactions would only be
+    /// confused on a hash collision.
+    pub fn interaction(&self, interaction_key: &str) -> InteractionRecords {
+        let (pending, dead) = self
+            .inner
+            .shared
+            .lock_index()
+            .key_counts(crate::index::key_hash(interaction_key));
+        InteractionRecords { pending, dead }
     }
 
     /// Hands out up to `max` ready records (see the delivery rules above),

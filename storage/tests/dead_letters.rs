@@ -6,7 +6,8 @@ use crate::util::{drain, open, rec, seqs, update};
 
 /// Goal: a dead create holds its interaction's later updates (even ones
 /// appended later) while other keys flow, and a re-queue puts it back ahead
-/// of them. Method: dead-letter the head, append more, drain, requeue, drain.
+/// of them; the per-interaction counts follow. Method: dead-letter the head,
+/// append more, drain, requeue, drain.
 #[tokio::test]
 async fn dead_create_holds_updates_until_requeued() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -24,7 +25,15 @@ async fn dead_create_holds_updates_until_requeued() {
         .expect("dead letter");
     let u2 = outbox.append(update("call", 2)).await.expect("append");
     let other = outbox.append(update("other", 1)).await.expect("append");
+    let counts = |key: &str| {
+        let i = outbox.interaction(key);
+        (i.pending, i.dead)
+    };
+    assert_eq!(counts("call"), (2, 1));
+    assert_eq!(counts("other"), (1, 0));
+    assert_eq!(counts("never-seen"), (0, 0));
     assert_eq!(seqs(&drain(&outbox, 0).await), vec![other]);
+    assert_eq!(counts("other"), (0, 0));
     let stats = outbox.stats(0).expect("stats");
     assert_eq!((stats.depth, stats.held, stats.dead_letters), (2, 2, 1));
     let dead = outbox.dead_letters(0, 10).expect("list");
@@ -40,8 +49,10 @@ async fn dead_create_holds_updates_until_requeued() {
         outbox.requeue(create).await,
         Err(StorageError::NotDeadLetter { .. })
     ));
+    assert_eq!(counts("call"), (3, 0));
     assert_eq!(seqs(&drain(&outbox, 0).await), vec![create, u1, u2]);
     assert_eq!(outbox.stats(0).expect("stats").dead_letters, 0);
+    assert_eq!(counts("call"), (0, 0));
 }
 
 /// Goal: dead letters and their holding survive a reopen; requeue_all

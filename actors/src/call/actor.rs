@@ -5,13 +5,14 @@
 //! waits for the CRM: records go to the outbox writer and only the accept
 //! confirmation to the agent waits (bounded) for them to be durable.
 
+use super::supervision::SuperviseMode;
 use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallTimer, TerminalReason};
 use crate::agent::actor::{CallConnected, CallLeft, OfferEnded, ReserveForCall};
 use crate::agent::{AgentError, OfferOutcome, OfferPurpose};
 use crate::env::SharedEnv;
 use crate::error::CcError;
-use crate::events::CallView;
-use crate::ids::{AgentId, CallId, OfferToken, QueueId};
+use crate::events::{CallView, SupervisorOnCall};
+use crate::ids::{AgentId, CallId, LegId, OfferToken, QueueId};
 use crate::ports::{HangupCause, PbxCommand, PbxEvent};
 use crate::queue::actor::{DequeueCall, EnqueueCall};
 use crate::registry::{CallChanged, CallFinished, CallNoticed, CallStopped};
@@ -163,6 +164,17 @@ impl CallActor {
             ring_all,
             parties: self.call.parties(),
             held,
+            supervisors: self
+                .call
+                .supervisions
+                .iter()
+                .map(|s| SupervisorOnCall {
+                    supervisor: s.supervisor.clone(),
+                    agent: s.agent.clone(),
+                    mode: s.mode,
+                    since_ms: s.since_ms,
+                })
+                .collect(),
             terminal: match &self.call.phase {
                 super::CallPhase::Ended(r) => Some(r.clone()),
                 _ => None,
@@ -241,6 +253,12 @@ impl CallActor {
                     warn!(call_id = %act.call.id, error = %e, "Outbound dial failed.");
                     let fx = act.call.leg_hung_up(customer_leg_id, HangupCause::Unreachable, now);
                     act.apply(fx, ctx);
+                }
+                PbxCommand::Snoop { snoop_leg_id: leg, .. } | PbxCommand::Barge { leg_id: leg, .. } => {
+                    warn!(call_id = %act.call.id, leg_id = %leg, error = %e, "Supervisor leg failed.");
+                    if act.call.supervisor_leg_gone(leg) {
+                        act.apply(Vec::new(), ctx);
+                    }
                 }
                 PbxCommand::Bridge { .. } | PbxCommand::Conference { .. } if !act.call.is_ended() => {
                     error!(call_id = %act.call.id, error = %e, "PBX failed to bridge; call ends.");
@@ -503,11 +521,68 @@ impl Handler<SettleOffer> for CallActor {
     }
 }
 
+/// A supervisor starts monitoring, whispering or barging in on one agent's
+/// part of the call, from its own device. Answers the supervisor's leg.
+#[derive(Message)]
+#[rtype(result = "Result<LegId, CcError>")]
+pub struct Supervise {
+    /// The supervisor's user id.
+    pub supervisor: String,
+    /// The supervisor's device (dial string).
+    pub endpoint: String,
+    /// The agent supervised.
+    pub agent: AgentId,
+    /// How.
+    pub mode: SuperviseMode,
+}
+
+/// A supervisor leaves the call.
+#[derive(Message)]
+#[rtype(result = "Result<(), CcError>")]
+pub struct EndSupervision {
+    /// The supervisor's user id.
+    pub supervisor: String,
+}
+
+impl Handler<Supervise> for CallActor {
+    type Result = Result<LegId, CcError>;
+
+    fn handle(&mut self, msg: Supervise, ctx: &mut Self::Context) -> Self::Result {
+        let token = self.env.tokens.mint();
+        let now = self.env.now_ms();
+        let fx = self.call.supervise(
+            &msg.supervisor,
+            &msg.endpoint,
+            &msg.agent,
+            msg.mode,
+            token,
+            now,
+        )?;
+        let leg = LegId::for_offer(&self.call.id, token);
+        info!(call_id = %self.call.id, supervisor = %msg.supervisor, agent_id = %msg.agent,
+              mode = msg.mode.as_str(), leg_id = %leg, "Supervisor joins the call.");
+        self.apply(fx, ctx);
+        Ok(leg)
+    }
+}
+
+impl Handler<EndSupervision> for CallActor {
+    type Result = Result<(), CcError>;
+
+    fn handle(&mut self, msg: EndSupervision, ctx: &mut Self::Context) -> Self::Result {
+        let fx = self.call.end_supervision(&msg.supervisor)?;
+        info!(call_id = %self.call.id, supervisor = %msg.supervisor, "Supervisor leaves the call.");
+        self.apply(fx, ctx);
+        Ok(())
+    }
+}
+
 impl Handler<LegEvent> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: LegEvent, ctx: &mut Self::Context) {
         let now = self.env.now_ms();
+        let supervisors = self.call.supervisions.len();
         let fx = match &msg.0 {
             PbxEvent::LegAnswered { leg_id } => self.call.leg_answered(leg_id, now),
             PbxEvent::LegHungUp { leg_id, cause } => self.call.leg_hung_up(leg_id, *cause, now),
@@ -517,7 +592,7 @@ impl Handler<LegEvent> for CallActor {
             }
             _ => Vec::new(),
         };
-        if !fx.is_empty() {
+        if !fx.is_empty() || self.call.supervisions.len() != supervisors {
             self.apply(fx, ctx);
         }
     }

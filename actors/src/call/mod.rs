@@ -10,6 +10,7 @@
 //! ```
 
 pub mod actor;
+pub mod supervision;
 
 use crate::agent::{OfferOutcome, OfferPurpose};
 use crate::config::FinalDestination;
@@ -352,6 +353,14 @@ pub enum CallError {
     /// Blind transfer or consult needs a one-agent call.
     #[error("call {0} is a conference; leave it instead")]
     InConference(CallId),
+    /// The supervisor is not on this call.
+    #[error("supervisor {supervisor} is not on call {call}")]
+    NotSupervising {
+        /// The call.
+        call: CallId,
+        /// The supervisor.
+        supervisor: String,
+    },
     /// No interaction exists yet for records.
     #[error("call {0} has no interaction yet")]
     NoInteraction(CallId),
@@ -419,6 +428,9 @@ pub struct Call {
     pub moh: bool,
     /// Offer timeout.
     pub offer_timeout_ms: u64,
+    /// Supervisors monitoring, whispering or barged in.
+    #[serde(default)]
+    pub supervisions: Vec<supervision::Supervision>,
 }
 
 type Fx = Vec<CallEffect>;
@@ -461,6 +473,7 @@ impl Call {
             queue_hops: 0,
             moh: false,
             offer_timeout_ms,
+            supervisions: Vec::new(),
         };
         (
             call,
@@ -510,6 +523,7 @@ impl Call {
             queue_hops: 0,
             moh: false,
             offer_timeout_ms,
+            supervisions: Vec::new(),
         };
         let fx = vec![CallEffect::Pbx(PbxCommand::OutboundDial {
             agent_leg_id: agent_leg,
@@ -666,6 +680,7 @@ impl Call {
     }
 
     fn end(&mut self, reason: TerminalReason, fx: &mut Fx, now_ms: u64) {
+        self.release_all_supervisions(fx);
         if self.answered_ms.is_some() {
             let talk_ms = now_ms.saturating_sub(self.answered_ms.unwrap_or(now_ms));
             self.push_update(
@@ -1184,6 +1199,9 @@ impl Call {
         if leg == &self.caller_leg {
             return self.caller_hung_up(cause, now_ms);
         }
+        if self.supervisor_leg_gone(leg) {
+            return Vec::new();
+        }
         match &self.phase {
             CallPhase::Offering { offers, .. } => {
                 if let Some(o) = offers.iter().find(|o| &o.leg == leg) {
@@ -1553,6 +1571,7 @@ impl Call {
                 );
             }
         }
+        self.release_supervisions_of(&party.leg, &mut fx);
         let CallPhase::Connected(s) = &mut self.phase else {
             unreachable!("still connected")
         };

@@ -186,3 +186,107 @@ fn attached_data_limits() {
     assert_eq!(out.len(), 10);
     assert!(out.iter().all(|v| v.key.chars().count() == 15));
 }
+
+fn connected_call() -> Call {
+    let mut call = queued_call();
+    let q = OfferPurpose::Queue(QueueId::new("q"));
+    call.offer(&contact("a"), OfferToken(1), q, false, 1);
+    call.leg_answered(&LegId::new("c1~1"), 2);
+    assert_eq!(call.phase.name(), "connected");
+    call
+}
+
+fn hangups(fx: &[CallEffect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            CallEffect::Pbx(PbxCommand::Hangup { leg_id, .. }) => Some(leg_id.0.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Monitor snoops the agent's leg; switching to barge hangs the snoop up
+/// first and joins the main bridge; the call's end hangs the supervisor up.
+#[test]
+fn supervision_follows_the_call() {
+    use supervision::SuperviseMode;
+    let mut call = connected_call();
+    let a = AgentId::new("a");
+    let fx = call
+        .supervise(
+            "sup",
+            "sim/sup",
+            &a,
+            SuperviseMode::Monitor,
+            OfferToken(7),
+            3,
+        )
+        .unwrap();
+    assert_eq!(
+        fx,
+        vec![CallEffect::Pbx(PbxCommand::Snoop {
+            snoop_leg_id: LegId::new("c1~7"),
+            leg_id: LegId::new("c1~1"),
+            whisper: false,
+            endpoint: "sim/sup".into(),
+        })]
+    );
+    let fx = call
+        .supervise("sup", "sim/sup", &a, SuperviseMode::Barge, OfferToken(8), 4)
+        .unwrap();
+    assert_eq!(hangups(&fx), vec!["c1~7"]);
+    assert!(matches!(
+        fx.last(),
+        Some(CallEffect::Pbx(PbxCommand::Barge { leg_id, bridge_id, .. }))
+            if leg_id.0 == "c1~8" && bridge_id == &BridgeId::main(&call.id)
+    ));
+    assert_eq!(call.supervisions.len(), 1);
+    // The caller hangs up: the supervisor's leg goes with the call.
+    let fx = call.leg_hung_up(&LegId::new("c1"), HangupCause::Normal, 5);
+    assert!(hangups(&fx).contains(&"c1~8".to_string()));
+    assert!(call.supervisions.is_empty());
+    assert!(call.is_ended());
+}
+
+/// Supervising needs a connected call with that agent on it; leaving without
+/// supervising is an error; a supervisor putting its phone down is noticed;
+/// the watched agent leaving hangs its snoop up.
+#[test]
+fn supervision_errors_and_leg_loss() {
+    use supervision::SuperviseMode;
+    let mut queued = queued_call();
+    let a = AgentId::new("a");
+    assert!(matches!(
+        queued.supervise("sup", "e", &a, SuperviseMode::Monitor, OfferToken(9), 1),
+        Err(CallError::WrongPhase { .. })
+    ));
+    let mut call = connected_call();
+    assert!(matches!(
+        call.supervise(
+            "sup",
+            "e",
+            &AgentId::new("zz"),
+            SuperviseMode::Whisper,
+            OfferToken(9),
+            3
+        ),
+        Err(CallError::NotAParty { .. })
+    ));
+    assert!(matches!(
+        call.end_supervision("sup"),
+        Err(CallError::NotSupervising { .. })
+    ));
+    call.supervise("sup", "e", &a, SuperviseMode::Whisper, OfferToken(9), 3)
+        .unwrap();
+    assert!(call
+        .leg_hung_up(&LegId::new("c1~9"), HangupCause::Normal, 4)
+        .is_empty());
+    assert!(call.supervisions.is_empty());
+    assert!(!call.is_ended());
+    call.supervise("sup", "e", &a, SuperviseMode::Monitor, OfferToken(10), 5)
+        .unwrap();
+    // The agent hangs up: its snoop goes too.
+    let fx = call.hang_up(&a, 6).unwrap();
+    assert!(hangups(&fx).contains(&"c1~10".to_string()));
+    assert!(call.supervisions.is_empty());
+}

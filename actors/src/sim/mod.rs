@@ -149,6 +149,10 @@ pub struct SimStats {
     pub held: usize,
     /// Legs muted now.
     pub muted: usize,
+    /// Snoop legs started (monitor, whisper).
+    pub snoops: u64,
+    /// Barge-in legs started.
+    pub barges: u64,
 }
 
 /// Observer of originate commands (the benchmark measures offer latency).
@@ -507,6 +511,7 @@ impl SimPbx {
                 ..
             } => {
                 self.with_leg(&leg_id, |_| {})?;
+                self.stats.snoops += 1;
                 self.legs.insert(
                     snoop_leg_id,
                     SimLeg {
@@ -524,6 +529,10 @@ impl SimPbx {
                 bridge_id,
                 endpoint,
             } => {
+                if !self.bridges.contains_key(&bridge_id) {
+                    return Err(PbxError::UnknownBridge(bridge_id.0));
+                }
+                self.stats.barges += 1;
                 self.legs.insert(
                     leg_id.clone(),
                     SimLeg {
@@ -680,6 +689,8 @@ impl Handler<ConnectEvents> for SimPbx {
     type Result = ();
 
     fn handle(&mut self, msg: ConnectEvents, _ctx: &mut Self::Context) {
+        // The simulated link is up as soon as someone listens.
+        msg.0.do_send(PbxEvent::LinkUp);
         self.events = Some(msg.0);
     }
 }

@@ -6,6 +6,7 @@
 let board = null;
 let boardAt = 0;
 let socket = null;
+let me = null;
 
 function cell(text, cls) {
   const td = document.createElement("td");
@@ -23,9 +24,9 @@ function actionButton(agent, label, run) {
   return b;
 }
 
-async function supervise(agent, path, body, what) {
+async function supervise(agent, path, body, what, method) {
   try {
-    await Edge.api("POST", "/agents/" + encodeURIComponent(agent) + "/" + path, body);
+    await Edge.api(method || "POST", "/agents/" + encodeURIComponent(agent) + "/" + path, body);
     Edge.status(what + " " + agent + ": done", false);
   } catch (e) {
     Edge.status(what + " " + agent + ": " + e.message, true);
@@ -60,13 +61,19 @@ function render() {
     badge.className = "badge " + a.state;
     badge.textContent = a.state.replace("_", " ") + (a.reason ? " (" + a.reason + ")" : "") + (a.pending ? " · pending" : "");
     st.appendChild(badge);
-    const call = a.call ? a.call.ani + (a.call.held ? " (held)" : "") : "—";
+    const sups = (a.call && a.call.supervisors) || [];
+    const call = a.call ? a.call.ani + (a.call.held ? " (held)" : "") +
+      sups.map((x) => " · " + x.mode + " by " + x.supervisor).join("") : "—";
     const actions = document.createElement("td");
     const onCall = !!a.call && a.state === "talking";
+    const mine = sups.find((x) => me && x.supervisor === me.id);
     for (const [mode, label] of [["monitor", "Monitor"], ["whisper", "Whisper"], ["barge", "Barge in"]]) {
       const b = actionButton(a.agent_id, label, () => supervise(a.agent_id, mode, undefined, label));
-      b.disabled = !onCall;
+      b.disabled = !onCall || (mine && mine.mode === mode);
       actions.appendChild(b);
+    }
+    if (mine) {
+      actions.appendChild(actionButton(a.agent_id, "Leave call", () => supervise(a.agent_id, "supervision", undefined, "Leave call", "DELETE")));
     }
     actions.appendChild(actionButton(a.agent_id, "Force Not Ready", () => supervise(a.agent_id, "state", { state: "not_ready" }, "Force Not Ready")));
     actions.appendChild(actionButton(a.agent_id, "Log out", () => supervise(a.agent_id, "state", { state: "logout" }, "Log out")));
@@ -84,6 +91,7 @@ function start(user) {
     location.href = "/";
     return;
   }
+  me = user;
   Edge.$("who").textContent = user.id + " (" + user.role + ")";
   Edge.show("logout", true);
   Edge.show("board", true);

@@ -1,5 +1,5 @@
 //! The command line: `edgecc run`, `edgecc demo`, `edgecc check-config`,
-//! `edgecc outbox …`.
+//! `edgecc outbox …`, `edgecc backup` / `restore`.
 //!
 //! Arguments are validated in two stages: clap parses them, then
 //! [`Config`] and [`crate::paths`] resolve the file, the environment and the
@@ -42,11 +42,25 @@ pub enum Command {
     Run,
     /// Run the demo: simulated PBX, agents and callers; nothing to configure.
     Demo(demo::DemoArgs),
-    /// Validate a config file and print the effective configuration.
+    /// Validate a config file and print the effective configuration, with
+    /// secrets redacted; checks that every secret file can be read.
     CheckConfig {
         /// The file to check (default: --config, else /etc/edgecc/edgecc.toml).
         file: Option<PathBuf>,
+        /// Print nothing when the file is good (systemd's ExecStartPre=).
+        #[arg(long, short)]
+        quiet: bool,
+        /// Where bare credential names are looked up (default:
+        /// $CREDENTIALS_DIRECTORY; outside systemd e.g. /etc/credstore).
+        #[arg(long, value_name = "DIR")]
+        credentials_dir: Option<PathBuf>,
     },
+    /// Write a point-in-time backup of the data directory (outbox, dead
+    /// letters, state) to FILE: through the running daemon, or --offline.
+    Backup(BackupArgs),
+    /// Restore a backup into the data directory (the daemon must be
+    /// stopped; refused if the directory holds data, unless --force).
+    Restore(RestoreArgs),
     /// Inspect and repair the CRM outbox.
     Outbox(OutboxArgs),
     /// Read a password on standard input and print its argon2 hash for a
@@ -62,6 +76,26 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+}
+
+/// `edgecc backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the backup (must not exist).
+    pub file: PathBuf,
+    /// Open the data directory directly instead of asking the running daemon.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// `edgecc restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore.
+    pub file: PathBuf,
+    /// Replace what the data directory holds.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `edgecc outbox …`.
@@ -143,15 +177,26 @@ pub fn main() -> ExitCode {
 /// Dispatches a parsed command line. Errors are a sentence for the user.
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match &cli.command {
-        Command::CheckConfig { file } => {
+        Command::CheckConfig {
+            file,
+            quiet,
+            credentials_dir,
+        } => {
             let path = file
                 .clone()
                 .or(cli.config.clone())
                 .unwrap_or_else(|| PathBuf::from(CONFIG_PATH_DEFAULT));
-            let config = Config::load(&path).map_err(|e| e.to_string())?;
-            let text = toml::to_string_pretty(&config)
-                .map_err(|e| format!("cannot print the configuration: {e}"))?;
-            println!("{text}");
+            crate::install::check_config(&path, credentials_dir.as_deref(), *quiet)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup(args) => {
+            let config = load_config(cli.config.as_deref())?;
+            crate::install::backup(&cli, args, &config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore(args) => {
+            let config = load_config(cli.config.as_deref())?;
+            crate::install::restore(&cli, args, &config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {

@@ -316,9 +316,97 @@ impl Config {
     }
 
     /// Parses and validates `text`, reporting errors against `path`.
+    /// Secret files given as bare credential names are looked up in
+    /// `$CREDENTIALS_DIRECTORY` (see [`resolve_credential`]).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let credentials = std::env::var_os(CREDENTIALS_DIRECTORY_ENV).map(PathBuf::from);
+        Config::parse_with_credentials(text, path, credentials.as_deref())
+    }
+
+    /// [`Config::parse`] with the credentials directory given explicitly
+    /// (`edgecc check-config --credentials-dir`).
+    pub fn parse_with_credentials(
+        text: &str,
+        path: &Path,
+        credentials: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let raw = parse_raw(text, path)?;
-        Config::resolve(raw, path)
+        let mut config = Config::resolve(raw, path)?;
+        config
+            .resolve_credentials(credentials)
+            .map_err(|(key, message)| ConfigError {
+                file: path.to_path_buf(),
+                key,
+                message,
+            })?;
+        Ok(config)
+    }
+
+    /// Every secret file the config names, with its dotted key: what
+    /// `check-config` checks and systemd's `LoadCredential=` provides.
+    pub fn secret_files(&self) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        for (key, path) in self.secret_file_slots_ref() {
+            if let Some(p) = path {
+                out.push((key.to_string(), p.clone()));
+            }
+        }
+        out
+    }
+
+    fn secret_file_slots_ref(&self) -> Vec<(&'static str, &Option<PathBuf>)> {
+        let mut slots = vec![
+            ("http.tls_cert_file", &self.http.tls_cert_file),
+            ("http.tls_key_file", &self.http.tls_key_file),
+        ];
+        match &self.crm.adapter {
+            CrmAdapterConfig::None => {}
+            CrmAdapterConfig::Webhook(w) => slots.push(("crm.webhook.secret_file", &w.secret_file)),
+            CrmAdapterConfig::Servicenow(s) => {
+                slots.push(("crm.servicenow.password_file", &s.password_file));
+                slots.push((
+                    "crm.servicenow.oauth_client_secret_file",
+                    &s.oauth_client_secret_file,
+                ));
+            }
+        }
+        slots
+    }
+
+    /// Turns bare credential names into paths in `credentials`.
+    fn resolve_credentials(&mut self, credentials: Option<&Path>) -> Result<(), (String, String)> {
+        let mut slots: Vec<(&'static str, &mut Option<PathBuf>)> = vec![
+            ("http.tls_cert_file", &mut self.http.tls_cert_file),
+            ("http.tls_key_file", &mut self.http.tls_key_file),
+        ];
+        match &mut self.crm.adapter {
+            CrmAdapterConfig::None => {}
+            CrmAdapterConfig::Webhook(w) => {
+                slots.push(("crm.webhook.secret_file", &mut w.secret_file))
+            }
+            CrmAdapterConfig::Servicenow(s) => {
+                slots.push(("crm.servicenow.password_file", &mut s.password_file));
+                slots.push((
+                    "crm.servicenow.oauth_client_secret_file",
+                    &mut s.oauth_client_secret_file,
+                ));
+            }
+        }
+        for (key, slot) in slots {
+            if let Some(path) = slot.as_mut() {
+                *path = resolve_credential(path, credentials).map_err(|m| (key.to_string(), m))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with every secret-looking value replaced
+    /// by `<redacted>`: passwords, hashes, tokens, keys, and credentials
+    /// inside URLs. Paths of secret files are kept (they are not secrets).
+    pub fn redacted(&self) -> Result<toml::Value, String> {
+        let mut value = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        redact(&mut value, "");
+        Ok(value)
     }
 
     /// The second stage: checks values and fills defaults.
@@ -412,6 +500,133 @@ impl Config {
             contact_center,
         })
     }
+}
+
+/// The environment variable systemd sets to the unit's credentials
+/// directory (`LoadCredential=`).
+pub const CREDENTIALS_DIRECTORY_ENV: &str = "CREDENTIALS_DIRECTORY";
+
+/// What stands for a secret in `check-config`'s output.
+pub const REDACTED: &str = "<redacted>";
+
+/// A secret file path from the config: an absolute path is used as is; a
+/// bare name (`edgecc.webhook_secret`) is a systemd credential, read from
+/// `credentials` (`$CREDENTIALS_DIRECTORY`). Anything else is refused.
+pub fn resolve_credential(path: &Path, credentials: Option<&Path>) -> Result<PathBuf, String> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let bare = path.components().count() == 1
+        && matches!(
+            path.components().next(),
+            Some(std::path::Component::Normal(_))
+        );
+    if !bare {
+        return Err(format!(
+            "{} is a relative path: give an absolute path, or a bare credential name",
+            path.display()
+        ));
+    }
+    match credentials {
+        Some(dir) => Ok(dir.join(path)),
+        None => Err(format!(
+            "names the systemd credential {:?}, but ${CREDENTIALS_DIRECTORY_ENV} is not set: \
+             run under systemd (LoadCredential={0}), pass --credentials-dir to check-config, \
+             or give an absolute path",
+            path.display().to_string()
+        )),
+    }
+}
+
+/// Whether a config key holds a secret value (not a path to one).
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    if key.ends_with("_file") || key.ends_with("_path") || key.ends_with("_dir") {
+        return false;
+    }
+    [
+        "password",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "passphrase",
+        "private_key",
+    ]
+    .iter()
+    .any(|w| key.contains(w))
+}
+
+/// Redacts secret-looking values in place (see [`Config::redacted`]).
+fn redact(value: &mut toml::Value, key: &str) {
+    match value {
+        toml::Value::String(s) => {
+            if is_secret_key(key) {
+                *s = REDACTED.to_string();
+            } else if let Some(clean) = redact_url(s) {
+                *s = clean;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                redact(v, k);
+            }
+        }
+        toml::Value::Array(a) => {
+            for v in a {
+                redact(v, key);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A URL with its user info and secret-looking query values redacted;
+/// `None` when `s` is not a URL or holds nothing to hide.
+fn redact_url(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut changed = false;
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => {
+            changed = true;
+            format!("{REDACTED}@{host}")
+        }
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _))
+                        if is_secret_key(k)
+                            || k.eq_ignore_ascii_case("key")
+                            || k.eq_ignore_ascii_case("sig") =>
+                    {
+                        changed = true;
+                        format!("{k}={REDACTED}")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            let mut t = format!("{path}?{}", pairs.join("&"));
+            if let Some(f) = fragment {
+                t.push('#');
+                t.push_str(f);
+            }
+            t
+        }
+        None => tail.to_string(),
+    };
+    changed.then(|| format!("{scheme}://{authority}{tail}"))
 }
 
 /// `[http]`: a parseable address, both TLS files or neither, sane times.
@@ -619,5 +834,74 @@ mod tests {
         let e =
             Config::parse("[daemon]\ndata_dir = \"rel\"\n", Path::new("/x/e.toml")).unwrap_err();
         assert_eq!(e.key, "daemon.data_dir");
+    }
+
+    /// Bare credential names resolve in the credentials directory;
+    /// absolute paths stay; anything else is refused.
+    #[test]
+    fn credential_names_resolve_in_the_credentials_directory() {
+        let creds = Path::new("/run/credentials/edgecc.service");
+        assert_eq!(
+            resolve_credential(Path::new("edgecc.tls_key"), Some(creds)).unwrap(),
+            creds.join("edgecc.tls_key")
+        );
+        assert_eq!(
+            resolve_credential(Path::new("/etc/edgecc/key.pem"), None).unwrap(),
+            Path::new("/etc/edgecc/key.pem")
+        );
+        assert!(resolve_credential(Path::new("edgecc.tls_key"), None).is_err());
+        assert!(resolve_credential(Path::new("a/b"), Some(creds)).is_err());
+        assert!(resolve_credential(Path::new("../x"), Some(creds)).is_err());
+        let c = Config::parse_with_credentials(
+            "[http]\ntls_cert_file = \"edgecc.tls_cert\"\ntls_key_file = \"edgecc.tls_key\"\n",
+            Path::new("/x/e.toml"),
+            Some(creds),
+        )
+        .unwrap();
+        assert_eq!(c.http.tls_key_file, Some(creds.join("edgecc.tls_key")));
+        let e = Config::parse_with_credentials(
+            "[http]\ntls_cert_file = \"edgecc.tls_cert\"\ntls_key_file = \"k\"\n",
+            Path::new("/x/e.toml"),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "http.tls_cert_file");
+    }
+
+    /// Secret values are redacted wherever they are; paths and ordinary
+    /// values are not.
+    #[test]
+    fn redaction_hides_secrets_only() {
+        let mut v: toml::Value = toml::from_str(
+            r#"
+password = "p"
+password_hash = "$argon2id$x"
+token_ttl_ms = 5
+api_token = "t"
+secret_file = "/run/credentials/x"
+url = "https://u:p@host:8443/path?key=k&token=t&q=1#frag"
+plain = "https://host/path?q=1"
+[nested]
+oauth_client_secret = "s"
+list = [{ password = "p2" }]
+"#,
+        )
+        .unwrap();
+        redact(&mut v, "");
+        let t = toml::to_string(&v).unwrap();
+        for gone in [
+            "\"p\"", "argon2id", "\"t\"", "\"s\"", "p2", "u:p@", "key=k", "token=t&",
+        ] {
+            assert!(!t.contains(gone), "{gone} in {t}");
+        }
+        assert!(t.contains("token_ttl_ms = 5"), "{t}");
+        assert!(t.contains("secret_file = \"/run/credentials/x\""), "{t}");
+        assert!(
+            t.contains(
+                "https://<redacted>@host:8443/path?key=<redacted>&token=<redacted>&q=1#frag"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("plain = \"https://host/path?q=1\""), "{t}");
     }
 }

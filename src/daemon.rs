@@ -1,9 +1,12 @@
 //! `edgecc run`: the long-running daemon.
 //!
 //! Start-up order matters and is the same every time: open and recover the
-//! storage (so nothing acknowledged is lost), bind the admin socket, then
-//! serve until SIGTERM or SIGINT. On shutdown the admin socket is removed
-//! and the storage writer commits what it holds before the process exits.
+//! storage (so nothing acknowledged is lost), start the PBX adapter and the
+//! actors, bind HTTP, bind the admin socket, tell systemd `READY=1`, then
+//! serve until SIGTERM or SIGINT. On shutdown new calls are no longer
+//! taken (calls that are up stay up at the PBX), HTTP stops, the actors'
+//! records reach the outbox, the admin socket is removed and the storage
+//! writer commits what it holds before the process exits.
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -24,6 +27,8 @@ use crate::crm::sync::SyncWorker;
 use crate::crm::webhook::WebhookAdapter;
 use crate::crm::CrmAdapter;
 use crate::outbox_port::StorageOutboxPort;
+use crate::pbx_gate::{GetGateStatus, PbxGate, StopTakingCalls};
+use crate::systemd::{HealthTargets, Watchdog};
 
 /// Name of the state tree holding CRM links of delivered interactions.
 pub const STATE_CRM_LINKS: &str = "crm_links";
@@ -78,6 +83,15 @@ pub struct Running {
 /// Starts the CRM sync, the PBX adapter and the contact center on the
 /// current actix system.
 pub fn start_system(config: &Config, storage: &Storage) -> Result<Running, DaemonError> {
+    start_system_with_gate(config, storage).map(|(running, _gate)| running)
+}
+
+/// [`start_system`], also answering the [`PbxGate`] every PBX event passes
+/// through (link state for systemd, draining on shutdown).
+pub fn start_system_with_gate(
+    config: &Config,
+    storage: &Storage,
+) -> Result<(Running, Addr<PbxGate>), DaemonError> {
     let clock = TokioClock::shared(crate::clock::now_ms());
     let outbox = storage.outbox();
     let state = |name: &str| {
@@ -131,12 +145,17 @@ pub fn start_system(config: &Config, storage: &Storage) -> Result<Running, Daemo
                 .join("; "),
         )
     })?;
-    sim.do_send(ConnectEvents(registry.clone().recipient()));
-    Ok(Running {
-        registry,
-        sync,
-        sim: Some(sim),
-    })
+    let gate = PbxGate::new(registry.clone().recipient()).start();
+    // The simulated PBX reports its link up once connected.
+    sim.do_send(ConnectEvents(gate.clone().recipient()));
+    Ok((
+        Running {
+            registry,
+            sync,
+            sim: Some(sim),
+        },
+        gate,
+    ))
 }
 
 /// Storage options from the config.
@@ -192,7 +211,7 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
         let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
         let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
         let storage = open_storage(&config, data_dir)?;
-        let running = start_system(&config, &storage)?;
+        let (running, gate) = start_system_with_gate(&config, &storage)?;
         // HTTP: the API, the event stream and the UI; reload swaps users
         // and reason codes (other changes need a restart, and say so).
         let control: Rc<RefCell<Option<crate::http::HttpControl>>> = Rc::new(RefCell::new(None));
@@ -235,6 +254,28 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
             site_id = %config.site_id,
             "edgecc started."
         );
+        // systemd: storage recovered, PBX adapter started, HTTP bound and
+        // admin socket answering: READY=1, then the health-check thread.
+        let targets = HealthTargets {
+            registry: running.registry.clone(),
+            gate: gate.clone(),
+            sync: running.sync.clone(),
+            outbox: storage.outbox(),
+            probe: storage.state(crate::systemd::STATE_WATCHDOG).map_err(|source| {
+                DaemonError::Storage {
+                    dir: data_dir.display().to_string(),
+                    source,
+                }
+            })?,
+        };
+        let watchdog = if crate::systemd::enabled() {
+            let first = crate::systemd::check(&targets, crate::systemd::PING_TIMEOUT_MAX).await;
+            crate::systemd::ready(&first.status_line());
+            Watchdog::start(targets, sd_notify::watchdog_enabled())
+        } else {
+            None
+        };
+        test_hook_wedge_actors();
         loop {
             tokio::select! {
                 _ = term.recv() => { info!(signal = "SIGTERM", "Shutting down."); break; }
@@ -246,10 +287,23 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
                 }
             }
         }
+        // Clean stop: tell systemd, stop taking new calls (calls that are up
+        // stay up at the PBX, which carries the media), stop HTTP, get
+        // every record the actors made into the outbox, close storage.
+        crate::systemd::stopping("stopping: no new calls; flushing the outbox");
+        if let Some(w) = watchdog {
+            // Joined off this thread: its last check may be waiting on the
+            // actors, which live here.
+            let _ = tokio::task::spawn_blocking(move || w.stop()).await;
+        }
+        let _ = gate.send(StopTakingCalls).await;
         if let Some(h) = &http {
             h.stop().await;
         }
         flush_actor_records(&running.registry).await;
+        if let Ok(s) = gate.send(GetGateStatus).await {
+            info!(calls_not_taken = s.calls_not_taken, "Calls no longer taken while stopping.");
+        }
         admin_task.abort();
         drop(running);
         AdminServer::remove_socket(&socket_path);
@@ -257,4 +311,23 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
         info!("edgecc stopped.");
         Ok(())
     })
+}
+
+/// Test-only (debug builds): with `EDGECC_TEST_ONLY_WEDGE_ACTORS_AFTER_MS`
+/// set, blocks the actor system's thread for good after that many ms, as a
+/// handler stuck in a loop would, so tests can see the watchdog pings stop.
+/// Release builds do not contain it.
+fn test_hook_wedge_actors() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("EDGECC_TEST_ONLY_WEDGE_ACTORS_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tracing::warn!(after_ms = ms, "Test hook: the actor system will wedge.");
+        actix_rt::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            tracing::error!("Test hook: wedging the actor system now.");
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        });
+    }
 }

@@ -15,10 +15,14 @@
 //! - [`outbox_port`] — the actors' outbox port backed by the sled outbox.
 //! - [`http`] — the agent, supervisor and admin API, the WebSocket event
 //!   stream, `/metrics`, `/healthz`, `/readyz` and the web UI.
+//! - [`install`] — `edgecc check-config`, `backup` and `restore`.
 //! - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
 //! - [`clock`] — wall-clock time, read in one place.
-//! - [`logging`] — `tracing` set-up.
 //! - [`memory`] — process-wide allocator settings (glibc's mmap threshold).
+//! - [`logging`] — `tracing` set-up (journald under systemd).
+//! - [`systemd`] — `READY=1`, the health-checked watchdog, `STATUS=` lines.
+//! - [`pbx_gate`] — every PBX event passes here: link state, and no new
+//!   calls once shutdown began.
 
 pub mod admin;
 pub mod ari_emulator;
@@ -29,7 +33,10 @@ pub mod crm;
 pub mod daemon;
 pub mod demo;
 pub mod http;
+pub mod install;
 pub mod logging;
 pub mod memory;
 pub mod outbox_port;
 pub mod paths;
+pub mod pbx_gate;
+pub mod systemd;

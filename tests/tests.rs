@@ -5,14 +5,20 @@
 //! checks; [`util`] starts and stops daemons.
 
 mod ari_emulator;
+mod backup_restore;
 mod browser;
+mod check_config;
 mod config_errors;
 mod crm_outage;
 mod crm_sync;
 mod crm_wire;
 mod cross_config;
+mod deb_package;
 mod http_api;
 mod http_tls;
 mod http_ws;
+mod journald_logs;
 mod outbox_cli;
+mod systemd_notify;
+mod systemd_unit;
 mod util;

@@ -13,6 +13,12 @@ pub fn edgecc() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_edgecc"));
     c.env_remove("STATE_DIRECTORY")
         .env_remove("RUNTIME_DIRECTORY")
+        // Tests run under a service manager must not talk to it.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("CREDENTIALS_DIRECTORY")
         .env("EDGECC_LOG", "warn");
     c
 }

@@ -55,3 +55,72 @@ pub fn call(socket: &Path, request: &AdminRequest) -> Result<serde_json::Value, 
         )),
     }
 }
+
+/// How long `edgecc backup` waits for each read from the daemon: taking
+/// the copy of a large outbox takes a while before the first byte.
+pub const BACKUP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Asks the daemon at `socket` for a backup and writes its bytes to `out`.
+pub fn backup(
+    socket: &Path,
+    out: &mut impl Write,
+) -> Result<edgecc_storage::BackupSummary, AdminError> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        AdminError::new(
+            "unavailable",
+            format!(
+                "cannot reach the daemon at {}: {e}. Is it running? \
+                 (--offline opens the data directory directly when it is stopped)",
+                socket.display()
+            ),
+        )
+    })?;
+    let io = |e: std::io::Error| {
+        AdminError::new(
+            "unavailable",
+            format!("admin socket {}: {e}", socket.display()),
+        )
+    };
+    stream.set_read_timeout(Some(BACKUP_TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(ADMIN_TIMEOUT)).map_err(io)?;
+    let mut line = serde_json::to_vec(&AdminRequest::Backup)
+        .map_err(|e| AdminError::new("bad_request", format!("cannot encode request: {e}")))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io)?;
+    let mut reader = BufReader::new(stream);
+    let mut answer = String::new();
+    (&mut reader)
+        .take(RESPONSE_BYTES_MAX)
+        .read_line(&mut answer)
+        .map_err(io)?;
+    let summary: edgecc_storage::BackupSummary =
+        match serde_json::from_str::<AdminResponse>(&answer) {
+            Ok(AdminResponse::Ok { ok }) => serde_json::from_value(ok).map_err(|e| {
+                AdminError::new(
+                    "unavailable",
+                    format!("the daemon's answer is not valid: {e}"),
+                )
+            })?,
+            Ok(AdminResponse::Err(e)) => return Err(e),
+            Err(e) if answer.is_empty() => {
+                return Err(AdminError::new(
+                    "unavailable",
+                    format!("the daemon closed the admin connection without answering ({e})"),
+                ))
+            }
+            Err(e) => {
+                return Err(AdminError::new(
+                    "unavailable",
+                    format!("the daemon's answer is not valid: {e}"),
+                ))
+            }
+        };
+    let copied = std::io::copy(&mut (&mut reader).take(summary.bytes), out).map_err(io)?;
+    if copied != summary.bytes {
+        return Err(AdminError::new(
+            "unavailable",
+            format!("the daemon sent {copied} of {} backup bytes", summary.bytes),
+        ));
+    }
+    Ok(summary)
+}

@@ -11,6 +11,10 @@
 //! -> {"cmd":"outbox_status"}\n
 //! <- {"ok":{...}}\n            or  {"error":"not_found","message":"..."}\n
 //! ```
+//!
+//! `backup` is the one request whose answer line is followed by raw bytes:
+//! the backup file, streamed from a copy the daemon took in its data
+//! directory (see [`server`]).
 
 pub mod client;
 pub mod ops;
@@ -50,6 +54,10 @@ pub enum AdminRequest {
     },
     /// Put every dead letter back.
     DeadRequeueAll,
+    /// A point-in-time backup of the data directory. The answer line
+    /// (`{"ok": BackupSummary}`) is followed by exactly `bytes` bytes of
+    /// the backup file (see `edgecc_storage::backup`).
+    Backup,
 }
 
 /// One admin answer: either `ok` with a JSON value, or an error.

@@ -115,6 +115,10 @@ pub async fn execute(
             let n = outbox.requeue_all().await.map_err(storage_error)?;
             Ok(json!({ "requeued": n }))
         }
+        AdminRequest::Backup => Err(AdminError::new(
+            "bad_request",
+            "a backup streams its answer: use `edgecc backup FILE`",
+        )),
     }
 }
 
@@ -221,6 +225,9 @@ pub fn render_text(request: &AdminRequest, value: &Value) -> String {
         }
         AdminRequest::DeadRequeueAll => {
             let _ = writeln!(out, "re-queued {} dead letters", n("requeued"));
+        }
+        AdminRequest::Backup => {
+            let _ = writeln!(out, "backup of {} bytes", n("bytes"));
         }
     }
     out

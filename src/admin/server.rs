@@ -1,7 +1,7 @@
 //! The daemon side of the admin socket: accept, read one JSON line, run it
 //! through [`super::ops::execute`], answer one JSON line.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +111,10 @@ async fn serve_one(stream: UnixStream, storage: &Storage) -> std::io::Result<()>
                 "bad_request",
                 format!("not an admin request: {e}"),
             )),
+            Ok(AdminRequest::Backup) => {
+                info!(request = "backup", "Admin request.");
+                return serve_backup(storage, write).await;
+            }
             Ok(request) => {
                 info!(request = ?request, "Admin request.");
                 match ops::execute(storage, &request, crate::clock::now_ms()).await {
@@ -125,5 +129,64 @@ async fn serve_one(stream: UnixStream, storage: &Storage) -> std::io::Result<()>
     });
     out.push(b'\n');
     write.write_all(&out).await?;
+    write.shutdown().await
+}
+
+/// Numbers the daemon's temporary backup copies.
+static BACKUP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `backup`: the storage writer copies every tree into an unlinked file in
+/// the data directory (the daemon can always write there; the CLI's
+/// target may be anywhere), then the copy is streamed after the answer
+/// line. The file has no name once opened, so nothing is left behind.
+async fn serve_backup(
+    storage: &Storage,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    let n = BACKUP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = storage
+        .dir()
+        .join(format!(".backup-{}-{n}.tmp", std::process::id()));
+    let copy = async {
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| AdminError::new("storage", format!("{}: {e}", path.display())))?;
+        let _ = std::fs::remove_file(&path);
+        let writer_handle = file
+            .try_clone()
+            .map_err(|e| AdminError::new("storage", e.to_string()))?;
+        let summary = storage
+            .backup(writer_handle, crate::clock::now_ms())
+            .await
+            .map_err(|e| AdminError::new("storage", e.to_string()))?;
+        Ok::<_, AdminError>((file, summary))
+    };
+    let (file, summary) = match copy.await {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(error = %e, "Backup failed.");
+            let mut out = serde_json::to_vec(&AdminResponse::Err(e)).unwrap_or_default();
+            out.push(b'\n');
+            write.write_all(&out).await?;
+            return write.shutdown().await;
+        }
+    };
+    let ok = serde_json::to_value(&summary).unwrap_or_default();
+    let mut out = serde_json::to_vec(&AdminResponse::Ok { ok }).unwrap_or_default();
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    let mut file = tokio::fs::File::from_std(file);
+    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(0)).await?;
+    let sent = tokio::io::copy(&mut file, &mut write).await?;
+    info!(
+        bytes = sent,
+        records = summary.outbox_records,
+        dead_letters = summary.dead_letters,
+        "Backup sent."
+    );
     write.shutdown().await
 }

@@ -70,6 +70,21 @@ pub enum StorageError {
         /// The name given.
         name: String,
     },
+    /// A backup file is not usable: damaged, truncated, of a newer format,
+    /// or its content did not come back whole after a restore.
+    #[error("backup {path}: {message}")]
+    Backup {
+        /// The backup file.
+        path: PathBuf,
+        /// What is wrong, in a sentence.
+        message: String,
+    },
+    /// A restore target holds data already (restore with `force` replaces it).
+    #[error("{path} is not empty: restoring would replace its data (use --force to do so)")]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The writer thread is gone (the storage is shutting down).
     #[error("storage is closed")]
     Closed,

@@ -22,7 +22,10 @@
 //!   and their versioned, checksummed encoding; size limits.
 //! - [`state`] — [`StateTree`], durable put/remove on the same writer.
 //! - [`error`] — [`StorageError`], [`AppendError`] (hands records back).
+//! - [`backup`] — point-in-time backups taken by the writer thread, their
+//!   checksummed format, [`backup::verify`] and [`backup::restore`].
 
+pub mod backup;
 pub mod error;
 mod index;
 pub mod outbox;
@@ -40,6 +43,7 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+pub use backup::{BackupSummary, RestoreSummary};
 pub use error::{AppendError, AppendFailure, StorageError};
 pub use outbox::{InteractionRecords, Outbox, OutboxStats, IN_FLIGHT_MAX};
 pub use record::{
@@ -262,14 +266,7 @@ impl Storage {
         let deadline =
             std::time::Instant::now() + std::time::Duration::from_millis(SLED_REOPEN_WAIT_MS);
         let db = loop {
-            let opened = sled::Config::new()
-                .path(&dir)
-                .cache_capacity(config.cache_bytes)
-                .flush_every_ms(config.flush_every_ms)
-                .segment_size(config.segment_bytes)
-                .mode(sled::Mode::LowSpace)
-                .use_compression(false)
-                .open();
+            let opened = sled_config(&dir, &config).open();
             match opened {
                 Ok(db) => break db,
                 Err(sled::Error::Io(ref io))
@@ -338,6 +335,17 @@ impl Storage {
     pub fn dir(&self) -> &Path {
         &self.inner.shared.dir
     }
+}
+
+/// The sled options of a storage directory (also used by restore).
+fn sled_config(dir: &Path, config: &StorageConfig) -> sled::Config {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(config.cache_bytes)
+        .flush_every_ms(config.flush_every_ms)
+        .segment_size(config.segment_bytes)
+        .mode(sled::Mode::LowSpace)
+        .use_compression(false)
 }
 
 /// Takes an exclusive, non-blocking `flock` on `<dir>/edgecc.lock`.

@@ -90,6 +90,12 @@ pub(crate) enum Op {
         key: Vec<u8>,
         reply: UnitReply,
     },
+    /// Copy every tree to `file` between two groups (a backup).
+    Snapshot {
+        file: File,
+        created_at_ms: u64,
+        reply: oneshot::Sender<Result<crate::backup::BackupSummary, StorageError>>,
+    },
 }
 
 /// What to do to the index once a change is durable.
@@ -377,14 +383,36 @@ impl Writer {
     /// Runs until every sender is dropped and the channel is drained.
     pub(crate) fn run(mut self) {
         while let Some(first) = self.rx.blocking_recv() {
-            let mut ops = vec![first];
-            while ops.len() < COMMIT_OPS_MAX {
+            // A snapshot ends the group: what came before it is committed
+            // first, what comes after waits until the copy is taken.
+            let mut snapshot = None;
+            let mut ops = Vec::new();
+            match first {
+                op @ Op::Snapshot { .. } => snapshot = Some(op),
+                op => ops.push(op),
+            }
+            while snapshot.is_none() && ops.len() < COMMIT_OPS_MAX {
                 match self.rx.try_recv() {
+                    Ok(op @ Op::Snapshot { .. }) => snapshot = Some(op),
                     Ok(op) => ops.push(op),
                     Err(_) => break,
                 }
             }
-            self.commit_group(ops);
+            if !ops.is_empty() {
+                self.commit_group(ops);
+            }
+            if let Some(Op::Snapshot {
+                file,
+                created_at_ms,
+                reply,
+            }) = snapshot
+            {
+                let result = crate::backup::write_snapshot(&self.shared, &file, created_at_ms);
+                if let Err(e) = &result {
+                    error!(error = %e, "Backup snapshot failed.");
+                }
+                drop(reply.send(result));
+            }
         }
         debug!("Writer stopped.");
     }
@@ -576,6 +604,13 @@ impl Writer {
                     .map(|_| Vec::new())
                     .map_err(StorageError::from);
                 unit(result, reply)
+            }
+            // `run` takes snapshots out of the group before staging.
+            Op::Snapshot { reply, .. } => {
+                drop(reply.send(Err(StorageError::Commit {
+                    message: "snapshot staged inside a group".into(),
+                })));
+                None
             }
         }
     }

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
+//!   PBX port for a real Asterisk.
 //! - [`cli`] — the `edgecc` command line and its dispatch.
 //! - [`config`] — the TOML config: raw parse, validation, resolved [`config::Config`].
 //! - [`paths`] — where the data directory and the admin socket are.
@@ -19,6 +21,7 @@
 //! - [`logging`] — `tracing` set-up.
 
 pub mod admin;
+pub mod ari;
 pub mod cli;
 pub mod clock;
 pub mod config;

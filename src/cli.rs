@@ -46,6 +46,10 @@ pub enum Command {
     CheckConfig {
         /// The file to check (default: --config, else /etc/edgecc/edgecc.toml).
         file: Option<PathBuf>,
+        /// Also reach the PBX: with `pbx.kind = "ari"`, log in to ARI
+        /// (`GET /asterisk/info`) and report the Asterisk version.
+        #[arg(long)]
+        probe: bool,
     },
     /// Inspect and repair the CRM outbox.
     Outbox(OutboxArgs),
@@ -143,7 +147,7 @@ pub fn main() -> ExitCode {
 /// Dispatches a parsed command line. Errors are a sentence for the user.
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match &cli.command {
-        Command::CheckConfig { file } => {
+        Command::CheckConfig { file, probe } => {
             let path = file
                 .clone()
                 .or(cli.config.clone())
@@ -152,6 +156,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let text = toml::to_string_pretty(&config)
                 .map_err(|e| format!("cannot print the configuration: {e}"))?;
             println!("{text}");
+            if *probe {
+                probe_pbx(&config)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
@@ -181,6 +188,25 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Outbox(args) => {
             let config = load_config(cli.config.as_deref())?;
             outbox(&cli, args, &config)
+        }
+    }
+}
+
+/// `check-config --probe`: reaches the PBX with the configured credentials.
+fn probe_pbx(config: &Config) -> Result<(), String> {
+    match &config.pbx {
+        crate::config::PbxKind::Sim => {
+            println!("# probe: the simulated PBX needs no network; nothing to probe");
+            Ok(())
+        }
+        crate::config::PbxKind::Ari(settings) => {
+            let url = settings.url.clone();
+            let settings = (**settings).clone();
+            let version = actix_rt::System::new()
+                .block_on(crate::ari::AriPbx::probe(settings))
+                .map_err(|e| format!("probe of ARI at {url} failed: {e}"))?;
+            println!("# probe: ARI at {url} answered; credentials accepted; Asterisk {version}");
+            Ok(())
         }
     }
 }

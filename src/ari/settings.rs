@@ -190,16 +190,20 @@ pub struct AriSettings {
     /// How credentials travel.
     pub auth: AriAuth,
     /// Connect timeout.
+    #[serde(rename = "connect_timeout_ms", serialize_with = "duration_ms")]
     pub connect_timeout: Duration,
     /// Request timeout.
+    #[serde(rename = "request_timeout_ms", serialize_with = "duration_ms")]
     pub request_timeout: Duration,
     /// Reconnect backoff base, ms.
     pub reconnect_backoff_base_ms: u64,
     /// Reconnect backoff cap, ms.
     pub reconnect_backoff_cap_ms: u64,
     /// Ping interval.
+    #[serde(rename = "ping_interval_ms", serialize_with = "duration_ms")]
     pub ping_interval: Duration,
     /// Idle timeout of the link.
+    #[serde(rename = "link_idle_timeout_ms", serialize_with = "duration_ms")]
     pub link_idle_timeout: Duration,
     /// Waiting callers hear this.
     pub waiting_media: WaitingMedia,
@@ -210,8 +214,10 @@ pub struct AriSettings {
     /// Outbound customer dial string template.
     pub outbound_endpoint: String,
     /// Announcement wait bound.
+    #[serde(rename = "announcement_wait_ms_max", serialize_with = "duration_ms")]
     pub announcement_wait_max: Duration,
     /// Remote answer wait bound.
+    #[serde(rename = "remote_answer_wait_ms", serialize_with = "duration_ms")]
     pub remote_answer_wait: Duration,
     /// `(name, value)` of the auto-answer SIP header, if any.
     pub auto_answer_header: Option<(String, String)>,
@@ -244,6 +250,11 @@ impl AriSettings {
         };
         resolve(&raw).expect("test settings are valid")
     }
+}
+
+/// Writes a duration as whole ms (as the TOML keys are written).
+fn duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
 }
 
 /// Checks `[pbx.ari]` and reads the password file. Errors are

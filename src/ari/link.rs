@@ -45,6 +45,10 @@ pub const DUPLICATE_WINDOW: usize = 256;
 /// Frames buffered while a reconcile runs; past it the link is restarted
 /// (a reconcile that slow is a sick link).
 pub const RECONCILE_BUFFER_MAX: usize = 100_000;
+/// Largest WebSocket frame the codec accepts. Frames between
+/// [`EVENT_FRAME_BYTES_MAX`] and this are read and skipped; a larger one
+/// breaks the codec and the link is re-established.
+pub const WS_FRAME_BYTES_MAX: usize = 16 * EVENT_FRAME_BYTES_MAX;
 /// How often the loop checks for a kick (tests, shutdown) while reading.
 const KICK_POLL: Duration = Duration::from_millis(50);
 
@@ -178,9 +182,7 @@ async fn connect(inner: &Inner) -> Result<Socket, String> {
         s.connect_timeout + s.request_timeout,
         s.ws_url.starts_with("wss://"),
     )?;
-    let mut req = client
-        .ws(events_url(s))
-        .max_frame_size(EVENT_FRAME_BYTES_MAX);
+    let mut req = client.ws(events_url(s)).max_frame_size(WS_FRAME_BYTES_MAX);
     if s.auth == AriAuth::Basic {
         req = req.basic_auth(&s.user, Some(&s.password));
     }

@@ -5,6 +5,7 @@
 //!
 //! - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
 //!   PBX port for a real Asterisk.
+//! - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket) for tests.
 //! - [`cli`] — the `edgecc` command line and its dispatch.
 //! - [`config`] — the TOML config: raw parse, validation, resolved [`config::Config`].
 //! - [`paths`] — where the data directory and the admin socket are.
@@ -22,6 +23,7 @@
 
 pub mod admin;
 pub mod ari;
+pub mod ari_emulator;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -4,6 +4,7 @@
 //! One test binary (ripgrep's layout): each module is named for what it
 //! checks; [`util`] starts and stops daemons.
 
+mod ari_emulator;
 mod browser;
 mod config_errors;
 mod crm_outage;

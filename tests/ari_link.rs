@@ -93,13 +93,20 @@ async fn drop_mid_call_readopts_the_call() {
     assert_eq!(h.snapshot().await.terminal_anomalies, 0);
 }
 
-/// Drop during an offer, answered meanwhile: the reconcile finds the
-/// agent's channel in Stasis and reports the answer once; the call
-/// connects.
+/// Drop during an offer, answered meanwhile: as on a real Asterisk, an
+/// originated channel answered while no WebSocket is connected cannot
+/// enter `Stasis()` and is hung up; the reconcile finds it gone and ends
+/// the offer exactly once; the call goes to the next agent, the first one
+/// is not left Reserved, and the ringing offer is never "answered".
 #[actix_rt::test]
 async fn drop_during_offer_answered_meanwhile() {
-    let h = AriHarness::start(config(&[("a1", A1)], 8_000), &[(A1, B::Manual)]).await;
+    let h = AriHarness::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[(A1, B::Manual), (A2, B::AnswerAfter { ring_ms: 100 })],
+    )
+    .await;
     h.ready("a1").await;
+    h.ready("a2").await;
     let call = h.inbound("5551001");
     h.until_agent("a1", "reserved", reserved).await;
     let leg = h.legs_of(&call).pop().unwrap();
@@ -107,17 +114,17 @@ async fn drop_during_offer_answered_meanwhile() {
     h.emu.answer(&leg).unwrap();
     pause(200).await;
     heal(&h).await;
-    h.until_agent("a1", "talking after the reconcile", talking)
-        .await;
-    let bridge = BridgeId::main(&call.as_str().into()).0;
-    h.until_emu("bridged after the reconnect", |s| {
-        s.bridge(&bridge)
-            .is_some_and(|b| b.channels.contains(&call) && b.channels.contains(&leg))
+    h.until_agent("a2", "a2 takes the call", talking).await;
+    h.until_agent("a1", "a1 released", free).await;
+    let main = BridgeId::main(&call.as_str().into()).0;
+    h.until_emu("a1's leg gone, a2 bridged", |s| {
+        s.channel(&leg).is_none()
+            && s.bridge(&main)
+                .is_some_and(|b| b.channels.len() == 2 && !b.channels.contains(&leg))
     })
     .await;
     h.emu.caller_hangup(&call).unwrap();
     h.until_ended("completed", 1).await;
-    h.until_agent("a1", "free", free).await;
     let kinds = h.kinds(&call);
     assert_eq!(
         kinds

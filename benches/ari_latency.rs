@@ -333,7 +333,10 @@ fn main() {
         summary("edgecc:   StasisStart -> originate (routed)", lat);
         // Where the time goes: the caller's answer and music-on-hold
         // requests, which precede the originate in the call's lane.
-        for (label, op) in [("edgecc:   StasisStart -> POST answer", "answer"), ("edgecc:   StasisStart -> POST moh", "moh")] {
+        for (label, op) in [
+            ("edgecc:   StasisStart -> POST answer", "answer"),
+            ("edgecc:   StasisStart -> POST moh", "moh"),
+        ] {
             let reqs = emu.requests();
             let mut at: HashMap<String, Instant> = HashMap::new();
             for r in &reqs {
@@ -351,7 +354,10 @@ fn main() {
             }
             let v: Vec<f64> = placed
                 .iter()
-                .filter_map(|(id, t0)| at.get(id).map(|t| t.saturating_duration_since(*t0).as_secs_f64() * 1e3))
+                .filter_map(|(id, t0)| {
+                    at.get(id)
+                        .map(|t| t.saturating_duration_since(*t0).as_secs_f64() * 1e3)
+                })
                 .collect();
             summary(label, v);
         }

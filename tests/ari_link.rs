@@ -263,3 +263,43 @@ async fn bad_frames_are_skipped() {
         "no phantom calls from the bad frames"
     );
 }
+
+/// `edgecc check-config --probe` logs in to ARI: it reports the Asterisk
+/// version with the right password, and fails naming the 401 with a wrong
+/// one.
+#[test]
+fn check_config_probe_logs_in() {
+    let emu = edgecc::ari_emulator::AriEmulator::start(Default::default()).expect("emulator");
+    let dir = tempfile::tempdir().unwrap();
+    let c = emu.config().clone();
+    for (password, ok) in [(c.password.clone(), true), ("wrong".to_string(), false)] {
+        let pw = dir.path().join("ari_password");
+        std::fs::write(&pw, format!("{password}\n")).unwrap();
+        let file = dir.path().join("edgecc.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[pbx]\nkind = \"ari\"\n[pbx.ari]\nurl = \"{}\"\nuser = \"{}\"\npassword_file = \"{}\"\n",
+                emu.base_url(),
+                c.user,
+                pw.display()
+            ),
+        )
+        .unwrap();
+        let out = crate::util::run(&["check-config", file.to_str().unwrap(), "--probe"]);
+        let (stdout, stderr) = (crate::util::stdout(&out), crate::util::stderr(&out));
+        assert_eq!(out.status.success(), ok, "{stdout}\n{stderr}");
+        if ok {
+            assert!(
+                stdout.contains("credentials accepted; Asterisk"),
+                "{stdout}"
+            );
+            assert!(
+                !stdout.contains(&c.password),
+                "the password is never printed"
+            );
+        } else {
+            assert!(stderr.contains("401"), "{stderr}");
+        }
+    }
+}

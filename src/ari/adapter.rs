@@ -291,10 +291,10 @@ impl Inner {
                     info!(leg_id = %leg_id, "Hang-up asked while the PBX link is down; done after the reconnect.");
                 }
             }
-            PbxCommand::DestroyBridge { bridge_id } => {
-                if st.bridges.contains_key(bridge_id.as_str()) {
-                    st.bridges_to_destroy.insert(bridge_id.0.clone());
-                }
+            PbxCommand::DestroyBridge { bridge_id }
+                if st.bridges.contains_key(bridge_id.as_str()) =>
+            {
+                st.bridges_to_destroy.insert(bridge_id.0.clone());
             }
             _ => {}
         }

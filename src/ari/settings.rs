@@ -465,7 +465,8 @@ mod tests {
     /// Each bad value names its key.
     #[test]
     fn bad_values_name_their_key() {
-        let cases: Vec<(Box<dyn Fn(&mut AriConfig)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut AriConfig)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|r| r.url = "ftp://x".into()), "pbx.ari.url"),
             (Box::new(|r| r.app = "a b".into()), "pbx.ari.app"),
             (Box::new(|r| r.user = "a:b".into()), "pbx.ari.user"),

@@ -485,3 +485,72 @@ async fn duplicated_events_count_once() {
     );
     assert_eq!(h.snapshot().await.terminal_anomalies, 0);
 }
+
+/// A queue's final destinations over ARI: an external number sends the
+/// caller on in the redirect context (`continue`, the channel leaves
+/// Stasis and stays up in the dialplan; no hang-up is reported for it); an
+/// announcement is played to the end before the caller is hung up.
+#[actix_rt::test]
+async fn final_destinations_redirect_and_announcement() {
+    use edgecc_actors::config::FinalDestination;
+    for dest in ["external", "announcement"] {
+        let mut cfg = config(&[("a1", A1)], 8_000);
+        cfg.queues[0].max_wait_ms = 300;
+        cfg.queues[0].final_destination = if dest == "external" {
+            FinalDestination::External {
+                number: "5559999".into(),
+            }
+        } else {
+            FinalDestination::Announcement {
+                prompt: "queue-closed".into(),
+            }
+        };
+        let h = AriHarness::start(cfg, &[]).await;
+        h.emu.set_playback_ms(400);
+        let call = h.inbound("5550010");
+        if dest == "external" {
+            h.until_ended("overflowed", 1).await;
+            h.until_emu("caller continues in the redirect context", |s| {
+                s.channel(&call).is_some_and(|c| {
+                    !c.in_stasis && c.context == "edgecc-redirect" && c.exten == "5559999"
+                })
+            })
+            .await;
+            pause(200).await;
+            assert!(
+                h.emu.state().channel(&call).is_some(),
+                "not hung up by edgecc"
+            );
+        } else {
+            h.until_ended("timed_out", 1).await;
+            h.until_emu("caller hung up after the prompt", |s| {
+                s.channel(&call).is_none()
+            })
+            .await;
+            let reqs = h.emu.requests();
+            let play = reqs
+                .iter()
+                .find(|r| {
+                    r.method == "POST" && r.path.starts_with(&format!("/ari/channels/{call}/play"))
+                })
+                .expect("prompt played");
+            assert!(play.path.contains("queue-closed"), "{}", play.path);
+            let hangup = reqs
+                .iter()
+                .find(|r| {
+                    r.method == "DELETE" && r.path.starts_with(&format!("/ari/channels/{call}"))
+                })
+                .expect("hang-up");
+            let waited = hangup.at.duration_since(play.at);
+            assert!(
+                waited >= std::time::Duration::from_millis(350),
+                "hung up {waited:?} after the prompt started: it was cut off"
+            );
+        }
+        assert!(
+            h.kinds(&call).contains(&CrmRecordKind::WorkItemCreate),
+            "{dest}"
+        );
+        assert_eq!(h.snapshot().await.terminal_anomalies, 0);
+    }
+}

@@ -157,8 +157,9 @@ async fn abandon_while_queued_and_while_ringing() {
     assert!(h.kinds(&ringing).contains(&CrmRecordKind::WorkItemCreate));
 }
 
-/// Hold and mute: the caller hears music on hold and gets it stopped on
-/// resume; the agent leg is muted and unmuted; each step is an update.
+/// Hold and mute: the held caller leaves the bridge and hears music on
+/// hold; on resume the music stops and it is back with the agent; the
+/// agent leg is muted and unmuted; each step is an update.
 #[actix_rt::test]
 async fn hold_and_mute() {
     let h = AriHarness::start(config(&[("a1", A1)], 8_000), &[(A1, answer_after(100))]).await;
@@ -166,14 +167,21 @@ async fn hold_and_mute() {
     let call = h.inbound("5550005");
     h.until_agent("a1", "talking", talking).await;
     let leg = h.legs_of(&call).pop().expect("agent leg");
+    let bridge = BridgeId::main(&call.as_str().into()).0;
     h.act("a1", CallAction::Hold).await.unwrap();
-    h.until_emu("caller hears music", |s| {
-        s.channel(&call).is_some_and(|c| c.moh)
+    // Held: out of the bridge (it neither hears nor is heard by the agent)
+    // and hearing music.
+    h.until_emu("caller hears music, out of the bridge", |s| {
+        s.channel(&call)
+            .is_some_and(|c| c.moh && c.bridge_id.is_none())
+            && s.bridge(&bridge)
+                .is_some_and(|b| b.channels == vec![leg.clone()])
     })
     .await;
     h.act("a1", CallAction::Resume).await.unwrap();
-    h.until_emu("music stopped", |s| {
-        s.channel(&call).is_some_and(|c| !c.moh)
+    h.until_emu("music stopped, back in the bridge", |s| {
+        s.channel(&call)
+            .is_some_and(|c| !c.moh && c.bridge_id.as_deref() == Some(bridge.as_str()))
     })
     .await;
     h.act("a1", CallAction::Mute).await.unwrap();

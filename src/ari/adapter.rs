@@ -14,7 +14,7 @@
 //! | Bridge / Conference | `POST /bridges?type=mixing&bridgeId` on first use, `addChannel` |
 //! | Unbridge | `removeChannel` |
 //! | DestroyBridge | `DELETE /bridges/{id}` |
-//! | Hold / Resume | `POST/DELETE /channels/{id}/moh` (or `/ring` for a waiting caller) |
+//! | Hold / Resume | a bridged caller leaves its bridge, `POST/DELETE /channels/{id}/moh` (`/ring` for a waiting caller), back in the bridge on resume |
 //! | Mute / Unmute | `POST/DELETE /channels/{id}/mute?direction=in` |
 //! | Hangup | `DELETE /channels/{id}?reason_code=` (after a playing announcement) |
 //! | RedirectExternal | `POST /channels/{id}/continue?context&extension&priority=1` |
@@ -535,30 +535,8 @@ impl Inner {
                     .await
             }
             PbxCommand::Unbridge { bridge_id, leg_id } => {
-                let path = format!(
-                    "/bridges/{}/removeChannel",
-                    encode_segment(bridge_id.as_str())
-                );
-                match self
-                    .rest
-                    .call(Method::POST, &path, &[("channel", leg_id.as_str())], None)
+                self.remove_from_bridge(bridge_id.as_str(), leg_id.as_str())
                     .await
-                {
-                    // 422: the channel is not in that bridge (any more).
-                    Ok(_) | Err(RestError::Status { status: 422, .. }) => {
-                        if let Some(l) = self.state.borrow_mut().legs.get_mut(leg_id.as_str()) {
-                            if l.bridge.as_deref() == Some(bridge_id.as_str()) {
-                                l.bridge = None;
-                            }
-                        }
-                        if let Some(m) = self.state.borrow_mut().bridges.get_mut(bridge_id.as_str())
-                        {
-                            m.remove(leg_id.as_str());
-                        }
-                        Ok(())
-                    }
-                    Err(e) => Err(map_rest(e, Some(leg_id.as_str()), Some(bridge_id.as_str()))),
-                }
             }
             PbxCommand::Conference { bridge_id, leg_ids } => {
                 for leg in &leg_ids {
@@ -581,15 +559,27 @@ impl Inner {
             }
             PbxCommand::Hold { leg_id } => {
                 let id = leg_id.as_str();
-                let waiting = {
+                // A caller talking in a bridge is taken out of it first: in
+                // the bridge it would go on hearing (and being heard by)
+                // the agent under the music. Resume puts it back.
+                let (waiting, bridged_with_others) = {
                     let st = self.state.borrow();
-                    st.legs.get(id).is_some_and(|l| {
-                        l.role == LegRole::Caller
-                            && l.bridge
-                                .as_ref()
-                                .is_none_or(|b| st.bridges.get(b).is_none_or(|m| m.len() <= 1))
-                    })
+                    match st.legs.get(id).filter(|l| l.role == LegRole::Caller) {
+                        Some(l) => match &l.bridge {
+                            Some(b) if st.bridges.get(b).is_some_and(|m| m.len() > 1) => {
+                                (false, Some(b.clone()))
+                            }
+                            _ => (true, None),
+                        },
+                        None => (false, None),
+                    }
                 };
+                if let Some(b) = bridged_with_others {
+                    self.remove_from_bridge(&b, id).await?;
+                    if let Some(l) = self.state.borrow_mut().legs.get_mut(id) {
+                        l.held_from = Some(b);
+                    }
+                }
                 let media = if waiting && s.waiting_media == WaitingMedia::Ringing {
                     HoldMedia::Ringing
                 } else {
@@ -615,17 +605,27 @@ impl Inner {
             }
             PbxCommand::Resume { leg_id } => {
                 let id = leg_id.as_str();
-                let media = self
-                    .state
-                    .borrow_mut()
-                    .legs
-                    .get_mut(id)
-                    .and_then(|l| l.hold.take())
-                    .unwrap_or(HoldMedia::Moh);
-                match media {
+                let (media, back_to) = {
+                    let mut st = self.state.borrow_mut();
+                    match st.legs.get_mut(id) {
+                        Some(l) => (
+                            l.hold.take().unwrap_or(HoldMedia::Moh),
+                            l.held_from.take().filter(|_| l.bridge.is_none()),
+                        ),
+                        None => (HoldMedia::Moh, None),
+                    }
+                };
+                let r = match media {
                     HoldMedia::Ringing => self.channel_op(Method::DELETE, id, "ring", &[]).await,
                     HoldMedia::Moh => self.channel_op(Method::DELETE, id, "moh", &[]).await,
+                };
+                if let Some(b) = back_to {
+                    let live = self.state.borrow().bridges.contains_key(&b);
+                    if live {
+                        self.add_to_bridge(&b, id).await?;
+                    }
                 }
+                r
             }
             PbxCommand::Mute { leg_id } => {
                 self.channel_op(
@@ -989,6 +989,32 @@ impl Inner {
             m.insert(leg.to_owned());
         }
         Ok(())
+    }
+
+    /// Takes `leg` out of `bridge` (a 422, not in that bridge any more, is
+    /// success).
+    async fn remove_from_bridge(&self, bridge: &str, leg: &str) -> Result<(), PbxError> {
+        let path = format!("/bridges/{}/removeChannel", encode_segment(bridge));
+        match self
+            .rest
+            .call(Method::POST, &path, &[("channel", leg)], None)
+            .await
+        {
+            Ok(_) | Err(RestError::Status { status: 422, .. }) => {
+                let mut st = self.state.borrow_mut();
+                if let Some(l) = st.legs.get_mut(leg) {
+                    if l.bridge.as_deref() == Some(bridge) {
+                        l.bridge = None;
+                    }
+                    l.held_from = None;
+                }
+                if let Some(m) = st.bridges.get_mut(bridge) {
+                    m.remove(leg);
+                }
+                Ok(())
+            }
+            Err(e) => Err(map_rest(e, Some(leg), Some(bridge))),
+        }
     }
 
     /// Waits (bounded) until the announcements playing on `id` finished.

@@ -114,6 +114,8 @@ pub struct Leg {
     pub bridge: Option<String>,
     /// Hold media playing to it, if any.
     pub hold: Option<HoldMedia>,
+    /// The bridge a held caller was taken out of (it goes back on resume).
+    pub held_from: Option<String>,
     /// Playbacks started on it and not finished.
     pub playbacks: BTreeSet<String>,
     /// Last DTMF (event ms, digit), to drop a duplicate.
@@ -134,6 +136,7 @@ impl Leg {
             on_answer,
             bridge: None,
             hold: None,
+            held_from: None,
             playbacks: BTreeSet::new(),
             last_dtmf: None,
         }

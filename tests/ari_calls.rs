@@ -562,3 +562,35 @@ async fn final_destinations_redirect_and_announcement() {
         assert_eq!(h.snapshot().await.terminal_anomalies, 0);
     }
 }
+
+/// `waiting_media = "ringing"`: a queued caller hears ringing (not music),
+/// which stops when an agent answers.
+#[actix_rt::test]
+async fn waiting_callers_can_hear_ringing() {
+    use edgecc::ari::settings::WaitingMedia;
+    use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig};
+    let emu = AriEmulator::start(AriEmulatorConfig::default()).unwrap();
+    emu.set_endpoint(A1, answer_after(100));
+    let mut s = settings(&emu);
+    s.waiting_media = WaitingMedia::Ringing;
+    let h = AriHarness::start_with_settings(emu, config(&[("a1", A1)], 8_000), s).await;
+    let call = h.inbound("5550011");
+    h.until_call(&call, "queued", |c| c.phase == "queued").await;
+    let ring = format!("/ari/channels/{call}/ring");
+    let h2 = h.emu.clone();
+    until("ringing started", move || {
+        h2.requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.starts_with(&ring))
+    })
+    .await;
+    assert_eq!(h.requests("POST", &format!("/ari/channels/{call}/moh")), 0);
+    h.ready("a1").await;
+    h.until_agent("a1", "talking", talking).await;
+    assert_eq!(
+        h.requests("DELETE", &format!("/ari/channels/{call}/ring")),
+        1
+    );
+    h.emu.caller_hangup(&call).unwrap();
+    h.until_ended("completed", 1).await;
+}

@@ -121,7 +121,17 @@ impl AriHarness {
 
     /// Like [`Self::start`] on an existing emulator.
     pub async fn start_on(emu: AriEmulator, cfg: ContactCenterConfig) -> AriHarness {
-        let ari = AriPbx::new(settings(&emu)).expect("adapter");
+        let s = settings(&emu);
+        Self::start_with_settings(emu, cfg, s).await
+    }
+
+    /// Like [`Self::start_on`] with adapter settings of the test's own.
+    pub async fn start_with_settings(
+        emu: AriEmulator,
+        cfg: ContactCenterConfig,
+        settings: AriSettings,
+    ) -> AriHarness {
+        let ari = AriPbx::new(settings).expect("adapter");
         let outbox = MemoryOutbox::new();
         let registry = ContactCenter::start(
             cfg,

@@ -270,11 +270,9 @@ impl Inner {
     /// Delivers an event to the registry.
     pub fn emit(&self, ev: PbxEvent) {
         match self.events.borrow().as_ref() {
-            Some(r) => {
-                if let Err(e) = r.try_send(ev) {
-                    warn!(error = %e, "Registry mailbox refused a PBX event.");
-                }
-            }
+            // `do_send` as the simulated PBX does: a PBX fact is never
+            // dropped for a full mailbox.
+            Some(r) => r.do_send(ev),
             None => debug!(event = ?ev, "No registry yet; PBX event dropped."),
         }
     }

@@ -654,6 +654,11 @@ impl AriState {
                     let Some(leg) = self.legs.get_mut(&id) else {
                         continue;
                     };
+                    if leg.redirected && !in_app {
+                        // Its StasisEnd was lost with the link: it left.
+                        self.forget(&id);
+                        continue;
+                    }
                     if let Some(cause) = leg.hangup_requested {
                         fx.push(Effect::HangupChannel {
                             channel: id.clone(),

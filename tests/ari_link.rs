@@ -303,3 +303,63 @@ fn check_config_probe_logs_in() {
         }
     }
 }
+
+/// The daemon wired with `[pbx] kind = "ari"` (`daemon::start_system`, as
+/// `edgecc run` does) over its HTTP API: an agent goes Ready on the API,
+/// a call through the emulator is offered to its phone and connected,
+/// the agent holds and hangs up from the API, and Asterisk is left clean.
+#[actix_rt::test]
+async fn daemon_runs_on_ari_over_http() {
+    use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig};
+    use serde_json::json;
+    let emu = AriEmulator::start(AriEmulatorConfig::default()).unwrap();
+    emu.set_endpoint(A1, B::AnswerAfter { ring_ms: 100 });
+    let mut config = crate::util::http_config(3_600_000, 3_600_000);
+    config.pbx = edgecc::config::PbxKind::Ari(Box::new(settings(&emu)));
+    config.contact_center.agents[0].endpoint = Some(A1.into());
+    let t = crate::util::HttpTest::start(config).await;
+    assert!(t.running.sim.is_none());
+    let e = emu.clone();
+    until("the daemon's ARI link is up", move || e.app_active()).await;
+    let ann = t.login("ann").await;
+    for state in ["login", "ready"] {
+        let (s, v) = t
+            .call(
+                "POST",
+                "/api/v1/agent/state",
+                Some(&ann),
+                Some(json!({"state": state})),
+            )
+            .await;
+        assert_eq!(s, 200, "{state}: {v}");
+    }
+    // A call that arrives while the adapter still reconciles is buffered
+    // and handled right after: no need to wait for more than the WebSocket.
+    let call = emu
+        .inbound_call("5552000", "Dan", "+18005550100", &[])
+        .unwrap();
+    let bridge = BridgeId::main(&call.as_str().into()).0;
+    let e = emu.clone();
+    let b = bridge.clone();
+    until("caller and ann's phone bridged", move || {
+        e.state().bridge(&b).is_some_and(|b| b.channels.len() == 2)
+    })
+    .await;
+    let path = |a: &str| format!("/api/v1/calls/{call}/{a}");
+    let (s, v) = t.call("POST", &path("hold"), Some(&ann), None).await;
+    assert_eq!(s, 200, "{v}");
+    let e = emu.clone();
+    let c = call.clone();
+    until("caller on hold", move || {
+        e.state().channel(&c).is_some_and(|c| c.moh)
+    })
+    .await;
+    let (s, v) = t.call("POST", &path("hangup"), Some(&ann), None).await;
+    assert_eq!(s, 200, "{v}");
+    let e = emu.clone();
+    until("Asterisk left clean", move || {
+        let s = e.state();
+        s.channels.is_empty() && s.bridges.is_empty()
+    })
+    .await;
+}

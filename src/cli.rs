@@ -54,6 +54,10 @@ pub enum Command {
         /// $CREDENTIALS_DIRECTORY; outside systemd e.g. /etc/credstore).
         #[arg(long, value_name = "DIR")]
         credentials_dir: Option<PathBuf>,
+        /// Also reach the PBX: with `pbx.kind = "ari"`, log in to ARI
+        /// (`GET /asterisk/info`) and report the Asterisk version.
+        #[arg(long)]
+        probe: bool,
     },
     /// Write a point-in-time backup of the data directory (outbox, dead
     /// letters, state) to FILE: through the running daemon, or --offline.
@@ -181,12 +185,23 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             file,
             quiet,
             credentials_dir,
+            probe,
         } => {
             let path = file
                 .clone()
                 .or(cli.config.clone())
                 .unwrap_or_else(|| PathBuf::from(CONFIG_PATH_DEFAULT));
             crate::install::check_config(&path, credentials_dir.as_deref(), *quiet)?;
+            if *probe {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: cannot read the file: {e}", path.display()))?;
+                let config = match credentials_dir {
+                    Some(dir) => Config::parse_with_credentials(&text, &path, Some(dir)),
+                    None => Config::parse(&text, &path),
+                }
+                .map_err(|e| e.to_string())?;
+                probe_pbx(&config)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup(args) => {
@@ -226,6 +241,25 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Outbox(args) => {
             let config = load_config(cli.config.as_deref())?;
             outbox(&cli, args, &config)
+        }
+    }
+}
+
+/// `check-config --probe`: reaches the PBX with the configured credentials.
+fn probe_pbx(config: &Config) -> Result<(), String> {
+    match &config.pbx {
+        crate::config::PbxKind::Sim => {
+            println!("# probe: the simulated PBX needs no network; nothing to probe");
+            Ok(())
+        }
+        crate::config::PbxKind::Ari(settings) => {
+            let url = settings.url.clone();
+            let settings = (**settings).clone();
+            let version = actix_rt::System::new()
+                .block_on(crate::ari::AriPbx::probe(settings))
+                .map_err(|e| format!("probe of ARI at {url} failed: {e}"))?;
+            println!("# probe: ARI at {url} answered; credentials accepted; Asterisk {version}");
+            Ok(())
         }
     }
 }

@@ -172,9 +172,10 @@ pub struct UserConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPbx {
-    /// `sim` (the built-in simulated PBX). `ari` comes with the Asterisk
-    /// adapter.
+    /// `sim` (the built-in simulated PBX) or `ari` (Asterisk, `[pbx.ari]`).
     pub kind: Option<String>,
+    /// `[pbx.ari]`: the Asterisk REST Interface.
+    pub ari: Option<crate::ari::AriConfig>,
 }
 
 /// `[crm]` as written: the adapter and the sync worker's settings.
@@ -254,11 +255,13 @@ pub struct Config {
 }
 
 /// Which PBX edgecc drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PbxKind {
     /// The built-in simulated PBX.
     Sim,
+    /// Asterisk over ARI.
+    Ari(Box<crate::ari::AriSettings>),
 }
 
 /// Which CRM edgecc writes to, and how.
@@ -330,7 +333,15 @@ impl Config {
         path: &Path,
         credentials: Option<&Path>,
     ) -> Result<Config, ConfigError> {
-        let raw = parse_raw(text, path)?;
+        let mut raw = parse_raw(text, path)?;
+        // The ARI password file is read while resolving: name it first.
+        if let Some(file) = raw.pbx.ari.as_mut().and_then(|a| a.password_file.as_mut()) {
+            *file = resolve_credential(file, credentials).map_err(|message| ConfigError {
+                file: path.to_path_buf(),
+                key: "pbx.ari.password_file".to_string(),
+                message,
+            })?;
+        }
         let mut config = Config::resolve(raw, path)?;
         config
             .resolve_credentials(credentials)
@@ -453,12 +464,27 @@ impl Config {
                 }
             }
         }
-        let pbx = match raw.pbx.kind.as_deref() {
-            None | Some("sim") => PbxKind::Sim,
-            Some(other) => {
+        let pbx = match (raw.pbx.kind.as_deref(), &raw.pbx.ari) {
+            (None | Some("sim"), None) => PbxKind::Sim,
+            (None | Some("sim"), Some(_)) => {
+                return Err(err(
+                    "pbx.ari",
+                    "is only used with kind = \"ari\" in [pbx]".to_string(),
+                ))
+            }
+            (Some("ari"), Some(ari)) => PbxKind::Ari(Box::new(
+                crate::ari::settings::resolve(ari).map_err(|(key, message)| err(&key, message))?,
+            )),
+            (Some("ari"), None) => {
                 return Err(err(
                     "pbx.kind",
-                    format!("{other:?} is not a PBX adapter: use \"sim\""),
+                    "kind = \"ari\" needs a [pbx.ari] table".to_string(),
+                ))
+            }
+            (Some(other), _) => {
+                return Err(err(
+                    "pbx.kind",
+                    format!("{other:?} is not a PBX adapter: use \"sim\" or \"ari\""),
                 ))
             }
         };
@@ -903,5 +929,46 @@ list = [{ password = "p2" }]
             "{t}"
         );
         assert!(t.contains("plain = \"https://host/path?q=1\""), "{t}");
+    }
+
+    /// `kind = "ari"` needs its table, which is checked key by key; the
+    /// table alone without the kind is refused.
+    #[test]
+    fn pbx_ari_is_checked() {
+        let f = Path::new("/x/e.toml");
+        let e = Config::parse("[pbx]\nkind = \"ari\"\n", f).unwrap_err();
+        assert_eq!(e.key, "pbx.kind");
+        let ok = "[pbx]\nkind = \"ari\"\n[pbx.ari]\nurl = \"http://127.0.0.1:8088/ari\"\nuser = \"edgecc\"\npassword = \"s\"\n";
+        match Config::parse(ok, f).unwrap().pbx {
+            PbxKind::Ari(a) => assert_eq!(a.app, "edgecc"),
+            other => panic!("{other:?}"),
+        }
+        let e = Config::parse(&ok.replace("user", "usr"), f).unwrap_err();
+        assert_eq!(e.key, "pbx.ari.usr");
+        let e = Config::parse(
+            &ok.replace("8088/ari", "8088/ari\"\nrequest_timeout_ms = 0\n#"),
+            f,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "pbx.ari.request_timeout_ms");
+        let e = Config::parse(&ok.replace("kind = \"ari\"", "kind = \"sim\""), f).unwrap_err();
+        assert_eq!(e.key, "pbx.ari");
+        // A bare credential name for the ARI password resolves in the
+        // credentials directory (LoadCredential=edgecc.ari_password).
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("edgecc.ari_password"), "from-cred\n").unwrap();
+        let text = ok.replace(
+            "password = \"s\"",
+            "password_file = \"edgecc.ari_password\"",
+        );
+        match Config::parse_with_credentials(&text, f, Some(creds.path()))
+            .unwrap()
+            .pbx
+        {
+            PbxKind::Ari(a) => assert_eq!(a.password, "from-cred"),
+            other => panic!("{other:?}"),
+        }
+        let e = Config::parse_with_credentials(&text, f, None).unwrap_err();
+        assert_eq!(e.key, "pbx.ari.password_file");
     }
 }

@@ -65,6 +65,9 @@ pub enum DaemonError {
     /// The HTTP listener could not start (address in use, TLS files).
     #[error("http: {0}")]
     Http(String),
+    /// The PBX adapter could not be set up (ARI client settings).
+    #[error("pbx: {0}")]
+    Pbx(String),
     /// The contact-center configuration was refused by the actors.
     #[error("contact center: {0}")]
     ContactCenter(String),
@@ -76,7 +79,7 @@ pub struct Running {
     pub registry: Addr<Registry>,
     /// The CRM sync worker, when a CRM is configured.
     pub sync: Option<Addr<SyncWorker>>,
-    /// The simulated PBX, when `pbx.kind = "sim"`.
+    /// The simulated PBX, when `pbx.kind = "sim"` (`None` for `ari`).
     pub sim: Option<Addr<SimPbx>>,
 }
 
@@ -124,19 +127,18 @@ pub fn start_system_with_gate(
         None => None,
     };
     let port = StorageOutboxPort::new(outbox, sync.clone().map(Addr::recipient));
-    let (pbx, sim) = match config.pbx {
+    let (pbx, sim, ari): (edgecc_actors::ports::SharedPbx, _, _) = match &config.pbx {
         PbxKind::Sim => {
             let sim = SimPbx::new(crate::clock::now_ms()).start();
-            (SimPbxPort { addr: sim.clone() }, sim)
+            (Rc::new(SimPbxPort { addr: sim.clone() }), Some(sim), None)
+        }
+        PbxKind::Ari(settings) => {
+            let ari = crate::ari::AriPbx::new((**settings).clone()).map_err(DaemonError::Pbx)?;
+            (Rc::new(ari.clone()), None, Some(ari))
         }
     };
-    let registry = ContactCenter::start(
-        config.contact_center.clone(),
-        Rc::new(pbx),
-        Rc::new(port),
-        clock,
-    )
-    .map_err(|errors| {
+    let registry = ContactCenter::start(config.contact_center.clone(), pbx, Rc::new(port), clock)
+        .map_err(|errors| {
         DaemonError::ContactCenter(
             errors
                 .iter()
@@ -146,13 +148,21 @@ pub fn start_system_with_gate(
         )
     })?;
     let gate = PbxGate::new(registry.clone().recipient()).start();
-    // The simulated PBX reports its link up once connected.
-    sim.do_send(ConnectEvents(gate.clone().recipient()));
+    // Every PBX event passes through the gate (link state, shutdown drain);
+    // the simulated PBX and the ARI link report their link state there.
+    if let Some(sim) = &sim {
+        sim.do_send(ConnectEvents(gate.clone().recipient()));
+    }
+    if let Some(ari) = &ari {
+        // The link task keeps the adapter alive.
+        ari.connect_events(gate.clone().recipient());
+        ari.start();
+    }
     Ok((
         Running {
             registry,
             sync,
-            sim: Some(sim),
+            sim,
         },
         gate,
     ))

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
+//!   PBX port for a real Asterisk.
 //! - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket) for tests.
 //! - [`cli`] — the `edgecc` command line and its dispatch.
 //! - [`config`] — the TOML config: raw parse, validation, resolved [`config::Config`].
@@ -25,6 +27,7 @@
 //!   calls once shutdown began.
 
 pub mod admin;
+pub mod ari;
 pub mod ari_emulator;
 pub mod cli;
 pub mod clock;

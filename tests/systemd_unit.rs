@@ -154,7 +154,12 @@ fn unit_has_the_promised_settings_and_valid_commands() {
     assert_eq!(one("ProtectSystem"), Some("strict"));
     assert!(d["SystemCallFilter"].iter().any(|v| v == "@system-service"));
     let creds = &d["LoadCredential"];
-    for c in ["edgecc.webhook_secret", "edgecc.tls_cert", "edgecc.tls_key"] {
+    for c in [
+        "edgecc.webhook_secret",
+        "edgecc.tls_cert",
+        "edgecc.tls_key",
+        "edgecc.ari_password",
+    ] {
         assert!(creds.iter().any(|v| v == c), "LoadCredential={c}");
     }
     // Reload: validate first, then SIGHUP.

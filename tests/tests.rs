@@ -4,7 +4,10 @@
 //! One test binary (ripgrep's layout): each module is named for what it
 //! checks; [`util`] starts and stops daemons.
 
+mod ari_calls;
 mod ari_emulator;
+mod ari_harness;
+mod ari_link;
 mod backup_restore;
 mod browser;
 mod check_config;

@@ -1,0 +1,445 @@
+//! The ARI event link: one WebSocket on `/ari/events?app=…`, kept up for as
+//! long as the daemon runs.
+//!
+//! Asterisk keeps no events for a disconnected application and never sends
+//! StasisStart again, and a call that reaches `Stasis(edgecc)` while no
+//! WebSocket is connected fails at once. So the loop is:
+//!
+//! 1. connect (Basic auth or `api_key`), with a bounded handshake;
+//! 2. reconcile: `GET /channels` and `GET /bridges` while frames that
+//!    arrive meanwhile are buffered, then [`AriState::reconcile`], then the
+//!    buffered frames in order; only then is the link *up*: commands are
+//!    accepted and [`PbxEvent::LinkUp`] goes to the registry;
+//! 3. read frames: each text frame is parsed and applied; malformed,
+//!    truncated, fragmented, oversized or absurd frames are logged and skipped; an exact
+//!    duplicate of a recent frame is dropped; pings are answered, and the
+//!    link is pinged so a dead peer is noticed within `link_idle_timeout_ms`;
+//! 4. on close, error, silence or `ApplicationReplaced`: the link is down
+//!    (commands fail with `LinkDown`, [`PbxEvent::LinkDown`] is sent once),
+//!    wait a full-jitter backoff (`rand(0, min(cap, base·2^attempt))`), and
+//!    go to 1.
+//!
+//! [`AriState::reconcile`]: super::state::AriState::reconcile
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix_codec::Framed;
+use awc::ws::{Codec, Frame, Message};
+use awc::BoxedSocket;
+use edgecc_actors::rng::SplitMix64;
+use edgecc_actors::PbxEvent;
+use futures_util::{SinkExt, StreamExt};
+use tracing::{debug, error, info, warn};
+
+use super::adapter::Inner;
+use super::events::{parse_event, AriEvent, Bridge, Channel, Envelope, EVENT_FRAME_BYTES_MAX};
+use super::rest::encode_segment;
+use super::settings::{AriAuth, AriSettings};
+
+/// Frames remembered to drop exact duplicates (the same event delivered
+/// twice when a channel is subscribed through two sources).
+pub const DUPLICATE_WINDOW: usize = 256;
+/// Frames buffered while a reconcile runs; past it the link is restarted
+/// (a reconcile that slow is a sick link).
+pub const RECONCILE_BUFFER_MAX: usize = 100_000;
+/// Largest WebSocket frame the codec accepts. Frames between
+/// [`EVENT_FRAME_BYTES_MAX`] and this are read and skipped; a larger one
+/// breaks the codec and the link is re-established.
+pub const WS_FRAME_BYTES_MAX: usize = 16 * EVENT_FRAME_BYTES_MAX;
+/// How often the loop checks for a kick (tests, shutdown) while reading.
+const KICK_POLL: Duration = Duration::from_millis(50);
+
+type Socket = Framed<BoxedSocket, Codec>;
+
+/// Why a connected session ended.
+enum SessionEnd {
+    /// Closed, failed or went silent: reconnect soon.
+    Dropped(String),
+    /// Another client took the application over: reconnect at the cap.
+    Replaced,
+    /// Shutting down.
+    Stopped,
+}
+
+/// Full-jitter backoff: a uniform delay in `[0, min(cap, base·2^attempt)]`.
+pub fn backoff_ms(rng: &mut SplitMix64, base_ms: u64, cap_ms: u64, attempt: u32) -> u64 {
+    let bound = base_ms.saturating_mul(1u64 << attempt.min(30)).min(cap_ms);
+    rng.below(bound.saturating_add(1))
+}
+
+/// The events WebSocket URL with the application and, for `api_key`,
+/// the credentials.
+pub fn events_url(s: &AriSettings) -> String {
+    let mut url = format!(
+        "{}?app={}&subscribeAll=false",
+        s.ws_url,
+        encode_segment(&s.app)
+    );
+    if s.auth == AriAuth::ApiKey {
+        url.push_str(&format!(
+            "&api_key={}:{}",
+            encode_segment(&s.user),
+            encode_segment(&s.password)
+        ));
+    }
+    url
+}
+
+/// Drops exact duplicates among recent frames.
+struct Dedup {
+    /// Recent frame hashes, oldest first.
+    order: VecDeque<u64>,
+    /// The same, for lookup.
+    seen: HashSet<u64>,
+}
+
+impl Dedup {
+    fn new() -> Dedup {
+        Dedup {
+            order: VecDeque::with_capacity(DUPLICATE_WINDOW),
+            seen: HashSet::with_capacity(DUPLICATE_WINDOW),
+        }
+    }
+
+    /// True when `text` was seen recently.
+    fn duplicate(&mut self, text: &str) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        let h = h.finish();
+        if self.seen.contains(&h) {
+            return true;
+        }
+        if self.order.len() >= DUPLICATE_WINDOW {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.order.push_back(h);
+        self.seen.insert(h);
+        false
+    }
+}
+
+/// The link task: runs until [`super::AriPbx::stop`].
+pub(crate) async fn run(inner: Rc<Inner>) {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    let mut rng = SplitMix64::new(seed);
+    let mut attempt: u32 = 0;
+    // None: nothing reported yet; Some(up).
+    let mut reported: Option<bool> = None;
+    let s = inner.settings.clone();
+    while !inner.stopping.get() {
+        let end = match connect(&inner).await {
+            Ok(socket) => {
+                attempt = 0;
+                session(&inner, socket, &mut reported).await
+            }
+            Err(e) => SessionEnd::Dropped(e),
+        };
+        let was_up = inner.link_up.replace(false);
+        if reported != Some(false) {
+            reported = Some(false);
+            inner.emit(PbxEvent::LinkDown);
+        }
+        let delay = match &end {
+            SessionEnd::Stopped => break,
+            SessionEnd::Replaced => {
+                error!(app = %s.app, "Another client took over the ARI application; reconnecting later.");
+                s.reconnect_backoff_cap_ms
+            }
+            SessionEnd::Dropped(why) => {
+                let d = backoff_ms(
+                    &mut rng,
+                    s.reconnect_backoff_base_ms,
+                    s.reconnect_backoff_cap_ms,
+                    attempt,
+                );
+                if was_up || attempt == 0 {
+                    warn!(reason = %why, retry_in_ms = d, "PBX link down.");
+                } else {
+                    debug!(reason = %why, attempt, retry_in_ms = d, "PBX link still down.");
+                }
+                attempt = attempt.saturating_add(1);
+                d
+            }
+        };
+        actix_rt::time::sleep(Duration::from_millis(delay)).await;
+    }
+    inner.link_up.set(false);
+    info!("PBX link stopped.");
+}
+
+async fn connect(inner: &Inner) -> Result<Socket, String> {
+    let s = &inner.settings;
+    let client = crate::crm::webhook::http_client(
+        s.connect_timeout,
+        s.connect_timeout + s.request_timeout,
+        s.ws_url.starts_with("wss://"),
+    )?;
+    let mut req = client.ws(events_url(s)).max_frame_size(WS_FRAME_BYTES_MAX);
+    if s.auth == AriAuth::Basic {
+        req = req.basic_auth(&s.user, Some(&s.password));
+    }
+    let handshake = actix_rt::time::timeout(s.connect_timeout + s.request_timeout, req.connect());
+    match handshake.await {
+        Ok(Ok((_, socket))) => Ok(socket),
+        Ok(Err(awc::error::WsClientError::InvalidResponseStatus(st))) if st.as_u16() == 401 => {
+            Err("ARI refused the credentials (401): check pbx.ari.user and the password".into())
+        }
+        Ok(Err(e)) => Err(format!("WebSocket connect failed: {e}")),
+        Err(_) => Err("WebSocket handshake timed out".into()),
+    }
+}
+
+/// What reading one frame gave.
+enum Read {
+    /// A text frame.
+    Text(String),
+    /// Nothing to apply (ping answered, pong, binary).
+    Nothing,
+    /// The session is over.
+    End(SessionEnd),
+}
+
+/// Reads the next frame, assembling continuations (bounded), answering
+/// pings and pinging on silence.
+async fn read_frame(
+    inner: &Inner,
+    socket: &mut Socket,
+    last_rx: &mut Instant,
+    last_ping: &mut Instant,
+    kick: u64,
+) -> Read {
+    let s = &inner.settings;
+    loop {
+        if inner.stopping.get() {
+            let _ = socket.send(Message::Close(None)).await;
+            return Read::End(SessionEnd::Stopped);
+        }
+        if inner.kick.get() != kick {
+            let _ = socket.send(Message::Close(None)).await;
+            return Read::End(SessionEnd::Dropped("link closed by edgecc".into()));
+        }
+        if last_rx.elapsed() >= s.link_idle_timeout {
+            return Read::End(SessionEnd::Dropped(format!(
+                "no frame for {} ms",
+                s.link_idle_timeout.as_millis()
+            )));
+        }
+        if last_ping.elapsed() >= s.ping_interval {
+            *last_ping = Instant::now();
+            if socket
+                .send(Message::Ping(Default::default()))
+                .await
+                .is_err()
+            {
+                return Read::End(SessionEnd::Dropped("ping failed".into()));
+            }
+        }
+        let next = actix_rt::time::timeout(KICK_POLL, socket.next()).await;
+        let item = match next {
+            Err(_) => continue,
+            Ok(None) => return Read::End(SessionEnd::Dropped("WebSocket closed".into())),
+            Ok(Some(Err(e))) => {
+                return Read::End(SessionEnd::Dropped(format!("WebSocket error: {e}")))
+            }
+            Ok(Some(Ok(f))) => f,
+        };
+        *last_rx = Instant::now();
+        return match item {
+            Frame::Text(b) => Read::Text(String::from_utf8_lossy(&b).into_owned()),
+            Frame::Binary(_) => {
+                inner.stats.borrow_mut().frames_skipped += 1;
+                warn!("Binary frame from ARI skipped.");
+                Read::Nothing
+            }
+            Frame::Continuation(_) => {
+                // Asterisk sends each event in one frame; a fragmented
+                // frame is not an event edgecc can trust.
+                inner.stats.borrow_mut().frames_skipped += 1;
+                warn!("Fragmented ARI frame skipped.");
+                Read::Nothing
+            }
+            Frame::Ping(p) => {
+                if socket.send(Message::Pong(p)).await.is_err() {
+                    return Read::End(SessionEnd::Dropped("pong failed".into()));
+                }
+                Read::Nothing
+            }
+            Frame::Pong(_) => Read::Nothing,
+            Frame::Close(reason) => Read::End(SessionEnd::Dropped(format!(
+                "closed by Asterisk: {reason:?}"
+            ))),
+        };
+    }
+}
+
+/// Parses a text frame; counts and logs what is skipped.
+fn parse(inner: &Inner, dedup: &mut Dedup, text: &str) -> Option<Envelope> {
+    if dedup.duplicate(text) {
+        inner.stats.borrow_mut().frames_duplicate += 1;
+        return None;
+    }
+    match parse_event(text) {
+        Ok(env) => Some(env),
+        Err(e) => {
+            inner.stats.borrow_mut().frames_skipped += 1;
+            let excerpt: String = text.chars().take(120).collect();
+            warn!(error = %e, frame = %excerpt, "ARI frame skipped.");
+            None
+        }
+    }
+}
+
+/// One connected session: reconcile, then events until it ends.
+async fn session(inner: &Rc<Inner>, mut socket: Socket, reported: &mut Option<bool>) -> SessionEnd {
+    let kick = inner.kick.get();
+    let mut last_rx = Instant::now();
+    let mut last_ping = Instant::now();
+    let mut dedup = Dedup::new();
+    let started = Instant::now();
+    // Reconcile while buffering frames.
+    let fetch = fetch_picture(inner);
+    tokio::pin!(fetch);
+    let mut buffered: Vec<String> = Vec::new();
+    let picture = loop {
+        tokio::select! {
+            pic = &mut fetch => break pic,
+            r = read_frame(inner, &mut socket, &mut last_rx, &mut last_ping, kick) => match r {
+                Read::Text(t) => {
+                    buffered.push(t);
+                    if buffered.len() > RECONCILE_BUFFER_MAX {
+                        return SessionEnd::Dropped("too many frames during the reconcile".into());
+                    }
+                }
+                Read::Nothing => {}
+                Read::End(end) => return end,
+            }
+        }
+    };
+    let (channels, bridges) = match picture {
+        Ok(p) => p,
+        Err(e) => return SessionEnd::Dropped(format!("reconcile failed: {e}")),
+    };
+    let envelopes: Vec<Envelope> = buffered
+        .iter()
+        .filter_map(|t| parse(inner, &mut dedup, t))
+        .collect();
+    let starting: HashSet<String> = envelopes
+        .iter()
+        .filter_map(|e| match &e.event {
+            AriEvent::StasisStart { channel, .. } => Some(channel.id.clone()),
+            _ => None,
+        })
+        .collect();
+    let effects = inner
+        .state
+        .borrow_mut()
+        .reconcile(&channels, &bridges, &starting);
+    let mut replaced = Inner::apply(inner, effects);
+    for env in &envelopes {
+        let fx = inner.state.borrow_mut().on_event(env);
+        replaced |= Inner::apply(inner, fx);
+    }
+    if replaced {
+        return SessionEnd::Replaced;
+    }
+    {
+        let mut stats = inner.stats.borrow_mut();
+        stats.connects += 1;
+        stats.last_reconcile_us = started.elapsed().as_micros() as u64;
+        stats.last_reconcile_channels = channels.len();
+    }
+    let legs = inner.state.borrow().legs.len();
+    info!(
+        channels = channels.len(),
+        legs,
+        reconcile_ms = started.elapsed().as_millis() as u64,
+        "PBX link up."
+    );
+    inner.link_up.set(true);
+    *reported = Some(true);
+    inner.emit(PbxEvent::LinkUp);
+    loop {
+        match read_frame(inner, &mut socket, &mut last_rx, &mut last_ping, kick).await {
+            Read::Text(t) => {
+                let Some(env) = parse(inner, &mut dedup, &t) else {
+                    continue;
+                };
+                let fx = inner.state.borrow_mut().on_event(&env);
+                if Inner::apply(inner, fx) {
+                    return SessionEnd::Replaced;
+                }
+            }
+            Read::Nothing => {}
+            Read::End(end) => return end,
+        }
+    }
+}
+
+/// `GET /channels` and `GET /bridges`.
+async fn fetch_picture(inner: &Inner) -> Result<(Vec<Channel>, Vec<Bridge>), String> {
+    use awc::http::Method;
+    let channels: Vec<Channel> = inner
+        .rest
+        .call_json(Method::GET, "/channels", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    let bridges: Vec<Bridge> = inner
+        .rest
+        .call_json(Method::GET, "/bridges", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((channels, bridges))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Full jitter stays within its bound, which doubles up to the cap.
+    #[test]
+    fn backoff_is_bounded_full_jitter() {
+        let mut rng = SplitMix64::new(1);
+        for attempt in 0..40 {
+            let bound = (100u64 << attempt.min(30)).min(2_000);
+            for _ in 0..50 {
+                assert!(backoff_ms(&mut rng, 100, 2_000, attempt) <= bound);
+            }
+        }
+        let spread: HashSet<u64> = (0..100)
+            .map(|_| backoff_ms(&mut rng, 100, 2_000, 5))
+            .collect();
+        assert!(spread.len() > 10, "no jitter: {spread:?}");
+    }
+
+    /// Exact duplicates within the window are caught; others pass.
+    #[test]
+    fn dedup_window() {
+        let mut d = Dedup::new();
+        assert!(!d.duplicate("a"));
+        assert!(d.duplicate("a"));
+        for i in 0..DUPLICATE_WINDOW {
+            assert!(!d.duplicate(&i.to_string()));
+        }
+        assert!(!d.duplicate("a"), "forgotten after the window");
+    }
+
+    /// `api_key` credentials go in the query, encoded.
+    #[test]
+    fn events_url_carries_app_and_key() {
+        let mut s = AriSettings::for_test("http://127.0.0.1:8088/ari", "edgecc", "u", "p w");
+        assert_eq!(
+            events_url(&s),
+            "ws://127.0.0.1:8088/ari/events?app=edgecc&subscribeAll=false"
+        );
+        s.auth = AriAuth::ApiKey;
+        assert!(events_url(&s).ends_with("&api_key=u:p%20w"));
+    }
+}

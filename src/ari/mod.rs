@@ -1,0 +1,33 @@
+//! The Asterisk adapter: edgecc in front of a real Asterisk (18 or later)
+//! through the Asterisk REST Interface, as a second [`PbxPort`] next to the
+//! simulated PBX. Asterisk hands each inbound call to edgecc's Stasis
+//! application; edgecc makes every routing decision.
+//!
+//! # Layout
+//!
+//! - [`settings`] — `[pbx.ari]`: URL, application, credentials, timeouts,
+//!   reconnect backoff, hold media, redirect context.
+//! - [`events`] — the wire types of ARI events (as a real Asterisk 22
+//!   sends them), with Asterisk's `+0000` timestamps.
+//! - [`classify`] — why a leg ended: `Dial.dialstatus` first, then the
+//!   hang-up cause.
+//! - [`rest`] — the REST client (awc, timeouts, Basic auth or `api_key`).
+//! - [`state`] — the pure picture of channels and bridges, the event rules
+//!   and the reconcile after a reconnect; unit-tested on real captures.
+//! - [`adapter`] — [`AriPbx`], the [`PbxPort`]: commands in per-call lanes,
+//!   effects, events out.
+//! - [`link`] — the WebSocket: connect, reconcile, read, reconnect with
+//!   full-jitter backoff.
+//!
+//! [`PbxPort`]: edgecc_actors::PbxPort
+
+pub mod adapter;
+pub mod classify;
+pub mod events;
+pub mod link;
+pub mod rest;
+pub mod settings;
+pub mod state;
+
+pub use adapter::{AriPbx, AriStats};
+pub use settings::{AriConfig, AriSettings};

@@ -19,7 +19,7 @@ use crate::events::{AgentView, CallView, CcEvent, QueueView};
 use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
 use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{PbxEvent, SharedOutbox, SharedPbx};
-use crate::queue::actor::{GetQueue, QueueActor};
+use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
 use crate::queue::Queue;
 use actix::prelude::*;
 use serde::Serialize;
@@ -439,13 +439,17 @@ impl Handler<PbxEvent> for Registry {
                     },
                 );
             }
-            PbxEvent::LinkUp => {
-                self.pbx_link_up = true;
-                info!("PBX link up.");
-            }
-            PbxEvent::LinkDown => {
-                self.pbx_link_up = false;
-                warn!("PBX link down.");
+            PbxEvent::LinkUp | PbxEvent::LinkDown => {
+                let up = matches!(msg, PbxEvent::LinkUp);
+                self.pbx_link_up = up;
+                if up {
+                    info!("PBX link up: queues route again.");
+                } else {
+                    warn!("PBX link down: queues hold their calls until it is back.");
+                }
+                for q in self.env().directory.queues.values() {
+                    q.addr.do_send(PbxLinkChanged { up });
+                }
             }
             PbxEvent::LegRinging { .. } => {}
             ev @ (PbxEvent::LegAnswered { .. }

@@ -741,3 +741,101 @@ async fn supervisor_and_unknown_ids() {
         "agents[0].queues[1]: unknown queue \"sales\""
     );
 }
+
+/// A PBX port whose originates fail with `LinkDown` while `down` is set
+/// (what the ARI adapter answers while its WebSocket is gone).
+struct FlakyLink {
+    inner: edgecc_actors::sim::SimPbxPort,
+    down: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl PbxPort for FlakyLink {
+    fn send(
+        &self,
+        cmd: PbxCommand,
+    ) -> edgecc_actors::ports::LocalBoxFuture<'static, Result<(), PbxError>> {
+        if self.down.get() && matches!(cmd, PbxCommand::OriginateAgentLeg { .. }) {
+            return Box::pin(async { Err(PbxError::LinkDown) });
+        }
+        self.inner.send(cmd)
+    }
+}
+
+/// While the PBX link is down, queues hold their calls and a Ready agent
+/// stays Ready: an offer that could not be sent is not a RONA. Even when
+/// the port fails before the adapter said the link is down, the agent is
+/// not penalised and routing pauses. Once the link is up the call is
+/// offered and answered.
+#[actix_rt::test]
+async fn link_down_pauses_routing_without_penalising_agents() {
+    use actix::Actor;
+    tokio::time::pause();
+    let mut cfg = basic(1);
+    cfg.timers.rona_sets_not_ready = true;
+    let sim = edgecc_actors::sim::SimPbx::new(7).start();
+    let down = std::rc::Rc::new(std::cell::Cell::new(false));
+    let outbox = MemoryOutbox::new();
+    let registry = ContactCenter::start(
+        cfg,
+        std::rc::Rc::new(FlakyLink {
+            inner: edgecc_actors::sim::SimPbxPort { addr: sim.clone() },
+            down: down.clone(),
+        }),
+        std::rc::Rc::new(outbox.clone()),
+        TokioClock::shared(EPOCH_MS),
+    )
+    .expect("valid config");
+    sim.do_send(edgecc_actors::sim::ConnectEvents(
+        registry.clone().recipient(),
+    ));
+    let h = Harness {
+        registry,
+        sim,
+        outbox,
+    };
+    settle().await;
+    // The adapter reports the link down, then an agent gets Ready and a
+    // call arrives: nothing is offered.
+    down.set(true);
+    h.registry.do_send(PbxEvent::LinkDown);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(2_000).await;
+    assert!(
+        is(&h.state("a1").await, "ready"),
+        "{:?}",
+        h.state("a1").await
+    );
+    assert!(!h.snapshot().await.pbx_link_up);
+    let stats = h.sim.send(GetSimStats).await.unwrap();
+    assert_eq!(stats.originated, 0, "no offer while the link is down");
+    // The registry hears "up" while the port still fails (a race with the
+    // adapter): the failed offer is withdrawn, not missed, and routing
+    // pauses again by itself.
+    h.registry.do_send(PbxEvent::LinkUp);
+    advance(2_000).await;
+    assert!(
+        is(&h.state("a1").await, "ready"),
+        "{:?}",
+        h.state("a1").await
+    );
+    assert!(
+        !h.snapshot().await.pbx_link_up,
+        "a LinkDown answer pauses routing"
+    );
+    assert!(
+        h.events(&call).is_empty(),
+        "the call still waits: {:?}",
+        h.events(&call)
+    );
+    // The link is really back: the call is offered and answered.
+    down.set(false);
+    h.registry.do_send(PbxEvent::LinkUp);
+    advance(1_500).await;
+    assert!(
+        matches!(h.state("a1").await, AgentState::Talking { .. }),
+        "{:?}",
+        h.state("a1").await
+    );
+    assert_eq!(h.sim.send(GetSimStats).await.unwrap().originated, 1);
+}

@@ -13,7 +13,7 @@ use crate::env::SharedEnv;
 use crate::error::CcError;
 use crate::events::{CallView, SupervisorOnCall};
 use crate::ids::{AgentId, CallId, LegId, OfferToken, QueueId};
-use crate::ports::{HangupCause, PbxCommand, PbxEvent};
+use crate::ports::{HangupCause, PbxCommand, PbxError, PbxEvent};
 use crate::queue::actor::{DequeueCall, EnqueueCall};
 use crate::registry::{CallChanged, CallFinished, CallNoticed, CallStopped};
 use actix::prelude::*;
@@ -244,6 +244,17 @@ impl CallActor {
             let Err(e) = res else { return };
             let now = act.env.now_ms();
             match &cmd {
+                PbxCommand::OriginateAgentLeg { leg_id, .. } | PbxCommand::ConsultDial { leg_id, .. }
+                    if e == PbxError::LinkDown =>
+                {
+                    warn!(call_id = %act.call.id, leg_id = %leg_id, "Offer not sent: PBX link down; the agent is not penalised.");
+                    // The port says the link is down: queues hold their
+                    // calls until the adapter reports it up again (so a
+                    // failing port cannot spin offers through the agents).
+                    act.env.registry.do_send(PbxEvent::LinkDown);
+                    let fx = act.call.offer_not_sent(leg_id, now);
+                    act.apply(fx, ctx);
+                }
                 PbxCommand::OriginateAgentLeg { leg_id, .. } | PbxCommand::ConsultDial { leg_id, .. } => {
                     warn!(call_id = %act.call.id, leg_id = %leg_id, error = %e, "Originate failed.");
                     let fx = act.call.leg_hung_up(leg_id, HangupCause::Unreachable, now);

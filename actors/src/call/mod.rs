@@ -1092,6 +1092,53 @@ impl Call {
         cause: HangupCause,
         now_ms: u64,
     ) -> Result<Fx, CallError> {
+        self.offer_failed_with(agent, token, outcome, cause, true, now_ms)
+    }
+
+    /// An offer's originate never reached the PBX because the CTI link is
+    /// down: not the agent's doing. The agent is released without penalty
+    /// (withdrawn, not excluded, no RONA) and the call goes back where it
+    /// came from; queues hold their calls until the link is back.
+    pub fn offer_not_sent(&mut self, leg: &LegId, now_ms: u64) -> Fx {
+        let found = match &self.phase {
+            CallPhase::Offering { offers, .. } => offers
+                .iter()
+                .find(|o| &o.leg == leg)
+                .map(|o| (o.agent.clone(), o.token, false)),
+            CallPhase::Connected(s) => s
+                .pending
+                .as_ref()
+                .filter(|p| &p.leg == leg && !p.answered)
+                .map(|p| (p.to.agent.clone(), p.token, true)),
+            _ => None,
+        };
+        match found {
+            Some((agent, token, false)) => self
+                .offer_failed_with(
+                    &agent,
+                    token,
+                    OfferOutcome::Withdrawn,
+                    HangupCause::Normal,
+                    false,
+                    now_ms,
+                )
+                .unwrap_or_default(),
+            Some((_, token, true)) => self
+                .pending_failed(token, OfferOutcome::Withdrawn, HangupCause::Normal, now_ms)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    fn offer_failed_with(
+        &mut self,
+        agent: &AgentId,
+        token: OfferToken,
+        outcome: OfferOutcome,
+        cause: HangupCause,
+        exclude: bool,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
         let CallPhase::Offering { offers, .. } = &mut self.phase else {
             return self.pending_failed(token, outcome, cause, now_ms);
         };
@@ -1116,7 +1163,9 @@ impl Call {
                 AgentNotice::OfferEnded { token, outcome },
             ),
         ];
-        self.excluded.push(offer.agent.clone());
+        if exclude {
+            self.excluded.push(offer.agent.clone());
+        }
         if empty {
             self.redirect(&offer.purpose, &mut fx, now_ms);
         }

@@ -70,6 +70,15 @@ pub struct ReservationAnswered {
     pub granted: bool,
 }
 
+/// The PBX link went down (`up = false`: hold every call, offer nothing)
+/// or came back (dispatch what waits). From the registry.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PbxLinkChanged {
+    /// Whether the link is up.
+    pub up: bool,
+}
+
 /// Read the queue's view.
 #[derive(Message)]
 #[rtype(result = "QueueView")]
@@ -83,6 +92,9 @@ pub struct QueueActor {
     queue: Queue,
     /// Actors of the calls the queue knows.
     calls: HashMap<CallId, Addr<CallActor>>,
+    /// False while the PBX link is down: an offer could not ring, and a
+    /// failed one must not count against the agent, so nothing is offered.
+    pbx_link_up: bool,
 }
 
 impl QueueActor {
@@ -92,10 +104,14 @@ impl QueueActor {
             env,
             queue,
             calls: HashMap::new(),
+            pbx_link_up: true,
         }
     }
 
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        if !self.pbx_link_up {
+            return;
+        }
         for ask in self.queue.dispatch() {
             let (Some(agent), Some(call_addr)) = (
                 self.env.directory.agents.get(&ask.agent),
@@ -147,6 +163,18 @@ impl Handler<AgentAvailable> for QueueActor {
 
     fn handle(&mut self, msg: AgentAvailable, ctx: &mut Self::Context) {
         self.queue.agent_available(msg.agent, &msg.info);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<PbxLinkChanged> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PbxLinkChanged, ctx: &mut Self::Context) {
+        if self.pbx_link_up != msg.up {
+            debug!(queue_id = %self.queue.id, up = msg.up, "Routing follows the PBX link.");
+        }
+        self.pbx_link_up = msg.up;
         self.dispatch(ctx);
     }
 }

@@ -262,10 +262,21 @@ impl AriHarness {
             if e.get(reason).copied().unwrap_or(0) >= n {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {n} {reason} calls; ended: {e:?}"
-            );
+            if Instant::now() >= deadline {
+                // Say how the calls ended (the `ended` updates carry the
+                // terminal reason with its error text).
+                let terminals: Vec<String> = self
+                    .outbox
+                    .records()
+                    .iter()
+                    .filter_map(|r| {
+                        r.body
+                            .get("terminal")
+                            .map(|t| format!("{}: {t}", r.interaction_key))
+                    })
+                    .collect();
+                panic!("timed out waiting for {n} {reason} calls; ended: {e:?}; terminals: {terminals:?}");
+            }
             pause(10).await;
         }
     }

@@ -59,6 +59,14 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
             .route("/ari/events", web::get().to(super::ws::events))
             .default_service(web::to(dispatch))
     })
+    // Small frames go out at once: with Nagle's algorithm on, a frame
+    // written while the previous one is unacknowledged waits for the
+    // client's delayed ACK (40 ms steps; BENCHMARKS.md, ARI section).
+    .on_connect(|conn, _ext| {
+        if let Some(sock) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = sock.set_nodelay(true);
+        }
+    })
     .workers(1)
     .backlog(256)
     .max_connections(1024)

@@ -707,6 +707,29 @@ async fn webhook(shared: web::Data<Shared>, req: HttpRequest, body: web::Bytes) 
     )
 }
 
+/// What every ServiceNow write goes through first: the fault gate,
+/// authentication, injected record faults, then the body as a JSON object.
+async fn table_request(
+    shared: &web::Data<Shared>,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<Map<String, Value>, HttpResponse> {
+    if let Some(r) = gate(shared, req, body).await {
+        return Err(r);
+    }
+    if !authorized(shared, req) {
+        shared.state().stats.rejected += 1;
+        return Err(sn_error(401, "User Not Authenticated"));
+    }
+    if let Some(r) = record_fault(shared, body) {
+        return Err(r);
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(sn_error(400, "Request body is not a JSON object")),
+    }
+}
+
 /// `POST /api/now/import/{table}`: a coalescing upsert.
 async fn import(
     shared: web::Data<Shared>,
@@ -714,21 +737,11 @@ async fn import(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Some(r) = gate(&shared, &req, &body).await {
-        return r;
-    }
-    if !authorized(&shared, &req) {
-        shared.state().stats.rejected += 1;
-        return sn_error(401, "User Not Authenticated");
-    }
-    if let Some(r) = record_fault(&shared, &body) {
-        return r;
-    }
-    let table = path.into_inner();
-    let row: Map<String, Value> = match serde_json::from_slice(&body) {
-        Ok(Value::Object(m)) => m,
-        _ => return sn_error(400, "Request body is not a JSON object"),
+    let row = match table_request(&shared, &req, &body).await {
+        Ok(fields) => fields,
+        Err(r) => return r,
     };
+    let table = path.into_inner();
     let c = &shared.config;
     let v = Value::Object(row.clone());
     let key = text(&v, &c.import_correlation_field);
@@ -845,21 +858,11 @@ async fn table_post(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Some(r) = gate(&shared, &req, &body).await {
-        return r;
-    }
-    if !authorized(&shared, &req) {
-        shared.state().stats.rejected += 1;
-        return sn_error(401, "User Not Authenticated");
-    }
-    if let Some(r) = record_fault(&shared, &body) {
-        return r;
-    }
-    let table = path.into_inner();
-    let fields: Map<String, Value> = match serde_json::from_slice(&body) {
-        Ok(Value::Object(m)) => m,
-        _ => return sn_error(400, "Request body is not a JSON object"),
+    let fields = match table_request(&shared, &req, &body).await {
+        Ok(fields) => fields,
+        Err(r) => return r,
     };
+    let table = path.into_inner();
     let v = Value::Object(fields.clone());
     let mut st = shared.state();
     let sys_id = st.sys_id();
@@ -895,21 +898,11 @@ async fn table_patch(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Some(r) = gate(&shared, &req, &body).await {
-        return r;
-    }
-    if !authorized(&shared, &req) {
-        shared.state().stats.rejected += 1;
-        return sn_error(401, "User Not Authenticated");
-    }
-    if let Some(r) = record_fault(&shared, &body) {
-        return r;
-    }
-    let (table, sys_id) = path.into_inner();
-    let fields: Map<String, Value> = match serde_json::from_slice(&body) {
-        Ok(Value::Object(m)) => m,
-        _ => return sn_error(400, "Request body is not a JSON object"),
+    let fields = match table_request(&shared, &req, &body).await {
+        Ok(fields) => fields,
+        Err(r) => return r,
     };
+    let (table, sys_id) = path.into_inner();
     let key_field = shared.config.table_interaction_key_field.clone();
     let mut st = shared.state();
     let patched = st

@@ -142,14 +142,6 @@ async fn first_message_auth(
     }
 }
 
-/// Whether connection `caller` gets broadcast `b`.
-fn wants(caller: &AuthSession, b: &Broadcast) -> bool {
-    match caller.role {
-        Role::Agent => b.agents.iter().any(|a| a.0 == caller.user_id),
-        Role::Supervisor | Role::Admin => true,
-    }
-}
-
 async fn run(
     state: Arc<AppState>,
     pre: Option<Caller>,
@@ -321,13 +313,13 @@ async fn serve_feed(
         let snapshot_due = tokio::time::sleep_until(next_snapshot);
         tokio::select! {
             event = feed.recv() => match event {
+                // The hub routes: a desktop's feed holds only its agent's
+                // events, a supervisor's holds every event.
                 Ok(b) => {
-                    if wants(who, &b) {
-                        if let Err(e) = send(session, b.text.clone()).await {
-                            return e;
-                        }
-                        dirty |= b.refresh;
+                    if let Err(e) = send(session, b.text.clone()).await {
+                        return e;
                     }
+                    dirty |= b.refresh;
                 }
                 Err(end) => return end,
             },

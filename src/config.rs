@@ -29,6 +29,10 @@ pub const STORAGE_CACHE_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
 pub const STORAGE_CACHE_BYTES_MIN: u64 = 1024 * 1024;
 /// Largest sled cache we accept: more would defeat the point of a bounded RSS.
 pub const STORAGE_CACHE_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+/// Largest write-ahead log we accept (the smallest is the storage crate's
+/// `WAL_BYTES_MIN`): the file is preallocated, so this is disk taken up
+/// front.
+pub const STORAGE_WAL_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Longest site id: it prefixes every correlation id sent to the CRM.
 pub const SITE_ID_LEN_MAX: usize = 32;
 
@@ -226,6 +230,8 @@ pub struct RawDaemon {
 pub struct RawStorage {
     /// sled page cache size in bytes.
     pub cache_capacity_bytes: Option<u64>,
+    /// Size of the preallocated write-ahead log file in bytes.
+    pub wal_bytes: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -242,6 +248,8 @@ pub struct Config {
     pub admin_socket: Option<PathBuf>,
     /// sled cache in bytes.
     pub storage_cache_capacity_bytes: u64,
+    /// Write-ahead log size in bytes.
+    pub storage_wal_bytes: u64,
     /// The PBX adapter.
     pub pbx: PbxKind,
     /// The CRM adapter and sync settings.
@@ -295,6 +303,7 @@ impl Default for Config {
             data_dir: None,
             admin_socket: None,
             storage_cache_capacity_bytes: STORAGE_CACHE_BYTES_DEFAULT,
+            storage_wal_bytes: edgecc_storage::WAL_BYTES_DEFAULT,
             pbx: PbxKind::Sim,
             crm: CrmSettings {
                 adapter: CrmAdapterConfig::None,
@@ -454,6 +463,17 @@ impl Config {
                 ),
             ));
         }
+        let wal = raw
+            .storage
+            .wal_bytes
+            .unwrap_or(edgecc_storage::WAL_BYTES_DEFAULT);
+        let wal_min = edgecc_storage::WAL_BYTES_MIN;
+        if !(wal_min..=STORAGE_WAL_BYTES_MAX).contains(&wal) {
+            return Err(err(
+                "storage.wal_bytes",
+                format!("{wal} is out of range: use {wal_min} to {STORAGE_WAL_BYTES_MAX}"),
+            ));
+        }
         for (key, value) in [
             ("daemon.data_dir", &raw.daemon.data_dir),
             ("daemon.admin_socket", &raw.daemon.admin_socket),
@@ -521,6 +541,7 @@ impl Config {
             data_dir: raw.daemon.data_dir,
             admin_socket: raw.daemon.admin_socket,
             storage_cache_capacity_bytes: cache,
+            storage_wal_bytes: wal,
             pbx,
             crm,
             contact_center,
@@ -855,6 +876,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key, "storage.cache_capacity_bytes");
         assert!(e.message.contains("out of range"));
+        let e = Config::parse("[storage]\nwal_bytes = 4096\n", Path::new("/x/e.toml")).unwrap_err();
+        assert_eq!(e.key, "storage.wal_bytes");
+        assert!(e.message.contains("out of range"), "{}", e.message);
         let e = Config::parse("[site]\nid = \"a b\"\n", Path::new("/x/e.toml")).unwrap_err();
         assert_eq!(e.key, "site.id");
         let e =

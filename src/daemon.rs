@@ -172,6 +172,7 @@ pub fn start_system_with_gate(
 pub fn storage_config(config: &Config) -> StorageConfig {
     StorageConfig {
         cache_bytes: config.storage_cache_capacity_bytes,
+        wal_bytes: config.storage_wal_bytes,
         ..StorageConfig::default()
     }
 }

@@ -33,6 +33,15 @@ pub enum StorageError {
         /// The underlying error, rendered (shared by every op of the group).
         message: String,
     },
+    /// The write-ahead log cannot be read safely (unknown version, damaged
+    /// header): open refuses rather than ignore writes it may hold.
+    #[error("write-ahead log {path}: {message}")]
+    Wal {
+        /// The log file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// `ack`, `retry` or `dead_letter` named a sequence that is not in
     /// flight (never taken, already settled, or taken before a reopen).
     #[error("record {seq} is not in flight")]

@@ -3,8 +3,10 @@
 //! group-commit writer.
 //!
 //! A change is acknowledged only once it would survive a power cut: the
-//! writer flushes sled and then `fdatasync`s the log file itself, because
-//! sled's own flush does not (spacejam/sled#1452).
+//! writer appends each group to its own preallocated write-ahead log and
+//! `fdatasync`s it before sled sees the group; checkpoints flush sled and
+//! `fdatasync` its files themselves, because sled's own flush does not
+//! (spacejam/sled#1452).
 //!
 //! # Layout
 //!
@@ -14,10 +16,13 @@
 //! - [`outbox`] — the design note (invariants, key layout, record format,
 //!   durability contract, delivery and holding rules) and [`Outbox`], the
 //!   handle the daemon appends to and the sync worker drains.
+//! - `heap` — hands freed heap back to the kernel after checkpoints.
 //! - `index` — the in-memory delivery index (ready, in flight, backoff,
 //!   held), rebuilt from sled on open.
 //! - `writer` — the group-commit writer thread and the `Syncer` that makes
-//!   sled's writes durable.
+//!   sled's writes durable at checkpoints.
+//! - [`wal`] — the write-ahead log each group is made durable in, and its
+//!   replay on open.
 //! - [`record`] — [`NewRecord`], [`Record`], [`RecordKind`], [`DeadLetter`]
 //!   and their versioned, checksummed encoding; size limits.
 //! - [`state`] — [`StateTree`], durable put/remove on the same writer.
@@ -27,10 +32,12 @@
 
 pub mod backup;
 pub mod error;
+mod heap;
 mod index;
 pub mod outbox;
 pub mod record;
 pub mod state;
+pub mod wal;
 mod writer;
 
 use std::fs::File;
@@ -51,6 +58,7 @@ pub use record::{
     REASON_BYTES_MAX,
 };
 pub use state::StateTree;
+pub use wal::{WAL_BYTES_DEFAULT, WAL_BYTES_MIN};
 pub use writer::{COMMIT_OPS_MAX, WRITER_QUEUE_MAX};
 
 use index::{key_hash, Index};
@@ -58,6 +66,7 @@ use record::{
     chunk_of, chunk_seq, chunk_slot, decode_chunk, decode_dead_letter, decode_record, encode_chunk,
     encode_dead_letter, key_seq, seq_key, Chunk, PendingEntry,
 };
+use wal::Wal;
 use writer::{Op, Syncer, Writer, META_NEXT_SEQ};
 
 /// Default sled page-cache size: 32 MiB. sled's own default is 1 GiB, far
@@ -120,6 +129,9 @@ pub struct StorageConfig {
     pub flush_every_ms: Option<u64>,
     /// sled segment size in bytes (fixed once the directory exists).
     pub segment_bytes: usize,
+    /// Size of the write-ahead log file in bytes (at least
+    /// [`WAL_BYTES_MIN`]); a larger one checkpoints less often.
+    pub wal_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -128,6 +140,7 @@ impl Default for StorageConfig {
             cache_bytes: CACHE_BYTES_DEFAULT,
             flush_every_ms: Some(FLUSH_EVERY_MS_DEFAULT),
             segment_bytes: SEGMENT_BYTES_DEFAULT,
+            wal_bytes: WAL_BYTES_DEFAULT,
         }
     }
 }
@@ -204,6 +217,7 @@ impl Drop for Inner {
         // SAFETY: `shared` is not used after this point; `drop` runs once.
         unsafe { ManuallyDrop::drop(&mut self.shared) };
         wait_for_sled_release(&dir);
+        heap::trim();
     }
 }
 
@@ -281,6 +295,16 @@ impl Storage {
             }
         };
         let mut syncer = Syncer::open(&dir)?;
+        // Replay what the log holds beyond sled's last checkpoint, make it
+        // durable in sled, then start the log over.
+        let mut trees = std::collections::HashMap::new();
+        let mut wal = Wal::open(&dir, config.wal_bytes, |_, payload| {
+            writer::replay_frame(&db, payload, &mut trees)
+        })?;
+        syncer
+            .commit(&db)
+            .map_err(|e| StorageError::io("sync after replay", e))?;
+        wal.checkpoint(&dir)?;
         let shared = Arc::new(Shared {
             outbox: db.open_tree(TREE_OUTBOX)?,
             pending: db.open_tree(TREE_PENDING)?,
@@ -295,7 +319,9 @@ impl Storage {
         syncer
             .commit(&shared.db)
             .map_err(|e| StorageError::io("sync after recovery", e))?;
-        let writer = Writer::new(Arc::clone(&shared), rx, next_seq, syncer);
+        // Recovery freed its scan buffers: give them back before running.
+        heap::trim();
+        let writer = Writer::new(Arc::clone(&shared), rx, next_seq, syncer, wal);
         let handle = std::thread::Builder::new()
             .name("edgecc-storage-writer".into())
             .spawn(move || writer.run())

@@ -1,12 +1,14 @@
-//! The group-commit writer: one thread applies every change, then makes a
-//! whole group durable with one sled flush plus one `fdatasync`, then updates
-//! the delivery index and answers every waiting caller.
+//! The group-commit writer: one thread stages every change, makes a whole
+//! group durable as one write-ahead-log frame (one `fdatasync`), applies it
+//! to sled, then updates the delivery index and answers every waiting
+//! caller. It also checkpoints: sled flush plus `fdatasync` of sled's
+//! files, after which the log starts over (see the `wal` module).
 //!
 //! While one group is being synced, the next one queues up in the channel,
 //! so throughput grows with the number of concurrent callers while each of
 //! them waits for at most about two device flushes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use crate::record::{
     decode_record, encode_chunk, encode_dead_letter, encode_record, key_seq, seq_key, Chunk,
     NewRecord, PendingEntry, Record,
 };
+use crate::wal::{self, Wal};
 use crate::Shared;
 
 /// Most operations committed by one group. Bounds the work (and the latency
@@ -141,59 +144,61 @@ struct Staged {
     reply: Reply,
 }
 
-/// The outbox-side sled writes of one group. They are applied as one sled
-/// transaction over the `outbox`, `pending`, `dead` and `meta` trees, so a
-/// crash recovers all of a group or none of it: a record and its pending
-/// entry never part (see the `outbox` module header).
+/// The writes of one group, staged: record values by sequence, pending
+/// entry changes by chunk and slot, dead letters, state puts. Nothing is
+/// read back from here: staging reads sled, which holds every earlier group.
 #[derive(Clone, Default)]
 pub(crate) struct Writes {
-    outbox: sled::Batch,
+    /// Record values by sequence (`None`: removed).
+    outbox: BTreeMap<u64, Option<Vec<u8>>>,
     /// Changes to `pending` entries by chunk then slot (`None`: removed);
-    /// merged into the stored chunks when applied.
+    /// merged into the stored chunks by [`Writes::resolve`].
     pending: BTreeMap<u64, BTreeMap<u8, Option<PendingEntry>>>,
-    dead: sled::Batch,
+    /// Dead-letter values by sequence (`None`: removed).
+    dead: BTreeMap<u64, Option<Vec<u8>>>,
+    /// State puts and removes, in order.
+    state: Vec<(sled::Tree, Vec<u8>, Option<Vec<u8>>)>,
     /// The next sequence, when the group appended.
     next_seq: Option<u64>,
-    /// Whether anything was staged.
-    any: bool,
 }
 
 impl Writes {
     /// A pending record: its value and its index entry.
     fn put_record(&mut self, seq: u64, value: Vec<u8>, entry: PendingEntry) {
-        self.outbox.insert(&seq_key(seq), value);
+        self.outbox.insert(seq, Some(value));
         let chunk = self.pending.entry(chunk_of(seq)).or_default();
         chunk.insert(chunk_slot(seq), Some(entry));
-        self.any = true;
     }
 
     /// A record leaves the outbox (ack, or moved to the dead letters).
     pub(crate) fn remove_record(&mut self, seq: u64) {
-        self.outbox.remove(&seq_key(seq));
+        self.outbox.insert(seq, None);
         let chunk = self.pending.entry(chunk_of(seq)).or_default();
         chunk.insert(chunk_slot(seq), None);
-        self.any = true;
     }
 
     fn put_dead(&mut self, seq: u64, value: Vec<u8>) {
-        self.dead.insert(&seq_key(seq), value);
-        self.any = true;
+        self.dead.insert(seq, Some(value));
     }
 
     fn remove_dead(&mut self, seq: u64) {
-        self.dead.remove(&seq_key(seq));
-        self.any = true;
+        self.dead.insert(seq, None);
     }
 
-    /// Applies everything atomically (one sled transaction).
-    pub(crate) fn apply(&self, shared: &Shared) -> Result<(), StorageError> {
-        if !self.any && self.next_seq.is_none() {
-            return Ok(());
-        }
-        // Only the writer changes `pending`, so reading the chunks before
-        // the transaction is safe.
-        let mut pending = sled::Batch::default();
-        for (&chunk_no, changes) in &self.pending {
+    /// Turns the staged changes into blind writes per tree, merging the
+    /// pending-entry changes into the chunks stored in sled.
+    pub(crate) fn resolve(self, shared: &Shared) -> Result<Group, StorageError> {
+        let mut group = Group::default();
+        let by_seq = |m: BTreeMap<u64, Option<Vec<u8>>>| {
+            m.into_iter()
+                .map(|(seq, v)| (seq_key(seq).to_vec(), v))
+                .collect::<Vec<_>>()
+        };
+        group.push(&shared.outbox, by_seq(self.outbox));
+        // Only the writer changes `pending`, so the stored chunks are
+        // current: every earlier group is applied.
+        let mut pending = Vec::with_capacity(self.pending.len());
+        for (chunk_no, changes) in self.pending {
             let key = chunk_no.to_be_bytes();
             let mut chunk = match shared.pending.get(key)? {
                 Some(raw) => decode_chunk(&raw).or_else(|e| {
@@ -202,30 +207,85 @@ impl Writes {
                 })?,
                 None => Chunk::new(),
             };
-            for (&slot, change) in changes {
+            for (slot, change) in changes {
                 match change {
-                    Some(entry) => chunk.insert(slot, *entry),
+                    Some(entry) => chunk.insert(slot, entry),
                     None => chunk.remove(&slot),
                 };
             }
-            if chunk.is_empty() {
-                pending.remove(&key);
-            } else {
-                pending.insert(&key, encode_chunk(&chunk));
+            let value = (!chunk.is_empty()).then(|| encode_chunk(&chunk));
+            pending.push((key.to_vec(), value));
+        }
+        group.push(&shared.pending, pending);
+        group.push(&shared.dead, by_seq(self.dead));
+        if let Some(next) = self.next_seq {
+            group.push(
+                &shared.meta,
+                vec![(META_NEXT_SEQ.to_vec(), Some(next.to_be_bytes().to_vec()))],
+            );
+        }
+        for (tree, key, value) in self.state {
+            group.push(&tree, vec![(key, value)]);
+        }
+        Ok(group)
+    }
+}
+
+/// One blind write: a key and its new value (`None`: removed).
+type Put = (Vec<u8>, Option<Vec<u8>>);
+
+/// A group's blind writes, tree by tree in order: what goes into one
+/// write-ahead-log frame and then into sled.
+#[derive(Default)]
+pub(crate) struct Group {
+    trees: Vec<(sled::Tree, Vec<Put>)>,
+}
+
+impl Group {
+    fn push(&mut self, tree: &sled::Tree, puts: Vec<Put>) {
+        if puts.is_empty() {
+            return;
+        }
+        match self.trees.last_mut() {
+            Some((last, ops)) if last.name() == tree.name() => ops.extend(puts),
+            _ => self.trees.push((tree.clone(), puts)),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.trees.is_empty()
+    }
+
+    /// The frame payload (see the `wal` module for the format).
+    fn encode(&self, out: &mut Vec<u8>) {
+        for (tree, puts) in &self.trees {
+            let name = tree.name();
+            for (key, value) in puts {
+                wal::encode_op(out, &name, key, value.as_deref());
             }
         }
-        let trees = [
-            shared.outbox.clone(),
-            shared.pending.clone(),
-            shared.dead.clone(),
-            shared.meta.clone(),
-        ];
+    }
+
+    /// Applies the writes to sled key by key (a crash in between is
+    /// repaired by replaying the frame). Not `apply_batch`: it holds sled's
+    /// process-wide write lock, and a batch that needs a new log segment
+    /// waits for sled's shared I/O threads, which can wait for that lock
+    /// (seen here as a deadlock of the test binary during a replay).
+    fn apply(self) -> Result<(), sled::Error> {
+        for (tree, puts) in self.trees {
+            apply_puts(&tree, puts.into_iter())?;
+        }
+        Ok(())
+    }
+
+    /// Applies the writes as one sled transaction (a group committed
+    /// without the log: all of it or none survives a crash).
+    fn apply_atomic(self) -> Result<(), StorageError> {
+        let trees: Vec<sled::Tree> = self.trees.iter().map(|(t, _)| t.clone()).collect();
+        let batches: Vec<sled::Batch> = self.trees.into_iter().map(|(_, p)| batch_of(p)).collect();
         let result: sled::transaction::TransactionResult<(), ()> = trees[..].transaction(|t| {
-            t[0].apply_batch(&self.outbox)?;
-            t[1].apply_batch(&pending)?;
-            t[2].apply_batch(&self.dead)?;
-            if let Some(next) = self.next_seq {
-                t[3].insert(META_NEXT_SEQ, &next.to_be_bytes())?;
+            for (tree, batch) in t.iter().zip(&batches) {
+                tree.apply_batch(batch)?;
             }
             Ok(())
         });
@@ -236,6 +296,58 @@ impl Writes {
             },
         })
     }
+}
+
+fn batch_of(puts: Vec<Put>) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (key, value) in puts {
+        match value {
+            Some(v) => batch.insert(key, v),
+            None => batch.remove(key),
+        }
+    }
+    batch
+}
+
+fn apply_puts<K, V>(
+    tree: &sled::Tree,
+    puts: impl Iterator<Item = (K, Option<V>)>,
+) -> Result<(), sled::Error>
+where
+    K: AsRef<[u8]>,
+    V: Into<sled::IVec>,
+{
+    for (key, value) in puts {
+        match value {
+            Some(v) => tree.insert(key, v)?,
+            None => tree.remove(key)?,
+        };
+    }
+    Ok(())
+}
+
+/// Applies one replayed frame to sled (on open, before anything reads it).
+pub(crate) fn replay_frame(
+    db: &sled::Db,
+    payload: &[u8],
+    trees: &mut HashMap<Vec<u8>, sled::Tree>,
+) -> Result<(), StorageError> {
+    let ops = wal::decode_ops(payload).map_err(|message| StorageError::Wal {
+        path: PathBuf::from(wal::WAL_FILE),
+        message: format!("a frame does not decode: {message}"),
+    })?;
+    for op in ops {
+        let tree = match trees.get(op.tree) {
+            Some(t) => t.clone(),
+            None => {
+                let t = db.open_tree(op.tree)?;
+                trees.insert(op.tree.to_vec(), t.clone());
+                t
+            }
+        };
+        apply_puts(&tree, std::iter::once((op.key, op.value)))?;
+    }
+    Ok(())
 }
 
 /// The pending entries of one chunk, read from its records. A record that
@@ -361,8 +473,35 @@ pub(crate) struct Writer {
     rx: mpsc::Receiver<Op>,
     /// The next sequence to hand out.
     next_seq: u64,
-    /// Makes each group durable.
+    /// Makes sled's files durable at checkpoints.
     syncer: Syncer,
+    /// Makes each group durable.
+    wal: Wal,
+    /// Frame payload buffer, reused.
+    payload: Vec<u8>,
+    /// Trims the heap after checkpoints (rate-limited).
+    trimmer: crate::heap::Trimmer,
+    /// Set when a group reached the log but not sled: every later change
+    /// is refused and no checkpoint may drop that frame; a restart replays
+    /// it.
+    poisoned: Option<String>,
+}
+
+/// Why a group failed, and whether its writes reached sled.
+struct Failure {
+    message: String,
+    /// sled holds the group's writes (in memory, not durably): appended
+    /// records must be removed again.
+    applied: bool,
+}
+
+impl Failure {
+    fn before_sled(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            message: message.to_string(),
+            applied: false,
+        }
+    }
 }
 
 impl Writer {
@@ -371,18 +510,37 @@ impl Writer {
         rx: mpsc::Receiver<Op>,
         next_seq: u64,
         syncer: Syncer,
+        wal: Wal,
     ) -> Writer {
         Writer {
             shared,
             rx,
             next_seq,
             syncer,
+            wal,
+            payload: Vec::new(),
+            trimmer: crate::heap::Trimmer::new(),
+            poisoned: None,
         }
     }
 
     /// Runs until every sender is dropped and the channel is drained.
     pub(crate) fn run(mut self) {
-        while let Some(first) = self.rx.blocking_recv() {
+        loop {
+            let first = match self.rx.try_recv() {
+                Ok(op) => op,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Idle: let sled catch up while nobody waits.
+                    if self.wal.used() > self.wal.capacity() / 4 {
+                        self.checkpoint_or_log();
+                    }
+                    match self.rx.blocking_recv() {
+                        Some(op) => op,
+                        None => break,
+                    }
+                }
+            };
             // A snapshot ends the group: what came before it is committed
             // first, what comes after waits until the copy is taken.
             let mut snapshot = None;
@@ -400,6 +558,7 @@ impl Writer {
             }
             if !ops.is_empty() {
                 self.commit_group(ops);
+                self.trimmer.maybe_trim();
             }
             if let Some(Op::Snapshot {
                 file,
@@ -414,16 +573,92 @@ impl Writer {
                 drop(reply.send(result));
             }
         }
+        // A clean close leaves an empty log: the next open replays nothing.
+        self.checkpoint_or_log();
         debug!("Writer stopped.");
+    }
+
+    /// Makes sled's files durable, then starts the log over. Refused while
+    /// poisoned: the log holds a frame sled does not.
+    fn checkpoint(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.poisoned {
+            return Err(format!("no checkpoint after a failed apply ({why})"));
+        }
+        self.syncer
+            .commit(&self.shared.db)
+            .map_err(|e| format!("checkpoint: sync sled: {e}"))?;
+        self.wal
+            .checkpoint(&self.shared.dir)
+            .map_err(|e| e.to_string())
+    }
+
+    fn checkpoint_or_log(&mut self) {
+        if self.poisoned.is_none() && self.wal.used() > 0 {
+            if let Err(e) = self.checkpoint() {
+                warn!(error = %e, "Checkpoint failed; the write-ahead log keeps every change.");
+            }
+        }
+    }
+
+    /// Makes a group's writes durable: one frame in the log (one
+    /// `fdatasync`), then applied to sled. A group the log cannot hold
+    /// goes to sled directly, as one transaction, after a checkpoint.
+    fn commit_writes(&mut self, writes: Writes) -> Result<(), Failure> {
+        if let Some(why) = &self.poisoned {
+            return Err(Failure::before_sled(format!(
+                "storage failed earlier and must be reopened (restart edgecc): {why}"
+            )));
+        }
+        let group = writes.resolve(&self.shared).map_err(Failure::before_sled)?;
+        if group.is_empty() {
+            return Ok(());
+        }
+        self.payload.clear();
+        group.encode(&mut self.payload);
+        let mut logged = self.wal.append(&self.payload);
+        if matches!(logged, Err(wal::AppendError::Full)) {
+            self.checkpoint().map_err(Failure::before_sled)?;
+            logged = self.wal.append(&self.payload);
+        }
+        if self.payload.capacity() > 4 * 1024 * 1024 {
+            self.payload = Vec::new();
+        }
+        match logged {
+            Ok(()) => {}
+            Err(wal::AppendError::Full) => return self.commit_direct(group),
+            Err(wal::AppendError::Io(e)) => {
+                return Err(Failure::before_sled(format!("write-ahead log: {e}")))
+            }
+        }
+        group.apply().map_err(|e| {
+            // The frame is durable, sled refused it (it failed earlier):
+            // keep the frame for the replay at the next open.
+            error!(error = %e, "sled refused a logged group; storage stops taking changes until reopened.");
+            let message = format!("logged, but sled failed: {e} (replayed at the next start)");
+            self.poisoned = Some(e.to_string());
+            Failure::before_sled(message)
+        })
+    }
+
+    /// Commits a group too large for the log straight to sled: the log
+    /// was just checkpointed, so every later frame comes after this group.
+    fn commit_direct(&mut self, group: Group) -> Result<(), Failure> {
+        warn!(
+            bytes = self.payload.len(),
+            log_bytes = self.wal.capacity(),
+            "Group larger than the write-ahead log; committed to sled directly."
+        );
+        group.apply_atomic().map_err(Failure::before_sled)?;
+        self.syncer.commit(&self.shared.db).map_err(|e| Failure {
+            message: e.to_string(),
+            applied: true,
+        })
     }
 
     fn commit_group(&mut self, ops: Vec<Op>) {
         let mut touched = HashSet::new();
         let mut staged = Vec::with_capacity(ops.len());
         let first_seq = self.next_seq;
-        // Every outbox change of the group goes into one sled transaction:
-        // atomic per group (so per `append_batch`, and a record with its
-        // pending entry), and one commit instead of many.
         let mut writes = Writes::default();
         for op in ops {
             if let Some(s) = self.stage(op, &mut touched, &mut writes) {
@@ -435,10 +670,7 @@ impl Writer {
         if self.next_seq != first_seq {
             writes.next_seq = Some(self.next_seq);
         }
-        let outcome = writes
-            .apply(&self.shared)
-            .map_err(std::io::Error::other)
-            .and_then(|()| self.syncer.commit(&self.shared.db));
+        let outcome = self.commit_writes(writes);
         let mut index = self.shared.lock_index();
         index.release_claims();
         match outcome {
@@ -469,23 +701,28 @@ impl Writer {
                     }
                 }
             }
-            Err(e) => {
+            Err(failure) => {
                 drop(index);
-                error!(error = %e, ops = staged.len(), "Group commit failed; callers get their data back.");
-                let message = e.to_string();
+                error!(error = %failure.message, ops = staged.len(), "Group commit failed; callers get their data back.");
+                let message = failure.message;
                 for s in staged {
                     let err = || StorageError::Commit {
                         message: message.clone(),
                     };
                     match s.reply {
                         Reply::Append { records, seqs, tx } => {
-                            // Best effort: do not let a later flush make
-                            // records durable that the caller was told failed.
-                            let mut undo = Writes::default();
-                            for seq in seqs {
-                                undo.remove_record(seq);
+                            if failure.applied {
+                                // Best effort: do not let a later flush make
+                                // records durable that the caller was told
+                                // failed.
+                                let mut undo = Writes::default();
+                                for seq in seqs {
+                                    undo.remove_record(seq);
+                                }
+                                if let Ok(group) = undo.resolve(&self.shared) {
+                                    let _ = group.apply();
+                                }
                             }
-                            let _ = undo.apply(&self.shared);
                             let failure = AppendFailure::Storage(err());
                             drop(tx.send(Err(AppendError { failure, records })));
                         }
@@ -592,18 +829,12 @@ impl Writer {
                 value,
                 reply,
             } => {
-                let result = tree
-                    .insert(key, value)
-                    .map(|_| Vec::new())
-                    .map_err(StorageError::from);
-                unit(result, reply)
+                writes.state.push((tree, key, Some(value)));
+                unit(Ok(Vec::new()), reply)
             }
             Op::StateRemove { tree, key, reply } => {
-                let result = tree
-                    .remove(key)
-                    .map(|_| Vec::new())
-                    .map_err(StorageError::from);
-                unit(result, reply)
+                writes.state.push((tree, key, None));
+                unit(Ok(Vec::new()), reply)
             }
             // `run` takes snapshots out of the group before staging.
             Op::Snapshot { reply, .. } => {

@@ -8,6 +8,7 @@ mod fixture;
 mod known_errors;
 mod model;
 mod ordering;
+mod power_cut;
 mod recovery;
 mod space;
 mod state;

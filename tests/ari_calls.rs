@@ -96,14 +96,16 @@ async fn reject_busy_unreachable_move_to_next_agent() {
             .await;
         h.until_agent("a1", &format!("{name}: a1 not reserved"), free)
             .await;
-        let st = h.emu.state();
         let legs: Vec<_> = h.legs_of(&call);
         assert_eq!(legs.len(), 1, "{name}: only a2's leg is left: {legs:?}");
-        assert!(
-            st.bridge(&BridgeId::main(&call.as_str().into()).0)
-                .is_some_and(|b| b.channels.contains(&legs[0])),
-            "{name}"
-        );
+        // a2 shows Talking once the answer is seen; joining the bridge is
+        // the next command, so wait for it rather than race it.
+        let bridge = BridgeId::main(&call.as_str().into()).0;
+        h.until_emu(&format!("{name}: a2's leg in the call's bridge"), |st| {
+            st.bridge(&bridge)
+                .is_some_and(|b| b.channels.contains(&legs[0]))
+        })
+        .await;
         h.emu.caller_hangup(&call).unwrap();
         h.until_ended("completed", 1).await;
     }

@@ -16,7 +16,8 @@
 //! - [`outbox`] — the design note (invariants, key layout, record format,
 //!   durability contract, delivery and holding rules) and [`Outbox`], the
 //!   handle the daemon appends to and the sync worker drains.
-//! - `heap` — hands freed heap back to the kernel after checkpoints.
+//! - `heap` — hands freed heap back to the kernel (after open, on close,
+//!   and from the writer at most once a second).
 //! - `index` — the in-memory delivery index (ready, in flight, backoff,
 //!   held), rebuilt from sled on open.
 //! - `writer` — the group-commit writer thread and the `Syncer` that makes

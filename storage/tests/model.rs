@@ -3,25 +3,44 @@
 
 use std::collections::BTreeMap;
 
-use edgecc_storage::{Outbox, Storage};
+use edgecc_storage::{Outbox, Storage, StorageConfig};
 use proptest::prelude::*;
 
-use crate::util::{config, update};
+use crate::util::{config, copy_dir, update};
 
 /// Keys used by the generated operations (few, so keys collide often).
 const KEYS: u8 = 4;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append { key: u8, n: u8 },
-    Take { max: u8 },
-    Ack { pick: usize },
-    Retry { pick: usize, delay_s: u8 },
-    DeadLetter { pick: usize },
-    Requeue { pick: usize },
+    Append {
+        key: u8,
+        n: u8,
+    },
+    Take {
+        max: u8,
+    },
+    Ack {
+        pick: usize,
+    },
+    Retry {
+        pick: usize,
+        delay_s: u8,
+    },
+    DeadLetter {
+        pick: usize,
+    },
+    Requeue {
+        pick: usize,
+    },
     RequeueAll,
-    Advance { ms: u16 },
+    Advance {
+        ms: u16,
+    },
     Reopen,
+    /// Reopen from sled's files as of the last clean close plus the live
+    /// write-ahead log: what a power cut can leave.
+    PowerCut,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -35,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::RequeueAll),
         1 => (0u16..3000).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Reopen),
+        1 => Just(Op::PowerCut),
     ]
 }
 
@@ -111,7 +131,17 @@ fn run(ops: Vec<Op>) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut storage = Some(Storage::open(dir.path(), config()).expect("open"));
+    let config = StorageConfig {
+        wal_bytes: edgecc_storage::WAL_BYTES_MIN,
+        ..config()
+    };
+    let mut generation = 0u32;
+    let mut live = dir.path().join("gen-0");
+    // sled's files as of the last clean close (a checkpoint).
+    let at_checkpoint = dir.path().join("checkpoint");
+    drop(Storage::open(&live, config.clone()).expect("open"));
+    copy_dir(&live, &at_checkpoint);
+    let mut storage = Some(Storage::open(&live, config.clone()).expect("open"));
     let outbox = |s: &Option<Storage>| -> Outbox { s.as_ref().expect("open").outbox() };
     let mut model = Model::default();
     let mut serial = 0u32;
@@ -199,10 +229,23 @@ fn run(ops: Vec<Op>) {
                 }
             }
             Op::Advance { ms } => model.now += u64::from(ms),
-            Op::Reopen => {
+            Op::Reopen | Op::PowerCut => {
+                let log = matches!(op, Op::PowerCut).then(|| {
+                    std::fs::read(live.join(edgecc_storage::wal::WAL_FILE)).expect("read log")
+                });
                 drop(ob);
                 drop(storage.take());
-                storage = Some(Storage::open(dir.path(), config()).expect("reopen"));
+                if let Some(log) = log {
+                    generation += 1;
+                    live = dir.path().join(format!("gen-{generation}"));
+                    copy_dir(&at_checkpoint, &live);
+                    std::fs::write(live.join(edgecc_storage::wal::WAL_FILE), log)
+                        .expect("write log");
+                    drop(Storage::open(&live, config.clone()).expect("open after the cut"));
+                }
+                let _ = std::fs::remove_dir_all(&at_checkpoint);
+                copy_dir(&live, &at_checkpoint);
+                storage = Some(Storage::open(&live, config.clone()).expect("reopen"));
                 for (_, status) in model.records.values_mut() {
                     if let Status::InFlight { not_before } = *status {
                         *status = Status::Pending { not_before };
@@ -248,7 +291,8 @@ fn run(ops: Vec<Op>) {
 
 proptest! {
     /// Goal: whatever the sequence of appends, takes, acks, retries, dead
-    /// letters, re-queues and crash-reopens, the outbox hands out exactly
+    /// letters, re-queues, reopens and power cuts (sled's files as of the
+    /// last clean close with the live log), the outbox hands out exactly
     /// the records the model says are eligible, keeps each key in order and
     /// finally delivers everything not acked. Method: run random operation
     /// sequences against the outbox and a simple in-memory model side by side.

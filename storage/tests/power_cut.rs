@@ -1,23 +1,7 @@
 //! Power cut: what sled had not checkpointed is gone, the write-ahead log
 //! brings every acknowledged change back.
 
-use std::path::Path;
-
-use crate::util::{list_all, open, seqs, update};
-
-/// Copies the files of a closed storage directory (not our lock file).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "edgecc.lock" {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
+use crate::util::{copy_dir, list_all, open, seqs, update};
 
 /// Goal: an acknowledged change survives a power cut even though sled
 /// syncs its own files only at checkpoints. Method: close a directory (a

@@ -96,3 +96,17 @@ impl XorShift {
         self.0 % bound.max(1)
     }
 }
+
+/// Copies the files of a closed storage directory (not our lock file).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "edgecc.lock" {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Known errors: a locked directory, limits, corrupt records, a full disk.
+//! Known errors: a locked directory, limits, corrupt records, a full disk
+//! (in the write-ahead log, and in sled behind it).
 
 use std::io::{BufRead, BufReader, Write};
 
@@ -126,33 +127,34 @@ async fn corrupt_records_go_to_dead_letters() {
 }
 
 const FULL_CHILD_ENV: &str = "EDGECC_STORAGE_DISK_FULL_CHILD";
+const SLED_FULL_CHILD_ENV: &str = "EDGECC_STORAGE_SLED_FULL_CHILD";
 
-/// Child side of `disk_full_hands_records_back` (a no-op in a normal run):
-/// appends under a file-size limit until the disk is "full".
-#[test]
-fn disk_full_child() {
-    let Some(dir) = std::env::var_os(FULL_CHILD_ENV) else {
-        return;
-    };
+/// Appends under a file-size limit (`limit` of sled's log size and the
+/// write-ahead log's), printing `ACK seq` for each durable append, then
+/// `FULL handed_back error` for the first refused one and `AFTER ok|err`
+/// for one more try.
+fn append_until_full(
+    dir: &std::path::Path,
+    config: edgecc_storage::StorageConfig,
+    limit: impl FnOnce(u64, u64) -> u64,
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let outbox = open(std::path::Path::new(&dir)).outbox();
+        let outbox = Storage::open(dir, config).expect("open").outbox();
         let mut out = std::io::stdout().lock();
         for n in 0..20 {
             let seq = outbox.append(update("before", n)).await.expect("append");
             writeln!(out, "ACK {seq}").expect("stdout");
         }
+        let len = |name: &str| std::fs::metadata(dir.join(name)).expect(name).len();
         // SAFETY: plain libc calls on this process; SIGXFSZ is ignored so a
         // write past the limit fails with EFBIG instead of killing us.
         unsafe {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let size = std::fs::metadata(std::path::Path::new(&dir).join("db"))
-                .expect("db")
-                .len();
             let limit = libc::rlimit {
-                rlim_cur: size + 64 * 1024,
+                rlim_cur: limit(len("db"), len(edgecc_storage::wal::WAL_FILE)),
                 rlim_max: libc::RLIM_INFINITY,
             };
             assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
@@ -165,6 +167,9 @@ fn disk_full_child() {
                 Err(e) => {
                     let handed_back = e.records == vec![r];
                     writeln!(out, "FULL {handed_back} {e}").expect("stdout");
+                    let after = outbox.append(update("after", 0)).await;
+                    writeln!(out, "AFTER {}", if after.is_ok() { "ok" } else { "err" })
+                        .expect("stdout");
                     break;
                 }
             }
@@ -173,14 +178,41 @@ fn disk_full_child() {
     });
 }
 
-/// Goal: a full disk returns a clear error that hands the records back, and
-/// nothing acknowledged before is lost. Method: a child process appends
-/// under RLIMIT_FSIZE (writes fail with EFBIG, like ENOSPC) until an append
-/// fails; the parent reopens without the limit and checks every ack.
+/// Child side of `disk_full_hands_records_back` (a no-op in a normal run):
+/// the limit falls inside the write-ahead log, so the log write fails.
 #[test]
-fn disk_full_hands_records_back() {
+fn disk_full_child() {
+    let Some(dir) = std::env::var_os(FULL_CHILD_ENV) else {
+        return;
+    };
+    // sled's log is far smaller than the 16 MiB write-ahead log: frames
+    // fail (EFBIG) once they reach the limit.
+    append_until_full(std::path::Path::new(&dir), config(), |db, _| db + 64 * 1024);
+}
+
+/// Child side of `sled_full_hands_records_back`: a 1 MiB log wholly under
+/// the limit, so it is sled's own writes (a checkpoint, or its background
+/// flush) that fail.
+#[test]
+fn sled_full_child() {
+    let Some(dir) = std::env::var_os(SLED_FULL_CHILD_ENV) else {
+        return;
+    };
+    let config = edgecc_storage::StorageConfig {
+        wal_bytes: edgecc_storage::WAL_BYTES_MIN,
+        ..config()
+    };
+    append_until_full(std::path::Path::new(&dir), config, |db, log| {
+        db.max(log) + 64 * 1024
+    });
+}
+
+/// Runs a full-disk child and checks its report: at least 20 acks, a clear
+/// error that handed the record back, and every ack still there after a
+/// reopen without the limit. Returns the child's FULL and AFTER lines.
+fn full_disk_run(test: &str, env: &str) -> (String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = child_command("known_errors::disk_full_child", FULL_CHILD_ENV, dir.path())
+    let mut child = child_command(test, env, dir.path())
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("stdout");
@@ -198,9 +230,39 @@ fn disk_full_hands_records_back() {
     assert!(acked.len() >= 20, "acks before the limit: {lines:?}");
     let full = full.unwrap_or_else(|| panic!("no FULL line (status {status}): {lines:?}"));
     assert!(full.starts_with("FULL true"), "{full}");
+    let after = lines
+        .iter()
+        .find(|l| l.starts_with("AFTER "))
+        .cloned()
+        .unwrap_or_default();
     let outbox = open(dir.path()).outbox();
     let present = seqs(&list_all(&outbox));
     for seq in &acked {
         assert!(present.contains(seq), "acknowledged record {seq} lost");
     }
+    (full.clone(), after)
+}
+
+/// Goal: a full disk returns a clear error that hands the records back, and
+/// nothing acknowledged before is lost. Method: a child process appends
+/// under RLIMIT_FSIZE (writes fail with EFBIG, like ENOSPC) until an append
+/// fails; the parent reopens without the limit and checks every ack.
+#[test]
+fn disk_full_hands_records_back() {
+    let (full, _) = full_disk_run("known_errors::disk_full_child", FULL_CHILD_ENV);
+    assert!(full.contains("write-ahead log"), "{full}");
+}
+
+/// Goal: the same when the write-ahead log (preallocated) has room and it
+/// is sled that cannot write: the error names sled or the checkpoint, and
+/// acknowledged records survive (a logged group sled refused is replayed
+/// at the reopen). Method: as above, with a 1 MiB log under the limit.
+#[test]
+fn sled_full_hands_records_back() {
+    let (full, after) = full_disk_run("known_errors::sled_full_child", SLED_FULL_CHILD_ENV);
+    assert!(
+        !full.contains("write-ahead log:"),
+        "the log itself failed: {full}"
+    );
+    assert_eq!(after, "AFTER err", "{full}");
 }

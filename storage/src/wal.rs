@@ -130,8 +130,15 @@ impl Wal {
         let capacity = capacity.max(WAL_BYTES_MIN);
         let path = dir.join(WAL_FILE);
         if !path.exists() {
-            create(&path, capacity, 0)?;
+            // Built aside and renamed: a crash never leaves a partial log.
+            let tmp = path.with_extension("wal.new");
+            create(&tmp, capacity, 0)?;
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| StorageError::io(format!("rename onto {}", path.display()), e))?;
             sync_dir(dir)?;
+        } else {
+            // Left by a crash during a resize: the log itself is whole.
+            let _ = std::fs::remove_file(path.with_extension("wal.new"));
         }
         let io = |what: &str, e| StorageError::io(format!("{what} {}", path.display()), e);
         let mut file = OpenOptions::new()
@@ -541,6 +548,20 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("bad magic"), "{err}");
+    }
+
+    #[test]
+    fn a_half_created_log_is_replaced_not_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // What a crash while creating the log leaves: a short temp file.
+        std::fs::write(dir.path().join("edgecc.wal.new"), [0u8; 100]).expect("write");
+        let (mut wal, seen) = open_collect(dir.path(), WAL_BYTES_MIN);
+        assert!(seen.is_empty());
+        wal.append(&[1; 10]).expect("append");
+        let len = std::fs::metadata(dir.path().join(WAL_FILE))
+            .expect("stat")
+            .len();
+        assert_eq!(len, WAL_BYTES_MIN);
     }
 
     #[test]

@@ -479,7 +479,7 @@ pub(crate) struct Writer {
     wal: Wal,
     /// Frame payload buffer, reused.
     payload: Vec<u8>,
-    /// Trims the heap after checkpoints (rate-limited).
+    /// Trims the heap after a group, at most once a second.
     trimmer: crate::heap::Trimmer,
     /// Set when a group reached the log but not sled: every later change
     /// is refused and no checkpoint may drop that frame; a restart replays

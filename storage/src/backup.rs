@@ -55,8 +55,6 @@ const KEY_BYTES_MAX: usize = 64 * 1024;
 /// Largest value accepted in a backup: a record is far smaller; the bound
 /// only stops a damaged length from allocating gigabytes.
 const VALUE_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Entries written per sled batch on restore.
-const RESTORE_BATCH: usize = 1_000;
 
 const TAG_TREE: u8 = 0x01;
 const TAG_ENTRY: u8 = 0x02;
@@ -450,9 +448,8 @@ fn write_trees(dir: &Path, backup: &Path, config: &StorageConfig) -> Result<(), 
     let file = File::open(backup)
         .map_err(|e| StorageError::io(format!("open {}", backup.display()), e))?;
     let mut tree: Option<sled::Tree> = None;
-    let mut batch = sled::Batch::default();
-    let mut in_batch = 0usize;
     let mut sled_error: Option<sled::Error> = None;
+    // Key by key, not `apply_batch`: see `Group::apply` in the writer.
     let read = read_backup(file, |item| {
         let mut failed = |e: sled::Error| {
             sled_error = Some(e);
@@ -460,16 +457,11 @@ fn write_trees(dir: &Path, backup: &Path, config: &StorageConfig) -> Result<(), 
         };
         match item {
             Item::Tree(name) => {
-                apply(&tree, &mut batch).map_err(&mut failed)?;
-                in_batch = 0;
                 tree = Some(db.open_tree(name).map_err(&mut failed)?);
             }
             Item::Entry(k, v) => {
-                batch.insert(k, v);
-                in_batch += 1;
-                if in_batch == RESTORE_BATCH {
-                    apply(&tree, &mut batch).map_err(&mut failed)?;
-                    in_batch = 0;
+                if let Some(t) = &tree {
+                    t.insert(k, v).map_err(&mut failed)?;
                 }
             }
         }
@@ -482,7 +474,6 @@ fn write_trees(dir: &Path, backup: &Path, config: &StorageConfig) -> Result<(), 
         path: backup.to_path_buf(),
         message: format!("{message} (changed since it was checked?); {} is incomplete: restore again with --force", dir.display()),
     })?;
-    apply(&tree, &mut batch)?;
     let mut syncer = crate::writer::Syncer::open(dir)?;
     syncer
         .commit(&db)
@@ -492,14 +483,6 @@ fn write_trees(dir: &Path, backup: &Path, config: &StorageConfig) -> Result<(), 
     drop(db);
     wait_for_sled_release(dir);
     Ok(())
-}
-
-/// Applies and empties `batch` on `tree` (nothing before the first tree).
-fn apply(tree: &Option<sled::Tree>, batch: &mut sled::Batch) -> Result<(), sled::Error> {
-    match tree {
-        Some(t) => t.apply_batch(std::mem::take(batch)),
-        None => Ok(()),
-    }
 }
 
 impl Storage {

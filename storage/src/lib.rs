@@ -117,9 +117,6 @@ const TREE_PENDING: &str = "pending";
 /// outbox record; absent in directories written before it existed.
 const META_PENDING_READY: &[u8] = b"pending_ready";
 
-/// Pending chunks written per sled batch while rebuilding the tree.
-const REBUILD_BATCH: usize = 1_000;
-
 /// Options of a storage directory; every sled option is passed explicitly.
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
@@ -542,17 +539,13 @@ fn rebuild_pending(
         sync(syncer)?;
     }
     shared.pending.clear()?;
-    let mut batch = sled::Batch::default();
-    let mut in_batch = 0;
     let mut chunk: Option<(u64, Chunk)> = None;
-    let mut put = |batch: &mut sled::Batch, (chunk_no, c): (u64, Chunk)| {
-        batch.insert(&chunk_no.to_be_bytes(), encode_chunk(&c));
-        in_batch += 1;
-        if in_batch == REBUILD_BATCH {
-            in_batch = 0;
-            return Some(std::mem::take(batch));
-        }
-        None
+    // Key by key, not `apply_batch`: see `Group::apply` in the writer.
+    let put = |(chunk_no, c): (u64, Chunk)| {
+        shared
+            .pending
+            .insert(chunk_no.to_be_bytes(), encode_chunk(&c))
+            .map(drop)
     };
     let mut corrupt = Vec::new();
     for item in shared.outbox.iter() {
@@ -572,8 +565,8 @@ fn rebuild_pending(
                 };
                 index.load(seq, entry.key, entry.not_before_ms);
                 if chunk.as_ref().is_some_and(|(n, _)| *n != chunk_of(seq)) {
-                    if let Some(full) = chunk.take().and_then(|c| put(&mut batch, c)) {
-                        shared.pending.apply_batch(full)?;
+                    if let Some(full) = chunk.take() {
+                        put(full)?;
                     }
                 }
                 chunk
@@ -585,9 +578,8 @@ fn rebuild_pending(
         }
     }
     if let Some(c) = chunk.take() {
-        put(&mut batch, c);
+        put(c)?;
     }
-    shared.pending.apply_batch(batch)?;
     index.finish_load();
     for (seq, raw, e) in corrupt {
         warn!(seq, error = %e, "Corrupt record moved to the dead letters.");

@@ -84,8 +84,8 @@
 //! are blind, so the result is the state after the last acknowledged group
 //! whatever sled kept (`tests/power_cut.rs` opens sled's files as of a
 //! checkpoint with a later log). A group too large for the log (a huge
-//! `requeue_all`) is committed to sled directly as one transaction, flush
-//! and `fdatasync`, right after a checkpoint.
+//! `requeue_all`) is logged alone right after a checkpoint, the file
+//! growing for it, and checkpointed at once, which shrinks the file back.
 //!
 //! Why not sled's flush per group, as before: it waits for its write with
 //! `sync_file_range` and our `fdatasync` of its growing file then costs a

@@ -39,9 +39,9 @@
 //!   header is synced. Replay expects lsn = checkpoint + 1, + 2, ... and
 //!   stops at the first frame that is torn, fails its CRC or carries another
 //!   lsn (a frame of an earlier cycle).
-//! - A group too large for the file skips it: the writer checkpoints, then
-//!   commits that group to sled directly (one sled transaction, flush,
-//!   `fdatasync`), so every frame written later comes after it.
+//! - A group too large for the file is written right after a checkpoint,
+//!   as the only frame, growing the file; the writer checkpoints again at
+//!   once, which gives the file its configured size back.
 //!
 //! Assumption, as in other logs that append in place: rewriting the same
 //! bytes of an acknowledged frame's last sector (when the next frame starts
@@ -87,6 +87,8 @@ const FILL_CHUNK: usize = 1024 * 1024;
 pub(crate) enum AppendError {
     /// Not enough room before the end of the file: checkpoint first.
     Full,
+    /// Larger than a frame can be (4 GiB).
+    TooLarge,
     /// Writing or syncing failed.
     Io(std::io::Error),
 }
@@ -200,9 +202,16 @@ impl Wal {
 
     /// Appends `payload` as the next frame and `fdatasync`s it. On an I/O
     /// error nothing advances: the next frame overwrites this one.
+    ///
+    /// A frame that does not fit is refused with [`AppendError::Full`],
+    /// unless the log is empty (just checkpointed): then the file grows to
+    /// hold it, and the next checkpoint shrinks it back.
     pub(crate) fn append(&mut self, payload: &[u8]) -> Result<(), AppendError> {
         let len = FRAME_HEADER + payload.len();
-        if self.write_at + len as u64 > self.capacity || payload.len() > u32::MAX as usize {
+        if payload.len() > u32::MAX as usize {
+            return Err(AppendError::TooLarge);
+        }
+        if self.write_at + len as u64 > self.capacity && self.used() > 0 {
             return Err(AppendError::Full);
         }
         self.buf.clear();
@@ -538,6 +547,21 @@ mod tests {
         assert!(matches!(wal.append(&big), Err(AppendError::Full)));
         wal.checkpoint(dir.path()).expect("checkpoint");
         wal.append(&big).expect("append after checkpoint");
+        // Larger than the whole file: refused unless the log is empty,
+        // then the file grows, is replayed, and shrinks at the checkpoint.
+        let huge = vec![8u8; 2 * WAL_BYTES_MIN as usize];
+        assert!(matches!(wal.append(&huge), Err(AppendError::Full)));
+        wal.checkpoint(dir.path()).expect("checkpoint");
+        wal.append(&huge).expect("a huge frame in an empty log");
+        drop(wal);
+        let (mut wal, seen) = open_collect(dir.path(), WAL_BYTES_MIN);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].1, huge);
+        wal.checkpoint(dir.path()).expect("checkpoint");
+        let len = std::fs::metadata(dir.path().join(WAL_FILE))
+            .expect("stat")
+            .len();
+        assert_eq!(len, WAL_BYTES_MIN);
         drop(wal);
         let path = dir.path().join(WAL_FILE);
         let file = OpenOptions::new().write(true).open(&path).expect("open");

@@ -14,7 +14,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sled::Transactional;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, warn};
 
@@ -171,7 +170,7 @@ impl Writes {
     }
 
     /// A record leaves the outbox (ack, or moved to the dead letters).
-    pub(crate) fn remove_record(&mut self, seq: u64) {
+    fn remove_record(&mut self, seq: u64) {
         self.outbox.insert(seq, None);
         let chunk = self.pending.entry(chunk_of(seq)).or_default();
         chunk.insert(chunk_slot(seq), None);
@@ -277,36 +276,6 @@ impl Group {
         }
         Ok(())
     }
-
-    /// Applies the writes as one sled transaction (a group committed
-    /// without the log: all of it or none survives a crash).
-    fn apply_atomic(self) -> Result<(), StorageError> {
-        let trees: Vec<sled::Tree> = self.trees.iter().map(|(t, _)| t.clone()).collect();
-        let batches: Vec<sled::Batch> = self.trees.into_iter().map(|(_, p)| batch_of(p)).collect();
-        let result: sled::transaction::TransactionResult<(), ()> = trees[..].transaction(|t| {
-            for (tree, batch) in t.iter().zip(&batches) {
-                tree.apply_batch(batch)?;
-            }
-            Ok(())
-        });
-        result.map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(e) => StorageError::Sled(e),
-            sled::transaction::TransactionError::Abort(()) => StorageError::Commit {
-                message: "transaction aborted".into(),
-            },
-        })
-    }
-}
-
-fn batch_of(puts: Vec<Put>) -> sled::Batch {
-    let mut batch = sled::Batch::default();
-    for (key, value) in puts {
-        match value {
-            Some(v) => batch.insert(key, v),
-            None => batch.remove(key),
-        }
-    }
-    batch
 }
 
 fn apply_puts<K, V>(
@@ -487,20 +456,13 @@ pub(crate) struct Writer {
     poisoned: Option<String>,
 }
 
-/// Why a group failed, and whether its writes reached sled.
-struct Failure {
-    message: String,
-    /// sled holds the group's writes (in memory, not durably): appended
-    /// records must be removed again.
-    applied: bool,
-}
+/// Why a group failed (its callers all get this message). Nothing of a
+/// failed group reached sled.
+struct Failure(String);
 
 impl Failure {
-    fn before_sled(message: impl std::fmt::Display) -> Failure {
-        Failure {
-            message: message.to_string(),
-            applied: false,
-        }
+    fn new(message: impl std::fmt::Display) -> Failure {
+        Failure(message.to_string())
     }
 }
 
@@ -601,15 +563,16 @@ impl Writer {
     }
 
     /// Makes a group's writes durable: one frame in the log (one
-    /// `fdatasync`), then applied to sled. A group the log cannot hold
-    /// goes to sled directly, as one transaction, after a checkpoint.
+    /// `fdatasync`), then applied to sled. A group larger than the log is
+    /// logged alone after a checkpoint, the file growing for it, and
+    /// checkpointed at once.
     fn commit_writes(&mut self, writes: Writes) -> Result<(), Failure> {
         if let Some(why) = &self.poisoned {
-            return Err(Failure::before_sled(format!(
+            return Err(Failure::new(format!(
                 "storage failed earlier and must be reopened (restart edgecc): {why}"
             )));
         }
-        let group = writes.resolve(&self.shared).map_err(Failure::before_sled)?;
+        let group = writes.resolve(&self.shared).map_err(Failure::new)?;
         if group.is_empty() {
             return Ok(());
         }
@@ -617,42 +580,42 @@ impl Writer {
         group.encode(&mut self.payload);
         let mut logged = self.wal.append(&self.payload);
         if matches!(logged, Err(wal::AppendError::Full)) {
-            self.checkpoint().map_err(Failure::before_sled)?;
+            // An empty log takes a frame of any size (the file grows).
+            self.checkpoint().map_err(Failure::new)?;
             logged = self.wal.append(&self.payload);
         }
+        let oversized = self.wal.used() > self.wal.capacity();
         if self.payload.capacity() > 4 * 1024 * 1024 {
             self.payload = Vec::new();
         }
         match logged {
             Ok(()) => {}
-            Err(wal::AppendError::Full) => return self.commit_direct(group),
-            Err(wal::AppendError::Io(e)) => {
-                return Err(Failure::before_sled(format!("write-ahead log: {e}")))
+            Err(wal::AppendError::Full | wal::AppendError::TooLarge) => {
+                return Err(Failure(format!(
+                    "a group of {} bytes does not fit in the write-ahead log",
+                    self.payload.len()
+                )))
             }
+            Err(wal::AppendError::Io(e)) => return Err(Failure(format!("write-ahead log: {e}"))),
         }
         group.apply().map_err(|e| {
             // The frame is durable, sled refused it (it failed earlier):
             // keep the frame for the replay at the next open.
             error!(error = %e, "sled refused a logged group; storage stops taking changes until reopened.");
-            let message = format!("logged, but sled failed: {e} (replayed at the next start)");
             self.poisoned = Some(e.to_string());
-            Failure::before_sled(message)
-        })
-    }
-
-    /// Commits a group too large for the log straight to sled: the log
-    /// was just checkpointed, so every later frame comes after this group.
-    fn commit_direct(&mut self, group: Group) -> Result<(), Failure> {
-        warn!(
-            bytes = self.payload.len(),
-            log_bytes = self.wal.capacity(),
-            "Group larger than the write-ahead log; committed to sled directly."
-        );
-        group.apply_atomic().map_err(Failure::before_sled)?;
-        self.syncer.commit(&self.shared.db).map_err(|e| Failure {
-            message: e.to_string(),
-            applied: true,
-        })
+            Failure(format!(
+                "logged, but sled failed: {e} (replayed at the next start)"
+            ))
+        })?;
+        if oversized {
+            // The file grew for this group: shrink it back now.
+            warn!(
+                log_bytes = self.wal.capacity(),
+                "A group larger than the write-ahead log was logged alone; checkpointing."
+            );
+            self.checkpoint_or_log();
+        }
+        Ok(())
     }
 
     fn commit_group(&mut self, ops: Vec<Op>) {
@@ -701,28 +664,15 @@ impl Writer {
                     }
                 }
             }
-            Err(failure) => {
+            Err(Failure(message)) => {
                 drop(index);
-                error!(error = %failure.message, ops = staged.len(), "Group commit failed; callers get their data back.");
-                let message = failure.message;
+                error!(error = %message, ops = staged.len(), "Group commit failed; callers get their data back.");
                 for s in staged {
                     let err = || StorageError::Commit {
                         message: message.clone(),
                     };
                     match s.reply {
-                        Reply::Append { records, seqs, tx } => {
-                            if failure.applied {
-                                // Best effort: do not let a later flush make
-                                // records durable that the caller was told
-                                // failed.
-                                let mut undo = Writes::default();
-                                for seq in seqs {
-                                    undo.remove_record(seq);
-                                }
-                                if let Ok(group) = undo.resolve(&self.shared) {
-                                    let _ = group.apply();
-                                }
-                            }
+                        Reply::Append { records, tx, .. } => {
                             let failure = AppendFailure::Storage(err());
                             drop(tx.send(Err(AppendError { failure, records })));
                         }

@@ -85,10 +85,11 @@ fn seqs_of_dead(dead: &[edgecc_storage::DeadLetter]) -> Vec<u64> {
     dead.iter().map(|d| d.seq).collect()
 }
 
-/// Goal: a group larger than the whole log (here a `requeue_all` of ~1.4 MB
-/// of dead letters with a 1 MiB log) is still committed, durably and whole.
-/// Method: dead-letter 3,000 records of 400-byte bodies, re-queue them all
-/// in one operation, then reopen and count.
+/// Goal: a group larger than the whole log (here a `requeue_all` of ~1.6 MB
+/// of dead letters with a 1 MiB log) is still committed, durably and whole,
+/// and the log returns to its size. Method: dead-letter 3,000 records of
+/// 400-byte bodies, re-queue them all in one operation, check the log's
+/// size, then reopen and count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_larger_than_the_log_commits_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -121,6 +122,11 @@ async fn a_group_larger_than_the_log_commits_whole() {
         assert_eq!(outbox.requeue_all().await.expect("requeue all"), N as usize);
         let stats = outbox.stats(0).expect("stats");
         assert_eq!((stats.depth, stats.dead_letters), (u64::from(N), 0));
+        // The log grew for that one frame and was shrunk right after.
+        let log = std::fs::metadata(dir.path().join(edgecc_storage::wal::WAL_FILE))
+            .expect("log")
+            .len();
+        assert_eq!(log, edgecc_storage::WAL_BYTES_MIN);
     }
     let storage = edgecc_storage::Storage::open(dir.path(), config).expect("reopen");
     let stats = storage.outbox().stats(0).expect("stats");

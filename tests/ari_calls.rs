@@ -57,20 +57,8 @@ async fn accept_connects_and_caller_hangup_tears_down() {
     })
     .await;
     let kinds = h.kinds(&call);
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == CrmRecordKind::InteractionCreate)
-            .count(),
-        1
-    );
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == CrmRecordKind::PhoneLogCreate)
-            .count(),
-        1
-    );
+    assert_eq!(count(&kinds, CrmRecordKind::InteractionCreate), 1);
+    assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1);
 }
 
 /// Reject, busy and unreachable: the first agent's failure (classified
@@ -474,21 +462,11 @@ async fn duplicated_events_count_once() {
     assert!(free(&h.state("a1").await));
     let kinds = h.kinds(&call);
     assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == CrmRecordKind::InteractionCreate)
-            .count(),
+        count(&kinds, CrmRecordKind::InteractionCreate),
         1,
         "{kinds:?}"
     );
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == CrmRecordKind::PhoneLogCreate)
-            .count(),
-        1,
-        "{kinds:?}"
-    );
+    assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1, "{kinds:?}");
     assert!(
         h.ari.stats().frames_duplicate > 0,
         "the duplicates arrived and were dropped"

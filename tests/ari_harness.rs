@@ -348,3 +348,8 @@ pub fn reserved(s: &AgentState) -> bool {
 pub fn free(s: &AgentState) -> bool {
     !matches!(s, AgentState::Reserved { .. } | AgentState::Talking { .. })
 }
+
+/// How many of `kinds` are `kind`.
+pub fn count(kinds: &[CrmRecordKind], kind: CrmRecordKind) -> usize {
+    kinds.iter().filter(|k| **k == kind).count()
+}

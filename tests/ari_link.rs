@@ -76,20 +76,8 @@ async fn drop_mid_call_readopts_the_call() {
     h.until_ended("completed", 1).await;
     h.until_agent("a1", "free", free).await;
     let kinds = h.kinds(&call);
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == CrmRecordKind::InteractionCreate)
-            .count(),
-        1
-    );
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == CrmRecordKind::PhoneLogCreate)
-            .count(),
-        1
-    );
+    assert_eq!(count(&kinds, CrmRecordKind::InteractionCreate), 1);
+    assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1);
     assert_eq!(h.snapshot().await.terminal_anomalies, 0);
 }
 
@@ -126,13 +114,7 @@ async fn drop_during_offer_answered_meanwhile() {
     h.emu.caller_hangup(&call).unwrap();
     h.until_ended("completed", 1).await;
     let kinds = h.kinds(&call);
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == CrmRecordKind::PhoneLogCreate)
-            .count(),
-        1
-    );
+    assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1);
 }
 
 /// Drop during an offer whose phone gave up meanwhile: the reconcile finds

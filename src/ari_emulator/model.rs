@@ -1776,24 +1776,10 @@ impl Core {
 
     /// `POST /bridges/{id}/addChannel`.
     pub fn bridge_add(&mut self, id: &str, p: &HashMap<String, String>) -> Result<(), HttpError> {
-        if !self.bridges.contains_key(id) {
-            return Err(bridge_not_found());
-        }
-        let list = p.get("channel").cloned().unwrap_or_default();
-        if list.is_empty() {
-            return Err((400, message("Required parameter channel not present")));
-        }
-        let ids: Vec<&str> = list.split(',').collect();
-        for c in &ids {
-            match self.channels.get(*c) {
-                None => return Err((400, message("Channel not found"))),
-                Some(ch) if !ch.in_stasis => {
-                    return Err((422, message("Channel not in Stasis application")))
-                }
-                Some(_) => {}
-            }
-        }
-        for c in ids {
+        let ids = self.bridge_channels(id, p, |ch| {
+            (!ch.in_stasis).then(|| (422, message("Channel not in Stasis application")))
+        })?;
+        for c in ids.iter().map(String::as_str) {
             let current = self.channels.get(c).and_then(|ch| ch.bridge.clone());
             if current.as_deref() == Some(id) {
                 continue;
@@ -1856,27 +1842,43 @@ impl Core {
         id: &str,
         p: &HashMap<String, String>,
     ) -> Result<(), HttpError> {
-        if !self.bridges.contains_key(id) {
-            return Err(bridge_not_found());
-        }
-        let list = p.get("channel").cloned().unwrap_or_default();
-        if list.is_empty() {
-            return Err((400, message("Required parameter channel not present")));
-        }
-        let ids: Vec<&str> = list.split(',').collect();
+        let ids = self.bridge_channels(id, p, |ch| {
+            (ch.bridge.as_deref() != Some(id)).then(|| (422, message("Channel not in this bridge")))
+        })?;
         for c in &ids {
-            match self.channels.get(*c) {
-                None => return Err((400, message("Channel not found"))),
-                Some(ch) if ch.bridge.as_deref() != Some(id) => {
-                    return Err((422, message("Channel not in this bridge")))
-                }
-                Some(_) => {}
-            }
-        }
-        for c in ids {
             self.leave_bridge(c);
         }
         Ok(())
+    }
+
+    /// The `channel` list of an add/remove on bridge `id`, checked as
+    /// Asterisk does before changing anything: the bridge exists, the list
+    /// is given, every channel exists and passes `refuse` (an error or not).
+    fn bridge_channels(
+        &self,
+        id: &str,
+        p: &HashMap<String, String>,
+        refuse: impl Fn(&Chan) -> Option<HttpError>,
+    ) -> Result<Vec<String>, HttpError> {
+        if !self.bridges.contains_key(id) {
+            return Err(bridge_not_found());
+        }
+        let list = p.get("channel").map(String::as_str).unwrap_or_default();
+        if list.is_empty() {
+            return Err((400, message("Required parameter channel not present")));
+        }
+        let ids: Vec<String> = list.split(',').map(str::to_owned).collect();
+        for c in &ids {
+            match self.channels.get(c) {
+                None => return Err((400, message("Channel not found"))),
+                Some(ch) => {
+                    if let Some(e) = refuse(ch) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// `POST`/`DELETE /bridges/{id}/moh`.

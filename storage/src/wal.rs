@@ -152,10 +152,10 @@ impl Wal {
         let mut head = vec![0u8; DATA_START.min(len) as usize];
         file.read_exact(&mut head).map_err(|e| io("read", e))?;
         let (slot, checkpoint_lsn) = match read_header(&head) {
-            Header::Valid { slot, lsn } => (slot, lsn),
-            // Created but the header never synced: no frame can exist.
-            Header::Blank => (1, 0),
-            Header::Corrupt(why) => {
+            Ok(found) => found,
+            // The log is created whole (aside, then renamed): a header
+            // that does not read is damage, and frames may follow it.
+            Err(why) => {
                 return Err(StorageError::Wal {
                     path,
                     message: format!("{why}; refusing to open (it may hold acknowledged writes)"),
@@ -307,16 +307,10 @@ fn header_bytes(lsn: u64) -> [u8; HEADER_LEN] {
     out
 }
 
-/// What the two header slots say.
-enum Header {
-    Valid { slot: u64, lsn: u64 },
-    Blank,
-    Corrupt(String),
-}
-
-fn read_header(head: &[u8]) -> Header {
+/// The header slot holding the newest valid checkpoint, and its lsn; or
+/// why there is none.
+fn read_header(head: &[u8]) -> Result<(u64, u64), String> {
     let mut best: Option<(u64, u64)> = None;
-    let mut blank = true;
     let mut why = String::from("no valid header");
     for slot in 0..2u64 {
         let start = (slot * SLOT_BYTES) as usize;
@@ -325,9 +319,9 @@ fn read_header(head: &[u8]) -> Header {
             continue;
         };
         if bytes.iter().all(|&b| b == 0) {
+            // Slot B before the first checkpoint that used it.
             continue;
         }
-        blank = false;
         if &bytes[..8] != HEADER_MAGIC {
             why = "not an edgecc write-ahead log (bad magic)".into();
             continue;
@@ -339,7 +333,7 @@ fn read_header(head: &[u8]) -> Header {
             continue;
         }
         if version != WAL_VERSION {
-            return Header::Corrupt(format!(
+            return Err(format!(
                 "write-ahead log version {version}, this build reads {WAL_VERSION}"
             ));
         }
@@ -348,11 +342,7 @@ fn read_header(head: &[u8]) -> Header {
             best = Some((slot, lsn));
         }
     }
-    match best {
-        Some((slot, lsn)) => Header::Valid { slot, lsn },
-        None if blank && head.len() as u64 >= DATA_START => Header::Blank,
-        None => Header::Corrupt(why),
-    }
+    best.ok_or(why)
 }
 
 fn frame_crc(lsn: u64, payload: &[u8]) -> u32 {
@@ -572,6 +562,14 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("bad magic"), "{err}");
+        // A zeroed header is damage too, not a fresh log.
+        let file = OpenOptions::new().write(true).open(&path).expect("open");
+        file.write_all_at(&[0u8; 1024], 0).expect("write");
+        drop(file);
+        let err = Wal::open(dir.path(), WAL_BYTES_MIN, |_, _| Ok(()))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("no valid header"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Outbox benchmark: durable appends against the disk's physical limit,
 //! then a large backlog (fill, reopen, drain) with RSS and disk figures.
 //!
+//! Beside each append level it measures what bounds it: the writer
+//! thread's CPU time per operation (its thread CPU clock), and two
+//! ceilings with no disk at all: the bare round trip of N tasks through a
+//! channel to one thread and back, and sled's insert cost per record at one
+//! record per value and at 32 per value.
+//!
 //! `cargo bench -p edgecc-storage` (defaults: 1,000,000-record backlog).
 //! Quick run: `EDGECC_BENCH_BACKLOG=100000 EDGECC_BENCH_APPENDS=2000 cargo bench -p edgecc-storage`.
 //! `EDGECC_BENCH_DIR` picks the directory (default: a temp dir under
@@ -58,6 +64,107 @@ fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time consumed so far by the storage writer thread, read from its
+/// thread CPU clock (the clock id glibc's `pthread_getcpuclockid` builds
+/// from a thread id). `None` if no writer thread runs.
+fn writer_cpu() -> Option<Duration> {
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        // Thread names are cut to 15 bytes: "edgecc-storage-writer".
+        if !comm.starts_with("edgecc-storage-") {
+            continue;
+        }
+        let tid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
+        let clock = ((!tid) << 3) | 6; // per-thread, CPUCLOCK_SCHED
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+            return None;
+        }
+        return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+    }
+    None
+}
+
+/// Ceiling with no disk and no storage: `tasks` tasks each send a
+/// record-sized message through a bounded channel to one thread, which
+/// answers every message of a batch through its oneshot. Any design that
+/// answers each appender from one committing thread pays at least this.
+async fn channel_floor(tasks: usize, total: usize) -> f64 {
+    use tokio::sync::{mpsc, oneshot};
+    let (tx, mut rx) = mpsc::channel::<(Vec<u8>, oneshot::Sender<()>)>(4096);
+    let answerer = std::thread::spawn(move || {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            for (_, reply) in batch {
+                let _ = reply.send(());
+            }
+        }
+    });
+    let per = (total / tasks).max(4);
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let tx = tx.clone();
+        handles.push(tokio::spawn(async move {
+            for _ in 0..per {
+                let (reply, answer) = oneshot::channel();
+                tx.send((vec![b'x'; BODY_BYTES], reply))
+                    .await
+                    .expect("send");
+                answer.await.expect("answer");
+            }
+        }));
+    }
+    for h in handles {
+        h.await.expect("task");
+    }
+    let rate = (per * tasks) as f64 / start.elapsed().as_secs_f64();
+    drop(tx);
+    let _ = answerer.join();
+    rate
+}
+
+/// sled's own cost of storing `total` encoded-record-sized values, one
+/// thread, no flush: microseconds per record with `per_value` records per
+/// sled value (the outbox stores one per value). Same sled options as the
+/// outbox.
+fn sled_insert_us(dir: &Path, config: &StorageConfig, per_value: usize, total: usize) -> f64 {
+    let path = dir.join(format!("sled-{per_value}"));
+    let db = sled::Config::new()
+        .path(&path)
+        .cache_capacity(config.cache_bytes)
+        .segment_size(config.segment_bytes)
+        .flush_every_ms(config.flush_every_ms)
+        .mode(sled::Mode::LowSpace)
+        .use_compression(false)
+        .open()
+        .expect("sled");
+    let tree = db.open_tree("outbox").expect("tree");
+    let value = vec![b'x'; (BODY_BYTES + 60) * per_value];
+    let start = Instant::now();
+    let mut seq = 0u64;
+    while seq < total as u64 {
+        tree.insert(seq.to_be_bytes(), value.as_slice())
+            .expect("insert");
+        seq += per_value as u64;
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / seq as f64;
+    drop(tree);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&path);
+    us
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -68,9 +175,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// One measured row.
 struct Row {
+    ops: usize,
     rate: f64,
     p50: Duration,
     p99: Duration,
+}
+
+/// What bounds one append level.
+struct Bound {
+    level: usize,
+    writer_us_per_op: f64,
+    floor: f64,
+    raw_group: f64,
 }
 
 /// Raw limit: append `group` records of BODY_BYTES to a file, one
@@ -99,6 +215,7 @@ fn raw(dir: &Path, group: usize, total: usize) -> Row {
     let _ = std::fs::remove_file(&path);
     lat.sort_unstable();
     Row {
+        ops: groups * group,
         rate: (groups * group) as f64 / elapsed.as_secs_f64(),
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
@@ -132,6 +249,7 @@ async fn appends(outbox: &Outbox, writers: usize, total: usize) -> Row {
     let elapsed = start.elapsed();
     lat.sort_unstable();
     Row {
+        ops: lat.len(),
         rate: lat.len() as f64 / elapsed.as_secs_f64(),
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
@@ -223,22 +341,29 @@ fn main() {
     println!();
     println!("## Durable appends vs raw file append + fdatasync (same disk)");
     println!();
-    println!("| appenders | outbox rec/s | p50 ms | p99 ms | raw same group rec/s | raw group p50 ms | ratio vs raw same group | ratio vs raw per-record |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let raw1 = raw(tmp.path(), 1, appends_total.min(2_000));
+    println!("| appenders | outbox rec/s | p50 ms | p50 in device flushes | p99 ms | raw same group rec/s | raw group p50 ms | ratio vs raw same group | ratio vs raw per-record |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut bounds = Vec::new();
     for &writers in &LEVELS {
         let dir = tmp.path().join(format!("appends-{writers}"));
         let storage = Storage::open(&dir, config.clone()).expect("open");
         let outbox = storage.outbox();
         let total = appends_total.max(writers * 4);
+        let cpu_before = writer_cpu();
         let row = rt.block_on(appends(&outbox, writers, total));
+        let writer_us_per_op = match (cpu_before, writer_cpu()) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64() * 1e6 / row.ops as f64,
+            _ => f64::NAN,
+        };
         drop(outbox);
         drop(storage);
         let raw_g = raw(tmp.path(), writers, total);
         println!(
-            "| {writers} | {:.0} | {} | {} | {:.0} | {} | {:.2} | {:.2} |",
+            "| {writers} | {:.0} | {} | {:.1} | {} | {:.0} | {} | {:.2} | {:.2} |",
             row.rate,
             ms(row.p50),
+            row.p50.as_secs_f64() / raw1.p50.as_secs_f64(),
             ms(row.p99),
             raw_g.rate,
             ms(raw_g.p50),
@@ -246,6 +371,12 @@ fn main() {
             row.rate / raw1.rate,
         );
         let _ = std::fs::remove_dir_all(&dir);
+        bounds.push(Bound {
+            level: writers,
+            writer_us_per_op,
+            floor: rt.block_on(channel_floor(writers, total.max(50_000))),
+            raw_group: raw_g.rate,
+        });
     }
     println!();
     println!(
@@ -253,6 +384,31 @@ fn main() {
         raw1.rate,
         ms(raw1.p50),
         ms(raw1.p99)
+    );
+
+    println!();
+    println!("## What bounds each level");
+    println!();
+    println!("| appenders | writer thread CPU µs/op | writer-bound ceiling rec/s | ceiling vs raw same group | channel floor rec/s (no disk) | floor vs raw same group |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for b in &bounds {
+        let ceiling = 1e6 / b.writer_us_per_op;
+        println!(
+            "| {} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
+            b.level,
+            b.writer_us_per_op,
+            ceiling,
+            ceiling / b.raw_group,
+            b.floor,
+            b.floor / b.raw_group,
+        );
+    }
+    println!();
+    let sled_total = 64_000;
+    println!(
+        "sled insert, one thread, no flush: {:.2} µs/record at 1 record per value (the outbox's layout), {:.2} µs/record at 32 per value",
+        sled_insert_us(tmp.path(), &config, 1, sled_total),
+        sled_insert_us(tmp.path(), &config, 32, sled_total),
     );
 
     println!();

@@ -131,8 +131,9 @@ const SLED_FULL_CHILD_ENV: &str = "EDGECC_STORAGE_SLED_FULL_CHILD";
 
 /// Appends under a file-size limit (`limit` of sled's log size and the
 /// write-ahead log's), printing `ACK seq` for each durable append, then
-/// `FULL handed_back error` for the first refused one and `AFTER ok|err`
-/// for one more try.
+/// `FULL handed_back error` for the first refused one, `AFTER ok|err`
+/// for one more try and `PROBE ok|err` for a state put (the write the
+/// daemon's health check makes before each watchdog ping).
 fn append_until_full(
     dir: &std::path::Path,
     config: edgecc_storage::StorageConfig,
@@ -142,7 +143,9 @@ fn append_until_full(
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let outbox = Storage::open(dir, config).expect("open").outbox();
+        let storage = Storage::open(dir, config).expect("open");
+        let outbox = storage.outbox();
+        let probe = storage.state("watchdog").expect("state tree");
         let mut out = std::io::stdout().lock();
         for n in 0..20 {
             let seq = outbox.append(update("before", n)).await.expect("append");
@@ -169,6 +172,10 @@ fn append_until_full(
                     writeln!(out, "FULL {handed_back} {e}").expect("stdout");
                     let after = outbox.append(update("after", 0)).await;
                     writeln!(out, "AFTER {}", if after.is_ok() { "ok" } else { "err" })
+                        .expect("stdout");
+                    // The daemon's health check makes this same write.
+                    let put = probe.put(b"probe", &n.to_be_bytes()).await;
+                    writeln!(out, "PROBE {}", if put.is_ok() { "ok" } else { "err" })
                         .expect("stdout");
                     break;
                 }
@@ -209,8 +216,9 @@ fn sled_full_child() {
 
 /// Runs a full-disk child and checks its report: at least 20 acks, a clear
 /// error that handed the record back, and every ack still there after a
-/// reopen without the limit. Returns the child's FULL and AFTER lines.
-fn full_disk_run(test: &str, env: &str) -> (String, String) {
+/// reopen without the limit. Returns the child's FULL, AFTER and PROBE
+/// lines.
+fn full_disk_run(test: &str, env: &str) -> (String, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = child_command(test, env, dir.path())
         .spawn()
@@ -230,17 +238,20 @@ fn full_disk_run(test: &str, env: &str) -> (String, String) {
     assert!(acked.len() >= 20, "acks before the limit: {lines:?}");
     let full = full.unwrap_or_else(|| panic!("no FULL line (status {status}): {lines:?}"));
     assert!(full.starts_with("FULL true"), "{full}");
-    let after = lines
-        .iter()
-        .find(|l| l.starts_with("AFTER "))
-        .cloned()
-        .unwrap_or_default();
+    let line = |prefix: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (after, probe) = (line("AFTER "), line("PROBE "));
     let outbox = open(dir.path()).outbox();
     let present = seqs(&list_all(&outbox));
     for seq in &acked {
         assert!(present.contains(seq), "acknowledged record {seq} lost");
     }
-    (full.clone(), after)
+    (full.clone(), after, probe)
 }
 
 /// Goal: a full disk returns a clear error that hands the records back, and
@@ -249,20 +260,24 @@ fn full_disk_run(test: &str, env: &str) -> (String, String) {
 /// fails; the parent reopens without the limit and checks every ack.
 #[test]
 fn disk_full_hands_records_back() {
-    let (full, _) = full_disk_run("known_errors::disk_full_child", FULL_CHILD_ENV);
+    let (full, _, _) = full_disk_run("known_errors::disk_full_child", FULL_CHILD_ENV);
     assert!(full.contains("write-ahead log"), "{full}");
 }
 
 /// Goal: the same when the write-ahead log (preallocated) has room and it
 /// is sled that cannot write: the error names sled or the checkpoint, and
 /// acknowledged records survive (a logged group sled refused is replayed
-/// at the reopen). Method: as above, with a 1 MiB log under the limit.
+/// at the reopen). Storage then refuses every change, the state put of
+/// the daemon's health check included, so no WATCHDOG=1 goes out and
+/// systemd restarts edgecc. Method: as above, with a 1 MiB log under the
+/// limit.
 #[test]
 fn sled_full_hands_records_back() {
-    let (full, after) = full_disk_run("known_errors::sled_full_child", SLED_FULL_CHILD_ENV);
+    let (full, after, probe) = full_disk_run("known_errors::sled_full_child", SLED_FULL_CHILD_ENV);
     assert!(
         !full.contains("write-ahead log:"),
         "the log itself failed: {full}"
     );
     assert_eq!(after, "AFTER err", "{full}");
+    assert_eq!(probe, "PROBE err", "{full}");
 }

@@ -5,7 +5,8 @@
 //! thread's CPU time per operation (its thread CPU clock), and two
 //! ceilings with no disk at all: the bare round trip of N tasks through a
 //! channel to one thread and back, and sled's insert cost per record at one
-//! record per value and at 32 per value.
+//! record per value and at 32 per value. It also prints the least mean
+//! latency N closed-loop appenders can have at the raw rate (Little's law).
 //!
 //! `cargo bench -p edgecc-storage` (defaults: 1,000,000-record backlog).
 //! Quick run: `EDGECC_BENCH_BACKLOG=100000 EDGECC_BENCH_APPENDS=2000 cargo bench -p edgecc-storage`.
@@ -64,29 +65,36 @@ fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// CPU time consumed so far by the storage writer thread, read from its
-/// thread CPU clock (the clock id glibc's `pthread_getcpuclockid` builds
-/// from a thread id). `None` if no writer thread runs.
-fn writer_cpu() -> Option<Duration> {
-    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        // Thread names are cut to 15 bytes: "edgecc-storage-writer".
-        if !comm.starts_with("edgecc-storage-") {
-            continue;
-        }
-        let tid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
-        let clock = ((!tid) << 3) | 6; // per-thread, CPUCLOCK_SCHED
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec.
-        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-            return None;
-        }
-        return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+/// Thread ids of the storage writer threads now alive (thread names are
+/// cut to 15 bytes: "edgecc-storage-writer" reads "edgecc-storage-").
+/// A writer just joined can still be listed for a moment.
+fn writer_tids() -> Vec<libc::pid_t> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("edgecc-storage-"))
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// CPU time a thread of this process has used, from its thread CPU clock
+/// (the clock id glibc's `pthread_getcpuclockid` builds from a thread id).
+fn thread_cpu(tid: libc::pid_t) -> Option<Duration> {
+    let clock = ((!tid) << 3) | 6; // per-thread, CPUCLOCK_SCHED
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
     }
-    None
+    Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 /// Ceiling with no disk and no storage: `tasks` tasks each send a
@@ -347,12 +355,14 @@ fn main() {
     let mut bounds = Vec::new();
     for &writers in &LEVELS {
         let dir = tmp.path().join(format!("appends-{writers}"));
+        let earlier = writer_tids();
         let storage = Storage::open(&dir, config.clone()).expect("open");
         let outbox = storage.outbox();
+        let writer = writer_tids().into_iter().find(|t| !earlier.contains(t));
         let total = appends_total.max(writers * 4);
-        let cpu_before = writer_cpu();
+        let cpu_before = writer.and_then(thread_cpu);
         let row = rt.block_on(appends(&outbox, writers, total));
-        let writer_us_per_op = match (cpu_before, writer_cpu()) {
+        let writer_us_per_op = match (cpu_before, writer.and_then(thread_cpu)) {
             (Some(a), Some(b)) => (b - a).as_secs_f64() * 1e6 / row.ops as f64,
             _ => f64::NAN,
         };
@@ -389,18 +399,23 @@ fn main() {
     println!();
     println!("## What bounds each level");
     println!();
-    println!("| appenders | writer thread CPU µs/op | writer-bound ceiling rec/s | ceiling vs raw same group | channel floor rec/s (no disk) | floor vs raw same group |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| appenders | writer thread CPU µs/op | writer-bound ceiling rec/s | ceiling vs raw same group | channel floor rec/s (no disk) | floor vs raw same group | least mean latency at the raw rate, ms | in device flushes |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for b in &bounds {
         let ceiling = 1e6 / b.writer_us_per_op;
+        // Little's law: N closed-loop appenders at rate λ wait N / λ on
+        // average; no design waits less than at the raw rate.
+        let least = Duration::from_secs_f64(b.level as f64 / b.raw_group);
         println!(
-            "| {} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
+            "| {} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} | {} | {:.1} |",
             b.level,
             b.writer_us_per_op,
             ceiling,
             ceiling / b.raw_group,
             b.floor,
             b.floor / b.raw_group,
+            ms(least),
+            least.as_secs_f64() / raw1.p50.as_secs_f64(),
         );
     }
     println!();

@@ -358,7 +358,14 @@ fn main() {
         let earlier = writer_tids();
         let storage = Storage::open(&dir, config.clone()).expect("open");
         let outbox = storage.outbox();
-        let writer = writer_tids().into_iter().find(|t| !earlier.contains(t));
+        // The writer names itself once running: look for up to a second.
+        let writer = (0..1000).find_map(|_| {
+            let found = writer_tids().into_iter().find(|t| !earlier.contains(t));
+            if found.is_none() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            found
+        });
         let total = appends_total.max(writers * 4);
         let cpu_before = writer.and_then(thread_cpu);
         let row = rt.block_on(appends(&outbox, writers, total));

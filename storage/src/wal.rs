@@ -70,6 +70,9 @@ pub const WAL_BYTES_MIN: u64 = 1024 * 1024;
 const DATA_START: u64 = 4096;
 /// Size of one header slot.
 const SLOT_BYTES: u64 = 512;
+/// Largest checkpoint lsn a header may hold, so that counting frames on
+/// from it never overflows.
+const LSN_MAX: u64 = 1 << 62;
 /// Header magic and the only version this build reads.
 const HEADER_MAGIC: &[u8; 8] = b"EDGECCW1";
 const WAL_VERSION: u32 = 1;
@@ -338,6 +341,11 @@ fn read_header(head: &[u8]) -> Result<(u64, u64), String> {
             ));
         }
         let lsn = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
+        if lsn > LSN_MAX {
+            // A frame a nanosecond for 146 years stays below this: only
+            // damage (with a matching CRC) gets here.
+            return Err(format!("checkpoint lsn {lsn} out of range"));
+        }
         if best.is_none_or(|(_, l)| lsn > l) {
             best = Some((slot, lsn));
         }
@@ -570,6 +578,14 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("no valid header"), "{err}");
+        // A well-formed header with an absurd lsn: refused, no overflow.
+        let file = OpenOptions::new().write(true).open(&path).expect("open");
+        file.write_all_at(&header_bytes(u64::MAX), 0).expect("write");
+        drop(file);
+        let err = Wal::open(dir.path(), WAL_BYTES_MIN, |_, _| Ok(()))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 
     #[test]

@@ -95,12 +95,18 @@
 //!
 //! If the log write or sync fails (I/O error), nothing reached sled: every
 //! caller of the group gets an error; `append` hands its records back, and
-//! the next group overwrites the frame. Such a failed append may still
-//! reappear after a restart (at-least-once; the correlation id
-//! deduplicates at the CRM). If sled refuses a logged group (it failed
-//! earlier, e.g. disk full), the callers get an error too, the storage
-//! refuses every later change and never checkpoints, and the next open
-//! replays the frame. What was acknowledged earlier is never affected.
+//! the next group overwrites the frame. After a failed sync the frame is
+//! first unmade (its header zeroed and synced), so it cannot come back.
+//!
+//! Three failures stop the storage instead: it refuses every later change
+//! and never checkpoints, the callers get an error, and the next open
+//! replays the log. They are: sled refusing a logged group (it failed
+//! earlier, e.g. disk full); a failed checkpoint (a failed `fdatasync` may
+//! have dropped pages it could not write, and a retry that succeeds would
+//! prove nothing); and a frame that could not be unmade, which may then
+//! come back at the next open (at-least-once; the correlation id
+//! deduplicates at the CRM). What was acknowledged earlier is never
+//! affected.
 //! A full disk therefore shows up when sled or a checkpoint writes, not in
 //! the preallocated log.
 //!

@@ -541,24 +541,37 @@ impl Writer {
     }
 
     /// Makes sled's files durable, then starts the log over. Refused while
-    /// poisoned: the log holds a frame sled does not.
+    /// poisoned: the log holds a frame sled may not.
+    ///
+    /// A failure poisons the writer. A failed `fdatasync` may have dropped
+    /// the pages it could not write (Linux marks them clean and reports the
+    /// error once), so a retry that succeeds proves nothing; and a header
+    /// write that failed may still reach the disk. The log keeps every
+    /// frame since the last good checkpoint: the next open replays them.
     fn checkpoint(&mut self) -> Result<(), String> {
         if let Some(why) = &self.poisoned {
-            return Err(format!("no checkpoint after a failed apply ({why})"));
+            return Err(format!("no checkpoint after an earlier failure ({why})"));
         }
-        self.syncer
+        let done = self
+            .syncer
             .commit(&self.shared.db)
-            .map_err(|e| format!("checkpoint: sync sled: {e}"))?;
-        self.wal
-            .checkpoint(&self.shared.dir)
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("checkpoint: sync sled: {e}"))
+            .and_then(|()| {
+                self.wal
+                    .checkpoint(&self.shared.dir)
+                    .map_err(|e| format!("checkpoint: {e}"))
+            });
+        if let Err(e) = &done {
+            error!(error = %e, "Checkpoint failed; storage stops taking changes until reopened (the write-ahead log keeps them all).");
+            self.poisoned = Some(e.clone());
+        }
+        done
     }
 
     fn checkpoint_or_log(&mut self) {
         if self.poisoned.is_none() && self.wal.used() > 0 {
-            if let Err(e) = self.checkpoint() {
-                warn!(error = %e, "Checkpoint failed; the write-ahead log keeps every change.");
-            }
+            // A failure is logged and poisons the writer (see `checkpoint`).
+            let _ = self.checkpoint();
         }
     }
 
@@ -597,6 +610,15 @@ impl Writer {
                 )))
             }
             Err(wal::AppendError::Io(e)) => return Err(Failure(format!("write-ahead log: {e}"))),
+            Err(wal::AppendError::Unknown(e)) => {
+                // The frame may be on the disk: nothing may follow it, and
+                // the next open decides (it replays the frame if it is).
+                error!(error = %e, "A write-ahead log frame may or may not be on the disk; storage stops taking changes until reopened.");
+                self.poisoned = Some(format!("write-ahead log: {e}"));
+                return Err(Failure(format!(
+                    "write-ahead log: {e} (the group may still be applied at the next start)"
+                )));
+            }
         }
         group.apply().map_err(|e| {
             // The frame is durable, sled refused it (it failed earlier):

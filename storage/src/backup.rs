@@ -41,7 +41,10 @@ use tracing::info;
 
 use crate::error::StorageError;
 use crate::record::{decode_dead_letter, decode_record, key_seq};
-use crate::{lock_dir, wait_for_sled_release, Shared, Storage, StorageConfig, LOCK_FILE};
+use crate::writer::sync_dir;
+use crate::{
+    lock_dir, wait_for_sled_release, Shared, Storage, StorageConfig, LOCK_FILE, RESTORE_MARKER,
+};
 
 /// First bytes of every backup file.
 pub const BACKUP_MAGIC: &[u8; 8] = b"EDGECCBK";
@@ -373,6 +376,12 @@ pub struct RestoreSummary {
 /// ([`StorageError::NotEmpty`]) unless `force`, in which case its contents
 /// are removed first. Then writes every tree, makes it durable, and opens
 /// the result once (index recovery) to check it.
+///
+/// From before the first removal until everything is durable, a synced
+/// marker file says a restore is under way: if it is cut short (a crash,
+/// a power cut, a full disk), [`Storage::open`] refuses the directory
+/// ([`StorageError::RestoreUnfinished`]) instead of serving partial data,
+/// and running the restore again finishes the job.
 pub fn restore(
     dir: &Path,
     backup: &Path,
@@ -383,23 +392,29 @@ pub fn restore(
     std::fs::create_dir_all(dir)
         .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
     let lock = lock_dir(dir)?;
-    let others = dir_entries_but_lock(dir)?;
-    if !others.is_empty() {
-        if !force {
-            return Err(StorageError::NotEmpty {
-                path: dir.to_path_buf(),
-            });
-        }
-        for path in others {
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(|e| StorageError::io(format!("remove {}", path.display()), e))?;
-        }
+    let others = dir_entries_but_ours(dir)?;
+    if !others.is_empty() && !force {
+        return Err(StorageError::NotEmpty {
+            path: dir.to_path_buf(),
+        });
+    }
+    let marker = dir.join(RESTORE_MARKER);
+    let io = |what: &str, path: &Path, e| StorageError::io(format!("{what} {}", path.display()), e);
+    std::fs::write(&marker, format!("restoring {}\n", backup.display()))
+        .and_then(|()| File::open(&marker)?.sync_all())
+        .map_err(|e| io("write", &marker, e))?;
+    sync_dir(dir).map_err(|e| io("sync dir", dir, e))?;
+    for path in others {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| io("remove", &path, e))?;
     }
     write_trees(dir, backup, &config)?;
+    std::fs::remove_file(&marker).map_err(|e| io("remove", &marker, e))?;
+    sync_dir(dir).map_err(|e| io("sync dir", dir, e))?;
     drop(lock);
     let storage = Storage::open(dir, config)?;
     let stats = storage.outbox().stats(0)?;
@@ -427,14 +442,14 @@ pub fn restore(
     })
 }
 
-/// Everything in `dir` except our lock file.
-fn dir_entries_but_lock(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+/// Everything in `dir` except our lock file and restore marker.
+fn dir_entries_but_ours(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
     let mut out = Vec::new();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| StorageError::io(format!("list {}", dir.display()), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io(format!("list {}", dir.display()), e))?;
-        if entry.file_name() != LOCK_FILE {
+        if entry.file_name() != LOCK_FILE && entry.file_name() != RESTORE_MARKER {
             out.push(entry.path());
         }
     }

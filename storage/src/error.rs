@@ -14,6 +14,14 @@ pub enum StorageError {
         /// The storage directory.
         path: PathBuf,
     },
+    /// A restore into this directory was started and did not finish (a
+    /// crash or power cut during `edgecc restore`): what it holds is
+    /// partial, so it is not opened.
+    #[error("a restore into {path} did not finish, so its data is incomplete: run the restore again with --force")]
+    RestoreUnfinished {
+        /// The storage directory.
+        path: PathBuf,
+    },
     /// A file-system call failed (open, create, fsync, read_dir).
     #[error("{context}: {source}")]
     Io {

@@ -91,6 +91,10 @@ pub const BATCH_RECORDS_MAX: usize = 64;
 /// Name of the lock file held while a [`Storage`] is open.
 const LOCK_FILE: &str = "edgecc.lock";
 
+/// Present (and synced) while a restore writes into the directory; open
+/// refuses a directory that has it.
+const RESTORE_MARKER: &str = "edgecc.restoring";
+
 /// Longest wait on close for sled's background threads to release
 /// `<dir>/db`, in ms. They finish within milliseconds; the bound only keeps
 /// a wedged disk from hanging a shutdown.
@@ -271,6 +275,9 @@ impl Storage {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
         let lock = lock_dir(&dir)?;
+        if dir.join(RESTORE_MARKER).exists() {
+            return Err(StorageError::RestoreUnfinished { path: dir });
+        }
         // We hold `edgecc.lock`, so no other edgecc has this directory. If
         // sled's own lock is still taken, it is a background thread of a
         // handle of ours that just closed (slow under load): wait it out,

@@ -430,7 +430,7 @@ fn list_names(dir: &Path) -> std::io::Result<Vec<OsString>> {
     Ok(names)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use edgecc_storage::backup::{restore, verify};
 use edgecc_storage::{RecordKind, Storage, StorageError};
 
-use crate::util::{config, list_all, open, rec, update};
+use crate::util::{child_command, config, limit_file_size, list_all, open, rec, update};
 
 /// Everything a restore must bring back, read through the public API.
 #[derive(Debug, PartialEq)]
@@ -256,6 +256,89 @@ async fn restore_refuses_damage_non_empty_and_held_directories() {
         .map(|r| r.interaction_key)
         .collect();
     assert_eq!(keys, ["call-1", "call-1"]);
+}
+
+const RESTORE_CHILD_ENV: &str = "EDGECC_STORAGE_RESTORE_CHILD";
+
+/// Child side of `an_interrupted_restore_is_refused_until_run_again` (a
+/// no-op in a normal run): restores `<root>/edgecc.backup` into
+/// `<root>/dst` with `force`, with every file limited to 64 KiB, far less
+/// than the backup needs, and prints `RESTORE ok` or `RESTORE err error`.
+#[test]
+fn interrupted_restore_child() {
+    let Some(root) = std::env::var_os(RESTORE_CHILD_ENV) else {
+        return;
+    };
+    let root = Path::new(&root);
+    limit_file_size(64 * 1024);
+    match restore(
+        &root.join("dst"),
+        &root.join("edgecc.backup"),
+        config(),
+        true,
+    ) {
+        // On a line of its own: the harness has printed the test's name.
+        Ok(_) => println!("\nRESTORE ok"),
+        Err(e) => println!("\nRESTORE err {e}"),
+    }
+}
+
+/// Goal: a restore cut short (here by a full disk; a crash or a power cut
+/// leaves the same) never leaves a directory that opens with part of the
+/// data, and running the restore again finishes it. Method: a child
+/// restores over a used directory with `force` under a 64 KiB file-size
+/// limit and fails part-way, after the old data was removed; the parent
+/// finds the directory refused by open (and by a restore without
+/// `force`), then restores again and gets every record.
+#[tokio::test]
+async fn an_interrupted_restore_is_refused_until_run_again() {
+    let root = tempfile::tempdir().expect("tempdir");
+    {
+        let storage = open(&root.path().join("src"));
+        let outbox = storage.outbox();
+        for i in 0..20 {
+            let batch = (0..50).map(|n| update(&format!("call-{i}"), n)).collect();
+            outbox.append_batch(batch).await.expect("append");
+        }
+        storage
+            .backup(backup_file(root.path()), 9)
+            .await
+            .expect("backup");
+    }
+    let dst = root.path().join("dst");
+    open(&dst)
+        .outbox()
+        .append_batch(vec![update("old", 1)])
+        .await
+        .expect("append");
+
+    let out = child_command(
+        "backup::interrupted_restore_child",
+        RESTORE_CHILD_ENV,
+        root.path(),
+    )
+    .output()
+    .expect("run child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESTORE "))
+        .unwrap_or_else(|| panic!("no RESTORE line ({}): {stdout}", out.status));
+    assert!(line.starts_with("RESTORE err"), "{line}");
+
+    let e = Storage::open(&dst, config()).expect_err("a half-restored directory");
+    assert!(matches!(e, StorageError::RestoreUnfinished { .. }), "{e}");
+    assert!(e.to_string().contains("--force"), "{e}");
+    let e =
+        restore(&dst, &root.path().join("edgecc.backup"), config(), false).expect_err("not empty");
+    assert!(matches!(e, StorageError::NotEmpty { .. }), "{e}");
+
+    let done =
+        restore(&dst, &root.path().join("edgecc.backup"), config(), true).expect("restore again");
+    assert_eq!(done.depth, 1000);
+    let records = list_all(&open(&dst).outbox());
+    assert_eq!(records.len(), 1000);
+    assert!(records.iter().all(|r| r.interaction_key != "old"));
 }
 
 /// sled's files in `dir`, without our write-ahead log (a fixed size).

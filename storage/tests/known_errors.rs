@@ -152,16 +152,7 @@ fn append_until_full(
             writeln!(out, "ACK {seq}").expect("stdout");
         }
         let len = |name: &str| std::fs::metadata(dir.join(name)).expect(name).len();
-        // SAFETY: plain libc calls on this process; SIGXFSZ is ignored so a
-        // write past the limit fails with EFBIG instead of killing us.
-        unsafe {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit {
-                rlim_cur: limit(len("db"), len(edgecc_storage::wal::WAL_FILE)),
-                rlim_max: libc::RLIM_INFINITY,
-            };
-            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-        }
+        crate::util::limit_file_size(limit(len("db"), len(edgecc_storage::wal::WAL_FILE)));
         for n in 0..100_000u32 {
             let mut r = update("during", n);
             r.body = vec![b'y'; 2_000];

@@ -4,6 +4,22 @@ use std::path::Path;
 
 use edgecc_storage::{NewRecord, Outbox, Record, RecordKind, Storage, StorageConfig};
 
+/// Makes every later write of this process past `bytes` into any file
+/// fail with EFBIG, as a full disk would (ENOSPC). For child processes
+/// only: it holds for every thread.
+pub fn limit_file_size(bytes: u64) {
+    // SAFETY: plain libc calls on this process; SIGXFSZ is ignored so a
+    // write past the limit fails instead of killing the process.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit {
+            rlim_cur: bytes,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
+
 /// A small-cache config, as an edge box would use.
 pub fn config() -> StorageConfig {
     StorageConfig {

@@ -87,6 +87,17 @@
 //! `requeue_all`) is logged alone right after a checkpoint, the file
 //! growing for it, and checkpointed at once, which shrinks the file back.
 //!
+//! One risk this does not close, found by reading sled 0.34.7 and not
+//! observed: between checkpoints sled's segment cleaner may move records
+//! it was given earlier to a new segment and then reuse the old one, and
+//! sled counts its writes as stable once `sync_file_range` returns
+//! (`pagecache/iobuf.rs`), which does not flush a volatile device cache. A
+//! power cut that loses the moved copy but keeps the overwrite of the old
+//! segment (a device reordering its cache) would lose records the log no
+//! longer holds. sled has no hook to make its segment reuse wait for an
+//! fsync; its flush thread's `fsync` every `flush_every_ms` (500 ms) only
+//! narrows the window.
+//!
 //! Why not sled's flush per group, as before: it waits for its write with
 //! `sync_file_range` and our `fdatasync` of its growing file then costs a
 //! second device round trip plus metadata; per-record appends ran at 0.46×

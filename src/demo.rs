@@ -153,20 +153,25 @@ pub struct Summary {
     pub ok: bool,
 }
 
+/// Longest `--drain-wait`: a day.
+const DRAIN_WAIT_MAX_S: u64 = 24 * 3600;
+
 /// Runs the demo; the exit code says whether its checks passed.
 pub fn run(args: &DemoArgs, data_dir: Option<&Path>) -> Result<ExitCode, String> {
     let plan = Plan::from_args(args)?;
-    let temp;
-    let data_dir = match data_dir {
-        Some(d) => d.to_path_buf(),
-        None => {
-            temp = tempfile_dir()?;
-            temp.clone()
-        }
+    // Only a directory the demo made for itself is removed afterwards, and
+    // only with the built-in CRM (with a real one, records may be pending).
+    let (data_dir, own_dir) = match data_dir {
+        Some(d) => (d.to_path_buf(), false),
+        None => (tempfile_dir()?, true),
     };
-    let system = actix_rt::System::new();
-    let result = system.block_on(run_async(plan, args.clone(), data_dir.clone()));
-    if data_dir.starts_with(std::env::temp_dir()) && args.crm_url.is_none() {
+    let result = {
+        let system = actix_rt::System::new();
+        system.block_on(run_async(plan, args.clone(), data_dir.clone()))
+        // The runtime drops here, and with it every actor: storage is
+        // closed before its directory goes.
+    };
+    if own_dir && args.crm_url.is_none() {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
     let summary = result?;
@@ -235,6 +240,9 @@ impl Plan {
         }
         if args.agents == 0 || args.agents > DEMO_AGENTS_MAX {
             return Err(format!("--agents: use 1 to {DEMO_AGENTS_MAX}"));
+        }
+        if args.drain_wait > DRAIN_WAIT_MAX_S {
+            return Err(format!("--drain-wait: use 0 to {DRAIN_WAIT_MAX_S} seconds"));
         }
         let outage = match args.crm_outage.as_deref() {
             None => Some((args.duration / 3, 2 * args.duration / 3)),

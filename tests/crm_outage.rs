@@ -332,3 +332,40 @@ fn replay_survives_two_sigkills_and_delivers_once() {
         n(&stats, "duplicates")
     );
 }
+
+/// Goal: the demo removes only a data directory it made itself; one given
+/// with `--data-dir` stays, with the outbox in it, even under `$TMPDIR`.
+/// Method: a short demo with `--data-dir` in a temporary directory that
+/// holds a file of the user's.
+#[test]
+fn demo_keeps_a_data_dir_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("notes.txt"), "mine").unwrap();
+    let (code, s) = demo(
+        Some(&data),
+        &[
+            "--duration",
+            "2",
+            "--rate",
+            "5",
+            "--agents",
+            "5",
+            "--crm-outage",
+            "none",
+            "--talk-ms",
+            "100-300",
+            "--answer-ms",
+            "50-100",
+            "--drain-wait",
+            "30",
+        ],
+    );
+    assert_eq!(code, Some(0), "{s:#}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(data.join("edgecc.wal").exists(), "the outbox is gone");
+}

@@ -663,5 +663,44 @@ async fn servicenow_table_mode_lookup_and_patch() {
         one(&adapter, orphan).await,
         Outcome::Permanent { status: 404, .. }
     ));
+
+    // A maintenance page in front of the write path answers 200 in HTML:
+    // neither a create nor an update counts as delivered, and once the
+    // page is gone the create lands once.
+    em.set_mode(Mode::Writes {
+        status: 200,
+        body: "<html>Instance under maintenance</html>".into(),
+    })
+    .await
+    .unwrap();
+    let create2 = record(4, "c-2", RecordKind::InteractionCreate, "{}");
+    for r in [
+        create2.clone(),
+        record(5, "c-1", RecordKind::InteractionUpdate, "{}"),
+    ] {
+        let out = one(&adapter, r).await;
+        assert!(
+            matches!(
+                out,
+                Outcome::Retry {
+                    crm_down: false,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    em.set_mode(Mode::Normal).await.unwrap();
+    assert!(matches!(
+        one(&adapter, create2).await,
+        Outcome::Delivered { link: Some(_) }
+    ));
+    let rows = em.table_rows("interaction");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["correlation_display"] == "c-2")
+            .count(),
+        1
+    );
     em.stop().await;
 }

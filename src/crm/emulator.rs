@@ -94,6 +94,16 @@ pub enum Mode {
         #[serde(default)]
         body: String,
     },
+    /// Answer writes (POST, PUT, PATCH) with this status and body, without
+    /// storing them, while reads go on normally: a proxy or maintenance
+    /// page in front of the CRM's write path.
+    Writes {
+        /// HTTP status to answer.
+        status: u16,
+        /// Body to answer.
+        #[serde(default)]
+        body: String,
+    },
     /// Answer 429 with `Retry-After: secs`.
     RetryAfter {
         /// The `Retry-After` seconds.
@@ -561,6 +571,11 @@ async fn gate(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Option<HttpRes
         Mode::Normal | Mode::Reject { .. } | Mode::Failure { .. } => None,
         Mode::Refuse { .. } => Some(answer(503, json!({"error": "refusing"}))),
         Mode::Status { status, body } => Some(
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
+                .body(body),
+        ),
+        Mode::Writes { .. } if req.method() == actix_web::http::Method::GET => None,
+        Mode::Writes { status, body } => Some(
             HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
                 .body(body),
         ),

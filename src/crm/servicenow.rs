@@ -734,7 +734,20 @@ impl ServiceNowAdapter {
                 }
                 match result_sys_id(&answer.body) {
                     Some(sys_id) => sys_id,
-                    None => return Outcome::Delivered { link: None },
+                    // Not ServiceNow's answer (a proxy or maintenance page,
+                    // a cut body): nothing says the row exists. The retry
+                    // looks it up by correlation id before posting again.
+                    None => {
+                        return Outcome::Retry {
+                            reason: format!(
+                                "create answered {} without a result.sys_id: {}",
+                                answer.status,
+                                excerpt(&answer.body)
+                            ),
+                            retry_after: None,
+                            crm_down: false,
+                        }
+                    }
                 }
             }
         };
@@ -803,6 +816,19 @@ impl ServiceNowAdapter {
         }
         if let Some(outcome) = failure_body(&answer) {
             return outcome;
+        }
+        if result_object(&answer.body).is_none() {
+            // A PATCH is idempotent: send it again rather than trust a
+            // page that is not ServiceNow's answer.
+            return Outcome::Retry {
+                reason: format!(
+                    "update answered {} without a result: {}",
+                    answer.status,
+                    excerpt(&answer.body)
+                ),
+                retry_after: None,
+                crm_down: false,
+            };
         }
         Outcome::Delivered {
             link: Some(self.record_url(&table, &sys_id)),
@@ -939,8 +965,19 @@ fn failure_body(answer: &Answer) -> Option<Outcome> {
 
 /// `result.sys_id` of a Table API answer.
 fn result_sys_id(body: &[u8]) -> Option<String> {
+    Some(result_object(body)?.get("sys_id")?.as_str()?.to_string())
+}
+
+/// The `result` object of a Table API answer, if the body is one.
+fn result_object(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
     let parsed: Value = serde_json::from_slice(body).ok()?;
-    Some(parsed.get("result")?.get("sys_id")?.as_str()?.to_string())
+    match parsed {
+        Value::Object(mut top) => match top.remove("result")? {
+            Value::Object(result) => Some(result),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The record's body as JSON (a body that is not JSON becomes a string).

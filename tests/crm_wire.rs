@@ -144,8 +144,9 @@ async fn webhook_bad_signature_is_refused() {
         record(1, "c-1", RecordKind::InteractionCreate, "{}"),
     )
     .await;
+    // Every record would fail the same way: delivery waits for the fix.
     assert!(
-        matches!(out, Outcome::Permanent { status: 401, .. }),
+        matches!(out, Outcome::Retry { crm_down: true, .. }),
         "{out:?}"
     );
     assert_eq!(em.stats().rejected, 1);
@@ -236,8 +237,20 @@ async fn webhook_answer_classes() {
 
     em.set_mode(status(409, "conflict")).await.unwrap();
     assert!(matches!(
-        one(&adapter, update()).await,
+        one(&adapter, create()).await,
         Outcome::Delivered { .. }
+    ));
+    assert!(matches!(
+        one(&adapter, update()).await,
+        Outcome::Retry {
+            crm_down: false,
+            ..
+        }
+    ));
+    em.set_mode(status(404, "no such route")).await.unwrap();
+    assert!(matches!(
+        one(&adapter, create()).await,
+        Outcome::Retry { crm_down: true, .. }
     ));
     em.set_mode(status(400, "Record already exists"))
         .await

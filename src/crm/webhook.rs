@@ -379,11 +379,16 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// | answer                                   | outcome                       |
 /// |------------------------------------------|-------------------------------|
 /// | 2xx                                      | Delivered                     |
-/// | 409                                      | Delivered (an earlier attempt landed) |
-/// | 4xx containing "already exists", create  | Delivered                     |
+/// | 409 or "already exists" (4xx), create    | Delivered (an earlier attempt landed) |
+/// | 409, update                              | Retry (an earlier attempt may be in progress) |
 /// | 408, 429, 5xx                            | Retry, crm_down, Retry-After  |
+/// | 401, 404, 405 (credentials, URL)         | Retry, crm_down               |
 /// | 1xx, 3xx (misconfigured URL)             | Retry, crm_down               |
-/// | other 4xx (400, 401, 403, 404, 422 …)    | Permanent, status + excerpt   |
+/// | other 4xx (400, 403, 422 …)              | Permanent, status + excerpt   |
+///
+/// 401, 404 and 405 say the endpoint or the credentials are wrong, which
+/// holds for every record: delivery waits (the breaker opens) until they
+/// are fixed, instead of every record going to the dead letters.
 ///
 /// `link` for a 2xx is the `link` or `url` string of a JSON object answer.
 pub(crate) fn classify(answer: &Answer, is_create: bool) -> Outcome {
@@ -392,10 +397,23 @@ pub(crate) fn classify(answer: &Answer, is_create: bool) -> Outcome {
         200..=299 => Outcome::Delivered {
             link: answer_link(&answer.body),
         },
-        409 => Outcome::Delivered { link: None },
+        409 if is_create => Outcome::Delivered { link: None },
+        409 => Outcome::Retry {
+            reason: format!("HTTP 409: {}", excerpt(&answer.body)),
+            retry_after: answer.retry_after,
+            crm_down: false,
+        },
         408 | 429 | 500..=599 => Outcome::Retry {
             reason: format!("HTTP {status}: {}", excerpt(&answer.body)),
             retry_after: answer.retry_after,
+            crm_down: true,
+        },
+        401 | 404 | 405 => Outcome::Retry {
+            reason: format!(
+                "HTTP {status} (check the CRM's URL and credentials): {}",
+                excerpt(&answer.body)
+            ),
+            retry_after: None,
             crm_down: true,
         },
         400..=499 => {
@@ -661,9 +679,22 @@ mod tests {
             }
         );
         assert_eq!(
-            classify(&answer(409, ""), false),
+            classify(&answer(409, ""), true),
             Outcome::Delivered { link: None }
         );
+        assert!(matches!(
+            classify(&answer(409, ""), false),
+            Outcome::Retry {
+                crm_down: false,
+                ..
+            }
+        ));
+        for s in [401, 404, 405] {
+            assert!(matches!(
+                classify(&answer(s, ""), false),
+                Outcome::Retry { crm_down: true, .. }
+            ));
+        }
         assert_eq!(
             classify(&answer(422, "Record ALREADY EXISTS"), true),
             Outcome::Delivered { link: None }

@@ -7,6 +7,7 @@
 //! without losing the link.
 
 use edgecc::ari_emulator::EndpointBehaviour as B;
+use edgecc::ari_emulator::{FaultKind, RestFault};
 use edgecc_actors::ids::BridgeId;
 use edgecc_actors::{CallAction, CrmRecordKind, HangupCause, LegId, PbxCommand, PbxError, PbxPort};
 
@@ -344,4 +345,36 @@ async fn daemon_runs_on_ari_over_http() {
         s.channels.is_empty() && s.bridges.is_empty()
     })
     .await;
+}
+
+/// Goal: an originate that gets no answer while the event link is up does
+/// not stop routing. Method: the emulator holds the first `POST /channels`
+/// past the adapter's request timeout; the adapter must reconnect and
+/// reconcile, report the link up again, and the queue must offer the call
+/// again, to the same agent, who answers.
+#[actix_rt::test]
+async fn an_originate_without_answer_does_not_stop_routing() {
+    let emu = edgecc::ari_emulator::AriEmulator::start(Default::default()).expect("emulator");
+    emu.set_endpoint(A1, B::AnswerAfter { ring_ms: 100 });
+    let mut s = settings(&emu);
+    s.request_timeout = std::time::Duration::from_millis(300);
+    let h = AriHarness::start_with_settings(emu, config(&[("a1", A1)], 8_000), s).await;
+    h.ready("a1").await;
+    let connects = h.ari.stats().connects;
+    h.emu.inject_rest_fault(RestFault {
+        method: "POST".into(),
+        path: "channels".into(),
+        times: 1,
+        kind: FaultKind::Hang(std::time::Duration::from_millis(1_000)),
+    });
+    let call = h.inbound("5551000");
+    h.until_agent("a1", "talking", talking).await;
+    assert!(
+        h.ari.stats().connects > connects,
+        "the link was not restarted"
+    );
+    assert!(h.ari.link_is_up());
+    h.act("a1", CallAction::HangUp).await.unwrap();
+    h.until_ended("completed", 1).await;
+    assert_eq!(count(&h.kinds(&call), CrmRecordKind::PhoneLogCreate), 1);
 }

@@ -121,10 +121,20 @@ pub struct AriPbx {
     pub(crate) inner: Rc<Inner>,
 }
 
-fn map_rest(e: RestError, leg: Option<&str>, bridge: Option<&str>) -> PbxError {
+/// Maps a failed REST call to the port's error. A transport failure (no
+/// answer, reset, timeout) while the event link is up also restarts the
+/// link: the adapter no longer knows what Asterisk did with the request,
+/// and only a reconnect's reconcile (which needs REST to answer again)
+/// tells it, and reports the link up again so queues resume.
+fn map_rest(inner: &Inner, e: RestError, leg: Option<&str>, bridge: Option<&str>) -> PbxError {
     match e {
         RestError::Transport(m) => {
-            warn!(error = %m, "ARI request failed; treating the link as down for it.");
+            if inner.link_up.get() {
+                warn!(error = %m, "ARI request failed; reconnecting the link to reconcile.");
+                inner.kick.set(inner.kick.get() + 1);
+            } else {
+                debug!(error = %m, "ARI request failed while the link is down.");
+            }
             PbxError::LinkDown
         }
         RestError::Status { status: 404, .. } if leg.is_some() && bridge.is_none() => {
@@ -552,7 +562,7 @@ impl Inner {
                         st.bridges_to_destroy.remove(bridge_id.as_str());
                         Ok(())
                     }
-                    Err(e) => Err(map_rest(e, None, Some(bridge_id.as_str()))),
+                    Err(e) => Err(map_rest(self, e, None, Some(bridge_id.as_str()))),
                 }
             }
             PbxCommand::Hold { leg_id } => {
@@ -821,7 +831,7 @@ impl Inner {
             .call(method, &path, query, None)
             .await
             .map(|_| ())
-            .map_err(|e| map_rest(e, Some(id), None))
+            .map_err(|e| map_rest(self, e, Some(id), None))
     }
 
     async fn answer(&self, id: &str) -> Result<(), PbxError> {
@@ -927,7 +937,7 @@ impl Inner {
                         status: 400 | 404,
                         message,
                     } => PbxError::Unreachable(format!("{endpoint}: {message}")),
-                    other => map_rest(other, Some(leg), None),
+                    other => map_rest(self, other, Some(leg), None),
                 })
             }
         }
@@ -961,7 +971,7 @@ impl Inner {
                         .entry(bridge.to_owned())
                         .or_default();
                 }
-                Err(e) => return Err(map_rest(e, None, Some(bridge))),
+                Err(e) => return Err(map_rest(self, e, None, Some(bridge))),
             }
         }
         if current.as_deref() == Some(bridge) {
@@ -978,7 +988,7 @@ impl Inner {
         self.rest
             .call(Method::POST, &path, &[("channel", leg)], None)
             .await
-            .map_err(|e| map_rest(e, Some(leg), Some(bridge)))?;
+            .map_err(|e| map_rest(self, e, Some(leg), Some(bridge)))?;
         let mut st = self.state.borrow_mut();
         if let Some(l) = st.legs.get_mut(leg) {
             l.bridge = Some(bridge.to_owned());
@@ -1011,7 +1021,7 @@ impl Inner {
                 }
                 Ok(())
             }
-            Err(e) => Err(map_rest(e, Some(leg), Some(bridge))),
+            Err(e) => Err(map_rest(self, e, Some(leg), Some(bridge))),
         }
     }
 
@@ -1061,7 +1071,7 @@ impl Inner {
                 Inner::apply(self, out);
                 Ok(())
             }
-            Err(e) => Err(map_rest(e, Some(id), None)),
+            Err(e) => Err(map_rest(self, e, Some(id), None)),
         }
     }
 }

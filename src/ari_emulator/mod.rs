@@ -75,8 +75,8 @@ use serde_json::Value;
 
 use model::Core;
 pub use model::{
-    normalize_endpoint, EVENTS_LOG_MAX, ORIGINATE_TIMEOUT_SECS_DEFAULT, PLAYBACK_MS_DEFAULT,
-    REQUESTS_MAX,
+    normalize_endpoint, FaultKind, RestFault, EVENTS_LOG_MAX, ORIGINATE_TIMEOUT_SECS_DEFAULT,
+    PLAYBACK_MS_DEFAULT, REQUESTS_MAX,
 };
 
 /// How often [`AriEmulator::wait_until`] looks at the state.
@@ -442,6 +442,11 @@ impl AriEmulator {
     /// Refuses WebSocket upgrades (503) while `false`.
     pub fn set_accept_links(&self, accept: bool) {
         self.shared.run(|c| c.accept_links = accept);
+    }
+
+    /// Injects a fault into the next matching REST requests.
+    pub fn inject_rest_fault(&self, fault: RestFault) {
+        self.shared.run(|c| c.faults.push(fault));
     }
 
     /// Sends every event except StasisStart twice.

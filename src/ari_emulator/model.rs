@@ -223,6 +223,29 @@ pub struct Link {
     pub tx: UnboundedSender<String>,
 }
 
+/// A fault the REST side injects into matching requests (tests): the
+/// request is not carried out.
+#[derive(Clone, Debug)]
+pub struct RestFault {
+    /// HTTP method (`POST`, `DELETE` …).
+    pub method: String,
+    /// The path after `/ari/`, exactly (`channels` is an originate).
+    pub path: String,
+    /// How many matching requests get it.
+    pub times: u32,
+    /// What they get.
+    pub kind: FaultKind,
+}
+
+/// What an injected fault does.
+#[derive(Clone, Debug)]
+pub enum FaultKind {
+    /// Answer this status with an error message.
+    Status(u16),
+    /// Hold the request this long (past the client's timeout), then 504.
+    Hang(std::time::Duration),
+}
+
 /// Everything the emulated Asterisk knows.
 pub struct Core {
     /// The Stasis app name.
@@ -243,6 +266,8 @@ pub struct Core {
     pub accept_links: bool,
     /// Send every event except StasisStart twice.
     pub duplicate_events: bool,
+    /// Faults injected into matching REST requests (tests).
+    pub faults: Vec<RestFault>,
     /// Playback length, ms.
     pub playback_ms: u64,
     /// Next link number.
@@ -301,6 +326,7 @@ impl Core {
             detached: Vec::new(),
             accept_links: true,
             duplicate_events: false,
+            faults: Vec::new(),
             playback_ms: PLAYBACK_MS_DEFAULT,
             next_link_id: 1,
             local_seq: 0,
@@ -319,6 +345,21 @@ impl Core {
 
     /// A new WebSocket for the app: the previous one gets
     /// ApplicationReplaced and nothing more.
+    /// The fault for a `method` request to `/ari/{path}`, if one is
+    /// injected (each fault serves its `times` requests, oldest first).
+    pub fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultKind> {
+        let i = self
+            .faults
+            .iter()
+            .position(|f| f.method == method && f.path == path)?;
+        let kind = self.faults[i].kind.clone();
+        self.faults[i].times = self.faults[i].times.saturating_sub(1);
+        if self.faults[i].times == 0 {
+            self.faults.remove(i);
+        }
+        Some(kind)
+    }
+
     pub fn attach(&mut self, tx: UnboundedSender<String>) -> u64 {
         let id = self.next_link_id;
         self.next_link_id += 1;

@@ -14,7 +14,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::model::{Core, HttpError, PlayTarget};
+use super::model::{Core, FaultKind, HttpError, PlayTarget};
 use super::wire::{self, message, percent_decode};
 use super::{AriEmulatorConfig, Shared};
 
@@ -122,6 +122,18 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -
     if !authorized(&req, &shared.cfg) {
         return unauthorized();
     }
+    let method = req.method().as_str().to_owned();
+    let under_ari = req.path().trim_start_matches("/ari/");
+    match shared.run(|core| core.take_fault(&method, under_ari)) {
+        None => {}
+        Some(FaultKind::Status(status)) => {
+            return json_answer(status, &message("Injected fault"));
+        }
+        Some(FaultKind::Hang(d)) => {
+            actix_rt::time::sleep(d).await;
+            return json_answer(504, &message("Injected hang"));
+        }
+    }
     let p = wire::params(req.query_string(), &body);
     let segs: Vec<String> = req
         .path()
@@ -130,7 +142,6 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -
         .split('/')
         .map(percent_decode)
         .collect();
-    let method = req.method().as_str().to_owned();
     let answer = shared.run(|core| {
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         match segs.split_first() {

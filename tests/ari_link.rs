@@ -378,3 +378,34 @@ async fn an_originate_without_answer_does_not_stop_routing() {
     h.until_ended("completed", 1).await;
     assert_eq!(count(&h.kinds(&call), CrmRecordKind::PhoneLogCreate), 1);
 }
+
+/// Goal: a hang-up Asterisk refuses (500) is asked again until the
+/// channel is gone, so no caller is left in Stasis with nobody on the
+/// call. Method: the agent hangs up while the emulator answers the first
+/// two `DELETE`s of the caller's channel with 500.
+#[actix_rt::test]
+async fn a_refused_hangup_is_asked_again() {
+    let h = AriHarness::start(
+        config(&[("a1", A1)], 8_000),
+        &[(A1, B::AnswerAfter { ring_ms: 100 })],
+    )
+    .await;
+    h.ready("a1").await;
+    let call = h.inbound("5551000");
+    h.until_agent("a1", "talking", talking).await;
+    h.emu.inject_rest_fault(RestFault {
+        method: "DELETE".into(),
+        path: format!("channels/{call}"),
+        times: 2,
+        kind: FaultKind::Status(500),
+    });
+    h.act("a1", CallAction::HangUp).await.unwrap();
+    let id = call.clone();
+    h.until_emu("the caller's channel is gone", move |s| {
+        s.channel(&id).is_none()
+    })
+    .await;
+    let deletes = h.requests("DELETE", &format!("/ari/channels/{call}?"));
+    assert_eq!(deletes, 3, "two refused, one done");
+    assert_eq!(h.ari.legs_tracked(), 0);
+}

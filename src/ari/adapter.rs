@@ -51,6 +51,12 @@ pub const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How long after a reconcile unknown channels are checked again before
 /// being handed back (their StasisStart may still be on its way).
 pub const ORPHAN_CHECK_DELAY: Duration = Duration::from_secs(2);
+
+/// First wait before a hang-up Asterisk refused (5xx) is asked again; it
+/// doubles up to [`HANGUP_RETRY_MAX`].
+pub const HANGUP_RETRY_FIRST: Duration = Duration::from_millis(200);
+/// Longest wait between two tries of a refused hang-up.
+pub const HANGUP_RETRY_MAX: Duration = Duration::from_secs(10);
 /// Longest number accepted for a redirect or an outbound dial.
 pub const NUMBER_LEN_MAX: usize = 40;
 
@@ -1071,8 +1077,54 @@ impl Inner {
                 Inner::apply(self, out);
                 Ok(())
             }
-            Err(e) => Err(map_rest(self, e, Some(id), None)),
+            Err(e) => {
+                if known && e.status().is_some_and(|s| s >= 500) {
+                    warn!(leg_id = %id, error = %e, "Hang-up refused; asking again until the channel ends.");
+                    self.retry_hangup(id.to_owned(), cause);
+                }
+                Err(map_rest(self, e, Some(id), None))
+            }
         }
+    }
+
+    /// Asks again, with a doubling wait, to hang up a leg Asterisk refused
+    /// to (5xx), for as long as the leg is tracked with its hang-up asked
+    /// for. Stops when the link goes down: the reconnect's reconcile hangs
+    /// up what was asked for.
+    fn retry_hangup(self: &Rc<Self>, id: String, cause: HangupCause) {
+        let inner = self.clone();
+        actix_rt::spawn(async move {
+            let code = q850_of(cause).to_string();
+            let path = format!("/channels/{}", encode_segment(&id));
+            let mut wait = HANGUP_RETRY_FIRST;
+            loop {
+                actix_rt::time::sleep(wait).await;
+                wait = (wait * 2).min(HANGUP_RETRY_MAX);
+                let asked = inner
+                    .state
+                    .borrow()
+                    .legs
+                    .get(&id)
+                    .is_some_and(|l| l.hangup_requested.is_some());
+                if !asked || inner.stopping.get() || !inner.link_up.get() {
+                    return;
+                }
+                match inner
+                    .rest
+                    .call(Method::DELETE, &path, &[("reason_code", &code)], None)
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(RestError::Status { status: 404, .. }) => {
+                        let mut out = Vec::new();
+                        inner.state.borrow_mut().end_leg(&id, cause, &mut out);
+                        Inner::apply(&inner, out);
+                        return;
+                    }
+                    Err(e) => debug!(leg_id = %id, error = %e, "Hang-up refused again."),
+                }
+            }
+        });
     }
 }
 

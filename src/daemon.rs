@@ -81,6 +81,8 @@ pub struct Running {
     pub sync: Option<Addr<SyncWorker>>,
     /// The simulated PBX, when `pbx.kind = "sim"` (`None` for `ari`).
     pub sim: Option<Addr<SimPbx>>,
+    /// The ARI adapter, when `pbx.kind = "ari"`.
+    pub ari: Option<crate::ari::AriPbx>,
 }
 
 /// Starts the CRM sync, the PBX adapter and the contact center on the
@@ -163,6 +165,7 @@ pub fn start_system_with_gate(
             registry,
             sync,
             sim,
+            ari,
         },
         gate,
     ))
@@ -308,6 +311,9 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
             let _ = tokio::task::spawn_blocking(move || w.stop()).await;
         }
         let _ = gate.send(StopTakingCalls).await;
+        if let Some(ari) = &running.ari {
+            ari.stop_taking_calls();
+        }
         if let Some(h) = &http {
             h.stop().await;
         }

@@ -434,6 +434,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
                 registry: registry.clone(),
                 sync: Some(sync.clone()),
                 sim: Some(sim.clone()),
+                ari: None,
             };
             let handle = crate::http::start(&http_config, &running, storage.clone(), None)
                 .await

@@ -4,9 +4,10 @@
 //! It exists for two things the daemon needs and the actors do not know
 //! about: the PBX link's state (for systemd's `STATUS=` line and the
 //! watchdog, which pings this actor), and draining on shutdown, when new
-//! calls are no longer taken (they stay with the PBX, whose dialplan goes
-//! on without us) while events of calls already in edgecc's hands still
-//! flow, so their records are written.
+//! calls are no longer taken while events of calls already in edgecc's
+//! hands still flow, so their records are written. The adapter hands new
+//! calls back to the PBX meanwhile (ARI: `continue` into the dialplan);
+//! this gate drops any arrival that still gets through.
 
 use actix::prelude::*;
 use edgecc_actors::PbxEvent;

@@ -409,3 +409,39 @@ async fn a_refused_hangup_is_asked_again() {
     assert_eq!(deletes, 3, "two refused, one done");
     assert_eq!(h.ari.legs_tracked(), 0);
 }
+
+/// Goal: once the daemon stops taking calls, a new inbound call goes back
+/// to the dialplan at once rather than waiting in Stasis for nobody, while
+/// a call already taken goes on. Method: one call connected, then
+/// `stop_taking_calls`, then a second call arrives.
+#[actix_rt::test]
+async fn calls_arriving_while_stopping_go_back_to_the_dialplan() {
+    let h = AriHarness::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 100 }),
+            (A2, B::AnswerAfter { ring_ms: 100 }),
+        ],
+    )
+    .await;
+    h.ready("a1").await;
+    let first = h.inbound("5551000");
+    h.until_agent("a1", "talking", talking).await;
+    h.ready("a2").await;
+    h.ari.stop_taking_calls();
+    let second = h.inbound("5552000");
+    let path = format!("/ari/channels/{second}/continue");
+    until("the new call is handed back", || {
+        h.requests("POST", &path) == 1
+    })
+    .await;
+    assert!(
+        h.legs_of(&second).is_empty(),
+        "no agent was offered the call"
+    );
+    assert!(h.call(&second).await.is_none(), "no call actor took it");
+    assert!(talking(&h.state("a1").await), "the first call goes on");
+    h.act("a1", CallAction::HangUp).await.unwrap();
+    h.until_ended("completed", 1).await;
+    assert_eq!(count(&h.kinds(&first), CrmRecordKind::PhoneLogCreate), 1);
+}

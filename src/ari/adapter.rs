@@ -240,6 +240,14 @@ impl AriPbx {
         self.inner.kick.set(self.inner.kick.get() + 1);
     }
 
+    /// Stops taking new calls (the daemon is stopping): from now on an
+    /// inbound call is handed back to the dialplan (`continue`) as it
+    /// arrives, instead of waiting in Stasis for actors that no longer
+    /// take it. Calls already taken go on.
+    pub fn stop_taking_calls(&self) {
+        self.inner.state.borrow_mut().taking_calls = false;
+    }
+
     /// Whether the link is up and reconciled.
     pub fn link_is_up(&self) -> bool {
         self.inner.link_up.get()

@@ -235,6 +235,9 @@ pub struct AriState {
     pub bridges_to_destroy: BTreeSet<String>,
     /// Counters.
     pub stats: StateStats,
+    /// False once the daemon is stopping: new inbound calls go back to the
+    /// dialplan at once instead of waiting in Stasis for nobody.
+    pub taking_calls: bool,
 }
 
 /// Whether an id from the wire is usable.
@@ -299,6 +302,7 @@ impl AriState {
             bridges: HashMap::new(),
             bridges_to_destroy: BTreeSet::new(),
             stats: StateStats::default(),
+            taking_calls: true,
         }
     }
 
@@ -448,6 +452,12 @@ impl AriState {
             return;
         }
         match args.first().map(String::as_str) {
+            Some(ARG_INBOUND) | Some(ARG_AGENT_OUTBOUND) if !self.taking_calls => {
+                warn!(channel = %id, "Stopping: new call handed back to the dialplan.");
+                fx.push(Effect::ContinueChannel {
+                    channel: id.clone(),
+                });
+            }
             Some(ARG_INBOUND) | Some(ARG_AGENT_OUTBOUND) => {
                 if self.legs.len() >= LEGS_MAX {
                     warn!(channel = %id, "Too many legs; inbound call handed back to the dialplan.");

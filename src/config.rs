@@ -756,6 +756,20 @@ fn resolve_crm(raw: RawCrm) -> Result<CrmSettings, (String, String)> {
             format!("kind = {table:?} needs a [crm.{table}] table"),
         ))
     };
+    let kind = raw.kind.as_deref().unwrap_or("none");
+    for (table, present) in [
+        ("webhook", raw.webhook.is_some()),
+        ("servicenow", raw.servicenow.is_some()),
+    ] {
+        if present && kind != table {
+            return Err((
+                format!("crm.{table}"),
+                format!(
+                    "is set but crm.kind is {kind:?}: set kind = {table:?} to use it, or remove the table"
+                ),
+            ));
+        }
+    }
     let adapter = match raw.kind.as_deref() {
         None | Some("none") => CrmAdapterConfig::None,
         Some("webhook") => match raw.webhook {
@@ -775,7 +789,25 @@ fn resolve_crm(raw: RawCrm) -> Result<CrmSettings, (String, String)> {
             ))
         }
     };
+    let checked = match &adapter {
+        CrmAdapterConfig::None => Ok(()),
+        CrmAdapterConfig::Webhook(w) => crate::crm::webhook::WebhookAdapter::check(w),
+        CrmAdapterConfig::Servicenow(s) => crate::crm::servicenow::ServiceNowAdapter::check(s),
+    };
+    checked.map_err(|e| split_key(&e, "crm"))?;
     Ok(CrmSettings { adapter, sync })
+}
+
+/// An adapter's "key `a.b`: message" error as (key, message); `fallback`
+/// names the key when the text does not.
+fn split_key(error: &str, fallback: &str) -> (String, String) {
+    error
+        .strip_prefix("key `")
+        .and_then(|rest| rest.split_once("`: "))
+        .map_or_else(
+            || (fallback.to_string(), error.to_string()),
+            |(key, message)| (key.to_string(), message.to_string()),
+        )
 }
 
 /// The first stage: TOML to [`RawConfig`], with the dotted path of the key
@@ -884,6 +916,41 @@ mod tests {
         let e =
             Config::parse("[daemon]\ndata_dir = \"rel\"\n", Path::new("/x/e.toml")).unwrap_err();
         assert_eq!(e.key, "daemon.data_dir");
+    }
+
+    /// A CRM table without its `kind` is refused rather than ignored, and
+    /// the adapter's own settings are checked at load (`check-config`
+    /// too), naming the key and the file.
+    #[test]
+    fn crm_tables_and_settings_are_checked_at_load() {
+        let f = Path::new("/x/e.toml");
+        let e = Config::parse("[crm.webhook]\nurl = \"https://crm/x\"\n", f).unwrap_err();
+        assert_eq!(e.key, "crm.webhook");
+        assert!(e.message.contains("crm.kind"), "{}", e.message);
+        let e = Config::parse(
+            "[crm]\nkind = \"webhook\"\n[crm.servicenow]\ninstance_url = \"https://x\"\n",
+            f,
+        )
+        .unwrap_err();
+        assert!(e.key == "crm.servicenow" || e.key == "crm.kind", "{e}");
+        let e = Config::parse(
+            "[crm]\nkind = \"webhook\"\n[crm.webhook]\nurl = \"https://crm/x\"\nbatch_max = 0\n",
+            f,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "crm.webhook.batch_max");
+        assert!(e.to_string().starts_with("/x/e.toml: "), "{e}");
+        let e = Config::parse(
+            "[crm]\nkind = \"webhook\"\n[crm.webhook]\nurl = \"ftp://crm/x\"\n",
+            f,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "crm.webhook.url");
+        let ok = Config::parse(
+            "[crm]\nkind = \"webhook\"\n[crm.webhook]\nurl = \"https://crm/x\"\n",
+            f,
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
     }
 
     /// Bare credential names resolve in the credentials directory;

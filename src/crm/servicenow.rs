@@ -396,12 +396,36 @@ impl ServiceNowAdapter {
     /// `sys_ids` is `storage.state("crm_sys_ids")` (used in table mode).
     /// Errors name the key (`crm.servicenow.<key>`) and the file.
     pub fn new(config: &ServiceNowConfig, sys_ids: StateTree) -> Result<Self, String> {
+        Self::check(config)?;
         let https = check_url("crm.servicenow.instance_url", &config.instance_url)?;
         let connect = check_timeout(
             "crm.servicenow.connect_timeout_ms",
             config.connect_timeout_ms,
         )?;
         let request = check_timeout(
+            "crm.servicenow.request_timeout_ms",
+            config.request_timeout_ms,
+        )?;
+        let auth = build_auth(config)?;
+        Ok(ServiceNowAdapter {
+            client: http_client(connect, request, https)?,
+            base: config.instance_url.trim_end_matches('/').to_string(),
+            config: config.clone(),
+            auth,
+            sys_ids,
+            request_timeout: request,
+        })
+    }
+
+    /// Checks the settings without touching files or the network (config
+    /// loading and `check-config` run it too). Errors name the key.
+    pub fn check(config: &ServiceNowConfig) -> Result<(), String> {
+        check_url("crm.servicenow.instance_url", &config.instance_url)?;
+        check_timeout(
+            "crm.servicenow.connect_timeout_ms",
+            config.connect_timeout_ms,
+        )?;
+        check_timeout(
             "crm.servicenow.request_timeout_ms",
             config.request_timeout_ms,
         )?;
@@ -423,16 +447,7 @@ impl ServiceNowAdapter {
             check_name(key, name, false)?;
         }
         check_name("import_field_prefix", &config.import_field_prefix, true)?;
-        check_name("table_field_prefix", &config.table_field_prefix, true)?;
-        let auth = build_auth(config)?;
-        Ok(ServiceNowAdapter {
-            client: http_client(connect, request, https)?,
-            base: config.instance_url.trim_end_matches('/').to_string(),
-            config: config.clone(),
-            auth,
-            sys_ids,
-            request_timeout: request,
-        })
+        check_name("table_field_prefix", &config.table_field_prefix, true)
     }
 
     /// The current bearer token, fetched when missing or about to expire.

@@ -497,18 +497,28 @@ impl std::fmt::Debug for WebhookAdapter {
 }
 
 impl WebhookAdapter {
-    /// Validates `config`, reads the secret file and builds the client.
-    /// Errors name the key (`crm.webhook.<key>`).
-    pub fn new(config: &WebhookConfig) -> Result<Self, String> {
-        let https = check_url("crm.webhook.url", &config.url)?;
-        let connect = check_timeout("crm.webhook.connect_timeout_ms", config.connect_timeout_ms)?;
-        let request = check_timeout("crm.webhook.request_timeout_ms", config.request_timeout_ms)?;
+    /// Checks the settings without touching files or the network (config
+    /// loading and `check-config` run it too). Errors name the key.
+    pub fn check(config: &WebhookConfig) -> Result<(), String> {
+        check_url("crm.webhook.url", &config.url)?;
+        check_timeout("crm.webhook.connect_timeout_ms", config.connect_timeout_ms)?;
+        check_timeout("crm.webhook.request_timeout_ms", config.request_timeout_ms)?;
         if config.batch_max == 0 || config.batch_max > BATCH_MAX_LIMIT {
             return Err(format!(
                 "key `crm.webhook.batch_max`: {} is outside 1..={BATCH_MAX_LIMIT}",
                 config.batch_max
             ));
         }
+        Ok(())
+    }
+
+    /// Validates `config`, reads the secret file and builds the client.
+    /// Errors name the key (`crm.webhook.<key>`).
+    pub fn new(config: &WebhookConfig) -> Result<Self, String> {
+        Self::check(config)?;
+        let https = check_url("crm.webhook.url", &config.url)?;
+        let connect = check_timeout("crm.webhook.connect_timeout_ms", config.connect_timeout_ms)?;
+        let request = check_timeout("crm.webhook.request_timeout_ms", config.request_timeout_ms)?;
         let secret = match &config.secret_file {
             Some(path) => Some(read_secret_file("crm.webhook.secret_file", path)?),
             None => {

@@ -75,9 +75,8 @@ use serde_json::{Map, Value};
 use tracing::{debug, error, warn};
 
 use super::webhook::{
-    check_timeout, check_url, classify, contains_ignore_case, exchange, http_client, is_create,
-    read_secret_text, transport_retry, Answer, CONNECT_TIMEOUT_MS_DEFAULT,
-    REQUEST_TIMEOUT_MS_DEFAULT,
+    check_timeout, check_url, classify, exchange, http_client, is_create, read_secret_text,
+    transport_retry, Answer, CONNECT_TIMEOUT_MS_DEFAULT, REQUEST_TIMEOUT_MS_DEFAULT,
 };
 use super::{excerpt, wire, CrmAdapter, LocalBoxFuture, Outcome};
 
@@ -113,6 +112,19 @@ pub const TRANSIENT_MARKERS: &[&str] = &[
     "unavailable",
     "maximum execution time",
 ];
+/// Whether `text` has a word starting with `marker` (ASCII case ignored):
+/// "ACL" and "ACLs" mention "acl", "Oracle" does not; "locked" mentions
+/// "lock", "blocked" does not.
+fn mentions(text: &str, marker: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    text.match_indices(marker).any(|(at, _)| {
+        !text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+    })
+}
+
 /// State-tree key prefix: correlation id of a create → its sys_id.
 const KEY_CREATE: &str = "c:";
 /// State-tree key prefix: interaction key → the interaction's sys_id.
@@ -628,8 +640,7 @@ impl ServiceNowAdapter {
             }
             "error" => {
                 let message = text("error_message");
-                let lower = message.to_ascii_lowercase();
-                if TRANSIENT_MARKERS.iter().any(|m| lower.contains(m)) {
+                if TRANSIENT_MARKERS.iter().any(|m| mentions(message, m)) {
                     Outcome::Retry {
                         reason: format!(
                             "import error (transient): {}",
@@ -961,10 +972,7 @@ fn failure_body(answer: &Answer) -> Option<Outcome> {
     };
     let message = format!("FAILURE: {} {}", part("message"), part("detail"));
     let message = excerpt(message.trim().as_bytes());
-    if PERMANENT_MARKERS
-        .iter()
-        .any(|m| contains_ignore_case(message.as_bytes(), m))
-    {
+    if PERMANENT_MARKERS.iter().any(|m| mentions(&message, m)) {
         Some(Outcome::Permanent {
             status: answer.status,
             reason: message,
@@ -1084,6 +1092,18 @@ fn table_row(record: &Record, c: &ServiceNowConfig) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Markers match whole words from their start, not inside words.
+    #[test]
+    fn markers_match_words_not_fragments() {
+        assert!(mentions("Operation Failed: ACL restricts it", "acl"));
+        assert!(mentions("ACLs forbid", "acl"));
+        assert!(!mentions("Oracle connector error", "acl"));
+        assert!(mentions("row locked by another transaction", "lock"));
+        assert!(!mentions("Insert blocked by business rule", "lock"));
+        assert!(mentions("Timeout", "timeout"));
+        assert!(!mentions("", "acl"));
+    }
 
     fn record(kind: RecordKind, body: &str) -> Record {
         Record {

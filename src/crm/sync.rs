@@ -205,6 +205,19 @@ pub struct SyncWorker {
     latencies: VecDeque<u64>,
 }
 
+/// How long a record waits before its next attempt: its backoff, or the
+/// CRM's `Retry-After` when that is longer. Retry-After lengthens the
+/// backoff, never shortens it (`Retry-After: 0` must not become a tight
+/// loop).
+fn retry_delay_ms(retry_after: Option<Duration>, backoff_ms: u64) -> u64 {
+    match retry_after {
+        Some(d) => u64::try_from(d.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(backoff_ms),
+        None => backoff_ms,
+    }
+}
+
 impl SyncWorker {
     /// A worker for `outbox` into `adapter`.
     pub fn new(
@@ -338,10 +351,7 @@ impl SyncWorker {
                     crm_down,
                 } => {
                     self.status.retried += 1;
-                    let delay_ms = match retry_after {
-                        Some(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-                        None => self.backoff_ms(record.attempts),
-                    };
+                    let delay_ms = retry_delay_ms(retry_after, self.backoff_ms(record.attempts));
                     if let Some(d) = retry_after {
                         let until = now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(0));
                         if until > self.paused_until_ms {
@@ -505,5 +515,19 @@ impl Handler<GetSyncStatus> for SyncWorker {
         status.delivery_latency_p50_ms = pick(0.50);
         status.delivery_latency_p99_ms = pick(0.99);
         MessageResult(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retry-After only ever lengthens the wait.
+    #[test]
+    fn retry_after_lengthens_never_shortens() {
+        assert_eq!(retry_delay_ms(None, 800), 800);
+        assert_eq!(retry_delay_ms(Some(Duration::ZERO), 800), 800);
+        assert_eq!(retry_delay_ms(Some(Duration::from_secs(7)), 800), 7_000);
+        assert_eq!(retry_delay_ms(Some(Duration::from_millis(300)), 800), 800);
     }
 }

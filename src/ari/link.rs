@@ -45,6 +45,9 @@ pub const DUPLICATE_WINDOW: usize = 256;
 /// Frames buffered while a reconcile runs; past it the link is restarted
 /// (a reconcile that slow is a sick link).
 pub const RECONCILE_BUFFER_MAX: usize = 100_000;
+/// Bytes of frames buffered while a reconcile runs; past it the link is
+/// restarted too.
+pub const RECONCILE_BUFFER_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Largest WebSocket frame the codec accepts. Frames between
 /// [`EVENT_FRAME_BYTES_MAX`] and this are read and skipped; a larger one
 /// breaks the codec and the link is re-established.
@@ -308,13 +311,21 @@ async fn session(inner: &Rc<Inner>, mut socket: Socket, reported: &mut Option<bo
     let fetch = fetch_picture(inner);
     tokio::pin!(fetch);
     let mut buffered: Vec<String> = Vec::new();
+    let mut buffered_bytes = 0usize;
     let picture = loop {
         tokio::select! {
             pic = &mut fetch => break pic,
             r = read_frame(inner, &mut socket, &mut last_rx, &mut last_ping, kick) => match r {
+                // Too large to be an event: parsing would skip it anyway.
+                Read::Text(t) if t.len() > EVENT_FRAME_BYTES_MAX => {
+                    warn!(bytes = t.len(), "Oversized ARI frame during the reconcile; skipped.");
+                }
                 Read::Text(t) => {
+                    buffered_bytes += t.len();
                     buffered.push(t);
-                    if buffered.len() > RECONCILE_BUFFER_MAX {
+                    if buffered.len() > RECONCILE_BUFFER_MAX
+                        || buffered_bytes > RECONCILE_BUFFER_BYTES_MAX
+                    {
                         return SessionEnd::Dropped("too many frames during the reconcile".into());
                     }
                 }

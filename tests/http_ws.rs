@@ -141,6 +141,48 @@ async fn http_ws_auth() {
     t.http.stop().await;
 }
 
+/// A message the server does not know gets an error naming the one it
+/// does, and the connection stays; `resync` gets a fresh snapshot; a frame
+/// over the size limit closes the connection with 1009 (message too big).
+#[actix_rt::test]
+async fn http_ws_bad_messages_get_an_error() {
+    let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
+    let token = t.login("ann").await;
+    let mut conn = connect(&t, Some(&token)).await.expect("connect");
+    until(&mut conn, "snapshot", |v| v["type"] == "snapshot").await;
+    for bad in ["not json", r#"{"type":"accept"}"#, r#"{"kind":"resync"}"#] {
+        conn.send(awc::ws::Message::Text(bad.into())).await.unwrap();
+        let v = until(&mut conn, "error", |v| v["type"] == "error").await;
+        assert_eq!(v["error"], "bad_message", "{bad}: {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| m.contains("resync")),
+            "{bad}: {v}"
+        );
+    }
+    conn.send(awc::ws::Message::Text(r#"{"type":"resync"}"#.into()))
+        .await
+        .unwrap();
+    until(&mut conn, "snapshot after resync", |v| {
+        v["type"] == "snapshot"
+    })
+    .await;
+    let big = format!(r#"{{"type":"resync","pad":"{}"}}"#, "x".repeat(8 * 1024));
+    conn.send(awc::ws::Message::Text(big.into())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + MESSAGE_WAIT;
+    let code = loop {
+        let frame = tokio::time::timeout_at(deadline, conn.next())
+            .await
+            .expect("a close after the oversized frame");
+        match frame {
+            Some(Ok(awc::ws::Frame::Close(r))) => break r.map(|r| r.code),
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(awc::ws::CloseCode::Size));
+    t.http.stop().await;
+}
+
 /// Reconnecting mid-offer shows the same offer again (caller number,
 /// attached data); reconnecting mid-call shows the same call, held, with
 /// its duration; the call never notices the disconnects.

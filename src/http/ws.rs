@@ -8,7 +8,8 @@
 //! followed by a fresh snapshot, coalesced to at most one per
 //! [`SNAPSHOT_INTERVAL_MIN`]. A reconnect gets the same snapshot, so a
 //! refresh restores the screen (an alerting offer included). The client may
-//! send `{"type":"resync"}` at any time.
+//! send `{"type":"resync"}` at any time; anything else is answered with
+//! `{"type":"error","error":"bad_message","message":…}`.
 //!
 //! Limits: pings every [`HEARTBEAT_INTERVAL`], closed after
 //! [`CLIENT_TIMEOUT`] of silence; a client too slow to take a message within
@@ -77,15 +78,29 @@ pub async fn events(
 enum End {
     /// The client closed or went away.
     Client,
-    /// A limit was hit.
-    Limit(&'static str),
+    /// A limit was hit: the close code to send, and why.
+    Limit(CloseCode, &'static str),
+}
+
+/// Checks a client's text message: `{"type":"resync"}` is the only one
+/// there is (desktop actions go through the HTTP API). Why not, otherwise.
+fn client_message(text: &str) -> Result<(), String> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("not JSON ({e}): the only message is {{\"type\":\"resync\"}}"))?;
+    match value.get("type").and_then(serde_json::Value::as_str) {
+        Some("resync") => Ok(()),
+        Some(other) => Err(format!(
+            "unknown type {other:?}: the only message is {{\"type\":\"resync\"}}"
+        )),
+        None => Err("no \"type\": the only message is {\"type\":\"resync\"}".into()),
+    }
 }
 
 async fn send(session: &mut Session, text: String) -> Result<(), End> {
     match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Client),
-        Err(_) => Err(End::Limit("slow client")),
+        Err(_) => Err(End::Limit(CloseCode::Again, "slow client")),
     }
 }
 
@@ -168,14 +183,14 @@ async fn run(
     }
     info!(user_id = %who.user_id, role = ?who.role, "WebSocket connected.");
     let end = serve(&state, &caller, &mut session, &mut stream).await;
-    let reason = match end {
-        End::Client => "client closed",
-        End::Limit(why) => why,
+    let (code, reason) = match end {
+        End::Client => (CloseCode::Normal, "client closed"),
+        End::Limit(code, why) => (code, why),
     };
     info!(user_id = %who.user_id, reason, "WebSocket closed.");
     let _ = session
         .close(Some(CloseReason {
-            code: CloseCode::Normal,
+            code,
             description: Some(reason.into()),
         }))
         .await;
@@ -278,11 +293,13 @@ impl Feed {
             Feed::Desk { rx, .. } => rx
                 .recv()
                 .await
-                .ok_or(End::Limit("slow client (events dropped)")),
+                .ok_or(End::Limit(CloseCode::Again, "slow client (events dropped)")),
             Feed::Board(rx) => match rx.recv().await {
                 Ok(b) => Ok(b),
-                Err(RecvError::Lagged(_)) => Err(End::Limit("slow client (events lagged)")),
-                Err(RecvError::Closed) => Err(End::Limit("shutting down")),
+                Err(RecvError::Lagged(_)) => {
+                    Err(End::Limit(CloseCode::Again, "slow client (events lagged)"))
+                }
+                Err(RecvError::Closed) => Err(End::Limit(CloseCode::Restart, "shutting down")),
             },
         }
     }
@@ -302,7 +319,7 @@ async fn serve_feed(
                 return e;
             }
         }
-        Err(_) => return End::Limit("snapshot unavailable"),
+        Err(_) => return End::Limit(CloseCode::Error, "snapshot unavailable"),
     }
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -331,27 +348,36 @@ async fn serve_feed(
                             return End::Client;
                         }
                     }
-                    Some(Ok(Message::Text(text))) => {
-                        let resync = serde_json::from_str::<serde_json::Value>(&text)
-                            .ok()
-                            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(|t| t == "resync"))
-                            .unwrap_or(false);
-                        if resync {
+                    Some(Ok(Message::Text(text))) => match client_message(&text) {
+                        Ok(()) => {
                             dirty = true;
                             next_snapshot = tokio::time::Instant::now();
                         }
-                    }
+                        Err(why) => {
+                            let answer = serde_json::json!({
+                                "type": "error",
+                                "error": "bad_message",
+                                "message": why,
+                            });
+                            if let Err(e) = send(session, answer.to_string()).await {
+                                return e;
+                            }
+                        }
+                    },
                     Some(Ok(Message::Close(_))) | None => return End::Client,
                     Some(Ok(_)) => {}
-                    Some(Err(_)) => return End::Limit("protocol error"),
+                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                        return End::Limit(CloseCode::Size, "message too large")
+                    }
+                    Some(Err(_)) => return End::Limit(CloseCode::Protocol, "protocol error"),
                 }
             }
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > CLIENT_TIMEOUT {
-                    return End::Limit("heartbeat timeout");
+                    return End::Limit(CloseCode::Policy, "heartbeat timeout");
                 }
                 if state.auth.check(&caller.token, crate::clock::now_ms()).is_err() {
-                    return End::Limit("token expired or revoked");
+                    return End::Limit(CloseCode::Policy, "token expired or revoked");
                 }
                 if session.ping(b"").await.is_err() {
                     return End::Client;
@@ -366,7 +392,7 @@ async fn serve_feed(
                             return e;
                         }
                     }
-                    Err(_) => return End::Limit("snapshot unavailable"),
+                    Err(_) => return End::Limit(CloseCode::Error, "snapshot unavailable"),
                 }
             }
         }

@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 
 /// Longest request line the server reads; anything longer is refused.
 pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
-/// Most records one `list` answer carries, whatever the caller asks.
-pub const LIST_LIMIT_MAX: usize = 10_000;
+/// Most records one `list` answer carries, whatever the caller asks. The
+/// daemon reads them whole (bodies up to 64 KiB), so this bounds the
+/// memory one request can take to 64 MiB; page on with `--from`.
+pub const LIST_LIMIT_MAX: usize = 1_000;
 
 /// One admin request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

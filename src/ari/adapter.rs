@@ -710,6 +710,13 @@ impl Inner {
                 self.playback_seq.set(n);
                 let pb = format!("{}~pb{n}", leg_id.as_str());
                 let media = format!("sound:{prompt}");
+                // Recorded before the request: PlaybackFinished can arrive
+                // before its answer (a short or missing prompt), and a
+                // playback recorded after it would hold every later
+                // hang-up of the leg for `announcement_wait_max`.
+                if let Some(l) = self.state.borrow_mut().legs.get_mut(leg_id.as_str()) {
+                    l.playbacks.insert(pb.clone());
+                }
                 let r = self
                     .channel_op(
                         Method::POST,
@@ -718,9 +725,9 @@ impl Inner {
                         &[("media", media.as_str()), ("playbackId", pb.as_str())],
                     )
                     .await;
-                if r.is_ok() {
+                if r.is_err() {
                     if let Some(l) = self.state.borrow_mut().legs.get_mut(leg_id.as_str()) {
-                        l.playbacks.insert(pb);
+                        l.playbacks.remove(&pb);
                     }
                 }
                 r

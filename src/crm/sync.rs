@@ -336,7 +336,10 @@ impl SyncWorker {
                             if let Err(e) = outbox.ack(seq).await {
                                 error!(seq, error = %e, "Outbox ack failed; the record will be re-sent.");
                             }
-                            if let (Some(links), Some(link), true) = (links, link, is_create) {
+                            // Kept even without a link (an empty one), so the
+                            // desktop can tell "delivered" from "not sent yet".
+                            if let (Some(links), true) = (links, is_create) {
+                                let link = link.unwrap_or_default();
                                 if let Err(e) = links.put(key.as_bytes(), link.as_bytes()).await {
                                     warn!(error = %e, "Could not keep the CRM link.");
                                 }

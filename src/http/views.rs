@@ -52,6 +52,7 @@ pub fn interaction(state: &AppState, call: &CallId) -> InteractionView {
     } else if pending {
         "pending"
     } else if link.is_some() {
+        // An empty link: the CRM confirmed but gave no link.
         "delivered"
     } else {
         "local"
@@ -59,7 +60,7 @@ pub fn interaction(state: &AppState, call: &CallId) -> InteractionView {
     InteractionView {
         interaction_id: call.0.clone(),
         sync_state,
-        crm_link: link,
+        crm_link: link.filter(|l| !l.is_empty()),
     }
 }
 

@@ -30,20 +30,27 @@ async fn heal(h: &AriHarness) {
     h.link_up().await;
 }
 
-/// Mid-call drop: the call stays up at Asterisk, the adapter reconnects
-/// and re-adopts it silently; the agent is still talking on the same
-/// interaction, and a later hang-up completes it normally with one
-/// interaction and one phone log.
-#[actix_rt::test]
-async fn drop_mid_call_readopts_the_call() {
+/// Agent a1 (answers after 100 ms) talking on a call from `ani`: the
+/// harness and the call id.
+async fn talking_call(ani: &str) -> (AriHarness, String) {
     let h = AriHarness::start(
         config(&[("a1", A1)], 8_000),
         &[(A1, B::AnswerAfter { ring_ms: 100 })],
     )
     .await;
     h.ready("a1").await;
-    let call = h.inbound("5551000");
+    let call = h.inbound(ani);
     h.until_agent("a1", "talking", talking).await;
+    (h, call)
+}
+
+/// Mid-call drop: the call stays up at Asterisk, the adapter reconnects
+/// and re-adopts it silently; the agent is still talking on the same
+/// interaction, and a later hang-up completes it normally with one
+/// interaction and one phone log.
+#[actix_rt::test]
+async fn drop_mid_call_readopts_the_call() {
+    let (h, call) = talking_call("5551000").await;
     let leg = h.legs_of(&call).pop().unwrap();
     let connects = h.ari.stats().connects;
     cut(&h).await;
@@ -147,14 +154,7 @@ async fn drop_during_offer_vanished_meanwhile() {
 /// go on), then done after the reconnect; the caller is not left hanging.
 #[actix_rt::test]
 async fn hangup_while_down_is_done_after_reconnect() {
-    let h = AriHarness::start(
-        config(&[("a1", A1)], 8_000),
-        &[(A1, B::AnswerAfter { ring_ms: 100 })],
-    )
-    .await;
-    h.ready("a1").await;
-    let call = h.inbound("5551003");
-    h.until_agent("a1", "talking", talking).await;
+    let (h, call) = talking_call("5551003").await;
     let leg = h.legs_of(&call).pop().unwrap();
     cut(&h).await;
     // The agent hangs up on the desktop: the actors end the call and ask
@@ -385,14 +385,7 @@ async fn an_originate_without_answer_does_not_stop_routing() {
 /// two `DELETE`s of the caller's channel with 500.
 #[actix_rt::test]
 async fn a_refused_hangup_is_asked_again() {
-    let h = AriHarness::start(
-        config(&[("a1", A1)], 8_000),
-        &[(A1, B::AnswerAfter { ring_ms: 100 })],
-    )
-    .await;
-    h.ready("a1").await;
-    let call = h.inbound("5551000");
-    h.until_agent("a1", "talking", talking).await;
+    let (h, call) = talking_call("5551000").await;
     h.emu.inject_rest_fault(RestFault {
         method: "DELETE".into(),
         path: format!("channels/{call}"),

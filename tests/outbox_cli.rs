@@ -168,3 +168,54 @@ fn no_daemon_gives_a_clear_error() {
     assert!(message.contains("none.sock"), "{message}");
     assert!(message.contains("--offline"), "{message}");
 }
+
+/// Goal: one `list` answer is bounded whatever `--limit` asks (the daemon
+/// reads records whole), and paging with `--from` reaches the rest.
+/// Method: 1,200 records offline, `--limit 5000`, then from the next one.
+#[test]
+fn list_is_capped_and_pages_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let storage = Storage::open(&data, StorageConfig::default()).unwrap();
+        let outbox = storage.outbox();
+        for chunk in 0..(1_200 / 60) {
+            let batch = (0..60)
+                .map(|i| NewRecord {
+                    correlation_id: format!("site:call-{chunk}-{i}:phone_log"),
+                    interaction_key: format!("call-{chunk}-{i}"),
+                    kind: RecordKind::PhoneLogCreate,
+                    body: b"{}".to_vec(),
+                    created_at_ms: 1_000,
+                })
+                .collect();
+            outbox.append_batch(batch).await.unwrap();
+        }
+    });
+    let socket = dir.path().join("none.sock");
+    let list = |from: u64| {
+        let o = cli_on(
+            &data,
+            &socket,
+            &[
+                "outbox",
+                "--offline",
+                "list",
+                "--from",
+                &from.to_string(),
+                "--limit",
+                "5000",
+                "--json",
+            ],
+        );
+        json(&o)["records"].as_array().cloned().unwrap_or_default()
+    };
+    let first = list(0);
+    assert_eq!(first.len(), edgecc::admin::LIST_LIMIT_MAX);
+    let next = first.last().unwrap()["seq"].as_u64().unwrap() + 1;
+    assert_eq!(list(next).len(), 1_200 - edgecc::admin::LIST_LIMIT_MAX);
+}

@@ -29,6 +29,8 @@ struct Rig {
     crm: EmulatorHandle,
     /// The worker.
     sync: Addr<SyncWorker>,
+    /// Interaction → CRM link, as the worker keeps them for the desktop.
+    links: edgecc_storage::StateTree,
 }
 
 async fn rig(request_timeout_ms: u64) -> Rig {
@@ -46,6 +48,7 @@ async fn rig(request_timeout_ms: u64) -> Rig {
     })
     .unwrap();
     let clock = TokioClock::shared(edgecc::clock::now_ms());
+    let links = storage.state("crm_links").unwrap();
     let sync = SyncWorker::new(
         storage.outbox(),
         Rc::new(adapter),
@@ -56,11 +59,12 @@ async fn rig(request_timeout_ms: u64) -> Rig {
             breaker_probe_interval_ms: 200,
             ..SyncConfig::default()
         },
-        None,
+        Some(links.clone()),
         1,
     )
     .start();
     Rig {
+        links,
         outbox: storage.outbox(),
         _storage: storage,
         _dir: dir,
@@ -207,4 +211,20 @@ async fn a_hanging_crm_is_retried_until_it_answers() {
         r.outbox.stats(0).map(|s| s.depth == 0).unwrap_or(false)
     })
     .await;
+}
+
+/// Goal: a create the CRM confirms without a link (the webhook emulator
+/// gives none) is still remembered as delivered, with an empty link, so
+/// the desktop does not show it as never sent.
+#[actix_rt::test]
+async fn a_create_confirmed_without_a_link_is_remembered() {
+    let r = rig(2_000).await;
+    append_calls(&r.outbox, &["n1"], None).await;
+    let links = r.links.clone();
+    until("n1 remembered", || {
+        links.get(b"n1").ok().flatten().is_some()
+    })
+    .await;
+    assert_eq!(r.links.get(b"n1").unwrap().as_deref(), Some(&b""[..]));
+    until("n1's updates", || arrivals(&r.crm, "n1").len() == 3).await;
 }

@@ -397,22 +397,112 @@ async fn session(inner: &Rc<Inner>, mut socket: Socket, reported: &mut Option<bo
 /// `GET /channels` and `GET /bridges`.
 async fn fetch_picture(inner: &Inner) -> Result<(Vec<Channel>, Vec<Bridge>), String> {
     use awc::http::Method;
-    let channels: Vec<Channel> = inner
+    let channels: Vec<serde_json::Value> = inner
         .rest
         .call_json(Method::GET, "/channels", &[])
         .await
         .map_err(|e| e.to_string())?;
-    let bridges: Vec<Bridge> = inner
+    let bridges: Vec<serde_json::Value> = inner
         .rest
         .call_json(Method::GET, "/bridges", &[])
         .await
         .map_err(|e| e.to_string())?;
-    Ok((channels, bridges))
+    Ok((
+        channels.iter().filter_map(channel_of).collect(),
+        bridges.iter().filter_map(bridge_of).collect(),
+    ))
+}
+
+/// One channel of a `GET /channels` answer. A field of an unexpected type
+/// (another Asterisk version, a channel of another application) is left
+/// at its default rather than failing the whole reconcile, which would
+/// keep the link down; an object without an id is skipped.
+fn channel_of(v: &serde_json::Value) -> Option<Channel> {
+    let Some(id) = v
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .filter(|id| !id.is_empty())
+    else {
+        warn!(object = %excerpt(v), "A channel without an id in GET /channels; skipped.");
+        return None;
+    };
+    if let Ok(c) = serde_json::from_value::<Channel>(v.clone()) {
+        return Some(c);
+    }
+    warn!(channel = %id, "A channel with fields of unexpected types; read what could be.");
+    Some(Channel {
+        id: id.to_owned(),
+        name: field(v, "name"),
+        state: field(v, "state"),
+        caller: field(v, "caller"),
+        connected: field(v, "connected"),
+        dialplan: field(v, "dialplan"),
+        creationtime: field(v, "creationtime"),
+        channelvars: field(v, "channelvars"),
+    })
+}
+
+/// One bridge of a `GET /bridges` answer, read as leniently as a channel.
+fn bridge_of(v: &serde_json::Value) -> Option<Bridge> {
+    let Some(id) = v
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .filter(|id| !id.is_empty())
+    else {
+        warn!(object = %excerpt(v), "A bridge without an id in GET /bridges; skipped.");
+        return None;
+    };
+    if let Ok(b) = serde_json::from_value::<Bridge>(v.clone()) {
+        return Some(b);
+    }
+    warn!(bridge = %id, "A bridge with fields of unexpected types; read what could be.");
+    Some(Bridge {
+        id: id.to_owned(),
+        bridge_type: field(v, "bridge_type"),
+        channels: field(v, "channels"),
+    })
+}
+
+/// Field `key` of `v` if it has the expected type, else the default.
+fn field<T: serde::de::DeserializeOwned + Default>(v: &serde_json::Value, key: &str) -> T {
+    v.get(key)
+        .and_then(|f| serde_json::from_value(f.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// The start of a JSON value, for a log line.
+fn excerpt(v: &serde_json::Value) -> String {
+    v.to_string().chars().take(200).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One odd object does not fail the reconcile: a wrongly typed field
+    /// is left at its default, an object without an id is skipped.
+    #[test]
+    fn odd_channels_and_bridges_are_read_leniently() {
+        let good = serde_json::json!({"id": "c1", "name": "PJSIP/1-1", "state": "Up",
+            "dialplan": {"context": "x", "exten": "s", "priority": 1,
+                         "app_name": "Stasis", "app_data": "edgecc,inbound"}});
+        let odd = serde_json::json!({"id": "c2", "name": null, "state": "Ring",
+            "caller": 5, "dialplan": {"app_name": "Stasis", "app_data": "edgecc"}});
+        let no_id = serde_json::json!({"name": "x"});
+        let chans: Vec<Channel> = [good, odd, no_id].iter().filter_map(channel_of).collect();
+        assert_eq!(chans.len(), 2);
+        assert_eq!(chans[0].name, "PJSIP/1-1");
+        assert_eq!(
+            (chans[1].id.as_str(), chans[1].state.as_str()),
+            ("c2", "Ring")
+        );
+        assert_eq!(chans[1].name, "");
+        assert!(chans[1].in_app("edgecc"));
+        let odd_bridge = serde_json::json!({"id": "b1", "bridge_type": 7, "channels": ["c1"]});
+        let b = bridge_of(&odd_bridge).expect("kept");
+        assert_eq!(b.channels, vec!["c1".to_string()]);
+        assert!(bridge_of(&serde_json::json!([1])).is_none());
+    }
 
     /// Full jitter stays within its bound, which doubles up to the cap.
     #[test]

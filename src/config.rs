@@ -932,7 +932,7 @@ mod tests {
             f,
         )
         .unwrap_err();
-        assert!(e.key == "crm.servicenow" || e.key == "crm.kind", "{e}");
+        assert_eq!(e.key, "crm.servicenow", "{e}");
         let e = Config::parse(
             "[crm]\nkind = \"webhook\"\n[crm.webhook]\nurl = \"https://crm/x\"\nbatch_max = 0\n",
             f,

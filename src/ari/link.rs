@@ -418,14 +418,7 @@ async fn fetch_picture(inner: &Inner) -> Result<(Vec<Channel>, Vec<Bridge>), Str
 /// at its default rather than failing the whole reconcile, which would
 /// keep the link down; an object without an id is skipped.
 fn channel_of(v: &serde_json::Value) -> Option<Channel> {
-    let Some(id) = v
-        .get("id")
-        .and_then(serde_json::Value::as_str)
-        .filter(|id| !id.is_empty())
-    else {
-        warn!(object = %excerpt(v), "A channel without an id in GET /channels; skipped.");
-        return None;
-    };
+    let id = id_of(v, "channel")?;
     if let Ok(c) = serde_json::from_value::<Channel>(v.clone()) {
         return Some(c);
     }
@@ -444,14 +437,7 @@ fn channel_of(v: &serde_json::Value) -> Option<Channel> {
 
 /// One bridge of a `GET /bridges` answer, read as leniently as a channel.
 fn bridge_of(v: &serde_json::Value) -> Option<Bridge> {
-    let Some(id) = v
-        .get("id")
-        .and_then(serde_json::Value::as_str)
-        .filter(|id| !id.is_empty())
-    else {
-        warn!(object = %excerpt(v), "A bridge without an id in GET /bridges; skipped.");
-        return None;
-    };
+    let id = id_of(v, "bridge")?;
     if let Ok(b) = serde_json::from_value::<Bridge>(v.clone()) {
         return Some(b);
     }
@@ -463,16 +449,28 @@ fn bridge_of(v: &serde_json::Value) -> Option<Bridge> {
     })
 }
 
+/// The non-empty `id` of an object of a `GET` list; logged and `None`
+/// without one (the object is skipped).
+fn id_of<'a>(v: &'a serde_json::Value, what: &str) -> Option<&'a str> {
+    let id = v
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .filter(|id| !id.is_empty());
+    if id.is_none() {
+        let object: String = v.to_string().chars().take(200).collect();
+        warn!(
+            what,
+            object, "An ARI object without an id in a GET answer; skipped."
+        );
+    }
+    id
+}
+
 /// Field `key` of `v` if it has the expected type, else the default.
 fn field<T: serde::de::DeserializeOwned + Default>(v: &serde_json::Value, key: &str) -> T {
     v.get(key)
         .and_then(|f| serde_json::from_value(f.clone()).ok())
         .unwrap_or_default()
-}
-
-/// The start of a JSON value, for a log line.
-fn excerpt(v: &serde_json::Value) -> String {
-    v.to_string().chars().take(200).collect()
 }
 
 #[cfg(test)]

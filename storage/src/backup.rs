@@ -41,7 +41,7 @@ use tracing::info;
 
 use crate::error::StorageError;
 use crate::record::{decode_dead_letter, decode_record, key_seq};
-use crate::writer::sync_dir;
+use crate::writer::sync_dir_named;
 use crate::{
     lock_dir, wait_for_sled_release, Shared, Storage, StorageConfig, LOCK_FILE, RESTORE_MARKER,
 };
@@ -403,7 +403,7 @@ pub fn restore(
     std::fs::write(&marker, format!("restoring {}\n", backup.display()))
         .and_then(|()| File::open(&marker)?.sync_all())
         .map_err(|e| io("write", &marker, e))?;
-    sync_dir(dir).map_err(|e| io("sync dir", dir, e))?;
+    sync_dir_named(dir)?;
     for path in others {
         let removed = if path.is_dir() {
             std::fs::remove_dir_all(&path)
@@ -414,7 +414,7 @@ pub fn restore(
     }
     write_trees(dir, backup, &config)?;
     std::fs::remove_file(&marker).map_err(|e| io("remove", &marker, e))?;
-    sync_dir(dir).map_err(|e| io("sync dir", dir, e))?;
+    sync_dir_named(dir)?;
     drop(lock);
     let storage = Storage::open(dir, config)?;
     let stats = storage.outbox().stats(0)?;

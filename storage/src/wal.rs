@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use crate::error::StorageError;
+use crate::writer::sync_dir_named;
 
 /// File name of the log inside the storage directory.
 pub const WAL_FILE: &str = "edgecc.wal";
@@ -146,7 +147,7 @@ impl Wal {
             create(&tmp, capacity, 0)?;
             std::fs::rename(&tmp, &path)
                 .map_err(|e| StorageError::io(format!("rename onto {}", path.display()), e))?;
-            sync_dir(dir)?;
+            sync_dir_named(dir)?;
         } else {
             // Left by a crash during a resize: the log itself is whole.
             let _ = std::fs::remove_file(path.with_extension("wal.new"));
@@ -285,7 +286,7 @@ impl Wal {
             let tmp = self.path.with_extension("wal.new");
             create(&tmp, self.capacity, lsn)?;
             std::fs::rename(&tmp, &self.path).map_err(|e| io("rename onto", e))?;
-            sync_dir(dir)?;
+            sync_dir_named(dir)?;
             self.file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -327,12 +328,6 @@ fn create(path: &Path, capacity: u64, lsn: u64) -> Result<(), StorageError> {
     file.write_all_at(&header_bytes(lsn), 0)
         .and_then(|()| file.sync_all())
         .map_err(|e| io("write the header of", e))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(format!("sync dir {}", dir.display()), e))
 }
 
 fn header_bytes(lsn: u64) -> [u8; HEADER_LEN] {
@@ -596,32 +591,29 @@ mod tests {
             .len();
         assert_eq!(len, WAL_BYTES_MIN);
         drop(wal);
-        let path = dir.path().join(WAL_FILE);
-        let file = OpenOptions::new().write(true).open(&path).expect("open");
-        file.write_all_at(b"NOTAWAL!", 0).expect("write");
-        file.write_all_at(b"NOTAWAL!", SLOT_BYTES).expect("write");
-        drop(file);
-        let err = Wal::open(dir.path(), WAL_BYTES_MIN, |_, _| Ok(()))
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("bad magic"), "{err}");
+        // Damage written over the header, then the error open gives.
+        let refused = |writes: &[(&[u8], u64)]| {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(dir.path().join(WAL_FILE))
+                .expect("open");
+            for (bytes, at) in writes {
+                file.write_all_at(bytes, *at).expect("write");
+            }
+            drop(file);
+            Wal::open(dir.path(), WAL_BYTES_MIN, |_, _| Ok(()))
+                .err()
+                .expect("refused")
+                .to_string()
+        };
+        let err = refused(&[(b"NOTAWAL!", 0), (b"NOTAWAL!", SLOT_BYTES)]);
+        assert!(err.contains("bad magic"), "{err}");
         // A zeroed header is damage too, not a fresh log.
-        let file = OpenOptions::new().write(true).open(&path).expect("open");
-        file.write_all_at(&[0u8; 1024], 0).expect("write");
-        drop(file);
-        let err = Wal::open(dir.path(), WAL_BYTES_MIN, |_, _| Ok(()))
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("no valid header"), "{err}");
+        let err = refused(&[(&[0u8; 1024], 0)]);
+        assert!(err.contains("no valid header"), "{err}");
         // A well-formed header with an absurd lsn: refused, no overflow.
-        let file = OpenOptions::new().write(true).open(&path).expect("open");
-        file.write_all_at(&header_bytes(u64::MAX), 0)
-            .expect("write");
-        drop(file);
-        let err = Wal::open(dir.path(), WAL_BYTES_MIN, |_, _| Ok(()))
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("out of range"), "{err}");
+        let err = refused(&[(&header_bytes(u64::MAX), 0)]);
+        assert!(err.contains("out of range"), "{err}");
     }
 
     /// Goal: a frame whose sync failed is never replayed when it could be

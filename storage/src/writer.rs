@@ -378,7 +378,7 @@ impl Syncer {
             synced_blobs: HashSet::new(),
             top_names: Vec::new(),
         };
-        sync_dir(dir).map_err(|e| StorageError::io(format!("sync dir {}", dir.display()), e))?;
+        sync_dir_named(dir)?;
         syncer.top_names = list_names(dir).unwrap_or_default();
         syncer
             .sync()
@@ -430,8 +430,15 @@ fn list_names(dir: &Path) -> std::io::Result<Vec<OsString>> {
     Ok(names)
 }
 
+/// `fsync` of a directory: makes its entries (creates, renames, removes)
+/// durable.
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// [`sync_dir`], its error naming the directory.
+pub(crate) fn sync_dir_named(dir: &Path) -> Result<(), StorageError> {
+    sync_dir(dir).map_err(|e| StorageError::io(format!("sync dir {}", dir.display()), e))
 }
 
 /// The writer thread's state.

@@ -2,6 +2,18 @@
 //!
 //! Ids are small newtypes over `String` (or `u64` for tokens) so a call id is
 //! never passed where an agent id is expected.
+//!
+//! The leg and bridge id format is defined here and nowhere else; the PBX
+//! adapters parse ids with these functions:
+//!
+//! | id | format | minted by |
+//! | --- | --- | --- |
+//! | caller leg (inbound) | the PBX's own id, without `~` | the PBX; it is the call id |
+//! | agent, consult or supervisor leg | `{call}~{token}` | [`LegId::for_offer`] |
+//! | customer leg (outbound) | `{call}~c` | [`LegId::customer`] |
+//! | main bridge | `b~{call}` | [`BridgeId::main`] |
+//! | consult bridge | `k~{call}` | [`BridgeId::consult`] |
+//! | snoop bridge of a supervisor leg | `s~{call}~{token}` | [`BridgeId::snoop`] |
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -84,6 +96,26 @@ impl LegId {
             None => CallId(self.0.clone()),
         }
     }
+
+    /// The offer token of a leg minted by [`Self::for_offer`]; `None` for a
+    /// caller leg, a customer leg or a foreign id.
+    pub fn token(&self) -> Option<OfferToken> {
+        let (_, suffix) = self.0.split_once(LEG_ID_SEPARATOR)?;
+        suffix.parse().ok().map(OfferToken)
+    }
+
+    /// Whether edgecc minted this id (every minted id has a `~`; a caller
+    /// leg's id, chosen by the PBX, must not).
+    pub fn is_minted(&self) -> bool {
+        is_minted(&self.0)
+    }
+}
+
+/// Whether `id` (a leg or bridge id) was minted by edgecc: it contains
+/// [`LEG_ID_SEPARATOR`]. An inbound channel whose id contains it cannot be
+/// adopted as a call, since its legs would be misrouted.
+pub fn is_minted(id: &str) -> bool {
+    id.contains(LEG_ID_SEPARATOR)
 }
 
 impl BridgeId {
@@ -95,6 +127,22 @@ impl BridgeId {
     /// The bridge where the agent talks to a consulted colleague.
     pub fn consult(call: &CallId) -> Self {
         Self(format!("k{}{}", LEG_ID_SEPARATOR, call.0))
+    }
+
+    /// The bridge that joins a supervisor's snoop leg `leg` to its spy
+    /// channel (monitor and whisper).
+    pub fn snoop(leg: &LegId) -> Self {
+        Self(format!("s{}{}", LEG_ID_SEPARATOR, leg.0))
+    }
+
+    /// The call this bridge belongs to: what follows the one-letter prefix,
+    /// read as a leg id (so `s~{call}~{token}` is `call`); a foreign id
+    /// without `~` is its own call.
+    pub fn call_id(&self) -> CallId {
+        match self.0.split_once(LEG_ID_SEPARATOR) {
+            Some((_, rest)) => LegId(rest.to_owned()).call_id(),
+            None => CallId(self.0.clone()),
+        }
     }
 }
 
@@ -146,5 +194,29 @@ mod tests {
         assert_eq!(LegId::new("1712.7").call_id(), call);
         let tokens = TokenSource::new();
         assert_ne!(tokens.mint(), tokens.mint());
+    }
+
+    /// Every minted id parses back to its call (and token); foreign ids are
+    /// their own call and are not minted.
+    #[test]
+    fn ids_parse_back() {
+        let call = CallId::new("1712.7");
+        let leg = LegId::for_offer(&call, OfferToken(3));
+        assert_eq!(leg.token(), Some(OfferToken(3)));
+        assert!(leg.is_minted());
+        assert_eq!(LegId::customer(&call).token(), None);
+        assert!(!LegId::new("1712.7").is_minted());
+        assert_eq!(LegId::new("1712.7").token(), None);
+        for bridge in [
+            BridgeId::main(&call),
+            BridgeId::consult(&call),
+            BridgeId::snoop(&leg),
+        ] {
+            assert!(is_minted(bridge.as_str()));
+            assert_eq!(bridge.call_id(), call, "{bridge}");
+        }
+        assert_eq!(BridgeId::snoop(&leg).as_str(), "s~1712.7~3");
+        assert_eq!(BridgeId::main(&call).as_str(), "b~1712.7");
+        assert_eq!(BridgeId::new("foreign").call_id(), CallId::new("foreign"));
     }
 }

@@ -6,17 +6,26 @@
 //! # Layout
 //!
 //! - [`ids`]: [`CallId`], [`AgentId`], [`QueueId`], [`LegId`], [`OfferToken`]
-//!   (fencing tokens of offers) and [`TokenSource`].
+//!   (fencing tokens of offers) and [`TokenSource`]; the one definition of
+//!   the leg and bridge id format (`{call}~{token}`, `b~{call}`, ...) that the
+//!   PBX adapters parse with.
 //! - [`config`]: [`ContactCenterConfig`] (queues, agents, reason codes,
 //!   timers) with `validate()` naming key paths.
-//! - [`ports`]: [`OutboxPort`] + [`CrmRecord`] + [`MemoryOutbox`];
-//!   [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`].
+//! - [`crm`]: the CRM contract: [`CrmRecordKind`] and its wire names,
+//!   [`CrmRecord`], the typed body of each kind and
+//!   [`crm::UpdateEvent`], every event an interaction update carries.
+//! - [`ports`]: [`OutboxPort`] + [`MemoryOutbox`] (re-exporting
+//!   [`CrmRecord`]); [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`].
 //! - [`clock`]: [`Clock`] / [`TokioClock`], wall-clock ms from a start epoch
 //!   plus tokio's pausable time.
 //! - [`agent`]: the pure agent state machine ([`agent::Agent`]) and
 //!   [`agent::actor::AgentActor`].
-//! - [`call`]: the pure call state machine ([`call::Call`], effects and CRM
-//!   records) and [`call::actor::CallActor`].
+//! - [`call`]: the pure call state machine ([`call::Call`]) split by job:
+//!   `state` (phases, effects, errors), `queueing`, `offer` (offers, accept,
+//!   RONA), `legs` (PBX leg events, the end), `connected` (hold, mute,
+//!   transfer), `consult` (consult and conference legs), `crm` (the records
+//!   it writes), `supervision`; its dispatch table is in the module doc.
+//!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
 //!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
 //! - [`registry`]: [`ContactCenter::start`] builds everything; the
@@ -31,6 +40,7 @@ pub mod agent;
 pub mod call;
 pub mod clock;
 pub mod config;
+pub mod crm;
 pub mod env;
 pub mod error;
 pub mod events;

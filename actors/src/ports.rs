@@ -1,6 +1,7 @@
 //! Ports: the only ways the actors reach the outside world.
 //!
-//! - [`OutboxPort`]: append CRM records to the durable outbox. The daemon backs
+//! - [`OutboxPort`]: append CRM records ([`CrmRecord`], defined with the
+//!   rest of the CRM contract in [`crate::crm`]) to the durable outbox. The daemon backs
 //!   it with the sled outbox's group-commit `append_batch`; tests and the demo
 //!   use [`MemoryOutbox`].
 //! - [`PbxPort`]: send normalized [`PbxCommand`]s to the PBX. Events come back
@@ -12,6 +13,7 @@
 //! The one foreign id is the caller leg of an inbound call, which the PBX
 //! chooses; edgecc adopts it as the call id.
 
+pub use crate::crm::{CrmRecord, CrmRecordKind};
 use crate::ids::{BridgeId, CallId, LegId};
 use actix::Message;
 use serde::{Deserialize, Serialize};
@@ -22,66 +24,6 @@ use std::rc::Rc;
 
 /// A boxed future that need not be `Send` (actors live on one arbiter).
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
-
-/// The kind of a CRM record, with the stable wire names the CRM sync uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum CrmRecordKind {
-    /// The interaction (the CRM's case for this call) is created.
-    #[serde(rename = "interaction.create")]
-    InteractionCreate,
-    /// Something happened on the interaction (hold, transfer, end, ...).
-    #[serde(rename = "interaction.update")]
-    InteractionUpdate,
-    /// The phone log of an accepted call.
-    #[serde(rename = "phone_log.create")]
-    PhoneLogCreate,
-    /// A callback task (queue timeout, abandon, missed direct call).
-    #[serde(rename = "work_item.create")]
-    WorkItemCreate,
-}
-
-impl CrmRecordKind {
-    /// The stable wire name, also used inside correlation ids.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InteractionCreate => "interaction.create",
-            Self::InteractionUpdate => "interaction.update",
-            Self::PhoneLogCreate => "phone_log.create",
-            Self::WorkItemCreate => "work_item.create",
-        }
-    }
-}
-
-/// One record for the CRM, appended to the outbox and replayed until the CRM
-/// has it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CrmRecord {
-    /// Stable and unique per record (`{site}:{call_id}:{kind}[:{n}]`), so a
-    /// replay is idempotent at the CRM (Idempotency-Key / coalesce field).
-    pub correlation_id: String,
-    /// The interaction this record belongs to (the call id); the sync worker
-    /// keeps records of one interaction in order.
-    pub interaction_key: String,
-    /// What the record does at the CRM.
-    pub kind: CrmRecordKind,
-    /// The payload, already in the CRM's vocabulary.
-    pub body: serde_json::Value,
-    /// Wall-clock time of the fact, from the injected clock.
-    pub at_ms: u64,
-}
-
-impl CrmRecord {
-    /// Builds the correlation id for `kind` on `call` (`update_n` only for
-    /// updates, the ordinal of the update within the interaction).
-    pub fn correlation_id(site: &str, call: &CallId, kind: CrmRecordKind, update_n: u32) -> String {
-        match kind {
-            CrmRecordKind::InteractionUpdate => {
-                format!("{site}:{call}:{}:{update_n}", kind.as_str())
-            }
-            _ => format!("{site}:{call}:{}", kind.as_str()),
-        }
-    }
-}
 
 /// Why an append to the outbox failed. The records stay with the caller.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,10 @@
 //! Unit tests of the pure call state machine (no runtime).
 
 use super::*;
+use crate::agent::{OfferOutcome, OfferPurpose};
+use crate::config::FinalDestination;
+use crate::ids::QueueId;
+use crate::ports::{CrmRecordKind, HangupCause};
 
 fn rules(max_wait_ms: u64) -> QueueRules {
     QueueRules {

@@ -1,0 +1,369 @@
+//! Controls on the connected call by one of its agents: hold and resume
+//! (music for the caller), mute, hang-up and leaving (the last agent out ends
+//! the call; a consulter leaving hands the caller to the consulted agent),
+//! blind transfer to an agent or a queue, and wrap-up codes.
+
+use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallNotice, CallPhase, Fx};
+use super::{HoldState, Party, PendingKind, QueueRules, Session, TerminalReason};
+use crate::agent::{OfferOutcome, OfferPurpose};
+use crate::crm::{LegFailure, TransferTarget, UpdateEvent, ViaConsult};
+use crate::ids::{AgentId, BridgeId, OfferToken};
+use crate::ports::{HangupCause, PbxCommand};
+
+impl Call {
+    pub(super) fn session(
+        &mut self,
+        agent: &AgentId,
+        action: &'static str,
+    ) -> Result<&mut Session, CallError> {
+        let id = self.id.clone();
+        let phase = self.phase.name();
+        match &mut self.phase {
+            CallPhase::Connected(s) => {
+                if s.parties.iter().any(|p| &p.agent == agent) {
+                    Ok(s)
+                } else {
+                    Err(CallError::NotAParty {
+                        agent: agent.clone(),
+                        call: id,
+                    })
+                }
+            }
+            _ => Err(CallError::WrongPhase {
+                call: id,
+                action,
+                phase,
+            }),
+        }
+    }
+
+    /// Put the caller on hold (music).
+    pub fn hold(&mut self, agent: &AgentId, now_ms: u64) -> Result<Fx, CallError> {
+        let id = self.id.clone();
+        let s = self.session(agent, "hold")?;
+        if s.held {
+            return Err(CallError::HoldState {
+                call: id,
+                state: HoldState::AlreadyHeld,
+            });
+        }
+        s.held = true;
+        let mut fx = Vec::new();
+        self.moh_on(&mut fx);
+        let event = UpdateEvent::Hold {
+            agent: agent.clone(),
+        };
+        self.push_update(&mut fx, event, now_ms);
+        Ok(fx)
+    }
+
+    /// Take the caller off hold.
+    pub fn resume(&mut self, agent: &AgentId, now_ms: u64) -> Result<Fx, CallError> {
+        let id = self.id.clone();
+        let s = self.session(agent, "resume")?;
+        if !s.held {
+            return Err(CallError::HoldState {
+                call: id,
+                state: HoldState::NotHeld,
+            });
+        }
+        if s.pending
+            .as_ref()
+            .is_some_and(|p| p.kind == PendingKind::Consult)
+        {
+            return Err(CallError::LegInProgress(id));
+        }
+        s.held = false;
+        let mut fx = Vec::new();
+        self.moh_off(&mut fx);
+        let event = UpdateEvent::Resume {
+            agent: agent.clone(),
+        };
+        self.push_update(&mut fx, event, now_ms);
+        Ok(fx)
+    }
+
+    /// Mute or unmute the agent's microphone.
+    pub fn mute(&mut self, agent: &AgentId, muted: bool, now_ms: u64) -> Result<Fx, CallError> {
+        let s = self.session(agent, "mute")?;
+        let p = s
+            .parties
+            .iter_mut()
+            .find(|p| &p.agent == agent)
+            .expect("session() checked the party");
+        p.muted = muted;
+        let leg_id = p.leg.clone();
+        let mut fx = vec![CallEffect::Pbx(if muted {
+            PbxCommand::Mute { leg_id }
+        } else {
+            PbxCommand::Unmute { leg_id }
+        })];
+        let agent = agent.clone();
+        let event = if muted {
+            UpdateEvent::Mute { agent }
+        } else {
+            UpdateEvent::Unmute { agent }
+        };
+        self.push_update(&mut fx, event, now_ms);
+        Ok(fx)
+    }
+
+    /// The agent hangs up (desktop).
+    /// Dialing: the dialing agent gives up (as if its leg hung up).
+    /// Connected: the agent leaves (the last one out ends the call). Other
+    /// phases have no party to hang up.
+    pub fn hang_up(&mut self, agent: &AgentId, now_ms: u64) -> Result<Fx, CallError> {
+        match &self.phase {
+            CallPhase::Dialing { party } if &party.agent == agent => {
+                let leg = party.leg.clone();
+                Ok(self.leg_hung_up(&leg, HangupCause::Normal, now_ms))
+            }
+            CallPhase::Connected(_) => {
+                self.session(agent, "hang up")?;
+                self.party_leaves(agent, true, now_ms)
+            }
+            CallPhase::Dialing { .. }
+            | CallPhase::Routing
+            | CallPhase::Queued { .. }
+            | CallPhase::Offering { .. }
+            | CallPhase::Ended(_) => Err(self.wrong("hang up")),
+        }
+    }
+
+    /// An agent leaves the connected call (hang-up, transfer away).
+    pub(super) fn party_leaves(
+        &mut self,
+        agent: &AgentId,
+        hang_up_leg: bool,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        let s = self.session(agent, "leave")?;
+        let i = s
+            .parties
+            .iter()
+            .position(|p| &p.agent == agent)
+            .expect("checked");
+        let party = s.parties.remove(i);
+        let mut fx = Vec::new();
+        if hang_up_leg {
+            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
+                leg_id: party.leg.clone(),
+                cause: HangupCause::Normal,
+            }));
+        }
+        fx.push(CallEffect::Agent(
+            party.agent.clone(),
+            AgentNotice::LeftCall {
+                wrap_up_ms: party.wrap_up_ms,
+            },
+        ));
+        // A consult by the leaving agent: answered -> the consulted agent
+        // takes the call; still ringing -> cancelled.
+        let pending_from_leaver = s.pending.as_ref().is_some_and(|p| &p.from == agent);
+        if pending_from_leaver {
+            let p = s.pending.take().expect("checked");
+            if p.answered {
+                let joined = Party {
+                    agent: p.to.agent.clone(),
+                    leg: p.leg.clone(),
+                    extension: p.to.extension.clone(),
+                    muted: false,
+                    wrap_up_ms: None,
+                    joined_ms: now_ms,
+                };
+                s.parties.push(joined);
+                s.held = false;
+                let main = BridgeId::main(&self.id);
+                fx.push(CallEffect::Pbx(PbxCommand::Unbridge {
+                    bridge_id: BridgeId::consult(&self.id),
+                    leg_id: p.leg.clone(),
+                }));
+                fx.push(CallEffect::Pbx(PbxCommand::Bridge {
+                    bridge_id: main,
+                    leg_id: p.leg.clone(),
+                }));
+                fx.push(CallEffect::Pbx(PbxCommand::DestroyBridge {
+                    bridge_id: BridgeId::consult(&self.id),
+                }));
+                self.moh_off(&mut fx);
+                let event = UpdateEvent::Transfer {
+                    from: agent.clone(),
+                    to: TransferTarget::ToAgent(p.to.agent.clone()),
+                    reason: Some(ViaConsult::Consult),
+                };
+                self.push_update(&mut fx, event, now_ms);
+            } else {
+                fx.push(CallEffect::Pbx(PbxCommand::Hangup {
+                    leg_id: p.leg,
+                    cause: HangupCause::Normal,
+                }));
+                fx.push(CallEffect::Agent(
+                    p.to.agent.clone(),
+                    AgentNotice::OfferEnded {
+                        token: p.token,
+                        outcome: OfferOutcome::Withdrawn,
+                    },
+                ));
+                let event = UpdateEvent::ConsultFailed {
+                    agent: agent.clone(),
+                    target: p.to.agent.clone(),
+                    reason: LegFailure::ConsultingAgentLeft,
+                    customer_ani: self.ani.clone(),
+                };
+                self.push_update(&mut fx, event, now_ms);
+            }
+        }
+        self.release_supervisions_of(&party.leg, &mut fx);
+        let CallPhase::Connected(s) = &mut self.phase else {
+            unreachable!("still connected")
+        };
+        if s.parties.is_empty() {
+            let s = std::mem::replace(
+                s,
+                Session {
+                    parties: vec![],
+                    held: false,
+                    pending: None,
+                },
+            );
+            self.release_session(s, &mut fx);
+            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
+                leg_id: self.caller_leg.clone(),
+                cause: HangupCause::Normal,
+            }));
+            self.end(TerminalReason::Completed, &mut fx, now_ms);
+        } else {
+            let participants: Vec<AgentId> = s.parties.iter().map(|p| p.agent.clone()).collect();
+            fx.push(CallEffect::Notice(CallNotice::ParticipantLeft {
+                agent: agent.clone(),
+                participants,
+            }));
+            let event = UpdateEvent::ParticipantLeft {
+                agent: agent.clone(),
+            };
+            self.push_update(&mut fx, event, now_ms);
+        }
+        Ok(fx)
+    }
+
+    pub(super) fn single_party(
+        &mut self,
+        agent: &AgentId,
+        action: &'static str,
+    ) -> Result<(), CallError> {
+        let id = self.id.clone();
+        let s = self.session(agent, action)?;
+        if s.pending.is_some() {
+            return Err(CallError::LegInProgress(id));
+        }
+        if s.parties.len() > 1 {
+            return Err(CallError::InConference(id));
+        }
+        Ok(())
+    }
+
+    /// Whether `agent` may transfer, consult or add someone now (checked
+    /// before the glue reserves the target).
+    pub fn can_start_leg(&mut self, agent: &AgentId, conference: bool) -> Result<(), CallError> {
+        if conference {
+            let id = self.id.clone();
+            let s = self.session(agent, "add to conference")?;
+            if s.pending.is_some() {
+                return Err(CallError::LegInProgress(id));
+            }
+            Ok(())
+        } else {
+            self.single_party(agent, "transfer or consult")
+        }
+    }
+
+    /// Blind transfer to an agent the glue reserved (purpose Transfer).
+    pub fn transfer_to_agent(
+        &mut self,
+        from: &AgentId,
+        to: &AgentContact,
+        token: OfferToken,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        self.single_party(from, "transfer")?;
+        let mut fx = self.leave_for_transfer(from)?;
+        let event = UpdateEvent::Transfer {
+            from: from.clone(),
+            to: TransferTarget::ToAgent(to.agent.clone()),
+            reason: None,
+        };
+        self.push_update(&mut fx, event, now_ms);
+        self.moh_on(&mut fx);
+        fx.push(CallEffect::Pbx(PbxCommand::Unbridge {
+            bridge_id: BridgeId::main(&self.id),
+            leg_id: self.caller_leg.clone(),
+        }));
+        let offer = self.ring(to, token, OfferPurpose::Transfer, now_ms, &mut fx);
+        self.phase = CallPhase::Offering {
+            offers: vec![offer],
+            ring_all: false,
+        };
+        Ok(fx)
+    }
+
+    /// Blind transfer to a queue.
+    pub fn transfer_to_queue(
+        &mut self,
+        from: &AgentId,
+        rules: QueueRules,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        self.single_party(from, "transfer")?;
+        let mut fx = self.leave_for_transfer(from)?;
+        let event = UpdateEvent::Transfer {
+            from: from.clone(),
+            to: TransferTarget::ToQueue(rules.queue.clone()),
+            reason: None,
+        };
+        self.push_update(&mut fx, event, now_ms);
+        fx.push(CallEffect::Pbx(PbxCommand::Unbridge {
+            bridge_id: BridgeId::main(&self.id),
+            leg_id: self.caller_leg.clone(),
+        }));
+        self.excluded.clear();
+        self.phase = CallPhase::Routing;
+        fx.extend(self.enqueue(rules, now_ms)?);
+        Ok(fx)
+    }
+
+    fn leave_for_transfer(&mut self, from: &AgentId) -> Result<Fx, CallError> {
+        let s = self.session(from, "transfer")?;
+        let party = s.parties.remove(0);
+        Ok(vec![
+            CallEffect::Pbx(PbxCommand::Hangup {
+                leg_id: party.leg,
+                cause: HangupCause::Normal,
+            }),
+            CallEffect::Agent(
+                party.agent,
+                AgentNotice::LeftCall {
+                    wrap_up_ms: party.wrap_up_ms,
+                },
+            ),
+        ])
+    }
+
+    /// A wrap-up (disposition) code from an agent who was on the call.
+    pub fn wrap_up_code(
+        &mut self,
+        agent: &AgentId,
+        code: &str,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        if !self.interaction_created {
+            return Err(CallError::NoInteraction(self.id.clone()));
+        }
+        let mut fx = Vec::new();
+        let event = UpdateEvent::WrapUpCode {
+            agent: agent.clone(),
+            code: code.to_owned(),
+        };
+        self.push_update(&mut fx, event, now_ms);
+        Ok(fx)
+    }
+}

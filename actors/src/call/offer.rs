@@ -1,0 +1,445 @@
+//! Offering: ringing agents (one, or several for ring-all), the accept that
+//! connects the call, and the failures (reject, RONA, an originate that never
+//! left) that send the call to the next agent, back to its queue, or to its
+//! fallback. Invariant 2 (one offer at a time, ring-all aside) is asserted
+//! where offers are added.
+
+use super::PROMPT_UNAVAILABLE;
+use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallNotice, CallPhase};
+use super::{CallTimer, Fx, Offer, Party, Session, TerminalReason, ORIGINATE_TIMEOUT_SLACK_MS};
+use crate::agent::{OfferOutcome, OfferPurpose};
+use crate::config::FinalDestination;
+use crate::crm::{CallbackReason, CreateReason, UpdateEvent};
+use crate::ids::{AgentId, BridgeId, LegId, OfferToken};
+use crate::ports::{HangupCause, PbxCommand};
+
+impl Call {
+    /// Ring `agent` (reserved by its queue or by the glue for `purpose`).
+    /// When the call cannot take it, the agent is released.
+    pub fn offer(
+        &mut self,
+        agent: &AgentContact,
+        token: OfferToken,
+        purpose: OfferPurpose,
+        ring_all: bool,
+        now_ms: u64,
+    ) -> Fx {
+        let takes = match (&self.phase, &purpose) {
+            (CallPhase::Queued { queue, .. }, OfferPurpose::Queue(q)) => queue == q,
+            (
+                CallPhase::Offering {
+                    ring_all: true,
+                    offers,
+                },
+                OfferPurpose::Queue(_),
+            ) => ring_all && offers.len() < crate::queue::RING_ALL_AGENTS_MAX,
+            (CallPhase::Routing, OfferPurpose::Direct) => true,
+            _ => false,
+        };
+        if !takes || self.excluded.contains(&agent.agent) {
+            return vec![CallEffect::Agent(
+                agent.agent.clone(),
+                AgentNotice::OfferEnded {
+                    token,
+                    outcome: OfferOutcome::Withdrawn,
+                },
+            )];
+        }
+        let mut fx = Vec::new();
+        self.moh_on(&mut fx);
+        let offer = self.ring(agent, token, purpose, now_ms, &mut fx);
+        match &mut self.phase {
+            CallPhase::Offering { offers, .. } => offers.push(offer),
+            _ => {
+                self.phase = CallPhase::Offering {
+                    offers: vec![offer],
+                    ring_all,
+                }
+            }
+        }
+        debug_assert!(
+            self.offers_within_bounds(),
+            "invariant 2: call {} rings {} agents without ring-all",
+            self.id,
+            self.offers().len()
+        );
+        fx
+    }
+
+    /// Invariant 2: one offer at a time unless the call rings all, never the
+    /// same agent twice.
+    pub(super) fn offers_within_bounds(&self) -> bool {
+        match &self.phase {
+            CallPhase::Offering { offers, ring_all } => {
+                let distinct = offers
+                    .iter()
+                    .enumerate()
+                    .all(|(i, o)| offers[..i].iter().all(|p| p.agent != o.agent));
+                distinct
+                    && if *ring_all {
+                        offers.len() <= crate::queue::RING_ALL_AGENTS_MAX
+                    } else {
+                        offers.len() <= 1
+                    }
+            }
+            _ => self.offers().len() <= 1,
+        }
+    }
+
+    pub(super) fn ring(
+        &self,
+        agent: &AgentContact,
+        token: OfferToken,
+        purpose: OfferPurpose,
+        now_ms: u64,
+        fx: &mut Fx,
+    ) -> Offer {
+        let leg = LegId::for_offer(&self.id, token);
+        let deadline_ms = now_ms + self.offer_timeout_ms;
+        fx.push(CallEffect::Pbx(PbxCommand::OriginateAgentLeg {
+            leg_id: leg.clone(),
+            endpoint: agent.endpoint.clone(),
+            caller_id: self.ani.clone(),
+            timeout_ms: self.offer_timeout_ms + ORIGINATE_TIMEOUT_SLACK_MS,
+            auto_answer: agent.auto_accept,
+        }));
+        fx.push(CallEffect::Timer(CallTimer::Rona(token), deadline_ms));
+        Offer {
+            agent: agent.agent.clone(),
+            token,
+            leg,
+            deadline_ms,
+            purpose,
+            extension: agent.extension.clone(),
+        }
+    }
+
+    /// A direct call's agent could not be reserved, or its offer failed: the
+    /// caller gets a callback work item.
+    pub fn direct_missed(&mut self, now_ms: u64) -> Fx {
+        let mut fx = Vec::new();
+        if matches!(self.phase, CallPhase::Routing | CallPhase::Offering { .. }) {
+            self.work_item_and_end(
+                &mut fx,
+                CallbackReason::MissedExtension,
+                now_ms,
+                FinalDestination::Announcement {
+                    prompt: PROMPT_UNAVAILABLE.into(),
+                },
+            );
+        }
+        fx
+    }
+
+    /// The agent accepted (its leg answered, or from the desktop): in
+    /// Offering the call connects to it; in Connected it is the consulted or
+    /// invited agent answering the pending leg. Any other phase has no offer
+    /// to accept: the token is stale.
+    pub fn accept(
+        &mut self,
+        agent: &AgentId,
+        token: OfferToken,
+        from_desktop: bool,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        match &self.phase {
+            CallPhase::Offering { .. } => self.accept_offer(agent, token, from_desktop, now_ms),
+            CallPhase::Connected(_) => self.accept_pending_leg(token, now_ms),
+            CallPhase::Routing
+            | CallPhase::Queued { .. }
+            | CallPhase::Dialing { .. }
+            | CallPhase::Ended(_) => Err(self.stale(token)),
+        }
+    }
+
+    pub(super) fn stale(&self, token: OfferToken) -> CallError {
+        CallError::StaleOffer {
+            call: self.id.clone(),
+            token,
+        }
+    }
+
+    /// Offering: `agent`'s offer wins; the other ring-all offers are
+    /// withdrawn, the caller is bridged to the agent, and the first accept
+    /// writes the interaction and the phone log before the agent is told.
+    fn accept_offer(
+        &mut self,
+        agent: &AgentId,
+        token: OfferToken,
+        from_desktop: bool,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        let CallPhase::Offering { offers, .. } = &mut self.phase else {
+            return Err(self.wrong("accept an offer"));
+        };
+        let Some(i) = offers
+            .iter()
+            .position(|o| o.token == token && &o.agent == agent)
+        else {
+            return Err(self.stale(token));
+        };
+        let won = offers.remove(i);
+        let others = std::mem::take(offers);
+        let mut fx = Vec::new();
+        for o in others {
+            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
+                leg_id: o.leg,
+                cause: HangupCause::Normal,
+            }));
+            fx.push(CallEffect::Agent(
+                o.agent,
+                AgentNotice::OfferEnded {
+                    token: o.token,
+                    outcome: OfferOutcome::Withdrawn,
+                },
+            ));
+        }
+        if from_desktop {
+            fx.push(CallEffect::Pbx(PbxCommand::Answer {
+                leg_id: won.leg.clone(),
+            }));
+        }
+        self.moh_off(&mut fx);
+        let bridge = BridgeId::main(&self.id);
+        fx.push(CallEffect::Pbx(PbxCommand::Bridge {
+            bridge_id: bridge.clone(),
+            leg_id: self.caller_leg.clone(),
+        }));
+        fx.push(CallEffect::Pbx(PbxCommand::Bridge {
+            bridge_id: bridge,
+            leg_id: won.leg.clone(),
+        }));
+        let first_answer = self.answered_ms.is_none();
+        if first_answer {
+            self.answered_ms = Some(now_ms);
+        }
+        let mut records = Vec::new();
+        records.extend(self.interaction_create(CreateReason::Accepted, Some(&won.agent), now_ms));
+        records.extend(self.inbound_phone_log(&won.agent, now_ms));
+        if !first_answer {
+            let event = UpdateEvent::AgentConnected {
+                agent: won.agent.clone(),
+            };
+            records.extend(self.update(event, now_ms));
+        }
+        debug_assert!(
+            self.interaction_created && self.phone_log_created,
+            "invariant 4: accepted call {} has its interaction and phone log",
+            self.id
+        );
+        fx.push(CallEffect::Records(records));
+        fx.push(CallEffect::ConfirmAccept {
+            agent: won.agent.clone(),
+            token,
+        });
+        let wrap_up_ms = match &won.purpose {
+            OfferPurpose::Queue(_) => self.rules.as_ref().map(|r| r.wrap_up_ms),
+            _ => None,
+        };
+        let party = Party {
+            agent: won.agent.clone(),
+            leg: won.leg,
+            extension: won.extension,
+            muted: false,
+            wrap_up_ms,
+            joined_ms: now_ms,
+        };
+        fx.push(CallEffect::Notice(CallNotice::ParticipantJoined {
+            agent: won.agent,
+            participants: vec![party.agent.clone()],
+        }));
+        self.phase = CallPhase::Connected(Session {
+            parties: vec![party],
+            held: false,
+            pending: None,
+        });
+        Ok(fx)
+    }
+
+    /// The agent rejected the offer (desktop, or its device refused).
+    pub fn reject(
+        &mut self,
+        agent: &AgentId,
+        token: OfferToken,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        self.offer_failed(
+            agent,
+            token,
+            OfferOutcome::Rejected,
+            HangupCause::Rejected,
+            now_ms,
+        )
+    }
+
+    /// The RONA timer of `token` fired.
+    pub fn rona(&mut self, token: OfferToken, now_ms: u64) -> Fx {
+        let agent = match &self.phase {
+            CallPhase::Offering { offers, .. } => offers
+                .iter()
+                .find(|o| o.token == token && o.deadline_ms <= now_ms)
+                .map(|o| o.agent.clone()),
+            CallPhase::Connected(s) => s
+                .pending
+                .as_ref()
+                .filter(|p| p.token == token && !p.answered && p.deadline_ms <= now_ms)
+                .map(|p| p.to.agent.clone()),
+            CallPhase::Routing
+            | CallPhase::Queued { .. }
+            | CallPhase::Dialing { .. }
+            | CallPhase::Ended(_) => None,
+        };
+        match agent {
+            Some(agent) => self
+                .offer_failed(
+                    &agent,
+                    token,
+                    OfferOutcome::Missed,
+                    HangupCause::NoAnswer,
+                    now_ms,
+                )
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    pub(super) fn offer_failed(
+        &mut self,
+        agent: &AgentId,
+        token: OfferToken,
+        outcome: OfferOutcome,
+        cause: HangupCause,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        self.offer_failed_with(agent, token, outcome, cause, true, now_ms)
+    }
+
+    /// An offer's originate never reached the PBX because the CTI link is
+    /// down: not the agent's doing. The agent is released without penalty
+    /// (withdrawn, not excluded, no RONA) and the call goes back where it
+    /// came from; queues hold their calls until the link is back.
+    pub fn offer_not_sent(&mut self, leg: &LegId, now_ms: u64) -> Fx {
+        let found = match &self.phase {
+            CallPhase::Offering { offers, .. } => offers
+                .iter()
+                .find(|o| &o.leg == leg)
+                .map(|o| (o.agent.clone(), o.token, false)),
+            CallPhase::Connected(s) => s
+                .pending
+                .as_ref()
+                .filter(|p| &p.leg == leg && !p.answered)
+                .map(|p| (p.to.agent.clone(), p.token, true)),
+            CallPhase::Routing
+            | CallPhase::Queued { .. }
+            | CallPhase::Dialing { .. }
+            | CallPhase::Ended(_) => None,
+        };
+        match found {
+            Some((agent, token, false)) => self
+                .offer_failed_with(
+                    &agent,
+                    token,
+                    OfferOutcome::Withdrawn,
+                    HangupCause::Normal,
+                    false,
+                    now_ms,
+                )
+                .unwrap_or_default(),
+            Some((_, token, true)) => self
+                .pending_failed(token, OfferOutcome::Withdrawn, HangupCause::Normal, now_ms)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    fn offer_failed_with(
+        &mut self,
+        agent: &AgentId,
+        token: OfferToken,
+        outcome: OfferOutcome,
+        cause: HangupCause,
+        exclude: bool,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        match &self.phase {
+            CallPhase::Offering { .. } => {}
+            CallPhase::Connected(_) => return self.pending_failed(token, outcome, cause, now_ms),
+            CallPhase::Routing
+            | CallPhase::Queued { .. }
+            | CallPhase::Dialing { .. }
+            | CallPhase::Ended(_) => return Err(self.stale(token)),
+        }
+        let CallPhase::Offering { offers, .. } = &mut self.phase else {
+            return Err(self.wrong("end an offer"));
+        };
+        let Some(i) = offers
+            .iter()
+            .position(|o| o.token == token && &o.agent == agent)
+        else {
+            return Err(self.stale(token));
+        };
+        let offer = offers.remove(i);
+        let empty = offers.is_empty();
+        let mut fx = vec![
+            CallEffect::Pbx(PbxCommand::Hangup {
+                leg_id: offer.leg.clone(),
+                cause,
+            }),
+            CallEffect::Agent(
+                offer.agent.clone(),
+                AgentNotice::OfferEnded { token, outcome },
+            ),
+        ];
+        if exclude {
+            self.excluded.push(offer.agent.clone());
+        }
+        if empty {
+            self.redirect(&offer.purpose, &mut fx, now_ms);
+        }
+        Ok(fx)
+    }
+
+    /// Every offer failed: next agent (back to the queue), or the fallback.
+    fn redirect(&mut self, purpose: &OfferPurpose, fx: &mut Fx, now_ms: u64) {
+        match purpose {
+            OfferPurpose::Queue(queue) => {
+                if self.max_wait_elapsed {
+                    self.time_out(fx, now_ms);
+                } else {
+                    self.phase = CallPhase::Queued {
+                        queue: queue.clone(),
+                        since_ms: now_ms,
+                    };
+                    fx.push(CallEffect::Enqueue {
+                        queue: queue.clone(),
+                        priority: self.priority,
+                        excluded: self.excluded.clone(),
+                    });
+                }
+            }
+            OfferPurpose::Direct => {
+                self.phase = CallPhase::Routing;
+                fx.extend(self.direct_missed(now_ms));
+            }
+            OfferPurpose::Transfer
+            | OfferPurpose::Consult
+            | OfferPurpose::Conference
+            | OfferPurpose::Outbound => {
+                // A failed blind transfer: back to the call's queue, else end.
+                match self.rules.clone() {
+                    Some(rules) => {
+                        self.phase = CallPhase::Routing;
+                        fx.extend(self.enqueue(rules, now_ms).unwrap_or_default());
+                    }
+                    None => {
+                        fx.push(CallEffect::Pbx(PbxCommand::Hangup {
+                            leg_id: self.caller_leg.clone(),
+                            cause: HangupCause::Normal,
+                        }));
+                        self.end(TerminalReason::Completed, fx, now_ms);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Queueing: joining a queue (music on hold, max-wait timer), the max wait
+//! elapsing, and the final destination of a call that waited too long
+//! (another queue, an external number, an announcement) with its callback
+//! work item.
+
+use super::{Call, CallEffect, CallError, CallPhase, CallTimer, Fx, QueueRules, TerminalReason};
+use super::{PROMPT_UNAVAILABLE, QUEUE_HOPS_MAX};
+use crate::agent::OfferPurpose;
+use crate::config::FinalDestination;
+use crate::crm::{CallbackReason, UpdateEvent};
+use crate::ids::QueueId;
+use crate::ports::{HangupCause, PbxCommand};
+
+impl Call {
+    /// Join a queue: music on hold, max-wait timer, enqueue.
+    pub fn enqueue(&mut self, rules: QueueRules, now_ms: u64) -> Result<Fx, CallError> {
+        match &self.phase {
+            // Routing: a new call; Queued: moved by an overflow; Offering: a
+            // failed blind transfer goes back; Connected: a transfer to a
+            // queue (the glue left the session first).
+            CallPhase::Routing
+            | CallPhase::Queued { .. }
+            | CallPhase::Connected(_)
+            | CallPhase::Offering { .. } => {}
+            CallPhase::Dialing { .. } | CallPhase::Ended(_) => {
+                return Err(self.wrong("join a queue"))
+            }
+        }
+        let mut fx = Vec::new();
+        self.moh_on(&mut fx);
+        self.stint += 1;
+        self.max_wait_elapsed = false;
+        if self.priority == 0 {
+            self.priority = rules.priority;
+        }
+        fx.push(CallEffect::Timer(
+            CallTimer::MaxWait(self.stint),
+            now_ms + rules.max_wait_ms,
+        ));
+        fx.push(CallEffect::Enqueue {
+            queue: rules.queue.clone(),
+            priority: self.priority,
+            excluded: self.excluded.clone(),
+        });
+        self.phase = CallPhase::Queued {
+            queue: rules.queue.clone(),
+            since_ms: now_ms,
+        };
+        self.rules = Some(rules);
+        Ok(fx)
+    }
+
+    /// No route for this call: announce and hang up (logged as a failure).
+    pub fn unroutable(&mut self, prompt: &str, now_ms: u64) -> Fx {
+        let mut fx = vec![
+            CallEffect::Pbx(PbxCommand::PlayAnnouncement {
+                leg_id: self.caller_leg.clone(),
+                prompt: prompt.to_owned(),
+            }),
+            CallEffect::Pbx(PbxCommand::Hangup {
+                leg_id: self.caller_leg.clone(),
+                cause: HangupCause::Normal,
+            }),
+        ];
+        self.end(
+            TerminalReason::Failed {
+                error: format!("no route for DNIS {}", self.dnis),
+            },
+            &mut fx,
+            now_ms,
+        );
+        fx
+    }
+
+    /// The max-wait timer of `stint` fired.
+    pub fn max_wait_elapsed(&mut self, stint: u32, now_ms: u64) -> Fx {
+        if stint != self.stint {
+            return Vec::new();
+        }
+        match &self.phase {
+            CallPhase::Queued { queue, .. } => {
+                let mut fx = vec![CallEffect::Dequeue(queue.clone())];
+                self.time_out(&mut fx, now_ms);
+                fx
+            }
+            CallPhase::Offering { offers, .. }
+                if offers
+                    .iter()
+                    .all(|o| matches!(o.purpose, OfferPurpose::Queue(_))) =>
+            {
+                // Let the ringing offer finish; time out if it fails.
+                self.max_wait_elapsed = true;
+                Vec::new()
+            }
+            CallPhase::Routing
+            | CallPhase::Offering { .. }
+            | CallPhase::Dialing { .. }
+            | CallPhase::Connected(_)
+            | CallPhase::Ended(_) => Vec::new(),
+        }
+    }
+
+    /// Queue timeout: interaction + callback work item, then the final
+    /// destination. A move to another queue is not a timeout (no records).
+    pub(super) fn time_out(&mut self, fx: &mut Fx, now_ms: u64) {
+        let dest = self
+            .rules
+            .as_ref()
+            .map(|r| r.final_destination.clone())
+            .unwrap_or_default();
+        if let FinalDestination::Queue { queue } = &dest {
+            if self.queue_hops < QUEUE_HOPS_MAX {
+                self.queue_hops += 1;
+                let to_queue = QueueId::new(queue.clone());
+                self.push_update(
+                    fx,
+                    UpdateEvent::Overflow {
+                        to_queue: to_queue.clone(),
+                    },
+                    now_ms,
+                );
+                fx.push(CallEffect::MoveToQueue(to_queue));
+                return;
+            }
+        }
+        self.work_item_and_end(fx, CallbackReason::QueueTimeout, now_ms, dest);
+    }
+
+    /// A call nobody took: its interaction (if none yet) and a callback work
+    /// item, then the final destination ends it.
+    pub(super) fn work_item_and_end(
+        &mut self,
+        fx: &mut Fx,
+        reason: CallbackReason,
+        now_ms: u64,
+        dest: FinalDestination,
+    ) {
+        let mut records = Vec::new();
+        records.extend(self.interaction_create(reason.into(), None, now_ms));
+        records.push(self.work_item(reason, now_ms));
+        fx.push(CallEffect::Records(records));
+        let leg = self.caller_leg.clone();
+        match dest {
+            FinalDestination::External { number } => {
+                fx.push(CallEffect::Pbx(PbxCommand::RedirectExternal {
+                    leg_id: leg,
+                    number: number.clone(),
+                }));
+                self.end(TerminalReason::Overflowed { number }, fx, now_ms);
+            }
+            FinalDestination::Announcement { prompt } => {
+                fx.push(CallEffect::Pbx(PbxCommand::PlayAnnouncement {
+                    leg_id: leg.clone(),
+                    prompt,
+                }));
+                fx.push(CallEffect::Pbx(PbxCommand::Hangup {
+                    leg_id: leg,
+                    cause: HangupCause::Normal,
+                }));
+                self.end(TerminalReason::TimedOut, fx, now_ms);
+            }
+            FinalDestination::Queue { .. } => {
+                fx.push(CallEffect::Pbx(PbxCommand::PlayAnnouncement {
+                    leg_id: leg.clone(),
+                    prompt: PROMPT_UNAVAILABLE.into(),
+                }));
+                fx.push(CallEffect::Pbx(PbxCommand::Hangup {
+                    leg_id: leg,
+                    cause: HangupCause::Normal,
+                }));
+                self.end(TerminalReason::TimedOut, fx, now_ms);
+            }
+        }
+    }
+}

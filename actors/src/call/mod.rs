@@ -2,7 +2,7 @@
 //! session (parties, hold, mute, consult, conference) and the CRM records each
 //! step produces. Inputs are methods; outputs are [`CallEffect`]s the actor
 //! glue in [`actor`] carries out. No runtime, no I/O: unit-tested directly
-//! (`tests.rs`).
+//! and property-tested (`tests.rs`, `props.rs`).
 //!
 //! ```text
 //! Routing -> Queued -> Offering(offers) -> Connected(session) -> Ended(reason)
@@ -321,5 +321,7 @@ impl Call {
     }
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -135,22 +135,22 @@ fn control() -> impl Strategy<Value = Control> {
 fn op() -> impl Strategy<Value = Op> {
     let i = || 0usize..8;
     prop_oneof![
-        3 => (0u8..3, 500u64..5_000).prop_map(|(dest, max_wait_ms)| Op::Arrive { dest, max_wait_ms }),
+        3 => (0u8..3, 2_000u64..20_000).prop_map(|(dest, max_wait_ms)| Op::Arrive { dest, max_wait_ms }),
         1 => i().prop_map(|agent| Op::Direct { agent }),
         1 => i().prop_map(|agent| Op::Outbound { agent }),
-        4 => (i(), i()).prop_map(|(call, agent)| Op::Route { call, agent }),
-        4 => i().prop_map(|call| Op::Answer { call }),
+        6 => (i(), i()).prop_map(|(call, agent)| Op::Route { call, agent }),
+        6 => i().prop_map(|call| Op::Answer { call }),
         1 => i().prop_map(|call| Op::Reject { call }),
         1 => (i(), 0u8..4).prop_map(|(call, cause)| Op::DeviceHangUp { call, cause }),
         1 => i().prop_map(|call| Op::LinkDown { call }),
         1 => i().prop_map(|call| Op::CallerHangUp { call }),
         1 => i().prop_map(|call| Op::PbxFailed { call }),
-        5 => (i(), i(), control()).prop_map(|(call, party, action)| Op::Control { call, party, action }),
-        3 => (i(), i(), i(), prop_oneof![Just(LegKind::Transfer), Just(LegKind::Consult), Just(LegKind::Conference)])
+        6 => (i(), i(), control()).prop_map(|(call, party, action)| Op::Control { call, party, action }),
+        5 => (i(), i(), i(), prop_oneof![Just(LegKind::Transfer), Just(LegKind::Consult), Just(LegKind::Conference)])
             .prop_map(|(call, party, target, kind)| Op::Leg { call, party, target, kind }),
         3 => (i(), prop_oneof![Just(Presence::Login), Just(Presence::Ready), Just(Presence::NotReady), Just(Presence::Logout), Just(Presence::EndWrapUp)])
             .prop_map(|(agent, op)| Op::Presence { agent, op }),
-        4 => (1u64..2_500).prop_map(|ms| Op::Advance { ms }),
+        3 => (1u64..1_500).prop_map(|ms| Op::Advance { ms }),
     ]
 }
 
@@ -712,7 +712,7 @@ fn ready_world() -> World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
 
     /// DESIGN.md's invariants over random sequences with time advancing.
     #[test]

@@ -39,4 +39,11 @@ pub enum CcError {
     /// An actor was gone (the call ended meanwhile) or its mailbox closed.
     #[error("actor unavailable: {0}")]
     Mailbox(String),
+    /// The registry already fans events out to its most subscribers; the
+    /// caller may retry once one has gone.
+    #[error("too many subscribers (at most {max})")]
+    TooManySubscribers {
+        /// The limit.
+        max: usize,
+    },
 }

@@ -727,7 +727,9 @@ impl Handler<Subscribe> for Registry {
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
         if self.subscribers.len() >= SUBSCRIBERS_MAX {
-            return Err(CcError::Mailbox("too many subscribers".into()));
+            return Err(CcError::TooManySubscribers {
+                max: SUBSCRIBERS_MAX,
+            });
         }
         self.subscribers.push(msg.0);
         Ok(())

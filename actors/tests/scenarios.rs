@@ -839,3 +839,36 @@ async fn link_down_pauses_routing_without_penalising_agents() {
     );
     assert_eq!(h.sim.send(GetSimStats).await.unwrap().originated, 1);
 }
+
+/// The registry fans events out to at most `SUBSCRIBERS_MAX` subscribers; one
+/// more is refused with its own error (not a mailbox fault), naming the limit.
+#[actix_rt::test]
+async fn subscribers_are_bounded() {
+    use actix::prelude::*;
+    use edgecc_actors::registry::SUBSCRIBERS_MAX;
+    struct Sink;
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<CcEvent> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: CcEvent, _: &mut Context<Self>) {}
+    }
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    let sink = Sink.start();
+    for _ in 0..SUBSCRIBERS_MAX {
+        h.registry
+            .send(Subscribe(sink.clone().recipient()))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let refused = h.registry.send(Subscribe(sink.recipient())).await.unwrap();
+    assert_eq!(
+        refused,
+        Err(CcError::TooManySubscribers {
+            max: SUBSCRIBERS_MAX
+        })
+    );
+}

@@ -94,7 +94,7 @@ impl From<CcError> for ApiError {
             CcError::Agent(_) | CcError::Call(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
-            CcError::Mailbox(_) => Self::unavailable(message),
+            CcError::Mailbox(_) | CcError::TooManySubscribers { .. } => Self::unavailable(message),
         }
     }
 }

@@ -285,12 +285,9 @@ pub fn call_of_leg(id: &str) -> String {
 }
 
 /// The lane (call) a bridge id belongs to (`b~{call}`, `k~{call}`,
-/// `s~{call}~{token}`).
+/// `s~{call}~{token}`; the format is defined in `edgecc_actors::ids`).
 pub fn call_of_bridge(id: &str) -> String {
-    match id.split_once('~') {
-        Some((_, rest)) => call_of_leg(rest),
-        None => id.to_owned(),
-    }
+    edgecc_actors::ids::BridgeId::new(id).call_id().0
 }
 
 impl AriState {

@@ -85,12 +85,14 @@ impl Call {
 
     /// Mute or unmute the agent's microphone.
     pub fn mute(&mut self, agent: &AgentId, muted: bool, now_ms: u64) -> Result<Fx, CallError> {
+        let not_a_party = CallError::NotAParty {
+            agent: agent.clone(),
+            call: self.id.clone(),
+        };
         let s = self.session(agent, "mute")?;
-        let p = s
-            .parties
-            .iter_mut()
-            .find(|p| &p.agent == agent)
-            .expect("session() checked the party");
+        let Some(p) = s.parties.iter_mut().find(|p| &p.agent == agent) else {
+            return Err(not_a_party);
+        };
         p.muted = muted;
         let leg_id = p.leg.clone();
         let mut fx = vec![CallEffect::Pbx(if muted {
@@ -137,12 +139,14 @@ impl Call {
         hang_up_leg: bool,
         now_ms: u64,
     ) -> Result<Fx, CallError> {
+        let not_a_party = CallError::NotAParty {
+            agent: agent.clone(),
+            call: self.id.clone(),
+        };
         let s = self.session(agent, "leave")?;
-        let i = s
-            .parties
-            .iter()
-            .position(|p| &p.agent == agent)
-            .expect("checked");
+        let Some(i) = s.parties.iter().position(|p| &p.agent == agent) else {
+            return Err(not_a_party);
+        };
         let party = s.parties.remove(i);
         let mut fx = Vec::new();
         if hang_up_leg {
@@ -159,9 +163,7 @@ impl Call {
         ));
         // A consult by the leaving agent: answered -> the consulted agent
         // takes the call; still ringing -> cancelled.
-        let pending_from_leaver = s.pending.as_ref().is_some_and(|p| &p.from == agent);
-        if pending_from_leaver {
-            let p = s.pending.take().expect("checked");
+        if let Some(p) = s.pending.take_if(|p| &p.from == agent) {
             if p.answered {
                 let joined = Party {
                     agent: p.to.agent.clone(),
@@ -215,7 +217,8 @@ impl Call {
         }
         self.release_supervisions_of(&party.leg, &mut fx);
         let CallPhase::Connected(s) = &mut self.phase else {
-            unreachable!("still connected")
+            // Leaving never changes the phase before this point.
+            return Err(self.wrong("leave"));
         };
         if s.parties.is_empty() {
             let s = std::mem::replace(

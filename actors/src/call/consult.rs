@@ -153,7 +153,12 @@ impl Call {
                 self.push_update(&mut fx, event, now_ms);
             }
             PendingKind::Conference => {
-                let p = s.pending.take().expect("checked");
+                let Some(p) = s.pending.take() else {
+                    return Err(CallError::StaleOffer {
+                        call: id.clone(),
+                        token,
+                    });
+                };
                 s.parties.push(Party {
                     agent: p.to.agent.clone(),
                     leg: p.leg.clone(),
@@ -205,7 +210,9 @@ impl Call {
         {
             return Err(CallError::StaleOffer { call: id, token });
         }
-        let p = s.pending.take().expect("checked");
+        let Some(p) = s.pending.take() else {
+            return Err(CallError::StaleOffer { call: id, token });
+        };
         let was_consult = p.kind == PendingKind::Consult;
         if was_consult {
             s.held = false;
@@ -372,7 +379,8 @@ impl Call {
         let id = self.id.clone();
         let caller = self.caller_leg.clone();
         let CallPhase::Connected(s) = &mut self.phase else {
-            unreachable!("answered_consult checked")
+            // answered_consult found the call connected.
+            return Err(self.wrong("finish a consult"));
         };
         s.pending = None;
         s.held = false;

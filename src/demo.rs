@@ -34,7 +34,7 @@ use crate::config::{Config, CrmAdapterConfig, CrmSettings};
 use crate::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
 use crate::crm::sync::{GetSyncStatus, SyncConfig, SyncWorker};
 use crate::crm::webhook::WebhookConfig;
-use crate::http::config::{Role, UserConfig};
+use crate::http::config::{HttpConfig, Role, UserConfig};
 use crate::pbx::PbxAdapter;
 use crate::system::storage::open_storage;
 use crate::system::SystemParts;
@@ -642,18 +642,23 @@ fn demo_daemon_config(
     webhook: WebhookConfig,
     http: Option<&str>,
 ) -> Result<Config, String> {
-    let mut config = Config::default();
-    config.site_id = cc.site_id.clone();
-    config.contact_center = cc.clone();
-    config.crm = CrmSettings {
-        adapter: CrmAdapterConfig::Webhook(webhook),
-        sync: SyncConfig {
-            breaker_probe_interval_ms: 1_000,
-            backoff_cap_ms: 5_000,
-            ..SyncConfig::default()
+    let mut config = Config {
+        site_id: cc.site_id.clone(),
+        contact_center: cc.clone(),
+        crm: CrmSettings {
+            adapter: CrmAdapterConfig::Webhook(webhook),
+            sync: SyncConfig {
+                breaker_probe_interval_ms: 1_000,
+                backoff_cap_ms: 5_000,
+                ..SyncConfig::default()
+            },
         },
+        http: HttpConfig {
+            listen: None,
+            ..HttpConfig::default()
+        },
+        ..Config::default()
     };
-    config.http.listen = None;
     let Some(addr) = http else {
         return Ok(config);
     };

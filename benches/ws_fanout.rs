@@ -10,8 +10,8 @@
 //!
 //! Two processes, so the daemon's CPU and RSS are its own: this binary
 //! re-runs itself as the server (`EDGECC_WS_BENCH_SERVER=1`): the real
-//! storage, actors, simulated PBX and HTTP server (`edgecc::daemon::
-//! start_system` + `edgecc::http::start`), one agent per desktop in one
+//! storage, actors, simulated PBX and HTTP server (`edgecc::system::
+//! SystemParts`, as `edgecc run` assembles them), one agent per desktop in one
 //! queue, and a call generator driven over stdin. The parent is the client:
 //! it logs every agent in over HTTP, makes it Ready, opens the WebSockets
 //! and measures.
@@ -101,20 +101,22 @@ fn server_config(desktops: usize) -> edgecc::config::Config {
 /// starts placing calls, `STOP` stops (answers `STOPPED placed`), EOF exits.
 fn server_main() {
     let desktops = env_u64("EDGECC_BENCH_DESKTOPS", 1_000) as usize;
-    edgecc::logging::init("error");
+    edgecc::ops::logging::init("error");
     let system = actix_rt::System::new();
     system.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = server_config(desktops);
-        let storage =
-            edgecc::daemon::open_storage(&config, &dir.path().join("data")).expect("storage");
-        let running = edgecc::daemon::start_system(&config, &storage).expect("system");
-        let http = edgecc::http::start(&config, &running, storage.clone(), None)
+        let storage = edgecc::system::storage::open_storage(&config, &dir.path().join("data"))
+            .expect("storage");
+        let system = edgecc::system::SystemParts::new(config, storage)
+            .serve_http(None)
+            .start()
             .await
-            .expect("http");
+            .expect("system");
+        let http = system.http.as_ref().expect("http");
         println!("LISTEN {}", http.local_addr);
         std::io::stdout().flush().ok();
-        let sim = running.sim.clone().expect("sim");
+        let sim = system.running.sim.clone().expect("sim");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
@@ -167,8 +169,7 @@ fn server_main() {
                 _ => eprintln!("server: unknown command {line:?}"),
             }
         }
-        http.stop().await;
-        drop(storage);
+        system.shutdown().await;
     });
 }
 

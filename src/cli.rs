@@ -2,7 +2,7 @@
 //! `edgecc outbox …`, `edgecc backup` / `restore`.
 //!
 //! Arguments are validated in two stages: clap parses them, then
-//! [`Config`] and [`crate::paths`] resolve the file, the environment and the
+//! [`Config`] and [`crate::ops::paths`] resolve the file, the environment and the
 //! defaults, so every error is reported once, naming the flag or the key.
 
 use std::path::{Path, PathBuf};
@@ -10,9 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::admin::{self, AdminError, AdminRequest};
 use crate::config::Config;
-use crate::{daemon, demo, paths};
+use crate::ops::admin::{self, AdminError, AdminRequest};
+use crate::ops::{install, paths};
+use crate::pbx::PbxKind;
+use crate::{daemon, demo};
 
 /// The config file used when `--config` is not given (if it exists).
 pub const CONFIG_PATH_DEFAULT: &str = "/etc/edgecc/edgecc.toml";
@@ -165,7 +167,7 @@ pub enum DeadCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::logging::init(match cli.command {
+    crate::ops::logging::init(match cli.command {
         Command::Run | Command::Demo(_) | Command::CrmEmulator { .. } => "info",
         _ => "warn",
     });
@@ -191,7 +193,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .clone()
                 .or(cli.config.clone())
                 .unwrap_or_else(|| PathBuf::from(CONFIG_PATH_DEFAULT));
-            crate::install::check_config(&path, credentials_dir.as_deref(), *quiet)?;
+            install::check_config(&path, credentials_dir.as_deref(), *quiet)?;
             if *probe {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| format!("{}: cannot read the file: {e}", path.display()))?;
@@ -206,12 +208,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Backup(args) => {
             let config = load_config(cli.config.as_deref())?;
-            crate::install::backup(&cli, args, &config)?;
+            let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config);
+            let socket = paths::admin_socket(cli.admin_socket.as_deref(), &config);
+            install::backup(&args.file, args.offline, &data_dir, &socket, &config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore(args) => {
             let config = load_config(cli.config.as_deref())?;
-            crate::install::restore(&cli, args, &config)?;
+            let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config);
+            let socket = paths::admin_socket(cli.admin_socket.as_deref(), &config);
+            install::restore(&args.file, args.force, &data_dir, &socket, &config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
@@ -248,11 +254,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 /// `check-config --probe`: reaches the PBX with the configured credentials.
 fn probe_pbx(config: &Config) -> Result<(), String> {
     match &config.pbx {
-        crate::config::PbxKind::Sim => {
+        PbxKind::Sim => {
             println!("# probe: the simulated PBX needs no network; nothing to probe");
             Ok(())
         }
-        crate::config::PbxKind::Ari(settings) => {
+        PbxKind::Ari(settings) => {
             let url = settings.url.clone();
             let settings = (**settings).clone();
             let version = actix_rt::System::new()
@@ -340,7 +346,7 @@ fn outbox(cli: &Cli, args: &OutboxArgs, config: &Config) -> Result<ExitCode, Str
     };
     let answer: Result<serde_json::Value, AdminError> = if args.offline {
         let data_dir = paths::data_dir(cli.data_dir.as_deref(), config);
-        admin::ops::execute_offline(&data_dir, config, &request)
+        admin::requests::execute_offline(&data_dir, config, &request)
     } else {
         let socket = paths::admin_socket(cli.admin_socket.as_deref(), config);
         admin::client::call(&socket, &request)
@@ -349,7 +355,7 @@ fn outbox(cli: &Cli, args: &OutboxArgs, config: &Config) -> Result<ExitCode, Str
     if args.json {
         println!("{value}");
     } else {
-        print!("{}", admin::ops::render_text(&request, &value));
+        print!("{}", admin::requests::render_text(&request, &value));
     }
     Ok(ExitCode::SUCCESS)
 }

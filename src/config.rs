@@ -16,6 +16,8 @@ use edgecc_actors::ContactCenterConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::crm::sync::SyncConfig;
+use crate::http::config::{check_http, check_users, HttpConfig, UserConfig};
+use crate::pbx::{PbxKind, RawPbx};
 
 /// Where the daemon keeps its state when nothing else says so.
 pub const DATA_DIR_DEFAULT: &str = "/var/lib/edgecc";
@@ -108,80 +110,6 @@ pub struct RawConfig {
     pub users: Vec<UserConfig>,
 }
 
-/// Default HTTP listener: loopback only, an unprivileged port.
-pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:8080";
-/// Default bearer token lifetime: a shift.
-pub const TOKEN_TTL_MS_DEFAULT: u64 = 12 * 3600 * 1000;
-/// Default grace before a disconnected desktop stops getting queue calls.
-pub const DESKTOP_GRACE_MS_DEFAULT: u64 = 30_000;
-
-/// `[http]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Address to listen on (`127.0.0.1:8080`); `None` disables HTTP.
-    pub listen: Option<String>,
-    /// PEM certificate chain; with `tls_key_file`, HTTPS through rustls.
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key (a file, e.g. from systemd's LoadCredential=).
-    pub tls_key_file: Option<PathBuf>,
-    /// Bearer token lifetime, ms.
-    pub token_ttl_ms: u64,
-    /// A desktop disconnected longer than this gets no new queue calls, ms.
-    pub desktop_grace_ms: u64,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: Some(HTTP_LISTEN_DEFAULT.to_string()),
-            tls_cert_file: None,
-            tls_key_file: None,
-            token_ttl_ms: TOKEN_TTL_MS_DEFAULT,
-            desktop_grace_ms: DESKTOP_GRACE_MS_DEFAULT,
-        }
-    }
-}
-
-/// A role in the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Acts on its own agent and calls only.
-    Agent,
-    /// Sees the team, changes agents' states, monitors, whispers, barges.
-    Supervisor,
-    /// Everything, plus outbox and configuration.
-    Admin,
-}
-
-/// `[[users]]`: one login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserConfig {
-    /// Login id; for `role = "agent"` it is the agent's id in `[[agents]]`.
-    pub id: String,
-    /// What the user may do.
-    pub role: Role,
-    /// argon2 PHC hash from `edgecc passwd` (never the password itself).
-    #[serde(skip_serializing)]
-    pub password_hash: String,
-    /// The user's phone (dial string, e.g. `PJSIP/3001`): where a supervisor
-    /// hears silent monitor and whisper, and speaks from when barging in.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-}
-
-/// `[pbx]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPbx {
-    /// `sim` (the built-in simulated PBX) or `ari` (Asterisk, `[pbx.ari]`).
-    pub kind: Option<String>,
-    /// `[pbx.ari]`: the Asterisk REST Interface.
-    pub ari: Option<crate::ari::AriConfig>,
-}
-
 /// `[crm]` as written: the adapter and the sync worker's settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,7 +170,7 @@ pub struct Config {
     /// Site id (prefix of correlation ids).
     pub site_id: String,
     /// State directory from the file, if it names one (flags and environment
-    /// are applied later, by [`crate::paths`]).
+    /// are applied later, by [`crate::ops::paths`]).
     pub data_dir: Option<PathBuf>,
     /// Admin socket from the file, if it names one.
     pub admin_socket: Option<PathBuf>,
@@ -260,16 +188,6 @@ pub struct Config {
     pub http: HttpConfig,
     /// Logins.
     pub users: Vec<UserConfig>,
-}
-
-/// Which PBX edgecc drives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PbxKind {
-    /// The built-in simulated PBX.
-    Sim,
-    /// Asterisk over ARI.
-    Ari(Box<crate::ari::AriSettings>),
 }
 
 /// Which CRM edgecc writes to, and how.
@@ -484,30 +402,7 @@ impl Config {
                 }
             }
         }
-        let pbx = match (raw.pbx.kind.as_deref(), &raw.pbx.ari) {
-            (None | Some("sim"), None) => PbxKind::Sim,
-            (None | Some("sim"), Some(_)) => {
-                return Err(err(
-                    "pbx.ari",
-                    "is only used with kind = \"ari\" in [pbx]".to_string(),
-                ))
-            }
-            (Some("ari"), Some(ari)) => PbxKind::Ari(Box::new(
-                crate::ari::settings::resolve(ari).map_err(|(key, message)| err(&key, message))?,
-            )),
-            (Some("ari"), None) => {
-                return Err(err(
-                    "pbx.kind",
-                    "kind = \"ari\" needs a [pbx.ari] table".to_string(),
-                ))
-            }
-            (Some(other), _) => {
-                return Err(err(
-                    "pbx.kind",
-                    format!("{other:?} is not a PBX adapter: use \"sim\" or \"ari\""),
-                ))
-            }
-        };
+        let pbx = crate::pbx::resolve(&raw.pbx).map_err(|(key, message)| err(&key, message))?;
         let crm = resolve_crm(raw.crm).map_err(|(key, message)| err(&key, message))?;
         let contact_center = ContactCenterConfig {
             site_id: site_id.clone(),
@@ -674,66 +569,6 @@ fn redact_url(s: &str) -> Option<String> {
         None => tail.to_string(),
     };
     changed.then(|| format!("{scheme}://{authority}{tail}"))
-}
-
-/// `[http]`: a parseable address, both TLS files or neither, sane times.
-fn check_http(http: &HttpConfig) -> Result<(), (String, String)> {
-    if let Some(listen) = &http.listen {
-        if listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err((
-                "http.listen".to_string(),
-                format!("{listen:?} is not an address:port such as \"127.0.0.1:8080\""),
-            ));
-        }
-    }
-    match (&http.tls_cert_file, &http.tls_key_file) {
-        (Some(_), None) => {
-            return Err((
-                "http.tls_key_file".to_string(),
-                "is needed with http.tls_cert_file".to_string(),
-            ))
-        }
-        (None, Some(_)) => {
-            return Err((
-                "http.tls_cert_file".to_string(),
-                "is needed with http.tls_key_file".to_string(),
-            ))
-        }
-        _ => {}
-    }
-    if http.token_ttl_ms < 60_000 {
-        return Err((
-            "http.token_ttl_ms".to_string(),
-            format!("{} is under a minute", http.token_ttl_ms),
-        ));
-    }
-    Ok(())
-}
-
-/// `[[users]]`: unique ids, agents that exist, hashes that look like argon2.
-fn check_users(users: &[UserConfig], cc: &ContactCenterConfig) -> Result<(), (String, String)> {
-    let mut seen = std::collections::HashSet::new();
-    for (i, u) in users.iter().enumerate() {
-        if !seen.insert(u.id.as_str()) {
-            return Err((
-                format!("users[{i}].id"),
-                format!("{:?} is listed twice", u.id),
-            ));
-        }
-        if u.role == Role::Agent && !cc.agents.iter().any(|a| a.id == u.id) {
-            return Err((
-                format!("users[{i}].id"),
-                format!("{:?} has role agent but is not in [[agents]]", u.id),
-            ));
-        }
-        if !u.password_hash.starts_with("$argon2") {
-            return Err((
-                format!("users[{i}].password_hash"),
-                "is not an argon2 hash: make one with `edgecc passwd`".to_string(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// `[crm]`: the adapter named by `kind` must have its table, and only it.

@@ -1,11 +1,13 @@
 //! `edgecc demo`: the whole system on the simulated PBX, with a CRM that
 //! goes down in the middle of the run.
 //!
-//! It starts the real pieces: the durable outbox in a data directory, the
-//! actors with simulated agents (some slow, some rejecting, some never
-//! answering), simulated callers arriving at `--rate`, the webhook adapter
-//! and the sync worker, and the built-in CRM emulator, which refuses
-//! connections during `--crm-outage`. Every second it prints a status line;
+//! It runs the real system, assembled by [`crate::system`] exactly as
+//! `edgecc run` assembles it (storage opened with the config's options,
+//! the PBX gate, the webhook adapter and the sync worker, HTTP with
+//! `--http`), from a daemon config the demo writes itself, on the simulated
+//! PBX with simulated agents (some slow, some rejecting, some never
+//! answering) and callers arriving at `--rate`, and the built-in CRM
+//! emulator, which refuses connections during `--crm-outage`. Every second it prints a status line;
 //! at the end it hangs up whatever calls remain, waits for the outbox to
 //! drain, prints a summary and checks it: every accepted call has exactly
 //! one interaction and one phone log at the CRM, every timed-out or
@@ -23,18 +25,19 @@ use edgecc_actors::config::{AgentConfig, FinalDestination, QueueConfig, Strategy
 use edgecc_actors::ports::{AttachedVar, HangupCause};
 use edgecc_actors::registry::{AgentCommand, AgentRequest, Registry, Snapshot, Subscribe};
 use edgecc_actors::rng::SplitMix64;
-use edgecc_actors::sim::{
-    Caller, ConnectEvents, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx, SimPbxPort,
-};
+use edgecc_actors::sim::{Caller, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx};
 use edgecc_actors::{CcEvent, ContactCenterConfig, LegId, TokioClock};
-use edgecc_storage::Storage;
 use serde::Serialize;
 use tracing::info;
 
+use crate::config::{Config, CrmAdapterConfig, CrmSettings};
 use crate::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
 use crate::crm::sync::{GetSyncStatus, SyncConfig, SyncWorker};
-use crate::crm::webhook::{WebhookAdapter, WebhookConfig};
-use crate::outbox_port::StorageOutboxPort;
+use crate::crm::webhook::WebhookConfig;
+use crate::http::config::{HttpConfig, Role, UserConfig};
+use crate::pbx::PbxAdapter;
+use crate::system::storage::open_storage;
+use crate::system::SystemParts;
 
 /// Most agents the demo simulates.
 pub const DEMO_AGENTS_MAX: usize = 2_000;
@@ -329,11 +332,6 @@ fn demo_config(agents: usize, wrap_up_ms: u64, human: bool) -> ContactCenterConf
 
 /// Runs everything on the actix system and returns the summary.
 async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summary, String> {
-    let clock = TokioClock::shared(crate::clock::now_ms());
-    let storage = Storage::open(&data_dir, Default::default())
-        .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
-    let outbox = storage.outbox();
-
     // The CRM: the built-in emulator, or an external receiver.
     let emulator = match &args.crm_url {
         Some(_) => None,
@@ -351,34 +349,33 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         (None, Some(e)) => e.webhook_url(),
         (None, None) => unreachable!("an emulator exists when no URL is given"),
     };
+    // The secret lives next to the data: `--data-dir` may name a new one.
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let secret_file = data_dir.join("demo-webhook-secret");
     std::fs::write(&secret_file, DEMO_SECRET)
         .map_err(|e| format!("cannot write {}: {e}", secret_file.display()))?;
-    let adapter = WebhookAdapter::new(&WebhookConfig {
+    let cc = demo_config(plan.agents, args.wrap_up_ms, args.http.is_some());
+    let agent_ids: Vec<String> = cc
+        .agents
+        .iter()
+        .map(|a| a.id.clone())
+        .filter(|id| id != DEMO_HUMAN.0)
+        .collect();
+    let webhook = WebhookConfig {
         url: url.clone(),
         secret_file: Some(secret_file),
         connect_timeout_ms: 1_000,
         request_timeout_ms: 3_000,
         batch_max: 1,
-    })
-    .map_err(|e| format!("webhook adapter: {e}"))?;
-    let sync_config = SyncConfig {
-        breaker_probe_interval_ms: 1_000,
-        backoff_cap_ms: 5_000,
-        ..SyncConfig::default()
     };
-    let sync = SyncWorker::new(
-        outbox.clone(),
-        Rc::new(adapter),
-        clock.clone(),
-        sync_config,
-        Some(storage.state("crm_links").map_err(|e| e.to_string())?),
-        args.seed,
-    )
-    .start();
+    let config = demo_daemon_config(&cc, webhook, args.http.as_deref())?;
+    let storage = open_storage(&config, &data_dir).map_err(|e| e.to_string())?;
+    let outbox = storage.outbox();
 
-    // The PBX and the contact center. The originate hook measures "call
-    // arrived" → "first offer issued", split by whether the CRM was down.
+    // The PBX: the simulated one, its phones answering like people. Its
+    // originate hook measures "call arrived" → "first offer issued", split
+    // by whether the CRM was down.
     let latency = Rc::new(std::cell::RefCell::new(OfferLatency::default()));
     let hook_latency = Rc::clone(&latency);
     let sim = SimPbx::new(args.seed)
@@ -395,58 +392,41 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             reject_ms: 800,
         },
     });
-    let port = Rc::new(StorageOutboxPort::new(
-        outbox.clone(),
-        Some(sync.clone().recipient()),
-    ));
-    let config = demo_config(plan.agents, args.wrap_up_ms, args.http.is_some());
-    let agent_ids: Vec<String> = config
-        .agents
-        .iter()
-        .map(|a| a.id.clone())
-        .filter(|id| id != DEMO_HUMAN.0)
-        .collect();
-    let http_config = match &args.http {
-        Some(addr) => Some(demo_http_config(addr, &config)?),
-        None => None,
-    };
-    let registry = edgecc_actors::registry::ContactCenter::start(
-        config,
-        Rc::new(SimPbxPort { addr: sim.clone() }),
-        port,
-        clock.clone(),
-    )
-    .map_err(|errors| format!("demo config: {}", errors[0]))?;
-    sim.do_send(ConnectEvents(registry.clone().recipient()));
-    let _http = match http_config {
-        Some(http_config) => {
-            // The human's phone rings until the desktop accepts or rejects.
-            sim.do_send(SetPhoneProfile {
-                endpoint: Some(format!("sim/{DEMO_HUMAN_EXTENSION}")),
-                profile: PhoneProfile {
-                    answer_p: 0.0,
-                    reject_p: 0.0,
-                    answer_ms: (0, 0),
-                    reject_ms: 0,
-                },
-            });
-            let running = crate::daemon::Running {
-                registry: registry.clone(),
-                sync: Some(sync.clone()),
-                sim: Some(sim.clone()),
-                ari: None,
-            };
-            let handle = crate::http::start(&http_config, &running, storage.clone(), None)
-                .await
-                .map_err(|e| format!("--http: {e}"))?;
-            println!(
-                "web UI: http://{0}/  (agent desktop: {1} / {2}; wallboard http://{0}/wallboard: {3} / {4})",
-                handle.local_addr, DEMO_HUMAN.0, DEMO_HUMAN.1, DEMO_SUPERVISOR.0, DEMO_SUPERVISOR.1
-            );
-            Some(handle)
-        }
-        None => None,
-    };
+    if args.http.is_some() {
+        // The human's phone rings until the desktop accepts or rejects.
+        sim.do_send(SetPhoneProfile {
+            endpoint: Some(format!("sim/{DEMO_HUMAN_EXTENSION}")),
+            profile: PhoneProfile {
+                answer_p: 0.0,
+                reject_p: 0.0,
+                answer_ms: (0, 0),
+                reject_ms: 0,
+            },
+        });
+    }
+
+    // The system, assembled as `edgecc run` assembles it.
+    let clock = TokioClock::shared(crate::clock::now_ms());
+    let mut parts = SystemParts::new(config, storage)
+        .with_pbx(PbxAdapter::Sim(sim.clone()))
+        .with_clock(clock.clone())
+        .with_sync_seed(args.seed);
+    if args.http.is_some() {
+        parts = parts.serve_http(None);
+    }
+    let system = parts.start().await.map_err(|e| format!("demo: {e}"))?;
+    let registry = system.running.registry.clone();
+    let sync = system
+        .running
+        .sync
+        .clone()
+        .ok_or("demo: the webhook CRM has no sync worker")?;
+    if let Some(handle) = &system.http {
+        println!(
+            "web UI: http://{0}/  (agent desktop: {1} / {2}; wallboard http://{0}/wallboard: {3} / {4})",
+            handle.local_addr, DEMO_HUMAN.0, DEMO_HUMAN.1, DEMO_SUPERVISOR.0, DEMO_SUPERVISOR.1
+        );
+    }
     let keeper = AgentKeeper {
         registry: registry.clone(),
     }
@@ -649,31 +629,50 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
     if let Some(e) = emulator {
         e.stop().await;
     }
-    drop(storage);
+    system.shutdown().await;
     Ok(summary)
 }
 
-/// The daemon config `demo --http` serves: the demo's contact center, the
-/// listener, a human agent and a supervisor.
-fn demo_http_config(addr: &str, cc: &ContactCenterConfig) -> Result<crate::config::Config, String> {
+/// The daemon config the demo runs: its contact center; the webhook CRM
+/// (the built-in emulator or `--crm-url`) with quick retries, so the
+/// backlog drains soon after the outage; with `--http`, the listener, a
+/// human agent and a supervisor, and without it no HTTP at all.
+fn demo_daemon_config(
+    cc: &ContactCenterConfig,
+    webhook: WebhookConfig,
+    http: Option<&str>,
+) -> Result<Config, String> {
+    let mut config = Config {
+        site_id: cc.site_id.clone(),
+        contact_center: cc.clone(),
+        crm: CrmSettings {
+            adapter: CrmAdapterConfig::Webhook(webhook),
+            sync: SyncConfig {
+                breaker_probe_interval_ms: 1_000,
+                backoff_cap_ms: 5_000,
+                ..SyncConfig::default()
+            },
+        },
+        http: HttpConfig {
+            listen: None,
+            ..HttpConfig::default()
+        },
+        ..Config::default()
+    };
+    let Some(addr) = http else {
+        return Ok(config);
+    };
     if addr.parse::<std::net::SocketAddr>().is_err() {
         return Err(format!(
             "--http: {addr:?} is not an address:port such as 127.0.0.1:8080"
         ));
     }
-    let mut config = crate::config::Config::default();
     config.http.listen = Some(addr.to_string());
-    config.contact_center = cc.clone();
-    config.site_id = cc.site_id.clone();
     for (id, password, role) in [
-        (DEMO_HUMAN.0, DEMO_HUMAN.1, crate::config::Role::Agent),
-        (
-            DEMO_SUPERVISOR.0,
-            DEMO_SUPERVISOR.1,
-            crate::config::Role::Supervisor,
-        ),
+        (DEMO_HUMAN.0, DEMO_HUMAN.1, Role::Agent),
+        (DEMO_SUPERVISOR.0, DEMO_SUPERVISOR.1, Role::Supervisor),
     ] {
-        config.users.push(crate::config::UserConfig {
+        config.users.push(UserConfig {
             id: id.to_string(),
             role,
             password_hash: crate::http::hash_password(password)?,

@@ -3,30 +3,41 @@
 //!
 //! # Layout
 //!
-//! - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
-//!   PBX port for a real Asterisk.
-//! - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket) for tests.
-//! - [`cli`] — the `edgecc` command line and its dispatch.
-//! - [`config`] — the TOML config: raw parse, validation, resolved [`config::Config`].
-//! - [`paths`] — where the data directory and the admin socket are.
-//! - [`daemon`] — `edgecc run`: start-up order, signals, shutdown.
-//! - [`admin`] — the local admin interface (unix socket + `--offline`)
-//!   behind `edgecc outbox …`.
-//! - [`crm`] — CRM adapters (webhook, ServiceNow), the sync worker that
-//!   drains the outbox into them, and the CRM emulator.
-//! - [`outbox_port`] — the actors' outbox port backed by the sled outbox.
-//! - [`http`] — the agent, supervisor and admin API, the WebSocket event
-//!   stream, `/metrics`, `/healthz`, `/readyz` and the web UI.
-//! - [`install`] — `edgecc check-config`, `backup` and `restore`.
-//! - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
-//! - [`clock`] — wall-clock time, read in one place.
-//! - [`memory`] — process-wide allocator settings (glibc's mmap threshold).
-//! - [`logging`] — `tracing` set-up (journald under systemd).
-//! - [`systemd`] — `READY=1`, the health-checked watchdog, `STATUS=` lines.
-//! - [`pbx_gate`] — every PBX event passes here: link state, and no new
-//!   calls once shutdown began.
+//! Layers, lowest first; a module imports only from its own layer or
+//! below (`scripts/module-graph.sh` prints the graph and checks it).
+//!
+//! 0. Base
+//!    - [`clock`] — wall-clock time, read in one place.
+//!    - [`memory`] — process-wide allocator settings (glibc's mmap threshold).
+//! 1. Ports to the outside world, each owning its config section
+//!    - [`pbx`] — the PBX side: `[pbx]`, the adapter choice (simulated or
+//!      ARI), and [`pbx::gate`], which every PBX event passes.
+//!    - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
+//!      PBX port for a real Asterisk.
+//!    - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket) for tests.
+//!    - [`crm`] — CRM adapters (webhook, ServiceNow), the sync worker that
+//!      drains the outbox into them, and the CRM emulator.
+//!    - [`outbox_port`] — the actors' outbox port backed by the sled outbox.
+//!    - `http::config` — `[http]` and `[[users]]`.
+//! 2. [`config`] — the TOML file: raw parse, every section resolved and
+//!    validated into [`config::Config`]; credentials, redaction.
+//! 3. Services on top of the ports
+//!    - [`http`] — the agent, supervisor and admin API, the WebSocket event
+//!      stream, `/metrics`, `/healthz`, `/readyz` and the web UI.
+//!    - [`ops`] — operations: `check-config`, `backup`, `restore`
+//!      ([`ops::install`]); the admin socket ([`ops::admin`]); systemd
+//!      ([`ops::systemd`]); logging ([`ops::logging`]); where files are
+//!      ([`ops::paths`]).
+//!    - [`system::storage`] — the data directory: options, opening, and
+//!      the catalogue of state trees; [`system::running`] — the handles of
+//!      a started system.
+//! 4. [`system`] — the composition root: the only place the system is
+//!    assembled ([`system::SystemParts`] → [`system::System`]).
+//! 5. Commands
+//!    - [`daemon`] — `edgecc run`: signals, reload, systemd, shutdown.
+//!    - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
+//! 6. [`cli`] — the `edgecc` command line and its dispatch (and `main.rs`).
 
-pub mod admin;
 pub mod ari;
 pub mod ari_emulator;
 pub mod cli;
@@ -36,10 +47,8 @@ pub mod crm;
 pub mod daemon;
 pub mod demo;
 pub mod http;
-pub mod install;
-pub mod logging;
 pub mod memory;
+pub mod ops;
 pub mod outbox_port;
-pub mod paths;
-pub mod pbx_gate;
-pub mod systemd;
+pub mod pbx;
+pub mod system;

@@ -287,7 +287,7 @@ fn check_config_probe_logs_in() {
     }
 }
 
-/// The daemon wired with `[pbx] kind = "ari"` (`daemon::start_system`, as
+/// The daemon wired with `[pbx] kind = "ari"` (`system::SystemParts`, as
 /// `edgecc run` does) over its HTTP API: an agent goes Ready on the API,
 /// a call through the emulator is offered to its phone and connected,
 /// the agent holds and hangs up from the API, and Asterisk is left clean.
@@ -298,7 +298,7 @@ async fn daemon_runs_on_ari_over_http() {
     let emu = AriEmulator::start(AriEmulatorConfig::default()).unwrap();
     emu.set_endpoint(A1, B::AnswerAfter { ring_ms: 100 });
     let mut config = crate::util::http_config(3_600_000, 3_600_000);
-    config.pbx = edgecc::config::PbxKind::Ari(Box::new(settings(&emu)));
+    config.pbx = edgecc::pbx::PbxKind::Ari(Box::new(settings(&emu)));
     config.contact_center.agents[0].endpoint = Some(A1.into());
     let t = crate::util::HttpTest::start(config).await;
     assert!(t.running.sim.is_none());

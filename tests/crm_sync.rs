@@ -48,7 +48,9 @@ async fn rig(request_timeout_ms: u64) -> Rig {
     })
     .unwrap();
     let clock = TokioClock::shared(edgecc::clock::now_ms());
-    let links = storage.state("crm_links").unwrap();
+    let links = edgecc::system::storage::Tree::CrmLinks
+        .open(&storage)
+        .unwrap();
     let sync = SyncWorker::new(
         storage.outbox(),
         Rc::new(adapter),

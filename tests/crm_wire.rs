@@ -13,6 +13,7 @@ use edgecc::crm::servicenow::{
 };
 use edgecc::crm::webhook::{verify_signature, WebhookAdapter, WebhookConfig};
 use edgecc::crm::{wire, CrmAdapter, Outcome};
+use edgecc::system::storage::Tree;
 use edgecc_storage::{Record, RecordKind, Storage, StorageConfig};
 
 /// Client timeouts in these tests: loopback answers in well under this.
@@ -434,7 +435,7 @@ async fn servicenow_import_set_upserts() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
     let config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
-    let adapter = ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
     let create = record(
         1,
         "c-1",
@@ -494,7 +495,7 @@ async fn servicenow_answer_classes() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
     let config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
-    let adapter = ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
     let r = || record(1, "c-1", RecordKind::WorkItemCreate, r#"{"note":"poison"}"#);
 
     em.set_mode(Mode::Failure {
@@ -569,7 +570,7 @@ async fn servicenow_oauth_refresh_on_401() {
     config.auth = ServiceNowAuth::OauthPassword;
     config.oauth_client_id = Some("cid".into());
     config.oauth_client_secret_file = Some(secret_file(&dir, "cs", b"csecret"));
-    let state = storage.state("crm_sys_ids").unwrap();
+    let state = Tree::CrmSysIds.open(&storage).unwrap();
     let adapter = ServiceNowAdapter::new(&config, state.clone()).unwrap();
     for seq in 1..=2 {
         let r = record(seq, "c-1", RecordKind::PhoneLogCreate, "{}");
@@ -619,7 +620,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
     let sys_id = {
         let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
         let adapter =
-            ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+            ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
         assert!(matches!(
             one(&adapter, create.clone()).await,
             Outcome::Delivered { .. }
@@ -635,7 +636,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
     // Another box (empty map) replays the create: found by lookup, not posted.
     let other = tempfile::tempdir().unwrap();
     let storage = Storage::open(other.path().join("data"), StorageConfig::default()).unwrap();
-    let adapter = ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
     match one(&adapter, create.clone()).await {
         Outcome::Delivered { link: Some(link) } => assert!(link.contains(&sys_id)),
         other => panic!("{other:?}"),
@@ -653,7 +654,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
 
     // The first box restarts: the stored sys_id drives a single PATCH.
     let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let adapter = ServiceNowAdapter::new(&config, storage.state("crm_sys_ids").unwrap()).unwrap();
+    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
     let before = em.stats().requests;
     let update = record(
         2,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::util::{HttpTest, HTTP_TEST_PASSWORD};
+use edgecc::system::storage::Tree;
 
 /// Long token lifetime and desktop grace for tests that are not about them.
 const LONG_MS: u64 = 3_600_000;
@@ -322,7 +323,7 @@ async fn http_agent_call_controls_and_ownership() {
 
     let (s, v) = t.call("POST", &path("sticky"), Some(&ann), None).await;
     assert_eq!(s, 200, "{v}");
-    let sticky = t.storage.state("sticky_customers").unwrap();
+    let sticky = Tree::StickyCustomers.open(&t.storage).unwrap();
     assert_eq!(
         sticky.get(b"+15551234567").unwrap().as_deref(),
         Some(&b"ann"[..])

@@ -94,11 +94,12 @@ async fn http_tls_bad_certificate_path_is_named() {
     let mut config = crate::util::http_config(3_600_000, 3_600_000);
     config.http.tls_cert_file = Some(dir.path().join("missing.pem"));
     config.http.tls_key_file = Some(fixture("key.pem"));
-    let storage = edgecc::daemon::open_storage(&config, &dir.path().join("data")).expect("storage");
-    let running = edgecc::daemon::start_system(&config, &storage).expect("system");
-    let err = match edgecc::http::start(&config, &running, storage, None).await {
+    let storage =
+        edgecc::system::storage::open_storage(&config, &dir.path().join("data")).expect("storage");
+    let parts = edgecc::system::SystemParts::new(config, storage).serve_http(None);
+    let err = match parts.start().await {
         Ok(_) => panic!("start must fail with a missing certificate"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     assert!(
         err.contains("http.tls_cert_file") && err.contains("missing.pem"),

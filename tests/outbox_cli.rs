@@ -215,7 +215,7 @@ fn list_is_capped_and_pages_on() {
         json(&o)["records"].as_array().cloned().unwrap_or_default()
     };
     let first = list(0);
-    assert_eq!(first.len(), edgecc::admin::LIST_LIMIT_MAX);
+    assert_eq!(first.len(), edgecc::ops::admin::LIST_LIMIT_MAX);
     let next = first.last().unwrap()["seq"].as_u64().unwrap() + 1;
-    assert_eq!(list(next).len(), 1_200 - edgecc::admin::LIST_LIMIT_MAX);
+    assert_eq!(list(next).len(), 1_200 - edgecc::ops::admin::LIST_LIMIT_MAX);
 }

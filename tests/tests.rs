@@ -21,6 +21,7 @@ mod http_api;
 mod http_tls;
 mod http_ws;
 mod journald_logs;
+mod module_graph;
 mod outbox_cli;
 mod systemd_notify;
 mod systemd_unit;

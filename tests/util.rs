@@ -201,12 +201,13 @@ password_hash = "{hash}"
 }
 
 /// The whole system plus the HTTP server, on a temporary data directory,
-/// inside the current actix system.
+/// inside the current actix system, assembled as `edgecc run` assembles it
+/// ([`edgecc::system::SystemParts`]) without the admin socket.
 pub struct HttpTest {
     /// The HTTP server.
     pub http: edgecc::http::HttpHandle,
     /// The actors (registry, simulated PBX).
-    pub running: edgecc::daemon::Running,
+    pub running: edgecc::system::Running,
     /// The storage.
     pub storage: edgecc_storage::Storage,
     /// Keeps the data directory alive.
@@ -219,14 +220,21 @@ impl HttpTest {
     /// Starts everything with `config`.
     pub async fn start(config: edgecc::config::Config) -> HttpTest {
         let dir = tempfile::tempdir().expect("tempdir");
-        let storage =
-            edgecc::daemon::open_storage(&config, &dir.path().join("data")).expect("storage");
-        let running = edgecc::daemon::start_system(&config, &storage).expect("system");
+        let storage = edgecc::system::storage::open_storage(&config, &dir.path().join("data"))
+            .expect("storage");
         let reload: edgecc::http::ReloadHook =
             std::rc::Rc::new(|| Err("test: refused".to_string()));
-        let http = edgecc::http::start(&config, &running, storage.clone(), Some(reload))
+        let edgecc::system::System {
+            running,
+            storage,
+            http,
+            ..
+        } = edgecc::system::SystemParts::new(config, storage)
+            .serve_http(Some(reload))
+            .start()
             .await
-            .expect("http");
+            .expect("system");
+        let http = http.expect("http");
         let base = format!("http://{}", http.local_addr);
         HttpTest {
             http,

@@ -13,11 +13,11 @@ use serde_json::json;
 use tracing::info;
 
 use super::auth::{bearer, Caller};
+use super::config::Role;
 use super::error::{ApiError, ApiJson};
 use super::views;
 use super::AppState;
-use crate::admin::AdminRequest;
-use crate::config::Role;
+use crate::ops::admin::AdminRequest;
 
 /// Longest id (agent, queue, call, reason code) accepted in a path or body.
 pub const ID_LEN_MAX: usize = 128;
@@ -516,7 +516,8 @@ async fn admin(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
     let answer =
-        crate::admin::ops::execute(&state.storage, &request, crate::clock::now_ms()).await?;
+        crate::ops::admin::requests::execute(&state.storage, &request, crate::clock::now_ms())
+            .await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 

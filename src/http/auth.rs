@@ -15,9 +15,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde::Serialize;
 
+use super::config::{Role, UserConfig};
 use super::error::ApiError;
 use super::AppState;
-use crate::config::{Role, UserConfig};
 
 /// Most live sessions at once; beyond it expired ones are purged, then new
 /// logins are refused (503) rather than growing memory.

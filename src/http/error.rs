@@ -99,8 +99,8 @@ impl From<CcError> for ApiError {
     }
 }
 
-impl From<crate::admin::AdminError> for ApiError {
-    fn from(e: crate::admin::AdminError) -> Self {
+impl From<crate::ops::admin::AdminError> for ApiError {
+    fn from(e: crate::ops::admin::AdminError) -> Self {
         let status = match e.error.as_str() {
             "not_found" => StatusCode::NOT_FOUND,
             "bad_request" => StatusCode::BAD_REQUEST,

@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
@@ -44,9 +45,11 @@ use edgecc_actors::registry::{Registry, Snapshot, Subscribe};
 use edgecc_storage::{StateTree, Storage};
 use tracing::info;
 
-use crate::config::{Config, HttpConfig};
+use crate::config::Config;
 use crate::crm::sync::SyncWorker;
-use crate::daemon::{Running, STATE_CRM_LINKS};
+use crate::system::running::Running;
+use crate::system::storage::Tree;
+use config::HttpConfig;
 
 /// Worker threads of the HTTP server: a desktop API is light; two keep one
 /// slow request from stalling everyone.
@@ -184,7 +187,7 @@ pub async fn start(
     let tls = tls_config(&http)?;
     let tree = |name: &str| storage.state(name).map_err(|e| format!("storage: {e}"));
     let crm_links = match running.sync {
-        Some(_) => Some(tree(STATE_CRM_LINKS)?),
+        Some(_) => Some(tree(Tree::CrmLinks.name())?),
         None => None,
     };
     let shared = hub::Hub::shared();

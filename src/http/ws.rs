@@ -26,10 +26,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
 use super::auth::{Caller, Session as AuthSession};
+use super::config::Role;
 use super::error::ApiError;
 use super::hub::{Broadcast, HubShared};
 use super::{views, AppState};
-use crate::config::Role;
 
 /// How long a connection may take to send its token.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -4,7 +4,7 @@
 //! cannot open the outbox itself. Instead it sends one [`AdminRequest`] as a
 //! JSON line over the daemon's unix socket ([`server`]) and reads one JSON
 //! line back ([`client`]). With `--offline` the CLI runs the very same
-//! [`ops::execute`] on the data directory directly. One mechanism, two
+//! [`requests::execute`] on the data directory directly. One mechanism, two
 //! transports: the answers are identical by construction.
 //!
 //! ```text
@@ -17,7 +17,7 @@
 //! directory (see [`server`]).
 
 pub mod client;
-pub mod ops;
+pub mod requests;
 pub mod server;
 
 use serde::{Deserialize, Serialize};

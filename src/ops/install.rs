@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use edgecc_storage::backup as storage_backup;
 use edgecc_storage::BackupSummary;
 
-use crate::cli::{BackupArgs, Cli, RestoreArgs};
+use super::admin;
 use crate::config::Config;
 use crate::crm::webhook::SECRET_FILE_BYTES_MAX;
-use crate::{admin, daemon, paths};
+use crate::system::storage::{open_storage, storage_config};
 
 /// `edgecc check-config FILE`: exit 0 and the redacted configuration, or
 /// an error naming the file and the key.
@@ -82,9 +82,15 @@ fn partial_path(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `edgecc backup FILE [--offline]`.
-pub fn backup(cli: &Cli, args: &BackupArgs, config: &Config) -> Result<(), String> {
-    let file = &args.file;
+/// `edgecc backup FILE [--offline]`: through the daemon at `socket`, or
+/// (`offline`) from `data_dir` directly.
+pub fn backup(
+    file: &Path,
+    offline: bool,
+    data_dir: &Path,
+    socket: &Path,
+    config: &Config,
+) -> Result<(), String> {
     if file.exists() {
         return Err(format!("{} exists: choose a new file name", file.display()));
     }
@@ -96,12 +102,10 @@ pub fn backup(cli: &Cli, args: &BackupArgs, config: &Config) -> Result<(), Strin
         .open(&partial)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let result = (|| {
-        let summary = if args.offline {
-            let data_dir = paths::data_dir(cli.data_dir.as_deref(), config);
-            backup_offline(&data_dir, config, &out)?
+        let summary = if offline {
+            backup_offline(data_dir, config, &out)?
         } else {
-            let socket = paths::admin_socket(cli.admin_socket.as_deref(), config);
-            let summary = admin::client::backup(&socket, &mut out).map_err(|e| e.message)?;
+            let summary = admin::client::backup(socket, &mut out).map_err(|e| e.message)?;
             out.sync_all()
                 .map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
             summary
@@ -151,7 +155,7 @@ fn backup_offline(data_dir: &Path, config: &Config, out: &File) -> Result<Backup
         .map_err(|e| format!("runtime: {e}"))?;
     let handle = out.try_clone().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let storage = daemon::open_storage(config, data_dir).map_err(|e| e.to_string())?;
+        let storage = open_storage(config, data_dir).map_err(|e| e.to_string())?;
         storage
             .backup(handle, crate::clock::now_ms())
             .await
@@ -159,11 +163,16 @@ fn backup_offline(data_dir: &Path, config: &Config, out: &File) -> Result<Backup
     })
 }
 
-/// `edgecc restore FILE [--force]`.
-pub fn restore(cli: &Cli, args: &RestoreArgs, config: &Config) -> Result<(), String> {
-    let data_dir = paths::data_dir(cli.data_dir.as_deref(), config);
-    let socket = paths::admin_socket(cli.admin_socket.as_deref(), config);
-    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+/// `edgecc restore FILE [--force]` into `data_dir`, refused while a daemon
+/// answers at `socket`.
+pub fn restore(
+    file: &Path,
+    force: bool,
+    data_dir: &Path,
+    socket: &Path,
+    config: &Config,
+) -> Result<(), String> {
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
         return Err(format!(
             "the daemon is running (it answers at {}): stop it first (systemctl stop edgecc)",
             socket.display()
@@ -171,24 +180,19 @@ pub fn restore(cli: &Cli, args: &RestoreArgs, config: &Config) -> Result<(), Str
     }
     // Whoever owns the directory (or, for a new one, its parent) owns the
     // restored files: the service user under systemd.
-    let owner = owner_of(&data_dir).or_else(|| data_dir.parent().and_then(owner_of));
-    let done = storage_backup::restore(
-        &data_dir,
-        &args.file,
-        daemon::storage_config(config),
-        args.force,
-    )
-    .map_err(|e| e.to_string())?;
+    let owner = owner_of(data_dir).or_else(|| data_dir.parent().and_then(owner_of));
+    let done = storage_backup::restore(data_dir, file, storage_config(config), force)
+        .map_err(|e| e.to_string())?;
     if let Some((uid, gid)) = owner {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 && uid != 0 {
-            chown_tree(&data_dir, uid, gid)
+            chown_tree(data_dir, uid, gid)
                 .map_err(|e| format!("restored, but cannot hand the files to uid {uid}: {e}"))?;
         }
     }
     println!(
         "restored {} into {}: {} outbox records, {} dead letters, {} state entries",
-        args.file.display(),
+        file.display(),
         data_dir.display(),
         done.depth,
         done.dead_letters,

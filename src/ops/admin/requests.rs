@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::{AdminError, AdminRequest, LIST_LIMIT_MAX};
 use crate::config::Config;
+use crate::system::storage::{open_storage, OpenError};
 
 /// A pending record as the CLI and API show it.
 #[derive(Debug, Serialize)]
@@ -140,8 +141,8 @@ pub fn execute_offline(
         .build()
         .map_err(|e| AdminError::new("unavailable", format!("runtime: {e}")))?;
     runtime.block_on(async {
-        let storage = crate::daemon::open_storage(config, data_dir).map_err(|e| match e {
-            crate::daemon::DaemonError::Storage {
+        let storage = open_storage(config, data_dir).map_err(|e| match e {
+            OpenError {
                 source: StorageError::Locked { .. },
                 ..
             } => AdminError::new(

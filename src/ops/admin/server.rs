@@ -1,5 +1,5 @@
 //! The daemon side of the admin socket: accept, read one JSON line, run it
-//! through [`super::ops::execute`], answer one JSON line.
+//! through [`super::requests::execute`], answer one JSON line.
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use super::{ops, AdminError, AdminRequest, AdminResponse, REQUEST_BYTES_MAX};
+use super::{requests, AdminError, AdminRequest, AdminResponse, REQUEST_BYTES_MAX};
 
 /// Most admin connections served at once; more wait in the listen backlog.
 pub const ADMIN_CONNECTIONS_MAX: usize = 16;
@@ -117,7 +117,7 @@ async fn serve_one(stream: UnixStream, storage: &Storage) -> std::io::Result<()>
             }
             Ok(request) => {
                 info!(request = ?request, "Admin request.");
-                match ops::execute(storage, &request, crate::clock::now_ms()).await {
+                match requests::execute(storage, &request, crate::clock::now_ms()).await {
                     Ok(ok) => AdminResponse::Ok { ok },
                     Err(e) => AdminResponse::Err(e),
                 }

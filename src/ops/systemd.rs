@@ -31,16 +31,13 @@ use sd_notify::NotifyState;
 use tracing::{debug, error, info, warn};
 
 use crate::crm::sync::{GetSyncStatus, SyncWorker};
-use crate::pbx_gate::{GetGateStatus, PbxGate};
+use crate::pbx::gate::{GetGateStatus, PbxGate};
 
 /// How often status lines are refreshed when systemd runs no watchdog.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest a ping may take, whatever the watchdog interval: an actor that
 /// does not answer a snapshot within this is wedged, not slow.
 pub const PING_TIMEOUT_MAX: Duration = Duration::from_secs(5);
-/// State tree the health check writes to (one key), proving the storage
-/// writer commits.
-pub const STATE_WATCHDOG: &str = "watchdog";
 
 /// Whether systemd listens (`$NOTIFY_SOCKET` is set).
 pub fn enabled() -> bool {
@@ -91,7 +88,8 @@ pub struct HealthTargets {
     pub sync: Option<Addr<SyncWorker>>,
     /// The outbox (depth, dead letters).
     pub outbox: Outbox,
-    /// The tree the probe writes to.
+    /// The tree the probe writes to
+    /// ([`crate::system::storage::Tree::WatchdogProbe`]).
     pub probe: StateTree,
 }
 

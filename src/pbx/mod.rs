@@ -1,0 +1,102 @@
+//! The PBX side of the daemon: which PBX edgecc drives (`[pbx]`), the
+//! adapter built for it, and the [`gate`] every PBX event passes through.
+//!
+//! - this file — [`RawPbx`] and [`PbxKind`]: the `[pbx]` section as
+//!   written and as resolved; [`PbxAdapter`]: the simulated PBX or the ARI
+//!   adapter, built and not yet connected, as the composition root
+//!   (`crate::system`) takes it.
+//! - [`gate`] — [`gate::PbxGate`]: link state, and no new calls once
+//!   shutdown began.
+//!
+//! The ARI adapter itself is [`crate::ari`]; the simulated PBX is the
+//! actors crate's `sim`.
+
+pub mod gate;
+
+use std::rc::Rc;
+
+use actix::prelude::*;
+use edgecc_actors::ports::SharedPbx;
+use edgecc_actors::sim::{ConnectEvents, SimPbx, SimPbxPort};
+use edgecc_actors::PbxEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::ari::{AriConfig, AriPbx, AriSettings};
+
+/// `[pbx]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPbx {
+    /// `sim` (the built-in simulated PBX) or `ari` (Asterisk, `[pbx.ari]`).
+    pub kind: Option<String>,
+    /// `[pbx.ari]`: the Asterisk REST Interface.
+    pub ari: Option<AriConfig>,
+}
+
+/// Which PBX edgecc drives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PbxKind {
+    /// The built-in simulated PBX.
+    Sim,
+    /// Asterisk over ARI.
+    Ari(Box<AriSettings>),
+}
+
+/// The second stage of `[pbx]`: the kind and its table must agree.
+/// Errors are (dotted key, message).
+pub fn resolve(raw: &RawPbx) -> Result<PbxKind, (String, String)> {
+    let err = |key: &str, message: &str| Err((key.to_string(), message.to_string()));
+    match (raw.kind.as_deref(), &raw.ari) {
+        (None | Some("sim"), None) => Ok(PbxKind::Sim),
+        (None | Some("sim"), Some(_)) => {
+            err("pbx.ari", "is only used with kind = \"ari\" in [pbx]")
+        }
+        (Some("ari"), Some(ari)) => Ok(PbxKind::Ari(Box::new(crate::ari::settings::resolve(ari)?))),
+        (Some("ari"), None) => err("pbx.kind", "kind = \"ari\" needs a [pbx.ari] table"),
+        (Some(other), _) => Err((
+            "pbx.kind".to_string(),
+            format!("{other:?} is not a PBX adapter: use \"sim\" or \"ari\""),
+        )),
+    }
+}
+
+/// The PBX the system drives, built but not yet connected to the gate.
+pub enum PbxAdapter {
+    /// The in-process simulated PBX (the demo scripts its phones first).
+    Sim(Addr<SimPbx>),
+    /// Asterisk over ARI; its link starts once its events have a place to go.
+    Ari(AriPbx),
+}
+
+impl PbxAdapter {
+    /// The adapter `kind` names, with its settings; the simulated PBX is
+    /// started on the current actix system, seeded with `seed`.
+    pub fn from_kind(kind: &PbxKind, seed: u64) -> Result<PbxAdapter, String> {
+        Ok(match kind {
+            PbxKind::Sim => PbxAdapter::Sim(SimPbx::new(seed).start()),
+            PbxKind::Ari(settings) => PbxAdapter::Ari(AriPbx::new((**settings).clone())?),
+        })
+    }
+
+    /// The actors' PBX port over this adapter.
+    pub fn port(&self) -> SharedPbx {
+        match self {
+            PbxAdapter::Sim(sim) => Rc::new(SimPbxPort { addr: sim.clone() }),
+            PbxAdapter::Ari(ari) => Rc::new(ari.clone()),
+        }
+    }
+
+    /// Sends the adapter's events (and its link state) to `events`, and
+    /// starts the ARI link.
+    pub fn connect(&self, events: Recipient<PbxEvent>) {
+        match self {
+            PbxAdapter::Sim(sim) => sim.do_send(ConnectEvents(events)),
+            PbxAdapter::Ari(ari) => {
+                // The link task keeps the adapter alive.
+                ari.connect_events(events);
+                ari.start();
+            }
+        }
+    }
+}

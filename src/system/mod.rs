@@ -1,0 +1,366 @@
+//! The composition root: the one place the system is assembled.
+//!
+//! `edgecc run`, `edgecc demo` and the test harnesses all build the
+//! system here, from a resolved [`Config`], an open data directory and
+//! whatever parts they inject in place of the configured ones (the demo's
+//! scripted simulated PBX, a test's clock, a CRM transport):
+//!
+//! ```text
+//! SystemParts::new(config, storage)      what to run on, and where
+//!     .with_pbx(..) .with_crm(..) .with_clock(..) .with_sync_seed(..)
+//!     .serve_http(reload) .with_admin_socket(path)
+//!     .start().await  -> System           actors, ports, HTTP, admin socket
+//! System::shutdown().await                no new calls, HTTP off, records
+//!                                         flushed, socket removed, storage closed
+//! ```
+//!
+//! Start-up order, always the same: the CRM transport and the sync worker
+//! (so records leave as soon as they are written), the actors' outbox
+//! port, the PBX adapter, the contact center, the [`PbxGate`] in front of
+//! it (every PBX event passes there), then the PBX link, HTTP, and the
+//! admin socket last: once it answers, everything is up.
+//!
+//! The parts are plain values until [`SystemParts::start`], so restart
+//! recovery can build them from what the data directory holds before
+//! anything runs.
+//!
+//! # Layout
+//!
+//! - this file — [`SystemParts`], [`System`], [`SystemError`].
+//! - [`storage`] — opening the data directory with the config's options,
+//!   and [`storage::Tree`], the catalogue of state trees.
+//! - [`running`] — [`Running`], the actors' and ports' handles that HTTP
+//!   and the tests reach.
+
+pub mod running;
+pub mod storage;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use actix::prelude::*;
+use edgecc_actors::clock::SharedClock;
+use edgecc_actors::registry::{ContactCenter, Registry, Snapshot};
+use edgecc_actors::TokioClock;
+use edgecc_storage::Storage;
+use tracing::{error, info};
+
+use crate::config::{Config, CrmAdapterConfig};
+use crate::crm::servicenow::ServiceNowAdapter;
+use crate::crm::sync::SyncWorker;
+use crate::crm::webhook::WebhookAdapter;
+use crate::crm::CrmAdapter;
+use crate::http::{HttpHandle, ReloadHook};
+use crate::ops::admin::server::AdminServer;
+use crate::outbox_port::StorageOutboxPort;
+use crate::pbx::gate::{GetGateStatus, PbxGate, StopTakingCalls};
+use crate::pbx::PbxAdapter;
+pub use running::Running;
+use storage::{Tree, TreeError};
+
+/// How long shutdown waits for records the actors produced to reach the
+/// durable outbox.
+pub const SHUTDOWN_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why the system could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    /// A state tree of the data directory could not be opened.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// The CRM adapter's settings are wrong (names the key) or its secret
+    /// file cannot be read.
+    #[error("{0}")]
+    Crm(String),
+    /// The PBX adapter could not be set up (ARI client settings).
+    #[error("pbx: {0}")]
+    Pbx(String),
+    /// The contact-center configuration was refused by the actors.
+    #[error("contact center: {}", .0.join("; "))]
+    ContactCenter(Vec<String>),
+    /// The HTTP listener could not start (address in use, TLS files).
+    #[error("http: {0}")]
+    Http(String),
+    /// The admin socket could not be bound (another daemon answers on it,
+    /// or the directory is not writable).
+    #[error("cannot bind the admin socket {path}: {source}")]
+    AdminSocket {
+        /// The socket path.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// Everything the system is built from, before anything runs.
+pub struct SystemParts {
+    /// What to run: the contact center, the CRM and its sync settings, the
+    /// PBX kind, HTTP and its users.
+    config: Config,
+    /// The open data directory: the outbox and the state trees.
+    storage: Storage,
+    /// The PBX adapter to drive; `None`: the one `config.pbx` names.
+    pbx: Option<PbxAdapter>,
+    /// The CRM transport the sync worker delivers through; `None`: the
+    /// adapter `config.crm` names (or no sync worker when it names none).
+    crm: Option<Rc<dyn CrmAdapter>>,
+    /// The domain's clock; `None`: the wall clock, read once at start.
+    clock: Option<SharedClock>,
+    /// Seed of the sync worker's retry jitter (and of a simulated PBX
+    /// built from the config); `None`: the start time in ms.
+    seed: Option<u64>,
+    /// Serve HTTP on `config.http.listen`, and with which reload hook
+    /// (`POST /api/v1/admin/reload`); `None`: no HTTP.
+    http: Option<Option<ReloadHook>>,
+    /// Where to bind the admin socket; `None`: no admin socket.
+    admin_socket: Option<PathBuf>,
+}
+
+impl SystemParts {
+    /// The parts `config` names, on `storage`: its PBX, its CRM, the wall
+    /// clock; no HTTP and no admin socket until asked for.
+    pub fn new(config: Config, storage: Storage) -> SystemParts {
+        SystemParts {
+            config,
+            storage,
+            pbx: None,
+            crm: None,
+            clock: None,
+            seed: None,
+            http: None,
+            admin_socket: None,
+        }
+    }
+
+    /// Drives `pbx` instead of the adapter the config names.
+    pub fn with_pbx(mut self, pbx: PbxAdapter) -> SystemParts {
+        self.pbx = Some(pbx);
+        self
+    }
+
+    /// Delivers CRM records through `crm` instead of the adapter the
+    /// config names.
+    pub fn with_crm(mut self, crm: Rc<dyn CrmAdapter>) -> SystemParts {
+        self.crm = Some(crm);
+        self
+    }
+
+    /// Runs the actors on `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> SystemParts {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Seeds the sync worker's jitter (a reproducible demo).
+    pub fn with_sync_seed(mut self, seed: u64) -> SystemParts {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Serves HTTP on `config.http.listen` (an error at start when it is
+    /// not set), with `reload` behind `POST /api/v1/admin/reload`.
+    pub fn serve_http(mut self, reload: Option<ReloadHook>) -> SystemParts {
+        self.http = Some(reload);
+        self
+    }
+
+    /// Binds the admin socket (`edgecc outbox`, `edgecc backup`) at `path`.
+    pub fn with_admin_socket(mut self, path: &Path) -> SystemParts {
+        self.admin_socket = Some(path.to_path_buf());
+        self
+    }
+
+    /// Starts the system on the current actix system (see the module
+    /// header for the order).
+    pub async fn start(self) -> Result<System, SystemError> {
+        let SystemParts {
+            config,
+            storage,
+            pbx,
+            crm,
+            clock,
+            seed,
+            http,
+            admin_socket,
+        } = self;
+        let started_ms = crate::clock::now_ms();
+        let clock = clock.unwrap_or_else(|| TokioClock::shared(started_ms));
+        let seed = seed.unwrap_or(started_ms);
+        let outbox = storage.outbox();
+        let crm = match crm {
+            Some(crm) => Some(crm),
+            None => crm_from_config(&config.crm.adapter, &storage)?,
+        };
+        let sync = match crm {
+            Some(adapter) => Some(
+                SyncWorker::new(
+                    outbox.clone(),
+                    adapter,
+                    clock.clone(),
+                    config.crm.sync.clone(),
+                    Some(Tree::CrmLinks.open(&storage)?),
+                    seed,
+                )
+                .start(),
+            ),
+            None => None,
+        };
+        let port = StorageOutboxPort::new(outbox, sync.clone().map(Addr::recipient));
+        let pbx = match pbx {
+            Some(pbx) => pbx,
+            None => PbxAdapter::from_kind(&config.pbx, seed).map_err(SystemError::Pbx)?,
+        };
+        let registry = ContactCenter::start(
+            config.contact_center.clone(),
+            pbx.port(),
+            Rc::new(port),
+            clock,
+        )
+        .map_err(|errors| {
+            SystemError::ContactCenter(errors.iter().map(ToString::to_string).collect())
+        })?;
+        // Every PBX event passes through the gate (link state, shutdown
+        // drain); the adapter reports its link state there too.
+        let gate = PbxGate::new(registry.clone().recipient()).start();
+        pbx.connect(gate.clone().recipient());
+        let (sim, ari) = match pbx {
+            PbxAdapter::Sim(sim) => (Some(sim), None),
+            PbxAdapter::Ari(ari) => (None, Some(ari)),
+        };
+        let running = Running {
+            registry,
+            sync,
+            sim,
+            ari,
+            gate,
+        };
+        let http = match http {
+            Some(reload) => Some(
+                crate::http::start(&config, &running, storage.clone(), reload)
+                    .await
+                    .map_err(SystemError::Http)?,
+            ),
+            None => None,
+        };
+        let admin = match admin_socket {
+            Some(path) => {
+                let server =
+                    AdminServer::bind(&path).map_err(|source| SystemError::AdminSocket {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                let path = server.path().to_path_buf();
+                let task = actix_rt::spawn(server.serve(storage.clone()));
+                Some(AdminSocket { path, task })
+            }
+            None => None,
+        };
+        Ok(System {
+            running,
+            storage,
+            http,
+            admin,
+        })
+    }
+}
+
+/// The CRM adapter `adapter` names (`None` for `kind = "none"`).
+fn crm_from_config(
+    adapter: &CrmAdapterConfig,
+    storage: &Storage,
+) -> Result<Option<Rc<dyn CrmAdapter>>, SystemError> {
+    Ok(match adapter {
+        CrmAdapterConfig::None => None,
+        CrmAdapterConfig::Webhook(w) => {
+            Some(Rc::new(WebhookAdapter::new(w).map_err(SystemError::Crm)?))
+        }
+        CrmAdapterConfig::Servicenow(s) => Some(Rc::new(
+            ServiceNowAdapter::new(s, Tree::CrmSysIds.open(storage)?).map_err(SystemError::Crm)?,
+        )),
+    })
+}
+
+/// The bound admin socket and the task serving it.
+struct AdminSocket {
+    /// The socket file, removed on shutdown.
+    path: PathBuf,
+    /// Serves requests until aborted.
+    task: actix_rt::task::JoinHandle<()>,
+}
+
+/// A started system.
+pub struct System {
+    /// The actors' and ports' handles.
+    pub running: Running,
+    /// The data directory; closed (its writer committing what it holds)
+    /// when the last handle goes.
+    pub storage: Storage,
+    /// The HTTP server, when [`SystemParts::serve_http`] asked for one.
+    pub http: Option<HttpHandle>,
+    /// The admin socket, when one was bound.
+    admin: Option<AdminSocket>,
+}
+
+impl System {
+    /// The admin socket's path, when one is bound.
+    pub fn admin_socket(&self) -> Option<&Path> {
+        self.admin.as_ref().map(|a| a.path.as_path())
+    }
+
+    /// Stops in order: no new calls (calls that are up stay up at the PBX,
+    /// which carries the media), HTTP off, every record the actors made
+    /// into the outbox (bounded by [`SHUTDOWN_FLUSH_WAIT`]), the admin
+    /// socket removed, then the actors and the storage dropped.
+    pub async fn shutdown(self) {
+        let System {
+            running,
+            storage,
+            http,
+            admin,
+        } = self;
+        let _ = running.gate.send(StopTakingCalls).await;
+        if let Some(ari) = &running.ari {
+            ari.stop_taking_calls();
+        }
+        if let Some(h) = &http {
+            h.stop().await;
+        }
+        flush_actor_records(&running.registry).await;
+        if let Ok(s) = running.gate.send(GetGateStatus).await {
+            info!(
+                calls_not_taken = s.calls_not_taken,
+                "Calls no longer taken while stopping."
+            );
+        }
+        if let Some(admin) = admin {
+            admin.task.abort();
+            AdminServer::remove_socket(&admin.path);
+        }
+        drop(running);
+        drop(storage);
+    }
+}
+
+/// Waits (bounded) until every record the actors produced is durable in the
+/// outbox, so a clean stop never leaves one only in memory.
+pub async fn flush_actor_records(registry: &Addr<Registry>) {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH_WAIT;
+    loop {
+        let pending = registry
+            .send(Snapshot { with_queues: false })
+            .await
+            .map(|s| s.outbox.records_pending)
+            .unwrap_or(0);
+        if pending == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            error!(
+                pending,
+                "Shutdown: records not yet in the outbox after the wait."
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -9,6 +9,7 @@ mod known_errors;
 mod model;
 mod ordering;
 mod power_cut;
+mod power_cut_fs;
 mod powercut_fs;
 mod recovery;
 mod space;

@@ -178,11 +178,23 @@ impl Mount {
     /// process still has a file open there: kill and reap it first) and
     /// leaves the backing directory holding exactly the durable tree.
     pub fn cut(mut self) -> io::Result<CutSummary> {
-        self.cut_inner()
+        self.cut_inner(false)
     }
 
-    fn cut_inner(&mut self) -> io::Result<CutSummary> {
+    /// A clean shutdown instead: makes everything durable, then unmounts
+    /// as [`Mount::cut`] does (the control experiment: with it, a killed
+    /// child's directory must always open).
+    pub fn unmount_synced(mut self) -> io::Result<()> {
+        self.cut_inner(true).map(drop)
+    }
+
+    fn cut_inner(&mut self, sync_first: bool) -> io::Result<CutSummary> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if sync_first {
+            state
+                .sync_all()
+                .map_err(|e| io::Error::from_raw_os_error(e.code()))?;
+        }
         let summary = state.cut(self.tear.as_mut());
         drop(state);
         if let Some(session) = self.session.take() {
@@ -208,7 +220,7 @@ impl Mount {
 impl Drop for Mount {
     fn drop(&mut self) {
         if self.session.is_some() {
-            if let Err(e) = self.cut_inner() {
+            if let Err(e) = self.cut_inner(false) {
                 tracing::warn!(mountpoint = %self.mountpoint.display(), error = %e, "powercut-fs: unmount on drop failed.");
             }
         }

@@ -213,7 +213,7 @@ fn tearing_keeps_a_sector_prefix_of_the_last_write() {
         "never torn inside the write: {kept_sectors:?}"
     );
     assert!(
-        kept_sectors.iter().any(|&k| k == 0),
+        kept_sectors.contains(&0),
         "never dropped whole: {kept_sectors:?}"
     );
 }

@@ -10,6 +10,7 @@
 #   EDGECC_POWER_CUTS=1000 bash scripts/power-cut-soak.sh
 #   EDGECC_POWER_CUT_SEED=123 ...               # replay a seed's timings
 #   EDGECC_POWER_CUT_TEAR=0 ...                 # no torn writes
+#   EDGECC_POWER_CUT_JOURNAL_NAMES=1 ...        # names durable at any fsync (ext4's journal)
 #   EDGECC_POWER_CUT_KEEP_GOING=0 ...           # stop at the first failure
 #   EDGECC_POWER_CUT_CONTROL=1 ...              # kills without power cuts
 set -euo pipefail

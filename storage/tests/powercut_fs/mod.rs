@@ -26,7 +26,8 @@
 //! file at once. Names are harsher than ext4's journal (which commits a new
 //! file's name along with the file's fsync) and exactly what POSIX
 //! promises: a program that is correct here is correct on any file system
-//! that keeps that promise. What the model does not explore: a cut keeping
+//! that keeps that promise; [`Options::journal_names`] gives ext4's
+//! behaviour instead (any fsync makes every name durable). What the model does not explore: a cut keeping
 //! *some* unsynced writes while losing earlier ones (a disk reordering its
 //! cache), except the [`Options::tear_seed`] option, which keeps a random
 //! whole-sector prefix of each file's last unsynced write (within the
@@ -87,6 +88,11 @@ pub struct Options {
     /// random whole-sector prefix of it, possibly empty, possibly all),
     /// drawing from a generator seeded with this.
     pub tear_seed: Option<u64>,
+    /// Names as ext4's journal makes them durable instead of as POSIX
+    /// promises: any fsync (of a file or a directory) makes the names of
+    /// every directory durable, as one journal commit does. File data stays
+    /// per file.
+    pub journal_names: bool,
 }
 
 /// A mounted powercut-fs; dropping it cuts power too (without tearing).
@@ -125,7 +131,9 @@ pub fn mount(backing: &Path, mountpoint: &Path, options: Options) -> io::Result<
     }
     std::fs::create_dir_all(backing)?;
     std::fs::create_dir_all(mountpoint)?;
-    let state = Arc::new(Mutex::new(State::load(backing)?));
+    let mut state = State::load(backing)?;
+    state.journal_names = options.journal_names;
+    let state = Arc::new(Mutex::new(state));
     let fsync_stall_ms = Arc::new(AtomicU64::new(0));
     let fs = PowerCutFs {
         state: Arc::clone(&state),

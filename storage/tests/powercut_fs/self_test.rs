@@ -185,7 +185,11 @@ fn tearing_keeps_a_sector_prefix_of_the_last_write() {
         sync_dir(&at);
         m.cut().expect("cut");
         let tear_seed = Some(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let m = mount_or_fail(&backing, &at, Options { tear_seed });
+        let tearing = Options {
+            tear_seed,
+            ..Options::default()
+        };
+        let m = mount_or_fail(&backing, &at, tearing);
         let f = OpenOptions::new()
             .write(true)
             .open(at.join("w"))
@@ -269,4 +273,25 @@ fn writes_fail_with_enospc_past_the_limit() {
     assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
     m.fail_writes_after(None);
     f.write_all_at(&[1; 400], 800).expect("limit lifted");
+}
+
+/// Goal: with `journal_names`, any fsync makes every pending name durable
+/// (as an ext4 journal commit does), while unsynced data stays volatile.
+/// Method: create two files and a directory, fsync only the second file,
+/// cut: all three names are back, only the synced file has its data.
+#[test]
+fn journal_names_make_every_name_durable_on_any_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (backing, at) = (dir.path().join("backing"), dir.path().join("mnt"));
+    let journal = Options {
+        journal_names: true,
+        ..Options::default()
+    };
+    let m = mount_or_fail(&backing, &at, journal);
+    put(&at.join("a"), b"never synced", false);
+    std::fs::create_dir(at.join("d")).expect("mkdir");
+    put(&at.join("b"), b"synced", true);
+    m.cut().expect("cut");
+    let durable = expected(&[("a", Some(b"")), ("b", Some(b"synced")), ("d", None)]);
+    assert_eq!(tree(&backing), durable);
 }

@@ -223,8 +223,8 @@ fn tearing_keeps_a_sector_prefix_of_the_last_write() {
 }
 
 /// Goal: a stalled fsync delays its caller only: other requests go on, and
-/// the data is durable once it returns. Method: stall fsyncs for 400 ms,
-/// fsync in a thread, read another file meanwhile.
+/// the data is durable once it returns. Method: stall fsyncs for 1 s,
+/// fsync in a thread, and while it is stalled read another file.
 #[test]
 fn a_stalled_fsync_holds_up_only_its_caller() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -232,21 +232,28 @@ fn a_stalled_fsync_holds_up_only_its_caller() {
     let m = mount_or_fail(&backing, &at, Options::default());
     let at = m.path().to_path_buf();
     put(&at.join("other"), b"readable", true);
-    m.stall_fsync(400);
+    m.stall_fsync(1_000);
     let path = at.join("slow");
     let started = Instant::now();
     let syncer = std::thread::spawn(move || put(&path, b"slow", true));
-    std::thread::sleep(Duration::from_millis(50));
+    while m.fsyncs_stalled() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no fsync stalled"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let read_at = Instant::now();
     assert_eq!(std::fs::read(at.join("other")).expect("read"), b"readable");
     assert!(
-        read_at.elapsed() < Duration::from_millis(200),
+        read_at.elapsed() < Duration::from_millis(500),
         "a read waited {:?}",
         read_at.elapsed()
     );
+    assert_eq!(m.fsyncs_stalled(), 1, "the read came after the stall");
     syncer.join().expect("syncer");
     assert!(
-        started.elapsed() >= Duration::from_millis(400),
+        started.elapsed() >= Duration::from_millis(1_000),
         "fsync took {:?}",
         started.elapsed()
     );

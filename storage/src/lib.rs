@@ -88,7 +88,7 @@ pub use record::{
 };
 pub use salvage::{salvage, SalvageSummary};
 pub use seglog::LOG_DIR;
-pub use sled_files::QUARANTINE_PREFIX;
+pub use sled_files::{QUARANTINE_PREFIX, SLED_DIR};
 pub use state::StateTree;
 pub use wal::{WAL_BYTES_DEFAULT, WAL_BYTES_MIN};
 pub use writer::{COMMIT_OPS_MAX, WRITER_QUEUE_BYTES_DEFAULT, WRITER_QUEUE_MAX};
@@ -297,7 +297,7 @@ impl Drop for Inner {
 /// Waits (bounded) until sled's background threads closed `<dir>/db`, so
 /// that a reopen right after a drop never finds the directory locked.
 fn wait_for_sled_release(dir: &Path) {
-    let Ok(file) = File::open(dir.join("db")) else {
+    let Ok(file) = File::open(dir.join(SLED_DIR).join("db")) else {
         return;
     };
     let deadline =
@@ -372,6 +372,7 @@ impl Storage {
         } else {
             // Fresh, or the previous version's layout: sled (with the old
             // write-ahead log) is the only copy, so it must open.
+            sled_files::adopt_top_level(&dir)?;
             let db = sled_files::open_sled(&dir, &config)?;
             rebuild::migrate(&dir, &db, seg_bytes)?;
             let (log, live) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;

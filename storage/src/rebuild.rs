@@ -13,7 +13,7 @@ use tracing::info;
 use crate::error::StorageError;
 use crate::fsync::sync_dir_named;
 use crate::live::Live;
-use crate::seglog::{SegLog, SyncStall, LOG_DIR};
+use crate::seglog::{SegLog, SyncStall, LOG_BUILDING, LOG_DIR};
 use crate::wal::{self, decode_ops, encode_op, Wal};
 
 /// Largest frame open writes (migration, repairs of the pending tree).
@@ -183,15 +183,10 @@ pub(crate) fn migrate(dir: &Path, db: &sled::Db, seg_bytes: u64) -> Result<(), S
             crate::writer::replay_frame(db, payload, &mut trees)
         })?;
     }
-    let building = dir.join("log.new");
-    if building.exists() {
-        std::fs::remove_dir_all(&building)
-            .map_err(|e| StorageError::io(format!("remove {}", building.display()), e))?;
-    }
-    std::fs::create_dir(&building)
-        .map_err(|e| StorageError::io(format!("create {}", building.display()), e))?;
-    SegLog::create(&building, seg_bytes)?;
-    let (mut log, mut live) = scan(&building, seg_bytes, Arc::default())?;
+    let building = dir.join(LOG_BUILDING);
+    SegLog::create_at(&building, seg_bytes)?;
+    let mut live = Live::default();
+    let mut log = SegLog::open_at(&building, seg_bytes, Arc::default(), |_, _, _| Ok(()))?;
     let mut entries = 0u64;
     {
         let mut out = OpenLog::new(&mut log, &mut live);
@@ -211,12 +206,7 @@ pub(crate) fn migrate(dir: &Path, db: &sled::Db, seg_bytes: u64) -> Result<(), S
         out.flush()?;
     }
     drop(log);
-    // `building/log` is the new log: move it into place.
-    let target = dir.join(LOG_DIR);
-    std::fs::rename(building.join(LOG_DIR), &target)
-        .map_err(|e| StorageError::io(format!("rename onto {}", target.display()), e))?;
-    sync_dir_named(dir)?;
-    let _ = std::fs::remove_dir(&building);
+    SegLog::install(dir)?;
     if old_wal.exists() {
         std::fs::remove_file(&old_wal)
             .map_err(|e| StorageError::io(format!("remove {}", old_wal.display()), e))?;

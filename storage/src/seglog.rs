@@ -54,6 +54,9 @@ use crate::fsync::sync_dir_named;
 /// Name of the log directory inside the storage directory.
 pub const LOG_DIR: &str = "log";
 
+/// Name of a log directory being built (moved into place when whole).
+pub(crate) const LOG_BUILDING: &str = "log.new";
+
 /// Where frames start in a segment; the first 4 KiB hold its header.
 pub(crate) const DATA_START: u64 = 4096;
 /// Segment header magic and the only version this build reads.
@@ -150,18 +153,31 @@ impl SegLog {
 
     /// Creates an empty log directory (aside, then renamed) holding one
     /// empty segment.
+    #[cfg(test)]
     pub(crate) fn create(dir: &Path, seg_bytes: u64) -> Result<(), StorageError> {
-        let tmp = dir.join("log.new");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)
-                .map_err(|e| StorageError::io(format!("remove {}", tmp.display()), e))?;
+        let tmp = dir.join(LOG_BUILDING);
+        SegLog::create_at(&tmp, seg_bytes)?;
+        SegLog::install(dir)
+    }
+
+    /// Creates `path` (removing a leftover of a crash first) holding one
+    /// empty segment, synced.
+    pub(crate) fn create_at(path: &Path, seg_bytes: u64) -> Result<(), StorageError> {
+        if path.exists() {
+            std::fs::remove_dir_all(path)
+                .map_err(|e| StorageError::io(format!("remove {}", path.display()), e))?;
         }
-        std::fs::create_dir(&tmp)
-            .map_err(|e| StorageError::io(format!("create {}", tmp.display()), e))?;
-        create_segment(&tmp, 1, seg_bytes)?;
-        sync_dir_named(&tmp)?;
+        std::fs::create_dir(path)
+            .map_err(|e| StorageError::io(format!("create {}", path.display()), e))?;
+        create_segment(path, 1, seg_bytes)?;
+        sync_dir_named(path)
+    }
+
+    /// Renames `<dir>/log.new` (built with [`SegLog::create_at`]) to
+    /// `<dir>/log` and syncs `dir`: from then on it is the truth.
+    pub(crate) fn install(dir: &Path) -> Result<(), StorageError> {
         let path = dir.join(LOG_DIR);
-        std::fs::rename(&tmp, &path)
+        std::fs::rename(dir.join(LOG_BUILDING), &path)
             .map_err(|e| StorageError::io(format!("rename onto {}", path.display()), e))?;
         sync_dir_named(dir)
     }
@@ -172,9 +188,19 @@ impl SegLog {
         dir: &Path,
         seg_bytes: u64,
         stall: Arc<SyncStall>,
+        visit: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
+    ) -> Result<SegLog, StorageError> {
+        SegLog::open_at(&dir.join(LOG_DIR), seg_bytes, stall, visit)
+    }
+
+    /// [`SegLog::open`] of the log directory `path` itself.
+    pub(crate) fn open_at(
+        path: &Path,
+        seg_bytes: u64,
+        stall: Arc<SyncStall>,
         mut visit: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<SegLog, StorageError> {
-        let dir = dir.join(LOG_DIR);
+        let dir = path.to_path_buf();
         let io = |what: &str, p: &Path, e| StorageError::io(format!("{what} {}", p.display()), e);
         let mut all = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(|e| io("list", &dir, e))? {

@@ -1,7 +1,8 @@
-//! sled's files in the storage directory (`conf`, `db`, `blobs/`,
-//! `snap.*`): opening them with a bounded wait for sled's lock and with
-//! its panics caught, moving them aside when they cannot be used, and
-//! making them durable at a clean close.
+//! sled's directory, `<dir>/sled/` (`conf`, `db`, `blobs/`, `snap.*`):
+//! opening it with a bounded wait for sled's lock and with its panics
+//! caught, moving it aside when it cannot be used, and making it durable
+//! at a clean close. (The previous version kept sled's files in `<dir>`
+//! itself; open moves them into `sled/` once.)
 //!
 //! sled is an index and cache of the log (see the design note in the
 //! `outbox` module), so a sled directory that fails to open, or panics, is
@@ -27,6 +28,9 @@ const SLED_REOPEN_WAIT_MS: u64 = 30_000;
 /// Prefix of a quarantined sled directory's name.
 pub const QUARANTINE_PREFIX: &str = "db.quarantined-";
 
+/// sled's directory inside the storage directory.
+pub const SLED_DIR: &str = "sled";
+
 /// Whether a top-level name of the storage directory is one of sled's.
 fn is_sled_file(name: &str) -> bool {
     matches!(name, "conf" | "db" | "blobs") || name.starts_with("snap.")
@@ -35,7 +39,7 @@ fn is_sled_file(name: &str) -> bool {
 /// The sled options of a storage directory (also used by restore).
 pub(crate) fn sled_config(dir: &Path, config: &StorageConfig) -> sled::Config {
     sled::Config::new()
-        .path(dir)
+        .path(dir.join(SLED_DIR))
         .cache_capacity(config.cache_bytes)
         .flush_every_ms(config.flush_every_ms)
         .segment_size(config.segment_bytes)
@@ -104,8 +108,9 @@ pub(crate) fn open_or_quarantine(
     }
 }
 
-/// Moves sled's files into a new `db.quarantined-<unix seconds>` directory
-/// (never deleted), syncs both directories, and logs why at error level.
+/// Renames `<dir>/sled` to a new `db.quarantined-<unix seconds>` directory
+/// (never deleted), syncs the storage directory, and logs why at error
+/// level.
 pub(crate) fn quarantine(dir: &Path, why: &str) -> Result<PathBuf, StorageError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -116,25 +121,40 @@ pub(crate) fn quarantine(dir: &Path, why: &str) -> Result<PathBuf, StorageError>
         target = dir.join(format!("{QUARANTINE_PREFIX}{now}-{n}"));
         n += 1;
     }
-    let io = |what: &str, p: &Path, e| StorageError::io(format!("{what} {}", p.display()), e);
-    std::fs::create_dir(&target).map_err(|e| io("create", &target, e))?;
-    let names = list_names(dir).map_err(|e| io("list", dir, e))?;
-    for name in names {
-        let name_str = name.to_string_lossy();
-        if is_sled_file(&name_str) {
-            std::fs::rename(dir.join(&name), target.join(&name))
-                .map_err(|e| io("move aside", &dir.join(&name), e))?;
-        }
-    }
-    sync_dir_named(&target)?;
+    let sled = dir.join(SLED_DIR);
+    std::fs::rename(&sled, &target)
+        .map_err(|e| StorageError::io(format!("move aside {}", sled.display()), e))?;
     sync_dir_named(dir)?;
     error!(
         dir = %dir.display(),
         quarantined = %target.display(),
         reason = why,
-        "sled could not be used: its files were moved aside (kept for `edgecc outbox salvage`) and it is rebuilt from the log."
+        "sled could not be used: its directory was moved aside (kept for `edgecc outbox salvage`) and it is rebuilt from the log."
     );
     Ok(target)
+}
+
+/// Moves sled's files of the previous layout (in `<dir>` itself) into
+/// `<dir>/sled/`, syncing both directories. Safe to run again after a
+/// crash half-way: what is left is moved.
+pub(crate) fn adopt_top_level(dir: &Path) -> Result<(), StorageError> {
+    let io = |what: &str, p: &Path, e| StorageError::io(format!("{what} {}", p.display()), e);
+    let names: Vec<_> = list_names(dir)
+        .map_err(|e| io("list", dir, e))?
+        .into_iter()
+        .filter(|n| is_sled_file(&n.to_string_lossy()))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let sled = dir.join(SLED_DIR);
+    std::fs::create_dir_all(&sled).map_err(|e| io("create", &sled, e))?;
+    for name in names {
+        std::fs::rename(dir.join(&name), sled.join(&name))
+            .map_err(|e| io("move", &dir.join(&name), e))?;
+    }
+    sync_dir_named(&sled)?;
+    sync_dir_named(dir)
 }
 
 /// Flushes sled and `fdatasync`s every file it has (its log, `conf`,
@@ -143,6 +163,8 @@ pub(crate) fn quarantine(dir: &Path, why: &str) -> Result<PathBuf, StorageError>
 /// before the clean marker.
 pub(crate) fn sync_sled(dir: &Path, db: &sled::Db) -> std::io::Result<()> {
     db.flush().map_err(std::io::Error::other)?;
+    let top = dir;
+    let dir = &dir.join(SLED_DIR);
     let sync_file = |path: &Path| match File::open(path) {
         Ok(file) => file.sync_data(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -161,5 +183,6 @@ pub(crate) fn sync_sled(dir: &Path, db: &sled::Db) -> std::io::Result<()> {
         }
         sync_dir(&blobs)?;
     }
-    sync_dir(dir)
+    sync_dir(dir)?;
+    sync_dir(top)
 }

@@ -80,7 +80,10 @@ async fn corrupt_records_go_to_dead_letters() {
         (vec![seqs[0], seqs[4]], vec![seqs[1], seqs[2], seqs[3]])
     };
     {
-        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let db = sled::Config::new()
+            .path(dir.path().join(edgecc_storage::SLED_DIR))
+            .open()
+            .expect("sled");
         let tree = db.open_tree("outbox").expect("tree");
         let mut flipped = tree
             .get(bad[0].to_be_bytes())

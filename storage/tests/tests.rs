@@ -9,6 +9,8 @@ mod known_errors;
 mod model;
 mod ordering;
 mod power_cut;
+mod power_cut_fs;
+mod powercut_fs;
 mod recovery;
 mod space;
 mod state;

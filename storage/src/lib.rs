@@ -219,7 +219,7 @@ pub(crate) struct Inner {
     /// Bytes the writer queue may still take (one permit a byte).
     queue_bytes: Arc<Semaphore>,
     /// The byte budget `queue_bytes` started with.
-    queue_bytes_max: usize,
+    pub(crate) queue_bytes_max: usize,
     /// Injected sync stalls (tests).
     stall: Arc<SyncStall>,
     /// The writer thread, joined on drop so a reopen finds the lock free.
@@ -252,6 +252,21 @@ impl Inner {
         tx.send(Queued { op, permit }).await.map_err(|e| e.0.op)
     }
 
+    /// Sends without waiting for room: hands the operation back when the
+    /// queue is full (in bytes or in operations) or the writer is gone.
+    pub(crate) fn try_send_op(&self, op: writer::Op) -> Result<(), writer::Op> {
+        let Some(tx) = &self.tx else { return Err(op) };
+        let bytes = op.queue_bytes().min(self.queue_bytes_max).max(1);
+        let Ok(permit) = Arc::clone(&self.queue_bytes)
+            .try_acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+        else {
+            return Err(op);
+        };
+        tx.try_send(Queued { op, permit }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q.op,
+        })
+    }
+
     /// Sends without waiting (used from sync code); dropped if full.
     pub(crate) fn try_send(&self, op: writer::Op) {
         let Some(tx) = &self.tx else { return };
@@ -263,6 +278,11 @@ impl Inner {
         if sent != Some(true) {
             warn!("Writer queue full; the corrupt record is quarantined when next taken (after a reopen).");
         }
+    }
+
+    /// Whether the writer is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.as_ref().is_none_or(|tx| tx.is_closed())
     }
 
     /// Operations and bytes queued for the writer now.

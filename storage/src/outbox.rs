@@ -302,6 +302,45 @@ impl Outbox {
         }
     }
 
+    /// [`Outbox::append_batch`] for a caller that must not wait for room:
+    /// when the writer queue is full (the disk is slow or stalled) it
+    /// answers at once with [`AppendFailure::QueueFull`] and the records
+    /// handed back, nothing queued. Once queued, it waits for durability
+    /// like `append_batch` (its caller may bound that wait with a timeout:
+    /// the records are then durable or not, as the log decides).
+    pub async fn try_append_batch(&self, records: Vec<NewRecord>) -> Result<Vec<u64>, AppendError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Err(failure) = validate(&records) {
+            return Err(AppendError { failure, records });
+        }
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Append { records, reply: tx };
+        if let Err(op) = self.inner.try_send_op(op) {
+            let records = match op {
+                Op::Append { records, .. } => records,
+                _ => Vec::new(),
+            };
+            let (_, queued_bytes) = self.inner.queue_depth();
+            let failure = if self.inner.is_closed() {
+                StorageError::Closed.into()
+            } else {
+                AppendFailure::QueueFull {
+                    queued_bytes,
+                    max_bytes: self.inner.queue_bytes_max as u64,
+                }
+            };
+            return Err(AppendError { failure, records });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(AppendError {
+                failure: StorageError::Closed.into(),
+                records: Vec::new(),
+            })
+        })
+    }
+
     /// What is still here of one interaction, from the in-memory index (no
     /// scan, no disk read): the desktop's sync badge asks this per call.
     /// Keys are indexed by a 64-bit hash, so two interactions would only be

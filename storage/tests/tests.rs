@@ -13,5 +13,6 @@ mod power_cut_fs;
 mod powercut_fs;
 mod recovery;
 mod space;
+mod stall;
 mod state;
 mod util;

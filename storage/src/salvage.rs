@@ -16,7 +16,10 @@
 //! Reading: sled is opened (its panics caught); if it does not open, its
 //! `db` file and blobs are scanned for record values directly (a record
 //! value carries its own schema byte and CRC32, so only intact records
-//! are taken).
+//! are taken). Known limit: a sled log damaged at its start was seen to
+//! open and show no records at all; the raw scan would find them, but it
+//! also finds old versions of records delivered long ago, so it is not
+//! run when sled opens.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -385,6 +385,7 @@ impl Storage {
         let mut health = StorageHealth::default();
         let started = std::time::Instant::now();
         let (db, mut log, mut live) = if seglog::SegLog::exists(&dir) {
+            rebuild::remove_leftovers(&dir)?;
             let (log, live) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
             let trusted = clean == Some(log.position());
             let db = sled_for_log(&dir, &config, &log, &live, trusted, &mut health)?;

@@ -142,30 +142,67 @@ pub(crate) fn repair(db: &sled::Db, log: &SegLog, live: &Live) -> Result<Repair,
             done.removed += 1;
         }
     }
-    let mut trees: HashMap<Vec<u8>, sled::Tree> = HashMap::new();
-    for &seg in log.segments() {
-        log.read_segment(seg, |_, payload| {
-            for op in decode_ops(payload).map_err(frame_error)? {
-                let Some(value) = op.value else { continue };
-                if !live.is_in(seg, op.tree, op.key) {
-                    continue;
-                }
-                let tree = match trees.get(op.tree) {
-                    Some(t) => t,
-                    None => {
-                        let t = db.open_tree(op.tree)?;
-                        trees.entry(op.tree.to_vec()).or_insert(t)
-                    }
-                };
-                if tree.get(op.key)?.as_deref() != Some(value) {
-                    tree.insert(op.key, value)?;
-                    done.written += 1;
-                }
-            }
-            Ok(())
-        })?;
-    }
+    // A key's latest put is in exactly one segment, so segments are
+    // repaired independently: on two threads.
+    let segs = log.segments();
+    let (first, second) = segs.split_at(segs.len().div_ceil(2));
+    let written = std::thread::scope(|scope| {
+        let other = scope.spawn(|| repair_values(db, log, live, second));
+        let mine = repair_values(db, log, live, first);
+        let theirs = other.join().unwrap_or_else(|panic| {
+            Err(StorageError::Commit {
+                message: format!(
+                    "sled panicked during the check against the log: {}",
+                    crate::sled_files::panic_message(&*panic)
+                ),
+            })
+        });
+        Ok::<u64, StorageError>(mine? + theirs?)
+    })?;
+    done.written = written;
     Ok(done)
+}
+
+/// Writes into sled every live value whose latest put is in one of
+/// `segs` and that sled lacks or holds differently (only the last put of a
+/// key within a segment counts). Returns how many it wrote.
+fn repair_values(
+    db: &sled::Db,
+    log: &SegLog,
+    live: &Live,
+    segs: &[u64],
+) -> Result<u64, StorageError> {
+    let mut written = 0;
+    let mut trees: HashMap<Vec<u8>, sled::Tree> = HashMap::new();
+    for &seg in segs {
+        let area = log.segment_area(seg)?;
+        let mut ops = Vec::new();
+        for payload in crate::seglog::payloads(&area) {
+            ops.extend(decode_ops(payload).map_err(frame_error)?);
+        }
+        let mut last: HashMap<(&[u8], &[u8]), usize> = HashMap::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            last.insert((op.tree, op.key), i);
+        }
+        for (i, op) in ops.iter().enumerate() {
+            let Some(value) = op.value else { continue };
+            if last.get(&(op.tree, op.key)) != Some(&i) || !live.is_in(seg, op.tree, op.key) {
+                continue;
+            }
+            let tree = match trees.get(op.tree) {
+                Some(t) => t,
+                None => {
+                    let t = db.open_tree(op.tree)?;
+                    trees.entry(op.tree.to_vec()).or_insert(t)
+                }
+            };
+            if tree.get(op.key)?.as_deref() != Some(value) {
+                tree.insert(op.key, value)?;
+                written += 1;
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// Moves a directory without a log (fresh, or of the previous version,
@@ -215,6 +252,31 @@ pub(crate) fn migrate(dir: &Path, db: &sled::Db, seg_bytes: u64) -> Result<(), S
     sync_dir_named(dir)?;
     if entries > 0 {
         info!(dir = %dir.display(), entries, "Storage moved onto its log.");
+    }
+    Ok(())
+}
+
+/// Removes what a migration cut short after its log was installed leaves:
+/// the previous version's `edgecc.wal` (its frames are in the log) and a
+/// half-built `log.new`.
+pub(crate) fn remove_leftovers(dir: &Path) -> Result<(), StorageError> {
+    let mut removed = false;
+    for name in [wal::WAL_FILE, "edgecc.wal.new"] {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .map_err(|e| StorageError::io(format!("remove {}", path.display()), e))?;
+            removed = true;
+        }
+    }
+    let building = dir.join(LOG_BUILDING);
+    if building.exists() {
+        std::fs::remove_dir_all(&building)
+            .map_err(|e| StorageError::io(format!("remove {}", building.display()), e))?;
+        removed = true;
+    }
+    if removed {
+        sync_dir_named(dir)?;
     }
     Ok(())
 }

@@ -444,6 +444,15 @@ impl SegLog {
         self.head.sync_data()
     }
 
+    /// The frame area of segment `seg` (read [`payloads`] from it).
+    pub(crate) fn segment_area(&self, seg: u64) -> Result<Vec<u8>, StorageError> {
+        let path = self.dir.join(seg_name(seg));
+        let mut area = std::fs::read(&path)
+            .map_err(|e| StorageError::io(format!("read {}", path.display()), e))?;
+        area.drain(..(DATA_START as usize).min(area.len()));
+        Ok(area)
+    }
+
     /// Calls `visit(lsn, payload)` for every frame of segment `seg`.
     pub(crate) fn read_segment(
         &self,
@@ -481,6 +490,19 @@ impl SegLog {
         self.segs.remove(0);
         Ok(seg)
     }
+}
+
+/// The payloads of the frames of a segment's frame area, in order.
+pub(crate) fn payloads(area: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let mut lsn = None;
+    while let Some((l, payload, used)) = frame_at(&area[at..], lsn) {
+        out.push(payload);
+        at += used;
+        lsn = Some(l + 1);
+    }
+    out
 }
 
 /// Creates segment `seg` in `dir`, zero-filled to `cap` bytes, header

@@ -160,7 +160,10 @@ fn append_until_full(
             .map(|e| len(&e.expect("entry").path()))
             .max()
             .unwrap_or(0);
-        crate::util::limit_file_size(limit(len(&dir.join("db")), segment));
+        crate::util::limit_file_size(limit(
+            len(&dir.join(edgecc_storage::SLED_DIR).join("db")),
+            segment,
+        ));
         for n in 0..100_000u32 {
             let mut r = update("during", n);
             r.body = vec![b'y'; 2_000];

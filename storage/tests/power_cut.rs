@@ -230,8 +230,9 @@ async fn a_sled_that_does_not_open_is_quarantined_and_rebuilt() {
     };
     let cut = dir.path().join("cut");
     cut_copy(&live, &live, &cut);
-    std::fs::write(cut.join("conf"), b"not a sled config at all\n").expect("write");
-    std::fs::write(cut.join("db"), vec![0xA5u8; 300_000]).expect("write");
+    let sled = cut.join(edgecc_storage::SLED_DIR);
+    std::fs::write(sled.join("conf"), b"not a sled config at all\n").expect("write");
+    std::fs::write(sled.join("db"), vec![0xA5u8; 300_000]).expect("write");
 
     let storage = open(&cut);
     let health = storage.health();

@@ -12,8 +12,8 @@ use crate::sled_files::QUARANTINE_PREFIX;
 pub struct StorageHealth {
     /// sled directories moved aside because sled failed to open or
     /// panicked (this open or an earlier one; they are never deleted by
-    /// edgecc). Non-empty means an operator should look, and may run
-    /// `edgecc outbox salvage DIR` on each, then remove it.
+    /// edgecc). Non-empty means an operator should look, may read records
+    /// back from each with [`crate::salvage`], then remove it.
     pub quarantined: Vec<PathBuf>,
     /// Milliseconds open spent checking sled against the log and
     /// repairing or rebuilding it; `None` when sled was trusted after a

@@ -124,6 +124,16 @@
 //! earlier close with today's log; the power-cut file system test drops
 //! every unsynced page of every file.
 //!
+//! Known limits. Open reads the whole log (to know where each live entry
+//! is), so it takes longer with a large backlog even after a clean close;
+//! after an unclean stop it also checks every live entry against sled,
+//! before open returns (BENCHMARKS.md has the times; the goal of usable
+//! within 2 s with a 1,000,000-record backlog needs this check to move to
+//! the background: appends could start at once into a fresh chunk range,
+//! with `take_ready`, re-queues and backups waiting for the check). sled's
+//! own files are synced only at a clean close, so after any other stop
+//! sled is mostly rebuilt.
+//!
 //! If the log write or sync fails (I/O error), nothing reached sled: every
 //! caller of the group gets an error; `append` hands its records back, and
 //! the next group overwrites the frame. After a failed sync the frame is

@@ -129,7 +129,7 @@ pub(crate) fn quarantine(dir: &Path, why: &str) -> Result<PathBuf, StorageError>
         dir = %dir.display(),
         quarantined = %target.display(),
         reason = why,
-        "sled could not be used: its directory was moved aside (kept for `edgecc outbox salvage`) and it is rebuilt from the log."
+        "sled could not be used: its directory was moved aside (kept for salvage) and it is rebuilt from the log."
     );
     Ok(target)
 }

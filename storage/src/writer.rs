@@ -471,8 +471,9 @@ impl Writer {
                 Ok(op) => op,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    // Idle: retire what can go, prepare the next segment.
-                    self.maintain();
+                    // Idle: retire what can go (pass after pass while
+                    // nothing waits), prepare the next segment.
+                    while self.maintain() && self.rx.is_empty() {}
                     match self.rx.blocking_recv() {
                         Some(op) => op,
                         None => break,
@@ -528,15 +529,18 @@ impl Writer {
     }
 
     /// Between groups: retire what can go, create the next segment.
-    fn maintain(&mut self) {
+    /// Returns whether a segment was retired (another pass may retire more).
+    fn maintain(&mut self) -> bool {
         if self.poisoned.is_some() {
-            return;
+            return false;
         }
+        let before = self.log.segments().len();
         self.retire();
         if let Err(e) = self.log.ensure_spare() {
             warn!(error = %e, "Could not create the next log segment ahead; retried when idle.");
         }
         self.publish_log_size();
+        self.log.segments().len() < before
     }
 
     fn publish_log_size(&self) {

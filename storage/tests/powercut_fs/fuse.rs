@@ -23,13 +23,22 @@ const TTL: Duration = Duration::ZERO;
 /// Largest name accepted, as on ext4.
 const NAME_BYTES_MAX: u32 = 255;
 
+/// A stalled disk: how long each fsync waits, and how many wait now.
+#[derive(Default)]
+pub struct Stall {
+    /// Extra delay of every `fsync` and `fsyncdir`, in ms (0: none).
+    pub ms: AtomicU64,
+    /// Fsyncs sleeping in their stall right now.
+    pub stalled: AtomicU64,
+}
+
 /// The file system handed to fuser.
 pub struct PowerCutFs {
     /// The tree, shared with the test's [`super::Mount`] handle (for cuts).
     pub state: Arc<Mutex<State>>,
-    /// Extra delay of every `fsync` and `fsyncdir`, in ms (0: none); slept
-    /// before taking the lock, so other requests go on meanwhile.
-    pub fsync_stall_ms: Arc<AtomicU64>,
+    /// The stall of every `fsync` and `fsyncdir`, slept before taking the
+    /// lock, so other requests go on meanwhile.
+    pub stall: Arc<Stall>,
 }
 
 impl PowerCutFs {
@@ -61,9 +70,11 @@ impl PowerCutFs {
     }
 
     fn sync(&self, ino: INodeNo, reply: ReplyEmpty) {
-        let stall = self.fsync_stall_ms.load(Ordering::Relaxed);
+        let stall = self.stall.ms.load(Ordering::Relaxed);
         if stall > 0 {
+            self.stall.stalled.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(stall));
+            self.stall.stalled.fetch_sub(1, Ordering::Relaxed);
         }
         self.empty(reply, |s| s.fsync(ino.0));
     }

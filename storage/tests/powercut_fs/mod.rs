@@ -26,7 +26,8 @@
 //! file at once. Names are harsher than ext4's journal (which commits a new
 //! file's name along with the file's fsync) and exactly what POSIX
 //! promises: a program that is correct here is correct on any file system
-//! that keeps that promise. What the model does not explore: a cut keeping
+//! that keeps that promise; [`Options::journal_names`] gives ext4's
+//! behaviour instead (any fsync makes every name durable). What the model does not explore: a cut keeping
 //! *some* unsynced writes while losing earlier ones (a disk reordering its
 //! cache), except the [`Options::tear_seed`] option, which keeps a random
 //! whole-sector prefix of each file's last unsynced write (within the
@@ -67,13 +68,13 @@ mod state;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 pub use state::{CutSummary, Stats, SECTOR_BYTES, UNLINKED_DIR};
 
 use crate::util::XorShift;
-use fuse::PowerCutFs;
+use fuse::{PowerCutFs, Stall};
 use state::State;
 
 /// FUSE request threads: more than one, so a stalled fsync does not hold
@@ -87,6 +88,11 @@ pub struct Options {
     /// random whole-sector prefix of it, possibly empty, possibly all),
     /// drawing from a generator seeded with this.
     pub tear_seed: Option<u64>,
+    /// Names as ext4's journal makes them durable instead of as POSIX
+    /// promises: any fsync (of a file or a directory) makes the names of
+    /// every directory durable, as one journal commit does. File data stays
+    /// per file.
+    pub journal_names: bool,
 }
 
 /// A mounted powercut-fs; dropping it cuts power too (without tearing).
@@ -95,8 +101,8 @@ pub struct Mount {
     session: Option<fuser::BackgroundSession>,
     /// The tree, shared with the session's request threads.
     state: Arc<Mutex<State>>,
-    /// Delay of each fsync in ms, shared with the request threads.
-    fsync_stall_ms: Arc<AtomicU64>,
+    /// The fsync stall, shared with the request threads.
+    stall: Arc<Stall>,
     /// Where the file system is mounted.
     mountpoint: PathBuf,
     /// Where durable copies live.
@@ -125,11 +131,13 @@ pub fn mount(backing: &Path, mountpoint: &Path, options: Options) -> io::Result<
     }
     std::fs::create_dir_all(backing)?;
     std::fs::create_dir_all(mountpoint)?;
-    let state = Arc::new(Mutex::new(State::load(backing)?));
-    let fsync_stall_ms = Arc::new(AtomicU64::new(0));
+    let mut state = State::load(backing)?;
+    state.journal_names = options.journal_names;
+    let state = Arc::new(Mutex::new(state));
+    let stall = Arc::new(Stall::default());
     let fs = PowerCutFs {
         state: Arc::clone(&state),
-        fsync_stall_ms: Arc::clone(&fsync_stall_ms),
+        stall: Arc::clone(&stall),
     };
     let mut config = fuser::Config::default();
     config.mount_options = vec![fuser::MountOption::FSName("powercut-fs".into())];
@@ -143,7 +151,7 @@ pub fn mount(backing: &Path, mountpoint: &Path, options: Options) -> io::Result<
     Ok(Mount {
         session: Some(session),
         state,
-        fsync_stall_ms,
+        stall,
         mountpoint: mountpoint.to_path_buf(),
         backing: backing.to_path_buf(),
         tear: options.tear_seed.map(|seed| XorShift(seed | 1)),
@@ -159,7 +167,12 @@ impl Mount {
     /// Makes every later `fsync`/`fsyncdir` wait `ms` first (0: no wait);
     /// other requests go on meanwhile.
     pub fn stall_fsync(&self, ms: u64) {
-        self.fsync_stall_ms.store(ms, Ordering::Relaxed);
+        self.stall.ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Fsyncs waiting in their stall right now.
+    pub fn fsyncs_stalled(&self) -> u64 {
+        self.stall.stalled.load(Ordering::Relaxed)
     }
 
     /// Lets `bytes` more bytes be written, after which writes fail with

@@ -185,7 +185,11 @@ fn tearing_keeps_a_sector_prefix_of_the_last_write() {
         sync_dir(&at);
         m.cut().expect("cut");
         let tear_seed = Some(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let m = mount_or_fail(&backing, &at, Options { tear_seed });
+        let tearing = Options {
+            tear_seed,
+            ..Options::default()
+        };
+        let m = mount_or_fail(&backing, &at, tearing);
         let f = OpenOptions::new()
             .write(true)
             .open(at.join("w"))
@@ -213,14 +217,14 @@ fn tearing_keeps_a_sector_prefix_of_the_last_write() {
         "never torn inside the write: {kept_sectors:?}"
     );
     assert!(
-        kept_sectors.iter().any(|&k| k == 0),
+        kept_sectors.contains(&0),
         "never dropped whole: {kept_sectors:?}"
     );
 }
 
 /// Goal: a stalled fsync delays its caller only: other requests go on, and
-/// the data is durable once it returns. Method: stall fsyncs for 400 ms,
-/// fsync in a thread, read another file meanwhile.
+/// the data is durable once it returns. Method: stall fsyncs for 1 s,
+/// fsync in a thread, and while it is stalled read another file.
 #[test]
 fn a_stalled_fsync_holds_up_only_its_caller() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -228,21 +232,28 @@ fn a_stalled_fsync_holds_up_only_its_caller() {
     let m = mount_or_fail(&backing, &at, Options::default());
     let at = m.path().to_path_buf();
     put(&at.join("other"), b"readable", true);
-    m.stall_fsync(400);
+    m.stall_fsync(1_000);
     let path = at.join("slow");
     let started = Instant::now();
     let syncer = std::thread::spawn(move || put(&path, b"slow", true));
-    std::thread::sleep(Duration::from_millis(50));
+    while m.fsyncs_stalled() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no fsync stalled"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let read_at = Instant::now();
     assert_eq!(std::fs::read(at.join("other")).expect("read"), b"readable");
     assert!(
-        read_at.elapsed() < Duration::from_millis(200),
+        read_at.elapsed() < Duration::from_millis(500),
         "a read waited {:?}",
         read_at.elapsed()
     );
+    assert_eq!(m.fsyncs_stalled(), 1, "the read came after the stall");
     syncer.join().expect("syncer");
     assert!(
-        started.elapsed() >= Duration::from_millis(400),
+        started.elapsed() >= Duration::from_millis(1_000),
         "fsync took {:?}",
         started.elapsed()
     );
@@ -269,4 +280,25 @@ fn writes_fail_with_enospc_past_the_limit() {
     assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
     m.fail_writes_after(None);
     f.write_all_at(&[1; 400], 800).expect("limit lifted");
+}
+
+/// Goal: with `journal_names`, any fsync makes every pending name durable
+/// (as an ext4 journal commit does), while unsynced data stays volatile.
+/// Method: create two files and a directory, fsync only the second file,
+/// cut: all three names are back, only the synced file has its data.
+#[test]
+fn journal_names_make_every_name_durable_on_any_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (backing, at) = (dir.path().join("backing"), dir.path().join("mnt"));
+    let journal = Options {
+        journal_names: true,
+        ..Options::default()
+    };
+    let m = mount_or_fail(&backing, &at, journal);
+    put(&at.join("a"), b"never synced", false);
+    std::fs::create_dir(at.join("d")).expect("mkdir");
+    put(&at.join("b"), b"synced", true);
+    m.cut().expect("cut");
+    let durable = expected(&[("a", Some(b"")), ("b", Some(b"synced")), ("d", None)]);
+    assert_eq!(tree(&backing), durable);
 }

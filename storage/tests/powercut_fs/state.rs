@@ -124,6 +124,9 @@ pub struct State {
     pub dead: bool,
     /// Bytes that may still be written before writes fail with ENOSPC.
     pub space_left: Option<u64>,
+    /// ext4's journal instead of POSIX for names: every fsync, of a file
+    /// or a directory, makes the names of every directory durable.
+    pub journal_names: bool,
     /// Request counters.
     pub stats: Stats,
 }
@@ -156,6 +159,7 @@ impl State {
             next_ino: ROOT,
             dead: false,
             space_left: None,
+            journal_names: false,
             stats: Stats::default(),
         };
         state.load_dir(backing, None)?;
@@ -484,6 +488,9 @@ impl State {
             return self.fsync_dir(ino);
         }
         self.stats.fsyncs += 1;
+        if self.journal_names {
+            self.sync_all_names()?;
+        }
         let path = self.ensure_durable(ino)?;
         let f = self.file_mut(ino)?;
         let file = std::fs::OpenOptions::new()
@@ -514,6 +521,25 @@ impl State {
     /// one move there from `UNLINKED_DIR`, or appear empty.
     pub fn fsync_dir(&mut self, ino: u64) -> Result<(), Errno> {
         self.stats.dir_fsyncs += 1;
+        if self.journal_names {
+            return self.sync_all_names();
+        }
+        self.sync_names(ino)
+    }
+
+    /// Makes the names of every directory durable, parents first.
+    fn sync_all_names(&mut self) -> Result<(), Errno> {
+        let mut dirs = vec![ROOT];
+        while let Some(dir) = dirs.pop() {
+            self.sync_names(dir)?;
+            let children = self.dir(dir)?.entries.values();
+            dirs.extend(children.filter(|i| matches!(self.nodes[i].body, Body::Dir(_))));
+        }
+        Ok(())
+    }
+
+    /// Makes the current names of directory `ino` durable.
+    fn sync_names(&mut self, ino: u64) -> Result<(), Errno> {
         let here = self.ensure_durable(ino)?;
         let dir = self.dir(ino)?;
         let (now, old) = (dir.entries.clone(), dir.durable.clone());
@@ -571,12 +597,7 @@ impl State {
     /// A clean shutdown instead of a cut: every directory (parents first)
     /// and every named file made durable.
     pub fn sync_all(&mut self) -> Result<(), Errno> {
-        let mut dirs = vec![ROOT];
-        while let Some(dir) = dirs.pop() {
-            self.fsync_dir(dir)?;
-            let children = self.dir(dir)?.entries.values();
-            dirs.extend(children.filter(|i| matches!(self.nodes[i].body, Body::Dir(_))));
-        }
+        self.sync_all_names()?;
         let files: Vec<u64> = self
             .nodes
             .iter()

@@ -367,5 +367,8 @@ fn demo_keeps_a_data_dir_it_was_given() {
         std::fs::read_to_string(data.join("notes.txt")).unwrap(),
         "mine"
     );
-    assert!(data.join("edgecc.wal").exists(), "the outbox is gone");
+    assert!(
+        data.join(edgecc_storage::LOG_DIR).is_dir(),
+        "the outbox is gone"
+    );
 }

@@ -40,8 +40,8 @@ use std::path::{Path, PathBuf};
 use tracing::info;
 
 use crate::error::StorageError;
+use crate::fsync::sync_dir_named;
 use crate::record::{decode_dead_letter, decode_record, key_seq};
-use crate::writer::sync_dir_named;
 use crate::{
     lock_dir, wait_for_sled_release, Shared, Storage, StorageConfig, LOCK_FILE, RESTORE_MARKER,
 };
@@ -63,10 +63,7 @@ const TAG_TREE: u8 = 0x01;
 const TAG_ENTRY: u8 = 0x02;
 const TAG_END: u8 = 0xFF;
 
-/// The trees a backup holds: the outbox's and every state tree.
-fn tree_is_ours(name: &[u8]) -> bool {
-    matches!(name, b"outbox" | b"pending" | b"dead" | b"meta") || name.starts_with(b"state/")
-}
+use crate::rebuild::tree_is_ours;
 
 /// What a backup holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -459,7 +456,7 @@ fn dir_entries_but_ours(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
 /// Second pass over the (verified) file: writes every tree into a fresh
 /// sled database in `dir`, then makes it durable.
 fn write_trees(dir: &Path, backup: &Path, config: &StorageConfig) -> Result<(), StorageError> {
-    let db = crate::sled_config(dir, config).open()?;
+    let db = crate::sled_files::sled_config(dir, config).open()?;
     let file = File::open(backup)
         .map_err(|e| StorageError::io(format!("open {}", backup.display()), e))?;
     let mut tree: Option<sled::Tree> = None;
@@ -489,9 +486,7 @@ fn write_trees(dir: &Path, backup: &Path, config: &StorageConfig) -> Result<(), 
         path: backup.to_path_buf(),
         message: format!("{message} (changed since it was checked?); {} is incomplete: restore again with --force", dir.display()),
     })?;
-    let mut syncer = crate::writer::Syncer::open(dir)?;
-    syncer
-        .commit(&db)
+    crate::sled_files::sync_sled(dir, &db)
         .map_err(|e| StorageError::io("sync the restored directory", e))?;
     // Every tree handle keeps sled open: drop them all before waiting.
     drop(tree);

@@ -149,6 +149,15 @@ pub enum AppendFailure {
         /// The limit.
         max: usize,
     },
+    /// `try_append_batch` found the writer queue full (in bytes or in
+    /// operations): the disk is slow or stalled. Nothing was queued.
+    #[error("the storage writer queue is full ({queued_bytes} bytes queued, at most {max_bytes}): the disk is slow or stalled")]
+    QueueFull {
+        /// Bytes queued when it was refused.
+        queued_bytes: u64,
+        /// The queue's bound in bytes.
+        max_bytes: u64,
+    },
     /// Writing or syncing failed (disk full, I/O error). The records were not
     /// acknowledged; a later restart may still find them (at-least-once, the
     /// correlation id deduplicates at the CRM).

@@ -1,29 +1,46 @@
 //! edgecc-storage: the durable CRM outbox, its dead letters, and a small
-//! persisted key-value facility, all on one sled 0.34.7 database with one
-//! group-commit writer.
+//! persisted key-value facility: edgecc's own segmented log is the truth,
+//! one sled 0.34.7 database is its index and cache, and one group-commit
+//! writer makes every change durable.
 //!
 //! A change is acknowledged only once it would survive a power cut: the
-//! writer appends each group to its own preallocated write-ahead log and
-//! `fdatasync`s it before sled sees the group; checkpoints flush sled and
-//! `fdatasync` its files themselves, because sled's own flush does not
-//! (spacejam/sled#1452).
+//! writer appends each group as one CRC-framed frame to the log and
+//! `fdatasync`s it before sled sees the group. Nothing depends on sled
+//! surviving a power cut: after an unclean stop sled is checked against the
+//! log and repaired, and a sled that fails to open or panics is moved aside
+//! and rebuilt from the log (the rules are in the [`outbox`] design note).
 //!
 //! # Layout
 //!
-//! - `lib.rs` — [`Storage`] (open, lock, index recovery) and
-//!   [`StorageConfig`] (cache size, flush interval, segment size: every sled
-//!   option passed explicitly).
+//! - `lib.rs` — [`Storage`] (open: lock, clean marker, sled check or
+//!   rebuild, index recovery; close) and [`StorageConfig`] (cache size,
+//!   flush interval, segment sizes, writer queue bytes).
 //! - [`outbox`] — the design note (invariants, key layout, record format,
 //!   durability contract, delivery and holding rules) and [`Outbox`], the
 //!   handle the daemon appends to and the sync worker drains.
+//! - `seglog` — the segmented log: segments, frames, scan, retirement.
+//! - `live` — where each live entry's latest put is, per segment: what a
+//!   retirement must copy forward.
+//! - `clean` — the clean marker that lets open trust sled after a clean
+//!   close.
+//! - `rebuild` — sled checked and repaired against the log, directories of
+//!   the previous version moved onto a log, open's own writes.
+//! - `recovery` — the delivery index rebuilt from sled on open.
+//! - `sled_files` — sled's files: open with panics caught, quarantine,
+//!   sync at a clean close.
+//! - [`health`] — [`StorageHealth`]: quarantined directories, rebuild
+//!   time, log size, writer queue depth.
+//! - [`mod@salvage`] — records read back from a quarantined sled directory.
+//! - `fsync` — directory sync helpers every file-writing module uses.
 //! - `heap` — hands freed heap back to the kernel (after open, on close,
 //!   and from the writer at most once a second).
 //! - `index` — the in-memory delivery index (ready, in flight, backoff,
-//!   held), rebuilt from sled on open.
-//! - `writer` — the group-commit writer thread and the `Syncer` that makes
-//!   sled's writes durable at checkpoints.
-//! - [`wal`] — the write-ahead log each group is made durable in, and its
-//!   replay on open.
+//!   held), rebuilt on open.
+//! - `writer` — the group-commit writer thread: stages, logs, applies to
+//!   sled, retires log segments.
+//! - [`wal`] — the previous version's write-ahead log (read once, when a
+//!   directory of that version is moved onto the segmented log) and the
+//!   op encoding frames share.
 //! - [`record`] — [`NewRecord`], [`Record`], [`RecordKind`], [`DeadLetter`]
 //!   and their versioned, checksummed encoding; size limits.
 //! - [`state`] — [`StateTree`], durable put/remove on the same writer.
@@ -32,11 +49,20 @@
 //!   checksummed format, [`backup::verify`] and [`backup::restore`].
 
 pub mod backup;
+mod clean;
 pub mod error;
+mod fsync;
+pub mod health;
 mod heap;
 mod index;
+mod live;
 pub mod outbox;
+mod rebuild;
 pub mod record;
+mod recovery;
+pub mod salvage;
+mod seglog;
+mod sled_files;
 pub mod state;
 pub mod wal;
 mod writer;
@@ -48,27 +74,29 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{info, warn};
 
 pub use backup::{BackupSummary, RestoreSummary};
+pub use clean::CLEAN_FILE;
 pub use error::{AppendError, AppendFailure, StorageError};
+pub use health::StorageHealth;
 pub use outbox::{InteractionRecords, Outbox, OutboxStats, IN_FLIGHT_MAX};
 pub use record::{
     DeadLetter, DecodeError, NewRecord, Record, RecordKind, BODY_BYTES_MAX, ID_BYTES_MAX,
     REASON_BYTES_MAX,
 };
+pub use salvage::{salvage, SalvageSummary};
+pub use seglog::LOG_DIR;
+pub use sled_files::{QUARANTINE_PREFIX, SLED_DIR};
 pub use state::StateTree;
 pub use wal::{WAL_BYTES_DEFAULT, WAL_BYTES_MIN};
-pub use writer::{COMMIT_OPS_MAX, WRITER_QUEUE_MAX};
+pub use writer::{COMMIT_OPS_MAX, WRITER_QUEUE_BYTES_DEFAULT, WRITER_QUEUE_MAX};
 
-use index::{key_hash, Index};
-use record::{
-    chunk_of, chunk_seq, chunk_slot, decode_chunk, decode_dead_letter, decode_record, encode_chunk,
-    encode_dead_letter, key_seq, seq_key, Chunk, PendingEntry,
-};
-use wal::Wal;
-use writer::{Op, Syncer, Writer, META_NEXT_SEQ};
+use index::Index;
+use rebuild::OpenLog;
+use seglog::SyncStall;
+use writer::{Queued, Writer};
 
 /// Default sled page-cache size: 32 MiB. sled's own default is 1 GiB, far
 /// too much for an edge box; the outbox is read mostly sequentially, so a
@@ -107,10 +135,6 @@ const SLED_RELEASE_WAIT_MS: u64 = 30_000;
 /// wait only delays that answer by this much.
 const LOCK_WAIT_MS: u64 = 2_000;
 
-/// Longest wait on open for sled's lock when our own lock is free (a
-/// closing handle's background thread still finishing), in ms.
-const SLED_REOPEN_WAIT_MS: u64 = 30_000;
-
 /// Tree names.
 const TREE_OUTBOX: &str = "outbox";
 const TREE_DEAD: &str = "dead";
@@ -119,7 +143,7 @@ const TREE_PENDING: &str = "pending";
 
 /// The meta-tree key set (to `[1]`) once the `pending` tree indexes every
 /// outbox record; absent in directories written before it existed.
-const META_PENDING_READY: &[u8] = b"pending_ready";
+pub(crate) const META_PENDING_READY: &[u8] = b"pending_ready";
 
 /// Options of a storage directory; every sled option is passed explicitly.
 #[derive(Clone, Debug)]
@@ -131,9 +155,14 @@ pub struct StorageConfig {
     pub flush_every_ms: Option<u64>,
     /// sled segment size in bytes (fixed once the directory exists).
     pub segment_bytes: usize,
-    /// Size of the write-ahead log file in bytes (at least
-    /// [`WAL_BYTES_MIN`]); a larger one checkpoints less often.
+    /// Size of one log segment in bytes (at least [`WAL_BYTES_MIN`]; the
+    /// name is kept from the single write-ahead log it replaces). The log
+    /// holds every live entry, so it takes about the live data plus up to
+    /// two segments; a larger segment retires less often.
     pub wal_bytes: u64,
+    /// Most bytes of changes queued for the writer (waiting, or in the
+    /// group being made durable); see [`WRITER_QUEUE_BYTES_DEFAULT`].
+    pub queue_bytes: usize,
 }
 
 impl Default for StorageConfig {
@@ -143,6 +172,7 @@ impl Default for StorageConfig {
             flush_every_ms: Some(FLUSH_EVERY_MS_DEFAULT),
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             wal_bytes: WAL_BYTES_DEFAULT,
+            queue_bytes: WRITER_QUEUE_BYTES_DEFAULT,
         }
     }
 }
@@ -164,6 +194,8 @@ pub(crate) struct Shared {
     pub(crate) index: Mutex<Index>,
     /// The storage directory, for `bytes on disk`.
     pub(crate) dir: PathBuf,
+    /// What open found and what the writer reports (log size).
+    pub(crate) health: Mutex<StorageHealth>,
 }
 
 impl Shared {
@@ -172,13 +204,24 @@ impl Shared {
     pub(crate) fn lock_index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Locks the health figures (a poisoned lock is taken over).
+    pub(crate) fn lock_health(&self) -> MutexGuard<'_, StorageHealth> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// What every handle holds; dropping the last one stops the writer (after
 /// it committed what it had) and releases the directory lock.
 pub(crate) struct Inner {
     /// Sends operations to the writer; `None` only during drop.
-    tx: Option<mpsc::Sender<Op>>,
+    tx: Option<mpsc::Sender<Queued>>,
+    /// Bytes the writer queue may still take (one permit a byte).
+    queue_bytes: Arc<Semaphore>,
+    /// The byte budget `queue_bytes` started with.
+    pub(crate) queue_bytes_max: usize,
+    /// Injected sync stalls (tests).
+    stall: Arc<SyncStall>,
     /// The writer thread, joined on drop so a reopen finds the lock free.
     writer: Option<JoinHandle<()>>,
     /// Trees and index. Dropped by hand in `drop`, before waiting for sled
@@ -189,21 +232,69 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Sends an operation to the writer.
-    pub(crate) async fn send(&self, op: Op) -> Result<(), StorageError> {
-        match &self.tx {
-            Some(tx) => tx.send(op).await.map_err(|_| StorageError::Closed),
-            None => Err(StorageError::Closed),
-        }
+    /// Sends an operation to the writer, waiting while the queue is full
+    /// (in bytes or in count).
+    pub(crate) async fn send(&self, op: writer::Op) -> Result<(), StorageError> {
+        self.send_op(op).await.map_err(|_| StorageError::Closed)
+    }
+
+    /// [`Inner::send`], handing the operation back when the writer is gone.
+    pub(crate) async fn send_op(&self, op: writer::Op) -> Result<(), writer::Op> {
+        let Some(tx) = &self.tx else { return Err(op) };
+        let bytes = op.queue_bytes().min(self.queue_bytes_max).max(1);
+        let permit = match Arc::clone(&self.queue_bytes)
+            .acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+            .await
+        {
+            Ok(permit) => permit,
+            Err(_) => return Err(op),
+        };
+        tx.send(Queued { op, permit }).await.map_err(|e| e.0.op)
+    }
+
+    /// Sends without waiting for room: hands the operation back when the
+    /// queue is full (in bytes or in operations) or the writer is gone.
+    pub(crate) fn try_send_op(&self, op: writer::Op) -> Result<(), writer::Op> {
+        let Some(tx) = &self.tx else { return Err(op) };
+        let bytes = op.queue_bytes().min(self.queue_bytes_max).max(1);
+        let Ok(permit) = Arc::clone(&self.queue_bytes)
+            .try_acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+        else {
+            return Err(op);
+        };
+        tx.try_send(Queued { op, permit }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q.op,
+        })
     }
 
     /// Sends without waiting (used from sync code); dropped if full.
-    pub(crate) fn try_send(&self, op: Op) {
-        if let Some(tx) = &self.tx {
-            if tx.try_send(op).is_err() {
-                warn!("Writer queue full; the corrupt record is quarantined when next taken (after a reopen).");
-            }
+    pub(crate) fn try_send(&self, op: writer::Op) {
+        let Some(tx) = &self.tx else { return };
+        let bytes = op.queue_bytes().min(self.queue_bytes_max).max(1);
+        let sent = Arc::clone(&self.queue_bytes)
+            .try_acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+            .ok()
+            .map(|permit| tx.try_send(Queued { op, permit }).is_ok());
+        if sent != Some(true) {
+            warn!("Writer queue full; the corrupt record is quarantined when next taken (after a reopen).");
         }
+    }
+
+    /// Whether the writer is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.as_ref().is_none_or(|tx| tx.is_closed())
+    }
+
+    /// Operations and bytes queued for the writer now.
+    pub(crate) fn queue_depth(&self) -> (u64, u64) {
+        let ops = self
+            .tx
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity());
+        let bytes = self
+            .queue_bytes_max
+            .saturating_sub(self.queue_bytes.available_permits());
+        (ops as u64, bytes as u64)
     }
 }
 
@@ -226,7 +317,7 @@ impl Drop for Inner {
 /// Waits (bounded) until sled's background threads closed `<dir>/db`, so
 /// that a reopen right after a drop never finds the directory locked.
 fn wait_for_sled_release(dir: &Path) {
-    let Ok(file) = File::open(dir.join("db")) else {
+    let Ok(file) = File::open(dir.join(SLED_DIR).join("db")) else {
         return;
     };
     let deadline =
@@ -263,11 +354,19 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    /// Opens (or creates) the storage in `dir`, rebuilds the delivery index
-    /// from the small `pending` tree (or, when that is missing or does not
-    /// match, from every record, moving undecodable ones to the dead
-    /// letters) and starts the writer thread. Records are CRC-checked when
-    /// taken.
+    /// Opens (or creates) the storage in `dir` and starts the writer
+    /// thread.
+    ///
+    /// The log is scanned first (it is the truth). sled is trusted as it is
+    /// only after a clean close whose marker names where the log ends;
+    /// otherwise it is checked against the log and repaired. A sled that
+    /// fails to open, or panics while opened or checked, is moved aside to
+    /// `db.quarantined-<unix seconds>` (never deleted) and rebuilt from the
+    /// log; [`Storage::health`] reports it. Then the delivery index is
+    /// rebuilt from the small `pending` tree (or, when that is missing or
+    /// does not match, from every record, moving undecodable ones to the
+    /// dead letters). A directory of the previous version (sled plus
+    /// `edgecc.wal`) is moved onto a log first.
     ///
     /// Returns [`StorageError::Locked`] when another process holds `dir`.
     pub fn open(dir: impl AsRef<Path>, config: StorageConfig) -> Result<Storage, StorageError> {
@@ -278,38 +377,29 @@ impl Storage {
         if dir.join(RESTORE_MARKER).exists() {
             return Err(StorageError::RestoreUnfinished { path: dir });
         }
-        // We hold `edgecc.lock`, so no other edgecc has this directory. If
-        // sled's own lock is still taken, it is a background thread of a
-        // handle of ours that just closed (slow under load): wait it out,
-        // bounded.
-        let deadline =
-            std::time::Instant::now() + std::time::Duration::from_millis(SLED_REOPEN_WAIT_MS);
-        let db = loop {
-            let opened = sled_config(&dir, &config).open();
-            match opened {
-                Ok(db) => break db,
-                Err(sled::Error::Io(ref io))
-                    if io.to_string().contains("could not acquire lock") =>
-                {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(StorageError::Locked { path: dir.clone() });
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(other) => return Err(StorageError::Sled(other)),
-            }
+        let seg_bytes = config.wal_bytes.max(WAL_BYTES_MIN);
+        let stall = Arc::new(SyncStall::default());
+        // Taken (and the directory synced) before anything is written, so
+        // that a stop from here on is unclean.
+        let clean = clean::take(&dir)?;
+        let mut health = StorageHealth::default();
+        let started = std::time::Instant::now();
+        let (db, mut log, mut live) = if seglog::SegLog::exists(&dir) {
+            rebuild::remove_leftovers(&dir)?;
+            let (log, live) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
+            let trusted = clean == Some(log.position());
+            let db = sled_for_log(&dir, &config, &log, &live, trusted, &mut health)?;
+            (db, log, live)
+        } else {
+            // Fresh, or the previous version's layout: sled (with the old
+            // write-ahead log) is the only copy, so it must open.
+            sled_files::adopt_top_level(&dir)?;
+            let db = sled_files::open_sled(&dir, &config)?;
+            rebuild::migrate(&dir, &db, seg_bytes)?;
+            let (log, live) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
+            (db, log, live)
         };
-        let mut syncer = Syncer::open(&dir)?;
-        // Replay what the log holds beyond sled's last checkpoint, make it
-        // durable in sled, then start the log over.
-        let mut trees = std::collections::HashMap::new();
-        let mut wal = Wal::open(&dir, config.wal_bytes, |_, payload| {
-            writer::replay_frame(&db, payload, &mut trees)
-        })?;
-        syncer
-            .commit(&db)
-            .map_err(|e| StorageError::io("sync after replay", e))?;
-        wal.checkpoint(&dir)?;
+        health.quarantined = health::quarantined_dirs(&dir);
         let shared = Arc::new(Shared {
             outbox: db.open_tree(TREE_OUTBOX)?,
             pending: db.open_tree(TREE_PENDING)?,
@@ -318,15 +408,25 @@ impl Storage {
             db,
             index: Mutex::new(Index::default()),
             dir: dir.clone(),
+            health: Mutex::new(StorageHealth::default()),
         });
-        let next_seq = recover(&shared, &mut syncer)?;
+        let next_seq = {
+            let mut out = OpenLog::new(&mut log, &mut live);
+            let next_seq = recovery::recover(&shared, &mut out)?;
+            out.flush()?;
+            next_seq
+        };
+        if health.index_rebuild_ms.is_some() {
+            health.index_rebuild_ms = Some(started.elapsed().as_millis() as u64);
+        }
+        health.log_segments = log.segments().len() as u64;
+        health.log_bytes = log.bytes();
+        *shared.lock_health() = health.clone();
         let (tx, rx) = mpsc::channel(WRITER_QUEUE_MAX);
-        syncer
-            .commit(&shared.db)
-            .map_err(|e| StorageError::io("sync after recovery", e))?;
+        let queue_bytes_max = config.queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
         // Recovery freed its scan buffers: give them back before running.
         heap::trim();
-        let writer = Writer::new(Arc::clone(&shared), rx, next_seq, syncer, wal);
+        let writer = Writer::new(Arc::clone(&shared), rx, next_seq, log, live);
         let handle = std::thread::Builder::new()
             .name("edgecc-storage-writer".into())
             .spawn(move || writer.run())
@@ -338,11 +438,16 @@ impl Storage {
                 depth = index.depth(),
                 dead_letters = index.dead_count(),
                 next_seq,
+                sled_checked_ms = health.index_rebuild_ms,
+                quarantined = health.quarantined.len(),
                 "Storage opened."
             );
         }
         let inner = Inner {
             tx: Some(tx),
+            queue_bytes: Arc::new(Semaphore::new(queue_bytes_max)),
+            queue_bytes_max,
+            stall,
             writer: Some(handle),
             shared: ManuallyDrop::new(shared),
             _lock: lock,
@@ -366,17 +471,69 @@ impl Storage {
     pub fn dir(&self) -> &Path {
         &self.inner.shared.dir
     }
+
+    /// What open found (quarantined sled directories, the time sled took
+    /// to be checked or rebuilt) and the log and writer queue now.
+    pub fn health(&self) -> StorageHealth {
+        let mut health = self.inner.shared.lock_health().clone();
+        (health.writer_queue_ops, health.writer_queue_bytes) = self.inner.queue_depth();
+        health
+    }
+
+    /// Test hook: the next `count` log syncs each stall `ms` milliseconds
+    /// before they run, as a disk that stops answering would. For tests
+    /// and benchmarks of a stalled disk; never used by the daemon.
+    #[doc(hidden)]
+    pub fn inject_sync_stall(&self, ms: u64, count: u64) {
+        use std::sync::atomic::Ordering;
+        self.inner.stall.ms.store(ms, Ordering::Relaxed);
+        self.inner.stall.count.store(count, Ordering::Relaxed);
+    }
 }
 
-/// The sled options of a storage directory (also used by restore).
-fn sled_config(dir: &Path, config: &StorageConfig) -> sled::Config {
-    sled::Config::new()
-        .path(dir)
-        .cache_capacity(config.cache_bytes)
-        .flush_every_ms(config.flush_every_ms)
-        .segment_size(config.segment_bytes)
-        .mode(sled::Mode::LowSpace)
-        .use_compression(false)
+/// sled for an existing log: opened (a failure or panic moves it aside and
+/// opens a fresh one), then, unless `trusted`, checked against the log and
+/// repaired; a panic while checking also moves it aside, and the fresh one
+/// is filled from the log.
+fn sled_for_log(
+    dir: &Path,
+    config: &StorageConfig,
+    log: &seglog::SegLog,
+    live: &live::Live,
+    trusted: bool,
+    health: &mut StorageHealth,
+) -> Result<sled::Db, StorageError> {
+    let (db, moved) = sled_files::open_or_quarantine(dir, config)?;
+    if trusted && moved.is_none() {
+        return Ok(db);
+    }
+    if moved.is_none() {
+        warn!(dir = %dir.display(), "Storage was not closed cleanly; checking sled against the log.");
+    }
+    health.index_rebuild_ms = Some(0);
+    match sled_files::guarded("the check against the log", || {
+        rebuild::repair(&db, log, live)
+    }) {
+        Ok(done) => {
+            health.repaired_entries = done.removed + done.written;
+            if done.removed > 0 || (moved.is_none() && done.written > 0) {
+                warn!(
+                    removed = done.removed,
+                    written = done.written,
+                    "sled differed from the log; repaired from it."
+                );
+            }
+            Ok(db)
+        }
+        Err(e) => {
+            drop(db);
+            sled_files::quarantine(dir, &e.to_string())?;
+            let db = sled_files::open_sled(dir, config)?;
+            let done = rebuild::repair(&db, log, live)?;
+            health.repaired_entries = done.removed + done.written;
+            Ok(db)
+        }
+    }
 }
 
 /// Takes an exclusive, non-blocking `flock` on `<dir>/edgecc.lock`.
@@ -407,197 +564,4 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-}
-
-/// Rebuilds the index from sled (from the small `pending` entries, not
-/// the records), finishes interrupted moves, and rebuilds the `pending`
-/// tree from the records when it is missing or does not match the outbox.
-/// Returns the next sequence to hand out.
-fn recover(shared: &Shared, syncer: &mut Syncer) -> Result<u64, StorageError> {
-    let mut index = shared.lock_index();
-    let mut max_seq: Option<u64> = None;
-    let mut bump = |seq: u64| max_seq = Some(max_seq.map_or(seq, |m: u64| m.max(seq)));
-
-    // Dead letters. A sequence in both trees is an interrupted move
-    // (dead-letter or re-queue) of a version that did not commit a group
-    // atomically: the outbox copy wins, nothing is lost.
-    let mut dead_keys = Vec::new();
-    let mut dead_unheld = 0u64;
-    for item in shared.dead.iter() {
-        let (k, raw) = item?;
-        let Some(seq) = key_seq(&k) else {
-            warn!(
-                key_len = k.len(),
-                "Ignoring a dead-letter key of the wrong length."
-            );
-            continue;
-        };
-        bump(seq);
-        if shared.outbox.contains_key(&k)? {
-            shared.dead.remove(&k)?;
-            continue;
-        }
-        match decode_dead_letter(seq, &raw).ok().and_then(|d| d.record) {
-            Some(record) => dead_keys.push((seq, key_hash(&record.interaction_key))),
-            None => dead_unheld += 1,
-        }
-    }
-    if let Some((k, _)) = shared.outbox.last()? {
-        if let Some(seq) = key_seq(&k) {
-            bump(seq);
-        }
-    }
-    // Pending records: from the pending tree when it is usable, else from
-    // the records themselves (and the tree is rebuilt).
-    let mut loaded = false;
-    if pending_tree_usable(shared)? {
-        loaded = load_pending(shared, &mut index)?;
-        if !loaded {
-            *index = index::Index::default();
-        }
-    }
-    if !loaded {
-        rebuild_pending(shared, &mut index, syncer)?;
-    }
-    for (seq, key) in dead_keys {
-        index.add_dead(seq, key);
-    }
-    for _ in 0..dead_unheld {
-        index.add_dead_unheld();
-    }
-    let stored_next = match shared.meta.get(META_NEXT_SEQ)? {
-        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
-            Ok(b) => u64::from_be_bytes(b),
-            Err(_) => {
-                warn!(len = v.len(), "Ignoring a malformed next-sequence value.");
-                0
-            }
-        },
-        None => 0,
-    };
-    // Sequences start at 1 so 0 can never name a record.
-    Ok(stored_next.max(max_seq.map_or(1, |m| m + 1)).max(1))
-}
-
-/// Whether the `pending` tree was completed and still matches the outbox at
-/// both ends (a cheap check against a directory an older build wrote to
-/// after this one).
-fn pending_tree_usable(shared: &Shared) -> Result<bool, StorageError> {
-    if shared.meta.get(META_PENDING_READY)?.as_deref() != Some(&[1u8][..]) {
-        return Ok(false);
-    }
-    let outbox_end = |item: Option<(sled::IVec, sled::IVec)>| item.and_then(|(k, _)| key_seq(&k));
-    let chunk_end = |item: Option<(sled::IVec, sled::IVec)>, first: bool| {
-        let (k, raw) = item?;
-        let chunk = decode_chunk(&raw).ok()?;
-        let slot = if first {
-            chunk.first_key_value()
-        } else {
-            chunk.last_key_value()
-        };
-        Some(chunk_seq(key_seq(&k)?, *slot?.0))
-    };
-    let usable = outbox_end(shared.outbox.first()?) == chunk_end(shared.pending.first()?, true)
-        && outbox_end(shared.outbox.last()?) == chunk_end(shared.pending.last()?, false);
-    if !usable {
-        warn!("The pending index does not match the outbox; rebuilding it.");
-    }
-    Ok(usable)
-}
-
-/// Fills the index from the pending tree. Returns `false` (index partly
-/// filled) when a chunk is undecodable: the caller rebuilds from records.
-fn load_pending(shared: &Shared, index: &mut index::Index) -> Result<bool, StorageError> {
-    for item in shared.pending.iter() {
-        let (k, raw) = item?;
-        let chunk = key_seq(&k).ok_or(()).and_then(|chunk_no| {
-            decode_chunk(&raw)
-                .map(|c| (chunk_no, c))
-                .map_err(|e| warn!(chunk_no, error = %e, "Undecodable pending chunk; rebuilding."))
-        });
-        match chunk {
-            Ok((chunk_no, chunk)) => {
-                for (slot, e) in chunk {
-                    index.load(chunk_seq(chunk_no, slot), e.key, e.not_before_ms);
-                }
-            }
-            Err(()) => return Ok(false),
-        }
-    }
-    index.finish_load();
-    Ok(true)
-}
-
-/// Rebuilds the pending tree and the index from the records (first open of
-/// an older directory, or a damaged pending tree), moving undecodable
-/// records to the dead letters. The entries are made durable before the
-/// tree is marked ready.
-fn rebuild_pending(
-    shared: &Shared,
-    index: &mut index::Index,
-    syncer: &mut Syncer,
-) -> Result<(), StorageError> {
-    let sync = |syncer: &mut Syncer| {
-        syncer
-            .commit(&shared.db)
-            .map_err(|e| StorageError::io("sync the pending index", e))
-    };
-    if shared.meta.remove(META_PENDING_READY)?.is_some() {
-        sync(syncer)?;
-    }
-    shared.pending.clear()?;
-    let mut chunk: Option<(u64, Chunk)> = None;
-    // Key by key, not `apply_batch`: see `Group::apply` in the writer.
-    let put = |(chunk_no, c): (u64, Chunk)| {
-        shared
-            .pending
-            .insert(chunk_no.to_be_bytes(), encode_chunk(&c))
-            .map(drop)
-    };
-    let mut corrupt = Vec::new();
-    for item in shared.outbox.iter() {
-        let (k, raw) = item?;
-        let Some(seq) = key_seq(&k) else {
-            warn!(
-                key_len = k.len(),
-                "Ignoring an outbox key of the wrong length."
-            );
-            continue;
-        };
-        match decode_record(seq, &raw) {
-            Ok(record) => {
-                let entry = PendingEntry {
-                    key: key_hash(&record.interaction_key),
-                    not_before_ms: record.next_attempt_at_ms,
-                };
-                index.load(seq, entry.key, entry.not_before_ms);
-                if chunk.as_ref().is_some_and(|(n, _)| *n != chunk_of(seq)) {
-                    if let Some(full) = chunk.take() {
-                        put(full)?;
-                    }
-                }
-                chunk
-                    .get_or_insert_with(|| (chunk_of(seq), Chunk::new()))
-                    .1
-                    .insert(chunk_slot(seq), entry);
-            }
-            Err(e) => corrupt.push((seq, raw, e)),
-        }
-    }
-    if let Some(c) = chunk.take() {
-        put(c)?;
-    }
-    index.finish_load();
-    for (seq, raw, e) in corrupt {
-        warn!(seq, error = %e, "Corrupt record moved to the dead letters.");
-        let reason = format!("corrupt: {e}");
-        shared
-            .dead
-            .insert(seq_key(seq), encode_dead_letter(seq, &reason, &raw)?)?;
-        shared.outbox.remove(seq_key(seq))?;
-        index.add_dead_unheld();
-    }
-    sync(syncer)?;
-    shared.meta.insert(META_PENDING_READY, &[1u8])?;
-    Ok(())
 }

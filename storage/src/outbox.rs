@@ -3,9 +3,11 @@
 //! # Invariants
 //!
 //! - A record is acknowledged to `append` only once it would survive a power
-//!   cut: its group's frame in the write-ahead log `<dir>/edgecc.wal` has
-//!   been `fdatasync`ed. Acks, retries, dead-letter moves, re-queues and
-//!   state puts follow the same path: an `Ok` means durable.
+//!   cut: its group's frame in the log `<dir>/log/` has been `fdatasync`ed.
+//!   Acks, retries, dead-letter moves, re-queues and state puts follow the
+//!   same path: an `Ok` means durable.
+//! - The log is the truth; sled is an index and cache of it. Nothing that
+//!   was acknowledged depends on sled's files surviving a power cut.
 //! - Sequences are handed out by the single writer, strictly increasing,
 //!   consecutive within an `append_batch`, never reused (the next sequence is
 //!   kept in the `meta` tree).
@@ -16,7 +18,7 @@
 //!   `pending` index, not the records).
 //! - Every pending record has exactly one entry in the `pending` tree, and
 //!   every entry has its record: both are written in the same log frame
-//!   (replayed whole or not at all), so a crash never separates them.
+//!   (applied whole or not at all), so a crash never separates them.
 //! - Nothing is ever dropped: records leave the outbox only by `ack`, or
 //!   into the dead letters (`dead_letter`, `park_expired`, corruption).
 //! - A record is in flight at most once at a time, and at most one record
@@ -26,8 +28,12 @@
 //!
 //! ```text
 //! <dir>/edgecc.lock      our flock: a second opener gets StorageError::Locked
-//! <dir>/edgecc.wal       our write-ahead log (see the `wal` module), 16 MiB
-//! <dir>/conf, db, blobs/, snap.*   sled 0.34.7's files (db is the log)
+//! <dir>/log/*.seg        the log: preallocated segments (see `seglog`),
+//!                        StorageConfig::wal_bytes each (16 MiB)
+//! <dir>/edgecc.clean     clean marker: only between a clean close and the
+//!                        next open (see `clean`)
+//! <dir>/conf, db, blobs/, snap.*   sled 0.34.7's files (index and cache)
+//! <dir>/db.quarantined-<unix seconds>/   sled files moved aside (kept)
 //!
 //! tree "outbox":  key = seq as u64 big-endian (8 bytes)  -> record value
 //! tree "pending": key = seq >> 5 as u64 big-endian       -> pending chunk
@@ -49,77 +55,100 @@
 //!            | next_attempt_at_ms u64 LE
 //! ```
 //!
-//! The `pending` tree is what open reads to rebuild the delivery index: 32
+//! Every tree entry is also in the log, as the latest put of its key. The
+//! `pending` tree is what open reads to rebuild the delivery index: 32
 //! records per sled entry, ~17 bytes each, instead of every full record
 //! (1M records: a few MB instead of ~800 MB, see BENCHMARKS.md). Open trusts it
 //! when `pending_ready` is set and its first and last sequences match the
-//! outbox's; otherwise (a directory of the previous version, a damaged
-//! chunk, or records an older build appended) it rebuilds it from the
-//! records, moving undecodable ones to the dead letters, makes it durable,
-//! then sets `pending_ready`. Known limit: an older build that re-queued or
-//! acked records *inside* the range after this one ran is not detected;
-//! after a downgrade, delete `pending_ready` from `meta` (or the `pending`
-//! tree) to force the rebuild.
+//! outbox's; otherwise (a damaged chunk, or records an older build
+//! appended) it rebuilds it from the records, moving undecodable ones to
+//! the dead letters, then sets `pending_ready`, all through the log.
 //!
 //! `RecordKind` is stored as its variant index: append variants, never
 //! reorder them. `tests/fixtures/` keeps an outbox written by this version,
 //! read back by a test.
 //!
-//! # Durability contract
+//! # Durability contract (the log's rules)
 //!
-//! One writer thread receives every change through a bounded channel and
-//! stages a whole group (up to [`crate::COMMIT_OPS_MAX`] operations) as
-//! blind writes: whole new values or removals, over `outbox`, `pending`,
-//! `dead`, `meta` and the state trees. It writes them as one frame to the
-//! preallocated write-ahead log and `fdatasync`s it (one device flush, no
-//! file-size change), then applies them to sled, then updates the
-//! in-memory index and answers every caller. Concurrent callers share the
-//! device flush (group commit).
+//! 1. **Write-ahead, one sync.** One writer thread receives every change
+//!    through a bounded channel and stages a whole group (up to
+//!    [`crate::COMMIT_OPS_MAX`] operations) as blind writes: whole new
+//!    values or removals, over `outbox`, `pending`, `dead`, `meta` and the
+//!    state trees. It appends them as one CRC-framed frame to the head
+//!    segment of the log and `fdatasync`s it (one device flush: segments
+//!    are preallocated and zero-filled, so no size or allocation changes),
+//!    then applies them to sled, then updates the in-memory index and
+//!    answers every caller. Concurrent callers share the device flush
+//!    (group commit).
+//! 2. **The log keeps every live entry.** An entry (pending record, dead
+//!    letter, pending chunk, meta value, state entry) is live while its
+//!    latest op is a put; the writer keeps, in memory, which segment holds
+//!    each live entry's latest put (`live`), rebuilt by scanning the log at
+//!    open.
+//! 3. **Segments are created ahead and never reused.** A new segment is
+//!    written aside, zero-filled, its header written, synced, renamed, and
+//!    the directory synced, before any frame goes into it (between groups,
+//!    or when a frame does not fit).
+//! 4. **Retirement.** Between groups the writer retires the oldest segment
+//!    when at most half its put bytes are still live, or the whole log is
+//!    at most a third live: it first appends every still-live put of that
+//!    segment to the head (blind rewrites of the same values), syncs, then
+//!    deletes the segment and syncs the directory. Only the oldest segment
+//!    is ever deleted, and the directory is synced after each unlink before
+//!    the next one, so a lost unlink cannot bring back a put whose
+//!    tombstone was in a later, already deleted segment. A removal never
+//!    needs copying: it matters only while an older segment holds a put of
+//!    its key, and older segments go first.
+//! 5. **sled is trusted only after a clean close.** On close the writer
+//!    flushes sled, `fdatasync`s all its files and both directories, then
+//!    writes `edgecc.clean` naming where the log ends (synced). Open takes
+//!    the marker away first (synced) and trusts sled as it is only if the
+//!    marker names exactly where the log ends.
+//! 6. **Otherwise sled is checked and repaired from the log** (`rebuild`):
+//!    every entry sled holds that the log does not is removed, every live
+//!    value sled lacks or holds differently is written. A sled that fails
+//!    to open, or panics while opened or checked (panics are caught), is
+//!    moved aside to `db.quarantined-<unix seconds>` (never deleted), a
+//!    fresh one is filled from the log, and it is reported (error-level log
+//!    line, [`crate::StorageHealth::quarantined`]).
+//! 7. **A directory of the previous version** (sled plus `edgecc.wal`, no
+//!    `log/`) is moved onto a log at its first open: the old write-ahead log
+//!    is replayed into sled, every tree is copied into a new log built
+//!    aside and renamed into place, then `edgecc.wal` is removed.
 //!
-//! sled persists what it was given in the background; only a checkpoint
-//! (when the log is full, or a quarter full and the writer idle, and on
-//! close) flushes sled and `fdatasync`s its files, records the checkpoint in
-//! the log's header and starts the log over. Open replays every frame after
-//! the last checkpoint, in order, over whatever sled recovered: the writes
-//! are blind, so the result is the state after the last acknowledged group
-//! whatever sled kept (`tests/power_cut.rs` opens sled's files as of a
-//! checkpoint with a later log). A group too large for the log (a huge
-//! `requeue_all`) is logged alone right after a checkpoint, the file
-//! growing for it, and checkpointed at once, which shrinks the file back.
+//! So after any cut at any instant, open yields exactly the state after the
+//! last acknowledged group, whatever sled's files hold: sled's relocation
+//! and reuse of its segments (which it counts as stable after
+//! `sync_file_range`, not a device flush) can damage sled, never the truth.
+//! `tests/power_cut.rs` and the model test open sled's files from an
+//! earlier close with today's log; the power-cut file system test drops
+//! every unsynced page of every file.
 //!
-//! One risk this does not close, found by reading sled 0.34.7 and not
-//! observed: between checkpoints sled's segment cleaner may move records
-//! it was given earlier to a new segment and then reuse the old one, and
-//! sled counts its writes as stable once `sync_file_range` returns
-//! (`pagecache/iobuf.rs`), which does not flush a volatile device cache. A
-//! power cut that loses the moved copy but keeps the overwrite of the old
-//! segment (a device reordering its cache) would lose records the log no
-//! longer holds. sled has no hook to make its segment reuse wait for an
-//! fsync; its flush thread's `fsync` every `flush_every_ms` (500 ms) only
-//! narrows the window.
-//!
-//! Why not sled's flush per group, as before: it waits for its write with
-//! `sync_file_range` and our `fdatasync` of its growing file then costs a
-//! second device round trip plus metadata; per-record appends ran at 0.46×
-//! the raw disk on an idle disk, and at 1.0-1.1× with the log
-//! (BENCHMARKS.md).
+//! Known limits. Open reads the whole log (to know where each live entry
+//! is), so it takes longer with a large backlog even after a clean close;
+//! after an unclean stop it also checks every live entry against sled,
+//! before open returns (BENCHMARKS.md has the times; the goal of usable
+//! within 2 s with a 1,000,000-record backlog needs this check to move to
+//! the background: appends could start at once into a fresh chunk range,
+//! with `take_ready`, re-queues and backups waiting for the check). sled's
+//! own files are synced only at a clean close, so after any other stop
+//! sled is mostly rebuilt.
 //!
 //! If the log write or sync fails (I/O error), nothing reached sled: every
 //! caller of the group gets an error; `append` hands its records back, and
 //! the next group overwrites the frame. After a failed sync the frame is
 //! first unmade (its header zeroed and synced), so it cannot come back.
+//! A full disk shows up when a new segment is created (a frame into a
+//! preallocated segment never needs space), or when sled writes.
 //!
-//! Three failures stop the storage instead: it refuses every later change
-//! and never checkpoints, the callers get an error, and the next open
-//! replays the log. They are: sled refusing a logged group (it failed
-//! earlier, e.g. disk full); a failed checkpoint (a failed `fdatasync` may
-//! have dropped pages it could not write, and a retry that succeeds would
-//! prove nothing); and a frame that could not be unmade, which may then
-//! come back at the next open (at-least-once; the correlation id
+//! Two failures stop the storage instead: it refuses every later change,
+//! the callers get an error, and the close writes no clean marker, so the
+//! next open checks sled against the log. They are: sled refusing a logged
+//! group (it failed earlier, e.g. disk full; the frame is durable and the
+//! repair applies it), and a frame that could not be unmade, which may
+//! then come back at the next open (at-least-once; the correlation id
 //! deduplicates at the CRM). What was acknowledged earlier is never
 //! affected.
-//! A full disk therefore shows up when sled or a checkpoint writes, not in
-//! the preallocated log.
 //!
 //! `take_ready` is not persisted: after a crash, records that were in
 //! flight are simply pending again (at-least-once delivery).
@@ -134,12 +163,14 @@
 //!
 //! # Space
 //!
-//! sled 0.34.7 never shrinks its log file, but in `Mode::LowSpace` its
-//! background thread (`flush_every_ms`) cleans mostly-empty segments and
-//! reuses them. Measured (`tests/space.rs`, BENCHMARKS.md): 12 cycles of 1,500
-//! records filled and drained keep the directory at 2.6-4.2 MB, no growth;
-//! so no compaction scheme is needed. Keep `flush_every_ms` set: without it
-//! segments are never cleaned.
+//! The log takes about the live data plus up to two segments (the head,
+//! and one created ahead), more while retirement lags behind a burst, and
+//! at most about three times the live data (rule 4). sled 0.34.7 never
+//! shrinks its log file, but in `Mode::LowSpace` its background thread
+//! (`flush_every_ms`) cleans mostly-empty segments and reuses them.
+//! Measured (`tests/space.rs`): 12 cycles of 1,500 records filled and
+//! drained keep sled's files bounded and the log within 4 segments. Keep
+//! `flush_every_ms` set: without it sled never cleans its segments.
 //!
 //! # Delivery and holding rules
 //!
@@ -200,8 +231,11 @@ pub struct OutboxStats {
     pub held: u64,
     /// Dead letters.
     pub dead_letters: u64,
-    /// Bytes of the storage directory on disk (sled log, blobs, snapshots).
+    /// Bytes of the storage directory on disk (log segments, sled's files).
     pub bytes_on_disk: u64,
+    /// Storage health: quarantined sled directories, the time open spent
+    /// checking or rebuilding sled, log size, writer queue depth.
+    pub health: crate::StorageHealth,
 }
 
 /// What the outbox holds of one interaction (see [`Outbox::interaction`]).
@@ -243,7 +277,7 @@ impl Outbox {
     }
 
     /// Appends records with consecutive sequences; all become durable
-    /// together (one sled batch in one group commit) or none is acknowledged.
+    /// together (one log frame in one group commit) or none is acknowledged.
     pub async fn append_batch(&self, records: Vec<NewRecord>) -> Result<Vec<u64>, AppendError> {
         if records.is_empty() {
             return Ok(Vec::new());
@@ -253,17 +287,15 @@ impl Outbox {
         }
         let (tx, rx) = oneshot::channel();
         let op = Op::Append { records, reply: tx };
-        if let Some(sender) = &self.inner.tx {
-            if let Err(e) = sender.send(op).await {
-                let records = match e.0 {
-                    Op::Append { records, .. } => records,
-                    _ => Vec::new(),
-                };
-                return Err(AppendError {
-                    failure: StorageError::Closed.into(),
-                    records,
-                });
-            }
+        if let Err(op) = self.inner.send_op(op).await {
+            let records = match op {
+                Op::Append { records, .. } => records,
+                _ => Vec::new(),
+            };
+            return Err(AppendError {
+                failure: StorageError::Closed.into(),
+                records,
+            });
         }
         match rx.await {
             Ok(result) => result,
@@ -278,6 +310,45 @@ impl Outbox {
                 })
             }
         }
+    }
+
+    /// [`Outbox::append_batch`] for a caller that must not wait for room:
+    /// when the writer queue is full (the disk is slow or stalled) it
+    /// answers at once with [`AppendFailure::QueueFull`] and the records
+    /// handed back, nothing queued. Once queued, it waits for durability
+    /// like `append_batch` (its caller may bound that wait with a timeout:
+    /// the records are then durable or not, as the log decides).
+    pub async fn try_append_batch(&self, records: Vec<NewRecord>) -> Result<Vec<u64>, AppendError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Err(failure) = validate(&records) {
+            return Err(AppendError { failure, records });
+        }
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Append { records, reply: tx };
+        if let Err(op) = self.inner.try_send_op(op) {
+            let records = match op {
+                Op::Append { records, .. } => records,
+                _ => Vec::new(),
+            };
+            let (_, queued_bytes) = self.inner.queue_depth();
+            let failure = if self.inner.is_closed() {
+                StorageError::Closed.into()
+            } else {
+                AppendFailure::QueueFull {
+                    queued_bytes,
+                    max_bytes: self.inner.queue_bytes_max as u64,
+                }
+            };
+            return Err(AppendError { failure, records });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(AppendError {
+                failure: StorageError::Closed.into(),
+                records: Vec::new(),
+            })
+        })
     }
 
     /// What is still here of one interaction, from the in-memory index (no
@@ -473,6 +544,8 @@ impl Outbox {
         }
         let bytes_on_disk = dir_bytes(&shared.dir)
             .map_err(|e| StorageError::io(format!("size of {}", shared.dir.display()), e))?;
+        let mut health = shared.lock_health().clone();
+        (health.writer_queue_ops, health.writer_queue_bytes) = self.inner.queue_depth();
         Ok(OutboxStats {
             depth,
             oldest_age_ms,
@@ -480,6 +553,7 @@ impl Outbox {
             held,
             dead_letters,
             bytes_on_disk,
+            health,
         })
     }
 }

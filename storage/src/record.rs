@@ -415,6 +415,51 @@ pub(crate) fn key_seq(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes))
 }
 
+/// Every intact record value found anywhere in `bytes` (a damaged sled
+/// file, for salvage): at each offset that starts like a V1 record, the
+/// payload is decoded and kept only if its CRC32 matches. Dead-letter
+/// values are found too: the record inside is framed the same way.
+pub(crate) fn scan_records(bytes: &[u8]) -> Vec<Record> {
+    let lenient = bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(VALUE_BYTES_MAX)
+        .allow_trailing_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + FRAME_HEADER_BYTES < bytes.len() {
+        if bytes[at] != RECORD_SCHEMA_V1 {
+            at += 1;
+            continue;
+        }
+        let stored =
+            u32::from_le_bytes([bytes[at + 1], bytes[at + 2], bytes[at + 3], bytes[at + 4]]);
+        let mut rest = &bytes[at + FRAME_HEADER_BYTES..];
+        let before = rest.len();
+        let decoded: Option<RecordV1> = lenient.deserialize_from(&mut rest).ok();
+        let used = before - rest.len();
+        let payload = &bytes[at + FRAME_HEADER_BYTES..at + FRAME_HEADER_BYTES + used];
+        match decoded {
+            Some(v1) if crc32fast::hash(payload) == stored => {
+                out.push(Record {
+                    seq: v1.seq,
+                    correlation_id: v1.correlation_id,
+                    interaction_key: v1.interaction_key,
+                    kind: v1.kind,
+                    body: v1.body,
+                    created_at_ms: v1.created_at_ms,
+                    attempts: v1.attempts,
+                    next_attempt_at_ms: v1.next_attempt_at_ms,
+                    last_error: v1.last_error,
+                });
+                at += FRAME_HEADER_BYTES + used;
+            }
+            _ => at += 1,
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! Persisted state: small named key-value trees on the outbox's sled Db,
+//! Persisted state: small named key-value trees beside the outbox (in the
+//! log, indexed in sled),
 //! written through the same group-commit writer (so `put` and `remove` are
 //! durable when they return) and read directly from sled.
 //!

@@ -1,5 +1,10 @@
-//! The write-ahead log in front of sled: the file that makes a group
-//! durable with one `fdatasync`, and its replay on open.
+//! The previous version's write-ahead log in front of sled, kept to read a
+//! directory of that version once (its frames are replayed into sled, which
+//! is then copied into the segmented log: see `rebuild::migrate`), and the
+//! op encoding the segmented log's frames share. This build never writes
+//! it outside its own tests, which write logs of that version to read.
+//!
+//! What follows describes that version.
 //!
 //! Why: sled 0.34.7's `flush` writes its buffer and waits for it with
 //! `sync_file_range` (one device round trip), and only then can we
@@ -52,10 +57,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use tracing::{info, warn};
+use tracing::info;
+#[cfg(test)]
+use tracing::warn;
 
 use crate::error::StorageError;
-use crate::writer::sync_dir_named;
+use crate::fsync::sync_dir_named;
 
 /// File name of the log inside the storage directory.
 pub const WAL_FILE: &str = "edgecc.wal";
@@ -87,6 +94,8 @@ const FRAME_HEADER: usize = 4 + 8 + 4 + 4;
 const FILL_CHUNK: usize = 1024 * 1024;
 
 /// Why a frame could not be appended.
+#[cfg(test)]
+#[allow(dead_code)]
 #[derive(Debug)]
 pub(crate) enum AppendError {
     /// Not enough room before the end of the file: checkpoint first.
@@ -109,6 +118,7 @@ pub(crate) struct ReplayOp<'a> {
 }
 
 /// The open log: where the next frame goes and which lsn it gets.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct Wal {
     file: File,
     path: PathBuf,
@@ -202,16 +212,13 @@ impl Wal {
         })
     }
 
+    #[cfg(test)]
     /// Bytes of frames written since the last checkpoint.
     pub(crate) fn used(&self) -> u64 {
         self.write_at - DATA_START
     }
 
-    /// The file's size.
-    pub(crate) fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
+    #[cfg(test)]
     /// Appends `payload` as the next frame and `fdatasync`s it. On an I/O
     /// error nothing advances: the next frame overwrites this one.
     ///
@@ -264,6 +271,7 @@ impl Wal {
         Ok(())
     }
 
+    #[cfg(test)]
     /// `fdatasync` of the log after a frame (or its unmaking).
     fn sync_frame(&mut self) -> std::io::Result<()> {
         #[cfg(test)]
@@ -274,6 +282,7 @@ impl Wal {
         self.file.sync_data()
     }
 
+    #[cfg(test)]
     /// Records that sled holds (durably) everything of every frame written
     /// so far, and starts the frame area over. Call only after sled's
     /// flush and `fdatasync`. Also gives the file its configured size.

@@ -1,30 +1,37 @@
 //! The group-commit writer: one thread stages every change, makes a whole
-//! group durable as one write-ahead-log frame (one `fdatasync`), applies it
-//! to sled, then updates the delivery index and answers every waiting
-//! caller. It also checkpoints: sled flush plus `fdatasync` of sled's
-//! files, after which the log starts over (see the `wal` module).
+//! group durable as one log frame (one `fdatasync`), applies it to sled,
+//! then updates the delivery index and answers every waiting caller. Between
+//! groups it retires old log segments, copying their live entries forward
+//! first (see the `seglog` and `live` modules), and creates the next
+//! segment ahead of need. On close it makes sled durable and writes the
+//! clean marker.
 //!
 //! While one group is being synced, the next one queues up in the channel,
 //! so throughput grows with the number of concurrent callers while each of
-//! them waits for at most about two device flushes.
+//! them waits for at most about two device flushes. The queue is bounded
+//! in operations ([`WRITER_QUEUE_MAX`]) and in bytes
+//! ([`WRITER_QUEUE_BYTES_DEFAULT`], `StorageConfig::queue_bytes`): a caller
+//! finding it full waits for room (back-pressure; its future can be
+//! dropped, and an `append` dropped before it was queued changed nothing).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsString;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tracing::{debug, error, warn};
 
 use crate::error::{AppendError, AppendFailure, StorageError};
 use crate::index::{key_hash, KeyHash};
+use crate::live::Live;
 use crate::record::{
     bounded_reason, chunk_of, chunk_seq, chunk_slot, decode_chunk, decode_dead_letter,
     decode_record, encode_chunk, encode_dead_letter, encode_record, key_seq, seq_key, Chunk,
     NewRecord, PendingEntry, Record,
 };
-use crate::wal::{self, Wal};
+use crate::seglog::{self, SegLog};
+use crate::wal::{self, ReplayOp};
 use crate::Shared;
 
 /// Most operations committed by one group. Bounds the work (and the latency
@@ -32,9 +39,23 @@ use crate::Shared;
 /// with room to spare.
 pub const COMMIT_OPS_MAX: usize = 1024;
 
-/// Capacity of the writer's channel. A full channel makes callers wait
-/// (back-pressure) instead of growing memory.
+/// Capacity of the writer's channel, in operations. A full channel makes
+/// callers wait (back-pressure) instead of growing memory.
 pub const WRITER_QUEUE_MAX: usize = 4096;
+
+/// Default bound of the writer queue in bytes (the records' bodies and ids,
+/// state keys and values): 32 MiB. With 4,096 operations of up to 64
+/// records of 64 KiB each, the count alone would allow 16 GiB; this keeps a
+/// disk that stalls from growing memory past the bound. A single operation
+/// larger than the bound is let through alone.
+pub const WRITER_QUEUE_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
+
+/// Most segments retired in one pass between groups, so that a burst of
+/// retirements never holds the writer for long.
+const RETIRE_PER_PASS: usize = 4;
+
+/// Largest frame a segment retirement writes when copying entries forward.
+const COPY_FRAME_BYTES: usize = 1024 * 1024;
 
 /// The meta-tree key holding the next sequence to hand out, so sequences
 /// never repeat even after the tail of the outbox was acked and removed.
@@ -44,6 +65,15 @@ pub(crate) const META_NEXT_SEQ: &[u8] = b"next_seq";
 type UnitReply = oneshot::Sender<Result<(), StorageError>>;
 /// Reply channel of an operation that returns a count.
 type CountReply = oneshot::Sender<Result<usize, StorageError>>;
+
+/// An operation in the writer queue, with its share of the byte budget
+/// (given back when the writer has answered it).
+pub(crate) struct Queued {
+    /// The operation.
+    pub(crate) op: Op,
+    /// Its bytes of the queue's budget.
+    pub(crate) permit: OwnedSemaphorePermit,
+}
 
 /// A change for the writer to commit.
 pub(crate) enum Op {
@@ -98,6 +128,24 @@ pub(crate) enum Op {
         created_at_ms: u64,
         reply: oneshot::Sender<Result<crate::backup::BackupSummary, StorageError>>,
     },
+}
+
+impl Op {
+    /// What the operation counts for in the queue's byte budget.
+    pub(crate) fn queue_bytes(&self) -> usize {
+        const SMALL: usize = 64;
+        match self {
+            Op::Append { records, .. } => records
+                .iter()
+                .map(|r| r.body.len() + r.correlation_id.len() + r.interaction_key.len() + SMALL)
+                .sum(),
+            Op::Retry { error, .. } => error.len() + SMALL,
+            Op::DeadLetter { reason, .. } | Op::Quarantine { reason, .. } => reason.len() + SMALL,
+            Op::StatePut { key, value, .. } => key.len() + value.len() + SMALL,
+            Op::StateRemove { key, .. } => key.len() + SMALL,
+            _ => SMALL,
+        }
+    }
 }
 
 /// What to do to the index once a change is durable.
@@ -265,6 +313,23 @@ impl Group {
         }
     }
 
+    /// Notes the group's writes, appended to segment `seg`, in the live map.
+    fn note(&self, seg: u64, live: &mut Live) {
+        for (tree, puts) in &self.trees {
+            let name = tree.name();
+            for (key, value) in puts {
+                live.note(
+                    seg,
+                    &ReplayOp {
+                        tree: &name,
+                        key,
+                        value: value.as_deref(),
+                    },
+                );
+            }
+        }
+    }
+
     /// Applies the writes to sled key by key (a crash in between is
     /// repaired by replaying the frame). Not `apply_batch`: it holds sled's
     /// process-wide write lock, and a batch that needs a new log segment
@@ -344,122 +409,27 @@ pub(crate) fn chunk_from_records(shared: &Shared, chunk_no: u64) -> Result<Chunk
     Ok(chunk)
 }
 
-/// Makes what sled wrote durable: sled's `flush` only issues
-/// `sync_file_range` on Linux (spacejam/sled#1452), which neither flushes the
-/// device cache nor the file size; so we `fdatasync` the log file and sync
-/// new blob files and directory entries ourselves.
-pub(crate) struct Syncer {
-    /// `<dir>/db`, the log sled writes everything to except blobs.
-    db_file: File,
-    /// The storage directory (holds `conf`, `db`, `snap.*`, `blobs/`).
-    dir: PathBuf,
-    /// Blob files already synced (blobs are written once, then deleted).
-    synced_blobs: HashSet<OsString>,
-    /// Top-level names at the last directory sync (snapshot renames).
-    top_names: Vec<OsString>,
-}
-
-impl Syncer {
-    /// Opens the log file and syncs what sled created at open (the
-    /// directory entries, `conf`).
-    pub(crate) fn open(dir: &Path) -> Result<Syncer, StorageError> {
-        let db_path = dir.join("db");
-        let db_file = File::open(&db_path)
-            .map_err(|e| StorageError::io(format!("open {}", db_path.display()), e))?;
-        let conf = dir.join("conf");
-        if conf.exists() {
-            File::open(&conf)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| StorageError::io(format!("sync {}", conf.display()), e))?;
-        }
-        let mut syncer = Syncer {
-            db_file,
-            dir: dir.to_owned(),
-            synced_blobs: HashSet::new(),
-            top_names: Vec::new(),
-        };
-        sync_dir_named(dir)?;
-        syncer.top_names = list_names(dir).unwrap_or_default();
-        syncer
-            .sync()
-            .map_err(|e| StorageError::io("initial sync", e))?;
-        Ok(syncer)
-    }
-
-    /// Flushes sled and makes everything it wrote survive a power cut.
-    pub(crate) fn commit(&mut self, db: &sled::Db) -> std::io::Result<()> {
-        db.flush().map_err(std::io::Error::other)?;
-        self.sync()
-    }
-
-    fn sync(&mut self) -> std::io::Result<()> {
-        self.db_file.sync_data()?;
-        let blobs = self.dir.join("blobs");
-        let names = list_names(&blobs)?;
-        let mut new_blob = false;
-        for name in &names {
-            if self.synced_blobs.contains(name) {
-                continue;
-            }
-            match File::open(blobs.join(name)) {
-                Ok(file) => file.sync_data()?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            }
-            new_blob = true;
-        }
-        if new_blob {
-            sync_dir(&blobs)?;
-        }
-        self.synced_blobs = names.into_iter().collect();
-        let top = list_names(&self.dir)?;
-        if top != self.top_names {
-            sync_dir(&self.dir)?;
-            self.top_names = top;
-        }
-        Ok(())
-    }
-}
-
-fn list_names(dir: &Path) -> std::io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        names.push(entry?.file_name());
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// `fsync` of a directory: makes its entries (creates, renames, removes)
-/// durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// [`sync_dir`], its error naming the directory.
-pub(crate) fn sync_dir_named(dir: &Path) -> Result<(), StorageError> {
-    sync_dir(dir).map_err(|e| StorageError::io(format!("sync dir {}", dir.display()), e))
-}
-
 /// The writer thread's state.
 pub(crate) struct Writer {
     /// Trees, index and config shared with the handles.
     shared: Arc<Shared>,
     /// Operations from every handle; closed when the last handle drops.
-    rx: mpsc::Receiver<Op>,
+    rx: mpsc::Receiver<Queued>,
     /// The next sequence to hand out.
     next_seq: u64,
-    /// Makes sled's files durable at checkpoints.
-    syncer: Syncer,
-    /// Makes each group durable.
-    wal: Wal,
+    /// The log: makes each group durable.
+    log: SegLog,
+    /// Where each live entry's latest put is in the log.
+    live: Live,
     /// Frame payload buffer, reused.
     payload: Vec<u8>,
     /// Trims the heap after a group, at most once a second.
     trimmer: crate::heap::Trimmer,
-    /// Set when a group reached the log but not sled: every later change
-    /// is refused and no checkpoint may drop that frame; a restart replays
-    /// it.
+    /// Segments the log had at the last retirement pass.
+    segments_seen: usize,
+    /// Set when a frame's fate is unknown or sled refused a logged group:
+    /// every later change is refused and the close writes no clean
+    /// marker, so the next open checks sled against the log.
     poisoned: Option<String>,
 }
 
@@ -476,17 +446,18 @@ impl Failure {
 impl Writer {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        rx: mpsc::Receiver<Op>,
+        rx: mpsc::Receiver<Queued>,
         next_seq: u64,
-        syncer: Syncer,
-        wal: Wal,
+        log: SegLog,
+        live: Live,
     ) -> Writer {
         Writer {
             shared,
             rx,
             next_seq,
-            syncer,
-            wal,
+            segments_seen: log.segments().len(),
+            log,
+            live,
             payload: Vec::new(),
             trimmer: crate::heap::Trimmer::new(),
             poisoned: None,
@@ -500,10 +471,9 @@ impl Writer {
                 Ok(op) => op,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    // Idle: let sled catch up while nobody waits.
-                    if self.wal.used() > self.wal.capacity() / 4 {
-                        self.checkpoint_or_log();
-                    }
+                    // Idle: retire what can go (pass after pass while
+                    // nothing waits), prepare the next segment.
+                    while self.maintain() && self.rx.is_empty() {}
                     match self.rx.blocking_recv() {
                         Some(op) => op,
                         None => break,
@@ -514,14 +484,21 @@ impl Writer {
             // first, what comes after waits until the copy is taken.
             let mut snapshot = None;
             let mut ops = Vec::new();
-            match first {
-                op @ Op::Snapshot { .. } => snapshot = Some(op),
-                op => ops.push(op),
-            }
+            let mut permits = Vec::new();
+            let take = |q: Queued,
+                        ops: &mut Vec<Op>,
+                        permits: &mut Vec<OwnedSemaphorePermit>,
+                        snapshot: &mut Option<Op>| {
+                permits.push(q.permit);
+                match q.op {
+                    op @ Op::Snapshot { .. } => *snapshot = Some(op),
+                    op => ops.push(op),
+                }
+            };
+            take(first, &mut ops, &mut permits, &mut snapshot);
             while snapshot.is_none() && ops.len() < COMMIT_OPS_MAX {
                 match self.rx.try_recv() {
-                    Ok(op @ Op::Snapshot { .. }) => snapshot = Some(op),
-                    Ok(op) => ops.push(op),
+                    Ok(q) => take(q, &mut ops, &mut permits, &mut snapshot),
                     Err(_) => break,
                 }
             }
@@ -529,6 +506,7 @@ impl Writer {
                 self.commit_group(ops);
                 self.trimmer.maybe_trim();
             }
+            drop(permits);
             if let Some(Op::Snapshot {
                 file,
                 created_at_ms,
@@ -541,51 +519,155 @@ impl Writer {
                 }
                 drop(reply.send(result));
             }
+            if self.log.segments().len() > self.segments_seen {
+                // The head moved on: see whether old segments can go.
+                self.retire();
+            }
         }
-        // A clean close leaves an empty log: the next open replays nothing.
-        self.checkpoint_or_log();
+        self.close();
         debug!("Writer stopped.");
     }
 
-    /// Makes sled's files durable, then starts the log over. Refused while
-    /// poisoned: the log holds a frame sled may not.
-    ///
-    /// A failure poisons the writer. A failed `fdatasync` may have dropped
-    /// the pages it could not write (Linux marks them clean and reports the
-    /// error once), so a retry that succeeds proves nothing; and a header
-    /// write that failed may still reach the disk. The log keeps every
-    /// frame since the last good checkpoint: the next open replays them.
-    fn checkpoint(&mut self) -> Result<(), String> {
-        if let Some(why) = &self.poisoned {
-            return Err(format!("no checkpoint after an earlier failure ({why})"));
+    /// Between groups: retire what can go, create the next segment.
+    /// Returns whether a segment was retired (another pass may retire more).
+    fn maintain(&mut self) -> bool {
+        if self.poisoned.is_some() {
+            return false;
         }
-        let done = self
-            .syncer
-            .commit(&self.shared.db)
-            .map_err(|e| format!("checkpoint: sync sled: {e}"))
-            .and_then(|()| {
-                self.wal
-                    .checkpoint(&self.shared.dir)
-                    .map_err(|e| format!("checkpoint: {e}"))
-            });
-        if let Err(e) = &done {
-            error!(error = %e, "Checkpoint failed; storage stops taking changes until reopened (the write-ahead log keeps them all).");
-            self.poisoned = Some(e.clone());
+        let before = self.log.segments().len();
+        self.retire();
+        if let Err(e) = self.log.ensure_spare() {
+            warn!(error = %e, "Could not create the next log segment ahead; retried when idle.");
         }
-        done
+        self.publish_log_size();
+        self.log.segments().len() < before
     }
 
-    fn checkpoint_or_log(&mut self) {
-        if self.poisoned.is_none() && self.wal.used() > 0 {
-            // A failure is logged and poisons the writer (see `checkpoint`).
-            let _ = self.checkpoint();
+    fn publish_log_size(&self) {
+        let mut health = self.shared.lock_health();
+        health.log_segments = self.log.segments().len() as u64;
+        health.log_bytes = self.log.bytes();
+    }
+
+    /// A clean close: sled flushed and its files synced, then the marker
+    /// naming where the log ends. Not after a poisoning: the next open
+    /// checks sled against the log.
+    fn close(&mut self) {
+        if let Some(why) = &self.poisoned {
+            warn!(reason = %why, "Closing without the clean marker; the next open checks sled against the log.");
+            return;
+        }
+        let done = crate::sled_files::sync_sled(&self.shared.dir, &self.shared.db)
+            .map_err(|e| StorageError::io("sync sled at close", e))
+            .and_then(|()| crate::clean::write(&self.shared.dir, self.log.position()));
+        if let Err(e) = done {
+            warn!(error = %e, "Clean close failed; the next open checks sled against the log.");
+        }
+    }
+
+    /// Retires old segments while it is worth it: the oldest holds at most
+    /// half live bytes, or the whole log at most a third. Live entries of
+    /// the oldest are copied to the head first (blind rewrites of the same
+    /// values), synced, then the segment is deleted and the directory
+    /// synced (see `seglog`). Failures are logged; the segment stays.
+    fn retire(&mut self) {
+        self.segments_seen = self.log.segments().len();
+        if self.poisoned.is_some() {
+            return;
+        }
+        for _ in 0..RETIRE_PER_PASS {
+            let segs = self.log.segments();
+            if segs.len() < 2 {
+                break;
+            }
+            let oldest = segs[0];
+            let (live, total) = self.live.segment(oldest);
+            let (all_live, all_total) = self.live.totals();
+            if !(live == 0 || live * 2 <= total || all_live * 3 <= all_total) {
+                break;
+            }
+            if let Err(e) = self.copy_forward(oldest) {
+                warn!(segment = oldest, error = %e, "Could not copy a log segment's live entries forward; it stays.");
+                break;
+            }
+            match self.log.retire_oldest() {
+                Ok(seg) => self.live.forget_segment(seg),
+                Err(e) => {
+                    warn!(segment = oldest, error = %e, "Could not delete a retired log segment; it stays.");
+                    break;
+                }
+            }
+        }
+        self.segments_seen = self.log.segments().len();
+        self.publish_log_size();
+    }
+
+    /// Appends every put of segment `seg` that is still the latest of its
+    /// key to the head, in order, as frames of at most `COPY_FRAME_BYTES`.
+    fn copy_forward(&mut self, seg: u64) -> Result<(), String> {
+        let mut frames = Vec::new();
+        let mut payload = Vec::new();
+        let live = &self.live;
+        self.log
+            .read_segment(seg, |_, frame| {
+                let ops = wal::decode_ops(frame).map_err(|message| StorageError::Wal {
+                    path: PathBuf::from(seglog::LOG_DIR),
+                    message,
+                })?;
+                for op in ops {
+                    if op.value.is_some() && live.is_in(seg, op.tree, op.key) {
+                        wal::encode_op(&mut payload, op.tree, op.key, op.value);
+                        if payload.len() >= COPY_FRAME_BYTES {
+                            frames.push(std::mem::take(&mut payload));
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        if !payload.is_empty() {
+            frames.push(payload);
+        }
+        for frame in frames {
+            let head = self.append_frame(&frame).map_err(|f| f.0)?;
+            self.note_frame(head, &frame);
+        }
+        Ok(())
+    }
+
+    /// Notes every op of an appended frame in the live map.
+    fn note_frame(&mut self, seg: u64, frame: &[u8]) {
+        match wal::decode_ops(frame) {
+            Ok(ops) => {
+                for op in ops {
+                    self.live.note(seg, &op);
+                }
+            }
+            // We encoded it a moment ago: cannot happen.
+            Err(e) => error!(error = %e, "A frame just written does not decode."),
+        }
+    }
+
+    /// Appends one frame to the log (one `fdatasync`); an outcome the log
+    /// cannot tell poisons the writer.
+    fn append_frame(&mut self, frame: &[u8]) -> Result<u64, Failure> {
+        match self.log.append(frame) {
+            Ok(seg) => Ok(seg),
+            Err(seglog::AppendError::Io(e)) => Err(Failure(format!("log: {e}"))),
+            Err(seglog::AppendError::Unknown(e)) => {
+                // The frame may be on the disk: nothing may follow it, and
+                // the next open decides (it replays the frame if it is).
+                error!(error = %e, "A log frame may or may not be on the disk; storage stops taking changes until reopened.");
+                self.poisoned = Some(format!("log: {e}"));
+                Err(Failure(format!(
+                    "log: {e} (the group may still be applied at the next start)"
+                )))
+            }
         }
     }
 
     /// Makes a group's writes durable: one frame in the log (one
-    /// `fdatasync`), then applied to sled. A group larger than the log is
-    /// logged alone after a checkpoint, the file growing for it, and
-    /// checkpointed at once.
+    /// `fdatasync`), then applied to sled.
     fn commit_writes(&mut self, writes: Writes) -> Result<(), Failure> {
         if let Some(why) = &self.poisoned {
             return Err(Failure::new(format!(
@@ -596,54 +678,24 @@ impl Writer {
         if group.is_empty() {
             return Ok(());
         }
-        self.payload.clear();
-        group.encode(&mut self.payload);
-        let mut logged = self.wal.append(&self.payload);
-        if matches!(logged, Err(wal::AppendError::Full)) {
-            // An empty log takes a frame of any size (the file grows).
-            self.checkpoint().map_err(Failure::new)?;
-            logged = self.wal.append(&self.payload);
+        let mut payload = std::mem::take(&mut self.payload);
+        payload.clear();
+        group.encode(&mut payload);
+        let logged = self.append_frame(&payload);
+        if payload.capacity() <= 4 * 1024 * 1024 {
+            self.payload = payload;
         }
-        let oversized = self.wal.used() > self.wal.capacity();
-        if self.payload.capacity() > 4 * 1024 * 1024 {
-            self.payload = Vec::new();
-        }
-        match logged {
-            Ok(()) => {}
-            Err(wal::AppendError::Full | wal::AppendError::TooLarge) => {
-                return Err(Failure(format!(
-                    "a group of {} bytes does not fit in the write-ahead log",
-                    self.payload.len()
-                )))
-            }
-            Err(wal::AppendError::Io(e)) => return Err(Failure(format!("write-ahead log: {e}"))),
-            Err(wal::AppendError::Unknown(e)) => {
-                // The frame may be on the disk: nothing may follow it, and
-                // the next open decides (it replays the frame if it is).
-                error!(error = %e, "A write-ahead log frame may or may not be on the disk; storage stops taking changes until reopened.");
-                self.poisoned = Some(format!("write-ahead log: {e}"));
-                return Err(Failure(format!(
-                    "write-ahead log: {e} (the group may still be applied at the next start)"
-                )));
-            }
-        }
+        let seg = logged?;
+        group.note(seg, &mut self.live);
         group.apply().map_err(|e| {
             // The frame is durable, sled refused it (it failed earlier):
-            // keep the frame for the replay at the next open.
+            // the next open repairs sled from the log.
             error!(error = %e, "sled refused a logged group; storage stops taking changes until reopened.");
             self.poisoned = Some(e.to_string());
             Failure(format!(
-                "logged, but sled failed: {e} (replayed at the next start)"
+                "logged, but sled failed: {e} (applied at the next start)"
             ))
         })?;
-        if oversized {
-            // The file grew for this group: shrink it back now.
-            warn!(
-                log_bytes = self.wal.capacity(),
-                "A group larger than the write-ahead log was logged alone; checkpointing."
-            );
-            self.checkpoint_or_log();
-        }
         Ok(())
     }
 

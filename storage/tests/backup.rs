@@ -8,7 +8,9 @@ use std::path::Path;
 use edgecc_storage::backup::{restore, verify};
 use edgecc_storage::{RecordKind, Storage, StorageError};
 
-use crate::util::{child_command, config, limit_file_size, list_all, open, rec, update};
+use crate::util::{
+    child_command, config, limit_file_size, list_all, open, rec, sled_bytes, update,
+};
 
 /// Everything a restore must bring back, read through the public API.
 #[derive(Debug, PartialEq)]
@@ -339,27 +341,6 @@ async fn an_interrupted_restore_is_refused_until_run_again() {
     let records = list_all(&open(&dst).outbox());
     assert_eq!(records.len(), 1000);
     assert!(records.iter().all(|r| r.interaction_key != "old"));
-}
-
-/// sled's files in `dir`, without our write-ahead log (a fixed size).
-fn sled_bytes(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    fn walk(dir: &Path) -> u64 {
-        std::fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry"))
-            .filter(|e| e.file_name() != edgecc_storage::wal::WAL_FILE)
-            .map(|e| {
-                let meta = e.metadata().expect("metadata");
-                if meta.is_dir() {
-                    walk(&e.path())
-                } else {
-                    meta.blocks() * 512
-                }
-            })
-            .sum()
-    }
-    walk(dir)
 }
 
 /// Goal: after a long outage has drained, a backup restored into a fresh

@@ -67,7 +67,10 @@ async fn write_fixture() {
             }
         }
     }
-    let db = sled::Config::new().path(dir.path()).open().expect("sled");
+    let db = sled::Config::new()
+        .path(dir.path().join(edgecc_storage::SLED_DIR))
+        .open()
+        .expect("sled");
     let mut out = Vec::new();
     for (tag, name) in [(b'o', "outbox"), (b'd', "dead")] {
         for item in db.open_tree(name).expect("tree").iter() {
@@ -93,6 +96,8 @@ async fn v1_fixture_still_reads() {
     let bytes = std::fs::read(fixture_path()).expect("fixture is committed");
     let dir = tempfile::tempdir().expect("tempdir");
     {
+        // sled's files where the version that wrote the fixture kept them
+        // (the directory itself): open moves them and builds the log.
         let db = sled::Config::new().path(dir.path()).open().expect("sled");
         let mut rest = bytes.as_slice();
         while !rest.is_empty() {

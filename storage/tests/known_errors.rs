@@ -1,5 +1,5 @@
 //! Known errors: a locked directory, limits, corrupt records, a full disk
-//! (in the write-ahead log, and in sled behind it).
+//! (in the log, and in sled behind it).
 
 use std::io::{BufRead, BufReader, Write};
 
@@ -80,7 +80,10 @@ async fn corrupt_records_go_to_dead_letters() {
         (vec![seqs[0], seqs[4]], vec![seqs[1], seqs[2], seqs[3]])
     };
     {
-        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let db = sled::Config::new()
+            .path(dir.path().join(edgecc_storage::SLED_DIR))
+            .open()
+            .expect("sled");
         let tree = db.open_tree("outbox").expect("tree");
         let mut flipped = tree
             .get(bad[0].to_be_bytes())
@@ -130,7 +133,7 @@ const FULL_CHILD_ENV: &str = "EDGECC_STORAGE_DISK_FULL_CHILD";
 const SLED_FULL_CHILD_ENV: &str = "EDGECC_STORAGE_SLED_FULL_CHILD";
 
 /// Appends under a file-size limit (`limit` of sled's log size and the
-/// write-ahead log's), printing `ACK seq` for each durable append, then
+/// largest log segment's), printing `ACK seq` for each durable append, then
 /// `FULL handed_back error` for the first refused one, `AFTER ok` or
 /// `AFTER err error` for one more try and `PROBE ok|err` for a state put (the write the
 /// daemon's health check makes before each watchdog ping).
@@ -151,8 +154,16 @@ fn append_until_full(
             let seq = outbox.append(update("before", n)).await.expect("append");
             writeln!(out, "ACK {seq}").expect("stdout");
         }
-        let len = |name: &str| std::fs::metadata(dir.join(name)).expect(name).len();
-        crate::util::limit_file_size(limit(len("db"), len(edgecc_storage::wal::WAL_FILE)));
+        let len = |path: &std::path::Path| std::fs::metadata(path).expect("stat").len();
+        let segment = std::fs::read_dir(dir.join(edgecc_storage::LOG_DIR))
+            .expect("log dir")
+            .map(|e| len(&e.expect("entry").path()))
+            .max()
+            .unwrap_or(0);
+        crate::util::limit_file_size(limit(
+            len(&dir.join(edgecc_storage::SLED_DIR).join("db")),
+            segment,
+        ));
         for n in 0..100_000u32 {
             let mut r = update("during", n);
             r.body = vec![b'y'; 2_000];
@@ -180,20 +191,19 @@ fn append_until_full(
 }
 
 /// Child side of `disk_full_hands_records_back` (a no-op in a normal run):
-/// the limit falls inside the write-ahead log, so the log write fails.
+/// the limit falls inside the log's segment, so a frame write fails.
 #[test]
 fn disk_full_child() {
     let Some(dir) = std::env::var_os(FULL_CHILD_ENV) else {
         return;
     };
-    // sled's log is far smaller than the 16 MiB write-ahead log: frames
-    // fail (EFBIG) once they reach the limit.
+    // sled's log is far smaller than a 16 MiB log segment: frames fail
+    // (EFBIG) once they reach the limit.
     append_until_full(std::path::Path::new(&dir), config(), |db, _| db + 64 * 1024);
 }
 
-/// Child side of `sled_full_hands_records_back`: a 1 MiB log wholly under
-/// the limit, so it is sled's own writes (a checkpoint, or its background
-/// flush) that fail.
+/// Child side of `sled_full_hands_records_back`: 1 MiB log segments wholly
+/// under the limit, so it is sled's own writes that fail.
 #[test]
 fn sled_full_child() {
     let Some(dir) = std::env::var_os(SLED_FULL_CHILD_ENV) else {
@@ -255,25 +265,22 @@ fn full_disk_run(test: &str, env: &str) -> (String, String, String) {
 #[test]
 fn disk_full_hands_records_back() {
     let (full, _, _) = full_disk_run("known_errors::disk_full_child", FULL_CHILD_ENV);
-    assert!(full.contains("write-ahead log"), "{full}");
+    assert!(full.contains("log: "), "{full}");
 }
 
-/// Goal: the same when the write-ahead log (preallocated) has room and it
-/// is sled that cannot write: the error names sled or the checkpoint, and
-/// acknowledged records survive (a logged group sled refused is replayed
-/// at the reopen). Storage then refuses every change, the state put of
+/// Goal: the same when the log (preallocated segments) has room and it
+/// is sled that cannot write: the error names sled, and acknowledged
+/// records survive (a logged group sled refused is in the log, and the
+/// reopen repairs sled from it). Storage then refuses every change, the state put of
 /// the daemon's health check included, so no WATCHDOG=1 goes out and
-/// systemd restarts edgecc. Method: as above, with a 1 MiB log under the
-/// limit.
+/// systemd restarts edgecc. Method: as above, with 1 MiB log segments
+/// under the limit.
 #[test]
 fn sled_full_hands_records_back() {
     let (full, after, probe) = full_disk_run("known_errors::sled_full_child", SLED_FULL_CHILD_ENV);
-    assert!(
-        !full.contains("write-ahead log:"),
-        "the log itself failed: {full}"
-    );
-    // Whether sled's insert or the checkpoint failed, storage must be
-    // reopened: nothing is retried on pages a failed sync may have dropped.
+    assert!(!full.contains(" log: "), "the log itself failed: {full}");
+    // sled failed: storage must be reopened (sled no longer matches the
+    // log, and the reopen repairs it).
     assert!(
         after.starts_with("AFTER err") && after.contains("must be reopened"),
         "{full} / {after}"

@@ -58,7 +58,10 @@ async fn pending_index_rebuilt_when_damaged_or_stale() {
     };
     // 1. A flipped byte in the pending chunk of a (32 sequences a chunk).
     {
-        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let db = sled::Config::new()
+            .path(dir.path().join(edgecc_storage::SLED_DIR))
+            .open()
+            .expect("sled");
         let pending = db.open_tree("pending").expect("tree");
         let mut entry = pending
             .get((a >> 5).to_be_bytes())
@@ -84,7 +87,10 @@ async fn pending_index_rebuilt_when_damaged_or_stale() {
     //    it): copied from b to a new sequence with sled directly.
     let c = b + 100;
     {
-        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let db = sled::Config::new()
+            .path(dir.path().join(edgecc_storage::SLED_DIR))
+            .open()
+            .expect("sled");
         let outbox = db.open_tree("outbox").expect("tree");
         let raw = outbox.get(b.to_be_bytes()).expect("get").expect("b");
         let mut record = edgecc_storage::record::decode_record(b, &raw).expect("decode");

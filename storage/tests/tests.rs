@@ -12,6 +12,8 @@ mod power_cut;
 mod power_cut_fs;
 mod powercut_fs;
 mod recovery;
+mod salvage;
 mod space;
+mod stall;
 mod state;
 mod util;

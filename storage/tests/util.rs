@@ -126,3 +126,50 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// What a power cut can leave when sled is not trusted: sled's files from
+/// `sled_from` (any earlier moment: here a copy taken at a clean close),
+/// and the log as `log_from` holds it now (every acknowledged frame is
+/// synced there), without the clean marker (open took it away when the
+/// run started). Copied into `to`.
+pub fn cut_copy(sled_from: &Path, log_from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(sled_from).into_iter().flatten() {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name == edgecc_storage::LOG_DIR || name == edgecc_storage::CLEAN_FILE {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if name != "edgecc.lock" {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+    copy_dir(
+        &log_from.join(edgecc_storage::LOG_DIR),
+        &to.join(edgecc_storage::LOG_DIR),
+    );
+}
+
+/// Bytes allocated by `dir`'s files, without the log directory.
+pub fn sled_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(dir: &Path, top: bool) -> u64 {
+        std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry"))
+            .filter(|e| !(top && e.file_name() == edgecc_storage::LOG_DIR))
+            .map(|e| {
+                let meta = e.metadata().expect("metadata");
+                if meta.is_dir() {
+                    walk(&e.path(), false)
+                } else {
+                    meta.blocks() * 512
+                }
+            })
+            .sum()
+    }
+    walk(dir, true)
+}

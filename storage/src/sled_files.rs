@@ -1,0 +1,188 @@
+//! sled's directory, `<dir>/sled/` (`conf`, `db`, `blobs/`, `snap.*`):
+//! opening it with a bounded wait for sled's lock and with its panics
+//! caught, moving it aside when it cannot be used, and making it durable
+//! at a clean close. (The previous version kept sled's files in `<dir>`
+//! itself; open moves them into `sled/` once.)
+//!
+//! sled is an index and cache of the log (see the design note in the
+//! `outbox` module), so a sled directory that fails to open, or panics, is
+//! never deleted and never fatal: it is moved to
+//! `<dir>/db.quarantined-<unix seconds>/`, reported, and a fresh one is
+//! built from the log. `edgecc_storage::salvage` reads records back from
+//! a quarantined directory.
+
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use tracing::error;
+
+use crate::error::StorageError;
+use crate::fsync::{list_names, sync_dir, sync_dir_named};
+use crate::StorageConfig;
+
+/// Longest wait on open for sled's lock when our own lock is free (a
+/// closing handle's background thread still finishing), in ms.
+const SLED_REOPEN_WAIT_MS: u64 = 30_000;
+
+/// Prefix of a quarantined sled directory's name.
+pub const QUARANTINE_PREFIX: &str = "db.quarantined-";
+
+/// sled's directory inside the storage directory.
+pub const SLED_DIR: &str = "sled";
+
+/// Whether a top-level name of the storage directory is one of sled's.
+fn is_sled_file(name: &str) -> bool {
+    matches!(name, "conf" | "db" | "blobs") || name.starts_with("snap.")
+}
+
+/// The sled options of a storage directory (also used by restore).
+pub(crate) fn sled_config(dir: &Path, config: &StorageConfig) -> sled::Config {
+    sled::Config::new()
+        .path(dir.join(SLED_DIR))
+        .cache_capacity(config.cache_bytes)
+        .flush_every_ms(config.flush_every_ms)
+        .segment_size(config.segment_bytes)
+        .mode(sled::Mode::LowSpace)
+        .use_compression(false)
+}
+
+/// Opens sled in `dir`, waiting (bounded) for its lock: we hold
+/// `edgecc.lock`, so a taken sled lock is a background thread of a handle
+/// of ours that just closed.
+pub(crate) fn open_sled(dir: &Path, config: &StorageConfig) -> Result<sled::Db, StorageError> {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(SLED_REOPEN_WAIT_MS);
+    loop {
+        match sled_config(dir, config).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(ref io)) if io.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StorageError::Locked {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(other) => return Err(StorageError::Sled(other)),
+        }
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic without a message".to_owned())
+}
+
+/// Runs `f` (sled calls), turning a panic into an error.
+pub(crate) fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => Err(StorageError::Commit {
+            message: format!("sled panicked during {what}: {}", panic_message(&*panic)),
+        }),
+    }
+}
+
+/// Opens sled; when it fails (other than locked) or panics, moves its
+/// files aside and opens a fresh one. Returns the quarantine directory
+/// when it did.
+pub(crate) fn open_or_quarantine(
+    dir: &Path,
+    config: &StorageConfig,
+) -> Result<(sled::Db, Option<PathBuf>), StorageError> {
+    match guarded("open", || open_sled(dir, config)) {
+        Ok(db) => Ok((db, None)),
+        Err(e @ StorageError::Locked { .. }) => Err(e),
+        Err(e) => {
+            let moved = quarantine(dir, &e.to_string())?;
+            Ok((open_sled(dir, config)?, Some(moved)))
+        }
+    }
+}
+
+/// Renames `<dir>/sled` to a new `db.quarantined-<unix seconds>` directory
+/// (never deleted), syncs the storage directory, and logs why at error
+/// level.
+pub(crate) fn quarantine(dir: &Path, why: &str) -> Result<PathBuf, StorageError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut target = dir.join(format!("{QUARANTINE_PREFIX}{now}"));
+    let mut n = 1;
+    while target.exists() {
+        target = dir.join(format!("{QUARANTINE_PREFIX}{now}-{n}"));
+        n += 1;
+    }
+    let sled = dir.join(SLED_DIR);
+    std::fs::rename(&sled, &target)
+        .map_err(|e| StorageError::io(format!("move aside {}", sled.display()), e))?;
+    sync_dir_named(dir)?;
+    error!(
+        dir = %dir.display(),
+        quarantined = %target.display(),
+        reason = why,
+        "sled could not be used: its directory was moved aside (kept for salvage) and it is rebuilt from the log."
+    );
+    Ok(target)
+}
+
+/// Moves sled's files of the previous layout (in `<dir>` itself) into
+/// `<dir>/sled/`, syncing both directories. Safe to run again after a
+/// crash half-way: what is left is moved.
+pub(crate) fn adopt_top_level(dir: &Path) -> Result<(), StorageError> {
+    let io = |what: &str, p: &Path, e| StorageError::io(format!("{what} {}", p.display()), e);
+    let names: Vec<_> = list_names(dir)
+        .map_err(|e| io("list", dir, e))?
+        .into_iter()
+        .filter(|n| is_sled_file(&n.to_string_lossy()))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let sled = dir.join(SLED_DIR);
+    std::fs::create_dir_all(&sled).map_err(|e| io("create", &sled, e))?;
+    for name in names {
+        std::fs::rename(dir.join(&name), sled.join(&name))
+            .map_err(|e| io("move", &dir.join(&name), e))?;
+    }
+    sync_dir_named(&sled)?;
+    sync_dir_named(dir)
+}
+
+/// Flushes sled and `fdatasync`s every file it has (its log, `conf`,
+/// snapshots, blobs) and both directories: sled's own flush only issues
+/// `sync_file_range` on Linux (spacejam/sled#1452). Run at a clean close,
+/// before the clean marker.
+pub(crate) fn sync_sled(dir: &Path, db: &sled::Db) -> std::io::Result<()> {
+    db.flush().map_err(std::io::Error::other)?;
+    let top = dir;
+    let dir = &dir.join(SLED_DIR);
+    let sync_file = |path: &Path| match File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    for name in list_names(dir)? {
+        let name_str = name.to_string_lossy();
+        if is_sled_file(&name_str) && name_str != "blobs" {
+            sync_file(&dir.join(&name))?;
+        }
+    }
+    let blobs = dir.join("blobs");
+    if blobs.is_dir() {
+        for name in list_names(&blobs)? {
+            sync_file(&blobs.join(name))?;
+        }
+        sync_dir(&blobs)?;
+    }
+    sync_dir(dir)?;
+    sync_dir(top)
+}

@@ -18,6 +18,7 @@ mod crm_wire;
 mod cross_config;
 mod deb_package;
 mod http_api;
+mod http_hardening;
 mod http_tls;
 mod http_ws;
 mod journald_logs;

@@ -4,6 +4,7 @@
 //! One test binary (ripgrep's layout): each module is named for what it
 //! checks; [`util`] starts and stops daemons.
 
+mod api_fuzz;
 mod ari_calls;
 mod ari_emulator;
 mod ari_harness;
@@ -22,6 +23,7 @@ mod http_hardening;
 mod http_tls;
 mod http_ws;
 mod journald_logs;
+mod openapi;
 mod outbox_cli;
 mod systemd_notify;
 mod systemd_unit;

@@ -8,6 +8,10 @@ use serde::Serialize;
 
 /// Largest JSON request body accepted, bytes: every API body is a few fields.
 pub const JSON_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Time a client has to send a JSON body once its head is in: 16 KiB
+/// arrives in well under a second on the slowest link a desktop uses, so a
+/// body still trickling in after this is a client holding a connection.
+pub const JSON_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A failed API request.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
@@ -184,13 +188,25 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for ApiJso
         }
         let bytes = <actix_web::web::Bytes as actix_web::FromRequest>::from_request(req, payload);
         Box::pin(async move {
-            let body = bytes.await.map_err(|e| {
-                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large()
-                } else {
-                    ApiError::bad_request(format!("body: {e}"))
-                }
-            })?;
+            let body = tokio::time::timeout(JSON_BODY_TIMEOUT, bytes)
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!(
+                            "the body did not arrive within {} s",
+                            JSON_BODY_TIMEOUT.as_secs()
+                        ),
+                    )
+                })?
+                .map_err(|e| {
+                    if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                        too_large()
+                    } else {
+                        ApiError::bad_request(format!("body: {e}"))
+                    }
+                })?;
             parse_json(&body).map(ApiJson)
         })
     }

@@ -4,6 +4,7 @@
 //! One test binary (ripgrep's layout): each module is named for what it
 //! checks; [`util`] starts and stops daemons.
 
+mod advisories;
 mod api_fuzz;
 mod ari_calls;
 mod ari_emulator;
@@ -25,6 +26,7 @@ mod http_ws;
 mod journald_logs;
 mod openapi;
 mod outbox_cli;
+mod private_files;
 mod systemd_notify;
 mod systemd_unit;
 mod util;

@@ -4,6 +4,8 @@
 //! One test binary (ripgrep's layout): each module is named for what it
 //! checks; [`util`] starts and stops daemons.
 
+mod advisories;
+mod api_fuzz;
 mod ari_calls;
 mod ari_emulator;
 mod ari_harness;
@@ -18,11 +20,14 @@ mod crm_wire;
 mod cross_config;
 mod deb_package;
 mod http_api;
+mod http_hardening;
 mod http_tls;
 mod http_ws;
 mod journald_logs;
 mod module_graph;
+mod openapi;
 mod outbox_cli;
+mod private_files;
 mod systemd_notify;
 mod systemd_unit;
 mod util;

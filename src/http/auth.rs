@@ -1,11 +1,33 @@
 //! Who is calling: argon2 password checks, bearer tokens that expire and are
-//! revoked at logout, and a login throttle per user id and per peer address.
+//! revoked at logout, on a password change and on a user's removal, and a
+//! login throttle that slows an attacker without locking the real user out.
 //!
 //! Tokens are 32 random bytes (hex) kept in memory only: a daemon restart
 //! logs everyone out of the API, never out of a call (calls live in the
-//! actors). Both the session table and the throttle are bounded.
+//! actors).
+//!
+//! # Limits (what an edge box of 1-2 GB and 2 cores can afford)
+//!
+//! - Password checks: each argon2 check holds 19 MiB for its ~20-50 ms, so
+//!   at most [`PASSWORD_CHECKS_MAX`] run at once (38 MiB) and at most
+//!   [`PASSWORD_CHECK_WAITERS_MAX`] wait for a slot; a login beyond that is
+//!   answered 503 with `Retry-After` before any work. The attempt is counted
+//!   against the throttle *before* the check and forgiven on success, so a
+//!   burst of parallel guesses is throttled as if it were sequential.
+//! - Sessions: at most [`SESSIONS_PER_USER_MAX`] per user (a new login
+//!   evicts that user's oldest) and [`SESSIONS_MAX`] in all (a new login
+//!   evicts the oldest session of the user holding the most): one user
+//!   logging in without end never locks anyone else out.
+//! - Throttle: failures count per user-and-address pair (the first
+//!   [`THROTTLE_FREE_FAILURES`] free, then a doubling wait up to
+//!   [`THROTTLE_DELAY_MS_MAX`]) and per address over all users (the first
+//!   [`THROTTLE_ADDRESS_FREE_FAILURES`] free, for password spraying). There
+//!   is no lock by user id alone: guesses at a user from one address never
+//!   shut that user out from another, and colleagues behind one NAT are
+//!   slowed only after many failures from it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use actix_web::dev::Payload;
@@ -19,17 +41,31 @@ use super::config::{Role, UserConfig};
 use super::error::ApiError;
 use super::AppState;
 
-/// Most live sessions at once; beyond it expired ones are purged, then new
-/// logins are refused (503) rather than growing memory.
+/// Most live sessions at once; beyond it expired ones are purged, then the
+/// oldest session of the user holding the most is evicted.
 pub const SESSIONS_MAX: usize = 10_000;
-/// Most ids and addresses the login throttle remembers; the stalest entry is
-/// evicted first.
+/// Most live sessions of one user (desktops, wallboards, a phone); a new
+/// login beyond it evicts that user's oldest session.
+pub const SESSIONS_PER_USER_MAX: usize = 16;
+/// Password checks (argon2, 19 MiB each) running at once: one per core of
+/// a small box.
+pub const PASSWORD_CHECKS_MAX: usize = 2;
+/// Logins waiting for a password-check slot; beyond it a login is answered
+/// 503 at once (a waiting login holds a connection and a few KiB, no hash).
+pub const PASSWORD_CHECK_WAITERS_MAX: usize = 32;
+/// `Retry-After` of a login refused because every check slot is taken, s.
+pub const PASSWORD_CHECK_RETRY_S: u64 = 1;
+/// Most user-address pairs and addresses the login throttle remembers; the
+/// stalest entry is evicted first.
 pub const THROTTLE_ENTRIES_MAX: usize = 4_096;
-/// Failed logins allowed before the throttle starts delaying.
+/// Failed logins of one user from one address before the throttle waits.
 pub const THROTTLE_FREE_FAILURES: u32 = 3;
-/// First lock-out after the free failures, ms; doubles per further failure.
+/// Failed logins from one address, over all users, before the throttle
+/// waits (password spraying; high enough for a team behind one NAT).
+pub const THROTTLE_ADDRESS_FREE_FAILURES: u32 = 20;
+/// First wait after the free failures, ms; doubles per further failure.
 pub const THROTTLE_DELAY_MS_BASE: u64 = 1_000;
-/// Longest lock-out, ms.
+/// Longest wait, ms.
 pub const THROTTLE_DELAY_MS_MAX: u64 = 60_000;
 /// A throttle entry quiet this long is forgotten, ms.
 pub const THROTTLE_FORGET_MS: u64 = 15 * 60_000;
@@ -93,9 +129,12 @@ pub struct Session {
     pub role: Role,
     /// When the token stops working (wall ms).
     pub expires_at_ms: u64,
+    /// When it was issued (wall ms): the oldest session is evicted first.
+    #[serde(skip)]
+    pub issued_at_ms: u64,
 }
 
-/// Failed logins of one id or one address.
+/// Failed logins of one user-address pair or one address.
 #[derive(Clone, Copy, Debug, Default)]
 struct Failures {
     /// Consecutive failures.
@@ -112,8 +151,18 @@ pub struct Auth {
     users: RwLock<HashMap<String, UserConfig>>,
     /// Live sessions by token.
     sessions: Mutex<HashMap<String, Session>>,
-    /// Failures by `id:<user>` and `ip:<addr>`.
+    /// Failures by `pair:<addr>:<user>` and `ip:<addr>`.
     throttle: Mutex<HashMap<String, Failures>>,
+    /// Password-check slots: bounds argon2's memory ([`PASSWORD_CHECKS_MAX`]).
+    checks: tokio::sync::Semaphore,
+    /// Logins waiting for or holding a slot; bounded by
+    /// [`PASSWORD_CHECKS_MAX`] + [`PASSWORD_CHECK_WAITERS_MAX`].
+    checks_queued: AtomicUsize,
+    /// Password checks running now, and the most ever seen at once (for
+    /// `/metrics` and the test that proves the bound).
+    checks_running: AtomicUsize,
+    /// See `checks_running`.
+    checks_running_peak: AtomicUsize,
     /// Token lifetime, ms.
     token_ttl_ms: u64,
     /// A valid hash to check against for unknown ids, so their answer takes
@@ -127,6 +176,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Free failures of a throttle key (see the module note).
+fn free_failures(key: &str) -> u32 {
+    if key.starts_with("ip:") {
+        THROTTLE_ADDRESS_FREE_FAILURES
+    } else {
+        THROTTLE_FREE_FAILURES
+    }
+}
+
+/// Releases a login's place in the password-check queue when dropped.
+struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Auth {
     /// Builds the table from the configured users.
     pub fn new(users: &[UserConfig], token_ttl_ms: u64) -> Auth {
@@ -134,6 +201,10 @@ impl Auth {
             users: RwLock::new(Self::index(users)),
             sessions: Mutex::new(HashMap::new()),
             throttle: Mutex::new(HashMap::new()),
+            checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS_MAX),
+            checks_queued: AtomicUsize::new(0),
+            checks_running: AtomicUsize::new(0),
+            checks_running_peak: AtomicUsize::new(0),
             token_ttl_ms,
             dummy_hash: DUMMY_HASH.to_string(),
         }
@@ -152,12 +223,34 @@ impl Auth {
             .and_then(|u| u.endpoint.clone())
     }
 
-    /// Replaces the users (config reload); sessions of removed users or of
-    /// users whose role changed end.
+    /// Replaces the users (config reload); sessions of removed users, of
+    /// users whose role changed and of users whose password changed end.
     pub fn set_users(&self, users: &[UserConfig]) {
         let index = Self::index(users);
-        lock(&self.sessions).retain(|_, s| index.get(&s.user_id).is_some_and(|u| u.role == s.role));
-        *self.users.write().unwrap_or_else(|p| p.into_inner()) = index;
+        let mut current = self.users.write().unwrap_or_else(|p| p.into_inner());
+        let mut ended = 0usize;
+        lock(&self.sessions).retain(|_, s| {
+            let keep = match (index.get(&s.user_id), current.get(&s.user_id)) {
+                (Some(new), Some(old)) => {
+                    new.role == s.role && new.password_hash == old.password_hash
+                }
+                _ => false,
+            };
+            ended += usize::from(!keep);
+            keep
+        });
+        if ended > 0 {
+            tracing::info!(sessions = ended, "Sessions ended by a change of users.");
+        }
+        *current = index;
+    }
+
+    /// Password checks running now and the most seen at once.
+    pub fn password_checks(&self) -> (usize, usize) {
+        (
+            self.checks_running.load(Ordering::Relaxed),
+            self.checks_running_peak.load(Ordering::Relaxed),
+        )
     }
 
     /// Ms to wait before `keys` may try again (0 = now).
@@ -171,6 +264,12 @@ impl Auth {
     }
 
     fn record_failure(&self, keys: &[String], now_ms: u64) {
+        self.record_failures(keys, now_ms, 1);
+    }
+
+    /// Counts `n` failures against each of `keys`; a key past its free
+    /// failures waits a doubling time.
+    fn record_failures(&self, keys: &[String], now_ms: u64, n: u32) {
         let mut t = lock(&self.throttle);
         t.retain(|_, f| now_ms.saturating_sub(f.last_ms) < THROTTLE_FORGET_MS);
         for k in keys {
@@ -183,26 +282,34 @@ impl Auth {
                     t.remove(&stalest);
                 }
             }
+            let free = free_failures(k);
             let f = t.entry(k.clone()).or_default();
-            f.count = f.count.saturating_add(1);
+            f.count = f.count.saturating_add(n);
             f.last_ms = now_ms;
-            if f.count > THROTTLE_FREE_FAILURES {
-                let doublings = (f.count - THROTTLE_FREE_FAILURES - 1).min(16);
+            if f.count > free {
+                let doublings = (f.count - free - 1).min(16);
                 let delay = (THROTTLE_DELAY_MS_BASE << doublings).min(THROTTLE_DELAY_MS_MAX);
                 f.blocked_until_ms = now_ms + delay;
             }
         }
     }
 
-    fn clear_failures(&self, keys: &[String]) {
+    /// Takes back one failure counted ahead of a check that succeeded,
+    /// and forgets the pair (the address keeps its other failures).
+    fn forgive(&self, pair: &str, address: &str) {
         let mut t = lock(&self.throttle);
-        for k in keys {
-            t.remove(k);
+        t.remove(pair);
+        if let Some(f) = t.get_mut(address) {
+            f.count = f.count.saturating_sub(1);
+            if f.count <= THROTTLE_ADDRESS_FREE_FAILURES {
+                f.blocked_until_ms = 0;
+            }
         }
     }
 
     /// Checks `user_id` / `password` from `peer`; on success opens a session
-    /// and answers its token. Runs argon2 on the blocking pool.
+    /// and answers its token. Runs argon2 on the blocking pool, at most
+    /// [`PASSWORD_CHECKS_MAX`] at once.
     pub async fn login(
         self: &std::sync::Arc<Self>,
         user_id: &str,
@@ -210,16 +317,38 @@ impl Auth {
         peer: &str,
         now_ms: u64,
     ) -> Result<(String, Session), ApiError> {
-        let keys = [format!("id:{user_id}"), format!("ip:{peer}")];
+        let pair = format!("pair:{peer}:{user_id}");
+        let address = format!("ip:{peer}");
+        let keys = [pair.clone(), address.clone()];
         let wait = self.blocked_ms(&keys, now_ms);
         if wait > 0 {
             tracing::warn!(user_id, peer, retry_after_ms = wait, "Login throttled.");
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
+            return Err(ApiError::too_many_attempts(
                 format!("too many failed logins; retry in {} s", wait.div_ceil(1000)),
+                wait.div_ceil(1000),
             ));
         }
+        // Bound the queue before any work: a flood gets 503, not memory.
+        let queued = self.checks_queued.fetch_add(1, Ordering::AcqRel);
+        let _queued = QueueSlot(&self.checks_queued);
+        if queued >= PASSWORD_CHECKS_MAX + PASSWORD_CHECK_WAITERS_MAX {
+            tracing::warn!(
+                user_id,
+                peer,
+                "Login refused: every password check slot is taken."
+            );
+            return Err(ApiError::busy(
+                "too many logins at once; retry shortly",
+                PASSWORD_CHECK_RETRY_S,
+            ));
+        }
+        // Count the attempt before the work; a success takes it back.
+        self.record_failure(&keys, now_ms);
+        let permit = self
+            .checks
+            .acquire()
+            .await
+            .map_err(|_| ApiError::unavailable("password checks are closed"))?;
         let user = self
             .users
             .read()
@@ -231,34 +360,85 @@ impl Auth {
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.to_owned();
-        let ok = web::block(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| ApiError::unavailable(format!("password check: {e}")))?;
+        let running = self.checks_running.fetch_add(1, Ordering::AcqRel) + 1;
+        self.checks_running_peak
+            .fetch_max(running, Ordering::AcqRel);
+        let checked = web::block(move || verify_password(&password, &hash)).await;
+        self.checks_running.fetch_sub(1, Ordering::AcqRel);
+        drop(permit);
+        let ok = checked.map_err(|e| ApiError::unavailable(format!("password check: {e}")))?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {
-                self.record_failure(&keys, now_ms);
                 tracing::warn!(user_id, peer, "Login failed.");
                 return Err(ApiError::unauthorized("wrong id or password"));
             }
         };
-        self.clear_failures(&keys);
+        self.forgive(&pair, &address);
         let session = Session {
             user_id: user.id.clone(),
             role: user.role,
             expires_at_ms: now_ms.saturating_add(self.token_ttl_ms),
+            issued_at_ms: now_ms,
         };
         let token = new_token();
-        let mut sessions = lock(&self.sessions);
-        if sessions.len() >= SESSIONS_MAX {
-            sessions.retain(|_, s| s.expires_at_ms > now_ms);
-        }
-        if sessions.len() >= SESSIONS_MAX {
-            return Err(ApiError::unavailable("too many sessions"));
-        }
-        sessions.insert(token.clone(), session.clone());
-        tracing::info!(user_id = %session.user_id, role = ?session.role, peer, "Logged in.");
+        let evicted = self.insert_session(token.clone(), session.clone(), now_ms);
+        tracing::info!(
+            user_id = %session.user_id,
+            role = ?session.role,
+            peer,
+            evicted,
+            "Logged in."
+        );
         Ok((token, session))
+    }
+
+    /// Adds a session within [`SESSIONS_PER_USER_MAX`] and [`SESSIONS_MAX`],
+    /// evicting as the module note says; answers how many were evicted.
+    fn insert_session(&self, token: String, session: Session, now_ms: u64) -> usize {
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| s.expires_at_ms > now_ms);
+        let mut evicted = 0;
+        let oldest_of = |sessions: &HashMap<String, Session>, user: &str| {
+            sessions
+                .iter()
+                .filter(|(_, s)| s.user_id == user)
+                .min_by_key(|(t, s)| (s.issued_at_ms, (*t).clone()))
+                .map(|(t, _)| t.clone())
+        };
+        while sessions
+            .values()
+            .filter(|s| s.user_id == session.user_id)
+            .count()
+            >= SESSIONS_PER_USER_MAX
+        {
+            let Some(t) = oldest_of(&sessions, &session.user_id) else {
+                break;
+            };
+            sessions.remove(&t);
+            evicted += 1;
+        }
+        while sessions.len() >= SESSIONS_MAX {
+            let mut per_user: HashMap<&str, usize> = HashMap::new();
+            for s in sessions.values() {
+                *per_user.entry(s.user_id.as_str()).or_default() += 1;
+            }
+            let Some(busiest) = per_user
+                .into_iter()
+                .max_by_key(|(u, n)| (*n, std::cmp::Reverse(u.to_string())))
+                .map(|(u, _)| u.to_string())
+            else {
+                break;
+            };
+            let Some(t) = oldest_of(&sessions, &busiest) else {
+                break;
+            };
+            sessions.remove(&t);
+            evicted += 1;
+        }
+        sessions.insert(token, session);
+        debug_assert!(sessions.len() <= SESSIONS_MAX);
+        evicted
     }
 
     /// The session of `token`, if it is live.
@@ -406,6 +586,7 @@ mod tests {
                 user_id: "ann".into(),
                 role: Role::Agent,
                 expires_at_ms: 5_000,
+                issued_at_ms: 0,
             },
         );
         assert!(auth.check("t", 4_999).is_ok());
@@ -416,9 +597,188 @@ mod tests {
                 user_id: "ann".into(),
                 role: Role::Agent,
                 expires_at_ms: 5_000,
+                issued_at_ms: 0,
             },
         );
         assert!(auth.logout("u"));
         assert!(auth.check("u", 1).is_err());
+    }
+
+    /// A configured user with `password`'s hash (argon2: slow, test only).
+    fn user(id: &str, role: Role, password: &str) -> UserConfig {
+        UserConfig {
+            id: id.into(),
+            role,
+            password_hash: hash_password(password).expect("hash"),
+            endpoint: None,
+        }
+    }
+
+    /// One user logging in again and again keeps at most
+    /// SESSIONS_PER_USER_MAX sessions (the oldest go first) and never
+    /// takes a place another user needs.
+    #[test]
+    fn sessions_per_user_are_capped_oldest_first() {
+        let auth = Auth::new(&[], 1_000_000);
+        let session = |user: &str, at: u64| Session {
+            user_id: user.into(),
+            role: Role::Agent,
+            expires_at_ms: 1_000_000,
+            issued_at_ms: at,
+        };
+        for i in 0..(SESSIONS_PER_USER_MAX as u64 + 5) {
+            auth.insert_session(format!("ann-{i}"), session("ann", i), 10);
+        }
+        let sessions = lock(&auth.sessions).clone();
+        assert_eq!(sessions.len(), SESSIONS_PER_USER_MAX);
+        assert!(!sessions.contains_key("ann-0"), "the oldest went first");
+        assert!(!sessions.contains_key("ann-4"));
+        assert!(sessions.contains_key("ann-5"));
+        auth.insert_session("sue-0".into(), session("sue", 100), 10);
+        assert!(auth.check("sue-0", 10).is_ok());
+    }
+
+    /// A full table evicts the oldest session of the user holding the
+    /// most, never refuses a login.
+    #[test]
+    fn a_full_table_evicts_from_the_busiest_user() {
+        let auth = Auth::new(&[], 1_000_000);
+        {
+            let mut sessions = lock(&auth.sessions);
+            for i in 0..SESSIONS_MAX {
+                let user = if i < 16 {
+                    format!("ann")
+                } else {
+                    format!("u{i}")
+                };
+                sessions.insert(
+                    format!("t{i}"),
+                    Session {
+                        user_id: user,
+                        role: Role::Agent,
+                        expires_at_ms: 1_000_000,
+                        issued_at_ms: i as u64,
+                    },
+                );
+            }
+        }
+        let evicted = auth.insert_session(
+            "root".into(),
+            Session {
+                user_id: "root".into(),
+                role: Role::Admin,
+                expires_at_ms: 1_000_000,
+                issued_at_ms: 1,
+            },
+            10,
+        );
+        assert_eq!(evicted, 1);
+        let sessions = lock(&auth.sessions);
+        assert_eq!(sessions.len(), SESSIONS_MAX);
+        assert!(sessions.contains_key("root"));
+        assert!(!sessions.contains_key("t0"), "ann's oldest session went");
+    }
+
+    /// A password change, a role change and a removal end the user's
+    /// sessions at the reload; other users keep theirs.
+    #[test]
+    fn reload_ends_sessions_of_changed_users() {
+        let ann = user("ann", Role::Agent, "pw-ann");
+        let bob = user("bob", Role::Agent, "pw-bob");
+        let sue = user("sue", Role::Supervisor, "pw-sue");
+        let auth = Auth::new(&[ann.clone(), bob.clone(), sue.clone()], 1_000_000);
+        for (t, u) in [("a", &ann), ("b", &bob), ("s", &sue)] {
+            auth.insert_session(
+                t.into(),
+                Session {
+                    user_id: u.id.clone(),
+                    role: u.role,
+                    expires_at_ms: 1_000_000,
+                    issued_at_ms: 1,
+                },
+                1,
+            );
+        }
+        let ann_new = user("ann", Role::Agent, "pw-ann-2");
+        auth.set_users(&[ann_new.clone(), bob.clone(), sue.clone()]);
+        assert!(auth.check("a", 2).is_err(), "password changed");
+        assert!(auth.check("b", 2).is_ok());
+        auth.set_users(&[ann_new, sue.clone()]);
+        assert!(auth.check("b", 2).is_err(), "user removed");
+        assert!(
+            auth.check("s", 2).is_ok(),
+            "unchanged user keeps the session"
+        );
+    }
+
+    /// Many logins at once never run more than PASSWORD_CHECKS_MAX argon2
+    /// checks together, and those beyond the waiting room are answered
+    /// 503 with Retry-After before any work.
+    #[actix_rt::test]
+    async fn password_checks_are_bounded() {
+        let auth = std::sync::Arc::new(Auth::new(&[], 1_000_000));
+        let total = PASSWORD_CHECKS_MAX + PASSWORD_CHECK_WAITERS_MAX + 6;
+        let logins = (0..total).map(|i| {
+            let auth = auth.clone();
+            async move {
+                auth.login(&format!("u{i}"), "guess", &format!("10.0.0.{i}"), 1_000)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.status, e.retry_after_s))
+            }
+        });
+        let results = futures_util::future::join_all(logins).await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err((503, Some(_)))))
+            .count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err((401, None))))
+            .count();
+        assert_eq!(busy, 6, "{results:?}");
+        assert_eq!(refused, total - 6, "{results:?}");
+        let (running, peak) = auth.password_checks();
+        assert_eq!(running, 0);
+        assert!(peak >= 1 && peak <= PASSWORD_CHECKS_MAX, "peak {peak}");
+    }
+
+    /// Parallel guesses from one address at one user are counted before
+    /// the check, so a burst is throttled like a sequence.
+    #[actix_rt::test]
+    async fn parallel_guesses_are_counted_before_the_work() {
+        let auth = std::sync::Arc::new(Auth::new(&[user("bob", Role::Agent, "right")], 1_000_000));
+        let logins = (0..THROTTLE_FREE_FAILURES + 3).map(|_| {
+            let auth = auth.clone();
+            async move {
+                auth.login("bob", "wrong", "10.1.1.1", 1_000)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.status)
+            }
+        });
+        let results = futures_util::future::join_all(logins).await;
+        assert!(results.iter().any(|r| *r == Err(429)), "{results:?}");
+    }
+
+    /// Failures from one address never lock the user out from another,
+    /// and the address key alone waits only after many failures.
+    #[actix_rt::test]
+    async fn guesses_from_one_address_do_not_lock_the_user_out_elsewhere() {
+        let auth = std::sync::Arc::new(Auth::new(&[user("bob", Role::Agent, "right")], 1_000_000));
+        for _ in 0..THROTTLE_FREE_FAILURES + 2 {
+            let _ = auth.login("bob", "wrong", "10.6.6.6", 1_000).await;
+        }
+        let blocked = auth.login("bob", "right", "10.6.6.6", 1_000).await;
+        assert_eq!(blocked.err().map(|e| e.status), Some(429));
+        assert!(auth.login("bob", "right", "10.2.2.2", 1_000).await.is_ok());
+        // Another user from the attacker's address: not yet slowed.
+        let auth2 = std::sync::Arc::new(Auth::new(&[user("ann", Role::Agent, "pw")], 1_000_000));
+        for i in 0..THROTTLE_ADDRESS_FREE_FAILURES - 1 {
+            let _ = auth2
+                .login(&format!("x{i}"), "wrong", "10.7.7.7", 1_000)
+                .await;
+        }
+        assert!(auth2.login("ann", "pw", "10.7.7.7", 1_000).await.is_ok());
     }
 }

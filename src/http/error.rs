@@ -8,6 +8,10 @@ use serde::Serialize;
 
 /// Largest JSON request body accepted, bytes: every API body is a few fields.
 pub const JSON_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Time a client has to send a JSON body once its head is in: 16 KiB
+/// arrives in well under a second on the slowest link a desktop uses, so a
+/// body still trickling in after this is a client holding a connection.
+pub const JSON_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A failed API request.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
@@ -20,6 +24,9 @@ pub struct ApiError {
     pub error: String,
     /// What went wrong, for a person.
     pub message: String,
+    /// Seconds for a `Retry-After` header (429, 503), if any.
+    #[serde(skip)]
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -29,6 +36,23 @@ impl ApiError {
             status: status.as_u16(),
             error: code.to_owned(),
             message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// 429 `too_many_attempts` with `Retry-After`.
+    pub fn too_many_attempts(message: impl Into<String>, retry_after_s: u64) -> Self {
+        ApiError {
+            retry_after_s: Some(retry_after_s.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+        }
+    }
+
+    /// 503 `busy` with `Retry-After`: try again shortly.
+    pub fn busy(message: impl Into<String>, retry_after_s: u64) -> Self {
+        ApiError {
+            retry_after_s: Some(retry_after_s.max(1)),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
         }
     }
 
@@ -74,7 +98,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self)
+        let mut res = HttpResponse::build(self.status_code());
+        if let Some(s) = self.retry_after_s {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, s.to_string()));
+        }
+        res.json(self)
     }
 }
 
@@ -113,23 +141,72 @@ impl From<crate::ops::admin::AdminError> for ApiError {
 
 /// A JSON body parsed with `serde_path_to_error`, so a wrong body is a 400
 /// whose message names the field; larger than [`JSON_BODY_BYTES_MAX`] is a
-/// 413. Unknown fields are refused by the body types (`deny_unknown_fields`).
+/// 413; a body not declared `application/json` is a 415 (before it is read).
+/// Unknown fields are refused by the body types (`deny_unknown_fields`).
+///
+/// The media-type check is what keeps a web page the agent happens to visit
+/// from posting to the box: a browser sends `text/plain` or a form without a
+/// CORS preflight, but `application/json` only after one, and the box
+/// answers no preflight.
 pub struct ApiJson<T>(pub T);
+
+/// Whether the request declares a JSON body: `application/json` or a
+/// `+json` type, parameters (`; charset=utf-8`) allowed.
+fn declares_json(req: &HttpRequest) -> bool {
+    let Some(value) = req.headers().get(actix_web::http::header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// 415 for a body that is not declared JSON.
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be JSON, sent with Content-Type: application/json",
+    )
+}
 
 impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for ApiJson<T> {
     type Error = ApiError;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        if !declares_json(req) {
+            return Box::pin(std::future::ready(Err(not_json())));
+        }
         let bytes = <actix_web::web::Bytes as actix_web::FromRequest>::from_request(req, payload);
         Box::pin(async move {
-            let body = bytes.await.map_err(|e| {
-                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large()
-                } else {
-                    ApiError::bad_request(format!("body: {e}"))
-                }
-            })?;
+            let body = tokio::time::timeout(JSON_BODY_TIMEOUT, bytes)
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!(
+                            "the body did not arrive within {} s",
+                            JSON_BODY_TIMEOUT.as_secs()
+                        ),
+                    )
+                })?
+                .map_err(|e| {
+                    if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                        too_large()
+                    } else {
+                        ApiError::bad_request(format!("body: {e}"))
+                    }
+                })?;
             parse_json(&body).map(ApiJson)
         })
     }

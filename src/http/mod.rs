@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod server;
 pub mod views;
 pub mod ws;
 
@@ -39,7 +40,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 use edgecc_actors::config::ReasonCodeConfig;
 use edgecc_actors::registry::{Registry, Snapshot, Subscribe};
 use edgecc_storage::{StateTree, Storage};
@@ -51,17 +52,7 @@ use crate::system::running::Running;
 use crate::system::storage::Tree;
 use config::HttpConfig;
 
-/// Worker threads of the HTTP server: a desktop API is light; two keep one
-/// slow request from stalling everyone.
-pub const HTTP_WORKERS: usize = 2;
-/// Most concurrent connections per worker (desktops, wallboards, scripts).
-pub const HTTP_CONNECTIONS_MAX: usize = 2_048;
-/// Time a client has to send its request head.
-pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Keep-alive of idle HTTP connections.
-pub const HTTP_KEEP_ALIVE: Duration = Duration::from_secs(30);
-/// Time given to connections to finish when the server stops.
-pub const HTTP_SHUTDOWN_TIMEOUT_S: u64 = 5;
+pub use server::{HTTP_CONNECTIONS_MAX, HTTP_CONNECTIONS_PER_ADDRESS_MAX, HTTP_WORKERS};
 /// `/readyz` gives the actors and the storage this long to answer.
 pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// State tree written by `/readyz` to prove the storage takes writes.
@@ -220,28 +211,24 @@ pub async fn start(
     let local_addr = listener
         .local_addr()
         .map_err(|e| format!("cannot bind {listen}: {e}"))?;
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .app_data(error::payload_config())
-            .app_data(query_config())
-            .app_data(path_config())
-            .configure(routes)
-            .default_service(web::to(not_found))
-    })
-    .workers(HTTP_WORKERS)
-    .max_connections(HTTP_CONNECTIONS_MAX)
-    .client_request_timeout(HTTP_REQUEST_TIMEOUT)
-    .keep_alive(HTTP_KEEP_ALIVE)
-    .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_S)
-    .disable_signals();
+    let peers = server::PeerConnections::default();
     let is_tls = tls.is_some();
-    let server = match tls {
-        Some(tls) => server.listen_rustls_0_23(listener, tls),
-        None => server.listen(listener),
-    }
-    .map_err(|e| format!("cannot listen on {listen}: {e}"))?
-    .run();
+    let (server, _) = server::serve(
+        move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(server::refuse_over_cap))
+                .app_data(data.clone())
+                .app_data(error::payload_config())
+                .app_data(query_config())
+                .app_data(path_config())
+                .configure(routes)
+                .default_service(web::to(not_found))
+        },
+        listener,
+        tls,
+        peers,
+    )
+    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let handle = server.handle();
     actix_rt::spawn(server);
     info!(addr = %local_addr, tls = is_tls, "HTTP API listening.");

@@ -1,5 +1,7 @@
 //! Who is calling: argon2 password checks, bearer tokens that expire and are
 //! revoked at logout, and a login throttle per user id and per peer address.
+//! It owns the users (from `[[users]]`, swapped on reload), the session
+//! table and the throttle; handlers get the caller through [`Caller`].
 //!
 //! Tokens are 32 random bytes (hex) kept in memory only: a daemon restart
 //! logs everyone out of the API, never out of a call (calls live in the

@@ -352,3 +352,90 @@ async fn http_ws_desktop_grace() {
     );
     t.http.stop().await;
 }
+
+/// Mute is per party (issue 13): in a conference each desktop shows its own
+/// microphone. Ann mutes and Bob's desktop still shows him unmuted; Bob
+/// mutes and Ann unmutes, and each desktop follows its own agent. Checked on
+/// both desktops' WebSocket snapshots and their `/me`. (The hub used to keep
+/// one mute flag per call, so every desktop showed the last one set.)
+#[actix_rt::test]
+async fn http_ws_conference_mute_is_per_party() {
+    let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
+    let ann = ready(&t, "ann").await;
+    let bob = t.login("bob").await;
+    let (s, v) = t
+        .call(
+            "POST",
+            "/api/v1/agent/state",
+            Some(&bob),
+            Some(json!({"state": "login"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut aconn = connect(&t, Some(&ann)).await.expect("connect ann");
+    until(&mut aconn, "ann's snapshot", |v| v["type"] == "snapshot").await;
+    let mut bconn = connect(&t, Some(&bob)).await.expect("connect bob");
+    until(&mut bconn, "bob's snapshot", |v| v["type"] == "snapshot").await;
+
+    // Ann's phone answers by itself; she adds Bob (his phone too).
+    let call = t.place_call("+15556667777").await;
+    until(&mut aconn, "ann talking", |v| {
+        v["type"] == "snapshot" && v["agent"]["state"] == "talking"
+    })
+    .await;
+    let path = |a: &str| format!("/api/v1/calls/{call}/{a}");
+    let (s, v) = t
+        .call(
+            "POST",
+            &path("conference_add"),
+            Some(&ann),
+            Some(json!({"target_agent": "bob"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    until(&mut bconn, "bob in the conference", |v| {
+        v["type"] == "snapshot"
+            && v["agent"]["state"] == "talking"
+            && v["call"]["call_id"] == call.as_str()
+            && v["call"]["parties"].as_array().map(Vec::len) == Some(2)
+    })
+    .await;
+
+    // Ann mutes: her desktop shows it, Bob's does not.
+    let (s, v) = t.call("POST", &path("mute"), Some(&ann), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["call"]["muted"], true, "ann's answer: {v}");
+    let (_, me) = t.call("GET", "/api/v1/me", Some(&bob), None).await;
+    assert_eq!(me["call"]["muted"], false, "bob's /me: {me}");
+    let (_, me) = t.call("GET", "/api/v1/me", Some(&ann), None).await;
+    assert_eq!(me["call"]["muted"], true, "ann's /me: {me}");
+    // A desktop's frames after the call's event are snapshots taken after it.
+    for (conn, own) in [(&mut aconn, true), (&mut bconn, false)] {
+        until(&mut *conn, "the call's view naming ann muted", |v| {
+            v["type"] == "call_changed" && v["call"]["muted"] == json!(["ann"])
+        })
+        .await;
+        let snap = until(&mut *conn, "a snapshot", |v| v["type"] == "snapshot").await;
+        assert_eq!(snap["call"]["muted"], own, "{snap}");
+    }
+
+    // Bob mutes, Ann unmutes: each desktop shows its own agent.
+    let (s, v) = t.call("POST", &path("mute"), Some(&bob), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["call"]["muted"], true, "bob's answer: {v}");
+    let (s, v) = t.call("POST", &path("unmute"), Some(&ann), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["call"]["muted"], false, "ann's answer: {v}");
+    let (_, me) = t.call("GET", "/api/v1/me", Some(&bob), None).await;
+    assert_eq!(me["call"]["muted"], true, "bob's /me: {me}");
+    for (conn, own) in [(&mut aconn, false), (&mut bconn, true)] {
+        until(&mut *conn, "the call's view naming bob muted", |v| {
+            v["type"] == "call_changed" && v["call"]["muted"] == json!(["bob"])
+        })
+        .await;
+        let snap = until(&mut *conn, "a snapshot", |v| v["type"] == "snapshot").await;
+        assert_eq!(snap["call"]["call_id"], call.as_str());
+        assert_eq!(snap["call"]["muted"], own, "{snap}");
+    }
+    t.http.stop().await;
+}

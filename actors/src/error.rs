@@ -3,7 +3,7 @@
 
 use crate::agent::AgentError;
 use crate::call::CallError;
-use crate::ids::{AgentId, QueueId};
+use crate::ids::{AgentId, CallId, QueueId};
 use serde::Serialize;
 
 /// Why a request to the contact center failed.
@@ -19,6 +19,18 @@ pub enum CcError {
     /// The agent is not on a call (for call controls).
     #[error("agent {0} is not on a call")]
     NotOnACall(AgentId),
+    /// The call named is not the agent's current call or offer (it is
+    /// another agent's, or the agent moved on).
+    #[error("call {call} is not yours")]
+    NotYourCall {
+        /// The agent asking.
+        agent: AgentId,
+        /// The call it named.
+        call: CallId,
+    },
+    /// No live call has this id.
+    #[error("unknown call {0}")]
+    UnknownCall(CallId),
     /// The agent has no offer to accept or reject.
     #[error("agent {0} has no offer")]
     NoOffer(AgentId),

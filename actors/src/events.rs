@@ -1,11 +1,12 @@
 //! Events for subscribers (the agent desktop WebSocket, the wallboard) and the
 //! views the registry keeps for the supervisor snapshot.
 
-use crate::agent::{AgentState, AgentStats, Pending};
+use crate::agent::{AgentState, AgentStats, Pending, Presence};
 use crate::call::{CallNotice, TerminalReason};
 use crate::ids::{AgentId, CallId, OfferToken, QueueId};
 use crate::outbox::OutboxStatus;
 use crate::ports::AttachedVar;
+use crate::waits::AnsweredWaits;
 use actix::Message;
 use serde::Serialize;
 
@@ -20,6 +21,12 @@ pub struct AgentView {
     pub pending: Option<Pending>,
     /// Counters.
     pub stats: AgentStats,
+    /// When the current state began (wall ms): time in state for the desktop
+    /// and the wallboard. A new Not Ready reason keeps the clock running.
+    pub state_since_ms: u64,
+    /// Whether the agent's desktop is open (the grace that follows a close
+    /// is the agent actor's too).
+    pub presence: Presence,
 }
 
 /// What a subscriber sees of a call.
@@ -43,6 +50,9 @@ pub struct CallView {
     pub ring_all: bool,
     /// Agents on the call.
     pub parties: Vec<AgentId>,
+    /// Parties whose microphone is muted (mute is per party: in a conference
+    /// each desktop shows its own).
+    pub muted: Vec<AgentId>,
     /// Caller on hold.
     pub held: bool,
     /// Supervisors monitoring, whispering or barged in.
@@ -73,6 +83,12 @@ pub struct QueueView {
     pub waiting: Vec<CallId>,
     /// Ready agents, in pick order.
     pub ready: Vec<AgentId>,
+    /// The current wait (ms) of each call of `waiting`, in the same order,
+    /// from [`crate::waits`] (filled in by the registry's snapshot).
+    pub wait_ms: Vec<u64>,
+    /// Waits of the calls this queue answered, from [`crate::waits`]
+    /// (filled in by the registry's snapshot).
+    pub answered: AnsweredWaits,
 }
 
 /// One event for subscribers.

@@ -29,10 +29,14 @@
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
 //!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
 //! - [`registry`]: [`ContactCenter::start`] builds everything; the
-//!   [`Registry`] actor is the facade ([`AgentRequest`],
-//!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`).
+//!   [`Registry`] actor is the facade ([`AgentRequest`], [`CallRequest`],
+//!   [`AgentDesktop`], [`SupervisorRequest`], [`Snapshot`], [`Subscribe`],
+//!   `PbxEvent`).
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer.
-//! - [`events`]: [`CcEvent`] and the views for subscribers.
+//! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and
+//!   time in it, desktop presence, per-party mute, queue waits).
+//! - [`waits`]: queue waits and service level, counted once by the registry
+//!   from the calls' views.
 //! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port.
 //! - [`env`], [`error`], [`rng`]: shared context, [`CcError`], SplitMix64.
 
@@ -51,6 +55,7 @@ pub mod queue;
 pub mod registry;
 pub mod rng;
 pub mod sim;
+pub mod waits;
 
 pub use call::actor::CallAction;
 pub use clock::{Clock, SharedClock, TokioClock};
@@ -63,8 +68,8 @@ pub use ports::{
     PbxError, PbxEvent, PbxPort,
 };
 pub use registry::{
-    AgentCommand, AgentRequest, CenterSnapshot, ContactCenter, Registry, Snapshot, Subscribe,
-    SupervisorCommand, SupervisorRequest,
+    AgentCommand, AgentDesktop, AgentRequest, CallRequest, CenterSnapshot, ContactCenter, Registry,
+    Snapshot, Subscribe, SupervisorCommand, SupervisorRequest,
 };
 
 /// Most attached-data variables kept per call (from the IVR).

@@ -2,13 +2,16 @@
 //! routes PBX events to calls, keeps the supervisor view (fed by the actors,
 //! in causal order since all actors share one arbiter), fans events out to
 //! subscribers, and is the facade the daemon and the HTTP layer talk to.
+//! It owns the queue wait figures ([`WaitFigures`]), fed by every call view,
+//! and hands a desktop's requests to the agent actor, which decides whether
+//! the call named is the agent's.
 
 use crate::agent::actor::{
-    supervisor_reason, AcceptOffer, AgentActor, BeginOutbound, ChangeState, RejectOffer,
-    StateCommand,
+    supervisor_reason, ActOnCall, AgentActor, BeginOutbound, CallCommand, ChangeState,
+    DesktopChanged, DesktopEvent, OutboundStarted, StateCommand,
 };
-use crate::agent::{AgentSettings, AgentState, NotReadyReason, SystemReason};
-use crate::call::actor::{CallAction, CallActor, ControlCall, EndSupervision, LegEvent, Supervise};
+use crate::agent::{AgentSettings, AgentState, NotReadyReason, Presence, SystemReason};
+use crate::call::actor::{CallAction, CallActor, EndSupervision, LegEvent, Supervise};
 use crate::call::supervision::SuperviseMode;
 use crate::call::{AgentContact, Call, CallNotice, QueueRules, TerminalReason};
 use crate::clock::SharedClock;
@@ -21,6 +24,7 @@ use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
 use crate::queue::Queue;
+use crate::waits::WaitFigures;
 use actix::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -58,7 +62,8 @@ pub enum AgentCommand {
         /// The number.
         number: String,
     },
-    /// Act on the agent's call.
+    /// Act on the agent's call (whichever it is on; a desktop names the
+    /// call with [`CallRequest`]).
     Call(CallAction),
 }
 
@@ -70,6 +75,32 @@ pub struct AgentRequest {
     pub agent: AgentId,
     /// What.
     pub command: AgentCommand,
+}
+
+/// An agent's desktop acts on the call it names (accept, reject, a control,
+/// or only a check): the agent actor refuses a call that is not the agent's
+/// ([`CcError::NotYourCall`], or [`CcError::UnknownCall`] when no live call
+/// has that id).
+#[derive(Message)]
+#[rtype(result = "Result<(), CcError>")]
+pub struct CallRequest {
+    /// The agent.
+    pub agent: AgentId,
+    /// The call named.
+    pub call: CallId,
+    /// What.
+    pub command: CallCommand,
+}
+
+/// A desktop of `agent` connected or disconnected (from the HTTP layer's
+/// WebSocket); the agent actor keeps the presence and runs the grace.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentDesktop {
+    /// The agent.
+    pub agent: AgentId,
+    /// Connected, or disconnected with the grace.
+    pub event: DesktopEvent,
 }
 
 /// What a supervisor may do to an agent.
@@ -222,6 +253,8 @@ pub struct Registry {
     outbound_seq: u64,
     /// Last link state the PBX adapter reported.
     pbx_link_up: bool,
+    /// Queue waits and service level, fed by every call view.
+    waits: WaitFigures,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -323,6 +356,7 @@ impl ContactCenter {
             directory,
         });
         let mut agents = HashMap::new();
+        let now_ms = env.now_ms();
         for (ctx, id, settings) in agent_ctxs {
             agents.insert(
                 id.clone(),
@@ -331,6 +365,8 @@ impl ContactCenter {
                     state: AgentState::LoggedOut,
                     pending: None,
                     stats: Default::default(),
+                    state_since_ms: now_ms,
+                    presence: Presence::Disconnected { since_ms: now_ms },
                 },
             );
             actix::spawn(ctx.into_future(AgentActor::new(env.clone(), id, settings)));
@@ -352,6 +388,7 @@ impl ContactCenter {
             terminal_anomalies: 0,
             outbound_seq: 0,
             pbx_link_up: false,
+            waits: WaitFigures::default(),
         }));
         Ok(registry)
     }
@@ -376,21 +413,6 @@ impl Registry {
                 }
                 Err(SendError::Closed(_)) => false,
             });
-    }
-
-    fn agent_call(&self, agent: &AgentId) -> Result<Addr<CallActor>, CcError> {
-        let view = self
-            .agents
-            .get(agent)
-            .ok_or_else(|| CcError::UnknownAgent(agent.clone()))?;
-        let call = view
-            .state
-            .call()
-            .ok_or_else(|| CcError::NotOnACall(agent.clone()))?;
-        self.calls
-            .get(call)
-            .map(|c| c.addr.clone())
-            .ok_or_else(|| CcError::NotOnACall(agent.clone()))
     }
 }
 
@@ -478,7 +500,6 @@ impl Handler<AgentRequest> for Registry {
         let Some(handle) = env.directory.agents.get(&msg.agent).cloned() else {
             return Box::pin(async move { Err(CcError::UnknownAgent(msg.agent)) });
         };
-        let agent = msg.agent;
         let state = |cmd: StateCommand| {
             let addr = handle.addr.clone();
             Box::pin(async move {
@@ -497,22 +518,8 @@ impl Handler<AgentRequest> for Registry {
             }),
             AgentCommand::Logout => state(StateCommand::Logout),
             AgentCommand::EndWrapUp => state(StateCommand::EndWrapUp),
-            AgentCommand::Accept => {
-                let addr = handle.addr.clone();
-                Box::pin(async move {
-                    addr.send(AcceptOffer)
-                        .await
-                        .map_err(|e| CcError::Mailbox(e.to_string()))?
-                })
-            }
-            AgentCommand::Reject => {
-                let addr = handle.addr.clone();
-                Box::pin(async move {
-                    addr.send(RejectOffer)
-                        .await
-                        .map_err(|e| CcError::Mailbox(e.to_string()))?
-                })
-            }
+            AgentCommand::Accept => act_on_call(&handle.addr, None, CallCommand::Accept),
+            AgentCommand::Reject => act_on_call(&handle.addr, None, CallCommand::Reject),
             AgentCommand::DialOutbound { number } => {
                 self.outbound_seq += 1;
                 let call_id = CallId::new(format!("out-{}-{}", env.now_ms(), self.outbound_seq));
@@ -536,14 +543,50 @@ impl Handler<AgentRequest> for Registry {
                 })
             }
             AgentCommand::Call(action) => {
-                let call = self.agent_call(&agent);
-                Box::pin(async move {
-                    call?
-                        .send(ControlCall { agent, action })
-                        .await
-                        .map_err(|e| CcError::Mailbox(e.to_string()))?
-                })
+                act_on_call(&handle.addr, None, CallCommand::Control(action))
             }
+        }
+    }
+}
+
+/// Asks the agent actor to act on `call` (`None`: its current one).
+fn act_on_call(
+    agent: &Addr<AgentActor>,
+    call: Option<CallId>,
+    command: CallCommand,
+) -> ResponseFuture<Result<(), CcError>> {
+    let request = agent.send(ActOnCall { call, command });
+    Box::pin(async move { request.await.map_err(|e| CcError::Mailbox(e.to_string()))? })
+}
+
+impl Handler<CallRequest> for Registry {
+    type Result = ResponseFuture<Result<(), CcError>>;
+
+    fn handle(&mut self, msg: CallRequest, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(handle) = self.env().directory.agents.get(&msg.agent) else {
+            return Box::pin(async move { Err(CcError::UnknownAgent(msg.agent)) });
+        };
+        // Whether the call is live decides 403 (another agent's) from 404
+        // (no such call) when the agent refuses it.
+        let live = self.calls.get(&msg.call).is_some_and(|c| !c.finished);
+        let call = msg.call.clone();
+        let request = act_on_call(&handle.addr, Some(msg.call), msg.command);
+        Box::pin(async move {
+            match request.await {
+                Err(CcError::NotYourCall { .. }) if !live => Err(CcError::UnknownCall(call)),
+                other => other,
+            }
+        })
+    }
+}
+
+impl Handler<AgentDesktop> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentDesktop, _ctx: &mut Self::Context) {
+        match self.env().directory.agents.get(&msg.agent) {
+            Some(handle) => handle.addr.do_send(DesktopChanged(msg.event)),
+            None => debug!(agent_id = %msg.agent, "Desktop of an unknown agent ignored."),
         }
     }
 }
@@ -575,7 +618,13 @@ impl Handler<StartOutbound> for Registry {
             env.now_ms(),
             env.config.timers.offer_timeout_ms,
         );
-        let addr = CallActor::start_with(env, call, fx);
+        let addr = CallActor::start_with(env.clone(), call, fx);
+        if let Some(agent) = env.directory.agents.get(&msg.contact.agent) {
+            agent.addr.do_send(OutboundStarted {
+                call: msg.call.clone(),
+                call_addr: addr.clone(),
+            });
+        }
         self.calls.insert(
             msg.call,
             LiveCall {
@@ -678,7 +727,7 @@ impl Handler<AgentSnapshot> for Registry {
 }
 
 impl Handler<Snapshot> for Registry {
-    type Result = ResponseFuture<CenterSnapshot>;
+    type Result = ResponseActFuture<Self, CenterSnapshot>;
 
     fn handle(&mut self, msg: Snapshot, _ctx: &mut Self::Context) -> Self::Result {
         let env = self.env().clone();
@@ -710,7 +759,7 @@ impl Handler<Snapshot> for Registry {
         } else {
             Vec::new()
         };
-        Box::pin(async move {
+        let collect = async move {
             for q in queues {
                 if let Ok(view) = q.send(GetQueue).await {
                     snap.queues.push(view);
@@ -718,7 +767,15 @@ impl Handler<Snapshot> for Registry {
             }
             snap.queues.sort_by(|a, b| a.queue.cmp(&b.queue));
             snap
-        })
+        };
+        Box::pin(collect.into_actor(self).map(|mut snap, act, _ctx| {
+            let now_ms = act.env().now_ms();
+            for q in &mut snap.queues {
+                q.wait_ms = act.waits.waits(&q.queue, &q.waiting, now_ms);
+                q.answered = act.waits.answered(&q.queue);
+            }
+            snap
+        }))
     }
 }
 
@@ -751,6 +808,8 @@ impl Handler<CallChanged> for Registry {
 
     fn handle(&mut self, msg: CallChanged, _ctx: &mut Self::Context) {
         let view = msg.0;
+        let now_ms = self.env().now_ms();
+        self.waits.observe(&view, now_ms);
         if let Some(c) = self.calls.get_mut(&view.call) {
             c.view = Some(view.clone());
         }

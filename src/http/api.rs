@@ -1,11 +1,15 @@
-//! The JSON API under `/api/v1`: session, agent, supervisor and admin.
-//! Every handler checks the caller's role first; an agent acts only on its
-//! own calls. See `openapi.json` for the contract.
+//! The JSON API under `/api/v1`: the handlers of session, agent,
+//! supervisor and admin requests. Every handler checks the caller's role
+//! first; an agent acts only on its own calls, which its agent actor decides
+//! (a call control names the call, and the actor refuses another's). See
+//! `openapi.json` for the contract.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use edgecc_actors::agent::actor::CallCommand;
 use edgecc_actors::call::supervision::SuperviseMode;
 use edgecc_actors::registry::{
-    AgentCommand, AgentRequest, SuperviseAgent, SupervisorCommand, SupervisorRequest,
+    AgentCommand, AgentRequest, AgentSnapshot, CallRequest, SuperviseAgent, SupervisorCommand,
+    SupervisorRequest,
 };
 use edgecc_actors::{AgentId, CallAction, CallId, QueueId};
 use serde::Deserialize;
@@ -196,37 +200,45 @@ pub async fn dial(
             "field `number`: 1-{DIAL_NUMBER_LEN_MAX} digits, `+`, `*` or `#`"
         )));
     }
-    let snap = views::center(&state, false).await?;
-    let view = snap.agents.iter().find(|a| a.agent == agent);
-    if view.is_none_or(|v| v.state.name() != "not_ready") {
+    let view = state
+        .registry
+        .send(AgentSnapshot(agent.clone()))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))?;
+    if view.is_none_or(|(v, _)| v.state.name() != "not_ready") {
         return Err(ApiError::conflict("outbound dial only while Not Ready"));
     }
     agent_request(&state, agent.clone(), AgentCommand::DialOutbound { number }).await?;
     Ok(HttpResponse::Accepted().json(views::desktop(&state, &agent).await?))
 }
 
-/// Checks that `call` is the caller's current call (or offer); 404 for an
-/// unknown call, 403 for another agent's.
-async fn own_call(state: &AppState, agent: &AgentId, call: &str) -> Result<CallId, ApiError> {
+/// The call id of a path, or 404 when it cannot be one.
+fn parse_call_id(call: &str) -> Result<CallId, ApiError> {
     if call.is_empty() || call.len() > ID_LEN_MAX {
         return Err(ApiError::not_found("unknown call"));
     }
-    let call = CallId::new(call.to_owned());
-    let snap = views::center(state, false).await?;
-    let mine = snap
-        .agents
-        .iter()
-        .find(|a| &a.agent == agent)
-        .and_then(|a| a.state.call())
-        .is_some_and(|c| c == &call);
-    if mine {
-        return Ok(call);
-    }
-    if snap.calls.iter().any(|c| c.call == call) {
-        Err(ApiError::forbidden(format!("call {call} is not yours")))
-    } else {
-        Err(ApiError::not_found(format!("unknown call {call}")))
-    }
+    Ok(CallId::new(call.to_owned()))
+}
+
+/// Has the agent actor do `command` on `call`. It refuses a call that is not
+/// its current call or offer: 403 for another agent's live call, 404 for an
+/// unknown one.
+async fn call_request(
+    state: &AppState,
+    agent: &AgentId,
+    call: &CallId,
+    command: CallCommand,
+) -> Result<(), ApiError> {
+    state
+        .registry
+        .send(CallRequest {
+            agent: agent.clone(),
+            call: call.clone(),
+            command,
+        })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))?
+        .map_err(ApiError::from)
 }
 
 /// Optional body of the call actions that take an argument.
@@ -266,19 +278,19 @@ pub async fn call_action(
             .ok_or_else(|| ApiError::bad_request("field `target_agent`: required"))
     };
     let command = match action.as_str() {
-        "accept" => AgentCommand::Accept,
-        "reject" => AgentCommand::Reject,
-        "hold" => AgentCommand::Call(CallAction::Hold),
-        "resume" => AgentCommand::Call(CallAction::Resume),
-        "mute" => AgentCommand::Call(CallAction::Mute),
-        "unmute" => AgentCommand::Call(CallAction::Unmute),
-        "hangup" => AgentCommand::Call(CallAction::HangUp),
+        "accept" => CallCommand::Accept,
+        "reject" => CallCommand::Reject,
+        "hold" => CallCommand::Control(CallAction::Hold),
+        "resume" => CallCommand::Control(CallAction::Resume),
+        "mute" => CallCommand::Control(CallAction::Mute),
+        "unmute" => CallCommand::Control(CallAction::Unmute),
+        "hangup" => CallCommand::Control(CallAction::HangUp),
         "transfer" => match (&body.target_agent, &body.target_queue) {
-            (Some(_), None) => AgentCommand::Call(CallAction::TransferToAgent {
+            (Some(_), None) => CallCommand::Control(CallAction::TransferToAgent {
                 target: target_agent(&body)?,
             }),
             (None, Some(q)) if !q.is_empty() && q.len() <= ID_LEN_MAX => {
-                AgentCommand::Call(CallAction::TransferToQueue {
+                CallCommand::Control(CallAction::TransferToQueue {
                     queue: QueueId::new(q.clone()),
                 })
             }
@@ -288,13 +300,13 @@ pub async fn call_action(
                 ))
             }
         },
-        "consult" => AgentCommand::Call(CallAction::Consult {
+        "consult" => CallCommand::Control(CallAction::Consult {
             target: target_agent(&body)?,
         }),
-        "consult_complete" => AgentCommand::Call(CallAction::CompleteConsult),
-        "consult_conference" => AgentCommand::Call(CallAction::ConferenceConsult),
-        "consult_cancel" => AgentCommand::Call(CallAction::CancelConsult),
-        "conference_add" => AgentCommand::Call(CallAction::AddToConference {
+        "consult_complete" => CallCommand::Control(CallAction::CompleteConsult),
+        "consult_conference" => CallCommand::Control(CallAction::ConferenceConsult),
+        "consult_cancel" => CallCommand::Control(CallAction::CancelConsult),
+        "conference_add" => CallCommand::Control(CallAction::AddToConference {
             target: target_agent(&body)?,
         }),
         "wrap_up" => {
@@ -303,7 +315,7 @@ pub async fn call_action(
                 .clone()
                 .filter(|c| !c.is_empty() && c.len() <= ID_LEN_MAX)
                 .ok_or_else(|| ApiError::bad_request("field `code`: required"))?;
-            AgentCommand::Call(CallAction::WrapUpCode { code })
+            CallCommand::Control(CallAction::WrapUpCode { code })
         }
         other => {
             return Err(ApiError::not_found(format!(
@@ -312,13 +324,8 @@ pub async fn call_action(
             )))
         }
     };
-    let call = own_call(&state, &agent, &call_id).await?;
-    agent_request(&state, agent.clone(), command.clone()).await?;
-    match command {
-        AgentCommand::Call(CallAction::Mute) => state.hub.set_muted(&call, &agent, true),
-        AgentCommand::Call(CallAction::Unmute) => state.hub.set_muted(&call, &agent, false),
-        _ => {}
-    }
+    let call = parse_call_id(&call_id)?;
+    call_request(&state, &agent, &call, command).await?;
     info!(agent_id = %agent, call_id = %call, action = %action, "Agent call action.");
     Ok(HttpResponse::Ok().json(views::desktop(&state, &agent).await?))
 }
@@ -333,7 +340,8 @@ pub async fn interaction(
     if caller.session.role == Role::Agent {
         let agent = caller.agent()?;
         if state.hub.agent_had_call(&agent, &call).is_none() {
-            own_call(&state, &agent, &call.0).await?;
+            let call = parse_call_id(&call.0)?;
+            call_request(&state, &agent, &call, CallCommand::Check).await?;
         }
     }
     Ok(HttpResponse::Ok().json(views::interaction(&state, &call)))
@@ -352,7 +360,8 @@ pub async fn sticky(
     let recent = match state.hub.agent_had_call(&agent, &call) {
         Some(r) if !r.ani.is_empty() => r,
         _ => {
-            own_call(&state, &agent, &call.0).await?;
+            let call = parse_call_id(&call.0)?;
+            call_request(&state, &agent, &call, CallCommand::Check).await?;
             return Err(ApiError::conflict("the caller's number is not known yet"));
         }
     };
@@ -371,17 +380,14 @@ pub async fn agents(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
     caller.require_supervisor()?;
     let snap = views::center(&state, false).await?;
     let now = crate::clock::now_ms();
-    Ok(HttpResponse::Ok().json(json!({"now_ms": now, "agents": views::team(&state, &snap, now)})))
+    Ok(HttpResponse::Ok().json(json!({"now_ms": now, "agents": views::team(&snap, now)})))
 }
 
 /// `GET /api/v1/queues`: waiting calls, longest wait, service level.
 pub async fn queues(state: Data, _caller: Caller) -> Result<HttpResponse, ApiError> {
     let snap = views::center(&state, true).await?;
     let now = crate::clock::now_ms();
-    Ok(
-        HttpResponse::Ok()
-            .json(json!({"now_ms": now, "queues": views::queues(&state, &snap, now)})),
-    )
+    Ok(HttpResponse::Ok().json(json!({"now_ms": now, "queues": views::queues(&snap)})))
 }
 
 /// `GET /api/v1/calls` (supervisor, admin): live calls.

@@ -1,6 +1,9 @@
 //! Who is calling: argon2 password checks, bearer tokens that expire and are
 //! revoked at logout, on a password change and on a user's removal, and a
 //! login throttle that slows an attacker without locking the real user out.
+//! It owns the users (from `[[users]]`, swapped on reload), the session
+//! table, the password-check slots and the throttle; handlers get the
+//! caller through [`Caller`].
 //!
 //! Tokens are 32 random bytes (hex) kept in memory only: a daemon restart
 //! logs everyone out of the API, never out of a call (calls live in the

@@ -1,5 +1,7 @@
 //! API errors: every failure is `{ "error": code, "message": text }` with a
-//! status that fits, and the JSON body extractor's errors name the field.
+//! status that fits, and the JSON body extractor's errors name the field. It
+//! owns the mapping of the actors' errors to statuses (a call that is not
+//! the agent's is 403, an unknown one 404, a state that does not fit 409).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -110,9 +112,10 @@ impl From<CcError> for ApiError {
     fn from(e: CcError) -> Self {
         let message = e.to_string();
         match e {
-            CcError::UnknownAgent(_) | CcError::UnknownQueue(_) => {
+            CcError::UnknownAgent(_) | CcError::UnknownQueue(_) | CcError::UnknownCall(_) => {
                 Self::new(StatusCode::NOT_FOUND, "not_found", message)
             }
+            CcError::NotYourCall { .. } => Self::forbidden(message),
             CcError::NotOnACall(_) | CcError::NoOffer(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }

@@ -1,15 +1,19 @@
-//! The event hub: subscribes to the registry once and fans events out to
-//! every WebSocket through a bounded broadcast channel. On the way it keeps
-//! what the actors' views do not carry but the desktop and wallboard need:
-//! time in state, mute flags, queue wait times and service level, which
-//! agents took part in which call, and desktop presence.
+//! The event hub: subscribes to the registry once and fans its events out to
+//! the WebSockets: each agent desktop through its own bounded queue, every
+//! supervisor screen through one broadcast channel. It owns connection
+//! bookkeeping only: the desktop feeds, which agents each live call reached
+//! (so its notices reach their desktops), and each agent's recent calls with
+//! the caller's number (for "open interaction" and "my customer" after the
+//! call). Domain state is the actors': time in state and desktop presence
+//! are in the agent view, mute per party in the call view, queue waits and
+//! service level in the queue view.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use edgecc_actors::events::{AgentView, CallView};
-use edgecc_actors::{AgentId, CallId, CcEvent, QueueId};
+use edgecc_actors::{AgentId, CallId, CcEvent};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
@@ -21,12 +25,8 @@ pub const HUB_MAILBOX_CAPACITY: usize = 8_192;
 /// Recent calls remembered per agent (for "Open interaction" after the call
 /// and "my customer").
 pub const RECENT_CALLS_PER_AGENT: usize = 20;
-/// A call answered within this wait counts toward the service level, ms.
-pub const SERVICE_LEVEL_THRESHOLD_MS: u64 = 20_000;
-/// Upper bounds (seconds) of the queue wait histogram buckets.
-pub const WAIT_BUCKETS_S: [f64; 9] = [1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
-/// Most calls tracked at once (waiting, muted, parties); a bound, far above
-/// what one box carries.
+/// Most calls and agents tracked at once (call reach, recent calls); a
+/// bound, far above what one box carries.
 pub const TRACKED_CALLS_MAX: usize = 10_000;
 
 /// One event for WebSocket connections.
@@ -49,47 +49,14 @@ pub struct RecentCall {
     pub ani: String,
 }
 
-/// Wait figures of one queue.
-#[derive(Clone, Debug, Default)]
-pub struct QueueFigures {
-    /// Calls answered after waiting in the queue.
-    pub answered: u64,
-    /// Of which within [`SERVICE_LEVEL_THRESHOLD_MS`].
-    pub answered_in_threshold: u64,
-    /// Histogram counts per [`WAIT_BUCKETS_S`] bucket (not cumulative), plus
-    /// one overflow bucket.
-    pub wait_buckets: [u64; WAIT_BUCKETS_S.len() + 1],
-    /// Sum of the waits, seconds.
-    pub wait_sum_s: f64,
-}
-
-/// A desktop's connections.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Presence {
-    /// Open WebSockets of this agent.
-    pub connections: usize,
-    /// Bumped at every connect and disconnect: a grace timer acts only if
-    /// nothing happened since it started.
-    pub generation: u64,
-}
-
-/// What the hub tracks.
+/// What the hub remembers to route events and answer "was this my call".
 #[derive(Default)]
 pub struct Tracked {
-    /// Agent → (state name, call, since wall ms).
-    pub state_since: HashMap<AgentId, (String, Option<CallId>, u64)>,
-    /// Calls whose agent is muted.
-    pub muted: HashSet<CallId>,
-    /// Calls waiting: first time queued (wall ms) and queue.
-    pub queued_since: HashMap<CallId, (QueueId, u64)>,
-    /// Agents that were offered or took part in each live call.
+    /// Agents that were offered or took part in each live call: the
+    /// desktops its notices go to.
     pub call_agents: HashMap<CallId, HashSet<AgentId>>,
     /// Recent calls per agent, newest last.
     pub recent: HashMap<AgentId, VecDeque<RecentCall>>,
-    /// Per-queue wait figures.
-    pub queues: HashMap<QueueId, QueueFigures>,
-    /// Desktop presence per agent.
-    pub presence: HashMap<AgentId, Presence>,
 }
 
 /// Events queued per agent desktop connection; a desktop that falls this
@@ -113,43 +80,14 @@ pub struct HubShared {
     desktops: Mutex<HashMap<AgentId, Vec<DesktopFeed>>>,
     /// Last desktop connection id handed out.
     desktop_ids: std::sync::atomic::AtomicU64,
-    /// The tracked figures.
-    pub tracked: Mutex<Tracked>,
+    /// Call reach and recent calls.
+    tracked: Mutex<Tracked>,
 }
 
 impl HubShared {
-    /// Locks the tracked figures (recovering from a poisoned lock).
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, Tracked> {
+    /// Locks the tracked routes (recovering from a poisoned lock).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tracked> {
         self.tracked.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Since when `agent` is in its current state (wall ms), if seen.
-    pub fn state_since(&self, agent: &AgentId) -> Option<u64> {
-        self.lock().state_since.get(agent).map(|(_, _, s)| *s)
-    }
-
-    /// Whether the agent on `call` is muted.
-    pub fn is_muted(&self, call: &CallId) -> bool {
-        self.lock().muted.contains(call)
-    }
-
-    /// Records a mute change made through the API and tells the desktops.
-    pub fn set_muted(&self, call: &CallId, agent: &AgentId, muted: bool) {
-        {
-            let mut t = self.lock();
-            if muted {
-                if t.muted.len() < TRACKED_CALLS_MAX {
-                    t.muted.insert(call.clone());
-                }
-            } else {
-                t.muted.remove(call);
-            }
-        }
-        self.send(Broadcast {
-            agents: vec![agent.clone()],
-            refresh: true,
-            text: json!({"type": "call_muted", "at_us": crate::clock::now_us(), "call": call, "muted": muted}).to_string(),
-        });
     }
 
     /// Whether `agent` had `call` recently (or has it now).
@@ -202,45 +140,6 @@ impl HubShared {
             }
         }
     }
-
-    /// A desktop of `agent` connected; answers the new generation.
-    pub fn desktop_connected(&self, agent: &AgentId) -> u64 {
-        let mut t = self.lock();
-        let p = t.presence.entry(agent.clone()).or_default();
-        p.connections += 1;
-        p.generation += 1;
-        p.generation
-    }
-
-    /// A desktop of `agent` disconnected; answers the generation to check
-    /// after the grace, and whether no desktop is left.
-    pub fn desktop_disconnected(&self, agent: &AgentId) -> (u64, bool) {
-        let mut t = self.lock();
-        let p = t.presence.entry(agent.clone()).or_default();
-        p.connections = p.connections.saturating_sub(1);
-        p.generation += 1;
-        (p.generation, p.connections == 0)
-    }
-
-    /// Whether `agent` is still without a desktop since `generation`.
-    pub fn desktop_gone_since(&self, agent: &AgentId, generation: u64) -> bool {
-        self.lock()
-            .presence
-            .get(agent)
-            .is_some_and(|p| p.connections == 0 && p.generation == generation)
-    }
-
-    /// Longest current wait in `queue` (ms) and the waits of its calls.
-    pub fn waits(&self, queue: &QueueId, calls: &[CallId], now_ms: u64) -> Vec<u64> {
-        let t = self.lock();
-        calls
-            .iter()
-            .map(|c| match t.queued_since.get(c) {
-                Some((q, since)) if q == queue => now_ms.saturating_sub(*since),
-                _ => 0,
-            })
-            .collect()
-    }
 }
 
 /// The hub actor: receives [`CcEvent`]s from the registry.
@@ -266,25 +165,15 @@ impl Hub {
         })
     }
 
-    fn on_agent(&self, view: &AgentView, now_ms: u64) -> u64 {
-        let name = state_name(view).to_owned();
-        let call = view.state.call().cloned();
-        let mut t = self.shared.lock();
-        let entry = t
-            .state_since
-            .entry(view.agent.clone())
-            .or_insert_with(|| (name.clone(), call.clone(), now_ms));
-        if entry.0 != name || entry.1 != call {
-            *entry = (name, call.clone(), state_start(view).unwrap_or(now_ms));
+    /// Remembers the agent's call among its recent ones.
+    fn on_agent(&self, view: &AgentView) {
+        if let Some(call) = view.state.call() {
+            remember(&mut self.shared.lock(), &view.agent, call, None);
         }
-        let since = entry.2;
-        if let Some(call) = call {
-            remember(&mut t, &view.agent, &call, None);
-        }
-        since
     }
 
-    fn on_call(&self, view: &CallView, now_ms: u64) -> Vec<AgentId> {
+    /// Updates the call's reach; answers the agents whose desktops get it.
+    fn on_call(&self, view: &CallView) -> Vec<AgentId> {
         let mut t = self.shared.lock();
         let mut agents: HashSet<AgentId> = t.call_agents.remove(&view.call).unwrap_or_default();
         agents.extend(view.offers.iter().map(|(a, _)| a.clone()));
@@ -292,41 +181,8 @@ impl Hub {
         for a in &agents {
             remember(&mut t, a, &view.call, Some(&view.ani));
         }
-        match view.phase {
-            "queued" | "offering" | "routing" => {
-                if let Some(q) = &view.queue {
-                    if !t.queued_since.contains_key(&view.call)
-                        && t.queued_since.len() < TRACKED_CALLS_MAX
-                    {
-                        t.queued_since
-                            .insert(view.call.clone(), (q.clone(), now_ms));
-                    }
-                }
-            }
-            phase => {
-                if let Some((queue, since)) = t.queued_since.remove(&view.call) {
-                    if phase == "connected" {
-                        let wait_ms = now_ms.saturating_sub(since);
-                        let f = t.queues.entry(queue).or_default();
-                        f.answered += 1;
-                        if wait_ms <= SERVICE_LEVEL_THRESHOLD_MS {
-                            f.answered_in_threshold += 1;
-                        }
-                        let wait_s = wait_ms as f64 / 1000.0;
-                        f.wait_sum_s += wait_s;
-                        let i = WAIT_BUCKETS_S
-                            .iter()
-                            .position(|b| wait_s <= *b)
-                            .unwrap_or(WAIT_BUCKETS_S.len());
-                        f.wait_buckets[i] += 1;
-                    }
-                }
-            }
-        }
         let list: Vec<AgentId> = agents.iter().cloned().collect();
-        if view.phase == "ended" {
-            t.muted.remove(&view.call);
-        } else if t.call_agents.len() < TRACKED_CALLS_MAX {
+        if view.phase != "ended" && t.call_agents.len() < TRACKED_CALLS_MAX {
             t.call_agents.insert(view.call.clone(), agents);
         }
         list
@@ -370,15 +226,6 @@ pub fn state_name(view: &AgentView) -> &'static str {
     }
 }
 
-/// When the state started, if the state itself says.
-fn state_start(view: &AgentView) -> Option<u64> {
-    use edgecc_actors::agent::AgentState as S;
-    match &view.state {
-        S::Ready { since_ms } | S::Talking { since_ms, .. } => Some(*since_ms),
-        _ => None,
-    }
-}
-
 impl Actor for Hub {
     type Context = Context<Self>;
 
@@ -392,10 +239,9 @@ impl Handler<CcEvent> for Hub {
 
     fn handle(&mut self, msg: CcEvent, _ctx: &mut Self::Context) {
         let at_us = crate::clock::now_us();
-        let now_ms = at_us / 1_000;
         let b = match &msg {
             CcEvent::AgentChanged(view) => {
-                let since = self.on_agent(view, now_ms);
+                self.on_agent(view);
                 Broadcast {
                     agents: vec![view.agent.clone()],
                     refresh: true,
@@ -404,21 +250,16 @@ impl Handler<CcEvent> for Hub {
                         "at_us": at_us,
                         "agent": view,
                         "state_name": state_name(view),
-                        "state_since_ms": since,
+                        "state_since_ms": view.state_since_ms,
                     })
                     .to_string(),
                 }
             }
-            CcEvent::CallChanged(view) => {
-                let agents = self.on_call(view, now_ms);
-                let muted = self.shared.is_muted(&view.call);
-                Broadcast {
-                    agents,
-                    refresh: true,
-                    text: json!({"type": "call_changed", "at_us": at_us, "call": view, "muted": muted})
-                        .to_string(),
-                }
-            }
+            CcEvent::CallChanged(view) => Broadcast {
+                agents: self.on_call(view),
+                refresh: true,
+                text: json!({"type": "call_changed", "at_us": at_us, "call": view}).to_string(),
+            },
             CcEvent::CallNotice { call, .. } => {
                 let agents = self
                     .shared
@@ -451,16 +292,4 @@ fn stamped(msg: &CcEvent, at_us: u64) -> String {
         map.insert("at_us".into(), json!(at_us));
     }
     v.to_string()
-}
-
-/// Seeds time-in-state from a first snapshot (called once at start).
-pub fn seed(shared: &HubShared, agents: &[AgentView], now_ms: u64) {
-    let mut t = shared.lock();
-    for a in agents {
-        t.state_since.entry(a.agent.clone()).or_insert((
-            state_name(a).to_owned(),
-            a.state.call().cloned(),
-            state_start(a).unwrap_or(now_ms),
-        ));
-    }
 }

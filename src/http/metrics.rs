@@ -1,10 +1,13 @@
-//! `/metrics` in the Prometheus text format. Every metric name lives here.
+//! `/metrics` in the Prometheus text format: it owns every metric name;
+//! the figures come from the actors' snapshot (queue waits and service
+//! level included), the storage and the CRM sync worker.
 
 use std::fmt::Write as _;
 
+use edgecc_actors::waits::WAIT_BUCKETS_S;
+
 use crate::crm::sync::{Circuit, GetSyncStatus};
 
-use super::hub::WAIT_BUCKETS_S;
 use super::views;
 use super::AppState;
 
@@ -84,12 +87,7 @@ pub async fn render(state: &AppState) -> Result<String, super::error::ApiError> 
         "Longest current wait per queue.",
     );
     for q in &snap.queues {
-        let longest = state
-            .hub
-            .waits(&q.queue, &q.waiting, now_ms)
-            .into_iter()
-            .max()
-            .unwrap_or(0);
+        let longest = q.wait_ms.iter().copied().max().unwrap_or(0);
         let _ = writeln!(
             out,
             "{QUEUE_LONGEST_WAIT_SECONDS}{{queue=\"{}\"}} {:.3}",
@@ -104,13 +102,7 @@ pub async fn render(state: &AppState) -> Result<String, super::error::ApiError> 
         "Wait of answered queue calls.",
     );
     for q in &snap.queues {
-        let f = state
-            .hub
-            .lock()
-            .queues
-            .get(&q.queue)
-            .cloned()
-            .unwrap_or_default();
+        let f = &q.answered;
         let name = esc(&q.queue.0);
         let mut cumulative = 0;
         for (i, le) in WAIT_BUCKETS_S.iter().enumerate() {
@@ -128,7 +120,7 @@ pub async fn render(state: &AppState) -> Result<String, super::error::ApiError> 
         let _ = writeln!(
             out,
             "{QUEUE_WAIT_SECONDS}_sum{{queue=\"{name}\"}} {:.3}",
-            f.wait_sum_s
+            f.wait_sum_ms as f64 / 1000.0
         );
         let _ = writeln!(
             out,

@@ -11,10 +11,15 @@
 //!   the login throttle, the [`auth::Caller`] extractor and roles.
 //! - [`api`]: the JSON handlers; [`error`]: `{error, message}` answers and
 //!   the body extractor that names the wrong field.
-//! - [`ws`]: `/api/v1/events`; [`hub`]: the one registry subscription,
-//!   fanned out through a bounded broadcast, plus time in state, mute flags,
-//!   wait figures and desktop presence.
-//! - [`views`]: desktop, team, queue and interaction views.
+//! - [`ws`]: `/api/v1/events`, one task per WebSocket; it tells the agent
+//!   actor (through the registry) when a desktop opens and closes.
+//! - [`hub`]: the one registry subscription, fanned out to desktops and
+//!   supervisor screens; it keeps connection bookkeeping only (feeds, which
+//!   agents a call reached, recent calls).
+//! - [`views`]: desktop, team, queue and interaction views, built from the
+//!   actors' views: the actors are the one source of domain state (time in
+//!   state and presence on the agent, mute per party on the call, waits and
+//!   service level on the queue).
 //! - [`metrics`]: `/metrics` and every metric name.
 //! - `ui/`: the embedded web UI; `openapi.json`: the API contract.
 //!
@@ -182,9 +187,6 @@ pub async fn start(
         None => None,
     };
     let shared = hub::Hub::shared();
-    if let Ok(snap) = running.registry.send(Snapshot { with_queues: false }).await {
-        hub::seed(&shared, &snap.agents, crate::clock::now_ms());
-    }
     let hub_addr = hub::Hub::start(shared.clone());
     running
         .registry

@@ -1,7 +1,9 @@
 //! What the API and the WebSocket show: the agent desktop's snapshot, the
 //! team and queue views of the wallboard, and an interaction's CRM sync
-//! state. Built from the registry's [`CenterSnapshot`] plus the hub's
-//! tracked figures.
+//! state. Built from the actors' views (the registry's [`CenterSnapshot`]
+//! or one agent's [`AgentSnapshot`]): time in state, presence, per-party
+//! mute, queue waits and service level all come from there; the hub adds
+//! only the caller number of a call that already ended.
 
 use edgecc_actors::agent::{AgentState, NotReadyReason};
 use edgecc_actors::events::{AgentView, CallView};
@@ -11,7 +13,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::hub::{state_name, HubShared, SERVICE_LEVEL_THRESHOLD_MS};
+use edgecc_actors::waits::SERVICE_LEVEL_THRESHOLD_MS;
+
+use super::hub::state_name;
 use super::AppState;
 
 /// Reads the registry's snapshot.
@@ -77,17 +81,12 @@ fn reason_text(view: &AgentView) -> Option<String> {
     }
 }
 
-/// One call as the desktop shows it.
-pub fn call_json(
-    state: &AppState,
-    view: &CallView,
-    agent: Option<&AgentView>,
-    now_ms: u64,
-) -> Value {
-    let talking_since = agent.and_then(|a| match &a.state {
+/// One call as `agent`'s desktop shows it (mute is the agent's own).
+pub fn call_json(state: &AppState, view: &CallView, agent: &AgentView, now_ms: u64) -> Value {
+    let talking_since = match &agent.state {
         AgentState::Talking { call, since_ms, .. } if call == &view.call => Some(*since_ms),
         _ => None,
-    });
+    };
     json!({
         "call_id": view.call,
         "ani": view.ani,
@@ -96,7 +95,7 @@ pub fn call_json(
         "phase": view.phase,
         "queue": view.queue,
         "held": view.held,
-        "muted": state.hub.is_muted(&view.call),
+        "muted": view.muted.contains(&agent.agent),
         "parties": view.parties,
         "offered_to": view.offers.iter().map(|(a, _)| a).collect::<Vec<_>>(),
         "connected_since_ms": talking_since,
@@ -107,8 +106,8 @@ pub fn call_json(
 }
 
 /// One agent as the wallboard shows it.
-pub fn agent_json(hub: &HubShared, view: &AgentView, calls: &[CallView], now_ms: u64) -> Value {
-    let since = hub.state_since(&view.agent).unwrap_or(now_ms);
+pub fn agent_json(view: &AgentView, calls: &[CallView], now_ms: u64) -> Value {
+    let since = view.state_since_ms;
     let call = view
         .state
         .call()
@@ -142,7 +141,7 @@ pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiErro
     let now_ms = crate::clock::now_ms();
     let call = view.state.call().map(|c| {
         match call_view.as_ref().filter(|v| &v.call == c) {
-            Some(v) => call_json(state, v, Some(view), now_ms),
+            Some(v) => call_json(state, v, view, now_ms),
             // Ended (wrap-up): what the hub remembers of it.
             None => {
                 let ani = state.hub.agent_had_call(agent, c).map(|r| r.ani);
@@ -160,7 +159,7 @@ pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiErro
         }
     });
     let offer = matches!(view.state, AgentState::Reserved { .. });
-    let since = state.hub.state_since(agent).unwrap_or(now_ms);
+    let since = view.state_since_ms;
     Ok(json!({
         "type": "snapshot",
         "now_ms": now_ms,
@@ -182,30 +181,25 @@ pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiErro
 }
 
 /// The team: every agent with state, time in state and current call.
-pub fn team(state: &AppState, snap: &CenterSnapshot, now_ms: u64) -> Vec<Value> {
+pub fn team(snap: &CenterSnapshot, now_ms: u64) -> Vec<Value> {
     snap.agents
         .iter()
-        .map(|a| agent_json(&state.hub, a, &snap.calls, now_ms))
+        .map(|a| agent_json(a, &snap.calls, now_ms))
         .collect()
 }
 
-/// The queues: waiting calls, longest wait, service level.
-pub fn queues(state: &AppState, snap: &CenterSnapshot, now_ms: u64) -> Vec<Value> {
+/// The queues: waiting calls, longest wait, service level (all from the
+/// queue views of `snap`).
+pub fn queues(snap: &CenterSnapshot) -> Vec<Value> {
     snap.queues
         .iter()
         .map(|q| {
-            let waits = state.hub.waits(&q.queue, &q.waiting, now_ms);
-            let figures = state
-                .hub
-                .lock()
-                .queues
-                .get(&q.queue)
-                .cloned()
-                .unwrap_or_default();
+            let waits = &q.wait_ms;
+            let figures = &q.answered;
             let waiting: Vec<Value> = q
                 .waiting
                 .iter()
-                .zip(&waits)
+                .zip(waits)
                 .map(|(c, w)| {
                     let ani = snap
                         .calls
@@ -215,11 +209,7 @@ pub fn queues(state: &AppState, snap: &CenterSnapshot, now_ms: u64) -> Vec<Value
                     json!({"call_id": c, "ani": ani, "wait_ms": w})
                 })
                 .collect();
-            let percent = if figures.answered == 0 {
-                None
-            } else {
-                Some(100.0 * figures.answered_in_threshold as f64 / figures.answered as f64)
-            };
+            let percent = figures.percent();
             json!({
                 "queue_id": q.queue,
                 "waiting": q.waiting.len(),
@@ -244,8 +234,8 @@ pub async fn wallboard(state: &AppState) -> Result<Value, ApiError> {
     Ok(json!({
         "type": "wallboard",
         "now_ms": now_ms,
-        "agents": team(state, &snap, now_ms),
-        "queues": queues(state, &snap, now_ms),
+        "agents": team(&snap, now_ms),
+        "queues": queues(&snap),
         "calls": snap.calls.len(),
         "ended": snap.ended,
     }))

@@ -1,10 +1,14 @@
-//! `GET /api/v1/events`: the WebSocket of desktops and wallboards.
+//! `GET /api/v1/events`: the WebSocket of desktops and wallboards. It owns
+//! one connection's life: authentication, the snapshot, the event feed from
+//! the hub, heartbeats and limits. An agent desktop's opening and closing
+//! goes to the agent actor (through the registry), which keeps the presence
+//! and the grace after the last close.
 //!
 //! Protocol: authenticate with `?token=` or, since browsers cannot set
 //! headers on a WebSocket, with a first text message `{"token": "…"}` within
 //! [`AUTH_TIMEOUT`]. The server then sends a full snapshot (`type:
 //! "snapshot"` for an agent, `"wallboard"` for supervisors), then events
-//! (`agent_changed`, `call_changed`, `call_notice`, `call_muted`, …) each
+//! (`agent_changed`, `call_changed`, `call_notice`, `outbox_stalled`) each
 //! followed by a fresh snapshot, coalesced to at most one per
 //! [`SNAPSHOT_INTERVAL_MIN`]. A reconnect gets the same snapshot, so a
 //! refresh restores the screen (an alerting offer included). The client may
@@ -20,15 +24,16 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message, Session};
-use edgecc_actors::registry::{Registry, Snapshot, SupervisorCommand, SupervisorRequest};
+use edgecc_actors::agent::actor::DesktopEvent;
+use edgecc_actors::registry::AgentDesktop;
 use edgecc_actors::AgentId;
 use tokio::sync::broadcast::error::RecvError;
-use tracing::{debug, info, warn};
+use tracing::info;
 
 use super::auth::{Caller, Session as AuthSession};
 use super::config::Role;
 use super::error::ApiError;
-use super::hub::{Broadcast, HubShared};
+use super::hub::Broadcast;
 use super::{views, AppState};
 
 /// How long a connection may take to send its token.
@@ -179,7 +184,10 @@ async fn run(
     let who = caller.session.clone();
     let agent = (who.role == Role::Agent).then(|| AgentId::new(who.user_id.clone()));
     if let Some(agent) = &agent {
-        state.hub.desktop_connected(agent);
+        state.registry.do_send(AgentDesktop {
+            agent: agent.clone(),
+            event: DesktopEvent::Connected,
+        });
     }
     info!(user_id = %who.user_id, role = ?who.role, "WebSocket connected.");
     let end = serve(&state, &caller, &mut session, &mut stream).await;
@@ -195,50 +203,12 @@ async fn run(
         }))
         .await;
     if let Some(agent) = agent {
-        let (generation, none_left) = state.hub.desktop_disconnected(&agent);
-        if none_left {
-            let grace = Duration::from_millis(state.http.desktop_grace_ms);
-            let hub = state.hub.clone();
-            let registry = state.registry.clone();
-            actix_web::rt::spawn(async move {
-                tokio::time::sleep(grace).await;
-                desktop_grace_over(&hub, &registry, &agent, generation).await;
-            });
-        }
-    }
-}
-
-/// After the grace: if the agent still has no desktop and would get queue
-/// calls, set it Not Ready (the supervisor reason: the actors have no
-/// "desktop gone" reason yet). A call in progress continues; Not Ready then
-/// applies when it ends.
-async fn desktop_grace_over(
-    hub: &HubShared,
-    registry: &actix::Addr<Registry>,
-    agent: &AgentId,
-    generation: u64,
-) {
-    if !hub.desktop_gone_since(agent, generation) {
-        return;
-    }
-    let Ok(snap) = registry.send(Snapshot { with_queues: false }).await else {
-        return;
-    };
-    let Some(view) = snap.agents.iter().find(|a| &a.agent == agent) else {
-        return;
-    };
-    if matches!(view.state.name(), "logged_out" | "not_ready") || view.pending.is_some() {
-        return;
-    }
-    warn!(agent_id = %agent, state = view.state.name(), "Desktop gone past the grace; agent set Not Ready.");
-    let result = registry
-        .send(SupervisorRequest {
-            agent: agent.clone(),
-            command: SupervisorCommand::NotReady,
-        })
-        .await;
-    if let Ok(Err(e)) = result {
-        debug!(agent_id = %agent, error = %e, "Desktop grace: Not Ready refused.");
+        state.registry.do_send(AgentDesktop {
+            agent,
+            event: DesktopEvent::Disconnected {
+                grace_ms: state.http.desktop_grace_ms,
+            },
+        });
     }
 }
 

@@ -1,12 +1,18 @@
 //! AgentActor: one per agent. Thin glue around [`Agent`]: it arbitrates its
 //! own reservation (two queues asking at once get one yes and one no), pushes
 //! Ready / not Ready to its queues' indexes, owns the wrap-up, reject-delay
-//! and lease timers, and publishes its view to the registry.
+//! and lease timers, and publishes its view to the registry. It is the one
+//! owner of the agent's time in state and desktop presence (with the grace
+//! timer after the last desktop closes), and the arbiter of which call is
+//! the agent's: a desktop's accept, reject or call control names a call, and
+//! the agent refuses one that is not its own before forwarding the rest to
+//! the call's actor.
 
 use super::{
-    Agent, AgentError, AgentSettings, NotReadyReason, OfferOutcome, OfferPurpose, SystemReason,
+    Agent, AgentError, AgentSettings, NotReadyReason, OfferOutcome, OfferPurpose, Presence,
+    SystemReason,
 };
-use crate::call::actor::{CallActor, SettleOffer};
+use crate::call::actor::{CallAction, CallActor, ControlCall, SettleOffer};
 use crate::call::AgentContact;
 use crate::env::SharedEnv;
 use crate::error::CcError;
@@ -77,15 +83,59 @@ pub struct ReserveForCall {
     pub purpose: OfferPurpose,
 }
 
-/// The desktop accepts the current offer.
-#[derive(Message)]
-#[rtype(result = "Result<(), CcError>")]
-pub struct AcceptOffer;
+/// What an agent's desktop may do to a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallCommand {
+    /// Nothing: only check that the call is the agent's.
+    Check,
+    /// Accept the offer.
+    Accept,
+    /// Reject the offer.
+    Reject,
+    /// Act on the connected (or wrapped-up) call.
+    Control(CallAction),
+}
 
-/// The desktop rejects the current offer.
+/// The desktop acts on a call. The agent is the arbiter of what is its own:
+/// a named call must be its current offer or call, else
+/// [`CcError::NotYourCall`]; `None` means whichever call it is on now.
 #[derive(Message)]
 #[rtype(result = "Result<(), CcError>")]
-pub struct RejectOffer;
+pub struct ActOnCall {
+    /// The call the desktop names (`None`: the agent's current one).
+    pub call: Option<CallId>,
+    /// What to do.
+    pub command: CallCommand,
+}
+
+/// The actor of the agent's outbound call runs (the registry starts it once
+/// the agent agreed to dial): controls go to it from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OutboundStarted {
+    /// The call.
+    pub call: CallId,
+    /// Its actor.
+    pub call_addr: Addr<CallActor>,
+}
+
+/// A desktop of the agent opened or closed its event stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DesktopEvent {
+    /// One more desktop is connected.
+    Connected,
+    /// One desktop closed; when none is left and none comes back within
+    /// `grace_ms`, the agent leaves routing ([`Agent::desktop_gone`]).
+    Disconnected {
+        /// The grace, from the HTTP settings.
+        grace_ms: u64,
+    },
+}
+
+/// A desktop of the agent opened or closed (from the HTTP layer).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DesktopChanged(pub DesktopEvent);
 
 /// The offer ended without a connection (from the call).
 #[derive(Message)]
@@ -142,16 +192,34 @@ pub struct AgentActor {
     call_addr: Option<Addr<CallActor>>,
     /// Whether the queues currently have the agent as Ready.
     pushed_ready: bool,
+    /// The state name and call time in state is measured against
+    /// ([`super::AgentState::time_key`]).
+    time_key: (&'static str, Option<CallId>),
+    /// When that state began (wall ms).
+    state_since_ms: u64,
+    /// Desktops connected now (a browser may have two tabs open).
+    desktops: u32,
+    /// Whether any desktop is connected, and since when.
+    presence: Presence,
+    /// Bumped at every presence change: a grace timer acts only if nothing
+    /// changed since it started.
+    presence_epoch: u64,
 }
 
 impl AgentActor {
     /// A logged-out agent.
     pub fn new(env: SharedEnv, id: AgentId, settings: AgentSettings) -> Self {
+        let now = env.now_ms();
         Self {
             env,
             agent: Agent::new(id, settings),
             call_addr: None,
             pushed_ready: false,
+            time_key: (super::AgentState::LoggedOut.name(), None),
+            state_since_ms: now,
+            desktops: 0,
+            presence: Presence::Disconnected { since_ms: now },
+            presence_epoch: 0,
         }
     }
 
@@ -161,6 +229,23 @@ impl AgentActor {
             state: self.agent.state.clone(),
             pending: self.agent.pending.clone(),
             stats: self.agent.stats.clone(),
+            state_since_ms: self.state_since_ms,
+            presence: self.presence,
+        }
+    }
+
+    /// Sends the view to the registry (for subscribers and snapshots).
+    fn publish(&self) {
+        self.env.registry.do_send(AgentChanged(self.view()));
+    }
+
+    /// Restarts the time in state when the state's name or call changed: at
+    /// the state's own start when it records one, else now.
+    fn track_time_in_state(&mut self, now_ms: u64) {
+        let (name, call) = self.agent.state.time_key();
+        if (name, call) != (self.time_key.0, self.time_key.1.as_ref()) {
+            self.time_key = (name, call.cloned());
+            self.state_since_ms = self.agent.state.started_ms().unwrap_or(now_ms);
         }
     }
 
@@ -169,6 +254,8 @@ impl AgentActor {
         if self.agent.epoch == epoch_before {
             return;
         }
+        let now = self.env.now_ms();
+        self.track_time_in_state(now);
         let ready = self.agent.is_ready();
         let Some(handle) = self.env.directory.agents.get(&self.agent.id) else {
             return;
@@ -204,7 +291,6 @@ impl AgentActor {
         if self.agent.state.call().is_none() {
             self.call_addr = None;
         }
-        let now = self.env.now_ms();
         let epoch = self.agent.epoch;
         match &self.agent.state {
             super::AgentState::WrapUp { until_ms, .. } => {
@@ -236,7 +322,7 @@ impl AgentActor {
             }
             _ => {}
         }
-        self.env.registry.do_send(AgentChanged(self.view()));
+        self.publish();
     }
 
     fn schedule_reject_delay(&self, delay_ms: u64, ctx: &mut Context<Self>) {
@@ -311,7 +397,7 @@ impl Handler<ChangeState> for AgentActor {
         info!(agent_id = %self.agent.id, state = self.agent.state.name(), "Agent state changed.");
         if self.agent.epoch == before {
             // Only a pending change: the view still changed.
-            self.env.registry.do_send(AgentChanged(self.view()));
+            self.publish();
         }
         self.after(before, ctx);
         Ok(self.view())
@@ -367,19 +453,105 @@ impl Handler<ReserveForCall> for AgentActor {
     }
 }
 
-impl Handler<AcceptOffer> for AgentActor {
+impl Handler<ActOnCall> for AgentActor {
     type Result = ResponseFuture<Result<(), CcError>>;
 
-    fn handle(&mut self, _msg: AcceptOffer, _ctx: &mut Self::Context) -> Self::Result {
-        self.settle(true)
+    fn handle(&mut self, msg: ActOnCall, _ctx: &mut Self::Context) -> Self::Result {
+        let agent = self.agent.id.clone();
+        let current = self.agent.state.call().cloned();
+        let call = match (msg.call, current) {
+            (Some(named), Some(current)) if named == current => current,
+            (Some(named), _) => {
+                debug!(agent_id = %agent, call_id = %named, "Desktop named a call that is not the agent's.");
+                let err = CcError::NotYourCall { agent, call: named };
+                return Box::pin(async move { Err(err) });
+            }
+            (None, Some(current)) => current,
+            (None, None) => {
+                let err = match msg.command {
+                    CallCommand::Accept | CallCommand::Reject => CcError::NoOffer(agent),
+                    CallCommand::Check | CallCommand::Control(_) => CcError::NotOnACall(agent),
+                };
+                return Box::pin(async move { Err(err) });
+            }
+        };
+        match msg.command {
+            CallCommand::Check => Box::pin(async { Ok(()) }),
+            CallCommand::Accept => self.settle(true),
+            CallCommand::Reject => self.settle(false),
+            CallCommand::Control(action) => {
+                let addr = self.call_addr.clone();
+                Box::pin(async move {
+                    let addr = addr.ok_or_else(|| CcError::NotOnACall(agent.clone()))?;
+                    let control = ControlCall {
+                        agent: agent.clone(),
+                        call,
+                        action,
+                    };
+                    // The call's actor stopped (ended and lingered out): the
+                    // agent is no longer on a live call.
+                    addr.send(control)
+                        .await
+                        .map_err(|_| CcError::NotOnACall(agent))?
+                })
+            }
+        }
     }
 }
 
-impl Handler<RejectOffer> for AgentActor {
-    type Result = ResponseFuture<Result<(), CcError>>;
+impl Handler<OutboundStarted> for AgentActor {
+    type Result = ();
 
-    fn handle(&mut self, _msg: RejectOffer, _ctx: &mut Self::Context) -> Self::Result {
-        self.settle(false)
+    fn handle(&mut self, msg: OutboundStarted, _ctx: &mut Self::Context) {
+        if self.agent.state.call() == Some(&msg.call) {
+            self.call_addr = Some(msg.call_addr);
+        }
+    }
+}
+
+impl Handler<DesktopChanged> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DesktopChanged, ctx: &mut Self::Context) {
+        let now = self.env.now_ms();
+        match msg.0 {
+            DesktopEvent::Connected => {
+                self.desktops = self.desktops.saturating_add(1);
+                if self.desktops == 1 {
+                    self.presence = Presence::Connected { since_ms: now };
+                    self.presence_epoch += 1;
+                    self.publish();
+                }
+            }
+            DesktopEvent::Disconnected { grace_ms } => {
+                if self.desktops == 0 {
+                    return;
+                }
+                self.desktops -= 1;
+                if self.desktops > 0 {
+                    return;
+                }
+                self.presence = Presence::Disconnected { since_ms: now };
+                self.presence_epoch += 1;
+                self.publish();
+                let presence_epoch = self.presence_epoch;
+                ctx.run_later(Duration::from_millis(grace_ms), move |act, ctx| {
+                    if act.presence_epoch != presence_epoch {
+                        return;
+                    }
+                    let before = act.agent.epoch;
+                    let state = act.agent.state.name();
+                    if act.agent.desktop_gone() {
+                        warn!(agent_id = %act.agent.id, state, "Desktop gone past the grace; agent set Not Ready.");
+                        if act.agent.epoch == before {
+                            // Only a pending change: the view still changed.
+                            act.publish();
+                        }
+                        act.after(before, ctx);
+                    }
+                });
+            }
+        }
     }
 }
 

@@ -155,6 +155,38 @@ impl AgentState {
             _ => None,
         }
     }
+
+    /// When the state began, if the state itself records it (Ready, Talking).
+    pub fn started_ms(&self) -> Option<u64> {
+        match self {
+            Self::Ready { since_ms } | Self::Talking { since_ms, .. } => Some(*since_ms),
+            _ => None,
+        }
+    }
+
+    /// What time in state is measured against: a new name or a new call
+    /// restarts the clock; a new Not Ready reason does not.
+    pub fn time_key(&self) -> (&'static str, Option<&CallId>) {
+        (self.name(), self.call())
+    }
+}
+
+/// Whether the agent has a desktop open, and since when (wall ms). The agent
+/// actor keeps it from the desktop's WebSocket opening and closing; a desktop
+/// gone past the grace takes the agent out of routing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "desktop", rename_all = "snake_case")]
+pub enum Presence {
+    /// At least one desktop is connected.
+    Connected {
+        /// Since the first of them connected.
+        since_ms: u64,
+    },
+    /// No desktop: never opened since start, or the last one closed.
+    Disconnected {
+        /// Since start, or since the last one closed.
+        since_ms: u64,
+    },
 }
 
 /// A state change requested while busy, applied when the call ends.
@@ -339,6 +371,22 @@ impl Agent {
                 Ok(())
             }
         }
+    }
+
+    /// The desktop stayed away past the grace: an agent that would still get
+    /// calls goes Not Ready with the supervisor reason (pending while busy,
+    /// so a call in progress continues). Logged out, already Not Ready, or a
+    /// change already pending: nothing. True when something changed.
+    pub fn desktop_gone(&mut self) -> bool {
+        if matches!(
+            self.state,
+            AgentState::LoggedOut | AgentState::NotReady { .. }
+        ) || self.pending.is_some()
+        {
+            return false;
+        }
+        self.set_not_ready(NotReadyReason::System(SystemReason::Supervisor))
+            .is_ok()
     }
 
     /// Log out. During an offer or a call it becomes pending.
@@ -658,6 +706,31 @@ mod tests {
                 reason: NotReadyReason::Code("break".into())
             }
         );
+    }
+
+    /// A desktop gone past the grace: Ready becomes Not Ready, a call in
+    /// progress gets it pending, Not Ready and logged out stay as they are.
+    #[test]
+    fn desktop_gone_takes_the_agent_out_of_routing() {
+        let mut a = ready_agent();
+        assert!(a.desktop_gone());
+        let supervisor = NotReadyReason::System(SystemReason::Supervisor);
+        assert_eq!(
+            a.state,
+            AgentState::NotReady {
+                reason: supervisor.clone()
+            }
+        );
+        assert!(!a.desktop_gone(), "already Not Ready");
+        let mut b = ready_agent();
+        let c = CallId::new("c");
+        b.reserve(c.clone(), OfferToken(1), q(), 100).unwrap();
+        b.connected(&c, OfferToken(1), 10).unwrap();
+        assert!(b.desktop_gone());
+        assert!(matches!(b.state, AgentState::Talking { .. }));
+        assert_eq!(b.pending, Some(Pending::NotReady(supervisor)));
+        assert!(!b.desktop_gone(), "a change is already pending");
+        assert!(!agent().desktop_gone(), "logged out");
     }
 
     /// Logout during a call is pending and applies at its end, without wrap-up.

@@ -112,6 +112,9 @@ pub enum CallAction {
 pub struct ControlCall {
     /// Who acts.
     pub agent: AgentId,
+    /// The call the agent means (its agent actor checked it is its own); a
+    /// call actor refuses another call's id.
+    pub call: CallId,
     /// What.
     pub action: CallAction,
 }
@@ -163,6 +166,15 @@ impl CallActor {
             offers: self.call.offers(),
             ring_all,
             parties: self.call.parties(),
+            muted: match &self.call.phase {
+                super::CallPhase::Connected(s) => s
+                    .parties
+                    .iter()
+                    .filter(|p| p.muted)
+                    .map(|p| p.agent.clone())
+                    .collect(),
+                _ => Vec::new(),
+            },
             held,
             supervisors: self
                 .call
@@ -615,6 +627,13 @@ impl Handler<ControlCall> for CallActor {
     fn handle(&mut self, msg: ControlCall, ctx: &mut Self::Context) -> Self::Result {
         let now = self.env.now_ms();
         let agent = msg.agent;
+        if msg.call != self.call.id {
+            let err = CcError::NotYourCall {
+                agent,
+                call: msg.call,
+            };
+            return Box::pin(actix::fut::ready(Err(err)));
+        }
         let fx = match msg.action {
             CallAction::Hold => self.call.hold(&agent, now),
             CallAction::Resume => self.call.resume(&agent, now),

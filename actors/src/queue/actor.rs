@@ -231,6 +231,8 @@ impl Handler<GetQueue> for QueueActor {
             queue: self.queue.id.clone(),
             waiting: self.queue.waiting_calls(),
             ready: self.queue.ready_agents(),
+            wait_ms: Vec::new(),
+            answered: Default::default(),
         })
     }
 }

@@ -1,0 +1,218 @@
+//! What an agent's desktop sees and may do, owned by the actors (issue 13):
+//! a desktop's call request names the call and the agent actor refuses one
+//! that is not its own; mute is per party in the call view; time in state
+//! and desktop presence live in the agent view, and a desktop gone past the
+//! grace takes the agent out of routing; queue waits and service level come
+//! with the queue view. Each test drives the registry with paused time.
+
+mod util;
+
+use edgecc_actors::agent::actor::{CallCommand, DesktopEvent};
+use edgecc_actors::agent::{AgentState, NotReadyReason, Presence, SystemReason};
+use edgecc_actors::sim::{Caller, PhoneAction, ScriptPhone};
+use edgecc_actors::*;
+use util::*;
+
+fn caller(dnis: &str) -> Caller {
+    Caller::new("+15551230000", dnis)
+}
+
+async fn request(
+    h: &Harness,
+    agent: &str,
+    call: &CallId,
+    command: CallCommand,
+) -> Result<(), CcError> {
+    let r = h
+        .registry
+        .send(CallRequest {
+            agent: AgentId::new(agent),
+            call: call.clone(),
+            command,
+        })
+        .await
+        .unwrap();
+    settle().await;
+    r
+}
+
+async fn desktop(h: &Harness, agent: &str, event: DesktopEvent) {
+    h.registry
+        .send(AgentDesktop {
+            agent: AgentId::new(agent),
+            event,
+        })
+        .await
+        .unwrap();
+    settle().await;
+}
+
+/// Another agent naming the call is refused as not its own, an unknown id
+/// as unknown; the agent's own accept and mute go through, and the call
+/// view names the muted party; naming another call while talking is
+/// refused too.
+#[actix_rt::test]
+async fn call_requests_name_the_call_and_the_agent_decides() {
+    tokio::time::pause();
+    let h = start(basic(2), 1);
+    h.ready("a1").await;
+    h.cmd("a2", AgentCommand::Login).await.unwrap();
+    h.sim.do_send(ScriptPhone {
+        endpoint: "sim/101".into(),
+        actions: vec![PhoneAction::NoAnswer],
+    });
+    let call = h.call(caller("800")).await;
+    assert!(matches!(h.state("a1").await, AgentState::Reserved { .. }));
+
+    let r = request(&h, "a2", &call, CallCommand::Accept).await;
+    assert!(matches!(r, Err(CcError::NotYourCall { .. })), "{r:?}");
+    let nope = CallId::new("nope");
+    let r = request(&h, "a1", &nope, CallCommand::Check).await;
+    assert_eq!(r, Err(CcError::UnknownCall(nope.clone())));
+    request(&h, "a1", &call, CallCommand::Check).await.unwrap();
+
+    request(&h, "a1", &call, CallCommand::Accept).await.unwrap();
+    advance(500).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { .. }));
+    let r = request(&h, "a2", &call, CallCommand::Control(CallAction::Mute)).await;
+    assert!(matches!(r, Err(CcError::NotYourCall { .. })), "{r:?}");
+    request(&h, "a1", &call, CallCommand::Control(CallAction::Mute))
+        .await
+        .unwrap();
+    let view = h
+        .snapshot()
+        .await
+        .calls
+        .into_iter()
+        .find(|c| c.call == call);
+    assert_eq!(view.map(|v| v.muted), Some(vec![AgentId::new("a1")]));
+    let r = request(&h, "a1", &nope, CallCommand::Control(CallAction::Unmute)).await;
+    assert_eq!(r, Err(CcError::UnknownCall(nope)));
+}
+
+/// An outbound call's controls reach its actor (the agent learns it once
+/// the registry starts it): the agent hangs up from the desktop.
+#[actix_rt::test]
+async fn outbound_call_controls_reach_the_call() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.cmd("a1", AgentCommand::Login).await.unwrap();
+    h.cmd(
+        "a1",
+        AgentCommand::DialOutbound {
+            number: "+1999".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let call = match h.state("a1").await {
+        AgentState::Talking { call, .. } => call,
+        other => panic!("not talking: {other:?}"),
+    };
+    request(&h, "a1", &call, CallCommand::Control(CallAction::HangUp))
+        .await
+        .unwrap();
+    advance(500).await;
+    assert!(h.state("a1").await.call().is_none());
+}
+
+/// Time in state restarts when the state's name or call changes (at the
+/// state's own start for Ready), not for a new Not Ready reason.
+#[actix_rt::test]
+async fn time_in_state_is_in_the_agent_view() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    assert_eq!(h.agent("a1").await.state_since_ms, EPOCH_MS);
+    advance(1_000).await;
+    h.cmd("a1", AgentCommand::Login).await.unwrap();
+    let login = h.agent("a1").await.state_since_ms;
+    assert!(login >= EPOCH_MS + 1_000, "{login}");
+    advance(2_000).await;
+    h.cmd(
+        "a1",
+        AgentCommand::NotReady {
+            reason_code: "break".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.agent("a1").await.state_since_ms, login);
+    advance(2_000).await;
+    h.cmd("a1", AgentCommand::Ready).await.unwrap();
+    let view = h.agent("a1").await;
+    assert_eq!(Some(view.state_since_ms), view.state.started_ms());
+    assert!(view.state_since_ms >= login + 4_000);
+}
+
+/// Presence is in the agent view; a desktop back within the grace keeps the
+/// agent Ready; one gone past it sets Not Ready (supervisor reason); a
+/// second desktop keeps the agent connected when the first closes.
+#[actix_rt::test]
+async fn desktop_presence_and_grace() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    assert!(matches!(
+        h.agent("a1").await.presence,
+        Presence::Disconnected { .. }
+    ));
+    let grace = DesktopEvent::Disconnected { grace_ms: 1_000 };
+    desktop(&h, "a1", DesktopEvent::Connected).await;
+    assert!(matches!(
+        h.agent("a1").await.presence,
+        Presence::Connected { .. }
+    ));
+    desktop(&h, "a1", grace).await;
+    assert!(matches!(
+        h.agent("a1").await.presence,
+        Presence::Disconnected { .. }
+    ));
+    advance(500).await;
+    desktop(&h, "a1", DesktopEvent::Connected).await;
+    desktop(&h, "a1", DesktopEvent::Connected).await;
+    advance(2_000).await;
+    assert!(h.agent("a1").await.state.name() == "ready");
+    desktop(&h, "a1", grace).await;
+    advance(2_000).await;
+    assert!(
+        h.agent("a1").await.state.name() == "ready",
+        "one desktop left"
+    );
+    desktop(&h, "a1", grace).await;
+    advance(900).await;
+    assert!(
+        h.agent("a1").await.state.name() == "ready",
+        "within the grace"
+    );
+    advance(200).await;
+    assert_eq!(
+        h.agent("a1").await.state,
+        AgentState::NotReady {
+            reason: NotReadyReason::System(SystemReason::Supervisor)
+        }
+    );
+}
+
+/// The queue view carries each waiting call's wait, and the service level
+/// counts the answered call's wait from when it joined the queue.
+#[actix_rt::test]
+async fn queue_view_carries_waits_and_service_level() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.cmd("a1", AgentCommand::Login).await.unwrap();
+    let call = h.call(caller("800")).await;
+    advance(3_000).await;
+    let q = h.snapshot().await.queues.remove(0);
+    assert_eq!(q.waiting, vec![call.clone()]);
+    assert!(q.wait_ms[0] >= 3_000, "{:?}", q.wait_ms);
+    assert_eq!(q.answered.answered, 0);
+    h.cmd("a1", AgentCommand::Ready).await.unwrap();
+    advance(2_000).await; // the phone answers after 1 s
+    let q = h.snapshot().await.queues.remove(0);
+    assert!(q.waiting.is_empty());
+    assert_eq!(
+        (q.answered.answered, q.answered.answered_in_threshold),
+        (1, 1)
+    );
+    assert!(q.answered.wait_sum_ms >= 4_000, "{:?}", q.answered);
+}

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::call::actor::{CallActor, SettleOffer};
 use crate::call::AgentContact;
+use crate::durable::StateRecord;
 use crate::env::SharedEnv;
 use crate::error::CcError;
 use crate::events::AgentView;
@@ -142,6 +143,9 @@ pub struct AgentActor {
     call_addr: Option<Addr<CallActor>>,
     /// Whether the queues currently have the agent as Ready.
     pushed_ready: bool,
+    /// Rebuilt from the durable state: `started` pushes its availability
+    /// and re-arms its timers.
+    restored: bool,
 }
 
 impl AgentActor {
@@ -152,10 +156,26 @@ impl AgentActor {
             agent: Agent::new(id, settings),
             call_addr: None,
             pushed_ready: false,
+            restored: false,
         }
     }
 
-    fn view(&self) -> AgentView {
+    /// An agent rebuilt from its durable record; `call_addr` is the actor
+    /// of the call it is reserved for or on (restored first). A Reserved
+    /// agent keeps its lease until the PBX reconcile resolves the offer (or
+    /// the lease expires); a Talking one stays on its call.
+    pub fn restored(env: SharedEnv, agent: Agent, call_addr: Option<Addr<CallActor>>) -> Self {
+        Self {
+            env,
+            agent,
+            call_addr,
+            pushed_ready: false,
+            restored: true,
+        }
+    }
+
+    /// What subscribers see of the agent.
+    pub fn view(&self) -> AgentView {
         AgentView {
             agent: self.agent.id.clone(),
             state: self.agent.state.clone(),
@@ -169,6 +189,12 @@ impl AgentActor {
         if self.agent.epoch == epoch_before {
             return;
         }
+        self.publish(ctx);
+    }
+
+    /// Pushes availability to the queues, arms the state's timer, persists
+    /// the agent and publishes its view.
+    fn publish(&mut self, ctx: &mut Context<Self>) {
         let ready = self.agent.is_ready();
         let Some(handle) = self.env.directory.agents.get(&self.agent.id) else {
             return;
@@ -236,6 +262,13 @@ impl AgentActor {
             }
             _ => {}
         }
+        self.changed();
+    }
+
+    /// Persists the agent and publishes its view.
+    fn changed(&self) {
+        self.env
+            .persist(StateRecord::Agent(Box::new(self.agent.clone())));
         self.env.registry.do_send(AgentChanged(self.view()));
     }
 
@@ -285,6 +318,18 @@ impl Actor for AgentActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(AGENT_MAILBOX_CAPACITY);
+        if !self.restored {
+            return;
+        }
+        self.publish(ctx);
+        if self.agent.state
+            == (super::AgentState::NotReady {
+                reason: NotReadyReason::System(SystemReason::RejectDelay),
+            })
+        {
+            // The delay's deadline is not persisted: it ends now.
+            self.schedule_reject_delay(0, ctx);
+        }
     }
 }
 
@@ -311,7 +356,7 @@ impl Handler<ChangeState> for AgentActor {
         info!(agent_id = %self.agent.id, state = self.agent.state.name(), "Agent state changed.");
         if self.agent.epoch == before {
             // Only a pending change: the view still changed.
-            self.env.registry.do_send(AgentChanged(self.view()));
+            self.changed();
         }
         self.after(before, ctx);
         Ok(self.view())

@@ -19,6 +19,9 @@
 //!   state tree keyed by [`StateKey::to_bytes`] and may coalesce records of
 //!   one key inside a batch. A record with [`StateRecord::is_removal`]
 //!   deletes its key.
+//! - Encode records with a self-describing format (serde_json): the domain
+//!   enums are internally tagged (`#[serde(tag = ...)]`), which bincode 1
+//!   cannot decode.
 //! - Fencing tokens are reserved in blocks of [`TOKEN_RESERVE_BLOCK`]: the
 //!   reservation is persisted before the first token of the block is used,
 //!   so (by the prefix rule) a restored system that starts above the

@@ -15,7 +15,12 @@
 //!   [`CrmRecord`], the typed body of each kind and
 //!   [`crm::UpdateEvent`], every event an interaction update carries.
 //! - [`ports`]: [`OutboxPort`] + [`MemoryOutbox`] (re-exporting
-//!   [`CrmRecord`]); [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`].
+//!   [`CrmRecord`]); [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`];
+//!   [`ports::LegStatus`] for the reconcile after a restart.
+//! - [`durable`]: what comes back after a restart: [`StatePort`] (persist
+//!   returns at once), one [`StateRecord`] per agent, call, queue line and
+//!   the token reservation (latest wins), [`StateSnapshot`] and
+//!   [`MemoryState`].
 //! - [`clock`]: [`Clock`] / [`TokioClock`], wall-clock ms from a start epoch
 //!   plus tokio's pausable time.
 //! - [`agent`]: the pure agent state machine ([`agent::Agent`]) and
@@ -28,12 +33,16 @@
 //!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
 //!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
-//! - [`registry`]: [`ContactCenter::start`] builds everything; the
-//!   [`Registry`] actor is the facade ([`AgentRequest`],
-//!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`).
+//! - [`registry`]: [`ContactCenter::start`] builds everything
+//!   ([`ContactCenter::start_with_state`] with a state port,
+//!   [`ContactCenter::restore`] from a snapshot; `registry/restore.rs` turns
+//!   the snapshot into actors); the [`Registry`] actor is the facade
+//!   ([`AgentRequest`], [`SupervisorRequest`], [`Snapshot`], [`Subscribe`],
+//!   `PbxEvent`, [`registry::Reconcile`] after a restore).
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer.
 //! - [`events`]: [`CcEvent`] and the views for subscribers.
-//! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port.
+//! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port (it lists
+//!   its legs for a reconcile: [`sim::ListLegs`]).
 //! - [`env`], [`error`], [`rng`]: shared context, [`CcError`], SplitMix64.
 
 pub mod agent;

@@ -205,7 +205,11 @@ impl StateSnapshot {
                 t.extend(s.parties.iter().filter_map(|p| p.leg.token().map(|x| x.0)));
                 t.extend(s.pending.iter().map(|p| p.token.0));
             }
-            t.extend(c.supervisions.iter().filter_map(|s| s.leg.token().map(|x| x.0)));
+            t.extend(
+                c.supervisions
+                    .iter()
+                    .filter_map(|s| s.leg.token().map(|x| x.0)),
+            );
             t
         });
         from_agents

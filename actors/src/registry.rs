@@ -15,8 +15,8 @@ use crate::call::supervision::SuperviseMode;
 use crate::call::{AgentContact, Call, CallNotice, QueueRules, TerminalReason};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, ContactCenterConfig, Strategy};
-use crate::env::{AgentHandle, Directory, Env, QueueHandle, SharedEnv};
 use crate::durable::{NoState, SharedState, StateSnapshot};
+use crate::env::{AgentHandle, Directory, Env, QueueHandle, SharedEnv};
 use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
 use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
@@ -573,13 +573,19 @@ impl Handler<Reconcile> for Registry {
     fn handle(&mut self, msg: Reconcile, _ctx: &mut Self::Context) -> Self::Result {
         let mut by_call: HashMap<CallId, HashMap<LegId, LegStatus>> = HashMap::new();
         for (leg, status) in msg.legs {
-            by_call.entry(leg.call_id()).or_default().insert(leg, status);
+            by_call
+                .entry(leg.call_id())
+                .or_default()
+                .insert(leg, status);
         }
         let sends: Vec<_> = self
             .calls
             .iter()
             .filter(|(_, c)| !c.finished)
-            .map(|(id, c)| c.addr.send(ReconcileCall(by_call.remove(id).unwrap_or_default())))
+            .map(|(id, c)| {
+                c.addr
+                    .send(ReconcileCall(by_call.remove(id).unwrap_or_default()))
+            })
             .collect();
         let queues: Vec<_> = self
             .env()
@@ -605,7 +611,10 @@ impl Handler<Reconcile> for Registry {
             .map(|reconciled, act, _| {
                 act.pbx_link_up = true;
                 act.awaiting_reconcile = false;
-                info!(calls = reconciled, "Restored calls reconciled with the PBX; queues route again.");
+                info!(
+                    calls = reconciled,
+                    "Restored calls reconciled with the PBX; queues route again."
+                );
                 reconciled
             }),
         )

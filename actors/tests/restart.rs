@@ -10,7 +10,9 @@ mod util;
 
 use edgecc_actors::agent::AgentState;
 use edgecc_actors::durable::StateKey;
-use edgecc_actors::sim::{Caller, GetLeg, GetSimStats, HangUpLeg, LegInfo, PhoneAction, ScriptPhone};
+use edgecc_actors::sim::{
+    Caller, GetLeg, GetSimStats, HangUpLeg, LegInfo, PhoneAction, ScriptPhone,
+};
 use edgecc_actors::*;
 use util::*;
 
@@ -52,10 +54,22 @@ fn assert_crm_once(h: &Harness, call: &CallId) {
         .filter(|r| r.kind == CrmRecordKind::InteractionUpdate)
         .map(|r| r.body["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{recs:#?}");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "{recs:#?}"
+    );
     let events = h.events(call);
-    assert_eq!(events.iter().filter(|e| *e == "ended").count(), 1, "{events:?}");
-    assert_eq!(events.last().map(String::as_str), Some("ended"), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| *e == "ended").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("ended"),
+        "{events:?}"
+    );
 }
 
 /// A talking call survives: the agent is still talking on it after the
@@ -94,14 +108,20 @@ async fn held_call_stays_held() {
     h.ready("a1").await;
     let call = h.call(caller("800")).await;
     advance(1_500).await;
-    h.cmd("a1", AgentCommand::Call(CallAction::Hold)).await.unwrap();
+    h.cmd("a1", AgentCommand::Call(CallAction::Hold))
+        .await
+        .unwrap();
     let h = h.restart(3_000).await;
     assert!(leg(&h, call.as_str()).await.unwrap().held);
     let snap = h.snapshot().await;
     assert!(snap.calls.iter().any(|c| c.call == call && c.held));
-    h.cmd("a1", AgentCommand::Call(CallAction::Resume)).await.unwrap();
+    h.cmd("a1", AgentCommand::Call(CallAction::Resume))
+        .await
+        .unwrap();
     assert!(!leg(&h, call.as_str()).await.unwrap().held);
-    h.cmd("a1", AgentCommand::Call(CallAction::HangUp)).await.unwrap();
+    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
+        .await
+        .unwrap();
     advance(500).await;
     assert_eq!(h.events(&call), vec!["hold", "resume", "ended"]);
     assert_crm_once(&h, &call);
@@ -169,7 +189,9 @@ async fn conference_carries_on() {
     let snap = h.snapshot().await;
     let view = snap.calls.iter().find(|c| c.call == call).unwrap();
     assert_eq!(view.parties.len(), 2);
-    h.cmd("a1", AgentCommand::Call(CallAction::HangUp)).await.unwrap();
+    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
+        .await
+        .unwrap();
     advance(100).await;
     assert!(is(&h.state("a2").await, "talking"));
     assert!(leg(&h, call.as_str()).await.is_some());
@@ -209,7 +231,10 @@ async fn queued_callers_keep_their_place() {
     assert!(leg(&h, c1.as_str()).await.unwrap().held);
     assert_eq!(
         h.kinds(&c2),
-        vec![CrmRecordKind::InteractionCreate, CrmRecordKind::WorkItemCreate]
+        vec![
+            CrmRecordKind::InteractionCreate,
+            CrmRecordKind::WorkItemCreate
+        ]
     );
     assert_eq!(snap.ended.get("abandoned"), Some(&1));
     h.ready("a1").await;
@@ -227,7 +252,10 @@ async fn max_wait_that_passed_while_down_fires_once() {
     advance(10).await;
     let kinds = h.kinds(&call);
     assert_eq!(
-        kinds.iter().filter(|k| **k == CrmRecordKind::WorkItemCreate).count(),
+        kinds
+            .iter()
+            .filter(|k| **k == CrmRecordKind::WorkItemCreate)
+            .count(),
         1,
         "{kinds:?}"
     );
@@ -250,7 +278,10 @@ async fn offer_answered_while_down_connects() {
     assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
     assert_eq!(
         h.kinds(&call),
-        vec![CrmRecordKind::InteractionCreate, CrmRecordKind::PhoneLogCreate]
+        vec![
+            CrmRecordKind::InteractionCreate,
+            CrmRecordKind::PhoneLogCreate
+        ]
     );
     hang_up(&h, call.as_str()).await;
     advance(500).await;
@@ -272,9 +303,15 @@ async fn ringing_offer_is_kept_then_redirected_once() {
     };
     let h = h.restart(3_000).await;
     assert!(matches!(h.state("a1").await, AgentState::Reserved { call: c, .. } if c == call));
-    assert!(leg(&h, &format!("{call}~{old}")).await.is_some(), "phone rings on");
+    assert!(
+        leg(&h, &format!("{call}~{old}")).await.is_some(),
+        "phone rings on"
+    );
     h.ready("a2").await;
-    assert!(is(&h.state("a2").await, "ready"), "the call is not offered twice");
+    assert!(
+        is(&h.state("a2").await, "ready"),
+        "the call is not offered twice"
+    );
     advance(7_500).await; // RONA at 10 s after the offer
     assert!(!is(&h.state("a1").await, "reserved"));
     let AgentState::Reserved { call: c, token, .. } = h.state("a2").await else {
@@ -311,7 +348,11 @@ async fn ringing_offer_of_a_gone_caller_frees_the_agent() {
     advance(100).await;
     assert!(is(&h.state("a1").await, "ready"));
     assert_eq!(h.snapshot().await.ended.get("abandoned"), Some(&1));
-    assert_eq!(h.sim.send(GetSimStats).await.unwrap().legs, 0, "agent leg hung up");
+    assert_eq!(
+        h.sim.send(GetSimStats).await.unwrap().legs,
+        0,
+        "agent leg hung up"
+    );
 }
 
 /// Every actor persists what it needs: agents, calls, queue lines and the
@@ -325,7 +366,10 @@ async fn state_store_holds_every_entity() {
     let call = h.call(caller("800")).await;
     advance(1_500).await;
     let snap = h.state.snapshot();
-    assert!(matches!(snap.agents[&AgentId::new("a1")].state, AgentState::Talking { .. }));
+    assert!(matches!(
+        snap.agents[&AgentId::new("a1")].state,
+        AgentState::Talking { .. }
+    ));
     assert_eq!(snap.calls[&call].phase.name(), "connected");
     assert!(snap.calls[&call].interaction_created);
     assert!(snap.tokens_reserved_through >= 1);

@@ -623,14 +623,22 @@ impl World {
             .calls
             .iter()
             .map(|t| StateRecord::Call(Box::new(t.call.clone())))
-            .chain(self.agents.iter().map(|a| StateRecord::Agent(Box::new(a.clone()))))
+            .chain(
+                self.agents
+                    .iter()
+                    .map(|a| StateRecord::Agent(Box::new(a.clone()))),
+            )
             .collect();
         let bytes = serde_json::to_vec(&records).expect("records encode");
         let decoded: Vec<StateRecord> = serde_json::from_slice(&bytes).expect("records decode");
         let snapshot = StateSnapshot::from_records(decoded);
         for t in &mut self.calls {
             let back = &snapshot.calls[&t.call.id];
-            assert_eq!(back, &t.call, "call {} changed through its record", t.call.id);
+            assert_eq!(
+                back, &t.call,
+                "call {} changed through its record",
+                t.call.id
+            );
             t.call = back.clone();
         }
         for a in &mut self.agents {
@@ -646,15 +654,19 @@ impl World {
         }
         for (i, a) in self.agents.iter().enumerate() {
             match &a.state {
-                AgentState::WrapUp { until_ms, .. } => {
-                    self.timers.push(((*until_ms).max(self.now), Timer::WrapUp(i, a.epoch)))
-                }
-                AgentState::Reserved { token, lease_until_ms, .. } => {
-                    self.timers.push(((*lease_until_ms).max(self.now), Timer::Lease(i, *token)))
-                }
-                AgentState::NotReady { reason: NotReadyReason::System(SystemReason::RejectDelay) } => {
-                    self.timers.push((self.now, Timer::RejectDelay(i, a.epoch)))
-                }
+                AgentState::WrapUp { until_ms, .. } => self
+                    .timers
+                    .push(((*until_ms).max(self.now), Timer::WrapUp(i, a.epoch))),
+                AgentState::Reserved {
+                    token,
+                    lease_until_ms,
+                    ..
+                } => self
+                    .timers
+                    .push(((*lease_until_ms).max(self.now), Timer::Lease(i, *token))),
+                AgentState::NotReady {
+                    reason: NotReadyReason::System(SystemReason::RejectDelay),
+                } => self.timers.push((self.now, Timer::RejectDelay(i, a.epoch))),
                 _ => {}
             }
         }
@@ -679,7 +691,11 @@ impl World {
             // past its RONA deadline, no call waits past its max wait.
             if let CallPhase::Offering { offers, .. } = &c.phase {
                 for o in offers {
-                    assert!(o.deadline_ms >= self.now, "call {} offer past its deadline", c.id);
+                    assert!(
+                        o.deadline_ms >= self.now,
+                        "call {} offer past its deadline",
+                        c.id
+                    );
                 }
             }
             if let (CallPhase::Queued { .. }, Some(at)) = (&c.phase, c.max_wait_deadline_ms) {

@@ -35,7 +35,10 @@ impl Call {
         }
         let max_wait_at = now_ms + rules.max_wait_ms;
         self.max_wait_deadline_ms = Some(max_wait_at);
-        fx.push(CallEffect::Timer(CallTimer::MaxWait(self.stint), max_wait_at));
+        fx.push(CallEffect::Timer(
+            CallTimer::MaxWait(self.stint),
+            max_wait_at,
+        ));
         fx.push(CallEffect::Enqueue {
             queue: rules.queue.clone(),
             priority: self.priority,

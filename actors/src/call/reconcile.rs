@@ -65,7 +65,10 @@ impl Call {
     fn is_unanswered_leg(&self, leg: &LegId) -> bool {
         match &self.phase {
             CallPhase::Offering { offers, .. } => offers.iter().any(|o| &o.leg == leg),
-            CallPhase::Connected(s) => s.pending.as_ref().is_some_and(|p| &p.leg == leg && !p.answered),
+            CallPhase::Connected(s) => s
+                .pending
+                .as_ref()
+                .is_some_and(|p| &p.leg == leg && !p.answered),
             _ => false,
         }
     }

@@ -17,6 +17,10 @@ use tracing::warn;
 /// A queue entry to rebuild: the call, its actor, priority and exclusions.
 pub(crate) type WaitingEntry = (CallId, Addr<CallActor>, u8, Vec<AgentId>);
 
+/// A queued call seen in the snapshot: arrival in the queue, id, priority
+/// and exclusions (sorted into the line).
+type QueuedCall = (u64, CallId, u8, Vec<AgentId>);
+
 /// The actors a snapshot rebuilds, not yet started.
 #[derive(Default)]
 pub(crate) struct Restored {
@@ -63,7 +67,7 @@ impl Restored {
         }
         // Each queue's line: the persisted order of the calls still queued
         // there, then any queued call the order misses (by arrival).
-        let mut queued: HashMap<QueueId, Vec<(u64, CallId, u8, Vec<AgentId>)>> = HashMap::new();
+        let mut queued: HashMap<QueueId, Vec<QueuedCall>> = HashMap::new();
         for (_, actor) in &out.calls {
             let c = actor.call();
             if let CallPhase::Queued { queue, since_ms } = &c.phase {
@@ -103,7 +107,11 @@ impl Restored {
 /// An agent reserved for, or talking on, a call whose record is gone (or
 /// ended) cannot be resolved by the PBX reconcile: its offer is withdrawn
 /// or its part in the call ends, so no agent stays reserved for nothing.
-fn free_if_orphaned(agent: &mut Agent, calls: &std::collections::BTreeMap<CallId, crate::call::Call>, now: u64) {
+fn free_if_orphaned(
+    agent: &mut Agent,
+    calls: &std::collections::BTreeMap<CallId, crate::call::Call>,
+    now: u64,
+) {
     let live = |c: &CallId| calls.get(c).is_some_and(|c| !c.is_ended());
     match agent.state.clone() {
         AgentState::Reserved { call, token, .. } if !live(&call) => {

@@ -724,7 +724,11 @@ impl Handler<ListLegs> for SimPbx {
             self.legs
                 .iter()
                 .map(|(id, l)| {
-                    let status = if l.up { LegStatus::Up } else { LegStatus::Ringing };
+                    let status = if l.up {
+                        LegStatus::Up
+                    } else {
+                        LegStatus::Ringing
+                    };
                     (id.clone(), status)
                 })
                 .collect(),

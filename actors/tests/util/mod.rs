@@ -200,7 +200,12 @@ impl Harness {
         let kill = Kill::default();
         let registry = ContactCenter::restore(
             self.cfg.clone(),
-            Rc::new(KillablePbx(kill.clone(), SimPbxPort { addr: self.sim.clone() })),
+            Rc::new(KillablePbx(
+                kill.clone(),
+                SimPbxPort {
+                    addr: self.sim.clone(),
+                },
+            )),
             Rc::new(KillableOutbox(kill.clone(), self.outbox.clone())),
             Rc::new(KillableState(kill.clone(), self.state.clone())),
             self.clock.clone(),
@@ -209,7 +214,8 @@ impl Harness {
         .expect("valid config");
         let legs = self.sim.send(ListLegs).await.unwrap();
         registry.send(Reconcile { legs }).await.unwrap();
-        self.sim.do_send(ConnectEvents(registry.clone().recipient()));
+        self.sim
+            .do_send(ConnectEvents(registry.clone().recipient()));
         settle().await;
         Harness {
             registry,

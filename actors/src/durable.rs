@@ -130,6 +130,12 @@ impl StateRecord {
 pub trait StatePort {
     /// Queues `record` for durability and returns at once.
     fn persist(&self, record: StateRecord);
+
+    /// Whether records are kept at all; when false the actors do not even
+    /// build them (no clone of a call per step on the routing path).
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// Shared state port handed to every actor.
@@ -142,6 +148,10 @@ pub struct NoState;
 
 impl StatePort for NoState {
     fn persist(&self, _record: StateRecord) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 /// Everything a restarted system is rebuilt from: the latest record of
@@ -267,5 +277,81 @@ impl StatePort for MemoryState {
         } else {
             inner.records.insert(key, record);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{AgentSettings, NotReadyReason, OfferPurpose, SystemReason};
+    use crate::ids::OfferToken;
+
+    fn agent(id: &str) -> Agent {
+        Agent::new(
+            AgentId::new(id),
+            AgentSettings {
+                wrap_up_ms: None,
+                reject_delay_ms: 0,
+                rona_sets_not_ready: false,
+                rona_reason: NotReadyReason::System(SystemReason::Rona),
+            },
+        )
+    }
+
+    /// The latest record of a key wins, a removal deletes it, the token
+    /// reservation only grows, and the high-water mark covers a token an
+    /// agent holds above the reservation.
+    #[test]
+    fn snapshot_keeps_the_latest_per_key() {
+        let mut a = agent("a1");
+        let first = StateRecord::Agent(Box::new(a.clone()));
+        a.state = AgentState::Reserved {
+            call: CallId::new("c1"),
+            token: OfferToken(5_000),
+            purpose: OfferPurpose::Direct,
+            lease_until_ms: 9,
+        };
+        let store = MemoryState::new();
+        for r in [
+            first,
+            StateRecord::Tokens {
+                reserved_through: 1_025,
+            },
+            StateRecord::Agent(Box::new(a.clone())),
+            StateRecord::Tokens {
+                reserved_through: 3,
+            },
+            StateRecord::QueueOrder {
+                queue: QueueId::new("q"),
+                waiting: vec![CallId::new("c2")],
+            },
+            StateRecord::CallRemoved(CallId::new("c9")),
+        ] {
+            store.persist(r);
+        }
+        assert_eq!(store.persisted(), 6);
+        let snap = store.snapshot();
+        assert_eq!(snap.agents[&AgentId::new("a1")], a);
+        assert_eq!(
+            snap.tokens_reserved_through, 3,
+            "the store keeps the latest"
+        );
+        assert_eq!(snap.token_high_water(), 5_000);
+        assert_eq!(snap.queues[&QueueId::new("q")], vec![CallId::new("c2")]);
+        assert!(store.get(&StateKey::Call(CallId::new("c9"))).is_none());
+        let replayed = StateSnapshot::from_records([
+            StateRecord::Tokens {
+                reserved_through: 1_025,
+            },
+            StateRecord::Tokens {
+                reserved_through: 3,
+            },
+        ]);
+        assert_eq!(
+            replayed.tokens_reserved_through, 1_025,
+            "a replay never lowers it"
+        );
+        assert_eq!(StateKey::Agent(AgentId::new("a1")).to_bytes(), b"a/a1");
+        assert_eq!(StateKey::Tokens.to_bytes(), b"t");
     }
 }

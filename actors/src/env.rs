@@ -97,8 +97,11 @@ impl Env {
         token
     }
 
-    /// Hands `record` to the state port.
-    pub fn persist(&self, record: StateRecord) {
-        self.state.persist(record);
+    /// Builds the record and hands it to the state port, unless the port
+    /// keeps nothing.
+    pub fn persist(&self, record: impl FnOnce() -> StateRecord) {
+        if self.state.enabled() {
+            self.state.persist(record());
+        }
     }
 }

@@ -378,3 +378,22 @@ async fn state_store_holds_every_entity() {
     advance(5_000).await;
     assert!(h.state.get(&StateKey::Call(call)).is_none());
 }
+
+/// An agent talking on a call whose record is missing from the snapshot
+/// (lost, or never written) is not left talking for ever: the restore
+/// frees it, and it can take the next call.
+#[actix_rt::test]
+async fn agent_on_a_lost_call_is_freed() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    assert!(is(&h.state("a1").await, "talking"));
+    let h = h.kill_and(|_| ()).await;
+    h.state.persist(StateRecord::CallRemoved(call.clone()));
+    let h = h.restart_killed(1_000).await;
+    assert!(!is(&h.state("a1").await, "talking"));
+    h.cmd("a1", AgentCommand::Ready).await.unwrap();
+    assert!(is(&h.state("a1").await, "ready"));
+}

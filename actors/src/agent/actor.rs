@@ -268,7 +268,7 @@ impl AgentActor {
     /// Persists the agent and publishes its view.
     fn changed(&self) {
         self.env
-            .persist(StateRecord::Agent(Box::new(self.agent.clone())));
+            .persist(|| StateRecord::Agent(Box::new(self.agent.clone())));
         self.env.registry.do_send(AgentChanged(self.view()));
     }
 

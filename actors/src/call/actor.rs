@@ -223,7 +223,7 @@ impl CallActor {
     fn apply(&mut self, fx: Vec<CallEffect>, ctx: &mut Context<Self>) {
         self.run(fx, ctx);
         self.env
-            .persist(StateRecord::Call(Box::new(self.call.clone())));
+            .persist(|| StateRecord::Call(Box::new(self.call.clone())));
         self.env.registry.do_send(CallChanged(self.view()));
     }
 
@@ -541,7 +541,7 @@ impl Actor for CallActor {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.env
-            .persist(StateRecord::CallRemoved(self.call.id.clone()));
+            .persist(|| StateRecord::CallRemoved(self.call.id.clone()));
         self.env.registry.do_send(CallStopped(self.call.id.clone()));
     }
 }

@@ -135,7 +135,7 @@ impl QueueActor {
     /// handler) shows it changed.
     fn persist_if_changed(&self, before: usize) {
         if self.queue.waiting_len() != before {
-            self.env.persist(StateRecord::QueueOrder {
+            self.env.persist(|| StateRecord::QueueOrder {
                 queue: self.queue.id.clone(),
                 waiting: self.queue.waiting_calls(),
             });

@@ -397,3 +397,26 @@ async fn agent_on_a_lost_call_is_freed() {
     h.cmd("a1", AgentCommand::Ready).await.unwrap();
     assert!(is(&h.state("a1").await, "ready"));
 }
+
+/// A call persisted before it was routed (it arrived just before the
+/// kill) is routed after the restart: it joins its queue and is offered.
+#[actix_rt::test]
+async fn call_not_yet_routed_is_routed_after_restart() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    let call = h.call(caller("800")).await;
+    let h = h.kill_and(|_| ()).await;
+    let mut record = h.state.snapshot().calls[&call].clone();
+    record.phase = edgecc_actors::call::CallPhase::Routing;
+    record.rules = None;
+    record.max_wait_deadline_ms = None;
+    h.state.persist(StateRecord::Call(Box::new(record)));
+    h.state.persist(StateRecord::QueueOrder {
+        queue: QueueId::new("q"),
+        waiting: Vec::new(),
+    });
+    let h = h.restart_killed(1_000).await;
+    assert_eq!(h.snapshot().await.queues[0].waiting, vec![call.clone()]);
+    h.ready("a1").await;
+    assert!(matches!(h.state("a1").await, AgentState::Reserved { call: c, .. } if c == call));
+}

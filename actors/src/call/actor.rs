@@ -537,6 +537,11 @@ impl Actor for CallActor {
             }
         }
         self.env.registry.do_send(CallChanged(self.view()));
+        if matches!(self.call.phase, super::CallPhase::Routing) {
+            // Arrived just before the restart, not routed yet: route it now
+            // (queues hold it until the reconcile).
+            self.route(ctx);
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {

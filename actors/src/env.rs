@@ -1,16 +1,19 @@
-//! What every actor shares: ports, the clock, the outbox writer, the token
-//! source and the directory of actor addresses (built once from the config).
+//! What every actor shares: ports (the state port included), the clock, the
+//! outbox writer, the token source with its persisted reservation, and the
+//! directory of actor addresses (built once from the config).
 
 use crate::agent::actor::AgentActor;
 use crate::call::{AgentContact, QueueRules};
 use crate::clock::SharedClock;
 use crate::config::ContactCenterConfig;
-use crate::ids::{AgentId, QueueId, TokenSource};
+use crate::durable::{SharedState, StateRecord, TOKEN_RESERVE_BLOCK};
+use crate::ids::{AgentId, OfferToken, QueueId, TokenSource};
 use crate::outbox::OutboxWriter;
 use crate::ports::SharedPbx;
 use crate::queue::actor::QueueActor;
 use crate::registry::Registry;
 use actix::Addr;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -59,8 +62,14 @@ pub struct Env {
     pub pbx: SharedPbx,
     /// The outbox writer (FIFO, retrying).
     pub writer: OutboxWriter,
-    /// Fencing tokens.
+    /// Fencing tokens; mint through [`Env::mint_token`], which persists
+    /// the reservation first.
     pub tokens: TokenSource,
+    /// The highest token covered by a persisted reservation: minting above
+    /// it persists the next block first (see [`crate::durable`]).
+    pub tokens_reserved: Cell<u64>,
+    /// Where state changes go to be durable (never waited for).
+    pub state: SharedState,
     /// The registry (views, events, call lookup).
     pub registry: Addr<Registry>,
     /// Agents and queues.
@@ -74,5 +83,25 @@ impl Env {
     /// Now, in wall-clock ms.
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// A fresh fencing token. When it is above the persisted reservation,
+    /// the next block is reserved (and persisted) before it is handed out.
+    pub fn mint_token(&self) -> OfferToken {
+        let token = self.tokens.mint();
+        if token.0 > self.tokens_reserved.get() {
+            let reserved_through = token.0.saturating_add(TOKEN_RESERVE_BLOCK);
+            self.tokens_reserved.set(reserved_through);
+            self.state.persist(StateRecord::Tokens { reserved_through });
+        }
+        token
+    }
+
+    /// Builds the record and hands it to the state port, unless the port
+    /// keeps nothing.
+    pub fn persist(&self, record: impl FnOnce() -> StateRecord) {
+        if self.state.enabled() {
+            self.state.persist(record());
+        }
     }
 }

@@ -171,6 +171,14 @@ impl TokenSource {
         Self::default()
     }
 
+    /// A source whose first token is `last + 1` (a restored system starts
+    /// above every token it may have handed out before).
+    pub fn starting_after(last: u64) -> Self {
+        Self {
+            last: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(last)),
+        }
+    }
+
     /// The next token, never seen before in this process.
     pub fn mint(&self) -> OfferToken {
         OfferToken(

@@ -15,7 +15,12 @@
 //!   [`CrmRecord`], the typed body of each kind and
 //!   [`crm::UpdateEvent`], every event an interaction update carries.
 //! - [`ports`]: [`OutboxPort`] + [`MemoryOutbox`] (re-exporting
-//!   [`CrmRecord`]); [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`].
+//!   [`CrmRecord`]); [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`];
+//!   [`ports::LegStatus`] for the reconcile after a restart.
+//! - [`durable`]: what comes back after a restart: [`StatePort`] (persist
+//!   returns at once), one [`StateRecord`] per agent, call, queue line and
+//!   the token reservation (latest wins), [`StateSnapshot`] and
+//!   [`MemoryState`].
 //! - [`clock`]: [`Clock`] / [`TokioClock`], wall-clock ms from a start epoch
 //!   plus tokio's pausable time.
 //! - [`agent`]: the pure agent state machine ([`agent::Agent`]) and
@@ -28,16 +33,20 @@
 //!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
 //!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
-//! - [`registry`]: [`ContactCenter::start`] builds everything; the
-//!   [`Registry`] actor is the facade ([`AgentRequest`], [`CallRequest`],
-//!   [`AgentDesktop`], [`SupervisorRequest`], [`Snapshot`], [`Subscribe`],
-//!   `PbxEvent`).
+//! - [`registry`]: [`ContactCenter::start`] builds everything
+//!   ([`ContactCenter::start_with_state`] with a state port,
+//!   [`ContactCenter::restore`] from a snapshot; `registry/restore.rs` turns
+//!   the snapshot into actors); the [`Registry`] actor is the facade
+//!   ([`AgentRequest`], [`CallRequest`], [`AgentDesktop`],
+//!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`,
+//!   [`registry::Reconcile`] after a restore).
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer.
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and
 //!   time in it, desktop presence, per-party mute, queue waits).
 //! - [`waits`]: queue waits and service level, counted once by the registry
 //!   from the calls' views.
-//! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port.
+//! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port (it lists
+//!   its legs for a reconcile: [`sim::ListLegs`]).
 //! - [`env`], [`error`], [`rng`]: shared context, [`CcError`], SplitMix64.
 
 pub mod agent;
@@ -45,6 +54,7 @@ pub mod call;
 pub mod clock;
 pub mod config;
 pub mod crm;
+pub mod durable;
 pub mod env;
 pub mod error;
 pub mod events;
@@ -60,6 +70,7 @@ pub mod waits;
 pub use call::actor::CallAction;
 pub use clock::{Clock, SharedClock, TokioClock};
 pub use config::{ConfigError, ContactCenterConfig};
+pub use durable::{MemoryState, NoState, SharedState, StatePort, StateRecord, StateSnapshot};
 pub use error::CcError;
 pub use events::CcEvent;
 pub use ids::{AgentId, CallId, LegId, OfferToken, QueueId, TokenSource};

@@ -165,6 +165,16 @@ pub enum HangupCause {
     Unreachable,
 }
 
+/// What the PBX says of a leg it still has, in a [`crate::registry::Reconcile`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegStatus {
+    /// Alerting (an offer or consult leg not answered yet).
+    Ringing,
+    /// Answered and up.
+    Up,
+}
+
 /// A normalized command to the PBX. Every leg edgecc creates carries an id
 /// edgecc chose, so an adapter can detect a retried command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

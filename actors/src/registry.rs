@@ -10,18 +10,21 @@ use crate::agent::actor::{
     supervisor_reason, ActOnCall, AgentActor, BeginOutbound, CallCommand, ChangeState,
     DesktopChanged, DesktopEvent, OutboundStarted, StateCommand,
 };
-use crate::agent::{AgentSettings, AgentState, NotReadyReason, Presence, SystemReason};
-use crate::call::actor::{CallAction, CallActor, EndSupervision, LegEvent, Supervise};
+use crate::agent::{AgentSettings, NotReadyReason, SystemReason};
+use crate::call::actor::{CallAction, CallActor, EndSupervision, LegEvent, ReconcileCall, Supervise};
 use crate::call::supervision::SuperviseMode;
 use crate::call::{AgentContact, Call, CallNotice, QueueRules, TerminalReason};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, ContactCenterConfig, Strategy};
+use crate::durable::{NoState, SharedState, StateSnapshot};
 use crate::env::{AgentHandle, Directory, Env, QueueHandle, SharedEnv};
 use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
 use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
+
+mod restore;
 use crate::outbox::{OutboxStatus, OutboxWriter};
-use crate::ports::{PbxEvent, SharedOutbox, SharedPbx};
+use crate::ports::{LegStatus, PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
 use crate::queue::Queue;
 use crate::waits::WaitFigures;
@@ -225,6 +228,18 @@ pub struct CallFinished {
 #[rtype(result = "()")]
 pub struct OutboxStalled(pub OutboxStatus);
 
+/// After a restart, the PBX adapter's account of every leg edgecc gave an
+/// id to that is still up or ringing (ARI: list channels; the simulated
+/// PBX: its legs). Each restored call carries on from it (a leg not listed
+/// is gone), then the queues route again. Answers how many calls were
+/// reconciled.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Reconcile {
+    /// Legs still at the PBX, with whether each is answered.
+    pub legs: HashMap<LegId, LegStatus>,
+}
+
 /// A call the registry knows.
 struct LiveCall {
     /// Its actor.
@@ -255,6 +270,9 @@ pub struct Registry {
     pbx_link_up: bool,
     /// Queue waits and service level, fed by every call view.
     waits: WaitFigures,
+    /// Restored and not reconciled yet: queues hold their calls even if
+    /// the link comes up, until [`Reconcile`] says which callers are there.
+    awaiting_reconcile: bool,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -269,6 +287,46 @@ impl ContactCenter {
         pbx: SharedPbx,
         outbox: SharedOutbox,
         clock: SharedClock,
+    ) -> Result<Addr<Registry>, Vec<ConfigError>> {
+        Self::build(config, pbx, outbox, Rc::new(NoState), clock, None)
+    }
+
+    /// Like [`Self::start`], with every state change handed to `state` (see
+    /// [`crate::durable`]): a fresh system whose state can be restored.
+    pub fn start_with_state(
+        config: ContactCenterConfig,
+        pbx: SharedPbx,
+        outbox: SharedOutbox,
+        state: SharedState,
+        clock: SharedClock,
+    ) -> Result<Addr<Registry>, Vec<ConfigError>> {
+        Self::build(config, pbx, outbox, state, clock, None)
+    }
+
+    /// Rebuilds a contact center from `snapshot` (what `state` held when
+    /// the previous process stopped): agents in their states, calls in
+    /// their phases with their timers re-armed from the persisted
+    /// deadlines, queues in their order, the token source above every token
+    /// handed out. Queues offer nothing until the PBX adapter reports
+    /// [`Reconcile`] (or `LinkUp`): the adapter must then send what it found.
+    pub fn restore(
+        config: ContactCenterConfig,
+        pbx: SharedPbx,
+        outbox: SharedOutbox,
+        state: SharedState,
+        clock: SharedClock,
+        snapshot: StateSnapshot,
+    ) -> Result<Addr<Registry>, Vec<ConfigError>> {
+        Self::build(config, pbx, outbox, state, clock, Some(snapshot))
+    }
+
+    fn build(
+        config: ContactCenterConfig,
+        pbx: SharedPbx,
+        outbox: SharedOutbox,
+        state: SharedState,
+        clock: SharedClock,
+        snapshot: Option<StateSnapshot>,
     ) -> Result<Addr<Registry>, Vec<ConfigError>> {
         config.validate()?;
         let registry_ctx: Context<Registry> = Context::new();
@@ -346,42 +404,71 @@ impl ContactCenter {
             };
             agent_ctxs.push((ctx, id, settings));
         }
+        let restoring = snapshot.is_some();
+        let token_high_water = snapshot.as_ref().map_or(0, |s| s.token_high_water());
         let env = Rc::new(Env {
             config,
             clock,
             pbx,
             writer,
-            tokens: TokenSource::new(),
+            tokens: TokenSource::starting_after(token_high_water),
+            tokens_reserved: std::cell::Cell::new(token_high_water),
+            state,
             registry: registry.clone(),
             directory,
         });
+        let mut restored = snapshot
+            .map(|s| restore::Restored::from_snapshot(&env, s))
+            .unwrap_or_default();
         let mut agents = HashMap::new();
-        let now_ms = env.now_ms();
         for (ctx, id, settings) in agent_ctxs {
-            agents.insert(
-                id.clone(),
-                AgentView {
-                    agent: id.clone(),
-                    state: AgentState::LoggedOut,
-                    pending: None,
-                    stats: Default::default(),
-                    state_since_ms: now_ms,
-                    presence: Presence::Disconnected { since_ms: now_ms },
-                },
-            );
-            actix::spawn(ctx.into_future(AgentActor::new(env.clone(), id, settings)));
+            let actor = match restored.agents.remove(&id) {
+                Some(mut agent) => {
+                    agent.settings = settings;
+                    let call_addr = agent
+                        .state
+                        .call()
+                        .and_then(|c| restored.call_addrs.get(c))
+                        .cloned();
+                    AgentActor::restored(env.clone(), agent, call_addr)
+                }
+                None => AgentActor::new(env.clone(), id.clone(), settings),
+            };
+            agents.insert(id.clone(), actor.view());
+            actix::spawn(ctx.into_future(actor));
         }
         for (ctx, queue) in queue_ctxs {
-            actix::spawn(ctx.into_future(QueueActor::new(env.clone(), queue)));
+            let actor = match restored.queues.remove(&queue.id) {
+                Some(waiting) => QueueActor::restored(env.clone(), queue, waiting),
+                None if restoring => QueueActor::restored(env.clone(), queue, Vec::new()),
+                None => QueueActor::new(env.clone(), queue),
+            };
+            actix::spawn(ctx.into_future(actor));
+        }
+        let mut calls = HashMap::new();
+        for (ctx, actor) in restored.calls {
+            let id = actor.id().clone();
+            let finished = restored.ended.contains(&id);
+            calls.insert(
+                id,
+                LiveCall {
+                    addr: ctx.address(),
+                    view: None,
+                    finished,
+                },
+            );
+            actix::spawn(ctx.into_future(actor));
         }
         info!(
             agents = agents.len(),
             queues = env.directory.queues.len(),
+            calls_restored = calls.len(),
+            restored = restoring,
             "Contact center started."
         );
         actix::spawn(registry_ctx.into_future(Registry {
             env: Some(env),
-            calls: HashMap::new(),
+            calls,
             agents,
             subscribers: Vec::new(),
             ended: BTreeMap::new(),
@@ -389,6 +476,7 @@ impl ContactCenter {
             outbound_seq: 0,
             pbx_link_up: false,
             waits: WaitFigures::default(),
+            awaiting_reconcile: restoring,
         }));
         Ok(registry)
     }
@@ -469,6 +557,10 @@ impl Handler<PbxEvent> for Registry {
                 } else {
                     warn!("PBX link down: queues hold their calls until it is back.");
                 }
+                if up && self.awaiting_reconcile {
+                    info!("PBX link up; queues wait for the reconcile of the restored calls.");
+                    return;
+                }
                 for q in self.env().directory.queues.values() {
                     q.addr.do_send(PbxLinkChanged { up });
                 }
@@ -489,6 +581,60 @@ impl Handler<PbxEvent> for Registry {
                 }
             }
         }
+    }
+}
+
+impl Handler<Reconcile> for Registry {
+    type Result = ResponseActFuture<Self, usize>;
+
+    fn handle(&mut self, msg: Reconcile, _ctx: &mut Self::Context) -> Self::Result {
+        let mut by_call: HashMap<CallId, HashMap<LegId, LegStatus>> = HashMap::new();
+        for (leg, status) in msg.legs {
+            by_call
+                .entry(leg.call_id())
+                .or_default()
+                .insert(leg, status);
+        }
+        let sends: Vec<_> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.finished)
+            .map(|(id, c)| {
+                c.addr
+                    .send(ReconcileCall(by_call.remove(id).unwrap_or_default()))
+            })
+            .collect();
+        let queues: Vec<_> = self
+            .env()
+            .directory
+            .queues
+            .values()
+            .map(|q| q.addr.clone())
+            .collect();
+        // Queues route again only once every call has reconciled (and sent
+        // its dequeue if its caller is gone), so no dead caller is offered.
+        Box::pin(
+            async move {
+                let reconciled = sends.len();
+                for send in sends {
+                    let _ = send.await;
+                }
+                for q in queues {
+                    q.do_send(PbxLinkChanged { up: true });
+                }
+                reconciled
+            }
+            .into_actor(self)
+            .map(|reconciled, act, _| {
+                act.pbx_link_up = true;
+                act.awaiting_reconcile = false;
+                info!(
+                    calls = reconciled,
+                    "Restored calls reconciled with the PBX; queues route again."
+                );
+                reconciled
+            }),
+        )
     }
 }
 
@@ -608,7 +754,7 @@ impl Handler<StartOutbound> for Registry {
 
     fn handle(&mut self, msg: StartOutbound, _ctx: &mut Self::Context) {
         let env = self.env().clone();
-        let token = env.tokens.mint();
+        let token = env.mint_token();
         let (call, fx) = Call::outbound(
             &env.config.site_id,
             msg.call.clone(),

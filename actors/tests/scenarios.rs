@@ -775,14 +775,15 @@ async fn link_down_pauses_routing_without_penalising_agents() {
     let sim = edgecc_actors::sim::SimPbx::new(7).start();
     let down = std::rc::Rc::new(std::cell::Cell::new(false));
     let outbox = MemoryOutbox::new();
+    let clock = TokioClock::shared(EPOCH_MS);
     let registry = ContactCenter::start(
-        cfg,
+        cfg.clone(),
         std::rc::Rc::new(FlakyLink {
             inner: edgecc_actors::sim::SimPbxPort { addr: sim.clone() },
             down: down.clone(),
         }),
         std::rc::Rc::new(outbox.clone()),
-        TokioClock::shared(EPOCH_MS),
+        clock.clone(),
     )
     .expect("valid config");
     sim.do_send(edgecc_actors::sim::ConnectEvents(
@@ -792,6 +793,10 @@ async fn link_down_pauses_routing_without_penalising_agents() {
         registry,
         sim,
         outbox,
+        state: MemoryState::new(),
+        kill: Kill::default(),
+        cfg,
+        clock,
     };
     settle().await;
     // The adapter reports the link down, then an agent gets Ready and a

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::call::actor::{CallAction, CallActor, ControlCall, SettleOffer};
 use crate::call::AgentContact;
+use crate::durable::StateRecord;
 use crate::env::SharedEnv;
 use crate::error::CcError;
 use crate::events::AgentView;
@@ -204,6 +205,9 @@ pub struct AgentActor {
     /// Bumped at every presence change: a grace timer acts only if nothing
     /// changed since it started.
     presence_epoch: u64,
+    /// Rebuilt from the durable state: `started` pushes its availability
+    /// and re-arms its timers.
+    restored: bool,
 }
 
 impl AgentActor {
@@ -220,10 +224,36 @@ impl AgentActor {
             desktops: 0,
             presence: Presence::Disconnected { since_ms: now },
             presence_epoch: 0,
+            restored: false,
         }
     }
 
-    fn view(&self) -> AgentView {
+    /// An agent rebuilt from its durable record; `call_addr` is the actor
+    /// of the call it is reserved for or on (restored first). A Reserved
+    /// agent keeps its lease until the PBX reconcile resolves the offer (or
+    /// the lease expires); a Talking one stays on its call.
+    pub fn restored(env: SharedEnv, agent: Agent, call_addr: Option<Addr<CallActor>>) -> Self {
+        let now = env.now_ms();
+        let (name, call) = agent.state.time_key();
+        let time_key = (name, call.cloned());
+        let state_since_ms = agent.state.started_ms().unwrap_or(now);
+        Self {
+            env,
+            agent,
+            call_addr,
+            pushed_ready: false,
+            time_key,
+            state_since_ms,
+            // No desktop is connected to a new process: they reconnect.
+            desktops: 0,
+            presence: Presence::Disconnected { since_ms: now },
+            presence_epoch: 0,
+            restored: true,
+        }
+    }
+
+    /// What subscribers see of the agent.
+    pub fn view(&self) -> AgentView {
         AgentView {
             agent: self.agent.id.clone(),
             state: self.agent.state.clone(),
@@ -232,11 +262,6 @@ impl AgentActor {
             state_since_ms: self.state_since_ms,
             presence: self.presence,
         }
-    }
-
-    /// Sends the view to the registry (for subscribers and snapshots).
-    fn publish(&self) {
-        self.env.registry.do_send(AgentChanged(self.view()));
     }
 
     /// Restarts the time in state when the state's name or call changed: at
@@ -256,6 +281,12 @@ impl AgentActor {
         }
         let now = self.env.now_ms();
         self.track_time_in_state(now);
+        self.publish(ctx);
+    }
+
+    /// Pushes availability to the queues, arms the state's timer, persists
+    /// the agent and publishes its view.
+    fn publish(&mut self, ctx: &mut Context<Self>) {
         let ready = self.agent.is_ready();
         let Some(handle) = self.env.directory.agents.get(&self.agent.id) else {
             return;
@@ -291,6 +322,7 @@ impl AgentActor {
         if self.agent.state.call().is_none() {
             self.call_addr = None;
         }
+        let now = self.env.now_ms();
         let epoch = self.agent.epoch;
         match &self.agent.state {
             super::AgentState::WrapUp { until_ms, .. } => {
@@ -322,7 +354,14 @@ impl AgentActor {
             }
             _ => {}
         }
-        self.publish();
+        self.changed();
+    }
+
+    /// Persists the agent and publishes its view.
+    fn changed(&self) {
+        self.env
+            .persist(|| StateRecord::Agent(Box::new(self.agent.clone())));
+        self.env.registry.do_send(AgentChanged(self.view()));
     }
 
     fn schedule_reject_delay(&self, delay_ms: u64, ctx: &mut Context<Self>) {
@@ -371,6 +410,18 @@ impl Actor for AgentActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(AGENT_MAILBOX_CAPACITY);
+        if !self.restored {
+            return;
+        }
+        self.publish(ctx);
+        if self.agent.state
+            == (super::AgentState::NotReady {
+                reason: NotReadyReason::System(SystemReason::RejectDelay),
+            })
+        {
+            // The delay's deadline is not persisted: it ends now.
+            self.schedule_reject_delay(0, ctx);
+        }
     }
 }
 
@@ -397,7 +448,7 @@ impl Handler<ChangeState> for AgentActor {
         info!(agent_id = %self.agent.id, state = self.agent.state.name(), "Agent state changed.");
         if self.agent.epoch == before {
             // Only a pending change: the view still changed.
-            self.publish();
+            self.changed();
         }
         self.after(before, ctx);
         Ok(self.view())
@@ -520,7 +571,7 @@ impl Handler<DesktopChanged> for AgentActor {
                 if self.desktops == 1 {
                     self.presence = Presence::Connected { since_ms: now };
                     self.presence_epoch += 1;
-                    self.publish();
+                    self.changed();
                 }
             }
             DesktopEvent::Disconnected { grace_ms } => {
@@ -533,7 +584,7 @@ impl Handler<DesktopChanged> for AgentActor {
                 }
                 self.presence = Presence::Disconnected { since_ms: now };
                 self.presence_epoch += 1;
-                self.publish();
+                self.changed();
                 let presence_epoch = self.presence_epoch;
                 ctx.run_later(Duration::from_millis(grace_ms), move |act, ctx| {
                     if act.presence_epoch != presence_epoch {
@@ -545,7 +596,7 @@ impl Handler<DesktopChanged> for AgentActor {
                         warn!(agent_id = %act.agent.id, state, "Desktop gone past the grace; agent set Not Ready.");
                         if act.agent.epoch == before {
                             // Only a pending change: the view still changed.
-                            act.publish();
+                            act.changed();
                         }
                         act.after(before, ctx);
                     }

@@ -9,11 +9,12 @@ use super::supervision::SuperviseMode;
 use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallTimer, TerminalReason};
 use crate::agent::actor::{CallConnected, CallLeft, OfferEnded, ReserveForCall};
 use crate::agent::{AgentError, OfferOutcome, OfferPurpose};
+use crate::durable::StateRecord;
 use crate::env::SharedEnv;
 use crate::error::CcError;
 use crate::events::{CallView, SupervisorOnCall};
 use crate::ids::{AgentId, CallId, LegId, OfferToken, QueueId};
-use crate::ports::{HangupCause, PbxCommand, PbxError, PbxEvent};
+use crate::ports::{HangupCause, LegStatus, PbxCommand, PbxError, PbxEvent};
 use crate::queue::actor::{DequeueCall, EnqueueCall};
 use crate::registry::{CallChanged, CallFinished, CallNoticed, CallStopped};
 use actix::prelude::*;
@@ -58,6 +59,12 @@ pub struct SettleOffer {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct LegEvent(pub PbxEvent);
+
+/// After a restart: the legs of this call the PBX still has (routed by the
+/// registry from a [`crate::registry::Reconcile`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReconcileCall(pub std::collections::HashMap<LegId, LegStatus>);
 
 /// An action on the connected call by one of its agents.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -133,6 +140,9 @@ pub struct CallActor {
     linger_ms: u64,
     /// Whether the end was already handled.
     finished: bool,
+    /// Rebuilt from the durable state: `started` re-arms its timers instead
+    /// of waiting for first effects.
+    restored: bool,
 }
 
 impl CallActor {
@@ -144,10 +154,37 @@ impl CallActor {
             call,
             linger_ms: 0,
             finished: false,
+            restored: false,
         }
         .start();
         addr.do_send(Start(first));
         addr
+    }
+
+    /// The actor of a call rebuilt from its durable record: when started it
+    /// re-arms the call's timers from their persisted deadlines (one whose
+    /// deadline passed fires at once) or, for an ended call, lingers for
+    /// wrap-up codes (`linger_ms`: the longest wrap-up left of its agents)
+    /// and stops. Nothing is sent to the PBX: the reconcile decides what is
+    /// still up.
+    pub fn restored(env: SharedEnv, call: Call, linger_ms: u64) -> Self {
+        Self {
+            env,
+            finished: call.is_ended(),
+            call,
+            linger_ms,
+            restored: true,
+        }
+    }
+
+    /// The call's id.
+    pub fn id(&self) -> &CallId {
+        &self.call.id
+    }
+
+    /// The pure call (read by the restore to rebuild queue lines).
+    pub fn call(&self) -> &Call {
+        &self.call
     }
 
     fn view(&self) -> CallView {
@@ -197,6 +234,8 @@ impl CallActor {
     /// Carries out effects in order, then publishes the view.
     fn apply(&mut self, fx: Vec<CallEffect>, ctx: &mut Context<Self>) {
         self.run(fx, ctx);
+        self.env
+            .persist(|| StateRecord::Call(Box::new(self.call.clone())));
         self.env.registry.do_send(CallChanged(self.view()));
     }
 
@@ -405,7 +444,7 @@ impl CallActor {
             .get(&self.call.dnis)
             .and_then(|a| dir.agents.get(a))
         {
-            let token = self.env.tokens.mint();
+            let token = self.env.mint_token();
             let req = agent.addr.send(ReserveForCall {
                 call: self.call.id.clone(),
                 call_addr: ctx.address(),
@@ -448,7 +487,7 @@ impl CallActor {
         let Some(handle) = self.env.directory.agents.get(&target) else {
             return Box::pin(actix::fut::ready(Err(CcError::UnknownAgent(target))));
         };
-        let token = self.env.tokens.mint();
+        let token = self.env.mint_token();
         let req = handle.addr.send(ReserveForCall {
             call: self.call.id.clone(),
             call_addr: ctx.address(),
@@ -498,9 +537,28 @@ impl Actor for CallActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(CALL_MAILBOX_CAPACITY);
+        if !self.restored {
+            return;
+        }
+        if self.call.is_ended() {
+            let linger = self.linger_ms + CALL_LINGER_SLACK_MS;
+            ctx.run_later(Duration::from_millis(linger), |_, ctx| ctx.stop());
+        } else {
+            for (timer, at_ms) in self.call.armed_timers() {
+                self.start_timer(timer, at_ms, ctx);
+            }
+        }
+        self.env.registry.do_send(CallChanged(self.view()));
+        if matches!(self.call.phase, super::CallPhase::Routing) {
+            // Arrived just before the restart, not routed yet: route it now
+            // (queues hold it until the reconcile).
+            self.route(ctx);
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.env
+            .persist(|| StateRecord::CallRemoved(self.call.id.clone()));
         self.env.registry.do_send(CallStopped(self.call.id.clone()));
     }
 }
@@ -571,7 +629,7 @@ impl Handler<Supervise> for CallActor {
     type Result = Result<LegId, CcError>;
 
     fn handle(&mut self, msg: Supervise, ctx: &mut Self::Context) -> Self::Result {
-        let token = self.env.tokens.mint();
+        let token = self.env.mint_token();
         let now = self.env.now_ms();
         let fx = self.call.supervise(
             &msg.supervisor,
@@ -618,6 +676,17 @@ impl Handler<LegEvent> for CallActor {
         if !fx.is_empty() || self.call.supervisions.len() != supervisors {
             self.apply(fx, ctx);
         }
+    }
+}
+
+impl Handler<ReconcileCall> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReconcileCall, ctx: &mut Self::Context) {
+        let now = self.env.now_ms();
+        let fx = self.call.reconcile(&msg.0, now);
+        info!(call_id = %self.call.id, phase = self.call.phase.name(), legs_up = msg.0.len(), "Call reconciled with the PBX.");
+        self.apply(fx, ctx);
     }
 }
 

@@ -36,6 +36,8 @@
 //! - `connected.rs`: hold, mute, hang-up, leaving, blind transfer, wrap-up codes.
 //! - `consult.rs`: consult and conference legs.
 //! - `crm.rs`: the records the call writes (typed bodies from [`crate::crm`]).
+//! - `reconcile.rs`: carrying on after a restart from the legs the PBX
+//!   still has.
 //! - [`supervision`]: monitor, whisper, barge.
 
 pub mod actor;
@@ -45,6 +47,7 @@ mod crm;
 mod legs;
 mod offer;
 mod queueing;
+mod reconcile;
 mod state;
 pub mod supervision;
 
@@ -131,6 +134,10 @@ pub struct Call {
     /// Supervisors monitoring, whispering or barged in.
     #[serde(default)]
     pub supervisions: Vec<supervision::Supervision>,
+    /// Deadline of the current stint's max-wait timer, kept so a restored
+    /// call re-arms it (the timer itself lives in the actor).
+    #[serde(default)]
+    pub max_wait_deadline_ms: Option<u64>,
 }
 
 /// The effects of one step, in order.
@@ -175,6 +182,7 @@ impl Call {
             moh: false,
             offer_timeout_ms,
             supervisions: Vec::new(),
+            max_wait_deadline_ms: None,
         };
         (
             call,
@@ -225,6 +233,7 @@ impl Call {
             moh: false,
             offer_timeout_ms,
             supervisions: Vec::new(),
+            max_wait_deadline_ms: None,
         };
         let fx = vec![CallEffect::Pbx(PbxCommand::OutboundDial {
             agent_leg_id: agent_leg,
@@ -234,6 +243,39 @@ impl Call {
             timeout_ms: offer_timeout_ms + ORIGINATE_TIMEOUT_SLACK_MS,
         })];
         (call, fx)
+    }
+
+    /// The timers a restored call must re-arm, with their deadlines: the
+    /// max wait of the current stint (unless it already elapsed), the RONA
+    /// of every ringing offer and of a consult or conference leg still
+    /// ringing. A stale one is harmless (timers are fenced by stint and
+    /// token); one whose deadline passed fires at once.
+    pub fn armed_timers(&self) -> Vec<(CallTimer, u64)> {
+        let mut timers = Vec::new();
+        if let (Some(at), false) = (self.max_wait_deadline_ms, self.max_wait_elapsed) {
+            if matches!(
+                self.phase,
+                CallPhase::Queued { .. } | CallPhase::Offering { .. }
+            ) {
+                timers.push((CallTimer::MaxWait(self.stint), at));
+            }
+        }
+        match &self.phase {
+            CallPhase::Offering { offers, .. } => {
+                timers.extend(
+                    offers
+                        .iter()
+                        .map(|o| (CallTimer::Rona(o.token), o.deadline_ms)),
+                );
+            }
+            CallPhase::Connected(s) => {
+                if let Some(p) = s.pending.as_ref().filter(|p| !p.answered) {
+                    timers.push((CallTimer::Rona(p.token), p.deadline_ms));
+                }
+            }
+            _ => {}
+        }
+        timers
     }
 
     /// Whether the call is over.

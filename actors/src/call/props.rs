@@ -115,6 +115,9 @@ enum Op {
     Advance {
         ms: u64,
     },
+    /// edgecc restarts: every machine is replaced by what its durable
+    /// record decodes to, and the timers by what a restored actor re-arms.
+    Restart,
 }
 
 fn control() -> impl Strategy<Value = Control> {
@@ -151,6 +154,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (i(), prop_oneof![Just(Presence::Login), Just(Presence::Ready), Just(Presence::NotReady), Just(Presence::Logout), Just(Presence::EndWrapUp)])
             .prop_map(|(agent, op)| Op::Presence { agent, op }),
         3 => (1u64..1_500).prop_map(|ms| Op::Advance { ms }),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -565,6 +569,7 @@ impl World {
                 };
             }
             Op::Advance { ms } => self.advance(ms),
+            Op::Restart => self.restart(),
         }
     }
 
@@ -607,6 +612,66 @@ impl World {
         self.now = until;
     }
 
+    /// A restart at this step: every call and agent goes through its
+    /// durable record (encoded as the daemon stores it, decoded, latest per
+    /// key) and must come back equal; pending timers are lost and re-armed
+    /// as the restored actors do (call timers from their deadlines, the
+    /// agent's wrap-up and lease from its state, a reject delay at once).
+    fn restart(&mut self) {
+        use crate::durable::{StateRecord, StateSnapshot};
+        let records: Vec<StateRecord> = self
+            .calls
+            .iter()
+            .map(|t| StateRecord::Call(Box::new(t.call.clone())))
+            .chain(
+                self.agents
+                    .iter()
+                    .map(|a| StateRecord::Agent(Box::new(a.clone()))),
+            )
+            .collect();
+        let bytes = serde_json::to_vec(&records).expect("records encode");
+        let decoded: Vec<StateRecord> = serde_json::from_slice(&bytes).expect("records decode");
+        let snapshot = StateSnapshot::from_records(decoded);
+        for t in &mut self.calls {
+            let back = &snapshot.calls[&t.call.id];
+            assert_eq!(
+                back, &t.call,
+                "call {} changed through its record",
+                t.call.id
+            );
+            t.call = back.clone();
+        }
+        for a in &mut self.agents {
+            let back = &snapshot.agents[&a.id];
+            assert_eq!(back, a, "agent {} changed through its record", a.id);
+            *a = back.clone();
+        }
+        self.timers.clear();
+        for (ci, t) in self.calls.iter().enumerate() {
+            for (timer, at) in t.call.armed_timers() {
+                self.timers.push((at.max(self.now), Timer::Call(ci, timer)));
+            }
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            match &a.state {
+                AgentState::WrapUp { until_ms, .. } => self
+                    .timers
+                    .push(((*until_ms).max(self.now), Timer::WrapUp(i, a.epoch))),
+                AgentState::Reserved {
+                    token,
+                    lease_until_ms,
+                    ..
+                } => self
+                    .timers
+                    .push(((*lease_until_ms).max(self.now), Timer::Lease(i, *token))),
+                AgentState::NotReady {
+                    reason: NotReadyReason::System(SystemReason::RejectDelay),
+                } => self.timers.push((self.now, Timer::RejectDelay(i, a.epoch))),
+                _ => {}
+            }
+        }
+    }
+
     /// The invariants that hold between any two steps.
     fn check(&self) {
         // Invariant 1: each agent rings for at most one call.
@@ -622,6 +687,20 @@ impl World {
         }
         for t in &self.calls {
             let c = &t.call;
+            // Timers are never lost (across restarts too): no offer rings
+            // past its RONA deadline, no call waits past its max wait.
+            if let CallPhase::Offering { offers, .. } = &c.phase {
+                for o in offers {
+                    assert!(
+                        o.deadline_ms >= self.now,
+                        "call {} offer past its deadline",
+                        c.id
+                    );
+                }
+            }
+            if let (CallPhase::Queued { .. }, Some(at)) = (&c.phase, c.max_wait_deadline_ms) {
+                assert!(at >= self.now, "call {} queued past its max wait", c.id);
+            }
             // Invariant 2.
             assert!(
                 c.offers().len() <= 1,

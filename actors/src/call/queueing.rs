@@ -33,9 +33,11 @@ impl Call {
         if self.priority == 0 {
             self.priority = rules.priority;
         }
+        let max_wait_at = now_ms + rules.max_wait_ms;
+        self.max_wait_deadline_ms = Some(max_wait_at);
         fx.push(CallEffect::Timer(
             CallTimer::MaxWait(self.stint),
-            now_ms + rules.max_wait_ms,
+            max_wait_at,
         ));
         fx.push(CallEffect::Enqueue {
             queue: rules.queue.clone(),

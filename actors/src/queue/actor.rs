@@ -6,6 +6,7 @@ use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
 use crate::agent::{OfferOutcome, OfferPurpose};
 use crate::call::actor::{CallActor, OfferCall};
+use crate::durable::StateRecord;
 use crate::env::SharedEnv;
 use crate::events::QueueView;
 use crate::ids::{AgentId, CallId, OfferToken};
@@ -108,6 +109,39 @@ impl QueueActor {
         }
     }
 
+    /// A queue rebuilt from its durable line: `waiting` in routing order,
+    /// each with its restored actor, priority and exclusions. It offers
+    /// nothing until the registry says the PBX is reconciled (link up), so
+    /// no caller who hung up while edgecc was down rings an agent.
+    pub fn restored(
+        env: SharedEnv,
+        mut queue: Queue,
+        waiting: Vec<(CallId, Addr<CallActor>, u8, Vec<AgentId>)>,
+    ) -> Self {
+        let mut calls = HashMap::new();
+        for (call, addr, priority, excluded) in waiting {
+            queue.enqueue(call.clone(), priority, excluded);
+            calls.insert(call, addr);
+        }
+        Self {
+            env,
+            queue,
+            calls,
+            pbx_link_up: false,
+        }
+    }
+
+    /// Persists the waiting line if `before` (its length before the
+    /// handler) shows it changed.
+    fn persist_if_changed(&self, before: usize) {
+        if self.queue.waiting_len() != before {
+            self.env.persist(|| StateRecord::QueueOrder {
+                queue: self.queue.id.clone(),
+                waiting: self.queue.waiting_calls(),
+            });
+        }
+    }
+
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         if !self.pbx_link_up {
             return;
@@ -122,7 +156,7 @@ impl QueueActor {
             agent.addr.do_send(ReserveForQueue {
                 call: ask.call,
                 call_addr: call_addr.clone(),
-                token: self.env.tokens.mint(),
+                token: self.env.mint_token(),
                 queue: self.queue.id.clone(),
                 reply_to: ctx.address().recipient(),
             });
@@ -143,8 +177,10 @@ impl Handler<EnqueueCall> for QueueActor {
 
     fn handle(&mut self, msg: EnqueueCall, ctx: &mut Self::Context) {
         debug!(queue_id = %self.queue.id, call_id = %msg.call, "Call queued.");
+        let before = self.queue.waiting_len();
         self.calls.insert(msg.call.clone(), msg.addr);
         self.queue.enqueue(msg.call, msg.priority, msg.excluded);
+        self.persist_if_changed(before);
         self.dispatch(ctx);
     }
 }
@@ -153,8 +189,10 @@ impl Handler<DequeueCall> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, msg: DequeueCall, _ctx: &mut Self::Context) {
+        let before = self.queue.waiting_len();
         self.queue.remove(&msg.call);
         self.calls.remove(&msg.call);
+        self.persist_if_changed(before);
     }
 }
 
@@ -191,6 +229,7 @@ impl Handler<ReservationAnswered> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReservationAnswered, ctx: &mut Self::Context) {
+        let before = self.queue.waiting_len();
         let action = self
             .queue
             .reservation_answered(&msg.agent, &msg.call, msg.granted);
@@ -219,6 +258,7 @@ impl Handler<ReservationAnswered> for QueueActor {
         if !self.queue.knows(&msg.call) {
             self.calls.remove(&msg.call);
         }
+        self.persist_if_changed(before);
         self.dispatch(ctx);
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::ids::{BridgeId, LegId};
 use crate::ports::{
-    AttachedVar, HangupCause, LocalBoxFuture, PbxCommand, PbxError, PbxEvent, PbxPort,
+    AttachedVar, HangupCause, LegStatus, LocalBoxFuture, PbxCommand, PbxError, PbxEvent, PbxPort,
 };
 use crate::rng::SplitMix64;
 use actix::prelude::*;
@@ -672,6 +672,19 @@ pub struct GetSimStats;
 #[rtype(result = "Option<LegInfo>")]
 pub struct GetLeg(pub LegId);
 
+/// Stop sending events (the daemon holding the link died); commands still
+/// work, legs and phones carry on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectEvents;
+
+/// The legs the PBX has, as the reconcile after a restart needs them: every
+/// leg, answered (`Up`) or not (`Ringing`; a caller leg not answered yet
+/// counts as ringing).
+#[derive(Message)]
+#[rtype(result = "HashMap<LegId, LegStatus>")]
+pub struct ListLegs;
+
 /// What [`GetLeg`] answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegInfo {
@@ -692,6 +705,34 @@ impl Handler<ConnectEvents> for SimPbx {
         // The simulated link is up as soon as someone listens.
         msg.0.do_send(PbxEvent::LinkUp);
         self.events = Some(msg.0);
+    }
+}
+
+impl Handler<DisconnectEvents> for SimPbx {
+    type Result = ();
+
+    fn handle(&mut self, _msg: DisconnectEvents, _ctx: &mut Self::Context) {
+        self.events = None;
+    }
+}
+
+impl Handler<ListLegs> for SimPbx {
+    type Result = MessageResult<ListLegs>;
+
+    fn handle(&mut self, _msg: ListLegs, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.legs
+                .iter()
+                .map(|(id, l)| {
+                    let status = if l.up {
+                        LegStatus::Up
+                    } else {
+                        LegStatus::Ringing
+                    };
+                    (id.clone(), status)
+                })
+                .collect(),
+        )
     }
 }
 

@@ -5,8 +5,13 @@ use actix::prelude::*;
 use edgecc_actors::agent::AgentState;
 use edgecc_actors::config::*;
 use edgecc_actors::events::AgentView;
-use edgecc_actors::sim::{Caller, ConnectEvents, PlaceCall, SimPbx, SimPbxPort};
+use edgecc_actors::ports::LocalBoxFuture;
+use edgecc_actors::registry::Reconcile;
+use edgecc_actors::sim::{
+    Caller, ConnectEvents, DisconnectEvents, ListLegs, PlaceCall, SimPbx, SimPbxPort,
+};
 use edgecc_actors::*;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -16,8 +21,65 @@ pub struct Harness {
     pub registry: Addr<Registry>,
     /// The simulated PBX.
     pub sim: Addr<SimPbx>,
-    /// The in-memory outbox.
+    /// The in-memory outbox (shared by every life of the system).
     pub outbox: MemoryOutbox,
+    /// The in-memory state store (shared by every life of the system).
+    pub state: MemoryState,
+    /// Kills this life of the system (see [`Harness::restart`]).
+    pub kill: Kill,
+    /// The configuration, for the next life.
+    pub cfg: ContactCenterConfig,
+    /// The clock, shared by every life (wall time goes on).
+    pub clock: SharedClock,
+}
+
+/// A switch shared by one life's ports: once thrown the system is as dead
+/// as a SIGKILLed process: its PBX commands never arrive, its outbox appends
+/// never become durable, its state records are lost.
+#[derive(Clone, Default)]
+pub struct Kill(Rc<Cell<bool>>);
+
+impl Kill {
+    pub fn dead(&self) -> bool {
+        self.0.get()
+    }
+}
+
+struct KillablePbx(Kill, SimPbxPort);
+impl PbxPort for KillablePbx {
+    fn send(&self, cmd: PbxCommand) -> LocalBoxFuture<'static, Result<(), PbxError>> {
+        if self.0.dead() {
+            return Box::pin(std::future::pending());
+        }
+        self.1.send(cmd)
+    }
+}
+
+struct KillableOutbox(Kill, MemoryOutbox);
+impl OutboxPort for KillableOutbox {
+    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+        if self.0.dead() {
+            return Box::pin(std::future::pending());
+        }
+        let kill = self.0.clone();
+        let append = self.1.clone();
+        Box::pin(async move {
+            // An append still in flight when the process dies is lost.
+            if kill.dead() {
+                return std::future::pending().await;
+            }
+            append.append(records).await
+        })
+    }
+}
+
+struct KillableState(Kill, MemoryState);
+impl StatePort for KillableState {
+    fn persist(&self, record: StateRecord) {
+        if !self.0.dead() {
+            self.1.persist(record);
+        }
+    }
 }
 
 /// Epoch of the test clock.
@@ -77,11 +139,15 @@ pub fn start(cfg: ContactCenterConfig, seed: u64) -> Harness {
 pub fn start_with(cfg: ContactCenterConfig, pbx: SimPbx) -> Harness {
     let sim = pbx.start();
     let outbox = MemoryOutbox::new();
-    let registry = ContactCenter::start(
-        cfg,
-        Rc::new(SimPbxPort { addr: sim.clone() }),
-        Rc::new(outbox.clone()),
-        TokioClock::shared(EPOCH_MS),
+    let state = MemoryState::new();
+    let kill = Kill::default();
+    let clock = TokioClock::shared(EPOCH_MS);
+    let registry = ContactCenter::start_with_state(
+        cfg.clone(),
+        Rc::new(KillablePbx(kill.clone(), SimPbxPort { addr: sim.clone() })),
+        Rc::new(KillableOutbox(kill.clone(), outbox.clone())),
+        Rc::new(KillableState(kill.clone(), state.clone())),
+        clock.clone(),
     )
     .expect("valid config");
     sim.do_send(ConnectEvents(registry.clone().recipient()));
@@ -89,6 +155,10 @@ pub fn start_with(cfg: ContactCenterConfig, pbx: SimPbx) -> Harness {
         registry,
         sim,
         outbox,
+        state,
+        kill,
+        cfg,
+        clock,
     }
 }
 
@@ -102,6 +172,58 @@ pub async fn advance(ms: u64) {
 }
 
 impl Harness {
+    /// Kills this life of the system (SIGKILL: nothing more reaches the
+    /// PBX, the outbox or the state store), keeps it down `down_ms` while
+    /// the PBX and its callers and phones carry on, then restores a new
+    /// life from the state store's snapshot, reconciles it with the legs
+    /// the PBX still has and reconnects the PBX's events.
+    pub async fn restart(self, down_ms: u64) -> Harness {
+        let h = self.kill_and(|_| ()).await;
+        h.restart_killed(down_ms).await
+    }
+
+    /// Kills this life, then lets `while_down` act on the PBX (a caller
+    /// hangs up while edgecc is down); finish with [`Self::restart_killed`]
+    /// (or [`Self::restart`], which kills again harmlessly).
+    pub async fn kill_and(self, while_down: impl FnOnce(&Addr<SimPbx>)) -> Harness {
+        self.kill.0.set(true);
+        self.sim.send(DisconnectEvents).await.unwrap();
+        while_down(&self.sim);
+        settle().await;
+        self
+    }
+
+    /// Restores a new life of a killed system after `down_ms`.
+    pub async fn restart_killed(self, down_ms: u64) -> Harness {
+        advance(down_ms).await;
+        let snapshot = self.state.snapshot();
+        let kill = Kill::default();
+        let registry = ContactCenter::restore(
+            self.cfg.clone(),
+            Rc::new(KillablePbx(
+                kill.clone(),
+                SimPbxPort {
+                    addr: self.sim.clone(),
+                },
+            )),
+            Rc::new(KillableOutbox(kill.clone(), self.outbox.clone())),
+            Rc::new(KillableState(kill.clone(), self.state.clone())),
+            self.clock.clone(),
+            snapshot,
+        )
+        .expect("valid config");
+        let legs = self.sim.send(ListLegs).await.unwrap();
+        registry.send(Reconcile { legs }).await.unwrap();
+        self.sim
+            .do_send(ConnectEvents(registry.clone().recipient()));
+        settle().await;
+        Harness {
+            registry,
+            kill,
+            ..self
+        }
+    }
+
     pub async fn cmd(&self, agent: &str, command: AgentCommand) -> Result<(), CcError> {
         let r = self
             .registry

@@ -1,0 +1,357 @@
+//! The durable state of the domain: what edgecc needs to come back after a
+//! restart, as one record per entity (latest wins, keyed by entity id), the
+//! port the actors hand those records to, and the snapshot a restarted
+//! system is rebuilt from.
+//!
+//! # Contract
+//!
+//! - Every actor calls [`StatePort::persist`] right after a state change
+//!   that matters to come back (the call's [`CallEffect`]s are carried out
+//!   first, so the outbox append of its records is queued before the state
+//!   that says they were written). `persist` returns at once: the actor never
+//!   waits for the disk, so routing latency does not depend on it. The
+//!   adapter queues the record for the storage writer's next group commit.
+//! - Records of one port are made durable in the order `persist` was called
+//!   (a power cut may lose a suffix, never a hole). The daemon must put them
+//!   in the same ordered writer as the outbox, so a state that says "the
+//!   interaction was created" is never durable before the record itself.
+//! - Only the latest record of a key matters: the daemon keeps them in a
+//!   state tree keyed by [`StateKey::to_bytes`] and may coalesce records of
+//!   one key inside a batch. A record with [`StateRecord::is_removal`]
+//!   deletes its key.
+//! - Encode records with a self-describing format (serde_json): the domain
+//!   enums are internally tagged (`#[serde(tag = ...)]`), which bincode 1
+//!   cannot decode.
+//! - Fencing tokens are reserved in blocks of [`TOKEN_RESERVE_BLOCK`]: the
+//!   reservation is persisted before the first token of the block is used,
+//!   so (by the prefix rule) a restored system that starts above the
+//!   persisted reservation never reissues a token.
+//!
+//! ```text
+//! key              record                       written when
+//! a/{agent}        Agent (state, pending, stats) every agent state or pending change
+//! c/{call}         Call (phase, offers, session,  every call step; removed when the
+//!                  interaction flags, update seq) ended call's actor stops
+//! q/{queue}        QueueOrder (waiting call ids)  a call joins or leaves the line
+//! t                Tokens { reserved_through }    a new token block is reserved
+//! ```
+//!
+//! [`CallEffect`]: crate::call::CallEffect
+
+use crate::agent::{Agent, AgentState};
+use crate::call::{Call, CallPhase};
+use crate::ids::{AgentId, CallId, QueueId};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Tokens reserved per persisted reservation: one `t` record per this many
+/// offers keeps the token source off the write path (a record per 1,024
+/// offers), and a restart skips at most this many unused tokens.
+pub const TOKEN_RESERVE_BLOCK: u64 = 1_024;
+
+/// The key of one durable record: one per entity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum StateKey {
+    /// An agent.
+    Agent(AgentId),
+    /// A live (or lingering ended) call.
+    Call(CallId),
+    /// A queue's waiting line.
+    Queue(QueueId),
+    /// The fencing token reservation (one for the whole system).
+    Tokens,
+}
+
+impl StateKey {
+    /// The key as bytes for an ordered key-value tree (`a/`, `c/`, `q/`
+    /// prefixes then the id; `t` for the tokens).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Agent(id) => format!("a/{id}").into_bytes(),
+            Self::Call(id) => format!("c/{id}").into_bytes(),
+            Self::Queue(id) => format!("q/{id}").into_bytes(),
+            Self::Tokens => b"t".to_vec(),
+        }
+    }
+}
+
+/// One durable record: the latest state of one entity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum StateRecord {
+    /// An agent's pure machine: state (with since-when, the reservation's
+    /// token and lease, the wrap-up deadline), pending change, counters
+    /// (its routing score), epoch and settings.
+    Agent(Box<Agent>),
+    /// A call's pure machine: phase (queued with arrival and priority,
+    /// offering with tokens and deadlines, connected with parties, hold,
+    /// mutes, consult or conference leg), interaction flags, the last CRM
+    /// update sequence, attached data, timers' deadlines.
+    Call(Box<Call>),
+    /// The call's actor stopped: its key is deleted.
+    CallRemoved(CallId),
+    /// A queue's waiting calls, in routing order.
+    QueueOrder {
+        /// The queue.
+        queue: QueueId,
+        /// Waiting calls, first to be routed first.
+        waiting: Vec<CallId>,
+    },
+    /// Tokens up to this one may have been handed out.
+    Tokens {
+        /// The highest token reserved so far.
+        reserved_through: u64,
+    },
+}
+
+impl StateRecord {
+    /// The entity this record is the latest state of.
+    pub fn key(&self) -> StateKey {
+        match self {
+            Self::Agent(a) => StateKey::Agent(a.id.clone()),
+            Self::Call(c) => StateKey::Call(c.id.clone()),
+            Self::CallRemoved(id) => StateKey::Call(id.clone()),
+            Self::QueueOrder { queue, .. } => StateKey::Queue(queue.clone()),
+            Self::Tokens { .. } => StateKey::Tokens,
+        }
+    }
+
+    /// Whether the record deletes its key rather than storing a value.
+    pub fn is_removal(&self) -> bool {
+        matches!(self, Self::CallRemoved(_))
+    }
+}
+
+/// Where the actors hand their state records. Implementations must not
+/// block: see the module's contract.
+pub trait StatePort {
+    /// Queues `record` for durability and returns at once.
+    fn persist(&self, record: StateRecord);
+
+    /// Whether records are kept at all; when false the actors do not even
+    /// build them (no clone of a call per step on the routing path).
+    fn enabled(&self) -> bool {
+        true
+    }
+}
+
+/// Shared state port handed to every actor.
+pub type SharedState = Rc<dyn StatePort>;
+
+/// A port that keeps nothing: the system starts fresh after a restart.
+/// [`crate::ContactCenter::start`] uses it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoState;
+
+impl StatePort for NoState {
+    fn persist(&self, _record: StateRecord) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
+}
+
+/// Everything a restarted system is rebuilt from: the latest record of
+/// every key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    /// Agents by id.
+    pub agents: BTreeMap<AgentId, Agent>,
+    /// Calls by id (ended ones included while their actor lingered).
+    pub calls: BTreeMap<CallId, Call>,
+    /// Waiting lines by queue.
+    pub queues: BTreeMap<QueueId, Vec<CallId>>,
+    /// The highest token that may have been handed out.
+    pub tokens_reserved_through: u64,
+}
+
+impl StateSnapshot {
+    /// Builds the snapshot from records in persist order (later ones win).
+    pub fn from_records(records: impl IntoIterator<Item = StateRecord>) -> Self {
+        let mut s = Self::default();
+        for r in records {
+            s.apply(r);
+        }
+        s
+    }
+
+    /// Applies one record (latest wins).
+    pub fn apply(&mut self, record: StateRecord) {
+        match record {
+            StateRecord::Agent(a) => {
+                self.agents.insert(a.id.clone(), *a);
+            }
+            StateRecord::Call(c) => {
+                self.calls.insert(c.id.clone(), *c);
+            }
+            StateRecord::CallRemoved(id) => {
+                self.calls.remove(&id);
+            }
+            StateRecord::QueueOrder { queue, waiting } => {
+                self.queues.insert(queue, waiting);
+            }
+            StateRecord::Tokens { reserved_through } => {
+                self.tokens_reserved_through = self.tokens_reserved_through.max(reserved_through);
+            }
+        }
+    }
+
+    /// The highest fencing token any record mentions or reserves: a
+    /// restored token source starts above it.
+    pub fn token_high_water(&self) -> u64 {
+        let from_agents = self.agents.values().filter_map(|a| match &a.state {
+            AgentState::Reserved { token, .. } => Some(token.0),
+            _ => None,
+        });
+        let from_calls = self.calls.values().flat_map(|c| {
+            let mut t: Vec<u64> = Vec::new();
+            if let CallPhase::Offering { offers, .. } = &c.phase {
+                t.extend(offers.iter().map(|o| o.token.0));
+            }
+            if let CallPhase::Connected(s) = &c.phase {
+                t.extend(s.parties.iter().filter_map(|p| p.leg.token().map(|x| x.0)));
+                t.extend(s.pending.iter().map(|p| p.token.0));
+            }
+            t.extend(
+                c.supervisions
+                    .iter()
+                    .filter_map(|s| s.leg.token().map(|x| x.0)),
+            );
+            t
+        });
+        from_agents
+            .chain(from_calls)
+            .fold(self.tokens_reserved_through, u64::max)
+    }
+}
+
+/// In-memory state port for tests and the demo: keeps the latest record
+/// per key, like the daemon's state tree, and counts what was persisted.
+#[derive(Clone, Default)]
+pub struct MemoryState {
+    /// The records, shared between the actors and the test that reads them.
+    inner: Rc<RefCell<MemoryStateInner>>,
+}
+
+/// What [`MemoryState`] holds.
+#[derive(Default)]
+struct MemoryStateInner {
+    /// Latest record per key (removals delete).
+    records: BTreeMap<StateKey, StateRecord>,
+    /// Records persisted so far (removals included).
+    persisted: u64,
+}
+
+impl MemoryState {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The snapshot a restarted system would read.
+    pub fn snapshot(&self) -> StateSnapshot {
+        StateSnapshot::from_records(self.inner.borrow().records.values().cloned())
+    }
+
+    /// The latest record of `key`.
+    pub fn get(&self, key: &StateKey) -> Option<StateRecord> {
+        self.inner.borrow().records.get(key).cloned()
+    }
+
+    /// Records persisted so far.
+    pub fn persisted(&self) -> u64 {
+        self.inner.borrow().persisted
+    }
+}
+
+impl StatePort for MemoryState {
+    fn persist(&self, record: StateRecord) {
+        let mut inner = self.inner.borrow_mut();
+        inner.persisted += 1;
+        let key = record.key();
+        if record.is_removal() {
+            inner.records.remove(&key);
+        } else {
+            inner.records.insert(key, record);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{AgentSettings, NotReadyReason, OfferPurpose, SystemReason};
+    use crate::ids::OfferToken;
+
+    fn agent(id: &str) -> Agent {
+        Agent::new(
+            AgentId::new(id),
+            AgentSettings {
+                wrap_up_ms: None,
+                reject_delay_ms: 0,
+                rona_sets_not_ready: false,
+                rona_reason: NotReadyReason::System(SystemReason::Rona),
+            },
+        )
+    }
+
+    /// The latest record of a key wins, a removal deletes it, the token
+    /// reservation only grows, and the high-water mark covers a token an
+    /// agent holds above the reservation.
+    #[test]
+    fn snapshot_keeps_the_latest_per_key() {
+        let mut a = agent("a1");
+        let first = StateRecord::Agent(Box::new(a.clone()));
+        a.state = AgentState::Reserved {
+            call: CallId::new("c1"),
+            token: OfferToken(5_000),
+            purpose: OfferPurpose::Direct,
+            lease_until_ms: 9,
+        };
+        let store = MemoryState::new();
+        for r in [
+            first,
+            StateRecord::Tokens {
+                reserved_through: 1_025,
+            },
+            StateRecord::Agent(Box::new(a.clone())),
+            StateRecord::Tokens {
+                reserved_through: 3,
+            },
+            StateRecord::QueueOrder {
+                queue: QueueId::new("q"),
+                waiting: vec![CallId::new("c2")],
+            },
+            StateRecord::CallRemoved(CallId::new("c9")),
+        ] {
+            store.persist(r);
+        }
+        assert_eq!(store.persisted(), 6);
+        let snap = store.snapshot();
+        assert_eq!(snap.agents[&AgentId::new("a1")], a);
+        assert_eq!(
+            snap.tokens_reserved_through, 3,
+            "the store keeps the latest"
+        );
+        assert_eq!(snap.token_high_water(), 5_000);
+        assert_eq!(snap.queues[&QueueId::new("q")], vec![CallId::new("c2")]);
+        assert!(store.get(&StateKey::Call(CallId::new("c9"))).is_none());
+        let replayed = StateSnapshot::from_records([
+            StateRecord::Tokens {
+                reserved_through: 1_025,
+            },
+            StateRecord::Tokens {
+                reserved_through: 3,
+            },
+        ]);
+        assert_eq!(
+            replayed.tokens_reserved_through, 1_025,
+            "a replay never lowers it"
+        );
+        assert_eq!(StateKey::Agent(AgentId::new("a1")).to_bytes(), b"a/a1");
+        assert_eq!(StateKey::Tokens.to_bytes(), b"t");
+    }
+}

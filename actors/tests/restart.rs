@@ -1,0 +1,422 @@
+//! Restart tests: run calls in every phase, kill the system (its ports go
+//! dead as a SIGKILLed process's would), restore a new system from the
+//! in-memory state store's snapshot on the same simulated PBX and outbox,
+//! reconcile it with the legs the PBX still has, and check the PBX side
+//! (nothing hung up that should not be) and the CRM side (one interaction
+//! and one phone log per accepted call, updates in order with sequence
+//! numbers continuing, the end update once). Paused tokio time throughout.
+
+mod util;
+
+use edgecc_actors::agent::AgentState;
+use edgecc_actors::durable::StateKey;
+use edgecc_actors::sim::{
+    Caller, GetLeg, GetSimStats, HangUpLeg, LegInfo, PhoneAction, ScriptPhone,
+};
+use edgecc_actors::*;
+use util::*;
+
+fn caller(dnis: &str) -> Caller {
+    Caller::new("+15551230000", dnis)
+}
+
+fn script(h: &Harness, ext: &str, actions: Vec<PhoneAction>) {
+    h.sim.do_send(ScriptPhone {
+        endpoint: format!("sim/{ext}"),
+        actions,
+    });
+}
+
+async fn leg(h: &Harness, id: &str) -> Option<LegInfo> {
+    h.sim.send(GetLeg(LegId::new(id))).await.unwrap()
+}
+
+async fn hang_up(h: &Harness, id: &str) {
+    h.sim
+        .send(HangUpLeg {
+            leg_id: LegId::new(id),
+            cause: HangupCause::Normal,
+        })
+        .await
+        .unwrap();
+    settle().await;
+}
+
+/// The CRM side of an accepted call: exactly one interaction and one phone
+/// log, updates numbered 1..n in order, exactly one `ended` (the last).
+fn assert_crm_once(h: &Harness, call: &CallId) {
+    let recs = h.outbox.records_of(call);
+    let count = |k| recs.iter().filter(|r| r.kind == k).count();
+    assert_eq!(count(CrmRecordKind::InteractionCreate), 1, "{recs:#?}");
+    assert_eq!(count(CrmRecordKind::PhoneLogCreate), 1, "{recs:#?}");
+    let seqs: Vec<u64> = recs
+        .iter()
+        .filter(|r| r.kind == CrmRecordKind::InteractionUpdate)
+        .map(|r| r.body["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "{recs:#?}"
+    );
+    let events = h.events(call);
+    assert_eq!(
+        events.iter().filter(|e| *e == "ended").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("ended"),
+        "{events:?}"
+    );
+}
+
+/// A talking call survives: the agent is still talking on it after the
+/// restart, its legs and bridge were never touched, and when the caller
+/// hangs up the call ends once with the end update continuing the sequence.
+#[actix_rt::test]
+async fn talking_call_carries_on() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    assert!(is(&h.state("a1").await, "talking"));
+    let before = h.sim.send(GetSimStats).await.unwrap();
+    let h = h.restart(5_000).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    let caller_leg = leg(&h, call.as_str()).await.expect("caller leg still up");
+    assert!(caller_leg.up && caller_leg.bridge.is_some());
+    let after = h.sim.send(GetSimStats).await.unwrap();
+    assert_eq!(after.legs, before.legs, "no leg hung up");
+    assert_eq!(after.bridges, before.bridges, "no bridge destroyed");
+    hang_up(&h, call.as_str()).await;
+    advance(500).await;
+    assert!(is(&h.state("a1").await, "ready"));
+    assert_eq!(h.snapshot().await.ended.get("completed"), Some(&1));
+    assert_crm_once(&h, &call);
+    assert_eq!(h.events(&call), vec!["ended"]);
+}
+
+/// A held call stays held (the caller still hears music) and can be
+/// resumed after the restart; the resume update continues the sequence.
+#[actix_rt::test]
+async fn held_call_stays_held() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    h.cmd("a1", AgentCommand::Call(CallAction::Hold))
+        .await
+        .unwrap();
+    let h = h.restart(3_000).await;
+    assert!(leg(&h, call.as_str()).await.unwrap().held);
+    let snap = h.snapshot().await;
+    assert!(snap.calls.iter().any(|c| c.call == call && c.held));
+    h.cmd("a1", AgentCommand::Call(CallAction::Resume))
+        .await
+        .unwrap();
+    assert!(!leg(&h, call.as_str()).await.unwrap().held);
+    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
+        .await
+        .unwrap();
+    advance(500).await;
+    assert_eq!(h.events(&call), vec!["hold", "resume", "ended"]);
+    assert_crm_once(&h, &call);
+}
+
+/// A consult in progress survives: after the restart the consulting agent
+/// completes it and the consulted agent takes the call.
+#[actix_rt::test]
+async fn consulting_call_completes_after_restart() {
+    tokio::time::pause();
+    let h = start(basic(2), 1);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    h.cmd("a2", AgentCommand::Login).await.unwrap();
+    h.cmd(
+        "a1",
+        AgentCommand::Call(CallAction::Consult {
+            target: AgentId::new("a2"),
+        }),
+    )
+    .await
+    .unwrap();
+    advance(1_500).await;
+    assert!(is(&h.state("a2").await, "talking"));
+    let h = h.restart(2_000).await;
+    assert!(is(&h.state("a1").await, "talking"));
+    assert!(is(&h.state("a2").await, "talking"));
+    assert!(leg(&h, call.as_str()).await.unwrap().held);
+    h.cmd("a1", AgentCommand::Call(CallAction::CompleteConsult))
+        .await
+        .unwrap();
+    advance(100).await;
+    assert!(matches!(h.state("a2").await, AgentState::Talking { call: c, .. } if c == call));
+    assert!(!is(&h.state("a1").await, "talking"));
+    assert!(!leg(&h, call.as_str()).await.unwrap().held);
+    hang_up(&h, call.as_str()).await;
+    advance(500).await;
+    assert_crm_once(&h, &call);
+}
+
+/// A conference survives: both agents stay on it; one leaves, the other
+/// carries on, and the call ends once when the caller hangs up.
+#[actix_rt::test]
+async fn conference_carries_on() {
+    tokio::time::pause();
+    let h = start(basic(2), 1);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    h.cmd("a2", AgentCommand::Login).await.unwrap();
+    h.cmd(
+        "a1",
+        AgentCommand::Call(CallAction::Consult {
+            target: AgentId::new("a2"),
+        }),
+    )
+    .await
+    .unwrap();
+    advance(1_500).await;
+    h.cmd("a1", AgentCommand::Call(CallAction::ConferenceConsult))
+        .await
+        .unwrap();
+    let h = h.restart(2_000).await;
+    let snap = h.snapshot().await;
+    let view = snap.calls.iter().find(|c| c.call == call).unwrap();
+    assert_eq!(view.parties.len(), 2);
+    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
+        .await
+        .unwrap();
+    advance(100).await;
+    assert!(is(&h.state("a2").await, "talking"));
+    assert!(leg(&h, call.as_str()).await.is_some());
+    hang_up(&h, call.as_str()).await;
+    advance(500).await;
+    assert_crm_once(&h, &call);
+}
+
+/// Queued callers keep their place in line and their music; one who hung
+/// up while edgecc was down is closed as abandoned with its work item; the
+/// first agent Ready after the restart gets the first caller.
+#[actix_rt::test]
+async fn queued_callers_keep_their_place() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    let c1 = h.call(caller("800")).await;
+    advance(10).await;
+    let c2 = h.call(caller("800")).await;
+    advance(10).await;
+    let c3 = h.call(caller("800")).await;
+    let kill_at = h.state.persisted();
+    assert!(kill_at > 0);
+    let h = {
+        // c2 gives up while edgecc is down.
+        h.kill_and(|sim| {
+            sim.do_send(HangUpLeg {
+                leg_id: LegId::new(c2.as_str()),
+                cause: HangupCause::Normal,
+            })
+        })
+        .await
+        .restart(1_000)
+        .await
+    };
+    let snap = h.snapshot().await;
+    assert_eq!(snap.queues[0].waiting, vec![c1.clone(), c3.clone()]);
+    assert!(leg(&h, c1.as_str()).await.unwrap().held);
+    assert_eq!(
+        h.kinds(&c2),
+        vec![
+            CrmRecordKind::InteractionCreate,
+            CrmRecordKind::WorkItemCreate
+        ]
+    );
+    assert_eq!(snap.ended.get("abandoned"), Some(&1));
+    h.ready("a1").await;
+    assert!(matches!(h.state("a1").await, AgentState::Reserved { call: c, .. } if c == c1));
+}
+
+/// A max-wait deadline that passed while edgecc was down fires once, at
+/// once: the caller times out to a work item as soon as the system is back.
+#[actix_rt::test]
+async fn max_wait_that_passed_while_down_fires_once() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    let call = h.call(caller("800")).await;
+    let h = h.restart(70_000).await; // max wait is 60 s
+    advance(10).await;
+    let kinds = h.kinds(&call);
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == CrmRecordKind::WorkItemCreate)
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(h.snapshot().await.queues[0].waiting.is_empty());
+    assert_eq!(h.snapshot().await.ended.values().sum::<u64>(), 1);
+}
+
+/// An offer answered at the phone while edgecc was down is resolved once
+/// as answered: the agent talks, one interaction and one phone log.
+#[actix_rt::test]
+async fn offer_answered_while_down_connects() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    script(&h, "101", vec![PhoneAction::Answer { after_ms: 2_000 }]);
+    let call = h.call(caller("800")).await;
+    assert!(is(&h.state("a1").await, "reserved"));
+    let h = h.restart(4_000).await;
+    advance(100).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    assert_eq!(
+        h.kinds(&call),
+        vec![
+            CrmRecordKind::InteractionCreate,
+            CrmRecordKind::PhoneLogCreate
+        ]
+    );
+    hang_up(&h, call.as_str()).await;
+    advance(500).await;
+    assert_crm_once(&h, &call);
+}
+
+/// An offer still ringing is kept (the agent stays reserved, the phone
+/// rings on) until its RONA deadline, then goes to the next agent: never
+/// two offers at once, and the new offer's token is above every old one.
+#[actix_rt::test]
+async fn ringing_offer_is_kept_then_redirected_once() {
+    tokio::time::pause();
+    let h = start(basic(2), 1);
+    h.ready("a1").await;
+    script(&h, "101", vec![PhoneAction::NoAnswer]);
+    let call = h.call(caller("800")).await;
+    let AgentState::Reserved { token: old, .. } = h.state("a1").await else {
+        panic!("a1 not reserved");
+    };
+    let h = h.restart(3_000).await;
+    assert!(matches!(h.state("a1").await, AgentState::Reserved { call: c, .. } if c == call));
+    assert!(
+        leg(&h, &format!("{call}~{old}")).await.is_some(),
+        "phone rings on"
+    );
+    h.ready("a2").await;
+    assert!(
+        is(&h.state("a2").await, "ready"),
+        "the call is not offered twice"
+    );
+    advance(7_500).await; // RONA at 10 s after the offer
+    assert!(!is(&h.state("a1").await, "reserved"));
+    let AgentState::Reserved { call: c, token, .. } = h.state("a2").await else {
+        panic!("a2 not offered");
+    };
+    assert_eq!(c, call);
+    assert!(token > old);
+    advance(1_500).await;
+    assert!(is(&h.state("a2").await, "talking"));
+    hang_up(&h, call.as_str()).await;
+    advance(500).await;
+    assert_crm_once(&h, &call);
+}
+
+/// A caller who hung up while the offer was ringing and edgecc was down:
+/// the call is closed as abandoned and the agent is not left reserved.
+#[actix_rt::test]
+async fn ringing_offer_of_a_gone_caller_frees_the_agent() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    script(&h, "101", vec![PhoneAction::NoAnswer]);
+    let call = h.call(caller("800")).await;
+    let h = h
+        .kill_and(|sim| {
+            sim.do_send(HangUpLeg {
+                leg_id: LegId::new(call.as_str()),
+                cause: HangupCause::Normal,
+            })
+        })
+        .await
+        .restart(1_000)
+        .await;
+    advance(100).await;
+    assert!(is(&h.state("a1").await, "ready"));
+    assert_eq!(h.snapshot().await.ended.get("abandoned"), Some(&1));
+    assert_eq!(
+        h.sim.send(GetSimStats).await.unwrap().legs,
+        0,
+        "agent leg hung up"
+    );
+}
+
+/// Every actor persists what it needs: agents, calls, queue lines and the
+/// token reservation are in the store, and an ended call's record goes
+/// once its actor stops.
+#[actix_rt::test]
+async fn state_store_holds_every_entity() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    let snap = h.state.snapshot();
+    assert!(matches!(
+        snap.agents[&AgentId::new("a1")].state,
+        AgentState::Talking { .. }
+    ));
+    assert_eq!(snap.calls[&call].phase.name(), "connected");
+    assert!(snap.calls[&call].interaction_created);
+    assert!(snap.tokens_reserved_through >= 1);
+    assert!(h.state.get(&StateKey::Queue(QueueId::new("q"))).is_some());
+    hang_up(&h, call.as_str()).await;
+    advance(5_000).await;
+    assert!(h.state.get(&StateKey::Call(call)).is_none());
+}
+
+/// An agent talking on a call whose record is missing from the snapshot
+/// (lost, or never written) is not left talking for ever: the restore
+/// frees it, and it can take the next call.
+#[actix_rt::test]
+async fn agent_on_a_lost_call_is_freed() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    assert!(is(&h.state("a1").await, "talking"));
+    let h = h.kill_and(|_| ()).await;
+    h.state.persist(StateRecord::CallRemoved(call.clone()));
+    let h = h.restart_killed(1_000).await;
+    assert!(!is(&h.state("a1").await, "talking"));
+    h.cmd("a1", AgentCommand::Ready).await.unwrap();
+    assert!(is(&h.state("a1").await, "ready"));
+}
+
+/// A call persisted before it was routed (it arrived just before the
+/// kill) is routed after the restart: it joins its queue and is offered.
+#[actix_rt::test]
+async fn call_not_yet_routed_is_routed_after_restart() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    let call = h.call(caller("800")).await;
+    let h = h.kill_and(|_| ()).await;
+    let mut record = h.state.snapshot().calls[&call].clone();
+    record.phase = edgecc_actors::call::CallPhase::Routing;
+    record.rules = None;
+    record.max_wait_deadline_ms = None;
+    h.state.persist(StateRecord::Call(Box::new(record)));
+    h.state.persist(StateRecord::QueueOrder {
+        queue: QueueId::new("q"),
+        waiting: Vec::new(),
+    });
+    let h = h.restart_killed(1_000).await;
+    assert_eq!(h.snapshot().await.queues[0].waiting, vec![call.clone()]);
+    h.ready("a1").await;
+    assert!(matches!(h.state("a1").await, AgentState::Reserved { call: c, .. } if c == call));
+}

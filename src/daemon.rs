@@ -107,11 +107,12 @@ pub fn start_system_with_gate(
     };
     let adapter: Option<Rc<dyn CrmAdapter>> = match &config.crm.adapter {
         CrmAdapterConfig::None => None,
-        CrmAdapterConfig::Webhook(w) => {
-            Some(Rc::new(WebhookAdapter::new(w).map_err(DaemonError::Crm)?))
-        }
+        CrmAdapterConfig::Webhook(w) => Some(Rc::new(
+            WebhookAdapter::new(w).map_err(|e| DaemonError::Crm(e.to_string()))?,
+        )),
         CrmAdapterConfig::Servicenow(s) => Some(Rc::new(
-            ServiceNowAdapter::new(s, state(STATE_CRM_SYS_IDS)?).map_err(DaemonError::Crm)?,
+            ServiceNowAdapter::new(s, state(STATE_CRM_SYS_IDS)?)
+                .map_err(|e| DaemonError::Crm(e.to_string()))?,
         )),
     };
     let sync = match adapter {
@@ -135,7 +136,8 @@ pub fn start_system_with_gate(
             (Rc::new(SimPbxPort { addr: sim.clone() }), Some(sim), None)
         }
         PbxKind::Ari(settings) => {
-            let ari = crate::ari::AriPbx::new((**settings).clone()).map_err(DaemonError::Pbx)?;
+            let ari = crate::ari::AriPbx::new((**settings).clone())
+                .map_err(|e| DaemonError::Pbx(e.to_string()))?;
             (Rc::new(ari.clone()), None, Some(ari))
         }
     };

@@ -22,7 +22,7 @@ use edgecc_storage::BackupSummary;
 
 use crate::cli::{BackupArgs, Cli, RestoreArgs};
 use crate::config::Config;
-use crate::crm::webhook::SECRET_FILE_BYTES_MAX;
+use crate::net::SECRET_FILE_BYTES_MAX;
 use crate::{admin, daemon, paths};
 
 /// `edgecc check-config FILE`: exit 0 and the redacted configuration, or

@@ -12,8 +12,10 @@
 //! - [`daemon`] — `edgecc run`: start-up order, signals, shutdown.
 //! - [`admin`] — the local admin interface (unix socket + `--offline`)
 //!   behind `edgecc outbox …`.
-//! - [`crm`] — CRM adapters (webhook, ServiceNow), the sync worker that
-//!   drains the outbox into them, and the CRM emulator.
+//! - [`crm`] — CRM adapters (webhook, ServiceNow) over one transport, the
+//!   sync worker that drains the outbox into them, and the CRM emulator.
+//! - [`net`] — outbound plumbing no adapter owns: the HTTP client (explicit
+//!   timeouts, TLS), secret files, URL and timeout checks.
 //! - [`outbox_port`] — the actors' outbox port backed by the sled outbox.
 //! - [`http`] — the agent, supervisor and admin API, the WebSocket event
 //!   stream, `/metrics`, `/healthz`, `/readyz` and the web UI.
@@ -39,6 +41,7 @@ pub mod http;
 pub mod install;
 pub mod logging;
 pub mod memory;
+pub mod net;
 pub mod outbox_port;
 pub mod paths;
 pub mod pbx_gate;

@@ -40,11 +40,12 @@ use edgecc_actors::HangupCause;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-use super::rest::{encode_segment, RestClient, RestError};
+use super::rest::{encode_segment, ProbeError, RestClient, RestError};
 use super::settings::{AriSettings, WaitingMedia};
 use super::state::{
     call_of_bridge, call_of_leg, AriState, Effect, HoldMedia, Leg, LegRole, OnAnswer,
 };
+use crate::net::ClientError;
 
 /// How often a bounded wait (announcement end, remote answer) looks again.
 pub const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -203,7 +204,7 @@ fn prompt_ok(p: &str) -> bool {
 
 impl AriPbx {
     /// An adapter for `settings`; nothing connects until [`Self::start`].
-    pub fn new(settings: AriSettings) -> Result<AriPbx, String> {
+    pub fn new(settings: AriSettings) -> Result<AriPbx, ClientError> {
         let settings = Arc::new(settings);
         let rest = RestClient::new(settings.clone())?;
         Ok(AriPbx {
@@ -270,9 +271,9 @@ impl AriPbx {
 
     /// Checks credentials and reachability (`GET /asterisk/info`); answers
     /// the Asterisk version.
-    pub async fn probe(settings: AriSettings) -> Result<String, String> {
+    pub async fn probe(settings: AriSettings) -> Result<String, ProbeError> {
         let rest = RestClient::new(Arc::new(settings))?;
-        rest.probe().await.map_err(|e| e.to_string())
+        Ok(rest.probe().await?)
     }
 }
 

@@ -180,11 +180,12 @@ pub(crate) async fn run(inner: Rc<Inner>) {
 
 async fn connect(inner: &Inner) -> Result<Socket, String> {
     let s = &inner.settings;
-    let client = crate::crm::webhook::http_client(
+    let client = crate::net::http_client(
         s.connect_timeout,
         s.connect_timeout + s.request_timeout,
         s.ws_url.starts_with("wss://"),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let mut req = client.ws(events_url(s)).max_frame_size(WS_FRAME_BYTES_MAX);
     if s.auth == AriAuth::Basic {
         req = req.basic_auth(&s.user, Some(&s.password));

@@ -311,14 +311,8 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
         }
         (None, None) => return Err((key("password_file"), "is needed (or password)".into())),
         (Some(p), None) => p.clone(),
-        (None, Some(path)) => {
-            let k = key("password_file");
-            crate::crm::webhook::read_secret_text(&k, path).map_err(|m| {
-                let prefix = format!("key `{k}`: ");
-                let m = m.strip_prefix(&prefix).unwrap_or(&m).to_string();
-                (k.clone(), m)
-            })?
-        }
+        (None, Some(path)) => crate::net::read_secret_text(&key("password_file"), path)
+            .map_err(|e| (e.key, e.message))?,
     };
     if password.is_empty() {
         return Err((key("password"), "is empty".into()));
@@ -334,14 +328,7 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
         }
     };
     let timeout = |k: &str, ms: u64| {
-        if ms == 0 || ms > TIMEOUT_MS_MAX {
-            Err((
-                key(k),
-                format!("{ms} ms is outside 1..={TIMEOUT_MS_MAX} ms"),
-            ))
-        } else {
-            Ok(Duration::from_millis(ms))
-        }
+        crate::net::check_timeout(&key(k), ms, TIMEOUT_MS_MAX).map_err(|e| (e.key, e.message))
     };
     let connect_timeout = timeout("connect_timeout_ms", raw.connect_timeout_ms)?;
     let request_timeout = timeout("request_timeout_ms", raw.request_timeout_ms)?;

@@ -493,7 +493,7 @@ impl Config {
                 ))
             }
             (Some("ari"), Some(ari)) => PbxKind::Ari(Box::new(
-                crate::ari::settings::resolve(ari).map_err(|(key, message)| err(&key, message))?,
+                crate::ari::settings::resolve(ari).map_err(|e| err(&e.key, e.message))?,
             )),
             (Some("ari"), None) => {
                 return Err(err(

@@ -48,6 +48,7 @@ use tracing::{debug, error, info, warn};
 use super::events::{parse_event, AriEvent, Bridge, Channel, Envelope, EVENT_FRAME_BYTES_MAX};
 use super::rest::{encode_segment, RestClient, RestError};
 use super::settings::{AriAuth, AriSettings};
+use crate::net::{http_client, ClientError};
 
 /// Frames remembered to drop exact duplicates (the same event delivered
 /// twice when a channel is subscribed through two sources).
@@ -260,7 +261,7 @@ pub(crate) async fn run(link: Link) {
                 attempt = 0;
                 session(&link, socket, &mut reported).await
             }
-            Err(e) => SessionEnd::Dropped(e),
+            Err(e) => SessionEnd::Dropped(e.to_string()),
         };
         let was_up = link.control.up.replace(false);
         if reported != Some(false) {
@@ -295,14 +296,31 @@ pub(crate) async fn run(link: Link) {
     info!("PBX link stopped.");
 }
 
+/// Why the events WebSocket could not be opened (each ends the attempt;
+/// the loop backs off and tries again).
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    /// The HTTP client could not be built (TLS set-up).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Asterisk answered the upgrade with 401.
+    #[error("ARI refused the credentials (401): check pbx.ari.user and the password")]
+    CredentialsRefused,
+    /// Refused, reset, or answered with another status.
+    #[error("WebSocket connect failed: {0}")]
+    Failed(awc::error::WsClientError),
+    /// No upgrade within connect + request timeouts.
+    #[error("WebSocket handshake timed out")]
+    TimedOut,
+}
+
 /// Opens the events WebSocket, the handshake bounded.
-async fn connect(s: &AriSettings) -> Result<Socket, String> {
-    let client = crate::net::http_client(
+async fn connect(s: &AriSettings) -> Result<Socket, ConnectError> {
+    let client = http_client(
         s.connect_timeout,
         s.connect_timeout + s.request_timeout,
         s.ws_url.starts_with("wss://"),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut req = client.ws(events_url(s)).max_frame_size(WS_FRAME_BYTES_MAX);
     if s.auth == AriAuth::Basic {
         req = req.basic_auth(&s.user, Some(&s.password));
@@ -311,10 +329,10 @@ async fn connect(s: &AriSettings) -> Result<Socket, String> {
     match handshake.await {
         Ok(Ok((_, socket))) => Ok(socket),
         Ok(Err(awc::error::WsClientError::InvalidResponseStatus(st))) if st.as_u16() == 401 => {
-            Err("ARI refused the credentials (401): check pbx.ari.user and the password".into())
+            Err(ConnectError::CredentialsRefused)
         }
-        Ok(Err(e)) => Err(format!("WebSocket connect failed: {e}")),
-        Err(_) => Err("WebSocket handshake timed out".into()),
+        Ok(Err(e)) => Err(ConnectError::Failed(e)),
+        Err(_) => Err(ConnectError::TimedOut),
     }
 }
 

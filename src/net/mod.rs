@@ -41,6 +41,13 @@ impl SettingError {
     }
 }
 
+/// The config loader keeps `(key, message)` pairs; `?` converts.
+impl From<SettingError> for (String, String) {
+    fn from(e: SettingError) -> (String, String) {
+        (e.key, e.message)
+    }
+}
+
 /// Checks a `*_timeout_ms` value against `1..=max_ms`.
 pub fn check_timeout(key: &str, ms: u64, max_ms: u64) -> Result<Duration, SettingError> {
     if ms == 0 || ms > max_ms {

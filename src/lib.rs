@@ -5,7 +5,9 @@
 //!
 //! - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
 //!   PBX port for a real Asterisk.
-//! - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket) for tests.
+//! - `ari_emulator` — an Asterisk ARI emulator (HTTP + WebSocket) for the
+//!   tests and benches only: built with the `emulators` feature, which the
+//!   test and bench targets turn on and a release build leaves off.
 //! - [`cli`] — the `edgecc` command line and its dispatch.
 //! - [`config`] — the TOML config: raw parse, validation, resolved [`config::Config`].
 //! - [`paths`] — where the data directory and the admin socket are.
@@ -30,6 +32,7 @@
 
 pub mod admin;
 pub mod ari;
+#[cfg(feature = "emulators")]
 pub mod ari_emulator;
 pub mod cli;
 pub mod clock;

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle};
 use edgecc::crm::sync::{GetSyncStatus, SyncConfig, SyncWorker};
+use edgecc::crm::transport::ANSWER_BODY_BYTES_MAX;
 use edgecc::crm::webhook::{
-    sign, WebhookAdapter, WebhookConfig, ANSWER_BODY_BYTES_MAX, IDEMPOTENCY_HEADER,
-    SIGNATURE_HEADER,
+    sign, WebhookAdapter, WebhookConfig, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
 };
 use edgecc::crm::wire;
 use edgecc_actors::TokioClock;
@@ -178,7 +178,7 @@ async fn baseline(m: usize, concurrency: usize) -> Row {
         .connector(
             awc::Connector::new()
                 .timeout(Duration::from_millis(5_000))
-                .limit(edgecc::crm::webhook::CONNECTIONS_MAX),
+                .limit(edgecc::net::CONNECTIONS_MAX),
         )
         .timeout(Duration::from_millis(10_000))
         .disable_redirects()

@@ -629,20 +629,8 @@ fn resolve_crm(raw: RawCrm) -> Result<CrmSettings, (String, String)> {
         CrmAdapterConfig::Webhook(w) => crate::crm::webhook::WebhookAdapter::check(w),
         CrmAdapterConfig::Servicenow(s) => crate::crm::servicenow::ServiceNowAdapter::check(s),
     };
-    checked.map_err(|e| split_key(&e, "crm"))?;
+    checked.map_err(|e| (e.key, e.message))?;
     Ok(CrmSettings { adapter, sync })
-}
-
-/// An adapter's "key `a.b`: message" error as (key, message); `fallback`
-/// names the key when the text does not.
-fn split_key(error: &str, fallback: &str) -> (String, String) {
-    error
-        .strip_prefix("key `")
-        .and_then(|rest| rest.split_once("`: "))
-        .map_or_else(
-            || (fallback.to_string(), error.to_string()),
-            |(key, message)| (key.to_string(), message.to_string()),
-        )
 }
 
 /// The first stage: TOML to [`RawConfig`], with the dotted path of the key

@@ -9,14 +9,19 @@
 //! 0. Base
 //!    - [`clock`] — wall-clock time, read in one place.
 //!    - [`memory`] — process-wide allocator settings (glibc's mmap threshold).
+//!    - [`net`] — outbound plumbing no adapter owns: the HTTP client
+//!      (explicit timeouts, TLS), secret files, URL and timeout checks.
 //! 1. Ports to the outside world, each owning its config section
 //!    - [`pbx`] — the PBX side: `[pbx]`, the adapter choice (simulated or
 //!      ARI), and [`pbx::gate`], which every PBX event passes.
 //!    - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
 //!      PBX port for a real Asterisk.
-//!    - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket) for tests.
-//!    - [`crm`] — CRM adapters (webhook, ServiceNow), the sync worker that
-//!      drains the outbox into them, and the CRM emulator.
+//!    - `ari_emulator` — an Asterisk ARI emulator (HTTP + WebSocket) for the
+//!      tests and benches only: built with the `emulators` feature, which
+//!      the test and bench targets turn on and a release build leaves off.
+//!    - [`crm`] — CRM adapters (webhook, ServiceNow) over one transport,
+//!      the sync worker that drains the outbox into them, and the CRM
+//!      emulator.
 //!    - [`outbox_port`] — the actors' outbox port backed by the sled outbox.
 //!    - `http::config` — `[http]` and `[[users]]`.
 //! 2. [`config`] — the TOML file: raw parse, every section resolved and
@@ -39,6 +44,7 @@
 //! 6. [`cli`] — the `edgecc` command line and its dispatch (and `main.rs`).
 
 pub mod ari;
+#[cfg(feature = "emulators")]
 pub mod ari_emulator;
 pub mod cli;
 pub mod clock;
@@ -48,6 +54,7 @@ pub mod daemon;
 pub mod demo;
 pub mod http;
 pub mod memory;
+pub mod net;
 pub mod ops;
 pub mod outbox_port;
 pub mod pbx;

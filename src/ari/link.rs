@@ -9,35 +9,46 @@
 //! 2. reconcile: `GET /channels` and `GET /bridges` while frames that
 //!    arrive meanwhile are buffered, then [`AriState::reconcile`], then the
 //!    buffered frames in order; only then is the link *up*: commands are
-//!    accepted and [`PbxEvent::LinkUp`] goes to the registry;
+//!    accepted and [`PbxEvent::LinkUp`](edgecc_actors::PbxEvent::LinkUp) goes to the registry;
 //! 3. read frames: each text frame is parsed and applied; malformed,
 //!    truncated, fragmented, oversized or absurd frames are logged and skipped; an exact
 //!    duplicate of a recent frame is dropped; pings are answered, and the
 //!    link is pinged so a dead peer is noticed within `link_idle_timeout_ms`;
 //! 4. on close, error, silence or `ApplicationReplaced`: the link is down
-//!    (commands fail with `LinkDown`, [`PbxEvent::LinkDown`] is sent once),
+//!    (commands fail with `LinkDown`, [`PbxEvent::LinkDown`](edgecc_actors::PbxEvent::LinkDown) is sent once),
 //!    wait a full-jitter backoff (`rand(0, min(cap, base·2^attempt))`), and
 //!    go to 1.
 //!
+//! # Ownership
+//!
+//! The link owns the socket, the reconnect loop and the link's switches
+//! ([`LinkControl`]: up, stop, restart requests, frame counters); it owns
+//! no call state. What the frames mean is the adapter's: the link hands
+//! the reconcile picture and each event to a [`LinkSink`] (the adapter's
+//! [`super::calls::Calls`]), which applies them to its picture and answers
+//! whether the application was taken over. The adapter, in turn, reads
+//! and steers the link only through [`LinkControl`]'s methods.
+//!
 //! [`AriState::reconcile`]: super::state::AriState::reconcile
 
+use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_codec::Framed;
 use awc::ws::{Codec, Frame, Message};
 use awc::BoxedSocket;
 use edgecc_actors::rng::SplitMix64;
-use edgecc_actors::PbxEvent;
 use futures_util::{SinkExt, StreamExt};
 use tracing::{debug, error, info, warn};
 
-use super::adapter::Inner;
 use super::events::{parse_event, AriEvent, Bridge, Channel, Envelope, EVENT_FRAME_BYTES_MAX};
-use super::rest::encode_segment;
+use super::rest::{encode_segment, RestClient, RestError};
 use super::settings::{AriAuth, AriSettings};
+use crate::net::{http_client, ClientError};
 
 /// Frames remembered to drop exact duplicates (the same event delivered
 /// twice when a channel is subscribed through two sources).
@@ -56,6 +67,113 @@ pub const WS_FRAME_BYTES_MAX: usize = 16 * EVENT_FRAME_BYTES_MAX;
 const KICK_POLL: Duration = Duration::from_millis(50);
 
 type Socket = Framed<BoxedSocket, Codec>;
+
+/// Counters of the link, merged into [`super::AriStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Successful (re)connects followed by a reconcile.
+    pub connects: u64,
+    /// Frames skipped: malformed, truncated, too large, absurd.
+    pub frames_skipped: u64,
+    /// Exact duplicate frames dropped.
+    pub frames_duplicate: u64,
+    /// Last reconcile's duration, µs.
+    pub last_reconcile_us: u64,
+    /// Channels listed by the last reconcile.
+    pub last_reconcile_channels: usize,
+}
+
+/// The link's switches. Only the link task sets `up` and the counters;
+/// the adapter reads them and asks for a restart or a stop through the
+/// methods. All on the actix system's one thread, hence `Cell`s.
+#[derive(Default)]
+pub(crate) struct LinkControl {
+    /// The link is up and reconciled: commands are accepted.
+    up: Cell<bool>,
+    /// Set once to end the link task at its next step.
+    stopping: Cell<bool>,
+    /// Bumped to close the current WebSocket (a REST failure that leaves
+    /// the picture in doubt, tests, shutdown); the session compares it
+    /// with the value it started with.
+    restarts: Cell<u64>,
+    /// Frame and reconnect counters.
+    stats: Cell<LinkStats>,
+}
+
+impl LinkControl {
+    /// Whether the link is up and reconciled.
+    pub fn is_up(&self) -> bool {
+        self.up.get()
+    }
+
+    /// Whether the link task was told to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Closes the current WebSocket; the link reconnects and reconciles.
+    pub fn restart(&self) {
+        self.restarts.set(self.restarts.get() + 1);
+    }
+
+    /// Ends the link task at its next step (it marks the link down).
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        self.restart();
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> LinkStats {
+        self.stats.get()
+    }
+
+    /// Changes the counters.
+    fn count(&self, f: impl FnOnce(&mut LinkStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+}
+
+/// Whether the application is still ours after applying frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Go on reading.
+    Continue,
+    /// `ApplicationReplaced`: another client took the application over.
+    Replaced,
+}
+
+/// Where the link hands what Asterisk says: the owner of the call
+/// picture (the adapter's [`super::calls::Calls`]).
+pub(crate) trait LinkSink {
+    /// A session's reconcile: the channels and bridges Asterisk lists now,
+    /// then the frames that arrived while they were fetched, in order.
+    /// Answers the flow and the legs tracked afterwards.
+    fn reconciled(
+        self: Rc<Self>,
+        channels: &[Channel],
+        bridges: &[Bridge],
+        buffered: &[Envelope],
+    ) -> (Flow, usize);
+    /// One event of an up link.
+    fn event(self: Rc<Self>, envelope: &Envelope) -> Flow;
+    /// The link went up (after the reconcile) or down; told once per
+    /// change.
+    fn link_changed(self: Rc<Self>, up: bool);
+}
+
+/// The link task's parts: what it reads from, where it reports.
+pub(crate) struct Link {
+    /// The switches, shared with the adapter.
+    pub control: Rc<LinkControl>,
+    /// URL, credentials, timeouts, backoff.
+    pub settings: Arc<AriSettings>,
+    /// For the reconcile's `GET /channels` and `GET /bridges`.
+    pub rest: RestClient,
+    /// The owner of the call picture.
+    pub sink: Rc<dyn LinkSink>,
+}
 
 /// Why a connected session ended.
 enum SessionEnd {
@@ -126,8 +244,8 @@ impl Dedup {
     }
 }
 
-/// The link task: runs until [`super::AriPbx::stop`].
-pub(crate) async fn run(inner: Rc<Inner>) {
+/// The link task: runs until [`LinkControl::stop`].
+pub(crate) async fn run(link: Link) {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -136,19 +254,19 @@ pub(crate) async fn run(inner: Rc<Inner>) {
     let mut attempt: u32 = 0;
     // None: nothing reported yet; Some(up).
     let mut reported: Option<bool> = None;
-    let s = inner.settings.clone();
-    while !inner.stopping.get() {
-        let end = match connect(&inner).await {
+    let s = link.settings.clone();
+    while !link.control.is_stopping() {
+        let end = match connect(&s).await {
             Ok(socket) => {
                 attempt = 0;
-                session(&inner, socket, &mut reported).await
+                session(&link, socket, &mut reported).await
             }
-            Err(e) => SessionEnd::Dropped(e),
+            Err(e) => SessionEnd::Dropped(e.to_string()),
         };
-        let was_up = inner.link_up.replace(false);
+        let was_up = link.control.up.replace(false);
         if reported != Some(false) {
             reported = Some(false);
-            inner.emit(PbxEvent::LinkDown);
+            link.sink.clone().link_changed(false);
         }
         let delay = match &end {
             SessionEnd::Stopped => break,
@@ -174,13 +292,31 @@ pub(crate) async fn run(inner: Rc<Inner>) {
         };
         actix_rt::time::sleep(Duration::from_millis(delay)).await;
     }
-    inner.link_up.set(false);
+    link.control.up.set(false);
     info!("PBX link stopped.");
 }
 
-async fn connect(inner: &Inner) -> Result<Socket, String> {
-    let s = &inner.settings;
-    let client = crate::crm::webhook::http_client(
+/// Why the events WebSocket could not be opened (each ends the attempt;
+/// the loop backs off and tries again).
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    /// The HTTP client could not be built (TLS set-up).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Asterisk answered the upgrade with 401.
+    #[error("ARI refused the credentials (401): check pbx.ari.user and the password")]
+    CredentialsRefused,
+    /// Refused, reset, or answered with another status.
+    #[error("WebSocket connect failed: {0}")]
+    Failed(awc::error::WsClientError),
+    /// No upgrade within connect + request timeouts.
+    #[error("WebSocket handshake timed out")]
+    TimedOut,
+}
+
+/// Opens the events WebSocket, the handshake bounded.
+async fn connect(s: &AriSettings) -> Result<Socket, ConnectError> {
+    let client = http_client(
         s.connect_timeout,
         s.connect_timeout + s.request_timeout,
         s.ws_url.starts_with("wss://"),
@@ -193,10 +329,10 @@ async fn connect(inner: &Inner) -> Result<Socket, String> {
     match handshake.await {
         Ok(Ok((_, socket))) => Ok(socket),
         Ok(Err(awc::error::WsClientError::InvalidResponseStatus(st))) if st.as_u16() == 401 => {
-            Err("ARI refused the credentials (401): check pbx.ari.user and the password".into())
+            Err(ConnectError::CredentialsRefused)
         }
-        Ok(Err(e)) => Err(format!("WebSocket connect failed: {e}")),
-        Err(_) => Err("WebSocket handshake timed out".into()),
+        Ok(Err(e)) => Err(ConnectError::Failed(e)),
+        Err(_) => Err(ConnectError::TimedOut),
     }
 }
 
@@ -213,19 +349,19 @@ enum Read {
 /// Reads the next frame, assembling continuations (bounded), answering
 /// pings and pinging on silence.
 async fn read_frame(
-    inner: &Inner,
+    link: &Link,
     socket: &mut Socket,
     last_rx: &mut Instant,
     last_ping: &mut Instant,
-    kick: u64,
+    restarts: u64,
 ) -> Read {
-    let s = &inner.settings;
+    let s = &link.settings;
     loop {
-        if inner.stopping.get() {
+        if link.control.is_stopping() {
             let _ = socket.send(Message::Close(None)).await;
             return Read::End(SessionEnd::Stopped);
         }
-        if inner.kick.get() != kick {
+        if link.control.restarts.get() != restarts {
             let _ = socket.send(Message::Close(None)).await;
             return Read::End(SessionEnd::Dropped("link closed by edgecc".into()));
         }
@@ -258,14 +394,14 @@ async fn read_frame(
         return match item {
             Frame::Text(b) => Read::Text(String::from_utf8_lossy(&b).into_owned()),
             Frame::Binary(_) => {
-                inner.stats.borrow_mut().frames_skipped += 1;
+                link.control.count(|c| c.frames_skipped += 1);
                 warn!("Binary frame from ARI skipped.");
                 Read::Nothing
             }
             Frame::Continuation(_) => {
                 // Asterisk sends each event in one frame; a fragmented
                 // frame is not an event edgecc can trust.
-                inner.stats.borrow_mut().frames_skipped += 1;
+                link.control.count(|c| c.frames_skipped += 1);
                 warn!("Fragmented ARI frame skipped.");
                 Read::Nothing
             }
@@ -284,15 +420,15 @@ async fn read_frame(
 }
 
 /// Parses a text frame; counts and logs what is skipped.
-fn parse(inner: &Inner, dedup: &mut Dedup, text: &str) -> Option<Envelope> {
+fn parse(control: &LinkControl, dedup: &mut Dedup, text: &str) -> Option<Envelope> {
     if dedup.duplicate(text) {
-        inner.stats.borrow_mut().frames_duplicate += 1;
+        control.count(|c| c.frames_duplicate += 1);
         return None;
     }
     match parse_event(text) {
         Ok(env) => Some(env),
         Err(e) => {
-            inner.stats.borrow_mut().frames_skipped += 1;
+            control.count(|c| c.frames_skipped += 1);
             let excerpt: String = text.chars().take(120).collect();
             warn!(error = %e, frame = %excerpt, "ARI frame skipped.");
             None
@@ -301,21 +437,21 @@ fn parse(inner: &Inner, dedup: &mut Dedup, text: &str) -> Option<Envelope> {
 }
 
 /// One connected session: reconcile, then events until it ends.
-async fn session(inner: &Rc<Inner>, mut socket: Socket, reported: &mut Option<bool>) -> SessionEnd {
-    let kick = inner.kick.get();
+async fn session(link: &Link, mut socket: Socket, reported: &mut Option<bool>) -> SessionEnd {
+    let restarts = link.control.restarts.get();
     let mut last_rx = Instant::now();
     let mut last_ping = Instant::now();
     let mut dedup = Dedup::new();
     let started = Instant::now();
     // Reconcile while buffering frames.
-    let fetch = fetch_picture(inner);
+    let fetch = fetch_picture(&link.rest);
     tokio::pin!(fetch);
     let mut buffered: Vec<String> = Vec::new();
     let mut buffered_bytes = 0usize;
     let picture = loop {
         tokio::select! {
             pic = &mut fetch => break pic,
-            r = read_frame(inner, &mut socket, &mut last_rx, &mut last_ping, kick) => match r {
+            r = read_frame(link, &mut socket, &mut last_rx, &mut last_ping, restarts) => match r {
                 // Too large to be an event: parsing would skip it anyway.
                 Read::Text(t) if t.len() > EVENT_FRAME_BYTES_MAX => {
                     warn!(bytes = t.len(), "Oversized ARI frame during the reconcile; skipped.");
@@ -340,51 +476,36 @@ async fn session(inner: &Rc<Inner>, mut socket: Socket, reported: &mut Option<bo
     };
     let envelopes: Vec<Envelope> = buffered
         .iter()
-        .filter_map(|t| parse(inner, &mut dedup, t))
+        .filter_map(|t| parse(&link.control, &mut dedup, t))
         .collect();
-    let starting: HashSet<String> = envelopes
-        .iter()
-        .filter_map(|e| match &e.event {
-            AriEvent::StasisStart { channel, .. } => Some(channel.id.clone()),
-            _ => None,
-        })
-        .collect();
-    let effects = inner
-        .state
-        .borrow_mut()
-        .reconcile(&channels, &bridges, &starting);
-    let mut replaced = Inner::apply(inner, effects);
-    for env in &envelopes {
-        let fx = inner.state.borrow_mut().on_event(env);
-        replaced |= Inner::apply(inner, fx);
-    }
-    if replaced {
+    let (flow, legs) = link
+        .sink
+        .clone()
+        .reconciled(&channels, &bridges, &envelopes);
+    if flow == Flow::Replaced {
         return SessionEnd::Replaced;
     }
-    {
-        let mut stats = inner.stats.borrow_mut();
-        stats.connects += 1;
-        stats.last_reconcile_us = started.elapsed().as_micros() as u64;
-        stats.last_reconcile_channels = channels.len();
-    }
-    let legs = inner.state.borrow().legs.len();
+    link.control.count(|c| {
+        c.connects += 1;
+        c.last_reconcile_us = started.elapsed().as_micros() as u64;
+        c.last_reconcile_channels = channels.len();
+    });
     info!(
         channels = channels.len(),
         legs,
         reconcile_ms = started.elapsed().as_millis() as u64,
         "PBX link up."
     );
-    inner.link_up.set(true);
+    link.control.up.set(true);
     *reported = Some(true);
-    inner.emit(PbxEvent::LinkUp);
+    link.sink.clone().link_changed(true);
     loop {
-        match read_frame(inner, &mut socket, &mut last_rx, &mut last_ping, kick).await {
+        match read_frame(link, &mut socket, &mut last_rx, &mut last_ping, restarts).await {
             Read::Text(t) => {
-                let Some(env) = parse(inner, &mut dedup, &t) else {
+                let Some(env) = parse(&link.control, &mut dedup, &t) else {
                     continue;
                 };
-                let fx = inner.state.borrow_mut().on_event(&env);
-                if Inner::apply(inner, fx) {
+                if link.sink.clone().event(&env) == Flow::Replaced {
                     return SessionEnd::Replaced;
                 }
             }
@@ -394,19 +515,23 @@ async fn session(inner: &Rc<Inner>, mut socket: Socket, reported: &mut Option<bo
     }
 }
 
+/// The channel ids a batch of buffered frames starts (their StasisStart
+/// is among them), so the reconcile does not hand them back as unknown.
+pub(crate) fn starting_channels(envelopes: &[Envelope]) -> HashSet<String> {
+    envelopes
+        .iter()
+        .filter_map(|e| match &e.event {
+            AriEvent::StasisStart { channel, .. } => Some(channel.id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `GET /channels` and `GET /bridges`.
-async fn fetch_picture(inner: &Inner) -> Result<(Vec<Channel>, Vec<Bridge>), String> {
+async fn fetch_picture(rest: &RestClient) -> Result<(Vec<Channel>, Vec<Bridge>), RestError> {
     use awc::http::Method;
-    let channels: Vec<serde_json::Value> = inner
-        .rest
-        .call_json(Method::GET, "/channels", &[])
-        .await
-        .map_err(|e| e.to_string())?;
-    let bridges: Vec<serde_json::Value> = inner
-        .rest
-        .call_json(Method::GET, "/bridges", &[])
-        .await
-        .map_err(|e| e.to_string())?;
+    let channels: Vec<serde_json::Value> = rest.call_json(Method::GET, "/channels", &[]).await?;
+    let bridges: Vec<serde_json::Value> = rest.call_json(Method::GET, "/bridges", &[]).await?;
     Ok((
         channels.iter().filter_map(channel_of).collect(),
         bridges.iter().filter_map(bridge_of).collect(),

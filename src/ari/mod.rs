@@ -14,20 +14,33 @@
 //! - [`rest`] — the REST client (awc, timeouts, Basic auth or `api_key`).
 //! - [`state`] — the pure picture of channels and bridges, the event rules
 //!   and the reconcile after a reconnect; unit-tested on real captures.
-//! - [`adapter`] — [`AriPbx`], the [`PbxPort`]: commands in per-call lanes,
-//!   effects, events out.
-//! - [`link`] — the WebSocket: connect, reconcile, read, reconnect with
-//!   full-jitter backoff.
+//! - [`adapter`] — [`AriPbx`], the [`PbxPort`]: a thin handle that builds
+//!   and starts the two owners below.
+//! - `calls` — the owner of the call picture: [`state`] plus the per-call
+//!   lanes that run commands and effects, and the events out.
+//! - `commands` — each [`PbxCommand`](edgecc_actors::PbxCommand) as ARI
+//!   requests; `steps` — the REST steps they are made of (originate,
+//!   bridge, hang up …); `effects` — the REST work events ask for.
+//! - [`link`] — the owner of the WebSocket: connect, reconcile, read,
+//!   reconnect with full-jitter backoff; it hands what it reads to `calls`
+//!   and shares only its switches (`LinkControl`).
+//!
+//! The HTTP client and the password file come from [`crate::net`], which
+//! the CRM adapters use too.
 //!
 //! [`PbxPort`]: edgecc_actors::PbxPort
 
 pub mod adapter;
+mod calls;
 pub mod classify;
+mod commands;
+mod effects;
 pub mod events;
 pub mod link;
 pub mod rest;
 pub mod settings;
 pub mod state;
+mod steps;
 
 pub use adapter::{AriPbx, AriStats};
 pub use settings::{AriConfig, AriSettings};

@@ -10,6 +10,7 @@ use awc::http::Method;
 use serde::de::DeserializeOwned;
 
 use super::settings::{AriAuth, AriSettings};
+use crate::net::{http_client, ClientError};
 
 /// Largest answer body read: `GET /channels` with a few thousand channels
 /// is a few MB.
@@ -44,6 +45,17 @@ impl RestError {
     }
 }
 
+/// Why `edgecc check-config --probe` could not reach Asterisk.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The HTTP client could not be built (TLS set-up).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Asterisk did not answer, or refused.
+    #[error(transparent)]
+    Rest(#[from] RestError),
+}
+
 /// The REST side of the ARI link.
 #[derive(Clone)]
 pub struct RestClient {
@@ -68,13 +80,9 @@ pub fn encode_segment(s: &str) -> String {
 
 impl RestClient {
     /// A client for `settings` (no connection is made yet).
-    pub fn new(settings: Arc<AriSettings>) -> Result<RestClient, String> {
+    pub fn new(settings: Arc<AriSettings>) -> Result<RestClient, ClientError> {
         let https = settings.url.starts_with("https://");
-        let client = crate::crm::webhook::http_client(
-            settings.connect_timeout,
-            settings.request_timeout,
-            https,
-        )?;
+        let client = http_client(settings.connect_timeout, settings.request_timeout, https)?;
         Ok(RestClient { client, settings })
     }
 

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::SettingError;
+
 /// Default ARI connect timeout, ms: Asterisk is on the LAN or the same box.
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 2_000;
 /// Default whole-request timeout, ms: an ARI command answers in
@@ -257,9 +259,9 @@ fn duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Err
     s.serialize_u64(d.as_millis() as u64)
 }
 
-/// Checks `[pbx.ari]` and reads the password file. Errors are
-/// `(dotted key, message)`.
-pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
+/// Checks `[pbx.ari]` and reads the password file. Errors name the
+/// dotted key.
+pub fn resolve(raw: &AriConfig) -> Result<AriSettings, SettingError> {
     let key = |k: &str| format!("pbx.ari.{k}");
     let url = raw.url.trim_end_matches('/').to_string();
     let ws_url = if let Some(rest) = url.strip_prefix("http://") {
@@ -267,8 +269,8 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
     } else if let Some(rest) = url.strip_prefix("https://") {
         format!("wss://{rest}/events")
     } else {
-        return Err((
-            key("url"),
+        return Err(SettingError::new(
+            &key("url"),
             format!("{:?} must start with http:// or https://", raw.url),
         ));
     };
@@ -279,8 +281,8 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
         .and_then(|u| u.host())
         .is_none_or(str::is_empty)
     {
-        return Err((
-            key("url"),
+        return Err(SettingError::new(
+            &key("url"),
             format!("{:?} is not a URL with a host", raw.url),
         ));
     }
@@ -291,8 +293,8 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     if !name_ok(&raw.app) {
-        return Err((
-            key("app"),
+        return Err(SettingError::new(
+            &key("app"),
             format!(
                 "{:?} is not an application name: 1 to 64 letters, digits, '-', '_' or '.'",
                 raw.app
@@ -300,70 +302,62 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
         ));
     }
     if raw.user.is_empty() || raw.user.contains(':') {
-        return Err((key("user"), "must be a non-empty name without ':'".into()));
+        return Err(SettingError::new(
+            &key("user"),
+            "must be a non-empty name without ':'",
+        ));
     }
     let password = match (&raw.password, &raw.password_file) {
         (Some(_), Some(_)) => {
-            return Err((
-                key("password_file"),
-                "give either password or password_file, not both".into(),
+            return Err(SettingError::new(
+                &key("password_file"),
+                "give either password or password_file, not both",
             ))
         }
-        (None, None) => return Err((key("password_file"), "is needed (or password)".into())),
-        (Some(p), None) => p.clone(),
-        (None, Some(path)) => {
-            let k = key("password_file");
-            crate::crm::webhook::read_secret_text(&k, path).map_err(|m| {
-                let prefix = format!("key `{k}`: ");
-                let m = m.strip_prefix(&prefix).unwrap_or(&m).to_string();
-                (k.clone(), m)
-            })?
+        (None, None) => {
+            return Err(SettingError::new(
+                &key("password_file"),
+                "is needed (or password)",
+            ))
         }
+        (Some(p), None) => p.clone(),
+        (None, Some(path)) => crate::net::read_secret_text(&key("password_file"), path)?,
     };
     if password.is_empty() {
-        return Err((key("password"), "is empty".into()));
+        return Err(SettingError::new(&key("password"), "is empty"));
     }
     let auth = match raw.auth.as_str() {
         "basic" => AriAuth::Basic,
         "api_key" => AriAuth::ApiKey,
         other => {
-            return Err((
-                key("auth"),
+            return Err(SettingError::new(
+                &key("auth"),
                 format!("{other:?} is not an auth mode: use \"basic\" or \"api_key\""),
             ))
         }
     };
-    let timeout = |k: &str, ms: u64| {
-        if ms == 0 || ms > TIMEOUT_MS_MAX {
-            Err((
-                key(k),
-                format!("{ms} ms is outside 1..={TIMEOUT_MS_MAX} ms"),
-            ))
-        } else {
-            Ok(Duration::from_millis(ms))
-        }
-    };
+    let timeout = |k: &str, ms: u64| crate::net::check_timeout(&key(k), ms, TIMEOUT_MS_MAX);
     let connect_timeout = timeout("connect_timeout_ms", raw.connect_timeout_ms)?;
     let request_timeout = timeout("request_timeout_ms", raw.request_timeout_ms)?;
     let ping_interval = timeout("ping_interval_ms", raw.ping_interval_ms)?;
     let link_idle_timeout = timeout("link_idle_timeout_ms", raw.link_idle_timeout_ms)?;
     if link_idle_timeout <= ping_interval {
-        return Err((
-            key("link_idle_timeout_ms"),
-            "must be longer than ping_interval_ms".into(),
+        return Err(SettingError::new(
+            &key("link_idle_timeout_ms"),
+            "must be longer than ping_interval_ms",
         ));
     }
     if raw.reconnect_backoff_base_ms == 0 || raw.reconnect_backoff_base_ms > 10_000 {
-        return Err((
-            key("reconnect_backoff_base_ms"),
+        return Err(SettingError::new(
+            &key("reconnect_backoff_base_ms"),
             format!("{} is outside 1..=10000", raw.reconnect_backoff_base_ms),
         ));
     }
     if raw.reconnect_backoff_cap_ms < raw.reconnect_backoff_base_ms
         || raw.reconnect_backoff_cap_ms > 60_000
     {
-        return Err((
-            key("reconnect_backoff_cap_ms"),
+        return Err(SettingError::new(
+            &key("reconnect_backoff_cap_ms"),
             format!(
                 "{} must be at least reconnect_backoff_base_ms and at most 60000",
                 raw.reconnect_backoff_cap_ms
@@ -371,20 +365,20 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
         ));
     }
     if !raw.moh_class.is_empty() && !name_ok(&raw.moh_class) {
-        return Err((
-            key("moh_class"),
+        return Err(SettingError::new(
+            &key("moh_class"),
             format!("{:?} is not a class name", raw.moh_class),
         ));
     }
     if !name_ok(&raw.redirect_context) {
-        return Err((
-            key("redirect_context"),
+        return Err(SettingError::new(
+            &key("redirect_context"),
             format!("{:?} is not a dialplan context name", raw.redirect_context),
         ));
     }
     if !raw.outbound_endpoint.contains("{number}") || !raw.outbound_endpoint.contains('/') {
-        return Err((
-            key("outbound_endpoint"),
+        return Err(SettingError::new(
+            &key("outbound_endpoint"),
             format!(
                 "{:?} must be a dial string with {{number}}, e.g. \"PJSIP/{{number}}@trunk\"",
                 raw.outbound_endpoint
@@ -401,8 +395,8 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, (String, String)> {
                 Some((n.trim().to_string(), v.trim().to_string()))
             }
             _ => {
-                return Err((
-                    key("auto_answer_header"),
+                return Err(SettingError::new(
+                    &key("auto_answer_header"),
                     format!("{:?} is not \"Name: value\"", raw.auto_answer_header),
                 ))
             }
@@ -500,7 +494,7 @@ mod tests {
         for (change, key) in cases {
             let mut r = raw();
             change(&mut r);
-            let (k, m) = resolve(&r).unwrap_err();
+            let SettingError { key: k, message: m } = resolve(&r).unwrap_err();
             assert_eq!(k, key, "{m}");
         }
     }

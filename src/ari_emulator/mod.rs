@@ -7,6 +7,10 @@
 //! behaviour (no replay, calls in Stasis survive a disconnect, a call that
 //! reaches `Stasis()` with no WebSocket fails at once).
 //!
+//! Test tooling, not product: it is compiled only with the `emulators`
+//! cargo feature, which the test and bench targets turn on (see
+//! Cargo.toml); `cargo build --release` leaves it out.
+//!
 //! # Layout
 //!
 //! - [`AriEmulator`] — start it, drive the far ends (callers, phones),

@@ -1,12 +1,16 @@
-//! CRM synchronisation: the port every CRM adapter implements, the adapters
-//! (webhook, ServiceNow), the sync worker that drains the outbox into one of
-//! them, and a CRM emulator for tests and the demo.
+//! The CRM side: the port every CRM adapter implements, the adapters
+//! (webhook, ServiceNow) as peers over one transport, the sync worker that
+//! drains the outbox into one of them, and the CRM emulator (`edgecc
+//! crm-emulator`, the demo and the tests).
 //!
 //! # Layout
 //!
 //! - this file — [`CrmAdapter`], [`Outcome`]: what an adapter answers for
-//!   each record, classified once so the sync worker has one rule for all
-//!   CRMs.
+//!   each record; [`AdapterError`]: why one could not be built.
+//! - [`transport`] — request/answer plumbing every adapter shares: the
+//!   bounded exchange, `Retry-After`, excerpts, and the one classification
+//!   of a status into delivered / retry / hold / permanent. The HTTP client
+//!   and secret files come from [`crate::net`].
 //! - [`wire`] — the JSON document every adapter derives from a record.
 //! - [`webhook`] — POST JSON with `Idempotency-Key` and an HMAC signature.
 //! - [`servicenow`] — Import Set (upsert) and Table API modes.
@@ -17,6 +21,7 @@
 pub mod emulator;
 pub mod servicenow;
 pub mod sync;
+pub mod transport;
 pub mod webhook;
 pub mod wire;
 
@@ -25,6 +30,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use edgecc_storage::Record;
+
+use crate::net::{ClientError, SettingError};
 
 /// A boxed future that need not be `Send` (adapters run on the actix
 /// arbiter, whose HTTP client is single-threaded).
@@ -78,15 +85,13 @@ pub trait CrmAdapter {
     fn deliver(&self, records: Vec<Record>) -> LocalBoxFuture<'_, Vec<Outcome>>;
 }
 
-/// Longest excerpt of a CRM's answer kept in a dead letter or log line.
-pub const ANSWER_EXCERPT_BYTES_MAX: usize = 512;
-
-/// The first [`ANSWER_EXCERPT_BYTES_MAX`] bytes of an answer body, as text.
-pub fn excerpt(body: &[u8]) -> String {
-    let cut = &body[..body.len().min(ANSWER_EXCERPT_BYTES_MAX)];
-    let mut text = String::from_utf8_lossy(cut).into_owned();
-    if body.len() > ANSWER_EXCERPT_BYTES_MAX {
-        text.push('…');
-    }
-    text
+/// Why an adapter could not be built from its config section.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// A key is wrong or its secret file unreadable; names the key.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// The HTTP client could not be built (TLS set-up).
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
 use super::{CrmAdapter, Outcome};
+use crate::net::SettingError;
 
 /// How often the worker looks for records that became ready (retry times
 /// passing, appends it was not told about), in ms.
@@ -85,8 +86,8 @@ impl Default for SyncConfig {
 
 impl SyncConfig {
     /// Checks ranges; the error names the key (under `crm.`).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |k: &str, m: String| Err((format!("crm.{k}"), m));
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let bad = |k: &str, m: String| Err(SettingError::new(&format!("crm.{k}"), m));
         if self.concurrency == 0 || self.concurrency > CONCURRENCY_MAX {
             return bad(
                 "concurrency",

@@ -22,7 +22,7 @@ use edgecc_storage::BackupSummary;
 
 use super::admin;
 use crate::config::Config;
-use crate::crm::webhook::SECRET_FILE_BYTES_MAX;
+use crate::net::SECRET_FILE_BYTES_MAX;
 use crate::system::storage::{open_storage, storage_config};
 
 /// `edgecc check-config FILE`: exit 0 and the redacted configuration, or

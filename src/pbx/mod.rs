@@ -52,7 +52,9 @@ pub fn resolve(raw: &RawPbx) -> Result<PbxKind, (String, String)> {
         (None | Some("sim"), Some(_)) => {
             err("pbx.ari", "is only used with kind = \"ari\" in [pbx]")
         }
-        (Some("ari"), Some(ari)) => Ok(PbxKind::Ari(Box::new(crate::ari::settings::resolve(ari)?))),
+        (Some("ari"), Some(ari)) => Ok(PbxKind::Ari(Box::new(
+            crate::ari::settings::resolve(ari).map_err(|e| (e.key, e.message))?,
+        ))),
         (Some("ari"), None) => err("pbx.kind", "kind = \"ari\" needs a [pbx.ari] table"),
         (Some(other), _) => Err((
             "pbx.kind".to_string(),
@@ -72,7 +74,7 @@ pub enum PbxAdapter {
 impl PbxAdapter {
     /// The adapter `kind` names, with its settings; the simulated PBX is
     /// started on the current actix system, seeded with `seed`.
-    pub fn from_kind(kind: &PbxKind, seed: u64) -> Result<PbxAdapter, String> {
+    pub fn from_kind(kind: &PbxKind, seed: u64) -> Result<PbxAdapter, crate::net::ClientError> {
         Ok(match kind {
             PbxKind::Sim => PbxAdapter::Sim(SimPbx::new(seed).start()),
             PbxKind::Ari(settings) => PbxAdapter::Ari(AriPbx::new((**settings).clone())?),

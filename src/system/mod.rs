@@ -70,11 +70,11 @@ pub enum SystemError {
     Tree(#[from] TreeError),
     /// The CRM adapter's settings are wrong (names the key) or its secret
     /// file cannot be read.
-    #[error("{0}")]
-    Crm(String),
+    #[error(transparent)]
+    Crm(#[from] crate::crm::AdapterError),
     /// The PBX adapter could not be set up (ARI client settings).
     #[error("pbx: {0}")]
-    Pbx(String),
+    Pbx(#[from] crate::net::ClientError),
     /// The contact-center configuration was refused by the actors.
     #[error("contact center: {}", .0.join("; "))]
     ContactCenter(Vec<String>),

@@ -1,0 +1,325 @@
+//! [`Calls`]: the adapter's one owner of the call picture. It holds the
+//! legs and bridges ([`AriState`], pure), runs each call's commands and
+//! effects in order in that call's *lane* (different calls run in
+//! parallel), delivers [`PbxEvent`]s to the registry, and takes what the
+//! link reads ([`LinkSink`]). It reads and steers the link only through
+//! [`LinkControl`]; the link never touches the picture.
+//!
+//! Everything runs on the actix system's one thread; lanes are tasks that
+//! borrow the picture between awaits, never across one.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Recipient;
+use edgecc_actors::ports::{LocalBoxFuture, PbxCommand, PbxError, PbxEvent};
+use tokio::sync::oneshot;
+use tracing::{debug, info};
+
+use super::events::{Bridge, Channel, Envelope};
+use super::link::{starting_channels, Flow, LinkControl, LinkSink};
+use super::rest::RestClient;
+use super::settings::AriSettings;
+use super::state::{call_of_bridge, call_of_leg, AriState, Effect};
+
+/// How long after a reconcile unknown channels are checked again before
+/// being handed back (their StasisStart may still be on its way).
+pub const ORPHAN_CHECK_DELAY: Duration = Duration::from_secs(2);
+
+/// Counters of the command side, merged into [`super::AriStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandStats {
+    /// Commands received.
+    pub commands: u64,
+    /// Commands refused at once because the link was down.
+    pub link_down_refusals: u64,
+}
+
+/// The call picture and the lanes that change it.
+pub(crate) struct Calls {
+    /// Timeouts, media and dialplan names the commands use.
+    pub settings: Arc<AriSettings>,
+    /// Where commands and effects send their requests.
+    pub rest: RestClient,
+    /// The link's switches: commands run only while it is up, and a REST
+    /// failure that leaves the picture in doubt restarts it.
+    pub link: Rc<LinkControl>,
+    /// The legs and bridges as edgecc knows them (pure; events and
+    /// reconciles change it, and so do the commands' own steps).
+    pub state: RefCell<AriState>,
+    /// The registry, once connected; events before it are dropped (logged).
+    events: RefCell<Option<Recipient<PbxEvent>>>,
+    /// Lanes by call id: one call's jobs in order, one runner each.
+    lanes: RefCell<HashMap<String, Lane>>,
+    /// Command counters.
+    stats: Cell<CommandStats>,
+    /// Playback ids minted so far (each announcement gets its own).
+    playback_seq: Cell<u64>,
+}
+
+/// One unit of work in a call's lane.
+enum Job {
+    /// A command from the actors, with where its result goes.
+    Command(PbxCommand, oneshot::Sender<Result<(), PbxError>>),
+    /// Work that followed from an event.
+    Effect(Effect),
+}
+
+/// A call's commands, run one at a time.
+#[derive(Default)]
+struct Lane {
+    /// Waiting jobs.
+    jobs: VecDeque<Job>,
+    /// A runner task is draining `jobs`.
+    running: bool,
+}
+
+/// The lane of a command: the call its ids belong to.
+fn lane_of(cmd: &PbxCommand) -> String {
+    match cmd {
+        PbxCommand::Conference { bridge_id, .. } | PbxCommand::DestroyBridge { bridge_id } => {
+            call_of_bridge(bridge_id.as_str())
+        }
+        PbxCommand::Snoop { snoop_leg_id, .. } => call_of_leg(snoop_leg_id.as_str()),
+        other => other
+            .leg()
+            .map(|l| call_of_leg(l.as_str()))
+            .unwrap_or_default(),
+    }
+}
+
+impl Calls {
+    /// The owner of the call picture for `settings`, steering `link`.
+    pub fn new(settings: Arc<AriSettings>, rest: RestClient, link: Rc<LinkControl>) -> Calls {
+        Calls {
+            state: RefCell::new(AriState::new(&settings.app)),
+            settings,
+            rest,
+            link,
+            events: RefCell::new(None),
+            lanes: RefCell::new(HashMap::new()),
+            stats: Cell::new(CommandStats::default()),
+            playback_seq: Cell::new(0),
+        }
+    }
+
+    /// Changes the command counters.
+    fn count(&self, f: impl FnOnce(&mut CommandStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// A command from the actors: refused at once while the link is down,
+    /// else queued in its call's lane; the answer comes when it ran.
+    pub fn send(
+        this: &Rc<Calls>,
+        cmd: PbxCommand,
+    ) -> LocalBoxFuture<'static, Result<(), PbxError>> {
+        this.count(|c| c.commands += 1);
+        if !this.link.is_up() {
+            this.refuse_while_down(&cmd);
+            return Box::pin(async { Err(PbxError::LinkDown) });
+        }
+        let (tx, rx) = oneshot::channel();
+        let lane = lane_of(&cmd);
+        Calls::enqueue(this, lane, Job::Command(cmd, tx));
+        Box::pin(async move { rx.await.unwrap_or(Err(PbxError::LinkDown)) })
+    }
+
+    /// Delivers an event to the registry.
+    pub fn emit(&self, ev: PbxEvent) {
+        match self.events.borrow().as_ref() {
+            // `do_send` as the simulated PBX does: a PBX fact is never
+            // dropped for a full mailbox.
+            Some(r) => r.do_send(ev),
+            None => debug!(event = ?ev, "No registry yet; PBX event dropped."),
+        }
+    }
+
+    /// A command arrived while the link is down: refuse it, but remember a
+    /// hang-up (and a bridge to destroy) for after the reconnect.
+    fn refuse_while_down(&self, cmd: &PbxCommand) {
+        self.count(|c| c.link_down_refusals += 1);
+        let mut st = self.state.borrow_mut();
+        match cmd {
+            PbxCommand::Hangup { leg_id, cause } => {
+                if let Some(leg) = st.legs.get_mut(leg_id.as_str()) {
+                    leg.hangup_requested.get_or_insert(*cause);
+                    info!(leg_id = %leg_id, "Hang-up asked while the PBX link is down; done after the reconnect.");
+                }
+            }
+            PbxCommand::DestroyBridge { bridge_id }
+                if st.bridges.contains_key(bridge_id.as_str()) =>
+            {
+                st.bridges_to_destroy.insert(bridge_id.0.clone());
+            }
+            _ => {}
+        }
+        debug!(cmd = ?cmd, "PBX command refused: link down.");
+    }
+
+    /// Queues `job` in `lane`, starting the lane's runner if idle.
+    fn enqueue(this: &Rc<Calls>, lane: String, job: Job) {
+        let start = {
+            let mut lanes = this.lanes.borrow_mut();
+            let l = lanes.entry(lane.clone()).or_default();
+            l.jobs.push_back(job);
+            !std::mem::replace(&mut l.running, true)
+        };
+        if start {
+            let calls = this.clone();
+            actix_rt::spawn(async move {
+                loop {
+                    let job = {
+                        let mut lanes = calls.lanes.borrow_mut();
+                        match lanes.get_mut(&lane).and_then(|l| l.jobs.pop_front()) {
+                            Some(j) => j,
+                            None => {
+                                lanes.remove(&lane);
+                                break;
+                            }
+                        }
+                    };
+                    match job {
+                        Job::Command(cmd, tx) => {
+                            let r = if calls.link.is_up() {
+                                calls.execute(cmd.clone()).await
+                            } else {
+                                calls.refuse_while_down(&cmd);
+                                Err(PbxError::LinkDown)
+                            };
+                            if let Err(e) = &r {
+                                debug!(cmd = ?cmd, error = %e, "PBX command failed.");
+                            }
+                            let _ = tx.send(r);
+                        }
+                        Job::Effect(fx) => calls.effect(fx).await,
+                    }
+                }
+            });
+        }
+    }
+
+    /// Carries out the effects of an event: events go out now (in order),
+    /// REST work into the lane of its call.
+    pub fn apply(this: &Rc<Calls>, effects: Vec<Effect>) -> Flow {
+        let mut flow = Flow::Continue;
+        for fx in effects {
+            match fx {
+                Effect::Emit(ev) => this.emit(ev),
+                Effect::Replaced => flow = Flow::Replaced,
+                Effect::CheckOrphans { channels, bridges } => {
+                    let calls = this.clone();
+                    actix_rt::spawn(async move {
+                        actix_rt::time::sleep(ORPHAN_CHECK_DELAY).await;
+                        calls.check_orphans(channels, bridges).await;
+                    });
+                }
+                other => {
+                    let lane = match &other {
+                        Effect::HangupChannel { channel, .. }
+                        | Effect::ContinueChannel { channel }
+                        | Effect::JoinBridge { channel, .. } => call_of_leg(channel),
+                        Effect::BridgeSpy { supervisor, .. } => call_of_leg(supervisor),
+                        Effect::DestroyBridge { bridge } => call_of_bridge(bridge),
+                        Effect::DialCustomer { customer, .. } => call_of_leg(customer),
+                        _ => String::new(),
+                    };
+                    Calls::enqueue(this, lane, Job::Effect(other));
+                }
+            }
+        }
+        flow
+    }
+
+    /// Sets where events go (the registry).
+    pub fn connect_events(&self, recipient: Recipient<PbxEvent>) {
+        *self.events.borrow_mut() = Some(recipient);
+    }
+
+    /// A copy of the command counters.
+    pub fn stats(&self) -> CommandStats {
+        self.stats.get()
+    }
+
+    /// The next playback id of leg `leg`.
+    pub fn next_playback_id(&self, leg: &str) -> String {
+        let n = self.playback_seq.get() + 1;
+        self.playback_seq.set(n);
+        format!("{leg}~pb{n}")
+    }
+}
+
+impl LinkSink for Calls {
+    fn reconciled(
+        self: Rc<Self>,
+        channels: &[Channel],
+        bridges: &[Bridge],
+        buffered: &[Envelope],
+    ) -> (Flow, usize) {
+        let starting = starting_channels(buffered);
+        let effects = self
+            .state
+            .borrow_mut()
+            .reconcile(channels, bridges, &starting);
+        let mut flow = Calls::apply(&self, effects);
+        for env in buffered {
+            let fx = self.state.borrow_mut().on_event(env);
+            if Calls::apply(&self, fx) == Flow::Replaced {
+                flow = Flow::Replaced;
+            }
+        }
+        let legs = self.state.borrow().legs.len();
+        (flow, legs)
+    }
+
+    fn event(self: Rc<Self>, envelope: &Envelope) -> Flow {
+        let fx = self.state.borrow_mut().on_event(envelope);
+        Calls::apply(&self, fx)
+    }
+
+    fn link_changed(self: Rc<Self>, up: bool) {
+        self.emit(if up {
+            PbxEvent::LinkUp
+        } else {
+            PbxEvent::LinkDown
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgecc_actors::ids::BridgeId;
+    use edgecc_actors::{HangupCause, LegId};
+
+    /// Every command's lane is its call, so one call's commands stay in
+    /// order while calls run in parallel.
+    #[test]
+    fn commands_run_in_their_call_lane() {
+        let l = LegId::new("c1~4");
+        assert_eq!(
+            lane_of(&PbxCommand::Hangup {
+                leg_id: l.clone(),
+                cause: HangupCause::Normal
+            }),
+            "c1"
+        );
+        assert_eq!(
+            lane_of(&PbxCommand::DestroyBridge {
+                bridge_id: BridgeId::consult(&"c1".into())
+            }),
+            "c1"
+        );
+        assert_eq!(
+            lane_of(&PbxCommand::Answer {
+                leg_id: LegId::new("c1")
+            }),
+            "c1"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! `[crm.servicenow]` as written ([`ServiceNowConfig`]) and its name
+//! checks: the instance, the mode, the credentials (file paths only) and
+//! the table and field names of both modes.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::super::transport::{CONNECT_TIMEOUT_MS_DEFAULT, REQUEST_TIMEOUT_MS_DEFAULT};
+use crate::net::SettingError;
+
+/// Longest table or field name accepted (ServiceNow's column-name limit).
+pub const NAME_BYTES_MAX: usize = 80;
+/// Longest field prefix accepted.
+pub const PREFIX_BYTES_MAX: usize = 40;
+
+/// How records reach the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceNowMode {
+    /// Import Set staging tables with coalescing transform maps (upserts).
+    ImportSet,
+    /// The Table API directly: lookup-before-create, PATCH by sys_id.
+    Table,
+}
+
+/// How the adapter authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceNowAuth {
+    /// HTTP Basic with `user` and `password_file`.
+    Basic,
+    /// OAuth 2 password grant: `oauth_client_id`, `oauth_client_secret_file`,
+    /// `user`, `password_file`.
+    OauthPassword,
+    /// OAuth 2 client-credentials grant: `oauth_client_id`,
+    /// `oauth_client_secret_file`.
+    OauthClientCredentials,
+}
+
+/// `[crm.servicenow]`: the instance, the mode, the credentials and the
+/// table and field names. Secrets are file paths only.
+///
+/// ```toml
+/// [crm.servicenow]
+/// instance_url = "https://acme.service-now.com"
+/// mode = "import_set"                 # or "table"
+/// auth = "basic"                      # or "oauth_password", "oauth_client_credentials"
+/// user = "edgecc.integration"
+/// password_file = "/run/credentials/edgecc.service/servicenow_password"
+/// # oauth_client_id = "…"
+/// # oauth_client_secret_file = "/run/credentials/edgecc.service/servicenow_client_secret"
+/// connect_timeout_ms = 5000
+/// request_timeout_ms = 10000
+/// import_table_interaction = "u_edgecc_interaction_import"
+/// import_table_phone_log = "u_edgecc_phone_log_import"
+/// import_table_work_item = "u_edgecc_work_item_import"
+/// import_correlation_field = "u_correlation_id"
+/// import_sequence_field = "u_sequence"
+/// import_field_prefix = "u_"
+/// table_interaction = "interaction"
+/// table_phone_log = "sn_open_frame_phone_log"
+/// table_work_item = "task"
+/// table_correlation_field = "correlation_id"
+/// table_interaction_key_field = "correlation_display"
+/// table_field_prefix = ""
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceNowConfig {
+    /// The instance's base URL, e.g. `https://acme.service-now.com`.
+    pub instance_url: String,
+    /// Import Set (upserts, needs staging tables) or Table API.
+    #[serde(default = "mode_default")]
+    pub mode: ServiceNowMode,
+    /// Basic or one of the OAuth 2 grants.
+    #[serde(default = "auth_default")]
+    pub auth: ServiceNowAuth,
+    /// Integration user (Basic and the OAuth password grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// File holding the user's password (Basic, OAuth password grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// OAuth application client id (System OAuth > Application Registry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client_id: Option<String>,
+    /// File holding the OAuth client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client_secret_file: Option<PathBuf>,
+    /// TCP + TLS connect timeout, ms.
+    #[serde(default = "connect_timeout_ms_default")]
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout (including reading the answer), ms.
+    #[serde(default = "request_timeout_ms_default")]
+    pub request_timeout_ms: u64,
+    /// Staging table for `interaction.create` and `interaction.update`.
+    #[serde(default = "import_table_interaction_default")]
+    pub import_table_interaction: String,
+    /// Staging table for `phone_log.create`.
+    #[serde(default = "import_table_phone_log_default")]
+    pub import_table_phone_log: String,
+    /// Staging table for `work_item.create`.
+    #[serde(default = "import_table_work_item_default")]
+    pub import_table_work_item: String,
+    /// Staging field carrying the correlation id (the coalesce field of the
+    /// phone-log and work-item transform maps).
+    #[serde(default = "import_correlation_field_default")]
+    pub import_correlation_field: String,
+    /// Staging field carrying the outbox sequence (for the update check).
+    #[serde(default = "import_sequence_field_default")]
+    pub import_sequence_field: String,
+    /// Prefix of every other staging field (`u_` for custom columns).
+    #[serde(default = "import_field_prefix_default")]
+    pub import_field_prefix: String,
+    /// Table mode: the interaction table.
+    #[serde(default = "table_interaction_default")]
+    pub table_interaction: String,
+    /// Table mode: the phone log table.
+    #[serde(default = "table_phone_log_default")]
+    pub table_phone_log: String,
+    /// Table mode: the work item table.
+    #[serde(default = "table_work_item_default")]
+    pub table_work_item: String,
+    /// Table mode: the field holding our correlation id on every table
+    /// (`correlation_id` exists on every task-derived table).
+    #[serde(default = "table_correlation_field_default")]
+    pub table_correlation_field: String,
+    /// Table mode: the interaction field holding our interaction key, used
+    /// to find the interaction for an update when no sys_id is stored.
+    #[serde(default = "table_interaction_key_field_default")]
+    pub table_interaction_key_field: String,
+    /// Table mode: prefix of the data fields (empty: data keys are the
+    /// table's own field names; the Table API ignores unknown fields).
+    #[serde(default)]
+    pub table_field_prefix: String,
+}
+
+fn mode_default() -> ServiceNowMode {
+    ServiceNowMode::ImportSet
+}
+fn auth_default() -> ServiceNowAuth {
+    ServiceNowAuth::Basic
+}
+fn connect_timeout_ms_default() -> u64 {
+    CONNECT_TIMEOUT_MS_DEFAULT
+}
+fn request_timeout_ms_default() -> u64 {
+    REQUEST_TIMEOUT_MS_DEFAULT
+}
+fn import_table_interaction_default() -> String {
+    "u_edgecc_interaction_import".into()
+}
+fn import_table_phone_log_default() -> String {
+    "u_edgecc_phone_log_import".into()
+}
+fn import_table_work_item_default() -> String {
+    "u_edgecc_work_item_import".into()
+}
+fn import_correlation_field_default() -> String {
+    "u_correlation_id".into()
+}
+fn import_sequence_field_default() -> String {
+    "u_sequence".into()
+}
+fn import_field_prefix_default() -> String {
+    "u_".into()
+}
+fn table_interaction_default() -> String {
+    "interaction".into()
+}
+fn table_phone_log_default() -> String {
+    "sn_open_frame_phone_log".into()
+}
+fn table_work_item_default() -> String {
+    "task".into()
+}
+fn table_correlation_field_default() -> String {
+    "correlation_id".into()
+}
+fn table_interaction_key_field_default() -> String {
+    "correlation_display".into()
+}
+
+impl ServiceNowConfig {
+    /// A config with every default, for `instance_url`.
+    pub fn with_instance(instance_url: &str) -> ServiceNowConfig {
+        ServiceNowConfig {
+            instance_url: instance_url.to_string(),
+            mode: mode_default(),
+            auth: auth_default(),
+            user: None,
+            password_file: None,
+            oauth_client_id: None,
+            oauth_client_secret_file: None,
+            connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
+            request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
+            import_table_interaction: import_table_interaction_default(),
+            import_table_phone_log: import_table_phone_log_default(),
+            import_table_work_item: import_table_work_item_default(),
+            import_correlation_field: import_correlation_field_default(),
+            import_sequence_field: import_sequence_field_default(),
+            import_field_prefix: import_field_prefix_default(),
+            table_interaction: table_interaction_default(),
+            table_phone_log: table_phone_log_default(),
+            table_work_item: table_work_item_default(),
+            table_correlation_field: table_correlation_field_default(),
+            table_interaction_key_field: table_interaction_key_field_default(),
+            table_field_prefix: String::new(),
+        }
+    }
+}
+
+/// Checks a ServiceNow table/field name (or prefix when `prefix`).
+pub(super) fn check_name(key: &str, name: &str, prefix: bool) -> Result<(), SettingError> {
+    let max = if prefix {
+        PREFIX_BYTES_MAX
+    } else {
+        NAME_BYTES_MAX
+    };
+    let ok = (prefix || !name.is_empty())
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SettingError::new(
+            &format!("crm.servicenow.{key}"),
+            format!("`{name}` must be 1..={max} characters of a-z, 0-9 and _"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names are checked and the errors name the key; omitted keys take
+    /// their defaults; unknown keys are refused.
+    #[test]
+    fn names_and_defaults() {
+        let e = check_name("table_work_item", "Bad Table", false).unwrap_err();
+        assert_eq!(e.key, "crm.servicenow.table_work_item");
+        assert!(check_name("table_field_prefix", "", true).is_ok());
+        assert!(check_name("table_work_item", "", false).is_err());
+        let parsed: ServiceNowConfig =
+            toml::from_str("instance_url = \"https://x\"\nmode = \"table\"").unwrap();
+        assert_eq!(parsed.mode, ServiceNowMode::Table);
+        assert_eq!(parsed.table_phone_log, "sn_open_frame_phone_log");
+        assert!(
+            toml::from_str::<ServiceNowConfig>("instance_url = \"x\"\npassword = \"p\"").is_err()
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The `servicenow` CRM adapter, in two modes.
+//!
+//! # `import_set` (preferred)
+//!
+//! Every record is one POST to an Import Set staging table,
+//! `/api/now/import/{staging_table}` (one staging table per record kind).
+//! The row is flat and all strings:
+//!
+//! ```text
+//! {
+//!   "u_correlation_id": "edge-01:c-42:interaction.update:7",  // import_correlation_field
+//!   "u_kind": "interaction.update",                           // <prefix>kind
+//!   "u_interaction": "c-42",                                  // <prefix>interaction
+//!   "u_sequence": "1234",                                     // import_sequence_field
+//!   "u_created_at": "2026-11-21T16:35:19.394Z",               // <prefix>created_at
+//!   "u_caller": "+15550100", "u_tags": "[\"vip\"]"            // data, one level, as text
+//! }
+//! ```
+//!
+//! The record's `data` object is flattened one level into `<prefix><key>`
+//! fields (keys lower-cased, other than `[a-z0-9_]` replaced by `_`);
+//! nested values are sent as JSON text, `null` as `""`. The metadata fields
+//! win over a data key of the same name. The instance's transform maps
+//! coalesce, so every write is an upsert and a replay is harmless: phone
+//! logs and work items on the correlation field; the interaction map on the
+//! interaction field, because an interaction's create and its updates must
+//! land on one target record (README, "ServiceNow instance set-up"). The
+//! sequence lets the transform script ignore an update older than what the
+//! target already holds.
+//!
+//! The answer is `201 {"import_set":…, "result":[{"status":…, "sys_id":…,
+//! "table":…, "record_link":…, "error_message":…}]}`: `inserted`,
+//! `updated`, `ignored` and `skipped` are delivered (link: `record_link`,
+//! else the target record's URL); `error` is permanent unless its message
+//! looks transient ([`TRANSIENT_MARKERS`]: lock, timeout, "try again" …),
+//! then it is retried without counting towards the breaker.
+//!
+//! # `table` (no instance customisation)
+//!
+//! Creates go to the Table API (`interaction`, `sn_open_frame_phone_log`,
+//! `task` by default) after a lookup by the correlation field, so a replay
+//! finds the earlier record instead of making a second one. The sys_id of
+//! each create is kept in a persisted [`StateTree`] (`c:<correlation id>`,
+//! and `i:<interaction key>` for the interaction), so updates PATCH
+//! `/api/now/table/{table_interaction}/{sys_id}`; without a stored sys_id the
+//! interaction is looked up by `table_interaction_key_field`. A lookup, its
+//! create, and the map write for one record happen in one `deliver` call;
+//! the sync worker never has two records of one interaction in flight, so
+//! two attempts for one call never race.
+//!
+//! # Answers common to both modes
+//!
+//! The status classes of [`super::transport::classify`] apply (2xx, 409,
+//! "already exists" delivered; 408/429/5xx retried with `Retry-After`; 403
+//! and other 4xx permanent). In addition, a 2xx whose JSON body says
+//! `"status": "failure"` (the scripted REST / import error shape) is a
+//! failure: permanent when its message names an ACL, rights, an invalid
+//! table or a data policy ([`PERMANENT_MARKERS`]), retried (not counting
+//! towards the breaker) otherwise. A 401 with OAuth fetches a new token and
+//! retries once; a 401 after that, or with Basic auth, is logged at error
+//! level and retried with `crm_down` so the breaker opens: bad credentials
+//! affect every record, and dead-lettering them all would be worse than
+//! waiting for an operator to fix the secret.
+//!
+//! # Layout
+//!
+//! - this file — [`ServiceNowAdapter`]: build, check, one authenticated
+//!   request (`call`: a 401 refreshes an OAuth token once), dispatch by
+//!   mode.
+//! - [`config`] — [`ServiceNowConfig`] and the name checks.
+//! - `auth` — Basic or OAuth 2 and the token cache.
+//! - `import_set` — Import Set delivery.
+//! - `table` — Table API delivery and the sys_id map.
+//! - `rows` — the staging row and the Table API row of a record.
+//! - `answer` — FAILURE bodies, `result` objects, marker words.
+
+mod answer;
+mod auth;
+pub mod config;
+mod import_set;
+mod rows;
+mod table;
+
+use std::time::Duration;
+
+use awc::http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use awc::http::Method;
+use edgecc_storage::{Record, RecordKind, StateTree};
+use serde_json::Value;
+use tracing::{debug, error};
+
+pub use answer::{PERMANENT_MARKERS, TRANSIENT_MARKERS};
+pub use auth::{TOKEN_LIFETIME_MS_DEFAULT, TOKEN_REFRESH_MARGIN_MS};
+pub use config::{
+    ServiceNowAuth, ServiceNowConfig, ServiceNowMode, NAME_BYTES_MAX, PREFIX_BYTES_MAX,
+};
+
+use super::transport::{excerpt, exchange, transport_retry, Answer, TIMEOUT_MS_MAX};
+use super::{AdapterError, CrmAdapter, LocalBoxFuture, Outcome};
+use crate::net::{check_timeout, check_url, http_client, SettingError};
+use auth::{build_auth, Auth};
+use config::check_name;
+
+/// The ServiceNow adapter. Holds an awc client, so it is `!Send`: build it
+/// on the arbiter that runs the sync worker.
+pub struct ServiceNowAdapter {
+    /// Pooled HTTP client with the configured timeouts.
+    client: awc::Client,
+    /// Instance base URL without a trailing `/`.
+    base: String,
+    /// The validated configuration (names, mode).
+    config: ServiceNowConfig,
+    /// Credentials and the token cache.
+    auth: Auth,
+    /// Table mode's persisted sys_id map (`c:<correlation id>` and
+    /// `i:<interaction key>` → sys_id).
+    sys_ids: StateTree,
+    /// Bound on one request including reading the answer.
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ServiceNowAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceNowAdapter")
+            .field("instance_url", &self.base)
+            .field("mode", &self.config.mode)
+            .field("auth", &self.config.auth)
+            .finish()
+    }
+}
+
+/// Why a request produced no usable answer: already an outcome.
+type Early = Outcome;
+
+impl ServiceNowAdapter {
+    /// Validates `config`, reads the secret files and builds the client.
+    /// `sys_ids` is `storage.state("crm_sys_ids")` (used in table mode).
+    /// Errors name the key (`crm.servicenow.<key>`) and the file.
+    pub fn new(config: &ServiceNowConfig, sys_ids: StateTree) -> Result<Self, AdapterError> {
+        Self::check(config)?;
+        let https = check_url("crm.servicenow.instance_url", &config.instance_url)?;
+        let (connect, request) = timeouts(config)?;
+        let auth = build_auth(config)?;
+        Ok(ServiceNowAdapter {
+            client: http_client(connect, request, https)?,
+            base: config.instance_url.trim_end_matches('/').to_string(),
+            config: config.clone(),
+            auth,
+            sys_ids,
+            request_timeout: request,
+        })
+    }
+
+    /// Checks the settings without touching files or the network (config
+    /// loading and `check-config` run it too). Errors name the key.
+    pub fn check(config: &ServiceNowConfig) -> Result<(), SettingError> {
+        check_url("crm.servicenow.instance_url", &config.instance_url)?;
+        timeouts(config)?;
+        for (key, name) in [
+            ("import_table_interaction", &config.import_table_interaction),
+            ("import_table_phone_log", &config.import_table_phone_log),
+            ("import_table_work_item", &config.import_table_work_item),
+            ("import_correlation_field", &config.import_correlation_field),
+            ("import_sequence_field", &config.import_sequence_field),
+            ("table_interaction", &config.table_interaction),
+            ("table_phone_log", &config.table_phone_log),
+            ("table_work_item", &config.table_work_item),
+            ("table_correlation_field", &config.table_correlation_field),
+            (
+                "table_interaction_key_field",
+                &config.table_interaction_key_field,
+            ),
+        ] {
+            check_name(key, name, false)?;
+        }
+        check_name("import_field_prefix", &config.import_field_prefix, true)?;
+        check_name("table_field_prefix", &config.table_field_prefix, true)
+    }
+
+    /// Sends one request (JSON body optional), refreshing an OAuth token on
+    /// a 401 and trying once more. Transport failures and a lasting 401 come
+    /// back as the outcome to report.
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Answer, Early> {
+        let mut refreshed = false;
+        loop {
+            let authorization = self.authorization(refreshed).await?;
+            let mut req = self
+                .client
+                .request(method.clone(), url)
+                .insert_header((ACCEPT, HeaderValue::from_static("application/json")))
+                .insert_header((AUTHORIZATION, authorization));
+            if !query.is_empty() {
+                req = req
+                    .query(&query)
+                    .map_err(|e| transport_retry(format!("cannot encode query: {e}")))?;
+            }
+            let send = match body {
+                Some(v) => req
+                    .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
+                    .send_body(serde_json::to_vec(v).unwrap_or_default()),
+                None => req.send(),
+            };
+            let answer = exchange(send, self.request_timeout)
+                .await
+                .map_err(|e| transport_retry(e.to_string()))?;
+            if answer.status != 401 {
+                return Ok(answer);
+            }
+            if matches!(self.auth, Auth::OAuth { .. }) && !refreshed {
+                debug!(url, "ServiceNow answered 401; refreshing the OAuth token.");
+                refreshed = true;
+                continue;
+            }
+            error!(url, reason = %excerpt(&answer.body),
+                "ServiceNow refused the credentials (401); holding CRM delivery until fixed.");
+            return Err(Outcome::Retry {
+                reason: format!("HTTP 401 (credentials refused): {}", excerpt(&answer.body)),
+                retry_after: None,
+                crm_down: true,
+            });
+        }
+    }
+
+    /// The target table (table mode) or staging table (import mode).
+    fn table_for(&self, kind: RecordKind) -> &str {
+        let c = &self.config;
+        match (self.config.mode, kind) {
+            (ServiceNowMode::ImportSet, RecordKind::PhoneLogCreate) => &c.import_table_phone_log,
+            (ServiceNowMode::ImportSet, RecordKind::WorkItemCreate) => &c.import_table_work_item,
+            (ServiceNowMode::ImportSet, _) => &c.import_table_interaction,
+            (ServiceNowMode::Table, RecordKind::PhoneLogCreate) => &c.table_phone_log,
+            (ServiceNowMode::Table, RecordKind::WorkItemCreate) => &c.table_work_item,
+            (ServiceNowMode::Table, _) => &c.table_interaction,
+        }
+    }
+
+    /// The URL of a record in the instance's UI.
+    fn record_url(&self, table: &str, sys_id: &str) -> String {
+        format!("{}/{table}.do?sys_id={sys_id}", self.base)
+    }
+
+    /// Delivers one record in the configured mode.
+    async fn deliver_one(&self, record: &Record) -> Outcome {
+        match (self.config.mode, record.kind) {
+            (ServiceNowMode::ImportSet, _) => self.deliver_import(record).await,
+            (ServiceNowMode::Table, RecordKind::InteractionUpdate) => {
+                self.deliver_table_update(record).await
+            }
+            (ServiceNowMode::Table, _) => self.deliver_table_create(record).await,
+        }
+    }
+}
+
+impl CrmAdapter for ServiceNowAdapter {
+    fn name(&self) -> &'static str {
+        "servicenow"
+    }
+
+    fn deliver(&self, records: Vec<Record>) -> LocalBoxFuture<'_, Vec<Outcome>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(records.len());
+            for record in &records {
+                out.push(self.deliver_one(record).await);
+            }
+            out
+        })
+    }
+}
+
+/// The connect and request timeouts of `[crm.servicenow]`, checked.
+fn timeouts(config: &ServiceNowConfig) -> Result<(Duration, Duration), SettingError> {
+    Ok((
+        check_timeout(
+            "crm.servicenow.connect_timeout_ms",
+            config.connect_timeout_ms,
+            TIMEOUT_MS_MAX,
+        )?,
+        check_timeout(
+            "crm.servicenow.request_timeout_ms",
+            config.request_timeout_ms,
+            TIMEOUT_MS_MAX,
+        )?,
+    ))
+}

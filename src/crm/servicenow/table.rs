@@ -1,0 +1,215 @@
+//! Table mode: creates through the Table API after a lookup by the
+//! correlation field (so a replay finds the earlier record), the sys_id of
+//! each create kept in a persisted state tree, updates PATCHed by sys_id.
+
+use awc::http::Method;
+use edgecc_storage::{Record, RecordKind};
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use super::super::transport::{classify, excerpt};
+use super::super::Outcome;
+use super::answer::{failure_body, result_object, result_sys_id};
+use super::rows::table_row;
+use super::{Early, ServiceNowAdapter};
+
+/// State-tree key prefix: correlation id of a create → its sys_id.
+const KEY_CREATE: &str = "c:";
+/// State-tree key prefix: interaction key → the interaction's sys_id.
+const KEY_INTERACTION: &str = "i:";
+
+impl ServiceNowAdapter {
+    /// Reads a stored sys_id (errors are logged and read as "not stored").
+    fn stored(&self, key: &str) -> Option<String> {
+        match self.sys_ids.get(key.as_bytes()) {
+            Ok(v) => v.and_then(|b| String::from_utf8(b).ok()),
+            Err(e) => {
+                warn!(key, error = %e, "sys_id map unreadable; looking the record up instead.");
+                None
+            }
+        }
+    }
+
+    /// Stores a sys_id durably (a failure is logged: the lookup by
+    /// correlation field still finds the record next time).
+    async fn remember(&self, key: &str, sys_id: &str) {
+        if let Err(e) = self.sys_ids.put(key.as_bytes(), sys_id.as_bytes()).await {
+            warn!(key, error = %e, "sys_id not stored; later updates will look it up.");
+        }
+    }
+
+    /// `GET /api/now/table/{table}?sysparm_query={field}={value}`: the
+    /// sys_id of the first match, or `None`; or the outcome to report.
+    async fn lookup(&self, table: &str, field: &str, value: &str) -> Result<Option<String>, Early> {
+        let url = format!("{}/api/now/table/{table}", self.base);
+        // `^` separates encoded-query terms; `^^` is a literal caret.
+        let query = format!("{field}={}", value.replace('^', "^^"));
+        let params = [
+            ("sysparm_query", query.as_str()),
+            ("sysparm_limit", "1"),
+            ("sysparm_fields", "sys_id"),
+        ];
+        let answer = self.call(Method::GET, &url, &params, None).await?;
+        if !(200..=299).contains(&answer.status) {
+            return Err(classify(&answer, false));
+        }
+        if let Some(outcome) = failure_body(&answer) {
+            return Err(outcome);
+        }
+        let parsed: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        match parsed.get("result").and_then(Value::as_array) {
+            Some(rows) => Ok(rows
+                .first()
+                .and_then(|r| r.get("sys_id"))
+                .and_then(Value::as_str)
+                .map(str::to_string)),
+            None => Err(Outcome::Retry {
+                reason: format!("unrecognised lookup answer: {}", excerpt(&answer.body)),
+                retry_after: None,
+                crm_down: false,
+            }),
+        }
+    }
+
+    /// Table mode, a create: stored sys_id, else lookup, else POST.
+    pub(super) async fn deliver_table_create(&self, record: &Record) -> Outcome {
+        let table = self.table_for(record.kind).to_string();
+        let create_key = format!("{KEY_CREATE}{}", record.correlation_id);
+        if let Some(sys_id) = self.stored(&create_key) {
+            return Outcome::Delivered {
+                link: Some(self.record_url(&table, &sys_id)),
+            };
+        }
+        let found = match self
+            .lookup(
+                &table,
+                &self.config.table_correlation_field,
+                &record.correlation_id,
+            )
+            .await
+        {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        let sys_id = match found {
+            Some(sys_id) => {
+                debug!(correlation_id = %record.correlation_id, %sys_id,
+                    "ServiceNow record already exists; not creating it again.");
+                sys_id
+            }
+            None => {
+                let url = format!("{}/api/now/table/{table}", self.base);
+                let body = table_row(record, &self.config);
+                let answer = match self.call(Method::POST, &url, &[], Some(&body)).await {
+                    Ok(a) => a,
+                    Err(outcome) => return outcome,
+                };
+                if !(200..=299).contains(&answer.status) {
+                    return classify(&answer, true);
+                }
+                if let Some(outcome) = failure_body(&answer) {
+                    return outcome;
+                }
+                match result_sys_id(&answer.body) {
+                    Some(sys_id) => sys_id,
+                    // Not ServiceNow's answer (a proxy or maintenance page,
+                    // a cut body): nothing says the row exists. The retry
+                    // looks it up by correlation id before posting again.
+                    None => {
+                        return Outcome::Retry {
+                            reason: format!(
+                                "create answered {} without a result.sys_id: {}",
+                                answer.status,
+                                excerpt(&answer.body)
+                            ),
+                            retry_after: None,
+                            crm_down: false,
+                        }
+                    }
+                }
+            }
+        };
+        self.remember(&create_key, &sys_id).await;
+        if record.kind == RecordKind::InteractionCreate {
+            let key = format!("{KEY_INTERACTION}{}", record.interaction_key);
+            self.remember(&key, &sys_id).await;
+        }
+        Outcome::Delivered {
+            link: Some(self.record_url(&table, &sys_id)),
+        }
+    }
+
+    /// Table mode, an update: PATCH the interaction by its sys_id.
+    pub(super) async fn deliver_table_update(&self, record: &Record) -> Outcome {
+        let table = self.config.table_interaction.clone();
+        let key = format!("{KEY_INTERACTION}{}", record.interaction_key);
+        let sys_id = match self.stored(&key) {
+            Some(id) => id,
+            None => match self
+                .lookup(
+                    &table,
+                    &self.config.table_interaction_key_field,
+                    &record.interaction_key,
+                )
+                .await
+            {
+                Ok(Some(id)) => {
+                    self.remember(&key, &id).await;
+                    id
+                }
+                Ok(None) => {
+                    return Outcome::Permanent {
+                        status: 404,
+                        reason: format!(
+                            "interaction {} not found at the CRM (its create was not delivered)",
+                            record.interaction_key
+                        ),
+                    }
+                }
+                Err(outcome) => return outcome,
+            },
+        };
+        let url = format!("{}/api/now/table/{table}/{sys_id}", self.base);
+        let body = table_row(record, &self.config);
+        let answer = match self.call(Method::PATCH, &url, &[], Some(&body)).await {
+            Ok(a) => a,
+            Err(outcome) => return outcome,
+        };
+        if answer.status == 404 {
+            // The stored sys_id is stale (record deleted or re-created):
+            // forget it, so the next attempt looks the interaction up again.
+            warn!(interaction = %record.interaction_key, %sys_id,
+                "Stored interaction sys_id not found; will look it up again.");
+            if let Err(e) = self.sys_ids.remove(key.as_bytes()).await {
+                warn!(error = %e, "Stale sys_id not removed.");
+            }
+            return Outcome::Retry {
+                reason: format!("interaction sys_id {sys_id} not found (404)"),
+                retry_after: None,
+                crm_down: false,
+            };
+        }
+        if !(200..=299).contains(&answer.status) {
+            return classify(&answer, false);
+        }
+        if let Some(outcome) = failure_body(&answer) {
+            return outcome;
+        }
+        if result_object(&answer.body).is_none() {
+            // A PATCH is idempotent: send it again rather than trust a
+            // page that is not ServiceNow's answer.
+            return Outcome::Retry {
+                reason: format!(
+                    "update answered {} without a result: {}",
+                    answer.status,
+                    excerpt(&answer.body)
+                ),
+                retry_after: None,
+                crm_down: false,
+            };
+        }
+        Outcome::Delivered {
+            link: Some(self.record_url(&table, &sys_id)),
+        }
+    }
+}

@@ -26,7 +26,7 @@ set -euo pipefail
 cd "${MODULE_GRAPH_ROOT:-$(dirname "$0")/..}"
 
 LAYERS='
-0 clock memory
+0 clock memory net
 1 crm ari ari_emulator pbx outbox_port http::config
 2 config
 3 http ops system::storage system::running

@@ -46,6 +46,9 @@ async fn fuzz(base: &str, role: &str, token: &str) {
         .args(["--no-color"])
         .arg("--report-dir")
         .arg(report.path())
+        // Its cache (`.schemathesis/`) goes to the temporary directory,
+        // not into the checkout.
+        .current_dir(report.path())
         .kill_on_drop(true);
     let out = tokio::time::timeout(RUN_TIMEOUT, cmd.output())
         .await

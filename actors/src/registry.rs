@@ -11,7 +11,9 @@ use crate::agent::actor::{
     DesktopChanged, DesktopEvent, OutboundStarted, StateCommand,
 };
 use crate::agent::{AgentSettings, NotReadyReason, SystemReason};
-use crate::call::actor::{CallAction, CallActor, EndSupervision, LegEvent, ReconcileCall, Supervise};
+use crate::call::actor::{
+    CallAction, CallActor, EndSupervision, LegEvent, ReconcileCall, Supervise,
+};
 use crate::call::supervision::SuperviseMode;
 use crate::call::{AgentContact, Call, CallNotice, QueueRules, TerminalReason};
 use crate::clock::SharedClock;

@@ -17,7 +17,8 @@
 //!   break the link, and look at its state.
 //! - `model` — the emulated Asterisk in one struct behind one mutex;
 //!   every transition and the events it emits.
-//! - `rest` — the `/ari/...` REST surface and auth.
+//! - `auth` — the credentials check and the answers both surfaces share.
+//! - `rest` — the `/ari/...` REST surface.
 //! - `ws` — the `/ari/events` WebSocket and its writer task.
 //! - `wire` — timestamps, JSON objects, parsers.
 //!
@@ -66,6 +67,7 @@
 //!   for a channel not in Stasis when bridged) follow Asterisk's sources as
 //!   documented, not a capture.
 
+mod auth;
 mod model;
 mod rest;
 pub mod wire;

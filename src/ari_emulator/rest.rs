@@ -1,5 +1,4 @@
-//! The `/ari/...` REST surface: auth (Basic or `?api_key=user:pass`), one
-//! dispatcher over the path segments, and the answers Asterisk gives: 200
+//! The `/ari/...` REST surface: one dispatcher over the path segments, and the answers Asterisk gives: 200
 //! with an object for creates and reads, 201 for playbacks, 204 with an
 //! empty body for actions, `{"message": …}` errors (and `{"error":
 //! "Allocation failed"}` for an endpoint that cannot be dialled).
@@ -8,15 +7,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::{Server, Service as _};
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::auth::{authorized, json_answer, unauthorized};
 use super::model::{Core, FaultKind, HttpError, PlayTarget};
 use super::wire::{self, message, percent_decode};
-use super::{AriEmulatorConfig, Shared};
+use super::Shared;
 
 /// Largest request body accepted, bytes (ARI bodies are small JSON objects).
 const BODY_BYTES_MAX: usize = 64 * 1024;
@@ -74,47 +71,6 @@ pub fn server(shared: Arc<Shared>, listener: std::net::TcpListener) -> std::io::
     .shutdown_timeout(1)
     .listen(listener)?
     .run())
-}
-
-/// True when the request carries the ARI credentials (Basic or `api_key`).
-pub fn authorized(req: &HttpRequest, cfg: &AriEmulatorConfig) -> bool {
-    let expected = format!("{}:{}", cfg.user, cfg.password);
-    let p = wire::params(req.query_string(), b"");
-    if let Some(k) = p.get("api_key") {
-        return *k == expected;
-    }
-    let Some(h) = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(b64) = h
-        .strip_prefix("Basic ")
-        .or_else(|| h.strip_prefix("basic "))
-    else {
-        return false;
-    };
-    base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()
-        .is_some_and(|d| d == expected.as_bytes())
-}
-
-/// 401 as Asterisk answers it.
-pub fn unauthorized() -> HttpResponse {
-    HttpResponse::Unauthorized()
-        .insert_header((WWW_AUTHENTICATE, "Basic realm=\"Asterisk REST Interface\""))
-        .insert_header((CONTENT_TYPE, "application/json"))
-        .body(message("Authentication required").to_string())
-}
-
-/// A JSON answer with `status`.
-pub fn json_answer(status: u16, body: &Value) -> HttpResponse {
-    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .insert_header((CONTENT_TYPE, "application/json"))
-        .body(body.to_string())
 }
 
 async fn dispatch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {

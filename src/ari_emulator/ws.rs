@@ -12,7 +12,7 @@ use actix_ws::{Message, MessageStream, Session};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tracing::debug;
 
-use super::rest::{authorized, json_answer, unauthorized};
+use super::auth::{authorized, json_answer, unauthorized};
 use super::wire::{self, message};
 use super::Shared;
 

@@ -29,8 +29,6 @@ pub const ID_LEN_MAX: usize = 128;
 pub const DIAL_NUMBER_LEN_MAX: usize = 32;
 /// Most records one admin list answers (the admin layer caps it too).
 pub const ADMIN_LIST_LIMIT_DEFAULT: usize = 100;
-/// Name of the state tree of sticky customers (ANI → agent id).
-pub const STATE_STICKY_CUSTOMERS: &str = "sticky_customers";
 
 type Data = web::Data<AppState>;
 

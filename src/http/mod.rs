@@ -60,8 +60,6 @@ use config::HttpConfig;
 pub use server::{HTTP_CONNECTIONS_MAX, HTTP_CONNECTIONS_PER_ADDRESS_MAX, HTTP_WORKERS};
 /// `/readyz` gives the actors and the storage this long to answer.
 pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-/// State tree written by `/readyz` to prove the storage takes writes.
-const STATE_HEALTH: &str = "http_health";
 
 /// The daemon's config reload: re-reads the file, applies it, or refuses a
 /// bad one (the old config stays) with a message. Wired to SIGHUP too.
@@ -197,8 +195,9 @@ pub async fn start(
     let state = Arc::new(AppState {
         registry: running.registry.clone(),
         sync: running.sync.clone(),
-        sticky: tree(api::STATE_STICKY_CUSTOMERS)?,
-        health: tree(STATE_HEALTH)?,
+        sticky: tree(Tree::StickyCustomers.name())?,
+        // Written by `/readyz` to prove the storage takes writes.
+        health: tree(Tree::HttpHealth.name())?,
         storage,
         crm_links,
         auth: Arc::new(auth::Auth::new(&config.users, http.token_ttl_ms)),

@@ -134,7 +134,7 @@ type Early = Outcome;
 
 impl ServiceNowAdapter {
     /// Validates `config`, reads the secret files and builds the client.
-    /// `sys_ids` is `storage.state("crm_sys_ids")` (used in table mode).
+    /// `sys_ids` is the `Tree::CrmSysIds` state tree (used in table mode).
     /// Errors name the key (`crm.servicenow.<key>`) and the file.
     pub fn new(config: &ServiceNowConfig, sys_ids: StateTree) -> Result<Self, AdapterError> {
         Self::check(config)?;

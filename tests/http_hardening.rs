@@ -212,3 +212,52 @@ async fn a_slow_body_times_out() {
     );
     t.http.stop().await;
 }
+
+/// Goal: an agent does not see who is waiting unless the box says so;
+/// supervisors do. Method: one call waits in `sales` (nobody is Ready);
+/// `GET /api/v1/queues` as an agent has its wait but no number, as a
+/// supervisor both; with `[http] agents_see_waiting_numbers = true` the
+/// agent sees the number too.
+#[actix_rt::test]
+async fn waiting_callers_numbers_are_for_supervisors_by_default() {
+    let waiting = |v: &serde_json::Value| {
+        v["queues"]
+            .as_array()
+            .and_then(|qs| qs.iter().find(|q| q["queue_id"] == "sales"))
+            .and_then(|q| q["waiting_calls"].as_array())
+            .and_then(|c| c.first())
+            .cloned()
+    };
+    for agents_see in [false, true] {
+        let mut config = crate::util::http_config(LONG_MS, LONG_MS);
+        config.http.agents_see_waiting_numbers = agents_see;
+        let t = HttpTest::start(config).await;
+        let ann = t.login("ann").await;
+        let sue = t.login("sue").await;
+        t.place_call("+15550142").await;
+        let mut as_agent = None;
+        for _ in 0..100 {
+            let (s, v) = t.call("GET", "/api/v1/queues", Some(&ann), None).await;
+            assert_eq!(s, 200, "{v}");
+            if let Some(w) = waiting(&v) {
+                as_agent = Some(w);
+                break;
+            }
+            actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let as_agent = as_agent.expect("a waiting call");
+        assert!(as_agent["wait_ms"].is_u64(), "{as_agent}");
+        if agents_see {
+            assert_eq!(as_agent["ani"], "+15550142", "{as_agent}");
+        } else {
+            assert!(
+                as_agent.get("ani").is_none(),
+                "an agent sees the number: {as_agent}"
+            );
+        }
+        let (s, v) = t.call("GET", "/api/v1/queues", Some(&sue), None).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(waiting(&v).expect("waiting")["ani"], "+15550142", "{v}");
+        t.http.stop().await;
+    }
+}

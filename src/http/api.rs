@@ -382,10 +382,12 @@ pub async fn agents(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
 }
 
 /// `GET /api/v1/queues`: waiting calls, longest wait, service level.
-pub async fn queues(state: Data, _caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn queues(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let show_numbers = caller.session.role != Role::Agent || state.http.agents_see_waiting_numbers;
     let snap = views::center(&state, true).await?;
     let now = crate::clock::now_ms();
-    Ok(HttpResponse::Ok().json(json!({"now_ms": now, "queues": views::queues(&snap)})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"now_ms": now, "queues": views::queues(&snap, show_numbers)})))
 }
 
 /// `GET /api/v1/calls` (supervisor, admin): live calls.

@@ -29,6 +29,10 @@ pub struct HttpConfig {
     pub token_ttl_ms: u64,
     /// A desktop disconnected longer than this gets no new queue calls, ms.
     pub desktop_grace_ms: u64,
+    /// Whether agents see waiting callers' numbers in `GET /api/v1/queues`
+    /// (supervisors and admins always do). Off by default: an agent's role
+    /// needs the queue's length and waits, not who is waiting.
+    pub agents_see_waiting_numbers: bool,
 }
 
 impl Default for HttpConfig {
@@ -39,6 +43,7 @@ impl Default for HttpConfig {
             tls_key_file: None,
             token_ttl_ms: TOKEN_TTL_MS_DEFAULT,
             desktop_grace_ms: DESKTOP_GRACE_MS_DEFAULT,
+            agents_see_waiting_numbers: false,
         }
     }
 }

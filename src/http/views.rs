@@ -189,8 +189,9 @@ pub fn team(snap: &CenterSnapshot, now_ms: u64) -> Vec<Value> {
 }
 
 /// The queues: waiting calls, longest wait, service level (all from the
-/// queue views of `snap`).
-pub fn queues(snap: &CenterSnapshot) -> Vec<Value> {
+/// queue views of `snap`); each waiting caller's number only with
+/// `show_numbers`.
+pub fn queues(snap: &CenterSnapshot, show_numbers: bool) -> Vec<Value> {
     snap.queues
         .iter()
         .map(|q| {
@@ -201,6 +202,9 @@ pub fn queues(snap: &CenterSnapshot) -> Vec<Value> {
                 .iter()
                 .zip(waits)
                 .map(|(c, w)| {
+                    if !show_numbers {
+                        return json!({"call_id": c, "wait_ms": w});
+                    }
                     let ani = snap
                         .calls
                         .iter()
@@ -235,7 +239,7 @@ pub async fn wallboard(state: &AppState) -> Result<Value, ApiError> {
         "type": "wallboard",
         "now_ms": now_ms,
         "agents": team(&snap, now_ms),
-        "queues": queues(&snap),
+        "queues": queues(&snap, true),
         "calls": snap.calls.len(),
         "ended": snap.ended,
     }))

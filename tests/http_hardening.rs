@@ -261,3 +261,46 @@ async fn waiting_callers_numbers_are_for_supervisors_by_default() {
         t.http.stop().await;
     }
 }
+
+/// Goal: ids from outside are checked before they reach a log line or an
+/// answer. Method: a supervisor forces the state of, and joins the call
+/// of, agent ids with a newline, an escape code and 60 KB; each is a 404
+/// that does not echo the id; a login id with a newline is a 400.
+#[actix_rt::test]
+async fn ids_with_control_characters_or_too_long_are_refused() {
+    let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
+    let sue = t.login("sue").await;
+    let long = "a".repeat(60 * 1024);
+    for bad in ["ann%0Aforged%20line", "ann%1B%5B31m", long.as_str()] {
+        let (s, e) = t
+            .call(
+                "POST",
+                &format!("/api/v1/agents/{bad}/state"),
+                Some(&sue),
+                Some(json!({"state": "not_ready"})),
+            )
+            .await;
+        assert_eq!(s, 404, "{bad:.40}: {e}");
+        assert_eq!(e["message"], "unknown agent", "{e}");
+        let (s, e) = t
+            .call(
+                "POST",
+                &format!("/api/v1/agents/{bad}/monitor"),
+                Some(&sue),
+                None,
+            )
+            .await;
+        assert_eq!(s, 404, "{bad:.40}: {e}");
+        assert!(e.to_string().len() < 200, "the id is not echoed");
+    }
+    let (s, e) = t
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"agent_id": "ann\nforged", "password": "x"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    t.http.stop().await;
+}

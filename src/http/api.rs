@@ -50,8 +50,10 @@ pub async fn login(
     body: ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    if body.agent_id.is_empty() || body.agent_id.len() > ID_LEN_MAX {
-        return Err(ApiError::bad_request("field `agent_id`: empty or too long"));
+    if !is_plain_id(&body.agent_id) {
+        return Err(ApiError::bad_request(format!(
+            "field `agent_id`: empty, longer than {ID_LEN_MAX} bytes or with control characters"
+        )));
     }
     let peer = req
         .peer_addr()
@@ -210,12 +212,27 @@ pub async fn dial(
     Ok(HttpResponse::Accepted().json(views::desktop(&state, &agent).await?))
 }
 
+/// Whether `id` can be an id at all: 1 to [`ID_LEN_MAX`] bytes, no control
+/// characters (newlines, escape codes). Checked at the API boundary, so an
+/// id that reaches a log line or an answer is one of these.
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= ID_LEN_MAX && !id.chars().any(char::is_control)
+}
+
 /// The call id of a path, or 404 when it cannot be one.
 fn parse_call_id(call: &str) -> Result<CallId, ApiError> {
-    if call.is_empty() || call.len() > ID_LEN_MAX {
+    if !is_plain_id(call) {
         return Err(ApiError::not_found("unknown call"));
     }
     Ok(CallId::new(call.to_owned()))
+}
+
+/// The agent id of a path, or 404 when it cannot be one.
+fn parse_agent_id(agent: &str) -> Result<AgentId, ApiError> {
+    if !is_plain_id(agent) {
+        return Err(ApiError::not_found("unknown agent"));
+    }
+    Ok(AgentId::new(agent.to_owned()))
 }
 
 /// Has the agent actor do `command` on `call`. It refuses a call that is not
@@ -271,7 +288,7 @@ pub async fn call_action(
     let target_agent = |b: &CallBody| -> Result<AgentId, ApiError> {
         b.target_agent
             .clone()
-            .filter(|t| !t.is_empty() && t.len() <= ID_LEN_MAX)
+            .filter(|t| is_plain_id(t))
             .map(AgentId::new)
             .ok_or_else(|| ApiError::bad_request("field `target_agent`: required"))
     };
@@ -287,7 +304,7 @@ pub async fn call_action(
             (Some(_), None) => CallCommand::Control(CallAction::TransferToAgent {
                 target: target_agent(&body)?,
             }),
-            (None, Some(q)) if !q.is_empty() && q.len() <= ID_LEN_MAX => {
+            (None, Some(q)) if is_plain_id(q) => {
                 CallCommand::Control(CallAction::TransferToQueue {
                     queue: QueueId::new(q.clone()),
                 })
@@ -311,7 +328,7 @@ pub async fn call_action(
             let code = body
                 .code
                 .clone()
-                .filter(|c| !c.is_empty() && c.len() <= ID_LEN_MAX)
+                .filter(|c| is_plain_id(c))
                 .ok_or_else(|| ApiError::bad_request("field `code`: required"))?;
             CallCommand::Control(CallAction::WrapUpCode { code })
         }
@@ -419,7 +436,7 @@ pub async fn force_state(
     body: ApiJson<ForceStateBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_supervisor()?;
-    let agent = AgentId::new(path.into_inner());
+    let agent = parse_agent_id(&path.into_inner())?;
     let command = match body.0.state.as_str() {
         "not_ready" => SupervisorCommand::NotReady,
         "ready" => SupervisorCommand::Ready,
@@ -454,6 +471,7 @@ pub async fn supervise_call(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_supervisor()?;
     let (agent, mode_name) = path.into_inner();
+    let agent = parse_agent_id(&agent)?;
     let mode = SuperviseMode::parse(&mode_name)
         .ok_or_else(|| ApiError::not_found(format!("unknown action `{}`", truncate(&mode_name))))?;
     let supervisor = caller.session.user_id.clone();
@@ -462,7 +480,6 @@ pub async fn supervise_call(
             "supervisor {supervisor} has no device: set `endpoint` in its [[users]] entry"
         ))
     })?;
-    let agent = AgentId::new(agent);
     info!(supervisor = %supervisor, agent_id = %agent, mode = mode.as_str(), endpoint = %endpoint, "Supervisor call action.");
     let done = state
         .registry
@@ -487,7 +504,7 @@ pub async fn end_supervision(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_supervisor()?;
-    let agent = AgentId::new(path.into_inner());
+    let agent = parse_agent_id(&path.into_inner())?;
     let supervisor = caller.session.user_id.clone();
     info!(supervisor = %supervisor, agent_id = %agent, "Supervisor leaves the call.");
     let done = state
@@ -609,7 +626,10 @@ pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
     }
 }
 
-/// Cuts user text echoed in messages.
+/// Cuts user text echoed in messages, without its control characters.
 fn truncate(s: &str) -> String {
-    s.chars().take(ID_LEN_MAX).collect()
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(ID_LEN_MAX)
+        .collect()
 }

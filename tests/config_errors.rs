@@ -49,3 +49,36 @@ fn good_config_prints_effective_configuration() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("branch-7"), "{}", stdout(&o));
 }
+
+/// An empty user id and a password hash that is not a valid argon2 PHC
+/// string (only its prefix is right) are refused by `check-config`, with
+/// the key named. (Issue 17.)
+#[test]
+fn users_need_an_id_and_a_valid_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+    let good = "$argon2id$v=19$m=19456,t=2,p=1$0ahPyPgcygN2wHbEgpxA5g$5TUSVsavWarypr/LrIsk+mVrdHkZa8lKGgbV00PyGVQ";
+    for (id, hash, key) in [
+        ("", good, "users[0].id"),
+        ("sue", "$argon2id$garbage", "users[0].password_hash"),
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                "[[users]]\nid = \"{id}\"\nrole = \"supervisor\"\npassword_hash = \"{hash}\"\n"
+            ),
+        )
+        .unwrap();
+        let o = run(&["check-config", f]);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        assert!(stderr(&o).contains(key), "{key}: {}", stderr(&o));
+    }
+    std::fs::write(
+        &file,
+        format!("[[users]]\nid = \"sue\"\nrole = \"supervisor\"\npassword_hash = \"{good}\"\n"),
+    )
+    .unwrap();
+    let o = run(&["check-config", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -111,10 +111,32 @@ pub fn check_http(http: &HttpConfig) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// `[[users]]`: unique ids, agents that exist, hashes that look like argon2.
+/// Whether `hash` is a whole argon2 PHC string: the algorithm, parameters
+/// argon2 accepts, a salt and a hash (a prefix alone is not one).
+fn is_argon2_hash(hash: &str) -> bool {
+    if !hash.starts_with("$argon2") {
+        return false;
+    }
+    match argon2::PasswordHash::new(hash) {
+        Ok(parsed) => {
+            parsed.salt.is_some()
+                && parsed.hash.is_some()
+                && argon2::Params::try_from(&parsed).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// `[[users]]`: plain unique ids, agents that exist, whole argon2 hashes.
 pub fn check_users(users: &[UserConfig], cc: &ContactCenterConfig) -> Result<(), (String, String)> {
     let mut seen = std::collections::HashSet::new();
     for (i, u) in users.iter().enumerate() {
+        if u.id.is_empty() || u.id.len() > 128 || u.id.chars().any(char::is_control) {
+            return Err((
+                format!("users[{i}].id"),
+                "must be 1 to 128 bytes without control characters".to_string(),
+            ));
+        }
         if !seen.insert(u.id.as_str()) {
             return Err((
                 format!("users[{i}].id"),
@@ -127,7 +149,7 @@ pub fn check_users(users: &[UserConfig], cc: &ContactCenterConfig) -> Result<(),
                 format!("{:?} has role agent but is not in [[agents]]", u.id),
             ));
         }
-        if !u.password_hash.starts_with("$argon2") {
+        if !is_argon2_hash(&u.password_hash) {
             return Err((
                 format!("users[{i}].password_hash"),
                 "is not an argon2 hash: make one with `edgecc passwd`".to_string(),

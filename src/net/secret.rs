@@ -13,9 +13,25 @@ pub const SECRET_FILE_BYTES_MAX: u64 = 4 * 1024;
 /// newlines. An unreadable, oversized or empty file is an error naming the
 /// key and the file.
 pub fn read_secret_file(key: &str, path: &Path) -> Result<Vec<u8>, SettingError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let unreadable =
         |e: std::io::Error| SettingError::new(key, format!("cannot read {}: {e}", path.display()));
-    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    // Non-blocking, so a FIFO in its place cannot hang the start (or
+    // `check-config`); the type is checked on what was opened, not on a
+    // name that may change in between.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(SettingError::new(
+            key,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
     if meta.len() > SECRET_FILE_BYTES_MAX {
         return Err(SettingError::new(
             key,
@@ -26,7 +42,20 @@ pub fn read_secret_file(key: &str, path: &Path) -> Result<Vec<u8>, SettingError>
             ),
         ));
     }
-    let mut bytes = std::fs::read(path).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    // Bounded even if the file grows after the check.
+    file.take(SECRET_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > SECRET_FILE_BYTES_MAX {
+        return Err(SettingError::new(
+            key,
+            format!(
+                "{} grew past {SECRET_FILE_BYTES_MAX} bytes while read",
+                path.display()
+            ),
+        ));
+    }
     while matches!(bytes.last(), Some(b'\n' | b'\r')) {
         bytes.pop();
     }
@@ -77,5 +106,26 @@ mod tests {
             .to_string()
             .starts_with("key `a.secret_file`: cannot read "));
         assert!(e.message.contains(&missing.display().to_string()));
+    }
+
+    /// A directory, a character device that never ends (`/dev/zero`) and a
+    /// FIFO nobody writes to are refused at once as not regular files.
+    #[test]
+    fn secret_files_that_are_not_regular_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for path in [dir.path(), Path::new("/dev/zero"), fifo.as_path()] {
+            let e = read_secret_file("crm.webhook.secret_file", path).expect_err("refused");
+            assert!(
+                e.message.contains("not a regular file"),
+                "{}: {}",
+                path.display(),
+                e.message
+            );
+            assert_eq!(e.key, "crm.webhook.secret_file");
+        }
     }
 }

@@ -139,3 +139,63 @@ fn secret_file_problems_name_file_and_key() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("relative path"), "{}", stderr(&o));
 }
+
+/// Goal: `check-config` never hangs on a secret that is not a file and
+/// says what an installer should fix. Method: a FIFO nobody writes to as
+/// the webhook secret is refused at once (bounded wait) as not a regular
+/// file; a world-readable secret and a plaintext listener beyond loopback
+/// pass with a warning each on stderr; a private secret on loopback warns
+/// of nothing. (Issue 17.)
+#[test]
+fn secret_files_must_be_files_and_warnings_name_risks() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::fs::write(&file, config_text(fifo.to_str().unwrap())).unwrap();
+    let mut child = edgecc()
+        .args(["check-config", f])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("check-config hangs on a FIFO secret");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&file, config_text(secret.to_str().unwrap())).unwrap();
+    let o = edgecc().args(["check-config", f]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = format!(
+        "{}\n[http]\nlisten = \"0.0.0.0:8080\"\n",
+        config_text(secret.to_str().unwrap())
+    );
+    std::fs::write(&file, text).unwrap();
+    let o = edgecc().args(["check-config", f]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("warning") && e.contains("readable by every user"),
+        "{e}"
+    );
+    assert!(e.contains("http.listen") && e.contains("plain HTTP"), "{e}");
+}

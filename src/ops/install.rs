@@ -15,6 +15,7 @@
 //!   owner, so the `edgecc` service user can open them.
 
 use std::fs::File;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use edgecc_storage::backup as storage_backup;
@@ -36,27 +37,55 @@ pub fn check_config(path: &Path, credentials: Option<&Path>, quiet: bool) -> Res
     }
     .map_err(|e| e.to_string())?;
     let secrets = config.secret_files();
+    let mut warnings = Vec::new();
     for (key, file) in &secrets {
-        let meta = File::open(file).and_then(|f| f.metadata()).map_err(|e| {
-            format!(
-                "{}: key `{key}`: cannot read {}: {e}",
-                path.display(),
-                file.display()
-            )
-        })?;
+        let named = |what: String| format!("{}: key `{key}`: {what}", path.display());
+        // Non-blocking: a FIFO in a secret's place must not hang the check.
+        let meta = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(file)
+            .and_then(|f| f.metadata())
+            .map_err(|e| named(format!("cannot read {}: {e}", file.display())))?;
+        if !meta.is_file() {
+            return Err(named(format!("{} is not a regular file", file.display())));
+        }
         let limit = if key.starts_with("http.tls_") {
             u64::MAX
         } else {
             SECRET_FILE_BYTES_MAX
         };
         if meta.len() > limit {
-            return Err(format!(
-                "{}: key `{key}`: {} is {} bytes, more than the {limit} a secret may be",
-                path.display(),
+            return Err(named(format!(
+                "{} is {} bytes, more than the {limit} a secret may be",
                 file.display(),
                 meta.len()
+            )));
+        }
+        if meta.len() == 0 {
+            return Err(named(format!("{} is empty", file.display())));
+        }
+        if key != "http.tls_cert_file" && meta.permissions().mode() & 0o004 != 0 {
+            warnings.push(format!(
+                "key `{key}`: {} is readable by every user of the box (chmod o-r)",
+                file.display()
             ));
         }
+    }
+    if let Some(listen) = &config.http.listen {
+        let loopback = listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if !loopback && config.http.tls_cert_file.is_none() {
+            warnings.push(format!(
+                "key `http.listen`: {listen} is reachable beyond this box over plain HTTP: \
+                 passwords and tokens cross the network unencrypted (set http.tls_cert_file \
+                 and http.tls_key_file)"
+            ));
+        }
+    }
+    for w in &warnings {
+        eprintln!("warning: {}: {w}", path.display());
     }
     if quiet {
         return Ok(());

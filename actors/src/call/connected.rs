@@ -3,9 +3,10 @@
 //! the call; a consulter leaving hands the caller to the consulted agent),
 //! blind transfer to an agent or a queue, and wrap-up codes.
 
-use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallNotice, CallPhase, Fx};
-use super::{HoldState, Party, PendingKind, QueueRules, Session, TerminalReason};
-use crate::agent::{OfferOutcome, OfferPurpose};
+use super::effects::{hang_up, left_call, move_leg};
+use super::{AgentContact, Call, CallEffect, CallError, CallNotice, CallPhase, Fx};
+use super::{HoldState, PendingKind, QueueRules, Session, TerminalReason};
+use crate::agent::OfferPurpose;
 use crate::crm::{LegFailure, TransferTarget, UpdateEvent, ViaConsult};
 use crate::ids::{AgentId, BridgeId, OfferToken};
 use crate::ports::{HangupCause, PbxCommand};
@@ -150,43 +151,18 @@ impl Call {
         let party = s.parties.remove(i);
         let mut fx = Vec::new();
         if hang_up_leg {
-            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: party.leg.clone(),
-                cause: HangupCause::Normal,
-            }));
+            fx.push(hang_up(party.leg.clone()));
         }
-        fx.push(CallEffect::Agent(
-            party.agent.clone(),
-            AgentNotice::LeftCall {
-                wrap_up_ms: party.wrap_up_ms,
-            },
-        ));
+        fx.push(left_call(party.agent.clone(), party.wrap_up_ms));
         // A consult by the leaving agent: answered -> the consulted agent
         // takes the call; still ringing -> cancelled.
         if let Some(p) = s.pending.take_if(|p| &p.from == agent) {
             if p.answered {
-                let joined = Party {
-                    agent: p.to.agent.clone(),
-                    leg: p.leg.clone(),
-                    extension: p.to.extension.clone(),
-                    muted: false,
-                    wrap_up_ms: None,
-                    joined_ms: now_ms,
-                };
-                s.parties.push(joined);
+                s.parties.push(p.joined_party(now_ms));
                 s.held = false;
-                let main = BridgeId::main(&self.id);
-                fx.push(CallEffect::Pbx(PbxCommand::Unbridge {
-                    bridge_id: BridgeId::consult(&self.id),
-                    leg_id: p.leg.clone(),
-                }));
-                fx.push(CallEffect::Pbx(PbxCommand::Bridge {
-                    bridge_id: main,
-                    leg_id: p.leg.clone(),
-                }));
-                fx.push(CallEffect::Pbx(PbxCommand::DestroyBridge {
-                    bridge_id: BridgeId::consult(&self.id),
-                }));
+                let (consult, main) = (BridgeId::consult(&self.id), BridgeId::main(&self.id));
+                fx.extend(move_leg(p.leg.clone(), consult, main));
+                fx.push(self.destroy_consult_bridge());
                 self.moh_off(&mut fx);
                 let event = UpdateEvent::Transfer {
                     from: agent.clone(),
@@ -195,17 +171,7 @@ impl Call {
                 };
                 self.push_update(&mut fx, event, now_ms);
             } else {
-                fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                    leg_id: p.leg,
-                    cause: HangupCause::Normal,
-                }));
-                fx.push(CallEffect::Agent(
-                    p.to.agent.clone(),
-                    AgentNotice::OfferEnded {
-                        token: p.token,
-                        outcome: OfferOutcome::Withdrawn,
-                    },
-                ));
+                fx.extend(p.withdraw());
                 let event = UpdateEvent::ConsultFailed {
                     agent: agent.clone(),
                     target: p.to.agent.clone(),
@@ -230,13 +196,10 @@ impl Call {
                 },
             );
             self.release_session(s, &mut fx);
-            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: self.caller_leg.clone(),
-                cause: HangupCause::Normal,
-            }));
+            fx.push(self.hang_up_caller());
             self.end(TerminalReason::Completed, &mut fx, now_ms);
         } else {
-            let participants: Vec<AgentId> = s.parties.iter().map(|p| p.agent.clone()).collect();
+            let participants = s.participants();
             fx.push(CallEffect::Notice(CallNotice::ParticipantLeft {
                 agent: agent.clone(),
                 participants,
@@ -288,19 +251,10 @@ impl Call {
         token: OfferToken,
         now_ms: u64,
     ) -> Result<Fx, CallError> {
-        self.single_party(from, "transfer")?;
-        let mut fx = self.leave_for_transfer(from)?;
-        let event = UpdateEvent::Transfer {
-            from: from.clone(),
-            to: TransferTarget::ToAgent(to.agent.clone()),
-            reason: None,
-        };
-        self.push_update(&mut fx, event, now_ms);
+        let target = TransferTarget::ToAgent(to.agent.clone());
+        let mut fx = self.leave_for_transfer(from, target, now_ms)?;
         self.moh_on(&mut fx);
-        fx.push(CallEffect::Pbx(PbxCommand::Unbridge {
-            bridge_id: BridgeId::main(&self.id),
-            leg_id: self.caller_leg.clone(),
-        }));
+        fx.push(self.unbridge_caller());
         let offer = self.ring(to, token, OfferPurpose::Transfer, now_ms, &mut fx);
         self.phase = CallPhase::Offering {
             offers: vec![offer],
@@ -316,39 +270,34 @@ impl Call {
         rules: QueueRules,
         now_ms: u64,
     ) -> Result<Fx, CallError> {
-        self.single_party(from, "transfer")?;
-        let mut fx = self.leave_for_transfer(from)?;
-        let event = UpdateEvent::Transfer {
-            from: from.clone(),
-            to: TransferTarget::ToQueue(rules.queue.clone()),
-            reason: None,
-        };
-        self.push_update(&mut fx, event, now_ms);
-        fx.push(CallEffect::Pbx(PbxCommand::Unbridge {
-            bridge_id: BridgeId::main(&self.id),
-            leg_id: self.caller_leg.clone(),
-        }));
+        let target = TransferTarget::ToQueue(rules.queue.clone());
+        let mut fx = self.leave_for_transfer(from, target, now_ms)?;
+        fx.push(self.unbridge_caller());
         self.excluded.clear();
         self.phase = CallPhase::Routing;
         fx.extend(self.enqueue(rules, now_ms)?);
         Ok(fx)
     }
 
-    fn leave_for_transfer(&mut self, from: &AgentId) -> Result<Fx, CallError> {
+    /// The first half of a blind transfer: `from`, the only party, leaves
+    /// (its leg hung up, its wrap-up owed) and the transfer update to
+    /// `target` is written.
+    fn leave_for_transfer(
+        &mut self,
+        from: &AgentId,
+        target: TransferTarget,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        self.single_party(from, "transfer")?;
         let s = self.session(from, "transfer")?;
-        let party = s.parties.remove(0);
-        Ok(vec![
-            CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: party.leg,
-                cause: HangupCause::Normal,
-            }),
-            CallEffect::Agent(
-                party.agent,
-                AgentNotice::LeftCall {
-                    wrap_up_ms: party.wrap_up_ms,
-                },
-            ),
-        ])
+        let mut fx = Vec::from(s.parties.remove(0).release());
+        let event = UpdateEvent::Transfer {
+            from: from.clone(),
+            to: target,
+            reason: None,
+        };
+        self.push_update(&mut fx, event, now_ms);
+        Ok(fx)
     }
 
     /// A wrap-up (disposition) code from an agent who was on the call.

@@ -3,8 +3,9 @@
 //! conference invite; its answer, failure, cancel, and how a consult ends
 //! (back to the consulter, completed as a transfer, or made a conference).
 
-use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallNotice, CallPhase};
-use super::{CallTimer, Fx, Party, PendingKind, PendingLeg, ORIGINATE_TIMEOUT_SLACK_MS};
+use super::effects::{bridge, end_offer, hang_up, left_call, move_leg, offer_ended};
+use super::{AgentContact, Call, CallEffect, CallError, CallNotice, CallPhase};
+use super::{CallTimer, Fx, PendingKind, PendingLeg, ORIGINATE_TIMEOUT_SLACK_MS};
 use crate::agent::OfferOutcome;
 use crate::crm::{ConsultEnd, LegFailure, UpdateEvent, ViaConsult};
 use crate::ids::{AgentId, BridgeId, LegId, OfferToken};
@@ -77,16 +78,7 @@ impl Call {
             deadline_ms,
             answered: false,
         });
-        let mut fx = vec![
-            CallEffect::Pbx(PbxCommand::OriginateAgentLeg {
-                leg_id: leg,
-                endpoint: to.endpoint.clone(),
-                caller_id: self.ani.clone(),
-                timeout_ms: self.offer_timeout_ms + ORIGINATE_TIMEOUT_SLACK_MS,
-                auto_answer: to.auto_accept,
-            }),
-            CallEffect::Timer(CallTimer::Rona(token), deadline_ms),
-        ];
+        let mut fx = Vec::from(self.ring_leg(to, leg, token, deadline_ms));
         let event = UpdateEvent::ConferenceInvite {
             agent: from.clone(),
             target: to.agent.clone(),
@@ -128,19 +120,9 @@ impl Call {
                     .map(|x| x.leg.clone());
                 let consult = BridgeId::consult(&id);
                 if let Some(from_leg) = from_leg {
-                    fx.push(CallEffect::Pbx(PbxCommand::Unbridge {
-                        bridge_id: BridgeId::main(&id),
-                        leg_id: from_leg.clone(),
-                    }));
-                    fx.push(CallEffect::Pbx(PbxCommand::Bridge {
-                        bridge_id: consult.clone(),
-                        leg_id: from_leg,
-                    }));
+                    fx.extend(move_leg(from_leg, BridgeId::main(&id), consult.clone()));
                 }
-                fx.push(CallEffect::Pbx(PbxCommand::Bridge {
-                    bridge_id: consult,
-                    leg_id: leg,
-                }));
+                fx.push(bridge(consult, leg));
                 fx.push(CallEffect::ConfirmAccept {
                     agent: to.clone(),
                     token,
@@ -159,20 +141,9 @@ impl Call {
                         token,
                     });
                 };
-                s.parties.push(Party {
-                    agent: p.to.agent.clone(),
-                    leg: p.leg.clone(),
-                    extension: p.to.extension.clone(),
-                    muted: false,
-                    wrap_up_ms: None,
-                    joined_ms: now_ms,
-                });
-                let participants: Vec<AgentId> =
-                    s.parties.iter().map(|x| x.agent.clone()).collect();
-                fx.push(CallEffect::Pbx(PbxCommand::Bridge {
-                    bridge_id: BridgeId::main(&id),
-                    leg_id: p.leg,
-                }));
+                s.parties.push(p.joined_party(now_ms));
+                let participants = s.participants();
+                fx.push(bridge(BridgeId::main(&id), p.leg));
                 fx.push(CallEffect::ConfirmAccept {
                     agent: p.to.agent.clone(),
                     token,
@@ -217,16 +188,7 @@ impl Call {
         if was_consult {
             s.held = false;
         }
-        let mut fx = vec![
-            CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: p.leg,
-                cause,
-            }),
-            CallEffect::Agent(
-                p.to.agent.clone(),
-                AgentNotice::OfferEnded { token, outcome },
-            ),
-        ];
+        let mut fx = Vec::from(end_offer(p.leg, cause, p.to.agent.clone(), token, outcome));
         if was_consult {
             self.moh_off(&mut fx);
         }
@@ -269,7 +231,7 @@ impl Call {
         &mut self,
         _who: &AgentId,
         reason: ConsultEnd,
-        hang_up: bool,
+        hang_up_leg: bool,
         now_ms: u64,
     ) -> Fx {
         let id = self.id.clone();
@@ -282,42 +244,29 @@ impl Call {
         };
         s.held = false;
         let mut fx = Vec::new();
-        if hang_up {
-            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: p.leg.clone(),
-                cause: HangupCause::Normal,
-            }));
+        if hang_up_leg {
+            fx.push(hang_up(p.leg.clone()));
         }
         if p.answered {
-            fx.push(CallEffect::Agent(
-                p.to.agent.clone(),
-                AgentNotice::LeftCall { wrap_up_ms: None },
-            ));
+            fx.push(left_call(p.to.agent.clone(), None));
             if let Some(from_leg) = s
                 .parties
                 .iter()
                 .find(|x| x.agent == p.from)
                 .map(|x| x.leg.clone())
             {
-                fx.push(CallEffect::Pbx(PbxCommand::Unbridge {
-                    bridge_id: BridgeId::consult(&id),
-                    leg_id: from_leg.clone(),
-                }));
-                fx.push(CallEffect::Pbx(PbxCommand::Bridge {
-                    bridge_id: BridgeId::main(&id),
-                    leg_id: from_leg,
-                }));
+                fx.extend(move_leg(
+                    from_leg,
+                    BridgeId::consult(&id),
+                    BridgeId::main(&id),
+                ));
             }
-            fx.push(CallEffect::Pbx(PbxCommand::DestroyBridge {
-                bridge_id: BridgeId::consult(&id),
-            }));
+            fx.push(self.destroy_consult_bridge());
         } else {
-            fx.push(CallEffect::Agent(
+            fx.push(offer_ended(
                 p.to.agent.clone(),
-                AgentNotice::OfferEnded {
-                    token: p.token,
-                    outcome: OfferOutcome::Withdrawn,
-                },
+                p.token,
+                OfferOutcome::Withdrawn,
             ));
         }
         self.moh_off(&mut fx);
@@ -384,26 +333,17 @@ impl Call {
         };
         s.pending = None;
         s.held = false;
-        s.parties.push(Party {
-            agent: p.to.agent.clone(),
-            leg: p.leg.clone(),
-            extension: p.to.extension.clone(),
-            muted: false,
-            wrap_up_ms: None,
-            joined_ms: now_ms,
-        });
+        s.parties.push(p.joined_party(now_ms));
         let legs: Vec<LegId> = std::iter::once(caller)
             .chain(s.parties.iter().map(|x| x.leg.clone()))
             .collect();
-        let participants: Vec<AgentId> = s.parties.iter().map(|x| x.agent.clone()).collect();
+        let participants = s.participants();
         let mut fx = vec![
             CallEffect::Pbx(PbxCommand::Conference {
                 bridge_id: BridgeId::main(&id),
                 leg_ids: legs,
             }),
-            CallEffect::Pbx(PbxCommand::DestroyBridge {
-                bridge_id: BridgeId::consult(&id),
-            }),
+            self.destroy_consult_bridge(),
         ];
         self.moh_off(&mut fx);
         fx.push(CallEffect::Notice(CallNotice::ParticipantJoined {

@@ -3,34 +3,19 @@
 //! ringing offer, a supervisor), a PBX failure; and how each ends the call
 //! or the part of it that leg carried.
 
-use super::{AgentNotice, Call, CallEffect, CallPhase, Fx, Session, TerminalReason};
-use crate::agent::OfferOutcome;
+use super::effects::{bridge, left_call, outcome_of, release_agent};
+use super::{Call, CallEffect, CallPhase, Fx, Offer, Party, Session, TerminalReason};
 use crate::crm::{CallbackReason, CreateReason};
 use crate::ids::{BridgeId, LegId};
-use crate::ports::{HangupCause, PbxCommand};
+use crate::ports::HangupCause;
 
 impl Call {
     /// A leg was answered at the PBX.
     pub fn leg_answered(&mut self, leg: &LegId, now_ms: u64) -> Fx {
-        let offer = match &self.phase {
-            CallPhase::Offering { offers, .. } => offers
-                .iter()
-                .find(|o| &o.leg == leg)
-                .map(|o| (o.agent.clone(), o.token)),
-            CallPhase::Connected(s) => s
-                .pending
-                .as_ref()
-                .filter(|p| &p.leg == leg && !p.answered)
-                .map(|p| (p.to.agent.clone(), p.token)),
-            CallPhase::Dialing { .. } if leg == &self.caller_leg => {
-                return self.customer_answered(now_ms);
-            }
-            CallPhase::Dialing { .. }
-            | CallPhase::Routing
-            | CallPhase::Queued { .. }
-            | CallPhase::Ended(_) => None,
-        };
-        match offer {
+        if matches!(self.phase, CallPhase::Dialing { .. }) && leg == &self.caller_leg {
+            return self.customer_answered(now_ms);
+        }
+        match self.unanswered_leg(leg) {
             Some((agent, token)) => self
                 .accept(&agent, token, false, now_ms)
                 .unwrap_or_default(),
@@ -53,27 +38,14 @@ impl Call {
             CallPhase::Offering { offers, .. } => {
                 if let Some(o) = offers.iter().find(|o| &o.leg == leg) {
                     let (agent, token) = (o.agent.clone(), o.token);
-                    let outcome = match cause {
-                        HangupCause::Busy | HangupCause::Rejected => OfferOutcome::Rejected,
-                        _ => OfferOutcome::Missed,
-                    };
                     return self
-                        .offer_failed(&agent, token, outcome, cause, now_ms)
+                        .offer_failed(&agent, token, outcome_of(cause), cause, now_ms)
                         .unwrap_or_default();
                 }
                 Vec::new()
             }
             CallPhase::Dialing { party } if &party.leg == leg => {
-                let mut fx = vec![
-                    CallEffect::Pbx(PbxCommand::Hangup {
-                        leg_id: self.caller_leg.clone(),
-                        cause: HangupCause::Normal,
-                    }),
-                    CallEffect::Agent(
-                        party.agent.clone(),
-                        AgentNotice::LeftCall { wrap_up_ms: None },
-                    ),
-                ];
+                let mut fx = vec![self.hang_up_caller(), left_call(party.agent.clone(), None)];
                 self.end(
                     TerminalReason::Failed {
                         error: "agent leg ended before the customer answered".into(),
@@ -93,13 +65,9 @@ impl Call {
                         let agent = p.to.agent.clone();
                         return self.pending_left(&agent, now_ms);
                     }
-                    let outcome = match cause {
-                        HangupCause::Busy | HangupCause::Rejected => OfferOutcome::Rejected,
-                        _ => OfferOutcome::Missed,
-                    };
                     let token = p.token;
                     return self
-                        .pending_failed(token, outcome, cause, now_ms)
+                        .pending_failed(token, outcome_of(cause), cause, now_ms)
                         .unwrap_or_default();
                 }
                 Vec::new()
@@ -123,30 +91,11 @@ impl Call {
                 self.abandon(&mut fx, now_ms);
             }
             CallPhase::Offering { offers, .. } => {
-                for o in offers {
-                    fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                        leg_id: o.leg,
-                        cause: HangupCause::Normal,
-                    }));
-                    fx.push(CallEffect::Agent(
-                        o.agent,
-                        AgentNotice::OfferEnded {
-                            token: o.token,
-                            outcome: OfferOutcome::Withdrawn,
-                        },
-                    ));
-                }
+                fx.extend(offers.into_iter().flat_map(Offer::withdraw));
                 self.abandon(&mut fx, now_ms);
             }
             CallPhase::Dialing { party } => {
-                fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                    leg_id: party.leg,
-                    cause: HangupCause::Normal,
-                }));
-                fx.push(CallEffect::Agent(
-                    party.agent,
-                    AgentNotice::LeftCall { wrap_up_ms: None },
-                ));
+                fx.extend(release_agent(party.leg, party.agent, None));
                 self.end(
                     TerminalReason::Failed {
                         error: format!("customer not reached: {cause:?}"),
@@ -166,35 +115,14 @@ impl Call {
 
     pub(super) fn release_session(&mut self, s: Session, fx: &mut Fx) {
         if let Some(p) = s.pending {
-            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: p.leg,
-                cause: HangupCause::Normal,
-            }));
-            let notice = if p.answered {
-                AgentNotice::LeftCall { wrap_up_ms: None }
+            if p.answered {
+                fx.extend(release_agent(p.leg, p.to.agent, None));
             } else {
-                AgentNotice::OfferEnded {
-                    token: p.token,
-                    outcome: OfferOutcome::Withdrawn,
-                }
-            };
-            fx.push(CallEffect::Agent(p.to.agent, notice));
-            fx.push(CallEffect::Pbx(PbxCommand::DestroyBridge {
-                bridge_id: BridgeId::consult(&self.id),
-            }));
+                fx.extend(p.withdraw());
+            }
+            fx.push(self.destroy_consult_bridge());
         }
-        for p in s.parties {
-            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: p.leg,
-                cause: HangupCause::Normal,
-            }));
-            fx.push(CallEffect::Agent(
-                p.agent,
-                AgentNotice::LeftCall {
-                    wrap_up_ms: p.wrap_up_ms,
-                },
-            ));
-        }
+        fx.extend(s.parties.into_iter().flat_map(Party::release));
     }
 
     /// The caller hung up before an agent answered.
@@ -212,16 +140,10 @@ impl Call {
         else {
             return Vec::new();
         };
-        let bridge = BridgeId::main(&self.id);
+        let main = BridgeId::main(&self.id);
         let mut fx = vec![
-            CallEffect::Pbx(PbxCommand::Bridge {
-                bridge_id: bridge.clone(),
-                leg_id: party.leg.clone(),
-            }),
-            CallEffect::Pbx(PbxCommand::Bridge {
-                bridge_id: bridge,
-                leg_id: self.caller_leg.clone(),
-            }),
+            bridge(main.clone(), party.leg.clone()),
+            bridge(main, self.caller_leg.clone()),
         ];
         self.answered_ms = Some(now_ms);
         let mut records = Vec::new();
@@ -242,26 +164,9 @@ impl Call {
         match std::mem::replace(&mut self.phase, CallPhase::Routing) {
             CallPhase::Queued { queue, .. } => fx.push(CallEffect::Dequeue(queue)),
             CallPhase::Offering { offers, .. } => {
-                for o in offers {
-                    fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                        leg_id: o.leg,
-                        cause: HangupCause::Normal,
-                    }));
-                    fx.push(CallEffect::Agent(
-                        o.agent,
-                        AgentNotice::OfferEnded {
-                            token: o.token,
-                            outcome: OfferOutcome::Withdrawn,
-                        },
-                    ));
-                }
+                fx.extend(offers.into_iter().flat_map(Offer::withdraw));
             }
-            CallPhase::Dialing { party } => {
-                fx.push(CallEffect::Agent(
-                    party.agent,
-                    AgentNotice::LeftCall { wrap_up_ms: None },
-                ));
-            }
+            CallPhase::Dialing { party } => fx.push(left_call(party.agent, None)),
             CallPhase::Connected(s) => self.release_session(s, &mut fx),
             ended @ CallPhase::Ended(_) => {
                 self.phase = ended;
@@ -269,10 +174,7 @@ impl Call {
             }
             CallPhase::Routing => {}
         }
-        fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-            leg_id: self.caller_leg.clone(),
-            cause: HangupCause::Normal,
-        }));
+        fx.push(self.hang_up_caller());
         self.end(TerminalReason::Failed { error }, &mut fx, now_ms);
         fx
     }

@@ -35,6 +35,8 @@
 //! - `legs.rs`: PBX leg events (answer, hang-up), abandon, the end.
 //! - `connected.rs`: hold, mute, hang-up, leaving, blind transfer, wrap-up codes.
 //! - `consult.rs`: consult and conference legs.
+//! - `effects.rs`: the effect sequences several steps share (hang up,
+//!   release a party, withdraw an offer, move a leg between bridges).
 //! - `crm.rs`: the records the call writes (typed bodies from [`crate::crm`]).
 //! - `reconcile.rs`: carrying on after a restart from the legs the PBX
 //!   still has.
@@ -44,6 +46,7 @@ pub mod actor;
 mod connected;
 mod consult;
 mod crm;
+mod effects;
 mod legs;
 mod offer;
 mod queueing;
@@ -160,29 +163,19 @@ impl Call {
             .find(|v| v.key == "priority")
             .and_then(|v| v.value.parse().ok());
         let call = Self {
-            id: leg.call_id(),
-            site: site.to_owned(),
-            direction: Direction::Inbound,
             ani,
             dnis,
             attached,
-            caller_leg: leg.clone(),
-            arrived_ms: now_ms,
-            phase: CallPhase::Routing,
-            rules: None,
             priority: priority.unwrap_or(0),
-            excluded: Vec::new(),
-            interaction_created: false,
-            phone_log_created: false,
-            update_seq: 0,
-            answered_ms: None,
-            max_wait_elapsed: false,
-            stint: 0,
-            queue_hops: 0,
-            moh: false,
-            offer_timeout_ms,
-            supervisions: Vec::new(),
-            max_wait_deadline_ms: None,
+            ..Self::begun(
+                leg.call_id(),
+                site,
+                Direction::Inbound,
+                leg.clone(),
+                CallPhase::Routing,
+                now_ms,
+                offer_timeout_ms,
+            )
         };
         (
             call,
@@ -211,15 +204,49 @@ impl Call {
             joined_ms: now_ms,
         };
         let call = Self {
-            id,
-            site: site.to_owned(),
-            direction: Direction::Outbound,
             ani: number.clone(),
             dnis: agent.extension.clone(),
+            ..Self::begun(
+                id,
+                site,
+                Direction::Outbound,
+                customer.clone(),
+                CallPhase::Dialing { party },
+                now_ms,
+                offer_timeout_ms,
+            )
+        };
+        let fx = vec![CallEffect::Pbx(PbxCommand::OutboundDial {
+            agent_leg_id: agent_leg,
+            endpoint: agent.endpoint.clone(),
+            customer_leg_id: customer,
+            number,
+            timeout_ms: offer_timeout_ms + ORIGINATE_TIMEOUT_SLACK_MS,
+        })];
+        (call, fx)
+    }
+
+    /// A call that just began in `phase`: nothing routed, answered or
+    /// written yet; [`Self::inbound`] and [`Self::outbound`] say who calls.
+    fn begun(
+        id: CallId,
+        site: &str,
+        direction: Direction,
+        caller_leg: LegId,
+        phase: CallPhase,
+        now_ms: u64,
+        offer_timeout_ms: u64,
+    ) -> Self {
+        Self {
+            id,
+            site: site.to_owned(),
+            direction,
+            ani: String::new(),
+            dnis: String::new(),
             attached: Vec::new(),
-            caller_leg: customer.clone(),
+            caller_leg,
             arrived_ms: now_ms,
-            phase: CallPhase::Dialing { party },
+            phase,
             rules: None,
             priority: 0,
             excluded: Vec::new(),
@@ -234,15 +261,7 @@ impl Call {
             offer_timeout_ms,
             supervisions: Vec::new(),
             max_wait_deadline_ms: None,
-        };
-        let fx = vec![CallEffect::Pbx(PbxCommand::OutboundDial {
-            agent_leg_id: agent_leg,
-            endpoint: agent.endpoint.clone(),
-            customer_leg_id: customer,
-            number,
-            timeout_ms: offer_timeout_ms + ORIGINATE_TIMEOUT_SLACK_MS,
-        })];
-        (call, fx)
+        }
     }
 
     /// The timers a restored call must re-arm, with their deadlines: the
@@ -300,11 +319,31 @@ impl Call {
         out
     }
 
+    /// The offer or pending consult/conference leg ringing on `leg`, not
+    /// answered yet: its agent and token (its answer or loss is news).
+    fn unanswered_leg(&self, leg: &LegId) -> Option<(AgentId, OfferToken)> {
+        match &self.phase {
+            CallPhase::Offering { offers, .. } => offers
+                .iter()
+                .find(|o| &o.leg == leg)
+                .map(|o| (o.agent.clone(), o.token)),
+            CallPhase::Connected(s) => s
+                .pending
+                .as_ref()
+                .filter(|p| &p.leg == leg && !p.answered)
+                .map(|p| (p.to.agent.clone(), p.token)),
+            CallPhase::Routing
+            | CallPhase::Queued { .. }
+            | CallPhase::Dialing { .. }
+            | CallPhase::Ended(_) => None,
+        }
+    }
+
     /// Agents on the call.
     pub fn parties(&self) -> Vec<AgentId> {
         match &self.phase {
             CallPhase::Connected(s) => {
-                let mut v: Vec<AgentId> = s.parties.iter().map(|p| p.agent.clone()).collect();
+                let mut v = s.participants();
                 if let Some(p) = s.pending.as_ref().filter(|p| p.answered) {
                     v.push(p.to.agent.clone());
                 }

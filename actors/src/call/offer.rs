@@ -4,9 +4,10 @@
 //! fallback. Invariant 2 (one offer at a time, ring-all aside) is asserted
 //! where offers are added.
 
+use super::effects::{bridge, end_offer, offer_ended};
 use super::PROMPT_UNAVAILABLE;
-use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallNotice, CallPhase};
-use super::{CallTimer, Fx, Offer, Party, Session, TerminalReason, ORIGINATE_TIMEOUT_SLACK_MS};
+use super::{AgentContact, Call, CallEffect, CallError, CallNotice, CallPhase};
+use super::{Fx, Offer, Party, Session, TerminalReason};
 use crate::agent::{OfferOutcome, OfferPurpose};
 use crate::config::FinalDestination;
 use crate::crm::{CallbackReason, CreateReason, UpdateEvent};
@@ -37,12 +38,10 @@ impl Call {
             _ => false,
         };
         if !takes || self.excluded.contains(&agent.agent) {
-            return vec![CallEffect::Agent(
+            return vec![offer_ended(
                 agent.agent.clone(),
-                AgentNotice::OfferEnded {
-                    token,
-                    outcome: OfferOutcome::Withdrawn,
-                },
+                token,
+                OfferOutcome::Withdrawn,
             )];
         }
         let mut fx = Vec::new();
@@ -96,14 +95,7 @@ impl Call {
     ) -> Offer {
         let leg = LegId::for_offer(&self.id, token);
         let deadline_ms = now_ms + self.offer_timeout_ms;
-        fx.push(CallEffect::Pbx(PbxCommand::OriginateAgentLeg {
-            leg_id: leg.clone(),
-            endpoint: agent.endpoint.clone(),
-            caller_id: self.ani.clone(),
-            timeout_ms: self.offer_timeout_ms + ORIGINATE_TIMEOUT_SLACK_MS,
-            auto_answer: agent.auto_accept,
-        }));
-        fx.push(CallEffect::Timer(CallTimer::Rona(token), deadline_ms));
+        fx.extend(self.ring_leg(agent, leg.clone(), token, deadline_ms));
         Offer {
             agent: agent.agent.clone(),
             token,
@@ -180,35 +172,16 @@ impl Call {
         };
         let won = offers.remove(i);
         let others = std::mem::take(offers);
-        let mut fx = Vec::new();
-        for o in others {
-            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: o.leg,
-                cause: HangupCause::Normal,
-            }));
-            fx.push(CallEffect::Agent(
-                o.agent,
-                AgentNotice::OfferEnded {
-                    token: o.token,
-                    outcome: OfferOutcome::Withdrawn,
-                },
-            ));
-        }
+        let mut fx: Fx = others.into_iter().flat_map(Offer::withdraw).collect();
         if from_desktop {
             fx.push(CallEffect::Pbx(PbxCommand::Answer {
                 leg_id: won.leg.clone(),
             }));
         }
         self.moh_off(&mut fx);
-        let bridge = BridgeId::main(&self.id);
-        fx.push(CallEffect::Pbx(PbxCommand::Bridge {
-            bridge_id: bridge.clone(),
-            leg_id: self.caller_leg.clone(),
-        }));
-        fx.push(CallEffect::Pbx(PbxCommand::Bridge {
-            bridge_id: bridge,
-            leg_id: won.leg.clone(),
-        }));
+        let main = BridgeId::main(&self.id);
+        fx.push(bridge(main.clone(), self.caller_leg.clone()));
+        fx.push(bridge(main, won.leg.clone()));
         let first_answer = self.answered_ms.is_none();
         if first_answer {
             self.answered_ms = Some(now_ms);
@@ -317,25 +290,11 @@ impl Call {
     /// An offer's originate never reached the PBX because the CTI link is
     /// down: not the agent's doing. The agent is released without penalty
     /// (withdrawn, not excluded, no RONA) and the call goes back where it
-    /// came from; queues hold their calls until the link is back.
+    /// came from; queues hold their calls until the link is back. A consult
+    /// or conference leg not sent is withdrawn the same way.
     pub fn offer_not_sent(&mut self, leg: &LegId, now_ms: u64) -> Fx {
-        let found = match &self.phase {
-            CallPhase::Offering { offers, .. } => offers
-                .iter()
-                .find(|o| &o.leg == leg)
-                .map(|o| (o.agent.clone(), o.token, false)),
-            CallPhase::Connected(s) => s
-                .pending
-                .as_ref()
-                .filter(|p| &p.leg == leg && !p.answered)
-                .map(|p| (p.to.agent.clone(), p.token, true)),
-            CallPhase::Routing
-            | CallPhase::Queued { .. }
-            | CallPhase::Dialing { .. }
-            | CallPhase::Ended(_) => None,
-        };
-        match found {
-            Some((agent, token, false)) => self
+        match self.unanswered_leg(leg) {
+            Some((agent, token)) => self
                 .offer_failed_with(
                     &agent,
                     token,
@@ -344,9 +303,6 @@ impl Call {
                     false,
                     now_ms,
                 )
-                .unwrap_or_default(),
-            Some((_, token, true)) => self
-                .pending_failed(token, OfferOutcome::Withdrawn, HangupCause::Normal, now_ms)
                 .unwrap_or_default(),
             None => Vec::new(),
         }
@@ -380,16 +336,13 @@ impl Call {
         };
         let offer = offers.remove(i);
         let empty = offers.is_empty();
-        let mut fx = vec![
-            CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: offer.leg.clone(),
-                cause,
-            }),
-            CallEffect::Agent(
-                offer.agent.clone(),
-                AgentNotice::OfferEnded { token, outcome },
-            ),
-        ];
+        let mut fx = Vec::from(end_offer(
+            offer.leg.clone(),
+            cause,
+            offer.agent.clone(),
+            token,
+            outcome,
+        ));
         if exclude {
             self.excluded.push(offer.agent.clone());
         }
@@ -432,10 +385,7 @@ impl Call {
                         fx.extend(self.enqueue(rules, now_ms).unwrap_or_default());
                     }
                     None => {
-                        fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                            leg_id: self.caller_leg.clone(),
-                            cause: HangupCause::Normal,
-                        }));
+                        fx.push(self.hang_up_caller());
                         self.end(TerminalReason::Completed, fx, now_ms);
                     }
                 }

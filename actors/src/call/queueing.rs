@@ -9,7 +9,7 @@ use crate::agent::OfferPurpose;
 use crate::config::FinalDestination;
 use crate::crm::{CallbackReason, UpdateEvent};
 use crate::ids::QueueId;
-use crate::ports::{HangupCause, PbxCommand};
+use crate::ports::PbxCommand;
 
 impl Call {
     /// Join a queue: music on hold, max-wait timer, enqueue.
@@ -54,16 +54,7 @@ impl Call {
 
     /// No route for this call: announce and hang up (logged as a failure).
     pub fn unroutable(&mut self, prompt: &str, now_ms: u64) -> Fx {
-        let mut fx = vec![
-            CallEffect::Pbx(PbxCommand::PlayAnnouncement {
-                leg_id: self.caller_leg.clone(),
-                prompt: prompt.to_owned(),
-            }),
-            CallEffect::Pbx(PbxCommand::Hangup {
-                leg_id: self.caller_leg.clone(),
-                cause: HangupCause::Normal,
-            }),
-        ];
+        let mut fx = Vec::from(self.announce_and_hang_up(prompt.to_owned()));
         self.end(
             TerminalReason::Failed {
                 error: format!("no route for DNIS {}", self.dnis),
@@ -141,35 +132,20 @@ impl Call {
         records.extend(self.interaction_create(reason.into(), None, now_ms));
         records.push(self.work_item(reason, now_ms));
         fx.push(CallEffect::Records(records));
-        let leg = self.caller_leg.clone();
         match dest {
             FinalDestination::External { number } => {
                 fx.push(CallEffect::Pbx(PbxCommand::RedirectExternal {
-                    leg_id: leg,
+                    leg_id: self.caller_leg.clone(),
                     number: number.clone(),
                 }));
                 self.end(TerminalReason::Overflowed { number }, fx, now_ms);
             }
             FinalDestination::Announcement { prompt } => {
-                fx.push(CallEffect::Pbx(PbxCommand::PlayAnnouncement {
-                    leg_id: leg.clone(),
-                    prompt,
-                }));
-                fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                    leg_id: leg,
-                    cause: HangupCause::Normal,
-                }));
+                fx.extend(self.announce_and_hang_up(prompt));
                 self.end(TerminalReason::TimedOut, fx, now_ms);
             }
             FinalDestination::Queue { .. } => {
-                fx.push(CallEffect::Pbx(PbxCommand::PlayAnnouncement {
-                    leg_id: leg.clone(),
-                    prompt: PROMPT_UNAVAILABLE.into(),
-                }));
-                fx.push(CallEffect::Pbx(PbxCommand::Hangup {
-                    leg_id: leg,
-                    cause: HangupCause::Normal,
-                }));
+                fx.extend(self.announce_and_hang_up(PROMPT_UNAVAILABLE.into()));
                 self.end(TerminalReason::TimedOut, fx, now_ms);
             }
         }

@@ -48,7 +48,7 @@ impl Call {
             }
         }
         for leg in known.iter().skip(1) {
-            if legs.get(leg) == Some(&LegStatus::Up) && self.is_unanswered_leg(leg) {
+            if legs.get(leg) == Some(&LegStatus::Up) && self.unanswered_leg(leg).is_some() {
                 fx.extend(self.leg_answered(leg, now_ms));
             }
         }
@@ -58,18 +58,5 @@ impl Call {
             }));
         }
         fx
-    }
-
-    /// Whether `leg` is an offer or a consult/conference leg not answered
-    /// yet (its answer is news; a connected party's is not).
-    fn is_unanswered_leg(&self, leg: &LegId) -> bool {
-        match &self.phase {
-            CallPhase::Offering { offers, .. } => offers.iter().any(|o| &o.leg == leg),
-            CallPhase::Connected(s) => s
-                .pending
-                .as_ref()
-                .is_some_and(|p| &p.leg == leg && !p.answered),
-            _ => false,
-        }
     }
 }

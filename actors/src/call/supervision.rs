@@ -4,9 +4,10 @@
 //! commands the glue sends. A supervision never outlives what it watches: the
 //! call's end, or the watched agent leaving, hangs its leg up.
 
+use super::effects::hang_up;
 use super::{Call, CallEffect, CallError, CallPhase};
 use crate::ids::{AgentId, BridgeId, LegId, OfferToken};
-use crate::ports::{HangupCause, PbxCommand};
+use crate::ports::PbxCommand;
 use serde::{Deserialize, Serialize};
 
 /// How a supervisor joins a call.
@@ -163,11 +164,4 @@ impl Call {
                 .map(|s| hang_up(s.leg)),
         );
     }
-}
-
-fn hang_up(leg: LegId) -> CallEffect {
-    CallEffect::Pbx(PbxCommand::Hangup {
-        leg_id: leg,
-        cause: HangupCause::Normal,
-    })
 }

@@ -475,7 +475,9 @@ impl CallActor {
         self.apply(fx, ctx);
     }
 
-    /// Reserve `target` for `purpose`, then run `then` with its contact.
+    /// Check that `agent` may start a leg now (a transfer or consult needs a
+    /// one-agent call, a conference invite no leg in progress), reserve
+    /// `target` for `purpose`, then run `then` with its contact.
     fn reserve_then(
         &mut self,
         agent: AgentId,
@@ -484,6 +486,10 @@ impl CallActor {
         then: LegStarter,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<(), CcError>> {
+        let conference = matches!(purpose, OfferPurpose::Conference);
+        if let Err(e) = self.call.can_start_leg(&agent, conference) {
+            return Box::pin(actix::fut::ready(Err(e.into())));
+        }
         let Some(handle) = self.env.directory.agents.get(&target) else {
             return Box::pin(actix::fut::ready(Err(CcError::UnknownAgent(target))));
         };
@@ -718,34 +724,15 @@ impl Handler<ControlCall> for CallActor {
                 None => return Box::pin(actix::fut::ready(Err(CcError::UnknownQueue(queue)))),
             },
             CallAction::TransferToAgent { target } => {
-                if let Err(e) = self.call.can_start_leg(&agent, false) {
-                    return Box::pin(actix::fut::ready(Err(e.into())));
-                }
-                return self.reserve_then(
-                    agent,
-                    target,
-                    OfferPurpose::Transfer,
-                    Call::transfer_to_agent,
-                    ctx,
-                );
+                let purpose = OfferPurpose::Transfer;
+                return self.reserve_then(agent, target, purpose, Call::transfer_to_agent, ctx);
             }
             CallAction::Consult { target } => {
-                if let Err(e) = self.call.can_start_leg(&agent, false) {
-                    return Box::pin(actix::fut::ready(Err(e.into())));
-                }
                 return self.reserve_then(agent, target, OfferPurpose::Consult, Call::consult, ctx);
             }
             CallAction::AddToConference { target } => {
-                if let Err(e) = self.call.can_start_leg(&agent, true) {
-                    return Box::pin(actix::fut::ready(Err(e.into())));
-                }
-                return self.reserve_then(
-                    agent,
-                    target,
-                    OfferPurpose::Conference,
-                    Call::add_to_conference,
-                    ctx,
-                );
+                let purpose = OfferPurpose::Conference;
+                return self.reserve_then(agent, target, purpose, Call::add_to_conference, ctx);
             }
         };
         let result = fx.map(|fx| self.apply(fx, ctx)).map_err(CcError::from);

@@ -9,13 +9,9 @@ mod util;
 
 use edgecc_actors::agent::actor::{CallCommand, DesktopEvent};
 use edgecc_actors::agent::{AgentState, NotReadyReason, Presence, SystemReason};
-use edgecc_actors::sim::{Caller, PhoneAction, ScriptPhone};
+use edgecc_actors::sim::PhoneAction;
 use edgecc_actors::*;
 use util::*;
-
-fn caller(dnis: &str) -> Caller {
-    Caller::new("+15551230000", dnis)
-}
 
 async fn request(
     h: &Harness,
@@ -57,10 +53,7 @@ async fn call_requests_name_the_call_and_the_agent_decides() {
     let h = start(basic(2), 1);
     h.ready("a1").await;
     h.cmd("a2", AgentCommand::Login).await.unwrap();
-    h.sim.do_send(ScriptPhone {
-        endpoint: "sim/101".into(),
-        actions: vec![PhoneAction::NoAnswer],
-    });
+    h.script("101", vec![PhoneAction::NoAnswer]);
     let call = h.call(caller("800")).await;
     assert!(matches!(h.state("a1").await, AgentState::Reserved { .. }));
 
@@ -97,14 +90,7 @@ async fn outbound_call_controls_reach_the_call() {
     tokio::time::pause();
     let h = start(basic(1), 1);
     h.cmd("a1", AgentCommand::Login).await.unwrap();
-    h.cmd(
-        "a1",
-        AgentCommand::DialOutbound {
-            number: "+1999".into(),
-        },
-    )
-    .await
-    .unwrap();
+    h.dial("a1", "+1999").await.unwrap();
     let call = match h.state("a1").await {
         AgentState::Talking { call, .. } => call,
         other => panic!("not talking: {other:?}"),

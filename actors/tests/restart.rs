@@ -10,37 +10,9 @@ mod util;
 
 use edgecc_actors::agent::AgentState;
 use edgecc_actors::durable::StateKey;
-use edgecc_actors::sim::{
-    Caller, GetLeg, GetSimStats, HangUpLeg, LegInfo, PhoneAction, ScriptPhone,
-};
+use edgecc_actors::sim::{GetSimStats, HangUpLeg, PhoneAction};
 use edgecc_actors::*;
 use util::*;
-
-fn caller(dnis: &str) -> Caller {
-    Caller::new("+15551230000", dnis)
-}
-
-fn script(h: &Harness, ext: &str, actions: Vec<PhoneAction>) {
-    h.sim.do_send(ScriptPhone {
-        endpoint: format!("sim/{ext}"),
-        actions,
-    });
-}
-
-async fn leg(h: &Harness, id: &str) -> Option<LegInfo> {
-    h.sim.send(GetLeg(LegId::new(id))).await.unwrap()
-}
-
-async fn hang_up(h: &Harness, id: &str) {
-    h.sim
-        .send(HangUpLeg {
-            leg_id: LegId::new(id),
-            cause: HangupCause::Normal,
-        })
-        .await
-        .unwrap();
-    settle().await;
-}
 
 /// The CRM side of an accepted call: exactly one interaction and one phone
 /// log, updates numbered 1..n in order, exactly one `ended` (the last).
@@ -78,20 +50,17 @@ fn assert_crm_once(h: &Harness, call: &CallId) {
 #[actix_rt::test]
 async fn talking_call_carries_on() {
     tokio::time::pause();
-    let h = start(basic(1), 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
+    let (h, call) = talking(basic(1)).await;
     assert!(is(&h.state("a1").await, "talking"));
     let before = h.sim.send(GetSimStats).await.unwrap();
     let h = h.restart(5_000).await;
     assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
-    let caller_leg = leg(&h, call.as_str()).await.expect("caller leg still up");
+    let caller_leg = h.leg(call.as_str()).await.expect("caller leg still up");
     assert!(caller_leg.up && caller_leg.bridge.is_some());
     let after = h.sim.send(GetSimStats).await.unwrap();
     assert_eq!(after.legs, before.legs, "no leg hung up");
     assert_eq!(after.bridges, before.bridges, "no bridge destroyed");
-    hang_up(&h, call.as_str()).await;
+    h.hang_up(call.as_str()).await;
     advance(500).await;
     assert!(is(&h.state("a1").await, "ready"));
     assert_eq!(h.snapshot().await.ended.get("completed"), Some(&1));
@@ -104,24 +73,15 @@ async fn talking_call_carries_on() {
 #[actix_rt::test]
 async fn held_call_stays_held() {
     tokio::time::pause();
-    let h = start(basic(1), 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
-    h.cmd("a1", AgentCommand::Call(CallAction::Hold))
-        .await
-        .unwrap();
+    let (h, call) = talking(basic(1)).await;
+    h.act("a1", CallAction::Hold).await.unwrap();
     let h = h.restart(3_000).await;
-    assert!(leg(&h, call.as_str()).await.unwrap().held);
+    assert!(h.leg(call.as_str()).await.unwrap().held);
     let snap = h.snapshot().await;
     assert!(snap.calls.iter().any(|c| c.call == call && c.held));
-    h.cmd("a1", AgentCommand::Call(CallAction::Resume))
-        .await
-        .unwrap();
-    assert!(!leg(&h, call.as_str()).await.unwrap().held);
-    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
-        .await
-        .unwrap();
+    h.act("a1", CallAction::Resume).await.unwrap();
+    assert!(!h.leg(call.as_str()).await.unwrap().held);
+    h.act("a1", CallAction::HangUp).await.unwrap();
     advance(500).await;
     assert_eq!(h.events(&call), vec!["hold", "resume", "ended"]);
     assert_crm_once(&h, &call);
@@ -132,33 +92,18 @@ async fn held_call_stays_held() {
 #[actix_rt::test]
 async fn consulting_call_completes_after_restart() {
     tokio::time::pause();
-    let h = start(basic(2), 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
-    h.cmd("a2", AgentCommand::Login).await.unwrap();
-    h.cmd(
-        "a1",
-        AgentCommand::Call(CallAction::Consult {
-            target: AgentId::new("a2"),
-        }),
-    )
-    .await
-    .unwrap();
-    advance(1_500).await;
+    let (h, call) = consulting(basic(2)).await;
     assert!(is(&h.state("a2").await, "talking"));
     let h = h.restart(2_000).await;
     assert!(is(&h.state("a1").await, "talking"));
     assert!(is(&h.state("a2").await, "talking"));
-    assert!(leg(&h, call.as_str()).await.unwrap().held);
-    h.cmd("a1", AgentCommand::Call(CallAction::CompleteConsult))
-        .await
-        .unwrap();
+    assert!(h.leg(call.as_str()).await.unwrap().held);
+    h.act("a1", CallAction::CompleteConsult).await.unwrap();
     advance(100).await;
     assert!(matches!(h.state("a2").await, AgentState::Talking { call: c, .. } if c == call));
     assert!(!is(&h.state("a1").await, "talking"));
-    assert!(!leg(&h, call.as_str()).await.unwrap().held);
-    hang_up(&h, call.as_str()).await;
+    assert!(!h.leg(call.as_str()).await.unwrap().held);
+    h.hang_up(call.as_str()).await;
     advance(500).await;
     assert_crm_once(&h, &call);
 }
@@ -168,34 +113,17 @@ async fn consulting_call_completes_after_restart() {
 #[actix_rt::test]
 async fn conference_carries_on() {
     tokio::time::pause();
-    let h = start(basic(2), 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
-    h.cmd("a2", AgentCommand::Login).await.unwrap();
-    h.cmd(
-        "a1",
-        AgentCommand::Call(CallAction::Consult {
-            target: AgentId::new("a2"),
-        }),
-    )
-    .await
-    .unwrap();
-    advance(1_500).await;
-    h.cmd("a1", AgentCommand::Call(CallAction::ConferenceConsult))
-        .await
-        .unwrap();
+    let (h, call) = consulting(basic(2)).await;
+    h.act("a1", CallAction::ConferenceConsult).await.unwrap();
     let h = h.restart(2_000).await;
     let snap = h.snapshot().await;
     let view = snap.calls.iter().find(|c| c.call == call).unwrap();
     assert_eq!(view.parties.len(), 2);
-    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
-        .await
-        .unwrap();
+    h.act("a1", CallAction::HangUp).await.unwrap();
     advance(100).await;
     assert!(is(&h.state("a2").await, "talking"));
-    assert!(leg(&h, call.as_str()).await.is_some());
-    hang_up(&h, call.as_str()).await;
+    assert!(h.leg(call.as_str()).await.is_some());
+    h.hang_up(call.as_str()).await;
     advance(500).await;
     assert_crm_once(&h, &call);
 }
@@ -228,7 +156,7 @@ async fn queued_callers_keep_their_place() {
     };
     let snap = h.snapshot().await;
     assert_eq!(snap.queues[0].waiting, vec![c1.clone(), c3.clone()]);
-    assert!(leg(&h, c1.as_str()).await.unwrap().held);
+    assert!(h.leg(c1.as_str()).await.unwrap().held);
     assert_eq!(
         h.kinds(&c2),
         vec![
@@ -270,7 +198,7 @@ async fn offer_answered_while_down_connects() {
     tokio::time::pause();
     let h = start(basic(1), 1);
     h.ready("a1").await;
-    script(&h, "101", vec![PhoneAction::Answer { after_ms: 2_000 }]);
+    h.script("101", vec![PhoneAction::Answer { after_ms: 2_000 }]);
     let call = h.call(caller("800")).await;
     assert!(is(&h.state("a1").await, "reserved"));
     let h = h.restart(4_000).await;
@@ -283,7 +211,7 @@ async fn offer_answered_while_down_connects() {
             CrmRecordKind::PhoneLogCreate
         ]
     );
-    hang_up(&h, call.as_str()).await;
+    h.hang_up(call.as_str()).await;
     advance(500).await;
     assert_crm_once(&h, &call);
 }
@@ -296,7 +224,7 @@ async fn ringing_offer_is_kept_then_redirected_once() {
     tokio::time::pause();
     let h = start(basic(2), 1);
     h.ready("a1").await;
-    script(&h, "101", vec![PhoneAction::NoAnswer]);
+    h.script("101", vec![PhoneAction::NoAnswer]);
     let call = h.call(caller("800")).await;
     let AgentState::Reserved { token: old, .. } = h.state("a1").await else {
         panic!("a1 not reserved");
@@ -304,7 +232,7 @@ async fn ringing_offer_is_kept_then_redirected_once() {
     let h = h.restart(3_000).await;
     assert!(matches!(h.state("a1").await, AgentState::Reserved { call: c, .. } if c == call));
     assert!(
-        leg(&h, &format!("{call}~{old}")).await.is_some(),
+        h.leg(&format!("{call}~{old}")).await.is_some(),
         "phone rings on"
     );
     h.ready("a2").await;
@@ -321,7 +249,7 @@ async fn ringing_offer_is_kept_then_redirected_once() {
     assert!(token > old);
     advance(1_500).await;
     assert!(is(&h.state("a2").await, "talking"));
-    hang_up(&h, call.as_str()).await;
+    h.hang_up(call.as_str()).await;
     advance(500).await;
     assert_crm_once(&h, &call);
 }
@@ -333,7 +261,7 @@ async fn ringing_offer_of_a_gone_caller_frees_the_agent() {
     tokio::time::pause();
     let h = start(basic(1), 1);
     h.ready("a1").await;
-    script(&h, "101", vec![PhoneAction::NoAnswer]);
+    h.script("101", vec![PhoneAction::NoAnswer]);
     let call = h.call(caller("800")).await;
     let h = h
         .kill_and(|sim| {
@@ -361,10 +289,7 @@ async fn ringing_offer_of_a_gone_caller_frees_the_agent() {
 #[actix_rt::test]
 async fn state_store_holds_every_entity() {
     tokio::time::pause();
-    let h = start(basic(1), 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
+    let (h, call) = talking(basic(1)).await;
     let snap = h.state.snapshot();
     assert!(matches!(
         snap.agents[&AgentId::new("a1")].state,
@@ -374,7 +299,7 @@ async fn state_store_holds_every_entity() {
     assert!(snap.calls[&call].interaction_created);
     assert!(snap.tokens_reserved_through >= 1);
     assert!(h.state.get(&StateKey::Queue(QueueId::new("q"))).is_some());
-    hang_up(&h, call.as_str()).await;
+    h.hang_up(call.as_str()).await;
     advance(5_000).await;
     assert!(h.state.get(&StateKey::Call(call)).is_none());
 }
@@ -385,10 +310,7 @@ async fn state_store_holds_every_entity() {
 #[actix_rt::test]
 async fn agent_on_a_lost_call_is_freed() {
     tokio::time::pause();
-    let h = start(basic(1), 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
+    let (h, call) = talking(basic(1)).await;
     assert!(is(&h.state("a1").await, "talking"));
     let h = h.kill_and(|_| ()).await;
     h.state.persist(StateRecord::CallRemoved(call.clone()));

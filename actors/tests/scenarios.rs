@@ -5,20 +5,9 @@ mod util;
 
 use edgecc_actors::agent::{AgentState, NotReadyReason, SystemReason};
 use edgecc_actors::config::{FinalDestination, Strategy};
-use edgecc_actors::sim::{Caller, GetLeg, GetSimStats, HangUpLeg, PhoneAction, ScriptPhone};
+use edgecc_actors::sim::{GetSimStats, PhoneAction};
 use edgecc_actors::*;
 use util::*;
-
-fn caller(dnis: &str) -> Caller {
-    Caller::new("+15551230000", dnis)
-}
-
-fn script(h: &Harness, ext: &str, actions: Vec<PhoneAction>) {
-    h.sim.do_send(ScriptPhone {
-        endpoint: format!("sim/{ext}"),
-        actions,
-    });
-}
 
 /// Queue calls go only to Ready agents; accept writes interaction + phone log
 /// before the agent is told Talking; caller hang-up ends the call.
@@ -48,13 +37,7 @@ async fn queue_call_accepted_by_ready_agent() {
     );
     let rec = &h.outbox.records_of(&call)[0];
     assert_eq!(rec.correlation_id, format!("t:{call}:interaction.create"));
-    h.sim
-        .send(HangUpLeg {
-            leg_id: LegId::new(call.as_str()),
-            cause: HangupCause::Normal,
-        })
-        .await
-        .unwrap();
+    h.hang_up(call.as_str()).await;
     advance(500).await;
     assert!(matches!(h.state("a2").await, AgentState::Ready { .. }));
     assert_eq!(h.snapshot().await.ended.get("completed"), Some(&1));
@@ -73,7 +56,7 @@ async fn manual_and_auto_accept() {
     let h = start(cfg, 1);
     h.ready("a1").await;
     h.ready("a2").await;
-    script(&h, "101", vec![PhoneAction::NoAnswer]);
+    h.script("101", vec![PhoneAction::NoAnswer]);
     let c1 = h.call(caller("800")).await;
     h.cmd("a1", AgentCommand::Accept).await.unwrap();
     settle().await;
@@ -101,8 +84,8 @@ async fn reject_redirects_and_delays() {
     h.ready("a1").await;
     advance(10).await;
     h.ready("a2").await;
-    script(&h, "101", vec![PhoneAction::NoAnswer]);
-    script(&h, "102", vec![PhoneAction::NoAnswer]);
+    h.script("101", vec![PhoneAction::NoAnswer]);
+    h.script("102", vec![PhoneAction::NoAnswer]);
     let call = h.call(caller("800")).await;
     assert!(matches!(h.state("a1").await, AgentState::Reserved { .. }));
     h.cmd("a1", AgentCommand::Reject).await.unwrap();
@@ -130,7 +113,7 @@ async fn rona_redirects_and_fences_late_answer() {
     h.ready("a1").await;
     advance(10).await;
     h.ready("a2").await;
-    script(&h, "101", vec![PhoneAction::Answer { after_ms: 12_000 }]);
+    h.script("101", vec![PhoneAction::Answer { after_ms: 12_000 }]);
     let call = h.call(caller("800")).await;
     advance(10_000).await;
     settle().await;
@@ -238,29 +221,13 @@ async fn direct_and_outbound_rules() {
     assert!(matches!(h.state("a1").await, AgentState::Reserved { .. }));
     advance(1_500).await;
     assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
-    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
-        .await
-        .unwrap();
+    h.act("a1", CallAction::HangUp).await.unwrap();
     // Back to Not Ready, no wrap-up.
     assert!(is(&h.state("a1").await, "not_ready"));
     h.ready("a2").await;
-    let r = h
-        .cmd(
-            "a2",
-            AgentCommand::DialOutbound {
-                number: "+1999".into(),
-            },
-        )
-        .await;
+    let r = h.dial("a2", "+1999").await;
     assert!(matches!(r, Err(CcError::Agent(_))));
-    h.cmd(
-        "a1",
-        AgentCommand::DialOutbound {
-            number: "+1999".into(),
-        },
-    )
-    .await
-    .unwrap();
+    h.dial("a1", "+1999").await.unwrap();
     assert!(is(&h.state("a1").await, "talking"));
 }
 
@@ -272,13 +239,8 @@ async fn wrap_up_pending_not_ready_and_logout() {
     let mut cfg = basic(2);
     cfg.queues[0].wrap_up_ms = 20_000;
     cfg.agents[1].wrap_up_ms = Some(5_000);
-    let h = start(cfg, 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
-    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
-        .await
-        .unwrap();
+    let (h, call) = talking(cfg).await;
+    h.act("a1", CallAction::HangUp).await.unwrap();
     assert!(is(&h.state("a1").await, "wrap_up"));
     h.call(caller("800")).await;
     assert!(
@@ -314,9 +276,7 @@ async fn wrap_up_pending_not_ready_and_logout() {
     h.ready("a2").await;
     advance(1_500).await;
     assert!(is(&h.state("a2").await, "talking"));
-    h.cmd("a2", AgentCommand::Call(CallAction::HangUp))
-        .await
-        .unwrap();
+    h.act("a2", CallAction::HangUp).await.unwrap();
     let now = h.snapshot().await.at_ms;
     assert!(
         matches!(h.state("a2").await, AgentState::WrapUp { until_ms, .. } if until_ms > now + 4_000 && until_ms <= now + 5_000)
@@ -327,9 +287,7 @@ async fn wrap_up_pending_not_ready_and_logout() {
     advance(1_500).await;
     h.cmd("a2", AgentCommand::Logout).await.unwrap();
     assert!(is(&h.state("a2").await, "talking"));
-    h.cmd("a2", AgentCommand::Call(CallAction::HangUp))
-        .await
-        .unwrap();
+    h.act("a2", CallAction::HangUp).await.unwrap();
     assert_eq!(h.state("a2").await, AgentState::LoggedOut);
     assert!(matches!(
         h.cmd(
@@ -348,29 +306,13 @@ async fn wrap_up_pending_not_ready_and_logout() {
 #[actix_rt::test]
 async fn hold_mute_and_blind_transfers() {
     tokio::time::pause();
-    let h = start(basic(3), 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
-    h.cmd("a1", AgentCommand::Call(CallAction::Hold))
-        .await
-        .unwrap();
-    let leg = h
-        .sim
-        .send(GetLeg(LegId::new(call.as_str())))
-        .await
-        .unwrap()
-        .unwrap();
+    let (h, call) = talking(basic(3)).await;
+    h.act("a1", CallAction::Hold).await.unwrap();
+    let leg = h.leg(call.as_str()).await.unwrap();
     assert!(leg.held);
-    h.cmd("a1", AgentCommand::Call(CallAction::Resume))
-        .await
-        .unwrap();
-    h.cmd("a1", AgentCommand::Call(CallAction::Mute))
-        .await
-        .unwrap();
-    h.cmd("a1", AgentCommand::Call(CallAction::Unmute))
-        .await
-        .unwrap();
+    h.act("a1", CallAction::Resume).await.unwrap();
+    h.act("a1", CallAction::Mute).await.unwrap();
+    h.act("a1", CallAction::Unmute).await.unwrap();
     h.cmd("a2", AgentCommand::Login).await.unwrap();
     let err = h
         .cmd(
@@ -458,64 +400,22 @@ async fn hold_mute_and_blind_transfers() {
 #[actix_rt::test]
 async fn consult_flows() {
     tokio::time::pause();
-    let h = start(basic(3), 1);
-    h.ready("a1").await;
-    let call = h.call(caller("800")).await;
-    advance(1_500).await;
+    let (h, call) = talking(basic(3)).await;
     h.cmd("a2", AgentCommand::Login).await.unwrap(); // Not Ready may be consulted
-    script(&h, "102", vec![PhoneAction::NoAnswer]);
-    h.cmd(
-        "a1",
-        AgentCommand::Call(CallAction::Consult {
-            target: AgentId::new("a2"),
-        }),
-    )
-    .await
-    .unwrap();
-    assert!(
-        h.sim
-            .send(GetLeg(LegId::new(call.as_str())))
-            .await
-            .unwrap()
-            .unwrap()
-            .held
-    );
+    h.script("102", vec![PhoneAction::NoAnswer]);
+    h.consult("a1", "a2").await.unwrap();
+    assert!(h.leg(call.as_str()).await.unwrap().held);
     advance(10_500).await; // RONA on B
-    assert!(
-        !h.sim
-            .send(GetLeg(LegId::new(call.as_str())))
-            .await
-            .unwrap()
-            .unwrap()
-            .held
-    );
+    assert!(!h.leg(call.as_str()).await.unwrap().held);
     assert!(is(&h.state("a1").await, "talking"));
     h.cmd("a3", AgentCommand::Login).await.unwrap();
-    h.cmd(
-        "a1",
-        AgentCommand::Call(CallAction::Consult {
-            target: AgentId::new("a3"),
-        }),
-    )
-    .await
-    .unwrap();
+    h.consult("a1", "a3").await.unwrap();
     advance(1_500).await;
-    h.cmd("a1", AgentCommand::Call(CallAction::CancelConsult))
-        .await
-        .unwrap();
+    h.act("a1", CallAction::CancelConsult).await.unwrap();
     assert!(is(&h.state("a3").await, "not_ready"));
-    h.cmd(
-        "a1",
-        AgentCommand::Call(CallAction::Consult {
-            target: AgentId::new("a3"),
-        }),
-    )
-    .await
-    .unwrap();
+    h.consult("a1", "a3").await.unwrap();
     advance(1_500).await;
-    h.cmd("a1", AgentCommand::Call(CallAction::CompleteConsult))
-        .await
-        .unwrap();
+    h.act("a1", CallAction::CompleteConsult).await.unwrap();
     assert!(matches!(h.state("a3").await, AgentState::Talking { .. }));
     assert!(!is(&h.state("a1").await, "talking"));
     let recs = h.outbox.records_of(&call);
@@ -575,18 +475,9 @@ async fn conference_notices() {
     h.cmd("a3", AgentCommand::Login).await.unwrap();
     let call = h.call(caller("800")).await;
     advance(1_500).await;
-    h.cmd(
-        "a1",
-        AgentCommand::Call(CallAction::Consult {
-            target: AgentId::new("a2"),
-        }),
-    )
-    .await
-    .unwrap();
+    h.consult("a1", "a2").await.unwrap();
     advance(1_500).await;
-    h.cmd("a1", AgentCommand::Call(CallAction::ConferenceConsult))
-        .await
-        .unwrap();
+    h.act("a1", CallAction::ConferenceConsult).await.unwrap();
     h.cmd(
         "a2",
         AgentCommand::Call(CallAction::AddToConference {
@@ -598,9 +489,7 @@ async fn conference_notices() {
     advance(1_500).await;
     let snap = h.snapshot().await;
     assert_eq!(snap.calls[0].parties.len(), 3);
-    h.cmd("a1", AgentCommand::Call(CallAction::HangUp))
-        .await
-        .unwrap();
+    h.act("a1", CallAction::HangUp).await.unwrap();
     let notices: Vec<_> = seen
         .borrow()
         .iter()
@@ -629,7 +518,7 @@ async fn routing_order_and_two_queues() {
     cfg.queues.push(queue("r", "801"));
     cfg.agents[0].queues.push("r".into());
     let h = start(cfg, 1);
-    script(&h, "101", vec![PhoneAction::NoAnswer]);
+    h.script("101", vec![PhoneAction::NoAnswer]);
     let _low = h.call(caller("800")).await;
     let _other = h.call(caller("801")).await;
     let mut vip = caller("800");
@@ -654,8 +543,7 @@ async fn routing_order_and_two_queues() {
     let h = start(cfg, 2);
     for a in ["a1", "a2", "a3"] {
         h.ready(a).await;
-        script(
-            &h,
+        h.script(
             &format!("10{}", &a[1..]),
             vec![PhoneAction::Answer {
                 after_ms: if a == "a2" { 500 } else { 3_000 },
@@ -681,12 +569,7 @@ async fn outbox_failure_does_not_block_calls() {
     let call = h.call(caller("800")).await;
     advance(1_200).await;
     // Bridged at the PBX already.
-    let leg = h
-        .sim
-        .send(GetLeg(LegId::new(call.as_str())))
-        .await
-        .unwrap()
-        .unwrap();
+    let leg = h.leg(call.as_str()).await.unwrap();
     assert!(leg.bridge.is_some());
     advance(3_000).await;
     assert!(

@@ -188,36 +188,16 @@ async fn run(seed: u64) {
                 }),
             };
             // Errors (wrong state, no offer) are expected; they must not panic.
-            let _ = h
-                .registry
-                .send(AgentRequest {
-                    agent: AgentId::new(agent),
-                    command,
-                })
-                .await
-                .unwrap();
+            let _ = h.request(&agent, command).await;
         }
         advance(rng.range(0, 400)).await;
         check_step(&h, seed, step).await;
         if step % 2_000 == 0 {
             // Keep agents coming back.
             for i in 0..AGENTS {
-                let _ = h
-                    .registry
-                    .send(AgentRequest {
-                        agent: AgentId::new(format!("a{i}")),
-                        command: AgentCommand::Login,
-                    })
-                    .await
-                    .unwrap();
-                let _ = h
-                    .registry
-                    .send(AgentRequest {
-                        agent: AgentId::new(format!("a{i}")),
-                        command: AgentCommand::Ready,
-                    })
-                    .await
-                    .unwrap();
+                let agent = format!("a{i}");
+                let _ = h.request(&agent, AgentCommand::Login).await;
+                let _ = h.request(&agent, AgentCommand::Ready).await;
             }
         }
     }

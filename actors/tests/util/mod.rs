@@ -1,4 +1,6 @@
-//! Helpers: start a contact center on the simulated PBX with paused time.
+//! Helpers: start a contact center on the simulated PBX with paused time,
+//! drive its agents and phones, and the set-ups several tests share (an
+//! agent talking on a call, a consult answered).
 #![allow(dead_code)]
 
 use actix::prelude::*;
@@ -8,7 +10,8 @@ use edgecc_actors::events::AgentView;
 use edgecc_actors::ports::LocalBoxFuture;
 use edgecc_actors::registry::Reconcile;
 use edgecc_actors::sim::{
-    Caller, ConnectEvents, DisconnectEvents, ListLegs, PlaceCall, SimPbx, SimPbxPort,
+    Caller, ConnectEvents, DisconnectEvents, GetLeg, HangUpLeg, LegInfo, ListLegs, PhoneAction,
+    PlaceCall, ScriptPhone, SimPbx, SimPbxPort,
 };
 use edgecc_actors::*;
 use std::cell::Cell;
@@ -85,6 +88,11 @@ impl StatePort for KillableState {
 /// Epoch of the test clock.
 pub const EPOCH_MS: u64 = 1_700_000_000_000;
 
+/// A caller from the tests' one customer number dialing `dnis`.
+pub fn caller(dnis: &str) -> Caller {
+    Caller::new("+15551230000", dnis)
+}
+
 pub fn queue(id: &str, dnis: &str) -> QueueConfig {
     QueueConfig {
         id: id.into(),
@@ -134,6 +142,27 @@ pub fn basic(n: usize) -> ContactCenterConfig {
 
 pub fn start(cfg: ContactCenterConfig, seed: u64) -> Harness {
     start_with(cfg, SimPbx::new(seed))
+}
+
+/// Starts `cfg` (queue `q` on DNIS 800 and an agent a1 in it) with a1
+/// talking to a caller: a1 Ready, the call placed, a1's phone answering
+/// (after 1 s) and the call's records durable.
+pub async fn talking(cfg: ContactCenterConfig) -> (Harness, CallId) {
+    let h = start(cfg, 1);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    (h, call)
+}
+
+/// [`talking`], then a1 consults a2 (logged in, Not Ready) and a2's phone
+/// answers: a1 and a2 talk while the caller holds.
+pub async fn consulting(cfg: ContactCenterConfig) -> (Harness, CallId) {
+    let (h, call) = talking(cfg).await;
+    h.cmd("a2", AgentCommand::Login).await.unwrap();
+    h.consult("a1", "a2").await.unwrap();
+    advance(1_500).await;
+    (h, call)
 }
 
 pub fn start_with(cfg: ContactCenterConfig, pbx: SimPbx) -> Harness {
@@ -224,17 +253,39 @@ impl Harness {
         }
     }
 
-    pub async fn cmd(&self, agent: &str, command: AgentCommand) -> Result<(), CcError> {
-        let r = self
-            .registry
+    /// `agent` sends `command`; time does not move (see [`Self::cmd`]).
+    pub async fn request(&self, agent: &str, command: AgentCommand) -> Result<(), CcError> {
+        self.registry
             .send(AgentRequest {
                 agent: AgentId::new(agent),
                 command,
             })
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `agent` sends `command`, then everything it set off runs.
+    pub async fn cmd(&self, agent: &str, command: AgentCommand) -> Result<(), CcError> {
+        let r = self.request(agent, command).await;
         settle().await;
         r
+    }
+
+    /// `agent` asks its call for `action`.
+    pub async fn act(&self, agent: &str, action: CallAction) -> Result<(), CcError> {
+        self.cmd(agent, AgentCommand::Call(action)).await
+    }
+
+    /// `from` consults `to` on its call.
+    pub async fn consult(&self, from: &str, to: &str) -> Result<(), CcError> {
+        let target = AgentId::new(to);
+        self.act(from, CallAction::Consult { target }).await
+    }
+
+    /// `agent` dials `number` out.
+    pub async fn dial(&self, agent: &str, number: &str) -> Result<(), CcError> {
+        let number = number.to_owned();
+        self.cmd(agent, AgentCommand::DialOutbound { number }).await
     }
 
     pub async fn ready(&self, agent: &str) {
@@ -246,6 +297,31 @@ impl Harness {
         let leg = self.sim.send(PlaceCall(caller)).await.unwrap();
         settle().await;
         leg.call_id()
+    }
+
+    /// Scripts what the phone of extension `ext` does with its next calls.
+    pub fn script(&self, ext: &str, actions: Vec<PhoneAction>) {
+        self.sim.do_send(ScriptPhone {
+            endpoint: format!("sim/{ext}"),
+            actions,
+        });
+    }
+
+    /// The PBX's view of leg `id`; `None` once it is gone.
+    pub async fn leg(&self, id: &str) -> Option<LegInfo> {
+        self.sim.send(GetLeg(LegId::new(id))).await.unwrap()
+    }
+
+    /// Leg `id` hangs up at the PBX (its caller or phone put down).
+    pub async fn hang_up(&self, id: &str) {
+        self.sim
+            .send(HangUpLeg {
+                leg_id: LegId::new(id),
+                cause: HangupCause::Normal,
+            })
+            .await
+            .unwrap();
+        settle().await;
     }
 
     pub async fn snapshot(&self) -> CenterSnapshot {

@@ -161,17 +161,8 @@ impl Call {
         from_desktop: bool,
         now_ms: u64,
     ) -> Result<Fx, CallError> {
-        let CallPhase::Offering { offers, .. } = &mut self.phase else {
-            return Err(self.wrong("accept an offer"));
-        };
-        let Some(i) = offers
-            .iter()
-            .position(|o| o.token == token && &o.agent == agent)
-        else {
-            return Err(self.stale(token));
-        };
-        let won = offers.remove(i);
-        let others = std::mem::take(offers);
+        let (won, others) = self.take_offer(agent, token, "accept an offer")?;
+        let others = std::mem::take(others);
         let mut fx: Fx = others.into_iter().flat_map(Offer::withdraw).collect();
         if from_desktop {
             fx.push(CallEffect::Pbx(PbxCommand::Answer {
@@ -227,6 +218,29 @@ impl Call {
             pending: None,
         });
         Ok(fx)
+    }
+
+    /// Offering: takes `agent`'s offer `token` out of the ringing offers;
+    /// also gives the offers still ringing. Any other phase cannot `action`;
+    /// an offer not ringing is stale.
+    fn take_offer(
+        &mut self,
+        agent: &AgentId,
+        token: OfferToken,
+        action: &'static str,
+    ) -> Result<(Offer, &mut Vec<Offer>), CallError> {
+        // Both errors are built first: the answer keeps the offers borrowed.
+        let (wrong, stale) = (self.wrong(action), self.stale(token));
+        let CallPhase::Offering { offers, .. } = &mut self.phase else {
+            return Err(wrong);
+        };
+        match offers
+            .iter()
+            .position(|o| o.token == token && &o.agent == agent)
+        {
+            Some(i) => Ok((offers.remove(i), offers)),
+            None => Err(stale),
+        }
     }
 
     /// The agent rejected the offer (desktop, or its device refused).
@@ -325,17 +339,8 @@ impl Call {
             | CallPhase::Dialing { .. }
             | CallPhase::Ended(_) => return Err(self.stale(token)),
         }
-        let CallPhase::Offering { offers, .. } = &mut self.phase else {
-            return Err(self.wrong("end an offer"));
-        };
-        let Some(i) = offers
-            .iter()
-            .position(|o| o.token == token && &o.agent == agent)
-        else {
-            return Err(self.stale(token));
-        };
-        let offer = offers.remove(i);
-        let empty = offers.is_empty();
+        let (offer, others) = self.take_offer(agent, token, "end an offer")?;
+        let empty = others.is_empty();
         let mut fx = Vec::from(end_offer(
             offer.leg.clone(),
             cause,

@@ -114,14 +114,7 @@ async fn time_in_state_is_in_the_agent_view() {
     let login = h.agent("a1").await.state_since_ms;
     assert!(login >= EPOCH_MS + 1_000, "{login}");
     advance(2_000).await;
-    h.cmd(
-        "a1",
-        AgentCommand::NotReady {
-            reason_code: "break".into(),
-        },
-    )
-    .await
-    .unwrap();
+    h.not_ready("a1", "break").await.unwrap();
     assert_eq!(h.agent("a1").await.state_since_ms, login);
     advance(2_000).await;
     h.cmd("a1", AgentCommand::Ready).await.unwrap();

@@ -10,7 +10,7 @@ mod util;
 
 use edgecc_actors::agent::AgentState;
 use edgecc_actors::durable::StateKey;
-use edgecc_actors::sim::{GetSimStats, HangUpLeg, PhoneAction};
+use edgecc_actors::sim::{GetSimStats, PhoneAction};
 use edgecc_actors::*;
 use util::*;
 
@@ -144,15 +144,10 @@ async fn queued_callers_keep_their_place() {
     assert!(kill_at > 0);
     let h = {
         // c2 gives up while edgecc is down.
-        h.kill_and(|sim| {
-            sim.do_send(HangUpLeg {
-                leg_id: LegId::new(c2.as_str()),
-                cause: HangupCause::Normal,
-            })
-        })
-        .await
-        .restart(1_000)
-        .await
+        h.kill_and(|sim| hang_up_at(sim, c2.as_str()))
+            .await
+            .restart(1_000)
+            .await
     };
     let snap = h.snapshot().await;
     assert_eq!(snap.queues[0].waiting, vec![c1.clone(), c3.clone()]);
@@ -196,10 +191,7 @@ async fn max_wait_that_passed_while_down_fires_once() {
 #[actix_rt::test]
 async fn offer_answered_while_down_connects() {
     tokio::time::pause();
-    let h = start(basic(1), 1);
-    h.ready("a1").await;
-    h.script("101", vec![PhoneAction::Answer { after_ms: 2_000 }]);
-    let call = h.call(caller("800")).await;
+    let (h, call) = offered(basic(1), PhoneAction::Answer { after_ms: 2_000 }).await;
     assert!(is(&h.state("a1").await, "reserved"));
     let h = h.restart(4_000).await;
     advance(100).await;
@@ -222,10 +214,7 @@ async fn offer_answered_while_down_connects() {
 #[actix_rt::test]
 async fn ringing_offer_is_kept_then_redirected_once() {
     tokio::time::pause();
-    let h = start(basic(2), 1);
-    h.ready("a1").await;
-    h.script("101", vec![PhoneAction::NoAnswer]);
-    let call = h.call(caller("800")).await;
+    let (h, call) = offered(basic(2), PhoneAction::NoAnswer).await;
     let AgentState::Reserved { token: old, .. } = h.state("a1").await else {
         panic!("a1 not reserved");
     };
@@ -259,17 +248,9 @@ async fn ringing_offer_is_kept_then_redirected_once() {
 #[actix_rt::test]
 async fn ringing_offer_of_a_gone_caller_frees_the_agent() {
     tokio::time::pause();
-    let h = start(basic(1), 1);
-    h.ready("a1").await;
-    h.script("101", vec![PhoneAction::NoAnswer]);
-    let call = h.call(caller("800")).await;
+    let (h, call) = offered(basic(1), PhoneAction::NoAnswer).await;
     let h = h
-        .kill_and(|sim| {
-            sim.do_send(HangUpLeg {
-                leg_id: LegId::new(call.as_str()),
-                cause: HangupCause::Normal,
-            })
-        })
+        .kill_and(|sim| hang_up_at(sim, call.as_str()))
         .await
         .restart(1_000)
         .await;

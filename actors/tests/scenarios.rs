@@ -247,14 +247,7 @@ async fn wrap_up_pending_not_ready_and_logout() {
         is(&h.state("a1").await, "wrap_up"),
         "no queue call in wrap-up"
     );
-    h.cmd(
-        "a1",
-        AgentCommand::NotReady {
-            reason_code: "break".into(),
-        },
-    )
-    .await
-    .unwrap();
+    h.not_ready("a1", "break").await.unwrap();
     assert!(h.agent("a1").await.pending.is_some());
     h.cmd(
         "a1",
@@ -290,13 +283,7 @@ async fn wrap_up_pending_not_ready_and_logout() {
     h.act("a2", CallAction::HangUp).await.unwrap();
     assert_eq!(h.state("a2").await, AgentState::LoggedOut);
     assert!(matches!(
-        h.cmd(
-            "a1",
-            AgentCommand::NotReady {
-                reason_code: "nope".into()
-            }
-        )
-        .await,
+        h.not_ready("a1", "nope").await,
         Err(CcError::Agent(_))
     ));
 }
@@ -341,14 +328,7 @@ async fn hold_mute_and_blind_transfers() {
     .unwrap();
     advance(1_500).await;
     assert!(matches!(h.state("a2").await, AgentState::Talking { .. }));
-    h.cmd(
-        "a1",
-        AgentCommand::NotReady {
-            reason_code: "break".into(),
-        },
-    )
-    .await
-    .unwrap();
+    h.not_ready("a1", "break").await.unwrap();
     h.ready("a3").await;
     h.cmd(
         "a2",

@@ -155,6 +155,16 @@ pub async fn talking(cfg: ContactCenterConfig) -> (Harness, CallId) {
     (h, call)
 }
 
+/// Starts `cfg` with a call offered to a1 (Ready, queue `q`, extension
+/// 101) whose phone does `phone`.
+pub async fn offered(cfg: ContactCenterConfig, phone: PhoneAction) -> (Harness, CallId) {
+    let h = start(cfg, 1);
+    h.ready("a1").await;
+    h.script("101", vec![phone]);
+    let call = h.call(caller("800")).await;
+    (h, call)
+}
+
 /// [`talking`], then a1 consults a2 (logged in, Not Ready) and a2's phone
 /// answers: a1 and a2 talk while the caller holds.
 pub async fn consulting(cfg: ContactCenterConfig) -> (Harness, CallId) {
@@ -189,6 +199,15 @@ pub fn start_with(cfg: ContactCenterConfig, pbx: SimPbx) -> Harness {
         cfg,
         clock,
     }
+}
+
+/// Leg `id` hangs up at the PBX without waiting (for [`Harness::kill_and`]:
+/// a caller gives up while edgecc is down).
+pub fn hang_up_at(sim: &Addr<SimPbx>, id: &str) {
+    sim.do_send(HangUpLeg {
+        leg_id: LegId::new(id),
+        cause: HangupCause::Normal,
+    });
 }
 
 /// Let everything ready run (paused time: advances only when idle).
@@ -280,6 +299,13 @@ impl Harness {
     pub async fn consult(&self, from: &str, to: &str) -> Result<(), CcError> {
         let target = AgentId::new(to);
         self.act(from, CallAction::Consult { target }).await
+    }
+
+    /// `agent` asks for Not Ready with `reason_code`.
+    pub async fn not_ready(&self, agent: &str, reason_code: &str) -> Result<(), CcError> {
+        let reason_code = reason_code.to_owned();
+        self.cmd(agent, AgentCommand::NotReady { reason_code })
+            .await
     }
 
     /// `agent` dials `number` out.

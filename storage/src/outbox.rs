@@ -380,7 +380,7 @@ impl Outbox {
             }
             let mut dropped = false;
             for (seq, key) in picked {
-                match shared.outbox.get(seq_key(seq)) {
+                match shared.get(b"outbox", &seq_key(seq)) {
                     Ok(Some(raw)) => match decode_record(seq, &raw) {
                         Ok(record) => out.push(record),
                         Err(e) => {
@@ -483,17 +483,20 @@ impl Outbox {
     /// [`LIST_MAX`]); undecodable ones are skipped (they are quarantined).
     pub fn list(&self, from_seq: u64, limit: usize) -> Result<Vec<Record>, StorageError> {
         let mut out = Vec::new();
-        for item in self.inner.shared.outbox.range(seq_key(from_seq)..) {
-            if out.len() >= limit.min(LIST_MAX) {
-                break;
-            }
-            let (k, raw) = item?;
-            if let Some(seq) = key_seq(&k) {
-                if let Ok(record) = decode_record(seq, &raw) {
-                    out.push(record);
-                }
-            }
+        let limit = limit.min(LIST_MAX);
+        if limit == 0 {
+            return Ok(out);
         }
+        self.inner
+            .shared
+            .scan(b"outbox", &seq_key(from_seq), |k, raw| {
+                if let Some(seq) = key_seq(&k) {
+                    if let Ok(record) = decode_record(seq, &raw) {
+                        out.push(record);
+                    }
+                }
+                Ok(out.len() < limit)
+            })?;
         Ok(out)
     }
 
@@ -505,20 +508,25 @@ impl Outbox {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, StorageError> {
         let mut out = Vec::new();
-        for item in self.inner.shared.dead.range(seq_key(from_seq)..) {
-            if out.len() >= limit.min(LIST_MAX) {
-                break;
-            }
-            let (k, raw) = item?;
-            let Some(seq) = key_seq(&k) else { continue };
-            let letter = decode_dead_letter(seq, &raw).unwrap_or_else(|e| DeadLetter {
-                seq,
-                reason: format!("undecodable dead letter: {e}"),
-                record: None,
-                raw: raw.to_vec(),
-            });
-            out.push(letter);
+        let limit = limit.min(LIST_MAX);
+        if limit == 0 {
+            return Ok(out);
         }
+        self.inner
+            .shared
+            .scan(b"dead", &seq_key(from_seq), |k, raw| {
+                let Some(seq) = key_seq(&k) else {
+                    return Ok(true);
+                };
+                let letter = decode_dead_letter(seq, &raw).unwrap_or_else(|e| DeadLetter {
+                    seq,
+                    reason: format!("undecodable dead letter: {e}"),
+                    record: None,
+                    raw,
+                });
+                out.push(letter);
+                Ok(out.len() < limit)
+            })?;
         Ok(out)
     }
 
@@ -535,13 +543,15 @@ impl Outbox {
             )
         };
         let mut oldest_age_ms = 0;
-        for item in shared.outbox.iter() {
-            let (k, raw) = item?;
-            if let Some(record) = key_seq(&k).and_then(|seq| decode_record(seq, &raw).ok()) {
-                oldest_age_ms = now_ms.saturating_sub(record.created_at_ms);
-                break;
+        shared.scan(b"outbox", &[], |k, raw| {
+            match key_seq(&k).and_then(|seq| decode_record(seq, &raw).ok()) {
+                Some(record) => {
+                    oldest_age_ms = now_ms.saturating_sub(record.created_at_ms);
+                    Ok(false)
+                }
+                None => Ok(true),
             }
-        }
+        })?;
         let bytes_on_disk = dir_bytes(&shared.dir)
             .map_err(|e| StorageError::io(format!("size of {}", shared.dir.display()), e))?;
         let mut health = shared.lock_health().clone();

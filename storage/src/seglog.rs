@@ -182,13 +182,15 @@ impl SegLog {
         sync_dir_named(dir)
     }
 
-    /// Opens `<dir>/log` and calls `visit(seg, lsn, payload)` for every
-    /// frame, in order. Removes what lies after the end (see the rules).
+    /// Opens `<dir>/log` and calls `visit(seg, lsn, payload offset,
+    /// payload)` for every frame, in order (the offset is where the
+    /// payload starts in the segment file). Removes what lies after the
+    /// end (see the rules).
     pub(crate) fn open(
         dir: &Path,
         seg_bytes: u64,
         stall: Arc<SyncStall>,
-        visit: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
+        visit: impl FnMut(u64, u64, u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<SegLog, StorageError> {
         SegLog::open_at(&dir.join(LOG_DIR), seg_bytes, stall, visit)
     }
@@ -198,7 +200,7 @@ impl SegLog {
         path: &Path,
         seg_bytes: u64,
         stall: Arc<SyncStall>,
-        mut visit: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
+        mut visit: impl FnMut(u64, u64, u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<SegLog, StorageError> {
         let dir = path.to_path_buf();
         let io = |what: &str, p: &Path, e| StorageError::io(format!("{what} {}", p.display()), e);
@@ -256,7 +258,8 @@ impl SegLog {
             let mut at = 0usize;
             let mut lsn = first.unwrap_or(1);
             while let Some((_, payload, used)) = frame_at(&area[at..], Some(lsn)) {
-                visit(seg, lsn, payload)?;
+                let payload_off = DATA_START + (at + FRAME_HEADER) as u64;
+                visit(seg, lsn, payload_off, payload)?;
                 at += used;
                 lsn += 1;
             }
@@ -361,9 +364,10 @@ impl SegLog {
     }
 
     /// Appends `payload` as the next frame and `fdatasync`s it; returns the
-    /// segment it went to. Moves to the next segment when it does not fit
-    /// (a frame larger than a segment gets a segment of its own size).
-    pub(crate) fn append(&mut self, payload: &[u8]) -> Result<u64, AppendError> {
+    /// segment it went to and where the payload starts in that segment's
+    /// file. Moves to the next segment when it does not fit (a frame larger
+    /// than a segment gets a segment of its own size).
+    pub(crate) fn append(&mut self, payload: &[u8]) -> Result<(u64, u64), AppendError> {
         if payload.len() > u32::MAX as usize {
             return Err(AppendError::Io(std::io::Error::other(
                 "frame larger than 4 GiB",
@@ -420,12 +424,13 @@ impl SegLog {
                 )),
             });
         }
+        let payload_off = self.write_at + FRAME_HEADER as u64;
         self.write_at += len;
         self.next_lsn += 1;
         if self.buf.capacity() > 4 * 1024 * 1024 {
             self.buf = Vec::new();
         }
-        Ok(self.head_no())
+        Ok((self.head_no(), payload_off))
     }
 
     /// `fdatasync` of the head after a frame (or its unmaking).
@@ -442,15 +447,6 @@ impl SegLog {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         self.head.sync_data()
-    }
-
-    /// The frame area of segment `seg` (read [`payloads`] from it).
-    pub(crate) fn segment_area(&self, seg: u64) -> Result<Vec<u8>, StorageError> {
-        let path = self.dir.join(seg_name(seg));
-        let mut area = std::fs::read(&path)
-            .map_err(|e| StorageError::io(format!("read {}", path.display()), e))?;
-        area.drain(..(DATA_START as usize).min(area.len()));
-        Ok(area)
     }
 
     /// Calls `visit(lsn, payload)` for every frame of segment `seg`.
@@ -492,17 +488,50 @@ impl SegLog {
     }
 }
 
-/// The payloads of the frames of a segment's frame area, in order.
-pub(crate) fn payloads(area: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    let mut lsn = None;
-    while let Some((l, payload, used)) = frame_at(&area[at..], lsn) {
-        out.push(payload);
-        at += used;
-        lsn = Some(l + 1);
+/// Reads values back from the log's segment files by location (see the
+/// `live` module), keeping each segment file open once read. A retired
+/// segment's file stays readable through a descriptor opened before its
+/// unlink; a read that finds it gone asks the live map again.
+#[derive(Debug)]
+pub(crate) struct LogReader {
+    /// `<dir>/log`.
+    dir: PathBuf,
+    /// Open segment files by number.
+    files: std::sync::Mutex<std::collections::HashMap<u64, Arc<File>>>,
+}
+
+impl LogReader {
+    pub(crate) fn new(dir: &Path) -> LogReader {
+        LogReader {
+            dir: dir.join(LOG_DIR),
+            files: std::sync::Mutex::default(),
+        }
     }
-    out
+
+    /// `len` bytes at `off` of segment `seg`; `NotFound` when the segment
+    /// is gone (retired since its location was read).
+    pub(crate) fn read(&self, seg: u64, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let file = {
+            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            match files.get(&seg) {
+                Some(f) => Arc::clone(f),
+                None => {
+                    let f = Arc::new(File::open(self.dir.join(seg_name(seg)))?);
+                    files.insert(seg, Arc::clone(&f));
+                    f
+                }
+            }
+        };
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, off)?;
+        Ok(buf)
+    }
+
+    /// Closes a retired segment's file.
+    pub(crate) fn forget(&self, seg: u64) {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files.remove(&seg);
+    }
 }
 
 /// Creates segment `seg` in `dir`, zero-filled to `cap` bytes, header
@@ -597,7 +626,7 @@ mod tests {
 
     fn open_collect(dir: &Path) -> (SegLog, Vec<(u64, u64, Vec<u8>)>) {
         let mut seen = Vec::new();
-        let log = SegLog::open(dir, SEG, Arc::default(), |seg, lsn, p| {
+        let log = SegLog::open(dir, SEG, Arc::default(), |seg, lsn, _, p| {
             seen.push((seg, lsn, p.to_vec()));
             Ok(())
         })
@@ -618,7 +647,7 @@ mod tests {
         assert!(seen.is_empty());
         let mut segs = Vec::new();
         for i in 0..40u8 {
-            segs.push(log.append(&[i; 5000]).expect("append"));
+            segs.push(log.append(&[i; 5000]).expect("append").0);
         }
         assert!(log.segments().len() > 2, "{:?}", log.segments());
         drop(log);
@@ -680,7 +709,7 @@ mod tests {
         file.write_all_at(&[0xAA; 8], DATA_START + 100)
             .expect("write");
         drop(file);
-        let err = SegLog::open(dir.path(), SEG, Arc::default(), |_, _, _| Ok(()))
+        let err = SegLog::open(dir.path(), SEG, Arc::default(), |_, _, _, _| Ok(()))
             .err()
             .expect("refused")
             .to_string();
@@ -708,7 +737,7 @@ mod tests {
         log.append(b"small").expect("append");
         log.ensure_spare().expect("spare");
         let big = vec![9u8; 3 * SEG as usize];
-        let seg = log.append(&big).expect("append");
+        let seg = log.append(&big).expect("append").0;
         log.append(b"after").expect("append");
         drop(log);
         let (_, seen) = open_collect(dir.path());
@@ -729,6 +758,6 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(log.segments().len(), 1);
         log.ensure_spare().expect("spare again");
-        assert_eq!(log.append(b"y").expect("append"), log.segments()[0]);
+        assert_eq!(log.append(b"y").expect("append").0, log.segments()[0]);
     }
 }

@@ -650,6 +650,17 @@ impl Storage {
         cvar.notify_all();
     }
 
+    /// Test hook: while sled is unchecked, marks it failed as a group it
+    /// refused would (the background check then moves it aside and
+    /// rebuilds it); does nothing once sled is checked. Never used by the
+    /// daemon.
+    #[doc(hidden)]
+    pub fn inject_sled_failure(&self, why: &str) {
+        if !self.inner.shared.is_checked() {
+            self.inner.shared.fail_sled(why.to_owned());
+        }
+    }
+
     /// Test hook: the next `count` log syncs each stall `ms` milliseconds
     /// before they run, as a disk that stops answering would. For tests
     /// and benchmarks of a stalled disk; never used by the daemon.

@@ -29,6 +29,8 @@
 //! - `live` — where each live entry's latest put is (segment, offset,
 //!   length): what exists, what a retirement must copy forward, and where
 //!   a read from the log finds a value.
+//! - `live_file` — the live map saved beside the log at a clean close, so
+//!   open scans only the frames written after it.
 //! - `clean` — the clean marker that lets open trust sled after a clean
 //!   close.
 //! - `rebuild` — the log scanned into the live map, directories of the
@@ -65,6 +67,7 @@ pub mod health;
 mod heap;
 mod index;
 mod live;
+mod live_file;
 pub mod outbox;
 mod read;
 mod rebuild;
@@ -528,7 +531,7 @@ impl Storage {
         let mut health = StorageHealth::default();
         let (db, mut log, live, trusted) = if seglog::SegLog::exists(&dir) {
             rebuild::remove_leftovers(&dir)?;
-            let (log, live) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
+            let (log, live, _) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
             let (db, moved) = sled_files::open_or_quarantine(&dir, &config)?;
             let trusted = clean == Some(log.position()) && moved.is_none();
             if !trusted && moved.is_none() {
@@ -542,7 +545,7 @@ impl Storage {
             sled_files::adopt_top_level(&dir)?;
             let db = sled_files::open_sled(&dir, &config)?;
             rebuild::migrate(&dir, &db, seg_bytes)?;
-            let (log, live) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
+            let (log, live, _) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
             (db, log, live, true)
         };
         health.quarantined = health::quarantined_dirs(&dir);

@@ -195,6 +195,108 @@ impl Live {
         self.seg_total.remove(&seg);
     }
 
+    /// Drops every entry and figure of a segment not in `segs` (loaded
+    /// from a saved map whose segments were retired since: whatever was
+    /// live in them was copied forward into frames scanned after it, so
+    /// what still points there is gone). Returns how many entries went.
+    pub(crate) fn keep_segments(&mut self, segs: &[u64]) -> u64 {
+        let gone = |seg: u64| segs.binary_search(&seg).is_err();
+        if !self.seg_total.keys().any(|&s| gone(s)) {
+            return 0;
+        }
+        let mut dropped = 0u64;
+        for t in self.trees.values_mut() {
+            let before = (t.short.len() + t.other.len()) as u64;
+            t.short.retain(|_, l| !gone(u64::from(l.seg)));
+            t.other.retain(|_, l| !gone(u64::from(l.seg)));
+            dropped += before - (t.short.len() + t.other.len()) as u64;
+        }
+        self.seg_live.retain(|&s, _| !gone(s));
+        self.seg_total.retain(|&s, _| !gone(s));
+        dropped
+    }
+
+    /// The map as bytes (see `live_file` for the format).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let put_loc = |out: &mut Vec<u8>, l: &Loc| {
+            out.extend_from_slice(&l.seg.to_le_bytes());
+            out.extend_from_slice(&l.off.to_le_bytes());
+            out.extend_from_slice(&l.len.to_le_bytes());
+        };
+        out.extend_from_slice(&(self.trees.len() as u64).to_le_bytes());
+        for (name, t) in &self.trees {
+            out.push(name.len().min(255) as u8);
+            out.extend_from_slice(&name[..name.len().min(255)]);
+            out.extend_from_slice(&(t.short.len() as u64).to_le_bytes());
+            for (k, l) in &t.short {
+                out.extend_from_slice(&k.to_le_bytes());
+                put_loc(out, l);
+            }
+            out.extend_from_slice(&(t.other.len() as u64).to_le_bytes());
+            for (k, l) in &t.other {
+                out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                out.extend_from_slice(k);
+                put_loc(out, l);
+            }
+        }
+        out.extend_from_slice(&(self.seg_total.len() as u64).to_le_bytes());
+        for (seg, total) in &self.seg_total {
+            out.extend_from_slice(&seg.to_le_bytes());
+            out.extend_from_slice(&self.seg_live.get(seg).copied().unwrap_or(0).to_le_bytes());
+            out.extend_from_slice(&total.to_le_bytes());
+        }
+    }
+
+    /// The map from [`Live::encode`]'s bytes; `None` if they do not read.
+    pub(crate) fn decode(mut b: &[u8]) -> Option<Live> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            if b.len() < n {
+                return None;
+            }
+            let (head, rest) = b.split_at(n);
+            *b = rest;
+            Some(head)
+        }
+        fn u64_of(b: &mut &[u8]) -> Option<u64> {
+            Some(u64::from_le_bytes(take(b, 8)?.try_into().ok()?))
+        }
+        fn u32_of(b: &mut &[u8]) -> Option<u32> {
+            Some(u32::from_le_bytes(take(b, 4)?.try_into().ok()?))
+        }
+        fn loc_of(b: &mut &[u8]) -> Option<Loc> {
+            Some(Loc {
+                seg: u32_of(b)?,
+                off: u32_of(b)?,
+                len: u32_of(b)?,
+            })
+        }
+        let mut live = Live::default();
+        for _ in 0..u64_of(&mut b)? {
+            let n = take(&mut b, 1)?[0] as usize;
+            let name: Box<[u8]> = take(&mut b, n)?.into();
+            let mut t = TreeLive::default();
+            let shorts = u64_of(&mut b)?;
+            let mut sorted = Vec::with_capacity((shorts as usize).min(b.len() / 20));
+            for _ in 0..shorts {
+                sorted.push((u64_of(&mut b)?, loc_of(&mut b)?));
+            }
+            // Written in key order: a bulk build.
+            t.short = sorted.into_iter().collect();
+            for _ in 0..u64_of(&mut b)? {
+                let n = u32_of(&mut b)? as usize;
+                let key: Box<[u8]> = take(&mut b, n)?.into();
+                t.other.insert(key, loc_of(&mut b)?);
+            }
+            live.trees.insert(name, t);
+        }
+        for _ in 0..u64_of(&mut b)? {
+            let seg = u64_of(&mut b)?;
+            live.seg_live.insert(seg, u64_of(&mut b)?);
+            live.seg_total.insert(seg, u64_of(&mut b)?);
+        }
+        b.is_empty().then_some(live)
+    }
+
     /// Live entries in all trees.
     #[cfg(test)]
     pub(crate) fn entries(&self) -> u64 {
@@ -250,5 +352,22 @@ mod tests {
         assert!(!live.contains(b"outbox", &k));
         assert_eq!(live.segment(2).0, 0);
         assert_eq!(live.entries(), 1);
+        // Saved and loaded: the same map.
+        let mut bytes = Vec::new();
+        live.encode(&mut bytes);
+        let back = Live::decode(&bytes).expect("decodes");
+        assert_eq!(
+            back.location(b"state/x", b"call-1"),
+            live.location(b"state/x", b"call-1")
+        );
+        assert_eq!(
+            (back.segment(1), back.segment(2), back.entries()),
+            (live.segment(1), live.segment(2), 1)
+        );
+        assert!(Live::decode(&bytes[..bytes.len() - 1]).is_none());
+        // Segment 1 retired: what still pointed there goes.
+        let mut back = back;
+        assert_eq!(back.keep_segments(&[2, 3]), 1);
+        assert_eq!(back.entries(), 0);
     }
 }

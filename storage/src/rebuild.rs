@@ -12,6 +12,7 @@ use tracing::info;
 use crate::error::StorageError;
 use crate::fsync::sync_dir_named;
 use crate::live::Live;
+use crate::live_file;
 use crate::seglog::{SegLog, SyncStall, LOG_BUILDING, LOG_DIR};
 use crate::wal::{self, decode_ops, encode_op, Wal};
 use crate::Shared;
@@ -31,18 +32,40 @@ fn frame_error(message: String) -> StorageError {
     }
 }
 
-/// Opens the log and fills the live map from it.
+/// Opens the log and fills the live map: from the saved map and the
+/// frames after it when there is a usable one (see `live_file`), else
+/// from every frame. Returns how many frames it read too.
 pub(crate) fn scan(
     dir: &Path,
     seg_bytes: u64,
     stall: Arc<SyncStall>,
-) -> Result<(SegLog, Live), StorageError> {
-    let mut live = Live::default();
-    let log = SegLog::open(dir, seg_bytes, stall, |seg, _, payload_off, payload| {
-        live.note_frame(seg, payload_off, payload)
-            .map_err(frame_error)
-    })?;
-    Ok((log, live))
+) -> Result<(SegLog, Live, u64), StorageError> {
+    let saved =
+        live_file::load(&dir.join(LOG_DIR)).filter(|(pos, _)| SegLog::position_fits(dir, *pos));
+    let (from, mut live) = match saved {
+        Some((pos, live)) => (Some(pos), live),
+        None => (None, Live::default()),
+    };
+    let mut frames = 0u64;
+    let log = SegLog::open(
+        dir,
+        seg_bytes,
+        stall,
+        from,
+        |seg, _, payload_off, payload| {
+            frames += 1;
+            live.note_frame(seg, payload_off, payload)
+                .map_err(frame_error)
+        },
+    )?;
+    let dropped = live.keep_segments(log.segments());
+    info!(
+        saved_map = from.is_some(),
+        frames_read = frames,
+        dropped,
+        "Live map loaded."
+    );
+    Ok((log, live, frames))
 }
 
 /// Writes made while opening (index repairs), through the log: buffered
@@ -135,7 +158,9 @@ pub(crate) fn migrate(dir: &Path, db: &sled::Db, seg_bytes: u64) -> Result<(), S
     }
     let building = dir.join(LOG_BUILDING);
     SegLog::create_at(&building, seg_bytes)?;
-    let mut log = SegLog::open_at(&building, seg_bytes, Arc::default(), |_, _, _, _| Ok(()))?;
+    let mut log = SegLog::open_at(&building, seg_bytes, Arc::default(), None, |_, _, _, _| {
+        Ok(())
+    })?;
     let mut entries = 0u64;
     let mut payload = Vec::new();
     let append = |log: &mut SegLog, payload: &mut Vec<u8>| {

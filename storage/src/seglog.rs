@@ -184,15 +184,18 @@ impl SegLog {
 
     /// Opens `<dir>/log` and calls `visit(seg, lsn, payload offset,
     /// payload)` for every frame, in order (the offset is where the
-    /// payload starts in the segment file). Removes what lies after the
+    /// payload starts in the segment file), or only for the frames after
+    /// `from` (a position known to be in the log, see `live_file`; the
+    /// segments before it are kept unread). Removes what lies after the
     /// end (see the rules).
     pub(crate) fn open(
         dir: &Path,
         seg_bytes: u64,
         stall: Arc<SyncStall>,
+        from: Option<Position>,
         visit: impl FnMut(u64, u64, u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<SegLog, StorageError> {
-        SegLog::open_at(&dir.join(LOG_DIR), seg_bytes, stall, visit)
+        SegLog::open_at(&dir.join(LOG_DIR), seg_bytes, stall, from, visit)
     }
 
     /// [`SegLog::open`] of the log directory `path` itself.
@@ -200,6 +203,7 @@ impl SegLog {
         path: &Path,
         seg_bytes: u64,
         stall: Arc<SyncStall>,
+        from: Option<Position>,
         mut visit: impl FnMut(u64, u64, u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<SegLog, StorageError> {
         let dir = path.to_path_buf();
@@ -230,13 +234,27 @@ impl SegLog {
                 path: path.clone(),
                 message,
             })?;
+            // Before the known position: kept, not read.
+            if from.is_some_and(|p| seg < p.seg) {
+                segs.push(seg);
+                continue;
+            }
+            let start = match from {
+                Some(p) if p.seg == seg => {
+                    expected = Some(p.lsn + 1);
+                    usize::try_from(p.offset.saturating_sub(DATA_START)).unwrap_or(usize::MAX)
+                }
+                _ => 0,
+            };
             area.clear();
             std::io::Read::read_to_end(&mut file, &mut area).map_err(|e| io("read", &path, e))?;
-            let first = frame_at(&area, None).map(|(lsn, _, _)| lsn);
+            let frames = area.get(start..).unwrap_or_default();
+            let first = frame_at(frames, None).map(|(lsn, _, _)| lsn);
             // The oldest segment starts the log whatever its first lsn (or
             // none: a fresh log); a later one only with the next lsn.
             let continues = match expected {
                 None => true,
+                _ if start > 0 || from.is_some_and(|p| p.seg == seg) => true,
                 Some(exp) => after_end.is_empty() && first == Some(exp),
             };
             if !continues {
@@ -256,16 +274,19 @@ impl SegLog {
                 continue;
             }
             let mut at = 0usize;
-            let mut lsn = first.unwrap_or(1);
-            while let Some((_, payload, used)) = frame_at(&area[at..], Some(lsn)) {
-                let payload_off = DATA_START + (at + FRAME_HEADER) as u64;
+            let mut lsn = expected
+                .filter(|_| start > 0 || from.is_some_and(|p| p.seg == seg))
+                .or(first)
+                .unwrap_or(1);
+            while let Some((_, payload, used)) = frame_at(&frames[at..], Some(lsn)) {
+                let payload_off = DATA_START + (start + at + FRAME_HEADER) as u64;
                 visit(seg, lsn, payload_off, payload)?;
                 at += used;
                 lsn += 1;
             }
             expected = Some(lsn);
             segs.push(seg);
-            end = Some((seg, DATA_START + at as u64));
+            end = Some((seg, DATA_START + (start + at) as u64));
         }
         // Segments after the end hold only bytes of unacknowledged frames.
         for seg in &after_end {
@@ -315,6 +336,24 @@ impl SegLog {
             #[cfg(test)]
             failing_syncs: 0,
         })
+    }
+
+    /// Whether `pos` can be where a scan of `<dir>/log` starts: its
+    /// segment is there, and at its offset the log either ends or goes on
+    /// with the next lsn (a frame header with another lsn means the
+    /// position is not of this log).
+    pub(crate) fn position_fits(dir: &Path, pos: Position) -> bool {
+        let path = dir.join(LOG_DIR).join(seg_name(pos.seg));
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        let mut head = [0u8; FRAME_HEADER];
+        if pos.offset < DATA_START || file.read_exact_at(&mut head, pos.offset).is_err() {
+            return false;
+        }
+        let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let lsn = u64::from_le_bytes(head[4..12].try_into().unwrap_or_default());
+        magic != FRAME_MAGIC || lsn == pos.lsn + 1
     }
 
     /// Where the log ends now.
@@ -626,7 +665,7 @@ mod tests {
 
     fn open_collect(dir: &Path) -> (SegLog, Vec<(u64, u64, Vec<u8>)>) {
         let mut seen = Vec::new();
-        let log = SegLog::open(dir, SEG, Arc::default(), |seg, lsn, _, p| {
+        let log = SegLog::open(dir, SEG, Arc::default(), None, |seg, lsn, _, p| {
             seen.push((seg, lsn, p.to_vec()));
             Ok(())
         })
@@ -670,6 +709,51 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_from_a_known_position_reads_only_later_frames() {
+        let dir = fresh();
+        let (mut log, _) = open_collect(dir.path());
+        for i in 0..20u8 {
+            log.append(&[i; 5000]).expect("append");
+        }
+        let pos = log.position();
+        for i in 20..40u8 {
+            log.append(&[i; 5000]).expect("append");
+        }
+        let end = log.position();
+        drop(log);
+        assert!(SegLog::position_fits(dir.path(), pos));
+        assert!(!SegLog::position_fits(
+            dir.path(),
+            Position {
+                lsn: pos.lsn + 1,
+                ..pos
+            }
+        ));
+        let mut seen = Vec::new();
+        let log = SegLog::open(
+            dir.path(),
+            SEG,
+            Arc::default(),
+            Some(pos),
+            |_, lsn, off, p| {
+                seen.push((lsn, off, p.to_vec()));
+                Ok(())
+            },
+        )
+        .expect("open from");
+        assert_eq!(log.position(), end);
+        assert_eq!(
+            seen.iter().map(|(l, _, _)| *l).collect::<Vec<_>>(),
+            (21..=40).collect::<Vec<_>>()
+        );
+        assert_eq!(seen[0].2, vec![20u8; 5000]);
+        // Offsets point at the payloads in the files.
+        let reader = LogReader::new(dir.path());
+        let (seg, off) = (log.head_no(), seen.last().map(|s| s.1).unwrap_or(0));
+        assert_eq!(reader.read(seg, off, 5000).expect("read"), vec![39u8; 5000]);
+    }
+
+    #[test]
     fn a_torn_frame_ends_the_log_and_later_bytes_go() {
         let dir = fresh();
         let (mut log, _) = open_collect(dir.path());
@@ -709,7 +793,7 @@ mod tests {
         file.write_all_at(&[0xAA; 8], DATA_START + 100)
             .expect("write");
         drop(file);
-        let err = SegLog::open(dir.path(), SEG, Arc::default(), |_, _, _, _| Ok(()))
+        let err = SegLog::open(dir.path(), SEG, Arc::default(), None, |_, _, _, _| Ok(()))
             .err()
             .expect("refused")
             .to_string();

@@ -554,6 +554,14 @@ impl Writer {
                 crate::sled_files::sync_sled(&self.shared.dir, &sled.db)
                     .map_err(|e| StorageError::io("sync sled at close", e))
             })
+            .and_then(|()| {
+                let live = self.shared.lock_live();
+                crate::live_file::save(
+                    &self.shared.dir.join(seglog::LOG_DIR),
+                    self.log.position(),
+                    &live,
+                )
+            })
             .and_then(|()| crate::clean::write(&self.shared.dir, self.log.position()));
         if let Err(e) = done {
             warn!(error = %e, "Clean close failed; the next open checks sled against the log.");

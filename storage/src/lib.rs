@@ -501,16 +501,20 @@ impl Storage {
     /// Opens (or creates) the storage in `dir` and starts the writer
     /// thread.
     ///
-    /// The log is scanned first (it is the truth). sled is trusted as it is
-    /// only after a clean close whose marker names where the log ends;
-    /// otherwise it is checked against the log and repaired. A sled that
-    /// fails to open, or panics while opened or checked, is moved aside to
+    /// The log is the truth: open loads the live map saved at the last
+    /// clean close and scans the frames written after it (or the whole log
+    /// without one). sled is trusted as it is only after a clean close
+    /// whose marker names where the log ends; otherwise it is checked
+    /// against the log and repaired by a background thread, and every read
+    /// comes from the log until that check ends ([`StorageHealth`] says
+    /// whether it runs and how long it took). A sled that fails to open,
+    /// or fails or panics before it is checked, is moved aside to
     /// `db.quarantined-<unix seconds>` (never deleted) and rebuilt from the
-    /// log; [`Storage::health`] reports it. Then the delivery index is
-    /// rebuilt from the small `pending` tree (or, when that is missing or
-    /// does not match, from every record, moving undecodable ones to the
-    /// dead letters). A directory of the previous version (sled plus
-    /// `edgecc.wal`) is moved onto a log first.
+    /// log. Then the delivery index is rebuilt from the small `pending`
+    /// tree (or, when that is missing or does not match, from every
+    /// record, moving undecodable ones to the dead letters). A directory
+    /// of the previous version (sled plus `edgecc.wal`) is moved onto a
+    /// log first.
     ///
     /// Returns [`StorageError::Locked`] when another process holds `dir`.
     pub fn open(dir: impl AsRef<Path>, config: StorageConfig) -> Result<Storage, StorageError> {

@@ -73,6 +73,7 @@ pub(crate) fn run(shared: &Shared, config: &StorageConfig) {
         }
     };
     let ms = started.elapsed().as_millis() as u64;
+    crate::heap::trim();
     let mut health = shared.lock_health();
     health.index_checking = false;
     health.quarantined = health::quarantined_dirs(&shared.dir);
@@ -104,8 +105,9 @@ fn pass(shared: &Shared) -> Result<Option<u64>, StorageError> {
         .collect();
     names.extend(shared.lock_live().tree_names());
     let mut fixed = 0u64;
+    let mut trimmer = crate::heap::Trimmer::new();
     for name in names {
-        match tree_pass(shared, &sled, &name)? {
+        match tree_pass(shared, &sled, &name, &mut trimmer)? {
             Some(n) => fixed += n,
             None => return Ok(None),
         }
@@ -114,7 +116,12 @@ fn pass(shared: &Shared) -> Result<Option<u64>, StorageError> {
 }
 
 /// Brings one tree in line with the log. `None` when closing.
-fn tree_pass(shared: &Shared, sled: &Sled, name: &[u8]) -> Result<Option<u64>, StorageError> {
+fn tree_pass(
+    shared: &Shared,
+    sled: &Sled,
+    name: &[u8],
+    trimmer: &mut crate::heap::Trimmer,
+) -> Result<Option<u64>, StorageError> {
     let tree = sled.tree(name)?;
     let mut fixed = 0u64;
     // sled's entries and the live keys, each read ahead in key order.
@@ -152,6 +159,9 @@ fn tree_pass(shared: &Shared, sled: &Sled, name: &[u8]) -> Result<Option<u64>, S
         if in_sled.is_empty() && in_log.is_empty() {
             return Ok(Some(fixed));
         }
+        // sled's pages read by the walk are freed as it moves on: hand the
+        // freed heap back now and then (at most once a second).
+        trimmer.maybe_trim();
         let _order = shared.lock_apply();
         for _ in 0..BATCH {
             // The smaller key of the two sides; a side whose buffer ran out

@@ -208,7 +208,7 @@ pub(crate) struct Writes {
     /// Dead-letter values by sequence (`None`: removed).
     dead: BTreeMap<u64, Option<Vec<u8>>>,
     /// State puts and removes (tree name, key, value), in order.
-    state: Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)>,
+    state: Vec<StateWrite>,
     /// The next sequence, when the group appended.
     next_seq: Option<u64>,
 }
@@ -281,6 +281,9 @@ impl Writes {
         Ok(group)
     }
 }
+
+/// A state write: tree name, key, new value (`None`: removed).
+type StateWrite = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
 /// One blind write: a key and its new value (`None`: removed).
 type Put = (Vec<u8>, Option<Vec<u8>>);

@@ -8,6 +8,10 @@
 //! record per value and at 32 per value. It also prints the least mean
 //! latency N closed-loop appenders can have at the raw rate (Little's law).
 //!
+//! Each append level is also run against SQLite (WAL, `synchronous=FULL`,
+//! the same group size per transaction) through the `sqlite3` shell, when
+//! it is installed.
+//!
 //! `cargo bench -p edgecc-storage` (defaults: 1,000,000-record backlog).
 //! Quick run: `EDGECC_BENCH_BACKLOG=100000 EDGECC_BENCH_APPENDS=2000 cargo bench -p edgecc-storage`.
 //! `EDGECC_BENCH_DIR` picks the directory (default: a temp dir under
@@ -236,6 +240,58 @@ fn raw(dir: &Path, group: usize, total: usize) -> Row {
     }
 }
 
+/// SQLite in WAL mode with `synchronous=FULL` (a commit is durable when it
+/// returns), same disk: `total` rows of a BODY_BYTES blob, `group` rows per
+/// transaction, run by the `sqlite3` shell from one script (one process,
+/// one connection). Records per second, or `None` without `sqlite3`.
+fn sqlite(dir: &Path, group: usize, total: usize) -> Option<f64> {
+    use std::process::{Command, Stdio};
+    let path = dir.join(format!("sqlite-{group}.db"));
+    let groups = (total / group).max(20);
+    let mut script = String::from(
+        "PRAGMA journal_mode=WAL;\nPRAGMA synchronous=FULL;\n\
+         CREATE TABLE outbox(seq INTEGER PRIMARY KEY, body BLOB);\n",
+    );
+    let setup = Command::new("sqlite3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()
+        .and_then(|mut child| {
+            child.stdin.take()?.write_all(script.as_bytes()).ok()?;
+            child.wait().ok()
+        })?;
+    if !setup.success() {
+        return None;
+    }
+    script.clear();
+    script.push_str("PRAGMA synchronous=FULL;\n");
+    for _ in 0..groups {
+        script.push_str("BEGIN;\n");
+        for _ in 0..group {
+            script.push_str(&format!(
+                "INSERT INTO outbox(body) VALUES (zeroblob({BODY_BYTES}));\n"
+            ));
+        }
+        script.push_str("COMMIT;\n");
+    }
+    let start = Instant::now();
+    let mut child = Command::new("sqlite3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(script.as_bytes()).ok()?;
+    let ok = child.wait().ok()?.success();
+    let elapsed = start.elapsed();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    ok.then(|| (groups * group) as f64 / elapsed.as_secs_f64())
+}
+
 /// Durable appends from `writers` concurrent tasks, `total` records.
 async fn appends(outbox: &Outbox, writers: usize, total: usize) -> Row {
     let per = (total / writers).max(4);
@@ -356,8 +412,8 @@ fn main() {
     println!("## Durable appends vs raw file append + fdatasync (same disk)");
     println!();
     let raw1 = raw(tmp.path(), 1, appends_total.min(2_000));
-    println!("| appenders | outbox rec/s | p50 ms | p50 in device flushes | p99 ms | raw same group rec/s | raw group p50 ms | ratio vs raw same group | ratio vs raw per-record |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| appenders | outbox rec/s | p50 ms | p50 in device flushes | p99 ms | raw same group rec/s | raw group p50 ms | ratio vs raw same group | ratio vs raw per-record | SQLite WAL FULL same group rec/s | ratio vs SQLite |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut bounds = Vec::new();
     for &writers in &LEVELS {
         let dir = tmp.path().join(format!("appends-{writers}"));
@@ -382,8 +438,13 @@ fn main() {
         drop(outbox);
         drop(storage);
         let raw_g = raw(tmp.path(), writers, total);
+        let lite = sqlite(tmp.path(), writers, total);
+        let (lite_rate, lite_ratio) = match lite {
+            Some(rate) => (format!("{rate:.0}"), format!("{:.2}", row.rate / rate)),
+            None => ("no sqlite3".to_owned(), "-".to_owned()),
+        };
         println!(
-            "| {writers} | {:.0} | {} | {:.1} | {} | {:.0} | {} | {:.2} | {:.2} |",
+            "| {writers} | {:.0} | {} | {:.1} | {} | {:.0} | {} | {:.2} | {:.2} | {lite_rate} | {lite_ratio} |",
             row.rate,
             ms(row.p50),
             row.p50.as_secs_f64() / raw1.p50.as_secs_f64(),

@@ -66,6 +66,7 @@ pub(crate) fn run(shared: &Shared, config: &StorageConfig) {
                 let _order = shared.lock_apply();
                 if shared.sled_failure().is_none() {
                     shared.checked.store(true, Ordering::Release);
+                    shared.reader.clear();
                     break Ok(());
                 }
             }

@@ -566,6 +566,11 @@ impl LogReader {
         Ok(buf)
     }
 
+    /// Closes every file (sled is trusted again: reads go there).
+    pub(crate) fn clear(&self) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Closes a retired segment's file.
     pub(crate) fn forget(&self, seg: u64) {
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());

@@ -14,7 +14,7 @@ pub struct StorageHealth {
     /// sled directories moved aside because sled failed to open or
     /// panicked (this open or an earlier one; they are never deleted by
     /// edgecc). Non-empty means an operator should look, may read records
-    /// back from each with [`crate::salvage`], then remove it.
+    /// back from each with [`crate::salvage()`], then remove it.
     pub quarantined: Vec<PathBuf>,
     /// `true` while sled is being checked against the log (or rebuilt
     /// from it) in the background, after an unclean stop. The storage is

@@ -8,6 +8,10 @@
 //! record per value and at 32 per value. It also prints the least mean
 //! latency N closed-loop appenders can have at the raw rate (Little's law).
 //!
+//! Each append level is also run against SQLite (WAL, `synchronous=FULL`,
+//! the same group size per transaction) through the `sqlite3` shell, when
+//! it is installed.
+//!
 //! `cargo bench -p edgecc-storage` (defaults: 1,000,000-record backlog).
 //! Quick run: `EDGECC_BENCH_BACKLOG=100000 EDGECC_BENCH_APPENDS=2000 cargo bench -p edgecc-storage`.
 //! `EDGECC_BENCH_DIR` picks the directory (default: a temp dir under
@@ -63,6 +67,12 @@ fn rss_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets this process's VmHWM to its current RSS (Linux: `5` written to
+/// `/proc/self/clear_refs`), so the next [`rss_kib`] peak is the phase's.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Thread ids of the storage writer threads now alive (thread names are
@@ -230,6 +240,58 @@ fn raw(dir: &Path, group: usize, total: usize) -> Row {
     }
 }
 
+/// SQLite in WAL mode with `synchronous=FULL` (a commit is durable when it
+/// returns), same disk: `total` rows of a BODY_BYTES blob, `group` rows per
+/// transaction, run by the `sqlite3` shell from one script (one process,
+/// one connection). Records per second, or `None` without `sqlite3`.
+fn sqlite(dir: &Path, group: usize, total: usize) -> Option<f64> {
+    use std::process::{Command, Stdio};
+    let path = dir.join(format!("sqlite-{group}.db"));
+    let groups = (total / group).max(20);
+    let mut script = String::from(
+        "PRAGMA journal_mode=WAL;\nPRAGMA synchronous=FULL;\n\
+         CREATE TABLE outbox(seq INTEGER PRIMARY KEY, body BLOB);\n",
+    );
+    let setup = Command::new("sqlite3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()
+        .and_then(|mut child| {
+            child.stdin.take()?.write_all(script.as_bytes()).ok()?;
+            child.wait().ok()
+        })?;
+    if !setup.success() {
+        return None;
+    }
+    script.clear();
+    script.push_str("PRAGMA synchronous=FULL;\n");
+    for _ in 0..groups {
+        script.push_str("BEGIN;\n");
+        for _ in 0..group {
+            script.push_str(&format!(
+                "INSERT INTO outbox(body) VALUES (zeroblob({BODY_BYTES}));\n"
+            ));
+        }
+        script.push_str("COMMIT;\n");
+    }
+    let start = Instant::now();
+    let mut child = Command::new("sqlite3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(script.as_bytes()).ok()?;
+    let ok = child.wait().ok()?.success();
+    let elapsed = start.elapsed();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    ok.then(|| (groups * group) as f64 / elapsed.as_secs_f64())
+}
+
 /// Durable appends from `writers` concurrent tasks, `total` records.
 async fn appends(outbox: &Outbox, writers: usize, total: usize) -> Row {
     let per = (total / writers).max(4);
@@ -350,8 +412,8 @@ fn main() {
     println!("## Durable appends vs raw file append + fdatasync (same disk)");
     println!();
     let raw1 = raw(tmp.path(), 1, appends_total.min(2_000));
-    println!("| appenders | outbox rec/s | p50 ms | p50 in device flushes | p99 ms | raw same group rec/s | raw group p50 ms | ratio vs raw same group | ratio vs raw per-record |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| appenders | outbox rec/s | p50 ms | p50 in device flushes | p99 ms | raw same group rec/s | raw group p50 ms | ratio vs raw same group | ratio vs raw per-record | SQLite WAL FULL same group rec/s | ratio vs SQLite |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut bounds = Vec::new();
     for &writers in &LEVELS {
         let dir = tmp.path().join(format!("appends-{writers}"));
@@ -376,8 +438,13 @@ fn main() {
         drop(outbox);
         drop(storage);
         let raw_g = raw(tmp.path(), writers, total);
+        let lite = sqlite(tmp.path(), writers, total);
+        let (lite_rate, lite_ratio) = match lite {
+            Some(rate) => (format!("{rate:.0}"), format!("{:.2}", row.rate / rate)),
+            None => ("no sqlite3".to_owned(), "-".to_owned()),
+        };
         println!(
-            "| {writers} | {:.0} | {} | {:.1} | {} | {:.0} | {} | {:.2} | {:.2} |",
+            "| {writers} | {:.0} | {} | {:.1} | {} | {:.0} | {} | {:.2} | {:.2} | {lite_rate} | {lite_ratio} |",
             row.rate,
             ms(row.p50),
             row.p50.as_secs_f64() / raw1.p50.as_secs_f64(),
@@ -436,7 +503,10 @@ fn main() {
     println!();
     println!("## Backlog of {backlog} records");
     println!();
+    println!("(\"peak\": VmHWM of the phase, reset before it.)");
+    println!();
     let dir = tmp.path().join("backlog");
+    let whole_run_peak = rss_kib().1;
     let fill_start = Instant::now();
     {
         let storage = Storage::open(&dir, config.clone()).expect("open");
@@ -463,10 +533,11 @@ fn main() {
         });
         let filled = (backlog / 8) * 8;
         println!(
-            "- fill: {filled} records in {:.1} s ({:.0} rec/s, batches of 64 from 8 tasks); RSS now {} MiB",
+            "- fill: {filled} records in {:.1} s ({:.0} rec/s, batches of 64 from 8 tasks); RSS now {} MiB, peak {} MiB",
             fill_start.elapsed().as_secs_f64(),
             filled as f64 / fill_start.elapsed().as_secs_f64(),
-            rss_kib().0 / 1024
+            rss_kib().0 / 1024,
+            rss_kib().1 / 1024
         );
     }
     let before = dir_bytes(&dir);
@@ -475,44 +546,79 @@ fn main() {
         before as f64 / 1048576.0,
         before as f64 / backlog as f64
     );
+    reset_peak();
     let open_start = Instant::now();
     let storage = Storage::open(&dir, config.clone()).expect("reopen");
     let open_time = open_start.elapsed();
     let outbox = storage.outbox();
     let stats = outbox.stats(now_ms()).expect("stats");
     println!(
-        "- open after a clean close (log scan, sled trusted, index from the pending tree): {:.2} s for {} records; RSS now {} MiB",
+        "- open after a clean close (saved live map, sled trusted, index from the pending tree): {:.2} s for {} records; RSS now {} MiB, peak {} MiB",
         open_time.as_secs_f64(),
         stats.depth,
-        rss_kib().0 / 1024
+        rss_kib().0 / 1024,
+        rss_kib().1 / 1024
     );
     drop(outbox);
     drop(storage);
     // An unclean stop as open sees it: no clean marker (a kill or a power
-    // cut leaves none), so sled is checked against the log entry by entry.
-    std::fs::remove_file(dir.join(edgecc_storage::CLEAN_FILE)).expect("clean marker");
-    let open_start = Instant::now();
-    let storage = Storage::open(&dir, config.clone()).expect("reopen unclean");
-    let open_time = open_start.elapsed();
+    // cut leaves none), so sled is checked against the log in the
+    // background. Twice: with the live map saved at the last clean close
+    // (a stop after a clean start: only the frames since are scanned), and
+    // without it (the whole log scanned).
+    let unclean = |label: &str, drop_map: bool| {
+        std::fs::remove_file(dir.join(edgecc_storage::CLEAN_FILE)).expect("clean marker");
+        if drop_map {
+            std::fs::remove_file(dir.join(edgecc_storage::LOG_DIR).join("live.map"))
+                .expect("live map");
+        }
+        reset_peak();
+        let open_start = Instant::now();
+        let storage = Storage::open(&dir, config.clone()).expect("reopen unclean");
+        let open_time = open_start.elapsed();
+        let outbox = storage.outbox();
+        let probe = Instant::now();
+        rt.block_on(outbox.append(record(u64::MAX / 2)))
+            .expect("append after an unclean open");
+        let appended = probe.elapsed();
+        let probe = Instant::now();
+        let taken = outbox.take_ready(512, now_ms());
+        let took = probe.elapsed();
+        let checking = storage.health().index_checking;
+        let wait = Instant::now();
+        while storage.health().index_checking {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let health = storage.health();
+        println!(
+            "- open after an unclean stop, {label}: usable in {:.2} s (open returned; first append \
+             acknowledged {:.1} ms later; {} pending records read by take_ready in {:.1} ms, \
+             sled check running: {checking}); check in the background: {} ms (done {:.1} s after \
+             the probes), {} entries repaired; RSS now {} MiB, peak {} MiB",
+            open_time.as_secs_f64(),
+            appended.as_secs_f64() * 1e3,
+            taken.len(),
+            took.as_secs_f64() * 1e3,
+            health.index_rebuild_ms.unwrap_or(0),
+            wait.elapsed().as_secs_f64(),
+            health.repaired_entries,
+            rss_kib().0 / 1024,
+            rss_kib().1 / 1024
+        );
+        drop(outbox);
+        drop(storage);
+    };
+    unclean("live map saved at the last clean close", false);
+    unclean("no saved live map (whole log scanned)", true);
+    let storage = Storage::open(&dir, config.clone()).expect("reopen");
     let outbox = storage.outbox();
-    let probe = Instant::now();
-    rt.block_on(outbox.append(record(u64::MAX / 2)))
-        .expect("append after an unclean open");
-    let health = storage.health();
-    println!(
-        "- open after an unclean stop (log scan, sled checked against the log, index): {:.2} s to usable \
-         (first append acknowledged {:.1} ms later), sled check {} ms in open, {} entries repaired; RSS now {} MiB",
-        open_time.as_secs_f64(),
-        probe.elapsed().as_secs_f64() * 1e3,
-        health.index_rebuild_ms.unwrap_or(0),
-        health.repaired_entries,
-        rss_kib().0 / 1024
-    );
+    reset_peak();
     let (drained, took) = rt.block_on(drain_all(&outbox));
     println!(
-        "- drain (take 512 + concurrent acks): {drained} records in {:.1} s = {:.0} rec/s",
+        "- drain (take 512 + concurrent acks): {drained} records in {:.1} s = {:.0} rec/s; peak {} MiB",
         took.as_secs_f64(),
-        drained as f64 / took.as_secs_f64()
+        drained as f64 / took.as_secs_f64(),
+        rss_kib().1 / 1024
     );
     let after = dir_bytes(&dir);
     println!(
@@ -537,8 +643,10 @@ fn main() {
     let config_cache_mib = cache_mib;
     println!();
     println!(
-        "peak RSS: VmHWM {} MiB (sampled max VmRSS {} MiB; now {} MiB); sled cache {} MiB",
+        "peak RSS: VmHWM {} MiB of the last phase, {} MiB before the backlog; sampled max VmRSS \
+         over the whole run {} MiB (now {} MiB); sled cache {} MiB",
         hwm / 1024,
+        whole_run_peak / 1024,
         peak.load(Ordering::Relaxed) / 1024,
         rss / 1024,
         config_cache_mib

@@ -124,7 +124,8 @@ pub(crate) fn write_snapshot(
     out.write_all(BACKUP_MAGIC).map_err(io)?;
     out.write_all(&BACKUP_VERSION.to_be_bytes()).map_err(io)?;
     out.write_all(&created_at_ms.to_be_bytes()).map_err(io)?;
-    let mut names: Vec<sled::IVec> = shared
+    let sled = shared.sled()?;
+    let mut names: Vec<sled::IVec> = sled
         .db
         .tree_names()
         .into_iter()
@@ -132,7 +133,7 @@ pub(crate) fn write_snapshot(
         .collect();
     names.sort();
     for name in names {
-        let tree = shared.db.open_tree(&name)?;
+        let tree = sled.db.open_tree(&name)?;
         out.write_all(&[TAG_TREE]).map_err(io)?;
         write_bytes(&mut out, &name).map_err(io)?;
         summary.trees += 1;
@@ -504,6 +505,20 @@ impl Storage {
         file: File,
         created_at_ms: u64,
     ) -> Result<BackupSummary, StorageError> {
+        // A backup copies sled's trees: it waits for sled to be checked.
+        while !self.inner.shared.is_checked() {
+            if self.inner.is_closed() {
+                return Err(StorageError::Closed);
+            }
+            if let Some(why) = self.inner.shared.lock_health().index_check_error.clone() {
+                return Err(StorageError::Commit {
+                    message: format!(
+                        "no backup: sled could not be checked against the log ({why})"
+                    ),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inner
             .send(crate::writer::Op::Snapshot {

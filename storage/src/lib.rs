@@ -7,24 +7,34 @@
 //! writer appends each group as one CRC-framed frame to the log and
 //! `fdatasync`s it before sled sees the group. Nothing depends on sled
 //! surviving a power cut: after an unclean stop sled is checked against the
-//! log and repaired, and a sled that fails to open or panics is moved aside
-//! and rebuilt from the log (the rules are in the [`outbox`] design note).
+//! log and repaired in the background while reads come from the log, and a
+//! sled that fails to open or panics is moved aside and rebuilt from the
+//! log (the rules are in the [`outbox`] design note).
 //!
 //! # Layout
 //!
-//! - `lib.rs` — [`Storage`] (open: lock, clean marker, sled check or
-//!   rebuild, index recovery; close) and [`StorageConfig`] (cache size,
-//!   flush interval, segment sizes, writer queue bytes).
+//! - `lib.rs` — [`Storage`] (open: lock, clean marker, log scan, sled
+//!   opened, index recovery, background check started; close) and
+//!   [`StorageConfig`] (cache size, flush interval, segment sizes, writer
+//!   queue bytes).
+//! - `read` — every read of a tree: from sled once it is trusted, from the
+//!   log (by the live map's locations) until then.
+//! - `check` — the background check of sled against the log after an
+//!   unclean stop, and the quarantine and rebuild of a sled it finds
+//!   unusable.
 //! - [`outbox`] — the design note (invariants, key layout, record format,
 //!   durability contract, delivery and holding rules) and [`Outbox`], the
 //!   handle the daemon appends to and the sync worker drains.
 //! - `seglog` — the segmented log: segments, frames, scan, retirement.
-//! - `live` — where each live entry's latest put is, per segment: what a
-//!   retirement must copy forward.
+//! - `live` — where each live entry's latest put is (segment, offset,
+//!   length): what exists, what a retirement must copy forward, and where
+//!   a read from the log finds a value.
+//! - `live_file` — the live map saved beside the log at a clean close, so
+//!   open scans only the frames written after it.
 //! - `clean` — the clean marker that lets open trust sled after a clean
 //!   close.
-//! - `rebuild` — sled checked and repaired against the log, directories of
-//!   the previous version moved onto a log, open's own writes.
+//! - `rebuild` — the log scanned into the live map, directories of the
+//!   previous version moved onto a log, open's own writes.
 //! - `recovery` — the delivery index rebuilt from sled on open.
 //! - `sled_files` — sled's files: open with panics caught, quarantine,
 //!   sync at a clean close.
@@ -49,6 +59,7 @@
 //!   checksummed format, [`backup::verify`] and [`backup::restore`].
 
 pub mod backup;
+mod check;
 mod clean;
 pub mod error;
 mod fsync;
@@ -56,7 +67,9 @@ pub mod health;
 mod heap;
 mod index;
 mod live;
+mod live_file;
 pub mod outbox;
+mod read;
 mod rebuild;
 pub mod record;
 mod recovery;
@@ -71,7 +84,8 @@ use std::fs::File;
 use std::mem::ManuallyDrop;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, Semaphore};
@@ -94,8 +108,9 @@ pub use wal::{WAL_BYTES_DEFAULT, WAL_BYTES_MIN};
 pub use writer::{COMMIT_OPS_MAX, WRITER_QUEUE_BYTES_DEFAULT, WRITER_QUEUE_MAX};
 
 use index::Index;
+use live::Live;
 use rebuild::OpenLog;
-use seglog::SyncStall;
+use seglog::{LogReader, SyncStall};
 use writer::{Queued, Writer};
 
 /// Default sled page-cache size: 32 MiB. sled's own default is 1 GiB, far
@@ -163,6 +178,12 @@ pub struct StorageConfig {
     /// Most bytes of changes queued for the writer (waiting, or in the
     /// group being made durable); see [`WRITER_QUEUE_BYTES_DEFAULT`].
     pub queue_bytes: usize,
+    /// Test hook: the background check of sled (after an unclean stop)
+    /// waits until [`Storage::release_index_check`] before it starts, so a
+    /// test can use the directory while sled is still unchecked. Never set
+    /// by the daemon.
+    #[doc(hidden)]
+    pub hold_index_check: bool,
 }
 
 impl Default for StorageConfig {
@@ -173,12 +194,13 @@ impl Default for StorageConfig {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             wal_bytes: WAL_BYTES_DEFAULT,
             queue_bytes: WRITER_QUEUE_BYTES_DEFAULT,
+            hold_index_check: false,
         }
     }
 }
 
-/// Trees and index shared by the handles and the writer thread.
-pub(crate) struct Shared {
+/// The sled database and the trees every group touches.
+pub(crate) struct Sled {
     /// The sled database (one log for every tree).
     pub(crate) db: sled::Db,
     /// Pending records by big-endian sequence.
@@ -190,6 +212,55 @@ pub(crate) struct Shared {
     pub(crate) dead: sled::Tree,
     /// Bookkeeping (next sequence).
     pub(crate) meta: sled::Tree,
+}
+
+impl Sled {
+    pub(crate) fn new(db: sled::Db) -> Result<Sled, StorageError> {
+        Ok(Sled {
+            outbox: db.open_tree(TREE_OUTBOX)?,
+            pending: db.open_tree(TREE_PENDING)?,
+            dead: db.open_tree(TREE_DEAD)?,
+            meta: db.open_tree(TREE_META)?,
+            db,
+        })
+    }
+
+    /// The tree named `name` (opened, i.e. created, when new).
+    pub(crate) fn tree(&self, name: &[u8]) -> Result<sled::Tree, StorageError> {
+        Ok(match name {
+            b"outbox" => self.outbox.clone(),
+            b"pending" => self.pending.clone(),
+            b"dead" => self.dead.clone(),
+            b"meta" => self.meta.clone(),
+            other => self.db.open_tree(other)?,
+        })
+    }
+}
+
+/// Trees, live map and index shared by the handles, the writer thread and
+/// the background check.
+pub(crate) struct Shared {
+    /// sled; `None` only while the check swaps a quarantined one for a
+    /// fresh one (under `apply_lock`), or when that failed.
+    sled: RwLock<Option<Arc<Sled>>>,
+    /// Where every live entry's latest put is in the log; the writer
+    /// notes each frame here before it answers anyone.
+    pub(crate) live: Mutex<Live>,
+    /// Reads values back from the log while sled is not trusted.
+    pub(crate) reader: LogReader,
+    /// Whether sled holds exactly the log's live entries (plus the groups
+    /// being applied). Until then every read comes from the log.
+    pub(crate) checked: AtomicBool,
+    /// Set when sled failed while unchecked: the check moves it aside.
+    pub(crate) sled_failed: Mutex<Option<String>>,
+    /// Held while sled is written (a group applied, a batch of the check,
+    /// the swap of a quarantined sled), so writes reach sled in log order.
+    pub(crate) apply_lock: Mutex<()>,
+    /// Test hook: `true` while the check is held back (see
+    /// `StorageConfig::hold_index_check`), with its wake-up.
+    check_hold: (Mutex<bool>, Condvar),
+    /// Set on close: the background check stops at its next batch.
+    pub(crate) stopping: AtomicBool,
     /// The delivery index; the writer changes it after each durable group.
     pub(crate) index: Mutex<Index>,
     /// The storage directory, for `bytes on disk`.
@@ -199,6 +270,70 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// sled, or an error while it is being swapped (or could not be
+    /// reopened after a quarantine).
+    pub(crate) fn sled(&self) -> Result<Arc<Sled>, StorageError> {
+        self.sled
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| StorageError::Commit {
+                message: "sled is being rebuilt from the log".into(),
+            })
+    }
+
+    /// Replaces sled (the check's quarantine; caller holds `apply_lock`).
+    pub(crate) fn set_sled(&self, sled: Option<Arc<Sled>>) -> Option<Arc<Sled>> {
+        std::mem::replace(
+            &mut *self.sled.write().unwrap_or_else(|p| p.into_inner()),
+            sled,
+        )
+    }
+
+    /// Whether sled is trusted (reads go to it).
+    pub(crate) fn is_checked(&self) -> bool {
+        self.checked.load(Ordering::Acquire)
+    }
+
+    /// Locks the live map (a poisoned lock is taken over).
+    pub(crate) fn lock_live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks sled's write order (a poisoned lock is taken over).
+    pub(crate) fn lock_apply(&self) -> MutexGuard<'_, ()> {
+        self.apply_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes that sled failed while unchecked (the check quarantines it).
+    pub(crate) fn fail_sled(&self, why: String) {
+        let mut failed = self.sled_failed.lock().unwrap_or_else(|p| p.into_inner());
+        if failed.is_none() {
+            warn!(error = %why, "sled failed while being checked; it is moved aside and rebuilt from the log.");
+            *failed = Some(why);
+        }
+    }
+
+    /// Why sled failed while unchecked, if it did.
+    pub(crate) fn sled_failure(&self) -> Option<String> {
+        self.sled_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits while the test hook holds the check back.
+    pub(crate) fn wait_check_release(&self) {
+        let (lock, cvar) = &self.check_hold;
+        let mut held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while *held && !self.stopping.load(Ordering::Relaxed) {
+            held = cvar
+                .wait_timeout(held, std::time::Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// Locks the index. A poisoned lock (a panic elsewhere) is taken over:
     /// the index is rebuilt on the next open anyway.
     pub(crate) fn lock_index(&self) -> MutexGuard<'_, Index> {
@@ -224,6 +359,9 @@ pub(crate) struct Inner {
     stall: Arc<SyncStall>,
     /// The writer thread, joined on drop so a reopen finds the lock free.
     writer: Option<JoinHandle<()>>,
+    /// The background check of sled, if one runs; stopped and joined on
+    /// drop before the writer.
+    check: Option<JoinHandle<()>>,
     /// Trees and index. Dropped by hand in `drop`, before waiting for sled
     /// to let go of its files.
     pub(crate) shared: ManuallyDrop<Arc<Shared>>,
@@ -300,6 +438,12 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        if let Some(check) = self.check.take() {
+            if check.join().is_err() {
+                warn!("Index check thread panicked.");
+            }
+        }
         self.tx = None;
         if let Some(writer) = self.writer.take() {
             if writer.join().is_err() {
@@ -316,7 +460,7 @@ impl Drop for Inner {
 
 /// Waits (bounded) until sled's background threads closed `<dir>/db`, so
 /// that a reopen right after a drop never finds the directory locked.
-fn wait_for_sled_release(dir: &Path) {
+pub(crate) fn wait_for_sled_release(dir: &Path) {
     let Ok(file) = File::open(dir.join(SLED_DIR).join("db")) else {
         return;
     };
@@ -357,16 +501,20 @@ impl Storage {
     /// Opens (or creates) the storage in `dir` and starts the writer
     /// thread.
     ///
-    /// The log is scanned first (it is the truth). sled is trusted as it is
-    /// only after a clean close whose marker names where the log ends;
-    /// otherwise it is checked against the log and repaired. A sled that
-    /// fails to open, or panics while opened or checked, is moved aside to
+    /// The log is the truth: open loads the live map saved at the last
+    /// clean close and scans the frames written after it (or the whole log
+    /// without one). sled is trusted as it is only after a clean close
+    /// whose marker names where the log ends; otherwise it is checked
+    /// against the log and repaired by a background thread, and every read
+    /// comes from the log until that check ends ([`StorageHealth`] says
+    /// whether it runs and how long it took). A sled that fails to open,
+    /// or fails or panics before it is checked, is moved aside to
     /// `db.quarantined-<unix seconds>` (never deleted) and rebuilt from the
-    /// log; [`Storage::health`] reports it. Then the delivery index is
-    /// rebuilt from the small `pending` tree (or, when that is missing or
-    /// does not match, from every record, moving undecodable ones to the
-    /// dead letters). A directory of the previous version (sled plus
-    /// `edgecc.wal`) is moved onto a log first.
+    /// log. Then the delivery index is rebuilt from the small `pending`
+    /// tree (or, when that is missing or does not match, from every
+    /// record, moving undecodable ones to the dead letters). A directory
+    /// of the previous version (sled plus `edgecc.wal`) is moved onto a
+    /// log first.
     ///
     /// Returns [`StorageError::Locked`] when another process holds `dir`.
     pub fn open(dir: impl AsRef<Path>, config: StorageConfig) -> Result<Storage, StorageError> {
@@ -377,60 +525,78 @@ impl Storage {
         if dir.join(RESTORE_MARKER).exists() {
             return Err(StorageError::RestoreUnfinished { path: dir });
         }
-        let seg_bytes = config.wal_bytes.max(WAL_BYTES_MIN);
+        let seg_bytes = config
+            .wal_bytes
+            .clamp(WAL_BYTES_MIN, u64::from(u32::MAX) / 2);
         let stall = Arc::new(SyncStall::default());
         // Taken (and the directory synced) before anything is written, so
         // that a stop from here on is unclean.
         let clean = clean::take(&dir)?;
         let mut health = StorageHealth::default();
-        let started = std::time::Instant::now();
-        let (db, mut log, mut live) = if seglog::SegLog::exists(&dir) {
+        let (db, mut log, live, trusted) = if seglog::SegLog::exists(&dir) {
             rebuild::remove_leftovers(&dir)?;
-            let (log, live) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
-            let trusted = clean == Some(log.position());
-            let db = sled_for_log(&dir, &config, &log, &live, trusted, &mut health)?;
-            (db, log, live)
+            let (log, live, _) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
+            let (db, moved) = sled_files::open_or_quarantine(&dir, &config)?;
+            let trusted = clean == Some(log.position()) && moved.is_none();
+            if !trusted && moved.is_none() {
+                warn!(dir = %dir.display(), "Storage was not closed cleanly; sled is checked against the log in the background, reads come from the log meanwhile.");
+            }
+            (db, log, live, trusted)
         } else {
             // Fresh, or the previous version's layout: sled (with the old
-            // write-ahead log) is the only copy, so it must open.
+            // write-ahead log) is the only copy, so it must open; the new
+            // log is made from it, so it matches.
             sled_files::adopt_top_level(&dir)?;
             let db = sled_files::open_sled(&dir, &config)?;
             rebuild::migrate(&dir, &db, seg_bytes)?;
-            let (log, live) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
-            (db, log, live)
+            let (log, live, _) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
+            (db, log, live, true)
         };
         health.quarantined = health::quarantined_dirs(&dir);
+        health.index_checking = !trusted;
         let shared = Arc::new(Shared {
-            outbox: db.open_tree(TREE_OUTBOX)?,
-            pending: db.open_tree(TREE_PENDING)?,
-            dead: db.open_tree(TREE_DEAD)?,
-            meta: db.open_tree(TREE_META)?,
-            db,
+            sled: RwLock::new(Some(Arc::new(Sled::new(db)?))),
+            live: Mutex::new(live),
+            reader: LogReader::new(&dir),
+            checked: AtomicBool::new(trusted),
+            sled_failed: Mutex::new(None),
+            apply_lock: Mutex::new(()),
+            check_hold: (Mutex::new(config.hold_index_check), Condvar::new()),
+            stopping: AtomicBool::new(false),
             index: Mutex::new(Index::default()),
             dir: dir.clone(),
             health: Mutex::new(StorageHealth::default()),
         });
+        // Until checked, recovery reads the log (the read module decides).
         let next_seq = {
-            let mut out = OpenLog::new(&mut log, &mut live);
+            let mut out = OpenLog::new(&mut log, &shared);
             let next_seq = recovery::recover(&shared, &mut out)?;
             out.flush()?;
             next_seq
         };
-        if health.index_rebuild_ms.is_some() {
-            health.index_rebuild_ms = Some(started.elapsed().as_millis() as u64);
-        }
         health.log_segments = log.segments().len() as u64;
         health.log_bytes = log.bytes();
         *shared.lock_health() = health.clone();
         let (tx, rx) = mpsc::channel(WRITER_QUEUE_MAX);
         let queue_bytes_max = config.queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
-        // Recovery freed its scan buffers: give them back before running.
+        // Recovery freed its buffers: give them back before running.
         heap::trim();
-        let writer = Writer::new(Arc::clone(&shared), rx, next_seq, log, live);
+        let writer = Writer::new(Arc::clone(&shared), rx, next_seq, log);
         let handle = std::thread::Builder::new()
             .name("edgecc-storage-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| StorageError::io("spawn writer thread", e))?;
+        let check = if trusted {
+            None
+        } else {
+            let (shared, config) = (Arc::clone(&shared), config.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("edgecc-storage-check".into())
+                    .spawn(move || check::run(&shared, &config))
+                    .map_err(|e| StorageError::io("spawn index check thread", e))?,
+            )
+        };
         {
             let index = shared.lock_index();
             info!(
@@ -438,7 +604,7 @@ impl Storage {
                 depth = index.depth(),
                 dead_letters = index.dead_count(),
                 next_seq,
-                sled_checked_ms = health.index_rebuild_ms,
+                sled_trusted = trusted,
                 quarantined = health.quarantined.len(),
                 "Storage opened."
             );
@@ -449,6 +615,7 @@ impl Storage {
             queue_bytes_max,
             stall,
             writer: Some(handle),
+            check,
             shared: ManuallyDrop::new(shared),
             _lock: lock,
         };
@@ -472,12 +639,33 @@ impl Storage {
         &self.inner.shared.dir
     }
 
-    /// What open found (quarantined sled directories, the time sled took
-    /// to be checked or rebuilt) and the log and writer queue now.
+    /// What open found (quarantined sled directories), the background
+    /// check of sled (running, or the time it took), and the log and
+    /// writer queue now.
     pub fn health(&self) -> StorageHealth {
         let mut health = self.inner.shared.lock_health().clone();
         (health.writer_queue_ops, health.writer_queue_bytes) = self.inner.queue_depth();
         health
+    }
+
+    /// Test hook: lets a check held by `StorageConfig::hold_index_check`
+    /// start. Never used by the daemon.
+    #[doc(hidden)]
+    pub fn release_index_check(&self) {
+        let (lock, cvar) = &self.inner.shared.check_hold;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        cvar.notify_all();
+    }
+
+    /// Test hook: while sled is unchecked, marks it failed as a group it
+    /// refused would (the background check then moves it aside and
+    /// rebuilds it); does nothing once sled is checked. Never used by the
+    /// daemon.
+    #[doc(hidden)]
+    pub fn inject_sled_failure(&self, why: &str) {
+        if !self.inner.shared.is_checked() {
+            self.inner.shared.fail_sled(why.to_owned());
+        }
     }
 
     /// Test hook: the next `count` log syncs each stall `ms` milliseconds
@@ -488,51 +676,6 @@ impl Storage {
         use std::sync::atomic::Ordering;
         self.inner.stall.ms.store(ms, Ordering::Relaxed);
         self.inner.stall.count.store(count, Ordering::Relaxed);
-    }
-}
-
-/// sled for an existing log: opened (a failure or panic moves it aside and
-/// opens a fresh one), then, unless `trusted`, checked against the log and
-/// repaired; a panic while checking also moves it aside, and the fresh one
-/// is filled from the log.
-fn sled_for_log(
-    dir: &Path,
-    config: &StorageConfig,
-    log: &seglog::SegLog,
-    live: &live::Live,
-    trusted: bool,
-    health: &mut StorageHealth,
-) -> Result<sled::Db, StorageError> {
-    let (db, moved) = sled_files::open_or_quarantine(dir, config)?;
-    if trusted && moved.is_none() {
-        return Ok(db);
-    }
-    if moved.is_none() {
-        warn!(dir = %dir.display(), "Storage was not closed cleanly; checking sled against the log.");
-    }
-    health.index_rebuild_ms = Some(0);
-    match sled_files::guarded("the check against the log", || {
-        rebuild::repair(&db, log, live)
-    }) {
-        Ok(done) => {
-            health.repaired_entries = done.removed + done.written;
-            if done.removed > 0 || (moved.is_none() && done.written > 0) {
-                warn!(
-                    removed = done.removed,
-                    written = done.written,
-                    "sled differed from the log; repaired from it."
-                );
-            }
-            Ok(db)
-        }
-        Err(e) => {
-            drop(db);
-            sled_files::quarantine(dir, &e.to_string())?;
-            let db = sled_files::open_sled(dir, config)?;
-            let done = rebuild::repair(&db, log, live)?;
-            health.repaired_entries = done.removed + done.written;
-            Ok(db)
-        }
     }
 }
 

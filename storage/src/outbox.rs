@@ -30,9 +30,11 @@
 //! <dir>/edgecc.lock      our flock: a second opener gets StorageError::Locked
 //! <dir>/log/*.seg        the log: preallocated segments (see `seglog`),
 //!                        StorageConfig::wal_bytes each (16 MiB)
+//! <dir>/log/live.map     the live map as of the last clean close (see
+//!                        `live_file`)
 //! <dir>/edgecc.clean     clean marker: only between a clean close and the
 //!                        next open (see `clean`)
-//! <dir>/conf, db, blobs/, snap.*   sled 0.34.7's files (index and cache)
+//! <dir>/sled/conf, db, blobs/, snap.*   sled 0.34.7's files (index and cache)
 //! <dir>/db.quarantined-<unix seconds>/   sled files moved aside (kept)
 //!
 //! tree "outbox":  key = seq as u64 big-endian (8 bytes)  -> record value
@@ -77,14 +79,18 @@
 //!    state trees. It appends them as one CRC-framed frame to the head
 //!    segment of the log and `fdatasync`s it (one device flush: segments
 //!    are preallocated and zero-filled, so no size or allocation changes),
-//!    then applies them to sled, then updates the in-memory index and
-//!    answers every caller. Concurrent callers share the device flush
-//!    (group commit).
+//!    notes them in the live map, applies them to sled (under the apply
+//!    lock), then updates the in-memory index and answers every caller.
+//!    Concurrent callers share the device flush (group commit).
 //! 2. **The log keeps every live entry.** An entry (pending record, dead
 //!    letter, pending chunk, meta value, state entry) is live while its
-//!    latest op is a put; the writer keeps, in memory, which segment holds
-//!    each live entry's latest put (`live`), rebuilt by scanning the log at
-//!    open.
+//!    latest op is a put; the live map (`live`) holds, in memory, where
+//!    each live entry's latest put is (segment, and its value's offset and
+//!    length in the segment file). It is exact at all times: the writer
+//!    notes every frame before it answers anyone. Open loads it from
+//!    `log/live.map` (written at each clean close, see `live_file`) and
+//!    scans only the frames after the position that file names, or scans
+//!    the whole log without it.
 //! 3. **Segments are created ahead and never reused.** A new segment is
 //!    written aside, zero-filled, its header written, synced, renamed, and
 //!    the directory synced, before any frame goes into it (between groups,
@@ -99,18 +105,39 @@
 //!    tombstone was in a later, already deleted segment. A removal never
 //!    needs copying: it matters only while an older segment holds a put of
 //!    its key, and older segments go first.
-//! 5. **sled is trusted only after a clean close.** On close the writer
-//!    flushes sled, `fdatasync`s all its files and both directories, then
-//!    writes `edgecc.clean` naming where the log ends (synced). Open takes
-//!    the marker away first (synced) and trusts sled as it is only if the
+//! 5. **sled is trusted only after a clean close.** On close, if sled was
+//!    trusted (checked), the writer flushes sled, `fdatasync`s all its
+//!    files and both directories, saves the live map, then writes
+//!    `edgecc.clean` naming where the log ends (synced). Open takes the
+//!    marker away first (synced) and trusts sled as it is only if the
 //!    marker names exactly where the log ends.
-//! 6. **Otherwise sled is checked and repaired from the log** (`rebuild`):
-//!    every entry sled holds that the log does not is removed, every live
-//!    value sled lacks or holds differently is written. A sled that fails
-//!    to open, or panics while opened or checked (panics are caught), is
+//! 6. **Otherwise sled is checked against the log in the background**
+//!    (`check`), and until that check ends **every read comes from the
+//!    log** (`read`): the live map says which keys exist and where their
+//!    values are, and the value is read from the segment file. Open
+//!    returns as soon as the log is scanned, sled is opened and the
+//!    delivery index is built (from the `pending` chunks, read from the
+//!    log); appends, acks, retries, moves and state writes are taken as
+//!    usual meanwhile (staging reads through `read` too). The check walks
+//!    sled's entries and the live keys side by side in key order: an entry
+//!    the log does not hold is removed, a live value sled lacks or holds
+//!    differently is written. It runs in batches under the **apply lock**,
+//!    which the writer also holds while it applies a group; the writer
+//!    notes a group in the live map before applying it, and the check asks
+//!    the live map afresh under the lock, so a value the check writes is
+//!    never older than a group applied after it: sled ends up holding
+//!    exactly the log's live entries, then it is marked trusted (reads go
+//!    to sled again). A sled that fails to open, or fails or panics while
+//!    a group is applied or the check reads it (panics are caught), is
 //!    moved aside to `db.quarantined-<unix seconds>` (never deleted), a
-//!    fresh one is filled from the log, and it is reported (error-level log
-//!    line, [`crate::StorageHealth::quarantined`]).
+//!    fresh one is opened and filled by the check, and it is reported
+//!    (error-level log line, [`crate::StorageHealth::quarantined`]);
+//!    while sled is marked failed the writer does not apply groups to it
+//!    (the fresh sled gets them from the check). If the fresh one fails
+//!    too, sled stays unused and reads keep coming from the log
+//!    ([`crate::StorageHealth::index_check_error`]). A close before the
+//!    check ended writes no clean marker: the next open checks again.
+//!    Backups copy sled's trees, so they wait for the check.
 //! 7. **A directory of the previous version** (sled plus `edgecc.wal`, no
 //!    `log/`) is moved onto a log at its first open: the old write-ahead log
 //!    is replayed into sled, every tree is copied into a new log built
@@ -119,20 +146,22 @@
 //! So after any cut at any instant, open yields exactly the state after the
 //! last acknowledged group, whatever sled's files hold: sled's relocation
 //! and reuse of its segments (which it counts as stable after
-//! `sync_file_range`, not a device flush) can damage sled, never the truth.
+//! `sync_file_range`, not a device flush) can damage sled, never the truth,
+//! and nothing is read from sled before it was checked.
 //! `tests/power_cut.rs` and the model test open sled's files from an
 //! earlier close with today's log; the power-cut file system test drops
 //! every unsynced page of every file.
 //!
-//! Known limits. Open reads the whole log (to know where each live entry
-//! is), so it takes longer with a large backlog even after a clean close;
-//! after an unclean stop it also checks every live entry against sled,
-//! before open returns (BENCHMARKS.md has the times; the goal of usable
-//! within 2 s with a 1,000,000-record backlog needs this check to move to
-//! the background: appends could start at once into a fresh chunk range,
-//! with `take_ready`, re-queues and backups waiting for the check). sled's
-//! own files are synced only at a clean close, so after any other stop
-//! sled is mostly rebuilt.
+//! Known limits. The live map is saved only at a clean close, so an open
+//! after an unclean stop scans every frame written since the last clean
+//! close (the whole log when there was none): with a large backlog written
+//! since, that scan is most of the open time (BENCHMARKS.md has the
+//! times). Frames before the saved position are not read again at open
+//! (their CRCs were checked when first scanned). While the check runs,
+//! reads are a `pread` of the segment file each (page cache), and the
+//! check itself competes with the writer for the apply lock in short
+//! batches. sled's own files are synced only at a clean close, so after
+//! any other stop sled is mostly repaired.
 //!
 //! If the log write or sync fails (I/O error), nothing reached sled: every
 //! caller of the group gets an error; `append` hands its records back, and
@@ -380,7 +409,7 @@ impl Outbox {
             }
             let mut dropped = false;
             for (seq, key) in picked {
-                match shared.outbox.get(seq_key(seq)) {
+                match shared.get(b"outbox", &seq_key(seq)) {
                     Ok(Some(raw)) => match decode_record(seq, &raw) {
                         Ok(record) => out.push(record),
                         Err(e) => {
@@ -483,17 +512,20 @@ impl Outbox {
     /// [`LIST_MAX`]); undecodable ones are skipped (they are quarantined).
     pub fn list(&self, from_seq: u64, limit: usize) -> Result<Vec<Record>, StorageError> {
         let mut out = Vec::new();
-        for item in self.inner.shared.outbox.range(seq_key(from_seq)..) {
-            if out.len() >= limit.min(LIST_MAX) {
-                break;
-            }
-            let (k, raw) = item?;
-            if let Some(seq) = key_seq(&k) {
-                if let Ok(record) = decode_record(seq, &raw) {
-                    out.push(record);
-                }
-            }
+        let limit = limit.min(LIST_MAX);
+        if limit == 0 {
+            return Ok(out);
         }
+        self.inner
+            .shared
+            .scan(b"outbox", &seq_key(from_seq), |k, raw| {
+                if let Some(seq) = key_seq(&k) {
+                    if let Ok(record) = decode_record(seq, &raw) {
+                        out.push(record);
+                    }
+                }
+                Ok(out.len() < limit)
+            })?;
         Ok(out)
     }
 
@@ -505,20 +537,25 @@ impl Outbox {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, StorageError> {
         let mut out = Vec::new();
-        for item in self.inner.shared.dead.range(seq_key(from_seq)..) {
-            if out.len() >= limit.min(LIST_MAX) {
-                break;
-            }
-            let (k, raw) = item?;
-            let Some(seq) = key_seq(&k) else { continue };
-            let letter = decode_dead_letter(seq, &raw).unwrap_or_else(|e| DeadLetter {
-                seq,
-                reason: format!("undecodable dead letter: {e}"),
-                record: None,
-                raw: raw.to_vec(),
-            });
-            out.push(letter);
+        let limit = limit.min(LIST_MAX);
+        if limit == 0 {
+            return Ok(out);
         }
+        self.inner
+            .shared
+            .scan(b"dead", &seq_key(from_seq), |k, raw| {
+                let Some(seq) = key_seq(&k) else {
+                    return Ok(true);
+                };
+                let letter = decode_dead_letter(seq, &raw).unwrap_or_else(|e| DeadLetter {
+                    seq,
+                    reason: format!("undecodable dead letter: {e}"),
+                    record: None,
+                    raw,
+                });
+                out.push(letter);
+                Ok(out.len() < limit)
+            })?;
         Ok(out)
     }
 
@@ -535,13 +572,15 @@ impl Outbox {
             )
         };
         let mut oldest_age_ms = 0;
-        for item in shared.outbox.iter() {
-            let (k, raw) = item?;
-            if let Some(record) = key_seq(&k).and_then(|seq| decode_record(seq, &raw).ok()) {
-                oldest_age_ms = now_ms.saturating_sub(record.created_at_ms);
-                break;
+        shared.scan(b"outbox", &[], |k, raw| {
+            match key_seq(&k).and_then(|seq| decode_record(seq, &raw).ok()) {
+                Some(record) => {
+                    oldest_age_ms = now_ms.saturating_sub(record.created_at_ms);
+                    Ok(false)
+                }
+                None => Ok(true),
             }
-        }
+        })?;
         let bytes_on_disk = dir_bytes(&shared.dir)
             .map_err(|e| StorageError::io(format!("size of {}", shared.dir.display()), e))?;
         let mut health = shared.lock_health().clone();

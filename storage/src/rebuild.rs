@@ -1,8 +1,7 @@
-//! Bringing sled in line with the log on open: scanning the log into the
-//! live map, checking and repairing sled after an unclean stop, moving a
-//! directory of the previous version (sled plus `edgecc.wal`) onto a log,
-//! and the few writes open itself makes (through the log, like the
-//! writer's).
+//! Opening the log: scanning it into the live map, moving a directory of
+//! the previous version (sled plus `edgecc.wal`) onto a log, and the few
+//! writes open itself makes (through the log, like the writer's). sled is
+//! checked against the log afterwards, in the background (`check`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,8 +12,10 @@ use tracing::info;
 use crate::error::StorageError;
 use crate::fsync::sync_dir_named;
 use crate::live::Live;
+use crate::live_file;
 use crate::seglog::{SegLog, SyncStall, LOG_BUILDING, LOG_DIR};
 use crate::wal::{self, decode_ops, encode_op, Wal};
+use crate::Shared;
 
 /// Largest frame open writes (migration, repairs of the pending tree).
 const OPEN_FRAME_BYTES: usize = 1024 * 1024;
@@ -31,55 +32,73 @@ fn frame_error(message: String) -> StorageError {
     }
 }
 
-/// Opens the log and fills the live map from it.
+/// Opens the log and fills the live map: from the saved map and the
+/// frames after it when there is a usable one (see `live_file`), else
+/// from every frame. Returns how many frames it read too.
 pub(crate) fn scan(
     dir: &Path,
     seg_bytes: u64,
     stall: Arc<SyncStall>,
-) -> Result<(SegLog, Live), StorageError> {
-    let mut live = Live::default();
-    let log = SegLog::open(dir, seg_bytes, stall, |seg, _, payload| {
-        for op in decode_ops(payload).map_err(frame_error)? {
-            live.note(seg, &op);
-        }
-        Ok(())
-    })?;
-    Ok((log, live))
+) -> Result<(SegLog, Live, u64), StorageError> {
+    let saved =
+        live_file::load(&dir.join(LOG_DIR)).filter(|(pos, _)| SegLog::position_fits(dir, *pos));
+    let (from, mut live) = match saved {
+        Some((pos, live)) => (Some(pos), live),
+        None => (None, Live::default()),
+    };
+    let mut frames = 0u64;
+    let log = SegLog::open(
+        dir,
+        seg_bytes,
+        stall,
+        from,
+        |seg, _, payload_off, payload| {
+            frames += 1;
+            live.note_frame(seg, payload_off, payload)
+                .map_err(frame_error)
+        },
+    )?;
+    let dropped = live.keep_segments(log.segments());
+    info!(
+        saved_map = from.is_some(),
+        frames_read = frames,
+        dropped,
+        "Live map loaded."
+    );
+    Ok((log, live, frames))
 }
 
 /// Writes made while opening (index repairs), through the log: buffered
-/// into frames, applied to sled at once (sled is never trusted after an
-/// unclean stop, so it need not wait for the frame).
+/// into frames, noted in the live map when logged, and applied to sled
+/// then only if it is trusted (otherwise the background check brings them
+/// over with everything else). Reads made meanwhile must not need them
+/// before `flush` (recovery never reads back what it wrote).
 pub(crate) struct OpenLog<'a> {
     /// The log.
     pub(crate) log: &'a mut SegLog,
-    /// Its live map.
-    pub(crate) live: &'a mut Live,
+    /// Live map, sled and whether it is trusted.
+    shared: &'a Shared,
     /// Ops not yet in a frame.
     payload: Vec<u8>,
 }
 
 impl<'a> OpenLog<'a> {
-    pub(crate) fn new(log: &'a mut SegLog, live: &'a mut Live) -> OpenLog<'a> {
+    pub(crate) fn new(log: &'a mut SegLog, shared: &'a Shared) -> OpenLog<'a> {
         OpenLog {
             log,
-            live,
+            shared,
             payload: Vec::new(),
         }
     }
 
-    /// A blind write, applied to sled now, logged with the next frame.
+    /// A blind write, logged with the next frame.
     pub(crate) fn put(
         &mut self,
-        tree: &sled::Tree,
+        tree: &[u8],
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), StorageError> {
-        match value {
-            Some(v) => drop(tree.insert(key, v)?),
-            None => drop(tree.remove(key)?),
-        }
-        encode_op(&mut self.payload, &tree.name(), key, value);
+        encode_op(&mut self.payload, tree, key, value);
         Ok(())
     }
 
@@ -97,112 +116,29 @@ impl<'a> OpenLog<'a> {
         if self.payload.is_empty() {
             return Ok(());
         }
-        let seg = self
-            .log
-            .append(&self.payload)
-            .map_err(|e| StorageError::Commit {
-                message: format!("log: {e:?}"),
-            })?;
-        for op in decode_ops(&self.payload).map_err(frame_error)? {
-            self.live.note(seg, &op);
+        let (seg, payload_off) =
+            self.log
+                .append(&self.payload)
+                .map_err(|e| StorageError::Commit {
+                    message: format!("log: {e:?}"),
+                })?;
+        self.shared
+            .lock_live()
+            .note_frame(seg, payload_off, &self.payload)
+            .map_err(frame_error)?;
+        if self.shared.is_checked() {
+            let sled = self.shared.sled()?;
+            for op in decode_ops(&self.payload).map_err(frame_error)? {
+                let tree = sled.tree(op.tree)?;
+                match op.value {
+                    Some(v) => drop(tree.insert(op.key, v)?),
+                    None => drop(tree.remove(op.key)?),
+                }
+            }
         }
         self.payload.clear();
         Ok(())
     }
-}
-
-/// What a check of sled against the log found and fixed.
-#[derive(Debug, Default)]
-pub(crate) struct Repair {
-    /// Entries sled had that the log does not (removed).
-    pub(crate) removed: u64,
-    /// Live entries sled lacked or held another value of (written).
-    pub(crate) written: u64,
-}
-
-/// Makes sled hold exactly the log's live entries: removes what the log
-/// does not hold, and writes every live value sled lacks or differs from.
-/// Run after an unclean stop, before anything reads sled.
-pub(crate) fn repair(db: &sled::Db, log: &SegLog, live: &Live) -> Result<Repair, StorageError> {
-    let mut done = Repair::default();
-    for name in db.tree_names() {
-        if !tree_is_ours(&name) {
-            continue;
-        }
-        let tree = db.open_tree(&name)?;
-        let mut stale = Vec::new();
-        for key in tree.iter().keys() {
-            let key = key?;
-            if !live.contains(&name, &key) {
-                stale.push(key);
-            }
-        }
-        for key in stale {
-            tree.remove(key)?;
-            done.removed += 1;
-        }
-    }
-    // A key's latest put is in exactly one segment, so segments are
-    // repaired independently: on two threads.
-    let segs = log.segments();
-    let (first, second) = segs.split_at(segs.len().div_ceil(2));
-    let written = std::thread::scope(|scope| {
-        let other = scope.spawn(|| repair_values(db, log, live, second));
-        let mine = repair_values(db, log, live, first);
-        let theirs = other.join().unwrap_or_else(|panic| {
-            Err(StorageError::Commit {
-                message: format!(
-                    "sled panicked during the check against the log: {}",
-                    crate::sled_files::panic_message(&*panic)
-                ),
-            })
-        });
-        Ok::<u64, StorageError>(mine? + theirs?)
-    })?;
-    done.written = written;
-    Ok(done)
-}
-
-/// Writes into sled every live value whose latest put is in one of
-/// `segs` and that sled lacks or holds differently (only the last put of a
-/// key within a segment counts). Returns how many it wrote.
-fn repair_values(
-    db: &sled::Db,
-    log: &SegLog,
-    live: &Live,
-    segs: &[u64],
-) -> Result<u64, StorageError> {
-    let mut written = 0;
-    let mut trees: HashMap<Vec<u8>, sled::Tree> = HashMap::new();
-    for &seg in segs {
-        let area = log.segment_area(seg)?;
-        let mut ops = Vec::new();
-        for payload in crate::seglog::payloads(&area) {
-            ops.extend(decode_ops(payload).map_err(frame_error)?);
-        }
-        let mut last: HashMap<(&[u8], &[u8]), usize> = HashMap::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            last.insert((op.tree, op.key), i);
-        }
-        for (i, op) in ops.iter().enumerate() {
-            let Some(value) = op.value else { continue };
-            if last.get(&(op.tree, op.key)) != Some(&i) || !live.is_in(seg, op.tree, op.key) {
-                continue;
-            }
-            let tree = match trees.get(op.tree) {
-                Some(t) => t,
-                None => {
-                    let t = db.open_tree(op.tree)?;
-                    trees.entry(op.tree.to_vec()).or_insert(t)
-                }
-            };
-            if tree.get(op.key)?.as_deref() != Some(value) {
-                tree.insert(op.key, value)?;
-                written += 1;
-            }
-        }
-    }
-    Ok(written)
 }
 
 /// Moves a directory without a log (fresh, or of the previous version,
@@ -222,26 +158,37 @@ pub(crate) fn migrate(dir: &Path, db: &sled::Db, seg_bytes: u64) -> Result<(), S
     }
     let building = dir.join(LOG_BUILDING);
     SegLog::create_at(&building, seg_bytes)?;
-    let mut live = Live::default();
-    let mut log = SegLog::open_at(&building, seg_bytes, Arc::default(), |_, _, _| Ok(()))?;
+    let mut log = SegLog::open_at(&building, seg_bytes, Arc::default(), None, |_, _, _, _| {
+        Ok(())
+    })?;
     let mut entries = 0u64;
-    {
-        let mut out = OpenLog::new(&mut log, &mut live);
-        let mut names = db.tree_names();
-        names.sort();
-        for name in names {
-            if !tree_is_ours(&name) {
-                continue;
-            }
-            for item in db.open_tree(&name)?.iter() {
-                let (k, v) = item?;
-                encode_op(&mut out.payload, &name, &k, Some(&v));
-                entries += 1;
-                out.end_unit()?;
+    let mut payload = Vec::new();
+    let append = |log: &mut SegLog, payload: &mut Vec<u8>| {
+        if payload.is_empty() {
+            return Ok(());
+        }
+        log.append(payload).map_err(|e| StorageError::Commit {
+            message: format!("log: {e:?}"),
+        })?;
+        payload.clear();
+        Ok::<(), StorageError>(())
+    };
+    let mut names = db.tree_names();
+    names.sort();
+    for name in names {
+        if !tree_is_ours(&name) {
+            continue;
+        }
+        for item in db.open_tree(&name)?.iter() {
+            let (k, v) = item?;
+            encode_op(&mut payload, &name, &k, Some(&v));
+            entries += 1;
+            if payload.len() >= OPEN_FRAME_BYTES {
+                append(&mut log, &mut payload)?;
             }
         }
-        out.flush()?;
     }
+    append(&mut log, &mut payload)?;
     drop(log);
     SegLog::install(dir)?;
     if old_wal.exists() {

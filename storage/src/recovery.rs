@@ -1,6 +1,7 @@
-//! The delivery index, rebuilt on open from sled once sled matches the log:
-//! from the small `pending` tree, or from every record when that tree is
-//! missing or does not match. The repairs it makes (interrupted moves,
+//! The delivery index, rebuilt on open through the `read` module (from
+//! sled when it is trusted, from the log otherwise): from the small
+//! `pending` tree, or from every record when that tree is missing or does
+//! not match. The repairs it makes (interrupted moves,
 //! a rebuilt `pending` tree, corrupt records moved to the dead letters)
 //! go through the log like every other write.
 
@@ -15,6 +16,12 @@ use crate::record::{
 };
 use crate::writer::META_NEXT_SEQ;
 use crate::{Shared, META_PENDING_READY};
+
+/// Tree names, as the log and the live map spell them.
+const TREE_OUTBOX: &[u8] = crate::TREE_OUTBOX.as_bytes();
+const TREE_PENDING: &[u8] = crate::TREE_PENDING.as_bytes();
+const TREE_DEAD: &[u8] = crate::TREE_DEAD.as_bytes();
+const TREE_META: &[u8] = crate::TREE_META.as_bytes();
 
 /// Rebuilds the index from sled (from the small `pending` entries, not
 /// the records), finishes interrupted moves, and rebuilds the `pending`
@@ -31,33 +38,31 @@ pub(crate) fn recover(shared: &Shared, out: &mut OpenLog<'_>) -> Result<u64, Sto
     let mut dead_keys = Vec::new();
     let mut dead_unheld = 0u64;
     let mut both = Vec::new();
-    for item in shared.dead.iter() {
-        let (k, raw) = item?;
+    shared.scan(TREE_DEAD, &[], |k, raw| {
         let Some(seq) = key_seq(&k) else {
             warn!(
                 key_len = k.len(),
                 "Ignoring a dead-letter key of the wrong length."
             );
-            continue;
+            return Ok(true);
         };
         bump(seq);
-        if shared.outbox.contains_key(&k)? {
+        if shared.contains(TREE_OUTBOX, &k)? {
             both.push(k);
-            continue;
+            return Ok(true);
         }
         match decode_dead_letter(seq, &raw).ok().and_then(|d| d.record) {
             Some(record) => dead_keys.push((seq, key_hash(&record.interaction_key))),
             None => dead_unheld += 1,
         }
-    }
+        Ok(true)
+    })?;
     for k in both {
-        out.put(&shared.dead, &k, None)?;
+        out.put(TREE_DEAD, &k, None)?;
         out.end_unit()?;
     }
-    if let Some((k, _)) = shared.outbox.last()? {
-        if let Some(seq) = key_seq(&k) {
-            bump(seq);
-        }
+    if let Some(seq) = shared.last_seq(TREE_OUTBOX)? {
+        bump(seq);
     }
     // Pending records: from the pending tree when it is usable, else from
     // the records themselves (and the tree is rebuilt).
@@ -77,8 +82,8 @@ pub(crate) fn recover(shared: &Shared, out: &mut OpenLog<'_>) -> Result<u64, Sto
     for _ in 0..dead_unheld {
         index.add_dead_unheld();
     }
-    let stored_next = match shared.meta.get(META_NEXT_SEQ)? {
-        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
+    let stored_next = match shared.get(TREE_META, META_NEXT_SEQ)? {
+        Some(v) => match <[u8; 8]>::try_from(v.as_slice()) {
             Ok(b) => u64::from_be_bytes(b),
             Err(_) => {
                 warn!(len = v.len(), "Ignoring a malformed next-sequence value.");
@@ -91,26 +96,40 @@ pub(crate) fn recover(shared: &Shared, out: &mut OpenLog<'_>) -> Result<u64, Sto
     Ok(stored_next.max(max_seq.map_or(1, |m| m + 1)).max(1))
 }
 
+/// The first (or last) sequence of a chunk value.
+fn chunk_end(chunk_no: u64, raw: &[u8], first: bool) -> Option<u64> {
+    let chunk = decode_chunk(raw).ok()?;
+    let slot = if first {
+        chunk.first_key_value()
+    } else {
+        chunk.last_key_value()
+    };
+    Some(chunk_seq(chunk_no, *slot?.0))
+}
+
 /// Whether the `pending` tree was completed and still matches the outbox at
 /// both ends (a cheap check against a directory an older build wrote to
 /// after this one).
 fn pending_tree_usable(shared: &Shared) -> Result<bool, StorageError> {
-    if shared.meta.get(META_PENDING_READY)?.as_deref() != Some(&[1u8][..]) {
+    if shared.get(TREE_META, META_PENDING_READY)?.as_deref() != Some(&[1u8][..]) {
         return Ok(false);
     }
-    let outbox_end = |item: Option<(sled::IVec, sled::IVec)>| item.and_then(|(k, _)| key_seq(&k));
-    let chunk_end = |item: Option<(sled::IVec, sled::IVec)>, first: bool| {
-        let (k, raw) = item?;
-        let chunk = decode_chunk(&raw).ok()?;
-        let slot = if first {
-            chunk.first_key_value()
-        } else {
-            chunk.last_key_value()
-        };
-        Some(chunk_seq(key_seq(&k)?, *slot?.0))
+    let outbox_first = shared
+        .page(TREE_OUTBOX, &[], 1)?
+        .first()
+        .and_then(|(k, _)| key_seq(k));
+    let outbox_last = shared.last_seq(TREE_OUTBOX)?;
+    let pending_first = shared
+        .page(TREE_PENDING, &[], 1)?
+        .first()
+        .and_then(|(k, raw)| chunk_end(key_seq(k)?, raw, true));
+    let pending_last = match shared.last_seq(TREE_PENDING)? {
+        Some(chunk_no) => shared
+            .get(TREE_PENDING, &chunk_no.to_be_bytes())?
+            .and_then(|raw| chunk_end(chunk_no, &raw, false)),
+        None => None,
     };
-    let usable = outbox_end(shared.outbox.first()?) == chunk_end(shared.pending.first()?, true)
-        && outbox_end(shared.outbox.last()?) == chunk_end(shared.pending.last()?, false);
+    let usable = outbox_first == pending_first && outbox_last == pending_last;
     if !usable {
         warn!("The pending index does not match the outbox; rebuilding it.");
     }
@@ -120,8 +139,8 @@ fn pending_tree_usable(shared: &Shared) -> Result<bool, StorageError> {
 /// Fills the index from the pending tree. Returns `false` (index partly
 /// filled) when a chunk is undecodable: the caller rebuilds from records.
 fn load_pending(shared: &Shared, index: &mut index::Index) -> Result<bool, StorageError> {
-    for item in shared.pending.iter() {
-        let (k, raw) = item?;
+    let mut whole = true;
+    shared.scan(TREE_PENDING, &[], |k, raw| {
         let chunk = key_seq(&k).ok_or(()).and_then(|chunk_no| {
             decode_chunk(&raw)
                 .map(|c| (chunk_no, c))
@@ -132,12 +151,18 @@ fn load_pending(shared: &Shared, index: &mut index::Index) -> Result<bool, Stora
                 for (slot, e) in chunk {
                     index.load(chunk_seq(chunk_no, slot), e.key, e.not_before_ms);
                 }
+                Ok(true)
             }
-            Err(()) => return Ok(false),
+            Err(()) => {
+                whole = false;
+                Ok(false)
+            }
         }
+    })?;
+    if whole {
+        index.finish_load();
     }
-    index.finish_load();
-    Ok(true)
+    Ok(whole)
 }
 
 /// Rebuilds the pending tree and the index from the records (first open of
@@ -149,32 +174,36 @@ fn rebuild_pending(
     index: &mut index::Index,
     out: &mut OpenLog<'_>,
 ) -> Result<(), StorageError> {
-    if shared.meta.get(META_PENDING_READY)?.is_some() {
-        out.put(&shared.meta, META_PENDING_READY, None)?;
+    if shared.get(TREE_META, META_PENDING_READY)?.is_some() {
+        out.put(TREE_META, META_PENDING_READY, None)?;
     }
-    let stale: Vec<sled::IVec> = shared.pending.iter().keys().collect::<Result<_, _>>()?;
+    let mut stale: Vec<Vec<u8>> = Vec::new();
+    shared.scan(TREE_PENDING, &[], |k, _| {
+        stale.push(k);
+        Ok(true)
+    })?;
     for k in stale {
-        out.put(&shared.pending, &k, None)?;
+        out.put(TREE_PENDING, &k, None)?;
         out.end_unit()?;
     }
     let mut chunk: Option<(u64, Chunk)> = None;
     let put = |out: &mut OpenLog<'_>, (chunk_no, c): (u64, Chunk)| {
         out.put(
-            &shared.pending,
+            TREE_PENDING,
             &chunk_no.to_be_bytes(),
             Some(&encode_chunk(&c)),
         )?;
         out.end_unit()
     };
     let mut corrupt = Vec::new();
-    for item in shared.outbox.iter() {
-        let (k, raw) = item?;
+    let mut result = Ok(());
+    shared.scan(TREE_OUTBOX, &[], |k, raw| {
         let Some(seq) = key_seq(&k) else {
             warn!(
                 key_len = k.len(),
                 "Ignoring an outbox key of the wrong length."
             );
-            continue;
+            return Ok(true);
         };
         match decode_record(seq, &raw) {
             Ok(record) => {
@@ -185,7 +214,10 @@ fn rebuild_pending(
                 index.load(seq, entry.key, entry.not_before_ms);
                 if chunk.as_ref().is_some_and(|(n, _)| *n != chunk_of(seq)) {
                     if let Some(full) = chunk.take() {
-                        put(out, full)?;
+                        if let Err(e) = put(out, full) {
+                            result = Err(e);
+                            return Ok(false);
+                        }
                     }
                 }
                 chunk
@@ -195,7 +227,9 @@ fn rebuild_pending(
             }
             Err(e) => corrupt.push((seq, raw, e)),
         }
-    }
+        Ok(true)
+    })?;
+    result?;
     if let Some(c) = chunk.take() {
         put(out, c)?;
     }
@@ -204,14 +238,14 @@ fn rebuild_pending(
         warn!(seq, error = %e, "Corrupt record moved to the dead letters.");
         let reason = format!("corrupt: {e}");
         out.put(
-            &shared.dead,
+            TREE_DEAD,
             &seq_key(seq),
             Some(&encode_dead_letter(seq, &reason, &raw)?),
         )?;
-        out.put(&shared.outbox, &seq_key(seq), None)?;
+        out.put(TREE_OUTBOX, &seq_key(seq), None)?;
         out.end_unit()?;
         index.add_dead_unheld();
     }
-    out.put(&shared.meta, META_PENDING_READY, Some(&[1u8]))?;
+    out.put(TREE_META, META_PENDING_READY, Some(&[1u8]))?;
     out.flush()
 }

@@ -182,15 +182,20 @@ impl SegLog {
         sync_dir_named(dir)
     }
 
-    /// Opens `<dir>/log` and calls `visit(seg, lsn, payload)` for every
-    /// frame, in order. Removes what lies after the end (see the rules).
+    /// Opens `<dir>/log` and calls `visit(seg, lsn, payload offset,
+    /// payload)` for every frame, in order (the offset is where the
+    /// payload starts in the segment file), or only for the frames after
+    /// `from` (a position known to be in the log, see `live_file`; the
+    /// segments before it are kept unread). Removes what lies after the
+    /// end (see the rules).
     pub(crate) fn open(
         dir: &Path,
         seg_bytes: u64,
         stall: Arc<SyncStall>,
-        visit: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
+        from: Option<Position>,
+        visit: impl FnMut(u64, u64, u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<SegLog, StorageError> {
-        SegLog::open_at(&dir.join(LOG_DIR), seg_bytes, stall, visit)
+        SegLog::open_at(&dir.join(LOG_DIR), seg_bytes, stall, from, visit)
     }
 
     /// [`SegLog::open`] of the log directory `path` itself.
@@ -198,7 +203,8 @@ impl SegLog {
         path: &Path,
         seg_bytes: u64,
         stall: Arc<SyncStall>,
-        mut visit: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
+        from: Option<Position>,
+        mut visit: impl FnMut(u64, u64, u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<SegLog, StorageError> {
         let dir = path.to_path_buf();
         let io = |what: &str, p: &Path, e| StorageError::io(format!("{what} {}", p.display()), e);
@@ -228,13 +234,27 @@ impl SegLog {
                 path: path.clone(),
                 message,
             })?;
+            // Before the known position: kept, not read.
+            if from.is_some_and(|p| seg < p.seg) {
+                segs.push(seg);
+                continue;
+            }
+            let start = match from {
+                Some(p) if p.seg == seg => {
+                    expected = Some(p.lsn + 1);
+                    usize::try_from(p.offset.saturating_sub(DATA_START)).unwrap_or(usize::MAX)
+                }
+                _ => 0,
+            };
             area.clear();
             std::io::Read::read_to_end(&mut file, &mut area).map_err(|e| io("read", &path, e))?;
-            let first = frame_at(&area, None).map(|(lsn, _, _)| lsn);
+            let frames = area.get(start..).unwrap_or_default();
+            let first = frame_at(frames, None).map(|(lsn, _, _)| lsn);
             // The oldest segment starts the log whatever its first lsn (or
             // none: a fresh log); a later one only with the next lsn.
             let continues = match expected {
                 None => true,
+                _ if start > 0 || from.is_some_and(|p| p.seg == seg) => true,
                 Some(exp) => after_end.is_empty() && first == Some(exp),
             };
             if !continues {
@@ -254,15 +274,19 @@ impl SegLog {
                 continue;
             }
             let mut at = 0usize;
-            let mut lsn = first.unwrap_or(1);
-            while let Some((_, payload, used)) = frame_at(&area[at..], Some(lsn)) {
-                visit(seg, lsn, payload)?;
+            let mut lsn = expected
+                .filter(|_| start > 0 || from.is_some_and(|p| p.seg == seg))
+                .or(first)
+                .unwrap_or(1);
+            while let Some((_, payload, used)) = frame_at(&frames[at..], Some(lsn)) {
+                let payload_off = DATA_START + (start + at + FRAME_HEADER) as u64;
+                visit(seg, lsn, payload_off, payload)?;
                 at += used;
                 lsn += 1;
             }
             expected = Some(lsn);
             segs.push(seg);
-            end = Some((seg, DATA_START + at as u64));
+            end = Some((seg, DATA_START + (start + at) as u64));
         }
         // Segments after the end hold only bytes of unacknowledged frames.
         for seg in &after_end {
@@ -314,6 +338,24 @@ impl SegLog {
         })
     }
 
+    /// Whether `pos` can be where a scan of `<dir>/log` starts: its
+    /// segment is there, and at its offset the log either ends or goes on
+    /// with the next lsn (a frame header with another lsn means the
+    /// position is not of this log).
+    pub(crate) fn position_fits(dir: &Path, pos: Position) -> bool {
+        let path = dir.join(LOG_DIR).join(seg_name(pos.seg));
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        let mut head = [0u8; FRAME_HEADER];
+        if pos.offset < DATA_START || file.read_exact_at(&mut head, pos.offset).is_err() {
+            return false;
+        }
+        let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let lsn = u64::from_le_bytes(head[4..12].try_into().unwrap_or_default());
+        magic != FRAME_MAGIC || lsn == pos.lsn + 1
+    }
+
     /// Where the log ends now.
     pub(crate) fn position(&self) -> Position {
         Position {
@@ -361,9 +403,10 @@ impl SegLog {
     }
 
     /// Appends `payload` as the next frame and `fdatasync`s it; returns the
-    /// segment it went to. Moves to the next segment when it does not fit
-    /// (a frame larger than a segment gets a segment of its own size).
-    pub(crate) fn append(&mut self, payload: &[u8]) -> Result<u64, AppendError> {
+    /// segment it went to and where the payload starts in that segment's
+    /// file. Moves to the next segment when it does not fit (a frame larger
+    /// than a segment gets a segment of its own size).
+    pub(crate) fn append(&mut self, payload: &[u8]) -> Result<(u64, u64), AppendError> {
         if payload.len() > u32::MAX as usize {
             return Err(AppendError::Io(std::io::Error::other(
                 "frame larger than 4 GiB",
@@ -420,12 +463,13 @@ impl SegLog {
                 )),
             });
         }
+        let payload_off = self.write_at + FRAME_HEADER as u64;
         self.write_at += len;
         self.next_lsn += 1;
         if self.buf.capacity() > 4 * 1024 * 1024 {
             self.buf = Vec::new();
         }
-        Ok(self.head_no())
+        Ok((self.head_no(), payload_off))
     }
 
     /// `fdatasync` of the head after a frame (or its unmaking).
@@ -442,15 +486,6 @@ impl SegLog {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         self.head.sync_data()
-    }
-
-    /// The frame area of segment `seg` (read [`payloads`] from it).
-    pub(crate) fn segment_area(&self, seg: u64) -> Result<Vec<u8>, StorageError> {
-        let path = self.dir.join(seg_name(seg));
-        let mut area = std::fs::read(&path)
-            .map_err(|e| StorageError::io(format!("read {}", path.display()), e))?;
-        area.drain(..(DATA_START as usize).min(area.len()));
-        Ok(area)
     }
 
     /// Calls `visit(lsn, payload)` for every frame of segment `seg`.
@@ -492,17 +527,55 @@ impl SegLog {
     }
 }
 
-/// The payloads of the frames of a segment's frame area, in order.
-pub(crate) fn payloads(area: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    let mut lsn = None;
-    while let Some((l, payload, used)) = frame_at(&area[at..], lsn) {
-        out.push(payload);
-        at += used;
-        lsn = Some(l + 1);
+/// Reads values back from the log's segment files by location (see the
+/// `live` module), keeping each segment file open once read. A retired
+/// segment's file stays readable through a descriptor opened before its
+/// unlink; a read that finds it gone asks the live map again.
+#[derive(Debug)]
+pub(crate) struct LogReader {
+    /// `<dir>/log`.
+    dir: PathBuf,
+    /// Open segment files by number.
+    files: std::sync::Mutex<std::collections::HashMap<u64, Arc<File>>>,
+}
+
+impl LogReader {
+    pub(crate) fn new(dir: &Path) -> LogReader {
+        LogReader {
+            dir: dir.join(LOG_DIR),
+            files: std::sync::Mutex::default(),
+        }
     }
-    out
+
+    /// `len` bytes at `off` of segment `seg`; `NotFound` when the segment
+    /// is gone (retired since its location was read).
+    pub(crate) fn read(&self, seg: u64, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let file = {
+            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            match files.get(&seg) {
+                Some(f) => Arc::clone(f),
+                None => {
+                    let f = Arc::new(File::open(self.dir.join(seg_name(seg)))?);
+                    files.insert(seg, Arc::clone(&f));
+                    f
+                }
+            }
+        };
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, off)?;
+        Ok(buf)
+    }
+
+    /// Closes every file (sled is trusted again: reads go there).
+    pub(crate) fn clear(&self) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Closes a retired segment's file.
+    pub(crate) fn forget(&self, seg: u64) {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files.remove(&seg);
+    }
 }
 
 /// Creates segment `seg` in `dir`, zero-filled to `cap` bytes, header
@@ -597,7 +670,7 @@ mod tests {
 
     fn open_collect(dir: &Path) -> (SegLog, Vec<(u64, u64, Vec<u8>)>) {
         let mut seen = Vec::new();
-        let log = SegLog::open(dir, SEG, Arc::default(), |seg, lsn, p| {
+        let log = SegLog::open(dir, SEG, Arc::default(), None, |seg, lsn, _, p| {
             seen.push((seg, lsn, p.to_vec()));
             Ok(())
         })
@@ -618,7 +691,7 @@ mod tests {
         assert!(seen.is_empty());
         let mut segs = Vec::new();
         for i in 0..40u8 {
-            segs.push(log.append(&[i; 5000]).expect("append"));
+            segs.push(log.append(&[i; 5000]).expect("append").0);
         }
         assert!(log.segments().len() > 2, "{:?}", log.segments());
         drop(log);
@@ -638,6 +711,51 @@ mod tests {
             seen.last().map(|(_, l, p)| (*l, p.clone())),
             Some((41, b"after".to_vec()))
         );
+    }
+
+    #[test]
+    fn a_scan_from_a_known_position_reads_only_later_frames() {
+        let dir = fresh();
+        let (mut log, _) = open_collect(dir.path());
+        for i in 0..20u8 {
+            log.append(&[i; 5000]).expect("append");
+        }
+        let pos = log.position();
+        for i in 20..40u8 {
+            log.append(&[i; 5000]).expect("append");
+        }
+        let end = log.position();
+        drop(log);
+        assert!(SegLog::position_fits(dir.path(), pos));
+        assert!(!SegLog::position_fits(
+            dir.path(),
+            Position {
+                lsn: pos.lsn + 1,
+                ..pos
+            }
+        ));
+        let mut seen = Vec::new();
+        let log = SegLog::open(
+            dir.path(),
+            SEG,
+            Arc::default(),
+            Some(pos),
+            |_, lsn, off, p| {
+                seen.push((lsn, off, p.to_vec()));
+                Ok(())
+            },
+        )
+        .expect("open from");
+        assert_eq!(log.position(), end);
+        assert_eq!(
+            seen.iter().map(|(l, _, _)| *l).collect::<Vec<_>>(),
+            (21..=40).collect::<Vec<_>>()
+        );
+        assert_eq!(seen[0].2, vec![20u8; 5000]);
+        // Offsets point at the payloads in the files.
+        let reader = LogReader::new(dir.path());
+        let (seg, off) = (log.head_no(), seen.last().map(|s| s.1).unwrap_or(0));
+        assert_eq!(reader.read(seg, off, 5000).expect("read"), vec![39u8; 5000]);
     }
 
     #[test]
@@ -680,7 +798,7 @@ mod tests {
         file.write_all_at(&[0xAA; 8], DATA_START + 100)
             .expect("write");
         drop(file);
-        let err = SegLog::open(dir.path(), SEG, Arc::default(), |_, _, _| Ok(()))
+        let err = SegLog::open(dir.path(), SEG, Arc::default(), None, |_, _, _, _| Ok(()))
             .err()
             .expect("refused")
             .to_string();
@@ -708,7 +826,7 @@ mod tests {
         log.append(b"small").expect("append");
         log.ensure_spare().expect("spare");
         let big = vec![9u8; 3 * SEG as usize];
-        let seg = log.append(&big).expect("append");
+        let seg = log.append(&big).expect("append").0;
         log.append(b"after").expect("append");
         drop(log);
         let (_, seen) = open_collect(dir.path());
@@ -729,6 +847,6 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(log.segments().len(), 1);
         log.ensure_spare().expect("spare again");
-        assert_eq!(log.append(b"y").expect("append"), log.segments()[0]);
+        assert_eq!(log.append(b"y").expect("append").0, log.segments()[0]);
     }
 }

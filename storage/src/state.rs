@@ -1,7 +1,7 @@
 //! Persisted state: small named key-value trees beside the outbox (in the
-//! log, indexed in sled),
-//! written through the same group-commit writer (so `put` and `remove` are
-//! durable when they return) and read directly from sled.
+//! log, indexed in sled), written through the same group-commit writer (so
+//! `put` and `remove` are durable when they return) and read through the
+//! `read` module (sled once trusted, the log until then).
 //!
 //! Used for ServiceNow sys_id mappings and agent/queue state. Keys and
 //! values are opaque bytes; callers bring their own encoding.
@@ -17,6 +17,9 @@ use crate::Inner;
 /// Longest state tree name, in bytes.
 pub const STATE_NAME_BYTES_MAX: usize = 64;
 
+/// Entries read at once by [`StateTree::iter`].
+const STATE_PAGE: usize = 256;
+
 /// Prefix of state tree names in sled, keeping them apart from the outbox.
 const STATE_TREE_PREFIX: &str = "state/";
 
@@ -25,14 +28,14 @@ const STATE_TREE_PREFIX: &str = "state/";
 pub struct StateTree {
     /// The storage (writer channel) this tree writes through.
     inner: Arc<Inner>,
-    /// The sled tree, read directly.
-    tree: sled::Tree,
+    /// The tree's name in the log and in sled (`state/<name>`).
+    tree: Vec<u8>,
 }
 
 impl std::fmt::Debug for StateTree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateTree")
-            .field("name", &String::from_utf8_lossy(&self.tree.name()))
+            .field("name", &String::from_utf8_lossy(&self.tree))
             .finish()
     }
 }
@@ -44,10 +47,7 @@ impl StateTree {
                 name: name.to_owned(),
             });
         }
-        let tree = inner
-            .shared
-            .db
-            .open_tree(format!("{STATE_TREE_PREFIX}{name}"))?;
+        let tree = format!("{STATE_TREE_PREFIX}{name}").into_bytes();
         Ok(StateTree { inner, tree })
     }
 
@@ -78,14 +78,29 @@ impl StateTree {
 
     /// The value under `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        self.inner.shared.get(&self.tree, key)
     }
 
-    /// Every entry, in key order.
+    /// Every entry, in key order (read a page at a time).
     pub fn iter(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StorageError>> + '_ {
-        self.tree.iter().map(|item| {
-            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(StorageError::from)
+        let mut from = Some(Vec::new());
+        let mut page = std::collections::VecDeque::new();
+        std::iter::from_fn(move || {
+            if page.is_empty() {
+                let start = from.take()?;
+                match self.inner.shared.page(&self.tree, &start, STATE_PAGE) {
+                    Ok(entries) => {
+                        if entries.len() == STATE_PAGE {
+                            from = entries
+                                .last()
+                                .map(|(k, _)| crate::read::successor(k.clone()));
+                        }
+                        page.extend(entries);
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            page.pop_front().map(Ok)
         })
     }
 }

@@ -1,6 +1,9 @@
 //! The group-commit writer: one thread stages every change, makes a whole
-//! group durable as one log frame (one `fdatasync`), applies it to sled,
-//! then updates the delivery index and answers every waiting caller. Between
+//! group durable as one log frame (one `fdatasync`), notes it in the live
+//! map, applies it to sled (under the apply lock, so the background check
+//! and the writer reach sled in log order; skipped while sled is being
+//! rebuilt), then updates the delivery index and answers every waiting
+//! caller. Between
 //! groups it retires old log segments, copying their live entries forward
 //! first (see the `seglog` and `live` modules), and creates the next
 //! segment ahead of need. On close it makes sled durable and writes the
@@ -24,15 +27,15 @@ use tracing::{debug, error, warn};
 
 use crate::error::{AppendError, AppendFailure, StorageError};
 use crate::index::{key_hash, KeyHash};
-use crate::live::Live;
+use crate::read::successor;
 use crate::record::{
     bounded_reason, chunk_of, chunk_seq, chunk_slot, decode_chunk, decode_dead_letter,
     decode_record, encode_chunk, encode_dead_letter, encode_record, key_seq, seq_key, Chunk,
     NewRecord, PendingEntry, Record,
 };
 use crate::seglog::{self, SegLog};
-use crate::wal::{self, ReplayOp};
-use crate::Shared;
+use crate::wal;
+use crate::{Shared, Sled};
 
 /// Most operations committed by one group. Bounds the work (and the latency
 /// of the first caller) of one flush; 1024 covers 512 concurrent appenders
@@ -111,14 +114,14 @@ pub(crate) enum Op {
     Quarantine { seq: u64, reason: String },
     /// Put a state value.
     StatePut {
-        tree: sled::Tree,
+        tree: Vec<u8>,
         key: Vec<u8>,
         value: Vec<u8>,
         reply: UnitReply,
     },
     /// Remove a state value.
     StateRemove {
-        tree: sled::Tree,
+        tree: Vec<u8>,
         key: Vec<u8>,
         reply: UnitReply,
     },
@@ -193,7 +196,8 @@ struct Staged {
 
 /// The writes of one group, staged: record values by sequence, pending
 /// entry changes by chunk and slot, dead letters, state puts. Nothing is
-/// read back from here: staging reads sled, which holds every earlier group.
+/// read back from here: staging reads through the `read` module, which
+/// sees every earlier group.
 #[derive(Clone, Default)]
 pub(crate) struct Writes {
     /// Record values by sequence (`None`: removed).
@@ -203,8 +207,8 @@ pub(crate) struct Writes {
     pending: BTreeMap<u64, BTreeMap<u8, Option<PendingEntry>>>,
     /// Dead-letter values by sequence (`None`: removed).
     dead: BTreeMap<u64, Option<Vec<u8>>>,
-    /// State puts and removes, in order.
-    state: Vec<(sled::Tree, Vec<u8>, Option<Vec<u8>>)>,
+    /// State puts and removes (tree name, key, value), in order.
+    state: Vec<StateWrite>,
     /// The next sequence, when the group appended.
     next_seq: Option<u64>,
 }
@@ -233,7 +237,7 @@ impl Writes {
     }
 
     /// Turns the staged changes into blind writes per tree, merging the
-    /// pending-entry changes into the chunks stored in sled.
+    /// pending-entry changes into the stored chunks.
     pub(crate) fn resolve(self, shared: &Shared) -> Result<Group, StorageError> {
         let mut group = Group::default();
         let by_seq = |m: BTreeMap<u64, Option<Vec<u8>>>| {
@@ -241,13 +245,13 @@ impl Writes {
                 .map(|(seq, v)| (seq_key(seq).to_vec(), v))
                 .collect::<Vec<_>>()
         };
-        group.push(&shared.outbox, by_seq(self.outbox));
+        group.push(b"outbox", by_seq(self.outbox));
         // Only the writer changes `pending`, so the stored chunks are
-        // current: every earlier group is applied.
+        // current: every earlier group is noted.
         let mut pending = Vec::with_capacity(self.pending.len());
         for (chunk_no, changes) in self.pending {
             let key = chunk_no.to_be_bytes();
-            let mut chunk = match shared.pending.get(key)? {
+            let mut chunk = match shared.get(b"pending", &key)? {
                 Some(raw) => decode_chunk(&raw).or_else(|e| {
                     warn!(chunk = chunk_no, error = %e, "Undecodable pending chunk; rebuilt from its records.");
                     chunk_from_records(shared, chunk_no)
@@ -263,11 +267,11 @@ impl Writes {
             let value = (!chunk.is_empty()).then(|| encode_chunk(&chunk));
             pending.push((key.to_vec(), value));
         }
-        group.push(&shared.pending, pending);
-        group.push(&shared.dead, by_seq(self.dead));
+        group.push(b"pending", pending);
+        group.push(b"dead", by_seq(self.dead));
         if let Some(next) = self.next_seq {
             group.push(
-                &shared.meta,
+                b"meta",
                 vec![(META_NEXT_SEQ.to_vec(), Some(next.to_be_bytes().to_vec()))],
             );
         }
@@ -278,6 +282,9 @@ impl Writes {
     }
 }
 
+/// A state write: tree name, key, new value (`None`: removed).
+type StateWrite = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
 /// One blind write: a key and its new value (`None`: removed).
 type Put = (Vec<u8>, Option<Vec<u8>>);
 
@@ -285,17 +292,18 @@ type Put = (Vec<u8>, Option<Vec<u8>>);
 /// write-ahead-log frame and then into sled.
 #[derive(Default)]
 pub(crate) struct Group {
-    trees: Vec<(sled::Tree, Vec<Put>)>,
+    /// Tree name and its writes, in order.
+    trees: Vec<(Vec<u8>, Vec<Put>)>,
 }
 
 impl Group {
-    fn push(&mut self, tree: &sled::Tree, puts: Vec<Put>) {
+    fn push(&mut self, tree: &[u8], puts: Vec<Put>) {
         if puts.is_empty() {
             return;
         }
         match self.trees.last_mut() {
-            Some((last, ops)) if last.name() == tree.name() => ops.extend(puts),
-            _ => self.trees.push((tree.clone(), puts)),
+            Some((last, ops)) if last.as_slice() == tree => ops.extend(puts),
+            _ => self.trees.push((tree.to_vec(), puts)),
         }
     }
 
@@ -306,26 +314,8 @@ impl Group {
     /// The frame payload (see the `wal` module for the format).
     fn encode(&self, out: &mut Vec<u8>) {
         for (tree, puts) in &self.trees {
-            let name = tree.name();
             for (key, value) in puts {
-                wal::encode_op(out, &name, key, value.as_deref());
-            }
-        }
-    }
-
-    /// Notes the group's writes, appended to segment `seg`, in the live map.
-    fn note(&self, seg: u64, live: &mut Live) {
-        for (tree, puts) in &self.trees {
-            let name = tree.name();
-            for (key, value) in puts {
-                live.note(
-                    seg,
-                    &ReplayOp {
-                        tree: &name,
-                        key,
-                        value: value.as_deref(),
-                    },
-                );
+                wal::encode_op(out, tree, key, value.as_deref());
             }
         }
     }
@@ -335,9 +325,9 @@ impl Group {
     /// process-wide write lock, and a batch that needs a new log segment
     /// waits for sled's shared I/O threads, which can wait for that lock
     /// (seen here as a deadlock of the test binary during a replay).
-    fn apply(self) -> Result<(), sled::Error> {
+    fn apply(self, sled: &Sled) -> Result<(), StorageError> {
         for (tree, puts) in self.trees {
-            apply_puts(&tree, puts.into_iter())?;
+            apply_puts(&sled.tree(&tree)?, puts.into_iter())?;
         }
         Ok(())
     }
@@ -391,9 +381,10 @@ pub(crate) fn chunk_from_records(shared: &Shared, chunk_no: u64) -> Result<Chunk
     let from = chunk_seq(chunk_no, 0);
     let to = chunk_seq(chunk_no + 1, 0);
     let mut chunk = Chunk::new();
-    for item in shared.outbox.range(seq_key(from)..seq_key(to)) {
-        let (k, raw) = item?;
-        let Some(seq) = key_seq(&k) else { continue };
+    for (k, raw) in shared.page(b"outbox", &seq_key(from), (to - from) as usize)? {
+        let Some(seq) = key_seq(&k).filter(|&s| s < to) else {
+            continue;
+        };
         let entry = match decode_record(seq, &raw) {
             Ok(record) => PendingEntry {
                 key: key_hash(&record.interaction_key),
@@ -419,8 +410,6 @@ pub(crate) struct Writer {
     next_seq: u64,
     /// The log: makes each group durable.
     log: SegLog,
-    /// Where each live entry's latest put is in the log.
-    live: Live,
     /// Frame payload buffer, reused.
     payload: Vec<u8>,
     /// Trims the heap after a group, at most once a second.
@@ -449,7 +438,6 @@ impl Writer {
         rx: mpsc::Receiver<Queued>,
         next_seq: u64,
         log: SegLog,
-        live: Live,
     ) -> Writer {
         Writer {
             shared,
@@ -457,7 +445,6 @@ impl Writer {
             next_seq,
             segments_seen: log.segments().len(),
             log,
-            live,
             payload: Vec::new(),
             trimmer: crate::heap::Trimmer::new(),
             poisoned: None,
@@ -550,15 +537,34 @@ impl Writer {
     }
 
     /// A clean close: sled flushed and its files synced, then the marker
-    /// naming where the log ends. Not after a poisoning: the next open
-    /// checks sled against the log.
+    /// naming where the log ends. Not after a poisoning, nor while sled is
+    /// unchecked: the next open checks sled against the log.
     fn close(&mut self) {
         if let Some(why) = &self.poisoned {
             warn!(reason = %why, "Closing without the clean marker; the next open checks sled against the log.");
             return;
         }
-        let done = crate::sled_files::sync_sled(&self.shared.dir, &self.shared.db)
-            .map_err(|e| StorageError::io("sync sled at close", e))
+        if !self.shared.is_checked() {
+            warn!(
+                "Closing before sled was checked against the log; the next open checks it again."
+            );
+            return;
+        }
+        let done = self
+            .shared
+            .sled()
+            .and_then(|sled| {
+                crate::sled_files::sync_sled(&self.shared.dir, &sled.db)
+                    .map_err(|e| StorageError::io("sync sled at close", e))
+            })
+            .and_then(|()| {
+                let live = self.shared.lock_live();
+                crate::live_file::save(
+                    &self.shared.dir.join(seglog::LOG_DIR),
+                    self.log.position(),
+                    &live,
+                )
+            })
             .and_then(|()| crate::clean::write(&self.shared.dir, self.log.position()));
         if let Err(e) = done {
             warn!(error = %e, "Clean close failed; the next open checks sled against the log.");
@@ -581,8 +587,10 @@ impl Writer {
                 break;
             }
             let oldest = segs[0];
-            let (live, total) = self.live.segment(oldest);
-            let (all_live, all_total) = self.live.totals();
+            let ((live, total), (all_live, all_total)) = {
+                let map = self.shared.lock_live();
+                (map.segment(oldest), map.totals())
+            };
             if !(live == 0 || live * 2 <= total || all_live * 3 <= all_total) {
                 break;
             }
@@ -591,7 +599,10 @@ impl Writer {
                 break;
             }
             match self.log.retire_oldest() {
-                Ok(seg) => self.live.forget_segment(seg),
+                Ok(seg) => {
+                    self.shared.lock_live().forget_segment(seg);
+                    self.shared.reader.forget(seg);
+                }
                 Err(e) => {
                     warn!(segment = oldest, error = %e, "Could not delete a retired log segment; it stays.");
                     break;
@@ -607,7 +618,7 @@ impl Writer {
     fn copy_forward(&mut self, seg: u64) -> Result<(), String> {
         let mut frames = Vec::new();
         let mut payload = Vec::new();
-        let live = &self.live;
+        let live = self.shared.lock_live();
         self.log
             .read_segment(seg, |_, frame| {
                 let ops = wal::decode_ops(frame).map_err(|message| StorageError::Wal {
@@ -625,34 +636,32 @@ impl Writer {
                 Ok(())
             })
             .map_err(|e| e.to_string())?;
+        drop(live);
         if !payload.is_empty() {
             frames.push(payload);
         }
+        // The copies are the same values sled holds already (or will get
+        // from the check): only the live map moves.
         for frame in frames {
-            let head = self.append_frame(&frame).map_err(|f| f.0)?;
-            self.note_frame(head, &frame);
+            let (head, off) = self.append_frame(&frame).map_err(|f| f.0)?;
+            self.note_frame(head, off, &frame);
         }
         Ok(())
     }
 
     /// Notes every op of an appended frame in the live map.
-    fn note_frame(&mut self, seg: u64, frame: &[u8]) {
-        match wal::decode_ops(frame) {
-            Ok(ops) => {
-                for op in ops {
-                    self.live.note(seg, &op);
-                }
-            }
+    fn note_frame(&mut self, seg: u64, payload_off: u64, frame: &[u8]) {
+        if let Err(e) = self.shared.lock_live().note_frame(seg, payload_off, frame) {
             // We encoded it a moment ago: cannot happen.
-            Err(e) => error!(error = %e, "A frame just written does not decode."),
+            error!(error = %e, "A frame just written does not decode.");
         }
     }
 
     /// Appends one frame to the log (one `fdatasync`); an outcome the log
     /// cannot tell poisons the writer.
-    fn append_frame(&mut self, frame: &[u8]) -> Result<u64, Failure> {
+    fn append_frame(&mut self, frame: &[u8]) -> Result<(u64, u64), Failure> {
         match self.log.append(frame) {
-            Ok(seg) => Ok(seg),
+            Ok(at) => Ok(at),
             Err(seglog::AppendError::Io(e)) => Err(Failure(format!("log: {e}"))),
             Err(seglog::AppendError::Unknown(e)) => {
                 // The frame may be on the disk: nothing may follow it, and
@@ -667,7 +676,7 @@ impl Writer {
     }
 
     /// Makes a group's writes durable: one frame in the log (one
-    /// `fdatasync`), then applied to sled.
+    /// `fdatasync`), noted in the live map, then applied to sled.
     fn commit_writes(&mut self, writes: Writes) -> Result<(), Failure> {
         if let Some(why) = &self.poisoned {
             return Err(Failure::new(format!(
@@ -682,21 +691,54 @@ impl Writer {
         payload.clear();
         group.encode(&mut payload);
         let logged = self.append_frame(&payload);
+        let noted = logged.map(|(seg, off)| self.note_frame(seg, off, &payload));
         if payload.capacity() <= 4 * 1024 * 1024 {
             self.payload = payload;
         }
-        let seg = logged?;
-        group.note(seg, &mut self.live);
-        group.apply().map_err(|e| {
-            // The frame is durable, sled refused it (it failed earlier):
-            // the next open repairs sled from the log.
-            error!(error = %e, "sled refused a logged group; storage stops taking changes until reopened.");
-            self.poisoned = Some(e.to_string());
-            Failure(format!(
-                "logged, but sled failed: {e} (applied at the next start)"
-            ))
-        })?;
-        Ok(())
+        noted?;
+        self.apply(group)
+    }
+
+    /// Applies a logged group to sled, in log order (under the apply
+    /// lock). While sled is unchecked a failure or panic is handed to the
+    /// check, which moves sled aside and rebuilds it (reads come from the
+    /// log meanwhile, so callers are answered as usual); once checked, it
+    /// stops the storage (see the design note).
+    fn apply(&mut self, group: Group) -> Result<(), Failure> {
+        let shared = Arc::clone(&self.shared);
+        let refused = {
+            let _order = shared.lock_apply();
+            if shared.sled_failure().is_some() {
+                return Ok(());
+            }
+            match shared.sled() {
+                // Being swapped or could not be reopened: only while
+                // unchecked.
+                Err(_) if !shared.is_checked() => return Ok(()),
+                Err(e) => e.to_string(),
+                Ok(sled) => {
+                    match crate::sled_files::guarded("applying a group", || group.apply(&sled)) {
+                        Ok(()) => return Ok(()),
+                        Err(e) if !shared.is_checked() => {
+                            shared.fail_sled(e.to_string());
+                            return Ok(());
+                        }
+                        Err(e) => e.to_string(),
+                    }
+                }
+            }
+        };
+        Err(self.sled_refused(refused))
+    }
+
+    /// The frame is durable, sled refused it (it failed earlier): the next
+    /// open repairs sled from the log.
+    fn sled_refused(&mut self, e: String) -> Failure {
+        error!(error = %e, "sled refused a logged group; storage stops taking changes until reopened.");
+        self.poisoned = Some(e.clone());
+        Failure(format!(
+            "logged, but sled failed: {e} (applied at the next start)"
+        ))
     }
 
     fn commit_group(&mut self, ops: Vec<Op>) {
@@ -929,7 +971,7 @@ impl Writer {
         not_before_ms: u64,
         writes: &mut Writes,
     ) -> Result<Vec<Change>, StorageError> {
-        let Some(raw) = self.shared.outbox.get(seq_key(seq))? else {
+        let Some(raw) = self.shared.get(b"outbox", &seq_key(seq))? else {
             return Err(StorageError::NotInFlight { seq });
         };
         match decode_record(seq, &raw) {
@@ -955,7 +997,7 @@ impl Writer {
         reason: &str,
         writes: &mut Writes,
     ) -> Result<Vec<Change>, StorageError> {
-        let Some(raw) = self.shared.outbox.get(seq_key(seq))? else {
+        let Some(raw) = self.shared.get(b"outbox", &seq_key(seq))? else {
             return Err(StorageError::NotInFlight { seq });
         };
         writes.put_dead(seq, encode_dead_letter(seq, reason, &raw)?);
@@ -969,7 +1011,7 @@ impl Writer {
         reason: &str,
         writes: &mut Writes,
     ) -> Result<Vec<Change>, StorageError> {
-        match self.shared.outbox.get(seq_key(seq))? {
+        match self.shared.get(b"outbox", &seq_key(seq))? {
             Some(raw) => self.stage_quarantine_raw(seq, &raw, reason, writes),
             None => Ok(Vec::new()),
         }
@@ -994,7 +1036,7 @@ impl Writer {
     }
 
     fn stage_requeue(&self, seq: u64, writes: &mut Writes) -> Result<Vec<Change>, StorageError> {
-        let Some(raw) = self.shared.dead.get(seq_key(seq))? else {
+        let Some(raw) = self.shared.get(b"dead", &seq_key(seq))? else {
             return Err(StorageError::NotDeadLetter { seq });
         };
         let undecodable = |reason: String| StorageError::Undecodable { seq, reason };
@@ -1023,13 +1065,11 @@ impl Writer {
         writes: &mut Writes,
     ) -> Result<(Vec<Change>, usize), StorageError> {
         let mut changes = Vec::new();
-        let seqs: Vec<u64> = self
-            .shared
-            .dead
-            .iter()
-            .keys()
-            .filter_map(|k| k.ok().and_then(|k| key_seq(&k)))
-            .collect();
+        let mut seqs: Vec<u64> = Vec::new();
+        self.shared.scan(b"dead", &[], |k, _| {
+            seqs.extend(key_seq(&k));
+            Ok(true)
+        })?;
         for seq in seqs {
             if !touched.insert(seq) {
                 continue;
@@ -1058,39 +1098,48 @@ impl Writer {
     ) -> Result<(Vec<Change>, usize), StorageError> {
         let mut changes = Vec::new();
         let mut parked = 0;
-        for item in self.shared.outbox.iter() {
-            let (k, raw) = item?;
-            let Some(seq) = key_seq(&k) else { continue };
-            if touched.contains(&seq) || self.shared.lock_index().is_in_flight(seq) {
-                continue;
-            }
-            let record = match decode_record(seq, &raw) {
-                Ok(record) => record,
-                Err(e) => {
-                    touched.insert(seq);
-                    changes.append(&mut self.stage_quarantine_raw(
-                        seq,
-                        &raw,
-                        &e.to_string(),
-                        writes,
-                    )?);
+        let mut from = Vec::new();
+        'pages: loop {
+            let page = self.shared.page(b"outbox", &from, 512)?;
+            let Some((last, _)) = page.last() else { break };
+            from = successor(last.clone());
+            let full = page.len() == 512;
+            for (k, raw) in page {
+                let Some(seq) = key_seq(&k) else { continue };
+                if touched.contains(&seq) || self.shared.lock_index().is_in_flight(seq) {
                     continue;
                 }
-            };
-            if record.created_at_ms.saturating_add(max_age_ms) > now_ms {
-                // Records are appended in time order: the rest is younger.
+                let record = match decode_record(seq, &raw) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        touched.insert(seq);
+                        changes.append(&mut self.stage_quarantine_raw(
+                            seq,
+                            &raw,
+                            &e.to_string(),
+                            writes,
+                        )?);
+                        continue;
+                    }
+                };
+                if record.created_at_ms.saturating_add(max_age_ms) > now_ms {
+                    // Records are appended in time order: the rest is younger.
+                    break 'pages;
+                }
+                touched.insert(seq);
+                self.shared.lock_index().claim(seq);
+                let reason = format!("expired: older than {max_age_ms} ms");
+                writes.put_dead(seq, encode_dead_letter(seq, &reason, &raw)?);
+                writes.remove_record(seq);
+                changes.push(Change::ToDead {
+                    seq,
+                    key: key_hash(&record.interaction_key),
+                });
+                parked += 1;
+            }
+            if !full {
                 break;
             }
-            touched.insert(seq);
-            self.shared.lock_index().claim(seq);
-            let reason = format!("expired: older than {max_age_ms} ms");
-            writes.put_dead(seq, encode_dead_letter(seq, &reason, &raw)?);
-            writes.remove_record(seq);
-            changes.push(Change::ToDead {
-                seq,
-                key: key_hash(&record.interaction_key),
-            });
-            parked += 1;
         }
         Ok((changes, parked))
     }

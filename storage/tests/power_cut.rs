@@ -5,7 +5,7 @@ use std::path::Path;
 
 use edgecc_storage::{Storage, StorageConfig, LOG_DIR, WAL_BYTES_MIN};
 
-use crate::util::{copy_dir, cut_copy, list_all, open, seqs, update};
+use crate::util::{copy_dir, cut_copy, list_all, open, seqs, update, wait_checked};
 
 /// Goal: an acknowledged change survives a power cut whatever sled kept.
 /// Method: close a directory and keep a copy of sled's files as they are
@@ -50,7 +50,7 @@ async fn acknowledged_changes_survive_when_sled_lost_everything_since_the_last_c
     cut_copy(&at_close, &live, &cut);
 
     let storage = open(&cut);
-    let health = storage.health();
+    let health = wait_checked(&storage);
     assert!(
         health.index_rebuild_ms.is_some(),
         "sled was trusted: {health:?}"
@@ -235,7 +235,7 @@ async fn a_sled_that_does_not_open_is_quarantined_and_rebuilt() {
     std::fs::write(sled.join("db"), vec![0xA5u8; 300_000]).expect("write");
 
     let storage = open(&cut);
-    let health = storage.health();
+    let health = wait_checked(&storage);
     assert_eq!(health.quarantined.len(), 1, "{health:?}");
     let moved = &health.quarantined[0];
     assert!(moved.join("db").exists(), "quarantined files kept");

@@ -1,6 +1,7 @@
 //! Integration tests of edgecc-storage, one module per property.
 
 mod acknowledgements;
+mod background_check;
 mod backup;
 mod crash;
 mod dead_letters;

@@ -34,6 +34,23 @@ pub fn open(dir: &Path) -> Storage {
 }
 
 /// A record of `key` with a body naming its correlation id.
+/// Waits (up to a minute) until the background check of sled after an
+/// unclean open has finished, and returns the health then.
+pub fn wait_checked(storage: &Storage) -> edgecc_storage::StorageHealth {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let health = storage.health();
+        if !health.index_checking {
+            return health;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "index check still running: {health:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 pub fn rec(key: &str, kind: RecordKind, corr: &str, created_at_ms: u64) -> NewRecord {
     NewRecord {
         correlation_id: corr.to_owned(),

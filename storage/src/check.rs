@@ -1,0 +1,224 @@
+//! The background check of sled against the log, after an unclean stop
+//! (or a sled that failed while unchecked): open returns at once, reads
+//! come from the log meanwhile (see `read`), and this thread makes sled
+//! hold exactly the log's live entries, then marks it trusted.
+//!
+//! Per tree, it walks sled's entries and the live map's keys side by side
+//! in key order (sled read in pages, in order: no random reads) and, for
+//! every key either side has, compares sled's value with the log's latest
+//! put: a key the log does not hold is removed, a value sled lacks or
+//! holds differently is written. Each batch runs under the apply lock and
+//! asks the live map afresh, so the writer (which notes a group in the map
+//! before it applies the group, under the same lock) and the check reach
+//! sled in log order: a value the check writes is never older than what
+//! the writer applies after it.
+//!
+//! sled failing or panicking during the check (or while the writer applies
+//! a group before sled is checked) moves it aside (quarantine, never
+//! deleted), opens a fresh one and runs the pass again; the fresh sled gets
+//! every live entry. If that fails too, sled stays unused: reads keep
+//! coming from the log, the health says why.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{error, info};
+
+use crate::error::StorageError;
+use crate::read::successor;
+use crate::rebuild::tree_is_ours;
+use crate::{health, sled_files, Shared, Sled, StorageConfig};
+
+/// Keys compared per batch (one hold of the apply lock).
+const BATCH: usize = 256;
+
+/// Quarantines a pass may make before the check gives up.
+const REBUILDS_MAX: u32 = 2;
+
+/// Runs the check to its end (or until the storage closes), then marks
+/// sled trusted and reports the time it took.
+pub(crate) fn run(shared: &Shared, config: &StorageConfig) {
+    shared.wait_check_release();
+    let started = Instant::now();
+    let mut repaired = 0u64;
+    let mut rebuilds = 0u32;
+    let outcome: Result<(), String> = loop {
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(why) = shared.sled_failure() {
+            if rebuilds >= REBUILDS_MAX {
+                break Err(why);
+            }
+            rebuilds += 1;
+            if let Err(e) = quarantine_and_reopen(shared, config, &why) {
+                break Err(format!("{why}; moving sled aside failed: {e}"));
+            }
+            continue;
+        }
+        match sled_files::guarded("the check against the log", || pass(shared)) {
+            Ok(None) => return,
+            Ok(Some(fixed)) => {
+                repaired += fixed;
+                // Trusted only if sled took every group meanwhile.
+                let _order = shared.lock_apply();
+                if shared.sled_failure().is_none() {
+                    shared.checked.store(true, Ordering::Release);
+                    shared.reader.clear();
+                    break Ok(());
+                }
+            }
+            Err(e) => shared.fail_sled(e.to_string()),
+        }
+    };
+    let ms = started.elapsed().as_millis() as u64;
+    crate::heap::trim();
+    let mut health = shared.lock_health();
+    health.index_checking = false;
+    health.quarantined = health::quarantined_dirs(&shared.dir);
+    match outcome {
+        Ok(()) => {
+            health.index_rebuild_ms = Some(ms);
+            health.repaired_entries = repaired;
+            info!(
+                check_ms = ms,
+                repaired, rebuilds, "sled checked against the log; reads use sled again."
+            );
+        }
+        Err(why) => {
+            error!(check_ms = ms, error = %why, "sled could not be checked or rebuilt; it stays unused and reads keep coming from the log.");
+            health.index_check_error = Some(why);
+        }
+    }
+}
+
+/// One pass over every tree. `None` when the storage is closing.
+fn pass(shared: &Shared) -> Result<Option<u64>, StorageError> {
+    let sled = shared.sled()?;
+    let mut names: BTreeSet<Vec<u8>> = sled
+        .db
+        .tree_names()
+        .into_iter()
+        .filter(|n| tree_is_ours(n))
+        .map(|n| n.to_vec())
+        .collect();
+    names.extend(shared.lock_live().tree_names());
+    let mut fixed = 0u64;
+    let mut trimmer = crate::heap::Trimmer::new();
+    for name in names {
+        match tree_pass(shared, &sled, &name, &mut trimmer)? {
+            Some(n) => fixed += n,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(fixed))
+}
+
+/// Brings one tree in line with the log. `None` when closing.
+fn tree_pass(
+    shared: &Shared,
+    sled: &Sled,
+    name: &[u8],
+    trimmer: &mut crate::heap::Trimmer,
+) -> Result<Option<u64>, StorageError> {
+    let tree = sled.tree(name)?;
+    let mut fixed = 0u64;
+    // sled's entries and the live keys, each read ahead in key order.
+    let mut in_sled: VecDeque<(Vec<u8>, Vec<u8>)> = VecDeque::new();
+    let mut sled_from = Some(Vec::new());
+    let mut in_log: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut log_from = Some(Vec::new());
+    loop {
+        if shared.stopping.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        if let Some(why) = shared.sled_failure() {
+            return Err(StorageError::Commit { message: why });
+        }
+        if in_sled.is_empty() {
+            if let Some(from) = sled_from.take() {
+                for item in tree.range(from..).take(BATCH) {
+                    let (k, v) = item?;
+                    in_sled.push_back((k.to_vec(), v.to_vec()));
+                }
+                if in_sled.len() == BATCH {
+                    sled_from = in_sled.back().map(|(k, _)| successor(k.clone()));
+                }
+            }
+        }
+        if in_log.is_empty() {
+            if let Some(from) = log_from.take() {
+                let keys = shared.lock_live().keys_from(name, &from, BATCH);
+                if keys.len() == BATCH {
+                    log_from = keys.last().map(|(k, _)| successor(k.clone()));
+                }
+                in_log.extend(keys.into_iter().map(|(k, _)| k));
+            }
+        }
+        if in_sled.is_empty() && in_log.is_empty() {
+            return Ok(Some(fixed));
+        }
+        // sled's pages read by the walk are freed as it moves on: hand the
+        // freed heap back now and then (at most once a second).
+        trimmer.maybe_trim();
+        let _order = shared.lock_apply();
+        for _ in 0..BATCH {
+            // The smaller key of the two sides; a side whose buffer ran out
+            // but has more to read stops the batch (refilled first).
+            let sled_next = in_sled.front().map(|(k, _)| k.as_slice());
+            let log_next = in_log.front().map(Vec::as_slice);
+            let sled_more = !in_sled.is_empty() || sled_from.is_none();
+            let log_more = !in_log.is_empty() || log_from.is_none();
+            if !(sled_more && log_more) {
+                break;
+            }
+            let (key, stored) = match (sled_next, log_next) {
+                (None, None) => break,
+                (Some(s), Some(l)) if s == l => {
+                    in_log.pop_front();
+                    let (k, v) = in_sled.pop_front().unwrap_or_default();
+                    (k, Some(v))
+                }
+                (Some(s), l) if l.is_none_or(|l| s < l) => {
+                    let (k, v) = in_sled.pop_front().unwrap_or_default();
+                    (k, Some(v))
+                }
+                _ => (in_log.pop_front().unwrap_or_default(), None),
+            };
+            // The truth now (the live map asked under the apply lock).
+            match (shared.get_from_log(name, &key)?, stored) {
+                (Some(truth), Some(stored)) if truth == stored => {}
+                (Some(truth), _) => {
+                    tree.insert(&key, truth)?;
+                    fixed += 1;
+                }
+                (None, Some(_)) => {
+                    tree.remove(&key)?;
+                    fixed += 1;
+                }
+                (None, None) => {}
+            }
+        }
+    }
+}
+
+/// Moves the failed sled aside and opens a fresh one (under the apply
+/// lock, so no group is applied meanwhile; the writer skips applying while
+/// sled is marked failed, and the next pass writes every live entry).
+fn quarantine_and_reopen(
+    shared: &Shared,
+    config: &StorageConfig,
+    why: &str,
+) -> Result<(), StorageError> {
+    let _order = shared.lock_apply();
+    drop(shared.set_sled(None));
+    crate::wait_for_sled_release(&shared.dir);
+    sled_files::quarantine(&shared.dir, why)?;
+    let db = sled_files::open_sled(&shared.dir, config)?;
+    shared.set_sled(Some(Arc::new(Sled::new(db)?)));
+    *shared.sled_failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    shared.lock_health().quarantined = health::quarantined_dirs(&shared.dir);
+    Ok(())
+}

@@ -528,3 +528,136 @@ async fn crash_with_calls_up_costs_no_call() {
 async fn orderly_restart_with_calls_up_costs_no_call() {
     restart_with_calls_up(Stop::Orderly).await;
 }
+
+/// Goal: a consult and a conference in progress survive a crash. Method:
+/// a1 consults a2 on c1 (the caller on hold), a3 and a4 confer on c2; the
+/// first life is killed; in the second, a1 completes the consult (a2 takes
+/// c1), a3 leaves the conference (a4 carries on), no leg was hung up on
+/// the way, and each call ends once with one end update at the CRM.
+#[actix_rt::test]
+async fn crash_during_consult_and_conference_costs_no_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    let crm = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .expect("CRM emulator");
+    let url = crm.webhook_url();
+    let sim = SimPbx::new(11).start();
+    for ext in ["101", "102", "103", "104"] {
+        script(&sim, ext, vec![PhoneAction::Answer { after_ms: 100 }]);
+    }
+    let life = Life::start(&data, &url, &sim).await;
+    for agent in ["a2", "a4"] {
+        life.cmd(agent, AgentCommand::Login).await;
+    }
+    let mut calls = Vec::new();
+    for (agent, id, partner) in [("a1", "k1", "a2"), ("a3", "k2", "a4")] {
+        life.cmd(agent, AgentCommand::Login).await;
+        life.cmd(agent, AgentCommand::Ready).await;
+        let call = place(&sim, id).await;
+        life.until_talking_on(agent, &call).await;
+        life.cmd(
+            agent,
+            AgentCommand::Call(CallAction::Consult {
+                target: partner.into(),
+            }),
+        )
+        .await;
+        life.until_state(partner, "talking").await;
+        calls.push(call);
+    }
+    let (k1, k2) = (calls[0].clone(), calls[1].clone());
+    life.cmd("a3", AgentCommand::Call(CallAction::ConferenceConsult))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while !life
+        .snapshot()
+        .await
+        .calls
+        .iter()
+        .any(|c| c.call == k2 && c.parties.len() == 2)
+    {
+        assert!(Instant::now() < deadline, "no conference on {k2}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    life.until_durable().await;
+    let legs_before = legs(&sim).await;
+    life.crash().await;
+
+    let life = Life::start(&data, &url, &sim).await;
+    assert_eq!(legs(&sim).await, legs_before, "no leg hung up");
+    for (agent, call) in [("a1", &k1), ("a2", &k1), ("a3", &k2), ("a4", &k2)] {
+        let s = life.state(agent).await;
+        assert!(
+            matches!(&s, AgentState::Talking { call: c, .. } if c == call),
+            "{agent}: {s:?}"
+        );
+    }
+    let held = sim.send(GetLeg(LegId::new(k1.as_str()))).await.unwrap();
+    assert!(
+        held.is_some_and(|l| l.held),
+        "k1's caller holds during the consult"
+    );
+    let snap = life.snapshot().await;
+    let conference = snap
+        .calls
+        .iter()
+        .find(|c| c.call == k2)
+        .expect("k2 restored");
+    assert_eq!(conference.parties.len(), 2, "{conference:?}");
+
+    life.cmd("a1", AgentCommand::Call(CallAction::CompleteConsult))
+        .await;
+    life.cmd("a3", AgentCommand::Call(CallAction::HangUp)).await;
+    for agent in ["a1", "a3"] {
+        let deadline = Instant::now() + WAIT;
+        while matches!(life.state(agent).await, AgentState::Talking { .. }) {
+            assert!(Instant::now() < deadline, "{agent} still talking");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    life.until_talking_on("a2", &k1).await;
+    life.until_talking_on("a4", &k2).await;
+    let k1_leg = sim.send(GetLeg(LegId::new(k1.as_str()))).await.unwrap();
+    assert!(k1_leg.is_some_and(|l| l.up && !l.held), "k1 back off hold");
+    assert!(sim
+        .send(GetLeg(LegId::new(k2.as_str())))
+        .await
+        .unwrap()
+        .is_some());
+    for c in [&k1, &k2] {
+        hang_up(&sim, c).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let snap = life.snapshot().await;
+        if snap.ended.values().sum::<u64>() >= 2 {
+            assert_eq!(snap.ended.get("completed"), Some(&2), "{:?}", snap.ended);
+            assert_eq!(snap.terminal_anomalies, 0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "calls never ended: {:?}",
+            snap.calls
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    until("the CRM to hold both ends", || {
+        [&k1, &k2]
+            .iter()
+            .all(|c| crm_of(&crm, c).1.last().map(String::as_str) == Some("ended"))
+    })
+    .await;
+    for c in [&k1, &k2] {
+        let (kinds, events) = crm_of(&crm, c);
+        assert_eq!(kinds.get("interaction.create"), Some(&1), "{c}: {kinds:?}");
+        assert_eq!(kinds.get("phone_log.create"), Some(&1), "{c}: {kinds:?}");
+        assert_eq!(
+            events.iter().filter(|e| *e == "ended").count(),
+            1,
+            "{c}: {events:?}"
+        );
+    }
+    life.shut_down().await;
+}

@@ -1,6 +1,6 @@
 //! The actors' state store, backed by a state tree of the data directory:
 //! committing the [`StateRecord`]s the outbox writer hands over (one JSON
-//! value per [`StateKey`], as [`edgecc_actors::durable`] says), and reading
+//! value per `StateKey`, as [`edgecc_actors::durable`] says), and reading
 //! them back into a [`StateSnapshot`] at start.
 //!
 //! The writer commits a batch's state records only once the CRM records

@@ -12,9 +12,9 @@
 //!
 //! A writer spawned with [`OutboxWriter::spawn_with_state`] also carries the
 //! actors' [`StateRecord`]s (through its [`WriterState`] port) to a
-//! [`StateStore`]. Each batch is committed in two steps: first its CRM
-//! records (to the outbox), then its state records (to the store), the
-//! second only once the first is durable. So a state record is never durable
+//! [`StateStore`](crate::durable::StateStore). Each batch is committed in
+//! two steps: first its CRM records (to the outbox), then its state records
+//! (to the store), the second only once the first is durable. So a state record is never durable
 //! before a CRM record emitted before it (the contract of
 //! [`crate::durable`]), and a failed step is retried alone (the CRM records
 //! are not appended twice). Inside a batch only the latest record of each

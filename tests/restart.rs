@@ -661,3 +661,39 @@ async fn crash_during_consult_and_conference_costs_no_call() {
     }
     life.shut_down().await;
 }
+
+/// Goal: a state record the next start cannot read costs that record
+/// only. Method: an orderly stop with a1 Ready, then a value that is not
+/// JSON written under a call's key and a record under a key not its own;
+/// the next start skips both (logged), restores a1 Ready, and routes.
+#[actix_rt::test]
+async fn undecodable_state_records_are_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    let crm = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .expect("CRM emulator");
+    let url = crm.webhook_url();
+    let sim = SimPbx::new(3).start();
+    let life = Life::start(&data, &url, &sim).await;
+    life.cmd("a1", AgentCommand::Login).await;
+    life.cmd("a1", AgentCommand::Ready).await;
+    life.until_durable().await;
+    life.shut_down().await;
+    {
+        let storage = open_storage(&config(&url), &data).expect("offline open");
+        let tree = edgecc::system::storage::Tree::ActorState
+            .open(&storage)
+            .expect("tree");
+        let a1 = tree.get(b"a/a1").expect("read").expect("a1 persisted");
+        tree.put(b"c/junk", b"{not json").await.expect("put");
+        tree.put(b"a/a2", &a1).await.expect("put");
+    }
+    let life = Life::start(&data, &url, &sim).await;
+    assert!(matches!(life.state("a1").await, AgentState::Ready { .. }));
+    assert!(matches!(life.state("a2").await, AgentState::LoggedOut));
+    script(&sim, "101", vec![PhoneAction::Answer { after_ms: 50 }]);
+    let call = place(&sim, "j1").await;
+    life.until_talking_on("a1", &call).await;
+    life.shut_down().await;
+}

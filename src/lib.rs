@@ -23,6 +23,8 @@
 //!      the sync worker that drains the outbox into them, and the CRM
 //!      emulator.
 //!    - [`outbox_port`] — the actors' outbox port backed by the sled outbox.
+//!    - [`state_port`] — the actors' state store backed by a state tree,
+//!      and the snapshot read back from it at start.
 //!    - `http::config` — `[http]` and `[[users]]`.
 //! 2. [`config`] — the TOML file: raw parse, every section resolved and
 //!    validated into [`config::Config`]; credentials, redaction.
@@ -58,4 +60,5 @@ pub mod net;
 pub mod ops;
 pub mod outbox_port;
 pub mod pbx;
+pub mod state_port;
 pub mod system;

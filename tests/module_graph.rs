@@ -7,7 +7,8 @@ use std::process::{Command, Output};
 
 /// The modules whose layering these tests hold: the composition root, the
 /// commands, configuration, the PBX wing, operations and the base.
-const CHECKED: &str = "system,daemon,demo,cli,main,config,pbx,ops,outbox_port,clock,memory";
+const CHECKED: &str =
+    "system,daemon,demo,cli,main,config,pbx,ops,outbox_port,state_port,clock,memory";
 
 /// Runs the script in check mode on the crate at `root`.
 fn check(root: &Path) -> Output {

@@ -28,6 +28,7 @@ mod module_graph;
 mod openapi;
 mod outbox_cli;
 mod private_files;
+mod restart;
 mod systemd_notify;
 mod systemd_unit;
 mod util;

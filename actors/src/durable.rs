@@ -14,7 +14,10 @@
 //! - Records of one port are made durable in the order `persist` was called
 //!   (a power cut may lose a suffix, never a hole). The daemon must put them
 //!   in the same ordered writer as the outbox, so a state that says "the
-//!   interaction was created" is never durable before the record itself.
+//!   interaction was created" is never durable before the record itself:
+//!   [`crate::ContactCenter::start_durable`] does, with the outbox writer's
+//!   FIFO carrying both kinds and a [`StateStore`] committing the state
+//!   records once the CRM records queued before them are durable.
 //! - Only the latest record of a key matters: the daemon keeps them in a
 //!   state tree keyed by [`StateKey::to_bytes`] and may coalesce records of
 //!   one key inside a batch. A record with [`StateRecord::is_removal`]
@@ -41,6 +44,7 @@
 use crate::agent::{Agent, AgentState};
 use crate::call::{Call, CallPhase};
 use crate::ids::{AgentId, CallId, QueueId};
+use crate::ports::{LocalBoxFuture, OutboxError};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -140,6 +144,19 @@ pub trait StatePort {
 
 /// Shared state port handed to every actor.
 pub type SharedState = Rc<dyn StatePort>;
+
+/// Where the outbox writer commits state records (the daemon's state tree):
+/// the durable side of [`crate::outbox::WriterState`].
+pub trait StateStore {
+    /// Makes `records` durable (at most one per key, in order; a removal
+    /// deletes its key); resolves once they are. On an error the writer
+    /// retries the same records.
+    fn commit(&self, records: Vec<StateRecord>)
+        -> LocalBoxFuture<'static, Result<(), OutboxError>>;
+}
+
+/// Shared state store handed to the outbox writer.
+pub type SharedStateStore = Rc<dyn StateStore>;
 
 /// A port that keeps nothing: the system starts fresh after a restart.
 /// [`crate::ContactCenter::start`] uses it.
@@ -277,6 +294,18 @@ impl StatePort for MemoryState {
         } else {
             inner.records.insert(key, record);
         }
+    }
+}
+
+impl StateStore for MemoryState {
+    fn commit(
+        &self,
+        records: Vec<StateRecord>,
+    ) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+        for r in records {
+            self.persist(r);
+        }
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 

@@ -19,7 +19,8 @@
 //!   [`ports::LegStatus`] for the reconcile after a restart.
 //! - [`durable`]: what comes back after a restart: [`StatePort`] (persist
 //!   returns at once), one [`StateRecord`] per agent, call, queue line and
-//!   the token reservation (latest wins), [`StateSnapshot`] and
+//!   the token reservation (latest wins), [`StateSnapshot`],
+//!   [`StateStore`] (where the outbox writer commits them) and
 //!   [`MemoryState`].
 //! - [`clock`]: [`Clock`] / [`TokioClock`], wall-clock ms from a start epoch
 //!   plus tokio's pausable time.
@@ -35,12 +36,14 @@
 //!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
 //! - [`registry`]: [`ContactCenter::start`] builds everything
 //!   ([`ContactCenter::start_with_state`] with a state port,
-//!   [`ContactCenter::restore`] from a snapshot; `registry/restore.rs` turns
+//!   [`ContactCenter::restore`] from a snapshot,
+//!   [`ContactCenter::start_durable`] with state through the outbox FIFO; `registry/restore.rs` turns
 //!   the snapshot into actors); the [`Registry`] actor is the facade
 //!   ([`AgentRequest`], [`CallRequest`], [`AgentDesktop`],
 //!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`,
 //!   [`registry::Reconcile`] after a restore).
-//! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer.
+//! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer
+//!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and
 //!   time in it, desktop presence, per-party mute, queue waits).
 //! - [`waits`]: queue waits and service level, counted once by the registry
@@ -70,7 +73,10 @@ pub mod waits;
 pub use call::actor::CallAction;
 pub use clock::{Clock, SharedClock, TokioClock};
 pub use config::{ConfigError, ContactCenterConfig};
-pub use durable::{MemoryState, NoState, SharedState, StatePort, StateRecord, StateSnapshot};
+pub use durable::{
+    MemoryState, NoState, SharedState, SharedStateStore, StatePort, StateRecord, StateSnapshot,
+    StateStore,
+};
 pub use error::CcError;
 pub use events::CcEvent;
 pub use ids::{AgentId, CallId, LegId, OfferToken, QueueId, TokenSource};

@@ -1,4 +1,5 @@
-//! The outbox writer: one FIFO for every CRM record the actors produce.
+//! The outbox writer: one FIFO for every CRM record the actors produce, and
+//! (when the system keeps its state) for every state record too.
 //!
 //! Records are appended in the order the actors emitted them, so records of
 //! one interaction are durable in the order they happened (invariant 5). A
@@ -6,9 +7,23 @@
 //! writer retries the same batch with capped exponential backoff and surfaces
 //! the stall (error log, [`OutboxStatus`], a callback); it never drops or
 //! reorders a record, and the calls never wait for it.
+//!
+//! # State records
+//!
+//! A writer spawned with [`OutboxWriter::spawn_with_state`] also carries the
+//! actors' [`StateRecord`]s (through its [`WriterState`] port) to a
+//! [`StateStore`](crate::durable::StateStore). Each batch is committed in
+//! two steps: first its CRM records (to the outbox), then its state records
+//! (to the store), the second only once the first is durable. So a state record is never durable
+//! before a CRM record emitted before it (the contract of
+//! [`crate::durable`]), and a failed step is retried alone (the CRM records
+//! are not appended twice). Inside a batch only the latest record of each
+//! key is committed, in the order of those latest records.
 
-use crate::ports::{CrmRecord, OutboxError, SharedOutbox};
+use crate::durable::{SharedStateStore, StateKey, StatePort, StateRecord};
+use crate::ports::{CrmRecord, LocalBoxFuture, OutboxError, SharedOutbox};
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -16,6 +31,8 @@ use tracing::{error, warn};
 
 /// Most records per append (one group commit).
 pub const OUTBOX_BATCH_RECORDS_MAX: usize = 256;
+/// Most state records taken into one batch (before coalescing per key).
+pub const STATE_BATCH_RECORDS_MAX: usize = 1_024;
 /// First retry delay after a failed append.
 pub const OUTBOX_RETRY_BACKOFF_MS_MIN: u64 = 100;
 /// Retry delay cap: retries continue at this pace until the outbox recovers.
@@ -30,18 +47,28 @@ pub struct OutboxStatus {
     pub records_pending: u64,
     /// Records made durable since start.
     pub records_written: u64,
-    /// Failed appends in a row (0 when healthy).
+    /// State records accepted by the writer, not yet committed (0 when the
+    /// system keeps no state).
+    pub states_pending: u64,
+    /// State records committed since start, after coalescing per key.
+    pub states_written: u64,
+    /// Failed appends or state commits in a row (0 when healthy).
     pub failures_in_row: u32,
-    /// The last append error.
+    /// The last append or commit error.
     pub last_error: Option<String>,
 }
 
-/// One request: records, and who to tell once they are durable.
-struct Request {
-    /// Records, in order.
-    records: Vec<CrmRecord>,
-    /// Told `true` once durable.
-    done: Option<oneshot::Sender<bool>>,
+/// One request, in FIFO order.
+enum Request {
+    /// CRM records, and who to tell once they are durable.
+    Records {
+        /// Records, in order.
+        records: Vec<CrmRecord>,
+        /// Told `true` once durable.
+        done: Option<oneshot::Sender<bool>>,
+    },
+    /// One state record (only on a writer with a state store).
+    State(StateRecord),
 }
 
 /// Callback when an append has failed [`OUTBOX_RETRY_SURFACE_AFTER`] times in a row.
@@ -56,12 +83,59 @@ pub struct OutboxWriter {
     status: Rc<RefCell<OutboxStatus>>,
 }
 
+/// The [`StatePort`] of a writer spawned with
+/// [`OutboxWriter::spawn_with_state`]: `persist` queues the record behind
+/// every CRM record already queued and returns at once.
+#[derive(Clone)]
+pub struct WriterState {
+    /// The writer whose FIFO carries the records.
+    writer: OutboxWriter,
+}
+
+impl StatePort for WriterState {
+    fn persist(&self, record: StateRecord) {
+        self.writer.status.borrow_mut().states_pending += 1;
+        if self.writer.tx.send(Request::State(record)).is_err() {
+            error!("Outbox writer stopped; state record not written.");
+        }
+    }
+}
+
 impl OutboxWriter {
-    /// Spawns the writer task on the current arbiter.
+    /// Spawns the writer task on the current arbiter (CRM records only).
     pub fn spawn(outbox: SharedOutbox, on_stall: Option<StallHook>) -> Self {
+        Self::spawn_inner(outbox, None, on_stall)
+    }
+
+    /// Spawns the writer task on the current arbiter, carrying CRM records
+    /// to `outbox` and state records (pushed through the returned port) to
+    /// `store`, in one order (see the module doc).
+    pub fn spawn_with_state(
+        outbox: SharedOutbox,
+        store: SharedStateStore,
+        on_stall: Option<StallHook>,
+    ) -> (Self, WriterState) {
+        let writer = Self::spawn_inner(outbox, Some(store), on_stall);
+        let port = WriterState {
+            writer: writer.clone(),
+        };
+        (writer, port)
+    }
+
+    fn spawn_inner(
+        outbox: SharedOutbox,
+        store: Option<SharedStateStore>,
+        on_stall: Option<StallHook>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Rc::new(RefCell::new(OutboxStatus::default()));
-        actix::spawn(run(outbox, rx, status.clone(), on_stall));
+        let sinks = Sinks {
+            outbox,
+            store,
+            status: status.clone(),
+            on_stall,
+        };
+        actix::spawn(run(sinks, rx));
         Self { tx, status }
     }
 
@@ -70,8 +144,8 @@ impl OutboxWriter {
         self.push(records, None);
     }
 
-    /// Queues records; the receiver is told `true` once they (and everything
-    /// before them) are durable.
+    /// Queues records; the receiver is told `true` once they (and every CRM
+    /// record before them) are durable.
     pub fn append_confirmed(&self, records: Vec<CrmRecord>) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
         self.push(records, Some(tx));
@@ -80,12 +154,13 @@ impl OutboxWriter {
 
     fn push(&self, records: Vec<CrmRecord>, done: Option<oneshot::Sender<bool>>) {
         self.status.borrow_mut().records_pending += records.len() as u64;
-        if let Err(mpsc::error::SendError(req)) = self.tx.send(Request { records, done }) {
+        if let Err(mpsc::error::SendError(req)) = self.tx.send(Request::Records { records, done }) {
             // Only after the task ended (system shutdown): say so loudly.
-            error!(
-                records = req.records.len(),
-                "Outbox writer stopped; records not written."
-            );
+            let records = match req {
+                Request::Records { records, .. } => records.len(),
+                Request::State(_) => 0,
+            };
+            error!(records, "Outbox writer stopped; records not written.");
         }
     }
 
@@ -95,58 +170,143 @@ impl OutboxWriter {
     }
 }
 
-async fn run(
+/// Where the writer task commits, and what it reports.
+struct Sinks {
+    /// The CRM outbox.
     outbox: SharedOutbox,
-    mut rx: mpsc::UnboundedReceiver<Request>,
+    /// The state store, when the system keeps its state.
+    store: Option<SharedStateStore>,
+    /// Shared health.
     status: Rc<RefCell<OutboxStatus>>,
+    /// Told of a stall.
     on_stall: Option<StallHook>,
-) {
+}
+
+/// One batch taken from the FIFO.
+#[derive(Default)]
+struct Batch {
+    /// CRM records, in order.
+    records: Vec<CrmRecord>,
+    /// Told once the records are durable.
+    waiters: Vec<oneshot::Sender<bool>>,
+    /// State records, in order (not yet coalesced).
+    states: Vec<StateRecord>,
+}
+
+impl Batch {
+    fn take(&mut self, req: Request) {
+        match req {
+            Request::Records { records, done } => {
+                self.records.extend(records);
+                self.waiters.extend(done);
+            }
+            Request::State(record) => self.states.push(record),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.records.len() >= OUTBOX_BATCH_RECORDS_MAX
+            || self.states.len() >= STATE_BATCH_RECORDS_MAX
+    }
+}
+
+async fn run(sinks: Sinks, mut rx: mpsc::UnboundedReceiver<Request>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = Vec::new();
-        let mut waiters = Vec::new();
-        let mut take = |req: Request, batch: &mut Vec<CrmRecord>| {
-            batch.extend(req.records);
-            waiters.extend(req.done);
-        };
-        take(first, &mut batch);
-        while batch.len() < OUTBOX_BATCH_RECORDS_MAX {
+        let mut batch = Batch::default();
+        batch.take(first);
+        while !batch.full() {
             match rx.try_recv() {
-                Ok(req) => take(req, &mut batch),
+                Ok(req) => batch.take(req),
                 Err(_) => break,
             }
         }
-        let count = batch.len() as u64;
-        let mut backoff_ms = OUTBOX_RETRY_BACKOFF_MS_MIN;
-        loop {
-            match outbox.append(batch.clone()).await {
-                Ok(()) => {
-                    let mut s = status.borrow_mut();
-                    s.records_pending = s.records_pending.saturating_sub(count);
-                    s.records_written += count;
-                    s.failures_in_row = 0;
-                    s.last_error = None;
-                    break;
-                }
-                Err(e) => {
-                    let snapshot = note_failure(&status, &e);
-                    if snapshot.failures_in_row >= OUTBOX_RETRY_SURFACE_AFTER {
-                        error!(records = count, failures = snapshot.failures_in_row, error = %e,
-                            "Outbox append keeps failing; retrying, nothing dropped.");
-                        if let Some(hook) = &on_stall {
-                            hook(&snapshot);
-                        }
-                    } else {
-                        warn!(records = count, error = %e, "Outbox append failed; retrying.");
-                    }
-                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                    backoff_ms = (backoff_ms * 2).min(OUTBOX_RETRY_BACKOFF_MS_MAX);
-                }
-            }
+        let Batch {
+            records,
+            waiters,
+            states,
+        } = batch;
+        if !records.is_empty() {
+            let count = records.len() as u64;
+            let outbox = sinks.outbox.clone();
+            commit_until_done(&sinks, "Outbox append", count, || {
+                outbox.append(records.clone())
+            })
+            .await;
+            let mut s = sinks.status.borrow_mut();
+            s.records_pending = s.records_pending.saturating_sub(count);
+            s.records_written += count;
         }
         for w in waiters {
             let _ = w.send(true);
         }
+        if !states.is_empty() {
+            let taken = states.len() as u64;
+            let latest = latest_per_key(states);
+            let written = latest.len() as u64;
+            match &sinks.store {
+                Some(store) => {
+                    let store = store.clone();
+                    commit_until_done(&sinks, "State commit", written, || {
+                        store.commit(latest.clone())
+                    })
+                    .await;
+                }
+                None => error!(
+                    records = written,
+                    "State records reached a writer without a state store; not written."
+                ),
+            }
+            let mut s = sinks.status.borrow_mut();
+            s.states_pending = s.states_pending.saturating_sub(taken);
+            s.states_written += written;
+        }
     }
+}
+
+/// Runs `attempt` until it succeeds, backing off and surfacing the stall.
+async fn commit_until_done(
+    sinks: &Sinks,
+    what: &str,
+    count: u64,
+    attempt: impl Fn() -> LocalBoxFuture<'static, Result<(), OutboxError>>,
+) {
+    let mut backoff_ms = OUTBOX_RETRY_BACKOFF_MS_MIN;
+    loop {
+        match attempt().await {
+            Ok(()) => {
+                let mut s = sinks.status.borrow_mut();
+                s.failures_in_row = 0;
+                s.last_error = None;
+                return;
+            }
+            Err(e) => {
+                let snapshot = note_failure(&sinks.status, &e);
+                if snapshot.failures_in_row >= OUTBOX_RETRY_SURFACE_AFTER {
+                    error!(records = count, failures = snapshot.failures_in_row, error = %e,
+                        "{what} keeps failing; retrying, nothing dropped.");
+                    if let Some(hook) = &sinks.on_stall {
+                        hook(&snapshot);
+                    }
+                } else {
+                    warn!(records = count, error = %e, "{what} failed; retrying.");
+                }
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(OUTBOX_RETRY_BACKOFF_MS_MAX);
+            }
+        }
+    }
+}
+
+/// The latest record of each key, in the order of those latest records.
+fn latest_per_key(states: Vec<StateRecord>) -> Vec<StateRecord> {
+    let mut seen: HashSet<StateKey> = HashSet::with_capacity(states.len());
+    let mut latest: Vec<StateRecord> = states
+        .into_iter()
+        .rev()
+        .filter(|r| seen.insert(r.key()))
+        .collect();
+    latest.reverse();
+    latest
 }
 
 fn note_failure(status: &Rc<RefCell<OutboxStatus>>, e: &OutboxError) -> OutboxStatus {
@@ -154,4 +314,126 @@ fn note_failure(status: &Rc<RefCell<OutboxStatus>>, e: &OutboxError) -> OutboxSt
     s.failures_in_row += 1;
     s.last_error = Some(e.to_string());
     s.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crm::CrmRecordKind;
+    use crate::durable::StateStore;
+    use crate::ids::{CallId, QueueId};
+    use crate::ports::{MemoryOutbox, OutboxPort};
+
+    /// What reached the disk, in order: `crm:{correlation}` or `state:{key}`.
+    type Log = Rc<RefCell<Vec<String>>>;
+
+    /// An outbox logging each durable record (and failing on demand).
+    struct LoggingOutbox(Log, MemoryOutbox);
+    impl OutboxPort for LoggingOutbox {
+        fn append(
+            &self,
+            records: Vec<CrmRecord>,
+        ) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+            let log = self.0.clone();
+            let ids: Vec<String> = records.iter().map(|r| r.correlation_id.clone()).collect();
+            let append = self.1.append(records);
+            Box::pin(async move {
+                append.await?;
+                log.borrow_mut()
+                    .extend(ids.into_iter().map(|id| format!("crm:{id}")));
+                Ok(())
+            })
+        }
+    }
+
+    /// A store logging each committed record (and failing on demand).
+    struct LoggingStore(Log, Rc<RefCell<u32>>);
+    impl StateStore for LoggingStore {
+        fn commit(
+            &self,
+            records: Vec<StateRecord>,
+        ) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+            let mut fail = self.1.borrow_mut();
+            if *fail > 0 {
+                *fail -= 1;
+                return Box::pin(std::future::ready(Err(OutboxError::Unavailable(
+                    "injected".into(),
+                ))));
+            }
+            self.0.borrow_mut().extend(records.iter().map(|r| {
+                let key = String::from_utf8_lossy(&r.key().to_bytes()).into_owned();
+                match r {
+                    StateRecord::QueueOrder { waiting, .. } => {
+                        format!("state:{key}={}", waiting.len())
+                    }
+                    _ => format!("state:{key}"),
+                }
+            }));
+            Box::pin(std::future::ready(Ok(())))
+        }
+    }
+
+    fn crm(id: &str) -> CrmRecord {
+        CrmRecord {
+            kind: CrmRecordKind::InteractionCreate,
+            correlation_id: id.into(),
+            interaction_key: "c1".into(),
+            at_ms: 0,
+            body: serde_json::json!({}),
+        }
+    }
+
+    fn order(n: usize) -> StateRecord {
+        StateRecord::QueueOrder {
+            queue: QueueId::new("q"),
+            waiting: (0..n).map(|i| CallId::new(format!("c{i}"))).collect(),
+        }
+    }
+
+    /// A state record persisted after a CRM record is committed after it,
+    /// even while the outbox fails (the state waits, never overtakes), and
+    /// the CRM records are appended once (a failed state commit is retried
+    /// alone); inside a batch only the latest record of a key is written.
+    #[actix_rt::test]
+    async fn state_never_overtakes_the_crm_records_before_it() {
+        tokio::time::pause();
+        let log: Log = Rc::default();
+        let outbox = MemoryOutbox::new();
+        let store_failures = Rc::new(RefCell::new(1));
+        outbox.fail_next(2);
+        let (writer, state) = OutboxWriter::spawn_with_state(
+            Rc::new(LoggingOutbox(log.clone(), outbox.clone())),
+            Rc::new(LoggingStore(log.clone(), store_failures.clone())),
+            None,
+        );
+        writer.append(vec![crm("r1")]);
+        state.persist(order(1));
+        state.persist(order(2));
+        writer.append(vec![crm("r2")]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            log.borrow().is_empty(),
+            "nothing durable while the outbox fails"
+        );
+        assert_eq!(writer.status().states_pending, 2);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            *log.borrow(),
+            vec!["crm:r1", "crm:r2", "state:q/q=2"],
+            "CRM first, then the latest state of the key"
+        );
+        assert_eq!(outbox.len(), 2, "each CRM record appended once");
+        assert_eq!(*store_failures.borrow(), 0, "the state commit was retried");
+        let s = writer.status();
+        assert_eq!((s.records_pending, s.states_pending), (0, 0));
+        assert_eq!((s.records_written, s.states_written), (2, 1));
+        state.persist(order(3));
+        writer.append(vec![crm("r3")]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            log.borrow()[3..],
+            ["crm:r3", "state:q/q=3"],
+            "a state before a CRM record in one batch may follow it, never the other way"
+        );
+    }
 }

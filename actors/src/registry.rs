@@ -18,7 +18,7 @@ use crate::call::supervision::SuperviseMode;
 use crate::call::{AgentContact, Call, CallNotice, QueueRules, TerminalReason};
 use crate::clock::SharedClock;
 use crate::config::{ConfigError, ContactCenterConfig, Strategy};
-use crate::durable::{NoState, SharedState, StateSnapshot};
+use crate::durable::{NoState, SharedState, SharedStateStore, StateSnapshot};
 use crate::env::{AgentHandle, Directory, Env, QueueHandle, SharedEnv};
 use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
@@ -280,6 +280,14 @@ pub struct Registry {
 /// Builds and starts a contact center on the current arbiter.
 pub struct ContactCenter;
 
+/// Where the actors' state records go.
+enum StateWiring {
+    /// Straight to a port (tests, the demo's in-memory store, or nowhere).
+    Port(SharedState),
+    /// Through the outbox writer's FIFO to a store (the daemon).
+    Writer(SharedStateStore),
+}
+
 impl ContactCenter {
     /// Validates `config`, starts every actor and the outbox writer, and
     /// returns the registry's address (the facade). Must run inside an actix
@@ -290,7 +298,14 @@ impl ContactCenter {
         outbox: SharedOutbox,
         clock: SharedClock,
     ) -> Result<Addr<Registry>, Vec<ConfigError>> {
-        Self::build(config, pbx, outbox, Rc::new(NoState), clock, None)
+        Self::build(
+            config,
+            pbx,
+            outbox,
+            StateWiring::Port(Rc::new(NoState)),
+            clock,
+            None,
+        )
     }
 
     /// Like [`Self::start`], with every state change handed to `state` (see
@@ -302,7 +317,7 @@ impl ContactCenter {
         state: SharedState,
         clock: SharedClock,
     ) -> Result<Addr<Registry>, Vec<ConfigError>> {
-        Self::build(config, pbx, outbox, state, clock, None)
+        Self::build(config, pbx, outbox, StateWiring::Port(state), clock, None)
     }
 
     /// Rebuilds a contact center from `snapshot` (what `state` held when
@@ -319,14 +334,44 @@ impl ContactCenter {
         clock: SharedClock,
         snapshot: StateSnapshot,
     ) -> Result<Addr<Registry>, Vec<ConfigError>> {
-        Self::build(config, pbx, outbox, state, clock, Some(snapshot))
+        Self::build(
+            config,
+            pbx,
+            outbox,
+            StateWiring::Port(state),
+            clock,
+            Some(snapshot),
+        )
+    }
+
+    /// The daemon's way: every state change goes through the outbox
+    /// writer's one FIFO behind the CRM records emitted before it, and is
+    /// committed to `store` once they are durable (see [`crate::outbox`]).
+    /// With `snapshot`, rebuilds from it as [`Self::restore`] does (the PBX
+    /// adapter must then send [`Reconcile`]); without, starts fresh.
+    pub fn start_durable(
+        config: ContactCenterConfig,
+        pbx: SharedPbx,
+        outbox: SharedOutbox,
+        store: SharedStateStore,
+        clock: SharedClock,
+        snapshot: Option<StateSnapshot>,
+    ) -> Result<Addr<Registry>, Vec<ConfigError>> {
+        Self::build(
+            config,
+            pbx,
+            outbox,
+            StateWiring::Writer(store),
+            clock,
+            snapshot,
+        )
     }
 
     fn build(
         config: ContactCenterConfig,
         pbx: SharedPbx,
         outbox: SharedOutbox,
-        state: SharedState,
+        state: StateWiring,
         clock: SharedClock,
         snapshot: Option<StateSnapshot>,
     ) -> Result<Addr<Registry>, Vec<ConfigError>> {
@@ -334,12 +379,15 @@ impl ContactCenter {
         let registry_ctx: Context<Registry> = Context::new();
         let registry = registry_ctx.address();
         let stall_target = registry.clone();
-        let writer = OutboxWriter::spawn(
-            outbox,
-            Some(Rc::new(move |s: &OutboxStatus| {
-                stall_target.do_send(OutboxStalled(s.clone()))
-            })),
-        );
+        let on_stall: crate::outbox::StallHook =
+            Rc::new(move |s: &OutboxStatus| stall_target.do_send(OutboxStalled(s.clone())));
+        let (writer, state) = match state {
+            StateWiring::Port(port) => (OutboxWriter::spawn(outbox, Some(on_stall)), port),
+            StateWiring::Writer(store) => {
+                let (writer, port) = OutboxWriter::spawn_with_state(outbox, store, Some(on_stall));
+                (writer, Rc::new(port) as SharedState)
+            }
+        };
 
         let mut directory = Directory::default();
         let mut queue_ctxs = Vec::new();

@@ -4,7 +4,8 @@
 //! - this file — [`RawPbx`] and [`PbxKind`]: the `[pbx]` section as
 //!   written and as resolved; [`PbxAdapter`]: the simulated PBX or the ARI
 //!   adapter, built and not yet connected, as the composition root
-//!   (`crate::system`) takes it.
+//!   (`crate::system`) takes it, and how each re-adopts the calls of a
+//!   restored system ([`PbxAdapter::adopt`]).
 //! - [`gate`] — [`gate::PbxGate`]: link state, and no new calls once
 //!   shutdown began.
 //!
@@ -16,10 +17,13 @@ pub mod gate;
 use std::rc::Rc;
 
 use actix::prelude::*;
+use edgecc_actors::durable::StateSnapshot;
 use edgecc_actors::ports::SharedPbx;
-use edgecc_actors::sim::{ConnectEvents, SimPbx, SimPbxPort};
+use edgecc_actors::registry::Reconcile;
+use edgecc_actors::sim::{ConnectEvents, ListLegs, SimPbx, SimPbxPort};
 use edgecc_actors::PbxEvent;
 use serde::{Deserialize, Serialize};
+use tracing::{error, info};
 
 use crate::ari::{AriConfig, AriPbx, AriSettings};
 
@@ -86,6 +90,59 @@ impl PbxAdapter {
         match self {
             PbxAdapter::Sim(sim) => Rc::new(SimPbxPort { addr: sim.clone() }),
             PbxAdapter::Ari(ari) => Rc::new(ari.clone()),
+        }
+    }
+
+    /// Whether the adapter can tell a restored system which of its calls'
+    /// legs are still up ([`Self::adopt`]); when it cannot, the system
+    /// starts fresh.
+    pub fn can_adopt(&self) -> bool {
+        match self {
+            PbxAdapter::Sim(_) => true,
+            // LEAD (issue 15, merge of s6-ari): return true once the Ari arm
+            // of `adopt` calls `AriPbx::adopt_on_connect`. Until then a
+            // restart with ARI starts fresh, as before: the ARI adapter's
+            // reconcile hangs up the orphaned agent legs and sends callers
+            // back to the dialplan.
+            PbxAdapter::Ari(_) => false,
+        }
+    }
+
+    /// After a restore, and after [`Self::connect`]: tells `reconcile`
+    /// (the registry) which legs edgecc gave an id to are still at the PBX,
+    /// so each restored call carries on or closes, and the queues route
+    /// again. The simulated PBX lists its legs at once; resolves once the
+    /// registry has reconciled every restored call.
+    pub async fn adopt(&self, snapshot: &StateSnapshot, reconcile: Recipient<Reconcile>) {
+        match self {
+            PbxAdapter::Sim(sim) => {
+                let legs = match sim.send(ListLegs).await {
+                    Ok(legs) => legs,
+                    Err(e) => {
+                        // The simulated PBX is gone: no leg is left, so
+                        // every restored call closes.
+                        error!(error = %e, "Simulated PBX does not answer; restored calls reconcile with no leg.");
+                        Default::default()
+                    }
+                };
+                let listed = legs.len();
+                match reconcile.send(Reconcile { legs }).await {
+                    Ok(calls) => info!(
+                        legs = listed,
+                        calls,
+                        restored_calls = snapshot.calls.len(),
+                        "Restored calls re-adopted from the simulated PBX."
+                    ),
+                    Err(e) => error!(error = %e, "Registry gone before the reconcile."),
+                }
+            }
+            PbxAdapter::Ari(_ari) => {
+                // LEAD (issue 15, merge of s6-ari): wire
+                // `_ari.adopt_on_connect(snapshot, reconcile)` here and make
+                // `can_adopt` true for ARI. Not reached until then.
+                let _ = (snapshot, reconcile);
+                error!("The ARI adapter cannot re-adopt restored calls yet.");
+            }
         }
     }
 

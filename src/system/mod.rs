@@ -16,9 +16,17 @@
 //!
 //! Start-up order, always the same: the CRM transport and the sync worker
 //! (so records leave as soon as they are written), the actors' outbox
-//! port, the PBX adapter, the contact center, the [`PbxGate`] in front of
-//! it (every PBX event passes there), then the PBX link, HTTP, and the
-//! admin socket last: once it answers, everything is up.
+//! port, the actors' state read back from [`Tree::ActorState`], the PBX
+//! adapter, the contact center (restored from that state when there is
+//! some and the adapter can re-adopt calls, fresh otherwise), the
+//! [`PbxGate`] in front of it (every PBX event passes there), then the PBX
+//! link and, after a restore, the reconcile of the restored calls with the
+//! legs the PBX still has; then HTTP, and the admin socket last: once it
+//! answers, everything is up.
+//!
+//! Every state change of the actors goes through the outbox writer's FIFO
+//! behind the CRM records emitted before it, into [`Tree::ActorState`]
+//! ([`crate::state_port`]).
 //!
 //! The parts are plain values until [`SystemParts::start`], so restart
 //! recovery can build them from what the data directory holds before
@@ -40,10 +48,11 @@ use std::rc::Rc;
 
 use actix::prelude::*;
 use edgecc_actors::clock::SharedClock;
+use edgecc_actors::durable::StateSnapshot;
 use edgecc_actors::registry::{ContactCenter, Registry, Snapshot};
 use edgecc_actors::TokioClock;
 use edgecc_storage::Storage;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, CrmAdapterConfig};
 use crate::crm::servicenow::ServiceNowAdapter;
@@ -55,6 +64,7 @@ use crate::ops::admin::server::AdminServer;
 use crate::outbox_port::StorageOutboxPort;
 use crate::pbx::gate::{GetGateStatus, PbxGate, StopTakingCalls};
 use crate::pbx::PbxAdapter;
+use crate::state_port::{self, TreeStateStore};
 pub use running::Running;
 use storage::{Tree, TreeError};
 
@@ -81,6 +91,9 @@ pub enum SystemError {
     /// The HTTP listener could not start (address in use, TLS files).
     #[error("http: {0}")]
     Http(String),
+    /// The state of a previous run could not be cleared for a fresh start.
+    #[error("cannot clear the actors' state of the previous run: {0}")]
+    ClearState(edgecc_storage::StorageError),
     /// The admin socket could not be bound (another daemon answers on it,
     /// or the directory is not writable).
     #[error("cannot bind the admin socket {path}: {source}")]
@@ -210,11 +223,15 @@ impl SystemParts {
             Some(pbx) => pbx,
             None => PbxAdapter::from_kind(&config.pbx, seed).map_err(SystemError::Pbx)?,
         };
-        let registry = ContactCenter::start(
+        let state_tree = Tree::ActorState.open(&storage)?;
+        let snapshot = previous_state(&state_tree, &pbx).await?;
+        let registry = ContactCenter::start_durable(
             config.contact_center.clone(),
             pbx.port(),
             Rc::new(port),
+            Rc::new(TreeStateStore::new(state_tree, storage.clone())),
             clock,
+            snapshot.clone(),
         )
         .map_err(|errors| {
             SystemError::ContactCenter(errors.iter().map(ToString::to_string).collect())
@@ -223,6 +240,12 @@ impl SystemParts {
         // drain); the adapter reports its link state there too.
         let gate = PbxGate::new(registry.clone().recipient()).start();
         pbx.connect(gate.clone().recipient());
+        if let Some(snapshot) = &snapshot {
+            // After the link: a leg that goes away from now on is an event
+            // the restored call receives, so nothing is missed between the
+            // PBX's account and the calls' own events.
+            pbx.adopt(snapshot, registry.clone().recipient()).await;
+        }
         let (sim, ari) = match pbx {
             PbxAdapter::Sim(sim) => (Some(sim), None),
             PbxAdapter::Ari(ari) => (None, Some(ari)),
@@ -262,6 +285,47 @@ impl SystemParts {
             admin,
         })
     }
+}
+
+/// What the previous run left in `tree`, when the system is to be restored
+/// from it: `None` for a fresh start (nothing there, or an adapter that
+/// cannot re-adopt calls yet, in which case the stale state is cleared so a
+/// later restore never takes it for live). Logs what was found.
+async fn previous_state(
+    tree: &edgecc_storage::StateTree,
+    pbx: &PbxAdapter,
+) -> Result<Option<StateSnapshot>, SystemError> {
+    let loaded = state_port::read_snapshot(tree);
+    if loaded.is_empty() {
+        info!(
+            skipped = loaded.skipped,
+            "No actor state from a previous run; starting fresh."
+        );
+        return Ok(None);
+    }
+    if !pbx.can_adopt() {
+        let cleared = state_port::clear(tree)
+            .await
+            .map_err(SystemError::ClearState)?;
+        warn!(
+            records = cleared,
+            reason = "restart",
+            "This PBX adapter cannot re-adopt calls yet: the previous run's state is cleared and the system starts fresh."
+        );
+        return Ok(None);
+    }
+    let s = &loaded.snapshot;
+    info!(
+        agents = s.agents.len(),
+        calls = s.calls.len(),
+        queued_calls = s.queues.values().map(Vec::len).sum::<usize>(),
+        tokens_reserved_through = s.tokens_reserved_through,
+        records = loaded.records,
+        skipped = loaded.skipped,
+        reason = "restart",
+        "Restoring the previous run's agents, calls and queues."
+    );
+    Ok(Some(loaded.snapshot))
 }
 
 /// The CRM adapter `adapter` names (`None` for `kind = "none"`).
@@ -342,14 +406,15 @@ impl System {
 }
 
 /// Waits (bounded) until every record the actors produced is durable in the
-/// outbox, so a clean stop never leaves one only in memory.
+/// outbox, and every state change in the state tree, so a clean stop never
+/// leaves one only in memory.
 pub async fn flush_actor_records(registry: &Addr<Registry>) {
     let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH_WAIT;
     loop {
         let pending = registry
             .send(Snapshot { with_queues: false })
             .await
-            .map(|s| s.outbox.records_pending)
+            .map(|s| s.outbox.records_pending + s.outbox.states_pending)
             .unwrap_or(0);
         if pending == 0 {
             return;

@@ -30,16 +30,25 @@ pub enum Tree {
     WatchdogProbe,
     /// One key `/readyz` rewrites, for the same proof over HTTP.
     HttpHealth,
+    /// The actors' state: one JSON [`StateRecord`] per agent, call, queue
+    /// line and the token reservation, keyed by [`StateKey::to_bytes`];
+    /// written through the outbox writer behind the CRM records (see
+    /// `crate::state_port`), read at start to restore the system.
+    ///
+    /// [`StateRecord`]: edgecc_actors::durable::StateRecord
+    /// [`StateKey::to_bytes`]: edgecc_actors::durable::StateKey::to_bytes
+    ActorState,
 }
 
 impl Tree {
     /// Every tree, in a stable order (backups, checks).
-    pub const ALL: [Tree; 5] = [
+    pub const ALL: [Tree; 6] = [
         Tree::CrmLinks,
         Tree::CrmSysIds,
         Tree::StickyCustomers,
         Tree::WatchdogProbe,
         Tree::HttpHealth,
+        Tree::ActorState,
     ];
 
     /// The tree's name on disk.
@@ -50,6 +59,7 @@ impl Tree {
             Tree::StickyCustomers => "sticky_customers",
             Tree::WatchdogProbe => "watchdog",
             Tree::HttpHealth => "http_health",
+            Tree::ActorState => "actor_state",
         }
     }
 
@@ -120,7 +130,8 @@ mod tests {
                 "crm_sys_ids",
                 "sticky_customers",
                 "watchdog",
-                "http_health"
+                "http_health",
+                "actor_state"
             ]
         );
         let distinct: std::collections::HashSet<&str> = names.iter().copied().collect();

@@ -1,10 +1,13 @@
 //! Turning a [`StateSnapshot`] into actors: which call actor each agent
 //! and queue entry points to, the order of each queue's line, and the
-//! repairs a snapshot may need (an agent reserved for or talking on a call
-//! whose record is gone is freed, with [`SystemReason::Restart`] in the
-//! log). The PBX is not asked anything here: the reconcile does that.
+//! repairs a snapshot may need (an agent reserved for a call whose record
+//! is gone is freed; one talking on such a call is freed Not Ready with
+//! [`SystemReason::Restart`], since its phone may still carry that call).
+//! The PBX is not asked anything here: the reconcile does that.
+//!
+//! [`SystemReason::Restart`]: crate::agent::SystemReason::Restart
 
-use crate::agent::{Agent, AgentState, OfferOutcome};
+use crate::agent::{Agent, AgentState, NotReadyReason, OfferOutcome, SystemReason};
 use crate::call::actor::CallActor;
 use crate::call::CallPhase;
 use crate::durable::StateSnapshot;
@@ -107,6 +110,9 @@ impl Restored {
 /// An agent reserved for, or talking on, a call whose record is gone (or
 /// ended) cannot be resolved by the PBX reconcile: its offer is withdrawn
 /// or its part in the call ends, so no agent stays reserved for nothing.
+/// The talking one comes back Not Ready ([`SystemReason::Restart`]; a
+/// pending logout is kept): edgecc lost that call, but the agent's phone
+/// may still carry it, so nothing is offered until the agent says Ready.
 fn free_if_orphaned(
     agent: &mut Agent,
     calls: &std::collections::BTreeMap<CallId, crate::call::Call>,
@@ -119,9 +125,59 @@ fn free_if_orphaned(
             let _ = agent.offer_ended(&call, token, OfferOutcome::Withdrawn, now);
         }
         AgentState::Talking { call, .. } if !live(&call) => {
-            warn!(agent_id = %agent.id, call_id = %call, reason = "restart", "Agent freed from a call gone while edgecc was down.");
+            warn!(agent_id = %agent.id, call_id = %call, reason = "restart", "Agent freed, Not Ready, from a call whose state was lost.");
+            let _ = agent.set_not_ready(NotReadyReason::System(SystemReason::Restart));
             let _ = agent.left_call(&call, None, now);
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{AgentSettings, OfferPurpose};
+    use crate::ids::OfferToken;
+    use std::collections::BTreeMap;
+
+    fn agent() -> Agent {
+        let mut a = Agent::new(
+            AgentId::new("a1"),
+            AgentSettings {
+                wrap_up_ms: None,
+                reject_delay_ms: 0,
+                rona_sets_not_ready: false,
+                rona_reason: NotReadyReason::System(SystemReason::Rona),
+            },
+        );
+        a.login().unwrap();
+        a.set_ready(1).unwrap();
+        a
+    }
+
+    /// Goal: no agent is left on a call the snapshot lost, and the one
+    /// that was talking is not offered a call while its phone may still
+    /// carry the lost one. Method: a talking and a reserved agent whose
+    /// call has no record; the talking one comes back Not Ready (restart),
+    /// the reserved one Ready.
+    #[test]
+    fn agents_on_lost_calls_are_freed() {
+        let no_calls = BTreeMap::new();
+        let call = CallId::new("c1");
+        let mut reserved = agent();
+        reserved
+            .reserve(call.clone(), OfferToken(3), OfferPurpose::Direct, 100)
+            .unwrap();
+        let mut talking = reserved.clone();
+        talking.connected(&call, OfferToken(3), 20).unwrap();
+        free_if_orphaned(&mut reserved, &no_calls, 50);
+        free_if_orphaned(&mut talking, &no_calls, 50);
+        assert!(reserved.is_ready(), "{:?}", reserved.state);
+        assert_eq!(
+            talking.state,
+            AgentState::NotReady {
+                reason: NotReadyReason::System(SystemReason::Restart)
+            }
+        );
     }
 }

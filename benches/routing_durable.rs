@@ -1,0 +1,252 @@
+//! Routing with persistence on: the routing benchmark's set-up (simulated
+//! PBX in real time, 2,000 agents in 20 queues, each agent in 2 queues,
+//! phones answer after 20-60 ms, callers talk 400 ms, no wrap-up), run
+//! twice side by side:
+//!
+//! - `memory`: the actors alone with the in-memory outbox and no state
+//!   (what `cargo bench -p edgecc-actors --bench routing` measures);
+//! - `durable`: the whole system as `edgecc run` assembles it
+//!   (`SystemParts`) on a temporary data directory: CRM records in the
+//!   durable outbox, every state change in the `actor_state` tree through
+//!   the same ordered writer (no CRM configured, so nothing is delivered).
+//!
+//! Latency = caller placed at the PBX to the offer's originate reaching it.
+//! Prints, per rate, the placement rate achieved, offers, p50/p99/max and
+//! the backlog left in the queues; for `durable`, the CRM and state records
+//! written.
+//!
+//! Run: `cargo bench --bench routing_durable` (rates with
+//! `EDGECC_BENCH_RATES=500,1000`, seconds per stage with
+//! `EDGECC_BENCH_STAGE_SECS=4`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use edgecc::config::{Config, CrmAdapterConfig};
+use edgecc::pbx::PbxAdapter;
+use edgecc::system::storage::open_storage;
+use edgecc::system::SystemParts;
+use edgecc_actors::config::{AgentConfig, FinalDestination, QueueConfig, Strategy};
+use edgecc_actors::registry::{AgentCommand, AgentRequest, ContactCenter, Registry, Snapshot};
+use edgecc_actors::sim::{
+    Caller, ConnectEvents, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx, SimPbxPort,
+};
+use edgecc_actors::{AgentId, ContactCenterConfig, LegId, MemoryOutbox, TokioClock};
+
+const AGENTS: usize = 2_000;
+const QUEUES: usize = 20;
+
+type Arrivals = Rc<RefCell<HashMap<String, Instant>>>;
+type Latencies = Rc<RefCell<Vec<u64>>>;
+
+fn contact_center() -> ContactCenterConfig {
+    let mut cfg = ContactCenterConfig::default();
+    cfg.timers.offer_timeout_ms = 10_000;
+    for q in 0..QUEUES {
+        cfg.queues.push(QueueConfig {
+            id: format!("q{q}"),
+            name: String::new(),
+            dnis: vec![format!("8{q:03}")],
+            strategy: Strategy::LongestIdle,
+            priority: 0,
+            max_wait_ms: 600_000,
+            wrap_up_ms: 0,
+            final_destination: FinalDestination::default(),
+            required_skills: vec![],
+        });
+    }
+    for a in 0..AGENTS {
+        cfg.agents.push(AgentConfig {
+            id: format!("a{a}"),
+            name: String::new(),
+            extension: format!("{}", 100_000 + a),
+            endpoint: None,
+            skills: vec![],
+            queues: vec![format!("q{}", a % QUEUES), format!("q{}", (a + 7) % QUEUES)],
+            auto_accept: false,
+            wrap_up_ms: None,
+            reject_delay_ms: None,
+        });
+    }
+    cfg
+}
+
+/// The simulated PBX, timing each offer against its caller's arrival.
+fn sim(arrivals: Arrivals, lat: Latencies) -> Addr<SimPbx> {
+    SimPbx::new(7)
+        .with_originate_hook(Box::new(move |leg| {
+            if let Some(t) = arrivals.borrow_mut().remove(leg.call_id().as_str()) {
+                lat.borrow_mut().push(t.elapsed().as_micros() as u64);
+            }
+        }))
+        .start()
+}
+
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rates() -> Vec<u64> {
+    std::env::var("EDGECC_BENCH_RATES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|r| r.trim().parse().ok()).collect())
+        .filter(|v: &Vec<u64>| !v.is_empty())
+        .unwrap_or_else(|| vec![500, 1_000])
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Runs the stages on a started system.
+async fn stages(
+    mode: &str,
+    reg: &Addr<Registry>,
+    sim: &Addr<SimPbx>,
+    arrivals: &Arrivals,
+    lat: &Latencies,
+) {
+    sim.send(SetPhoneProfile {
+        endpoint: None,
+        profile: PhoneProfile {
+            answer_p: 1.0,
+            reject_p: 0.0,
+            answer_ms: (20, 60),
+            reject_ms: 0,
+        },
+    })
+    .await
+    .expect("sim");
+    for a in 0..AGENTS {
+        for command in [AgentCommand::Login, AgentCommand::Ready] {
+            reg.send(AgentRequest {
+                agent: AgentId::new(format!("a{a}")),
+                command,
+            })
+            .await
+            .expect("registry")
+            .expect("agent command");
+        }
+    }
+    let stage_secs: u64 = env_or("EDGECC_BENCH_STAGE_SECS", 4);
+    let mut seq = 0u64;
+    for rate in rates() {
+        lat.borrow_mut().clear();
+        let start = Instant::now();
+        let mut placed = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        while start.elapsed() < Duration::from_secs(stage_secs) {
+            tick.tick().await;
+            let due = (start.elapsed().as_micros() as u64 * rate) / 1_000_000;
+            while placed < due {
+                seq += 1;
+                placed += 1;
+                let id = format!("{mode}{rate}-{seq}");
+                arrivals.borrow_mut().insert(id.clone(), Instant::now());
+                let mut c = Caller::new("+15550000000", &format!("8{:03}", seq % QUEUES as u64));
+                c.leg_id = Some(LegId::new(id));
+                c.talk_ms = Some(400);
+                sim.do_send(PlaceCall(c));
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let snap = reg
+            .send(Snapshot { with_queues: true })
+            .await
+            .expect("registry");
+        let backlog: usize = snap.queues.iter().map(|q| q.waiting.len()).sum();
+        let mut l = lat.borrow().clone();
+        l.sort_unstable();
+        println!(
+            "{:>8} {:>8} {:>9.0} {:>7} {:>7} {:>7} {:>8} {:>8} {:>10} {:>10}  load {}",
+            mode,
+            rate,
+            placed as f64 / elapsed,
+            l.len(),
+            pct(&l, 0.5),
+            pct(&l, 0.99),
+            l.last().copied().unwrap_or(0),
+            backlog,
+            snap.outbox.records_written,
+            snap.outbox.states_written,
+            load_average()
+        );
+        // Let the stage drain before the next one.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn memory_run() {
+    let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
+    let sim = sim(arrivals.clone(), lat.clone());
+    let reg = ContactCenter::start(
+        contact_center(),
+        Rc::new(SimPbxPort { addr: sim.clone() }),
+        Rc::new(MemoryOutbox::new()),
+        TokioClock::shared(edgecc::clock::now_ms()),
+    )
+    .expect("config");
+    sim.send(ConnectEvents(reg.clone().recipient()))
+        .await
+        .expect("sim");
+    stages("memory", &reg, &sim, &arrivals, &lat).await;
+}
+
+async fn durable_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
+    let sim = sim(arrivals.clone(), lat.clone());
+    let cc = contact_center();
+    let mut config = Config {
+        site_id: "bench".into(),
+        contact_center: cc,
+        ..Config::default()
+    };
+    config.crm.adapter = CrmAdapterConfig::None;
+    let storage = open_storage(&config, &dir.path().join("data")).expect("storage");
+    let system = SystemParts::new(config, storage)
+        .with_pbx(PbxAdapter::Sim(sim.clone()))
+        .start()
+        .await
+        .expect("system");
+    let reg = system.running.registry.clone();
+    stages("durable", &reg, &sim, &arrivals, &lat).await;
+    system.shutdown().await;
+}
+
+fn main() {
+    println!(
+        "routing, persistence off (memory) and on (durable): {AGENTS} agents, {QUEUES} queues, talk 400 ms, answer 20-60 ms, no wrap-up"
+    );
+    println!(
+        "{:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>10} {:>10}",
+        "mode",
+        "rate/s",
+        "placed/s",
+        "offers",
+        "p50 us",
+        "p99 us",
+        "max us",
+        "backlog",
+        "crm recs",
+        "states"
+    );
+    // Each run on its own actix system, one after the other.
+    actix::System::new().block_on(memory_run());
+    actix::System::new().block_on(durable_run());
+}

@@ -12,14 +12,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::Recipient;
 use edgecc_actors::ports::{LocalBoxFuture, PbxCommand, PbxError, PbxEvent};
+use edgecc_actors::registry::Reconcile;
 use tokio::sync::oneshot;
 use tracing::{debug, info};
 
-use super::events::{Bridge, Channel, Envelope};
+use super::adopt::{AdoptionPlan, AdoptionReport};
+use super::events::{AriEvent, Bridge, Channel, Envelope};
 use super::link::{starting_channels, Flow, LinkControl, LinkSink};
 use super::rest::RestClient;
 use super::settings::AriSettings;
@@ -58,6 +60,21 @@ pub(crate) struct Calls {
     stats: Cell<CommandStats>,
     /// Playback ids minted so far (each announcement gets its own).
     playback_seq: Cell<u64>,
+    /// An adoption asked for after a restart, done by the next reconcile
+    /// of a session that keeps the application.
+    adoption: RefCell<Option<PendingAdoption>>,
+    /// What the adoption did, once done.
+    adopted: RefCell<Option<AdoptionReport>>,
+}
+
+/// A restart's adoption, waiting for its reconcile.
+pub(crate) struct PendingAdoption {
+    /// What the restored snapshot expects at Asterisk.
+    pub plan: AdoptionPlan,
+    /// Where the legs found go (the registry), once.
+    pub reconcile: Recipient<Reconcile>,
+    /// When it was asked for (the restart's cost is measured from here).
+    pub asked: Instant,
 }
 
 /// One unit of work in a call's lane.
@@ -103,7 +120,67 @@ impl Calls {
             lanes: RefCell::new(HashMap::new()),
             stats: Cell::new(CommandStats::default()),
             playback_seq: Cell::new(0),
+            adoption: RefCell::new(None),
+            adopted: RefCell::new(None),
         }
+    }
+
+    /// Adopts what `adoption` names at the next reconcile (see
+    /// [`super::adopt`]).
+    pub fn adopt_on_connect(&self, adoption: PendingAdoption) {
+        *self.adoption.borrow_mut() = Some(adoption);
+    }
+
+    /// What the restart's adoption did, once done.
+    pub fn adopted(&self) -> Option<AdoptionReport> {
+        self.adopted.borrow().clone()
+    }
+
+    /// Runs a pending adoption before the reconcile of `channels` and
+    /// `bridges`, then that reconcile; answers the reconcile's effects.
+    /// The registry gets the adopted legs before any event of the
+    /// session, so each restored call reconciles before it hears news.
+    fn adopt_and_reconcile(
+        &self,
+        channels: &[Channel],
+        bridges: &[Bridge],
+        starting: &std::collections::HashSet<String>,
+    ) -> Vec<super::state::Effect> {
+        let Some(pending) = self.adoption.borrow_mut().take() else {
+            return self
+                .state
+                .borrow_mut()
+                .reconcile(channels, bridges, starting);
+        };
+        let (legs, mut report) = self
+            .state
+            .borrow_mut()
+            .adopt(&pending.plan, channels, bridges);
+        let effects = self
+            .state
+            .borrow_mut()
+            .reconcile(channels, bridges, starting);
+        report.orphans = effects
+            .iter()
+            .map(|fx| match fx {
+                super::state::Effect::CheckOrphans { channels, bridges } => {
+                    channels.len() + bridges.len()
+                }
+                _ => 0,
+            })
+            .sum();
+        report.took_ms = pending.asked.elapsed().as_millis() as u64;
+        info!(
+            channels_adopted = report.channels,
+            bridges_adopted = report.bridges,
+            legs_gone = report.gone,
+            orphans = report.orphans,
+            took_ms = report.took_ms,
+            "Restart: calls at Asterisk re-adopted from the restored state."
+        );
+        pending.reconcile.do_send(Reconcile { legs });
+        *self.adopted.borrow_mut() = Some(report);
+        effects
     }
 
     /// Changes the command counters.
@@ -262,10 +339,16 @@ impl LinkSink for Calls {
         buffered: &[Envelope],
     ) -> (Flow, usize) {
         let starting = starting_channels(buffered);
-        let effects = self
-            .state
-            .borrow_mut()
-            .reconcile(channels, bridges, &starting);
+        let replaced = buffered
+            .iter()
+            .any(|e| matches!(e.event, AriEvent::ApplicationReplaced {}));
+        if replaced && self.adoption.borrow().is_some() {
+            // Another client has the application: nothing here is ours
+            // to adopt or to hang up; the adoption waits for a session
+            // that keeps it.
+            return (Flow::Replaced, self.state.borrow().legs.len());
+        }
+        let effects = self.adopt_and_reconcile(channels, bridges, &starting);
         let mut flow = Calls::apply(&self, effects);
         for env in buffered {
             let fx = self.state.borrow_mut().on_event(env);

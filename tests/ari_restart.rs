@@ -475,3 +475,89 @@ async fn a_call_that_ended_while_down_is_closed() {
     h.until_agent("a1", "a1 free", free).await;
     one_interaction_ended(h, &[&c1]);
 }
+
+/// A restart in the middle of a consult: the caller holds out of the main
+/// bridge, the two agents talk in the consult bridge; all of it is kept.
+/// Completing the consult afterwards transfers the caller to the second
+/// agent in the main bridge, hangs up the first and destroys the consult
+/// bridge, as without a restart.
+#[actix_rt::test]
+async fn restart_during_a_consult() {
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 50 }),
+            (A2, B::AnswerAfter { ring_ms: 50 }),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552301");
+    h.until_agent("a1", "talking", talking).await;
+    let leg1 = leg_of(h, &c1);
+    h.ready("a2").await;
+    h.act(
+        "a1",
+        CallAction::Consult {
+            target: AgentId::new("a2"),
+        },
+    )
+    .await
+    .expect("consult");
+    let consult = BridgeId::consult(&c1.as_str().into()).0;
+    h.until_emu("a1 and a2 in the consult bridge", |s| {
+        s.bridge(&consult).is_some_and(|b| b.channels.len() == 2)
+    })
+    .await;
+    let leg2 = h
+        .legs_of(&c1)
+        .into_iter()
+        .find(|l| *l != leg1)
+        .expect("a2's leg");
+    pause(100).await;
+    let given_away = destructive_requests(h);
+
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    pause(2_300).await;
+    assert_eq!(destructive_requests(h), given_away, "the consult is kept");
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!(
+        (report.channels, report.bridges, report.orphans),
+        (3, 2, 0),
+        "{report:?}"
+    );
+    let main = BridgeId::main(&c1.as_str().into()).0;
+    let s = h.emu.state();
+    assert!(s
+        .channel(&c1)
+        .is_some_and(|c| c.moh && c.bridge_id.is_none()));
+    assert!(s
+        .bridge(&consult)
+        .is_some_and(|b| b.channels.contains(&leg1) && b.channels.contains(&leg2)));
+    assert!(talking(&h.state("a2").await));
+
+    h.act("a1", CallAction::CompleteConsult)
+        .await
+        .expect("complete the consult");
+    h.until_emu("the caller with a2 in the main bridge", |s| {
+        s.bridge(&main)
+            .is_some_and(|b| b.channels.contains(&c1) && b.channels.contains(&leg2))
+            && s.channel(&c1).is_some_and(|c| !c.moh)
+            && s.channel(&leg1).is_none()
+            && s.bridge(&consult).is_none()
+    })
+    .await;
+    h.until_agent("a1", "a1 free", free).await;
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    one_interaction_ended(h, &[&c1]);
+    assert!(
+        h.updates(&c1).iter().any(|e| e == "transfer"),
+        "{:?}",
+        h.updates(&c1)
+    );
+    assert_eq!(h.snapshot().await.terminal_anomalies, 0);
+}

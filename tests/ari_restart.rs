@@ -11,7 +11,8 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use edgecc::ari::AriPbx;
+use edgecc::ari::settings::WaitingMedia;
+use edgecc::ari::{AriPbx, AriSettings};
 use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig, EndpointBehaviour as B};
 use edgecc_actors::ids::BridgeId;
 use edgecc_actors::ports::{LocalBoxFuture, OutboxError, OutboxPort};
@@ -83,10 +84,13 @@ struct Restartable {
     clock: SharedClock,
     /// The configuration, for the next life.
     cfg: ContactCenterConfig,
+    /// Changes to the harness's adapter settings, for every life.
+    tune: fn(&mut AriSettings),
 }
 
-/// Starts one life on `emu`: fresh, or restored from `snapshot` (adopting
+/// Starts one life on `emu` (adapter settings changed by `tune`): fresh, or restored from `snapshot` (adopting
 /// at Asterisk when `adopt`).
+#[allow(clippy::too_many_arguments)]
 async fn life(
     emu: AriEmulator,
     cfg: &ContactCenterConfig,
@@ -95,8 +99,11 @@ async fn life(
     clock: &SharedClock,
     snapshot: Option<StateSnapshot>,
     adopt: bool,
+    tune: fn(&mut AriSettings),
 ) -> (AriHarness, Kill) {
-    let ari = AriPbx::new(settings(&emu)).expect("adapter");
+    let mut s = settings(&emu);
+    tune(&mut s);
+    let ari = AriPbx::new(s).expect("adapter");
     let kill = Kill::default();
     let pbx = Rc::new(KillablePbx(kill.clone(), ari.clone()));
     let ob = Rc::new(KillableOutbox(kill.clone(), outbox.clone()));
@@ -129,19 +136,30 @@ async fn life(
 impl Restartable {
     /// A first life with `cfg` on an emulator with `endpoints`.
     async fn start(cfg: ContactCenterConfig, endpoints: &[(&str, B)]) -> Restartable {
+        Self::start_tuned(cfg, endpoints, |_| ()).await
+    }
+
+    /// Like [`Self::start`], with adapter settings changed by `tune`.
+    async fn start_tuned(
+        cfg: ContactCenterConfig,
+        endpoints: &[(&str, B)],
+        tune: fn(&mut AriSettings),
+    ) -> Restartable {
         let emu = AriEmulator::start(AriEmulatorConfig::default()).expect("emulator starts");
         for (e, b) in endpoints {
             emu.set_endpoint(e, b.clone());
         }
         let state = MemoryState::new();
         let clock = TokioClock::shared(1_700_000_000_000);
-        let (h, kill) = life(emu, &cfg, MemoryOutbox::new(), &state, &clock, None, false).await;
+        let outbox = MemoryOutbox::new();
+        let (h, kill) = life(emu, &cfg, outbox, &state, &clock, None, false, tune).await;
         Restartable {
             h,
             kill,
             state,
             clock,
             cfg,
+            tune,
         }
     }
 
@@ -166,6 +184,7 @@ impl Restartable {
             &self.clock,
             Some(snapshot),
             adopt,
+            self.tune,
         )
         .await;
         Restartable { h, kill, ..self }
@@ -560,4 +579,46 @@ async fn restart_during_a_consult() {
         h.updates(&c1)
     );
     assert_eq!(h.snapshot().await.terminal_anomalies, 0);
+}
+
+/// With ringing as the waiting media, a caller offered across the restart
+/// still hears ringing afterwards, and the answer stops the ringing (not
+/// music it never heard) before the caller joins the agent.
+#[actix_rt::test]
+async fn an_offered_caller_keeps_its_waiting_media() {
+    let r = Restartable::start_tuned(config(&[("a1", A1)], 8_000), &[(A1, B::Manual)], |s| {
+        s.waiting_media = WaitingMedia::Ringing
+    })
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552401");
+    h.until_agent("a1", "reserved", reserved).await;
+    let leg1 = leg_of(h, &c1);
+    let ring = format!("/ari/channels/{c1}/ring");
+    let moh = format!("/ari/channels/{c1}/moh");
+    assert_eq!(h.requests("POST", &ring), 1, "the caller hears ringing");
+    pause(100).await;
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    h.emu.answer(&leg1).expect("a1 answers");
+    h.until_agent("a1", "talking", talking).await;
+    let b1 = BridgeId::main(&c1.as_str().into()).0;
+    h.until_emu("c1 bridged with a1", |s| {
+        s.bridge(&b1)
+            .is_some_and(|b| b.channels.contains(&c1) && b.channels.contains(&leg1))
+    })
+    .await;
+    let (ari, ring2) = (h.emu.clone(), ring.clone());
+    until("the ringing stopped", move || {
+        ari.requests()
+            .iter()
+            .any(|q| q.method == "DELETE" && q.path.starts_with(&ring2))
+    })
+    .await;
+    assert_eq!(h.requests("DELETE", &moh), 0, "no music to stop");
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    one_interaction_ended(h, &[&c1]);
 }

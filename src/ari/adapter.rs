@@ -94,9 +94,15 @@ impl AriPbx {
         snapshot: &edgecc_actors::durable::StateSnapshot,
         reconcile: Recipient<edgecc_actors::registry::Reconcile>,
     ) {
+        let settings = &self.calls.settings;
+        let waiting = match settings.waiting_media {
+            super::settings::WaitingMedia::Moh => super::state::HoldMedia::Moh,
+            super::settings::WaitingMedia::Ringing => super::state::HoldMedia::Ringing,
+        };
         let plan = super::adopt::AdoptionPlan::from_snapshot(
             snapshot,
-            &self.calls.settings.outbound_endpoint,
+            &settings.outbound_endpoint,
+            waiting,
         );
         self.calls.adopt_on_connect(super::calls::PendingAdoption {
             plan,

@@ -46,6 +46,9 @@ pub struct WantedLeg {
     pub on_answer: OnAnswer,
     /// For a held caller: the bridge it goes back to on resume.
     pub held_from: Option<String>,
+    /// What a caller hears: music while held, the waiting media while
+    /// queued or offered (so a resume stops the right one).
+    pub hold: Option<HoldMedia>,
 }
 
 /// What a restored system expects to find at Asterisk.
@@ -77,8 +80,13 @@ pub struct AdoptionReport {
 impl AdoptionPlan {
     /// The legs and bridges `snapshot`'s live calls use. `outbound_endpoint`
     /// is the dial string template of outbound customers (`{number}`), for
-    /// an outbound call whose agent had not answered yet.
-    pub fn from_snapshot(snapshot: &StateSnapshot, outbound_endpoint: &str) -> AdoptionPlan {
+    /// an outbound call whose agent had not answered yet; `waiting` what a
+    /// caller waiting for an agent hears (`waiting_media`).
+    pub fn from_snapshot(
+        snapshot: &StateSnapshot,
+        outbound_endpoint: &str,
+        waiting: HoldMedia,
+    ) -> AdoptionPlan {
         let mut plan = AdoptionPlan::default();
         for call in snapshot.calls.values() {
             if call.is_ended() {
@@ -91,8 +99,14 @@ impl AdoptionPlan {
                 role: LegRole::Originated,
                 on_answer,
                 held_from: None,
+                hold: None,
             };
             let held = matches!(&call.phase, CallPhase::Connected(s) if s.held);
+            let hold = match &call.phase {
+                CallPhase::Connected(_) if held => Some(HoldMedia::Moh),
+                CallPhase::Queued { .. } | CallPhase::Offering { .. } if call.moh => Some(waiting),
+                _ => None,
+            };
             plan.legs.insert(
                 call.caller_leg.0.clone(),
                 WantedLeg {
@@ -102,6 +116,7 @@ impl AdoptionPlan {
                     },
                     on_answer: OnAnswer::Nothing,
                     held_from: held.then(|| main.clone()),
+                    hold,
                 },
             );
             match &call.phase {
@@ -142,6 +157,7 @@ impl AdoptionPlan {
                                 },
                                 on_answer: OnAnswer::Nothing,
                                 held_from: None,
+                                hold: None,
                             },
                         );
                         OnAnswer::BridgeWithSpy {
@@ -196,7 +212,7 @@ impl AriState {
             leg.up = in_app;
             leg.ringing_reported = !in_app;
             leg.held_from = want.held_from.clone();
-            leg.hold = want.held_from.as_ref().map(|_| HoldMedia::Moh);
+            leg.hold = want.hold;
             let status = match &want.role {
                 LegRole::Caller if ch.state == "Up" => Some(LegStatus::Up),
                 LegRole::Caller => Some(LegStatus::Ringing),
@@ -276,6 +292,7 @@ mod tests {
             role,
             on_answer: OnAnswer::Nothing,
             held_from: held_from.map(str::to_owned),
+            hold: held_from.map(|_| HoldMedia::Moh),
         }
     }
 

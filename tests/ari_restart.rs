@@ -622,3 +622,46 @@ async fn an_offered_caller_keeps_its_waiting_media() {
     h.until_ended("completed", 1).await;
     one_interaction_ended(h, &[&c1]);
 }
+
+/// An offer whose ring timeout passed while edgecc was down: the restored
+/// call gives up on it at once (before the link is up) and the adapter
+/// hangs the still-ringing phone up right after the adoption instead of
+/// leaving it to ring until Asterisk's own originate timeout; the caller
+/// goes to the next agent.
+#[actix_rt::test]
+async fn an_offer_that_timed_out_while_down_is_hung_up() {
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2)], 1_000),
+        &[(A1, B::Manual), (A2, B::AnswerAfter { ring_ms: 50 })],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552501");
+    h.until_agent("a1", "reserved", reserved).await;
+    let leg1 = leg_of(h, &c1);
+    h.ready("a2").await;
+    pause(100).await;
+    r.crash().await;
+    pause(1_500).await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    let up_at = std::time::Instant::now();
+    h.until_emu("a1's phone stops ringing", |s| s.channel(&leg1).is_none())
+        .await;
+    let took = up_at.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(2_000),
+        "hung up after {took:?}, not at Asterisk's originate timeout"
+    );
+    assert_eq!(
+        h.requests("DELETE", &format!("/ari/channels/{leg1}")),
+        1,
+        "hung up by edgecc once"
+    );
+    h.until_agent("a2", "a2 takes the call", talking).await;
+    h.until_agent("a1", "a1 not reserved", free).await;
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    one_interaction_ended(h, &[&c1]);
+}

@@ -25,7 +25,10 @@
 //!   the call's main bridge on resume, as before the restart.
 //!
 //! A snapshot leg Asterisk no longer lists is simply left out: the actors
-//! close what it belonged to.
+//! close what it belonged to. A hang-up (or a bridge to destroy) the
+//! restored actors ask for before the adoption, while the link is not up
+//! yet (a timer that expired while edgecc was down), is remembered and
+//! done by the adoption's reconcile, as after any reconnect.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -33,6 +36,7 @@ use edgecc_actors::call::{CallPhase, Direction, ORIGINATE_TIMEOUT_SLACK_MS};
 use edgecc_actors::durable::StateSnapshot;
 use edgecc_actors::ids::{is_minted, BridgeId, LegId};
 use edgecc_actors::ports::LegStatus;
+use edgecc_actors::HangupCause;
 
 use super::events::{Bridge, Channel};
 use super::state::{call_of_bridge, id_ok, spy_of, AriState, HoldMedia, Leg, LegRole, OnAnswer};
@@ -59,6 +63,10 @@ pub struct AdoptionPlan {
     /// Calls still live in the snapshot: their edgecc-named bridges are
     /// adopted.
     pub calls: BTreeSet<String>,
+    /// Hang-ups the restored actors asked for before the adoption (a
+    /// timer that expired while edgecc was down), with their causes: the
+    /// legs are adopted with the hang-up asked, and the reconcile does it.
+    pub hangups: BTreeMap<String, HangupCause>,
 }
 
 /// What one adoption did, for the log line, the tests and the counters.
@@ -213,6 +221,7 @@ impl AriState {
             leg.ringing_reported = !in_app;
             leg.held_from = want.held_from.clone();
             leg.hold = want.hold;
+            leg.hangup_requested = plan.hangups.get(id).copied();
             let status = match &want.role {
                 LegRole::Caller if ch.state == "Up" => Some(LegStatus::Up),
                 LegRole::Caller => Some(LegStatus::Ringing),
@@ -380,5 +389,26 @@ mod tests {
         assert!(st.bridges.contains_key("b~old"));
         assert!(!st.bridges.contains_key("b~other"));
         assert_eq!(st.legs["c1"].bridge.as_deref(), Some("b~old"));
+    }
+
+    /// A hang-up the restored actors asked for before the adoption is done
+    /// by the reconcile that follows it, once.
+    #[test]
+    fn a_hangup_asked_before_the_adoption_is_done_by_its_reconcile() {
+        let mut plan = AdoptionPlan::default();
+        plan.calls.insert("c1".into());
+        plan.legs.insert("c1".into(), want(LegRole::Caller, None));
+        plan.legs
+            .insert("c1~1".into(), want(LegRole::Originated, None));
+        plan.hangups.insert("c1~1".into(), HangupCause::NoAnswer);
+        let channels = vec![channel("c1", "Up", true), channel("c1~1", "Ringing", false)];
+        let mut st = AriState::new("edgecc");
+        st.adopt(&plan, &channels, &[]);
+        let hangup = super::super::state::Effect::HangupChannel {
+            channel: "c1~1".into(),
+            cause: HangupCause::NoAnswer,
+        };
+        let fx = st.reconcile(&channels, &[], &HashSet::new());
+        assert_eq!(fx, vec![hangup]);
     }
 }

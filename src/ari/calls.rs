@@ -222,17 +222,30 @@ impl Calls {
     fn refuse_while_down(&self, cmd: &PbxCommand) {
         self.count(|c| c.link_down_refusals += 1);
         let mut st = self.state.borrow_mut();
+        // Before a restart's adoption, the restored actors' legs and
+        // bridges are not in the picture yet: what they ask to end (a
+        // timer that expired while edgecc was down) is done by the
+        // adoption's reconcile.
+        let mut adoption = self.adoption.borrow_mut();
         match cmd {
             PbxCommand::Hangup { leg_id, cause } => {
-                if let Some(leg) = st.legs.get_mut(leg_id.as_str()) {
+                let id = leg_id.as_str();
+                if let Some(leg) = st.legs.get_mut(id) {
                     leg.hangup_requested.get_or_insert(*cause);
                     info!(leg_id = %leg_id, "Hang-up asked while the PBX link is down; done after the reconnect.");
+                } else if let Some(p) = adoption.as_mut().filter(|p| p.plan.legs.contains_key(id)) {
+                    p.plan.hangups.entry(id.to_owned()).or_insert(*cause);
+                    info!(leg_id = %leg_id, "Hang-up asked before the restart's adoption; done by it.");
                 }
             }
-            PbxCommand::DestroyBridge { bridge_id }
-                if st.bridges.contains_key(bridge_id.as_str()) =>
-            {
-                st.bridges_to_destroy.insert(bridge_id.0.clone());
+            PbxCommand::DestroyBridge { bridge_id } => {
+                let id = bridge_id.as_str();
+                let adopting = adoption
+                    .as_ref()
+                    .is_some_and(|p| p.plan.calls.contains(&call_of_bridge(id)));
+                if st.bridges.contains_key(id) || adopting {
+                    st.bridges_to_destroy.insert(id.to_owned());
+                }
             }
             _ => {}
         }

@@ -418,4 +418,84 @@ mod tests {
             "c1"
         );
     }
+
+    /// Records the reconciles the registry would get.
+    struct Registry(Rc<Cell<usize>>);
+
+    impl actix::Actor for Registry {
+        type Context = actix::Context<Self>;
+    }
+
+    impl actix::Handler<Reconcile> for Registry {
+        type Result = usize;
+
+        fn handle(&mut self, msg: Reconcile, _: &mut Self::Context) -> usize {
+            self.0.set(self.0.get() + 1);
+            msg.legs.len()
+        }
+    }
+
+    /// A restart's adoption is not spent on a session that lost the
+    /// application (nothing adopted, nothing reported, nothing taken for
+    /// an orphan); the next session adopts and reports once; a later
+    /// reconcile reports nothing more.
+    #[actix_rt::test]
+    async fn adoption_waits_for_a_session_that_keeps_the_app() {
+        use super::super::adopt::WantedLeg;
+        use super::super::state::{LegRole, OnAnswer};
+        use actix::Actor as _;
+        let settings = Arc::new(AriSettings::for_test(
+            "http://127.0.0.1:9/ari",
+            "edgecc",
+            "u",
+            "p",
+        ));
+        let rest = RestClient::new(settings.clone()).expect("client");
+        let calls = Rc::new(Calls::new(settings, rest, Rc::new(LinkControl::default())));
+        let reconciles = Rc::new(Cell::new(0));
+        let registry = Registry(reconciles.clone()).start();
+        let mut plan = AdoptionPlan::default();
+        plan.calls.insert("c1".into());
+        plan.legs.insert(
+            "c1".into(),
+            WantedLeg {
+                role: LegRole::Caller,
+                on_answer: OnAnswer::Nothing,
+                held_from: None,
+                hold: None,
+            },
+        );
+        calls.adopt_on_connect(PendingAdoption {
+            plan,
+            reconcile: registry.recipient(),
+            asked: Instant::now(),
+        });
+        let mut c1 = Channel {
+            id: "c1".into(),
+            state: "Up".into(),
+            ..Channel::default()
+        };
+        c1.dialplan.app_name = "Stasis".into();
+        c1.dialplan.app_data = "edgecc,inbound".into();
+        let replaced = Envelope {
+            event: AriEvent::ApplicationReplaced {},
+            timestamp_ms: None,
+            type_name: "ApplicationReplaced".into(),
+        };
+        let channels = [c1];
+        let r = calls.clone().reconciled(&channels, &[], &[replaced]);
+        assert_eq!(r, (Flow::Replaced, 0));
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(reconciles.get(), 0);
+        assert!(calls.adopted().is_none());
+        let r = calls.clone().reconciled(&channels, &[], &[]);
+        assert_eq!(r, (Flow::Continue, 1));
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(reconciles.get(), 1);
+        assert_eq!(calls.adopted().map(|a| a.channels), Some(1));
+        let r = calls.clone().reconciled(&channels, &[], &[]);
+        assert_eq!(r, (Flow::Continue, 1));
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(reconciles.get(), 1, "one Reconcile per restart");
+    }
 }

@@ -1180,3 +1180,89 @@ async fn ari_bridge_moves_and_channel_flags() {
         ]
     );
 }
+
+/// What a restarted client reconciles from: while no client is connected
+/// (edgecc down), calls in Stasis, a ringing originated leg and bridges
+/// stay; `GET /channels` and `GET /bridges` list them in the captured
+/// shapes (a caller in Stasis with its `Stasis` dialplan, a ringing
+/// originate in `AppDial2`, a bridge's `channels` as its membership after
+/// a removal); a new client sees the same lists and no replayed event.
+#[actix_rt::test]
+async fn ari_lists_what_a_restarted_client_adopts() {
+    let emu = emulator();
+    emu.set_endpoint("PJSIP/3101", EndpointBehaviour::Manual);
+    let lines = capture("transcript-local.jsonl");
+    let captured = |url: &str| {
+        lines
+            .iter()
+            .find(|l| l["kind"] == "http" && l["url"] == url)
+            .map(|l| l["resp"].clone())
+            .expect("captured answer")
+    };
+    let channel_shape = shape(&captured("/ari/channels")[0]);
+    let bridge_shape = shape(&captured("/ari/bridges/bridge-1"));
+    let _ws = ws_connect(&emu, Auth::ApiKey).await.expect("ws");
+    let a = emu.inbound_call("1", "", "100", &[]).expect("a");
+    let b = emu.inbound_call("2", "", "101", &[]).expect("b");
+    for c in [&a, &b] {
+        ok(&emu, "POST", &format!("/ari/channels/{c}/answer"), 204).await;
+    }
+    ok(&emu, "POST", "/ari/bridges?type=mixing&bridgeId=b~x", 200).await;
+    let add = format!("/ari/bridges/b~x/addChannel?channel={a},{b}");
+    ok(&emu, "POST", &add, 204).await;
+    let remove = format!("/ari/bridges/b~x/removeChannel?channel={b}");
+    ok(&emu, "POST", &remove, 204).await;
+    ok(&emu, "POST", &format!("/ari/channels/{b}/moh"), 204).await;
+    let originate = "/ari/channels?endpoint=PJSIP/3101&app=edgecc&channelId=x~1&timeout=30";
+    ok(&emu, "POST", originate, 200).await;
+    emu.drop_links();
+    assert!(!emu.app_active());
+
+    let lists = || async {
+        (
+            ok(&emu, "GET", "/ari/channels", 200).await,
+            ok(&emu, "GET", "/ari/bridges", 200).await,
+        )
+    };
+    let (channels, bridges) = lists().await;
+    let by_id = |id: &str| {
+        channels
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} listed: {channels}"))
+    };
+    for id in [a.as_str(), b.as_str(), "x~1"] {
+        assert_eq!(shape(&by_id(id)), channel_shape, "{id}");
+    }
+    let caller = by_id(&a);
+    assert_eq!(
+        (
+            caller["state"].as_str(),
+            caller["dialplan"]["app_name"].as_str()
+        ),
+        (Some("Up"), Some("Stasis"))
+    );
+    assert!(caller["dialplan"]["app_data"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("edgecc,inbound")));
+    let ringing = by_id("x~1");
+    assert_eq!(
+        (
+            ringing["state"].as_str(),
+            ringing["dialplan"]["app_name"].as_str()
+        ),
+        (Some("Ringing"), Some("AppDial2"))
+    );
+    let listed = bridges.as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{bridges}");
+    assert_eq!(shape(&listed[0]), bridge_shape);
+    assert_eq!(listed[0]["id"], "b~x");
+    assert_eq!(listed[0]["channels"], json!([a]));
+
+    let mut ws2 = ws_connect(&emu, Auth::ApiKey).await.expect("a new client");
+    let (channels2, bridges2) = lists().await;
+    assert_eq!((channels2, bridges2), (channels.clone(), bridges.clone()));
+    ws2.settle(SETTLE).await;
+    assert!(ws2.events.is_empty(), "no replay: {:?}", ws2.types());
+}

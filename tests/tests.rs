@@ -10,6 +10,7 @@ mod ari_calls;
 mod ari_emulator;
 mod ari_harness;
 mod ari_link;
+mod ari_restart;
 mod backup_restore;
 mod browser;
 mod check_config;

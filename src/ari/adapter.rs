@@ -79,6 +79,44 @@ impl AriPbx {
         Ok(AriPbx { calls, link })
     }
 
+    /// After an edgecc restart: on the first successful reconcile from now
+    /// on, adopts every channel and bridge `snapshot` (the restored
+    /// actors' state) names and Asterisk still has, instead of taking them
+    /// for orphans, and sends `reconcile` one [`Reconcile`] with the legs
+    /// found (a snapshot leg not listed is gone). Only what edgecc named
+    /// and the snapshot does not know is an orphan. Later reconnects
+    /// reconcile as usual. Call before [`Self::start`]. See
+    /// [`super::adopt`].
+    ///
+    /// [`Reconcile`]: edgecc_actors::registry::Reconcile
+    pub fn adopt_on_connect(
+        &self,
+        snapshot: &edgecc_actors::durable::StateSnapshot,
+        reconcile: Recipient<edgecc_actors::registry::Reconcile>,
+    ) {
+        let settings = &self.calls.settings;
+        let waiting = match settings.waiting_media {
+            super::settings::WaitingMedia::Moh => super::state::HoldMedia::Moh,
+            super::settings::WaitingMedia::Ringing => super::state::HoldMedia::Ringing,
+        };
+        let plan = super::adopt::AdoptionPlan::from_snapshot(
+            snapshot,
+            &settings.outbound_endpoint,
+            waiting,
+        );
+        self.calls.adopt_on_connect(super::calls::PendingAdoption {
+            plan,
+            reconcile,
+            asked: std::time::Instant::now(),
+        });
+    }
+
+    /// What the restart's adoption did ([`Self::adopt_on_connect`]), once
+    /// done.
+    pub fn adoption(&self) -> Option<super::adopt::AdoptionReport> {
+        self.calls.adopted()
+    }
+
     /// Sets where events go (the registry).
     pub fn connect_events(&self, recipient: Recipient<PbxEvent>) {
         self.calls.connect_events(recipient);

@@ -12,14 +12,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::Recipient;
 use edgecc_actors::ports::{LocalBoxFuture, PbxCommand, PbxError, PbxEvent};
+use edgecc_actors::registry::Reconcile;
 use tokio::sync::oneshot;
 use tracing::{debug, info};
 
-use super::events::{Bridge, Channel, Envelope};
+use super::adopt::{AdoptionPlan, AdoptionReport};
+use super::events::{AriEvent, Bridge, Channel, Envelope};
 use super::link::{starting_channels, Flow, LinkControl, LinkSink};
 use super::rest::RestClient;
 use super::settings::AriSettings;
@@ -58,6 +60,21 @@ pub(crate) struct Calls {
     stats: Cell<CommandStats>,
     /// Playback ids minted so far (each announcement gets its own).
     playback_seq: Cell<u64>,
+    /// An adoption asked for after a restart, done by the next reconcile
+    /// of a session that keeps the application.
+    adoption: RefCell<Option<PendingAdoption>>,
+    /// What the adoption did, once done.
+    adopted: RefCell<Option<AdoptionReport>>,
+}
+
+/// A restart's adoption, waiting for its reconcile.
+pub(crate) struct PendingAdoption {
+    /// What the restored snapshot expects at Asterisk.
+    pub plan: AdoptionPlan,
+    /// Where the legs found go (the registry), once.
+    pub reconcile: Recipient<Reconcile>,
+    /// When it was asked for (the restart's cost is measured from here).
+    pub asked: Instant,
 }
 
 /// One unit of work in a call's lane.
@@ -103,7 +120,67 @@ impl Calls {
             lanes: RefCell::new(HashMap::new()),
             stats: Cell::new(CommandStats::default()),
             playback_seq: Cell::new(0),
+            adoption: RefCell::new(None),
+            adopted: RefCell::new(None),
         }
+    }
+
+    /// Adopts what `adoption` names at the next reconcile (see
+    /// [`super::adopt`]).
+    pub fn adopt_on_connect(&self, adoption: PendingAdoption) {
+        *self.adoption.borrow_mut() = Some(adoption);
+    }
+
+    /// What the restart's adoption did, once done.
+    pub fn adopted(&self) -> Option<AdoptionReport> {
+        self.adopted.borrow().clone()
+    }
+
+    /// Runs a pending adoption before the reconcile of `channels` and
+    /// `bridges`, then that reconcile; answers the reconcile's effects.
+    /// The registry gets the adopted legs before any event of the
+    /// session, so each restored call reconciles before it hears news.
+    fn adopt_and_reconcile(
+        &self,
+        channels: &[Channel],
+        bridges: &[Bridge],
+        starting: &std::collections::HashSet<String>,
+    ) -> Vec<super::state::Effect> {
+        let Some(pending) = self.adoption.borrow_mut().take() else {
+            return self
+                .state
+                .borrow_mut()
+                .reconcile(channels, bridges, starting);
+        };
+        let (legs, mut report) = self
+            .state
+            .borrow_mut()
+            .adopt(&pending.plan, channels, bridges);
+        let effects = self
+            .state
+            .borrow_mut()
+            .reconcile(channels, bridges, starting);
+        report.orphans = effects
+            .iter()
+            .map(|fx| match fx {
+                super::state::Effect::CheckOrphans { channels, bridges } => {
+                    channels.len() + bridges.len()
+                }
+                _ => 0,
+            })
+            .sum();
+        report.took_ms = pending.asked.elapsed().as_millis() as u64;
+        info!(
+            channels_adopted = report.channels,
+            bridges_adopted = report.bridges,
+            legs_gone = report.gone,
+            orphans = report.orphans,
+            took_ms = report.took_ms,
+            "Restart: calls at Asterisk re-adopted from the restored state."
+        );
+        pending.reconcile.do_send(Reconcile { legs });
+        *self.adopted.borrow_mut() = Some(report);
+        effects
     }
 
     /// Changes the command counters.
@@ -145,17 +222,30 @@ impl Calls {
     fn refuse_while_down(&self, cmd: &PbxCommand) {
         self.count(|c| c.link_down_refusals += 1);
         let mut st = self.state.borrow_mut();
+        // Before a restart's adoption, the restored actors' legs and
+        // bridges are not in the picture yet: what they ask to end (a
+        // timer that expired while edgecc was down) is done by the
+        // adoption's reconcile.
+        let mut adoption = self.adoption.borrow_mut();
         match cmd {
             PbxCommand::Hangup { leg_id, cause } => {
-                if let Some(leg) = st.legs.get_mut(leg_id.as_str()) {
+                let id = leg_id.as_str();
+                if let Some(leg) = st.legs.get_mut(id) {
                     leg.hangup_requested.get_or_insert(*cause);
                     info!(leg_id = %leg_id, "Hang-up asked while the PBX link is down; done after the reconnect.");
+                } else if let Some(p) = adoption.as_mut().filter(|p| p.plan.legs.contains_key(id)) {
+                    p.plan.hangups.entry(id.to_owned()).or_insert(*cause);
+                    info!(leg_id = %leg_id, "Hang-up asked before the restart's adoption; done by it.");
                 }
             }
-            PbxCommand::DestroyBridge { bridge_id }
-                if st.bridges.contains_key(bridge_id.as_str()) =>
-            {
-                st.bridges_to_destroy.insert(bridge_id.0.clone());
+            PbxCommand::DestroyBridge { bridge_id } => {
+                let id = bridge_id.as_str();
+                let adopting = adoption
+                    .as_ref()
+                    .is_some_and(|p| p.plan.calls.contains(&call_of_bridge(id)));
+                if st.bridges.contains_key(id) || adopting {
+                    st.bridges_to_destroy.insert(id.to_owned());
+                }
             }
             _ => {}
         }
@@ -262,10 +352,16 @@ impl LinkSink for Calls {
         buffered: &[Envelope],
     ) -> (Flow, usize) {
         let starting = starting_channels(buffered);
-        let effects = self
-            .state
-            .borrow_mut()
-            .reconcile(channels, bridges, &starting);
+        let replaced = buffered
+            .iter()
+            .any(|e| matches!(e.event, AriEvent::ApplicationReplaced {}));
+        if replaced && self.adoption.borrow().is_some() {
+            // Another client has the application: nothing here is ours
+            // to adopt or to hang up; the adoption waits for a session
+            // that keeps it.
+            return (Flow::Replaced, self.state.borrow().legs.len());
+        }
+        let effects = self.adopt_and_reconcile(channels, bridges, &starting);
         let mut flow = Calls::apply(&self, effects);
         for env in buffered {
             let fx = self.state.borrow_mut().on_event(env);
@@ -321,5 +417,85 @@ mod tests {
             }),
             "c1"
         );
+    }
+
+    /// Records the reconciles the registry would get.
+    struct Registry(Rc<Cell<usize>>);
+
+    impl actix::Actor for Registry {
+        type Context = actix::Context<Self>;
+    }
+
+    impl actix::Handler<Reconcile> for Registry {
+        type Result = usize;
+
+        fn handle(&mut self, msg: Reconcile, _: &mut Self::Context) -> usize {
+            self.0.set(self.0.get() + 1);
+            msg.legs.len()
+        }
+    }
+
+    /// A restart's adoption is not spent on a session that lost the
+    /// application (nothing adopted, nothing reported, nothing taken for
+    /// an orphan); the next session adopts and reports once; a later
+    /// reconcile reports nothing more.
+    #[actix_rt::test]
+    async fn adoption_waits_for_a_session_that_keeps_the_app() {
+        use super::super::adopt::WantedLeg;
+        use super::super::state::{LegRole, OnAnswer};
+        use actix::Actor as _;
+        let settings = Arc::new(AriSettings::for_test(
+            "http://127.0.0.1:9/ari",
+            "edgecc",
+            "u",
+            "p",
+        ));
+        let rest = RestClient::new(settings.clone()).expect("client");
+        let calls = Rc::new(Calls::new(settings, rest, Rc::new(LinkControl::default())));
+        let reconciles = Rc::new(Cell::new(0));
+        let registry = Registry(reconciles.clone()).start();
+        let mut plan = AdoptionPlan::default();
+        plan.calls.insert("c1".into());
+        plan.legs.insert(
+            "c1".into(),
+            WantedLeg {
+                role: LegRole::Caller,
+                on_answer: OnAnswer::Nothing,
+                held_from: None,
+                hold: None,
+            },
+        );
+        calls.adopt_on_connect(PendingAdoption {
+            plan,
+            reconcile: registry.recipient(),
+            asked: Instant::now(),
+        });
+        let mut c1 = Channel {
+            id: "c1".into(),
+            state: "Up".into(),
+            ..Channel::default()
+        };
+        c1.dialplan.app_name = "Stasis".into();
+        c1.dialplan.app_data = "edgecc,inbound".into();
+        let replaced = Envelope {
+            event: AriEvent::ApplicationReplaced {},
+            timestamp_ms: None,
+            type_name: "ApplicationReplaced".into(),
+        };
+        let channels = [c1];
+        let r = calls.clone().reconciled(&channels, &[], &[replaced]);
+        assert_eq!(r, (Flow::Replaced, 0));
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(reconciles.get(), 0);
+        assert!(calls.adopted().is_none());
+        let r = calls.clone().reconciled(&channels, &[], &[]);
+        assert_eq!(r, (Flow::Continue, 1));
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(reconciles.get(), 1);
+        assert_eq!(calls.adopted().map(|a| a.channels), Some(1));
+        let r = calls.clone().reconciled(&channels, &[], &[]);
+        assert_eq!(r, (Flow::Continue, 1));
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(reconciles.get(), 1, "one Reconcile per restart");
     }
 }

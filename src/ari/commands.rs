@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use super::calls::Calls;
 use super::rest::{encode_segment, RestError};
 use super::settings::WaitingMedia;
-use super::state::{HoldMedia, Leg, LegRole, OnAnswer};
+use super::state::{spy_of, HoldMedia, Leg, LegRole, OnAnswer};
 
 /// Longest number accepted for a redirect or an outbound dial.
 pub const NUMBER_LEN_MAX: usize = 40;
@@ -313,7 +313,7 @@ impl Calls {
                 if self.state.borrow().legs.contains_key(sup) {
                     return Ok(()); // a retried command
                 }
-                let spy = format!("{sup}~spy");
+                let spy = spy_of(sup);
                 let bridge = format!("s~{sup}");
                 self.state.borrow_mut().legs.insert(
                     spy.clone(),

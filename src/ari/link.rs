@@ -7,8 +7,9 @@
 //!
 //! 1. connect (Basic auth or `api_key`), with a bounded handshake;
 //! 2. reconcile: `GET /channels` and `GET /bridges` while frames that
-//!    arrive meanwhile are buffered, then [`AriState::reconcile`], then the
-//!    buffered frames in order; only then is the link *up*: commands are
+//!    arrive meanwhile are buffered, then [`AriState::reconcile`] (after
+//!    an edgecc restart, the first one adopts what the restored state
+//!    names first: [`super::adopt`]), then the buffered frames in order; only then is the link *up*: commands are
 //!    accepted and [`PbxEvent::LinkUp`](edgecc_actors::PbxEvent::LinkUp) goes to the registry;
 //! 3. read frames: each text frame is parsed and applied; malformed,
 //!    truncated, fragmented, oversized or absurd frames are logged and skipped; an exact

@@ -14,6 +14,9 @@
 //! - [`rest`] — the REST client (awc, timeouts, Basic auth or `api_key`).
 //! - [`state`] — the pure picture of channels and bridges, the event rules
 //!   and the reconcile after a reconnect; unit-tested on real captures.
+//! - [`adopt`] — after an edgecc restart, the channels and bridges the
+//!   restored snapshot names are put back into the picture on the first
+//!   reconcile instead of being taken for orphans.
 //! - [`adapter`] — [`AriPbx`], the [`PbxPort`]: a thin handle that builds
 //!   and starts the two owners below.
 //! - `calls` — the owner of the call picture: [`state`] plus the per-call
@@ -31,6 +34,7 @@
 //! [`PbxPort`]: edgecc_actors::PbxPort
 
 pub mod adapter;
+pub mod adopt;
 mod calls;
 pub mod classify;
 mod commands;

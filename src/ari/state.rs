@@ -241,7 +241,7 @@ pub struct AriState {
 }
 
 /// Whether an id from the wire is usable.
-fn id_ok(id: &str) -> bool {
+pub(crate) fn id_ok(id: &str) -> bool {
     !id.is_empty() && id.len() <= ID_LEN_MAX && !id.chars().any(char::is_control)
 }
 
@@ -279,6 +279,12 @@ pub fn attached_data(args: &[String], channel: &Channel) -> Vec<AttachedVar> {
     out
 }
 
+/// The snoop channel edgecc creates for supervisor leg `supervisor`
+/// (monitor and whisper).
+pub fn spy_of(supervisor: &str) -> String {
+    format!("{supervisor}~spy")
+}
+
 /// The lane (call) a channel or leg id belongs to.
 pub fn call_of_leg(id: &str) -> String {
     LegId::new(id).call_id().0
@@ -301,6 +307,11 @@ impl AriState {
             stats: StateStats::default(),
             taking_calls: true,
         }
+    }
+
+    /// The Stasis application.
+    pub fn app(&self) -> &str {
+        &self.app
     }
 
     /// Applies one event.

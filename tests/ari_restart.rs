@@ -1,0 +1,667 @@
+//! edgecc restarted in front of the ARI emulator (which lives on, as
+//! Asterisk does): the first life runs the real actors on the adapter with
+//! its state in a `MemoryState`, then dies as a SIGKILLed process would
+//! (its PBX commands, outbox appends and state records go nowhere, its
+//! link closes, nothing is hung up); the second life is
+//! `ContactCenter::restore`d from the snapshot, and its adapter adopts
+//! what Asterisk still has (`AriPbx::adopt_on_connect`). Checked at the
+//! emulator (nothing hung up, handed back or destroyed that should stay)
+//! and at the CRM (one interaction, one phone log, the end update).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use edgecc::ari::settings::WaitingMedia;
+use edgecc::ari::{AriPbx, AriSettings};
+use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig, EndpointBehaviour as B};
+use edgecc_actors::ids::BridgeId;
+use edgecc_actors::ports::{LocalBoxFuture, OutboxError, OutboxPort};
+use edgecc_actors::*;
+
+use crate::ari_harness::*;
+
+const A1: &str = "PJSIP/3101";
+const A2: &str = "PJSIP/3102";
+const A3: &str = "PJSIP/3103";
+const A4: &str = "PJSIP/3104";
+
+/// A switch shared by one life's ports: once thrown, that life is as dead
+/// as a SIGKILLed process (commands never reach the PBX, appends never
+/// become durable, state records are lost).
+#[derive(Clone, Default)]
+struct Kill(Rc<Cell<bool>>);
+
+impl Kill {
+    fn dead(&self) -> bool {
+        self.0.get()
+    }
+}
+
+/// The adapter as one life's PBX port.
+struct KillablePbx(Kill, AriPbx);
+
+impl PbxPort for KillablePbx {
+    fn send(&self, cmd: PbxCommand) -> LocalBoxFuture<'static, Result<(), PbxError>> {
+        if self.0.dead() {
+            return Box::pin(std::future::pending());
+        }
+        self.1.send(cmd)
+    }
+}
+
+/// The outbox shared by every life, as one life's port.
+struct KillableOutbox(Kill, MemoryOutbox);
+
+impl OutboxPort for KillableOutbox {
+    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+        if self.0.dead() {
+            return Box::pin(std::future::pending());
+        }
+        self.1.append(records)
+    }
+}
+
+/// The state store shared by every life, as one life's port.
+struct KillableState(Kill, MemoryState);
+
+impl StatePort for KillableState {
+    fn persist(&self, record: StateRecord) {
+        if !self.0.dead() {
+            self.1.persist(record);
+        }
+    }
+}
+
+/// A contact center on the emulator that can be killed and restored.
+struct Restartable {
+    /// The current life (its outbox is the shared one).
+    h: AriHarness,
+    /// Kills the current life.
+    kill: Kill,
+    /// The durable state, shared by every life.
+    state: MemoryState,
+    /// Wall time, shared by every life.
+    clock: SharedClock,
+    /// The configuration, for the next life.
+    cfg: ContactCenterConfig,
+    /// Changes to the harness's adapter settings, for every life.
+    tune: fn(&mut AriSettings),
+}
+
+/// Starts one life on `emu` (adapter settings changed by `tune`): fresh, or restored from `snapshot` (adopting
+/// at Asterisk when `adopt`).
+#[allow(clippy::too_many_arguments)]
+async fn life(
+    emu: AriEmulator,
+    cfg: &ContactCenterConfig,
+    outbox: MemoryOutbox,
+    state: &MemoryState,
+    clock: &SharedClock,
+    snapshot: Option<StateSnapshot>,
+    adopt: bool,
+    tune: fn(&mut AriSettings),
+) -> (AriHarness, Kill) {
+    let mut s = settings(&emu);
+    tune(&mut s);
+    let ari = AriPbx::new(s).expect("adapter");
+    let kill = Kill::default();
+    let pbx = Rc::new(KillablePbx(kill.clone(), ari.clone()));
+    let ob = Rc::new(KillableOutbox(kill.clone(), outbox.clone()));
+    let st = Rc::new(KillableState(kill.clone(), state.clone()));
+    let registry = match snapshot {
+        None => ContactCenter::start_with_state(cfg.clone(), pbx, ob, st, clock.clone()),
+        Some(snapshot) => {
+            let registry =
+                ContactCenter::restore(cfg.clone(), pbx, ob, st, clock.clone(), snapshot.clone())
+                    .expect("valid config");
+            if adopt {
+                ari.adopt_on_connect(&snapshot, registry.clone().recipient());
+            }
+            Ok(registry)
+        }
+    }
+    .expect("valid config");
+    ari.connect_events(registry.clone().recipient());
+    ari.start();
+    let h = AriHarness {
+        emu,
+        ari,
+        registry,
+        outbox,
+    };
+    h.link_up().await;
+    (h, kill)
+}
+
+impl Restartable {
+    /// A first life with `cfg` on an emulator with `endpoints`.
+    async fn start(cfg: ContactCenterConfig, endpoints: &[(&str, B)]) -> Restartable {
+        Self::start_tuned(cfg, endpoints, |_| ()).await
+    }
+
+    /// Like [`Self::start`], with adapter settings changed by `tune`.
+    async fn start_tuned(
+        cfg: ContactCenterConfig,
+        endpoints: &[(&str, B)],
+        tune: fn(&mut AriSettings),
+    ) -> Restartable {
+        let emu = AriEmulator::start(AriEmulatorConfig::default()).expect("emulator starts");
+        for (e, b) in endpoints {
+            emu.set_endpoint(e, b.clone());
+        }
+        let state = MemoryState::new();
+        let clock = TokioClock::shared(1_700_000_000_000);
+        let outbox = MemoryOutbox::new();
+        let (h, kill) = life(emu, &cfg, outbox, &state, &clock, None, false, tune).await;
+        Restartable {
+            h,
+            kill,
+            state,
+            clock,
+            cfg,
+            tune,
+        }
+    }
+
+    /// Kills the current life: its ports go dead and its WebSocket
+    /// closes; nothing is hung up. Waits until the emulator has no client.
+    async fn crash(&self) {
+        self.kill.0.set(true);
+        self.h.ari.stop();
+        let emu = self.h.emu.clone();
+        until("the emulator sees the app gone", move || !emu.app_active()).await;
+    }
+
+    /// Restores a new life from the state store's snapshot (adopting at
+    /// Asterisk when `adopt`), after a crash.
+    async fn restore(self, adopt: bool) -> Restartable {
+        let snapshot = self.state.snapshot();
+        let (h, kill) = life(
+            self.h.emu.clone(),
+            &self.cfg,
+            self.h.outbox.clone(),
+            &self.state,
+            &self.clock,
+            Some(snapshot),
+            adopt,
+            self.tune,
+        )
+        .await;
+        Restartable { h, kill, ..self }
+    }
+}
+
+/// What the emulator was asked that ends or gives away a call: channel
+/// hang-ups, hand-backs to the dialplan, bridge destructions.
+fn destructive_requests(h: &AriHarness) -> Vec<String> {
+    h.emu
+        .requests()
+        .iter()
+        .filter(|r| {
+            let path = r.path.split('?').next().unwrap_or_default();
+            let segs: Vec<&str> = path.trim_start_matches("/ari/").split('/').collect();
+            matches!(
+                (r.method.as_str(), segs.as_slice()),
+                ("DELETE", ["channels" | "bridges", _]) | ("POST", ["channels", _, "continue"])
+            )
+        })
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// The one agent leg of `call` at the emulator.
+fn leg_of(h: &AriHarness, call: &str) -> String {
+    let mut legs = h.legs_of(call);
+    assert_eq!(legs.len(), 1, "one agent leg on {call}: {legs:?}");
+    legs.pop().unwrap_or_default()
+}
+
+/// Each call: exactly one interaction and one phone log, and its last
+/// update says it ended.
+fn one_interaction_ended(h: &AriHarness, calls: &[&str]) {
+    for call in calls {
+        let kinds = h.kinds(call);
+        assert_eq!(
+            count(&kinds, CrmRecordKind::InteractionCreate),
+            1,
+            "{call}: {kinds:?}"
+        );
+        assert_eq!(
+            count(&kinds, CrmRecordKind::PhoneLogCreate),
+            1,
+            "{call}: {kinds:?}"
+        );
+        let u = h.updates(call);
+        assert_eq!(u.last().map(String::as_str), Some("ended"), "{call}: {u:?}");
+        assert_eq!(
+            u.iter().filter(|e| *e == "ended").count(),
+            1,
+            "{call}: {u:?}"
+        );
+    }
+}
+
+/// The restart with a talking call, a held call, a ringing offer and a
+/// queued caller: nothing is hung up, handed back or destroyed; the
+/// talking call is still bridged with its agent, the held caller still
+/// hears music out of its bridge and goes back in on resume, the queued
+/// caller hears the waiting music again and is offered to the first agent
+/// who frees up, the ringing offer is answered exactly once; every call
+/// ends normally with one interaction, one phone log and its end update.
+/// A link drop after the restart reconnects as usual.
+#[actix_rt::test]
+async fn restart_keeps_talking_held_ringing_and_queued_calls() {
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2), ("a3", A3)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 100 }),
+            (A2, B::AnswerAfter { ring_ms: 100 }),
+            (A3, B::Manual),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552001");
+    h.until_agent("a1", "talking", talking).await;
+    h.ready("a2").await;
+    let c2 = h.inbound("5552002");
+    h.until_agent("a2", "talking", talking).await;
+    h.act("a2", CallAction::Hold).await.expect("hold");
+    h.until_emu("c2 on hold", |s| s.channel(&c2).is_some_and(|c| c.moh))
+        .await;
+    h.ready("a3").await;
+    let c3 = h.inbound("5552003");
+    h.until_agent("a3", "reserved", reserved).await;
+    let c4 = h.inbound("5552004");
+    h.until_call(&c4, "queued", |c| c.phase == "queued").await;
+    let (leg1, leg2, leg3) = (leg_of(h, &c1), leg_of(h, &c2), leg_of(h, &c3));
+    let moh_c4 = format!("/ari/channels/{c4}/moh");
+    let waiting_media_before = h.requests("POST", &moh_c4);
+    assert!(waiting_media_before >= 1, "c4 heard music while waiting");
+    pause(100).await;
+    let given_away = destructive_requests(h);
+
+    r.crash().await;
+    pause(300).await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+
+    // The orphan check runs 2 s after a reconcile: let it.
+    pause(2_300).await;
+    assert_eq!(
+        destructive_requests(h),
+        given_away,
+        "nothing hung up, handed back or destroyed by the restart"
+    );
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!(report.channels, 7, "4 callers and 3 agent legs: {report:?}");
+    assert_eq!(
+        (report.bridges, report.gone, report.orphans),
+        (2, 0, 0),
+        "{report:?}"
+    );
+    let (b1, b2, b3) = (
+        BridgeId::main(&c1.as_str().into()).0,
+        BridgeId::main(&c2.as_str().into()).0,
+        BridgeId::main(&c3.as_str().into()).0,
+    );
+    let s = h.emu.state();
+    let members = |b: &str| s.bridge(b).map(|b| b.channels.clone()).unwrap_or_default();
+    assert!(
+        members(&b1).contains(&c1) && members(&b1).contains(&leg1),
+        "talking call bridged: {:?}",
+        members(&b1)
+    );
+    assert_eq!(
+        members(&b2),
+        vec![leg2.clone()],
+        "held caller out of its bridge"
+    );
+    assert!(s.channel(&c2).is_some_and(|c| c.moh && c.in_stasis));
+    assert!(
+        s.channel(&leg3).is_some_and(|c| !c.in_stasis),
+        "offer still ringing"
+    );
+    assert!(
+        s.channel(&c4).is_some_and(|c| c.in_stasis),
+        "queued caller waits"
+    );
+    assert!(talking(&h.state("a1").await) && talking(&h.state("a2").await));
+    assert!(reserved(&h.state("a3").await));
+    // The queued caller hears the waiting music again.
+    let (h2, moh) = (h.emu.clone(), moh_c4.clone());
+    until("c4 hears the waiting music again", move || {
+        h2.requests()
+            .iter()
+            .filter(|q| q.method == "POST" && q.path.starts_with(&moh))
+            .count()
+            > waiting_media_before
+    })
+    .await;
+
+    // The ringing offer is answered now: connected once.
+    h.emu.answer(&leg3).expect("answer a3's phone");
+    h.until_agent("a3", "talking", talking).await;
+    h.until_emu("c3 bridged with a3", |s| {
+        s.bridge(&b3)
+            .is_some_and(|b| b.channels.contains(&c3) && b.channels.contains(&leg3))
+    })
+    .await;
+    // The held caller goes back into its bridge.
+    h.act("a2", CallAction::Resume).await.expect("resume");
+    h.until_emu("c2 back with a2", |s| {
+        s.bridge(&b2).is_some_and(|b| b.channels.contains(&c2))
+            && s.channel(&c2).is_some_and(|c| !c.moh)
+    })
+    .await;
+
+    // An ordinary link drop after the restart reconnects as usual.
+    let connects = h.ari.stats().connects;
+    h.emu.drop_links();
+    let ari = h.ari.clone();
+    until("reconnected", move || {
+        ari.link_is_up() && ari.stats().connects > connects
+    })
+    .await;
+    pause(2_300).await;
+    assert_eq!(
+        destructive_requests(h),
+        given_away,
+        "the reconnect keeps the calls"
+    );
+
+    // The talking call ends normally; its agent takes the queued caller.
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    h.until_call(&c4, "c4 offered and connected", |c| c.phase == "connected")
+        .await;
+    h.until_agent("a1", "a1 on c4", talking).await;
+    for c in [&c2, &c3, &c4] {
+        h.emu.caller_hangup(c).expect("caller hangs up");
+    }
+    h.until_ended("completed", 4).await;
+    for leg in [&leg1, &leg2, &leg3] {
+        let leg = leg.clone();
+        h.until_emu("agent legs hung up at the end", move |s| {
+            s.channel(&leg).is_none()
+        })
+        .await;
+    }
+    one_interaction_ended(h, &[&c1, &c2, &c3, &c4]);
+    let u2 = h.updates(&c2);
+    assert!(
+        u2.iter().any(|e| e == "hold") && u2.iter().any(|e| e == "resume"),
+        "{u2:?}"
+    );
+    assert_eq!(h.snapshot().await.terminal_anomalies, 0);
+}
+
+/// A channel and a bridge edgecc named that the snapshot does not know
+/// are still orphans after a restart: hung up and destroyed, while the
+/// snapshot's talking call next to them is kept.
+#[actix_rt::test]
+async fn an_unknown_edgecc_leg_is_still_an_orphan() {
+    let r = Restartable::start(
+        config(&[("a1", A1)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 50 }),
+            (A4, B::AnswerAfter { ring_ms: 50 }),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552101");
+    h.until_agent("a1", "talking", talking).await;
+    let leg1 = leg_of(h, &c1);
+    // A leg and a bridge with edgecc's names for a call no actor has.
+    let stray = "stray~7";
+    h.ari
+        .send(PbxCommand::OriginateAgentLeg {
+            leg_id: LegId::new(stray),
+            endpoint: A4.into(),
+            caller_id: String::new(),
+            timeout_ms: 5_000,
+            auto_answer: false,
+        })
+        .await
+        .expect("originate");
+    h.until_emu("stray leg answered", |s| {
+        s.channel(stray).is_some_and(|c| c.in_stasis)
+    })
+    .await;
+    h.ari
+        .send(PbxCommand::Bridge {
+            bridge_id: BridgeId::new("b~stray"),
+            leg_id: LegId::new(stray),
+        })
+        .await
+        .expect("bridge");
+    pause(100).await;
+
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!((report.channels, report.orphans), (2, 2), "{report:?}");
+    h.until_emu("the stray leg hung up", |s| s.channel(stray).is_none())
+        .await;
+    assert_eq!(h.requests("DELETE", "/ari/channels/stray~7"), 1);
+    h.until_emu("its bridge destroyed once empty", |s| {
+        s.bridge("b~stray").is_none()
+    })
+    .await;
+    let b1 = BridgeId::main(&c1.as_str().into()).0;
+    h.until_emu("the snapshot's call kept", |s| {
+        s.bridge(&b1)
+            .is_some_and(|b| b.channels.contains(&c1) && b.channels.contains(&leg1))
+    })
+    .await;
+    assert!(talking(&h.state("a1").await));
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    one_interaction_ended(h, &[&c1]);
+}
+
+/// A caller who hung up while edgecc was down: the restored call is
+/// closed (completed, with its end update), its agent's leg is hung up
+/// and the agent freed.
+#[actix_rt::test]
+async fn a_call_that_ended_while_down_is_closed() {
+    let r = Restartable::start(
+        config(&[("a1", A1)], 8_000),
+        &[(A1, B::AnswerAfter { ring_ms: 50 })],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552201");
+    h.until_agent("a1", "talking", talking).await;
+    let leg1 = leg_of(h, &c1);
+    pause(100).await;
+    r.crash().await;
+    r.h.emu
+        .caller_hangup(&c1)
+        .expect("c1 hangs up while edgecc is down");
+    let r = r.restore(true).await;
+    let h = &r.h;
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!((report.channels, report.gone), (1, 1), "{report:?}");
+    h.until_ended("completed", 1).await;
+    h.until_emu("the agent leg hung up", |s| s.channel(&leg1).is_none())
+        .await;
+    h.until_agent("a1", "a1 free", free).await;
+    one_interaction_ended(h, &[&c1]);
+}
+
+/// A restart in the middle of a consult: the caller holds out of the main
+/// bridge, the two agents talk in the consult bridge; all of it is kept.
+/// Completing the consult afterwards transfers the caller to the second
+/// agent in the main bridge, hangs up the first and destroys the consult
+/// bridge, as without a restart.
+#[actix_rt::test]
+async fn restart_during_a_consult() {
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 50 }),
+            (A2, B::AnswerAfter { ring_ms: 50 }),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552301");
+    h.until_agent("a1", "talking", talking).await;
+    let leg1 = leg_of(h, &c1);
+    h.ready("a2").await;
+    h.act(
+        "a1",
+        CallAction::Consult {
+            target: AgentId::new("a2"),
+        },
+    )
+    .await
+    .expect("consult");
+    let consult = BridgeId::consult(&c1.as_str().into()).0;
+    h.until_emu("a1 and a2 in the consult bridge", |s| {
+        s.bridge(&consult).is_some_and(|b| b.channels.len() == 2)
+    })
+    .await;
+    let leg2 = h
+        .legs_of(&c1)
+        .into_iter()
+        .find(|l| *l != leg1)
+        .expect("a2's leg");
+    pause(100).await;
+    let given_away = destructive_requests(h);
+
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    pause(2_300).await;
+    assert_eq!(destructive_requests(h), given_away, "the consult is kept");
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!(
+        (report.channels, report.bridges, report.orphans),
+        (3, 2, 0),
+        "{report:?}"
+    );
+    let main = BridgeId::main(&c1.as_str().into()).0;
+    let s = h.emu.state();
+    assert!(s
+        .channel(&c1)
+        .is_some_and(|c| c.moh && c.bridge_id.is_none()));
+    assert!(s
+        .bridge(&consult)
+        .is_some_and(|b| b.channels.contains(&leg1) && b.channels.contains(&leg2)));
+    assert!(talking(&h.state("a2").await));
+
+    h.act("a1", CallAction::CompleteConsult)
+        .await
+        .expect("complete the consult");
+    h.until_emu("the caller with a2 in the main bridge", |s| {
+        s.bridge(&main)
+            .is_some_and(|b| b.channels.contains(&c1) && b.channels.contains(&leg2))
+            && s.channel(&c1).is_some_and(|c| !c.moh)
+            && s.channel(&leg1).is_none()
+            && s.bridge(&consult).is_none()
+    })
+    .await;
+    h.until_agent("a1", "a1 free", free).await;
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    one_interaction_ended(h, &[&c1]);
+    assert!(
+        h.updates(&c1).iter().any(|e| e == "transfer"),
+        "{:?}",
+        h.updates(&c1)
+    );
+    assert_eq!(h.snapshot().await.terminal_anomalies, 0);
+}
+
+/// With ringing as the waiting media, a caller offered across the restart
+/// still hears ringing afterwards, and the answer stops the ringing (not
+/// music it never heard) before the caller joins the agent.
+#[actix_rt::test]
+async fn an_offered_caller_keeps_its_waiting_media() {
+    let r = Restartable::start_tuned(config(&[("a1", A1)], 8_000), &[(A1, B::Manual)], |s| {
+        s.waiting_media = WaitingMedia::Ringing
+    })
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552401");
+    h.until_agent("a1", "reserved", reserved).await;
+    let leg1 = leg_of(h, &c1);
+    let ring = format!("/ari/channels/{c1}/ring");
+    let moh = format!("/ari/channels/{c1}/moh");
+    assert_eq!(h.requests("POST", &ring), 1, "the caller hears ringing");
+    pause(100).await;
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    h.emu.answer(&leg1).expect("a1 answers");
+    h.until_agent("a1", "talking", talking).await;
+    let b1 = BridgeId::main(&c1.as_str().into()).0;
+    h.until_emu("c1 bridged with a1", |s| {
+        s.bridge(&b1)
+            .is_some_and(|b| b.channels.contains(&c1) && b.channels.contains(&leg1))
+    })
+    .await;
+    let (ari, ring2) = (h.emu.clone(), ring.clone());
+    until("the ringing stopped", move || {
+        ari.requests()
+            .iter()
+            .any(|q| q.method == "DELETE" && q.path.starts_with(&ring2))
+    })
+    .await;
+    assert_eq!(h.requests("DELETE", &moh), 0, "no music to stop");
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    one_interaction_ended(h, &[&c1]);
+}
+
+/// An offer whose ring timeout passed while edgecc was down: the restored
+/// call gives up on it at once (before the link is up) and the adapter
+/// hangs the still-ringing phone up right after the adoption instead of
+/// leaving it to ring until Asterisk's own originate timeout; the caller
+/// goes to the next agent.
+#[actix_rt::test]
+async fn an_offer_that_timed_out_while_down_is_hung_up() {
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2)], 1_000),
+        &[(A1, B::Manual), (A2, B::AnswerAfter { ring_ms: 50 })],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552501");
+    h.until_agent("a1", "reserved", reserved).await;
+    let leg1 = leg_of(h, &c1);
+    h.ready("a2").await;
+    pause(100).await;
+    r.crash().await;
+    pause(1_500).await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    let up_at = std::time::Instant::now();
+    h.until_emu("a1's phone stops ringing", |s| s.channel(&leg1).is_none())
+        .await;
+    let took = up_at.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(2_000),
+        "hung up after {took:?}, not at Asterisk's originate timeout"
+    );
+    assert_eq!(
+        h.requests("DELETE", &format!("/ari/channels/{leg1}")),
+        1,
+        "hung up by edgecc once"
+    );
+    h.until_agent("a2", "a2 takes the call", talking).await;
+    h.until_agent("a1", "a1 not reserved", free).await;
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    one_interaction_ended(h, &[&c1]);
+}

@@ -451,7 +451,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics_text(state: web::Data<AppState>) -> Result<HttpResponse, error::ApiError> {
     let text = metrics::render(&state).await?;
     Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(metrics::CONTENT_TYPE)
         .body(text))
 }
 

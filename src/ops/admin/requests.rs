@@ -141,21 +141,31 @@ pub fn execute_offline(
         .build()
         .map_err(|e| AdminError::new("unavailable", format!("runtime: {e}")))?;
     runtime.block_on(async {
-        let storage = open_storage(config, data_dir).map_err(|e| match e {
-            OpenError {
-                source: StorageError::Locked { .. },
-                ..
-            } => AdminError::new(
-                "locked",
-                format!(
-                    "the data directory {} is held by a running edgecc; \
-                     drop --offline to ask the daemon over its admin socket",
-                    data_dir.display()
-                ),
-            ),
-            other => AdminError::new("storage", other.to_string()),
-        })?;
+        let storage = open_offline(
+            data_dir,
+            config,
+            "drop --offline to ask the daemon over its admin socket",
+        )?;
         execute(&storage, request, crate::clock::now_ms()).await
+    })
+}
+
+/// Opens the data directory for an offline command; while a running
+/// daemon holds it, a `locked` error that says so and what to do instead
+/// (`hint`).
+pub fn open_offline(data_dir: &Path, config: &Config, hint: &str) -> Result<Storage, AdminError> {
+    open_storage(config, data_dir).map_err(|e| match e {
+        OpenError {
+            source: StorageError::Locked { .. },
+            ..
+        } => AdminError::new(
+            "locked",
+            format!(
+                "the data directory {} is held by a running edgecc; {hint}",
+                data_dir.display()
+            ),
+        ),
+        other => AdminError::new("storage", other.to_string()),
     })
 }
 

@@ -27,6 +27,7 @@ mod journald_logs;
 mod module_graph;
 mod openapi;
 mod outbox_cli;
+mod storage_health;
 mod private_files;
 mod systemd_notify;
 mod systemd_unit;

@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format (0.0.4): it owns every metric
-//! name; the figures come from the actors' snapshot (queue waits and
-//! service level included), the storage and the CRM sync worker.
+//! name but the storage health's (named in [`storage_health::FIGURES`]);
+//! the figures come from the actors' snapshot (queue waits and service
+//! level included), the storage and the CRM sync worker.
 //!
 //! A scrape first gathers the figures (the actors and the sync worker are
 //! asked over their mailboxes) into a [`Scrape`], then hands it to
@@ -19,6 +20,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::crm::sync::{Circuit, GetSyncStatus};
+use crate::ops::storage_health::{self, Unit};
 
 use super::views;
 use super::AppState;
@@ -274,6 +276,19 @@ pub async fn gather(state: &AppState) -> Result<Scrape, super::error::ApiError> 
             Family::new(OUTBOX_DEAD_LETTERS, "Dead letters.", MetricType::Gauge)
                 .sample(vec![], Value::Count(stats.dead_letters)),
         );
+    }
+
+    let health = storage_health::to_json(&state.storage.health());
+    for figure in storage_health::FIGURES {
+        let mut family = Family::new(figure.metric, figure.help, MetricType::Gauge);
+        if let Some(n) = figure.read(&health) {
+            let value = match figure.unit {
+                Unit::Millis => seconds(n),
+                Unit::Count | Unit::Bytes => Value::Count(n),
+            };
+            family = family.sample(vec![], value);
+        }
+        families.push(family);
     }
 
     if let Some(sync) = &state.sync {

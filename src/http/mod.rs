@@ -416,9 +416,11 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "alive"}))
 }
 
-/// Ready: the contact center answers (the PBX link's state is not exposed
-/// by the registry yet; the simulated PBX is always up) and the storage
-/// takes a durable write. A CRM outage does not make edgecc unready.
+/// Ready: the contact center answers, the PBX link is up and the storage
+/// takes a durable write. A CRM outage does not make edgecc unready, nor
+/// does a quarantined sled directory (the outbox was rebuilt from the log):
+/// `storage_health` reports it, with the writer queue's depth, for an
+/// installer to see.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let actors = tokio::time::timeout(
         READY_CHECK_TIMEOUT,
@@ -440,6 +442,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "actors": if actors_ok { "responding" } else { "not responding" },
         "pbx": if pbx_up { "up" } else { "down" },
         "storage": if storage_ok { "writable" } else { "failing" },
+        "storage_health": state.storage.health(),
     });
     if ready {
         HttpResponse::Ok().json(body)

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::{AdminError, AdminRequest, LIST_LIMIT_MAX};
 use crate::config::Config;
+use crate::ops::storage_health::FIGURES;
 use crate::system::storage::{open_storage, OpenError};
 
 /// A pending record as the CLI and API show it.
@@ -92,6 +93,7 @@ pub async fn execute(
                 "held": s.held,
                 "dead_letters": s.dead_letters,
                 "bytes_on_disk": s.bytes_on_disk,
+                "storage": s.health,
             }))
         }
         AdminRequest::OutboxList { from, limit } => {
@@ -190,6 +192,7 @@ pub fn render_text(request: &AdminRequest, value: &Value) -> String {
             let _ = writeln!(out, "held           {}", n("held"));
             let _ = writeln!(out, "dead letters   {}", n("dead_letters"));
             let _ = writeln!(out, "bytes on disk  {}", n("bytes_on_disk"));
+            render_storage_health(&mut out, value.get("storage"));
         }
         AdminRequest::OutboxList { .. } => {
             let records = value.get("records").and_then(Value::as_array);
@@ -242,6 +245,26 @@ pub fn render_text(request: &AdminRequest, value: &Value) -> String {
         }
     }
     out
+}
+
+/// The storage health lines of `outbox status` ([`FIGURES`]), and each
+/// quarantined directory with what to do about it. An answer without
+/// them (an older daemon) prints none.
+fn render_storage_health(out: &mut String, health: Option<&Value>) {
+    let Some(health) = health.filter(|h| h.is_object()) else {
+        return;
+    };
+    for figure in FIGURES {
+        let _ = writeln!(out, "{:<15}{}", figure.label, figure.text(health));
+    }
+    let quarantined = health.get("quarantined").and_then(Value::as_array);
+    for dir in quarantined.into_iter().flatten().filter_map(Value::as_str) {
+        let _ = writeln!(
+            out,
+            "  {dir}: sled moved aside; with the daemon stopped run \
+             `edgecc outbox salvage {dir}`, then remove it"
+        );
+    }
 }
 
 /// `1h 02m`, `3.2s`: an age a person reads at a glance.

@@ -21,6 +21,7 @@ mod cross_config;
 mod deb_package;
 mod http_api;
 mod http_hardening;
+mod http_sessions;
 mod http_tls;
 mod http_ws;
 mod journald_logs;

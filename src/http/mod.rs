@@ -9,6 +9,8 @@
 //!   and key are configured) and answers an [`HttpHandle`].
 //! - [`auth`]: argon2 passwords ([`auth::hash_password`]), bearer tokens,
 //!   the login throttle, the [`auth::Caller`] extractor and roles.
+//! - [`sessions`]: sessions kept (by their token's SHA-256) in a state tree,
+//!   loaded at start, so a restart logs no one out.
 //! - [`api`]: the JSON handlers; [`error`]: `{error, message}` answers and
 //!   the body extractor that names the wrong field.
 //! - [`ws`]: `/api/v1/events`, one task per WebSocket; it tells the agent
@@ -35,6 +37,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod server;
+pub mod sessions;
 pub mod views;
 pub mod ws;
 
@@ -184,6 +187,12 @@ pub async fn start(
         Some(_) => Some(tree(Tree::CrmLinks.name())?),
         None => None,
     };
+    let mut auth = auth::Auth::new(&config.users, http.token_ttl_ms);
+    auth.restore(
+        sessions::SessionStore::new(tree(Tree::HttpSessions.name())?),
+        crate::clock::now_ms(),
+    )
+    .await;
     let shared = hub::Hub::shared();
     let hub_addr = hub::Hub::start(shared.clone());
     running
@@ -200,7 +209,7 @@ pub async fn start(
         health: tree(Tree::HttpHealth.name())?,
         storage,
         crm_links,
-        auth: Arc::new(auth::Auth::new(&config.users, http.token_ttl_ms)),
+        auth: Arc::new(auth),
         hub: shared,
         reason_codes: RwLock::new(config.contact_center.reason_codes.clone()),
         http,

@@ -30,16 +30,20 @@ pub enum Tree {
     WatchdogProbe,
     /// One key `/readyz` rewrites, for the same proof over HTTP.
     HttpHealth,
+    /// Desktop and wallboard sessions by their token's SHA-256 (never the
+    /// token), so a restart logs no one out (`http::sessions`).
+    HttpSessions,
 }
 
 impl Tree {
     /// Every tree, in a stable order (backups, checks).
-    pub const ALL: [Tree; 5] = [
+    pub const ALL: [Tree; 6] = [
         Tree::CrmLinks,
         Tree::CrmSysIds,
         Tree::StickyCustomers,
         Tree::WatchdogProbe,
         Tree::HttpHealth,
+        Tree::HttpSessions,
     ];
 
     /// The tree's name on disk.
@@ -50,6 +54,7 @@ impl Tree {
             Tree::StickyCustomers => "sticky_customers",
             Tree::WatchdogProbe => "watchdog",
             Tree::HttpHealth => "http_health",
+            Tree::HttpSessions => "http_sessions",
         }
     }
 
@@ -120,7 +125,8 @@ mod tests {
                 "crm_sys_ids",
                 "sticky_customers",
                 "watchdog",
-                "http_health"
+                "http_health",
+                "http_sessions"
             ]
         );
         let distinct: std::collections::HashSet<&str> = names.iter().copied().collect();

@@ -19,6 +19,7 @@ mod crm_sync;
 mod crm_wire;
 mod cross_config;
 mod deb_package;
+mod disk_stall;
 mod http_api;
 mod http_hardening;
 mod http_sessions;

@@ -797,7 +797,7 @@ mod tests {
             let mut sessions = lock(&auth.sessions);
             for i in 0..SESSIONS_MAX {
                 let user = if i < 16 {
-                    format!("ann")
+                    "ann".to_string()
                 } else {
                     format!("u{i}")
                 };
@@ -945,7 +945,7 @@ mod tests {
         assert_eq!(refused, total - 6, "{results:?}");
         let (running, peak) = auth.password_checks();
         assert_eq!(running, 0);
-        assert!(peak >= 1 && peak <= PASSWORD_CHECKS_MAX, "peak {peak}");
+        assert!((1..=PASSWORD_CHECKS_MAX).contains(&peak), "peak {peak}");
     }
 
     /// Parallel guesses from one address at one user are counted before
@@ -963,7 +963,7 @@ mod tests {
             }
         });
         let results = futures_util::future::join_all(logins).await;
-        assert!(results.iter().any(|r| *r == Err(429)), "{results:?}");
+        assert!(results.contains(&Err(429)), "{results:?}");
     }
 
     /// Failures from one address never lock the user out from another,

@@ -139,6 +139,13 @@ pub enum OutboxCommand {
         #[command(subcommand)]
         command: DeadCommand,
     },
+    /// Read the records of a quarantined sled directory (`db.quarantined-*`
+    /// in the data directory) back into the outbox, skipping those it
+    /// already holds. The daemon must be stopped.
+    Salvage {
+        /// The quarantined directory.
+        dir: PathBuf,
+    },
 }
 
 /// `edgecc outbox dead` subcommands.
@@ -325,6 +332,20 @@ fn load_config(flag: Option<&Path>) -> Result<Config, String> {
 /// offline), prints the answer.
 fn outbox(cli: &Cli, args: &OutboxArgs, config: &Config) -> Result<ExitCode, String> {
     let request = match &args.command {
+        OutboxCommand::Salvage { dir } => {
+            let data_dir = paths::data_dir(cli.data_dir.as_deref(), config);
+            let summary =
+                crate::ops::salvage::salvage(dir, &data_dir, config).map_err(|e| e.message)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_value(&summary).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", crate::ops::salvage::render_text(&summary));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         OutboxCommand::Status => AdminRequest::OutboxStatus,
         OutboxCommand::List { from, limit } => AdminRequest::OutboxList {
             from: *from,

@@ -51,6 +51,7 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
         let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
         let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
         let storage = open_storage(&config, data_dir)?;
+        crate::ops::storage_health::log_quarantined(&storage.health());
         let probe = Tree::WatchdogProbe.open(&storage)?;
         // HTTP: the API, the event stream and the UI; reload swaps users
         // and reason codes (other changes need a restart, and say so).

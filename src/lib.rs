@@ -32,9 +32,10 @@
 //!    - [`http`] — the agent, supervisor and admin API, the WebSocket event
 //!      stream, `/metrics`, `/healthz`, `/readyz` and the web UI.
 //!    - [`ops`] — operations: `check-config`, `backup`, `restore`
-//!      ([`ops::install`]); the admin socket ([`ops::admin`]); systemd
-//!      ([`ops::systemd`]); logging ([`ops::logging`]); where files are
-//!      ([`ops::paths`]).
+//!      ([`ops::install`]); the admin socket ([`ops::admin`]); salvage of a
+//!      quarantined sled directory ([`ops::salvage`]); the storage's health
+//!      figures ([`ops::storage_health`]); systemd ([`ops::systemd`]);
+//!      logging ([`ops::logging`]); where files are ([`ops::paths`]).
 //!    - [`system::storage`] — the data directory: options, opening, and
 //!      the catalogue of state trees; [`system::running`] — the handles of
 //!      a started system.

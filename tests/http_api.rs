@@ -68,7 +68,9 @@ async fn http_session_login_logout_and_throttle() {
 /// error; the fixed script endpoints keep their shape.
 #[actix_rt::test]
 async fn http_auth_no_token_and_expired_token() {
-    let t = HttpTest::start(crate::util::http_config(400, LONG_MS)).await;
+    // A login includes one durable write (the session is kept across
+    // restarts): the lifetime leaves room for it on a loaded box.
+    let t = HttpTest::start(crate::util::http_config(1_500, LONG_MS)).await;
     for path in [
         "/api/v1/agents",
         "/api/v1/queues",
@@ -85,7 +87,7 @@ async fn http_auth_no_token_and_expired_token() {
     let token = t.login("sue").await;
     let (s, v) = t.call("GET", "/api/v1/agents", Some(&token), None).await;
     assert_eq!(s, 200, "{v}");
-    actix_rt::time::sleep(Duration::from_millis(600)).await;
+    actix_rt::time::sleep(Duration::from_millis(1_700)).await;
     let (s, e) = t.call("GET", "/api/v1/agents", Some(&token), None).await;
     assert_eq!(s, 401, "expired: {e}");
     assert!(

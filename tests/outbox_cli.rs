@@ -219,3 +219,114 @@ fn list_is_capped_and_pages_on() {
     let next = first.last().unwrap()["seq"].as_u64().unwrap() + 1;
     assert_eq!(list(next).len(), 1_200 - edgecc::ops::admin::LIST_LIMIT_MAX);
 }
+
+/// Appends `n` phone logs of interaction `call-9` to the outbox in
+/// `data_dir` (records another directory does not have).
+fn append_more(data_dir: &Path, n: u32) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let storage = Storage::open(data_dir, StorageConfig::default()).unwrap();
+        let batch = (0..n)
+            .map(|i| NewRecord {
+                correlation_id: format!("site:call-9:phone_log:{i}"),
+                interaction_key: "call-9".to_string(),
+                kind: RecordKind::PhoneLogCreate,
+                body: b"{}".to_vec(),
+                created_at_ms: 1_000,
+            })
+            .collect();
+        storage.outbox().append_batch(batch).await.unwrap();
+    });
+}
+
+/// `cp -r from to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Goal: `edgecc outbox salvage DIR` reads the records of a quarantined
+/// sled directory back into the outbox once each, says how many were
+/// recovered, already there and unreadable, and is refused while the
+/// daemon holds the data directory. Method: an old data directory holding
+/// the seeded records and two more; its sled directory copied into a live
+/// data directory seeded alike, as `db.quarantined-1` (where the storage
+/// moves a sled it cannot use); salvage while a daemon runs (refused),
+/// after it stopped (2 recovered, 4 already there: 3 pending and the dead
+/// letter), again (nothing more), and a directory that does not exist.
+#[test]
+fn salvage_recovers_a_quarantined_directory_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = tempfile::tempdir().unwrap();
+    seed(old.path());
+    append_more(old.path(), 2);
+    seed(&dir.path().join("data"));
+    let quarantined = dir.path().join("data").join("db.quarantined-1");
+    copy_dir(&old.path().join(edgecc_storage::SLED_DIR), &quarantined);
+
+    let daemon = Daemon::start_in(dir);
+    let q = quarantined.to_str().unwrap().to_string();
+    let refused = daemon.cli(&["outbox", "salvage", &q]);
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(message.contains("held by a running edgecc"), "{message}");
+    assert!(message.contains("stop the daemon"), "{message}");
+
+    let dir = daemon.stop();
+    let data = dir.path().join("data");
+    let socket = dir.path().join("admin.sock");
+    let summary = json(&cli_on(
+        &data,
+        &socket,
+        &["outbox", "salvage", &q, "--json"],
+    ));
+    assert_eq!(summary["opened"], true, "{summary}");
+    assert_eq!(summary["found"], 6, "{summary}");
+    assert_eq!(summary["appended"], 2, "{summary}");
+    assert_eq!(summary["duplicates"], 4, "{summary}");
+    assert_eq!(summary["unreadable"], 0, "{summary}");
+    let o = cli_on(&data, &socket, &["outbox", "--offline", "list", "--json"]);
+    let corrs: Vec<String> = json(&o)["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["correlation_id"].as_str().unwrap().to_string())
+        .collect();
+    for i in 0..2 {
+        let c = format!("site:call-9:phone_log:{i}");
+        assert_eq!(corrs.iter().filter(|x| **x == c).count(), 1, "{corrs:?}");
+    }
+    assert_eq!(corrs.len(), 5, "3 pending + 2 recovered: {corrs:?}");
+
+    let again = cli_on(&data, &socket, &["outbox", "salvage", &q]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let text = stdout(&again);
+    assert!(text.contains("recovered      0"), "{text}");
+    assert!(text.contains("already there  6"), "{text}");
+    assert!(text.contains("unreadable     0"), "{text}");
+    assert!(
+        quarantined.exists(),
+        "the directory is left for the operator"
+    );
+
+    let missing = dir.path().join("no-such-dir");
+    let o = cli_on(
+        &data,
+        &socket,
+        &["outbox", "salvage", missing.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is not a directory"), "{}", stderr(&o));
+    assert!(!missing.exists(), "nothing created");
+}

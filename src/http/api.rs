@@ -75,7 +75,7 @@ pub async fn login(
 /// Logs out: revokes the token.
 pub async fn logout(state: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let token = bearer(&req).ok_or_else(|| ApiError::unauthorized("missing token"))?;
-    if !state.auth.logout(&token) {
+    if !state.auth.logout(&token).await {
         return Err(ApiError::unauthorized("unknown or revoked token"));
     }
     Ok(HttpResponse::NoContent().finish())

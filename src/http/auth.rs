@@ -5,9 +5,11 @@
 //! table, the password-check slots and the throttle; handlers get the
 //! caller through [`Caller`].
 //!
-//! Tokens are 32 random bytes (hex) kept in memory only: a daemon restart
-//! logs everyone out of the API, never out of a call (calls live in the
-//! actors).
+//! Tokens are 32 random bytes (hex). Neither the table in memory nor the
+//! data directory holds a token: sessions are found by the token's SHA-256
+//! and kept in a state tree ([`super::sessions`]), so desktops and
+//! wallboards stay logged in across a daemon restart, and logouts and
+//! revocations stay done.
 //!
 //! # Limits (what an edge box of 1-2 GB and 2 cores can afford)
 //!
@@ -42,6 +44,7 @@ use serde::Serialize;
 
 use super::config::{Role, UserConfig};
 use super::error::ApiError;
+use super::sessions::{password_fingerprint, SessionStore, StoredSession, TokenHash};
 use super::AppState;
 
 /// Most live sessions at once; beyond it expired ones are purged, then the
@@ -74,6 +77,13 @@ pub const THROTTLE_DELAY_MS_MAX: u64 = 60_000;
 pub const THROTTLE_FORGET_MS: u64 = 15 * 60_000;
 /// Longest password accepted (argon2 takes any length; this bounds the work).
 pub const PASSWORD_LEN_MAX: usize = 256;
+/// Longest a login or a logout waits for its session change to be durable:
+/// a stalled disk must not stop agents logging in (nor out). Past it the
+/// answer goes out; the change is written when the disk answers, or (if it
+/// could not even be queued) the session is in memory only and a restart
+/// ends it, a logout's revocation being redone at the next start only if
+/// the config changed. Normally a change takes one group commit (ms).
+pub const SESSION_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Bytes of randomness in a token.
 const TOKEN_BYTES: usize = 32;
 /// The hash an unknown id's password is checked against, so that answer
@@ -152,8 +162,11 @@ struct Failures {
 pub struct Auth {
     /// Logins by id (replaced on config reload).
     users: RwLock<HashMap<String, UserConfig>>,
-    /// Live sessions by token.
-    sessions: Mutex<HashMap<String, Session>>,
+    /// Live sessions by the SHA-256 of their token.
+    sessions: Mutex<HashMap<TokenHash, Session>>,
+    /// Where sessions are kept across restarts; `None`: memory only (unit
+    /// tests).
+    store: Option<SessionStore>,
     /// Failures by `pair:<addr>:<user>` and `ip:<addr>`.
     throttle: Mutex<HashMap<String, Failures>>,
     /// Password-check slots: bounds argon2's memory ([`PASSWORD_CHECKS_MAX`]).
@@ -203,6 +216,7 @@ impl Auth {
         Auth {
             users: RwLock::new(Self::index(users)),
             sessions: Mutex::new(HashMap::new()),
+            store: None,
             throttle: Mutex::new(HashMap::new()),
             checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS_MAX),
             checks_queued: AtomicUsize::new(0),
@@ -231,21 +245,87 @@ impl Auth {
     pub fn set_users(&self, users: &[UserConfig]) {
         let index = Self::index(users);
         let mut current = self.users.write().unwrap_or_else(|p| p.into_inner());
-        let mut ended = 0usize;
-        lock(&self.sessions).retain(|_, s| {
+        let mut ended = Vec::new();
+        lock(&self.sessions).retain(|hash, s| {
             let keep = match (index.get(&s.user_id), current.get(&s.user_id)) {
                 (Some(new), Some(old)) => {
                     new.role == s.role && new.password_hash == old.password_hash
                 }
                 _ => false,
             };
-            ended += usize::from(!keep);
+            if !keep {
+                ended.push(*hash);
+            }
             keep
         });
-        if ended > 0 {
-            tracing::info!(sessions = ended, "Sessions ended by a change of users.");
+        if !ended.is_empty() {
+            tracing::info!(
+                sessions = ended.len(),
+                "Sessions ended by a change of users."
+            );
         }
         *current = index;
+        drop(current);
+        self.forget(ended);
+    }
+
+    /// Keeps sessions in `store` from now on, after loading the ones it
+    /// holds: those expired at `now_ms`, of users no longer configured or
+    /// whose role or password changed, and corrupt records are left out
+    /// and removed; the rest pass the caps oldest first (see
+    /// [`super::sessions`]). Answers how many were restored.
+    pub async fn restore(&mut self, store: SessionStore, now_ms: u64) -> usize {
+        let loaded = store.load();
+        let mut dropped: Vec<Vec<u8>> = loaded.corrupt;
+        let mut sessions = loaded.sessions;
+        sessions.sort_by_key(|(hash, s)| (s.issued_at_ms, *hash));
+        {
+            let users = self.users.read().unwrap_or_else(|p| p.into_inner());
+            for (hash, stored) in sessions {
+                let valid = stored.expires_at_ms > now_ms
+                    && users.get(&stored.user_id).is_some_and(|u| {
+                        u.role == stored.role
+                            && password_fingerprint(&u.password_hash) == stored.password
+                    });
+                if !valid {
+                    dropped.push(hash.0.to_vec());
+                    continue;
+                }
+                let session = Session {
+                    user_id: stored.user_id,
+                    role: stored.role,
+                    expires_at_ms: stored.expires_at_ms,
+                    issued_at_ms: stored.issued_at_ms,
+                };
+                let evicted = self.insert_session(hash, session, now_ms);
+                dropped.extend(evicted.into_iter().map(|h| h.0.to_vec()));
+            }
+        }
+        let restored = self.session_count();
+        let mut removed = 0usize;
+        for key in &dropped {
+            match store.remove(key).await {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "An ended session could not be removed from storage.");
+                }
+            }
+        }
+        tracing::info!(
+            restored,
+            dropped = removed,
+            "Sessions restored from the data directory."
+        );
+        self.store = Some(store);
+        restored
+    }
+
+    /// Ends `hashes` in the store too (from a task: the callers cannot
+    /// wait).
+    fn forget(&self, hashes: Vec<TokenHash>) {
+        if let Some(store) = &self.store {
+            store.remove_later(hashes);
+        }
     }
 
     /// Password checks running now and the most seen at once.
@@ -385,29 +465,64 @@ impl Auth {
             issued_at_ms: now_ms,
         };
         let token = new_token();
-        let evicted = self.insert_session(token.clone(), session.clone(), now_ms);
+        let hash = TokenHash::of(&token);
+        let evicted = self.insert_session(hash, session.clone(), now_ms);
+        let evicted_count = evicted.len();
+        self.forget(evicted);
+        if let Some(store) = &self.store {
+            let stored = StoredSession::new(
+                &session.user_id,
+                session.role,
+                session.issued_at_ms,
+                session.expires_at_ms,
+                password_fingerprint(&user.password_hash),
+            );
+            // Durable before the token is handed out, so a restart right
+            // after the answer keeps it; a failing or stalled disk costs
+            // the session its restart, not the login.
+            match tokio::time::timeout(SESSION_WRITE_WAIT, store.put(&hash, &stored)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    user_id = %session.user_id,
+                    error = %e,
+                    "Session not kept in storage; it ends at the next restart."
+                ),
+                Err(_) => tracing::warn!(
+                    user_id = %session.user_id,
+                    wait_ms = SESSION_WRITE_WAIT.as_millis() as u64,
+                    "Session not yet durable (a stalled disk?); answering the login anyway."
+                ),
+            }
+        }
         tracing::info!(
             user_id = %session.user_id,
             role = ?session.role,
             peer,
-            evicted,
+            evicted = evicted_count,
             "Logged in."
         );
         Ok((token, session))
     }
 
     /// Adds a session within [`SESSIONS_PER_USER_MAX`] and [`SESSIONS_MAX`],
-    /// evicting as the module note says; answers how many were evicted.
-    fn insert_session(&self, token: String, session: Session, now_ms: u64) -> usize {
+    /// evicting as the module note says; answers the sessions it ended
+    /// (expired or evicted), for the store.
+    fn insert_session(&self, token: TokenHash, session: Session, now_ms: u64) -> Vec<TokenHash> {
         let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, s| s.expires_at_ms > now_ms);
-        let mut evicted = 0;
-        let oldest_of = |sessions: &HashMap<String, Session>, user: &str| {
+        let mut evicted = Vec::new();
+        sessions.retain(|hash, s| {
+            let live = s.expires_at_ms > now_ms;
+            if !live {
+                evicted.push(*hash);
+            }
+            live
+        });
+        let oldest_of = |sessions: &HashMap<TokenHash, Session>, user: &str| {
             sessions
                 .iter()
                 .filter(|(_, s)| s.user_id == user)
-                .min_by_key(|(t, s)| (s.issued_at_ms, (*t).clone()))
-                .map(|(t, _)| t.clone())
+                .min_by_key(|(t, s)| (s.issued_at_ms, **t))
+                .map(|(t, _)| *t)
         };
         while sessions
             .values()
@@ -419,7 +534,7 @@ impl Auth {
                 break;
             };
             sessions.remove(&t);
-            evicted += 1;
+            evicted.push(t);
         }
         while sessions.len() >= SESSIONS_MAX {
             let mut per_user: HashMap<&str, usize> = HashMap::new();
@@ -437,7 +552,7 @@ impl Auth {
                 break;
             };
             sessions.remove(&t);
-            evicted += 1;
+            evicted.push(t);
         }
         sessions.insert(token, session);
         debug_assert!(sessions.len() <= SESSIONS_MAX);
@@ -446,11 +561,14 @@ impl Auth {
 
     /// The session of `token`, if it is live.
     pub fn check(&self, token: &str, now_ms: u64) -> Result<Session, ApiError> {
+        let hash = TokenHash::of(token);
         let mut sessions = lock(&self.sessions);
-        match sessions.get(token) {
+        match sessions.get(&hash) {
             Some(s) if s.expires_at_ms > now_ms => Ok(s.clone()),
             Some(_) => {
-                sessions.remove(token);
+                sessions.remove(&hash);
+                drop(sessions);
+                self.forget(vec![hash]);
                 Err(ApiError::unauthorized(
                     "the token has expired; log in again",
                 ))
@@ -459,9 +577,35 @@ impl Auth {
         }
     }
 
-    /// Revokes `token`; answers whether it was live.
-    pub fn logout(&self, token: &str) -> bool {
-        lock(&self.sessions).remove(token).is_some()
+    /// Revokes `token`, in storage too before it returns; answers whether
+    /// it was live.
+    pub async fn logout(&self, token: &str) -> bool {
+        let hash = TokenHash::of(token);
+        let live = lock(&self.sessions).remove(&hash).is_some();
+        if let (true, Some(store)) = (live, &self.store) {
+            match tokio::time::timeout(SESSION_WRITE_WAIT, store.remove(&hash.0)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "A logged-out session could not be removed from storage; retrying.");
+                    // Gone from memory already; until storage takes the
+                    // removal a restart would bring it back.
+                    store.remove_later(vec![hash]);
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        wait_ms = SESSION_WRITE_WAIT.as_millis() as u64,
+                        "Logout not yet durable (a stalled disk?); the token no longer works here, the removal is retried."
+                    );
+                    store.remove_later(vec![hash]);
+                }
+            }
+        }
+        live
+    }
+
+    /// Live sessions now (the table in memory).
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).len()
     }
 }
 
@@ -580,11 +724,11 @@ mod tests {
     }
 
     /// Tokens expire and are revoked at logout.
-    #[test]
-    fn sessions_expire_and_revoke() {
+    #[actix_rt::test]
+    async fn sessions_expire_and_revoke() {
         let auth = Auth::new(&[], 1_000);
         lock(&auth.sessions).insert(
-            "t".into(),
+            TokenHash::of("t"),
             Session {
                 user_id: "ann".into(),
                 role: Role::Agent,
@@ -595,7 +739,7 @@ mod tests {
         assert!(auth.check("t", 4_999).is_ok());
         assert!(auth.check("t", 5_000).is_err());
         lock(&auth.sessions).insert(
-            "u".into(),
+            TokenHash::of("u"),
             Session {
                 user_id: "ann".into(),
                 role: Role::Agent,
@@ -603,7 +747,7 @@ mod tests {
                 issued_at_ms: 0,
             },
         );
-        assert!(auth.logout("u"));
+        assert!(auth.logout("u").await);
         assert!(auth.check("u", 1).is_err());
     }
 
@@ -630,14 +774,17 @@ mod tests {
             issued_at_ms: at,
         };
         for i in 0..(SESSIONS_PER_USER_MAX as u64 + 5) {
-            auth.insert_session(format!("ann-{i}"), session("ann", i), 10);
+            auth.insert_session(TokenHash::of(&format!("ann-{i}")), session("ann", i), 10);
         }
         let sessions = lock(&auth.sessions).clone();
         assert_eq!(sessions.len(), SESSIONS_PER_USER_MAX);
-        assert!(!sessions.contains_key("ann-0"), "the oldest went first");
-        assert!(!sessions.contains_key("ann-4"));
-        assert!(sessions.contains_key("ann-5"));
-        auth.insert_session("sue-0".into(), session("sue", 100), 10);
+        assert!(
+            !sessions.contains_key(&TokenHash::of("ann-0")),
+            "the oldest went first"
+        );
+        assert!(!sessions.contains_key(&TokenHash::of("ann-4")));
+        assert!(sessions.contains_key(&TokenHash::of("ann-5")));
+        auth.insert_session(TokenHash::of("sue-0"), session("sue", 100), 10);
         assert!(auth.check("sue-0", 10).is_ok());
     }
 
@@ -650,12 +797,12 @@ mod tests {
             let mut sessions = lock(&auth.sessions);
             for i in 0..SESSIONS_MAX {
                 let user = if i < 16 {
-                    format!("ann")
+                    "ann".to_string()
                 } else {
                     format!("u{i}")
                 };
                 sessions.insert(
-                    format!("t{i}"),
+                    TokenHash::of(&format!("t{i}")),
                     Session {
                         user_id: user,
                         role: Role::Agent,
@@ -666,7 +813,7 @@ mod tests {
             }
         }
         let evicted = auth.insert_session(
-            "root".into(),
+            TokenHash::of("root"),
             Session {
                 user_id: "root".into(),
                 role: Role::Admin,
@@ -675,11 +822,14 @@ mod tests {
             },
             10,
         );
-        assert_eq!(evicted, 1);
+        assert_eq!(evicted, vec![TokenHash::of("t0")]);
         let sessions = lock(&auth.sessions);
         assert_eq!(sessions.len(), SESSIONS_MAX);
-        assert!(sessions.contains_key("root"));
-        assert!(!sessions.contains_key("t0"), "ann's oldest session went");
+        assert!(sessions.contains_key(&TokenHash::of("root")));
+        assert!(
+            !sessions.contains_key(&TokenHash::of("t0")),
+            "ann's oldest session went"
+        );
     }
 
     /// A password change, a role change and a removal end the user's
@@ -692,7 +842,7 @@ mod tests {
         let auth = Auth::new(&[ann.clone(), bob.clone(), sue.clone()], 1_000_000);
         for (t, u) in [("a", &ann), ("b", &bob), ("s", &sue)] {
             auth.insert_session(
-                t.into(),
+                TokenHash::of(t),
                 Session {
                     user_id: u.id.clone(),
                     role: u.role,
@@ -712,6 +862,58 @@ mod tests {
             auth.check("s", 2).is_ok(),
             "unchanged user keeps the session"
         );
+    }
+
+    /// Goal: a load keeps exactly the sessions still valid. Method: a
+    /// sessions tree holding one valid record, one expired, one of a user
+    /// no longer configured, one whose role changed, one issued under
+    /// another password, and two corrupt entries; `restore` keeps the
+    /// valid one (its token checks), and the tree holds only it after.
+    #[actix_rt::test]
+    async fn restore_keeps_only_valid_sessions_and_removes_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = edgecc_storage::Storage::open(dir.path(), Default::default()).expect("open");
+        let tree = storage.state("http_sessions").expect("tree");
+        let ann = user("ann", Role::Agent, "pw-ann");
+        let sue = user("sue", Role::Supervisor, "pw-sue");
+        let fp = |u: &UserConfig| password_fingerprint(&u.password_hash);
+        let records = [
+            (
+                "valid",
+                StoredSession::new("ann", Role::Agent, 1, 10_000, fp(&ann)),
+            ),
+            (
+                "expired",
+                StoredSession::new("ann", Role::Agent, 1, 500, fp(&ann)),
+            ),
+            (
+                "gone",
+                StoredSession::new("zed", Role::Agent, 1, 10_000, fp(&ann)),
+            ),
+            (
+                "role",
+                StoredSession::new("sue", Role::Admin, 1, 10_000, fp(&sue)),
+            ),
+            (
+                "password",
+                StoredSession::new("sue", Role::Supervisor, 1, 10_000, fp(&ann)),
+            ),
+        ];
+        let store = SessionStore::new(tree.clone());
+        for (token, record) in &records {
+            store.put(&TokenHash::of(token), record).await.expect("put");
+        }
+        tree.put(&[9u8; 32], b"not json").await.expect("put");
+        tree.put(b"not a hash", b"{}").await.expect("put");
+
+        let mut auth = Auth::new(&[ann, sue], 1_000_000);
+        assert_eq!(auth.restore(store, 1_000).await, 1);
+        assert!(auth.check("valid", 1_000).is_ok());
+        for (token, _) in &records[1..] {
+            assert!(auth.check(token, 1_000).is_err(), "{token}");
+        }
+        let keys: Vec<Vec<u8>> = tree.iter().map(|kv| kv.expect("entry").0).collect();
+        assert_eq!(keys, vec![TokenHash::of("valid").0.to_vec()]);
     }
 
     /// Many logins at once never run more than PASSWORD_CHECKS_MAX argon2
@@ -743,7 +945,7 @@ mod tests {
         assert_eq!(refused, total - 6, "{results:?}");
         let (running, peak) = auth.password_checks();
         assert_eq!(running, 0);
-        assert!(peak >= 1 && peak <= PASSWORD_CHECKS_MAX, "peak {peak}");
+        assert!((1..=PASSWORD_CHECKS_MAX).contains(&peak), "peak {peak}");
     }
 
     /// Parallel guesses from one address at one user are counted before
@@ -761,7 +963,7 @@ mod tests {
             }
         });
         let results = futures_util::future::join_all(logins).await;
-        assert!(results.iter().any(|r| *r == Err(429)), "{results:?}");
+        assert!(results.contains(&Err(429)), "{results:?}");
     }
 
     /// Failures from one address never lock the user out from another,

@@ -1,18 +1,36 @@
-//! `/metrics` in the Prometheus text format: it owns every metric name;
+//! `/metrics` in the Prometheus text format (0.0.4): it owns every metric
+//! name but the storage health's (named in [`storage_health::FIGURES`]);
 //! the figures come from the actors' snapshot (queue waits and service
 //! level included), the storage and the CRM sync worker.
-
-use std::fmt::Write as _;
+//!
+//! A scrape first gathers the figures (the actors and the sync worker are
+//! asked over their mailboxes) into a [`Scrape`], then hands it to
+//! `prometheus-client` as a one-shot [`Collector`]: the crate writes the
+//! HELP and TYPE lines, the `_total` suffix of counters, the histogram's
+//! cumulative `_bucket`/`_sum`/`_count` lines and the label escaping. Names
+//! here are the families' names; a counter's samples carry `_total`
+//! ([`CALLS_ENDED`] is scraped as `edgecc_calls_ended_total`).
 
 use edgecc_actors::waits::WAIT_BUCKETS_S;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use crate::crm::sync::{Circuit, GetSyncStatus};
+use crate::ops::storage_health::{self, Unit};
 
 use super::views;
 use super::AppState;
 
-/// Ended calls by terminal reason (counter; label `outcome`).
-pub const CALLS_ENDED_TOTAL: &str = "edgecc_calls_ended_total";
+/// `Content-Type` of the answer (the Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Ended calls by terminal reason (counter, scraped as
+/// `edgecc_calls_ended_total`; label `outcome`).
+pub const CALLS_ENDED: &str = "edgecc_calls_ended";
 /// Live calls (gauge).
 pub const CALLS_LIVE: &str = "edgecc_calls_live";
 /// Calls waiting per queue (gauge; label `queue`).
@@ -31,8 +49,9 @@ pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "edgecc_outbox_oldest_age_seconds";
 pub const OUTBOX_DEAD_LETTERS: &str = "edgecc_outbox_dead_letters";
 /// CRM circuit breaker, 1 for the current state (gauge; label `state`).
 pub const CRM_CIRCUIT: &str = "edgecc_crm_circuit";
-/// Records the CRM confirmed (counter).
-pub const CRM_DELIVERED_TOTAL: &str = "edgecc_crm_delivered_total";
+/// Records the CRM confirmed (counter, scraped as
+/// `edgecc_crm_delivered_total`).
+pub const CRM_DELIVERED: &str = "edgecc_crm_delivered";
 /// Created→delivered latency quantiles, seconds (gauge; label `quantile`).
 pub const CRM_DELIVERY_LATENCY_SECONDS: &str = "edgecc_crm_delivery_latency_seconds";
 
@@ -46,164 +65,328 @@ const AGENT_STATES: [&str; 6] = [
     "wrap_up",
 ];
 
-/// Renders every metric.
+/// Terminal reasons, for zero-filled counters.
+const OUTCOMES: [&str; 5] = [
+    "completed",
+    "abandoned",
+    "overflowed",
+    "timed_out",
+    "failed",
+];
+
+/// The labels of one sample, in the order they are written.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// One sample's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A count (counter or integer gauge): written without a fraction.
+    Count(u64),
+    /// A measure (seconds): written as a float.
+    Measure(f64),
+    /// A histogram from per-bucket (not cumulative) counts; the last count
+    /// is the `+Inf` bucket's.
+    Histogram {
+        /// Upper bounds of the finite buckets.
+        bounds: &'static [f64],
+        /// Count per bucket: one per bound, then the `+Inf` one.
+        counts: Vec<u64>,
+        /// Sum of the observations.
+        sum: f64,
+    },
+}
+
+/// One metric family as one scrape saw it.
+#[derive(Debug, Clone)]
+pub struct Family {
+    /// The family's name (one of the constants here).
+    pub name: &'static str,
+    /// The HELP text.
+    pub help: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricType,
+    /// Its samples (none: HELP and TYPE only, as for a center without
+    /// queues).
+    pub samples: Vec<(Labels, Value)>,
+}
+
+impl Family {
+    /// A family without samples yet.
+    pub fn new(name: &'static str, help: &'static str, kind: MetricType) -> Family {
+        Family {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Adds a sample.
+    pub fn sample(mut self, labels: Labels, value: Value) -> Family {
+        self.samples.push((labels, value));
+        self
+    }
+}
+
+/// Every family one scrape found, in the order they are written; the
+/// one-shot collector `prometheus-client` encodes.
+#[derive(Debug, Default)]
+pub struct Scrape {
+    /// The families, in order.
+    pub families: Vec<Family>,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for family in &self.families {
+            let mut metric =
+                encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
+            for (labels, value) in &family.samples {
+                let sample = metric.encode_family(labels)?;
+                match (family.kind, value) {
+                    (MetricType::Counter, Value::Count(n)) => {
+                        ConstCounter::new(*n).encode(sample)?
+                    }
+                    (MetricType::Counter, Value::Measure(x)) => {
+                        ConstCounter::new(*x).encode(sample)?
+                    }
+                    (_, Value::Count(n)) => ConstGauge::new(*n).encode(sample)?,
+                    (_, Value::Measure(x)) => ConstGauge::new(*x).encode(sample)?,
+                    (
+                        _,
+                        Value::Histogram {
+                            bounds,
+                            counts,
+                            sum,
+                        },
+                    ) => {
+                        let mut sample = sample;
+                        let buckets: Vec<(f64, u64)> = bounds
+                            .iter()
+                            .copied()
+                            .chain(std::iter::once(f64::INFINITY))
+                            .zip(counts.iter().copied())
+                            .collect();
+                        let count = counts.iter().sum();
+                        sample.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                            *sum, count, &buckets, None,
+                        )?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Scrape {
+    /// The scrape in the Prometheus text format.
+    pub fn encode_text(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::new();
+        // Writing to a String cannot fail; the encoder fails only when its
+        // writer does.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// Seconds from milliseconds.
+fn seconds(ms: u64) -> Value {
+    Value::Measure(ms as f64 / 1000.0)
+}
+
+/// Gathers every metric and writes them out.
 pub async fn render(state: &AppState) -> Result<String, super::error::ApiError> {
+    Ok(gather(state).await?.encode_text())
+}
+
+/// Gathers every figure of one scrape.
+pub async fn gather(state: &AppState) -> Result<Scrape, super::error::ApiError> {
     let snap = views::center(state, true).await?;
     let now_ms = crate::clock::now_ms();
-    let mut out = String::new();
+    let mut out = Scrape::default();
+    let families = &mut out.families;
 
-    head(
-        &mut out,
-        CALLS_ENDED_TOTAL,
-        "counter",
+    let mut ended = Family::new(
+        CALLS_ENDED,
         "Ended calls by terminal reason.",
+        MetricType::Counter,
     );
-    for outcome in [
-        "completed",
-        "abandoned",
-        "overflowed",
-        "timed_out",
-        "failed",
-    ] {
+    for outcome in OUTCOMES {
         let n = snap.ended.get(outcome).copied().unwrap_or(0);
-        let _ = writeln!(out, "{CALLS_ENDED_TOTAL}{{outcome=\"{outcome}\"}} {n}");
+        ended = ended.sample(vec![("outcome", outcome.into())], Value::Count(n));
     }
-    head(&mut out, CALLS_LIVE, "gauge", "Live calls.");
-    let _ = writeln!(out, "{CALLS_LIVE} {}", snap.calls.len());
+    families.push(ended);
+    families.push(
+        Family::new(CALLS_LIVE, "Live calls.", MetricType::Gauge)
+            .sample(vec![], Value::Count(snap.calls.len() as u64)),
+    );
 
-    head(&mut out, QUEUE_DEPTH, "gauge", "Calls waiting per queue.");
-    for q in &snap.queues {
-        let _ = writeln!(
-            out,
-            "{QUEUE_DEPTH}{{queue=\"{}\"}} {}",
-            esc(&q.queue.0),
-            q.waiting.len()
-        );
-    }
-    head(
-        &mut out,
+    let mut depth = Family::new(QUEUE_DEPTH, "Calls waiting per queue.", MetricType::Gauge);
+    let mut longest = Family::new(
         QUEUE_LONGEST_WAIT_SECONDS,
-        "gauge",
         "Longest current wait per queue.",
+        MetricType::Gauge,
     );
-    for q in &snap.queues {
-        let longest = q.wait_ms.iter().copied().max().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "{QUEUE_LONGEST_WAIT_SECONDS}{{queue=\"{}\"}} {:.3}",
-            esc(&q.queue.0),
-            longest as f64 / 1000.0
-        );
-    }
-    head(
-        &mut out,
+    let mut waits = Family::new(
         QUEUE_WAIT_SECONDS,
-        "histogram",
         "Wait of answered queue calls.",
+        MetricType::Histogram,
     );
     for q in &snap.queues {
+        let queue = || vec![("queue", q.queue.0.clone())];
+        depth = depth.sample(queue(), Value::Count(q.waiting.len() as u64));
+        let longest_ms = q.wait_ms.iter().copied().max().unwrap_or(0);
+        longest = longest.sample(queue(), seconds(longest_ms));
         let f = &q.answered;
-        let name = esc(&q.queue.0);
-        let mut cumulative = 0;
-        for (i, le) in WAIT_BUCKETS_S.iter().enumerate() {
-            cumulative += f.wait_buckets[i];
-            let _ = writeln!(
-                out,
-                "{QUEUE_WAIT_SECONDS}_bucket{{queue=\"{name}\",le=\"{le}\"}} {cumulative}"
-            );
-        }
-        cumulative += f.wait_buckets[WAIT_BUCKETS_S.len()];
-        let _ = writeln!(
-            out,
-            "{QUEUE_WAIT_SECONDS}_bucket{{queue=\"{name}\",le=\"+Inf\"}} {cumulative}"
-        );
-        let _ = writeln!(
-            out,
-            "{QUEUE_WAIT_SECONDS}_sum{{queue=\"{name}\"}} {:.3}",
-            f.wait_sum_ms as f64 / 1000.0
-        );
-        let _ = writeln!(
-            out,
-            "{QUEUE_WAIT_SECONDS}_count{{queue=\"{name}\"}} {cumulative}"
+        waits = waits.sample(
+            queue(),
+            Value::Histogram {
+                bounds: &WAIT_BUCKETS_S,
+                counts: f.wait_buckets[..=WAIT_BUCKETS_S.len()].to_vec(),
+                sum: f.wait_sum_ms as f64 / 1000.0,
+            },
         );
     }
+    families.extend([depth, longest, waits]);
 
-    head(&mut out, AGENTS, "gauge", "Agents per state.");
+    let mut agents = Family::new(AGENTS, "Agents per state.", MetricType::Gauge);
     for s in AGENT_STATES {
         let n = snap.agents.iter().filter(|a| a.state.name() == s).count();
-        let _ = writeln!(out, "{AGENTS}{{state=\"{s}\"}} {n}");
+        agents = agents.sample(vec![("state", s.into())], Value::Count(n as u64));
     }
+    families.push(agents);
 
     if let Ok(stats) = state.storage.outbox().stats(now_ms) {
-        head(&mut out, OUTBOX_DEPTH, "gauge", "Pending outbox records.");
-        let _ = writeln!(out, "{OUTBOX_DEPTH} {}", stats.depth);
-        head(
-            &mut out,
-            OUTBOX_OLDEST_AGE_SECONDS,
-            "gauge",
-            "Age of the oldest pending record.",
+        families.push(
+            Family::new(OUTBOX_DEPTH, "Pending outbox records.", MetricType::Gauge)
+                .sample(vec![], Value::Count(stats.depth)),
         );
-        let _ = writeln!(
-            out,
-            "{OUTBOX_OLDEST_AGE_SECONDS} {:.3}",
-            stats.oldest_age_ms as f64 / 1000.0
+        families.push(
+            Family::new(
+                OUTBOX_OLDEST_AGE_SECONDS,
+                "Age of the oldest pending record.",
+                MetricType::Gauge,
+            )
+            .sample(vec![], seconds(stats.oldest_age_ms)),
         );
-        head(&mut out, OUTBOX_DEAD_LETTERS, "gauge", "Dead letters.");
-        let _ = writeln!(out, "{OUTBOX_DEAD_LETTERS} {}", stats.dead_letters);
+        families.push(
+            Family::new(OUTBOX_DEAD_LETTERS, "Dead letters.", MetricType::Gauge)
+                .sample(vec![], Value::Count(stats.dead_letters)),
+        );
+    }
+
+    let health = storage_health::to_json(&state.storage.health());
+    for figure in storage_health::FIGURES {
+        let mut family = Family::new(figure.metric, figure.help, MetricType::Gauge);
+        if let Some(n) = figure.read(&health) {
+            let value = match figure.unit {
+                Unit::Millis => seconds(n),
+                Unit::Count | Unit::Bytes => Value::Count(n),
+            };
+            family = family.sample(vec![], value);
+        }
+        families.push(family);
     }
 
     if let Some(sync) = &state.sync {
         if let Ok(s) = sync.send(GetSyncStatus).await {
-            head(
-                &mut out,
+            let mut circuit = Family::new(
                 CRM_CIRCUIT,
-                "gauge",
                 "CRM circuit breaker state (1 = current).",
+                MetricType::Gauge,
             );
             for (name, c) in [
                 ("closed", Circuit::Closed),
                 ("open", Circuit::Open),
                 ("half_open", Circuit::HalfOpen),
             ] {
-                let v = u8::from(s.circuit == Some(c));
-                let _ = writeln!(out, "{CRM_CIRCUIT}{{state=\"{name}\"}} {v}");
+                let v = u64::from(s.circuit == Some(c));
+                circuit = circuit.sample(vec![("state", name.into())], Value::Count(v));
             }
-            head(
-                &mut out,
-                CRM_DELIVERED_TOTAL,
-                "counter",
-                "Records the CRM confirmed.",
+            families.push(circuit);
+            families.push(
+                Family::new(
+                    CRM_DELIVERED,
+                    "Records the CRM confirmed.",
+                    MetricType::Counter,
+                )
+                .sample(vec![], Value::Count(s.delivered)),
             );
-            let _ = writeln!(out, "{CRM_DELIVERED_TOTAL} {}", s.delivered);
-            head(
-                &mut out,
-                CRM_DELIVERY_LATENCY_SECONDS,
-                "gauge",
-                "Created to delivered latency.",
-            );
-            let _ = writeln!(
-                out,
-                "{CRM_DELIVERY_LATENCY_SECONDS}{{quantile=\"0.5\"}} {:.3}",
-                s.delivery_latency_p50_ms as f64 / 1000.0
-            );
-            let _ = writeln!(
-                out,
-                "{CRM_DELIVERY_LATENCY_SECONDS}{{quantile=\"0.99\"}} {:.3}",
-                s.delivery_latency_p99_ms as f64 / 1000.0
+            families.push(
+                Family::new(
+                    CRM_DELIVERY_LATENCY_SECONDS,
+                    "Created to delivered latency.",
+                    MetricType::Gauge,
+                )
+                .sample(
+                    vec![("quantile", "0.5".into())],
+                    seconds(s.delivery_latency_p50_ms),
+                )
+                .sample(
+                    vec![("quantile", "0.99".into())],
+                    seconds(s.delivery_latency_p99_ms),
+                ),
             );
         }
     }
     Ok(out)
 }
 
-/// Writes a metric's HELP and TYPE lines.
-fn head(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Escapes a label value.
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    /// The exposition users scrape keeps its shape: counters end in
+    /// `_total` on every line, integer gauges have no fraction, label
+    /// values are escaped, and a histogram's buckets are cumulative with
+    /// `+Inf`, `_sum` and `_count`.
+    #[test]
+    fn exposition_keeps_names_types_and_buckets() {
+        static BOUNDS: [f64; 2] = [1.0, 5.0];
+        let scrape = Scrape {
+            families: vec![
+                Family::new(CALLS_ENDED, "Ended calls.", MetricType::Counter)
+                    .sample(vec![("outcome", "completed".into())], Value::Count(3)),
+                Family::new(AGENTS, "Agents per state.", MetricType::Gauge)
+                    .sample(vec![("state", "ready".into())], Value::Count(2)),
+                Family::new(QUEUE_DEPTH, "Depth.", MetricType::Gauge)
+                    .sample(vec![("queue", "a\"b\\c\nd".into())], Value::Count(0)),
+                Family::new(QUEUE_WAIT_SECONDS, "Waits.", MetricType::Histogram).sample(
+                    vec![("queue", "sales".into())],
+                    Value::Histogram {
+                        bounds: &BOUNDS,
+                        counts: vec![1, 2, 4],
+                        sum: 12.5,
+                    },
+                ),
+                Family::new(CALLS_LIVE, "Live.", MetricType::Gauge),
+            ],
+        };
+        let text = scrape.encode_text();
+        for line in [
+            "# HELP edgecc_calls_ended_total Ended calls.",
+            "# TYPE edgecc_calls_ended_total counter",
+            "edgecc_calls_ended_total{outcome=\"completed\"} 3",
+            "# TYPE edgecc_agents gauge",
+            "edgecc_agents{state=\"ready\"} 2",
+            "edgecc_queue_depth{queue=\"a\\\"b\\\\c\\nd\"} 0",
+            "# TYPE edgecc_queue_wait_seconds histogram",
+            "edgecc_queue_wait_seconds_bucket{queue=\"sales\",le=\"1\"} 1",
+            "edgecc_queue_wait_seconds_bucket{queue=\"sales\",le=\"5\"} 3",
+            "edgecc_queue_wait_seconds_bucket{queue=\"sales\",le=\"+Inf\"} 7",
+            "edgecc_queue_wait_seconds_sum{queue=\"sales\"} 12.5",
+            "edgecc_queue_wait_seconds_count{queue=\"sales\"} 7",
+            "# TYPE edgecc_calls_live gauge",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from:\n{text}"
+            );
+        }
+        assert!(!text.contains("_total_total"), "{text}");
+        assert!(!text.contains("# EOF"), "Prometheus 0.0.4, not OpenMetrics");
+    }
 }

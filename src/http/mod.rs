@@ -9,6 +9,8 @@
 //!   and key are configured) and answers an [`HttpHandle`].
 //! - [`auth`]: argon2 passwords ([`auth::hash_password`]), bearer tokens,
 //!   the login throttle, the [`auth::Caller`] extractor and roles.
+//! - [`sessions`]: sessions kept (by their token's SHA-256) in a state tree,
+//!   loaded at start, so a restart logs no one out.
 //! - [`api`]: the JSON handlers; [`error`]: `{error, message}` answers and
 //!   the body extractor that names the wrong field.
 //! - [`ws`]: `/api/v1/events`, one task per WebSocket; it tells the agent
@@ -35,6 +37,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod server;
+pub mod sessions;
 pub mod views;
 pub mod ws;
 
@@ -184,6 +187,12 @@ pub async fn start(
         Some(_) => Some(tree(Tree::CrmLinks.name())?),
         None => None,
     };
+    let mut auth = auth::Auth::new(&config.users, http.token_ttl_ms);
+    auth.restore(
+        sessions::SessionStore::new(tree(Tree::HttpSessions.name())?),
+        crate::clock::now_ms(),
+    )
+    .await;
     let shared = hub::Hub::shared();
     let hub_addr = hub::Hub::start(shared.clone());
     running
@@ -200,7 +209,7 @@ pub async fn start(
         health: tree(Tree::HttpHealth.name())?,
         storage,
         crm_links,
-        auth: Arc::new(auth::Auth::new(&config.users, http.token_ttl_ms)),
+        auth: Arc::new(auth),
         hub: shared,
         reason_codes: RwLock::new(config.contact_center.reason_codes.clone()),
         http,
@@ -416,9 +425,11 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "alive"}))
 }
 
-/// Ready: the contact center answers (the PBX link's state is not exposed
-/// by the registry yet; the simulated PBX is always up) and the storage
-/// takes a durable write. A CRM outage does not make edgecc unready.
+/// Ready: the contact center answers, the PBX link is up and the storage
+/// takes a durable write. A CRM outage does not make edgecc unready, nor
+/// does a quarantined sled directory (the outbox was rebuilt from the log):
+/// `storage_health` reports it, with the writer queue's depth, for an
+/// installer to see.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let actors = tokio::time::timeout(
         READY_CHECK_TIMEOUT,
@@ -440,6 +451,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "actors": if actors_ok { "responding" } else { "not responding" },
         "pbx": if pbx_up { "up" } else { "down" },
         "storage": if storage_ok { "writable" } else { "failing" },
+        "storage_health": state.storage.health(),
     });
     if ready {
         HttpResponse::Ok().json(body)
@@ -451,7 +463,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics_text(state: web::Data<AppState>) -> Result<HttpResponse, error::ApiError> {
     let text = metrics::render(&state).await?;
     Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(metrics::CONTENT_TYPE)
         .body(text))
 }
 

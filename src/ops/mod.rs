@@ -4,6 +4,11 @@
 //! - [`install`] — `edgecc check-config`, `backup` and `restore`.
 //! - [`admin`] — the local admin interface (unix socket + `--offline`)
 //!   behind `edgecc outbox …` and `edgecc backup`.
+//! - [`salvage`] — `edgecc outbox salvage DIR`: a quarantined sled
+//!   directory's records read back into the outbox (daemon stopped).
+//! - [`storage_health`] — the storage's health figures (quarantined sled
+//!   directories, writer queue depth, …) named once for `/metrics`,
+//!   `/readyz` and `outbox status`, and the start-up error line.
 //! - [`systemd`] — `READY=1`, the health-checked watchdog, `STATUS=` lines.
 //! - [`logging`] — `tracing` set-up (journald under systemd).
 //! - [`paths`] — where the data directory and the admin socket are
@@ -13,4 +18,6 @@ pub mod admin;
 pub mod install;
 pub mod logging;
 pub mod paths;
+pub mod salvage;
+pub mod storage_health;
 pub mod systemd;

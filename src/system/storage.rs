@@ -38,17 +38,21 @@ pub enum Tree {
     /// [`StateRecord`]: edgecc_actors::durable::StateRecord
     /// [`StateKey::to_bytes`]: edgecc_actors::durable::StateKey::to_bytes
     ActorState,
+    /// Desktop and wallboard sessions by their token's SHA-256 (never the
+    /// token), so a restart logs no one out (`http::sessions`).
+    HttpSessions,
 }
 
 impl Tree {
     /// Every tree, in a stable order (backups, checks).
-    pub const ALL: [Tree; 6] = [
+    pub const ALL: [Tree; 7] = [
         Tree::CrmLinks,
         Tree::CrmSysIds,
         Tree::StickyCustomers,
         Tree::WatchdogProbe,
         Tree::HttpHealth,
         Tree::ActorState,
+        Tree::HttpSessions,
     ];
 
     /// The tree's name on disk.
@@ -60,6 +64,7 @@ impl Tree {
             Tree::WatchdogProbe => "watchdog",
             Tree::HttpHealth => "http_health",
             Tree::ActorState => "actor_state",
+            Tree::HttpSessions => "http_sessions",
         }
     }
 
@@ -131,7 +136,8 @@ mod tests {
                 "sticky_customers",
                 "watchdog",
                 "http_health",
-                "actor_state"
+                "actor_state",
+                "http_sessions"
             ]
         );
         let distinct: std::collections::HashSet<&str> = names.iter().copied().collect();

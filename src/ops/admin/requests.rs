@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::{AdminError, AdminRequest, LIST_LIMIT_MAX};
 use crate::config::Config;
+use crate::ops::storage_health::FIGURES;
 use crate::system::storage::{open_storage, OpenError};
 
 /// A pending record as the CLI and API show it.
@@ -92,6 +93,7 @@ pub async fn execute(
                 "held": s.held,
                 "dead_letters": s.dead_letters,
                 "bytes_on_disk": s.bytes_on_disk,
+                "storage": s.health,
             }))
         }
         AdminRequest::OutboxList { from, limit } => {
@@ -141,21 +143,31 @@ pub fn execute_offline(
         .build()
         .map_err(|e| AdminError::new("unavailable", format!("runtime: {e}")))?;
     runtime.block_on(async {
-        let storage = open_storage(config, data_dir).map_err(|e| match e {
-            OpenError {
-                source: StorageError::Locked { .. },
-                ..
-            } => AdminError::new(
-                "locked",
-                format!(
-                    "the data directory {} is held by a running edgecc; \
-                     drop --offline to ask the daemon over its admin socket",
-                    data_dir.display()
-                ),
-            ),
-            other => AdminError::new("storage", other.to_string()),
-        })?;
+        let storage = open_offline(
+            data_dir,
+            config,
+            "drop --offline to ask the daemon over its admin socket",
+        )?;
         execute(&storage, request, crate::clock::now_ms()).await
+    })
+}
+
+/// Opens the data directory for an offline command; while a running
+/// daemon holds it, a `locked` error that says so and what to do instead
+/// (`hint`).
+pub fn open_offline(data_dir: &Path, config: &Config, hint: &str) -> Result<Storage, AdminError> {
+    open_storage(config, data_dir).map_err(|e| match e {
+        OpenError {
+            source: StorageError::Locked { .. },
+            ..
+        } => AdminError::new(
+            "locked",
+            format!(
+                "the data directory {} is held by a running edgecc; {hint}",
+                data_dir.display()
+            ),
+        ),
+        other => AdminError::new("storage", other.to_string()),
     })
 }
 
@@ -180,6 +192,7 @@ pub fn render_text(request: &AdminRequest, value: &Value) -> String {
             let _ = writeln!(out, "held           {}", n("held"));
             let _ = writeln!(out, "dead letters   {}", n("dead_letters"));
             let _ = writeln!(out, "bytes on disk  {}", n("bytes_on_disk"));
+            render_storage_health(&mut out, value.get("storage"));
         }
         AdminRequest::OutboxList { .. } => {
             let records = value.get("records").and_then(Value::as_array);
@@ -232,6 +245,26 @@ pub fn render_text(request: &AdminRequest, value: &Value) -> String {
         }
     }
     out
+}
+
+/// The storage health lines of `outbox status` ([`FIGURES`]), and each
+/// quarantined directory with what to do about it. An answer without
+/// them (an older daemon) prints none.
+fn render_storage_health(out: &mut String, health: Option<&Value>) {
+    let Some(health) = health.filter(|h| h.is_object()) else {
+        return;
+    };
+    for figure in FIGURES {
+        let _ = writeln!(out, "{:<15}{}", figure.label, figure.text(health));
+    }
+    let quarantined = health.get("quarantined").and_then(Value::as_array);
+    for dir in quarantined.into_iter().flatten().filter_map(Value::as_str) {
+        let _ = writeln!(
+            out,
+            "  {dir}: sled moved aside; with the daemon stopped run \
+             `edgecc outbox salvage {dir}`, then remove it"
+        );
+    }
 }
 
 /// `1h 02m`, `3.2s`: an age a person reads at a glance.

@@ -160,18 +160,6 @@ pub fn read_snapshot(tree: &StateTree) -> LoadedState {
     loaded
 }
 
-/// Deletes every record of `tree` (a start that does not restore must not
-/// leave records a later restore would take for live ones). Stops at the
-/// first storage error.
-pub async fn clear(tree: &StateTree) -> Result<usize, StorageError> {
-    let keys: Vec<Vec<u8>> = tree.iter().filter_map(|e| e.ok().map(|(k, _)| k)).collect();
-    let ops = keys.iter().map(|k| tree.remove(k));
-    for r in futures_util::future::join_all(ops).await {
-        r?;
-    }
-    Ok(keys.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +206,5 @@ mod tests {
         );
         assert_eq!(loaded.snapshot.tokens_reserved_through, 2_048);
         assert!(tree.get(&StateKey::Tokens.to_bytes()).unwrap().is_some());
-        assert_eq!(clear(&tree).await.unwrap(), 4);
-        assert!(read_snapshot(&tree).is_empty());
     }
 }

@@ -21,6 +21,8 @@ use actix::prelude::*;
 use edgecc::config::{Config, CrmAdapterConfig, CrmSettings};
 use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle};
 use edgecc::crm::sync::SyncConfig;
+use edgecc::ari::AriPbx;
+use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig, EndpointBehaviour};
 use edgecc::crm::webhook::WebhookConfig;
 use edgecc::pbx::PbxAdapter;
 use edgecc::system::storage::open_storage;
@@ -123,17 +125,29 @@ impl Life {
     /// Starts a life on `data` with the PBX `sim` and the CRM at `url`,
     /// assembled as `edgecc run` assembles it.
     async fn start(data: &Path, url: &str, sim: &Addr<SimPbx>) -> Life {
+        let sim = sim.clone();
+        Life::start_with(data, url, config, move || PbxAdapter::Sim(sim)).await
+    }
+
+    /// Starts a life on `data` with the config `config(url)` and the PBX
+    /// adapter `pbx` builds on the life's own thread.
+    async fn start_with(
+        data: &Path,
+        url: &str,
+        config: fn(&str) -> Config,
+        pbx: impl FnOnce() -> PbxAdapter + Send + 'static,
+    ) -> Life {
         let arbiter = Arbiter::new();
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
         let (stopped_tx, stopped) = oneshot::channel::<()>();
-        let (data, url, sim) = (data.to_path_buf(), url.to_string(), sim.clone());
+        let (data, url) = (data.to_path_buf(), url.to_string());
         arbiter.spawn_fn(move || {
             actix_rt::spawn(async move {
                 let config = config(&url);
                 let storage = open_storage(&config, &data).expect("open the data directory");
                 let system = SystemParts::new(config, storage)
-                    .with_pbx(PbxAdapter::Sim(sim))
+                    .with_pbx(pbx())
                     .start()
                     .await
                     .expect("system starts");
@@ -695,5 +709,117 @@ async fn undecodable_state_records_are_skipped() {
     script(&sim, "101", vec![PhoneAction::Answer { after_ms: 50 }]);
     let call = place(&sim, "j1").await;
     life.until_talking_on("a1", &call).await;
+    life.shut_down().await;
+}
+
+/// The daemon's config for Asterisk: agents a1..a4 on `PJSIP/101`..`104`.
+fn config_on_asterisk(url: &str) -> Config {
+    let mut c = config(url);
+    for a in &mut c.contact_center.agents {
+        a.endpoint = Some(format!("PJSIP/{}", a.extension));
+    }
+    c
+}
+
+/// What Asterisk was asked that ends or gives away a call: channel
+/// hang-ups, hand-backs to the dialplan, bridge destructions.
+fn given_away(emu: &AriEmulator) -> Vec<String> {
+    emu.requests()
+        .iter()
+        .filter(|r| {
+            let path = r.path.split('?').next().unwrap_or_default();
+            let segs: Vec<&str> = path.trim_start_matches("/ari/").split('/').collect();
+            matches!(
+                (r.method.as_str(), segs.as_slice()),
+                ("DELETE", ["channels" | "bridges", _]) | ("POST", ["channels", _, "continue"])
+            )
+        })
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// The whole daemon (composition root, durable storage, CRM sync) on
+/// Asterisk (the ARI emulator, which lives on as Asterisk does): a talking
+/// call and a queued caller; the daemon crashes and starts again on the
+/// same data directory. Nothing is hung up, handed back to the dialplan or
+/// destroyed; the talking call is still bridged with its agent, who is
+/// still talking on it; the queued caller is offered to the next agent;
+/// both calls end with one interaction, one phone log and one end update
+/// at the CRM.
+#[actix_rt::test]
+async fn restart_on_asterisk_keeps_the_talking_call_and_the_queued_caller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    let crm = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .expect("CRM emulator");
+    let url = crm.webhook_url();
+    let emu = AriEmulator::start(AriEmulatorConfig::default()).expect("ARI emulator");
+    for ext in ["101", "102"] {
+        emu.set_endpoint(
+            &format!("PJSIP/{ext}"),
+            EndpointBehaviour::AnswerAfter { ring_ms: 50 },
+        );
+    }
+    let adapter = {
+        let c = emu.config();
+        let mut s = edgecc::ari::AriSettings::for_test(&emu.base_url(), &c.app, &c.user, &c.password);
+        s.reconnect_backoff_base_ms = 20;
+        s.reconnect_backoff_cap_ms = 200;
+        move || PbxAdapter::Ari(AriPbx::new(s).expect("adapter"))
+    };
+    let life = Life::start_with(&data, &url, config_on_asterisk, adapter.clone()).await;
+    until("the app is up", || emu.app_active()).await;
+    life.cmd("a1", AgentCommand::Login).await;
+    life.cmd("a1", AgentCommand::Ready).await;
+    let c1 = CallId::new(emu.inbound_call("5552001", "Caller", "800", &[]).expect("app up"));
+    life.until_talking_on("a1", &c1).await;
+    let c2 = CallId::new(emu.inbound_call("5552002", "Caller", "800", &[]).expect("app up"));
+    let deadline = Instant::now() + WAIT;
+    while life.snapshot().await.queues[0].waiting != vec![c2.clone()] {
+        assert!(Instant::now() < deadline, "c2 never queued");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    life.until_durable().await;
+    let before = given_away(&emu);
+    life.crash().await;
+    until("Asterisk sees the app gone", || !emu.app_active()).await;
+
+    let life = Life::start_with(&data, &url, config_on_asterisk, adapter).await;
+    until("the app is up again", || emu.app_active()).await;
+    life.until_talking_on("a1", &c1).await;
+    // The adapter checks for orphans 2 s after a reconcile: let it.
+    actix_rt::time::sleep(Duration::from_millis(2_300)).await;
+    assert_eq!(given_away(&emu), before, "nothing hung up, handed back or destroyed");
+    let main_bridge = edgecc_actors::ids::BridgeId::main(&c1).0;
+    let members = emu
+        .state()
+        .bridge(&main_bridge)
+        .map(|b| b.channels.clone())
+        .unwrap_or_default();
+    assert!(
+        members.contains(&c1.as_str().to_string()) && members.len() == 2,
+        "c1 still bridged with its agent: {members:?}"
+    );
+    assert!(matches!(life.state("a1").await, AgentState::Talking { call, .. } if call == c1));
+    // The queued caller kept its place: the next agent gets it.
+    life.cmd("a2", AgentCommand::Login).await;
+    life.cmd("a2", AgentCommand::Ready).await;
+    life.until_talking_on("a2", &c2).await;
+    for c in [&c1, &c2] {
+        emu.caller_hangup(c.as_str()).expect("caller hangs up");
+    }
+    life.until_state("a1", "ready").await;
+    life.until_state("a2", "ready").await;
+    until("the CRM has both calls' end updates", || {
+        [&c1, &c2].iter().all(|c| crm_of(&crm, c).1.contains(&"ended".to_string()))
+    })
+    .await;
+    for c in [&c1, &c2] {
+        let (kinds, events) = crm_of(&crm, c);
+        assert_eq!(kinds.get("interaction.create"), Some(&1), "{c}: {kinds:?}");
+        assert_eq!(kinds.get("phone_log.create"), Some(&1), "{c}: {kinds:?}");
+        assert_eq!(events.iter().filter(|e| *e == "ended").count(), 1, "{c}: {events:?}");
+    }
     life.shut_down().await;
 }

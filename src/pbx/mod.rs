@@ -5,7 +5,7 @@
 //!   written and as resolved; [`PbxAdapter`]: the simulated PBX or the ARI
 //!   adapter, built and not yet connected, as the composition root
 //!   (`crate::system`) takes it, and how each re-adopts the calls of a
-//!   restored system ([`PbxAdapter::adopt`]).
+//!   restored system ([`PbxAdapter::connect`]).
 //! - [`gate`] — [`gate::PbxGate`]: link state, and no new calls once
 //!   shutdown began.
 //!
@@ -93,69 +93,64 @@ impl PbxAdapter {
         }
     }
 
-    /// Whether the adapter can tell a restored system which of its calls'
-    /// legs are still up ([`Self::adopt`]); when it cannot, the system
-    /// starts fresh.
-    pub fn can_adopt(&self) -> bool {
-        match self {
-            PbxAdapter::Sim(_) => true,
-            // LEAD (issue 15, merge of s6-ari): return true once the Ari arm
-            // of `adopt` calls `AriPbx::adopt_on_connect`. Until then a
-            // restart with ARI starts fresh, as before: the ARI adapter's
-            // reconcile hangs up the orphaned agent legs and sends callers
-            // back to the dialplan.
-            PbxAdapter::Ari(_) => false,
-        }
-    }
-
-    /// After a restore, and after [`Self::connect`]: tells `reconcile`
-    /// (the registry) which legs edgecc gave an id to are still at the PBX,
-    /// so each restored call carries on or closes, and the queues route
-    /// again. The simulated PBX lists its legs at once; resolves once the
-    /// registry has reconciled every restored call.
-    pub async fn adopt(&self, snapshot: &StateSnapshot, reconcile: Recipient<Reconcile>) {
+    /// Sends the adapter's events (and its link state) to `events` and
+    /// starts the ARI link. After a restore (`restored`: the snapshot the
+    /// registry was rebuilt from, and the registry), the adapter then tells
+    /// the registry which legs edgecc gave an id to are still at the PBX
+    /// (one [`Reconcile`]), so each restored call carries on or closes and
+    /// the queues route again:
+    ///
+    /// - the simulated PBX lists its legs at once, after its events are
+    ///   connected (a leg that goes away from then on is an event the
+    ///   restored call receives); resolves once the registry reconciled;
+    /// - ARI adopts the channels and bridges the snapshot names at the
+    ///   link's first reconcile ([`AriPbx::adopt_on_connect`]), whenever
+    ///   Asterisk answers; only what edgecc named and the snapshot does not
+    ///   know is an orphan.
+    pub async fn connect(
+        &self,
+        events: Recipient<PbxEvent>,
+        restored: Option<(&StateSnapshot, Recipient<Reconcile>)>,
+    ) {
         match self {
             PbxAdapter::Sim(sim) => {
-                let legs = match sim.send(ListLegs).await {
-                    Ok(legs) => legs,
-                    Err(e) => {
-                        // The simulated PBX is gone: no leg is left, so
-                        // every restored call closes.
-                        error!(error = %e, "Simulated PBX does not answer; restored calls reconcile with no leg.");
-                        Default::default()
-                    }
-                };
-                let listed = legs.len();
-                match reconcile.send(Reconcile { legs }).await {
-                    Ok(calls) => info!(
-                        legs = listed,
-                        calls,
-                        restored_calls = snapshot.calls.len(),
-                        "Restored calls re-adopted from the simulated PBX."
-                    ),
-                    Err(e) => error!(error = %e, "Registry gone before the reconcile."),
+                sim.do_send(ConnectEvents(events));
+                if let Some((snapshot, reconcile)) = restored {
+                    adopt_sim_legs(sim, snapshot, reconcile).await;
                 }
             }
-            PbxAdapter::Ari(_ari) => {
-                // LEAD (issue 15, merge of s6-ari): wire
-                // `_ari.adopt_on_connect(snapshot, reconcile)` here and make
-                // `can_adopt` true for ARI. Not reached until then.
-                let _ = (snapshot, reconcile);
-                error!("The ARI adapter cannot re-adopt restored calls yet.");
-            }
-        }
-    }
-
-    /// Sends the adapter's events (and its link state) to `events`, and
-    /// starts the ARI link.
-    pub fn connect(&self, events: Recipient<PbxEvent>) {
-        match self {
-            PbxAdapter::Sim(sim) => sim.do_send(ConnectEvents(events)),
             PbxAdapter::Ari(ari) => {
+                if let Some((snapshot, reconcile)) = restored {
+                    ari.adopt_on_connect(snapshot, reconcile);
+                }
                 // The link task keeps the adapter alive.
                 ari.connect_events(events);
                 ari.start();
             }
         }
+    }
+}
+
+/// The simulated PBX's side of a restore: its live legs, as one
+/// [`Reconcile`] to the registry.
+async fn adopt_sim_legs(sim: &Addr<SimPbx>, snapshot: &StateSnapshot, reconcile: Recipient<Reconcile>) {
+    let legs = match sim.send(ListLegs).await {
+        Ok(legs) => legs,
+        Err(e) => {
+            // The simulated PBX is gone: no leg is left, so every restored
+            // call closes.
+            error!(error = %e, "Simulated PBX does not answer; restored calls reconcile with no leg.");
+            Default::default()
+        }
+    };
+    let listed = legs.len();
+    match reconcile.send(Reconcile { legs }).await {
+        Ok(calls) => info!(
+            legs = listed,
+            calls,
+            restored_calls = snapshot.calls.len(),
+            "Restored calls re-adopted from the simulated PBX."
+        ),
+        Err(e) => error!(error = %e, "Registry gone before the reconcile."),
     }
 }

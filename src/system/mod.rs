@@ -18,7 +18,7 @@
 //! (so records leave as soon as they are written), the actors' outbox
 //! port, the actors' state read back from [`Tree::ActorState`], the PBX
 //! adapter, the contact center (restored from that state when there is
-//! some and the adapter can re-adopt calls, fresh otherwise), the
+//! some, fresh otherwise), the
 //! [`PbxGate`] in front of it (every PBX event passes there), then the PBX
 //! link and, after a restore, the reconcile of the restored calls with the
 //! legs the PBX still has; then HTTP, and the admin socket last: once it
@@ -52,7 +52,7 @@ use edgecc_actors::durable::StateSnapshot;
 use edgecc_actors::registry::{ContactCenter, Registry, Snapshot};
 use edgecc_actors::TokioClock;
 use edgecc_storage::Storage;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::config::{Config, CrmAdapterConfig};
 use crate::crm::servicenow::ServiceNowAdapter;
@@ -91,9 +91,6 @@ pub enum SystemError {
     /// The HTTP listener could not start (address in use, TLS files).
     #[error("http: {0}")]
     Http(String),
-    /// The state of a previous run could not be cleared for a fresh start.
-    #[error("cannot clear the actors' state of the previous run: {0}")]
-    ClearState(edgecc_storage::StorageError),
     /// The admin socket could not be bound (another daemon answers on it,
     /// or the directory is not writable).
     #[error("cannot bind the admin socket {path}: {source}")]
@@ -224,7 +221,7 @@ impl SystemParts {
             None => PbxAdapter::from_kind(&config.pbx, seed).map_err(SystemError::Pbx)?,
         };
         let state_tree = Tree::ActorState.open(&storage)?;
-        let snapshot = previous_state(&state_tree, &pbx).await?;
+        let snapshot = previous_state(&state_tree);
         let registry = ContactCenter::start_durable(
             config.contact_center.clone(),
             pbx.port(),
@@ -239,13 +236,11 @@ impl SystemParts {
         // Every PBX event passes through the gate (link state, shutdown
         // drain); the adapter reports its link state there too.
         let gate = PbxGate::new(registry.clone().recipient()).start();
-        pbx.connect(gate.clone().recipient());
-        if let Some(snapshot) = &snapshot {
-            // After the link: a leg that goes away from now on is an event
-            // the restored call receives, so nothing is missed between the
-            // PBX's account and the calls' own events.
-            pbx.adopt(snapshot, registry.clone().recipient()).await;
-        }
+        pbx.connect(
+            gate.clone().recipient(),
+            snapshot.as_ref().map(|s| (s, registry.clone().recipient())),
+        )
+        .await;
         let (sim, ari) = match pbx {
             PbxAdapter::Sim(sim) => (Some(sim), None),
             PbxAdapter::Ari(ari) => (None, Some(ari)),
@@ -287,32 +282,16 @@ impl SystemParts {
     }
 }
 
-/// What the previous run left in `tree`, when the system is to be restored
-/// from it: `None` for a fresh start (nothing there, or an adapter that
-/// cannot re-adopt calls yet, in which case the stale state is cleared so a
-/// later restore never takes it for live). Logs what was found.
-async fn previous_state(
-    tree: &edgecc_storage::StateTree,
-    pbx: &PbxAdapter,
-) -> Result<Option<StateSnapshot>, SystemError> {
+/// What the previous run left in `tree`, to restore the system from:
+/// `None` for a fresh start (nothing there). Logs what was found.
+fn previous_state(tree: &edgecc_storage::StateTree) -> Option<StateSnapshot> {
     let loaded = state_port::read_snapshot(tree);
     if loaded.is_empty() {
         info!(
             skipped = loaded.skipped,
             "No actor state from a previous run; starting fresh."
         );
-        return Ok(None);
-    }
-    if !pbx.can_adopt() {
-        let cleared = state_port::clear(tree)
-            .await
-            .map_err(SystemError::ClearState)?;
-        warn!(
-            records = cleared,
-            reason = "restart",
-            "This PBX adapter cannot re-adopt calls yet: the previous run's state is cleared and the system starts fresh."
-        );
-        return Ok(None);
+        return None;
     }
     let s = &loaded.snapshot;
     info!(
@@ -325,7 +304,7 @@ async fn previous_state(
         reason = "restart",
         "Restoring the previous run's agents, calls and queues."
     );
-    Ok(Some(loaded.snapshot))
+    Some(loaded.snapshot)
 }
 
 /// The CRM adapter `adapter` names (`None` for `kind = "none"`).

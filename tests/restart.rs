@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use edgecc::ari::AriPbx;
+use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig, EndpointBehaviour};
 use edgecc::config::{Config, CrmAdapterConfig, CrmSettings};
 use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle};
 use edgecc::crm::sync::SyncConfig;
-use edgecc::ari::AriPbx;
-use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig, EndpointBehaviour};
 use edgecc::crm::webhook::WebhookConfig;
 use edgecc::pbx::PbxAdapter;
 use edgecc::system::storage::open_storage;
@@ -763,7 +763,8 @@ async fn restart_on_asterisk_keeps_the_talking_call_and_the_queued_caller() {
     }
     let adapter = {
         let c = emu.config();
-        let mut s = edgecc::ari::AriSettings::for_test(&emu.base_url(), &c.app, &c.user, &c.password);
+        let mut s =
+            edgecc::ari::AriSettings::for_test(&emu.base_url(), &c.app, &c.user, &c.password);
         s.reconnect_backoff_base_ms = 20;
         s.reconnect_backoff_cap_ms = 200;
         move || PbxAdapter::Ari(AriPbx::new(s).expect("adapter"))
@@ -772,9 +773,15 @@ async fn restart_on_asterisk_keeps_the_talking_call_and_the_queued_caller() {
     until("the app is up", || emu.app_active()).await;
     life.cmd("a1", AgentCommand::Login).await;
     life.cmd("a1", AgentCommand::Ready).await;
-    let c1 = CallId::new(emu.inbound_call("5552001", "Caller", "800", &[]).expect("app up"));
+    let c1 = CallId::new(
+        emu.inbound_call("5552001", "Caller", "800", &[])
+            .expect("app up"),
+    );
     life.until_talking_on("a1", &c1).await;
-    let c2 = CallId::new(emu.inbound_call("5552002", "Caller", "800", &[]).expect("app up"));
+    let c2 = CallId::new(
+        emu.inbound_call("5552002", "Caller", "800", &[])
+            .expect("app up"),
+    );
     let deadline = Instant::now() + WAIT;
     while life.snapshot().await.queues[0].waiting != vec![c2.clone()] {
         assert!(Instant::now() < deadline, "c2 never queued");
@@ -790,7 +797,11 @@ async fn restart_on_asterisk_keeps_the_talking_call_and_the_queued_caller() {
     life.until_talking_on("a1", &c1).await;
     // The adapter checks for orphans 2 s after a reconcile: let it.
     actix_rt::time::sleep(Duration::from_millis(2_300)).await;
-    assert_eq!(given_away(&emu), before, "nothing hung up, handed back or destroyed");
+    assert_eq!(
+        given_away(&emu),
+        before,
+        "nothing hung up, handed back or destroyed"
+    );
     let main_bridge = edgecc_actors::ids::BridgeId::main(&c1).0;
     let members = emu
         .state()
@@ -812,14 +823,20 @@ async fn restart_on_asterisk_keeps_the_talking_call_and_the_queued_caller() {
     life.until_state("a1", "ready").await;
     life.until_state("a2", "ready").await;
     until("the CRM has both calls' end updates", || {
-        [&c1, &c2].iter().all(|c| crm_of(&crm, c).1.contains(&"ended".to_string()))
+        [&c1, &c2]
+            .iter()
+            .all(|c| crm_of(&crm, c).1.contains(&"ended".to_string()))
     })
     .await;
     for c in [&c1, &c2] {
         let (kinds, events) = crm_of(&crm, c);
         assert_eq!(kinds.get("interaction.create"), Some(&1), "{c}: {kinds:?}");
         assert_eq!(kinds.get("phone_log.create"), Some(&1), "{c}: {kinds:?}");
-        assert_eq!(events.iter().filter(|e| *e == "ended").count(), 1, "{c}: {events:?}");
+        assert_eq!(
+            events.iter().filter(|e| *e == "ended").count(),
+            1,
+            "{c}: {events:?}"
+        );
     }
     life.shut_down().await;
 }

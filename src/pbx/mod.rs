@@ -133,7 +133,11 @@ impl PbxAdapter {
 
 /// The simulated PBX's side of a restore: its live legs, as one
 /// [`Reconcile`] to the registry.
-async fn adopt_sim_legs(sim: &Addr<SimPbx>, snapshot: &StateSnapshot, reconcile: Recipient<Reconcile>) {
+async fn adopt_sim_legs(
+    sim: &Addr<SimPbx>,
+    snapshot: &StateSnapshot,
+    reconcile: Recipient<Reconcile>,
+) {
     let legs = match sim.send(ListLegs).await {
         Ok(legs) => legs,
         Err(e) => {

@@ -5,10 +5,9 @@
 //!
 //! The writer commits a batch's state records only once the CRM records
 //! queued before them are durable (see `edgecc_actors::outbox`), so this
-//! store never makes a state durable ahead of its records. Each record is
-//! one `put` (or `remove`) on the storage's group-commit writer; the
-//! records of one batch are sent in their order and all awaited, so they
-//! share the writer's group commits and a power cut loses a suffix of them.
+//! store never makes a state durable ahead of its records. A batch's
+//! records are one atomic `StateTree::apply` (one group commit, one log
+//! frame): a power cut keeps all of a batch or none of it.
 
 use edgecc_actors::durable::{StateRecord, StateSnapshot, StateStore};
 use edgecc_actors::ports::{LocalBoxFuture, OutboxError};
@@ -63,23 +62,10 @@ impl StateStore for TreeStateStore {
             let writes = actix_rt::task::spawn_blocking(move || encode(&records))
                 .await
                 .map_err(|e| OutboxError::Unavailable(format!("state encoder: {e}")))?;
-            // Built in order and polled in order by `join_all`: each op
-            // enters the storage writer's (fair, FIFO) queue in turn, and
-            // they share its group commits instead of waiting one by one.
-            let ops = writes.into_iter().map(|(key, value)| {
-                let tree = tree.clone();
-                async move {
-                    match value {
-                        Some(v) => tree.put(&key, &v).await,
-                        None => tree.remove(&key).await,
-                    }
-                }
-            });
-            let results = futures_util::future::join_all(ops).await;
-            match results.into_iter().find_map(Result::err) {
-                None => Ok(()),
-                Some(e) => Err(storage_error(e)),
-            }
+            // One atomic storage batch: after a power cut the state tree
+            // holds all of this batch's records or none, never an agent's
+            // new state without the call's that goes with it.
+            tree.apply(writes).await.map_err(storage_error)
         })
     }
 }

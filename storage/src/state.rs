@@ -53,23 +53,26 @@ impl StateTree {
 
     /// Stores `value` under `key`; durable when it returns `Ok`.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        let (tx, rx) = oneshot::channel();
-        let op = Op::StatePut {
-            tree: self.tree.clone(),
-            key: key.to_vec(),
-            value: value.to_vec(),
-            reply: tx,
-        };
-        self.inner.send(op).await?;
-        rx.await.map_err(|_| StorageError::Closed)?
+        self.apply(vec![(key.to_vec(), Some(value.to_vec()))]).await
     }
 
     /// Removes `key`; durable when it returns `Ok`.
     pub async fn remove(&self, key: &[u8]) -> Result<(), StorageError> {
+        self.apply(vec![(key.to_vec(), None)]).await
+    }
+
+    /// Puts (`Some`) and removes (`None`) values, in order, atomically:
+    /// they go into one group commit, one CRC-framed log frame, so after a
+    /// power cut either every write of the batch is there or none is.
+    /// Durable when it returns `Ok`.
+    pub async fn apply(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StorageError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel();
-        let op = Op::StateRemove {
+        let op = Op::State {
             tree: self.tree.clone(),
-            key: key.to_vec(),
+            writes,
             reply: tx,
         };
         self.inner.send(op).await?;

@@ -112,17 +112,11 @@ pub(crate) enum Op {
     },
     /// Move a record found undecodable to the dead letters (from `take`).
     Quarantine { seq: u64, reason: String },
-    /// Put a state value.
-    StatePut {
+    /// Put and remove state values of one tree, in order, all in one
+    /// group (one log frame): durable together or not at all.
+    State {
         tree: Vec<u8>,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        reply: UnitReply,
-    },
-    /// Remove a state value.
-    StateRemove {
-        tree: Vec<u8>,
-        key: Vec<u8>,
+        writes: Vec<Put>,
         reply: UnitReply,
     },
     /// Copy every tree to `file` between two groups (a backup).
@@ -144,8 +138,10 @@ impl Op {
                 .sum(),
             Op::Retry { error, .. } => error.len() + SMALL,
             Op::DeadLetter { reason, .. } | Op::Quarantine { reason, .. } => reason.len() + SMALL,
-            Op::StatePut { key, value, .. } => key.len() + value.len() + SMALL,
-            Op::StateRemove { key, .. } => key.len() + SMALL,
+            Op::State { writes, .. } => writes
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + SMALL)
+                .sum(),
             _ => SMALL,
         }
     }
@@ -896,17 +892,15 @@ impl Writer {
                     }
                 }
             }
-            Op::StatePut {
+            Op::State {
                 tree,
-                key,
-                value,
+                writes: puts,
                 reply,
             } => {
-                writes.state.push((tree, key, Some(value)));
-                unit(Ok(Vec::new()), reply)
-            }
-            Op::StateRemove { tree, key, reply } => {
-                writes.state.push((tree, key, None));
+                writes.state.extend(
+                    puts.into_iter()
+                        .map(|(key, value)| (tree.clone(), key, value)),
+                );
                 unit(Ok(Vec::new()), reply)
             }
             // `run` takes snapshots out of the group before staging.

@@ -41,6 +41,14 @@ async fn talking_call(ani: &str) -> (AriHarness, String) {
     h.ready("a1").await;
     let call = h.inbound(ani);
     h.until_agent("a1", "talking", talking).await;
+    // The agent is talking once the leg answered; the bridge follows. A
+    // link cut before it (seen under a loaded full suite) is another case
+    // (the bridge fails and the call ends), so wait for the bridge too.
+    let bridge = edgecc_actors::ids::BridgeId::main(&call.as_str().into()).0;
+    h.until_emu("the caller and the agent bridged", |s| {
+        s.bridge(&bridge).is_some_and(|b| b.channels.len() == 2)
+    })
+    .await;
     (h, call)
 }
 

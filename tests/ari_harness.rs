@@ -353,3 +353,20 @@ pub fn free(s: &AgentState) -> bool {
 pub fn count(kinds: &[CrmRecordKind], kind: CrmRecordKind) -> usize {
     kinds.iter().filter(|k| **k == kind).count()
 }
+
+/// What Asterisk (`emu`) was asked that ends or gives away a call: channel
+/// hang-ups, hand-backs to the dialplan, bridge destructions.
+pub fn given_away(emu: &AriEmulator) -> Vec<String> {
+    emu.requests()
+        .iter()
+        .filter(|r| {
+            let path = r.path.split('?').next().unwrap_or_default();
+            let segs: Vec<&str> = path.trim_start_matches("/ari/").split('/').collect();
+            matches!(
+                (r.method.as_str(), segs.as_slice()),
+                ("DELETE", ["channels" | "bridges", _]) | ("POST", ["channels", _, "continue"])
+            )
+        })
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}

@@ -194,19 +194,7 @@ impl Restartable {
 /// What the emulator was asked that ends or gives away a call: channel
 /// hang-ups, hand-backs to the dialplan, bridge destructions.
 fn destructive_requests(h: &AriHarness) -> Vec<String> {
-    h.emu
-        .requests()
-        .iter()
-        .filter(|r| {
-            let path = r.path.split('?').next().unwrap_or_default();
-            let segs: Vec<&str> = path.trim_start_matches("/ari/").split('/').collect();
-            matches!(
-                (r.method.as_str(), segs.as_slice()),
-                ("DELETE", ["channels" | "bridges", _]) | ("POST", ["channels", _, "continue"])
-            )
-        })
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect()
+    given_away(&h.emu)
 }
 
 /// The one agent leg of `call` at the emulator.

@@ -344,6 +344,23 @@ fn crm_of(crm: &EmulatorHandle, call: &CallId) -> (BTreeMap<String, usize>, Vec<
     (kinds, events)
 }
 
+/// `call` at the CRM: exactly one interaction, one phone log and one end
+/// update.
+fn one_interaction_phone_log_and_end(crm: &EmulatorHandle, call: &CallId) {
+    let (kinds, events) = crm_of(crm, call);
+    assert_eq!(
+        kinds.get("interaction.create"),
+        Some(&1),
+        "{call}: {kinds:?}"
+    );
+    assert_eq!(kinds.get("phone_log.create"), Some(&1), "{call}: {kinds:?}");
+    assert_eq!(
+        events.iter().filter(|e| *e == "ended").count(),
+        1,
+        "{call}: {events:?}"
+    );
+}
+
 /// How the first life ends.
 #[derive(Clone, Copy, Debug)]
 enum Stop {
@@ -504,14 +521,8 @@ async fn restart_with_calls_up(stop: Stop) {
     .await;
     actix_rt::time::sleep(Duration::from_millis(300)).await;
     for c in answered {
-        let (kinds, events) = crm_of(&crm, c);
-        assert_eq!(kinds.get("interaction.create"), Some(&1), "{c}: {kinds:?}");
-        assert_eq!(kinds.get("phone_log.create"), Some(&1), "{c}: {kinds:?}");
-        assert_eq!(
-            events.iter().filter(|e| *e == "ended").count(),
-            1,
-            "{c}: {events:?}"
-        );
+        one_interaction_phone_log_and_end(&crm, c);
+        let (_, events) = crm_of(&crm, c);
         assert_eq!(
             events.last().map(String::as_str),
             Some("ended"),
@@ -664,14 +675,7 @@ async fn crash_during_consult_and_conference_costs_no_call() {
     })
     .await;
     for c in [&k1, &k2] {
-        let (kinds, events) = crm_of(&crm, c);
-        assert_eq!(kinds.get("interaction.create"), Some(&1), "{c}: {kinds:?}");
-        assert_eq!(kinds.get("phone_log.create"), Some(&1), "{c}: {kinds:?}");
-        assert_eq!(
-            events.iter().filter(|e| *e == "ended").count(),
-            1,
-            "{c}: {events:?}"
-        );
+        one_interaction_phone_log_and_end(&crm, c);
     }
     life.shut_down().await;
 }
@@ -719,23 +723,6 @@ fn config_on_asterisk(url: &str) -> Config {
         a.endpoint = Some(format!("PJSIP/{}", a.extension));
     }
     c
-}
-
-/// What Asterisk was asked that ends or gives away a call: channel
-/// hang-ups, hand-backs to the dialplan, bridge destructions.
-fn given_away(emu: &AriEmulator) -> Vec<String> {
-    emu.requests()
-        .iter()
-        .filter(|r| {
-            let path = r.path.split('?').next().unwrap_or_default();
-            let segs: Vec<&str> = path.trim_start_matches("/ari/").split('/').collect();
-            matches!(
-                (r.method.as_str(), segs.as_slice()),
-                ("DELETE", ["channels" | "bridges", _]) | ("POST", ["channels", _, "continue"])
-            )
-        })
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect()
 }
 
 /// The whole daemon (composition root, durable storage, CRM sync) on
@@ -788,7 +775,7 @@ async fn restart_on_asterisk_keeps_the_talking_call_and_the_queued_caller() {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     life.until_durable().await;
-    let before = given_away(&emu);
+    let before = crate::ari_harness::given_away(&emu);
     life.crash().await;
     until("Asterisk sees the app gone", || !emu.app_active()).await;
 
@@ -798,7 +785,7 @@ async fn restart_on_asterisk_keeps_the_talking_call_and_the_queued_caller() {
     // The adapter checks for orphans 2 s after a reconcile: let it.
     actix_rt::time::sleep(Duration::from_millis(2_300)).await;
     assert_eq!(
-        given_away(&emu),
+        crate::ari_harness::given_away(&emu),
         before,
         "nothing hung up, handed back or destroyed"
     );
@@ -829,14 +816,7 @@ async fn restart_on_asterisk_keeps_the_talking_call_and_the_queued_caller() {
     })
     .await;
     for c in [&c1, &c2] {
-        let (kinds, events) = crm_of(&crm, c);
-        assert_eq!(kinds.get("interaction.create"), Some(&1), "{c}: {kinds:?}");
-        assert_eq!(kinds.get("phone_log.create"), Some(&1), "{c}: {kinds:?}");
-        assert_eq!(
-            events.iter().filter(|e| *e == "ended").count(),
-            1,
-            "{c}: {events:?}"
-        );
+        one_interaction_phone_log_and_end(&crm, c);
     }
     life.shut_down().await;
 }

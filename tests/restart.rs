@@ -444,6 +444,15 @@ async fn restart_with_calls_up(stop: Stop) {
     let held = sim.send(GetLeg(LegId::new(c2.as_str()))).await.unwrap();
     assert!(held.is_some_and(|l| l.held), "c2 still hears music");
     let snap = life.snapshot().await;
+    // The reconcile's figures (`/metrics`, the demo's restart line): five
+    // live calls restored, four still at the PBX (c5's caller left).
+    assert_eq!(
+        snap.restart,
+        Some(edgecc_actors::registry::RestartFigures {
+            calls_restored: 5,
+            calls_adopted: 4
+        })
+    );
     assert!(
         snap.calls.iter().any(|c| c.call == c2 && c.held),
         "{:?}",

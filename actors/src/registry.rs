@@ -174,6 +174,20 @@ pub struct CenterSnapshot {
     /// The PBX adapter reported its link up (and has not reported it down
     /// since).
     pub pbx_link_up: bool,
+    /// What the restart's reconcile found, once it ran (`None` on a fresh
+    /// start, and while a restored system waits for it).
+    pub restart: Option<RestartFigures>,
+}
+
+/// What the reconcile after a restart found: how many restored calls
+/// the PBX still had.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RestartFigures {
+    /// Live calls restored from the saved state and reconciled.
+    pub calls_restored: u64,
+    /// Of those, calls the PBX still had legs of (carried on; the others
+    /// were closed).
+    pub calls_adopted: u64,
 }
 
 /// Read the supervisor view.
@@ -275,6 +289,9 @@ pub struct Registry {
     /// Restored and not reconciled yet: queues hold their calls even if
     /// the link comes up, until [`Reconcile`] says which callers are there.
     awaiting_reconcile: bool,
+    /// What the restart's reconcile found, for the snapshot (`/metrics`,
+    /// the demo's restart line).
+    restart: Option<RestartFigures>,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -527,6 +544,7 @@ impl ContactCenter {
             pbx_link_up: false,
             waits: WaitFigures::default(),
             awaiting_reconcile: restoring,
+            restart: None,
         }));
         Ok(registry)
     }
@@ -645,13 +663,17 @@ impl Handler<Reconcile> for Registry {
                 .or_default()
                 .insert(leg, status);
         }
+        let mut adopted = 0u64;
         let sends: Vec<_> = self
             .calls
             .iter()
             .filter(|(_, c)| !c.finished)
             .map(|(id, c)| {
-                c.addr
-                    .send(ReconcileCall(by_call.remove(id).unwrap_or_default()))
+                let legs = by_call.remove(id).unwrap_or_default();
+                if !legs.is_empty() {
+                    adopted += 1;
+                }
+                c.addr.send(ReconcileCall(legs))
             })
             .collect();
         let queues: Vec<_> = self
@@ -675,11 +697,18 @@ impl Handler<Reconcile> for Registry {
                 reconciled
             }
             .into_actor(self)
-            .map(|reconciled, act, _| {
+            .map(move |reconciled, act, _| {
                 act.pbx_link_up = true;
                 act.awaiting_reconcile = false;
+                if act.restart.is_none() {
+                    act.restart = Some(RestartFigures {
+                        calls_restored: reconciled as u64,
+                        calls_adopted: adopted,
+                    });
+                }
                 info!(
                     calls = reconciled,
+                    calls_adopted = adopted,
                     "Restored calls reconciled with the PBX; queues route again."
                 );
                 reconciled
@@ -945,6 +974,7 @@ impl Handler<Snapshot> for Registry {
             ended: self.ended.clone(),
             terminal_anomalies: self.terminal_anomalies,
             pbx_link_up: self.pbx_link_up,
+            restart: self.restart,
         };
         let queues: Vec<Addr<QueueActor>> = if msg.with_queues {
             env.directory

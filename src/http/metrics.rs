@@ -55,6 +55,14 @@ pub const CRM_DELIVERED: &str = "edgecc_crm_delivered";
 /// Created→delivered latency quantiles, seconds (gauge; label `quantile`).
 pub const CRM_DELIVERY_LATENCY_SECONDS: &str = "edgecc_crm_delivery_latency_seconds";
 
+/// Live calls restored from the saved state at this start and reconciled
+/// with the PBX (gauge; no sample on a fresh start, nor before the
+/// reconcile).
+pub const RESTART_CALLS_RESTORED: &str = "edgecc_restart_calls_restored";
+/// Of those, calls the PBX still had and that carried on (gauge; no sample
+/// on a fresh start, nor before the reconcile).
+pub const RESTART_CALLS_ADOPTED: &str = "edgecc_restart_calls_adopted";
+
 /// Agent states, for zero-filled gauges.
 const AGENT_STATES: [&str; 6] = [
     "logged_out",
@@ -251,6 +259,22 @@ pub async fn gather(state: &AppState) -> Result<Scrape, super::error::ApiError> 
         );
     }
     families.extend([depth, longest, waits]);
+
+    let mut restored = Family::new(
+        RESTART_CALLS_RESTORED,
+        "Live calls restored at this start and reconciled with the PBX.",
+        MetricType::Gauge,
+    );
+    let mut adopted = Family::new(
+        RESTART_CALLS_ADOPTED,
+        "Restored calls the PBX still had (carried on).",
+        MetricType::Gauge,
+    );
+    if let Some(r) = snap.restart {
+        restored = restored.sample(vec![], Value::Count(r.calls_restored));
+        adopted = adopted.sample(vec![], Value::Count(r.calls_adopted));
+    }
+    families.extend([restored, adopted]);
 
     let mut agents = Family::new(AGENTS, "Agents per state.", MetricType::Gauge);
     for s in AGENT_STATES {

@@ -16,9 +16,9 @@
 //!      ARI), and [`pbx::gate`], which every PBX event passes.
 //!    - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
 //!      PBX port for a real Asterisk.
-//!    - `ari_emulator` — an Asterisk ARI emulator (HTTP + WebSocket) for the
-//!      tests and benches only: built with the `emulators` feature, which
-//!      the test and bench targets turn on and a release build leaves off.
+//!    - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket): the
+//!      simulated PBX that lives outside the daemon's process (`edgecc
+//!      pbx-sim`, `edgecc demo --restart-at`), and the tests' Asterisk.
 //!    - [`crm`] — CRM adapters (webhook, ServiceNow) over one transport,
 //!      the sync worker that drains the outbox into them, and the CRM
 //!      emulator.
@@ -43,11 +43,12 @@
 //!    assembled ([`system::SystemParts`] → [`system::System`]).
 //! 5. Commands
 //!    - [`daemon`] — `edgecc run`: signals, reload, systemd, shutdown.
-//!    - [`demo`] — `edgecc demo`: the whole system on the simulated PBX.
+//!    - [`demo`] — `edgecc demo`: the whole system on the simulated PBX, in
+//!      one process, or with `--restart-at` the daemon as a child process
+//!      killed and restarted in front of the ARI emulator.
 //! 6. [`cli`] — the `edgecc` command line and its dispatch (and `main.rs`).
 
 pub mod ari;
-#[cfg(feature = "emulators")]
 pub mod ari_emulator;
 pub mod cli;
 pub mod clock;

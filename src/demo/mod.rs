@@ -14,6 +14,9 @@
 //! abandoned call one interaction and one work item, nothing lost, nothing
 //! applied twice. The exit code is 1 when a check fails.
 
+pub mod child;
+pub mod restart;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,6 +101,20 @@ pub struct DemoArgs {
     /// supervisor) whose credentials are printed.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
     pub http: Option<String>,
+    /// SIGKILL the daemon at these seconds and start it again on the same
+    /// data directory. The daemon then runs as a child process in front of
+    /// a simulated PBX (the ARI emulator) that lives on in this process.
+    #[arg(long, value_name = "SECS[,SECS...]")]
+    pub restart_at: Option<String>,
+    /// Cut the PBX link at these seconds (closed, refused for 2 s); runs
+    /// the daemon as a child process, as --restart-at does.
+    #[arg(long, value_name = "SECS[,SECS...]")]
+    pub link_cut_at: Option<String>,
+    /// Make the CRM refuse connections, answer 429 and answer 500 in turn
+    /// (3 s each, 3 s apart) instead of --crm-outage; runs the daemon as a
+    /// child process, as --restart-at does.
+    #[arg(long)]
+    pub crm_faults: bool,
 }
 
 /// The human agent's id and password in `demo --http`.
@@ -162,6 +179,9 @@ const DRAIN_WAIT_MAX_S: u64 = 24 * 3600;
 /// Runs the demo; the exit code says whether its checks passed.
 pub fn run(args: &DemoArgs, data_dir: Option<&Path>) -> Result<ExitCode, String> {
     let plan = Plan::from_args(args)?;
+    if let Some(faults) = restart::Faults::from_args(args)? {
+        return run_with_restarts(&plan, args, &faults, data_dir);
+    }
     // Only a directory the demo made for itself is removed afterwards, and
     // only with the built-in CRM (with a real one, records may be pending).
     let (data_dir, own_dir) = match data_dir {
@@ -183,6 +203,49 @@ pub fn run(args: &DemoArgs, data_dir: Option<&Path>) -> Result<ExitCode, String>
         let text = serde_json::to_string_pretty(&summary)
             .map_err(|e| format!("cannot encode the summary: {e}"))?;
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(if summary.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `--restart-at`, `--link-cut-at`, `--crm-faults`: the daemon as a child
+/// process ([`restart`]).
+fn run_with_restarts(
+    plan: &Plan,
+    args: &DemoArgs,
+    faults: &restart::Faults,
+    data_dir: Option<&Path>,
+) -> Result<ExitCode, String> {
+    let (data_dir, own_dir) = match data_dir {
+        Some(d) => (d.to_path_buf(), false),
+        None => (tempfile_dir()?, true),
+    };
+    let result = actix_rt::System::new().block_on(restart::run(plan, args, faults, &data_dir));
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(format!(
+                "{e} (the daemon's log is in {})",
+                data_dir.join("daemon.log").display()
+            ))
+        }
+    };
+    restart::print_summary(&summary);
+    if let Some(path) = &args.summary_json {
+        let text = serde_json::to_string_pretty(&summary)
+            .map_err(|e| format!("cannot encode the summary: {e}"))?;
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if summary.ok && own_dir {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    } else if !summary.ok {
+        println!(
+            "the daemon's log: {}",
+            data_dir.join("daemon.log").display()
+        );
     }
     Ok(if summary.ok {
         ExitCode::SUCCESS

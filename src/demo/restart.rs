@@ -1,0 +1,719 @@
+//! `edgecc demo --restart-at SECS[,SECS...]`: the daemon killed and
+//! restarted under load, in front of a PBX that lives on in its own
+//! process, as a real one does.
+//!
+//! This process is the world around the box: the simulated PBX (the
+//! [`AriEmulator`], Asterisk's ARI over HTTP and WebSocket on 127.0.0.1)
+//! with its agent phones (some slow, some rejecting, some never
+//! answering) and the callers dialled into the Stasis application, and the
+//! CRM emulator. The daemon is its child: `edgecc run` on a config the
+//! demo writes ([`super::child`]), the ARI adapter pointed at the PBX. At
+//! each `--restart-at` second it is SIGKILLed and started again on the same
+//! data directory; the status line says what that cost: the time from the
+//! spawn to `/readyz` answering 200 (the PBX link up and the restored calls
+//! reconciled) and the calls the restarted daemon re-adopted from the PBX
+//! (`edgecc_restart_calls_adopted` in its `/metrics`). `--link-cut-at`
+//! cuts the PBX link (every WebSocket closed, new ones refused for 2 s);
+//! `--crm-faults` makes the CRM refuse connections, answer 429 and answer
+//! 500 in turn.
+//!
+//! The check at the end is made from outside, at the PBX and the CRM, so
+//! that no restart can hide anything: every call edgecc took has exactly
+//! one terminal record at the CRM (answered: one interaction, one phone
+//! log, updates in order with exactly one `ended`, the last; abandoned or
+//! timed out: one interaction and one work item), no agent phone ever rang
+//! with two calls at once, no record lost (the outbox empty, no dead
+//! letters) and no call, channel or bridge left at the PBX.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use edgecc_actors::rng::SplitMix64;
+use serde::Serialize;
+
+use super::child::{self, Api, ChildConfig, Launch};
+use super::Plan;
+use crate::ari_emulator::{AriEmulator, AriEmulatorConfig, EmulatorError, EndpointBehaviour};
+use crate::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
+
+/// How long a start may take before the demo gives up.
+const READY_WAIT: Duration = Duration::from_secs(60);
+/// How long the PBX refuses a new link after a cut.
+const LINK_CUT: Duration = Duration::from_secs(2);
+/// How long each CRM fault of `--crm-faults` lasts, and the gap after it.
+const CRM_FAULT: Duration = Duration::from_secs(3);
+/// How often callers and phones are looked at.
+const TICK: Duration = Duration::from_millis(50);
+
+/// What one restart cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartCost {
+    /// When, in seconds from the start.
+    pub at_s: u64,
+    /// Spawn to `/readyz` 200, ms.
+    pub ready_ms: u64,
+    /// Spawn to the restored calls reconciled with the PBX (re-adopted
+    /// or closed), ms.
+    pub reconciled_ms: u64,
+    /// Live calls the restarted daemon restored from its saved state.
+    pub calls_restored: u64,
+    /// Of those, calls the PBX still had, re-adopted and carried on.
+    pub calls_adopted: u64,
+}
+
+/// The summary of a run with restarts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestartSummary {
+    /// Calls the callers placed.
+    pub calls_placed: u64,
+    /// Of those, calls the PBX could not hand to edgecc (no link: the
+    /// daemon down or restarting); Asterisk's dialplan takes them.
+    pub calls_not_taken: u64,
+    /// Calls answered by an agent and ended (CRM: phone log and `ended`).
+    pub calls_accepted: u64,
+    /// Calls that ended without an agent: abandoned or timed out (CRM:
+    /// work item).
+    pub calls_not_answered: u64,
+    /// Restarts done, and what each cost.
+    pub restarts: Vec<RestartCost>,
+    /// PBX link cuts done.
+    pub link_cuts: u64,
+    /// CRM faults played (down, 429, 500).
+    pub crm_faults: u64,
+    /// Distinct records the CRM holds.
+    pub records_delivered: u64,
+    /// Re-deliveries the CRM deduplicated by idempotency key.
+    pub crm_duplicates: u64,
+    /// Records still in the outbox at the end.
+    pub records_pending: u64,
+    /// Records in the dead letters at the end.
+    pub records_dead: u64,
+    /// Times an agent's phone had two calls ringing or up at once.
+    pub agent_double_offers: u64,
+    /// What failed, if anything.
+    pub failures: Vec<String>,
+    /// True when every check passed.
+    pub ok: bool,
+}
+
+/// The flags of the restart mode, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// SIGKILL and restart at these seconds.
+    pub restarts: Vec<u64>,
+    /// Cut the PBX link at these seconds.
+    pub link_cuts: Vec<u64>,
+    /// Play CRM faults (down, 429, 500) in turn during the run.
+    pub crm_faults: bool,
+}
+
+impl Faults {
+    /// The restart mode's flags, or `None` when none is given (the demo
+    /// then runs in one process).
+    pub fn from_args(args: &super::DemoArgs) -> Result<Option<Faults>, String> {
+        if args.restart_at.is_none() && args.link_cut_at.is_none() && !args.crm_faults {
+            return Ok(None);
+        }
+        if args.http.is_some() || args.crm_url.is_some() {
+            return Err(
+                "--restart-at, --link-cut-at and --crm-faults run with the built-in CRM and without --http"
+                    .to_string(),
+            );
+        }
+        let list = |flag: &str, v: &Option<String>| match v {
+            Some(text) => seconds_list(flag, text, args.duration),
+            None => Ok(Vec::new()),
+        };
+        Ok(Some(Faults {
+            restarts: list("--restart-at", &args.restart_at)?,
+            link_cuts: list("--link-cut-at", &args.link_cut_at)?,
+            crm_faults: args.crm_faults,
+        }))
+    }
+}
+
+/// Parses `SECS[,SECS...]` for `flag`: whole seconds within the run.
+pub fn seconds_list(flag: &str, text: &str, duration_s: u64) -> Result<Vec<u64>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        match part.trim().parse::<u64>() {
+            Ok(s) if s >= 1 && s < duration_s => out.push(s),
+            _ => {
+                return Err(format!(
+                    "{flag}: {part:?} is not a whole second from 1 to {} (the run's --duration minus one)",
+                    duration_s.saturating_sub(1)
+                ))
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// One caller the demo placed.
+struct CallerState {
+    /// When it was placed.
+    placed: Instant,
+    /// How long it waits for an agent.
+    patience: Duration,
+    /// How long it talks once answered.
+    talk: Duration,
+    /// When an agent joined it.
+    answered: Option<Instant>,
+    /// The demo hung it up (once).
+    hung_up: bool,
+}
+
+/// Runs the demo with the daemon as a child process.
+pub(super) async fn run(
+    plan: &Plan,
+    args: &super::DemoArgs,
+    faults: &Faults,
+    data_dir: &std::path::Path,
+) -> Result<RestartSummary, String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    // The world: the CRM and the PBX, each on its own port.
+    let crm = EmulatorHandle::start(EmulatorConfig {
+        webhook_secret: Some(super::DEMO_SECRET.as_bytes().to_vec()),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .map_err(|e| format!("cannot start the CRM emulator: {e}"))?;
+    let pbx_cfg = AriEmulatorConfig::default();
+    let pbx = AriEmulator::start(pbx_cfg.clone())
+        .map_err(|e| format!("cannot start the simulated PBX: {e}"))?;
+    let mut cc = super::demo_config(plan.agents, args.wrap_up_ms, false);
+    // Agents are Ready again after a missed offer, as the in-process
+    // demo's keeper does for its agents.
+    cc.timers.rona_sets_not_ready = false;
+    let mut rng = SplitMix64::new(args.seed);
+    for agent in &mut cc.agents {
+        let endpoint = format!("PJSIP/{}", agent.extension);
+        // Phones like people: most answer, a few reject, a few never do.
+        let behaviour = match rng.below(100) {
+            0..=3 => EndpointBehaviour::Reject,
+            4..=6 => EndpointBehaviour::RingForever,
+            _ => EndpointBehaviour::AnswerAfter {
+                ring_ms: rng.range(plan.answer_ms.0, plan.answer_ms.1),
+            },
+        };
+        pbx.set_endpoint(&endpoint, behaviour);
+        agent.endpoint = Some(endpoint);
+    }
+    let http = child::free_port()?;
+    let config = child::write_config(
+        data_dir,
+        &ChildConfig {
+            cc: &cc,
+            ari_url: pbx.base_url(),
+            ari_user: (pbx_cfg.user.clone(), pbx_cfg.password.clone()),
+            crm_url: crm.webhook_url(),
+            http,
+            password_hash: crate::http::hash_password(child::AGENT_PASSWORD)?,
+        },
+    )?;
+    let launch = Launch {
+        exe: std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
+        config,
+        data_dir: data_dir.join("data"),
+        log: data_dir.join("daemon.log"),
+    };
+    let api = Api::new(http);
+    let mut daemon = launch.spawn()?;
+    let first_ready = match api.wait_ready(daemon.spawned, READY_WAIT, false).await {
+        Ok(r) => r.ready.unwrap_or_default(),
+        Err(e) => {
+            daemon.kill();
+            return Err(format!("{e}; see {}", launch.log.display()));
+        }
+    };
+    for agent in &cc.agents {
+        api.agent_ready(&agent.id).await?;
+    }
+    println!(
+        "edgecc demo: {} agents, {} calls/s for {} s; edgecc runs as process {} (ready in {} ms), the PBX {} and the CRM {} here; restarts at {:?} s, link cuts at {:?} s{}; daemon log {}",
+        plan.agents,
+        plan.rate,
+        plan.duration_s,
+        daemon.pid(),
+        first_ready.as_millis(),
+        pbx.base_url(),
+        crm.webhook_url(),
+        faults.restarts,
+        faults.link_cuts,
+        if faults.crm_faults { ", CRM faults" } else { "" },
+        launch.log.display(),
+    );
+
+    let mut summary = RestartSummary::default();
+    let mut callers: HashMap<String, CallerState> = HashMap::new();
+    let mut caller_rng = SplitMix64::new(args.seed ^ 0xCA11);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(plan.duration_s);
+    let mut next_arrival = start;
+    let mut next_status = start + Duration::from_secs(1);
+    let mut restarts = faults.restarts.iter().copied().peekable();
+    let mut restarting: Option<(
+        u64,
+        tokio::sync::oneshot::Receiver<Result<child::Readiness, String>>,
+    )> = None;
+    let mut cuts = faults.link_cuts.iter().copied().peekable();
+    let mut link_back: Option<Instant> = None;
+    let mut crm_fault = CrmFaults::new(faults.crm_faults);
+    let mut crm_down = false;
+    let endpoints: Vec<String> = cc.agents.iter().map(|a| a.endpoint()).collect();
+    while Instant::now() < end {
+        let elapsed = start.elapsed().as_secs();
+        if restarting.is_none() && restarts.peek().is_some_and(|&at| elapsed >= at) {
+            // SIGKILL, then at once a new process on the same data
+            // directory; callers keep arriving at the PBX meanwhile.
+            let at = restarts.next().unwrap_or(elapsed);
+            daemon.kill();
+            println!(
+                "t={elapsed:>3}s  edgecc SIGKILLed; starting it again on the same data directory"
+            );
+            daemon = launch.spawn()?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (api, spawned) = (api.clone(), daemon.spawned);
+            actix_rt::spawn(async move {
+                let _ = tx.send(api.wait_ready(spawned, READY_WAIT, true).await);
+            });
+            restarting = Some((at, rx));
+        }
+        if let Some((at, rx)) = &mut restarting {
+            match rx.try_recv() {
+                Ok(Ok(r)) => {
+                    let cost = RestartCost {
+                        at_s: *at,
+                        ready_ms: r.ready.unwrap_or_default().as_millis() as u64,
+                        reconciled_ms: r.reconciled.unwrap_or_default().as_millis() as u64,
+                        calls_restored: r.calls_restored,
+                        calls_adopted: r.calls_adopted,
+                    };
+                    println!(
+                        "t={:>3}s  edgecc back (process {}): READY in {} ms, restored calls reconciled in {} ms: {} calls re-adopted from the PBX ({} restored)",
+                        start.elapsed().as_secs(),
+                        daemon.pid(),
+                        cost.ready_ms,
+                        cost.reconciled_ms,
+                        cost.calls_adopted,
+                        cost.calls_restored
+                    );
+                    summary.restarts.push(cost);
+                    restarting = None;
+                }
+                Ok(Err(e)) => return Err(format!("restart at {at} s: {e}")),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                    if let Some(status) = daemon.exited() {
+                        return Err(format!("restart at {at} s: the daemon exited ({status})"));
+                    }
+                }
+                Err(e) => return Err(format!("restart at {at} s: {e}")),
+            }
+        }
+        if cuts.peek().is_some_and(|&at| elapsed >= at) {
+            cuts.next();
+            pbx.set_accept_links(false);
+            pbx.drop_links();
+            link_back = Some(Instant::now() + LINK_CUT);
+            summary.link_cuts += 1;
+            println!("t={elapsed:>3}s  PBX link cut for {} s", LINK_CUT.as_secs());
+        }
+        if link_back.is_some_and(|at| Instant::now() >= at) {
+            link_back = None;
+            pbx.set_accept_links(true);
+        }
+        if let (false, Some((from, to))) = (faults.crm_faults, plan.outage) {
+            let want_down = elapsed >= from && elapsed < to;
+            if want_down != crm_down {
+                crm_down = want_down;
+                let mode = if crm_down {
+                    Mode::Refuse { for_ms: None }
+                } else {
+                    Mode::Normal
+                };
+                crm.set_mode(mode.clone())
+                    .await
+                    .map_err(|e| format!("CRM emulator: {e}"))?;
+                println!("t={elapsed:>3}s  CRM {}", describe(&mode));
+            }
+        }
+        if let Some(change) = crm_fault.step(start.elapsed()) {
+            crm.set_mode(change.clone())
+                .await
+                .map_err(|e| format!("CRM emulator: {e}"))?;
+            println!("t={elapsed:>3}s  CRM {}", describe(&change));
+            if !matches!(change, Mode::Normal) {
+                summary.crm_faults += 1;
+            }
+        }
+        // Poisson arrivals into the PBX: exponential gaps, mean 1/rate.
+        while next_arrival <= Instant::now() && next_arrival < end {
+            let u = (caller_rng.below(1 << 53) as f64 + 1.0) / (1u64 << 53) as f64;
+            next_arrival += Duration::from_secs_f64(-u.ln() / plan.rate);
+            summary.calls_placed += 1;
+            let (_, dnis) = super::QUEUES[caller_rng.below(super::QUEUES.len() as u64) as usize];
+            let ani = format!("+1555{:07}", caller_rng.below(10_000_000));
+            let patience = caller_rng.range(plan.patience_ms.0, plan.patience_ms.1);
+            let talk = caller_rng.range(plan.talk_ms.0, plan.talk_ms.1);
+            match pbx.inbound_call(&ani, "Caller", dnis, &[]) {
+                Ok(id) => {
+                    callers.insert(
+                        id,
+                        CallerState {
+                            placed: Instant::now(),
+                            patience: Duration::from_millis(patience),
+                            talk: Duration::from_millis(talk),
+                            answered: None,
+                            hung_up: false,
+                        },
+                    );
+                }
+                Err(EmulatorError::NoLink) => summary.calls_not_taken += 1,
+                Err(e) => return Err(format!("simulated PBX: {e}")),
+            }
+        }
+        drive_callers(&pbx, &mut callers, &endpoints, &mut summary, false);
+        if Instant::now() >= next_status {
+            next_status += Duration::from_secs(1);
+            print_status(elapsed, &summary, &callers, &crm, &api).await;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    if let Some((at, rx)) = restarting.take() {
+        let r = rx
+            .await
+            .map_err(|e| format!("restart at {at} s: {e}"))?
+            .map_err(|e| format!("restart at {at} s: {e}"))?;
+        summary.restarts.push(RestartCost {
+            at_s: at,
+            ready_ms: r.ready.unwrap_or_default().as_millis() as u64,
+            reconciled_ms: r.reconciled.unwrap_or_default().as_millis() as u64,
+            calls_restored: r.calls_restored,
+            calls_adopted: r.calls_adopted,
+        });
+    }
+    pbx.set_accept_links(true);
+    if crm_fault.active() || crm_down {
+        crm.set_mode(Mode::Normal)
+            .await
+            .map_err(|e| format!("CRM emulator: {e}"))?;
+        println!("t={:>3}s  CRM back to normal", plan.duration_s);
+    }
+
+    // The end of the shift: calls finish, then whoever is left hangs up.
+    let settle_until = Instant::now() + super::SETTLE_WAIT;
+    while Instant::now() < settle_until && callers.values().any(|c| !c.hung_up) {
+        drive_callers(&pbx, &mut callers, &endpoints, &mut summary, false);
+        tokio::time::sleep(TICK).await;
+    }
+    let gone_by = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < gone_by && !callers.is_empty() {
+        drive_callers(&pbx, &mut callers, &endpoints, &mut summary, true);
+        tokio::time::sleep(TICK).await;
+    }
+    // The daemon hands everything to the CRM, then stops cleanly.
+    let drained_by = Instant::now() + plan.drain_wait;
+    let mut last = (u64::MAX, u64::MAX);
+    loop {
+        let scrape = api.metrics().await.unwrap_or_default();
+        let live = child::metric(&scrape, "edgecc_calls_live").unwrap_or(f64::NAN);
+        let depth = child::metric(&scrape, "edgecc_outbox_depth").unwrap_or(f64::NAN);
+        summary.records_pending = if depth.is_nan() { 0 } else { depth as u64 };
+        summary.records_dead =
+            child::metric(&scrape, "edgecc_outbox_dead_letters").unwrap_or(0.0) as u64;
+        let now = (live as u64, depth as u64);
+        // Twice in a row nothing live and nothing pending: settled.
+        if live == 0.0 && depth == 0.0 && last == now {
+            break;
+        }
+        last = now;
+        if Instant::now() >= drained_by {
+            println!("outbox not drained after {} s", plan.drain_wait.as_secs());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if !daemon.stop(Duration::from_secs(20)).await {
+        summary
+            .failures
+            .push("the daemon did not stop cleanly on SIGTERM".to_string());
+    }
+    check(&mut summary, &pbx, &crm);
+    crm.stop().await;
+    Ok(summary)
+}
+
+/// Callers talk, lose patience and hang up; the agents' phones are looked
+/// at for a second call. `all`: every caller still there hangs up now.
+fn drive_callers(
+    pbx: &AriEmulator,
+    callers: &mut HashMap<String, CallerState>,
+    endpoints: &[String],
+    summary: &mut RestartSummary,
+    all: bool,
+) {
+    let state = pbx.state();
+    let mut per_endpoint: HashMap<&str, usize> = HashMap::new();
+    for c in &state.channels {
+        if let Some(e) = c.endpoint.as_deref() {
+            if c.snoop_of.is_none() {
+                *per_endpoint.entry(e).or_default() += 1;
+            }
+        }
+    }
+    for e in endpoints {
+        if per_endpoint.get(e.as_str()).copied().unwrap_or(0) > 1 {
+            summary.agent_double_offers += 1;
+            tracing::error!(endpoint = %e, "An agent's phone has two calls at once.");
+        }
+    }
+    let now = Instant::now();
+    callers.retain(|id, caller| {
+        let Some(ch) = state.channel(id) else {
+            return false; // gone: hung up, or ended by edgecc
+        };
+        if caller.answered.is_none() {
+            let with_agent = ch
+                .bridge_id
+                .as_deref()
+                .and_then(|b| state.bridge(b))
+                .is_some_and(|b| b.channels.len() >= 2);
+            if with_agent {
+                caller.answered = Some(now);
+            }
+        }
+        let done = match caller.answered {
+            Some(at) => now >= at + caller.talk,
+            None => now >= caller.placed + caller.patience,
+        };
+        if (done || all) && !caller.hung_up {
+            caller.hung_up = pbx.caller_hangup(id).is_ok();
+        }
+        true
+    });
+}
+
+/// The CRM faults of `--crm-faults`, in turn: refused connections, 429
+/// with `Retry-After`, 500; each for [`CRM_FAULT`], then as long normal.
+struct CrmFaults {
+    /// Whether to play them at all.
+    on: bool,
+    /// The fault playing now (index into the cycle), if any.
+    current: Option<usize>,
+    /// When the next change is due, from the start.
+    next: Duration,
+    /// The next fault to play.
+    turn: usize,
+}
+
+impl CrmFaults {
+    fn new(on: bool) -> CrmFaults {
+        CrmFaults {
+            on,
+            current: None,
+            next: CRM_FAULT,
+            turn: 0,
+        }
+    }
+
+    /// The CRM mode to switch to at `elapsed`, if it changes.
+    fn step(&mut self, elapsed: Duration) -> Option<Mode> {
+        if !self.on || elapsed < self.next {
+            return None;
+        }
+        self.next = elapsed + CRM_FAULT;
+        if self.current.take().is_some() {
+            return Some(Mode::Normal);
+        }
+        let cycle = [
+            Mode::Refuse { for_ms: None },
+            Mode::RetryAfter { secs: 1 },
+            Mode::Status {
+                status: 500,
+                body: "demo: internal error".to_string(),
+            },
+        ];
+        let i = self.turn % cycle.len();
+        self.turn += 1;
+        self.current = Some(i);
+        Some(cycle[i].clone())
+    }
+
+    /// A fault is playing now.
+    fn active(&self) -> bool {
+        self.current.is_some()
+    }
+}
+
+/// How a CRM mode reads on the status line.
+fn describe(mode: &Mode) -> String {
+    match mode {
+        Mode::Normal => "back to normal".to_string(),
+        Mode::Refuse { .. } => "goes DOWN (connections refused)".to_string(),
+        Mode::RetryAfter { secs } => format!("answers 429 (Retry-After: {secs})"),
+        Mode::Status { status, .. } => format!("answers {status}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One status line: the PBX side from here, the daemon's from its metrics.
+async fn print_status(
+    elapsed: u64,
+    s: &RestartSummary,
+    callers: &HashMap<String, CallerState>,
+    crm: &EmulatorHandle,
+    api: &Api,
+) {
+    let talking = callers.values().filter(|c| c.answered.is_some()).count();
+    let waiting = callers.len() - talking;
+    let scrape = api.metrics().await.ok();
+    let daemon = match &scrape {
+        Some(m) => format!(
+            "edgecc: live {} ready agents {} talking {} outbox {}",
+            child::metric(m, "edgecc_calls_live").unwrap_or(0.0),
+            child::metric(m, "edgecc_agents{state=\"ready\"}").unwrap_or(0.0),
+            child::metric(m, "edgecc_agents{state=\"talking\"}").unwrap_or(0.0),
+            child::metric(m, "edgecc_outbox_depth").unwrap_or(0.0),
+        ),
+        None => "edgecc: not answering".to_string(),
+    };
+    println!(
+        "t={elapsed:>3}s  placed {} (not taken {})  at the PBX: talking {talking} waiting {waiting}  |  {daemon}  |  CRM records {}  |  restarts {}",
+        s.calls_placed,
+        s.calls_not_taken,
+        crm.stats().records,
+        s.restarts.len(),
+    );
+}
+
+/// Every check, from the PBX and the CRM; fills the counts, `failures`
+/// and `ok`.
+fn check(s: &mut RestartSummary, pbx: &AriEmulator, crm: &EmulatorHandle) {
+    let stats = crm.stats();
+    s.records_delivered = stats.records;
+    s.crm_duplicates = stats.duplicates;
+    let taken = s.calls_placed - s.calls_not_taken;
+    // What the CRM holds, per interaction, in arrival order.
+    let mut by_call: BTreeMap<String, Vec<crate::crm::emulator::Received>> = BTreeMap::new();
+    for r in crm.records() {
+        by_call.entry(r.interaction.clone()).or_default().push(r);
+    }
+    let mut bad: Vec<String> = Vec::new();
+    for (call, records) in &by_call {
+        let n = |kind: &str| records.iter().filter(|r| r.kind == kind).count();
+        let updates: Vec<&str> = records
+            .iter()
+            .filter(|r| r.kind == "interaction.update")
+            .map(|r| r.document["data"]["event"].as_str().unwrap_or(""))
+            .collect();
+        let ended = updates.iter().filter(|e| **e == "ended").count();
+        let in_order = records
+            .windows(2)
+            .all(|w| w[0].document["sequence"].as_u64() <= w[1].document["sequence"].as_u64());
+        let accepted = n("interaction.create") == 1
+            && n("phone_log.create") == 1
+            && n("work_item.create") == 0
+            && ended == 1
+            && updates.last() == Some(&"ended");
+        let not_answered = n("interaction.create") == 1
+            && n("work_item.create") == 1
+            && n("phone_log.create") == 0
+            && ended == 0;
+        if accepted && in_order {
+            s.calls_accepted += 1;
+        } else if not_answered && in_order {
+            s.calls_not_answered += 1;
+        } else {
+            bad.push(format!(
+                "{call}: {} interactions, {} phone logs, {} work items, updates {updates:?}{}",
+                n("interaction.create"),
+                n("phone_log.create"),
+                n("work_item.create"),
+                if in_order { "" } else { ", out of order" }
+            ));
+        }
+    }
+    let mut fail = |what: String| s.failures.push(what);
+    if !bad.is_empty() {
+        fail(format!(
+            "{} interactions at the CRM are not one terminal record set, e.g. {}",
+            bad.len(),
+            bad.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        ));
+    }
+    let accounted = s.calls_accepted + s.calls_not_answered;
+    if accounted != taken {
+        fail(format!(
+            "{taken} calls reached edgecc but {accounted} have one terminal record set at the CRM"
+        ));
+    }
+    if s.agent_double_offers != 0 {
+        fail(format!(
+            "an agent's phone had two calls at once {} times",
+            s.agent_double_offers
+        ));
+    }
+    if s.records_pending != 0 {
+        fail(format!("{} records still in the outbox", s.records_pending));
+    }
+    if s.records_dead != 0 {
+        fail(format!("{} records in the dead letters", s.records_dead));
+    }
+    if stats.dropped != 0 {
+        fail(format!(
+            "the CRM emulator dropped {} records",
+            stats.dropped
+        ));
+    }
+    let left = pbx.state();
+    if !left.channels.is_empty() || !left.bridges.is_empty() {
+        fail(format!(
+            "left at the PBX: {} channels, {} bridges",
+            left.channels.len(),
+            left.bridges.len()
+        ));
+    }
+    s.ok = s.failures.is_empty();
+}
+
+/// Prints the summary for people.
+pub fn print_summary(s: &RestartSummary) {
+    println!();
+    println!("summary");
+    println!("  calls placed      {}", s.calls_placed);
+    println!(
+        "  not taken         {} (the PBX had no link to edgecc)",
+        s.calls_not_taken
+    );
+    println!("  accepted          {}", s.calls_accepted);
+    println!(
+        "  not answered      {} (abandoned or timed out: work items)",
+        s.calls_not_answered
+    );
+    for r in &s.restarts {
+        println!(
+            "  restart at {:>3}s  READY in {} ms, reconciled in {} ms, {} calls re-adopted ({} restored)",
+            r.at_s, r.ready_ms, r.reconciled_ms, r.calls_adopted, r.calls_restored
+        );
+    }
+    println!("  link cuts         {}", s.link_cuts);
+    println!("  CRM faults        {}", s.crm_faults);
+    println!(
+        "  records delivered {} (re-deliveries deduplicated: {})",
+        s.records_delivered, s.crm_duplicates
+    );
+    println!(
+        "  pending / dead    {} / {}",
+        s.records_pending, s.records_dead
+    );
+    if s.ok {
+        println!("check: OK — every call edgecc took has one terminal record set at the CRM (answered: one interaction, one phone log, updates in order ending in one `ended`; not answered: one interaction and one work item); no agent had two calls at once; nothing lost, nothing left at the PBX");
+    } else {
+        for f in &s.failures {
+            println!("check FAILED: {f}");
+        }
+    }
+}

@@ -17,8 +17,9 @@
 //!    - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
 //!      PBX port for a real Asterisk.
 //!    - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket): the
-//!      simulated PBX that lives outside the daemon's process (`edgecc
-//!      pbx-sim`, `edgecc demo --restart-at`), and the tests' Asterisk.
+//!      simulated PBX that lives outside the daemon's process (`edgecc demo
+//!      --restart-at` runs the daemon in front of it), and the tests'
+//!      Asterisk.
 //!    - [`crm`] — CRM adapters (webhook, ServiceNow) over one transport,
 //!      the sync worker that drains the outbox into them, and the CRM
 //!      emulator.

@@ -7,10 +7,10 @@
 //! behaviour (no replay, calls in Stasis survive a disconnect, a call that
 //! reaches `Stasis()` with no WebSocket fails at once).
 //!
-//! A product feature as well as the tests' Asterisk: it is the simulated
-//! PBX that lives outside the daemon's process, as a real PBX does
-//! (`edgecc pbx-sim`, and `edgecc demo --restart-at`, which kills and
-//! restarts the daemon in front of it).
+//! A product module as well as the tests' Asterisk: it is the simulated
+//! PBX that lives outside the daemon's process, as a real PBX does, in
+//! `edgecc demo --restart-at` (which kills and restarts the daemon in
+//! front of it).
 //!
 //! # Layout
 //!

@@ -176,6 +176,12 @@ impl Restartable {
     /// Asterisk when `adopt`), after a crash.
     async fn restore(self, adopt: bool) -> Restartable {
         let snapshot = self.state.snapshot();
+        self.restore_from(snapshot, adopt).await
+    }
+
+    /// Restores a new life from `snapshot` (an earlier one: the state
+    /// changes after it were not durable when the process died).
+    async fn restore_from(self, snapshot: StateSnapshot, adopt: bool) -> Restartable {
         let (h, kill) = life(
             self.h.emu.clone(),
             &self.cfg,
@@ -481,6 +487,51 @@ async fn a_call_that_ended_while_down_is_closed() {
         .await;
     h.until_agent("a1", "a1 free", free).await;
     one_interaction_ended(h, &[&c1]);
+}
+
+/// The process died after it rang an agent but before that offer was
+/// durable: the saved state has the call queued and the agent logged out,
+/// while the agent's phone still rings. The adoption hangs that leg up at
+/// once (not when its ring timeout ends), so the agent is never rung with
+/// two calls; the call is offered again once the agent is Ready.
+#[actix_rt::test]
+async fn an_offer_the_saved_state_does_not_know_is_hung_up_at_once() {
+    let r = Restartable::start(config(&[("a1", A1)], 30_000), &[(A1, B::RingForever)]).await;
+    let h = &r.h;
+    let c1 = h.inbound("5552301");
+    h.until_call(&c1, "queued", |v| v.phase == "queued").await;
+    let mut before_the_offer = r.state.snapshot();
+    h.ready("a1").await;
+    until("a1's phone rings", || h.legs_of(&c1).len() == 1).await;
+    let stale = leg_of(h, &c1);
+    // The offer-token reservation is durable before any token is used:
+    // only the offer's own changes are lost.
+    before_the_offer.tokens_reserved_through = r.state.snapshot().tokens_reserved_through;
+    r.crash().await;
+    let r = r.restore_from(before_the_offer, true).await;
+    let h = &r.h;
+    let restored = std::time::Instant::now();
+    h.until_emu("the stale offer hung up", |s| s.channel(&stale).is_none())
+        .await;
+    assert!(
+        restored.elapsed() < std::time::Duration::from_secs(3),
+        "the stale offer rang on for {:?}",
+        restored.elapsed()
+    );
+    // The call is still queued and goes to a1 once it is Ready: one leg.
+    h.ready("a1").await;
+    until("a1 rung again", || h.legs_of(&c1).len() == 1).await;
+    let fresh = leg_of(h, &c1);
+    assert_ne!(fresh, stale);
+    assert_eq!(
+        h.emu
+            .channels()
+            .iter()
+            .filter(|c| c.endpoint.as_deref() == Some(A1))
+            .count(),
+        1,
+        "one call on a1's phone"
+    );
 }
 
 /// A restart in the middle of a consult: the caller holds out of the main

@@ -18,6 +18,7 @@ mod config_errors;
 mod crm_outage;
 mod crm_sync;
 mod crm_wire;
+mod demo_restart;
 mod cross_config;
 mod deb_package;
 mod disk_stall;

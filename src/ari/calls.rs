@@ -156,10 +156,36 @@ impl Calls {
             .state
             .borrow_mut()
             .adopt(&pending.plan, channels, bridges);
-        let effects = self
+        // A leg edgecc named that still rings (not in the application yet)
+        // and that neither the saved state nor this process knows: an
+        // offer (or dial) the killed process made after its last durable
+        // state change. Hung up now, before the queues route again, so its
+        // agent is never offered a second call while it rings. Picked out
+        // before the reconcile, which may let go of legs it hangs up.
+        let stale: Vec<String> = {
+            let state = self.state.borrow();
+            channels
+                .iter()
+                .filter(|c| edgecc_actors::ids::is_minted(&c.id) && !c.in_app(&self.settings.app))
+                .filter(|c| {
+                    // A Local channel's `;2` half goes with its known `;1`.
+                    let leg = c.id.strip_suffix(";2").unwrap_or(&c.id);
+                    !state.legs.contains_key(leg) && !pending.plan.legs.contains_key(leg)
+                })
+                .map(|c| c.id.clone())
+                .collect()
+        };
+        let mut effects = self
             .state
             .borrow_mut()
             .reconcile(channels, bridges, starting);
+        for channel in stale {
+            info!(channel = %channel, "Restart: a leg the saved state does not know still rings; hanging it up.");
+            effects.push(super::state::Effect::HangupChannel {
+                channel,
+                cause: edgecc_actors::HangupCause::Normal,
+            });
+        }
         report.orphans = effects
             .iter()
             .map(|fx| match fx {

@@ -179,6 +179,8 @@ impl Launch {
             .env_remove("JOURNAL_STREAM")
             .env_remove("STATE_DIRECTORY")
             .env_remove("RUNTIME_DIRECTORY")
+            // Its log goes to a file: no colour codes.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

@@ -13,6 +13,11 @@
 //! one interaction and one phone log at the CRM, every timed-out or
 //! abandoned call one interaction and one work item, nothing lost, nothing
 //! applied twice. The exit code is 1 when a check fails.
+//!
+//! With `--restart-at`, `--link-cut-at` or `--crm-faults` it runs in
+//! [`restart`] mode instead: the daemon as a child process ([`child`]),
+//! SIGKILLed and started again, in front of the ARI emulator, which lives
+//! on in this process with the callers and the CRM emulator.
 
 pub mod child;
 pub mod restart;

@@ -77,8 +77,8 @@ fn demo_survives_sigkills_link_cuts_and_crm_faults() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let printed = std::fs::read_to_string(&out).unwrap_or_default();
-    let text = std::fs::read_to_string(&summary)
-        .unwrap_or_else(|e| panic!("no summary ({e}): {printed}"));
+    let text =
+        std::fs::read_to_string(&summary).unwrap_or_else(|e| panic!("no summary ({e}): {printed}"));
     let s: Value = serde_json::from_str(&text).unwrap();
     assert!(status.success(), "{status}: {printed}");
     assert_eq!(s["ok"], true, "{s:#}");
@@ -87,7 +87,10 @@ fn demo_survives_sigkills_link_cuts_and_crm_faults() {
     let restarts = s["restarts"].as_array().unwrap();
     assert_eq!(restarts.len(), 2, "{s:#}");
     for r in restarts {
-        assert!(n(r, "ready_ms") > 0 && n(r, "reconciled_ms") >= n(r, "ready_ms"), "{r}");
+        assert!(
+            n(r, "ready_ms") > 0 && n(r, "reconciled_ms") >= n(r, "ready_ms"),
+            "{r}"
+        );
         assert!(n(r, "calls_adopted") <= n(r, "calls_restored"), "{r}");
     }
     // Calls were up at the kills (4 calls/s, talks of seconds) and the

@@ -69,6 +69,15 @@ pub struct RestartSummary {
     /// Of those, calls the PBX could not hand to edgecc (no link: the
     /// daemon down or restarting); Asterisk's dialplan takes them.
     pub calls_not_taken: u64,
+    /// Calls edgecc handed back to the dialplan (`continue`) with no CRM
+    /// record: calls whose arrival died with a killed process or a cut
+    /// link, found unknown in the application afterwards. Asterisk's
+    /// dialplan takes them (a `Queue()` fallback, say).
+    pub calls_handed_back_unknown: u64,
+    /// Calls handed back to the dialplan after their end was recorded
+    /// (a timed-out caller hearing its announcement when the process
+    /// died: the restarted one no longer knows the channel).
+    pub calls_handed_back_after_end: u64,
     /// Calls answered by an agent and ended (CRM: phone log and `ended`).
     pub calls_accepted: u64,
     /// Calls that ended without an agent: abandoned or timed out (CRM:
@@ -88,7 +97,8 @@ pub struct RestartSummary {
     pub records_pending: u64,
     /// Records in the dead letters at the end.
     pub records_dead: u64,
-    /// Times an agent's phone had two calls ringing or up at once.
+    /// Times an agent's phone had two calls ringing or up at once (each
+    /// set of channels counted once; looked at every 50 ms).
     pub agent_double_offers: u64,
     /// What failed, if anything.
     pub failures: Vec<String>,
@@ -164,6 +174,10 @@ struct CallerState {
     /// The demo hung it up (once).
     hung_up: bool,
 }
+
+/// Every call edgecc took, by caller channel: whether edgecc handed it
+/// back to the dialplan (seen out of the application while up).
+type Taken = HashMap<String, bool>;
 
 /// Runs the demo with the daemon as a child process.
 pub(super) async fn run(
@@ -249,6 +263,8 @@ pub(super) async fn run(
 
     let mut summary = RestartSummary::default();
     let mut callers: HashMap<String, CallerState> = HashMap::new();
+    let mut taken: Taken = HashMap::new();
+    let mut doubles = std::collections::HashSet::new();
     let mut caller_rng = SplitMix64::new(args.seed ^ 0xCA11);
     let start = Instant::now();
     let end = start + Duration::from_secs(plan.duration_s);
@@ -360,6 +376,7 @@ pub(super) async fn run(
             let talk = caller_rng.range(plan.talk_ms.0, plan.talk_ms.1);
             match pbx.inbound_call(&ani, "Caller", dnis, &[]) {
                 Ok(id) => {
+                    taken.insert(id.clone(), false);
                     callers.insert(
                         id,
                         CallerState {
@@ -375,7 +392,15 @@ pub(super) async fn run(
                 Err(e) => return Err(format!("simulated PBX: {e}")),
             }
         }
-        drive_callers(&pbx, &mut callers, &endpoints, &mut summary, false);
+        drive_callers(
+            &pbx,
+            &mut callers,
+            &mut taken,
+            &mut doubles,
+            &endpoints,
+            &mut summary,
+            false,
+        );
         if Instant::now() >= next_status {
             next_status += Duration::from_secs(1);
             print_status(elapsed, &summary, &callers, &crm, &api).await;
@@ -406,12 +431,28 @@ pub(super) async fn run(
     // The end of the shift: calls finish, then whoever is left hangs up.
     let settle_until = Instant::now() + super::SETTLE_WAIT;
     while Instant::now() < settle_until && callers.values().any(|c| !c.hung_up) {
-        drive_callers(&pbx, &mut callers, &endpoints, &mut summary, false);
+        drive_callers(
+            &pbx,
+            &mut callers,
+            &mut taken,
+            &mut doubles,
+            &endpoints,
+            &mut summary,
+            false,
+        );
         tokio::time::sleep(TICK).await;
     }
     let gone_by = Instant::now() + Duration::from_secs(30);
     while Instant::now() < gone_by && !callers.is_empty() {
-        drive_callers(&pbx, &mut callers, &endpoints, &mut summary, true);
+        drive_callers(
+            &pbx,
+            &mut callers,
+            &mut taken,
+            &mut doubles,
+            &endpoints,
+            &mut summary,
+            true,
+        );
         tokio::time::sleep(TICK).await;
     }
     // The daemon hands everything to the CRM, then stops cleanly.
@@ -441,7 +482,7 @@ pub(super) async fn run(
             .failures
             .push("the daemon did not stop cleanly on SIGTERM".to_string());
     }
-    check(&mut summary, &pbx, &crm);
+    check(&mut summary, &taken, &pbx, &crm);
     crm.stop().await;
     Ok(summary)
 }
@@ -451,23 +492,30 @@ pub(super) async fn run(
 fn drive_callers(
     pbx: &AriEmulator,
     callers: &mut HashMap<String, CallerState>,
+    taken: &mut Taken,
+    doubles: &mut std::collections::HashSet<String>,
     endpoints: &[String],
     summary: &mut RestartSummary,
     all: bool,
 ) {
     let state = pbx.state();
-    let mut per_endpoint: HashMap<&str, usize> = HashMap::new();
+    let mut per_endpoint: HashMap<&str, Vec<&str>> = HashMap::new();
     for c in &state.channels {
         if let Some(e) = c.endpoint.as_deref() {
             if c.snoop_of.is_none() {
-                *per_endpoint.entry(e).or_default() += 1;
+                per_endpoint.entry(e).or_default().push(c.id.as_str());
             }
         }
     }
     for e in endpoints {
-        if per_endpoint.get(e.as_str()).copied().unwrap_or(0) > 1 {
-            summary.agent_double_offers += 1;
-            tracing::error!(endpoint = %e, "An agent's phone has two calls at once.");
+        if let Some(ids) = per_endpoint.get(e.as_str()).filter(|ids| ids.len() > 1) {
+            // Counted once per set of channels, however long it lasts.
+            let mut ids = ids.clone();
+            ids.sort_unstable();
+            if doubles.insert(ids.join(" ")) {
+                summary.agent_double_offers += 1;
+                tracing::error!(endpoint = %e, channels = ?ids, "An agent's phone has two calls at once.");
+            }
         }
     }
     let now = Instant::now();
@@ -475,6 +523,9 @@ fn drive_callers(
         let Some(ch) = state.channel(id) else {
             return false; // gone: hung up, or ended by edgecc
         };
+        if !ch.in_stasis {
+            taken.insert(id.clone(), true);
+        }
         if caller.answered.is_none() {
             let with_agent = ch
                 .bridge_id
@@ -591,11 +642,10 @@ async fn print_status(
 
 /// Every check, from the PBX and the CRM; fills the counts, `failures`
 /// and `ok`.
-fn check(s: &mut RestartSummary, pbx: &AriEmulator, crm: &EmulatorHandle) {
+fn check(s: &mut RestartSummary, taken: &Taken, pbx: &AriEmulator, crm: &EmulatorHandle) {
     let stats = crm.stats();
     s.records_delivered = stats.records;
     s.crm_duplicates = stats.duplicates;
-    let taken = s.calls_placed - s.calls_not_taken;
     // What the CRM holds, per interaction, in arrival order.
     let mut by_call: BTreeMap<String, Vec<crate::crm::emulator::Received>> = BTreeMap::new();
     for r in crm.records() {
@@ -636,7 +686,32 @@ fn check(s: &mut RestartSummary, pbx: &AriEmulator, crm: &EmulatorHandle) {
             ));
         }
     }
+    // Calls with nothing at the CRM: handed back to the dialplan unknown
+    // (accounted for, by the PBX), or lost.
+    let mut lost: Vec<&str> = Vec::new();
+    for (call, handed_back) in taken {
+        match (by_call.contains_key(call), handed_back) {
+            (false, true) => s.calls_handed_back_unknown += 1,
+            (false, false) => lost.push(call),
+            (true, true) => s.calls_handed_back_after_end += 1,
+            (true, false) => {}
+        }
+    }
+    let foreign = by_call.keys().filter(|c| !taken.contains_key(*c)).count();
     let mut fail = |what: String| s.failures.push(what);
+    if !lost.is_empty() {
+        lost.sort_unstable();
+        fail(format!(
+            "{} calls reached edgecc and have no record at the CRM and were not handed back, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(3)]
+        ));
+    }
+    if foreign != 0 {
+        fail(format!(
+            "{foreign} interactions at the CRM are of no call placed"
+        ));
+    }
     if !bad.is_empty() {
         fail(format!(
             "{} interactions at the CRM are not one terminal record set, e.g. {}",
@@ -644,10 +719,11 @@ fn check(s: &mut RestartSummary, pbx: &AriEmulator, crm: &EmulatorHandle) {
             bad.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
         ));
     }
-    let accounted = s.calls_accepted + s.calls_not_answered;
-    if accounted != taken {
+    let accounted = s.calls_accepted + s.calls_not_answered + s.calls_handed_back_unknown;
+    if accounted != taken.len() as u64 {
         fail(format!(
-            "{taken} calls reached edgecc but {accounted} have one terminal record set at the CRM"
+            "{} calls reached edgecc but {accounted} are accounted for (one terminal record set at the CRM, or handed back unknown)",
+            taken.len()
         ));
     }
     if s.agent_double_offers != 0 {
@@ -692,6 +768,10 @@ pub fn print_summary(s: &RestartSummary) {
     println!(
         "  not answered      {} (abandoned or timed out: work items)",
         s.calls_not_answered
+    );
+    println!(
+        "  handed back       {} unknown to edgecc (arrived as it died), {} after their end",
+        s.calls_handed_back_unknown, s.calls_handed_back_after_end
     );
     for r in &s.restarts {
         println!(

@@ -38,6 +38,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// One value per process, parsed once: the demo's many flags cost nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon in the foreground (systemd runs this).

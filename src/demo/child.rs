@@ -79,7 +79,7 @@ pub fn write_config(dir: &Path, c: &ChildConfig<'_>) -> Result<PathBuf, String> 
         timers.offer_timeout_ms, timers.reject_delay_ms, timers.rona_sets_not_ready
     );
     for queue in &c.cc.queues {
-        let strategy = serde_json::to_value(&queue.strategy)
+        let strategy = serde_json::to_value(queue.strategy)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .ok_or("demo: a queue strategy has no name")?;

@@ -1117,7 +1117,8 @@ mod tests {
     /// a connected call (c1, c1~1) and a ringing offer (c2~2) whose caller
     /// is up; the first connect reads start-up time T1, a reconnect with
     /// the same T1 finds c1's agent leg gone, then one with T2 finds nothing
-    /// at all. Expected: same T1, the vanished leg ends `Normal` as before;
+    /// at all. Expected: same T1, the vanished leg ends `Normal` as before
+    /// (and the offer still ringing reports its ringing);
     /// T2, every leg ends `PbxLost` once (`lost_by_pbx` counts them), and a
     /// later reconcile with T2 again (a plain link drop) reports nothing
     /// new and flags no restart.
@@ -1149,10 +1150,15 @@ mod tests {
         let fx = st.reconcile(&channels, &[], &none);
         assert_eq!(
             emitted(&fx),
-            vec![PbxEvent::LegHungUp {
-                leg_id: leg("c1~1"),
-                cause: HangupCause::Normal
-            }]
+            vec![
+                PbxEvent::LegHungUp {
+                    leg_id: leg("c1~1"),
+                    cause: HangupCause::Normal
+                },
+                PbxEvent::LegRinging {
+                    leg_id: leg("c2~2")
+                }
+            ]
         );
         assert!(st.pbx_started(Some("T2")));
         assert!(!st.pbx_started(None), "an unreadable time changes nothing");

@@ -827,6 +827,43 @@ mod tests {
         assert!(a.is_ready());
     }
 
+    /// Refusals by the device count in a row: a desktop reject does not
+    /// count, a ring (missed offer) or an answer starts over, and the
+    /// `device_refusals_max`-th takes the agent out as device unreachable.
+    #[test]
+    fn device_refusals_count_in_a_row() {
+        let mut a = ready_agent();
+        a.settings.device_refusals_max = 2;
+        a.settings.rona_sets_not_ready = false;
+        let c = CallId::new("c");
+        let offer = |a: &mut Agent, t: u64, outcome: OfferOutcome| {
+            a.reserve(c.clone(), OfferToken(t), q(), 100).unwrap();
+            a.offer_ended(&c, OfferToken(t), outcome, t).unwrap();
+        };
+        offer(&mut a, 1, OfferOutcome::Refused);
+        offer(&mut a, 2, OfferOutcome::Rejected);
+        assert_eq!(
+            a.stats.refusals_in_row, 1,
+            "a desktop reject is not the device"
+        );
+        offer(&mut a, 3, OfferOutcome::Missed);
+        assert_eq!(a.stats.refusals_in_row, 0, "it rang");
+        offer(&mut a, 4, OfferOutcome::Refused);
+        a.reserve(c.clone(), OfferToken(5), q(), 100).unwrap();
+        a.connected(&c, OfferToken(5), 5).unwrap();
+        assert_eq!(a.stats.refusals_in_row, 0, "it answered");
+        a.left_call(&c, None, 6).unwrap();
+        offer(&mut a, 7, OfferOutcome::Refused);
+        assert!(a.is_ready());
+        offer(&mut a, 8, OfferOutcome::Refused);
+        assert_eq!(
+            a.state,
+            AgentState::NotReady {
+                reason: NotReadyReason::System(SystemReason::DeviceUnreachable)
+            }
+        );
+    }
+
     /// No wrap-up after outbound or transferred calls (`None` from the call).
     #[test]
     fn no_wrap_up_without_queue() {

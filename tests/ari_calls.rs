@@ -476,8 +476,10 @@ async fn duplicated_events_count_once() {
 
 /// A queue's final destinations over ARI: an external number sends the
 /// caller on in the redirect context (`continue`, the channel leaves
-/// Stasis and stays up in the dialplan; no hang-up is reported for it); an
-/// announcement is played to the end before the caller is hung up.
+/// Stasis and stays up in the dialplan; no hang-up is reported for it; no
+/// callback work item, since another destination may answer); an
+/// announcement is played to the end before the caller is hung up (a
+/// callback work item).
 #[actix_rt::test]
 async fn final_destinations_redirect_and_announcement() {
     use edgecc_actors::config::FinalDestination;
@@ -535,9 +537,14 @@ async fn final_destinations_redirect_and_announcement() {
                 "hung up {waited:?} after the prompt started: it was cut off"
             );
         }
-        assert!(
-            h.kinds(&call).contains(&CrmRecordKind::WorkItemCreate),
-            "{dest}"
+        // A caller handed to an external number is recorded as overflowed
+        // (the `ended` update), with no callback work item; one the queue
+        // gave up on gets the callback.
+        let kinds = h.kinds(&call);
+        assert_eq!(
+            kinds.contains(&CrmRecordKind::WorkItemCreate),
+            dest == "announcement",
+            "{dest}: {kinds:?}"
         );
         assert_eq!(h.snapshot().await.terminal_anomalies, 0);
     }
@@ -576,4 +583,50 @@ async fn waiting_callers_can_hear_ringing() {
     .await;
     h.emu.caller_hangup(&call).unwrap();
     h.until_ended("completed", 1).await;
+}
+
+/// Goal: devices that are always busy (cause 17) or always reject (cause
+/// 21) leave the rotation (issue 16: two such agents each collected 10
+/// rejects in 12 calls). Method: a1's device always answers busy, a2's
+/// always rejects, `routing.device_refusals_max` at its default (3); three
+/// callers queue. Expected: each call is refused by both devices, and after
+/// their third refusal both agents are Not Ready with the system reason
+/// `device_unreachable`, three rejects each; a fourth caller then waits
+/// without a single originate more.
+#[actix_rt::test]
+async fn devices_that_always_refuse_leave_the_rotation() {
+    use edgecc_actors::agent::{AgentState, NotReadyReason, SystemReason};
+    let h = AriHarness::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[(A1, B::Busy), (A2, B::Reject)],
+    )
+    .await;
+    h.ready("a1").await;
+    h.ready("a2").await;
+    let unreachable = |s: &AgentState| {
+        *s == AgentState::NotReady {
+            reason: NotReadyReason::System(SystemReason::DeviceUnreachable),
+        }
+    };
+    for n in 0..3 {
+        h.inbound(&format!("555002{n}"));
+        pause(300).await;
+    }
+    h.until_agent("a1", "a1 out of rotation", unreachable).await;
+    h.until_agent("a2", "a2 out of rotation", unreachable).await;
+    let snap = h.snapshot().await;
+    for a in &snap.agents {
+        assert_eq!(a.stats.reject_count, 3, "{}", a.agent);
+        assert_eq!(a.stats.rona_count, 0, "{}", a.agent);
+    }
+    // Originates are `POST /ari/channels?…` (other channel requests have
+    // a path segment after it).
+    let originates = || h.requests("POST", "/ari/channels?");
+    let before = originates();
+    assert!(before >= 6, "each call rang both devices: {before}");
+    let fourth = h.inbound("5550029");
+    h.until_call(&fourth, "queued", |c| c.phase == "queued")
+        .await;
+    pause(300).await;
+    assert_eq!(originates(), before, "nobody was rung");
 }

@@ -1266,3 +1266,35 @@ async fn ari_lists_what_a_restarted_client_adopts() {
     ws2.settle(SETTLE).await;
     assert!(ws2.events.is_empty(), "no replay: {:?}", ws2.types());
 }
+
+/// An Asterisk restart as the emulator plays it: the connected WebSocket
+/// is closed, the call in Stasis and every bridge vanish without an event,
+/// and `GET /asterisk/info` answers a new `status.startup_time` (what the
+/// adapter compares to tell a restart from a link drop); afterwards calls
+/// are taken again on a new connection.
+#[actix_rt::test]
+async fn ari_restart_drops_everything_and_changes_the_startup_time() {
+    let emu = emulator();
+    let startup = |a: Answer| a.json["status"]["startup_time"].as_str().map(str::to_owned);
+    let before = startup(call(&emu, "GET", "/ari/asterisk/info", Auth::Basic).await);
+    assert!(before.is_some(), "the start-up time is served");
+    let ws = ws_connect(&emu, Auth::Basic).await;
+    assert!(ws.is_ok());
+    let caller = emu.inbound_call("5550100", "Ann", "800", &[]).unwrap();
+    assert!(emu.state().channel(&caller).is_some());
+    let sent = emu.sent_events().len();
+    emu.restart_pbx();
+    let after = startup(call(&emu, "GET", "/ari/asterisk/info", Auth::Basic).await);
+    assert!(
+        after.is_some() && after != before,
+        "{before:?} -> {after:?}"
+    );
+    assert!(emu.channels().is_empty(), "{:?}", emu.channels());
+    assert!(emu.bridges().is_empty());
+    assert_eq!(emu.connected_links(), 0);
+    assert_eq!(emu.sent_events().len(), sent, "no event for what vanished");
+    let again = ws_connect(&emu, Auth::Basic).await;
+    assert!(again.is_ok());
+    assert!(emu.inbound_call("5550101", "Bob", "800", &[]).is_ok());
+    drop((ws, again));
+}

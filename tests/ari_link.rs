@@ -448,3 +448,80 @@ async fn calls_arriving_while_stopping_go_back_to_the_dialplan() {
     h.until_ended("completed", 1).await;
     assert_eq!(count(&h.kinds(&first), CrmRecordKind::PhoneLogCreate), 1);
 }
+
+/// Goal: an Asterisk restart with calls up is recorded as what it is, not
+/// as ordinary endings (issue 16). Method: a1 talks to one caller, a2's
+/// phone rings for a second, a third waits in the queue; the emulated
+/// Asterisk restarts (links close, every channel and bridge vanishes
+/// without an event, its start-up time changes), then takes connections
+/// again. Expected: the reconcile after the reconnect sees the new start-up
+/// time and ends the three calls `pbx_lost`, none `completed` or
+/// `abandoned`; the talking call's `ended` update says `pbx_lost`; the two
+/// callers nobody answered get their interaction and a callback work item
+/// with reason `pbx_lost`; a2, whose phone was ringing, is Ready with no
+/// RONA counted; the registry counts them `pbx_lost` (the figure
+/// `edgecc_calls_ended_total{outcome="pbx_lost"}` reports).
+#[actix_rt::test]
+async fn an_asterisk_restart_ends_calls_pbx_lost() {
+    let h = AriHarness::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[(A1, B::AnswerAfter { ring_ms: 100 }), (A2, B::Manual)],
+    )
+    .await;
+    h.ready("a1").await;
+    let talking_call = h.inbound("5551101");
+    h.until_agent("a1", "talking", talking).await;
+    let bridge = BridgeId::main(&talking_call.as_str().into()).0;
+    h.until_emu("the caller and a1 bridged", |s| {
+        s.bridge(&bridge).is_some_and(|b| b.channels.len() == 2)
+    })
+    .await;
+    h.ready("a2").await;
+    let ringing_call = h.inbound("5551102");
+    h.until_agent("a2", "reserved", reserved).await;
+    let queued_call = h.inbound("5551103");
+    h.until_call(&queued_call, "queued", |c| c.phase == "queued")
+        .await;
+
+    h.emu.set_accept_links(false);
+    h.emu.restart_pbx();
+    let ari = h.ari.clone();
+    until("the adapter sees the link down", move || !ari.link_is_up()).await;
+    heal(&h).await;
+
+    h.until_ended("pbx_lost", 3).await;
+    let ended = h.ended().await;
+    assert_eq!(ended.get("completed"), None, "{ended:?}");
+    assert_eq!(ended.get("abandoned"), None, "{ended:?}");
+    let records = h.outbox.records_of(&talking_call.as_str().into());
+    let last = records.last().expect("records of the talking call");
+    assert_eq!(last.body["event"], "ended");
+    assert_eq!(last.body["terminal"]["reason"], "pbx_lost");
+    for call in [&ringing_call, &queued_call] {
+        let records = h.outbox.records_of(&call.as_str().into());
+        let kinds: Vec<_> = records.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                CrmRecordKind::InteractionCreate,
+                CrmRecordKind::WorkItemCreate
+            ],
+            "{call}"
+        );
+        assert_eq!(records[0].body["reason"], "pbx_lost", "{call}");
+        assert_eq!(records[1].body["reason"], "pbx_lost", "{call}");
+    }
+    h.until_agent("a1", "a1 free", free).await;
+    h.until_agent("a2", "a2 Ready", |s| {
+        matches!(s, edgecc_actors::agent::AgentState::Ready { .. })
+    })
+    .await;
+    let snap = h.snapshot().await;
+    let a2 = snap
+        .agents
+        .iter()
+        .find(|a| a.agent.as_str() == "a2")
+        .unwrap();
+    assert_eq!(a2.stats.rona_count, 0);
+    assert_eq!(snap.terminal_anomalies, 0);
+}

@@ -82,3 +82,25 @@ fn users_need_an_id_and_a_valid_hash() {
     let o = run(&["check-config", f]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `routing.device_refusals_max` out of range or of the wrong type is
+/// refused by `check-config` with the file and the key named (issue 16).
+#[test]
+fn device_refusals_max_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+    for value in ["1000", "-1", "\"three\""] {
+        std::fs::write(&file, format!("[routing]\ndevice_refusals_max = {value}\n")).unwrap();
+        let o = run(&["check-config", f]);
+        assert_eq!(o.status.code(), Some(1), "{value}");
+        let e = stderr(&o);
+        assert!(
+            e.contains(f) && e.contains("device_refusals_max"),
+            "{value}: {e}"
+        );
+    }
+    std::fs::write(&file, "[routing]\ndevice_refusals_max = 0\n").unwrap();
+    let o = run(&["check-config", f]);
+    assert!(o.status.success(), "0 turns the rule off: {}", stderr(&o));
+}

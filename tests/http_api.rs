@@ -856,6 +856,7 @@ async fn http_operations_and_ui() {
     let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
     for name in [
         "edgecc_calls_ended_total",
+        "edgecc_calls_ended_total{outcome=\"pbx_lost\"} 0",
         "edgecc_queue_depth{queue=\"sales\"}",
         "edgecc_queue_wait_seconds_bucket",
         "edgecc_agents{state=\"logged_out\"} 2",

@@ -17,6 +17,11 @@ pub const OFFER_TIMEOUT_MS_MAX: u64 = 300_000;
 pub const MAX_WAIT_MS_MAX: u64 = 86_400_000;
 /// Highest skill level.
 pub const SKILL_LEVEL_MAX: u8 = 10;
+/// Refusals in a row that make a device unreachable, unless configured.
+pub const DEVICE_REFUSALS_MAX_DEFAULT: u32 = 3;
+/// Highest accepted `routing.device_refusals_max`: past it the rule would
+/// never apply in practice (0 is the way to turn it off).
+pub const DEVICE_REFUSALS_MAX_LIMIT: u32 = 100;
 
 /// The whole contact-center configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,6 +111,12 @@ pub struct RoutingConfig {
     pub no_route_prompt: String,
     /// Seed of the random strategy, so routing is reproducible.
     pub random_seed: u64,
+    /// Offers in a row an agent's device refuses (busy, cause 17, or
+    /// rejected, cause 21) before the device counts as unreachable: the
+    /// agent goes Not Ready (system reason `device_unreachable`) as after a
+    /// no-answer, until it says Ready again. A ring, an answer or Ready
+    /// start the count over; 0 never takes the agent out.
+    pub device_refusals_max: u32,
 }
 
 impl Default for RoutingConfig {
@@ -114,6 +125,7 @@ impl Default for RoutingConfig {
             default_queue: None,
             no_route_prompt: "no-route".into(),
             random_seed: 0x5EED,
+            device_refusals_max: DEVICE_REFUSALS_MAX_DEFAULT,
         }
     }
 }
@@ -427,6 +439,12 @@ impl ContactCenterConfig {
                 }
             }
         }
+        if self.routing.device_refusals_max > DEVICE_REFUSALS_MAX_LIMIT {
+            err(
+                "routing.device_refusals_max".into(),
+                format!("must be at most {DEVICE_REFUSALS_MAX_LIMIT} (0 turns it off)"),
+            );
+        }
         if let Some(q) = &self.routing.default_queue {
             if !queue_ids.contains_key(q.as_str()) {
                 err(
@@ -552,6 +570,7 @@ mod tests {
         cfg.agents.push(agent("a3", "103", &["sales"]));
         cfg.agents.push(agent("a3", "100", &[]));
         cfg.timers.rona_reason_code = Some("missed".into());
+        cfg.routing.device_refusals_max = DEVICE_REFUSALS_MAX_LIMIT + 1;
         let errors = cfg.validate().unwrap_err();
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert!(text.contains(&"agents[3].queues[0]: unknown queue \"sales\"".to_string()));
@@ -562,6 +581,9 @@ mod tests {
         assert!(text
             .iter()
             .any(|t| t.starts_with("timers.rona_reason_code:")));
+        assert!(text
+            .iter()
+            .any(|t| t.starts_with("routing.device_refusals_max: must be at most 100")));
     }
 
     /// A valid configuration passes; unknown keys are refused by serde.

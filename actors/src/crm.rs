@@ -6,9 +6,9 @@
 //!
 //! | kind | body | when |
 //! | --- | --- | --- |
-//! | `interaction.create` | [`InteractionCreate`] | accept, queue timeout, abandon, missed direct call, outbound answer |
+//! | `interaction.create` | [`InteractionCreate`] | accept, queue timeout, abandon, missed direct call, outbound answer, caller lost by the PBX |
 //! | `phone_log.create` | [`PhoneLogCreate`] | first accept (inbound) or customer answer (outbound) |
-//! | `work_item.create` | [`WorkItemCreate`] | queue timeout, abandon, missed direct call |
+//! | `work_item.create` | [`WorkItemCreate`] | queue timeout (not one sent to an external number), abandon, missed direct call, caller lost by the PBX |
 //! | `interaction.update` | [`InteractionUpdate`]: an [`UpdateEvent`] and its `seq` | everything after the create |
 //!
 //! Wire rules: an absent queue or agent is `null` (the key is present); the
@@ -182,6 +182,8 @@ pub enum CreateReason {
     QueueTimeout,
     /// The agent dialed directly could not take the call.
     MissedExtension,
+    /// The PBX lost the call (restarted or died) before an agent answered.
+    PbxLost,
 }
 
 impl From<CallbackReason> for CreateReason {
@@ -190,6 +192,7 @@ impl From<CallbackReason> for CreateReason {
             CallbackReason::Abandoned => Self::Abandoned,
             CallbackReason::QueueTimeout => Self::QueueTimeout,
             CallbackReason::MissedExtension => Self::MissedExtension,
+            CallbackReason::PbxLost => Self::PbxLost,
         }
     }
 }
@@ -278,6 +281,9 @@ pub enum CallbackReason {
     QueueTimeout,
     /// The agent dialed directly could not take the call.
     MissedExtension,
+    /// The PBX lost the caller (restarted or died) before an agent
+    /// answered: the caller did not give up, so the back office calls back.
+    PbxLost,
 }
 
 /// What kind of work item (always a callback today).
@@ -383,13 +389,14 @@ impl LegFailure {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum UpdateEvent {
-    /// The call ended (answered calls only).
+    /// The call ended: an answered call, or one a queue sent to an
+    /// external number (terminal `overflowed` with the number, `talk_ms` 0).
     Ended {
         /// The terminal reason.
         terminal: TerminalReason,
         /// Arrival to end (ms).
         duration_ms: u64,
-        /// First answer to end (ms).
+        /// First answer to end (ms); 0 when never answered.
         talk_ms: u64,
     },
     /// The queue's max wait sent the call to another queue.

@@ -163,6 +163,11 @@ pub enum HangupCause {
     Congestion,
     /// The endpoint is unknown or unregistered (originate failed).
     Unreachable,
+    /// Nobody hung up: the PBX lost the leg (it restarted or died with the
+    /// leg up). An adapter reports it only when it knows the PBX went away
+    /// (ARI: Asterisk's start-up time changed across a reconnect); every
+    /// other leg of the call is lost with it.
+    PbxLost,
 }
 
 /// What the PBX says of a leg it still has, in a [`crate::registry::Reconcile`].

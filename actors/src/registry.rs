@@ -468,6 +468,7 @@ impl ContactCenter {
                 reject_delay_ms: a.reject_delay_ms.unwrap_or(config.timers.reject_delay_ms),
                 rona_sets_not_ready: config.timers.rona_sets_not_ready,
                 rona_reason,
+                device_refusals_max: config.routing.device_refusals_max,
             };
             agent_ctxs.push((ctx, id, settings));
         }
@@ -1064,6 +1065,7 @@ impl Handler<CallFinished> for Registry {
             TerminalReason::Overflowed { .. } => "overflowed",
             TerminalReason::TimedOut => "timed_out",
             TerminalReason::Failed { .. } => "failed",
+            TerminalReason::PbxLost => "pbx_lost",
         };
         *self.ended.entry(name.to_owned()).or_default() += 1;
         match self.calls.get_mut(&msg.call) {

@@ -176,6 +176,19 @@ fn unanswered(log: &mut Log) {
     log.take(c.unroutable("no-route", 110));
 }
 
+/// The PBX loses calls (restart): a queued caller (interaction and work
+/// item, reason `pbx_lost`) and a connected one (`ended` with `pbx_lost`).
+fn lost_by_the_pbx(log: &mut Log) {
+    let mut c = inbound("c10", log);
+    log.ok(c.enqueue(rules("q", FinalDestination::default()), 110));
+    log.take(c.leg_hung_up(&LegId::new("c10"), HangupCause::PbxLost, 300));
+    let mut c = inbound("c11", log);
+    log.ok(c.enqueue(rules("q", FinalDestination::default()), 110));
+    log.take(c.offer(&contact("a"), OfferToken(1), q("q"), false, 120));
+    log.take(c.leg_answered(&LegId::new("c11~1"), 130));
+    log.take(c.leg_hung_up(&LegId::new("c11~1"), HangupCause::PbxLost, 400));
+}
+
 /// Outbound: the customer answers (outbound phone log), the agent hangs up.
 /// A PBX failure on a connected call (`ended` with a failure).
 fn outbound_and_failure(log: &mut Log) {
@@ -228,6 +241,7 @@ fn all_records() -> Vec<CrmRecord> {
     unanswered(&mut log);
     outbound_and_failure(&mut log);
     failed_legs(&mut log);
+    lost_by_the_pbx(&mut log);
     log.0
 }
 
@@ -298,4 +312,20 @@ fn the_fixture_covers_every_shape() {
     ] {
         assert!(records.iter().any(|r| r.kind == kind), "{kind:?} missing");
     }
+    let mut terminals: Vec<String> = records
+        .iter()
+        .filter_map(|r| {
+            r.body
+                .get("terminal")?
+                .get("reason")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    terminals.sort();
+    terminals.dedup();
+    assert_eq!(
+        terminals,
+        ["abandoned", "completed", "failed", "overflowed", "pbx_lost"]
+    );
 }

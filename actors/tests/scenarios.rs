@@ -5,7 +5,7 @@ mod util;
 
 use edgecc_actors::agent::{AgentState, NotReadyReason, SystemReason};
 use edgecc_actors::config::{FinalDestination, Strategy};
-use edgecc_actors::sim::{GetSimStats, PhoneAction};
+use edgecc_actors::sim::{GetSimStats, PhoneAction, RestartPbx};
 use edgecc_actors::*;
 use util::*;
 
@@ -132,8 +132,127 @@ async fn rona_redirects_and_fences_late_answer() {
     assert!(is(&h.state("a1").await, "not_ready"));
 }
 
+/// Goal: a device that is always busy (cause 17) or always rejects (cause
+/// 21) does not stay in rotation for ever (issue 16). Method: a1, the only
+/// agent, whose phone answers busy, rejected, busy to three calls in a row
+/// with `routing.device_refusals_max = 3`. Expected: Ready after the first
+/// two refusals (each still a reject), Not Ready with the system reason
+/// `device_unreachable` after the third, three rejects counted; once a1
+/// says Ready again the count starts over (one more busy leaves it Ready).
+#[actix_rt::test]
+async fn a_device_that_always_refuses_leaves_routing() {
+    tokio::time::pause();
+    let mut cfg = basic(1);
+    cfg.routing.device_refusals_max = 3;
+    let h = start(cfg, 1);
+    h.ready("a1").await;
+    let busy = PhoneAction::Busy { after_ms: 500 };
+    let rejected = PhoneAction::Reject { after_ms: 500 };
+    h.script("101", vec![busy.clone(), rejected, busy.clone(), busy]);
+    for n in 1..=2 {
+        h.call(caller("800")).await;
+        advance(1_000).await;
+        let a1 = h.agent("a1").await;
+        assert!(
+            matches!(a1.state, AgentState::Ready { .. }),
+            "after refusal {n}: {:?}",
+            a1.state
+        );
+        assert_eq!(a1.stats.refusals_in_row, n);
+    }
+    h.call(caller("800")).await;
+    advance(1_000).await;
+    let a1 = h.agent("a1").await;
+    assert_eq!(
+        a1.state,
+        AgentState::NotReady {
+            reason: NotReadyReason::System(SystemReason::DeviceUnreachable)
+        }
+    );
+    assert_eq!(a1.stats.reject_count, 3);
+    assert_eq!(a1.stats.rona_count, 0);
+    h.cmd("a1", AgentCommand::Ready).await.unwrap();
+    h.call(caller("800")).await;
+    advance(1_000).await;
+    let a1 = h.agent("a1").await;
+    assert!(
+        matches!(a1.state, AgentState::Ready { .. }),
+        "{:?}",
+        a1.state
+    );
+    assert_eq!(a1.stats.refusals_in_row, 1);
+}
+
+/// Goal: a PBX restart with calls up is recorded as what it is, not as
+/// ordinary endings (issue 16). Method: a1 talks to c1, a2's phone rings
+/// for c2, c3 waits in the queue; the PBX restarts (the simulated PBX
+/// reports every leg lost, as the ARI adapter does when Asterisk's start-up
+/// time changed across a reconnect). Expected: the three calls end
+/// `pbx_lost` (none `completed` or `abandoned`); c1's `ended` update says
+/// `pbx_lost`; c2 and c3, never answered, get their interaction and a
+/// callback work item with reason `pbx_lost` (the callers did not give up);
+/// a2, whose phone was ringing, is not penalised (Ready, no RONA).
+#[actix_rt::test]
+async fn a_pbx_restart_ends_calls_pbx_lost() {
+    tokio::time::pause();
+    let h = start(basic(2), 1);
+    h.ready("a1").await;
+    advance(10).await;
+    h.ready("a2").await;
+    h.script("102", vec![PhoneAction::NoAnswer]);
+    let c1 = h.call(caller("800")).await;
+    advance(1_500).await;
+    let c2 = h.call(caller("800")).await;
+    let c3 = h.call(caller("800")).await;
+    advance(100).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call, .. } if call == c1));
+    assert!(matches!(h.state("a2").await, AgentState::Reserved { call, .. } if call == c2));
+    let lost = h.sim.send(RestartPbx).await.unwrap();
+    assert_eq!(lost, 5, "c1 and a1's leg, c2 and a2's ringing leg, c3");
+    advance(100).await;
+    let snap = h.snapshot().await;
+    assert_eq!(snap.ended.get("pbx_lost"), Some(&3), "{:?}", snap.ended);
+    assert_eq!(snap.ended.get("completed"), None);
+    assert_eq!(snap.ended.get("abandoned"), None);
+    assert_eq!(
+        h.kinds(&c1),
+        vec![
+            CrmRecordKind::InteractionCreate,
+            CrmRecordKind::PhoneLogCreate,
+            CrmRecordKind::InteractionUpdate
+        ]
+    );
+    let ended = &h.outbox.records_of(&c1)[2].body;
+    assert_eq!(ended["event"], "ended");
+    assert_eq!(ended["terminal"], serde_json::json!({"reason": "pbx_lost"}));
+    for c in [&c2, &c3] {
+        let records = h.outbox.records_of(c);
+        let kinds: Vec<_> = records.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                CrmRecordKind::InteractionCreate,
+                CrmRecordKind::WorkItemCreate
+            ],
+            "{c}"
+        );
+        assert_eq!(records[0].body["reason"], "pbx_lost", "{c}");
+        assert_eq!(records[1].body["reason"], "pbx_lost", "{c}");
+        assert_eq!(records[1].body["type"], "callback", "{c}");
+    }
+    let a2 = h.agent("a2").await;
+    assert!(
+        matches!(a2.state, AgentState::Ready { .. }),
+        "{:?}",
+        a2.state
+    );
+    assert_eq!(a2.stats.rona_count, 0);
+    assert!(matches!(h.state("a1").await, AgentState::Ready { .. }));
+}
+
 /// Queue timeout: interaction + work item with the caller's number and data,
-/// then the final destination (announcement, external, another queue).
+/// then the final destination (announcement, another queue); an external
+/// number records the overflow instead of a work item.
 #[actix_rt::test]
 async fn queue_timeout_destinations() {
     tokio::time::pause();
@@ -169,13 +288,22 @@ async fn queue_timeout_destinations() {
     let wi = &h.outbox.records_of(&c1)[1];
     assert_eq!(wi.body["callback_number"], "+15551230000");
     assert_eq!(wi.body["attached"]["account"], "42");
+    // c2 was handed to an external number that may answer: the overflow
+    // is recorded (where to), and no callback work item duplicates it.
     assert_eq!(
         h.kinds(&c2),
         vec![
             CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
+            CrmRecordKind::InteractionUpdate
         ]
     );
+    let ended = &h.outbox.records_of(&c2)[1].body;
+    assert_eq!(ended["event"], "ended");
+    assert_eq!(
+        ended["terminal"],
+        serde_json::json!({"reason": "overflowed", "number": "+4930"})
+    );
+    assert_eq!(ended["talk_ms"], 0);
     // c3 hopped to q after 1 s and timed out there 30 s later.
     assert_eq!(
         h.kinds(&c3),

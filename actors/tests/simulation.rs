@@ -258,9 +258,35 @@ async fn run(seed: u64) {
                     "seed {seed}: {call} phone logs"
                 );
             }
-            TerminalReason::TimedOut
-            | TerminalReason::Overflowed { .. }
-            | TerminalReason::Abandoned => {
+            TerminalReason::Overflowed { .. } => {
+                // Handed to an external number that may answer: the
+                // `ended` update records it, no callback work item.
+                assert_eq!(
+                    count(CrmRecordKind::InteractionCreate),
+                    1,
+                    "seed {seed}: {call} interactions"
+                );
+                assert_eq!(
+                    count(CrmRecordKind::WorkItemCreate),
+                    0,
+                    "seed {seed}: {call} work items"
+                );
+                let ended = recs.iter().rev().find(|r| r.body["event"] == "ended");
+                assert!(
+                    ended.is_some_and(|r| r.body["terminal"]["reason"] == "overflowed"),
+                    "seed {seed}: {call}: the overflow is recorded"
+                );
+            }
+            TerminalReason::PbxLost => {
+                // (No PBX restart in this run; the rule for completeness.)
+                // Lost after an answer: no callback; an outbound call lost
+                // while dialing has no interaction.
+                assert!(count(CrmRecordKind::InteractionCreate) <= 1);
+                if count(CrmRecordKind::PhoneLogCreate) == 1 {
+                    assert_eq!(count(CrmRecordKind::WorkItemCreate), 0);
+                }
+            }
+            TerminalReason::TimedOut | TerminalReason::Abandoned => {
                 assert_eq!(
                     count(CrmRecordKind::InteractionCreate),
                     1,

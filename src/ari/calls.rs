@@ -373,10 +373,12 @@ impl Calls {
 impl LinkSink for Calls {
     fn reconciled(
         self: Rc<Self>,
+        startup: Option<&str>,
         channels: &[Channel],
         bridges: &[Bridge],
         buffered: &[Envelope],
     ) -> (Flow, usize) {
+        self.state.borrow_mut().pbx_started(startup);
         let starting = starting_channels(buffered);
         let replaced = buffered
             .iter()
@@ -509,17 +511,17 @@ mod tests {
             type_name: "ApplicationReplaced".into(),
         };
         let channels = [c1];
-        let r = calls.clone().reconciled(&channels, &[], &[replaced]);
+        let r = calls.clone().reconciled(None, &channels, &[], &[replaced]);
         assert_eq!(r, (Flow::Replaced, 0));
         actix_rt::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(reconciles.get(), 0);
         assert!(calls.adopted().is_none());
-        let r = calls.clone().reconciled(&channels, &[], &[]);
+        let r = calls.clone().reconciled(None, &channels, &[], &[]);
         assert_eq!(r, (Flow::Continue, 1));
         actix_rt::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(reconciles.get(), 1);
         assert_eq!(calls.adopted().map(|a| a.channels), Some(1));
-        let r = calls.clone().reconciled(&channels, &[], &[]);
+        let r = calls.clone().reconciled(None, &channels, &[], &[]);
         assert_eq!(r, (Flow::Continue, 1));
         actix_rt::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(reconciles.get(), 1, "one Reconcile per restart");

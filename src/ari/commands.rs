@@ -65,6 +65,9 @@ pub fn q850_of(cause: HangupCause) -> u16 {
         HangupCause::NoAnswer => 19,
         HangupCause::Congestion => 34,
         HangupCause::Unreachable => 3,
+        // Never sent (the PBX reports it, edgecc does not ask for it):
+        // "network out of order".
+        HangupCause::PbxLost => 38,
     }
 }
 

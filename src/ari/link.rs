@@ -6,8 +6,9 @@
 //! WebSocket is connected fails at once. So the loop is:
 //!
 //! 1. connect (Basic auth or `api_key`), with a bounded handshake;
-//! 2. reconcile: `GET /channels` and `GET /bridges` while frames that
-//!    arrive meanwhile are buffered, then [`AriState::reconcile`] (after
+//! 2. reconcile: `GET /asterisk/info` (the start-up time tells an
+//!    Asterisk restart from a link drop), `GET /channels` and `GET
+//!    /bridges` while frames that arrive meanwhile are buffered, then [`AriState::reconcile`] (after
 //!    an edgecc restart, the first one adopts what the restored state
 //!    names first: [`super::adopt`]), then the buffered frames in order; only then is the link *up*: commands are
 //!    accepted and [`PbxEvent::LinkUp`](edgecc_actors::PbxEvent::LinkUp) goes to the registry;
@@ -148,11 +149,14 @@ pub(crate) enum Flow {
 /// Where the link hands what Asterisk says: the owner of the call
 /// picture (the adapter's [`super::calls::Calls`]).
 pub(crate) trait LinkSink {
-    /// A session's reconcile: the channels and bridges Asterisk lists now,
-    /// then the frames that arrived while they were fetched, in order.
-    /// Answers the flow and the legs tracked afterwards.
+    /// A session's reconcile: Asterisk's start-up time (`None` when its
+    /// answer did not carry one; a change says Asterisk restarted), the channels and
+    /// bridges Asterisk lists now, then the frames that arrived while they
+    /// were fetched, in order. Answers the flow and the legs tracked
+    /// afterwards.
     fn reconciled(
         self: Rc<Self>,
+        startup: Option<&str>,
         channels: &[Channel],
         bridges: &[Bridge],
         buffered: &[Envelope],
@@ -471,7 +475,7 @@ async fn session(link: &Link, mut socket: Socket, reported: &mut Option<bool>) -
             }
         }
     };
-    let (channels, bridges) = match picture {
+    let (startup, channels, bridges) = match picture {
         Ok(p) => p,
         Err(e) => return SessionEnd::Dropped(format!("reconcile failed: {e}")),
     };
@@ -479,10 +483,10 @@ async fn session(link: &Link, mut socket: Socket, reported: &mut Option<bool>) -
         .iter()
         .filter_map(|t| parse(&link.control, &mut dedup, t))
         .collect();
-    let (flow, legs) = link
-        .sink
-        .clone()
-        .reconciled(&channels, &bridges, &envelopes);
+    let (flow, legs) =
+        link.sink
+            .clone()
+            .reconciled(startup.as_deref(), &channels, &bridges, &envelopes);
     if flow == Flow::Replaced {
         return SessionEnd::Replaced;
     }
@@ -528,12 +532,25 @@ pub(crate) fn starting_channels(envelopes: &[Envelope]) -> HashSet<String> {
         .collect()
 }
 
-/// `GET /channels` and `GET /bridges`.
-async fn fetch_picture(rest: &RestClient) -> Result<(Vec<Channel>, Vec<Bridge>), RestError> {
+/// What a reconcile starts from: Asterisk's start-up time, its channels,
+/// its bridges.
+type Picture = (Option<String>, Vec<Channel>, Vec<Bridge>);
+
+/// `GET /asterisk/info` (its `status.startup_time`, which changes when
+/// Asterisk restarts; an answer without it is `None`, so a PBX that hides
+/// it never fails the reconcile, but a failed request does, as a failed
+/// `GET /channels` does), then `GET /channels` and `GET /bridges`.
+async fn fetch_picture(rest: &RestClient) -> Result<Picture, RestError> {
     use awc::http::Method;
+    let info: serde_json::Value = rest.call_json(Method::GET, "/asterisk/info", &[]).await?;
+    let startup = info
+        .pointer("/status/startup_time")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
     let channels: Vec<serde_json::Value> = rest.call_json(Method::GET, "/channels", &[]).await?;
     let bridges: Vec<serde_json::Value> = rest.call_json(Method::GET, "/bridges", &[]).await?;
     Ok((
+        startup,
         channels.iter().filter_map(channel_of).collect(),
         bridges.iter().filter_map(bridge_of).collect(),
     ))

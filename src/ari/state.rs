@@ -220,6 +220,8 @@ pub struct StateStats {
     pub vanished: u64,
     /// Offers found answered by reconciles.
     pub answered_meanwhile: u64,
+    /// Legs ended by reconciles after Asterisk restarted (lost by the PBX).
+    pub lost_by_pbx: u64,
 }
 
 /// The adapter's picture of Asterisk.
@@ -238,6 +240,12 @@ pub struct AriState {
     /// False once the daemon is stopping: new inbound calls go back to the
     /// dialplan at once instead of waiting in Stasis for nobody.
     pub taking_calls: bool,
+    /// Asterisk's start-up time as the last (re)connect read it, to tell a
+    /// restart of Asterisk from a link drop.
+    pbx_startup: Option<String>,
+    /// Asterisk restarted since the previous connect: the next reconcile
+    /// ends the legs it finds gone as lost by the PBX.
+    pbx_restarted: bool,
 }
 
 /// Whether an id from the wire is usable.
@@ -306,7 +314,32 @@ impl AriState {
             bridges_to_destroy: BTreeSet::new(),
             stats: StateStats::default(),
             taking_calls: true,
+            pbx_startup: None,
+            pbx_restarted: false,
         }
+    }
+
+    /// Asterisk's start-up time (`status.startup_time` of `GET
+    /// /asterisk/info`) as a (re)connect read it, before its reconcile. A
+    /// value other than the one read before means Asterisk restarted while
+    /// the link was down: the legs the reconcile finds gone were lost by
+    /// the PBX, not hung up, and end with [`HangupCause::PbxLost`]. `None`
+    /// (not readable) changes nothing. Answers whether it restarted.
+    pub fn pbx_started(&mut self, startup: Option<&str>) -> bool {
+        let Some(startup) = startup else {
+            return false;
+        };
+        let restarted = self
+            .pbx_startup
+            .as_deref()
+            .is_some_and(|before| before != startup);
+        if restarted {
+            warn!(startup_time = %startup, legs = self.legs.len(),
+                  "Asterisk restarted while the link was down; calls it had are lost.");
+            self.pbx_restarted = true;
+        }
+        self.pbx_startup = Some(startup.to_owned());
+        restarted
     }
 
     /// The Stasis application.
@@ -650,7 +683,8 @@ impl AriState {
     /// knows. Legs still there are re-adopted (an offer answered meanwhile
     /// reports `LegAnswered`, one still ringing its `LegRinging`); legs gone
     /// end with `LegHungUp` (a connected leg `Normal`, an unanswered offer
-    /// `NoAnswer` unless its dialstatus said more); legs edgecc asked to
+    /// `NoAnswer` unless its dialstatus said more; every one `PbxLost` when
+    /// [`Self::pbx_started`] saw Asterisk restart); legs edgecc asked to
     /// hang up while the link was down are hung up now. Channels in the
     /// application that edgecc does not know, apart from those whose
     /// StasisStart is already buffered (`starting`), are checked again
@@ -662,6 +696,7 @@ impl AriState {
         starting: &HashSet<String>,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
+        let restarted = std::mem::take(&mut self.pbx_restarted);
         let live: HashMap<&str, &Channel> = channels.iter().map(|c| (c.id.as_str(), c)).collect();
         let mut ids: Vec<String> = self.legs.keys().cloned().collect();
         ids.sort();
@@ -704,7 +739,9 @@ impl AriState {
                         continue;
                     }
                     let cause = leg.hangup_requested.unwrap_or_else(|| {
-                        if leg.up {
+                        if restarted {
+                            HangupCause::PbxLost
+                        } else if leg.up {
                             HangupCause::Normal
                         } else {
                             match leg.dialstatus.as_deref() {
@@ -716,6 +753,9 @@ impl AriState {
                         }
                     });
                     self.stats.vanished += 1;
+                    if cause == HangupCause::PbxLost {
+                        self.stats.lost_by_pbx += 1;
+                    }
                     self.end_leg(&id, cause, &mut fx);
                 }
             }
@@ -1071,6 +1111,66 @@ mod tests {
         // Again: nothing new to report.
         let fx2 = st.reconcile(&channels, &bridges, &starting);
         assert!(emitted(&fx2).is_empty(), "{fx2:?}");
+    }
+
+    /// Goal: tell an Asterisk restart from a link drop (issue 16). Method:
+    /// a connected call (c1, c1~1) and a ringing offer (c2~2) whose caller
+    /// is up; the first connect reads start-up time T1, a reconnect with
+    /// the same T1 finds c1's agent leg gone, then one with T2 finds nothing
+    /// at all. Expected: same T1, the vanished leg ends `Normal` as before
+    /// (and the offer still ringing reports its ringing);
+    /// T2, every leg ends `PbxLost` once (`lost_by_pbx` counts them), and a
+    /// later reconcile with T2 again (a plain link drop) reports nothing
+    /// new and flags no restart.
+    #[test]
+    fn a_changed_startup_time_ends_vanished_legs_pbx_lost() {
+        let mut st = AriState::new("edgecc");
+        let mut up = Leg::new(LegRole::Caller, OnAnswer::Nothing);
+        up.up = true;
+        st.legs.insert("c1".into(), up.clone());
+        let mut agent = Leg::new(LegRole::Originated, OnAnswer::Nothing);
+        agent.up = true;
+        st.legs.insert("c1~1".into(), agent);
+        st.legs.insert("c2".into(), up);
+        st.legs.insert(
+            "c2~2".into(),
+            Leg::new(LegRole::Originated, OnAnswer::Nothing),
+        );
+        let none = HashSet::new();
+        assert!(
+            !st.pbx_started(Some("T1")),
+            "the first start-up time is no restart"
+        );
+        let channels = vec![
+            channel("c1", "Up", true),
+            channel("c2", "Up", true),
+            channel("c2~2", "Ringing", false),
+        ];
+        assert!(!st.pbx_started(Some("T1")));
+        let fx = st.reconcile(&channels, &[], &none);
+        assert_eq!(
+            emitted(&fx),
+            vec![
+                PbxEvent::LegHungUp {
+                    leg_id: leg("c1~1"),
+                    cause: HangupCause::Normal
+                },
+                PbxEvent::LegRinging {
+                    leg_id: leg("c2~2")
+                }
+            ]
+        );
+        assert!(st.pbx_started(Some("T2")));
+        assert!(!st.pbx_started(None), "an unreadable time changes nothing");
+        let fx = st.reconcile(&[], &[], &none);
+        let lost = |id: &str| PbxEvent::LegHungUp {
+            leg_id: leg(id),
+            cause: HangupCause::PbxLost,
+        };
+        assert_eq!(emitted(&fx), vec![lost("c1"), lost("c2"), lost("c2~2")]);
+        assert_eq!(st.stats.lost_by_pbx, 3);
+        assert!(!st.pbx_started(Some("T2")));
+        assert!(emitted(&st.reconcile(&[], &[], &none)).is_empty());
     }
 
     /// A monitor: the supervisor answers, the spy is bridged with it; when

@@ -446,6 +446,13 @@ impl AriEmulator {
         self.shared.run(|c| c.drop_links());
     }
 
+    /// Asterisk restarts with calls up: links close, channels and bridges
+    /// vanish without events, the start-up time changes (see
+    /// `Core::restart_pbx`).
+    pub fn restart_pbx(&self) {
+        self.shared.run(|c| c.restart_pbx());
+    }
+
     /// Refuses WebSocket upgrades (503) while `false`.
     pub fn set_accept_links(&self, accept: bool) {
         self.shared.run(|c| c.accept_links = accept);

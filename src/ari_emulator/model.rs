@@ -386,6 +386,24 @@ impl Core {
         self.detached.clear();
     }
 
+    /// Asterisk restarts (or dies and is started again): every connection
+    /// closes, every channel and bridge is gone without a single event (the
+    /// process that would have sent them is gone), the app's subscriptions
+    /// are forgotten, and `GET /asterisk/info` answers a new start-up time.
+    /// Endpoints keep their behaviour (phones register again).
+    pub fn restart_pbx(&mut self) {
+        self.drop_links();
+        self.channels.clear();
+        self.bridges.clear();
+        self.endpoint_subs.clear();
+        let now = crate::clock::now_ms();
+        let mut startup = wire::ari_time(now);
+        if startup == self.startup {
+            startup = wire::ari_time(now + 1);
+        }
+        self.startup = startup;
+    }
+
     /// Sends a raw text frame to the current link.
     pub fn send_raw(&mut self, text: &str) {
         if let Some(l) = &self.link {

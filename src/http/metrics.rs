@@ -74,12 +74,13 @@ const AGENT_STATES: [&str; 6] = [
 ];
 
 /// Terminal reasons, for zero-filled counters.
-const OUTCOMES: [&str; 5] = [
+const OUTCOMES: [&str; 6] = [
     "completed",
     "abandoned",
     "overflowed",
     "timed_out",
     "failed",
+    "pbx_lost",
 ];
 
 /// The labels of one sample, in the order they are written.

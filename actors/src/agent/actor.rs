@@ -9,8 +9,8 @@
 //! the call's actor.
 
 use super::{
-    Agent, AgentError, AgentSettings, NotReadyReason, OfferOutcome, OfferPurpose, Presence,
-    SystemReason,
+    Agent, AgentError, AgentSettings, AgentState, NotReadyReason, OfferOutcome, OfferPurpose,
+    Presence, SystemReason,
 };
 use crate::call::actor::{CallAction, CallActor, ControlCall, SettleOffer};
 use crate::call::AgentContact;
@@ -619,6 +619,14 @@ impl Handler<OfferEnded> for AgentActor {
             Ok(delay) => {
                 if msg.outcome == OfferOutcome::Missed {
                     info!(agent_id = %self.agent.id, call_id = %msg.call, "Offer missed (RONA).");
+                }
+                let unreachable = NotReadyReason::System(SystemReason::DeviceUnreachable);
+                if msg.outcome == OfferOutcome::Refused
+                    && matches!(&self.agent.state, AgentState::NotReady { reason } if *reason == unreachable)
+                {
+                    warn!(agent_id = %self.agent.id, call_id = %msg.call,
+                          refusals = self.agent.stats.refusals_in_row,
+                          "Device refused offers in a row; agent set Not Ready (device unreachable).");
                 }
                 self.after(before, ctx);
                 if let Some(ms) = delay {

@@ -5,6 +5,8 @@
 //! LoggedOut -login-> NotReady(login) <-> Ready -reserve-> Reserved(call)
 //! Reserved -connected-> Talking(call) -left-> WrapUp(call, until) -> Ready
 //! Reserved -rejected/missed/withdrawn-> Ready | NotReady(rona | reject delay)
+//! Reserved -refused by the device (busy, rejected) N times in a row->
+//!          NotReady(device unreachable)
 //! ```
 //!
 //! Pending Not Ready and pending logout are kept beside the state and applied
@@ -29,6 +31,9 @@ pub enum SystemReason {
     Restart,
     /// Rejected an offer; Ready again after the reject delay.
     RejectDelay,
+    /// The agent's device refused (busy, rejected) too many offers in a
+    /// row: it is treated as unreachable, like a no-answer.
+    DeviceUnreachable,
 }
 
 /// Why an agent is Not Ready.
@@ -80,8 +85,12 @@ impl OfferPurpose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OfferOutcome {
-    /// The agent rejected it.
+    /// The agent rejected it (from the desktop).
     Rejected,
+    /// The agent's device refused it: busy (cause 17) or rejected (cause
+    /// 21). A reject, and [`AgentSettings::device_refusals_max`] of them in
+    /// a row make the device count as unreachable.
+    Refused,
     /// No answer before the offer timeout (RONA), or the device failed.
     Missed,
     /// The call went elsewhere (caller hung up, another agent answered).
@@ -208,8 +217,12 @@ pub struct AgentStats {
     pub talk_ms_total: u64,
     /// Offers missed (RONA).
     pub rona_count: u64,
-    /// Offers rejected.
+    /// Offers rejected (from the desktop or by the device).
     pub reject_count: u64,
+    /// Offers the device refused (busy, rejected) since it last rang or
+    /// took a call, or since the agent last said Ready.
+    #[serde(default)]
+    pub refusals_in_row: u32,
 }
 
 /// Errors of the agent state machine: wrong state, stale token. Never panics.
@@ -265,6 +278,10 @@ pub struct AgentSettings {
     pub rona_sets_not_ready: bool,
     /// The reason used for RONA.
     pub rona_reason: NotReadyReason,
+    /// Offers refused by the device in a row after which the agent goes Not
+    /// Ready ([`SystemReason::DeviceUnreachable`]); 0 never.
+    #[serde(default)]
+    pub device_refusals_max: u32,
 }
 
 /// An agent: state, pending change, counters. Serializable, so it can be
@@ -342,6 +359,8 @@ impl Agent {
             AgentState::NotReady { .. } | AgentState::WrapUp { .. } => {
                 self.pending = None;
                 self.resume_not_ready = None;
+                // The agent vouches for its device again.
+                self.stats.refusals_in_row = 0;
                 self.set(AgentState::Ready { since_ms: now_ms });
                 Ok(())
             }
@@ -464,6 +483,7 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let purpose = self.check_offer(call, token)?;
         self.stats.calls_handled += 1;
+        self.stats.refusals_in_row = 0;
         self.set(AgentState::Talking {
             call: call.clone(),
             purpose,
@@ -525,6 +545,8 @@ impl Agent {
             }
             OfferOutcome::Missed => {
                 self.stats.rona_count += 1;
+                // It rang: the device is reachable.
+                self.stats.refusals_in_row = 0;
                 if self.pending.is_none()
                     && self.resume_not_ready.is_none()
                     && self.settings.rona_sets_not_ready
@@ -534,8 +556,18 @@ impl Agent {
                 self.settle(now_ms);
                 Ok(None)
             }
-            OfferOutcome::Rejected => {
+            OfferOutcome::Rejected | OfferOutcome::Refused => {
                 self.stats.reject_count += 1;
+                if outcome == OfferOutcome::Refused && self.device_unreachable() {
+                    // Out of routing as after a no-answer (a Not Ready the
+                    // agent was in, or asked for, stays as it is).
+                    if self.pending.is_none() && self.resume_not_ready.is_none() {
+                        let reason = NotReadyReason::System(SystemReason::DeviceUnreachable);
+                        self.pending = Some(Pending::NotReady(reason));
+                    }
+                    self.settle(now_ms);
+                    return Ok(None);
+                }
                 let delay = self.settings.reject_delay_ms;
                 if delay > 0 && self.pending.is_none() && self.resume_not_ready.is_none() {
                     self.set(AgentState::NotReady {
@@ -548,6 +580,15 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Counts one more refusal by the device; true when that makes
+    /// [`AgentSettings::device_refusals_max`] in a row (the device is
+    /// unreachable: the agent leaves routing as after a no-answer).
+    fn device_unreachable(&mut self) -> bool {
+        self.stats.refusals_in_row = self.stats.refusals_in_row.saturating_add(1);
+        let max = self.settings.device_refusals_max;
+        max > 0 && self.stats.refusals_in_row >= max
     }
 
     /// The reject delay elapsed (`epoch` from when it was scheduled).
@@ -652,6 +693,7 @@ mod tests {
                 reject_delay_ms: 0,
                 rona_sets_not_ready: true,
                 rona_reason: NotReadyReason::System(SystemReason::Rona),
+                device_refusals_max: 0,
             },
         )
     }
@@ -783,6 +825,43 @@ mod tests {
         assert!(!a.reject_delay_elapsed(epoch - 1, 7));
         assert!(a.reject_delay_elapsed(epoch, 7));
         assert!(a.is_ready());
+    }
+
+    /// Refusals by the device count in a row: a desktop reject does not
+    /// count, a ring (missed offer) or an answer starts over, and the
+    /// `device_refusals_max`-th takes the agent out as device unreachable.
+    #[test]
+    fn device_refusals_count_in_a_row() {
+        let mut a = ready_agent();
+        a.settings.device_refusals_max = 2;
+        a.settings.rona_sets_not_ready = false;
+        let c = CallId::new("c");
+        let offer = |a: &mut Agent, t: u64, outcome: OfferOutcome| {
+            a.reserve(c.clone(), OfferToken(t), q(), 100).unwrap();
+            a.offer_ended(&c, OfferToken(t), outcome, t).unwrap();
+        };
+        offer(&mut a, 1, OfferOutcome::Refused);
+        offer(&mut a, 2, OfferOutcome::Rejected);
+        assert_eq!(
+            a.stats.refusals_in_row, 1,
+            "a desktop reject is not the device"
+        );
+        offer(&mut a, 3, OfferOutcome::Missed);
+        assert_eq!(a.stats.refusals_in_row, 0, "it rang");
+        offer(&mut a, 4, OfferOutcome::Refused);
+        a.reserve(c.clone(), OfferToken(5), q(), 100).unwrap();
+        a.connected(&c, OfferToken(5), 5).unwrap();
+        assert_eq!(a.stats.refusals_in_row, 0, "it answered");
+        a.left_call(&c, None, 6).unwrap();
+        offer(&mut a, 7, OfferOutcome::Refused);
+        assert!(a.is_ready());
+        offer(&mut a, 8, OfferOutcome::Refused);
+        assert_eq!(
+            a.state,
+            AgentState::NotReady {
+                reason: NotReadyReason::System(SystemReason::DeviceUnreachable)
+            }
+        );
     }
 
     /// No wrap-up after outbound or transferred calls (`None` from the call).

@@ -194,7 +194,7 @@ impl Call {
         }
         let reason = match outcome {
             OfferOutcome::Missed => LegFailure::Rona,
-            OfferOutcome::Rejected => LegFailure::Rejected,
+            OfferOutcome::Rejected | OfferOutcome::Refused => LegFailure::Rejected,
             OfferOutcome::Withdrawn => LegFailure::Cancelled,
         };
         fx.push(CallEffect::Notice(CallNotice::LegFailed {

@@ -73,10 +73,10 @@ pub(super) fn move_leg(leg: LegId, from: BridgeId, to: BridgeId) -> [CallEffect;
 }
 
 /// What an offered leg hanging up with `cause` means for its agent: a busy
-/// or refusing device rejected the offer, anything else missed it.
+/// or refusing device refused the offer, anything else missed it.
 pub(super) fn outcome_of(cause: HangupCause) -> OfferOutcome {
     match cause {
-        HangupCause::Busy | HangupCause::Rejected => OfferOutcome::Rejected,
+        HangupCause::Busy | HangupCause::Rejected => OfferOutcome::Refused,
         _ => OfferOutcome::Missed,
     }
 }

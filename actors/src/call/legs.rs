@@ -1,10 +1,11 @@
 //! PBX leg events: a leg answered (an offer or pending leg accepted, or the
 //! customer of an outbound call), a leg hung up (the caller, an agent, a
-//! ringing offer, a supervisor), a PBX failure; and how each ends the call
-//! or the part of it that leg carried.
+//! ringing offer, a supervisor), a PBX failure, the PBX losing the call
+//! (restarted or died); and how each ends the call or the part of it that
+//! leg carried.
 
 use super::effects::{bridge, left_call, outcome_of, release_agent};
-use super::{Call, CallEffect, CallPhase, Fx, Offer, Party, Session, TerminalReason};
+use super::{Call, CallEffect, CallPhase, Direction, Fx, Offer, Party, Session, TerminalReason};
 use crate::crm::{CallbackReason, CreateReason};
 use crate::ids::{BridgeId, LegId};
 use crate::ports::HangupCause;
@@ -27,6 +28,9 @@ impl Call {
     pub fn leg_hung_up(&mut self, leg: &LegId, cause: HangupCause, now_ms: u64) -> Fx {
         if self.is_ended() {
             return Vec::new();
+        }
+        if cause == HangupCause::PbxLost && self.known_legs().contains(leg) {
+            return self.pbx_lost(now_ms);
         }
         if leg == &self.caller_leg {
             return self.caller_hung_up(cause, now_ms);
@@ -123,6 +127,50 @@ impl Call {
             fx.push(self.destroy_consult_bridge());
         }
         fx.extend(s.parties.into_iter().flat_map(Party::release));
+    }
+
+    /// The PBX lost the call (it restarted or died): every leg is gone
+    /// with the one reported, and nobody chose it. Offers are withdrawn
+    /// (no agent is penalised), agents on the call leave it as when the
+    /// caller hangs up (with their wrap-up: the customer may need a note),
+    /// and the call ends `pbx_lost`: the `ended` update says so for an
+    /// answered call; a caller nobody had answered gets its interaction and
+    /// a callback work item with reason `pbx_lost` (the caller did not give
+    /// up, so somebody should call back). An outbound call still dialing
+    /// just ends: its agent knows whom it was calling.
+    fn pbx_lost(&mut self, now_ms: u64) -> Fx {
+        let mut fx = Vec::new();
+        let unanswered = match std::mem::replace(&mut self.phase, CallPhase::Routing) {
+            CallPhase::Routing => true,
+            CallPhase::Queued { queue, .. } => {
+                fx.push(CallEffect::Dequeue(queue));
+                true
+            }
+            CallPhase::Offering { offers, .. } => {
+                fx.extend(offers.into_iter().flat_map(Offer::withdraw));
+                true
+            }
+            CallPhase::Dialing { party } => {
+                fx.push(left_call(party.agent, None));
+                false
+            }
+            CallPhase::Connected(s) => {
+                self.release_session(s, &mut fx);
+                false
+            }
+            ended @ CallPhase::Ended(_) => {
+                self.phase = ended;
+                return fx;
+            }
+        };
+        if unanswered && self.direction == Direction::Inbound {
+            let mut records = Vec::new();
+            records.extend(self.interaction_create(CreateReason::PbxLost, None, now_ms));
+            records.push(self.work_item(CallbackReason::PbxLost, now_ms));
+            fx.push(CallEffect::Records(records));
+        }
+        self.end(TerminalReason::PbxLost, &mut fx, now_ms);
+        fx
     }
 
     /// The caller hung up before an agent answered.

@@ -381,18 +381,25 @@ impl Call {
     }
 
     /// The call is over: supervisors leave, an answered call writes its
-    /// `ended` update and destroys its bridge, and the one terminal reason is
-    /// set (invariant 3: nothing happens to an ended call after this).
+    /// `ended` update and destroys its bridge, a call handed to an external
+    /// number writes its `ended` update too (the record of where it went:
+    /// it gets no callback work item), and the one terminal reason is set
+    /// (invariant 3: nothing happens to an ended call after this).
     fn end(&mut self, reason: TerminalReason, fx: &mut Fx, now_ms: u64) {
         debug_assert!(!self.is_ended(), "call {} ends twice", self.id);
         self.release_all_supervisions(fx);
-        if let Some(answered_ms) = self.answered_ms {
+        let overflowed = matches!(reason, TerminalReason::Overflowed { .. });
+        if self.answered_ms.is_some() || overflowed {
             let event = crate::crm::UpdateEvent::Ended {
                 terminal: reason.clone(),
                 duration_ms: now_ms.saturating_sub(self.arrived_ms),
-                talk_ms: now_ms.saturating_sub(answered_ms),
+                talk_ms: self
+                    .answered_ms
+                    .map_or(0, |answered| now_ms.saturating_sub(answered)),
             };
             self.push_update(fx, event, now_ms);
+        }
+        if self.answered_ms.is_some() {
             fx.push(CallEffect::Pbx(PbxCommand::DestroyBridge {
                 bridge_id: BridgeId::main(&self.id),
             }));

@@ -231,6 +231,7 @@ impl World {
                         reject_delay_ms: 400,
                         rona_sets_not_ready: i % 2 == 0,
                         rona_reason: NotReadyReason::System(SystemReason::Rona),
+                        device_refusals_max: 2,
                     },
                 )
             })
@@ -828,7 +829,7 @@ fn agent_op() -> impl Strategy<Value = AgentOp> {
         .prop_map(AgentOp::Presence),
         (0u8..3, 0u8..6).prop_map(|(call, purpose)| AgentOp::Reserve { call, purpose }),
         (0u8..3, 0u64..2).prop_map(|(call, token_back)| AgentOp::Connected { call, token_back }),
-        (0u8..3).prop_map(|outcome| AgentOp::OfferEnded { outcome }),
+        (0u8..4).prop_map(|outcome| AgentOp::OfferEnded { outcome }),
         prop::option::of(0u64..500).prop_map(|wrap| AgentOp::LeftCall { wrap }),
         (0u8..3).prop_map(|call| AgentOp::Outbound { call }),
         (1u64..1_000).prop_map(|ms| AgentOp::Timers { ms }),
@@ -849,6 +850,7 @@ proptest! {
             reject_delay_ms: 300,
             rona_sets_not_ready: true,
             rona_reason: NotReadyReason::System(SystemReason::Rona),
+            device_refusals_max: 2,
         });
         let mut now = 0u64;
         let mut token = 0u64;
@@ -893,7 +895,7 @@ proptest! {
                 }
                 AgentOp::OfferEnded { outcome } => match before.state.clone() {
                     AgentState::Reserved { call, token: t, .. } => {
-                        let outcome = [OfferOutcome::Rejected, OfferOutcome::Missed, OfferOutcome::Withdrawn][outcome as usize];
+                        let outcome = [OfferOutcome::Rejected, OfferOutcome::Missed, OfferOutcome::Withdrawn, OfferOutcome::Refused][outcome as usize];
                         a.offer_ended(&call, t, outcome, now).is_ok()
                     }
                     _ => false,

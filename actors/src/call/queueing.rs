@@ -1,7 +1,7 @@
 //! Queueing: joining a queue (music on hold, max-wait timer), the max wait
 //! elapsing, and the final destination of a call that waited too long
-//! (another queue, an external number, an announcement) with its callback
-//! work item.
+//! (another queue, an external number, an announcement) with its records: a
+//! callback work item unless an external number took the caller.
 
 use super::{Call, CallEffect, CallError, CallPhase, CallTimer, Fx, QueueRules, TerminalReason};
 use super::{PROMPT_UNAVAILABLE, QUEUE_HOPS_MAX};
@@ -119,8 +119,13 @@ impl Call {
         self.work_item_and_end(fx, CallbackReason::QueueTimeout, now_ms, dest);
     }
 
-    /// A call nobody took: its interaction (if none yet) and a callback work
-    /// item, then the final destination ends it.
+    /// A call nobody took: its interaction (if none yet), then the final
+    /// destination ends it. Sent to an external number, the caller is in
+    /// the hands of a destination that may answer: the `ended` update
+    /// records where it went (terminal reason `overflowed` with the number)
+    /// and no callback work item is written, which would be duplicate work
+    /// for the back office. Otherwise nobody will call back unless told: a
+    /// callback work item.
     pub(super) fn work_item_and_end(
         &mut self,
         fx: &mut Fx,
@@ -130,24 +135,21 @@ impl Call {
     ) {
         let mut records = Vec::new();
         records.extend(self.interaction_create(reason.into(), None, now_ms));
-        records.push(self.work_item(reason, now_ms));
-        fx.push(CallEffect::Records(records));
-        match dest {
+        let (prompt, terminal) = match dest {
             FinalDestination::External { number } => {
+                fx.push(CallEffect::Records(records));
                 fx.push(CallEffect::Pbx(PbxCommand::RedirectExternal {
                     leg_id: self.caller_leg.clone(),
                     number: number.clone(),
                 }));
-                self.end(TerminalReason::Overflowed { number }, fx, now_ms);
+                return self.end(TerminalReason::Overflowed { number }, fx, now_ms);
             }
-            FinalDestination::Announcement { prompt } => {
-                fx.extend(self.announce_and_hang_up(prompt));
-                self.end(TerminalReason::TimedOut, fx, now_ms);
-            }
-            FinalDestination::Queue { .. } => {
-                fx.extend(self.announce_and_hang_up(PROMPT_UNAVAILABLE.into()));
-                self.end(TerminalReason::TimedOut, fx, now_ms);
-            }
-        }
+            FinalDestination::Announcement { prompt } => (prompt, TerminalReason::TimedOut),
+            FinalDestination::Queue { .. } => (PROMPT_UNAVAILABLE.into(), TerminalReason::TimedOut),
+        };
+        records.push(self.work_item(reason, now_ms));
+        fx.push(CallEffect::Records(records));
+        fx.extend(self.announce_and_hang_up(prompt));
+        self.end(terminal, fx, now_ms);
     }
 }

@@ -39,6 +39,10 @@ pub enum TerminalReason {
         /// The error.
         error: String,
     },
+    /// The PBX lost the call: it restarted or died with the call up (the
+    /// caller did not hang up, no agent ended it). A caller who had not
+    /// been answered gets a callback work item (reason `pbx_lost`).
+    PbxLost,
 }
 
 /// What a queue tells the call when it enters: its rules.

@@ -148,6 +148,7 @@ mod tests {
                 reject_delay_ms: 0,
                 rona_sets_not_ready: false,
                 rona_reason: NotReadyReason::System(SystemReason::Rona),
+                device_refusals_max: 0,
             },
         );
         a.login().unwrap();

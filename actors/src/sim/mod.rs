@@ -35,6 +35,11 @@ pub enum PhoneAction {
         /// The delay.
         after_ms: u64,
     },
+    /// Busy (cause 17) after a delay: the device is on another call.
+    Busy {
+        /// The delay.
+        after_ms: u64,
+    },
     /// Ring until the PBX gives up.
     NoAnswer,
 }
@@ -346,10 +351,14 @@ impl SimPbx {
                     act.answer_device(&leg)
                 });
             }
-            PhoneAction::Reject { after_ms } => {
+            PhoneAction::Reject { after_ms } | PhoneAction::Busy { after_ms } => {
+                let cause = match action {
+                    PhoneAction::Busy { .. } => HangupCause::Busy,
+                    _ => HangupCause::Rejected,
+                };
                 ctx.run_later(Duration::from_millis(after_ms), move |act, _| {
                     if act.legs.get(&leg).is_some_and(|l| !l.up) {
-                        act.hang_up(&leg, HangupCause::Rejected);
+                        act.hang_up(&leg, cause);
                     }
                 });
             }
@@ -672,6 +681,13 @@ pub struct GetSimStats;
 #[rtype(result = "Option<LegInfo>")]
 pub struct GetLeg(pub LegId);
 
+/// The PBX restarts with calls up: every leg is gone, each reported
+/// `LegHungUp` with [`HangupCause::PbxLost`] (what an adapter that learned
+/// of the restart reports). Answers how many legs were lost.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct RestartPbx;
+
 /// Stop sending events (the daemon holding the link died); commands still
 /// work, legs and phones carry on.
 #[derive(Message)]
@@ -713,6 +729,21 @@ impl Handler<DisconnectEvents> for SimPbx {
 
     fn handle(&mut self, _msg: DisconnectEvents, _ctx: &mut Self::Context) {
         self.events = None;
+    }
+}
+
+impl Handler<RestartPbx> for SimPbx {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: RestartPbx, _ctx: &mut Self::Context) -> usize {
+        let mut legs: Vec<LegId> = self.legs.keys().cloned().collect();
+        legs.sort();
+        let lost = legs
+            .iter()
+            .filter(|leg| self.hang_up(leg, HangupCause::PbxLost))
+            .count();
+        self.bridges.clear();
+        lost
     }
 }
 

@@ -336,7 +336,10 @@ async fn run(kind: Kind, calls: usize, agents: usize, restarts: usize) {
         let e = e.clone();
         let deadline = Instant::now() + Duration::from_secs(20);
         while !e.app_active() {
-            assert!(Instant::now() < deadline, "bench: the ARI link never came up");
+            assert!(
+                Instant::now() < deadline,
+                "bench: the ARI link never came up"
+            );
             actix_rt::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -415,7 +418,10 @@ async fn run(kind: Kind, calls: usize, agents: usize, restarts: usize) {
             .expect("re-adopted in time")
             .expect("the life reports");
         let (connected, _) = census(&registry).await;
-        assert_eq!(connected, calls, "every call still connected after the restart");
+        assert_eq!(
+            connected, calls,
+            "every call still connected after the restart"
+        );
         if let Some((channels, _, gone, orphans, _)) = adopted.ari {
             assert_eq!(
                 (channels, gone, orphans),

@@ -39,7 +39,10 @@ pub const SYNC_THREAD_ENV: &str = "EDGECC_CRM_SYNC_THREAD";
 
 /// Whether the worker gets its own thread (see [`SYNC_THREAD_ENV`]).
 pub fn own_thread_wanted() -> bool {
-    std::env::var(SYNC_THREAD_ENV).map_or(true, |v| v.trim() != "shared")
+    !matches!(
+        std::env::var(SYNC_THREAD_ENV).as_deref().map(str::trim),
+        Ok("shared")
+    )
 }
 
 /// The sync worker's thread; stopped and joined when dropped, so that no
@@ -146,7 +149,10 @@ fn lower_this_thread() {
             (now, *libc::__errno_location())
         };
         if err != 0 {
-            warn!(errno = err, "CRM sync thread: cannot read its nice value; left as is.");
+            warn!(
+                errno = err,
+                "CRM sync thread: cannot read its nice value; left as is."
+            );
             return;
         }
         let nice = (now + SYNC_NICE_INCREMENT).min(19);

@@ -704,3 +704,70 @@ async fn an_offer_that_timed_out_while_down_is_hung_up() {
     h.until_ended("completed", 1).await;
     one_interaction_ended(h, &[&c1]);
 }
+
+/// A caller who entered the application just before the crash (its
+/// StasisStart reached the dying life, which persisted nothing of it) is
+/// waiting in Stasis when the next life adopts: it is routed as a new call
+/// (offered to the free agent, connected, one interaction and its end),
+/// not handed back to the dialplan, while the snapshot's talking call next
+/// to it is kept.
+#[actix_rt::test]
+async fn a_caller_unknown_to_the_snapshot_is_routed_as_a_new_call() {
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 50 }),
+            (A2, B::AnswerAfter { ring_ms: 50 }),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552601");
+    h.until_agent("a1", "talking", talking).await;
+    let leg1 = leg_of(h, &c1);
+    h.ready("a2").await;
+    pause(100).await;
+    // The life is dying: nothing it does from here is persisted or reaches
+    // Asterisk, but the new caller's StasisStart still reaches it.
+    r.kill.0.set(true);
+    let c2 = h.inbound("5552602");
+    pause(200).await;
+    assert!(
+        h.emu.state().channel(&c2).is_some_and(|c| c.in_stasis),
+        "the caller waits in the application"
+    );
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!(
+        (report.channels, report.routed, report.orphans),
+        (2, 1, 0),
+        "{report:?}"
+    );
+    h.until_agent("a2", "a2 talks to the new caller", talking)
+        .await;
+    let leg2 = leg_of(h, &c2);
+    let b2 = BridgeId::main(&c2.as_str().into()).0;
+    h.until_emu("c2 bridged with a2", |s| {
+        s.bridge(&b2)
+            .is_some_and(|b| b.channels.contains(&c2) && b.channels.contains(&leg2))
+    })
+    .await;
+    // Past the orphan check: nothing handed back or hung up.
+    pause(2_300).await;
+    assert_eq!(
+        h.requests("POST", &format!("/ari/channels/{c2}/continue")),
+        0,
+        "not handed back to the dialplan"
+    );
+    assert!(talking(&h.state("a1").await), "the restored call is kept");
+    assert!(h.emu.state().channel(&leg1).is_some());
+    for c in [&c1, &c2] {
+        h.emu.caller_hangup(c).expect("caller hangs up");
+    }
+    h.until_ended("completed", 2).await;
+    one_interaction_ended(h, &[&c1, &c2]);
+    assert_eq!(h.snapshot().await.terminal_anomalies, 0);
+}

@@ -24,6 +24,12 @@
 //! - a held caller is out of its bridge hearing music: it goes back into
 //!   the call's main bridge on resume, as before the restart.
 //!
+//! A caller waiting in the application that the snapshot does not know (it
+//! arrived just before the crash, so nothing of it was persisted) is routed
+//! as a new call, as its StasisStart would have been
+//! ([`AriState::route_unknown_callers`]); a leg edgecc named that the
+//! snapshot does not know stays an orphan (hung up).
+//!
 //! A snapshot leg Asterisk no longer lists is simply left out: the actors
 //! close what it belonged to. A hang-up (or a bridge to destroy) the
 //! restored actors ask for before the adoption, while the link is not up
@@ -39,7 +45,10 @@ use edgecc_actors::ports::LegStatus;
 use edgecc_actors::HangupCause;
 
 use super::events::{Bridge, Channel};
-use super::state::{call_of_bridge, id_ok, spy_of, AriState, HoldMedia, Leg, LegRole, OnAnswer};
+use super::state::{
+    call_of_bridge, id_ok, spy_of, AriState, Effect, HoldMedia, Leg, LegRole, OnAnswer,
+    ARG_AGENT_OUTBOUND, ARG_INBOUND,
+};
 
 /// One leg the snapshot says edgecc had.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +90,9 @@ pub struct AdoptionReport {
     /// Channels in the application edgecc did not adopt: checked again as
     /// possible orphans.
     pub orphans: usize,
+    /// Callers in the application the snapshot did not know, routed as
+    /// new calls.
+    pub routed: usize,
     /// From [`super::AriPbx::adopt_on_connect`] to the adoption, ms.
     pub took_ms: u64,
 }
@@ -267,6 +279,61 @@ impl AriState {
         }
         (legs, report)
     }
+
+    /// After [`Self::adopt`]: the callers `channels` shows waiting in the
+    /// application that neither the snapshot nor a buffered StasisStart
+    /// (`starting`) accounts for. They entered Stasis just before the
+    /// crash (the daemon never persisted them) and wait there: each is
+    /// taken as its StasisStart would have been, with the arguments its
+    /// dialplan gave (`Stasis(app,inbound,dnis,...)`, read back from the
+    /// channel's `app_data`), so it is routed as a new call instead of
+    /// being handed back to the dialplan. Channels with edgecc's names,
+    /// and anything not started as a call, are left to the orphan check.
+    /// Returns the arrivals' effects; `report.routed` counts them.
+    pub fn route_unknown_callers(
+        &mut self,
+        plan: &AdoptionPlan,
+        channels: &[Channel],
+        starting: &HashSet<String>,
+        report: &mut AdoptionReport,
+    ) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        for ch in channels {
+            if !ch.in_app(self.app())
+                || !id_ok(&ch.id)
+                || ch.id.contains(edgecc_actors::ids::LEG_ID_SEPARATOR)
+                || plan.legs.contains_key(&ch.id)
+                || self.legs.contains_key(&ch.id)
+                || starting.contains(&ch.id)
+            {
+                continue;
+            }
+            let args: Vec<String> = ch
+                .dialplan
+                .app_data
+                .split(',')
+                .skip(1)
+                .map(|a| a.trim().to_owned())
+                .collect();
+            if !matches!(
+                args.first().map(String::as_str),
+                Some(ARG_INBOUND) | Some(ARG_AGENT_OUTBOUND)
+            ) {
+                continue;
+            }
+            // Not taken (stopping, too many legs): stasis_start hands it
+            // back to the dialplan, as it would have then.
+            self.stasis_start(&args, ch, &mut fx);
+            if self.legs.contains_key(&ch.id) {
+                report.routed += 1;
+                tracing::info!(
+                    channel = %ch.id,
+                    "Restart: a caller the restored state did not know is routed as a new call."
+                );
+            }
+        }
+        fx
+    }
 }
 
 #[cfg(test)]
@@ -410,5 +477,53 @@ mod tests {
         };
         let fx = st.reconcile(&channels, &[], &HashSet::new());
         assert_eq!(fx, vec![hangup]);
+    }
+
+    /// A caller waiting in the application that the snapshot does not know
+    /// is taken as a new call (its dialplan's arguments read back); one
+    /// whose StasisStart is buffered, one the snapshot names and a leg with
+    /// edgecc's name are not.
+    #[test]
+    fn an_unknown_caller_in_the_application_becomes_a_new_call() {
+        let mut plan = AdoptionPlan::default();
+        plan.calls.insert("c1".into());
+        plan.legs.insert("c1".into(), want(LegRole::Caller, None));
+        let mut fresh = channel("c2", "Up", true);
+        fresh.dialplan.app_data = "edgecc,inbound,800,vip".into();
+        fresh.caller.number = "5551234".into();
+        let channels = vec![
+            channel("c1", "Up", true),
+            fresh,
+            channel("c3", "Up", true),  // its StasisStart is buffered
+            channel("x~9", "Up", true), // edgecc's name: an orphan
+            channel("c5", "Up", false), // not in the application
+        ];
+        let starting: HashSet<String> = ["c3".to_string()].into();
+        let mut st = AriState::new("edgecc");
+        let (_, mut report) = st.adopt(&plan, &channels, &[]);
+        let fx = st.route_unknown_callers(&plan, &channels, &starting, &mut report);
+        assert_eq!(report.routed, 1, "{report:?}");
+        assert_eq!(fx.len(), 1, "{fx:?}");
+        match &fx[0] {
+            Effect::Emit(edgecc_actors::PbxEvent::CallArrived {
+                leg_id, ani, dnis, ..
+            }) => {
+                assert_eq!(
+                    (leg_id.as_str(), ani.as_str(), dnis.as_str()),
+                    ("c2", "5551234", "800")
+                );
+            }
+            other => panic!("expected an arrival, got {other:?}"),
+        }
+        assert!(st.legs.contains_key("c2"));
+        assert!(!st.legs.contains_key("c3") && !st.legs.contains_key("x~9"));
+        let fx = st.reconcile(&channels, &[], &starting);
+        assert_eq!(
+            fx,
+            vec![Effect::CheckOrphans {
+                channels: vec!["x~9".into()],
+                bridges: vec![],
+            }]
+        );
     }
 }

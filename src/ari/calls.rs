@@ -175,10 +175,20 @@ impl Calls {
                 .map(|c| c.id.clone())
                 .collect()
         };
-        let mut effects = self
-            .state
-            .borrow_mut()
-            .reconcile(channels, bridges, starting);
+        // Callers that arrived just before the crash: new calls, emitted
+        // after the restored calls' reconcile (returned effects run after
+        // the `Reconcile` below is sent).
+        let mut effects = self.state.borrow_mut().route_unknown_callers(
+            &pending.plan,
+            channels,
+            starting,
+            &mut report,
+        );
+        effects.extend(
+            self.state
+                .borrow_mut()
+                .reconcile(channels, bridges, starting),
+        );
         for channel in stale {
             info!(channel = %channel, "Restart: a leg the saved state does not know still rings; hanging it up.");
             effects.push(super::state::Effect::HangupChannel {
@@ -201,6 +211,7 @@ impl Calls {
             bridges_adopted = report.bridges,
             legs_gone = report.gone,
             orphans = report.orphans,
+            routed_as_new = report.routed,
             took_ms = report.took_ms,
             "Restart: calls at Asterisk re-adopted from the restored state."
         );

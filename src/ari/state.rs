@@ -479,7 +479,14 @@ impl AriState {
         }
     }
 
-    fn stasis_start(&mut self, args: &[String], channel: &Channel, fx: &mut Vec<Effect>) {
+    /// A channel entered the application with `args`: an answer of one
+    /// of edgecc's legs, a new call, or something to hand back.
+    pub(super) fn stasis_start(
+        &mut self,
+        args: &[String],
+        channel: &Channel,
+        fx: &mut Vec<Effect>,
+    ) {
         let id = &channel.id;
         if !id_ok(id) {
             warn!(

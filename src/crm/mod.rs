@@ -17,10 +17,13 @@
 //! - [`emulator`] — an actix-web CRM on 127.0.0.1 with switchable faults.
 //! - [`sync`] — the [`sync::SyncWorker`] actor: order, concurrency,
 //!   backoff, circuit breaker, dead letters.
+//! - [`sync_thread`] — that worker on a thread of its own with a raised
+//!   nice value, so a replay yields to routing.
 
 pub mod emulator;
 pub mod servicenow;
 pub mod sync;
+pub mod sync_thread;
 pub mod transport;
 pub mod webhook;
 pub mod wire;

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Start-up order, always the same: the CRM transport and the sync worker
-//! (so records leave as soon as they are written), the actors' outbox
+//! (so records leave as soon as they are written; the worker on a thread
+//! of its own below routing, [`crate::crm::sync_thread`]), the actors' outbox
 //! port, the actors' state read back from [`Tree::ActorState`], the PBX
 //! adapter, the contact center (restored from that state when there is
 //! some, fresh otherwise), the
@@ -57,6 +58,7 @@ use tracing::{error, info};
 use crate::config::{Config, CrmAdapterConfig};
 use crate::crm::servicenow::ServiceNowAdapter;
 use crate::crm::sync::SyncWorker;
+use crate::crm::sync_thread::{self, SyncSetup, SyncStartError, SyncThread};
 use crate::crm::webhook::WebhookAdapter;
 use crate::crm::CrmAdapter;
 use crate::http::{HttpHandle, ReloadHook};
@@ -88,6 +90,9 @@ pub enum SystemError {
     /// The contact-center configuration was refused by the actors.
     #[error("contact center: {}", .0.join("; "))]
     ContactCenter(Vec<String>),
+    /// The CRM sync worker's thread did not start.
+    #[error("crm sync: {0}")]
+    CrmSync(String),
     /// The HTTP listener could not start (address in use, TLS files).
     #[error("http: {0}")]
     Http(String),
@@ -197,23 +202,51 @@ impl SystemParts {
         let clock = clock.unwrap_or_else(|| TokioClock::shared(started_ms));
         let seed = seed.unwrap_or(started_ms);
         let outbox = storage.outbox();
-        let crm = match crm {
-            Some(crm) => Some(crm),
-            None => crm_from_config(&config.crm.adapter, &storage)?,
-        };
-        let sync = match crm {
-            Some(adapter) => Some(
-                SyncWorker::new(
-                    outbox.clone(),
-                    adapter,
-                    clock.clone(),
-                    config.crm.sync.clone(),
-                    Some(Tree::CrmLinks.open(&storage)?),
-                    seed,
-                )
-                .start(),
-            ),
-            None => None,
+        let configured = crm.is_none() && !matches!(config.crm.adapter, CrmAdapterConfig::None);
+        let (sync, sync_thread) = if configured && sync_thread::own_thread_wanted() {
+            // The configured adapter is built on the worker's own thread,
+            // below routing (see `crate::crm::sync_thread`).
+            let (adapter, for_adapter) = (config.crm.adapter.clone(), storage.clone());
+            let setup = SyncSetup {
+                outbox: outbox.clone(),
+                adapter: Box::new(move || {
+                    crm_from_config(&adapter, &for_adapter)?
+                        .ok_or_else(|| SystemError::CrmSync("no CRM adapter".to_string()))
+                }),
+                epoch_ms: clock.now_ms(),
+                config: config.crm.sync.clone(),
+                links: Some(Tree::CrmLinks.open(&storage)?),
+                seed,
+            };
+            match sync_thread::start(setup).await {
+                Ok((addr, thread)) => (Some(addr), Some(thread)),
+                Err(SyncStartError::Adapter(e)) => return Err(e),
+                Err(e @ SyncStartError::ThreadGone) => {
+                    return Err(SystemError::CrmSync(e.to_string()))
+                }
+            }
+        } else {
+            // An injected adapter (not `Send`), or the comparison knob:
+            // the worker on the actors' thread.
+            let crm = match crm {
+                Some(crm) => Some(crm),
+                None => crm_from_config(&config.crm.adapter, &storage)?,
+            };
+            let sync = match crm {
+                Some(adapter) => Some(
+                    SyncWorker::new(
+                        outbox.clone(),
+                        adapter,
+                        clock.clone(),
+                        config.crm.sync.clone(),
+                        Some(Tree::CrmLinks.open(&storage)?),
+                        seed,
+                    )
+                    .start(),
+                ),
+                None => None,
+            };
+            (sync, None)
         };
         let port = StorageOutboxPort::new(outbox, sync.clone().map(Addr::recipient));
         let pbx = match pbx {
@@ -278,6 +311,7 @@ impl SystemParts {
             storage,
             http,
             admin,
+            sync_thread,
         })
     }
 }
@@ -342,6 +376,10 @@ pub struct System {
     pub http: Option<HttpHandle>,
     /// The admin socket, when one was bound.
     admin: Option<AdminSocket>,
+    /// The CRM sync worker's own thread, when it has one: stopped and
+    /// joined when the system goes (in order on shutdown; with the
+    /// actors' thread after a crash), so no delivery outlives it.
+    sync_thread: Option<SyncThread>,
 }
 
 impl System {
@@ -360,6 +398,7 @@ impl System {
             storage,
             http,
             admin,
+            sync_thread,
         } = self;
         let _ = running.gate.send(StopTakingCalls).await;
         if let Some(ari) = &running.ari {
@@ -380,6 +419,7 @@ impl System {
             AdminServer::remove_socket(&admin.path);
         }
         drop(running);
+        drop(sync_thread);
         drop(storage);
     }
 }

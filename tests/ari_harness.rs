@@ -282,7 +282,7 @@ impl AriHarness {
     }
 
     /// Record kinds written for a call, in order.
-    pub fn kinds(&self, call: &str) -> Vec<CrmRecordKind> {
+    pub fn kinds(&self, call: &str) -> Vec<RecordKind> {
         self.outbox
             .records_of(&CallId::new(call))
             .iter()
@@ -295,7 +295,7 @@ impl AriHarness {
         self.outbox
             .records_of(&CallId::new(call))
             .iter()
-            .filter(|r| r.kind == CrmRecordKind::InteractionUpdate)
+            .filter(|r| r.kind == RecordKind::InteractionUpdate)
             .filter_map(|r| {
                 r.body
                     .get("event")
@@ -350,7 +350,7 @@ pub fn free(s: &AgentState) -> bool {
 }
 
 /// How many of `kinds` are `kind`.
-pub fn count(kinds: &[CrmRecordKind], kind: CrmRecordKind) -> usize {
+pub fn count(kinds: &[RecordKind], kind: RecordKind) -> usize {
     kinds.iter().filter(|k| **k == kind).count()
 }
 

@@ -210,12 +210,12 @@ fn one_interaction_ended(h: &AriHarness, calls: &[&str]) {
     for call in calls {
         let kinds = h.kinds(call);
         assert_eq!(
-            count(&kinds, CrmRecordKind::InteractionCreate),
+            count(&kinds, RecordKind::InteractionCreate),
             1,
             "{call}: {kinds:?}"
         );
         assert_eq!(
-            count(&kinds, CrmRecordKind::PhoneLogCreate),
+            count(&kinds, RecordKind::PhoneLogCreate),
             1,
             "{call}: {kinds:?}"
         );

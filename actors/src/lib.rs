@@ -11,7 +11,8 @@
 //!   PBX adapters parse with.
 //! - [`config`]: [`ContactCenterConfig`] (queues, agents, reason codes,
 //!   timers) with `validate()` naming key paths.
-//! - [`crm`]: the CRM contract: [`CrmRecordKind`] and its wire names,
+//! - [`crm`]: the CRM contract: [`RecordKind`] (one definition with the
+//!   outbox, from `edgecc-record-kind`) and its wire names,
 //!   [`CrmRecord`], the typed body of each kind and
 //!   [`crm::UpdateEvent`], every event an interaction update carries.
 //! - [`ports`]: [`OutboxPort`] + [`MemoryOutbox`] (re-exporting
@@ -81,8 +82,8 @@ pub use error::CcError;
 pub use events::CcEvent;
 pub use ids::{AgentId, CallId, LegId, OfferToken, QueueId, TokenSource};
 pub use ports::{
-    CrmRecord, CrmRecordKind, HangupCause, MemoryOutbox, OutboxError, OutboxPort, PbxCommand,
-    PbxError, PbxEvent, PbxPort,
+    CrmRecord, HangupCause, MemoryOutbox, OutboxError, OutboxPort, PbxCommand, PbxError, PbxEvent,
+    PbxPort, RecordKind,
 };
 pub use registry::{
     AgentCommand, AgentDesktop, AgentRequest, CallRequest, CenterSnapshot, ContactCenter, Registry,

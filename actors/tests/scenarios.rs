@@ -30,10 +30,7 @@ async fn queue_call_accepted_by_ready_agent() {
     assert!(matches!(h.state("a2").await, AgentState::Talking { .. }));
     assert_eq!(
         h.kinds(&call),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::PhoneLogCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::PhoneLogCreate]
     );
     let rec = &h.outbox.records_of(&call)[0];
     assert_eq!(rec.correlation_id, format!("t:{call}:interaction.create"));
@@ -161,28 +158,19 @@ async fn queue_timeout_destinations() {
     advance(31_500).await;
     assert_eq!(
         h.kinds(&c1),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     let wi = &h.outbox.records_of(&c1)[1];
     assert_eq!(wi.body["callback_number"], "+15551230000");
     assert_eq!(wi.body["attached"]["account"], "42");
     assert_eq!(
         h.kinds(&c2),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     // c3 hopped to q after 1 s and timed out there 30 s later.
     assert_eq!(
         h.kinds(&c3),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     let snap = h.snapshot().await;
     assert_eq!(snap.ended.get("timed_out"), Some(&2));
@@ -201,10 +189,7 @@ async fn abandon_while_queued() {
     advance(6_000).await;
     assert_eq!(
         h.kinds(&call),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     assert_eq!(h.outbox.records_of(&call)[1].body["reason"], "abandoned");
     assert_eq!(h.snapshot().await.ended.get("abandoned"), Some(&1));
@@ -362,14 +347,14 @@ async fn hold_mute_and_blind_transfers() {
     assert_eq!(
         kinds
             .iter()
-            .filter(|k| **k == CrmRecordKind::InteractionCreate)
+            .filter(|k| **k == RecordKind::InteractionCreate)
             .count(),
         1
     );
     assert_eq!(
         kinds
             .iter()
-            .filter(|k| **k == CrmRecordKind::PhoneLogCreate)
+            .filter(|k| **k == RecordKind::PhoneLogCreate)
             .count(),
         1
     );
@@ -413,7 +398,7 @@ async fn consult_flows() {
     assert_eq!(ended[0].body["reason"], "consult_ended");
     assert_eq!(
         recs.iter()
-            .filter(|r| r.kind == CrmRecordKind::InteractionCreate)
+            .filter(|r| r.kind == RecordKind::InteractionCreate)
             .count(),
         1
     );
@@ -559,10 +544,7 @@ async fn outbox_failure_does_not_block_calls() {
     advance(5_000).await;
     assert_eq!(
         h.kinds(&call),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::PhoneLogCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::PhoneLogCreate]
     );
     assert!(h.outbox.attempts() >= 5);
 }

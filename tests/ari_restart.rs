@@ -128,6 +128,7 @@ async fn life(
         ari,
         registry,
         outbox,
+        booted: None,
     };
     h.link_up().await;
     (h, kill)

@@ -47,6 +47,8 @@
 //!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and
 //!   time in it, desktop presence, per-party mute, queue waits).
+//! - [`recent`]: each agent's recent calls with the caller's number, kept
+//!   by the registry from the views ([`registry::RecentCallOf`] asks).
 //! - [`waits`]: queue waits and service level, counted once by the registry
 //!   from the calls' views.
 //! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port (it lists
@@ -66,6 +68,7 @@ pub mod ids;
 pub mod outbox;
 pub mod ports;
 pub mod queue;
+pub mod recent;
 pub mod registry;
 pub mod rng;
 pub mod sim;

@@ -17,7 +17,7 @@
 //!   actor (through the registry) when a desktop opens and closes.
 //! - [`hub`]: the one registry subscription, fanned out to desktops and
 //!   supervisor screens; it keeps connection bookkeeping only (feeds, which
-//!   agents a call reached, recent calls).
+//!   agents a call reached).
 //! - [`views`]: desktop, team, queue and interaction views, built from the
 //!   actors' views: the actors are the one source of domain state (time in
 //!   state and presence on the agent, mute per party on the call, waits and

@@ -618,10 +618,10 @@ pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
         .map_err(|e| ApiError::unavailable(format!("reload: {e}")))?
     {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"reloaded": true}))),
-        Err(message) => Err(ApiError::new(
+        Err(refused) => Err(ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "config_refused",
-            message,
+            refused.to_string(),
         )),
     }
 }

@@ -93,7 +93,7 @@ pub enum SystemError {
     ContactCenter(Vec<String>),
     /// The HTTP listener could not start (address in use, TLS files).
     #[error("http: {0}")]
-    Http(String),
+    Http(#[from] crate::http::StartError),
     /// The admin socket could not be bound (another daemon answers on it,
     /// or the directory is not writable).
     #[error("cannot bind the admin socket {path}: {source}")]
@@ -277,11 +277,9 @@ impl SystemParts {
             gate,
         };
         let http = match http {
-            Some(reload) => Some(
-                crate::http::start(&config, &running, storage.clone(), reload)
-                    .await
-                    .map_err(SystemError::Http)?,
-            ),
+            Some(reload) => {
+                Some(crate::http::start(&config, &running, storage.clone(), reload).await?)
+            }
             None => None,
         };
         let admin = match admin_socket {

@@ -176,6 +176,32 @@ impl AriHarness {
         h
     }
 
+    /// On a system the composition root built: waits until the actors'
+    /// outbox writer handed every CRM record it holds to the outbox. It
+    /// commits the actors' state to the data directory in the same FIFO,
+    /// so a call's last records can trail what the emulator and the views
+    /// show by a disk write; every `until_*` ends with this, so the record
+    /// readers ([`Self::kinds`], [`Self::updates`]) see what happened up to
+    /// there. (The lives tests/ari_restart.rs assembles write no state
+    /// through the writer, and a killed life never drains: not waited on.)
+    async fn written(&self) {
+        if self.booted.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let pending = self.snapshot().await.outbox.records_pending;
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {pending} records to reach the outbox"
+            );
+            pause(5).await;
+        }
+    }
+
     /// Waits until the adapter's link is up and the emulator sees it.
     pub async fn link_up(&self) {
         let (ari, emu) = (self.ari.clone(), self.emu.clone());
@@ -189,6 +215,7 @@ impl AriHarness {
     pub async fn until_emu(&self, what: &str, pred: impl Fn(&EmulatorState) -> bool) {
         let emu = self.emu.clone();
         until(what, move || pred(&emu.state())).await;
+        self.written().await;
     }
 
     /// An agent command.
@@ -238,6 +265,7 @@ impl AriHarness {
         loop {
             let s = self.state(agent).await;
             if pred(&s) {
+                self.written().await;
                 return;
             }
             assert!(
@@ -263,6 +291,7 @@ impl AriHarness {
         loop {
             let v = self.call(call).await;
             if v.as_ref().is_some_and(&pred) {
+                self.written().await;
                 return;
             }
             assert!(
@@ -284,6 +313,7 @@ impl AriHarness {
         loop {
             let e = self.ended().await;
             if e.get(reason).copied().unwrap_or(0) >= n {
+                self.written().await;
                 return;
             }
             if Instant::now() >= deadline {

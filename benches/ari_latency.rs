@@ -1,7 +1,10 @@
 //! ARI adapter benchmark, against the ARI emulator on 127.0.0.1.
 //!
 //! 1. Offer latency: calls arrive at a steady rate (default 100/s) and are
-//!    routed by the real actors over [`edgecc::ari::AriPbx`]; for each call,
+//!    routed by the real actors over [`edgecc::ari::AriPbx`], the system
+//!    assembled by the composition root (`edgecc::system`) as `edgecc run`
+//!    does (PBX gate, the actors' state in a temporary data directory; the
+//!    CRM records in a `MemoryOutbox`); for each call,
 //!    the time from `inbound_call` (the emulator emits StasisStart) to the
 //!    arrival at the emulator of the `POST /channels` that originates the
 //!    chosen agent. Baseline, in the same run on a fresh emulator: a
@@ -24,6 +27,10 @@ use std::time::{Duration, Instant};
 
 use edgecc::ari::{AriPbx, AriSettings};
 use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig, EndpointBehaviour};
+use edgecc::config::Config;
+use edgecc::pbx::PbxAdapter;
+use edgecc::system::storage::open_storage;
+use edgecc::system::{System, SystemParts};
 use edgecc_actors::config::{AgentConfig, FinalDestination, QueueConfig, Strategy};
 use edgecc_actors::*;
 use futures_util::StreamExt;
@@ -145,20 +152,38 @@ async fn wait_for(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
     }
 }
 
-/// Starts the actors on the adapter against `emu`; waits for the link.
-async fn start_center(emu: &AriEmulator, agents: usize) -> (AriPbx, actix::Addr<Registry>) {
+/// A system the composition root started, with its data directory.
+struct Center {
+    /// The adapter (also the actors' PBX port).
+    ari: AriPbx,
+    /// The contact center.
+    registry: actix::Addr<Registry>,
+    /// The running system; shut down before the next part starts.
+    system: System,
+    /// Its temporary data directory (dropped after the system).
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the system (composition root) on the adapter against `emu`;
+/// waits for the link and makes every agent Ready.
+async fn start_center(emu: &AriEmulator, agents: usize) -> Center {
     let c = emu.config();
     let settings = AriSettings::for_test(&emu.base_url(), &c.app, &c.user, &c.password);
     let ari = AriPbx::new(settings).expect("adapter");
-    let registry = ContactCenter::start(
-        cc_config(agents),
-        Rc::new(ari.clone()),
-        Rc::new(MemoryOutbox::new()),
-        TokioClock::shared(1_700_000_000_000),
-    )
-    .expect("config");
-    ari.connect_events(registry.clone().recipient());
-    ari.start();
+    let config = Config {
+        contact_center: cc_config(agents),
+        ..Config::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = open_storage(&config, dir.path()).expect("storage");
+    let system = SystemParts::new(config, storage)
+        .with_pbx(PbxAdapter::Ari(ari.clone()))
+        .with_outbox(Rc::new(MemoryOutbox::new()))
+        .with_clock(TokioClock::shared(1_700_000_000_000))
+        .start()
+        .await
+        .expect("system starts");
+    let registry = system.running.registry.clone();
     let (a, e) = (ari.clone(), emu.clone());
     wait_for("link up", Duration::from_secs(10), move || {
         a.link_is_up() && e.app_active()
@@ -176,7 +201,12 @@ async fn start_center(emu: &AriEmulator, agents: usize) -> (AriPbx, actix::Addr<
                 .expect("agent ready");
         }
     }
-    (ari, registry)
+    Center {
+        ari,
+        registry,
+        system,
+        _dir: dir,
+    }
 }
 
 /// Places `calls` inbound calls at `rate`/s, hanging each up after
@@ -319,7 +349,8 @@ fn main() {
 
         // --- 1b. edgecc: actors + adapter ------------------------------
         let emu = emulator(agents, 100);
-        let (ari, _registry) = start_center(&emu, agents).await;
+        let center = start_center(&emu, agents).await;
+        let ari = center.ari.clone();
         let placed = drive(&emu, calls, rate, 1_000).await;
         actix_rt::time::sleep(Duration::from_millis(500)).await;
         let lat = latencies(&emu, &placed);
@@ -361,12 +392,14 @@ fn main() {
                 .collect();
             summary(label, v);
         }
+        center.system.shutdown().await;
         ari.stop();
         drop(emu);
 
         // --- 2. reconcile with `live` connected calls --------------------
         let emu = emulator(live, 10);
-        let (ari, registry) = start_center(&emu, live).await;
+        let center = start_center(&emu, live).await;
+        let (ari, registry) = (center.ari.clone(), center.registry.clone());
         let t = Instant::now();
         drive(&emu, live, 500, 0).await;
         let r = registry.clone();
@@ -443,6 +476,7 @@ fn main() {
             "after 5 reconnects: {connected} of {live} calls still connected; legs tracked {}",
             ari.legs_tracked()
         );
+        center.system.shutdown().await;
         ari.stop();
     });
 }

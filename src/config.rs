@@ -5,6 +5,13 @@
 //! resolved, validated configuration the daemon runs on. Every error names
 //! the file and the dotted key (`storage.cache_capacity_bytes`) so an
 //! installer can fix it without reading code.
+//!
+//! Each wing owns its section (the raw type, its checks and defaults) and
+//! answers (dotted key, message); this module assembles the file and puts
+//! the file's name on the error: `[storage]` in [`crate::storage_config`],
+//! `[daemon]` in [`crate::ops::daemon_config`], `[pbx]` in [`crate::pbx`],
+//! `[http]` and `[[users]]` in [`crate::http::config`]; `[site]` and
+//! `[crm]` are resolved here.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,24 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::crm::sync::SyncConfig;
 use crate::http::config::{check_http, check_users, HttpConfig, UserConfig};
+use crate::ops::daemon_config::RawDaemon;
 use crate::pbx::{PbxKind, RawPbx};
+use crate::storage_config::{RawStorage, StorageSettings};
 
-/// Where the daemon keeps its state when nothing else says so.
-pub const DATA_DIR_DEFAULT: &str = "/var/lib/edgecc";
-/// Where the daemon's admin socket lives when nothing else says so
-/// (systemd's `RuntimeDirectory=edgecc`).
-pub const ADMIN_SOCKET_DEFAULT: &str = "/run/edgecc/admin.sock";
-/// sled page cache by default: an edge box has little memory, and sled's own
-/// default (1 GiB) would let RSS grow with the backlog.
-pub const STORAGE_CACHE_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
-/// Smallest sled cache we accept: below this sled thrashes on every read.
-pub const STORAGE_CACHE_BYTES_MIN: u64 = 1024 * 1024;
-/// Largest sled cache we accept: more would defeat the point of a bounded RSS.
-pub const STORAGE_CACHE_BYTES_MAX: u64 = 1024 * 1024 * 1024;
-/// Largest write-ahead log we accept (the smallest is the storage crate's
-/// `WAL_BYTES_MIN`): the file is preallocated, so this is disk taken up
-/// front.
-pub const STORAGE_WAL_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Longest site id: it prefixes every correlation id sent to the CRM.
 pub const SITE_ID_LEN_MAX: usize = 32;
 
@@ -142,26 +135,6 @@ pub struct RawSite {
     pub id: Option<String>,
 }
 
-/// `[daemon]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDaemon {
-    /// State directory (sled). `--data-dir` and `$STATE_DIRECTORY` win over it.
-    pub data_dir: Option<PathBuf>,
-    /// Admin unix socket path. `--admin-socket` and `$RUNTIME_DIRECTORY` win.
-    pub admin_socket: Option<PathBuf>,
-}
-
-/// `[storage]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStorage {
-    /// sled page cache size in bytes.
-    pub cache_capacity_bytes: Option<u64>,
-    /// Size of the preallocated write-ahead log file in bytes.
-    pub wal_bytes: Option<u64>,
-}
-
 /// The resolved configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -220,8 +193,8 @@ impl Default for Config {
             site_id: "edge".to_string(),
             data_dir: None,
             admin_socket: None,
-            storage_cache_capacity_bytes: STORAGE_CACHE_BYTES_DEFAULT,
-            storage_wal_bytes: edgecc_storage::WAL_BYTES_DEFAULT,
+            storage_cache_capacity_bytes: StorageSettings::default().cache_capacity_bytes,
+            storage_wal_bytes: StorageSettings::default().wal_bytes,
             pbx: PbxKind::Sim,
             crm: CrmSettings {
                 adapter: CrmAdapterConfig::None,
@@ -369,39 +342,10 @@ impl Config {
                 ),
             ));
         }
-        let cache = raw
-            .storage
-            .cache_capacity_bytes
-            .unwrap_or(STORAGE_CACHE_BYTES_DEFAULT);
-        if !(STORAGE_CACHE_BYTES_MIN..=STORAGE_CACHE_BYTES_MAX).contains(&cache) {
-            return Err(err(
-                "storage.cache_capacity_bytes",
-                format!(
-                    "{cache} is out of range: use {STORAGE_CACHE_BYTES_MIN} to {STORAGE_CACHE_BYTES_MAX}"
-                ),
-            ));
-        }
-        let wal = raw
-            .storage
-            .wal_bytes
-            .unwrap_or(edgecc_storage::WAL_BYTES_DEFAULT);
-        let wal_min = edgecc_storage::WAL_BYTES_MIN;
-        if !(wal_min..=STORAGE_WAL_BYTES_MAX).contains(&wal) {
-            return Err(err(
-                "storage.wal_bytes",
-                format!("{wal} is out of range: use {wal_min} to {STORAGE_WAL_BYTES_MAX}"),
-            ));
-        }
-        for (key, value) in [
-            ("daemon.data_dir", &raw.daemon.data_dir),
-            ("daemon.admin_socket", &raw.daemon.admin_socket),
-        ] {
-            if let Some(p) = value {
-                if !p.is_absolute() {
-                    return Err(err(key, format!("{} is not an absolute path", p.display())));
-                }
-            }
-        }
+        let storage = crate::storage_config::resolve(&raw.storage)
+            .map_err(|(key, message)| err(&key, message))?;
+        crate::ops::daemon_config::check(&raw.daemon)
+            .map_err(|(key, message)| err(&key, message))?;
         let pbx = crate::pbx::resolve(&raw.pbx).map_err(|(key, message)| err(&key, message))?;
         let crm = resolve_crm(raw.crm).map_err(|(key, message)| err(&key, message))?;
         let contact_center = ContactCenterConfig {
@@ -435,8 +379,8 @@ impl Config {
             site_id,
             data_dir: raw.daemon.data_dir,
             admin_socket: raw.daemon.admin_socket,
-            storage_cache_capacity_bytes: cache,
-            storage_wal_bytes: wal,
+            storage_cache_capacity_bytes: storage.cache_capacity_bytes,
+            storage_wal_bytes: storage.wal_bytes,
             pbx,
             crm,
             contact_center,
@@ -691,6 +635,7 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage_config::STORAGE_CACHE_BYTES_DEFAULT;
 
     /// An empty file is a valid config: everything has a default.
     #[test]

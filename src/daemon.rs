@@ -61,9 +61,9 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
             let control = Rc::clone(&control);
             Rc::new(move || {
                 let Some(path) = &file else {
-                    return Err("started without a config file: nothing to reload".to_string());
+                    return Err(crate::http::ReloadError::NoConfigFile);
                 };
-                let new = Config::load(path).map_err(|e| e.to_string())?;
+                let new = Config::load(path)?;
                 if let Some(c) = control.borrow().as_ref() {
                     c.apply(&new);
                 }

@@ -27,6 +27,10 @@
 //!    - [`state_port`] — the actors' state store backed by a state tree,
 //!      and the snapshot read back from it at start.
 //!    - `http::config` — `[http]` and `[[users]]`.
+//!    - [`storage_config`] — `[storage]`: the storage options, their
+//!      bounds and defaults.
+//!    - [`ops::daemon_config`] — `[daemon]`: the data directory and the
+//!      admin socket as the file names them, and the built-in defaults.
 //! 2. [`config`] — the TOML file: raw parse, every section resolved and
 //!    validated into [`config::Config`]; credentials, redaction.
 //! 3. Services on top of the ports
@@ -64,4 +68,5 @@ pub mod ops;
 pub mod outbox_port;
 pub mod pbx;
 pub mod state_port;
+pub mod storage_config;
 pub mod system;

@@ -5,8 +5,8 @@
 //! nudges the sync worker so the records leave for the CRM at once.
 
 use actix::Recipient;
-use edgecc_actors::ports::{CrmRecord, CrmRecordKind, LocalBoxFuture, OutboxError, OutboxPort};
-use edgecc_storage::{AppendFailure, NewRecord, Outbox, RecordKind, BATCH_RECORDS_MAX};
+use edgecc_actors::ports::{CrmRecord, LocalBoxFuture, OutboxError, OutboxPort};
+use edgecc_storage::{AppendFailure, NewRecord, Outbox, BATCH_RECORDS_MAX};
 
 use crate::crm::sync::Kick;
 
@@ -26,18 +26,6 @@ impl StorageOutboxPort {
     }
 }
 
-/// The storage kind of a domain record kind. The two crates may not depend
-/// on each other, so each has its kind enum; this is the one place they
-/// meet, and its test checks that every kind keeps its wire name both ways.
-pub fn record_kind(kind: CrmRecordKind) -> RecordKind {
-    match kind {
-        CrmRecordKind::InteractionCreate => RecordKind::InteractionCreate,
-        CrmRecordKind::InteractionUpdate => RecordKind::InteractionUpdate,
-        CrmRecordKind::PhoneLogCreate => RecordKind::PhoneLogCreate,
-        CrmRecordKind::WorkItemCreate => RecordKind::WorkItemCreate,
-    }
-}
-
 impl OutboxPort for StorageOutboxPort {
     fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
         let outbox = self.outbox.clone();
@@ -48,7 +36,7 @@ impl OutboxPort for StorageOutboxPort {
                 body: serde_json::to_vec(&r.body).unwrap_or_else(|_| b"null".to_vec()),
                 correlation_id: r.correlation_id,
                 interaction_key: r.interaction_key,
-                kind: record_kind(r.kind),
+                kind: r.kind,
                 created_at_ms: r.at_ms,
             })
             .collect();
@@ -73,53 +61,5 @@ impl OutboxPort for StorageOutboxPort {
             }
             Ok(())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every storage kind, listed through an exhaustive match: a kind added to
-    /// storage fails to compile here until it is mapped.
-    fn storage_kinds() -> Vec<RecordKind> {
-        let all = [
-            RecordKind::InteractionCreate,
-            RecordKind::InteractionUpdate,
-            RecordKind::PhoneLogCreate,
-            RecordKind::WorkItemCreate,
-        ];
-        for kind in all {
-            match kind {
-                RecordKind::InteractionCreate
-                | RecordKind::InteractionUpdate
-                | RecordKind::PhoneLogCreate
-                | RecordKind::WorkItemCreate => {}
-            }
-        }
-        all.to_vec()
-    }
-
-    /// Every domain kind maps to the storage kind of the same wire name (and
-    /// the same serde name), and every storage kind is reached by exactly one
-    /// domain kind and reads back to it by its wire name.
-    #[test]
-    fn record_kinds_round_trip_by_wire_name() {
-        for kind in CrmRecordKind::ALL {
-            let stored = record_kind(kind);
-            assert_eq!(stored.as_str(), kind.as_str());
-            assert_eq!(
-                serde_json::to_value(stored).expect("kind serializes"),
-                serde_json::to_value(kind).expect("kind serializes")
-            );
-            assert_eq!(CrmRecordKind::parse(stored.as_str()), Some(kind));
-        }
-        for stored in storage_kinds() {
-            let domain: Vec<CrmRecordKind> = CrmRecordKind::ALL
-                .into_iter()
-                .filter(|k| record_kind(*k) == stored)
-                .collect();
-            assert_eq!(domain.len(), 1, "{stored:?} is reached by {domain:?}");
-        }
     }
 }

@@ -40,14 +40,12 @@ impl TreeStateStore {
 type Write = (Vec<u8>, Option<Vec<u8>>);
 
 /// The write `record` asks for, or why it cannot be encoded.
-fn write_of(record: &StateRecord) -> Result<Write, String> {
+fn write_of(record: &StateRecord) -> Result<Write, serde_json::Error> {
     let key = record.key().to_bytes();
     if record.is_removal() {
         return Ok((key, None));
     }
-    serde_json::to_vec(record)
-        .map(|value| (key, Some(value)))
-        .map_err(|e| e.to_string())
+    serde_json::to_vec(record).map(|value| (key, Some(value)))
 }
 
 impl StateStore for TreeStateStore {

@@ -9,7 +9,7 @@
 
 use edgecc::ari_emulator::EndpointBehaviour as B;
 use edgecc_actors::ids::BridgeId;
-use edgecc_actors::{AgentCommand, AgentId, CallAction, CrmRecordKind, LegId, PbxCommand, PbxPort};
+use edgecc_actors::{AgentCommand, AgentId, CallAction, LegId, PbxCommand, PbxPort, RecordKind};
 
 use crate::ari_harness::*;
 
@@ -57,8 +57,8 @@ async fn accept_connects_and_caller_hangup_tears_down() {
     })
     .await;
     let kinds = h.kinds(&call);
-    assert_eq!(count(&kinds, CrmRecordKind::InteractionCreate), 1);
-    assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1);
+    assert_eq!(count(&kinds, RecordKind::InteractionCreate), 1);
+    assert_eq!(count(&kinds, RecordKind::PhoneLogCreate), 1);
 }
 
 /// Reject, busy and unreachable: the first agent's failure (classified
@@ -133,7 +133,7 @@ async fn abandon_while_queued_and_while_ringing() {
         .await;
     h.emu.caller_hangup(&queued).unwrap();
     h.until_ended("abandoned", 1).await;
-    assert!(h.kinds(&queued).contains(&CrmRecordKind::WorkItemCreate));
+    assert!(h.kinds(&queued).contains(&RecordKind::WorkItemCreate));
 
     h.ready("a1").await;
     let ringing = h.inbound("5550004");
@@ -144,7 +144,7 @@ async fn abandon_while_queued_and_while_ringing() {
     h.until_agent("a1", "a1 released", free).await;
     h.until_emu("ringing leg hung up", |s| s.channel(&leg).is_none())
         .await;
-    assert!(h.kinds(&ringing).contains(&CrmRecordKind::WorkItemCreate));
+    assert!(h.kinds(&ringing).contains(&RecordKind::WorkItemCreate));
 }
 
 /// Hold and mute: the held caller leaves the bridge and hears music on
@@ -461,12 +461,8 @@ async fn duplicated_events_count_once() {
     h.until_agent("a2", "a2 free", free).await;
     assert!(free(&h.state("a1").await));
     let kinds = h.kinds(&call);
-    assert_eq!(
-        count(&kinds, CrmRecordKind::InteractionCreate),
-        1,
-        "{kinds:?}"
-    );
-    assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, RecordKind::InteractionCreate), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, RecordKind::PhoneLogCreate), 1, "{kinds:?}");
     assert!(
         h.ari.stats().frames_duplicate > 0,
         "the duplicates arrived and were dropped"
@@ -542,7 +538,7 @@ async fn final_destinations_redirect_and_announcement() {
         // gave up on gets the callback.
         let kinds = h.kinds(&call);
         assert_eq!(
-            kinds.contains(&CrmRecordKind::WorkItemCreate),
+            kinds.contains(&RecordKind::WorkItemCreate),
             dest == "announcement",
             "{dest}: {kinds:?}"
         );

@@ -1,6 +1,9 @@
-//! Helpers for the ARI tests: the real actors (`ContactCenter`) driving the
-//! ARI emulator on 127.0.0.1 through [`edgecc::ari::AriPbx`], with an
-//! in-memory outbox. Everything waits with bounded, polling `until`s
+//! Helpers for the ARI tests: the system as the composition root
+//! (`edgecc::system`) assembles it for `edgecc run`, on a data directory in
+//! a temporary directory, driving the ARI emulator on 127.0.0.1 through
+//! [`edgecc::ari::AriPbx`] (its events pass the PBX gate), with the CRM
+//! records in an in-memory outbox the tests read at once (the actors' state
+//! goes to the data directory). Everything waits with bounded, polling `until`s
 //! (never the emulator's blocking `wait_until`, which would stall the
 //! actors on this thread).
 #![allow(dead_code)]
@@ -12,6 +15,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use edgecc::ari::{AriPbx, AriSettings};
 use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig, EmulatorState, EndpointBehaviour};
+use edgecc::config::Config;
+use edgecc::pbx::PbxAdapter;
+use edgecc::system::storage::open_storage;
+use edgecc::system::{System, SystemParts};
 use edgecc_actors::agent::AgentState;
 use edgecc_actors::config::{AgentConfig, FinalDestination, QueueConfig, Strategy};
 use edgecc_actors::events::CallView;
@@ -32,6 +39,18 @@ pub struct AriHarness {
     pub registry: Addr<Registry>,
     /// What the actors wrote for the CRM.
     pub outbox: MemoryOutbox,
+    /// The system the composition root built, and its data directory;
+    /// `None` when a test assembled the actors itself (the killable lives
+    /// of tests/ari_restart.rs).
+    pub booted: Option<Booted>,
+}
+
+/// A system the composition root started for a harness.
+pub struct Booted {
+    /// The running system: actors, PBX gate, storage.
+    pub system: System,
+    /// Its data directory, a temporary one (dropped after the system).
+    pub dir: tempfile::TempDir,
 }
 
 /// A queue `q` on DNIS 800.
@@ -133,23 +152,54 @@ impl AriHarness {
     ) -> AriHarness {
         let ari = AriPbx::new(settings).expect("adapter");
         let outbox = MemoryOutbox::new();
-        let registry = ContactCenter::start(
-            cfg,
-            Rc::new(ari.clone()),
-            Rc::new(outbox.clone()),
-            TokioClock::shared(1_700_000_000_000),
-        )
-        .expect("valid config");
-        ari.connect_events(registry.clone().recipient());
-        ari.start();
+        let config = Config {
+            contact_center: cfg,
+            ..Config::default()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = open_storage(&config, dir.path()).expect("open the data directory");
+        let system = SystemParts::new(config, storage)
+            .with_pbx(PbxAdapter::Ari(ari.clone()))
+            .with_outbox(Rc::new(outbox.clone()))
+            .with_clock(TokioClock::shared(1_700_000_000_000))
+            .start()
+            .await
+            .expect("system starts");
         let h = AriHarness {
             emu,
             ari,
-            registry,
+            registry: system.running.registry.clone(),
             outbox,
+            booted: Some(Booted { system, dir }),
         };
         h.link_up().await;
         h
+    }
+
+    /// On a system the composition root built: waits until the actors'
+    /// outbox writer handed every CRM record it holds to the outbox. It
+    /// commits the actors' state to the data directory in the same FIFO,
+    /// so a call's last records can trail what the emulator and the views
+    /// show by a disk write; every `until_*` ends with this, so the record
+    /// readers ([`Self::kinds`], [`Self::updates`]) see what happened up to
+    /// there. (The lives tests/ari_restart.rs assembles write no state
+    /// through the writer, and a killed life never drains: not waited on.)
+    async fn written(&self) {
+        if self.booted.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let pending = self.snapshot().await.outbox.records_pending;
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {pending} records to reach the outbox"
+            );
+            pause(5).await;
+        }
     }
 
     /// Waits until the adapter's link is up and the emulator sees it.
@@ -165,6 +215,7 @@ impl AriHarness {
     pub async fn until_emu(&self, what: &str, pred: impl Fn(&EmulatorState) -> bool) {
         let emu = self.emu.clone();
         until(what, move || pred(&emu.state())).await;
+        self.written().await;
     }
 
     /// An agent command.
@@ -214,6 +265,7 @@ impl AriHarness {
         loop {
             let s = self.state(agent).await;
             if pred(&s) {
+                self.written().await;
                 return;
             }
             assert!(
@@ -239,6 +291,7 @@ impl AriHarness {
         loop {
             let v = self.call(call).await;
             if v.as_ref().is_some_and(&pred) {
+                self.written().await;
                 return;
             }
             assert!(
@@ -260,6 +313,7 @@ impl AriHarness {
         loop {
             let e = self.ended().await;
             if e.get(reason).copied().unwrap_or(0) >= n {
+                self.written().await;
                 return;
             }
             if Instant::now() >= deadline {
@@ -282,7 +336,7 @@ impl AriHarness {
     }
 
     /// Record kinds written for a call, in order.
-    pub fn kinds(&self, call: &str) -> Vec<CrmRecordKind> {
+    pub fn kinds(&self, call: &str) -> Vec<RecordKind> {
         self.outbox
             .records_of(&CallId::new(call))
             .iter()
@@ -295,7 +349,7 @@ impl AriHarness {
         self.outbox
             .records_of(&CallId::new(call))
             .iter()
-            .filter(|r| r.kind == CrmRecordKind::InteractionUpdate)
+            .filter(|r| r.kind == RecordKind::InteractionUpdate)
             .filter_map(|r| {
                 r.body
                     .get("event")
@@ -350,7 +404,7 @@ pub fn free(s: &AgentState) -> bool {
 }
 
 /// How many of `kinds` are `kind`.
-pub fn count(kinds: &[CrmRecordKind], kind: CrmRecordKind) -> usize {
+pub fn count(kinds: &[RecordKind], kind: RecordKind) -> usize {
     kinds.iter().filter(|k| **k == kind).count()
 }
 

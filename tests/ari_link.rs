@@ -9,7 +9,7 @@
 use edgecc::ari_emulator::EndpointBehaviour as B;
 use edgecc::ari_emulator::{FaultKind, RestFault};
 use edgecc_actors::ids::BridgeId;
-use edgecc_actors::{CallAction, CrmRecordKind, HangupCause, LegId, PbxCommand, PbxError, PbxPort};
+use edgecc_actors::{CallAction, HangupCause, LegId, PbxCommand, PbxError, PbxPort, RecordKind};
 
 use crate::ari_harness::*;
 
@@ -92,8 +92,8 @@ async fn drop_mid_call_readopts_the_call() {
     h.until_ended("completed", 1).await;
     h.until_agent("a1", "free", free).await;
     let kinds = h.kinds(&call);
-    assert_eq!(count(&kinds, CrmRecordKind::InteractionCreate), 1);
-    assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1);
+    assert_eq!(count(&kinds, RecordKind::InteractionCreate), 1);
+    assert_eq!(count(&kinds, RecordKind::PhoneLogCreate), 1);
     assert_eq!(h.snapshot().await.terminal_anomalies, 0);
 }
 
@@ -130,7 +130,7 @@ async fn drop_during_offer_answered_meanwhile() {
     h.emu.caller_hangup(&call).unwrap();
     h.until_ended("completed", 1).await;
     let kinds = h.kinds(&call);
-    assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1);
+    assert_eq!(count(&kinds, RecordKind::PhoneLogCreate), 1);
 }
 
 /// Drop during an offer whose phone gave up meanwhile: the reconcile finds
@@ -384,7 +384,7 @@ async fn an_originate_without_answer_does_not_stop_routing() {
     assert!(h.ari.link_is_up());
     h.act("a1", CallAction::HangUp).await.unwrap();
     h.until_ended("completed", 1).await;
-    assert_eq!(count(&h.kinds(&call), CrmRecordKind::PhoneLogCreate), 1);
+    assert_eq!(count(&h.kinds(&call), RecordKind::PhoneLogCreate), 1);
 }
 
 /// Goal: a hang-up Asterisk refuses (500) is asked again until the
@@ -446,7 +446,7 @@ async fn calls_arriving_while_stopping_go_back_to_the_dialplan() {
     assert!(talking(&h.state("a1").await), "the first call goes on");
     h.act("a1", CallAction::HangUp).await.unwrap();
     h.until_ended("completed", 1).await;
-    assert_eq!(count(&h.kinds(&first), CrmRecordKind::PhoneLogCreate), 1);
+    assert_eq!(count(&h.kinds(&first), RecordKind::PhoneLogCreate), 1);
 }
 
 /// Goal: an Asterisk restart with calls up is recorded as what it is, not
@@ -502,10 +502,7 @@ async fn an_asterisk_restart_ends_calls_pbx_lost() {
         let kinds: Vec<_> = records.iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
-            vec![
-                CrmRecordKind::InteractionCreate,
-                CrmRecordKind::WorkItemCreate
-            ],
+            vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate],
             "{call}"
         );
         assert_eq!(records[0].body["reason"], "pbx_lost", "{call}");

@@ -128,6 +128,7 @@ async fn life(
         ari,
         registry,
         outbox,
+        booted: None,
     };
     h.link_up().await;
     (h, kill)
@@ -216,12 +217,12 @@ fn one_interaction_ended(h: &AriHarness, calls: &[&str]) {
     for call in calls {
         let kinds = h.kinds(call);
         assert_eq!(
-            count(&kinds, CrmRecordKind::InteractionCreate),
+            count(&kinds, RecordKind::InteractionCreate),
             1,
             "{call}: {kinds:?}"
         );
         assert_eq!(
-            count(&kinds, CrmRecordKind::PhoneLogCreate),
+            count(&kinds, RecordKind::PhoneLogCreate),
             1,
             "{call}: {kinds:?}"
         );

@@ -348,8 +348,13 @@ async fn http_agent_call_controls_and_ownership() {
 
     let (s, v) = t.call("POST", &path("hangup"), Some(&ann), None).await;
     assert_eq!(s, 200, "{v}");
-    t.wait_me(&ann, "wrap-up", |v| v["agent"]["state"] == "wrap_up")
+    let me = t
+        .wait_me(&ann, "wrap-up", |v| v["agent"]["state"] == "wrap_up")
         .await;
+    // The ended call as the desktop shows it in wrap-up: its caller number
+    // comes from the agent's recent calls, which the actors keep.
+    assert_eq!(me["call"]["phase"], "ended", "{me}");
+    assert_eq!(me["call"]["ani"], "+15551234567", "{me}");
     let (s, e) = t
         .call("POST", &path("wrap_up"), Some(&ann), Some(json!({})))
         .await;
@@ -377,6 +382,22 @@ async fn http_agent_call_controls_and_ownership() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["agent"]["state"], "ready");
+    // Ready again, the call is still among ann's recent calls: she opens its
+    // interaction and makes its caller her customer; bob still may not.
+    let (s, v) = t
+        .call(
+            "GET",
+            &format!("/api/v1/interactions/{call}"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "after wrap-up: {v}");
+    let (s, v) = t.call("POST", &path("sticky"), Some(&ann), None).await;
+    assert_eq!(s, 200, "sticky after the call: {v}");
+    assert_eq!(v["ani"], "+15551234567", "{v}");
+    let (s, _) = t.call("POST", &path("sticky"), Some(&bob), None).await;
+    assert_ne!(s, 200, "bob makes ann's customer his");
     t.http.stop().await;
 }
 

@@ -222,8 +222,15 @@ impl HttpTest {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = edgecc::system::storage::open_storage(&config, &dir.path().join("data"))
             .expect("storage");
-        let reload: edgecc::http::ReloadHook =
-            std::rc::Rc::new(|| Err("test: refused".to_string()));
+        let reload: edgecc::http::ReloadHook = std::rc::Rc::new(|| {
+            Err(edgecc::http::ReloadError::Refused(
+                edgecc::config::ConfigError {
+                    file: "test.toml".into(),
+                    key: String::new(),
+                    message: "test: refused".into(),
+                },
+            ))
+        });
         let edgecc::system::System {
             running,
             storage,

@@ -21,50 +21,10 @@ use crate::ports::AttachedVar;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The kind of a CRM record, with the stable wire names the CRM sync uses.
-/// The storage crate has its own `RecordKind` with the same wire names; the
-/// daemon converts between them in one place (`src/outbox_port.rs`, tested
-/// over [`CrmRecordKind::ALL`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum CrmRecordKind {
-    /// The interaction (the CRM's case for this call) is created.
-    #[serde(rename = "interaction.create")]
-    InteractionCreate,
-    /// Something happened on the interaction (hold, transfer, end, ...).
-    #[serde(rename = "interaction.update")]
-    InteractionUpdate,
-    /// The phone log of an accepted call.
-    #[serde(rename = "phone_log.create")]
-    PhoneLogCreate,
-    /// A callback task (queue timeout, abandon, missed direct call).
-    #[serde(rename = "work_item.create")]
-    WorkItemCreate,
-}
-
-impl CrmRecordKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [CrmRecordKind; 4] = [
-        Self::InteractionCreate,
-        Self::InteractionUpdate,
-        Self::PhoneLogCreate,
-        Self::WorkItemCreate,
-    ];
-
-    /// The stable wire name, also used inside correlation ids.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InteractionCreate => "interaction.create",
-            Self::InteractionUpdate => "interaction.update",
-            Self::PhoneLogCreate => "phone_log.create",
-            Self::WorkItemCreate => "work_item.create",
-        }
-    }
-
-    /// The kind named `name` (a wire name from [`Self::as_str`]).
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
+/// The kind of a CRM record, with the stable wire names the CRM sync uses:
+/// one definition shared with the outbox (the `edgecc-record-kind` crate,
+/// beside storage), so the daemon stores it as it is.
+pub use edgecc_record_kind::RecordKind;
 
 /// One record for the CRM, appended to the outbox and replayed until the CRM
 /// has it.
@@ -77,7 +37,7 @@ pub struct CrmRecord {
     /// keeps records of one interaction in order.
     pub interaction_key: String,
     /// What the record does at the CRM.
-    pub kind: CrmRecordKind,
+    pub kind: RecordKind,
     /// The payload, already in the CRM's vocabulary: a [`CrmBody`] as JSON.
     pub body: serde_json::Value,
     /// Wall-clock time of the fact, from the injected clock.
@@ -100,9 +60,9 @@ impl CrmRecord {
 
     /// Builds the correlation id for `kind` on `call` (`update_n` only for
     /// updates, the ordinal of the update within the interaction).
-    pub fn correlation_id(site: &str, call: &CallId, kind: CrmRecordKind, update_n: u32) -> String {
+    pub fn correlation_id(site: &str, call: &CallId, kind: RecordKind, update_n: u32) -> String {
         match kind {
-            CrmRecordKind::InteractionUpdate => {
+            RecordKind::InteractionUpdate => {
                 format!("{site}:{call}:{}:{update_n}", kind.as_str())
             }
             _ => format!("{site}:{call}:{}", kind.as_str()),
@@ -125,12 +85,12 @@ pub enum CrmBody {
 
 impl CrmBody {
     /// The record kind this body belongs to.
-    pub fn kind(&self) -> CrmRecordKind {
+    pub fn kind(&self) -> RecordKind {
         match self {
-            Self::InteractionCreate(_) => CrmRecordKind::InteractionCreate,
-            Self::InteractionUpdate(_) => CrmRecordKind::InteractionUpdate,
-            Self::PhoneLogCreate(_) => CrmRecordKind::PhoneLogCreate,
-            Self::WorkItemCreate(_) => CrmRecordKind::WorkItemCreate,
+            Self::InteractionCreate(_) => RecordKind::InteractionCreate,
+            Self::InteractionUpdate(_) => RecordKind::InteractionUpdate,
+            Self::PhoneLogCreate(_) => RecordKind::PhoneLogCreate,
+            Self::WorkItemCreate(_) => RecordKind::WorkItemCreate,
         }
     }
 
@@ -555,19 +515,6 @@ impl UpdateEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every kind's wire name parses back to it, and serde uses the same name.
-    #[test]
-    fn kinds_round_trip_by_wire_name() {
-        for kind in CrmRecordKind::ALL {
-            assert_eq!(CrmRecordKind::parse(kind.as_str()), Some(kind));
-            assert_eq!(
-                serde_json::to_value(kind).unwrap(),
-                serde_json::json!(kind.as_str())
-            );
-        }
-        assert_eq!(CrmRecordKind::parse("interaction.delete"), None);
-    }
 
     /// The `event` key is the name `name()` gives, and an update reads back.
     #[test]

@@ -11,7 +11,8 @@
 //!   PBX adapters parse with.
 //! - [`config`]: [`ContactCenterConfig`] (queues, agents, reason codes,
 //!   timers) with `validate()` naming key paths.
-//! - [`crm`]: the CRM contract: [`CrmRecordKind`] and its wire names,
+//! - [`crm`]: the CRM contract: [`RecordKind`] (one definition with the
+//!   outbox, from `edgecc-record-kind`) and its wire names,
 //!   [`CrmRecord`], the typed body of each kind and
 //!   [`crm::UpdateEvent`], every event an interaction update carries.
 //! - [`ports`]: [`OutboxPort`] + [`MemoryOutbox`] (re-exporting
@@ -46,6 +47,8 @@
 //!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and
 //!   time in it, desktop presence, per-party mute, queue waits).
+//! - [`recent`]: each agent's recent calls with the caller's number, kept
+//!   by the registry from the views ([`registry::RecentCallOf`] asks).
 //! - [`waits`]: queue waits and service level, counted once by the registry
 //!   from the calls' views.
 //! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port (it lists
@@ -65,6 +68,7 @@ pub mod ids;
 pub mod outbox;
 pub mod ports;
 pub mod queue;
+pub mod recent;
 pub mod registry;
 pub mod rng;
 pub mod sim;
@@ -81,8 +85,8 @@ pub use error::CcError;
 pub use events::CcEvent;
 pub use ids::{AgentId, CallId, LegId, OfferToken, QueueId, TokenSource};
 pub use ports::{
-    CrmRecord, CrmRecordKind, HangupCause, MemoryOutbox, OutboxError, OutboxPort, PbxCommand,
-    PbxError, PbxEvent, PbxPort,
+    CrmRecord, HangupCause, MemoryOutbox, OutboxError, OutboxPort, PbxCommand, PbxError, PbxEvent,
+    PbxPort, RecordKind,
 };
 pub use registry::{
     AgentCommand, AgentDesktop, AgentRequest, CallRequest, CenterSnapshot, ContactCenter, Registry,

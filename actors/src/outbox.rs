@@ -319,7 +319,7 @@ fn note_failure(status: &Rc<RefCell<OutboxStatus>>, e: &OutboxError) -> OutboxSt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crm::CrmRecordKind;
+    use crate::crm::RecordKind;
     use crate::durable::StateStore;
     use crate::ids::{CallId, QueueId};
     use crate::ports::{MemoryOutbox, OutboxPort};
@@ -375,7 +375,7 @@ mod tests {
 
     fn crm(id: &str) -> CrmRecord {
         CrmRecord {
-            kind: CrmRecordKind::InteractionCreate,
+            kind: RecordKind::InteractionCreate,
             correlation_id: id.into(),
             interaction_key: "c1".into(),
             at_ms: 0,

@@ -13,7 +13,7 @@
 //! The one foreign id is the caller leg of an inbound call, which the PBX
 //! chooses; edgecc adopts it as the call id.
 
-pub use crate::crm::{CrmRecord, CrmRecordKind};
+pub use crate::crm::{CrmRecord, RecordKind};
 use crate::ids::{BridgeId, CallId, LegId};
 use actix::Message;
 use serde::{Deserialize, Serialize};

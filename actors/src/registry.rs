@@ -2,8 +2,8 @@
 //! routes PBX events to calls, keeps the supervisor view (fed by the actors,
 //! in causal order since all actors share one arbiter), fans events out to
 //! subscribers, and is the facade the daemon and the HTTP layer talk to.
-//! It owns the queue wait figures ([`WaitFigures`]), fed by every call view,
-//! and hands a desktop's requests to the agent actor, which decides whether
+//! It owns the queue wait figures ([`WaitFigures`]) and each agent's recent
+//! calls ([`RecentCalls`]), both fed by the views it receives, and hands a desktop's requests to the agent actor, which decides whether
 //! the call named is the agent's.
 
 use crate::agent::actor::{
@@ -29,6 +29,7 @@ use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{LegStatus, PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
 use crate::queue::Queue;
+use crate::recent::{RecentCall, RecentCalls};
 use crate::waits::WaitFigures;
 use actix::prelude::*;
 use serde::Serialize;
@@ -204,6 +205,17 @@ pub struct Snapshot {
 #[rtype(result = "Option<(AgentView, Option<CallView>)>")]
 pub struct AgentSnapshot(pub AgentId);
 
+/// `call` among `agent`'s recent calls (or its current one), with the
+/// caller's number: whether it was the agent's, after it ended too.
+#[derive(Message)]
+#[rtype(result = "Option<RecentCall>")]
+pub struct RecentCallOf {
+    /// The agent.
+    pub agent: AgentId,
+    /// The call.
+    pub call: CallId,
+}
+
 /// Subscribe to events (agent and call changes, notices).
 #[derive(Message)]
 #[rtype(result = "Result<(), CcError>")]
@@ -286,6 +298,9 @@ pub struct Registry {
     pbx_link_up: bool,
     /// Queue waits and service level, fed by every call view.
     waits: WaitFigures,
+    /// Each agent's recent calls with the caller's number, fed by every
+    /// agent and call view.
+    recent: RecentCalls,
     /// Restored and not reconciled yet: queues hold their calls even if
     /// the link comes up, until [`Reconcile`] says which callers are there.
     awaiting_reconcile: bool,
@@ -544,6 +559,7 @@ impl ContactCenter {
             outbound_seq: 0,
             pbx_link_up: false,
             waits: WaitFigures::default(),
+            recent: RecentCalls::default(),
             awaiting_reconcile: restoring,
             restart: None,
         }));
@@ -1006,6 +1022,14 @@ impl Handler<Snapshot> for Registry {
     }
 }
 
+impl Handler<RecentCallOf> for Registry {
+    type Result = Option<RecentCall>;
+
+    fn handle(&mut self, msg: RecentCallOf, _ctx: &mut Self::Context) -> Self::Result {
+        self.recent.get(&msg.agent, &msg.call)
+    }
+}
+
 impl Handler<Subscribe> for Registry {
     type Result = Result<(), CcError>;
 
@@ -1025,6 +1049,13 @@ impl Handler<AgentChanged> for Registry {
 
     fn handle(&mut self, msg: AgentChanged, _ctx: &mut Self::Context) {
         let view = msg.0;
+        let ani = view
+            .state
+            .call()
+            .and_then(|c| self.calls.get(c))
+            .and_then(|c| c.view.as_ref())
+            .map(|v| v.ani.as_str());
+        self.recent.observe_agent(&view, ani);
         self.agents.insert(view.agent.clone(), view.clone());
         self.publish(|| CcEvent::AgentChanged(view));
     }
@@ -1037,6 +1068,7 @@ impl Handler<CallChanged> for Registry {
         let view = msg.0;
         let now_ms = self.env().now_ms();
         self.waits.observe(&view, now_ms);
+        self.recent.observe_call(&view);
         if let Some(c) = self.calls.get_mut(&view.call) {
             c.view = Some(view.clone());
         }

@@ -305,10 +305,10 @@ fn the_fixture_covers_every_shape() {
     ];
     assert_eq!(events, want);
     for kind in [
-        CrmRecordKind::InteractionCreate,
-        CrmRecordKind::InteractionUpdate,
-        CrmRecordKind::PhoneLogCreate,
-        CrmRecordKind::WorkItemCreate,
+        RecordKind::InteractionCreate,
+        RecordKind::InteractionUpdate,
+        RecordKind::PhoneLogCreate,
+        RecordKind::WorkItemCreate,
     ] {
         assert!(records.iter().any(|r| r.kind == kind), "{kind:?} missing");
     }

@@ -19,11 +19,11 @@ use util::*;
 fn assert_crm_once(h: &Harness, call: &CallId) {
     let recs = h.outbox.records_of(call);
     let count = |k| recs.iter().filter(|r| r.kind == k).count();
-    assert_eq!(count(CrmRecordKind::InteractionCreate), 1, "{recs:#?}");
-    assert_eq!(count(CrmRecordKind::PhoneLogCreate), 1, "{recs:#?}");
+    assert_eq!(count(RecordKind::InteractionCreate), 1, "{recs:#?}");
+    assert_eq!(count(RecordKind::PhoneLogCreate), 1, "{recs:#?}");
     let seqs: Vec<u64> = recs
         .iter()
-        .filter(|r| r.kind == CrmRecordKind::InteractionUpdate)
+        .filter(|r| r.kind == RecordKind::InteractionUpdate)
         .map(|r| r.body["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(
@@ -154,10 +154,7 @@ async fn queued_callers_keep_their_place() {
     assert!(h.leg(c1.as_str()).await.unwrap().held);
     assert_eq!(
         h.kinds(&c2),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     assert_eq!(snap.ended.get("abandoned"), Some(&1));
     h.ready("a1").await;
@@ -177,7 +174,7 @@ async fn max_wait_that_passed_while_down_fires_once() {
     assert_eq!(
         kinds
             .iter()
-            .filter(|k| **k == CrmRecordKind::WorkItemCreate)
+            .filter(|k| **k == RecordKind::WorkItemCreate)
             .count(),
         1,
         "{kinds:?}"
@@ -198,10 +195,7 @@ async fn offer_answered_while_down_connects() {
     assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
     assert_eq!(
         h.kinds(&call),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::PhoneLogCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::PhoneLogCreate]
     );
     h.hang_up(call.as_str()).await;
     advance(500).await;

@@ -30,10 +30,7 @@ async fn queue_call_accepted_by_ready_agent() {
     assert!(matches!(h.state("a2").await, AgentState::Talking { .. }));
     assert_eq!(
         h.kinds(&call),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::PhoneLogCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::PhoneLogCreate]
     );
     let rec = &h.outbox.records_of(&call)[0];
     assert_eq!(rec.correlation_id, format!("t:{call}:interaction.create"));
@@ -217,9 +214,9 @@ async fn a_pbx_restart_ends_calls_pbx_lost() {
     assert_eq!(
         h.kinds(&c1),
         vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::PhoneLogCreate,
-            CrmRecordKind::InteractionUpdate
+            RecordKind::InteractionCreate,
+            RecordKind::PhoneLogCreate,
+            RecordKind::InteractionUpdate
         ]
     );
     let ended = &h.outbox.records_of(&c1)[2].body;
@@ -230,10 +227,7 @@ async fn a_pbx_restart_ends_calls_pbx_lost() {
         let kinds: Vec<_> = records.iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
-            vec![
-                CrmRecordKind::InteractionCreate,
-                CrmRecordKind::WorkItemCreate
-            ],
+            vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate],
             "{c}"
         );
         assert_eq!(records[0].body["reason"], "pbx_lost", "{c}");
@@ -280,10 +274,7 @@ async fn queue_timeout_destinations() {
     advance(31_500).await;
     assert_eq!(
         h.kinds(&c1),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     let wi = &h.outbox.records_of(&c1)[1];
     assert_eq!(wi.body["callback_number"], "+15551230000");
@@ -292,10 +283,7 @@ async fn queue_timeout_destinations() {
     // is recorded (where to), and no callback work item duplicates it.
     assert_eq!(
         h.kinds(&c2),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::InteractionUpdate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::InteractionUpdate]
     );
     let ended = &h.outbox.records_of(&c2)[1].body;
     assert_eq!(ended["event"], "ended");
@@ -307,10 +295,7 @@ async fn queue_timeout_destinations() {
     // c3 hopped to q after 1 s and timed out there 30 s later.
     assert_eq!(
         h.kinds(&c3),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     let snap = h.snapshot().await;
     assert_eq!(snap.ended.get("timed_out"), Some(&2));
@@ -329,10 +314,7 @@ async fn abandon_while_queued() {
     advance(6_000).await;
     assert_eq!(
         h.kinds(&call),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     assert_eq!(h.outbox.records_of(&call)[1].body["reason"], "abandoned");
     assert_eq!(h.snapshot().await.ended.get("abandoned"), Some(&1));
@@ -490,14 +472,14 @@ async fn hold_mute_and_blind_transfers() {
     assert_eq!(
         kinds
             .iter()
-            .filter(|k| **k == CrmRecordKind::InteractionCreate)
+            .filter(|k| **k == RecordKind::InteractionCreate)
             .count(),
         1
     );
     assert_eq!(
         kinds
             .iter()
-            .filter(|k| **k == CrmRecordKind::PhoneLogCreate)
+            .filter(|k| **k == RecordKind::PhoneLogCreate)
             .count(),
         1
     );
@@ -541,7 +523,7 @@ async fn consult_flows() {
     assert_eq!(ended[0].body["reason"], "consult_ended");
     assert_eq!(
         recs.iter()
-            .filter(|r| r.kind == CrmRecordKind::InteractionCreate)
+            .filter(|r| r.kind == RecordKind::InteractionCreate)
             .count(),
         1
     );
@@ -687,10 +669,7 @@ async fn outbox_failure_does_not_block_calls() {
     advance(5_000).await;
     assert_eq!(
         h.kinds(&call),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::PhoneLogCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::PhoneLogCreate]
     );
     assert!(h.outbox.attempts() >= 5);
 }

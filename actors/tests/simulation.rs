@@ -244,16 +244,16 @@ async fn run(seed: u64) {
     }
     for (call, reason) in terminals.iter() {
         let recs = per.get(call.as_str()).cloned().unwrap_or_default();
-        let count = |k: CrmRecordKind| recs.iter().filter(|r| r.kind == k).count();
+        let count = |k: RecordKind| recs.iter().filter(|r| r.kind == k).count();
         match reason {
             TerminalReason::Completed => {
                 assert_eq!(
-                    count(CrmRecordKind::InteractionCreate),
+                    count(RecordKind::InteractionCreate),
                     1,
                     "seed {seed}: {call} interactions"
                 );
                 assert_eq!(
-                    count(CrmRecordKind::PhoneLogCreate),
+                    count(RecordKind::PhoneLogCreate),
                     1,
                     "seed {seed}: {call} phone logs"
                 );
@@ -262,12 +262,12 @@ async fn run(seed: u64) {
                 // Handed to an external number that may answer: the
                 // `ended` update records it, no callback work item.
                 assert_eq!(
-                    count(CrmRecordKind::InteractionCreate),
+                    count(RecordKind::InteractionCreate),
                     1,
                     "seed {seed}: {call} interactions"
                 );
                 assert_eq!(
-                    count(CrmRecordKind::WorkItemCreate),
+                    count(RecordKind::WorkItemCreate),
                     0,
                     "seed {seed}: {call} work items"
                 );
@@ -281,32 +281,32 @@ async fn run(seed: u64) {
                 // (No PBX restart in this run; the rule for completeness.)
                 // Lost after an answer: no callback; an outbound call lost
                 // while dialing has no interaction.
-                assert!(count(CrmRecordKind::InteractionCreate) <= 1);
-                if count(CrmRecordKind::PhoneLogCreate) == 1 {
-                    assert_eq!(count(CrmRecordKind::WorkItemCreate), 0);
+                assert!(count(RecordKind::InteractionCreate) <= 1);
+                if count(RecordKind::PhoneLogCreate) == 1 {
+                    assert_eq!(count(RecordKind::WorkItemCreate), 0);
                 }
             }
             TerminalReason::TimedOut | TerminalReason::Abandoned => {
                 assert_eq!(
-                    count(CrmRecordKind::InteractionCreate),
+                    count(RecordKind::InteractionCreate),
                     1,
                     "seed {seed}: {call} interactions"
                 );
                 assert_eq!(
-                    count(CrmRecordKind::WorkItemCreate),
+                    count(RecordKind::WorkItemCreate),
                     1,
                     "seed {seed}: {call} work items"
                 );
-                assert!(count(CrmRecordKind::PhoneLogCreate) <= 1);
+                assert!(count(RecordKind::PhoneLogCreate) <= 1);
             }
-            TerminalReason::Failed { .. } => assert!(count(CrmRecordKind::InteractionCreate) <= 1),
+            TerminalReason::Failed { .. } => assert!(count(RecordKind::InteractionCreate) <= 1),
         }
         if recs.is_empty() {
             continue;
         }
         assert_eq!(
             recs[0].kind,
-            CrmRecordKind::InteractionCreate,
+            RecordKind::InteractionCreate,
             "seed {seed}: {call}: create comes first"
         );
         let mut n = 0;
@@ -317,7 +317,7 @@ async fn run(seed: u64) {
                 "seed {seed}: {call}: records out of time order"
             );
             at = r.at_ms;
-            if r.kind == CrmRecordKind::InteractionUpdate {
+            if r.kind == RecordKind::InteractionUpdate {
                 n += 1;
                 assert_eq!(
                     r.body["seq"], n,

@@ -354,7 +354,7 @@ pub async fn interaction(
     let call = CallId::new(path.into_inner());
     if caller.session.role == Role::Agent {
         let agent = caller.agent()?;
-        if state.hub.agent_had_call(&agent, &call).is_none() {
+        if views::recent_call(&state, &agent, &call).await?.is_none() {
             let call = parse_call_id(&call.0)?;
             call_request(&state, &agent, &call, CallCommand::Check).await?;
         }
@@ -372,7 +372,7 @@ pub async fn sticky(
 ) -> Result<HttpResponse, ApiError> {
     let agent = caller.agent()?;
     let call = CallId::new(path.into_inner());
-    let recent = match state.hub.agent_had_call(&agent, &call) {
+    let recent = match views::recent_call(&state, &agent, &call).await? {
         Some(r) if !r.ani.is_empty() => r,
         _ => {
             let call = parse_call_id(&call.0)?;
@@ -618,10 +618,10 @@ pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
         .map_err(|e| ApiError::unavailable(format!("reload: {e}")))?
     {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"reloaded": true}))),
-        Err(message) => Err(ApiError::new(
+        Err(refused) => Err(ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "config_refused",
-            message,
+            refused.to_string(),
         )),
     }
 }

@@ -1,14 +1,14 @@
 //! The event hub: subscribes to the registry once and fans its events out to
 //! the WebSockets: each agent desktop through its own bounded queue, every
 //! supervisor screen through one broadcast channel. It owns connection
-//! bookkeeping only: the desktop feeds, which agents each live call reached
-//! (so its notices reach their desktops), and each agent's recent calls with
-//! the caller's number (for "open interaction" and "my customer" after the
-//! call). Domain state is the actors': time in state and desktop presence
-//! are in the agent view, mute per party in the call view, queue waits and
-//! service level in the queue view.
+//! bookkeeping only: the desktop feeds, and which agents each live call
+//! reached (so its notices reach their desktops). Domain state is the
+//! actors': time in state and desktop presence are in the agent view, mute
+//! per party in the call view, queue waits and service level in the queue
+//! view, each agent's recent calls with the caller's number in the
+//! registry (`edgecc_actors::registry::RecentCallOf`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
@@ -22,11 +22,8 @@ use tokio::sync::{broadcast, mpsc};
 pub const EVENTS_BROADCAST_CAPACITY: usize = 1_024;
 /// Mailbox of the hub: the registry drops events for a full subscriber.
 pub const HUB_MAILBOX_CAPACITY: usize = 8_192;
-/// Recent calls remembered per agent (for "Open interaction" after the call
-/// and "my customer").
-pub const RECENT_CALLS_PER_AGENT: usize = 20;
-/// Most calls and agents tracked at once (call reach, recent calls); a
-/// bound, far above what one box carries.
+/// Most live calls whose reach is tracked at once; a bound, far above what
+/// one box carries.
 pub const TRACKED_CALLS_MAX: usize = 10_000;
 
 /// One event for WebSocket connections.
@@ -40,23 +37,12 @@ pub struct Broadcast {
     pub text: String,
 }
 
-/// A call's caller number, remembered per agent.
-#[derive(Clone, Debug)]
-pub struct RecentCall {
-    /// The call (= the local interaction id).
-    pub call: CallId,
-    /// Its caller number.
-    pub ani: String,
-}
-
-/// What the hub remembers to route events and answer "was this my call".
+/// What the hub remembers to route events.
 #[derive(Default)]
 pub struct Tracked {
     /// Agents that were offered or took part in each live call: the
     /// desktops its notices go to.
     pub call_agents: HashMap<CallId, HashSet<AgentId>>,
-    /// Recent calls per agent, newest last.
-    pub recent: HashMap<AgentId, VecDeque<RecentCall>>,
 }
 
 /// Events queued per agent desktop connection; a desktop that falls this
@@ -80,7 +66,7 @@ pub struct HubShared {
     desktops: Mutex<HashMap<AgentId, Vec<DesktopFeed>>>,
     /// Last desktop connection id handed out.
     desktop_ids: std::sync::atomic::AtomicU64,
-    /// Call reach and recent calls.
+    /// Call reach.
     tracked: Mutex<Tracked>,
 }
 
@@ -88,14 +74,6 @@ impl HubShared {
     /// Locks the tracked routes (recovering from a poisoned lock).
     fn lock(&self) -> std::sync::MutexGuard<'_, Tracked> {
         self.tracked.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether `agent` had `call` recently (or has it now).
-    pub fn agent_had_call(&self, agent: &AgentId, call: &CallId) -> Option<RecentCall> {
-        self.lock()
-            .recent
-            .get(agent)
-            .and_then(|r| r.iter().find(|c| &c.call == call).cloned())
     }
 
     /// Sends to the named agents' desktops and every supervisor screen (no
@@ -165,51 +143,17 @@ impl Hub {
         })
     }
 
-    /// Remembers the agent's call among its recent ones.
-    fn on_agent(&self, view: &AgentView) {
-        if let Some(call) = view.state.call() {
-            remember(&mut self.shared.lock(), &view.agent, call, None);
-        }
-    }
-
     /// Updates the call's reach; answers the agents whose desktops get it.
     fn on_call(&self, view: &CallView) -> Vec<AgentId> {
         let mut t = self.shared.lock();
         let mut agents: HashSet<AgentId> = t.call_agents.remove(&view.call).unwrap_or_default();
         agents.extend(view.offers.iter().map(|(a, _)| a.clone()));
         agents.extend(view.parties.iter().cloned());
-        for a in &agents {
-            remember(&mut t, a, &view.call, Some(&view.ani));
-        }
         let list: Vec<AgentId> = agents.iter().cloned().collect();
         if view.phase != "ended" && t.call_agents.len() < TRACKED_CALLS_MAX {
             t.call_agents.insert(view.call.clone(), agents);
         }
         list
-    }
-}
-
-/// Adds `call` to `agent`'s recent calls (updating the caller number).
-fn remember(t: &mut Tracked, agent: &AgentId, call: &CallId, ani: Option<&str>) {
-    if !t.recent.contains_key(agent) && t.recent.len() >= TRACKED_CALLS_MAX {
-        return;
-    }
-    let recent = t.recent.entry(agent.clone()).or_default();
-    match recent.iter_mut().find(|c| &c.call == call) {
-        Some(c) => {
-            if let Some(ani) = ani {
-                c.ani = ani.to_owned();
-            }
-        }
-        None => {
-            if recent.len() >= RECENT_CALLS_PER_AGENT {
-                recent.pop_front();
-            }
-            recent.push_back(RecentCall {
-                call: call.clone(),
-                ani: ani.unwrap_or_default().to_owned(),
-            });
-        }
     }
 }
 
@@ -240,21 +184,18 @@ impl Handler<CcEvent> for Hub {
     fn handle(&mut self, msg: CcEvent, _ctx: &mut Self::Context) {
         let at_us = crate::clock::now_us();
         let b = match &msg {
-            CcEvent::AgentChanged(view) => {
-                self.on_agent(view);
-                Broadcast {
-                    agents: vec![view.agent.clone()],
-                    refresh: true,
-                    text: json!({
-                        "type": "agent_changed",
-                        "at_us": at_us,
-                        "agent": view,
-                        "state_name": state_name(view),
-                        "state_since_ms": view.state_since_ms,
-                    })
-                    .to_string(),
-                }
-            }
+            CcEvent::AgentChanged(view) => Broadcast {
+                agents: vec![view.agent.clone()],
+                refresh: true,
+                text: json!({
+                    "type": "agent_changed",
+                    "at_us": at_us,
+                    "agent": view,
+                    "state_name": state_name(view),
+                    "state_since_ms": view.state_since_ms,
+                })
+                .to_string(),
+            },
             CcEvent::CallChanged(view) => Broadcast {
                 agents: self.on_call(view),
                 refresh: true,

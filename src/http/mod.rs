@@ -17,7 +17,7 @@
 //!   actor (through the registry) when a desktop opens and closes.
 //! - [`hub`]: the one registry subscription, fanned out to desktops and
 //!   supervisor screens; it keeps connection bookkeeping only (feeds, which
-//!   agents a call reached, recent calls).
+//!   agents a call reached).
 //! - [`views`]: desktop, team, queue and interaction views, built from the
 //!   actors' views: the actors are the one source of domain state (time in
 //!   state and presence on the agent, mute per party on the call, waits and
@@ -65,12 +65,91 @@ pub use server::{HTTP_CONNECTIONS_MAX, HTTP_CONNECTIONS_PER_ADDRESS_MAX, HTTP_WO
 pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The daemon's config reload: re-reads the file, applies it, or refuses a
-/// bad one (the old config stays) with a message. Wired to SIGHUP too.
-pub type ReloadHook = Rc<dyn Fn() -> Result<(), String>>;
+/// bad one (the old config stays). Wired to SIGHUP too.
+pub type ReloadHook = Rc<dyn Fn() -> Result<(), ReloadError>>;
+
+/// Why a reload was refused (the running configuration stays); the API
+/// answers it as 422 `config_refused` with this text.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The daemon runs on the built-in defaults: there is no file to re-read.
+    #[error("started without a config file: nothing to reload")]
+    NoConfigFile,
+    /// The file does not load (names the file and the key).
+    #[error(transparent)]
+    Refused(#[from] crate::config::ConfigError),
+}
+
+/// Why the HTTP listener did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `[http]` has no `listen`.
+    #[error("http.listen is not set")]
+    NoListen,
+    /// The TLS files are wrong (names the key and the file).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A state tree HTTP keeps (sessions, sticky customers, health, CRM
+    /// links) could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] edgecc_storage::StorageError),
+    /// The registry did not take the hub's subscription.
+    #[error("registry: {0}")]
+    Registry(String),
+    /// The address could not be bound (in use, not ours).
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// `http.listen`.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The server could not listen on the bound socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// `http.listen`.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// Why the TLS files of `[http]` cannot serve HTTPS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// One of the two files is set without the other.
+    #[error("http.tls_cert_file and http.tls_key_file go together")]
+    Unpaired,
+    /// The certificate file is unreadable or not PEM.
+    #[error("http.tls_cert_file {}: {message}", file.display())]
+    Cert {
+        /// The file.
+        file: std::path::PathBuf,
+        /// What the PEM reader said.
+        message: String,
+    },
+    /// The certificate file holds no certificate.
+    #[error("http.tls_cert_file {}: no certificate", file.display())]
+    NoCert {
+        /// The file.
+        file: std::path::PathBuf,
+    },
+    /// The key file is unreadable or not a PEM private key.
+    #[error("http.tls_key_file {}: {message}", file.display())]
+    Key {
+        /// The file.
+        file: std::path::PathBuf,
+        /// What the PEM reader said.
+        message: String,
+    },
+    /// rustls refused the pair (a key that does not match, say).
+    #[error("tls: {0}")]
+    Rustls(#[from] rustls::Error),
+}
 
 /// Reload the configuration through the hook.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), ReloadError>")]
 pub struct Reload;
 
 /// Holds the (non-`Send`) reload hook on the arbiter that started HTTP.
@@ -84,7 +163,7 @@ impl Actor for Reloader {
 }
 
 impl Handler<Reload> for Reloader {
-    type Result = Result<(), String>;
+    type Result = Result<(), ReloadError>;
 
     fn handle(&mut self, _msg: Reload, _ctx: &mut Self::Context) -> Self::Result {
         (self.hook)()
@@ -175,14 +254,11 @@ pub async fn start(
     running: &Running,
     storage: Storage,
     reload: Option<ReloadHook>,
-) -> Result<HttpHandle, String> {
+) -> Result<HttpHandle, StartError> {
     let http = config.http.clone();
-    let listen = http
-        .listen
-        .clone()
-        .ok_or_else(|| "http.listen is not set".to_string())?;
+    let listen = http.listen.clone().ok_or(StartError::NoListen)?;
     let tls = tls_config(&http)?;
-    let tree = |name: &str| storage.state(name).map_err(|e| format!("storage: {e}"));
+    let tree = |name: &str| storage.state(name).map_err(StartError::Storage);
     let crm_links = match running.sync {
         Some(_) => Some(tree(Tree::CrmLinks.name())?),
         None => None,
@@ -199,8 +275,8 @@ pub async fn start(
         .registry
         .send(Subscribe(hub_addr.recipient()))
         .await
-        .map_err(|e| format!("registry: {e}"))?
-        .map_err(|e| format!("registry: {e}"))?;
+        .map_err(|e| StartError::Registry(e.to_string()))?
+        .map_err(|e| StartError::Registry(e.to_string()))?;
     let state = Arc::new(AppState {
         registry: running.registry.clone(),
         sync: running.sync.clone(),
@@ -216,11 +292,12 @@ pub async fn start(
         reload: reload.map(|hook| Reloader { hook }.start()),
     });
     let data = web::Data::from(state.clone());
-    let listener =
-        std::net::TcpListener::bind(&listen).map_err(|e| format!("cannot bind {listen}: {e}"))?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot bind {listen}: {e}"))?;
+    let bind_error = |source| StartError::Bind {
+        addr: listen.clone(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(&listen).map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
     let peers = server::PeerConnections::default();
     let is_tls = tls.is_some();
     let (server, _) = server::serve(
@@ -238,7 +315,10 @@ pub async fn start(
         tls,
         peers,
     )
-    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    .map_err(|source| StartError::Listen {
+        addr: listen.clone(),
+        source,
+    })?;
     let handle = server.handle();
     actix_rt::spawn(server);
     info!(addr = %local_addr, tls = is_tls, "HTTP API listening.");
@@ -251,32 +331,35 @@ pub async fn start(
 }
 
 /// The rustls server config, when both files are set.
-fn tls_config(http: &HttpConfig) -> Result<Option<rustls::ServerConfig>, String> {
+fn tls_config(http: &HttpConfig) -> Result<Option<rustls::ServerConfig>, TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let (cert, key) = match (&http.tls_cert_file, &http.tls_key_file) {
         (Some(c), Some(k)) => (c, k),
         (None, None) => return Ok(None),
-        _ => return Err("http.tls_cert_file and http.tls_key_file go together".into()),
+        _ => return Err(TlsError::Unpaired),
     };
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("http.tls_cert_file {}: {e}", cert.display()))?;
+        .map_err(|e| TlsError::Cert {
+            file: cert.clone(),
+            message: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(format!(
-            "http.tls_cert_file {}: no certificate",
-            cert.display()
-        ));
+        return Err(TlsError::NoCert { file: cert.clone() });
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("http.tls_key_file {}: {e}", key.display()))?;
-    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        file: key.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Some(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map(Some)
-        .map_err(|e| format!("tls: {e}"))
+        .with_single_cert(certs, key)?,
+    ))
 }
 
 /// Query-string errors as JSON.

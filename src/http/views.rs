@@ -7,7 +7,8 @@
 
 use edgecc_actors::agent::{AgentState, NotReadyReason};
 use edgecc_actors::events::{AgentView, CallView};
-use edgecc_actors::registry::{AgentSnapshot, CenterSnapshot, Snapshot};
+use edgecc_actors::recent::RecentCall;
+use edgecc_actors::registry::{AgentSnapshot, CenterSnapshot, RecentCallOf, Snapshot};
 use edgecc_actors::{AgentId, CallId};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -23,6 +24,23 @@ pub async fn center(state: &AppState, with_queues: bool) -> Result<CenterSnapsho
     state
         .registry
         .send(Snapshot { with_queues })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))
+}
+
+/// `call` among `agent`'s recent calls (or its current one), with the
+/// caller's number, as the registry keeps them.
+pub async fn recent_call(
+    state: &AppState,
+    agent: &AgentId,
+    call: &CallId,
+) -> Result<Option<RecentCall>, ApiError> {
+    state
+        .registry
+        .send(RecentCallOf {
+            agent: agent.clone(),
+            call: call.clone(),
+        })
         .await
         .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))
 }
@@ -139,12 +157,18 @@ pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiErro
         .ok_or_else(|| ApiError::not_found(format!("unknown agent {agent}")))?;
     let view = &view;
     let now_ms = crate::clock::now_ms();
+    let recent = match view.state.call() {
+        Some(c) if call_view.as_ref().is_none_or(|v| &v.call != c) => {
+            recent_call(state, agent, c).await?
+        }
+        _ => None,
+    };
     let call = view.state.call().map(|c| {
         match call_view.as_ref().filter(|v| &v.call == c) {
             Some(v) => call_json(state, v, view, now_ms),
-            // Ended (wrap-up): what the hub remembers of it.
+            // Ended (wrap-up): what the registry remembers of it.
             None => {
-                let ani = state.hub.agent_had_call(agent, c).map(|r| r.ani);
+                let ani = recent.map(|r| r.ani);
                 json!({
                     "call_id": c,
                     "ani": ani,

@@ -13,8 +13,11 @@
 //! - [`logging`] — `tracing` set-up (journald under systemd).
 //! - [`paths`] — where the data directory and the admin socket are
 //!   (`[daemon]`, flags, systemd's environment).
+//! - [`daemon_config`] — `[daemon]` as written, its check and the
+//!   built-in paths (below [`crate::config`], which calls it).
 
 pub mod admin;
+pub mod daemon_config;
 pub mod install;
 pub mod logging;
 pub mod paths;

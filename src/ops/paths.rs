@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, ADMIN_SOCKET_DEFAULT, DATA_DIR_DEFAULT};
+use crate::config::Config;
+use crate::ops::daemon_config::{ADMIN_SOCKET_DEFAULT, DATA_DIR_DEFAULT};
 
 /// File name of the admin socket inside the runtime directory.
 pub const ADMIN_SOCKET_NAME: &str = "admin.sock";

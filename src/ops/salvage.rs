@@ -13,7 +13,7 @@ use std::path::Path;
 
 use edgecc_storage::SalvageSummary;
 
-use super::admin::requests::open_offline;
+use super::admin::requests::run_offline;
 use super::admin::AdminError;
 use crate::config::Config;
 
@@ -32,20 +32,16 @@ pub fn salvage(dir: &Path, data_dir: &Path, config: &Config) -> Result<SalvageSu
             format!("no data directory at {}", data_dir.display()),
         ));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| AdminError::new("unavailable", format!("runtime: {e}")))?;
-    runtime.block_on(async {
-        let storage = open_offline(
-            data_dir,
-            config,
-            "salvage writes into it: stop the daemon first (systemctl stop edgecc)",
-        )?;
-        edgecc_storage::salvage(dir, &storage)
-            .await
-            .map_err(|e| AdminError::new("storage", e.to_string()))
-    })
+    run_offline(
+        data_dir,
+        config,
+        "salvage writes into it: stop the daemon first (systemctl stop edgecc)",
+        |storage| async move {
+            edgecc_storage::salvage(dir, &storage)
+                .await
+                .map_err(|e| AdminError::new("storage", e.to_string()))
+        },
+    )
 }
 
 /// The summary as text for people.

@@ -3,11 +3,13 @@
 //! `edgecc run`, `edgecc demo` and the test harnesses all build the
 //! system here, from a resolved [`Config`], an open data directory and
 //! whatever parts they inject in place of the configured ones (the demo's
-//! scripted simulated PBX, a test's clock, a CRM transport):
+//! scripted simulated PBX, a test's clock, a CRM transport, the ARI tests'
+//! in-memory outbox):
 //!
 //! ```text
 //! SystemParts::new(config, storage)      what to run on, and where
 //!     .with_pbx(..) .with_crm(..) .with_clock(..) .with_sync_seed(..)
+//!     .with_outbox(..)
 //!     .serve_http(reload) .with_admin_socket(path)
 //!     .start().await  -> System           actors, ports, HTTP, admin socket
 //! System::shutdown().await                no new calls, HTTP off, records
@@ -50,6 +52,7 @@ use std::rc::Rc;
 use actix::prelude::*;
 use edgecc_actors::clock::SharedClock;
 use edgecc_actors::durable::StateSnapshot;
+use edgecc_actors::ports::SharedOutbox;
 use edgecc_actors::registry::{ContactCenter, Registry, Snapshot};
 use edgecc_actors::TokioClock;
 use edgecc_storage::Storage;
@@ -95,7 +98,7 @@ pub enum SystemError {
     CrmSync(String),
     /// The HTTP listener could not start (address in use, TLS files).
     #[error("http: {0}")]
-    Http(String),
+    Http(#[from] crate::http::StartError),
     /// The admin socket could not be bound (another daemon answers on it,
     /// or the directory is not writable).
     #[error("cannot bind the admin socket {path}: {source}")]
@@ -129,6 +132,9 @@ pub struct SystemParts {
     http: Option<Option<ReloadHook>>,
     /// Where to bind the admin socket; `None`: no admin socket.
     admin_socket: Option<PathBuf>,
+    /// Where the actors append their CRM records; `None`: the durable
+    /// outbox of `storage`.
+    outbox: Option<SharedOutbox>,
 }
 
 impl SystemParts {
@@ -144,6 +150,7 @@ impl SystemParts {
             seed: None,
             http: None,
             admin_socket: None,
+            outbox: None,
         }
     }
 
@@ -179,6 +186,16 @@ impl SystemParts {
         self
     }
 
+    /// Has the actors append their CRM records to `outbox` instead of the
+    /// durable outbox (the ARI tests and bench read them back from memory
+    /// as soon as they are written). Everything else is as configured: the
+    /// actors' state still goes to the data directory, and a configured
+    /// CRM's sync worker delivers what the durable outbox holds.
+    pub fn with_outbox(mut self, outbox: SharedOutbox) -> SystemParts {
+        self.outbox = Some(outbox);
+        self
+    }
+
     /// Binds the admin socket (`edgecc outbox`, `edgecc backup`) at `path`.
     pub fn with_admin_socket(mut self, path: &Path) -> SystemParts {
         self.admin_socket = Some(path.to_path_buf());
@@ -197,6 +214,7 @@ impl SystemParts {
             seed,
             http,
             admin_socket,
+            outbox: injected_outbox,
         } = self;
         let started_ms = crate::clock::now_ms();
         let clock = clock.unwrap_or_else(|| TokioClock::shared(started_ms));
@@ -248,7 +266,13 @@ impl SystemParts {
             };
             (sync, None)
         };
-        let port = StorageOutboxPort::new(outbox, sync.clone().map(Addr::recipient));
+        let port: SharedOutbox = match injected_outbox {
+            Some(port) => port,
+            None => Rc::new(StorageOutboxPort::new(
+                outbox,
+                sync.clone().map(Addr::recipient),
+            )),
+        };
         let pbx = match pbx {
             Some(pbx) => pbx,
             None => PbxAdapter::from_kind(&config.pbx, seed).map_err(SystemError::Pbx)?,
@@ -258,7 +282,7 @@ impl SystemParts {
         let registry = ContactCenter::start_durable(
             config.contact_center.clone(),
             pbx.port(),
-            Rc::new(port),
+            port,
             Rc::new(TreeStateStore::new(state_tree, storage.clone())),
             clock,
             snapshot.clone(),
@@ -286,11 +310,9 @@ impl SystemParts {
             gate,
         };
         let http = match http {
-            Some(reload) => Some(
-                crate::http::start(&config, &running, storage.clone(), reload)
-                    .await
-                    .map_err(SystemError::Http)?,
-            ),
+            Some(reload) => {
+                Some(crate::http::start(&config, &running, storage.clone(), reload).await?)
+            }
             None => None,
         };
         let admin = match admin_socket {

@@ -51,8 +51,10 @@
 //! - [`wal`] — the previous version's write-ahead log (read once, when a
 //!   directory of that version is moved onto the segmented log) and the
 //!   op encoding frames share.
-//! - [`record`] — [`NewRecord`], [`Record`], [`RecordKind`], [`DeadLetter`]
-//!   and their versioned, checksummed encoding; size limits.
+//! - [`record`] — [`NewRecord`], [`Record`], [`DeadLetter`] and their
+//!   versioned, checksummed encoding; size limits; [`RecordKind`], defined
+//!   once for storage and the actors in `record-kind/` (the
+//!   `edgecc-record-kind` crate, serde only).
 //! - [`state`] — [`StateTree`], durable put/remove on the same writer.
 //! - [`error`] — [`StorageError`], [`AppendError`] (hands records back).
 //! - [`backup`] — point-in-time backups taken by the writer thread, their

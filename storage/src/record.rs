@@ -41,35 +41,11 @@ pub const PENDING_SCHEMA_V1: u8 = 1;
 /// Frame header: version byte plus CRC32.
 const FRAME_HEADER_BYTES: usize = 1 + 4;
 
-/// What a record asks the CRM to do. The bincode encoding stores the variant
-/// index, so variants must only ever be appended, never reordered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RecordKind {
-    /// Create the Interaction (on accept, and on queue timeout).
-    #[serde(rename = "interaction.create")]
-    InteractionCreate,
-    /// Update the Interaction (hold, resume, transfer, wrap-up, end...).
-    #[serde(rename = "interaction.update")]
-    InteractionUpdate,
-    /// Create the phone log (on accept).
-    #[serde(rename = "phone_log.create")]
-    PhoneLogCreate,
-    /// Create a work item (queue timeout or abandon).
-    #[serde(rename = "work_item.create")]
-    WorkItemCreate,
-}
-
-impl RecordKind {
-    /// The stable wire name, as used in logs, the CLI and the CRM mapping.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::InteractionCreate => "interaction.create",
-            RecordKind::InteractionUpdate => "interaction.update",
-            RecordKind::PhoneLogCreate => "phone_log.create",
-            RecordKind::WorkItemCreate => "work_item.create",
-        }
-    }
-}
+/// What a record asks the CRM to do: the one definition, shared with the
+/// actors, lives in the `edgecc-record-kind` crate beside this one. The
+/// bincode encoding stores the variant index, so variants must only ever be
+/// appended, never reordered (that crate's test pins each index).
+pub use edgecc_record_kind::RecordKind;
 
 /// A record as handed to [`crate::Outbox::append`]; storage gives it a
 /// sequence and delivery bookkeeping.

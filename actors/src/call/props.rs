@@ -21,7 +21,7 @@ use super::*;
 use crate::agent::{Agent, AgentSettings, AgentState, NotReadyReason, SystemReason};
 use crate::agent::{OfferOutcome, OfferPurpose};
 use crate::config::FinalDestination;
-use crate::crm::CrmRecordKind;
+use crate::crm::RecordKind;
 use crate::ids::QueueId;
 use crate::ports::{CrmRecord, HangupCause};
 use proptest::prelude::*;
@@ -718,9 +718,9 @@ impl World {
             );
             assert_eq!(c.is_ended(), t.terminals == 1, "call {} phase vs end", c.id);
             // Invariants 4 and 5.
-            let count = |k: CrmRecordKind| t.records.iter().filter(|r| r.kind == k).count();
-            let creates = count(CrmRecordKind::InteractionCreate);
-            let logs = count(CrmRecordKind::PhoneLogCreate);
+            let count = |k: RecordKind| t.records.iter().filter(|r| r.kind == k).count();
+            let creates = count(RecordKind::InteractionCreate);
+            let logs = count(RecordKind::PhoneLogCreate);
             assert!(creates <= 1 && logs <= 1, "call {} created twice", c.id);
             if c.answered_ms.is_some() {
                 assert_eq!((creates, logs), (1, 1), "accepted call {} records", c.id);
@@ -735,14 +735,14 @@ impl World {
                     r.correlation_id
                 );
                 match r.kind {
-                    CrmRecordKind::InteractionCreate => created = true,
-                    CrmRecordKind::InteractionUpdate => {
+                    RecordKind::InteractionCreate => created = true,
+                    RecordKind::InteractionUpdate => {
                         assert!(created, "call {} updated before its create", c.id);
                         let n = r.body["seq"].as_u64().expect("updates carry seq");
                         assert_eq!(n, seq + 1, "call {} update out of order", c.id);
                         seq = n;
                     }
-                    CrmRecordKind::PhoneLogCreate | CrmRecordKind::WorkItemCreate => {}
+                    RecordKind::PhoneLogCreate | RecordKind::WorkItemCreate => {}
                 }
             }
         }

@@ -4,7 +4,7 @@ use super::*;
 use crate::agent::{OfferOutcome, OfferPurpose};
 use crate::config::FinalDestination;
 use crate::ids::QueueId;
-use crate::ports::{CrmRecordKind, HangupCause};
+use crate::ports::{HangupCause, RecordKind};
 
 fn rules(max_wait_ms: u64) -> QueueRules {
     QueueRules {
@@ -40,7 +40,7 @@ fn queued_call() -> Call {
     call
 }
 
-fn records(fx: &[CallEffect]) -> Vec<CrmRecordKind> {
+fn records(fx: &[CallEffect]) -> Vec<RecordKind> {
     fx.iter()
         .filter_map(|e| match e {
             CallEffect::Records(r) => Some(r.iter().map(|r| r.kind).collect::<Vec<_>>()),
@@ -59,10 +59,7 @@ fn accept_writes_records_then_confirms() {
     let fx = call.leg_answered(&LegId::new("c1~1"), 2);
     assert_eq!(
         records(&fx),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::PhoneLogCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::PhoneLogCreate]
     );
     let rec_at = fx
         .iter()
@@ -129,20 +126,14 @@ fn timeout_and_abandon_records() {
     let fx = call.max_wait_elapsed(1, 1000);
     assert_eq!(
         records(&fx),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     assert_eq!(call.phase, CallPhase::Ended(TerminalReason::TimedOut));
     let mut call = queued_call();
     let fx = call.leg_hung_up(&LegId::new("c1"), HangupCause::Normal, 5);
     assert_eq!(
         records(&fx),
-        vec![
-            CrmRecordKind::InteractionCreate,
-            CrmRecordKind::WorkItemCreate
-        ]
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
     assert_eq!(call.phase, CallPhase::Ended(TerminalReason::Abandoned));
     assert!(call

@@ -370,7 +370,7 @@ impl Harness {
         self.agent(id).await.state
     }
 
-    pub fn kinds(&self, call: &CallId) -> Vec<CrmRecordKind> {
+    pub fn kinds(&self, call: &CallId) -> Vec<RecordKind> {
         self.outbox
             .records_of(call)
             .iter()
@@ -382,7 +382,7 @@ impl Harness {
         self.outbox
             .records_of(call)
             .iter()
-            .filter(|r| r.kind == CrmRecordKind::InteractionUpdate)
+            .filter(|r| r.kind == RecordKind::InteractionUpdate)
             .map(|r| r.body["event"].as_str().unwrap_or("").to_string())
             .collect()
     }

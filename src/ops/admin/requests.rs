@@ -138,17 +138,34 @@ pub fn execute_offline(
             format!("no data directory at {}", data_dir.display()),
         ));
     }
+    run_offline(
+        data_dir,
+        config,
+        "drop --offline to ask the daemon over its admin socket",
+        |storage| async move { execute(&storage, request, crate::clock::now_ms()).await },
+    )
+}
+
+/// Runs `job` on the data directory opened offline ([`open_offline`],
+/// `hint` for when the daemon holds it), on a one-shot runtime of this
+/// thread; the directory is closed when `job` is done with it.
+pub fn run_offline<T, Job, Fut>(
+    data_dir: &Path,
+    config: &Config,
+    hint: &str,
+    job: Job,
+) -> Result<T, AdminError>
+where
+    Job: FnOnce(Storage) -> Fut,
+    Fut: std::future::Future<Output = Result<T, AdminError>>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| AdminError::new("unavailable", format!("runtime: {e}")))?;
     runtime.block_on(async {
-        let storage = open_offline(
-            data_dir,
-            config,
-            "drop --offline to ask the daemon over its admin socket",
-        )?;
-        execute(&storage, request, crate::clock::now_ms()).await
+        let storage = open_offline(data_dir, config, hint)?;
+        job(storage).await
     })
 }
 

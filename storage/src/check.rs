@@ -13,6 +13,11 @@
 //! sled in log order: a value the check writes is never older than what
 //! the writer applies after it.
 //!
+//! After an unclean stop with a large backlog, open hands this check a
+//! fresh, empty sled instead of the old one (`sled_files::replace_with_fresh`):
+//! the same pass then fills it, and once it ends the fresh sled is synced
+//! and the old directory removed.
+//!
 //! sled failing or panicking during the check (or while the writer applies
 //! a group before sled is checked) moves it aside (quarantine, never
 //! deleted), opens a fresh one and runs the pass again; the fresh sled gets
@@ -24,7 +29,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::error::StorageError;
 use crate::read::successor;
@@ -73,6 +78,11 @@ pub(crate) fn run(shared: &Shared, config: &StorageConfig) {
             Err(e) => shared.fail_sled(e.to_string()),
         }
     };
+    if outcome.is_ok() {
+        if let Err(e) = finish_replacement(shared) {
+            warn!(error = %e, "The sled directory set aside for a fresh one could not be removed yet; retried after the next check.");
+        }
+    }
     let ms = started.elapsed().as_millis() as u64;
     crate::heap::trim();
     let mut health = shared.lock_health();
@@ -92,6 +102,30 @@ pub(crate) fn run(shared: &Shared, config: &StorageConfig) {
             health.index_check_error = Some(why);
         }
     }
+}
+
+/// Once a fresh sled (see `sled_files::replace_with_fresh`) holds the log's
+/// live entries: syncs it, then removes the old directory set aside.
+fn finish_replacement(shared: &Shared) -> Result<(), StorageError> {
+    let replaced = crate::fsync::list_names(&shared.dir)
+        .map_err(|e| StorageError::io(format!("list {}", shared.dir.display()), e))?
+        .iter()
+        .any(|n| n.to_string_lossy().starts_with(sled_files::REPLACED_PREFIX));
+    if !replaced {
+        return Ok(());
+    }
+    let sled = shared.sled()?;
+    sled_files::guarded("a sync of the rebuilt sled", || {
+        sled_files::sync_sled(&shared.dir, &sled.db)
+            .map_err(|e| StorageError::io("sync the rebuilt sled", e))
+    })?;
+    drop(sled);
+    let removed = sled_files::remove_replaced(&shared.dir)?;
+    info!(
+        removed,
+        "The rebuilt sled is synced; the sled directory it replaced is removed."
+    );
+    Ok(())
 }
 
 /// One pass over every tree. `None` when the storage is closing.

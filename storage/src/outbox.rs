@@ -129,7 +129,12 @@
 //!    the live map afresh under the lock, so a value the check writes is
 //!    never older than a group applied after it: sled ends up holding
 //!    exactly the log's live entries, then it is marked trusted (reads go
-//!    to sled again). A sled that fails to open, or fails or panics while
+//!    to sled again). An old sled is trusted only after a pass that
+//!    repaired nothing (a damaged sled can take a write and not show it:
+//!    the power-cut test lost acknowledged records and brought acked ones
+//!    back through a sled trusted after one repairing pass); one that still
+//!    differs after three passes is moved aside like a failed one. A fresh
+//!    sled is trusted after its first pass. A sled that fails to open, or fails or panics while
 //!    a group is applied or the check reads it (panics are caught), is
 //!    moved aside to `db.quarantined-<unix seconds>` (never deleted), a
 //!    fresh one is opened and filled by the check, and it is reported

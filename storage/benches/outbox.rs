@@ -594,7 +594,8 @@ fn main() {
             "- open after an unclean stop, {label}: usable in {:.2} s (open returned; first append \
              acknowledged {:.1} ms later; {} pending records read by take_ready in {:.1} ms, \
              sled check running: {checking}); check in the background: {} ms (done {:.1} s after \
-             the probes), {} entries repaired; RSS now {} MiB, peak {} MiB",
+             the probes), {} entries repaired, fresh sled filled from the log: {}; RSS now {} MiB, \
+             peak {} MiB",
             open_time.as_secs_f64(),
             appended.as_secs_f64() * 1e3,
             taken.len(),
@@ -602,6 +603,7 @@ fn main() {
             health.index_rebuild_ms.unwrap_or(0),
             wait.elapsed().as_secs_f64(),
             health.repaired_entries,
+            health.sled_rebuilt,
             rss_kib().0 / 1024,
             rss_kib().1 / 1024
         );

@@ -30,6 +30,11 @@ pub struct StorageHealth {
     /// Entries the check removed from or wrote into sled to make it match
     /// the log (0 when it matched or was trusted).
     pub repaired_entries: u64,
+    /// `true` when this open set sled aside and the check fills a fresh
+    /// one from the log (an unclean stop with a large backlog, see
+    /// `StorageConfig::rebuild_entries`) instead of checking the old one;
+    /// `repaired_entries` then counts every entry written.
+    pub sled_rebuilt: bool,
     /// Why the check could not finish (sled failed again after being
     /// moved aside and rebuilt). sled then stays unused: the storage keeps
     /// working from the log alone (slower reads), and the next open tries

@@ -37,7 +37,8 @@
 //!   previous version moved onto a log, open's own writes.
 //! - `recovery` — the delivery index rebuilt from sled on open.
 //! - `sled_files` — sled's files: open with panics caught, quarantine,
-//!   sync at a clean close.
+//!   a fresh sled instead of an old one with a large backlog, checkpoints
+//!   and the sync at a clean close.
 //! - [`health`] — [`StorageHealth`]: quarantined directories, rebuild
 //!   time, log size, writer queue depth.
 //! - [`mod@salvage`] — records read back from a quarantined sled directory.
@@ -125,6 +126,19 @@ pub const CACHE_BYTES_DEFAULT: u64 = 32 * 1024 * 1024;
 /// every group itself.
 pub const FLUSH_EVERY_MS_DEFAULT: u64 = 500;
 
+/// Default interval of sled's checkpoints, in ms: sled flushed and every
+/// file and directory of it synced (see `sled_files::run_checkpoints`).
+/// One device flush or a few each time; sled already syncs its data file
+/// every [`FLUSH_EVERY_MS_DEFAULT`].
+pub const SLED_CHECKPOINT_MS_DEFAULT: u64 = 5_000;
+
+/// Default of [`StorageConfig::rebuild_entries`]: from 100,000 live
+/// entries on, an unclean open fills a fresh sled from the log (walking
+/// the old one pages all of it in: RSS; see `sled_files::replace_with_fresh`);
+/// below, the check walks the old sled and repairs what differs, which
+/// writes little when sled is mostly right.
+pub const REBUILD_ENTRIES_DEFAULT: u64 = 100_000;
+
 /// Default sled segment size: 512 KiB (sled's value, stated explicitly).
 /// Values above a quarter segment go to separate blob files, which the
 /// writer syncs too.
@@ -172,6 +186,11 @@ pub struct StorageConfig {
     pub flush_every_ms: Option<u64>,
     /// sled segment size in bytes (fixed once the directory exists).
     pub segment_bytes: usize,
+    /// Interval of sled's checkpoints in ms (`None`: none, sled's files
+    /// and names are then durable only after a clean close, so a power
+    /// cut rebuilds sled whole from the log); see
+    /// [`SLED_CHECKPOINT_MS_DEFAULT`].
+    pub sled_checkpoint_ms: Option<u64>,
     /// Size of one log segment in bytes (at least [`WAL_BYTES_MIN`]; the
     /// name is kept from the single write-ahead log it replaces). The log
     /// holds every live entry, so it takes about the live data plus up to
@@ -180,6 +199,11 @@ pub struct StorageConfig {
     /// Most bytes of changes queued for the writer (waiting, or in the
     /// group being made durable); see [`WRITER_QUEUE_BYTES_DEFAULT`].
     pub queue_bytes: usize,
+    /// Live entries in the log from which an open after an unclean stop
+    /// sets sled aside and has the background check fill a fresh one from
+    /// the log, instead of walking the old one (see
+    /// [`REBUILD_ENTRIES_DEFAULT`]).
+    pub rebuild_entries: u64,
     /// Test hook: the background check of sled (after an unclean stop)
     /// waits until [`Storage::release_index_check`] before it starts, so a
     /// test can use the directory while sled is still unchecked. Never set
@@ -194,8 +218,10 @@ impl Default for StorageConfig {
             cache_bytes: CACHE_BYTES_DEFAULT,
             flush_every_ms: Some(FLUSH_EVERY_MS_DEFAULT),
             segment_bytes: SEGMENT_BYTES_DEFAULT,
+            sled_checkpoint_ms: Some(SLED_CHECKPOINT_MS_DEFAULT),
             wal_bytes: WAL_BYTES_DEFAULT,
             queue_bytes: WRITER_QUEUE_BYTES_DEFAULT,
+            rebuild_entries: REBUILD_ENTRIES_DEFAULT,
             hold_index_check: false,
         }
     }
@@ -364,6 +390,9 @@ pub(crate) struct Inner {
     /// The background check of sled, if one runs; stopped and joined on
     /// drop before the writer.
     check: Option<JoinHandle<()>>,
+    /// The sled checkpoint thread, if configured; woken, stopped and
+    /// joined on drop before the writer (whose clean close syncs sled).
+    checkpoints: Option<JoinHandle<()>>,
     /// Trees and index. Dropped by hand in `drop`, before waiting for sled
     /// to let go of its files.
     pub(crate) shared: ManuallyDrop<Arc<Shared>>,
@@ -444,6 +473,12 @@ impl Drop for Inner {
         if let Some(check) = self.check.take() {
             if check.join().is_err() {
                 warn!("Index check thread panicked.");
+            }
+        }
+        if let Some(checkpoints) = self.checkpoints.take() {
+            checkpoints.thread().unpark();
+            if checkpoints.join().is_err() {
+                warn!("sled checkpoint thread panicked.");
             }
         }
         self.tx = None;
@@ -538,12 +573,20 @@ impl Storage {
         let (db, mut log, live, trusted) = if seglog::SegLog::exists(&dir) {
             rebuild::remove_leftovers(&dir)?;
             let (log, live, _) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
-            let (db, moved) = sled_files::open_or_quarantine(&dir, &config)?;
-            let trusted = clean == Some(log.position()) && moved.is_none();
-            if !trusted && moved.is_none() {
-                warn!(dir = %dir.display(), "Storage was not closed cleanly; sled is checked against the log in the background, reads come from the log meanwhile.");
+            let entries = live.entries();
+            if clean != Some(log.position()) && entries >= config.rebuild_entries {
+                let db = sled_files::replace_with_fresh(&dir, &config)?;
+                warn!(dir = %dir.display(), entries, "Storage was not closed cleanly; sled was set aside and a fresh one is filled from the log in the background, reads come from the log meanwhile.");
+                health.sled_rebuilt = true;
+                (db, log, live, false)
+            } else {
+                let (db, moved) = sled_files::open_or_quarantine(&dir, &config)?;
+                let trusted = clean == Some(log.position()) && moved.is_none();
+                if !trusted && moved.is_none() {
+                    warn!(dir = %dir.display(), "Storage was not closed cleanly; sled is checked against the log in the background, reads come from the log meanwhile.");
+                }
+                (db, log, live, trusted)
             }
-            (db, log, live, trusted)
         } else {
             // Fresh, or the previous version's layout: sled (with the old
             // write-ahead log) is the only copy, so it must open; the new
@@ -599,6 +642,19 @@ impl Storage {
                     .map_err(|e| StorageError::io("spawn index check thread", e))?,
             )
         };
+        let checkpoints = match config.sled_checkpoint_ms {
+            Some(ms) => {
+                let shared = Arc::clone(&shared);
+                let every = std::time::Duration::from_millis(ms.max(1));
+                Some(
+                    std::thread::Builder::new()
+                        .name("edgecc-sled-checkpoint".into())
+                        .spawn(move || sled_files::run_checkpoints(&shared, every))
+                        .map_err(|e| StorageError::io("spawn sled checkpoint thread", e))?,
+                )
+            }
+            None => None,
+        };
         {
             let index = shared.lock_index();
             info!(
@@ -618,6 +674,7 @@ impl Storage {
             stall,
             writer: Some(handle),
             check,
+            checkpoints,
             shared: ManuallyDrop::new(shared),
             _lock: lock,
         };

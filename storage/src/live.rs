@@ -298,7 +298,6 @@ impl Live {
     }
 
     /// Live entries in all trees.
-    #[cfg(test)]
     pub(crate) fn entries(&self) -> u64 {
         self.trees
             .values()

@@ -6,6 +6,7 @@
 
 mod advisories;
 mod api_fuzz;
+mod ari_app_owner;
 mod ari_calls;
 mod ari_desktop_accept;
 mod ari_emulator;

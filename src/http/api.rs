@@ -646,6 +646,23 @@ pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
     }
 }
 
+/// `POST /api/v1/admin/pbx/take_back`: takes the ARI application back
+/// from the client that took it over (edgecc never does by itself). 409
+/// when edgecc owns it, or drives no Asterisk.
+pub async fn pbx_take_back(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let Some(owner) = &state.ari_owner else {
+        return Err(ApiError::conflict("edgecc drives no Asterisk (pbx.kind is not ari)"));
+    };
+    if !owner.take_back() {
+        return Err(ApiError::conflict(
+            "no other client owns the ARI application: nothing to take back",
+        ));
+    }
+    warn!(admin = %caller.session.user_id, "Admin takes the ARI application back.");
+    Ok(HttpResponse::Ok().json(json!({"taking_back": true})))
+}
+
 /// Cuts user text echoed in messages, without its control characters.
 fn truncate(s: &str) -> String {
     s.chars()

@@ -6,7 +6,7 @@
 
 use edgecc::ari_emulator::EndpointBehaviour as B;
 use edgecc_actors::ids::BridgeId;
-use edgecc_actors::{AgentCommand, CrmRecordKind};
+use edgecc_actors::{AgentCommand, AgentId, CallAction, CrmRecordKind};
 
 use crate::ari_harness::*;
 
@@ -37,27 +37,90 @@ async fn a_desktop_accept_on_a_silent_phone_is_a_no_answer() {
     })
     .await;
     assert!(reserved(&h.state("a1").await), "a1 is not talking yet");
-    assert!(h.kinds(&call).is_empty(), "nothing written: {:?}", h.kinds(&call));
+    assert!(
+        h.kinds(&call).is_empty(),
+        "nothing written: {:?}",
+        h.kinds(&call)
+    );
     // The adapter waits `remote_answer_wait` (3 s here) for the phone.
     h.until_agent("a1", "a1's offer ended", free).await;
-    h.until_call(&call, "the caller waits in the queue again", |v| v.phase == "queued")
-        .await;
-    assert!(h.emu.state().channel(&call).is_some(), "the caller is still up");
-    assert!(h.kinds(&call).is_empty(), "nothing written: {:?}", h.kinds(&call));
+    h.until_call(&call, "the caller waits in the queue again", |v| {
+        v.phase == "queued"
+    })
+    .await;
+    assert!(
+        h.emu.state().channel(&call).is_some(),
+        "the caller is still up"
+    );
+    assert!(
+        h.kinds(&call).is_empty(),
+        "nothing written: {:?}",
+        h.kinds(&call)
+    );
     assert!(h.updates(&call).is_empty());
     h.cmd("a2", AgentCommand::Ready).await.expect("a2 ready");
     h.until_agent("a2", "a2 talking", talking).await;
     let bridge = BridgeId::main(&call.as_str().into()).0;
     h.until_emu("caller bridged with a2", |s| {
-        s.bridge(&bridge).is_some_and(|b| b.channels.len() == 2 && b.channels.contains(&call))
+        s.bridge(&bridge)
+            .is_some_and(|b| b.channels.len() == 2 && b.channels.contains(&call))
     })
     .await;
     h.emu.caller_hangup(&call).unwrap();
     h.until_ended("completed", 1).await;
     let kinds = h.kinds(&call);
-    assert_eq!(count(&kinds, CrmRecordKind::InteractionCreate), 1, "{kinds:?}");
+    assert_eq!(
+        count(&kinds, CrmRecordKind::InteractionCreate),
+        1,
+        "{kinds:?}"
+    );
     assert_eq!(count(&kinds, CrmRecordKind::PhoneLogCreate), 1, "{kinds:?}");
     assert_eq!(h.ended().await.get("failed"), None);
+}
+
+/// The same for a consult: a2, consulted, accepts on its desktop and its
+/// phone never answers. Nothing is bridged while a2 waits; then the consult
+/// fails as a2's no-answer and the call goes on with a1 (before, the
+/// consult bridge refused a2's unanswered leg and the whole call failed).
+#[actix_rt::test]
+async fn a_desktop_accept_of_a_consult_on_a_silent_phone_keeps_the_call() {
+    let h = AriHarness::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[(A1, B::AnswerAfter { ring_ms: 100 }), (A2, B::RingForever)],
+    )
+    .await;
+    h.ready("a1").await;
+    let call = h.inbound("5550162");
+    h.until_agent("a1", "a1 talking", talking).await;
+    h.ready("a2").await;
+    h.act(
+        "a1",
+        CallAction::Consult {
+            target: AgentId::new("a2"),
+        },
+    )
+    .await
+    .expect("consult");
+    h.until_agent("a2", "a2 offered", reserved).await;
+    h.cmd("a2", AgentCommand::Accept).await.expect("accept");
+    h.until_call(&call, "a2 waits for its phone", |v| {
+        v.answer_pending.iter().any(|a| a.as_str() == "a2")
+    })
+    .await;
+    assert!(reserved(&h.state("a2").await), "a2 is not talking yet");
+    h.until_agent("a2", "a2's consult ended", free).await;
+    h.until_call(&call, "the call goes on with a1", |v| {
+        v.phase == "connected" && v.parties.iter().map(|a| a.as_str()).eq(["a1"])
+    })
+    .await;
+    assert!(talking(&h.state("a1").await));
+    assert_eq!(h.ended().await.get("failed"), None);
+    assert!(
+        h.emu.state().channel(&call).is_some(),
+        "the caller is still up"
+    );
+    h.emu.caller_hangup(&call).unwrap();
+    h.until_ended("completed", 1).await;
 }
 
 /// Over HTTP on the daemon wired for ARI: the accept answers 200 with the
@@ -81,7 +144,12 @@ async fn the_desktop_shows_waiting_for_the_phone() {
     let ann = t.login("ann").await;
     for state in ["login", "ready"] {
         let (s, v) = t
-            .call("POST", "/api/v1/agent/state", Some(&ann), Some(json!({"state": state})))
+            .call(
+                "POST",
+                "/api/v1/agent/state",
+                Some(&ann),
+                Some(json!({"state": state})),
+            )
             .await;
         assert_eq!(s, 200, "{state}: {v}");
     }
@@ -90,7 +158,12 @@ async fn the_desktop_shows_waiting_for_the_phone() {
         .unwrap();
     t.wait_me(&ann, "offer", |v| v["offer"] == true).await;
     let (s, v) = t
-        .call("POST", &format!("/api/v1/calls/{call}/accept"), Some(&ann), None)
+        .call(
+            "POST",
+            &format!("/api/v1/calls/{call}/accept"),
+            Some(&ann),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let waiting = t
@@ -113,7 +186,9 @@ async fn the_desktop_shows_waiting_for_the_phone() {
     let bridge = BridgeId::main(&call.as_str().into()).0;
     let e = emu.clone();
     until("caller and ann's phone bridged", move || {
-        e.state().bridge(&bridge).is_some_and(|b| b.channels.len() == 2)
+        e.state()
+            .bridge(&bridge)
+            .is_some_and(|b| b.channels.len() == 2)
     })
     .await;
 }

@@ -194,6 +194,12 @@ impl CallActor {
                 .filter(|o| o.accepted_ms.is_some())
                 .map(|o| o.agent.clone())
                 .collect(),
+            super::CallPhase::Connected(s) => s
+                .pending
+                .iter()
+                .filter(|p| !p.answered && p.accepted_ms.is_some())
+                .map(|p| p.to.agent.clone())
+                .collect(),
             _ => Vec::new(),
         };
         let (held, ring_all) = match &self.call.phase {

@@ -142,6 +142,9 @@ impl Call {
                 self.accept_on_desktop(agent, token, now_ms)
             }
             CallPhase::Offering { .. } => self.accept_offer(agent, token, now_ms),
+            CallPhase::Connected(_) if from_desktop => {
+                self.accept_pending_on_desktop(token, now_ms)
+            }
             CallPhase::Connected(_) => self.accept_pending_leg(token, now_ms),
             CallPhase::Routing
             | CallPhase::Queued { .. }
@@ -187,22 +190,58 @@ impl Call {
         }
         won.accepted_ms = Some(now_ms);
         let leg = won.leg.clone();
-        let (kept, others): (Vec<Offer>, Vec<Offer>) =
-            std::mem::take(offers).into_iter().partition(|o| o.token == token);
+        let (kept, others): (Vec<Offer>, Vec<Offer>) = std::mem::take(offers)
+            .into_iter()
+            .partition(|o| o.token == token);
         *offers = kept;
         let mut fx: Fx = others.into_iter().flat_map(Offer::withdraw).collect();
         fx.push(CallEffect::Pbx(PbxCommand::Answer { leg_id: leg }));
         Ok(fx)
     }
 
+    /// Connected, from the desktop: the consulted or invited agent claims
+    /// the pending leg while its phone rings. As for an offer
+    /// ([`Self::accept_on_desktop`]), the PBX is asked to answer the leg and
+    /// nothing is bridged before it does.
+    fn accept_pending_on_desktop(
+        &mut self,
+        token: OfferToken,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        let stale = self.stale(token);
+        let CallPhase::Connected(s) = &mut self.phase else {
+            return Err(stale);
+        };
+        let Some(p) = s
+            .pending
+            .as_mut()
+            .filter(|p| p.token == token && !p.answered)
+        else {
+            return Err(stale);
+        };
+        if p.accepted_ms.is_some() {
+            return Ok(Vec::new());
+        }
+        p.accepted_ms = Some(now_ms);
+        Ok(vec![CallEffect::Pbx(PbxCommand::Answer {
+            leg_id: p.leg.clone(),
+        })])
+    }
+
     /// The PBX could not answer `leg` after a desktop accept (the phone was
-    /// not picked up): the offer is the agent's no-answer, as a RONA is.
+    /// not picked up): the offer (or the consult or invite) is the agent's
+    /// no-answer, as a RONA is.
     pub fn phone_not_answered(&mut self, leg: &LegId, now_ms: u64) -> Fx {
         let accepted = match &self.phase {
             CallPhase::Offering { offers, .. } => offers
                 .iter()
                 .find(|o| &o.leg == leg && o.accepted_ms.is_some())
                 .map(|o| (o.agent.clone(), o.token)),
+            CallPhase::Connected(s) => s
+                .pending
+                .as_ref()
+                .filter(|p| &p.leg == leg && !p.answered && p.accepted_ms.is_some())
+                .map(|p| (p.to.agent.clone(), p.token)),
             _ => None,
         };
         match accepted {

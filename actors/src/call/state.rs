@@ -138,6 +138,10 @@ pub struct PendingLeg {
     pub deadline_ms: u64,
     /// Whether `to` answered.
     pub answered: bool,
+    /// When `to` accepted on its desktop while its phone still rang (see
+    /// [`Offer::accepted_ms`]): the leg joins when the phone answers.
+    #[serde(default)]
+    pub accepted_ms: Option<u64>,
 }
 
 /// The connected call.

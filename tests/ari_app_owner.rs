@@ -89,7 +89,11 @@ async fn another_client_keeps_the_application_until_it_is_taken_back() {
     // A call now goes to the other client, not to edgecc's agents.
     let theirs = h.inbound("5550060");
     intruder.read_for(Duration::from_millis(300)).await;
-    assert!(intruder.types.iter().any(|t| t == "StasisStart"), "{:?}", intruder.types);
+    assert!(
+        intruder.types.iter().any(|t| t == "StasisStart"),
+        "{:?}",
+        intruder.types
+    );
     assert!(h.call(&theirs).await.is_none());
 
     assert!(owner.take_back(), "an operator takes it back");
@@ -146,13 +150,23 @@ async fn readyz_metrics_and_the_admin_take_back() {
     };
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["pbx"], "taken_over", "{v}");
-    assert!(v["pbx_detail"]["taken_over_since_ms"].as_u64().is_some(), "{v}");
     assert!(
-        v["pbx_detail"]["message"].as_str().is_some_and(|m| m.contains("take_back")),
+        v["pbx_detail"]["taken_over_since_ms"].as_u64().is_some(),
+        "{v}"
+    );
+    assert!(
+        v["pbx_detail"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("take_back")),
         "{v}"
     );
     let metrics = || async {
-        let mut res = t.client().get(t.url("/metrics")).send().await.expect("metrics");
+        let mut res = t
+            .client()
+            .get(t.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics");
         String::from_utf8_lossy(&res.body().await.expect("body")).into_owned()
     };
     let m = metrics().await;
@@ -171,7 +185,10 @@ async fn readyz_metrics_and_the_admin_take_back() {
         .await;
     assert_eq!(s, 200, "{v}");
     while ready().await.0 != 200 {
-        assert!(std::time::Instant::now() < deadline + WAIT, "not ready again");
+        assert!(
+            std::time::Instant::now() < deadline + WAIT,
+            "not ready again"
+        );
         pause(50).await;
     }
     let m = metrics().await;

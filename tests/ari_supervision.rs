@@ -46,20 +46,27 @@ async fn monitor_and_whisper_reach_the_supervisor_and_leave_nothing() {
     let call = h.inbound("5550016");
     h.until_agent("a1", "talking", talking).await;
     let leg = h.legs_of(&call).pop().expect("agent leg");
-    for (mode, whisper) in [(SuperviseMode::Monitor, "none"), (SuperviseMode::Whisper, "out")] {
+    for (mode, whisper) in [
+        (SuperviseMode::Monitor, "none"),
+        (SuperviseMode::Whisper, "out"),
+    ] {
         let joined = supervise(&h, Some(mode)).await.expect("join");
         let sup = joined.leg.expect("supervisor leg").0;
         let what = format!("{mode:?}: snoop and supervisor bridged");
         h.until_emu(&what, |s| {
-            let Some(spy) = s.channels.iter().find(|c| c.snoop_of.as_deref() == Some(&leg)) else {
+            let Some(spy) = s
+                .channels
+                .iter()
+                .find(|c| c.snoop_of.as_deref() == Some(&leg))
+            else {
                 return false;
             };
             spy.snoop_spy == "both"
                 && spy.snoop_whisper == whisper
                 && s.channel(&sup).is_some_and(|c| c.state == "Up")
-                && s.bridges.iter().any(|b| {
-                    b.channels.contains(&spy.id) && b.channels.contains(&sup)
-                })
+                && s.bridges
+                    .iter()
+                    .any(|b| b.channels.contains(&spy.id) && b.channels.contains(&sup))
         })
         .await;
         let refused: Vec<String> = h
@@ -131,7 +138,12 @@ async fn a_refused_join_is_an_http_error() {
     let ann = t.login("ann").await;
     for state in ["login", "ready"] {
         let (s, v) = t
-            .call("POST", "/api/v1/agent/state", Some(&ann), Some(json!({"state": state})))
+            .call(
+                "POST",
+                "/api/v1/agent/state",
+                Some(&ann),
+                Some(json!({"state": state})),
+            )
             .await;
         assert_eq!(s, 200, "{state}: {v}");
     }

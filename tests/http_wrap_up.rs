@@ -18,7 +18,12 @@ const LONG_MS: u64 = 3_600_000;
 async fn call_into_wrap_up(t: &HttpTest, ann: &str) -> String {
     for state in ["login", "ready"] {
         let (s, v) = t
-            .call("POST", "/api/v1/agent/state", Some(ann), Some(json!({"state": state})))
+            .call(
+                "POST",
+                "/api/v1/agent/state",
+                Some(ann),
+                Some(json!({"state": state})),
+            )
             .await;
         assert_eq!(s, 200, "{state}: {v}");
     }
@@ -26,13 +31,23 @@ async fn call_into_wrap_up(t: &HttpTest, ann: &str) -> String {
     let call = t.place_call("+15550002000").await;
     t.wait_me(ann, "offer", |v| v["offer"] == true).await;
     let (s, v) = t
-        .call("POST", &format!("/api/v1/calls/{call}/accept"), Some(ann), None)
+        .call(
+            "POST",
+            &format!("/api/v1/calls/{call}/accept"),
+            Some(ann),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     t.wait_me(ann, "talking", |v| v["agent"]["state"] == "talking")
         .await;
     let (s, v) = t
-        .call("POST", &format!("/api/v1/calls/{call}/hangup"), Some(ann), None)
+        .call(
+            "POST",
+            &format!("/api/v1/calls/{call}/hangup"),
+            Some(ann),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     t.wait_me(ann, "wrap-up", |v| v["agent"]["state"] == "wrap_up")
@@ -43,7 +58,12 @@ async fn call_into_wrap_up(t: &HttpTest, ann: &str) -> String {
 /// The pending outbox records, as the admin API lists them.
 async fn outbox(t: &HttpTest, root: &str) -> Value {
     let (s, v) = t
-        .call("GET", "/api/v1/admin/outbox/records?limit=1000", Some(root), None)
+        .call(
+            "GET",
+            "/api/v1/admin/outbox/records?limit=1000",
+            Some(root),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     v
@@ -107,8 +127,10 @@ async fn a_code_once_nothing_can_keep_it_says_the_wrap_up_is_over() {
     let t = HttpTest::start(config).await;
     let ann = t.login("ann").await;
     let call = call_into_wrap_up(&t, &ann).await;
-    t.wait_me(&ann, "ready after the wrap-up", |v| v["agent"]["state"] == "ready")
-        .await;
+    t.wait_me(&ann, "ready after the wrap-up", |v| {
+        v["agent"]["state"] == "ready"
+    })
+    .await;
     // The ended call lingers 1 s past the longest wrap-up of its agents.
     let path = format!("/api/v1/calls/{call}/wrap_up");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -124,7 +146,9 @@ async fn a_code_once_nothing_can_keep_it_says_the_wrap_up_is_over() {
     assert_eq!(s, 409, "{v}");
     assert_eq!(v["error"], "wrap_up_over", "{v}");
     assert!(
-        v["message"].as_str().is_some_and(|m| m.contains("wrap-up") && m.contains("over")),
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("wrap-up") && m.contains("over")),
         "{v}"
     );
     t.http.stop().await;

@@ -346,10 +346,7 @@ pub async fn call_action(
         }
     };
     let call = parse_call_id(&call_id)?;
-    let wrap_up = matches!(
-        command,
-        CallCommand::Control(CallAction::WrapUpCode { .. })
-    );
+    let wrap_up = matches!(command, CallCommand::Control(CallAction::WrapUpCode { .. }));
     match call_request(&state, &agent, &call, command).await {
         // A code for a call the agent had, once nothing can record it any
         // more: its wrap-up is over (not "not yours").
@@ -357,7 +354,7 @@ pub async fn call_action(
             if state.hub.agent_had_call(&agent, &call).is_some() {
                 return Err(CcError::WrapUpOver { call }.into());
             }
-            return Err(e.into());
+            return Err(e);
         }
         other => other?,
     }
@@ -652,7 +649,9 @@ pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
 pub async fn pbx_take_back(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
     let Some(owner) = &state.ari_owner else {
-        return Err(ApiError::conflict("edgecc drives no Asterisk (pbx.kind is not ari)"));
+        return Err(ApiError::conflict(
+            "edgecc drives no Asterisk (pbx.kind is not ari)",
+        ));
     };
     if !owner.take_back() {
         return Err(ApiError::conflict(

@@ -347,7 +347,7 @@ async fn monitor_whisper_and_barge() {
             })
             .await
             .unwrap();
-        let spy = format!("{sup}~spy");
+        let spy = format!("{call}~spy{n}");
         let bridge = format!("s~{sup}");
         h.until_emu("spy and supervisor bridged", |s| {
             s.channel(&spy).is_some_and(|c| {

@@ -1298,3 +1298,44 @@ async fn ari_restart_drops_everything_and_changes_the_startup_time() {
     assert!(emu.inbound_call("5550101", "Bob", "800", &[]).is_ok());
     drop((ws, again));
 }
+
+/// Asterisk 22 refuses a new channel id that is, ignoring case, a prefix of
+/// (or equal to) a live channel's id (issue 16: `x~spy` then `x` got 409 on
+/// a real 22.10.1; main/channel.c looks assigned ids up by partial key).
+/// The converse is allowed. An originate answers 409, a snoop 500, and
+/// nothing is created.
+#[actix_rt::test]
+async fn ari_new_channel_id_that_prefixes_a_live_one_is_refused() {
+    let emu = emulator();
+    let _ws = ws_connect(&emu, Auth::Basic).await.expect("ws");
+    let ring = "/ari/channels?endpoint=Local/1003@agents/n&app=edgecc";
+    ok(&emu, "POST", &format!("{ring}&channelId=c1~7~spy"), 200).await;
+    let conflict = json!({"message": "Channel with given unique ID already exists"});
+    for refused in ["c1~7", "C1~7~S", "c1~7~spy", "c1"] {
+        let v = ok(&emu, "POST", &format!("{ring}&channelId={refused}"), 409).await;
+        assert_eq!(v, conflict, "{refused}");
+    }
+    // `otherChannelId` (the `;2` half's id) is checked too.
+    let v = ok(
+        &emu,
+        "POST",
+        &format!("{ring}&channelId=fresh&otherChannelId=c1~7~s"),
+        409,
+    )
+    .await;
+    assert_eq!(v, conflict);
+    assert!(emu.state().channel("fresh").is_none(), "nothing created");
+    // A new id that a live id is a prefix of is fine.
+    ok(&emu, "POST", &format!("{ring}&channelId=c1~7~spy~2"), 200).await;
+    ok(&emu, "POST", &format!("{ring}&channelId=c1~spy7"), 200).await;
+    // A snoop whose id prefixes a live channel's cannot be allocated.
+    let v = ok(
+        &emu,
+        "POST",
+        "/ari/channels/c1~spy7/snoop?spy=both&app=edgecc&snoopId=c1~7",
+        500,
+    )
+    .await;
+    assert_eq!(v, json!({"message": "Snoop channel could not be created"}));
+    assert!(emu.state().channel("c1~7").is_none());
+}

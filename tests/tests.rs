@@ -6,11 +6,14 @@
 
 mod advisories;
 mod api_fuzz;
+mod ari_app_owner;
 mod ari_calls;
+mod ari_desktop_accept;
 mod ari_emulator;
 mod ari_harness;
 mod ari_link;
 mod ari_restart;
+mod ari_supervision;
 mod backup_restore;
 mod browser;
 mod check_config;
@@ -26,6 +29,7 @@ mod http_api;
 mod http_hardening;
 mod http_sessions;
 mod http_tls;
+mod http_wrap_up;
 mod http_ws;
 mod journald_logs;
 mod module_graph;

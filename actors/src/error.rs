@@ -28,6 +28,13 @@ pub enum CcError {
         /// The call it named.
         call: CallId,
     },
+    /// The agent's wrap-up of this call is over and its code can no longer
+    /// be recorded (the ended call was let go).
+    #[error("the wrap-up of call {call} is over; the code was not recorded")]
+    WrapUpOver {
+        /// The call.
+        call: CallId,
+    },
     /// No live call has this id.
     #[error("unknown call {0}")]
     UnknownCall(CallId),
@@ -48,6 +55,10 @@ pub enum CcError {
     /// The call refused the request.
     #[error(transparent)]
     Call(#[from] CallError),
+    /// The PBX refused or could not carry out what the request needs (a
+    /// supervisor's snoop or device leg); nothing was left behind.
+    #[error("the PBX did not do it: {0}")]
+    Pbx(String),
     /// An actor was gone (the call ended meanwhile) or its mailbox closed.
     #[error("actor unavailable: {0}")]
     Mailbox(String),

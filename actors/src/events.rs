@@ -46,6 +46,10 @@ pub struct CallView {
     pub queue: Option<QueueId>,
     /// Offers ringing now.
     pub offers: Vec<(AgentId, OfferToken)>,
+    /// Agents of `offers` who accepted on the desktop and whose phone has
+    /// not answered yet: their desktop shows "waiting for your phone to
+    /// answer"; the call connects when it does.
+    pub answer_pending: Vec<AgentId>,
     /// Whether several offers may ring (ring-all).
     pub ring_all: bool,
     /// Agents on the call.

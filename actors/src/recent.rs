@@ -102,6 +102,7 @@ mod tests {
             muted: Vec::new(),
             held: false,
             supervisors: Vec::new(),
+            answer_pending: Vec::new(),
             terminal: None,
         }
     }

@@ -126,6 +126,7 @@ mod tests {
             phase,
             queue: queue.map(QueueId::new),
             offers: Vec::new(),
+            answer_pending: Vec::new(),
             ring_all: false,
             parties: Vec::new(),
             muted: Vec::new(),

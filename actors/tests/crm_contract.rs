@@ -133,7 +133,9 @@ fn transfers_and_overflow(log: &mut Log) {
     log.ok(c.transfer_to_agent(&a, &contact("b"), OfferToken(2), 140));
     log.ok(c.reject(&AgentId::new("b"), OfferToken(2), 150));
     log.take(c.offer(&contact("g"), OfferToken(3), q("q"), false, 160));
+    // Accepted on the desktop: the call connects when the phone answers.
     log.ok(c.accept(&AgentId::new("g"), OfferToken(3), true, 170));
+    log.take(c.leg_answered(&LegId::new("c2~3"), 170));
     log.ok(c.transfer_to_queue(
         &AgentId::new("g"),
         rules("q3", FinalDestination::Queue { queue: "q2".into() }),

@@ -36,7 +36,7 @@ use actix::Recipient;
 use edgecc_actors::ports::{LocalBoxFuture, PbxCommand, PbxError, PbxEvent, PbxPort};
 
 use super::calls::Calls;
-use super::link::{Link, LinkControl};
+use super::link::{AppOwnership, Link, LinkControl};
 use super::rest::{ProbeError, RestClient};
 use super::settings::AriSettings;
 use crate::net::ClientError;
@@ -150,6 +150,13 @@ impl AriPbx {
     /// Whether the link is up and reconciled.
     pub fn link_is_up(&self) -> bool {
         self.link.is_up()
+    }
+
+    /// Who owns the Stasis application (shared with HTTP threads): another
+    /// client that took it over is not fought for; an operator takes it
+    /// back ([`AppOwnership::take_back`]).
+    pub fn app_ownership(&self) -> Arc<AppOwnership> {
+        self.link.owner.clone()
     }
 
     /// A copy of the counters.

@@ -16,10 +16,18 @@
 //!    truncated, fragmented, oversized or absurd frames are logged and skipped; an exact
 //!    duplicate of a recent frame is dropped; pings are answered, and the
 //!    link is pinged so a dead peer is noticed within `link_idle_timeout_ms`;
-//! 4. on close, error, silence or `ApplicationReplaced`: the link is down
-//!    (commands fail with `LinkDown`, [`PbxEvent::LinkDown`](edgecc_actors::PbxEvent::LinkDown) is sent once),
+//! 4. on close, error or silence: the link is down (commands fail with
+//!    `LinkDown`, [`PbxEvent::LinkDown`](edgecc_actors::PbxEvent::LinkDown) is sent once),
 //!    wait a full-jitter backoff (`rand(0, min(cap, base·2^attempt))`), and
-//!    go to 1.
+//!    go to 1;
+//! 5. on `ApplicationReplaced` (another client opened a WebSocket for the
+//!    same application, and Asterisk now sends it every event): the link
+//!    is down and stays down, with an error logged, until an operator takes
+//!    the application back ([`AppOwnership::take_back`]: the admin API) or
+//!    edgecc restarts. Taking it back by itself would make two clients
+//!    pointed at one application take it from each other for ever; who
+//!    owns the application is the installer's (or an HA pair's cluster
+//!    engine's) decision. [`AppOwnership`] tells `/readyz` and `/metrics`.
 //!
 //! # Ownership
 //!
@@ -37,6 +45,7 @@ use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,6 +94,65 @@ pub struct LinkStats {
     pub last_reconcile_channels: usize,
 }
 
+/// Who owns the Stasis application: edgecc, or another client that took
+/// it over. Shared with the HTTP threads (`/readyz`, `/metrics`, the admin
+/// take-back), hence atomics.
+#[derive(Debug, Default)]
+pub struct AppOwnership {
+    /// Wall-clock ms since another client owns the application; 0 while
+    /// edgecc owns it (or is connecting to take it).
+    taken_over_since_ms: AtomicU64,
+    /// Times another client took the application over since start.
+    takeovers: AtomicU64,
+    /// An operator asked to take the application back.
+    take_back: AtomicBool,
+}
+
+impl AppOwnership {
+    /// Since when (wall-clock ms) another client owns the application;
+    /// `None` while edgecc owns it or is connecting to.
+    pub fn taken_over_since_ms(&self) -> Option<u64> {
+        match self.taken_over_since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(ms),
+        }
+    }
+
+    /// Times another client took the application over since start.
+    pub fn takeovers(&self) -> u64 {
+        self.takeovers.load(Ordering::Relaxed)
+    }
+
+    /// Asks the link to open its WebSocket again, which takes the
+    /// application back from the other client. False (and nothing asked)
+    /// when no other client owns it.
+    pub fn take_back(&self) -> bool {
+        if self.taken_over_since_ms().is_none() {
+            return false;
+        }
+        self.take_back.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Another client took the application over at `now_ms`.
+    fn taken_over(&self, now_ms: u64) {
+        self.take_back.store(false, Ordering::Relaxed);
+        self.takeovers.fetch_add(1, Ordering::Relaxed);
+        self.taken_over_since_ms
+            .store(now_ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether an operator asked to take the application back; if so,
+    /// edgecc goes back to owning it (or connecting to).
+    fn take_back_asked(&self) -> bool {
+        if !self.take_back.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        self.taken_over_since_ms.store(0, Ordering::Relaxed);
+        true
+    }
+}
+
 /// The link's switches. Only the link task sets `up` and the counters;
 /// the adapter reads them and asks for a restart or a stop through the
 /// methods. All on the actix system's one thread, hence `Cell`s.
@@ -100,6 +168,8 @@ pub(crate) struct LinkControl {
     restarts: Cell<u64>,
     /// Frame and reconnect counters.
     stats: Cell<LinkStats>,
+    /// Who owns the application (shared with HTTP).
+    pub owner: Arc<AppOwnership>,
 }
 
 impl LinkControl {
@@ -184,7 +254,7 @@ pub(crate) struct Link {
 enum SessionEnd {
     /// Closed, failed or went silent: reconnect soon.
     Dropped(String),
-    /// Another client took the application over: reconnect at the cap.
+    /// Another client took the application over: wait for an operator.
     Replaced,
     /// Shutting down.
     Stopped,
@@ -276,8 +346,13 @@ pub(crate) async fn run(link: Link) {
         let delay = match &end {
             SessionEnd::Stopped => break,
             SessionEnd::Replaced => {
-                error!(app = %s.app, "Another client took over the ARI application; reconnecting later.");
-                s.reconnect_backoff_cap_ms
+                link.control.owner.taken_over(crate::clock::now_ms());
+                error!(app = %s.app, "Another client took over the ARI application: calls now reach it, not edgecc. edgecc does not take the application back by itself; stop the other client, then take it back (POST /api/v1/admin/pbx/take_back, or restart edgecc).");
+                if !wait_for_take_back(&link.control).await {
+                    break;
+                }
+                warn!(app = %s.app, "Taking the ARI application back, as an operator asked.");
+                0
             }
             SessionEnd::Dropped(why) => {
                 let d = backoff_ms(
@@ -299,6 +374,20 @@ pub(crate) async fn run(link: Link) {
     }
     link.control.up.set(false);
     info!("PBX link stopped.");
+}
+
+/// Waits until an operator asks to take the application back (true) or
+/// the link stops (false).
+async fn wait_for_take_back(control: &LinkControl) -> bool {
+    loop {
+        if control.is_stopping() {
+            return false;
+        }
+        if control.owner.take_back_asked() {
+            return true;
+        }
+        actix_rt::time::sleep(KICK_POLL).await;
+    }
 }
 
 /// Why the events WebSocket could not be opened (each ends the attempt;

@@ -47,4 +47,5 @@ pub mod state;
 mod steps;
 
 pub use adapter::{AriPbx, AriStats};
+pub use link::AppOwnership;
 pub use settings::{AriConfig, AriSettings};

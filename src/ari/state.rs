@@ -288,9 +288,16 @@ pub fn attached_data(args: &[String], channel: &Channel) -> Vec<AttachedVar> {
 }
 
 /// The snoop channel edgecc creates for supervisor leg `supervisor`
-/// (monitor and whisper).
+/// (`{call}~{token}`; monitor and whisper): `{call}~spy{token}`. Neither
+/// id is a prefix of the other, nor of any other leg's: Asterisk refuses
+/// a new channel id that is a prefix of a live one's (issue 16: with
+/// `{leg}~spy` made first, the supervisor's `{leg}` was refused 409).
 pub fn spy_of(supervisor: &str) -> String {
-    format!("{supervisor}~spy")
+    let sep = edgecc_actors::ids::LEG_ID_SEPARATOR;
+    match supervisor.rsplit_once(sep) {
+        Some((call, suffix)) => format!("{call}{sep}spy{suffix}"),
+        None => format!("{supervisor}{sep}spy"),
+    }
 }
 
 /// The lane (call) a channel or leg id belongs to.
@@ -1190,13 +1197,13 @@ mod tests {
             Leg::new(
                 LegRole::Originated,
                 OnAnswer::BridgeWithSpy {
-                    spy: "c1~9~spy".into(),
+                    spy: "c1~spy9".into(),
                     bridge: "s~c1~9".into(),
                 },
             ),
         );
         st.legs.insert(
-            "c1~9~spy".into(),
+            "c1~spy9".into(),
             Leg::new(
                 LegRole::Spy {
                     supervisor: "c1~9".into(),
@@ -1212,16 +1219,16 @@ mod tests {
             timestamp_ms: None,
             type_name: "StasisStart".into(),
         };
-        assert!(emitted(&st.on_event(&start("c1~9~spy"))).is_empty());
+        assert!(emitted(&st.on_event(&start("c1~spy9"))).is_empty());
         let fx = st.on_event(&start("c1~9"));
         assert!(fx.contains(&Effect::BridgeSpy {
             bridge: "s~c1~9".into(),
-            spy: "c1~9~spy".into(),
+            spy: "c1~spy9".into(),
             supervisor: "c1~9".into()
         }));
         let end = Envelope {
             event: AriEvent::StasisEnd {
-                channel: channel("c1~9~spy", "Up", true),
+                channel: channel("c1~spy9", "Up", true),
             },
             timestamp_ms: None,
             type_name: "StasisEnd".into(),

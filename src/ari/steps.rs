@@ -124,10 +124,30 @@ impl Calls {
             .call(Method::POST, "/channels", &q, body.as_ref())
             .await;
         debug!(leg_id = %leg, endpoint = %endpoint, ms = started.elapsed().as_millis() as u64, ok = r.is_ok(), "Originate sent.");
+        let r = match r {
+            // 409: a channel holds the id, or an id it is a prefix of. It
+            // is this leg only if a channel has exactly this id (a retried
+            // originate that landed); otherwise Asterisk refused the id.
+            Err(RestError::Status {
+                status: 409,
+                message,
+            }) => {
+                let path = format!("/channels/{}", encode_segment(leg));
+                match self.rest.call(Method::GET, &path, &[], None).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => {
+                        warn!(leg_id = %leg, endpoint = %endpoint, error = %message, "Originate refused: the id conflicts with a live channel's.");
+                        Err(RestError::Status {
+                            status: 409,
+                            message,
+                        })
+                    }
+                }
+            }
+            other => other.map(|_| ()),
+        };
         match r {
-            Ok(_) => Ok(()),
-            // The id exists: a retried originate that landed.
-            Err(RestError::Status { status: 409, .. }) => Ok(()),
+            Ok(()) => Ok(()),
             Err(e) => {
                 let mut st = self.state.borrow_mut();
                 if st.legs.get(leg).is_some_and(|l| !l.up) {

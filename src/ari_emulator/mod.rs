@@ -67,6 +67,12 @@
 //! - Results not in the captures (409 on a reused channel or bridge id, 422
 //!   for a channel not in Stasis when bridged) follow Asterisk's sources as
 //!   documented, not a capture.
+//! - A new channel id (originate `channelId`/`otherChannelId`, create,
+//!   snoop) is refused when it is, ignoring case, a prefix of a live
+//!   channel's id, as Asterisk 22 does (issue 16: `x~spy` then `x` was
+//!   refused 409 by a real Asterisk 22.10.1; the rule is its partial-key
+//!   id lookup). An originate answers 409 "Channel with given unique ID
+//!   already exists", a snoop 500 "Snoop channel could not be created".
 
 mod auth;
 mod model;

@@ -552,6 +552,20 @@ impl Core {
         self.channels.contains_key(id)
     }
 
+    /// Whether Asterisk refuses `id` for a new channel: it is, ignoring
+    /// case, a prefix of (or equal to) a live channel's id. Asterisk 22
+    /// looks an assigned id up with a partial-key match of the id's own
+    /// length (`do_ids_conflict` in main/channel.c, `by_uniqueid_cb` in
+    /// main/channelstorage_ao2_legacy.c: `strncasecmp(existing, new,
+    /// strlen(new))`), so `x` is refused while `x~spy` lives; the converse
+    /// is allowed (`x~spy` while `x` lives).
+    fn id_in_use(&self, id: &str) -> bool {
+        let new = id.to_ascii_lowercase();
+        self.channels
+            .keys()
+            .any(|live| live.to_ascii_lowercase().starts_with(&new))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn new_chan(
         &mut self,
@@ -994,7 +1008,7 @@ impl Core {
             .or_else(|| p.get("channelId").filter(|s| !s.is_empty()).cloned());
         let id2 = p.get("otherChannelId").filter(|s| !s.is_empty()).cloned();
         for id in id1.iter().chain(id2.iter()) {
-            if self.exists(id) {
+            if self.id_in_use(id) {
                 return Err((409, message("Channel with given unique ID already exists")));
             }
         }
@@ -1678,8 +1692,10 @@ impl Core {
             .map(str::to_owned)
             .or_else(|| p.get("snoopId").filter(|s| !s.is_empty()).cloned())
             .unwrap_or_else(|| self.unique_id());
-        if self.exists(&sid) {
-            return Err((409, message("Channel with given unique ID already exists")));
+        if self.id_in_use(&sid) {
+            // The snoop channel's allocation fails; ARI says no more than
+            // this (res/ari/resource_channels.c).
+            return Err((500, message("Snoop channel could not be created")));
         }
         self.announcer_seq += 1;
         let target_name = self

@@ -11,10 +11,10 @@ use edgecc_actors::registry::{
     AgentCommand, AgentRequest, AgentSnapshot, CallRequest, SuperviseAgent, SupervisorCommand,
     SupervisorRequest,
 };
-use edgecc_actors::{AgentId, CallAction, CallId, QueueId};
+use edgecc_actors::{AgentId, CallAction, CallId, CcError, QueueId};
 use serde::Deserialize;
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::auth::{bearer, Caller};
 use super::config::Role;
@@ -256,6 +256,12 @@ async fn call_request(
         .map_err(ApiError::from)
 }
 
+/// Whether the agent's request was refused because the call is not (or
+/// no longer) the agent's: another agent's (403) or not live (404).
+fn refused_as_not_ours(e: &ApiError) -> bool {
+    e.status == 403 || e.status == 404
+}
+
 /// Optional body of the call actions that take an argument.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -340,7 +346,18 @@ pub async fn call_action(
         }
     };
     let call = parse_call_id(&call_id)?;
-    call_request(&state, &agent, &call, command).await?;
+    let wrap_up = matches!(command, CallCommand::Control(CallAction::WrapUpCode { .. }));
+    match call_request(&state, &agent, &call, command).await {
+        // A code for a call the agent had, once nothing can record it any
+        // more: its wrap-up is over (not "not yours").
+        Err(e) if wrap_up && refused_as_not_ours(&e) => {
+            if views::recent_call(&state, &agent, &call).await?.is_some() {
+                return Err(CcError::WrapUpOver { call }.into());
+            }
+            return Err(e);
+        }
+        other => other?,
+    }
     info!(agent_id = %agent, call_id = %call, action = %action, "Agent call action.");
     Ok(HttpResponse::Ok().json(views::desktop(&state, &agent).await?))
 }
@@ -624,6 +641,25 @@ pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
             refused.to_string(),
         )),
     }
+}
+
+/// `POST /api/v1/admin/pbx/take_back`: takes the ARI application back
+/// from the client that took it over (edgecc never does by itself). 409
+/// when edgecc owns it, or drives no Asterisk.
+pub async fn pbx_take_back(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let Some(owner) = &state.ari_owner else {
+        return Err(ApiError::conflict(
+            "edgecc drives no Asterisk (pbx.kind is not ari)",
+        ));
+    };
+    if !owner.take_back() {
+        return Err(ApiError::conflict(
+            "no other client owns the ARI application: nothing to take back",
+        ));
+    }
+    warn!(admin = %caller.session.user_id, "Admin takes the ARI application back.");
+    Ok(HttpResponse::Ok().json(json!({"taking_back": true})))
 }
 
 /// Cuts user text echoed in messages, without its control characters.

@@ -116,6 +116,7 @@ impl From<CcError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "not_found", message)
             }
             CcError::NotYourCall { .. } => Self::forbidden(message),
+            CcError::WrapUpOver { .. } => Self::new(StatusCode::CONFLICT, "wrap_up_over", message),
             CcError::NotOnACall(_) | CcError::NoOffer(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
@@ -125,6 +126,7 @@ impl From<CcError> for ApiError {
             CcError::Agent(_) | CcError::Call(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
+            CcError::Pbx(_) => Self::new(StatusCode::BAD_GATEWAY, "pbx_failed", message),
             CcError::Mailbox(_) | CcError::TooManySubscribers { .. } => Self::unavailable(message),
         }
     }

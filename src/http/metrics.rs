@@ -1,7 +1,8 @@
 //! `/metrics` in the Prometheus text format (0.0.4): it owns every metric
 //! name but the storage health's (named in [`storage_health::FIGURES`]);
 //! the figures come from the actors' snapshot (queue waits and service
-//! level included), the storage and the CRM sync worker.
+//! level included), the storage, the CRM sync worker and the ARI
+//! application's ownership.
 //!
 //! A scrape first gathers the figures (the actors and the sync worker are
 //! asked over their mailboxes) into a [`Scrape`], then hands it to
@@ -62,6 +63,13 @@ pub const RESTART_CALLS_RESTORED: &str = "edgecc_restart_calls_restored";
 /// Of those, calls the PBX still had and that carried on (gauge; no sample
 /// on a fresh start, nor before the reconcile).
 pub const RESTART_CALLS_ADOPTED: &str = "edgecc_restart_calls_adopted";
+/// 1 while another client owns the ARI application (gauge; only with
+/// `pbx.kind = "ari"`): edgecc gets no calls until an operator takes it
+/// back.
+pub const ARI_APP_TAKEN_OVER: &str = "edgecc_ari_app_taken_over";
+/// Times another client took the ARI application over (counter, scraped
+/// as `edgecc_ari_app_takeovers_total`).
+pub const ARI_APP_TAKEOVERS: &str = "edgecc_ari_app_takeovers";
 
 /// Agent states, for zero-filled gauges.
 const AGENT_STATES: [&str; 6] = [
@@ -314,6 +322,26 @@ pub async fn gather(state: &AppState) -> Result<Scrape, super::error::ApiError> 
             family = family.sample(vec![], value);
         }
         families.push(family);
+    }
+
+    if let Some(owner) = &state.ari_owner {
+        let taken = u64::from(owner.taken_over_since_ms().is_some());
+        families.push(
+            Family::new(
+                ARI_APP_TAKEN_OVER,
+                "1 while another client owns the ARI application.",
+                MetricType::Gauge,
+            )
+            .sample(vec![], Value::Count(taken)),
+        );
+        families.push(
+            Family::new(
+                ARI_APP_TAKEOVERS,
+                "Times another client took the ARI application over.",
+                MetricType::Counter,
+            )
+            .sample(vec![], Value::Count(owner.takeovers())),
+        );
     }
 
     if let Some(sync) = &state.sync {

@@ -194,6 +194,9 @@ pub struct AppState {
     pub http: HttpConfig,
     /// The reload hook's actor, when the daemon wired one.
     pub reload: Option<Addr<Reloader>>,
+    /// Who owns the ARI application, when the system drives an Asterisk
+    /// (`/readyz`, `/metrics`, the admin take-back).
+    pub ari_owner: Option<Arc<crate::ari::AppOwnership>>,
 }
 
 impl AppState {
@@ -290,6 +293,7 @@ pub async fn start(
         reason_codes: RwLock::new(config.contact_center.reason_codes.clone()),
         http,
         reload: reload.map(|hook| Reloader { hook }.start()),
+        ari_owner: running.ari.as_ref().map(|a| a.app_ownership()),
     });
     let data = web::Data::from(state.clone());
     let bind_error = |source| StartError::Bind {
@@ -439,7 +443,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
                     "/admin/dead_letters/{seq}/requeue",
                     web::post().to(api::dead_requeue),
                 )
-                .route("/admin/reload", web::post().to(api::reload)),
+                .route("/admin/reload", web::post().to(api::reload))
+                .route("/admin/pbx/take_back", web::post().to(api::pbx_take_back)),
         );
 }
 
@@ -529,13 +534,30 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(Ok(()))
     );
     let ready = actors_ok && pbx_up && storage_ok;
-    let body = serde_json::json!({
+    // Another client owns the ARI application: calls go to it, so this box
+    // is not ready, and says why (an HA pair's standby reads the same).
+    let taken_over = state
+        .ari_owner
+        .as_ref()
+        .and_then(|o| o.taken_over_since_ms());
+    let pbx = match (pbx_up, taken_over) {
+        (true, _) => "up",
+        (false, Some(_)) => "taken_over",
+        (false, None) => "down",
+    };
+    let mut body = serde_json::json!({
         "ready": ready,
         "actors": if actors_ok { "responding" } else { "not responding" },
-        "pbx": if pbx_up { "up" } else { "down" },
+        "pbx": pbx,
         "storage": if storage_ok { "writable" } else { "failing" },
         "storage_health": state.storage.health(),
     });
+    if let Some(since_ms) = taken_over {
+        body["pbx_detail"] = serde_json::json!({
+            "taken_over_since_ms": since_ms,
+            "message": "another client took over the ARI application; edgecc does not take it back by itself: stop the other client, then POST /api/v1/admin/pbx/take_back (or restart edgecc)",
+        });
+    }
     if ready {
         HttpResponse::Ok().json(body)
     } else {

@@ -116,6 +116,9 @@ pub fn call_json(state: &AppState, view: &CallView, agent: &AgentView, now_ms: u
         "muted": view.muted.contains(&agent.agent),
         "parties": view.parties,
         "offered_to": view.offers.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+        // Accepted on the desktop, the phone not answered yet: the desktop
+        // says "waiting for your phone to answer".
+        "waiting_for_phone": view.answer_pending.contains(&agent.agent),
         "connected_since_ms": talking_since,
         "duration_ms": talking_since.map(|s| now_ms.saturating_sub(s)),
         "terminal": view.terminal,

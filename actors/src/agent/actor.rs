@@ -191,6 +191,10 @@ pub struct AgentActor {
     agent: Agent,
     /// The actor of the call the agent is reserved for or on.
     call_addr: Option<Addr<CallActor>>,
+    /// The last call the agent was on, with its actor: a wrap-up code sent
+    /// for it after the wrap-up ended is still recorded while the ended
+    /// call's actor lingers.
+    last_call: Option<(CallId, Addr<CallActor>)>,
     /// Whether the queues currently have the agent as Ready.
     pushed_ready: bool,
     /// The state name and call time in state is measured against
@@ -218,6 +222,7 @@ impl AgentActor {
             env,
             agent: Agent::new(id, settings),
             call_addr: None,
+            last_call: None,
             pushed_ready: false,
             time_key: (super::AgentState::LoggedOut.name(), None),
             state_since_ms: now,
@@ -239,6 +244,7 @@ impl AgentActor {
         let state_since_ms = agent.state.started_ms().unwrap_or(now);
         Self {
             env,
+            last_call: agent_call_addr(&agent, &call_addr),
             agent,
             call_addr,
             pushed_ready: false,
@@ -319,6 +325,9 @@ impl AgentActor {
             }
         }
         self.pushed_ready = ready;
+        if let Some(last) = agent_call_addr(&self.agent, &self.call_addr) {
+            self.last_call = Some(last);
+        }
         if self.agent.state.call().is_none() {
             self.call_addr = None;
         }
@@ -403,6 +412,41 @@ impl AgentActor {
             .map_err(|e| CcError::Mailbox(e.to_string()))?
         })
     }
+}
+
+/// The agent's current call with its actor, if both are known.
+fn agent_call_addr(
+    agent: &Agent,
+    call_addr: &Option<Addr<CallActor>>,
+) -> Option<(CallId, Addr<CallActor>)> {
+    Some((agent.state.call()?.clone(), call_addr.clone()?))
+}
+
+/// A wrap-up code for the agent's last call, sent after its wrap-up ended
+/// (the desktop saved it late, or ended the wrap-up first): recorded while
+/// the ended call's actor lingers (it keeps the interaction's update
+/// order); once it stopped, the answer says the wrap-up is over.
+fn late_wrap_up_code(
+    agent: AgentId,
+    call: CallId,
+    code: String,
+    addr: Addr<CallActor>,
+) -> ResponseFuture<Result<(), CcError>> {
+    let control = ControlCall {
+        agent: agent.clone(),
+        call: call.clone(),
+        action: CallAction::WrapUpCode { code },
+    };
+    Box::pin(async move {
+        match addr.send(control).await {
+            Ok(Ok(())) => {
+                info!(agent_id = %agent, call_id = %call, "Wrap-up code recorded after the wrap-up ended.");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(CcError::WrapUpOver { call }),
+        }
+    })
 }
 
 impl Actor for AgentActor {
@@ -513,6 +557,11 @@ impl Handler<ActOnCall> for AgentActor {
         let call = match (msg.call, current) {
             (Some(named), Some(current)) if named == current => current,
             (Some(named), _) => {
+                if let CallCommand::Control(CallAction::WrapUpCode { code }) = &msg.command {
+                    if let Some((_, addr)) = self.last_call.as_ref().filter(|(c, _)| c == &named) {
+                        return late_wrap_up_code(agent, named, code.clone(), addr.clone());
+                    }
+                }
                 debug!(agent_id = %agent, call_id = %named, "Desktop named a call that is not the agent's.");
                 let err = CcError::NotYourCall { agent, call: named };
                 return Box::pin(async move { Err(err) });

@@ -188,6 +188,20 @@ impl CallActor {
     }
 
     fn view(&self) -> CallView {
+        let answer_pending = match &self.call.phase {
+            super::CallPhase::Offering { offers, .. } => offers
+                .iter()
+                .filter(|o| o.accepted_ms.is_some())
+                .map(|o| o.agent.clone())
+                .collect(),
+            super::CallPhase::Connected(s) => s
+                .pending
+                .iter()
+                .filter(|p| !p.answered && p.accepted_ms.is_some())
+                .map(|p| p.to.agent.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
         let (held, ring_all) = match &self.call.phase {
             super::CallPhase::Connected(s) => (s.held, false),
             super::CallPhase::Offering { ring_all, .. } => (false, *ring_all),
@@ -201,6 +215,7 @@ impl CallActor {
             phase: self.call.phase.name(),
             queue: self.call.rules.as_ref().map(|r| r.queue.clone()),
             offers: self.call.offers(),
+            answer_pending,
             ring_all,
             parties: self.call.parties(),
             muted: match &self.call.phase {
@@ -331,6 +346,17 @@ impl CallActor {
                     error!(call_id = %act.call.id, error = %e, "PBX failed to answer; call ends.");
                     let fx = act.call.pbx_failed(e.to_string(), now);
                     act.apply(fx, ctx);
+                }
+                PbxCommand::Answer { leg_id } => {
+                    // An agent accepted on its desktop and its phone was
+                    // not picked up: the agent's no-answer.
+                    let fx = act.call.phone_not_answered(leg_id, now);
+                    if fx.is_empty() {
+                        debug!(call_id = %act.call.id, leg_id = %leg_id, error = %e, "Answer failed on a leg no longer offered.");
+                    } else {
+                        warn!(call_id = %act.call.id, leg_id = %leg_id, error = %e, "Accepted on the desktop but the phone did not answer; the call goes back to its queue.");
+                        act.apply(fx, ctx);
+                    }
                 }
                 _ => debug!(call_id = %act.call.id, error = %e, "PBX command failed (ignored)."),
             }
@@ -632,24 +658,54 @@ pub struct EndSupervision {
 }
 
 impl Handler<Supervise> for CallActor {
-    type Result = Result<LegId, CcError>;
+    type Result = ResponseActFuture<Self, Result<LegId, CcError>>;
 
+    /// The answer waits for the PBX to take the supervisor's leg (a snoop
+    /// and the supervisor's device dialled, or the barging device
+    /// dialled): a refusal is the supervisor's answer, not a log line.
     fn handle(&mut self, msg: Supervise, ctx: &mut Self::Context) -> Self::Result {
         let token = self.env.mint_token();
         let now = self.env.now_ms();
-        let fx = self.call.supervise(
+        let mut fx = match self.call.supervise(
             &msg.supervisor,
             &msg.endpoint,
             &msg.agent,
             msg.mode,
             token,
             now,
-        )?;
+        ) {
+            Ok(fx) => fx,
+            Err(e) => return Box::pin(actix::fut::ready(Err(e.into()))),
+        };
         let leg = LegId::for_offer(&self.call.id, token);
-        info!(call_id = %self.call.id, supervisor = %msg.supervisor, agent_id = %msg.agent,
-              mode = msg.mode.as_str(), leg_id = %leg, "Supervisor joins the call.");
+        // The supervisor's leg is the last effect; the rest (an earlier
+        // supervision's hang-up) goes as usual.
+        let join = match fx.pop() {
+            Some(CallEffect::Pbx(cmd)) => cmd,
+            other => {
+                fx.extend(other);
+                self.apply(fx, ctx);
+                return Box::pin(actix::fut::ready(Ok(leg)));
+            }
+        };
         self.apply(fx, ctx);
-        Ok(leg)
+        let call = self.call.id.clone();
+        let send = self.env.pbx.send(join);
+        Box::pin(send.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(()) => {
+                info!(call_id = %call, supervisor = %msg.supervisor, agent_id = %msg.agent,
+                      mode = msg.mode.as_str(), leg_id = %leg, "Supervisor joins the call.");
+                Ok(leg)
+            }
+            Err(e) => {
+                warn!(call_id = %call, supervisor = %msg.supervisor, agent_id = %msg.agent,
+                      mode = msg.mode.as_str(), leg_id = %leg, error = %e, "Supervisor could not join the call.");
+                if act.call.supervisor_leg_gone(&leg) {
+                    act.apply(Vec::new(), ctx);
+                }
+                Err(CcError::Pbx(e.to_string()))
+            }
+        }))
     }
 }
 

@@ -35,6 +35,7 @@ impl Call {
             leg: leg.clone(),
             deadline_ms,
             answered: false,
+            accepted_ms: None,
         });
         let mut fx = Vec::new();
         self.moh_on(&mut fx);
@@ -77,6 +78,7 @@ impl Call {
             leg: leg.clone(),
             deadline_ms,
             answered: false,
+            accepted_ms: None,
         });
         let mut fx = Vec::from(self.ring_leg(to, leg, token, deadline_ms));
         let event = UpdateEvent::ConferenceInvite {

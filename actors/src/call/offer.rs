@@ -103,6 +103,7 @@ impl Call {
             deadline_ms,
             purpose,
             extension: agent.extension.clone(),
+            accepted_ms: None,
         }
     }
 
@@ -124,7 +125,9 @@ impl Call {
     }
 
     /// The agent accepted (its leg answered, or from the desktop): in
-    /// Offering the call connects to it; in Connected it is the consulted or
+    /// Offering the call connects to it when its leg answered; a desktop
+    /// accept asks the PBX to answer the leg and connects on the answer
+    /// ([`Self::accept_on_desktop`]). In Connected it is the consulted or
     /// invited agent answering the pending leg. Any other phase has no offer
     /// to accept: the token is stale.
     pub fn accept(
@@ -135,7 +138,13 @@ impl Call {
         now_ms: u64,
     ) -> Result<Fx, CallError> {
         match &self.phase {
-            CallPhase::Offering { .. } => self.accept_offer(agent, token, from_desktop, now_ms),
+            CallPhase::Offering { .. } if from_desktop => {
+                self.accept_on_desktop(agent, token, now_ms)
+            }
+            CallPhase::Offering { .. } => self.accept_offer(agent, token, now_ms),
+            CallPhase::Connected(_) if from_desktop => {
+                self.accept_pending_on_desktop(token, now_ms)
+            }
             CallPhase::Connected(_) => self.accept_pending_leg(token, now_ms),
             CallPhase::Routing
             | CallPhase::Queued { .. }
@@ -151,24 +160,117 @@ impl Call {
         }
     }
 
-    /// Offering: `agent`'s offer wins; the other ring-all offers are
-    /// withdrawn, the caller is bridged to the agent, and the first accept
-    /// writes the interaction and the phone log before the agent is told.
+    /// Offering, from the desktop: the agent claims the offer while its
+    /// phone rings. The other ring-all offers are withdrawn and the PBX is
+    /// asked to answer the agent's leg; the call stays offered to the agent
+    /// until the leg answers (then [`Self::accept_offer`] connects it, as
+    /// for a phone picked up by hand). Nothing is bridged and nothing is
+    /// written for the CRM before that: if the phone never answers (the
+    /// PBX gives up on the answer, or the offer times out), the offer is
+    /// the agent's no-answer and the call goes back to its place in line.
+    /// Accepting again while waiting changes nothing.
+    fn accept_on_desktop(
+        &mut self,
+        agent: &AgentId,
+        token: OfferToken,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        let (wrong, stale) = (self.wrong("accept an offer"), self.stale(token));
+        let CallPhase::Offering { offers, .. } = &mut self.phase else {
+            return Err(wrong);
+        };
+        let Some(won) = offers
+            .iter_mut()
+            .find(|o| o.token == token && &o.agent == agent)
+        else {
+            return Err(stale);
+        };
+        if won.accepted_ms.is_some() {
+            return Ok(Vec::new());
+        }
+        won.accepted_ms = Some(now_ms);
+        let leg = won.leg.clone();
+        let (kept, others): (Vec<Offer>, Vec<Offer>) = std::mem::take(offers)
+            .into_iter()
+            .partition(|o| o.token == token);
+        *offers = kept;
+        let mut fx: Fx = others.into_iter().flat_map(Offer::withdraw).collect();
+        fx.push(CallEffect::Pbx(PbxCommand::Answer { leg_id: leg }));
+        Ok(fx)
+    }
+
+    /// Connected, from the desktop: the consulted or invited agent claims
+    /// the pending leg while its phone rings. As for an offer
+    /// ([`Self::accept_on_desktop`]), the PBX is asked to answer the leg and
+    /// nothing is bridged before it does.
+    fn accept_pending_on_desktop(
+        &mut self,
+        token: OfferToken,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        let stale = self.stale(token);
+        let CallPhase::Connected(s) = &mut self.phase else {
+            return Err(stale);
+        };
+        let Some(p) = s
+            .pending
+            .as_mut()
+            .filter(|p| p.token == token && !p.answered)
+        else {
+            return Err(stale);
+        };
+        if p.accepted_ms.is_some() {
+            return Ok(Vec::new());
+        }
+        p.accepted_ms = Some(now_ms);
+        Ok(vec![CallEffect::Pbx(PbxCommand::Answer {
+            leg_id: p.leg.clone(),
+        })])
+    }
+
+    /// The PBX could not answer `leg` after a desktop accept (the phone was
+    /// not picked up): the offer (or the consult or invite) is the agent's
+    /// no-answer, as a RONA is.
+    pub fn phone_not_answered(&mut self, leg: &LegId, now_ms: u64) -> Fx {
+        let accepted = match &self.phase {
+            CallPhase::Offering { offers, .. } => offers
+                .iter()
+                .find(|o| &o.leg == leg && o.accepted_ms.is_some())
+                .map(|o| (o.agent.clone(), o.token)),
+            CallPhase::Connected(s) => s
+                .pending
+                .as_ref()
+                .filter(|p| &p.leg == leg && !p.answered && p.accepted_ms.is_some())
+                .map(|p| (p.to.agent.clone(), p.token)),
+            _ => None,
+        };
+        match accepted {
+            Some((agent, token)) => self
+                .offer_failed(
+                    &agent,
+                    token,
+                    OfferOutcome::Missed,
+                    HangupCause::NoAnswer,
+                    now_ms,
+                )
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Offering: `agent`'s offer wins (its leg answered); the other
+    /// ring-all offers are withdrawn, the caller is bridged to the agent,
+    /// and the first accept writes the interaction and the phone log before
+    /// the agent is told.
     fn accept_offer(
         &mut self,
         agent: &AgentId,
         token: OfferToken,
-        from_desktop: bool,
         now_ms: u64,
     ) -> Result<Fx, CallError> {
         let (won, others) = self.take_offer(agent, token, "accept an offer")?;
         let others = std::mem::take(others);
         let mut fx: Fx = others.into_iter().flat_map(Offer::withdraw).collect();
-        if from_desktop {
-            fx.push(CallEffect::Pbx(PbxCommand::Answer {
-                leg_id: won.leg.clone(),
-            }));
-        }
         self.moh_off(&mut fx);
         let main = BridgeId::main(&self.id);
         fx.push(bridge(main.clone(), self.caller_leg.clone()));

@@ -90,6 +90,12 @@ pub struct Offer {
     pub purpose: OfferPurpose,
     /// The agent's extension (caller id of its later consults).
     pub extension: String,
+    /// When the agent accepted on its desktop while its phone still rang:
+    /// the call connects when the phone answers (a PBX may not be able to
+    /// pick up an alerting phone, Asterisk's ARI cannot), and the offer
+    /// counts as the agent's no-answer if it never does.
+    #[serde(default)]
+    pub accepted_ms: Option<u64>,
 }
 
 /// An agent on the connected call.
@@ -136,6 +142,10 @@ pub struct PendingLeg {
     pub deadline_ms: u64,
     /// Whether `to` answered.
     pub answered: bool,
+    /// When `to` accepted on its desktop while its phone still rang (see
+    /// [`Offer::accepted_ms`]): the leg joins when the phone answers.
+    #[serde(default)]
+    pub accepted_ms: Option<u64>,
 }
 
 /// The connected call.

@@ -51,6 +51,9 @@ function render() {
     Edge.$("offer-ani").textContent = c.ani;
     Edge.$("offer-queue").textContent = c.queue || "direct";
     fillData("offer-data", c.attached);
+    // Accepted here, the phone not picked up yet: say so, and no second accept.
+    Edge.show("offer-phone", !!c.waiting_for_phone);
+    Edge.$("accept").disabled = !!c.waiting_for_phone;
   }
   const onCall = c && !snap.offer;
   Edge.show("call", !!onCall);

@@ -163,12 +163,20 @@ fn a_quarantine_shows_in_readyz_metrics_status_and_the_log() {
         sample(&metrics, "edgecc_storage_index_rebuild_seconds").is_some(),
         "the rebuild's time: {metrics}"
     );
+    // A quarantine rebuilds a fresh sled, but it is not the set-aside of a
+    // large backlog at an unclean open.
+    assert_eq!(
+        sample(&metrics, "edgecc_storage_sled_rebuilt"),
+        Some(0.0),
+        "{metrics}"
+    );
 
     let o = cli_on(&data, &socket, &["outbox", "status"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("depth          3"), "{text}");
     assert!(text.contains("quarantined    1"), "{text}");
+    assert!(text.contains("sled rebuilt   0"), "{text}");
     assert!(text.contains("writer queue   "), "{text}");
     assert!(
         text.contains("db.quarantined-"),

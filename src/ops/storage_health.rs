@@ -76,6 +76,8 @@ pub const FIGURES: &[Figure] = &[
         help: "Changes queued for the storage writer." },
     Figure { key: "index_rebuild_ms", metric: "edgecc_storage_index_rebuild_seconds", label: "index rebuild", unit: Unit::Millis,
         help: "Time the last open spent checking or rebuilding sled against the log." },
+    Figure { key: "sled_rebuilt", metric: "edgecc_storage_sled_rebuilt", label: "sled rebuilt", unit: Unit::Count,
+        help: "1 when the last open set sled aside and filled a fresh one from the log (an unclean stop with a large backlog)." },
     Figure { key: "repaired_entries", metric: "edgecc_storage_repaired_entries", label: "repaired", unit: Unit::Count,
         help: "Entries the last open repaired in sled to match the log." },
     Figure { key: "log_segments", metric: "edgecc_storage_log_segments", label: "log segments", unit: Unit::Count,

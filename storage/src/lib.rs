@@ -281,6 +281,10 @@ pub(crate) struct Shared {
     pub(crate) checked: AtomicBool,
     /// Set when sled failed while unchecked: the check moves it aside.
     pub(crate) sled_failed: Mutex<Option<String>>,
+    /// Test hook ([`Storage::inject_sled_read_panic`]): the next read of a
+    /// trusted sled panics inside sled's call, as sled 0.34.7 does on
+    /// some damaged pages.
+    pub(crate) panic_next_sled_read: AtomicBool,
     /// Held while sled is written (a group applied, a batch of the check,
     /// the swap of a quarantined sled), so writes reach sled in log order.
     pub(crate) apply_lock: Mutex<()>,
@@ -339,6 +343,25 @@ impl Shared {
         if failed.is_none() {
             warn!(error = %why, "sled failed while being checked; it is moved aside and rebuilt from the log.");
             *failed = Some(why);
+        }
+    }
+
+    /// A trusted sled panicked while read: it is not trusted again until
+    /// the next open checks it against the log. Reads come from the log
+    /// (the live map is exact at all times), the writer stops applying
+    /// groups to it, the close leaves no clean marker, and the health
+    /// reports why, as a check that could not finish does.
+    pub(crate) fn distrust_sled(&self, why: String) {
+        self.checked.store(false, Ordering::Release);
+        let mut failed = self.sled_failed.lock().unwrap_or_else(|p| p.into_inner());
+        if failed.is_none() {
+            tracing::error!(error = %why, "sled failed while read; reads come from the log until the next open checks sled again.");
+            *failed = Some(why.clone());
+        }
+        drop(failed);
+        let mut health = self.lock_health();
+        if health.index_check_error.is_none() {
+            health.index_check_error = Some(why);
         }
     }
 
@@ -605,6 +628,7 @@ impl Storage {
             reader: LogReader::new(&dir),
             checked: AtomicBool::new(trusted),
             sled_failed: Mutex::new(None),
+            panic_next_sled_read: AtomicBool::new(false),
             apply_lock: Mutex::new(()),
             check_hold: (Mutex::new(config.hold_index_check), Condvar::new()),
             stopping: AtomicBool::new(false),
@@ -714,6 +738,17 @@ impl Storage {
         let (lock, cvar) = &self.inner.shared.check_hold;
         *lock.lock().unwrap_or_else(|p| p.into_inner()) = false;
         cvar.notify_all();
+    }
+
+    /// Test hook: the next read of a trusted sled panics inside its call
+    /// (sled 0.34.7 panics so on some pages a power cut damaged, e.g.
+    /// "tried to serialize Uninitialized"). Never used by the daemon.
+    #[doc(hidden)]
+    pub fn inject_sled_read_panic(&self) {
+        self.inner
+            .shared
+            .panic_next_sled_read
+            .store(true, Ordering::Release);
     }
 
     /// Test hook: while sled is unchecked, marks it failed as a group it

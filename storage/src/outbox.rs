@@ -144,6 +144,11 @@
 //!    too, sled stays unused and reads keep coming from the log
 //!    ([`crate::StorageHealth::index_check_error`]). A close before the
 //!    check ended writes no clean marker: the next open checks again.
+//!    A trusted sled that panics while read (any caller's thread) is
+//!    distrusted: that read and every later one come from the log, the
+//!    writer stops applying groups to it, the health says why
+//!    (`index_check_error`) and the close writes no clean marker, so the
+//!    next open checks it.
 //!    Backups copy sled's trees, so they wait for the check.
 //!    **A large backlog is rebuilt, not walked**: with at least
 //!    `StorageConfig::rebuild_entries` live entries (100,000 by default)

@@ -3,9 +3,12 @@
 //! the log until then. The live map is exact at all times (the writer
 //! notes each frame there before answering anyone), so until sled is
 //! trusted it answers which keys exist, and a value is read back from the
-//! segment file at the location the map gives.
+//! segment file at the location the map gives. A trusted sled that
+//! panics while read is distrusted and the read answered from the log.
 
 use std::io::ErrorKind;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 
 use crate::error::StorageError;
 use crate::live::Loc;
@@ -19,12 +22,42 @@ const RETIRED_RETRIES: usize = 16;
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
 impl Shared {
+    /// `read` of a trusted sled: `None` when sled is not trusted, or when
+    /// it panicked (it is then distrusted, see [`Shared::distrust_sled`],
+    /// and the caller reads the log instead).
+    fn from_sled<T>(
+        &self,
+        what: &str,
+        read: impl FnOnce() -> Result<T, StorageError>,
+    ) -> Option<Result<T, StorageError>> {
+        if !self.is_checked() {
+            return None;
+        }
+        let injected = self.panic_next_sled_read.swap(false, Ordering::AcqRel);
+        match catch_unwind(AssertUnwindSafe(|| {
+            assert!(!injected, "injected: sled panicked while read");
+            read()
+        })) {
+            Ok(result) => Some(result),
+            Err(panic) => {
+                self.distrust_sled(format!(
+                    "sled panicked during {what}: {}",
+                    crate::sled_files::panic_message(&*panic)
+                ));
+                None
+            }
+        }
+    }
+
     /// The value of `tree`/`key`.
     pub(crate) fn get(&self, tree: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        if self.is_checked() {
-            return Ok(self.sled()?.tree(tree)?.get(key)?.map(|v| v.to_vec()));
+        let sled = self.from_sled("a read", || {
+            Ok(self.sled()?.tree(tree)?.get(key)?.map(|v| v.to_vec()))
+        });
+        match sled {
+            Some(result) => result,
+            None => self.get_from_log(tree, key),
         }
-        self.get_from_log(tree, key)
     }
 
     /// The value of `tree`/`key` as the log holds it.
@@ -57,21 +90,27 @@ impl Shared {
 
     /// Whether `tree`/`key` exists.
     pub(crate) fn contains(&self, tree: &[u8], key: &[u8]) -> Result<bool, StorageError> {
-        if self.is_checked() {
-            return Ok(self.sled()?.tree(tree)?.contains_key(key)?);
+        let sled = self.from_sled("a read", || {
+            Ok(self.sled()?.tree(tree)?.contains_key(key)?)
+        });
+        match sled {
+            Some(result) => result,
+            None => Ok(self.lock_live().contains(tree, key)),
         }
-        Ok(self.lock_live().contains(tree, key))
     }
 
     /// The highest 8-byte key of `tree` (the last sequence or chunk).
     pub(crate) fn last_seq(&self, tree: &[u8]) -> Result<Option<u64>, StorageError> {
-        if self.is_checked() {
+        let sled = self.from_sled("a read", || {
             let last = self.sled()?.tree(tree)?.last()?;
-            return Ok(last
+            Ok(last
                 .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok())
-                .map(u64::from_be_bytes));
+                .map(u64::from_be_bytes))
+        });
+        match sled {
+            Some(result) => result,
+            None => Ok(self.lock_live().last_short_key(tree)),
         }
-        Ok(self.lock_live().last_short_key(tree))
     }
 
     /// Up to `limit` entries of `tree` from key `from` on (inclusive), in
@@ -82,14 +121,17 @@ impl Shared {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<Entry>, StorageError> {
-        if self.is_checked() {
+        let sled = self.from_sled("a read", || {
             let tree = self.sled()?.tree(tree)?;
             let mut out = Vec::with_capacity(limit.min(1024));
             for item in tree.range(from..).take(limit) {
                 let (k, v) = item?;
                 out.push((k.to_vec(), v.to_vec()));
             }
-            return Ok(out);
+            Ok(out)
+        });
+        if let Some(result) = sled {
+            return result;
         }
         let keys = self.lock_live().keys_from(tree, from, limit);
         let mut out = Vec::with_capacity(keys.len());

@@ -144,8 +144,10 @@
 //!    too, sled stays unused and reads keep coming from the log
 //!    ([`crate::StorageHealth::index_check_error`]). A close before the
 //!    check ended writes no clean marker: the next open checks again.
-//!    A trusted sled that panics while read (any caller's thread) is
-//!    distrusted: that read and every later one come from the log, the
+//!    A trusted sled that panics while read (any caller's thread) or
+//!    while a group is applied is distrusted (an error of a trusted sled,
+//!    such as a full disk, still stops the storage): that read
+//!    and every later one come from the log, the
 //!    writer stops applying groups to it, the health says why
 //!    (`index_check_error`) and the close writes no clean marker, so the
 //!    next open checks it.

@@ -698,8 +698,9 @@ impl Writer {
     /// Applies a logged group to sled, in log order (under the apply
     /// lock). While sled is unchecked a failure or panic is handed to the
     /// check, which moves sled aside and rebuilds it (reads come from the
-    /// log meanwhile, so callers are answered as usual); once checked, it
-    /// stops the storage (see the design note).
+    /// log meanwhile, so callers are answered as usual); once checked, a
+    /// panic distrusts sled until the next open and an error stops the
+    /// storage (see the design note).
     fn apply(&mut self, group: Group) -> Result<(), Failure> {
         let shared = Arc::clone(&self.shared);
         let refused = {
@@ -713,13 +714,33 @@ impl Writer {
                 Err(_) if !shared.is_checked() => return Ok(()),
                 Err(e) => e.to_string(),
                 Ok(sled) => {
-                    match crate::sled_files::guarded("applying a group", || group.apply(&sled)) {
-                        Ok(()) => return Ok(()),
-                        Err(e) if !shared.is_checked() => {
+                    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        group.apply(&sled)
+                    }));
+                    match applied {
+                        Ok(Ok(())) => return Ok(()),
+                        Ok(Err(e)) if !shared.is_checked() => {
                             shared.fail_sled(e.to_string());
                             return Ok(());
                         }
-                        Err(e) => e.to_string(),
+                        // An error of a trusted sled (a full disk, say)
+                        // stops the storage.
+                        Ok(Err(e)) => e.to_string(),
+                        // A panic is sled's own damage: the frame is
+                        // durable and the live map has it, so reads move
+                        // to the log, as after a read's panic.
+                        Err(panic) => {
+                            let why = format!(
+                                "sled panicked during applying a group: {}",
+                                crate::sled_files::panic_message(&*panic)
+                            );
+                            if shared.is_checked() {
+                                shared.distrust_sled(why);
+                            } else {
+                                shared.fail_sled(why);
+                            }
+                            return Ok(());
+                        }
                     }
                 }
             }

@@ -4,7 +4,6 @@
 //! `--offline`), and as an error line in the daemon's log at start; the
 //! writer queue's depth shows beside it.
 
-use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,28 +11,7 @@ use std::time::{Duration, Instant};
 use edgecc_storage::{NewRecord, RecordKind, Storage, StorageConfig};
 use serde_json::Value;
 
-use crate::util::{cli_on, edgecc, stderr, stdout};
-
-/// `GET path` on `addr`; answers status and body.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
+use crate::util::{cli_on, edgecc, http_get, stderr, stdout};
 
 /// Three records in a fresh data directory, then sled's config made
 /// unreadable, so the next open must move sled aside and rebuild it from

@@ -5,13 +5,13 @@
 //! STATUS= lines in their documented format, STOPPING=1 and exit 0 on
 //! SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, ChildStderr, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::util::edgecc;
+use crate::util::{edgecc, http_get};
 
 /// Most time any one step may take (start-up, a notification, shutdown).
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -145,27 +145,6 @@ fn lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
         }
     });
     rx
-}
-
-/// `GET path` on `addr` over plain HTTP/1.1; answers status and body.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
 }
 
 /// A parsed `STATUS=` line: the state word and its `key=value` pairs.

@@ -117,6 +117,10 @@ pub struct RoutingConfig {
     /// no-answer, until it says Ready again. A ring, an answer or Ready
     /// start the count over; 0 never takes the agent out.
     pub device_refusals_max: u32,
+    /// `[routing.backoff]`: delays after a reject, a refusal or a
+    /// no-answer, and the cooling-off after repeated no-answers
+    /// ([`crate::agent::backoff`]).
+    pub backoff: crate::agent::backoff::BackoffSettings,
 }
 
 impl Default for RoutingConfig {
@@ -126,6 +130,7 @@ impl Default for RoutingConfig {
             no_route_prompt: "no-route".into(),
             random_seed: 0x5EED,
             device_refusals_max: DEVICE_REFUSALS_MAX_DEFAULT,
+            backoff: Default::default(),
         }
     }
 }
@@ -444,6 +449,9 @@ impl ContactCenterConfig {
                 "routing.device_refusals_max".into(),
                 format!("must be at most {DEVICE_REFUSALS_MAX_LIMIT} (0 turns it off)"),
             );
+        }
+        for (key, message) in self.routing.backoff.check("routing.backoff", t.reject_delay_ms) {
+            err(key, message);
         }
         if let Some(q) = &self.routing.default_queue {
             if !queue_ids.contains_key(q.as_str()) {

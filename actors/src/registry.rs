@@ -484,6 +484,7 @@ impl ContactCenter {
                 rona_sets_not_ready: config.timers.rona_sets_not_ready,
                 rona_reason,
                 device_refusals_max: config.routing.device_refusals_max,
+                backoff: config.routing.backoff.clone(),
             };
             agent_ctxs.push((ctx, id, settings));
         }

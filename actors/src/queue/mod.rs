@@ -33,6 +33,9 @@ pub struct ReadyInfo {
     pub calls_handled: u64,
     /// Talk time: least-talk-time key.
     pub talk_ms_total: u64,
+    /// The agent's score ([`crate::agent::score::AgentScore::rank`]): breaks
+    /// ties of the strategy's key, lower first.
+    pub score_rank: u64,
 }
 
 /// A call waiting in the queue.
@@ -48,6 +51,10 @@ pub struct WaitingCall {
 
 /// Ordering key of waiting calls: higher priority first, then arrival.
 type WaitKey = (Reverse<u8>, u64);
+
+/// Ordering key of ready agents: the strategy's key, then the score rank
+/// (ties of the strategy go to the better score), then the agent id.
+type AgentKey = (u64, u64);
 
 /// One reservation the glue must request from an agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,9 +92,9 @@ pub struct Queue {
     /// Calls granted to a ring-all offer while other answers are pending.
     ringing: HashMap<CallId, u32>,
     /// Ready members by strategy key: the front is the best agent.
-    order: BTreeSet<(u64, AgentId)>,
+    order: BTreeSet<(AgentKey, AgentId)>,
     /// The key each ready agent has in `order`.
-    ready: HashMap<AgentId, u64>,
+    ready: HashMap<AgentId, AgentKey>,
     /// Agents asked for a reservation, with the call asked for.
     asked: HashMap<AgentId, CallId>,
     /// Round-robin: when each agent was last picked.
@@ -169,14 +176,15 @@ impl Queue {
         }
     }
 
-    fn key_for(&mut self, agent: &AgentId, info: &ReadyInfo) -> u64 {
-        match self.strategy {
+    fn key_for(&mut self, agent: &AgentId, info: &ReadyInfo) -> AgentKey {
+        let key = match self.strategy {
             Strategy::LongestIdle | Strategy::RingAll => info.since_ms,
             Strategy::FewestCalls => info.calls_handled,
             Strategy::LeastTalkTime => info.talk_ms_total,
             Strategy::RoundRobin => self.last_pick.get(agent).copied().unwrap_or(0),
             Strategy::Random => self.rng.next_u64(),
-        }
+        };
+        (key, info.score_rank)
     }
 
     /// An agent became Ready (pushed by the agent).
@@ -220,7 +228,7 @@ impl Queue {
                 continue;
             };
             let want = if ring_all { RING_ALL_AGENTS_MAX } else { 1 };
-            let picked: Vec<(u64, AgentId)> = self
+            let picked: Vec<(AgentKey, AgentId)> = self
                 .order
                 .iter()
                 .take(DISPATCH_SCAN_AGENTS_MAX)
@@ -318,6 +326,7 @@ mod tests {
             since_ms: since,
             calls_handled: calls,
             talk_ms_total: 0,
+            score_rank: 0,
         }
     }
 

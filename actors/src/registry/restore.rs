@@ -149,6 +149,7 @@ mod tests {
                 rona_sets_not_ready: false,
                 rona_reason: NotReadyReason::System(SystemReason::Rona),
                 device_refusals_max: 0,
+                backoff: Default::default(),
             },
         );
         a.login().unwrap();

@@ -299,7 +299,8 @@ impl Call {
             token,
         });
         let wrap_up_ms = match &won.purpose {
-            OfferPurpose::Queue(_) => self.rules.as_ref().map(|r| r.wrap_up_ms),
+            // A transferred call is the queue's call still: wrap-up follows.
+            OfferPurpose::Queue(_) | OfferPurpose::Transfer => self.queue_wrap_up_ms(),
             _ => None,
         };
         let party = Party {

@@ -206,6 +206,17 @@ impl Queue {
         }
     }
 
+    /// Where in the ready index a pick starts: the front (the best agent),
+    /// or for the random strategy a position drawn per pick. Keys drawn
+    /// when agents become Ready alone are not a fair draw: the agents left
+    /// with high keys would wait while the one just picked draws again.
+    fn scan_start(&mut self) -> usize {
+        match self.strategy {
+            Strategy::Random => self.rng.below(self.order.len() as u64) as usize,
+            _ => 0,
+        }
+    }
+
     /// Pairs waiting calls with agents; each pair must be asked for.
     pub fn dispatch(&mut self) -> Vec<Ask> {
         let mut asks = Vec::new();
@@ -224,6 +235,7 @@ impl Queue {
             if self.order.is_empty() {
                 break;
             }
+            let start = self.scan_start();
             let Some(w) = self.waiting.get(&key) else {
                 continue;
             };
@@ -231,7 +243,9 @@ impl Queue {
             let picked: Vec<(AgentKey, AgentId)> = self
                 .order
                 .iter()
-                .take(DISPATCH_SCAN_AGENTS_MAX)
+                .chain(self.order.iter())
+                .skip(start)
+                .take(DISPATCH_SCAN_AGENTS_MAX.min(self.order.len()))
                 .filter(|(_, a)| !w.excluded.contains(a))
                 .take(want)
                 .cloned()
@@ -316,6 +330,9 @@ impl Queue {
         }
     }
 }
+
+#[cfg(test)]
+mod strategy_tests;
 
 #[cfg(test)]
 mod tests {

@@ -384,3 +384,60 @@ async fn a_consult_transfer_target_gets_wrap_up() {
         h.state("a2").await
     );
 }
+
+/// A call a1 (the only agent, RONA leaves it Ready) does not answer with
+/// `backoff`; the caller hangs up after the 10 s ring; edgecc is then down
+/// 5 s and restarted (about 15.1 s in).
+async fn missed_then_restarted(backoff: BackoffSettings) -> Harness {
+    let mut cfg = basic(1);
+    cfg.timers.rona_sets_not_ready = false;
+    cfg.routing.backoff = backoff;
+    let h = start(cfg, 1);
+    h.ready("a1").await;
+    h.script("101", vec![PhoneAction::NoAnswer]);
+    let c1 = h.call(caller("800")).await;
+    advance(10_100).await;
+    h.hang_up(c1.as_str()).await;
+    h.restart(5_000).await
+}
+
+/// Goal: a back-off running when edgecc restarts ends when it would have.
+/// Method: `after_no_answer_ms = 20000`; a1 misses a call at 10 s; restart;
+/// a call arrives. Expected: a1 Ready, not offered it before 30 s, offered
+/// it after.
+#[actix_rt::test]
+async fn a_back_off_survives_a_restart() {
+    tokio::time::pause();
+    let backoff = BackoffSettings {
+        after_no_answer_ms: 20_000,
+        ..Default::default()
+    };
+    let h = missed_then_restarted(backoff).await;
+    h.call(caller("800")).await;
+    advance(14_600).await;
+    assert!(matches!(h.state("a1").await, AgentState::Ready { .. }));
+    advance(400).await;
+    assert!(matches!(h.state("a1").await, AgentState::Reserved { .. }));
+}
+
+/// Goal: a timed cooling-off running when edgecc restarts ends when it
+/// would have. Method: `cooling_off_no_answers = 1`, `cooling_off_ms =
+/// 30000`; a1 misses a call at 10 s; restart. Expected: a1 Not Ready
+/// `cooling_off` until 40 s, then Ready and offered a waiting call.
+#[actix_rt::test]
+async fn a_cooling_off_survives_a_restart() {
+    tokio::time::pause();
+    let backoff = BackoffSettings {
+        cooling_off_no_answers: 1,
+        cooling_off_window_ms: 60_000,
+        cooling_off_ms: 30_000,
+        ..Default::default()
+    };
+    let h = missed_then_restarted(backoff).await;
+    assert_eq!(h.state("a1").await, cooling_off());
+    h.call(caller("800")).await;
+    advance(24_600).await;
+    assert_eq!(h.state("a1").await, cooling_off());
+    advance(400).await;
+    assert!(matches!(h.state("a1").await, AgentState::Reserved { .. }));
+}

@@ -206,6 +206,27 @@ mod tests {
         assert!(!b.no_answer(&BackoffSettings::default(), 15_000), "off");
     }
 
+    /// The contact center's validation reports the section's problems
+    /// under `routing.backoff`; a TOML/JSON section with an unknown key is
+    /// refused.
+    #[test]
+    fn config_validation_names_the_section() {
+        let mut cfg = crate::config::ContactCenterConfig::default();
+        cfg.routing.backoff.cooling_off_no_answers = 3;
+        let errors = cfg.validate().unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "routing.backoff.cooling_off_window_ms");
+        let parsed: crate::config::RoutingConfig = serde_json::from_value(serde_json::json!({
+            "backoff": { "after_reject_ms": 2000 }
+        }))
+        .unwrap();
+        assert_eq!(parsed.backoff.after_reject_ms, 2_000);
+        let bad = serde_json::from_value::<crate::config::RoutingConfig>(serde_json::json!({
+            "backoff": { "after_rejects_ms": 2000 }
+        }));
+        assert!(bad.is_err());
+    }
+
     /// Limits and the clash with the reject delay name their keys.
     #[test]
     fn check_names_keys() {

@@ -94,6 +94,52 @@ impl AgentScore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::{Agent, AgentSettings, NotReadyReason, SystemReason};
+    use crate::durable::StateRecord;
+    use crate::ids::AgentId;
+
+    /// An agent record written before the score and the back-off existed
+    /// (no `score`, `backoff` in its stats or settings) still reads, as an
+    /// agent with no history and no back-off.
+    #[test]
+    fn old_agent_records_read_without_a_score() {
+        let old = serde_json::json!({
+            "record": "agent",
+            "id": "a1",
+            "state": { "state": "ready", "since_ms": 5 },
+            "pending": null,
+            "resume_not_ready": null,
+            "stats": { "calls_handled": 3, "talk_ms_total": 900, "rona_count": 1,
+                       "reject_count": 2, "refusals_in_row": 0 },
+            "epoch": 7,
+            "settings": { "wrap_up_ms": null, "reject_delay_ms": 0,
+                          "rona_sets_not_ready": true,
+                          "rona_reason": { "system": "rona" },
+                          "device_refusals_max": 3 }
+        });
+        let StateRecord::Agent(agent) = serde_json::from_value(old).unwrap() else {
+            panic!("not an agent record");
+        };
+        let mut expected = Agent::new(
+            AgentId::new("a1"),
+            AgentSettings {
+                wrap_up_ms: None,
+                reject_delay_ms: 0,
+                rona_sets_not_ready: true,
+                rona_reason: NotReadyReason::System(SystemReason::Rona),
+                device_refusals_max: 3,
+                backoff: Default::default(),
+            },
+        );
+        expected.state = crate::agent::AgentState::Ready { since_ms: 5 };
+        expected.stats.calls_handled = 3;
+        expected.stats.talk_ms_total = 900;
+        expected.stats.rona_count = 1;
+        expected.stats.reject_count = 2;
+        expected.epoch = 7;
+        assert_eq!(*agent, expected);
+        assert_eq!(agent.stats.score, AgentScore::default());
+    }
 
     /// The average moves an eighth of the way; misses rank behind answers;
     /// among agents that never miss the faster ranks first.

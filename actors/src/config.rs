@@ -450,7 +450,11 @@ impl ContactCenterConfig {
                 format!("must be at most {DEVICE_REFUSALS_MAX_LIMIT} (0 turns it off)"),
             );
         }
-        for (key, message) in self.routing.backoff.check("routing.backoff", t.reject_delay_ms) {
+        for (key, message) in self
+            .routing
+            .backoff
+            .check("routing.backoff", t.reject_delay_ms)
+        {
             err(key, message);
         }
         if let Some(q) = &self.routing.default_queue {

@@ -324,13 +324,21 @@ async fn a_consulted_agent_who_does_not_answer_is_not_penalised() {
     h.consult("a1", "a2").await.unwrap();
     advance(10_500).await;
     let a2 = h.agent("a2").await;
-    assert!(matches!(a2.state, AgentState::Ready { .. }), "{:?}", a2.state);
+    assert!(
+        matches!(a2.state, AgentState::Ready { .. }),
+        "{:?}",
+        a2.state
+    );
     assert_eq!(a2.stats.rona_count, 0);
     assert_eq!(a2.stats.score.no_answers, 0);
     h.consult("a1", "a3").await.unwrap();
     h.cmd("a3", AgentCommand::Reject).await.unwrap();
     let a3 = h.agent("a3").await;
-    assert!(matches!(a3.state, AgentState::Ready { .. }), "{:?}", a3.state);
+    assert!(
+        matches!(a3.state, AgentState::Ready { .. }),
+        "{:?}",
+        a3.state
+    );
     assert_eq!(a3.stats.reject_count, 0);
 }
 

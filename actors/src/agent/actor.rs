@@ -719,7 +719,8 @@ impl Handler<OfferEnded> for AgentActor {
                           "Device refused offers in a row; agent set Not Ready (device unreachable).");
                 }
                 let cooling = NotReadyReason::System(SystemReason::CoolingOff);
-                if matches!(&self.agent.state, AgentState::NotReady { reason } if *reason == cooling) {
+                if matches!(&self.agent.state, AgentState::NotReady { reason } if *reason == cooling)
+                {
                     warn!(agent_id = %self.agent.id, call_id = %msg.call,
                           until_ms = ?self.agent.stats.backoff.cooling_off_until_ms,
                           "Too many offers missed; agent set Not Ready (cooling off).");

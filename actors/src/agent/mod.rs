@@ -231,9 +231,10 @@ pub struct AgentStats {
     pub calls_handled: u64,
     /// Total talk time, for least-talk-time routing.
     pub talk_ms_total: u64,
-    /// Offers missed (RONA).
+    /// Offers missed (RONA); a consult or conference leg does not count.
     pub rona_count: u64,
-    /// Offers rejected (from the desktop or by the device).
+    /// Offers rejected (from the desktop or by the device); a consult or
+    /// conference leg does not count.
     pub reject_count: u64,
     /// Offers the device refused (busy, rejected) since it last rang or
     /// took a call, or since the agent last said Ready.

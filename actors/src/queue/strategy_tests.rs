@@ -35,7 +35,11 @@ fn picks(strategy: Strategy) -> Vec<AgentId> {
     }
     let asks = q.dispatch();
     for (n, ask) in asks.iter().enumerate() {
-        assert_eq!(ask.call, CallId::new(format!("c{n}")), "calls in arrival order");
+        assert_eq!(
+            ask.call,
+            CallId::new(format!("c{n}")),
+            "calls in arrival order"
+        );
     }
     asks.into_iter().map(|ask| ask.agent).collect()
 }

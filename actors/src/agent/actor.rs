@@ -724,7 +724,9 @@ impl Handler<OfferEnded> for AgentActor {
                     warn!(agent_id = %self.agent.id, call_id = %msg.call,
                           until_ms = ?self.agent.stats.backoff.cooling_off_until_ms,
                           "Too many offers missed; agent set Not Ready (cooling off).");
-                } else if self.agent.stats.backoff.holds(now) {
+                } else if msg.outcome != OfferOutcome::Withdrawn
+                    && self.agent.stats.backoff.holds(now)
+                {
                     info!(agent_id = %self.agent.id, call_id = %msg.call, outcome = ?msg.outcome,
                           until_ms = self.agent.stats.backoff.until_ms,
                           "Agent backs off; queues skip it until the delay ends.");

@@ -5,6 +5,7 @@
 //!
 //! [`validate`]: ContactCenterConfig::validate
 
+use crate::sticky::{StickyCustomerConfig, StickyQueueConfig, STICKY_ANI_LEN_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -46,6 +47,9 @@ pub struct ContactCenterConfig {
     /// The agents.
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Caller numbers pinned to their own agent ([`crate::sticky`]).
+    #[serde(default)]
+    pub sticky_customers: Vec<StickyCustomerConfig>,
 }
 
 fn default_site_id() -> String {
@@ -61,6 +65,7 @@ impl Default for ContactCenterConfig {
             reason_codes: Vec::new(),
             queues: Vec::new(),
             agents: Vec::new(),
+            sticky_customers: Vec::new(),
         }
     }
 }
@@ -235,6 +240,10 @@ pub struct QueueConfig {
     /// Skills an agent needs to be a member (besides listing the queue).
     #[serde(default)]
     pub required_skills: Vec<SkillRequirement>,
+    /// Calls of sticky customers: how long they wait for their own agent,
+    /// and whether a completed call makes the caller the agent's.
+    #[serde(default)]
+    pub sticky: StickyQueueConfig,
 }
 
 fn default_max_wait_ms() -> u64 {
@@ -435,6 +444,12 @@ impl ContactCenterConfig {
                 }
                 _ => {}
             }
+            if q.sticky.wait_ms > q.max_wait_ms {
+                err(
+                    format!("{p}.sticky.wait_ms"),
+                    "must be at most max_wait_ms (the call leaves the queue then)".into(),
+                );
+            }
             for (j, s) in q.required_skills.iter().enumerate() {
                 if s.level_min > SKILL_LEVEL_MAX {
                     err(
@@ -520,6 +535,23 @@ impl ContactCenterConfig {
             }
         }
 
+        let mut sticky_anis = HashSet::new();
+        for (i, s) in self.sticky_customers.iter().enumerate() {
+            let p = format!("sticky_customers[{i}]");
+            if s.ani.is_empty() || s.ani.chars().count() > STICKY_ANI_LEN_MAX {
+                err(
+                    format!("{p}.ani"),
+                    format!("must be non-empty and at most {STICKY_ANI_LEN_MAX} characters"),
+                );
+            }
+            if !sticky_anis.insert(s.ani.as_str()) {
+                err(format!("{p}.ani"), format!("duplicate number {:?}", s.ani));
+            }
+            if !agent_ids.contains(s.agent.as_str()) {
+                err(format!("{p}.agent"), format!("unknown agent {:?}", s.agent));
+            }
+        }
+
         if errors.is_empty() {
             Ok(())
         } else {
@@ -567,6 +599,7 @@ mod tests {
             wrap_up_ms: 0,
             final_destination: FinalDestination::default(),
             required_skills: vec![],
+            sticky: Default::default(),
         }
     }
 
@@ -583,6 +616,13 @@ mod tests {
         cfg.agents.push(agent("a3", "100", &[]));
         cfg.timers.rona_reason_code = Some("missed".into());
         cfg.routing.device_refusals_max = DEVICE_REFUSALS_MAX_LIMIT + 1;
+        cfg.queues[0].sticky.wait_ms = 1_001;
+        for agent in ["a1", "nobody"] {
+            cfg.sticky_customers.push(StickyCustomerConfig {
+                ani: "+1555".into(),
+                agent: agent.into(),
+            });
+        }
         let errors = cfg.validate().unwrap_err();
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert!(text.contains(&"agents[3].queues[0]: unknown queue \"sales\"".to_string()));
@@ -596,6 +636,12 @@ mod tests {
         assert!(text
             .iter()
             .any(|t| t.starts_with("routing.device_refusals_max: must be at most 100")));
+        assert!(text
+            .iter()
+            .any(|t| t.starts_with("queues[0].sticky.wait_ms: must be at most max_wait_ms")));
+        assert!(text.contains(&"sticky_customers[1].ani: duplicate number \"+1555\"".to_string()));
+        assert!(text.contains(&"sticky_customers[1].agent: unknown agent \"nobody\"".to_string()));
+        assert!(!text.iter().any(|t| t.starts_with("sticky_customers[0]")));
     }
 
     /// A valid configuration passes; unknown keys are refused by serde.

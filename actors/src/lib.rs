@@ -34,7 +34,11 @@
 //!   it writes), `supervision`; its dispatch table is in the module doc.
 //!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
-//!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
+//!   ([`queue::Queue`]), a caller's place in line and the agents tried last
+//!   ([`queue::placement`]), calls held for their own agent
+//!   ([`queue::hold`]) and [`queue::actor::QueueActor`].
+//! - [`sticky`]: sticky customers (caller number → own agent): the book,
+//!   its sources, its durable records and the hold rule.
 //! - [`registry`]: [`ContactCenter::start`] builds everything
 //!   ([`ContactCenter::start_with_state`] with a state port,
 //!   [`ContactCenter::restore`] from a snapshot,
@@ -72,6 +76,7 @@ pub mod recent;
 pub mod registry;
 pub mod rng;
 pub mod sim;
+pub mod sticky;
 pub mod waits;
 
 pub use call::actor::CallAction;

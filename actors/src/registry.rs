@@ -30,6 +30,7 @@ use crate::ports::{LegStatus, PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
 use crate::queue::Queue;
 use crate::recent::{RecentCall, RecentCalls};
+use crate::sticky::StickyBook;
 use crate::waits::WaitFigures;
 use actix::prelude::*;
 use serde::Serialize;
@@ -489,6 +490,10 @@ impl ContactCenter {
             agent_ctxs.push((ctx, id, settings));
         }
         let restoring = snapshot.is_some();
+        let sticky = StickyBook::new(
+            &config.sticky_customers,
+            snapshot.iter().flat_map(|s| s.sticky.values().cloned()),
+        );
         let token_high_water = snapshot.as_ref().map_or(0, |s| s.token_high_water());
         let env = Rc::new(Env {
             config,
@@ -500,6 +505,7 @@ impl ContactCenter {
             state,
             registry: registry.clone(),
             directory,
+            sticky: std::cell::RefCell::new(sticky),
         });
         let mut restored = snapshot
             .map(|s| restore::Restored::from_snapshot(&env, s))
@@ -569,7 +575,7 @@ impl ContactCenter {
 }
 
 impl Registry {
-    fn env(&self) -> &SharedEnv {
+    pub(crate) fn env(&self) -> &SharedEnv {
         self.env.as_ref().expect("set at start")
     }
 

@@ -31,6 +31,15 @@ async fn the_score_counts_routed_offers_and_survives_a_restart() {
     tokio::time::pause();
     let mut cfg = basic(1);
     cfg.timers.rona_sets_not_ready = false;
+    // A missed call keeps its place and would ring a1 again at once, using
+    // the phone's next scripted action: each miss keeps a1 out long enough
+    // for the caller to hang up first.
+    cfg.routing.backoff = BackoffSettings {
+        after_no_answer_ms: 300,
+        after_reject_ms: 300,
+        after_refused_ms: 5_000,
+        ..Default::default()
+    };
     let h = start(cfg, 1);
     h.ready("a1").await;
     h.script(
@@ -49,14 +58,16 @@ async fn the_score_counts_routed_offers_and_survives_a_restart() {
     advance(100).await;
     // Rings out after the 10 s offer timeout.
     let c2 = h.call(caller("800")).await;
-    advance(10_500).await;
+    advance(10_100).await;
     h.hang_up(c2.as_str()).await;
+    advance(300).await;
     // Rejected from the desktop.
     let c3 = h.call(caller("800")).await;
     assert!(matches!(h.state("a1").await, AgentState::Reserved { .. }));
     h.cmd("a1", AgentCommand::Reject).await.unwrap();
     h.hang_up(c3.as_str()).await;
-    // Busy.
+    advance(300).await;
+    // Busy; the call then waits out a1's 5 s back-off.
     h.call(caller("800")).await;
     advance(1_000).await;
     let score = h.agent("a1").await.stats.score;
@@ -165,17 +176,19 @@ async fn a_no_answer_backs_off_for_its_own_delay() {
 
 /// Goal: repeated no-answers take the agent out for a while (the seed's
 /// "ban for inactivity"). Method: `cooling_off_no_answers = 2` within 60 s,
-/// `cooling_off_ms = 30000`; a1's phone rings out for two calls (RONA
+/// `cooling_off_ms = 30000`, a 300 ms no-answer back-off (a missed call
+/// keeps its place); a1's phone rings out for two calls (RONA
 /// leaves it Ready after the first). Expected: Not Ready `cooling_off`
 /// after the second, still so at 29.9 s, Ready by itself at 30 s and
-/// offered the next call; a second cooling-off ends as soon as a1 says
-/// Ready.
+/// offered the next call; the count starts again after a cooling-off; a
+/// second cooling-off ends as soon as a1 says Ready.
 #[actix_rt::test]
 async fn repeated_no_answers_cool_the_agent_off() {
     tokio::time::pause();
     let mut cfg = basic(1);
     cfg.timers.rona_sets_not_ready = false;
     cfg.routing.backoff = BackoffSettings {
+        after_no_answer_ms: 300,
         cooling_off_no_answers: 2,
         cooling_off_window_ms: 60_000,
         cooling_off_ms: 30_000,
@@ -184,27 +197,35 @@ async fn repeated_no_answers_cool_the_agent_off() {
     let h = start(cfg, 1);
     h.ready("a1").await;
     h.script("101", vec![PhoneAction::NoAnswer; 4]);
-    for _ in 0..2 {
-        let c = h.call(caller("800")).await;
-        advance(10_100).await;
-        h.hang_up(c.as_str()).await;
-    }
+    // t = 0: c1 rings out at 10 s; a1 backs off 300 ms (c1 keeps its place)
+    // and the caller hangs up at 10.1 s.
+    let c1 = h.call(caller("800")).await;
+    advance(10_100).await;
+    h.hang_up(c1.as_str()).await;
+    advance(300).await;
+    // t = 10.4 s: c2 rings out at 20.4 s, the second no-answer in 60 s.
+    let c2 = h.call(caller("800")).await;
+    advance(10_100).await;
+    h.hang_up(c2.as_str()).await;
     let a1 = h.agent("a1").await;
     assert_eq!(a1.state, cooling_off());
     assert_eq!(a1.stats.rona_count, 2);
     advance(29_700 - 100).await;
     assert_eq!(h.state("a1").await, cooling_off());
-    h.call(caller("800")).await;
+    let c3 = h.call(caller("800")).await;
     advance(300).await;
     assert!(
         matches!(h.state("a1").await, AgentState::Reserved { .. }),
         "Ready by itself after the cooling-off, offered the waiting call"
     );
-    advance(10_000).await;
-    let c = h.call(caller("800")).await;
+    // A cooling-off starts the count again: c3 rings out at 60.4 s (one),
+    // keeps its place, rings a1 again after the 300 ms back-off and rings
+    // out at 70.7 s (two).
     advance(10_100).await;
+    assert!(matches!(h.state("a1").await, AgentState::Ready { .. }));
+    advance(10_300).await;
     assert_eq!(h.state("a1").await, cooling_off());
-    h.hang_up(c.as_str()).await;
+    h.hang_up(c3.as_str()).await;
     h.call(caller("800")).await;
     h.cmd("a1", AgentCommand::Ready).await.unwrap();
     assert!(matches!(h.state("a1").await, AgentState::Reserved { .. }));

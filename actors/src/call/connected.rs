@@ -284,7 +284,7 @@ impl Call {
         let target = TransferTarget::ToQueue(rules.queue.clone());
         let mut fx = self.leave_for_transfer(from, target, now_ms)?;
         fx.push(self.unbridge_caller());
-        self.excluded.clear();
+        self.tried.clear();
         self.phase = CallPhase::Routing;
         fx.extend(self.enqueue(rules, now_ms)?);
         Ok(fx)

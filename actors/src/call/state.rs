@@ -272,8 +272,10 @@ pub enum CallEffect {
         queue: QueueId,
         /// Priority.
         priority: u8,
-        /// Agents not to offer.
-        excluded: Vec<AgentId>,
+        /// When the call took its place in line (its key after priority).
+        since_ms: u64,
+        /// Agents whose offer failed: offered again only after the others.
+        tried: Vec<AgentId>,
     },
     /// Leave a queue.
     Dequeue(QueueId),

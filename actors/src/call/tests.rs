@@ -76,26 +76,24 @@ fn accept_writes_records_then_confirms() {
         .is_err());
 }
 
-/// Reject and RONA go back to the queue, excluding the agent; a late answer loses.
+/// Reject and RONA go back to the queue at the call's first place time,
+/// noting the agent as tried (offered again after the others); a late
+/// answer loses.
 #[test]
 fn reject_and_rona_redirect() {
     let mut call = queued_call();
+    let placed = call.queued_since_ms.expect("queued");
     let q = OfferPurpose::Queue(QueueId::new("q"));
     call.offer(&contact("a"), OfferToken(1), q.clone(), false, 1);
     let fx = call.reject(&AgentId::new("a"), OfferToken(1), 2).unwrap();
-    assert!(fx.iter().any(|e| matches!(e, CallEffect::Enqueue { excluded, .. } if excluded == &vec![AgentId::new("a")])));
-    // The rejecting agent is not offered again.
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, CallEffect::Enqueue { tried, since_ms, .. }
+        if tried == &vec![AgentId::new("a")] && *since_ms == placed)));
+    // The rejecting agent may be offered the call again.
     let fx = call.offer(&contact("a"), OfferToken(2), q.clone(), false, 3);
-    assert!(matches!(
-        fx[0],
-        CallEffect::Agent(
-            _,
-            AgentNotice::OfferEnded {
-                outcome: OfferOutcome::Withdrawn,
-                ..
-            }
-        )
-    ));
+    assert!(matches!(call.phase, CallPhase::Offering { .. }), "{fx:?}");
+    call.reject(&AgentId::new("a"), OfferToken(2), 3).unwrap();
     call.offer(&contact("b"), OfferToken(3), q, false, 3);
     assert!(
         call.rona(OfferToken(3), 5).is_empty(),

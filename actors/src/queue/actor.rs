@@ -1,6 +1,7 @@
 //! QueueActor: one per queue. Thin glue around [`Queue`]: receives calls and
-//! agent availability pushes, dispatches, asks agents for reservations, and
-//! hands granted agents to the calls.
+//! agent availability pushes, dispatches, asks agents for reservations,
+//! hands granted agents to the calls, and holds a sticky customer's call for
+//! its own agent (a timer ends the hold).
 
 use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
@@ -12,6 +13,7 @@ use crate::events::QueueView;
 use crate::ids::{AgentId, CallId, OfferToken};
 use actix::prelude::*;
 use std::collections::HashMap;
+use std::time::Duration;
 use tracing::debug;
 
 /// Mailbox capacity of a queue actor: it receives every push of its members.
@@ -27,8 +29,13 @@ pub struct EnqueueCall {
     pub addr: Addr<CallActor>,
     /// Priority (higher first).
     pub priority: u8,
-    /// Agents that must not be offered this call.
-    pub excluded: Vec<AgentId>,
+    /// When the call took its place in line (wall ms): kept through failed
+    /// offers and overflows, so the call rejoins at its place.
+    pub since_ms: u64,
+    /// Agents whose offer of it failed: offered it again after the others.
+    pub tried: Vec<AgentId>,
+    /// The caller's number: a sticky customer's call waits for its agent.
+    pub ani: String,
 }
 
 /// A call leaves the queue (abandoned, timed out).
@@ -110,25 +117,52 @@ impl QueueActor {
     }
 
     /// A queue rebuilt from its durable line: `waiting` in routing order,
-    /// each with its restored actor, priority and exclusions. It offers
-    /// nothing until the registry says the PBX is reconciled (link up), so
-    /// no caller who hung up while edgecc was down rings an agent.
-    pub fn restored(
-        env: SharedEnv,
-        mut queue: Queue,
-        waiting: Vec<(CallId, Addr<CallActor>, u8, Vec<AgentId>)>,
-    ) -> Self {
-        let mut calls = HashMap::new();
-        for (call, addr, priority, excluded) in waiting {
-            queue.enqueue(call.clone(), priority, excluded);
-            calls.insert(call, addr);
-        }
-        Self {
+    /// each with its restored actor, place, tried agents and caller (a
+    /// sticky customer's call is held again while its wait lasts). It
+    /// offers nothing until the registry says the PBX is reconciled (link
+    /// up), so no caller who hung up while edgecc was down rings an agent.
+    pub fn restored(env: SharedEnv, queue: Queue, waiting: Vec<EnqueueCall>) -> Self {
+        let mut actor = Self {
             env,
             queue,
-            calls,
+            calls: HashMap::new(),
             pbx_link_up: false,
+        };
+        for msg in waiting {
+            actor.join(msg);
         }
+        actor
+    }
+
+    /// A call joins the line, held for its own agent when it is a sticky
+    /// customer's; answers the end of the hold (its timer is the caller's).
+    fn join(&mut self, msg: EnqueueCall) -> Option<(CallId, u64)> {
+        let hold = crate::sticky::hold(
+            &self.env,
+            &self.queue.id,
+            &msg.ani,
+            msg.since_ms,
+            &msg.tried,
+        );
+        self.calls.insert(msg.call.clone(), msg.addr);
+        self.queue
+            .enqueue(msg.call.clone(), msg.priority, msg.since_ms, msg.tried);
+        let hold = hold?;
+        let until_ms = hold.until_ms;
+        self.queue
+            .hold_for(&msg.call, hold.agent, until_ms)
+            .then_some((msg.call, until_ms))
+    }
+
+    /// Ends `call`'s hold at `until_ms`, then dispatches.
+    fn end_hold_at(&self, call: CallId, until_ms: u64, ctx: &mut Context<Self>) {
+        let wait = until_ms.saturating_sub(self.env.now_ms());
+        ctx.run_later(Duration::from_millis(wait), move |act, ctx| {
+            if act.queue.end_hold(&call, until_ms) {
+                debug!(queue_id = %act.queue.id, call_id = %call, "Own agent's wait over; any agent may take the call.");
+                act.dispatch(ctx);
+            }
+        });
     }
 
     /// Persists the waiting line if `before` (its length before the
@@ -169,6 +203,10 @@ impl Actor for QueueActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(QUEUE_MAILBOX_CAPACITY);
+        // Holds of a restored line.
+        for (call, hold) in self.queue.holds() {
+            self.end_hold_at(call, hold.until_ms, ctx);
+        }
     }
 }
 
@@ -178,8 +216,9 @@ impl Handler<EnqueueCall> for QueueActor {
     fn handle(&mut self, msg: EnqueueCall, ctx: &mut Self::Context) {
         debug!(queue_id = %self.queue.id, call_id = %msg.call, "Call queued.");
         let before = self.queue.waiting_len();
-        self.calls.insert(msg.call.clone(), msg.addr);
-        self.queue.enqueue(msg.call, msg.priority, msg.excluded);
+        if let Some((call, until_ms)) = self.join(msg) {
+            self.end_hold_at(call, until_ms, ctx);
+        }
         self.persist_if_changed(before);
         self.dispatch(ctx);
     }

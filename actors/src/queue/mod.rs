@@ -4,25 +4,28 @@
 //!
 //! Dispatch pairs the first waiting call with the best eligible agent and asks
 //! the agent for a reservation; the agent may say no (another queue won it),
-//! so an asked agent leaves the index until its answer arrives. The actor glue
-//! lives in [`actor`].
+//! so an asked agent leaves the index until its answer arrives. A call keeps
+//! its place in line through failed offers and tries the agents who missed
+//! it last ([`placement`]); a call held for its preferred agent waits for
+//! that agent alone until its hold ends ([`hold`]). The actor glue lives in
+//! [`actor`].
 
 pub mod actor;
+pub mod hold;
+pub mod placement;
 
 use crate::config::Strategy;
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::rng::SplitMix64;
+use placement::WaitKey;
 use serde::Serialize;
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Most agents rung at once by a ring-all queue.
 pub const RING_ALL_AGENTS_MAX: usize = 32;
-/// Most waiting calls looked at in one dispatch pass (excluded agents can make
-/// the head call unroutable; the next calls still get agents).
+/// Most waiting calls looked at in one dispatch pass (a call whose agents
+/// are all asked elsewhere gets none; the next calls still get agents).
 pub const DISPATCH_SCAN_CALLS_MAX: usize = 64;
-/// Most index entries skipped for one call (its excluded agents).
-pub const DISPATCH_SCAN_AGENTS_MAX: usize = 64;
 
 /// What an agent pushes to its queues when it becomes Ready.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -43,14 +46,12 @@ pub struct ReadyInfo {
 pub struct WaitingCall {
     /// The call.
     pub call: CallId,
-    /// Agents that rejected or missed it: not offered again.
-    pub excluded: Vec<AgentId>,
+    /// Agents whose offer of it failed, oldest try first: offered it again
+    /// only after every other eligible agent ([`placement::pick`]).
+    pub tried: Vec<AgentId>,
     /// Reservation requests in flight for this call.
     pub asking: u32,
 }
-
-/// Ordering key of waiting calls: higher priority first, then arrival.
-type WaitKey = (Reverse<u8>, u64);
 
 /// Ordering key of ready agents: the strategy's key, then the score rank
 /// (ties of the strategy go to the better score), then the agent id.
@@ -103,6 +104,8 @@ pub struct Queue {
     seq: u64,
     /// Random strategy.
     rng: SplitMix64,
+    /// Waiting calls held for their preferred agent (sticky).
+    holds: hold::Holds,
 }
 
 impl Queue {
@@ -120,6 +123,7 @@ impl Queue {
             last_pick: HashMap::new(),
             seq: 0,
             rng: SplitMix64::new(seed),
+            holds: hold::Holds::default(),
         }
     }
 
@@ -148,20 +152,23 @@ impl Queue {
         self.positions.contains_key(call) || self.ringing.contains_key(call)
     }
 
-    /// A call joins (or rejoins, keeping its exclusions).
-    pub fn enqueue(&mut self, call: CallId, priority: u8, excluded: Vec<AgentId>) {
+    /// A call joins, or rejoins after a failed offer: its place is its
+    /// priority and `since_ms`, when it first took its place in line (kept
+    /// through failed offers and overflows), so it goes back ahead of later
+    /// arrivals. `tried` are the agents whose offer of it failed.
+    pub fn enqueue(&mut self, call: CallId, priority: u8, since_ms: u64, tried: Vec<AgentId>) {
         if self.positions.contains_key(&call) {
             return;
         }
         self.seq += 1;
-        let key = (Reverse(priority), self.seq);
+        let key = placement::wait_key(priority, since_ms, self.seq);
         self.positions.insert(call.clone(), key);
         self.ringing.remove(&call);
         self.waiting.insert(
             key,
             WaitingCall {
                 call,
-                excluded,
+                tried,
                 asking: 0,
             },
         );
@@ -170,6 +177,7 @@ impl Queue {
     /// A call leaves (abandoned, timed out, transferred). True if it waited.
     pub fn remove(&mut self, call: &CallId) -> bool {
         self.ringing.remove(call);
+        self.holds.end(call);
         match self.positions.remove(call) {
             Some(key) => self.waiting.remove(&key).is_some(),
             None => false,
@@ -217,17 +225,20 @@ impl Queue {
         }
     }
 
-    /// Pairs waiting calls with agents; each pair must be asked for.
+    /// Pairs waiting calls with agents; each pair must be asked for. Held
+    /// calls get their preferred agent first; the others, in line order,
+    /// get the best agents they have not tried, else the ones they tried.
     pub fn dispatch(&mut self) -> Vec<Ask> {
         let mut asks = Vec::new();
         if self.order.is_empty() {
             return asks;
         }
+        self.dispatch_holds(&mut asks);
         let ring_all = self.strategy == Strategy::RingAll;
         let keys: Vec<WaitKey> = self
             .waiting
             .iter()
-            .filter(|(_, w)| w.asking == 0)
+            .filter(|(_, w)| w.asking == 0 && !self.holds.holds(&w.call))
             .take(DISPATCH_SCAN_CALLS_MAX)
             .map(|(k, _)| *k)
             .collect();
@@ -240,37 +251,40 @@ impl Queue {
                 continue;
             };
             let want = if ring_all { RING_ALL_AGENTS_MAX } else { 1 };
-            let picked: Vec<(AgentKey, AgentId)> = self
+            let rotated = self
                 .order
                 .iter()
                 .chain(self.order.iter())
                 .skip(start)
-                .take(DISPATCH_SCAN_AGENTS_MAX.min(self.order.len()))
-                .filter(|(_, a)| !w.excluded.contains(a))
-                .take(want)
-                .cloned()
-                .collect();
-            if picked.is_empty() {
-                continue;
-            }
+                .take(self.order.len());
+            let picked = placement::pick(rotated, &w.tried, want);
             let call = w.call.clone();
             for entry in picked {
-                self.order.remove(&entry);
-                self.ready.remove(&entry.1);
-                self.seq += 1;
-                self.last_pick.insert(entry.1.clone(), self.seq);
-                self.asked.insert(entry.1.clone(), call.clone());
-                asks.push(Ask {
-                    call: call.clone(),
-                    agent: entry.1,
-                    ring_all,
-                });
-            }
-            if let Some(w) = self.waiting.get_mut(&key) {
-                w.asking = asks.iter().filter(|a| a.call == call).count() as u32;
+                self.ask(entry, &call, ring_all, &mut asks);
             }
         }
         asks
+    }
+
+    /// Takes `entry` out of the index and asks its agent for `call`.
+    fn ask(&mut self, entry: (AgentKey, AgentId), call: &CallId, ring_all: bool, asks: &mut Vec<Ask>) {
+        self.order.remove(&entry);
+        self.ready.remove(&entry.1);
+        self.seq += 1;
+        self.last_pick.insert(entry.1.clone(), self.seq);
+        self.asked.insert(entry.1.clone(), call.clone());
+        if let Some(w) = self
+            .positions
+            .get(call)
+            .and_then(|key| self.waiting.get_mut(key))
+        {
+            w.asking += 1;
+        }
+        asks.push(Ask {
+            call: call.clone(),
+            agent: entry.1,
+            ring_all,
+        });
     }
 
     /// An agent answered a reservation request.
@@ -304,6 +318,7 @@ impl Queue {
             }
             // The call leaves the queue with its first grant.
             let left = w.asking;
+            self.holds.end(call);
             self.positions.remove(call);
             self.waiting.remove(&key);
             if left > 0 {
@@ -359,8 +374,8 @@ mod tests {
     #[test]
     fn priority_then_arrival_longest_idle() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
-        q.enqueue(c("low"), 0, vec![]);
-        q.enqueue(c("high"), 5, vec![]);
+        q.enqueue(c("low"), 0, 0, vec![]);
+        q.enqueue(c("high"), 5, 0, vec![]);
         q.agent_available(a("new"), &info(50, 0));
         q.agent_available(a("old"), &info(10, 0));
         let asks = q.dispatch();
@@ -375,11 +390,12 @@ mod tests {
         assert_eq!(q.waiting_calls(), vec![c("low")]);
     }
 
-    /// A refused agent leaves the index; the call can be dispatched again.
+    /// A refused agent leaves the index; the call can be dispatched again;
+    /// an agent the call tried goes last, not never.
     #[test]
-    fn refusal_and_exclusions() {
+    fn refusal_and_tried_agents() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::FewestCalls, 1);
-        q.enqueue(c("x"), 0, vec![a("busy")]);
+        q.enqueue(c("x"), 0, 0, vec![a("busy")]);
         q.agent_available(a("busy"), &info(0, 0));
         q.agent_available(a("b"), &info(0, 3));
         let asks = q.dispatch();
@@ -392,17 +408,65 @@ mod tests {
             AnswerAction::Nothing
         );
         assert_eq!(q.ready_agents(), vec![a("busy")]);
-        // Only the excluded agent is left: no pair.
-        assert!(q.dispatch().is_empty());
+        // Only the agent the call tried is left: it is asked again.
+        let asks = q.dispatch();
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].agent, a("busy"));
+        q.reservation_answered(&a("busy"), &c("x"), false);
+        q.agent_available(a("busy"), &info(0, 0));
         // A grant for a call that left is released.
         q.remove(&c("x"));
-        q.enqueue(c("y"), 0, vec![]);
+        q.enqueue(c("y"), 0, 0, vec![]);
         let asks = q.dispatch();
         q.remove(&c("y"));
         assert_eq!(
             q.reservation_answered(&asks[0].agent, &c("y"), true),
             AnswerAction::Release
         );
+    }
+
+    /// Goal: a call whose offer failed goes back to its place, not behind
+    /// later arrivals. Method: `early` (placed at 100) is granted to x; `late`
+    /// (placed at 200) joins; `early` rejoins after x missed it, with its
+    /// first place time. Expected: `early` is first in line and gets the next
+    /// agent; x, who missed it, is still in line for it, last.
+    #[test]
+    fn a_missed_call_keeps_its_place() {
+        let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
+        q.enqueue(c("early"), 0, 100, vec![]);
+        q.agent_available(a("x"), &info(0, 0));
+        assert_eq!(q.dispatch()[0].call, c("early"));
+        assert_eq!(
+            q.reservation_answered(&a("x"), &c("early"), true),
+            AnswerAction::Offer
+        );
+        q.enqueue(c("late"), 0, 200, vec![]);
+        q.enqueue(c("early"), 0, 100, vec![a("x")]);
+        assert_eq!(q.waiting_calls(), vec![c("early"), c("late")]);
+        q.agent_available(a("x"), &info(5, 0));
+        q.agent_available(a("y"), &info(9, 0));
+        let asks = q.dispatch();
+        assert_eq!(
+            asks[0],
+            Ask {
+                call: c("early"),
+                agent: a("y"),
+                ring_all: false
+            }
+        );
+        assert_eq!(
+            asks[1],
+            Ask {
+                call: c("late"),
+                agent: a("x"),
+                ring_all: false
+            }
+        );
+        // A higher priority still goes first.
+        let mut p = Queue::new(QueueId::new("p"), Strategy::LongestIdle, 1);
+        p.enqueue(c("old"), 0, 100, vec![]);
+        p.enqueue(c("vip"), 3, 500, vec![]);
+        assert_eq!(p.waiting_calls(), vec![c("vip"), c("old")]);
     }
 
     /// Round-robin rotates; ring-all asks every ready agent.
@@ -412,11 +476,11 @@ mod tests {
         for n in ["a", "b"] {
             q.agent_available(a(n), &info(0, 0));
         }
-        q.enqueue(c("1"), 0, vec![]);
+        q.enqueue(c("1"), 0, 0, vec![]);
         let first = q.dispatch()[0].agent.clone();
         q.reservation_answered(&first, &c("1"), true);
         q.agent_available(first.clone(), &info(0, 0));
-        q.enqueue(c("2"), 0, vec![]);
+        q.enqueue(c("2"), 0, 0, vec![]);
         let second = q.dispatch()[0].agent.clone();
         assert_ne!(first, second);
 
@@ -424,7 +488,7 @@ mod tests {
         for n in ["a", "b", "c"] {
             r.agent_available(a(n), &info(0, 0));
         }
-        r.enqueue(c("1"), 0, vec![]);
+        r.enqueue(c("1"), 0, 0, vec![]);
         let asks = r.dispatch();
         assert_eq!(asks.len(), 3);
         assert_eq!(
@@ -447,7 +511,7 @@ mod tests {
     fn asked_agents_wait_for_their_answer() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
         q.agent_available(a("x"), &info(0, 0));
-        q.enqueue(c("1"), 0, vec![]);
+        q.enqueue(c("1"), 0, 0, vec![]);
         q.dispatch();
         q.agent_available(a("x"), &info(5, 0));
         assert_eq!(q.ready_len(), 0);

@@ -13,16 +13,17 @@ use crate::call::CallPhase;
 use crate::durable::StateSnapshot;
 use crate::env::SharedEnv;
 use crate::ids::{AgentId, CallId, QueueId};
+use crate::queue::actor::EnqueueCall;
 use actix::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tracing::warn;
 
-/// A queue entry to rebuild: the call, its actor, priority and exclusions.
-pub(crate) type WaitingEntry = (CallId, Addr<CallActor>, u8, Vec<AgentId>);
+/// A queue entry to rebuild: the call as it joins its restored queue.
+pub(crate) type WaitingEntry = EnqueueCall;
 
-/// A queued call seen in the snapshot: arrival in the queue, id, priority
-/// and exclusions (sorted into the line).
-type QueuedCall = (u64, CallId, u8, Vec<AgentId>);
+/// A queued call seen in the snapshot: its place time, id, priority, tried
+/// agents and caller number (sorted into the line).
+type QueuedCall = (u64, CallId, u8, Vec<AgentId>, String);
 
 /// The actors a snapshot rebuilds, not yet started.
 #[derive(Default)]
@@ -78,7 +79,8 @@ impl Restored {
                     *since_ms,
                     c.id.clone(),
                     c.priority,
-                    c.excluded.clone(),
+                    c.tried.clone(),
+                    c.ani.clone(),
                 ));
             }
         }
@@ -96,9 +98,16 @@ impl Restored {
             });
             let line = entries
                 .into_iter()
-                .filter_map(|(_, id, priority, excluded)| {
-                    let addr = out.call_addrs.get(&id)?.clone();
-                    Some((id, addr, priority, excluded))
+                .filter_map(|(since_ms, call, priority, tried, ani)| {
+                    let addr = out.call_addrs.get(&call)?.clone();
+                    Some(EnqueueCall {
+                        call,
+                        addr,
+                        priority,
+                        since_ms,
+                        tried,
+                        ani,
+                    })
                 })
                 .collect();
             out.queues.insert(queue, line);

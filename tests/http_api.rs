@@ -332,7 +332,11 @@ async fn http_agent_call_controls_and_ownership() {
     assert_eq!(v["agent_id"], "ann", "{v}");
     assert_eq!(v["source"], "agent", "{v}");
     assert_eq!(v["routing"], "waits_for_agent", "{v}");
-    assert_eq!(v["queues"], json!([{"queue_id": "sales", "wait_ms": 30_000}]), "{v}");
+    assert_eq!(
+        v["queues"],
+        json!([{"queue_id": "sales", "wait_ms": 30_000}]),
+        "{v}"
+    );
 
     let (s, e) = t
         .call("POST", &path("transfer"), Some(&ann), Some(json!({})))
@@ -434,14 +438,20 @@ async fn http_sticky_customer_waits_for_its_agent() {
     t.wait_me(&ann, "offer", |v| v["call"]["call_id"] == first.as_str())
         .await;
     let path = |call: &str, a: &str| format!("/api/v1/calls/{call}/{a}");
-    let (s, v) = t.call("POST", &path(&first, "accept"), Some(&ann), None).await;
+    let (s, v) = t
+        .call("POST", &path(&first, "accept"), Some(&ann), None)
+        .await;
     assert_eq!(s, 200, "{v}");
     t.wait_me(&ann, "talking", |v| v["agent"]["state"] == "talking")
         .await;
-    let (s, v) = t.call("POST", &path(&first, "sticky"), Some(&ann), None).await;
+    let (s, v) = t
+        .call("POST", &path(&first, "sticky"), Some(&ann), None)
+        .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["routing"], "waits_for_agent", "{v}");
-    let (s, v) = t.call("POST", &path(&first, "hangup"), Some(&ann), None).await;
+    let (s, v) = t
+        .call("POST", &path(&first, "hangup"), Some(&ann), None)
+        .await;
     assert_eq!(s, 200, "{v}");
     t.wait_me(&ann, "wrap-up", |v| v["agent"]["state"] == "wrap_up")
         .await;
@@ -458,7 +468,10 @@ async fn http_sticky_customer_waits_for_its_agent() {
     actix_rt::time::sleep(std::time::Duration::from_millis(1_000)).await;
     let (s, v) = t.call("GET", "/api/v1/me", Some(&bob), None).await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["agent"]["state"], "ready", "bob takes ann's customer: {v}");
+    assert_eq!(
+        v["agent"]["state"], "ready",
+        "bob takes ann's customer: {v}"
+    );
     set(&ann, json!({"state": "ready"})).await;
     t.wait_me(&ann, "the customer's call", |v| {
         v["agent"]["state"] == "reserved" && v["call"]["call_id"] == again.as_str()

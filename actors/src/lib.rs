@@ -19,8 +19,8 @@
 //!   [`CrmRecord`]); [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`];
 //!   [`ports::LegStatus`] for the reconcile after a restart.
 //! - [`durable`]: what comes back after a restart: [`StatePort`] (persist
-//!   returns at once), one [`StateRecord`] per agent, call, queue line and
-//!   the token reservation (latest wins), [`StateSnapshot`],
+//!   returns at once), one [`StateRecord`] per agent, call, queue line,
+//!   sticky customer and the token reservation (latest wins), [`StateSnapshot`],
 //!   [`StateStore`] (where the outbox writer commits them) and
 //!   [`MemoryState`].
 //! - [`clock`]: [`Clock`] / [`TokioClock`], wall-clock ms from a start epoch

@@ -89,8 +89,8 @@ pub enum StartError {
     /// The TLS files are wrong (names the key and the file).
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// A state tree HTTP keeps (sessions, sticky customers, health, CRM
-    /// links) could not be opened.
+    /// A state tree HTTP keeps (sessions, health, CRM links) could not be
+    /// opened.
     #[error("storage: {0}")]
     Storage(#[from] edgecc_storage::StorageError),
     /// The registry did not take the hub's subscription.
@@ -180,8 +180,6 @@ pub struct AppState {
     pub storage: Storage,
     /// CRM links of delivered interactions (written by the sync worker).
     pub crm_links: Option<StateTree>,
-    /// Sticky customers: ANI → agent id.
-    pub sticky: StateTree,
     /// Readiness probe tree.
     pub health: StateTree,
     /// Users, sessions, throttle.
@@ -283,7 +281,6 @@ pub async fn start(
     let state = Arc::new(AppState {
         registry: running.registry.clone(),
         sync: running.sync.clone(),
-        sticky: tree(Tree::StickyCustomers.name())?,
         // Written by `/readyz` to prove the storage takes writes.
         health: tree(Tree::HttpHealth.name())?,
         storage,

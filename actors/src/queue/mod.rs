@@ -238,7 +238,7 @@ impl Queue {
         let keys: Vec<WaitKey> = self
             .waiting
             .iter()
-            .filter(|(_, w)| w.asking == 0 && !self.holds.holds(&w.call))
+            .filter(|(_, w)| w.asking == 0 && !self.holds.has(&w.call))
             .take(DISPATCH_SCAN_CALLS_MAX)
             .map(|(k, _)| *k)
             .collect();

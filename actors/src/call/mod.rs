@@ -40,6 +40,8 @@
 //! - `crm.rs`: the records the call writes (typed bodies from [`crate::crm`]).
 //! - `reconcile.rs`: carrying on after a restart from the legs the PBX
 //!   still has.
+//! - `reconfigure.rs`: taking the reloaded rules of its queue (place and
+//!   age kept).
 //! - [`supervision`]: monitor, whisper, barge.
 
 pub mod actor;
@@ -51,6 +53,7 @@ mod legs;
 mod offer;
 mod queueing;
 mod reconcile;
+mod reconfigure;
 mod state;
 pub mod supervision;
 

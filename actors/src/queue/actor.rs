@@ -7,12 +7,13 @@ use crate::agent::actor::{OfferEnded, ReserveForQueue};
 use crate::agent::{OfferOutcome, OfferPurpose};
 use crate::call::actor::{CallActor, OfferCall};
 use crate::durable::StateRecord;
-use crate::env::SharedEnv;
+use crate::config::QueueConfig;
+use crate::env::{Env, SharedEnv};
 use crate::events::QueueView;
 use crate::ids::{AgentId, CallId, OfferToken};
 use actix::prelude::*;
 use std::collections::HashMap;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 /// Mailbox capacity of a queue actor: it receives every push of its members.
 pub const QUEUE_MAILBOX_CAPACITY: usize = 4096;
@@ -78,6 +79,18 @@ pub struct ReservationAnswered {
 pub struct PbxLinkChanged {
     /// Whether the link is up.
     pub up: bool,
+}
+
+/// A reload changed this queue (`Some`: its new settings) or removed it
+/// (`None`). The queue moves to the newest [`crate::env::Env`] either way;
+/// a removed queue stops if it holds no call (the registry refuses to
+/// remove a queue in which calls wait; one that joined in the same instant
+/// leaves by its max wait, as the queue has no members any more).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    /// The queue's reloaded settings; `None` when the reload removed it.
+    pub config: Option<QueueConfig>,
 }
 
 /// Read the queue's view.
@@ -260,6 +273,29 @@ impl Handler<ReservationAnswered> for QueueActor {
         }
         self.persist_if_changed(before);
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<Reconfigure> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
+        self.env = Env::latest(&self.env);
+        match msg.config {
+            Some(config) => {
+                self.queue.reconfigure(&config);
+                self.dispatch(ctx);
+            }
+            None if self.calls.is_empty() => {
+                info!(queue_id = %self.queue.id, "Queue removed by a reload; it stops.");
+                ctx.stop();
+            }
+            None => warn!(
+                queue_id = %self.queue.id,
+                calls = self.calls.len(),
+                "Queue removed by a reload while it holds calls; they leave by their max wait."
+            ),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
 
 mod reload;
 mod restore;
+mod staffing;
 mod wiring;
 pub use reload::{ApplyConfig, ReloadSummary};
 use crate::outbox::{OutboxStatus, OutboxWriter};
@@ -310,6 +311,8 @@ pub struct Registry {
     /// What the restart's reconcile found, for the snapshot (`/metrics`,
     /// the demo's restart line).
     restart: Option<RestartFigures>,
+    /// Members logged in and available per queue, for the queues' limits.
+    staffing: staffing::Staffing,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -520,6 +523,8 @@ impl ContactCenter {
             restored = restoring,
             "Contact center started."
         );
+        let mut staffing = staffing::Staffing::default();
+        staffing.recount(agents.values(), &env.directory);
         actix::spawn(registry_ctx.into_future(Registry {
             env: Some(env),
             calls,
@@ -533,6 +538,7 @@ impl ContactCenter {
             recent: RecentCalls::default(),
             awaiting_reconcile: restoring,
             restart: None,
+            staffing,
         }));
         Ok(registry)
     }
@@ -1027,6 +1033,8 @@ impl Handler<AgentChanged> for Registry {
             .and_then(|c| c.view.as_ref())
             .map(|v| v.ani.as_str());
         self.recent.observe_agent(&view, ani);
+        let env = self.env().clone();
+        self.staffing.observe(&view, &env.directory, true);
         self.agents.insert(view.agent.clone(), view.clone());
         self.publish(|| CcEvent::AgentChanged(view));
     }

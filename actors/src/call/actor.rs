@@ -66,6 +66,16 @@ pub struct LegEvent(pub PbxEvent);
 #[rtype(result = "()")]
 pub struct ReconcileCall(pub std::collections::HashMap<LegId, LegStatus>);
 
+/// The queue's limits turned the call away (see [`Call::turned_away`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TurnedAway {
+    /// The queue.
+    pub queue: QueueId,
+    /// Why: `queue_full` or `queue_unstaffed`, on the call's records.
+    pub reason: crate::crm::CallbackReason,
+}
+
 /// A reload: the call moves to the newest [`crate::env::Env`] and takes the
 /// reloaded rules of its queue (see [`Call::reconfigure`]).
 #[derive(Message)]
@@ -755,6 +765,18 @@ impl Handler<ReconcileCall> for CallActor {
         let fx = self.call.reconcile(&msg.0, now);
         info!(call_id = %self.call.id, phase = self.call.phase.name(), legs_up = msg.0.len(), "Call reconciled with the PBX.");
         self.apply(fx, ctx);
+    }
+}
+
+impl Handler<TurnedAway> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TurnedAway, ctx: &mut Self::Context) {
+        let now = self.env.now_ms();
+        let fx = self.call.turned_away(&msg.queue, msg.reason, now);
+        if !fx.is_empty() {
+            self.apply(fx, ctx);
+        }
     }
 }
 

@@ -2,12 +2,14 @@
 //! agent availability pushes, dispatches, asks agents for reservations, and
 //! hands granted agents to the calls.
 
+use super::limits::{Limits, Staffed};
 use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
 use crate::agent::{OfferOutcome, OfferPurpose};
-use crate::call::actor::{CallActor, OfferCall};
+use crate::call::actor::{CallActor, OfferCall, TurnedAway};
 use crate::durable::StateRecord;
 use crate::config::QueueConfig;
+use crate::crm::CallbackReason;
 use crate::env::{Env, SharedEnv};
 use crate::events::QueueView;
 use crate::ids::{AgentId, CallId, OfferToken};
@@ -17,6 +19,17 @@ use tracing::{debug, info, warn};
 
 /// Mailbox capacity of a queue actor: it receives every push of its members.
 pub const QUEUE_MAILBOX_CAPACITY: usize = 4096;
+
+/// How long after its offer's deadline (offer timeout plus lease grace) a
+/// call that comes back to the queue still counts as a rejoin, not a new
+/// arrival, for the queue's limits.
+pub const REJOIN_SLACK_MS: u64 = 5_000;
+
+/// The limits a queue actor for `queue` starts with.
+fn limits_of(env: &SharedEnv, queue: &Queue) -> Limits {
+    let config = env.config.queue(queue.id.as_str()).map(|q| q.limits.clone());
+    Limits::new(config.unwrap_or_default())
+}
 
 /// A call joins the queue (or rejoins after a redirect).
 #[derive(Message)]
@@ -93,6 +106,11 @@ pub struct Reconfigure {
     pub config: Option<QueueConfig>,
 }
 
+/// How many members are there (from the registry, on every change).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct QueueStaffed(pub Staffed);
+
 /// Read the queue's view.
 #[derive(Message)]
 #[rtype(result = "QueueView")]
@@ -109,16 +127,20 @@ pub struct QueueActor {
     /// False while the PBX link is down: an offer could not ring, and a
     /// failed one must not count against the agent, so nothing is offered.
     pbx_link_up: bool,
+    /// Maximum length and staffing rules ([`super::limits`]).
+    limits: Limits,
 }
 
 impl QueueActor {
     /// A queue actor around `queue`.
     pub fn new(env: SharedEnv, queue: Queue) -> Self {
+        let limits = limits_of(&env, &queue);
         Self {
             env,
             queue,
             calls: HashMap::new(),
             pbx_link_up: true,
+            limits,
         }
     }
 
@@ -136,12 +158,26 @@ impl QueueActor {
             queue.enqueue(call.clone(), priority, excluded);
             calls.insert(call, addr);
         }
+        let limits = limits_of(&env, &queue);
         Self {
             env,
             queue,
             calls,
             pbx_link_up: false,
+            limits,
         }
+    }
+
+    /// Turns `call` away for `reason`: out of the line, and told so (it
+    /// goes where a timed-out call goes).
+    fn turn_away(&mut self, call: &CallId, addr: &Addr<CallActor>, reason: CallbackReason) {
+        info!(queue_id = %self.queue.id, call_id = %call, reason = ?reason, "Call turned away by the queue's limits.");
+        self.queue.remove(call);
+        self.calls.remove(call);
+        addr.do_send(TurnedAway {
+            queue: self.queue.id.clone(),
+            reason,
+        });
     }
 
     /// Persists the waiting line if `before` (its length before the
@@ -191,6 +227,11 @@ impl Handler<EnqueueCall> for QueueActor {
     fn handle(&mut self, msg: EnqueueCall, ctx: &mut Self::Context) {
         debug!(queue_id = %self.queue.id, call_id = %msg.call, "Call queued.");
         let before = self.queue.waiting_len();
+        if !self.queue.knows(&msg.call) {
+            if let Err(reason) = self.limits.admit(&msg.call, before) {
+                return self.turn_away(&msg.call, &msg.addr, reason);
+            }
+        }
         self.calls.insert(msg.call.clone(), msg.addr);
         self.queue.enqueue(msg.call, msg.priority, msg.excluded);
         self.persist_if_changed(before);
@@ -249,12 +290,17 @@ impl Handler<ReservationAnswered> for QueueActor {
         let agent = self.env.directory.agents.get(&msg.agent);
         match (action, agent) {
             (AnswerAction::Offer, Some(agent)) => match self.calls.get(&msg.call) {
-                Some(addr) => addr.do_send(OfferCall {
+                Some(addr) => {
+                    let t = &self.env.config.timers;
+                    let window = t.offer_timeout_ms + t.offer_lease_grace_ms + REJOIN_SLACK_MS;
+                    self.limits.offered(msg.call.clone(), self.env.now_ms(), window);
+                    addr.do_send(OfferCall {
                     contact: agent.contact.clone(),
                     token: msg.token,
                     purpose: OfferPurpose::Queue(self.queue.id.clone()),
                     ring_all: self.queue.strategy == crate::config::Strategy::RingAll,
-                }),
+                    })
+                }
                 None => agent.addr.do_send(OfferEnded {
                     call: msg.call.clone(),
                     token: msg.token,
@@ -284,6 +330,7 @@ impl Handler<Reconfigure> for QueueActor {
         match msg.config {
             Some(config) => {
                 self.queue.reconfigure(&config);
+                self.limits.reconfigure(config.limits);
                 self.dispatch(ctx);
             }
             None if self.calls.is_empty() => {
@@ -296,6 +343,24 @@ impl Handler<Reconfigure> for QueueActor {
                 "Queue removed by a reload while it holds calls; they leave by their max wait."
             ),
         }
+    }
+}
+
+impl Handler<QueueStaffed> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: QueueStaffed, _ctx: &mut Self::Context) {
+        self.limits.set_staffed(msg.0);
+        if !self.limits.must_empty() {
+            return;
+        }
+        let before = self.queue.waiting_len();
+        for call in self.queue.waiting_calls() {
+            if let Some(addr) = self.calls.get(&call).cloned() {
+                self.turn_away(&call, &addr, CallbackReason::QueueUnstaffed);
+            }
+        }
+        self.persist_if_changed(before);
     }
 }
 

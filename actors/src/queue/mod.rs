@@ -5,9 +5,11 @@
 //! Dispatch pairs the first waiting call with the best eligible agent and asks
 //! the agent for a reservation; the agent may say no (another queue won it),
 //! so an asked agent leaves the index until its answer arrives. The actor glue
-//! lives in [`actor`]; a reload's changes in `reconfigure.rs`.
+//! lives in [`actor`]; a reload's changes in `reconfigure.rs`; maximum
+//! length and staffing rules in [`limits`].
 
 pub mod actor;
+pub mod limits;
 mod reconfigure;
 
 use crate::config::Strategy;

@@ -226,6 +226,9 @@ impl Handler<ApplyConfig> for Registry {
                 for call in act.calls.values().filter(|c| !c.finished) {
                     call.addr.do_send(ReconfigureCall);
                 }
+                // Membership may have changed: every queue hears its counts.
+                let env = act.env().clone();
+                act.staffing.recount(act.agents.values(), &env.directory);
                 info!(
                     queues_added = ?summary.queues_added,
                     queues_removed = ?summary.queues_removed,

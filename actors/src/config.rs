@@ -471,8 +471,7 @@ impl ContactCenterConfig {
                 }
                 _ => {}
             }
-            if q
-                .limits
+            if q.limits
                 .waiting_max
                 .is_some_and(|m| m == 0 || m > WAITING_MAX_LIMIT)
             {

@@ -28,7 +28,6 @@ mod reload;
 mod restore;
 mod staffing;
 mod wiring;
-pub use reload::{ApplyConfig, ReloadSummary};
 use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{LegStatus, PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
@@ -36,6 +35,7 @@ use crate::queue::Queue;
 use crate::recent::{RecentCall, RecentCalls};
 use crate::waits::WaitFigures;
 use actix::prelude::*;
+pub use reload::{ApplyConfig, ReloadSummary};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -453,10 +453,9 @@ impl ContactCenter {
             directory
                 .by_extension
                 .insert(a.extension.clone(), id.clone());
-            directory.agents.insert(
-                id.clone(),
-                wiring::agent_handle(&config, a, ctx.address()),
-            );
+            directory
+                .agents
+                .insert(id.clone(), wiring::agent_handle(&config, a, ctx.address()));
             let settings = wiring::agent_settings(&config, a);
             agent_ctxs.push((ctx, id, settings));
         }

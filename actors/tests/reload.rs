@@ -90,7 +90,10 @@ async fn members_and_timers_apply_while_callers_keep_their_place_and_age() {
     let summary = h.reload(new).await.unwrap();
     assert_eq!(summary.queues_changed, vec![QueueId::new("q")]);
     assert_eq!(summary.queues_added, vec![QueueId::new("new")]);
-    assert_eq!(h.waiting("q").await, vec![c1.clone(), c2.clone(), c3.clone()]);
+    assert_eq!(
+        h.waiting("q").await,
+        vec![c1.clone(), c2.clone(), c3.clone()]
+    );
 
     h.cmd("a2", AgentCommand::Ready).await.unwrap();
     assert!(
@@ -182,11 +185,13 @@ async fn removals_wait_for_an_empty_queue_and_a_logged_out_agent() {
     let errors = h.reload(new.clone()).await.unwrap_err();
     let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert!(
-        text.iter().any(|t| t.starts_with("queues: queue \"old\" was removed while 1 call(s) wait")),
+        text.iter()
+            .any(|t| t.starts_with("queues: queue \"old\" was removed while 1 call(s) wait")),
         "{text:?}"
     );
     assert!(
-        text.iter().any(|t| t.starts_with("agents: agent \"gone\" was removed while not_ready")),
+        text.iter()
+            .any(|t| t.starts_with("agents: agent \"gone\" was removed while not_ready")),
         "{text:?}"
     );
     assert_eq!(h.waiting("old").await, vec![waiting.clone()]);
@@ -203,7 +208,5 @@ async fn removals_wait_for_an_empty_queue_and_a_logged_out_agent() {
     assert!(snap.agents.iter().all(|a| a.agent.as_str() != "gone"));
     h.ready("fresh").await;
     let call = h.call(caller("800")).await;
-    assert!(
-        matches!(&h.state("fresh").await, AgentState::Reserved { call: c, .. } if *c == call)
-    );
+    assert!(matches!(&h.state("fresh").await, AgentState::Reserved { call: c, .. } if *c == call));
 }

@@ -101,7 +101,12 @@ impl Call {
 
     /// The queue's final destination for a call nobody took, with `reason`
     /// on its records: the max wait, or the queue's limits turned it away.
-    pub(super) fn to_final_destination(&mut self, fx: &mut Fx, reason: CallbackReason, now_ms: u64) {
+    pub(super) fn to_final_destination(
+        &mut self,
+        fx: &mut Fx,
+        reason: CallbackReason,
+        now_ms: u64,
+    ) {
         let dest = self
             .rules
             .as_ref()

@@ -7,9 +7,9 @@ use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
 use crate::agent::{OfferOutcome, OfferPurpose};
 use crate::call::actor::{CallActor, OfferCall, TurnedAway};
-use crate::durable::StateRecord;
 use crate::config::QueueConfig;
 use crate::crm::CallbackReason;
+use crate::durable::StateRecord;
 use crate::env::{Env, SharedEnv};
 use crate::events::QueueView;
 use crate::ids::{AgentId, CallId, OfferToken};
@@ -27,7 +27,10 @@ pub const REJOIN_SLACK_MS: u64 = 5_000;
 
 /// The limits a queue actor for `queue` starts with.
 fn limits_of(env: &SharedEnv, queue: &Queue) -> Limits {
-    let config = env.config.queue(queue.id.as_str()).map(|q| q.limits.clone());
+    let config = env
+        .config
+        .queue(queue.id.as_str())
+        .map(|q| q.limits.clone());
     Limits::new(config.unwrap_or_default())
 }
 
@@ -293,12 +296,13 @@ impl Handler<ReservationAnswered> for QueueActor {
                 Some(addr) => {
                     let t = &self.env.config.timers;
                     let window = t.offer_timeout_ms + t.offer_lease_grace_ms + REJOIN_SLACK_MS;
-                    self.limits.offered(msg.call.clone(), self.env.now_ms(), window);
+                    self.limits
+                        .offered(msg.call.clone(), self.env.now_ms(), window);
                     addr.do_send(OfferCall {
-                    contact: agent.contact.clone(),
-                    token: msg.token,
-                    purpose: OfferPurpose::Queue(self.queue.id.clone()),
-                    ring_all: self.queue.strategy == crate::config::Strategy::RingAll,
+                        contact: agent.contact.clone(),
+                        token: msg.token,
+                        purpose: OfferPurpose::Queue(self.queue.id.clone()),
+                        ring_all: self.queue.strategy == crate::config::Strategy::RingAll,
                     })
                 }
                 None => agent.addr.do_send(OfferEnded {

@@ -64,7 +64,11 @@ const IN_QUEUE_PHASES: [&str; 2] = ["queued", "offering"];
 impl Registry {
     /// What in the running system forbids `new`: removed queues that hold
     /// calls, removed agents that are logged in.
-    fn refuse_removals(&self, old: &ContactCenterConfig, new: &ContactCenterConfig) -> Vec<ConfigError> {
+    fn refuse_removals(
+        &self,
+        old: &ContactCenterConfig,
+        new: &ContactCenterConfig,
+    ) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         for q in old.queues.iter().filter(|q| new.queue(&q.id).is_none()) {
             let id = QueueId::new(q.id.clone());
@@ -86,7 +90,11 @@ impl Registry {
                 });
             }
         }
-        for a in old.agents.iter().filter(|a| !new.agents.iter().any(|n| n.id == a.id)) {
+        for a in old
+            .agents
+            .iter()
+            .filter(|a| !new.agents.iter().any(|n| n.id == a.id))
+        {
             let id = AgentId::new(a.id.clone());
             match self.agents.get(&id).map(|v| &v.state) {
                 None | Some(AgentState::LoggedOut) => {}
@@ -172,7 +180,9 @@ impl Handler<ApplyConfig> for Registry {
                     addr
                 }
             };
-            directory.by_extension.insert(a.extension.clone(), id.clone());
+            directory
+                .by_extension
+                .insert(a.extension.clone(), id.clone());
             directory
                 .agents
                 .insert(id, wiring::agent_handle(&config, a, addr));
@@ -183,7 +193,11 @@ impl Handler<ApplyConfig> for Registry {
                 self.agents.remove(id);
             }
         }
-        for list in [&mut summary.queues_added, &mut summary.queues_removed, &mut summary.queues_changed] {
+        for list in [
+            &mut summary.queues_added,
+            &mut summary.queues_removed,
+            &mut summary.queues_changed,
+        ] {
             list.sort();
         }
         summary.agents_added.sort();

@@ -56,7 +56,10 @@ impl Staffing {
     /// whose counts changed the new counts.
     pub(super) fn observe(&mut self, view: &AgentView, directory: &Directory, tell: bool) {
         let now = presence(&view.state);
-        let before = self.agents.insert(view.agent.clone(), now).unwrap_or((false, false));
+        let before = self
+            .agents
+            .insert(view.agent.clone(), now)
+            .unwrap_or((false, false));
         if before == now {
             return;
         }

@@ -34,7 +34,8 @@
 //!   it writes), `supervision`; its dispatch table is in the module doc.
 //!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
-//!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
+//!   ([`queue::Queue`]), its limits ([`queue::limits`]: maximum length,
+//!   members needed to join and stay) and [`queue::actor::QueueActor`].
 //! - [`registry`]: [`ContactCenter::start`] builds everything
 //!   ([`ContactCenter::start_with_state`] with a state port,
 //!   [`ContactCenter::restore`] from a snapshot,
@@ -42,7 +43,10 @@
 //!   the snapshot into actors); the [`Registry`] actor is the facade
 //!   ([`AgentRequest`], [`CallRequest`], [`AgentDesktop`],
 //!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`,
-//!   [`registry::Reconcile`] after a restore).
+//!   [`registry::Reconcile`] after a restore, [`registry::ApplyConfig`]
+//!   for a hot reload: `registry/reload.rs`, with `registry/wiring.rs`
+//!   shared with the start and `registry/staffing.rs` counting members
+//!   per queue).
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer
 //!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and

@@ -17,7 +17,7 @@ impl Call {
                 self.stint += 1;
                 self.max_wait_deadline_ms = None;
                 let mut fx = vec![CallEffect::Dequeue(queue.clone())];
-                self.to_final_destination(&mut fx, reason, now_ms);
+                self.leave_for_final_destination(&mut fx, reason, now_ms);
                 fx
             }
             _ => Vec::new(),

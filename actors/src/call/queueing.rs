@@ -96,12 +96,12 @@ impl Call {
     /// Queue timeout: interaction + callback work item, then the final
     /// destination. A move to another queue is not a timeout (no records).
     pub(super) fn time_out(&mut self, fx: &mut Fx, now_ms: u64) {
-        self.to_final_destination(fx, CallbackReason::QueueTimeout, now_ms);
+        self.leave_for_final_destination(fx, CallbackReason::QueueTimeout, now_ms);
     }
 
     /// The queue's final destination for a call nobody took, with `reason`
     /// on its records: the max wait, or the queue's limits turned it away.
-    pub(super) fn to_final_destination(
+    pub(super) fn leave_for_final_destination(
         &mut self,
         fx: &mut Fx,
         reason: CallbackReason,

@@ -36,7 +36,8 @@
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
 //!   ([`queue::Queue`]), a caller's place in line and the agents tried last
 //!   ([`queue::placement`]), calls held for their own agent
-//!   ([`queue::hold`]) and [`queue::actor::QueueActor`].
+//!   ([`queue::hold`]), its limits ([`queue::limits`]: maximum length,
+//!   members needed to join and stay) and [`queue::actor::QueueActor`].
 //! - [`sticky`]: sticky customers (caller number → own agent): the book,
 //!   its sources, its durable records and the hold rule.
 //! - [`registry`]: [`ContactCenter::start`] builds everything
@@ -46,7 +47,10 @@
 //!   the snapshot into actors); the [`Registry`] actor is the facade
 //!   ([`AgentRequest`], [`CallRequest`], [`AgentDesktop`],
 //!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`,
-//!   [`registry::Reconcile`] after a restore).
+//!   [`registry::Reconcile`] after a restore, [`registry::ApplyConfig`]
+//!   for a hot reload: `registry/reload.rs`, with `registry/wiring.rs`
+//!   shared with the start and `registry/staffing.rs` counting members
+//!   per queue).
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer
 //!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and

@@ -664,7 +664,10 @@ pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
         .await
         .map_err(|e| ApiError::unavailable(format!("reload: {e}")))?
     {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({"reloaded": true}))),
+        Ok(changes) => Ok(HttpResponse::Ok().json(json!({"reloaded": true, "changes": changes}))),
+        Err(e @ (super::ReloadError::NotStarted | super::ReloadError::Actors(_))) => {
+            Err(ApiError::unavailable(e.to_string()))
+        }
         Err(refused) => Err(ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "config_refused",

@@ -8,11 +8,14 @@
 //! its place in line through failed offers and tries the agents who missed
 //! it last ([`placement`]); a call held for its preferred agent waits for
 //! that agent alone until its hold ends ([`hold`]). The actor glue lives in
-//! [`actor`].
+//! [`actor`]; a reload's changes in `reconfigure.rs`; maximum length and
+//! staffing rules in [`limits`].
 
 pub mod actor;
 pub mod hold;
+pub mod limits;
 pub mod placement;
+mod reconfigure;
 
 use crate::config::Strategy;
 use crate::ids::{AgentId, CallId, QueueId};
@@ -267,7 +270,13 @@ impl Queue {
     }
 
     /// Takes `entry` out of the index and asks its agent for `call`.
-    fn ask(&mut self, entry: (AgentKey, AgentId), call: &CallId, ring_all: bool, asks: &mut Vec<Ask>) {
+    fn ask(
+        &mut self,
+        entry: (AgentKey, AgentId),
+        call: &CallId,
+        ring_all: bool,
+        asks: &mut Vec<Ask>,
+    ) {
         self.order.remove(&entry);
         self.ready.remove(&entry.1);
         self.seq += 1;

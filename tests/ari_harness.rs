@@ -65,6 +65,8 @@ pub fn queue() -> QueueConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: vec![],
+        announcements: Default::default(),
+        callback: Default::default(),
     }
 }
 

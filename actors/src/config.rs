@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+pub mod waiting;
+pub use waiting::{AnnounceConfig, CallbackConfig};
+
 /// Longest accepted wrap-up: an hour; longer is a typo.
 pub const WRAP_UP_MS_MAX: u64 = 3_600_000;
 /// Longest accepted offer timeout: five minutes.
@@ -230,6 +233,12 @@ pub struct QueueConfig {
     /// Skills an agent needs to be a member (besides listing the queue).
     #[serde(default)]
     pub required_skills: Vec<SkillRequirement>,
+    /// Periodic place and wait announcements to waiting callers.
+    #[serde(default)]
+    pub announcements: AnnounceConfig,
+    /// Callbacks (a digit, or a hang-up) and re-entry after abandoning.
+    #[serde(default)]
+    pub callback: CallbackConfig,
 }
 
 fn default_max_wait_ms() -> u64 {
@@ -430,6 +439,7 @@ impl ContactCenterConfig {
                 }
                 _ => {}
             }
+            waiting::validate(&p, &q.announcements, &q.callback, &mut err);
             for (j, s) in q.required_skills.iter().enumerate() {
                 if s.level_min > SKILL_LEVEL_MAX {
                     err(
@@ -555,6 +565,8 @@ mod tests {
             wrap_up_ms: 0,
             final_destination: FinalDestination::default(),
             required_skills: vec![],
+            announcements: AnnounceConfig::default(),
+            callback: CallbackConfig::default(),
         }
     }
 

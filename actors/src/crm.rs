@@ -144,6 +144,8 @@ pub enum CreateReason {
     MissedExtension,
     /// The PBX lost the call (restarted or died) before an agent answered.
     PbxLost,
+    /// A callback the caller asked for did not reach them.
+    CallbackFailed,
 }
 
 impl From<CallbackReason> for CreateReason {
@@ -153,6 +155,7 @@ impl From<CallbackReason> for CreateReason {
             CallbackReason::QueueTimeout => Self::QueueTimeout,
             CallbackReason::MissedExtension => Self::MissedExtension,
             CallbackReason::PbxLost => Self::PbxLost,
+            CallbackReason::CallbackFailed => Self::CallbackFailed,
         }
     }
 }
@@ -244,6 +247,9 @@ pub enum CallbackReason {
     /// The PBX lost the caller (restarted or died) before an agent
     /// answered: the caller did not give up, so the back office calls back.
     PbxLost,
+    /// The caller asked for a callback (a digit, or a hang-up in a queue
+    /// that keeps callbacks) and edgecc's dial back did not reach them.
+    CallbackFailed,
 }
 
 /// What kind of work item (always a callback today).

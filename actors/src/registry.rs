@@ -24,6 +24,7 @@ use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
 use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
 
+mod reentry;
 mod restore;
 use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{LegStatus, PbxEvent, SharedOutbox, SharedPbx};
@@ -32,6 +33,7 @@ use crate::queue::Queue;
 use crate::recent::{RecentCall, RecentCalls};
 use crate::waits::WaitFigures;
 use actix::prelude::*;
+pub use reentry::PlaceKept;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -307,6 +309,8 @@ pub struct Registry {
     /// What the restart's reconcile found, for the snapshot (`/metrics`,
     /// the demo's restart line).
     restart: Option<RestartFigures>,
+    /// Places kept by callers who left, for re-entry; aliases of taken ones.
+    reentry: reentry::Reentries,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -433,6 +437,8 @@ impl ContactCenter {
                 wrap_up_ms: q.wrap_up_ms,
                 final_destination: q.final_destination.clone(),
                 ring_all: q.strategy == Strategy::RingAll,
+                announce: q.announcements.clone(),
+                callback: q.callback.clone(),
             };
             for d in &q.dnis {
                 directory.by_dnis.insert(d.clone(), id.clone());
@@ -529,8 +535,20 @@ impl ContactCenter {
             actix::spawn(ctx.into_future(actor));
         }
         let mut calls = HashMap::new();
+        let mut kept = reentry::Reentries::default();
         for (ctx, actor) in restored.calls {
             let id = actor.id().clone();
+            if let Some(e) = actor
+                .call()
+                .callback
+                .as_ref()
+                .filter(|e| e.reentry_until_ms > 0)
+            {
+                if let Some(r) = &actor.call().rules {
+                    let ani = actor.call().ani.clone();
+                    kept.keep(id.clone(), ani, r.queue.clone(), e.reentry_until_ms);
+                }
+            }
             let finished = restored.ended.contains(&id);
             calls.insert(
                 id,
@@ -562,6 +580,7 @@ impl ContactCenter {
             recent: RecentCalls::default(),
             awaiting_reconcile: restoring,
             restart: None,
+            reentry: kept,
         }));
         Ok(registry)
     }
@@ -600,8 +619,7 @@ impl Actor for Registry {
 impl Handler<PbxEvent> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: PbxEvent, _ctx: &mut Self::Context) {
-        let env = self.env().clone();
+    fn handle(&mut self, msg: PbxEvent, ctx: &mut Self::Context) {
         match msg {
             PbxEvent::CallArrived {
                 leg_id,
@@ -610,29 +628,11 @@ impl Handler<PbxEvent> for Registry {
                 attached,
             } => {
                 let id = leg_id.call_id();
-                if self.calls.contains_key(&id) {
+                if self.calls.contains_key(&id) || self.reentry.resolve(&id).is_some() {
                     warn!(call_id = %id, "Duplicate call arrival ignored.");
                     return;
                 }
-                let now = env.now_ms();
-                let (call, fx) = Call::inbound(
-                    &env.config.site_id,
-                    leg_id,
-                    ani,
-                    dnis,
-                    attached,
-                    now,
-                    env.config.timers.offer_timeout_ms,
-                );
-                let addr = CallActor::start_with(env, call, fx);
-                self.calls.insert(
-                    id,
-                    LiveCall {
-                        addr,
-                        view: None,
-                        finished: false,
-                    },
-                );
+                self.call_arrived(leg_id, ani, dnis, attached, ctx);
             }
             PbxEvent::LinkUp | PbxEvent::LinkDown => {
                 let up = matches!(msg, PbxEvent::LinkUp);
@@ -660,7 +660,9 @@ impl Handler<PbxEvent> for Registry {
                     | PbxEvent::Dtmf { leg_id, .. } => leg_id,
                     _ => unreachable!("matched above"),
                 };
-                match self.calls.get(&leg.call_id()) {
+                let id = leg.call_id();
+                let id = self.reentry.resolve(&id).cloned().unwrap_or(id);
+                match self.calls.get(&id) {
                     Some(c) => c.addr.do_send(LegEvent(ev)),
                     None => debug!(leg_id = %leg, "Event for an unknown call ignored."),
                 }
@@ -1119,6 +1121,7 @@ impl Handler<CallStopped> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: CallStopped, _ctx: &mut Self::Context) {
+        self.reentry.forget(&msg.0);
         self.calls.remove(&msg.0);
     }
 }

@@ -41,8 +41,13 @@
 //! - `reconcile.rs`: carrying on after a restart from the legs the PBX
 //!   still has.
 //! - [`supervision`]: monitor, whisper, barge.
+//! - `announce.rs`: place and expected-wait announcements while queued.
+//! - `callback.rs`: callback entries (a digit, a hang-up), the dial back
+//!   once the agent is connected, re-entry within the window.
 
 pub mod actor;
+mod announce;
+mod callback;
 mod connected;
 mod consult;
 mod crm;
@@ -54,6 +59,8 @@ mod reconcile;
 mod state;
 pub mod supervision;
 
+pub use announce::{announcement, Place};
+pub use callback::{CallbackEntry, CallbackTrigger};
 pub use state::{
     AgentContact, AgentNotice, CallEffect, CallError, CallNotice, CallPhase, CallTimer, Direction,
     HoldState, Offer, Party, PendingKind, PendingLeg, QueueRules, Session, TerminalReason,
@@ -141,6 +148,14 @@ pub struct Call {
     /// call re-arms it (the timer itself lives in the actor).
     #[serde(default)]
     pub max_wait_deadline_ms: Option<u64>,
+    /// The caller left the line and keeps the place (a callback, or a
+    /// re-entry window); persisted so it survives a restart.
+    #[serde(default)]
+    pub callback: Option<CallbackEntry>,
+    /// Announcements played this call: a play may still be going when an
+    /// offer starts, so it is stopped.
+    #[serde(default)]
+    pub prompts_played: u32,
 }
 
 /// The effects of one step, in order.
@@ -261,6 +276,8 @@ impl Call {
             offer_timeout_ms,
             supervisions: Vec::new(),
             max_wait_deadline_ms: None,
+            callback: None,
+            prompts_played: 0,
         }
     }
 
@@ -279,6 +296,7 @@ impl Call {
                 timers.push((CallTimer::MaxWait(self.stint), at));
             }
         }
+        timers.extend(self.waiting_timers());
         match &self.phase {
             CallPhase::Offering { offers, .. } => {
                 timers.extend(

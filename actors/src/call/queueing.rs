@@ -49,6 +49,7 @@ impl Call {
             since_ms: now_ms,
         };
         self.rules = Some(rules);
+        self.arm_announcements(now_ms, &mut fx);
         Ok(fx)
     }
 
@@ -133,6 +134,9 @@ impl Call {
         now_ms: u64,
         dest: FinalDestination,
     ) {
+        if self.callback_unused(fx, reason, now_ms) {
+            return;
+        }
         let mut records = Vec::new();
         records.extend(self.interaction_create(reason.into(), None, now_ms));
         let (prompt, terminal) = match dest {

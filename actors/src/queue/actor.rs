@@ -2,6 +2,7 @@
 //! agent availability pushes, dispatches, asks agents for reservations, and
 //! hands granted agents to the calls.
 
+use super::estimate::WaitEstimate;
 use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
 use crate::agent::{OfferOutcome, OfferPurpose};
@@ -80,6 +81,15 @@ pub struct PbxLinkChanged {
     pub up: bool,
 }
 
+/// Where a waiting call stands, for its announcement (`None`: the call
+/// does not wait here).
+#[derive(Message)]
+#[rtype(result = "Option<crate::call::Place>")]
+pub struct GetPlace {
+    /// The call.
+    pub call: CallId,
+}
+
 /// Read the queue's view.
 #[derive(Message)]
 #[rtype(result = "QueueView")]
@@ -96,6 +106,8 @@ pub struct QueueActor {
     /// False while the PBX link is down: an offer could not ring, and a
     /// failed one must not count against the agent, so nothing is offered.
     pbx_link_up: bool,
+    /// Recent departures to agents: the expected wait announced.
+    estimate: WaitEstimate,
 }
 
 impl QueueActor {
@@ -106,6 +118,7 @@ impl QueueActor {
             queue,
             calls: HashMap::new(),
             pbx_link_up: true,
+            estimate: WaitEstimate::default(),
         }
     }
 
@@ -128,6 +141,7 @@ impl QueueActor {
             queue,
             calls,
             pbx_link_up: false,
+            estimate: WaitEstimate::default(),
         }
     }
 
@@ -233,6 +247,9 @@ impl Handler<ReservationAnswered> for QueueActor {
         let action = self
             .queue
             .reservation_answered(&msg.agent, &msg.call, msg.granted);
+        if self.queue.waiting_len() < before {
+            self.estimate.departed(self.env.now_ms());
+        }
         let agent = self.env.directory.agents.get(&msg.agent);
         match (action, agent) {
             (AnswerAction::Offer, Some(agent)) => match self.calls.get(&msg.call) {
@@ -260,6 +277,18 @@ impl Handler<ReservationAnswered> for QueueActor {
         }
         self.persist_if_changed(before);
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<GetPlace> for QueueActor {
+    type Result = Option<crate::call::Place>;
+
+    fn handle(&mut self, msg: GetPlace, _ctx: &mut Self::Context) -> Self::Result {
+        let position = self.queue.position(&msg.call)?;
+        Some(crate::call::Place {
+            position,
+            wait_estimate_ms: self.estimate.wait_ms(position, self.env.now_ms()),
+        })
     }
 }
 

@@ -104,6 +104,8 @@ pub fn queue(id: &str, dnis: &str) -> QueueConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: vec![],
+        announcements: Default::default(),
+        callback: Default::default(),
     }
 }
 

@@ -67,6 +67,8 @@ fn contact_center() -> ContactCenterConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: Vec::new(),
+        announcements: Default::default(),
+        callback: Default::default(),
     });
     for i in 1..=4 {
         cc.agents.push(AgentConfig {

@@ -361,6 +361,8 @@ fn demo_config(agents: usize, wrap_up_ms: u64, human: bool) -> ContactCenterConf
                 prompt: "callback-offered".to_string(),
             },
             required_skills: Vec::new(),
+            announcements: Default::default(),
+            callback: Default::default(),
         });
     }
     if human {

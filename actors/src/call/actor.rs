@@ -432,7 +432,7 @@ impl CallActor {
             let fx = match &timer {
                 CallTimer::Rona(token) => act.call.rona(*token, now),
                 CallTimer::MaxWait(stint) => act.call.max_wait_elapsed(*stint, now),
-                CallTimer::Announce(stint) => return act.announce(*stint, ctx),
+                CallTimer::Announce(stint) => return act.announce(*stint, at_ms, ctx),
                 CallTimer::ReentryEnd(stint) => act.call.reentry_ended(*stint, now),
             };
             if !fx.is_empty() {
@@ -441,10 +441,12 @@ impl CallActor {
         });
     }
 
-    /// The announcement timer of `stint` fired: the queue says the place
-    /// (routing never waits for it: the answer is a message like any
-    /// other), then the call decides what the caller hears.
-    fn announce(&mut self, stint: u32, ctx: &mut Context<Self>) {
+    /// The announcement timer of `stint`, due at `due_ms`, fired: the
+    /// queue says the place (routing never waits for it: the answer is a
+    /// message like any other), then the call decides what the caller
+    /// hears. The next one is due an interval after this one was, so the
+    /// cadence does not drift by the queue's answer time.
+    fn announce(&mut self, stint: u32, due_ms: u64, ctx: &mut Context<Self>) {
         let queue = match (&self.call.phase, self.call.wants_place(stint)) {
             (super::CallPhase::Queued { queue, .. }, true) => {
                 self.env.directory.queues.get(queue).map(|q| q.addr.clone())
@@ -452,7 +454,7 @@ impl CallActor {
             _ => None,
         };
         let Some(queue) = queue else {
-            let fx = self.call.announce(stint, None, self.env.now_ms());
+            let fx = self.call.announce(stint, None, due_ms);
             return self.apply(fx, ctx);
         };
         let ask = queue.send(GetPlace {

@@ -77,12 +77,12 @@ impl Call {
             && matches!(self.phase, CallPhase::Queued { .. })
     }
 
-    /// The announcement timer of `stint` fired, and the queue said the
-    /// call's `place` (none if it did not know the call). A queued caller
+    /// The announcement timer of `stint`, due at `due_ms`, fired, and the
+    /// queue said the call's `place` (none if it did not know the call). A queued caller
     /// hears it; the next one is armed while the call still waits in this
     /// stint (ringing an agent counts: it may come back to the line; so
     /// does a kept place: the caller may call again).
-    pub fn announce(&mut self, stint: u32, place: Option<Place>, now_ms: u64) -> Fx {
+    pub fn announce(&mut self, stint: u32, place: Option<Place>, due_ms: u64) -> Fx {
         let mut fx = Vec::new();
         let waiting = matches!(
             self.phase,
@@ -109,7 +109,7 @@ impl Call {
         }
         fx.push(CallEffect::Timer(
             CallTimer::Announce(stint),
-            now_ms + cfg.interval_ms,
+            due_ms + cfg.interval_ms,
         ));
         fx
     }

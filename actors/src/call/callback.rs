@@ -350,13 +350,23 @@ impl Call {
         true
     }
 
-    /// Timers of a kept place a restored call re-arms.
+    /// Timers of a waiting call a restored call re-arms: the end of a
+    /// kept place's window, and the announcements (the next one is due one
+    /// interval after the caller joined, at once if that passed).
     pub(super) fn waiting_timers(&self) -> Vec<(CallTimer, u64)> {
-        match &self.callback {
-            Some(e) if !e.dial_back && e.reentry_until_ms > 0 => {
-                vec![(CallTimer::ReentryEnd(self.stint), e.reentry_until_ms)]
+        let mut timers = Vec::new();
+        if let Some(e) = self.callback.as_ref().filter(|e| !e.dial_back) {
+            if e.reentry_until_ms > 0 {
+                timers.push((CallTimer::ReentryEnd(self.stint), e.reentry_until_ms));
             }
-            _ => Vec::new(),
         }
+        let announce = self.rules.as_ref().map(|r| &r.announce);
+        if let (CallPhase::Queued { since_ms, .. }, Some(a)) = (&self.phase, announce) {
+            if a.enabled() {
+                let first = a.first_after_ms.unwrap_or(a.interval_ms);
+                timers.push((CallTimer::Announce(self.stint), since_ms + first));
+            }
+        }
+        timers
     }
 }

@@ -10,7 +10,8 @@
 //!   the leg and bridge id format (`{call}~{token}`, `b~{call}`, ...) that the
 //!   PBX adapters parse with.
 //! - [`config`]: [`ContactCenterConfig`] (queues, agents, reason codes,
-//!   timers) with `validate()` naming key paths.
+//!   timers) with `validate()` naming key paths; [`config::waiting`]: a
+//!   queue's announcements and callbacks.
 //! - [`crm`]: the CRM contract: [`RecordKind`] (one definition with the
 //!   outbox, from `edgecc-record-kind`) and its wire names,
 //!   [`CrmRecord`], the typed body of each kind and
@@ -31,10 +32,13 @@
 //!   `state` (phases, effects, errors), `queueing`, `offer` (offers, accept,
 //!   RONA), `legs` (PBX leg events, the end), `connected` (hold, mute,
 //!   transfer), `consult` (consult and conference legs), `crm` (the records
-//!   it writes), `supervision`; its dispatch table is in the module doc.
+//!   it writes), `supervision`, `announce` (place and expected wait),
+//!   `callback` (callbacks, re-entry); its dispatch table is in the module
+//!   doc.
 //!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
-//!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
+//!   ([`queue::Queue`]), the expected wait ([`queue::estimate`]) and
+//!   [`queue::actor::QueueActor`].
 //! - [`registry`]: [`ContactCenter::start`] builds everything
 //!   ([`ContactCenter::start_with_state`] with a state port,
 //!   [`ContactCenter::restore`] from a snapshot,
@@ -42,7 +46,8 @@
 //!   the snapshot into actors); the [`Registry`] actor is the facade
 //!   ([`AgentRequest`], [`CallRequest`], [`AgentDesktop`],
 //!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`,
-//!   [`registry::Reconcile`] after a restore).
+//!   [`registry::Reconcile`] after a restore; `registry/reentry.rs` keeps
+//!   the places of callers who left, for re-entry).
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer
 //!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and
@@ -52,7 +57,8 @@
 //! - [`waits`]: queue waits and service level, counted once by the registry
 //!   from the calls' views.
 //! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port (it lists
-//!   its legs for a reconcile: [`sim::ListLegs`]).
+//!   its legs for a reconcile: [`sim::ListLegs`]; it records what it
+//!   played: [`sim::GetPlayed`]).
 //! - [`env`], [`error`], [`rng`]: shared context, [`CcError`], SplitMix64.
 
 pub mod agent;

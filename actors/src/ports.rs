@@ -4,7 +4,8 @@
 //!   rest of the CRM contract in [`crate::crm`]) to the durable outbox. The daemon backs
 //!   it with the sled outbox's group-commit `append_batch`; tests and the demo
 //!   use [`MemoryOutbox`].
-//! - [`PbxPort`]: send normalized [`PbxCommand`]s to the PBX. Events come back
+//! - [`PbxPort`]: send normalized [`PbxCommand`]s to the PBX (prompt lists
+//!   are [`PromptMedia`]). Events come back
 //!   as [`PbxEvent`] messages to the registry. Adapters: [`crate::sim`] (in
 //!   process), and later ARI in the daemon.
 //!

@@ -370,3 +370,89 @@ impl Call {
         timers
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::QueueRules;
+    use crate::config::CallbackConfig;
+    use crate::durable::{StateRecord, StateSnapshot};
+    use crate::ids::QueueId;
+
+    fn waiting_call() -> Call {
+        let (mut call, _) = Call::inbound(
+            "s",
+            LegId::new("c1"),
+            "+1".into(),
+            "800".into(),
+            vec![],
+            0,
+            10_000,
+        );
+        let rules = QueueRules {
+            queue: QueueId::new("q"),
+            priority: 0,
+            max_wait_ms: 60_000,
+            wrap_up_ms: 0,
+            final_destination: Default::default(),
+            ring_all: false,
+            announce: Default::default(),
+            callback: CallbackConfig {
+                digit: Some("1".into()),
+                reentry_window_ms: 30_000,
+                ..CallbackConfig::default()
+            },
+        };
+        call.enqueue(rules, 0).unwrap();
+        call
+    }
+
+    /// Goal: a callback entry comes back from the state store, and a call
+    /// persisted before callbacks existed still reads. Method: a record of
+    /// a call that pressed the digit goes through JSON (the store's
+    /// format); then the same record without the new keys.
+    #[test]
+    fn entries_persist_and_old_records_read() {
+        let mut call = waiting_call();
+        let fx = call.dtmf(&LegId::new("c1"), '1', 5_000);
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            CallEffect::KeepPlace {
+                until_ms: 35_000,
+                ..
+            }
+        )));
+        let json = serde_json::to_value(StateRecord::Call(Box::new(call.clone()))).unwrap();
+        let back: StateRecord = serde_json::from_value(json.clone()).unwrap();
+        let snap = StateSnapshot::from_records([back]);
+        let restored = &snap.calls[&call.id];
+        assert_eq!(restored.callback, call.callback);
+        assert_eq!(
+            restored.callback.as_ref().map(|e| e.trigger),
+            Some(CallbackTrigger::Digit)
+        );
+        let mut old = json;
+        let o = old.as_object_mut().unwrap();
+        o.remove("callback");
+        o.remove("prompts_played");
+        let rules = o["rules"].as_object_mut().unwrap();
+        rules.remove("announce");
+        rules.remove("callback");
+        let read: StateRecord = serde_json::from_value(old).expect("an old record reads");
+        let StateRecord::Call(c) = read else {
+            panic!("not a call")
+        };
+        assert_eq!(c.callback, None);
+        assert_eq!(c.rules.unwrap().callback, CallbackConfig::default());
+    }
+
+    /// A digit that is not the queue's, or from a caller already offered,
+    /// changes nothing.
+    #[test]
+    fn other_digits_are_ignored() {
+        let mut call = waiting_call();
+        assert!(call.dtmf(&LegId::new("c1"), '2', 1).is_empty());
+        assert!(call.dtmf(&LegId::new("other"), '1', 1).is_empty());
+        assert!(call.callback.is_none());
+    }
+}

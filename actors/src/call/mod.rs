@@ -25,6 +25,8 @@
 //! | `leg_answered` | - | - | accept its offer | `customer_answered` | accept the pending leg | - |
 //! | `leg_hung_up` (caller) | abandon | abandon | abandon | failed | completed | - |
 //! | `max_wait_elapsed` | - | time out | time out when the offer fails | - | - | - |
+//! | `dtmf` (the queue's callback digit) | - | callback entry | - | - | - | - |
+//! | `announce` (timer) | - | play, re-arm | re-arm | - | - | - |
 //! | controls (hold, consult, ...) | refused | refused | refused | refused (but hang-up) | `session` checks the party | refused |
 //!
 //! # Files

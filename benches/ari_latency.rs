@@ -115,6 +115,8 @@ fn cc_config(agents: usize) -> ContactCenterConfig {
         required_skills: vec![],
         sticky: Default::default(),
         limits: Default::default(),
+        announcements: Default::default(),
+        callback: Default::default(),
     });
     for i in 0..agents {
         cfg.agents.push(AgentConfig {

@@ -99,6 +99,8 @@ fn contact_center(agents: usize, kind: Kind) -> ContactCenterConfig {
         required_skills: vec![],
         sticky: Default::default(),
         limits: Default::default(),
+        announcements: Default::default(),
+        callback: Default::default(),
     });
     for i in 0..agents {
         cc.agents.push(AgentConfig {

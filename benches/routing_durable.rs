@@ -58,6 +58,8 @@ fn contact_center() -> ContactCenterConfig {
             required_skills: vec![],
             sticky: Default::default(),
             limits: Default::default(),
+            announcements: Default::default(),
+            callback: Default::default(),
         });
     }
     for a in 0..AGENTS {

@@ -67,6 +67,8 @@ pub fn queue() -> QueueConfig {
         required_skills: vec![],
         sticky: Default::default(),
         limits: Default::default(),
+        announcements: Default::default(),
+        callback: Default::default(),
     }
 }
 

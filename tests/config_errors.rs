@@ -134,3 +134,44 @@ fn backoff_problems_name_file_and_key() {
         assert!(e.contains(f) && e.contains(key), "{toml}: {e}");
     }
 }
+
+/// A queue's announcement interval under the minimum and a callback digit
+/// that is not one DTMF digit are refused by `check-config`, naming the
+/// file and the key path; the shipped example's values pass (issue 18).
+#[test]
+fn waiting_keys_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+    let queue = "[[queues]]\nid = \"q\"\ndnis = [\"800\"]\n";
+    for (table, key) in [
+        (
+            "[queues.announcements]\ninterval_ms = 2000\n",
+            "queues[0].announcements.interval_ms",
+        ),
+        (
+            "[queues.callback]\ndigit = \"12\"\n",
+            "queues[0].callback.digit",
+        ),
+        (
+            "[queues.callback]\ndial_timeout_ms = 0\n",
+            "queues[0].callback.dial_timeout_ms",
+        ),
+    ] {
+        std::fs::write(&file, format!("{queue}{table}")).unwrap();
+        let o = run(&["check-config", f]);
+        assert_eq!(o.status.code(), Some(1), "{table}");
+        let e = stderr(&o);
+        assert!(e.contains(f) && e.contains(key), "{table}: {e}");
+    }
+    std::fs::write(
+        &file,
+        format!(
+            "{queue}[queues.announcements]\ninterval_ms = 30000\n\
+             [queues.callback]\ndigit = \"#\"\non_hangup = true\nreentry_window_ms = 600000\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&["check-config", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -69,6 +69,8 @@ fn contact_center() -> ContactCenterConfig {
         required_skills: Vec::new(),
         sticky: Default::default(),
         limits: Default::default(),
+        announcements: Default::default(),
+        callback: Default::default(),
     });
     for i in 1..=4 {
         cc.agents.push(AgentConfig {

@@ -14,6 +14,7 @@ mod ari_harness;
 mod ari_link;
 mod ari_restart;
 mod ari_supervision;
+mod ari_waiting;
 mod backup_restore;
 mod browser;
 mod check_config;

@@ -48,6 +48,8 @@ fn config(agents: usize, talk_queue_wrap: u64) -> ContactCenterConfig {
             required_skills: vec![],
             sticky: Default::default(),
             limits: Default::default(),
+            announcements: Default::default(),
+            callback: Default::default(),
         });
     }
     for a in 0..agents {

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+pub mod waiting;
+pub use waiting::{AnnounceConfig, CallbackConfig};
+
 /// Longest accepted wrap-up: an hour; longer is a typo.
 pub const WRAP_UP_MS_MAX: u64 = 3_600_000;
 /// Longest accepted offer timeout: five minutes.
@@ -248,6 +251,12 @@ pub struct QueueConfig {
     /// member is logged in or Ready (`[queues.limits]`).
     #[serde(default)]
     pub limits: QueueLimits,
+    /// Periodic place and wait announcements to waiting callers.
+    #[serde(default)]
+    pub announcements: AnnounceConfig,
+    /// Callbacks (a digit, or a hang-up) and re-entry after abandoning.
+    #[serde(default)]
+    pub callback: CallbackConfig,
 }
 
 /// Highest accepted `queues[].limits.waiting_max`.
@@ -500,6 +509,7 @@ impl ContactCenterConfig {
                     format!("must be in 1..={WAITING_MAX_LIMIT} (leave it out for no limit)"),
                 );
             }
+            waiting::validate(&p, &q.announcements, &q.callback, &mut err);
             for (j, s) in q.required_skills.iter().enumerate() {
                 if s.level_min > SKILL_LEVEL_MAX {
                     err(
@@ -651,6 +661,8 @@ mod tests {
             required_skills: vec![],
             sticky: Default::default(),
             limits: Default::default(),
+            announcements: AnnounceConfig::default(),
+            callback: CallbackConfig::default(),
         }
     }
 

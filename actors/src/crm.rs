@@ -149,6 +149,8 @@ pub enum CreateReason {
     /// The queue had no member its limits require (`limits.join_requires`
     /// when the call came, `limits.stay_requires` while it waited).
     QueueUnstaffed,
+    /// A callback the caller asked for did not reach them.
+    CallbackFailed,
 }
 
 impl From<CallbackReason> for CreateReason {
@@ -160,6 +162,7 @@ impl From<CallbackReason> for CreateReason {
             CallbackReason::PbxLost => Self::PbxLost,
             CallbackReason::QueueFull => Self::QueueFull,
             CallbackReason::QueueUnstaffed => Self::QueueUnstaffed,
+            CallbackReason::CallbackFailed => Self::CallbackFailed,
         }
     }
 }
@@ -255,6 +258,9 @@ pub enum CallbackReason {
     QueueFull,
     /// The queue had no member its limits require.
     QueueUnstaffed,
+    /// The caller asked for a callback (a digit, or a hang-up in a queue
+    /// that keeps callbacks) and edgecc's dial back did not reach them.
+    CallbackFailed,
 }
 
 /// What kind of work item (always a callback today).

@@ -34,7 +34,9 @@
 //! key              record                       written when
 //! a/{agent}        Agent (state, pending, stats) every agent state or pending change
 //! c/{call}         Call (phase, offers, session,  every call step; removed when the
-//!                  interaction flags, update seq) ended call's actor stops
+//!                  interaction flags, update seq, ended call's actor stops
+//!                  a callback entry: new keys
+//!                  default when absent)
 //! q/{queue}        QueueOrder (waiting call ids)  a call joins or leaves the line
 //! s/{ani}          Sticky (number -> agent)       a run-time sticky entry is set
 //!                                                 (removed when the book is full)

@@ -10,7 +10,8 @@
 //!   the leg and bridge id format (`{call}~{token}`, `b~{call}`, ...) that the
 //!   PBX adapters parse with.
 //! - [`config`]: [`ContactCenterConfig`] (queues, agents, reason codes,
-//!   timers) with `validate()` naming key paths.
+//!   timers) with `validate()` naming key paths; [`config::waiting`]: a
+//!   queue's announcements and callbacks.
 //! - [`crm`]: the CRM contract: [`RecordKind`] (one definition with the
 //!   outbox, from `edgecc-record-kind`) and its wire names,
 //!   [`CrmRecord`], the typed body of each kind and
@@ -31,13 +32,16 @@
 //!   `state` (phases, effects, errors), `queueing`, `offer` (offers, accept,
 //!   RONA), `legs` (PBX leg events, the end), `connected` (hold, mute,
 //!   transfer), `consult` (consult and conference legs), `crm` (the records
-//!   it writes), `supervision`; its dispatch table is in the module doc.
+//!   it writes), `supervision`, `announce` (place and expected wait),
+//!   `callback` (callbacks, re-entry); its dispatch table is in the module
+//!   doc.
 //!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
 //!   ([`queue::Queue`]), a caller's place in line and the agents tried last
 //!   ([`queue::placement`]), calls held for their own agent
 //!   ([`queue::hold`]), its limits ([`queue::limits`]: maximum length,
-//!   members needed to join and stay) and [`queue::actor::QueueActor`].
+//!   members needed to join and stay), the expected wait
+//!   ([`queue::estimate`]) and [`queue::actor::QueueActor`].
 //! - [`sticky`]: sticky customers (caller number → own agent): the book,
 //!   its sources, its durable records and the hold rule.
 //! - [`registry`]: [`ContactCenter::start`] builds everything
@@ -50,7 +54,8 @@
 //!   [`registry::Reconcile`] after a restore, [`registry::ApplyConfig`]
 //!   for a hot reload: `registry/reload.rs`, with `registry/wiring.rs`
 //!   shared with the start and `registry/staffing.rs` counting members
-//!   per queue).
+//!   per queue; `registry/reentry.rs` keeps the places of callers who
+//!   left, for re-entry).
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer
 //!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and
@@ -60,7 +65,8 @@
 //! - [`waits`]: queue waits and service level, counted once by the registry
 //!   from the calls' views.
 //! - [`sim`]: [`sim::SimPbx`], the simulated PBX, and its port (it lists
-//!   its legs for a reconcile: [`sim::ListLegs`]).
+//!   its legs for a reconcile: [`sim::ListLegs`]; it records what it
+//!   played: [`sim::GetPlayed`]).
 //! - [`env`], [`error`], [`rng`]: shared context, [`CcError`], SplitMix64.
 
 pub mod agent;

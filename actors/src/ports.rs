@@ -4,7 +4,8 @@
 //!   rest of the CRM contract in [`crate::crm`]) to the durable outbox. The daemon backs
 //!   it with the sled outbox's group-commit `append_batch`; tests and the demo
 //!   use [`MemoryOutbox`].
-//! - [`PbxPort`]: send normalized [`PbxCommand`]s to the PBX. Events come back
+//! - [`PbxPort`]: send normalized [`PbxCommand`]s to the PBX (prompt lists
+//!   are [`PromptMedia`]). Events come back
 //!   as [`PbxEvent`] messages to the registry. Adapters: [`crate::sim`] (in
 //!   process), and later ARI in the daemon.
 //!
@@ -283,6 +284,34 @@ pub enum PbxCommand {
         /// The prompt (sound file name).
         prompt: String,
     },
+    /// Play a list of prompts to a waiting caller (its place and expected
+    /// wait). Never holds up routing: the PBX starts it and answers; a
+    /// later [`PbxCommand::StopPrompts`] cuts it short.
+    PlayPrompts {
+        /// The caller leg.
+        leg_id: LegId,
+        /// What to say, in order.
+        media: Vec<PromptMedia>,
+    },
+    /// Stop the prompts playing to a leg (it is offered to an agent, or
+    /// leaves the line); nothing playing is not an error.
+    StopPrompts {
+        /// The caller leg.
+        leg_id: LegId,
+    },
+    /// Call a waiting caller back once its agent is connected: originate
+    /// the customer leg to `number`; it answers with `LegAnswered`, or ends
+    /// with `LegHungUp` (not reached).
+    DialCallback {
+        /// The id edgecc chose for the customer leg (`{call}~c`).
+        leg_id: LegId,
+        /// The caller's number.
+        number: String,
+        /// Caller id shown to the customer (the number they dialled).
+        caller_id: String,
+        /// The PBX gives up ringing after this long.
+        timeout_ms: u64,
+    },
     /// Silent monitor or whisper: a supervisor leg snooping on a leg.
     Snoop {
         /// The id edgecc chose for the supervisor's snoop leg.
@@ -334,10 +363,37 @@ impl PbxCommand {
             | Self::Hangup { leg_id, .. }
             | Self::RedirectExternal { leg_id, .. }
             | Self::PlayAnnouncement { leg_id, .. }
+            | Self::PlayPrompts { leg_id, .. }
+            | Self::StopPrompts { leg_id }
+            | Self::DialCallback { leg_id, .. }
             | Self::Snoop { leg_id, .. }
             | Self::Barge { leg_id, .. } => Some(leg_id),
             Self::OutboundDial { agent_leg_id, .. } => Some(agent_leg_id),
             Self::Conference { .. } | Self::DestroyBridge { .. } => None,
+        }
+    }
+}
+
+/// One prompt of a [`PbxCommand::PlayPrompts`], as the PBX says it (ARI
+/// media URIs `sound:`, `number:`, `digits:`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum PromptMedia {
+    /// A sound file by name (`queue-youarenext`).
+    Sound(String),
+    /// A number said as a number ("twelve").
+    Number(u64),
+    /// Digits said one by one.
+    Digits(String),
+}
+
+impl PromptMedia {
+    /// The ARI media URI (`sound:queue-youarenext`, `number:12`).
+    pub fn uri(&self) -> String {
+        match self {
+            Self::Sound(name) => format!("sound:{name}"),
+            Self::Number(n) => format!("number:{n}"),
+            Self::Digits(d) => format!("digits:{d}"),
         }
     }
 }

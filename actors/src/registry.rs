@@ -24,6 +24,7 @@ use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
 use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
 
+mod reentry;
 mod reload;
 mod restore;
 mod staffing;
@@ -36,6 +37,7 @@ use crate::recent::{RecentCall, RecentCalls};
 use crate::sticky::StickyBook;
 use crate::waits::WaitFigures;
 use actix::prelude::*;
+pub use reentry::PlaceKept;
 pub use reload::{ApplyConfig, ReloadSummary};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -314,6 +316,8 @@ pub struct Registry {
     restart: Option<RestartFigures>,
     /// Members logged in and available per queue, for the queues' limits.
     staffing: staffing::Staffing,
+    /// Places kept by callers who left, for re-entry; aliases of taken ones.
+    reentry: reentry::Reentries,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -508,8 +512,20 @@ impl ContactCenter {
             actix::spawn(ctx.into_future(actor));
         }
         let mut calls = HashMap::new();
+        let mut kept = reentry::Reentries::default();
         for (ctx, actor) in restored.calls {
             let id = actor.id().clone();
+            if let Some(e) = actor
+                .call()
+                .callback
+                .as_ref()
+                .filter(|e| e.reentry_until_ms > 0)
+            {
+                if let Some(r) = &actor.call().rules {
+                    let ani = actor.call().ani.clone();
+                    kept.keep(id.clone(), ani, r.queue.clone(), e.reentry_until_ms);
+                }
+            }
             let finished = restored.ended.contains(&id);
             calls.insert(
                 id,
@@ -544,6 +560,7 @@ impl ContactCenter {
             awaiting_reconcile: restoring,
             restart: None,
             staffing,
+            reentry: kept,
         }));
         Ok(registry)
     }
@@ -582,8 +599,7 @@ impl Actor for Registry {
 impl Handler<PbxEvent> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: PbxEvent, _ctx: &mut Self::Context) {
-        let env = self.env().clone();
+    fn handle(&mut self, msg: PbxEvent, ctx: &mut Self::Context) {
         match msg {
             PbxEvent::CallArrived {
                 leg_id,
@@ -592,29 +608,11 @@ impl Handler<PbxEvent> for Registry {
                 attached,
             } => {
                 let id = leg_id.call_id();
-                if self.calls.contains_key(&id) {
+                if self.calls.contains_key(&id) || self.reentry.resolve(&id).is_some() {
                     warn!(call_id = %id, "Duplicate call arrival ignored.");
                     return;
                 }
-                let now = env.now_ms();
-                let (call, fx) = Call::inbound(
-                    &env.config.site_id,
-                    leg_id,
-                    ani,
-                    dnis,
-                    attached,
-                    now,
-                    env.config.timers.offer_timeout_ms,
-                );
-                let addr = CallActor::start_with(env, call, fx);
-                self.calls.insert(
-                    id,
-                    LiveCall {
-                        addr,
-                        view: None,
-                        finished: false,
-                    },
-                );
+                self.call_arrived(leg_id, ani, dnis, attached, ctx);
             }
             PbxEvent::LinkUp | PbxEvent::LinkDown => {
                 let up = matches!(msg, PbxEvent::LinkUp);
@@ -642,7 +640,9 @@ impl Handler<PbxEvent> for Registry {
                     | PbxEvent::Dtmf { leg_id, .. } => leg_id,
                     _ => unreachable!("matched above"),
                 };
-                match self.calls.get(&leg.call_id()) {
+                let id = leg.call_id();
+                let id = self.reentry.resolve(&id).cloned().unwrap_or(id);
+                match self.calls.get(&id) {
                     Some(c) => c.addr.do_send(LegEvent(ev)),
                     None => debug!(leg_id = %leg, "Event for an unknown call ignored."),
                 }
@@ -1103,6 +1103,7 @@ impl Handler<CallStopped> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: CallStopped, _ctx: &mut Self::Context) {
+        self.reentry.forget(&msg.0);
         self.calls.remove(&msg.0);
     }
 }

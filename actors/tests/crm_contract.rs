@@ -28,6 +28,8 @@ fn rules(queue: &str, dest: FinalDestination) -> QueueRules {
         wrap_up_ms: 30,
         final_destination: dest,
         ring_all: false,
+        announce: Default::default(),
+        callback: Default::default(),
     }
 }
 

@@ -20,6 +20,9 @@
 //! | Hangup | `DELETE /channels/{id}?reason_code=` (after a playing announcement) |
 //! | RedirectExternal | `POST /channels/{id}/continue?context&extension&priority=1` |
 //! | PlayAnnouncement | `POST /channels/{id}/play?media=sound:…&playbackId` |
+//! | PlayPrompts | `POST /channels/{id}/play?media=sound:…,number:…&playbackId=…~prompt`; hold media restarted when it finishes |
+//! | StopPrompts | `DELETE /playbacks/{id}` of each prompt still playing |
+//! | DialCallback | originate `outbound_endpoint` with the caller's number (as an outbound customer) |
 //! | Snoop | `POST /channels/{id}/snoop`, originate the supervisor, bridge the two |
 //! | Barge | originate the supervisor, add it to the call's bridge on answer |
 //! | OutboundDial | originate the agent, then the customer once the agent answers |

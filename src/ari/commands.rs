@@ -73,7 +73,7 @@ pub fn q850_of(cause: HangupCause) -> u16 {
 
 /// Whether `n` is a number a redirect or an outbound dial may carry (no
 /// dialplan separators).
-fn number_ok(n: &str) -> bool {
+pub(super) fn number_ok(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= NUMBER_LEN_MAX
         && n.chars()
@@ -81,7 +81,7 @@ fn number_ok(n: &str) -> bool {
 }
 
 /// Whether `p` is a prompt name (a relative sound path, no `..`).
-fn prompt_ok(p: &str) -> bool {
+pub(super) fn prompt_ok(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 200
         && p.chars()
@@ -305,6 +305,19 @@ impl Calls {
                     }
                 }
                 r
+            }
+            PbxCommand::PlayPrompts { leg_id, media } => {
+                self.play_prompts(leg_id.as_str(), &media).await
+            }
+            PbxCommand::StopPrompts { leg_id } => self.stop_prompts(leg_id.as_str()).await,
+            PbxCommand::DialCallback {
+                leg_id,
+                number,
+                caller_id,
+                timeout_ms,
+            } => {
+                self.dial_callback(leg_id.as_str(), &number, &caller_id, timeout_ms)
+                    .await
             }
             PbxCommand::Snoop {
                 snoop_leg_id,

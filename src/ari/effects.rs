@@ -105,6 +105,7 @@ impl Calls {
                 let _ = self.rest.call(Method::DELETE, &path, &[], None).await;
                 self.state.borrow_mut().bridges.remove(&bridge);
             }
+            Effect::RestoreHoldMedia { channel } => self.restore_hold_media(&channel).await,
             Effect::DialCustomer {
                 customer,
                 endpoint,

@@ -24,6 +24,8 @@
 //! - `commands` — each [`PbxCommand`](edgecc_actors::PbxCommand) as ARI
 //!   requests; `steps` — the REST steps they are made of (originate,
 //!   bridge, hang up …); `effects` — the REST work events ask for.
+//! - [`play`] — prompts to waiting callers (a media list, stopped when
+//!   an offer starts, hold media restarted after) and callback dials.
 //! - [`link`] — the owner of the WebSocket: connect, reconcile, read,
 //!   reconnect with full-jitter backoff; it hands what it reads to `calls`
 //!   and shares only its switches (`LinkControl`).
@@ -41,6 +43,7 @@ mod commands;
 mod effects;
 pub mod events;
 pub mod link;
+pub mod play;
 pub mod rest;
 pub mod settings;
 pub mod state;

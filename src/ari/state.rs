@@ -194,6 +194,12 @@ pub enum Effect {
         /// Ring timeout, ms.
         timeout_ms: u64,
     },
+    /// A prompt to a waiting caller finished: start its hold media again
+    /// (a play suspends it), unless it is bridged or another prompt plays.
+    RestoreHoldMedia {
+        /// The caller's channel.
+        channel: String,
+    },
     /// Another WebSocket took over the application.
     Replaced,
     /// After a reconcile: check these unknown channels again a moment
@@ -460,6 +466,11 @@ impl AriState {
                 if let Some(ch) = playback.target_uri.strip_prefix("channel:") {
                     if let Some(leg) = self.legs.get_mut(ch) {
                         leg.playbacks.remove(&playback.id);
+                        if super::play::is_prompt(&playback.id) && leg.hold.is_some() {
+                            fx.push(Effect::RestoreHoldMedia {
+                                channel: ch.to_owned(),
+                            });
+                        }
                     }
                 }
             }

@@ -254,7 +254,8 @@ impl Calls {
         }
     }
 
-    /// Waits (bounded) until the announcements playing on `id` finished.
+    /// Waits (bounded) until the announcements playing on `id` finished
+    /// (not a prompt to a waiting caller: it dies with the leg).
     pub(super) async fn wait_playbacks(&self, id: &str) {
         let deadline = tokio::time::Instant::now() + self.settings.announcement_wait_max;
         while self
@@ -262,7 +263,7 @@ impl Calls {
             .borrow()
             .legs
             .get(id)
-            .is_some_and(|l| !l.playbacks.is_empty())
+            .is_some_and(|l| l.playbacks.iter().any(|p| !super::play::is_prompt(p)))
         {
             if tokio::time::Instant::now() >= deadline || !self.link.is_up() {
                 warn!(leg_id = %id, "Announcement still playing after the wait; going on.");

@@ -60,8 +60,10 @@
 //!
 //! - JSON keys are written in alphabetical order (Asterisk's order varies
 //!   too; clients must not rely on it).
-//! - No media: playbacks last [`AriEmulator::set_playback_ms`], DTMF is
-//!   accepted and not reported.
+//! - No media: playbacks last [`AriEmulator::set_playback_ms`] (a list of
+//!   several media URIs too), and are recorded ([`AriEmulator::played`]);
+//!   DTMF sent to a channel is accepted and not reported, a caller's DTMF
+//!   is what a test says ([`AriEmulator::caller_dtmf`]).
 //! - Only the configured app exists; a WebSocket for another app is
 //!   refused with 400.
 //! - Results not in the captures (409 on a reused channel or bridge id, 422
@@ -88,8 +90,8 @@ use serde_json::Value;
 
 use model::Core;
 pub use model::{
-    normalize_endpoint, FaultKind, RestFault, EVENTS_LOG_MAX, ORIGINATE_TIMEOUT_SECS_DEFAULT,
-    PLAYBACK_MS_DEFAULT, REQUESTS_MAX,
+    normalize_endpoint, FaultKind, PlayedView, RestFault, EVENTS_LOG_MAX,
+    ORIGINATE_TIMEOUT_SECS_DEFAULT, PLAYBACK_MS_DEFAULT, PLAYED_MAX, REQUESTS_MAX,
 };
 
 /// How often [`AriEmulator::wait_until`] looks at the state.
@@ -483,6 +485,18 @@ impl AriEmulator {
     /// How long playbacks last, ms.
     pub fn set_playback_ms(&self, ms: u64) {
         self.shared.run(|c| c.playback_ms = ms);
+    }
+
+    /// Every play so far (channel and bridge), with its media URIs and
+    /// whether `DELETE /playbacks/{id}` stopped it.
+    pub fn played(&self) -> Vec<PlayedView> {
+        self.shared.run(|c| c.playbacks.played())
+    }
+
+    /// The caller (or any far end) of `channel_id` presses `digit`: a
+    /// `ChannelDtmfReceived` event.
+    pub fn caller_dtmf(&self, channel_id: &str, digit: char) -> Result<(), EmulatorError> {
+        self.shared.run(|c| c.far_end_dtmf(channel_id, digit))
     }
 
     /// Channels now.

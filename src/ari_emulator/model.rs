@@ -31,7 +31,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::debug;
 
 use super::wire::{self, cause_txt, message, Dialplan, Party};
+
+mod playbacks;
 use super::{BridgeView, ChannelView, EmulatorError, EndpointBehaviour, RequestLog};
+pub use playbacks::{PlayedView, PLAYED_MAX};
 
 /// An HTTP error answer: status and JSON body.
 pub type HttpError = (u16, Value);
@@ -290,6 +293,8 @@ pub struct Core {
     pub dropped_events: u64,
     /// Timers to spawn once the lock is released.
     pub timers: Vec<(Duration, Timer)>,
+    /// Live playbacks and every play (see `playbacks`).
+    pub playbacks: playbacks::Playbacks,
 }
 
 impl Core {
@@ -338,6 +343,7 @@ impl Core {
             sent: VecDeque::new(),
             dropped_events: 0,
             timers: Vec::new(),
+            playbacks: playbacks::Playbacks::default(),
         }
     }
 
@@ -1756,13 +1762,25 @@ impl Core {
             PlayTarget::Bridge => format!("bridge:{id}"),
         };
         let lang = p.get("lang").cloned().unwrap_or_else(|| "en".into());
-        let mk = |state: &str| json!({"id": pid, "media_uri": media, "target_uri": target_uri, "language": lang, "state": state});
+        // Several media (Asterisk 14+) are one comma-separated list played
+        // in order as one playback; the object names the first and the next.
+        let list: Vec<&str> = media.split(',').filter(|m| !m.is_empty()).collect();
+        let first = list.first().copied().unwrap_or_default();
+        let mk = |state: &str| {
+            let mut o = json!({"id": pid, "media_uri": first, "target_uri": target_uri, "language": lang, "state": state});
+            if let Some(next) = list.get(1) {
+                o["next_media_uri"] = json!(next);
+            }
+            o
+        };
         if target == PlayTarget::Bridge {
             self.announcer_seq += 1;
             let ann = format!("Announcer/ARI-{:08x};2", self.announcer_seq);
             self.bridge_peer_noise(id, Some(&ann));
         }
         self.emit_global("PlaybackStarted", fields(&[("playback", mk("playing"))]));
+        self.playbacks
+            .started(&pid, mk("playing"), &target_uri, &list);
         let channel = match target {
             PlayTarget::Channel => self.channels.get(id).map(|c| (c.id.clone(), c.serial)),
             PlayTarget::Bridge => None,
@@ -2016,6 +2034,10 @@ impl Core {
                 }
             }
             Timer::PlaybackDone { playback, channel } => {
+                let id = playback["id"].as_str().unwrap_or_default().to_owned();
+                if !self.playbacks.ended(&id) {
+                    return; // stopped by DELETE /playbacks/{id}
+                }
                 if let Some((id, serial)) = &channel {
                     if !alive(self, id, *serial) {
                         return;

@@ -175,6 +175,8 @@ fn route(c: &mut Core, method: &str, segs: &[&str], p: &Params) -> Result<Reply,
         ("POST", ["bridges", id, "play", pid]) => {
             c.play(PlayTarget::Bridge, id, p, Some(pid)).map(Created)
         }
+        ("GET", ["playbacks", id]) => c.playback_get(id).map(Json),
+        ("DELETE", ["playbacks", id]) => c.playback_stop(id).map(|_| NoContent),
         ("GET", ["endpoints"]) => Ok(Json(c.endpoints_json())),
         ("GET", ["endpoints", tech, resource]) => c.endpoint_get(tech, resource).map(Json),
         _ => Err((404, message("Resource not found"))),

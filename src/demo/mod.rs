@@ -363,6 +363,8 @@ fn demo_config(agents: usize, wrap_up_ms: u64, human: bool) -> ContactCenterConf
             required_skills: Vec::new(),
             sticky: Default::default(),
             limits: Default::default(),
+            announcements: Default::default(),
+            callback: Default::default(),
         });
     }
     if human {

@@ -15,7 +15,7 @@ use crate::error::CcError;
 use crate::events::{CallView, SupervisorOnCall};
 use crate::ids::{AgentId, CallId, LegId, OfferToken, QueueId};
 use crate::ports::{HangupCause, LegStatus, PbxCommand, PbxError, PbxEvent};
-use crate::queue::actor::{DequeueCall, EnqueueCall};
+use crate::queue::actor::{DequeueCall, EnqueueCall, GetPlace};
 use crate::registry::{CallChanged, CallFinished, CallNoticed, CallStopped};
 use actix::prelude::*;
 use std::time::Duration;
@@ -323,6 +323,16 @@ impl CallActor {
                     call: self.call.id.clone(),
                     notice,
                 }),
+                CallEffect::KeepPlace {
+                    ani,
+                    queue,
+                    until_ms,
+                } => self.env.registry.do_send(crate::registry::PlaceKept {
+                    call: self.call.id.clone(),
+                    ani,
+                    queue,
+                    until_ms,
+                }),
                 CallEffect::Ended(reason) => self.ended(reason, ctx),
             }
         }
@@ -447,11 +457,40 @@ impl CallActor {
             let fx = match &timer {
                 CallTimer::Rona(token) => act.call.rona(*token, now),
                 CallTimer::MaxWait(stint) => act.call.max_wait_elapsed(*stint, now),
+                CallTimer::Announce(stint) => return act.announce(*stint, at_ms, ctx),
+                CallTimer::ReentryEnd(stint) => act.call.reentry_ended(*stint, now),
             };
             if !fx.is_empty() {
                 act.apply(fx, ctx);
             }
         });
+    }
+
+    /// The announcement timer of `stint`, due at `due_ms`, fired: the
+    /// queue says the place (routing never waits for it: the answer is a
+    /// message like any other), then the call decides what the caller
+    /// hears. The next one is due an interval after this one was, so the
+    /// cadence does not drift by the queue's answer time.
+    fn announce(&mut self, stint: u32, due_ms: u64, ctx: &mut Context<Self>) {
+        let queue = match (&self.call.phase, self.call.wants_place(stint)) {
+            (super::CallPhase::Queued { queue, .. }, true) => {
+                self.env.directory.queues.get(queue).map(|q| q.addr.clone())
+            }
+            _ => None,
+        };
+        let Some(queue) = queue else {
+            let fx = self.call.announce(stint, None, due_ms);
+            return self.apply(fx, ctx);
+        };
+        let ask = queue.send(GetPlace {
+            call: self.call.id.clone(),
+        });
+        ctx.spawn(ask.into_actor(self).map(move |place, act, ctx| {
+            let fx = act
+                .call
+                .announce(stint, place.ok().flatten(), act.env.now_ms());
+            act.apply(fx, ctx);
+        }));
     }
 
     fn ended(&mut self, reason: TerminalReason, ctx: &mut Context<Self>) {
@@ -780,13 +819,37 @@ impl Handler<LegEvent> for CallActor {
             PbxEvent::LegHungUp { leg_id, cause } => self.call.leg_hung_up(leg_id, *cause, now),
             PbxEvent::Dtmf { leg_id, digit } => {
                 debug!(call_id = %self.call.id, leg_id = %leg_id, digit = %digit, "DTMF.");
-                Vec::new()
+                let fx = self.call.dtmf(leg_id, *digit, now);
+                if !fx.is_empty() {
+                    info!(call_id = %self.call.id, digit = %digit, "Caller asked for a callback; the place is kept.");
+                }
+                fx
             }
             _ => Vec::new(),
         };
         if !fx.is_empty() || self.call.supervisions.len() != supervisors {
             self.apply(fx, ctx);
         }
+    }
+}
+
+/// A caller called again within the re-entry window: the new caller leg
+/// takes this call's kept place (from the registry).
+#[derive(Message)]
+#[rtype(result = "Result<(), CallError>")]
+pub struct Reenter {
+    /// The new caller leg.
+    pub leg: LegId,
+}
+
+impl Handler<Reenter> for CallActor {
+    type Result = Result<(), CallError>;
+
+    fn handle(&mut self, msg: Reenter, ctx: &mut Self::Context) -> Self::Result {
+        let fx = self.call.reenter(msg.leg.clone(), self.env.now_ms())?;
+        info!(call_id = %self.call.id, leg_id = %msg.leg, "Caller called again and takes the kept place back.");
+        self.apply(fx, ctx);
+        Ok(())
     }
 }
 

@@ -13,6 +13,9 @@ use crate::ports::HangupCause;
 impl Call {
     /// A leg was answered at the PBX.
     pub fn leg_answered(&mut self, leg: &LegId, now_ms: u64) -> Fx {
+        if let Some(fx) = self.callback_answered(leg, now_ms) {
+            return fx;
+        }
         if matches!(self.phase, CallPhase::Dialing { .. }) && leg == &self.caller_leg {
             return self.customer_answered(now_ms);
         }
@@ -31,6 +34,9 @@ impl Call {
         }
         if cause == HangupCause::PbxLost && self.known_legs().contains(leg) {
             return self.pbx_lost(now_ms);
+        }
+        if let Some(fx) = self.callback_leg_gone(leg, now_ms) {
+            return fx;
         }
         if leg == &self.caller_leg {
             return self.caller_hung_up(cause, now_ms);
@@ -174,7 +180,7 @@ impl Call {
     }
 
     /// The caller hung up before an agent answered.
-    fn abandon(&mut self, fx: &mut Fx, now_ms: u64) {
+    pub(super) fn abandon(&mut self, fx: &mut Fx, now_ms: u64) {
         let mut records = Vec::new();
         records.extend(self.interaction_create(CreateReason::Abandoned, None, now_ms));
         records.push(self.work_item(CallbackReason::Abandoned, now_ms));

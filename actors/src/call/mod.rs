@@ -25,6 +25,8 @@
 //! | `leg_answered` | - | - | accept its offer | `customer_answered` | accept the pending leg | - |
 //! | `leg_hung_up` (caller) | abandon | abandon | abandon | failed | completed | - |
 //! | `max_wait_elapsed` | - | time out | time out when the offer fails | - | - | - |
+//! | `dtmf` (the queue's callback digit) | - | callback entry | - | - | - | - |
+//! | `announce` (timer) | - | play, re-arm | re-arm | - | - | - |
 //! | controls (hold, consult, ...) | refused | refused | refused | refused (but hang-up) | `session` checks the party | refused |
 //!
 //! # Files
@@ -44,8 +46,13 @@
 //! - `reconfigure.rs`: taking the reloaded rules of its queue (place and
 //!   age kept).
 //! - [`supervision`]: monitor, whisper, barge.
+//! - `announce.rs`: place and expected-wait announcements while queued.
+//! - `callback.rs`: callback entries (a digit, a hang-up), the dial back
+//!   once the agent is connected, re-entry within the window.
 
 pub mod actor;
+mod announce;
+mod callback;
 mod connected;
 mod consult;
 mod crm;
@@ -59,6 +66,8 @@ mod reconfigure;
 mod state;
 pub mod supervision;
 
+pub use announce::{announcement, Place};
+pub use callback::{CallbackEntry, CallbackTrigger};
 pub use state::{
     AgentContact, AgentNotice, CallEffect, CallError, CallNotice, CallPhase, CallTimer, Direction,
     HoldState, Offer, Party, PendingKind, PendingLeg, QueueRules, Session, TerminalReason,
@@ -154,6 +163,14 @@ pub struct Call {
     /// call re-arms it (the timer itself lives in the actor).
     #[serde(default)]
     pub max_wait_deadline_ms: Option<u64>,
+    /// The caller left the line and keeps the place (a callback, or a
+    /// re-entry window); persisted so it survives a restart.
+    #[serde(default)]
+    pub callback: Option<CallbackEntry>,
+    /// Announcements played this call: a play may still be going when an
+    /// offer starts, so it is stopped.
+    #[serde(default)]
+    pub prompts_played: u32,
 }
 
 /// The effects of one step, in order.
@@ -275,6 +292,8 @@ impl Call {
             offer_timeout_ms,
             supervisions: Vec::new(),
             max_wait_deadline_ms: None,
+            callback: None,
+            prompts_played: 0,
         }
     }
 
@@ -293,6 +312,7 @@ impl Call {
                 timers.push((CallTimer::MaxWait(self.stint), at));
             }
         }
+        timers.extend(self.waiting_timers());
         match &self.phase {
             CallPhase::Offering { offers, .. } => {
                 timers.extend(

@@ -25,6 +25,9 @@ impl Call {
         ring_all: bool,
         now_ms: u64,
     ) -> Fx {
+        if let Some(fx) = self.offer_to_empty_place(agent, token, now_ms) {
+            return fx;
+        }
         let takes = match (&self.phase, &purpose) {
             (CallPhase::Queued { queue, .. }, OfferPurpose::Queue(q)) => queue == q,
             (
@@ -47,6 +50,7 @@ impl Call {
             )];
         }
         let mut fx = Vec::new();
+        self.stop_prompts(&mut fx);
         self.moh_on(&mut fx);
         let offer = self.ring(agent, token, purpose, now_ms, &mut fx);
         match &mut self.phase {
@@ -270,6 +274,9 @@ impl Call {
         token: OfferToken,
         now_ms: u64,
     ) -> Result<Fx, CallError> {
+        if let Some(r) = self.accept_callback(agent, token, now_ms) {
+            return r;
+        }
         let (won, others) = self.take_offer(agent, token, "accept an offer")?;
         let others = std::mem::take(others);
         let mut fx: Fx = others.into_iter().flat_map(Offer::withdraw).collect();
@@ -328,7 +335,7 @@ impl Call {
     /// Offering: takes `agent`'s offer `token` out of the ringing offers;
     /// also gives the offers still ringing. Any other phase cannot `action`;
     /// an offer not ringing is stale.
-    fn take_offer(
+    pub(super) fn take_offer(
         &mut self,
         agent: &AgentId,
         token: OfferToken,

@@ -217,6 +217,8 @@ fn rules(queue: &str, dest: u8, max_wait_ms: u64) -> QueueRules {
             _ => FinalDestination::Queue { queue: "q2".into() },
         },
         ring_all: false,
+        announce: Default::default(),
+        callback: Default::default(),
     }
 }
 
@@ -297,7 +299,8 @@ impl World {
                 CallEffect::Pbx(_)
                 | CallEffect::Enqueue { .. }
                 | CallEffect::Dequeue(_)
-                | CallEffect::Notice(_) => {}
+                | CallEffect::Notice(_)
+                | CallEffect::KeepPlace { .. } => {}
                 CallEffect::Agent(agent, AgentNotice::OfferEnded { token, outcome }) => {
                     let a = Self::agent_index(&agent);
                     if let Ok(Some(delay)) =
@@ -597,6 +600,14 @@ impl World {
                 }
                 Timer::Call(ci, CallTimer::MaxWait(stint)) => {
                     let fx = self.calls[ci].call.max_wait_elapsed(stint, now);
+                    self.apply(ci, fx);
+                }
+                Timer::Call(ci, CallTimer::Announce(stint)) => {
+                    let fx = self.calls[ci].call.announce(stint, None, now);
+                    self.apply(ci, fx);
+                }
+                Timer::Call(ci, CallTimer::ReentryEnd(stint)) => {
+                    let fx = self.calls[ci].call.reentry_ended(stint, now);
                     self.apply(ci, fx);
                 }
                 Timer::WrapUp(a, epoch) => {

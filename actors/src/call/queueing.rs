@@ -56,6 +56,7 @@ impl Call {
             since_ms,
         };
         self.rules = Some(rules);
+        self.arm_announcements(now_ms, &mut fx);
         Ok(fx)
     }
 
@@ -151,6 +152,9 @@ impl Call {
         now_ms: u64,
         dest: FinalDestination,
     ) {
+        if self.callback_unused(fx, reason, now_ms) {
+            return;
+        }
         let mut records = Vec::new();
         records.extend(self.interaction_create(reason.into(), None, now_ms));
         let (prompt, terminal) = match dest {

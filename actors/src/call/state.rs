@@ -60,6 +60,12 @@ pub struct QueueRules {
     pub final_destination: FinalDestination,
     /// Whether it rings all agents.
     pub ring_all: bool,
+    /// What its waiting callers hear (place, expected wait).
+    #[serde(default)]
+    pub announce: crate::config::AnnounceConfig,
+    /// Its callback and re-entry rules.
+    #[serde(default)]
+    pub callback: crate::config::CallbackConfig,
 }
 
 /// What the call needs to know about an agent to ring it.
@@ -257,6 +263,11 @@ pub enum CallTimer {
     Rona(OfferToken),
     /// Max wait of queue stint `n`.
     MaxWait(u32),
+    /// Next place announcement of queue stint `n` (the glue asks the queue
+    /// for the place, then calls [`super::Call::announce`]).
+    Announce(u32),
+    /// End of the re-entry window of a caller who left without a callback.
+    ReentryEnd(u32),
 }
 
 /// An effect for the glue to carry out, in order.
@@ -295,6 +306,16 @@ pub enum CallEffect {
     Timer(CallTimer, u64),
     /// Tell subscribers.
     Notice(CallNotice),
+    /// The caller left and keeps the place: a call from `ani` to `queue`
+    /// until `until_ms` takes it back (glue: tell the registry).
+    KeepPlace {
+        /// The caller's number.
+        ani: String,
+        /// The queue holding the place.
+        queue: QueueId,
+        /// End of the re-entry window.
+        until_ms: u64,
+    },
     /// The call is over.
     Ended(TerminalReason),
 }

@@ -14,6 +14,8 @@ fn rules(max_wait_ms: u64) -> QueueRules {
         wrap_up_ms: 30,
         final_destination: FinalDestination::default(),
         ring_all: false,
+        announce: Default::default(),
+        callback: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! hands granted agents to the calls, and holds a sticky customer's call for
 //! its own agent (a timer ends the hold).
 
+use super::estimate::WaitEstimate;
 use super::limits::{Limits, Staffed};
 use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
@@ -121,6 +122,15 @@ pub struct Reconfigure {
 #[rtype(result = "()")]
 pub struct QueueStaffed(pub Staffed);
 
+/// Where a waiting call stands, for its announcement (`None`: the call
+/// does not wait here).
+#[derive(Message)]
+#[rtype(result = "Option<crate::call::Place>")]
+pub struct GetPlace {
+    /// The call.
+    pub call: CallId,
+}
+
 /// Read the queue's view.
 #[derive(Message)]
 #[rtype(result = "QueueView")]
@@ -139,6 +149,8 @@ pub struct QueueActor {
     pbx_link_up: bool,
     /// Maximum length and staffing rules ([`super::limits`]).
     limits: Limits,
+    /// Recent departures to agents: the expected wait announced.
+    estimate: WaitEstimate,
 }
 
 impl QueueActor {
@@ -151,6 +163,7 @@ impl QueueActor {
             calls: HashMap::new(),
             pbx_link_up: true,
             limits,
+            estimate: WaitEstimate::default(),
         }
     }
 
@@ -167,6 +180,7 @@ impl QueueActor {
             calls: HashMap::new(),
             pbx_link_up: false,
             limits,
+            estimate: WaitEstimate::default(),
         };
         for msg in waiting {
             actor.join(msg);
@@ -329,6 +343,9 @@ impl Handler<ReservationAnswered> for QueueActor {
         let action = self
             .queue
             .reservation_answered(&msg.agent, &msg.call, msg.granted);
+        if self.queue.waiting_len() < before {
+            self.estimate.departed(self.env.now_ms());
+        }
         let agent = self.env.directory.agents.get(&msg.agent);
         match (action, agent) {
             (AnswerAction::Offer, Some(agent)) => match self.calls.get(&msg.call) {
@@ -404,6 +421,18 @@ impl Handler<QueueStaffed> for QueueActor {
             }
         }
         self.persist_if_changed(before);
+    }
+}
+
+impl Handler<GetPlace> for QueueActor {
+    type Result = Option<crate::call::Place>;
+
+    fn handle(&mut self, msg: GetPlace, _ctx: &mut Self::Context) -> Self::Result {
+        let position = self.queue.position(&msg.call)?;
+        Some(crate::call::Place {
+            position,
+            wait_estimate_ms: self.estimate.wait_ms(position, self.env.now_ms()),
+        })
     }
 }
 

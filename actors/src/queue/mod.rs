@@ -12,6 +12,7 @@
 //! staffing rules in [`limits`].
 
 pub mod actor;
+pub mod estimate;
 pub mod hold;
 pub mod limits;
 pub mod placement;
@@ -148,6 +149,15 @@ impl Queue {
     /// Ready agents in pick order.
     pub fn ready_agents(&self) -> Vec<AgentId> {
         self.order.iter().map(|(_, a)| a.clone()).collect()
+    }
+
+    /// The place of a waiting call (1 = next to be offered).
+    pub fn position(&self, call: &CallId) -> Option<usize> {
+        self.positions.get(call)?;
+        self.waiting
+            .values()
+            .position(|w| &w.call == call)
+            .map(|i| i + 1)
     }
 
     /// Whether the call waits or rings (ring-all) here.

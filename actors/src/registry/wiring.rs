@@ -20,6 +20,8 @@ pub(super) fn queue_rules(q: &QueueConfig) -> QueueRules {
         wrap_up_ms: q.wrap_up_ms,
         final_destination: q.final_destination.clone(),
         ring_all: q.strategy == Strategy::RingAll,
+        announce: q.announcements.clone(),
+        callback: q.callback.clone(),
     }
 }
 

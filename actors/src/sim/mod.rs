@@ -3,7 +3,9 @@
 //! after which they hang up, an optional talk time), agent phones that answer
 //! after a delay, never answer, or reject (scripted per phone or by seeded
 //! probabilities), legs, bridges, hold with music, mute, hang-up causes,
-//! redirects to external numbers and outbound dialing.
+//! redirects to external numbers and outbound dialing, prompts played to
+//! waiting callers (recorded: [`GetPlayed`]), digits pressed
+//! ([`PressDigit`]) and callers dialled back ([`ScriptCallback`]).
 //!
 //! [`SimPbx`] is an actor; [`SimPbxPort`] is its [`PbxPort`]. Events go to the
 //! registry's `Recipient<PbxEvent>`. Time is tokio time, so tests pause it.
@@ -158,7 +160,30 @@ pub struct SimStats {
     pub snoops: u64,
     /// Barge-in legs started.
     pub barges: u64,
+    /// Prompt lists started on waiting callers ([`PbxCommand::PlayPrompts`]).
+    pub prompts: u64,
+    /// Prompt lists stopped while playing.
+    pub prompts_stopped: u64,
+    /// Callers dialled back ([`PbxCommand::DialCallback`]).
+    pub callbacks_dialled: u64,
 }
+
+/// One play the simulated PBX carried out, for tests to assert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Played {
+    /// Simulated time of the play (tokio ms since the PBX started).
+    pub at_ms: u64,
+    /// The leg it played to.
+    pub leg_id: LegId,
+    /// The media URIs, as ARI would get them (`sound:…`, `number:…`).
+    pub media: Vec<String>,
+}
+
+/// How long a simulated prompt plays per media item: a played list is
+/// "playing" this long per item (what [`PbxCommand::StopPrompts`] cuts).
+pub const SIM_PROMPT_MS_PER_MEDIA: u64 = 1_000;
+/// Most plays the simulated PBX remembers (the oldest are dropped).
+pub const SIM_PLAYED_MAX: usize = 10_000;
 
 /// Observer of originate commands (the benchmark measures offer latency).
 pub type OriginateHook = Box<dyn FnMut(&LegId)>;
@@ -191,6 +216,15 @@ pub struct SimPbx {
     stats: SimStats,
     /// Called on every agent-leg originate.
     on_originate: Option<OriginateHook>,
+    /// Every play, in order (bounded by [`SIM_PLAYED_MAX`]).
+    played: VecDeque<Played>,
+    /// Prompt lists playing, by leg: until when.
+    prompts_until: HashMap<LegId, tokio::time::Instant>,
+    /// When the PBX started (the clock of [`Played::at_ms`]).
+    started: tokio::time::Instant,
+    /// What callers dialled back do: answer after a delay (default 1 s),
+    /// busy, or never answer; by number, used in order.
+    callback_scripts: HashMap<String, VecDeque<PhoneAction>>,
 }
 
 impl SimPbx {
@@ -210,7 +244,72 @@ impl SimPbx {
             seq: 0,
             stats: SimStats::default(),
             on_originate: None,
+            played: VecDeque::new(),
+            prompts_until: HashMap::new(),
+            started: tokio::time::Instant::now(),
+            callback_scripts: HashMap::new(),
         }
+    }
+
+    /// Records a play of `media` to `leg`.
+    fn record_play(&mut self, leg: &LegId, media: Vec<String>) {
+        if self.played.len() == SIM_PLAYED_MAX {
+            self.played.pop_front();
+        }
+        self.played.push_back(Played {
+            at_ms: self.started.elapsed().as_millis() as u64,
+            leg_id: leg.clone(),
+            media,
+        });
+    }
+
+    /// Dials a caller back: a customer leg that answers, is busy or rings
+    /// out as its number's script says (answer after 1 s by default).
+    fn dial_callback(
+        &mut self,
+        leg: LegId,
+        number: &str,
+        timeout_ms: u64,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), PbxError> {
+        if self.legs.contains_key(&leg) {
+            return Ok(()); // A retried command: the leg exists.
+        }
+        self.stats.callbacks_dialled += 1;
+        self.legs.insert(
+            leg.clone(),
+            SimLeg {
+                kind: LegKind::Customer,
+                up: false,
+                held: false,
+                muted: false,
+                bridge: None,
+            },
+        );
+        let action = self
+            .callback_scripts
+            .get_mut(number)
+            .and_then(|s| s.pop_front())
+            .unwrap_or(PhoneAction::Answer { after_ms: 1_000 });
+        let (after, answer, cause) = match action {
+            PhoneAction::Answer { after_ms } => (after_ms, true, HangupCause::Normal),
+            PhoneAction::Reject { after_ms } => (after_ms, false, HangupCause::Rejected),
+            PhoneAction::Busy { after_ms } => (after_ms, false, HangupCause::Busy),
+            PhoneAction::NoAnswer => (timeout_ms, false, HangupCause::NoAnswer),
+        };
+        ctx.run_later(Duration::from_millis(after), move |act, _| {
+            match act.legs.get_mut(&leg) {
+                Some(l) if !l.up && answer => {
+                    l.up = true;
+                    act.emit(PbxEvent::LegAnswered { leg_id: leg });
+                }
+                Some(l) if !l.up => {
+                    act.hang_up(&leg, cause);
+                }
+                _ => {}
+            }
+        });
+        Ok(())
     }
 
     /// Sets the hook called on every agent-leg originate.
@@ -509,10 +608,37 @@ impl SimPbx {
                 self.stats.redirects += 1;
                 Ok(())
             }
-            PbxCommand::PlayAnnouncement { leg_id, .. } => {
+            PbxCommand::PlayAnnouncement { leg_id, prompt } => {
                 self.stats.announcements += 1;
-                self.with_leg(&leg_id, |_| {})
+                self.with_leg(&leg_id, |_| {})?;
+                self.record_play(&leg_id, vec![format!("sound:{prompt}")]);
+                Ok(())
             }
+            PbxCommand::PlayPrompts { leg_id, media } => {
+                self.with_leg(&leg_id, |_| {})?;
+                self.stats.prompts += 1;
+                let until = tokio::time::Instant::now()
+                    + Duration::from_millis(SIM_PROMPT_MS_PER_MEDIA * media.len() as u64);
+                self.prompts_until.insert(leg_id.clone(), until);
+                self.record_play(&leg_id, media.iter().map(|m| m.uri()).collect());
+                Ok(())
+            }
+            PbxCommand::StopPrompts { leg_id } => {
+                let playing = self
+                    .prompts_until
+                    .remove(&leg_id)
+                    .is_some_and(|until| until > tokio::time::Instant::now());
+                if playing {
+                    self.stats.prompts_stopped += 1;
+                }
+                Ok(())
+            }
+            PbxCommand::DialCallback {
+                leg_id,
+                number,
+                timeout_ms,
+                ..
+            } => self.dial_callback(leg_id, &number, timeout_ms, ctx),
             PbxCommand::Snoop {
                 snoop_leg_id,
                 leg_id,
@@ -675,6 +801,32 @@ pub struct HangUpLeg {
 #[derive(Message)]
 #[rtype(result = "SimStats")]
 pub struct GetSimStats;
+
+/// Every play so far (announcements and prompt lists), in order.
+#[derive(Message)]
+#[rtype(result = "Vec<Played>")]
+pub struct GetPlayed;
+
+/// A caller presses a digit on its leg (the PBX reports `Dtmf`).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct PressDigit {
+    /// The leg.
+    pub leg_id: LegId,
+    /// The digit.
+    pub digit: char,
+}
+
+/// Script what the next callbacks to `number` do (answer after a delay,
+/// busy, reject, never answer); unscripted callbacks answer after 1 s.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ScriptCallback {
+    /// The number dialled back.
+    pub number: String,
+    /// Actions, used in order.
+    pub actions: Vec<PhoneAction>,
+}
 
 /// Whether a leg is alive, up, held, muted, and its bridge.
 #[derive(Message)]
@@ -877,6 +1029,40 @@ impl Handler<GetSimStats> for SimPbx {
         s.held = self.legs.values().filter(|l| l.held).count();
         s.muted = self.legs.values().filter(|l| l.muted).count();
         MessageResult(s)
+    }
+}
+
+impl Handler<GetPlayed> for SimPbx {
+    type Result = MessageResult<GetPlayed>;
+
+    fn handle(&mut self, _msg: GetPlayed, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.played.iter().cloned().collect())
+    }
+}
+
+impl Handler<PressDigit> for SimPbx {
+    type Result = bool;
+
+    fn handle(&mut self, msg: PressDigit, _ctx: &mut Self::Context) -> bool {
+        if !self.legs.contains_key(&msg.leg_id) {
+            return false;
+        }
+        self.emit(PbxEvent::Dtmf {
+            leg_id: msg.leg_id,
+            digit: msg.digit,
+        });
+        true
+    }
+}
+
+impl Handler<ScriptCallback> for SimPbx {
+    type Result = ();
+
+    fn handle(&mut self, msg: ScriptCallback, _ctx: &mut Self::Context) {
+        self.callback_scripts
+            .entry(msg.number)
+            .or_default()
+            .extend(msg.actions);
     }
 }
 

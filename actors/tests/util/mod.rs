@@ -106,6 +106,8 @@ pub fn queue(id: &str, dnis: &str) -> QueueConfig {
         required_skills: vec![],
         sticky: Default::default(),
         limits: Default::default(),
+        announcements: Default::default(),
+        callback: Default::default(),
     }
 }
 

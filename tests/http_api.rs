@@ -472,6 +472,29 @@ async fn http_sticky_customer_waits_for_its_agent() {
         v["agent"]["state"], "ready",
         "bob takes ann's customer: {v}"
     );
+    // A supervisor sets a number through the API; an agent may not.
+    let sue = t.login("sue").await;
+    let put = |token: &str, agent: &str| {
+        let token = token.to_owned();
+        let body = json!({"agent_id": agent});
+        let t = &t;
+        async move {
+            t.call(
+                "PUT",
+                "/api/v1/sticky_customers/+15550009999",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, v) = put(&sue, "bob").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["source"], "api", "{v}");
+    assert_eq!(v["agent_id"], "bob", "{v}");
+    assert_eq!(v["routing"], "waits_for_agent", "{v}");
+    assert_eq!(put(&sue, "nobody").await.0, 404);
+    assert_eq!(put(&ann, "ann").await.0, 403);
     set(&ann, json!({"state": "ready"})).await;
     t.wait_me(&ann, "the customer's call", |v| {
         v["agent"]["state"] == "reserved" && v["call"]["call_id"] == again.as_str()

@@ -11,7 +11,7 @@ use edgecc_actors::registry::{
     AgentCommand, AgentRequest, AgentSnapshot, CallRequest, SuperviseAgent, SupervisorCommand,
     SupervisorRequest,
 };
-use edgecc_actors::sticky::{SetSticky, StickyError, StickySource};
+use edgecc_actors::sticky::{SetSticky, StickyAnswer, StickyError, StickySource};
 use edgecc_actors::{AgentId, CallAction, CallId, CcError, QueueId};
 use serde::Deserialize;
 use serde_json::json;
@@ -402,13 +402,50 @@ pub async fn sticky(
             return Err(ApiError::conflict("the caller's number is not known yet"));
         }
     };
-    let answer = state
+    let answer = set_sticky(
+        &state,
+        recent.ani.clone(),
+        agent.clone(),
+        StickySource::Agent,
+    )
+    .await?;
+    info!(agent_id = %agent, call_id = %call, queues = answer.queues.len(), "Caller set as sticky customer.");
+    Ok(HttpResponse::Ok().json(sticky_json(&answer)))
+}
+
+/// `PUT /api/v1/sticky_customers/{ani}` (supervisor, admin).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickyCustomerBody {
+    /// The agent the number belongs to from now on.
+    pub agent_id: String,
+}
+
+/// A supervisor or admin makes a caller's number belong to an agent
+/// (source `api`); answers like the agent's sticky endpoint.
+pub async fn set_sticky_customer(
+    state: Data,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<StickyCustomerBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_supervisor()?;
+    let agent = parse_agent_id(&body.0.agent_id)?;
+    let answer = set_sticky(&state, path.into_inner(), agent, StickySource::Api).await?;
+    info!(user_id = %caller.session.user_id, agent_id = %answer.entry.agent, "Sticky customer set by the API.");
+    Ok(HttpResponse::Ok().json(sticky_json(&answer)))
+}
+
+/// Sets `ani` → `agent` in the contact center's sticky book.
+async fn set_sticky(
+    state: &Data,
+    ani: String,
+    agent: AgentId,
+    source: StickySource,
+) -> Result<StickyAnswer, ApiError> {
+    state
         .registry
-        .send(SetSticky {
-            ani: recent.ani.clone(),
-            agent: agent.clone(),
-            source: StickySource::Agent,
-        })
+        .send(SetSticky { ani, agent, source })
         .await
         .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))?
         .map_err(|e| match e {
@@ -416,8 +453,11 @@ pub async fn sticky(
             StickyError::Pinned { .. } | StickyError::BadNumber => {
                 ApiError::conflict(e.to_string())
             }
-        })?;
-    info!(agent_id = %agent, call_id = %call, queues = answer.queues.len(), "Caller set as sticky customer.");
+        })
+}
+
+/// The sticky endpoints' answer: the entry and what routing does with it.
+fn sticky_json(answer: &StickyAnswer) -> serde_json::Value {
     let routing = if answer.queues.is_empty() {
         "no_queue_waits"
     } else {
@@ -428,13 +468,13 @@ pub async fn sticky(
         .iter()
         .map(|(q, wait_ms)| json!({"queue_id": q, "wait_ms": wait_ms}))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
+    json!({
         "ani": answer.entry.ani,
         "agent_id": answer.entry.agent,
         "source": answer.entry.source,
         "routing": routing,
         "queues": queues,
-    })))
+    })
 }
 
 /// `GET /api/v1/agents` (supervisor): the team's real-time view.

@@ -426,6 +426,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
                     web::post().to(api::call_action),
                 )
                 .route("/interactions/{call_id}", web::get().to(api::interaction))
+                .route(
+                    "/sticky_customers/{ani}",
+                    web::put().to(api::set_sticky_customer),
+                )
                 .route("/agents", web::get().to(api::agents))
                 .route("/agents/{agent_id}/state", web::post().to(api::force_state))
                 .route(

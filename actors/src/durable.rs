@@ -37,6 +37,7 @@
 //!                  interaction flags, update seq) ended call's actor stops
 //! q/{queue}        QueueOrder (waiting call ids)  a call joins or leaves the line
 //! t                Tokens { reserved_through }    a new token block is reserved
+//! p                PbxStartup { startup_time }    the PBX adapter saw the PBX (re)start
 //! ```
 //!
 //! [`CallEffect`]: crate::call::CallEffect
@@ -67,6 +68,8 @@ pub enum StateKey {
     Queue(QueueId),
     /// The fencing token reservation (one for the whole system).
     Tokens,
+    /// The PBX's start-up time as last seen (one for the whole system).
+    PbxStartup,
 }
 
 impl StateKey {
@@ -78,6 +81,7 @@ impl StateKey {
             Self::Call(id) => format!("c/{id}").into_bytes(),
             Self::Queue(id) => format!("q/{id}").into_bytes(),
             Self::Tokens => b"t".to_vec(),
+            Self::PbxStartup => b"p".to_vec(),
         }
     }
 }
@@ -109,6 +113,14 @@ pub enum StateRecord {
         /// The highest token reserved so far.
         reserved_through: u64,
     },
+    /// The PBX's start-up time as the adapter last read it (Asterisk's
+    /// `status.startup_time`): a restarted edgecc compares it with what
+    /// the PBX says on its first connect, to tell calls the PBX dropped
+    /// while both were down from calls hung up.
+    PbxStartup {
+        /// The start-up time, as the PBX wrote it.
+        startup_time: String,
+    },
 }
 
 impl StateRecord {
@@ -120,6 +132,7 @@ impl StateRecord {
             Self::CallRemoved(id) => StateKey::Call(id.clone()),
             Self::QueueOrder { queue, .. } => StateKey::Queue(queue.clone()),
             Self::Tokens { .. } => StateKey::Tokens,
+            Self::PbxStartup { .. } => StateKey::PbxStartup,
         }
     }
 
@@ -183,6 +196,9 @@ pub struct StateSnapshot {
     pub queues: BTreeMap<QueueId, Vec<CallId>>,
     /// The highest token that may have been handed out.
     pub tokens_reserved_through: u64,
+    /// The PBX's start-up time as last seen, if the adapter ever read one.
+    #[serde(default)]
+    pub pbx_startup_time: Option<String>,
 }
 
 impl StateSnapshot {
@@ -212,6 +228,9 @@ impl StateSnapshot {
             }
             StateRecord::Tokens { reserved_through } => {
                 self.tokens_reserved_through = self.tokens_reserved_through.max(reserved_through);
+            }
+            StateRecord::PbxStartup { startup_time } => {
+                self.pbx_startup_time = Some(startup_time);
             }
         }
     }
@@ -368,6 +387,13 @@ mod tests {
         );
         assert_eq!(snap.token_high_water(), 5_000);
         assert_eq!(snap.queues[&QueueId::new("q")], vec![CallId::new("c2")]);
+        assert_eq!(snap.pbx_startup_time, None);
+        for t in ["T1", "T2"] {
+            store.persist(StateRecord::PbxStartup {
+                startup_time: t.into(),
+            });
+        }
+        assert_eq!(store.snapshot().pbx_startup_time.as_deref(), Some("T2"));
         assert!(store.get(&StateKey::Call(CallId::new("c9"))).is_none());
         let replayed = StateSnapshot::from_records([
             StateRecord::Tokens {

@@ -19,7 +19,9 @@
 //! 4. on close, error or silence: the link is down (commands fail with
 //!    `LinkDown`, [`PbxEvent::LinkDown`](edgecc_actors::PbxEvent::LinkDown) is sent once),
 //!    wait a full-jitter backoff (`rand(0, min(cap, base·2^attempt))`), and
-//!    go to 1;
+//!    go to 1; if no session comes up within `lost_after_ms` of the link
+//!    going down, the calls Asterisk had are given up as lost by it
+//!    ([`LinkSink::pbx_gone`]);
 //! 5. on `ApplicationReplaced` (another client opened a WebSocket for the
 //!    same application, and Asterisk now sends it every event): the link
 //!    is down and stays down, with an error logged, until an operator takes

@@ -5,7 +5,9 @@
 //! with their `dialstatus` progression, the failure table, the hang-up
 //! shapes, duplicated events through endpoint subscriptions, and the link
 //! behaviour (no replay, calls in Stasis survive a disconnect, a call that
-//! reaches `Stasis()` with no WebSocket fails at once).
+//! reaches `Stasis()` with no WebSocket fails at once), and Asterisk's
+//! restarts and shutdowns (`core stop|restart now|gracefully`, from
+//! main/asterisk.c and main/channel.c: no capture has them).
 //!
 //! A product module as well as the tests' Asterisk: it is the simulated
 //! PBX that lives outside the daemon's process, as a real PBX does, in

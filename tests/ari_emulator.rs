@@ -1339,3 +1339,108 @@ async fn ari_new_channel_id_that_prefixes_a_live_one_is_refused() {
     assert_eq!(v, json!({"message": "Snoop channel could not be created"}));
     assert!(emu.state().channel("c1~7").is_none());
 }
+
+/// `core restart now` as the emulator plays it (main/asterisk.c
+/// `can_safely_quit` with `SHUTDOWN_NORMAL`: `ast_softhangup_all()`): every
+/// channel of the app gets a soft `ChannelHangupRequest` with cause 4
+/// (`AST_SOFTHANGUP_SHUTDOWN`) before any of them leaves, then each leaves
+/// the application and is destroyed, then the WebSocket closes and the
+/// start-up time changes. `core stop now` does the same and then refuses
+/// connections until Asterisk is started again.
+#[actix_rt::test]
+async fn ari_shutdown_now_soft_hangs_up_every_channel_with_cause_4() {
+    let emu = emulator();
+    let startup = |a: Answer| a.json["status"]["startup_time"].as_str().map(str::to_owned);
+    let before = startup(call(&emu, "GET", "/ari/asterisk/info", Auth::Basic).await);
+    let mut ws = ws_connect(&emu, Auth::Basic).await.expect("ws");
+    let a = emu.inbound_call("5550100", "Ann", "800", &[]).unwrap();
+    let b = emu.inbound_call("5550101", "Bob", "800", &[]).unwrap();
+    assert!(ws.read_until(EVENT_WAIT, |e| e.len() >= 2).await);
+    let skip = ws.events.len();
+    emu.shutdown_now(true);
+    ws.read_until(EVENT_WAIT, |_| false).await;
+    assert!(ws.closed, "the WebSocket closes");
+    let after: Vec<&Value> = ws.events[skip..]
+        .iter()
+        .filter(|e| !NOISE.contains(&e["type"].as_str().unwrap_or("")))
+        .collect();
+    let requests: Vec<(&str, &Value, &Value)> = after
+        .iter()
+        .filter(|e| e["type"] == "ChannelHangupRequest")
+        .map(|e| {
+            (
+                e["channel"]["id"].as_str().unwrap_or(""),
+                &e["cause"],
+                &e["soft"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        vec![
+            (a.as_str(), &json!(4), &json!(true)),
+            (b.as_str(), &json!(4), &json!(true))
+        ]
+    );
+    let first_end = after.iter().position(|e| e["type"] == "StasisEnd");
+    assert_eq!(first_end, Some(2), "both requests come first: {after:?}");
+    assert_eq!(
+        after.iter().filter(|e| e["type"] == "StasisEnd").count(),
+        2,
+        "{after:?}"
+    );
+    assert!(emu.channels().is_empty());
+    let after_time = startup(call(&emu, "GET", "/ari/asterisk/info", Auth::Basic).await);
+    assert!(after_time.is_some() && after_time != before);
+    assert!(ws_connect(&emu, Auth::Basic).await.is_ok(), "restarted");
+    emu.shutdown_now(false);
+    assert!(
+        ws_connect(&emu, Auth::Basic).await.is_err(),
+        "stopped: no connection"
+    );
+    emu.start_again();
+    assert!(ws_connect(&emu, Auth::Basic).await.is_ok());
+}
+
+/// `core restart gracefully` (`SHUTDOWN_NICE`): no new channel (an
+/// originate answers 500 "Allocation failed", an inbound call fails), the
+/// call up goes on without a single event, and when its last channel has
+/// gone Asterisk restarts: the WebSocket closes and the start-up time
+/// changes.
+#[actix_rt::test]
+async fn ari_graceful_shutdown_refuses_new_channels_and_waits_for_the_last_call() {
+    let emu = emulator();
+    let startup = |a: Answer| a.json["status"]["startup_time"].as_str().map(str::to_owned);
+    let before = startup(call(&emu, "GET", "/ari/asterisk/info", Auth::Basic).await);
+    let mut ws = ws_connect(&emu, Auth::Basic).await.expect("ws");
+    let a = emu.inbound_call("5550100", "Ann", "800", &[]).unwrap();
+    assert!(ws.read_until(EVENT_WAIT, |e| !e.is_empty()).await);
+    emu.shutdown_gracefully(true);
+    let v = ok(
+        &emu,
+        "POST",
+        "/ari/channels?endpoint=Local/1001@agents/n&app=edgecc&channelId=x~1",
+        500,
+    )
+    .await;
+    assert_eq!(v, json!({"error": "Allocation failed"}));
+    assert_eq!(
+        emu.inbound_call("5550101", "Bob", "800", &[]),
+        Err(EmulatorError::ShuttingDown)
+    );
+    let seen = ws.events.len();
+    ws.settle(SETTLE).await;
+    assert_eq!(ws.events.len(), seen, "the call up hears nothing");
+    assert!(emu.state().channel(&a).is_some());
+    assert_eq!(
+        startup(call(&emu, "GET", "/ari/asterisk/info", Auth::Basic).await),
+        before
+    );
+    emu.caller_hangup(&a).unwrap();
+    ws.read_until(EVENT_WAIT, |_| false).await;
+    assert!(ws.closed, "Asterisk ended once the last call had");
+    let after = startup(call(&emu, "GET", "/ari/asterisk/info", Auth::Basic).await);
+    assert!(after.is_some() && after != before);
+    let _again = ws_connect(&emu, Auth::Basic).await.expect("restarted");
+    assert!(emu.inbound_call("5550102", "Cy", "800", &[]).is_ok());
+}

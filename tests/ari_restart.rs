@@ -108,6 +108,7 @@ async fn life(
     let pbx = Rc::new(KillablePbx(kill.clone(), ari.clone()));
     let ob = Rc::new(KillableOutbox(kill.clone(), outbox.clone()));
     let st = Rc::new(KillableState(kill.clone(), state.clone()));
+    let previous_startup = snapshot.as_ref().and_then(|s| s.pbx_startup_time.clone());
     let registry = match snapshot {
         None => ContactCenter::start_with_state(cfg.clone(), pbx, ob, st, clock.clone()),
         Some(snapshot) => {
@@ -122,6 +123,7 @@ async fn life(
     }
     .expect("valid config");
     ari.connect_events(registry.clone().recipient());
+    ari.keep_startups(registry.clone().recipient(), previous_startup);
     ari.start();
     let h = AriHarness {
         emu,
@@ -771,4 +773,154 @@ async fn a_caller_unknown_to_the_snapshot_is_routed_as_a_new_call() {
     h.until_ended("completed", 2).await;
     one_interaction_ended(h, &[&c1, &c2]);
     assert_eq!(h.snapshot().await.terminal_anomalies, 0);
+}
+
+/// Goal: Asterisk restarting while edgecc is down too is a PBX loss, not
+/// ordinary endings (issue 16): the start-up time the killed process saw
+/// is kept durable and compared on the restored process's first connect.
+/// Method: a1 talks on one call, a second caller waits in the queue (a1 is
+/// busy); edgecc is killed, the emulated Asterisk restarts (every channel
+/// gone without an event, a new start-up time), edgecc is restored from
+/// its state. Expected: the state held Asterisk's first start-up time; both
+/// calls end `pbx_lost` (none `completed` or `abandoned`); the talking
+/// call's `ended` update says `pbx_lost`, the queued caller gets its
+/// interaction and a callback work item with reason `pbx_lost`; a1 is free;
+/// the state now holds the new start-up time. Before the fix the restored
+/// process had no start-up time to compare with and the calls ended
+/// `completed` and `abandoned`.
+#[actix_rt::test]
+async fn asterisk_restarting_while_edgecc_is_down_ends_calls_pbx_lost() {
+    let r = Restartable::start(
+        config(&[("a1", A1)], 8_000),
+        &[(A1, B::AnswerAfter { ring_ms: 50 })],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let talking_call = h.inbound("5552301");
+    h.until_agent("a1", "talking", talking).await;
+    let queued_call = h.inbound("5552302");
+    h.until_call(&queued_call, "queued", |c| c.phase == "queued")
+        .await;
+    let first = r.state.snapshot().pbx_startup_time;
+    assert!(first.is_some(), "the start-up time is kept");
+    r.crash().await;
+    r.h.emu.restart_pbx();
+    let r = r.restore(true).await;
+    let h = &r.h;
+    h.until_ended("pbx_lost", 2).await;
+    let ended = h.ended().await;
+    assert_eq!(ended.values().sum::<u64>(), 2, "{ended:?}");
+    let records = h.outbox.records_of(&talking_call.as_str().into());
+    let last = records.last().expect("records of the talking call");
+    assert_eq!(last.body["event"], "ended");
+    assert_eq!(last.body["terminal"]["reason"], "pbx_lost");
+    let records = h.outbox.records_of(&queued_call.as_str().into());
+    let kinds: Vec<_> = records.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
+    );
+    assert_eq!(records[1].body["reason"], "pbx_lost");
+    h.until_agent("a1", "a1 free", free).await;
+    let state = r.state.clone();
+    until("the new start-up time is kept", move || {
+        let now = state.snapshot().pbx_startup_time;
+        now.is_some() && now != first
+    })
+    .await;
+}
+
+/// Sends `method /ari/{path}` to the emulator with its credentials, as a
+/// previous edgecc would have; answers the status.
+async fn ari_request(emu: &AriEmulator, method: awc::http::Method, path: &str) -> u16 {
+    let url = format!("{}/{path}", emu.base_url());
+    let c = emu.config();
+    awc::Client::new()
+        .request(method, url)
+        .basic_auth(&c.user, &c.password)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Goal: a monitor made by edgecc before issue 16, whose snoop channel is
+/// named `{supervisor leg}~spy`, survives the upgrade when its supervisor
+/// is still up (issue 16 follow-up): the restored process adopts that
+/// snoop channel as the monitor's instead of hanging it up as an orphan,
+/// and leaving the monitor leaves nothing behind. Method: sue monitors a1's
+/// call; edgecc is killed; at the emulator the snoop channel is replaced,
+/// as the old version named it, by `{sup}~spy` in the monitor's bridge
+/// (Asterisk allows it: the supervisor's id is a prefix of the new one,
+/// not the reverse); edgecc is restored. Expected: past the orphan check
+/// the legacy snoop channel is still up; when sue leaves, it and the
+/// supervisor's leg are gone while the call goes on.
+#[actix_rt::test]
+async fn a_legacy_snoop_channel_is_kept_with_its_monitor() {
+    use awc::http::Method;
+    use edgecc_actors::call::supervision::SuperviseMode;
+    use edgecc_actors::registry::SuperviseAgent;
+    const SUP: &str = "PJSIP/3999";
+    let r = Restartable::start(
+        config(&[("a1", A1)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 50 }),
+            (SUP, B::AnswerAfter { ring_ms: 50 }),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let call = h.inbound("5552401");
+    h.until_agent("a1", "talking", talking).await;
+    let agent_leg = leg_of(h, &call);
+    let supervise = |mode: Option<SuperviseMode>| SuperviseAgent {
+        supervisor: "sue".into(),
+        endpoint: SUP.into(),
+        agent: AgentId::new("a1"),
+        mode,
+    };
+    let joined = h
+        .registry
+        .send(supervise(Some(SuperviseMode::Monitor)))
+        .await
+        .expect("registry answers")
+        .expect("join");
+    let sup = joined.leg.expect("supervisor leg").0;
+    let spy = edgecc::ari::state::spy_of(&sup);
+    let bridge = BridgeId::snoop(&LegId::new(sup.clone())).0;
+    h.until_emu("the monitor is bridged", |s| {
+        s.bridge(&bridge)
+            .is_some_and(|b| b.channels.contains(&spy) && b.channels.contains(&sup))
+    })
+    .await;
+    r.crash().await;
+    let legacy = edgecc::ari::adopt::legacy_spy_of(&sup);
+    let emu = r.h.emu.clone();
+    assert_eq!(
+        ari_request(&emu, Method::DELETE, &format!("channels/{spy}")).await,
+        204
+    );
+    let snoop = format!("channels/{agent_leg}/snoop?spy=both&app=edgecc&snoopId={legacy}");
+    assert_eq!(ari_request(&emu, Method::POST, &snoop).await, 200);
+    let add = format!("bridges/{bridge}/addChannel?channel={legacy}");
+    assert_eq!(ari_request(&emu, Method::POST, &add).await, 204);
+    let r = r.restore(true).await;
+    let h = &r.h;
+    pause(2_500).await;
+    assert!(
+        h.emu.state().channel(&legacy).is_some(),
+        "the legacy snoop channel was hung up as an orphan"
+    );
+    h.registry
+        .send(supervise(None))
+        .await
+        .expect("registry answers")
+        .expect("leave");
+    h.until_emu("the monitor leaves nothing", |s| {
+        s.channel(&legacy).is_none() && s.channel(&sup).is_none()
+    })
+    .await;
+    assert!(talking(&h.state("a1").await), "the call goes on");
 }

@@ -41,6 +41,7 @@
 //! s/{ani}          Sticky (number -> agent)       a run-time sticky entry is set
 //!                                                 (removed when the book is full)
 //! t                Tokens { reserved_through }    a new token block is reserved
+//! p                PbxStartup { startup_time }    the PBX adapter saw the PBX (re)start
 //! ```
 //!
 //! [`CallEffect`]: crate::call::CallEffect
@@ -74,6 +75,8 @@ pub enum StateKey {
     Tokens,
     /// A sticky customer's number ([`crate::sticky`]).
     Sticky(String),
+    /// The PBX's start-up time as last seen (one for the whole system).
+    PbxStartup,
 }
 
 impl StateKey {
@@ -86,6 +89,7 @@ impl StateKey {
             Self::Queue(id) => format!("q/{id}").into_bytes(),
             Self::Tokens => b"t".to_vec(),
             Self::Sticky(ani) => format!("s/{ani}").into_bytes(),
+            Self::PbxStartup => b"p".to_vec(),
         }
     }
 }
@@ -121,6 +125,14 @@ pub enum StateRecord {
     Sticky(StickyEntry),
     /// A sticky entry was dropped (the book was full): its key is deleted.
     StickyRemoved(String),
+    /// The PBX's start-up time as the adapter last read it (Asterisk's
+    /// `status.startup_time`): a restarted edgecc compares it with what
+    /// the PBX says on its first connect, to tell calls the PBX dropped
+    /// while both were down from calls hung up.
+    PbxStartup {
+        /// The start-up time, as the PBX wrote it.
+        startup_time: String,
+    },
 }
 
 impl StateRecord {
@@ -134,6 +146,7 @@ impl StateRecord {
             Self::Tokens { .. } => StateKey::Tokens,
             Self::Sticky(e) => StateKey::Sticky(e.ani.clone()),
             Self::StickyRemoved(ani) => StateKey::Sticky(ani.clone()),
+            Self::PbxStartup { .. } => StateKey::PbxStartup,
         }
     }
 
@@ -200,6 +213,9 @@ pub struct StateSnapshot {
     /// Sticky customers set at run time, by number.
     #[serde(default)]
     pub sticky: BTreeMap<String, StickyEntry>,
+    /// The PBX's start-up time as last seen, if the adapter ever read one.
+    #[serde(default)]
+    pub pbx_startup_time: Option<String>,
 }
 
 impl StateSnapshot {
@@ -235,6 +251,9 @@ impl StateSnapshot {
             }
             StateRecord::StickyRemoved(ani) => {
                 self.sticky.remove(&ani);
+            }
+            StateRecord::PbxStartup { startup_time } => {
+                self.pbx_startup_time = Some(startup_time);
             }
         }
     }
@@ -392,6 +411,13 @@ mod tests {
         );
         assert_eq!(snap.token_high_water(), 5_000);
         assert_eq!(snap.queues[&QueueId::new("q")], vec![CallId::new("c2")]);
+        assert_eq!(snap.pbx_startup_time, None);
+        for t in ["T1", "T2"] {
+            store.persist(StateRecord::PbxStartup {
+                startup_time: t.into(),
+            });
+        }
+        assert_eq!(store.snapshot().pbx_startup_time.as_deref(), Some("T2"));
         assert!(store.get(&StateKey::Call(CallId::new("c9"))).is_none());
         let replayed = StateSnapshot::from_records([
             StateRecord::Tokens {

@@ -24,6 +24,7 @@ use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
 use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
 
+mod pbx_startup;
 mod reentry;
 mod reload;
 mod restore;
@@ -37,6 +38,7 @@ use crate::recent::{RecentCall, RecentCalls};
 use crate::sticky::StickyBook;
 use crate::waits::WaitFigures;
 use actix::prelude::*;
+pub use pbx_startup::PbxStarted;
 pub use reentry::PlaceKept;
 pub use reload::{ApplyConfig, ReloadSummary};
 use serde::Serialize;
@@ -273,6 +275,14 @@ pub struct OutboxStalled(pub OutboxStatus);
 pub struct Reconcile {
     /// Legs still at the PBX, with whether each is answered.
     pub legs: HashMap<LegId, LegStatus>,
+    /// The PBX restarted while edgecc was down (its start-up time
+    /// changed): a leg not listed was dropped by it, and its call ends
+    /// `pbx_lost` rather than as a hang-up.
+    pub pbx_lost: bool,
+    /// The PBX's start-up time read by this reconcile, persisted once
+    /// every call reconciled (so it is never durable before the calls'
+    /// ends it implies): see [`PbxStarted`].
+    pub pbx_startup: Option<String>,
 }
 
 /// A call the registry knows.
@@ -663,6 +673,12 @@ impl Handler<Reconcile> for Registry {
                 .insert(leg, status);
         }
         let mut adopted = 0u64;
+        let gone = if msg.pbx_lost {
+            crate::ports::HangupCause::PbxLost
+        } else {
+            crate::ports::HangupCause::Normal
+        };
+        let startup = msg.pbx_startup;
         let sends: Vec<_> = self
             .calls
             .iter()
@@ -672,7 +688,7 @@ impl Handler<Reconcile> for Registry {
                 if !legs.is_empty() {
                     adopted += 1;
                 }
-                c.addr.send(ReconcileCall(legs))
+                c.addr.send(ReconcileCall(legs, gone))
             })
             .collect();
         let queues: Vec<_> = self
@@ -697,6 +713,11 @@ impl Handler<Reconcile> for Registry {
             }
             .into_actor(self)
             .map(move |reconciled, act, _| {
+                if let Some(startup_time) = startup {
+                    act.env()
+                        .state
+                        .persist(crate::durable::StateRecord::PbxStartup { startup_time });
+                }
                 act.pbx_link_up = true;
                 act.awaiting_reconcile = false;
                 if act.restart.is_none() {

@@ -114,6 +114,20 @@ impl AriPbx {
         });
     }
 
+    /// Keeps each new Asterisk start-up time durable through `sink` (the
+    /// registry: [`PbxStarted`](edgecc_actors::registry::PbxStarted));
+    /// `previous` is the one the previous process kept (the restored
+    /// snapshot's `pbx_startup_time`), so an Asterisk that restarted while
+    /// edgecc was down too is noticed on the first connect and the calls
+    /// it dropped end `pbx_lost`. Call before [`Self::start`].
+    pub fn keep_startups(
+        &self,
+        sink: Recipient<edgecc_actors::registry::PbxStarted>,
+        previous: Option<String>,
+    ) {
+        self.calls.keep_startups(sink, previous);
+    }
+
     /// What the restart's adoption did ([`Self::adopt_on_connect`]), once
     /// done.
     pub fn adoption(&self) -> Option<super::adopt::AdoptionReport> {

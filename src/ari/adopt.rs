@@ -196,6 +196,40 @@ impl AdoptionPlan {
     }
 }
 
+/// The snoop channel id of supervisor leg `supervisor` as edgecc before
+/// issue 16 named it: `{supervisor}~spy` (the supervisor's id a prefix of
+/// it, which Asterisk refuses when the snoop is made first).
+pub fn legacy_spy_of(supervisor: &str) -> String {
+    format!("{supervisor}{}spy", edgecc_actors::ids::LEG_ID_SEPARATOR)
+}
+
+/// Snoop channels of `plan` that Asterisk lists (`live`) under the id
+/// scheme before issue 16 (`{supervisor}~spy`) and not under today's: plan
+/// id → listed id. Only those whose supervisor's channel is listed too:
+/// that monitor carries on after an upgrade. A legacy snoop channel whose
+/// supervisor is not there is a leftover (the old order made the snoop
+/// first, so Asterisk refused the supervisor's id as a prefix of it and
+/// nobody ever listened): it stays an orphan and is hung up.
+fn legacy_spies<'a>(
+    plan: &'a AdoptionPlan,
+    live: &HashMap<&'a str, &'a Channel>,
+) -> HashMap<&'a str, &'a str> {
+    let mut out = HashMap::new();
+    for (id, want) in &plan.legs {
+        let LegRole::Spy { supervisor } = &want.role else {
+            continue;
+        };
+        if live.contains_key(id.as_str()) || !live.contains_key(supervisor.as_str()) {
+            continue;
+        }
+        let old = legacy_spy_of(supervisor);
+        if let Some((listed, _)) = live.get_key_value(old.as_str()) {
+            out.insert(id.as_str(), *listed);
+        }
+    }
+    out
+}
+
 impl AriState {
     /// Puts what `plan` names and Asterisk still lists (`channels`,
     /// `bridges`: one reconcile's `GET`s) back into the picture, before
@@ -212,8 +246,16 @@ impl AriState {
         let mut legs = HashMap::new();
         let live: HashMap<&str, &Channel> = channels.iter().map(|c| (c.id.as_str(), c)).collect();
         let mut adopted: HashSet<&str> = HashSet::new();
-        for (id, want) in &plan.legs {
-            let Some(ch) = live.get(id.as_str()) else {
+        let legacy = legacy_spies(plan, &live);
+        let wanted = plan
+            .legs
+            .iter()
+            .map(|(id, want)| match legacy.get(id.as_str()) {
+                Some(old) => (*old, want),
+                None => (id.as_str(), want),
+            });
+        for (id, want) in wanted {
+            let Some(ch) = live.get(id) else {
                 report.gone += 1;
                 continue;
             };
@@ -227,6 +269,14 @@ impl AriState {
                 continue;
             }
             let mut leg = Leg::new(want.role.clone(), want.on_answer.clone());
+            if let OnAnswer::BridgeWithSpy { spy, bridge } = &want.on_answer {
+                if let Some(old) = legacy.get(spy.as_str()) {
+                    leg.on_answer = OnAnswer::BridgeWithSpy {
+                        spy: (*old).to_owned(),
+                        bridge: bridge.clone(),
+                    };
+                }
+            }
             // An originated channel enters the application when it is
             // answered; a caller is in it from its arrival.
             leg.up = in_app;
@@ -242,10 +292,10 @@ impl AriState {
                 LegRole::Spy { .. } => None,
             };
             if let Some(status) = status {
-                legs.insert(LegId::new(id.clone()), status);
+                legs.insert(LegId::new(id), status);
             }
-            self.legs.insert(id.clone(), leg);
-            adopted.insert(id.as_str());
+            self.legs.insert(id.to_owned(), leg);
+            adopted.insert(id);
             report.channels += 1;
         }
         for b in bridges {
@@ -439,6 +489,75 @@ mod tests {
                 bridges: vec!["b~gone".into()],
             }]
         );
+    }
+
+    /// Goal: a monitor made before issue 16 (snoop channel `{sup}~spy`)
+    /// survives the upgrade when its supervisor is still there, and a
+    /// legacy snoop channel without its supervisor stays an orphan. Method:
+    /// call c1 monitored by c1~9 (spy `c1~9~spy`), call c2 whose supervisor
+    /// c2~8 is gone and only `c2~8~spy` is left. Expected: `c1~9~spy` is
+    /// adopted as c1~9's snoop (the supervisor bridges with it on answer,
+    /// and its end hangs it up); `c2~8~spy` is left to the orphan check.
+    #[test]
+    fn a_legacy_snoop_channel_is_adopted_with_its_supervisor() {
+        let mut plan = AdoptionPlan::default();
+        for (call, sup) in [("c1", "c1~9"), ("c2", "c2~8")] {
+            plan.calls.insert(call.into());
+            plan.legs.insert(call.into(), want(LegRole::Caller, None));
+            let spy = spy_of(sup);
+            plan.legs.insert(
+                spy.clone(),
+                want(
+                    LegRole::Spy {
+                        supervisor: sup.into(),
+                    },
+                    None,
+                ),
+            );
+            let mut s = want(LegRole::Originated, None);
+            s.on_answer = OnAnswer::BridgeWithSpy {
+                spy,
+                bridge: format!("s~{sup}"),
+            };
+            plan.legs.insert(sup.into(), s);
+        }
+        let channels = vec![
+            channel("c1", "Up", true),
+            channel("c1~9", "Ringing", false),
+            channel("c1~9~spy", "Up", true),
+            channel("c2", "Up", true),
+            channel("c2~8~spy", "Up", true),
+        ];
+        let mut st = AriState::new("edgecc");
+        st.adopt(&plan, &channels, &[]);
+        assert_eq!(
+            st.legs["c1~9~spy"].role,
+            LegRole::Spy {
+                supervisor: "c1~9".into()
+            }
+        );
+        assert_eq!(
+            st.legs["c1~9"].on_answer,
+            OnAnswer::BridgeWithSpy {
+                spy: "c1~9~spy".into(),
+                bridge: "s~c1~9".into()
+            }
+        );
+        assert!(!st.legs.contains_key("c2~8~spy"));
+        let fx = st.reconcile(&channels, &[], &HashSet::new());
+        assert_eq!(
+            fx,
+            vec![Effect::CheckOrphans {
+                channels: vec!["c2~8~spy".into()],
+                bridges: vec![],
+            }]
+        );
+        let mut fx = Vec::new();
+        st.end_leg("c1~9", HangupCause::Normal, &mut fx);
+        assert!(fx.contains(&Effect::HangupChannel {
+            channel: "c1~9~spy".into(),
+            cause: HangupCause::Normal
+        }));
     }
 
     /// A bridge edgecc named for a call the snapshot does not know is

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix::Recipient;
 use edgecc_actors::ports::{LocalBoxFuture, PbxCommand, PbxError, PbxEvent};
-use edgecc_actors::registry::Reconcile;
+use edgecc_actors::registry::{PbxStarted, Reconcile};
 use tokio::sync::oneshot;
 use tracing::{debug, info};
 
@@ -65,6 +65,12 @@ pub(crate) struct Calls {
     adoption: RefCell<Option<PendingAdoption>>,
     /// What the adoption did, once done.
     adopted: RefCell<Option<AdoptionReport>>,
+    /// Where a start-up time read from Asterisk goes to be kept durable
+    /// (the registry, which hands it to the actors' state port), if wired.
+    startups: RefCell<Option<Recipient<PbxStarted>>>,
+    /// The start-up time last handed to `startups` (or read back from the
+    /// restored state): a new one is handed over once.
+    startup_saved: RefCell<Option<String>>,
 }
 
 /// A restart's adoption, waiting for its reconcile.
@@ -122,7 +128,31 @@ impl Calls {
             playback_seq: Cell::new(0),
             adoption: RefCell::new(None),
             adopted: RefCell::new(None),
+            startups: RefCell::new(None),
+            startup_saved: RefCell::new(None),
         }
+    }
+
+    /// Keeps each new start-up time Asterisk reports durable through
+    /// `sink`; `previous` is the one a previous process kept (from the
+    /// restored state), which the first connect compares with.
+    pub fn keep_startups(&self, sink: Recipient<PbxStarted>, previous: Option<String>) {
+        self.state.borrow_mut().previous_startup(previous.clone());
+        *self.startup_saved.borrow_mut() = previous;
+        *self.startups.borrow_mut() = Some(sink);
+    }
+
+    /// `startup` if it is new (not handed over yet) and there is a sink:
+    /// marked as handed over.
+    fn startup_to_save(&self, startup: Option<&str>) -> Option<String> {
+        let startup = startup?;
+        self.startups.borrow().as_ref()?;
+        let mut saved = self.startup_saved.borrow_mut();
+        if saved.as_deref() == Some(startup) {
+            return None;
+        }
+        *saved = Some(startup.to_owned());
+        Some(startup.to_owned())
     }
 
     /// Adopts what `adoption` names at the next reconcile (see
@@ -140,13 +170,28 @@ impl Calls {
     /// `bridges`, then that reconcile; answers the reconcile's effects.
     /// The registry gets the adopted legs before any event of the
     /// session, so each restored call reconciles before it hears news.
+    /// `restarted`: Asterisk's start-up time changed since the one last
+    /// seen (by this process or, kept durable, by the previous one), so
+    /// what the snapshot names and Asterisk no longer lists was dropped by
+    /// it (the restored calls end `pbx_lost`); `startup` is that time, to
+    /// keep durable.
     fn adopt_and_reconcile(
         &self,
+        startup: Option<&str>,
+        restarted: bool,
         channels: &[Channel],
         bridges: &[Bridge],
         starting: &std::collections::HashSet<String>,
     ) -> Vec<super::state::Effect> {
         let Some(pending) = self.adoption.borrow_mut().take() else {
+            if let Some(startup_time) = self.startup_to_save(startup) {
+                // Handed over after the reconcile's events; a crash in
+                // between (one group commit) would find the new time kept
+                // and the calls' ends not.
+                if let Some(sink) = self.startups.borrow().as_ref() {
+                    sink.do_send(PbxStarted { startup_time });
+                }
+            }
             return self
                 .state
                 .borrow_mut()
@@ -215,7 +260,16 @@ impl Calls {
             took_ms = report.took_ms,
             "Restart: calls at Asterisk re-adopted from the restored state."
         );
-        pending.reconcile.do_send(Reconcile { legs });
+        if restarted {
+            self.state.borrow_mut().stats.lost_by_pbx += report.gone as u64;
+        }
+        // The registry keeps the new start-up time only once every
+        // restored call reconciled (and wrote its end).
+        pending.reconcile.do_send(Reconcile {
+            legs,
+            pbx_lost: restarted,
+            pbx_startup: self.startup_to_save(startup),
+        });
         *self.adopted.borrow_mut() = Some(report);
         effects
     }
@@ -389,7 +443,7 @@ impl LinkSink for Calls {
         bridges: &[Bridge],
         buffered: &[Envelope],
     ) -> (Flow, usize) {
-        self.state.borrow_mut().pbx_started(startup);
+        let restarted = self.state.borrow_mut().pbx_started(startup);
         let starting = starting_channels(buffered);
         let replaced = buffered
             .iter()
@@ -400,7 +454,7 @@ impl LinkSink for Calls {
             // that keeps it.
             return (Flow::Replaced, self.state.borrow().legs.len());
         }
-        let effects = self.adopt_and_reconcile(channels, bridges, &starting);
+        let effects = self.adopt_and_reconcile(startup, restarted, channels, bridges, &starting);
         let mut flow = Calls::apply(&self, effects);
         for env in buffered {
             let fx = self.state.borrow_mut().on_event(env);
@@ -415,6 +469,35 @@ impl LinkSink for Calls {
     fn event(self: Rc<Self>, envelope: &Envelope) -> Flow {
         let fx = self.state.borrow_mut().on_event(envelope);
         Calls::apply(&self, fx)
+    }
+
+    fn pbx_gone(self: Rc<Self>) {
+        let mut fx = self.state.borrow_mut().give_up();
+        // Restored calls not adopted yet (edgecc restarted while Asterisk
+        // was gone): their callers end too, and the adoption, when
+        // Asterisk comes back, adopts nothing (what it has is an orphan)
+        // but still tells the registry, which waits for it.
+        if let Some(pending) = self.adoption.borrow_mut().as_mut() {
+            let plan = &mut pending.plan;
+            let mut lost = 0;
+            for (id, want) in &plan.legs {
+                if matches!(want.role, super::state::LegRole::Spy { .. }) {
+                    continue;
+                }
+                lost += 1;
+                fx.push(Effect::Emit(PbxEvent::LegHungUp {
+                    leg_id: edgecc_actors::LegId::new(id.clone()),
+                    cause: edgecc_actors::HangupCause::PbxLost,
+                }));
+            }
+            self.state.borrow_mut().stats.lost_by_pbx += lost;
+            plan.legs.clear();
+            plan.calls.clear();
+            plan.hangups.clear();
+        }
+        let legs = fx.len();
+        info!(legs, "Calls of the unreachable PBX ended as lost by it.");
+        Calls::apply(&self, fx);
     }
 
     fn link_changed(self: Rc<Self>, up: bool) {

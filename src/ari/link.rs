@@ -19,7 +19,9 @@
 //! 4. on close, error or silence: the link is down (commands fail with
 //!    `LinkDown`, [`PbxEvent::LinkDown`](edgecc_actors::PbxEvent::LinkDown) is sent once),
 //!    wait a full-jitter backoff (`rand(0, min(cap, base·2^attempt))`), and
-//!    go to 1;
+//!    go to 1; if no session comes up within `lost_after_ms` of the link
+//!    going down, the calls Asterisk had are given up as lost by it
+//!    ([`LinkSink::pbx_gone`]);
 //! 5. on `ApplicationReplaced` (another client opened a WebSocket for the
 //!    same application, and Asterisk now sends it every event): the link
 //!    is down and stays down, with an error logged, until an operator takes
@@ -168,6 +170,9 @@ pub(crate) struct LinkControl {
     restarts: Cell<u64>,
     /// Frame and reconnect counters.
     stats: Cell<LinkStats>,
+    /// Times the link went down; a give-up timer armed at one fires only
+    /// if no later session came up meanwhile.
+    downs: Cell<u64>,
     /// Who owns the application (shared with HTTP).
     pub owner: Arc<AppOwnership>,
 }
@@ -236,6 +241,9 @@ pub(crate) trait LinkSink {
     /// The link went up (after the reconcile) or down; told once per
     /// change.
     fn link_changed(self: Rc<Self>, up: bool);
+    /// Asterisk stayed unreachable for `lost_after_ms` since the link went
+    /// down: the calls it had are given up as lost by the PBX.
+    fn pbx_gone(self: Rc<Self>);
 }
 
 /// The link task's parts: what it reads from, where it reports.
@@ -342,6 +350,7 @@ pub(crate) async fn run(link: Link) {
         if reported != Some(false) {
             reported = Some(false);
             link.sink.clone().link_changed(false);
+            arm_give_up(&link);
         }
         let delay = match &end {
             SessionEnd::Stopped => break,
@@ -374,6 +383,30 @@ pub(crate) async fn run(link: Link) {
     }
     link.control.up.set(false);
     info!("PBX link stopped.");
+}
+
+/// The link just went down: unless a session comes up again within
+/// `lost_after_ms`, the calls Asterisk had are given up as lost
+/// ([`LinkSink::pbx_gone`]). Not while another client owns the application
+/// (Asterisk is there; the calls are the other client's to end) or once
+/// the link stops.
+fn arm_give_up(link: &Link) {
+    let control = link.control.clone();
+    let sink = link.sink.clone();
+    let after = link.settings.lost_after;
+    let down = control.downs.get() + 1;
+    control.downs.set(down);
+    actix_rt::spawn(async move {
+        actix_rt::time::sleep(after).await;
+        let still_down = control.downs.get() == down && !control.is_up();
+        if still_down && !control.is_stopping() && control.owner.taken_over_since_ms().is_none() {
+            error!(
+                lost_after_ms = after.as_millis() as u64,
+                "Asterisk unreachable for too long: its calls are given up as lost by the PBX."
+            );
+            sink.pbx_gone();
+        }
+    });
 }
 
 /// Waits until an operator asks to take the application back (true) or

@@ -44,6 +44,16 @@ pub const ANNOUNCEMENT_WAIT_MS_MAX_DEFAULT: u64 = 30_000;
 /// Default longest wait for an alerting agent phone to be picked up after
 /// the agent accepted on the desktop, ms.
 pub const REMOTE_ANSWER_WAIT_MS_DEFAULT: u64 = 10_000;
+/// Default time Asterisk may stay unreachable before the calls it had are
+/// given up as lost by the PBX, ms: an Asterisk restart takes seconds, a
+/// caller does not wait minutes in silence, and agents must not stay
+/// stuck on calls that no longer exist.
+pub const LOST_AFTER_MS_DEFAULT: u64 = 120_000;
+/// Bounds of `lost_after_ms`: at least a few reconnect attempts, at most a
+/// day.
+pub const LOST_AFTER_MS_MIN: u64 = 5_000;
+/// See [`LOST_AFTER_MS_MIN`].
+pub const LOST_AFTER_MS_MAX: u64 = 86_400_000;
 
 /// How a waiting caller is entertained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +127,10 @@ pub struct AriConfig {
     /// (`Name: value`), so the phone answers by itself; empty for none.
     #[serde(default = "auto_answer_header_default")]
     pub auto_answer_header: String,
+    /// How long Asterisk may stay unreachable before its calls are ended
+    /// `pbx_lost`, ms.
+    #[serde(default = "lost_after_ms_default")]
+    pub lost_after_ms: u64,
 }
 
 fn app_default() -> String {
@@ -160,6 +174,9 @@ fn announcement_wait_ms_max_default() -> u64 {
 }
 fn remote_answer_wait_ms_default() -> u64 {
     REMOTE_ANSWER_WAIT_MS_DEFAULT
+}
+fn lost_after_ms_default() -> u64 {
+    LOST_AFTER_MS_DEFAULT
 }
 fn auto_answer_header_default() -> String {
     "Call-Info: answer-after=0".into()
@@ -223,6 +240,10 @@ pub struct AriSettings {
     pub remote_answer_wait: Duration,
     /// `(name, value)` of the auto-answer SIP header, if any.
     pub auto_answer_header: Option<(String, String)>,
+    /// How long Asterisk may stay unreachable (the link down, no
+    /// reconcile) before the calls it had are ended `pbx_lost`.
+    #[serde(rename = "lost_after_ms", serialize_with = "duration_ms")]
+    pub lost_after: Duration,
 }
 
 impl AriSettings {
@@ -249,6 +270,7 @@ impl AriSettings {
             announcement_wait_ms_max: ANNOUNCEMENT_WAIT_MS_MAX_DEFAULT,
             remote_answer_wait_ms: REMOTE_ANSWER_WAIT_MS_DEFAULT,
             auto_answer_header: auto_answer_header_default(),
+            lost_after_ms: LOST_AFTER_MS_DEFAULT,
         };
         resolve(&raw).expect("test settings are valid")
     }
@@ -402,6 +424,15 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, SettingError> {
             }
         }
     };
+    if !(LOST_AFTER_MS_MIN..=LOST_AFTER_MS_MAX).contains(&raw.lost_after_ms) {
+        return Err(SettingError::new(
+            &key("lost_after_ms"),
+            format!(
+                "{} is outside {LOST_AFTER_MS_MIN}..={LOST_AFTER_MS_MAX}",
+                raw.lost_after_ms
+            ),
+        ));
+    }
     Ok(AriSettings {
         url,
         ws_url,
@@ -422,6 +453,7 @@ pub fn resolve(raw: &AriConfig) -> Result<AriSettings, SettingError> {
         announcement_wait_max,
         remote_answer_wait,
         auto_answer_header,
+        lost_after: Duration::from_millis(raw.lost_after_ms),
     })
 }
 
@@ -485,6 +517,14 @@ mod tests {
             (
                 Box::new(|r| r.auto_answer_header = "nocolon".into()),
                 "pbx.ari.auto_answer_header",
+            ),
+            (
+                Box::new(|r| r.lost_after_ms = LOST_AFTER_MS_MIN - 1),
+                "pbx.ari.lost_after_ms",
+            ),
+            (
+                Box::new(|r| r.lost_after_ms = LOST_AFTER_MS_MAX + 1),
+                "pbx.ari.lost_after_ms",
             ),
             (
                 Box::new(|r| r.password_file = Some("/nonexistent/ari".into())),

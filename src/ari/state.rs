@@ -36,6 +36,12 @@ pub const LEGS_MAX: usize = 100_000;
 pub const ARG_INBOUND: &str = "inbound";
 /// First `Stasis()` argument of a call placed by an agent's phone.
 pub const ARG_AGENT_OUTBOUND: &str = "agent-outbound";
+/// The `cause` of the soft `ChannelHangupRequest` Asterisk sends for every
+/// channel when it shuts down or restarts with calls up (`core stop now`,
+/// `core restart now`, the last step of a graceful stop): its
+/// `AST_SOFTHANGUP_SHUTDOWN` flag (`ast_softhangup_all()` in
+/// main/channel.c). An app's own `DELETE` gives 32 (`..._EXPLICIT`).
+pub const SOFTHANGUP_SHUTDOWN: i64 = 4;
 
 /// What a leg is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -252,6 +258,10 @@ pub struct AriState {
     /// Asterisk restarted since the previous connect: the next reconcile
     /// ends the legs it finds gone as lost by the PBX.
     pbx_restarted: bool,
+    /// Asterisk is shutting down (a soft hang-up request with
+    /// [`SOFTHANGUP_SHUTDOWN`] arrived this session): every leg that ends
+    /// from now on without edgecc asking was dropped by the PBX.
+    pbx_stopping: bool,
 }
 
 /// Whether an id from the wire is usable.
@@ -329,6 +339,28 @@ impl AriState {
             taking_calls: true,
             pbx_startup: None,
             pbx_restarted: false,
+            pbx_stopping: false,
+        }
+    }
+
+    /// The start-up time a previous edgecc process saw last (kept durable,
+    /// read back from the restored state): the first connect compares
+    /// with it, so an Asterisk that restarted while edgecc was down too is
+    /// told from one that did not. Call before the link starts.
+    pub fn previous_startup(&mut self, startup: Option<String>) {
+        if self.pbx_startup.is_none() {
+            self.pbx_startup = startup;
+        }
+    }
+
+    /// The cause of a leg that ended without edgecc asking, `usual` unless
+    /// Asterisk is shutting down ([`HangupCause::PbxLost`] then).
+    fn unasked_cause(&mut self, usual: HangupCause) -> HangupCause {
+        if self.pbx_stopping {
+            self.stats.lost_by_pbx += 1;
+            HangupCause::PbxLost
+        } else {
+            usual
         }
     }
 
@@ -337,7 +369,9 @@ impl AriState {
     /// value other than the one read before means Asterisk restarted while
     /// the link was down: the legs the reconcile finds gone were lost by
     /// the PBX, not hung up, and end with [`HangupCause::PbxLost`]. `None`
-    /// (not readable) changes nothing. Answers whether it restarted.
+    /// (not readable) changes nothing. Answers whether it restarted since
+    /// the last reconcile (a session that lost the application before its
+    /// reconcile leaves the news for the next one).
     pub fn pbx_started(&mut self, startup: Option<&str>) -> bool {
         let Some(startup) = startup else {
             return false;
@@ -352,7 +386,7 @@ impl AriState {
             self.pbx_restarted = true;
         }
         self.pbx_startup = Some(startup.to_owned());
-        restarted
+        self.pbx_restarted
     }
 
     /// The Stasis application.
@@ -374,17 +408,25 @@ impl AriState {
                     info!(leg_id = %channel.id, "Leg left edgecc for the dialplan.");
                     self.forget(&channel.id);
                 } else {
-                    let cause = leg
-                        .hangup_requested
-                        .unwrap_or_else(|| cause_from_q850(leg.far_cause, leg.up));
+                    let cause = match leg.hangup_requested {
+                        Some(asked) => asked,
+                        None => {
+                            let usual = cause_from_q850(leg.far_cause, leg.up);
+                            self.unasked_cause(usual)
+                        }
+                    };
                     self.end_leg(&channel.id, cause, &mut fx);
                 }
             }
             AriEvent::ChannelDestroyed { cause, channel, .. } => {
                 if let Some(leg) = self.legs.get(&channel.id) {
-                    let cause = leg.hangup_requested.unwrap_or_else(|| {
-                        classify_leg_end(leg.dialstatus.as_deref(), *cause, leg.up)
-                    });
+                    let cause = match leg.hangup_requested {
+                        Some(asked) => asked,
+                        None => {
+                            let usual = classify_leg_end(leg.dialstatus.as_deref(), *cause, leg.up);
+                            self.unasked_cause(usual)
+                        }
+                    };
                     self.end_leg(&channel.id, cause, &mut fx);
                 }
             }
@@ -410,6 +452,12 @@ impl AriState {
                 soft,
                 channel,
             } => {
+                if *soft == Some(true) && *cause == Some(SOFTHANGUP_SHUTDOWN) && !self.pbx_stopping
+                {
+                    warn!(channel = %channel.id, legs = self.legs.len(),
+                          "Asterisk is shutting down: calls it hangs up now are lost by the PBX.");
+                    self.pbx_stopping = true;
+                }
                 if let Some(leg) = self.legs.get_mut(&channel.id) {
                     if *soft != Some(true) && cause.is_some() {
                         leg.far_cause = *cause;
@@ -704,6 +752,36 @@ impl AriState {
         }
     }
 
+    /// Asterisk stayed unreachable past `lost_after_ms`: every leg edgecc
+    /// tracks ends now, with the hang-up edgecc asked for if it asked, else
+    /// [`HangupCause::PbxLost`], and the picture is emptied (no REST: there
+    /// is no one to send it to). If Asterisk comes back after all, what it
+    /// still has is unknown, so the reconcile treats it as orphans.
+    pub fn give_up(&mut self) -> Vec<Effect> {
+        let mut ids: Vec<String> = self.legs.keys().cloned().collect();
+        ids.sort();
+        let mut fx = Vec::new();
+        for id in ids {
+            let Some(leg) = self.legs.remove(&id) else {
+                continue;
+            };
+            if matches!(leg.role, LegRole::Spy { .. }) {
+                continue;
+            }
+            let cause = leg.hangup_requested.unwrap_or(HangupCause::PbxLost);
+            if cause == HangupCause::PbxLost {
+                self.stats.lost_by_pbx += 1;
+            }
+            fx.push(Effect::Emit(PbxEvent::LegHungUp {
+                leg_id: LegId::new(id),
+                cause,
+            }));
+        }
+        self.bridges.clear();
+        self.bridges_to_destroy.clear();
+        fx
+    }
+
     /// After a (re)connect: compares what Asterisk has with what edgecc
     /// knows. Legs still there are re-adopted (an offer answered meanwhile
     /// reports `LegAnswered`, one still ringing its `LegRinging`); legs gone
@@ -722,6 +800,9 @@ impl AriState {
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
         let restarted = std::mem::take(&mut self.pbx_restarted);
+        // A new session: a shutdown seen on the last one is over (the
+        // start-up time says whether Asterisk restarted since).
+        let stopped = std::mem::take(&mut self.pbx_stopping);
         let live: HashMap<&str, &Channel> = channels.iter().map(|c| (c.id.as_str(), c)).collect();
         let mut ids: Vec<String> = self.legs.keys().cloned().collect();
         ids.sort();
@@ -764,7 +845,7 @@ impl AriState {
                         continue;
                     }
                     let cause = leg.hangup_requested.unwrap_or_else(|| {
-                        if restarted {
+                        if restarted || stopped {
                             HangupCause::PbxLost
                         } else if leg.up {
                             HangupCause::Normal
@@ -1196,6 +1277,132 @@ mod tests {
         assert_eq!(st.stats.lost_by_pbx, 3);
         assert!(!st.pbx_started(Some("T2")));
         assert!(emitted(&st.reconcile(&[], &[], &none)).is_empty());
+    }
+
+    /// Goal: tell a shutting-down Asterisk's hang-ups from ordinary ones
+    /// (`core stop now`, `core restart now`). Method: a connected call (c1,
+    /// c1~1) and a caller whose offer rings (c2, c2~2); the far end of c1~1
+    /// hangs up first (cause 16, no `soft`), then Asterisk's
+    /// `ast_softhangup_all()`: a soft request with cause 4 for a channel,
+    /// and every leg leaves (StasisEnd, ChannelDestroyed). Expected: c1~1
+    /// ends `Normal` (before the shutdown), every other leg `PbxLost`, the
+    /// app's own soft 32 does not count as a shutdown, and the next
+    /// session's reconcile starts without it.
+    #[test]
+    fn a_shutdown_soft_hangup_ends_legs_pbx_lost() {
+        let mut st = AriState::new("edgecc");
+        let mut up = Leg::new(LegRole::Caller, OnAnswer::Nothing);
+        up.up = true;
+        st.legs.insert("c1".into(), up.clone());
+        let mut agent = Leg::new(LegRole::Originated, OnAnswer::Nothing);
+        agent.up = true;
+        st.legs.insert("c1~1".into(), agent);
+        st.legs.insert("c2".into(), up);
+        st.legs.insert(
+            "c2~2".into(),
+            Leg::new(LegRole::Originated, OnAnswer::Nothing),
+        );
+        let ev = |event: AriEvent| Envelope {
+            type_name: String::new(),
+            timestamp_ms: None,
+            event,
+        };
+        let request = |id: &str, cause: i64, soft: Option<bool>| {
+            ev(AriEvent::ChannelHangupRequest {
+                cause: Some(cause),
+                soft,
+                channel: channel(id, "Up", true),
+            })
+        };
+        let end = |id: &str| {
+            ev(AriEvent::StasisEnd {
+                channel: channel(id, "Up", true),
+            })
+        };
+        let mut fx = st.on_event(&request("c1~1", 16, None));
+        fx.extend(st.on_event(&end("c1~1")));
+        fx.extend(st.on_event(&request("c2", 32, Some(true))));
+        assert!(!st.pbx_stopping, "the app's own hang-up is no shutdown");
+        for id in ["c1", "c2", "c2~2"] {
+            fx.extend(st.on_event(&request(id, SOFTHANGUP_SHUTDOWN, Some(true))));
+        }
+        fx.extend(st.on_event(&end("c1")));
+        fx.extend(st.on_event(&end("c2")));
+        fx.extend(st.on_event(&ev(AriEvent::ChannelDestroyed {
+            cause: Some(16),
+            cause_txt: String::new(),
+            channel: channel("c2~2", "Ringing", false),
+        })));
+        let hung = |id: &str, cause| PbxEvent::LegHungUp {
+            leg_id: leg(id),
+            cause,
+        };
+        assert_eq!(
+            emitted(&fx),
+            vec![
+                hung("c1~1", HangupCause::Normal),
+                hung("c1", HangupCause::PbxLost),
+                hung("c2", HangupCause::PbxLost),
+                hung("c2~2", HangupCause::PbxLost),
+            ]
+        );
+        assert_eq!(st.stats.lost_by_pbx, 3);
+        st.reconcile(&[], &[], &HashSet::new());
+        assert!(!st.pbx_stopping, "a new session starts without it");
+    }
+
+    /// Goal: calls of an Asterisk that never comes back end (issue 16).
+    /// Method: a connected call with a monitor (supervisor and snoop
+    /// channel), a leg edgecc already asked to hang up, then `give_up`.
+    /// Expected: each caller or originated leg reports `LegHungUp` once,
+    /// `PbxLost` unless edgecc asked for another cause; the snoop channel
+    /// reports nothing; the picture is empty.
+    #[test]
+    fn giving_up_ends_every_leg_once() {
+        let mut st = AriState::new("edgecc");
+        let mut up = Leg::new(LegRole::Caller, OnAnswer::Nothing);
+        up.up = true;
+        st.legs.insert("c1".into(), up);
+        st.legs.insert(
+            "c1~9".into(),
+            Leg::new(
+                LegRole::Originated,
+                OnAnswer::BridgeWithSpy {
+                    spy: "c1~spy9".into(),
+                    bridge: "s~c1~9".into(),
+                },
+            ),
+        );
+        st.legs.insert(
+            "c1~spy9".into(),
+            Leg::new(
+                LegRole::Spy {
+                    supervisor: "c1~9".into(),
+                },
+                OnAnswer::Nothing,
+            ),
+        );
+        let mut doomed = Leg::new(LegRole::Originated, OnAnswer::Nothing);
+        doomed.hangup_requested = Some(HangupCause::NoAnswer);
+        st.legs.insert("c1~2".into(), doomed);
+        st.bridges.insert("b~c1".into(), BTreeSet::new());
+        let fx = st.give_up();
+        assert_eq!(fx.len(), 3, "{fx:?}");
+        let hung = |id: &str, cause| PbxEvent::LegHungUp {
+            leg_id: leg(id),
+            cause,
+        };
+        assert_eq!(
+            emitted(&fx),
+            vec![
+                hung("c1", HangupCause::PbxLost),
+                hung("c1~2", HangupCause::NoAnswer),
+                hung("c1~9", HangupCause::PbxLost),
+            ]
+        );
+        assert!(st.legs.is_empty() && st.bridges.is_empty());
+        assert_eq!(st.stats.lost_by_pbx, 2);
+        assert!(st.give_up().is_empty());
     }
 
     /// A monitor: the supervisor answers, the spy is bridged with it; when

@@ -5,7 +5,9 @@
 //! with their `dialstatus` progression, the failure table, the hang-up
 //! shapes, duplicated events through endpoint subscriptions, and the link
 //! behaviour (no replay, calls in Stasis survive a disconnect, a call that
-//! reaches `Stasis()` with no WebSocket fails at once).
+//! reaches `Stasis()` with no WebSocket fails at once), and Asterisk's
+//! restarts and shutdowns (`core stop|restart now|gracefully`, from
+//! main/asterisk.c and main/channel.c: no capture has them).
 //!
 //! A product module as well as the tests' Asterisk: it is the simulated
 //! PBX that lives outside the daemon's process, as a real PBX does, in
@@ -163,6 +165,9 @@ pub enum EmulatorError {
     /// No such (registered) endpoint.
     #[error("endpoint not found or not registered: {0}")]
     EndpointNotFound(String),
+    /// Asterisk is shutting down: no new channel.
+    #[error("Asterisk is shutting down: channel allocation refused")]
+    ShuttingDown,
 }
 
 /// A channel as tests see it.
@@ -279,6 +284,7 @@ impl Shared {
         let (r, timers) = {
             let mut core = self.lock();
             let r = f(&mut core);
+            core.settle_shutdown();
             (r, std::mem::take(&mut core.timers))
         };
         self.spawn_timers(timers);
@@ -295,6 +301,7 @@ impl Shared {
                 let more = {
                     let mut core = shared.lock();
                     core.fire(timer);
+                    core.settle_shutdown();
                     std::mem::take(&mut core.timers)
                 };
                 shared.spawn_timers(more);
@@ -459,6 +466,31 @@ impl AriEmulator {
     /// `Core::restart_pbx`).
     pub fn restart_pbx(&self) {
         self.shared.run(|c| c.restart_pbx());
+    }
+
+    /// `core stop now` (`restart` false) or `core restart now`: every
+    /// channel gets a soft hang-up request with cause 4
+    /// (`AST_SOFTHANGUP_SHUTDOWN`), leaves the application and is
+    /// destroyed, then the links close; stopped, Asterisk stays down until
+    /// [`Self::start_again`], restarted it answers with a new start-up
+    /// time (see `Core::shutdown_now`).
+    pub fn shutdown_now(&self, restart: bool) {
+        self.shared.run(|c| c.shutdown_now(restart));
+    }
+
+    /// `core stop gracefully` (`restart` false) or `core restart
+    /// gracefully`: no new channel from now on (originates answer 500
+    /// "Allocation failed", inbound calls fail), calls up go on, and once
+    /// the last channel has gone Asterisk ends as [`Self::shutdown_now`]
+    /// does.
+    pub fn shutdown_gracefully(&self, restart: bool) {
+        self.shared.run(|c| c.shutdown_gracefully(restart));
+    }
+
+    /// A stopped Asterisk is started again (after [`Self::shutdown_now`]
+    /// or a graceful stop): WebSocket upgrades are accepted again.
+    pub fn start_again(&self) {
+        self.shared.run(|c| c.start_again());
     }
 
     /// Refuses WebSocket upgrades (503) while `false`.

@@ -295,7 +295,22 @@ pub struct Core {
     pub timers: Vec<(Duration, Timer)>,
     /// Live playbacks and every play (see `playbacks`).
     pub playbacks: playbacks::Playbacks,
+    /// A graceful shutdown under way (`core stop|restart gracefully`): no
+    /// new channel; Asterisk goes once the last channel has gone.
+    shutdown: Option<Shutdown>,
 }
+
+/// A graceful shutdown waiting for the channels to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shutdown {
+    /// `core restart gracefully` (true) or `core stop gracefully`.
+    restart: bool,
+}
+
+/// The `cause` of the soft hang-up request every channel gets when
+/// Asterisk shuts down with calls up: `AST_SOFTHANGUP_SHUTDOWN`
+/// (`ast_softhangup_all()`, main/channel.c).
+pub const SOFTHANGUP_SHUTDOWN: u16 = 4;
 
 impl Core {
     /// A fresh Asterisk with the captures' dialplan endpoints.
@@ -344,7 +359,75 @@ impl Core {
             dropped_events: 0,
             timers: Vec::new(),
             playbacks: playbacks::Playbacks::default(),
+            shutdown: None,
         }
+    }
+
+    /// Whether new channels are refused: a graceful shutdown is under way
+    /// (main/channel.c refuses every allocation while `ast_shutting_down()`).
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.is_some()
+    }
+
+    /// `core stop now` / `core restart now` (`can_safely_quit` with
+    /// `SHUTDOWN_NORMAL` in main/asterisk.c): `ast_softhangup_all()` gives
+    /// every channel a soft hang-up request with cause
+    /// [`SOFTHANGUP_SHUTDOWN`]; each channel then leaves its bridge and the
+    /// application and is destroyed (cause 16 here: an assumption, no
+    /// capture has it); once they are gone the process ends, so the
+    /// WebSocket closes. Stopped (`restart` false), Asterisk stays down
+    /// (WebSocket upgrades refused) until [`Self::start_again`]; restarted,
+    /// it answers at once with a new start-up time.
+    pub fn shutdown_now(&mut self, restart: bool) {
+        let ids: Vec<String> = self.channels.keys().cloned().collect();
+        for id in &ids {
+            if self.exists(id) {
+                self.hangup_request(id, SOFTHANGUP_SHUTDOWN, true);
+            }
+        }
+        for id in &ids {
+            if self.exists(id) {
+                self.leave_bridge(id);
+                self.leave_stasis(id);
+                self.destroy(id, 16);
+            }
+        }
+        self.process_ends(restart);
+    }
+
+    /// `core stop gracefully` / `core restart gracefully` (`SHUTDOWN_NICE`):
+    /// no new channel from now on (originate 500 "Allocation failed", no
+    /// inbound call), calls up go on; once the last channel is gone the
+    /// process ends as in [`Self::shutdown_now`] (nothing left to hang up).
+    pub fn shutdown_gracefully(&mut self, restart: bool) {
+        self.shutdown = Some(Shutdown { restart });
+        self.settle_shutdown();
+    }
+
+    /// After any change: a graceful shutdown whose channels are all gone
+    /// ends the process.
+    pub fn settle_shutdown(&mut self) {
+        if let Some(s) = self.shutdown {
+            if self.channels.is_empty() {
+                self.process_ends(s.restart);
+            }
+        }
+    }
+
+    /// The Asterisk process ends: links close, what is left goes without
+    /// an event, subscriptions are forgotten; restarted, a new start-up
+    /// time, else down until [`Self::start_again`].
+    fn process_ends(&mut self, restart: bool) {
+        self.shutdown = None;
+        self.restart_pbx();
+        if !restart {
+            self.accept_links = false;
+        }
+    }
+
+    /// A stopped Asterisk is started again (WebSocket upgrades accepted).
+    pub fn start_again(&mut self) {
+        self.accept_links = true;
     }
 
     // ----- links ---------------------------------------------------------
@@ -939,6 +1022,10 @@ impl Core {
         );
         half2.other = Some(id1.clone());
         half2.app_side = true;
+        if self.shutting_down() {
+            debug!(dnis, "Shutting down: inbound call refused.");
+            return Err((json1, EmulatorError::ShuttingDown));
+        }
         if self.link.is_none() {
             debug!(dnis, "Stasis app not active: inbound call fails.");
             return Err((json1, EmulatorError::NoLink));
@@ -1017,6 +1104,9 @@ impl Core {
             if self.id_in_use(id) {
                 return Err((409, message("Channel with given unique ID already exists")));
             }
+        }
+        if self.shutting_down() {
+            return Err((500, json!({"error": "Allocation failed"})));
         }
         let caller_id = p.get("callerId").map(|s| wire::parse_caller_id(s));
         let target = self.resolve(endpoint)?;
@@ -1698,7 +1788,7 @@ impl Core {
             .map(str::to_owned)
             .or_else(|| p.get("snoopId").filter(|s| !s.is_empty()).cloned())
             .unwrap_or_else(|| self.unique_id());
-        if self.id_in_use(&sid) {
+        if self.id_in_use(&sid) || self.shutting_down() {
             // The snoop channel's allocation fails; ARI says no more than
             // this (res/ari/resource_channels.c).
             return Err((500, message("Snoop channel could not be created")));

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use actix::prelude::*;
 use edgecc_actors::durable::StateSnapshot;
 use edgecc_actors::ports::SharedPbx;
-use edgecc_actors::registry::Reconcile;
+use edgecc_actors::registry::{PbxStarted, Reconcile};
 use edgecc_actors::sim::{ConnectEvents, ListLegs, SimPbx, SimPbxPort};
 use edgecc_actors::PbxEvent;
 use serde::{Deserialize, Serialize};
@@ -106,11 +106,14 @@ impl PbxAdapter {
     /// - ARI adopts the channels and bridges the snapshot names at the
     ///   link's first reconcile ([`AriPbx::adopt_on_connect`]), whenever
     ///   Asterisk answers; only what edgecc named and the snapshot does not
-    ///   know is an orphan.
+    ///   know is an orphan. Each new Asterisk start-up time goes to
+    ///   `startups` (the registry) to be kept durable, and the restored
+    ///   one is compared with on the first connect.
     pub async fn connect(
         &self,
         events: Recipient<PbxEvent>,
         restored: Option<(&StateSnapshot, Recipient<Reconcile>)>,
+        startups: Recipient<PbxStarted>,
     ) {
         match self {
             PbxAdapter::Sim(sim) => {
@@ -120,9 +123,13 @@ impl PbxAdapter {
                 }
             }
             PbxAdapter::Ari(ari) => {
+                let previous = restored
+                    .as_ref()
+                    .and_then(|(s, _)| s.pbx_startup_time.clone());
                 if let Some((snapshot, reconcile)) = restored {
                     ari.adopt_on_connect(snapshot, reconcile);
                 }
+                ari.keep_startups(startups, previous);
                 // The link task keeps the adapter alive.
                 ari.connect_events(events);
                 ari.start();
@@ -148,7 +155,12 @@ async fn adopt_sim_legs(
         }
     };
     let listed = legs.len();
-    match reconcile.send(Reconcile { legs }).await {
+    let done = reconcile.send(Reconcile {
+        legs,
+        pbx_lost: false,
+        pbx_startup: None,
+    });
+    match done.await {
         Ok(calls) => info!(
             legs = listed,
             calls,

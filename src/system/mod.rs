@@ -296,6 +296,7 @@ impl SystemParts {
         pbx.connect(
             gate.clone().recipient(),
             snapshot.as_ref().map(|s| (s, registry.clone().recipient())),
+            registry.clone().recipient(),
         )
         .await;
         let (sim, ari) = match pbx {

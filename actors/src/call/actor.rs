@@ -61,10 +61,14 @@ pub struct SettleOffer {
 pub struct LegEvent(pub PbxEvent);
 
 /// After a restart: the legs of this call the PBX still has (routed by the
-/// registry from a [`crate::registry::Reconcile`]).
+/// registry from a [`crate::registry::Reconcile`]), and how a leg not
+/// listed ended (`Normal`, or `PbxLost` when the PBX restarted too).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ReconcileCall(pub std::collections::HashMap<LegId, LegStatus>);
+pub struct ReconcileCall(
+    pub std::collections::HashMap<LegId, LegStatus>,
+    pub HangupCause,
+);
 
 /// The queue's limits turned the call away (see [`Call::turned_away`]).
 #[derive(Message)]
@@ -858,7 +862,7 @@ impl Handler<ReconcileCall> for CallActor {
 
     fn handle(&mut self, msg: ReconcileCall, ctx: &mut Self::Context) {
         let now = self.env.now_ms();
-        let fx = self.call.reconcile(&msg.0, now);
+        let fx = self.call.reconcile_gone(&msg.0, msg.1, now);
         info!(call_id = %self.call.id, phase = self.call.phase.name(), legs_up = msg.0.len(), "Call reconciled with the PBX.");
         self.apply(fx, ctx);
     }

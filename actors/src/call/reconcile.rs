@@ -34,17 +34,30 @@ impl Call {
     /// has (`legs`: every leg of this call that is up or ringing; a leg not
     /// in it is gone).
     pub fn reconcile(&mut self, legs: &HashMap<LegId, LegStatus>, now_ms: u64) -> Fx {
+        self.reconcile_gone(legs, HangupCause::Normal, now_ms)
+    }
+
+    /// [`Self::reconcile`], a gone leg ending with `gone`: `Normal` when
+    /// the legs were hung up while edgecc was down, `PbxLost` when the PBX
+    /// restarted meanwhile and dropped them (the call then ends
+    /// `pbx_lost`).
+    pub fn reconcile_gone(
+        &mut self,
+        legs: &HashMap<LegId, LegStatus>,
+        gone: HangupCause,
+        now_ms: u64,
+    ) -> Fx {
         if self.is_ended() {
             return Vec::new();
         }
         if !legs.contains_key(&self.caller_leg) {
-            return self.leg_hung_up(&self.caller_leg.clone(), HangupCause::Normal, now_ms);
+            return self.leg_hung_up(&self.caller_leg.clone(), gone, now_ms);
         }
         let mut fx = Vec::new();
         let known = self.known_legs();
         for leg in known.iter().skip(1) {
             if !legs.contains_key(leg) {
-                fx.extend(self.leg_hung_up(leg, HangupCause::Normal, now_ms));
+                fx.extend(self.leg_hung_up(leg, gone, now_ms));
             }
         }
         for leg in known.iter().skip(1) {

@@ -265,7 +265,14 @@ impl Harness {
         )
         .expect("valid config");
         let legs = self.sim.send(ListLegs).await.unwrap();
-        registry.send(Reconcile { legs }).await.unwrap();
+        registry
+            .send(Reconcile {
+                legs,
+                pbx_lost: false,
+                pbx_startup: None,
+            })
+            .await
+            .unwrap();
         self.sim
             .do_send(ConnectEvents(registry.clone().recipient()));
         settle().await;

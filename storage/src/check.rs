@@ -22,6 +22,11 @@
 //! damaged sled can take a write and not show it afterwards, so after a
 //! pass that repaired entries the check walks it again, and a sled that
 //! still differs after [`PASSES_MAX`] passes is moved aside and rebuilt.
+//! What counts as a repair is what sled holds under the apply lock, not
+//! the page read before it: a key the writer changed in between (an ack, a
+//! retry) changed in sled too. Counting those, an old sled under write
+//! load (a CRM replay after a SIGKILL) never had a clean pass and was moved
+//! aside as failing ("entries still differ from the log after 3 passes").
 //! A fresh sled is trusted after its first pass.
 //!
 //! sled failing or panicking during the check (or while the writer applies
@@ -249,20 +254,36 @@ fn tree_pass(
                 _ => (in_log.pop_front().unwrap_or_default(), None),
             };
             // The truth now (the live map asked under the apply lock).
-            match (shared.get_from_log(name, &key)?, stored) {
-                (Some(truth), Some(stored)) if truth == stored => {}
-                (Some(truth), _) => {
-                    tree.insert(&key, truth)?;
-                    fixed += 1;
-                }
-                (None, Some(_)) => {
-                    tree.remove(&key)?;
-                    fixed += 1;
-                }
-                (None, None) => {}
+            let truth = shared.get_from_log(name, &key)?;
+            if repair(&tree, &key, truth, stored)? {
+                fixed += 1;
             }
         }
     }
+}
+
+/// Makes sled's `key` hold `truth` (the log's value, read under the apply
+/// lock); answers whether sled held something else. `stored` is what the
+/// walk read before the lock: when it differs from the truth, sled is
+/// asked again, because a group the writer applied in between (an ack, a
+/// retry) changed the key in sled as in the log, and that is no repair.
+fn repair(
+    tree: &sled::Tree,
+    key: &[u8],
+    truth: Option<Vec<u8>>,
+    stored: Option<Vec<u8>>,
+) -> Result<bool, StorageError> {
+    if truth == stored {
+        return Ok(false);
+    }
+    if tree.get(key)?.as_deref() == truth.as_deref() {
+        return Ok(false);
+    }
+    match truth {
+        Some(truth) => drop(tree.insert(key, truth)?),
+        None => drop(tree.remove(key)?),
+    }
+    Ok(true)
 }
 
 /// Moves the failed sled aside and opens a fresh one (under the apply
@@ -282,4 +303,36 @@ fn quarantine_and_reopen(
     *shared.sled_failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
     shared.lock_health().quarantined = health::quarantined_dirs(&shared.dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: only what sled holds under the lock counts as a repair; a key
+    /// the writer changed after the walk read it is not one (counted, an
+    /// old sled under write load never had a clean pass and was moved
+    /// aside). Method: a sled tree and the three cases.
+    #[test]
+    fn a_key_changed_since_the_walk_read_it_is_no_repair() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        let tree = db.open_tree("outbox").expect("tree");
+        tree.insert(b"k", b"new".to_vec()).expect("insert");
+        // Read as `old`, changed to `new` by the writer since: no repair.
+        let changed = repair(&tree, b"k", Some(b"new".to_vec()), Some(b"old".to_vec()));
+        assert!(!changed.expect("repair"));
+        // Read as present, removed by the writer since: no repair.
+        tree.insert(b"gone", b"v".to_vec()).expect("insert");
+        tree.remove(b"gone").expect("remove");
+        let removed = repair(&tree, b"gone", None, Some(b"v".to_vec()));
+        assert!(!removed.expect("repair"));
+        // sled really differs: written, counted.
+        let fixed = repair(&tree, b"k", Some(b"truth".to_vec()), Some(b"new".to_vec()));
+        assert!(fixed.expect("repair"));
+        assert_eq!(tree.get(b"k").expect("get").as_deref(), Some(&b"truth"[..]));
+        let dropped = repair(&tree, b"k", None, Some(b"truth".to_vec()));
+        assert!(dropped.expect("repair"));
+        assert_eq!(tree.get(b"k").expect("get"), None);
+    }
 }

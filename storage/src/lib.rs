@@ -460,16 +460,17 @@ impl Inner {
     }
 
     /// Sends without waiting (used from sync code); dropped if full.
-    pub(crate) fn try_send(&self, op: writer::Op) {
-        let Some(tx) = &self.tx else { return };
+    pub(crate) fn try_send(&self, op: writer::Op) -> bool {
+        let Some(tx) = &self.tx else { return false };
         let bytes = op.queue_bytes().min(self.queue_bytes_max).max(1);
         let sent = Arc::clone(&self.queue_bytes)
             .try_acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
             .ok()
             .map(|permit| tx.try_send(Queued { op, permit }).is_ok());
         if sent != Some(true) {
-            warn!("Writer queue full; the corrupt record is quarantined when next taken (after a reopen).");
+            warn!("Writer queue full; the corrupt record is quarantined when next taken.");
         }
+        sent == Some(true)
     }
 
     /// Whether the writer is gone.
@@ -626,7 +627,9 @@ impl Storage {
             sled: RwLock::new(Some(Arc::new(Sled::new(db)?))),
             live: Mutex::new(live),
             reader: LogReader::new(&dir),
-            checked: AtomicBool::new(trusted),
+            // Not yet: recovery reads the log even when sled is trusted
+            // (see below), then this is set to `trusted`.
+            checked: AtomicBool::new(false),
             sled_failed: Mutex::new(None),
             panic_next_sled_read: AtomicBool::new(false),
             apply_lock: Mutex::new(()),
@@ -636,13 +639,19 @@ impl Storage {
             dir: dir.clone(),
             health: Mutex::new(StorageHealth::default()),
         });
-        // Until checked, recovery reads the log (the read module decides).
+        // Recovery reads the log, the truth, even when sled is trusted: the
+        // delivery index decides what is sent in which order, and a record
+        // a trusted sled lacked was left out of it (and out of a rebuilt
+        // pending tree) while its interaction's next record went ahead, to
+        // come back from the log after a later restart, out of order. Its
+        // repairs reach sled when sled is trusted.
         let next_seq = {
-            let mut out = OpenLog::new(&mut log, &shared);
+            let mut out = OpenLog::new(&mut log, &shared, trusted);
             let next_seq = recovery::recover(&shared, &mut out)?;
             out.flush()?;
             next_seq
         };
+        shared.checked.store(trusted, Ordering::Release);
         health.log_segments = log.segments().len() as u64;
         health.log_bytes = log.bytes();
         *shared.lock_health() = health.clone();

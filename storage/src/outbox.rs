@@ -13,9 +13,12 @@
 //!   kept in the `meta` tree).
 //! - Every stored value carries a schema-version byte and a CRC32 and is
 //!   checked right after it is read. An undecodable record never panics and
-//!   never blocks others: it moves to the dead letters with the reason and
-//!   its raw bytes (when `take_ready` reaches it: open reads only the small
-//!   `pending` index, not the records).
+//!   never blocks other interactions: it moves to the dead letters with the
+//!   reason and its raw bytes (when `take_ready` reaches it: open reads only
+//!   the small `pending` index, not the records); its own interaction's
+//!   later records wait until that move is durable. Undecodable means the
+//!   log's value: one that a trusted sled lacks or holds garbled is read
+//!   from the log, and that sled is distrusted.
 //! - Every pending record has exactly one entry in the `pending` tree, and
 //!   every entry has its record: both are written in the same log frame
 //!   (applied whole or not at all), so a crash never separates them.
@@ -99,8 +102,11 @@
 //!    or when a frame does not fit).
 //! 4. **Retirement.** Between groups the writer retires the oldest segment
 //!    when at most half its put bytes are still live, or the whole log is
-//!    at most a third live: it first appends every still-live put of that
-//!    segment to the head (blind rewrites of the same values), syncs, then
+//!    at most a third live: it first appends, for every key whose latest
+//!    put is in that segment, that put (and only it: an older put of the
+//!    key copied too would be its latest in the log if a stop fell between
+//!    the copy frames) to the head (blind rewrites of the same values),
+//!    syncs, then
 //!    deletes the segment and syncs the directory. Only the oldest segment
 //!    is ever deleted, and the directory is synced after each unlink before
 //!    the next one, so a lost unlink cannot bring back a put whose
@@ -144,8 +150,9 @@
 //!    too, sled stays unused and reads keep coming from the log
 //!    ([`crate::StorageHealth::index_check_error`]). A close before the
 //!    check ended writes no clean marker: the next open checks again.
-//!    A trusted sled that panics while read (any caller's thread) or
-//!    while a group is applied is distrusted (an error of a trusted sled,
+//!    A trusted sled that panics while read (any caller's thread), that
+//!    lacks or garbles a pending record the log holds (`take_ready`), or
+//!    that panics while a group is applied is distrusted (an error of a trusted sled,
 //!    such as a full disk, still stops the storage): that read
 //!    and every later one come from the log, the
 //!    writer stops applying groups to it, the health says why
@@ -258,7 +265,9 @@
 //!   back at its original sequence, ahead of them. Records of other keys flow
 //!   on. `park_expired` may park a non-head record; the same rule then
 //!   holds back whatever comes after it.
-//! - A corrupt record's key cannot be known, so it holds nothing.
+//! - A corrupt record holds its key's later records only until its move
+//!   to the dead letters is durable; then it holds nothing (it cannot be
+//!   re-queued).
 //!
 //! Fairness (after Postfix): `take_ready` alternates between the oldest and
 //! the newest ready head, so after a long outage today's calls reach the
@@ -440,9 +449,9 @@ impl Outbox {
         let shared = &self.inner.shared;
         let mut index = shared.lock_index();
         let mut out = Vec::with_capacity(max.min(IN_FLIGHT_MAX));
-        // Records are decoded (CRC-checked) here, not at open: a corrupt one
-        // is quarantined and forgotten, which may make its key's next record
-        // ready, so pick again until `max` or nothing more is ready.
+        // Records are decoded (CRC-checked) here, not at open. A record the
+        // log no longer holds is forgotten, which may make its key's next
+        // record ready, so pick again until `max` or nothing more is ready.
         loop {
             let picked = index.take(max - out.len(), now_ms, IN_FLIGHT_MAX);
             if picked.is_empty() {
@@ -450,24 +459,26 @@ impl Outbox {
             }
             let mut dropped = false;
             for (seq, key) in picked {
-                match shared.get(b"outbox", &seq_key(seq)) {
-                    Ok(Some(raw)) => match decode_record(seq, &raw) {
-                        Ok(record) => out.push(record),
-                        Err(e) => {
-                            index.forget(seq, key);
-                            dropped = true;
-                            self.inner.try_send(Op::Quarantine {
-                                seq,
-                                reason: e.to_string(),
-                            });
-                        }
-                    },
-                    Ok(None) => {
-                        warn!(seq, "Indexed record missing from the outbox; forgotten.");
+                match read_pending(shared, seq) {
+                    Pending::Record(record) => out.push(record),
+                    Pending::Gone => {
+                        warn!(
+                            seq,
+                            "Indexed record missing from the outbox log; forgotten."
+                        );
                         index.forget(seq, key);
                         dropped = true;
                     }
-                    Err(e) => {
+                    // It stays in flight, holding its key's later records,
+                    // until the writer has moved it to the dead letters
+                    // durably: a stop before that finds it pending again,
+                    // ahead of them.
+                    Pending::Corrupt(reason) => {
+                        if !self.inner.try_send(Op::Quarantine { seq, reason }) {
+                            index.retry(seq, now_ms.saturating_add(READ_RETRY_MS));
+                        }
+                    }
+                    Pending::Unreadable(e) => {
                         // Back to pending, tried again a second later.
                         warn!(seq, error = %e, "Could not read a ready record.");
                         index.retry(seq, now_ms.saturating_add(READ_RETRY_MS));
@@ -689,4 +700,52 @@ pub(crate) fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// What a pending record's read found.
+enum Pending {
+    /// The record, decoded.
+    Record(Record),
+    /// The log holds no such record: nothing is left to deliver.
+    Gone,
+    /// The log's value does not decode: to the dead letters.
+    Corrupt(String),
+    /// Neither sled nor the log could be read.
+    Unreadable(StorageError),
+}
+
+/// Reads the pending record `seq`. A trusted sled that lacks it or holds
+/// it garbled is not believed: the log is the truth. Forgetting a record
+/// the log still holds would let its interaction's next record go ahead
+/// and bring it back, out of order, after the next restart. Such a sled is
+/// distrusted (reads come from the log until the next open checks it).
+fn read_pending(shared: &crate::Shared, seq: u64) -> Pending {
+    let key = seq_key(seq);
+    let first = shared.get(b"outbox", &key);
+    if let Ok(Some(raw)) = &first {
+        if let Ok(record) = decode_record(seq, raw) {
+            return Pending::Record(record);
+        }
+    }
+    let from_sled = shared.is_checked();
+    match shared.get_from_log(b"outbox", &key) {
+        Ok(Some(raw)) => match decode_record(seq, &raw) {
+            Ok(record) => {
+                if from_sled {
+                    let found = match &first {
+                        Ok(Some(_)) => "a value that does not decode",
+                        Ok(None) => "nothing",
+                        Err(_) => "an error",
+                    };
+                    shared.distrust_sled(format!(
+                        "sled gave {found} for pending record {seq}, which the log holds"
+                    ));
+                }
+                Pending::Record(record)
+            }
+            Err(e) => Pending::Corrupt(e.to_string()),
+        },
+        Ok(None) => Pending::Gone,
+        Err(e) => Pending::Unreadable(e),
+    }
 }

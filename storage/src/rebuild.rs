@@ -76,17 +76,21 @@ pub(crate) fn scan(
 pub(crate) struct OpenLog<'a> {
     /// The log.
     pub(crate) log: &'a mut SegLog,
-    /// Live map, sled and whether it is trusted.
+    /// Live map and sled.
     shared: &'a Shared,
+    /// Whether sled is trusted once open ends (it is not marked so while
+    /// recovery reads, so that those reads come from the log).
+    sled_trusted: bool,
     /// Ops not yet in a frame.
     payload: Vec<u8>,
 }
 
 impl<'a> OpenLog<'a> {
-    pub(crate) fn new(log: &'a mut SegLog, shared: &'a Shared) -> OpenLog<'a> {
+    pub(crate) fn new(log: &'a mut SegLog, shared: &'a Shared, sled_trusted: bool) -> OpenLog<'a> {
         OpenLog {
             log,
             shared,
+            sled_trusted,
             payload: Vec::new(),
         }
     }
@@ -126,7 +130,7 @@ impl<'a> OpenLog<'a> {
             .lock_live()
             .note_frame(seg, payload_off, &self.payload)
             .map_err(frame_error)?;
-        if self.shared.is_checked() {
+        if self.sled_trusted {
             let sled = self.shared.sled()?;
             for op in decode_ops(&self.payload).map_err(frame_error)? {
                 let tree = sled.tree(op.tree)?;

@@ -1,5 +1,6 @@
-//! The delivery index, rebuilt on open through the `read` module (from
-//! sled when it is trusted, from the log otherwise): from the small
+//! The delivery index, rebuilt on open from the log (the truth; sled is
+//! not marked trusted until this is done, even after a clean close, so a
+//! record sled lacks cannot drop out of the index): from the small
 //! `pending` tree, or from every record when that tree is missing or does
 //! not match. The repairs it makes (interrupted moves,
 //! a rebuilt `pending` tree, corrupt records moved to the dead letters)
@@ -23,7 +24,7 @@ const TREE_PENDING: &[u8] = crate::TREE_PENDING.as_bytes();
 const TREE_DEAD: &[u8] = crate::TREE_DEAD.as_bytes();
 const TREE_META: &[u8] = crate::TREE_META.as_bytes();
 
-/// Rebuilds the index from sled (from the small `pending` entries, not
+/// Rebuilds the index from the log (from the small `pending` entries, not
 /// the records), finishes interrupted moves, and rebuilds the `pending`
 /// tree from the records when it is missing or does not match the outbox.
 /// Returns the next sequence to hand out.

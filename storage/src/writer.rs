@@ -165,7 +165,13 @@ enum Change {
         seq: u64,
         key: KeyHash,
     },
-    DeadUnheld,
+    /// A corrupt record moved to the dead letters (`dead`), or found gone
+    /// from the log (not `dead`): forgotten by the index only now that
+    /// this is durable, so its key's later records wait until then.
+    Quarantined {
+        seq: u64,
+        dead: bool,
+    },
     Requeue {
         seq: u64,
         key: KeyHash,
@@ -609,12 +615,22 @@ impl Writer {
         self.publish_log_size();
     }
 
-    /// Appends every put of segment `seg` that is still the latest of its
-    /// key to the head, in order, as frames of at most `COPY_FRAME_BYTES`.
+    /// Appends the put of segment `seg` that is still the latest of its
+    /// key, for every such key, to the head, as frames of at most
+    /// `COPY_FRAME_BYTES`. Only the latest: a key put twice in the segment
+    /// was once copied twice, older value first, and a stop between the two
+    /// copy frames left the older value as the key's latest in the log (a
+    /// pending chunk lost the records appended after it: the CRM replay
+    /// across SIGKILLs sent an interaction's later records first and the
+    /// lost ones after the next restart, out of order).
     fn copy_forward(&mut self, seg: u64) -> Result<(), String> {
         let mut frames = Vec::new();
         let mut payload = Vec::new();
         let live = self.shared.lock_live();
+        // Each live key's last put in the segment (file order is log
+        // order), by where it was first met, so the copies keep that order.
+        let mut latest: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut at: HashMap<(Vec<u8>, Vec<u8>), usize> = HashMap::new();
         self.log
             .read_segment(seg, |_, frame| {
                 let ops = wal::decode_ops(frame).map_err(|message| StorageError::Wal {
@@ -622,10 +638,15 @@ impl Writer {
                     message,
                 })?;
                 for op in ops {
-                    if op.value.is_some() && live.is_in(seg, op.tree, op.key) {
-                        wal::encode_op(&mut payload, op.tree, op.key, op.value);
-                        if payload.len() >= COPY_FRAME_BYTES {
-                            frames.push(std::mem::take(&mut payload));
+                    let Some(value) = op.value else { continue };
+                    if !live.is_in(seg, op.tree, op.key) {
+                        continue;
+                    }
+                    match at.get(&(op.tree.to_vec(), op.key.to_vec())) {
+                        Some(&i) => latest[i].2 = value.to_vec(),
+                        None => {
+                            at.insert((op.tree.to_vec(), op.key.to_vec()), latest.len());
+                            latest.push((op.tree.to_vec(), op.key.to_vec(), value.to_vec()));
                         }
                     }
                 }
@@ -633,6 +654,12 @@ impl Writer {
             })
             .map_err(|e| e.to_string())?;
         drop(live);
+        for (tree, key, value) in &latest {
+            wal::encode_op(&mut payload, tree, key, Some(value));
+            if payload.len() >= COPY_FRAME_BYTES {
+                frames.push(std::mem::take(&mut payload));
+            }
+        }
         if !payload.is_empty() {
             frames.push(payload);
         }
@@ -789,7 +816,14 @@ impl Writer {
                             Change::Ack { seq } => index.ack(seq),
                             Change::Retry { seq, not_before_ms } => index.retry(seq, not_before_ms),
                             Change::ToDead { seq, key } => index.make_dead(seq, key, true),
-                            Change::DeadUnheld => index.add_dead_unheld(),
+                            Change::Quarantined { seq, dead } => {
+                                if let Some(key) = index.in_flight_key(seq) {
+                                    index.forget(seq, key);
+                                }
+                                if dead {
+                                    index.add_dead_unheld();
+                                }
+                            }
                             Change::Requeue { seq, key } => index.requeue(seq, key),
                         }
                     }
@@ -1026,9 +1060,9 @@ impl Writer {
         reason: &str,
         writes: &mut Writes,
     ) -> Result<Vec<Change>, StorageError> {
-        match self.shared.get(b"outbox", &seq_key(seq))? {
+        match self.shared.get_from_log(b"outbox", &seq_key(seq))? {
             Some(raw) => self.stage_quarantine_raw(seq, &raw, reason, writes),
-            None => Ok(Vec::new()),
+            None => Ok(vec![Change::Quarantined { seq, dead: false }]),
         }
     }
 
@@ -1043,11 +1077,7 @@ impl Writer {
         let reason = bounded_reason(&format!("corrupt: {reason}"));
         writes.put_dead(seq, encode_dead_letter(seq, &reason, raw)?);
         writes.remove_record(seq);
-        let mut index = self.shared.lock_index();
-        if let Some(key) = index.in_flight_key(seq) {
-            index.forget(seq, key);
-        }
-        Ok(vec![Change::DeadUnheld])
+        Ok(vec![Change::Quarantined { seq, dead: true }])
     }
 
     fn stage_requeue(&self, seq: u64, writes: &mut Writes) -> Result<Vec<Change>, StorageError> {

@@ -190,3 +190,100 @@ pub fn sled_bytes(dir: &Path) -> u64 {
     }
     walk(dir, true)
 }
+
+/// Replaces every copy of `old` inside the log's frames with `new` (the
+/// same length) and fixes those frames' checksums, as a value stored
+/// damaged would read back: the log keeps it, its own CRC (if any) does
+/// not match. Answers how many copies were replaced. Only for a closed
+/// storage directory.
+pub fn rewrite_in_log(dir: &Path, old: &[u8], new: &[u8]) -> usize {
+    assert_eq!(old.len(), new.len(), "same length only");
+    const DATA_START: usize = 4096;
+    const HEADER: usize = 4 + 8 + 4 + 4;
+    const MAGIC: u32 = 0x3146_5345;
+    let mut replaced = 0;
+    let log = dir.join(edgecc_storage::LOG_DIR);
+    for entry in std::fs::read_dir(&log).expect("log dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("seg") {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).expect("segment");
+        let mut at = DATA_START;
+        let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        while at + HEADER <= bytes.len() && u32_at(&bytes, at) == MAGIC {
+            let lsn = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().expect("8 bytes"));
+            let len = u32_at(&bytes, at + 12) as usize;
+            let payload = at + HEADER..at + HEADER + len;
+            let mut changed = false;
+            let mut i = payload.start;
+            while i + old.len() <= payload.end {
+                if &bytes[i..i + old.len()] == old {
+                    bytes[i..i + old.len()].copy_from_slice(new);
+                    changed = true;
+                    replaced += 1;
+                    i += old.len();
+                } else {
+                    i += 1;
+                }
+            }
+            if changed {
+                let mut h = crc32fast::Hasher::new();
+                h.update(&lsn.to_le_bytes());
+                h.update(&(len as u32).to_le_bytes());
+                h.update(&bytes[payload.clone()]);
+                bytes[at + 16..at + 20].copy_from_slice(&h.finalize().to_le_bytes());
+            }
+            at = payload.end;
+        }
+        std::fs::write(&path, &bytes).expect("write segment");
+    }
+    replaced
+}
+
+/// Every op on `tree`/`key` in the log of a closed storage directory, in
+/// log order: `Some(value)` for a put, `None` for a removal.
+pub fn log_ops(dir: &Path, tree: &[u8], key: &[u8]) -> Vec<Option<Vec<u8>>> {
+    const DATA_START: usize = 4096;
+    const HEADER: usize = 4 + 8 + 4 + 4;
+    const MAGIC: u32 = 0x3146_5345;
+    let mut segs: Vec<_> = std::fs::read_dir(dir.join(edgecc_storage::LOG_DIR))
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("seg"))
+        .collect();
+    segs.sort();
+    let mut out = Vec::new();
+    for path in segs {
+        let b = std::fs::read(&path).expect("segment");
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut at = DATA_START;
+        while at + HEADER <= b.len() && u32_at(at) == MAGIC {
+            let len = u32_at(at + 12) as usize;
+            let mut i = at + HEADER;
+            let end = i + len;
+            while i < end {
+                let tl = b[i] as usize;
+                let t = &b[i + 1..i + 1 + tl];
+                i += 1 + tl;
+                let kl = u32_at(i) as usize;
+                let k = &b[i + 4..i + 4 + kl];
+                i += 4 + kl;
+                let value = if b[i] == 1 {
+                    let vl = u32_at(i + 1) as usize;
+                    let v = b[i + 5..i + 5 + vl].to_vec();
+                    i += 5 + vl;
+                    Some(v)
+                } else {
+                    i += 1;
+                    None
+                };
+                if t == tree && k == key {
+                    out.push(value);
+                }
+            }
+            at = end;
+        }
+    }
+    out
+}

@@ -184,14 +184,6 @@ impl Calls {
         starting: &std::collections::HashSet<String>,
     ) -> Vec<super::state::Effect> {
         let Some(pending) = self.adoption.borrow_mut().take() else {
-            if let Some(startup_time) = self.startup_to_save(startup) {
-                // Handed over after the reconcile's events; a crash in
-                // between (one group commit) would find the new time kept
-                // and the calls' ends not.
-                if let Some(sink) = self.startups.borrow().as_ref() {
-                    sink.do_send(PbxStarted { startup_time });
-                }
-            }
             return self
                 .state
                 .borrow_mut()
@@ -454,12 +446,25 @@ impl LinkSink for Calls {
             // that keeps it.
             return (Flow::Replaced, self.state.borrow().legs.len());
         }
+        let adopting = self.adoption.borrow().is_some();
         let effects = self.adopt_and_reconcile(startup, restarted, channels, bridges, &starting);
         let mut flow = Calls::apply(&self, effects);
         for env in buffered {
             let fx = self.state.borrow_mut().on_event(env);
             if Calls::apply(&self, fx) == Flow::Replaced {
                 flow = Flow::Replaced;
+            }
+        }
+        if !adopting {
+            // Handed over after the reconcile's events went out (an
+            // adoption's goes with its `Reconcile`). The calls' ends are
+            // written once the actors handled those events: a crash in
+            // that moment keeps the new time without them, and those calls
+            // would then end as hang-ups.
+            if let Some(startup_time) = self.startup_to_save(startup) {
+                if let Some(sink) = self.startups.borrow().as_ref() {
+                    sink.do_send(PbxStarted { startup_time });
+                }
             }
         }
         let legs = self.state.borrow().legs.len();

@@ -97,6 +97,7 @@ fn contact_center(agents: usize, kind: Kind) -> ContactCenterConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: vec![],
+        routing: Default::default(),
     });
     for i in 0..agents {
         cc.agents.push(AgentConfig {

@@ -56,6 +56,7 @@ fn contact_center() -> ContactCenterConfig {
             wrap_up_ms: 0,
             final_destination: FinalDestination::default(),
             required_skills: vec![],
+            routing: Default::default(),
         });
     }
     for a in 0..AGENTS {

@@ -67,6 +67,7 @@ fn contact_center() -> ContactCenterConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: Vec::new(),
+        routing: Default::default(),
     });
     for i in 1..=4 {
         cc.agents.push(AgentConfig {

@@ -24,7 +24,7 @@ pub struct AgentHandle {
     pub contact: AgentContact,
     /// Its actor.
     pub addr: Addr<AgentActor>,
-    /// Queues it is a member of (listed and qualified).
+    /// Queues it is a member of (listed; skills decide per call).
     pub queues: Vec<QueueId>,
     /// Its wrap-up override (how long its call stays reachable for codes).
     pub wrap_up_ms_override: Option<u64>,

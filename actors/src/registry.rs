@@ -28,7 +28,8 @@ mod restore;
 use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{LegStatus, PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
-use crate::queue::Queue;
+use crate::queue::skills::SkillIndex;
+use crate::queue::{Queue, QueuePolicy};
 use crate::recent::{RecentCall, RecentCalls};
 use crate::waits::WaitFigures;
 use actix::prelude::*;
@@ -429,10 +430,11 @@ impl ContactCenter {
             let rules = QueueRules {
                 queue: id.clone(),
                 priority: q.priority,
-                max_wait_ms: q.max_wait_ms,
+                max_wait_ms: crate::queue::escalation::max_wait_ms(q),
                 wrap_up_ms: q.wrap_up_ms,
                 final_destination: q.final_destination.clone(),
                 ring_all: q.strategy == Strategy::RingAll,
+                keep_priority_on_overflow: q.routing.keep_priority_on_overflow,
             };
             for d in &q.dnis {
                 directory.by_dnis.insert(d.clone(), id.clone());
@@ -445,7 +447,21 @@ impl ContactCenter {
                 },
             );
             let seed = config.routing.random_seed.wrapping_add(i as u64);
-            queue_ctxs.push((ctx, Queue::new(id, q.strategy, seed)));
+            let queue = Queue::new(id, q.strategy, seed).with_policy(
+                QueuePolicy {
+                    required_skills: q.required_skills.clone(),
+                    steps: q.routing.steps.clone(),
+                    aging_per_s: q.routing.aging_per_s,
+                },
+                SkillIndex::new(
+                    config
+                        .agents
+                        .iter()
+                        .filter(|a| a.queues.contains(&q.id))
+                        .map(|a| (AgentId::new(a.id.clone()), a.skills.as_slice())),
+                ),
+            );
+            queue_ctxs.push((ctx, queue));
         }
         let mut agent_ctxs = Vec::new();
         for a in &config.agents {
@@ -454,7 +470,7 @@ impl ContactCenter {
             let queues = a
                 .queues
                 .iter()
-                .filter(|q| config.queue(q).is_some_and(|qc| a.qualifies_for(qc)))
+                .filter(|q| config.queue(q).is_some())
                 .map(|q| QueueId::new(q.clone()))
                 .collect();
             directory
@@ -615,7 +631,8 @@ impl Handler<PbxEvent> for Registry {
                     return;
                 }
                 let now = env.now_ms();
-                let (call, fx) = Call::inbound(
+                let caller_priority = crate::queue::priority::for_caller(&env.config.routing, &ani);
+                let (mut call, fx) = Call::inbound(
                     &env.config.site_id,
                     leg_id,
                     ani,
@@ -624,6 +641,11 @@ impl Handler<PbxEvent> for Registry {
                     now,
                     env.config.timers.offer_timeout_ms,
                 );
+                // A known caller's priority, unless the attached data gave one.
+                if let (0, Some(p)) = (call.own_priority, caller_priority) {
+                    call.priority = p;
+                    call.own_priority = p;
+                }
                 let addr = CallActor::start_with(env, call, fx);
                 self.calls.insert(
                     id,

@@ -28,6 +28,7 @@ fn rules(queue: &str, dest: FinalDestination) -> QueueRules {
         wrap_up_ms: 30,
         final_destination: dest,
         ring_all: false,
+        keep_priority_on_overflow: false,
     }
 }
 

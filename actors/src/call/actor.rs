@@ -263,12 +263,14 @@ impl CallActor {
                     queue,
                     priority,
                     excluded,
+                    needs,
                 } => match self.env.directory.queues.get(&queue) {
                     Some(q) => q.addr.do_send(EnqueueCall {
                         call: self.call.id.clone(),
                         addr: ctx.address(),
                         priority,
                         excluded,
+                        needs,
                     }),
                     None => error!(call_id = %self.call.id, queue_id = %queue, "Unknown queue."),
                 },
@@ -282,7 +284,7 @@ impl CallActor {
                 CallEffect::MoveToQueue(queue) => {
                     let now = self.env.now_ms();
                     let more = match self.env.directory.queues.get(&queue) {
-                        Some(q) => self.call.enqueue(q.rules.clone(), now),
+                        Some(q) => self.call.overflow_to(q.rules.clone(), now),
                         None => Ok(self.call.pbx_failed(format!("unknown queue {queue}"), now)),
                     };
                     match more {

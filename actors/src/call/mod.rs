@@ -141,6 +141,16 @@ pub struct Call {
     /// call re-arms it (the timer itself lives in the actor).
     #[serde(default)]
     pub max_wait_deadline_ms: Option<u64>,
+    /// The call's own priority (attached data, else its caller's), which an
+    /// overflow goes back to unless the target queue keeps the current one.
+    #[serde(default)]
+    pub own_priority: u8,
+    /// When the current queue stint began: a redirect after a missed offer
+    /// keeps it, so aging and escalation steps count the whole wait (and a
+    /// restored queue re-applies the steps reached). Older snapshots lack
+    /// it: the queued phase's `since_ms` stands in.
+    #[serde(default)]
+    pub stint_since_ms: Option<u64>,
 }
 
 /// The effects of one step, in order.
@@ -167,6 +177,7 @@ impl Call {
             dnis,
             attached,
             priority: priority.unwrap_or(0),
+            own_priority: priority.unwrap_or(0),
             ..Self::begun(
                 leg.call_id(),
                 site,
@@ -261,6 +272,8 @@ impl Call {
             offer_timeout_ms,
             supervisions: Vec::new(),
             max_wait_deadline_ms: None,
+            own_priority: 0,
+            stint_since_ms: None,
         }
     }
 

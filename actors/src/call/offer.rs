@@ -474,6 +474,7 @@ impl Call {
                         queue: queue.clone(),
                         priority: self.priority,
                         excluded: self.excluded.clone(),
+                        needs: self.needs(now_ms),
                     });
                 }
             }

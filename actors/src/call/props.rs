@@ -217,6 +217,7 @@ fn rules(queue: &str, dest: u8, max_wait_ms: u64) -> QueueRules {
             _ => FinalDestination::Queue { queue: "q2".into() },
         },
         ring_all: false,
+        keep_priority_on_overflow: false,
     }
 }
 
@@ -321,7 +322,7 @@ impl World {
                 CallEffect::MoveToQueue(q) => {
                     let more = self.calls[ci]
                         .call
-                        .enqueue(rules(q.as_str(), 0, 1_000), now);
+                        .overflow_to(rules(q.as_str(), 0, 1_000), now);
                     self.apply(ci, more.expect("an overflowing call can join a queue"));
                 }
                 CallEffect::Records(r) => self.calls[ci].records.extend(r),

@@ -60,6 +60,10 @@ pub struct QueueRules {
     pub final_destination: FinalDestination,
     /// Whether it rings all agents.
     pub ring_all: bool,
+    /// A call overflowing into this queue keeps its priority (else it
+    /// starts over from its own).
+    #[serde(default)]
+    pub keep_priority_on_overflow: bool,
 }
 
 /// What the call needs to know about an agent to ring it.
@@ -274,6 +278,8 @@ pub enum CallEffect {
         priority: u8,
         /// Agents not to offer.
         excluded: Vec<AgentId>,
+        /// Its own skills and when its stint began.
+        needs: crate::queue::needs::CallNeeds,
     },
     /// Leave a queue.
     Dequeue(QueueId),

@@ -14,6 +14,7 @@ fn rules(max_wait_ms: u64) -> QueueRules {
         wrap_up_ms: 30,
         final_destination: FinalDestination::default(),
         ring_all: false,
+        keep_priority_on_overflow: false,
     }
 }
 

@@ -1,7 +1,10 @@
 //! QueueActor: one per queue. Thin glue around [`Queue`]: receives calls and
 //! agent availability pushes, dispatches, asks agents for reservations, and
-//! hands granted agents to the calls.
+//! hands granted agents to the calls. One timer follows the queue's step
+//! schedule: when a waiting call's escalation step is due it widens and the
+//! queue dispatches again.
 
+use super::needs::CallNeeds;
 use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
 use crate::agent::{OfferOutcome, OfferPurpose};
@@ -12,10 +15,15 @@ use crate::events::QueueView;
 use crate::ids::{AgentId, CallId, OfferToken};
 use actix::prelude::*;
 use std::collections::HashMap;
+use std::time::Duration;
 use tracing::debug;
 
 /// Mailbox capacity of a queue actor: it receives every push of its members.
 pub const QUEUE_MAILBOX_CAPACITY: usize = 4096;
+
+/// A waiting call rebuilt after a restart: id, actor, priority, exclusions
+/// and needs.
+pub type RestoredCall = (CallId, Addr<CallActor>, u8, Vec<AgentId>, CallNeeds);
 
 /// A call joins the queue (or rejoins after a redirect).
 #[derive(Message)]
@@ -29,6 +37,8 @@ pub struct EnqueueCall {
     pub priority: u8,
     /// Agents that must not be offered this call.
     pub excluded: Vec<AgentId>,
+    /// Its own required skills and when it joined (aging, escalation).
+    pub needs: CallNeeds,
 }
 
 /// A call leaves the queue (abandoned, timed out).
@@ -96,6 +106,9 @@ pub struct QueueActor {
     /// False while the PBX link is down: an offer could not ring, and a
     /// failed one must not count against the agent, so nothing is offered.
     pbx_link_up: bool,
+    /// The escalation timer armed, and for when: re-armed only when an
+    /// earlier step becomes due.
+    step_timer: Option<(u64, SpawnHandle)>,
 }
 
 impl QueueActor {
@@ -106,21 +119,19 @@ impl QueueActor {
             queue,
             calls: HashMap::new(),
             pbx_link_up: true,
+            step_timer: None,
         }
     }
 
     /// A queue rebuilt from its durable line: `waiting` in routing order,
-    /// each with its restored actor, priority and exclusions. It offers
-    /// nothing until the registry says the PBX is reconciled (link up), so
-    /// no caller who hung up while edgecc was down rings an agent.
-    pub fn restored(
-        env: SharedEnv,
-        mut queue: Queue,
-        waiting: Vec<(CallId, Addr<CallActor>, u8, Vec<AgentId>)>,
-    ) -> Self {
+    /// each with its restored actor, priority, exclusions and needs (the
+    /// escalation steps its wait reached apply again when it starts). It
+    /// offers nothing until the registry says the PBX is reconciled (link
+    /// up), so no caller who hung up while edgecc was down rings an agent.
+    pub fn restored(env: SharedEnv, mut queue: Queue, waiting: Vec<RestoredCall>) -> Self {
         let mut calls = HashMap::new();
-        for (call, addr, priority, excluded) in waiting {
-            queue.enqueue(call.clone(), priority, excluded);
+        for (call, addr, priority, excluded, needs) in waiting {
+            queue.enqueue(call.clone(), priority, excluded, needs);
             calls.insert(call, addr);
         }
         Self {
@@ -128,7 +139,34 @@ impl QueueActor {
             queue,
             calls,
             pbx_link_up: false,
+            step_timer: None,
         }
+    }
+
+    /// Applies the escalation steps due now and arms the timer for the
+    /// next one (if earlier than the one armed).
+    fn escalate(&mut self, ctx: &mut Context<Self>) {
+        let now = self.env.now_ms();
+        let widened = self.queue.escalate_due(now);
+        if widened > 0 {
+            debug!(queue_id = %self.queue.id, calls = widened, "Escalation step reached.");
+        }
+        let Some(due) = self.queue.next_step_due_ms() else {
+            return;
+        };
+        if let Some((armed, handle)) = self.step_timer {
+            if armed <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = Duration::from_millis(due.saturating_sub(now));
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.step_timer = None;
+            act.escalate(ctx);
+            act.dispatch(ctx);
+        });
+        self.step_timer = Some((due, handle));
     }
 
     /// Persists the waiting line if `before` (its length before the
@@ -169,6 +207,7 @@ impl Actor for QueueActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(QUEUE_MAILBOX_CAPACITY);
+        self.escalate(ctx);
     }
 }
 
@@ -179,7 +218,9 @@ impl Handler<EnqueueCall> for QueueActor {
         debug!(queue_id = %self.queue.id, call_id = %msg.call, "Call queued.");
         let before = self.queue.waiting_len();
         self.calls.insert(msg.call.clone(), msg.addr);
-        self.queue.enqueue(msg.call, msg.priority, msg.excluded);
+        self.queue
+            .enqueue(msg.call, msg.priority, msg.excluded, msg.needs);
+        self.escalate(ctx);
         self.persist_if_changed(before);
         self.dispatch(ctx);
     }

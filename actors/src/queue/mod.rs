@@ -6,10 +6,19 @@
 //! the agent for a reservation; the agent may say no (another queue won it),
 //! so an asked agent leaves the index until its answer arrives. The actor glue
 //! lives in [`actor`].
+//!
+//! A call needing skills is paired through the per-skill index of
+//! [`skills`] (best match first, the strategy breaks ties); its needs widen
+//! as it waits ([`escalation`]); its place in line is its [`priority`]
+//! rank, which ages. [`needs`] is what the call brings.
 
 pub mod actor;
+pub mod escalation;
+pub mod needs;
+pub mod priority;
+pub mod skills;
 
-use crate::config::Strategy;
+use crate::config::{EscalationStep, SkillRequirement, Strategy};
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::rng::SplitMix64;
 use serde::Serialize;
@@ -44,10 +53,32 @@ pub struct WaitingCall {
     pub excluded: Vec<AgentId>,
     /// Reservation requests in flight for this call.
     pub asking: u32,
+    /// The queue's and the call's own required skills, before any step.
+    pub skills_base: Vec<SkillRequirement>,
+    /// What an agent needs now: `skills_base` after the steps reached.
+    pub skills_now: Vec<SkillRequirement>,
+    /// Escalation steps reached.
+    pub steps_reached: usize,
+    /// Joined the queue (wall ms): steps count from here.
+    pub since_ms: u64,
+    /// When its next step is due (its entry in the step schedule).
+    pub step_due_ms: Option<u64>,
 }
 
-/// Ordering key of waiting calls: higher priority first, then arrival.
-type WaitKey = (Reverse<u8>, u64);
+/// Ordering key of waiting calls: higher [`priority::rank`] first, then
+/// arrival.
+type WaitKey = (Reverse<i64>, u64);
+
+/// How a queue chooses beyond its strategy (from `queues[]`).
+#[derive(Clone, Debug, Default)]
+pub struct QueuePolicy {
+    /// Skills every call of the queue requires.
+    pub required_skills: Vec<SkillRequirement>,
+    /// Escalation steps (`routing.steps`).
+    pub steps: Vec<EscalationStep>,
+    /// Priority points per waited second (`routing.aging_per_s`).
+    pub aging_per_s: u32,
+}
 
 /// One reservation the glue must request from an agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +127,12 @@ pub struct Queue {
     seq: u64,
     /// Random strategy.
     rng: SplitMix64,
+    /// Skills, escalation and aging.
+    policy: QueuePolicy,
+    /// The members' skills and the per-skill index of the Ready ones.
+    skills: skills::SkillIndex,
+    /// Waiting calls by when their next escalation step is due.
+    steps_due: BTreeSet<(u64, CallId)>,
 }
 
 impl Queue {
@@ -113,7 +150,56 @@ impl Queue {
             last_pick: HashMap::new(),
             seq: 0,
             rng: SplitMix64::new(seed),
+            policy: QueuePolicy::default(),
+            skills: skills::SkillIndex::default(),
+            steps_due: BTreeSet::new(),
         }
+    }
+
+    /// The queue with its skills, steps and aging, and its members' skills.
+    pub fn with_policy(mut self, policy: QueuePolicy, skills: skills::SkillIndex) -> Self {
+        self.policy = policy;
+        self.skills = skills;
+        self
+    }
+
+    /// When the earliest escalation step of a waiting call is due.
+    pub fn next_step_due_ms(&self) -> Option<u64> {
+        self.steps_due.first().map(|(at, _)| *at)
+    }
+
+    /// Applies every escalation step due by `now_ms` to the calls waiting
+    /// (their candidate agents widen); returns how many calls widened.
+    pub fn escalate_due(&mut self, now_ms: u64) -> usize {
+        let mut widened = 0;
+        while let Some((at, call)) = self.steps_due.first().cloned() {
+            if at > now_ms {
+                break;
+            }
+            self.steps_due.remove(&(at, call.clone()));
+            let Some(w) = self
+                .positions
+                .get(&call)
+                .and_then(|k| self.waiting.get_mut(k))
+            else {
+                continue;
+            };
+            let steps = &self.policy.steps;
+            w.steps_reached = escalation::reached(steps, now_ms.saturating_sub(w.since_ms));
+            w.skills_now = escalation::relax(&w.skills_base, steps, w.steps_reached);
+            w.step_due_ms = escalation::next_due_ms(steps, w.since_ms, w.steps_reached);
+            if let Some(next) = w.step_due_ms {
+                self.steps_due.insert((next, call));
+            }
+            widened += 1;
+        }
+        widened
+    }
+
+    /// The escalation steps `call` reached, if it waits here.
+    pub fn steps_reached(&self, call: &CallId) -> Option<usize> {
+        let key = self.positions.get(call)?;
+        self.waiting.get(key).map(|w| w.steps_reached)
     }
 
     /// Calls waiting.
@@ -141,21 +227,41 @@ impl Queue {
         self.positions.contains_key(call) || self.ringing.contains_key(call)
     }
 
-    /// A call joins (or rejoins, keeping its exclusions).
-    pub fn enqueue(&mut self, call: CallId, priority: u8, excluded: Vec<AgentId>) {
+    /// A call joins (or rejoins, keeping its exclusions), placed by its
+    /// priority rank (aged from `needs.since_ms`), then arrival. Its
+    /// escalation starts at step 0; [`Self::escalate_due`] catches up a
+    /// call whose wait already reached later steps (a restored one).
+    pub fn enqueue(
+        &mut self,
+        call: CallId,
+        priority: u8,
+        excluded: Vec<AgentId>,
+        needs: needs::CallNeeds,
+    ) {
         if self.positions.contains_key(&call) {
             return;
         }
         self.seq += 1;
-        let key = (Reverse(priority), self.seq);
+        let rank = priority::rank(priority, needs.since_ms, self.policy.aging_per_s);
+        let key = (Reverse(rank), self.seq);
         self.positions.insert(call.clone(), key);
         self.ringing.remove(&call);
+        let skills_base = skills::merge(&self.policy.required_skills, &needs.skills);
+        let step_due_ms = escalation::next_due_ms(&self.policy.steps, needs.since_ms, 0);
+        if let Some(at) = step_due_ms {
+            self.steps_due.insert((at, call.clone()));
+        }
         self.waiting.insert(
             key,
             WaitingCall {
                 call,
                 excluded,
                 asking: 0,
+                skills_now: skills_base.clone(),
+                skills_base,
+                steps_reached: 0,
+                since_ms: needs.since_ms,
+                step_due_ms,
             },
         );
     }
@@ -164,9 +270,18 @@ impl Queue {
     pub fn remove(&mut self, call: &CallId) -> bool {
         self.ringing.remove(call);
         match self.positions.remove(call) {
-            Some(key) => self.waiting.remove(&key).is_some(),
+            Some(key) => self.take_waiting(&key).is_some(),
             None => false,
         }
+    }
+
+    /// Takes a call out of the line and out of the step schedule.
+    fn take_waiting(&mut self, key: &WaitKey) -> Option<WaitingCall> {
+        let w = self.waiting.remove(key)?;
+        if let Some(at) = w.step_due_ms {
+            self.steps_due.remove(&(at, w.call.clone()));
+        }
+        Some(w)
     }
 
     fn key_for(&mut self, agent: &AgentId, info: &ReadyInfo) -> u64 {
@@ -188,12 +303,14 @@ impl Queue {
         self.agent_unavailable(&agent);
         let key = self.key_for(&agent, info);
         self.ready.insert(agent.clone(), key);
+        self.skills.insert(&agent, key);
         self.order.insert((key, agent));
     }
 
     /// An agent left Ready (pushed by the agent).
     pub fn agent_unavailable(&mut self, agent: &AgentId) {
         if let Some(key) = self.ready.remove(agent) {
+            self.skills.remove(agent, key);
             self.order.remove(&(key, agent.clone()));
         }
     }
@@ -220,14 +337,18 @@ impl Queue {
                 continue;
             };
             let want = if ring_all { RING_ALL_AGENTS_MAX } else { 1 };
-            let picked: Vec<(u64, AgentId)> = self
-                .order
-                .iter()
-                .take(DISPATCH_SCAN_AGENTS_MAX)
-                .filter(|(_, a)| !w.excluded.contains(a))
-                .take(want)
-                .cloned()
-                .collect();
+            let picked: Vec<(u64, AgentId)> = if w.skills_now.is_empty() {
+                self.order
+                    .iter()
+                    .take(DISPATCH_SCAN_AGENTS_MAX)
+                    .filter(|(_, a)| !w.excluded.contains(a))
+                    .take(want)
+                    .cloned()
+                    .collect()
+            } else {
+                self.skills
+                    .best(&w.skills_now, &w.excluded, want, DISPATCH_SCAN_AGENTS_MAX)
+            };
             if picked.is_empty() {
                 continue;
             }
@@ -235,6 +356,7 @@ impl Queue {
             for entry in picked {
                 self.order.remove(&entry);
                 self.ready.remove(&entry.1);
+                self.skills.remove(&entry.1, entry.0);
                 self.seq += 1;
                 self.last_pick.insert(entry.1.clone(), self.seq);
                 self.asked.insert(entry.1.clone(), call.clone());
@@ -283,7 +405,7 @@ impl Queue {
             // The call leaves the queue with its first grant.
             let left = w.asking;
             self.positions.remove(call);
-            self.waiting.remove(&key);
+            self.take_waiting(&key);
             if left > 0 {
                 self.ringing.insert(call.clone(), left);
             }
@@ -325,6 +447,13 @@ mod tests {
         AgentId::new(s)
     }
 
+    fn needs(since_ms: u64) -> needs::CallNeeds {
+        needs::CallNeeds {
+            skills: vec![],
+            since_ms,
+        }
+    }
+
     fn c(s: &str) -> CallId {
         CallId::new(s)
     }
@@ -333,8 +462,8 @@ mod tests {
     #[test]
     fn priority_then_arrival_longest_idle() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
-        q.enqueue(c("low"), 0, vec![]);
-        q.enqueue(c("high"), 5, vec![]);
+        q.enqueue(c("low"), 0, vec![], needs(0));
+        q.enqueue(c("high"), 5, vec![], needs(0));
         q.agent_available(a("new"), &info(50, 0));
         q.agent_available(a("old"), &info(10, 0));
         let asks = q.dispatch();
@@ -353,7 +482,7 @@ mod tests {
     #[test]
     fn refusal_and_exclusions() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::FewestCalls, 1);
-        q.enqueue(c("x"), 0, vec![a("busy")]);
+        q.enqueue(c("x"), 0, vec![a("busy")], needs(0));
         q.agent_available(a("busy"), &info(0, 0));
         q.agent_available(a("b"), &info(0, 3));
         let asks = q.dispatch();
@@ -370,7 +499,7 @@ mod tests {
         assert!(q.dispatch().is_empty());
         // A grant for a call that left is released.
         q.remove(&c("x"));
-        q.enqueue(c("y"), 0, vec![]);
+        q.enqueue(c("y"), 0, vec![], needs(0));
         let asks = q.dispatch();
         q.remove(&c("y"));
         assert_eq!(
@@ -386,11 +515,11 @@ mod tests {
         for n in ["a", "b"] {
             q.agent_available(a(n), &info(0, 0));
         }
-        q.enqueue(c("1"), 0, vec![]);
+        q.enqueue(c("1"), 0, vec![], needs(0));
         let first = q.dispatch()[0].agent.clone();
         q.reservation_answered(&first, &c("1"), true);
         q.agent_available(first.clone(), &info(0, 0));
-        q.enqueue(c("2"), 0, vec![]);
+        q.enqueue(c("2"), 0, vec![], needs(0));
         let second = q.dispatch()[0].agent.clone();
         assert_ne!(first, second);
 
@@ -398,7 +527,7 @@ mod tests {
         for n in ["a", "b", "c"] {
             r.agent_available(a(n), &info(0, 0));
         }
-        r.enqueue(c("1"), 0, vec![]);
+        r.enqueue(c("1"), 0, vec![], needs(0));
         let asks = r.dispatch();
         assert_eq!(asks.len(), 3);
         assert_eq!(
@@ -421,7 +550,7 @@ mod tests {
     fn asked_agents_wait_for_their_answer() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
         q.agent_available(a("x"), &info(0, 0));
-        q.enqueue(c("1"), 0, vec![]);
+        q.enqueue(c("1"), 0, vec![], needs(0));
         q.dispatch();
         q.agent_available(a("x"), &info(5, 0));
         assert_eq!(q.ready_len(), 0);

@@ -13,16 +13,18 @@ use crate::call::CallPhase;
 use crate::durable::StateSnapshot;
 use crate::env::SharedEnv;
 use crate::ids::{AgentId, CallId, QueueId};
+use crate::queue::needs::CallNeeds;
 use actix::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tracing::warn;
 
-/// A queue entry to rebuild: the call, its actor, priority and exclusions.
-pub(crate) type WaitingEntry = (CallId, Addr<CallActor>, u8, Vec<AgentId>);
+/// A queue entry to rebuild: the call, its actor, priority, exclusions and
+/// needs (its own skills, when its stint began).
+pub(crate) type WaitingEntry = (CallId, Addr<CallActor>, u8, Vec<AgentId>, CallNeeds);
 
-/// A queued call seen in the snapshot: arrival in the queue, id, priority
-/// and exclusions (sorted into the line).
-type QueuedCall = (u64, CallId, u8, Vec<AgentId>);
+/// A queued call seen in the snapshot: arrival in the queue, id, priority,
+/// exclusions and needs (sorted into the line).
+type QueuedCall = (u64, CallId, u8, Vec<AgentId>, CallNeeds);
 
 /// The actors a snapshot rebuilds, not yet started.
 #[derive(Default)]
@@ -79,6 +81,7 @@ impl Restored {
                     c.id.clone(),
                     c.priority,
                     c.excluded.clone(),
+                    c.needs(now),
                 ));
             }
         }
@@ -96,9 +99,9 @@ impl Restored {
             });
             let line = entries
                 .into_iter()
-                .filter_map(|(_, id, priority, excluded)| {
+                .filter_map(|(_, id, priority, excluded, needs)| {
                     let addr = out.call_addrs.get(&id)?.clone();
-                    Some((id, addr, priority, excluded))
+                    Some((id, addr, priority, excluded, needs))
                 })
                 .collect();
             out.queues.insert(queue, line);

@@ -285,6 +285,9 @@ pub struct QueueRoutingConfig {
     /// Priority points a call gains per second it waits (0: none), so a
     /// long wait overtakes a higher priority that came later.
     pub aging_per_s: u32,
+    /// For an agent in several queues: requests reaching it together are
+    /// answered heaviest queue first (0..=100; equal weights: first come).
+    pub weight: u32,
     /// A call moved here by an overflow keeps the priority it had; by
     /// default it starts over from its own (attached data, caller) or
     /// this queue's.
@@ -601,6 +604,9 @@ pub const ESCALATION_STEPS_MAX: usize = 8;
 /// priority (255) in under three seconds; more is a typo.
 pub const AGING_PER_S_MAX: u32 = 100;
 
+/// Highest queue weight: a scale of 0..=100 is plenty to rank queues.
+pub const QUEUE_WEIGHT_MAX: u32 = 100;
+
 /// Why a skill level is refused; says what changed for old configs.
 fn skill_level_message(level: u8) -> String {
     let mut m = format!("must be in {SKILL_LEVEL_MIN}..={SKILL_LEVEL_MAX}, not {level}");
@@ -622,6 +628,12 @@ fn queue_routing_errors(p: &str, q: &QueueConfig) -> Vec<(String, String)> {
         errors.push((
             format!("{p}.routing.aging_per_s"),
             format!("must be at most {AGING_PER_S_MAX}"),
+        ));
+    }
+    if r.weight > QUEUE_WEIGHT_MAX {
+        errors.push((
+            format!("{p}.routing.weight"),
+            format!("must be at most {QUEUE_WEIGHT_MAX}"),
         ));
     }
     if r.steps.len() > ESCALATION_STEPS_MAX {

@@ -37,6 +37,8 @@ pub struct QueueHandle {
     pub rules: QueueRules,
     /// Its actor.
     pub addr: Addr<QueueActor>,
+    /// Its weight for agents in several queues (`routing.weight`).
+    pub weight: u32,
 }
 
 /// Addresses of every agent and queue, and the number plans.

@@ -444,6 +444,7 @@ impl ContactCenter {
                 QueueHandle {
                     rules,
                     addr: ctx.address(),
+                    weight: q.routing.weight,
                 },
             );
             let seed = config.routing.random_seed.wrapping_add(i as u64);

@@ -146,7 +146,11 @@ async fn escalation_steps_widen_waiting_calls() {
     assert!(is(&h.state("a1").await, "ready"), "nobody has English 4");
     assert!(is(&h.state("a2").await, "ready"));
     advance(200).await;
-    assert_eq!(call_of(&h, "a1").await, Some(c1), "level 2 accepted at 20 s");
+    assert_eq!(
+        call_of(&h, "a1").await,
+        Some(c1),
+        "level 2 accepted at 20 s"
+    );
     assert!(is(&h.state("a2").await, "ready"));
     advance(39_800).await;
     assert!(is(&h.state("a2").await, "ready"), "59.9 s: still skills");
@@ -225,12 +229,48 @@ async fn priority_resets_on_overflow_unless_kept() {
         let plain = h.call(caller("801")).await;
         advance(6_000).await;
         let snap = h.snapshot().await;
-        let r = snap.queues.iter().find(|q| q.queue.as_str() == "r").unwrap();
+        let r = snap
+            .queues
+            .iter()
+            .find(|q| q.queue.as_str() == "r")
+            .unwrap();
         let expected = if keep {
             vec![moved.clone(), plain.clone()]
         } else {
             vec![plain.clone(), moved.clone()]
         };
         assert_eq!(r.waiting, expected, "keep_priority_on_overflow = {keep}");
+    }
+}
+
+/// Goal: an agent serving several queues takes the heavier queue's call
+/// when both ask for it at once, whichever call came first. Method: a1 in
+/// `q` then `r`, a call waiting in each (`q`'s first); a1 goes Ready and
+/// is reserved for the call of the queue with the higher weight, tried
+/// with the weight on `r` and then on `q`.
+#[actix_rt::test]
+async fn queue_weight_decides_an_agents_pick() {
+    tokio::time::pause();
+    for heavy in ["r", "q"] {
+        let mut cfg = basic(1);
+        cfg.queues.push(queue("r", "801"));
+        cfg.agents[0].queues.push("r".into());
+        for q in &mut cfg.queues {
+            q.routing.weight = if q.id == heavy { 10 } else { 1 };
+        }
+        let h = start(cfg, 1);
+        let in_q = h.call(caller("800")).await;
+        let in_r = h.call(caller("801")).await;
+        h.ready("a1").await;
+        let want = if heavy == "r" { in_r } else { in_q };
+        assert_eq!(call_of(&h, "a1").await, Some(want), "heavier queue {heavy}");
+        let offered: usize = h
+            .snapshot()
+            .await
+            .calls
+            .iter()
+            .map(|c| c.offers.len())
+            .sum();
+        assert_eq!(offered, 1, "one agent: one offer");
     }
 }

@@ -10,13 +10,15 @@
 //! A call needing skills is paired through the per-skill index of
 //! [`skills`] (best match first, the strategy breaks ties); its needs widen
 //! as it waits ([`escalation`]); its place in line is its [`priority`]
-//! rank, which ages. [`needs`] is what the call brings.
+//! rank, which ages. [`needs`] is what the call brings; [`weight`] is how
+//! an agent in several queues answers them.
 
 pub mod actor;
 pub mod escalation;
 pub mod needs;
 pub mod priority;
 pub mod skills;
+pub mod weight;
 
 use crate::config::{EscalationStep, SkillRequirement, Strategy};
 use crate::ids::{AgentId, CallId, QueueId};

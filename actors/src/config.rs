@@ -756,6 +756,73 @@ mod tests {
             .any(|t| t.starts_with("routing.device_refusals_max: must be at most 100")));
     }
 
+    /// Goal: a config from before levels were 1..=5, and escalation steps
+    /// that would not widen or never apply, are refused naming each key.
+    /// Method: one mistake per key, every message checked.
+    #[test]
+    fn skill_levels_and_steps_are_checked() {
+        let mut cfg = ContactCenterConfig::default();
+        let mut q = queue("q");
+        q.max_wait_ms = 60_000;
+        q.required_skills = vec![SkillRequirement {
+            skill: "en".into(),
+            level_min: 0,
+        }];
+        let step = |after_ms, level_min, any_member, overflow| EscalationStep {
+            after_ms,
+            level_min,
+            any_member,
+            overflow,
+        };
+        q.routing.steps = vec![
+            step(10_000, Some(3), false, false),
+            step(10_000, Some(4), false, false),
+            step(20_000, None, true, true),
+            step(70_000, None, false, true),
+        ];
+        q.routing.aging_per_s = AGING_PER_S_MAX + 1;
+        q.routing.weight = QUEUE_WEIGHT_MAX + 1;
+        cfg.queues.push(q);
+        let mut a = agent("a", "100", &["q"]);
+        a.skills = vec![SkillLevel {
+            skill: "en".into(),
+            level: 7,
+        }];
+        cfg.agents.push(a);
+        cfg.routing.caller_priorities = vec![
+            CallerPriority {
+                ani: "+1".into(),
+                priority: 1,
+            },
+            CallerPriority {
+                ani: "+1".into(),
+                priority: 2,
+            },
+        ];
+        let text: Vec<String> = cfg
+            .validate()
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let expected = [
+            "queues[0].required_skills[0].level_min: must be in 1..=5, not 0 (leave the skill out instead of level 0)",
+            "queues[0].routing.aging_per_s: must be at most 100",
+            "queues[0].routing.weight: must be at most 100",
+            "queues[0].routing.steps[1].after_ms: steps must come by rising after_ms",
+            "queues[0].routing.steps[1].level_min: steps only widen: a later step cannot ask for a higher level",
+            "queues[0].routing.steps[2]: must set exactly one of level_min, any_member, overflow",
+            "queues[0].routing.steps[2].overflow: an overflow step must be the last step",
+            "queues[0].routing.steps[3].after_ms: must be in 1..60000 (below the queue's max_wait_ms)",
+            "agents[0].skills[0].level: must be in 1..=5, not 7 (levels were 0..=10 before; rate skills 1..=5 now)",
+            "routing.caller_priorities[1].ani: duplicate caller \"+1\"",
+        ];
+        for e in expected {
+            assert!(text.contains(&e.to_string()), "{e}\nnot in {text:#?}");
+        }
+        assert_eq!(text.len(), expected.len(), "{text:#?}");
+    }
+
     /// A valid configuration passes; unknown keys are refused by serde.
     #[test]
     fn valid_config_and_unknown_keys() {

@@ -34,7 +34,9 @@
 //!   it writes), `supervision`; its dispatch table is in the module doc.
 //!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
-//!   ([`queue::Queue`]) and [`queue::actor::QueueActor`].
+//!   ([`queue::Queue`]) and [`queue::actor::QueueActor`]; skills with levels
+//!   and the best match (`skills`), escalation steps (`escalation`),
+//!   priority and aging (`priority`), queue weights (`weight`).
 //! - [`registry`]: [`ContactCenter::start`] builds everything
 //!   ([`ContactCenter::start_with_state`] with a state port,
 //!   [`ContactCenter::restore`] from a snapshot,

@@ -29,7 +29,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 /// The attached-data key whose value lists a call's own required skills:
-/// `english:3,billing` (a skill without a level asks for level 1).
+/// `english:3,billing` or `english:3/billing` (a `/` fits a Stasis()
+/// argument, where a comma would end it); a skill without a level asks for
+/// level 1.
 pub const CALL_SKILLS_KEY: &str = "skills";
 /// Most skills a call may require of its own (the rest are ignored).
 pub const CALL_SKILLS_MAX: usize = 8;
@@ -50,11 +52,12 @@ pub struct CallSkills {
     pub ignored: usize,
 }
 
-/// Reads `english:3, billing` (the value of [`CALL_SKILLS_KEY`]). Never
+/// Reads `english:3, billing/french:2` (the value of [`CALL_SKILLS_KEY`]). Never
 /// fails: what cannot be read is counted in [`CallSkills::ignored`].
 pub fn parse_call_skills(value: &str) -> CallSkills {
     let mut out = CallSkills::default();
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    let items = value.split([',', '/']).map(str::trim);
+    for item in items.filter(|s| !s.is_empty()) {
         let (name, level) = match item.split_once(':') {
             Some((n, l)) => (n.trim(), l.trim().parse::<u8>().ok()),
             None => (item, Some(SKILL_LEVEL_MIN)),
@@ -227,8 +230,11 @@ mod tests {
     /// Attached data is read leniently: bad entries are counted, not fatal.
     #[test]
     fn call_skills_from_attached_data() {
-        let got = parse_call_skills(" english:3, billing ,x:9,:2,fr:zz,,");
-        assert_eq!(got.required, vec![req("english", 3), req("billing", 1)]);
+        let got = parse_call_skills(" english:3, billing ,x:9,:2,fr:zz,,/de:2");
+        assert_eq!(
+            got.required,
+            vec![req("english", 3), req("billing", 1), req("de", 2)]
+        );
         assert_eq!(got.ignored, 3);
         let many: Vec<String> = (0..12).map(|i| format!("s{i}:2")).collect();
         let got = parse_call_skills(&many.join(","));

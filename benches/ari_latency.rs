@@ -114,6 +114,7 @@ fn cc_config(agents: usize) -> ContactCenterConfig {
         final_destination: FinalDestination::default(),
         required_skills: vec![],
         routing: Default::default(),
+        sticky: Default::default(),
     });
     for i in 0..agents {
         cfg.agents.push(AgentConfig {

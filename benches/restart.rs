@@ -98,6 +98,7 @@ fn contact_center(agents: usize, kind: Kind) -> ContactCenterConfig {
         final_destination: FinalDestination::default(),
         required_skills: vec![],
         routing: Default::default(),
+        sticky: Default::default(),
     });
     for i in 0..agents {
         cc.agents.push(AgentConfig {

@@ -57,6 +57,7 @@ fn contact_center() -> ContactCenterConfig {
             final_destination: FinalDestination::default(),
             required_skills: vec![],
             routing: Default::default(),
+            sticky: Default::default(),
         });
     }
     for a in 0..AGENTS {

@@ -66,6 +66,7 @@ pub fn queue() -> QueueConfig {
         final_destination: FinalDestination::default(),
         required_skills: vec![],
         routing: Default::default(),
+        sticky: Default::default(),
     }
 }
 

@@ -134,3 +134,33 @@ fn old_skill_levels_are_refused_with_the_key() {
     let o = run(&["check-config", f]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `[routing.backoff]` problems are named with the file and the key: an
+/// unknown key, a cooling-off without a window, and the back-off after a
+/// reject set together with the reject delay. (Issue 18.)
+#[test]
+fn backoff_problems_name_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+    for (toml, key) in [
+        (
+            "[routing.backoff]\nafter_rejects_ms = 1\n",
+            "routing.backoff.after_rejects_ms",
+        ),
+        (
+            "[routing.backoff]\ncooling_off_no_answers = 3\ncooling_off_window_ms = 0\n",
+            "routing.backoff.cooling_off_window_ms",
+        ),
+        (
+            "[timers]\nreject_delay_ms = 1000\n[routing.backoff]\nafter_reject_ms = 3000\n",
+            "routing.backoff.after_reject_ms",
+        ),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let o = run(&["check-config", f]);
+        assert_eq!(o.status.code(), Some(1), "{toml}");
+        let e = stderr(&o);
+        assert!(e.contains(f) && e.contains(key), "{toml}: {e}");
+    }
+}

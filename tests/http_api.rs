@@ -624,6 +624,9 @@ async fn http_supervisor_views_and_actions() {
         .clone();
     assert_eq!(a["state"], "not_ready", "{a}");
     assert!(a["time_in_state_ms"].is_u64());
+    // The routing score and back-off are part of the team view (issue 18).
+    assert_eq!(a["stats"]["score"]["no_answers"], 0, "{a}");
+    assert_eq!(a["stats"]["backoff"]["until_ms"], 0, "{a}");
 
     let (s, v) = t
         .call(

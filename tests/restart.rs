@@ -68,6 +68,7 @@ fn contact_center() -> ContactCenterConfig {
         final_destination: FinalDestination::default(),
         required_skills: Vec::new(),
         routing: Default::default(),
+        sticky: Default::default(),
     });
     for i in 1..=4 {
         cc.agents.push(AgentConfig {

@@ -47,6 +47,7 @@ fn config(agents: usize, talk_queue_wrap: u64) -> ContactCenterConfig {
             final_destination: FinalDestination::default(),
             required_skills: vec![],
             routing: Default::default(),
+            sticky: Default::default(),
         });
     }
     for a in 0..agents {

@@ -5,6 +5,7 @@
 //!
 //! [`validate`]: ContactCenterConfig::validate
 
+use crate::sticky::{StickyCustomerConfig, StickyQueueConfig, STICKY_ANI_LEN_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -52,6 +53,9 @@ pub struct ContactCenterConfig {
     /// The agents.
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Caller numbers pinned to their own agent ([`crate::sticky`]).
+    #[serde(default)]
+    pub sticky_customers: Vec<StickyCustomerConfig>,
 }
 
 fn default_site_id() -> String {
@@ -67,6 +71,7 @@ impl Default for ContactCenterConfig {
             reason_codes: Vec::new(),
             queues: Vec::new(),
             agents: Vec::new(),
+            sticky_customers: Vec::new(),
         }
     }
 }
@@ -126,6 +131,10 @@ pub struct RoutingConfig {
     /// no-answer, until it says Ready again. A ring, an answer or Ready
     /// start the count over; 0 never takes the agent out.
     pub device_refusals_max: u32,
+    /// `[routing.backoff]`: delays after a reject, a refusal or a
+    /// no-answer, and the cooling-off after repeated no-answers
+    /// ([`crate::agent::backoff`]).
+    pub backoff: crate::agent::backoff::BackoffSettings,
 }
 
 impl Default for RoutingConfig {
@@ -136,6 +145,7 @@ impl Default for RoutingConfig {
             random_seed: 0x5EED,
             caller_priorities: Vec::new(),
             device_refusals_max: DEVICE_REFUSALS_MAX_DEFAULT,
+            backoff: Default::default(),
         }
     }
 }
@@ -244,6 +254,10 @@ pub struct QueueConfig {
     /// Escalation steps, priority aging, weight and overflow priority.
     #[serde(default)]
     pub routing: QueueRoutingConfig,
+    /// Calls of sticky customers: how long they wait for their own agent,
+    /// and whether a completed call makes the caller the agent's.
+    #[serde(default)]
+    pub sticky: StickyQueueConfig,
 }
 
 fn default_max_wait_ms() -> u64 {
@@ -485,6 +499,12 @@ impl ContactCenterConfig {
                 }
                 _ => {}
             }
+            if q.sticky.wait_ms > q.max_wait_ms {
+                err(
+                    format!("{p}.sticky.wait_ms"),
+                    "must be at most max_wait_ms (the call leaves the queue then)".into(),
+                );
+            }
             for (j, s) in q.required_skills.iter().enumerate() {
                 if !(SKILL_LEVEL_MIN..=SKILL_LEVEL_MAX).contains(&s.level_min) {
                     err(
@@ -516,6 +536,13 @@ impl ContactCenterConfig {
                     format!("duplicate caller {:?}", c.ani),
                 );
             }
+        }
+        for (key, message) in self
+            .routing
+            .backoff
+            .check("routing.backoff", t.reject_delay_ms)
+        {
+            err(key, message);
         }
         if let Some(q) = &self.routing.default_queue {
             if !queue_ids.contains_key(q.as_str()) {
@@ -577,6 +604,23 @@ impl ContactCenterConfig {
                     format!("{p}.reject_delay_ms"),
                     format!("must be at most {WRAP_UP_MS_MAX}"),
                 );
+            }
+        }
+
+        let mut sticky_anis = HashSet::new();
+        for (i, s) in self.sticky_customers.iter().enumerate() {
+            let p = format!("sticky_customers[{i}]");
+            if s.ani.is_empty() || s.ani.chars().count() > STICKY_ANI_LEN_MAX {
+                err(
+                    format!("{p}.ani"),
+                    format!("must be non-empty and at most {STICKY_ANI_LEN_MAX} characters"),
+                );
+            }
+            if !sticky_anis.insert(s.ani.as_str()) {
+                err(format!("{p}.ani"), format!("duplicate number {:?}", s.ani));
+            }
+            if !agent_ids.contains(s.agent.as_str()) {
+                err(format!("{p}.agent"), format!("unknown agent {:?}", s.agent));
             }
         }
 
@@ -725,6 +769,7 @@ mod tests {
             final_destination: FinalDestination::default(),
             required_skills: vec![],
             routing: QueueRoutingConfig::default(),
+            sticky: Default::default(),
         }
     }
 
@@ -741,6 +786,13 @@ mod tests {
         cfg.agents.push(agent("a3", "100", &[]));
         cfg.timers.rona_reason_code = Some("missed".into());
         cfg.routing.device_refusals_max = DEVICE_REFUSALS_MAX_LIMIT + 1;
+        cfg.queues[0].sticky.wait_ms = 1_001;
+        for agent in ["a1", "nobody"] {
+            cfg.sticky_customers.push(StickyCustomerConfig {
+                ani: "+1555".into(),
+                agent: agent.into(),
+            });
+        }
         let errors = cfg.validate().unwrap_err();
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert!(text.contains(&"agents[3].queues[0]: unknown queue \"sales\"".to_string()));
@@ -754,6 +806,12 @@ mod tests {
         assert!(text
             .iter()
             .any(|t| t.starts_with("routing.device_refusals_max: must be at most 100")));
+        assert!(text
+            .iter()
+            .any(|t| t.starts_with("queues[0].sticky.wait_ms: must be at most max_wait_ms")));
+        assert!(text.contains(&"sticky_customers[1].ani: duplicate number \"+1555\"".to_string()));
+        assert!(text.contains(&"sticky_customers[1].agent: unknown agent \"nobody\"".to_string()));
+        assert!(!text.iter().any(|t| t.starts_with("sticky_customers[0]")));
     }
 
     /// Goal: a config from before levels were 1..=5, and escalation steps

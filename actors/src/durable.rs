@@ -36,6 +36,8 @@
 //! c/{call}         Call (phase, offers, session,  every call step; removed when the
 //!                  interaction flags, update seq) ended call's actor stops
 //! q/{queue}        QueueOrder (waiting call ids)  a call joins or leaves the line
+//! s/{ani}          Sticky (number -> agent)       a run-time sticky entry is set
+//!                                                 (removed when the book is full)
 //! t                Tokens { reserved_through }    a new token block is reserved
 //! ```
 //!
@@ -45,6 +47,7 @@ use crate::agent::{Agent, AgentState};
 use crate::call::{Call, CallPhase};
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::ports::{LocalBoxFuture, OutboxError};
+use crate::sticky::StickyEntry;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -67,6 +70,8 @@ pub enum StateKey {
     Queue(QueueId),
     /// The fencing token reservation (one for the whole system).
     Tokens,
+    /// A sticky customer's number ([`crate::sticky`]).
+    Sticky(String),
 }
 
 impl StateKey {
@@ -78,6 +83,7 @@ impl StateKey {
             Self::Call(id) => format!("c/{id}").into_bytes(),
             Self::Queue(id) => format!("q/{id}").into_bytes(),
             Self::Tokens => b"t".to_vec(),
+            Self::Sticky(ani) => format!("s/{ani}").into_bytes(),
         }
     }
 }
@@ -109,6 +115,10 @@ pub enum StateRecord {
         /// The highest token reserved so far.
         reserved_through: u64,
     },
+    /// A sticky customer's number now belongs to an agent.
+    Sticky(StickyEntry),
+    /// A sticky entry was dropped (the book was full): its key is deleted.
+    StickyRemoved(String),
 }
 
 impl StateRecord {
@@ -120,12 +130,14 @@ impl StateRecord {
             Self::CallRemoved(id) => StateKey::Call(id.clone()),
             Self::QueueOrder { queue, .. } => StateKey::Queue(queue.clone()),
             Self::Tokens { .. } => StateKey::Tokens,
+            Self::Sticky(e) => StateKey::Sticky(e.ani.clone()),
+            Self::StickyRemoved(ani) => StateKey::Sticky(ani.clone()),
         }
     }
 
     /// Whether the record deletes its key rather than storing a value.
     pub fn is_removal(&self) -> bool {
-        matches!(self, Self::CallRemoved(_))
+        matches!(self, Self::CallRemoved(_) | Self::StickyRemoved(_))
     }
 }
 
@@ -183,6 +195,9 @@ pub struct StateSnapshot {
     pub queues: BTreeMap<QueueId, Vec<CallId>>,
     /// The highest token that may have been handed out.
     pub tokens_reserved_through: u64,
+    /// Sticky customers set at run time, by number.
+    #[serde(default)]
+    pub sticky: BTreeMap<String, StickyEntry>,
 }
 
 impl StateSnapshot {
@@ -212,6 +227,12 @@ impl StateSnapshot {
             }
             StateRecord::Tokens { reserved_through } => {
                 self.tokens_reserved_through = self.tokens_reserved_through.max(reserved_through);
+            }
+            StateRecord::Sticky(e) => {
+                self.sticky.insert(e.ani.clone(), e);
+            }
+            StateRecord::StickyRemoved(ani) => {
+                self.sticky.remove(&ani);
             }
         }
     }
@@ -324,6 +345,7 @@ mod tests {
                 rona_sets_not_ready: false,
                 rona_reason: NotReadyReason::System(SystemReason::Rona),
                 device_refusals_max: 0,
+                backoff: Default::default(),
             },
         )
     }

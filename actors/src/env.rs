@@ -12,8 +12,9 @@ use crate::outbox::OutboxWriter;
 use crate::ports::SharedPbx;
 use crate::queue::actor::QueueActor;
 use crate::registry::Registry;
+use crate::sticky::StickyBook;
 use actix::Addr;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -76,6 +77,9 @@ pub struct Env {
     pub registry: Addr<Registry>,
     /// Agents and queues.
     pub directory: Directory,
+    /// Sticky customers (caller number → own agent): the one copy, read
+    /// when a call joins a queue, changed through [`crate::sticky::remember`].
+    pub sticky: RefCell<StickyBook>,
 }
 
 /// Shared handle.

@@ -34,9 +34,13 @@
 //!   it writes), `supervision`; its dispatch table is in the module doc.
 //!   [`call::actor::CallActor`] is the glue.
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
-//!   ([`queue::Queue`]) and [`queue::actor::QueueActor`]; skills with levels
+//!   ([`queue::Queue`]), a caller's place in line and the agents tried last
+//!   ([`queue::placement`]), calls held for their own agent
+//!   ([`queue::hold`]) and [`queue::actor::QueueActor`]; skills with levels
 //!   and the best match (`skills`), escalation steps (`escalation`),
 //!   priority and aging (`priority`), queue weights (`weight`).
+//! - [`sticky`]: sticky customers (caller number → own agent): the book,
+//!   its sources, its durable records and the hold rule.
 //! - [`registry`]: [`ContactCenter::start`] builds everything
 //!   ([`ContactCenter::start_with_state`] with a state port,
 //!   [`ContactCenter::restore`] from a snapshot,
@@ -74,6 +78,7 @@ pub mod recent;
 pub mod registry;
 pub mod rng;
 pub mod sim;
+pub mod sticky;
 pub mod waits;
 
 pub use call::actor::CallAction;

@@ -31,6 +31,7 @@ use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
 use crate::queue::skills::SkillIndex;
 use crate::queue::{Queue, QueuePolicy};
 use crate::recent::{RecentCall, RecentCalls};
+use crate::sticky::StickyBook;
 use crate::waits::WaitFigures;
 use actix::prelude::*;
 use serde::Serialize;
@@ -501,10 +502,15 @@ impl ContactCenter {
                 rona_sets_not_ready: config.timers.rona_sets_not_ready,
                 rona_reason,
                 device_refusals_max: config.routing.device_refusals_max,
+                backoff: config.routing.backoff.clone(),
             };
             agent_ctxs.push((ctx, id, settings));
         }
         let restoring = snapshot.is_some();
+        let sticky = StickyBook::new(
+            &config.sticky_customers,
+            snapshot.iter().flat_map(|s| s.sticky.values().cloned()),
+        );
         let token_high_water = snapshot.as_ref().map_or(0, |s| s.token_high_water());
         let env = Rc::new(Env {
             config,
@@ -516,6 +522,7 @@ impl ContactCenter {
             state,
             registry: registry.clone(),
             directory,
+            sticky: std::cell::RefCell::new(sticky),
         });
         let mut restored = snapshot
             .map(|s| restore::Restored::from_snapshot(&env, s))
@@ -585,7 +592,7 @@ impl ContactCenter {
 }
 
 impl Registry {
-    fn env(&self) -> &SharedEnv {
+    pub(crate) fn env(&self) -> &SharedEnv {
         self.env.as_ref().expect("set at start")
     }
 

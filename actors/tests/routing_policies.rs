@@ -209,14 +209,20 @@ async fn caller_priority_orders_the_line() {
 
 /// Goal: an overflow into another queue resets the call's priority to its
 /// own (here none), unless the target queue keeps it. Method: queue `q`
-/// (priority 9, 10 s max wait) overflows into `r`, where a plain call
-/// waits since 5 s; the overflowed call lands behind it; with
-/// `keep_priority_on_overflow` on `r` it lands ahead.
+/// (priority 9, 10 s max wait) overflows into `r`, where a call of a known
+/// caller (priority 5) waits since 5 s; the overflowed call (priority 0
+/// again) lands behind it although it arrived first (it keeps its arrival
+/// time, which only orders calls of equal priority); with
+/// `keep_priority_on_overflow` on `r` (priority 9) it lands ahead.
 #[actix_rt::test]
 async fn priority_resets_on_overflow_unless_kept() {
     tokio::time::pause();
     for keep in [false, true] {
         let mut cfg = basic(0);
+        cfg.routing.caller_priorities = vec![CallerPriority {
+            ani: "+15559990000".into(),
+            priority: 5,
+        }];
         cfg.queues[0].priority = 9;
         cfg.queues[0].max_wait_ms = 10_000;
         cfg.queues[0].final_destination = FinalDestination::Queue { queue: "r".into() };
@@ -226,7 +232,7 @@ async fn priority_resets_on_overflow_unless_kept() {
         let h = start(cfg, 1);
         let moved = h.call(caller("800")).await;
         advance(5_000).await;
-        let plain = h.call(caller("801")).await;
+        let known = h.call(sim::Caller::new("+15559990000", "801")).await;
         advance(6_000).await;
         let snap = h.snapshot().await;
         let r = snap
@@ -235,9 +241,9 @@ async fn priority_resets_on_overflow_unless_kept() {
             .find(|q| q.queue.as_str() == "r")
             .unwrap();
         let expected = if keep {
-            vec![moved.clone(), plain.clone()]
+            vec![moved.clone(), known.clone()]
         } else {
-            vec![plain.clone(), moved.clone()]
+            vec![known.clone(), moved.clone()]
         };
         assert_eq!(r.waiting, expected, "keep_priority_on_overflow = {keep}");
     }

@@ -130,12 +130,15 @@ async fn rona_redirects_and_fences_late_answer() {
 }
 
 /// Goal: a device that is always busy (cause 17) or always rejects (cause
-/// 21) does not stay in rotation for ever (issue 16). Method: a1, the only
-/// agent, whose phone answers busy, rejected, busy to three calls in a row
-/// with `routing.device_refusals_max = 3`. Expected: Ready after the first
-/// two refusals (each still a reject), Not Ready with the system reason
-/// `device_unreachable` after the third, three rejects counted; once a1
-/// says Ready again the count starts over (one more busy leaves it Ready).
+/// 21) does not stay in rotation for ever (issue 16), while the call it
+/// refused keeps its place and comes back to the queue's only agent
+/// (issue 18). Method: a1, the only agent, whose phone answers busy,
+/// rejected, busy to the offers of one call with
+/// `routing.device_refusals_max = 3`. Expected: the call is offered to a1
+/// again after each of the first two refusals (each still a reject), a1
+/// goes Not Ready with the system reason `device_unreachable` after the
+/// third, three rejects counted; the call still waits; once a1 says Ready
+/// again it is offered the call again and the count starts over.
 #[actix_rt::test]
 async fn a_device_that_always_refuses_leaves_routing() {
     tokio::time::pause();
@@ -146,19 +149,19 @@ async fn a_device_that_always_refuses_leaves_routing() {
     let busy = PhoneAction::Busy { after_ms: 500 };
     let rejected = PhoneAction::Reject { after_ms: 500 };
     h.script("101", vec![busy.clone(), rejected, busy.clone(), busy]);
+    let call = h.call(caller("800")).await;
+    advance(200).await;
     for n in 1..=2 {
-        h.call(caller("800")).await;
-        advance(1_000).await;
+        advance(500).await;
         let a1 = h.agent("a1").await;
         assert!(
-            matches!(a1.state, AgentState::Ready { .. }),
-            "after refusal {n}: {:?}",
+            matches!(&a1.state, AgentState::Reserved { call: c, .. } if *c == call),
+            "offered again after refusal {n}: {:?}",
             a1.state
         );
         assert_eq!(a1.stats.refusals_in_row, n);
     }
-    h.call(caller("800")).await;
-    advance(1_000).await;
+    advance(500).await;
     let a1 = h.agent("a1").await;
     assert_eq!(
         a1.state,
@@ -168,12 +171,12 @@ async fn a_device_that_always_refuses_leaves_routing() {
     );
     assert_eq!(a1.stats.reject_count, 3);
     assert_eq!(a1.stats.rona_count, 0);
+    assert_eq!(h.snapshot().await.queues[0].waiting, vec![call.clone()]);
     h.cmd("a1", AgentCommand::Ready).await.unwrap();
-    h.call(caller("800")).await;
-    advance(1_000).await;
+    advance(700).await;
     let a1 = h.agent("a1").await;
     assert!(
-        matches!(a1.state, AgentState::Ready { .. }),
+        matches!(&a1.state, AgentState::Reserved { call: c, .. } if *c == call),
         "{:?}",
         a1.state
     );

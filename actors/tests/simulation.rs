@@ -10,6 +10,8 @@
 mod util;
 
 use actix::prelude::*;
+use edgecc_actors::agent::backoff::BackoffSettings;
+use edgecc_actors::agent::{AgentState, NotReadyReason, OfferPurpose, SystemReason};
 use edgecc_actors::call::TerminalReason;
 use edgecc_actors::config::{
     EscalationStep, FinalDestination, SkillLevel, SkillRequirement, Strategy,
@@ -59,6 +61,16 @@ fn config() -> edgecc_actors::ContactCenterConfig {
     let mut cfg = basic(0);
     cfg.timers.offer_timeout_ms = 8_000;
     cfg.timers.reject_delay_ms = 2_000;
+    // Back-off after a refusal or a no-answer, cooling-off after two
+    // no-answers in two minutes (a reject keeps the reject delay).
+    cfg.routing.backoff = BackoffSettings {
+        after_refused_ms: 1_000,
+        after_no_answer_ms: 2_000,
+        cooling_off_no_answers: 2,
+        cooling_off_window_ms: 120_000,
+        cooling_off_ms: 30_000,
+        ..Default::default()
+    };
     cfg.queues.clear();
     let strategies = [
         Strategy::LongestIdle,
@@ -117,12 +129,24 @@ fn config() -> edgecc_actors::ContactCenterConfig {
                 level: 1 + ((i * 7 + k * 3) % 5) as u8,
             })
             .collect();
+        if i % 2 == 1 {
+            // No reject delay: a refusal backs off instead.
+            a.reject_delay_ms = Some(0);
+        }
         cfg.agents.push(a);
     }
     cfg
 }
 
-async fn check_step(h: &Harness, seed: u64, step: usize) {
+/// Agents seen backing off (Ready, skipped by the queues) and cooling off
+/// at the checks so far.
+#[derive(Default)]
+struct PolicySeen {
+    backing_off: usize,
+    cooling_off: usize,
+}
+
+async fn check_step(h: &Harness, seed: u64, step: usize, seen: &mut PolicySeen) {
     let snap = h.snapshot_fast().await;
     let mut offered: HashMap<&AgentId, usize> = HashMap::new();
     for c in &snap.calls {
@@ -146,6 +170,28 @@ async fn check_step(h: &Harness, seed: u64, step: usize) {
         snap.terminal_anomalies, 0,
         "seed {seed} step {step}: invariant 3: second terminal reason"
     );
+    let now = h.clock.now_ms();
+    let cooling_off = AgentState::NotReady {
+        reason: NotReadyReason::System(SystemReason::CoolingOff),
+    };
+    for a in &snap.agents {
+        let queue_offer = matches!(
+            &a.state,
+            AgentState::Reserved {
+                purpose: OfferPurpose::Queue(_),
+                ..
+            }
+        );
+        let backing_off = a.stats.backoff.until_ms > now;
+        seen.backing_off += usize::from(backing_off && matches!(a.state, AgentState::Ready { .. }));
+        seen.cooling_off += usize::from(a.state == cooling_off);
+        assert!(
+            !queue_offer || !backing_off,
+            "seed {seed} step {step}: agent {} offered a queue call while backing off until {}",
+            a.agent,
+            a.stats.backoff.until_ms
+        );
+    }
 }
 
 impl HarnessExt for Harness {
@@ -186,6 +232,7 @@ async fn run(seed: u64) {
     }
     let mut placed = HashSet::new();
     let mut step = 0;
+    let mut seen = PolicySeen::default();
     while placed.len() < CALLS {
         step += 1;
         let roll = rng.below(100);
@@ -250,7 +297,7 @@ async fn run(seed: u64) {
             let _ = h.request(&agent, command).await;
         }
         advance(rng.range(0, 400)).await;
-        check_step(&h, seed, step).await;
+        check_step(&h, seed, step, &mut seen).await;
         if step % 2_000 == 0 {
             // Keep agents coming back.
             for i in 0..AGENTS {
@@ -263,13 +310,19 @@ async fn run(seed: u64) {
     // Drain: no new calls; talk times, patience and max wait end everything.
     for _ in 0..40 {
         advance(30_000).await;
-        check_step(&h, seed, step).await;
+        check_step(&h, seed, step, &mut seen).await;
     }
     let snap = h.snapshot_fast().await;
     assert!(
         snap.calls.is_empty(),
         "seed {seed}: invariant 3: calls never ended: {:?}",
         snap.calls
+    );
+    assert!(
+        seen.backing_off > 0 && seen.cooling_off > 0,
+        "seed {seed}: the policies never applied ({} backing off, {} cooling off seen)",
+        seen.backing_off,
+        seen.cooling_off
     );
     let stats = h.sim.send(GetSimStats).await.unwrap();
     assert_eq!(

@@ -1,6 +1,7 @@
 //! AgentActor: one per agent. Thin glue around [`Agent`]: it arbitrates its
 //! own reservation (two queues asking at once get one yes and one no), pushes
-//! Ready / not Ready to its queues' indexes, owns the wrap-up, reject-delay
+//! Ready / not Ready to its queues' indexes (a backing-off agent is Ready
+//! but not pushed), owns the wrap-up, reject-delay, back-off, cooling-off
 //! and lease timers, and publishes its view to the registry. It is the one
 //! owner of the agent's time in state and desktop presence (with the grace
 //! timer after the last desktop closes), and the arbiter of which call is
@@ -299,7 +300,7 @@ impl AgentActor {
     /// Pushes availability to the queues, arms the state's timer, persists
     /// the agent and publishes its view.
     fn publish(&mut self, ctx: &mut Context<Self>) {
-        let ready = self.agent.is_ready();
+        let ready = self.agent.routable(self.env.now_ms());
         let Some(handle) = self.env.directory.agents.get(&self.agent.id) else {
             return;
         };
@@ -312,6 +313,7 @@ impl AgentActor {
                 since_ms,
                 calls_handled: self.agent.stats.calls_handled,
                 talk_ms_total: self.agent.stats.talk_ms_total,
+                score_rank: self.agent.stats.score.rank(),
             };
             for q in &handle.queues {
                 if let Some(qh) = self.env.directory.queues.get(q) {
@@ -369,7 +371,41 @@ impl AgentActor {
             }
             _ => {}
         }
+        self.arm_backoff_timers(ctx);
         self.changed();
+    }
+
+    /// Arms the end of a back-off (Ready but not pushed) or of a timed
+    /// cooling-off, for the current epoch.
+    fn arm_backoff_timers(&mut self, ctx: &mut Context<Self>) {
+        let now = self.env.now_ms();
+        let epoch = self.agent.epoch;
+        let backoff = &self.agent.stats.backoff;
+        if self.agent.is_ready() && backoff.holds(now) {
+            let delay = Duration::from_millis(backoff.until_ms - now);
+            ctx.run_later(delay, move |act, ctx| {
+                let now = act.env.now_ms();
+                if act.agent.epoch == epoch && act.agent.backoff_elapsed(now) {
+                    debug!(agent_id = %act.agent.id, "Back-off ended; agent offered calls again.");
+                    act.publish(ctx);
+                }
+            });
+        }
+        let cooling = NotReadyReason::System(SystemReason::CoolingOff);
+        match (&self.agent.state, backoff.cooling_off_until_ms) {
+            (AgentState::NotReady { reason }, Some(until)) if *reason == cooling => {
+                let delay = Duration::from_millis(until.saturating_sub(now));
+                ctx.run_later(delay, move |act, ctx| {
+                    let before = act.agent.epoch;
+                    let now = act.env.now_ms();
+                    if act.agent.cooling_off_elapsed(epoch, now) {
+                        info!(agent_id = %act.agent.id, "Cooling-off ended; agent Ready again.");
+                    }
+                    act.after(before, ctx);
+                });
+            }
+            _ => {}
+        }
     }
 
     /// Persists the agent and publishes its view.
@@ -549,16 +585,20 @@ impl AgentActor {
     fn answer_queue(&mut self, msg: ReserveForQueue, ctx: &mut Context<Self>) {
         let before = self.agent.epoch;
         let lease = self.lease_until();
-        let granted = self
-            .agent
-            .reserve(
-                msg.call.clone(),
-                msg.token,
-                OfferPurpose::Queue(msg.queue),
-                lease,
-            )
-            .is_ok();
+        let now = self.env.now_ms();
+        // Backing off: a queue that still had the agent is refused.
+        let granted = self.agent.routable(now)
+            && self
+                .agent
+                .reserve(
+                    msg.call.clone(),
+                    msg.token,
+                    OfferPurpose::Queue(msg.queue),
+                    lease,
+                )
+                .is_ok();
         if granted {
+            self.agent.offer_alerting(now);
             self.call_addr = Some(msg.call_addr);
         }
         // The view goes out before the answer, so the registry's mirror sees
@@ -581,6 +621,7 @@ impl Handler<ReserveForCall> for AgentActor {
         let lease = self.lease_until();
         self.agent
             .reserve(msg.call, msg.token, msg.purpose, lease)?;
+        self.agent.offer_alerting(self.env.now_ms());
         self.call_addr = Some(msg.call_addr);
         self.after(before, ctx);
         self.env
@@ -720,6 +761,19 @@ impl Handler<OfferEnded> for AgentActor {
                     warn!(agent_id = %self.agent.id, call_id = %msg.call,
                           refusals = self.agent.stats.refusals_in_row,
                           "Device refused offers in a row; agent set Not Ready (device unreachable).");
+                }
+                let cooling = NotReadyReason::System(SystemReason::CoolingOff);
+                if matches!(&self.agent.state, AgentState::NotReady { reason } if *reason == cooling)
+                {
+                    warn!(agent_id = %self.agent.id, call_id = %msg.call,
+                          until_ms = ?self.agent.stats.backoff.cooling_off_until_ms,
+                          "Too many offers missed; agent set Not Ready (cooling off).");
+                } else if msg.outcome != OfferOutcome::Withdrawn
+                    && self.agent.stats.backoff.holds(now)
+                {
+                    info!(agent_id = %self.agent.id, call_id = %msg.call, outcome = ?msg.outcome,
+                          until_ms = self.agent.stats.backoff.until_ms,
+                          "Agent backs off; queues skip it until the delay ends.");
                 }
                 self.after(before, ctx);
                 if let Some(ms) = delay {

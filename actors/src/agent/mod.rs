@@ -7,12 +7,18 @@
 //! Reserved -rejected/missed/withdrawn-> Ready | NotReady(rona | reject delay)
 //! Reserved -refused by the device (busy, rejected) N times in a row->
 //!          NotReady(device unreachable)
+//! Reserved -missed N times within a window-> NotReady(cooling off)
 //! ```
+//!
+//! Routed offers feed the agent's [`score`] and may start a [`backoff`]
+//! (Ready, but skipped by the queues for a while).
 //!
 //! Pending Not Ready and pending logout are kept beside the state and applied
 //! when the call (and its wrap-up) ends.
 
 pub mod actor;
+pub mod backoff;
+pub mod score;
 
 use crate::ids::{AgentId, CallId, OfferToken, QueueId};
 use serde::{Deserialize, Serialize};
@@ -34,6 +40,9 @@ pub enum SystemReason {
     /// The agent's device refused (busy, rejected) too many offers in a
     /// row: it is treated as unreachable, like a no-answer.
     DeviceUnreachable,
+    /// Missed too many offers within a window ([`backoff`]): Ready again
+    /// when the agent says so or after the configured cooling-off.
+    CoolingOff,
 }
 
 /// Why an agent is Not Ready.
@@ -66,6 +75,13 @@ pub enum OfferPurpose {
 }
 
 impl OfferPurpose {
+    /// Whether an unanswered offer of this purpose counts against the agent
+    /// (RONA, reject delay, score, back-off): routed offers and calls to the
+    /// extension do; a consult or conference leg a colleague rings does not.
+    pub fn penalised(&self) -> bool {
+        !matches!(self, Self::Consult | Self::Conference | Self::Outbound)
+    }
+
     /// Whether an agent in `state` may take an offer of this purpose.
     pub fn allowed_in(&self, state: &AgentState) -> bool {
         match self {
@@ -215,14 +231,21 @@ pub struct AgentStats {
     pub calls_handled: u64,
     /// Total talk time, for least-talk-time routing.
     pub talk_ms_total: u64,
-    /// Offers missed (RONA).
+    /// Offers missed (RONA); a consult or conference leg does not count.
     pub rona_count: u64,
-    /// Offers rejected (from the desktop or by the device).
+    /// Offers rejected (from the desktop or by the device); a consult or
+    /// conference leg does not count.
     pub reject_count: u64,
     /// Offers the device refused (busy, rejected) since it last rang or
     /// took a call, or since the agent last said Ready.
     #[serde(default)]
     pub refusals_in_row: u32,
+    /// The routing score (answer speed, unanswered routed offers).
+    #[serde(default)]
+    pub score: score::AgentScore,
+    /// Back-off and cooling-off state.
+    #[serde(default)]
+    pub backoff: backoff::Backoff,
 }
 
 /// Errors of the agent state machine: wrong state, stale token. Never panics.
@@ -282,6 +305,9 @@ pub struct AgentSettings {
     /// Ready ([`SystemReason::DeviceUnreachable`]); 0 never.
     #[serde(default)]
     pub device_refusals_max: u32,
+    /// Back-off delays and the cooling-off rule (`[routing.backoff]`).
+    #[serde(default)]
+    pub backoff: backoff::BackoffSettings,
 }
 
 /// An agent: state, pending change, counters. Serializable, so it can be
@@ -338,6 +364,12 @@ impl Agent {
         matches!(self.state, AgentState::Ready { .. })
     }
 
+    /// Whether queues may offer the agent calls at `now_ms`: Ready and not
+    /// backing off.
+    pub fn routable(&self, now_ms: u64) -> bool {
+        self.is_ready() && !self.stats.backoff.holds(now_ms)
+    }
+
     /// Log in: Not Ready with the system login reason.
     pub fn login(&mut self) -> Result<(), AgentError> {
         if self.state != AgentState::LoggedOut {
@@ -359,8 +391,9 @@ impl Agent {
             AgentState::NotReady { .. } | AgentState::WrapUp { .. } => {
                 self.pending = None;
                 self.resume_not_ready = None;
-                // The agent vouches for its device again.
+                // The agent vouches for its device again, and is back.
                 self.stats.refusals_in_row = 0;
+                self.stats.backoff.agent_back();
                 self.set(AgentState::Ready { since_ms: now_ms });
                 Ok(())
             }
@@ -468,6 +501,16 @@ impl Agent {
         }
     }
 
+    /// The offer just reserved starts alerting at `now_ms`: a routed one is
+    /// timed for the answer-time average.
+    pub fn offer_alerting(&mut self, now_ms: u64) {
+        if let AgentState::Reserved { purpose, .. } = &self.state {
+            if purpose.penalised() {
+                self.stats.score.offered(now_ms);
+            }
+        }
+    }
+
     /// Checks that `token` is the agent's current offer (before forwarding an
     /// accept or reject to the call).
     pub fn current_offer(&self, call: &CallId, token: OfferToken) -> Result<(), AgentError> {
@@ -484,6 +527,9 @@ impl Agent {
         let purpose = self.check_offer(call, token)?;
         self.stats.calls_handled += 1;
         self.stats.refusals_in_row = 0;
+        if purpose.penalised() {
+            self.stats.score.answered(now_ms);
+        }
         self.set(AgentState::Talking {
             call: call.clone(),
             purpose,
@@ -529,7 +575,10 @@ impl Agent {
     }
 
     /// The offer ended without a connection. Returns the reject delay to
-    /// schedule, if any.
+    /// schedule, if any. An offer that is not [`OfferPurpose::penalised`]
+    /// (a consult or conference leg) ends without RONA, reject delay,
+    /// score or back-off; a refusal by its device still counts towards
+    /// [`AgentSettings::device_refusals_max`] (that is about the device).
     pub fn offer_ended(
         &mut self,
         call: &CallId,
@@ -537,27 +586,42 @@ impl Agent {
         outcome: OfferOutcome,
         now_ms: u64,
     ) -> Result<Option<u64>, AgentError> {
-        self.check_offer(call, token)?;
+        let penalised = self.check_offer(call, token)?.penalised();
+        if penalised {
+            self.stats.score.unanswered(outcome);
+        }
         match outcome {
             OfferOutcome::Withdrawn => {
                 self.settle(now_ms);
                 Ok(None)
             }
             OfferOutcome::Missed => {
-                self.stats.rona_count += 1;
                 // It rang: the device is reachable.
                 self.stats.refusals_in_row = 0;
-                if self.pending.is_none()
-                    && self.resume_not_ready.is_none()
-                    && self.settings.rona_sets_not_ready
-                {
+                if !penalised {
+                    self.settle(now_ms);
+                    return Ok(None);
+                }
+                self.stats.rona_count += 1;
+                let cooling_off = self.stats.backoff.no_answer(&self.settings.backoff, now_ms);
+                let free = self.pending.is_none() && self.resume_not_ready.is_none();
+                if cooling_off && free {
+                    let reason = NotReadyReason::System(SystemReason::CoolingOff);
+                    self.pending = Some(Pending::NotReady(reason));
+                } else if free && self.settings.rona_sets_not_ready {
                     self.pending = Some(Pending::NotReady(self.settings.rona_reason.clone()));
                 }
-                self.settle(now_ms);
+                if cooling_off && !free {
+                    // A Not Ready of the agent's own stays: no end to time.
+                    self.stats.backoff.cooling_off_until_ms = None;
+                }
+                self.settle_backing_off(outcome, now_ms);
                 Ok(None)
             }
             OfferOutcome::Rejected | OfferOutcome::Refused => {
-                self.stats.reject_count += 1;
+                if penalised {
+                    self.stats.reject_count += 1;
+                }
                 if outcome == OfferOutcome::Refused && self.device_unreachable() {
                     // Out of routing as after a no-answer (a Not Ready the
                     // agent was in, or asked for, stays as it is).
@@ -569,16 +633,60 @@ impl Agent {
                     return Ok(None);
                 }
                 let delay = self.settings.reject_delay_ms;
-                if delay > 0 && self.pending.is_none() && self.resume_not_ready.is_none() {
+                if penalised
+                    && delay > 0
+                    && self.pending.is_none()
+                    && self.resume_not_ready.is_none()
+                {
                     self.set(AgentState::NotReady {
                         reason: NotReadyReason::System(SystemReason::RejectDelay),
                     });
                     Ok(Some(delay))
+                } else if penalised {
+                    self.settle_backing_off(outcome, now_ms);
+                    Ok(None)
                 } else {
                     self.settle(now_ms);
                     Ok(None)
                 }
             }
+        }
+    }
+
+    /// Settles after a routed offer ended with `outcome`: back to Ready
+    /// starts the back-off `outcome` calls for.
+    fn settle_backing_off(&mut self, outcome: OfferOutcome, now_ms: u64) {
+        self.settle(now_ms);
+        if self.is_ready() {
+            self.stats
+                .backoff
+                .start(&self.settings.backoff, outcome, now_ms);
+        }
+    }
+
+    /// The back-off ended (its timer, at `now_ms`): true when the agent is
+    /// routable again.
+    pub fn backoff_elapsed(&mut self, now_ms: u64) -> bool {
+        if self.stats.backoff.until_ms == 0 || self.stats.backoff.holds(now_ms) {
+            return false;
+        }
+        self.stats.backoff.until_ms = 0;
+        self.is_ready()
+    }
+
+    /// The cooling-off timer fired (`epoch` from when it was armed): Ready
+    /// again unless the agent moved on meanwhile.
+    pub fn cooling_off_elapsed(&mut self, epoch: u64, now_ms: u64) -> bool {
+        let cooling = self.state
+            == AgentState::NotReady {
+                reason: NotReadyReason::System(SystemReason::CoolingOff),
+            };
+        if cooling && self.epoch == epoch {
+            self.stats.backoff.cooling_off_until_ms = None;
+            self.set(AgentState::Ready { since_ms: now_ms });
+            true
+        } else {
+            false
         }
     }
 
@@ -694,6 +802,7 @@ mod tests {
                 rona_sets_not_ready: true,
                 rona_reason: NotReadyReason::System(SystemReason::Rona),
                 device_refusals_max: 0,
+                backoff: Default::default(),
             },
         )
     }

@@ -143,6 +143,9 @@ pub struct CallActor {
     /// Rebuilt from the durable state: `started` re-arms its timers instead
     /// of waiting for first effects.
     restored: bool,
+    /// The agent who left the call last: a completed call of a queue with
+    /// `sticky.after_call` makes the caller that agent's customer.
+    last_party: Option<AgentId>,
 }
 
 impl CallActor {
@@ -155,6 +158,7 @@ impl CallActor {
             linger_ms: 0,
             finished: false,
             restored: false,
+            last_party: None,
         }
         .start();
         addr.do_send(Start(first));
@@ -174,6 +178,7 @@ impl CallActor {
             call,
             linger_ms,
             restored: true,
+            last_party: None,
         }
     }
 
@@ -262,14 +267,17 @@ impl CallActor {
                 CallEffect::Enqueue {
                     queue,
                     priority,
-                    excluded,
+                    since_ms,
+                    tried,
                     needs,
                 } => match self.env.directory.queues.get(&queue) {
                     Some(q) => q.addr.do_send(EnqueueCall {
                         call: self.call.id.clone(),
                         addr: ctx.address(),
                         priority,
-                        excluded,
+                        since_ms,
+                        tried,
+                        ani: self.call.ani.clone(),
                         needs,
                     }),
                     None => error!(call_id = %self.call.id, queue_id = %queue, "Unknown queue."),
@@ -382,6 +390,7 @@ impl CallActor {
                 });
             }
             AgentNotice::LeftCall { wrap_up_ms } => {
+                self.last_party = Some(agent.clone());
                 let wrap = wrap_up_ms
                     .map(|w| h.wrap_up_ms_override.unwrap_or(w))
                     .unwrap_or(0);
@@ -442,6 +451,9 @@ impl CallActor {
             }
             _ => info!(call_id = %self.call.id, reason = ?reason, "Call ended."),
         }
+        if reason == TerminalReason::Completed {
+            self.remember_caller();
+        }
         self.env.registry.do_send(CallFinished {
             call: self.call.id.clone(),
             reason,
@@ -452,6 +464,27 @@ impl CallActor {
             0
         };
         ctx.run_later(Duration::from_millis(linger), |_, ctx| ctx.stop());
+    }
+
+    /// After a completed call of a queue with `sticky.after_call`, the
+    /// caller becomes the last agent's customer (unless the config pins the
+    /// number to another agent).
+    fn remember_caller(&self) {
+        let (Some(agent), Some(rules)) = (&self.last_party, &self.call.rules) else {
+            return;
+        };
+        let after_call = self
+            .env
+            .config
+            .queue(rules.queue.as_str())
+            .is_some_and(|q| q.sticky.after_call);
+        if !after_call || self.call.ani.is_empty() {
+            return;
+        }
+        let source = crate::sticky::StickySource::AfterCall;
+        if let Err(e) = crate::sticky::remember(&self.env, &self.call.ani, agent, source) {
+            debug!(call_id = %self.call.id, agent_id = %agent, error = %e, "Caller not made the agent's customer.");
+        }
     }
 
     /// Routes a new inbound call: queue by DNIS, agent by extension, default

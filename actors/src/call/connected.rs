@@ -5,7 +5,7 @@
 
 use super::effects::{hang_up, left_call, move_leg};
 use super::{AgentContact, Call, CallEffect, CallError, CallNotice, CallPhase, Fx};
-use super::{HoldState, PendingKind, QueueRules, Session, TerminalReason};
+use super::{HoldState, Party, PendingKind, QueueRules, Session, TerminalReason};
 use crate::agent::OfferPurpose;
 use crate::crm::{LegFailure, TransferTarget, UpdateEvent, ViaConsult};
 use crate::ids::{AgentId, BridgeId, OfferToken};
@@ -133,6 +133,12 @@ impl Call {
         }
     }
 
+    /// The wrap-up the call's queue asks of an agent who takes the call,
+    /// from the queue or by a transfer; `None` for a call never queued.
+    pub(super) fn queue_wrap_up_ms(&self) -> Option<u64> {
+        self.rules.as_ref().map(|r| r.wrap_up_ms)
+    }
+
     /// An agent leaves the connected call (hang-up, transfer away).
     pub(super) fn party_leaves(
         &mut self,
@@ -144,6 +150,7 @@ impl Call {
             agent: agent.clone(),
             call: self.id.clone(),
         };
+        let wrap_up_ms = self.queue_wrap_up_ms();
         let s = self.session(agent, "leave")?;
         let Some(i) = s.parties.iter().position(|p| &p.agent == agent) else {
             return Err(not_a_party);
@@ -158,7 +165,11 @@ impl Call {
         // takes the call; still ringing -> cancelled.
         if let Some(p) = s.pending.take_if(|p| &p.from == agent) {
             if p.answered {
-                s.parties.push(p.joined_party(now_ms));
+                // The consulted agent takes the call over, with its wrap-up.
+                s.parties.push(Party {
+                    wrap_up_ms,
+                    ..p.joined_party(now_ms)
+                });
                 s.held = false;
                 let (consult, main) = (BridgeId::consult(&self.id), BridgeId::main(&self.id));
                 fx.extend(move_leg(p.leg.clone(), consult, main));
@@ -273,7 +284,7 @@ impl Call {
         let target = TransferTarget::ToQueue(rules.queue.clone());
         let mut fx = self.leave_for_transfer(from, target, now_ms)?;
         fx.push(self.unbridge_caller());
-        self.excluded.clear();
+        self.tried.clear();
         self.phase = CallPhase::Routing;
         fx.extend(self.enqueue(rules, now_ms)?);
         Ok(fx)

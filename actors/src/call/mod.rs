@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! Routing -> Queued -> Offering(offers) -> Connected(session) -> Ended(reason)
-//!              ^           |  reject / RONA: next agent  |
-//!              +-----------+  (agent excluded)           +-> transfer: Offering / Queued
+//!              ^           |  reject / RONA: back to its  |
+//!              +-----------+  place, the agent tried last  +-> transfer: Offering / Queued
 //! ```
 //!
 //! # Dispatch
@@ -114,8 +114,16 @@ pub struct Call {
     pub rules: Option<QueueRules>,
     /// Routing priority.
     pub priority: u8,
-    /// Agents that rejected or missed it.
-    pub excluded: Vec<AgentId>,
+    /// Agents whose offer of it failed (rejected, missed, refused), oldest
+    /// try first: its queue offers it to them again only after every other
+    /// eligible agent (see [`crate::queue::placement`]).
+    #[serde(alias = "excluded")]
+    pub tried: Vec<AgentId>,
+    /// When the call took its place in its current line (wall ms): set when
+    /// it joins a queue, kept through failed offers and an overflow to
+    /// another queue, so it rejoins ahead of later arrivals.
+    #[serde(default)]
+    pub queued_since_ms: Option<u64>,
     /// `interaction.create` was emitted (never twice).
     pub interaction_created: bool,
     /// `phone_log.create` was emitted (never twice).
@@ -260,7 +268,8 @@ impl Call {
             phase,
             rules: None,
             priority: 0,
-            excluded: Vec::new(),
+            tried: Vec::new(),
+            queued_since_ms: None,
             interaction_created: false,
             phone_log_created: false,
             update_seq: 0,

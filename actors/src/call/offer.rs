@@ -37,7 +37,9 @@ impl Call {
             (CallPhase::Routing, OfferPurpose::Direct) => true,
             _ => false,
         };
-        if !takes || self.excluded.contains(&agent.agent) {
+        // The same agent twice at once never (a grant that crossed another).
+        let ringing = self.offers().iter().any(|(a, _)| *a == agent.agent);
+        if !takes || ringing {
             return vec![offer_ended(
                 agent.agent.clone(),
                 token,
@@ -299,7 +301,8 @@ impl Call {
             token,
         });
         let wrap_up_ms = match &won.purpose {
-            OfferPurpose::Queue(_) => self.rules.as_ref().map(|r| r.wrap_up_ms),
+            // A transferred call is the queue's call still: wrap-up follows.
+            OfferPurpose::Queue(_) | OfferPurpose::Transfer => self.queue_wrap_up_ms(),
             _ => None,
         };
         let party = Party {
@@ -451,7 +454,7 @@ impl Call {
             outcome,
         ));
         if exclude {
-            self.excluded.push(offer.agent.clone());
+            crate::queue::placement::note_tried(&mut self.tried, &offer.agent);
         }
         if empty {
             self.redirect(&offer.purpose, &mut fx, now_ms);
@@ -466,14 +469,17 @@ impl Call {
                 if self.max_wait_elapsed {
                     self.time_out(fx, now_ms);
                 } else {
+                    // Back to its place in line, not behind later arrivals.
+                    let since_ms = *self.queued_since_ms.get_or_insert(now_ms);
                     self.phase = CallPhase::Queued {
                         queue: queue.clone(),
-                        since_ms: now_ms,
+                        since_ms,
                     };
                     fx.push(CallEffect::Enqueue {
                         queue: queue.clone(),
                         priority: self.priority,
-                        excluded: self.excluded.clone(),
+                        since_ms,
+                        tried: self.tried.clone(),
                         needs: self.needs(now_ms),
                     });
                 }

@@ -233,6 +233,7 @@ impl World {
                         rona_sets_not_ready: i % 2 == 0,
                         rona_reason: NotReadyReason::System(SystemReason::Rona),
                         device_refusals_max: 2,
+                        backoff: Default::default(),
                     },
                 )
             })
@@ -852,6 +853,7 @@ proptest! {
             rona_sets_not_ready: true,
             rona_reason: NotReadyReason::System(SystemReason::Rona),
             device_refusals_max: 2,
+            backoff: Default::default(),
         });
         let mut now = 0u64;
         let mut token = 0u64;

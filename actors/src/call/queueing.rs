@@ -16,8 +16,13 @@ use crate::queue::needs::CallNeeds;
 use crate::queue::skills::{parse_call_skills, CALL_SKILLS_KEY};
 
 impl Call {
-    /// Join a queue: music on hold, max-wait timer, enqueue.
+    /// Join a queue: music on hold, max-wait timer, enqueue. A call moved
+    /// by an overflow keeps the place time it had in the line it leaves.
     pub fn enqueue(&mut self, rules: QueueRules, now_ms: u64) -> Result<Fx, CallError> {
+        let since_ms = match &self.phase {
+            CallPhase::Queued { since_ms, .. } => *since_ms,
+            _ => now_ms,
+        };
         match &self.phase {
             // Routing: a new call; Queued: moved by an overflow; Offering: a
             // failed blind transfer goes back; Connected: a transfer to a
@@ -44,15 +49,17 @@ impl Call {
             CallTimer::MaxWait(self.stint),
             max_wait_at,
         ));
+        self.queued_since_ms = Some(since_ms);
         fx.push(CallEffect::Enqueue {
             queue: rules.queue.clone(),
             priority: self.priority,
-            excluded: self.excluded.clone(),
+            since_ms,
+            tried: self.tried.clone(),
             needs: self.needs(now_ms),
         });
         self.phase = CallPhase::Queued {
             queue: rules.queue.clone(),
-            since_ms: now_ms,
+            since_ms,
         };
         self.rules = Some(rules);
         Ok(fx)

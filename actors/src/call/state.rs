@@ -276,9 +276,11 @@ pub enum CallEffect {
         queue: QueueId,
         /// Priority.
         priority: u8,
-        /// Agents not to offer.
-        excluded: Vec<AgentId>,
-        /// Its own skills and when its stint began.
+        /// When the call took its place in line (its key after priority).
+        since_ms: u64,
+        /// Agents whose offer failed: offered again only after the others.
+        tried: Vec<AgentId>,
+        /// Its own skills and when its stint in this queue began.
         needs: crate::queue::needs::CallNeeds,
     },
     /// Leave a queue.

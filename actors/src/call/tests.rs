@@ -77,26 +77,24 @@ fn accept_writes_records_then_confirms() {
         .is_err());
 }
 
-/// Reject and RONA go back to the queue, excluding the agent; a late answer loses.
+/// Reject and RONA go back to the queue at the call's first place time,
+/// noting the agent as tried (offered again after the others); a late
+/// answer loses.
 #[test]
 fn reject_and_rona_redirect() {
     let mut call = queued_call();
+    let placed = call.queued_since_ms.expect("queued");
     let q = OfferPurpose::Queue(QueueId::new("q"));
     call.offer(&contact("a"), OfferToken(1), q.clone(), false, 1);
     let fx = call.reject(&AgentId::new("a"), OfferToken(1), 2).unwrap();
-    assert!(fx.iter().any(|e| matches!(e, CallEffect::Enqueue { excluded, .. } if excluded == &vec![AgentId::new("a")])));
-    // The rejecting agent is not offered again.
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, CallEffect::Enqueue { tried, since_ms, .. }
+        if tried == &vec![AgentId::new("a")] && *since_ms == placed)));
+    // The rejecting agent may be offered the call again.
     let fx = call.offer(&contact("a"), OfferToken(2), q.clone(), false, 3);
-    assert!(matches!(
-        fx[0],
-        CallEffect::Agent(
-            _,
-            AgentNotice::OfferEnded {
-                outcome: OfferOutcome::Withdrawn,
-                ..
-            }
-        )
-    ));
+    assert!(matches!(call.phase, CallPhase::Offering { .. }), "{fx:?}");
+    call.reject(&AgentId::new("a"), OfferToken(2), 3).unwrap();
     call.offer(&contact("b"), OfferToken(3), q, false, 3);
     assert!(
         call.rona(OfferToken(3), 5).is_empty(),
@@ -291,7 +289,8 @@ fn supervision_errors_and_leg_loss() {
 /// back, and what it brings to its queue comes from what it had. Method:
 /// a queued call asking `skills = "en:2"` joins at 500 ms and is missed at
 /// 900 ms (the redirect keeps the stint's start); its JSON without the new
-/// fields reads back with the queued phase's start standing in.
+/// fields (issue 18's stint start and place time) reads back with the
+/// queued phase's start standing in.
 #[test]
 fn needs_survive_redirects_and_old_snapshots() {
     let (mut call, _) = Call::inbound(
@@ -319,12 +318,15 @@ fn needs_survive_redirects_and_old_snapshots() {
     let obj = json.as_object_mut().unwrap();
     obj.remove("own_priority");
     obj.remove("stint_since_ms");
+    obj.remove("queued_since_ms");
     obj["rules"]
         .as_object_mut()
         .unwrap()
         .remove("keep_priority_on_overflow");
     let old: Call = serde_json::from_value(json).unwrap();
     assert_eq!(old.stint_since_ms, None);
-    // The queued phase's start (the redirect's) stands in.
-    assert_eq!(old.needs(2_000).since_ms, 900);
+    assert_eq!(old.queued_since_ms, None);
+    // The queued phase's start stands in (the redirect kept its place
+    // time, the first arrival).
+    assert_eq!(old.needs(2_000).since_ms, 500);
 }

@@ -1,6 +1,7 @@
 //! QueueActor: one per queue. Thin glue around [`Queue`]: receives calls and
-//! agent availability pushes, dispatches, asks agents for reservations, and
-//! hands granted agents to the calls. One timer follows the queue's step
+//! agent availability pushes, dispatches, asks agents for reservations,
+//! hands granted agents to the calls, and holds a sticky customer's call for
+//! its own agent (a timer ends the hold). One timer follows the queue's step
 //! schedule: when a waiting call's escalation step is due it widens and the
 //! queue dispatches again.
 
@@ -21,10 +22,6 @@ use tracing::debug;
 /// Mailbox capacity of a queue actor: it receives every push of its members.
 pub const QUEUE_MAILBOX_CAPACITY: usize = 4096;
 
-/// A waiting call rebuilt after a restart: id, actor, priority, exclusions
-/// and needs.
-pub type RestoredCall = (CallId, Addr<CallActor>, u8, Vec<AgentId>, CallNeeds);
-
 /// A call joins the queue (or rejoins after a redirect).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -35,9 +32,15 @@ pub struct EnqueueCall {
     pub addr: Addr<CallActor>,
     /// Priority (higher first).
     pub priority: u8,
-    /// Agents that must not be offered this call.
-    pub excluded: Vec<AgentId>,
-    /// Its own required skills and when it joined (aging, escalation).
+    /// When the call took its place in line (wall ms): kept through failed
+    /// offers and overflows, so the call rejoins at its place.
+    pub since_ms: u64,
+    /// Agents whose offer of it failed: offered it again after the others.
+    pub tried: Vec<AgentId>,
+    /// The caller's number: a sticky customer's call waits for its agent.
+    pub ani: String,
+    /// Its own required skills and when its stint in this queue started
+    /// (aging, escalation).
     pub needs: CallNeeds,
 }
 
@@ -124,23 +127,59 @@ impl QueueActor {
     }
 
     /// A queue rebuilt from its durable line: `waiting` in routing order,
-    /// each with its restored actor, priority, exclusions and needs (the
+    /// each with its restored actor, place, tried agents, caller (a sticky
+    /// customer's call is held again while its wait lasts) and needs (the
     /// escalation steps its wait reached apply again when it starts). It
     /// offers nothing until the registry says the PBX is reconciled (link
     /// up), so no caller who hung up while edgecc was down rings an agent.
-    pub fn restored(env: SharedEnv, mut queue: Queue, waiting: Vec<RestoredCall>) -> Self {
-        let mut calls = HashMap::new();
-        for (call, addr, priority, excluded, needs) in waiting {
-            queue.enqueue(call.clone(), priority, excluded, needs);
-            calls.insert(call, addr);
-        }
-        Self {
+    pub fn restored(env: SharedEnv, queue: Queue, waiting: Vec<EnqueueCall>) -> Self {
+        let mut actor = Self {
             env,
             queue,
-            calls,
+            calls: HashMap::new(),
             pbx_link_up: false,
             step_timer: None,
+        };
+        for msg in waiting {
+            actor.join(msg);
         }
+        actor
+    }
+
+    /// A call joins the line, held for its own agent when it is a sticky
+    /// customer's; answers the end of the hold (its timer is the caller's).
+    fn join(&mut self, msg: EnqueueCall) -> Option<(CallId, u64)> {
+        let hold = crate::sticky::hold(
+            &self.env,
+            &self.queue.id,
+            &msg.ani,
+            msg.since_ms,
+            &msg.tried,
+        );
+        self.calls.insert(msg.call.clone(), msg.addr);
+        self.queue.enqueue(
+            msg.call.clone(),
+            msg.priority,
+            msg.since_ms,
+            msg.tried,
+            msg.needs,
+        );
+        let hold = hold?;
+        let until_ms = hold.until_ms;
+        self.queue
+            .hold_for(&msg.call, hold.agent, until_ms)
+            .then_some((msg.call, until_ms))
+    }
+
+    /// Ends `call`'s hold at `until_ms`, then dispatches.
+    fn end_hold_at(&self, call: CallId, until_ms: u64, ctx: &mut Context<Self>) {
+        let wait = until_ms.saturating_sub(self.env.now_ms());
+        ctx.run_later(Duration::from_millis(wait), move |act, ctx| {
+            if act.queue.end_hold(&call, until_ms) {
+                debug!(queue_id = %act.queue.id, call_id = %call, "Own agent's wait over; any agent may take the call.");
+                act.dispatch(ctx);
+            }
+        });
     }
 
     /// Applies the escalation steps due now and arms the timer for the
@@ -208,6 +247,10 @@ impl Actor for QueueActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(QUEUE_MAILBOX_CAPACITY);
         self.escalate(ctx);
+        // Holds of a restored line.
+        for (call, hold) in self.queue.holds() {
+            self.end_hold_at(call, hold.until_ms, ctx);
+        }
     }
 }
 
@@ -217,9 +260,9 @@ impl Handler<EnqueueCall> for QueueActor {
     fn handle(&mut self, msg: EnqueueCall, ctx: &mut Self::Context) {
         debug!(queue_id = %self.queue.id, call_id = %msg.call, "Call queued.");
         let before = self.queue.waiting_len();
-        self.calls.insert(msg.call.clone(), msg.addr);
-        self.queue
-            .enqueue(msg.call, msg.priority, msg.excluded, msg.needs);
+        if let Some((call, until_ms)) = self.join(msg) {
+            self.end_hold_at(call, until_ms, ctx);
+        }
         self.escalate(ctx);
         self.persist_if_changed(before);
         self.dispatch(ctx);

@@ -4,18 +4,23 @@
 //!
 //! Dispatch pairs the first waiting call with the best eligible agent and asks
 //! the agent for a reservation; the agent may say no (another queue won it),
-//! so an asked agent leaves the index until its answer arrives. The actor glue
-//! lives in [`actor`].
+//! so an asked agent leaves the index until its answer arrives. A call keeps
+//! its place in line through failed offers and tries the agents who missed
+//! it last ([`placement`]); a call held for its preferred agent waits for
+//! that agent alone until its hold ends ([`hold`]). The actor glue lives in
+//! [`actor`].
 //!
 //! A call needing skills is paired through the per-skill index of
 //! [`skills`] (best match first, the strategy breaks ties); its needs widen
 //! as it waits ([`escalation`]); its place in line is its [`priority`]
-//! rank, which ages. [`needs`] is what the call brings; [`weight`] is how
-//! an agent in several queues answers them.
+//! rank, which ages, then its arrival. [`needs`] is what the call brings;
+//! [`weight`] is how an agent in several queues answers them.
 
 pub mod actor;
 pub mod escalation;
+pub mod hold;
 pub mod needs;
+pub mod placement;
 pub mod priority;
 pub mod skills;
 pub mod weight;
@@ -23,17 +28,15 @@ pub mod weight;
 use crate::config::{EscalationStep, SkillRequirement, Strategy};
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::rng::SplitMix64;
+use placement::WaitKey;
 use serde::Serialize;
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Most agents rung at once by a ring-all queue.
 pub const RING_ALL_AGENTS_MAX: usize = 32;
-/// Most waiting calls looked at in one dispatch pass (excluded agents can make
-/// the head call unroutable; the next calls still get agents).
+/// Most waiting calls looked at in one dispatch pass (a call whose agents
+/// are all asked elsewhere gets none; the next calls still get agents).
 pub const DISPATCH_SCAN_CALLS_MAX: usize = 64;
-/// Most index entries skipped for one call (its excluded agents).
-pub const DISPATCH_SCAN_AGENTS_MAX: usize = 64;
 
 /// What an agent pushes to its queues when it becomes Ready.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -44,6 +47,9 @@ pub struct ReadyInfo {
     pub calls_handled: u64,
     /// Talk time: least-talk-time key.
     pub talk_ms_total: u64,
+    /// The agent's score ([`crate::agent::score::AgentScore::rank`]): breaks
+    /// ties of the strategy's key, lower first.
+    pub score_rank: u64,
 }
 
 /// A call waiting in the queue.
@@ -51,8 +57,9 @@ pub struct ReadyInfo {
 pub struct WaitingCall {
     /// The call.
     pub call: CallId,
-    /// Agents that rejected or missed it: not offered again.
-    pub excluded: Vec<AgentId>,
+    /// Agents whose offer of it failed, oldest try first: offered it again
+    /// only after every other eligible agent ([`placement::pick`]).
+    pub tried: Vec<AgentId>,
     /// Reservation requests in flight for this call.
     pub asking: u32,
     /// The queue's and the call's own required skills, before any step.
@@ -61,15 +68,12 @@ pub struct WaitingCall {
     pub skills_now: Vec<SkillRequirement>,
     /// Escalation steps reached.
     pub steps_reached: usize,
-    /// Joined the queue (wall ms): steps count from here.
+    /// Its stint in this queue started (wall ms): steps and aging count
+    /// from here (its place in line keeps its first arrival, in its key).
     pub since_ms: u64,
     /// When its next step is due (its entry in the step schedule).
     pub step_due_ms: Option<u64>,
 }
-
-/// Ordering key of waiting calls: higher [`priority::rank`] first, then
-/// arrival.
-type WaitKey = (Reverse<i64>, u64);
 
 /// How a queue chooses beyond its strategy (from `queues[]`).
 #[derive(Clone, Debug, Default)]
@@ -81,6 +85,10 @@ pub struct QueuePolicy {
     /// Priority points per waited second (`routing.aging_per_s`).
     pub aging_per_s: u32,
 }
+
+/// Ordering key of ready agents: the strategy's key, then the score rank
+/// (ties of the strategy go to the better score), then the agent id.
+pub type AgentKey = (u64, u64);
 
 /// One reservation the glue must request from an agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,9 +126,9 @@ pub struct Queue {
     /// Calls granted to a ring-all offer while other answers are pending.
     ringing: HashMap<CallId, u32>,
     /// Ready members by strategy key: the front is the best agent.
-    order: BTreeSet<(u64, AgentId)>,
+    order: BTreeSet<(AgentKey, AgentId)>,
     /// The key each ready agent has in `order`.
-    ready: HashMap<AgentId, u64>,
+    ready: HashMap<AgentId, AgentKey>,
     /// Agents asked for a reservation, with the call asked for.
     asked: HashMap<AgentId, CallId>,
     /// Round-robin: when each agent was last picked.
@@ -135,6 +143,8 @@ pub struct Queue {
     skills: skills::SkillIndex,
     /// Waiting calls by when their next escalation step is due.
     steps_due: BTreeSet<(u64, CallId)>,
+    /// Waiting calls held for their preferred agent (sticky).
+    holds: hold::Holds,
 }
 
 impl Queue {
@@ -155,6 +165,7 @@ impl Queue {
             policy: QueuePolicy::default(),
             skills: skills::SkillIndex::default(),
             steps_due: BTreeSet::new(),
+            holds: hold::Holds::default(),
         }
     }
 
@@ -229,15 +240,19 @@ impl Queue {
         self.positions.contains_key(call) || self.ringing.contains_key(call)
     }
 
-    /// A call joins (or rejoins, keeping its exclusions), placed by its
-    /// priority rank (aged from `needs.since_ms`), then arrival. Its
+    /// A call joins, or rejoins after a failed offer: its place is its
+    /// priority rank (aged from `needs.since_ms`, the start of its stint in
+    /// this queue), then `since_ms`, when it first took its place in line
+    /// (kept through failed offers and overflows), so it goes back ahead of
+    /// later arrivals. `tried` are the agents whose offer of it failed. Its
     /// escalation starts at step 0; [`Self::escalate_due`] catches up a
     /// call whose wait already reached later steps (a restored one).
     pub fn enqueue(
         &mut self,
         call: CallId,
         priority: u8,
-        excluded: Vec<AgentId>,
+        since_ms: u64,
+        tried: Vec<AgentId>,
         needs: needs::CallNeeds,
     ) {
         if self.positions.contains_key(&call) {
@@ -245,7 +260,7 @@ impl Queue {
         }
         self.seq += 1;
         let rank = priority::rank(priority, needs.since_ms, self.policy.aging_per_s);
-        let key = (Reverse(rank), self.seq);
+        let key = placement::wait_key(rank, since_ms, self.seq);
         self.positions.insert(call.clone(), key);
         self.ringing.remove(&call);
         let skills_base = skills::merge(&self.policy.required_skills, &needs.skills);
@@ -257,7 +272,7 @@ impl Queue {
             key,
             WaitingCall {
                 call,
-                excluded,
+                tried,
                 asking: 0,
                 skills_now: skills_base.clone(),
                 skills_base,
@@ -271,6 +286,7 @@ impl Queue {
     /// A call leaves (abandoned, timed out, transferred). True if it waited.
     pub fn remove(&mut self, call: &CallId) -> bool {
         self.ringing.remove(call);
+        self.holds.end(call);
         match self.positions.remove(call) {
             Some(key) => self.take_waiting(&key).is_some(),
             None => false,
@@ -286,14 +302,15 @@ impl Queue {
         Some(w)
     }
 
-    fn key_for(&mut self, agent: &AgentId, info: &ReadyInfo) -> u64 {
-        match self.strategy {
+    fn key_for(&mut self, agent: &AgentId, info: &ReadyInfo) -> AgentKey {
+        let key = match self.strategy {
             Strategy::LongestIdle | Strategy::RingAll => info.since_ms,
             Strategy::FewestCalls => info.calls_handled,
             Strategy::LeastTalkTime => info.talk_ms_total,
             Strategy::RoundRobin => self.last_pick.get(agent).copied().unwrap_or(0),
             Strategy::Random => self.rng.next_u64(),
-        }
+        };
+        (key, info.score_rank)
     }
 
     /// An agent became Ready (pushed by the agent).
@@ -317,17 +334,32 @@ impl Queue {
         }
     }
 
-    /// Pairs waiting calls with agents; each pair must be asked for.
+    /// Where in the ready index a pick starts: the front (the best agent),
+    /// or for the random strategy a position drawn per pick. Keys drawn
+    /// when agents become Ready alone are not a fair draw: the agents left
+    /// with high keys would wait while the one just picked draws again.
+    fn scan_start(&mut self) -> usize {
+        match self.strategy {
+            Strategy::Random => self.rng.below(self.order.len() as u64) as usize,
+            _ => 0,
+        }
+    }
+
+    /// Pairs waiting calls with agents; each pair must be asked for. Held
+    /// calls get their preferred agent first; the others, in line order,
+    /// get the best agents they have not tried (the best skill match for a
+    /// call needing skills), else the ones they tried.
     pub fn dispatch(&mut self) -> Vec<Ask> {
         let mut asks = Vec::new();
         if self.order.is_empty() {
             return asks;
         }
+        self.dispatch_holds(&mut asks);
         let ring_all = self.strategy == Strategy::RingAll;
         let keys: Vec<WaitKey> = self
             .waiting
             .iter()
-            .filter(|(_, w)| w.asking == 0)
+            .filter(|(_, w)| w.asking == 0 && !self.holds.holds(&w.call))
             .take(DISPATCH_SCAN_CALLS_MAX)
             .map(|(k, _)| *k)
             .collect();
@@ -335,44 +367,62 @@ impl Queue {
             if self.order.is_empty() {
                 break;
             }
+            // A call needing skills picks from the skill index, best match
+            // first; the random strategy's drawn start is for the others.
+            let skilled = self
+                .waiting
+                .get(&key)
+                .is_some_and(|w| !w.skills_now.is_empty());
+            let start = if skilled { 0 } else { self.scan_start() };
             let Some(w) = self.waiting.get(&key) else {
                 continue;
             };
             let want = if ring_all { RING_ALL_AGENTS_MAX } else { 1 };
-            let picked: Vec<(u64, AgentId)> = if w.skills_now.is_empty() {
-                self.order
+            let picked = if !skilled {
+                let rotated = self
+                    .order
                     .iter()
-                    .take(DISPATCH_SCAN_AGENTS_MAX)
-                    .filter(|(_, a)| !w.excluded.contains(a))
-                    .take(want)
-                    .cloned()
-                    .collect()
+                    .chain(self.order.iter())
+                    .skip(start)
+                    .take(self.order.len());
+                placement::pick(rotated, &w.tried, want)
             } else {
-                self.skills
-                    .best(&w.skills_now, &w.excluded, want, DISPATCH_SCAN_AGENTS_MAX)
+                self.skills.best(&w.skills_now, &w.tried, want)
             };
-            if picked.is_empty() {
-                continue;
-            }
             let call = w.call.clone();
             for entry in picked {
-                self.order.remove(&entry);
-                self.ready.remove(&entry.1);
-                self.skills.remove(&entry.1, entry.0);
-                self.seq += 1;
-                self.last_pick.insert(entry.1.clone(), self.seq);
-                self.asked.insert(entry.1.clone(), call.clone());
-                asks.push(Ask {
-                    call: call.clone(),
-                    agent: entry.1,
-                    ring_all,
-                });
-            }
-            if let Some(w) = self.waiting.get_mut(&key) {
-                w.asking = asks.iter().filter(|a| a.call == call).count() as u32;
+                self.ask(entry, &call, ring_all, &mut asks);
             }
         }
         asks
+    }
+
+    /// Takes `entry` out of the index and asks its agent for `call`.
+    fn ask(
+        &mut self,
+        entry: (AgentKey, AgentId),
+        call: &CallId,
+        ring_all: bool,
+        asks: &mut Vec<Ask>,
+    ) {
+        self.order.remove(&entry);
+        self.ready.remove(&entry.1);
+        self.skills.remove(&entry.1, entry.0);
+        self.seq += 1;
+        self.last_pick.insert(entry.1.clone(), self.seq);
+        self.asked.insert(entry.1.clone(), call.clone());
+        if let Some(w) = self
+            .positions
+            .get(call)
+            .and_then(|key| self.waiting.get_mut(key))
+        {
+            w.asking += 1;
+        }
+        asks.push(Ask {
+            call: call.clone(),
+            agent: entry.1,
+            ring_all,
+        });
     }
 
     /// An agent answered a reservation request.
@@ -406,6 +456,7 @@ impl Queue {
             }
             // The call leaves the queue with its first grant.
             let left = w.asking;
+            self.holds.end(call);
             self.positions.remove(call);
             self.take_waiting(&key);
             if left > 0 {
@@ -434,6 +485,9 @@ impl Queue {
 }
 
 #[cfg(test)]
+mod strategy_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -442,6 +496,7 @@ mod tests {
             since_ms: since,
             calls_handled: calls,
             talk_ms_total: 0,
+            score_rank: 0,
         }
     }
 
@@ -464,8 +519,8 @@ mod tests {
     #[test]
     fn priority_then_arrival_longest_idle() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
-        q.enqueue(c("low"), 0, vec![], needs(0));
-        q.enqueue(c("high"), 5, vec![], needs(0));
+        q.enqueue(c("low"), 0, 0, vec![], needs(0));
+        q.enqueue(c("high"), 5, 0, vec![], needs(0));
         q.agent_available(a("new"), &info(50, 0));
         q.agent_available(a("old"), &info(10, 0));
         let asks = q.dispatch();
@@ -480,11 +535,12 @@ mod tests {
         assert_eq!(q.waiting_calls(), vec![c("low")]);
     }
 
-    /// A refused agent leaves the index; the call can be dispatched again.
+    /// A refused agent leaves the index; the call can be dispatched again;
+    /// an agent the call tried goes last, not never.
     #[test]
-    fn refusal_and_exclusions() {
+    fn refusal_and_tried_agents() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::FewestCalls, 1);
-        q.enqueue(c("x"), 0, vec![a("busy")], needs(0));
+        q.enqueue(c("x"), 0, 0, vec![a("busy")], needs(0));
         q.agent_available(a("busy"), &info(0, 0));
         q.agent_available(a("b"), &info(0, 3));
         let asks = q.dispatch();
@@ -497,17 +553,121 @@ mod tests {
             AnswerAction::Nothing
         );
         assert_eq!(q.ready_agents(), vec![a("busy")]);
-        // Only the excluded agent is left: no pair.
-        assert!(q.dispatch().is_empty());
+        // Only the agent the call tried is left: it is asked again.
+        let asks = q.dispatch();
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].agent, a("busy"));
+        q.reservation_answered(&a("busy"), &c("x"), false);
+        q.agent_available(a("busy"), &info(0, 0));
         // A grant for a call that left is released.
         q.remove(&c("x"));
-        q.enqueue(c("y"), 0, vec![], needs(0));
+        q.enqueue(c("y"), 0, 0, vec![], needs(0));
         let asks = q.dispatch();
         q.remove(&c("y"));
         assert_eq!(
             q.reservation_answered(&asks[0].agent, &c("y"), true),
             AnswerAction::Release
         );
+    }
+
+    /// Goal: a call whose offer failed goes back to its place, not behind
+    /// later arrivals. Method: `early` (placed at 100) is granted to x; `late`
+    /// (placed at 200) joins; `early` rejoins after x missed it, with its
+    /// first place time. Expected: `early` is first in line and gets the next
+    /// agent; x, who missed it, is still in line for it, last.
+    #[test]
+    fn a_missed_call_keeps_its_place() {
+        let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
+        q.enqueue(c("early"), 0, 100, vec![], needs(0));
+        q.agent_available(a("x"), &info(0, 0));
+        assert_eq!(q.dispatch()[0].call, c("early"));
+        assert_eq!(
+            q.reservation_answered(&a("x"), &c("early"), true),
+            AnswerAction::Offer
+        );
+        q.enqueue(c("late"), 0, 200, vec![], needs(0));
+        q.enqueue(c("early"), 0, 100, vec![a("x")], needs(0));
+        assert_eq!(q.waiting_calls(), vec![c("early"), c("late")]);
+        q.agent_available(a("x"), &info(5, 0));
+        q.agent_available(a("y"), &info(9, 0));
+        let asks = q.dispatch();
+        assert_eq!(
+            asks[0],
+            Ask {
+                call: c("early"),
+                agent: a("y"),
+                ring_all: false
+            }
+        );
+        assert_eq!(
+            asks[1],
+            Ask {
+                call: c("late"),
+                agent: a("x"),
+                ring_all: false
+            }
+        );
+        // A higher priority still goes first.
+        let mut p = Queue::new(QueueId::new("p"), Strategy::LongestIdle, 1);
+        p.enqueue(c("old"), 0, 100, vec![], needs(0));
+        p.enqueue(c("vip"), 3, 500, vec![], needs(0));
+        assert_eq!(p.waiting_calls(), vec![c("vip"), c("old")]);
+    }
+
+    /// Goal: the line key joins both times: aging counts from the start of
+    /// the call's stint in this queue, its arrival (place time) breaks
+    /// equal ranks. Method: `moved` took its place at 0 but started its
+    /// stint here at 10 s (an overflow); `local` arrived at 5 s. Without
+    /// aging `moved` is first (earlier arrival); with 1 point a second,
+    /// `local` has aged longer here and is first.
+    #[test]
+    fn aging_from_the_stint_then_arrival() {
+        for (aging_per_s, first) in [(0, "moved"), (1, "local")] {
+            let policy = QueuePolicy {
+                aging_per_s,
+                ..QueuePolicy::default()
+            };
+            let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1)
+                .with_policy(policy, skills::SkillIndex::default());
+            q.enqueue(c("moved"), 0, 0, vec![], needs(10_000));
+            q.enqueue(c("local"), 0, 5_000, vec![], needs(5_000));
+            assert_eq!(q.waiting_calls()[0], c(first), "aging {aging_per_s}");
+        }
+    }
+
+    /// Goal: a call needing a skill offers itself to the agents it tried
+    /// last, not never. Method: x (level 5) and y (level 2) hold `en`; the
+    /// call asking `en:1` tried x. Expected: y is asked first; once y is
+    /// gone, x is asked again.
+    #[test]
+    fn skilled_call_tries_the_agents_it_tried_last() {
+        let levels = |l: u8| {
+            vec![crate::config::SkillLevel {
+                skill: "en".into(),
+                level: l,
+            }]
+        };
+        let (lx, ly) = (levels(5), levels(2));
+        let index = skills::SkillIndex::new([(a("x"), lx.as_slice()), (a("y"), ly.as_slice())]);
+        let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1)
+            .with_policy(QueuePolicy::default(), index);
+        let needs = needs::CallNeeds {
+            skills: vec![SkillRequirement {
+                skill: "en".into(),
+                level_min: 1,
+            }],
+            since_ms: 0,
+        };
+        q.enqueue(c("1"), 0, 0, vec![a("x")], needs);
+        q.agent_available(a("x"), &info(0, 0));
+        q.agent_available(a("y"), &info(5, 0));
+        let asks = q.dispatch();
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].agent, a("y"), "the untried agent first");
+        q.reservation_answered(&a("y"), &c("1"), false);
+        let asks = q.dispatch();
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].agent, a("x"), "then the one it tried");
     }
 
     /// Round-robin rotates; ring-all asks every ready agent.
@@ -517,11 +677,11 @@ mod tests {
         for n in ["a", "b"] {
             q.agent_available(a(n), &info(0, 0));
         }
-        q.enqueue(c("1"), 0, vec![], needs(0));
+        q.enqueue(c("1"), 0, 0, vec![], needs(0));
         let first = q.dispatch()[0].agent.clone();
         q.reservation_answered(&first, &c("1"), true);
         q.agent_available(first.clone(), &info(0, 0));
-        q.enqueue(c("2"), 0, vec![], needs(0));
+        q.enqueue(c("2"), 0, 0, vec![], needs(0));
         let second = q.dispatch()[0].agent.clone();
         assert_ne!(first, second);
 
@@ -529,7 +689,7 @@ mod tests {
         for n in ["a", "b", "c"] {
             r.agent_available(a(n), &info(0, 0));
         }
-        r.enqueue(c("1"), 0, vec![], needs(0));
+        r.enqueue(c("1"), 0, 0, vec![], needs(0));
         let asks = r.dispatch();
         assert_eq!(asks.len(), 3);
         assert_eq!(
@@ -552,7 +712,7 @@ mod tests {
     fn asked_agents_wait_for_their_answer() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
         q.agent_available(a("x"), &info(0, 0));
-        q.enqueue(c("1"), 0, vec![], needs(0));
+        q.enqueue(c("1"), 0, 0, vec![], needs(0));
         q.dispatch();
         q.agent_available(a("x"), &info(5, 0));
         assert_eq!(q.ready_len(), 0);

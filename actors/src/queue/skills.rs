@@ -16,13 +16,20 @@
 //!
 //! Nothing scans every Ready agent per call. Each skill keeps its Ready
 //! holders ordered by (level descending, strategy key), so for a call
-//! needing one skill the first non-excluded holder at or above the minimum
-//! is the best match. For several skills the holders of the rarest
-//! required skill (fewest Ready holders) are read in that order, at most
-//! [`super::DISPATCH_SCAN_AGENTS_MAX`] of them, and the best surplus among
-//! those wins: exact for one skill, the best of a bounded sample for more.
-//! A call with no required skill takes the strategy's order as before.
+//! needing one skill the first holder at or above the minimum is the best
+//! match. For several skills the holders of the rarest required skill
+//! (fewest Ready holders) are read in that order, at most
+//! [`SKILL_SCAN_AGENTS_MAX`] of them beyond the agents the call tried, and
+//! the best surplus among those wins: exact for one skill, the best of a
+//! bounded sample for more. A call with no required skill takes the
+//! strategy's order as before.
+//!
+//! Agents whose offer of the call failed are not left out: as for any call
+//! ([`super::placement::pick`]), the untried eligible agents come first in
+//! best-match order, then the tried ones, the one tried longest ago first.
 
+use super::placement;
+use super::AgentKey;
 use crate::config::{SkillLevel, SkillRequirement, SKILL_LEVEL_MAX, SKILL_LEVEL_MIN};
 use crate::ids::AgentId;
 use std::cmp::Reverse;
@@ -37,9 +44,13 @@ pub const CALL_SKILLS_KEY: &str = "skills";
 pub const CALL_SKILLS_MAX: usize = 8;
 /// Longest skill name taken from attached data.
 pub const SKILL_NAME_LEN_MAX: usize = 64;
+/// Most holders of the rarest required skill read for one call, beyond the
+/// agents it tried.
+pub const SKILL_SCAN_AGENTS_MAX: usize = 64;
 
-/// One index entry of a skill: level (highest first), strategy key, agent.
-type SkillEntry = (Reverse<u8>, u64, AgentId);
+/// One index entry of a skill: level (highest first), the queue's key of
+/// the agent (strategy, then score), agent.
+type SkillEntry = (Reverse<u8>, AgentKey, AgentId);
 
 /// A call's own requirements read from its attached data, and what was
 /// refused in it (for a log line by the caller).
@@ -141,8 +152,8 @@ impl SkillIndex {
         self.levels.get(agent).map_or(&[], Vec::as_slice)
     }
 
-    /// `agent` is Ready with strategy key `key`.
-    pub fn insert(&mut self, agent: &AgentId, key: u64) {
+    /// `agent` is Ready with the queue's key `key`.
+    pub fn insert(&mut self, agent: &AgentId, key: AgentKey) {
         let Some(levels) = self.levels.get(agent) else {
             return;
         };
@@ -156,7 +167,7 @@ impl SkillIndex {
     }
 
     /// `agent` (Ready with `key`) left the Ready set.
-    pub fn remove(&mut self, agent: &AgentId, key: u64) {
+    pub fn remove(&mut self, agent: &AgentId, key: AgentKey) {
         let Some(levels) = self.levels.get(agent) else {
             return;
         };
@@ -168,15 +179,15 @@ impl SkillIndex {
     }
 
     /// Up to `want` Ready agents for `needs` (every need with a minimum of
-    /// 1 or more), best match first, skipping `excluded`; each with its
-    /// strategy key. Reads at most `scan` index entries.
+    /// 1 or more), best match first, the agents in `tried` (oldest try
+    /// first) after every untried one; each with its queue key. Reads at
+    /// most [`SKILL_SCAN_AGENTS_MAX`] index entries beyond `tried`.
     pub fn best(
         &self,
         needs: &[SkillRequirement],
-        excluded: &[AgentId],
+        tried: &[AgentId],
         want: usize,
-        scan: usize,
-    ) -> Vec<(u64, AgentId)> {
+    ) -> Vec<(AgentKey, AgentId)> {
         let rarest = needs
             .iter()
             .map(|n| (self.by_skill.get(&n.skill).map_or(0, BTreeSet::len), n))
@@ -189,22 +200,20 @@ impl SkillIndex {
         };
         // Highest surplus first, then the strategy's order (its key). For
         // one skill the index order already is this order.
-        let mut found: Vec<(Reverse<u32>, u64, AgentId)> = holders
+        let mut found: Vec<((Reverse<u32>, AgentKey), AgentId)> = holders
             .iter()
             .take_while(|(Reverse(level), _, _)| *level >= lead.level_min)
-            .take(scan)
-            .filter(|(_, _, a)| !excluded.contains(a))
+            .take(SKILL_SCAN_AGENTS_MAX.saturating_add(tried.len()))
             .filter_map(|(_, key, a)| {
-                surplus(self.levels_of(a), needs).map(|s| (Reverse(s), *key, a.clone()))
+                surplus(self.levels_of(a), needs).map(|s| ((Reverse(s), *key), a.clone()))
             })
             .collect();
         if needs.len() > 1 {
             found.sort();
         }
-        found
+        placement::pick(found.iter(), tried, want)
             .into_iter()
-            .take(want)
-            .map(|(_, key, a)| (key, a))
+            .map(|((_, key), a)| (key, a))
             .collect()
     }
 }
@@ -272,29 +281,44 @@ mod tests {
                 .zip(skills.iter().map(Vec::as_slice)),
         );
         for (agent, key) in [(&a, 1), (&b, 2), (&c, 3), (&d, 4)] {
-            idx.insert(agent, key);
+            idx.insert(agent, (key, 0));
         }
         // One skill: level first, then the strategy key (b before d).
-        let one = idx.best(&[req("en", 3)], &[], 4, 64);
+        let one = idx.best(&[req("en", 3)], &[], 4);
         assert_eq!(
             one.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>(),
             vec![b.clone(), d.clone(), c.clone(), a.clone()]
         );
         // Two skills (en>=2, fr>=2): d lacks fr; b scores 3+0, c 2+1,
         // a 1+1.
-        let two = idx.best(&[req("en", 2), req("fr", 2)], &[], 3, 64);
+        let two = idx.best(&[req("en", 2), req("fr", 2)], &[], 3);
         assert_eq!(
             two,
-            vec![(2, b.clone()), (3, c.clone()), (1, a.clone())],
+            vec![
+                ((2, 0), b.clone()),
+                ((3, 0), c.clone()),
+                ((1, 0), a.clone())
+            ],
             "b and c tie at 3 and go by strategy key; a scores 2"
         );
-        // Exclusions and removal.
-        let one = idx.best(&[req("en", 5)], std::slice::from_ref(&b), 1, 64);
-        assert_eq!(one, vec![(4, d.clone())]);
-        idx.remove(&d, 4);
-        assert!(idx
-            .best(&[req("en", 5)], std::slice::from_ref(&b), 1, 64)
-            .is_empty());
-        assert!(idx.best(&[req("de", 1)], &[], 1, 64).is_empty());
+        // An agent the call tried goes after the untried ones, not never;
+        // removal and a skill nobody has.
+        let tried_b = std::slice::from_ref(&b);
+        assert_eq!(
+            idx.best(&[req("en", 5)], tried_b, 1),
+            vec![((4, 0), d.clone())]
+        );
+        assert_eq!(
+            idx.best(&[req("en", 5)], tried_b, 2),
+            vec![((4, 0), d.clone()), ((2, 0), b.clone())]
+        );
+        idx.remove(&d, (4, 0));
+        assert_eq!(
+            idx.best(&[req("en", 5)], tried_b, 1),
+            vec![((2, 0), b.clone())]
+        );
+        idx.remove(&b, (2, 0));
+        assert!(idx.best(&[req("en", 5)], &[], 1).is_empty());
+        assert!(idx.best(&[req("de", 1)], &[], 1).is_empty());
     }
 }

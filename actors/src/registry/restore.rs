@@ -13,18 +13,19 @@ use crate::call::CallPhase;
 use crate::durable::StateSnapshot;
 use crate::env::SharedEnv;
 use crate::ids::{AgentId, CallId, QueueId};
+use crate::queue::actor::EnqueueCall;
 use crate::queue::needs::CallNeeds;
 use actix::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tracing::warn;
 
-/// A queue entry to rebuild: the call, its actor, priority, exclusions and
-/// needs (its own skills, when its stint began).
-pub(crate) type WaitingEntry = (CallId, Addr<CallActor>, u8, Vec<AgentId>, CallNeeds);
+/// A queue entry to rebuild: the call as it joins its restored queue.
+pub(crate) type WaitingEntry = EnqueueCall;
 
-/// A queued call seen in the snapshot: arrival in the queue, id, priority,
-/// exclusions and needs (sorted into the line).
-type QueuedCall = (u64, CallId, u8, Vec<AgentId>, CallNeeds);
+/// A queued call seen in the snapshot: its place time, id, priority, tried
+/// agents, caller number and needs (its own skills, when its stint began),
+/// sorted into the line.
+type QueuedCall = (u64, CallId, u8, Vec<AgentId>, String, CallNeeds);
 
 /// The actors a snapshot rebuilds, not yet started.
 #[derive(Default)]
@@ -80,7 +81,8 @@ impl Restored {
                     *since_ms,
                     c.id.clone(),
                     c.priority,
-                    c.excluded.clone(),
+                    c.tried.clone(),
+                    c.ani.clone(),
                     c.needs(now),
                 ));
             }
@@ -99,9 +101,17 @@ impl Restored {
             });
             let line = entries
                 .into_iter()
-                .filter_map(|(_, id, priority, excluded, needs)| {
-                    let addr = out.call_addrs.get(&id)?.clone();
-                    Some((id, addr, priority, excluded, needs))
+                .filter_map(|(since_ms, call, priority, tried, ani, needs)| {
+                    let addr = out.call_addrs.get(&call)?.clone();
+                    Some(EnqueueCall {
+                        call,
+                        addr,
+                        priority,
+                        since_ms,
+                        tried,
+                        ani,
+                        needs,
+                    })
                 })
                 .collect();
             out.queues.insert(queue, line);
@@ -152,6 +162,7 @@ mod tests {
                 rona_sets_not_ready: false,
                 rona_reason: NotReadyReason::System(SystemReason::Rona),
                 device_refusals_max: 0,
+                backoff: Default::default(),
             },
         );
         a.login().unwrap();

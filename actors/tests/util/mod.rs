@@ -105,6 +105,7 @@ pub fn queue(id: &str, dnis: &str) -> QueueConfig {
         final_destination: FinalDestination::default(),
         required_skills: vec![],
         routing: Default::default(),
+        sticky: Default::default(),
     }
 }
 

@@ -115,6 +115,7 @@ fn cc_config(agents: usize) -> ContactCenterConfig {
         required_skills: vec![],
         routing: Default::default(),
         sticky: Default::default(),
+        limits: Default::default(),
     });
     for i in 0..agents {
         cfg.agents.push(AgentConfig {

@@ -99,6 +99,7 @@ fn contact_center(agents: usize, kind: Kind) -> ContactCenterConfig {
         required_skills: vec![],
         routing: Default::default(),
         sticky: Default::default(),
+        limits: Default::default(),
     });
     for i in 0..agents {
         cc.agents.push(AgentConfig {

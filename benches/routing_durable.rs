@@ -58,6 +58,7 @@ fn contact_center() -> ContactCenterConfig {
             required_skills: vec![],
             routing: Default::default(),
             sticky: Default::default(),
+            limits: Default::default(),
         });
     }
     for a in 0..AGENTS {

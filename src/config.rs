@@ -95,6 +95,9 @@ pub struct RawConfig {
     /// `[[agents]]`.
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// `[[sticky_customers]]`: caller numbers pinned to their own agent.
+    #[serde(default)]
+    pub sticky_customers: Vec<edgecc_actors::sticky::StickyCustomerConfig>,
     /// `[http]`: the API, WebSocket and web UI listener.
     #[serde(default)]
     pub http: HttpConfig,
@@ -355,6 +358,7 @@ impl Config {
             reason_codes: raw.reason_codes,
             queues: raw.queues,
             agents: raw.agents,
+            sticky_customers: raw.sticky_customers,
         };
         if let Err(errors) = contact_center.validate() {
             // Report the first; `check-config` is run again after a fix.

@@ -4,7 +4,8 @@
 //! storage (so nothing acknowledged is lost), start the system from the
 //! config ([`crate::system`]: the PBX adapter and the actors, HTTP, the
 //! admin socket last), tell systemd `READY=1`, then serve until SIGTERM or
-//! SIGINT; SIGHUP reloads users and reason codes. On shutdown systemd hears
+//! SIGINT; SIGHUP reloads the config ([`crate::ops::reload`]: queues,
+//! agents, routing, timers, reason codes, users). On shutdown systemd hears
 //! `STOPPING=1`, the health check ends, and the system stops in its order:
 //! new calls are no longer taken (calls that are up stay up at the PBX),
 //! HTTP stops, the actors' records reach the outbox, the admin socket is
@@ -19,6 +20,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
 use crate::config::Config;
+use crate::ops::reload::ReloadTargets;
 use crate::ops::systemd::{HealthTargets, Watchdog};
 use crate::system::storage::{open_storage, OpenError, Tree, TreeError};
 use crate::system::{SystemError, SystemParts};
@@ -53,32 +55,19 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
         let storage = open_storage(&config, data_dir)?;
         crate::ops::storage_health::log_quarantined(&storage.health());
         let probe = Tree::WatchdogProbe.open(&storage)?;
-        // HTTP: the API, the event stream and the UI; reload swaps users
-        // and reason codes (other changes need a restart, and say so).
-        let control: Rc<RefCell<Option<crate::http::HttpControl>>> = Rc::new(RefCell::new(None));
-        let reload: crate::http::ReloadHook = {
-            let file = config.file.clone();
-            let control = Rc::clone(&control);
-            Rc::new(move || {
-                let Some(path) = &file else {
-                    return Err(crate::http::ReloadError::NoConfigFile);
-                };
-                let new = Config::load(path)?;
-                if let Some(c) = control.borrow().as_ref() {
-                    c.apply(&new);
-                }
-                info!(file = %path.display(), "Configuration reloaded: users and reason codes; other changes apply at the next restart.");
-                Ok(())
-            })
-        };
+        // The reload (SIGHUP, the admin API) acts on the actors and HTTP
+        // once they run.
+        let targets = Rc::new(RefCell::new(ReloadTargets::default()));
+        let reload = crate::ops::reload::hook(config.file.clone(), Rc::clone(&targets));
         let site_id = config.site_id.clone();
         let mut parts = SystemParts::new(config.clone(), storage.clone()).with_admin_socket(socket);
         if config.http.listen.is_some() {
             parts = parts.serve_http(Some(Rc::clone(&reload)));
         }
         let system = parts.start().await?;
+        targets.borrow_mut().registry = Some(system.running.registry.clone());
         if let Some(handle) = &system.http {
-            *control.borrow_mut() = Some(handle.control.clone());
+            targets.borrow_mut().http = Some(handle.control.clone());
             info!(addr = %handle.local_addr, "HTTP listening.");
         }
         info!(
@@ -111,7 +100,7 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
                 _ = term.recv() => { info!(signal = "SIGTERM", "Shutting down."); break; }
                 _ = int.recv() => { info!(signal = "SIGINT", "Shutting down."); break; }
                 _ = hup.recv() => {
-                    if let Err(e) = reload() {
+                    if let Err(e) = reload().await {
                         tracing::error!(error = %e, "Reload refused; the running configuration stays.");
                     }
                 }

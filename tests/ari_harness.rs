@@ -67,6 +67,7 @@ pub fn queue() -> QueueConfig {
         required_skills: vec![],
         routing: Default::default(),
         sticky: Default::default(),
+        limits: Default::default(),
     }
 }
 

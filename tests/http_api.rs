@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::util::{HttpTest, HTTP_TEST_PASSWORD};
-use edgecc::system::storage::Tree;
 
 /// Long token lifetime and desktop grace for tests that are not about them.
 const LONG_MS: u64 = 3_600_000;
@@ -194,7 +193,9 @@ async fn http_bad_bodies_name_the_field() {
 /// are 404; a supervisor may not use agent controls.
 #[actix_rt::test]
 async fn http_agent_call_controls_and_ownership() {
-    let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
+    let mut config = crate::util::http_config(LONG_MS, LONG_MS);
+    config.contact_center.queues[0].sticky.wait_ms = 30_000;
+    let t = HttpTest::start(config).await;
     let ann = t.login("ann").await;
     let bob = t.login("bob").await;
     let sue = t.login("sue").await;
@@ -323,12 +324,18 @@ async fn http_agent_call_controls_and_ownership() {
         .await;
     assert_eq!(s, 200, "supervisor opens it: {v}");
 
+    // The caller becomes ann's customer, and the answer says what routing
+    // does with it: sales holds the caller's calls 30 s for ann.
     let (s, v) = t.call("POST", &path("sticky"), Some(&ann), None).await;
     assert_eq!(s, 200, "{v}");
-    let sticky = Tree::StickyCustomers.open(&t.storage).unwrap();
+    assert_eq!(v["ani"], "+15551234567", "{v}");
+    assert_eq!(v["agent_id"], "ann", "{v}");
+    assert_eq!(v["source"], "agent", "{v}");
+    assert_eq!(v["routing"], "waits_for_agent", "{v}");
     assert_eq!(
-        sticky.get(b"+15551234567").unwrap().as_deref(),
-        Some(&b"ann"[..])
+        v["queues"],
+        json!([{"queue_id": "sales", "wait_ms": 30_000}]),
+        "{v}"
     );
 
     let (s, e) = t
@@ -398,6 +405,78 @@ async fn http_agent_call_controls_and_ownership() {
     assert_eq!(v["ani"], "+15551234567", "{v}");
     let (s, _) = t.call("POST", &path("sticky"), Some(&bob), None).await;
     assert_ne!(s, 200, "bob makes ann's customer his");
+    t.http.stop().await;
+}
+
+/// Goal: the sticky endpoint routes (issue 18), with no CRM at all
+/// (`crm.kind = "none"`: every record waits in the outbox). Method: sales
+/// waits 60 s for a caller's own agent; ann answers a call from a number and
+/// makes the caller hers, hangs up, ends her wrap-up and goes Not Ready;
+/// bob is Ready; the number calls again. Expected: a second later bob is
+/// still Ready, not offered the call; once ann says Ready she is offered it.
+#[actix_rt::test]
+async fn http_sticky_customer_waits_for_its_agent() {
+    let mut config = crate::util::http_config(LONG_MS, LONG_MS);
+    config.contact_center.queues[0].sticky.wait_ms = 60_000;
+    let t = HttpTest::start(config).await;
+    let ann = t.login("ann").await;
+    let bob = t.login("bob").await;
+    let set = |token: &str, body: serde_json::Value| {
+        let token = token.to_owned();
+        let t = &t;
+        async move {
+            let (s, v) = t
+                .call("POST", "/api/v1/agent/state", Some(&token), Some(body))
+                .await;
+            assert_eq!(s, 200, "{v}");
+        }
+    };
+    set(&ann, json!({"state": "login"})).await;
+    set(&ann, json!({"state": "ready"})).await;
+    t.phone_rings("1001", 2).await;
+    let first = t.place_call("+15557654321").await;
+    t.wait_me(&ann, "offer", |v| v["call"]["call_id"] == first.as_str())
+        .await;
+    let path = |call: &str, a: &str| format!("/api/v1/calls/{call}/{a}");
+    let (s, v) = t
+        .call("POST", &path(&first, "accept"), Some(&ann), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    t.wait_me(&ann, "talking", |v| v["agent"]["state"] == "talking")
+        .await;
+    let (s, v) = t
+        .call("POST", &path(&first, "sticky"), Some(&ann), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["routing"], "waits_for_agent", "{v}");
+    let (s, v) = t
+        .call("POST", &path(&first, "hangup"), Some(&ann), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    t.wait_me(&ann, "wrap-up", |v| v["agent"]["state"] == "wrap_up")
+        .await;
+    let (s, v) = t
+        .call("POST", "/api/v1/agent/wrap_up/end", Some(&ann), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    set(&ann, json!({"state": "not_ready", "reason_code": "break"})).await;
+    set(&bob, json!({"state": "login"})).await;
+    set(&bob, json!({"state": "ready"})).await;
+    t.phone_rings("1002", 1).await;
+
+    let again = t.place_call("+15557654321").await;
+    actix_rt::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let (s, v) = t.call("GET", "/api/v1/me", Some(&bob), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["agent"]["state"], "ready",
+        "bob takes ann's customer: {v}"
+    );
+    set(&ann, json!({"state": "ready"})).await;
+    t.wait_me(&ann, "the customer's call", |v| {
+        v["agent"]["state"] == "reserved" && v["call"]["call_id"] == again.as_str()
+    })
+    .await;
     t.http.stop().await;
 }
 

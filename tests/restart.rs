@@ -69,6 +69,7 @@ fn contact_center() -> ContactCenterConfig {
         required_skills: Vec::new(),
         routing: Default::default(),
         sticky: Default::default(),
+        limits: Default::default(),
     });
     for i in 1..=4 {
         cc.agents.push(AgentConfig {

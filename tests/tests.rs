@@ -18,6 +18,7 @@ mod backup_restore;
 mod browser;
 mod check_config;
 mod config_errors;
+mod config_reload;
 mod crm_outage;
 mod crm_sync;
 mod crm_wire;

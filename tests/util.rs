@@ -223,13 +223,15 @@ impl HttpTest {
         let storage = edgecc::system::storage::open_storage(&config, &dir.path().join("data"))
             .expect("storage");
         let reload: edgecc::http::ReloadHook = std::rc::Rc::new(|| {
-            Err(edgecc::http::ReloadError::Refused(
-                edgecc::config::ConfigError {
-                    file: "test.toml".into(),
-                    key: String::new(),
-                    message: "test: refused".into(),
-                },
-            ))
+            Box::pin(async {
+                Err(edgecc::http::ReloadError::Refused(
+                    edgecc::config::ConfigError {
+                        file: "test.toml".into(),
+                        key: String::new(),
+                        message: "test: refused".into(),
+                    },
+                ))
+            })
         });
         let edgecc::system::System {
             running,

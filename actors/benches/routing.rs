@@ -48,6 +48,7 @@ fn config(agents: usize, talk_queue_wrap: u64) -> ContactCenterConfig {
             required_skills: vec![],
             routing: Default::default(),
             sticky: Default::default(),
+            limits: Default::default(),
         });
     }
     for a in 0..agents {

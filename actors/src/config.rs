@@ -258,6 +258,47 @@ pub struct QueueConfig {
     /// and whether a completed call makes the caller the agent's.
     #[serde(default)]
     pub sticky: StickyQueueConfig,
+    /// Most calls waiting, and whether calls may join or stay while no
+    /// member is logged in or Ready (`[queues.limits]`).
+    #[serde(default)]
+    pub limits: QueueLimits,
+}
+
+/// Highest accepted `queues[].limits.waiting_max`.
+pub const WAITING_MAX_LIMIT: u32 = 100_000;
+
+/// A queue's limits, like Asterisk app_queue's `maxlen`, `joinempty` and
+/// `leavewhenempty`. A call the queue turns away goes where a timed-out
+/// call goes (`final_destination`), and its records say why
+/// (`queue_full`, `queue_unstaffed`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueLimits {
+    /// Most calls waiting at once; a new call arriving when this many wait
+    /// is turned away (`queue_full`). None: no limit.
+    pub waiting_max: Option<u32>,
+    /// Who must be there for a new call to join; otherwise it is turned
+    /// away (`queue_unstaffed`). `stay_requires` is checked at the join
+    /// too: a call is not let in only to be sent away.
+    pub join_requires: Staffing,
+    /// Who must be there for waiting calls to stay; when the last such
+    /// member leaves, every waiting call is turned away
+    /// (`queue_unstaffed`).
+    pub stay_requires: Staffing,
+}
+
+/// Members a queue needs (see [`QueueLimits`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Staffing {
+    /// Nobody: calls join and stay regardless.
+    #[default]
+    Nobody,
+    /// A member logged in (any state but logged out).
+    LoggedIn,
+    /// A member who takes calls without a manual step: Ready, or busy with
+    /// an offer, a call or its wrap-up (not Not Ready, not logged out).
+    Available,
 }
 
 fn default_max_wait_ms() -> u64 {
@@ -503,6 +544,15 @@ impl ContactCenterConfig {
                 err(
                     format!("{p}.sticky.wait_ms"),
                     "must be at most max_wait_ms (the call leaves the queue then)".into(),
+                );
+            }
+            if q.limits
+                .waiting_max
+                .is_some_and(|m| m == 0 || m > WAITING_MAX_LIMIT)
+            {
+                err(
+                    format!("{p}.limits.waiting_max"),
+                    format!("must be in 1..={WAITING_MAX_LIMIT} (leave it out for no limit)"),
                 );
             }
             for (j, s) in q.required_skills.iter().enumerate() {
@@ -770,6 +820,7 @@ mod tests {
             required_skills: vec![],
             routing: QueueRoutingConfig::default(),
             sticky: Default::default(),
+            limits: Default::default(),
         }
     }
 

@@ -144,6 +144,11 @@ pub enum CreateReason {
     MissedExtension,
     /// The PBX lost the call (restarted or died) before an agent answered.
     PbxLost,
+    /// The queue was full (`limits.waiting_max`) when the call came.
+    QueueFull,
+    /// The queue had no member its limits require (`limits.join_requires`
+    /// when the call came, `limits.stay_requires` while it waited).
+    QueueUnstaffed,
 }
 
 impl From<CallbackReason> for CreateReason {
@@ -153,6 +158,8 @@ impl From<CallbackReason> for CreateReason {
             CallbackReason::QueueTimeout => Self::QueueTimeout,
             CallbackReason::MissedExtension => Self::MissedExtension,
             CallbackReason::PbxLost => Self::PbxLost,
+            CallbackReason::QueueFull => Self::QueueFull,
+            CallbackReason::QueueUnstaffed => Self::QueueUnstaffed,
         }
     }
 }
@@ -244,6 +251,10 @@ pub enum CallbackReason {
     /// The PBX lost the caller (restarted or died) before an agent
     /// answered: the caller did not give up, so the back office calls back.
     PbxLost,
+    /// The queue was full when the call came (`limits.waiting_max`).
+    QueueFull,
+    /// The queue had no member its limits require.
+    QueueUnstaffed,
 }
 
 /// What kind of work item (always a callback today).

@@ -1,6 +1,10 @@
 //! What every actor shares: ports (the state port included), the clock, the
 //! outbox writer, the token source with its persisted reservation, and the
-//! directory of actor addresses (built once from the config).
+//! directory of actor addresses (built from the config). A reload builds a
+//! new `Env` with [`Env::reconfigured`] (same ports and token source, new
+//! config and directory), links it as the old one's successor, and sends
+//! every actor its `Reconfigure`; the actor then moves to [`Env::latest`].
+//! (Messages between actors must be `Send`, an `Rc` is not: hence the link.)
 
 use crate::agent::actor::AgentActor;
 use crate::call::{AgentContact, QueueRules};
@@ -69,8 +73,9 @@ pub struct Env {
     /// the reservation first.
     pub tokens: TokenSource,
     /// The highest token covered by a persisted reservation: minting above
-    /// it persists the next block first (see [`crate::durable`]).
-    pub tokens_reserved: Cell<u64>,
+    /// it persists the next block first (see [`crate::durable`]). Shared
+    /// with every reconfigured `Env`, so a reload never re-reserves.
+    pub tokens_reserved: Rc<Cell<u64>>,
     /// Where state changes go to be durable (never waited for).
     pub state: SharedState,
     /// The registry (views, events, call lookup).
@@ -78,14 +83,51 @@ pub struct Env {
     /// Agents and queues.
     pub directory: Directory,
     /// Sticky customers (caller number → own agent): the one copy, read
-    /// when a call joins a queue, changed through [`crate::sticky::remember`].
-    pub sticky: RefCell<StickyBook>,
+    /// when a call joins a queue, changed through [`crate::sticky::remember`];
+    /// shared with every reconfigured `Env` (a reload re-pins the config's
+    /// entries in place).
+    pub sticky: Rc<RefCell<StickyBook>>,
+    /// The `Env` a reload put in this one's place, if any: an actor told to
+    /// reconfigure follows the links to [`Env::latest`]. Links point from
+    /// old to new only, so an old `Env` is freed once no actor holds it.
+    pub successor: RefCell<Option<SharedEnv>>,
 }
 
 /// Shared handle.
 pub type SharedEnv = Rc<Env>;
 
 impl Env {
+    /// The same ports, clock, writer and token source with `config` and
+    /// `directory` (a reload): actors that take it see the new rules.
+    pub fn reconfigured(&self, config: ContactCenterConfig, directory: Directory) -> Env {
+        self.sticky.borrow_mut().repin(&config.sticky_customers);
+        Env {
+            config,
+            clock: self.clock.clone(),
+            pbx: self.pbx.clone(),
+            writer: self.writer.clone(),
+            tokens: self.tokens.clone(),
+            tokens_reserved: Rc::clone(&self.tokens_reserved),
+            state: self.state.clone(),
+            registry: self.registry.clone(),
+            directory,
+            sticky: Rc::clone(&self.sticky),
+            successor: RefCell::new(None),
+        }
+    }
+
+    /// The newest `Env`: `env` itself unless a reload replaced it.
+    pub fn latest(env: &SharedEnv) -> SharedEnv {
+        let mut env = Rc::clone(env);
+        loop {
+            let next = env.successor.borrow().clone();
+            match next {
+                Some(next) => env = next,
+                None => return env,
+            }
+        }
+    }
+
     /// Now, in wall-clock ms.
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()

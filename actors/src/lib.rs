@@ -19,8 +19,8 @@
 //!   [`CrmRecord`]); [`PbxPort`] + [`PbxCommand`] + [`PbxEvent`];
 //!   [`ports::LegStatus`] for the reconcile after a restart.
 //! - [`durable`]: what comes back after a restart: [`StatePort`] (persist
-//!   returns at once), one [`StateRecord`] per agent, call, queue line and
-//!   the token reservation (latest wins), [`StateSnapshot`],
+//!   returns at once), one [`StateRecord`] per agent, call, queue line,
+//!   sticky customer and the token reservation (latest wins), [`StateSnapshot`],
 //!   [`StateStore`] (where the outbox writer commits them) and
 //!   [`MemoryState`].
 //! - [`clock`]: [`Clock`] / [`TokioClock`], wall-clock ms from a start epoch
@@ -36,9 +36,11 @@
 //! - [`queue`]: waiting calls, the ready-agent index and strategies
 //!   ([`queue::Queue`]), a caller's place in line and the agents tried last
 //!   ([`queue::placement`]), calls held for their own agent
-//!   ([`queue::hold`]) and [`queue::actor::QueueActor`]; skills with levels
-//!   and the best match (`skills`), escalation steps (`escalation`),
-//!   priority and aging (`priority`), queue weights (`weight`).
+//!   ([`queue::hold`]), its limits ([`queue::limits`]: maximum length,
+//!   members needed to join and stay) and [`queue::actor::QueueActor`];
+//!   skills with levels and the best match (`skills`), escalation steps
+//!   (`escalation`), priority and aging (`priority`), queue weights
+//!   (`weight`).
 //! - [`sticky`]: sticky customers (caller number → own agent): the book,
 //!   its sources, its durable records and the hold rule.
 //! - [`registry`]: [`ContactCenter::start`] builds everything
@@ -48,7 +50,10 @@
 //!   the snapshot into actors); the [`Registry`] actor is the facade
 //!   ([`AgentRequest`], [`CallRequest`], [`AgentDesktop`],
 //!   [`SupervisorRequest`], [`Snapshot`], [`Subscribe`], `PbxEvent`,
-//!   [`registry::Reconcile`] after a restore).
+//!   [`registry::Reconcile`] after a restore, [`registry::ApplyConfig`]
+//!   for a hot reload: `registry/reload.rs`, with `registry/wiring.rs`
+//!   shared with the start and `registry/staffing.rs` counting members
+//!   per queue).
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer
 //!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and

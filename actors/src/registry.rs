@@ -10,30 +10,33 @@ use crate::agent::actor::{
     supervisor_reason, ActOnCall, AgentActor, BeginOutbound, CallCommand, ChangeState,
     DesktopChanged, DesktopEvent, OutboundStarted, StateCommand,
 };
-use crate::agent::{AgentSettings, NotReadyReason, SystemReason};
+use crate::agent::NotReadyReason;
 use crate::call::actor::{
     CallAction, CallActor, EndSupervision, LegEvent, ReconcileCall, Supervise,
 };
 use crate::call::supervision::SuperviseMode;
-use crate::call::{AgentContact, Call, CallNotice, QueueRules, TerminalReason};
+use crate::call::{AgentContact, Call, CallNotice, TerminalReason};
 use crate::clock::SharedClock;
-use crate::config::{ConfigError, ContactCenterConfig, Strategy};
+use crate::config::{ConfigError, ContactCenterConfig};
 use crate::durable::{NoState, SharedState, SharedStateStore, StateSnapshot};
-use crate::env::{AgentHandle, Directory, Env, QueueHandle, SharedEnv};
+use crate::env::{Directory, Env, QueueHandle, SharedEnv};
 use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
 use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
 
+mod reload;
 mod restore;
+mod staffing;
+mod wiring;
 use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{LegStatus, PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
-use crate::queue::skills::SkillIndex;
 use crate::queue::{Queue, QueuePolicy};
 use crate::recent::{RecentCall, RecentCalls};
 use crate::sticky::StickyBook;
 use crate::waits::WaitFigures;
 use actix::prelude::*;
+pub use reload::{ApplyConfig, ReloadSummary};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -309,6 +312,8 @@ pub struct Registry {
     /// What the restart's reconcile found, for the snapshot (`/metrics`,
     /// the demo's restart line).
     restart: Option<RestartFigures>,
+    /// Members logged in and available per queue, for the queues' limits.
+    staffing: staffing::Staffing,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -428,15 +433,7 @@ impl ContactCenter {
         for (i, q) in config.queues.iter().enumerate() {
             let ctx: Context<QueueActor> = Context::new();
             let id = QueueId::new(q.id.clone());
-            let rules = QueueRules {
-                queue: id.clone(),
-                priority: q.priority,
-                max_wait_ms: crate::queue::escalation::max_wait_ms(q),
-                wrap_up_ms: q.wrap_up_ms,
-                final_destination: q.final_destination.clone(),
-                ring_all: q.strategy == Strategy::RingAll,
-                keep_priority_on_overflow: q.routing.keep_priority_on_overflow,
-            };
+            let rules = wiring::queue_rules(q);
             for d in &q.dnis {
                 directory.by_dnis.insert(d.clone(), id.clone());
             }
@@ -449,61 +446,22 @@ impl ContactCenter {
                 },
             );
             let seed = config.routing.random_seed.wrapping_add(i as u64);
-            let queue = Queue::new(id, q.strategy, seed).with_policy(
-                QueuePolicy {
-                    required_skills: q.required_skills.clone(),
-                    steps: q.routing.steps.clone(),
-                    aging_per_s: q.routing.aging_per_s,
-                },
-                SkillIndex::new(
-                    config
-                        .agents
-                        .iter()
-                        .filter(|a| a.queues.contains(&q.id))
-                        .map(|a| (AgentId::new(a.id.clone()), a.skills.as_slice())),
-                ),
-            );
+            let queue = Queue::new(id, q.strategy, seed)
+                .with_policy(QueuePolicy::of(q), wiring::skill_index(&config, q));
             queue_ctxs.push((ctx, queue));
         }
         let mut agent_ctxs = Vec::new();
         for a in &config.agents {
             let ctx: Context<AgentActor> = Context::new();
             let id = AgentId::new(a.id.clone());
-            let queues = a
-                .queues
-                .iter()
-                .filter(|q| config.queue(q).is_some())
-                .map(|q| QueueId::new(q.clone()))
-                .collect();
+
             directory
                 .by_extension
                 .insert(a.extension.clone(), id.clone());
-            directory.agents.insert(
-                id.clone(),
-                AgentHandle {
-                    contact: AgentContact {
-                        agent: id.clone(),
-                        extension: a.extension.clone(),
-                        endpoint: a.endpoint(),
-                        auto_accept: a.auto_accept,
-                    },
-                    addr: ctx.address(),
-                    queues,
-                    wrap_up_ms_override: a.wrap_up_ms,
-                },
-            );
-            let rona_reason = match &config.timers.rona_reason_code {
-                Some(code) => NotReadyReason::Code(code.clone()),
-                None => NotReadyReason::System(SystemReason::Rona),
-            };
-            let settings = AgentSettings {
-                wrap_up_ms: a.wrap_up_ms,
-                reject_delay_ms: a.reject_delay_ms.unwrap_or(config.timers.reject_delay_ms),
-                rona_sets_not_ready: config.timers.rona_sets_not_ready,
-                rona_reason,
-                device_refusals_max: config.routing.device_refusals_max,
-                backoff: config.routing.backoff.clone(),
-            };
+            directory
+                .agents
+                .insert(id.clone(), wiring::agent_handle(&config, a, ctx.address()));
+            let settings = wiring::agent_settings(&config, a);
             agent_ctxs.push((ctx, id, settings));
         }
         let restoring = snapshot.is_some();
@@ -518,11 +476,12 @@ impl ContactCenter {
             pbx,
             writer,
             tokens: TokenSource::starting_after(token_high_water),
-            tokens_reserved: std::cell::Cell::new(token_high_water),
+            tokens_reserved: Rc::new(std::cell::Cell::new(token_high_water)),
             state,
             registry: registry.clone(),
             directory,
-            sticky: std::cell::RefCell::new(sticky),
+            sticky: Rc::new(std::cell::RefCell::new(sticky)),
+            successor: std::cell::RefCell::new(None),
         });
         let mut restored = snapshot
             .map(|s| restore::Restored::from_snapshot(&env, s))
@@ -573,6 +532,8 @@ impl ContactCenter {
             restored = restoring,
             "Contact center started."
         );
+        let mut staffing = staffing::Staffing::default();
+        staffing.recount(agents.values(), &env.directory);
         actix::spawn(registry_ctx.into_future(Registry {
             env: Some(env),
             calls,
@@ -586,6 +547,7 @@ impl ContactCenter {
             recent: RecentCalls::default(),
             awaiting_reconcile: restoring,
             restart: None,
+            staffing,
         }));
         Ok(registry)
     }
@@ -1086,6 +1048,8 @@ impl Handler<AgentChanged> for Registry {
             .and_then(|c| c.view.as_ref())
             .map(|v| v.ani.as_str());
         self.recent.observe_agent(&view, ani);
+        let env = self.env().clone();
+        self.staffing.observe(&view, &env.directory, true);
         self.agents.insert(view.agent.clone(), view.clone());
         self.publish(|| CcEvent::AgentChanged(view));
     }

@@ -115,13 +115,24 @@ impl StickyBook {
         pinned: &[StickyCustomerConfig],
         kept: impl IntoIterator<Item = StickyEntry>,
     ) -> Self {
-        let mut by_ani: HashMap<String, StickyEntry> = kept
-            .into_iter()
-            .filter(|e| e.source != StickySource::Config)
-            .map(|e| (e.ani.clone(), e))
-            .collect();
+        let mut book = Self {
+            by_ani: kept
+                .into_iter()
+                .filter(|e| e.source != StickySource::Config)
+                .map(|e| (e.ani.clone(), e))
+                .collect(),
+        };
+        book.repin(pinned);
+        book
+    }
+
+    /// Takes the config's pinned entries (at start, and on a reload): they
+    /// replace every earlier pinned entry and win over a run-time entry of
+    /// the same number; other run-time entries stay.
+    pub fn repin(&mut self, pinned: &[StickyCustomerConfig]) {
+        self.by_ani.retain(|_, e| e.source != StickySource::Config);
         for p in pinned {
-            by_ani.insert(
+            self.by_ani.insert(
                 p.ani.clone(),
                 StickyEntry {
                     ani: p.ani.clone(),
@@ -131,7 +142,6 @@ impl StickyBook {
                 },
             );
         }
-        Self { by_ani }
     }
 
     /// The entry of `ani`.
@@ -310,6 +320,30 @@ mod tests {
             source: StickySource::Api,
             set_ms,
         }
+    }
+
+    /// A reload re-pins: the old config's entries go, the new config's
+    /// win over a run-time entry of their number, other run-time entries
+    /// stay.
+    #[test]
+    fn repin_replaces_only_the_configs_entries() {
+        let pin = |ani: &str, agent: &str| StickyCustomerConfig {
+            ani: ani.into(),
+            agent: agent.into(),
+        };
+        let mut book = StickyBook::new(
+            &[pin("+1", "boss")],
+            [entry("+2", "y", 6), entry("+3", "w", 7)],
+        );
+        book.repin(&[pin("+3", "chief")]);
+        assert_eq!(book.get("+1"), None);
+        assert_eq!(book.get("+2").map(|e| e.agent.as_str()), Some("y"));
+        let three = book.get("+3").unwrap();
+        assert_eq!(
+            (three.agent.as_str(), three.source),
+            ("chief", StickySource::Config)
+        );
+        assert_eq!(book.len(), 2);
     }
 
     /// Config entries are pinned and win over kept ones; a run-time set

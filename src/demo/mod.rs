@@ -363,6 +363,7 @@ fn demo_config(agents: usize, wrap_up_ms: u64, human: bool) -> ContactCenterConf
             required_skills: Vec::new(),
             routing: Default::default(),
             sticky: Default::default(),
+            limits: Default::default(),
         });
     }
     if human {

@@ -11,6 +11,7 @@ use edgecc_actors::registry::{
     AgentCommand, AgentRequest, AgentSnapshot, CallRequest, SuperviseAgent, SupervisorCommand,
     SupervisorRequest,
 };
+use edgecc_actors::sticky::{SetSticky, StickyError, StickySource};
 use edgecc_actors::{AgentId, CallAction, CallId, CcError, QueueId};
 use serde::Deserialize;
 use serde_json::json;
@@ -379,9 +380,13 @@ pub async fn interaction(
     Ok(HttpResponse::Ok().json(views::interaction(&state, &call)))
 }
 
-/// `POST /api/v1/calls/{call_id}/sticky`: the caller becomes "my customer".
-/// Stored as ANI → agent id in the `sticky_customers` state tree; routing
-/// does not use it yet.
+/// `POST /api/v1/calls/{call_id}/sticky`: the caller becomes "my customer":
+/// the caller's number belongs to the agent in the contact center's sticky
+/// book (durable in the actors' state, never asked of the CRM). The answer
+/// says what routing does with it: `waits_for_agent` with the agent's
+/// queues that hold the caller's calls for it (`sticky.wait_ms`), or
+/// `no_queue_waits` when none of its queues does. A number the config pins
+/// to another agent is refused (409).
 pub async fn sticky(
     state: Data,
     caller: Caller,
@@ -397,14 +402,39 @@ pub async fn sticky(
             return Err(ApiError::conflict("the caller's number is not known yet"));
         }
     };
-    state
-        .sticky
-        .put(recent.ani.as_bytes(), agent.0.as_bytes())
+    let answer = state
+        .registry
+        .send(SetSticky {
+            ani: recent.ani.clone(),
+            agent: agent.clone(),
+            source: StickySource::Agent,
+        })
         .await
-        .map_err(|e| ApiError::internal(format!("storage: {e}")))?;
-    info!(agent_id = %agent, call_id = %call, "Caller set as sticky customer.");
-    Ok(HttpResponse::Ok()
-        .json(json!({"ani": recent.ani, "agent_id": agent, "routing": "not_yet_used"})))
+        .map_err(|e| ApiError::unavailable(format!("contact center: {e}")))?
+        .map_err(|e| match e {
+            StickyError::UnknownAgent(_) => ApiError::not_found(e.to_string()),
+            StickyError::Pinned { .. } | StickyError::BadNumber => {
+                ApiError::conflict(e.to_string())
+            }
+        })?;
+    info!(agent_id = %agent, call_id = %call, queues = answer.queues.len(), "Caller set as sticky customer.");
+    let routing = if answer.queues.is_empty() {
+        "no_queue_waits"
+    } else {
+        "waits_for_agent"
+    };
+    let queues: Vec<_> = answer
+        .queues
+        .iter()
+        .map(|(q, wait_ms)| json!({"queue_id": q, "wait_ms": wait_ms}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "ani": answer.entry.ani,
+        "agent_id": answer.entry.agent,
+        "source": answer.entry.source,
+        "routing": routing,
+        "queues": queues,
+    })))
 }
 
 /// `GET /api/v1/agents` (supervisor): the team's real-time view.
@@ -634,7 +664,10 @@ pub async fn reload(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
         .await
         .map_err(|e| ApiError::unavailable(format!("reload: {e}")))?
     {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({"reloaded": true}))),
+        Ok(changes) => Ok(HttpResponse::Ok().json(json!({"reloaded": true, "changes": changes}))),
+        Err(e @ (super::ReloadError::NotStarted | super::ReloadError::Actors(_))) => {
+            Err(ApiError::unavailable(e.to_string()))
+        }
         Err(refused) => Err(ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "config_refused",

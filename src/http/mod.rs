@@ -50,7 +50,8 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse};
 use edgecc_actors::config::ReasonCodeConfig;
-use edgecc_actors::registry::{Registry, Snapshot, Subscribe};
+use edgecc_actors::ports::LocalBoxFuture;
+use edgecc_actors::registry::{Registry, ReloadSummary, Snapshot, Subscribe};
 use edgecc_storage::{StateTree, Storage};
 use tracing::info;
 
@@ -64,9 +65,10 @@ pub use server::{HTTP_CONNECTIONS_MAX, HTTP_CONNECTIONS_PER_ADDRESS_MAX, HTTP_WO
 /// `/readyz` gives the actors and the storage this long to answer.
 pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The daemon's config reload: re-reads the file, applies it, or refuses a
-/// bad one (the old config stays). Wired to SIGHUP too.
-pub type ReloadHook = Rc<dyn Fn() -> Result<(), ReloadError>>;
+/// The daemon's config reload ([`crate::ops::reload::hook`]): re-reads the
+/// file, applies it and answers what changed, or refuses a bad one (the old
+/// config stays). Wired to SIGHUP too.
+pub type ReloadHook = Rc<dyn Fn() -> LocalBoxFuture<'static, Result<ReloadSummary, ReloadError>>>;
 
 /// Why a reload was refused (the running configuration stays); the API
 /// answers it as 422 `config_refused` with this text.
@@ -75,9 +77,16 @@ pub enum ReloadError {
     /// The daemon runs on the built-in defaults: there is no file to re-read.
     #[error("started without a config file: nothing to reload")]
     NoConfigFile,
-    /// The file does not load (names the file and the key).
+    /// The file does not load, or the running system refuses it (names the
+    /// file and the key).
     #[error(transparent)]
     Refused(#[from] crate::config::ConfigError),
+    /// A reload arrived before the contact center was started.
+    #[error("the contact center is not started yet")]
+    NotStarted,
+    /// The contact center did not answer (stopping).
+    #[error("the contact center did not answer: {0}")]
+    Actors(String),
 }
 
 /// Why the HTTP listener did not start.
@@ -89,8 +98,8 @@ pub enum StartError {
     /// The TLS files are wrong (names the key and the file).
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// A state tree HTTP keeps (sessions, sticky customers, health, CRM
-    /// links) could not be opened.
+    /// A state tree HTTP keeps (sessions, health, CRM links) could not be
+    /// opened.
     #[error("storage: {0}")]
     Storage(#[from] edgecc_storage::StorageError),
     /// The registry did not take the hub's subscription.
@@ -149,7 +158,7 @@ pub enum TlsError {
 
 /// Reload the configuration through the hook.
 #[derive(Message)]
-#[rtype(result = "Result<(), ReloadError>")]
+#[rtype(result = "Result<ReloadSummary, ReloadError>")]
 pub struct Reload;
 
 /// Holds the (non-`Send`) reload hook on the arbiter that started HTTP.
@@ -163,7 +172,7 @@ impl Actor for Reloader {
 }
 
 impl Handler<Reload> for Reloader {
-    type Result = Result<(), ReloadError>;
+    type Result = ResponseFuture<Result<ReloadSummary, ReloadError>>;
 
     fn handle(&mut self, _msg: Reload, _ctx: &mut Self::Context) -> Self::Result {
         (self.hook)()
@@ -180,8 +189,6 @@ pub struct AppState {
     pub storage: Storage,
     /// CRM links of delivered interactions (written by the sync worker).
     pub crm_links: Option<StateTree>,
-    /// Sticky customers: ANI → agent id.
-    pub sticky: StateTree,
     /// Readiness probe tree.
     pub health: StateTree,
     /// Users, sessions, throttle.
@@ -283,7 +290,6 @@ pub async fn start(
     let state = Arc::new(AppState {
         registry: running.registry.clone(),
         sync: running.sync.clone(),
-        sticky: tree(Tree::StickyCustomers.name())?,
         // Written by `/readyz` to prove the storage takes writes.
         health: tree(Tree::HttpHealth.name())?,
         storage,

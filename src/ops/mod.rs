@@ -9,6 +9,9 @@
 //! - [`storage_health`] — the storage's health figures (quarantined sled
 //!   directories, writer queue depth, …) named once for `/metrics`,
 //!   `/readyz` and `outbox status`, and the start-up error line.
+//! - [`reload`] — the config reload (SIGHUP, `systemctl reload`, the
+//!   admin API): the file re-read and applied to the actors and HTTP, all
+//!   or nothing.
 //! - [`systemd`] — `READY=1`, the health-checked watchdog, `STATUS=` lines.
 //! - [`logging`] — `tracing` set-up (journald under systemd).
 //! - [`paths`] — where the data directory and the admin socket are
@@ -21,6 +24,7 @@ pub mod daemon_config;
 pub mod install;
 pub mod logging;
 pub mod paths;
+pub mod reload;
 pub mod salvage;
 pub mod storage_health;
 pub mod systemd;

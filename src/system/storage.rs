@@ -22,8 +22,11 @@ pub enum Tree {
     /// ServiceNow `sys_id`s of created records (table mode), so updates
     /// patch the record the create made.
     CrmSysIds,
-    /// Sticky customers: caller ANI → the agent who last served them
-    /// (written and read by the HTTP API).
+    /// Sticky customers as the HTTP API stored them before routing used
+    /// them (ANI → agent id). No longer written: the sticky book lives in
+    /// the actors' state (`ActorState`, keys `s/{ani}`, see
+    /// `edgecc_actors::sticky`); the tree is kept so its name is never
+    /// reused and backups still carry what an older version wrote.
     StickyCustomers,
     /// One key the systemd health check rewrites, proving the storage
     /// writer still commits.

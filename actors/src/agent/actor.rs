@@ -16,7 +16,7 @@ use super::{
 use crate::call::actor::{CallAction, CallActor, ControlCall, SettleOffer};
 use crate::call::AgentContact;
 use crate::durable::StateRecord;
-use crate::env::SharedEnv;
+use crate::env::{Env, SharedEnv};
 use crate::error::CcError;
 use crate::events::AgentView;
 use crate::ids::{AgentId, CallId, OfferToken, QueueId};
@@ -178,6 +178,17 @@ pub struct CallLeft {
 pub struct BeginOutbound {
     /// The new call.
     pub call: CallId,
+}
+
+/// A reload: the agent moves to the newest [`crate::env::Env`] and takes
+/// `settings`. A Ready agent leaves the queues it is no longer a member of
+/// and pushes itself to its queues again (new members join the index, a
+/// changed strategy re-keys it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    /// The agent's reloaded timers and rules.
+    pub settings: AgentSettings,
 }
 
 /// Read the agent's view.
@@ -823,6 +834,38 @@ impl Handler<BeginOutbound> for AgentActor {
         self.agent.start_outbound(msg.call, now)?;
         self.after(before, ctx);
         Ok(())
+    }
+}
+
+impl Handler<Reconfigure> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
+        let latest = Env::latest(&self.env);
+        let old = std::mem::replace(&mut self.env, latest);
+        self.agent.settings = msg.settings;
+        let queues_of = |env: &SharedEnv| {
+            env.directory
+                .agents
+                .get(&self.agent.id)
+                .map(|h| h.queues.clone())
+                .unwrap_or_default()
+        };
+        let now_member = queues_of(&self.env);
+        if self.pushed_ready {
+            for q in queues_of(&old).iter().filter(|q| !now_member.contains(q)) {
+                if let Some(qh) = old.directory.queues.get(q) {
+                    qh.addr.do_send(AgentUnavailable {
+                        agent: self.agent.id.clone(),
+                    });
+                }
+            }
+        }
+        if self.agent.is_ready() {
+            self.publish(ctx);
+        } else {
+            self.changed();
+        }
     }
 }
 

@@ -17,7 +17,9 @@
 //!   `routing.device_refusals_max` already takes a device that refuses
 //!   offers in a row out of routing (system reason `device_unreachable`).
 //!   `timers.reject_delay_ms` (Not Ready for a while after a reject) and
-//!   `after_reject_ms` are alternatives; the configuration refuses both.
+//!   `after_reject_ms` are alternatives; the configuration refuses both. An
+//!   agent's own `reject_delay_ms` wins over the back-off after a reject or
+//!   a refusal.
 
 use super::OfferOutcome;
 use serde::{Deserialize, Serialize};

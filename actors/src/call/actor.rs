@@ -10,7 +10,7 @@ use super::{AgentContact, AgentNotice, Call, CallEffect, CallError, CallTimer, T
 use crate::agent::actor::{CallConnected, CallLeft, OfferEnded, ReserveForCall};
 use crate::agent::{AgentError, OfferOutcome, OfferPurpose};
 use crate::durable::StateRecord;
-use crate::env::SharedEnv;
+use crate::env::{Env, SharedEnv};
 use crate::error::CcError;
 use crate::events::{CallView, SupervisorOnCall};
 use crate::ids::{AgentId, CallId, LegId, OfferToken, QueueId};
@@ -65,6 +65,22 @@ pub struct LegEvent(pub PbxEvent);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ReconcileCall(pub std::collections::HashMap<LegId, LegStatus>);
+
+/// The queue's limits turned the call away (see [`Call::turned_away`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TurnedAway {
+    /// The queue.
+    pub queue: QueueId,
+    /// Why: `queue_full` or `queue_unstaffed`, on the call's records.
+    pub reason: crate::crm::CallbackReason,
+}
+
+/// A reload: the call moves to the newest [`crate::env::Env`] and takes the
+/// reloaded rules of its queue (see [`Call::reconfigure`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure;
 
 /// An action on the connected call by one of its agents.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -784,6 +800,38 @@ impl Handler<ReconcileCall> for CallActor {
         let fx = self.call.reconcile(&msg.0, now);
         info!(call_id = %self.call.id, phase = self.call.phase.name(), legs_up = msg.0.len(), "Call reconciled with the PBX.");
         self.apply(fx, ctx);
+    }
+}
+
+impl Handler<TurnedAway> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TurnedAway, ctx: &mut Self::Context) {
+        let now = self.env.now_ms();
+        let fx = self.call.turned_away(&msg.queue, msg.reason, now);
+        if !fx.is_empty() {
+            self.apply(fx, ctx);
+        }
+    }
+}
+
+impl Handler<Reconfigure> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Reconfigure, ctx: &mut Self::Context) {
+        self.env = Env::latest(&self.env);
+        let rules = self
+            .call
+            .rules
+            .as_ref()
+            .and_then(|r| self.env.directory.queues.get(&r.queue))
+            .map(|q| q.rules.clone());
+        if let Some(rules) = rules {
+            if self.call.rules.as_ref() != Some(&rules) {
+                let fx = self.call.reconfigure(rules);
+                self.apply(fx, ctx);
+            }
+        }
     }
 }
 

@@ -40,6 +40,9 @@
 //! - `crm.rs`: the records the call writes (typed bodies from [`crate::crm`]).
 //! - `reconcile.rs`: carrying on after a restart from the legs the PBX
 //!   still has.
+//! - `limits.rs`: turned away by its queue's limits (full, unstaffed).
+//! - `reconfigure.rs`: taking the reloaded rules of its queue (place and
+//!   age kept).
 //! - [`supervision`]: monitor, whisper, barge.
 
 pub mod actor;
@@ -48,9 +51,11 @@ mod consult;
 mod crm;
 mod effects;
 mod legs;
+mod limits;
 mod offer;
 mod queueing;
 mod reconcile;
+mod reconfigure;
 mod state;
 pub mod supervision;
 

@@ -137,6 +137,17 @@ impl Call {
     /// Queue timeout: interaction + callback work item, then the final
     /// destination. A move to another queue is not a timeout (no records).
     pub(super) fn time_out(&mut self, fx: &mut Fx, now_ms: u64) {
+        self.leave_for_final_destination(fx, CallbackReason::QueueTimeout, now_ms);
+    }
+
+    /// The queue's final destination for a call nobody took, with `reason`
+    /// on its records: the max wait, or the queue's limits turned it away.
+    pub(super) fn leave_for_final_destination(
+        &mut self,
+        fx: &mut Fx,
+        reason: CallbackReason,
+        now_ms: u64,
+    ) {
         let dest = self
             .rules
             .as_ref()
@@ -157,7 +168,7 @@ impl Call {
                 return;
             }
         }
-        self.work_item_and_end(fx, CallbackReason::QueueTimeout, now_ms, dest);
+        self.work_item_and_end(fx, reason, now_ms, dest);
     }
 
     /// A call nobody took: its interaction (if none yet), then the final

@@ -5,22 +5,40 @@
 //! schedule: when a waiting call's escalation step is due it widens and the
 //! queue dispatches again.
 
+use super::limits::{Limits, Staffed};
 use super::needs::CallNeeds;
+use super::skills::SkillIndex;
 use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
 use crate::agent::{OfferOutcome, OfferPurpose};
-use crate::call::actor::{CallActor, OfferCall};
+use crate::call::actor::{CallActor, OfferCall, TurnedAway};
+use crate::config::QueueConfig;
+use crate::crm::CallbackReason;
 use crate::durable::StateRecord;
-use crate::env::SharedEnv;
+use crate::env::{Env, SharedEnv};
 use crate::events::QueueView;
 use crate::ids::{AgentId, CallId, OfferToken};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::time::Duration;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 /// Mailbox capacity of a queue actor: it receives every push of its members.
 pub const QUEUE_MAILBOX_CAPACITY: usize = 4096;
+
+/// How long after its offer's deadline (offer timeout plus lease grace) a
+/// call that comes back to the queue still counts as a rejoin, not a new
+/// arrival, for the queue's limits.
+pub const REJOIN_SLACK_MS: u64 = 5_000;
+
+/// The limits a queue actor for `queue` starts with.
+fn limits_of(env: &SharedEnv, queue: &Queue) -> Limits {
+    let config = env
+        .config
+        .queue(queue.id.as_str())
+        .map(|q| q.limits.clone());
+    Limits::new(config.unwrap_or_default())
+}
 
 /// A call joins the queue (or rejoins after a redirect).
 #[derive(Message)]
@@ -93,6 +111,25 @@ pub struct PbxLinkChanged {
     pub up: bool,
 }
 
+/// A reload changed this queue (`Some`: its new settings) or removed it
+/// (`None`). The queue moves to the newest [`crate::env::Env`] either way;
+/// a removed queue stops if it holds no call (the registry refuses to
+/// remove a queue in which calls wait; one that joined in the same instant
+/// leaves by its max wait, as the queue has no members any more).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    /// The queue's reloaded settings; `None` when the reload removed it.
+    pub config: Option<QueueConfig>,
+    /// Its members' reloaded skill levels.
+    pub skills: SkillIndex,
+}
+
+/// How many members are there (from the registry, on every change).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct QueueStaffed(pub Staffed);
+
 /// Read the queue's view.
 #[derive(Message)]
 #[rtype(result = "QueueView")]
@@ -112,17 +149,21 @@ pub struct QueueActor {
     /// The escalation timer armed, and for when: re-armed only when an
     /// earlier step becomes due.
     step_timer: Option<(u64, SpawnHandle)>,
+    /// Maximum length and staffing rules ([`super::limits`]).
+    limits: Limits,
 }
 
 impl QueueActor {
     /// A queue actor around `queue`.
     pub fn new(env: SharedEnv, queue: Queue) -> Self {
+        let limits = limits_of(&env, &queue);
         Self {
             env,
             queue,
             calls: HashMap::new(),
             pbx_link_up: true,
             step_timer: None,
+            limits,
         }
     }
 
@@ -133,12 +174,14 @@ impl QueueActor {
     /// offers nothing until the registry says the PBX is reconciled (link
     /// up), so no caller who hung up while edgecc was down rings an agent.
     pub fn restored(env: SharedEnv, queue: Queue, waiting: Vec<EnqueueCall>) -> Self {
+        let limits = limits_of(&env, &queue);
         let mut actor = Self {
             env,
             queue,
             calls: HashMap::new(),
             pbx_link_up: false,
             step_timer: None,
+            limits,
         };
         for msg in waiting {
             actor.join(msg);
@@ -208,6 +251,18 @@ impl QueueActor {
         self.step_timer = Some((due, handle));
     }
 
+    /// Turns `call` away for `reason`: out of the line, and told so (it
+    /// goes where a timed-out call goes).
+    fn turn_away(&mut self, call: &CallId, addr: &Addr<CallActor>, reason: CallbackReason) {
+        info!(queue_id = %self.queue.id, call_id = %call, reason = ?reason, "Call turned away by the queue's limits.");
+        self.queue.remove(call);
+        self.calls.remove(call);
+        addr.do_send(TurnedAway {
+            queue: self.queue.id.clone(),
+            reason,
+        });
+    }
+
     /// Persists the waiting line if `before` (its length before the
     /// handler) shows it changed.
     fn persist_if_changed(&self, before: usize) {
@@ -260,6 +315,11 @@ impl Handler<EnqueueCall> for QueueActor {
     fn handle(&mut self, msg: EnqueueCall, ctx: &mut Self::Context) {
         debug!(queue_id = %self.queue.id, call_id = %msg.call, "Call queued.");
         let before = self.queue.waiting_len();
+        if !self.queue.knows(&msg.call) {
+            if let Err(reason) = self.limits.admit(&msg.call, before) {
+                return self.turn_away(&msg.call, &msg.addr, reason);
+            }
+        }
         if let Some((call, until_ms)) = self.join(msg) {
             self.end_hold_at(call, until_ms, ctx);
         }
@@ -320,12 +380,18 @@ impl Handler<ReservationAnswered> for QueueActor {
         let agent = self.env.directory.agents.get(&msg.agent);
         match (action, agent) {
             (AnswerAction::Offer, Some(agent)) => match self.calls.get(&msg.call) {
-                Some(addr) => addr.do_send(OfferCall {
-                    contact: agent.contact.clone(),
-                    token: msg.token,
-                    purpose: OfferPurpose::Queue(self.queue.id.clone()),
-                    ring_all: self.queue.strategy == crate::config::Strategy::RingAll,
-                }),
+                Some(addr) => {
+                    let t = &self.env.config.timers;
+                    let window = t.offer_timeout_ms + t.offer_lease_grace_ms + REJOIN_SLACK_MS;
+                    self.limits
+                        .offered(msg.call.clone(), self.env.now_ms(), window);
+                    addr.do_send(OfferCall {
+                        contact: agent.contact.clone(),
+                        token: msg.token,
+                        purpose: OfferPurpose::Queue(self.queue.id.clone()),
+                        ring_all: self.queue.strategy == crate::config::Strategy::RingAll,
+                    })
+                }
                 None => agent.addr.do_send(OfferEnded {
                     call: msg.call.clone(),
                     token: msg.token,
@@ -344,6 +410,49 @@ impl Handler<ReservationAnswered> for QueueActor {
         }
         self.persist_if_changed(before);
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<Reconfigure> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Self::Context) {
+        self.env = Env::latest(&self.env);
+        match msg.config {
+            Some(config) => {
+                self.queue.reconfigure(&config, msg.skills);
+                self.limits.reconfigure(config.limits);
+                self.escalate(ctx);
+                self.dispatch(ctx);
+            }
+            None if self.calls.is_empty() => {
+                info!(queue_id = %self.queue.id, "Queue removed by a reload; it stops.");
+                ctx.stop();
+            }
+            None => warn!(
+                queue_id = %self.queue.id,
+                calls = self.calls.len(),
+                "Queue removed by a reload while it holds calls; they leave by their max wait."
+            ),
+        }
+    }
+}
+
+impl Handler<QueueStaffed> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: QueueStaffed, _ctx: &mut Self::Context) {
+        self.limits.set_staffed(msg.0);
+        if !self.limits.must_empty() {
+            return;
+        }
+        let before = self.queue.waiting_len();
+        for call in self.queue.waiting_calls() {
+            if let Some(addr) = self.calls.get(&call).cloned() {
+                self.turn_away(&call, &addr, CallbackReason::QueueUnstaffed);
+            }
+        }
+        self.persist_if_changed(before);
     }
 }
 

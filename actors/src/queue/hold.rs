@@ -33,7 +33,7 @@ pub struct Holds {
 
 impl Holds {
     /// Whether `call` is held.
-    pub fn holds(&self, call: &CallId) -> bool {
+    pub fn has(&self, call: &CallId) -> bool {
         !self.by_call.is_empty() && self.by_call.contains_key(call)
     }
 

@@ -8,7 +8,8 @@
 //! its place in line through failed offers and tries the agents who missed
 //! it last ([`placement`]); a call held for its preferred agent waits for
 //! that agent alone until its hold ends ([`hold`]). The actor glue lives in
-//! [`actor`].
+//! [`actor`]; a reload's changes in `reconfigure.rs`; maximum length and
+//! staffing rules in [`limits`].
 //!
 //! A call needing skills is paired through the per-skill index of
 //! [`skills`] (best match first, the strategy breaks ties); its needs widen
@@ -19,13 +20,15 @@
 pub mod actor;
 pub mod escalation;
 pub mod hold;
+pub mod limits;
 pub mod needs;
 pub mod placement;
 pub mod priority;
+mod reconfigure;
 pub mod skills;
 pub mod weight;
 
-use crate::config::{EscalationStep, SkillRequirement, Strategy};
+use crate::config::{EscalationStep, QueueConfig, SkillRequirement, Strategy};
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::rng::SplitMix64;
 use placement::WaitKey;
@@ -84,6 +87,17 @@ pub struct QueuePolicy {
     pub steps: Vec<EscalationStep>,
     /// Priority points per waited second (`routing.aging_per_s`).
     pub aging_per_s: u32,
+}
+
+impl QueuePolicy {
+    /// The policy queue `q` is configured with.
+    pub fn of(q: &QueueConfig) -> Self {
+        Self {
+            required_skills: q.required_skills.clone(),
+            steps: q.routing.steps.clone(),
+            aging_per_s: q.routing.aging_per_s,
+        }
+    }
 }
 
 /// Ordering key of ready agents: the strategy's key, then the score rank
@@ -359,7 +373,7 @@ impl Queue {
         let keys: Vec<WaitKey> = self
             .waiting
             .iter()
-            .filter(|(_, w)| w.asking == 0 && !self.holds.holds(&w.call))
+            .filter(|(_, w)| w.asking == 0 && !self.holds.has(&w.call))
             .take(DISPATCH_SCAN_CALLS_MAX)
             .map(|(k, _)| *k)
             .collect();
@@ -668,6 +682,35 @@ mod tests {
         let asks = q.dispatch();
         assert_eq!(asks.len(), 1);
         assert_eq!(asks[0].agent, a("x"), "then the one it tried");
+    }
+
+    /// Goal: a reload carries the members' new skills and the queue's new
+    /// aging. Method: a call needing `en` waits; x is Ready without it;
+    /// the reload gives x `en:3`. Expected: nothing asked before, x asked
+    /// after, without x pushing its availability again.
+    #[test]
+    fn reload_carries_new_skills() {
+        let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
+        let en = vec![crate::config::SkillLevel {
+            skill: "en".into(),
+            level: 3,
+        }];
+        let needs = needs::CallNeeds {
+            skills: vec![SkillRequirement {
+                skill: "en".into(),
+                level_min: 1,
+            }],
+            since_ms: 0,
+        };
+        q.enqueue(c("1"), 0, 0, vec![], needs);
+        q.agent_available(a("x"), &info(0, 0));
+        assert!(q.dispatch().is_empty(), "x lacks the skill");
+        let mut config: crate::config::QueueConfig =
+            serde_json::from_str(r#"{"id": "q"}"#).unwrap();
+        config.routing.aging_per_s = 2;
+        q.reconfigure(&config, skills::SkillIndex::new([(a("x"), en.as_slice())]));
+        assert_eq!(q.policy.aging_per_s, 2);
+        assert_eq!(q.dispatch()[0].agent, a("x"));
     }
 
     /// Round-robin rotates; ring-all asks every ready agent.

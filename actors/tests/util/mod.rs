@@ -106,6 +106,7 @@ pub fn queue(id: &str, dnis: &str) -> QueueConfig {
         required_skills: vec![],
         routing: Default::default(),
         sticky: Default::default(),
+        limits: Default::default(),
     }
 }
 

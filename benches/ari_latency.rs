@@ -113,6 +113,7 @@ fn cc_config(agents: usize) -> ContactCenterConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: vec![],
+        routing: Default::default(),
         sticky: Default::default(),
         limits: Default::default(),
         announcements: Default::default(),

@@ -97,6 +97,7 @@ fn contact_center(agents: usize, kind: Kind) -> ContactCenterConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: vec![],
+        routing: Default::default(),
         sticky: Default::default(),
         limits: Default::default(),
         announcements: Default::default(),

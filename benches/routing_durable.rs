@@ -56,6 +56,7 @@ fn contact_center() -> ContactCenterConfig {
             wrap_up_ms: 0,
             final_destination: FinalDestination::default(),
             required_skills: vec![],
+            routing: Default::default(),
             sticky: Default::default(),
             limits: Default::default(),
             announcements: Default::default(),

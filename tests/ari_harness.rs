@@ -65,6 +65,7 @@ pub fn queue() -> QueueConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: vec![],
+        routing: Default::default(),
         sticky: Default::default(),
         limits: Default::default(),
         announcements: Default::default(),

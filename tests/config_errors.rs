@@ -105,6 +105,36 @@ fn device_refusals_max_is_checked() {
     assert!(o.status.success(), "0 turns the rule off: {}", stderr(&o));
 }
 
+/// A config written when skill levels were 0..=10 is refused by
+/// `check-config` with the file, the key and what changed named; the same
+/// agent at level 5 with escalation steps on its queue passes. (Issue 18.)
+#[test]
+fn old_skill_levels_are_refused_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+    let config = |level: u8| {
+        format!(
+            "[[queues]]\nid = \"q\"\nrequired_skills = [{{ skill = \"en\", level_min = 2 }}]\n\
+             [queues.routing]\naging_per_s = 1\nsteps = [{{ after_ms = 20000, level_min = 1 }}, \
+             {{ after_ms = 60000, any_member = true }}]\n\
+             [[agents]]\nid = \"a\"\nextension = \"100\"\nqueues = [\"q\"]\n\
+             skills = [{{ skill = \"en\", level = {level} }}]\n"
+        )
+    };
+    std::fs::write(&file, config(8)).unwrap();
+    let o = run(&["check-config", f]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(f) && e.contains("agents[0].skills[0].level") && e.contains("1..=5"),
+        "{e}"
+    );
+    std::fs::write(&file, config(5)).unwrap();
+    let o = run(&["check-config", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// `[routing.backoff]` problems are named with the file and the key: an
 /// unknown key, a cooling-off without a window, and the back-off after a
 /// reject set together with the reject delay. (Issue 18.)

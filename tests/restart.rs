@@ -67,6 +67,7 @@ fn contact_center() -> ContactCenterConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: Vec::new(),
+        routing: Default::default(),
         sticky: Default::default(),
         limits: Default::default(),
         announcements: Default::default(),

@@ -46,6 +46,7 @@ fn config(agents: usize, talk_queue_wrap: u64) -> ContactCenterConfig {
             wrap_up_ms: talk_queue_wrap,
             final_destination: FinalDestination::default(),
             required_skills: vec![],
+            routing: Default::default(),
             sticky: Default::default(),
             limits: Default::default(),
             announcements: Default::default(),

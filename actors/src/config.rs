@@ -19,8 +19,14 @@ pub const WRAP_UP_MS_MAX: u64 = 3_600_000;
 pub const OFFER_TIMEOUT_MS_MAX: u64 = 300_000;
 /// Longest accepted queue wait: a day.
 pub const MAX_WAIT_MS_MAX: u64 = 86_400_000;
-/// Highest skill level.
-pub const SKILL_LEVEL_MAX: u8 = 10;
+/// Lowest skill level (a beginner). Levels are 1..=5, as contact centers
+/// rate them; 0 would mean "has not the skill", which is said by leaving the
+/// skill out.
+pub const SKILL_LEVEL_MIN: u8 = 1;
+/// Highest skill level (an expert). Configs written before levels were
+/// 1..=5 (they allowed 0..=10) are refused with the key named, not
+/// rescaled silently: the installer decides what a 7 now is.
+pub const SKILL_LEVEL_MAX: u8 = 5;
 /// Refusals in a row that make a device unreachable, unless configured.
 pub const DEVICE_REFUSALS_MAX_DEFAULT: u32 = 3;
 /// Highest accepted `routing.device_refusals_max`: past it the rule would
@@ -119,6 +125,9 @@ pub struct RoutingConfig {
     pub no_route_prompt: String,
     /// Seed of the random strategy, so routing is reproducible.
     pub random_seed: u64,
+    /// Priorities of known callers (by exact caller number), used when the
+    /// call's attached data gives none; the queue's priority comes last.
+    pub caller_priorities: Vec<CallerPriority>,
     /// Offers in a row an agent's device refuses (busy, cause 17, or
     /// rejected, cause 21) before the device counts as unreachable: the
     /// agent goes Not Ready (system reason `device_unreachable`) as after a
@@ -137,6 +146,7 @@ impl Default for RoutingConfig {
             default_queue: None,
             no_route_prompt: "no-route".into(),
             random_seed: 0x5EED,
+            caller_priorities: Vec::new(),
             device_refusals_max: DEVICE_REFUSALS_MAX_DEFAULT,
             backoff: Default::default(),
         }
@@ -240,9 +250,13 @@ pub struct QueueConfig {
     /// Where timed-out calls go.
     #[serde(default)]
     pub final_destination: FinalDestination,
-    /// Skills an agent needs to be a member (besides listing the queue).
+    /// Skills an agent needs to take this queue's calls (besides listing
+    /// the queue); escalation steps in `routing` may relax them.
     #[serde(default)]
     pub required_skills: Vec<SkillRequirement>,
+    /// Escalation steps, priority aging, weight and overflow priority.
+    #[serde(default)]
+    pub routing: QueueRoutingConfig,
     /// Calls of sticky customers: how long they wait for their own agent,
     /// and whether a completed call makes the caller the agent's.
     #[serde(default)]
@@ -310,8 +324,58 @@ fn default_wrap_up_ms() -> u64 {
 pub struct SkillLevel {
     /// The skill name.
     pub skill: String,
-    /// 0..=10.
+    /// 1..=5 (5 is an expert): the best match for a call is the agent
+    /// with the most levels above the call's minimums.
     pub level: u8,
+}
+
+/// A known caller's priority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerPriority {
+    /// The caller number, exactly as the PBX reports it.
+    pub ani: String,
+    /// Its priority (higher first).
+    pub priority: u8,
+}
+
+/// How a queue widens, ages and weighs its calls beyond its strategy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueRoutingConfig {
+    /// Escalation steps, by rising `after_ms`: each widens who may take a
+    /// call that has waited that long in this queue.
+    pub steps: Vec<EscalationStep>,
+    /// Priority points a call gains per second it waits (0: none), so a
+    /// long wait overtakes a higher priority that came later.
+    pub aging_per_s: u32,
+    /// For an agent in several queues: requests reaching it together are
+    /// answered heaviest queue first (0..=100; equal weights: first come).
+    pub weight: u32,
+    /// A call moved here by an overflow keeps the priority it had; by
+    /// default it starts over from its own (attached data, caller) or
+    /// this queue's.
+    pub keep_priority_on_overflow: bool,
+}
+
+/// One escalation step: after `after_ms` in the queue, exactly one of
+/// `level_min`, `any_member` or `overflow`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStep {
+    /// Wait in this queue after which the step applies, also to calls
+    /// already waiting then.
+    pub after_ms: u64,
+    /// Lowers every required minimum level to at most this (1..=5).
+    #[serde(default)]
+    pub level_min: Option<u8>,
+    /// Any member may take the call: skills are no longer required.
+    #[serde(default)]
+    pub any_member: bool,
+    /// The call goes to the queue's final destination now (as at
+    /// `max_wait_ms`); must be the last step.
+    #[serde(default)]
+    pub overflow: bool,
 }
 
 /// An agent.
@@ -351,15 +415,6 @@ impl AgentConfig {
         self.endpoint
             .clone()
             .unwrap_or_else(|| format!("sim/{}", self.extension))
-    }
-
-    /// Whether the agent has every skill `queue` requires.
-    pub fn qualifies_for(&self, queue: &QueueConfig) -> bool {
-        queue.required_skills.iter().all(|req| {
-            self.skills
-                .iter()
-                .any(|s| s.skill == req.skill && s.level >= req.level_min)
-        })
     }
 }
 
@@ -511,12 +566,15 @@ impl ContactCenterConfig {
             }
             waiting::validate(&p, &q.announcements, &q.callback, &mut err);
             for (j, s) in q.required_skills.iter().enumerate() {
-                if s.level_min > SKILL_LEVEL_MAX {
+                if !(SKILL_LEVEL_MIN..=SKILL_LEVEL_MAX).contains(&s.level_min) {
                     err(
                         format!("{p}.required_skills[{j}].level_min"),
-                        format!("must be at most {SKILL_LEVEL_MAX}"),
+                        skill_level_message(s.level_min),
                     );
                 }
+            }
+            for (path, message) in queue_routing_errors(&p, q) {
+                err(path, message);
             }
         }
         if self.routing.device_refusals_max > DEVICE_REFUSALS_MAX_LIMIT {
@@ -524,6 +582,20 @@ impl ContactCenterConfig {
                 "routing.device_refusals_max".into(),
                 format!("must be at most {DEVICE_REFUSALS_MAX_LIMIT} (0 turns it off)"),
             );
+        }
+        let mut callers = HashSet::new();
+        for (i, c) in self.routing.caller_priorities.iter().enumerate() {
+            if c.ani.is_empty() {
+                err(
+                    format!("routing.caller_priorities[{i}].ani"),
+                    "must be non-empty".into(),
+                );
+            } else if !callers.insert(c.ani.as_str()) {
+                err(
+                    format!("routing.caller_priorities[{i}].ani"),
+                    format!("duplicate caller {:?}", c.ani),
+                );
+            }
         }
         for (key, message) in self
             .routing
@@ -574,10 +646,10 @@ impl ContactCenterConfig {
                 }
             }
             for (j, s) in a.skills.iter().enumerate() {
-                if s.level > SKILL_LEVEL_MAX {
+                if !(SKILL_LEVEL_MIN..=SKILL_LEVEL_MAX).contains(&s.level) {
                     err(
                         format!("{p}.skills[{j}].level"),
-                        format!("must be at most {SKILL_LEVEL_MAX}"),
+                        skill_level_message(s.level),
                     );
                 }
             }
@@ -630,6 +702,103 @@ impl ContactCenterConfig {
     }
 }
 
+/// Most escalation steps per queue.
+pub const ESCALATION_STEPS_MAX: usize = 8;
+/// Highest `aging_per_s`: at 100 points a second a call reaches the top
+/// priority (255) in under three seconds; more is a typo.
+pub const AGING_PER_S_MAX: u32 = 100;
+
+/// Highest queue weight: a scale of 0..=100 is plenty to rank queues.
+pub const QUEUE_WEIGHT_MAX: u32 = 100;
+
+/// Why a skill level is refused; says what changed for old configs.
+fn skill_level_message(level: u8) -> String {
+    let mut m = format!("must be in {SKILL_LEVEL_MIN}..={SKILL_LEVEL_MAX}, not {level}");
+    if level > SKILL_LEVEL_MAX {
+        m.push_str(" (levels were 0..=10 before; rate skills 1..=5 now)");
+    } else if level == 0 {
+        m.push_str(" (leave the skill out instead of level 0)");
+    }
+    m
+}
+
+/// The problems of a queue's `routing` section: steps by rising
+/// `after_ms` within `max_wait_ms`, each doing one thing, only widening,
+/// an overflow last; aging within [`AGING_PER_S_MAX`].
+fn queue_routing_errors(p: &str, q: &QueueConfig) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    let r = &q.routing;
+    if r.aging_per_s > AGING_PER_S_MAX {
+        errors.push((
+            format!("{p}.routing.aging_per_s"),
+            format!("must be at most {AGING_PER_S_MAX}"),
+        ));
+    }
+    if r.weight > QUEUE_WEIGHT_MAX {
+        errors.push((
+            format!("{p}.routing.weight"),
+            format!("must be at most {QUEUE_WEIGHT_MAX}"),
+        ));
+    }
+    if r.steps.len() > ESCALATION_STEPS_MAX {
+        errors.push((
+            format!("{p}.routing.steps"),
+            format!("at most {ESCALATION_STEPS_MAX} steps"),
+        ));
+    }
+    let mut after_prev = 0u64;
+    let mut level_prev = SKILL_LEVEL_MAX;
+    let mut any_member = false;
+    for (k, step) in r.steps.iter().enumerate() {
+        let sp = format!("{p}.routing.steps[{k}]");
+        let actions = usize::from(step.level_min.is_some())
+            + usize::from(step.any_member)
+            + usize::from(step.overflow);
+        if actions != 1 {
+            errors.push((
+                sp.clone(),
+                "must set exactly one of level_min, any_member, overflow".into(),
+            ));
+        }
+        if step.after_ms == 0 || step.after_ms >= q.max_wait_ms {
+            errors.push((
+                format!("{sp}.after_ms"),
+                format!(
+                    "must be in 1..{} (below the queue's max_wait_ms)",
+                    q.max_wait_ms
+                ),
+            ));
+        }
+        if k > 0 && step.after_ms <= after_prev {
+            errors.push((
+                format!("{sp}.after_ms"),
+                "steps must come by rising after_ms".into(),
+            ));
+        }
+        after_prev = step.after_ms;
+        if let Some(level) = step.level_min {
+            if !(SKILL_LEVEL_MIN..=SKILL_LEVEL_MAX).contains(&level) {
+                errors.push((format!("{sp}.level_min"), skill_level_message(level)));
+            } else if any_member || level > level_prev {
+                errors.push((
+                    format!("{sp}.level_min"),
+                    "steps only widen: a later step cannot ask for a higher level".into(),
+                ));
+            } else {
+                level_prev = level;
+            }
+        }
+        any_member |= step.any_member;
+        if step.overflow && k + 1 != r.steps.len() {
+            errors.push((
+                format!("{sp}.overflow"),
+                "an overflow step must be the last step".into(),
+            ));
+        }
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,6 +828,7 @@ mod tests {
             wrap_up_ms: 0,
             final_destination: FinalDestination::default(),
             required_skills: vec![],
+            routing: QueueRoutingConfig::default(),
             sticky: Default::default(),
             limits: Default::default(),
             announcements: AnnounceConfig::default(),
@@ -705,6 +875,73 @@ mod tests {
         assert!(text.contains(&"sticky_customers[1].ani: duplicate number \"+1555\"".to_string()));
         assert!(text.contains(&"sticky_customers[1].agent: unknown agent \"nobody\"".to_string()));
         assert!(!text.iter().any(|t| t.starts_with("sticky_customers[0]")));
+    }
+
+    /// Goal: a config from before levels were 1..=5, and escalation steps
+    /// that would not widen or never apply, are refused naming each key.
+    /// Method: one mistake per key, every message checked.
+    #[test]
+    fn skill_levels_and_steps_are_checked() {
+        let mut cfg = ContactCenterConfig::default();
+        let mut q = queue("q");
+        q.max_wait_ms = 60_000;
+        q.required_skills = vec![SkillRequirement {
+            skill: "en".into(),
+            level_min: 0,
+        }];
+        let step = |after_ms, level_min, any_member, overflow| EscalationStep {
+            after_ms,
+            level_min,
+            any_member,
+            overflow,
+        };
+        q.routing.steps = vec![
+            step(10_000, Some(3), false, false),
+            step(10_000, Some(4), false, false),
+            step(20_000, None, true, true),
+            step(70_000, None, false, true),
+        ];
+        q.routing.aging_per_s = AGING_PER_S_MAX + 1;
+        q.routing.weight = QUEUE_WEIGHT_MAX + 1;
+        cfg.queues.push(q);
+        let mut a = agent("a", "100", &["q"]);
+        a.skills = vec![SkillLevel {
+            skill: "en".into(),
+            level: 7,
+        }];
+        cfg.agents.push(a);
+        cfg.routing.caller_priorities = vec![
+            CallerPriority {
+                ani: "+1".into(),
+                priority: 1,
+            },
+            CallerPriority {
+                ani: "+1".into(),
+                priority: 2,
+            },
+        ];
+        let text: Vec<String> = cfg
+            .validate()
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let expected = [
+            "queues[0].required_skills[0].level_min: must be in 1..=5, not 0 (leave the skill out instead of level 0)",
+            "queues[0].routing.aging_per_s: must be at most 100",
+            "queues[0].routing.weight: must be at most 100",
+            "queues[0].routing.steps[1].after_ms: steps must come by rising after_ms",
+            "queues[0].routing.steps[1].level_min: steps only widen: a later step cannot ask for a higher level",
+            "queues[0].routing.steps[2]: must set exactly one of level_min, any_member, overflow",
+            "queues[0].routing.steps[2].overflow: an overflow step must be the last step",
+            "queues[0].routing.steps[3].after_ms: must be in 1..60000 (below the queue's max_wait_ms)",
+            "agents[0].skills[0].level: must be in 1..=5, not 7 (levels were 0..=10 before; rate skills 1..=5 now)",
+            "routing.caller_priorities[1].ani: duplicate caller \"+1\"",
+        ];
+        for e in expected {
+            assert!(text.contains(&e.to_string()), "{e}\nnot in {text:#?}");
+        }
+        assert_eq!(text.len(), expected.len(), "{text:#?}");
     }
 
     /// A valid configuration passes; unknown keys are refused by serde.

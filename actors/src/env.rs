@@ -29,7 +29,7 @@ pub struct AgentHandle {
     pub contact: AgentContact,
     /// Its actor.
     pub addr: Addr<AgentActor>,
-    /// Queues it is a member of (listed and qualified).
+    /// Queues it is a member of (listed; skills decide per call).
     pub queues: Vec<QueueId>,
     /// Its wrap-up override (how long its call stays reachable for codes).
     pub wrap_up_ms_override: Option<u64>,
@@ -42,6 +42,8 @@ pub struct QueueHandle {
     pub rules: QueueRules,
     /// Its actor.
     pub addr: Addr<QueueActor>,
+    /// Its weight for agents in several queues (`routing.weight`).
+    pub weight: u32,
 }
 
 /// Addresses of every agent and queue, and the number plans.

@@ -41,7 +41,9 @@
 //!   ([`queue::placement`]), calls held for their own agent
 //!   ([`queue::hold`]), its limits ([`queue::limits`]: maximum length,
 //!   members needed to join and stay), the expected wait
-//!   ([`queue::estimate`]) and [`queue::actor::QueueActor`].
+//!   ([`queue::estimate`]) and [`queue::actor::QueueActor`]; skills with
+//!   levels and the best match (`skills`), escalation steps (`escalation`),
+//!   priority and aging (`priority`), queue weights (`weight`).
 //! - [`sticky`]: sticky customers (caller number → own agent): the book,
 //!   its sources, its durable records and the hold rule.
 //! - [`registry`]: [`ContactCenter::start`] builds everything

@@ -33,7 +33,7 @@ mod wiring;
 use crate::outbox::{OutboxStatus, OutboxWriter};
 use crate::ports::{LegStatus, PbxEvent, SharedOutbox, SharedPbx};
 use crate::queue::actor::{GetQueue, PbxLinkChanged, QueueActor};
-use crate::queue::Queue;
+use crate::queue::{Queue, QueuePolicy};
 use crate::recent::{RecentCall, RecentCalls};
 use crate::sticky::StickyBook;
 use crate::waits::WaitFigures;
@@ -456,15 +456,19 @@ impl ContactCenter {
                 QueueHandle {
                     rules,
                     addr: ctx.address(),
+                    weight: q.routing.weight,
                 },
             );
             let seed = config.routing.random_seed.wrapping_add(i as u64);
-            queue_ctxs.push((ctx, Queue::new(id, q.strategy, seed)));
+            let queue = Queue::new(id, q.strategy, seed)
+                .with_policy(QueuePolicy::of(q), wiring::skill_index(&config, q));
+            queue_ctxs.push((ctx, queue));
         }
         let mut agent_ctxs = Vec::new();
         for a in &config.agents {
             let ctx: Context<AgentActor> = Context::new();
             let id = AgentId::new(a.id.clone());
+
             directory
                 .by_extension
                 .insert(a.extension.clone(), id.clone());

@@ -30,6 +30,7 @@ fn rules(queue: &str, dest: FinalDestination) -> QueueRules {
         ring_all: false,
         announce: Default::default(),
         callback: Default::default(),
+        keep_priority_on_overflow: false,
     }
 }
 

@@ -317,3 +317,48 @@ async fn call_not_yet_routed_is_routed_after_restart() {
     h.ready("a1").await;
     assert!(matches!(h.state("a1").await, AgentState::Reserved { call: c, .. } if c == call));
 }
+
+/// Goal: a queued call keeps its own required skills and the escalation
+/// steps its wait reached across a restart. Method: a queue needing
+/// English 4, widened to level 2 after 20 s; a call asking German 2
+/// (attached data) waits with no agent Ready; edgecc is down from 5 s to
+/// 30 s; then a1 (English 2, no German) goes Ready and is not offered the
+/// call, a2 (English 2, German 2) is.
+#[actix_rt::test]
+async fn queued_call_keeps_its_skills_and_steps() {
+    tokio::time::pause();
+    let mut cfg = basic(2);
+    cfg.queues[0].required_skills = vec![edgecc_actors::config::SkillRequirement {
+        skill: "english".into(),
+        level_min: 4,
+    }];
+    cfg.queues[0].routing.steps = vec![edgecc_actors::config::EscalationStep {
+        after_ms: 20_000,
+        level_min: Some(2),
+        any_member: false,
+        overflow: false,
+    }];
+    let level = |skill: &str| edgecc_actors::config::SkillLevel {
+        skill: skill.into(),
+        level: 2,
+    };
+    cfg.agents[0].skills = vec![level("english")];
+    cfg.agents[1].skills = vec![level("english"), level("german")];
+    let h = start(cfg, 1);
+    let mut c = caller("800");
+    c.attached.push(edgecc_actors::ports::AttachedVar {
+        key: "skills".into(),
+        value: "german:2".into(),
+    });
+    let call = h.call(c).await;
+    advance(5_000).await;
+    let h = h.restart(25_000).await;
+    assert_eq!(h.snapshot().await.queues[0].waiting, vec![call.clone()]);
+    h.ready("a1").await;
+    assert!(is(&h.state("a1").await, "ready"), "a1 lacks German");
+    h.ready("a2").await;
+    assert!(
+        matches!(h.state("a2").await, AgentState::Reserved { call: c, .. } if c == call),
+        "the 20 s step applies after the restart"
+    );
+}

@@ -1,6 +1,9 @@
 //! Seeded randomized simulation: 10,000 calls, 50 agents, 4 queues with
 //! random answers, rejects, RONAs, abandons, holds, transfers, consults,
-//! conferences and state changes. Invariants 1-3 are checked after every
+//! conferences and state changes; routing policies too: agents with skill
+//! levels, queues requiring skills with escalation steps (down to any member
+//! and an overflow step), aging, a queue weight, calls asking for skills and
+//! priorities in their attached data. Invariants 1-3 are checked after every
 //! step, 4-5 on the outbox at the end. A failure prints the seed; re-run with
 //! `EDGECC_SIM_SEED=<seed>` to reproduce it exactly (paused time, one thread).
 
@@ -10,7 +13,9 @@ use actix::prelude::*;
 use edgecc_actors::agent::backoff::BackoffSettings;
 use edgecc_actors::agent::{AgentState, NotReadyReason, OfferPurpose, SystemReason};
 use edgecc_actors::call::TerminalReason;
-use edgecc_actors::config::{FinalDestination, Strategy};
+use edgecc_actors::config::{
+    EscalationStep, FinalDestination, SkillLevel, SkillRequirement, Strategy,
+};
 use edgecc_actors::ports::AttachedVar;
 use edgecc_actors::rng::SplitMix64;
 use edgecc_actors::sim::{Caller, GetSimStats, PhoneProfile, SetPhoneProfile, SimPbx};
@@ -22,6 +27,17 @@ use util::*;
 
 const CALLS: usize = 10_000;
 const AGENTS: usize = 50;
+/// Skills of the run (`s0`..); agents hold most of them at levels 1..=5.
+const SKILLS: usize = 4;
+
+fn step(after_ms: u64, level_min: Option<u8>, any_member: bool, overflow: bool) -> EscalationStep {
+    EscalationStep {
+        after_ms,
+        level_min,
+        any_member,
+        overflow,
+    }
+}
 
 /// Collects terminal reasons from call views.
 struct Terminals(Rc<RefCell<HashMap<CallId, TerminalReason>>>);
@@ -75,6 +91,30 @@ fn config() -> edgecc_actors::ContactCenterConfig {
             },
             _ => FinalDestination::default(),
         };
+        match i {
+            0 => {
+                q.required_skills = vec![SkillRequirement {
+                    skill: "s0".into(),
+                    level_min: 3,
+                }];
+                q.routing.steps = vec![
+                    step(15_000, Some(1), false, false),
+                    step(40_000, None, true, false),
+                ];
+            }
+            1 => q.routing.aging_per_s = 1,
+            2 => q.routing.weight = 5,
+            _ => {
+                q.required_skills = vec![SkillRequirement {
+                    skill: "s3".into(),
+                    level_min: 4,
+                }];
+                q.routing.steps = vec![
+                    step(20_000, Some(1), false, false),
+                    step(60_000, None, false, true),
+                ];
+            }
+        }
         cfg.queues.push(q);
     }
     for i in 0..AGENTS {
@@ -82,6 +122,13 @@ fn config() -> edgecc_actors::ContactCenterConfig {
         a.queues.push(format!("q{}", i % 4));
         a.queues.push(format!("q{}", (i + 1) % 4));
         a.auto_accept = i % 10 == 0;
+        a.skills = (0..SKILLS)
+            .filter(|k| (i + k) % 3 != 0)
+            .map(|k| SkillLevel {
+                skill: format!("s{k}"),
+                level: 1 + ((i * 7 + k * 3) % 5) as u8,
+            })
+            .collect();
         if i % 2 == 1 {
             // No reject delay: a refusal backs off instead.
             a.reject_delay_ms = Some(0);
@@ -196,6 +243,18 @@ async fn run(seed: u64) {
             );
             c.patience_ms = Some(rng.range(5_000, 120_000));
             c.talk_ms = Some(rng.range(2_000, 60_000));
+            if rng.chance(0.25) {
+                c.attached.push(AttachedVar {
+                    key: "skills".into(),
+                    value: format!("s{}:{}", rng.below(SKILLS as u64), rng.range(1, 6)),
+                });
+            }
+            if rng.chance(0.1) {
+                c.attached.push(AttachedVar {
+                    key: "priority".into(),
+                    value: format!("{}", rng.below(10)),
+                });
+            }
             for k in 0..rng.below(12) {
                 c.attached.push(AttachedVar {
                     key: format!("variable_number_{k}"),

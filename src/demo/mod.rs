@@ -361,6 +361,7 @@ fn demo_config(agents: usize, wrap_up_ms: u64, human: bool) -> ContactCenterConf
                 prompt: "callback-offered".to_string(),
             },
             required_skills: Vec::new(),
+            routing: Default::default(),
             sticky: Default::default(),
             limits: Default::default(),
             announcements: Default::default(),

@@ -21,6 +21,7 @@ use crate::error::CcError;
 use crate::events::AgentView;
 use crate::ids::{AgentId, CallId, OfferToken, QueueId};
 use crate::queue::actor::{AgentAvailable, AgentUnavailable, ReservationAnswered};
+use crate::queue::weight::{weights_differ, WeighedAsks};
 use crate::queue::ReadyInfo;
 use crate::registry::AgentChanged;
 use actix::prelude::*;
@@ -224,6 +225,9 @@ pub struct AgentActor {
     /// Rebuilt from the durable state: `started` pushes its availability
     /// and re-arms its timers.
     restored: bool,
+    /// Queue requests gathered while Ready, answered by queue weight once
+    /// the round is in (only when the agent's queues weigh differently).
+    weighed: WeighedAsks<ReserveForQueue>,
 }
 
 impl AgentActor {
@@ -242,6 +246,7 @@ impl AgentActor {
             presence: Presence::Disconnected { since_ms: now },
             presence_epoch: 0,
             restored: false,
+            weighed: WeighedAsks::default(),
         }
     }
 
@@ -267,6 +272,7 @@ impl AgentActor {
             presence: Presence::Disconnected { since_ms: now },
             presence_epoch: 0,
             restored: true,
+            weighed: WeighedAsks::default(),
         }
     }
 
@@ -550,6 +556,44 @@ impl Handler<ReserveForQueue> for AgentActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReserveForQueue, ctx: &mut Self::Context) {
+        if self.agent.is_ready() && self.weighs_queues() {
+            let weight = self
+                .env
+                .directory
+                .queues
+                .get(&msg.queue)
+                .map_or(0, |q| q.weight);
+            if self.weighed.push(weight, msg) {
+                // Answer once every queue woken with this one has asked.
+                ctx.run_later(Duration::ZERO, |act, ctx| {
+                    for ask in act.weighed.take_in_order() {
+                        act.answer_queue(ask, ctx);
+                    }
+                });
+            }
+            return;
+        }
+        self.answer_queue(msg, ctx);
+    }
+}
+
+impl AgentActor {
+    /// Whether the agent's queues weigh differently ([`crate::queue::weight`]).
+    fn weighs_queues(&self) -> bool {
+        let dir = &self.env.directory;
+        let Some(handle) = dir.agents.get(&self.agent.id) else {
+            return false;
+        };
+        weights_differ(
+            handle
+                .queues
+                .iter()
+                .filter_map(|q| dir.queues.get(q).map(|h| h.weight)),
+        )
+    }
+
+    /// Grants or refuses a queue's request and answers the queue.
+    fn answer_queue(&mut self, msg: ReserveForQueue, ctx: &mut Context<Self>) {
         let before = self.agent.epoch;
         let lease = self.lease_until();
         let now = self.env.now_ms();

@@ -289,6 +289,7 @@ impl CallActor {
                     priority,
                     since_ms,
                     tried,
+                    needs,
                 } => match self.env.directory.queues.get(&queue) {
                     Some(q) => q.addr.do_send(EnqueueCall {
                         call: self.call.id.clone(),
@@ -297,6 +298,7 @@ impl CallActor {
                         since_ms,
                         tried,
                         ani: self.call.ani.clone(),
+                        needs,
                     }),
                     None => error!(call_id = %self.call.id, queue_id = %queue, "Unknown queue."),
                 },
@@ -310,7 +312,7 @@ impl CallActor {
                 CallEffect::MoveToQueue(queue) => {
                     let now = self.env.now_ms();
                     let more = match self.env.directory.queues.get(&queue) {
-                        Some(q) => self.call.enqueue(q.rules.clone(), now),
+                        Some(q) => self.call.overflow_to(q.rules.clone(), now),
                         None => Ok(self.call.pbx_failed(format!("unknown queue {queue}"), now)),
                     };
                     match more {

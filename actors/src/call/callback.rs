@@ -155,6 +155,7 @@ impl Call {
                 priority: self.priority,
                 since_ms,
                 tried: self.tried.clone(),
+                needs: self.needs(now_ms),
             });
         }
         self.keep_place(CallbackTrigger::Hangup, dial_back, now_ms, &mut fx);
@@ -398,6 +399,7 @@ mod tests {
             wrap_up_ms: 0,
             final_destination: Default::default(),
             ring_all: false,
+            keep_priority_on_overflow: false,
             announce: Default::default(),
             callback: CallbackConfig {
                 digit: Some("1".into()),

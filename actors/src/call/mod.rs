@@ -171,6 +171,16 @@ pub struct Call {
     /// offer starts, so it is stopped.
     #[serde(default)]
     pub prompts_played: u32,
+    /// The call's own priority (attached data, else its caller's), which an
+    /// overflow goes back to unless the target queue keeps the current one.
+    #[serde(default)]
+    pub own_priority: u8,
+    /// When the current queue stint began: a redirect after a missed offer
+    /// keeps it, so aging and escalation steps count the whole wait (and a
+    /// restored queue re-applies the steps reached). Older snapshots lack
+    /// it: the queued phase's `since_ms` stands in.
+    #[serde(default)]
+    pub stint_since_ms: Option<u64>,
 }
 
 /// The effects of one step, in order.
@@ -197,6 +207,7 @@ impl Call {
             dnis,
             attached,
             priority: priority.unwrap_or(0),
+            own_priority: priority.unwrap_or(0),
             ..Self::begun(
                 leg.call_id(),
                 site,
@@ -294,6 +305,8 @@ impl Call {
             max_wait_deadline_ms: None,
             callback: None,
             prompts_played: 0,
+            own_priority: 0,
+            stint_since_ms: None,
         }
     }
 

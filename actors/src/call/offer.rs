@@ -487,6 +487,7 @@ impl Call {
                         priority: self.priority,
                         since_ms,
                         tried: self.tried.clone(),
+                        needs: self.needs(now_ms),
                     });
                 }
             }

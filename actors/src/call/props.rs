@@ -219,6 +219,7 @@ fn rules(queue: &str, dest: u8, max_wait_ms: u64) -> QueueRules {
         ring_all: false,
         announce: Default::default(),
         callback: Default::default(),
+        keep_priority_on_overflow: false,
     }
 }
 
@@ -325,7 +326,7 @@ impl World {
                 CallEffect::MoveToQueue(q) => {
                     let more = self.calls[ci]
                         .call
-                        .enqueue(rules(q.as_str(), 0, 1_000), now);
+                        .overflow_to(rules(q.as_str(), 0, 1_000), now);
                     self.apply(ci, more.expect("an overflowing call can join a queue"));
                 }
                 CallEffect::Records(r) => self.calls[ci].records.extend(r),

@@ -1,7 +1,9 @@
 //! Queueing: joining a queue (music on hold, max-wait timer), the max wait
 //! elapsing, and the final destination of a call that waited too long
 //! (another queue, an external number, an announcement) with its records: a
-//! callback work item unless an external number took the caller.
+//! callback work item unless an external number took the caller. Also what
+//! the call brings to its queue ([`Call::needs`]) and its priority on an
+//! overflow ([`Call::overflow_to`]).
 
 use super::{Call, CallEffect, CallError, CallPhase, CallTimer, Fx, QueueRules, TerminalReason};
 use super::{PROMPT_UNAVAILABLE, QUEUE_HOPS_MAX};
@@ -10,6 +12,8 @@ use crate::config::FinalDestination;
 use crate::crm::{CallbackReason, UpdateEvent};
 use crate::ids::QueueId;
 use crate::ports::PbxCommand;
+use crate::queue::needs::CallNeeds;
+use crate::queue::skills::{parse_call_skills, CALL_SKILLS_KEY};
 
 impl Call {
     /// Join a queue: music on hold, max-wait timer, enqueue. A call moved
@@ -34,6 +38,7 @@ impl Call {
         let mut fx = Vec::new();
         self.moh_on(&mut fx);
         self.stint += 1;
+        self.stint_since_ms = Some(now_ms);
         self.max_wait_elapsed = false;
         if self.priority == 0 {
             self.priority = rules.priority;
@@ -50,6 +55,7 @@ impl Call {
             priority: self.priority,
             since_ms,
             tried: self.tried.clone(),
+            needs: self.needs(now_ms),
         });
         self.phase = CallPhase::Queued {
             queue: rules.queue.clone(),
@@ -58,6 +64,34 @@ impl Call {
         self.rules = Some(rules);
         self.arm_announcements(now_ms, &mut fx);
         Ok(fx)
+    }
+
+    /// What the call brings to its queue: its own required skills (the
+    /// attached variable [`CALL_SKILLS_KEY`]) and when its stint began
+    /// (`now_ms` if it has not begun yet).
+    pub fn needs(&self, now_ms: u64) -> CallNeeds {
+        let skills = self
+            .attached
+            .iter()
+            .find(|v| v.key == CALL_SKILLS_KEY)
+            .map(|v| parse_call_skills(&v.value).required)
+            .unwrap_or_default();
+        let since_ms = match (&self.stint_since_ms, &self.phase) {
+            (Some(at), _) => *at,
+            (None, CallPhase::Queued { since_ms, .. }) => *since_ms,
+            (None, _) => now_ms,
+        };
+        CallNeeds { skills, since_ms }
+    }
+
+    /// Moved to another queue by an overflow: the priority starts over
+    /// from the call's own (the target queue's default applies if that is
+    /// 0), unless the target keeps the current one.
+    pub fn overflow_to(&mut self, rules: QueueRules, now_ms: u64) -> Result<Fx, CallError> {
+        if !rules.keep_priority_on_overflow {
+            self.priority = self.own_priority;
+        }
+        self.enqueue(rules, now_ms)
     }
 
     /// No route for this call: announce and hang up (logged as a failure).

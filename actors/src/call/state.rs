@@ -66,6 +66,10 @@ pub struct QueueRules {
     /// Its callback and re-entry rules.
     #[serde(default)]
     pub callback: crate::config::CallbackConfig,
+    /// A call overflowing into this queue keeps its priority (else it
+    /// starts over from its own).
+    #[serde(default)]
+    pub keep_priority_on_overflow: bool,
 }
 
 /// What the call needs to know about an agent to ring it.
@@ -287,6 +291,8 @@ pub enum CallEffect {
         since_ms: u64,
         /// Agents whose offer failed: offered again only after the others.
         tried: Vec<AgentId>,
+        /// Its own skills and when its stint in this queue began.
+        needs: crate::queue::needs::CallNeeds,
     },
     /// Leave a queue.
     Dequeue(QueueId),

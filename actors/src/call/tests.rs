@@ -16,6 +16,7 @@ fn rules(max_wait_ms: u64) -> QueueRules {
         ring_all: false,
         announce: Default::default(),
         callback: Default::default(),
+        keep_priority_on_overflow: false,
     }
 }
 
@@ -284,4 +285,50 @@ fn supervision_errors_and_leg_loss() {
     let fx = call.hang_up(&a, 6).unwrap();
     assert!(hangups(&fx).contains(&"c1~10".to_string()));
     assert!(call.supervisions.is_empty());
+}
+
+/// Goal: a call persisted before skills and escalation (issue 18) reads
+/// back, and what it brings to its queue comes from what it had. Method:
+/// a queued call asking `skills = "en:2"` joins at 500 ms and is missed at
+/// 900 ms (the redirect keeps the stint's start); its JSON without the new
+/// fields (issue 18's stint start and place time) reads back with the
+/// queued phase's start standing in.
+#[test]
+fn needs_survive_redirects_and_old_snapshots() {
+    let (mut call, _) = Call::inbound(
+        "s",
+        LegId::new("c1"),
+        "+1".into(),
+        "100".into(),
+        vec![crate::ports::AttachedVar {
+            key: "skills".into(),
+            value: "en:2".into(),
+        }],
+        0,
+        10,
+    );
+    call.enqueue(rules(10_000), 500).unwrap();
+    let q = OfferPurpose::Queue(QueueId::new("q"));
+    call.offer(&contact("a"), OfferToken(1), q, false, 600);
+    call.reject(&AgentId::new("a"), OfferToken(1), 900).unwrap();
+    let needs = call.needs(2_000);
+    assert_eq!(needs.since_ms, 500, "the redirect keeps the stint's start");
+    assert_eq!(needs.skills[0].skill, "en");
+    assert_eq!(needs.skills[0].level_min, 2);
+
+    let mut json = serde_json::to_value(&call).unwrap();
+    let obj = json.as_object_mut().unwrap();
+    obj.remove("own_priority");
+    obj.remove("stint_since_ms");
+    obj.remove("queued_since_ms");
+    obj["rules"]
+        .as_object_mut()
+        .unwrap()
+        .remove("keep_priority_on_overflow");
+    let old: Call = serde_json::from_value(json).unwrap();
+    assert_eq!(old.stint_since_ms, None);
+    assert_eq!(old.queued_since_ms, None);
+    // The queued phase's start stands in (the redirect kept its place
+    // time, the first arrival).
+    assert_eq!(old.needs(2_000).since_ms, 500);
 }

@@ -1,10 +1,14 @@
 //! QueueActor: one per queue. Thin glue around [`Queue`]: receives calls and
 //! agent availability pushes, dispatches, asks agents for reservations,
 //! hands granted agents to the calls, and holds a sticky customer's call for
-//! its own agent (a timer ends the hold).
+//! its own agent (a timer ends the hold). One timer follows the queue's step
+//! schedule: when a waiting call's escalation step is due it widens and the
+//! queue dispatches again.
 
 use super::estimate::WaitEstimate;
 use super::limits::{Limits, Staffed};
+use super::needs::CallNeeds;
+use super::skills::SkillIndex;
 use super::{AnswerAction, Queue, ReadyInfo};
 use crate::agent::actor::{OfferEnded, ReserveForQueue};
 use crate::agent::{OfferOutcome, OfferPurpose};
@@ -54,6 +58,9 @@ pub struct EnqueueCall {
     pub tried: Vec<AgentId>,
     /// The caller's number: a sticky customer's call waits for its agent.
     pub ani: String,
+    /// Its own required skills and when its stint in this queue started
+    /// (aging, escalation).
+    pub needs: CallNeeds,
 }
 
 /// A call leaves the queue (abandoned, timed out).
@@ -115,6 +122,8 @@ pub struct PbxLinkChanged {
 pub struct Reconfigure {
     /// The queue's reloaded settings; `None` when the reload removed it.
     pub config: Option<QueueConfig>,
+    /// Its members' reloaded skill levels.
+    pub skills: SkillIndex,
 }
 
 /// How many members are there (from the registry, on every change).
@@ -147,6 +156,9 @@ pub struct QueueActor {
     /// False while the PBX link is down: an offer could not ring, and a
     /// failed one must not count against the agent, so nothing is offered.
     pbx_link_up: bool,
+    /// The escalation timer armed, and for when: re-armed only when an
+    /// earlier step becomes due.
+    step_timer: Option<(u64, SpawnHandle)>,
     /// Maximum length and staffing rules ([`super::limits`]).
     limits: Limits,
     /// Recent departures to agents: the expected wait announced.
@@ -162,14 +174,16 @@ impl QueueActor {
             queue,
             calls: HashMap::new(),
             pbx_link_up: true,
+            step_timer: None,
             limits,
             estimate: WaitEstimate::default(),
         }
     }
 
     /// A queue rebuilt from its durable line: `waiting` in routing order,
-    /// each with its restored actor, place, tried agents and caller (a
-    /// sticky customer's call is held again while its wait lasts). It
+    /// each with its restored actor, place, tried agents, caller (a sticky
+    /// customer's call is held again while its wait lasts) and needs (the
+    /// escalation steps its wait reached apply again when it starts). It
     /// offers nothing until the registry says the PBX is reconciled (link
     /// up), so no caller who hung up while edgecc was down rings an agent.
     pub fn restored(env: SharedEnv, queue: Queue, waiting: Vec<EnqueueCall>) -> Self {
@@ -179,6 +193,7 @@ impl QueueActor {
             queue,
             calls: HashMap::new(),
             pbx_link_up: false,
+            step_timer: None,
             limits,
             estimate: WaitEstimate::default(),
         };
@@ -199,8 +214,13 @@ impl QueueActor {
             &msg.tried,
         );
         self.calls.insert(msg.call.clone(), msg.addr);
-        self.queue
-            .enqueue(msg.call.clone(), msg.priority, msg.since_ms, msg.tried);
+        self.queue.enqueue(
+            msg.call.clone(),
+            msg.priority,
+            msg.since_ms,
+            msg.tried,
+            msg.needs,
+        );
         let hold = hold?;
         let until_ms = hold.until_ms;
         self.queue
@@ -217,6 +237,32 @@ impl QueueActor {
                 act.dispatch(ctx);
             }
         });
+    }
+
+    /// Applies the escalation steps due now and arms the timer for the
+    /// next one (if earlier than the one armed).
+    fn escalate(&mut self, ctx: &mut Context<Self>) {
+        let now = self.env.now_ms();
+        let widened = self.queue.escalate_due(now);
+        if widened > 0 {
+            debug!(queue_id = %self.queue.id, calls = widened, "Escalation step reached.");
+        }
+        let Some(due) = self.queue.next_step_due_ms() else {
+            return;
+        };
+        if let Some((armed, handle)) = self.step_timer {
+            if armed <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = Duration::from_millis(due.saturating_sub(now));
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.step_timer = None;
+            act.escalate(ctx);
+            act.dispatch(ctx);
+        });
+        self.step_timer = Some((due, handle));
     }
 
     /// Turns `call` away for `reason`: out of the line, and told so (it
@@ -269,6 +315,7 @@ impl Actor for QueueActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(QUEUE_MAILBOX_CAPACITY);
+        self.escalate(ctx);
         // Holds of a restored line.
         for (call, hold) in self.queue.holds() {
             self.end_hold_at(call, hold.until_ms, ctx);
@@ -290,6 +337,7 @@ impl Handler<EnqueueCall> for QueueActor {
         if let Some((call, until_ms)) = self.join(msg) {
             self.end_hold_at(call, until_ms, ctx);
         }
+        self.escalate(ctx);
         self.persist_if_changed(before);
         self.dispatch(ctx);
     }
@@ -389,8 +437,9 @@ impl Handler<Reconfigure> for QueueActor {
         self.env = Env::latest(&self.env);
         match msg.config {
             Some(config) => {
-                self.queue.reconfigure(&config);
+                self.queue.reconfigure(&config, msg.skills);
                 self.limits.reconfigure(config.limits);
+                self.escalate(ctx);
                 self.dispatch(ctx);
             }
             None if self.calls.is_empty() => {

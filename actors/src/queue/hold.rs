@@ -135,8 +135,8 @@ mod tests {
     #[test]
     fn a_held_call_waits_for_its_agent_then_anyone() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
-        q.enqueue(c("first"), 0, 10, vec![]);
-        q.enqueue(c("mine"), 0, 20, vec![]);
+        q.enqueue(c("first"), 0, 10, vec![], Default::default());
+        q.enqueue(c("mine"), 0, 20, vec![], Default::default());
         assert!(q.hold_for(&c("mine"), a("m"), 5_000));
         assert!(!q.hold_for(&c("absent"), a("m"), 5_000));
         q.agent_available(a("x"), &info(0));
@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(asks.len(), 1, "x takes the first call, not the held one");
         assert_eq!(asks[0].call, c("first"));
         // m is idle longer than y, but the held call is m's.
-        q.enqueue(c("later"), 0, 30, vec![]);
+        q.enqueue(c("later"), 0, 30, vec![], Default::default());
         q.agent_available(a("m"), &info(1));
         q.agent_available(a("y"), &info(2));
         let asks = q.dispatch();
@@ -170,7 +170,7 @@ mod tests {
         );
         assert!(q.holds().is_empty(), "a granted call's hold ends");
 
-        q.enqueue(c("held"), 0, 40, vec![]);
+        q.enqueue(c("held"), 0, 40, vec![], Default::default());
         q.hold_for(&c("held"), a("m"), 9_000);
         q.reservation_answered(&a("x"), &c("first"), true);
         q.agent_available(a("x"), &info(3));

@@ -10,15 +10,26 @@
 //! that agent alone until its hold ends ([`hold`]). The actor glue lives in
 //! [`actor`]; a reload's changes in `reconfigure.rs`; maximum length and
 //! staffing rules in [`limits`].
+//!
+//! A call needing skills is paired through the per-skill index of
+//! [`skills`] (best match first, the strategy breaks ties); its needs widen
+//! as it waits ([`escalation`]); its place in line is its [`priority`]
+//! rank, which ages, then its arrival. [`needs`] is what the call brings;
+//! [`weight`] is how an agent in several queues answers them.
 
 pub mod actor;
+pub mod escalation;
 pub mod estimate;
 pub mod hold;
 pub mod limits;
+pub mod needs;
 pub mod placement;
+pub mod priority;
 mod reconfigure;
+pub mod skills;
+pub mod weight;
 
-use crate::config::Strategy;
+use crate::config::{EscalationStep, QueueConfig, SkillRequirement, Strategy};
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::rng::SplitMix64;
 use placement::WaitKey;
@@ -55,11 +66,44 @@ pub struct WaitingCall {
     pub tried: Vec<AgentId>,
     /// Reservation requests in flight for this call.
     pub asking: u32,
+    /// The queue's and the call's own required skills, before any step.
+    pub skills_base: Vec<SkillRequirement>,
+    /// What an agent needs now: `skills_base` after the steps reached.
+    pub skills_now: Vec<SkillRequirement>,
+    /// Escalation steps reached.
+    pub steps_reached: usize,
+    /// Its stint in this queue started (wall ms): steps and aging count
+    /// from here (its place in line keeps its first arrival, in its key).
+    pub since_ms: u64,
+    /// When its next step is due (its entry in the step schedule).
+    pub step_due_ms: Option<u64>,
+}
+
+/// How a queue chooses beyond its strategy (from `queues[]`).
+#[derive(Clone, Debug, Default)]
+pub struct QueuePolicy {
+    /// Skills every call of the queue requires.
+    pub required_skills: Vec<SkillRequirement>,
+    /// Escalation steps (`routing.steps`).
+    pub steps: Vec<EscalationStep>,
+    /// Priority points per waited second (`routing.aging_per_s`).
+    pub aging_per_s: u32,
+}
+
+impl QueuePolicy {
+    /// The policy queue `q` is configured with.
+    pub fn of(q: &QueueConfig) -> Self {
+        Self {
+            required_skills: q.required_skills.clone(),
+            steps: q.routing.steps.clone(),
+            aging_per_s: q.routing.aging_per_s,
+        }
+    }
 }
 
 /// Ordering key of ready agents: the strategy's key, then the score rank
 /// (ties of the strategy go to the better score), then the agent id.
-type AgentKey = (u64, u64);
+pub type AgentKey = (u64, u64);
 
 /// One reservation the glue must request from an agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +152,12 @@ pub struct Queue {
     seq: u64,
     /// Random strategy.
     rng: SplitMix64,
+    /// Skills, escalation and aging.
+    policy: QueuePolicy,
+    /// The members' skills and the per-skill index of the Ready ones.
+    skills: skills::SkillIndex,
+    /// Waiting calls by when their next escalation step is due.
+    steps_due: BTreeSet<(u64, CallId)>,
     /// Waiting calls held for their preferred agent (sticky).
     holds: hold::Holds,
 }
@@ -127,8 +177,57 @@ impl Queue {
             last_pick: HashMap::new(),
             seq: 0,
             rng: SplitMix64::new(seed),
+            policy: QueuePolicy::default(),
+            skills: skills::SkillIndex::default(),
+            steps_due: BTreeSet::new(),
             holds: hold::Holds::default(),
         }
+    }
+
+    /// The queue with its skills, steps and aging, and its members' skills.
+    pub fn with_policy(mut self, policy: QueuePolicy, skills: skills::SkillIndex) -> Self {
+        self.policy = policy;
+        self.skills = skills;
+        self
+    }
+
+    /// When the earliest escalation step of a waiting call is due.
+    pub fn next_step_due_ms(&self) -> Option<u64> {
+        self.steps_due.first().map(|(at, _)| *at)
+    }
+
+    /// Applies every escalation step due by `now_ms` to the calls waiting
+    /// (their candidate agents widen); returns how many calls widened.
+    pub fn escalate_due(&mut self, now_ms: u64) -> usize {
+        let mut widened = 0;
+        while let Some((at, call)) = self.steps_due.first().cloned() {
+            if at > now_ms {
+                break;
+            }
+            self.steps_due.remove(&(at, call.clone()));
+            let Some(w) = self
+                .positions
+                .get(&call)
+                .and_then(|k| self.waiting.get_mut(k))
+            else {
+                continue;
+            };
+            let steps = &self.policy.steps;
+            w.steps_reached = escalation::reached(steps, now_ms.saturating_sub(w.since_ms));
+            w.skills_now = escalation::relax(&w.skills_base, steps, w.steps_reached);
+            w.step_due_ms = escalation::next_due_ms(steps, w.since_ms, w.steps_reached);
+            if let Some(next) = w.step_due_ms {
+                self.steps_due.insert((next, call));
+            }
+            widened += 1;
+        }
+        widened
+    }
+
+    /// The escalation steps `call` reached, if it waits here.
+    pub fn steps_reached(&self, call: &CallId) -> Option<usize> {
+        let key = self.positions.get(call)?;
+        self.waiting.get(key).map(|w| w.steps_reached)
     }
 
     /// Calls waiting.
@@ -166,23 +265,44 @@ impl Queue {
     }
 
     /// A call joins, or rejoins after a failed offer: its place is its
-    /// priority and `since_ms`, when it first took its place in line (kept
-    /// through failed offers and overflows), so it goes back ahead of later
-    /// arrivals. `tried` are the agents whose offer of it failed.
-    pub fn enqueue(&mut self, call: CallId, priority: u8, since_ms: u64, tried: Vec<AgentId>) {
+    /// priority rank (aged from `needs.since_ms`, the start of its stint in
+    /// this queue), then `since_ms`, when it first took its place in line
+    /// (kept through failed offers and overflows), so it goes back ahead of
+    /// later arrivals. `tried` are the agents whose offer of it failed. Its
+    /// escalation starts at step 0; [`Self::escalate_due`] catches up a
+    /// call whose wait already reached later steps (a restored one).
+    pub fn enqueue(
+        &mut self,
+        call: CallId,
+        priority: u8,
+        since_ms: u64,
+        tried: Vec<AgentId>,
+        needs: needs::CallNeeds,
+    ) {
         if self.positions.contains_key(&call) {
             return;
         }
         self.seq += 1;
-        let key = placement::wait_key(priority, since_ms, self.seq);
+        let rank = priority::rank(priority, needs.since_ms, self.policy.aging_per_s);
+        let key = placement::wait_key(rank, since_ms, self.seq);
         self.positions.insert(call.clone(), key);
         self.ringing.remove(&call);
+        let skills_base = skills::merge(&self.policy.required_skills, &needs.skills);
+        let step_due_ms = escalation::next_due_ms(&self.policy.steps, needs.since_ms, 0);
+        if let Some(at) = step_due_ms {
+            self.steps_due.insert((at, call.clone()));
+        }
         self.waiting.insert(
             key,
             WaitingCall {
                 call,
                 tried,
                 asking: 0,
+                skills_now: skills_base.clone(),
+                skills_base,
+                steps_reached: 0,
+                since_ms: needs.since_ms,
+                step_due_ms,
             },
         );
     }
@@ -192,9 +312,18 @@ impl Queue {
         self.ringing.remove(call);
         self.holds.end(call);
         match self.positions.remove(call) {
-            Some(key) => self.waiting.remove(&key).is_some(),
+            Some(key) => self.take_waiting(&key).is_some(),
             None => false,
         }
+    }
+
+    /// Takes a call out of the line and out of the step schedule.
+    fn take_waiting(&mut self, key: &WaitKey) -> Option<WaitingCall> {
+        let w = self.waiting.remove(key)?;
+        if let Some(at) = w.step_due_ms {
+            self.steps_due.remove(&(at, w.call.clone()));
+        }
+        Some(w)
     }
 
     fn key_for(&mut self, agent: &AgentId, info: &ReadyInfo) -> AgentKey {
@@ -217,12 +346,14 @@ impl Queue {
         self.agent_unavailable(&agent);
         let key = self.key_for(&agent, info);
         self.ready.insert(agent.clone(), key);
+        self.skills.insert(&agent, key);
         self.order.insert((key, agent));
     }
 
     /// An agent left Ready (pushed by the agent).
     pub fn agent_unavailable(&mut self, agent: &AgentId) {
         if let Some(key) = self.ready.remove(agent) {
+            self.skills.remove(agent, key);
             self.order.remove(&(key, agent.clone()));
         }
     }
@@ -240,7 +371,8 @@ impl Queue {
 
     /// Pairs waiting calls with agents; each pair must be asked for. Held
     /// calls get their preferred agent first; the others, in line order,
-    /// get the best agents they have not tried, else the ones they tried.
+    /// get the best agents they have not tried (the best skill match for a
+    /// call needing skills), else the ones they tried.
     pub fn dispatch(&mut self) -> Vec<Ask> {
         let mut asks = Vec::new();
         if self.order.is_empty() {
@@ -259,18 +391,28 @@ impl Queue {
             if self.order.is_empty() {
                 break;
             }
-            let start = self.scan_start();
+            // A call needing skills picks from the skill index, best match
+            // first; the random strategy's drawn start is for the others.
+            let skilled = self
+                .waiting
+                .get(&key)
+                .is_some_and(|w| !w.skills_now.is_empty());
+            let start = if skilled { 0 } else { self.scan_start() };
             let Some(w) = self.waiting.get(&key) else {
                 continue;
             };
             let want = if ring_all { RING_ALL_AGENTS_MAX } else { 1 };
-            let rotated = self
-                .order
-                .iter()
-                .chain(self.order.iter())
-                .skip(start)
-                .take(self.order.len());
-            let picked = placement::pick(rotated, &w.tried, want);
+            let picked = if !skilled {
+                let rotated = self
+                    .order
+                    .iter()
+                    .chain(self.order.iter())
+                    .skip(start)
+                    .take(self.order.len());
+                placement::pick(rotated, &w.tried, want)
+            } else {
+                self.skills.best(&w.skills_now, &w.tried, want)
+            };
             let call = w.call.clone();
             for entry in picked {
                 self.ask(entry, &call, ring_all, &mut asks);
@@ -289,6 +431,7 @@ impl Queue {
     ) {
         self.order.remove(&entry);
         self.ready.remove(&entry.1);
+        self.skills.remove(&entry.1, entry.0);
         self.seq += 1;
         self.last_pick.insert(entry.1.clone(), self.seq);
         self.asked.insert(entry.1.clone(), call.clone());
@@ -339,7 +482,7 @@ impl Queue {
             let left = w.asking;
             self.holds.end(call);
             self.positions.remove(call);
-            self.waiting.remove(&key);
+            self.take_waiting(&key);
             if left > 0 {
                 self.ringing.insert(call.clone(), left);
             }
@@ -385,6 +528,13 @@ mod tests {
         AgentId::new(s)
     }
 
+    fn needs(since_ms: u64) -> needs::CallNeeds {
+        needs::CallNeeds {
+            skills: vec![],
+            since_ms,
+        }
+    }
+
     fn c(s: &str) -> CallId {
         CallId::new(s)
     }
@@ -393,8 +543,8 @@ mod tests {
     #[test]
     fn priority_then_arrival_longest_idle() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
-        q.enqueue(c("low"), 0, 0, vec![]);
-        q.enqueue(c("high"), 5, 0, vec![]);
+        q.enqueue(c("low"), 0, 0, vec![], needs(0));
+        q.enqueue(c("high"), 5, 0, vec![], needs(0));
         q.agent_available(a("new"), &info(50, 0));
         q.agent_available(a("old"), &info(10, 0));
         let asks = q.dispatch();
@@ -414,7 +564,7 @@ mod tests {
     #[test]
     fn refusal_and_tried_agents() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::FewestCalls, 1);
-        q.enqueue(c("x"), 0, 0, vec![a("busy")]);
+        q.enqueue(c("x"), 0, 0, vec![a("busy")], needs(0));
         q.agent_available(a("busy"), &info(0, 0));
         q.agent_available(a("b"), &info(0, 3));
         let asks = q.dispatch();
@@ -435,7 +585,7 @@ mod tests {
         q.agent_available(a("busy"), &info(0, 0));
         // A grant for a call that left is released.
         q.remove(&c("x"));
-        q.enqueue(c("y"), 0, 0, vec![]);
+        q.enqueue(c("y"), 0, 0, vec![], needs(0));
         let asks = q.dispatch();
         q.remove(&c("y"));
         assert_eq!(
@@ -452,15 +602,15 @@ mod tests {
     #[test]
     fn a_missed_call_keeps_its_place() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
-        q.enqueue(c("early"), 0, 100, vec![]);
+        q.enqueue(c("early"), 0, 100, vec![], needs(0));
         q.agent_available(a("x"), &info(0, 0));
         assert_eq!(q.dispatch()[0].call, c("early"));
         assert_eq!(
             q.reservation_answered(&a("x"), &c("early"), true),
             AnswerAction::Offer
         );
-        q.enqueue(c("late"), 0, 200, vec![]);
-        q.enqueue(c("early"), 0, 100, vec![a("x")]);
+        q.enqueue(c("late"), 0, 200, vec![], needs(0));
+        q.enqueue(c("early"), 0, 100, vec![a("x")], needs(0));
         assert_eq!(q.waiting_calls(), vec![c("early"), c("late")]);
         q.agent_available(a("x"), &info(5, 0));
         q.agent_available(a("y"), &info(9, 0));
@@ -483,9 +633,94 @@ mod tests {
         );
         // A higher priority still goes first.
         let mut p = Queue::new(QueueId::new("p"), Strategy::LongestIdle, 1);
-        p.enqueue(c("old"), 0, 100, vec![]);
-        p.enqueue(c("vip"), 3, 500, vec![]);
+        p.enqueue(c("old"), 0, 100, vec![], needs(0));
+        p.enqueue(c("vip"), 3, 500, vec![], needs(0));
         assert_eq!(p.waiting_calls(), vec![c("vip"), c("old")]);
+    }
+
+    /// Goal: the line key joins both times: aging counts from the start of
+    /// the call's stint in this queue, its arrival (place time) breaks
+    /// equal ranks. Method: `moved` took its place at 0 but started its
+    /// stint here at 10 s (an overflow); `local` arrived at 5 s. Without
+    /// aging `moved` is first (earlier arrival); with 1 point a second,
+    /// `local` has aged longer here and is first.
+    #[test]
+    fn aging_from_the_stint_then_arrival() {
+        for (aging_per_s, first) in [(0, "moved"), (1, "local")] {
+            let policy = QueuePolicy {
+                aging_per_s,
+                ..QueuePolicy::default()
+            };
+            let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1)
+                .with_policy(policy, skills::SkillIndex::default());
+            q.enqueue(c("moved"), 0, 0, vec![], needs(10_000));
+            q.enqueue(c("local"), 0, 5_000, vec![], needs(5_000));
+            assert_eq!(q.waiting_calls()[0], c(first), "aging {aging_per_s}");
+        }
+    }
+
+    /// Goal: a call needing a skill offers itself to the agents it tried
+    /// last, not never. Method: x (level 5) and y (level 2) hold `en`; the
+    /// call asking `en:1` tried x. Expected: y is asked first; once y is
+    /// gone, x is asked again.
+    #[test]
+    fn skilled_call_tries_the_agents_it_tried_last() {
+        let levels = |l: u8| {
+            vec![crate::config::SkillLevel {
+                skill: "en".into(),
+                level: l,
+            }]
+        };
+        let (lx, ly) = (levels(5), levels(2));
+        let index = skills::SkillIndex::new([(a("x"), lx.as_slice()), (a("y"), ly.as_slice())]);
+        let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1)
+            .with_policy(QueuePolicy::default(), index);
+        let needs = needs::CallNeeds {
+            skills: vec![SkillRequirement {
+                skill: "en".into(),
+                level_min: 1,
+            }],
+            since_ms: 0,
+        };
+        q.enqueue(c("1"), 0, 0, vec![a("x")], needs);
+        q.agent_available(a("x"), &info(0, 0));
+        q.agent_available(a("y"), &info(5, 0));
+        let asks = q.dispatch();
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].agent, a("y"), "the untried agent first");
+        q.reservation_answered(&a("y"), &c("1"), false);
+        let asks = q.dispatch();
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].agent, a("x"), "then the one it tried");
+    }
+
+    /// Goal: a reload carries the members' new skills and the queue's new
+    /// aging. Method: a call needing `en` waits; x is Ready without it;
+    /// the reload gives x `en:3`. Expected: nothing asked before, x asked
+    /// after, without x pushing its availability again.
+    #[test]
+    fn reload_carries_new_skills() {
+        let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
+        let en = vec![crate::config::SkillLevel {
+            skill: "en".into(),
+            level: 3,
+        }];
+        let needs = needs::CallNeeds {
+            skills: vec![SkillRequirement {
+                skill: "en".into(),
+                level_min: 1,
+            }],
+            since_ms: 0,
+        };
+        q.enqueue(c("1"), 0, 0, vec![], needs);
+        q.agent_available(a("x"), &info(0, 0));
+        assert!(q.dispatch().is_empty(), "x lacks the skill");
+        let mut config: crate::config::QueueConfig =
+            serde_json::from_str(r#"{"id": "q"}"#).unwrap();
+        config.routing.aging_per_s = 2;
+        q.reconfigure(&config, skills::SkillIndex::new([(a("x"), en.as_slice())]));
+        assert_eq!(q.policy.aging_per_s, 2);
+        assert_eq!(q.dispatch()[0].agent, a("x"));
     }
 
     /// Round-robin rotates; ring-all asks every ready agent.
@@ -495,11 +730,11 @@ mod tests {
         for n in ["a", "b"] {
             q.agent_available(a(n), &info(0, 0));
         }
-        q.enqueue(c("1"), 0, 0, vec![]);
+        q.enqueue(c("1"), 0, 0, vec![], needs(0));
         let first = q.dispatch()[0].agent.clone();
         q.reservation_answered(&first, &c("1"), true);
         q.agent_available(first.clone(), &info(0, 0));
-        q.enqueue(c("2"), 0, 0, vec![]);
+        q.enqueue(c("2"), 0, 0, vec![], needs(0));
         let second = q.dispatch()[0].agent.clone();
         assert_ne!(first, second);
 
@@ -507,7 +742,7 @@ mod tests {
         for n in ["a", "b", "c"] {
             r.agent_available(a(n), &info(0, 0));
         }
-        r.enqueue(c("1"), 0, 0, vec![]);
+        r.enqueue(c("1"), 0, 0, vec![], needs(0));
         let asks = r.dispatch();
         assert_eq!(asks.len(), 3);
         assert_eq!(
@@ -530,7 +765,7 @@ mod tests {
     fn asked_agents_wait_for_their_answer() {
         let mut q = Queue::new(QueueId::new("q"), Strategy::LongestIdle, 1);
         q.agent_available(a("x"), &info(0, 0));
-        q.enqueue(c("1"), 0, 0, vec![]);
+        q.enqueue(c("1"), 0, 0, vec![], needs(0));
         q.dispatch();
         q.agent_available(a("x"), &info(5, 0));
         assert_eq!(q.ready_len(), 0);

@@ -1,9 +1,11 @@
 //! A caller's place in line and the order agents are tried for one call.
 //!
-//! - **Place**: a waiting call is keyed by priority, then by when it took
-//!   its place ([`WaitKey`]); a call whose offer was missed, rejected or
-//!   refused rejoins with the same key inputs (its original arrival and
-//!   priority), so it goes back ahead of every later arrival. Calls that
+//! - **Place**: a waiting call is keyed by its priority rank (its priority
+//!   aged from the start of its stint in this queue, see
+//!   [`super::priority::rank`]), then by when it took its place in line
+//!   ([`WaitKey`]); a call whose offer was missed, rejected or refused
+//!   rejoins with the same key inputs (its original arrival, priority and
+//!   stint start), so it goes back ahead of every later arrival. Calls that
 //!   took their place in the same millisecond keep their join order.
 //! - **Agents tried**: each call keeps the agents whose offer of it failed,
 //!   oldest try first ([`note_tried`]). They are never banned: [`pick`]
@@ -21,14 +23,15 @@ use std::cmp::Reverse;
 /// per-call list and the index entries [`pick`] scans.
 pub const TRIED_AGENTS_MAX: usize = 64;
 
-/// Ordering key of waiting calls: higher priority first, then when the call
-/// took its place (wall ms), then join order within that millisecond.
-pub type WaitKey = (Reverse<u8>, u64, u64);
+/// Ordering key of waiting calls: higher priority rank first, then when
+/// the call took its place (wall ms), then join order within that
+/// millisecond.
+pub type WaitKey = (Reverse<i64>, u64, u64);
 
-/// The key of a call of `priority` that took its place at `since_ms`, the
-/// `seq`-th to join.
-pub fn wait_key(priority: u8, since_ms: u64, seq: u64) -> WaitKey {
-    (Reverse(priority), since_ms, seq)
+/// The key of a call of priority `rank` ([`super::priority::rank`]) that
+/// took its place at `since_ms`, the `seq`-th to join.
+pub fn wait_key(rank: i64, since_ms: u64, seq: u64) -> WaitKey {
+    (Reverse(rank), since_ms, seq)
 }
 
 /// Records that `agent` was offered the call and the offer failed: it moves

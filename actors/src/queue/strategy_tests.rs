@@ -31,7 +31,13 @@ fn picks(strategy: Strategy) -> Vec<AgentId> {
         q.agent_available(agent, &info);
     }
     for n in 0..3 {
-        q.enqueue(CallId::new(format!("c{n}")), 0, n as u64, vec![]);
+        q.enqueue(
+            CallId::new(format!("c{n}")),
+            0,
+            n as u64,
+            vec![],
+            Default::default(),
+        );
     }
     let asks = q.dispatch();
     for (n, ask) in asks.iter().enumerate() {
@@ -81,7 +87,7 @@ fn random_picks(seed: u64, rounds: usize) -> Vec<AgentId> {
     let mut picked = Vec::new();
     for n in 0..rounds {
         let call = CallId::new(format!("c{n}"));
-        q.enqueue(call.clone(), 0, 0, vec![]);
+        q.enqueue(call.clone(), 0, 0, vec![], Default::default());
         let asks = q.dispatch();
         assert_eq!(asks.len(), 1);
         let agent = asks[0].agent.clone();

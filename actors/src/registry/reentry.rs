@@ -153,7 +153,8 @@ impl Registry {
         attached: Vec<AttachedVar>,
     ) {
         let id = leg.call_id();
-        let (call, fx) = Call::inbound(
+        let caller_priority = crate::queue::priority::for_caller(&env.config.routing, &ani);
+        let (mut call, fx) = Call::inbound(
             &env.config.site_id,
             leg,
             ani,
@@ -162,6 +163,11 @@ impl Registry {
             env.now_ms(),
             env.config.timers.offer_timeout_ms,
         );
+        // A known caller's priority, unless the attached data gave one.
+        if let (0, Some(p)) = (call.own_priority, caller_priority) {
+            call.priority = p;
+            call.own_priority = p;
+        }
         let addr: Addr<CallActor> = CallActor::start_with(env.clone(), call, fx);
         self.calls.insert(
             id,

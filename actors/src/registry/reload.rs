@@ -31,7 +31,8 @@ use crate::config::{ConfigError, ContactCenterConfig};
 use crate::env::{Directory, QueueHandle};
 use crate::ids::{AgentId, QueueId};
 use crate::queue::actor::{PbxLinkChanged, QueueActor, Reconfigure as ReconfigureQueue};
-use crate::queue::Queue;
+use crate::queue::skills::SkillIndex;
+use crate::queue::{Queue, QueuePolicy};
 use actix::prelude::*;
 use serde::Serialize;
 use std::rc::Rc;
@@ -137,14 +138,17 @@ impl Handler<ApplyConfig> for Registry {
                     if old.config.queue(&q.id) != Some(q) {
                         summary.queues_changed.push(id.clone());
                     }
-                    queues_told.push((h.addr.clone(), Some(q.clone())));
+                    let skills = wiring::skill_index(&config, q);
+                    queues_told.push((h.addr.clone(), Some((q.clone(), skills))));
                     h.addr.clone()
                 }
                 None => {
                     let ctx: Context<QueueActor> = Context::new();
                     let addr = ctx.address();
                     let seed = config.routing.random_seed.wrapping_add(i as u64);
-                    queues_started.push((ctx, Queue::new(id.clone(), q.strategy, seed)));
+                    let queue = Queue::new(id.clone(), q.strategy, seed)
+                        .with_policy(QueuePolicy::of(q), wiring::skill_index(&config, q));
+                    queues_started.push((ctx, queue));
                     summary.queues_added.push(id.clone());
                     addr
                 }
@@ -153,7 +157,15 @@ impl Handler<ApplyConfig> for Registry {
                 directory.by_dnis.insert(d.clone(), id.clone());
             }
             let rules = wiring::queue_rules(q);
-            directory.queues.insert(id, QueueHandle { rules, addr });
+            let weight = q.routing.weight;
+            directory.queues.insert(
+                id,
+                QueueHandle {
+                    rules,
+                    addr,
+                    weight,
+                },
+            );
         }
         for (id, h) in &old.directory.queues {
             if !directory.queues.contains_key(id) {
@@ -222,7 +234,13 @@ impl Handler<ApplyConfig> for Registry {
         }
         let queue_replies: Vec<_> = queues_told
             .into_iter()
-            .map(|(addr, config)| addr.send(ReconfigureQueue { config }))
+            .map(|(addr, change)| {
+                let (config, skills) = match change {
+                    Some((config, skills)) => (Some(config), skills),
+                    None => (None, SkillIndex::default()),
+                };
+                addr.send(ReconfigureQueue { config, skills })
+            })
             .collect();
         Box::pin(
             async move {

@@ -14,6 +14,7 @@ use crate::durable::StateSnapshot;
 use crate::env::SharedEnv;
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::queue::actor::EnqueueCall;
+use crate::queue::needs::CallNeeds;
 use actix::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tracing::warn;
@@ -22,8 +23,9 @@ use tracing::warn;
 pub(crate) type WaitingEntry = EnqueueCall;
 
 /// A queued call seen in the snapshot: its place time, id, priority, tried
-/// agents and caller number (sorted into the line).
-type QueuedCall = (u64, CallId, u8, Vec<AgentId>, String);
+/// agents, caller number and needs (its own skills, when its stint began),
+/// sorted into the line.
+type QueuedCall = (u64, CallId, u8, Vec<AgentId>, String, CallNeeds);
 
 /// The actors a snapshot rebuilds, not yet started.
 #[derive(Default)]
@@ -81,6 +83,7 @@ impl Restored {
                     c.priority,
                     c.tried.clone(),
                     c.ani.clone(),
+                    c.needs(now),
                 ));
             }
         }
@@ -98,7 +101,7 @@ impl Restored {
             });
             let line = entries
                 .into_iter()
-                .filter_map(|(since_ms, call, priority, tried, ani)| {
+                .filter_map(|(since_ms, call, priority, tried, ani, needs)| {
                     let addr = out.call_addrs.get(&call)?.clone();
                     Some(EnqueueCall {
                         call,
@@ -107,6 +110,7 @@ impl Restored {
                         since_ms,
                         tried,
                         ani,
+                        needs,
                     })
                 })
                 .collect();

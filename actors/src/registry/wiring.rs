@@ -9,6 +9,7 @@ use crate::call::{AgentContact, QueueRules};
 use crate::config::{AgentConfig, ContactCenterConfig, QueueConfig, Strategy};
 use crate::env::AgentHandle;
 use crate::ids::{AgentId, QueueId};
+use crate::queue::skills::SkillIndex;
 use actix::Addr;
 
 /// The rules a call copies when it joins `q`.
@@ -16,17 +17,29 @@ pub(super) fn queue_rules(q: &QueueConfig) -> QueueRules {
     QueueRules {
         queue: QueueId::new(q.id.clone()),
         priority: q.priority,
-        max_wait_ms: q.max_wait_ms,
+        max_wait_ms: crate::queue::escalation::max_wait_ms(q),
         wrap_up_ms: q.wrap_up_ms,
         final_destination: q.final_destination.clone(),
         ring_all: q.strategy == Strategy::RingAll,
         announce: q.announcements.clone(),
         callback: q.callback.clone(),
+        keep_priority_on_overflow: q.routing.keep_priority_on_overflow,
     }
 }
 
+/// The skills of queue `q`'s members (every agent listing it).
+pub(super) fn skill_index(config: &ContactCenterConfig, q: &QueueConfig) -> SkillIndex {
+    SkillIndex::new(
+        config
+            .agents
+            .iter()
+            .filter(|a| a.queues.contains(&q.id))
+            .map(|a| (AgentId::new(a.id.clone()), a.skills.as_slice())),
+    )
+}
+
 /// How other actors see agent `a`: its contact and the queues it is a
-/// member of (listed and qualified).
+/// member of (every listed queue: skills decide per call).
 pub(super) fn agent_handle(
     config: &ContactCenterConfig,
     a: &AgentConfig,
@@ -36,7 +49,7 @@ pub(super) fn agent_handle(
     let queues = a
         .queues
         .iter()
-        .filter(|q| config.queue(q).is_some_and(|qc| a.qualifies_for(qc)))
+        .filter(|q| config.queue(q).is_some())
         .map(|q| QueueId::new(q.clone()))
         .collect();
     AgentHandle {

@@ -104,6 +104,7 @@ pub fn queue(id: &str, dnis: &str) -> QueueConfig {
         wrap_up_ms: 0,
         final_destination: FinalDestination::default(),
         required_skills: vec![],
+        routing: Default::default(),
         sticky: Default::default(),
         limits: Default::default(),
         announcements: Default::default(),

@@ -1351,18 +1351,9 @@ mod tests {
         assert!(!st.pbx_stopping, "a new session starts without it");
     }
 
-    /// Goal: calls of an Asterisk that never comes back end (issue 16).
-    /// Method: a connected call with a monitor (supervisor and snoop
-    /// channel), a leg edgecc already asked to hang up, then `give_up`.
-    /// Expected: each caller or originated leg reports `LegHungUp` once,
-    /// `PbxLost` unless edgecc asked for another cause; the snoop channel
-    /// reports nothing; the picture is empty.
-    #[test]
-    fn giving_up_ends_every_leg_once() {
-        let mut st = AriState::new("edgecc");
-        let mut up = Leg::new(LegRole::Caller, OnAnswer::Nothing);
-        up.up = true;
-        st.legs.insert("c1".into(), up);
+    /// A monitor of call c1: supervisor leg `c1~9` (bridged with the spy
+    /// when it answers) and its snoop channel `c1~spy9`.
+    fn insert_monitor(st: &mut AriState) {
         st.legs.insert(
             "c1~9".into(),
             Leg::new(
@@ -1382,6 +1373,21 @@ mod tests {
                 OnAnswer::Nothing,
             ),
         );
+    }
+
+    /// Goal: calls of an Asterisk that never comes back end (issue 16).
+    /// Method: a connected call with a monitor (supervisor and snoop
+    /// channel), a leg edgecc already asked to hang up, then `give_up`.
+    /// Expected: each caller or originated leg reports `LegHungUp` once,
+    /// `PbxLost` unless edgecc asked for another cause; the snoop channel
+    /// reports nothing; the picture is empty.
+    #[test]
+    fn giving_up_ends_every_leg_once() {
+        let mut st = AriState::new("edgecc");
+        let mut up = Leg::new(LegRole::Caller, OnAnswer::Nothing);
+        up.up = true;
+        st.legs.insert("c1".into(), up);
+        insert_monitor(&mut st);
         let mut doomed = Leg::new(LegRole::Originated, OnAnswer::Nothing);
         doomed.hangup_requested = Some(HangupCause::NoAnswer);
         st.legs.insert("c1~2".into(), doomed);
@@ -1410,25 +1416,7 @@ mod tests {
     #[test]
     fn monitor_lifecycle() {
         let mut st = AriState::new("edgecc");
-        st.legs.insert(
-            "c1~9".into(),
-            Leg::new(
-                LegRole::Originated,
-                OnAnswer::BridgeWithSpy {
-                    spy: "c1~spy9".into(),
-                    bridge: "s~c1~9".into(),
-                },
-            ),
-        );
-        st.legs.insert(
-            "c1~spy9".into(),
-            Leg::new(
-                LegRole::Spy {
-                    supervisor: "c1~9".into(),
-                },
-                OnAnswer::Nothing,
-            ),
-        );
+        insert_monitor(&mut st);
         let start = |id: &str| Envelope {
             event: AriEvent::StasisStart {
                 args: vec!["snoop".into()],

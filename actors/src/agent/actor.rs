@@ -350,18 +350,13 @@ impl AgentActor {
         if self.agent.state.call().is_none() {
             self.call_addr = None;
         }
-        let now = self.env.now_ms();
         let epoch = self.agent.epoch;
         match &self.agent.state {
             super::AgentState::WrapUp { until_ms, .. } => {
-                let delay = Duration::from_millis(until_ms.saturating_sub(now));
-                ctx.run_later(delay, move |act, ctx| {
-                    let before = act.agent.epoch;
-                    let now = act.env.now_ms();
+                self.settle_at(*until_ms, ctx, move |act, now| {
                     if act.agent.wrap_up_elapsed(epoch, now) {
                         debug!(agent_id = %act.agent.id, "Wrap-up ended.");
                     }
-                    act.after(before, ctx);
                 });
             }
             super::AgentState::Reserved {
@@ -370,20 +365,34 @@ impl AgentActor {
                 ..
             } => {
                 let token = *token;
-                let delay = Duration::from_millis(lease_until_ms.saturating_sub(now));
-                ctx.run_later(delay, move |act, ctx| {
-                    let before = act.agent.epoch;
-                    let now = act.env.now_ms();
+                self.settle_at(*lease_until_ms, ctx, move |act, now| {
                     if act.agent.lease_expired(token, now) {
                         warn!(agent_id = %act.agent.id, token = %token, "Offer lease expired; agent freed.");
                     }
-                    act.after(before, ctx);
                 });
             }
             _ => {}
         }
         self.arm_backoff_timers(ctx);
         self.changed();
+    }
+
+    /// At `until_ms` (at once if past), runs `check` with the time then and
+    /// settles what it changed ([`Self::after`]): the one shape of the
+    /// agent's deadlines (wrap-up, offer lease, cooling-off).
+    fn settle_at(
+        &self,
+        until_ms: u64,
+        ctx: &mut Context<Self>,
+        check: impl FnOnce(&mut Self, u64) + 'static,
+    ) {
+        let delay = Duration::from_millis(until_ms.saturating_sub(self.env.now_ms()));
+        ctx.run_later(delay, move |act, ctx| {
+            let before = act.agent.epoch;
+            let now = act.env.now_ms();
+            check(act, now);
+            act.after(before, ctx);
+        });
     }
 
     /// Arms the end of a back-off (Ready but not pushed) or of a timed
@@ -405,14 +414,10 @@ impl AgentActor {
         let cooling = NotReadyReason::System(SystemReason::CoolingOff);
         match (&self.agent.state, backoff.cooling_off_until_ms) {
             (AgentState::NotReady { reason }, Some(until)) if *reason == cooling => {
-                let delay = Duration::from_millis(until.saturating_sub(now));
-                ctx.run_later(delay, move |act, ctx| {
-                    let before = act.agent.epoch;
-                    let now = act.env.now_ms();
+                self.settle_at(until, ctx, move |act, now| {
                     if act.agent.cooling_off_elapsed(epoch, now) {
                         info!(agent_id = %act.agent.id, "Cooling-off ended; agent Ready again.");
                     }
-                    act.after(before, ctx);
                 });
             }
             _ => {}

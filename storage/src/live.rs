@@ -104,10 +104,11 @@ impl Live {
         Ok(())
     }
 
-    /// Whether the latest put of `tree`/`key` is in segment `seg`.
-    pub(crate) fn is_in(&self, seg: u64, tree: &[u8], key: &[u8]) -> bool {
+    /// Whether the put of `tree`/`key` whose value starts at `value_off`
+    /// in segment `seg` is that entry's latest (the one a read returns).
+    pub(crate) fn is_latest(&self, seg: u64, value_off: u64, tree: &[u8], key: &[u8]) -> bool {
         self.location(tree, key)
-            .is_some_and(|l| u64::from(l.seg) == seg)
+            .is_some_and(|l| u64::from(l.seg) == seg && u64::from(l.off) == value_off)
     }
 
     /// Whether `tree`/`key` is live (its latest op is a put).
@@ -324,7 +325,8 @@ mod tests {
         let k = 7u64.to_be_bytes();
         live.note(1, 100, &put(b"outbox", &k, &[0; 90]));
         live.note(1, 200, &put(b"state/x", b"call-1", &[0; 40]));
-        assert!(live.is_in(1, b"outbox", &k));
+        assert!(live.is_latest(1, 100, b"outbox", &k));
+        assert!(!live.is_latest(1, 200, b"outbox", &k));
         assert_eq!(
             live.location(b"outbox", &k),
             Some(Loc {
@@ -336,7 +338,7 @@ mod tests {
         assert_eq!(live.segment(1).0, live.segment(1).1);
         // Rewritten in segment 2: segment 1 keeps only the state entry.
         live.note(2, 300, &put(b"outbox", &k, &[1; 90]));
-        assert!(!live.is_in(1, b"outbox", &k) && live.is_in(2, b"outbox", &k));
+        assert!(!live.is_latest(1, 100, b"outbox", &k) && live.is_latest(2, 300, b"outbox", &k));
         assert_eq!(live.segment(1).0, (7 + 6 + 40 + 10) as u64);
         // Removed: nowhere live, its bytes leave segment 2.
         live.note(

@@ -623,43 +623,38 @@ impl Writer {
     /// pending chunk lost the records appended after it: the CRM replay
     /// across SIGKILLs sent an interaction's later records first and the
     /// lost ones after the next restart, out of order).
+    ///
+    /// The latest put is the one at the very place the live map names
+    /// (segment and value offset), so the segment is read once and copied
+    /// as it is read, with no copy of its keys or values on the side (that
+    /// copy held up to three times a segment's live bytes at once: 30-35
+    /// MiB spikes during a drain of 1,000,000 records).
     fn copy_forward(&mut self, seg: u64) -> Result<(), String> {
         let mut frames = Vec::new();
         let mut payload = Vec::new();
         let live = self.shared.lock_live();
-        // Each live key's last put in the segment (file order is log
-        // order), by where it was first met, so the copies keep that order.
-        let mut latest: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut at: HashMap<(Vec<u8>, Vec<u8>), usize> = HashMap::new();
         self.log
-            .read_segment(seg, |_, frame| {
+            .read_segment(seg, |_, payload_off, frame| {
                 let ops = wal::decode_ops(frame).map_err(|message| StorageError::Wal {
                     path: PathBuf::from(seglog::LOG_DIR),
                     message,
                 })?;
+                let base = frame.as_ptr() as usize;
                 for op in ops {
                     let Some(value) = op.value else { continue };
-                    if !live.is_in(seg, op.tree, op.key) {
+                    let value_off = payload_off + (value.as_ptr() as usize - base) as u64;
+                    if !live.is_latest(seg, value_off, op.tree, op.key) {
                         continue;
                     }
-                    match at.get(&(op.tree.to_vec(), op.key.to_vec())) {
-                        Some(&i) => latest[i].2 = value.to_vec(),
-                        None => {
-                            at.insert((op.tree.to_vec(), op.key.to_vec()), latest.len());
-                            latest.push((op.tree.to_vec(), op.key.to_vec(), value.to_vec()));
-                        }
+                    wal::encode_op(&mut payload, op.tree, op.key, Some(value));
+                    if payload.len() >= COPY_FRAME_BYTES {
+                        frames.push(std::mem::take(&mut payload));
                     }
                 }
                 Ok(())
             })
             .map_err(|e| e.to_string())?;
         drop(live);
-        for (tree, key, value) in &latest {
-            wal::encode_op(&mut payload, tree, key, Some(value));
-            if payload.len() >= COPY_FRAME_BYTES {
-                frames.push(std::mem::take(&mut payload));
-            }
-        }
         if !payload.is_empty() {
             frames.push(payload);
         }

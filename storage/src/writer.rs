@@ -11,7 +11,10 @@
 //!
 //! While one group is being synced, the next one queues up in the channel,
 //! so throughput grows with the number of concurrent callers while each of
-//! them waits for at most about two device flushes. The queue is bounded
+//! them waits for at most about two device flushes. Before syncing the next
+//! group the writer waits, at most half a commit's time, for the callers
+//! its last group answered (see `linger`), so callers in a loop share one
+//! sync instead of alternating between two. The queue is bounded
 //! in operations ([`WRITER_QUEUE_MAX`]) and in bytes
 //! ([`WRITER_QUEUE_BYTES_DEFAULT`], `StorageConfig::queue_bytes`): a caller
 //! finding it full waits for room (back-pressure; its future can be
@@ -27,6 +30,7 @@ use tracing::{debug, error, warn};
 
 use crate::error::{AppendError, AppendFailure, StorageError};
 use crate::index::{key_hash, KeyHash};
+use crate::linger::{self, Linger, Recv};
 use crate::read::successor;
 use crate::record::{
     bounded_reason, chunk_of, chunk_seq, chunk_slot, decode_chunk, decode_dead_letter,
@@ -455,20 +459,33 @@ impl Writer {
 
     /// Runs until every sender is dropped and the channel is drained.
     pub(crate) fn run(mut self) {
+        let mut linger = Linger::default();
         loop {
+            // The callers the last group answered may be about to send
+            // again: wait for them a little before going idle (see
+            // `linger`).
+            let deadline = linger.deadline(COMMIT_OPS_MAX);
             let first = match self.rx.try_recv() {
                 Ok(op) => op,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    // Idle: retire what can go (pass after pass while
-                    // nothing waits), prepare the next segment.
-                    while self.maintain() && self.rx.is_empty() {}
-                    match self.rx.blocking_recv() {
-                        Some(op) => op,
-                        None => break,
+                    match deadline.map(|d| linger::recv_until(&mut self.rx, d)) {
+                        Some(Recv::Op(op)) => op,
+                        Some(Recv::Closed) => break,
+                        Some(Recv::TimedOut) | None => {
+                            // Idle: retire what can go (pass after pass
+                            // while nothing waits), prepare the next
+                            // segment.
+                            while self.maintain() && self.rx.is_empty() {}
+                            match self.rx.blocking_recv() {
+                                Some(op) => op,
+                                None => break,
+                            }
+                        }
                     }
                 }
             };
+            let started = std::time::Instant::now();
             // A snapshot ends the group: what came before it is committed
             // first, what comes after waits until the copy is taken.
             let mut snapshot = None;
@@ -485,14 +502,29 @@ impl Writer {
                 }
             };
             take(first, &mut ops, &mut permits, &mut snapshot);
+            let target = linger.target(COMMIT_OPS_MAX);
+            let mut closed = false;
             while snapshot.is_none() && ops.len() < COMMIT_OPS_MAX {
                 match self.rx.try_recv() {
                     Ok(q) => take(q, &mut ops, &mut permits, &mut snapshot),
+                    Err(mpsc::error::TryRecvError::Empty) if ops.len() < target => {
+                        match deadline.map(|d| linger::recv_until(&mut self.rx, d)) {
+                            Some(Recv::Op(q)) => take(q, &mut ops, &mut permits, &mut snapshot),
+                            Some(Recv::Closed) => {
+                                closed = true;
+                                break;
+                            }
+                            Some(Recv::TimedOut) | None => break,
+                        }
+                    }
                     Err(_) => break,
                 }
             }
+            let group = ops.len();
             if !ops.is_empty() {
                 self.commit_group(ops);
+                linger.answered(group, self.rx.len(), started.elapsed());
+                self.shared.note_group(group);
                 self.trimmer.maybe_trim();
             }
             drop(permits);
@@ -511,6 +543,9 @@ impl Writer {
             if self.log.segments().len() > self.segments_seen {
                 // The head moved on: see whether old segments can go.
                 self.retire();
+            }
+            if closed {
+                break;
             }
         }
         self.close();

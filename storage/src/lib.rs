@@ -63,6 +63,8 @@
 //! - [`backup`] — point-in-time backups taken by the writer thread, their
 //!   checksummed format, [`backup::verify`] and [`backup::restore`].
 
+#[cfg(test)]
+mod alloc_count;
 pub mod backup;
 mod check;
 mod clean;

@@ -407,7 +407,11 @@ mod tests {
         let mut live = Live::default();
         let value = [0u8; 400];
         for seq in 0..100_000u64 {
-            live.note(1, 64 + seq * 450, &put(b"outbox", &seq.to_be_bytes(), &value));
+            live.note(
+                1,
+                64 + seq * 450,
+                &put(b"outbox", &seq.to_be_bytes(), &value),
+            );
         }
         let filled = crate::alloc_count::held() - before;
         live.compact();

@@ -181,6 +181,11 @@ pub struct Call {
     /// it: the queued phase's `since_ms` stands in.
     #[serde(default)]
     pub stint_since_ms: Option<u64>,
+    /// Why its latest queue offers went to their agents (bounded, see
+    /// [`crate::queue::explain`]); persisted with the call, shown by
+    /// `GET /api/v1/calls/{id}/routing`.
+    #[serde(default)]
+    pub routing: crate::queue::explain::RoutingRecord,
 }
 
 /// The effects of one step, in order.
@@ -307,6 +312,7 @@ impl Call {
             prompts_played: 0,
             own_priority: 0,
             stint_since_ms: None,
+            routing: Default::default(),
         }
     }
 

@@ -895,7 +895,8 @@ impl Handler<Reconfigure> for CallActor {
             .map(|q| q.rules.clone());
         if let Some(rules) = rules {
             if self.call.rules.as_ref() != Some(&rules) {
-                let fx = self.call.reconfigure(rules);
+                let now = self.env.now_ms();
+                let fx = self.call.reconfigure(rules, now);
                 self.apply(fx, ctx);
             }
         }

@@ -495,6 +495,7 @@ impl ContactCenter {
             registry: registry.clone(),
             directory,
             sticky: Rc::new(std::cell::RefCell::new(sticky)),
+            overflow: Default::default(),
             successor: std::cell::RefCell::new(None),
         });
         let mut restored = snapshot

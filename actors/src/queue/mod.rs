@@ -16,6 +16,8 @@
 //! as it waits ([`escalation`]); its place in line is its [`priority`]
 //! rank, which ages, then its arrival. [`needs`] is what the call brings;
 //! [`weight`] is how an agent in several queues answers them.
+//! [`overflow_rules`] picks the overflow rule that takes a leaving call
+//! and counts what each target holds.
 
 pub mod actor;
 pub mod escalation;
@@ -23,6 +25,7 @@ pub mod estimate;
 pub mod hold;
 pub mod limits;
 pub mod needs;
+pub mod overflow_rules;
 pub mod placement;
 pub mod priority;
 mod reconfigure;

@@ -110,7 +110,10 @@ async fn plain_abandon_keeps_the_place_for_the_window() {
     h.hang_up(c2.as_str()).await;
     h.hang_up(c3.as_str()).await;
     assert_eq!(line(&h).await, vec![c2.clone(), c3.clone(), c4.clone()]);
-    assert!(h.outbox.records_of(&c2).is_empty(), "no abandon written yet");
+    assert!(
+        h.outbox.records_of(&c2).is_empty(),
+        "no abandon written yet"
+    );
     advance(5_000).await;
     let again = h.call(caller_from("+1555000002", None)).await;
     settle().await;

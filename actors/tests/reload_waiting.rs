@@ -58,11 +58,20 @@ async fn announcement_changes_reach_waiting_callers() {
     };
     h.registry.send(reload(15_000)).await.unwrap().unwrap();
     advance(40_000).await;
-    let at = |plays: Vec<(u64, Vec<String>)>| plays.into_iter().map(|p| p.0 / 1_000).collect::<Vec<_>>();
-    assert_eq!(at(played_to(&h, &c2).await), vec![35, 50], "every 15 s from the reload");
+    let at =
+        |plays: Vec<(u64, Vec<String>)>| plays.into_iter().map(|p| p.0 / 1_000).collect::<Vec<_>>();
+    assert_eq!(
+        at(played_to(&h, &c2).await),
+        vec![35, 50],
+        "every 15 s from the reload"
+    );
     h.registry.send(reload(30_000)).await.unwrap().unwrap();
     advance(40_000).await;
-    assert_eq!(at(played_to(&h, &c2).await), vec![35, 50, 90], "the new interval");
+    assert_eq!(
+        at(played_to(&h, &c2).await),
+        vec![35, 50, 90],
+        "the new interval"
+    );
     h.registry.send(reload(0)).await.unwrap().unwrap();
     advance(100_000).await;
     assert_eq!(at(played_to(&h, &c2).await), vec![35, 50, 90], "turned off");

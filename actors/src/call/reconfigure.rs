@@ -37,7 +37,8 @@ impl Call {
             return fx;
         }
         self.stint += 1;
-        if let (true, Some(at), Some(r)) = (max_wait_moves, self.max_wait_deadline_ms, &self.rules) {
+        if let (true, Some(at), Some(r)) = (max_wait_moves, self.max_wait_deadline_ms, &self.rules)
+        {
             let new_at = at
                 .saturating_sub(old.max_wait_ms)
                 .saturating_add(r.max_wait_ms);

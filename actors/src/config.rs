@@ -376,8 +376,8 @@ pub struct EscalationStep {
     /// Any member may take the call: skills are no longer required.
     #[serde(default)]
     pub any_member: bool,
-    /// The call goes to the queue's final destination now (as at
-    /// `max_wait_ms`); must be the last step.
+    /// The call leaves now as at `max_wait_ms` (the overflow rules, then
+    /// the final destination); must be the last step.
     #[serde(default)]
     pub overflow: bool,
 }

@@ -229,3 +229,32 @@ async fn a_queue_slot_is_held_across_a_restart() {
         "spare is full: c2 stays"
     );
 }
+
+/// Goal: a caller who left the line keeping the place (a callback entry)
+/// is never sent to a number (nobody is on the line to send); the next
+/// rule, a queue, takes the entry with its place. Method: c1 presses the
+/// callback digit at 2 s; at its 10 s max wait the rules are the spare
+/// number, then queue `spare`.
+#[actix_rt::test]
+async fn a_kept_place_skips_number_rules() {
+    tokio::time::pause();
+    let mut cfg = overflowing(vec![to_number(SPARE, None), to_queue("spare", None)], 0);
+    cfg.queues[0].callback = edgecc_actors::config::CallbackConfig {
+        digit: Some("1".into()),
+        ..Default::default()
+    };
+    let h = start(cfg, 1);
+    let c1 = h.call(caller_from("+1555000001", "800")).await;
+    advance(2_000).await;
+    h.sim
+        .send(edgecc_actors::sim::PressDigit {
+            leg_id: LegId::new(c1.as_str()),
+            digit: '1',
+        })
+        .await
+        .unwrap();
+    advance(8_500).await;
+    assert_eq!(h.sim.send(GetSimStats).await.unwrap().redirects, 0);
+    assert_eq!(waiting(&h, "spare").await, vec![c1.clone()]);
+    assert_eq!(ended(&h, "failed").await, 0);
+}

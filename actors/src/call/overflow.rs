@@ -33,8 +33,13 @@ impl Call {
             return fx;
         }
         let cfg = &rules.overflow;
-        let picked = book.pick(cfg, now_ms).filter(|(_, t)| {
-            matches!(t, OverflowTarget::Number(_)) || self.queue_hops < QUEUE_HOPS_MAX
+        // A caller who left the line (a kept place) cannot be sent to a
+        // number; a call that hopped queues too often goes to no queue.
+        let away = self.callback.is_some();
+        let hops_left = self.queue_hops < QUEUE_HOPS_MAX;
+        let picked = book.pick(cfg, now_ms, |t| match t {
+            OverflowTarget::Queue(_) => hops_left,
+            OverflowTarget::Number(_) => !away,
         });
         if let Some((i, target)) = picked {
             self.leave_line(&rules.queue, &mut fx);

@@ -67,12 +67,18 @@ impl OverflowBook {
     }
 
     /// The first rule of `cfg` that may take a call at `now_ms`, with its
-    /// index and target (taking nothing yet).
-    pub fn pick(&mut self, cfg: &OverflowConfig, now_ms: u64) -> Option<(usize, OverflowTarget)> {
+    /// index and target (taking nothing yet); rules whose target the call
+    /// cannot go to (`usable` says no) are passed over.
+    pub fn pick(
+        &mut self,
+        cfg: &OverflowConfig,
+        now_ms: u64,
+        usable: impl Fn(&OverflowTarget) -> bool,
+    ) -> Option<(usize, OverflowTarget)> {
         let offset = cfg.offset_minutes();
         cfg.rules.iter().enumerate().find_map(|(i, rule)| {
             let target = OverflowTarget::of(rule)?;
-            if !rule.open_at(now_ms, offset) {
+            if !usable(&target) || !rule.open_at(now_ms, offset) {
                 return None;
             }
             let cap = rule.max_calls.map(|m| m as usize).unwrap_or(usize::MAX);
@@ -140,25 +146,26 @@ mod tests {
             ],
             ..OverflowConfig::default()
         };
+        let any = |_: &OverflowTarget| true;
         let mut book = OverflowBook::default();
         let (c1, c2, c3) = (CallId::new("c1"), CallId::new("c2"), CallId::new("c3"));
-        let (i, t) = book.pick(&cfg, 0).unwrap();
+        let (i, t) = book.pick(&cfg, 0, any).unwrap();
         assert_eq!((i, &t), (0, &OverflowTarget::Queue(QueueId::new("spare"))));
         book.take(&c1, &cfg.rules[i], &t, 0);
-        let (i, t) = book.pick(&cfg, 0).unwrap();
+        let (i, t) = book.pick(&cfg, 0, any).unwrap();
         assert_eq!((i, &t), (1, &OverflowTarget::Number("+100".into())));
         book.take(&c2, &cfg.rules[i], &t, 0);
-        assert_eq!(book.pick(&cfg, 999), None, "both full");
+        assert_eq!(book.pick(&cfg, 999, any), None, "both full");
         assert_eq!(
-            book.pick(&cfg, 1_000).map(|p| p.0),
+            book.pick(&cfg, 1_000, any).map(|p| p.0),
             Some(1),
             "the number's busy time is over"
         );
         book.release(&c1);
-        assert_eq!(book.pick(&cfg, 0).map(|p| p.0), Some(0));
+        assert_eq!(book.pick(&cfg, 0, any).map(|p| p.0), Some(0));
         book.restore(&c3, &QueueId::new("spare"));
         assert_eq!(
-            book.pick(&cfg, 1_000).map(|p| p.0),
+            book.pick(&cfg, 1_000, any).map(|p| p.0),
             Some(1),
             "a restored call fills spare again"
         );

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+pub mod overflow;
 pub mod waiting;
 pub use waiting::{AnnounceConfig, CallbackConfig};
 
@@ -356,6 +357,9 @@ pub struct QueueRoutingConfig {
     /// default it starts over from its own (attached data, caller) or
     /// this queue's.
     pub keep_priority_on_overflow: bool,
+    /// Other queues and spare numbers tried, with caps and hours, before
+    /// `final_destination` (`[queues.routing.overflow]`).
+    pub overflow: overflow::OverflowConfig,
 }
 
 /// One escalation step: after `after_ms` in the queue, exactly one of
@@ -372,8 +376,8 @@ pub struct EscalationStep {
     /// Any member may take the call: skills are no longer required.
     #[serde(default)]
     pub any_member: bool,
-    /// The call goes to the queue's final destination now (as at
-    /// `max_wait_ms`); must be the last step.
+    /// The call leaves now as at `max_wait_ms` (the overflow rules, then
+    /// the final destination); must be the last step.
     #[serde(default)]
     pub overflow: bool,
 }
@@ -565,6 +569,8 @@ impl ContactCenterConfig {
                 );
             }
             waiting::validate(&p, &q.announcements, &q.callback, &mut err);
+            let known = |id: &str| queue_ids.contains_key(id);
+            overflow::validate(&p, &q.id, &q.routing.overflow, known, &mut err);
             for (j, s) in q.required_skills.iter().enumerate() {
                 if !(SKILL_LEVEL_MIN..=SKILL_LEVEL_MAX).contains(&s.level_min) {
                     err(

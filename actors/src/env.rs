@@ -15,6 +15,7 @@ use crate::ids::{AgentId, OfferToken, QueueId, TokenSource};
 use crate::outbox::OutboxWriter;
 use crate::ports::SharedPbx;
 use crate::queue::actor::QueueActor;
+use crate::queue::overflow_rules::OverflowBook;
 use crate::registry::Registry;
 use crate::sticky::StickyBook;
 use actix::Addr;
@@ -91,6 +92,10 @@ pub struct Env {
     /// reconfigure follows the links to [`Env::latest`]. Links point from
     /// old to new only, so an old `Env` is freed once no actor holds it.
     pub successor: RefCell<Option<SharedEnv>>,
+    /// What each overflow target holds from the queues' overflow rules
+    /// (their caps count across queues and calls); shared with every
+    /// reconfigured `Env`, so a reload changes caps, never counts.
+    pub overflow: Rc<RefCell<OverflowBook>>,
 }
 
 /// Shared handle.
@@ -113,6 +118,7 @@ impl Env {
             directory,
             sticky: Rc::clone(&self.sticky),
             successor: RefCell::new(None),
+            overflow: Rc::clone(&self.overflow),
         }
     }
 

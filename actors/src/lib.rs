@@ -11,7 +11,8 @@
 //!   PBX adapters parse with.
 //! - [`config`]: [`ContactCenterConfig`] (queues, agents, reason codes,
 //!   timers) with `validate()` naming key paths; [`config::waiting`]: a
-//!   queue's announcements and callbacks.
+//!   queue's announcements and callbacks; [`config::overflow`]: its
+//!   overflow rules with caps and hours.
 //! - [`crm`]: the CRM contract: [`RecordKind`] (one definition with the
 //!   outbox, from `edgecc-record-kind`) and its wire names,
 //!   [`CrmRecord`], the typed body of each kind and

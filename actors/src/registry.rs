@@ -497,6 +497,7 @@ impl ContactCenter {
             registry: registry.clone(),
             directory,
             sticky: Rc::new(std::cell::RefCell::new(sticky)),
+            overflow: Default::default(),
             successor: std::cell::RefCell::new(None),
         });
         let mut restored = snapshot
@@ -531,17 +532,7 @@ impl ContactCenter {
         let mut kept = reentry::Reentries::default();
         for (ctx, actor) in restored.calls {
             let id = actor.id().clone();
-            if let Some(e) = actor
-                .call()
-                .callback
-                .as_ref()
-                .filter(|e| e.reentry_until_ms > 0)
-            {
-                if let Some(r) = &actor.call().rules {
-                    let ani = actor.call().ani.clone();
-                    kept.keep(id.clone(), ani, r.queue.clone(), e.reentry_until_ms);
-                }
-            }
+            kept.restore(actor.call());
             let finished = restored.ended.contains(&id);
             calls.insert(
                 id,
@@ -673,10 +664,10 @@ impl Handler<Reconcile> for Registry {
     fn handle(&mut self, msg: Reconcile, _ctx: &mut Self::Context) -> Self::Result {
         let mut by_call: HashMap<CallId, HashMap<LegId, LegStatus>> = HashMap::new();
         for (leg, status) in msg.legs {
-            by_call
-                .entry(leg.call_id())
-                .or_default()
-                .insert(leg, status);
+            // A returning caller's leg belongs to the call whose place it took.
+            let id = leg.call_id();
+            let id = self.reentry.resolve(&id).cloned().unwrap_or(id);
+            by_call.entry(id).or_default().insert(leg, status);
         }
         let mut adopted = 0u64;
         let gone = if msg.pbx_lost {

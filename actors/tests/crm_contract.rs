@@ -31,6 +31,7 @@ fn rules(queue: &str, dest: FinalDestination) -> QueueRules {
         announce: Default::default(),
         callback: Default::default(),
         keep_priority_on_overflow: false,
+        overflow: Default::default(),
     }
 }
 

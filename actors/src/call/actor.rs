@@ -18,6 +18,7 @@ use crate::ports::{HangupCause, LegStatus, PbxCommand, PbxError, PbxEvent};
 use crate::queue::actor::{DequeueCall, EnqueueCall, GetPlace};
 use crate::registry::{CallChanged, CallFinished, CallNoticed, CallStopped};
 use actix::prelude::*;
+use std::rc::Rc;
 use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
@@ -347,6 +348,12 @@ impl CallActor {
                     until_ms,
                 }),
                 CallEffect::Ended(reason) => self.ended(reason, ctx),
+                CallEffect::Overflow(reason) => {
+                    let now = self.env.now_ms();
+                    let book = Rc::clone(&self.env.overflow);
+                    let more = self.call.overflow(reason, &mut book.borrow_mut(), now);
+                    self.run(more, ctx);
+                }
             }
         }
     }
@@ -511,6 +518,7 @@ impl CallActor {
             return;
         }
         self.finished = true;
+        self.env.overflow.borrow_mut().release(&self.call.id);
         match &reason {
             TerminalReason::Failed { error } => {
                 error!(call_id = %self.call.id, error = %error, "Call failed.")
@@ -677,6 +685,9 @@ impl Actor for CallActor {
             let linger = self.linger_ms + CALL_LINGER_SLACK_MS;
             ctx.run_later(Duration::from_millis(linger), |_, ctx| ctx.stop());
         } else {
+            if let Some(queue) = &self.call.overflow_slot {
+                self.env.overflow.borrow_mut().restore(&self.call.id, queue);
+            }
             for (timer, at_ms) in self.call.armed_timers() {
                 self.start_timer(timer, at_ms, ctx);
             }
@@ -915,7 +926,8 @@ impl Handler<Reconfigure> for CallActor {
             .map(|q| q.rules.clone());
         if let Some(rules) = rules {
             if self.call.rules.as_ref() != Some(&rules) {
-                let fx = self.call.reconfigure(rules);
+                let now = self.env.now_ms();
+                let fx = self.call.reconfigure(rules, now);
                 self.apply(fx, ctx);
             }
         }

@@ -400,6 +400,7 @@ mod tests {
             final_destination: Default::default(),
             ring_all: false,
             keep_priority_on_overflow: false,
+            overflow: Default::default(),
             announce: Default::default(),
             callback: CallbackConfig {
                 digit: Some("1".into()),

@@ -49,6 +49,8 @@
 //! - `announce.rs`: place and expected-wait announcements while queued.
 //! - `callback.rs`: callback entries (a digit, a hang-up), the dial back
 //!   once the agent is connected, re-entry within the window.
+//! - `overflow.rs`: leaving the queue under its overflow rules (caps,
+//!   hours, staying in line when none takes the call).
 
 pub mod actor;
 mod announce;
@@ -60,6 +62,7 @@ mod effects;
 mod legs;
 mod limits;
 mod offer;
+mod overflow;
 mod queueing;
 mod reconcile;
 mod reconfigure;
@@ -73,7 +76,7 @@ pub use state::{
     HoldState, Offer, Party, PendingKind, PendingLeg, QueueRules, Session, TerminalReason,
 };
 
-use crate::ids::{AgentId, BridgeId, CallId, LegId, OfferToken};
+use crate::ids::{AgentId, BridgeId, CallId, LegId, OfferToken, QueueId};
 use crate::ports::{AttachedVar, PbxCommand};
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +189,15 @@ pub struct Call {
     /// `GET /api/v1/calls/{id}/routing`.
     #[serde(default)]
     pub routing: crate::queue::explain::RoutingRecord,
+    /// The queue an overflow rule moved the call to: it counts against
+    /// that rule's cap until it ends (and again after a restart).
+    #[serde(default)]
+    pub overflow_slot: Option<QueueId>,
+    /// No overflow rule took the call at its max wait: it stays in line
+    /// until then (`stay_ms`), trying the rules again, and then goes to the
+    /// final destination.
+    #[serde(default)]
+    pub overflow_stay_until_ms: Option<u64>,
 }
 
 /// The effects of one step, in order.
@@ -313,6 +325,8 @@ impl Call {
             own_priority: 0,
             stint_since_ms: None,
             routing: Default::default(),
+            overflow_slot: None,
+            overflow_stay_until_ms: None,
         }
     }
 

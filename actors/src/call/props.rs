@@ -220,6 +220,7 @@ fn rules(queue: &str, dest: u8, max_wait_ms: u64) -> QueueRules {
         announce: Default::default(),
         callback: Default::default(),
         keep_priority_on_overflow: false,
+        overflow: Default::default(),
     }
 }
 
@@ -332,6 +333,11 @@ impl World {
                 CallEffect::Records(r) => self.calls[ci].records.extend(r),
                 CallEffect::Timer(t, at) => self.timers.push((at, Timer::Call(ci, t))),
                 CallEffect::Ended(_) => self.calls[ci].terminals += 1,
+                CallEffect::Overflow(reason) => {
+                    let mut book = crate::queue::overflow_rules::OverflowBook::default();
+                    let more = self.calls[ci].call.overflow(reason, &mut book, now);
+                    self.apply(ci, more);
+                }
             }
         }
     }

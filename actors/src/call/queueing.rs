@@ -40,6 +40,7 @@ impl Call {
         self.stint += 1;
         self.stint_since_ms = Some(now_ms);
         self.max_wait_elapsed = false;
+        self.overflow_stay_until_ms = None;
         if self.priority == 0 {
             self.priority = rules.priority;
         }
@@ -114,7 +115,12 @@ impl Call {
         }
         match &self.phase {
             CallPhase::Queued { queue, .. } => {
-                let mut fx = vec![CallEffect::Dequeue(queue.clone())];
+                let mut fx = Vec::new();
+                // With overflow rules the call may stay in line: it leaves
+                // it only once they decided ([`Call::overflow`]).
+                if !self.has_overflow_rules() {
+                    fx.push(CallEffect::Dequeue(queue.clone()));
+                }
                 self.time_out(&mut fx, now_ms);
                 fx
             }
@@ -141,14 +147,27 @@ impl Call {
         self.leave_for_final_destination(fx, CallbackReason::QueueTimeout, now_ms);
     }
 
-    /// The queue's final destination for a call nobody took, with `reason`
-    /// on its records: the max wait, or the queue's limits turned it away.
+    /// The call leaves its queue unanswered, with `reason` on its records:
+    /// the max wait, or the queue's limits turned it away. A queue with
+    /// overflow rules lets them decide first (the glue carries
+    /// [`CallEffect::Overflow`] to [`Call::overflow`] with the overflow
+    /// book); otherwise the final destination.
     pub(super) fn leave_for_final_destination(
         &mut self,
         fx: &mut Fx,
         reason: CallbackReason,
         now_ms: u64,
     ) {
+        if self.has_overflow_rules() {
+            fx.push(CallEffect::Overflow(reason));
+            return;
+        }
+        self.final_destination(fx, reason, now_ms);
+    }
+
+    /// The queue's final destination for a call nobody took, with `reason`
+    /// on its records.
+    pub(super) fn final_destination(&mut self, fx: &mut Fx, reason: CallbackReason, now_ms: u64) {
         let dest = self
             .rules
             .as_ref()

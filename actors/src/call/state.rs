@@ -70,6 +70,10 @@ pub struct QueueRules {
     /// starts over from its own).
     #[serde(default)]
     pub keep_priority_on_overflow: bool,
+    /// Its overflow rules (caps and hours), tried before the final
+    /// destination.
+    #[serde(default)]
+    pub overflow: crate::config::overflow::OverflowConfig,
 }
 
 /// What the call needs to know about an agent to ring it.
@@ -324,6 +328,10 @@ pub enum CallEffect {
     },
     /// The call is over.
     Ended(TerminalReason),
+    /// The call leaves its queue for `reason` and the queue has overflow
+    /// rules: the glue asks [`super::Call::overflow`] with the contact
+    /// center's overflow book.
+    Overflow(crate::crm::CallbackReason),
 }
 
 /// Errors of the call state machine. Never panics on outside input.

@@ -17,6 +17,7 @@ fn rules(max_wait_ms: u64) -> QueueRules {
         announce: Default::default(),
         callback: Default::default(),
         keep_priority_on_overflow: false,
+        overflow: Default::default(),
     }
 }
 

@@ -17,7 +17,8 @@
 //! rank, which ages, then its arrival. [`needs`] is what the call brings;
 //! [`weight`] is how an agent in several queues answers them. Every pick
 //! that asks an agent is explained ([`explain`]): the candidates read and
-//! what decided.
+//! what decided. [`overflow_rules`] picks the overflow rule that takes a
+//! leaving call and counts what each target holds.
 
 pub mod actor;
 pub mod escalation;
@@ -26,6 +27,7 @@ pub mod explain;
 pub mod hold;
 pub mod limits;
 pub mod needs;
+pub mod overflow_rules;
 pub mod placement;
 pub mod priority;
 mod reconfigure;

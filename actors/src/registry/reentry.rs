@@ -5,7 +5,10 @@
 //! arrival); the kept call's actor says when a place is kept
 //! ([`PlaceKept`]) and decides whether it can still be taken
 //! ([`Reenter`]). A taken place keeps its call id: later events of the
-//! new caller leg reach the old call through an alias.
+//! new caller leg reach the old call through an alias. Nothing here is
+//! persisted of its own: after a restart both the kept places and the
+//! aliases are rebuilt from the restored calls ([`Reentries::restore`]),
+//! whose records carry the callback entry and the caller leg.
 
 use super::{LiveCall, Registry};
 use crate::call::actor::{CallActor, Reenter};
@@ -91,6 +94,28 @@ impl Reentries {
     /// The call an aliased id reaches.
     pub fn resolve(&self, id: &CallId) -> Option<&CallId> {
         self.aliases.get(id)
+    }
+
+    /// What a call restored after a restart says about re-entry: the place
+    /// it still keeps (its callback entry's window), and the alias of a
+    /// caller who took its place back (its caller leg is not its own: the
+    /// `Call` record, durable through the state port, carries it), so the
+    /// returning caller's events and legs reach it again.
+    pub fn restore(&mut self, call: &Call) {
+        if let (Some(e), Some(r)) = (&call.callback, &call.rules) {
+            if e.reentry_until_ms > 0 {
+                self.keep(
+                    call.id.clone(),
+                    call.ani.clone(),
+                    r.queue.clone(),
+                    e.reentry_until_ms,
+                );
+            }
+        }
+        let leg_call = call.caller_leg.call_id();
+        if leg_call != call.id {
+            self.alias(leg_call, call.id.clone());
+        }
     }
 
     /// A call is gone: its kept place and its aliases too.

@@ -24,6 +24,7 @@ pub(super) fn queue_rules(q: &QueueConfig) -> QueueRules {
         announce: q.announcements.clone(),
         callback: q.callback.clone(),
         keep_priority_on_overflow: q.routing.keep_priority_on_overflow,
+        overflow: q.routing.overflow.clone(),
     }
 }
 

@@ -32,6 +32,7 @@ mod http_api;
 mod http_hardening;
 mod http_sessions;
 mod http_tls;
+mod http_ui;
 mod http_wrap_up;
 mod http_ws;
 mod journald_logs;

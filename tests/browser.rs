@@ -282,7 +282,11 @@ impl Browser {
             .iter()
             .map(|k| json!({"type": "keyDown", "value": k}))
             .collect();
-        actions.extend(keys.iter().rev().map(|k| json!({"type": "keyUp", "value": k})));
+        actions.extend(
+            keys.iter()
+                .rev()
+                .map(|k| json!({"type": "keyUp", "value": k})),
+        );
         self.cmd(
             "POST",
             "/actions",
@@ -396,8 +400,12 @@ async fn http_browser_agent_call_and_wallboard() {
     b.login("ann").await;
     b.wait("desktop", &desk_state("logged_out")).await;
     // Logged out, the only move is to log in; the focus is on the list.
-    assert_eq!(b.js(&format!("return {}", options("state-select"))).await, "login");
-    b.wait("focus on the state list", &focused("state-select")).await;
+    assert_eq!(
+        b.js(&format!("return {}", options("state-select"))).await,
+        "login"
+    );
+    b.wait("focus on the state list", &focused("state-select"))
+        .await;
     b.click("#state-select option[value='login']").await;
     b.click("#state-apply").await;
     b.wait("not ready", &desk_state("not_ready")).await;
@@ -405,7 +413,11 @@ async fn http_browser_agent_call_and_wallboard() {
         b.js(&format!("return {}", options("state-select"))).await,
         "ready,not_ready:break,not_ready:lunch,logout"
     );
-    b.wait("reason in words", "document.getElementById('agent-reason').textContent === '(just logged in)'").await;
+    b.wait(
+        "reason in words",
+        "document.getElementById('agent-reason').textContent === '(just logged in)'",
+    )
+    .await;
     b.click("#state-select option[value='ready']").await;
     b.click("#state-apply").await;
     b.wait("ready", &desk_state("ready")).await;
@@ -423,12 +435,21 @@ async fn http_browser_agent_call_and_wallboard() {
     .await;
     // Log out asks for a confirmation first.
     b.click("button[aria-label='Log out ann']").await;
-    b.wait("confirmation", "!!document.querySelector(\"button[aria-label='Confirm log out ann']\")").await;
+    b.wait(
+        "confirmation",
+        "!!document.querySelector(\"button[aria-label='Confirm log out ann']\")",
+    )
+    .await;
     b.screenshot("01b-wallboard-confirm-logout").await;
     b.click("button[aria-label='Cancel ann']").await;
-    b.wait("no confirmation", "!document.querySelector(\"button[aria-label='Confirm log out ann']\")").await;
+    b.wait(
+        "no confirmation",
+        "!document.querySelector(\"button[aria-label='Confirm log out ann']\")",
+    )
+    .await;
     assert_eq!(
-        b.js("return document.querySelector(\"#team tr[data-agent='ann']\").dataset.state").await,
+        b.js("return document.querySelector(\"#team tr[data-agent='ann']\").dataset.state")
+            .await,
         "ready",
         "one click does not log the agent out"
     );
@@ -438,8 +459,16 @@ async fn http_browser_agent_call_and_wallboard() {
     b.switch(&desk).await;
     b.wait("offer", "!document.getElementById('offer').hidden && document.getElementById('offer-ani').textContent === '+15554443333'").await;
     b.wait("focus on accept", &focused("accept")).await;
-    b.wait("ring tone", "document.getElementById('offer').dataset.ring === 'playing'").await;
-    b.wait("title flash", "document.title.startsWith('☎ Incoming call · +15554443333')").await;
+    b.wait(
+        "ring tone",
+        "document.getElementById('offer').dataset.ring === 'playing'",
+    )
+    .await;
+    b.wait(
+        "title flash",
+        "document.title.startsWith('☎ Incoming call · +15554443333')",
+    )
+    .await;
     // 120 s offer timeout: the countdown shows the time left.
     b.wait(
         "countdown",
@@ -476,7 +505,8 @@ async fn http_browser_agent_call_and_wallboard() {
     .await;
     // No consult: no consult buttons.
     assert_eq!(
-        b.js("return document.getElementById('consult-box').hidden").await,
+        b.js("return document.getElementById('consult-box').hidden")
+            .await,
         true
     );
     b.screenshot("04-desktop-talking").await;
@@ -585,7 +615,11 @@ async fn http_browser_agent_call_and_wallboard() {
         for (window, page) in [(&wall, "wallboard"), (&desk, "desktop")] {
             b.switch(window).await;
             b.size(width, 900).await;
-            b.wait("resized", &format!("document.documentElement.clientWidth <= {width}")).await;
+            b.wait(
+                "resized",
+                &format!("document.documentElement.clientWidth <= {width}"),
+            )
+            .await;
             let out = b.off_screen().await;
             b.screenshot(&format!("08-{page}-{name}")).await;
             assert_eq!(out, json!([]), "{page} at {width} px");
@@ -597,7 +631,8 @@ async fn http_browser_agent_call_and_wallboard() {
     // Leaving the desktop logs the agent out of routing: no caller rings an
     // empty desk.
     b.click("#logout").await;
-    b.wait("login screen", "!document.getElementById('login').hidden").await;
+    b.wait("login screen", "!document.getElementById('login').hidden")
+        .await;
     let (s, v) = t.call("GET", "/api/v1/agents", Some(&sue), None).await;
     assert_eq!(s, 200);
     let ann = v["agents"]
@@ -650,7 +685,8 @@ async fn http_browser_consult_session_end_and_outage() {
     b.click("#state-apply").await;
     b.wait("ann ready", &desk_state("ready")).await;
     t.place_call("+15557778888").await;
-    b.wait("offer", "!document.getElementById('offer').hidden").await;
+    b.wait("offer", "!document.getElementById('offer').hidden")
+        .await;
     b.click("#accept").await;
     b.wait("talking", &desk_state("talking")).await;
 
@@ -687,7 +723,11 @@ async fn http_browser_consult_session_end_and_outage() {
     .await;
     b.click("#accept").await;
     b.wait("bob talking", &desk_state("talking")).await;
-    b.wait("bob sees ann", "document.getElementById('call-ani').textContent === 'ann'").await;
+    b.wait(
+        "bob sees ann",
+        "document.getElementById('call-ani').textContent === 'ann'",
+    )
+    .await;
 
     // Ann: the consult is answered; make it a conference.
     b.switch(&ann).await;
@@ -711,7 +751,9 @@ async fn http_browser_consult_session_end_and_outage() {
     b.switch(&bob).await;
     let token = b.js("return sessionStorage.getItem('edgecc.token')").await;
     let token = token.as_str().expect("bob's token").to_owned();
-    let (s, _) = t.call("DELETE", "/api/v1/session", Some(&token), None).await;
+    let (s, _) = t
+        .call("DELETE", "/api/v1/session", Some(&token), None)
+        .await;
     assert_eq!(s, 204);
     b.click("#mute").await;
     b.wait(
@@ -725,17 +767,24 @@ async fn http_browser_consult_session_end_and_outage() {
     b.switch(&ann).await;
     // (The log is the browser's, all windows': Bob's refused click is in it.)
     let refused = ["status of 401 (Unauthorized)"];
-    assert_eq!(b.console_errors(&refused).await, Vec::<String>::new(), "console");
+    assert_eq!(
+        b.console_errors(&refused).await,
+        Vec::<String>::new(),
+        "console"
+    );
     t.http.stop().await;
     b.wait(
         "outage banner",
         "!document.getElementById('outage').hidden && document.getElementById('controls').disabled && document.getElementById('hangup').matches(':disabled')",
     )
     .await;
-    let before = b.js("return document.getElementById('call-timer').textContent").await;
+    let before = b
+        .js("return document.getElementById('call-timer').textContent")
+        .await;
     actix_rt::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(
-        b.js("return document.getElementById('call-timer').textContent").await,
+        b.js("return document.getElementById('call-timer').textContent")
+            .await,
         before,
         "the call timer stops while edgecc is out of reach"
     );

@@ -109,7 +109,11 @@ async fn http_directory_lists_agents_and_queues() {
 #[actix_rt::test]
 async fn http_consult_as_the_screens_show_it() {
     let t = HttpTest::start(http_config(LONG_MS, LONG_MS)).await;
-    let (ann, bob, sue) = (t.login("ann").await, t.login("bob").await, t.login("sue").await);
+    let (ann, bob, sue) = (
+        t.login("ann").await,
+        t.login("bob").await,
+        t.login("sue").await,
+    );
     state(&t, &ann, "login").await;
     state(&t, &ann, "ready").await;
     state(&t, &bob, "login").await;
@@ -117,12 +121,17 @@ async fn http_consult_as_the_screens_show_it() {
     t.phone_rings("1002", 1).await;
     let call = t.place_call("+15554440000").await;
     t.wait_me(&ann, "offer", |v| v["offer"] == true).await;
-    let v = t.wait_me(&ann, "deadline", |v| v["call"]["offer_deadline_ms"].is_u64()).await;
+    let v = t
+        .wait_me(&ann, "deadline", |v| {
+            v["call"]["offer_deadline_ms"].is_u64()
+        })
+        .await;
     assert!(v["call"]["offer_deadline_ms"].as_u64() > v["now_ms"].as_u64());
     let path = format!("/api/v1/calls/{call}/accept");
     let (s, v) = t.call("POST", &path, Some(&ann), None).await;
     assert_eq!(s, 200, "{v}");
-    t.wait_me(&ann, "talking", |v| v["agent"]["state"] == "talking").await;
+    t.wait_me(&ann, "talking", |v| v["agent"]["state"] == "talking")
+        .await;
     let (s, v) = t
         .call(
             "POST",
@@ -133,18 +142,30 @@ async fn http_consult_as_the_screens_show_it() {
         .await;
     assert_eq!(s, 200, "consult: {v}");
     let v = t
-        .wait_me(&ann, "consult leg", |v| v["call"]["pending_leg"].is_object())
+        .wait_me(&ann, "consult leg", |v| {
+            v["call"]["pending_leg"].is_object()
+        })
         .await;
     let leg = &v["call"]["pending_leg"];
     assert_eq!(
         (&leg["kind"], &leg["to"], &leg["mine"], &leg["answered"]),
-        (&json!("consult"), &json!("bob"), &json!(true), &json!(false)),
+        (
+            &json!("consult"),
+            &json!("bob"),
+            &json!(true),
+            &json!(false)
+        ),
         "{v}"
     );
-    let v = t.wait_me(&bob, "consult offer", |v| v["offer"] == true).await;
+    let v = t
+        .wait_me(&bob, "consult offer", |v| v["offer"] == true)
+        .await;
     assert_eq!(v["call"]["consult_from"], "ann", "{v}");
     assert_eq!(v["call"]["pending_leg"]["mine"], false, "{v}");
-    assert!(v["call"]["offer_deadline_ms"].as_u64() > v["now_ms"].as_u64(), "{v}");
+    assert!(
+        v["call"]["offer_deadline_ms"].as_u64() > v["now_ms"].as_u64(),
+        "{v}"
+    );
     let (s, w) = t.call("GET", "/api/v1/wallboard", Some(&sue), None).await;
     assert_eq!(s, 200);
     let row = |id: &str| -> Value {
@@ -159,5 +180,35 @@ async fn http_consult_as_the_screens_show_it() {
     assert_eq!(row("bob")["call"]["consult_from"], "ann", "{w}");
     assert!(row("bob")["call"]["ani"].is_null(), "{w}");
     assert_eq!(row("ann")["call"]["ani"], "+15554440000", "{w}");
+    t.http.stop().await;
+}
+
+/// The agent's desktop says when a supervisor whispers or barges (the agent
+/// hears it), never who, and says nothing of a silent monitor.
+#[actix_rt::test]
+async fn http_desktop_tells_whisper_not_monitor() {
+    let t = HttpTest::start(http_config(LONG_MS, LONG_MS)).await;
+    let (ann, sue) = (t.login("ann").await, t.login("sue").await);
+    state(&t, &ann, "login").await;
+    state(&t, &ann, "ready").await;
+    t.place_call("+15554441111").await;
+    t.wait_me(&ann, "talking", |v| v["agent"]["state"] == "talking")
+        .await;
+    let (s, v) = t
+        .call("POST", "/api/v1/agents/ann/monitor", Some(&sue), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, me) = t.call("GET", "/api/v1/me", Some(&ann), None).await;
+    assert_eq!(me["call"]["supervised"], json!([]), "{me}");
+    let (s, v) = t
+        .call("POST", "/api/v1/agents/ann/whisper", Some(&sue), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let me = t
+        .wait_me(&ann, "whisper shown", |v| {
+            v["call"]["supervised"] == json!(["whisper"])
+        })
+        .await;
+    assert!(!me.to_string().contains("sue"), "{me}");
     t.http.stop().await;
 }

@@ -116,10 +116,12 @@ pub fn call_json(state: &AppState, view: &CallView, agent: &AgentView, now_ms: u
         "held": view.held,
         "muted": view.muted.contains(&agent.agent),
         "consult_from": consulted_by(view, &agent.agent),
-        // A supervisor the agent hears (whisper, barge): the desktop says
-        // so. A silent monitor stays silent: it is not sent to the agent.
-        "supervisors": view.supervisors.iter()
+        // How a supervisor the agent hears joins (whisper, barge): the
+        // desktop says so, without naming the supervisor. A silent monitor
+        // stays silent: it is not sent to the agent at all.
+        "supervised": view.supervisors.iter()
             .filter(|s| s.agent == agent.agent && s.mode != SuperviseMode::Monitor)
+            .map(|s| s.mode)
             .collect::<Vec<_>>(),
         "parties": view.parties,
         "offered_to": view.offers.iter().map(|(a, _)| a).collect::<Vec<_>>(),
@@ -161,7 +163,11 @@ pub fn agent_json(view: &AgentView, calls: &[CallView], now_ms: u64) -> Value {
         .map(|c| {
             // The consulted agent talks to a colleague, not the caller.
             let consult_from = consulted_by(c, &view.agent);
-            let ani = if consult_from.is_some() { None } else { Some(&c.ani) };
+            let ani = if consult_from.is_some() {
+                None
+            } else {
+                Some(&c.ani)
+            };
             json!({"call_id": c.call, "ani": ani, "phase": c.phase, "held": c.held,
                    "queue": c.queue, "supervisors": c.supervisors,
                    "consult_from": consult_from})

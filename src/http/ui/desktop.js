@@ -228,10 +228,11 @@ function renderCall(a, c) {
   Edge.$("unmute").disabled = !talking || !c.muted;
   Edge.$("hangup").disabled = !talking;
   Edge.show("call-controls", talking);
-  const sups = (c.supervisors || []).filter((s) => s.agent === a.agent_id);
-  Edge.show("call-supervised", talking && sups.length > 0);
-  Edge.$("call-supervised").textContent = sups.map((s) => "A supervisor (" + s.supervisor + ") is " +
-    { monitor: "listening to", whisper: "coaching you on", barge: "in" }[s.mode] + " this call.").join(" ");
+  // Whisper or barge only (a silent monitor is not sent), never who.
+  const modes = c.supervised || [];
+  Edge.show("call-supervised", talking && modes.length > 0);
+  Edge.$("call-supervised").textContent = modes.map((m) => "A supervisor is " +
+    ({ whisper: "coaching you on", barge: "in" }[m] || m) + " this call.").join(" ");
   const parties = c.parties || [];
   Edge.show("call-parties", talking && parties.length > 1);
   Edge.$("parties").textContent = parties.map((p) => p === a.agent_id ? p + " (you)" : p).join(", ");

@@ -27,6 +27,7 @@ mod crm_wire;
 mod cross_config;
 mod deb_package;
 mod demo_restart;
+mod demo_screen;
 mod disk_stall;
 mod http_api;
 mod http_hardening;

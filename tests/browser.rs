@@ -6,8 +6,8 @@
 //! wrap-up with a typed code and Enter, and logs out of the desktop (out of
 //! routing too), while a supervisor's wallboard in a second window shows
 //! each state change and the supervisor monitors the call then leaves it.
-//! A second agent is consulted through the directory; the outage banner
-//! disables the controls; both pages fit 414 px and 1366 px; no page logs a
+//! A second agent is consulted through the directory; an unanswered offer
+//! leaves a missed-call banner; the outage banner disables the controls; both pages fit 414 px and 1366 px; no page logs a
 //! script error. Screenshots land in `target/artifacts/browser/`.
 //!
 //! Needs `/usr/bin/chromium` and `chromedriver` (`.ci/install-browser.sh`).
@@ -800,4 +800,82 @@ async fn http_browser_consult_session_end_and_outage() {
     let expected = ["WebSocket", "ERR_CONNECTION_REFUSED"];
     assert_eq!(b.console_errors(&expected).await, Vec::<String>::new());
     b.quit().await;
+}
+
+/// An offer nobody answers: the countdown runs out, the agent is Not Ready
+/// and a banner says which call was missed; "Go Ready" clears it.
+#[actix_rt::test]
+async fn http_browser_missed_call_banner() {
+    let mut config = crate::util::http_config(3_600_000, 3_600_000);
+    config.contact_center.timers.offer_timeout_ms = 3_000;
+    let t = HttpTest::start(config).await;
+    t.phone_rings("1001", 1).await;
+    let b = Browser::start().await;
+    b.goto(&t.url("/")).await;
+    b.login("ann").await;
+    b.wait("desktop", &desk_state("logged_out")).await;
+    b.click("#state-select option[value='login']").await;
+    b.click("#state-apply").await;
+    b.wait("not ready", &desk_state("not_ready")).await;
+    b.click("#state-select option[value='ready']").await;
+    b.click("#state-apply").await;
+    b.wait("ready", &desk_state("ready")).await;
+    let sim = t.running.sim.clone().expect("sim");
+    let caller = sim
+        .send(edgecc_actors::sim::PlaceCall(
+            edgecc_actors::sim::Caller::new("+15552223333", "+18005550100"),
+        ))
+        .await
+        .expect("place call");
+    b.wait(
+        "countdown",
+        "!document.getElementById('offer').hidden && /^0:0[1-3]$/.test(document.getElementById('offer-countdown').textContent)",
+    )
+    .await;
+    b.wait(
+        "missed banner",
+        &format!(
+            "{} && !document.getElementById('missed').hidden && document.getElementById('missed-text').textContent.startsWith('You missed a call from +15552223333')",
+            desk_state("not_ready")
+        ),
+    )
+    .await;
+    b.wait(
+        "reason in words",
+        "document.getElementById('agent-reason').textContent === '(missed a call)'",
+    )
+    .await;
+    b.screenshot("21-desktop-missed-call").await;
+    // The caller gives up (else the call would ring Ann again at once).
+    sim.send(edgecc_actors::sim::HangUpLeg {
+        leg_id: caller,
+        cause: edgecc_actors::ports::HangupCause::Normal,
+    })
+    .await
+    .expect("hang up");
+    let sue = t.login("sue").await;
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let (_, v) = t.call("GET", "/api/v1/calls", Some(&sue), None).await;
+        let live = v["calls"]
+            .as_array()
+            .map(|c| c.iter().filter(|c| c["phase"] != "ended").count());
+        if live == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the call did not end: {v}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.click("#missed-ready").await;
+    b.wait(
+        "ready again, banner gone",
+        &format!(
+            "{} && document.getElementById('missed').hidden",
+            desk_state("ready")
+        ),
+    )
+    .await;
+    assert_eq!(b.console_errors(&[]).await, Vec::<String>::new());
+    b.quit().await;
+    t.http.stop().await;
 }

@@ -328,7 +328,8 @@ function setSnap(s) {
   const before = snap;
   snap = s; snapAt = Date.now();
   checkMissed(before, s);
-  if (s.agent.state === "ready") Edge.show("missed", false);
+  // Out of Not Ready (Ready, or a call already offered): the banner is done.
+  if (s.agent.state !== "not_ready") Edge.show("missed", false);
   render();
 }
 

@@ -180,10 +180,15 @@ pub enum DeadCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::ops::logging::init(match cli.command {
+    let level = match cli.command {
         Command::Run | Command::Demo(_) | Command::CrmEmulator { .. } => "info",
         _ => "warn",
-    });
+    };
+    // The demo on a terminal keeps its screen for its status display.
+    match (&cli.command, demo::screen::terminal_log_file()) {
+        (Command::Demo(_), Some(file)) => crate::ops::logging::init_file(level, &file),
+        _ => crate::ops::logging::init(level),
+    }
     match run(cli) {
         Ok(code) => code,
         Err(message) => {

@@ -1,10 +1,14 @@
 //! End to end in a real browser: headless Debian Chromium driven through
 //! chromedriver (W3C WebDriver over plain HTTP, with a few lines of client
 //! on `awc` instead of another crate). An agent logs in, goes Ready, gets a
-//! call from the simulated PBX, accepts, holds, resumes, hangs up and wraps
-//! up, while a supervisor's wallboard in a second window shows each state
-//! change and the supervisor monitors the call then leaves it.
-//! Screenshots land in `target/artifacts/browser/`.
+//! call from the simulated PBX that rings (tone, title, countdown, focus),
+//! accepts it from the keyboard, holds, resumes, hangs up, finishes its
+//! wrap-up with a typed code and Enter, and logs out of the desktop (out of
+//! routing too), while a supervisor's wallboard in a second window shows
+//! each state change and the supervisor monitors the call then leaves it.
+//! A second agent is consulted through the directory; an unanswered offer
+//! leaves a missed-call banner; the outage banner disables the controls; both pages fit 414 px and 1366 px; no page logs a
+//! script error. Screenshots land in `target/artifacts/browser/`.
 //!
 //! Needs `/usr/bin/chromium` and `chromedriver` (`.ci/install-browser.sh`).
 
@@ -101,9 +105,12 @@ impl Browser {
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
                     "--window-size=1366,900",
+                    // The ring is Web Audio: let it start without a click.
+                    "--autoplay-policy=no-user-gesture-required",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
             },
+            "goog:loggingPrefs": {"browser": "ALL"},
         }}});
         let mut b = Browser {
             driver,
@@ -269,6 +276,68 @@ impl Browser {
         self.click("#login-submit").await;
     }
 
+    /// Presses keys together (e.g. Alt, Shift, `a`) on the focused element.
+    async fn chord(&self, keys: &[&str]) {
+        let mut actions: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({"type": "keyDown", "value": k}))
+            .collect();
+        actions.extend(
+            keys.iter()
+                .rev()
+                .map(|k| json!({"type": "keyUp", "value": k})),
+        );
+        self.cmd(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keys", "actions": actions}]})),
+        )
+        .await;
+        self.cmd("DELETE", "/actions", None).await;
+    }
+
+    /// Resizes the window (CSS px of the viewport follow).
+    async fn size(&self, width: u32, height: u32) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// What sticks out of the viewport horizontally: the page scrolls
+    /// sideways, or a visible button, cell or field ends past its right edge.
+    async fn off_screen(&self) -> Value {
+        self.js(
+            "const w = document.documentElement.clientWidth; const out = [];
+             if (document.documentElement.scrollWidth > w) out.push('page ' + document.documentElement.scrollWidth + ' > ' + w);
+             for (const e of document.querySelectorAll('button, th, td, input, select, .badge')) {
+               const r = e.getBoundingClientRect();
+               if (r.width > 0 && r.right > w + 1) out.push((e.id || e.getAttribute('aria-label') || e.textContent).slice(0, 40) + ' ' + Math.round(r.right));
+             }
+             return out;",
+        )
+        .await
+    }
+
+    /// The browser console's errors (every window's) since the last call
+    /// (chromedriver's log endpoint drains it), leaving out the expected
+    /// network ones that match `expected`.
+    async fn console_errors(&self, expected: &[&str]) -> Vec<String> {
+        let v = self
+            .cmd("POST", "/se/log", Some(json!({"type": "browser"})))
+            .await;
+        v.as_array()
+            .map(|a| a.to_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+            .filter(|m| !expected.iter().any(|x| m.contains(x)))
+            .collect()
+    }
+
     async fn quit(&self) {
         self.cmd("DELETE", "", None).await;
     }
@@ -290,6 +359,23 @@ fn desk_state(state: &str) -> String {
     format!("document.getElementById('agent-state').dataset.state === '{state}'")
 }
 
+/// JS: the element `id` has the focus.
+fn focused(id: &str) -> String {
+    format!("document.activeElement && document.activeElement.id === '{id}'")
+}
+
+/// JS: the values of the options of select `id`, comma-separated.
+fn options(id: &str) -> String {
+    format!("[...document.getElementById('{id}').options].map((o) => o.value).join(',')")
+}
+
+/// JS: the wallboard's action buttons of `agent`, by label.
+fn wall_actions(agent: &str) -> String {
+    format!(
+        "[...document.querySelectorAll(\"#team tr[data-agent='{agent}'] button\")].map((b) => b.textContent).join(',')"
+    )
+}
+
 /// The agent's whole call in the browser, mirrored on the wallboard.
 #[actix_rt::test]
 async fn http_browser_agent_call_and_wallboard() {
@@ -303,6 +389,8 @@ async fn http_browser_agent_call_and_wallboard() {
     b.login("sue").await;
     b.wait("wallboard grid", &wall_state("ann", "logged_out"))
         .await;
+    // Nothing to force on an agent who is not logged in.
+    assert_eq!(b.js(&format!("return {}", wall_actions("ann"))).await, "");
     b.screenshot("01-wallboard").await;
 
     // Agent desktop in a second window (its own sessionStorage).
@@ -311,26 +399,89 @@ async fn http_browser_agent_call_and_wallboard() {
     b.goto(&t.url("/")).await;
     b.login("ann").await;
     b.wait("desktop", &desk_state("logged_out")).await;
+    // Logged out, the only move is to log in; the focus is on the list.
+    assert_eq!(
+        b.js(&format!("return {}", options("state-select"))).await,
+        "login"
+    );
+    b.wait("focus on the state list", &focused("state-select"))
+        .await;
     b.click("#state-select option[value='login']").await;
     b.click("#state-apply").await;
     b.wait("not ready", &desk_state("not_ready")).await;
+    assert_eq!(
+        b.js(&format!("return {}", options("state-select"))).await,
+        "ready,not_ready:break,not_ready:lunch,logout"
+    );
+    b.wait(
+        "reason in words",
+        "document.getElementById('agent-reason').textContent === '(just logged in)'",
+    )
+    .await;
     b.click("#state-select option[value='ready']").await;
     b.click("#state-apply").await;
     b.wait("ready", &desk_state("ready")).await;
+    assert_eq!(
+        b.js(&format!("return {}", options("state-select"))).await,
+        "not_ready:break,not_ready:lunch,logout"
+    );
     b.screenshot("02-desktop-ready").await;
     b.switch(&wall).await;
     b.wait("wallboard ready", &wall_state("ann", "ready")).await;
+    b.wait(
+        "ready counted",
+        "document.querySelector(\"#counts [data-state='ready']\").textContent === 'Ready 1'",
+    )
+    .await;
+    // Log out asks for a confirmation first.
+    b.click("button[aria-label='Log out ann']").await;
+    b.wait(
+        "confirmation",
+        "!!document.querySelector(\"button[aria-label='Confirm log out ann']\")",
+    )
+    .await;
+    b.screenshot("01b-wallboard-confirm-logout").await;
+    b.click("button[aria-label='Cancel ann']").await;
+    b.wait(
+        "no confirmation",
+        "!document.querySelector(\"button[aria-label='Confirm log out ann']\")",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector(\"#team tr[data-agent='ann']\").dataset.state")
+            .await,
+        "ready",
+        "one click does not log the agent out"
+    );
 
-    // A call arrives: the offer shows the caller; accept.
+    // A call arrives: the offer shows the caller and rings.
     let call = t.place_call("+15554443333").await;
     b.switch(&desk).await;
     b.wait("offer", "!document.getElementById('offer').hidden && document.getElementById('offer-ani').textContent === '+15554443333'").await;
+    b.wait("focus on accept", &focused("accept")).await;
+    b.wait(
+        "ring tone",
+        "document.getElementById('offer').dataset.ring === 'playing'",
+    )
+    .await;
+    b.wait(
+        "title flash",
+        "document.title.startsWith('☎ Incoming call · +15554443333')",
+    )
+    .await;
+    // 120 s offer timeout: the countdown shows the time left.
+    b.wait(
+        "countdown",
+        "/^(2:00|1:[0-5][0-9])$/.test(document.getElementById('offer-countdown').textContent)",
+    )
+    .await;
     b.screenshot("03-desktop-offer").await;
     b.switch(&wall).await;
     b.wait("wallboard reserved", &wall_state("ann", "reserved"))
         .await;
     b.switch(&desk).await;
-    b.click("#accept").await;
+    // Accept from the keyboard.
+    b.chord(&["\u{E00A}", "\u{E008}", "a"]).await;
     b.wait(
         "talking",
         &format!(
@@ -339,11 +490,25 @@ async fn http_browser_agent_call_and_wallboard() {
         ),
     )
     .await;
+    b.wait("ring stopped", "document.getElementById('offer').dataset.ring === 'silent' && !document.title.includes('Incoming')").await;
+    b.wait("focus on hang up", &focused("hangup")).await;
     b.wait(
         "sync badge",
         "document.getElementById('sync-badge').dataset.sync",
     )
     .await;
+    // The directory: the colleague with its state, the queue.
+    b.wait(
+        "directory",
+        "[...document.getElementById('target').options].some((o) => o.value === 'agent:bob' && o.textContent === 'bob — logged out' && o.disabled) && [...document.getElementById('target').options].some((o) => o.value === 'queue:sales')",
+    )
+    .await;
+    // No consult: no consult buttons.
+    assert_eq!(
+        b.js("return document.getElementById('consult-box').hidden")
+            .await,
+        true
+    );
     b.screenshot("04-desktop-talking").await;
     b.switch(&wall).await;
     b.wait("wallboard talking", &wall_state("ann", "talking"))
@@ -390,8 +555,10 @@ async fn http_browser_agent_call_and_wallboard() {
         ),
     )
     .await;
+    // A second of talk time at least, so the final figure is not 0:00.
+    actix_rt::time::sleep(Duration::from_millis(1_100)).await;
 
-    // Hang up, wrap up with a code, end wrap-up.
+    // Hang up; wrap-up keeps the final talk time and counts down.
     b.click("#hangup").await;
     b.wait(
         "wrap-up",
@@ -401,29 +568,38 @@ async fn http_browser_agent_call_and_wallboard() {
         ),
     )
     .await;
+    b.wait(
+        "final talk time",
+        "document.getElementById('call-timer-label').textContent === 'Talk time' && /^0:0[1-9]|^0:[1-5][0-9]/.test(document.getElementById('call-timer').textContent)",
+    )
+    .await;
+    b.wait(
+        "wrap-up countdown",
+        "/^(10:00|9:[0-5][0-9])$/.test(document.getElementById('wrapup-countdown').textContent)",
+    )
+    .await;
+    b.wait("focus on the code", &focused("wrapup-code")).await;
     b.switch(&wall).await;
     b.wait("wallboard wrap-up", &wall_state("ann", "wrap_up"))
         .await;
     b.switch(&desk).await;
-    b.type_into("#wrapup-code", "sale").await;
-    b.click("#wrapup-save").await;
+    // Type the code and press Enter: one Finish saves it and ends wrap-up.
+    b.type_into("#wrapup-code", "sale\u{E007}").await;
+    b.wait("ready again", &desk_state("ready")).await;
     b.wait(
         "code saved",
-        "document.getElementById('status').textContent.includes('wrap up done')",
+        "document.getElementById('status').textContent === 'Wrap-up finished with code sale'",
     )
     .await;
-    b.screenshot("06-desktop-wrapup").await;
-    b.click("#wrapup-end").await;
-    b.wait("ready again", &desk_state("ready")).await;
+    b.screenshot("06-desktop-wrapup-finished").await;
     b.switch(&wall).await;
     b.wait("wallboard ready again", &wall_state("ann", "ready"))
         .await;
     b.screenshot("07-wallboard-ready-again").await;
 
     // The call really ended at the PBX side too.
-    let (s, v) = t
-        .call("GET", "/api/v1/calls", Some(&t.login("sue").await), None)
-        .await;
+    let sue = t.login("sue").await;
+    let (s, v) = t.call("GET", "/api/v1/calls", Some(&sue), None).await;
     assert_eq!(s, 200);
     assert!(
         !v["calls"]
@@ -433,6 +609,273 @@ async fn http_browser_agent_call_and_wallboard() {
             .any(|c| c["call"] == call.as_str() && c["phase"] != "ended"),
         "{v}"
     );
+
+    // Layouts: a phone and a laptop, nothing off screen.
+    for (width, name) in [(414, "phone"), (1366, "laptop")] {
+        for (window, page) in [(&wall, "wallboard"), (&desk, "desktop")] {
+            b.switch(window).await;
+            b.size(width, 900).await;
+            b.wait(
+                "resized",
+                &format!("document.documentElement.clientWidth <= {width}"),
+            )
+            .await;
+            let out = b.off_screen().await;
+            b.screenshot(&format!("08-{page}-{name}")).await;
+            assert_eq!(out, json!([]), "{page} at {width} px");
+        }
+    }
+    // The browser's log (every window): no script error, no failed load.
+    assert_eq!(b.console_errors(&[]).await, Vec::<String>::new());
+
+    // Leaving the desktop logs the agent out of routing: no caller rings an
+    // empty desk.
+    b.click("#logout").await;
+    b.wait("login screen", "!document.getElementById('login').hidden")
+        .await;
+    let (s, v) = t.call("GET", "/api/v1/agents", Some(&sue), None).await;
+    assert_eq!(s, 200);
+    let ann = v["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent_id"] == "ann")
+        .cloned()
+        .unwrap();
+    assert_eq!(ann["state"], "logged_out", "{v}");
+    b.quit().await;
+    t.http.stop().await;
+}
+
+/// Consult through the directory, seen from both desktops and the
+/// wallboard; a session that ends says so on the login screen; an outage
+/// shows a banner and disables every control.
+#[actix_rt::test]
+async fn http_browser_consult_session_end_and_outage() {
+    let t = HttpTest::start(crate::util::http_config(3_600_000, 3_600_000)).await;
+    t.phone_rings("1001", 1).await;
+    t.phone_rings("1002", 1).await;
+    let b = Browser::start().await;
+    let wall = b.window().await;
+    b.goto(&t.url("/wallboard")).await;
+    b.login("sue").await;
+    b.wait("wallboard grid", &wall_state("bob", "logged_out"))
+        .await;
+
+    // Bob logs in (Not Ready: he takes consults, not queue calls).
+    let bob = b.new_window().await;
+    b.switch(&bob).await;
+    b.goto(&t.url("/")).await;
+    b.login("bob").await;
+    b.wait("bob's desktop", &desk_state("logged_out")).await;
+    b.click("#state-select option[value='login']").await;
+    b.click("#state-apply").await;
+    b.wait("bob not ready", &desk_state("not_ready")).await;
+
+    // Ann logs in, goes Ready and takes a call.
+    let ann = b.new_window().await;
+    b.switch(&ann).await;
+    b.goto(&t.url("/")).await;
+    b.login("ann").await;
+    b.wait("ann's desktop", &desk_state("logged_out")).await;
+    b.click("#state-select option[value='login']").await;
+    b.click("#state-apply").await;
+    b.wait("ann not ready", &desk_state("not_ready")).await;
+    b.click("#state-select option[value='ready']").await;
+    b.click("#state-apply").await;
+    b.wait("ann ready", &desk_state("ready")).await;
+    t.place_call("+15557778888").await;
+    b.wait("offer", "!document.getElementById('offer').hidden")
+        .await;
+    b.click("#accept").await;
+    b.wait("talking", &desk_state("talking")).await;
+
+    // The directory shows Bob Not Ready; consult him.
+    b.wait(
+        "bob in the directory",
+        "[...document.getElementById('target').options].some((o) => o.value === 'agent:bob' && o.textContent === 'bob — not ready')",
+    )
+    .await;
+    b.click("#target option[value='agent:bob']").await;
+    b.click("#consult").await;
+    b.wait(
+        "consult ringing",
+        "!document.getElementById('consult-box').hidden && document.getElementById('consult-status').dataset.consult === 'ringing' && document.getElementById('consult-complete').disabled && document.getElementById('transfer-controls').hidden",
+    )
+    .await;
+    b.screenshot("11-ann-consult-ringing").await;
+
+    // The wallboard's Bob row names Ann, not the caller.
+    b.switch(&wall).await;
+    b.wait(
+        "bob's row",
+        "document.querySelector(\"#team tr[data-agent='bob']\").textContent.includes('consult with ann') && !document.querySelector(\"#team tr[data-agent='bob']\").textContent.includes('+15557778888')",
+    )
+    .await;
+    b.screenshot("12-wallboard-consult").await;
+
+    // Bob's desktop: a consult from Ann; he accepts.
+    b.switch(&bob).await;
+    b.wait(
+        "bob's offer",
+        "!document.getElementById('offer').hidden && document.getElementById('offer-what').textContent === 'Consult from' && document.getElementById('offer-ani').textContent === 'ann'",
+    )
+    .await;
+    b.click("#accept").await;
+    b.wait("bob talking", &desk_state("talking")).await;
+    b.wait(
+        "bob sees ann",
+        "document.getElementById('call-ani').textContent === 'ann'",
+    )
+    .await;
+
+    // Ann: the consult is answered; make it a conference.
+    b.switch(&ann).await;
+    b.wait(
+        "consult answered",
+        "document.getElementById('consult-status').dataset.consult === 'answered' && !document.getElementById('consult-complete').disabled",
+    )
+    .await;
+    b.screenshot("13-ann-consult-answered").await;
+    b.click("#consult-conference").await;
+    b.wait(
+        "conference",
+        "!document.getElementById('call-parties').hidden && document.getElementById('parties').textContent === 'ann (you), bob'",
+    )
+    .await;
+    b.screenshot("14-ann-conference").await;
+    assert_eq!(b.console_errors(&[]).await, Vec::<String>::new(), "console");
+
+    // Bob's session is revoked elsewhere: his next click says why he is
+    // back at the login screen.
+    b.switch(&bob).await;
+    let token = b.js("return sessionStorage.getItem('edgecc.token')").await;
+    let token = token.as_str().expect("bob's token").to_owned();
+    let (s, _) = t
+        .call("DELETE", "/api/v1/session", Some(&token), None)
+        .await;
+    assert_eq!(s, 204);
+    b.click("#mute").await;
+    b.wait(
+        "session ended notice",
+        "!document.getElementById('login').hidden && document.getElementById('status').textContent.startsWith('Your session ended')",
+    )
+    .await;
+    b.screenshot("15-bob-session-ended").await;
+
+    // edgecc goes away: a banner, every control disabled, timers stopped.
+    b.switch(&ann).await;
+    // (The log is the browser's, all windows': Bob's refused click is in it.)
+    let refused = ["status of 401 (Unauthorized)"];
+    assert_eq!(
+        b.console_errors(&refused).await,
+        Vec::<String>::new(),
+        "console"
+    );
+    t.http.stop().await;
+    b.wait(
+        "outage banner",
+        "!document.getElementById('outage').hidden && document.getElementById('controls').disabled && document.getElementById('hangup').matches(':disabled')",
+    )
+    .await;
+    let before = b
+        .js("return document.getElementById('call-timer').textContent")
+        .await;
+    actix_rt::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(
+        b.js("return document.getElementById('call-timer').textContent")
+            .await,
+        before,
+        "the call timer stops while edgecc is out of reach"
+    );
+    b.screenshot("16-ann-outage").await;
+    b.switch(&wall).await;
+    b.wait(
+        "wallboard outage banner",
+        "!document.getElementById('outage').hidden && document.getElementById('controls').disabled",
+    )
+    .await;
+    b.screenshot("17-wallboard-outage").await;
+    // Only the lost connection's own network errors, no script error.
+    let expected = ["WebSocket", "ERR_CONNECTION_REFUSED"];
+    assert_eq!(b.console_errors(&expected).await, Vec::<String>::new());
+    b.quit().await;
+}
+
+/// An offer nobody answers: the countdown runs out, the agent is Not Ready
+/// and a banner says which call was missed; "Go Ready" clears it.
+#[actix_rt::test]
+async fn http_browser_missed_call_banner() {
+    let mut config = crate::util::http_config(3_600_000, 3_600_000);
+    config.contact_center.timers.offer_timeout_ms = 3_000;
+    let t = HttpTest::start(config).await;
+    t.phone_rings("1001", 1).await;
+    let b = Browser::start().await;
+    b.goto(&t.url("/")).await;
+    b.login("ann").await;
+    b.wait("desktop", &desk_state("logged_out")).await;
+    b.click("#state-select option[value='login']").await;
+    b.click("#state-apply").await;
+    b.wait("not ready", &desk_state("not_ready")).await;
+    b.click("#state-select option[value='ready']").await;
+    b.click("#state-apply").await;
+    b.wait("ready", &desk_state("ready")).await;
+    let sim = t.running.sim.clone().expect("sim");
+    let caller = sim
+        .send(edgecc_actors::sim::PlaceCall(
+            edgecc_actors::sim::Caller::new("+15552223333", "+18005550100"),
+        ))
+        .await
+        .expect("place call");
+    b.wait(
+        "countdown",
+        "!document.getElementById('offer').hidden && /^0:0[1-3]$/.test(document.getElementById('offer-countdown').textContent)",
+    )
+    .await;
+    b.wait(
+        "missed banner",
+        &format!(
+            "{} && !document.getElementById('missed').hidden && document.getElementById('missed-text').textContent.startsWith('You missed a call from +15552223333')",
+            desk_state("not_ready")
+        ),
+    )
+    .await;
+    b.wait(
+        "reason in words",
+        "document.getElementById('agent-reason').textContent === '(missed a call)'",
+    )
+    .await;
+    b.screenshot("21-desktop-missed-call").await;
+    // The caller gives up (else the call would ring Ann again at once).
+    sim.send(edgecc_actors::sim::HangUpLeg {
+        leg_id: caller,
+        cause: edgecc_actors::ports::HangupCause::Normal,
+    })
+    .await
+    .expect("hang up");
+    let sue = t.login("sue").await;
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let (_, v) = t.call("GET", "/api/v1/calls", Some(&sue), None).await;
+        let live = v["calls"]
+            .as_array()
+            .map(|c| c.iter().filter(|c| c["phase"] != "ended").count());
+        if live == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the call did not end: {v}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.click("#missed-ready").await;
+    b.wait(
+        "ready again, banner gone",
+        &format!(
+            "{} && document.getElementById('missed').hidden",
+            desk_state("ready")
+        ),
+    )
+    .await;
+    assert_eq!(b.console_errors(&[]).await, Vec::<String>::new());
     b.quit().await;
     t.http.stop().await;
 }

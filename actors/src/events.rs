@@ -22,7 +22,7 @@ pub struct AgentView {
     /// Counters.
     pub stats: AgentStats,
     /// When the current state began (wall ms): time in state for the desktop
-    /// and the wallboard. A new Not Ready reason keeps the clock running.
+    /// and the wallboard. A new Not Ready reason restarts the clock.
     pub state_since_ms: u64,
     /// Whether the agent's desktop is open (the grace that follows a close
     /// is the agent actor's too).
@@ -63,6 +63,26 @@ pub struct CallView {
     pub supervisors: Vec<SupervisorOnCall>,
     /// How it ended.
     pub terminal: Option<TerminalReason>,
+    /// The consult or conference leg being set up, if any: the desktops'
+    /// consult status and which consult buttons apply.
+    pub pending_leg: Option<PendingLegView>,
+    /// The no-answer deadline (wall ms) of each offer of `offers`, in the
+    /// same order: the ringing desktop's countdown.
+    pub offer_deadlines_ms: Vec<u64>,
+}
+
+/// A consult or conference leg being set up, as views show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingLegView {
+    /// `consult` (the caller holds) or `conference` (an invite).
+    pub kind: &'static str,
+    /// The agent who asked.
+    pub from: AgentId,
+    /// The agent rung.
+    pub to: AgentId,
+    /// Whether `to` answered (a consult can now be completed, made a
+    /// conference or cancelled).
+    pub answered: bool,
 }
 
 /// A supervisor on a call, as views show it.

@@ -104,6 +104,8 @@ mod tests {
             supervisors: Vec::new(),
             answer_pending: Vec::new(),
             terminal: None,
+            pending_leg: None,
+            offer_deadlines_ms: Vec::new(),
         }
     }
 

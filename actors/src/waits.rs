@@ -133,6 +133,8 @@ mod tests {
             held: false,
             supervisors: Vec::new(),
             terminal: None,
+            pending_leg: None,
+            offer_deadlines_ms: Vec::new(),
         }
     }
 

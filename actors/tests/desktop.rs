@@ -102,8 +102,9 @@ async fn outbound_call_controls_reach_the_call() {
     assert!(h.state("a1").await.call().is_none());
 }
 
-/// Time in state restarts when the state's name or call changes (at the
-/// state's own start for Ready), not for a new Not Ready reason.
+/// Time in state restarts when the state's name, call or Not Ready reason
+/// changes (at the state's own start for Ready); the same reason again
+/// keeps it.
 #[actix_rt::test]
 async fn time_in_state_is_in_the_agent_view() {
     tokio::time::pause();
@@ -115,8 +116,12 @@ async fn time_in_state_is_in_the_agent_view() {
     assert!(login >= EPOCH_MS + 1_000, "{login}");
     advance(2_000).await;
     h.not_ready("a1", "break").await.unwrap();
-    assert_eq!(h.agent("a1").await.state_since_ms, login);
-    advance(2_000).await;
+    let on_break = h.agent("a1").await.state_since_ms;
+    assert!(on_break >= login + 2_000, "a new reason restarts the clock");
+    advance(1_000).await;
+    h.not_ready("a1", "break").await.unwrap();
+    assert_eq!(h.agent("a1").await.state_since_ms, on_break);
+    advance(1_000).await;
     h.cmd("a1", AgentCommand::Ready).await.unwrap();
     let view = h.agent("a1").await;
     assert_eq!(Some(view.state_since_ms), view.state.started_ms());
@@ -124,7 +129,7 @@ async fn time_in_state_is_in_the_agent_view() {
 }
 
 /// Presence is in the agent view; a desktop back within the grace keeps the
-/// agent Ready; one gone past it sets Not Ready (supervisor reason); a
+/// agent Ready; one gone past it sets Not Ready (desktop-gone reason); a
 /// second desktop keeps the agent connected when the first closes.
 #[actix_rt::test]
 async fn desktop_presence_and_grace() {
@@ -167,7 +172,7 @@ async fn desktop_presence_and_grace() {
     assert_eq!(
         h.agent("a1").await.state,
         AgentState::NotReady {
-            reason: NotReadyReason::System(SystemReason::Supervisor)
+            reason: NotReadyReason::System(SystemReason::DesktopGone)
         }
     );
 }

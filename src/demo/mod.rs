@@ -7,7 +7,9 @@
 //! `--http`), from a daemon config the demo writes itself, on the simulated
 //! PBX with simulated agents (some slow, some rejecting, some never
 //! answering) and callers arriving at `--rate`, and the built-in CRM
-//! emulator, which refuses connections during `--crm-outage`. Every second it prints a status line;
+//! emulator, which refuses connections during `--crm-outage`. Every second it
+//! shows a status line ([`screen`]: in place on a terminal, its log lines in
+//! a file it names; plain lines otherwise);
 //! at the end it hangs up whatever calls remain, waits for the outbox to
 //! drain, prints a summary and checks it: every accepted call has exactly
 //! one interaction and one phone log at the CRM, every timed-out or
@@ -21,6 +23,7 @@
 
 pub mod child;
 pub mod restart;
+pub mod screen;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +36,9 @@ use edgecc_actors::config::{AgentConfig, FinalDestination, QueueConfig, Strategy
 use edgecc_actors::ports::{AttachedVar, HangupCause};
 use edgecc_actors::registry::{AgentCommand, AgentRequest, Registry, Snapshot, Subscribe};
 use edgecc_actors::rng::SplitMix64;
-use edgecc_actors::sim::{Caller, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx};
+use edgecc_actors::sim::{
+    Caller, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile, SetServedTalk, SimPbx,
+};
 use edgecc_actors::{CcEvent, ContactCenterConfig, LegId, TokioClock};
 use serde::Serialize;
 use tracing::info;
@@ -129,6 +134,9 @@ pub const DEMO_SUPERVISOR: (&str, &str) = ("supervisor", "demo-supervisor");
 /// The human agent's extension (its simulated phone rings until the UI
 /// accepts or rejects).
 const DEMO_HUMAN_EXTENSION: &str = "1000";
+/// How long the human agent's callers talk (ms): long enough to try hold,
+/// consult and conference by hand, then hang up from the desktop.
+const DEMO_HUMAN_TALK_MS: u64 = 10 * 60 * 1_000;
 
 /// The demo's summary: what happened and whether it checks out.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -176,6 +184,18 @@ pub struct Summary {
     pub failures: Vec<String>,
     /// True when every check passed.
     pub ok: bool,
+    /// Routing decision time: arrival → first offer of the calls that found
+    /// an agent Ready when they arrived (no wait for an agent in it), CRM
+    /// up: p50, µs. The `offer_latency_*` figures add the queue wait.
+    pub routing_us_p50_crm_up: u64,
+    /// The same, p99, µs.
+    pub routing_us_p99_crm_up: u64,
+    /// Routing decision time with the CRM down: p50, µs.
+    pub routing_us_p50_crm_down: u64,
+    /// The same, p99, µs.
+    pub routing_us_p99_crm_down: u64,
+    /// Calls behind the routing figures (CRM up, down).
+    pub routing_samples: (u64, u64),
 }
 
 /// Longest `--drain-wait`: a day.
@@ -405,6 +425,10 @@ fn demo_config(agents: usize, wrap_up_ms: u64, human: bool) -> ContactCenterConf
 
 /// Runs everything on the actix system and returns the summary.
 async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summary, String> {
+    let mut screen = screen::Screen::new();
+    if let Some(file) = screen::terminal_log_file() {
+        screen.line(&format!("edgecc demo: log lines go to {}", file.display()));
+    }
     // The CRM: the built-in emulator, or an external receiver.
     let emulator = match &args.crm_url {
         Some(_) => None,
@@ -466,6 +490,11 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         },
     });
     if args.http.is_some() {
+        // The human's callers talk long enough to try the desktop's controls.
+        sim.do_send(SetServedTalk {
+            endpoint: format!("sim/{DEMO_HUMAN_EXTENSION}"),
+            talk_ms: DEMO_HUMAN_TALK_MS,
+        });
         // The human's phone rings until the desktop accepts or rejects.
         sim.do_send(SetPhoneProfile {
             endpoint: Some(format!("sim/{DEMO_HUMAN_EXTENSION}")),
@@ -495,13 +524,20 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         .clone()
         .ok_or("demo: the webhook CRM has no sync worker")?;
     if let Some(handle) = &system.http {
-        println!(
+        screen.line(&format!(
             "web UI: http://{0}/  (agent desktop: {1} / {2}; wallboard http://{0}/wallboard: {3} / {4})",
             handle.local_addr, DEMO_HUMAN.0, DEMO_HUMAN.1, DEMO_SUPERVISOR.0, DEMO_SUPERVISOR.1
-        );
+        ));
+        screen.line(&format!(
+            "your callers talk up to {} min (the simulated agents' {}-{} s): try hold, consult, conference; hang up from the desktop",
+            DEMO_HUMAN_TALK_MS / 60_000,
+            plan.talk_ms.0 / 1000,
+            plan.talk_ms.1 / 1000
+        ));
     }
     let keeper = AgentKeeper {
         registry: registry.clone(),
+        latency: Rc::clone(&latency),
     }
     .start();
     let _ = registry.send(Subscribe(keeper.recipient())).await;
@@ -523,7 +559,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         data_dir = %data_dir.display(),
         "Demo started."
     );
-    println!(
+    screen.line(&format!(
         "edgecc demo: {} agents, {} calls/s for {} s, CRM {}{}",
         plan.agents,
         plan.rate,
@@ -533,7 +569,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             Some((a, b)) if emulator.is_some() => format!(", down from {a} s to {b} s"),
             _ => String::new(),
         }
-    );
+    ));
 
     // Callers arrive; the CRM goes down and comes back; a line a second.
     let mut rng = SplitMix64::new(args.seed ^ 0xCA11);
@@ -559,10 +595,10 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
                 e.set_mode(mode)
                     .await
                     .map_err(|err| format!("CRM emulator: {err}"))?;
-                println!(
+                screen.line(&format!(
                     "t={elapsed:>3}s  CRM {}",
                     if crm_down { "goes DOWN" } else { "is back UP" }
-                );
+                ));
             }
         }
         // Poisson arrivals: exponential gaps with mean 1/rate.
@@ -594,7 +630,7 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         }
         if tokio::time::Instant::now() >= next_status {
             next_status += STATUS_INTERVAL;
-            print_status(
+            let status = status_line(
                 elapsed,
                 calls_total,
                 &registry,
@@ -604,6 +640,9 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
                 clock.now_ms(),
             )
             .await;
+            if let Some(status) = status {
+                screen.status(&status);
+            }
         }
         tokio::time::sleep(tick).await;
     }
@@ -612,10 +651,11 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             e.set_mode(Mode::Normal)
                 .await
                 .map_err(|err| format!("CRM emulator: {err}"))?;
-            println!("t={:>3}s  CRM is back UP", plan.duration_s);
+            screen.line(&format!("t={:>3}s  CRM is back UP", plan.duration_s));
         }
     }
 
+    screen.finish();
     // Let calls finish, then hang up whoever is left (end of the shift).
     let settle_until = tokio::time::Instant::now() + SETTLE_WAIT;
     while tokio::time::Instant::now() < settle_until && live_calls(&registry).await > 0 {
@@ -643,7 +683,10 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             break;
         }
         if tokio::time::Instant::now() >= drained_by {
-            println!("outbox not drained after {} s", plan.drain_wait.as_secs());
+            screen.line(&format!(
+                "outbox not drained after {} s",
+                plan.drain_wait.as_secs()
+            ));
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -693,6 +736,13 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
             summary.offer_latency_us_p50_crm_down,
             summary.offer_latency_us_p99_crm_down,
         ) = percentiles(&mut l.down);
+        summary.routing_samples = (l.routing_up.len() as u64, l.routing_down.len() as u64);
+        (summary.routing_us_p50_crm_up, summary.routing_us_p99_crm_up) =
+            percentiles(&mut l.routing_up);
+        (
+            summary.routing_us_p50_crm_down,
+            summary.routing_us_p99_crm_down,
+        ) = percentiles(&mut l.routing_down);
     }
     check(
         &mut summary,
@@ -811,33 +861,58 @@ fn check(s: &mut Summary, terminal_anomalies: u64, own_crm: bool) {
     s.ok = s.failures.is_empty();
 }
 
-/// Arrival → first offer latencies, by CRM state at arrival.
+/// Arrival → first offer latencies, by CRM state at arrival; and the same
+/// for the calls that found an agent Ready when they arrived, which is the
+/// routing decision alone (the others also waited for an agent).
 #[derive(Default)]
 struct OfferLatency {
-    /// Calls placed and not yet offered: when, and whether the CRM was down.
-    waiting: std::collections::HashMap<String, (std::time::Instant, bool)>,
+    /// Calls placed and not yet offered: when, whether the CRM was down,
+    /// whether an agent was Ready.
+    waiting: std::collections::HashMap<String, (std::time::Instant, bool, bool)>,
     /// Latencies (µs) of calls that arrived while the CRM was up.
     up: Vec<u64>,
     /// Latencies (µs) of calls that arrived while the CRM was down.
     down: Vec<u64>,
+    /// Of `up`, the calls that found an agent Ready.
+    routing_up: Vec<u64>,
+    /// Of `down`, the calls that found an agent Ready.
+    routing_down: Vec<u64>,
+    /// Agents Ready now (from the agent events).
+    ready: std::collections::HashSet<String>,
 }
 
 impl OfferLatency {
     /// A call is about to be placed.
     fn placed(&mut self, call: &str, crm_down: bool) {
-        self.waiting
-            .insert(call.to_string(), (std::time::Instant::now(), crm_down));
+        let free = !self.ready.is_empty();
+        self.waiting.insert(
+            call.to_string(),
+            (std::time::Instant::now(), crm_down, free),
+        );
     }
 
     /// The PBX is asked to ring an agent for `call`; only the first counts.
     fn offered(&mut self, call: &str) {
-        if let Some((at, down)) = self.waiting.remove(call) {
+        if let Some((at, down, free)) = self.waiting.remove(call) {
             let us = at.elapsed().as_micros() as u64;
-            if down {
-                self.down.push(us);
+            let (all, routing) = if down {
+                (&mut self.down, &mut self.routing_down)
             } else {
-                self.up.push(us);
+                (&mut self.up, &mut self.routing_up)
+            };
+            all.push(us);
+            if free {
+                routing.push(us);
             }
+        }
+    }
+
+    /// An agent's state changed.
+    fn agent(&mut self, agent: &str, ready: bool) {
+        if ready {
+            self.ready.insert(agent.to_string());
+        } else {
+            self.ready.remove(agent);
         }
     }
 }
@@ -883,7 +958,7 @@ async fn live_calls(registry: &Addr<Registry>) -> usize {
 
 /// One status line.
 #[allow(clippy::too_many_arguments)]
-async fn print_status(
+async fn status_line(
     elapsed: u64,
     calls_total: u64,
     registry: &Addr<Registry>,
@@ -891,9 +966,9 @@ async fn print_status(
     outbox: &edgecc_storage::Outbox,
     crm_down: bool,
     now_ms: u64,
-) {
+) -> Option<String> {
     let Ok(snap) = registry.send(Snapshot { with_queues: false }).await else {
-        return;
+        return None;
     };
     let sync = sync.send(GetSyncStatus).await.unwrap_or_default();
     let stats = outbox.stats(now_ms).ok();
@@ -902,8 +977,8 @@ async fn print_status(
         *states.entry(a.state.name()).or_default() += 1;
     }
     let ended = |k: &str| snap.ended.get(k).copied().unwrap_or(0);
-    println!(
-        "t={elapsed:>3}s  calls offered {calls_total} answered {} abandoned {} timed-out {}  |  agents ready {} talking {}  |  outbox {} oldest {:.1}s  |  CRM {} ({:?})  delivered {}",
+    Some(format!(
+        "t={elapsed:>3}s  calls offered {calls_total} answered {} abandoned {} timed-out {} | ready {} talking {} | outbox {} ({:.1}s) | CRM {} {:?}, {} delivered",
         ended("completed") + snap.calls.iter().filter(|c| c.phase == "connected").count() as u64,
         ended("abandoned"),
         ended("timed_out") + ended("overflowed"),
@@ -914,7 +989,7 @@ async fn print_status(
         if crm_down { "down" } else { "up" },
         sync.circuit.unwrap_or(crate::crm::sync::Circuit::Closed),
         sync.delivered,
-    );
+    ))
 }
 
 /// Prints the summary for people.
@@ -941,12 +1016,24 @@ fn print_summary(s: &Summary) {
     }
     println!("  breaker opened    {} times", s.crm_breaker_opened);
     println!(
+        "  routing decision  p50 {} µs / p99 {} µs with the CRM up; p50 {} µs / p99 {} µs with it down",
+        s.routing_us_p50_crm_up,
+        s.routing_us_p99_crm_up,
+        s.routing_us_p50_crm_down,
+        s.routing_us_p99_crm_down
+    );
+    println!(
+        "                    (arrival → offer of the {} / {} calls that found an agent Ready)",
+        s.routing_samples.0, s.routing_samples.1
+    );
+    println!(
         "  arrival → offer   p50 {} µs / p99 {} µs with the CRM up; p50 {} µs / p99 {} µs with it down",
         s.offer_latency_us_p50_crm_up,
         s.offer_latency_us_p99_crm_up,
         s.offer_latency_us_p50_crm_down,
         s.offer_latency_us_p99_crm_down
     );
+    println!("                    (every call: routing plus the wait for a free agent)");
     if s.ok {
         println!("check: OK — every accepted call has one interaction and one phone log, every timed-out or abandoned call one work item; nothing lost, nothing applied twice");
     } else {
@@ -962,6 +1049,9 @@ fn print_summary(s: &Summary) {
 struct AgentKeeper {
     /// Where to send the Ready.
     registry: Addr<Registry>,
+    /// Told which agents are Ready (routing time is measured on the calls
+    /// that found one).
+    latency: Rc<std::cell::RefCell<OfferLatency>>,
 }
 
 impl Actor for AgentKeeper {
@@ -973,6 +1063,9 @@ impl Handler<CcEvent> for AgentKeeper {
 
     fn handle(&mut self, event: CcEvent, ctx: &mut Self::Context) {
         if let CcEvent::AgentChanged(view) = event {
+            self.latency
+                .borrow_mut()
+                .agent(view.agent.as_str(), view.state.name() == "ready");
             if view.state.name() == "not_ready"
                 && view.pending.is_none()
                 && view.agent.as_str() != DEMO_HUMAN.0

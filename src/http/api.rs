@@ -494,6 +494,13 @@ pub async fn queues(state: Data, caller: Caller) -> Result<HttpResponse, ApiErro
         .json(json!({"now_ms": now, "queues": views::queues(&snap, show_numbers)})))
 }
 
+/// `GET /api/v1/directory` (any role): agents with their availability and
+/// queues, for the desktop's transfer and consult picker.
+pub async fn directory(state: Data, _caller: Caller) -> Result<HttpResponse, ApiError> {
+    let snap = views::center(&state, true).await?;
+    Ok(HttpResponse::Ok().json(views::directory(&snap)))
+}
+
 /// `GET /api/v1/calls` (supervisor, admin): live calls.
 pub async fn calls(state: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require_supervisor()?;

@@ -38,6 +38,7 @@ pub mod hub;
 pub mod metrics;
 pub mod server;
 pub mod sessions;
+mod ui_cache;
 pub mod views;
 pub mod ws;
 
@@ -48,7 +49,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use edgecc_actors::config::ReasonCodeConfig;
 use edgecc_actors::ports::LocalBoxFuture;
 use edgecc_actors::registry::{Registry, ReloadSummary, Snapshot, Subscribe};
@@ -402,9 +403,13 @@ async fn not_found() -> HttpResponse {
 
 /// Every route.
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(ui_desktop))
-        .route("/wallboard", web::get().to(ui_wallboard))
-        .route("/ui/{file}", web::get().to(ui_asset))
+    // The pages and their files are gzipped for a client that takes it
+    // (not the API: its answers are small and some stream).
+    let gzip = actix_web::middleware::Compress::default;
+    cfg.route("/", web::get().to(ui_desktop).wrap(gzip()))
+        .route("/wallboard", web::get().to(ui_wallboard).wrap(gzip()))
+        .route("/ui/{file}", web::get().to(ui_asset).wrap(gzip()))
+        .route("/favicon.ico", web::get().to(favicon))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics_text))
@@ -441,6 +446,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
                     web::post().to(api::supervise_call),
                 )
                 .route("/queues", web::get().to(api::queues))
+                .route("/directory", web::get().to(api::directory))
                 .route("/wallboard", web::get().to(api::wallboard))
                 .route("/admin/outbox", web::get().to(api::outbox_status))
                 .route("/admin/outbox/records", web::get().to(api::outbox_list))
@@ -473,9 +479,19 @@ const UI_DESKTOP_JS: &str = include_str!("ui/desktop.js");
 /// Wallboard script.
 const UI_WALLBOARD_JS: &str = include_str!("ui/wallboard.js");
 
+/// The tab icon: a headset mark in the header's colours (SVG, cached a day).
+const UI_FAVICON_SVG: &str = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><rect width='16' height='16' rx='3' fill='#20262e'/><path d='M3 9a5 5 0 0 1 10 0v3h-3V9h2a4 4 0 0 0-8 0h2v3H3z' fill='#fff'/></svg>";
+
 /// The UI's security headers: no framing, no inline scripts from elsewhere.
-fn ui_page(body: &'static str) -> HttpResponse {
+/// Pages are revalidated on every load (`no-cache` with an `ETag`), so a new
+/// build is picked up at once while an unchanged page costs a 304.
+fn ui_page(req: &HttpRequest, body: &'static str) -> HttpResponse {
+    if let Some(unchanged) = ui_cache::not_modified(req, body) {
+        return unchanged;
+    }
     HttpResponse::Ok()
+        .insert_header(ui_cache::etag(body))
+        .insert_header(ui_cache::REVALIDATE)
         .content_type("text/html; charset=utf-8")
         .insert_header(("X-Frame-Options", "DENY"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
@@ -486,15 +502,23 @@ fn ui_page(body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-async fn ui_desktop() -> HttpResponse {
-    ui_page(UI_DESKTOP_HTML)
+async fn ui_desktop(req: HttpRequest) -> HttpResponse {
+    ui_page(&req, UI_DESKTOP_HTML)
 }
 
-async fn ui_wallboard() -> HttpResponse {
-    ui_page(UI_WALLBOARD_HTML)
+async fn ui_wallboard(req: HttpRequest) -> HttpResponse {
+    ui_page(&req, UI_WALLBOARD_HTML)
 }
 
-async fn ui_asset(path: web::Path<String>) -> HttpResponse {
+/// `/favicon.ico`: browsers ask for it on every page; an icon, not a 404.
+async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(UI_FAVICON_SVG)
+}
+
+async fn ui_asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let (body, kind) = match path.as_str() {
         "style.css" => (UI_STYLE_CSS, "text/css; charset=utf-8"),
         "common.js" => (UI_COMMON_JS, "text/javascript; charset=utf-8"),
@@ -506,8 +530,13 @@ async fn ui_asset(path: web::Path<String>) -> HttpResponse {
             ))
         }
     };
+    if let Some(unchanged) = ui_cache::not_modified(&req, body) {
+        return unchanged;
+    }
     HttpResponse::Ok()
         .content_type(kind)
+        .insert_header(ui_cache::etag(body))
+        .insert_header(ui_cache::REVALIDATE)
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(body)
 }

@@ -6,6 +6,7 @@
 //! only the caller number of a call that already ended.
 
 use edgecc_actors::agent::{AgentState, NotReadyReason};
+use edgecc_actors::call::supervision::SuperviseMode;
 use edgecc_actors::events::{AgentView, CallView};
 use edgecc_actors::recent::RecentCall;
 use edgecc_actors::registry::{AgentSnapshot, CenterSnapshot, RecentCallOf, Snapshot};
@@ -114,6 +115,14 @@ pub fn call_json(state: &AppState, view: &CallView, agent: &AgentView, now_ms: u
         "queue": view.queue,
         "held": view.held,
         "muted": view.muted.contains(&agent.agent),
+        "consult_from": consulted_by(view, &agent.agent),
+        // How a supervisor the agent hears joins (whisper, barge): the
+        // desktop says so, without naming the supervisor. A silent monitor
+        // stays silent: it is not sent to the agent at all.
+        "supervised": view.supervisors.iter()
+            .filter(|s| s.agent == agent.agent && s.mode != SuperviseMode::Monitor)
+            .map(|s| s.mode)
+            .collect::<Vec<_>>(),
         "parties": view.parties,
         "offered_to": view.offers.iter().map(|(a, _)| a).collect::<Vec<_>>(),
         // Accepted on the desktop, the phone not answered yet: the desktop
@@ -123,7 +132,25 @@ pub fn call_json(state: &AppState, view: &CallView, agent: &AgentView, now_ms: u
         "duration_ms": talking_since.map(|s| now_ms.saturating_sub(s)),
         "terminal": view.terminal,
         "interaction": interaction(state, &view.call),
+        // The consult or conference leg, from this agent's side: the
+        // desktop's consult status and which consult buttons apply.
+        "pending_leg": view.pending_leg.as_ref().map(|p| json!({
+            "kind": p.kind, "from": p.from, "to": p.to, "answered": p.answered,
+            "mine": p.from == agent.agent,
+        })),
+        // When this agent's offer stops ringing (the no-answer countdown).
+        "offer_deadline_ms": view.offers.iter().zip(&view.offer_deadlines_ms)
+            .find(|((a, _), _)| a == &agent.agent).map(|(_, d)| d),
     })
+}
+
+/// The consult `agent` is rung for or talks on (the consulted side), if
+/// any: its wallboard row and desktop show who consults, not the caller.
+fn consulted_by<'a>(view: &'a CallView, agent: &AgentId) -> Option<&'a AgentId> {
+    view.pending_leg
+        .as_ref()
+        .filter(|p| p.kind == "consult" && &p.to == agent)
+        .map(|p| &p.from)
 }
 
 /// One agent as the wallboard shows it.
@@ -134,8 +161,16 @@ pub fn agent_json(view: &AgentView, calls: &[CallView], now_ms: u64) -> Value {
         .call()
         .and_then(|c| calls.iter().find(|v| &v.call == c))
         .map(|c| {
-            json!({"call_id": c.call, "ani": c.ani, "phase": c.phase, "held": c.held,
-                   "queue": c.queue, "supervisors": c.supervisors})
+            // The consulted agent talks to a colleague, not the caller.
+            let consult_from = consulted_by(c, &view.agent);
+            let ani = if consult_from.is_some() {
+                None
+            } else {
+                Some(&c.ani)
+            };
+            json!({"call_id": c.call, "ani": ani, "phase": c.phase, "held": c.held,
+                   "queue": c.queue, "supervisors": c.supervisors,
+                   "consult_from": consult_from})
         });
     json!({
         "agent_id": view.agent,
@@ -270,4 +305,33 @@ pub async fn wallboard(state: &AppState) -> Result<Value, ApiError> {
         "calls": snap.calls.len(),
         "ended": snap.ended,
     }))
+}
+
+/// Whom a call can go to, for an agent's transfer and consult picker: every
+/// agent with its state and whether it can take a transfer now (`free`:
+/// Ready; `busy`: on or offered a call, or in wrap-up; `not_ready`;
+/// `logged_out`), and every queue with its waiting calls and Ready agents
+/// (no caller numbers).
+pub fn directory(snap: &CenterSnapshot) -> Value {
+    let agents: Vec<Value> = snap
+        .agents
+        .iter()
+        .map(|a| {
+            let state = state_name(a);
+            let availability = match state {
+                "ready" => "free",
+                "reserved" | "talking" | "wrap_up" => "busy",
+                other => other,
+            };
+            json!({"agent_id": a.agent, "state": state, "availability": availability})
+        })
+        .collect();
+    let queues: Vec<Value> = snap
+        .queues
+        .iter()
+        .map(|q| {
+            json!({"queue_id": q.queue, "waiting": q.waiting.len(), "ready_agents": q.ready.len()})
+        })
+        .collect();
+    json!({"agents": agents, "queues": queues})
 }

@@ -108,6 +108,36 @@ pub fn init(default_level: &str) {
     };
 }
 
+/// Installs the global subscriber writing plain text to `path` (the demo
+/// on a terminal, so its screen stays clean); falls back to [`init`] when
+/// the file cannot be opened.
+pub fn init_file(default_level: &str, path: &std::path::Path) {
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "edgecc: cannot open {} ({e}); logging to stderr",
+                path.display()
+            );
+            return init(default_level);
+        }
+    };
+    let filter = std::env::var("EDGECC_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default_level.to_string());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,7 +213,7 @@ pub struct AgentActor {
     pushed_ready: bool,
     /// The state name and call time in state is measured against
     /// ([`super::AgentState::time_key`]).
-    time_key: (&'static str, Option<CallId>),
+    time_key: TimeKey,
     /// When that state began (wall ms).
     state_since_ms: u64,
     /// Desktops connected now (a browser may have two tabs open).
@@ -234,6 +234,10 @@ pub struct AgentActor {
     pushed_held: Option<HeldBack>,
 }
 
+/// The state name, call and Not Ready reason time in state is measured
+/// against ([`super::AgentState::time_key`]).
+type TimeKey = (&'static str, Option<CallId>, Option<NotReadyReason>);
+
 impl AgentActor {
     /// A logged-out agent.
     pub fn new(env: SharedEnv, id: AgentId, settings: AgentSettings) -> Self {
@@ -244,7 +248,7 @@ impl AgentActor {
             call_addr: None,
             last_call: None,
             pushed_ready: false,
-            time_key: (super::AgentState::LoggedOut.name(), None),
+            time_key: (super::AgentState::LoggedOut.name(), None, None),
             state_since_ms: now,
             desktops: 0,
             presence: Presence::Disconnected { since_ms: now },
@@ -261,8 +265,8 @@ impl AgentActor {
     /// the lease expires); a Talking one stays on its call.
     pub fn restored(env: SharedEnv, agent: Agent, call_addr: Option<Addr<CallActor>>) -> Self {
         let now = env.now_ms();
-        let (name, call) = agent.state.time_key();
-        let time_key = (name, call.cloned());
+        let (name, call, reason) = agent.state.time_key();
+        let time_key = (name, call.cloned(), reason.cloned());
         let state_since_ms = agent.state.started_ms().unwrap_or(now);
         Self {
             env,
@@ -297,9 +301,10 @@ impl AgentActor {
     /// Restarts the time in state when the state's name or call changed: at
     /// the state's own start when it records one, else now.
     fn track_time_in_state(&mut self, now_ms: u64) {
-        let (name, call) = self.agent.state.time_key();
-        if (name, call) != (self.time_key.0, self.time_key.1.as_ref()) {
-            self.time_key = (name, call.cloned());
+        let (name, call, reason) = self.agent.state.time_key();
+        let known = &self.time_key;
+        if (name, call, reason) != (known.0, known.1.as_ref(), known.2.as_ref()) {
+            self.time_key = (name, call.cloned(), reason.cloned());
             self.state_since_ms = self.agent.state.started_ms().unwrap_or(now_ms);
         }
     }

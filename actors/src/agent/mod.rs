@@ -43,6 +43,9 @@ pub enum SystemReason {
     /// Missed too many offers within a window ([`backoff`]): Ready again
     /// when the agent says so or after the configured cooling-off.
     CoolingOff,
+    /// The agent's desktop stayed away past the disconnect grace (closed,
+    /// network gone): not the supervisor's doing, and the desktop says so.
+    DesktopGone,
 }
 
 /// Why an agent is Not Ready.
@@ -189,10 +192,15 @@ impl AgentState {
         }
     }
 
-    /// What time in state is measured against: a new name or a new call
-    /// restarts the clock; a new Not Ready reason does not.
-    pub fn time_key(&self) -> (&'static str, Option<&CallId>) {
-        (self.name(), self.call())
+    /// What time in state is measured against: a new name, a new call or a
+    /// new Not Ready reason (lunch after break is a new state on the
+    /// desktop and the wallboard) restarts the clock.
+    pub fn time_key(&self) -> (&'static str, Option<&CallId>, Option<&NotReadyReason>) {
+        let reason = match self {
+            Self::NotReady { reason } => Some(reason),
+            _ => None,
+        };
+        (self.name(), self.call(), reason)
     }
 }
 
@@ -426,7 +434,7 @@ impl Agent {
     }
 
     /// The desktop stayed away past the grace: an agent that would still get
-    /// calls goes Not Ready with the supervisor reason (pending while busy,
+    /// calls goes Not Ready with the desktop-gone reason (pending while busy,
     /// so a call in progress continues). Logged out, already Not Ready, or a
     /// change already pending: nothing. True when something changed.
     pub fn desktop_gone(&mut self) -> bool {
@@ -437,7 +445,7 @@ impl Agent {
         {
             return false;
         }
-        self.set_not_ready(NotReadyReason::System(SystemReason::Supervisor))
+        self.set_not_ready(NotReadyReason::System(SystemReason::DesktopGone))
             .is_ok()
     }
 
@@ -865,7 +873,7 @@ mod tests {
     fn desktop_gone_takes_the_agent_out_of_routing() {
         let mut a = ready_agent();
         assert!(a.desktop_gone());
-        let supervisor = NotReadyReason::System(SystemReason::Supervisor);
+        let supervisor = NotReadyReason::System(SystemReason::DesktopGone);
         assert_eq!(
             a.state,
             AgentState::NotReady {

@@ -12,7 +12,7 @@ use crate::agent::{AgentError, OfferOutcome, OfferPurpose};
 use crate::durable::StateRecord;
 use crate::env::{Env, SharedEnv};
 use crate::error::CcError;
-use crate::events::{CallView, SupervisorOnCall};
+use crate::events::{CallView, PendingLegView, SupervisorOnCall};
 use crate::ids::{AgentId, CallId, LegId, OfferToken, QueueId};
 use crate::ports::{HangupCause, LegStatus, PbxCommand, PbxError, PbxEvent};
 use crate::queue::actor::{DequeueCall, EnqueueCall, GetPlace};
@@ -276,6 +276,19 @@ impl CallActor {
                 super::CallPhase::Ended(r) => Some(r.clone()),
                 _ => None,
             },
+            pending_leg: match &self.call.phase {
+                super::CallPhase::Connected(s) => s.pending.as_ref().map(|p| PendingLegView {
+                    kind: match p.kind {
+                        super::PendingKind::Consult => "consult",
+                        super::PendingKind::Conference => "conference",
+                    },
+                    from: p.from.clone(),
+                    to: p.to.agent.clone(),
+                    answered: p.answered,
+                }),
+                _ => None,
+            },
+            offer_deadlines_ms: self.call.offer_deadlines_ms(),
         }
     }
 

@@ -386,6 +386,20 @@ impl Call {
         out
     }
 
+    /// The no-answer deadline of each offer of [`Call::offers`], in order.
+    pub fn offer_deadlines_ms(&self) -> Vec<u64> {
+        match &self.phase {
+            CallPhase::Offering { offers, .. } => offers.iter().map(|o| o.deadline_ms).collect(),
+            CallPhase::Connected(s) => s
+                .pending
+                .iter()
+                .filter(|p| !p.answered)
+                .map(|p| p.deadline_ms)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The offer or pending consult/conference leg ringing on `leg`, not
     /// answered yet: its agent and token (its answer or loss is news).
     fn unanswered_leg(&self, leg: &LegId) -> Option<(AgentId, OfferToken)> {

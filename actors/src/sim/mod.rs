@@ -225,6 +225,9 @@ pub struct SimPbx {
     /// What callers dialled back do: answer after a delay (default 1 s),
     /// busy, or never answer; by number, used in order.
     callback_scripts: HashMap<String, VecDeque<PhoneAction>>,
+    /// Talk time (ms) of a caller served by one of these devices, instead
+    /// of the caller's own: the demo's human agent gets long calls.
+    served_talk_ms: HashMap<String, u64>,
 }
 
 impl SimPbx {
@@ -248,6 +251,7 @@ impl SimPbx {
             prompts_until: HashMap::new(),
             started: tokio::time::Instant::now(),
             callback_scripts: HashMap::new(),
+            served_talk_ms: HashMap::new(),
         }
     }
 
@@ -501,20 +505,24 @@ impl SimPbx {
         let Some(set) = self.bridges.get(bridge) else {
             return;
         };
-        let has_agent = set.iter().any(|l| {
-            self.legs
-                .get(l)
-                .is_some_and(|x| x.up && matches!(x.kind, LegKind::Device { .. }))
+        let device = set.iter().find_map(|l| match self.legs.get(l) {
+            Some(SimLeg {
+                kind: LegKind::Device { endpoint },
+                up: true,
+                ..
+            }) => Some(endpoint),
+            _ => None,
         });
-        if !has_agent {
+        let Some(device) = device else {
             return;
-        }
+        };
+        let talk_override = self.served_talk_ms.get(device).copied();
         let callers: Vec<LegId> = set.iter().cloned().collect();
         for c in callers {
             let talk = match self.legs.get_mut(&c).map(|l| &mut l.kind) {
                 Some(LegKind::Caller { talk_ms, served }) if !*served => {
                     *served = true;
-                    *talk_ms
+                    talk_override.or(*talk_ms)
                 }
                 _ => continue,
             };
@@ -777,6 +785,17 @@ pub struct SetPhoneProfile {
     pub profile: PhoneProfile,
 }
 
+/// Callers served by `endpoint` talk `talk_ms` (instead of their own talk
+/// time) once it answers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetServedTalk {
+    /// The device.
+    pub endpoint: String,
+    /// How long its callers talk, ms.
+    pub talk_ms: u64,
+}
+
 /// Make an endpoint unreachable (originates fail).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -996,6 +1015,14 @@ impl Handler<SetPhoneProfile> for SimPbx {
             }
             None => self.profile = msg.profile,
         }
+    }
+}
+
+impl Handler<SetServedTalk> for SimPbx {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetServedTalk, _ctx: &mut Self::Context) {
+        self.served_talk_ms.insert(msg.endpoint, msg.talk_ms);
     }
 }
 

@@ -1,24 +1,42 @@
-// Supervisor wallboard: the team grid and queue figures, live from the
-// WebSocket; actions go through the supervisor API (each is logged with
-// the supervisor's id on the server).
+// Supervisor wallboard: agents counted by state, the queue figures with
+// colour thresholds and the team grid, live from the WebSocket; actions go
+// through the supervisor API (each is logged with the supervisor's id on
+// the server). Only the actions that apply to an agent's state are offered;
+// logging an agent out asks for a confirmation.
 "use strict";
 
 let board = null;
 let boardAt = 0;
 let socket = null;
 let me = null;
+// The action waiting for its confirmation: {agent, until}.
+let confirming = null;
+const CONFIRM_MS = 6000;
+const STATES = [["ready", "Ready"], ["reserved", "Ringing"], ["talking", "Talking"],
+  ["wrap_up", "Wrap-up"], ["not_ready", "Not Ready"], ["logged_out", "Logged out"]];
+// Service level (% answered in threshold) at or above: good, warning.
+const SL_GOOD = 80, SL_WARN = 60;
+// Longest wait (ms) at or above: warning, bad.
+const WAIT_WARN_MS = 20000, WAIT_BAD_MS = 60000;
+const SYSTEM_REASONS = {
+  login: "just logged in", rona: "missed a call", supervisor: "by a supervisor", restart: "edgecc restarted",
+  reject_delay: "rejected a call", device_unreachable: "phone unreachable", cooling_off: "missed calls",
+  desktop_gone: "desktop closed",
+};
 
-function cell(text, cls) {
+function cell(text, label, cls) {
   const td = document.createElement("td");
   td.textContent = text;
+  td.dataset.label = label;
   if (cls) td.className = cls;
   return td;
 }
 
-function actionButton(agent, label, run) {
+function actionButton(agent, label, run, cls) {
   const b = document.createElement("button");
   b.type = "button";
   b.textContent = label;
+  b.className = "small" + (cls ? " " + cls : "");
   b.setAttribute("aria-label", label + " " + agent);
   b.addEventListener("click", run);
   return b;
@@ -33,21 +51,86 @@ async function supervise(agent, path, body, what, method) {
   }
 }
 
-function render() {
-  if (!board) return;
-  const elapsed = Date.now() - boardAt;
+function reasonText(r) {
+  if (!r) return "";
+  return r.startsWith("system:") ? (SYSTEM_REASONS[r.slice(7)] || r.slice(7).replace(/_/g, " ")) : r;
+}
+
+function renderCounts() {
+  const el = Edge.$("counts");
+  el.innerHTML = "";
+  for (const [state, label] of STATES) {
+    const n = board.agents.filter((a) => a.state === state).length;
+    const span = document.createElement("span");
+    span.className = "badge " + state;
+    span.dataset.state = state;
+    span.textContent = label + " " + n;
+    el.appendChild(span);
+  }
+}
+
+function renderQueues(elapsed) {
   const q = Edge.$("queues");
   q.innerHTML = "";
   for (const queue of board.queues) {
     const tr = document.createElement("tr");
     tr.dataset.queue = queue.queue_id;
     const th = document.createElement("th"); th.scope = "row"; th.textContent = queue.queue_id;
-    const sl = queue.service_level.percent == null ? "—" : queue.service_level.percent.toFixed(0) + "% in " + (queue.service_level.threshold_ms / 1000) + "s";
-    tr.append(th, cell(String(queue.waiting), "num"),
-      cell(queue.waiting ? Edge.clock(queue.longest_wait_ms + elapsed) : "—", "num"),
-      cell(String(queue.ready_agents.length), "num"), cell(sl, "num"));
+    const pct = queue.service_level.percent;
+    const sl = pct == null ? "—" : pct.toFixed(0) + "% in " + (queue.service_level.threshold_ms / 1000) + "s";
+    const slClass = pct == null ? "" : pct >= SL_GOOD ? " good" : pct >= SL_WARN ? " warn" : " bad";
+    const wait = queue.waiting ? queue.longest_wait_ms + elapsed : 0;
+    const waitClass = !queue.waiting ? "" : wait >= WAIT_BAD_MS ? " bad" : wait >= WAIT_WARN_MS ? " warn" : "";
+    tr.append(th, cell(String(queue.waiting), "Waiting", "num" + (queue.waiting ? " warn" : "")),
+      cell(queue.waiting ? Edge.clock(wait) : "—", "Longest wait", "num" + waitClass),
+      cell(String(queue.ready_agents.length), "Ready", "num"), cell(sl, "Service level", "num" + slClass));
     q.appendChild(tr);
   }
+}
+
+function actionsFor(a) {
+  const td = document.createElement("td");
+  td.dataset.label = "Actions";
+  td.className = "actions";
+  const sups = (a.call && a.call.supervisors) || [];
+  const mine = sups.find((x) => me && x.supervisor === me.id);
+  if (a.call && a.state === "talking") {
+    for (const [mode, label] of [["monitor", "Monitor"], ["whisper", "Whisper"], ["barge", "Barge in"]]) {
+      const b = actionButton(a.agent_id, label, () => supervise(a.agent_id, mode, undefined, label));
+      b.disabled = !!mine && mine.mode === mode;
+      td.appendChild(b);
+    }
+  }
+  if (mine) {
+    td.appendChild(actionButton(a.agent_id, "Leave call", () => supervise(a.agent_id, "supervision", undefined, "Leave call", "DELETE")));
+  }
+  if (a.state === "logged_out") return td;
+  if (a.state !== "not_ready" || a.pending) {
+    td.appendChild(actionButton(a.agent_id, "Force Not Ready", () =>
+      supervise(a.agent_id, "state", { state: "not_ready" }, "Force Not Ready (reason: by a supervisor)")));
+  }
+  if (confirming && confirming.agent === a.agent_id && confirming.until > Date.now()) {
+    td.appendChild(actionButton(a.agent_id, "Confirm log out", () => {
+      confirming = null;
+      supervise(a.agent_id, "state", { state: "logout" }, "Log out");
+    }, "danger"));
+    td.appendChild(actionButton(a.agent_id, "Cancel", () => { confirming = null; render(); }));
+  } else {
+    td.appendChild(actionButton(a.agent_id, "Log out", () => {
+      confirming = { agent: a.agent_id, until: Date.now() + CONFIRM_MS };
+      render();
+      const yes = document.querySelector("button[aria-label='Confirm log out " + a.agent_id + "']");
+      if (yes) yes.focus();
+    }));
+  }
+  return td;
+}
+
+function render() {
+  if (!board) return;
+  const elapsed = Edge.online ? Date.now() - boardAt : 0;
+  renderCounts();
+  renderQueues(elapsed);
   const t = Edge.$("team");
   const focused = document.activeElement && document.activeElement.getAttribute("aria-label");
   t.innerHTML = "";
@@ -57,27 +140,19 @@ function render() {
     tr.dataset.state = a.state;
     const th = document.createElement("th"); th.scope = "row"; th.textContent = a.agent_id;
     const st = document.createElement("td");
+    st.dataset.label = "State";
     const badge = document.createElement("span");
     badge.className = "badge " + a.state;
-    badge.textContent = a.state.replace("_", " ") + (a.reason ? " (" + a.reason + ")" : "") + (a.pending ? " · pending" : "");
+    const reason = reasonText(a.reason);
+    badge.textContent = a.state.replace("_", " ") + (reason ? " (" + reason + ")" : "") + (a.pending ? " · pending" : "");
     st.appendChild(badge);
     const sups = (a.call && a.call.supervisors) || [];
-    const call = a.call ? a.call.ani + (a.call.held ? " (held)" : "") +
+    // The consulted agent talks to a colleague, not the caller.
+    const who = a.call ? (a.call.consult_from ? "consult with " + a.call.consult_from : a.call.ani) : "";
+    const call = a.call ? who + (a.call.held ? " (held)" : "") +
       sups.map((x) => " · " + x.mode + " by " + x.supervisor).join("") : "—";
-    const actions = document.createElement("td");
-    const onCall = !!a.call && a.state === "talking";
-    const mine = sups.find((x) => me && x.supervisor === me.id);
-    for (const [mode, label] of [["monitor", "Monitor"], ["whisper", "Whisper"], ["barge", "Barge in"]]) {
-      const b = actionButton(a.agent_id, label, () => supervise(a.agent_id, mode, undefined, label));
-      b.disabled = !onCall || (mine && mine.mode === mode);
-      actions.appendChild(b);
-    }
-    if (mine) {
-      actions.appendChild(actionButton(a.agent_id, "Leave call", () => supervise(a.agent_id, "supervision", undefined, "Leave call", "DELETE")));
-    }
-    actions.appendChild(actionButton(a.agent_id, "Force Not Ready", () => supervise(a.agent_id, "state", { state: "not_ready" }, "Force Not Ready")));
-    actions.appendChild(actionButton(a.agent_id, "Log out", () => supervise(a.agent_id, "state", { state: "logout" }, "Log out")));
-    tr.append(th, st, cell(Edge.clock(a.time_in_state_ms + elapsed), "num"), cell(call), actions);
+    const time = a.state === "logged_out" ? "—" : Edge.clock(a.time_in_state_ms + elapsed);
+    tr.append(th, st, cell(time, "In state", "num"), cell(call, "Call"), actionsFor(a));
     t.appendChild(tr);
   }
   if (focused) {
@@ -97,10 +172,7 @@ function start(user) {
   Edge.show("board", true);
   socket = Edge.events((msg) => {
     if (msg.type === "wallboard") { board = msg; boardAt = Date.now(); render(); }
-  }, (up) => {
-    Edge.$("link").textContent = up ? "" : "Reconnecting…";
-    Edge.$("link").className = up ? "who" : "who link-down";
-  });
+  }, () => render());
 }
 
 Edge.$("logout").addEventListener("click", async () => {
@@ -108,5 +180,9 @@ Edge.$("logout").addEventListener("click", async () => {
   await Edge.logout();
   location.reload();
 });
-setInterval(() => { if (board && !document.activeElement.closest("#team")) render(); }, 1000);
+setInterval(() => {
+  if (!board || !Edge.online) return;
+  if (confirming && confirming.until <= Date.now()) confirming = null;
+  if (!document.activeElement.closest("#team")) render();
+}, 1000);
 Edge.setupLogin(start);

@@ -27,11 +27,11 @@ cd "${MODULE_GRAPH_ROOT:-$(dirname "$0")/..}"
 
 LAYERS='
 0 clock memory net
-1 crm ari ari_emulator pbx outbox_port state_port http::config storage_config ops::daemon_config
+1 crm ari ari_emulator pbx outbox_port state_port http::config storage_config ops::daemon_config simulate::settings simulate::traffic
 2 config
 3 http ops system::storage system::running
 4 system
-5 daemon demo
+5 daemon demo simulate
 6 cli main
 '
 

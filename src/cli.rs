@@ -1,5 +1,5 @@
 //! The command line: `edgecc run`, `edgecc demo`, `edgecc check-config`,
-//! `edgecc outbox …`, `edgecc backup` / `restore`.
+//! `edgecc outbox …`, `edgecc backup` / `restore`, `edgecc simulate`.
 //!
 //! Arguments are validated in two stages: clap parses them, then
 //! [`Config`] and [`crate::ops::paths`] resolve the file, the environment and the
@@ -84,6 +84,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+    /// What-if: replay a traffic file (JSON lines, one call each) through
+    /// the routing of `--config NEW.toml` (and of `--baseline`) under a
+    /// virtual clock; print per queue and agent the figures side by side.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// `edgecc backup`.
@@ -256,6 +260,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Outbox(args) => {
             let config = load_config(cli.config.as_deref())?;
             outbox(&cli, args, &config)
+        }
+        Command::Simulate(args) => {
+            crate::simulate::command(args, cli.config.as_deref()).map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -104,6 +104,10 @@ pub struct RawConfig {
     /// `[[users]]`: who may log in to the API and UI, with which role.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// `[simulate]`: simulated agents' answer delays and the thresholds of
+    /// `edgecc simulate` (the daemon ignores it).
+    #[serde(default)]
+    pub simulate: crate::simulate::settings::RawSimulate,
 }
 
 /// `[crm]` as written: the adapter and the sync worker's settings.
@@ -164,6 +168,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Logins.
     pub users: Vec<UserConfig>,
+    /// `[simulate]`, for `edgecc simulate`.
+    pub simulate: crate::simulate::settings::SimulateSettings,
 }
 
 /// Which CRM edgecc writes to, and how.
@@ -206,6 +212,7 @@ impl Default for Config {
             contact_center: ContactCenterConfig::default(),
             http: HttpConfig::default(),
             users: Vec::new(),
+            simulate: Default::default(),
         }
     }
 }
@@ -376,6 +383,8 @@ impl Config {
         }
         check_http(&raw.http).map_err(|(key, message)| err(&key, message))?;
         check_users(&raw.users, &contact_center).map_err(|(key, message)| err(&key, message))?;
+        let simulate = crate::simulate::settings::resolve(&raw.simulate, &contact_center)
+            .map_err(|(key, message)| err(&key, message))?;
         Ok(Config {
             http: raw.http,
             users: raw.users,
@@ -388,6 +397,7 @@ impl Config {
             pbx,
             crm,
             contact_center,
+            simulate,
         })
     }
 }

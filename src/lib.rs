@@ -31,6 +31,9 @@
 //!      bounds and defaults.
 //!    - [`ops::daemon_config`] — `[daemon]`: the data directory and the
 //!      admin socket as the file names them, and the built-in defaults.
+//!    - [`simulate::settings`] — `[simulate]`: simulated agents' answer
+//!      delays and the what-if's thresholds; [`simulate::traffic`] — the
+//!      traffic file format (JSON lines, one call each) and its parser.
 //! 2. [`config`] — the TOML file: raw parse, every section resolved and
 //!    validated into [`config::Config`]; credentials, redaction.
 //! 3. Services on top of the ports
@@ -51,6 +54,8 @@
 //!    - [`demo`] — `edgecc demo`: the whole system on the simulated PBX, in
 //!      one process, or with `--restart-at` the daemon as a child process
 //!      killed and restarted in front of the ARI emulator.
+//!    - [`simulate`] — `edgecc simulate`: what-if; a traffic file replayed
+//!      through the routing actors under a paused clock, per config.
 //! 6. [`cli`] — the `edgecc` command line and its dispatch (and `main.rs`).
 
 pub mod ari;
@@ -67,6 +72,7 @@ pub mod net;
 pub mod ops;
 pub mod outbox_port;
 pub mod pbx;
+pub mod simulate;
 pub mod state_port;
 pub mod storage_config;
 pub mod system;

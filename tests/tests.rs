@@ -40,6 +40,7 @@ mod openapi;
 mod outbox_cli;
 mod private_files;
 mod restart;
+mod simulate;
 mod sticky_import;
 mod storage_health;
 mod systemd_notify;

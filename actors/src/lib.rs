@@ -44,7 +44,8 @@
 //!   members needed to join and stay), the expected wait
 //!   ([`queue::estimate`]) and [`queue::actor::QueueActor`]; skills with
 //!   levels and the best match (`skills`), escalation steps (`escalation`),
-//!   priority and aging (`priority`), queue weights (`weight`).
+//!   priority and aging (`priority`), queue weights (`weight`), why each
+//!   offer went to its agent ([`queue::explain`]).
 //! - [`sticky`]: sticky customers (caller number → own agent): the book,
 //!   its sources, its durable records and the hold rule.
 //! - [`registry`]: [`ContactCenter::start`] builds everything

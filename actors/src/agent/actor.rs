@@ -20,7 +20,8 @@ use crate::env::{Env, SharedEnv};
 use crate::error::CcError;
 use crate::events::AgentView;
 use crate::ids::{AgentId, CallId, OfferToken, QueueId};
-use crate::queue::actor::{AgentAvailable, AgentUnavailable, ReservationAnswered};
+use crate::queue::actor::{AgentAvailable, AgentHeldBack, AgentUnavailable, ReservationAnswered};
+use crate::queue::explain::{HeldBack, HeldBackReason};
 use crate::queue::weight::{weights_differ, WeighedAsks};
 use crate::queue::ReadyInfo;
 use crate::registry::AgentChanged;
@@ -228,6 +229,9 @@ pub struct AgentActor {
     /// Queue requests gathered while Ready, answered by queue weight once
     /// the round is in (only when the agent's queues weigh differently).
     weighed: WeighedAsks<ReserveForQueue>,
+    /// What the queues were last told of the agent being held back from
+    /// routing (back-off, cooling-off), for their offers' explanations.
+    pushed_held: Option<HeldBack>,
 }
 
 impl AgentActor {
@@ -247,6 +251,7 @@ impl AgentActor {
             presence_epoch: 0,
             restored: false,
             weighed: WeighedAsks::default(),
+            pushed_held: None,
         }
     }
 
@@ -273,6 +278,7 @@ impl AgentActor {
             presence_epoch: 0,
             restored: true,
             weighed: WeighedAsks::default(),
+            pushed_held: None,
         }
     }
 
@@ -344,6 +350,7 @@ impl AgentActor {
             }
         }
         self.pushed_ready = ready;
+        self.push_held_back();
         if let Some(last) = agent_call_addr(&self.agent, &self.call_addr) {
             self.last_call = Some(last);
         }
@@ -422,6 +429,42 @@ impl AgentActor {
             }
             _ => {}
         }
+    }
+
+    /// Tells the agent's queues when it becomes or stops being held back
+    /// from routing (backing off while Ready, cooling off).
+    fn push_held_back(&mut self) {
+        let env = self.env.clone();
+        let Some(handle) = env.directory.agents.get(&self.agent.id) else {
+            return;
+        };
+        let backoff = &self.agent.stats.backoff;
+        let cooling = NotReadyReason::System(SystemReason::CoolingOff);
+        let held = match &self.agent.state {
+            AgentState::Ready { .. } if backoff.holds(self.env.now_ms()) => Some(HeldBack {
+                agent: self.agent.id.clone(),
+                reason: HeldBackReason::BackingOff,
+                until_ms: Some(backoff.until_ms),
+            }),
+            AgentState::NotReady { reason } if *reason == cooling => Some(HeldBack {
+                agent: self.agent.id.clone(),
+                reason: HeldBackReason::CoolingOff,
+                until_ms: backoff.cooling_off_until_ms,
+            }),
+            _ => None,
+        };
+        if held == self.pushed_held {
+            return;
+        }
+        for q in &handle.queues {
+            if let Some(qh) = env.directory.queues.get(q) {
+                qh.addr.do_send(AgentHeldBack {
+                    agent: self.agent.id.clone(),
+                    held: held.clone(),
+                });
+            }
+        }
+        self.pushed_held = held;
     }
 
     /// Persists the agent and publishes its view.

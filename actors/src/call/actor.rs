@@ -40,7 +40,14 @@ pub struct OfferCall {
     pub purpose: OfferPurpose,
     /// Whether the queue rings all agents.
     pub ring_all: bool,
+    /// Why the queue chose this agent: kept with the call once it rings.
+    pub explanation: Option<Box<crate::queue::explain::RoutingExplanation>>,
 }
+
+/// Why the call's latest queue offers went to their agents, and its phase.
+#[derive(Message)]
+#[rtype(result = "(&'static str, crate::queue::explain::RoutingRecord)")]
+pub struct GetRouting;
 
 /// The agent's desktop accepts or rejects its offer.
 #[derive(Message)]
@@ -720,7 +727,20 @@ impl Handler<OfferCall> for CallActor {
         let fx = self
             .call
             .offer(&msg.contact, msg.token, msg.purpose, msg.ring_all, now);
+        let rings = matches!(&self.call.phase, super::CallPhase::Offering { offers, .. }
+            if offers.iter().any(|o| o.token == msg.token));
+        if let (Some(e), true) = (msg.explanation, rings) {
+            self.call.routing.note(*e);
+        }
         self.apply(fx, ctx);
+    }
+}
+
+impl Handler<GetRouting> for CallActor {
+    type Result = MessageResult<GetRouting>;
+
+    fn handle(&mut self, _msg: GetRouting, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult((self.call.phase.name(), self.call.routing.clone()))
     }
 }
 

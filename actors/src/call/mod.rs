@@ -184,6 +184,11 @@ pub struct Call {
     /// it: the queued phase's `since_ms` stands in.
     #[serde(default)]
     pub stint_since_ms: Option<u64>,
+    /// Why its latest queue offers went to their agents (bounded, see
+    /// [`crate::queue::explain`]); persisted with the call, shown by
+    /// `GET /api/v1/calls/{id}/routing`.
+    #[serde(default)]
+    pub routing: crate::queue::explain::RoutingRecord,
     /// The queue an overflow rule moved the call to: it counts against
     /// that rule's cap until it ends (and again after a restart).
     #[serde(default)]
@@ -319,6 +324,7 @@ impl Call {
             prompts_played: 0,
             own_priority: 0,
             stint_since_ms: None,
+            routing: Default::default(),
             overflow_slot: None,
             overflow_stay_until_ms: None,
         }

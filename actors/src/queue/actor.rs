@@ -145,6 +145,18 @@ pub struct GetPlace {
 #[rtype(result = "QueueView")]
 pub struct GetQueue;
 
+/// A member is held back from routing (backing off, cooling off) or no
+/// longer is (`held: None`); pushed by the agent when that changes, so an
+/// offer's explanation can name who was skipped ([`super::explain`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentHeldBack {
+    /// The agent.
+    pub agent: AgentId,
+    /// Why and until when, or `None` when it is not held back any more.
+    pub held: Option<super::explain::HeldBack>,
+}
+
 /// The actor.
 pub struct QueueActor {
     /// Shared ports and directory.
@@ -163,6 +175,8 @@ pub struct QueueActor {
     limits: Limits,
     /// Recent departures to agents: the expected wait announced.
     estimate: WaitEstimate,
+    /// Members held back from routing now, as their agents pushed it.
+    held_back: HashMap<AgentId, super::explain::HeldBack>,
 }
 
 impl QueueActor {
@@ -177,6 +191,7 @@ impl QueueActor {
             step_timer: None,
             limits,
             estimate: WaitEstimate::default(),
+            held_back: HashMap::new(),
         }
     }
 
@@ -196,6 +211,7 @@ impl QueueActor {
             step_timer: None,
             limits,
             estimate: WaitEstimate::default(),
+            held_back: HashMap::new(),
         };
         for msg in waiting {
             actor.join(msg);
@@ -286,6 +302,13 @@ impl QueueActor {
                 waiting: self.queue.waiting_calls(),
             });
         }
+    }
+
+    /// Why `call` went to the agent that just granted it, stamped now.
+    fn explain(&mut self, call: &CallId) -> Option<Box<super::explain::RoutingExplanation>> {
+        let mut e = self.queue.take_explanation(call)?;
+        e.stamp(self.env.now_ms(), self.held_back.values());
+        Some(Box::new(e))
     }
 
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
@@ -394,6 +417,10 @@ impl Handler<ReservationAnswered> for QueueActor {
         if self.queue.waiting_len() < before {
             self.estimate.departed(self.env.now_ms());
         }
+        let explanation = match action {
+            AnswerAction::Offer => self.explain(&msg.call),
+            _ => None,
+        };
         let agent = self.env.directory.agents.get(&msg.agent);
         match (action, agent) {
             (AnswerAction::Offer, Some(agent)) => match self.calls.get(&msg.call) {
@@ -407,6 +434,7 @@ impl Handler<ReservationAnswered> for QueueActor {
                         token: msg.token,
                         purpose: OfferPurpose::Queue(self.queue.id.clone()),
                         ring_all: self.queue.strategy == crate::config::Strategy::RingAll,
+                        explanation,
                     })
                 }
                 None => agent.addr.do_send(OfferEnded {
@@ -482,6 +510,17 @@ impl Handler<GetPlace> for QueueActor {
             position,
             wait_estimate_ms: self.estimate.wait_ms(position, self.env.now_ms()),
         })
+    }
+}
+
+impl Handler<AgentHeldBack> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentHeldBack, _ctx: &mut Self::Context) {
+        match msg.held {
+            Some(h) => self.held_back.insert(msg.agent, h),
+            None => self.held_back.remove(&msg.agent),
+        };
     }
 }
 

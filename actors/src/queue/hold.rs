@@ -91,13 +91,17 @@ impl Queue {
                 let key = self.positions.get(call)?;
                 let asking = self.waiting.get(key)?.asking;
                 let entry = (*self.ready.get(&h.agent)?, h.agent.clone());
-                (asking == 0).then(|| (*key, call.clone(), entry))
+                (asking == 0).then(|| (*key, call.clone(), entry, h.until_ms))
             })
             .collect();
         due.sort();
-        for (_, call, entry) in due {
+        for (key, call, entry, until_ms) in due {
             // Two calls held for one agent: the first in line gets it.
             if self.order.contains(&entry) {
+                if let Some(w) = self.waiting.get(&key) {
+                    let e = self.explain_hold(w, &entry, until_ms);
+                    self.explained.insert(call.clone(), e);
+                }
                 self.ask(entry, &call, false, asks);
             }
         }

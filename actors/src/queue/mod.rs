@@ -15,13 +15,15 @@
 //! [`skills`] (best match first, the strategy breaks ties); its needs widen
 //! as it waits ([`escalation`]); its place in line is its [`priority`]
 //! rank, which ages, then its arrival. [`needs`] is what the call brings;
-//! [`weight`] is how an agent in several queues answers them.
-//! [`overflow_rules`] picks the overflow rule that takes a leaving call
-//! and counts what each target holds.
+//! [`weight`] is how an agent in several queues answers them. Every pick
+//! that asks an agent is explained ([`explain`]): the candidates read and
+//! what decided. [`overflow_rules`] picks the overflow rule that takes a
+//! leaving call and counts what each target holds.
 
 pub mod actor;
 pub mod escalation;
 pub mod estimate;
+pub mod explain;
 pub mod hold;
 pub mod limits;
 pub mod needs;
@@ -163,6 +165,9 @@ pub struct Queue {
     steps_due: BTreeSet<(u64, CallId)>,
     /// Waiting calls held for their preferred agent (sticky).
     holds: hold::Holds,
+    /// Why each call in flight was paired with its agent, until the grant
+    /// hands it to the glue ([`explain`]).
+    explained: HashMap<CallId, explain::RoutingExplanation>,
 }
 
 impl Queue {
@@ -184,6 +189,7 @@ impl Queue {
             skills: skills::SkillIndex::default(),
             steps_due: BTreeSet::new(),
             holds: hold::Holds::default(),
+            explained: HashMap::new(),
         }
     }
 
@@ -314,6 +320,7 @@ impl Queue {
     pub fn remove(&mut self, call: &CallId) -> bool {
         self.ringing.remove(call);
         self.holds.end(call);
+        self.explained.remove(call);
         match self.positions.remove(call) {
             Some(key) => self.take_waiting(&key).is_some(),
             None => false,
@@ -405,18 +412,25 @@ impl Queue {
                 continue;
             };
             let want = if ring_all { RING_ALL_AGENTS_MAX } else { 1 };
-            let picked = if !skilled {
+            let (picked, explanation) = if !skilled {
                 let rotated = self
                     .order
                     .iter()
                     .chain(self.order.iter())
                     .skip(start)
                     .take(self.order.len());
-                placement::pick(rotated, &w.tried, want)
+                let picked = placement::pick(rotated, &w.tried, want);
+                let e = (!picked.is_empty()).then(|| self.explain_order(w, start, &picked));
+                (picked, e)
             } else {
-                self.skills.best(&w.skills_now, &w.tried, want)
+                let ranked = self.skills.rank(&w.skills_now, &w.tried, want);
+                let e = (!ranked.picked.is_empty()).then(|| self.explain_ranked(w, &ranked));
+                (ranked.picked, e)
             };
             let call = w.call.clone();
+            if let Some(e) = explanation {
+                self.explained.insert(call.clone(), e);
+            }
             for entry in picked {
                 self.ask(entry, &call, ring_all, &mut asks);
             }

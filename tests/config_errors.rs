@@ -205,3 +205,54 @@ fn waiting_keys_are_checked() {
     let o = run(&["check-config", f]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Overflow rules with a range of hours that ends before it starts, a day
+/// that is not one, or an offset that is not one are refused by
+/// `check-config`, naming the file and the key path; good rules pass.
+#[test]
+fn overflow_hours_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+    let queues = "[[queues]]\nid = \"spare\"\ndnis = [\"801\"]\n\
+                  [[queues]]\nid = \"q\"\ndnis = [\"800\"]\n";
+    for (table, key) in [
+        (
+            "[[queues.routing.overflow.rules]]\nnumber = \"+15550009999\"\n\
+             hours = [{ days = [\"mon\"], from = \"18:00\", to = \"08:00\" }]\n",
+            "queues[1].routing.overflow.rules[0].hours[0].to",
+        ),
+        (
+            "[[queues.routing.overflow.rules]]\nqueue = \"spare\"\n\
+             hours = [{ days = [\"monday\"], from = \"08:00\", to = \"18:00\" }]\n",
+            "monday",
+        ),
+        (
+            "[queues.routing.overflow]\nutc_offset = \"CET\"\n",
+            "queues[1].routing.overflow.utc_offset",
+        ),
+        (
+            "[[queues.routing.overflow.rules]]\nqueue = \"nowhere\"\n",
+            "queues[1].routing.overflow.rules[0].queue",
+        ),
+    ] {
+        std::fs::write(&file, format!("{queues}{table}")).unwrap();
+        let o = run(&["check-config", f]);
+        assert_eq!(o.status.code(), Some(1), "{table}");
+        let e = stderr(&o);
+        assert!(e.contains(f) && e.contains(key), "{table}: {e}");
+    }
+    std::fs::write(
+        &file,
+        format!(
+            "{queues}[queues.routing.overflow]\nstay_ms = 60000\nutc_offset = \"+01:00\"\n\
+             [[queues.routing.overflow.rules]]\nqueue = \"spare\"\nmax_calls = 5\n\
+             [[queues.routing.overflow.rules]]\nnumber = \"+15550009999\"\nmax_calls = 2\n\
+             busy_ms = 600000\n\
+             hours = [{{ days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"], from = \"08:00\", to = \"18:00\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&["check-config", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

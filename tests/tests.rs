@@ -43,6 +43,7 @@ mod outbox_cli;
 mod private_files;
 mod restart;
 mod simulate;
+mod sticky_import;
 mod storage_health;
 mod systemd_notify;
 mod systemd_unit;

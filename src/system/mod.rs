@@ -42,8 +42,11 @@
 //!   and [`storage::Tree`], the catalogue of state trees.
 //! - [`running`] — [`Running`], the actors' and ports' handles that HTTP
 //!   and the tests reach.
+//! - [`sticky_import`] — the old `sticky_customers` tree moved into the
+//!   actors' sticky book once, before they are restored.
 
 pub mod running;
+pub mod sticky_import;
 pub mod storage;
 
 use std::path::{Path, PathBuf};
@@ -278,6 +281,11 @@ impl SystemParts {
             None => PbxAdapter::from_kind(&config.pbx, seed).map_err(SystemError::Pbx)?,
         };
         let state_tree = Tree::ActorState.open(&storage)?;
+        let legacy_sticky = Tree::StickyCustomers.open(&storage)?;
+        if let Err(e) = sticky_import::import(&legacy_sticky, &state_tree, clock.now_ms()).await {
+            // Left in place: the next start tries again.
+            error!(error = %e, "Old sticky customers could not be imported; kept for the next start.");
+        }
         let snapshot = previous_state(&state_tree);
         let registry = ContactCenter::start_durable(
             config.contact_center.clone(),

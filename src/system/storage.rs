@@ -25,8 +25,9 @@ pub enum Tree {
     /// Sticky customers as the HTTP API stored them before routing used
     /// them (ANI → agent id). No longer written: the sticky book lives in
     /// the actors' state (`ActorState`, keys `s/{ani}`, see
-    /// `edgecc_actors::sticky`); the tree is kept so its name is never
-    /// reused and backups still carry what an older version wrote.
+    /// `edgecc_actors::sticky`); what an older version wrote is moved there
+    /// at start and removed (`super::sticky_import`). The tree is kept so
+    /// its name is never reused.
     StickyCustomers,
     /// One key the systemd health check rewrites, proving the storage
     /// writer still commits.

@@ -309,6 +309,20 @@ impl Live {
         b.is_empty().then_some(live)
     }
 
+    /// Live entries whose latest put is in segment `seg` (a walk of the
+    /// whole map: only before a segment is deleted).
+    pub(crate) fn entries_in(&self, seg: u64) -> u64 {
+        let seg = seg.min(u64::from(u32::MAX)) as u32;
+        self.trees
+            .values()
+            .map(|t| {
+                let short = t.short.values().filter(|l| l.seg == seg).count();
+                let other = t.other.values().filter(|l| l.seg == seg).count();
+                (short + other) as u64
+            })
+            .sum()
+    }
+
     /// Rebuilds every tree's 8-byte-key map in bulk. A map filled by a
     /// scan of the whole log gets its keys mostly in ascending order, and
     /// a B-tree filled so keeps its nodes about half full: 39 MiB for
@@ -363,6 +377,7 @@ mod tests {
         // Rewritten in segment 2: segment 1 keeps only the state entry.
         live.note(2, 300, &put(b"outbox", &k, &[1; 90]));
         assert!(!live.is_latest(1, 100, b"outbox", &k) && live.is_latest(2, 300, b"outbox", &k));
+        assert_eq!((live.entries_in(1), live.entries_in(2)), (1, 1));
         assert_eq!(live.segment(1).0, (7 + 6 + 40 + 10) as u64);
         // Removed: nowhere live, its bytes leave segment 2.
         live.note(

@@ -635,6 +635,16 @@ impl Writer {
                 warn!(segment = oldest, error = %e, "Could not copy a log segment's live entries forward; it stays.");
                 break;
             }
+            // Nothing live may be left in it: deleting it would lose what
+            // is (copy_forward picks each key's put by its exact offset).
+            let left = self.shared.lock_live().entries_in(oldest);
+            if left > 0 {
+                error!(
+                    segment = oldest,
+                    left, "Live entries still in a log segment after copying it forward; it stays."
+                );
+                break;
+            }
             match self.log.retire_oldest() {
                 Ok(seg) => {
                     self.shared.lock_live().forget_segment(seg);

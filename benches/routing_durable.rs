@@ -1,23 +1,32 @@
 //! Routing with persistence on: the routing benchmark's set-up (simulated
 //! PBX in real time, 2,000 agents in 20 queues, each agent in 2 queues,
 //! phones answer after 20-60 ms, callers talk 400 ms, no wrap-up), run
-//! twice side by side:
+//! side by side:
 //!
 //! - `memory`: the actors alone with the in-memory outbox and no state
 //!   (what `cargo bench -p edgecc-actors --bench routing` measures);
 //! - `durable`: the whole system as `edgecc run` assembles it
 //!   (`SystemParts`) on a temporary data directory: CRM records in the
 //!   durable outbox, every state change in the `actor_state` tree through
-//!   the same ordered writer (no CRM configured, so nothing is delivered).
+//!   the same ordered writer (no CRM configured, so nothing is delivered);
+//! - `skills` and `skills-d`: the same two with skills-based routing
+//!   (issue 18): 20 skills spread over the agents at levels 1-5 (each
+//!   agent holds its two queues' skills and two more), every queue needing
+//!   its skill at level 3 with escalation steps (level 1 after 2 s, any
+//!   member after 5 s), and every other call asking a second skill of its
+//!   own from attached data (`skills = s{n}:2`, held by half the queue's
+//!   members), so the pick is the exact best match of two skills. Every
+//!   offer is explained ([`edgecc_actors::queue::explain`]) in all runs.
 //!
 //! Latency = caller placed at the PBX to the offer's originate reaching it.
 //! Prints, per rate, the placement rate achieved, offers, p50/p99/max and
-//! the backlog left in the queues; for `durable`, the CRM and state records
-//! written.
+//! the backlog left in the queues; for the durable runs, the CRM and state
+//! records written; the load average beside each line.
 //!
 //! Run: `cargo bench --bench routing_durable` (rates with
 //! `EDGECC_BENCH_RATES=500,1000`, seconds per stage with
-//! `EDGECC_BENCH_STAGE_SECS=4`).
+//! `EDGECC_BENCH_STAGE_SECS=4`, runs with
+//! `EDGECC_BENCH_RUNS=memory,durable,skills,skills-d`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -29,7 +38,11 @@ use edgecc::config::{Config, CrmAdapterConfig};
 use edgecc::pbx::PbxAdapter;
 use edgecc::system::storage::open_storage;
 use edgecc::system::SystemParts;
-use edgecc_actors::config::{AgentConfig, FinalDestination, QueueConfig, Strategy};
+use edgecc_actors::config::{
+    AgentConfig, EscalationStep, FinalDestination, QueueConfig, SkillLevel, SkillRequirement,
+    Strategy,
+};
+use edgecc_actors::ports::AttachedVar;
 use edgecc_actors::registry::{AgentCommand, AgentRequest, ContactCenter, Registry, Snapshot};
 use edgecc_actors::sim::{
     Caller, ConnectEvents, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx, SimPbxPort,
@@ -38,11 +51,25 @@ use edgecc_actors::{AgentId, ContactCenterConfig, LegId, MemoryOutbox, TokioCloc
 
 const AGENTS: usize = 2_000;
 const QUEUES: usize = 20;
+/// Skills of the skilled runs: one per queue.
+const SKILLS: usize = 20;
 
 type Arrivals = Rc<RefCell<HashMap<String, Instant>>>;
 type Latencies = Rc<RefCell<Vec<u64>>>;
 
-fn contact_center() -> ContactCenterConfig {
+/// A skill level in 1..=5, spread evenly by a hash of (agent, slot).
+fn level_of(agent: usize, slot: usize) -> u8 {
+    let mut x = (agent as u64) << 8 | slot as u64;
+    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    1 + (x % 5) as u8
+}
+
+fn skill(n: usize) -> String {
+    format!("s{}", n % SKILLS)
+}
+
+fn contact_center(skilled: bool) -> ContactCenterConfig {
     let mut cfg = ContactCenterConfig::default();
     cfg.timers.offer_timeout_ms = 10_000;
     for q in 0..QUEUES {
@@ -63,13 +90,49 @@ fn contact_center() -> ContactCenterConfig {
             callback: Default::default(),
         });
     }
+    if skilled {
+        for (q, queue) in cfg.queues.iter_mut().enumerate() {
+            queue.required_skills = vec![SkillRequirement {
+                skill: skill(q),
+                level_min: 3,
+            }];
+            queue.routing.steps = vec![
+                EscalationStep {
+                    after_ms: 2_000,
+                    level_min: Some(1),
+                    any_member: false,
+                    overflow: false,
+                },
+                EscalationStep {
+                    after_ms: 5_000,
+                    level_min: None,
+                    any_member: true,
+                    overflow: false,
+                },
+            ];
+        }
+    }
     for a in 0..AGENTS {
+        // Its two queues' skills, and two more: a call to queue q asking
+        // s{q+3} finds it with the members whose first queue is q.
+        let skills = if skilled {
+            [a, a + 7, a + 3, a + 11]
+                .iter()
+                .enumerate()
+                .map(|(slot, n)| SkillLevel {
+                    skill: skill(*n),
+                    level: level_of(a, slot),
+                })
+                .collect()
+        } else {
+            vec![]
+        };
         cfg.agents.push(AgentConfig {
             id: format!("a{a}"),
             name: String::new(),
             extension: format!("{}", 100_000 + a),
             endpoint: None,
-            skills: vec![],
+            skills,
             queues: vec![format!("q{}", a % QUEUES), format!("q{}", (a + 7) % QUEUES)],
             auto_accept: false,
             wrap_up_ms: None,
@@ -121,6 +184,7 @@ fn load_average() -> String {
 /// Runs the stages on a started system.
 async fn stages(
     mode: &str,
+    skilled: bool,
     reg: &Addr<Registry>,
     sim: &Addr<SimPbx>,
     arrivals: &Arrivals,
@@ -163,7 +227,14 @@ async fn stages(
                 placed += 1;
                 let id = format!("{mode}{rate}-{seq}");
                 arrivals.borrow_mut().insert(id.clone(), Instant::now());
-                let mut c = Caller::new("+15550000000", &format!("8{:03}", seq % QUEUES as u64));
+                let q = seq as usize % QUEUES;
+                let mut c = Caller::new("+15550000000", &format!("8{q:03}"));
+                if skilled && seq % 2 == 0 {
+                    c.attached.push(AttachedVar {
+                        key: "skills".into(),
+                        value: format!("{}:2", skill(q + 3)),
+                    });
+                }
                 c.leg_id = Some(LegId::new(id));
                 c.talk_ms = Some(400);
                 sim.do_send(PlaceCall(c));
@@ -196,11 +267,11 @@ async fn stages(
     }
 }
 
-async fn memory_run() {
+async fn memory_run(mode: &str, skilled: bool) {
     let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
     let sim = sim(arrivals.clone(), lat.clone());
     let reg = ContactCenter::start(
-        contact_center(),
+        contact_center(skilled),
         Rc::new(SimPbxPort { addr: sim.clone() }),
         Rc::new(MemoryOutbox::new()),
         TokioClock::shared(edgecc::clock::now_ms()),
@@ -209,14 +280,14 @@ async fn memory_run() {
     sim.send(ConnectEvents(reg.clone().recipient()))
         .await
         .expect("sim");
-    stages("memory", &reg, &sim, &arrivals, &lat).await;
+    stages(mode, skilled, &reg, &sim, &arrivals, &lat).await;
 }
 
-async fn durable_run() {
+async fn durable_run(mode: &str, skilled: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
     let sim = sim(arrivals.clone(), lat.clone());
-    let cc = contact_center();
+    let cc = contact_center(skilled);
     let mut config = Config {
         site_id: "bench".into(),
         contact_center: cc,
@@ -230,13 +301,13 @@ async fn durable_run() {
         .await
         .expect("system");
     let reg = system.running.registry.clone();
-    stages("durable", &reg, &sim, &arrivals, &lat).await;
+    stages(mode, skilled, &reg, &sim, &arrivals, &lat).await;
     system.shutdown().await;
 }
 
 fn main() {
     println!(
-        "routing, persistence off (memory) and on (durable): {AGENTS} agents, {QUEUES} queues, talk 400 ms, answer 20-60 ms, no wrap-up"
+        "routing, persistence off (memory, skills) and on (durable, skills-d): {AGENTS} agents, {QUEUES} queues, talk 400 ms, answer 20-60 ms, no wrap-up; skills runs: {SKILLS} skills, levels 1-5, queue needs level 3, steps at 2 s and 5 s, every other call needs a 2nd skill"
     );
     println!(
         "{:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>10} {:>10}",
@@ -251,7 +322,16 @@ fn main() {
         "crm recs",
         "states"
     );
+    let runs = std::env::var("EDGECC_BENCH_RUNS")
+        .unwrap_or_else(|_| "memory,durable,skills,skills-d".into());
     // Each run on its own actix system, one after the other.
-    actix::System::new().block_on(memory_run());
-    actix::System::new().block_on(durable_run());
+    for run in runs.split(',').map(str::trim) {
+        match run {
+            "memory" => actix::System::new().block_on(memory_run(run, false)),
+            "durable" => actix::System::new().block_on(durable_run(run, false)),
+            "skills" => actix::System::new().block_on(memory_run(run, true)),
+            "skills-d" => actix::System::new().block_on(durable_run(run, true)),
+            other => eprintln!("unknown run `{other}` (memory, durable, skills, skills-d)"),
+        }
+    }
 }

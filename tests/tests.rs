@@ -31,6 +31,7 @@ mod demo_screen;
 mod disk_stall;
 mod http_api;
 mod http_hardening;
+mod http_routing;
 mod http_sessions;
 mod http_tls;
 mod http_ui;

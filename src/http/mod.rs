@@ -12,7 +12,8 @@
 //! - [`sessions`]: sessions kept (by their token's SHA-256) in a state tree,
 //!   loaded at start, so a restart logs no one out.
 //! - [`api`]: the JSON handlers; [`error`]: `{error, message}` answers and
-//!   the body extractor that names the wrong field.
+//!   the body extractor that names the wrong field; [`routing`]: why a
+//!   call's offers went to their agents.
 //! - [`ws`]: `/api/v1/events`, one task per WebSocket; it tells the agent
 //!   actor (through the registry) when a desktop opens and closes.
 //! - [`hub`]: the one registry subscription, fanned out to desktops and
@@ -36,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod routing;
 pub mod server;
 pub mod sessions;
 mod ui_cache;
@@ -426,6 +428,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/agent/dial", web::post().to(api::dial))
                 .route("/calls", web::get().to(api::calls))
                 .route("/calls/{call_id}/sticky", web::post().to(api::sticky))
+                .route("/calls/{call_id}/routing", web::get().to(routing::call_routing))
                 .route(
                     "/calls/{call_id}/{action}",
                     web::post().to(api::call_action),
@@ -478,6 +481,8 @@ const UI_COMMON_JS: &str = include_str!("ui/common.js");
 const UI_DESKTOP_JS: &str = include_str!("ui/desktop.js");
 /// Wallboard script.
 const UI_WALLBOARD_JS: &str = include_str!("ui/wallboard.js");
+/// The wallboard's "why this agent" panel for a live call.
+const UI_WALLBOARD_ROUTING_JS: &str = include_str!("ui/wallboard_routing.js");
 
 /// The tab icon: a headset mark in the header's colours (SVG, cached a day).
 const UI_FAVICON_SVG: &str = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><rect width='16' height='16' rx='3' fill='#20262e'/><path d='M3 9a5 5 0 0 1 10 0v3h-3V9h2a4 4 0 0 0-8 0h2v3H3z' fill='#fff'/></svg>";
@@ -524,6 +529,7 @@ async fn ui_asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
         "common.js" => (UI_COMMON_JS, "text/javascript; charset=utf-8"),
         "desktop.js" => (UI_DESKTOP_JS, "text/javascript; charset=utf-8"),
         "wallboard.js" => (UI_WALLBOARD_JS, "text/javascript; charset=utf-8"),
+        "wallboard_routing.js" => (UI_WALLBOARD_ROUTING_JS, "text/javascript; charset=utf-8"),
         _ => {
             return actix_web::ResponseError::error_response(&error::ApiError::not_found(
                 "no such file",

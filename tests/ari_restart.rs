@@ -924,3 +924,259 @@ async fn a_legacy_snoop_channel_is_kept_with_its_monitor() {
     .await;
     assert!(talking(&h.state("a1").await), "the call goes on");
 }
+
+/// Goal: a caller whose call ended (the queue gave up on it) while the
+/// ending was still being carried out at Asterisk is finished by the next
+/// life, not taken for a new call. Method: the queue times the caller out
+/// after 300 ms to the `queue-closed` announcement (3 s long at the
+/// emulator); edgecc is killed while the caller still hears it, `after`
+/// ms past the end: 100 ms (the ended call is still in the saved state)
+/// and 1,500 ms (past the 1 s an ended call used to linger, so its record
+/// was already gone). The next life has an agent Ready. Expected: the
+/// adoption routes no caller as new; the caller hears the announcement and
+/// is hung up by edgecc once, never handed back or offered to the agent;
+/// the call ended once (`timed_out`) with one interaction and one callback
+/// work item. Before the fix, the caller was routed as a new call (a second
+/// life of the same call: offered to the agent, a phone log, a second end).
+#[actix_rt::test]
+async fn a_caller_timed_out_during_its_announcement_is_finished_after_a_restart() {
+    use edgecc_actors::config::FinalDestination;
+    for after in [100, 1_500] {
+        let mut cfg = config(&[("a1", A1)], 8_000);
+        cfg.queues[0].max_wait_ms = 300;
+        cfg.queues[0].final_destination = FinalDestination::Announcement {
+            prompt: "queue-closed".into(),
+        };
+        // The first life waits for the announcement's end before its
+        // hang-up; it never hears that end (its link is closed by the
+        // kill), so its adapter, whose lanes this harness cannot stop,
+        // would hang up when this bound expires: after the test.
+        let r = Restartable::start_tuned(cfg, &[(A1, B::AnswerAfter { ring_ms: 50 })], |s| {
+            s.announcement_wait_max = std::time::Duration::from_secs(30)
+        })
+        .await;
+        let h = &r.h;
+        h.emu.set_playback_ms(3_000);
+        let c1 = h.inbound("5552701");
+        h.until_ended("timed_out", 1).await;
+        pause(after).await;
+        assert!(
+            h.emu.state().channel(&c1).is_some_and(|c| c.in_stasis),
+            "{after}: the caller still hears the announcement"
+        );
+        r.crash().await;
+        let r = r.restore(true).await;
+        let h = &r.h;
+        h.ready("a1").await;
+        h.until_emu("the caller is hung up", |s| s.channel(&c1).is_none())
+            .await;
+        let report = h.ari.adoption().expect("the restart adopted");
+        assert_eq!((report.routed, report.ended), (0, 1), "{after}: {report:?}");
+        assert_eq!(
+            h.requests("DELETE", &format!("/ari/channels/{c1}")),
+            1,
+            "{after}: hung up by edgecc once"
+        );
+        assert_eq!(
+            h.requests("POST", &format!("/ari/channels/{c1}/continue")),
+            0,
+            "{after}: not handed back to the dialplan"
+        );
+        pause(300).await;
+        assert!(free(&h.state("a1").await), "{after}: a1 never offered it");
+        assert_eq!(h.legs_of(&c1), Vec::<String>::new(), "{after}");
+        let kinds = h.kinds(&c1);
+        assert_eq!(
+            (
+                count(&kinds, RecordKind::InteractionCreate),
+                count(&kinds, RecordKind::WorkItemCreate),
+                count(&kinds, RecordKind::PhoneLogCreate),
+            ),
+            (1, 1, 0),
+            "{after}: {kinds:?}"
+        );
+        let ended = h.ended().await;
+        assert_eq!(ended.values().sum::<u64>(), 0, "{after}: the new life ended nothing: {ended:?}");
+    }
+}
+
+/// Goal: a caller the queue sent to an external number whose redirect
+/// had not reached Asterisk when edgecc died is sent there by the next
+/// life. Method: max wait 300 ms, final destination external 5559999; the
+/// emulator holds the `continue` request (it never takes effect) and
+/// edgecc is killed meanwhile. Expected: after the restart the caller
+/// continues in the redirect context at 5559999 (not routed as new, not
+/// hung up); one interaction whose `ended` update is written once (by the
+/// first life), no work item.
+#[actix_rt::test]
+async fn a_redirect_lost_in_a_restart_is_done_by_the_next_life() {
+    use edgecc::ari_emulator::{FaultKind, RestFault};
+    use edgecc_actors::config::FinalDestination;
+    let mut cfg = config(&[("a1", A1)], 8_000);
+    cfg.queues[0].max_wait_ms = 300;
+    cfg.queues[0].final_destination = FinalDestination::External {
+        number: "5559999".into(),
+    };
+    let r = Restartable::start(cfg, &[]).await;
+    let h = &r.h;
+    let c1 = h.inbound("5552702");
+    h.emu.inject_rest_fault(RestFault {
+        method: "POST".into(),
+        path: format!("channels/{c1}/continue"),
+        times: 1,
+        kind: FaultKind::Hang(std::time::Duration::from_secs(5)),
+    });
+    h.until_ended("overflowed", 1).await;
+    pause(100).await;
+    assert!(h.emu.state().channel(&c1).is_some_and(|c| c.in_stasis));
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    h.until_emu("the caller continues at the external number", |s| {
+        s.channel(&c1).is_some_and(|c| {
+            !c.in_stasis && c.context == "edgecc-redirect" && c.exten == "5559999"
+        })
+    })
+    .await;
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!(report.routed, 0, "{report:?}");
+    assert_eq!(h.requests("DELETE", &format!("/ari/channels/{c1}")), 0);
+    let kinds = h.kinds(&c1);
+    assert_eq!(count(&kinds, RecordKind::InteractionCreate), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, RecordKind::WorkItemCreate), 0, "{kinds:?}");
+    let u = h.updates(&c1);
+    assert_eq!(u.iter().filter(|e| *e == "ended").count(), 1, "{u:?}");
+}
+
+/// Goal: the caller of a call its agent ended, whose hang-up had not
+/// reached Asterisk when edgecc died, is hung up by the next life (not
+/// routed as a new call). Method: a1 talks to the caller and hangs up; the
+/// emulator holds the caller's `DELETE` (it never takes effect); edgecc is
+/// killed meanwhile; the next life has a1 Ready again. Expected: the
+/// caller is hung up by the new life once; a1 is never offered it; the call
+/// has one interaction, one phone log and one `ended` update.
+#[actix_rt::test]
+async fn a_hang_up_lost_in_a_restart_is_done_by_the_next_life() {
+    use edgecc::ari_emulator::{FaultKind, RestFault};
+    let r = Restartable::start(
+        config(&[("a1", A1)], 8_000),
+        &[(A1, B::AnswerAfter { ring_ms: 50 })],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552703");
+    h.until_agent("a1", "talking", talking).await;
+    h.emu.inject_rest_fault(RestFault {
+        method: "DELETE".into(),
+        path: format!("channels/{c1}"),
+        times: 1,
+        kind: FaultKind::Hang(std::time::Duration::from_secs(5)),
+    });
+    h.act("a1", CallAction::HangUp).await.expect("a1 hangs up");
+    h.until_ended("completed", 1).await;
+    pause(100).await;
+    assert!(h.emu.state().channel(&c1).is_some_and(|c| c.in_stasis));
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    h.until_emu("the caller is hung up", |s| s.channel(&c1).is_none())
+        .await;
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!((report.routed, report.ended), (0, 1), "{report:?}");
+    // a1 came back logged in (its state is restored): Ready, if not yet.
+    if !matches!(h.state("a1").await, AgentState::Ready { .. }) {
+        h.cmd("a1", AgentCommand::Ready).await.expect("ready");
+    }
+    pause(300).await;
+    assert!(free(&h.state("a1").await), "a1 never offered it");
+    one_interaction_ended(h, &[&c1]);
+}
+
+/// Goal: a conference survives a restart (the list: a conferenced
+/// call on the ARI emulator). Method: a1 consults a2 and makes it a
+/// conference (caller, a1 and a2 in the main bridge); edgecc is killed and
+/// restored. Expected: nothing hung up, handed back or destroyed; the
+/// three channels adopted with the main bridge, no orphan; both agents
+/// still talking; the call then ends normally when the caller hangs up
+/// (both agent legs hung up), with one interaction, one phone log, the
+/// conference update and one `ended`.
+#[actix_rt::test]
+async fn restart_during_a_conference() {
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 50 }),
+            (A2, B::AnswerAfter { ring_ms: 50 }),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552704");
+    h.until_agent("a1", "talking", talking).await;
+    let leg1 = leg_of(h, &c1);
+    h.ready("a2").await;
+    h.act(
+        "a1",
+        CallAction::Consult {
+            target: AgentId::new("a2"),
+        },
+    )
+    .await
+    .expect("consult");
+    let consult = BridgeId::consult(&c1.as_str().into()).0;
+    h.until_emu("a1 and a2 in the consult bridge", |s| {
+        s.bridge(&consult).is_some_and(|b| b.channels.len() == 2)
+    })
+    .await;
+    let leg2 = h
+        .legs_of(&c1)
+        .into_iter()
+        .find(|l| *l != leg1)
+        .expect("a2's leg");
+    h.act("a1", CallAction::ConferenceConsult)
+        .await
+        .expect("conference");
+    let main = BridgeId::main(&c1.as_str().into()).0;
+    let three = |s: &edgecc::ari_emulator::EmulatorState| {
+        s.bridge(&main).is_some_and(|b| {
+            b.channels.len() == 3 && [&c1, &leg1, &leg2].iter().all(|x| b.channels.contains(x))
+        })
+    };
+    h.until_emu("three in the main bridge", three).await;
+    h.until_call(&c1, "two parties", |c| c.parties.len() == 2)
+        .await;
+    h.until_emu("consult bridge destroyed", |s| s.bridge(&consult).is_none())
+        .await;
+    pause(100).await;
+    let given_away = destructive_requests(h);
+
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    pause(2_300).await;
+    assert_eq!(destructive_requests(h), given_away, "the conference is kept");
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!(
+        (report.channels, report.gone, report.orphans, report.routed),
+        (3, 0, 0, 0),
+        "{report:?}"
+    );
+    assert!(three(&h.emu.state()), "still three in the main bridge");
+    assert!(talking(&h.state("a1").await) && talking(&h.state("a2").await));
+
+    h.emu.caller_hangup(&c1).expect("c1 hangs up");
+    h.until_ended("completed", 1).await;
+    for leg in [&leg1, &leg2] {
+        let leg = leg.clone();
+        h.until_emu("agent legs hung up at the end", move |s| {
+            s.channel(&leg).is_none()
+        })
+        .await;
+    }
+    one_interaction_ended(h, &[&c1]);
+    let u = h.updates(&c1);
+    assert!(u.iter().any(|e| e == "conference"), "{u:?}");
+    assert_eq!(h.snapshot().await.terminal_anomalies, 0);
+}

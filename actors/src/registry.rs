@@ -676,14 +676,20 @@ impl Handler<Reconcile> for Registry {
             crate::ports::HangupCause::Normal
         };
         let startup = msg.pbx_startup;
+        // Ended calls hear it too: one restored ended may have a caller
+        // still at the PBX whose ending was never carried out (see
+        // `call/ending.rs`); only live ones count as reconciled.
+        let mut live = 0usize;
         let sends: Vec<_> = self
             .calls
             .iter()
-            .filter(|(_, c)| !c.finished)
             .map(|(id, c)| {
                 let legs = by_call.remove(id).unwrap_or_default();
-                if !legs.is_empty() {
-                    adopted += 1;
+                if !c.finished {
+                    live += 1;
+                    if !legs.is_empty() {
+                        adopted += 1;
+                    }
                 }
                 c.addr.send(ReconcileCall(legs, gone))
             })
@@ -699,7 +705,7 @@ impl Handler<Reconcile> for Registry {
         // its dequeue if its caller is gone), so no dead caller is offered.
         Box::pin(
             async move {
-                let reconciled = sends.len();
+                let reconciled = live;
                 for send in sends {
                     let _ = send.await;
                 }

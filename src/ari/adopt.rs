@@ -22,7 +22,13 @@
 //!   other bridge holding an adopted channel, with its members as listed;
 //!   each adopted leg is put back in the bridge that lists it;
 //! - a held caller is out of its bridge hearing music: it goes back into
-//!   the call's main bridge on resume, as before the restart.
+//!   the call's main bridge on resume, as before the restart;
+//! - the caller of a call that had ended, still in the application (the
+//!   process died before Asterisk carried the ending out: a final
+//!   announcement playing, a redirect or a hang-up not done yet): adopted
+//!   alone (not its bridges), so the restored call finishes its ending
+//!   (`edgecc_actors::call` `finish_ending`) instead of the caller being
+//!   taken for a new call.
 //!
 //! A caller waiting in the application that the snapshot does not know (it
 //! arrived just before the crash, so nothing of it was persisted) is routed
@@ -76,6 +82,9 @@ pub struct AdoptionPlan {
     /// timer that expired while edgecc was down), with their causes: the
     /// legs are adopted with the hang-up asked, and the reconcile does it.
     pub hangups: BTreeMap<String, HangupCause>,
+    /// Caller legs of calls the snapshot has ended (also in `legs`): a
+    /// bridge holding one is not adopted for it.
+    pub ended: BTreeSet<String>,
 }
 
 /// What one adoption did, for the log line, the tests and the counters.
@@ -95,6 +104,9 @@ pub struct AdoptionReport {
     pub routed: usize,
     /// From [`super::AriPbx::adopt_on_connect`] to the adoption, ms.
     pub took_ms: u64,
+    /// Callers of ended calls still in the application (counted in
+    /// `channels` too): their calls carry the ending out.
+    pub ended: usize,
 }
 
 impl AdoptionPlan {
@@ -108,8 +120,10 @@ impl AdoptionPlan {
         waiting: HoldMedia,
     ) -> AdoptionPlan {
         let mut plan = AdoptionPlan::default();
+        let mut ended = Vec::new();
         for call in snapshot.calls.values() {
             if call.is_ended() {
+                ended.push(call);
                 continue;
             }
             let id = call.id.as_str().to_owned();
@@ -191,6 +205,29 @@ impl AdoptionPlan {
                 };
                 plan.legs.insert(sup, originated(on_answer));
             }
+        }
+        // The caller of an ended call may still be in the application, the
+        // ending not carried out when the process died (a leg a live call
+        // names stays that call's).
+        for call in ended {
+            let caller = call.caller_leg.0.clone();
+            if plan.legs.contains_key(&caller) {
+                continue;
+            }
+            let role = match call.direction {
+                Direction::Inbound => LegRole::Caller,
+                Direction::Outbound => LegRole::Originated,
+            };
+            plan.legs.insert(
+                caller.clone(),
+                WantedLeg {
+                    role,
+                    on_answer: OnAnswer::Nothing,
+                    held_from: None,
+                    hold: None,
+                },
+            );
+            plan.ended.insert(caller);
         }
         plan
     }
@@ -295,7 +332,11 @@ impl AriState {
                 legs.insert(LegId::new(id), status);
             }
             self.legs.insert(id.to_owned(), leg);
-            adopted.insert(id);
+            if plan.ended.contains(id) {
+                report.ended += 1;
+            } else {
+                adopted.insert(id);
+            }
             report.channels += 1;
         }
         for b in bridges {
@@ -596,6 +637,45 @@ mod tests {
         };
         let fx = st.reconcile(&channels, &[], &HashSet::new());
         assert_eq!(fx, vec![hangup]);
+    }
+
+    /// Goal: the caller of an ended call still in the application is
+    /// adopted for its call to finish the ending, not routed as a new call
+    /// nor taken for an orphan, and the bridge it is left in is not
+    /// adopted for it. Method: ended call c1 whose caller is still in its
+    /// bridge `b~c1`; ended call c2 whose caller left the application.
+    /// Expected: c1 answered to the registry (Up), counted as ended, no
+    /// bridge; c2 gone; no arrival; the reconcile checks `b~c1` as an
+    /// orphan and nothing else.
+    #[test]
+    fn the_caller_of_an_ended_call_is_adopted_alone() {
+        let mut plan = AdoptionPlan::default();
+        for c in ["c1", "c2"] {
+            plan.legs.insert(c.into(), want(LegRole::Caller, None));
+            plan.ended.insert(c.into());
+        }
+        let channels = vec![channel("c1", "Up", true), channel("c2", "Up", false)];
+        let bridges = vec![bridge("b~c1", &["c1"])];
+        let mut st = AriState::new("edgecc");
+        let (legs, mut report) = st.adopt(&plan, &channels, &bridges);
+        assert_eq!(legs.get(&LegId::new("c1")), Some(&LegStatus::Up), "{legs:?}");
+        assert_eq!(legs.len(), 1, "{legs:?}");
+        assert_eq!(
+            (report.channels, report.ended, report.bridges, report.gone),
+            (1, 1, 0, 1),
+            "{report:?}"
+        );
+        assert_eq!(st.legs["c1"].bridge, None);
+        let fx = st.route_unknown_callers(&plan, &channels, &HashSet::new(), &mut report);
+        assert!(fx.is_empty() && report.routed == 0, "{fx:?}");
+        let fx = st.reconcile(&channels, &bridges, &HashSet::new());
+        assert_eq!(
+            fx,
+            vec![Effect::CheckOrphans {
+                channels: vec![],
+                bridges: vec!["b~c1".into()],
+            }]
+        );
     }
 
     /// A caller waiting in the application that the snapshot does not know

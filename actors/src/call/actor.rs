@@ -27,6 +27,8 @@ pub const CALL_MAILBOX_CAPACITY: usize = 64;
 /// How long an ended call stays reachable for wrap-up codes beyond the
 /// longest wrap-up of its agents.
 pub const CALL_LINGER_SLACK_MS: u64 = 1_000;
+/// How often an ended call waiting for its caller to leave looks again.
+const ENDING_POLL_MS: u64 = 500;
 
 /// A queue granted an agent: ring it.
 #[derive(Message)]
@@ -174,6 +176,15 @@ pub struct CallActor {
     /// The agent who left the call last: a completed call of a queue with
     /// `sticky.after_call` makes the caller that agent's customer.
     last_party: Option<AgentId>,
+    /// Ended, and its caller may still be at the PBX hearing the ending
+    /// (restored: until the reconcile says): the record is kept until the
+    /// caller leaves, so a restart meanwhile finishes the ending instead
+    /// of taking the caller for a new call (see `call/ending.rs`).
+    caller_at_pbx: bool,
+    /// Restored already ended: the previous process may have died before
+    /// the PBX carried the ending out, so the reconcile finishes it if the
+    /// caller is still there ([`super::Call::finish_ending`]).
+    ended_before_restart: bool,
 }
 
 impl CallActor {
@@ -187,6 +198,8 @@ impl CallActor {
             finished: false,
             restored: false,
             last_party: None,
+            caller_at_pbx: false,
+            ended_before_restart: false,
         }
         .start();
         addr.do_send(Start(first));
@@ -203,6 +216,8 @@ impl CallActor {
         Self {
             env,
             finished: call.is_ended(),
+            caller_at_pbx: call.is_ended(),
+            ended_before_restart: call.is_ended(),
             call,
             linger_ms,
             restored: true,
@@ -550,7 +565,27 @@ impl CallActor {
         } else {
             0
         };
-        ctx.run_later(Duration::from_millis(linger), |_, ctx| ctx.stop());
+        self.caller_at_pbx = self.call.ending_plays_to_caller();
+        self.stop_after(linger, ctx);
+    }
+
+    /// Stops the ended call after `linger_ms`, and not before its caller
+    /// left the PBX (at most [`super::ENDING_WAIT_MAX_MS`] from now).
+    fn stop_after(&mut self, linger_ms: u64, ctx: &mut Context<Self>) {
+        let give_up_ms = self.env.now_ms() + super::ENDING_WAIT_MAX_MS;
+        ctx.run_later(Duration::from_millis(linger_ms), move |act, ctx| {
+            act.stop_once_caller_left(give_up_ms, ctx)
+        });
+    }
+
+    fn stop_once_caller_left(&mut self, give_up_ms: u64, ctx: &mut Context<Self>) {
+        if !self.caller_at_pbx || self.env.now_ms() >= give_up_ms {
+            ctx.stop();
+            return;
+        }
+        ctx.run_later(Duration::from_millis(ENDING_POLL_MS), move |act, ctx| {
+            act.stop_once_caller_left(give_up_ms, ctx)
+        });
     }
 
     /// After a completed call of a queue with `sticky.after_call`, the
@@ -695,8 +730,7 @@ impl Actor for CallActor {
             return;
         }
         if self.call.is_ended() {
-            let linger = self.linger_ms + CALL_LINGER_SLACK_MS;
-            ctx.run_later(Duration::from_millis(linger), |_, ctx| ctx.stop());
+            self.stop_after(self.linger_ms + CALL_LINGER_SLACK_MS, ctx);
         } else {
             if let Some(queue) = &self.call.overflow_slot {
                 self.env.overflow.borrow_mut().restore(&self.call.id, queue);
@@ -863,6 +897,9 @@ impl Handler<LegEvent> for CallActor {
 
     fn handle(&mut self, msg: LegEvent, ctx: &mut Self::Context) {
         let now = self.env.now_ms();
+        if matches!(&msg.0, PbxEvent::LegHungUp { leg_id, .. } if *leg_id == self.call.caller_leg) {
+            self.caller_at_pbx = false;
+        }
         let supervisors = self.call.supervisions.len();
         let fx = match &msg.0 {
             PbxEvent::LegAnswered { leg_id } => self.call.leg_answered(leg_id, now),
@@ -908,7 +945,20 @@ impl Handler<ReconcileCall> for CallActor {
 
     fn handle(&mut self, msg: ReconcileCall, ctx: &mut Self::Context) {
         let now = self.env.now_ms();
-        let fx = self.call.reconcile_gone(&msg.0, msg.1, now);
+        let fx = if self.ended_before_restart {
+            // Once: a later reconcile (a reconnect) finds the ending done.
+            self.ended_before_restart = false;
+            let caller_there = msg.0.contains_key(&self.call.caller_leg);
+            self.caller_at_pbx = caller_there && self.call.ending_plays_to_caller();
+            if caller_there {
+                info!(call_id = %self.call.id, terminal = ?self.call.phase, "Restart: the caller of an ended call is still at the PBX; its ending is carried out.");
+                self.call.finish_ending()
+            } else {
+                Vec::new()
+            }
+        } else {
+            self.call.reconcile_gone(&msg.0, msg.1, now)
+        };
         info!(call_id = %self.call.id, phase = self.call.phase.name(), legs_up = msg.0.len(), "Call reconciled with the PBX.");
         self.apply(fx, ctx);
     }

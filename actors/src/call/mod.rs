@@ -42,6 +42,9 @@
 //! - `crm.rs`: the records the call writes (typed bodies from [`crate::crm`]).
 //! - `reconcile.rs`: carrying on after a restart from the legs the PBX
 //!   still has.
+//! - `ending.rs`: an ending the PBX may not have carried out when the
+//!   process died (kept while the caller hears it, finished after a
+//!   restart).
 //! - `limits.rs`: turned away by its queue's limits (full, unstaffed).
 //! - `reconfigure.rs`: taking the reloaded rules of its queue (place and
 //!   age kept).
@@ -59,6 +62,7 @@ mod connected;
 mod consult;
 mod crm;
 mod effects;
+mod ending;
 mod legs;
 mod limits;
 mod offer;
@@ -71,6 +75,7 @@ pub mod supervision;
 
 pub use announce::{announcement, Place};
 pub use callback::{CallbackEntry, CallbackTrigger};
+pub use ending::ENDING_WAIT_MAX_MS;
 pub use state::{
     AgentContact, AgentNotice, CallEffect, CallError, CallNotice, CallPhase, CallTimer, Direction,
     HoldState, Offer, Party, PendingKind, PendingLeg, QueueRules, Session, TerminalReason,

@@ -88,6 +88,7 @@ mod tests {
             announce: Default::default(),
             callback: Default::default(),
             keep_priority_on_overflow: false,
+            overflow: Default::default(),
         };
         call.enqueue(rules, 0).expect("queued");
         call

@@ -1085,7 +1085,7 @@ async fn a_hang_up_lost_in_a_restart_is_done_by_the_next_life() {
     let report = h.ari.adoption().expect("the restart adopted");
     assert_eq!((report.routed, report.ended), (0, 1), "{report:?}");
     // a1 came back logged in (its state is restored): Ready, if not yet.
-    if !matches!(h.state("a1").await, AgentState::Ready { .. }) {
+    if !matches!(h.state("a1").await, edgecc_actors::agent::AgentState::Ready { .. }) {
         h.cmd("a1", AgentCommand::Ready).await.expect("ready");
     }
     pause(300).await;

@@ -657,7 +657,11 @@ mod tests {
         let bridges = vec![bridge("b~c1", &["c1"])];
         let mut st = AriState::new("edgecc");
         let (legs, mut report) = st.adopt(&plan, &channels, &bridges);
-        assert_eq!(legs.get(&LegId::new("c1")), Some(&LegStatus::Up), "{legs:?}");
+        assert_eq!(
+            legs.get(&LegId::new("c1")),
+            Some(&LegStatus::Up),
+            "{legs:?}"
+        );
         assert_eq!(legs.len(), 1, "{legs:?}");
         assert_eq!(
             (report.channels, report.ended, report.bridges, report.gone),

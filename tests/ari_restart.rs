@@ -996,7 +996,11 @@ async fn a_caller_timed_out_during_its_announcement_is_finished_after_a_restart(
             "{after}: {kinds:?}"
         );
         let ended = h.ended().await;
-        assert_eq!(ended.values().sum::<u64>(), 0, "{after}: the new life ended nothing: {ended:?}");
+        assert_eq!(
+            ended.values().sum::<u64>(),
+            0,
+            "{after}: the new life ended nothing: {ended:?}"
+        );
     }
 }
 
@@ -1033,9 +1037,8 @@ async fn a_redirect_lost_in_a_restart_is_done_by_the_next_life() {
     let r = r.restore(true).await;
     let h = &r.h;
     h.until_emu("the caller continues at the external number", |s| {
-        s.channel(&c1).is_some_and(|c| {
-            !c.in_stasis && c.context == "edgecc-redirect" && c.exten == "5559999"
-        })
+        s.channel(&c1)
+            .is_some_and(|c| !c.in_stasis && c.context == "edgecc-redirect" && c.exten == "5559999")
     })
     .await;
     let report = h.ari.adoption().expect("the restart adopted");
@@ -1085,7 +1088,10 @@ async fn a_hang_up_lost_in_a_restart_is_done_by_the_next_life() {
     let report = h.ari.adoption().expect("the restart adopted");
     assert_eq!((report.routed, report.ended), (0, 1), "{report:?}");
     // a1 came back logged in (its state is restored): Ready, if not yet.
-    if !matches!(h.state("a1").await, AgentState::Ready { .. }) {
+    if !matches!(
+        h.state("a1").await,
+        edgecc_actors::agent::AgentState::Ready { .. }
+    ) {
         h.cmd("a1", AgentCommand::Ready).await.expect("ready");
     }
     pause(300).await;
@@ -1156,7 +1162,11 @@ async fn restart_during_a_conference() {
     let r = r.restore(true).await;
     let h = &r.h;
     pause(2_300).await;
-    assert_eq!(destructive_requests(h), given_away, "the conference is kept");
+    assert_eq!(
+        destructive_requests(h),
+        given_away,
+        "the conference is kept"
+    );
     let report = h.ari.adoption().expect("the restart adopted");
     assert_eq!(
         (report.channels, report.gone, report.orphans, report.routed),

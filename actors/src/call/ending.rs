@@ -77,7 +77,15 @@ mod tests {
     use crate::ports::{HangupCause, PbxCommand};
 
     fn queued(dest: FinalDestination) -> Call {
-        let (mut call, _) = Call::inbound("s", LegId::new("c1"), "+1".into(), "100".into(), vec![], 0, 10);
+        let (mut call, _) = Call::inbound(
+            "s",
+            LegId::new("c1"),
+            "+1".into(),
+            "100".into(),
+            vec![],
+            0,
+            10,
+        );
         let rules = QueueRules {
             queue: QueueId::new("q"),
             priority: 0,
@@ -132,7 +140,11 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(pbx(&again), pbx(&first), "the same ending as the first time");
+        assert_eq!(
+            pbx(&again),
+            pbx(&first),
+            "the same ending as the first time"
+        );
         assert_eq!(again.len(), 2, "no record, no second end: {again:?}");
         assert!(timed_out.ending_plays_to_caller());
 

@@ -428,7 +428,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/agent/dial", web::post().to(api::dial))
                 .route("/calls", web::get().to(api::calls))
                 .route("/calls/{call_id}/sticky", web::post().to(api::sticky))
-                .route("/calls/{call_id}/routing", web::get().to(routing::call_routing))
+                .route(
+                    "/calls/{call_id}/routing",
+                    web::get().to(routing::call_routing),
+                )
                 .route(
                     "/calls/{call_id}/{action}",
                     web::post().to(api::call_action),

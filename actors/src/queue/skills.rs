@@ -439,15 +439,15 @@ mod tests {
 
     /// Goal: a call needing two skills gets the best match of every Ready
     /// agent, not of the first [`SKILL_SCAN_AGENTS_MAX`] holders of its
-    /// rarest skill (issue 18). Method: 70 agents hold `en:5, fr:1` (ahead
-    /// in the `en` index), one holds `en:4, fr:5`, 80 more hold only `fr`
-    /// (so `en` is the rarest). The call asks `en:1, fr:1`. Expected: the
+    /// rarest skill (issue 18). Method: 70 agents (more than that sample)
+    /// hold `en:5, fr:1` (ahead in the `en` index), one holds `en:4,
+    /// fr:5`, 80 more hold only `fr` (so `en` is the rarest). The call asks `en:1, fr:1`. Expected: the
     /// `en:4, fr:5` agent (surplus 7, against 4): the old sampled read
     /// stopped after 64 `en:5` holders and chose one of them.
     #[test]
     fn multi_skill_pick_is_exact_past_the_old_sample() {
         let mut members: Vec<(AgentId, Vec<SkillLevel>)> = Vec::new();
-        for i in 0..70 {
+        for i in 0..SKILL_SCAN_AGENTS_MAX + 6 {
             members.push((
                 AgentId::new(format!("five{i:02}")),
                 vec![lvl("en", 5), lvl("fr", 1)],
@@ -457,10 +457,6 @@ mod tests {
         for i in 0..80 {
             members.push((AgentId::new(format!("fr{i:02}")), vec![lvl("fr", 3)]));
         }
-        assert!(
-            70 > SKILL_SCAN_AGENTS_MAX,
-            "the sample is smaller than the level-5 group"
-        );
         let mut idx = SkillIndex::new(members.iter().map(|(a, l)| (a.clone(), l.as_slice())));
         for (n, (agent, _)) in members.iter().enumerate() {
             idx.insert(agent, (n as u64, 0));

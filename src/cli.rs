@@ -84,6 +84,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+    /// Reports from the call history: per queue or per agent over
+    /// intervals, through the running daemon or --offline.
+    Report(crate::reports::cli::ReportArgs),
 }
 
 /// `edgecc backup`.
@@ -256,6 +259,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Outbox(args) => {
             let config = load_config(cli.config.as_deref())?;
             outbox(&cli, args, &config)
+        }
+        Command::Report(args) => {
+            let config = load_config(cli.config.as_deref())?;
+            let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config);
+            let socket = paths::admin_socket(cli.admin_socket.as_deref(), &config);
+            crate::reports::cli::run(args, &config, &data_dir, &socket)
         }
     }
 }

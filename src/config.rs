@@ -104,6 +104,9 @@ pub struct RawConfig {
     /// `[[users]]`: who may log in to the API and UI, with which role.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// `[reports]`: service-level thresholds and call history retention.
+    #[serde(default)]
+    pub reports: crate::reports::config::RawReports,
 }
 
 /// `[crm]` as written: the adapter and the sync worker's settings.
@@ -164,6 +167,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Logins.
     pub users: Vec<UserConfig>,
+    /// Reports and call history retention.
+    pub reports: crate::reports::config::ReportSettings,
 }
 
 /// Which CRM edgecc writes to, and how.
@@ -206,6 +211,7 @@ impl Default for Config {
             contact_center: ContactCenterConfig::default(),
             http: HttpConfig::default(),
             users: Vec::new(),
+            reports: Default::default(),
         }
     }
 }
@@ -376,6 +382,8 @@ impl Config {
         }
         check_http(&raw.http).map_err(|(key, message)| err(&key, message))?;
         check_users(&raw.users, &contact_center).map_err(|(key, message)| err(&key, message))?;
+        let reports = crate::reports::config::resolve(&raw.reports, &contact_center)
+            .map_err(|(key, message)| err(&key, message))?;
         Ok(Config {
             http: raw.http,
             users: raw.users,
@@ -388,6 +396,7 @@ impl Config {
             pbx,
             crm,
             contact_center,
+            reports,
         })
     }
 }

@@ -39,6 +39,7 @@ mod module_graph;
 mod openapi;
 mod outbox_cli;
 mod private_files;
+mod reports;
 mod restart;
 mod storage_health;
 mod systemd_notify;

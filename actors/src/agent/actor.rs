@@ -228,6 +228,9 @@ pub struct AgentActor {
     /// Queue requests gathered while Ready, answered by queue weight once
     /// the round is in (only when the agent's queues weigh differently).
     weighed: WeighedAsks<ReserveForQueue>,
+    /// Times the agent's states for its history intervals
+    /// ([`crate::cdr::agent`]); a cell because views persist from `&self`.
+    activity: std::cell::RefCell<crate::cdr::agent::ActivityTracker>,
 }
 
 impl AgentActor {
@@ -247,6 +250,7 @@ impl AgentActor {
             presence_epoch: 0,
             restored: false,
             weighed: WeighedAsks::default(),
+            activity: Default::default(),
         }
     }
 
@@ -273,6 +277,7 @@ impl AgentActor {
             presence_epoch: 0,
             restored: true,
             weighed: WeighedAsks::default(),
+            activity: Default::default(),
         }
     }
 
@@ -426,6 +431,14 @@ impl AgentActor {
 
     /// Persists the agent and publishes its view.
     fn changed(&self) {
+        let now = self.env.now_ms();
+        let left = self
+            .activity
+            .borrow_mut()
+            .observe(&self.agent.id, &self.agent.state, now);
+        if let Some(interval) = left {
+            self.env.persist(|| StateRecord::AgentInterval(interval));
+        }
         self.env
             .persist(|| StateRecord::Agent(Box::new(self.agent.clone())));
         self.env.registry.do_send(AgentChanged(self.view()));

@@ -181,6 +181,10 @@ pub struct Call {
     /// it: the queued phase's `since_ms` stands in.
     #[serde(default)]
     pub stint_since_ms: Option<u64>,
+    /// What happened to the call so far, for its detail record (kept by
+    /// [`crate::cdr::observe`] from each step).
+    #[serde(default)]
+    pub trail: crate::cdr::CallTrail,
 }
 
 /// The effects of one step, in order.
@@ -307,6 +311,7 @@ impl Call {
             prompts_played: 0,
             own_priority: 0,
             stint_since_ms: None,
+            trail: Default::default(),
         }
     }
 

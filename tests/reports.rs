@@ -62,12 +62,42 @@ fn total(report: &serde_json::Value, field: &str) -> u64 {
 /// data directory reads the same record. Method: the whole system on the
 /// simulated PBX with HTTP on 127.0.0.1, a call placed with 300 ms of
 /// patience and no agent logged in.
-#[actix_rt::test]
-async fn a_short_abandon_is_reported_over_http_and_offline() {
+#[test]
+fn a_short_abandon_is_reported_over_http_and_offline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    // The system runs in its own actix system, dropped (with every actor
+    // and storage handle) before the offline CLI opens the directory.
+    let (from, to) = actix_rt::System::new().block_on(serve_and_check(&data));
+    let socket = dir.path().join("none.sock");
+    let args = [
+        "report",
+        "queues",
+        "--offline",
+        "--csv",
+        "--interval",
+        "1d",
+        "--from",
+    ];
+    let (from_s, to_s) = (from.to_string(), to.to_string());
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([from_s.as_str(), "--to", to_s.as_str()]);
+    let out = cli_on(&data, &socket, &all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("sales,"))
+        .unwrap_or_else(|| panic!("no sales row: {text}"));
+    // queue,start,start_ms,offered,answered,answered_within_threshold,abandoned,short_abandoned
+    let f: Vec<&str> = line.split(',').collect();
+    assert_eq!((f[3], f[4], f[6], f[7]), ("1", "0", "1", "1"), "{line}");
+}
+
+/// The HTTP part of the test above: answers the report's range.
+async fn serve_and_check(data: &std::path::Path) -> (u64, u64) {
     let config = http_config(3_600_000, 3_600_000);
-    let storage = edgecc::system::storage::open_storage(&config, &data).expect("storage");
+    let storage = edgecc::system::storage::open_storage(&config, data).expect("storage");
     let system = edgecc::system::SystemParts::new(config, storage)
         .serve_http(None)
         .start()
@@ -146,29 +176,7 @@ async fn a_short_abandon_is_reported_over_http_and_offline() {
     assert_eq!(get(&client, &backwards, &sue, None).await.0, 400);
 
     system.shutdown().await;
-    let socket = dir.path().join("none.sock");
-    let args = [
-        "report",
-        "queues",
-        "--offline",
-        "--csv",
-        "--interval",
-        "1d",
-        "--from",
-    ];
-    let (from_s, to_s) = (from.to_string(), to.to_string());
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend([from_s.as_str(), "--to", to_s.as_str()]);
-    let out = cli_on(&data, &socket, &all);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("sales,"))
-        .unwrap_or_else(|| panic!("no sales row: {text}"));
-    // queue,start,start_ms,offered,answered,answered_within_threshold,abandoned,short_abandoned
-    let f: Vec<&str> = line.split(',').collect();
-    assert_eq!((f[3], f[4], f[6], f[7]), ("1", "0", "1", "1"), "{line}");
+    (from, to)
 }
 
 /// Goal: `edgecc report` asks the running daemon over its admin socket

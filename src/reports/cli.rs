@@ -1,4 +1,4 @@
-//! `edgecc report queues|agents --from --to [--interval] [--csv]
+//! `edgecc report queues|agents|traffic --from --to [--interval] [--csv]
 //! [--offline]`: the report through the running daemon's admin socket, or
 //! on the data directory itself with `--offline` (the daemon stopped).
 
@@ -51,6 +51,10 @@ pub enum ReportCommand {
     /// One row per agent and interval: offers, answers, talk, wrap-up,
     /// occupancy, Not Ready time by reason.
     Agents(ReportWindow),
+    /// The what-if traffic file (`edgecc simulate --traffic`): one JSON
+    /// line per inbound call arrived in the range (`--interval` and
+    /// `--csv` do not apply).
+    Traffic(ReportWindow),
 }
 
 /// Runs the report and prints it.
@@ -63,6 +67,7 @@ pub fn run(
     let (kind, w) = match &args.command {
         ReportCommand::Queues(w) => (ReportKind::Queues, w),
         ReportCommand::Agents(w) => (ReportKind::Agents, w),
+        ReportCommand::Traffic(w) => (ReportKind::Traffic, w),
     };
     let params = ReportParams {
         from: w.from.clone(),
@@ -71,7 +76,9 @@ pub fn run(
     };
     let query = query_of(&params, kind, &config.reports)
         .map_err(|e| e.replace("parameter `", "--").replace("`:", ":"))?;
-    let request = AdminRequest::Report { query, csv: w.csv };
+    // Traffic always comes as lines of text (JSON lines).
+    let csv = w.csv || kind == ReportKind::Traffic;
+    let request = AdminRequest::Report { query, csv };
     let answer = if w.offline {
         admin::requests::execute_offline(data_dir, config, &request)
     } else {

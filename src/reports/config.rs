@@ -193,3 +193,47 @@ pub fn resolve(
         agents: center.agents.iter().map(|a| a.id.clone()).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    const QUEUE: &str = "[[queues]]\nid = \"sales\"\nname = \"Sales\"\ndnis = [\"100\"]\n";
+
+    /// Goal: `[reports]` resolves with per-queue thresholds, and each
+    /// wrong value is refused naming the file and the dotted key.
+    #[test]
+    fn reports_section_is_checked_by_key() {
+        let text = format!("{QUEUE}[reports]\nshort_abandon_ms = 3000\n[reports.queues.sales]\nservice_level_ms = 30000\n");
+        let c = Config::parse(&text, Path::new("/x/r.toml")).unwrap();
+        assert_eq!(c.reports.service_level_ms_of("sales"), 30_000);
+        assert_eq!(c.reports.service_level_ms_of("other"), 20_000);
+        assert_eq!(c.reports.short_abandon_ms, 3_000);
+        assert_eq!(c.reports.queues, vec!["sales".to_string()]);
+        for (body, key) in [
+            (
+                "[reports.queues.nope]\nservice_level_ms = 1\n",
+                "reports.queues.nope",
+            ),
+            (
+                "[reports]\nretention_bytes = 10\n",
+                "reports.retention_bytes",
+            ),
+            ("[reports]\nretention_days = 0\n", "reports.retention_days"),
+            (
+                "[reports]\nservice_level_ms = 0\n",
+                "reports.service_level_ms",
+            ),
+            ("[reports]\nprune_every_ms = 5\n", "reports.prune_every_ms"),
+            (
+                "[reports.queues.sales]\nservice_level_ms = 99999999\n",
+                "reports.queues.sales.service_level_ms",
+            ),
+        ] {
+            let e = Config::parse(&format!("{QUEUE}{body}"), Path::new("/x/r.toml")).unwrap_err();
+            assert_eq!(e.key, key, "{body}: {e}");
+            assert_eq!(e.file, Path::new("/x/r.toml"));
+        }
+    }
+}

@@ -132,6 +132,12 @@ fn agent_line(out: &mut String, r: &AgentRow, reasons: &BTreeSet<String>) {
 pub fn render(rows: &ReportRows) -> String {
     let mut out = String::new();
     match rows {
+        // The traffic file is JSON lines, not CSV.
+        ReportRows::Traffic(lines) => {
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+        }
         ReportRows::Queues(rows) => {
             let header: Vec<String> = QUEUE_COLUMNS.iter().map(|c| c.to_string()).collect();
             line(&mut out, &header);

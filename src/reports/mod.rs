@@ -18,7 +18,8 @@
 //! - [`figures`] — the pure arithmetic: records in, rows out.
 //! - [`csv`] — rows as CSV.
 //! - [`http`] — `GET /api/v1/reports/queues` and `/agents`.
-//! - [`cli`] — `edgecc report queues|agents`.
+//! - [`cli`] — `edgecc report queues|agents|traffic`.
+//! - [`traffic`] — the call records as the what-if traffic file.
 //!
 //! `edgecc report` asks the daemon over the admin socket (or runs
 //! offline on the data directory) with [`run`], the same code the HTTP
@@ -31,6 +32,7 @@ pub mod figures;
 pub mod history;
 pub mod http;
 pub mod time;
+pub mod traffic;
 
 use edgecc_storage::StateTree;
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,8 @@ pub enum ReportKind {
     Queues,
     /// One row per agent and interval.
     Agents,
+    /// The what-if traffic file: one JSON line per inbound call.
+    Traffic,
 }
 
 /// A report request (the admin socket carries it as JSON).
@@ -73,6 +77,8 @@ pub enum ReportRows {
     Queues(Vec<QueueRow>),
     /// Agent rows.
     Agents(Vec<AgentRow>),
+    /// Traffic lines.
+    Traffic(Vec<serde_json::Value>),
 }
 
 /// A report as the API and the CLI give it.
@@ -114,6 +120,7 @@ pub fn run(tree: &StateTree, query: &ReportQuery) -> Result<Report, ReportError>
     let entities = match query.kind {
         ReportKind::Queues => s.queues.len(),
         ReportKind::Agents => s.agents.len(),
+        ReportKind::Traffic => 1,
     }
     .max(1) as u64;
     if range.buckets().saturating_mul(entities) > REPORT_ROWS_MAX {
@@ -128,6 +135,9 @@ pub fn run(tree: &StateTree, query: &ReportQuery) -> Result<Report, ReportError>
         ReportKind::Queues => ReportRows::Queues(figures::queue_rows(&h.calls, &range, s)),
         ReportKind::Agents => {
             ReportRows::Agents(figures::agent_rows(&h.calls, &h.intervals, &range, s))
+        }
+        ReportKind::Traffic => {
+            ReportRows::Traffic(traffic::lines(&h.calls, query.from_ms, query.to_ms))
         }
     };
     Ok(Report {

@@ -238,4 +238,18 @@ async fn scripted_day_has_the_known_figures() {
     assert_eq!(rows[1].occupancy_pct, None, "never available after 900 s");
     // 153010 busy of 240001 available.
     assert_eq!(a.occupancy_pct, Some(63.75));
+
+    // The what-if traffic file of the day: one line per call, times from
+    // the start, the abandoners' patience, the others' talk.
+    let t = super::traffic::lines(&calls, DAY_START_MS, DAY_START_MS + 86_400_000);
+    assert_eq!(t.len(), 6);
+    assert_eq!(t[1]["at_ms"], 10_001);
+    assert_eq!(
+        (t[0]["talk_ms"].as_u64(), t[0].get("patience_ms")),
+        (Some(60_001), None)
+    );
+    assert_eq!(t[2]["patience_ms"], 3_001, "call 3 gave up after 3 s");
+    // Unanswered: the mean talk of the answered (60001 + 30001 + 20001) / 3.
+    assert_eq!(t[2]["talk_ms"], 36_667);
+    assert_eq!(t[2]["ani"], "+1003");
 }

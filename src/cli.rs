@@ -88,6 +88,9 @@ pub enum Command {
     /// the routing of `--config NEW.toml` (and of `--baseline`) under a
     /// virtual clock; print per queue and agent the figures side by side.
     Simulate(crate::simulate::SimulateArgs),
+    /// Reports from the call history: per queue or per agent over
+    /// intervals, through the running daemon or --offline.
+    Report(crate::reports::cli::ReportArgs),
 }
 
 /// `edgecc backup`.
@@ -269,6 +272,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Simulate(args) => {
             crate::simulate::command(args, cli.config.as_deref()).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => {
+            let config = load_config(cli.config.as_deref())?;
+            let data_dir = paths::data_dir(cli.data_dir.as_deref(), &config);
+            let socket = paths::admin_socket(cli.admin_socket.as_deref(), &config);
+            crate::reports::cli::run(args, &config, &data_dir, &socket)
         }
     }
 }

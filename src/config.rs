@@ -108,6 +108,9 @@ pub struct RawConfig {
     /// `edgecc simulate` (the daemon ignores it).
     #[serde(default)]
     pub simulate: crate::simulate::settings::RawSimulate,
+    /// `[reports]`: service-level thresholds and call history retention.
+    #[serde(default)]
+    pub reports: crate::reports::config::RawReports,
 }
 
 /// `[crm]` as written: the adapter and the sync worker's settings.
@@ -170,6 +173,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// `[simulate]`, for `edgecc simulate`.
     pub simulate: crate::simulate::settings::SimulateSettings,
+    /// Reports and call history retention.
+    pub reports: crate::reports::config::ReportSettings,
 }
 
 /// Which CRM edgecc writes to, and how.
@@ -213,6 +218,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             users: Vec::new(),
             simulate: Default::default(),
+            reports: Default::default(),
         }
     }
 }
@@ -385,6 +391,8 @@ impl Config {
         check_users(&raw.users, &contact_center).map_err(|(key, message)| err(&key, message))?;
         let simulate = crate::simulate::settings::resolve(&raw.simulate, &contact_center)
             .map_err(|(key, message)| err(&key, message))?;
+        let reports = crate::reports::config::resolve(&raw.reports, &contact_center)
+            .map_err(|(key, message)| err(&key, message))?;
         Ok(Config {
             http: raw.http,
             users: raw.users,
@@ -398,6 +406,7 @@ impl Config {
             crm,
             contact_center,
             simulate,
+            reports,
         })
     }
 }

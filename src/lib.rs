@@ -72,6 +72,7 @@ pub mod net;
 pub mod ops;
 pub mod outbox_port;
 pub mod pbx;
+pub mod reports;
 pub mod simulate;
 pub mod state_port;
 pub mod storage_config;

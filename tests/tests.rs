@@ -42,6 +42,7 @@ mod module_graph;
 mod openapi;
 mod outbox_cli;
 mod private_files;
+mod reports;
 mod restart;
 mod simulate;
 mod sticky_import;

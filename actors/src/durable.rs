@@ -42,7 +42,12 @@
 //!                                                 (removed when the book is full)
 //! t                Tokens { reserved_through }    a new token block is reserved
 //! p                PbxStartup { startup_time }    the PBX adapter saw the PBX (re)start
+//! ~c/{arrived}/{call} CallDetail (history)       an ended call's step (crate::cdr)
+//! ~g/{start}/{agent}  AgentInterval (history)    an agent leaves a state
 //! ```
+//!
+//! History keys (`~`) sort after every state key; they are never read into
+//! a [`StateSnapshot`].
 //!
 //! [`CallEffect`]: crate::call::CallEffect
 
@@ -77,6 +82,20 @@ pub enum StateKey {
     Sticky(String),
     /// The PBX's start-up time as last seen (one for the whole system).
     PbxStartup,
+    /// A finished call's detail record (history, see [`crate::cdr`]).
+    CallDetail {
+        /// When the call arrived: history keys sort by it.
+        arrived_ms: u64,
+        /// The call.
+        call: CallId,
+    },
+    /// One state an agent left (history, see [`crate::cdr::agent`]).
+    AgentInterval {
+        /// When the state began: history keys sort by it.
+        start_ms: u64,
+        /// The agent.
+        agent: AgentId,
+    },
 }
 
 impl StateKey {
@@ -90,7 +109,19 @@ impl StateKey {
             Self::Tokens => b"t".to_vec(),
             Self::Sticky(ani) => format!("s/{ani}").into_bytes(),
             Self::PbxStartup => b"p".to_vec(),
+            Self::CallDetail { arrived_ms, call } => crate::cdr::call_detail_key(*arrived_ms, call),
+            Self::AgentInterval { start_ms, agent } => format!(
+                "{}{start_ms:020}/{agent}",
+                crate::cdr::AGENT_INTERVAL_KEY_PREFIX
+            )
+            .into_bytes(),
         }
+    }
+
+    /// Whether the key is history (a call detail record or an agent
+    /// interval) rather than state a restart needs.
+    pub fn is_history(&self) -> bool {
+        matches!(self, Self::CallDetail { .. } | Self::AgentInterval { .. })
     }
 }
 
@@ -133,6 +164,11 @@ pub enum StateRecord {
         /// The start-up time, as the PBX wrote it.
         startup_time: String,
     },
+    /// A finished call's detail record: history, never read back into the
+    /// snapshot (see [`crate::cdr`]).
+    CallDetail(Box<crate::cdr::CallDetailRecord>),
+    /// One state an agent left: history (see [`crate::cdr::agent`]).
+    AgentInterval(crate::cdr::agent::AgentInterval),
 }
 
 impl StateRecord {
@@ -147,6 +183,14 @@ impl StateRecord {
             Self::Sticky(e) => StateKey::Sticky(e.ani.clone()),
             Self::StickyRemoved(ani) => StateKey::Sticky(ani.clone()),
             Self::PbxStartup { .. } => StateKey::PbxStartup,
+            Self::CallDetail(r) => StateKey::CallDetail {
+                arrived_ms: r.arrived_ms,
+                call: r.call.clone(),
+            },
+            Self::AgentInterval(i) => StateKey::AgentInterval {
+                start_ms: i.start_ms,
+                agent: i.agent.clone(),
+            },
         }
     }
 
@@ -255,6 +299,8 @@ impl StateSnapshot {
             StateRecord::PbxStartup { startup_time } => {
                 self.pbx_startup_time = Some(startup_time);
             }
+            // History is not state: a restart does not need it.
+            StateRecord::CallDetail(_) | StateRecord::AgentInterval(_) => {}
         }
     }
 
@@ -323,6 +369,18 @@ impl MemoryState {
     /// Records persisted so far.
     pub fn persisted(&self) -> u64 {
         self.inner.borrow().persisted
+    }
+
+    /// The latest history records (call detail records, agent intervals),
+    /// in key order: oldest first.
+    pub fn history(&self) -> Vec<StateRecord> {
+        self.inner
+            .borrow()
+            .records
+            .iter()
+            .filter(|(k, _)| k.is_history())
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 }
 

@@ -60,6 +60,10 @@
 //!   shared with the start and `registry/staffing.rs` counting members
 //!   per queue; `registry/reentry.rs` keeps the places of callers who
 //!   left, for re-entry).
+//! - [`cdr`]: call detail records kept from each call's steps
+//!   ([`cdr::CallTrail`] in the call, [`cdr::CallDetailRecord`] once it
+//!   ended) and agents' state intervals ([`cdr::agent`]), persisted as
+//!   history beside the state.
 //! - [`outbox`]: [`outbox::OutboxWriter`], the ordered, retrying writer
 //!   (of CRM records, and of state records behind them).
 //! - [`events`]: [`CcEvent`] and the views for subscribers (agent state and
@@ -75,6 +79,7 @@
 
 pub mod agent;
 pub mod call;
+pub mod cdr;
 pub mod clock;
 pub mod config;
 pub mod crm;

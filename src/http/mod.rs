@@ -290,6 +290,10 @@ pub async fn start(
         .await
         .map_err(|e| StartError::Registry(e.to_string()))?
         .map_err(|e| StartError::Registry(e.to_string()))?;
+    let reports = web::Data::new(crate::reports::http::ReportsState {
+        tree: tree(Tree::ActorState.name())?,
+        settings: config.reports.clone(),
+    });
     let state = Arc::new(AppState {
         registry: running.registry.clone(),
         sync: running.sync.clone(),
@@ -318,6 +322,7 @@ pub async fn start(
             App::new()
                 .wrap(actix_web::middleware::from_fn(server::refuse_over_cap))
                 .app_data(data.clone())
+                .app_data(reports.clone())
                 .app_data(error::payload_config())
                 .app_data(query_config())
                 .app_data(path_config())
@@ -454,6 +459,14 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/queues", web::get().to(api::queues))
                 .route("/directory", web::get().to(api::directory))
                 .route("/wallboard", web::get().to(api::wallboard))
+                .route(
+                    "/reports/queues",
+                    web::get().to(crate::reports::http::queues),
+                )
+                .route(
+                    "/reports/agents",
+                    web::get().to(crate::reports::http::agents),
+                )
                 .route("/admin/outbox", web::get().to(api::outbox_status))
                 .route("/admin/outbox/records", web::get().to(api::outbox_list))
                 .route("/admin/dead_letters", web::get().to(api::dead_list))

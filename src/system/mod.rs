@@ -287,6 +287,9 @@ impl SystemParts {
             error!(error = %e, "Old sticky customers could not be imported; kept for the next start.");
         }
         let snapshot = previous_state(&state_tree);
+        let history_pruner = HistoryPruner(actix_rt::spawn(
+            crate::reports::history::prune_forever(state_tree.clone(), config.reports.clone()),
+        ));
         let registry = ContactCenter::start_durable(
             config.contact_center.clone(),
             pbx.port(),
@@ -343,6 +346,7 @@ impl SystemParts {
             http,
             admin,
             sync_thread,
+            history_pruner,
         })
     }
 }
@@ -411,6 +415,19 @@ pub struct System {
     /// joined when the system goes (in order on shutdown; with the
     /// actors' thread after a crash), so no delivery outlives it.
     sync_thread: Option<SyncThread>,
+    /// Prunes the call history by age and bytes (`[reports]`); stopped
+    /// before the storage closes.
+    history_pruner: HistoryPruner,
+}
+
+/// The call history's pruning task: aborted when dropped, so it never
+/// holds the storage open after the system.
+struct HistoryPruner(actix_rt::task::JoinHandle<()>);
+
+impl Drop for HistoryPruner {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl System {
@@ -430,7 +447,9 @@ impl System {
             http,
             admin,
             sync_thread,
+            history_pruner,
         } = self;
+        drop(history_pruner);
         let _ = running.gate.send(StopTakingCalls).await;
         if let Some(ari) = &running.ari {
             ari.stop_taking_calls();

@@ -86,7 +86,16 @@ impl StateTree {
 
     /// Every entry, in key order (read a page at a time).
     pub fn iter(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StorageError>> + '_ {
-        let mut from = Some(Vec::new());
+        self.iter_from(&[])
+    }
+
+    /// Every entry whose key is `start` or after, in key order (read a
+    /// page at a time): a range read stops when the caller stops.
+    pub fn iter_from(
+        &self,
+        start: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StorageError>> + '_ {
+        let mut from = Some(start.to_vec());
         let mut page = std::collections::VecDeque::new();
         std::iter::from_fn(move || {
             if page.is_empty() {

@@ -232,6 +232,9 @@ pub struct AgentActor {
     /// What the queues were last told of the agent being held back from
     /// routing (back-off, cooling-off), for their offers' explanations.
     pushed_held: Option<HeldBack>,
+    /// Times the agent's states for its history intervals
+    /// ([`crate::cdr::agent`]); a cell because views persist from `&self`.
+    activity: std::cell::RefCell<crate::cdr::agent::ActivityTracker>,
 }
 
 /// The state name, call and Not Ready reason time in state is measured
@@ -256,6 +259,7 @@ impl AgentActor {
             restored: false,
             weighed: WeighedAsks::default(),
             pushed_held: None,
+            activity: Default::default(),
         }
     }
 
@@ -283,6 +287,7 @@ impl AgentActor {
             restored: true,
             weighed: WeighedAsks::default(),
             pushed_held: None,
+            activity: Default::default(),
         }
     }
 
@@ -474,6 +479,14 @@ impl AgentActor {
 
     /// Persists the agent and publishes its view.
     fn changed(&self) {
+        let now = self.env.now_ms();
+        let left = self
+            .activity
+            .borrow_mut()
+            .observe(&self.agent.id, &self.agent.state, now);
+        if let Some(interval) = left {
+            self.env.persist(|| StateRecord::AgentInterval(interval));
+        }
         self.env
             .persist(|| StateRecord::Agent(Box::new(self.agent.clone())));
         self.env.registry.do_send(AgentChanged(self.view()));

@@ -310,12 +310,19 @@ impl CallActor {
     /// Carries out effects in order, then publishes the view.
     fn apply(&mut self, fx: Vec<CallEffect>, ctx: &mut Context<Self>) {
         self.run(fx, ctx);
+        if self.call.is_ended() {
+            // Before the ended state: durable whenever that state is.
+            self.env.persist(|| {
+                StateRecord::CallDetail(Box::new(crate::cdr::CallDetailRecord::of(&self.call)))
+            });
+        }
         self.env
             .persist(|| StateRecord::Call(Box::new(self.call.clone())));
         self.env.registry.do_send(CallChanged(self.view()));
     }
 
     fn run(&mut self, fx: Vec<CallEffect>, ctx: &mut Context<Self>) {
+        crate::cdr::observe(&mut self.call, &fx, self.env.now_ms());
         for effect in fx {
             match effect {
                 CallEffect::Pbx(cmd) => self.send_pbx(cmd, ctx),

@@ -203,6 +203,10 @@ pub struct Call {
     /// final destination.
     #[serde(default)]
     pub overflow_stay_until_ms: Option<u64>,
+    /// What happened to the call so far, for its detail record (kept by
+    /// [`crate::cdr::observe`] from each step).
+    #[serde(default)]
+    pub trail: crate::cdr::CallTrail,
 }
 
 /// The effects of one step, in order.
@@ -332,6 +336,7 @@ impl Call {
             routing: Default::default(),
             overflow_slot: None,
             overflow_stay_until_ms: None,
+            trail: Default::default(),
         }
     }
 

@@ -60,6 +60,13 @@ pub enum AdminRequest {
     /// (`{"ok": BackupSummary}`) is followed by exactly `bytes` bytes of
     /// the backup file (see `edgecc_storage::backup`).
     Backup,
+    /// A queue or agent report from the call history (`edgecc report`).
+    Report {
+        /// What to report, with the thresholds to count with.
+        query: crate::reports::ReportQuery,
+        /// Answer `{"csv": "..."}` instead of the report's JSON.
+        csv: bool,
+    },
 }
 
 /// One admin answer: either `ok` with a JSON value, or an error.

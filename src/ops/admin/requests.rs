@@ -122,6 +122,9 @@ pub async fn execute(
             "bad_request",
             "a backup streams its answer: use `edgecc backup FILE`",
         )),
+        AdminRequest::Report { query, csv } => {
+            crate::reports::admin_report(storage, query, *csv).await
+        }
     }
 }
 
@@ -260,6 +263,12 @@ pub fn render_text(request: &AdminRequest, value: &Value) -> String {
         AdminRequest::Backup => {
             let _ = writeln!(out, "backup of {} bytes", n("bytes"));
         }
+        AdminRequest::Report { .. } => match value.get("csv").and_then(Value::as_str) {
+            Some(csv) => out.push_str(csv),
+            None => {
+                let _ = writeln!(out, "{value:#}");
+            }
+        },
     }
     out
 }

@@ -7,6 +7,12 @@
 //! phone answers every offer after its answer delay (`[simulate]`); the
 //! caller hangs up after its patience if unanswered, or after its talk time
 //! once answered; wrap-up is the actors' own (queue or agent `wrap_up_ms`).
+//!
+//! The replay hangs callers up itself, each hang-up a tokio task of its
+//! own, rather than through the simulated PBX's caller timers: those are
+//! `run_later`s of the PBX actor, and actix polls every pending item of a
+//! context on each of its messages, so with hundreds of calls up every PBX
+//! command cost hundreds of timer polls (the replay's hot spot).
 //! What happens is read from the registry's event stream, the one the
 //! wallboard reads: a call is answered when its view first shows it
 //! `connected`, ends with its terminal reason; an agent is busy while
@@ -20,8 +26,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use edgecc_actors::agent::AgentState;
 use edgecc_actors::call::TerminalReason;
-use edgecc_actors::ports::{CrmRecord, LocalBoxFuture, OutboxError, OutboxPort};
-use edgecc_actors::sim::{Caller, ConnectEvents, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx, SimPbxPort};
+use edgecc_actors::ports::{CrmRecord, HangupCause, LocalBoxFuture, OutboxError, OutboxPort};
+use edgecc_actors::sim::{
+    Caller, ConnectEvents, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx, SimPbxPort,
+};
 use edgecc_actors::{
     AgentCommand, AgentId, AgentRequest, CcEvent, ContactCenter, ContactCenterConfig, LegId,
     Subscribe, TokioClock,
@@ -127,6 +135,8 @@ impl OutboxPort for NullOutbox {
 struct Seen {
     /// Outcomes by traffic index.
     calls: Vec<CallOutcome>,
+    /// Talk times by traffic index, ms: the hang-up set off by the answer.
+    talk_ms: Vec<u64>,
     /// Agent index by id.
     agent_index: HashMap<AgentId, usize>,
     /// Per agent: busy ms so far, and since when it is busy now.
@@ -148,8 +158,9 @@ impl Seen {
     }
 }
 
-/// Collects call and agent changes from the registry's event stream.
-struct Collector(Rc<RefCell<Seen>>);
+/// Collects call and agent changes from the registry's event stream, and
+/// hangs answered callers up after their talk time.
+struct Collector(Rc<RefCell<Seen>>, Addr<SimPbx>);
 
 impl Actor for Collector {
     type Context = Context<Self>;
@@ -176,11 +187,13 @@ impl Handler<CcEvent> for Collector {
                     return;
                 };
                 let n = seen.calls.len();
+                let talk = Duration::from_millis(seen.talk_ms.get(index).copied().unwrap_or(0));
                 let Some(call) = seen.calls.get_mut(index) else {
                     return;
                 };
                 if call.wait_ms.is_none() && view.phase == "connected" {
                     call.wait_ms = Some(now.saturating_sub(call.at_ms));
+                    hang_up_after(self.1.clone(), view.call.as_str(), talk, None);
                 }
                 if let (None, Some(reason)) = (call.end, &view.terminal) {
                     let end = match reason {
@@ -223,6 +236,32 @@ impl Handler<CcEvent> for Collector {
             _ => {}
         }
     }
+}
+
+/// Hangs the caller leg `leg` up after `after`, unless `unless` (the
+/// replay's record and the call's index) shows the call answered or ended
+/// by then.
+fn hang_up_after(
+    sim: Addr<SimPbx>,
+    leg: &str,
+    after: Duration,
+    unless: Option<(Rc<RefCell<Seen>>, usize)>,
+) {
+    let leg_id = LegId::new(leg);
+    actix_rt::spawn(async move {
+        tokio::time::sleep(after).await;
+        if let Some((seen, index)) = unless {
+            let seen = seen.borrow();
+            let call = &seen.calls[index];
+            if call.wait_ms.is_some() || call.end.is_some() {
+                return;
+            }
+        }
+        sim.do_send(HangUpLeg {
+            leg_id,
+            cause: HangupCause::Normal,
+        });
+    });
 }
 
 /// Replays `calls` (sorted by `at_ms`; ties keep their order) through the
@@ -294,6 +333,7 @@ async fn run(
                 ..CallOutcome::default()
             })
             .collect(),
+        talk_ms: calls.iter().map(|c| c.talk_ms).collect(),
         agent_index: center
             .agents
             .iter()
@@ -306,7 +346,7 @@ async fn run(
         start: tokio::time::Instant::now(),
         done: done.clone(),
     }));
-    let collector = Collector(seen.clone()).start();
+    let collector = Collector(seen.clone(), sim.clone()).start();
     registry
         .send(Subscribe(collector.recipient()))
         .await
@@ -334,15 +374,21 @@ async fn run(
     let start = seen.borrow().start;
     for (i, call) in calls.iter().enumerate() {
         tokio::time::sleep_until(start + Duration::from_millis(call.at_ms)).await;
+        let leg = format!("{LEG_PREFIX}{i}");
         let caller = Caller {
-            leg_id: Some(LegId::new(format!("{LEG_PREFIX}{i}"))),
+            leg_id: Some(LegId::new(leg.clone())),
             ani: call.ani.clone(),
             dnis: call.dnis.clone(),
             attached: call.attached(),
-            patience_ms: call.patience_ms,
-            talk_ms: Some(call.talk_ms),
+            // Both hang-ups are the replay's own (see the module's note).
+            patience_ms: None,
+            talk_ms: None,
         };
         sim.send(PlaceCall(caller)).await.map_err(stopped)?;
+        if let Some(patience_ms) = call.patience_ms {
+            let unless = Some((seen.clone(), i));
+            hang_up_after(sim.clone(), &leg, Duration::from_millis(patience_ms), unless);
+        }
     }
     let last_at_ms = calls.last().map_or(0, |c| c.at_ms);
     let drain_until = start + Duration::from_millis(last_at_ms + REPLAY_DRAIN_MS_MAX);

@@ -151,30 +151,5 @@ pub fn run(tree: &StateTree, query: &ReportQuery) -> Result<Report, ReportError>
     })
 }
 
-/// The admin socket's (and `--offline`'s) report: the JSON report, or
-/// `{"csv": "..."}`. The history is read on a blocking thread.
-pub async fn admin_report(
-    storage: &edgecc_storage::Storage,
-    query: &ReportQuery,
-    csv: bool,
-) -> Result<serde_json::Value, crate::ops::admin::AdminError> {
-    use crate::ops::admin::AdminError;
-    let tree = crate::system::storage::Tree::ActorState
-        .open(storage)
-        .map_err(|e| AdminError::new("storage", e.to_string()))?;
-    let query = query.clone();
-    let report = actix_rt::task::spawn_blocking(move || run(&tree, &query))
-        .await
-        .map_err(|e| AdminError::new("storage", e.to_string()))?
-        .map_err(|e| match e {
-            ReportError::BadRange(m) => AdminError::new("bad_request", m),
-            ReportError::History(e) => AdminError::new("storage", e.to_string()),
-        })?;
-    if csv {
-        return Ok(serde_json::json!({ "csv": csv::render(&report.rows) }));
-    }
-    serde_json::to_value(&report).map_err(|e| AdminError::new("storage", e.to_string()))
-}
-
 #[cfg(test)]
 mod tests;

@@ -252,4 +252,10 @@ async fn scripted_day_has_the_known_figures() {
     // Unanswered: the mean talk of the answered (60001 + 30001 + 20001) / 3.
     assert_eq!(t[2]["talk_ms"], 36_667);
     assert_eq!(t[2]["ani"], "+1003");
+    // Each line is one `edgecc simulate` reads back as written.
+    for line in &t {
+        let text = line.to_string();
+        let call = crate::simulate::traffic::parse_traffic_line(&text).expect("simulate reads it");
+        assert_eq!(serde_json::to_value(&call).ok().as_ref(), Some(line));
+    }
 }

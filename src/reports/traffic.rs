@@ -9,11 +9,13 @@
 //! call gets the mean of the answered ones in the range (0 when none was
 //! answered), since it never showed its own.
 
+use crate::simulate::traffic::TrafficCall;
 use edgecc_actors::call::{Direction, TerminalReason};
 use edgecc_actors::cdr::CallDetailRecord;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-/// One line per inbound call arrived in `[from_ms, to_ms)`, by arrival.
+/// One line per inbound call arrived in `[from_ms, to_ms)`, by arrival, in
+/// the one format `edgecc simulate` reads ([`TrafficCall`]).
 pub fn lines(calls: &[CallDetailRecord], from_ms: u64, to_ms: u64) -> Vec<Value> {
     let inbound: Vec<&CallDetailRecord> = calls
         .iter()
@@ -37,21 +39,20 @@ pub fn lines(calls: &[CallDetailRecord], from_ms: u64, to_ms: u64) -> Vec<Value>
                 .iter()
                 .map(|v| (v.key.clone(), Value::String(v.value.clone())))
                 .collect();
-            let mut line = json!({
-                "at_ms": c.arrived_ms - from_ms,
-                "dnis": c.dnis,
-                "ani": c.ani,
-                "talk_ms": match c.answered_ms {
+            let line = TrafficCall {
+                at_ms: c.arrived_ms - from_ms,
+                dnis: c.dnis.clone(),
+                ani: c.ani.clone(),
+                patience_ms: (c.trail.terminal == Some(TerminalReason::Abandoned))
+                    .then(|| c.trail.ended_ms.unwrap_or(c.arrived_ms) - c.arrived_ms),
+                talk_ms: match c.answered_ms {
                     Some(_) => c.talk_ms + c.trail.hold_ms,
                     None => mean_talk,
                 },
-                "data": data,
-            });
-            if c.trail.terminal == Some(TerminalReason::Abandoned) {
-                let patience = c.trail.ended_ms.unwrap_or(c.arrived_ms) - c.arrived_ms;
-                line["patience_ms"] = json!(patience);
-            }
-            line
+                data,
+            };
+            // A struct with string keys only: serde_json cannot refuse it.
+            serde_json::to_value(&line).unwrap_or(Value::Null)
         })
         .collect()
 }

@@ -30,7 +30,7 @@
     c.setAttribute("aria-labelledby", "why-title");
     const h = el("h2", "Live calls: why this agent");
     h.id = "why-title";
-    const list = el("table");
+    const list = el("table", undefined, "cards");
     list.innerHTML = "<thead><tr><th scope=\"col\">Call</th><th scope=\"col\">Caller</th>" +
       "<th scope=\"col\">Queue</th><th scope=\"col\">Phase</th><th scope=\"col\"></th></tr></thead>";
     const body = el("tbody");
@@ -47,14 +47,18 @@
   }
 
   function table(head, rows) {
-    const t = el("table");
+    const t = el("table", undefined, "cards");
     const tr = el("tr");
     for (const h of head) { const th = el("th", h); th.scope = "col"; tr.appendChild(th); }
     const thead = el("thead"); thead.appendChild(tr);
     const body = el("tbody");
     for (const r of rows) {
       const row = el("tr");
-      for (const v of r) row.appendChild(el("td", v == null ? "—" : String(v)));
+      r.forEach((v, i) => {
+        const td = el("td", v == null ? "—" : String(v));
+        td.dataset.label = head[i];
+        row.appendChild(td);
+      });
       body.appendChild(row);
     }
     t.append(thead, body);
@@ -126,8 +130,10 @@
       b.type = "button";
       b.setAttribute("aria-label", "Why this agent for call " + call.call);
       b.addEventListener("click", () => why(call.call));
-      const td = el("td"); td.appendChild(b);
-      tr.append(el("td", call.call), el("td", call.ani), el("td", call.queue || "—"), el("td", call.phase), td);
+      const td = el("td", undefined, "actions"); td.appendChild(b);
+      const cells = [["Call", call.call], ["Caller", call.ani], ["Queue", call.queue || "—"], ["Phase", call.phase]]
+        .map(([label, text]) => { const c = el("td", text); c.dataset.label = label; return c; });
+      tr.append(...cells, td);
       body.appendChild(tr);
     }
     if (open) why(open);

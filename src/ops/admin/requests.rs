@@ -123,9 +123,33 @@ pub async fn execute(
             "a backup streams its answer: use `edgecc backup FILE`",
         )),
         AdminRequest::Report { query, csv } => {
-            crate::reports::admin_report(storage, query, *csv).await
+            report(storage, query, *csv).await
         }
     }
+}
+
+/// The admin socket's (and `--offline`'s) report: the JSON report, or
+/// `{"csv": "..."}`. The history is read on a blocking thread.
+async fn report(
+    storage: &edgecc_storage::Storage,
+    query: &crate::reports::ReportQuery,
+    csv: bool,
+) -> Result<serde_json::Value, AdminError> {
+    let tree = crate::system::storage::Tree::ActorState
+        .open(storage)
+        .map_err(|e| AdminError::new("storage", e.to_string()))?;
+    let query = query.clone();
+    let report = actix_rt::task::spawn_blocking(move || crate::reports::run(&tree, &query))
+        .await
+        .map_err(|e| AdminError::new("storage", e.to_string()))?
+        .map_err(|e| match e {
+            crate::reports::ReportError::BadRange(m) => AdminError::new("bad_request", m),
+            crate::reports::ReportError::History(e) => AdminError::new("storage", e.to_string()),
+        })?;
+    if csv {
+        return Ok(serde_json::json!({ "csv": crate::reports::csv::render(&report.rows) }));
+    }
+    serde_json::to_value(&report).map_err(|e| AdminError::new("storage", e.to_string()))
 }
 
 /// `--offline`: opens the data directory itself (refusing clearly if the

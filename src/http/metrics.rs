@@ -52,8 +52,9 @@ pub const QUEUE_HANDLE_SECONDS: &str = "edgecc_queue_handle_seconds";
 /// as `edgecc_queue_calls_ended_total`; labels `queue`, `outcome`).
 pub const QUEUE_CALLS_ENDED: &str = "edgecc_queue_calls_ended";
 /// A queue's service-level threshold, seconds (gauge; labels `queue` and
-/// `le`, the label of the [`QUEUE_CALL_WAIT_SECONDS`] bucket it bounds, so
-/// PromQL picks that bucket with `and on(queue, le)`).
+/// `bucket`, the `le` of the [`QUEUE_CALL_WAIT_SECONDS`] bucket it bounds,
+/// so PromQL picks that bucket: `label_replace` it to `le`, then
+/// `and on(queue, le)`; promtool forbids `le` outside histograms).
 pub const QUEUE_SERVICE_LEVEL_THRESHOLD_SECONDS: &str =
     "edgecc_queue_service_level_threshold_seconds";
 /// Agents per state (gauge; label `state`).
@@ -430,7 +431,7 @@ pub fn call_families(calls: &CallMetrics) -> [Family; 4] {
     );
     let mut threshold = Family::new(
         QUEUE_SERVICE_LEVEL_THRESHOLD_SECONDS,
-        "Service-level threshold of the queue; le names its wait bucket.",
+        "Service-level threshold of the queue; bucket names its wait bucket's le.",
         MetricType::Gauge,
     );
     let histogram = |h: &Histogram| Value::Histogram {
@@ -448,7 +449,7 @@ pub fn call_families(calls: &CallMetrics) -> [Family; 4] {
             ended = ended.sample(labels, Value::Count(n));
         }
         let t = f.service_level_ms as f64 / 1000.0;
-        let labels = vec![("queue", queue.0.clone()), ("le", le_label(t))];
+        let labels = vec![("queue", queue.0.clone()), ("bucket", le_label(t))];
         threshold = threshold.sample(labels, Value::Measure(t));
     }
     [wait, handle, ended, threshold]

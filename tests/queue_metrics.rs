@@ -75,7 +75,10 @@ async fn the_exposition_passes_promtool_check_metrics() {
         }
     };
     let text = scrape_after_two_abandons().await;
-    assert!(text.contains("edgecc_queue_call_wait_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("edgecc_queue_call_wait_seconds_bucket"),
+        "{text}"
+    );
     child
         .stdin
         .take()
@@ -179,7 +182,10 @@ async fn scrape_after_two_abandons() -> String {
         assert_eq!(res.status().as_u16(), 200);
         let body = res.body().limit(4 * 1024 * 1024).await.expect("body");
         let text = String::from_utf8_lossy(&body).into_owned();
-        let count = line(&text, "edgecc_queue_call_wait_seconds_count{queue=\"sales\"}");
+        let count = line(
+            &text,
+            "edgecc_queue_call_wait_seconds_count{queue=\"sales\"}",
+        );
         if count == Some(2.0) {
             break text;
         }

@@ -157,7 +157,11 @@ impl CallMetrics {
         }
         if let Some(last) = record.trail.queues.last() {
             let queue = last.queue.clone();
-            *self.queue(&queue).ended.entry(reason_name(reason)).or_default() += 1;
+            *self
+                .queue(&queue)
+                .ended
+                .entry(reason_name(reason))
+                .or_default() += 1;
         }
     }
 }
@@ -193,5 +197,89 @@ impl Handler<GetCallMetrics> for Registry {
 
     fn handle(&mut self, _msg: GetCallMetrics, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.call_metrics.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Direction;
+    use crate::cdr::{CallTrail, QueueStint};
+    use crate::ids::{AgentId, CallId};
+
+    fn record(
+        wait_ms: u64,
+        outcome: StintOutcome,
+        handle: Option<(u64, u64, u64)>,
+    ) -> CallDetailRecord {
+        let (talk_ms, hold_ms, wrap_up_ms) = handle.unwrap_or((0, 0, 0));
+        CallDetailRecord {
+            call: CallId::new("c"),
+            interaction_id: None,
+            direction: Direction::Inbound,
+            ani: String::new(),
+            dnis: String::new(),
+            arrived_ms: 1_000,
+            answered_ms: handle.map(|_| 1_000 + wait_ms),
+            talk_ms,
+            wrap_up_ms,
+            data: Vec::new(),
+            trail: CallTrail {
+                queues: vec![QueueStint {
+                    queue: QueueId::new("sales"),
+                    entered_ms: 1_000,
+                    left_ms: Some(1_000 + wait_ms),
+                    outcome: Some(outcome),
+                    agent: handle.map(|_| AgentId::new("ann")),
+                }],
+                hold_ms,
+                ..CallTrail::default()
+            },
+        }
+    }
+
+    /// The threshold (15 s, between the default bounds 10 and 20) is a
+    /// bucket bound: a wait of exactly 15 s falls in it, 15.001 s in the
+    /// next; handle time is talk + hold + wrap-up of the answered call;
+    /// ended calls count by reason.
+    #[test]
+    fn waits_fall_in_the_threshold_bucket_and_handle_time_adds_up() {
+        let mut m = CallMetrics::default();
+        m.service_level_ms.insert("sales".into(), 15_000);
+        m.observe(
+            &record(
+                15_000,
+                StintOutcome::Answered,
+                Some((100_000, 20_000, 30_000)),
+            ),
+            &TerminalReason::Completed,
+        );
+        m.observe(
+            &record(15_001, StintOutcome::Abandoned, None),
+            &TerminalReason::Abandoned,
+        );
+        let f = &m.queues[&QueueId::new("sales")];
+        let at = f
+            .wait
+            .bounds
+            .iter()
+            .position(|b| *b == 15.0)
+            .expect("threshold bound");
+        assert_eq!(f.wait.bounds[at - 1], 10.0);
+        assert_eq!((f.wait.counts[at], f.wait.counts[at + 1]), (1, 1));
+        assert_eq!(f.wait.counts.iter().sum::<u64>(), 2);
+        let h = f
+            .handle
+            .bounds
+            .iter()
+            .position(|b| *b == 180.0)
+            .expect("180 s bound");
+        assert_eq!(
+            f.handle.counts[h], 1,
+            "150 s of handle time: {:?}",
+            f.handle
+        );
+        assert_eq!(f.handle.sum, 150.0);
+        assert_eq!((f.ended["completed"], f.ended["abandoned"]), (1, 1));
     }
 }

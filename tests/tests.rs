@@ -42,6 +42,7 @@ mod module_graph;
 mod openapi;
 mod outbox_cli;
 mod private_files;
+mod queue_metrics;
 mod reports;
 mod restart;
 mod simulate;

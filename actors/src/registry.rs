@@ -24,6 +24,7 @@ use crate::error::CcError;
 use crate::events::{AgentView, CallView, CcEvent, QueueView};
 use crate::ids::{AgentId, CallId, LegId, QueueId, TokenSource};
 
+pub mod call_metrics;
 mod pbx_startup;
 mod reentry;
 mod reload;
@@ -260,6 +261,8 @@ pub struct CallFinished {
     pub call: CallId,
     /// Its terminal reason.
     pub reason: TerminalReason,
+    /// Its detail record as it ended (the per-queue `/metrics` figures).
+    pub record: Box<crate::cdr::CallDetailRecord>,
 }
 
 /// The outbox writer reports a stall.
@@ -330,6 +333,9 @@ pub struct Registry {
     staffing: staffing::Staffing,
     /// Places kept by callers who left, for re-entry; aliases of taken ones.
     reentry: reentry::Reentries,
+    /// Per-queue wait and handle histograms and ended calls by reason, fed
+    /// by each ended call's record (`/metrics`).
+    call_metrics: call_metrics::CallMetrics,
 }
 
 /// Builds and starts a contact center on the current arbiter.
@@ -568,6 +574,7 @@ impl ContactCenter {
             restart: None,
             staffing,
             reentry: kept,
+            call_metrics: Default::default(),
         }));
         Ok(registry)
     }
@@ -1099,14 +1106,8 @@ impl Handler<CallFinished> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: CallFinished, _ctx: &mut Self::Context) {
-        let name = match &msg.reason {
-            TerminalReason::Completed => "completed",
-            TerminalReason::Abandoned => "abandoned",
-            TerminalReason::Overflowed { .. } => "overflowed",
-            TerminalReason::TimedOut => "timed_out",
-            TerminalReason::Failed { .. } => "failed",
-            TerminalReason::PbxLost => "pbx_lost",
-        };
+        let name = call_metrics::reason_name(&msg.reason);
+        self.call_metrics.observe(&msg.record, &msg.reason);
         *self.ended.entry(name.to_owned()).or_default() += 1;
         match self.calls.get_mut(&msg.call) {
             Some(c) if !c.finished => c.finished = true,

@@ -20,6 +20,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use edgecc_actors::registry::call_metrics::{CallMetrics, GetCallMetrics, Histogram};
+
 use crate::crm::sync::{Circuit, GetSyncStatus};
 use crate::ops::storage_health::{self, Unit};
 
@@ -40,6 +42,21 @@ pub const QUEUE_DEPTH: &str = "edgecc_queue_depth";
 pub const QUEUE_LONGEST_WAIT_SECONDS: &str = "edgecc_queue_longest_wait_seconds";
 /// Wait of answered queue calls, seconds (histogram; label `queue`).
 pub const QUEUE_WAIT_SECONDS: &str = "edgecc_queue_wait_seconds";
+/// Waits in a queue to answer, abandon or time-out, seconds (histogram;
+/// label `queue`); the buckets include the queue's service-level threshold.
+pub const QUEUE_CALL_WAIT_SECONDS: &str = "edgecc_queue_call_wait_seconds";
+/// Handle time (talk + hold + wrap-up) of calls answered from a queue,
+/// seconds (histogram; label `queue`).
+pub const QUEUE_HANDLE_SECONDS: &str = "edgecc_queue_handle_seconds";
+/// Ended calls by their last queue and terminal reason (counter, scraped
+/// as `edgecc_queue_calls_ended_total`; labels `queue`, `outcome`).
+pub const QUEUE_CALLS_ENDED: &str = "edgecc_queue_calls_ended";
+/// A queue's service-level threshold, seconds (gauge; labels `queue` and
+/// `bucket`, the `le` of the [`QUEUE_CALL_WAIT_SECONDS`] bucket it bounds,
+/// so PromQL picks that bucket: `label_replace` it to `le`, then
+/// `and on(queue, le)`; promtool forbids `le` outside histograms).
+pub const QUEUE_SERVICE_LEVEL_THRESHOLD_SECONDS: &str =
+    "edgecc_queue_service_level_threshold_seconds";
 /// Agents per state (gauge; label `state`).
 pub const AGENTS: &str = "edgecc_agents";
 /// Pending outbox records (gauge).
@@ -105,7 +122,7 @@ pub enum Value {
     /// is the `+Inf` bucket's.
     Histogram {
         /// Upper bounds of the finite buckets.
-        bounds: &'static [f64],
+        bounds: Vec<f64>,
         /// Count per bucket: one per bound, then the `+Inf` one.
         counts: Vec<u64>,
         /// Sum of the observations.
@@ -261,13 +278,19 @@ pub async fn gather(state: &AppState) -> Result<Scrape, super::error::ApiError> 
         waits = waits.sample(
             queue(),
             Value::Histogram {
-                bounds: &WAIT_BUCKETS_S,
+                bounds: WAIT_BUCKETS_S.to_vec(),
                 counts: f.wait_buckets[..=WAIT_BUCKETS_S.len()].to_vec(),
                 sum: f.wait_sum_ms as f64 / 1000.0,
             },
         );
     }
     families.extend([depth, longest, waits]);
+    let calls = state
+        .registry
+        .send(GetCallMetrics)
+        .await
+        .map_err(|e| super::error::ApiError::unavailable(format!("contact center: {e}")))?;
+    families.extend(call_families(&calls));
 
     let mut restored = Family::new(
         RESTART_CALLS_RESTORED,
@@ -388,6 +411,58 @@ pub async fn gather(state: &AppState) -> Result<Scrape, super::error::ApiError> 
     Ok(out)
 }
 
+/// The families of the per-queue call figures: waits, handle time, ended
+/// calls by reason and each queue's threshold bucket.
+pub fn call_families(calls: &CallMetrics) -> [Family; 4] {
+    let mut wait = Family::new(
+        QUEUE_CALL_WAIT_SECONDS,
+        "Waits in the queue to answer, abandon or time-out.",
+        MetricType::Histogram,
+    );
+    let mut handle = Family::new(
+        QUEUE_HANDLE_SECONDS,
+        "Handle time (talk, hold, wrap-up) of calls answered from the queue.",
+        MetricType::Histogram,
+    );
+    let mut ended = Family::new(
+        QUEUE_CALLS_ENDED,
+        "Ended calls by last queue and terminal reason.",
+        MetricType::Counter,
+    );
+    let mut threshold = Family::new(
+        QUEUE_SERVICE_LEVEL_THRESHOLD_SECONDS,
+        "Service-level threshold of the queue; bucket names its wait bucket's le.",
+        MetricType::Gauge,
+    );
+    let histogram = |h: &Histogram| Value::Histogram {
+        bounds: h.bounds.clone(),
+        counts: h.counts.clone(),
+        sum: h.sum,
+    };
+    for (queue, f) in &calls.queues {
+        let q = || vec![("queue", queue.0.clone())];
+        wait = wait.sample(q(), histogram(&f.wait));
+        handle = handle.sample(q(), histogram(&f.handle));
+        for outcome in OUTCOMES {
+            let n = f.ended.get(outcome).copied().unwrap_or(0);
+            let labels = vec![("queue", queue.0.clone()), ("outcome", outcome.into())];
+            ended = ended.sample(labels, Value::Count(n));
+        }
+        let t = f.service_level_ms as f64 / 1000.0;
+        let labels = vec![("queue", queue.0.clone()), ("bucket", le_label(t))];
+        threshold = threshold.sample(labels, Value::Measure(t));
+    }
+    [wait, handle, ended, threshold]
+}
+
+/// A bucket bound as `prometheus-client` writes it in `le` (`20`, `0.5`).
+fn le_label(bound: f64) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{bound}"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +473,6 @@ mod tests {
     /// `+Inf`, `_sum` and `_count`.
     #[test]
     fn exposition_keeps_names_types_and_buckets() {
-        static BOUNDS: [f64; 2] = [1.0, 5.0];
         let scrape = Scrape {
             families: vec![
                 Family::new(CALLS_ENDED, "Ended calls.", MetricType::Counter)
@@ -410,7 +484,7 @@ mod tests {
                 Family::new(QUEUE_WAIT_SECONDS, "Waits.", MetricType::Histogram).sample(
                     vec![("queue", "sales".into())],
                     Value::Histogram {
-                        bounds: &BOUNDS,
+                        bounds: vec![1.0, 5.0],
                         counts: vec![1, 2, 4],
                         sum: 12.5,
                     },

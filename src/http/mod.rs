@@ -290,6 +290,15 @@ pub async fn start(
         .await
         .map_err(|e| StartError::Registry(e.to_string()))?
         .map_err(|e| StartError::Registry(e.to_string()))?;
+    // The per-queue wait buckets of `/metrics` include each threshold.
+    running
+        .registry
+        .send(edgecc_actors::registry::call_metrics::SetServiceLevels {
+            default_ms: config.reports.service_level_ms,
+            queues: config.reports.queue_service_level_ms.clone(),
+        })
+        .await
+        .map_err(|e| StartError::Registry(e.to_string()))?;
     let reports = web::Data::new(crate::reports::http::ReportsState {
         tree: tree(Tree::ActorState.name())?,
         settings: config.reports.clone(),

@@ -566,6 +566,7 @@ impl CallActor {
         self.env.registry.do_send(CallFinished {
             call: self.call.id.clone(),
             reason,
+            record: Box::new(crate::cdr::CallDetailRecord::of(&self.call)),
         });
         let linger = if self.call.interaction_created {
             self.linger_ms + CALL_LINGER_SLACK_MS

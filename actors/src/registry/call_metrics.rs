@@ -1,0 +1,285 @@
+//! Per-queue call figures for `/metrics`, fed by each ended call's
+//! [`CallDetailRecord`] (carried by [`super::CallFinished`]): a histogram of
+//! waits (joining a queue to answer, abandon or time-out), a histogram of
+//! handle time (talk + hold + wrap-up, of the answered calls) and ended
+//! calls by terminal reason. The wait buckets of each queue include its
+//! service-level threshold ([`SetServiceLevels`], from `[reports]`), so a
+//! Prometheus user reads the service level off one bucket.
+//!
+//! Handle time counts the wrap-up known when the call ends (the agents'
+//! wrap-up as they left the call); a wrap-up code set later does not
+//! change it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix::prelude::*;
+
+use crate::call::TerminalReason;
+use crate::cdr::{CallDetailRecord, StintOutcome};
+use crate::ids::QueueId;
+use crate::waits::WAIT_BUCKETS_S;
+
+use super::Registry;
+
+/// Upper bounds (seconds) of the handle-time buckets.
+pub const HANDLE_BUCKETS_S: [f64; 10] = [
+    30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
+/// A histogram from per-bucket (not cumulative) counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Histogram {
+    /// Upper bounds of the finite buckets, seconds, ascending.
+    pub bounds: Vec<f64>,
+    /// Count per bucket: one per bound, then the `+Inf` one.
+    pub counts: Vec<u64>,
+    /// Sum of the observations, seconds.
+    pub sum: f64,
+}
+
+impl Histogram {
+    /// An empty histogram over `bounds` (sorted, duplicates dropped).
+    pub fn new(mut bounds: Vec<f64>) -> Histogram {
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        let counts = vec![0; bounds.len() + 1];
+        Histogram {
+            bounds,
+            counts,
+            sum: 0.0,
+        }
+    }
+
+    /// Counts one observation of `ms` milliseconds; a value equal to a
+    /// bound falls in that bound's bucket (Prometheus' `le`).
+    pub fn observe_ms(&mut self, ms: u64) {
+        let s = ms as f64 / 1000.0;
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(self.bounds.len());
+        self.counts[i] += 1;
+        self.sum += s;
+    }
+}
+
+/// The figures of one queue.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueCallFigures {
+    /// The queue's service-level threshold, ms (one of the wait bounds).
+    pub service_level_ms: u64,
+    /// Waits in the queue: to answer, abandon or time-out.
+    pub wait: Histogram,
+    /// Handle time of the calls answered from the queue.
+    pub handle: Histogram,
+    /// Ended calls whose last queue this was, by terminal reason.
+    pub ended: BTreeMap<&'static str, u64>,
+}
+
+/// The call figures of every queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallMetrics {
+    /// Threshold of queues without their own, ms.
+    default_service_level_ms: u64,
+    /// Per-queue thresholds, ms.
+    service_level_ms: HashMap<String, u64>,
+    /// Figures per queue, since start.
+    pub queues: BTreeMap<QueueId, QueueCallFigures>,
+}
+
+impl Default for CallMetrics {
+    fn default() -> Self {
+        CallMetrics {
+            default_service_level_ms: crate::waits::SERVICE_LEVEL_THRESHOLD_MS,
+            service_level_ms: HashMap::new(),
+            queues: BTreeMap::new(),
+        }
+    }
+}
+
+/// The name of a terminal reason, as `/metrics` labels it.
+pub fn reason_name(reason: &TerminalReason) -> &'static str {
+    match reason {
+        TerminalReason::Completed => "completed",
+        TerminalReason::Abandoned => "abandoned",
+        TerminalReason::Overflowed { .. } => "overflowed",
+        TerminalReason::TimedOut => "timed_out",
+        TerminalReason::Failed { .. } => "failed",
+        TerminalReason::PbxLost => "pbx_lost",
+    }
+}
+
+impl CallMetrics {
+    fn queue(&mut self, queue: &QueueId) -> &mut QueueCallFigures {
+        let t = self
+            .service_level_ms
+            .get(&queue.0)
+            .copied()
+            .unwrap_or(self.default_service_level_ms);
+        self.queues
+            .entry(queue.clone())
+            .or_insert_with(|| QueueCallFigures {
+                service_level_ms: t,
+                wait: Histogram::new(
+                    WAIT_BUCKETS_S
+                        .iter()
+                        .copied()
+                        .chain([t as f64 / 1000.0])
+                        .collect(),
+                ),
+                handle: Histogram::new(HANDLE_BUCKETS_S.to_vec()),
+                ended: BTreeMap::new(),
+            })
+    }
+
+    /// Counts one ended call.
+    pub fn observe(&mut self, record: &CallDetailRecord, reason: &TerminalReason) {
+        for stint in &record.trail.queues {
+            let waited = matches!(
+                stint.outcome,
+                Some(StintOutcome::Answered | StintOutcome::Abandoned | StintOutcome::TimedOut)
+            );
+            if let (true, Some(wait_ms)) = (waited, stint.wait_ms()) {
+                self.queue(&stint.queue).wait.observe_ms(wait_ms);
+            }
+        }
+        let answered_in = record
+            .trail
+            .queues
+            .iter()
+            .rev()
+            .find(|s| s.outcome == Some(StintOutcome::Answered));
+        if let (Some(stint), Some(_)) = (answered_in, record.answered_ms) {
+            let handle_ms = record.handle_ms();
+            let queue = stint.queue.clone();
+            self.queue(&queue).handle.observe_ms(handle_ms);
+        }
+        if let Some(last) = record.trail.queues.last() {
+            let queue = last.queue.clone();
+            *self
+                .queue(&queue)
+                .ended
+                .entry(reason_name(reason))
+                .or_default() += 1;
+        }
+    }
+}
+
+/// Sets the service-level threshold of each queue (ms; `default_ms` for
+/// the others). Sent once at start, before calls arrive; queues already
+/// counted keep their buckets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetServiceLevels {
+    /// Threshold of queues not in `queues`, ms.
+    pub default_ms: u64,
+    /// Per-queue thresholds, ms.
+    pub queues: BTreeMap<String, u64>,
+}
+
+/// Asks for a copy of the per-queue call figures.
+#[derive(Message)]
+#[rtype(result = "CallMetrics")]
+pub struct GetCallMetrics;
+
+impl Handler<SetServiceLevels> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetServiceLevels, _ctx: &mut Self::Context) {
+        self.call_metrics.default_service_level_ms = msg.default_ms;
+        self.call_metrics.service_level_ms = msg.queues.into_iter().collect();
+    }
+}
+
+impl Handler<GetCallMetrics> for Registry {
+    type Result = MessageResult<GetCallMetrics>;
+
+    fn handle(&mut self, _msg: GetCallMetrics, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.call_metrics.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Direction;
+    use crate::cdr::{CallTrail, QueueStint};
+    use crate::ids::{AgentId, CallId};
+
+    fn record(
+        wait_ms: u64,
+        outcome: StintOutcome,
+        handle: Option<(u64, u64, u64)>,
+    ) -> CallDetailRecord {
+        let (talk_ms, hold_ms, wrap_up_ms) = handle.unwrap_or((0, 0, 0));
+        CallDetailRecord {
+            call: CallId::new("c"),
+            interaction_id: None,
+            direction: Direction::Inbound,
+            ani: String::new(),
+            dnis: String::new(),
+            arrived_ms: 1_000,
+            answered_ms: handle.map(|_| 1_000 + wait_ms),
+            talk_ms,
+            wrap_up_ms,
+            data: Vec::new(),
+            trail: CallTrail {
+                queues: vec![QueueStint {
+                    queue: QueueId::new("sales"),
+                    entered_ms: 1_000,
+                    left_ms: Some(1_000 + wait_ms),
+                    outcome: Some(outcome),
+                    agent: handle.map(|_| AgentId::new("ann")),
+                }],
+                hold_ms,
+                ..CallTrail::default()
+            },
+        }
+    }
+
+    /// The threshold (15 s, between the default bounds 10 and 20) is a
+    /// bucket bound: a wait of exactly 15 s falls in it, 15.001 s in the
+    /// next; handle time is talk + hold + wrap-up of the answered call;
+    /// ended calls count by reason.
+    #[test]
+    fn waits_fall_in_the_threshold_bucket_and_handle_time_adds_up() {
+        let mut m = CallMetrics::default();
+        m.service_level_ms.insert("sales".into(), 15_000);
+        m.observe(
+            &record(
+                15_000,
+                StintOutcome::Answered,
+                Some((100_000, 20_000, 30_000)),
+            ),
+            &TerminalReason::Completed,
+        );
+        m.observe(
+            &record(15_001, StintOutcome::Abandoned, None),
+            &TerminalReason::Abandoned,
+        );
+        let f = &m.queues[&QueueId::new("sales")];
+        let at = f
+            .wait
+            .bounds
+            .iter()
+            .position(|b| *b == 15.0)
+            .expect("threshold bound");
+        assert_eq!(f.wait.bounds[at - 1], 10.0);
+        assert_eq!((f.wait.counts[at], f.wait.counts[at + 1]), (1, 1));
+        assert_eq!(f.wait.counts.iter().sum::<u64>(), 2);
+        let h = f
+            .handle
+            .bounds
+            .iter()
+            .position(|b| *b == 180.0)
+            .expect("180 s bound");
+        assert_eq!(
+            f.handle.counts[h], 1,
+            "150 s of handle time: {:?}",
+            f.handle
+        );
+        assert_eq!(f.handle.sum, 150.0);
+        assert_eq!((f.ended["completed"], f.ended["abandoned"]), (1, 1));
+    }
+}

@@ -948,9 +948,10 @@ async fn a_caller_timed_out_during_its_announcement_is_finished_after_a_restart(
             prompt: "queue-closed".into(),
         };
         // The first life waits for the announcement's end before its
-        // hang-up; it never hears that end (its link is closed by the
-        // kill), so its adapter, whose lanes this harness cannot stop,
-        // would hang up when this bound expires: after the test.
+        // hang-up; it never hears that end: its adapter (whose lanes this
+        // harness cannot stop) is told to stop, and a stopping adapter
+        // leaves the caller to the next life. Without that it hung up the
+        // caller as the link went down, before the next life adopted it.
         let r = Restartable::start_tuned(cfg, &[(A1, B::AnswerAfter { ring_ms: 50 })], |s| {
             s.announcement_wait_max = std::time::Duration::from_secs(30)
         })

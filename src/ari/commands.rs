@@ -251,7 +251,9 @@ impl Calls {
                     )));
                 }
                 let id = leg_id.as_str();
-                self.wait_playbacks(id).await;
+                if !self.wait_playbacks(id).await {
+                    return Err(PbxError::LinkDown);
+                }
                 if let Some(l) = self.state.borrow_mut().legs.get_mut(id) {
                     l.redirected = true;
                 }

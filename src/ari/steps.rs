@@ -255,8 +255,11 @@ impl Calls {
     }
 
     /// Waits (bounded) until the announcements playing on `id` finished
-    /// (not a prompt to a waiting caller: it dies with the leg).
-    pub(super) async fn wait_playbacks(&self, id: &str) {
+    /// (not a prompt to a waiting caller: it dies with the leg). `false`
+    /// when the adapter is stopping meanwhile: the caller is left hearing
+    /// it, and the next life finishes the call's ending (the adoption takes
+    /// an ended call's caller still in the application).
+    pub(super) async fn wait_playbacks(&self, id: &str) -> bool {
         let deadline = tokio::time::Instant::now() + self.settings.announcement_wait_max;
         while self
             .state
@@ -265,12 +268,17 @@ impl Calls {
             .get(id)
             .is_some_and(|l| l.playbacks.iter().any(|p| !super::play::is_prompt(p)))
         {
+            if self.link.is_stopping() {
+                info!(leg_id = %id, "Stopping during an announcement; the next start finishes the ending.");
+                return false;
+            }
             if tokio::time::Instant::now() >= deadline || !self.link.is_up() {
                 warn!(leg_id = %id, "Announcement still playing after the wait; going on.");
-                return;
+                return true;
             }
             actix_rt::time::sleep(WAIT_POLL_INTERVAL).await;
         }
+        true
     }
 
     /// Hangs up a leg (after its announcement), reporting the asked cause.
@@ -279,7 +287,9 @@ impl Calls {
         id: &str,
         cause: HangupCause,
     ) -> Result<(), PbxError> {
-        self.wait_playbacks(id).await;
+        if !self.wait_playbacks(id).await {
+            return Err(PbxError::LinkDown);
+        }
         let known = {
             let mut st = self.state.borrow_mut();
             match st.legs.get_mut(id) {

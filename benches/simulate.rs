@@ -110,7 +110,7 @@ fn main() {
             q.wait_p90_ms.unwrap_or(0) as f64 / 1_000.0
         );
     }
-    let occupancy: f64 = run.agents.iter().filter_map(|a| a.occupancy).sum::<f64>()
-        / run.agents.len().max(1) as f64;
+    let occupancy: f64 =
+        run.agents.iter().filter_map(|a| a.occupancy).sum::<f64>() / run.agents.len().max(1) as f64;
     println!("  mean agent occupancy {:.1}%", occupancy * 100.0);
 }

@@ -99,7 +99,10 @@ fn mmc_agrees_with_erlang_c() {
     // agent, 2/3 (no answer delay, no wrap-up), within the same spread.
     let busy: u64 = run.agent_busy_ms.iter().map(|(_, b)| b).sum();
     let occupancy = busy as f64 / (f64::from(AGENTS) * run.span_ms as f64);
-    assert!((occupancy - 2.0 / 3.0).abs() <= 0.03, "occupancy {occupancy}");
+    assert!(
+        (occupancy - 2.0 / 3.0).abs() <= 0.03,
+        "occupancy {occupancy}"
+    );
 }
 
 /// The small day of the CLI tests: three calls to queue `sales` (DNIS
@@ -123,7 +126,9 @@ fn config(agents: usize) -> String {
             "[[agents]]\nid = \"a{i}\"\nextension = \"10{i}\"\nqueues = [\"sales\"]\n"
         ));
     }
-    text.push_str("[simulate]\nanswer_delay_ms = 1000\n[simulate.queues.sales]\nservice_level_ms = 10000\n");
+    text.push_str(
+        "[simulate]\nanswer_delay_ms = 1000\n[simulate.queues.sales]\nservice_level_ms = 10000\n",
+    );
     text
 }
 
@@ -150,15 +155,30 @@ fn json_compares_both_configs() {
     let dir = tempfile::tempdir().unwrap();
     let [day, new, baseline] = files(dir.path());
     let o = edgecc()
-        .args(["simulate", "--traffic", &day, "--config", &new, "--baseline", &baseline, "--json"])
+        .args([
+            "simulate",
+            "--traffic",
+            &day,
+            "--config",
+            &new,
+            "--baseline",
+            &baseline,
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
     assert_eq!(v["calls"], 3);
-    assert!(v["service_level_formula"].as_str().unwrap().contains("short_abandon_ms"));
+    assert!(v["service_level_formula"]
+        .as_str()
+        .unwrap()
+        .contains("short_abandon_ms"));
     let runs = v["runs"].as_array().unwrap();
-    assert_eq!((runs[0]["label"].as_str(), runs[1]["label"].as_str()), (Some("baseline"), Some("new")));
+    assert_eq!(
+        (runs[0]["label"].as_str(), runs[1]["label"].as_str()),
+        (Some("baseline"), Some("new"))
+    );
     let sales = |run: &serde_json::Value| run["queues"][0].clone();
     let (b, n) = (sales(&runs[0]), sales(&runs[1]));
     assert_eq!(b["queue"], "sales");
@@ -191,7 +211,15 @@ fn text_table_shows_both_columns() {
     let dir = tempfile::tempdir().unwrap();
     let [day, new, baseline] = files(dir.path());
     let o = edgecc()
-        .args(["simulate", "--traffic", &day, "--config", &new, "--baseline", &baseline])
+        .args([
+            "simulate",
+            "--traffic",
+            &day,
+            "--config",
+            &new,
+            "--baseline",
+            &baseline,
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -205,7 +233,11 @@ fn text_table_shows_both_columns() {
             .collect::<Vec<_>>()
     };
     assert!(out.contains("service level = answered within"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("queue sales") && l.contains("baseline") && l.contains("new")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("queue sales") && l.contains("baseline") && l.contains("new")),
+        "{out}"
+    );
     assert_eq!(row("service level")[2..], ["33.3%", "66.7%"], "{out}");
     assert_eq!(row("ASA")[1..], ["6.0", "s", "1.0", "s"], "{out}");
     assert_eq!(row("a2")[1..], ["-", "91.7%"], "{out}");
@@ -235,28 +267,73 @@ fn bad_input_names_the_file_and_the_line_or_key() {
         p.to_str().unwrap().to_string()
     };
     let first = DAY.lines().next().unwrap();
-    let bad = write("bad.jsonl", &format!("{first}\n{{\"at_ms\": 1, \"dnis\": \n"));
+    let bad = write(
+        "bad.jsonl",
+        &format!("{first}\n{{\"at_ms\": 1, \"dnis\": \n"),
+    );
     let err = fails(&["--traffic", &bad, "--config", &new]);
     assert!(err.contains("bad.jsonl: line 2: "), "{err}");
 
-    let missing = write("missing.jsonl", &format!("{first}\n\n{{\"at_ms\": 1, \"dnis\": \"+18005550100\", \"ani\": \"1\"}}\n"));
+    let missing = write(
+        "missing.jsonl",
+        &format!("{first}\n\n{{\"at_ms\": 1, \"dnis\": \"+18005550100\", \"ani\": \"1\"}}\n"),
+    );
     let err = fails(&["--traffic", &missing, "--config", &new]);
-    assert!(err.contains("missing.jsonl: line 3: missing field `talk_ms`"), "{err}");
+    assert!(
+        err.contains("missing.jsonl: line 3: missing field `talk_ms`"),
+        "{err}"
+    );
 
-    let unknown = write("unknown.jsonl", &format!("{first}\n{}\n", first.replace("+18005550100", "+18005550999")));
-    let err = fails(&["--traffic", &unknown, "--config", &new, "--baseline", &baseline]);
-    assert!(err.contains("unknown.jsonl: line 2: DNIS \"+18005550999\" is no queue's DNIS in "), "{err}");
-    assert!(err.contains("current.toml"), "the baseline is checked first: {err}");
+    let unknown = write(
+        "unknown.jsonl",
+        &format!(
+            "{first}\n{}\n",
+            first.replace("+18005550100", "+18005550999")
+        ),
+    );
+    let err = fails(&[
+        "--traffic",
+        &unknown,
+        "--config",
+        &new,
+        "--baseline",
+        &baseline,
+    ]);
+    assert!(
+        err.contains("unknown.jsonl: line 2: DNIS \"+18005550999\" is no queue's DNIS in "),
+        "{err}"
+    );
+    assert!(
+        err.contains("current.toml"),
+        "the baseline is checked first: {err}"
+    );
 
-    let typo = write("typo.toml", &config(1).replace("answer_delay_ms = 1000", "answer_delay = 1000"));
+    let typo = write(
+        "typo.toml",
+        &config(1).replace("answer_delay_ms = 1000", "answer_delay = 1000"),
+    );
     let err = fails(&["--traffic", &day, "--config", &typo]);
-    assert!(err.contains("typo.toml: key `simulate.answer_delay`"), "{err}");
+    assert!(
+        err.contains("typo.toml: key `simulate.answer_delay`"),
+        "{err}"
+    );
 
-    let stranger = write("stranger.toml", &format!("{}[simulate.agents.zed]\nanswer_delay_ms = 1\n", config(1)));
+    let stranger = write(
+        "stranger.toml",
+        &format!("{}[simulate.agents.zed]\nanswer_delay_ms = 1\n", config(1)),
+    );
     let err = fails(&["--traffic", &day, "--config", &stranger]);
-    assert!(err.contains("stranger.toml: key `simulate.agents.zed`: no agent \"zed\""), "{err}");
+    assert!(
+        err.contains("stranger.toml: key `simulate.agents.zed`: no agent \"zed\""),
+        "{err}"
+    );
 
-    let err = fails(&["--traffic", &dir.path().join("nope.jsonl").to_string_lossy(), "--config", &new]);
+    let err = fails(&[
+        "--traffic",
+        &dir.path().join("nope.jsonl").to_string_lossy(),
+        "--config",
+        &new,
+    ]);
     assert!(err.contains("nope.jsonl: cannot open the file"), "{err}");
 
     let err = fails(&["--traffic", &day]);

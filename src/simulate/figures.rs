@@ -179,7 +179,13 @@ mod tests {
         let (q, a) = figures(&replay, &dnis, &queues, &SimulateSettings::default());
         let s = &q[0];
         assert_eq!(
-            (s.offered, s.answered, s.abandoned, s.abandoned_short, s.timed_out),
+            (
+                s.offered,
+                s.answered,
+                s.abandoned,
+                s.abandoned_short,
+                s.timed_out
+            ),
             (10, 7, 2, 1, 1)
         );
         // Within 20 s (inclusive): 0, 5, 10, 19, 20 s = 5 of (10 - 1).
@@ -210,10 +216,18 @@ mod tests {
             ("a".to_string(), vec!["1".to_string()]),
             ("b".to_string(), vec!["2".to_string()]),
         ];
-        let (q, _) = figures(&replay, &["1".into()], &queues, &SimulateSettings::default());
+        let (q, _) = figures(
+            &replay,
+            &["1".into()],
+            &queues,
+            &SimulateSettings::default(),
+        );
         assert_eq!((q[0].offered, q[0].unfinished), (1, 1));
         assert_eq!(q[0].service_level, Some(0.0));
-        assert_eq!((q[1].service_level, q[1].asa_ms, q[1].wait_p90_ms), (None, None, None));
+        assert_eq!(
+            (q[1].service_level, q[1].asa_ms, q[1].wait_p90_ms),
+            (None, None, None)
+        );
     }
 
     /// Nearest-rank percentiles on small and exact samples.

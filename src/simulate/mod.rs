@@ -128,9 +128,17 @@ pub fn simulate(
 ) -> Result<Simulation, SimulateError> {
     let mut configs = Vec::new();
     if let Some(path) = baseline {
-        configs.push(("baseline", path, Config::load(path).map_err(SimulateError::Config)?));
+        configs.push((
+            "baseline",
+            path,
+            Config::load(path).map_err(SimulateError::Config)?,
+        ));
     }
-    configs.push(("new", config, Config::load(config).map_err(SimulateError::Config)?));
+    configs.push((
+        "new",
+        config,
+        Config::load(config).map_err(SimulateError::Config)?,
+    ));
     let mut calls = traffic::read_traffic(traffic).map_err(SimulateError::Traffic)?;
     for (_, path, config) in &configs {
         check_dnis(&calls, traffic, path, config)?;

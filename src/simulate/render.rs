@@ -17,7 +17,12 @@ const COLUMN_WIDTH: usize = 14;
 /// The side-by-side table.
 pub fn text(s: &Simulation) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# traffic: {} ({} calls)", s.traffic.display(), s.calls);
+    let _ = writeln!(
+        out,
+        "# traffic: {} ({} calls)",
+        s.traffic.display(),
+        s.calls
+    );
     for run in &s.runs {
         let _ = writeln!(
             out,
@@ -29,10 +34,7 @@ pub fn text(s: &Simulation) -> String {
         );
     }
     let short = s.runs.last().map_or(0, |r| r.settings.short_abandon_ms);
-    let _ = writeln!(
-        out,
-        "# {SERVICE_LEVEL_FORMULA}; short_abandon_ms = {short}"
-    );
+    let _ = writeln!(out, "# {SERVICE_LEVEL_FORMULA}; short_abandon_ms = {short}");
     let header = |out: &mut String, title: &str| {
         let _ = write!(out, "\n{title:<LABEL_WIDTH$}");
         for run in &s.runs {
@@ -56,7 +58,9 @@ pub fn text(s: &Simulation) -> String {
         ("  of which short", |q| q.abandoned_short.to_string()),
         ("timed out", |q| q.timed_out.to_string()),
         ("overflowed", |q| q.overflowed.to_string()),
-        ("failed or unfinished", |q| (q.failed + q.unfinished).to_string()),
+        ("failed or unfinished", |q| {
+            (q.failed + q.unfinished).to_string()
+        }),
         ("SL threshold", |q| duration(q.service_level_ms as f64)),
         ("service level", |q| percent(q.service_level)),
         ("ASA", |q| q.asa_ms.map_or("-".into(), duration)),

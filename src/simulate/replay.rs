@@ -201,9 +201,7 @@ impl Handler<CcEvent> for Collector {
                         TerminalReason::Abandoned => CallEnd::Abandoned,
                         TerminalReason::TimedOut => CallEnd::TimedOut,
                         TerminalReason::Overflowed { .. } => CallEnd::Overflowed,
-                        TerminalReason::Failed { .. } | TerminalReason::PbxLost => {
-                            CallEnd::Failed
-                        }
+                        TerminalReason::Failed { .. } | TerminalReason::PbxLost => CallEnd::Failed,
                     };
                     call.end = Some((end, now));
                     seen.ended += 1;
@@ -387,7 +385,12 @@ async fn run(
         sim.send(PlaceCall(caller)).await.map_err(stopped)?;
         if let Some(patience_ms) = call.patience_ms {
             let unless = Some((seen.clone(), i));
-            hang_up_after(sim.clone(), &leg, Duration::from_millis(patience_ms), unless);
+            hang_up_after(
+                sim.clone(),
+                &leg,
+                Duration::from_millis(patience_ms),
+                unless,
+            );
         }
     }
     let last_at_ms = calls.last().map_or(0, |c| c.at_ms);

@@ -87,7 +87,10 @@ impl TrafficCall {
         if self.dnis.trim().is_empty() {
             return Err("dnis is empty".to_string());
         }
-        for (key, value) in [("talk_ms", Some(self.talk_ms)), ("patience_ms", self.patience_ms)] {
+        for (key, value) in [
+            ("talk_ms", Some(self.talk_ms)),
+            ("patience_ms", self.patience_ms),
+        ] {
             if value.is_some_and(|v| v > TRAFFIC_DURATION_MS_MAX) {
                 return Err(format!(
                     "{key} {} is longer than a day ({TRAFFIC_DURATION_MS_MAX} ms)",
@@ -253,13 +256,22 @@ mod tests {
         let ok = r#"{"at_ms": 0, "dnis": "800", "ani": "1", "talk_ms": 1}"#;
         let cases = [
             ("{not json", "key must be a string"),
-            (r#"{"at_ms": 0, "dnis": "800", "ani": "1"}"#, "missing field `talk_ms`"),
+            (
+                r#"{"at_ms": 0, "dnis": "800", "ani": "1"}"#,
+                "missing field `talk_ms`",
+            ),
             (
                 r#"{"at_ms": 0, "dnis": "800", "ani": "1", "talk_ms": 1, "patience": 5}"#,
                 "unknown field `patience`",
             ),
-            (r#"{"at_ms": -1, "dnis": "800", "ani": "1", "talk_ms": 1}"#, "invalid value"),
-            (r#"{"at_ms": 0, "dnis": " ", "ani": "1", "talk_ms": 1}"#, "dnis is empty"),
+            (
+                r#"{"at_ms": -1, "dnis": "800", "ani": "1", "talk_ms": 1}"#,
+                "invalid value",
+            ),
+            (
+                r#"{"at_ms": 0, "dnis": " ", "ani": "1", "talk_ms": 1}"#,
+                "dnis is empty",
+            ),
             (
                 r#"{"at_ms": 0, "dnis": "800", "ani": "1", "talk_ms": 90000000}"#,
                 "talk_ms 90000000 is longer than a day",

@@ -122,9 +122,7 @@ pub async fn execute(
             "bad_request",
             "a backup streams its answer: use `edgecc backup FILE`",
         )),
-        AdminRequest::Report { query, csv } => {
-            report(storage, query, *csv).await
-        }
+        AdminRequest::Report { query, csv } => report(storage, query, *csv).await,
     }
 }
 

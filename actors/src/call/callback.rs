@@ -145,18 +145,7 @@ impl Call {
             };
             let offers = std::mem::take(offers);
             fx.extend(offers.into_iter().flat_map(Offer::withdraw));
-            let since_ms = *self.queued_since_ms.get_or_insert(now_ms);
-            self.phase = CallPhase::Queued {
-                queue: queue.clone(),
-                since_ms,
-            };
-            fx.push(CallEffect::Enqueue {
-                queue,
-                priority: self.priority,
-                since_ms,
-                tried: self.tried.clone(),
-                needs: self.needs(now_ms),
-            });
+            self.back_in_line(queue, &mut fx, now_ms);
         }
         self.keep_place(CallbackTrigger::Hangup, dial_back, now_ms, &mut fx);
         Some(fx)

@@ -476,19 +476,7 @@ impl Call {
                 if self.max_wait_elapsed {
                     self.time_out(fx, now_ms);
                 } else {
-                    // Back to its place in line, not behind later arrivals.
-                    let since_ms = *self.queued_since_ms.get_or_insert(now_ms);
-                    self.phase = CallPhase::Queued {
-                        queue: queue.clone(),
-                        since_ms,
-                    };
-                    fx.push(CallEffect::Enqueue {
-                        queue: queue.clone(),
-                        priority: self.priority,
-                        since_ms,
-                        tried: self.tried.clone(),
-                        needs: self.needs(now_ms),
-                    });
+                    self.back_in_line(queue.clone(), fx, now_ms);
                 }
             }
             OfferPurpose::Direct => {

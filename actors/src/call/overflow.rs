@@ -102,18 +102,7 @@ impl Call {
         fx: &mut Fx,
     ) {
         if !matches!(self.phase, CallPhase::Queued { .. }) {
-            let since_ms = *self.queued_since_ms.get_or_insert(now_ms);
-            self.phase = CallPhase::Queued {
-                queue: queue.clone(),
-                since_ms,
-            };
-            fx.push(CallEffect::Enqueue {
-                queue: queue.clone(),
-                priority: self.priority,
-                since_ms,
-                tried: self.tried.clone(),
-                needs: self.needs(now_ms),
-            });
+            self.back_in_line(queue.clone(), fx, now_ms);
         }
         let at = now_ms.saturating_add(RETRY_MS).min(until_ms);
         self.max_wait_elapsed = false;

@@ -67,6 +67,25 @@ impl Call {
         Ok(fx)
     }
 
+    /// Puts the call back in `queue` at its place in line (its first
+    /// arrival, not behind later arrivals): after a missed offer, a caller
+    /// who left a callback while ringing, or an overflow rule that keeps it
+    /// waiting.
+    pub(super) fn back_in_line(&mut self, queue: QueueId, fx: &mut Fx, now_ms: u64) {
+        let since_ms = *self.queued_since_ms.get_or_insert(now_ms);
+        self.phase = CallPhase::Queued {
+            queue: queue.clone(),
+            since_ms,
+        };
+        fx.push(CallEffect::Enqueue {
+            queue,
+            priority: self.priority,
+            since_ms,
+            tried: self.tried.clone(),
+            needs: self.needs(now_ms),
+        });
+    }
+
     /// What the call brings to its queue: its own required skills (the
     /// attached variable [`CALL_SKILLS_KEY`]) and when its stint began
     /// (`now_ms` if it has not begun yet).

@@ -488,13 +488,11 @@ impl SegLog {
         self.head.sync_data()
     }
 
-    /// Calls `visit(lsn, payload offset, payload)` for every frame of
-    /// segment `seg` (the offset is where the payload starts in the
-    /// segment file, as [`SegLog::open`] gives it).
+    /// Calls `visit(lsn, payload)` for every frame of segment `seg`.
     pub(crate) fn read_segment(
         &self,
         seg: u64,
-        mut visit: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let path = self.dir.join(seg_name(seg));
         let area = std::fs::read(&path)
@@ -503,8 +501,7 @@ impl SegLog {
         let mut at = 0usize;
         let mut lsn = None;
         while let Some((l, payload, used)) = frame_at(&area[at..], lsn) {
-            let payload_off = DATA_START + (at + FRAME_HEADER) as u64;
-            visit(l, payload_off, payload)?;
+            visit(l, payload)?;
             at += used;
             lsn = Some(l + 1);
         }

@@ -26,7 +26,7 @@ set -euo pipefail
 cd "${MODULE_GRAPH_ROOT:-$(dirname "$0")/..}"
 
 LAYERS='
-0 clock memory net
+0 clock memory net ops::ha_role
 1 crm ari ari_emulator pbx outbox_port state_port http::config storage_config ops::daemon_config simulate::settings simulate::traffic reports::config reports::time reports::figures reports::csv reports::history reports::traffic
 2 config
 3 http ops system::storage system::running reports

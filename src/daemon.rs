@@ -42,6 +42,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed, or the runtime failed.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    /// `$EDGECC_HA_ROLE` names no role (a typo in the cluster resource).
+    #[error("{0}")]
+    HaRole(String),
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -52,6 +55,7 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
         let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
         let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
         let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
+        let role = crate::ops::ha_role::init().map_err(DaemonError::HaRole)?;
         let storage = open_storage(&config, data_dir)?;
         crate::ops::storage_health::log_quarantined(&storage.health());
         let probe = Tree::WatchdogProbe.open(&storage)?;
@@ -74,6 +78,7 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
             data_dir = %data_dir.display(),
             admin_socket = %socket.display(),
             site_id = %site_id,
+            ha_role = role.as_str(),
             "edgecc started."
         );
         // systemd: storage recovered, PBX adapter started, HTTP bound and

@@ -87,6 +87,9 @@ pub const ARI_APP_TAKEN_OVER: &str = "edgecc_ari_app_taken_over";
 /// Times another client took the ARI application over (counter, scraped
 /// as `edgecc_ari_app_takeovers_total`).
 pub const ARI_APP_TAKEOVERS: &str = "edgecc_ari_app_takeovers";
+/// 1 for this box's role in an HA pair (gauge; label `role`: `standalone`
+/// or `active`, see [`crate::ops::ha_role`]).
+pub const HA_ROLE: &str = "edgecc_ha_role";
 
 /// Agent states, for zero-filled gauges.
 const AGENT_STATES: [&str; 6] = [
@@ -346,6 +349,18 @@ pub async fn gather(state: &AppState) -> Result<Scrape, super::error::ApiError> 
         }
         families.push(family);
     }
+
+    families.push(
+        Family::new(
+            HA_ROLE,
+            "1 for this box's role in an HA pair.",
+            MetricType::Gauge,
+        )
+        .sample(
+            vec![("role", crate::ops::ha_role::current().as_str().into())],
+            Value::Count(1),
+        ),
+    );
 
     if let Some(owner) = &state.ari_owner {
         let taken = u64::from(owner.taken_over_since_ms().is_some());

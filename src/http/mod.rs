@@ -621,6 +621,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "pbx": pbx,
         "storage": if storage_ok { "writable" } else { "failing" },
         "storage_health": state.storage.health(),
+        "ha_role": crate::ops::ha_role::current().as_str(),
     });
     if let Some(since_ms) = taken_over {
         body["pbx_detail"] = serde_json::json!({

@@ -18,9 +18,12 @@
 //!   (`[daemon]`, flags, systemd's environment).
 //! - [`daemon_config`] — `[daemon]` as written, its check and the
 //!   built-in paths (below [`crate::config`], which calls it).
+//! - [`ha_role`] — the box's role in an HA pair (`$EDGECC_HA_ROLE`), for
+//!   `/readyz`, the status line and `/metrics`.
 
 pub mod admin;
 pub mod daemon_config;
+pub mod ha_role;
 pub mod install;
 pub mod logging;
 pub mod paths;

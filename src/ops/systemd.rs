@@ -15,9 +15,11 @@
 //! (`systemctl status edgecc`) and scripts alike:
 //!
 //! ```text
-//! running outbox_depth=12 dead_letters=0 pbx=up crm=closed
-//! degraded failed=registry outbox_depth=12 dead_letters=0 pbx=unknown crm=unknown
+//! running outbox_depth=12 dead_letters=0 pbx=up crm=closed role=standalone
+//! degraded failed=registry outbox_depth=12 dead_letters=0 pbx=unknown crm=unknown role=active
 //! ```
+//!
+//! `role=` is the box's role in an HA pair ([`crate::ops::ha_role`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -106,6 +108,8 @@ pub struct Health {
     pub pbx: &'static str,
     /// `none` (no CRM), `closed`, `open`, `half_open`, or `unknown`.
     pub crm: &'static str,
+    /// `standalone` or `active` ([`crate::ops::ha_role`]); empty: not said.
+    pub role: &'static str,
 }
 
 impl Health {
@@ -129,6 +133,9 @@ impl Health {
             self.pbx,
             self.crm
         ));
+        if !self.role.is_empty() {
+            s.push_str(&format!(" role={}", self.role));
+        }
         s
     }
 }
@@ -138,6 +145,7 @@ pub async fn check(targets: &HealthTargets, timeout: Duration) -> Health {
     let mut health = Health {
         pbx: "unknown",
         crm: "unknown",
+        role: crate::ops::ha_role::current().as_str(),
         ..Health::default()
     };
     match tokio::time::timeout(
@@ -313,16 +321,22 @@ mod tests {
             dead_letters: Some(0),
             pbx: "up",
             crm: "closed",
+            role: "",
         };
         assert_eq!(
             h.status_line(),
             "running outbox_depth=12 dead_letters=0 pbx=up crm=closed"
         );
+        h.role = "active";
+        assert_eq!(
+            h.status_line(),
+            "running outbox_depth=12 dead_letters=0 pbx=up crm=closed role=active"
+        );
         h.failed = vec!["registry", "pbx_gate"];
         h.outbox_depth = None;
         assert_eq!(
             h.status_line(),
-            "degraded failed=registry,pbx_gate outbox_depth=unknown dead_letters=0 pbx=up crm=closed"
+            "degraded failed=registry,pbx_gate outbox_depth=unknown dead_letters=0 pbx=up crm=closed role=active"
         );
     }
 }

@@ -10,13 +10,21 @@
 #     the first node's);
 #   - it answers /readyz on the VIP, from the LAN side, with
 #     "ha_role":"active", and the VIP is on the survivor only.
-# It prints the time from the death to each step. edgecc runs with the
-# simulated PBX (pbx.kind = "sim", the packaged example configuration):
-# there is no stand-alone ARI emulator process to point it at.
+# It prints the time from the death to each step. Then, in a fresh lab, a
+# partition with both boxes alive (the cluster link cut, both still on the
+# LAN): exactly one side is fenced, the one without edgecc (the
+# priority-fencing-delay at work), edgecc never starts on the other side,
+# and the VIP (looked at every 0.1 s on both nodes) is never on both.
+# edgecc runs with the simulated PBX (pbx.kind = "sim", the packaged
+# example configuration): there is no stand-alone ARI emulator process to
+# point it at.
 #
 #   ha-failover-test.sh [DELAY]
 # DELAY overrides priority-fencing-delay (e.g. 0s); default: as shipped.
-# Bounded: every wait has a limit; the whole run takes about a minute.
+# HA_SCENARIOS picks the scenarios (default "death partition"); the
+# partition's checks hold only with a priority-fencing-delay (without
+# one, both sides may fence each other: run it with 0s to see that).
+# Bounded: every wait has a limit; the whole run takes about two minutes.
 # Needs root. Under CI=true a missing tool or privilege is a failure;
 # otherwise the test says why it skips.
 set -euo pipefail
@@ -76,15 +84,6 @@ if [ -z "${EDGECC_BIN:-}" ]; then
     export EDGECC_BIN="$ROOT/target/debug/edgecc"
 fi
 
-up_out="$(mktemp /tmp/edgecc-ha-up.XXXXXX)"
-up_rc=0
-bash "$LABSH" up $DELAY >"$up_out" 2>"$up_out.err" || up_rc=$?
-LAB="$(head -n 1 "$up_out")"
-cat "$up_out.err" >&2
-rm -f "$up_out" "$up_out.err"
-[ "$up_rc" -eq 0 ] || fail "the lab did not come up"
-ID="eha${LAB##*.}"
-
 readyz() { ip netns exec "$ID-lan" curl -s -m 2 -o "$LAB/readyz.json" -w '%{http_code}' "http://$VIP:8080/readyz" 2>/dev/null || true; }
 wait_ready() { # SECONDS -> 0 once /readyz on the VIP answers 200
     local deadline=$(($(date +%s) + $1))
@@ -99,38 +98,108 @@ field() { # LINE KEY -> value of key=value
     tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"
 }
 
-wait_ready "$WAIT_READY" || fail "edgecc never answered /readyz on the VIP"
-grep -q '"ha_role":"active"' "$LAB/readyz.json" || fail "/readyz does not say ha_role active: $(cat "$LAB/readyz.json")"
-active="" standby=""
-for node in n1 n2; do
-    if has_vip "$node"; then active="$active$node"; else standby="$standby$node"; fi
+lab_up() {
+    local up_out up_rc
+    up_out="$(mktemp /tmp/edgecc-ha-up.XXXXXX)"
+    up_rc=0
+    bash "$LABSH" up $DELAY >"$up_out" 2>"$up_out.err" || up_rc=$?
+    LAB="$(head -n 1 "$up_out")"
+    cat "$up_out.err" >&2
+    rm -f "$up_out" "$up_out.err"
+    [ "$up_rc" -eq 0 ] || fail "the lab did not come up"
+    ID="eha${LAB##*.}"
+}
+
+# Waits for edgecc on the VIP; sets active and standby.
+find_roles() {
+    wait_ready "$WAIT_READY" || fail "edgecc never answered /readyz on the VIP"
+    grep -q '"ha_role":"active"' "$LAB/readyz.json" || fail "/readyz does not say ha_role active: $(cat "$LAB/readyz.json")"
+    local node
+    active="" standby=""
+    for node in n1 n2; do
+        if has_vip "$node"; then active="$active$node"; else standby="$standby$node"; fi
+    done
+    case "$active" in n1|n2) ;; *) fail "the VIP is on [$active], not on exactly one node" ;; esac
+    if grep -q "^start node=$standby " "$LAB/events.log"; then
+        fail "edgecc already started on the standby $standby"
+    fi
+}
+
+scenario_death() {
+    lab_up
+    find_roles
+    say "active $active, standby $standby; box death of $active"
+
+    local t0 t_ready fence start fence_done started starts
+    t0="$(now_ms)"
+    bash "$LABSH" kill "$LAB" "$active" || fail "could not kill $active"
+    wait_ready "$WAIT_FAILOVER" || fail "edgecc not ready on the VIP within ${WAIT_FAILOVER}s of the death"
+    t_ready="$(now_ms)"
+
+    grep -q '"ha_role":"active"' "$LAB/readyz.json" || fail "/readyz after the failover does not say ha_role active"
+    has_vip "$standby" || fail "the VIP is not on the survivor $standby"
+    fence="$(grep "^fence target=$active by=$standby " "$LAB/events.log" | head -n 1 || true)"
+    [ -n "$fence" ] || fail "the survivor never fenced $active"
+    [ "$(field "$fence" rc)" = "0" ] || fail "fencing failed: $fence"
+    start="$(grep "^start node=$standby " "$LAB/events.log" | head -n 1 || true)"
+    [ -n "$start" ] || fail "no edgecc start on $standby"
+    fence_done="$(field "$fence" done_ms)"
+    started="$(field "$start" at_ms)"
+    [ "$fence_done" -lt "$started" ] || fail "edgecc started on $standby at $started, before the fence completed at $fence_done"
+    [ "$(field "$fence" start_ms)" -ge "$t0" ] || fail "the fence predates the death"
+    [ "$(field "$start" data_mounted)" = "yes" ] || fail "edgecc started on $standby without the data directory mounted"
+    # Both starts wrote into the data directory: both notes are in the one
+    # backing store, the survivor's last.
+    starts="$(cut -d' ' -f1 "$LAB/shared/lab-starts" | tr '\n' ' ')"
+    [ "$starts" = "$active $standby " ] || fail "the shared data directory saw starts [$starts], not [$active $standby]"
+
+    say "PASS: death of $active -> fenced by $standby +$(($(field "$fence" start_ms) - t0)) ms (done +$((fence_done - t0)) ms)," \
+        "edgecc started on $standby +$((started - t0)) ms, /readyz 200 on the VIP +$((t_ready - t0)) ms" \
+        "(priority-fencing-delay ${DELAY:-as shipped})"
+    bash "$LABSH" down "$LAB"
+    LAB=""
+}
+
+scenario_partition() {
+    lab_up
+    find_roles
+    say "active $active, standby $standby; partition (both alive)"
+    local t0 deadline fence both=0 fenced_active start
+    t0="$(now_ms)"
+    bash "$LABSH" split "$LAB" || fail "could not split the lab"
+    # Until the standby was fenced, then 15 s more (past the delay the
+    # standby's own fencing waits for), the VIP every 0.1 s on both nodes.
+    deadline=$(($(date +%s) + WAIT_FAILOVER))
+    local settle=""
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        if has_vip n1 && has_vip n2; then both=$((both + 1)); fi
+        if [ -z "$settle" ] && grep -q "^fence target=" "$LAB/events.log"; then
+            settle=$(($(date +%s) + 15))
+        fi
+        [ -n "$settle" ] && [ "$(date +%s)" -ge "$settle" ] && break
+        sleep 0.1
+    done
+    [ -n "$settle" ] || fail "nobody was fenced within ${WAIT_FAILOVER}s of the partition"
+    [ "$both" -eq 0 ] || fail "the VIP was on both nodes ($both looks)"
+    fence="$(grep "^fence target=$standby by=$active " "$LAB/events.log" | head -n 1 || true)"
+    [ -n "$fence" ] || fail "the active $active did not fence the standby $standby"
+    [ "$(field "$fence" rc)" = "0" ] || fail "fencing failed: $fence"
+    fenced_active="$(grep "^fence target=$active " "$LAB/events.log" || true)"
+    [ -z "$fenced_active" ] || fail "the active was fenced too: $fenced_active"
+    start="$(grep "^start node=$standby " "$LAB/events.log" || true)"
+    [ -z "$start" ] || fail "edgecc started on the standby during the partition: $start"
+    has_vip "$active" || fail "the VIP left the active $active"
+    wait_ready 30 || fail "edgecc on $active no longer ready on the VIP after the partition"
+    say "PASS: partition -> $standby fenced by $active +$(($(field "$fence" start_ms) - t0)) ms," \
+        "$active kept edgecc and the VIP, never on both (priority-fencing-delay ${DELAY:-as shipped})"
+    bash "$LABSH" down "$LAB"
+    LAB=""
+}
+
+for scenario in ${HA_SCENARIOS:-death partition}; do
+    case "$scenario" in
+        death) scenario_death ;;
+        partition) scenario_partition ;;
+        *) fail "no scenario $scenario" ;;
+    esac
 done
-case "$active" in n1|n2) ;; *) fail "the VIP is on [$active], not on exactly one node" ;; esac
-grep -q "^start node=$standby " "$LAB/events.log" && fail "edgecc already started on the standby $standby"
-say "active $active, standby $standby; box death of $active"
-
-t0="$(now_ms)"
-bash "$LABSH" kill "$LAB" "$active" || fail "could not kill $active"
-wait_ready "$WAIT_FAILOVER" || fail "edgecc not ready on the VIP within ${WAIT_FAILOVER}s of the death"
-t_ready="$(now_ms)"
-
-grep -q '"ha_role":"active"' "$LAB/readyz.json" || fail "/readyz after the failover does not say ha_role active"
-has_vip "$standby" || fail "the VIP is not on the survivor $standby"
-fence="$(grep "^fence target=$active by=$standby " "$LAB/events.log" | head -n 1 || true)"
-[ -n "$fence" ] || fail "the survivor never fenced $active"
-[ "$(field "$fence" rc)" = "0" ] || fail "fencing failed: $fence"
-start="$(grep "^start node=$standby " "$LAB/events.log" | head -n 1 || true)"
-[ -n "$start" ] || fail "no edgecc start on $standby"
-fence_done="$(field "$fence" done_ms)"
-started="$(field "$start" at_ms)"
-[ "$fence_done" -lt "$started" ] || fail "edgecc started on $standby at $started, before the fence completed at $fence_done"
-[ "$(field "$fence" start_ms)" -ge "$t0" ] || fail "the fence predates the death"
-[ "$(field "$start" data_mounted)" = "yes" ] || fail "edgecc started on $standby without the data directory mounted"
-# Both starts wrote into the data directory: both notes are in the one
-# backing store, the survivor's last.
-starts="$(cut -d' ' -f1 "$LAB/shared/lab-starts" | tr '\n' ' ')"
-[ "$starts" = "$active $standby " ] || fail "the shared data directory saw starts [$starts], not [$active $standby]"
-
-say "PASS: death of $active -> fenced by $standby +$(($(field "$fence" start_ms) - t0)) ms (done +$((fence_done - t0)) ms)," \
-    "edgecc started on $standby +$((started - t0)) ms, /readyz 200 on the VIP +$((t_ready - t0)) ms" \
-    "(priority-fencing-delay ${DELAY:-as shipped})"

@@ -10,6 +10,9 @@
 #   ha-lab.sh down LAB        stop every process of the lab, remove it
 #   ha-lab.sh kill LAB NODE   box death of NODE (n1 or n2): every process
 #                             of its namespaces killed, its link down
+#   ha-lab.sh split LAB       partition: n1 and n2 no longer reach each
+#                             other (bridge ports isolated), both still
+#                             reach the LAN side; `heal LAB` undoes it
 #   ha-lab.sh run LAB NODE CMD...   run CMD inside NODE (e.g. crm_mon -1)
 #
 # Layout (names unique per lab, addresses only inside the namespaces, so
@@ -384,6 +387,18 @@ cmd_kill() {
     echo "boxdead target=$node at_ms=$(now_ms)" >>"$lab/events.log"
 }
 
+# Partition: the two boxes' bridge ports become isolated (they cannot
+# talk to each other) while both keep talking to the LAN side (the PBX,
+# the desktops): the cluster link breaks with both boxes alive.
+cmd_split() {
+    local lab="$1" id i
+    id="$(lab_id "$lab")"
+    for i in 1 2; do
+        ip -n "$id-lan" link set dev "p$i" type bridge_slave isolated "${2:-on}"
+    done
+    echo "split ${2:-on} at_ms=$(now_ms)" >>"$lab/events.log"
+}
+
 cmd_down() {
     local lab="$1" node id i pids
     [ -d "$lab" ] || return 0
@@ -412,6 +427,8 @@ case "${1:-}" in
     up) shift; cmd_up "$@" ;;
     down) [ "$#" -eq 2 ] || die "usage: ha-lab.sh down LAB"; cmd_down "$2" ;;
     kill) [ "$#" -eq 3 ] || die "usage: ha-lab.sh kill LAB NODE"; cmd_kill "$2" "$3" ;;
+    split) [ "$#" -eq 2 ] || die "usage: ha-lab.sh split LAB"; cmd_split "$2" on ;;
+    heal) [ "$#" -eq 2 ] || die "usage: ha-lab.sh heal LAB"; cmd_split "$2" off ;;
     run) [ "$#" -ge 4 ] || die "usage: ha-lab.sh run LAB NODE CMD..."; lab="$2" node="$3"; shift 3; in_node "$lab" "$node" "$@" ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -10,7 +10,9 @@
 #     the first node's);
 #   - it answers /readyz on the VIP, from the LAN side, with
 #     "ha_role":"active", and the VIP is on the survivor only.
-# It prints the time from the death to each step. Then, in a fresh lab, a
+# It prints the time from the death to each step. Before the death,
+# edgecc is killed once on the active: Pacemaker restarts it there (no
+# fencing, no move). Then, in a fresh lab, a
 # partition with both boxes alive (the cluster link cut, both still on the
 # LAN): exactly one side is fenced, the one without edgecc (the
 # priority-fencing-delay at work), edgecc never starts on the other side,
@@ -125,10 +127,37 @@ find_roles() {
     fi
 }
 
+# edgecc crashes on the active: Pacemaker's monitor notices and restarts
+# it on the same node; no fencing, no move.
+crash_check() {
+    local t0 pid p t_down t_ready starts_active
+    for p in $(ip netns pids "$ID-$active"); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "edgecc" ] && pid="$p"
+    done
+    [ -n "${pid:-}" ] || fail "no edgecc process on $active"
+    t0="$(now_ms)"
+    kill -9 "$pid"
+    t_down=$(($(date +%s) + 5))
+    while [ "$(readyz)" = "200" ]; do
+        [ "$(date +%s)" -lt "$t_down" ] || fail "/readyz still answers 5 s after edgecc was killed"
+        sleep 0.1
+    done
+    wait_ready "$WAIT_FAILOVER" || fail "edgecc not restarted within ${WAIT_FAILOVER}s of its crash"
+    t_ready="$(now_ms)"
+    has_vip "$active" || fail "the VIP left $active after an edgecc crash"
+    starts_active="$(grep -c "^start node=$active " "$LAB/events.log" || true)"
+    [ "$starts_active" -eq 2 ] || fail "edgecc started $starts_active times on $active, not twice"
+    if grep -q "^start node=$standby \|^fence " "$LAB/events.log"; then
+        fail "an edgecc crash moved it or fenced a node: $(cat "$LAB/events.log")"
+    fi
+    say "PASS: edgecc crash on $active -> restarted there, /readyz 200 again +$((t_ready - t0)) ms, no fencing, no move"
+}
+
 scenario_death() {
     lab_up
     find_roles
-    say "active $active, standby $standby; box death of $active"
+    say "active $active, standby $standby; edgecc crash, then box death of $active"
+    crash_check
 
     local t0 t_ready fence start fence_done started starts
     t0="$(now_ms)"
@@ -151,7 +180,7 @@ scenario_death() {
     # Both starts wrote into the data directory: both notes are in the one
     # backing store, the survivor's last.
     starts="$(cut -d' ' -f1 "$LAB/shared/lab-starts" | tr '\n' ' ')"
-    [ "$starts" = "$active $standby " ] || fail "the shared data directory saw starts [$starts], not [$active $standby]"
+    [ "$starts" = "$active $active $standby " ] || fail "the shared data directory saw starts [$starts], not [$active $active $standby]"
 
     say "PASS: death of $active -> fenced by $standby +$(($(field "$fence" start_ms) - t0)) ms (done +$((fence_done - t0)) ms)," \
         "edgecc started on $standby +$((started - t0)) ms, /readyz 200 on the VIP +$((t_ready - t0)) ms" \

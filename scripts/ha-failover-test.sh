@@ -12,7 +12,9 @@
 #     "ha_role":"active", and the VIP is on the survivor only.
 # It prints the time from the death to each step. Before the death,
 # edgecc is killed once on the active: Pacemaker restarts it there (no
-# fencing, no move). Then, in a fresh lab, a
+# fencing, no move); then a planned switchover (`crm resource move`, then
+# `clear`) moves it to the other node, where it stays (no fail-back), and
+# that node is the one that dies. Then, in a fresh lab, a
 # partition with both boxes alive (the cluster link cut, both still on the
 # LAN): exactly one side is fenced, the one without edgecc (the
 # priority-fencing-delay at work), edgecc never starts on the other side,
@@ -153,11 +155,42 @@ crash_check() {
     say "PASS: edgecc crash on $active -> restarted there, /readyz 200 again +$((t_ready - t0)) ms, no fencing, no move"
 }
 
+# Planned switchover: `crm resource move` to the standby, then `crm
+# resource clear`; edgecc serves from the other node, and stays there once
+# the constraint is gone (stickiness: no fail-back). The roles swap.
+switchover_check() {
+    local t0 t_ready deadline
+    t0="$(now_ms)"
+    bash "$LABSH" run "$LAB" "$active" crm resource move g-edgecc "$standby" >/dev/null 2>&1 \
+        || fail "crm resource move failed"
+    deadline=$(($(date +%s) + WAIT_FAILOVER))
+    until has_vip "$standby" && [ "$(readyz)" = "200" ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || fail "no switchover to $standby within ${WAIT_FAILOVER}s"
+        sleep 0.1
+    done
+    t_ready="$(now_ms)"
+    has_vip "$active" && fail "the VIP is on both nodes after the switchover"
+    bash "$LABSH" run "$LAB" "$active" crm resource clear g-edgecc >/dev/null 2>&1 \
+        || fail "crm resource clear failed"
+    sleep 5
+    has_vip "$standby" || fail "edgecc went back to $active once the move constraint was cleared"
+    [ "$(readyz)" = "200" ] || fail "/readyz not 200 on $standby after the switchover"
+    if grep -q "^fence " "$LAB/events.log"; then
+        fail "a planned switchover fenced a node: $(cat "$LAB/events.log")"
+    fi
+    say "PASS: planned switchover $active -> $standby, /readyz 200 there +$((t_ready - t0)) ms, no fail-back after the clear"
+    local was="$active"
+    active="$standby"
+    standby="$was"
+}
+
 scenario_death() {
     lab_up
     find_roles
-    say "active $active, standby $standby; edgecc crash, then box death of $active"
+    say "active $active, standby $standby; edgecc crash, planned switchover, then box death of the new active"
     crash_check
+    local first="$active"
+    switchover_check
 
     local t0 t_ready fence start fence_done started starts
     t0="$(now_ms)"
@@ -170,7 +203,7 @@ scenario_death() {
     fence="$(grep "^fence target=$active by=$standby " "$LAB/events.log" | head -n 1 || true)"
     [ -n "$fence" ] || fail "the survivor never fenced $active"
     [ "$(field "$fence" rc)" = "0" ] || fail "fencing failed: $fence"
-    start="$(grep "^start node=$standby " "$LAB/events.log" | head -n 1 || true)"
+    start="$(grep "^start node=$standby " "$LAB/events.log" | tail -n 1 || true)"
     [ -n "$start" ] || fail "no edgecc start on $standby"
     fence_done="$(field "$fence" done_ms)"
     started="$(field "$start" at_ms)"
@@ -180,7 +213,8 @@ scenario_death() {
     # Both starts wrote into the data directory: both notes are in the one
     # backing store, the survivor's last.
     starts="$(cut -d' ' -f1 "$LAB/shared/lab-starts" | tr '\n' ' ')"
-    [ "$starts" = "$active $active $standby " ] || fail "the shared data directory saw starts [$starts], not [$active $active $standby]"
+    [ "$starts" = "$first $first $active $standby " ] \
+        || fail "the shared data directory saw starts [$starts], not [$first $first $active $standby]"
 
     say "PASS: death of $active -> fenced by $standby +$(($(field "$fence" start_ms) - t0)) ms (done +$((fence_done - t0)) ms)," \
         "edgecc started on $standby +$((started - t0)) ms, /readyz 200 on the VIP +$((t_ready - t0)) ms" \

@@ -293,3 +293,53 @@ fn wedged_actors_stop_the_watchdog() {
         "{log}"
     );
 }
+
+/// Goal: the box's role in an HA pair shows where an installer and the
+/// cluster look (issue 21). Method: with `EDGECC_HA_ROLE=active` (what the
+/// cluster resource sets) the READY status line says `role=active`,
+/// `/readyz` `"ha_role":"active"` and `/metrics`
+/// `edgecc_ha_role{role="active"} 1`; with it empty, `standalone`
+/// everywhere; a value that is no role is refused at start, naming the
+/// variable.
+#[test]
+fn the_ha_role_shows_in_status_readyz_and_metrics() {
+    for (value, role) in [("active", "active"), ("", "standalone")] {
+        let d = Supervised::start(1_500_000, &[("EDGECC_HA_ROLE", value)]);
+        let addr = d.log_line("HTTP listening")["addr"]
+            .as_str()
+            .expect("addr field")
+            .to_string();
+        let ready = d.until("READY=1");
+        let (_, pairs) = parse_status(statuses(&ready).last().expect("STATUS with READY"));
+        assert_eq!(pairs["role"], role, "{ready:?}");
+        let (status, body) = http_get(&addr, "/readyz");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["ha_role"], role, "{body}");
+        let (_, metrics) = http_get(&addr, "/metrics");
+        let line = format!("edgecc_ha_role{{role=\"{role}\"}} 1");
+        assert!(metrics.lines().any(|l| l == line), "no {line}: {metrics}");
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edgecc.toml");
+    std::fs::write(&config, "[http]\nlisten = \"127.0.0.1:0\"\n").expect("config");
+    let out = edgecc()
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--admin-socket")
+        .arg(dir.path().join("admin.sock"))
+        .arg("run")
+        .env("EDGECC_HA_ROLE", "primary")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run edgecc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a bad role: {stderr}");
+    assert!(
+        stderr.contains("EDGECC_HA_ROLE") && stderr.contains("primary"),
+        "{stderr}"
+    );
+}

@@ -261,7 +261,8 @@ fn the_reload_applies_report_thresholds() {
     };
     assert_eq!(thresholds(&d), (json!(20_000), json!(5_000)));
 
-    let reports = "\n[reports]\nshort_abandon_ms = 1500\n[reports.queues.sales]\nservice_level_ms = 45000\n";
+    let reports =
+        "\n[reports]\nshort_abandon_ms = 1500\n[reports.queues.sales]\nservice_level_ms = 45000\n";
     std::fs::write(&config, config_text(&[], "") + reports).expect("config");
     let (s, v) = d.send("POST", "/api/v1/admin/reload", Some(&root), None);
     assert_eq!(s, 200, "{v}");

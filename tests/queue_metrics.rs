@@ -54,7 +54,10 @@ async fn queue_waits_have_a_bucket_at_the_threshold_and_count_abandons() {
             format!("edgecc_queue_calls_answered_within_threshold_total{{{q}}}"),
             0.0,
         ),
-        (format!("edgecc_queue_calls_short_abandoned_total{{{q}}}"), 1.0),
+        (
+            format!("edgecc_queue_calls_short_abandoned_total{{{q}}}"),
+            1.0,
+        ),
     ] {
         assert_eq!(line(&text, &prefix), Some(want), "{prefix}:\n{text}");
     }

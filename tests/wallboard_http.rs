@@ -42,7 +42,10 @@ async fn wait_total(t: &HttpTest, sue: &str, field: &str, n: u64) {
         if total == n {
             return;
         }
-        assert!(Instant::now() < deadline, "{field} never reached {n}: {v:#}");
+        assert!(
+            Instant::now() < deadline,
+            "{field} never reached {n}: {v:#}"
+        );
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -113,11 +116,18 @@ async fn wallboard_service_level_counts_abandons_and_time_outs() {
     .map(|f| today[*f].as_u64().unwrap_or(u64::MAX))
     .collect();
     assert_eq!(counts, vec![4, 1, 2, 1, 1], "{today:#}");
-    assert_eq!(today["service_level_pct"].as_f64(), Some(33.33), "{today:#}");
+    assert_eq!(
+        today["service_level_pct"].as_f64(),
+        Some(33.33),
+        "{today:#}"
+    );
     assert!(today["asa_ms"].as_u64().is_some(), "{today:#}");
     let points = q["intervals"].as_array().expect("intervals");
     let sum = |f: &str| -> u64 { points.iter().filter_map(|p| p[f].as_u64()).sum() };
-    assert_eq!((sum("offered"), sum("answered"), sum("abandoned")), (4, 1, 2));
+    assert_eq!(
+        (sum("offered"), sum("answered"), sum("abandoned")),
+        (4, 1, 2)
+    );
     assert!(q["current"]["offered"].as_u64().is_some_and(|n| n <= 4));
 
     let (s, v): (u16, Value) = t
@@ -159,15 +169,24 @@ async fn forced_not_ready_takes_a_configured_reason_and_agents_have_names() {
         serde_json::json!({"state": "ready", "reason_code": "lunch"}),
     ] {
         let (s, v) = t
-            .call("POST", "/api/v1/agents/ann/state", Some(&sue), Some(body.clone()))
+            .call(
+                "POST",
+                "/api/v1/agents/ann/state",
+                Some(&sue),
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(s, 400, "{body}: {v}");
         assert!(
-            v["message"].as_str().is_some_and(|m| m.contains("reason_code")),
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("reason_code")),
             "{v}"
         );
     }
-    let me = t.wait_me(&ann, "still ready", |v| v["agent"]["state"] == "ready").await;
+    let me = t
+        .wait_me(&ann, "still ready", |v| v["agent"]["state"] == "ready")
+        .await;
     assert_eq!(me["agent"]["reason"], Value::Null);
 
     let (s, v) = t
@@ -208,7 +227,12 @@ async fn forced_not_ready_takes_a_configured_reason_and_agents_have_names() {
             (&sue, "/api/v1/agents/ann/state")
         };
         let (s, v) = t
-            .call("POST", body.1, Some(body.0), Some(serde_json::json!({"state": state})))
+            .call(
+                "POST",
+                body.1,
+                Some(body.0),
+                Some(serde_json::json!({"state": state})),
+            )
             .await;
         assert_eq!(s, 200, "{state}: {v}");
     }

@@ -257,11 +257,8 @@ pub fn queue_rows(
             r.start_ms = start_ms;
             r.start = format_time(start_ms);
             r.service_level_threshold_ms = threshold;
-            r.service_level_pct = service_level::percent(
-                r.answered_within_threshold,
-                r.offered,
-                r.short_abandoned,
-            );
+            r.service_level_pct =
+                service_level::percent(r.answered_within_threshold, r.offered, r.short_abandoned);
             r.asa_ms = mean(&a.answer_waits);
             r.wait_avg_ms = mean(&a.waits);
             r.wait_p90_ms = percentile(&mut a.waits, 90);

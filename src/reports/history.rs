@@ -298,7 +298,10 @@ mod tests {
         live.set(shorter);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while left() > 0 {
-            assert!(std::time::Instant::now() < deadline, "not pruned after the change");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not pruned after the change"
+            );
             actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         task.abort();

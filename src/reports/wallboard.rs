@@ -89,9 +89,7 @@ impl FiguresCache {
     pub fn fresh(&self, now_ms: u64, settings: &ReportSettings) -> Option<Arc<WallboardFigures>> {
         let last = self.last.lock().ok()?;
         let (at, made_with, figures) = last.as_ref()?;
-        (*at <= now_ms
-            && now_ms - *at < WALLBOARD_FIGURES_TTL_MS
-            && made_with == settings)
+        (*at <= now_ms && now_ms - *at < WALLBOARD_FIGURES_TTL_MS && made_with == settings)
             .then(|| figures.clone())
     }
 

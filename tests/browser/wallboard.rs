@@ -75,10 +75,9 @@ async fn http_browser_wallboard_period_figures_and_chart() {
         .js("return document.getElementById('formula').textContent")
         .await;
     assert!(
-        formula
-            .as_str()
-            .is_some_and(|f| f.contains("answered within the queue's threshold / (offered − short abandons)")
-                && f.contains("0.5 s")),
+        formula.as_str().is_some_and(|f| f
+            .contains("answered within the queue's threshold / (offered − short abandons)")
+            && f.contains("0.5 s")),
         "{formula}"
     );
     // The chart: one bar (the time-out's; the short abandon is red) per

@@ -80,11 +80,15 @@ const WallFigures = (() => {
     svg.setAttribute("aria-label", q.queue + ": " + offered + " calls today in 15-minute bars, most " + max +
       " in one; the line is the service level");
     svg.dataset.queue = q.queue;
+    // Through the CSSOM (the page's CSP allows no style attribute): a
+    // phone's width, at most 1.4 times the drawing on a wall screen.
+    svg.style.maxWidth = Math.round(1.4 * W) + "px";
+    svg.style.display = "block";
     for (let h = 0; h <= 24; h += 6) {
       const x = Math.min(W - 1, h * 4 * slot);
       svg.appendChild(el("line", { x1: x, x2: x, y1: TOP, y2: H - BOTTOM, stroke: "#d5d9df" }));
-      svg.appendChild(el("text", { x: Math.min(W - 24, x + 2), y: H - 4, "font-size": 11, fill: "#5b6470" },
-        String(h).padStart(2, "0") + ":00"));
+      svg.appendChild(el("text", { x: h === 24 ? W : x + 2, y: H - 4, "font-size": 11, fill: "#5b6470",
+        "text-anchor": h === 24 ? "end" : "start" }, String(h).padStart(2, "0") + ":00"));
     }
     svg.appendChild(el("line", { x1: 0, x2: W, y1: H - BOTTOM, y2: H - BOTTOM, stroke: "#5b6470" }));
     const line = [];

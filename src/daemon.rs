@@ -70,6 +70,7 @@ pub fn run(config: Config, data_dir: &Path, socket: &Path) -> Result<(), DaemonE
         }
         let system = parts.start().await?;
         targets.borrow_mut().registry = Some(system.running.registry.clone());
+        targets.borrow_mut().reports = Some(system.running.reports.clone());
         if let Some(handle) = &system.http {
             targets.borrow_mut().http = Some(handle.control.clone());
             info!(addr = %handle.local_addr, "HTTP listening.");

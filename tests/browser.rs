@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 
 use crate::util::{HttpTest, HTTP_TEST_PASSWORD};
 
+mod wallboard;
+
 /// The browser binary (Debian's package; never downloaded).
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Longest wait for chromedriver to answer `/status`.

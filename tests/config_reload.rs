@@ -236,3 +236,35 @@ fn the_reload_api_applies_queues_and_refuses_a_bad_file() {
     let (_, v) = d.send("GET", "/api/v1/reason_codes", Some(&root), None);
     assert!(!v.to_string().contains("coaching"), "{v}");
 }
+
+/// `[reports]` applies at a reload (issue 19): the wallboard's figures
+/// count with the new per-queue threshold and short-abandon threshold at
+/// once. Method: `GET /reports/wallboard` before (the 20 s and 5 s
+/// defaults), the file gains `[reports]`, `POST /admin/reload`, the same
+/// request after.
+#[test]
+fn the_reload_applies_report_thresholds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edgecc.toml");
+    std::fs::write(&config, config_text(&[], "")).expect("config");
+    let d = Running::start(dir.path(), &config);
+    let root = d.login("root");
+    let thresholds = |d: &Running| -> (Value, Value) {
+        let (s, v) = d.send("GET", "/api/v1/reports/wallboard", Some(&root), None);
+        assert_eq!(s, 200, "{v}");
+        let sales = v["queues"]
+            .as_array()
+            .and_then(|qs| qs.iter().find(|q| q["queue"] == "sales"))
+            .map(|q| q["service_level_threshold_ms"].clone())
+            .unwrap_or(Value::Null);
+        (sales, v["short_abandon_ms"].clone())
+    };
+    assert_eq!(thresholds(&d), (json!(20_000), json!(5_000)));
+
+    let reports =
+        "\n[reports]\nshort_abandon_ms = 1500\n[reports.queues.sales]\nservice_level_ms = 45000\n";
+    std::fs::write(&config, config_text(&[], "") + reports).expect("config");
+    let (s, v) = d.send("POST", "/api/v1/admin/reload", Some(&root), None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(thresholds(&d), (json!(45_000), json!(1_500)));
+}

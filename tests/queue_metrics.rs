@@ -12,8 +12,10 @@ use crate::util::http_config;
 /// Goal: after scripted calls, the wait histogram of the queue counts them,
 /// has a bucket at the queue's own threshold holding the calls that waited
 /// less, names that bucket in the threshold gauge, and the ended counter
-/// counts them by reason. Method: the whole system on the simulated PBX,
-/// `[reports.queues.sales] service_level_ms = 250`, no agent logged in,
+/// counts them by reason; the service level's counters count them as the
+/// reports do (offered, answered within the threshold, short abandons).
+/// Method: the whole system on the simulated PBX, `[reports.queues.sales]
+/// service_level_ms = 250`, `short_abandon_ms = 500`, no agent logged in,
 /// two callers giving up after 100 ms and 700 ms; `/metrics` scraped.
 #[actix_rt::test]
 async fn queue_waits_have_a_bucket_at_the_threshold_and_count_abandons() {
@@ -45,6 +47,17 @@ async fn queue_waits_have_a_bucket_at_the_threshold_and_count_abandons() {
             0.0,
         ),
         (format!("edgecc_queue_handle_seconds_count{{{q}}}"), 0.0),
+        // The reports' service level: 2 offered, none answered, the
+        // 100 ms abandon short (under 500 ms), the 700 ms one not.
+        (format!("edgecc_queue_calls_offered_total{{{q}}}"), 2.0),
+        (
+            format!("edgecc_queue_calls_answered_within_threshold_total{{{q}}}"),
+            0.0,
+        ),
+        (
+            format!("edgecc_queue_calls_short_abandoned_total{{{q}}}"),
+            1.0,
+        ),
     ] {
         assert_eq!(line(&text, &prefix), Some(want), "{prefix}:\n{text}");
     }
@@ -119,7 +132,9 @@ async fn the_grafana_dashboard_queries_only_exposed_metrics() {
         .collect();
     for name in [
         "edgecc_queue_call_wait_seconds_bucket",
-        "edgecc_queue_service_level_threshold_seconds",
+        "edgecc_queue_calls_answered_within_threshold_total",
+        "edgecc_queue_calls_offered_total",
+        "edgecc_queue_calls_short_abandoned_total",
         "edgecc_queue_handle_seconds_sum",
         "edgecc_outbox_depth",
     ] {
@@ -139,8 +154,8 @@ async fn the_grafana_dashboard_queries_only_exposed_metrics() {
     }
 }
 
-/// The system on the simulated PBX with `sales`' threshold at 250 ms and
-/// two callers giving up after 100 ms and 700 ms; answers `/metrics` once
+/// The system on the simulated PBX with `sales`' threshold at 250 ms,
+/// short abandons under 500 ms, and two callers giving up after 100 ms and 700 ms; answers `/metrics` once
 /// both waits are counted.
 async fn scrape_after_two_abandons() -> String {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -149,6 +164,7 @@ async fn scrape_after_two_abandons() -> String {
         .reports
         .queue_service_level_ms
         .insert("sales".into(), 250);
+    config.reports.short_abandon_ms = 500;
     let storage = edgecc::system::storage::open_storage(&config, dir.path()).expect("storage");
     let system = edgecc::system::SystemParts::new(config, storage)
         .serve_http(None)

@@ -51,3 +51,4 @@ mod storage_health;
 mod systemd_notify;
 mod systemd_unit;
 mod util;
+mod wallboard_http;

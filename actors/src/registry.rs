@@ -131,6 +131,12 @@ pub enum SupervisorCommand {
     Ready,
     /// Force logout (pending while on a call).
     Logout,
+    /// Force Not Ready with a configured reason code (pending while busy):
+    /// the agent's desktop shows that reason.
+    NotReadyWithReason {
+        /// The reason code (one of `[[reason_codes]]`).
+        code: String,
+    },
 }
 
 /// A supervisor changes an agent's state.
@@ -904,6 +910,9 @@ impl Handler<SupervisorRequest> for Registry {
             },
             SupervisorCommand::Ready => StateCommand::Ready,
             SupervisorCommand::Logout => StateCommand::Logout,
+            SupervisorCommand::NotReadyWithReason { code } => StateCommand::NotReady {
+                reason: crate::agent::NotReadyReason::Code(code),
+            },
         };
         info!(agent_id = %msg.agent, command = ?cmd, "Supervisor changes agent state.");
         Box::pin(async move {

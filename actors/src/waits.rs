@@ -1,7 +1,8 @@
-//! Queue waits and service level, counted in one place from the calls'
-//! views: when each call joined its queue, and per queue the waits of the
-//! calls it answered (how many, how many within
-//! [`SERVICE_LEVEL_THRESHOLD_MS`], a histogram over [`WAIT_BUCKETS_S`]).
+//! Queue waits, counted in one place from the calls' views: when each call
+//! joined its queue, and per queue the waits of the calls it answered (how
+//! many, a histogram over [`WAIT_BUCKETS_S`]). Service level is not counted
+//! here: it is the call records' ([`crate::cdr::service_level`]), with
+//! abandons and each queue's threshold.
 //!
 //! The registry owns the one [`WaitFigures`] and feeds it every call view it
 //! receives; snapshots copy the figures into each [`crate::events::QueueView`].
@@ -15,7 +16,8 @@ use crate::ids::{CallId, QueueId};
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// A call answered within this wait counts toward the service level, ms.
+/// The service-level threshold of a queue `[reports]` does not set, ms
+/// (the industry's usual 20 s).
 pub const SERVICE_LEVEL_THRESHOLD_MS: u64 = 20_000;
 /// Upper bounds (seconds) of the answered-wait histogram buckets.
 pub const WAIT_BUCKETS_S: [f64; 9] = [1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0];
@@ -28,8 +30,6 @@ pub const TRACKED_WAITS_MAX: usize = 10_000;
 pub struct AnsweredWaits {
     /// Calls answered after waiting in the queue.
     pub answered: u64,
-    /// Of which within [`SERVICE_LEVEL_THRESHOLD_MS`].
-    pub answered_in_threshold: u64,
     /// Counts per [`WAIT_BUCKETS_S`] bucket (not cumulative), plus one
     /// overflow bucket: the Prometheus histogram of `/metrics`.
     pub wait_buckets: [u64; WAIT_BUCKETS_S.len() + 1],
@@ -38,17 +38,8 @@ pub struct AnsweredWaits {
 }
 
 impl AnsweredWaits {
-    /// Service level in percent, `None` before the first answered call.
-    pub fn percent(&self) -> Option<f64> {
-        (self.answered > 0)
-            .then(|| 100.0 * self.answered_in_threshold as f64 / self.answered as f64)
-    }
-
     fn count(&mut self, wait_ms: u64) {
         self.answered += 1;
-        if wait_ms <= SERVICE_LEVEL_THRESHOLD_MS {
-            self.answered_in_threshold += 1;
-        }
         self.wait_sum_ms = self.wait_sum_ms.saturating_add(wait_ms);
         let wait_s = wait_ms as f64 / 1000.0;
         let i = WAIT_BUCKETS_S
@@ -139,8 +130,8 @@ mod tests {
     }
 
     /// A missed offer does not restart the wait; the answer counts the wait
-    /// from the first queued view, in the right bucket and against the
-    /// threshold; an abandoned call is not counted; a transfer to the queue
+    /// from the first queued view, in the right bucket; an abandoned call
+    /// is not counted; a transfer to the queue
     /// after the answer starts a new wait.
     #[test]
     fn waits_run_from_the_first_queued_view_to_the_answer() {
@@ -156,20 +147,19 @@ mod tests {
             f.waits(&QueueId::new("other"), &calls, 10_000),
             vec![0, 0, 0]
         );
-        assert_eq!(f.answered(&q).percent(), None);
+        assert_eq!(f.answered(&q).answered, 0);
 
         f.observe(&view("c1", "connected", Some("sales")), 26_000);
         f.observe(&view("c2", "ended", Some("sales")), 26_000);
         let a = f.answered(&q);
-        assert_eq!((a.answered, a.answered_in_threshold), (1, 0));
+        assert_eq!(a.answered, 1);
         assert_eq!(a.wait_sum_ms, 25_000);
         assert_eq!(a.wait_buckets[4], 1, "25 s falls in the 30 s bucket");
-        assert_eq!(a.percent(), Some(0.0));
 
         f.observe(&view("c1", "queued", Some("sales")), 30_000);
         f.observe(&view("c1", "connected", Some("sales")), 31_000);
         let a = f.answered(&q);
-        assert_eq!((a.answered, a.answered_in_threshold), (2, 1));
-        assert_eq!(a.percent(), Some(50.0));
+        assert_eq!(a.answered, 2);
+        assert_eq!(a.wait_buckets[0], 1, "1 s falls in the 1 s bucket");
     }
 }

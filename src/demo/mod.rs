@@ -800,6 +800,7 @@ fn demo_daemon_config(
             role,
             password_hash: crate::http::hash_password(password)?,
             endpoint: Some(format!("sim/{id}")),
+            name: None,
         });
     }
     Ok(config)

@@ -520,6 +520,10 @@ pub async fn wallboard(state: Data, caller: Caller) -> Result<HttpResponse, ApiE
 pub struct ForceStateBody {
     /// `not_ready`, `ready` or `logout`.
     pub state: String,
+    /// With `not_ready`: a configured reason code the agent sees (absent:
+    /// the system reason `supervisor`).
+    #[serde(default)]
+    pub reason_code: Option<String>,
 }
 
 /// A supervisor changes an agent's state.
@@ -531,11 +535,17 @@ pub async fn force_state(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_supervisor()?;
     let agent = parse_agent_id(&path.into_inner())?;
-    let command = match body.0.state.as_str() {
-        "not_ready" => SupervisorCommand::NotReady,
-        "ready" => SupervisorCommand::Ready,
-        "logout" => SupervisorCommand::Logout,
-        other => {
+    let command = match (body.0.state.as_str(), body.0.reason_code.as_deref()) {
+        ("not_ready", None) => SupervisorCommand::NotReady,
+        ("not_ready", Some(code)) => super::wallboard::forced_not_ready(&state, code)?,
+        (_, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "field `reason_code`: only with state not_ready",
+            ))
+        }
+        ("ready", None) => SupervisorCommand::Ready,
+        ("logout", None) => SupervisorCommand::Logout,
+        (other, None) => {
             return Err(ApiError::bad_request(format!(
                 "field `state`: `{}` is not one of not_ready, ready, logout",
                 truncate(other)

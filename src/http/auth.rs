@@ -240,6 +240,15 @@ impl Auth {
             .and_then(|u| u.endpoint.clone())
     }
 
+    /// The display name of `user_id` (`[[users]] name`), if any.
+    pub fn display_name(&self, user_id: &str) -> Option<String> {
+        self.users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_id)
+            .and_then(|u| u.name.clone())
+    }
+
     /// Replaces the users (config reload); sessions of removed users, of
     /// users whose role changed and of users whose password changed end.
     pub fn set_users(&self, users: &[UserConfig]) {
@@ -758,6 +767,7 @@ mod tests {
             role,
             password_hash: hash_password(password).expect("hash"),
             endpoint: None,
+            name: None,
         }
     }
 

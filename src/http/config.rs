@@ -75,6 +75,10 @@ pub struct UserConfig {
     /// hears silent monitor and whisper, and speaks from when barging in.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// The name the wallboard shows for the user (`"Ann Smith"`); the id
+    /// without one.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// `[http]`: a parseable address, both TLS files or neither, sane times.

@@ -1,8 +1,8 @@
 //! `/metrics` in the Prometheus text format (0.0.4): it owns every metric
 //! name but the storage health's (named in [`storage_health::FIGURES`]);
-//! the figures come from the actors' snapshot (queue waits and service
-//! level included), the storage, the CRM sync worker and the ARI
-//! application's ownership.
+//! the figures come from the actors' snapshot (queue waits included; the
+//! service level's counters from the ended calls' records), the storage,
+//! the CRM sync worker and the ARI application's ownership.
 //!
 //! A scrape first gathers the figures (the actors and the sync worker are
 //! asked over their mailboxes) into a [`Scrape`], then hands it to
@@ -51,6 +51,19 @@ pub const QUEUE_HANDLE_SECONDS: &str = "edgecc_queue_handle_seconds";
 /// Ended calls by their last queue and terminal reason (counter, scraped
 /// as `edgecc_queue_calls_ended_total`; labels `queue`, `outcome`).
 pub const QUEUE_CALLS_ENDED: &str = "edgecc_queue_calls_ended";
+/// Queue stints of ended calls (counter, scraped as
+/// `edgecc_queue_calls_offered_total`; label `queue`): the reports'
+/// offered, the service level's base.
+pub const QUEUE_CALLS_OFFERED: &str = "edgecc_queue_calls_offered";
+/// Of them, answered within the queue's threshold (counter, scraped as
+/// `edgecc_queue_calls_answered_within_threshold_total`; label `queue`).
+pub const QUEUE_CALLS_ANSWERED_WITHIN_THRESHOLD: &str =
+    "edgecc_queue_calls_answered_within_threshold";
+/// Of them, abandoned within `[reports] short_abandon_ms` (counter,
+/// scraped as `edgecc_queue_calls_short_abandoned_total`; label `queue`).
+/// Service level, as the reports count it: answered within threshold /
+/// (offered - short abandoned).
+pub const QUEUE_CALLS_SHORT_ABANDONED: &str = "edgecc_queue_calls_short_abandoned";
 /// A queue's service-level threshold, seconds (gauge; labels `queue` and
 /// `bucket`, the `le` of the [`QUEUE_CALL_WAIT_SECONDS`] bucket it bounds,
 /// so PromQL picks that bucket: `label_replace` it to `le`, then
@@ -427,8 +440,9 @@ pub async fn gather(state: &AppState) -> Result<Scrape, super::error::ApiError> 
 }
 
 /// The families of the per-queue call figures: waits, handle time, ended
-/// calls by reason and each queue's threshold bucket.
-pub fn call_families(calls: &CallMetrics) -> [Family; 4] {
+/// calls by reason, each queue's threshold bucket and the service level's
+/// three counts.
+pub fn call_families(calls: &CallMetrics) -> [Family; 7] {
     let mut wait = Family::new(
         QUEUE_CALL_WAIT_SECONDS,
         "Waits in the queue to answer, abandon or time-out.",
@@ -449,6 +463,21 @@ pub fn call_families(calls: &CallMetrics) -> [Family; 4] {
         "Service-level threshold of the queue; bucket names its wait bucket's le.",
         MetricType::Gauge,
     );
+    let mut offered = Family::new(
+        QUEUE_CALLS_OFFERED,
+        "Queue stints of ended calls (the service level's offered).",
+        MetricType::Counter,
+    );
+    let mut within = Family::new(
+        QUEUE_CALLS_ANSWERED_WITHIN_THRESHOLD,
+        "Of them, answered within the queue's service-level threshold.",
+        MetricType::Counter,
+    );
+    let mut short = Family::new(
+        QUEUE_CALLS_SHORT_ABANDONED,
+        "Of them, abandoned within the short-abandon threshold (left out of the service level).",
+        MetricType::Counter,
+    );
     let histogram = |h: &Histogram| Value::Histogram {
         bounds: h.bounds.clone(),
         counts: h.counts.clone(),
@@ -464,10 +493,23 @@ pub fn call_families(calls: &CallMetrics) -> [Family; 4] {
             ended = ended.sample(labels, Value::Count(n));
         }
         let t = f.service_level_ms as f64 / 1000.0;
-        let labels = vec![("queue", queue.0.clone()), ("bucket", le_label(t))];
+        // The bucket at the threshold, or below it when a reload changed
+        // the threshold since the queue's buckets were made.
+        let bucket = f
+            .wait
+            .bounds
+            .iter()
+            .copied()
+            .filter(|b| *b <= t)
+            .fold(t.min(f.wait.bounds.first().copied().unwrap_or(t)), f64::max);
+        let labels = vec![("queue", queue.0.clone()), ("bucket", le_label(bucket))];
         threshold = threshold.sample(labels, Value::Measure(t));
+        let sl = &f.service_level;
+        offered = offered.sample(q(), Value::Count(sl.offered));
+        within = within.sample(q(), Value::Count(sl.answered_within_threshold));
+        short = short.sample(q(), Value::Count(sl.short_abandoned));
     }
-    [wait, handle, ended, threshold]
+    [wait, handle, ended, threshold, offered, within, short]
 }
 
 /// A bucket bound as `prometheus-client` writes it in `le` (`20`, `0.5`).

@@ -21,8 +21,10 @@
 //!   agents a call reached).
 //! - [`views`]: desktop, team, queue and interaction views, built from the
 //!   actors' views: the actors are the one source of domain state (time in
-//!   state and presence on the agent, mute per party on the call, waits and
-//!   service level on the queue).
+//!   state and presence on the agent, mute per party on the call, waits on
+//!   the queue); service level is the reports' (`reports::wallboard`).
+//! - [`wallboard`]: agents' display names and the forced Not Ready's
+//!   reason check.
 //! - [`metrics`]: `/metrics` and every metric name.
 //! - `ui/`: the embedded web UI; `openapi.json`: the API contract.
 //!
@@ -42,6 +44,7 @@ pub mod server;
 pub mod sessions;
 mod ui_cache;
 pub mod views;
+pub mod wallboard;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -293,16 +296,13 @@ pub async fn start(
     // The per-queue wait buckets of `/metrics` include each threshold.
     running
         .registry
-        .send(edgecc_actors::registry::call_metrics::SetServiceLevels {
-            default_ms: config.reports.service_level_ms,
-            queues: config.reports.queue_service_level_ms.clone(),
-        })
+        .send(running.reports.service_levels())
         .await
         .map_err(|e| StartError::Registry(e.to_string()))?;
-    let reports = web::Data::new(crate::reports::http::ReportsState {
-        tree: tree(Tree::ActorState.name())?,
-        settings: config.reports.clone(),
-    });
+    let reports = web::Data::new(crate::reports::http::ReportsState::new(
+        tree(Tree::ActorState.name())?,
+        running.reports.clone(),
+    ));
     let state = Arc::new(AppState {
         registry: running.registry.clone(),
         sync: running.sync.clone(),
@@ -476,6 +476,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
                     "/reports/agents",
                     web::get().to(crate::reports::http::agents),
                 )
+                .route(
+                    "/reports/wallboard",
+                    web::get().to(crate::reports::http::wallboard),
+                )
                 .route("/admin/outbox", web::get().to(api::outbox_status))
                 .route("/admin/outbox/records", web::get().to(api::outbox_list))
                 .route("/admin/dead_letters", web::get().to(api::dead_list))
@@ -508,6 +512,8 @@ const UI_DESKTOP_JS: &str = include_str!("ui/desktop.js");
 const UI_WALLBOARD_JS: &str = include_str!("ui/wallboard.js");
 /// The wallboard's "why this agent" panel for a live call.
 const UI_WALLBOARD_ROUTING_JS: &str = include_str!("ui/wallboard_routing.js");
+/// The wallboard's period figures and chart (from the reports).
+const UI_WALLBOARD_REPORTS_JS: &str = include_str!("ui/wallboard_reports.js");
 
 /// The tab icon: a headset mark in the header's colours (SVG, cached a day).
 const UI_FAVICON_SVG: &str = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><rect width='16' height='16' rx='3' fill='#20262e'/><path d='M3 9a5 5 0 0 1 10 0v3h-3V9h2a4 4 0 0 0-8 0h2v3H3z' fill='#fff'/></svg>";
@@ -555,6 +561,7 @@ async fn ui_asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
         "desktop.js" => (UI_DESKTOP_JS, "text/javascript; charset=utf-8"),
         "wallboard.js" => (UI_WALLBOARD_JS, "text/javascript; charset=utf-8"),
         "wallboard_routing.js" => (UI_WALLBOARD_ROUTING_JS, "text/javascript; charset=utf-8"),
+        "wallboard_reports.js" => (UI_WALLBOARD_REPORTS_JS, "text/javascript; charset=utf-8"),
         _ => {
             return actix_web::ResponseError::error_response(&error::ApiError::not_found(
                 "no such file",

@@ -2,7 +2,7 @@
 //! team and queue views of the wallboard, and an interaction's CRM sync
 //! state. Built from the actors' views (the registry's [`CenterSnapshot`]
 //! or one agent's [`AgentSnapshot`]): time in state, presence, per-party
-//! mute, queue waits and service level all come from there; the hub adds
+//! mute and queue waits all come from there; the hub adds
 //! only the caller number of a call that already ended.
 
 use edgecc_actors::agent::{AgentState, NotReadyReason};
@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use edgecc_actors::waits::SERVICE_LEVEL_THRESHOLD_MS;
 
 use super::hub::state_name;
 use super::AppState;
@@ -250,15 +249,15 @@ pub fn team(snap: &CenterSnapshot, now_ms: u64) -> Vec<Value> {
         .collect()
 }
 
-/// The queues: waiting calls, longest wait, service level (all from the
+/// The queues: waiting calls, longest wait, Ready agents (all from the
 /// queue views of `snap`); each waiting caller's number only with
-/// `show_numbers`.
+/// `show_numbers`. Service level and the other period figures are the
+/// reports' (`GET /api/v1/reports/wallboard`).
 pub fn queues(snap: &CenterSnapshot, show_numbers: bool) -> Vec<Value> {
     snap.queues
         .iter()
         .map(|q| {
             let waits = &q.wait_ms;
-            let figures = &q.answered;
             let waiting: Vec<Value> = q
                 .waiting
                 .iter()
@@ -275,19 +274,12 @@ pub fn queues(snap: &CenterSnapshot, show_numbers: bool) -> Vec<Value> {
                     json!({"call_id": c, "ani": ani, "wait_ms": w})
                 })
                 .collect();
-            let percent = figures.percent();
             json!({
                 "queue_id": q.queue,
                 "waiting": q.waiting.len(),
                 "waiting_calls": waiting,
                 "longest_wait_ms": waits.iter().copied().max().unwrap_or(0),
                 "ready_agents": q.ready,
-                "service_level": {
-                    "threshold_ms": SERVICE_LEVEL_THRESHOLD_MS,
-                    "answered": figures.answered,
-                    "answered_in_threshold": figures.answered_in_threshold,
-                    "percent": percent,
-                },
             })
         })
         .collect()
@@ -300,7 +292,7 @@ pub async fn wallboard(state: &AppState) -> Result<Value, ApiError> {
     Ok(json!({
         "type": "wallboard",
         "now_ms": now_ms,
-        "agents": team(&snap, now_ms),
+        "agents": super::wallboard::with_names(state, team(&snap, now_ms)),
         "queues": queues(&snap, true),
         "calls": snap.calls.len(),
         "ended": snap.ended,

@@ -2,7 +2,8 @@
 //! `POST /api/v1/admin/reload`: re-read the file, apply it to the contact
 //! center's actors (queues, agents, routing, timers, reason codes: see
 //! `edgecc_actors::registry::ApplyConfig`), then to HTTP (users, reason
-//! codes). All or nothing: a file that does not load, or that the actors
+//! codes) and to the reports (`[reports]`: thresholds, short abandons,
+//! retention). All or nothing: a file that does not load, or that the actors
 //! refuse (a removed queue in which calls wait, a removed agent who is
 //! logged in), changes nothing, and the error names the file and the key.
 //! The PBX, CRM, storage and HTTP listener sections apply at the next
@@ -26,6 +27,8 @@ pub struct ReloadTargets {
     pub registry: Option<Addr<Registry>>,
     /// HTTP's users and reason codes, when HTTP serves.
     pub http: Option<HttpControl>,
+    /// `[reports]` as applied (pruner, reports, `/metrics`).
+    pub reports: Option<crate::reports::live::LiveSettings>,
 }
 
 /// The daemon's reload hook for the config `file` (`None`: started on the
@@ -47,6 +50,9 @@ pub fn hook(file: Option<PathBuf>, targets: Rc<RefCell<ReloadTargets>>) -> Reloa
             if let Some(http) = &targets.http {
                 http.apply(&new);
             }
+            if let Some(reports) = &targets.reports {
+                reports.apply(&new.reports, &registry);
+            }
             info!(
                 file = %path.display(),
                 queues_added = summary.queues_added.len(),
@@ -54,7 +60,7 @@ pub fn hook(file: Option<PathBuf>, targets: Rc<RefCell<ReloadTargets>>) -> Reloa
                 queues_changed = summary.queues_changed.len(),
                 agents_added = summary.agents_added.len(),
                 agents_removed = summary.agents_removed.len(),
-                "Configuration reloaded: queues, agents, routing, timers, reason codes and users; [pbx], [crm], [storage] and the HTTP listener apply at the next restart."
+                "Configuration reloaded: queues, agents, routing, timers, reason codes, users and [reports]; [pbx], [crm], [storage] and the HTTP listener apply at the next restart."
             );
             Ok(summary)
         })

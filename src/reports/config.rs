@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use edgecc_actors::cdr::service_level::Thresholds;
 use edgecc_actors::ContactCenterConfig;
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +110,14 @@ impl ReportSettings {
             .get(queue)
             .copied()
             .unwrap_or(self.service_level_ms)
+    }
+
+    /// The thresholds `queue`'s service level is counted with.
+    pub fn thresholds_of(&self, queue: &str) -> Thresholds {
+        Thresholds {
+            service_level_ms: self.service_level_ms_of(queue),
+            short_abandon_ms: self.short_abandon_ms,
+        }
     }
 }
 

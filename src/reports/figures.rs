@@ -10,15 +10,16 @@
 use std::collections::BTreeMap;
 
 use edgecc_actors::cdr::agent::AgentInterval;
+use edgecc_actors::cdr::service_level::{self, ServiceLevelCounts};
 use edgecc_actors::cdr::{CallDetailRecord, OfferResult, QueueStint, StintOutcome};
 use serde::Serialize;
 
 use super::config::ReportSettings;
 use super::time::{format_time, Interval};
 
-/// The service-level formula, stated in every answer and in the docs.
-pub const SERVICE_LEVEL_FORMULA: &str =
-    "answered within the queue's threshold / (offered - short abandons)";
+/// The service-level formula, stated in every answer and in the docs
+/// (one implementation: [`edgecc_actors::cdr::service_level`]).
+pub use edgecc_actors::cdr::service_level::SERVICE_LEVEL_FORMULA;
 
 /// Most rows one report may have (entities × intervals): bounds the
 /// memory and the answer of one request.
@@ -214,27 +215,21 @@ pub fn queue_rows(
             if !queues.contains(&queue) {
                 queues.push(queue.clone());
             }
-            let threshold = settings.service_level_ms_of(&queue);
+            let thresholds = settings.thresholds_of(&queue);
             let a = acc.entry((queue, b)).or_default();
+            let sl = ServiceLevelCounts::of(stint, thresholds);
             let r = &mut a.row;
-            r.offered += 1;
+            r.offered += sl.offered;
+            r.answered_within_threshold += sl.answered_within_threshold;
+            r.short_abandoned += sl.short_abandoned;
             let wait = stint.wait_ms();
             match stint.outcome {
                 Some(StintOutcome::Answered) => {
                     r.answered += 1;
-                    let w = wait.unwrap_or(0);
-                    if w <= threshold {
-                        r.answered_within_threshold += 1;
-                    }
-                    a.answer_waits.push(w);
+                    a.answer_waits.push(wait.unwrap_or(0));
                     a.handles.extend(stint_handle_ms(call, stint));
                 }
-                Some(StintOutcome::Abandoned) => {
-                    r.abandoned += 1;
-                    if wait.unwrap_or(0) < settings.short_abandon_ms {
-                        r.short_abandoned += 1;
-                    }
-                }
+                Some(StintOutcome::Abandoned) => r.abandoned += 1,
                 Some(StintOutcome::TimedOut) => r.timed_out += 1,
                 Some(StintOutcome::Overflowed) => r.overflowed += 1,
                 Some(StintOutcome::Failed) => r.failed += 1,
@@ -262,10 +257,8 @@ pub fn queue_rows(
             r.start_ms = start_ms;
             r.start = format_time(start_ms);
             r.service_level_threshold_ms = threshold;
-            r.service_level_pct = pct(
-                r.answered_within_threshold,
-                r.offered.saturating_sub(r.short_abandoned),
-            );
+            r.service_level_pct =
+                service_level::percent(r.answered_within_threshold, r.offered, r.short_abandoned);
             r.asa_ms = mean(&a.answer_waits);
             r.wait_avg_ms = mean(&a.waits);
             r.wait_p90_ms = percentile(&mut a.waits, 90);

@@ -13,6 +13,7 @@ use edgecc_actors::cdr::{
 };
 use edgecc_actors::durable::StateRecord;
 use edgecc_storage::{StateTree, StorageError};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::config::ReportSettings;
@@ -183,16 +184,26 @@ fn plan_prune(
     Ok((doomed, out))
 }
 
-/// Prunes every `settings.prune_every_ms` until the task is dropped (the
-/// first round right away). A failed round is logged and retried at the
+/// Prunes every `prune_every_ms` of the current settings until the task
+/// is dropped (the first round right away, and again at once when a reload
+/// changes the settings). A failed round is logged and retried at the
 /// next.
-pub async fn prune_forever(tree: StateTree, settings: ReportSettings) {
-    let every = std::time::Duration::from_millis(settings.prune_every_ms);
+pub async fn prune_forever(tree: StateTree, mut settings: watch::Receiver<ReportSettings>) {
     loop {
-        if let Err(e) = prune(&tree, &settings, crate::clock::now_ms()).await {
+        let now = settings.borrow_and_update().clone();
+        if let Err(e) = prune(&tree, &now, crate::clock::now_ms()).await {
             warn!(error = %e, "Call history prune failed; retried at the next round.");
         }
-        tokio::time::sleep(every).await;
+        let every = std::time::Duration::from_millis(now.prune_every_ms);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            changed = settings.changed() => {
+                if changed.is_err() {
+                    // The holder is gone: keep the last settings.
+                    tokio::time::sleep(every).await;
+                }
+            }
+        }
     }
 }
 
@@ -253,5 +264,46 @@ mod tests {
         assert!(tree.get(b"t").unwrap().is_some(), "state is never pruned");
         let again = prune(&tree, &settings, now).await.unwrap();
         assert_eq!((again.by_age, again.by_bytes), (0, 0));
+    }
+
+    /// Goal: the running pruner applies a reloaded retention at once, not
+    /// after its (hour-long) interval. Method: records 3 days old kept by
+    /// 90 days of retention; the settings change to 2 days; the records go
+    /// within seconds.
+    #[actix_rt::test]
+    async fn the_pruner_applies_new_settings_at_once() {
+        use edgecc_actors::durable::StateStore;
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let tree = storage.state("actor_state").unwrap();
+        let store = crate::state_port::TreeStateStore::new(tree.clone(), storage.clone());
+        let now = crate::clock::now_ms();
+        store
+            .commit((0..10).map(|i| interval(now - 3 * DAY_MS + i)).collect())
+            .await
+            .unwrap();
+        let live = crate::reports::live::LiveSettings::new(ReportSettings {
+            prune_every_ms: 3_600_000,
+            ..Default::default()
+        });
+        let task = actix_rt::spawn(prune_forever(tree.clone(), live.subscribe()));
+        let left = || read(&tree, now - 4 * DAY_MS, now).unwrap().intervals.len();
+        actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(left(), 10, "kept by 90 days");
+        let shorter = ReportSettings {
+            retention_days: 2,
+            prune_every_ms: 3_600_000,
+            ..Default::default()
+        };
+        live.set(shorter);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while left() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not pruned after the change"
+            );
+            actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        task.abort();
     }
 }

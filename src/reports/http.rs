@@ -1,13 +1,15 @@
 //! `GET /api/v1/reports/queues` and `GET /api/v1/reports/agents`
 //! (supervisor, admin): `from`, `to` (RFC 3339 UTC, a date, or epoch ms)
 //! and `interval` (`15m`, `1h`, `1d`; default `1h`). JSON by default; CSV
-//! when the request's `Accept` asks for `text/csv`.
+//! when the request's `Accept` asks for `text/csv`. And
+//! `GET /api/v1/reports/wallboard`: the wallboard's figures of today.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use edgecc_storage::StateTree;
 use serde::Deserialize;
 
 use super::config::ReportSettings;
+use super::live::LiveSettings;
 use super::time::{parse_time, Interval};
 use super::{ReportError, ReportKind, ReportQuery};
 use crate::http::auth::Caller;
@@ -17,8 +19,26 @@ use crate::http::error::ApiError;
 pub struct ReportsState {
     /// The actors' state tree, where the history is.
     pub tree: StateTree,
-    /// `[reports]` as loaded at start.
-    pub settings: ReportSettings,
+    /// `[reports]` now (a reload replaces it).
+    pub settings: LiveSettings,
+    /// The wallboard's last figures, shared by every wallboard.
+    pub wallboard: super::wallboard::FiguresCache,
+}
+
+impl ReportsState {
+    /// The routes' state over `tree` with `settings`.
+    pub fn new(tree: StateTree, settings: LiveSettings) -> ReportsState {
+        ReportsState {
+            tree,
+            settings,
+            wallboard: Default::default(),
+        }
+    }
+
+    /// `[reports]` now.
+    pub fn settings(&self) -> ReportSettings {
+        self.settings.get()
+    }
 }
 
 /// The query string.
@@ -90,7 +110,7 @@ async fn report(
     kind: ReportKind,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_supervisor()?;
-    let query = query_of(&p, kind, &state.settings).map_err(ApiError::bad_request)?;
+    let query = query_of(&p, kind, &state.settings()).map_err(ApiError::bad_request)?;
     let tree = state.tree.clone();
     let report = web::block(move || super::run(&tree, &query))
         .await
@@ -105,4 +125,28 @@ async fn report(
             .body(super::csv::render(&report.rows)));
     }
     Ok(HttpResponse::Ok().json(report))
+}
+
+/// `GET /api/v1/reports/wallboard` (supervisor, admin): the wallboard's
+/// figures ([`super::wallboard`]), one answer reused for
+/// [`super::wallboard::WALLBOARD_FIGURES_TTL_MS`].
+pub async fn wallboard(
+    caller: Caller,
+    state: web::Data<ReportsState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_supervisor()?;
+    let now_ms = crate::clock::now_ms();
+    let settings = state.settings();
+    if let Some(f) = state.wallboard.fresh(now_ms, &settings) {
+        return Ok(HttpResponse::Ok().json(&*f));
+    }
+    let tree = state.tree.clone();
+    let with = settings.clone();
+    let made = web::block(move || super::wallboard::make(&tree, &with, now_ms))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let made = std::sync::Arc::new(made);
+    state.wallboard.keep((now_ms, settings, made.clone()));
+    Ok(HttpResponse::Ok().json(&*made))
 }

@@ -7,17 +7,23 @@
 //! **answered within the queue's threshold T / (offered − short
 //! abandons)**, where a short abandon is a caller gone within
 //! `reports.short_abandon_ms`; timed-out and overflowed calls count as
-//! offered and not answered.
+//! offered and not answered. One implementation counts it for the
+//! reports, the wallboard and `/metrics`:
+//! [`edgecc_actors::cdr::service_level`].
 //!
 //! # Layout
 //!
 //! - [`config`] — `[reports]`: thresholds (per queue), retention.
+//! - [`live`] — `[reports]` as the running daemon applies it (a reload
+//!   replaces it).
 //! - [`time`] — report times (RFC 3339 UTC, dates, epoch ms) and intervals.
 //! - [`history`] — reading a time range of history from the state tree;
 //!   pruning by age and bytes.
 //! - [`figures`] — the pure arithmetic: records in, rows out.
 //! - [`csv`] — rows as CSV.
-//! - [`http`] — `GET /api/v1/reports/queues` and `/agents`.
+//! - [`http`] — `GET /api/v1/reports/queues`, `/agents` and `/wallboard`.
+//! - [`wallboard`] — the wallboard's figures of today and the current 15
+//!   minutes.
 //! - [`cli`] — `edgecc report queues|agents|traffic`.
 //! - [`traffic`] — the call records as the what-if traffic file.
 //!
@@ -31,8 +37,10 @@ pub mod csv;
 pub mod figures;
 pub mod history;
 pub mod http;
+pub mod live;
 pub mod time;
 pub mod traffic;
+pub mod wallboard;
 
 use edgecc_storage::StateTree;
 use serde::{Deserialize, Serialize};

@@ -287,8 +287,9 @@ impl SystemParts {
             error!(error = %e, "Old sticky customers could not be imported; kept for the next start.");
         }
         let snapshot = previous_state(&state_tree);
+        let reports = crate::reports::live::LiveSettings::new(config.reports.clone());
         let history_pruner = HistoryPruner(actix_rt::spawn(
-            crate::reports::history::prune_forever(state_tree.clone(), config.reports.clone()),
+            crate::reports::history::prune_forever(state_tree.clone(), reports.subscribe()),
         ));
         let registry = ContactCenter::start_durable(
             config.contact_center.clone(),
@@ -320,6 +321,7 @@ impl SystemParts {
             sim,
             ari,
             gate,
+            reports,
         };
         let http = match http {
             Some(reload) => {

@@ -29,4 +29,7 @@ pub struct Running {
     /// The gate every PBX event passes through: link state for systemd,
     /// and no new calls once shutdown began.
     pub gate: Addr<PbxGate>,
+    /// `[reports]` as applied now (a reload replaces it): the history
+    /// pruner, the report routes and `/metrics` read it.
+    pub reports: crate::reports::live::LiveSettings,
 }

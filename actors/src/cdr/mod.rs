@@ -39,6 +39,7 @@
 //! latest explained offers), copied in when the record is made.
 
 pub mod agent;
+pub mod service_level;
 
 use crate::agent::{OfferOutcome, OfferPurpose};
 use crate::call::{

@@ -1,10 +1,14 @@
 //! Per-queue call figures for `/metrics`, fed by each ended call's
 //! [`CallDetailRecord`] (carried by [`super::CallFinished`]): a histogram of
 //! waits (joining a queue to answer, abandon or time-out), a histogram of
-//! handle time (talk + hold + wrap-up, of the answered calls) and ended
-//! calls by terminal reason. The wait buckets of each queue include its
-//! service-level threshold ([`SetServiceLevels`], from `[reports]`), so a
-//! Prometheus user reads the service level off one bucket.
+//! handle time (talk + hold + wrap-up, of the answered calls), ended
+//! calls by terminal reason, and the three counts of the reports' service
+//! level ([`crate::cdr::service_level`]: offered, answered within the
+//! queue's threshold, short abandons), so a Prometheus user computes the
+//! same service level as the reports. The thresholds come from
+//! `[reports]` ([`SetServiceLevels`], again at each reload); the wait
+//! buckets of each queue include its threshold as it was when the queue
+//! was first counted.
 //!
 //! Handle time counts the wrap-up known when the call ends (the agents'
 //! wrap-up as they left the call); a wrap-up code set later does not
@@ -15,11 +19,16 @@ use std::collections::{BTreeMap, HashMap};
 use actix::prelude::*;
 
 use crate::call::TerminalReason;
+use crate::cdr::service_level::{ServiceLevelCounts, Thresholds};
 use crate::cdr::{CallDetailRecord, StintOutcome};
 use crate::ids::QueueId;
 use crate::waits::WAIT_BUCKETS_S;
 
 use super::Registry;
+
+/// Short-abandon threshold until `[reports]` sets one, ms (the reports'
+/// default).
+pub const SHORT_ABANDON_MS_DEFAULT: u64 = 5_000;
 
 /// Upper bounds (seconds) of the handle-time buckets.
 pub const HANDLE_BUCKETS_S: [f64; 10] = [
@@ -67,7 +76,9 @@ impl Histogram {
 /// The figures of one queue.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QueueCallFigures {
-    /// The queue's service-level threshold, ms (one of the wait bounds).
+    /// The queue's service-level threshold now, ms (one of the wait
+    /// bounds unless a reload changed it since the queue was first
+    /// counted).
     pub service_level_ms: u64,
     /// Waits in the queue: to answer, abandon or time-out.
     pub wait: Histogram,
@@ -75,6 +86,8 @@ pub struct QueueCallFigures {
     pub handle: Histogram,
     /// Ended calls whose last queue this was, by terminal reason.
     pub ended: BTreeMap<&'static str, u64>,
+    /// The service level's counts of the ended calls' stints in the queue.
+    pub service_level: ServiceLevelCounts,
 }
 
 /// The call figures of every queue.
@@ -84,6 +97,8 @@ pub struct CallMetrics {
     default_service_level_ms: u64,
     /// Per-queue thresholds, ms.
     service_level_ms: HashMap<String, u64>,
+    /// Abandons after less than this wait are short abandons, ms.
+    short_abandon_ms: u64,
     /// Figures per queue, since start.
     pub queues: BTreeMap<QueueId, QueueCallFigures>,
 }
@@ -93,6 +108,7 @@ impl Default for CallMetrics {
         CallMetrics {
             default_service_level_ms: crate::waits::SERVICE_LEVEL_THRESHOLD_MS,
             service_level_ms: HashMap::new(),
+            short_abandon_ms: SHORT_ABANDON_MS_DEFAULT,
             queues: BTreeMap::new(),
         }
     }
@@ -111,12 +127,16 @@ pub fn reason_name(reason: &TerminalReason) -> &'static str {
 }
 
 impl CallMetrics {
-    fn queue(&mut self, queue: &QueueId) -> &mut QueueCallFigures {
-        let t = self
-            .service_level_ms
+    /// The threshold of `queue` now, ms.
+    fn threshold_ms(&self, queue: &QueueId) -> u64 {
+        self.service_level_ms
             .get(&queue.0)
             .copied()
-            .unwrap_or(self.default_service_level_ms);
+            .unwrap_or(self.default_service_level_ms)
+    }
+
+    fn queue(&mut self, queue: &QueueId) -> &mut QueueCallFigures {
+        let t = self.threshold_ms(queue);
         self.queues
             .entry(queue.clone())
             .or_insert_with(|| QueueCallFigures {
@@ -130,7 +150,22 @@ impl CallMetrics {
                 ),
                 handle: Histogram::new(HANDLE_BUCKETS_S.to_vec()),
                 ended: BTreeMap::new(),
+                service_level: ServiceLevelCounts::default(),
             })
+    }
+
+    /// Takes new thresholds: calls ended from now on count with them.
+    pub fn set_thresholds(&mut self, msg: SetServiceLevels) {
+        self.default_service_level_ms = msg.default_ms;
+        self.service_level_ms = msg.queues.into_iter().collect();
+        self.short_abandon_ms = msg.short_abandon_ms;
+        let queues: Vec<QueueId> = self.queues.keys().cloned().collect();
+        for q in queues {
+            let t = self.threshold_ms(&q);
+            if let Some(f) = self.queues.get_mut(&q) {
+                f.service_level_ms = t;
+            }
+        }
     }
 
     /// Counts one ended call.
@@ -143,6 +178,13 @@ impl CallMetrics {
             if let (true, Some(wait_ms)) = (waited, stint.wait_ms()) {
                 self.queue(&stint.queue).wait.observe_ms(wait_ms);
             }
+            let t = Thresholds {
+                service_level_ms: self.threshold_ms(&stint.queue),
+                short_abandon_ms: self.short_abandon_ms,
+            };
+            self.queue(&stint.queue)
+                .service_level
+                .add(ServiceLevelCounts::of(stint, t));
         }
         let answered_in = record
             .trail
@@ -167,8 +209,9 @@ impl CallMetrics {
 }
 
 /// Sets the service-level threshold of each queue (ms; `default_ms` for
-/// the others). Sent once at start, before calls arrive; queues already
-/// counted keep their buckets.
+/// the others) and the short-abandon threshold. Sent at start, before
+/// calls arrive, and at each config reload: calls ended from then on count
+/// with them; queues already counted keep their wait buckets.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetServiceLevels {
@@ -176,6 +219,8 @@ pub struct SetServiceLevels {
     pub default_ms: u64,
     /// Per-queue thresholds, ms.
     pub queues: BTreeMap<String, u64>,
+    /// Abandons after less than this wait are short abandons, ms.
+    pub short_abandon_ms: u64,
 }
 
 /// Asks for a copy of the per-queue call figures.
@@ -187,8 +232,7 @@ impl Handler<SetServiceLevels> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: SetServiceLevels, _ctx: &mut Self::Context) {
-        self.call_metrics.default_service_level_ms = msg.default_ms;
-        self.call_metrics.service_level_ms = msg.queues.into_iter().collect();
+        self.call_metrics.set_thresholds(msg);
     }
 }
 
@@ -281,5 +325,51 @@ mod tests {
         );
         assert_eq!(f.handle.sum, 150.0);
         assert_eq!((f.ended["completed"], f.ended["abandoned"]), (1, 1));
+        // The reports' counts: the 15 s answer is within T, the 15.001 s
+        // abandon is not short (5 s).
+        assert_eq!(
+            f.service_level,
+            ServiceLevelCounts {
+                offered: 2,
+                answered_within_threshold: 1,
+                short_abandoned: 0,
+            }
+        );
+    }
+
+    /// A reload's thresholds count the calls ended after it: a 3 s answer
+    /// is outside a new 2 s threshold, a 3 s abandon is short under a new
+    /// 4 s short-abandon threshold; the gauge shows the new threshold.
+    #[test]
+    fn new_thresholds_count_from_the_reload_on() {
+        let mut m = CallMetrics::default();
+        m.observe(
+            &record(3_000, StintOutcome::Answered, Some((1_000, 0, 0))),
+            &TerminalReason::Completed,
+        );
+        m.set_thresholds(SetServiceLevels {
+            default_ms: 2_000,
+            queues: BTreeMap::new(),
+            short_abandon_ms: 4_000,
+        });
+        m.observe(
+            &record(3_000, StintOutcome::Answered, Some((1_000, 0, 0))),
+            &TerminalReason::Completed,
+        );
+        m.observe(
+            &record(3_000, StintOutcome::Abandoned, None),
+            &TerminalReason::Abandoned,
+        );
+        let f = &m.queues[&QueueId::new("sales")];
+        assert_eq!(f.service_level_ms, 2_000);
+        assert_eq!(
+            f.service_level,
+            ServiceLevelCounts {
+                offered: 3,
+                answered_within_threshold: 1,
+                short_abandoned: 1,
+            }
+        );
+        assert_eq!(f.service_level.percent(), Some(50.0));
     }
 }

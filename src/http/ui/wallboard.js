@@ -1,8 +1,11 @@
 // Supervisor wallboard: agents counted by state, the queue figures with
-// colour thresholds and the team grid, live from the WebSocket; actions go
+// colour thresholds and the team grid, live from the WebSocket (today's
+// service level and the period figures come from wallboard_reports.js); actions go
 // through the supervisor API (each is logged with the supervisor's id on
 // the server). Only the actions that apply to an agent's state are offered;
-// logging an agent out asks for a confirmation.
+// logging an agent out asks for a confirmation, a forced Not Ready for a
+// reason (one of the configured reason codes). Agents show by their
+// display name ([[users]] name).
 "use strict";
 
 let board = null;
@@ -11,6 +14,10 @@ let socket = null;
 let me = null;
 // The action waiting for its confirmation: {agent, until}.
 let confirming = null;
+// A Force Not Ready waiting for its reason: {agent, code}.
+let choosing = null;
+// The configured Not Ready reason codes: [{code, label}].
+let reasonCodes = [];
 const CONFIRM_MS = 6000;
 const STATES = [["ready", "Ready"], ["reserved", "Ringing"], ["talking", "Talking"],
   ["wrap_up", "Wrap-up"], ["not_ready", "Not Ready"], ["logged_out", "Logged out"]];
@@ -76,8 +83,11 @@ function renderQueues(elapsed) {
     const tr = document.createElement("tr");
     tr.dataset.queue = queue.queue_id;
     const th = document.createElement("th"); th.scope = "row"; th.textContent = queue.queue_id;
-    const pct = queue.service_level.percent;
-    const sl = pct == null ? "—" : pct.toFixed(0) + "% in " + (queue.service_level.threshold_ms / 1000) + "s";
+    // Today's, from the reports (wallboard_reports.js): abandons and
+    // time-outs count, with the queue's own threshold.
+    const today = WallFigures.serviceLevel(queue.queue_id);
+    const pct = today ? today.pct : null;
+    const sl = today ? today.text : "—";
     const slClass = pct == null ? "" : pct >= SL_GOOD ? " good" : pct >= SL_WARN ? " warn" : " bad";
     const wait = queue.waiting ? queue.longest_wait_ms + elapsed : 0;
     const waitClass = !queue.waiting ? "" : wait >= WAIT_BAD_MS ? " bad" : wait >= WAIT_WARN_MS ? " warn" : "";
@@ -86,6 +96,27 @@ function renderQueues(elapsed) {
       cell(String(queue.ready_agents.length), "Ready", "num"), cell(sl, "Service level", "num" + slClass));
     q.appendChild(tr);
   }
+}
+
+// The reason list, "Set Not Ready" and "Cancel" of a Force Not Ready.
+function reasonPicker(agent) {
+  const sel = document.createElement("select");
+  sel.setAttribute("aria-label", "Reason for " + agent);
+  sel.className = "small";
+  for (const r of reasonCodes) sel.appendChild(new Option(r.label || r.code, r.code));
+  sel.appendChild(new Option("By a supervisor (no code)", ""));
+  sel.value = choosing.code;
+  sel.addEventListener("change", () => { if (choosing) choosing.code = sel.value; });
+  const set = actionButton(agent, "Set Not Ready", () => {
+    const code = choosing ? choosing.code : "";
+    choosing = null;
+    const body = code ? { state: "not_ready", reason_code: code } : { state: "not_ready" };
+    const label = code ? (reasonCodes.find((r) => r.code === code) || {}).label || code : "by a supervisor";
+    supervise(agent, "state", body, "Force Not Ready (reason: " + label + ")");
+  }, "danger");
+  const cancel = actionButton(agent, "Cancel", () => { choosing = null; render(); });
+  cancel.setAttribute("aria-label", "Cancel Not Ready " + agent);
+  return [sel, set, cancel];
 }
 
 function actionsFor(a) {
@@ -105,9 +136,15 @@ function actionsFor(a) {
     td.appendChild(actionButton(a.agent_id, "Leave call", () => supervise(a.agent_id, "supervision", undefined, "Leave call", "DELETE")));
   }
   if (a.state === "logged_out") return td;
-  if (a.state !== "not_ready" || a.pending) {
-    td.appendChild(actionButton(a.agent_id, "Force Not Ready", () =>
-      supervise(a.agent_id, "state", { state: "not_ready" }, "Force Not Ready (reason: by a supervisor)")));
+  if ((a.state !== "not_ready" || a.pending) && choosing && choosing.agent === a.agent_id) {
+    td.append(...reasonPicker(a.agent_id));
+  } else if (a.state !== "not_ready" || a.pending) {
+    td.appendChild(actionButton(a.agent_id, "Force Not Ready", () => {
+      choosing = { agent: a.agent_id, code: reasonCodes.length ? reasonCodes[0].code : "" };
+      render();
+      const sel = document.querySelector("select[aria-label='Reason for " + a.agent_id + "']");
+      if (sel) sel.focus();
+    }));
   }
   if (confirming && confirming.agent === a.agent_id && confirming.until > Date.now()) {
     td.appendChild(actionButton(a.agent_id, "Confirm log out", () => {
@@ -138,7 +175,14 @@ function render() {
     const tr = document.createElement("tr");
     tr.dataset.agent = a.agent_id;
     tr.dataset.state = a.state;
-    const th = document.createElement("th"); th.scope = "row"; th.textContent = a.agent_id;
+    // The display name from [[users]], the id beside it.
+    const th = document.createElement("th"); th.scope = "row"; th.textContent = a.name || a.agent_id;
+    if (a.name) {
+      const id = document.createElement("span");
+      id.className = "muted";
+      id.textContent = " " + a.agent_id;
+      th.appendChild(id);
+    }
     const st = document.createElement("td");
     st.dataset.label = "State";
     const badge = document.createElement("span");
@@ -171,8 +215,11 @@ function start(user) {
   Edge.show("logout", true);
   Edge.show("board", true);
   socket = Edge.events((msg) => {
-    if (msg.type === "wallboard") { board = msg; boardAt = Date.now(); render(); }
+    if (msg.type === "wallboard") { board = msg; boardAt = Date.now(); WallFigures.onBoard(msg); render(); }
   }, () => render());
+  WallFigures.start();
+  Edge.api("GET", "/reason_codes").then((r) => { reasonCodes = r.reason_codes || []; },
+    (e) => Edge.status("Reason codes: " + e.message, true));
 }
 
 Edge.$("logout").addEventListener("click", async () => {

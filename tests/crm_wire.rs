@@ -718,3 +718,45 @@ async fn servicenow_table_mode_lookup_and_patch() {
     );
     em.stop().await;
 }
+
+/// Issue 22, point 1: table mode writes phone logs to OpenFrame's
+/// `sn_openframe_phone_log`; a table the instance lacks is answered
+/// `400 Invalid table …` (as ServiceNow does), and the adapter dead-letters
+/// the record with a reason naming the config key instead of retrying.
+#[actix_rt::test]
+async fn servicenow_phone_log_table_and_invalid_table() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let state = Tree::CrmSysIds.open(&storage).unwrap();
+    let mut config = sn_config(&em, &dir, ServiceNowMode::Table);
+    let adapter = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    let log = record(1, "c-1", RecordKind::PhoneLogCreate, r#"{"duration":"30"}"#);
+    let out = one(&adapter, log).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(em.table_rows("sn_openframe_phone_log").len(), 1);
+
+    config.table_phone_log = "sn_open_frame_phone_log".into();
+    let typo = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    match one(&typo, record(2, "c-2", RecordKind::PhoneLogCreate, "{}")).await {
+        Outcome::Permanent { status: 400, reason } => {
+            assert!(reason.contains("crm.servicenow.table_phone_log"), "{reason}");
+            assert!(reason.contains("Invalid table sn_open_frame_phone_log"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(em.table_rows("sn_open_frame_phone_log").len(), 0);
+
+    let mut config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
+    config.import_table_work_item = "u_edgecc_workitem_import".into();
+    let import = ServiceNowAdapter::new(&config, state).unwrap();
+    match one(&import, record(3, "c-3", RecordKind::WorkItemCreate, "{}")).await {
+        Outcome::Permanent { status: 400, reason } => {
+            assert!(reason.contains("crm.servicenow.import_table_work_item"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    em.stop().await;
+}

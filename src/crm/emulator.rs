@@ -31,7 +31,7 @@
 //! counted in `dropped`), [`BODY_BYTES_MAX`] per request, [`HANG_MS_MAX`]
 //! per hung request.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tracing::{debug, info, warn};
 
+use super::sn_instance::{default_tables, error_body, invalid_table_message, TableDef};
 use super::webhook::{verify_signature, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SECS_DEFAULT};
 
 /// Most records (and ServiceNow rows) kept; later ones are only counted.
@@ -154,6 +155,9 @@ pub struct EmulatorConfig {
     pub table_correlation_field: String,
     /// Table API: the interaction key field.
     pub table_interaction_key_field: String,
+    /// The instance's tables, fields and transform maps; any other table
+    /// is answered `400 Invalid table <name>`, as ServiceNow does.
+    pub sn_tables: BTreeMap<String, TableDef>,
 }
 
 impl Default for EmulatorConfig {
@@ -170,6 +174,7 @@ impl Default for EmulatorConfig {
             import_field_prefix: "u_".into(),
             table_correlation_field: "correlation_id".into(),
             table_interaction_key_field: "correlation_display".into(),
+            sn_tables: default_tables(),
         }
     }
 }
@@ -538,10 +543,16 @@ fn answer(status: u16, body: Value) -> HttpResponse {
 
 /// The ServiceNow error shape.
 fn sn_error(status: u16, message: &str) -> HttpResponse {
-    answer(
-        status,
-        json!({"error": {"message": message, "detail": ""}, "status": "failure"}),
-    )
+    answer(status, error_body(message, None))
+}
+
+/// `400 Invalid table <name>` unless the instance has `table`.
+fn known_table<'a>(shared: &'a Shared, table: &str) -> Result<&'a TableDef, HttpResponse> {
+    shared
+        .config
+        .sn_tables
+        .get(table)
+        .ok_or_else(|| sn_error(400, &invalid_table_message(table)))
 }
 
 /// Counts the request, keeps it as the last one, and applies the fault
@@ -757,6 +768,9 @@ async fn import(
         Err(r) => return r,
     };
     let table = path.into_inner();
+    if let Err(r) = known_table(&shared, &table) {
+        return r;
+    }
     let c = &shared.config;
     let v = Value::Object(row.clone());
     let key = text(&v, &c.import_correlation_field);
@@ -842,6 +856,9 @@ async fn table_get(
         return sn_error(401, "User Not Authenticated");
     }
     let table = path.into_inner();
+    if let Err(r) = known_table(&shared, &table) {
+        return r;
+    }
     let q = query.get("sysparm_query").cloned().unwrap_or_default();
     let Some((field, value)) = q.split_once('=') else {
         return sn_error(400, "sysparm_query must be <field>=<value>");
@@ -878,6 +895,9 @@ async fn table_post(
         Err(r) => return r,
     };
     let table = path.into_inner();
+    if let Err(r) = known_table(&shared, &table) {
+        return r;
+    }
     let v = Value::Object(fields.clone());
     let mut st = shared.state();
     let sys_id = st.sys_id();
@@ -918,6 +938,9 @@ async fn table_patch(
         Err(r) => return r,
     };
     let (table, sys_id) = path.into_inner();
+    if let Err(r) = known_table(&shared, &table) {
+        return r;
+    }
     let key_field = shared.config.table_interaction_key_field.clone();
     let mut st = shared.state();
     let patched = st

@@ -59,7 +59,7 @@ pub enum ServiceNowAuth {
 /// import_sequence_field = "u_sequence"
 /// import_field_prefix = "u_"
 /// table_interaction = "interaction"
-/// table_phone_log = "sn_open_frame_phone_log"
+/// table_phone_log = "sn_openframe_phone_log"
 /// table_work_item = "task"
 /// table_correlation_field = "correlation_id"
 /// table_interaction_key_field = "correlation_display"
@@ -170,7 +170,7 @@ fn table_interaction_default() -> String {
     "interaction".into()
 }
 fn table_phone_log_default() -> String {
-    "sn_open_frame_phone_log".into()
+    "sn_openframe_phone_log".into()
 }
 fn table_work_item_default() -> String {
     "task".into()
@@ -248,7 +248,7 @@ mod tests {
         let parsed: ServiceNowConfig =
             toml::from_str("instance_url = \"https://x\"\nmode = \"table\"").unwrap();
         assert_eq!(parsed.mode, ServiceNowMode::Table);
-        assert_eq!(parsed.table_phone_log, "sn_open_frame_phone_log");
+        assert_eq!(parsed.table_phone_log, "sn_openframe_phone_log");
         assert!(
             toml::from_str::<ServiceNowConfig>("instance_url = \"x\"\npassword = \"p\"").is_err()
         );

@@ -7,7 +7,7 @@ use edgecc_storage::Record;
 use serde_json::Value;
 use tracing::debug;
 
-use super::super::transport::{classify, excerpt, is_create};
+use super::super::transport::{excerpt, is_create};
 use super::super::Outcome;
 use super::answer::{failure_body, mentions, TRANSIENT_MARKERS};
 use super::rows::import_row;
@@ -24,7 +24,7 @@ impl ServiceNowAdapter {
             Err(outcome) => return outcome,
         };
         if !(200..=299).contains(&answer.status) {
-            return classify(&answer, is_create(record));
+            return self.refused(&answer, table, is_create(record));
         }
         if let Some(outcome) = failure_body(&answer) {
             return outcome;

@@ -37,7 +37,7 @@
 //!
 //! # `table` (no instance customisation)
 //!
-//! Creates go to the Table API (`interaction`, `sn_open_frame_phone_log`,
+//! Creates go to the Table API (`interaction`, `sn_openframe_phone_log`,
 //! `task` by default) after a lookup by the correlation field, so a replay
 //! finds the earlier record instead of making a second one. The sys_id of
 //! each create is kept in a persisted [`StateTree`] (`c:<correlation id>`,
@@ -52,7 +52,9 @@
 //!
 //! The status classes of [`super::transport::classify`] apply (2xx, 409,
 //! "already exists" delivered; 408/429/5xx retried with `Retry-After`; 403
-//! and other 4xx permanent). In addition, a 2xx whose JSON body says
+//! and other 4xx permanent); ServiceNow's `400 Invalid table …` (a table
+//! name in the config the instance lacks) is permanent with a reason that
+//! names the config key, and logged at error level. In addition, a 2xx whose JSON body says
 //! `"status": "failure"` (the scripted REST / import error shape) is a
 //! failure: permanent when its message names an ACL, rights, an invalid
 //! table or a data policy ([`PERMANENT_MARKERS`]), retried (not counting
@@ -95,7 +97,7 @@ pub use config::{
     ServiceNowAuth, ServiceNowConfig, ServiceNowMode, NAME_BYTES_MAX, PREFIX_BYTES_MAX,
 };
 
-use super::transport::{excerpt, exchange, transport_retry, Answer, TIMEOUT_MS_MAX};
+use super::transport::{classify, excerpt, exchange, transport_retry, Answer, TIMEOUT_MS_MAX};
 use super::{AdapterError, CrmAdapter, LocalBoxFuture, Outcome};
 use crate::net::{check_timeout, check_url, http_client, SettingError};
 use auth::{build_auth, Auth};
@@ -237,6 +239,43 @@ impl ServiceNowAdapter {
             (ServiceNowMode::Table, RecordKind::PhoneLogCreate) => &c.table_phone_log,
             (ServiceNowMode::Table, RecordKind::WorkItemCreate) => &c.table_work_item,
             (ServiceNowMode::Table, _) => &c.table_interaction,
+        }
+    }
+
+    /// The `[crm.servicenow]` key that names `table` (for error messages).
+    fn table_key(&self, table: &str) -> &'static str {
+        let c = &self.config;
+        [
+            ("import_table_interaction", &c.import_table_interaction),
+            ("import_table_phone_log", &c.import_table_phone_log),
+            ("import_table_work_item", &c.import_table_work_item),
+            ("table_interaction", &c.table_interaction),
+            ("table_phone_log", &c.table_phone_log),
+            ("table_work_item", &c.table_work_item),
+        ]
+        .into_iter()
+        .find(|(_, name)| name.as_str() == table)
+        .map_or("instance_url", |(key, _)| key)
+    }
+
+    /// The outcome of a non-2xx answer from `table`: ServiceNow's
+    /// `400 Invalid table` is a configuration error, logged at error level
+    /// and dead-lettered with a reason naming the key (every record of that
+    /// kind will get it until the config is fixed; `edgecc outbox dead
+    /// requeue` puts them back); anything else goes by
+    /// [`super::transport::classify`].
+    fn refused(&self, answer: &Answer, table: &str, is_create: bool) -> Outcome {
+        let Some(message) = answer::invalid_table(answer) else {
+            return classify(answer, is_create);
+        };
+        let key = self.table_key(table);
+        error!(table, key = %format!("crm.servicenow.{key}"), reason = %message,
+            "ServiceNow has no such table; fix the config, then requeue the dead letters.");
+        Outcome::Permanent {
+            status: answer.status,
+            reason: format!(
+                "configuration: crm.servicenow.{key} = `{table}` is not a table of the instance ({message})"
+            ),
         }
     }
 

@@ -7,7 +7,7 @@ use edgecc_storage::{Record, RecordKind};
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use super::super::transport::{classify, excerpt};
+use super::super::transport::excerpt;
 use super::super::Outcome;
 use super::answer::{failure_body, result_object, result_sys_id};
 use super::rows::table_row;
@@ -51,7 +51,7 @@ impl ServiceNowAdapter {
         ];
         let answer = self.call(Method::GET, &url, &params, None).await?;
         if !(200..=299).contains(&answer.status) {
-            return Err(classify(&answer, false));
+            return Err(self.refused(&answer, table, false));
         }
         if let Some(outcome) = failure_body(&answer) {
             return Err(outcome);
@@ -105,7 +105,7 @@ impl ServiceNowAdapter {
                     Err(outcome) => return outcome,
                 };
                 if !(200..=299).contains(&answer.status) {
-                    return classify(&answer, true);
+                    return self.refused(&answer, &table, true);
                 }
                 if let Some(outcome) = failure_body(&answer) {
                     return outcome;
@@ -190,7 +190,7 @@ impl ServiceNowAdapter {
             };
         }
         if !(200..=299).contains(&answer.status) {
-            return classify(&answer, false);
+            return self.refused(&answer, &table, false);
         }
         if let Some(outcome) = failure_body(&answer) {
             return outcome;

@@ -57,7 +57,6 @@ const PHONE_LOG_FIELDS: &[&str] = &[
     "duration",
     "start_time",
     "end_time",
-    "interaction",
     "u_edgecc_correlation_id",
 ];
 
@@ -144,6 +143,30 @@ pub fn default_tables() -> BTreeMap<String, TableDef> {
         TableDef::staging(&[AWA_WORK_ITEM_TABLE]),
     );
     t
+}
+
+/// The dictionary table: one row per (table, field).
+pub const DICTIONARY_TABLE: &str = "sys_dictionary";
+
+/// `sys_dictionary`'s own fields, as far as the emulator answers them.
+pub fn dictionary_def() -> TableDef {
+    TableDef::target(&["name", "element"])
+}
+
+/// The rows of `sys_dictionary` for `tables` (staging tables, which take
+/// any field, have none).
+pub fn dictionary_rows(tables: &BTreeMap<String, TableDef>) -> Vec<Map<String, Value>> {
+    let mut rows = Vec::new();
+    for (name, def) in tables {
+        for field in def.fields.iter().flatten() {
+            let mut row = Map::new();
+            row.insert("sys_id".into(), Value::String(format!("{name}.{field}")));
+            row.insert("name".into(), Value::String(name.clone()));
+            row.insert("element".into(), Value::String(field.clone()));
+            rows.push(row);
+        }
+    }
+    rows
 }
 
 /// ServiceNow's error body: `{"error":{"message","detail"},"status":"failure"}`.

@@ -160,7 +160,10 @@ mod tests {
             Some("Invalid table sn_open_frame_phone_log")
         );
         assert_eq!(invalid_table(&a(403, body)), None);
-        assert_eq!(invalid_table(&a(400, r#"{"error":{"message":"Bad"}}"#)), None);
+        assert_eq!(
+            invalid_table(&a(400, r#"{"error":{"message":"Bad"}}"#)),
+            None
+        );
     }
 
     /// `result.sys_id` is read from a Table API answer and nothing else.

@@ -152,10 +152,10 @@ mod tests {
     fn table_rows_carry_correlation() {
         let c = ServiceNowConfig::with_instance("https://x.service-now.com");
         let create = table_row(&record(RecordKind::InteractionCreate, r#"{"a":1}"#), &c);
-        assert_eq!(create["correlation_id"], "edge:c-1:x");
-        assert_eq!(create["correlation_display"], "c-1");
+        assert_eq!(create["u_edgecc_correlation_id"], "edge:c-1:x");
+        assert_eq!(create["u_edgecc_call_id"], "c-1");
         assert_eq!(create["a"], "1");
         let update = table_row(&record(RecordKind::InteractionUpdate, r#"{"a":1}"#), &c);
-        assert!(update.get("correlation_id").is_none());
+        assert!(update.get("u_edgecc_correlation_id").is_none());
     }
 }

@@ -295,6 +295,7 @@ impl Config {
                     "crm.servicenow.oauth_client_secret_file",
                     &s.oauth_client_secret_file,
                 ));
+                slots.push(("crm.servicenow.api_key_file", &s.api_key_file));
             }
         }
         slots
@@ -317,6 +318,7 @@ impl Config {
                     "crm.servicenow.oauth_client_secret_file",
                     &mut s.oauth_client_secret_file,
                 ));
+                slots.push(("crm.servicenow.api_key_file", &mut s.api_key_file));
             }
         }
         for (key, slot) in slots {

@@ -11,6 +11,7 @@ use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
 use edgecc::crm::servicenow::{
     ServiceNowAdapter, ServiceNowAuth, ServiceNowConfig, ServiceNowMode,
 };
+use edgecc::crm::sn_instance::{default_tables, TableDef};
 use edgecc::crm::webhook::{verify_signature, WebhookAdapter, WebhookConfig};
 use edgecc::crm::{wire, CrmAdapter, Outcome};
 use edgecc::system::storage::Tree;
@@ -468,12 +469,13 @@ async fn servicenow_import_set_upserts() {
         Outcome::Delivered { .. }
     ));
     assert_eq!(em.duplicates(), 1);
-    let rows = em.table_rows("u_edgecc_interaction_import");
+    let rows = em.table_rows("interaction");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["u_state"], "ended");
     assert_eq!(rows[0]["u_caller"], "+1555");
     assert_eq!(rows[0]["u_n"], "2");
-    assert_eq!(em.table_rows("u_edgecc_phone_log_import").len(), 1);
+    assert_eq!(em.table_rows("u_edgecc_interaction_import").len(), 3);
+    assert_eq!(em.table_rows("sn_openframe_phone_log").len(), 1);
     assert_eq!(
         em.order("c-1"),
         vec![
@@ -628,8 +630,11 @@ async fn servicenow_table_mode_lookup_and_patch() {
         assert_eq!(em.last_request().unwrap().method, "POST");
         let rows = em.table_rows("interaction");
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0]["correlation_id"], create.correlation_id.as_str());
-        assert_eq!(rows[0]["correlation_display"], "c-1");
+        assert_eq!(
+            rows[0]["u_edgecc_correlation_id"],
+            create.correlation_id.as_str()
+        );
+        assert_eq!(rows[0]["u_edgecc_call_id"], "c-1");
         rows[0]["sys_id"].as_str().unwrap().to_string()
     };
 
@@ -644,7 +649,8 @@ async fn servicenow_table_mode_lookup_and_patch() {
     let req = em.last_request().unwrap();
     assert_eq!(req.method, "GET");
     assert!(
-        req.path.contains("sysparm_query=correlation_id%3D"),
+        req.path
+            .contains("sysparm_query=u_edgecc_correlation_id%3D"),
         "{}",
         req.path
     );
@@ -666,7 +672,9 @@ async fn servicenow_table_mode_lookup_and_patch() {
         one(&adapter, update).await,
         Outcome::Delivered { .. }
     ));
-    assert_eq!(em.stats().requests, before + 1);
+    // Before the first delivery: one read per table (three), one
+    // dictionary read per lookup field (four); then a single PATCH.
+    assert_eq!(em.stats().requests, before + 8);
     let req = em.last_request().unwrap();
     assert_eq!(req.method, "PATCH");
     assert_eq!(req.path, format!("/api/now/table/interaction/{sys_id}"));
@@ -712,9 +720,404 @@ async fn servicenow_table_mode_lookup_and_patch() {
     let rows = em.table_rows("interaction");
     assert_eq!(
         rows.iter()
-            .filter(|r| r["correlation_display"] == "c-2")
+            .filter(|r| r["u_edgecc_call_id"] == "c-2")
             .count(),
         1
     );
+    em.stop().await;
+}
+
+/// Issue 22, point 1: table mode writes phone logs to OpenFrame's
+/// `sn_openframe_phone_log`; a table the instance lacks is answered
+/// `400 Invalid table …` (as ServiceNow does), and the adapter dead-letters
+/// the record with a reason naming the config key instead of retrying.
+#[actix_rt::test]
+async fn servicenow_phone_log_table_and_invalid_table() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let state = Tree::CrmSysIds.open(&storage).unwrap();
+    let mut config = sn_config(&em, &dir, ServiceNowMode::Table);
+    let adapter = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    let create = record(1, "c-1", RecordKind::InteractionCreate, "{}");
+    assert!(matches!(
+        one(&adapter, create).await,
+        Outcome::Delivered { .. }
+    ));
+    let log = record(2, "c-1", RecordKind::PhoneLogCreate, r#"{"duration":"30"}"#);
+    let out = one(&adapter, log).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(em.table_rows("sn_openframe_phone_log").len(), 1);
+
+    config.table_phone_log = "sn_open_frame_phone_log".into();
+    let typo = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    match one(&typo, record(2, "c-2", RecordKind::PhoneLogCreate, "{}")).await {
+        Outcome::Permanent {
+            status: 400,
+            reason,
+        } => {
+            assert!(
+                reason.contains("crm.servicenow.table_phone_log"),
+                "{reason}"
+            );
+            assert!(
+                reason.contains("Invalid table sn_open_frame_phone_log"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(em.table_rows("sn_open_frame_phone_log").len(), 0);
+
+    let mut config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
+    config.import_table_work_item = "u_edgecc_workitem_import".into();
+    let import = ServiceNowAdapter::new(&config, state).unwrap();
+    match one(&import, record(3, "c-3", RecordKind::WorkItemCreate, "{}")).await {
+        Outcome::Permanent {
+            status: 400,
+            reason,
+        } => {
+            assert!(
+                reason.contains("crm.servicenow.import_table_work_item"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    em.stop().await;
+}
+
+/// Issue 22, point 6: an import is delivered only when every transform map
+/// put the row in its target. One map's `error` among two (only
+/// `result[1]`), a `skipped` row (empty coalesce value) and a row staged
+/// but never transformed (`result.table` is the staging table) are dead
+/// letters with their reason, not "delivered".
+#[actix_rt::test]
+async fn servicenow_import_every_map_must_transform() {
+    let mut tables = default_tables();
+    tables.insert(
+        "u_call_audit".into(),
+        TableDef::target(&["u_correlation_id"]),
+    );
+    tables.insert(
+        "u_edgecc_interaction_import".into(),
+        TableDef::staging(&["interaction", "u_call_audit"]),
+    );
+    tables.insert("u_edgecc_phone_log_import".into(), TableDef::staging(&[]));
+    let em = EmulatorHandle::start(EmulatorConfig {
+        sn_tables: tables,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
+    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+
+    let create = record(1, "c-1", RecordKind::InteractionCreate, "{}");
+    let out = one(&adapter, create.clone()).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(em.table_rows("interaction").len(), 1);
+    assert_eq!(em.table_rows("u_call_audit").len(), 1);
+
+    em.set_mode(Mode::ImportError {
+        target: "u_call_audit".into(),
+        message: "Data Policy Exception: Short description is mandatory".into(),
+    })
+    .await
+    .unwrap();
+    let update = record(2, "c-1", RecordKind::InteractionUpdate, "{}");
+    match one(&adapter, update).await {
+        Outcome::Permanent { reason, .. } => assert!(reason.contains("mandatory"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    em.set_mode(Mode::Normal).await.unwrap();
+
+    let mut orphan = record(3, "", RecordKind::InteractionCreate, "{}");
+    orphan.interaction_key = String::new();
+    match one(&adapter, orphan).await {
+        Outcome::Permanent { reason, .. } => assert!(reason.contains("skipped"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+
+    let log = record(4, "c-1", RecordKind::PhoneLogCreate, "{}");
+    match one(&adapter, log).await {
+        Outcome::Permanent { reason, .. } => {
+            assert!(reason.contains("not transformed"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(em.table_rows("u_edgecc_phone_log_import").len(), 1);
+    assert_eq!(em.table_rows("sn_openframe_phone_log").len(), 0);
+    em.stop().await;
+}
+
+/// Issue 22, point 2: ServiceNow drops a query term on a field the table
+/// lacks and answers other rows, so a lookup on such a field would "find"
+/// a stranger's interaction and skip the create. Table mode checks its
+/// lookup fields in `sys_dictionary` first (here `correlation_id`, which
+/// `interaction` does not have: a dead letter naming the key) and, with
+/// the default custom fields, creates its own record next to the stranger
+/// and finds that one again on a replay.
+#[actix_rt::test]
+async fn servicenow_table_lookup_cannot_match_a_stranger() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let mut stranger = serde_json::Map::new();
+    stranger.insert("short_description".into(), "someone else's call".into());
+    stranger.insert("u_edgecc_call_id".into(), "c-77".into());
+    let stranger_id = em.seed_row("interaction", stranger);
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let mut config = sn_config(&em, &dir, ServiceNowMode::Table);
+    config.table_correlation_field = "correlation_id".into();
+    config.table_interaction_key_field = "correlation_display".into();
+    let create = record(1, "c-1", RecordKind::InteractionCreate, "{}");
+    let old = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    match one(&old, create.clone()).await {
+        Outcome::Permanent { reason, .. } => {
+            assert!(
+                reason.contains("crm.servicenow.table_correlation_field"),
+                "{reason}"
+            );
+            assert!(reason.contains("`interaction`"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(em.table_rows("interaction").len(), 1);
+
+    let config = sn_config(&em, &dir, ServiceNowMode::Table);
+    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    let link = match one(&adapter, create.clone()).await {
+        Outcome::Delivered { link: Some(link) } => link,
+        other => panic!("{other:?}"),
+    };
+    assert!(!link.contains(&stranger_id), "{link}");
+    let rows = em.table_rows("interaction");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows[1]["u_edgecc_correlation_id"],
+        create.correlation_id.as_str()
+    );
+    assert_eq!(rows[1]["u_edgecc_call_id"], "c-1");
+
+    let other = tempfile::tempdir().unwrap();
+    let storage2 = Storage::open(other.path().join("data"), StorageConfig::default()).unwrap();
+    let replay = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage2).unwrap()).unwrap();
+    match one(&replay, create).await {
+        Outcome::Delivered { link: Some(again) } => assert_eq!(again, link),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(em.table_rows("interaction").len(), 2);
+    em.stop().await;
+}
+
+/// Issue 22, point 8: `auth = "api_key"` sends the key as `x-sn-apikey`
+/// (no `Authorization` header); a refused key gets ServiceNow's 401 body
+/// and is retried with the breaker counting, like a refused password.
+#[actix_rt::test]
+async fn servicenow_api_key_auth() {
+    let em = EmulatorHandle::start(EmulatorConfig {
+        api_key: Some("now_k3y".into()),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let state = Tree::CrmSysIds.open(&storage).unwrap();
+    let mut config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
+    config.auth = ServiceNowAuth::ApiKey;
+    config.user = None;
+    config.password_file = None;
+    config.api_key_file = Some(secret_file(&dir, "key", b"now_k3y\n"));
+    let adapter = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    let out = one(
+        &adapter,
+        record(1, "c-1", RecordKind::InteractionCreate, "{}"),
+    )
+    .await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let req = em.last_request().unwrap();
+    assert_eq!(req.header("x-sn-apikey"), Some("now_k3y"));
+    assert_eq!(req.header("authorization"), None);
+
+    config.api_key_file = Some(secret_file(&dir, "key2", b"stale"));
+    let refused = ServiceNowAdapter::new(&config, state).unwrap();
+    match one(
+        &refused,
+        record(2, "c-1", RecordKind::InteractionUpdate, "{}"),
+    )
+    .await
+    {
+        Outcome::Retry {
+            crm_down: true,
+            reason,
+            ..
+        } => assert!(reason.contains("User Not Authenticated"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    em.stop().await;
+}
+
+/// Issue 22, points 3 and 4: table mode links records as ServiceNow does.
+/// The phone log becomes its interaction's `channel_metadata_table` /
+/// `channel_metadata_document`; the work item is an `awa_work_item` whose
+/// `document_table` / `document_id` name the interaction.
+#[actix_rt::test]
+async fn servicenow_table_mode_links_records() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let config = sn_config(&em, &dir, ServiceNowMode::Table);
+    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    for r in [
+        record(1, "c-1", RecordKind::InteractionCreate, "{}"),
+        record(2, "c-1", RecordKind::PhoneLogCreate, "{}"),
+        record(3, "c-1", RecordKind::WorkItemCreate, "{}"),
+    ] {
+        let out = one(&adapter, r).await;
+        assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    }
+    let interaction = &em.table_rows("interaction")[0];
+    let phone_log = &em.table_rows("sn_openframe_phone_log")[0];
+    let work_item = &em.table_rows("awa_work_item")[0];
+    assert_eq!(
+        interaction["channel_metadata_table"],
+        "sn_openframe_phone_log"
+    );
+    assert_eq!(
+        interaction["channel_metadata_document"],
+        phone_log["sys_id"]
+    );
+    assert_eq!(work_item["document_table"], "interaction");
+    assert_eq!(work_item["document_id"], interaction["sys_id"]);
+    assert!(em.table_rows("task").is_empty());
+    em.stop().await;
+}
+
+/// Issue 22, point 7: `openframe` mode uses ServiceNow's voice-interaction
+/// API. The create is a POST with `clientSessionId` = the call's id and
+/// makes a phone interaction; the phone log and each update PATCH it by
+/// the sys_id kept in edgecc's state (ServiceNow creates and links the
+/// phone log); `ended` closes it. After a restart the stored sys_id is
+/// used; another box replaying the create finds the interaction instead
+/// of creating a second; `{"result":{"status":"FAILURE"}}` is not delivered.
+#[actix_rt::test]
+async fn servicenow_openframe_voice_interaction() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sn_config(&em, &dir, ServiceNowMode::Openframe);
+    let create = record(
+        1,
+        "c-1",
+        RecordKind::InteractionCreate,
+        r#"{"ani":"+15550100","direction":"inbound","reason":"accepted","attached":{"lang":"en"}}"#,
+    );
+    let sys_id = {
+        let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+        let adapter =
+            ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+        assert!(matches!(
+            one(&adapter, create.clone()).await,
+            Outcome::Delivered { link: Some(_) }
+        ));
+        let req = em.last_request().unwrap();
+        assert_eq!(
+            (req.method.as_str(), req.path.as_str()),
+            ("POST", "/api/now/openframe/voice-interaction")
+        );
+        let sent: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+        assert_eq!(sent["interaction"]["clientSessionId"], "c-1");
+        let rows = em.table_rows("interaction");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["type"], "phone");
+        assert_eq!(rows[0]["state"], "work_in_progress");
+        assert_eq!(rows[0]["caller_phone_number"], "+15550100");
+        let sys_id = rows[0]["sys_id"].as_str().unwrap().to_string();
+
+        let log = record(
+            2,
+            "c-1",
+            RecordKind::PhoneLogCreate,
+            r#"{"direction":"inbound","answered_ms":1795278919394}"#,
+        );
+        assert!(matches!(
+            one(&adapter, log).await,
+            Outcome::Delivered { .. }
+        ));
+        let req = em.last_request().unwrap();
+        assert_eq!(req.method, "PATCH");
+        assert_eq!(
+            req.path,
+            format!("/api/now/openframe/voice-interaction/{sys_id}")
+        );
+        let logs = em.table_rows("sn_openframe_phone_log");
+        assert_eq!(logs.len(), 1);
+        assert_eq!(logs[0]["call_id"], "c-1");
+        assert_eq!(logs[0]["start_time"], "2026-11-21 16:35:19");
+        assert_eq!(
+            em.table_rows("interaction")[0]["channel_metadata_document"],
+            logs[0]["sys_id"]
+        );
+        sys_id
+    };
+
+    // After a restart, the stored sys_id drives the PATCH that closes it.
+    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
+    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    let ended = record(
+        3,
+        "c-1",
+        RecordKind::InteractionUpdate,
+        r#"{"event":"ended","terminal":"hangup","duration_ms":1000,"talk_ms":500,"seq":1}"#,
+    );
+    assert!(matches!(
+        one(&adapter, ended).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(
+        em.last_request().unwrap().path,
+        format!("/api/now/openframe/voice-interaction/{sys_id}")
+    );
+    assert_eq!(em.table_rows("interaction")[0]["state"], "closed_complete");
+
+    // Another box replays the create: found by the call id, not posted.
+    let other = tempfile::tempdir().unwrap();
+    let storage2 = Storage::open(other.path().join("data"), StorageConfig::default()).unwrap();
+    let replay = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage2).unwrap()).unwrap();
+    match one(&replay, create).await {
+        Outcome::Delivered { link: Some(link) } => assert!(link.contains(&sys_id), "{link}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(em.table_rows("interaction").len(), 1);
+
+    em.set_mode(Mode::Failure {
+        message: "Interaction could not be updated".into(),
+    })
+    .await
+    .unwrap();
+    let update = record(
+        4,
+        "c-1",
+        RecordKind::InteractionUpdate,
+        r#"{"event":"hold"}"#,
+    );
+    match one(&adapter, update).await {
+        Outcome::Retry {
+            crm_down: false,
+            reason,
+            ..
+        } => assert!(reason.contains("FAILURE"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     em.stop().await;
 }

@@ -39,6 +39,7 @@ mod http_wrap_up;
 mod http_ws;
 mod journald_logs;
 mod module_graph;
+mod servicenow_install;
 mod openapi;
 mod outbox_cli;
 mod private_files;

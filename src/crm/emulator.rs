@@ -8,10 +8,16 @@
 //! ```text
 //! POST  /webhook                        one wire document, or an array of them
 //! POST  /api/now/import/{staging}       Import Set row (coalescing upsert)
-//! GET   /api/now/table/{table}          ?sysparm_query=<field>=<value>&sysparm_limit=N
-//! POST  /api/now/table/{table}          create, answers result.sys_id
+//! GET   /api/now/table/{table}          ?sysparm_query=a=x^b=y&sysparm_fields=…&sysparm_limit=N
+//!                                       (a term on a missing field is dropped;
+//!                                       sys_dictionary answers the dictionary)
+//! POST  /api/now/table/{table}          create (unknown fields dropped), answers result.sys_id
 //! PATCH /api/now/table/{table}/{sys_id} update
+//! POST  /api/now/openframe/voice-interaction          create (phoneLogs linked)
+//! PATCH /api/now/openframe/voice-interaction/{sys_id} update; failures as
+//!                                       200 {"result":{"status":"FAILURE"}}
 //! POST  /oauth_token.do                 password / client_credentials grants
+//!                                       (API calls also take `x-sn-apikey`)
 //! GET   /_emulator/stats                EmulatorStats as JSON
 //! GET   /_emulator/records              received records as JSON
 //! POST  /_emulator/mode                 a Mode as JSON, e.g. {"mode":"status","status":503}
@@ -23,15 +29,20 @@
 //! again counts as a duplicate and is not stored twice. The first arrival
 //! of each key is appended to its interaction's order list.
 //!
-//! Import rows coalesce like the transform maps of the README: interaction
-//! rows on the interaction key, the others on the correlation id; a row
-//! whose sequence is not newer than the target's is `ignored`.
+//! The ServiceNow side plays the instance of [`super::sn_instance`]: a
+//! table it lacks is answered `400 Invalid table`; an import row is staged
+//! and then upserted by each of its staging table's transform maps (one
+//! `result` entry per map, in the target table), interaction rows
+//! coalescing on the interaction key and the others on the correlation id;
+//! a row whose sequence is not newer than the target's is `ignored`, one
+//! with an empty coalesce value `skipped`; a staging table without maps
+//! answers with the staging table as `table`.
 //!
 //! Everything is bounded: [`RECORDS_MAX`] stored records (later ones are
 //! counted in `dropped`), [`BODY_BYTES_MAX`] per request, [`HANG_MS_MAX`]
 //! per hung request.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -46,6 +57,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tracing::{debug, info, warn};
 
+use super::sn_instance::{
+    default_tables, dictionary_def, dictionary_rows, error_body, invalid_table_message,
+    known_fields, matches, query_terms, TableDef, DICTIONARY_TABLE, PHONE_LOG_TABLE,
+};
 use super::webhook::{verify_signature, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SECS_DEFAULT};
 
 /// Most records (and ServiceNow rows) kept; later ones are only counted.
@@ -60,6 +75,8 @@ pub const HANG_MS_MAX: u64 = 60_000;
 pub const REFUSE_MS_MAX: u64 = 600_000;
 /// Refusal length when `POST /_emulator/mode` names none, in ms.
 pub const REFUSE_MS_HTTP_DEFAULT: u64 = 10_000;
+/// Rows a Table API read answers at most (and when it names no limit).
+pub const GET_LIMIT_DEFAULT: usize = 1_000;
 /// Most arrivals remembered per interaction in the order list.
 pub const ORDER_PER_INTERACTION_MAX: usize = 1_024;
 /// Most live OAuth tokens; the oldest is forgotten first.
@@ -125,6 +142,15 @@ pub enum Mode {
         /// The error message.
         message: String,
     },
+    /// ServiceNow Import Sets: the transform map into `target` (every map
+    /// when empty) answers row status `error` with `message`.
+    ImportError {
+        /// Target table of the failing map; empty: every map.
+        #[serde(default)]
+        target: String,
+        /// The row's `error_message`.
+        message: String,
+    },
 }
 
 /// Emulator start-up options.
@@ -142,6 +168,9 @@ pub struct EmulatorConfig {
     pub basic: Option<(String, String)>,
     /// OAuth client (id, secret) accepted by `/oauth_token.do`.
     pub oauth_client: Option<(String, String)>,
+    /// ServiceNow API key accepted in `x-sn-apikey` (with `basic` and
+    /// `oauth_client` unset and this unset, the API needs no auth).
+    pub api_key: Option<String>,
     /// Lifetime announced for OAuth tokens, seconds.
     pub token_lifetime_secs: u64,
     /// Import rows: the correlation field (as the adapter's default).
@@ -154,6 +183,9 @@ pub struct EmulatorConfig {
     pub table_correlation_field: String,
     /// Table API: the interaction key field.
     pub table_interaction_key_field: String,
+    /// The instance's tables, fields and transform maps; any other table
+    /// is answered `400 Invalid table <name>`, as ServiceNow does.
+    pub sn_tables: BTreeMap<String, TableDef>,
 }
 
 impl Default for EmulatorConfig {
@@ -164,12 +196,14 @@ impl Default for EmulatorConfig {
             signature_tolerance_secs: SIGNATURE_TOLERANCE_SECS_DEFAULT,
             basic: None,
             oauth_client: None,
+            api_key: None,
             token_lifetime_secs: 1_800,
             import_correlation_field: "u_correlation_id".into(),
             import_sequence_field: "u_sequence".into(),
             import_field_prefix: "u_".into(),
-            table_correlation_field: "correlation_id".into(),
-            table_interaction_key_field: "correlation_display".into(),
+            table_correlation_field: "u_edgecc_correlation_id".into(),
+            table_interaction_key_field: "u_edgecc_call_id".into(),
+            sn_tables: default_tables(),
         }
     }
 }
@@ -240,7 +274,8 @@ impl RawRequest {
 struct Row {
     /// The row's sys_id.
     sys_id: String,
-    /// Import coalesce key (`i:<interaction>` or `c:<correlation>`).
+    /// Import coalesce value in its target table (the interaction key or
+    /// the correlation id; empty for staging and Table API rows).
     coalesce: String,
     /// The fields.
     fields: Map<String, Value>,
@@ -297,6 +332,21 @@ impl State {
         self.stats.records += 1;
         self.received.push(received);
         true
+    }
+
+    /// Stores a row in `table` (unless [`RECORDS_MAX`] rows are held) and
+    /// answers its new sys_id.
+    fn insert_row(&mut self, table: &str, coalesce: String, fields: Map<String, Value>) -> String {
+        let sys_id = self.sys_id();
+        if self.rows < RECORDS_MAX {
+            self.rows += 1;
+            self.tables.entry(table.to_string()).or_default().push(Row {
+                sys_id: sys_id.clone(),
+                coalesce,
+                fields,
+            });
+        }
+        sys_id
     }
 
     /// A fresh 32-hex-digit sys_id.
@@ -479,6 +529,12 @@ impl EmulatorHandle {
             .unwrap_or_default()
     }
 
+    /// Puts a row into `table` as if someone else had created it (a
+    /// stranger's record for lookup tests); answers its sys_id.
+    pub fn seed_row(&self, table: &str, fields: Map<String, Value>) -> String {
+        self.shared.state().insert_row(table, String::new(), fields)
+    }
+
     /// Forgets every OAuth token: the next API call answers 401.
     pub fn expire_tokens(&self) {
         self.shared.state().tokens.clear();
@@ -511,6 +567,14 @@ fn start_server(
                 "/api/now/table/{table}/{sys_id}",
                 web::patch().to(table_patch),
             )
+            .route(
+                "/api/now/openframe/voice-interaction",
+                web::post().to(voice_create),
+            )
+            .route(
+                "/api/now/openframe/voice-interaction/{sys_id}",
+                web::patch().to(voice_update),
+            )
             .route("/oauth_token.do", web::post().to(oauth_token))
             .route("/_emulator/stats", web::get().to(control_stats))
             .route("/_emulator/records", web::get().to(control_records))
@@ -538,10 +602,27 @@ fn answer(status: u16, body: Value) -> HttpResponse {
 
 /// The ServiceNow error shape.
 fn sn_error(status: u16, message: &str) -> HttpResponse {
+    answer(status, error_body(message, None))
+}
+
+/// ServiceNow's answer to missing or wrong credentials.
+fn not_authenticated() -> HttpResponse {
     answer(
-        status,
-        json!({"error": {"message": message, "detail": ""}, "status": "failure"}),
+        401,
+        error_body(
+            "User Not Authenticated",
+            Some("Required to provide Auth information"),
+        ),
     )
+}
+
+/// `400 Invalid table <name>` unless the instance has `table`.
+fn known_table<'a>(shared: &'a Shared, table: &str) -> Result<&'a TableDef, HttpResponse> {
+    shared
+        .config
+        .sn_tables
+        .get(table)
+        .ok_or_else(|| sn_error(400, &invalid_table_message(table)))
 }
 
 /// Counts the request, keeps it as the last one, and applies the fault
@@ -568,7 +649,9 @@ async fn gate(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Option<HttpRes
         st.mode.clone()
     };
     match mode {
-        Mode::Normal | Mode::Reject { .. } | Mode::Failure { .. } => None,
+        Mode::Normal | Mode::Reject { .. } | Mode::Failure { .. } | Mode::ImportError { .. } => {
+            None
+        }
         Mode::Refuse { .. } => Some(answer(503, json!({"error": "refusing"}))),
         Mode::Status { status, body } => Some(
             HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
@@ -579,10 +662,22 @@ async fn gate(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Option<HttpRes
             HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
                 .body(body),
         ),
+        // An inbound REST rate-limit rule firing: ServiceNow's headers
+        // and error body.
         Mode::RetryAfter { secs } => Some(
             HttpResponse::TooManyRequests()
                 .insert_header((RETRY_AFTER, secs.to_string()))
-                .body("slow down"),
+                .insert_header(("X-RateLimit-Limit", "1000"))
+                .insert_header(("X-RateLimit-Remaining", "0"))
+                .insert_header(("X-RateLimit-Reset", secs.to_string()))
+                .insert_header((CONTENT_TYPE, "application/json"))
+                .body(
+                    error_body(
+                        "Rate limit exceeded",
+                        Some("The request was rejected by an API rate limit rule"),
+                    )
+                    .to_string(),
+                ),
         ),
         Mode::Hang { ms } => {
             let ms = ms.unwrap_or(HANG_MS_MAX).min(HANG_MS_MAX);
@@ -621,8 +716,14 @@ fn record_fault(shared: &Shared, body: &[u8]) -> Option<HttpResponse> {
 /// Whether a ServiceNow request carries acceptable credentials.
 fn authorized(shared: &Shared, req: &HttpRequest) -> bool {
     let config = &shared.config;
-    if config.basic.is_none() && config.oauth_client.is_none() {
+    if config.basic.is_none() && config.oauth_client.is_none() && config.api_key.is_none() {
         return true;
+    }
+    if let Some(key) = &config.api_key {
+        let sent = req.headers().get("x-sn-apikey").map(|v| v.as_bytes());
+        if sent == Some(key.as_bytes()) {
+            return true;
+        }
     }
     let Some(value) = req
         .headers()
@@ -734,7 +835,7 @@ async fn table_request(
     }
     if !authorized(shared, req) {
         shared.state().stats.rejected += 1;
-        return Err(sn_error(401, "User Not Authenticated"));
+        return Err(not_authenticated());
     }
     if let Some(r) = record_fault(shared, body) {
         return Err(r);
@@ -745,7 +846,13 @@ async fn table_request(
     }
 }
 
-/// `POST /api/now/import/{table}`: a coalescing upsert.
+/// `POST /api/now/import/{table}`: the row is staged, then each of the
+/// staging table's transform maps upserts it into its target, coalescing
+/// interaction rows on the interaction key and the others on the
+/// correlation id; one `result` entry per map. A row whose sequence is not
+/// newer than the target's is `ignored`, an empty coalesce value
+/// `skipped`, [`Mode::ImportError`] answers `error`; without maps the row
+/// stays staged and the answer names the staging table.
 async fn import(
     shared: web::Data<Shared>,
     req: HttpRequest,
@@ -757,16 +864,20 @@ async fn import(
         Err(r) => return r,
     };
     let table = path.into_inner();
+    let maps = match known_table(&shared, &table) {
+        Ok(def) => def.maps.clone(),
+        Err(r) => return r,
+    };
     let c = &shared.config;
     let v = Value::Object(row.clone());
     let key = text(&v, &c.import_correlation_field);
     let interaction = text(&v, &format!("{}interaction", c.import_field_prefix));
     let kind = text(&v, &format!("{}kind", c.import_field_prefix));
     let sequence: u64 = text(&v, &c.import_sequence_field).parse().unwrap_or(0);
-    let coalesce = if kind.starts_with("interaction.") {
-        format!("i:{interaction}")
+    let coalesce_value = if kind.starts_with("interaction.") {
+        interaction.clone()
     } else {
-        format!("c:{key}")
+        key.clone()
     };
     let mut st = shared.state();
     st.arrive(Received {
@@ -777,57 +888,87 @@ async fn import(
         idempotency_key: None,
         document: v,
     });
-    let seq_field = c.import_sequence_field.clone();
-    let existing = st
-        .tables
-        .get_mut(&table)
-        .and_then(|rows| rows.iter_mut().find(|r| r.coalesce == coalesce));
-    let (status, sys_id) = match existing {
-        Some(target) => {
-            let held: u64 = target
-                .fields
-                .get(&seq_field)
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if sequence <= held {
-                ("ignored", target.sys_id.clone())
-            } else {
-                target.fields.extend(row);
-                ("updated", target.sys_id.clone())
-            }
-        }
-        None => {
-            let sys_id = st.sys_id();
-            if st.rows < RECORDS_MAX {
-                st.rows += 1;
-                st.tables.entry(table.clone()).or_default().push(Row {
-                    sys_id: sys_id.clone(),
-                    coalesce,
-                    fields: row,
-                });
-            }
-            ("inserted", sys_id)
-        }
+    let staged = st.insert_row(&table, String::new(), row.clone());
+    if maps.is_empty() {
+        // No active transform map (or an asynchronous import set): the row
+        // waits in the staging table and the answer names that table.
+        let link = format!("http://{}/api/now/table/{table}/{staged}", shared.addr);
+        return answer(
+            201,
+            json!({
+                "import_set": "ISET0010001",
+                "staging_table": table,
+                "result": [{
+                    "table": table,
+                    "display_name": "sys_id",
+                    "display_value": staged,
+                    "record_link": link,
+                    "status": "inserted",
+                    "sys_id": staged,
+                }]
+            }),
+        );
+    }
+    let fault = match &st.mode {
+        Mode::ImportError { target, message } => Some((target.clone(), message.clone())),
+        _ => None,
     };
-    let link = format!("http://{}/api/now/table/{table}/{sys_id}", shared.addr);
+    let seq_field = c.import_sequence_field.clone();
+    let mut results = Vec::with_capacity(maps.len());
+    for target in &maps {
+        let map = format!("edgecc {table} to {target}");
+        if let Some((_, message)) = fault.as_ref().filter(|(t, _)| t.is_empty() || t == target) {
+            results.push(
+                json!({"transform_map": map, "table": target, "status": "error",
+                "error_message": message}),
+            );
+            continue;
+        }
+        if coalesce_value.is_empty() {
+            results.push(
+                json!({"transform_map": map, "table": target, "status": "skipped",
+                "status_message": "No coalesce value: row skipped"}),
+            );
+            continue;
+        }
+        let existing = st
+            .tables
+            .get_mut(target)
+            .and_then(|rows| rows.iter_mut().find(|r| r.coalesce == coalesce_value));
+        let (status, sys_id) = match existing {
+            Some(held_row) => {
+                let held: u64 = held_row
+                    .fields
+                    .get(&seq_field)
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if sequence <= held {
+                    ("ignored", held_row.sys_id.clone())
+                } else {
+                    held_row.fields.extend(row.clone());
+                    ("updated", held_row.sys_id.clone())
+                }
+            }
+            None => (
+                "inserted",
+                st.insert_row(target, coalesce_value.clone(), row.clone()),
+            ),
+        };
+        let link = format!("http://{}/api/now/table/{target}/{sys_id}", shared.addr);
+        results.push(
+            json!({"transform_map": map, "table": target, "status": status,
+            "sys_id": sys_id, "record_link": link}),
+        );
+    }
     answer(
         201,
-        json!({
-            "import_set": "ISET0010001",
-            "staging_table": table,
-            "result": [{
-                "transform_map": "edgecc",
-                "table": table,
-                "status": status,
-                "sys_id": sys_id,
-                "record_link": link,
-            }]
-        }),
+        json!({"import_set": "ISET0010001", "staging_table": table, "result": results}),
     )
 }
 
-/// `GET /api/now/table/{table}?sysparm_query=<field>=<value>`.
+/// `GET /api/now/table/{table}?sysparm_query=…&sysparm_fields=…&sysparm_limit=N`
+/// (`sys_dictionary` answers from the instance's dictionary).
 async fn table_get(
     shared: web::Data<Shared>,
     req: HttpRequest,
@@ -839,30 +980,57 @@ async fn table_get(
     }
     if !authorized(&shared, &req) {
         shared.state().stats.rejected += 1;
-        return sn_error(401, "User Not Authenticated");
+        return not_authenticated();
     }
     let table = path.into_inner();
     let q = query.get("sysparm_query").cloned().unwrap_or_default();
-    let Some((field, value)) = q.split_once('=') else {
-        return sn_error(400, "sysparm_query must be <field>=<value>");
-    };
-    let value = value.replace("^^", "^");
     let limit: usize = query
         .get("sysparm_limit")
         .and_then(|l| l.parse().ok())
-        .unwrap_or(1);
-    let st = shared.state();
-    let result: Vec<Value> = st
-        .tables
-        .get(&table)
-        .map(|rows| {
-            rows.iter()
-                .filter(|r| r.fields.get(field).and_then(Value::as_str) == Some(value.as_str()))
-                .take(limit)
-                .map(|r| json!({"sys_id": r.sys_id}))
-                .collect()
+        .unwrap_or(GET_LIMIT_DEFAULT)
+        .min(GET_LIMIT_DEFAULT);
+    let wanted: Option<Vec<&str>> = query
+        .get("sysparm_fields")
+        .map(|f| f.split(',').map(str::trim).collect());
+    let (def, rows) = if table == DICTIONARY_TABLE {
+        (dictionary_def(), dictionary_rows(&shared.config.sn_tables))
+    } else {
+        let def = match known_table(&shared, &table) {
+            Ok(def) => def.clone(),
+            Err(r) => return r,
+        };
+        let st = shared.state();
+        let rows = st
+            .tables
+            .get(&table)
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        let mut f = r.fields.clone();
+                        f.insert("sys_id".into(), Value::String(r.sys_id.clone()));
+                        f
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (def, rows)
+    };
+    // Like GlideRecord: a term on a field the table lacks is dropped, and
+    // the remaining terms (maybe none) select the rows.
+    let terms = query_terms(&q, &def);
+    let result: Vec<Value> = rows
+        .into_iter()
+        .filter(|r| matches(r, &terms))
+        .take(limit)
+        .map(|r| match &wanted {
+            Some(keep) => Value::Object(
+                r.into_iter()
+                    .filter(|(k, _)| keep.contains(&k.as_str()))
+                    .collect(),
+            ),
+            None => Value::Object(r),
         })
-        .unwrap_or_default();
+        .collect();
     answer(200, json!({ "result": result }))
 }
 
@@ -878,7 +1046,13 @@ async fn table_post(
         Err(r) => return r,
     };
     let table = path.into_inner();
+    let def = match known_table(&shared, &table) {
+        Ok(def) => def,
+        Err(r) => return r,
+    };
     let v = Value::Object(fields.clone());
+    // The Table API ignores keys the table lacks.
+    let fields = known_fields(fields, def);
     let mut st = shared.state();
     let sys_id = st.sys_id();
     let key = match text(&v, &shared.config.table_correlation_field) {
@@ -918,6 +1092,13 @@ async fn table_patch(
         Err(r) => return r,
     };
     let (table, sys_id) = path.into_inner();
+    let def = match known_table(&shared, &table) {
+        Ok(def) => def,
+        Err(r) => return r,
+    };
+    let sent = fields.clone();
+    // The Table API ignores keys the table lacks (and answers 200).
+    let fields = known_fields(fields, def);
     let key_field = shared.config.table_interaction_key_field.clone();
     let mut st = shared.state();
     let patched = st
@@ -941,9 +1122,158 @@ async fn table_patch(
         kind: "interaction.update".into(),
         channel: format!("patch:{table}"),
         idempotency_key: None,
-        document: Value::Object(fields),
+        document: Value::Object(sent),
     });
     answer(200, json!({ "result": result }))
+}
+
+/// A voice-interaction answer: `{"result": {…}}` with HTTP 200.
+fn voice_result(result: Value) -> HttpResponse {
+    answer(200, json!({ "result": result }))
+}
+
+/// The openframe API's failure: HTTP 200, `{"result":{"status":"FAILURE"}}`.
+fn voice_failure(message: &str) -> HttpResponse {
+    voice_result(json!({"status": "FAILURE", "message": message}))
+}
+
+/// What the voice-interaction endpoints share: gate, credentials, the
+/// `Failure` mode (answered the openframe way), the body as an object.
+async fn voice_request(
+    shared: &web::Data<Shared>,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<Map<String, Value>, HttpResponse> {
+    if let Some(r) = gate(shared, req, body).await {
+        return Err(r);
+    }
+    if !authorized(shared, req) {
+        shared.state().stats.rejected += 1;
+        return Err(not_authenticated());
+    }
+    if let Mode::Failure { message } = &shared.state().mode {
+        return Err(voice_failure(message));
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(sn_error(400, "Request body is not a JSON object")),
+    }
+}
+
+/// Applies a voice-interaction body to the interaction `sys_id`: its
+/// `additionalParams` (fields the table has), `callbackPhoneNumber` as
+/// `caller_phone_number`, and each of `phoneLogs` created in the phone-log
+/// table and linked as the interaction's channel metadata.
+fn voice_apply(
+    st: &mut State,
+    tables: &BTreeMap<String, TableDef>,
+    sys_id: &str,
+    body: &Map<String, Value>,
+) {
+    let (Some(interaction_def), Some(log_def)) =
+        (tables.get("interaction"), tables.get(PHONE_LOG_TABLE))
+    else {
+        return;
+    };
+    let interaction = body.get("interaction").cloned().unwrap_or(Value::Null);
+    let mut fields = match interaction.get("additionalParams") {
+        Some(Value::Object(p)) => known_fields(p.clone(), interaction_def),
+        _ => Map::new(),
+    };
+    if let Some(number) = interaction
+        .get("callbackPhoneNumber")
+        .and_then(Value::as_str)
+    {
+        fields.insert("caller_phone_number".into(), number.into());
+    }
+    let logs: Vec<Map<String, Value>> = match body.get("phoneLogs") {
+        Some(Value::Array(logs)) => logs
+            .iter()
+            .filter_map(|l| l.as_object().cloned())
+            .map(|l| known_fields(l, log_def))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for log in logs {
+        let log_id = st.insert_row(PHONE_LOG_TABLE, String::new(), log);
+        fields.insert("channel_metadata_table".into(), PHONE_LOG_TABLE.into());
+        fields.insert("channel_metadata_document".into(), log_id.into());
+    }
+    if let Some(row) = st
+        .tables
+        .get_mut("interaction")
+        .and_then(|rows| rows.iter_mut().find(|r| r.sys_id == sys_id))
+    {
+        row.fields.extend(fields);
+    }
+}
+
+/// `POST /api/now/openframe/voice-interaction`: creates an interaction
+/// (`userPhoneNumber` required) with its phone logs.
+async fn voice_create(
+    shared: web::Data<Shared>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let doc = match voice_request(&shared, &req, &body).await {
+        Ok(doc) => doc,
+        Err(r) => return r,
+    };
+    let interaction = doc.get("interaction").cloned().unwrap_or(Value::Null);
+    let session = text(&interaction, "clientSessionId");
+    if text(&interaction, "userPhoneNumber").is_empty() {
+        return voice_failure("userPhoneNumber is required");
+    }
+    let mut st = shared.state();
+    let mut fields = Map::new();
+    fields.insert("type".into(), "phone".into());
+    fields.insert("state".into(), "new".into());
+    let sys_id = st.insert_row("interaction", String::new(), fields);
+    voice_apply(&mut st, &shared.config.sn_tables, &sys_id, &doc);
+    st.arrive(Received {
+        key: format!("openframe:{session}"),
+        interaction: session,
+        kind: "interaction.create".into(),
+        channel: "openframe:create".into(),
+        idempotency_key: None,
+        document: Value::Object(doc),
+    });
+    let number = format!("IMS{:07}", st.serial % 10_000_000);
+    voice_result(json!({"status": "SUCCESS", "sysId": sys_id, "number": number}))
+}
+
+/// `PATCH /api/now/openframe/voice-interaction/{sys_id}`.
+async fn voice_update(
+    shared: web::Data<Shared>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let doc = match voice_request(&shared, &req, &body).await {
+        Ok(doc) => doc,
+        Err(r) => return r,
+    };
+    let sys_id = path.into_inner();
+    let mut st = shared.state();
+    let exists = st
+        .tables
+        .get("interaction")
+        .is_some_and(|rows| rows.iter().any(|r| r.sys_id == sys_id));
+    if !exists {
+        return voice_failure("Interaction not found");
+    }
+    voice_apply(&mut st, &shared.config.sn_tables, &sys_id, &doc);
+    st.serial += 1;
+    let key = format!("openframe:{sys_id}:{}", st.serial);
+    st.arrive(Received {
+        key,
+        interaction: sys_id,
+        kind: "interaction.update".into(),
+        channel: "openframe:update".into(),
+        idempotency_key: None,
+        document: Value::Object(doc),
+    });
+    voice_result(json!({"status": "SUCCESS"}))
 }
 
 /// `POST /oauth_token.do`: password and client-credentials grants.
@@ -972,9 +1302,10 @@ async fn oauth_token(
     let mut st = shared.state();
     if !(client_ok && grant_ok) {
         st.stats.rejected += 1;
+        // ServiceNow's token endpoint refusing a grant.
         return answer(
             401,
-            json!({"error": "access_denied", "error_description": "access_denied"}),
+            json!({"error_description": "access_denied", "error": "server_error"}),
         );
     }
     st.serial += 1;

@@ -15,6 +15,8 @@
 //! - [`webhook`] — POST JSON with `Idempotency-Key` and an HMAC signature.
 //! - [`servicenow`] — Import Set (upsert) and Table API modes.
 //! - [`emulator`] — an actix-web CRM on 127.0.0.1 with switchable faults.
+//! - [`sn_instance`] — what that emulator knows of a ServiceNow instance:
+//!   tables, fields, transform maps, encoded queries, error bodies.
 //! - [`sync`] — the [`sync::SyncWorker`] actor: order, concurrency,
 //!   backoff, circuit breaker, dead letters.
 //! - [`sync_thread`] — that worker on a thread of its own with a raised
@@ -22,6 +24,7 @@
 
 pub mod emulator;
 pub mod servicenow;
+pub mod sn_instance;
 pub mod sync;
 pub mod sync_thread;
 pub mod transport;

@@ -73,6 +73,20 @@ pub(super) fn failure_body(answer: &Answer) -> Option<Outcome> {
     }
 }
 
+/// The message of ServiceNow's `400 {"error":{"message":"Invalid table
+/// …"}}`, the answer to a table (or staging table) the instance lacks.
+pub(super) fn invalid_table(answer: &Answer) -> Option<String> {
+    if answer.status != 400 {
+        return None;
+    }
+    let parsed: Value = serde_json::from_slice(&answer.body).ok()?;
+    let message = parsed.get("error")?.get("message")?.as_str()?;
+    message
+        .to_ascii_lowercase()
+        .starts_with("invalid table")
+        .then(|| excerpt(message.as_bytes()))
+}
+
 /// `result.sys_id` of a Table API answer.
 pub(super) fn result_sys_id(body: &[u8]) -> Option<String> {
     Some(result_object(body)?.get("sys_id")?.as_str()?.to_string())
@@ -130,6 +144,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Only a 400 whose error message starts "Invalid table" is one.
+    #[test]
+    fn invalid_table_answers() {
+        let a = |status: u16, body: &str| Answer {
+            status,
+            retry_after: None,
+            body: body.as_bytes().to_vec(),
+        };
+        let body = r#"{"error":{"message":"Invalid table sn_open_frame_phone_log","detail":null},"status":"failure"}"#;
+        assert_eq!(
+            invalid_table(&a(400, body)).as_deref(),
+            Some("Invalid table sn_open_frame_phone_log")
+        );
+        assert_eq!(invalid_table(&a(403, body)), None);
+        assert_eq!(
+            invalid_table(&a(400, r#"{"error":{"message":"Bad"}}"#)),
+            None
+        );
     }
 
     /// `result.sys_id` is read from a Table API answer and nothing else.

@@ -1,10 +1,11 @@
-//! ServiceNow credentials: HTTP Basic, or an OAuth 2 grant (password or
-//! client credentials) with its token cached and refreshed before it
-//! lapses. Secrets are read from their files once, at start-up.
+//! ServiceNow credentials: an API key (`x-sn-apikey`), HTTP Basic, or an
+//! OAuth 2 grant (password or client credentials) with its token cached
+//! and refreshed before it lapses. Secrets are read from their files once,
+//! at start-up.
 
 use std::cell::RefCell;
 
-use awc::http::header::{HeaderValue, ACCEPT};
+use awc::http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
 use base64::Engine as _;
 use serde_json::Value;
 use tracing::{debug, error};
@@ -14,6 +15,8 @@ use super::super::Outcome;
 use super::{Early, ServiceNowAdapter, ServiceNowAuth, ServiceNowConfig};
 use crate::net::{read_secret_text, SettingError};
 
+/// The header ServiceNow's API key authentication reads.
+pub const API_KEY_HEADER: &str = "x-sn-apikey";
 /// A token is refreshed this long before ServiceNow says it expires, in ms,
 /// so a request never leaves with a token about to lapse.
 pub const TOKEN_REFRESH_MARGIN_MS: u64 = 30_000;
@@ -31,6 +34,8 @@ pub(super) struct Token {
 
 /// Credentials, read from their files at start-up.
 pub(super) enum Auth {
+    /// `x-sn-apikey: <key>` (ServiceNow's token-based authentication).
+    ApiKey(String),
     /// `Authorization: Basic …`, precomputed.
     Basic(String),
     /// An OAuth 2 grant and its cached token.
@@ -101,13 +106,17 @@ impl ServiceNowAdapter {
         Ok(access.to_string())
     }
 
-    /// The `Authorization` value for the next request.
-    pub(super) async fn authorization(&self, force_refresh: bool) -> Result<String, Early> {
+    /// The credential header (name, value) for the next request.
+    pub(super) async fn authorization(
+        &self,
+        force_refresh: bool,
+    ) -> Result<(HeaderName, String), Early> {
         match &self.auth {
-            Auth::Basic(value) => Ok(value.clone()),
-            Auth::OAuth { form, .. } => Ok(format!(
-                "Bearer {}",
-                self.bearer(form, force_refresh).await?
+            Auth::ApiKey(key) => Ok((HeaderName::from_static(API_KEY_HEADER), key.clone())),
+            Auth::Basic(value) => Ok((AUTHORIZATION, value.clone())),
+            Auth::OAuth { form, .. } => Ok((
+                AUTHORIZATION,
+                format!("Bearer {}", self.bearer(form, force_refresh).await?),
             )),
         }
     }
@@ -145,6 +154,19 @@ pub(super) fn build_auth(config: &ServiceNowConfig) -> Result<Auth, SettingError
         Ok((id, secret))
     };
     Ok(match config.auth {
+        ServiceNowAuth::ApiKey => {
+            let key = match &config.api_key_file {
+                Some(p) => read_secret_text("crm.servicenow.api_key_file", p)?,
+                None => return Err(required("api_key_file", "auth = \"api_key\"")),
+            };
+            if HeaderValue::from_str(&key).is_err() || key.is_empty() {
+                return Err(SettingError::new(
+                    "crm.servicenow.api_key_file",
+                    "the key must be one line of visible ASCII".to_string(),
+                ));
+            }
+            Auth::ApiKey(key)
+        }
         ServiceNowAuth::Basic => {
             let token = base64::engine::general_purpose::STANDARD.encode(format!(
                 "{}:{}",
@@ -204,5 +226,8 @@ mod tests {
         c.auth = ServiceNowAuth::OauthClientCredentials;
         let err = build_auth(&c).err().unwrap();
         assert_eq!(err.key, "crm.servicenow.oauth_client_id");
+        c.auth = ServiceNowAuth::ApiKey;
+        let err = build_auth(&c).err().unwrap();
+        assert_eq!(err.key, "crm.servicenow.api_key_file");
     }
 }

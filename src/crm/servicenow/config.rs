@@ -22,6 +22,9 @@ pub enum ServiceNowMode {
     ImportSet,
     /// The Table API directly: lookup-before-create, PATCH by sys_id.
     Table,
+    /// ServiceNow's CCaaS voice-interaction API (OpenFrame): the
+    /// interaction created on accept, phone logs and updates PATCHed in.
+    Openframe,
 }
 
 /// How the adapter authenticates.
@@ -36,6 +39,9 @@ pub enum ServiceNowAuth {
     /// OAuth 2 client-credentials grant: `oauth_client_id`,
     /// `oauth_client_secret_file`.
     OauthClientCredentials,
+    /// ServiceNow's API key (token-based authentication): the key from
+    /// `api_key_file`, sent as `x-sn-apikey` on every request.
+    ApiKey,
 }
 
 /// `[crm.servicenow]`: the instance, the mode, the credentials and the
@@ -44,10 +50,11 @@ pub enum ServiceNowAuth {
 /// ```toml
 /// [crm.servicenow]
 /// instance_url = "https://acme.service-now.com"
-/// mode = "import_set"                 # or "table"
-/// auth = "basic"                      # or "oauth_password", "oauth_client_credentials"
-/// user = "edgecc.integration"
-/// password_file = "/run/credentials/edgecc.service/servicenow_password"
+/// mode = "openframe"                  # or "import_set", "table"
+/// auth = "api_key"                    # or "oauth_client_credentials", "oauth_password", "basic"
+/// api_key_file = "/run/credentials/edgecc.service/servicenow_api_key"
+/// # user = "edgecc.integration"       # basic and oauth_password
+/// # password_file = "/run/credentials/edgecc.service/servicenow_password"
 /// # oauth_client_id = "…"
 /// # oauth_client_secret_file = "/run/credentials/edgecc.service/servicenow_client_secret"
 /// connect_timeout_ms = 5000
@@ -59,10 +66,10 @@ pub enum ServiceNowAuth {
 /// import_sequence_field = "u_sequence"
 /// import_field_prefix = "u_"
 /// table_interaction = "interaction"
-/// table_phone_log = "sn_open_frame_phone_log"
-/// table_work_item = "task"
-/// table_correlation_field = "correlation_id"
-/// table_interaction_key_field = "correlation_display"
+/// table_phone_log = "sn_openframe_phone_log"
+/// table_work_item = "awa_work_item"
+/// table_correlation_field = "u_edgecc_correlation_id"
+/// table_interaction_key_field = "u_edgecc_call_id"
 /// table_field_prefix = ""
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +80,7 @@ pub struct ServiceNowConfig {
     /// Import Set (upserts, needs staging tables) or Table API.
     #[serde(default = "mode_default")]
     pub mode: ServiceNowMode,
-    /// Basic or one of the OAuth 2 grants.
+    /// Basic, one of the OAuth 2 grants, or an API key.
     #[serde(default = "auth_default")]
     pub auth: ServiceNowAuth,
     /// Integration user (Basic and the OAuth password grant).
@@ -123,17 +130,23 @@ pub struct ServiceNowConfig {
     #[serde(default = "table_work_item_default")]
     pub table_work_item: String,
     /// Table mode: the field holding our correlation id on every table
-    /// (`correlation_id` exists on every task-derived table).
+    /// (a custom string column deploy/servicenow adds: `interaction` and
+    /// the phone log do not extend `task`, so they have no
+    /// `correlation_id`). Checked in `sys_dictionary` before use.
     #[serde(default = "table_correlation_field_default")]
     pub table_correlation_field: String,
-    /// Table mode: the interaction field holding our interaction key, used
-    /// to find the interaction for an update when no sys_id is stored.
+    /// Table mode: the interaction field holding our interaction key (the
+    /// call id), used to find the interaction for an update when no sys_id
+    /// is stored. Checked in `sys_dictionary` before use.
     #[serde(default = "table_interaction_key_field_default")]
     pub table_interaction_key_field: String,
     /// Table mode: prefix of the data fields (empty: data keys are the
     /// table's own field names; the Table API ignores unknown fields).
     #[serde(default)]
     pub table_field_prefix: String,
+    /// File holding the API key (`auth = "api_key"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
 }
 
 fn mode_default() -> ServiceNowMode {
@@ -170,16 +183,16 @@ fn table_interaction_default() -> String {
     "interaction".into()
 }
 fn table_phone_log_default() -> String {
-    "sn_open_frame_phone_log".into()
+    "sn_openframe_phone_log".into()
 }
 fn table_work_item_default() -> String {
-    "task".into()
+    "awa_work_item".into()
 }
 fn table_correlation_field_default() -> String {
-    "correlation_id".into()
+    "u_edgecc_correlation_id".into()
 }
 fn table_interaction_key_field_default() -> String {
-    "correlation_display".into()
+    "u_edgecc_call_id".into()
 }
 
 impl ServiceNowConfig {
@@ -207,6 +220,7 @@ impl ServiceNowConfig {
             table_correlation_field: table_correlation_field_default(),
             table_interaction_key_field: table_interaction_key_field_default(),
             table_field_prefix: String::new(),
+            api_key_file: None,
         }
     }
 }
@@ -248,7 +262,7 @@ mod tests {
         let parsed: ServiceNowConfig =
             toml::from_str("instance_url = \"https://x\"\nmode = \"table\"").unwrap();
         assert_eq!(parsed.mode, ServiceNowMode::Table);
-        assert_eq!(parsed.table_phone_log, "sn_open_frame_phone_log");
+        assert_eq!(parsed.table_phone_log, "sn_openframe_phone_log");
         assert!(
             toml::from_str::<ServiceNowConfig>("instance_url = \"x\"\npassword = \"p\"").is_err()
         );

@@ -1,6 +1,8 @@
-//! The `servicenow` CRM adapter, in two modes.
+//! The `servicenow` CRM adapter, in three modes: `openframe` (ServiceNow's
+//! CCaaS voice-interaction API, recommended: see the `openframe` module),
+//! `import_set` and `table`.
 //!
-//! # `import_set` (preferred)
+//! # `import_set`
 //!
 //! Every record is one POST to an Import Set staging table,
 //! `/api/now/import/{staging_table}` (one staging table per record kind).
@@ -12,7 +14,7 @@
 //!   "u_kind": "interaction.update",                           // <prefix>kind
 //!   "u_interaction": "c-42",                                  // <prefix>interaction
 //!   "u_sequence": "1234",                                     // import_sequence_field
-//!   "u_created_at": "2026-11-21T16:35:19.394Z",               // <prefix>created_at
+//!   "u_created_at": "2026-11-21 16:35:19",                    // <prefix>created_at, UTC
 //!   "u_caller": "+15550100", "u_tags": "[\"vip\"]"            // data, one level, as text
 //! }
 //! ```
@@ -29,21 +31,34 @@
 //! target already holds.
 //!
 //! The answer is `201 {"import_set":…, "result":[{"status":…, "sys_id":…,
-//! "table":…, "record_link":…, "error_message":…}]}`: `inserted`,
-//! `updated`, `ignored` and `skipped` are delivered (link: `record_link`,
-//! else the target record's URL); `error` is permanent unless its message
-//! looks transient ([`TRANSIENT_MARKERS`]: lock, timeout, "try again" …),
-//! then it is retried without counting towards the breaker.
+//! "table":…, "record_link":…, "error_message":…}, …]}`, one `result` entry
+//! per transform map. The record is delivered only when every entry is
+//! `inserted`, `updated` or `ignored` (link: the first entry's
+//! `record_link`, else its target record's URL). `skipped` (nothing reached
+//! the target: an empty coalesce value, a row over the size limit) and an
+//! entry whose `table` is the staging table (staged but not transformed:
+//! no active map, or an asynchronous import set) are permanent; `error` is
+//! permanent unless its message looks transient ([`TRANSIENT_MARKERS`]:
+//! lock, timeout, "try again" …), then it is retried without counting
+//! towards the breaker. A permanent entry wins over a transient one.
 //!
 //! # `table` (no instance customisation)
 //!
-//! Creates go to the Table API (`interaction`, `sn_open_frame_phone_log`,
-//! `task` by default) after a lookup by the correlation field, so a replay
-//! finds the earlier record instead of making a second one. The sys_id of
+//! Creates go to the Table API (`interaction`, `sn_openframe_phone_log`,
+//! `awa_work_item` by default) after a lookup by the correlation field
+//! (`u_edgecc_correlation_id`, a column deploy/servicenow adds), so a
+//! replay finds the earlier record instead of making a second one. Before
+//! the first delivery the lookup fields are checked in `sys_dictionary`
+//! (ServiceNow drops a query term on a missing field and answers other
+//! rows), and a lookup answer counts only for a row that carries the value
+//! looked for. The sys_id of
 //! each create is kept in a persisted [`StateTree`] (`c:<correlation id>`,
 //! and `i:<interaction key>` for the interaction), so updates PATCH
 //! `/api/now/table/{table_interaction}/{sys_id}`; without a stored sys_id the
-//! interaction is looked up by `table_interaction_key_field`. A lookup, its
+//! interaction is looked up by `table_interaction_key_field`. A phone log,
+//! once created, becomes the interaction's `channel_metadata_table` /
+//! `channel_metadata_document`; a work item is created with
+//! `document_table` / `document_id` naming its interaction. A lookup, its
 //! create, and the map write for one record happen in one `deliver` call;
 //! the sync worker never has two records of one interaction in flight, so
 //! two attempts for one call never race.
@@ -52,12 +67,14 @@
 //!
 //! The status classes of [`super::transport::classify`] apply (2xx, 409,
 //! "already exists" delivered; 408/429/5xx retried with `Retry-After`; 403
-//! and other 4xx permanent). In addition, a 2xx whose JSON body says
+//! and other 4xx permanent); ServiceNow's `400 Invalid table …` (a table
+//! name in the config the instance lacks) is permanent with a reason that
+//! names the config key, and logged at error level. In addition, a 2xx whose JSON body says
 //! `"status": "failure"` (the scripted REST / import error shape) is a
 //! failure: permanent when its message names an ACL, rights, an invalid
 //! table or a data policy ([`PERMANENT_MARKERS`]), retried (not counting
 //! towards the breaker) otherwise. A 401 with OAuth fetches a new token and
-//! retries once; a 401 after that, or with Basic auth, is logged at error
+//! retries once; a 401 after that, or with Basic or API key auth, is logged at error
 //! level and retried with `crm_down` so the breaker opens: bad credentials
 //! affect every record, and dead-lettering them all would be worse than
 //! waiting for an operator to fix the secret.
@@ -68,34 +85,41 @@
 //!   request (`call`: a 401 refreshes an OAuth token once), dispatch by
 //!   mode.
 //! - [`config`] — [`ServiceNowConfig`] and the name checks.
-//! - `auth` — Basic or OAuth 2 and the token cache.
+//! - `auth` — API key, Basic or OAuth 2 and the token cache.
 //! - `import_set` — Import Set delivery.
 //! - `table` — Table API delivery and the sys_id map.
+//! - `dictionary` — table mode's check of its lookup fields.
+//! - `links` — phone log and work item linked to their interaction.
+//! - `openframe` — the voice-interaction API (`openframe` mode).
 //! - `rows` — the staging row and the Table API row of a record.
 //! - `answer` — FAILURE bodies, `result` objects, marker words.
 
 mod answer;
 mod auth;
 pub mod config;
+mod dictionary;
 mod import_set;
+mod links;
+mod openframe;
 mod rows;
 mod table;
 
 use std::time::Duration;
 
-use awc::http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use awc::http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use awc::http::Method;
 use edgecc_storage::{Record, RecordKind, StateTree};
 use serde_json::Value;
 use tracing::{debug, error};
 
 pub use answer::{PERMANENT_MARKERS, TRANSIENT_MARKERS};
-pub use auth::{TOKEN_LIFETIME_MS_DEFAULT, TOKEN_REFRESH_MARGIN_MS};
+pub use auth::{API_KEY_HEADER, TOKEN_LIFETIME_MS_DEFAULT, TOKEN_REFRESH_MARGIN_MS};
 pub use config::{
     ServiceNowAuth, ServiceNowConfig, ServiceNowMode, NAME_BYTES_MAX, PREFIX_BYTES_MAX,
 };
+pub use openframe::VOICE_INTERACTION_PATH;
 
-use super::transport::{excerpt, exchange, transport_retry, Answer, TIMEOUT_MS_MAX};
+use super::transport::{classify, excerpt, exchange, transport_retry, Answer, TIMEOUT_MS_MAX};
 use super::{AdapterError, CrmAdapter, LocalBoxFuture, Outcome};
 use crate::net::{check_timeout, check_url, http_client, SettingError};
 use auth::{build_auth, Auth};
@@ -117,6 +141,9 @@ pub struct ServiceNowAdapter {
     sys_ids: StateTree,
     /// Bound on one request including reading the answer.
     request_timeout: Duration,
+    /// Table mode: the verdict of the start-up check of the lookup fields
+    /// against `sys_dictionary` (`None` until the instance gave one).
+    dictionary: dictionary::Verdict,
 }
 
 impl std::fmt::Debug for ServiceNowAdapter {
@@ -148,6 +175,7 @@ impl ServiceNowAdapter {
             auth,
             sys_ids,
             request_timeout: request,
+            dictionary: Default::default(),
         })
     }
 
@@ -189,12 +217,12 @@ impl ServiceNowAdapter {
     ) -> Result<Answer, Early> {
         let mut refreshed = false;
         loop {
-            let authorization = self.authorization(refreshed).await?;
+            let credential = self.authorization(refreshed).await?;
             let mut req = self
                 .client
                 .request(method.clone(), url)
                 .insert_header((ACCEPT, HeaderValue::from_static("application/json")))
-                .insert_header((AUTHORIZATION, authorization));
+                .insert_header(credential);
             if !query.is_empty() {
                 req = req
                     .query(&query)
@@ -236,7 +264,44 @@ impl ServiceNowAdapter {
             (ServiceNowMode::ImportSet, _) => &c.import_table_interaction,
             (ServiceNowMode::Table, RecordKind::PhoneLogCreate) => &c.table_phone_log,
             (ServiceNowMode::Table, RecordKind::WorkItemCreate) => &c.table_work_item,
-            (ServiceNowMode::Table, _) => &c.table_interaction,
+            (ServiceNowMode::Table | ServiceNowMode::Openframe, _) => &c.table_interaction,
+        }
+    }
+
+    /// The `[crm.servicenow]` key that names `table` (for error messages).
+    fn table_key(&self, table: &str) -> &'static str {
+        let c = &self.config;
+        [
+            ("import_table_interaction", &c.import_table_interaction),
+            ("import_table_phone_log", &c.import_table_phone_log),
+            ("import_table_work_item", &c.import_table_work_item),
+            ("table_interaction", &c.table_interaction),
+            ("table_phone_log", &c.table_phone_log),
+            ("table_work_item", &c.table_work_item),
+        ]
+        .into_iter()
+        .find(|(_, name)| name.as_str() == table)
+        .map_or("instance_url", |(key, _)| key)
+    }
+
+    /// The outcome of a non-2xx answer from `table`: ServiceNow's
+    /// `400 Invalid table` is a configuration error, logged at error level
+    /// and dead-lettered with a reason naming the key (every record of that
+    /// kind will get it until the config is fixed; `edgecc outbox dead
+    /// requeue` puts them back); anything else goes by
+    /// [`super::transport::classify`].
+    fn refused(&self, answer: &Answer, table: &str, is_create: bool) -> Outcome {
+        let Some(message) = answer::invalid_table(answer) else {
+            return classify(answer, is_create);
+        };
+        let key = self.table_key(table);
+        error!(table, key = %format!("crm.servicenow.{key}"), reason = %message,
+            "ServiceNow has no such table; fix the config, then requeue the dead letters.");
+        Outcome::Permanent {
+            status: answer.status,
+            reason: format!(
+                "configuration: crm.servicenow.{key} = `{table}` is not a table of the instance ({message})"
+            ),
         }
     }
 
@@ -247,7 +312,13 @@ impl ServiceNowAdapter {
 
     /// Delivers one record in the configured mode.
     async fn deliver_one(&self, record: &Record) -> Outcome {
+        if self.config.mode != ServiceNowMode::ImportSet {
+            if let Err(outcome) = self.dictionary_checked().await {
+                return outcome;
+            }
+        }
         match (self.config.mode, record.kind) {
+            (ServiceNowMode::Openframe, _) => self.deliver_openframe(record).await,
             (ServiceNowMode::ImportSet, _) => self.deliver_import(record).await,
             (ServiceNowMode::Table, RecordKind::InteractionUpdate) => {
                 self.deliver_table_update(record).await

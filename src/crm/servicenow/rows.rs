@@ -52,6 +52,15 @@ fn flatten(data: &Value, prefix: &str, out: &mut Map<String, Value>) {
     }
 }
 
+/// An instant in ServiceNow's internal date-time format,
+/// `yyyy-MM-dd HH:mm:ss` in UTC (what a transform map reads without a
+/// per-field date format, and what the Table API stores).
+pub(super) fn glide_datetime(ms: u64) -> String {
+    let text = wire::rfc3339_ms(ms);
+    // "2026-11-21T16:35:19.394Z" → "2026-11-21 16:35:19"
+    format!("{} {}", &text[..10], &text[11..19])
+}
+
 /// The staging-table row of a record (import mode).
 pub(super) fn import_row(record: &Record, c: &ServiceNowConfig) -> Value {
     let mut row = Map::new();
@@ -69,7 +78,7 @@ pub(super) fn import_row(record: &Record, c: &ServiceNowConfig) -> Value {
     put(c.import_sequence_field.clone(), record.seq.to_string());
     put(
         format!("{p}created_at"),
-        wire::rfc3339_ms(record.created_at_ms),
+        glide_datetime(record.created_at_ms),
     );
     Value::Object(row)
 }
@@ -125,7 +134,9 @@ mod tests {
         assert_eq!(row["u_kind"], "interaction.update");
         assert_eq!(row["u_interaction"], "c-1");
         assert_eq!(row["u_sequence"], "42");
-        assert_eq!(row["u_created_at"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(row["u_created_at"], "1970-01-01 00:00:00");
+        assert_eq!(glide_datetime(1_795_278_919_394), "2026-11-21 16:35:19");
+        assert_eq!(glide_datetime(951_782_400_999), "2000-02-29 00:00:00");
         assert_eq!(row["u_caller_ani"], "+1555");
         assert_eq!(row["u_n"], "3");
         assert_eq!(row["u_vip"], "true");
@@ -141,10 +152,10 @@ mod tests {
     fn table_rows_carry_correlation() {
         let c = ServiceNowConfig::with_instance("https://x.service-now.com");
         let create = table_row(&record(RecordKind::InteractionCreate, r#"{"a":1}"#), &c);
-        assert_eq!(create["correlation_id"], "edge:c-1:x");
-        assert_eq!(create["correlation_display"], "c-1");
+        assert_eq!(create["u_edgecc_correlation_id"], "edge:c-1:x");
+        assert_eq!(create["u_edgecc_call_id"], "c-1");
         assert_eq!(create["a"], "1");
         let update = table_row(&record(RecordKind::InteractionUpdate, r#"{"a":1}"#), &c);
-        assert!(update.get("correlation_id").is_none());
+        assert!(update.get("u_edgecc_correlation_id").is_none());
     }
 }

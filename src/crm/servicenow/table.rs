@@ -1,26 +1,27 @@
 //! Table mode: creates through the Table API after a lookup by the
 //! correlation field (so a replay finds the earlier record), the sys_id of
-//! each create kept in a persisted state tree, updates PATCHed by sys_id.
+//! each create kept in a persisted state tree, updates PATCHed by sys_id;
+//! phone logs and work items linked to their interaction ([`super::links`]).
 
 use awc::http::Method;
 use edgecc_storage::{Record, RecordKind};
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use super::super::transport::{classify, excerpt};
+use super::super::transport::excerpt;
 use super::super::Outcome;
 use super::answer::{failure_body, result_object, result_sys_id};
+use super::dictionary::matching_sys_id;
+use super::links::KEY_INTERACTION;
 use super::rows::table_row;
 use super::{Early, ServiceNowAdapter};
 
 /// State-tree key prefix: correlation id of a create → its sys_id.
 const KEY_CREATE: &str = "c:";
-/// State-tree key prefix: interaction key → the interaction's sys_id.
-const KEY_INTERACTION: &str = "i:";
 
 impl ServiceNowAdapter {
     /// Reads a stored sys_id (errors are logged and read as "not stored").
-    fn stored(&self, key: &str) -> Option<String> {
+    pub(super) fn stored(&self, key: &str) -> Option<String> {
         match self.sys_ids.get(key.as_bytes()) {
             Ok(v) => v.and_then(|b| String::from_utf8(b).ok()),
             Err(e) => {
@@ -32,37 +33,41 @@ impl ServiceNowAdapter {
 
     /// Stores a sys_id durably (a failure is logged: the lookup by
     /// correlation field still finds the record next time).
-    async fn remember(&self, key: &str, sys_id: &str) {
+    pub(super) async fn remember(&self, key: &str, sys_id: &str) {
         if let Err(e) = self.sys_ids.put(key.as_bytes(), sys_id.as_bytes()).await {
             warn!(key, error = %e, "sys_id not stored; later updates will look it up.");
         }
     }
 
     /// `GET /api/now/table/{table}?sysparm_query={field}={value}`: the
-    /// sys_id of the first match, or `None`; or the outcome to report.
-    async fn lookup(&self, table: &str, field: &str, value: &str) -> Result<Option<String>, Early> {
+    /// sys_id of the first row whose `field` is `value` (a row without it
+    /// is not ours, whatever the query said), or `None`; or the outcome to
+    /// report.
+    pub(super) async fn lookup(
+        &self,
+        table: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<String>, Early> {
         let url = format!("{}/api/now/table/{table}", self.base);
         // `^` separates encoded-query terms; `^^` is a literal caret.
         let query = format!("{field}={}", value.replace('^', "^^"));
+        let fields = format!("sys_id,{field}");
         let params = [
             ("sysparm_query", query.as_str()),
             ("sysparm_limit", "1"),
-            ("sysparm_fields", "sys_id"),
+            ("sysparm_fields", fields.as_str()),
         ];
         let answer = self.call(Method::GET, &url, &params, None).await?;
         if !(200..=299).contains(&answer.status) {
-            return Err(classify(&answer, false));
+            return Err(self.refused(&answer, table, false));
         }
         if let Some(outcome) = failure_body(&answer) {
             return Err(outcome);
         }
         let parsed: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         match parsed.get("result").and_then(Value::as_array) {
-            Some(rows) => Ok(rows
-                .first()
-                .and_then(|r| r.get("sys_id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)),
+            Some(rows) => Ok(matching_sys_id(rows, field, value)),
             None => Err(Outcome::Retry {
                 reason: format!("unrecognised lookup answer: {}", excerpt(&answer.body)),
                 retry_after: None,
@@ -99,13 +104,21 @@ impl ServiceNowAdapter {
             }
             None => {
                 let url = format!("{}/api/now/table/{table}", self.base);
-                let body = table_row(record, &self.config);
+                let mut body = table_row(record, &self.config);
+                match self.create_links(record).await {
+                    Ok(links) => {
+                        if let Value::Object(fields) = &mut body {
+                            fields.extend(links);
+                        }
+                    }
+                    Err(outcome) => return outcome,
+                }
                 let answer = match self.call(Method::POST, &url, &[], Some(&body)).await {
                     Ok(a) => a,
                     Err(outcome) => return outcome,
                 };
                 if !(200..=299).contains(&answer.status) {
-                    return classify(&answer, true);
+                    return self.refused(&answer, &table, true);
                 }
                 if let Some(outcome) = failure_body(&answer) {
                     return outcome;
@@ -129,6 +142,13 @@ impl ServiceNowAdapter {
                 }
             }
         };
+        if record.kind == RecordKind::PhoneLogCreate {
+            // Linked before the create is remembered: a failed link is
+            // retried through the lookup, which finds this phone log.
+            if let Err(outcome) = self.link_phone_log(record, &sys_id).await {
+                return outcome;
+            }
+        }
         self.remember(&create_key, &sys_id).await;
         if record.kind == RecordKind::InteractionCreate {
             let key = format!("{KEY_INTERACTION}{}", record.interaction_key);
@@ -143,31 +163,9 @@ impl ServiceNowAdapter {
     pub(super) async fn deliver_table_update(&self, record: &Record) -> Outcome {
         let table = self.config.table_interaction.clone();
         let key = format!("{KEY_INTERACTION}{}", record.interaction_key);
-        let sys_id = match self.stored(&key) {
-            Some(id) => id,
-            None => match self
-                .lookup(
-                    &table,
-                    &self.config.table_interaction_key_field,
-                    &record.interaction_key,
-                )
-                .await
-            {
-                Ok(Some(id)) => {
-                    self.remember(&key, &id).await;
-                    id
-                }
-                Ok(None) => {
-                    return Outcome::Permanent {
-                        status: 404,
-                        reason: format!(
-                            "interaction {} not found at the CRM (its create was not delivered)",
-                            record.interaction_key
-                        ),
-                    }
-                }
-                Err(outcome) => return outcome,
-            },
+        let sys_id = match self.interaction_sys_id(&record.interaction_key).await {
+            Ok(id) => id,
+            Err(outcome) => return outcome,
         };
         let url = format!("{}/api/now/table/{table}/{sys_id}", self.base);
         let body = table_row(record, &self.config);
@@ -190,7 +188,7 @@ impl ServiceNowAdapter {
             };
         }
         if !(200..=299).contains(&answer.status) {
-            return classify(&answer, false);
+            return self.refused(&answer, &table, false);
         }
         if let Some(outcome) = failure_body(&answer) {
             return outcome;

@@ -1,0 +1,230 @@
+//! What the CRM emulator knows of a ServiceNow instance, so it answers the
+//! way a real instance does: which tables exist and their fields (the
+//! dictionary), the transform maps behind each Import Set staging table,
+//! how an encoded query is read (a term on a field the table lacks is
+//! dropped, not failed), and ServiceNow's error bodies.
+//!
+//! Everything here is plain data and pure functions; the HTTP handlers in
+//! [`super::emulator`] use them.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+/// The phone-log table OpenFrame installs (`sn_openframe_phone_log`; one
+/// line of ServiceNow's openframe API page misspells it).
+pub const PHONE_LOG_TABLE: &str = "sn_openframe_phone_log";
+/// The Advanced Work Assignment work-item table.
+pub const AWA_WORK_ITEM_TABLE: &str = "awa_work_item";
+
+/// Fields every table has.
+const SYSTEM_FIELDS: &[&str] = &[
+    "sys_id",
+    "sys_created_on",
+    "sys_updated_on",
+    "sys_created_by",
+    "sys_updated_by",
+];
+
+/// Fields of `interaction` (it does not extend `task`: no
+/// `correlation_id`), plus the custom columns of deploy/servicenow.
+const INTERACTION_FIELDS: &[&str] = &[
+    "number",
+    "type",
+    "state",
+    "channel",
+    "queue",
+    "opened_for",
+    "assigned_to",
+    "caller_phone_number",
+    "direction",
+    "short_description",
+    "channel_metadata_table",
+    "channel_metadata_document",
+    "opened_at",
+    "closed_at",
+    "work_notes",
+    "u_edgecc_correlation_id",
+    "u_edgecc_call_id",
+    "u_edgecc_sequence",
+];
+
+/// Fields of `sn_openframe_phone_log`, plus the custom correlation column.
+const PHONE_LOG_FIELDS: &[&str] = &[
+    "call_id",
+    "direction",
+    "phone_number",
+    "duration",
+    "start_time",
+    "end_time",
+    "u_edgecc_correlation_id",
+];
+
+/// Fields of `awa_work_item`, plus the custom correlation column.
+const AWA_WORK_ITEM_FIELDS: &[&str] = &[
+    "document_table",
+    "document_id",
+    "queue",
+    "state",
+    "assigned_to",
+    "u_edgecc_correlation_id",
+];
+
+/// Fields of `task` (the old default work-item table; kept so an instance
+/// configured for it still answers).
+const TASK_FIELDS: &[&str] = &[
+    "number",
+    "state",
+    "short_description",
+    "correlation_id",
+    "correlation_display",
+    "assigned_to",
+];
+
+/// One table of the emulated instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    /// Its fields; `None`: any field is accepted and added (a web-service
+    /// import set's staging table, which grows a column per new key).
+    pub fields: Option<Vec<String>>,
+    /// Import Set staging tables: the target table of each transform map,
+    /// in map order (empty: staged only, never transformed).
+    pub maps: Vec<String>,
+}
+
+impl TableDef {
+    /// A target table with `fields` (the system fields added).
+    pub fn target(fields: &[&str]) -> TableDef {
+        let mut all: Vec<String> = SYSTEM_FIELDS.iter().map(|f| f.to_string()).collect();
+        all.extend(fields.iter().map(|f| f.to_string()));
+        TableDef {
+            fields: Some(all),
+            maps: Vec::new(),
+        }
+    }
+
+    /// A staging table whose rows are transformed into `targets`.
+    pub fn staging(targets: &[&str]) -> TableDef {
+        TableDef {
+            fields: None,
+            maps: targets.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    /// Whether the table has `field`.
+    pub fn has(&self, field: &str) -> bool {
+        self.fields
+            .as_ref()
+            .is_none_or(|f| f.iter().any(|x| x == field))
+    }
+}
+
+/// The instance the emulator plays by default: the CCaaS tables, the three
+/// staging tables of deploy/servicenow with their maps, `task`.
+pub fn default_tables() -> BTreeMap<String, TableDef> {
+    let mut t = BTreeMap::new();
+    t.insert("interaction".into(), TableDef::target(INTERACTION_FIELDS));
+    t.insert(PHONE_LOG_TABLE.into(), TableDef::target(PHONE_LOG_FIELDS));
+    t.insert(
+        AWA_WORK_ITEM_TABLE.into(),
+        TableDef::target(AWA_WORK_ITEM_FIELDS),
+    );
+    t.insert("task".into(), TableDef::target(TASK_FIELDS));
+    t.insert(
+        "u_edgecc_interaction_import".into(),
+        TableDef::staging(&["interaction"]),
+    );
+    t.insert(
+        "u_edgecc_phone_log_import".into(),
+        TableDef::staging(&[PHONE_LOG_TABLE]),
+    );
+    t.insert(
+        "u_edgecc_work_item_import".into(),
+        TableDef::staging(&[AWA_WORK_ITEM_TABLE]),
+    );
+    t
+}
+
+/// The dictionary table: one row per (table, field).
+pub const DICTIONARY_TABLE: &str = "sys_dictionary";
+
+/// `sys_dictionary`'s own fields, as far as the emulator answers them.
+pub fn dictionary_def() -> TableDef {
+    TableDef::target(&["name", "element"])
+}
+
+/// The rows of `sys_dictionary` for `tables` (staging tables, which take
+/// any field, have none).
+pub fn dictionary_rows(tables: &BTreeMap<String, TableDef>) -> Vec<Map<String, Value>> {
+    let mut rows = Vec::new();
+    for (name, def) in tables {
+        for field in def.fields.iter().flatten() {
+            let mut row = Map::new();
+            row.insert("sys_id".into(), Value::String(format!("{name}.{field}")));
+            row.insert("name".into(), Value::String(name.clone()));
+            row.insert("element".into(), Value::String(field.clone()));
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// ServiceNow's error body: `{"error":{"message","detail"},"status":"failure"}`.
+pub fn error_body(message: &str, detail: Option<&str>) -> Value {
+    json!({"error": {"message": message, "detail": detail}, "status": "failure"})
+}
+
+/// The message ServiceNow answers (with HTTP 400) for a table it lacks.
+pub fn invalid_table_message(table: &str) -> String {
+    format!("Invalid table {table}")
+}
+
+/// The `field=value` terms of an encoded query that the table can answer:
+/// terms are split on `^` (`^^` is a literal caret); a term on a field the
+/// table lacks is dropped, as GlideRecord does with
+/// `glide.invalid_query.returns_no_rows = false` (the default). Terms that
+/// are not `field=value` are dropped too.
+pub fn query_terms(query: &str, table: &TableDef) -> Vec<(String, String)> {
+    const CARET: &str = "\u{0}";
+    query
+        .replace("^^", CARET)
+        .split('^')
+        .filter_map(|term| {
+            let (field, value) = term.split_once('=')?;
+            table
+                .has(field)
+                .then(|| (field.to_string(), value.replace(CARET, "^")))
+        })
+        .collect()
+}
+
+/// Whether `fields` match every term.
+pub fn matches(fields: &Map<String, Value>, terms: &[(String, String)]) -> bool {
+    terms
+        .iter()
+        .all(|(f, v)| fields.get(f).and_then(Value::as_str) == Some(v.as_str()))
+}
+
+/// `fields` without the keys `table` lacks (the Table API ignores them).
+pub fn known_fields(fields: Map<String, Value>, table: &TableDef) -> Map<String, Value> {
+    fields.into_iter().filter(|(k, _)| table.has(k)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A term on a missing field is dropped; `^^` stays a caret.
+    #[test]
+    fn unknown_query_terms_are_dropped() {
+        let tables = default_tables();
+        let interaction = &tables["interaction"];
+        assert_eq!(
+            query_terms("correlation_id=x^u_edgecc_call_id=a^^b", interaction),
+            vec![("u_edgecc_call_id".to_string(), "a^b".to_string())]
+        );
+        assert!(query_terms("correlation_id=x", interaction).is_empty());
+        let staging = &tables["u_edgecc_phone_log_import"];
+        assert!(staging.has("u_anything"));
+    }
+}

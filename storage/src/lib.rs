@@ -155,9 +155,14 @@ const LOCK_FILE: &str = "edgecc.lock";
 const RESTORE_MARKER: &str = "edgecc.restoring";
 
 /// Longest wait on close for sled's background threads to release
-/// `<dir>/db`, in ms. They finish within milliseconds; the bound only keeps
-/// a wedged disk from hanging a shutdown.
-const SLED_RELEASE_WAIT_MS: u64 = 30_000;
+/// `<dir>/db`. They finish within milliseconds; the bound only keeps a
+/// wedged disk from hanging a shutdown.
+const SLED_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Longest wait on close for the check and checkpoint threads to end.
+/// They stop at their next step; one stuck inside a sled that panicked
+/// (see `sled_files::let_go`) is left behind instead of hanging the close.
+const THREAD_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Longest wait for our own `edgecc.lock` before answering `Locked`, in
 /// ms. A handle closed a moment ago can still hold it: a process forked
@@ -299,6 +304,10 @@ pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     /// What open found and what the writer reports (log size).
     pub(crate) health: Mutex<StorageHealth>,
+    /// Groups the writer noted in the live map and applied to sled (one
+    /// step, under the apply lock): the check reads a page of sled before
+    /// taking that lock and reads it again under it only when this moved.
+    pub(crate) applied_groups: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -495,15 +504,11 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::Relaxed);
         if let Some(check) = self.check.take() {
-            if check.join().is_err() {
-                warn!("Index check thread panicked.");
-            }
+            join_bounded(check, "Index check");
         }
         if let Some(checkpoints) = self.checkpoints.take() {
             checkpoints.thread().unpark();
-            if checkpoints.join().is_err() {
-                warn!("sled checkpoint thread panicked.");
-            }
+            join_bounded(checkpoints, "sled checkpoint");
         }
         self.tx = None;
         if let Some(writer) = self.writer.take() {
@@ -512,21 +517,41 @@ impl Drop for Inner {
             }
         }
         let dir = self.shared.dir.clone();
+        // A sled that failed or panicked is let go on a thread of its own:
+        // its drop can hang (see `sled_files::let_go`).
+        if self.shared.sled_failure().is_some() {
+            if let Some(sled) = self.shared.set_sled(None) {
+                sled_files::let_go(sled);
+            }
+        }
         // SAFETY: `shared` is not used after this point; `drop` runs once.
         unsafe { ManuallyDrop::drop(&mut self.shared) };
-        wait_for_sled_release(&dir);
+        wait_for_sled_release(&dir, SLED_RELEASE_WAIT);
         heap::trim();
+    }
+}
+
+/// Joins `thread`, waiting at most [`THREAD_STOP_WAIT`]; one still running
+/// then is left behind (logged).
+fn join_bounded(thread: JoinHandle<()>, what: &str) {
+    let deadline = std::time::Instant::now() + THREAD_STOP_WAIT;
+    while !thread.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    if !thread.is_finished() {
+        warn!(thread = what, "A storage thread did not stop in time at close; it is left behind.");
+    } else if thread.join().is_err() {
+        warn!(thread = what, "A storage thread panicked.");
     }
 }
 
 /// Waits (bounded) until sled's background threads closed `<dir>/db`, so
 /// that a reopen right after a drop never finds the directory locked.
-pub(crate) fn wait_for_sled_release(dir: &Path) {
+pub(crate) fn wait_for_sled_release(dir: &Path, max: std::time::Duration) {
     let Ok(file) = File::open(dir.join(SLED_DIR).join("db")) else {
         return;
     };
-    let deadline =
-        std::time::Instant::now() + std::time::Duration::from_millis(SLED_RELEASE_WAIT_MS);
+    let deadline = std::time::Instant::now() + max;
     loop {
         // SAFETY: flock on a file descriptor we own, valid for this call.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -638,6 +663,7 @@ impl Storage {
             index: Mutex::new(Index::default()),
             dir: dir.clone(),
             health: Mutex::new(StorageHealth::default()),
+            applied_groups: std::sync::atomic::AtomicU64::new(0),
         });
         // Recovery reads the log, the truth, even when sled is trusted: the
         // delivery index decides what is sent in which order, and a record

@@ -16,13 +16,14 @@ use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{error, warn};
 
 use crate::error::StorageError;
 use crate::fsync::{list_names, sync_dir, sync_dir_named};
-use crate::{Shared, StorageConfig};
+use crate::{Shared, Sled, StorageConfig};
 
 /// Longest wait on open for sled's lock when our own lock is free (a
 /// closing handle's background thread still finishing), in ms.
@@ -100,6 +101,28 @@ pub(crate) fn guarded<T>(
         Err(panic) => Err(StorageError::Commit {
             message: format!("sled panicked during {what}: {}", panic_message(&*panic)),
         }),
+    }
+}
+
+/// Longest wait for a failed sled to close its files before its directory
+/// is moved aside anyway (see [`let_go`]).
+pub(crate) const FAILED_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Lets go of a sled that failed or panicked, on a thread of its own
+/// (`edgecc-sled-drop`), never on the caller's. sled 0.34.7's drop flushes
+/// and joins its flusher thread, which waits for every log write in
+/// progress; a write a panic cut short never ends, so that drop can hang
+/// for good. Dropped on the check thread, under the apply lock, it hung
+/// the check and with it every later group (the power-cut test: "open did
+/// not finish within 60000 ms", every thread in a futex wait). A drop
+/// that hangs keeps its thread and sled's memory until the process ends;
+/// the directory is moved aside after a bounded wait all the same.
+pub(crate) fn let_go(sled: Arc<Sled>) {
+    let spawned = std::thread::Builder::new()
+        .name("edgecc-sled-drop".into())
+        .spawn(move || drop(sled));
+    if let Err(e) = spawned {
+        warn!(error = %e, "Could not start a thread to close a failed sled; it is closed here.");
     }
 }
 

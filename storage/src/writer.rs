@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tracing::{debug, error, warn};
@@ -714,65 +714,25 @@ impl Writer {
         payload.clear();
         group.encode(&mut payload);
         let logged = self.append_frame(&payload);
+        // Noted and applied under one hold of the apply lock: whoever holds
+        // it (the check) finds sled and the live map at the same group, so
+        // any difference between them is sled's own (see `check`).
+        let shared = Arc::clone(&self.shared);
+        let order = shared.lock_apply();
         let noted = logged.map(|(seg, off)| self.note_frame(seg, off, &payload));
         if payload.capacity() <= 4 * 1024 * 1024 {
             self.payload = payload;
         }
         noted?;
-        self.apply(group)
-    }
-
-    /// Applies a logged group to sled, in log order (under the apply
-    /// lock). While sled is unchecked a failure or panic is handed to the
-    /// check, which moves sled aside and rebuilds it (reads come from the
-    /// log meanwhile, so callers are answered as usual); once checked, a
-    /// panic distrusts sled until the next open and an error stops the
-    /// storage (see the design note).
-    fn apply(&mut self, group: Group) -> Result<(), Failure> {
-        let shared = Arc::clone(&self.shared);
-        let refused = {
-            let _order = shared.lock_apply();
-            if shared.sled_failure().is_some() {
-                return Ok(());
-            }
-            match shared.sled() {
-                // Being swapped or could not be reopened: only while
-                // unchecked.
-                Err(_) if !shared.is_checked() => return Ok(()),
-                Err(e) => e.to_string(),
-                Ok(sled) => {
-                    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        group.apply(&sled)
-                    }));
-                    match applied {
-                        Ok(Ok(())) => return Ok(()),
-                        Ok(Err(e)) if !shared.is_checked() => {
-                            shared.fail_sled(e.to_string());
-                            return Ok(());
-                        }
-                        // An error of a trusted sled (a full disk, say)
-                        // stops the storage.
-                        Ok(Err(e)) => e.to_string(),
-                        // A panic is sled's own damage: the frame is
-                        // durable and the live map has it, so reads move
-                        // to the log, as after a read's panic.
-                        Err(panic) => {
-                            let why = format!(
-                                "sled panicked during applying a group: {}",
-                                crate::sled_files::panic_message(&*panic)
-                            );
-                            if shared.is_checked() {
-                                shared.distrust_sled(why);
-                            } else {
-                                shared.fail_sled(why);
-                            }
-                            return Ok(());
-                        }
-                    }
-                }
-            }
-        };
-        Err(self.sled_refused(refused))
+        let refused = apply_locked(&shared, &order, group);
+        shared
+            .applied_groups
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        drop(order);
+        match refused {
+            Some(e) => Err(self.sled_refused(e)),
+            None => Ok(()),
+        }
     }
 
     /// The frame is durable, sled refused it (it failed earlier): the next
@@ -1212,6 +1172,52 @@ fn count(result: Result<(Vec<Change>, usize), StorageError>, reply: CountReply) 
         Err(e) => {
             drop(reply.send(Err(e)));
             None
+        }
+    }
+}
+
+/// Applies a logged group to sled, in log order (the caller holds the
+/// apply lock, `_order`). While sled is unchecked a failure or panic is
+/// handed to the check, which moves sled aside and rebuilds it (reads come
+/// from the log meanwhile, so callers are answered as usual); once
+/// checked, a panic distrusts sled until the next open and an error stops
+/// the storage (see the design note): answers that error.
+fn apply_locked(shared: &Shared, _order: &MutexGuard<'_, ()>, group: Group) -> Option<String> {
+    if shared.sled_failure().is_some() {
+        return None;
+    }
+    match shared.sled() {
+        // Being swapped or could not be reopened: only while unchecked.
+        Err(_) if !shared.is_checked() => None,
+        Err(e) => Some(e.to_string()),
+        Ok(sled) => {
+            let applied =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| group.apply(&sled)));
+            match applied {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) if !shared.is_checked() => {
+                    shared.fail_sled(e.to_string());
+                    None
+                }
+                // An error of a trusted sled (a full disk, say) stops the
+                // storage.
+                Ok(Err(e)) => Some(e.to_string()),
+                // A panic is sled's own damage: the frame is durable and
+                // the live map has it, so reads move to the log, as after
+                // a read's panic.
+                Err(panic) => {
+                    let why = format!(
+                        "sled panicked during applying a group: {}",
+                        crate::sled_files::panic_message(&*panic)
+                    );
+                    if shared.is_checked() {
+                        shared.distrust_sled(why);
+                    } else {
+                        shared.fail_sled(why);
+                    }
+                    None
+                }
+            }
         }
     }
 }

@@ -790,7 +790,8 @@ fn run_child(
     }
     // A child that never reported its check: say where its threads wait
     // (in FUSE requests, or in sled's own locks) before killing it.
-    let waits = (!events.contains(&Event::Checked) && !exited).then(|| thread_waits(child.id()));
+    let hung = kill_at.is_none() && !events.contains(&Event::Checked) && !exited;
+    let waits = hung.then(|| thread_waits(child.id()));
     drop(child.kill());
     child.wait().expect("wait");
     reader.join().expect("reader");

@@ -86,7 +86,9 @@
 //!    are preallocated and zero-filled, so no size or allocation changes),
 //!    notes them in the live map, applies them to sled (under the apply
 //!    lock), then updates the in-memory index and answers every caller.
-//!    Concurrent callers share the device flush (group commit).
+//!    Concurrent callers share the device flush (group commit); before
+//!    a group the writer waits, at most half a commit's time (2 ms at
+//!    most), for the callers its last group answered (`linger`).
 //! 2. **The log keeps every live entry.** An entry (pending record, dead
 //!    letter, pending chunk, meta value, state entry) is live while its
 //!    latest op is a put; the live map (`live`) holds, in memory, where

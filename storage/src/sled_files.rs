@@ -181,7 +181,7 @@ pub(crate) fn quarantine(dir: &Path, why: &str) -> Result<PathBuf, StorageError>
 /// starts again from the log).
 ///
 /// The fresh sled runs with a cache of at most [`REBUILD_CACHE_BYTES`]
-/// until the next open: filling 1,000,000 records with the default 32 MiB
+/// until the next open: filling 1,000,000 records with a 32 MiB
 /// cache peaked 169 MiB RSS against 124 MiB with 8 MiB (same machine,
 /// same directory; BENCHMARKS.md), at the moment the backlog's live map
 /// and delivery index are largest. The outbox reads sled mostly in order,

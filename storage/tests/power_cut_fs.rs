@@ -55,6 +55,8 @@
 //! Environment: `EDGECC_POWER_CUTS` (cuts, default [`CUTS_DEFAULT`]),
 //! `EDGECC_POWER_CUT_SEED` (the seed, printed by every run),
 //! `EDGECC_POWER_CUT_TEAR=0` (no torn writes),
+//! `EDGECC_POWER_CUT_CACHE_BYTES` (sled's cache in the child, 4 MiB by
+//! default),
 //! `EDGECC_POWER_CUT_JOURNAL_NAMES=1` (names durable at any fsync, as with
 //! ext4's journal, instead of only at their directory's fsync), and
 //! `EDGECC_POWER_CUT_KEEP_GOING=1` (count failing cuts instead of stopping
@@ -110,7 +112,9 @@ const CHECK_WAIT_MS: u64 = 60_000;
 /// of 500 for more relocations per second of test.
 fn config() -> StorageConfig {
     StorageConfig {
-        cache_bytes: 4 * 1024 * 1024,
+        // 4 MiB unless `EDGECC_POWER_CUT_CACHE_BYTES` says otherwise (the
+        // daemon's default is 16 MiB).
+        cache_bytes: env_u64("EDGECC_POWER_CUT_CACHE_BYTES", 4 * 1024 * 1024),
         flush_every_ms: Some(100),
         segment_bytes: 64 * 1024,
         // sled's files and names made durable often, so that cuts find

@@ -663,10 +663,12 @@ impl Storage {
             let (log, live, _) = rebuild::scan(&dir, seg_bytes, Arc::clone(&stall))?;
             (db, log, live, true)
         };
+        let (sled, moved) = sled_files::trees_or_quarantine(&dir, &config, db)?;
+        let trusted = trusted && moved.is_none();
         health.quarantined = health::quarantined_dirs(&dir);
         health.index_checking = !trusted;
         let shared = Arc::new(Shared {
-            sled: RwLock::new(Some(Arc::new(Sled::new(db)?))),
+            sled: RwLock::new(Some(Arc::new(sled))),
             live: Mutex::new(live),
             reader: LogReader::new(&dir),
             // Not yet: recovery reads the log even when sled is trusted

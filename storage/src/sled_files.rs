@@ -16,7 +16,6 @@ use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{error, warn};
@@ -117,7 +116,7 @@ pub(crate) const FAILED_RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// not finish within 60000 ms", every thread in a futex wait). A drop
 /// that hangs keeps its thread and sled's memory until the process ends;
 /// the directory is moved aside after a bounded wait all the same.
-pub(crate) fn let_go(sled: Arc<Sled>) {
+pub(crate) fn let_go<T: Send + 'static>(sled: T) {
     let spawned = std::thread::Builder::new()
         .name("edgecc-sled-drop".into())
         .spawn(move || drop(sled));
@@ -139,6 +138,29 @@ pub(crate) fn open_or_quarantine(
         Err(e) => {
             let moved = quarantine(dir, &e.to_string())?;
             Ok((open_sled(dir, config)?, Some(moved)))
+        }
+    }
+}
+
+/// sled's trees opened (created when missing) on `db`; when that fails
+/// (other than locked) or panics, `db` is let go, its files moved aside,
+/// and a fresh sled opened. Opening a tree writes to a sled that lacks it,
+/// and a damaged one can panic there: at open, before anything catches it,
+/// that panic would stop the storage from opening at all.
+pub(crate) fn trees_or_quarantine(
+    dir: &Path,
+    config: &StorageConfig,
+    db: sled::Db,
+) -> Result<(Sled, Option<PathBuf>), StorageError> {
+    let tried = db.clone();
+    match guarded("opening its trees", || Sled::new(tried)) {
+        Ok(sled) => Ok((sled, None)),
+        Err(e @ StorageError::Locked { .. }) => Err(e),
+        Err(e) => {
+            let_go(db);
+            crate::wait_for_sled_release(dir, FAILED_RELEASE_WAIT);
+            let moved = quarantine(dir, &e.to_string())?;
+            Ok((Sled::new(open_sled(dir, config)?)?, Some(moved)))
         }
     }
 }

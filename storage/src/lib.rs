@@ -556,7 +556,10 @@ fn join_bounded(thread: JoinHandle<()>, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     if !thread.is_finished() {
-        warn!(thread = what, "A storage thread did not stop in time at close; it is left behind.");
+        warn!(
+            thread = what,
+            "A storage thread did not stop in time at close; it is left behind."
+        );
     } else if thread.join().is_err() {
         warn!(thread = what, "A storage thread panicked.");
     }

@@ -567,11 +567,7 @@ async fn an_old_sled_checked_under_write_load_is_trusted_not_moved_aside() {
     {
         let storage = Storage::open(&live, config()).expect("open");
         let batch = (0..50).map(|i| update(&format!("a{i}"), i)).collect();
-        storage
-            .outbox()
-            .append_batch(batch)
-            .await
-            .expect("append");
+        storage.outbox().append_batch(batch).await.expect("append");
     }
     let at_close = dir.path().join("at-close");
     copy_dir(&live, &at_close);
@@ -579,11 +575,7 @@ async fn an_old_sled_checked_under_write_load_is_trusted_not_moved_aside() {
         let storage = Storage::open(&live, config()).expect("open");
         for n in 0..6u32 {
             let batch = (0..50).map(|i| update(&format!("b{n}-{i}"), i)).collect();
-            storage
-                .outbox()
-                .append_batch(batch)
-                .await
-                .expect("append");
+            storage.outbox().append_batch(batch).await.expect("append");
         }
     }
     let cut = dir.path().join("cut");

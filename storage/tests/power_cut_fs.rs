@@ -919,12 +919,19 @@ fn a_caught_panic_fails_no_round_that_reached_its_end() {
     let ended = [caught.clone(), Event::Checked, Event::Done];
     assert_eq!(child_failure(&ended, true), None);
     // Killed mid-work: a caught panic is no failure either.
-    assert_eq!(child_failure(&[Event::Checked, caught.clone()], false), None);
+    assert_eq!(
+        child_failure(&[Event::Checked, caught.clone()], false),
+        None
+    );
     // Exited before its end after a panic: the panic ended it.
     let cut_short = [Event::Checked, caught.clone()];
     assert!(child_failure(&cut_short, true).is_some_and(|m| m.contains("view_for_key")));
     // A workload task that ended fails the round, `Done` or not.
-    let task = [Event::Checked, Event::Panic("a workload task ended".into()), Event::Done];
+    let task = [
+        Event::Checked,
+        Event::Panic("a workload task ended".into()),
+        Event::Done,
+    ];
     assert!(child_failure(&task, true).is_some());
 }
 
@@ -957,7 +964,10 @@ fn thread_waits(pid: u32) -> String {
         };
         *waits.entry(wchan).or_default() += 1;
     }
-    eprintln!("power-cut test: the hung child's threads:\n{}", user_stacks(pid));
+    eprintln!(
+        "power-cut test: the hung child's threads:\n{}",
+        user_stacks(pid)
+    );
     format!("{waits:?}")
 }
 
@@ -966,7 +976,15 @@ fn thread_waits(pid: u32) -> String {
 /// gdb is not there; a diagnostic only, nothing is checked on it.
 fn user_stacks(pid: u32) -> String {
     let Ok(out) = std::process::Command::new("timeout")
-        .args(["30", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 40"])
+        .args([
+            "30",
+            "gdb",
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 40",
+        ])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()

@@ -139,6 +139,48 @@ fn main() {
             stop.store(true, Ordering::Relaxed);
             h.join().unwrap();
         }
+        "drain" => {
+            // A clean open, then every record taken and acked (the bench's
+            // drain).
+            let (stop, h) = sampler("drain");
+            let mut config = StorageConfig::default();
+            if let Some(mb) = std::env::var("CACHE_MB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                config.cache_bytes = mb << 20;
+            }
+            let storage = Storage::open(&dir, config).unwrap();
+            eprintln!("opened {}", status());
+            let outbox = storage.outbox();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let t = Instant::now();
+            let n = rt.block_on(async {
+                let mut n = 0u64;
+                loop {
+                    let batch = outbox.take_ready(512, u64::MAX / 2);
+                    if batch.is_empty() {
+                        return n;
+                    }
+                    let mut acks = Vec::new();
+                    for r in batch {
+                        let outbox = outbox.clone();
+                        acks.push(tokio::spawn(async move { outbox.ack(r.seq).await }));
+                    }
+                    for a in acks {
+                        a.await.unwrap().unwrap();
+                        n += 1;
+                    }
+                }
+            });
+            eprintln!("drained {n} in {:?} {}", t.elapsed(), status());
+            stop.store(true, Ordering::Relaxed);
+            h.join().unwrap();
+        }
         "walk" => {
             // sled alone: walk the outbox tree in 256-entry batches.
             let db = sled::Config::new()

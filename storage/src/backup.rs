@@ -492,7 +492,7 @@ fn write_trees(dir: &Path, backup: &Path, config: &StorageConfig) -> Result<(), 
     // Every tree handle keeps sled open: drop them all before waiting.
     drop(tree);
     drop(db);
-    wait_for_sled_release(dir);
+    wait_for_sled_release(dir, crate::SLED_RELEASE_WAIT);
     Ok(())
 }
 

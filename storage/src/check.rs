@@ -7,11 +7,14 @@
 //! in key order (sled read in pages, in order: no random reads) and, for
 //! every key either side has, compares sled's value with the log's latest
 //! put: a key the log does not hold is removed, a value sled lacks or
-//! holds differently is written. Each batch runs under the apply lock and
-//! asks the live map afresh, so the writer (which notes a group in the map
-//! before it applies the group, under the same lock) and the check reach
-//! sled in log order: a value the check writes is never older than what
-//! the writer applies after it.
+//! holds differently is written. Each batch takes its page of sled as of
+//! a moment under the apply lock (read before the lock, and again under
+//! it only if the writer applied a group in between) and asks the live
+//! map under it, and the writer notes a group in the map and applies it to
+//! sled under one hold of the same lock, so the
+//! check compares sled and the log at the same group and reaches sled in
+//! log order: a value the check writes is never older than what the
+//! writer applies after it.
 //!
 //! After an unclean stop with a large backlog, open hands this check a
 //! fresh, empty sled instead of the old one (`sled_files::replace_with_fresh`):
@@ -22,11 +25,15 @@
 //! damaged sled can take a write and not show it afterwards, so after a
 //! pass that repaired entries the check walks it again, and a sled that
 //! still differs after [`PASSES_MAX`] passes is moved aside and rebuilt.
-//! What counts as a repair is what sled holds under the apply lock, not
-//! the page read before it: a key the writer changed in between (an ack, a
-//! retry) changed in sled too. Counting those, an old sled under write
-//! load (a CRM replay after a SIGKILL) never had a clean pass and was moved
-//! aside as failing ("entries still differ from the log after 3 passes").
+//! What counts as a repair is a difference between sled's page and the log
+//! read under the same hold of the lock. The check once read sled's page
+//! before taking the lock and asked sled again with a lookup (`get`) under
+//! it, to tell a key the writer changed in between (an ack, a retry) from
+//! a repair; but a damaged sled can show a key to a lookup and not to a
+//! range read, or the reverse, and that test took such a sled for a
+//! healthy one: trusted, its lists lost acknowledged records and brought
+//! acked ones back (the 100-cut power-cut soak, from cut 27 on). Reading
+//! the page under the lock leaves no writer's change to tell apart.
 //! A fresh sled is trusted after its first pass.
 //!
 //! sled failing or panicking during the check (or while the writer applies
@@ -35,7 +42,7 @@
 //! every live entry. If that fails too, sled stays unused: reads keep
 //! coming from the log, the health says why.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -183,6 +190,16 @@ fn pass(shared: &Shared) -> Result<Option<u64>, StorageError> {
 }
 
 /// Brings one tree in line with the log. `None` when closing.
+///
+/// Batch by batch it reads a page of sled's entries (a range read, as
+/// every read of the outbox's lists does) as of a moment under the apply
+/// lock (read before the lock, and again under it if the writer applied a
+/// group in between) and a page of the live keys from the same key on,
+/// and compares them up to the smaller last key of a full page (what lies
+/// beyond is read again by the next batch). The writer notes a group in
+/// the live map and applies it to sled under one hold of that lock, so
+/// under it a healthy sled and the log agree on every key: any difference
+/// is sled's own, and counts as a repair.
 fn tree_pass(
     shared: &Shared,
     sled: &Sled,
@@ -191,11 +208,7 @@ fn tree_pass(
 ) -> Result<Option<u64>, StorageError> {
     let tree = sled.tree(name)?;
     let mut fixed = 0u64;
-    // sled's entries and the live keys, each read ahead in key order.
-    let mut in_sled: VecDeque<(Vec<u8>, Vec<u8>)> = VecDeque::new();
-    let mut sled_from = Some(Vec::new());
-    let mut in_log: VecDeque<Vec<u8>> = VecDeque::new();
-    let mut log_from = Some(Vec::new());
+    let mut from = Vec::new();
     loop {
         if shared.stopping.load(Ordering::Relaxed) {
             return Ok(None);
@@ -203,55 +216,53 @@ fn tree_pass(
         if let Some(why) = shared.sled_failure() {
             return Err(StorageError::Commit { message: why });
         }
-        if in_sled.is_empty() {
-            if let Some(from) = sled_from.take() {
-                for item in tree.range(from..).take(BATCH) {
-                    let (k, v) = item?;
-                    in_sled.push_back((k.to_vec(), v.to_vec()));
-                }
-                if in_sled.len() == BATCH {
-                    sled_from = in_sled.back().map(|(k, _)| successor(k.clone()));
-                }
-            }
-        }
-        if in_log.is_empty() {
-            if let Some(from) = log_from.take() {
-                let keys = shared.lock_live().keys_from(name, &from, BATCH);
-                if keys.len() == BATCH {
-                    log_from = keys.last().map(|(k, _)| successor(k.clone()));
-                }
-                in_log.extend(keys.into_iter().map(|(k, _)| k));
-            }
-        }
-        if in_sled.is_empty() && in_log.is_empty() {
-            return Ok(Some(fixed));
-        }
         // sled's pages read by the walk are freed as it moves on: hand the
         // freed heap back now and then (at most once a second).
         trimmer.maybe_trim();
+        // Read first without the lock: a damaged sled can spin in a read
+        // for long (sled 0.34.7 retries a lookup up to a million times
+        // before it panics), and the writer would wait meanwhile. Read
+        // again under the lock only if a group was applied in between.
+        let applied = shared.applied_groups.load(Ordering::Acquire);
+        let before = sled_page(&tree, &from)?;
         let _order = shared.lock_apply();
-        for _ in 0..BATCH {
-            // The smaller key of the two sides; a side whose buffer ran out
-            // but has more to read stops the batch (refilled first).
-            let sled_next = in_sled.front().map(|(k, _)| k.as_slice());
-            let log_next = in_log.front().map(Vec::as_slice);
-            let sled_more = !in_sled.is_empty() || sled_from.is_none();
-            let log_more = !in_log.is_empty() || log_from.is_none();
-            if !(sled_more && log_more) {
-                break;
-            }
-            let (key, stored) = match (sled_next, log_next) {
+        let in_sled = if shared.applied_groups.load(Ordering::Acquire) == applied {
+            before
+        } else {
+            drop(before);
+            sled_page(&tree, &from)?
+        };
+        let in_log: Vec<Vec<u8>> = shared
+            .lock_live()
+            .keys_from(name, &from, BATCH)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        // The last key both pages cover: a full page may go on past it.
+        let full_last = |full: bool, last: Option<&Vec<u8>>| last.filter(|_| full).cloned();
+        let bound = match (
+            full_last(in_sled.len() == BATCH, in_sled.last().map(|(k, _)| k)),
+            full_last(in_log.len() == BATCH, in_log.last()),
+        ) {
+            (Some(s), Some(l)) => Some(s.min(l)),
+            (s, l) => s.or(l),
+        };
+        let within = |k: &[u8]| bound.as_deref().is_none_or(|b| k <= b);
+        let mut sled_side = in_sled.into_iter().filter(|(k, _)| within(k)).peekable();
+        let mut log_side = in_log.into_iter().filter(|k| within(k)).peekable();
+        loop {
+            let (key, stored) = match (sled_side.peek(), log_side.peek()) {
                 (None, None) => break,
-                (Some(s), Some(l)) if s == l => {
-                    in_log.pop_front();
-                    let (k, v) = in_sled.pop_front().unwrap_or_default();
+                (Some((s, _)), Some(l)) if s == l => {
+                    log_side.next();
+                    let (k, v) = sled_side.next().unwrap_or_default();
                     (k, Some(v))
                 }
-                (Some(s), l) if l.is_none_or(|l| s < l) => {
-                    let (k, v) = in_sled.pop_front().unwrap_or_default();
+                (Some((s, _)), l) if l.is_none_or(|l| s < l) => {
+                    let (k, v) = sled_side.next().unwrap_or_default();
                     (k, Some(v))
                 }
-                _ => (in_log.pop_front().unwrap_or_default(), None),
+                _ => (log_side.next().unwrap_or_default(), None),
             };
             // The truth now (the live map asked under the apply lock).
             let truth = shared.get_from_log(name, &key)?;
@@ -259,14 +270,34 @@ fn tree_pass(
                 fixed += 1;
             }
         }
+        match bound {
+            Some(last) => from = successor(last),
+            None => return Ok(Some(fixed)),
+        }
     }
 }
 
-/// Makes sled's `key` hold `truth` (the log's value, read under the apply
-/// lock); answers whether sled held something else. `stored` is what the
-/// walk read before the lock: when it differs from the truth, sled is
-/// asked again, because a group the writer applied in between (an ack, a
-/// retry) changed the key in sled as in the log, and that is no repair.
+/// Up to [`BATCH`] entries of sled's `tree` from `from` on (a range read).
+fn sled_page(tree: &sled::Tree, from: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    let mut page = Vec::with_capacity(BATCH);
+    for item in tree.range(from..).take(BATCH) {
+        let (k, v) = item?;
+        page.push((k.to_vec(), v.to_vec()));
+    }
+    Ok(page)
+}
+
+/// Makes sled's `key` hold `truth` (the log's value), given `stored`, what
+/// sled's range read showed under the same hold of the apply lock;
+/// answers whether it differed (a repair). A difference is never the
+/// writer's: it notes and applies a group under that lock. It is counted
+/// even when sled's `get` already shows the truth: a damaged sled can show
+/// a key to one and not the other (a range read skipping entries a lookup
+/// finds, or showing ones a lookup does not), and the outbox's lists are
+/// range reads. Asking `get` again, as the check once did, took such a
+/// difference for a write of the writer's: the power-cut soak then
+/// trusted a sled whose lists lost acknowledged records and brought acked
+/// ones back.
 fn repair(
     tree: &sled::Tree,
     key: &[u8],
@@ -276,9 +307,6 @@ fn repair(
     if truth == stored {
         return Ok(false);
     }
-    if tree.get(key)?.as_deref() == truth.as_deref() {
-        return Ok(false);
-    }
     match truth {
         Some(truth) => drop(tree.insert(key, truth)?),
         None => drop(tree.remove(key)?),
@@ -286,20 +314,30 @@ fn repair(
     Ok(true)
 }
 
-/// Moves the failed sled aside and opens a fresh one (under the apply
-/// lock, so no group is applied meanwhile; the writer skips applying while
-/// sled is marked failed, and the next pass writes every live entry).
+/// Moves the failed sled aside and opens a fresh one. The writer applies
+/// nothing while sled is marked failed (the next pass writes every live
+/// entry into the fresh one), so the apply lock is held only to take the
+/// old sled out and to put the fresh one in: not while the old one is
+/// let go, which can take long or never end (see
+/// [`sled_files::let_go`]).
 fn quarantine_and_reopen(
     shared: &Shared,
     config: &StorageConfig,
     why: &str,
 ) -> Result<(), StorageError> {
-    let _order = shared.lock_apply();
-    drop(shared.set_sled(None));
-    crate::wait_for_sled_release(&shared.dir);
+    let old = {
+        let _order = shared.lock_apply();
+        shared.set_sled(None)
+    };
+    if let Some(old) = old {
+        sled_files::let_go(old);
+    }
+    crate::wait_for_sled_release(&shared.dir, sled_files::FAILED_RELEASE_WAIT);
     sled_files::quarantine(&shared.dir, why)?;
     let db = sled_files::open_sled(&shared.dir, config)?;
-    shared.set_sled(Some(Arc::new(Sled::new(db)?)));
+    let sled = Arc::new(Sled::new(db)?);
+    let _order = shared.lock_apply();
+    shared.set_sled(Some(sled));
     *shared.sled_failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
     shared.lock_health().quarantined = health::quarantined_dirs(&shared.dir);
     Ok(())
@@ -309,30 +347,31 @@ fn quarantine_and_reopen(
 mod tests {
     use super::*;
 
-    /// Goal: only what sled holds under the lock counts as a repair; a key
-    /// the writer changed after the walk read it is not one (counted, an
-    /// old sled under write load never had a clean pass and was moved
-    /// aside). Method: a sled tree and the three cases.
+    /// Goal: a difference between sled's range read and the log counts as
+    /// a repair even when a lookup in sled already shows the truth (a
+    /// damaged sled's range reads and lookups can disagree, and the lists
+    /// are range reads: not counted, such a sled was trusted and lost
+    /// acknowledged records). Method: a sled tree and the four cases.
     #[test]
-    fn a_key_changed_since_the_walk_read_it_is_no_repair() {
+    fn a_difference_from_the_range_read_is_a_repair_whatever_a_lookup_says() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = sled::Config::new().path(dir.path()).open().expect("sled");
         let tree = db.open_tree("outbox").expect("tree");
-        tree.insert(b"k", b"new".to_vec()).expect("insert");
-        // Read as `old`, changed to `new` by the writer since: no repair.
-        let changed = repair(&tree, b"k", Some(b"new".to_vec()), Some(b"old".to_vec()));
-        assert!(!changed.expect("repair"));
-        // Read as present, removed by the writer since: no repair.
-        tree.insert(b"gone", b"v".to_vec()).expect("insert");
-        tree.remove(b"gone").expect("remove");
-        let removed = repair(&tree, b"gone", None, Some(b"v".to_vec()));
-        assert!(!removed.expect("repair"));
-        // sled really differs: written, counted.
-        let fixed = repair(&tree, b"k", Some(b"truth".to_vec()), Some(b"new".to_vec()));
-        assert!(fixed.expect("repair"));
+        tree.insert(b"k", b"truth".to_vec()).expect("insert");
+        // The range read missed `k`, a lookup finds it: a repair.
+        let missed = repair(&tree, b"k", Some(b"truth".to_vec()), None);
+        assert!(missed.expect("repair"));
         assert_eq!(tree.get(b"k").expect("get").as_deref(), Some(&b"truth"[..]));
-        let dropped = repair(&tree, b"k", None, Some(b"truth".to_vec()));
-        assert!(dropped.expect("repair"));
-        assert_eq!(tree.get(b"k").expect("get"), None);
+        // The range read showed `gone`, the log removed it: a repair.
+        let shown = repair(&tree, b"gone", None, Some(b"v".to_vec()));
+        assert!(shown.expect("repair"));
+        assert_eq!(tree.get(b"gone").expect("get"), None);
+        // Held differently: written, counted.
+        let differs = repair(&tree, b"k", Some(b"new".to_vec()), Some(b"truth".to_vec()));
+        assert!(differs.expect("repair"));
+        assert_eq!(tree.get(b"k").expect("get").as_deref(), Some(&b"new"[..]));
+        // The same on both sides: nothing written, nothing counted.
+        let same = repair(&tree, b"k", Some(b"new".to_vec()), Some(b"new".to_vec()));
+        assert!(!same.expect("repair"));
     }
 }

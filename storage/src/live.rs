@@ -104,10 +104,11 @@ impl Live {
         Ok(())
     }
 
-    /// Whether the latest put of `tree`/`key` is in segment `seg`.
-    pub(crate) fn is_in(&self, seg: u64, tree: &[u8], key: &[u8]) -> bool {
+    /// Whether the put of `tree`/`key` whose value starts at `value_off`
+    /// in segment `seg` is that entry's latest (the one a read returns).
+    pub(crate) fn is_latest(&self, seg: u64, value_off: u64, tree: &[u8], key: &[u8]) -> bool {
         self.location(tree, key)
-            .is_some_and(|l| u64::from(l.seg) == seg)
+            .is_some_and(|l| u64::from(l.seg) == seg && u64::from(l.off) == value_off)
     }
 
     /// Whether `tree`/`key` is live (its latest op is a put).
@@ -217,33 +218,44 @@ impl Live {
     }
 
     /// The map as bytes (see `live_file` for the format).
+    #[cfg(test)]
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        let put_loc = |out: &mut Vec<u8>, l: &Loc| {
-            out.extend_from_slice(&l.seg.to_le_bytes());
-            out.extend_from_slice(&l.off.to_le_bytes());
-            out.extend_from_slice(&l.len.to_le_bytes());
+        self.encode_to(&mut |b: &[u8]| out.extend_from_slice(b));
+    }
+
+    /// The map as bytes, handed to `out` piece by piece (in order), so a
+    /// caller can write it out without holding all of it: 20 MiB for
+    /// 1,000,000 entries, held on top of everything else at a clean
+    /// close when it was built whole.
+    pub(crate) fn encode_to(&self, out: &mut impl FnMut(&[u8])) {
+        let put_loc = |out: &mut dyn FnMut(&[u8]), l: &Loc| {
+            let mut b = [0u8; 12];
+            b[..4].copy_from_slice(&l.seg.to_le_bytes());
+            b[4..8].copy_from_slice(&l.off.to_le_bytes());
+            b[8..].copy_from_slice(&l.len.to_le_bytes());
+            out(&b);
         };
-        out.extend_from_slice(&(self.trees.len() as u64).to_le_bytes());
+        out(&(self.trees.len() as u64).to_le_bytes());
         for (name, t) in &self.trees {
-            out.push(name.len().min(255) as u8);
-            out.extend_from_slice(&name[..name.len().min(255)]);
-            out.extend_from_slice(&(t.short.len() as u64).to_le_bytes());
+            out(&[name.len().min(255) as u8]);
+            out(&name[..name.len().min(255)]);
+            out(&(t.short.len() as u64).to_le_bytes());
             for (k, l) in &t.short {
-                out.extend_from_slice(&k.to_le_bytes());
+                out(&k.to_le_bytes());
                 put_loc(out, l);
             }
-            out.extend_from_slice(&(t.other.len() as u64).to_le_bytes());
+            out(&(t.other.len() as u64).to_le_bytes());
             for (k, l) in &t.other {
-                out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-                out.extend_from_slice(k);
+                out(&(k.len() as u32).to_le_bytes());
+                out(k);
                 put_loc(out, l);
             }
         }
-        out.extend_from_slice(&(self.seg_total.len() as u64).to_le_bytes());
+        out(&(self.seg_total.len() as u64).to_le_bytes());
         for (seg, total) in &self.seg_total {
-            out.extend_from_slice(&seg.to_le_bytes());
-            out.extend_from_slice(&self.seg_live.get(seg).copied().unwrap_or(0).to_le_bytes());
-            out.extend_from_slice(&total.to_le_bytes());
+            out(&seg.to_le_bytes());
+            out(&self.seg_live.get(seg).copied().unwrap_or(0).to_le_bytes());
+            out(&total.to_le_bytes());
         }
     }
 
@@ -297,6 +309,33 @@ impl Live {
         b.is_empty().then_some(live)
     }
 
+    /// Live entries whose latest put is in segment `seg` (a walk of the
+    /// whole map: only before a segment is deleted).
+    pub(crate) fn entries_in(&self, seg: u64) -> u64 {
+        let seg = seg.min(u64::from(u32::MAX)) as u32;
+        self.trees
+            .values()
+            .map(|t| {
+                let short = t.short.values().filter(|l| l.seg == seg).count();
+                let other = t.other.values().filter(|l| l.seg == seg).count();
+                (short + other) as u64
+            })
+            .sum()
+    }
+
+    /// Rebuilds every tree's 8-byte-key map in bulk. A map filled by a
+    /// scan of the whole log gets its keys mostly in ascending order, and
+    /// a B-tree filled so keeps its nodes about half full: 39 MiB for
+    /// 1,000,000 outbox entries where the same map built in bulk (full
+    /// nodes, as `decode` builds it) takes 21 MiB. The rebuild holds one
+    /// sorted list of the entries on the side while it runs.
+    pub(crate) fn compact(&mut self) {
+        for t in self.trees.values_mut() {
+            let sorted: Vec<(u64, Loc)> = std::mem::take(&mut t.short).into_iter().collect();
+            t.short = BTreeMap::from_iter(sorted);
+        }
+    }
+
     /// Live entries in all trees.
     pub(crate) fn entries(&self) -> u64 {
         self.trees
@@ -324,7 +363,8 @@ mod tests {
         let k = 7u64.to_be_bytes();
         live.note(1, 100, &put(b"outbox", &k, &[0; 90]));
         live.note(1, 200, &put(b"state/x", b"call-1", &[0; 40]));
-        assert!(live.is_in(1, b"outbox", &k));
+        assert!(live.is_latest(1, 100, b"outbox", &k));
+        assert!(!live.is_latest(1, 200, b"outbox", &k));
         assert_eq!(
             live.location(b"outbox", &k),
             Some(Loc {
@@ -336,7 +376,8 @@ mod tests {
         assert_eq!(live.segment(1).0, live.segment(1).1);
         // Rewritten in segment 2: segment 1 keeps only the state entry.
         live.note(2, 300, &put(b"outbox", &k, &[1; 90]));
-        assert!(!live.is_in(1, b"outbox", &k) && live.is_in(2, b"outbox", &k));
+        assert!(!live.is_latest(1, 100, b"outbox", &k) && live.is_latest(2, 300, b"outbox", &k));
+        assert_eq!((live.entries_in(1), live.entries_in(2)), (1, 1));
         assert_eq!(live.segment(1).0, (7 + 6 + 40 + 10) as u64);
         // Removed: nowhere live, its bytes leave segment 2.
         live.note(
@@ -368,5 +409,42 @@ mod tests {
         let mut back = back;
         assert_eq!(back.keep_segments(&[2, 3]), 1);
         assert_eq!(back.entries(), 0);
+    }
+
+    /// Goal: a live map filled frame by frame (a scan of the whole log)
+    /// and then compacted costs what a bulk-built one does, about half,
+    /// and still answers the same. Method: 100,000 outbox entries noted in
+    /// ascending order; the bytes this thread holds, counted by the test
+    /// allocator, before and after `compact`.
+    #[test]
+    fn a_map_filled_in_log_order_is_compacted_to_half() {
+        let before = crate::alloc_count::held();
+        let mut live = Live::default();
+        let value = [0u8; 400];
+        for seq in 0..100_000u64 {
+            live.note(
+                1,
+                64 + seq * 450,
+                &put(b"outbox", &seq.to_be_bytes(), &value),
+            );
+        }
+        let filled = crate::alloc_count::held() - before;
+        live.compact();
+        let compacted = crate::alloc_count::held() - before;
+        assert!(
+            compacted * 10 <= filled * 6,
+            "{compacted} bytes after compact, {filled} before"
+        );
+        assert_eq!(live.entries(), 100_000);
+        assert_eq!(
+            live.location(b"outbox", &77_777u64.to_be_bytes()),
+            Some(Loc {
+                seg: 1,
+                off: (64 + 77_777 * 450) as u32,
+                len: 400
+            })
+        );
+        let keys = live.keys_from(b"outbox", &99_998u64.to_be_bytes(), 10);
+        assert_eq!(keys.len(), 2);
     }
 }

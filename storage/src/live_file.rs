@@ -42,24 +42,42 @@ pub(crate) const LIVE_FILE: &str = "live.map";
 
 const MAGIC: &[u8; 8] = b"EDGECCL1";
 
+/// Buffer of the file write at a clean close.
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// Writes the map as of `pos` (aside, synced, renamed, directory synced).
 pub(crate) fn save(log_dir: &Path, pos: Position, live: &Live) -> Result<(), StorageError> {
     let path = log_dir.join(LIVE_FILE);
     let tmp = log_dir.join(format!("{LIVE_FILE}.tmp"));
     let io = |what: &str, e| StorageError::io(format!("{what} {}", tmp.display()), e);
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&pos.seg.to_le_bytes());
-    bytes.extend_from_slice(&pos.offset.to_le_bytes());
-    bytes.extend_from_slice(&pos.lsn.to_le_bytes());
-    live.encode(&mut bytes);
-    let crc = crc32fast::hash(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    let mut file = File::create(&tmp).map_err(|e| io("create", e))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
+    // Written as it is encoded, the CRC kept on the way: the whole map in
+    // memory (20 MiB at 1,000,000 entries) came on top of the open
+    // storage's own at every clean close.
+    let file = File::create(&tmp).map_err(|e| io("create", e))?;
+    let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut crc = crc32fast::Hasher::new();
+    let mut failed = None;
+    let mut put = |b: &[u8]| {
+        if failed.is_none() {
+            crc.update(b);
+            if let Err(e) = out.write_all(b) {
+                failed = Some(e);
+            }
+        }
+    };
+    put(MAGIC);
+    put(&pos.seg.to_le_bytes());
+    put(&pos.offset.to_le_bytes());
+    put(&pos.lsn.to_le_bytes());
+    live.encode_to(&mut put);
+    if let Some(e) = failed {
+        return Err(io("write", e));
+    }
+    let crc = crc.finalize();
+    out.write_all(&crc.to_le_bytes())
+        .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
+        .and_then(|file| file.sync_all())
         .map_err(|e| io("write", e))?;
-    drop(bytes);
     std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
     sync_dir_named(log_dir)
 }

@@ -86,7 +86,9 @@
 //!    are preallocated and zero-filled, so no size or allocation changes),
 //!    notes them in the live map, applies them to sled (under the apply
 //!    lock), then updates the in-memory index and answers every caller.
-//!    Concurrent callers share the device flush (group commit).
+//!    Concurrent callers share the device flush (group commit); before
+//!    a group the writer waits, at most half a commit's time (2 ms at
+//!    most), for the callers its last group answered (`linger`).
 //! 2. **The log keeps every live entry.** An entry (pending record, dead
 //!    letter, pending chunk, meta value, state entry) is live while its
 //!    latest op is a put; the live map (`live`) holds, in memory, where
@@ -129,20 +131,29 @@
 //!    usual meanwhile (staging reads through `read` too). The check walks
 //!    sled's entries and the live keys side by side in key order: an entry
 //!    the log does not hold is removed, a live value sled lacks or holds
-//!    differently is written. It runs in batches under the **apply lock**,
-//!    which the writer also holds while it applies a group; the writer
-//!    notes a group in the live map before applying it, and the check asks
-//!    the live map afresh under the lock, so a value the check writes is
-//!    never older than a group applied after it: sled ends up holding
-//!    exactly the log's live entries, then it is marked trusted (reads go
-//!    to sled again). An old sled is trusted only after a pass that
-//!    repaired nothing (a damaged sled can take a write and not show it:
-//!    the power-cut test lost acknowledged records and brought acked ones
-//!    back through a sled trusted after one repairing pass); one that still
-//!    differs after three passes is moved aside like a failed one. A fresh
+//!    differently is written. It runs in batches under the **apply lock**:
+//!    the writer notes a group in the live map and applies it to sled under
+//!    one hold of that lock, and each batch of the check takes its page of
+//!    sled (a range read, as the outbox's lists are) as of a moment under
+//!    it (read again under it if a group was applied since the read before
+//!    it) and asks the live map under it, so the two are compared at the
+//!    same group (any difference
+//!    is sled's own) and a value the check writes is never older than a
+//!    group applied after it: sled ends up holding exactly the log's live
+//!    entries, then it is marked trusted (reads go to sled again). An old
+//!    sled is trusted only after a pass that repaired nothing (a damaged
+//!    sled can take a write and not show it, and can show a key to a range
+//!    read and not to a lookup or the reverse: the power-cut test lost
+//!    acknowledged records and brought acked ones back through a sled
+//!    trusted after one repairing pass, and the 100-cut soak did through a
+//!    check that read its page before the lock and took a lookup's answer
+//!    under it for the writer's change); one that still differs after
+//!    three passes is moved aside like a failed one. A fresh
 //!    sled is trusted after its first pass. A sled that fails to open, or fails or panics while
 //!    a group is applied or the check reads it (panics are caught), is
-//!    moved aside to `db.quarantined-<unix seconds>` (never deleted), a
+//!    moved aside to `db.quarantined-<unix seconds>` (never deleted; the
+//!    failed sled is let go on a thread of its own, since its drop can
+//!    hang for good after a panic), a
 //!    fresh one is opened and filled by the check, and it is reported
 //!    (error-level log line, [`crate::StorageHealth::quarantined`]);
 //!    while sled is marked failed the writer does not apply groups to it

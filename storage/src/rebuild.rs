@@ -59,6 +59,10 @@ pub(crate) fn scan(
         },
     )?;
     let dropped = live.keep_segments(log.segments());
+    if from.is_none() {
+        // Filled frame by frame, in log order: half-full B-tree nodes.
+        live.compact();
+    }
     info!(
         saved_map = from.is_some(),
         frames_read = frames,

@@ -488,11 +488,13 @@ impl SegLog {
         self.head.sync_data()
     }
 
-    /// Calls `visit(lsn, payload)` for every frame of segment `seg`.
+    /// Calls `visit(lsn, payload offset, payload)` for every frame of
+    /// segment `seg` (the offset is where the payload starts in the
+    /// segment file, as [`SegLog::open`] gives it).
     pub(crate) fn read_segment(
         &self,
         seg: u64,
-        mut visit: impl FnMut(u64, &[u8]) -> Result<(), StorageError>,
+        mut visit: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let path = self.dir.join(seg_name(seg));
         let area = std::fs::read(&path)
@@ -501,7 +503,8 @@ impl SegLog {
         let mut at = 0usize;
         let mut lsn = None;
         while let Some((l, payload, used)) = frame_at(&area[at..], lsn) {
-            visit(l, payload)?;
+            let payload_off = DATA_START + (at + FRAME_HEADER) as u64;
+            visit(l, payload_off, payload)?;
             at += used;
             lsn = Some(l + 1);
         }

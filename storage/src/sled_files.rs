@@ -22,7 +22,7 @@ use tracing::{error, warn};
 
 use crate::error::StorageError;
 use crate::fsync::{list_names, sync_dir, sync_dir_named};
-use crate::{Shared, StorageConfig};
+use crate::{Shared, Sled, StorageConfig};
 
 /// Longest wait on open for sled's lock when our own lock is free (a
 /// closing handle's background thread still finishing), in ms.
@@ -103,6 +103,28 @@ pub(crate) fn guarded<T>(
     }
 }
 
+/// Longest wait for a failed sled to close its files before its directory
+/// is moved aside anyway (see [`let_go`]).
+pub(crate) const FAILED_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Lets go of a sled that failed or panicked, on a thread of its own
+/// (`edgecc-sled-drop`), never on the caller's. sled 0.34.7's drop flushes
+/// and joins its flusher thread, which waits for every log write in
+/// progress; a write a panic cut short never ends, so that drop can hang
+/// for good. Dropped on the check thread, under the apply lock, it hung
+/// the check and with it every later group (the power-cut test: "open did
+/// not finish within 60000 ms", every thread in a futex wait). A drop
+/// that hangs keeps its thread and sled's memory until the process ends;
+/// the directory is moved aside after a bounded wait all the same.
+pub(crate) fn let_go<T: Send + 'static>(sled: T) {
+    let spawned = std::thread::Builder::new()
+        .name("edgecc-sled-drop".into())
+        .spawn(move || drop(sled));
+    if let Err(e) = spawned {
+        warn!(error = %e, "Could not start a thread to close a failed sled; it is closed here.");
+    }
+}
+
 /// Opens sled; when it fails (other than locked) or panics, moves its
 /// files aside and opens a fresh one. Returns the quarantine directory
 /// when it did.
@@ -116,6 +138,29 @@ pub(crate) fn open_or_quarantine(
         Err(e) => {
             let moved = quarantine(dir, &e.to_string())?;
             Ok((open_sled(dir, config)?, Some(moved)))
+        }
+    }
+}
+
+/// sled's trees opened (created when missing) on `db`; when that fails
+/// (other than locked) or panics, `db` is let go, its files moved aside,
+/// and a fresh sled opened. Opening a tree writes to a sled that lacks it,
+/// and a damaged one can panic there: at open, before anything catches it,
+/// that panic would stop the storage from opening at all.
+pub(crate) fn trees_or_quarantine(
+    dir: &Path,
+    config: &StorageConfig,
+    db: sled::Db,
+) -> Result<(Sled, Option<PathBuf>), StorageError> {
+    let tried = db.clone();
+    match guarded("opening its trees", || Sled::new(tried)) {
+        Ok(sled) => Ok((sled, None)),
+        Err(e @ StorageError::Locked { .. }) => Err(e),
+        Err(e) => {
+            let_go(db);
+            crate::wait_for_sled_release(dir, FAILED_RELEASE_WAIT);
+            let moved = quarantine(dir, &e.to_string())?;
+            Ok((Sled::new(open_sled(dir, config)?)?, Some(moved)))
         }
     }
 }
@@ -158,7 +203,7 @@ pub(crate) fn quarantine(dir: &Path, why: &str) -> Result<PathBuf, StorageError>
 /// starts again from the log).
 ///
 /// The fresh sled runs with a cache of at most [`REBUILD_CACHE_BYTES`]
-/// until the next open: filling 1,000,000 records with the default 32 MiB
+/// until the next open: filling 1,000,000 records with a 32 MiB
 /// cache peaked 169 MiB RSS against 124 MiB with 8 MiB (same machine,
 /// same directory; BENCHMARKS.md), at the moment the backlog's live map
 /// and delivery index are largest. The outbox reads sled mostly in order,

@@ -59,6 +59,11 @@ pub const DEMO_RATE_MAX: f64 = 500.0;
 /// How long calls may finish on their own after the last arrival before
 /// the remaining callers are hung up.
 const SETTLE_WAIT: Duration = Duration::from_secs(8);
+/// How long the summary waits for the actors' writer to hand its last
+/// records to the outbox, whatever `--drain-wait` says (that one bounds the
+/// CRM's delivery); without it a loaded box reported fewer records
+/// appended than pending.
+const WRITER_WAIT: Duration = Duration::from_secs(30);
 /// Status line interval.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// The demo's queues and their dialed numbers.
@@ -673,8 +678,12 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
     while tokio::time::Instant::now() < calls_gone_by && live_calls(&registry).await > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The actors' writer must have handed everything to the outbox.
+    // The actors' writer must have handed everything to the outbox (always
+    // waited for, up to WRITER_WAIT: the summary's appended count and the
+    // outbox depth are read after it); the CRM's delivery of it is waited
+    // for up to `--drain-wait`.
     let drained_by = tokio::time::Instant::now() + plan.drain_wait;
+    let written_by = tokio::time::Instant::now() + WRITER_WAIT;
     loop {
         let snap = registry.send(Snapshot { with_queues: false }).await;
         let writer_idle = snap.map(|s| s.outbox.records_pending == 0).unwrap_or(true);
@@ -682,7 +691,12 @@ async fn run_async(plan: Plan, args: DemoArgs, data_dir: PathBuf) -> Result<Summ
         if writer_idle && stats.depth == 0 {
             break;
         }
-        if tokio::time::Instant::now() >= drained_by {
+        let now = tokio::time::Instant::now();
+        if !writer_idle && now < written_by {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        if now >= drained_by {
             screen.line(&format!(
                 "outbox not drained after {} s",
                 plan.drain_wait.as_secs()

@@ -118,6 +118,7 @@ fn cc_config(agents: usize) -> ContactCenterConfig {
         limits: Default::default(),
         announcements: Default::default(),
         callback: Default::default(),
+        wrap_up_codes: Default::default(),
     });
     for i in 0..agents {
         cfg.agents.push(AgentConfig {

@@ -102,6 +102,7 @@ fn contact_center(agents: usize, kind: Kind) -> ContactCenterConfig {
         limits: Default::default(),
         announcements: Default::default(),
         callback: Default::default(),
+        wrap_up_codes: Default::default(),
     });
     for i in 0..agents {
         cc.agents.push(AgentConfig {

@@ -88,6 +88,7 @@ fn contact_center(skilled: bool) -> ContactCenterConfig {
             limits: Default::default(),
             announcements: Default::default(),
             callback: Default::default(),
+            wrap_up_codes: Default::default(),
         });
     }
     if skilled {

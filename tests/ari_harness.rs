@@ -70,6 +70,7 @@ pub fn queue() -> QueueConfig {
         limits: Default::default(),
         announcements: Default::default(),
         callback: Default::default(),
+        wrap_up_codes: Default::default(),
     }
 }
 

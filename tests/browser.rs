@@ -340,6 +340,16 @@ impl Browser {
             .collect()
     }
 
+    /// A DevTools protocol command through chromedriver (`goog/cdp`).
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+        .await
+    }
+
     async fn quit(&self) {
         self.cmd("DELETE", "", None).await;
     }
@@ -742,7 +752,7 @@ async fn http_browser_consult_session_end_and_outage() {
     b.click("#consult-conference").await;
     b.wait(
         "conference",
-        "!document.getElementById('call-parties').hidden && document.getElementById('parties').textContent === 'ann (you), bob'",
+        "!document.getElementById('call-parties').hidden && [...document.querySelectorAll('#parties .party')].map((e) => e.textContent).join(', ') === 'ann (you), bob' && !!document.querySelector(\"button[aria-label='Drop bob from the conference']\") && !document.querySelector(\"button[aria-label='Drop ann from the conference']\")",
     )
     .await;
     b.screenshot("14-ann-conference").await;
@@ -764,6 +774,17 @@ async fn http_browser_consult_session_end_and_outage() {
     )
     .await;
     b.screenshot("15-bob-session-ended").await;
+
+    // Ann drops Bob from the conference: she talks on with the caller alone.
+    b.switch(&ann).await;
+    b.click("button[aria-label='Drop bob from the conference']")
+        .await;
+    b.wait(
+        "bob dropped",
+        "document.getElementById('call-parties').hidden && document.getElementById('status').textContent === 'bob left the conference'",
+    )
+    .await;
+    b.screenshot("14b-ann-dropped-bob").await;
 
     // edgecc goes away: a banner, every control disabled, timers stopped.
     b.switch(&ann).await;
@@ -878,6 +899,155 @@ async fn http_browser_missed_call_banner() {
     )
     .await;
     assert_eq!(b.console_errors(&[]).await, Vec::<String>::new());
+    b.quit().await;
+    t.http.stop().await;
+}
+
+/// Wrap-up codes, today's figures, the logged-out time and the offer's
+/// notification. Sales lists two codes and requires one: the desktop shows
+/// them as a select (no free text), a Finish without one is refused in
+/// words, one chosen finishes. Today's figures count the Not Ready time
+/// and the call. The desktop's tab is hidden behind another (Chromium
+/// hides a background tab) with the notification permission granted
+/// through the DevTools protocol (`Browser.grantPermissions`): an offer
+/// raises a real notification, seen through a wrapper of the page's own
+/// `Notification` that records each one it makes. After logging out, the
+/// time since the logout shows.
+#[actix_rt::test]
+async fn http_browser_wrap_up_codes_figures_and_notification() {
+    let mut config = crate::util::http_config(3_600_000, 3_600_000);
+    config.contact_center.queues[0].wrap_up_codes = edgecc_actors::config::WrapUpCodes {
+        codes: [("sale", "Sale"), ("no-sale", "No sale")]
+            .iter()
+            .map(|(code, label)| edgecc_actors::config::wrap_up::WrapUpCode {
+                code: (*code).into(),
+                label: (*label).into(),
+            })
+            .collect(),
+        required: true,
+    };
+    let t = HttpTest::start(config).await;
+    t.phone_rings("1001", 1).await;
+    let b = Browser::start().await;
+    b.goto(&t.url("/")).await;
+    b.cdp(
+        "Browser.grantPermissions",
+        json!({"origin": t.base, "permissions": ["notifications"]}),
+    )
+    .await;
+    b.login("ann").await;
+    b.wait("desktop", &desk_state("logged_out")).await;
+    // Never logged out on this box: no time since edgecc started.
+    assert_eq!(
+        b.js("return document.getElementById('state-time').hidden")
+            .await,
+        true
+    );
+    b.click("#state-select option[value='login']").await;
+    b.click("#state-apply").await;
+    b.wait("not ready", &desk_state("not_ready")).await;
+    b.wait(
+        "today's figures",
+        "document.getElementById('fig-calls').textContent === '0' && /^0:0[0-9]$/.test(document.getElementById('fig-not-ready').textContent)",
+    )
+    .await;
+    b.click("#state-select option[value='ready']").await;
+    b.click("#state-apply").await;
+    b.wait("ready", &desk_state("ready")).await;
+
+    // The desktop's tab goes behind another; a call is offered meanwhile.
+    b.js("window.__notes = []; const Real = Notification; window.Notification = class extends Real { constructor(title, o) { super(title, o); window.__notes.push([title, o.body, document.hidden]); } }; return true")
+        .await;
+    let desk = b.window().await;
+    let other = b
+        .cmd("POST", "/window/new", Some(json!({"type": "tab"})))
+        .await;
+    let other = other["handle"].as_str().expect("tab").to_owned();
+    b.switch(&other).await;
+    b.goto(&t.url("/favicon.ico")).await;
+    t.place_call("+15556667777").await;
+    let sue = t.login("sue").await;
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let (_, v) = t.call("GET", "/api/v1/agents", Some(&sue), None).await;
+        let reserved = v["agents"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|a| a["agent_id"] == "ann" && a["state"] == "reserved")
+        });
+        if reserved {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no offer: {v}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The snapshot reaches the hidden page over its WebSocket.
+    actix_rt::time::sleep(Duration::from_millis(1_000)).await;
+    b.switch(&desk).await;
+    b.wait(
+        "a notification while hidden",
+        "window.__notes.length === 1 && window.__notes[0][0] === 'Incoming call' && window.__notes[0][1] === 'Caller +15556667777 · sales' && window.__notes[0][2] === true",
+    )
+    .await;
+    b.click("#accept").await;
+    b.wait("talking", &desk_state("talking")).await;
+    b.click("#hangup").await;
+    b.wait("wrap-up", &desk_state("wrap_up")).await;
+
+    // The queue's codes as a select, required; no free text.
+    b.wait(
+        "code select",
+        "!document.getElementById('wrapup-select').hidden && document.getElementById('wrapup-code').hidden && document.getElementById('wrapup-label').textContent === 'Wrap-up code (required)'",
+    )
+    .await;
+    assert_eq!(
+        b.js("return [...document.getElementById('wrapup-select').options].map((o) => o.value + '=' + o.textContent).join(',')")
+            .await,
+        "=Choose a code…,sale=Sale,no-sale=No sale"
+    );
+    b.wait("focus on the select", &focused("wrapup-select"))
+        .await;
+    b.screenshot("31-desktop-wrap-up-codes").await;
+    b.click("#wrapup-finish").await;
+    b.wait(
+        "refused in words",
+        "document.getElementById('status').textContent === 'Choose a wrap-up code first: calls of queue sales need one before the wrap-up ends'",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('agent-state').dataset.state")
+            .await,
+        "wrap_up"
+    );
+    b.screenshot("32-desktop-code-required").await;
+    b.click("#wrapup-select option[value='sale']").await;
+    b.click("#wrapup-finish").await;
+    b.wait("ready again", &desk_state("ready")).await;
+    b.wait(
+        "code saved",
+        "document.getElementById('status').textContent === 'Wrap-up finished with code sale'",
+    )
+    .await;
+    b.wait(
+        "the call counted",
+        "document.getElementById('fig-calls').textContent === '1' && document.getElementById('fig-aht').textContent !== '—'",
+    )
+    .await;
+
+    // Logged out: the time since the logout.
+    b.click("#state-select option[value='logout']").await;
+    b.click("#state-apply").await;
+    b.wait("logged out", &desk_state("logged_out")).await;
+    b.wait(
+        "time since logout",
+        "!document.getElementById('state-time').hidden && /^0:0[0-9]$/.test(document.getElementById('state-timer').textContent)",
+    )
+    .await;
+    b.screenshot("33-desktop-logged-out-time").await;
+    // No script error anywhere; the one failed request is the refused
+    // Finish (409), which the browser logs.
+    let refused =
+        ["wrap_up/end - Failed to load resource: the server responded with a status of 409"];
+    assert_eq!(b.console_errors(&refused).await, Vec::<String>::new());
     b.quit().await;
     t.http.stop().await;
 }

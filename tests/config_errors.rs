@@ -256,3 +256,40 @@ fn overflow_hours_are_checked() {
     let o = run(&["check-config", f]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A queue's wrap-up codes (issue 20): a duplicate code and an unknown key
+/// are both refused by `check-config` with the file and the key named.
+#[test]
+fn wrap_up_code_errors_name_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+    let queue =
+        "[[queues]]\nid = \"sales\"\ndnis = [\"100\"]\n[queues.wrap_up_codes]\nrequired = true\n";
+    std::fs::write(
+        &file,
+        format!(
+            "{queue}codes = [{{ code = \"sale\" }}, {{ code = \"sale\", label = \"Sale\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&["check-config", f]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains(f)
+            && e.contains("queues[0].wrap_up_codes.codes[1].code")
+            && e.contains("duplicate"),
+        "{e}"
+    );
+
+    std::fs::write(&file, format!("{queue}mandatory = true\n")).unwrap();
+    let o = run(&["check-config", f]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains(f) && e.contains("mandatory"), "{e}");
+
+    std::fs::write(&file, format!("{queue}codes = [{{ code = \"sale\" }}]\n")).unwrap();
+    let o = run(&["check-config", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

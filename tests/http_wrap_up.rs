@@ -153,3 +153,82 @@ async fn a_code_once_nothing_can_keep_it_says_the_wrap_up_is_over() {
     );
     t.http.stop().await;
 }
+
+/// Sales lists `sale` and `no-sale` and requires one (issue 20).
+fn coded_config(required: bool) -> edgecc::config::Config {
+    let mut config = crate::util::http_config(LONG_MS, LONG_MS);
+    config.contact_center.queues[0].wrap_up_codes = edgecc_actors::config::WrapUpCodes {
+        codes: ["sale", "no-sale"]
+            .iter()
+            .map(|c| edgecc_actors::config::wrap_up::WrapUpCode {
+                code: (*c).into(),
+                label: format!("Label {c}"),
+            })
+            .collect(),
+        required,
+    };
+    config
+}
+
+/// A queue's required code list over HTTP: the desktop snapshot carries
+/// the codes and says one is owed; Finish (and Ready) without a code is
+/// refused with a sentence a person reads (409 `wrap_up_code_required`);
+/// an unlisted code is refused with the list (400); a listed code is
+/// recorded and Finish then works.
+#[actix_rt::test]
+async fn a_required_code_list_is_enforced_over_http() {
+    let t = HttpTest::start(coded_config(true)).await;
+    let ann = t.login("ann").await;
+    let call = call_into_wrap_up(&t, &ann).await;
+    let (s, v) = t.call("GET", "/api/v1/me", Some(&ann), None).await;
+    assert_eq!(s, 200, "{v}");
+    let coding = &v["agent"]["detail"]["coding"];
+    assert_eq!(coding["queue"], "sales", "{v}");
+    assert_eq!(coding["owed"], true, "{v}");
+    assert_eq!(coding["codes"][1]["code"], "no-sale", "{v}");
+    assert_eq!(coding["codes"][1]["label"], "Label no-sale", "{v}");
+
+    let (s, v) = t
+        .call("POST", "/api/v1/agent/wrap_up/end", Some(&ann), None)
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"], "wrap_up_code_required", "{v}");
+    assert_eq!(
+        v["message"],
+        "choose a wrap-up code first: calls of queue sales need one before the wrap-up ends"
+    );
+    let (s, v) = t
+        .call(
+            "POST",
+            "/api/v1/agent/state",
+            Some(&ann),
+            Some(json!({"state": "ready"})),
+        )
+        .await;
+    assert_eq!((s, &v["error"]), (409, &json!("wrap_up_code_required")));
+
+    let path = format!("/api/v1/calls/{call}/wrap_up");
+    let (s, v) = t
+        .call("POST", &path, Some(&ann), Some(json!({"code": "sold"})))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"], "wrap_up_code_not_listed", "{v}");
+    assert_eq!(
+        v["message"],
+        "\"sold\" is not a wrap-up code of this queue; choose one of: sale, no-sale"
+    );
+    let (s, v) = t
+        .call("POST", &path, Some(&ann), Some(json!({"code": "sale"})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    t.wait_me(&ann, "code no longer owed", |v| {
+        v["agent"]["detail"]["coding"]["owed"] == false
+    })
+    .await;
+    let (s, v) = t
+        .call("POST", "/api/v1/agent/wrap_up/end", Some(&ann), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["agent"]["state"], "ready");
+    t.http.stop().await;
+}

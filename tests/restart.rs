@@ -72,6 +72,7 @@ fn contact_center() -> ContactCenterConfig {
         limits: Default::default(),
         announcements: Default::default(),
         callback: Default::default(),
+        wrap_up_codes: Default::default(),
     });
     for i in 1..=4 {
         cc.agents.push(AgentConfig {

@@ -30,6 +30,7 @@ mod demo_restart;
 mod demo_screen;
 mod disk_stall;
 mod http_api;
+mod http_desk;
 mod http_hardening;
 mod http_routing;
 mod http_sessions;

@@ -51,6 +51,7 @@ fn config(agents: usize, talk_queue_wrap: u64) -> ContactCenterConfig {
             limits: Default::default(),
             announcements: Default::default(),
             callback: Default::default(),
+            wrap_up_codes: Default::default(),
         });
     }
     for a in 0..agents {

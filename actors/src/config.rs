@@ -12,7 +12,9 @@ use std::fmt;
 
 pub mod overflow;
 pub mod waiting;
+pub mod wrap_up;
 pub use waiting::{AnnounceConfig, CallbackConfig};
+pub use wrap_up::WrapUpCodes;
 
 /// Longest accepted wrap-up: an hour; longer is a typo.
 pub const WRAP_UP_MS_MAX: u64 = 3_600_000;
@@ -100,6 +102,9 @@ pub struct TimersConfig {
     /// Reason code used for RONA instead of the system reason (must be one of
     /// `reason_codes`).
     pub rona_reason_code: Option<String>,
+    /// Wrap-up after an outbound call the customer answered (an agent's
+    /// own `wrap_up_ms` overrides it); 0: none.
+    pub outbound_wrap_up_ms: u64,
 }
 
 impl Default for TimersConfig {
@@ -111,6 +116,7 @@ impl Default for TimersConfig {
             accept_confirm_wait_ms: 2_000,
             rona_sets_not_ready: true,
             rona_reason_code: None,
+            outbound_wrap_up_ms: 10_000,
         }
     }
 }
@@ -272,6 +278,10 @@ pub struct QueueConfig {
     /// Callbacks (a digit, or a hang-up) and re-entry after abandoning.
     #[serde(default)]
     pub callback: CallbackConfig,
+    /// The wrap-up codes its agents choose from, and whether one is
+    /// required (`[queues.wrap_up_codes]`); no list: free text.
+    #[serde(default)]
+    pub wrap_up_codes: WrapUpCodes,
 }
 
 /// Highest accepted `queues[].limits.waiting_max`.
@@ -458,6 +468,12 @@ impl ContactCenterConfig {
                 format!("must be in 1..={OFFER_TIMEOUT_MS_MAX}"),
             );
         }
+        if t.outbound_wrap_up_ms > WRAP_UP_MS_MAX {
+            err(
+                "timers.outbound_wrap_up_ms".into(),
+                format!("must be at most {WRAP_UP_MS_MAX}"),
+            );
+        }
         if t.reject_delay_ms > WRAP_UP_MS_MAX {
             err(
                 "timers.reject_delay_ms".into(),
@@ -569,6 +585,7 @@ impl ContactCenterConfig {
                 );
             }
             waiting::validate(&p, &q.announcements, &q.callback, &mut err);
+            wrap_up::validate(&p, &q.wrap_up_codes, &mut err);
             let known = |id: &str| queue_ids.contains_key(id);
             overflow::validate(&p, &q.id, &q.routing.overflow, known, &mut err);
             for (j, s) in q.required_skills.iter().enumerate() {
@@ -706,6 +723,14 @@ impl ContactCenterConfig {
     pub fn has_reason_code(&self, code: &str) -> bool {
         self.reason_codes.iter().any(|r| r.code == code)
     }
+
+    /// The wrap-up codes of `queue` (none for an unknown queue).
+    pub fn wrap_up_codes_of(&self, queue: &crate::ids::QueueId) -> Option<&WrapUpCodes> {
+        self.queues
+            .iter()
+            .find(|q| q.id == queue.0)
+            .map(|q| &q.wrap_up_codes)
+    }
 }
 
 /// Most escalation steps per queue.
@@ -839,6 +864,7 @@ mod tests {
             limits: Default::default(),
             announcements: AnnounceConfig::default(),
             callback: CallbackConfig::default(),
+            wrap_up_codes: Default::default(),
         }
     }
 

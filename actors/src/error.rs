@@ -69,4 +69,12 @@ pub enum CcError {
         /// The limit.
         max: usize,
     },
+    /// A wrap-up code the call's queue does not list.
+    #[error("{message}")]
+    WrapUpCodeNotListed {
+        /// The call's queue.
+        queue: QueueId,
+        /// Which codes it takes, for a person.
+        message: String,
+    },
 }

@@ -27,6 +27,10 @@ pub struct AgentView {
     /// Whether the agent's desktop is open (the grace that follows a close
     /// is the agent actor's too).
     pub presence: Presence,
+    /// When the agent last logged out (wall ms), kept across restarts;
+    /// `None` when this data directory never saw it log out (the desktop
+    /// then shows no logged-out time rather than the time since start).
+    pub logged_out_ms: Option<u64>,
 }
 
 /// What a subscriber sees of a call.

@@ -115,11 +115,13 @@ mod tests {
             state: AgentState::WrapUp {
                 call: CallId::new(call),
                 until_ms: 0,
+                coding: Default::default(),
             },
             pending: None,
             stats: AgentStats::default(),
             state_since_ms: 0,
             presence: Presence::Connected { since_ms: 0 },
+            logged_out_ms: None,
         }
     }
 

@@ -870,7 +870,7 @@ impl Handler<StartOutbound> for Registry {
     fn handle(&mut self, msg: StartOutbound, _ctx: &mut Self::Context) {
         let env = self.env().clone();
         let token = env.mint_token();
-        let (call, fx) = Call::outbound(
+        let (mut call, fx) = Call::outbound(
             &env.config.site_id,
             msg.call.clone(),
             &msg.contact,
@@ -879,6 +879,7 @@ impl Handler<StartOutbound> for Registry {
             env.now_ms(),
             env.config.timers.offer_timeout_ms,
         );
+        call.owe_outbound_wrap_up(env.config.timers.outbound_wrap_up_ms);
         let addr = CallActor::start_with(env.clone(), call, fx);
         if let Some(agent) = env.directory.agents.get(&msg.contact.agent) {
             agent.addr.do_send(OutboundStarted {

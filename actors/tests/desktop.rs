@@ -197,3 +197,28 @@ async fn queue_view_carries_waits_and_service_level() {
     assert_eq!(q.answered.answered, 1);
     assert!(q.answered.wait_sum_ms >= 4_000, "{:?}", q.answered);
 }
+
+/// The time since logout counts from the logout, and a restart keeps it
+/// (issue 20, fault 4): the agent view's `logged_out_ms` and time in state
+/// come from the persisted logout, not from the new process's start; an
+/// agent this data directory never saw log out has none.
+#[actix_rt::test]
+async fn time_since_logout_survives_a_restart() {
+    tokio::time::pause();
+    let h = start(basic(2), 1);
+    assert_eq!(h.agent("a2").await.logged_out_ms, None);
+    h.cmd("a1", AgentCommand::Login).await.unwrap();
+    advance(1_000).await;
+    let before = h.snapshot().await.at_ms;
+    h.cmd("a1", AgentCommand::Logout).await.unwrap();
+    let v = h.agent("a1").await;
+    let out = v.logged_out_ms.expect("the logout's time");
+    assert!((before..=before + 10).contains(&out), "{out} {before}");
+    assert_eq!(v.state_since_ms, out);
+    advance(60_000).await;
+    let h = h.restart(5_000).await;
+    let v = h.agent("a1").await;
+    assert_eq!(v.state, AgentState::LoggedOut);
+    assert_eq!((v.logged_out_ms, v.state_since_ms), (Some(out), out));
+    assert_eq!(h.agent("a2").await.logged_out_ms, None);
+}

@@ -345,7 +345,7 @@ async fn direct_and_outbound_rules() {
 }
 
 /// Wrap-up after a queue call; Not Ready in wrap-up is pending; end early;
-/// agent override; logout during a call is pending.
+/// agent override; logout during a call is pending until its wrap-up ends.
 #[actix_rt::test]
 async fn wrap_up_pending_not_ready_and_logout() {
     tokio::time::pause();
@@ -394,6 +394,9 @@ async fn wrap_up_pending_not_ready_and_logout() {
     h.cmd("a2", AgentCommand::Logout).await.unwrap();
     assert!(is(&h.state("a2").await, "talking"));
     h.act("a2", CallAction::HangUp).await.unwrap();
+    // The wrap-up first, then the logout.
+    assert!(is(&h.state("a2").await, "wrap_up"));
+    advance(5_000).await;
     assert_eq!(h.state("a2").await, AgentState::LoggedOut);
     assert!(matches!(
         h.not_ready("a1", "nope").await,

@@ -391,6 +391,7 @@ fn demo_config(agents: usize, wrap_up_ms: u64, human: bool) -> ContactCenterConf
             limits: Default::default(),
             announcements: Default::default(),
             callback: Default::default(),
+            wrap_up_codes: Default::default(),
         });
     }
     if human {

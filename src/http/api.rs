@@ -239,7 +239,7 @@ fn parse_agent_id(agent: &str) -> Result<AgentId, ApiError> {
 /// Has the agent actor do `command` on `call`. It refuses a call that is not
 /// its current call or offer: 403 for another agent's live call, 404 for an
 /// unknown one.
-async fn call_request(
+pub(super) async fn call_request(
     state: &AppState,
     agent: &AgentId,
     call: &CallId,

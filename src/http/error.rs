@@ -123,11 +123,20 @@ impl From<CcError> for ApiError {
             CcError::TargetNotAvailable { .. } => {
                 Self::new(StatusCode::CONFLICT, "target_not_available", message)
             }
+            CcError::Agent(edgecc_actors::agent::AgentError::WrapUpCodeRequired { .. }) => {
+                Self::new(StatusCode::CONFLICT, "wrap_up_code_required", message)
+            }
+            CcError::Call(edgecc_actors::call::CallError::NotInConference { .. }) => {
+                Self::new(StatusCode::NOT_FOUND, "not_in_conference", message)
+            }
             CcError::Agent(_) | CcError::Call(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", message)
             }
             CcError::Pbx(_) => Self::new(StatusCode::BAD_GATEWAY, "pbx_failed", message),
             CcError::Mailbox(_) | CcError::TooManySubscribers { .. } => Self::unavailable(message),
+            CcError::WrapUpCodeNotListed { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "wrap_up_code_not_listed", message)
+            }
         }
     }
 }

@@ -36,6 +36,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod desk;
 pub mod error;
 pub mod hub;
 pub mod metrics;
@@ -440,6 +441,11 @@ fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/agent/state", web::post().to(api::set_state))
                 .route("/agent/wrap_up/end", web::post().to(api::end_wrap_up))
                 .route("/agent/dial", web::post().to(api::dial))
+                .route("/agent/today", web::get().to(desk::today))
+                .route(
+                    "/calls/{call_id}/parties/{agent_id}",
+                    web::delete().to(desk::drop_party),
+                )
                 .route("/calls", web::get().to(api::calls))
                 .route("/calls/{call_id}/sticky", web::post().to(api::sticky))
                 .route(

@@ -233,6 +233,9 @@ pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiErro
             "state_since_ms": since,
             "time_in_state_ms": now_ms.saturating_sub(since),
             "stats": view.stats,
+            // Logged out: since when, if this box saw the logout (else the
+            // desktop shows no time, not the time since edgecc started).
+            "logged_out_ms": view.logged_out_ms,
         },
         "offer": offer,
         "call": call,

@@ -52,6 +52,7 @@ fn config() -> ContactCenterConfig {
         limits: Default::default(),
         announcements: Default::default(),
         callback: Default::default(),
+        wrap_up_codes: Default::default(),
     });
     cfg.agents.push(AgentConfig {
         id: "a1".into(),

@@ -171,6 +171,17 @@ pub struct CallLeft {
     pub call: CallId,
     /// Wrap-up to apply (queue calls).
     pub wrap_up_ms: Option<u64>,
+    /// The call's queue, whose wrap-up codes apply (`None`: never queued).
+    pub queue: Option<QueueId>,
+}
+
+/// The call recorded a wrap-up code of the agent's (from the call): a
+/// required code is no longer owed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WrapUpCodeRecorded {
+    /// The call.
+    pub call: CallId,
 }
 
 /// The agent starts an outbound call (only from Not Ready).
@@ -271,7 +282,11 @@ impl AgentActor {
         let now = env.now_ms();
         let (name, call, reason) = agent.state.time_key();
         let time_key = (name, call.cloned(), reason.cloned());
-        let state_since_ms = agent.state.started_ms().unwrap_or(now);
+        // Logged out: since the persisted logout, not since this start.
+        let logged_out = agent
+            .logged_out_ms
+            .filter(|_| agent.state == AgentState::LoggedOut);
+        let state_since_ms = agent.state.started_ms().or(logged_out).unwrap_or(now);
         Self {
             env,
             last_call: agent_call_addr(&agent, &call_addr),
@@ -300,6 +315,7 @@ impl AgentActor {
             stats: self.agent.stats.clone(),
             state_since_ms: self.state_since_ms,
             presence: self.presence,
+            logged_out_ms: self.agent.logged_out_ms,
         }
     }
 
@@ -311,6 +327,9 @@ impl AgentActor {
         if (name, call, reason) != (known.0, known.1.as_ref(), known.2.as_ref()) {
             self.time_key = (name, call.cloned(), reason.cloned());
             self.state_since_ms = self.agent.state.started_ms().unwrap_or(now_ms);
+            if self.agent.state == AgentState::LoggedOut {
+                self.agent.logged_out_ms = Some(self.state_since_ms);
+            }
         }
     }
 
@@ -885,8 +904,31 @@ impl Handler<CallLeft> for AgentActor {
         let before = self.agent.epoch;
         let now = self.env.now_ms();
         match self.agent.left_call(&msg.call, msg.wrap_up_ms, now) {
-            Ok(_) => self.after(before, ctx),
+            Ok(_) => {
+                let codes = msg
+                    .queue
+                    .as_ref()
+                    .and_then(|q| self.env.config.wrap_up_codes_of(q));
+                let coding = super::WrapUpCoding {
+                    codes: codes.map(|c| c.codes.clone()).unwrap_or_default(),
+                    owed: codes.is_some_and(|c| c.required),
+                    queue: msg.queue,
+                };
+                self.agent.wrap_up_coding(&msg.call, coding);
+                self.after(before, ctx)
+            }
             Err(e) => debug!(agent_id = %self.agent.id, error = %e, "Stale call end ignored."),
+        }
+    }
+}
+
+impl Handler<WrapUpCodeRecorded> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WrapUpCodeRecorded, _ctx: &mut Self::Context) {
+        if self.agent.wrap_up_code_recorded(&msg.call) {
+            debug!(agent_id = %self.agent.id, call_id = %msg.call, "Required wrap-up code recorded.");
+            self.changed();
         }
     }
 }

@@ -158,7 +158,25 @@ pub enum AgentState {
         call: CallId,
         /// When wrap-up ends by itself.
         until_ms: u64,
+        /// The codes that apply and whether one is still owed.
+        #[serde(default)]
+        coding: WrapUpCoding,
     },
+}
+
+/// What a wrap-up asks of its wrap-up code: the call's queue with its
+/// codes (the desktop's select; free text when it lists none), and whether
+/// a code is still owed. A required code is owed until the call records
+/// one: Finish and Ready are refused meanwhile and a logout waits for the
+/// wrap-up's end; the wrap-up's timer still ends it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapUpCoding {
+    /// The call's queue (`None`: never queued, an outbound call).
+    pub queue: Option<QueueId>,
+    /// Its codes as configured when the wrap-up began; empty: free text.
+    pub codes: Vec<crate::config::wrap_up::WrapUpCode>,
+    /// The queue requires a code and none is recorded yet.
+    pub owed: bool,
 }
 
 impl AgentState {
@@ -296,6 +314,15 @@ pub enum AgentError {
         /// Its state name.
         state: &'static str,
     },
+    /// Finishing a wrap-up (or going Ready from it) before recording the
+    /// code its queue requires.
+    #[error(
+        "choose a wrap-up code first: calls of queue {queue} need one before the wrap-up ends"
+    )]
+    WrapUpCodeRequired {
+        /// The call's queue.
+        queue: QueueId,
+    },
 }
 
 /// Per-agent settings the state machine needs.
@@ -338,6 +365,11 @@ pub struct Agent {
     pub epoch: u64,
     /// Settings from the configuration.
     pub settings: AgentSettings,
+    /// When the agent last logged out (wall ms, as its actor timed it):
+    /// persisted with the agent, so the time since logout survives a
+    /// restart; `None` until the first logout.
+    #[serde(default)]
+    pub logged_out_ms: Option<u64>,
 }
 
 impl Agent {
@@ -351,6 +383,7 @@ impl Agent {
             stats: AgentStats::default(),
             epoch: 0,
             settings,
+            logged_out_ms: None,
         }
     }
 
@@ -397,6 +430,7 @@ impl Agent {
         match &self.state {
             AgentState::LoggedOut => Err(AgentError::NotLoggedIn(self.id.clone())),
             AgentState::NotReady { .. } | AgentState::WrapUp { .. } => {
+                self.code_owed()?;
                 self.pending = None;
                 self.resume_not_ready = None;
                 // The agent vouches for its device again, and is back.
@@ -454,6 +488,11 @@ impl Agent {
         match &self.state {
             AgentState::LoggedOut => Err(AgentError::NotLoggedIn(self.id.clone())),
             AgentState::Reserved { .. } | AgentState::Talking { .. } => {
+                self.pending = Some(Pending::Logout);
+                Ok(())
+            }
+            // The code is still owed: out once the wrap-up ends.
+            AgentState::WrapUp { coding, .. } if coding.owed => {
                 self.pending = Some(Pending::Logout);
                 Ok(())
             }
@@ -760,11 +799,13 @@ impl Agent {
             .or(wrap_up_ms)
             .filter(|_| wrap_up_ms.is_some());
         match wrap {
-            Some(ms) if ms > 0 && self.pending != Some(Pending::Logout) => {
+            // A pending logout waits for the wrap-up's end.
+            Some(ms) if ms > 0 => {
                 let until_ms = now_ms + ms;
                 self.set(AgentState::WrapUp {
                     call: call.clone(),
                     until_ms,
+                    coding: WrapUpCoding::default(),
                 });
                 Ok(Some(until_ms))
             }
@@ -775,14 +816,58 @@ impl Agent {
         }
     }
 
-    /// Wrap-up ends (timer or the agent's request).
+    /// Wrap-up ends (the agent's request): refused while a required code
+    /// is owed.
     pub fn end_wrap_up(&mut self, now_ms: u64) -> Result<(), AgentError> {
         match &self.state {
             AgentState::WrapUp { .. } => {
+                self.code_owed()?;
                 self.settle(now_ms);
                 Ok(())
             }
             _ => Err(self.wrong("end wrap-up")),
+        }
+    }
+
+    /// The wrap-up of `call` takes `coding` (the call's queue, its codes,
+    /// whether one is owed). False when the agent is not wrapping `call` up.
+    pub fn wrap_up_coding(&mut self, call: &CallId, coding: WrapUpCoding) -> bool {
+        match &mut self.state {
+            AgentState::WrapUp {
+                call: c,
+                coding: now,
+                ..
+            } if c == call => {
+                *now = coding;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The call recorded a wrap-up code of the agent's: nothing is owed
+    /// any more. True when that changed the wrap-up.
+    pub fn wrap_up_code_recorded(&mut self, call: &CallId) -> bool {
+        match &mut self.state {
+            AgentState::WrapUp {
+                call: c, coding, ..
+            } if c == call && coding.owed => {
+                coding.owed = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Refuses leaving the wrap-up by hand while its required code is owed.
+    fn code_owed(&self) -> Result<(), AgentError> {
+        match &self.state {
+            AgentState::WrapUp { coding, .. } if coding.owed => {
+                Err(AgentError::WrapUpCodeRequired {
+                    queue: coding.queue.clone().unwrap_or_else(|| QueueId::new("")),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -892,17 +977,78 @@ mod tests {
         assert!(!agent().desktop_gone(), "logged out");
     }
 
-    /// Logout during a call is pending and applies at its end, without wrap-up.
+    /// Logout during a call is pending: the agent still gets its wrap-up
+    /// (the call's notes are part of the call), and the logout applies
+    /// when the wrap-up ends, by its timer or by Finish.
     #[test]
-    fn pending_logout() {
+    fn pending_logout_after_the_wrap_up() {
         let mut a = ready_agent();
         let c = CallId::new("c");
         a.reserve(c.clone(), OfferToken(1), q(), 100).unwrap();
         a.connected(&c, OfferToken(1), 10).unwrap();
         a.logout().unwrap();
         assert!(matches!(a.state, AgentState::Talking { .. }));
-        assert_eq!(a.left_call(&c, Some(30), 20).unwrap(), None);
+        assert_eq!(a.left_call(&c, Some(30), 20).unwrap(), Some(50));
+        assert!(matches!(a.state, AgentState::WrapUp { .. }));
+        assert_eq!(a.pending, Some(Pending::Logout));
+        assert!(a.wrap_up_elapsed(a.epoch, 50));
         assert_eq!(a.state, AgentState::LoggedOut);
+
+        let mut b = ready_agent();
+        b.reserve(c.clone(), OfferToken(2), q(), 100).unwrap();
+        b.connected(&c, OfferToken(2), 10).unwrap();
+        b.logout().unwrap();
+        b.left_call(&c, Some(30), 20).unwrap();
+        b.end_wrap_up(25).unwrap();
+        assert_eq!(b.state, AgentState::LoggedOut);
+    }
+
+    /// A required code is owed: Finish and Ready are refused with the
+    /// queue named, a logout waits; once the call records a code, Finish
+    /// works. The timer ends an owed wrap-up anyway.
+    #[test]
+    fn a_required_code_must_be_recorded_before_finishing() {
+        let mut a = ready_agent();
+        let c = CallId::new("c");
+        a.reserve(c.clone(), OfferToken(1), q(), 100).unwrap();
+        a.connected(&c, OfferToken(1), 10).unwrap();
+        a.left_call(&c, Some(30), 20).unwrap();
+        let owed = WrapUpCoding {
+            queue: Some(QueueId::new("q")),
+            codes: vec![],
+            owed: true,
+        };
+        assert!(!a.wrap_up_coding(&CallId::new("other"), owed.clone()));
+        assert!(a.wrap_up_coding(&c, owed.clone()));
+        let refused = AgentError::WrapUpCodeRequired {
+            queue: QueueId::new("q"),
+        };
+        assert_eq!(a.end_wrap_up(21), Err(refused.clone()));
+        assert_eq!(a.set_ready(21), Err(refused));
+        assert_eq!(
+            refused_text(),
+            "choose a wrap-up code first: calls of queue q need one before the wrap-up ends"
+        );
+        a.logout().unwrap();
+        assert!(matches!(a.state, AgentState::WrapUp { .. }), "logout waits");
+        assert!(a.wrap_up_code_recorded(&c));
+        a.end_wrap_up(22).unwrap();
+        assert_eq!(a.state, AgentState::LoggedOut, "then the logout applies");
+
+        let mut b = ready_agent();
+        b.reserve(c.clone(), OfferToken(2), q(), 100).unwrap();
+        b.connected(&c, OfferToken(2), 10).unwrap();
+        b.left_call(&c, Some(30), 20).unwrap();
+        b.wrap_up_coding(&c, owed);
+        assert!(b.wrap_up_elapsed(b.epoch, 50), "the timer still ends it");
+        assert!(b.is_ready());
+    }
+
+    fn refused_text() -> String {
+        AgentError::WrapUpCodeRequired {
+            queue: QueueId::new("q"),
+        }
+        .to_string()
     }
 
     /// RONA sets Not Ready(RONA) and counts; stale tokens are refused.

@@ -22,6 +22,8 @@ use std::rc::Rc;
 use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
+mod wrap_up_code;
+
 /// Mailbox capacity of a call actor.
 pub const CALL_MAILBOX_CAPACITY: usize = 64;
 /// How long an ended call stays reachable for wrap-up codes beyond the
@@ -140,6 +142,11 @@ pub enum CallAction {
     WrapUpCode {
         /// The code.
         code: String,
+    },
+    /// Drop another agent from the conference.
+    DropParty {
+        /// The agent to drop.
+        target: AgentId,
     },
 }
 
@@ -474,7 +481,12 @@ impl CallActor {
                     .map(|w| h.wrap_up_ms_override.unwrap_or(w))
                     .unwrap_or(0);
                 self.linger_ms = self.linger_ms.max(wrap);
-                h.addr.do_send(CallLeft { call, wrap_up_ms });
+                let queue = self.call.rules.as_ref().map(|r| r.queue.clone());
+                h.addr.do_send(CallLeft {
+                    call,
+                    wrap_up_ms,
+                    queue,
+                });
             }
         }
     }
@@ -1027,7 +1039,16 @@ impl Handler<ControlCall> for CallActor {
             CallAction::CompleteConsult => self.call.complete_consult(&agent, now),
             CallAction::ConferenceConsult => self.call.conference_consult(&agent, now),
             CallAction::CancelConsult => self.call.cancel_consult(&agent, now),
-            CallAction::WrapUpCode { code } => self.call.wrap_up_code(&agent, &code, now),
+            CallAction::DropParty { target } => {
+                let fx = self.call.drop_party(&agent, &target, now);
+                if fx.is_ok() {
+                    info!(call_id = %self.call.id, agent_id = %agent, dropped = %target, "Agent dropped from the conference.");
+                }
+                fx
+            }
+            CallAction::WrapUpCode { code } => {
+                return Box::pin(actix::fut::ready(self.wrap_up_code(agent, code, ctx)));
+            }
             CallAction::TransferToQueue { queue } => match self.env.directory.queues.get(&queue) {
                 Some(q) => self.call.transfer_to_queue(&agent, q.rules.clone(), now),
                 None => return Box::pin(actix::fut::ready(Err(CcError::UnknownQueue(queue)))),

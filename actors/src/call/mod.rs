@@ -58,6 +58,7 @@
 pub mod actor;
 mod announce;
 mod callback;
+mod conference_drop;
 mod connected;
 mod consult;
 mod crm;
@@ -72,6 +73,7 @@ mod reconcile;
 mod reconfigure;
 mod state;
 pub mod supervision;
+mod wrap_up;
 
 pub use announce::{announcement, Place};
 pub use callback::{CallbackEntry, CallbackTrigger};

@@ -396,6 +396,17 @@ pub enum CallError {
     /// No interaction exists yet for records.
     #[error("call {0} has no interaction yet")]
     NoInteraction(CallId),
+    /// An agent asked to drop itself from a conference.
+    #[error("you cannot drop yourself from the conference on call {0}; hang up to leave it")]
+    DropSelf(CallId),
+    /// The agent to drop is not on the call's conference.
+    #[error("agent {agent} is not in the conference on call {call}")]
+    NotInConference {
+        /// The agent named.
+        agent: AgentId,
+        /// The call.
+        call: CallId,
+    },
 }
 
 /// Why a hold or resume was refused: the caller's hold state already is what

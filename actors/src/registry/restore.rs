@@ -56,9 +56,9 @@ impl Restored {
                 .agents
                 .values()
                 .filter_map(|a| match &a.state {
-                    AgentState::WrapUp { call: c, until_ms } if *c == id => {
-                        Some(until_ms.saturating_sub(now))
-                    }
+                    AgentState::WrapUp {
+                        call: c, until_ms, ..
+                    } if *c == id => Some(until_ms.saturating_sub(now)),
                     _ => None,
                 })
                 .max()

@@ -109,6 +109,7 @@ pub fn queue(id: &str, dnis: &str) -> QueueConfig {
         limits: Default::default(),
         announcements: Default::default(),
         callback: Default::default(),
+        wrap_up_codes: Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@ let directory = null;      // agents and queues for transfer and consult
 const BASE_TITLE = document.title;
 const BUSY = ["reserved", "talking", "wrap_up"];
 const DIRECTORY_REFRESH_MS = 5000;
+const TODAY_REFRESH_MS = 60000;
 // What the system's Not Ready reasons mean to the agent.
 const SYSTEM_REASONS = {
   login: "just logged in", rona: "missed a call", supervisor: "set by a supervisor",
@@ -168,12 +169,10 @@ function render() {
   const reason = reasonText(a);
   Edge.$("agent-reason").textContent = reason ? "(" + reason + ")" : "";
   Edge.$("agent-pending").textContent = a.pending ? "· change pending after the call" : "";
-  // Logged out has no meaningful start (it may be the daemon's): no timer.
-  Edge.show("state-time", a.state !== "logged_out");
+  // Logged out: the time since the logout, when edgecc saw it (kept across
+  // restarts); never the time since edgecc started.
+  Edge.show("state-time", a.state !== "logged_out" || a.logged_out_ms != null);
   stateOptions(snap.reason_codes || [], a);
-  const stats = a.stats || {};
-  Edge.$("fig-calls").textContent = String(stats.calls_handled || 0);
-  Edge.$("fig-aht").textContent = stats.calls_handled ? Edge.clock(stats.talk_ms_total / stats.calls_handled) : "—";
 
   const c = snap.call;
   const callId = c ? c.call_id : null;
@@ -181,6 +180,7 @@ function render() {
     // A new call (or none): nothing typed for the last one stays.
     shownCall = callId;
     Edge.$("wrapup-code").value = "";
+    Edge.$("wrapup-select").value = "";
     Edge.$("target").value = "";
     targetChanged();
   }
@@ -233,9 +233,7 @@ function renderCall(a, c) {
   Edge.show("call-supervised", talking && modes.length > 0);
   Edge.$("call-supervised").textContent = modes.map((m) => "A supervisor is " +
     ({ whisper: "coaching you on", barge: "in" }[m] || m) + " this call.").join(" ");
-  const parties = c.parties || [];
-  Edge.show("call-parties", talking && parties.length > 1);
-  Edge.$("parties").textContent = parties.map((p) => p === a.agent_id ? p + " (you)" : p).join(", ");
+  renderParties(a, c.parties || [], talking);
 
   const leg = talking ? c.pending_leg : null;
   const mine = leg && leg.mine;
@@ -255,6 +253,69 @@ function renderCall(a, c) {
     Edge.show("consult-cancel", leg.kind === "consult");
   }
   Edge.show("wrapup", a.state === "wrap_up");
+  if (a.state === "wrap_up") wrapUpCodes((a.detail && a.detail.coding) || {});
+}
+
+// The call's queue codes as a select (free text where it lists none);
+// "required" is said, and the server refuses a Finish without one.
+function wrapUpCodes(coding) {
+  const codes = coding.codes || [];
+  const sel = Edge.$("wrapup-select");
+  const key = codes.map((c) => c.code).join("\n");
+  if (sel.dataset.codes !== key) {
+    const keep = sel.value;
+    sel.innerHTML = "";
+    const pick = document.createElement("option");
+    pick.value = ""; pick.textContent = "Choose a code…";
+    sel.appendChild(pick);
+    for (const c of codes) {
+      const o = document.createElement("option");
+      o.value = c.code; o.textContent = c.label || c.code;
+      sel.appendChild(o);
+    }
+    sel.dataset.codes = key;
+    if (codes.some((c) => c.code === keep)) sel.value = keep;
+  }
+  const listed = codes.length > 0;
+  Edge.show("wrapup-select", listed);
+  Edge.show("wrapup-code", !listed);
+  Edge.$("wrapup-label").htmlFor = listed ? "wrapup-select" : "wrapup-code";
+  Edge.$("wrapup-label").textContent = coding.owed ? "Wrap-up code (required)" : "Wrap-up code";
+}
+
+function wrapUpCodeField() {
+  return Edge.$(Edge.$("wrapup-select").hidden ? "wrapup-code" : "wrapup-select");
+}
+
+// The conference's agents, each other one with a Drop button (rebuilt only
+// when the list changes, so a click is never lost to a re-render).
+function renderParties(a, parties, talking) {
+  Edge.show("call-parties", talking && parties.length > 1);
+  const box = Edge.$("parties");
+  const key = parties.join("\n");
+  if (box.dataset.parties === key) return;
+  box.dataset.parties = key;
+  box.innerHTML = "";
+  parties.forEach((p, i) => {
+    if (i > 0) box.append(", ");
+    const name = document.createElement("span");
+    name.className = "party";
+    name.textContent = p === a.agent_id ? p + " (you)" : p;
+    box.appendChild(name);
+    if (p === a.agent_id) return;
+    const drop = document.createElement("button");
+    drop.type = "button";
+    drop.textContent = "Drop";
+    drop.setAttribute("aria-label", "Drop " + p + " from the conference");
+    drop.addEventListener("click", () => dropParty(p));
+    box.append(" ", drop);
+  });
+}
+
+function dropParty(agent) {
+  if (!snap || !snap.call) return;
+  const path = "/calls/" + encodeURIComponent(snap.call.call_id) + "/parties/" + encodeURIComponent(agent);
+  act(() => Edge.api("DELETE", path), agent + " left the conference");
 }
 
 // Focus follows the work: the state list after login, Accept on an offer,
@@ -265,7 +326,7 @@ function moveFocus(a, callId) {
   focusedFor = key;
   const target = snap.offer ? "accept"
     : a.state === "talking" ? "hangup"
-    : a.state === "wrap_up" ? "wrapup-code"
+    : a.state === "wrap_up" ? wrapUpCodeField().id
     : "state-select";
   const el = Edge.$(target);
   if (el && !el.disabled) el.focus();
@@ -324,8 +385,20 @@ function tick() {
   }
 }
 
+// The agent's own figures for today (the reports' data): on start, after
+// each change of state (a call handled, a Not Ready ended) and each minute.
+async function loadToday() {
+  try {
+    const t = await Edge.api("GET", "/agent/today");
+    Edge.$("fig-calls").textContent = String(t.calls_handled);
+    Edge.$("fig-aht").textContent = t.aht_ms == null ? "—" : Edge.clock(t.aht_ms);
+    Edge.$("fig-not-ready").textContent = Edge.clock(t.not_ready_ms);
+  } catch (_) { /* the figures keep their last values */ }
+}
+
 function setSnap(s) {
   const before = snap;
+  if (!before || before.agent.state !== s.agent.state) loadToday();
   snap = s; snapAt = Date.now();
   checkMissed(before, s);
   // Out of Not Ready (Ready, or a call already offered): the banner is done.
@@ -377,6 +450,7 @@ function start(user) {
     if (msg.type === "snapshot") setSnap(msg);
   }, (up) => { if (up) tick(); });
   setInterval(() => { if (snap && snap.agent.state === "talking" && Edge.online) loadDirectory(); }, DIRECTORY_REFRESH_MS);
+  setInterval(() => { if (Edge.online) loadToday(); }, TODAY_REFRESH_MS);
 }
 
 function on(id, ev, fn) { Edge.$(id).addEventListener(ev, fn); }
@@ -398,7 +472,7 @@ on("consult", "click", () => { const t = target(); if (t) callAction("consult", 
 on("conference-add", "click", () => { const t = target(); if (t) callAction("conference_add", t); });
 // One Finish: the typed code is saved, then wrap-up ends.
 submit("wrapup", async () => {
-  const code = Edge.$("wrapup-code").value.trim();
+  const code = wrapUpCodeField().value.trim();
   if (code && !(await callAction("wrap_up", { code }))) return;
   act(() => Edge.api("POST", "/agent/wrap_up/end"), code ? "Wrap-up finished with code " + code : "Wrap-up finished");
 });

@@ -1,0 +1,203 @@
+//! The agent desktop's own endpoints (issue 20) over HTTP on 127.0.0.1
+//! with the simulated PBX: dropping a colleague from a conference (who may,
+//! and the errors for a party not in it), and the agent's figures for
+//! today, which an agent reads for itself only.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::HttpTest;
+
+/// Long enough not to expire during a test.
+const LONG_MS: u64 = 3_600_000;
+/// Longest wait for the history to show a call.
+const HISTORY_WAIT: Duration = Duration::from_secs(10);
+
+/// `token` moves to each of `states` in turn.
+async fn states(t: &HttpTest, token: &str, states: &[&str]) {
+    for state in states {
+        let (s, v) = t
+            .call(
+                "POST",
+                "/api/v1/agent/state",
+                Some(token),
+                Some(json!({"state": state})),
+            )
+            .await;
+        assert_eq!(s, 200, "{state}: {v}");
+    }
+}
+
+/// `token` does `action` on `call` (with `body`); answers status and body.
+async fn act(
+    t: &HttpTest,
+    token: &str,
+    call: &str,
+    action: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    t.call(
+        "POST",
+        &format!("/api/v1/calls/{call}/{action}"),
+        Some(token),
+        body,
+    )
+    .await
+}
+
+/// Ann takes a call and makes a conference with Bob (consulted, then
+/// joined): both are on the call. Answers the call id.
+async fn conference(t: &HttpTest, ann: &str, bob: &str) -> String {
+    t.phone_rings("1001", 1).await;
+    t.phone_rings("1002", 1).await;
+    states(t, bob, &["login"]).await;
+    states(t, ann, &["login", "ready"]).await;
+    let call = t.place_call("+15550003000").await;
+    t.wait_me(ann, "offer", |v| v["offer"] == true).await;
+    assert_eq!(act(t, ann, &call, "accept", None).await.0, 200);
+    t.wait_me(ann, "talking", |v| v["agent"]["state"] == "talking")
+        .await;
+    let (s, v) = act(
+        t,
+        ann,
+        &call,
+        "consult",
+        Some(json!({"target_agent": "bob"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    t.wait_me(bob, "bob's offer", |v| v["offer"] == true).await;
+    assert_eq!(act(t, bob, &call, "accept", None).await.0, 200);
+    t.wait_me(ann, "consult answered", |v| {
+        v["call"]["pending_leg"]["answered"] == true
+    })
+    .await;
+    let (s, v) = act(t, ann, &call, "consult_conference", None).await;
+    assert_eq!(s, 200, "{v}");
+    t.wait_me(ann, "conference", |v| {
+        v["call"]["parties"] == json!(["ann", "bob"])
+    })
+    .await;
+    call
+}
+
+/// Dropping a party: a supervisor may not (403), another call's agent may
+/// not (403), nobody can drop an agent who is not in the conference (404
+/// `not_in_conference`) or themselves (409, hang up instead); Ann drops
+/// Bob: Bob's leg is hung up and he is off the call, Ann talks on alone,
+/// and a second drop of Bob is a 404.
+#[actix_rt::test]
+async fn an_agent_drops_a_colleague_from_the_conference() {
+    let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
+    let (ann, bob) = (t.login("ann").await, t.login("bob").await);
+    let call = conference(&t, &ann, &bob).await;
+    let drop = |who: &str| format!("/api/v1/calls/{call}/parties/{who}");
+
+    let sue = t.login("sue").await;
+    let (s, v) = t.call("DELETE", &drop("bob"), Some(&sue), None).await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = t.call("DELETE", &drop("carl"), Some(&ann), None).await;
+    assert_eq!((s, &v["error"]), (404, &json!("not_in_conference")), "{v}");
+    assert_eq!(
+        v["message"],
+        format!("agent carl is not in the conference on call {call}")
+    );
+    let (s, v) = t.call("DELETE", &drop("ann"), Some(&ann), None).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hang up to leave"),
+        "{v}"
+    );
+
+    let (s, v) = t.call("DELETE", &drop("bob"), Some(&ann), None).await;
+    assert_eq!(s, 200, "{v}");
+    // Bob joined through a consult: he owes no wrap-up and is back in the
+    // Not Ready he was in.
+    t.wait_me(&bob, "bob off the call", |v| {
+        v["agent"]["state"] == "not_ready" && v["call"].is_null()
+    })
+    .await;
+    let v = t
+        .wait_me(&ann, "ann alone", |v| {
+            v["call"]["parties"] == json!(["ann"])
+        })
+        .await;
+    assert_eq!(v["agent"]["state"], "talking", "{v}");
+    let (s, v) = t.call("DELETE", &drop("bob"), Some(&ann), None).await;
+    assert_eq!((s, &v["error"]), (404, &json!("not_in_conference")), "{v}");
+    // Bob is no longer on the call: it is not his to act on.
+    let (s, v) = t.call("DELETE", &drop("ann"), Some(&bob), None).await;
+    assert_eq!(s, 403, "{v}");
+    t.http.stop().await;
+}
+
+/// Today's figures: Not Ready time counts (the stint in progress too), a
+/// call handled and its handle time (talk plus wrap-up) appear once the
+/// call ended, and only an agent reads them, its own.
+#[actix_rt::test]
+async fn an_agent_reads_its_own_figures_for_today() {
+    let t = HttpTest::start(crate::util::http_config(LONG_MS, LONG_MS)).await;
+    let ann = t.login("ann").await;
+    let today = |token: String| {
+        let t = &t;
+        async move {
+            t.call("GET", "/api/v1/agent/today", Some(&token), None)
+                .await
+        }
+    };
+    let (s, v) = today(ann.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["calls_handled"].as_u64(), v["not_ready_ms"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+
+    states(&t, &ann, &["login"]).await;
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let (_, v) = today(ann.clone()).await;
+    assert!(
+        v["not_ready_ms"].as_u64().unwrap() >= 300,
+        "in progress: {v}"
+    );
+
+    t.phone_rings("1001", 1).await;
+    states(&t, &ann, &["ready"]).await;
+    let call = t.place_call("+15550004000").await;
+    t.wait_me(&ann, "offer", |v| v["offer"] == true).await;
+    assert_eq!(act(&t, &ann, &call, "accept", None).await.0, 200);
+    t.wait_me(&ann, "talking", |v| v["agent"]["state"] == "talking")
+        .await;
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(act(&t, &ann, &call, "hangup", None).await.0, 200);
+    t.wait_me(&ann, "wrap-up", |v| v["agent"]["state"] == "wrap_up")
+        .await;
+    let (s, _) = t
+        .call("POST", "/api/v1/agent/wrap_up/end", Some(&ann), None)
+        .await;
+    assert_eq!(s, 200);
+
+    let deadline = Instant::now() + HISTORY_WAIT;
+    let v = loop {
+        let (_, v) = today(ann.clone()).await;
+        if v["calls_handled"] == 1 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the call never counted: {v}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(v["talk_ms"].as_u64().unwrap() >= 200, "{v}");
+    // The wrap-up granted (10 min) is part of the handle time.
+    assert!(v["aht_ms"].as_u64().unwrap() >= 600_000, "{v}");
+    assert!(v["not_ready_ms"].as_u64().unwrap() >= 300, "{v}");
+    assert!(v["from"].as_str().unwrap().ends_with("T00:00:00Z"), "{v}");
+
+    let sue = t.login("sue").await;
+    let (s, v) = today(sue).await;
+    assert_eq!(s, 403, "{v}");
+    t.http.stop().await;
+}

@@ -70,7 +70,7 @@ pub async fn today(
         from_ms,
         to_ms: from_ms + DAY_MS,
         interval: Interval::Day,
-        settings: reports.settings.clone(),
+        settings: reports.settings.get(),
     };
     let tree = reports.tree.clone();
     let report = web::block(move || crate::reports::run(&tree, &query))

@@ -104,7 +104,7 @@ impl StateStore for TreeStateStore {
             let written = latest.len();
             match tree.apply(writes).await {
                 Ok(()) => {
-                    // Freed off the actors' thread, like the copy was made.
+                    // Freed off the actors' thread too.
                     drop(actix_rt::task::spawn_blocking(move || drop(latest)));
                     Ok(written)
                 }
@@ -245,10 +245,10 @@ mod tests {
     }
 
     /// Goal: the writer's batch is committed as the latest record of each
-    /// key (a removal after a put deletes, a later put wins), all of it
+    /// key (a later put wins, a removal deletes a stored key), all of it
     /// durable when the commit resolves, with the count written. Method:
-    /// one batch with two orders of one queue, a call's removal after its
-    /// put, and the tokens; read the tree back.
+    /// one batch with two orders of one queue, the tokens and the removal
+    /// of a call stored before; read the tree back.
     #[actix_rt::test]
     async fn a_batch_is_committed_latest_per_key() {
         let dir = tempfile::tempdir().unwrap();

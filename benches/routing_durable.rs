@@ -18,6 +18,13 @@
 //!   members), so the pick is the exact best match of two skills. Every
 //!   offer is explained ([`edgecc_actors::queue::explain`]) in all runs.
 //!
+//! - `records` and `skills-records`: the actors as `durable` wires them
+//!   (state through the outbox writer's FIFO, coalesced per key in each
+//!   batch) but committed to a store that only JSON-encodes each record as
+//!   the daemon's state store does and counts it, by kind: what one routed
+//!   call costs the storage (records and bytes per offer), measured without
+//!   a disk and whatever the machine's load.
+//!
 //! Latency = caller placed at the PBX to the offer's originate reaching it.
 //! Prints, per rate, the placement rate achieved, offers, p50/p99/max and
 //! the backlog left in the queues; for the durable runs, the CRM and state
@@ -26,7 +33,8 @@
 //! Run: `cargo bench --bench routing_durable` (rates with
 //! `EDGECC_BENCH_RATES=500,1000`, seconds per stage with
 //! `EDGECC_BENCH_STAGE_SECS=4`, runs with
-//! `EDGECC_BENCH_RUNS=memory,durable,skills,skills-d`).
+//! `EDGECC_BENCH_RUNS=memory,durable,skills,skills-d`; add `records`,
+//! `skills-records` for the counts).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -42,7 +50,8 @@ use edgecc_actors::config::{
     AgentConfig, EscalationStep, FinalDestination, QueueConfig, SkillLevel, SkillRequirement,
     Strategy,
 };
-use edgecc_actors::ports::AttachedVar;
+use edgecc_actors::durable::{StateRecord, StateStore};
+use edgecc_actors::ports::{AttachedVar, LocalBoxFuture, OutboxError};
 use edgecc_actors::registry::{AgentCommand, AgentRequest, ContactCenter, Registry, Snapshot};
 use edgecc_actors::sim::{
     Caller, ConnectEvents, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx, SimPbxPort,
@@ -190,6 +199,7 @@ async fn stages(
     sim: &Addr<SimPbx>,
     arrivals: &Arrivals,
     lat: &Latencies,
+    counts: Option<&Counts>,
 ) {
     sim.send(SetPhoneProfile {
         endpoint: None,
@@ -217,6 +227,9 @@ async fn stages(
     let mut seq = 0u64;
     for rate in rates() {
         lat.borrow_mut().clear();
+        if let Some(c) = counts {
+            c.borrow_mut().clear();
+        }
         let start = Instant::now();
         let mut placed = 0u64;
         let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -265,7 +278,92 @@ async fn stages(
         );
         // Let the stage drain before the next one.
         tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Some(c) = counts {
+            print_counts(&c.borrow(), l.len());
+        }
     }
+}
+
+/// Records and JSON bytes committed, by kind (a batch's records are
+/// coalesced per key first, as the writer does for the daemon).
+type Counts = Rc<RefCell<CountsInner>>;
+
+/// What [`CountingStore`] saw in one stage.
+#[derive(Default)]
+struct CountsInner {
+    /// Commits (one group commit each in the daemon).
+    commits: u64,
+    /// Per kind: (records, bytes).
+    kinds: std::collections::BTreeMap<&'static str, (u64, u64)>,
+}
+
+impl CountsInner {
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// A state store that encodes each record as the daemon's does (one JSON
+/// value per key; a removal writes no value) and counts it.
+struct CountingStore(Counts);
+
+fn kind_of(r: &StateRecord) -> &'static str {
+    match r {
+        StateRecord::Agent(_) => "agent",
+        StateRecord::Call(_) => "call",
+        StateRecord::CallRemoved(_) => "call removed",
+        StateRecord::QueueOrder { .. } => "queue order",
+        StateRecord::Tokens { .. } => "tokens",
+        StateRecord::Sticky(_) | StateRecord::StickyRemoved(_) => "sticky",
+        StateRecord::PbxStartup { .. } => "pbx startup",
+        StateRecord::CallDetail(_) => "call detail",
+        StateRecord::AgentInterval(_) => "agent interval",
+    }
+}
+
+impl StateStore for CountingStore {
+    fn commit(
+        &self,
+        records: Vec<StateRecord>,
+    ) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+        let mut c = self.0.borrow_mut();
+        c.commits += 1;
+        for r in &records {
+            let key = r.key().to_bytes().len() as u64;
+            let value = if r.is_removal() {
+                0
+            } else {
+                serde_json::to_vec(r).map_or(0, |v| v.len() as u64)
+            };
+            let e = c.kinds.entry(kind_of(r)).or_default();
+            e.0 += 1;
+            e.1 += key + value;
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+fn print_counts(c: &CountsInner, offers: usize) {
+    let per = |n: u64| n as f64 / offers.max(1) as f64;
+    let (mut records, mut bytes) = (0, 0);
+    for (kind, (n, b)) in &c.kinds {
+        records += n;
+        bytes += b;
+        println!(
+            "    {kind:>15}: {:>7.2} records/offer {:>8.0} bytes/offer {:>6} bytes/record",
+            per(*n),
+            per(*b),
+            b / (*n).max(1)
+        );
+    }
+    println!(
+        "    {:>15}: {:>7.2} records/offer {:>8.0} bytes/offer; {} commits, {:.1} records/commit",
+        "all",
+        per(records),
+        per(bytes),
+        c.commits,
+        records as f64 / c.commits.max(1) as f64
+    );
 }
 
 async fn memory_run(mode: &str, skilled: bool) {
@@ -281,7 +379,28 @@ async fn memory_run(mode: &str, skilled: bool) {
     sim.send(ConnectEvents(reg.clone().recipient()))
         .await
         .expect("sim");
-    stages(mode, skilled, &reg, &sim, &arrivals, &lat).await;
+    stages(mode, skilled, &reg, &sim, &arrivals, &lat, None).await;
+}
+
+/// The actors wired as the daemon wires them (state through the outbox
+/// writer), committing to a [`CountingStore`].
+async fn records_run(mode: &str, skilled: bool) {
+    let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
+    let counts = Counts::default();
+    let sim = sim(arrivals.clone(), lat.clone());
+    let reg = ContactCenter::start_durable(
+        contact_center(skilled),
+        Rc::new(SimPbxPort { addr: sim.clone() }),
+        Rc::new(MemoryOutbox::new()),
+        Rc::new(CountingStore(counts.clone())),
+        TokioClock::shared(edgecc::clock::now_ms()),
+        None,
+    )
+    .expect("config");
+    sim.send(ConnectEvents(reg.clone().recipient()))
+        .await
+        .expect("sim");
+    stages(mode, skilled, &reg, &sim, &arrivals, &lat, Some(&counts)).await;
 }
 
 async fn durable_run(mode: &str, skilled: bool) {
@@ -302,7 +421,7 @@ async fn durable_run(mode: &str, skilled: bool) {
         .await
         .expect("system");
     let reg = system.running.registry.clone();
-    stages(mode, skilled, &reg, &sim, &arrivals, &lat).await;
+    stages(mode, skilled, &reg, &sim, &arrivals, &lat, None).await;
     system.shutdown().await;
 }
 
@@ -332,7 +451,11 @@ fn main() {
             "durable" => actix::System::new().block_on(durable_run(run, false)),
             "skills" => actix::System::new().block_on(memory_run(run, true)),
             "skills-d" => actix::System::new().block_on(durable_run(run, true)),
-            other => eprintln!("unknown run `{other}` (memory, durable, skills, skills-d)"),
+            "records" => actix::System::new().block_on(records_run(run, false)),
+            "skills-records" => actix::System::new().block_on(records_run(run, true)),
+            other => eprintln!(
+                "unknown run `{other}` (memory, durable, skills, skills-d, records, skills-records)"
+            ),
         }
     }
 }

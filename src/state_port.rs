@@ -9,7 +9,7 @@
 //! records are one atomic `StateTree::apply` (one group commit, one log
 //! frame): a power cut keeps all of a batch or none of it.
 
-use edgecc_actors::durable::{StateRecord, StateSnapshot, StateStore};
+use edgecc_actors::durable::{latest_per_key, BatchCommit, StateRecord, StateSnapshot, StateStore};
 use edgecc_actors::ports::{LocalBoxFuture, OutboxError};
 use edgecc_storage::{StateTree, Storage, StorageError};
 use tracing::error;
@@ -64,6 +64,52 @@ impl StateStore for TreeStateStore {
             // holds all of this batch's records or none, never an agent's
             // new state without the call's that goes with it.
             tree.apply(writes).await.map_err(storage_error)
+        })
+    }
+
+    /// The writer's batch: coalesced per key, encoded and, once durable,
+    /// freed on a blocking thread, so the actors' thread neither copies nor
+    /// walks a batch (a call record is a few KiB of nested values); handed
+    /// back on an error for the writer's retry.
+    fn commit_batch(&self, records: Vec<StateRecord>) -> LocalBoxFuture<'static, BatchCommit> {
+        let tree = self.tree.clone();
+        Box::pin(async move {
+            let joined = actix_rt::task::spawn_blocking(move || {
+                let latest = latest_per_key(records);
+                // Caught, so the records come back for the retry (a
+                // panicking encoder is a bug, surfaced as a stalled writer,
+                // never a lost record).
+                let encoded =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| encode(&latest)));
+                (latest, encoded)
+            })
+            .await;
+            let (latest, encoded) = match joined {
+                Ok(done) => done,
+                // Panics are caught above: only a runtime shutting down
+                // before the task ran gets here, and the batch goes with it.
+                Err(e) => {
+                    error!(error = %e, "State encoder did not run; batch not written.");
+                    let e = OutboxError::Unavailable(format!("state encoder: {e}"));
+                    return Err((e, Vec::new()));
+                }
+            };
+            let writes = match encoded {
+                Ok(writes) => writes,
+                Err(_) => {
+                    let e = OutboxError::Unavailable("state encoder panicked".into());
+                    return Err((e, latest));
+                }
+            };
+            let written = latest.len();
+            match tree.apply(writes).await {
+                Ok(()) => {
+                    // Freed off the actors' thread too.
+                    drop(actix_rt::task::spawn_blocking(move || drop(latest)));
+                    Ok(written)
+                }
+                Err(e) => Err((storage_error(e), latest)),
+            }
         })
     }
 }
@@ -196,6 +242,42 @@ mod tests {
         );
         assert_eq!(loaded.snapshot.tokens_reserved_through, 2_048);
         assert!(tree.get(&StateKey::Tokens.to_bytes()).unwrap().is_some());
+    }
+
+    /// Goal: the writer's batch is committed as the latest record of each
+    /// key (a later put wins, a removal deletes a stored key), all of it
+    /// durable when the commit resolves, with the count written. Method:
+    /// one batch with two orders of one queue, the tokens and the removal
+    /// of a call stored before; read the tree back.
+    #[actix_rt::test]
+    async fn a_batch_is_committed_latest_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), StorageConfig::default()).unwrap();
+        let tree = storage.state("actor_state").unwrap();
+        let store = TreeStateStore::new(tree.clone(), storage.clone());
+        let order = |n: usize| StateRecord::QueueOrder {
+            queue: QueueId::new("q"),
+            waiting: (0..n).map(|i| CallId::new(format!("c{i}"))).collect(),
+        };
+        tree.put(b"c/gone", b"{}").await.unwrap();
+        let written = store
+            .commit_batch(vec![
+                order(1),
+                StateRecord::Tokens {
+                    reserved_through: 1_024,
+                },
+                order(3),
+                StateRecord::CallRemoved(CallId::new("gone")),
+            ])
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        assert_eq!(written, 3, "one record per key");
+        assert!(tree.get(b"c/gone").unwrap().is_none(), "removed");
+        let loaded = read_snapshot(&tree);
+        assert_eq!(loaded.records, 2);
+        assert_eq!(loaded.snapshot.queues[&QueueId::new("q")].len(), 3);
+        assert_eq!(loaded.snapshot.tokens_reserved_through, 1_024);
     }
 
     /// Goal: the history the actors write beside their state (agent

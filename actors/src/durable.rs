@@ -216,6 +216,11 @@ pub trait StatePort {
 /// Shared state port handed to every actor.
 pub type SharedState = Rc<dyn StatePort>;
 
+/// What [`StateStore::commit_batch`] resolves to: the records written
+/// (after coalescing per key), or the error with the records handed back
+/// for the writer's retry.
+pub type BatchCommit = Result<usize, (OutboxError, Vec<StateRecord>)>;
+
 /// Where the outbox writer commits state records (the daemon's state tree):
 /// the durable side of [`crate::outbox::WriterState`].
 pub trait StateStore {
@@ -224,6 +229,38 @@ pub trait StateStore {
     /// retries the same records.
     fn commit(&self, records: Vec<StateRecord>)
         -> LocalBoxFuture<'static, Result<(), OutboxError>>;
+
+    /// Makes one batch durable as the writer took it from its FIFO (in
+    /// persist order, several records of a key possible: only the latest
+    /// of each is committed). The store owns the records: on success they
+    /// are gone, on an error they come back for the retry, so the writer
+    /// never copies a batch. The default coalesces on the caller's thread
+    /// and copies for [`Self::commit`]; the daemon's store coalesces,
+    /// encodes and frees off the actors' thread.
+    fn commit_batch(&self, records: Vec<StateRecord>) -> LocalBoxFuture<'static, BatchCommit> {
+        let latest = latest_per_key(records);
+        let written = latest.len();
+        let commit = self.commit(latest.clone());
+        Box::pin(async move {
+            match commit.await {
+                Ok(()) => Ok(written),
+                Err(e) => Err((e, latest)),
+            }
+        })
+    }
+}
+
+/// The latest record of each key, in the order of those latest records.
+pub fn latest_per_key(states: Vec<StateRecord>) -> Vec<StateRecord> {
+    let mut seen: std::collections::HashSet<StateKey> =
+        std::collections::HashSet::with_capacity(states.len());
+    let mut latest: Vec<StateRecord> = states
+        .into_iter()
+        .rev()
+        .filter(|r| seen.insert(r.key()))
+        .collect();
+    latest.reverse();
+    latest
 }
 
 /// Shared state store handed to the outbox writer.

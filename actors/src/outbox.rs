@@ -18,12 +18,15 @@
 //! before a CRM record emitted before it (the contract of
 //! [`crate::durable`]), and a failed step is retried alone (the CRM records
 //! are not appended twice). Inside a batch only the latest record of each
-//! key is committed, in the order of those latest records.
+//! key is committed, in the order of those latest records. The store takes
+//! the batch whole ([`StateStore::commit_batch`](crate::durable::StateStore::commit_batch)) and hands it back on
+//! an error: the writer never copies a batch for a retry, and the daemon's
+//! store coalesces, encodes and frees it off the actors' thread (a batch
+//! holds hundreds of call records of a few KiB each).
 
-use crate::durable::{SharedStateStore, StateKey, StatePort, StateRecord};
+use crate::durable::{SharedStateStore, StatePort, StateRecord};
 use crate::ports::{CrmRecord, LocalBoxFuture, OutboxError, SharedOutbox};
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -241,26 +244,69 @@ async fn run(sinks: Sinks, mut rx: mpsc::UnboundedReceiver<Request>) {
         }
         if !states.is_empty() {
             let taken = states.len() as u64;
-            let latest = latest_per_key(states);
-            let written = latest.len() as u64;
-            match &sinks.store {
-                Some(store) => {
-                    let store = store.clone();
-                    commit_until_done(&sinks, "State commit", written, || {
-                        store.commit(latest.clone())
-                    })
-                    .await;
+            let written = match &sinks.store {
+                Some(store) => commit_states(&sinks, store, states).await,
+                None => {
+                    error!(
+                        records = taken,
+                        "State records reached a writer without a state store; not written."
+                    );
+                    0
                 }
-                None => error!(
-                    records = written,
-                    "State records reached a writer without a state store; not written."
-                ),
-            }
+            };
             let mut s = sinks.status.borrow_mut();
             s.states_pending = s.states_pending.saturating_sub(taken);
-            s.states_written += written;
+            s.states_written += written as u64;
         }
     }
+}
+
+/// Commits one batch of state records until the store takes it; returns
+/// how many were written after coalescing. The store owns the batch and
+/// hands it back on an error, so no copy is made on the actors' thread.
+async fn commit_states(
+    sinks: &Sinks,
+    store: &SharedStateStore,
+    mut states: Vec<StateRecord>,
+) -> usize {
+    let mut backoff_ms = OUTBOX_RETRY_BACKOFF_MS_MIN;
+    loop {
+        let count = states.len() as u64;
+        match store.commit_batch(states).await {
+            Ok(written) => {
+                healthy(&sinks.status);
+                return written;
+            }
+            Err((e, back)) => {
+                states = back;
+                failed(sinks, "State commit", count, &e, &mut backoff_ms).await;
+            }
+        }
+    }
+}
+
+/// A commit succeeded: the writer is healthy again.
+fn healthy(status: &Rc<RefCell<OutboxStatus>>) {
+    let mut s = status.borrow_mut();
+    s.failures_in_row = 0;
+    s.last_error = None;
+}
+
+/// A commit failed: counts it, logs it (surfacing the stall after
+/// [`OUTBOX_RETRY_SURFACE_AFTER`] in a row) and backs off.
+async fn failed(sinks: &Sinks, what: &str, count: u64, e: &OutboxError, backoff_ms: &mut u64) {
+    let snapshot = note_failure(&sinks.status, e);
+    if snapshot.failures_in_row >= OUTBOX_RETRY_SURFACE_AFTER {
+        error!(records = count, failures = snapshot.failures_in_row, error = %e,
+            "{what} keeps failing; retrying, nothing dropped.");
+        if let Some(hook) = &sinks.on_stall {
+            hook(&snapshot);
+        }
+    } else {
+        warn!(records = count, error = %e, "{what} failed; retrying.");
+    }
+    tokio::time::sleep(Duration::from_millis(*backoff_ms)).await;
+    *backoff_ms = (*backoff_ms * 2).min(OUTBOX_RETRY_BACKOFF_MS_MAX);
 }
 
 /// Runs `attempt` until it succeeds, backing off and surfacing the stall.
@@ -273,40 +319,10 @@ async fn commit_until_done(
     let mut backoff_ms = OUTBOX_RETRY_BACKOFF_MS_MIN;
     loop {
         match attempt().await {
-            Ok(()) => {
-                let mut s = sinks.status.borrow_mut();
-                s.failures_in_row = 0;
-                s.last_error = None;
-                return;
-            }
-            Err(e) => {
-                let snapshot = note_failure(&sinks.status, &e);
-                if snapshot.failures_in_row >= OUTBOX_RETRY_SURFACE_AFTER {
-                    error!(records = count, failures = snapshot.failures_in_row, error = %e,
-                        "{what} keeps failing; retrying, nothing dropped.");
-                    if let Some(hook) = &sinks.on_stall {
-                        hook(&snapshot);
-                    }
-                } else {
-                    warn!(records = count, error = %e, "{what} failed; retrying.");
-                }
-                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                backoff_ms = (backoff_ms * 2).min(OUTBOX_RETRY_BACKOFF_MS_MAX);
-            }
+            Ok(()) => return healthy(&sinks.status),
+            Err(e) => failed(sinks, what, count, &e, &mut backoff_ms).await,
         }
     }
-}
-
-/// The latest record of each key, in the order of those latest records.
-fn latest_per_key(states: Vec<StateRecord>) -> Vec<StateRecord> {
-    let mut seen: HashSet<StateKey> = HashSet::with_capacity(states.len());
-    let mut latest: Vec<StateRecord> = states
-        .into_iter()
-        .rev()
-        .filter(|r| seen.insert(r.key()))
-        .collect();
-    latest.reverse();
-    latest
 }
 
 fn note_failure(status: &Rc<RefCell<OutboxStatus>>, e: &OutboxError) -> OutboxStatus {
@@ -435,5 +451,71 @@ mod tests {
             ["crm:r3", "state:q/q=3"],
             "a state before a CRM record in one batch may follow it, never the other way"
         );
+    }
+
+    /// A store that takes the writer's batches whole: what each attempt
+    /// received (the number of records and the latest queue length), and
+    /// the number of attempts still to fail.
+    struct BatchStore(Rc<RefCell<Vec<(usize, usize)>>>, Rc<RefCell<u32>>);
+    impl StateStore for BatchStore {
+        fn commit(
+            &self,
+            _records: Vec<StateRecord>,
+        ) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+            unreachable!("the writer commits through commit_batch")
+        }
+
+        fn commit_batch(
+            &self,
+            records: Vec<StateRecord>,
+        ) -> LocalBoxFuture<'static, crate::durable::BatchCommit> {
+            let last = match records.last() {
+                Some(StateRecord::QueueOrder { waiting, .. }) => waiting.len(),
+                _ => 0,
+            };
+            self.0.borrow_mut().push((records.len(), last));
+            let mut fail = self.1.borrow_mut();
+            let result = if *fail > 0 {
+                *fail -= 1;
+                Err((OutboxError::Unavailable("injected".into()), records))
+            } else {
+                Ok(crate::durable::latest_per_key(records).len())
+            };
+            Box::pin(std::future::ready(result))
+        }
+    }
+
+    /// Goal: the writer hands a store its batch as taken (several records
+    /// of a key, not coalesced nor copied on the actors' thread), retries
+    /// with the records the store handed back after a failure, and counts
+    /// what the store says it wrote. Method: three records of one queue
+    /// and one of the token reservation in one batch, the first attempt
+    /// failing.
+    #[actix_rt::test]
+    async fn a_failed_batch_comes_back_whole_for_the_retry() {
+        tokio::time::pause();
+        let attempts = Rc::new(RefCell::new(Vec::new()));
+        let failures = Rc::new(RefCell::new(1));
+        let (writer, state) = OutboxWriter::spawn_with_state(
+            Rc::new(MemoryOutbox::new()),
+            Rc::new(BatchStore(attempts.clone(), failures.clone())),
+            None,
+        );
+        state.persist(StateRecord::Tokens {
+            reserved_through: 1_024,
+        });
+        for n in 1..=3 {
+            state.persist(order(n));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            *attempts.borrow(),
+            vec![(4, 3), (4, 3)],
+            "the same four records, latest last, in both attempts"
+        );
+        assert_eq!(*failures.borrow(), 0);
+        let s = writer.status();
+        assert_eq!((s.states_pending, s.states_written), (0, 2));
+        assert_eq!((s.failures_in_row, s.last_error), (0, None));
     }
 }

@@ -1173,6 +1173,81 @@ async fn a_hang_up_lost_in_a_restart_is_done_by_the_next_life() {
     one_interaction_ended(h, &[&c1]);
 }
 
+/// Goal: a bridge edgecc named for a call that ended is not left at
+/// Asterisk by a restart, and bridges edgecc did not name or a live call
+/// needs are never destroyed. Method: a1 talks to c1, a2 to c2; a bridge
+/// `pen` is made at Asterisk by someone else (no `~` in its id); a1 hangs
+/// up while the emulator holds the DELETE of c1 and of its bridge `b~c1`
+/// (neither is carried out), so `b~c1` is left holding the caller; edgecc
+/// is killed and restored. Expected: the adoption counts `b~c1` as left
+/// and destroys it; the caller is hung up once; `b~c2` (c2 still talking)
+/// and `pen` are still there, never asked to be destroyed. Before the fix
+/// `b~c1` held a known leg (the ended call's caller), so it was neither
+/// adopted nor an orphan and stayed at Asterisk, empty once the caller
+/// was hung up.
+#[actix_rt::test]
+async fn the_left_bridge_of_an_ended_call_is_destroyed_after_a_restart() {
+    use edgecc::ari_emulator::{FaultKind, RestFault};
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 50 }),
+            (A2, B::AnswerAfter { ring_ms: 50 }),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552706");
+    h.until_agent("a1", "talking", talking).await;
+    h.ready("a2").await;
+    let c2 = h.inbound("5552707");
+    h.until_agent("a2", "talking", talking).await;
+    assert_eq!(
+        ari_request(&h.emu, awc::http::Method::POST, "bridges?type=mixing&bridgeId=pen").await,
+        200
+    );
+    let b1 = BridgeId::main(&c1.as_str().into()).0;
+    let b2 = BridgeId::main(&c2.as_str().into()).0;
+    for path in [format!("channels/{c1}"), format!("bridges/{b1}")] {
+        h.emu.inject_rest_fault(RestFault {
+            method: "DELETE".into(),
+            path,
+            times: 1,
+            kind: FaultKind::Hang(std::time::Duration::from_secs(5)),
+        });
+    }
+    h.act("a1", CallAction::HangUp).await.expect("a1 hangs up");
+    h.until_ended("completed", 1).await;
+    pause(100).await;
+    let left = |s: &edgecc::ari_emulator::EmulatorState| {
+        s.bridge(&b1)
+            .is_some_and(|b| b.channels.iter().any(|c| *c == c1))
+    };
+    assert!(left(&h.emu.state()), "b~c1 is left holding the caller");
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    h.until_emu("the ended call's bridge is destroyed", |s| {
+        s.bridge(&b1).is_none() && s.channel(&c1).is_none()
+    })
+    .await;
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!((report.ended, report.left_bridges), (1, 1), "{report:?}");
+    // Past the orphan check.
+    pause(2_300).await;
+    let s = h.emu.state();
+    assert!(
+        s.bridge(&b2).is_some_and(|b| b.channels.len() == 2),
+        "the live call's bridge is kept"
+    );
+    assert!(s.bridge("pen").is_some(), "a bridge edgecc did not name is kept");
+    assert_eq!(h.requests("DELETE", "/ari/bridges/pen"), 0);
+    assert_eq!(h.requests("DELETE", &format!("/ari/bridges/{b2}")), 0);
+    assert!(talking(&h.state("a2").await), "c2 goes on");
+    one_interaction_ended(h, &[&c1]);
+}
+
 /// Goal: a conference survives a restart (the list: a conferenced
 /// call on the ARI emulator). Method: a1 consults a2 and makes it a
 /// conference (caller, a1 and a2 in the main bridge); edgecc is killed and

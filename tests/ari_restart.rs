@@ -1122,7 +1122,11 @@ async fn a_redirect_stuck_at_asterisk_past_the_linger_is_finished_after_a_restar
     let u = h.updates(&c1);
     assert_eq!(u.iter().filter(|e| *e == "ended").count(), 1, "{u:?}");
     let ended = h.ended().await;
-    assert_eq!(ended.values().sum::<u64>(), 0, "the new life ended nothing: {ended:?}");
+    assert_eq!(
+        ended.values().sum::<u64>(),
+        0,
+        "the new life ended nothing: {ended:?}"
+    );
 }
 
 /// Goal: the caller of a call its agent ended, whose hang-up had not
@@ -1205,7 +1209,12 @@ async fn the_left_bridge_of_an_ended_call_is_destroyed_after_a_restart() {
     let c2 = h.inbound("5552707");
     h.until_agent("a2", "talking", talking).await;
     assert_eq!(
-        ari_request(&h.emu, awc::http::Method::POST, "bridges?type=mixing&bridgeId=pen").await,
+        ari_request(
+            &h.emu,
+            awc::http::Method::POST,
+            "bridges?type=mixing&bridgeId=pen"
+        )
+        .await,
         200
     );
     let b1 = BridgeId::main(&c1.as_str().into()).0;
@@ -1242,7 +1251,10 @@ async fn the_left_bridge_of_an_ended_call_is_destroyed_after_a_restart() {
         s.bridge(&b2).is_some_and(|b| b.channels.len() == 2),
         "the live call's bridge is kept"
     );
-    assert!(s.bridge("pen").is_some(), "a bridge edgecc did not name is kept");
+    assert!(
+        s.bridge("pen").is_some(),
+        "a bridge edgecc did not name is kept"
+    );
     assert_eq!(h.requests("DELETE", "/ari/bridges/pen"), 0);
     assert_eq!(h.requests("DELETE", &format!("/ari/bridges/{b2}")), 0);
     assert!(talking(&h.state("a2").await), "c2 goes on");

@@ -102,7 +102,12 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -
 }
 
 /// Carries out one authorized request on the emulated Asterisk.
-fn carry_out(shared: &Arc<Shared>, req: &HttpRequest, method: &str, body: &web::Bytes) -> HttpResponse {
+fn carry_out(
+    shared: &Arc<Shared>,
+    req: &HttpRequest,
+    method: &str,
+    body: &web::Bytes,
+) -> HttpResponse {
     let p = wire::params(req.query_string(), body);
     let segs: Vec<String> = req
         .path()

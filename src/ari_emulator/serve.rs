@@ -113,8 +113,12 @@ pub fn run(args: &PbxEmulatorArgs) -> Result<(), String> {
             }
             drive(&pbx, args, &mut callers, &mut tally);
         }
-        tracing::info!(placed = tally.placed, not_taken = tally.not_taken,
-                       answered = tally.answered, "PBX emulator stopping.");
+        tracing::info!(
+            placed = tally.placed,
+            not_taken = tally.not_taken,
+            answered = tally.answered,
+            "PBX emulator stopping."
+        );
         Ok(())
     })
 }

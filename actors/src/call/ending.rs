@@ -40,7 +40,10 @@ impl Call {
     /// PBX accepted it). Until then a restart must still find the call.
     pub fn ending_waits_on_pbx(&self) -> bool {
         self.ending_plays_to_caller()
-            || matches!(self.phase, CallPhase::Ended(TerminalReason::Overflowed { .. }))
+            || matches!(
+                self.phase,
+                CallPhase::Ended(TerminalReason::Overflowed { .. })
+            )
     }
 
     /// The PBX commands that carry out the end of this ended call on its

@@ -1231,8 +1231,7 @@ async fn the_left_bridge_of_an_ended_call_is_destroyed_after_a_restart() {
     h.until_ended("completed", 1).await;
     pause(100).await;
     let left = |s: &edgecc::ari_emulator::EmulatorState| {
-        s.bridge(&b1)
-            .is_some_and(|b| b.channels.iter().any(|c| *c == c1))
+        s.bridge(&b1).is_some_and(|b| b.channels.contains(&c1))
     };
     assert!(left(&h.emu.state()), "b~c1 is left holding the caller");
     r.crash().await;

@@ -9,7 +9,7 @@
 //! resolves it once); one saved talking on a live call that does not name
 //! it at all is freed Not Ready, once, as from a lost call.
 
-use crate::agent::{Agent, AgentState, NotReadyReason, OfferPurpose, SystemReason};
+use crate::agent::{Agent, AgentState, NotReadyReason, OfferOutcome, OfferPurpose, SystemReason};
 use crate::call::{Call, CallPhase, PendingKind};
 use crate::ids::{AgentId, CallId, OfferToken};
 use std::collections::{BTreeMap, HashMap};
@@ -130,6 +130,33 @@ pub(super) fn settle(agent: &mut Agent, named: Option<&Named>, lease_grace_ms: u
                 info!(agent_id = %agent.id, call_id = %call, reason = "restart", "Agent the restored call has on it put back talking on it.");
             }
         }
+        // Already on the call that has it on it.
+        (AgentState::Talking { call, .. }, Some(Named::Party { call: on, .. })) if call == *on => {}
+        // On a call its own record does not know of yet (held by another
+        // offer, or free): whatever lease it holds must not free it while
+        // the call has it on it.
+        (
+            state,
+            Some(Named::Party {
+                call: on,
+                joined_ms,
+            }),
+        ) if state != AgentState::LoggedOut => {
+            warn!(agent_id = %agent.id, call_id = %on, state = state.name(), reason = "restart", "Agent the restored call has on it put on it from a stale state.");
+            if let AgentState::Reserved { call, token, .. } = &state {
+                let _ = agent.offer_ended(call, *token, OfferOutcome::Withdrawn, now);
+            }
+            if let AgentState::NotReady { reason } = &agent.state {
+                agent.resume_not_ready = Some(reason.clone());
+            }
+            agent.stats.calls_handled += 1;
+            agent.state = AgentState::Talking {
+                call: on.clone(),
+                purpose: OfferPurpose::Direct,
+                since_ms: joined_ms.unwrap_or(now),
+            };
+            agent.epoch += 1;
+        }
         // Saved talking on a call that has not connected it (yet): the
         // offer is its state, for the reconcile to resolve once.
         (
@@ -186,7 +213,8 @@ mod tests {
     /// Goal: an agent whose change to talking was lost follows the call
     /// that has it on it. Method: a reserved agent named as a party of the
     /// same call comes back talking since its joining time; one named on
-    /// another call is left to its own offer.
+    /// another call is taken off its offer and put on that call, and its
+    /// old lease frees nothing.
     #[test]
     fn reserved_agent_the_call_has_on_it_talks() {
         let call = CallId::new("c1");
@@ -209,7 +237,13 @@ mod tests {
             joined_ms: Some(40),
         };
         settle(&mut other, Some(&elsewhere), 5_000, 50);
-        assert_eq!(other.state.name(), "reserved");
+        assert!(
+            matches!(&other.state, AgentState::Talking { call: c, .. } if c.as_str() == "c2"),
+            "{:?}",
+            other.state
+        );
+        assert!(!other.lease_expired(OfferToken(3), 1_000));
+        assert_eq!(other.state.name(), "talking");
     }
 
     /// Goal: an agent saved talking on a call the restored state does not

@@ -84,6 +84,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+    /// Run the simulated PBX (the ARI emulator) in the foreground, as a
+    /// process of its own: a daemon with `pbx.kind = "ari"` talks to it as
+    /// to Asterisk and, restarted, re-adopts the calls still up there.
+    PbxEmulator(crate::ari_emulator::serve::PbxEmulatorArgs),
     /// What-if: replay a traffic file (JSON lines, one call each) through
     /// the routing of `--config NEW.toml` (and of `--baseline`) under a
     /// virtual clock; print per queue and agent the figures side by side.
@@ -184,7 +188,9 @@ pub enum DeadCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.command {
-        Command::Run | Command::Demo(_) | Command::CrmEmulator { .. } => "info",
+        Command::Run | Command::Demo(_) | Command::CrmEmulator { .. } | Command::PbxEmulator(_) => {
+            "info"
+        }
         _ => "warn",
     };
     // The demo on a terminal keeps its screen for its status display.
@@ -263,6 +269,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::CrmEmulator { port, secret_file } => {
             crm_emulator(*port, secret_file.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PbxEmulator(args) => {
+            crate::ari_emulator::serve::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Outbox(args) => {

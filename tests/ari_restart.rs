@@ -1052,6 +1052,83 @@ async fn a_redirect_lost_in_a_restart_is_done_by_the_next_life() {
     assert_eq!(u.iter().filter(|e| *e == "ended").count(), 1, "{u:?}");
 }
 
+/// Goal: a caller the queue sent to an external number whose redirect was
+/// stuck at Asterisk for longer than an ended call used to linger (1 s)
+/// when edgecc died is finished by the next life, not routed anew. Method:
+/// max wait 300 ms, final destination external 5559999; the emulator
+/// carries the `continue` out only 3 s after it came in (as a busy
+/// Asterisk does: it answers late, and does it even though the client
+/// died); edgecc is killed 1,500 ms after the end. Expected: the next life
+/// routes no caller as new and redirects the caller itself; once the stuck
+/// request is carried out too (refused: no longer in the application) the
+/// caller is in the redirect context at 5559999, never hung up; one
+/// interaction, its `ended` once, no work item, no end by the new life.
+/// Before the fix the ended call's record was gone at the kill (its actor
+/// stopped after the linger while the redirect was still stuck): the next
+/// life took the caller for a new call.
+#[actix_rt::test]
+async fn a_redirect_stuck_at_asterisk_past_the_linger_is_finished_after_a_restart() {
+    use edgecc::ari_emulator::{FaultKind, RestFault};
+    use edgecc_actors::config::FinalDestination;
+    let mut cfg = config(&[("a1", A1)], 8_000);
+    cfg.queues[0].max_wait_ms = 300;
+    cfg.queues[0].final_destination = FinalDestination::External {
+        number: "5559999".into(),
+    };
+    let r = Restartable::start(cfg, &[(A1, B::AnswerAfter { ring_ms: 50 })]).await;
+    let h = &r.h;
+    let c1 = h.inbound("5552705");
+    let cont = format!("/ari/channels/{c1}/continue");
+    h.emu.inject_rest_fault(RestFault {
+        method: "POST".into(),
+        path: format!("channels/{c1}/continue"),
+        times: 1,
+        kind: FaultKind::Late(std::time::Duration::from_secs(3)),
+    });
+    h.until_ended("overflowed", 1).await;
+    pause(1_500).await;
+    assert!(
+        h.emu.state().channel(&c1).is_some_and(|c| c.in_stasis),
+        "the redirect is still stuck at Asterisk"
+    );
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!((report.routed, report.ended), (0, 1), "{report:?}");
+    let at_external = |s: &edgecc::ari_emulator::EmulatorState| {
+        s.channel(&c1)
+            .is_some_and(|c| !c.in_stasis && c.context == "edgecc-redirect" && c.exten == "5559999")
+    };
+    h.until_emu("the next life redirects the caller", at_external)
+        .await;
+    // Past the 3 s: the stuck request has been carried out (refused).
+    pause(1_600).await;
+    assert!(h.requests("POST", &cont) >= 1, "the next life's redirect");
+    assert!(at_external(&h.emu.state()), "still at the external number");
+    assert_eq!(h.requests("DELETE", &format!("/ari/channels/{c1}")), 0);
+    assert!(free(&h.state("a1").await), "a1 never offered it");
+    let kinds = h.kinds(&c1);
+    assert_eq!(
+        (
+            count(&kinds, RecordKind::InteractionCreate),
+            count(&kinds, RecordKind::WorkItemCreate),
+            count(&kinds, RecordKind::PhoneLogCreate),
+        ),
+        (1, 0, 0),
+        "{kinds:?}"
+    );
+    let u = h.updates(&c1);
+    assert_eq!(u.iter().filter(|e| *e == "ended").count(), 1, "{u:?}");
+    let ended = h.ended().await;
+    assert_eq!(
+        ended.values().sum::<u64>(),
+        0,
+        "the new life ended nothing: {ended:?}"
+    );
+}
+
 /// Goal: the caller of a call its agent ended, whose hang-up had not
 /// reached Asterisk when edgecc died, is hung up by the next life (not
 /// routed as a new call). Method: a1 talks to the caller and hangs up; the
@@ -1097,6 +1174,89 @@ async fn a_hang_up_lost_in_a_restart_is_done_by_the_next_life() {
     }
     pause(300).await;
     assert!(free(&h.state("a1").await), "a1 never offered it");
+    one_interaction_ended(h, &[&c1]);
+}
+
+/// Goal: a bridge edgecc named for a call that ended is not left at
+/// Asterisk by a restart, and bridges edgecc did not name or a live call
+/// needs are never destroyed. Method: a1 talks to c1, a2 to c2; a bridge
+/// `pen` is made at Asterisk by someone else (no `~` in its id); a1 hangs
+/// up while the emulator holds the DELETE of c1 (not carried out; the
+/// bridge's destruction waits behind it), so `b~c1` is left holding the
+/// caller; edgecc
+/// is killed and restored. Expected: the adoption counts `b~c1` as left
+/// and destroys it; the caller is hung up once; `b~c2` (c2 still talking)
+/// and `pen` are still there, never asked to be destroyed. Before the fix
+/// `b~c1` held a known leg (the ended call's caller), so it was neither
+/// adopted nor an orphan and stayed at Asterisk, empty once the caller
+/// was hung up.
+#[actix_rt::test]
+async fn the_left_bridge_of_an_ended_call_is_destroyed_after_a_restart() {
+    use edgecc::ari_emulator::{FaultKind, RestFault};
+    let r = Restartable::start(
+        config(&[("a1", A1), ("a2", A2)], 8_000),
+        &[
+            (A1, B::AnswerAfter { ring_ms: 50 }),
+            (A2, B::AnswerAfter { ring_ms: 50 }),
+        ],
+    )
+    .await;
+    let h = &r.h;
+    h.ready("a1").await;
+    let c1 = h.inbound("5552706");
+    h.until_agent("a1", "talking", talking).await;
+    h.ready("a2").await;
+    let c2 = h.inbound("5552707");
+    h.until_agent("a2", "talking", talking).await;
+    assert_eq!(
+        ari_request(
+            &h.emu,
+            awc::http::Method::POST,
+            "bridges?type=mixing&bridgeId=pen"
+        )
+        .await,
+        200
+    );
+    let b1 = BridgeId::main(&c1.as_str().into()).0;
+    let b2 = BridgeId::main(&c2.as_str().into()).0;
+    // The call's lane waits on the caller's hang-up: its bridge's
+    // destruction, queued behind it, is never sent.
+    h.emu.inject_rest_fault(RestFault {
+        method: "DELETE".into(),
+        path: format!("channels/{c1}"),
+        times: 1,
+        kind: FaultKind::Hang(std::time::Duration::from_secs(5)),
+    });
+    h.act("a1", CallAction::HangUp).await.expect("a1 hangs up");
+    h.until_ended("completed", 1).await;
+    pause(100).await;
+    let left = |s: &edgecc::ari_emulator::EmulatorState| {
+        s.bridge(&b1).is_some_and(|b| b.channels.contains(&c1))
+    };
+    assert!(left(&h.emu.state()), "b~c1 is left holding the caller");
+    r.crash().await;
+    let r = r.restore(true).await;
+    let h = &r.h;
+    h.until_emu("the ended call's bridge is destroyed", |s| {
+        s.bridge(&b1).is_none() && s.channel(&c1).is_none()
+    })
+    .await;
+    let report = h.ari.adoption().expect("the restart adopted");
+    assert_eq!((report.ended, report.left_bridges), (1, 1), "{report:?}");
+    // Past the orphan check.
+    pause(2_300).await;
+    let s = h.emu.state();
+    assert!(
+        s.bridge(&b2).is_some_and(|b| b.channels.len() == 2),
+        "the live call's bridge is kept"
+    );
+    assert!(
+        s.bridge("pen").is_some(),
+        "a bridge edgecc did not name is kept"
+    );
+    assert_eq!(h.requests("DELETE", "/ari/bridges/pen"), 0);
+    assert_eq!(h.requests("DELETE", &format!("/ari/bridges/{b2}")), 0);
+    assert!(talking(&h.state("a2").await), "c2 goes on");
     one_interaction_ended(h, &[&c1]);
 }
 

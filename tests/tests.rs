@@ -13,6 +13,7 @@ mod ari_emulator;
 mod ari_harness;
 mod ari_link;
 mod ari_pbx_lost;
+mod ari_pbx_process;
 mod ari_restart;
 mod ari_supervision;
 mod ari_waiting;

@@ -8,7 +8,7 @@
 
 mod util;
 
-use edgecc_actors::agent::AgentState;
+use edgecc_actors::agent::{AgentState, OfferPurpose};
 use edgecc_actors::durable::StateKey;
 use edgecc_actors::sim::{GetSimStats, PhoneAction};
 use edgecc_actors::*;
@@ -293,6 +293,43 @@ async fn agent_on_a_lost_call_is_freed() {
     assert!(!is(&h.state("a1").await, "talking"));
     h.cmd("a1", AgentCommand::Ready).await.unwrap();
     assert!(is(&h.state("a1").await, "ready"));
+}
+
+/// The call owns who is on it: a call saved connected to a1 while a1's
+/// own record still holds the offer (edgecc died between the two actors'
+/// records, as the restart soak's run 4 found) brings a1 back talking on
+/// that call, so the stale offer lease does not free it: past the lease
+/// a1 is still talking on the call and the next caller is not offered to
+/// its busy phone but waits in the queue.
+#[actix_rt::test]
+async fn agent_named_by_a_connected_call_comes_back_talking() {
+    tokio::time::pause();
+    let (h, call) = talking(basic(1)).await;
+    let h = h.kill_and(|_| ()).await;
+    let mut stale = h.state.snapshot().agents[&AgentId::new("a1")].clone();
+    let AgentState::Talking { since_ms, .. } = stale.state else {
+        panic!("a1 not talking: {:?}", stale.state);
+    };
+    stale.state = AgentState::Reserved {
+        call: call.clone(),
+        token: OfferToken(1),
+        purpose: OfferPurpose::Queue(QueueId::new("q")),
+        lease_until_ms: since_ms + 8_000,
+    };
+    h.state.persist(StateRecord::Agent(Box::new(stale)));
+    let h = h.restart_killed(1_000).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    advance(10_000).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    let second = h.call(caller("800")).await;
+    advance(1_500).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    let snap = h.snapshot().await;
+    let view = snap.calls.iter().find(|c| c.call == second).unwrap();
+    assert_eq!(view.phase, "queued", "{view:?}");
+    h.hang_up(call.as_str()).await;
+    advance(500).await;
+    assert_crm_once(&h, &call);
 }
 
 /// A call persisted before it was routed (it arrived just before the

@@ -28,7 +28,12 @@
 //!   announcement playing, a redirect or a hang-up not done yet): adopted
 //!   alone (not its bridges), so the restored call finishes its ending
 //!   (`edgecc_actors::call` `finish_ending`) instead of the caller being
-//!   taken for a new call.
+//!   taken for a new call; a bridge edgecc named that it was left in (and
+//!   that holds no leg of a live call) is destroyed by the reconcile.
+//!
+//! Bridges edgecc did not name (no `~` in the id) are never adopted nor
+//! destroyed; bridges it named that no live call needs and that hold no
+//! leg it knows are orphans, destroyed after the orphan check.
 //!
 //! A caller waiting in the application that the snapshot does not know (it
 //! arrived just before the crash, so nothing of it was persisted) is routed
@@ -107,6 +112,9 @@ pub struct AdoptionReport {
     /// Callers of ended calls still in the application (counted in
     /// `channels` too): their calls carry the ending out.
     pub ended: usize,
+    /// Bridges edgecc named that hold such a caller and no leg of a live
+    /// call: destroyed by the reconcile.
+    pub left_bridges: usize,
 }
 
 impl AdoptionPlan {
@@ -346,6 +354,16 @@ impl AriState {
             let named_for_a_call = is_minted(&b.id) && plan.calls.contains(&call_of_bridge(&b.id));
             let holds_adopted = b.channels.iter().any(|c| adopted.contains(c.as_str()));
             if !(named_for_a_call || holds_adopted) {
+                if is_minted(&b.id) && b.channels.iter().any(|c| plan.ended.contains(c)) {
+                    // Left holding the caller of an ended call (its
+                    // destruction died with the previous process): no live
+                    // call needs it and the ending is not carried out in
+                    // it, so the reconcile destroys it. Not an orphan for
+                    // the check (the caller is a known leg): without this
+                    // it stayed at Asterisk, empty once the caller left.
+                    self.bridges_to_destroy.insert(b.id.clone());
+                    report.left_bridges += 1;
+                }
                 continue;
             }
             self.bridges
@@ -645,7 +663,8 @@ mod tests {
     /// adopted for it. Method: ended call c1 whose caller is still in its
     /// bridge `b~c1`; ended call c2 whose caller left the application.
     /// Expected: c1 answered to the registry (Up), counted as ended, no
-    /// bridge adopted; c2 gone; no arrival.
+    /// bridge adopted, `b~c1` destroyed by the reconcile (a bridge without
+    /// edgecc's name holding c1 is left alone); c2 gone; no arrival.
     #[test]
     fn the_caller_of_an_ended_call_is_adopted_alone() {
         let mut plan = AdoptionPlan::default();
@@ -654,7 +673,7 @@ mod tests {
             plan.ended.insert(c.into());
         }
         let channels = vec![channel("c1", "Up", true), channel("c2", "Up", false)];
-        let bridges = vec![bridge("b~c1", &["c1"])];
+        let bridges = vec![bridge("b~c1", &["c1"]), bridge("conf-1", &["c1"])];
         let mut st = AriState::new("edgecc");
         let (legs, mut report) = st.adopt(&plan, &channels, &bridges);
         assert_eq!(
@@ -669,8 +688,16 @@ mod tests {
             "{report:?}"
         );
         assert_eq!(st.legs["c1"].bridge, None);
+        assert_eq!(report.left_bridges, 1, "{report:?}");
         let fx = st.route_unknown_callers(&plan, &channels, &HashSet::new(), &mut report);
         assert!(fx.is_empty() && report.routed == 0, "{fx:?}");
+        let fx = st.reconcile(&channels, &bridges, &HashSet::new());
+        assert_eq!(
+            fx,
+            vec![Effect::DestroyBridge {
+                bridge: "b~c1".into()
+            }]
+        );
     }
 
     /// A caller waiting in the application that the snapshot does not know

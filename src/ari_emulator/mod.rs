@@ -24,6 +24,8 @@
 //! - `rest` — the `/ari/...` REST surface.
 //! - `ws` — the `/ari/events` WebSocket and its writer task.
 //! - `wire` — timestamps, JSON objects, parsers.
+//! - [`serve`] — `edgecc pbx-emulator`: the emulator as a process of its
+//!   own, with agent phones and callers, for a daemon to talk ARI to.
 //!
 //! # The emulated dialplan
 //!
@@ -81,6 +83,7 @@
 mod auth;
 mod model;
 mod rest;
+pub mod serve;
 pub mod wire;
 mod ws;
 
@@ -350,7 +353,12 @@ impl AriEmulator {
     /// Binds 127.0.0.1:0 and serves on its own thread (own actix/tokio
     /// runtime, real time), so callers may use paused time or another runtime.
     pub fn start(cfg: AriEmulatorConfig) -> std::io::Result<AriEmulator> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        Self::start_on(cfg, 0)
+    }
+
+    /// Like [`Self::start`], on 127.0.0.1:`port` (0: any free port).
+    pub fn start_on(cfg: AriEmulatorConfig, port: u16) -> std::io::Result<AriEmulator> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()

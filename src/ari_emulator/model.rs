@@ -227,7 +227,7 @@ pub struct Link {
 }
 
 /// A fault the REST side injects into matching requests (tests): the
-/// request is not carried out.
+/// request is not carried out, or carried out late ([`FaultKind::Late`]).
 #[derive(Clone, Debug)]
 pub struct RestFault {
     /// HTTP method (`POST`, `DELETE` …).
@@ -247,6 +247,10 @@ pub enum FaultKind {
     Status(u16),
     /// Hold the request this long (past the client's timeout), then 504.
     Hang(std::time::Duration),
+    /// Asterisk busy: the request is carried out this long after it came
+    /// in, then answered, whether or not the client still waits (a real
+    /// Asterisk carries out what it received even if the client died).
+    Late(std::time::Duration),
 }
 
 /// Everything the emulated Asterisk knows.

@@ -81,16 +81,34 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -
     let method = req.method().as_str().to_owned();
     let under_ari = req.path().trim_start_matches("/ari/");
     match shared.run(|core| core.take_fault(&method, under_ari)) {
-        None => {}
-        Some(FaultKind::Status(status)) => {
-            return json_answer(status, &message("Injected fault"));
-        }
+        None => carry_out(&shared, &req, &method, &body),
+        Some(FaultKind::Status(status)) => json_answer(status, &message("Injected fault")),
         Some(FaultKind::Hang(d)) => {
             actix_rt::time::sleep(d).await;
-            return json_answer(504, &message("Injected hang"));
+            json_answer(504, &message("Injected hang"))
+        }
+        Some(FaultKind::Late(d)) => {
+            // On its own task: a client that gives up (or dies) drops this
+            // handler, not the request Asterisk already has.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            actix_rt::spawn(async move {
+                actix_rt::time::sleep(d).await;
+                let _ = tx.send(carry_out(&shared, &req, &method, &body));
+            });
+            rx.await
+                .unwrap_or_else(|_| json_answer(500, &message("Internal Server Error")))
         }
     }
-    let p = wire::params(req.query_string(), &body);
+}
+
+/// Carries out one authorized request on the emulated Asterisk.
+fn carry_out(
+    shared: &Arc<Shared>,
+    req: &HttpRequest,
+    method: &str,
+    body: &web::Bytes,
+) -> HttpResponse {
+    let p = wire::params(req.query_string(), body);
     let segs: Vec<String> = req
         .path()
         .trim_start_matches('/')
@@ -101,7 +119,7 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -
     let answer = shared.run(|core| {
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         match segs.split_first() {
-            Some((&"ari", rest)) => route(core, &method, rest, &p),
+            Some((&"ari", rest)) => route(core, method, rest, &p),
             _ => Err((404, message("Resource not found"))),
         }
     });

@@ -183,10 +183,11 @@ pub struct CallActor {
     /// The agent who left the call last: a completed call of a queue with
     /// `sticky.after_call` makes the caller that agent's customer.
     last_party: Option<AgentId>,
-    /// Ended, and its caller may still be at the PBX hearing the ending
-    /// (restored: until the reconcile says): the record is kept until the
-    /// caller leaves, so a restart meanwhile finishes the ending instead
-    /// of taking the caller for a new call (see `call/ending.rs`).
+    /// Ended, and its caller may still be at the PBX hearing the ending or
+    /// waiting for its redirect to be taken (restored: until the reconcile
+    /// says): the record is kept until the caller leaves or the PBX took
+    /// the redirect, so a restart meanwhile finishes the ending instead of
+    /// taking the caller for a new call (see `call/ending.rs`).
     caller_at_pbx: bool,
     /// Restored already ended: the previous process may have died before
     /// the PBX carried the ending out, so the reconcile finishes it if the
@@ -403,6 +404,15 @@ impl CallActor {
     fn send_pbx(&self, cmd: PbxCommand, ctx: &mut Context<Self>) {
         let fut = self.env.pbx.send(cmd.clone());
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            if let PbxCommand::RedirectExternal { leg_id, .. } = &cmd {
+                // The PBX took the caller away (or it was gone): nothing of
+                // the ending is left for a next life to carry out.
+                if *leg_id == act.call.caller_leg
+                    && matches!(res, Ok(()) | Err(PbxError::UnknownLeg(_)))
+                {
+                    act.caller_at_pbx = false;
+                }
+            }
             let Err(e) = res else { return };
             let now = act.env.now_ms();
             match &cmd {
@@ -585,7 +595,7 @@ impl CallActor {
         } else {
             0
         };
-        self.caller_at_pbx = self.call.ending_plays_to_caller();
+        self.caller_at_pbx = self.call.ending_waits_on_pbx();
         self.stop_after(linger, ctx);
     }
 
@@ -969,7 +979,7 @@ impl Handler<ReconcileCall> for CallActor {
             // Once: a later reconcile (a reconnect) finds the ending done.
             self.ended_before_restart = false;
             let caller_there = msg.0.contains_key(&self.call.caller_leg);
-            self.caller_at_pbx = caller_there && self.call.ending_plays_to_caller();
+            self.caller_at_pbx = caller_there && self.call.ending_waits_on_pbx();
             if caller_there {
                 info!(call_id = %self.call.id, terminal = ?self.call.phase, "Restart: the caller of an ended call is still at the PBX; its ending is carried out.");
                 self.call.finish_ending()

@@ -6,8 +6,11 @@
 //!
 //! This file owns the two halves of getting that right:
 //! - the ended call's actor keeps its record while its caller hears the
-//!   final announcement ([`Call::ending_plays_to_caller`]), at most
-//!   [`ENDING_WAIT_MAX_MS`], so a restart in between finds the call;
+//!   final announcement ([`Call::ending_plays_to_caller`]) or until the PBX
+//!   took the redirect to an external number ([`Call::ending_waits_on_pbx`]),
+//!   at most [`ENDING_WAIT_MAX_MS`], so a restart in between finds the call
+//!   (a redirect stuck at Asterisk past the linger used to leave the caller
+//!   in the application with no record: the next life routed it anew);
 //! - the reconcile after a restart finishes an ended call whose caller
 //!   the PBX still lists ([`Call::finish_ending`]): the final destination
 //!   or the hang-up its terminal reason says, and no record (those of the
@@ -29,6 +32,18 @@ impl Call {
     /// the caller's leg is gone, a restart must still find the call.
     pub fn ending_plays_to_caller(&self) -> bool {
         matches!(self.phase, CallPhase::Ended(TerminalReason::TimedOut)) && self.callback.is_none()
+    }
+
+    /// Whether the ended call's caller stays at the PBX until the PBX
+    /// carries out something more than a hang-up: the final announcement,
+    /// or the redirect to the external number it overflowed to (until the
+    /// PBX accepted it). Until then a restart must still find the call.
+    pub fn ending_waits_on_pbx(&self) -> bool {
+        self.ending_plays_to_caller()
+            || matches!(
+                self.phase,
+                CallPhase::Ended(TerminalReason::Overflowed { .. })
+            )
     }
 
     /// The PBX commands that carry out the end of this ended call on its
@@ -160,6 +175,8 @@ mod tests {
             })]
         );
         assert!(!overflowed.ending_plays_to_caller());
+        assert!(overflowed.ending_waits_on_pbx());
+        assert!(timed_out.ending_waits_on_pbx());
 
         let mut abandoned = queued(FinalDestination::default());
         abandoned.leg_hung_up(&caller, HangupCause::Normal, 500);
@@ -171,6 +188,7 @@ mod tests {
             }]
         );
         assert!(!abandoned.ending_plays_to_caller());
+        assert!(!abandoned.ending_waits_on_pbx());
 
         let live = queued(FinalDestination::default());
         assert!(live.finish_ending().is_empty());

@@ -2,7 +2,9 @@
 //! and queue entry points to, the order of each queue's line, and the
 //! repairs a snapshot may need (an agent reserved for a call whose record
 //! is gone is freed; one talking on such a call is freed Not Ready with
-//! [`SystemReason::Restart`], since its phone may still carry that call).
+//! [`SystemReason::Restart`], since its phone may still carry that call;
+//! an agent a live call names is settled against that call, which owns
+//! who is on it: see [`parties`]).
 //! The PBX is not asked anything here: the reconcile does that.
 //!
 //! [`SystemReason::Restart`]: crate::agent::SystemReason::Restart
@@ -18,6 +20,8 @@ use crate::queue::needs::CallNeeds;
 use actix::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tracing::warn;
+
+mod parties;
 
 /// A queue entry to rebuild: the call as it joins its restored queue.
 pub(crate) type WaitingEntry = EnqueueCall;
@@ -47,8 +51,11 @@ impl Restored {
     pub fn from_snapshot(env: &SharedEnv, snapshot: StateSnapshot) -> Self {
         let now = env.now_ms();
         let mut out = Self::default();
+        let named = parties::named_by_calls(&snapshot.calls);
+        let grace = env.config.timers.offer_lease_grace_ms;
         for (id, mut agent) in snapshot.agents {
             free_if_orphaned(&mut agent, &snapshot.calls, now);
+            parties::settle(&mut agent, named.get(&id), grace, now);
             out.agents.insert(id, agent);
         }
         for (id, call) in snapshot.calls {

@@ -160,7 +160,9 @@ mod tests {
     use crate::ids::OfferToken;
     use std::collections::BTreeMap;
 
-    fn agent() -> Agent {
+    /// A logged-in Ready agent `a1` (the restore's tests and its child
+    /// modules' tests share it).
+    pub(super) fn agent() -> Agent {
         let mut a = Agent::new(
             AgentId::new("a1"),
             AgentSettings {

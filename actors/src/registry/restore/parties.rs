@@ -191,24 +191,7 @@ pub(super) fn settle(agent: &mut Agent, named: Option<&Named>, lease_grace_ms: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::AgentSettings;
-
-    fn agent() -> Agent {
-        let mut a = Agent::new(
-            AgentId::new("a1"),
-            AgentSettings {
-                wrap_up_ms: None,
-                reject_delay_ms: 0,
-                rona_sets_not_ready: false,
-                rona_reason: NotReadyReason::System(SystemReason::Rona),
-                device_refusals_max: 0,
-                backoff: Default::default(),
-            },
-        );
-        a.login().unwrap();
-        a.set_ready(1).unwrap();
-        a
-    }
+    use crate::registry::restore::tests::agent;
 
     /// Goal: an agent whose change to talking was lost follows the call
     /// that has it on it. Method: a reserved agent named as a party of the

@@ -43,15 +43,29 @@
 //! s9-rss storage reverted, 1 of 10 runs on 2c23df2's storage here; that
 //! round now says `Done` at its end.
 //!
-//! Still open: about 1 run of 10 (20 cuts, loaded machine) fails with
-//! "open did not finish within 60000 ms" in a round that waits for the
-//! check of sled. gdb's backtrace of the hung child (printed by the test)
-//! shows the check thread spinning inside sled on a damaged tree:
+//! Was open: about 1 run of 10 to 17 (20 cuts, loaded machine) failed
+//! with "open did not finish within 60000 ms" in a round that waits for
+//! the check of sled. gdb's backtrace of the hung child (printed by the
+//! test) showed the check thread spinning inside sled on a damaged tree:
 //! `Iter::next_inner` -> `Tree::view_for_key` -> `PageCache::get` (sled
 //! 0.34.7 retries a lookup up to a million times before it panics, and its
-//! iterator retries lookups as often). The storage stays usable meanwhile
-//! (the check reads that page outside the apply lock; reads come from the
-//! log), but the check does not end in time. Seen on 2c23df2's storage too.
+//! iterator retries lookups as often). The storage stayed usable (reads
+//! come from the log), but the check did not end in time. Seen on
+//! 2c23df2's storage too. The check is now bounded (`check_watch` in the
+//! storage crate): a pass that compares no batch of keys within
+//! `check_stall_ms` (10 s, the default, used here) is abandoned and its
+//! sled moved aside and rebuilt from the log, as one that panicked
+//! (`background_check::a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt`
+//! shows it with a stuck read injected). Then 45 of 45 20-cut runs passed
+//! here (one took 74 s, the others 9-23 s); this test cannot tell which of
+//! its quarantines the bound made (the child's log is not kept), so those
+//! runs do not show that a stuck check was met at all.
+//!
+//! Still open: a read that sticks while the check holds the apply lock
+//! (the page read again under it after the writer applied a group, or a
+//! repair's write), or the writer's own apply to an unchecked, damaged
+//! sled, is not bounded: the writer would wait with it, and the round's
+//! report with the writer. Not seen so far.
 //!
 //! Found on the storage of issue 14 (sled 0.34.7 as the store, the log in
 //! front of it), with `scripts/power-cut-soak.sh` (each directory that no

@@ -56,8 +56,8 @@
 //! `check_stall_ms` (10 s, the default, used here) is abandoned and its
 //! sled moved aside and rebuilt from the log, as one that panicked
 //! (`background_check::a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt`
-//! shows it with a stuck read injected). Then 45 of 45 20-cut runs passed
-//! here (one took 74 s, the others 9-23 s); this test cannot tell which of
+//! shows it with a stuck read injected). Then 85 of 85 20-cut runs passed
+//! here (one took 74 s, the others 7-23 s); this test cannot tell which of
 //! its quarantines the bound made (the child's log is not kept), so those
 //! runs do not show that a stuck check was met at all. The abandoning
 //! itself under real cuts: with `EDGECC_POWER_CUT_CHECK_STALL_MS=30`

@@ -41,14 +41,26 @@
 //! deleted), opens a fresh one and runs the pass again; the fresh sled gets
 //! every live entry. If that fails too, sled stays unused: reads keep
 //! coming from the log, the health says why.
+//!
+//! Each pass is bounded (`check_watch`): one that compares no batch of
+//! keys within `StorageConfig::check_stall_ms` (sled 0.34.7 spinning in a
+//! read of a damaged tree, seen in the FUSE power-cut test for over 60 s)
+//! is abandoned, and its sled treated exactly as one that panicked. The
+//! stuck thread keeps the old sled and its pass's token says it was
+//! abandoned, so nothing it does late reaches the new sled or the
+//! storage's state. Not bounded: a read stuck while this thread holds the
+//! apply lock (the page read again there when the writer applied a group
+//! meanwhile, or a repair's write), which would stall the writer too;
+//! the spin seen so far was in the read before the lock.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use crate::check_watch::{self, Watch, Watched};
 use crate::error::StorageError;
 use crate::read::successor;
 use crate::rebuild::tree_is_ours;
@@ -66,7 +78,7 @@ const PASSES_MAX: u32 = 3;
 
 /// Runs the check to its end (or until the storage closes), then marks
 /// sled trusted and reports the time it took.
-pub(crate) fn run(shared: &Shared, config: &StorageConfig) {
+pub(crate) fn run(shared: &Arc<Shared>, config: &StorageConfig) {
     shared.wait_check_release();
     let started = Instant::now();
     let mut repaired = 0u64;
@@ -75,6 +87,11 @@ pub(crate) fn run(shared: &Shared, config: &StorageConfig) {
     // after one pass; an old one only after a pass that repaired nothing.
     let mut fresh = shared.lock_health().sled_rebuilt;
     let mut passes = 0u32;
+    // Whether the last pass was abandoned stuck inside sled (see
+    // `check_watch`): its thread still holds the old sled, so waiting for
+    // that sled to close its files before moving it aside is pointless.
+    let mut stuck = false;
+    let stall = Duration::from_millis(config.check_stall_ms.max(1));
     let outcome: Result<(), String> = loop {
         if shared.stopping.load(Ordering::Relaxed) {
             return;
@@ -84,13 +101,34 @@ pub(crate) fn run(shared: &Shared, config: &StorageConfig) {
                 break Err(why);
             }
             rebuilds += 1;
-            if let Err(e) = quarantine_and_reopen(shared, config, &why) {
+            let release_wait = if stuck {
+                Duration::ZERO
+            } else {
+                sled_files::FAILED_RELEASE_WAIT
+            };
+            if let Err(e) = quarantine_and_reopen(shared, config, &why, release_wait) {
                 break Err(format!("{why}; moving sled aside failed: {e}"));
             }
             fresh = true;
+            stuck = false;
             continue;
         }
-        match sled_files::guarded("the check against the log", || pass(shared)) {
+        let result = match check_watch::watched(shared, stall, |shared, watch| {
+            sled_files::guarded("the check against the log", || pass(shared, watch))
+        }) {
+            Watched::Done(result) => result,
+            Watched::Closing => return,
+            Watched::Stalled(after) => {
+                stuck = true;
+                Err(StorageError::Commit {
+                    message: format!(
+                        "the check of sled made no progress for {} ms (sled stuck in a read of a damaged tree); that pass is abandoned",
+                        after.as_millis()
+                    ),
+                })
+            }
+        };
+        match result {
             Ok(None) => return,
             Ok(Some(fixed)) if fixed > 0 && !fresh => {
                 // A damaged sled can take a write and not show it (a key
@@ -168,7 +206,7 @@ fn finish_replacement(shared: &Shared) -> Result<(), StorageError> {
 }
 
 /// One pass over every tree. `None` when the storage is closing.
-fn pass(shared: &Shared) -> Result<Option<u64>, StorageError> {
+fn pass(shared: &Shared, watch: &Watch) -> Result<Option<u64>, StorageError> {
     let sled = shared.sled()?;
     let mut names: BTreeSet<Vec<u8>> = sled
         .db
@@ -181,7 +219,7 @@ fn pass(shared: &Shared) -> Result<Option<u64>, StorageError> {
     let mut fixed = 0u64;
     let mut trimmer = crate::heap::Trimmer::new();
     for name in names {
-        match tree_pass(shared, &sled, &name, &mut trimmer)? {
+        match tree_pass(shared, watch, &sled, &name, &mut trimmer)? {
             Some(n) => fixed += n,
             None => return Ok(None),
         }
@@ -189,7 +227,8 @@ fn pass(shared: &Shared) -> Result<Option<u64>, StorageError> {
     Ok(Some(fixed))
 }
 
-/// Brings one tree in line with the log. `None` when closing.
+/// Brings one tree in line with the log. `None` when closing, or when the
+/// check abandoned this pass (`watch`): then it writes nothing more.
 ///
 /// Batch by batch it reads a page of sled's entries (a range read, as
 /// every read of the outbox's lists does) as of a moment under the apply
@@ -202,6 +241,7 @@ fn pass(shared: &Shared) -> Result<Option<u64>, StorageError> {
 /// is sled's own, and counts as a repair.
 fn tree_pass(
     shared: &Shared,
+    watch: &Watch,
     sled: &Sled,
     name: &[u8],
     trimmer: &mut crate::heap::Trimmer,
@@ -210,12 +250,13 @@ fn tree_pass(
     let mut fixed = 0u64;
     let mut from = Vec::new();
     loop {
-        if shared.stopping.load(Ordering::Relaxed) {
+        if shared.stopping.load(Ordering::Relaxed) || watch.is_abandoned() {
             return Ok(None);
         }
         if let Some(why) = shared.sled_failure() {
             return Err(StorageError::Commit { message: why });
         }
+        watch.step();
         // sled's pages read by the walk are freed as it moves on: hand the
         // freed heap back now and then (at most once a second).
         trimmer.maybe_trim();
@@ -224,8 +265,13 @@ fn tree_pass(
         // before it panics), and the writer would wait meanwhile. Read
         // again under the lock only if a group was applied in between.
         let applied = shared.applied_groups.load(Ordering::Acquire);
+        shared.injected_check_read_stall();
         let before = sled_page(&tree, &from)?;
         let _order = shared.lock_apply();
+        if watch.is_abandoned() {
+            // Given up on while in sled: another sled may be in place.
+            return Ok(None);
+        }
         let in_sled = if shared.applied_groups.load(Ordering::Acquire) == applied {
             before
         } else {
@@ -324,6 +370,7 @@ fn quarantine_and_reopen(
     shared: &Shared,
     config: &StorageConfig,
     why: &str,
+    release_wait: Duration,
 ) -> Result<(), StorageError> {
     let old = {
         let _order = shared.lock_apply();
@@ -332,7 +379,7 @@ fn quarantine_and_reopen(
     if let Some(old) = old {
         sled_files::let_go(old);
     }
-    crate::wait_for_sled_release(&shared.dir, sled_files::FAILED_RELEASE_WAIT);
+    crate::wait_for_sled_release(&shared.dir, release_wait);
     sled_files::quarantine(&shared.dir, why)?;
     let db = sled_files::open_sled(&shared.dir, config)?;
     let sled = Arc::new(Sled::new(db)?);

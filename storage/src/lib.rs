@@ -22,6 +22,9 @@
 //! - `check` — the background check of sled against the log after an
 //!   unclean stop, and the quarantine and rebuild of a sled it finds
 //!   unusable.
+//! - `check_watch` — the bound on that check: a pass stuck inside sled
+//!   (no progress within `check_stall_ms`) is abandoned and its sled
+//!   treated as one that panicked.
 //! - [`outbox`] — the design note (invariants, key layout, record format,
 //!   durability contract, delivery and holding rules) and [`Outbox`], the
 //!   handle the daemon appends to and the sync worker drains.
@@ -67,6 +70,7 @@
 mod alloc_count;
 pub mod backup;
 mod check;
+mod check_watch;
 mod clean;
 pub mod error;
 mod fsync;
@@ -147,6 +151,11 @@ pub const SLED_CHECKPOINT_MS_DEFAULT: u64 = 5_000;
 /// writes little when sled is mostly right.
 pub const REBUILD_ENTRIES_DEFAULT: u64 = 100_000;
 
+/// Default of [`StorageConfig::check_stall_ms`]: 10 s. A healthy sled
+/// compares a batch of keys in milliseconds; one spinning on a damaged
+/// tree does not come back for minutes (see `check_watch`).
+pub const CHECK_STALL_MS_DEFAULT: u64 = 10_000;
+
 /// Default sled segment size: 512 KiB (sled's value, stated explicitly).
 /// Values above a quarter segment go to separate blob files, which the
 /// writer syncs too.
@@ -223,6 +232,12 @@ pub struct StorageConfig {
     /// by the daemon.
     #[doc(hidden)]
     pub hold_index_check: bool,
+    /// Longest time, in ms, a pass of the background check of sled may
+    /// go without comparing a batch of keys; then it is abandoned and sled
+    /// is treated as one that panicked: moved aside and rebuilt from the
+    /// log (sled 0.34.7 can spin for minutes in a read of a damaged tree).
+    /// See [`CHECK_STALL_MS_DEFAULT`].
+    pub check_stall_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -236,6 +251,7 @@ impl Default for StorageConfig {
             queue_bytes: WRITER_QUEUE_BYTES_DEFAULT,
             rebuild_entries: REBUILD_ENTRIES_DEFAULT,
             hold_index_check: false,
+            check_stall_ms: CHECK_STALL_MS_DEFAULT,
         }
     }
 }
@@ -319,6 +335,9 @@ pub(crate) struct Shared {
     /// Groups the writer committed, and the operations in them (see
     /// [`Storage::group_commits`]).
     pub(crate) groups: (AtomicU64, AtomicU64),
+    /// Test hook ([`Storage::inject_check_read_stall`]): ms the check's
+    /// next read of sled blocks, as sled spinning on a damaged tree does.
+    stall_next_check_read: AtomicU64,
 }
 
 impl Shared {
@@ -350,6 +369,16 @@ impl Shared {
     /// Locks the live map (a poisoned lock is taken over).
     pub(crate) fn lock_live(&self) -> MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blocks as long as the test hook asks (see
+    /// [`Storage::inject_check_read_stall`]); called by the check right
+    /// before it reads a page of sled.
+    pub(crate) fn injected_check_read_stall(&self) {
+        let ms = self.stall_next_check_read.swap(0, Ordering::AcqRel);
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
     }
 
     /// Locks sled's write order (a poisoned lock is taken over).
@@ -535,10 +564,15 @@ impl Drop for Inner {
         }
         let dir = self.shared.dir.clone();
         // A sled that failed or panicked is let go on a thread of its own:
-        // its drop can hang (see `sled_files::let_go`).
-        if self.shared.sled_failure().is_some() {
-            if let Some(sled) = self.shared.set_sled(None) {
+        // its drop can hang (see `sled_files::let_go`). A healthy one is
+        // closed here, not with `shared`: a check pass abandoned stuck in
+        // an old sled (see `check_watch`) may still hold `shared`, and the
+        // sled in place must close its files all the same.
+        if let Some(sled) = self.shared.set_sled(None) {
+            if self.shared.sled_failure().is_some() {
                 sled_files::let_go(sled);
+            } else {
+                drop(sled);
             }
         }
         // SAFETY: `shared` is not used after this point; `drop` runs once.
@@ -687,6 +721,7 @@ impl Storage {
             health: Mutex::new(StorageHealth::default()),
             applied_groups: AtomicU64::new(0),
             groups: (AtomicU64::new(0), AtomicU64::new(0)),
+            stall_next_check_read: AtomicU64::new(0),
         });
         // Recovery reads the log, the truth, even when sled is trusted: the
         // delivery index decides what is sent in which order, and a record
@@ -819,6 +854,18 @@ impl Storage {
             .shared
             .panic_next_sled_read
             .store(true, Ordering::Release);
+    }
+
+    /// Test hook: the background check's next read of sled blocks for
+    /// `ms` milliseconds before it runs, as sled 0.34.7 spinning on a
+    /// damaged tree does (it retries a lookup up to a million times). Set
+    /// it before releasing a held check. Never used by the daemon.
+    #[doc(hidden)]
+    pub fn inject_check_read_stall(&self, ms: u64) {
+        self.inner
+            .shared
+            .stall_next_check_read
+            .store(ms, Ordering::Release);
     }
 
     /// Test hook: while sled is unchecked, marks it failed as a group it

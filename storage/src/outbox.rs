@@ -150,7 +150,13 @@
 //!    under it for the writer's change); one that still differs after
 //!    three passes is moved aside like a failed one. A fresh
 //!    sled is trusted after its first pass. A sled that fails to open, or fails or panics while
-//!    a group is applied or the check reads it (panics are caught), is
+//!    a group is applied or the check reads it (panics are caught), or
+//!    on which a pass of the check compares no batch of keys within
+//!    `StorageConfig::check_stall_ms` (10 s by default: sled 0.34.7 can
+//!    spin for minutes in a read of a damaged tree; the stuck thread
+//!    cannot be killed, so it is abandoned with the old sled, never
+//!    joined, and its pass's token keeps anything it does late away from
+//!    the new sled and the storage's state; see `check_watch`), is
 //!    moved aside to `db.quarantined-<unix seconds>` (never deleted; the
 //!    failed sled is let go on a thread of its own, since its drop can
 //!    hang for good after a panic), a

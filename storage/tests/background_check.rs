@@ -621,3 +621,133 @@ async fn an_old_sled_checked_under_write_load_is_trusted_not_moved_aside() {
         "a healthy sled was moved aside under write load: {health:?}"
     );
 }
+
+/// Goal: a check stuck inside sled (sled 0.34.7 spinning on a damaged
+/// tree for minutes: the FUSE power-cut test's "open did not finish within
+/// 60000 ms") is abandoned within `check_stall_ms`, and that sled is
+/// treated as one that panicked: moved aside (kept), rebuilt from the log,
+/// reported; the abandoned thread, once it returns late, changes nothing;
+/// and close never waits for it. Method: 20 records and a state entry, an
+/// unclean open with the check held and a 300 ms bound, the check's next
+/// sled read made to block 4 s (test hook), an ack and an append while it
+/// is stuck; the check must end, with one quarantine, well before the
+/// stuck read returns. After that read returned: nothing changed. Then a
+/// second unclean open whose stuck read outlives the storage: close
+/// returns at once, and a reopen finds everything.
+#[tokio::test]
+async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("box");
+    let appended = {
+        let storage = Storage::open(&path, config()).expect("open");
+        let outbox = storage.outbox();
+        let mut appended = Vec::new();
+        for n in 1..=20 {
+            appended.push(
+                outbox
+                    .append(update(&format!("k{n}"), n))
+                    .await
+                    .expect("append"),
+            );
+        }
+        let state = storage.state("links").expect("state");
+        state.put(b"call-1", b"sys-1").await.expect("put");
+        appended
+    };
+    let bounded = StorageConfig {
+        hold_index_check: true,
+        check_stall_ms: 300,
+        ..config()
+    };
+    std::fs::remove_file(path.join(edgecc_storage::CLEAN_FILE)).expect("marker");
+    let storage = Storage::open(&path, bounded.clone()).expect("open");
+    assert!(storage.health().quarantined.is_empty());
+    let stuck = std::time::Duration::from_secs(4);
+    storage.inject_check_read_stall(stuck.as_millis() as u64);
+    let released = std::time::Instant::now();
+    storage.release_index_check();
+    let outbox = storage.outbox();
+    let taken = outbox.take_ready(1, 0);
+    outbox
+        .ack(taken[0].seq)
+        .await
+        .expect("ack while the check is stuck");
+    let late = outbox
+        .append(update("late", 1))
+        .await
+        .expect("append while the check is stuck");
+    let health = wait_checked(&storage);
+    let took = released.elapsed();
+    assert!(
+        took < stuck / 2,
+        "the check waited for the stuck read: {took:?}, {health:?}"
+    );
+    assert_eq!(health.quarantined.len(), 1, "moved aside: {health:?}");
+    assert!(health.index_check_error.is_none(), "{health:?}");
+    assert!(health.index_rebuild_ms.is_some(), "{health:?}");
+    let expect: Vec<u64> = appended
+        .iter()
+        .copied()
+        .filter(|&s| s != taken[0].seq)
+        .chain([late])
+        .collect();
+    assert_eq!(seqs(&list_all(&outbox)), expect);
+    // The stuck read returns late: its pass must touch nothing.
+    std::thread::sleep(
+        stuck.saturating_sub(released.elapsed()) + std::time::Duration::from_millis(500),
+    );
+    let after = storage.health();
+    assert_eq!(
+        (
+            after.quarantined.clone(),
+            after.index_check_error.clone(),
+            after.index_rebuild_ms,
+            after.repaired_entries,
+            after.index_checking
+        ),
+        (
+            health.quarantined.clone(),
+            health.index_check_error.clone(),
+            health.index_rebuild_ms,
+            health.repaired_entries,
+            false
+        ),
+        "the abandoned pass changed the check's outcome: {after:?}"
+    );
+    assert_eq!(seqs(&list_all(&outbox)), expect);
+    let state = storage.state("links").expect("state");
+    assert_eq!(state.get(b"call-1").expect("get"), Some(b"sys-1".to_vec()));
+    drop((outbox, state, storage));
+    let storage = Storage::open(&path, config()).expect("reopen");
+    assert!(
+        !storage.health().index_checking,
+        "closed clean after the rebuild"
+    );
+    assert_eq!(seqs(&list_all(&storage.outbox())), expect);
+    drop(storage);
+
+    // Stuck for longer than the storage is open: close does not wait.
+    std::fs::remove_file(path.join(edgecc_storage::CLEAN_FILE)).expect("marker");
+    let storage = Storage::open(&path, bounded).expect("open again");
+    storage.inject_check_read_stall(60_000);
+    storage.release_index_check();
+    let health = wait_checked(&storage);
+    assert_eq!(health.quarantined.len(), 2, "moved aside: {health:?}");
+    assert!(health.index_check_error.is_none(), "{health:?}");
+    let closing = std::time::Instant::now();
+    drop(storage);
+    let closed = closing.elapsed();
+    assert!(
+        closed < std::time::Duration::from_secs(5),
+        "close waited for the stuck check: {closed:?}"
+    );
+    let storage = Storage::open(&path, config()).expect("reopen after close");
+    assert!(
+        !storage.health().index_checking,
+        "closed clean: {:?}",
+        storage.health()
+    );
+    assert_eq!(seqs(&list_all(&storage.outbox())), expect);
+    let state = storage.state("links").expect("state");
+    assert_eq!(state.get(b"call-1").expect("get"), Some(b"sys-1".to_vec()));
+}

@@ -43,15 +43,35 @@
 //! s9-rss storage reverted, 1 of 10 runs on 2c23df2's storage here; that
 //! round now says `Done` at its end.
 //!
-//! Still open: about 1 run of 10 (20 cuts, loaded machine) fails with
-//! "open did not finish within 60000 ms" in a round that waits for the
-//! check of sled. gdb's backtrace of the hung child (printed by the test)
-//! shows the check thread spinning inside sled on a damaged tree:
+//! Was open: about 1 run of 10 to 17 (20 cuts, loaded machine) failed
+//! with "open did not finish within 60000 ms" in a round that waits for
+//! the check of sled. gdb's backtrace of the hung child (printed by the
+//! test) showed the check thread spinning inside sled on a damaged tree:
 //! `Iter::next_inner` -> `Tree::view_for_key` -> `PageCache::get` (sled
 //! 0.34.7 retries a lookup up to a million times before it panics, and its
-//! iterator retries lookups as often). The storage stays usable meanwhile
-//! (the check reads that page outside the apply lock; reads come from the
-//! log), but the check does not end in time. Seen on 2c23df2's storage too.
+//! iterator retries lookups as often). The storage stayed usable (reads
+//! come from the log), but the check did not end in time. Seen on
+//! 2c23df2's storage too. The check is now bounded (`check_watch` in the
+//! storage crate): a pass that compares no batch of keys within
+//! `check_stall_ms` (10 s, the default, used here) is abandoned and its
+//! sled moved aside and rebuilt from the log, as one that panicked
+//! (`background_check::a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt`
+//! shows it with a stuck read injected). Then 85 of 85 20-cut runs passed
+//! here (one took 74 s, the others 7-23 s); this test cannot tell which of
+//! its quarantines the bound made (the child's log is not kept), so those
+//! runs do not show that a stuck check was met at all. The abandoning
+//! itself under real cuts: with `EDGECC_POWER_CUT_CHECK_STALL_MS=30`
+//! (healthy passes abandoned too; sled's own panics were then caught on
+//! the abandoned pass threads), 2 of 4 runs passed and 2 stopped at a
+//! check that gave up once both its rebuilds were abandoned as well (what
+//! the check does when no pass ever finishes in time); no record lost or
+//! back in any round.
+//!
+//! Still open: a read that sticks while the check holds the apply lock
+//! (the page read again under it after the writer applied a group, or a
+//! repair's write), or the writer's own apply to an unchecked, damaged
+//! sled, is not bounded: the writer would wait with it, and the round's
+//! report with the writer. Not seen so far.
 //!
 //! Found on the storage of issue 14 (sled 0.34.7 as the store, the log in
 //! front of it), with `scripts/power-cut-soak.sh` (each directory that no
@@ -82,7 +102,8 @@
 //! `EDGECC_POWER_CUT_SEED` (the seed, printed by every run),
 //! `EDGECC_POWER_CUT_TEAR=0` (no torn writes),
 //! `EDGECC_POWER_CUT_CACHE_BYTES` (sled's cache in the child, 4 MiB by
-//! default),
+//! default), `EDGECC_POWER_CUT_CHECK_STALL_MS` (the check's bound in the
+//! child, `check_stall_ms`; 10 s by default),
 //! `EDGECC_POWER_CUT_JOURNAL_NAMES=1` (names durable at any fsync, as with
 //! ext4's journal, instead of only at their directory's fsync), and
 //! `EDGECC_POWER_CUT_KEEP_GOING=1` (count failing cuts instead of stopping
@@ -148,6 +169,12 @@ fn config() -> StorageConfig {
         // of their names is ever durable before a clean close).
         sled_checkpoint_ms: Some(SLED_CHECKPOINT_MS),
         wal_bytes: edgecc_storage::WAL_BYTES_MIN,
+        // The bound on a stuck check (10 s by default, the daemon's);
+        // lower, it abandons healthy passes too, which exercises that path.
+        check_stall_ms: env_u64(
+            "EDGECC_POWER_CUT_CHECK_STALL_MS",
+            edgecc_storage::CHECK_STALL_MS_DEFAULT,
+        ),
         ..StorageConfig::default()
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs Debian's Linux HA stack for the failover test
 # (scripts/ha-failover-test.sh, run by .ci/run): `corosync` (membership,
-# Corosync 3), `pacemaker` (the resource manager, 2.1), `crmsh` (the `crm`
+# Corosync 3), `pacemaker` (the resource manager, 2.1), `pacemaker-cli-utils`
+# (`crm_mon`, `crm_resource`, `crm_verify`), `crmsh` (the `crm`
 # shell that loads deploy/ha/edgecc.crm), `resource-agents` (IPaddr2,
 # Filesystem, ping), `kmod` (the Filesystem agent calls modprobe), and
 # `iproute2`/`util-linux` for the network and mount namespaces. Idempotent
@@ -15,6 +16,10 @@ have() { command -v "$1" >/dev/null 2>&1; }
 missing_apt=()
 have corosync || missing_apt+=(corosync)
 have pacemakerd || [ -x /usr/sbin/pacemakerd ] || missing_apt+=(pacemaker)
+# crm_mon and crm_resource (the failover test's probes), crm_verify (the
+# README's check): pacemaker-cli-utils, named in case pacemaker is present
+# without it.
+have crm_mon && have crm_resource && have crm_verify || missing_apt+=(pacemaker-cli-utils)
 have crm || missing_apt+=(crmsh)
 [ -x /usr/lib/ocf/resource.d/heartbeat/IPaddr2 ] || missing_apt+=(resource-agents)
 have modprobe || [ -x /usr/sbin/modprobe ] || missing_apt+=(kmod)

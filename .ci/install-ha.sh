@@ -4,8 +4,11 @@
 # Corosync 3), `pacemaker` (the resource manager, 2.1), `pacemaker-cli-utils`
 # (`crm_mon`, `crm_resource`, `crm_verify`), `crmsh` (the `crm`
 # shell that loads deploy/ha/edgecc.crm), `resource-agents` (IPaddr2,
-# Filesystem, ping), `kmod` (the Filesystem agent calls modprobe), and
-# `iproute2`/`util-linux` for the network and mount namespaces. Idempotent
+# Filesystem, ping), `kmod` (the Filesystem agent calls modprobe),
+# `iputils-ping` (the ping agent's probe), `iproute2`/`util-linux` for the
+# network and mount namespaces, `socat` (publishes the lab's PBX and CRM
+# emulators, which listen on loopback only, on the lab's LAN addresses)
+# and `jq` (the test reads edgecc's, the PBX's and the CRM's JSON). Idempotent
 # and quiet: does nothing when every tool is present; otherwise installs
 # the missing packages with apt-get (as root, or through sudo) and fails
 # with a clear message when that is not possible.
@@ -26,6 +29,9 @@ have modprobe || [ -x /usr/sbin/modprobe ] || missing_apt+=(kmod)
 have ip || missing_apt+=(iproute2)
 have unshare && have nsenter || missing_apt+=(util-linux)
 have curl || missing_apt+=(curl)
+have ping || missing_apt+=(iputils-ping)
+have socat || missing_apt+=(socat)
+have jq || missing_apt+=(jq)
 
 if [ "${#missing_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
@@ -66,7 +72,7 @@ if [ "${#missing_apt[@]}" -gt 0 ]; then
     echo "install-ha: installed ${missing_apt[*]}."
 fi
 
-for tool in corosync pacemakerd crm crm_mon cibadmin stonith_admin modprobe ip unshare nsenter; do
+for tool in corosync pacemakerd crm crm_mon crm_attribute cibadmin stonith_admin modprobe ip unshare nsenter ping socat jq; do
     if ! have "$tool" && [ ! -x "/usr/sbin/$tool" ]; then
         echo "install-ha: $tool still missing after install." >&2
         exit 1

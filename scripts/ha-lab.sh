@@ -2,23 +2,41 @@
 # A real two-node Corosync 3 + Pacemaker 2.1 cluster on one machine, for the
 # failover test (scripts/ha-failover-test.sh) and for trying the shipped
 # configuration (deploy/ha/) by hand. Needs root and Debian's corosync,
-# pacemaker, crmsh and resource-agents (.ci/install-ha.sh).
+# pacemaker, crmsh, resource-agents and socat (.ci/install-ha.sh).
 #
-#   ha-lab.sh up [DELAY]      bring a lab up; prints its directory (LAB).
-#                             DELAY: priority-fencing-delay (default: the
-#                             shipped value in deploy/ha/edgecc.crm)
+#   ha-lab.sh up [--delay D] [--no-fencing]
+#                             bring a lab up; prints its directory (LAB).
+#                             D: priority-fencing-delay (default: the
+#                             shipped value in deploy/ha/edgecc.crm);
+#                             --no-fencing: stonith-enabled=false (only
+#                             for the control run that shows what fencing
+#                             prevents; never in production)
 #   ha-lab.sh down LAB        stop every process of the lab, remove it
 #   ha-lab.sh kill LAB NODE   box death of NODE (n1 or n2): every process
 #                             of its namespaces killed, its link down
+#   ha-lab.sh revive LAB NODE the dead NODE boots again: link up, corosync
+#                             and pacemaker started on its kept state
 #   ha-lab.sh split LAB       partition: n1 and n2 no longer reach each
 #                             other (bridge ports isolated), both still
 #                             reach the LAN side; `heal LAB` undoes it
+#   ha-lab.sh pbx-cut LAB NODE on|off   NODE no longer reaches the PBX's
+#                             address (an unreachable route); the cluster
+#                             link and the LAN side stay
+#   ha-lab.sh pbx-down LAB on|off       the PBX's address is gone for
+#                             everybody (both nodes lose the PBX)
 #   ha-lab.sh run LAB NODE CMD...   run CMD inside NODE (e.g. crm_mon -1)
+#   ha-lab.sh lan LAB CMD...  run CMD on the LAN side (e.g. curl the VIP)
 #
 # Layout (names unique per lab, addresses only inside the namespaces, so
 # several labs and other tests can run on the same machine):
-#   - netns <id>-lan: a bridge 10.77.0.1/24, the LAN and the PBX side
-#     (the ping target, and where the test reaches the VIP from);
+#   - netns <id>-lan: a bridge with 10.77.0.1/24 (the LAN: desktops, the
+#     CRM, where the test reaches the VIP from) and 10.77.0.2/24 (the
+#     PBX: the ping target). It runs the PBX, `edgecc pbx-emulator` (agent
+#     phones PJSIP/3101 and 3102, callers dialling 8000), and the CRM,
+#     `edgecc crm-emulator`, both as processes of their own on the
+#     namespace's loopback, published by socat on 10.77.0.2:8088 (ARI)
+#     and 10.77.0.1:8090 (webhook, /_emulator/); the test reads the PBX's
+#     ARI (/ari/channels, /ari/bridges) on 127.0.0.1:8088 there;
 #   - netns <id>-n1, <id>-n2: the boxes, 10.77.0.11 and .12, each joined
 #     to the bridge by a veth pair. Each box also has its own mount and UTS
 #     namespace: /etc/corosync, /var/lib/corosync, /var/lib/pacemaker and
@@ -30,6 +48,9 @@
 #     node's mount namespace only; a dead node's namespace (and mount)
 #     dies with its processes. It stands in for DRBD protocol C + fencing:
 #     what the standby sees is what the active fsynced.
+#   - edgecc (LAB/edgecc.toml): `pbx.kind = "ari"` at the PBX, the webhook
+#     CRM, queue `support` on 8000, agents a1 and a2 on those phones, users
+#     a1, a2 (agents) and lab-admin (admin), password LAB/user-password.
 #
 # The cluster configuration is deploy/ha/edgecc.crm itself, with the
 # substitutions listed under LAB-SUBST below (each must apply, so the lab
@@ -38,8 +59,16 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VIP=10.77.0.100
-PBX_ADDR=10.77.0.1
+LAN_ADDR=10.77.0.1
+PBX_ADDR=10.77.0.2
+ARI_PORT=8088
+CRM_PORT=8090
 NODES=(n1 n2)
+# The PBX emulator's callers (environment overrides): calls per second,
+# how long a caller talks once an agent answered, how long one waits.
+CALL_RATE="${HA_LAB_CALL_RATE:-0.2}"
+TALK_MS="${HA_LAB_TALK_MS:-900000}"
+PATIENCE_MS="${HA_LAB_PATIENCE_MS:-20000}"
 # Bounded waits, seconds.
 WAIT_MEMBERS=60
 WAIT_DAEMON=20
@@ -209,9 +238,108 @@ echo "\$node \$(date +%s%3N)" >>"$lab/data/lab-starts"
 exec "$bin" --config "$lab/edgecc.toml" --data-dir "$lab/data" --admin-socket /run/edgecc/admin.sock run
 WRAP
     chmod 0755 "$lab/edgecc-run"
-    # The packaged example configuration, listening on the VIP.
-    cp "$ROOT/systemd/edgecc.toml" "$lab/edgecc.toml"
-    printf '\n[http]\nlisten = "%s:8080"\n' "$VIP" >>"$lab/edgecc.toml"
+}
+
+# The lab's edgecc configuration: the same on both nodes, as on a real
+# pair (same site id: the standby re-sends the active's records with their
+# own idempotency keys). Retries and reconnects are short so a test sees
+# deliveries and re-adoption within seconds.
+write_edgecc_config() {
+    local lab="$1" bin="$2" hash
+    printf 'lab-%s\n' "$(basename "$lab")" >"$lab/user-password"
+    printf 'edgecc-secret\n' >"$lab/ari-password"
+    hash="$(tr -d '\n' <"$lab/user-password" | "$bin" passwd)" || die "edgecc passwd failed"
+    cat >"$lab/edgecc.toml" <<CONF
+[site]
+id = "edge-lab"
+
+[pbx]
+kind = "ari"
+
+[pbx.ari]
+url = "http://$PBX_ADDR:$ARI_PORT/ari"
+user = "edgecc"
+password_file = "$lab/ari-password"
+reconnect_backoff_base_ms = 100
+reconnect_backoff_cap_ms = 1000
+
+[crm]
+kind = "webhook"
+breaker_probe_interval_ms = 1000
+backoff_cap_ms = 2000
+
+[crm.webhook]
+url = "http://$LAN_ADDR:$CRM_PORT/webhook"
+connect_timeout_ms = 1000
+request_timeout_ms = 3000
+
+[[queues]]
+id = "support"
+name = "Support"
+dnis = ["8000"]
+strategy = "longest-idle"
+max_wait_ms = 60000
+wrap_up_ms = 0
+final_destination = { kind = "announcement", prompt = "callback-offered" }
+
+[[agents]]
+id = "a1"
+name = "Agent One"
+extension = "3101"
+endpoint = "PJSIP/3101"
+queues = ["support"]
+
+[[agents]]
+id = "a2"
+name = "Agent Two"
+extension = "3102"
+endpoint = "PJSIP/3102"
+queues = ["support"]
+
+[http]
+listen = "$VIP:8080"
+
+[[users]]
+id = "a1"
+role = "agent"
+password_hash = "$hash"
+
+[[users]]
+id = "a2"
+role = "agent"
+password_hash = "$hash"
+
+[[users]]
+id = "lab-admin"
+role = "admin"
+password_hash = "$hash"
+CONF
+    "$bin" check-config "$lab/edgecc.toml" >"$lab/check-config.out" 2>&1 \
+        || { cat "$lab/check-config.out" >&2; die "the lab's edgecc.toml does not check"; }
+}
+
+# The LAN side's services, each a process of its own in <id>-lan: the PBX
+# (ARI emulator with two agent phones and callers) and the CRM (webhook
+# emulator), on the namespace's loopback, published on the LAN addresses
+# by socat (the emulators listen on 127.0.0.1 only).
+start_lan_services() {
+    local lab="$1" id="$2" bin="$3"
+    ip netns exec "$id-lan" setsid "$bin" pbx-emulator --port "$ARI_PORT" \
+        --phones PJSIP/3101,PJSIP/3102 --answer-ms 300 --rate "$CALL_RATE" --dnis 8000 \
+        --talk-ms "$TALK_MS" --patience-ms "$PATIENCE_MS" \
+        </dev/null >"$lab/pbx.out" 2>"$lab/pbx.log" &
+    ip netns exec "$id-lan" setsid "$bin" crm-emulator --port "$CRM_PORT" \
+        </dev/null >"$lab/crm.out" 2>"$lab/crm.log" &
+    ip netns exec "$id-lan" setsid socat "TCP-LISTEN:$ARI_PORT,bind=$PBX_ADDR,reuseaddr,fork" \
+        "TCP:127.0.0.1:$ARI_PORT" </dev/null >"$lab/socat-ari.log" 2>&1 &
+    ip netns exec "$id-lan" setsid socat "TCP-LISTEN:$CRM_PORT,bind=$LAN_ADDR,reuseaddr,fork" \
+        "TCP:127.0.0.1:$CRM_PORT" </dev/null >"$lab/socat-crm.log" 2>&1 &
+    wait_for "$WAIT_DAEMON" "the PBX emulator on $PBX_ADDR:$ARI_PORT" \
+        ip netns exec "$id-lan" curl -sf -m 2 -u edgecc:edgecc-secret "http://$PBX_ADDR:$ARI_PORT/ari/asterisk/info" \
+        || { cat "$lab/pbx.log" >&2; return 1; }
+    wait_for "$WAIT_DAEMON" "the CRM emulator on $LAN_ADDR:$CRM_PORT" \
+        ip netns exec "$id-lan" curl -sf -m 2 "http://$LAN_ADDR:$CRM_PORT/_emulator/stats" \
+        || { cat "$lab/crm.log" >&2; return 1; }
 }
 
 # The lab's corosync.conf: deploy/ha/corosync.conf with LAB-SUBST: the lab's
@@ -242,10 +370,11 @@ write_corosync_conf() {
 #   - edgecc: ocf:heartbeat:anything running LAB/edgecc-run (no systemd
 #     here), same operations and priority;
 #   - names and addresses: edge-a/b -> n1/n2, the VIP and the PBX's
-#     address -> the lab's; priority-fencing-delay -> DELAY if given.
+#     address -> the lab's; priority-fencing-delay -> DELAY if given;
+#   - with FENCING=off (the control run only): stonith-enabled=false.
 write_crm() {
-    local lab="$1" delay="$2" out="$3"
-    LAB="$lab" DELAY="$delay" VIP="$VIP" PBX="$PBX_ADDR" perl -e '
+    local lab="$1" delay="$2" fencing="$3" out="$4"
+    LAB="$lab" DELAY="$delay" FENCING="$fencing" VIP="$VIP" PBX="$PBX_ADDR" perl -e '
         my ($lab, $delay) = ($ENV{LAB}, $ENV{DELAY});
         local $/; my $text = <STDIN>;
         $text =~ s/\\\n\s*/ /g;                      # join continued lines
@@ -283,7 +412,10 @@ write_crm() {
         if (length $delay) {
             $n += ($all =~ s/priority-fencing-delay=\S+/priority-fencing-delay=$delay/) ? 1 : 0;
         } else { $n += 1; }
-        die "ha-lab: deploy/ha/edgecc.crm changed: $n of 5 name/address LAB-SUBST applied\n" unless $n == 5;
+        if ($ENV{FENCING} eq "off") {
+            $n += ($all =~ s/stonith-enabled=true/stonith-enabled=false/) ? 1 : 0;
+        } else { $n += 1; }
+        die "ha-lab: deploy/ha/edgecc.crm changed: $n of 6 name/address LAB-SUBST applied\n" unless $n == 6;
         print $all;
     ' <"$ROOT/deploy/ha/edgecc.crm" >"$out"
 }
@@ -310,28 +442,47 @@ wait_for() { # SECONDS DESCRIPTION CMD...
     done
 }
 
+# Starts NODE in its network namespace NS: a new mount+UTS namespace,
+# corosync, pacemakerd. FRESH=fresh: a new node (configuration copied, no
+# CIB); keep: a node booting again on what it had on disk (its CIB, its
+# logs), as a box that was powered off.
 start_node() {
-    local lab="$1" node="$2" ns="$3"
+    local lab="$1" node="$2" ns="$3" fresh="${4:-fresh}"
     local d="$lab/$node"
-    mkdir -p "$d/etc-corosync" "$d/var-lib-corosync" "$d/var-lib-pacemaker" "$d/log-pacemaker" "$d/log-corosync"
-    cp -a /etc/corosync/. "$d/etc-corosync/"
-    write_corosync_conf "$d/etc-corosync/corosync.conf"
-    cp -a /var/lib/pacemaker/. "$d/var-lib-pacemaker/"
-    rm -rf "$d/var-lib-pacemaker/cib/"* "$d/var-lib-pacemaker/pengine/"*
-    chown hacluster:haclient "$d/log-pacemaker"
+    if [ "$fresh" = fresh ]; then
+        mkdir -p "$d/etc-corosync" "$d/var-lib-corosync" "$d/var-lib-pacemaker" "$d/log-pacemaker" "$d/log-corosync"
+        cp -a /etc/corosync/. "$d/etc-corosync/"
+        write_corosync_conf "$d/etc-corosync/corosync.conf"
+        cp -a /var/lib/pacemaker/. "$d/var-lib-pacemaker/"
+        rm -rf "$d/var-lib-pacemaker/cib/"* "$d/var-lib-pacemaker/pengine/"*
+        chown hacluster:haclient "$d/log-pacemaker"
+    fi
+    rm -f "$d/holder.pid"
     setsid ip netns exec "$ns" unshare --mount --uts --propagation private \
         bash "$lab/node-init.sh" "$node" "$lab" </dev/null >"$d/init.log" 2>&1 &
     wait_for "$WAIT_DAEMON" "$node's namespaces" test -s "$d/holder.pid" || { cat "$d/init.log" >&2; return 1; }
     readlink "/proc/$(holder "$lab" "$node")/ns/net" >"$lab/$node.netid"
-    in_node "$lab" "$node" setsid corosync -f </dev/null >"$d/corosync.out" 2>&1 &
+    in_node "$lab" "$node" setsid corosync -f </dev/null >>"$d/corosync.out" 2>&1 &
     wait_for "$WAIT_DAEMON" "corosync on $node" in_node "$lab" "$node" corosync-cfgtool -s
-    in_node "$lab" "$node" setsid pacemakerd </dev/null >"$d/pacemakerd.out" 2>&1 &
+    in_node "$lab" "$node" setsid pacemakerd </dev/null >>"$d/pacemakerd.out" 2>&1 &
+}
+
+both_online() {
+    local lab="$1" node="$2"
+    in_node "$lab" "$node" crm_mon -1 2>/dev/null | grep -q 'Online: \[ n1 n2 \]'
 }
 
 cmd_up() {
-    local delay="${1:-}"
+    local delay="" fencing=on
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            --delay) [ "$#" -ge 2 ] || die "--delay needs a value"; delay="$2"; shift 2 ;;
+            --no-fencing) fencing=off; shift ;;
+            *) die "up: unknown argument $1" ;;
+        esac
+    done
     [ "$(id -u)" -eq 0 ] || die "needs root (namespaces, mounts)."
-    for tool in corosync pacemakerd crm crm_mon crm_resource ip nsenter unshare perl curl; do
+    for tool in corosync pacemakerd crm crm_mon crm_resource ip nsenter unshare perl curl socat ping; do
         command -v "$tool" >/dev/null 2>&1 || die "$tool missing: run .ci/install-ha.sh"
     done
     [ -x /usr/lib/ocf/resource.d/heartbeat/IPaddr2 ] || die "resource-agents missing: run .ci/install-ha.sh"
@@ -349,14 +500,18 @@ cmd_up() {
     write_fence_agent "$lab"
     write_node_init "$lab"
     write_edgecc_wrapper "$lab" "$bin"
-    write_crm "$lab" "$delay" "$lab/edgecc-lab.crm"
+    write_edgecc_config "$lab" "$bin"
+    write_crm "$lab" "$delay" "$fencing" "$lab/edgecc-lab.crm"
 
     ip netns add "$id-lan"
     echo "$id-lan" >>"$lab/netns"
     ip -n "$id-lan" link set lo up
     ip -n "$id-lan" link add br0 type bridge
+    ip -n "$id-lan" addr add "$LAN_ADDR/24" dev br0
     ip -n "$id-lan" addr add "$PBX_ADDR/24" dev br0
     ip -n "$id-lan" link set br0 up
+    # The LAN side's processes are found (and killed by `down`) by this.
+    ip netns exec "$id-lan" readlink /proc/self/ns/net >"$lab/lan.netid"
     local node i=0
     for node in "${NODES[@]}"; do
         i=$((i + 1))
@@ -368,14 +523,58 @@ cmd_up() {
         ip -n "$id-$node" addr add "$(node_addr "$node")/24" dev eth0
         ip -n "$id-$node" link set eth0 up
     done
+    start_lan_services "$lab" "$id" "$bin" || die "the LAN side's PBX and CRM did not start"
     for node in "${NODES[@]}"; do
         start_node "$lab" "$node" "$id-$node"
     done
-    wait_for "$WAIT_MEMBERS" "both nodes online in Pacemaker" \
-        bash -c "nsenter -t $(holder "$lab" n1) -m -n -u -- crm_mon -1 2>/dev/null | grep -q 'Online: \[ n1 n2 \]'"
+    wait_for "$WAIT_MEMBERS" "both nodes online in Pacemaker" both_online "$lab" n1
     in_node "$lab" n1 crm configure load update "$lab/edgecc-lab.crm" >"$lab/crm-load.out" 2>&1 \
         || { cat "$lab/crm-load.out" >&2; die "crm configure load failed"; }
-    say "up: $lab (priority-fencing-delay ${delay:-as shipped})"
+    say "up: $lab (priority-fencing-delay ${delay:-as shipped}, fencing $fencing)"
+}
+
+# The dead NODE boots again: its link comes back with its address, and
+# corosync and pacemakerd start on the state it kept (LAB/NODE); it joins
+# the survivor. Returns once both nodes are online.
+cmd_revive() {
+    local lab="$1" node="$2" id
+    id="$(lab_id "$lab")"
+    [ -f "$lab/$node.netid" ] || die "no node $node in $lab"
+    [ -z "$(pids_in_net "$(cat "$lab/$node.netid")")" ] || die "$node is not dead"
+    ip -n "$id-$node" addr flush dev eth0
+    ip -n "$id-$node" addr add "$(node_addr "$node")/24" dev eth0
+    ip -n "$id-$node" link set eth0 up
+    echo "revive target=$node at_ms=$(now_ms)" >>"$lab/events.log"
+    start_node "$lab" "$node" "$id-$node" keep
+    wait_for "$WAIT_MEMBERS" "$node back online in Pacemaker" both_online "$lab" "$node"
+    echo "rejoined target=$node at_ms=$(now_ms)" >>"$lab/events.log"
+}
+
+# NODE loses the PBX (an unreachable route to its address): its ARI link
+# and its pings fail; the cluster link and the LAN side stay.
+cmd_pbx_cut() {
+    local lab="$1" node="$2" how="$3" id
+    id="$(lab_id "$lab")"
+    case "$how" in
+        on) ip -n "$id-$node" route add unreachable "$PBX_ADDR/32" ;;
+        off) ip -n "$id-$node" route del unreachable "$PBX_ADDR/32" ;;
+        *) die "pbx-cut: on or off" ;;
+    esac
+    echo "pbxcut target=$node $how at_ms=$(now_ms)" >>"$lab/events.log"
+}
+
+# The PBX is unreachable for everybody: its address leaves the bridge
+# (the emulator keeps running: its calls stay up, as on an Asterisk
+# behind a dead switch).
+cmd_pbx_down() {
+    local lab="$1" how="$2" id
+    id="$(lab_id "$lab")"
+    case "$how" in
+        on) ip -n "$id-lan" addr del "$PBX_ADDR/24" dev br0 ;;
+        off) ip -n "$id-lan" addr add "$PBX_ADDR/24" dev br0 ;;
+        *) die "pbx-down: on or off" ;;
+    esac
+    echo "pbxdown $how at_ms=$(now_ms)" >>"$lab/events.log"
 }
 
 cmd_kill() {
@@ -403,7 +602,7 @@ cmd_down() {
     local lab="$1" node id i pids
     [ -d "$lab" ] || return 0
     case "$lab" in /tmp/edgecc-ha.*) ;; *) die "not a lab directory: $lab" ;; esac
-    for node in "${NODES[@]}"; do
+    for node in "${NODES[@]}" lan; do
         [ -f "$lab/$node.netid" ] || continue
         id="$(cat "$lab/$node.netid")"
         for i in $(seq 1 100); do
@@ -425,10 +624,14 @@ cmd_down() {
 
 case "${1:-}" in
     up) shift; cmd_up "$@" ;;
+    revive) [ "$#" -eq 3 ] || die "usage: ha-lab.sh revive LAB NODE"; cmd_revive "$2" "$3" ;;
+    pbx-cut) [ "$#" -eq 4 ] || die "usage: ha-lab.sh pbx-cut LAB NODE on|off"; cmd_pbx_cut "$2" "$3" "$4" ;;
+    pbx-down) [ "$#" -eq 3 ] || die "usage: ha-lab.sh pbx-down LAB on|off"; cmd_pbx_down "$2" "$3" ;;
+    lan) [ "$#" -ge 3 ] || die "usage: ha-lab.sh lan LAB CMD..."; lab="$2"; shift 2; ip netns exec "$(lab_id "$lab")-lan" "$@" ;;
     down) [ "$#" -eq 2 ] || die "usage: ha-lab.sh down LAB"; cmd_down "$2" ;;
     kill) [ "$#" -eq 3 ] || die "usage: ha-lab.sh kill LAB NODE"; cmd_kill "$2" "$3" ;;
     split) [ "$#" -eq 2 ] || die "usage: ha-lab.sh split LAB"; cmd_split "$2" on ;;
     heal) [ "$#" -eq 2 ] || die "usage: ha-lab.sh heal LAB"; cmd_split "$2" off ;;
     run) [ "$#" -ge 4 ] || die "usage: ha-lab.sh run LAB NODE CMD..."; lab="$2" node="$3"; shift 3; in_node "$lab" "$node" "$@" ;;
-    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -209,10 +209,11 @@ call_of() { desk "$1" | cut -d' ' -f3; }
 # Agents a1 and a2 log in on the VIP (tokens kept for the whole run, as
 # desktops keep theirs), go Ready, and take a caller each; an admin too.
 desktops_up() {
-    local a code deadline
+    local a code deadline token s
     TOKEN_admin="$(login lab-admin)"
     for a in a1 a2; do
-        printf -v "TOKEN_$a" '%s' "$(login "$a")"
+        token="$(login "$a")"
+        printf -v "TOKEN_$a" '%s' "$token"
         local tok="TOKEN_$a"
         for s in login ready; do
             code="$(api POST /api/v1/agent/state "${!tok}" "{\"state\":\"$s\"}")"

@@ -8,9 +8,9 @@
 #                             bring a lab up; prints its directory (LAB).
 #                             D: priority-fencing-delay (default: the
 #                             shipped value in deploy/ha/edgecc.crm);
-#                             --no-fencing: stonith-enabled=false (only
-#                             for the control run that shows what fencing
-#                             prevents; never in production)
+#                             --no-fencing: stonith-enabled=false (to
+#                             see by hand what fencing prevents; never in
+#                             production)
 #   ha-lab.sh down LAB        stop every process of the lab, remove it
 #   ha-lab.sh kill LAB NODE   box death of NODE (n1 or n2): every process
 #                             of its namespaces killed, its link down

@@ -31,7 +31,8 @@
 #     an agent then hangs up its call through the new box;
 #   - rejoin: the fenced node boots again and joins; it takes nothing
 #     back (stickiness), nobody is fenced, every resource stays started,
-#     the other agent's call goes on.
+#     the other agent's call goes on, and the active's edgecc never had
+#     the ARI application taken from it (its /metrics).
 # partition (a second lab): the cluster link cut with both boxes alive:
 #   exactly one side is fenced, the one without edgecc (the
 #   priority-fencing-delay at work), edgecc never starts on the other
@@ -494,7 +495,17 @@ rejoin_check() {
     fi
     [ "$(readyz)" = "200" ] || fail "/readyz not 200 after the rejoin"
     [ "$(desk "$TOKEN_a2")" = "$a2_before" ] || fail "a2 before the rejoin: $a2_before, after: $(desk "$TOKEN_a2")"
-    say "PASS: rejoin: $dead back online +$((joined - t0)) ms, took nothing back in 15 s, nobody fenced, every resource started, a2 still on its call"
+    # One owner of the ARI application all along: the edgecc that took
+    # over never had it taken from it (by the dead box's, or a rejoined
+    # node's).
+    api GET /metrics >/dev/null
+    local taken takeovers
+    taken="$(sed -n 's/^edgecc_ari_app_taken_over \([0-9]*\).*/\1/p' "$LAB/resp.json")"
+    takeovers="$(sed -n 's/^edgecc_ari_app_takeovers_total \([0-9]*\).*/\1/p' "$LAB/resp.json")"
+    [ "$taken" = "0" ] && [ "$takeovers" = "0" ] \
+        || fail "the ARI application was taken from the active: edgecc_ari_app_taken_over [$taken], edgecc_ari_app_takeovers_total [$takeovers]"
+    say "PASS: rejoin: $dead back online +$((joined - t0)) ms, took nothing back in 15 s, nobody fenced, every resource started," \
+        "a2 still on its call, the ARI application never taken from the active"
 }
 
 scenario_pair() {

@@ -46,8 +46,8 @@
 # DELAY overrides priority-fencing-delay (e.g. 0s); default: as shipped.
 # HA_PAIR_STEPS picks the pair's steps (default "crash switchover ping
 # death rejoin"; rejoin needs death before it).
-# Bounded: every wait has a limit; the whole run took 291 and 315 s on the
-# 2-core development machine at a load average of 16-21 (most of it is the
+# Bounded: every wait has a limit; the whole run took 275-315 s (3 runs)
+# on the 2-core development machine at a load average of 15-21 (most of it is the
 # cluster's own timers: the ping rule's 10 s monitor and 20 s dampening,
 # Corosync's token, the fencing delay). Needs root. Under CI=true a missing tool or
 # privilege is a failure; otherwise the test says why it skips.

@@ -1,6 +1,6 @@
 //! ServiceNow's inbound authentication as the emulator plays it: Basic,
 //! `x-sn-apikey`, bearer tokens, and the OAuth token endpoint that issues
-//! them.
+//! them (password, client credentials, JWT bearer).
 
 use std::collections::HashMap;
 
@@ -8,11 +8,14 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use serde_json::json;
+use tracing::debug;
 
 use super::gate::gate;
+use super::jwt_grant::verify;
 use super::respond::answer;
 use super::state::Shared;
 use super::TOKENS_MAX;
+use crate::crm::servicenow::JWT_BEARER_GRANT;
 
 /// Whether a ServiceNow request carries acceptable credentials.
 pub(super) fn authorized(shared: &Shared, req: &HttpRequest) -> bool {
@@ -45,7 +48,8 @@ pub(super) fn authorized(shared: &Shared, req: &HttpRequest) -> bool {
     false
 }
 
-/// `POST /oauth_token.do`: password and client-credentials grants.
+/// `POST /oauth_token.do`: password, client-credentials and JWT bearer
+/// grants.
 pub(super) async fn oauth_token(
     shared: web::Data<Shared>,
     req: HttpRequest,
@@ -60,15 +64,27 @@ pub(super) async fn oauth_token(
         .oauth_client
         .as_ref()
         .is_some_and(|(id, secret)| get("client_id") == id && get("client_secret") == secret);
+    let mut st = shared.state();
     let grant_ok = match get("grant_type") {
         "client_credentials" => true,
         "password" => c
             .basic
             .as_ref()
             .is_none_or(|(u, p)| get("username") == u && get("password") == p),
+        JWT_BEARER_GRANT => match (&c.jwt, &c.oauth_client) {
+            (Some(verifier), Some((id, _))) if client_ok => {
+                match verify(verifier, id, get("assertion"), &mut st) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        debug!(%reason, "Emulator: JWT assertion refused.");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        },
         _ => false,
     };
-    let mut st = shared.state();
     if !(client_ok && grant_ok) {
         st.stats.rejected += 1;
         // ServiceNow's token endpoint refusing a grant.

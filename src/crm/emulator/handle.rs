@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tracing::info;
 
 use super::auth::oauth_token;
+use super::awa::route_work_item;
 use super::control::{control_expire, control_mode, control_records, control_stats};
 use super::import_set::import;
 use super::openframe::{voice_create, voice_update};
@@ -170,6 +171,10 @@ pub(super) fn start_server(
             .route(
                 "/api/now/openframe/voice-interaction/{sys_id}",
                 web::patch().to(voice_update),
+            )
+            .route(
+                "/api/now/awa/queues/{queue}/work_item",
+                web::post().to(route_work_item),
             )
             .route("/oauth_token.do", web::post().to(oauth_token))
             .route("/_emulator/stats", web::get().to(control_stats))

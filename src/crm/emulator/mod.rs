@@ -16,8 +16,11 @@
 //! POST  /api/now/openframe/voice-interaction          create (phoneLogs linked)
 //! PATCH /api/now/openframe/voice-interaction/{sys_id} update; failures as
 //!                                       200 {"result":{"status":"FAILURE"}}
-//! POST  /oauth_token.do                 password / client_credentials grants
-//!                                       (API calls also take `x-sn-apikey`)
+//! POST  /api/now/awa/queues/{queue}/work_item       AWA routing: makes or
+//!                                       re-routes the document's work item
+//! POST  /oauth_token.do                 password / client_credentials / JWT
+//!                                       bearer grants (API calls also take
+//!                                       `x-sn-apikey`)
 //! GET   /_emulator/stats                EmulatorStats as JSON
 //! GET   /_emulator/records              received records as JSON
 //! POST  /_emulator/mode                 a Mode as JSON, e.g. {"mode":"status","status":503}
@@ -46,9 +49,10 @@
 //! - [`state`]: what is held behind the mutex, and the mode switch.
 //! - [`gate`]: counting, fault modes, the checks every write passes.
 //! - [`respond`]: JSON answers and ServiceNow's error shapes.
-//! - [`auth`]: Basic, API key, bearer tokens, `/oauth_token.do`.
-//! - [`webhook`], [`import_set`], [`table_api`], [`openframe`]: one
-//!   module per API the emulator plays.
+//! - [`auth`]: Basic, API key, bearer tokens, `/oauth_token.do`;
+//!   [`jwt_grant`]: the JWT bearer grant's assertion checks.
+//! - [`webhook`], [`import_set`], [`table_api`], [`openframe`], [`awa`]:
+//!   one module per API the emulator plays.
 //! - [`control`]: `/_emulator/…`.
 //!
 //! Everything is bounded: [`RECORDS_MAX`] stored records (later ones are
@@ -56,10 +60,12 @@
 //! per hung request.
 
 mod auth;
+mod awa;
 mod control;
 mod gate;
 mod handle;
 mod import_set;
+mod jwt_grant;
 mod openframe;
 mod respond;
 mod state;
@@ -67,6 +73,7 @@ mod table_api;
 mod webhook;
 
 pub use handle::EmulatorHandle;
+pub use jwt_grant::{JwtVerifier, CLOCK_SKEW_SECS};
 
 use std::collections::BTreeMap;
 
@@ -94,6 +101,8 @@ pub const GET_LIMIT_DEFAULT: usize = 1_000;
 pub const ORDER_PER_INTERACTION_MAX: usize = 1_024;
 /// Most live OAuth tokens; the oldest is forgotten first.
 pub const TOKENS_MAX: usize = 64;
+/// Most JWT `jti`s remembered to refuse a replayed assertion.
+pub const JTIS_MAX: usize = 1_024;
 /// Longest reject pattern, in bytes.
 pub const PATTERN_BYTES_MAX: usize = 256;
 /// Delay before a refusal asked for over HTTP starts, in ms, so the control
@@ -199,6 +208,9 @@ pub struct EmulatorConfig {
     /// The instance's tables, fields and transform maps; any other table
     /// is answered `400 Invalid table <name>`, as ServiceNow does.
     pub sn_tables: BTreeMap<String, TableDef>,
+    /// The JWT bearer grant's verifier map (with `oauth_client`, whose id
+    /// the assertion's `iss` and `aud` must be); `None`: grant refused.
+    pub jwt: Option<JwtVerifier>,
 }
 
 impl Default for EmulatorConfig {
@@ -217,6 +229,7 @@ impl Default for EmulatorConfig {
             table_correlation_field: "u_edgecc_correlation_id".into(),
             table_interaction_key_field: "u_edgecc_call_id".into(),
             sn_tables: default_tables(),
+            jwt: None,
         }
     }
 }

@@ -57,6 +57,9 @@ pub(super) struct State {
     pub(super) rows: usize,
     /// Counter behind sys_ids and tokens.
     pub(super) serial: u64,
+    /// `jti`s of accepted JWT assertions, oldest first (at most
+    /// [`super::JTIS_MAX`]): a replayed assertion is refused.
+    pub(super) jtis: VecDeque<String>,
 }
 
 impl State {

@@ -296,6 +296,7 @@ impl Config {
                     &s.oauth_client_secret_file,
                 ));
                 slots.push(("crm.servicenow.api_key_file", &s.api_key_file));
+                slots.push(("crm.servicenow.jwt_key_file", &s.jwt_key_file));
             }
         }
         slots
@@ -319,6 +320,7 @@ impl Config {
                     &mut s.oauth_client_secret_file,
                 ));
                 slots.push(("crm.servicenow.api_key_file", &mut s.api_key_file));
+                slots.push(("crm.servicenow.jwt_key_file", &mut s.jwt_key_file));
             }
         }
         for (key, slot) in slots {

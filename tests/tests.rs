@@ -47,6 +47,7 @@ mod private_files;
 mod queue_metrics;
 mod reports;
 mod restart;
+mod servicenow_ccaas;
 mod servicenow_install;
 mod simulate;
 mod sticky_import;

@@ -13,7 +13,8 @@
 //!   and secret files come from [`crate::net`].
 //! - [`wire`] — the JSON document every adapter derives from a record.
 //! - [`webhook`] — POST JSON with `Idempotency-Key` and an HMAC signature.
-//! - [`servicenow`] — Import Set (upsert) and Table API modes.
+//! - [`servicenow`] — OpenFrame (voice-interaction API), Import Set (upsert)
+//!   and Table API modes.
 //! - [`emulator`] — an actix-web CRM on 127.0.0.1 with switchable faults.
 //! - [`sn_instance`] — what that emulator knows of a ServiceNow instance:
 //!   tables, fields, transform maps, encoded queries, error bodies.

@@ -16,6 +16,10 @@ use serde_json::{json, Map, Value};
 pub const PHONE_LOG_TABLE: &str = "sn_openframe_phone_log";
 /// The Advanced Work Assignment work-item table.
 pub const AWA_WORK_ITEM_TABLE: &str = "awa_work_item";
+/// The Advanced Work Assignment queue table.
+pub const AWA_QUEUE_TABLE: &str = "awa_queue";
+/// The user table (`assigned_to` references it).
+pub const USER_TABLE: &str = "sys_user";
 
 /// Fields every table has.
 const SYSTEM_FIELDS: &[&str] = &[
@@ -66,9 +70,16 @@ const AWA_WORK_ITEM_FIELDS: &[&str] = &[
     "document_id",
     "queue",
     "state",
+    "active",
     "assigned_to",
     "u_edgecc_correlation_id",
 ];
+
+/// Fields of `awa_queue`, as far as the emulator needs them.
+const AWA_QUEUE_FIELDS: &[&str] = &["name", "active"];
+
+/// Fields of `sys_user`, as far as the emulator needs them.
+const USER_FIELDS: &[&str] = &["user_name", "email", "name", "active"];
 
 /// Fields of `task` (the old default work-item table; kept so an instance
 /// configured for it still answers).
@@ -120,7 +131,8 @@ impl TableDef {
 }
 
 /// The instance the emulator plays by default: the CCaaS tables, the three
-/// staging tables of deploy/servicenow with their maps, `task`.
+/// staging tables of deploy/servicenow with their maps, `task`, the AWA
+/// queues and `sys_user`.
 pub fn default_tables() -> BTreeMap<String, TableDef> {
     let mut t = BTreeMap::new();
     t.insert("interaction".into(), TableDef::target(INTERACTION_FIELDS));
@@ -130,6 +142,8 @@ pub fn default_tables() -> BTreeMap<String, TableDef> {
         TableDef::target(AWA_WORK_ITEM_FIELDS),
     );
     t.insert("task".into(), TableDef::target(TASK_FIELDS));
+    t.insert(AWA_QUEUE_TABLE.into(), TableDef::target(AWA_QUEUE_FIELDS));
+    t.insert(USER_TABLE.into(), TableDef::target(USER_FIELDS));
     t.insert(
         "u_edgecc_interaction_import".into(),
         TableDef::staging(&["interaction"]),

@@ -1,7 +1,7 @@
 //! ServiceNow credentials: an API key (`x-sn-apikey`), HTTP Basic, or an
-//! OAuth 2 grant (password or client credentials) with its token cached
-//! and refreshed before it lapses. Secrets are read from their files once,
-//! at start-up.
+//! OAuth 2 grant (password, client credentials or JWT bearer) with its
+//! token cached and refreshed before it lapses. Secrets are read from
+//! their files once, at start-up.
 
 use std::cell::RefCell;
 
@@ -12,8 +12,9 @@ use tracing::{debug, error};
 
 use super::super::transport::{excerpt, exchange, transport_retry};
 use super::super::Outcome;
+use super::jwt::{Signer, JWT_BEARER_GRANT};
 use super::{Early, ServiceNowAdapter, ServiceNowAuth, ServiceNowConfig};
-use crate::net::{read_secret_text, SettingError};
+use crate::net::{read_secret_file, read_secret_text, SettingError};
 
 /// The header ServiceNow's API key authentication reads.
 pub const API_KEY_HEADER: &str = "x-sn-apikey";
@@ -46,6 +47,8 @@ pub(super) enum Auth {
         /// The current token; `RefCell` because the adapter lives on one
         /// arbiter and is shared by `&self` across concurrent deliveries.
         token: RefCell<Option<Token>>,
+        /// JWT bearer grant: signs the `assertion` each token request adds.
+        jwt: Option<Signer>,
     },
 }
 
@@ -59,6 +62,16 @@ impl ServiceNowAdapter {
                     return Ok(t.access);
                 }
             }
+        }
+        let mut form = form.to_vec();
+        if let Auth::OAuth {
+            jwt: Some(signer), ..
+        } = &self.auth
+        {
+            let assertion = signer
+                .assertion(crate::clock::now_ms())
+                .map_err(transport_retry)?;
+            form.push(("assertion", assertion));
         }
         let url = format!("{}/oauth_token.do", self.base);
         let send = self
@@ -186,6 +199,7 @@ pub(super) fn build_auth(config: &ServiceNowConfig) -> Result<Auth, SettingError
                     ("password", password()?),
                 ],
                 token: RefCell::new(None),
+                jwt: None,
             }
         }
         ServiceNowAuth::OauthClientCredentials => {
@@ -197,6 +211,24 @@ pub(super) fn build_auth(config: &ServiceNowConfig) -> Result<Auth, SettingError
                     ("client_secret", secret),
                 ],
                 token: RefCell::new(None),
+                jwt: None,
+            }
+        }
+        ServiceNowAuth::OauthJwtBearer => {
+            let (id, secret) = client()?;
+            let pem = match &config.jwt_key_file {
+                Some(p) => read_secret_file("crm.servicenow.jwt_key_file", p)?,
+                None => return Err(required("jwt_key_file", "auth = \"oauth_jwt_bearer\"")),
+            };
+            let signer = Signer::new(&pem, id.clone(), user()?, config.jwt_kid.clone())?;
+            Auth::OAuth {
+                form: vec![
+                    ("grant_type", JWT_BEARER_GRANT.into()),
+                    ("client_id", id),
+                    ("client_secret", secret),
+                ],
+                token: RefCell::new(None),
+                jwt: Some(signer),
             }
         }
     })

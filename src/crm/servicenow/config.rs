@@ -42,6 +42,12 @@ pub enum ServiceNowAuth {
     /// ServiceNow's API key (token-based authentication): the key from
     /// `api_key_file`, sent as `x-sn-apikey` on every request.
     ApiKey,
+    /// OAuth 2 JWT bearer grant (RFC 7523), ServiceNow's inbound "OAuth -
+    /// JWT bearer grant": an RS256 assertion signed with `jwt_key_file`
+    /// (`iss` and `aud` = `oauth_client_id`, `sub` = `user`, `kid` =
+    /// `jwt_kid`, a fresh `jti`, five minutes of `exp`) traded with
+    /// `oauth_client_id` and `oauth_client_secret_file` for a token.
+    OauthJwtBearer,
 }
 
 /// `[crm.servicenow]`: the instance, the mode, the credentials and the
@@ -51,8 +57,12 @@ pub enum ServiceNowAuth {
 /// [crm.servicenow]
 /// instance_url = "https://acme.service-now.com"
 /// mode = "openframe"                  # or "import_set", "table"
-/// auth = "api_key"                    # or "oauth_client_credentials", "oauth_password", "basic"
+/// auth = "api_key"                    # or "oauth_client_credentials", "oauth_jwt_bearer", "oauth_password", "basic"
 /// api_key_file = "/run/credentials/edgecc.service/servicenow_api_key"
+/// # jwt_key_file = "/run/credentials/edgecc.service/servicenow_jwt_key"   # oauth_jwt_bearer
+/// # jwt_kid = "edgecc-1"
+/// agent_user_field = "user_name"      # sys_user field holding the edgecc agent id
+/// # awa_queue = "<awa_queue sys_id>"  # route callback work items through AWA
 /// # user = "edgecc.integration"       # basic and oauth_password
 /// # password_file = "/run/credentials/edgecc.service/servicenow_password"
 /// # oauth_client_id = "…"
@@ -147,6 +157,28 @@ pub struct ServiceNowConfig {
     /// File holding the API key (`auth = "api_key"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
+    /// `sys_user` field matched against the edgecc agent id to fill an
+    /// interaction's `assigned_to` (`user_name` by default; `email` when
+    /// agents log in to edgecc with their e-mail address).
+    #[serde(default = "agent_user_field_default")]
+    pub agent_user_field: String,
+    /// sys_id of the Advanced Work Assignment queue (`awa_queue`) a
+    /// callback work item is routed to through the AWA Routing API, so
+    /// ServiceNow makes the `awa_work_item` and offers it to an agent.
+    /// Unset: openframe mode only notes the callback on the interaction and
+    /// table mode creates the row in `table_work_item` (AWA does not route
+    /// a row created that way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awa_queue: Option<String>,
+    /// File holding the PEM RSA private key that signs the JWT bearer
+    /// assertion (`auth = "oauth_jwt_bearer"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_key_file: Option<PathBuf>,
+    /// The `kid` header of the assertion: the Kid of the JWT verifier map
+    /// that holds the matching certificate (optional when the endpoint has
+    /// one verifier map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_kid: Option<String>,
 }
 
 fn mode_default() -> ServiceNowMode {
@@ -194,6 +226,9 @@ fn table_correlation_field_default() -> String {
 fn table_interaction_key_field_default() -> String {
     "u_edgecc_call_id".into()
 }
+fn agent_user_field_default() -> String {
+    "user_name".into()
+}
 
 impl ServiceNowConfig {
     /// A config with every default, for `instance_url`.
@@ -221,6 +256,10 @@ impl ServiceNowConfig {
             table_interaction_key_field: table_interaction_key_field_default(),
             table_field_prefix: String::new(),
             api_key_file: None,
+            agent_user_field: agent_user_field_default(),
+            awa_queue: None,
+            jwt_key_file: None,
+            jwt_kid: None,
         }
     }
 }

@@ -92,17 +92,25 @@
 //! - `links` — phone log and work item linked to their interaction.
 //! - `openframe` — the voice-interaction API (`openframe` mode).
 //! - `rows` — the staging row and the Table API row of a record.
+//! - `states` — the interaction states sent, and whose `assigned_to`.
+//! - `users` — the agent's `sys_user` sys_id (cached) for `assigned_to`.
+//! - `awa` — callback work items routed through the AWA Routing API.
+//! - `jwt` — the signed assertion of the OAuth JWT bearer grant.
 //! - `answer` — FAILURE bodies, `result` objects, marker words.
 
 mod answer;
 mod auth;
+mod awa;
 pub mod config;
 mod dictionary;
 mod import_set;
+mod jwt;
 mod links;
 mod openframe;
 mod rows;
+mod states;
 mod table;
+mod users;
 
 use std::time::Duration;
 
@@ -114,10 +122,13 @@ use tracing::{debug, error};
 
 pub use answer::{PERMANENT_MARKERS, TRANSIENT_MARKERS};
 pub use auth::{API_KEY_HEADER, TOKEN_LIFETIME_MS_DEFAULT, TOKEN_REFRESH_MARGIN_MS};
+pub use awa::{AWA_ROUTE_PATH, AWA_WORK_ITEM_TABLE};
 pub use config::{
     ServiceNowAuth, ServiceNowConfig, ServiceNowMode, NAME_BYTES_MAX, PREFIX_BYTES_MAX,
 };
+pub use jwt::{JWT_BEARER_GRANT, JWT_LIFETIME_SECS};
 pub use openframe::VOICE_INTERACTION_PATH;
+pub use users::{USER_CACHE_MAX, USER_CACHE_TTL_MS, USER_TABLE};
 
 use super::transport::{classify, excerpt, exchange, transport_retry, Answer, TIMEOUT_MS_MAX};
 use super::{AdapterError, CrmAdapter, LocalBoxFuture, Outcome};
@@ -144,6 +155,8 @@ pub struct ServiceNowAdapter {
     /// Table mode: the verdict of the start-up check of the lookup fields
     /// against `sys_dictionary` (`None` until the instance gave one).
     dictionary: dictionary::Verdict,
+    /// Agent id → `sys_user` sys_id, for `assigned_to` (bounded).
+    users: users::UserCache,
 }
 
 impl std::fmt::Debug for ServiceNowAdapter {
@@ -176,6 +189,7 @@ impl ServiceNowAdapter {
             sys_ids,
             request_timeout: request,
             dictionary: Default::default(),
+            users: Default::default(),
         })
     }
 
@@ -200,6 +214,10 @@ impl ServiceNowAdapter {
             ),
         ] {
             check_name(key, name, false)?;
+        }
+        check_name("agent_user_field", &config.agent_user_field, false)?;
+        if let Some(queue) = &config.awa_queue {
+            check_name("awa_queue", queue, false)?;
         }
         check_name("import_field_prefix", &config.import_field_prefix, true)?;
         check_name("table_field_prefix", &config.table_field_prefix, true)
@@ -322,6 +340,11 @@ impl ServiceNowAdapter {
             (ServiceNowMode::ImportSet, _) => self.deliver_import(record).await,
             (ServiceNowMode::Table, RecordKind::InteractionUpdate) => {
                 self.deliver_table_update(record).await
+            }
+            (ServiceNowMode::Table, RecordKind::WorkItemCreate)
+                if self.config.awa_queue.is_some() =>
+            {
+                self.deliver_table_awa(record).await
             }
             (ServiceNowMode::Table, _) => self.deliver_table_create(record).await,
         }

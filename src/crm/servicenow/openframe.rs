@@ -4,7 +4,10 @@
 //! attached data); the phone log, each update and a work item are a
 //! `PATCH …/voice-interaction/{sys_id}` of that interaction (phone logs as
 //! `phoneLogs`, which ServiceNow creates and links itself; the state and a
-//! work note as `additionalParams`); the `ended` update closes it.
+//! work note as `additionalParams`); the `ended` update closes it. The
+//! states come from [`super::states`]; `assigned_to` is the agent's `sys_user`
+//! ([`super::users`]); a work item is then routed to the AWA queue when
+//! `awa_queue` is set ([`super::awa`]).
 //!
 //! The interaction's sys_id (the create's `result.sysId`) is kept in the
 //! persisted sys_id map (`i:<call id>`), so replays and updates after a
@@ -27,8 +30,10 @@ use tracing::debug;
 use super::super::transport::{excerpt, Answer};
 use super::super::Outcome;
 use super::answer::{failure_body, mentions, PERMANENT_MARKERS};
+use super::awa::AWA_WORK_ITEM_TABLE;
 use super::links::KEY_INTERACTION;
 use super::rows::glide_datetime;
+use super::states::{assignee, create_state, update_state};
 use super::{Early, ServiceNowAdapter};
 
 /// The voice-interaction endpoint, below the instance URL.
@@ -48,18 +53,16 @@ fn text<'a>(data: &'a Map<String, Value>, key: &str) -> &'a str {
 }
 
 /// The create body of an `interaction.create` record.
-pub(super) fn create_body(record: &Record, key_field: &str) -> Value {
+/// `assigned_to` is the agent's `sys_user` sys_id when it was found.
+pub(super) fn create_body(record: &Record, key_field: &str, assigned_to: Option<&str>) -> Value {
     let d = data(record);
     let reason = text(&d, "reason");
-    // An accepted (or answered outbound) call is being worked; one that
-    // never reached an agent waits as new.
-    let state = match reason {
-        "accepted" | "outbound" => "work_in_progress",
-        _ => "new",
-    };
     let mut params = Map::new();
     params.insert("type".into(), "phone".into());
-    params.insert("state".into(), state.into());
+    params.insert("state".into(), create_state(reason).into());
+    if let Some(user) = assigned_to {
+        params.insert("assigned_to".into(), user.into());
+    }
     params.insert("direction".into(), text(&d, "direction").into());
     params.insert(
         "short_description".into(),
@@ -78,8 +81,9 @@ pub(super) fn create_body(record: &Record, key_field: &str) -> Value {
     })
 }
 
-/// The PATCH body of a phone log, an update or a work item.
-pub(super) fn patch_body(record: &Record) -> Value {
+/// The PATCH body of a phone log, an update or a work item;
+/// `assigned_to`: the `sys_user` sys_id of the agent a transfer went to.
+pub(super) fn patch_body(record: &Record, assigned_to: Option<&str>) -> Value {
     let d = data(record);
     match record.kind {
         RecordKind::PhoneLogCreate => {
@@ -109,14 +113,11 @@ pub(super) fn patch_body(record: &Record) -> Value {
         _ => {
             let event = text(&d, "event");
             let mut params = Map::new();
-            let state = match event {
-                "ended" => Some("closed_complete"),
-                "hold" => Some("on_hold"),
-                "resume" | "unhold" | "agent_connected" => Some("work_in_progress"),
-                _ => None,
-            };
-            if let Some(state) = state {
+            if let Some(state) = update_state(&d) {
                 params.insert("state".into(), state.into());
+            }
+            if let Some(user) = assigned_to {
+                params.insert("assigned_to".into(), user.into());
             }
             let mut rest = d.clone();
             rest.remove("event");
@@ -195,12 +196,28 @@ impl ServiceNowAdapter {
             Ok(id) => id,
             Err(outcome) => return outcome,
         };
+        let user = match assignee(record.kind, &data(record)) {
+            Some(agent) => self.agent_user(&agent).await,
+            None => None,
+        };
         let url = format!("{}{VOICE_INTERACTION_PATH}/{sys_id}", self.base);
-        match self.voice(Method::PATCH, &url, &patch_body(record)).await {
-            Ok(_) => Outcome::Delivered {
-                link: Some(self.record_url(&table, &sys_id)),
-            },
-            Err(outcome) => outcome,
+        let body = patch_body(record, user.as_deref());
+        if let Err(outcome) = self.voice(Method::PATCH, &url, &body).await {
+            return outcome;
+        }
+        if record.kind == RecordKind::WorkItemCreate {
+            match self.route_work_item(&sys_id).await {
+                Ok(Some(item)) => {
+                    return Outcome::Delivered {
+                        link: Some(self.record_url(AWA_WORK_ITEM_TABLE, &item)),
+                    }
+                }
+                Ok(None) => {}
+                Err(outcome) => return outcome,
+            }
+        }
+        Outcome::Delivered {
+            link: Some(self.record_url(&table, &sys_id)),
         }
     }
 
@@ -229,10 +246,12 @@ impl ServiceNowAdapter {
             }
             None => {
                 let url = format!("{}{VOICE_INTERACTION_PATH}", self.base);
-                match self
-                    .voice(Method::POST, &url, &create_body(record, &key_field))
-                    .await
-                {
+                let user = match assignee(record.kind, &data(record)) {
+                    Some(agent) => self.agent_user(&agent).await,
+                    None => None,
+                };
+                let body = create_body(record, &key_field, user.as_deref());
+                match self.voice(Method::POST, &url, &body).await {
                     Ok(id) if !id.is_empty() => id,
                     Ok(_) => {
                         return Outcome::Retry {
@@ -278,13 +297,14 @@ mod tests {
             RecordKind::InteractionCreate,
             r#"{"ani":"+15550100","direction":"inbound","reason":"accepted","attached":{"lang":"en"}}"#,
         );
-        let b = create_body(&r, "u_edgecc_call_id");
+        let b = create_body(&r, "u_edgecc_call_id", Some("u-7"));
         assert_eq!(b["interaction"]["clientSessionId"], "c-1");
         assert_eq!(b["interaction"]["userPhoneNumber"], "+15550100");
         let p = &b["interaction"]["additionalParams"];
         assert_eq!(p["type"], "phone");
         assert_eq!(p["state"], "work_in_progress");
         assert_eq!(p["u_edgecc_call_id"], "c-1");
+        assert_eq!(p["assigned_to"], "u-7");
         assert_eq!(b["interactionContext"]["lang"], "en");
     }
 
@@ -292,18 +312,46 @@ mod tests {
     /// ServiceNow's date-time format.
     #[test]
     fn patch_bodies() {
-        let ended = patch_body(&record(
-            RecordKind::InteractionUpdate,
-            r#"{"event":"ended","terminal":"hangup","seq":3}"#,
-        ));
+        let ended = patch_body(
+            &record(
+                RecordKind::InteractionUpdate,
+                r#"{"event":"ended","terminal":"hangup","seq":3}"#,
+            ),
+            None,
+        );
         assert_eq!(
             ended["interaction"]["additionalParams"]["state"],
             "closed_complete"
         );
-        let log = patch_body(&record(
-            RecordKind::PhoneLogCreate,
-            r#"{"answered_ms":1795278919394,"direction":"inbound"}"#,
-        ));
+        let completed = patch_body(
+            &record(
+                RecordKind::InteractionUpdate,
+                r#"{"event":"ended","terminal":{"reason":"completed"},"seq":3}"#,
+            ),
+            None,
+        );
+        assert_eq!(
+            completed["interaction"]["additionalParams"]["state"],
+            "closed_complete"
+        );
+        let abandoned = patch_body(
+            &record(
+                RecordKind::InteractionUpdate,
+                r#"{"event":"ended","terminal":{"reason":"abandoned"},"seq":3}"#,
+            ),
+            None,
+        );
+        assert_eq!(
+            abandoned["interaction"]["additionalParams"]["state"],
+            "closed_abandoned"
+        );
+        let log = patch_body(
+            &record(
+                RecordKind::PhoneLogCreate,
+                r#"{"answered_ms":1795278919394,"direction":"inbound"}"#,
+            ),
+            None,
+        );
         assert_eq!(log["phoneLogs"][0]["start_time"], "2026-11-21 16:35:19");
     }
 }

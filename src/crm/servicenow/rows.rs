@@ -5,6 +5,7 @@ use edgecc_storage::{Record, RecordKind};
 use serde_json::{Map, Value};
 
 use super::super::wire;
+use super::states::{create_state, update_state};
 use super::ServiceNowConfig;
 
 /// The record's body as JSON (a body that is not JSON becomes a string).
@@ -98,6 +99,23 @@ pub(super) fn table_row(record: &Record, c: &ServiceNowConfig) -> Value {
             c.table_interaction_key_field.clone(),
             Value::String(record.interaction_key.clone()),
         );
+    }
+    // The interaction's own fields, whatever the prefix: ServiceNow's
+    // `state` choice, and `type` on the create.
+    if let Value::Object(data) = record_data(record) {
+        match record.kind {
+            RecordKind::InteractionCreate => {
+                let reason = data.get("reason").and_then(Value::as_str).unwrap_or("");
+                row.insert("type".into(), "phone".into());
+                row.insert("state".into(), create_state(reason).into());
+            }
+            RecordKind::InteractionUpdate => {
+                if let Some(state) = update_state(&data) {
+                    row.insert("state".into(), state.into());
+                }
+            }
+            _ => {}
+        }
     }
     Value::Object(row)
 }

@@ -14,6 +14,7 @@ use super::answer::{failure_body, result_object, result_sys_id};
 use super::dictionary::matching_sys_id;
 use super::links::KEY_INTERACTION;
 use super::rows::table_row;
+use super::states::assignee;
 use super::{Early, ServiceNowAdapter};
 
 /// State-tree key prefix: correlation id of a create → its sys_id.
@@ -76,6 +77,17 @@ impl ServiceNowAdapter {
         }
     }
 
+    /// The `sys_user` sys_id the record assigns the interaction to (the
+    /// accepting agent, a transfer's target), when ServiceNow knows them.
+    async fn record_assignee(&self, record: &Record) -> Option<String> {
+        let data = match serde_json::from_slice(&record.body) {
+            Ok(Value::Object(m)) => m,
+            _ => return None,
+        };
+        let agent = assignee(record.kind, &data)?;
+        self.agent_user(&agent).await
+    }
+
     /// Table mode, a create: stored sys_id, else lookup, else POST.
     pub(super) async fn deliver_table_create(&self, record: &Record) -> Outcome {
         let table = self.table_for(record.kind).to_string();
@@ -105,6 +117,11 @@ impl ServiceNowAdapter {
             None => {
                 let url = format!("{}/api/now/table/{table}", self.base);
                 let mut body = table_row(record, &self.config);
+                if let Some(user) = self.record_assignee(record).await {
+                    if let Value::Object(fields) = &mut body {
+                        fields.insert("assigned_to".into(), Value::String(user));
+                    }
+                }
                 match self.create_links(record).await {
                     Ok(links) => {
                         if let Value::Object(fields) = &mut body {
@@ -168,7 +185,12 @@ impl ServiceNowAdapter {
             Err(outcome) => return outcome,
         };
         let url = format!("{}/api/now/table/{table}/{sys_id}", self.base);
-        let body = table_row(record, &self.config);
+        let mut body = table_row(record, &self.config);
+        if let Some(user) = self.record_assignee(record).await {
+            if let Value::Object(fields) = &mut body {
+                fields.insert("assigned_to".into(), Value::String(user));
+            }
+        }
         let answer = match self.call(Method::PATCH, &url, &[], Some(&body)).await {
             Ok(a) => a,
             Err(outcome) => return outcome,

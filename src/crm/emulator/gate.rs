@@ -1,0 +1,128 @@
+//! What every CRM request passes first: counted and kept as the last
+//! request, then the fault modes (refuse, status, writes, 429, hang), and
+//! for ServiceNow writes the credentials, the poison-record and failure
+//! modes and the body read as a JSON object.
+
+use std::time::Duration;
+
+use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::auth::authorized;
+use super::respond::{answer, not_authenticated, sn_error};
+use super::state::Shared;
+use super::{Mode, RawRequest, HANG_MS_MAX, PATTERN_BYTES_MAX};
+use crate::crm::sn_instance::error_body;
+
+/// Counts the request, keeps it as the last one, and applies the fault
+/// modes every CRM endpoint shares. `Some` is the answer to give instead.
+pub(super) async fn gate(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Option<HttpResponse> {
+    let mode = {
+        let mut st = shared.state();
+        st.stats.requests += 1;
+        st.last_request = Some(RawRequest {
+            method: req.method().to_string(),
+            path: req.uri().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        });
+        st.mode.clone()
+    };
+    match mode {
+        Mode::Normal | Mode::Reject { .. } | Mode::Failure { .. } | Mode::ImportError { .. } => {
+            None
+        }
+        Mode::Refuse { .. } => Some(answer(503, json!({"error": "refusing"}))),
+        Mode::Status { status, body } => Some(
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
+                .body(body),
+        ),
+        Mode::Writes { .. } if req.method() == actix_web::http::Method::GET => None,
+        Mode::Writes { status, body } => Some(
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
+                .body(body),
+        ),
+        // An inbound REST rate-limit rule firing: ServiceNow's headers
+        // and error body.
+        Mode::RetryAfter { secs } => Some(
+            HttpResponse::TooManyRequests()
+                .insert_header((RETRY_AFTER, secs.to_string()))
+                .insert_header(("X-RateLimit-Limit", "1000"))
+                .insert_header(("X-RateLimit-Remaining", "0"))
+                .insert_header(("X-RateLimit-Reset", secs.to_string()))
+                .insert_header((CONTENT_TYPE, "application/json"))
+                .body(
+                    error_body(
+                        "Rate limit exceeded",
+                        Some("The request was rejected by an API rate limit rule"),
+                    )
+                    .to_string(),
+                ),
+        ),
+        Mode::Hang { ms } => {
+            let ms = ms.unwrap_or(HANG_MS_MAX).min(HANG_MS_MAX);
+            actix_rt::time::sleep(Duration::from_millis(ms)).await;
+            Some(answer(504, json!({"error": "hung"})))
+        }
+    }
+}
+
+/// `Reject` and `Failure` answers for a record request, if they apply.
+pub(super) fn record_fault(shared: &Shared, body: &[u8]) -> Option<HttpResponse> {
+    let mut st = shared.state();
+    match &st.mode {
+        Mode::Reject { pattern } => {
+            let pattern = pattern.as_bytes();
+            let hit = !pattern.is_empty()
+                && pattern.len() <= PATTERN_BYTES_MAX
+                && body.windows(pattern.len()).any(|w| w == pattern);
+            if hit {
+                st.stats.rejected += 1;
+                return Some(answer(
+                    400,
+                    json!({"error": "record rejected: matches the reject pattern"}),
+                ));
+            }
+            None
+        }
+        Mode::Failure { message } => Some(answer(
+            200,
+            json!({"error": {"message": message, "detail": ""}, "status": "failure"}),
+        )),
+        _ => None,
+    }
+}
+
+/// What every ServiceNow write goes through first: the fault gate,
+/// authentication, injected record faults, then the body as a JSON object.
+pub(super) async fn table_request(
+    shared: &web::Data<Shared>,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<Map<String, Value>, HttpResponse> {
+    if let Some(r) = gate(shared, req, body).await {
+        return Err(r);
+    }
+    if !authorized(shared, req) {
+        shared.state().stats.rejected += 1;
+        return Err(not_authenticated());
+    }
+    if let Some(r) = record_fault(shared, body) {
+        return Err(r);
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(sn_error(400, "Request body is not a JSON object")),
+    }
+}

@@ -1,0 +1,121 @@
+//! The interaction's `state` as ServiceNow's Interaction Management names
+//! it, and whose `assigned_to` a record changes; shared by the openframe
+//! and table modes.
+//!
+//! ServiceNow's interaction states ("Interaction states", Interaction
+//! Management): New (inserted), On Hold (waiting for assignment), Work In
+//! Progress (an agent accepted it), Wrap Up, Closed Complete ("timed out or
+//! the agent or consumer intentionally closed") and Closed Abandoned ("the
+//! consumer disconnects or is unresponsive"); their choice values are
+//! `new`, `on_hold`, `work_in_progress`, `wrap_up`, `closed_complete`,
+//! `closed_abandoned`. edgecc's wrap-up is its own (the agent's desk), so
+//! `wrap_up` is never sent.
+
+use edgecc_storage::RecordKind;
+use serde_json::{Map, Value};
+
+/// A string field of a record's data ("" when absent or not a string).
+fn text<'a>(data: &'a Map<String, Value>, key: &str) -> &'a str {
+    data.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The state an interaction is created in, from the create's `reason`: an
+/// accepted (or answered outbound) call is being worked; one that never
+/// reached an agent (time-out, abandon, missed call, …) is new, waiting for
+/// its callback work item to be assigned.
+pub(super) fn create_state(reason: &str) -> &'static str {
+    match reason {
+        "accepted" | "outbound" => "work_in_progress",
+        _ => "new",
+    }
+}
+
+/// The state an `interaction.update` moves the interaction to, if any.
+pub(super) fn update_state(data: &Map<String, Value>) -> Option<&'static str> {
+    match text(data, "event") {
+        "ended" => Some(closed_state(data)),
+        "hold" => Some("on_hold"),
+        "resume" | "unhold" | "agent_connected" => Some("work_in_progress"),
+        _ => None,
+    }
+}
+
+/// The closed state of an `ended` update, from its terminal reason (an
+/// object `{"reason": …}` on the wire, a bare string in older records): a
+/// caller who hung up before an agent answered closes it abandoned; every
+/// other ending (completed, a time-out, a PBX failure) closes it complete.
+pub(super) fn closed_state(data: &Map<String, Value>) -> &'static str {
+    let terminal = data.get("terminal");
+    let reason = terminal
+        .and_then(|t| t.get("reason"))
+        .or(terminal)
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match reason {
+        "abandoned" => "closed_abandoned",
+        _ => "closed_complete",
+    }
+}
+
+/// The edgecc agent a record makes the interaction's assignee: the agent
+/// who took the call (`interaction.create`), or the one a transfer went to.
+pub(super) fn assignee(kind: RecordKind, data: &Map<String, Value>) -> Option<String> {
+    let agent = match kind {
+        RecordKind::InteractionCreate => text(data, "agent"),
+        RecordKind::InteractionUpdate if text(data, "event") == "transfer" => {
+            text(data, "to_agent")
+        }
+        _ => "",
+    };
+    (!agent.is_empty()).then(|| agent.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// The states sent are ServiceNow's choice values.
+    #[test]
+    fn states_are_servicenow_choices() {
+        assert_eq!(create_state("accepted"), "work_in_progress");
+        assert_eq!(create_state("queue_timeout"), "new");
+        let ended = |t: &str| update_state(&data(t));
+        assert_eq!(
+            ended(r#"{"event":"ended","terminal":{"reason":"completed"}}"#),
+            Some("closed_complete")
+        );
+        assert_eq!(
+            ended(r#"{"event":"ended","terminal":{"reason":"abandoned"}}"#),
+            Some("closed_abandoned")
+        );
+        assert_eq!(
+            ended(r#"{"event":"ended","terminal":"abandoned"}"#),
+            Some("closed_abandoned")
+        );
+        assert_eq!(ended(r#"{"event":"hold"}"#), Some("on_hold"));
+        assert_eq!(ended(r#"{"event":"mute"}"#), None);
+    }
+
+    /// The assignee is the accepting agent, or a transfer's target agent.
+    #[test]
+    fn assignee_of_create_and_transfer() {
+        let create = data(r#"{"agent":"a1","reason":"accepted"}"#);
+        assert_eq!(
+            assignee(RecordKind::InteractionCreate, &create).as_deref(),
+            Some("a1")
+        );
+        let nobody = data(r#"{"agent":null,"reason":"queue_timeout"}"#);
+        assert_eq!(assignee(RecordKind::InteractionCreate, &nobody), None);
+        let transfer = data(r#"{"event":"transfer","from":"a1","to_agent":"b2"}"#);
+        assert_eq!(
+            assignee(RecordKind::InteractionUpdate, &transfer).as_deref(),
+            Some("b2")
+        );
+        let to_queue = data(r#"{"event":"transfer","from":"a1","to_queue":"q"}"#);
+        assert_eq!(assignee(RecordKind::InteractionUpdate, &to_queue), None);
+    }
+}

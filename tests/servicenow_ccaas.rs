@@ -1,0 +1,416 @@
+//! The ServiceNow adapter against the CRM emulator over 127.0.0.1, for
+//! what a CCaaS integration needs beyond creating records (issue 22): the
+//! agent resolved to a `sys_user` for `assigned_to`, a callback work item
+//! routed through the AWA Routing API, and the OAuth JWT bearer grant.
+
+use std::path::{Path, PathBuf};
+
+use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle, JwtVerifier};
+use edgecc::crm::servicenow::{
+    ServiceNowAdapter, ServiceNowAuth, ServiceNowConfig, ServiceNowMode, JWT_BEARER_GRANT,
+};
+use edgecc::crm::{CrmAdapter, Outcome};
+use edgecc::system::storage::Tree;
+use edgecc_storage::{Record, RecordKind, Storage, StorageConfig};
+use serde_json::{json, Map, Value};
+
+/// Client timeouts: loopback answers well within this.
+const TIMEOUT_MS: u64 = 500;
+
+/// A record of `interaction` with a JSON body.
+fn record(seq: u64, interaction: &str, kind: RecordKind, body: Value) -> Record {
+    Record {
+        seq,
+        correlation_id: format!("edge-01:{interaction}:{}:{seq}", kind.as_str()),
+        interaction_key: interaction.into(),
+        kind,
+        body: body.to_string().into_bytes(),
+        created_at_ms: 1_795_278_919_394,
+        attempts: 0,
+        next_attempt_at_ms: 0,
+        last_error: None,
+    }
+}
+
+/// An accepted call's create, taken by `agent`.
+fn accepted(seq: u64, call: &str, agent: &str) -> Record {
+    record(
+        seq,
+        call,
+        RecordKind::InteractionCreate,
+        json!({"ani": "+15550100", "direction": "inbound", "reason": "accepted",
+               "agent": agent, "queue": "sales", "attached": {}}),
+    )
+}
+
+/// A file in `dir` holding `value`.
+fn file(dir: &Path, name: &str, value: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, value).expect("write file");
+    path
+}
+
+/// A fixture of tests/fixtures/servicenow_jwt.
+fn jwt_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/servicenow_jwt")
+        .join(name)
+}
+
+/// A Basic-auth config for `em` in `mode`.
+fn config(em: &EmulatorHandle, dir: &Path, mode: ServiceNowMode) -> ServiceNowConfig {
+    let mut c = ServiceNowConfig::with_instance(&em.url());
+    c.mode = mode;
+    c.user = Some("edgecc".into());
+    c.password_file = Some(file(dir, "sn_password", b"pw\n"));
+    c.connect_timeout_ms = TIMEOUT_MS;
+    c.request_timeout_ms = TIMEOUT_MS;
+    c
+}
+
+/// An adapter for `config` with its own sys_id store in `dir`.
+fn adapter(config: &ServiceNowConfig, dir: &Path) -> ServiceNowAdapter {
+    let storage = Storage::open(dir.join("data"), StorageConfig::default()).unwrap();
+    ServiceNowAdapter::new(config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap()
+}
+
+/// Delivers one record.
+async fn one(adapter: &dyn CrmAdapter, r: Record) -> Outcome {
+    let mut out = adapter.deliver(vec![r]).await;
+    assert_eq!(out.len(), 1);
+    out.remove(0)
+}
+
+/// A row of fields.
+fn row(fields: &[(&str, &str)]) -> Map<String, Value> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect()
+}
+
+/// The interaction row whose call-id column is `call`.
+fn interaction(em: &EmulatorHandle, call: &str) -> Value {
+    em.table_rows("interaction")
+        .into_iter()
+        .find(|r| r["u_edgecc_call_id"] == call)
+        .unwrap_or_else(|| panic!("no interaction for {call}"))
+}
+
+/// `assigned_to` is the agent's `sys_user` sys_id (found by `user_name`,
+/// then cached); an agent ServiceNow does not know leaves it empty and the
+/// record is delivered all the same; a stranger found by a dropped query
+/// term is never taken. Openframe and table modes alike; a transfer
+/// re-assigns.
+#[actix_rt::test]
+async fn assigned_to_is_the_agents_sys_user() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let alice = em.seed_row(
+        "sys_user",
+        row(&[("user_name", "alice"), ("name", "Alice")]),
+    );
+    let bob = em.seed_row("sys_user", row(&[("user_name", "bob")]));
+    let dir = tempfile::tempdir().unwrap();
+    let sn = adapter(
+        &config(&em, dir.path(), ServiceNowMode::Openframe),
+        dir.path(),
+    );
+
+    assert!(matches!(
+        one(&sn, accepted(1, "c-1", "alice")).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(interaction(&em, "c-1")["assigned_to"], alice.as_str());
+    // Cached: the second call of alice asks sys_user nothing (one lookup
+    // of the interaction by call id, one create).
+    let before = em.stats().requests;
+    assert!(matches!(
+        one(&sn, accepted(2, "c-2", "alice")).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(em.stats().requests - before, 2);
+    assert_eq!(interaction(&em, "c-2")["assigned_to"], alice.as_str());
+
+    // Unknown agent: delivered, assigned_to not set.
+    assert!(matches!(
+        one(&sn, accepted(3, "c-3", "mallory")).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(interaction(&em, "c-3").get("assigned_to"), None);
+
+    // A transfer to bob re-assigns the interaction.
+    let transfer = record(
+        4,
+        "c-1",
+        RecordKind::InteractionUpdate,
+        json!({"event": "transfer", "from": "alice", "to_agent": "bob", "seq": 1}),
+    );
+    assert!(matches!(
+        one(&sn, transfer).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(interaction(&em, "c-1")["assigned_to"], bob.as_str());
+
+    // Table mode, matching on a field sys_user lacks: the emulator drops
+    // the term and answers some user, who is not taken.
+    let other = tempfile::tempdir().unwrap();
+    let mut table = config(&em, other.path(), ServiceNowMode::Table);
+    table.agent_user_field = "u_agent_id".into();
+    let sn_table = adapter(&table, other.path());
+    assert!(matches!(
+        one(&sn_table, accepted(5, "c-5", "alice")).await,
+        Outcome::Delivered { .. }
+    ));
+    let created = interaction(&em, "c-5");
+    assert_eq!(created.get("assigned_to"), None);
+    assert_eq!(created["state"], "work_in_progress");
+    assert_eq!(created["type"], "phone");
+
+    // Table mode by user_name: assigned.
+    let third = tempfile::tempdir().unwrap();
+    let sn_table = adapter(
+        &config(&em, third.path(), ServiceNowMode::Table),
+        third.path(),
+    );
+    assert!(matches!(
+        one(&sn_table, accepted(6, "c-6", "bob")).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(interaction(&em, "c-6")["assigned_to"], bob.as_str());
+    em.stop().await;
+}
+
+/// A timed-out call: the interaction is created new, and its work item is
+/// routed to the configured AWA queue, where ServiceNow makes the
+/// `awa_work_item` linked to the interaction; a replay re-routes the same
+/// work item rather than making a second. A queue the instance lacks is
+/// a permanent configuration error. Both openframe and table modes.
+#[actix_rt::test]
+async fn timed_out_call_is_routed_as_awa_work() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let queue = em.seed_row("awa_queue", row(&[("name", "Callbacks")]));
+    for (n, mode) in [ServiceNowMode::Openframe, ServiceNowMode::Table]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(&em, dir.path(), mode);
+        c.awa_queue = Some(queue.clone());
+        let sn = adapter(&c, dir.path());
+        let call = format!("t-{n}");
+        let create = record(
+            1,
+            &call,
+            RecordKind::InteractionCreate,
+            json!({"ani": "+15550100", "direction": "inbound", "reason": "queue_timeout",
+                   "agent": null, "queue": "sales", "attached": {}}),
+        );
+        assert!(matches!(one(&sn, create).await, Outcome::Delivered { .. }));
+        let created = interaction(&em, &call);
+        assert_eq!(created["state"], "new", "{mode:?}");
+        let interaction_id = created["sys_id"].as_str().unwrap().to_string();
+        let work = record(
+            2,
+            &call,
+            RecordKind::WorkItemCreate,
+            json!({"type": "callback", "reason": "queue_timeout",
+                   "callback_number": "+15550100", "queue": "sales", "waited_ms": 60000}),
+        );
+        match one(&sn, work.clone()).await {
+            Outcome::Delivered { link: Some(link) } => {
+                assert!(link.contains("awa_work_item"), "{mode:?} {link}")
+            }
+            other => panic!("{mode:?}: {other:?}"),
+        }
+        let request = em.last_request().unwrap();
+        assert_eq!(
+            request.path,
+            format!("/api/now/awa/queues/{queue}/work_item"),
+            "{mode:?}"
+        );
+        let items: Vec<Value> = em
+            .table_rows("awa_work_item")
+            .into_iter()
+            .filter(|w| w["document_id"] == interaction_id.as_str())
+            .collect();
+        assert_eq!(items.len(), 1, "{mode:?}");
+        assert_eq!(items[0]["document_table"], "interaction");
+        assert_eq!(items[0]["queue"], queue.as_str());
+        assert_eq!(
+            interaction(&em, &call)["caller_phone_number"],
+            "+15550100",
+            "{mode:?}"
+        );
+        // A replay: the active work item is re-routed, not duplicated.
+        assert!(matches!(one(&sn, work).await, Outcome::Delivered { .. }));
+        let again = em
+            .table_rows("awa_work_item")
+            .into_iter()
+            .filter(|w| w["document_id"] == interaction_id.as_str())
+            .count();
+        assert_eq!(again, 1, "{mode:?}");
+    }
+
+    // A queue the instance lacks: permanent, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&em, dir.path(), ServiceNowMode::Openframe);
+    c.awa_queue = Some("0123456789abcdef0123456789abcdef".into());
+    let sn = adapter(&c, dir.path());
+    let create = record(
+        1,
+        "t-9",
+        RecordKind::InteractionCreate,
+        json!({"ani": "+15550100", "direction": "inbound", "reason": "queue_timeout",
+               "agent": null, "queue": "sales", "attached": {}}),
+    );
+    assert!(matches!(one(&sn, create).await, Outcome::Delivered { .. }));
+    let work = record(
+        2,
+        "t-9",
+        RecordKind::WorkItemCreate,
+        json!({"type": "callback", "reason": "queue_timeout", "callback_number": "+15550100"}),
+    );
+    match one(&sn, work).await {
+        Outcome::Permanent {
+            status: 404,
+            reason,
+        } => {
+            assert!(reason.contains("crm.servicenow.awa_queue"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    em.stop().await;
+}
+
+/// An emulator whose JWT verifier map holds the fixture's public key
+/// under Kid `edgecc-1`, for client `cid`.
+async fn jwt_emulator() -> EmulatorHandle {
+    EmulatorHandle::start(EmulatorConfig {
+        oauth_client: Some(("cid".into(), "csecret".into())),
+        jwt: Some(JwtVerifier {
+            public_key_pem: std::fs::read(jwt_fixture("public.pem")).unwrap(),
+            kid: Some("edgecc-1".into()),
+        }),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A JWT bearer config for `em` signing with fixture `key`.
+fn jwt_config(em: &EmulatorHandle, dir: &Path, key: &str) -> ServiceNowConfig {
+    let mut c = config(em, dir, ServiceNowMode::Openframe);
+    c.auth = ServiceNowAuth::OauthJwtBearer;
+    c.user = Some("edgecc.integration".into());
+    c.password_file = None;
+    c.oauth_client_id = Some("cid".into());
+    c.oauth_client_secret_file = Some(file(dir, "cs", b"csecret"));
+    c.jwt_key_file = Some(jwt_fixture(key));
+    c.jwt_kid = Some("edgecc-1".into());
+    c
+}
+
+/// The JWT bearer grant: an assertion signed with the configured key gets
+/// a token and the record is delivered with it; one signed with another
+/// key is refused (held with the breaker, as bad credentials are).
+#[actix_rt::test]
+async fn jwt_bearer_grant_good_and_wrongly_signed() {
+    let em = jwt_emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sn = adapter(&jwt_config(&em, dir.path(), "key.pem"), dir.path());
+    assert!(matches!(
+        one(&sn, accepted(1, "j-1", "alice")).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(em.stats().tokens_issued, 1);
+    assert!(em
+        .last_request()
+        .unwrap()
+        .header("authorization")
+        .unwrap()
+        .starts_with("Bearer "));
+
+    let other = tempfile::tempdir().unwrap();
+    let forged = adapter(
+        &jwt_config(&em, other.path(), "other_key.pem"),
+        other.path(),
+    );
+    let rejected = em.stats().rejected;
+    match one(&forged, accepted(2, "j-2", "alice")).await {
+        Outcome::Retry {
+            crm_down: true,
+            reason,
+            ..
+        } => assert!(reason.contains("OAuth token request: HTTP 401"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(em.stats().tokens_issued, 1);
+    assert!(em.stats().rejected > rejected);
+    em.stop().await;
+}
+
+/// The emulator's checks of an assertion, posted by hand: a good one is
+/// accepted once (its `jti` again is a replay), an expired one (past the
+/// five minutes of clock skew), one for another audience, one without the
+/// verifier map's Kid and one signed with another key are refused.
+#[actix_rt::test]
+async fn jwt_bearer_assertions_checked_by_the_emulator() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let em = jwt_emulator().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key =
+        |name: &str| EncodingKey::from_rsa_pem(&std::fs::read(jwt_fixture(name)).unwrap()).unwrap();
+    let sign = |key_name: &str, kid: Option<&str>, claims: Value| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = kid.map(str::to_string);
+        encode(&header, &claims, &key(key_name)).unwrap()
+    };
+    let claims = |jti: &str, aud: &str, exp: u64| {
+        json!({"iss": "cid", "sub": "edgecc.integration", "aud": aud,
+               "iat": now, "exp": exp, "jti": jti})
+    };
+    let client = awc::Client::default();
+    let token = |assertion: String| {
+        let client = client.clone();
+        let url = format!("{}/oauth_token.do", em.url());
+        async move {
+            let form = [
+                ("grant_type", JWT_BEARER_GRANT.to_string()),
+                ("client_id", "cid".to_string()),
+                ("client_secret", "csecret".to_string()),
+                ("assertion", assertion),
+            ];
+            client
+                .post(url)
+                .send_form(&form)
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let good = sign("key.pem", Some("edgecc-1"), claims("a", "cid", now + 300));
+    assert_eq!(token(good.clone()).await, 200);
+    assert_eq!(token(good).await, 401, "a replayed jti");
+    let expired = sign("key.pem", Some("edgecc-1"), claims("b", "cid", now - 600));
+    assert_eq!(token(expired).await, 401, "expired");
+    let aud = sign("key.pem", Some("edgecc-1"), claims("c", "other", now + 300));
+    assert_eq!(token(aud).await, 401, "wrong audience");
+    let kid = sign("key.pem", Some("nope"), claims("d", "cid", now + 300));
+    assert_eq!(token(kid).await, 401, "unknown kid");
+    let forged = sign(
+        "other_key.pem",
+        Some("edgecc-1"),
+        claims("e", "cid", now + 300),
+    );
+    assert_eq!(token(forged).await, 401, "wrongly signed");
+    assert_eq!(em.stats().tokens_issued, 1);
+    em.stop().await;
+}

@@ -17,7 +17,8 @@
 //!    - [`ari`] — the Asterisk adapter: ARI REST + WebSocket, the actors'
 //!      PBX port for a real Asterisk.
 //!    - [`ari_emulator`] — an Asterisk ARI emulator (HTTP + WebSocket): the
-//!      simulated PBX that lives outside the daemon's process (`edgecc demo
+//!      simulated PBX that lives outside the daemon's process (`edgecc
+//!      pbx-emulator`, with its control and status API; `edgecc demo
 //!      --restart-at` runs the daemon in front of it), and the tests'
 //!      Asterisk.
 //!    - [`crm`] — CRM adapters (webhook, ServiceNow) over one transport,
@@ -53,7 +54,8 @@
 //!    - [`daemon`] — `edgecc run`: signals, reload, systemd, shutdown.
 //!    - [`demo`] — `edgecc demo`: the whole system on the simulated PBX, in
 //!      one process, or with `--restart-at` the daemon as a child process
-//!      killed and restarted in front of the ARI emulator.
+//!      killed and restarted in front of the ARI emulator, a process of
+//!      its own.
 //!    - [`simulate`] — `edgecc simulate`: what-if; a traffic file replayed
 //!      through the routing actors under a paused clock, per config.
 //! 6. [`cli`] — the `edgecc` command line and its dispatch (and `main.rs`).

@@ -2,7 +2,9 @@
 //! daemon (`edgecc run`, `pbx.kind = "ari"`) that talks ARI to it: the
 //! daemon SIGKILLed and started again re-adopts the call its agent was
 //! talking on, which the PBX process kept up all along. Checked from
-//! outside: the PBX's own `/ari/bridges` and the daemon's `/metrics`.
+//! outside: the PBX's own `/ari/bridges`, its status API (its hang-up
+//! counts) and the daemon's `/metrics`. And the PBX process goes when the
+//! process that spawned it does (its standard input closes).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -21,6 +23,20 @@ struct PbxProcess {
     child: Child,
     /// Its ARI base URL, as it printed it.
     url: String,
+    /// Its control API's base URL, as it printed it.
+    control: String,
+}
+
+/// The PBX's status API: `GET /emulator/status`.
+async fn pbx_status(control: &str) -> Value {
+    let mut r = awc::Client::new()
+        .get(format!("{control}/status"))
+        .basic_auth("edgecc", "edgecc-secret")
+        .send()
+        .await
+        .expect("GET /emulator/status");
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().limit(16 << 20).await.expect("status JSON")
 }
 
 impl Drop for PbxProcess {
@@ -86,20 +102,29 @@ async fn a_call_survives_a_daemon_restart_in_front_of_the_pbx_process() {
             "600000",
             "--patience-ms",
             "600000",
+            "--control-port",
+            "0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start the PBX emulator");
-    let mut line = String::new();
-    BufReader::new(pbx.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the PBX prints its URL");
+    let mut out = BufReader::new(pbx.stdout.take().expect("stdout"));
+    let (mut line, mut control) = (String::new(), String::new());
+    out.read_line(&mut line).expect("the PBX prints its URL");
+    out.read_line(&mut control)
+        .expect("the PBX prints its control URL");
     let pbx = PbxProcess {
         child: pbx,
         url: line.trim().to_owned(),
+        control: control.trim().to_owned(),
     };
     assert!(pbx.url.starts_with("http://127.0.0.1:"), "{}", pbx.url);
+    assert!(
+        pbx.control.starts_with("http://127.0.0.1:"),
+        "{}",
+        pbx.control
+    );
 
     let crm = EmulatorHandle::start(EmulatorConfig {
         webhook_secret: Some(b"pbx-process-test".to_vec()),
@@ -146,6 +171,8 @@ async fn a_call_survives_a_daemon_restart_in_front_of_the_pbx_process() {
     assert_eq!(before.len(), 1, "one agent, one call: {before:?}");
     // Let the talking state be durable (a group commit), then kill.
     actix_rt::time::sleep(Duration::from_millis(500)).await;
+    let at_kill = pbx_status(&pbx.control).await;
+    assert_eq!(at_kill["pid"].as_u64(), Some(u64::from(pbx.child.id())));
     daemon.kill();
 
     let daemon = launch.spawn().expect("start the daemon again");
@@ -165,6 +192,45 @@ async fn a_call_survives_a_daemon_restart_in_front_of_the_pbx_process() {
         after.contains(&before[0]),
         "the call goes on at the PBX: before {before:?}, after {after:?}"
     );
+    // By the PBX's own count, nothing was hung up or handed back since the
+    // kill (the callers waiting behind a1 wait on).
+    let now = pbx_status(&pbx.control).await;
+    assert_eq!(now["tally"], at_kill["tally"], "{now:#}");
     assert!(daemon.stop(Duration::from_secs(10)).await, "{}", log());
     crm.stop().await;
+}
+
+/// Goal: a PBX process spawned with `--until-stdin-closes` does not
+/// outlive the process that spawned it, however that one ends (the demo's
+/// PBX). Method: spawn it with a pipe on its standard input, read its URL,
+/// close the pipe. Expected: it exits, cleanly, within 10 s.
+#[test]
+fn the_pbx_process_goes_when_its_standard_input_closes() {
+    let mut child = edgecc()
+        .args(["pbx-emulator", "--port", "0", "--until-stdin-closes"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the PBX emulator");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the PBX prints its URL");
+    assert!(line.starts_with("http://127.0.0.1:"), "{line}");
+    let mut pbx = PbxProcess {
+        child,
+        url: line.trim().to_owned(),
+        control: String::new(),
+    };
+    drop(pbx.child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = pbx.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the PBX outlived its stdin");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
 }

@@ -10,9 +10,10 @@
 //! main/asterisk.c and main/channel.c: no capture has them).
 //!
 //! A product module as well as the tests' Asterisk: it is the simulated
-//! PBX that lives outside the daemon's process, as a real PBX does, in
-//! `edgecc demo --restart-at` (which kills and restarts the daemon in
-//! front of it).
+//! PBX that lives outside the daemon's process, as a real PBX does: `edgecc
+//! pbx-emulator` runs it as a process of its own, and `edgecc demo
+//! --restart-at` spawns that process and kills and restarts the daemon in
+//! front of it.
 //!
 //! # Layout
 //!
@@ -26,6 +27,9 @@
 //! - `wire` — timestamps, JSON objects, parsers.
 //! - [`serve`] — `edgecc pbx-emulator`: the emulator as a process of its
 //!   own, with agent phones and callers, for a daemon to talk ARI to.
+//! - [`control`] — that process's control and status API (its channels,
+//!   bridges and hang-up counts; callers dialling in and hanging up; link
+//!   cuts), for the demo and tests outside it.
 //!
 //! # The emulated dialplan
 //!
@@ -81,6 +85,7 @@
 //!   already exists", a snoop 500 "Snoop channel could not be created".
 
 mod auth;
+pub mod control;
 mod model;
 mod rest;
 pub mod serve;
@@ -93,6 +98,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use model::tally::Tally;
 use model::Core;
 pub use model::{
     normalize_endpoint, FaultKind, PlayedView, RestFault, EVENTS_LOG_MAX,
@@ -579,6 +585,11 @@ impl AriEmulator {
     /// A WebSocket is connected for the app (calls can reach Stasis).
     pub fn app_active(&self) -> bool {
         self.shared.lock().link.is_some()
+    }
+
+    /// What ended channels and who asked, since start.
+    pub fn tally(&self) -> Tally {
+        self.shared.lock().tally.clone()
     }
 
     /// A snapshot of the state.

@@ -33,6 +33,7 @@ use tracing::debug;
 use super::wire::{self, cause_txt, message, Dialplan, Party};
 
 mod playbacks;
+pub mod tally;
 use super::{BridgeView, ChannelView, EmulatorError, EndpointBehaviour, RequestLog};
 pub use playbacks::{PlayedView, PLAYED_MAX};
 
@@ -302,6 +303,9 @@ pub struct Core {
     /// A graceful shutdown under way (`core stop|restart gracefully`): no
     /// new channel; Asterisk goes once the last channel has gone.
     shutdown: Option<Shutdown>,
+    /// What ended channels and who asked, since start (the status API of
+    /// `edgecc pbx-emulator`).
+    pub tally: tally::Tally,
 }
 
 /// A graceful shutdown waiting for the channels to end.
@@ -364,6 +368,7 @@ impl Core {
             timers: Vec::new(),
             playbacks: playbacks::Playbacks::default(),
             shutdown: None,
+            tally: tally::Tally::default(),
         }
     }
 
@@ -740,6 +745,7 @@ impl Core {
         if !self.exists(id) {
             return;
         }
+        self.tally.destroyed(cause);
         if let Some(c) = self.channels.get_mut(id) {
             c.in_stasis = false;
         }
@@ -1560,6 +1566,7 @@ impl Core {
     /// `DELETE /channels/{id}`.
     pub fn hangup_app(&mut self, id: &str) -> Result<(), HttpError> {
         let c = self.channels.get(id).ok_or_else(chan_not_found)?;
+        self.tally.app_hangups += 1;
         if let Some(d) = &c.dial {
             if d.started && !d.answered && d.mode == DialMode::Originate {
                 self.fail_dial(id, FailKind::Cancelled);
@@ -1694,6 +1701,7 @@ impl Core {
         p: &HashMap<String, String>,
     ) -> Result<(), HttpError> {
         self.in_stasis_or_err(id)?;
+        self.tally.app_continues += 1;
         self.leave_bridge(id);
         self.leave_stasis(id);
         if let Some(c) = self.channels.get_mut(id) {
@@ -1717,6 +1725,7 @@ impl Core {
             return Err((400, message("Required parameter endpoint not present")));
         }
         self.in_stasis_or_err(id)?;
+        self.tally.app_redirects += 1;
         self.end_leg(id, 16, false);
         let other = self.channels.get(id).and_then(|c| c.other.clone());
         self.destroy(id, 16);

@@ -5,11 +5,17 @@
 //! there (a simulated PBX inside the daemon's process dies with it).
 //!
 //! It owns the far ends a real PBX would have: agent phones (`--phones`,
-//! answering after `--answer-ms`) and, with `--rate`, callers dialling
+//! each answering after `--answer-ms`, or as its own `=answer:MS`,
+//! `=reject` or `=never` says) and, with `--rate`, callers dialling
 //! `--dnis` into the Stasis application while a daemon holds it (with no
 //! application, Asterisk's `Stasis()` fails the call at once: those calls
 //! are counted as not taken), each hanging up `--talk-ms` after an agent
 //! joined it, or after `--patience-ms` waiting for one.
+//!
+//! With `--control-port` it also serves its control and status API
+//! ([`super::control`]) and prints its base URL on a second line; with
+//! `--until-stdin-closes` it stops when its standard input closes, so a
+//! parent that dies however it dies (the demo) does not leave it behind.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -49,6 +55,54 @@ pub struct PbxEmulatorArgs {
     /// How long a caller waits for an agent before hanging up, ms.
     #[arg(long, default_value_t = 60_000)]
     pub patience_ms: u64,
+    /// Serve the control and status API on 127.0.0.1:PORT (0: any free
+    /// port); its base URL is printed on the second line.
+    #[arg(long, value_name = "PORT")]
+    pub control_port: Option<u16>,
+    /// Stop when standard input closes (for a parent process that spawns
+    /// it with a pipe: the PBX goes when its parent goes).
+    #[arg(long)]
+    pub until_stdin_closes: bool,
+}
+
+/// The `--phones` entry for `endpoint` behaving as `b`: `ENDPOINT`
+/// (answers after `--answer-ms`), `ENDPOINT=answer:MS`, `ENDPOINT=reject`
+/// or `ENDPOINT=never`; `None` for a behaviour the flag cannot say.
+pub fn phone_arg(endpoint: &str, b: &EndpointBehaviour) -> Option<String> {
+    match b {
+        EndpointBehaviour::AnswerAfter { ring_ms } => Some(format!("{endpoint}=answer:{ring_ms}")),
+        EndpointBehaviour::Reject => Some(format!("{endpoint}=reject")),
+        EndpointBehaviour::RingForever => Some(format!("{endpoint}=never")),
+        _ => None,
+    }
+}
+
+/// Parses one `--phones` entry (see [`phone_arg`]).
+fn parse_phone(text: &str, answer_ms: u64) -> Result<(String, EndpointBehaviour), String> {
+    let (endpoint, how) = match text.split_once('=') {
+        Some((e, how)) => (e, Some(how)),
+        None => (text, None),
+    };
+    if endpoint.is_empty() {
+        return Err(format!("--phones {text:?}: no endpoint"));
+    }
+    let b = match how {
+        None => EndpointBehaviour::AnswerAfter { ring_ms: answer_ms },
+        Some("reject") => EndpointBehaviour::Reject,
+        Some("never") => EndpointBehaviour::RingForever,
+        Some(other) => match other
+            .strip_prefix("answer:")
+            .and_then(|ms| ms.parse::<u64>().ok())
+        {
+            Some(ring_ms) => EndpointBehaviour::AnswerAfter { ring_ms },
+            None => {
+                return Err(format!(
+                    "--phones {text:?}: after '=' use answer:MS, reject or never"
+                ))
+            }
+        },
+    };
+    Ok((endpoint.to_string(), b))
 }
 
 /// One caller the emulator placed and still drives.
@@ -81,20 +135,46 @@ pub fn run(args: &PbxEmulatorArgs) -> Result<(), String> {
             .map_err(|e| format!("--password-file {}: {e}", path.display()))?;
         cfg.password = text.trim_end().to_string();
     }
+    let phones = args
+        .phones
+        .iter()
+        .map(|p| parse_phone(p, args.answer_ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let control = match args.control_port {
+        Some(port) => Some(
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .map_err(|e| format!("--control-port: cannot listen on 127.0.0.1:{port}: {e}"))?,
+        ),
+        None => None,
+    };
     let pbx = AriEmulator::start_on(cfg, args.port)
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
-    for phone in &args.phones {
-        pbx.set_endpoint(
-            phone,
-            EndpointBehaviour::AnswerAfter {
-                ring_ms: args.answer_ms,
-            },
-        );
+    for (endpoint, b) in phones {
+        pbx.set_endpoint(&endpoint, b);
     }
     println!("{}", pbx.base_url());
     actix_rt::System::new().block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| e.to_string())?;
+        if let Some(listener) = control {
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let server =
+                super::control::server(pbx.clone(), listener).map_err(|e| e.to_string())?;
+            actix_rt::spawn(server);
+            println!("http://{addr}/emulator");
+        }
+        // Standard input read to its end on a thread of its own; the end
+        // (the parent gone) stops the PBX.
+        let (stdin_closed, mut stdin_watch) = tokio::sync::oneshot::channel::<()>();
+        if args.until_stdin_closes {
+            std::thread::Builder::new()
+                .name("pbx-stdin".into())
+                .spawn(move || {
+                    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                    let _ = stdin_closed.send(());
+                })
+                .map_err(|e| e.to_string())?;
+        }
         let mut tally = Tally::default();
         let mut callers = HashMap::new();
         let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
@@ -103,6 +183,10 @@ pub fn run(args: &PbxEmulatorArgs) -> Result<(), String> {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
+                _ = &mut stdin_watch, if args.until_stdin_closes => {
+                    tracing::info!("Standard input closed: the parent is gone.");
+                    break;
+                }
                 _ = tokio::time::sleep(TICK) => {}
             }
             if let Some(gap) = gap {

@@ -193,6 +193,17 @@ impl Launch {
     }
 }
 
+/// A daemon left running when the demo returns early (an error on the
+/// way) is killed, so it does not outlive the demo.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Daemon {
     /// SIGKILL, as the OOM killer or a power cut would; waits for it.
     pub fn kill(mut self) {

@@ -16,12 +16,17 @@
 //! abandoned call one interaction and one work item, nothing lost, nothing
 //! applied twice. The exit code is 1 when a check fails.
 //!
+//! This mode runs the simulated PBX inside the system's process
+//! (`pbx.kind = "sim"`): it could not outlive a restart, so it has none.
 //! With `--restart-at`, `--link-cut-at` or `--crm-faults` it runs in
 //! [`restart`] mode instead: the daemon as a child process ([`child`]),
-//! SIGKILLed and started again, in front of the ARI emulator, which lives
-//! on in this process with the callers and the CRM emulator.
+//! SIGKILLed and started again, in front of the simulated PBX as a third
+//! process ([`pbx_process`]: `edgecc pbx-emulator`, the ARI emulator),
+//! which keeps the calls up across the kills; the callers and the CRM
+//! emulator stay in this process.
 
 pub mod child;
+pub mod pbx_process;
 pub mod restart;
 pub mod screen;
 
@@ -118,7 +123,8 @@ pub struct DemoArgs {
     pub http: Option<String>,
     /// SIGKILL the daemon at these seconds and start it again on the same
     /// data directory. The daemon then runs as a child process in front of
-    /// a simulated PBX (the ARI emulator) that lives on in this process.
+    /// a simulated PBX (the ARI emulator) in a process of its own, which
+    /// keeps the calls up.
     #[arg(long, value_name = "SECS[,SECS...]")]
     pub restart_at: Option<String>,
     /// Cut the PBX link at these seconds (closed, refused for 2 s); runs

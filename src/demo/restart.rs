@@ -2,38 +2,48 @@
 //! restarted under load, in front of a PBX that lives on in its own
 //! process, as a real one does.
 //!
-//! This process is the world around the box: the simulated PBX (the
-//! [`AriEmulator`], Asterisk's ARI over HTTP and WebSocket on 127.0.0.1)
-//! with its agent phones (some slow, some rejecting, some never
-//! answering) and the callers dialled into the Stasis application, and the
-//! CRM emulator. The daemon is its child: `edgecc run` on a config the
-//! demo writes ([`super::child`]), the ARI adapter pointed at the PBX. At
-//! each `--restart-at` second it is SIGKILLed and started again on the same
-//! data directory; the status line says what that cost: the time from the
-//! spawn to `/readyz` answering 200 (the PBX link up and the restored calls
-//! reconciled) and the calls the restarted daemon re-adopted from the PBX
-//! (`edgecc_restart_calls_adopted` in its `/metrics`). `--link-cut-at`
-//! cuts the PBX link (every WebSocket closed, new ones refused for 2 s);
-//! `--crm-faults` makes the CRM refuse connections, answer 429 and answer
-//! 500 in turn.
+//! Three processes: the simulated PBX is one of its own (`edgecc
+//! pbx-emulator`, [`super::pbx_process`]: Asterisk's ARI over HTTP and
+//! WebSocket on 127.0.0.1, with the agents' phones, some slow, some
+//! rejecting, some never answering), spawned by the demo and ended on
+//! every exit path; the daemon is another (`edgecc run` on a config the
+//! demo writes, [`super::child`], its ARI adapter pointed at the PBX); the
+//! demo's own process plays the callers, who dial in and hang up through
+//! the PBX's control API, and the CRM emulator. At each `--restart-at`
+//! second the daemon is SIGKILLed and started again on the same data
+//! directory, while the PBX process keeps every call up; the status line
+//! says what that cost: the time from the spawn to `/readyz` answering 200
+//! (the PBX link up and the restored calls reconciled) and the calls the
+//! restarted daemon re-adopted from the PBX (`edgecc_restart_calls_adopted`
+//! in its `/metrics`), and 3 s after that, from the PBX's side, whether
+//! the calls talking at the kill still talk on the same bridge, whether
+//! the callers waiting at the kill are still in the application, and what
+//! the PBX counted meanwhile (channels destroyed, the application's
+//! hang-ups and hand-backs). `--link-cut-at` cuts the PBX link (every
+//! WebSocket closed, new ones refused for 2 s); `--crm-faults` makes the
+//! CRM refuse connections, answer 429 and answer 500 in turn.
 //!
-//! The check at the end is made from outside, at the PBX and the CRM, so
-//! that no restart can hide anything: every call edgecc took has exactly
-//! one terminal record at the CRM (answered: one interaction, one phone
-//! log, updates in order with exactly one `ended`, the last; abandoned or
-//! timed out: one interaction and one work item), no agent phone ever rang
-//! with two calls at once, no record lost (the outbox empty, no dead
-//! letters) and no call, channel or bridge left at the PBX.
+//! The check at the end is made from outside, at the PBX (its status API)
+//! and the CRM, so that no restart can hide anything: no call talking at a
+//! kill was cut (its caller hung it up, or it still talks), every call
+//! edgecc took has exactly one terminal record at the CRM (answered: one
+//! interaction, one phone log, updates in order with exactly one `ended`,
+//! the last; abandoned or timed out: one interaction and one work item), no
+//! agent phone ever rang with two calls at once, no record lost (the
+//! outbox empty, no dead letters) and no call, channel or bridge left at
+//! the PBX.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use edgecc_actors::rng::SplitMix64;
 use serde::Serialize;
 
 use super::child::{self, Api, ChildConfig, Launch};
+use super::pbx_process::PbxProcess;
 use super::Plan;
-use crate::ari_emulator::{AriEmulator, AriEmulatorConfig, EmulatorError, EndpointBehaviour};
+use crate::ari_emulator::control::Status;
+use crate::ari_emulator::{EndpointBehaviour, Tally};
 use crate::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
 
 /// How long a start may take before the demo gives up.
@@ -44,9 +54,13 @@ const LINK_CUT: Duration = Duration::from_secs(2);
 const CRM_FAULT: Duration = Duration::from_secs(3);
 /// How often callers and phones are looked at.
 const TICK: Duration = Duration::from_millis(50);
+/// How long after a restarted daemon reconciled the PBX is looked at
+/// again for what the restart cost: past the daemon's orphan check (2 s
+/// after the link is up).
+const AFTER_RESTART_LOOK: Duration = Duration::from_secs(3);
 
 /// What one restart cost.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RestartCost {
     /// When, in seconds from the start.
     pub at_s: u64,
@@ -59,6 +73,31 @@ pub struct RestartCost {
     pub calls_restored: u64,
     /// Of those, calls the PBX still had, re-adopted and carried on.
     pub calls_adopted: u64,
+    /// Calls talking at the PBX at the kill (the caller bridged with an
+    /// agent's phone).
+    pub talking_at_kill: u64,
+    /// Of those, still talking on the same bridge with the same channels
+    /// 3 s after the restarted daemon reconciled.
+    pub talking_kept: u64,
+    /// Of those, ended by their caller meanwhile (the demo hung up).
+    pub talking_ended_by_caller: u64,
+    /// Callers waiting in the application at the kill.
+    pub queued_at_kill: u64,
+    /// Of those, still in the application (waiting, or answered since) at
+    /// that look.
+    pub queued_kept: u64,
+    /// Of those, gone because their caller hung up meanwhile.
+    pub queued_ended_by_caller: u64,
+    /// Channels the PBX destroyed from the kill to that look, whatever the
+    /// cause (its own count, [`Tally`]).
+    pub pbx_channels_destroyed: u64,
+    /// Channels the daemon hung up over ARI in that time (the PBX's count).
+    pub pbx_app_hangups: u64,
+    /// Channels the daemon handed back to the dialplan in that time.
+    pub pbx_app_continues: u64,
+    /// True once the PBX was looked at after the restart (the fields above
+    /// from `talking_kept` on are filled).
+    pub looked_after: bool,
 }
 
 /// The summary of a run with restarts.
@@ -104,6 +143,11 @@ pub struct RestartSummary {
     pub failures: Vec<String>,
     /// True when every check passed.
     pub ok: bool,
+    /// The PBX process's id, as its status API reports it (not the
+    /// daemon's, not the demo's).
+    pub pbx_pid: u32,
+    /// The daemon's process ids, one per life.
+    pub daemon_pids: Vec<u32>,
 }
 
 /// The flags of the restart mode, parsed.
@@ -179,6 +223,78 @@ struct CallerState {
 /// back to the dialplan (seen out of the application while up).
 type Taken = HashMap<String, bool>;
 
+/// The PBX as it was at a kill, to compare once the daemon is back.
+struct AtKill {
+    /// Index of the restart in the summary.
+    restart: usize,
+    /// Calls talking: caller channel, its bridge, the bridge's channels.
+    talking: Vec<(String, String, Vec<String>)>,
+    /// Callers waiting in the application.
+    queued: Vec<String>,
+    /// The PBX's counts.
+    tally: Tally,
+}
+
+impl AtKill {
+    /// What the PBX shows of the callers in `callers`.
+    fn new(restart: usize, state: &Status, callers: &HashMap<String, CallerState>) -> AtKill {
+        let mut at = AtKill {
+            restart,
+            talking: Vec::new(),
+            queued: Vec::new(),
+            tally: state.tally.clone(),
+        };
+        for id in callers.keys() {
+            let Some(ch) = state.channel(id).filter(|c| c.in_stasis) else {
+                continue;
+            };
+            match ch
+                .bridge_id
+                .as_deref()
+                .and_then(|b| state.bridge(b))
+                .filter(|b| b.channels.len() >= 2)
+            {
+                Some(b) => at
+                    .talking
+                    .push((id.clone(), b.id.clone(), b.channels.clone())),
+                None => at.queued.push(id.clone()),
+            }
+        }
+        at
+    }
+
+    /// Fills the restart's cost from the PBX now; `hung_up`: the callers
+    /// the demo hung up so far.
+    fn look(&self, cost: &mut RestartCost, state: &Status, hung_up: &HashSet<String>) {
+        cost.talking_at_kill = self.talking.len() as u64;
+        cost.queued_at_kill = self.queued.len() as u64;
+        for (id, bridge, channels) in &self.talking {
+            let same = state
+                .bridge(bridge)
+                .is_some_and(|b| &b.channels == channels);
+            if hung_up.contains(id) {
+                cost.talking_ended_by_caller += 1;
+            } else if same {
+                cost.talking_kept += 1;
+            }
+        }
+        for id in &self.queued {
+            if hung_up.contains(id) {
+                cost.queued_ended_by_caller += 1;
+            } else if state.channel(id).is_some_and(|c| c.in_stasis) {
+                cost.queued_kept += 1;
+            }
+        }
+        let t = &state.tally;
+        cost.pbx_channels_destroyed = t
+            .destroyed_total()
+            .saturating_sub(self.tally.destroyed_total());
+        cost.pbx_app_hangups = t.app_hangups.saturating_sub(self.tally.app_hangups);
+        cost.pbx_app_continues = t.app_continues.saturating_sub(self.tally.app_continues);
+        cost.looked_after = true;
+    }
+}
+
 /// Runs the demo with the daemon as a child process.
 pub(super) async fn run(
     plan: &Plan,
@@ -195,14 +311,13 @@ pub(super) async fn run(
     })
     .await
     .map_err(|e| format!("cannot start the CRM emulator: {e}"))?;
-    let pbx_cfg = AriEmulatorConfig::default();
-    let pbx = AriEmulator::start(pbx_cfg.clone())
-        .map_err(|e| format!("cannot start the simulated PBX: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut cc = super::demo_config(plan.agents, args.wrap_up_ms, false);
     // Agents are Ready again after a missed offer, as the in-process
     // demo's keeper does for its agents.
     cc.timers.rona_sets_not_ready = false;
     let mut rng = SplitMix64::new(args.seed);
+    let mut phones = Vec::with_capacity(cc.agents.len());
     for agent in &mut cc.agents {
         let endpoint = format!("PJSIP/{}", agent.extension);
         // Phones like people: most answer, a few reject, a few never do.
@@ -213,23 +328,27 @@ pub(super) async fn run(
                 ring_ms: rng.range(plan.answer_ms.0, plan.answer_ms.1),
             },
         };
-        pbx.set_endpoint(&endpoint, behaviour);
+        phones.push((endpoint.clone(), behaviour));
         agent.endpoint = Some(endpoint);
     }
+    // The PBX: a process of its own, which the daemon's SIGKILLs do not
+    // touch; killed when `pbx` is dropped, whichever way this returns.
+    let mut pbx = PbxProcess::spawn(&exe, &phones, &data_dir.join("pbx.log"))?;
+    let pbx_pid = pbx.status().await?.pid;
     let http = child::free_port()?;
     let config = child::write_config(
         data_dir,
         &ChildConfig {
             cc: &cc,
-            ari_url: pbx.base_url(),
-            ari_user: (pbx_cfg.user.clone(), pbx_cfg.password.clone()),
+            ari_url: pbx.ari_url.clone(),
+            ari_user: pbx.credentials.clone(),
             crm_url: crm.webhook_url(),
             http,
             password_hash: crate::http::hash_password(child::AGENT_PASSWORD)?,
         },
     )?;
     let launch = Launch {
-        exe: std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
+        exe,
         config,
         data_dir: data_dir.join("data"),
         log: data_dir.join("daemon.log"),
@@ -243,17 +362,23 @@ pub(super) async fn run(
             return Err(format!("{e}; see {}", launch.log.display()));
         }
     };
+    let mut summary = RestartSummary {
+        pbx_pid,
+        daemon_pids: vec![daemon.pid()],
+        ..RestartSummary::default()
+    };
     for agent in &cc.agents {
         api.agent_ready(&agent.id).await?;
     }
     println!(
-        "edgecc demo: {} agents, {} calls/s for {} s; edgecc runs as process {} (ready in {} ms), the PBX {} and the CRM {} here; restarts at {:?} s, link cuts at {:?} s{}; daemon log {}",
+        "edgecc demo: {} agents, {} calls/s for {} s; edgecc runs as process {} (ready in {} ms), the PBX as process {} ({}), the CRM {} here; restarts at {:?} s, link cuts at {:?} s{}; daemon log {}",
         plan.agents,
         plan.rate,
         plan.duration_s,
         daemon.pid(),
         first_ready.as_millis(),
-        pbx.base_url(),
+        pbx_pid,
+        pbx.ari_url,
         crm.webhook_url(),
         faults.restarts,
         faults.link_cuts,
@@ -261,7 +386,6 @@ pub(super) async fn run(
         launch.log.display(),
     );
 
-    let mut summary = RestartSummary::default();
     let mut callers: HashMap<String, CallerState> = HashMap::new();
     let mut taken: Taken = HashMap::new();
     let mut doubles = std::collections::HashSet::new();
@@ -276,7 +400,10 @@ pub(super) async fn run(
         tokio::sync::oneshot::Receiver<Result<child::Readiness, String>>,
     )> = None;
     let mut cuts = faults.link_cuts.iter().copied().peekable();
-    let mut link_back: Option<Instant> = None;
+    // The PBX at the last kill, and when to look at it again.
+    let mut at_kill: Option<AtKill> = None;
+    let mut look_at: Option<Instant> = None;
+    let mut hung_up: HashSet<String> = HashSet::new();
     let mut crm_fault = CrmFaults::new(faults.crm_faults);
     let mut crm_down = false;
     let endpoints: Vec<String> = cc.agents.iter().map(|a| a.endpoint()).collect();
@@ -286,11 +413,21 @@ pub(super) async fn run(
             // SIGKILL, then at once a new process on the same data
             // directory; callers keep arriving at the PBX meanwhile.
             let at = restarts.next().unwrap_or(elapsed);
+            let state = pbx.status().await?;
+            // A restart not yet looked at is looked at now.
+            if let Some(prev) = at_kill.take() {
+                if let Some(cost) = summary.restarts.get_mut(prev.restart) {
+                    prev.look(cost, &state, &hung_up);
+                }
+            }
+            look_at = None;
+            at_kill = Some(AtKill::new(summary.restarts.len(), &state, &callers));
             daemon.kill();
             println!(
                 "t={elapsed:>3}s  edgecc SIGKILLed; starting it again on the same data directory"
             );
             daemon = launch.spawn()?;
+            summary.daemon_pids.push(daemon.pid());
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (api, spawned) = (api.clone(), daemon.spawned);
             actix_rt::spawn(async move {
@@ -307,6 +444,7 @@ pub(super) async fn run(
                         reconciled_ms: r.reconciled.unwrap_or_default().as_millis() as u64,
                         calls_restored: r.calls_restored,
                         calls_adopted: r.calls_adopted,
+                        ..RestartCost::default()
                     };
                     println!(
                         "t={:>3}s  edgecc back (process {}): READY in {} ms, restored calls reconciled in {} ms: {} calls re-adopted from the PBX ({} restored)",
@@ -319,6 +457,7 @@ pub(super) async fn run(
                     );
                     summary.restarts.push(cost);
                     restarting = None;
+                    look_at = Some(Instant::now() + AFTER_RESTART_LOOK);
                 }
                 Ok(Err(e)) => return Err(format!("restart at {at} s: {e}")),
                 Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
@@ -329,17 +468,24 @@ pub(super) async fn run(
                 Err(e) => return Err(format!("restart at {at} s: {e}")),
             }
         }
+        if look_at.is_some_and(|t| Instant::now() >= t) {
+            look_at = None;
+            if let Some(k) = at_kill.take() {
+                let state = pbx.status().await?;
+                if let Some(cost) = summary.restarts.get_mut(k.restart) {
+                    k.look(cost, &state, &hung_up);
+                    print_look(start.elapsed().as_secs(), cost);
+                }
+            }
+        }
         if cuts.peek().is_some_and(|&at| elapsed >= at) {
             cuts.next();
-            pbx.set_accept_links(false);
-            pbx.drop_links();
-            link_back = Some(Instant::now() + LINK_CUT);
+            pbx.cut_link(LINK_CUT).await?;
             summary.link_cuts += 1;
             println!("t={elapsed:>3}s  PBX link cut for {} s", LINK_CUT.as_secs());
         }
-        if link_back.is_some_and(|at| Instant::now() >= at) {
-            link_back = None;
-            pbx.set_accept_links(true);
+        if let Some(status) = pbx.exited() {
+            return Err(format!("the PBX process exited ({status})"));
         }
         if let (false, Some((from, to))) = (faults.crm_faults, plan.outage) {
             let want_down = elapsed >= from && elapsed < to;
@@ -374,8 +520,8 @@ pub(super) async fn run(
             let ani = format!("+1555{:07}", caller_rng.below(10_000_000));
             let patience = caller_rng.range(plan.patience_ms.0, plan.patience_ms.1);
             let talk = caller_rng.range(plan.talk_ms.0, plan.talk_ms.1);
-            match pbx.inbound_call(&ani, "Caller", dnis, &[]) {
-                Ok(id) => {
+            match pbx.place_call(&ani, dnis).await? {
+                Some(id) => {
                     taken.insert(id.clone(), false);
                     callers.insert(
                         id,
@@ -388,8 +534,7 @@ pub(super) async fn run(
                         },
                     );
                 }
-                Err(EmulatorError::NoLink) => summary.calls_not_taken += 1,
-                Err(e) => return Err(format!("simulated PBX: {e}")),
+                None => summary.calls_not_taken += 1,
             }
         }
         drive_callers(
@@ -397,10 +542,12 @@ pub(super) async fn run(
             &mut callers,
             &mut taken,
             &mut doubles,
+            &mut hung_up,
             &endpoints,
             &mut summary,
             false,
-        );
+        )
+        .await?;
         if Instant::now() >= next_status {
             next_status += Duration::from_secs(1);
             print_status(elapsed, &summary, &callers, &crm, &api).await;
@@ -418,9 +565,19 @@ pub(super) async fn run(
             reconciled_ms: r.reconciled.unwrap_or_default().as_millis() as u64,
             calls_restored: r.calls_restored,
             calls_adopted: r.calls_adopted,
+            ..RestartCost::default()
         });
     }
-    pbx.set_accept_links(true);
+    // A restart not yet looked at (the run ended first) is looked at once
+    // the daemon had its time to reconcile.
+    if let Some(k) = at_kill.take() {
+        tokio::time::sleep(AFTER_RESTART_LOOK).await;
+        let state = pbx.status().await?;
+        if let Some(cost) = summary.restarts.get_mut(k.restart) {
+            k.look(cost, &state, &hung_up);
+            print_look(start.elapsed().as_secs(), cost);
+        }
+    }
     if crm_fault.active() || crm_down {
         crm.set_mode(Mode::Normal)
             .await
@@ -436,10 +593,12 @@ pub(super) async fn run(
             &mut callers,
             &mut taken,
             &mut doubles,
+            &mut hung_up,
             &endpoints,
             &mut summary,
             false,
-        );
+        )
+        .await?;
         tokio::time::sleep(TICK).await;
     }
     let gone_by = Instant::now() + Duration::from_secs(30);
@@ -449,10 +608,12 @@ pub(super) async fn run(
             &mut callers,
             &mut taken,
             &mut doubles,
+            &mut hung_up,
             &endpoints,
             &mut summary,
             true,
-        );
+        )
+        .await?;
         tokio::time::sleep(TICK).await;
     }
     // The daemon hands everything to the CRM, then stops cleanly.
@@ -482,23 +643,27 @@ pub(super) async fn run(
             .failures
             .push("the daemon did not stop cleanly on SIGTERM".to_string());
     }
-    check(&mut summary, &taken, &pbx, &crm);
+    let left = pbx.status().await?;
+    check(&mut summary, &taken, &left, &crm);
     crm.stop().await;
     Ok(summary)
 }
 
-/// Callers talk, lose patience and hang up; the agents' phones are looked
-/// at for a second call. `all`: every caller still there hangs up now.
-fn drive_callers(
-    pbx: &AriEmulator,
+/// Callers talk, lose patience and hang up (the ones hung up go into
+/// `hung_up`); the agents' phones are looked at for a second call. `all`:
+/// every caller still there hangs up now.
+#[allow(clippy::too_many_arguments)]
+async fn drive_callers(
+    pbx: &PbxProcess,
     callers: &mut HashMap<String, CallerState>,
     taken: &mut Taken,
-    doubles: &mut std::collections::HashSet<String>,
+    doubles: &mut HashSet<String>,
+    hung_up: &mut HashSet<String>,
     endpoints: &[String],
     summary: &mut RestartSummary,
     all: bool,
-) {
-    let state = pbx.state();
+) -> Result<(), String> {
+    let state = pbx.status().await?;
     let mut per_endpoint: HashMap<&str, Vec<&str>> = HashMap::new();
     for c in &state.channels {
         if let Some(e) = c.endpoint.as_deref() {
@@ -519,6 +684,7 @@ fn drive_callers(
         }
     }
     let now = Instant::now();
+    let mut hang_up = Vec::new();
     callers.retain(|id, caller| {
         let Some(ch) = state.channel(id) else {
             return false; // gone: hung up, or ended by edgecc
@@ -541,10 +707,36 @@ fn drive_callers(
             None => now >= caller.placed + caller.patience,
         };
         if (done || all) && !caller.hung_up {
-            caller.hung_up = pbx.caller_hangup(id).is_ok();
+            hang_up.push(id.clone());
         }
         true
     });
+    for id in hang_up {
+        if pbx.hang_up(&id).await? {
+            if let Some(c) = callers.get_mut(&id) {
+                c.hung_up = true;
+            }
+            hung_up.insert(id);
+        }
+    }
+    Ok(())
+}
+
+/// The line saying what a restart cost at the PBX.
+fn print_look(elapsed: u64, r: &RestartCost) {
+    println!(
+        "t={elapsed:>3}s  at the PBX since the kill at {} s: {} of {} talking calls still talking ({} hung up by their caller), {} of {} waiting callers still in line ({} hung up); the PBX destroyed {} channels, edgecc hung up {} and handed back {}",
+        r.at_s,
+        r.talking_kept,
+        r.talking_at_kill,
+        r.talking_ended_by_caller,
+        r.queued_kept,
+        r.queued_at_kill,
+        r.queued_ended_by_caller,
+        r.pbx_channels_destroyed,
+        r.pbx_app_hangups,
+        r.pbx_app_continues,
+    );
 }
 
 /// The CRM faults of `--crm-faults`, in turn: refused connections, 429
@@ -642,7 +834,7 @@ async fn print_status(
 
 /// Every check, from the PBX and the CRM; fills the counts, `failures`
 /// and `ok`.
-fn check(s: &mut RestartSummary, taken: &Taken, pbx: &AriEmulator, crm: &EmulatorHandle) {
+fn check(s: &mut RestartSummary, taken: &Taken, left: &Status, crm: &EmulatorHandle) {
     let stats = crm.stats();
     s.records_delivered = stats.records;
     s.crm_duplicates = stats.duplicates;
@@ -744,7 +936,20 @@ fn check(s: &mut RestartSummary, taken: &Taken, pbx: &AriEmulator, crm: &Emulato
             stats.dropped
         ));
     }
-    let left = pbx.state();
+    for r in &s.restarts {
+        let cut = r.talking_at_kill - r.talking_kept - r.talking_ended_by_caller;
+        if !r.looked_after {
+            fail(format!(
+                "restart at {} s: the PBX was not looked at after it",
+                r.at_s
+            ));
+        } else if cut != 0 {
+            fail(format!(
+                "restart at {} s: {cut} of the {} calls talking at the kill were cut (not ended by their caller, no longer on their bridge)",
+                r.at_s, r.talking_at_kill
+            ));
+        }
+    }
     if !left.channels.is_empty() || !left.bridges.is_empty() {
         fail(format!(
             "left at the PBX: {} channels, {} bridges",
@@ -775,8 +980,21 @@ pub fn print_summary(s: &RestartSummary) {
     );
     for r in &s.restarts {
         println!(
-            "  restart at {:>3}s  READY in {} ms, reconciled in {} ms, {} calls re-adopted ({} restored)",
-            r.at_s, r.ready_ms, r.reconciled_ms, r.calls_adopted, r.calls_restored
+            "  restart at {:>3}s  READY in {} ms, reconciled in {} ms, {} calls re-adopted ({} restored); at the PBX: {} of {} talking calls kept ({} hung up by their caller), {} of {} waiting callers kept ({} hung up), {} channels destroyed, {} hung up and {} handed back by edgecc",
+            r.at_s,
+            r.ready_ms,
+            r.reconciled_ms,
+            r.calls_adopted,
+            r.calls_restored,
+            r.talking_kept,
+            r.talking_at_kill,
+            r.talking_ended_by_caller,
+            r.queued_kept,
+            r.queued_at_kill,
+            r.queued_ended_by_caller,
+            r.pbx_channels_destroyed,
+            r.pbx_app_hangups,
+            r.pbx_app_continues
         );
     }
     println!("  link cuts         {}", s.link_cuts);
@@ -790,7 +1008,7 @@ pub fn print_summary(s: &RestartSummary) {
         s.records_pending, s.records_dead
     );
     if s.ok {
-        println!("check: OK — every call edgecc took has one terminal record set at the CRM (answered: one interaction, one phone log, updates in order ending in one `ended`; not answered: one interaction and one work item); no agent had two calls at once; nothing lost, nothing left at the PBX");
+        println!("check: OK — no call talking at a kill was cut; every call edgecc took has one terminal record set at the CRM (answered: one interaction, one phone log, updates in order ending in one `ended`; not answered: one interaction and one work item); no agent had two calls at once; nothing lost, nothing left at the PBX");
     } else {
         for f in &s.failures {
             println!("check FAILED: {f}");

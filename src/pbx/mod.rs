@@ -31,7 +31,8 @@ use crate::ari::{AriConfig, AriPbx, AriSettings};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPbx {
-    /// `sim` (the built-in simulated PBX) or `ari` (Asterisk, `[pbx.ari]`).
+    /// `sim` (the built-in simulated PBX, inside the daemon's process: a
+    /// restart ends its calls) or `ari` (Asterisk, `[pbx.ari]`).
     pub kind: Option<String>,
     /// `[pbx.ari]`: the Asterisk REST Interface.
     pub ari: Option<AriConfig>,
@@ -41,7 +42,9 @@ pub struct RawPbx {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PbxKind {
-    /// The built-in simulated PBX.
+    /// The built-in simulated PBX, inside the daemon's process: it dies
+    /// with the daemon, so a restarted daemon finds no leg there and
+    /// closes every restored call.
     Sim,
     /// Asterisk over ARI.
     Ari(Box<AriSettings>),

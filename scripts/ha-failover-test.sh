@@ -23,12 +23,18 @@
 #     BEFORE edgecc started on it; edgecc started on the shared data
 #     directory; /readyz 200 on the VIP with "ha_role":"active"; every
 #     agent talking before the death talks on the same call afterwards
-#     (the desktop's OLD token on the VIP: same call id, same agent; the
-#     PBX still has the same bridges, nothing hung up); once the CRM takes
+#     (the desktop's OLD token on the VIP: same call id, same agent,
+#     within 30 s of the death; the PBX still has the same bridges,
+#     nothing hung up); a caller who came after the death is routed into
+#     the queue by the survivor (FIGURE: death -> /readyz 200, -> desktops
+#     back, -> that first new call routed); once the CRM takes
 #     writes again, every record acknowledged before the death (pending
 #     in the outbox, or already at the CRM) is at the CRM, none arrived
 #     twice (the CRM's duplicate count does not move), no dead letter;
-#     an agent then hangs up its call through the new box;
+#     an agent then hangs up its call through the new box, and the new
+#     box connects the agent to a new caller (FIGURE); edgecc started
+#     once on the survivor since the death and the VIP stayed there (no
+#     flapping);
 #   - rejoin: the fenced node boots again and joins; it takes nothing
 #     back (stickiness), nobody is fenced, every resource stays started,
 #     the other agent's call goes on, and the active's edgecc never had
@@ -46,7 +52,7 @@
 # DELAY overrides priority-fencing-delay (e.g. 0s); default: as shipped.
 # HA_PAIR_STEPS picks the pair's steps (default "crash switchover ping
 # death rejoin"; rejoin needs death before it).
-# Bounded: every wait has a limit; the whole run took 275-315 s (3 runs)
+# Bounded: every wait has a limit; the whole run took 275-315 s (5 runs)
 # on the 2-core development machine at a load average of 15-21 (most of it is the
 # cluster's own timers: the ping rule's 10 s monitor and 20 s dampening,
 # Corosync's token, the fencing delay). Needs root. Under CI=true a missing tool or
@@ -390,10 +396,48 @@ death_check() {
     pending="$(wc -l <"$LAB/pending-before")"
     delivered="$(wc -l <"$LAB/delivered-before")"
 
+    # The calls edgecc knows before the death: a call the survivor lists
+    # that is not among them came in after the death, routed by the new box.
+    code="$(api GET /api/v1/calls "$TOKEN_admin")"
+    [ "$code" = "200" ] || fail "live calls: HTTP $code $(cat "$LAB/resp.json")"
+    jq -r '.calls[] | .call' "$LAB/resp.json" | sort >"$LAB/calls-before"
+    ari_get channels | jq -r '.[] | .id' | sort >"$LAB/channels-before"
+    local starts_before_death; starts_before_death="$(starts_on "$standby")"
+
     t0="$(now_ms)"
     bash "$LABSH" kill "$LAB" "$active" || fail "could not kill $active"
     wait_ready "$WAIT_FAILOVER" || fail "edgecc not ready on the VIP within ${WAIT_FAILOVER}s of the death"
     t_ready="$(now_ms)"
+    # Then, looking every 0.2 s: the desktops back on their old tokens
+    # (each agent on its call of before; within 30 s of the death) and the
+    # first new call (a PBX channel that did not exist before the death)
+    # the survivor took into a queue (within 60 s: the callers come every
+    # 5 s on average, HA_LAB_CALL_RATE). The VIP stays on the survivor.
+    local t_desks="" t_routed="" routed="" id q
+    deadline=$(($(date +%s) + 60))
+    while [ -z "$t_desks" ] || [ -z "$t_routed" ]; do
+        has_vip "$standby" && ! has_vip "$active" || fail "the VIP left the survivor $standby after the takeover"
+        if [ -z "$t_desks" ] && [ "$(desk "$TOKEN_a1")" = "$calls_before_a1" ] && [ "$(desk "$TOKEN_a2")" = "$calls_before_a2" ]; then
+            t_desks="$(now_ms)"
+        fi
+        if [ -z "$t_routed" ] && [ "$(api GET /api/v1/calls "$TOKEN_admin")" = "200" ]; then
+            while read -r id q; do
+                grep -qxF "$id" "$LAB/calls-before" && continue
+                grep -qxF "$id" "$LAB/channels-before" && continue
+                [ "$q" != "null" ] || continue
+                t_routed="$(now_ms)" routed="$id (queue $q)"
+                break
+            done < <(jq -r '.calls[] | "\(.call) \(.queue)"' "$LAB/resp.json")
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            [ -n "$t_desks" ] || fail "desktops not back on their old tokens 60 s after the death: a1 $(desk "$TOKEN_a1") (was $calls_before_a1), a2 $(desk "$TOKEN_a2") (was $calls_before_a2)"
+            fail "no new call routed into a queue by $standby 60 s after the death: $(cat "$LAB/resp.json")"
+        fi
+        sleep 0.2
+    done
+    [ $((t_desks - t0)) -le 30000 ] || fail "desktops back on their old tokens only +$((t_desks - t0)) ms after the death (limit 30 s)"
+    say "FIGURE: death of $active -> /readyz 200 on the VIP +$((t_ready - t0)) ms, desktops a1 and a2 back on their old tokens (same calls) +$((t_desks - t0)) ms," \
+        "first new call routed into a queue by $standby +$((t_routed - t0)) ms [$routed] (priority-fencing-delay ${DELAY:-as shipped}; load $(cut -d' ' -f1-3 /proc/loadavg))"
 
     grep -q '"ha_role":"active"' "$LAB/readyz.json" || fail "/readyz after the failover does not say ha_role active"
     has_vip "$standby" || fail "the VIP is not on the survivor $standby"
@@ -464,7 +508,26 @@ death_check() {
         [ "$(date +%s)" -lt "$deadline" ] || fail "a1 still on $c 10 s after hanging up"
         sleep 0.2
     done
+    local t_hup; t_hup="$(now_ms)"
     say "PASS: a1 hung up the adopted call $c through the new box"
+    # The new box connects calls to agents: a1 (Ready again, no wrap-up in
+    # the lab) takes a waiting or the next caller.
+    deadline=$(($(date +%s) + 30))
+    local next=""
+    while :; do
+        next="$(desk "$TOKEN_a1")"
+        [ "$(cut -d' ' -f2 <<<"$next")" = "talking" ] && [ "$(cut -d' ' -f3 <<<"$next")" != "$c" ] && break
+        [ "$(date +%s)" -lt "$deadline" ] || fail "no new call connected to a1 by $standby 30 s after its hang-up: $next"
+        sleep 0.2
+    done
+    say "FIGURE: $standby connected a new call to a1 [$next] +$(($(now_ms) - t_hup)) ms after a1's hang-up," \
+        "+$(($(now_ms) - t0)) ms after the death (the test kept both agents on their calls until then)"
+    # No flapping: edgecc started once on the survivor since the death, and
+    # the group is still there alone (rejoin_check watches on).
+    [ "$(starts_on "$standby")" -eq $((starts_before_death + 1)) ] \
+        || fail "edgecc started $(($(starts_on "$standby") - starts_before_death)) times on $standby since the death, not once: $(cat "$LAB/events.log")"
+    has_vip "$standby" && ! has_vip "$active" || fail "the VIP left the survivor $standby"
+    say "PASS: no flapping: edgecc started once on $standby in the +$((($(now_ms) - t0) / 1000)) s since the death, the VIP stayed there"
     swap_roles
     dead="$standby"
 }

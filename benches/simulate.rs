@@ -105,7 +105,7 @@ fn main() {
             q.answered,
             q.abandoned,
             q.timed_out,
-            q.service_level.unwrap_or(0.0) * 100.0,
+            q.service_level_pct.unwrap_or(0.0),
             q.asa_ms.unwrap_or(0.0) / 1_000.0,
             q.wait_p90_ms.unwrap_or(0) as f64 / 1_000.0
         );

@@ -113,7 +113,7 @@ async fn no_answer_rona_moves_on() {
     h.ready("a2").await;
     let call = h.inbound("5550002");
     h.until_agent("a1", "a1 reserved", reserved).await;
-    let first = h.legs_of(&call).pop().expect("a1's leg");
+    let first = h.until_leg(&call, A1).await;
     h.until_agent("a2", "a2 talking after RONA", talking).await;
     h.until_agent("a1", "a1 released", free).await;
     h.until_emu("a1's ringing leg hung up", |s| s.channel(&first).is_none())
@@ -138,7 +138,7 @@ async fn abandon_while_queued_and_while_ringing() {
     h.ready("a1").await;
     let ringing = h.inbound("5550004");
     h.until_agent("a1", "a1 reserved", reserved).await;
-    let leg = h.legs_of(&ringing).pop().expect("a1's leg");
+    let leg = h.until_leg(&ringing, A1).await;
     h.emu.caller_hangup(&ringing).unwrap();
     h.until_ended("abandoned", 2).await;
     h.until_agent("a1", "a1 released", free).await;

@@ -169,12 +169,10 @@ async fn the_desktop_shows_waiting_for_the_phone() {
         .await;
     assert_eq!(waiting["agent"]["state"], "reserved", "{waiting}");
     assert_eq!(waiting["offer"], true, "{waiting}");
-    let phone = emu
-        .channels()
-        .into_iter()
-        .find(|c| c.endpoint.as_deref() == Some(A1))
-        .expect("ann's phone rings");
-    emu.answer(&phone.id).unwrap();
+    // The desktop shows the offer once the actors made it; the dial
+    // reaches the PBX after that: wait for it.
+    let phone = until_leg_at(&emu, &call, A1).await;
+    emu.answer(&phone).unwrap();
     let talking = t
         .wait_me(&ann, "talking", |v| v["agent"]["state"] == "talking")
         .await;

@@ -384,6 +384,17 @@ impl AriHarness {
             .collect()
     }
 
+    /// Waits until edgecc's dial of `call` to `endpoint` reached the
+    /// emulator, and answers that leg's id. The actors show the agent
+    /// Reserved (and the desktop its offer) as soon as they offered the
+    /// call; the originate reaches Asterisk after that, over HTTP from
+    /// the adapter, and on a busy machine well after the next poll of the
+    /// test: reading the leg at once after Reserved found none now and
+    /// then.
+    pub async fn until_leg(&self, call: &str, endpoint: &str) -> String {
+        until_leg_at(&self.emu, call, endpoint).await
+    }
+
     /// Requests whose path starts with `prefix` (method too).
     pub fn requests(&self, method: &str, prefix: &str) -> usize {
         self.emu
@@ -392,6 +403,25 @@ impl AriHarness {
             .filter(|r| r.method == method && r.path.starts_with(prefix))
             .count()
     }
+}
+
+/// Waits until `emu` holds a leg of `call` (its id starts with `{call}~`)
+/// on `endpoint`, and answers its id (see [`AriHarness::until_leg`]).
+pub async fn until_leg_at(emu: &AriEmulator, call: &str, endpoint: &str) -> String {
+    let prefix = format!("{call}~");
+    let find = || {
+        emu.channels()
+            .into_iter()
+            .find(|c| c.id.starts_with(&prefix) && c.endpoint.as_deref() == Some(endpoint))
+            .map(|c| c.id)
+    };
+    let mut found = None;
+    until(&format!("the dial of {call} to {endpoint}"), || {
+        found = find();
+        found.is_some()
+    })
+    .await;
+    found.unwrap_or_default()
 }
 
 /// Whether the agent is Talking.

@@ -183,8 +183,8 @@ fn json_compares_both_configs() {
     let (b, n) = (sales(&runs[0]), sales(&runs[1]));
     assert_eq!(b["queue"], "sales");
     for (f, answered, within, sl, asa, p90) in [
-        (&b, 2, 1, 1.0 / 3.0, 6_000.0, 11_000),
-        (&n, 2, 2, 2.0 / 3.0, 1_000.0, 1_000),
+        (&b, 2, 1, 33.33, 6_000.0, 11_000),
+        (&n, 2, 2, 66.67, 1_000.0, 1_000),
     ] {
         assert_eq!(f["offered"], 3, "{f}");
         assert_eq!(f["answered"], answered, "{f}");
@@ -192,7 +192,7 @@ fn json_compares_both_configs() {
         assert_eq!(f["abandoned_short"], 0, "{f}");
         assert_eq!(f["answered_within_threshold"], within, "{f}");
         assert_eq!(f["service_level_ms"], 10_000, "{f}");
-        assert_eq!(f["service_level"].as_f64(), Some(sl), "{f}");
+        assert_eq!(f["service_level_pct"].as_f64(), Some(sl), "{f}");
         assert_eq!(f["asa_ms"].as_f64(), Some(asa), "{f}");
         assert_eq!(f["wait_p90_ms"], p90, "{f}");
     }

@@ -22,26 +22,13 @@ const FIXTURE: &str = concat!(
 
 fn rules(queue: &str, dest: FinalDestination) -> QueueRules {
     QueueRules {
-        queue: QueueId::new(queue),
-        priority: 0,
-        max_wait_ms: 1_000,
-        wrap_up_ms: 30,
         final_destination: dest,
-        ring_all: false,
-        announce: Default::default(),
-        callback: Default::default(),
-        keep_priority_on_overflow: false,
-        overflow: Default::default(),
+        ..QueueRules::plain(queue, 1_000, 30)
     }
 }
 
 fn contact(a: &str) -> AgentContact {
-    AgentContact {
-        agent: AgentId::new(a),
-        extension: format!("x{a}"),
-        endpoint: format!("sim/{a}"),
-        auto_accept: false,
-    }
+    AgentContact::sim(a)
 }
 
 /// Collects the records of every effect batch it is given, in order.

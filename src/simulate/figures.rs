@@ -9,16 +9,21 @@
 //! - abandoned: the caller hung up unanswered; short abandons are those
 //!   who hung up within `short_abandon_ms`;
 //! - service level = answered within the queue's threshold (wait ≤ T) /
-//!   (offered − short abandons) ([`SERVICE_LEVEL_FORMULA`]);
+//!   (offered − short abandons) ([`SERVICE_LEVEL_FORMULA`]), in percent
+//!   rounded to two decimals: counted by the reports' own implementation
+//!   ([`edgecc_actors::cdr::service_level`]), so a replay and a report of
+//!   the same calls give the same figure;
 //! - ASA: the mean wait of answered calls; p90 wait: the 90th percentile
 //!   (nearest rank) of the waits of answered calls;
 //! - occupancy of an agent: time Reserved, Talking or in WrapUp / the span
 //!   from the first arrival to the end of the last call or wrap-up (every
 //!   simulated agent is staffed and Ready for the whole span).
 
+use edgecc_actors::cdr::service_level::{ServiceLevelCounts, Thresholds};
+use edgecc_actors::cdr::StintOutcome;
 use serde::Serialize;
 
-use super::replay::{CallEnd, Replay};
+use super::replay::{CallEnd, CallOutcome, Replay};
 use super::settings::SimulateSettings;
 
 /// The service-level formula, as the output states it.
@@ -50,8 +55,9 @@ pub struct QueueFigures {
     pub unfinished: u64,
     /// Answered with a wait within the threshold.
     pub answered_within_threshold: u64,
-    /// See [`SERVICE_LEVEL_FORMULA`]; `None` when the denominator is 0.
-    pub service_level: Option<f64>,
+    /// See [`SERVICE_LEVEL_FORMULA`], in percent rounded to two
+    /// decimals (as the reports give it); `None` when the denominator is 0.
+    pub service_level_pct: Option<f64>,
     /// Average speed of answer, ms; `None` when nothing was answered.
     pub asa_ms: Option<f64>,
     /// 90th percentile of answered waits, ms.
@@ -86,33 +92,35 @@ pub fn figures(
         })
         .collect();
     let mut waits: Vec<Vec<u64>> = vec![Vec::new(); queues.len()];
+    let mut counts = vec![ServiceLevelCounts::default(); queues.len()];
     for (call, dnis) in replay.calls.iter().zip(dnis) {
         let Some(q) = queues.iter().position(|(_, d)| d.contains(dnis)) else {
             continue;
         };
         let f = &mut out[q];
-        f.offered += 1;
         if let Some(wait) = call.wait_ms {
             f.answered += 1;
-            f.answered_within_threshold += u64::from(wait <= f.service_level_ms);
             waits[q].push(wait);
         }
         match call.end {
             None => f.unfinished += 1,
-            Some((CallEnd::Abandoned, at)) => {
-                f.abandoned += 1;
-                let waited = at.saturating_sub(call.at_ms);
-                f.abandoned_short += u64::from(waited < settings.short_abandon_ms);
-            }
+            Some((CallEnd::Abandoned, _)) => f.abandoned += 1,
             Some((CallEnd::TimedOut, _)) => f.timed_out += 1,
             Some((CallEnd::Overflowed, _)) => f.overflowed += 1,
             Some((CallEnd::Failed, _)) => f.failed += 1,
             Some((CallEnd::Completed, _)) => {}
         }
+        let t = Thresholds {
+            service_level_ms: f.service_level_ms,
+            short_abandon_ms: settings.short_abandon_ms,
+        };
+        counts[q].add(judged(call, t));
     }
-    for (f, waits) in out.iter_mut().zip(waits.iter_mut()) {
-        let base = f.offered - f.abandoned_short;
-        f.service_level = (base > 0).then(|| f.answered_within_threshold as f64 / base as f64);
+    for ((f, waits), counts) in out.iter_mut().zip(waits.iter_mut()).zip(&counts) {
+        f.offered = counts.offered;
+        f.answered_within_threshold = counts.answered_within_threshold;
+        f.abandoned_short = counts.short_abandoned;
+        f.service_level_pct = counts.percent();
         if !waits.is_empty() {
             waits.sort_unstable();
             let sum: u64 = waits.iter().sum();
@@ -132,6 +140,22 @@ pub fn figures(
     (out, agents)
 }
 
+/// What one replayed call adds to its queue's service level: its wait
+/// until an agent answered, or until the caller hung up, judged by the
+/// reports' implementation.
+fn judged(call: &CallOutcome, t: Thresholds) -> ServiceLevelCounts {
+    let (wait_ms, outcome) = match (call.wait_ms, call.end) {
+        (Some(wait), _) => (wait, Some(StintOutcome::Answered)),
+        (None, Some((CallEnd::Abandoned, at))) => {
+            (at.saturating_sub(call.at_ms), Some(StintOutcome::Abandoned))
+        }
+        // Timed out, overflowed, failed or still going: offered, not
+        // answered, whatever the wait.
+        (None, _) => (0, None),
+    };
+    ServiceLevelCounts::judge(wait_ms, outcome, t)
+}
+
 /// The nearest-rank `p` percentile of `sorted` (not empty).
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     let rank = (p * sorted.len() as f64).ceil() as usize;
@@ -141,7 +165,6 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::replay::CallOutcome;
 
     fn call(at_ms: u64, wait_ms: Option<u64>, end: CallEnd, end_ms: u64) -> CallOutcome {
         CallOutcome {
@@ -190,7 +213,13 @@ mod tests {
         );
         // Within 20 s (inclusive): 0, 5, 10, 19, 20 s = 5 of (10 - 1).
         assert_eq!(s.answered_within_threshold, 5);
-        assert_eq!(s.service_level, Some(5.0 / 9.0));
+        // 5 / 9 in percent, two decimals: the reports' figure for the
+        // same counts.
+        assert_eq!(s.service_level_pct, Some(55.56));
+        assert_eq!(
+            s.service_level_pct,
+            edgecc_actors::cdr::service_level::percent(5, 10, 1)
+        );
         // ASA: (0+5+10+19+20+25+60) / 7 = 139 / 7 s.
         assert_eq!(s.asa_ms, Some(139_000.0 / 7.0));
         // p90 of 7 waits: rank ceil(6.3) = 7, the largest.
@@ -223,9 +252,9 @@ mod tests {
             &SimulateSettings::default(),
         );
         assert_eq!((q[0].offered, q[0].unfinished), (1, 1));
-        assert_eq!(q[0].service_level, Some(0.0));
+        assert_eq!(q[0].service_level_pct, Some(0.0));
         assert_eq!(
-            (q[1].service_level, q[1].asa_ms, q[1].wait_p90_ms),
+            (q[1].service_level_pct, q[1].asa_ms, q[1].wait_p90_ms),
             (None, None, None)
         );
     }

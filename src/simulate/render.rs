@@ -62,7 +62,10 @@ pub fn text(s: &Simulation) -> String {
             (q.failed + q.unfinished).to_string()
         }),
         ("SL threshold", |q| duration(q.service_level_ms as f64)),
-        ("service level", |q| percent(q.service_level)),
+        ("service level", |q| {
+            q.service_level_pct
+                .map_or("-".to_string(), |v| format!("{v:.1}%"))
+        }),
         ("ASA", |q| q.asa_ms.map_or("-".into(), duration)),
         ("p90 wait", |q| {
             q.wait_p90_ms.map_or("-".into(), |v| duration(v as f64))

@@ -48,10 +48,12 @@
 //! is abandoned, and its sled treated exactly as one that panicked. The
 //! stuck thread keeps the old sled and its pass's token says it was
 //! abandoned, so nothing it does late reaches the new sled or the
-//! storage's state. Not bounded: a read stuck while this thread holds the
+//! storage's state. That holds too for a pass stuck while it holds the
 //! apply lock (the page read again there when the writer applied a group
-//! meanwhile, or a repair's write), which would stall the writer too;
-//! the spin seen so far was in the read before the lock.
+//! meanwhile, or a repair's write): the pass holds it with its token, and
+//! once abandoned its hold no longer keeps the writer or the quarantine
+//! out (`apply_lock`); back from sled late, the pass sees itself
+//! abandoned and repairs nothing.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -206,7 +208,7 @@ fn finish_replacement(shared: &Shared) -> Result<(), StorageError> {
 }
 
 /// One pass over every tree. `None` when the storage is closing.
-fn pass(shared: &Shared, watch: &Watch) -> Result<Option<u64>, StorageError> {
+fn pass(shared: &Shared, watch: &Arc<Watch>) -> Result<Option<u64>, StorageError> {
     let sled = shared.sled()?;
     let mut names: BTreeSet<Vec<u8>> = sled
         .db
@@ -241,7 +243,7 @@ fn pass(shared: &Shared, watch: &Watch) -> Result<Option<u64>, StorageError> {
 /// is sled's own, and counts as a repair.
 fn tree_pass(
     shared: &Shared,
-    watch: &Watch,
+    watch: &Arc<Watch>,
     sled: &Sled,
     name: &[u8],
     trimmer: &mut crate::heap::Trimmer,
@@ -267,17 +269,23 @@ fn tree_pass(
         let applied = shared.applied_groups.load(Ordering::Acquire);
         shared.injected_check_read_stall();
         let before = sled_page(&tree, &from)?;
-        let _order = shared.lock_apply();
+        let _order = shared.apply_lock.lock_for_pass(watch);
         if watch.is_abandoned() {
             // Given up on while in sled: another sled may be in place.
             return Ok(None);
         }
+        shared.injected_check_locked_read_stall();
         let in_sled = if shared.applied_groups.load(Ordering::Acquire) == applied {
             before
         } else {
             drop(before);
             sled_page(&tree, &from)?
         };
+        if watch.is_abandoned() {
+            // Given up on while stuck in that read: the lock is someone
+            // else's now, and sled may be moved aside.
+            return Ok(None);
+        }
         let in_log: Vec<Vec<u8>> = shared
             .lock_live()
             .keys_from(name, &from, BATCH)
@@ -310,6 +318,10 @@ fn tree_pass(
                 }
                 _ => (log_side.next().unwrap_or_default(), None),
             };
+            if watch.is_abandoned() {
+                // Given up on while stuck in the last repair's write.
+                return Ok(None);
+            }
             // The truth now (the live map asked under the apply lock).
             let truth = shared.get_from_log(name, &key)?;
             if repair(&tree, &key, truth, stored)? {

@@ -13,8 +13,9 @@
 //! never joined (close waits only for the check thread), and carries a
 //! [`Watch`], this pass's token: once marked abandoned, the pass stops at
 //! its next step and writes nothing (checked again under the apply lock
-//! before any repair), and whatever it returns or panics with late goes to
-//! a channel nobody reads.
+//! before any repair), the apply lock it may hold counts as free
+//! (`apply_lock`), and whatever it returns or panics with late goes to a
+//! channel nobody reads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -43,6 +44,12 @@ impl Watch {
     pub(crate) fn is_abandoned(&self) -> bool {
         self.abandoned.load(Ordering::Acquire)
     }
+
+    /// Gives up on this pass (also frees the apply lock it may hold, see
+    /// `apply_lock`).
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+    }
 }
 
 /// How a watched pass ended.
@@ -61,7 +68,7 @@ pub(crate) enum Watched<T> {
 pub(crate) fn watched<T: Send + 'static>(
     shared: &Arc<Shared>,
     stall: Duration,
-    f: impl FnOnce(&Shared, &Watch) -> T + Send + 'static,
+    f: impl FnOnce(&Shared, &Arc<Watch>) -> T + Send + 'static,
 ) -> Watched<T> {
     let watch = Arc::new(Watch::default());
     let (tx, rx) = mpsc::channel();
@@ -91,13 +98,13 @@ pub(crate) fn watched<T: Send + 'static>(
             // The thread ended without a result: `f` panicked (it should
             // catch sled's panics itself); taken for a stuck pass.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                watch.abandoned.store(true, Ordering::Release);
+                watch.abandon();
                 return Watched::Stalled(since.elapsed());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if shared.stopping.load(Ordering::Relaxed) {
-            watch.abandoned.store(true, Ordering::Release);
+            watch.abandon();
             return Watched::Closing;
         }
         let now = watch.progress.load(Ordering::Acquire);
@@ -105,7 +112,7 @@ pub(crate) fn watched<T: Send + 'static>(
             seen = now;
             since = Instant::now();
         } else if since.elapsed() >= stall {
-            watch.abandoned.store(true, Ordering::Release);
+            watch.abandon();
             return Watched::Stalled(since.elapsed());
         }
     }

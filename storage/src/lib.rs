@@ -68,6 +68,7 @@
 
 #[cfg(test)]
 mod alloc_count;
+mod apply_lock;
 pub mod backup;
 mod check;
 mod check_watch;
@@ -315,8 +316,9 @@ pub(crate) struct Shared {
     /// some damaged pages.
     pub(crate) panic_next_sled_read: AtomicBool,
     /// Held while sled is written (a group applied, a batch of the check,
-    /// the swap of a quarantined sled), so writes reach sled in log order.
-    pub(crate) apply_lock: Mutex<()>,
+    /// the swap of a quarantined sled), so writes reach sled in log order;
+    /// a check pass abandoned while it holds it no longer does.
+    pub(crate) apply_lock: apply_lock::ApplyLock,
     /// Test hook: `true` while the check is held back (see
     /// `StorageConfig::hold_index_check`), with its wake-up.
     check_hold: (Mutex<bool>, Condvar),
@@ -338,6 +340,9 @@ pub(crate) struct Shared {
     /// Test hook ([`Storage::inject_check_read_stall`]): ms the check's
     /// next read of sled blocks, as sled spinning on a damaged tree does.
     stall_next_check_read: AtomicU64,
+    /// Test hook ([`Storage::inject_check_locked_read_stall`]): ms the
+    /// check's next batch blocks while it holds the apply lock.
+    stall_next_check_locked_read: AtomicU64,
 }
 
 impl Shared {
@@ -381,9 +386,19 @@ impl Shared {
         }
     }
 
-    /// Locks sled's write order (a poisoned lock is taken over).
-    pub(crate) fn lock_apply(&self) -> MutexGuard<'_, ()> {
-        self.apply_lock.lock().unwrap_or_else(|p| p.into_inner())
+    /// Blocks as long as the test hook asks (see
+    /// [`Storage::inject_check_locked_read_stall`]); called by the check
+    /// right after it took the apply lock for a batch.
+    pub(crate) fn injected_check_locked_read_stall(&self) {
+        let ms = self.stall_next_check_locked_read.swap(0, Ordering::AcqRel);
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+
+    /// Locks sled's write order.
+    pub(crate) fn lock_apply(&self) -> apply_lock::ApplyGuard<'_> {
+        self.apply_lock.lock()
     }
 
     /// Notes that sled failed while unchecked (the check quarantines it).
@@ -713,7 +728,7 @@ impl Storage {
             checked: AtomicBool::new(false),
             sled_failed: Mutex::new(None),
             panic_next_sled_read: AtomicBool::new(false),
-            apply_lock: Mutex::new(()),
+            apply_lock: apply_lock::ApplyLock::default(),
             check_hold: (Mutex::new(config.hold_index_check), Condvar::new()),
             stopping: AtomicBool::new(false),
             index: Mutex::new(Index::default()),
@@ -722,6 +737,7 @@ impl Storage {
             applied_groups: AtomicU64::new(0),
             groups: (AtomicU64::new(0), AtomicU64::new(0)),
             stall_next_check_read: AtomicU64::new(0),
+            stall_next_check_locked_read: AtomicU64::new(0),
         });
         // Recovery reads the log, the truth, even when sled is trusted: the
         // delivery index decides what is sent in which order, and a record
@@ -865,6 +881,18 @@ impl Storage {
         self.inner
             .shared
             .stall_next_check_read
+            .store(ms, Ordering::Release);
+    }
+
+    /// Test hook: the background check's next batch blocks for `ms`
+    /// milliseconds while it holds the apply lock, as sled spinning in the
+    /// page read again under that lock would. Set it before releasing a
+    /// held check. Never used by the daemon.
+    #[doc(hidden)]
+    pub fn inject_check_locked_read_stall(&self, ms: u64) {
+        self.inner
+            .shared
+            .stall_next_check_locked_read
             .store(ms, Ordering::Release);
     }
 

@@ -23,11 +23,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tracing::{debug, error, warn};
 
+use crate::apply_lock::ApplyGuard;
 use crate::error::{AppendError, AppendFailure, StorageError};
 use crate::index::{key_hash, KeyHash};
 use crate::linger::{self, Linger, Recv};
@@ -1222,7 +1223,7 @@ fn count(result: Result<(Vec<Change>, usize), StorageError>, reply: CountReply) 
 /// from the log meanwhile, so callers are answered as usual); once
 /// checked, a panic distrusts sled until the next open and an error stops
 /// the storage (see the design note): answers that error.
-fn apply_locked(shared: &Shared, _order: &MutexGuard<'_, ()>, group: Group) -> Option<String> {
+fn apply_locked(shared: &Shared, _order: &ApplyGuard<'_>, group: Group) -> Option<String> {
     if shared.sled_failure().is_some() {
         return None;
     }

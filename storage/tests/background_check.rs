@@ -18,6 +18,16 @@ fn open_held(dir: &Path) -> Storage {
     Storage::open(dir, config).expect("open storage")
 }
 
+/// Reopens `path` after a clean close: answers the storage once it shows
+/// sled trusted at once (no check) and the outbox holding `expect`.
+fn reopened_clean(path: &Path, expect: &[u64]) -> Storage {
+    let storage = Storage::open(path, config()).expect("reopen");
+    let health = storage.health();
+    assert!(!health.index_checking, "closed clean: {health:?}");
+    assert_eq!(seqs(&list_all(&storage.outbox())), expect);
+    storage
+}
+
 /// Goal: while sled is unchecked the directory answers from the log, and
 /// the check keeps what was done meanwhile. Method: sled's files from an
 /// earlier close beside a later log (a power cut's leftovers: sled lacks
@@ -191,12 +201,7 @@ async fn damaged_sled_pages_are_repaired_by_the_check() {
     );
     assert_eq!(seqs(&list_all(&storage.outbox())), appended);
     drop(storage);
-    let storage = Storage::open(&path, config()).expect("reopen");
-    assert!(
-        !storage.health().index_checking,
-        "closed clean after the check"
-    );
-    assert_eq!(seqs(&list_all(&storage.outbox())), appended);
+    reopened_clean(&path, &appended);
 }
 
 /// Goal: a sled that fails while unchecked (a group it refuses, a read
@@ -258,13 +263,7 @@ async fn a_sled_that_fails_during_the_check_is_quarantined_and_rebuilt() {
         .collect();
     assert_eq!(seqs(&list_all(&outbox)), expect);
     drop((outbox, state, storage));
-    let storage = Storage::open(&path, config()).expect("reopen");
-    let health = storage.health();
-    assert!(
-        !health.index_checking,
-        "closed clean after the rebuild: {health:?}"
-    );
-    assert_eq!(seqs(&list_all(&storage.outbox())), expect);
+    let storage = reopened_clean(&path, &expect);
     let state = storage.state("links").expect("state");
     assert_eq!(state.get(b"call-1").expect("get"), Some(b"sys-1".to_vec()));
 }
@@ -622,24 +621,22 @@ async fn an_old_sled_checked_under_write_load_is_trusted_not_moved_aside() {
     );
 }
 
-/// Goal: a check stuck inside sled (sled 0.34.7 spinning on a damaged
-/// tree for minutes: the FUSE power-cut test's "open did not finish within
-/// 60000 ms") is abandoned within `check_stall_ms`, and that sled is
-/// treated as one that panicked: moved aside (kept), rebuilt from the log,
-/// reported; the abandoned thread, once it returns late, changes nothing;
-/// and close never waits for it. Method: 20 records and a state entry, an
-/// unclean open with the check held and a 300 ms bound, the check's next
-/// sled read made to block 4 s (test hook), an ack and an append while it
-/// is stuck; the check must end, with one quarantine, well before the
-/// stuck read returns. After that read returned: nothing changed. Then a
-/// second unclean open whose stuck read outlives the storage: close
-/// returns at once, and a reopen finds everything.
-#[tokio::test]
-async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("box");
+/// The config of the two stuck-check tests below: the check held, and a
+/// 300 ms bound on a pass that makes no progress.
+fn bounded() -> StorageConfig {
+    StorageConfig {
+        hold_index_check: true,
+        check_stall_ms: 300,
+        ..config()
+    }
+}
+
+/// Writes 20 records and a state entry into `path`, then opens it as after
+/// an unclean stop with the check held; answers the storage and the
+/// records' seqs.
+async fn unclean_with_held_check(path: &Path) -> (Storage, Vec<u64>) {
     let appended = {
-        let storage = Storage::open(&path, config()).expect("open");
+        let storage = Storage::open(path, config()).expect("open");
         let outbox = storage.outbox();
         let mut appended = Vec::new();
         for n in 1..=20 {
@@ -654,16 +651,24 @@ async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
         state.put(b"call-1", b"sys-1").await.expect("put");
         appended
     };
-    let bounded = StorageConfig {
-        hold_index_check: true,
-        check_stall_ms: 300,
-        ..config()
-    };
     std::fs::remove_file(path.join(edgecc_storage::CLEAN_FILE)).expect("marker");
-    let storage = Storage::open(&path, bounded.clone()).expect("open");
+    let storage = Storage::open(path, bounded()).expect("open");
     assert!(storage.health().quarantined.is_empty());
-    let stuck = std::time::Duration::from_secs(4);
-    storage.inject_check_read_stall(stuck.as_millis() as u64);
+    (storage, appended)
+}
+
+/// Releases the held check of `storage` once `inject` made it stuck in
+/// sled for `stuck`, acks the first record and appends one meanwhile, and
+/// checks that the check ended within half of `stuck` with that sled moved
+/// aside and rebuilt; then waits for the stuck read to return and checks
+/// that it changed nothing. Answers the seqs the outbox holds.
+async fn a_stuck_check_ends_alone(
+    storage: &Storage,
+    appended: &[u64],
+    stuck: std::time::Duration,
+    inject: fn(&Storage, u64),
+) -> Vec<u64> {
+    inject(storage, stuck.as_millis() as u64);
     let released = std::time::Instant::now();
     storage.release_index_check();
     let outbox = storage.outbox();
@@ -676,11 +681,11 @@ async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
         .append(update("late", 1))
         .await
         .expect("append while the check is stuck");
-    let health = wait_checked(&storage);
+    let health = wait_checked(storage);
     let took = released.elapsed();
     assert!(
         took < stuck / 2,
-        "the check waited for the stuck read: {took:?}, {health:?}"
+        "the check (or the writer) waited for the stuck read: {took:?}, {health:?}"
     );
     assert_eq!(health.quarantined.len(), 1, "moved aside: {health:?}");
     assert!(health.index_check_error.is_none(), "{health:?}");
@@ -717,18 +722,66 @@ async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
     assert_eq!(seqs(&list_all(&outbox)), expect);
     let state = storage.state("links").expect("state");
     assert_eq!(state.get(b"call-1").expect("get"), Some(b"sys-1".to_vec()));
-    drop((outbox, state, storage));
-    let storage = Storage::open(&path, config()).expect("reopen");
-    assert!(
-        !storage.health().index_checking,
-        "closed clean after the rebuild"
-    );
-    assert_eq!(seqs(&list_all(&storage.outbox())), expect);
+    expect
+}
+
+/// Goal: a check stuck inside sled while it holds the apply lock (the
+/// page read again under it after the writer applied a group, or a
+/// repair's write) stalls neither the writer nor the check: once the pass
+/// is abandoned its hold no longer counts, the writer commits, and the
+/// check moves that sled aside and rebuilds it; back late, the pass
+/// changes nothing. (With a plain mutex the writer and the quarantine
+/// waited for the stuck read.) Method: as below, but the check's next
+/// batch blocks 8 s while it holds the apply lock (test hook); then one
+/// more append, and a reopen finds everything.
+#[tokio::test]
+async fn a_check_stuck_while_it_holds_the_apply_lock_stalls_nobody() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("box");
+    let (storage, appended) = unclean_with_held_check(&path).await;
+    let stuck = std::time::Duration::from_secs(8);
+    let expect = a_stuck_check_ends_alone(&storage, &appended, stuck, |s, ms| {
+        s.inject_check_locked_read_stall(ms)
+    })
+    .await;
+    let more = storage
+        .outbox()
+        .append(update("after", 1))
+        .await
+        .expect("append after the stuck read returned");
+    let expect: Vec<u64> = expect.into_iter().chain([more]).collect();
     drop(storage);
+    reopened_clean(&path, &expect);
+}
+
+/// Goal: a check stuck inside sled (sled 0.34.7 spinning on a damaged
+/// tree for minutes: the FUSE power-cut test's "open did not finish within
+/// 60000 ms") is abandoned within `check_stall_ms`, and that sled is
+/// treated as one that panicked: moved aside (kept), rebuilt from the log,
+/// reported; the abandoned thread, once it returns late, changes nothing;
+/// and close never waits for it. Method: 20 records and a state entry, an
+/// unclean open with the check held and a 300 ms bound, the check's next
+/// sled read made to block 4 s (test hook), an ack and an append while it
+/// is stuck; the check must end, with one quarantine, well before the
+/// stuck read returns. After that read returned: nothing changed. Then a
+/// second unclean open whose stuck read outlives the storage: close
+/// returns at once, and a reopen finds everything.
+#[tokio::test]
+async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("box");
+    let (storage, appended) = unclean_with_held_check(&path).await;
+    let stuck = std::time::Duration::from_secs(4);
+    let expect = a_stuck_check_ends_alone(&storage, &appended, stuck, |s, ms| {
+        s.inject_check_read_stall(ms)
+    })
+    .await;
+    drop(storage);
+    drop(reopened_clean(&path, &expect));
 
     // Stuck for longer than the storage is open: close does not wait.
     std::fs::remove_file(path.join(edgecc_storage::CLEAN_FILE)).expect("marker");
-    let storage = Storage::open(&path, bounded).expect("open again");
+    let storage = Storage::open(&path, bounded()).expect("open again");
     storage.inject_check_read_stall(60_000);
     storage.release_index_check();
     let health = wait_checked(&storage);
@@ -741,13 +794,7 @@ async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
         closed < std::time::Duration::from_secs(5),
         "close waited for the stuck check: {closed:?}"
     );
-    let storage = Storage::open(&path, config()).expect("reopen after close");
-    assert!(
-        !storage.health().index_checking,
-        "closed clean: {:?}",
-        storage.health()
-    );
-    assert_eq!(seqs(&list_all(&storage.outbox())), expect);
+    let storage = reopened_clean(&path, &expect);
     let state = storage.state("links").expect("state");
     assert_eq!(state.get(b"call-1").expect("get"), Some(b"sys-1".to_vec()));
 }

@@ -369,7 +369,6 @@ mod tests {
     use crate::call::QueueRules;
     use crate::config::CallbackConfig;
     use crate::durable::{StateRecord, StateSnapshot};
-    use crate::ids::QueueId;
 
     fn waiting_call() -> Call {
         let (mut call, _) = Call::inbound(
@@ -382,20 +381,12 @@ mod tests {
             10_000,
         );
         let rules = QueueRules {
-            queue: QueueId::new("q"),
-            priority: 0,
-            max_wait_ms: 60_000,
-            wrap_up_ms: 0,
-            final_destination: Default::default(),
-            ring_all: false,
-            keep_priority_on_overflow: false,
-            overflow: Default::default(),
-            announce: Default::default(),
             callback: CallbackConfig {
                 digit: Some("1".into()),
                 reentry_window_ms: 30_000,
                 ..CallbackConfig::default()
             },
+            ..QueueRules::plain("q", 60_000, 0)
         };
         call.enqueue(rules, 0).unwrap();
         call

@@ -88,7 +88,7 @@ impl Call {
 mod tests {
     use crate::call::{Call, CallEffect, CallPhase, QueueRules, TerminalReason};
     use crate::config::FinalDestination;
-    use crate::ids::{LegId, QueueId};
+    use crate::ids::LegId;
     use crate::ports::{HangupCause, PbxCommand};
 
     fn queued(dest: FinalDestination) -> Call {
@@ -102,16 +102,8 @@ mod tests {
             10,
         );
         let rules = QueueRules {
-            queue: QueueId::new("q"),
-            priority: 0,
-            max_wait_ms: 1_000,
-            wrap_up_ms: 0,
             final_destination: dest,
-            ring_all: false,
-            announce: Default::default(),
-            callback: Default::default(),
-            keep_priority_on_overflow: false,
-            overflow: Default::default(),
+            ..QueueRules::plain("q", 1_000, 0)
         };
         call.enqueue(rules, 0).expect("queued");
         call

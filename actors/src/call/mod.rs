@@ -67,6 +67,7 @@ mod ending;
 mod legs;
 mod limits;
 mod offer;
+mod plain;
 mod overflow;
 mod queueing;
 mod reconcile;

@@ -205,10 +205,6 @@ fn contact(i: usize) -> AgentContact {
 
 fn rules(queue: &str, dest: u8, max_wait_ms: u64) -> QueueRules {
     QueueRules {
-        queue: QueueId::new(queue),
-        priority: 0,
-        max_wait_ms,
-        wrap_up_ms: 300,
         final_destination: match dest {
             0 => FinalDestination::default(),
             1 => FinalDestination::External {
@@ -216,11 +212,7 @@ fn rules(queue: &str, dest: u8, max_wait_ms: u64) -> QueueRules {
             },
             _ => FinalDestination::Queue { queue: "q2".into() },
         },
-        ring_all: false,
-        announce: Default::default(),
-        callback: Default::default(),
-        keep_priority_on_overflow: false,
-        overflow: Default::default(),
+        ..QueueRules::plain(queue, max_wait_ms, 300)
     }
 }
 

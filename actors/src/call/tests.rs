@@ -2,32 +2,15 @@
 
 use super::*;
 use crate::agent::{OfferOutcome, OfferPurpose};
-use crate::config::FinalDestination;
 use crate::ids::QueueId;
 use crate::ports::{HangupCause, RecordKind};
 
 fn rules(max_wait_ms: u64) -> QueueRules {
-    QueueRules {
-        queue: QueueId::new("q"),
-        priority: 0,
-        max_wait_ms,
-        wrap_up_ms: 30,
-        final_destination: FinalDestination::default(),
-        ring_all: false,
-        announce: Default::default(),
-        callback: Default::default(),
-        keep_priority_on_overflow: false,
-        overflow: Default::default(),
-    }
+    QueueRules::plain("q", max_wait_ms, 30)
 }
 
 fn contact(a: &str) -> AgentContact {
-    AgentContact {
-        agent: AgentId::new(a),
-        extension: format!("x{a}"),
-        endpoint: format!("sim/{a}"),
-        auto_accept: false,
-    }
+    AgentContact::sim(a)
 }
 
 fn queued_call() -> Call {

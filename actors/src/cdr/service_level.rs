@@ -36,14 +36,20 @@ pub struct ServiceLevelCounts {
 impl ServiceLevelCounts {
     /// The counts of one stint judged with `t`.
     pub fn of(stint: &QueueStint, t: Thresholds) -> ServiceLevelCounts {
-        let wait = stint.wait_ms().unwrap_or(0);
+        Self::judge(stint.wait_ms().unwrap_or(0), stint.outcome, t)
+    }
+
+    /// The counts of one offered call that waited `wait_ms` and ended its
+    /// wait with `outcome` (`None`: still waiting), judged with `t`; for
+    /// figures kept outside a CDR (`edgecc simulate`'s replay).
+    pub fn judge(wait_ms: u64, outcome: Option<StintOutcome>, t: Thresholds) -> ServiceLevelCounts {
         ServiceLevelCounts {
             offered: 1,
             answered_within_threshold: u64::from(
-                stint.outcome == Some(StintOutcome::Answered) && wait <= t.service_level_ms,
+                outcome == Some(StintOutcome::Answered) && wait_ms <= t.service_level_ms,
             ),
             short_abandoned: u64::from(
-                stint.outcome == Some(StintOutcome::Abandoned) && wait < t.short_abandon_ms,
+                outcome == Some(StintOutcome::Abandoned) && wait_ms < t.short_abandon_ms,
             ),
         }
     }

@@ -3,32 +3,15 @@
 
 use super::*;
 use crate::call::{AgentContact, QueueRules};
-use crate::config::FinalDestination;
 use crate::ids::LegId;
 use crate::ports::HangupCause;
 
 fn rules(queue: &str) -> QueueRules {
-    QueueRules {
-        queue: QueueId::new(queue),
-        priority: 0,
-        max_wait_ms: 600_000,
-        wrap_up_ms: 30_000,
-        final_destination: FinalDestination::default(),
-        ring_all: false,
-        announce: Default::default(),
-        callback: Default::default(),
-        keep_priority_on_overflow: false,
-        overflow: Default::default(),
-    }
+    QueueRules::plain(queue, 600_000, 30_000)
 }
 
 fn contact(a: &str) -> AgentContact {
-    AgentContact {
-        agent: AgentId::new(a),
-        extension: format!("x{a}"),
-        endpoint: format!("sim/{a}"),
-        auto_accept: false,
-    }
+    AgentContact::sim(a)
 }
 
 /// A call arrived at 0 and queued in `q` at 0, its trail observed.

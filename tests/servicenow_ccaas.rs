@@ -414,3 +414,157 @@ async fn jwt_bearer_assertions_checked_by_the_emulator() {
     assert_eq!(em.stats().tokens_issued, 1);
     em.stop().await;
 }
+
+/// The `awa_service_channel` sys_id of the tests (any 32 hex digits: the
+/// emulator checks the form of a reference, not its target).
+const PHONE_CHANNEL: &str = "5a1e0c0a0b0c0d0e0f101112131415ff";
+
+/// Goal: no edgecc string ever lands in a reference field. Method: table
+/// mode with `awa_queues` mapping `sales` and a `service_channel`; an
+/// accepted call of `sales`, one of an unmapped queue, a transfer to
+/// `sales` and a callback work item of `sales`; then the same records in
+/// openframe mode. The interaction's `channel` and `queue` and the work
+/// item's `queue` hold the configured sys_ids, the unmapped queue leaves
+/// `queue` empty, and the emulator counted no reference holding something
+/// other than a sys_id.
+#[actix_rt::test]
+async fn queue_and_channel_are_sent_as_sys_ids() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let sales = em.seed_row("awa_queue", row(&[("name", "Sales")]));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&em, dir.path(), ServiceNowMode::Table);
+    c.awa_queues.insert("sales".into(), sales.clone());
+    c.service_channel = Some(PHONE_CHANNEL.into());
+    let sn = adapter(&c, dir.path());
+
+    assert!(matches!(
+        one(&sn, accepted(1, "r-1", "alice")).await,
+        Outcome::Delivered { .. }
+    ));
+    let created = interaction(&em, "r-1");
+    assert_eq!(created["queue"], sales.as_str());
+    assert_eq!(created["channel"], PHONE_CHANNEL);
+
+    let support = record(
+        2,
+        "r-2",
+        RecordKind::InteractionCreate,
+        json!({"ani": "+15550100", "direction": "inbound", "reason": "accepted",
+               "agent": null, "queue": "support", "channel": "phone", "attached": {}}),
+    );
+    assert!(matches!(one(&sn, support).await, Outcome::Delivered { .. }));
+    let unmapped = interaction(&em, "r-2");
+    assert_eq!(unmapped.get("queue"), None);
+    assert_eq!(unmapped["channel"], PHONE_CHANNEL);
+
+    let transfer = record(
+        3,
+        "r-2",
+        RecordKind::InteractionUpdate,
+        json!({"event": "transfer", "from": "alice", "to_queue": "sales", "seq": 1}),
+    );
+    assert!(matches!(
+        one(&sn, transfer).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(interaction(&em, "r-2")["queue"], sales.as_str());
+
+    let work = record(
+        4,
+        "r-2",
+        RecordKind::WorkItemCreate,
+        json!({"type": "callback", "reason": "queue_timeout",
+               "callback_number": "+15550100", "queue": "sales", "waited_ms": 1000}),
+    );
+    assert!(matches!(
+        one(&sn, work.clone()).await,
+        Outcome::Delivered { .. }
+    ));
+    let item = em
+        .table_rows("awa_work_item")
+        .into_iter()
+        .find(|w| w["u_edgecc_correlation_id"] == work.correlation_id.as_str())
+        .expect("work item row");
+    assert_eq!(item["queue"], sales.as_str());
+
+    // Openframe mode sends no queue or channel of edgecc's either.
+    let other = tempfile::tempdir().unwrap();
+    let mut c = config(&em, other.path(), ServiceNowMode::Openframe);
+    c.awa_queues.insert("sales".into(), sales.clone());
+    let sn = adapter(&c, other.path());
+    for r in [
+        accepted(1, "o-1", "alice"),
+        record(
+            2,
+            "o-1",
+            RecordKind::InteractionUpdate,
+            json!({"event": "transfer", "from": "alice", "to_queue": "support", "seq": 1}),
+        ),
+    ] {
+        assert!(matches!(one(&sn, r).await, Outcome::Delivered { .. }));
+    }
+
+    for table in ["interaction", "awa_work_item"] {
+        for r in em.table_rows(table) {
+            for field in ["queue", "channel"] {
+                let value = r.get(field).and_then(Value::as_str).unwrap_or("");
+                assert!(
+                    value.is_empty() || edgecc::crm::servicenow::is_sys_id(value),
+                    "{table}.{field} = {value:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(em.stats().invalid_references, 0);
+    em.stop().await;
+}
+
+/// The emulator counts what a real instance would store as a broken
+/// reference, so the test above can fail: a raw queue name written
+/// through the Table API is seen.
+#[actix_rt::test]
+async fn servicenow_emulator_counts_a_name_in_a_reference_field() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let client = awc::Client::default();
+    let answer = client
+        .post(format!("{}/api/now/table/interaction", em.url()))
+        .basic_auth("edgecc", "pw")
+        .send_json(&json!({"queue": "sales", "channel": PHONE_CHANNEL}))
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 201);
+    assert_eq!(em.stats().invalid_references, 1);
+    em.stop().await;
+}
+
+/// A reference sys_id in the config that is not one is refused by
+/// `check-config`, naming the key and the file.
+#[test]
+fn servicenow_reference_sys_ids_are_checked_in_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("edgecc.toml");
+    let f = file.to_str().unwrap();
+    for (extra, key) in [
+        (
+            "service_channel = \"phone\"\n",
+            "crm.servicenow.service_channel",
+        ),
+        (
+            "[crm.servicenow.awa_queues]\nsales = \"Sales\"\n",
+            "crm.servicenow.awa_queues.sales",
+        ),
+    ] {
+        let text = format!(
+            "[crm]\nkind = \"servicenow\"\n[crm.servicenow]\ninstance_url = \"https://acme.service-now.com\"\nmode = \"table\"\n{extra}"
+        );
+        std::fs::write(&file, text).unwrap();
+        let o = crate::util::run(&["check-config", f]);
+        assert_eq!(o.status.code(), Some(1));
+        let e = crate::util::stderr(&o);
+        assert!(e.contains(f) && e.contains(key), "{e}");
+    }
+}

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::servicenow::is_sys_id;
+
 /// The phone-log table OpenFrame installs (`sn_openframe_phone_log`; one
 /// line of ServiceNow's openframe API page misspells it).
 pub const PHONE_LOG_TABLE: &str = "sn_openframe_phone_log";
@@ -219,6 +221,36 @@ pub fn matches(fields: &Map<String, Value>, terms: &[(String, String)]) -> bool 
         .all(|(f, v)| fields.get(f).and_then(Value::as_str) == Some(v.as_str()))
 }
 
+/// Reference fields the emulator checks, as (table, field): ServiceNow
+/// keeps a sys_id in them, and stores anything else as a broken reference.
+const REFERENCE_FIELDS: &[(&str, &str)] = &[
+    ("interaction", "channel"),
+    ("interaction", "queue"),
+    ("interaction", "opened_for"),
+    ("interaction", "assigned_to"),
+    ("interaction", "channel_metadata_document"),
+    (AWA_WORK_ITEM_TABLE, "queue"),
+    (AWA_WORK_ITEM_TABLE, "assigned_to"),
+    (AWA_WORK_ITEM_TABLE, "document_id"),
+    ("task", "assigned_to"),
+];
+
+/// The reference fields of `table` in `fields` whose value is neither
+/// empty nor a sys_id (what a real instance would store as a broken
+/// reference), as `field=value`.
+pub fn invalid_references(table: &str, fields: &Map<String, Value>) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|(k, _)| REFERENCE_FIELDS.contains(&(table, k.as_str())))
+        .filter(|(_, v)| match v {
+            Value::String(s) => !s.is_empty() && !is_sys_id(s),
+            Value::Null => false,
+            _ => true,
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
 /// `fields` without the keys `table` lacks (the Table API ignores them).
 pub fn known_fields(fields: Map<String, Value>, table: &TableDef) -> Map<String, Value> {
     fields.into_iter().filter(|(k, _)| table.has(k)).collect()
@@ -227,6 +259,19 @@ pub fn known_fields(fields: Map<String, Value>, table: &TableDef) -> Map<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a sys_id (or nothing) is a valid reference.
+    #[test]
+    fn invalid_references_are_found() {
+        let row = json!({"queue": "sales", "channel": "0123456789abcdef0123456789abcdef",
+                         "assigned_to": "", "state": "new"});
+        let row = row.as_object().unwrap();
+        assert_eq!(
+            invalid_references("interaction", row),
+            vec!["queue=\"sales\""]
+        );
+        assert!(invalid_references("sn_openframe_phone_log", row).is_empty());
+    }
 
     /// A term on a missing field is dropped; `^^` stays a caret.
     #[test]

@@ -251,6 +251,10 @@ pub struct EmulatorStats {
     pub tokens_issued: u64,
     /// The current mode.
     pub mode: Mode,
+    /// Values written into a reference field (`channel`, `queue`,
+    /// `assigned_to`, …) that are not sys_ids: stored as ServiceNow would
+    /// (a broken reference), and counted so a test sees them.
+    pub invalid_references: u64,
 }
 
 /// One record as the emulator received it (first arrival of its key).

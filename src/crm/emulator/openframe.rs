@@ -86,6 +86,7 @@ pub(super) fn voice_apply(
         fields.insert("channel_metadata_table".into(), PHONE_LOG_TABLE.into());
         fields.insert("channel_metadata_document".into(), log_id.into());
     }
+    st.note_references("interaction", &fields);
     if let Some(row) = st
         .tables
         .get_mut("interaction")

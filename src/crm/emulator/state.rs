@@ -18,6 +18,7 @@ use super::{
     EmulatorConfig, EmulatorStats, Mode, RawRequest, Received, ORDER_PER_INTERACTION_MAX,
     RECORDS_MAX, REFUSE_MS_MAX,
 };
+use crate::crm::sn_instance::invalid_references;
 
 /// A ServiceNow row the emulator holds.
 #[derive(Debug, Clone)]
@@ -107,7 +108,18 @@ impl State {
         sys_id
     }
 
-    /// A fresh 32-hex-digit sys_id.
+    /// Counts (and logs) the reference fields of a write to `table` that
+    /// hold something other than a sys_id.
+    pub(super) fn note_references(&mut self, table: &str, fields: &Map<String, Value>) {
+        let bad = invalid_references(table, fields);
+        if !bad.is_empty() {
+            self.stats.invalid_references += bad.len() as u64;
+            warn!(table, fields = %bad.join(", "),
+                "Emulator: a reference field holds no sys_id; ServiceNow would store a broken reference.");
+        }
+    }
+
+    /// A fresh sys_id (32 hex digits).
     pub(super) fn sys_id(&mut self) -> String {
         self.serial += 1;
         format!(

@@ -1,7 +1,8 @@
 //! ServiceNow's Table API as the emulator plays it: reads with an encoded
 //! query (a term on a field the table lacks is dropped, as GlideRecord
 //! does; `sys_dictionary` answers the dictionary), creates and updates that
-//! ignore keys the table lacks.
+//! ignore keys the table lacks and count a reference field that holds no
+//! sys_id (`invalid_references`).
 
 use std::collections::HashMap;
 
@@ -104,6 +105,7 @@ pub(super) async fn table_post(
     // The Table API ignores keys the table lacks.
     let fields = known_fields(fields, def);
     let mut st = shared.state();
+    st.note_references(&table, &fields);
     let sys_id = st.sys_id();
     let key = match text(&v, &shared.config.table_correlation_field) {
         k if k.is_empty() => format!("{table}:{sys_id}"),
@@ -151,6 +153,7 @@ pub(super) async fn table_patch(
     let fields = known_fields(fields, def);
     let key_field = shared.config.table_interaction_key_field.clone();
     let mut st = shared.state();
+    st.note_references(&table, &fields);
     let patched = st
         .tables
         .get_mut(&table)

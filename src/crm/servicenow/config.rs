@@ -2,6 +2,7 @@
 //! checks: the instance, the mode, the credentials (file paths only) and
 //! the table and field names of both modes.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,7 @@ pub enum ServiceNowAuth {
 /// # jwt_kid = "edgecc-1"
 /// agent_user_field = "user_name"      # sys_user field holding the edgecc agent id
 /// # awa_queue = "<awa_queue sys_id>"  # route callback work items through AWA
+/// # service_channel = "<awa_service_channel sys_id>"  # table mode: the interaction's channel
 /// # user = "edgecc.integration"       # basic and oauth_password
 /// # password_file = "/run/credentials/edgecc.service/servicenow_password"
 /// # oauth_client_id = "…"
@@ -81,6 +83,9 @@ pub enum ServiceNowAuth {
 /// table_correlation_field = "u_edgecc_correlation_id"
 /// table_interaction_key_field = "u_edgecc_call_id"
 /// table_field_prefix = ""
+///
+/// [crm.servicenow.awa_queues]         # table mode: edgecc queue → awa_queue sys_id
+/// # sales = "<awa_queue sys_id>"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,6 +184,16 @@ pub struct ServiceNowConfig {
     /// one verifier map).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_kid: Option<String>,
+    /// Table mode: sys_id of the `awa_service_channel` written into the
+    /// interaction's `channel` reference (ServiceNow's phone channel).
+    /// Unset: `channel` is not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_channel: Option<String>,
+    /// Table mode: edgecc queue id → `awa_queue` sys_id, written into the
+    /// interaction's and the work item's `queue` reference. A queue not
+    /// listed leaves `queue` unset (logged once per queue).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub awa_queues: BTreeMap<String, String>,
 }
 
 fn mode_default() -> ServiceNowMode {
@@ -260,6 +275,8 @@ impl ServiceNowConfig {
             awa_queue: None,
             jwt_key_file: None,
             jwt_kid: None,
+            service_channel: None,
+            awa_queues: BTreeMap::new(),
         }
     }
 }

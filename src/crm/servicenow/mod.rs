@@ -93,6 +93,8 @@
 //! - `openframe` — the voice-interaction API (`openframe` mode).
 //! - `rows` — the staging row and the Table API row of a record.
 //! - `states` — the interaction states sent, and whose `assigned_to`.
+//! - `references` — the sys_ids table mode writes into `channel` and
+//!   `queue` (from `service_channel` and `awa_queues`).
 //! - `users` — the agent's `sys_user` sys_id (cached) for `assigned_to`.
 //! - `awa` — callback work items routed through the AWA Routing API.
 //! - `jwt` — the signed assertion of the OAuth JWT bearer grant.
@@ -107,6 +109,7 @@ mod import_set;
 mod jwt;
 mod links;
 mod openframe;
+mod references;
 mod rows;
 mod states;
 mod table;
@@ -128,6 +131,7 @@ pub use config::{
 };
 pub use jwt::{JWT_BEARER_GRANT, JWT_LIFETIME_SECS};
 pub use openframe::VOICE_INTERACTION_PATH;
+pub use references::{is_sys_id, SYS_ID_LEN};
 pub use users::{USER_CACHE_MAX, USER_CACHE_TTL_MS, USER_TABLE};
 
 use super::transport::{classify, excerpt, exchange, transport_retry, Answer, TIMEOUT_MS_MAX};
@@ -135,6 +139,7 @@ use super::{AdapterError, CrmAdapter, LocalBoxFuture, Outcome};
 use crate::net::{check_timeout, check_url, http_client, SettingError};
 use auth::{build_auth, Auth};
 use config::check_name;
+use references::check_sys_id;
 
 /// The ServiceNow adapter. Holds an awc client, so it is `!Send`: build it
 /// on the arbiter that runs the sync worker.
@@ -157,7 +162,13 @@ pub struct ServiceNowAdapter {
     dictionary: dictionary::Verdict,
     /// Agent id → `sys_user` sys_id, for `assigned_to` (bounded).
     users: users::UserCache,
+    /// edgecc queues already logged as missing from `awa_queues` (so each
+    /// is logged once; bounded by [`UNMAPPED_LOGGED_MAX`]).
+    unmapped_queues: std::cell::RefCell<std::collections::HashSet<String>>,
 }
+
+/// Most unmapped queue names remembered for logging once.
+const UNMAPPED_LOGGED_MAX: usize = 256;
 
 impl std::fmt::Debug for ServiceNowAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,6 +201,7 @@ impl ServiceNowAdapter {
             request_timeout: request,
             dictionary: Default::default(),
             users: Default::default(),
+            unmapped_queues: Default::default(),
         })
     }
 
@@ -217,7 +229,13 @@ impl ServiceNowAdapter {
         }
         check_name("agent_user_field", &config.agent_user_field, false)?;
         if let Some(queue) = &config.awa_queue {
-            check_name("awa_queue", queue, false)?;
+            check_sys_id("awa_queue", queue)?;
+        }
+        if let Some(channel) = &config.service_channel {
+            check_sys_id("service_channel", channel)?;
+        }
+        for (queue, sys_id) in &config.awa_queues {
+            check_sys_id(&format!("awa_queues.{queue}"), sys_id)?;
         }
         check_name("import_field_prefix", &config.import_field_prefix, true)?;
         check_name("table_field_prefix", &config.table_field_prefix, true)

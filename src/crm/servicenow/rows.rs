@@ -5,6 +5,7 @@ use edgecc_storage::{Record, RecordKind};
 use serde_json::{Map, Value};
 
 use super::super::wire;
+use super::references::REFERENCE_KEYS;
 use super::states::{create_state, update_state};
 use super::ServiceNowConfig;
 
@@ -88,6 +89,11 @@ pub(super) fn import_row(record: &Record, c: &ServiceNowConfig) -> Value {
 pub(super) fn table_row(record: &Record, c: &ServiceNowConfig) -> Value {
     let mut row = Map::new();
     flatten(&record_data(record), &c.table_field_prefix, &mut row);
+    // Never an edgecc string in a reference field: the adapter adds the
+    // configured sys_ids ([`super::references`]).
+    for key in REFERENCE_KEYS {
+        row.remove(*key);
+    }
     if record.kind != RecordKind::InteractionUpdate {
         row.insert(
             c.table_correlation_field.clone(),
@@ -165,12 +171,20 @@ mod tests {
     }
 
     /// Table rows carry the correlation field on creates and the
-    /// interaction key on the interaction create only.
+    /// interaction key on the interaction create only; edgecc's `queue`
+    /// and `channel` strings never reach the reference fields.
     #[test]
     fn table_rows_carry_correlation() {
         let c = ServiceNowConfig::with_instance("https://x.service-now.com");
-        let create = table_row(&record(RecordKind::InteractionCreate, r#"{"a":1}"#), &c);
+        let create = table_row(
+            &record(
+                RecordKind::InteractionCreate,
+                r#"{"a":1,"queue":"sales","channel":"phone"}"#,
+            ),
+            &c,
+        );
         assert_eq!(create["u_edgecc_correlation_id"], "edge:c-1:x");
+        assert!(create.get("queue").is_none() && create.get("channel").is_none());
         assert_eq!(create["u_edgecc_call_id"], "c-1");
         assert_eq!(create["a"], "1");
         let update = table_row(&record(RecordKind::InteractionUpdate, r#"{"a":1}"#), &c);

@@ -117,6 +117,7 @@ impl ServiceNowAdapter {
             None => {
                 let url = format!("{}/api/now/table/{table}", self.base);
                 let mut body = table_row(record, &self.config);
+                self.fill_references(record, &mut body);
                 if let Some(user) = self.record_assignee(record).await {
                     if let Value::Object(fields) = &mut body {
                         fields.insert("assigned_to".into(), Value::String(user));
@@ -186,6 +187,7 @@ impl ServiceNowAdapter {
         };
         let url = format!("{}/api/now/table/{table}/{sys_id}", self.base);
         let mut body = table_row(record, &self.config);
+        self.fill_references(record, &mut body);
         if let Some(user) = self.record_assignee(record).await {
             if let Value::Object(fields) = &mut body {
                 fields.insert("assigned_to".into(), Value::String(user));

@@ -905,15 +905,7 @@ impl Handler<CallLeft> for AgentActor {
         let now = self.env.now_ms();
         match self.agent.left_call(&msg.call, msg.wrap_up_ms, now) {
             Ok(_) => {
-                let codes = msg
-                    .queue
-                    .as_ref()
-                    .and_then(|q| self.env.config.wrap_up_codes_of(q));
-                let coding = super::WrapUpCoding {
-                    codes: codes.map(|c| c.codes.clone()).unwrap_or_default(),
-                    owed: codes.is_some_and(|c| c.required),
-                    queue: msg.queue,
-                };
+                let coding = super::WrapUpCoding::for_queue(&self.env.config, msg.queue);
                 self.agent.wrap_up_coding(&msg.call, coding);
                 self.after(before, ctx)
             }

@@ -179,6 +179,19 @@ pub struct WrapUpCoding {
     pub owed: bool,
 }
 
+impl WrapUpCoding {
+    /// A wrap-up after a call of `queue` as `config` lists its codes, a
+    /// required one owed (no code recorded yet).
+    pub fn for_queue(config: &crate::config::ContactCenterConfig, queue: Option<QueueId>) -> Self {
+        let codes = queue.as_ref().and_then(|q| config.wrap_up_codes_of(q));
+        Self {
+            codes: codes.map(|c| c.codes.clone()).unwrap_or_default(),
+            owed: codes.is_some_and(|c| c.required),
+            queue,
+        }
+    }
+}
+
 impl AgentState {
     /// A short name for logs and views.
     pub fn name(&self) -> &'static str {

@@ -1,0 +1,116 @@
+//! After a restart, an agent whose own record lags a call that had already
+//! ended is settled from that call's trail (its detail record so far),
+//! since the ended call no longer lists who was on it. The call ended
+//! with its records written; only the agent's side was lost. An agent
+//! saved still offered the call: an offer the trail shows answered is
+//! connected and then left as the call left it (its wrap-up counted from
+//! the call's end, so a wrap-up that ran out while edgecc was down ends
+//! at once, once); an offer that ended otherwise ends with that outcome
+//! (a no-answer counts as one, as the rules say). An agent saved talking
+//! on it leaves it as the trail says, into its wrap-up. Anything the trail
+//! does not show is left to [`super::free_if_orphaned`].
+
+use crate::agent::{Agent, AgentState, OfferOutcome, WrapUpCoding};
+use crate::call::Call;
+use crate::cdr::{OfferResult, PartyDetail};
+use crate::config::ContactCenterConfig;
+use crate::ids::OfferToken;
+use tracing::info;
+
+/// Settles `agent` against `call`, ended, at `now`; true when the trail
+/// showed what became of the agent's part in it.
+pub(super) fn settle(
+    agent: &mut Agent,
+    call: &Call,
+    config: &ContactCenterConfig,
+    now: u64,
+) -> bool {
+    if !call.is_ended() {
+        return false;
+    }
+    match agent.state.clone() {
+        AgentState::Reserved { call: c, token, .. } if c == call.id => {
+            settle_offer(agent, call, token, config, now)
+        }
+        AgentState::Talking {
+            call: c, since_ms, ..
+        } if c == call.id => {
+            let Some(party) = party_since(call, agent, since_ms) else {
+                return false;
+            };
+            info!(agent_id = %agent.id, call_id = %call.id, reason = "restart", "Agent saved talking on a call that ended put in the wrap-up the call gave it.");
+            leave(agent, call, &party, config, now)
+        }
+        _ => false,
+    }
+}
+
+/// The offer `token` of `call` ended as the trail says.
+fn settle_offer(
+    agent: &mut Agent,
+    call: &Call,
+    token: OfferToken,
+    config: &ContactCenterConfig,
+    now: u64,
+) -> bool {
+    let trail = &call.trail;
+    let Some(offer) = trail
+        .offers
+        .iter()
+        .find(|o| o.token == token && o.agent == agent.id)
+    else {
+        return false;
+    };
+    let ended_ms = offer.ended_ms.unwrap_or(now);
+    let outcome = match offer.outcome {
+        None => return false,
+        Some(OfferResult::Answered) => {
+            let Some(party) = party_since(call, agent, offer.offered_ms) else {
+                return false;
+            };
+            if agent.connected(&call.id, token, party.joined_ms).is_err() {
+                return false;
+            }
+            info!(agent_id = %agent.id, call_id = %call.id, reason = "restart", "Agent saved offered a call that was answered and ended put in the wrap-up the call gave it.");
+            return leave(agent, call, &party, config, now);
+        }
+        Some(OfferResult::Rejected) => OfferOutcome::Rejected,
+        Some(OfferResult::Refused) => OfferOutcome::Refused,
+        Some(OfferResult::Missed) => OfferOutcome::Missed,
+        Some(OfferResult::Withdrawn) => OfferOutcome::Withdrawn,
+    };
+    info!(agent_id = %agent.id, call_id = %call.id, outcome = ?outcome, reason = "restart", "Agent saved offered a call that ended without it: the offer ends as the call recorded.");
+    agent
+        .offer_ended(&call.id, token, outcome, ended_ms.min(now))
+        .is_ok()
+}
+
+/// The agent's part in `call` that began at or after `from_ms`, finished.
+fn party_since(call: &Call, agent: &Agent, from_ms: u64) -> Option<PartyDetail> {
+    call.trail
+        .parties
+        .iter()
+        .find(|p| p.agent == agent.id && p.joined_ms >= from_ms && p.left_ms.is_some())
+        .cloned()
+}
+
+/// The agent leaves `call` when `party` left it, with the wrap-up the call
+/// granted (none when it granted 0: the trail keeps no difference between
+/// "no wrap-up" and a queue's wrap-up of 0, so an agent's own wrap-up
+/// setting does not apply to the latter here) and the call's queue codes.
+fn leave(
+    agent: &mut Agent,
+    call: &Call,
+    party: &PartyDetail,
+    config: &ContactCenterConfig,
+    now: u64,
+) -> bool {
+    let left_ms = party.left_ms.unwrap_or(now).min(now);
+    let wrap = (party.wrap_up_ms > 0).then_some(party.wrap_up_ms);
+    if agent.left_call(&call.id, wrap, left_ms).is_err() {
+        return false;
+    }
+    let queue = call.rules.as_ref().map(|r| r.queue.clone());
+    agent.wrap_up_coding(&call.id, WrapUpCoding::for_queue(config, queue));
+    true
+}

@@ -585,3 +585,38 @@ async fn offer_answered_while_down_by_a_caller_gone_is_an_abandon() {
         vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
     );
 }
+
+/// Goal: a restart does not restart an agent's clock: time in a Not Ready
+/// (which records no start of its own) runs on from its real start on the
+/// desktop and wallboard, and its history interval is whole. Method: a1
+/// goes Not Ready (break) at T; killed 10 s later, down 5 s; restored, a1's
+/// view says Not Ready since T; a1 goes Ready 1 s later, and the one
+/// `not_ready`/`break` interval runs from T to then.
+#[actix_rt::test]
+async fn time_in_a_not_ready_runs_on_across_a_restart() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.cmd("a1", AgentCommand::Login).await.unwrap();
+    h.not_ready("a1", "break").await.unwrap();
+    let since = h.agent("a1").await.state_since_ms;
+    advance(10_000).await;
+    let h = h.restart(5_000).await;
+    let view = h.agent("a1").await;
+    assert!(is(&view.state, "not_ready"), "{:?}", view.state);
+    assert_eq!(view.state_since_ms, since);
+    advance(1_000).await;
+    h.cmd("a1", AgentCommand::Ready).await.unwrap();
+    let ready_at = h.agent("a1").await.state_since_ms;
+    let breaks: Vec<(u64, u64)> = h
+        .state
+        .history()
+        .into_iter()
+        .filter_map(|r| match r {
+            StateRecord::AgentInterval(i) if i.reason.as_deref() == Some("break") => {
+                Some((i.start_ms, i.end_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(breaks, vec![(since, ready_at)]);
+}

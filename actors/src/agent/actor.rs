@@ -286,7 +286,17 @@ impl AgentActor {
         let logged_out = agent
             .logged_out_ms
             .filter(|_| agent.state == AgentState::LoggedOut);
-        let state_since_ms = agent.state.started_ms().or(logged_out).unwrap_or(now);
+        let saved_since = agent
+            .state_since
+            .as_ref()
+            .and_then(|s| s.start_of(&agent.state));
+        let state_since_ms = agent
+            .state
+            .started_ms()
+            .or(logged_out)
+            .or(saved_since)
+            .unwrap_or(now);
+        let agent_state = agent.state.clone();
         Self {
             env,
             last_call: agent_call_addr(&agent, &call_addr),
@@ -302,7 +312,12 @@ impl AgentActor {
             restored: true,
             weighed: WeighedAsks::default(),
             pushed_held: None,
-            activity: Default::default(),
+            // The state in progress at the kill goes on being timed from
+            // its start, so its history interval is whole.
+            activity: std::cell::RefCell::new(crate::cdr::agent::ActivityTracker::resumed(
+                &agent_state,
+                state_since_ms,
+            )),
         }
     }
 
@@ -327,6 +342,10 @@ impl AgentActor {
         if (name, call, reason) != (known.0, known.1.as_ref(), known.2.as_ref()) {
             self.time_key = (name, call.cloned(), reason.cloned());
             self.state_since_ms = self.agent.state.started_ms().unwrap_or(now_ms);
+            self.agent.state_since = Some(super::since::StateSince::of(
+                &self.agent.state,
+                self.state_since_ms,
+            ));
             if self.agent.state == AgentState::LoggedOut {
                 self.agent.logged_out_ms = Some(self.state_since_ms);
             }

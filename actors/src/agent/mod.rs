@@ -19,6 +19,7 @@
 pub mod actor;
 pub mod backoff;
 pub mod score;
+pub mod since;
 
 use crate::ids::{AgentId, CallId, OfferToken, QueueId};
 use serde::{Deserialize, Serialize};
@@ -383,6 +384,11 @@ pub struct Agent {
     /// restart; `None` until the first logout.
     #[serde(default)]
     pub logged_out_ms: Option<u64>,
+    /// When the current state began, as its actor timed it: persisted so
+    /// time in state and the state's history interval run on across a
+    /// restart (see [`since`]); `None` in older records.
+    #[serde(default)]
+    pub state_since: Option<since::StateSince>,
 }
 
 impl Agent {
@@ -397,6 +403,7 @@ impl Agent {
             epoch: 0,
             settings,
             logged_out_ms: None,
+            state_since: None,
         }
     }
 

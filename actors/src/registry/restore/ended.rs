@@ -7,9 +7,11 @@
 //! the call's end, so a wrap-up that ran out while edgecc was down ends
 //! at once, once); an offer that ended otherwise ends with that outcome
 //! (a no-answer counts as one, as the rules say). An agent saved talking
-//! on it leaves it as the trail says, into its wrap-up. Anything the trail
-//! does not show is left to [`super::free_if_orphaned`].
+//! on it leaves it as the trail says, into its wrap-up. The state it comes
+//! back in is timed from when the call left it. Anything the trail does
+//! not show is left to [`super::free_if_orphaned`].
 
+use crate::agent::since::StateSince;
 use crate::agent::{Agent, AgentState, OfferOutcome, WrapUpCoding};
 use crate::call::Call;
 use crate::cdr::{OfferResult, PartyDetail};
@@ -80,9 +82,12 @@ fn settle_offer(
         Some(OfferResult::Withdrawn) => OfferOutcome::Withdrawn,
     };
     info!(agent_id = %agent.id, call_id = %call.id, outcome = ?outcome, reason = "restart", "Agent saved offered a call that ended without it: the offer ends as the call recorded.");
-    agent
-        .offer_ended(&call.id, token, outcome, ended_ms.min(now))
-        .is_ok()
+    let at = ended_ms.min(now);
+    if agent.offer_ended(&call.id, token, outcome, at).is_err() {
+        return false;
+    }
+    agent.state_since = Some(StateSince::of(&agent.state, at));
+    true
 }
 
 /// The agent's part in `call` that began at or after `from_ms`, finished.
@@ -112,5 +117,6 @@ fn leave(
     }
     let queue = call.rules.as_ref().map(|r| r.queue.clone());
     agent.wrap_up_coding(&call.id, WrapUpCoding::for_queue(config, queue));
+    agent.state_since = Some(StateSince::of(&agent.state, left_ms));
     true
 }

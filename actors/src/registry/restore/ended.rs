@@ -90,12 +90,15 @@ fn settle_offer(
     true
 }
 
-/// The agent's part in `call` that began at or after `from_ms`, finished.
+/// The agent's first part in `call` that ended at or after `from_ms`
+/// (when the offer rang, or when the agent's record says it began
+/// talking: the agent's actor may time that a little after the call did,
+/// so the part's end, not its start, is compared).
 fn party_since(call: &Call, agent: &Agent, from_ms: u64) -> Option<PartyDetail> {
     call.trail
         .parties
         .iter()
-        .find(|p| p.agent == agent.id && p.joined_ms >= from_ms && p.left_ms.is_some())
+        .find(|p| p.agent == agent.id && p.left_ms.is_some_and(|l| l >= from_ms))
         .cloned()
 }
 
@@ -119,4 +122,55 @@ fn leave(
     agent.wrap_up_coding(&call.id, WrapUpCoding::for_queue(config, queue));
     agent.state_since = Some(StateSince::of(&agent.state, left_ms));
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::OfferPurpose;
+    use crate::call::{CallPhase, TerminalReason};
+    use crate::ids::LegId;
+    use crate::registry::restore::tests::agent;
+
+    /// A call that a1 talked on from 100 to 200 ms, ended then with a
+    /// 5 s wrap-up granted.
+    fn ended_call() -> Call {
+        let (mut call, _) = Call::inbound(
+            "t",
+            LegId::new("c1"),
+            "+1555".into(),
+            "800".into(),
+            Vec::new(),
+            0,
+            10_000,
+        );
+        call.phase = CallPhase::Ended(TerminalReason::Completed);
+        call.trail.parties.push(PartyDetail {
+            agent: agent().id,
+            joined_ms: 100,
+            left_ms: Some(200),
+            wrap_up_ms: 5_000,
+        });
+        call
+    }
+
+    /// Goal: an agent saved talking on the call goes into the call's
+    /// wrap-up even when its actor timed the talk a little after the call
+    /// did (real time, not the paused time of the message tests). Method:
+    /// a1 talking since 103 on a call whose trail has it joining at 100.
+    #[test]
+    fn talking_timed_after_the_call_still_gets_its_wrap_up() {
+        let call = ended_call();
+        let mut a = agent();
+        a.reserve(call.id.clone(), OfferToken(3), OfferPurpose::Direct, 10_000)
+            .unwrap();
+        a.connected(&call.id, OfferToken(3), 103).unwrap();
+        assert!(settle(&mut a, &call, &ContactCenterConfig::default(), 300));
+        assert!(
+            matches!(&a.state, AgentState::WrapUp { call: c, until_ms: 5_200, .. } if *c == call.id),
+            "{:?}",
+            a.state
+        );
+        assert_eq!(a.state_since.as_ref().map(|s| s.since_ms), Some(200));
+    }
 }

@@ -620,3 +620,32 @@ async fn time_in_a_not_ready_runs_on_across_a_restart() {
         .collect();
     assert_eq!(breaks, vec![(since, ready_at)]);
 }
+
+/// Goal: a reject delay that has not run out when edgecc dies runs out at
+/// its own time after the restart, not at once (a timer fires once, when
+/// due). Method: 10 s reject delay; a1 rejects an offer, killed 2 s later,
+/// down 3 s: a1 is still in its reject delay after the restart and 4 s
+/// later, and out of it once the 10 s have passed.
+#[actix_rt::test]
+async fn a_reject_delay_runs_to_its_end_across_a_restart() {
+    tokio::time::pause();
+    let mut cfg = basic(1);
+    cfg.timers.reject_delay_ms = 10_000;
+    let (h, _call) = offered(cfg, PhoneAction::NoAnswer).await;
+    h.cmd("a1", AgentCommand::Reject).await.unwrap();
+    let delayed = AgentState::NotReady {
+        reason: edgecc_actors::agent::NotReadyReason::System(
+            edgecc_actors::agent::SystemReason::RejectDelay,
+        ),
+    };
+    assert_eq!(h.state("a1").await, delayed);
+    advance(2_000).await;
+    let h = h.restart(3_000).await;
+    assert_eq!(h.state("a1").await, delayed);
+    advance(4_000).await;
+    assert_eq!(h.state("a1").await, delayed);
+    advance(1_500).await;
+    // Out of the delay (Ready, or offered the waiting call again: it is
+    // the queue's only agent).
+    assert_ne!(h.state("a1").await, delayed);
+}

@@ -620,8 +620,18 @@ impl Actor for AgentActor {
                 reason: NotReadyReason::System(SystemReason::RejectDelay),
             })
         {
-            // The delay's deadline is not persisted: it ends now.
-            self.schedule_reject_delay(0, ctx);
+            // The delay runs from its saved start (see `super::since`): what
+            // is left of it, at once if it passed while edgecc was down or
+            // its start is unknown (an older record).
+            let now = self.env.now_ms();
+            let left = self
+                .agent
+                .state_since
+                .as_ref()
+                .and_then(|s| s.start_of(&self.agent.state))
+                .map(|start| (start + self.agent.settings.reject_delay_ms).saturating_sub(now))
+                .unwrap_or(0);
+            self.schedule_reject_delay(left, ctx);
         }
     }
 }

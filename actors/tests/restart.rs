@@ -399,3 +399,253 @@ async fn queued_call_keeps_its_skills_and_steps() {
         "the 20 s step applies after the restart"
     );
 }
+
+/// Queue `q` with a 30 s wrap-up that requires one of `sale`, `no-sale`.
+fn coded_wrap_up(n: usize) -> ContactCenterConfig {
+    let mut cfg = basic(n);
+    cfg.queues[0].wrap_up_ms = 30_000;
+    cfg.queues[0].wrap_up_codes = edgecc_actors::config::WrapUpCodes {
+        codes: ["sale", "no-sale"]
+            .iter()
+            .map(|c| edgecc_actors::config::wrap_up::WrapUpCode {
+                code: (*c).into(),
+                label: (*c).into(),
+            })
+            .collect(),
+        required: true,
+    };
+    cfg
+}
+
+/// Kills `h`, puts back `stale` as a1's saved record (its later records
+/// lost: edgecc died between the call's records and the agent's), and
+/// restores after `down_ms`.
+async fn restart_with_stale_a1(
+    h: Harness,
+    stale: edgecc_actors::agent::Agent,
+    down_ms: u64,
+) -> Harness {
+    let h = h.kill_and(|_| ()).await;
+    h.state.persist(StateRecord::Agent(Box::new(stale)));
+    h.restart_killed(down_ms).await
+}
+
+/// The call's saved end time.
+fn ended_ms(h: &Harness, call: &CallId) -> u64 {
+    h.state.snapshot().calls[call]
+        .trail
+        .ended_ms
+        .expect("the call's end is saved")
+}
+
+/// Goal: an agent saved while still offered a call that was then answered
+/// and ended (the call's records durable, the agent's lost) comes back in
+/// the wrap-up that call gave it, not Ready, and the call writes nothing
+/// more but the agent's wrap-up code. Method: a1's record taken while the
+/// offer rang, the call answered, talked, hung up by the caller; killed in
+/// a1's 30 s wrap-up with that stale record; restored 5 s later: a1 is in
+/// wrap-up on the call until 30 s after its end, counted one call handled,
+/// owes its required code, records it on the restored ended call, and
+/// finishes; one interaction, one phone log, one `ended`.
+#[actix_rt::test]
+async fn agent_saved_offered_a_call_that_ended_comes_back_in_wrap_up() {
+    tokio::time::pause();
+    let (h, call) = offered(coded_wrap_up(1), PhoneAction::Answer { after_ms: 1_000 }).await;
+    let stale = h.state.snapshot().agents[&AgentId::new("a1")].clone();
+    assert!(is(&stale.state, "reserved"), "{:?}", stale.state);
+    advance(1_500).await;
+    assert!(is(&h.state("a1").await, "talking"));
+    advance(2_000).await;
+    h.hang_up(call.as_str()).await;
+    advance(500).await;
+    assert!(is(&h.state("a1").await, "wrap_up"));
+    let end = ended_ms(&h, &call);
+    let h = restart_with_stale_a1(h, stale, 5_000).await;
+    let view = h.agent("a1").await;
+    let AgentState::WrapUp {
+        call: c,
+        until_ms,
+        coding,
+    } = view.state
+    else {
+        panic!("a1 not in wrap-up: {:?}", view.state);
+    };
+    assert_eq!(c, call);
+    assert_eq!(until_ms, end + 30_000);
+    assert!(coding.owed, "{coding:?}");
+    assert_eq!(view.stats.calls_handled, 1);
+    assert!(view.stats.talk_ms_total >= 2_000, "{:?}", view.stats);
+    let code = AgentCommand::Call(CallAction::WrapUpCode {
+        code: "sale".into(),
+    });
+    h.cmd("a1", code).await.unwrap();
+    h.cmd("a1", AgentCommand::EndWrapUp).await.unwrap();
+    assert!(is(&h.state("a1").await, "ready"));
+    assert_eq!(
+        h.kinds(&call)
+            .iter()
+            .filter(|k| matches!(
+                k,
+                RecordKind::InteractionCreate | RecordKind::PhoneLogCreate
+            ))
+            .count(),
+        2
+    );
+    let events = h.events(&call);
+    assert_eq!(
+        events.iter().filter(|e| *e == "ended").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("wrap_up_code"));
+}
+
+/// Goal: the same for an agent saved talking on the call: it comes back in
+/// the call's wrap-up (not Not Ready, as from a lost call), and a wrap-up
+/// that ran out while edgecc was down ends once, at once. Method: a1's
+/// record taken while talking; the caller hangs up; killed; restored 40 s
+/// later (past the 30 s wrap-up): a1 is Ready, not Not Ready.
+#[actix_rt::test]
+async fn agent_saved_talking_on_a_call_that_ended_gets_its_wrap_up() {
+    tokio::time::pause();
+    let (h, call) = talking(coded_wrap_up(1)).await;
+    let stale = h.state.snapshot().agents[&AgentId::new("a1")].clone();
+    assert!(is(&stale.state, "talking"), "{:?}", stale.state);
+    h.hang_up(call.as_str()).await;
+    advance(500).await;
+    let h = restart_with_stale_a1(h, stale.clone(), 5_000).await;
+    assert!(
+        matches!(h.state("a1").await, AgentState::WrapUp { call: c, .. } if c == call),
+        "{:?}",
+        h.state("a1").await
+    );
+    advance(30_000).await;
+    assert!(is(&h.state("a1").await, "ready"));
+    assert_eq!(h.agent("a1").await.stats.calls_handled, 1);
+}
+
+/// Goal: an agent saved still offered a call it then missed, which went
+/// to another agent and ended, comes back with the no-answer counted as
+/// the rules say (RONA sets Not Ready), not freed as if nothing happened,
+/// and is never left reserved. Method: a1's record taken while the offer
+/// rang; a1's phone never answers; at RONA the call goes to a2, who talks
+/// and is in its wrap-up when edgecc is killed with a1's stale record;
+/// restored: a1 is Not Ready (RONA) as it was, one no-answer counted; a2
+/// is still in its wrap-up.
+#[actix_rt::test]
+async fn agent_saved_offered_a_call_it_missed_gets_its_no_answer() {
+    tokio::time::pause();
+    let (h, call) = offered(coded_wrap_up(2), PhoneAction::NoAnswer).await;
+    let stale = h.state.snapshot().agents[&AgentId::new("a1")].clone();
+    assert!(is(&stale.state, "reserved"), "{:?}", stale.state);
+    h.script("102", vec![PhoneAction::Answer { after_ms: 1_000 }]);
+    h.ready("a2").await;
+    advance(12_000).await;
+    let live = h.agent("a1").await;
+    assert!(is(&live.state, "not_ready"), "{:?}", live.state);
+    assert!(matches!(h.state("a2").await, AgentState::Talking { call: c, .. } if c == call));
+    h.hang_up(call.as_str()).await;
+    advance(500).await;
+    let h = restart_with_stale_a1(h, stale, 1_000).await;
+    let back = h.agent("a1").await;
+    assert_eq!(back.state, live.state);
+    assert_eq!(back.stats.rona_count, 1);
+    assert!(is(&h.state("a2").await, "wrap_up"));
+}
+
+/// Goal: an offer answered at the phone while edgecc was down, whose
+/// caller then hung up before edgecc came back, is resolved once as the
+/// abandon it was: edgecc bridges an answered agent to its caller, so the
+/// two never talked; the agent is freed Ready (no wrap-up for a call it
+/// never had, no no-answer against it), its leg hung up, the call ends
+/// abandoned with its work item and no phone log. Method: a1's phone answers 2 s into the
+/// offer; edgecc is killed at once; at 2.5 s the caller hangs up; restored
+/// at 3.5 s.
+#[actix_rt::test]
+async fn offer_answered_while_down_by_a_caller_gone_is_an_abandon() {
+    tokio::time::pause();
+    let (h, call) = offered(basic(1), PhoneAction::Answer { after_ms: 2_000 }).await;
+    let AgentState::Reserved { token, .. } = h.state("a1").await else {
+        panic!("a1 not reserved");
+    };
+    let h = h.kill_and(|_| ()).await;
+    advance(2_500).await;
+    assert!(h.leg(&format!("{call}~{token}")).await.unwrap().up);
+    hang_up_at(&h.sim, call.as_str());
+    let h = h.restart_killed(1_000).await;
+    advance(100).await;
+    let a1 = h.agent("a1").await;
+    assert!(is(&a1.state, "ready"), "{:?}", a1.state);
+    assert_eq!(a1.stats.calls_handled, 0);
+    assert_eq!(a1.stats.rona_count, 0);
+    assert_eq!(h.snapshot().await.ended.get("abandoned"), Some(&1));
+    assert_eq!(h.sim.send(GetSimStats).await.unwrap().legs, 0);
+    assert_eq!(
+        h.kinds(&call),
+        vec![RecordKind::InteractionCreate, RecordKind::WorkItemCreate]
+    );
+}
+
+/// Goal: a restart does not restart an agent's clock: time in a Not Ready
+/// (which records no start of its own) runs on from its real start on the
+/// desktop and wallboard, and its history interval is whole. Method: a1
+/// goes Not Ready (break) at T; killed 10 s later, down 5 s; restored, a1's
+/// view says Not Ready since T; a1 goes Ready 1 s later, and the one
+/// `not_ready`/`break` interval runs from T to then.
+#[actix_rt::test]
+async fn time_in_a_not_ready_runs_on_across_a_restart() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.cmd("a1", AgentCommand::Login).await.unwrap();
+    h.not_ready("a1", "break").await.unwrap();
+    let since = h.agent("a1").await.state_since_ms;
+    advance(10_000).await;
+    let h = h.restart(5_000).await;
+    let view = h.agent("a1").await;
+    assert!(is(&view.state, "not_ready"), "{:?}", view.state);
+    assert_eq!(view.state_since_ms, since);
+    advance(1_000).await;
+    h.cmd("a1", AgentCommand::Ready).await.unwrap();
+    let ready_at = h.agent("a1").await.state_since_ms;
+    let breaks: Vec<(u64, u64)> = h
+        .state
+        .history()
+        .into_iter()
+        .filter_map(|r| match r {
+            StateRecord::AgentInterval(i) if i.reason.as_deref() == Some("break") => {
+                Some((i.start_ms, i.end_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(breaks, vec![(since, ready_at)]);
+}
+
+/// Goal: a reject delay that has not run out when edgecc dies runs out at
+/// its own time after the restart, not at once (a timer fires once, when
+/// due). Method: 10 s reject delay; a1 rejects an offer, killed 2 s later,
+/// down 3 s: a1 is still in its reject delay after the restart and 4 s
+/// later, and out of it once the 10 s have passed.
+#[actix_rt::test]
+async fn a_reject_delay_runs_to_its_end_across_a_restart() {
+    tokio::time::pause();
+    let mut cfg = basic(1);
+    cfg.timers.reject_delay_ms = 10_000;
+    let (h, _call) = offered(cfg, PhoneAction::NoAnswer).await;
+    h.cmd("a1", AgentCommand::Reject).await.unwrap();
+    let delayed = AgentState::NotReady {
+        reason: edgecc_actors::agent::NotReadyReason::System(
+            edgecc_actors::agent::SystemReason::RejectDelay,
+        ),
+    };
+    assert_eq!(h.state("a1").await, delayed);
+    advance(2_000).await;
+    let h = h.restart(3_000).await;
+    assert_eq!(h.state("a1").await, delayed);
+    advance(4_000).await;
+    assert_eq!(h.state("a1").await, delayed);
+    advance(1_500).await;
+    // Out of the delay (Ready, or offered the waiting call again: it is
+    // the queue's only agent).
+    assert_ne!(h.state("a1").await, delayed);
+}

@@ -286,7 +286,17 @@ impl AgentActor {
         let logged_out = agent
             .logged_out_ms
             .filter(|_| agent.state == AgentState::LoggedOut);
-        let state_since_ms = agent.state.started_ms().or(logged_out).unwrap_or(now);
+        let saved_since = agent
+            .state_since
+            .as_ref()
+            .and_then(|s| s.start_of(&agent.state));
+        let state_since_ms = agent
+            .state
+            .started_ms()
+            .or(logged_out)
+            .or(saved_since)
+            .unwrap_or(now);
+        let agent_state = agent.state.clone();
         Self {
             env,
             last_call: agent_call_addr(&agent, &call_addr),
@@ -302,7 +312,12 @@ impl AgentActor {
             restored: true,
             weighed: WeighedAsks::default(),
             pushed_held: None,
-            activity: Default::default(),
+            // The state in progress at the kill goes on being timed from
+            // its start, so its history interval is whole.
+            activity: std::cell::RefCell::new(crate::cdr::agent::ActivityTracker::resumed(
+                &agent_state,
+                state_since_ms,
+            )),
         }
     }
 
@@ -327,6 +342,10 @@ impl AgentActor {
         if (name, call, reason) != (known.0, known.1.as_ref(), known.2.as_ref()) {
             self.time_key = (name, call.cloned(), reason.cloned());
             self.state_since_ms = self.agent.state.started_ms().unwrap_or(now_ms);
+            self.agent.state_since = Some(super::since::StateSince::of(
+                &self.agent.state,
+                self.state_since_ms,
+            ));
             if self.agent.state == AgentState::LoggedOut {
                 self.agent.logged_out_ms = Some(self.state_since_ms);
             }
@@ -601,8 +620,18 @@ impl Actor for AgentActor {
                 reason: NotReadyReason::System(SystemReason::RejectDelay),
             })
         {
-            // The delay's deadline is not persisted: it ends now.
-            self.schedule_reject_delay(0, ctx);
+            // The delay runs from its saved start (see `super::since`): what
+            // is left of it, at once if it passed while edgecc was down or
+            // its start is unknown (an older record).
+            let now = self.env.now_ms();
+            let left = self
+                .agent
+                .state_since
+                .as_ref()
+                .and_then(|s| s.start_of(&self.agent.state))
+                .map(|start| (start + self.agent.settings.reject_delay_ms).saturating_sub(now))
+                .unwrap_or(0);
+            self.schedule_reject_delay(left, ctx);
         }
     }
 }
@@ -905,15 +934,7 @@ impl Handler<CallLeft> for AgentActor {
         let now = self.env.now_ms();
         match self.agent.left_call(&msg.call, msg.wrap_up_ms, now) {
             Ok(_) => {
-                let codes = msg
-                    .queue
-                    .as_ref()
-                    .and_then(|q| self.env.config.wrap_up_codes_of(q));
-                let coding = super::WrapUpCoding {
-                    codes: codes.map(|c| c.codes.clone()).unwrap_or_default(),
-                    owed: codes.is_some_and(|c| c.required),
-                    queue: msg.queue,
-                };
+                let coding = super::WrapUpCoding::for_queue(&self.env.config, msg.queue);
                 self.agent.wrap_up_coding(&msg.call, coding);
                 self.after(before, ctx)
             }

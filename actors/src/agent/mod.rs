@@ -19,6 +19,7 @@
 pub mod actor;
 pub mod backoff;
 pub mod score;
+pub mod since;
 
 use crate::ids::{AgentId, CallId, OfferToken, QueueId};
 use serde::{Deserialize, Serialize};
@@ -177,6 +178,19 @@ pub struct WrapUpCoding {
     pub codes: Vec<crate::config::wrap_up::WrapUpCode>,
     /// The queue requires a code and none is recorded yet.
     pub owed: bool,
+}
+
+impl WrapUpCoding {
+    /// A wrap-up after a call of `queue` as `config` lists its codes, a
+    /// required one owed (no code recorded yet).
+    pub fn for_queue(config: &crate::config::ContactCenterConfig, queue: Option<QueueId>) -> Self {
+        let codes = queue.as_ref().and_then(|q| config.wrap_up_codes_of(q));
+        Self {
+            codes: codes.map(|c| c.codes.clone()).unwrap_or_default(),
+            owed: codes.is_some_and(|c| c.required),
+            queue,
+        }
+    }
 }
 
 impl AgentState {
@@ -370,6 +384,11 @@ pub struct Agent {
     /// restart; `None` until the first logout.
     #[serde(default)]
     pub logged_out_ms: Option<u64>,
+    /// When the current state began, as its actor timed it: persisted so
+    /// time in state and the state's history interval run on across a
+    /// restart (see [`since`]); `None` in older records.
+    #[serde(default)]
+    pub state_since: Option<since::StateSince>,
 }
 
 impl Agent {
@@ -384,6 +403,7 @@ impl Agent {
             epoch: 0,
             settings,
             logged_out_ms: None,
+            state_since: None,
         }
     }
 

@@ -66,11 +66,20 @@ fn slot(state: &AgentState) -> Slot {
 #[derive(Clone, Debug, Default)]
 pub struct ActivityTracker {
     /// The state being timed and since when; `None` before the first
-    /// observation (a restarted agent starts timing at its restore).
+    /// observation (a restored agent resumes the state it was in, see
+    /// [`Self::resumed`]).
     current: Option<(Slot, u64)>,
 }
 
 impl ActivityTracker {
+    /// A tracker already timing `state` since `since_ms` (a restored
+    /// agent: the state it was in at the kill, from its saved start).
+    pub fn resumed(state: &AgentState, since_ms: u64) -> Self {
+        Self {
+            current: Some((slot(state), since_ms)),
+        }
+    }
+
     /// The agent is in `state` at `now_ms`: the interval of the state it
     /// left, if it changed (a new Not Ready reason is a new interval;
     /// logged-out time and zero-length states are not recorded).

@@ -3,8 +3,10 @@
 //! repairs a snapshot may need (an agent reserved for a call whose record
 //! is gone is freed; one talking on such a call is freed Not Ready with
 //! [`SystemReason::Restart`], since its phone may still carry that call;
-//! an agent a live call names is settled against that call, which owns
-//! who is on it: see [`parties`]).
+//! one whose record lags a call that ended is settled from that call's
+//! trail, into the wrap-up the call gave it: see [`ended`]; an agent a
+//! live call names is settled against that call, which owns who is on
+//! it: see [`parties`]).
 //! The PBX is not asked anything here: the reconcile does that.
 //!
 //! [`SystemReason::Restart`]: crate::agent::SystemReason::Restart
@@ -21,6 +23,7 @@ use actix::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tracing::warn;
 
+mod ended;
 mod parties;
 
 /// A queue entry to rebuild: the call as it joins its restored queue.
@@ -54,6 +57,9 @@ impl Restored {
         let named = parties::named_by_calls(&snapshot.calls);
         let grace = env.config.timers.offer_lease_grace_ms;
         for (id, mut agent) in snapshot.agents {
+            if let Some(call) = agent.state.call().and_then(|c| snapshot.calls.get(c)) {
+                ended::settle(&mut agent, call, &env.config, now);
+            }
             free_if_orphaned(&mut agent, &snapshot.calls, now);
             parties::settle(&mut agent, named.get(&id), grace, now);
             out.agents.insert(id, agent);

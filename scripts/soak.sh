@@ -3,8 +3,9 @@
 # SIGKILLed and started again on the same data directory, the PBX link is
 # cut and the CRM goes down, answers 429 and answers 500, in turn. It is
 # `edgecc demo` in its restart mode: the daemon runs as a child process in
-# front of the simulated PBX (the ARI emulator) and the CRM emulator, which
-# live on in the demo's process; the demo's check is made at the PBX and
+# front of the simulated PBX (the ARI emulator as a process of its own,
+# `edgecc pbx-emulator`, read through its status API) and the CRM emulator,
+# which lives on in the demo's process; the demo's check is made at the PBX and
 # the CRM: every call edgecc took has exactly one terminal record set
 # (answered: one interaction, one phone log, its updates in order ending in
 # exactly one `ended`; not answered: one interaction and one work item), no

@@ -27,7 +27,7 @@ cd "${MODULE_GRAPH_ROOT:-$(dirname "$0")/..}"
 
 LAYERS='
 0 clock memory net ops::ha_role
-1 crm ari ari_emulator pbx outbox_port state_port http::config storage_config ops::daemon_config simulate::settings simulate::traffic reports::config reports::time reports::figures reports::csv reports::history reports::traffic
+1 crm ari ari_emulator pbx outbox_port state_port http::config storage_config ops::daemon_config simulate::settings simulate::traffic reports::config reports::time reports::figures reports::csv reports::history reports::traffic reports::today
 2 config
 3 http ops system::storage system::running reports
 4 system

@@ -143,6 +143,9 @@ pub struct RawCrm {
 pub struct RawSite {
     /// Site id; prefixes correlation ids so two boxes never collide at the CRM.
     pub id: Option<String>,
+    /// The site's IANA time zone (`Europe/Berlin`): an agent's "today"
+    /// starts at its midnight. UTC when unset.
+    pub time_zone: Option<String>,
 }
 
 /// The resolved configuration.
@@ -395,8 +398,10 @@ impl Config {
         check_users(&raw.users, &contact_center).map_err(|(key, message)| err(&key, message))?;
         let simulate = crate::simulate::settings::resolve(&raw.simulate, &contact_center)
             .map_err(|(key, message)| err(&key, message))?;
-        let reports = crate::reports::config::resolve(&raw.reports, &contact_center)
+        let mut reports = crate::reports::config::resolve(&raw.reports, &contact_center)
             .map_err(|(key, message)| err(&key, message))?;
+        reports.time_zone = crate::reports::today::check_zone(raw.site.time_zone.as_deref())
+            .map_err(|message| err("site.time_zone", message))?;
         Ok(Config {
             http: raw.http,
             users: raw.users,

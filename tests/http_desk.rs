@@ -201,3 +201,144 @@ async fn an_agent_reads_its_own_figures_for_today() {
     assert_eq!(s, 403, "{v}");
     t.http.stop().await;
 }
+
+/// The support queue's number (the queue panel test's second queue).
+const SUPPORT_DNIS: &str = "+18005550200";
+/// How far apart the actors' clock and the system clock may read, ms.
+const CLOCKS_APART_MS: u64 = 50;
+
+/// Every JSON message `conn` gets within `wait`.
+async fn messages_within(conn: &mut impl crate::http_ws::Conn, wait: Duration) -> Vec<Value> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut got = Vec::new();
+    while let Ok(frame) = tokio::time::timeout_at(deadline, conn.next()).await {
+        match frame {
+            Some(Ok(awc::ws::Frame::Text(bytes))) => {
+                got.push(serde_json::from_slice(&bytes).expect("json message"))
+            }
+            Some(Ok(awc::ws::Frame::Ping(p))) => {
+                let _ = conn.send(awc::ws::Message::Pong(p)).await;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+    got
+}
+
+/// `v`'s queue panel row of `queue`.
+fn panel_row<'a>(v: &'a Value, queue: &str) -> Option<&'a Value> {
+    v["queues"]
+        .as_array()?
+        .iter()
+        .find(|q| q["queue_id"] == queue)
+}
+
+/// The queue panel: Ann serves sales and support, Bob sales only. A call
+/// waiting in support reaches Ann's open desktop by itself (a
+/// `queues_changed` push, then a snapshot with one call waiting since its
+/// arrival), not Bob's; `GET /api/v1/me` shows the same start time a
+/// second later with the wait grown; once Ann answers it, support has
+/// nobody waiting and no wait.
+#[actix_rt::test]
+async fn a_waiting_call_shows_on_its_members_desktops_until_answered() {
+    let mut config = crate::util::http_config(LONG_MS, LONG_MS);
+    let mut support = config.contact_center.queues[0].clone();
+    support.id = "support".into();
+    support.name = "Support".into();
+    support.dnis = vec![SUPPORT_DNIS.into()];
+    config.contact_center.queues.push(support);
+    config.contact_center.agents[0]
+        .queues
+        .push("support".into());
+    let t = HttpTest::start(config).await;
+    let (ann, bob) = (t.login("ann").await, t.login("bob").await);
+    let mut ann_ws = crate::http_ws::connect(&t, Some(&ann))
+        .await
+        .expect("connect");
+    let mut bob_ws = crate::http_ws::connect(&t, Some(&bob))
+        .await
+        .expect("connect");
+    let first =
+        crate::http_ws::until(&mut ann_ws, "ann's snapshot", |v| v["type"] == "snapshot").await;
+    let names: Vec<_> = first["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .map(|q| {
+            (
+                q["queue_id"].clone(),
+                q["name"].clone(),
+                q["waiting"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            (json!("sales"), json!("Sales"), json!(0)),
+            (json!("support"), json!("Support"), json!(0))
+        ]
+    );
+    let first =
+        crate::http_ws::until(&mut bob_ws, "bob's snapshot", |v| v["type"] == "snapshot").await;
+    assert_eq!(
+        first["queues"],
+        json!([{"queue_id": "sales", "name": "Sales", "waiting": 0,
+                "oldest_since_ms": null, "longest_wait_ms": 0}])
+    );
+
+    // Nobody is logged in: the call waits in support.
+    let before = edgecc::clock::now_ms();
+    let sim = t.running.sim.as_ref().expect("sim");
+    sim.send(edgecc_actors::sim::PlaceCall(
+        edgecc_actors::sim::Caller::new("+15550005000", SUPPORT_DNIS),
+    ))
+    .await
+    .expect("place call");
+    let after = edgecc::clock::now_ms();
+    crate::http_ws::until(&mut ann_ws, "the push", |v| {
+        v["type"] == "queues_changed" && v["queues"] == json!(["support"])
+    })
+    .await;
+    let v = crate::http_ws::until(&mut ann_ws, "a call waiting", |v| {
+        v["type"] == "snapshot" && panel_row(v, "support").is_some_and(|q| q["waiting"] == 1)
+    })
+    .await;
+    let since = panel_row(&v, "support").expect("support")["oldest_since_ms"]
+        .as_u64()
+        .expect("a start time");
+    // The actors' clock and the system clock read here may differ by a
+    // few ms.
+    assert!(
+        (before - CLOCKS_APART_MS..=after + CLOCKS_APART_MS).contains(&since),
+        "{before} {since} {after}"
+    );
+    // Bob serves no queue the call is in: no push, no snapshot.
+    let bob_got = messages_within(&mut bob_ws, Duration::from_millis(1_500)).await;
+    assert!(bob_got.is_empty(), "{bob_got:?}");
+
+    let (_, v) = t.call("GET", "/api/v1/me", Some(&ann), None).await;
+    let row = panel_row(&v, "support").expect("support").clone();
+    assert_eq!(row["oldest_since_ms"], since, "{row}");
+    assert!(row["longest_wait_ms"].as_u64().unwrap() >= 1_400, "{row}");
+
+    t.phone_rings("1001", 1).await;
+    states(&t, &ann, &["login", "ready"]).await;
+    let v = t.wait_me(&ann, "offer", |v| v["offer"] == true).await;
+    let call = v["call"]["call_id"].as_str().expect("call").to_owned();
+    assert_eq!(act(&t, &ann, &call, "accept", None).await.0, 200);
+    let v = crate::http_ws::until(&mut ann_ws, "answered", |v| {
+        v["type"] == "snapshot" && v["agent"]["state"] == "talking"
+    })
+    .await;
+    assert_eq!(
+        panel_row(&v, "support"),
+        Some(
+            &json!({"queue_id": "support", "name": "Support", "waiting": 0,
+                     "oldest_since_ms": null, "longest_wait_ms": 0})
+        )
+    );
+    t.http.stop().await;
+}

@@ -16,7 +16,7 @@ const LONG_MS: u64 = 3_600_000;
 const MESSAGE_WAIT: Duration = Duration::from_secs(10);
 
 /// A client WebSocket connection (awc's framed socket).
-trait Conn:
+pub(crate) trait Conn:
     futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
     + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
     + Unpin
@@ -31,7 +31,7 @@ impl<T> Conn for T where
 }
 
 /// Opens the event stream, with `?token=` when given.
-async fn connect(t: &HttpTest, token: Option<&str>) -> Result<impl Conn, u16> {
+pub(crate) async fn connect(t: &HttpTest, token: Option<&str>) -> Result<impl Conn, u16> {
     let url = match token {
         Some(tok) => format!("ws://{}/api/v1/events?token={tok}", t.http.local_addr),
         None => format!("ws://{}/api/v1/events", t.http.local_addr),
@@ -44,7 +44,11 @@ async fn connect(t: &HttpTest, token: Option<&str>) -> Result<impl Conn, u16> {
 }
 
 /// Reads JSON messages until `pred` holds (bounded); panics on close.
-async fn until(conn: &mut impl Conn, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn until(
+    conn: &mut impl Conn,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + MESSAGE_WAIT;
     loop {
         let frame = tokio::time::timeout_at(deadline, conn.next())

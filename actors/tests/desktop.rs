@@ -9,6 +9,7 @@ mod util;
 
 use edgecc_actors::agent::actor::{CallCommand, DesktopEvent};
 use edgecc_actors::agent::{AgentState, NotReadyReason, Presence, SystemReason};
+use edgecc_actors::registry::{QueuesServed, ServedQueue};
 use edgecc_actors::sim::PhoneAction;
 use edgecc_actors::*;
 use util::*;
@@ -221,4 +222,61 @@ async fn time_since_logout_survives_a_restart() {
     assert_eq!(v.state, AgentState::LoggedOut);
     assert_eq!((v.logged_out_ms, v.state_since_ms), (Some(out), out));
     assert_eq!(h.agent("a2").await.logged_out_ms, None);
+}
+
+/// The queues an agent serves, for its desktop: each of its own queues
+/// (not another's) with the calls waiting there and since when the oldest
+/// waits (the arrival, on the test clock), so the desktop ticks the wait;
+/// a call offered no longer waits; an unknown agent serves nothing.
+#[actix_rt::test]
+async fn an_agent_sees_the_queues_it_serves_with_their_oldest_wait() {
+    tokio::time::pause();
+    let mut cfg = basic(2);
+    cfg.queues.push(queue("support", "900"));
+    cfg.queues[1].name = "Support".into();
+    cfg.agents[0].queues.push("support".into());
+    let h = start(cfg, 1);
+    let served = |agent: &str| {
+        let r = h.registry.send(QueuesServed(AgentId::new(agent)));
+        async move { r.await.unwrap() }
+    };
+    let q = |queue_id: &str, name: &str, waiting: usize, since: Option<u64>| ServedQueue {
+        queue_id: QueueId::new(queue_id),
+        name: name.into(),
+        waiting,
+        oldest_since_ms: since,
+    };
+    assert_eq!(
+        served("a1").await,
+        vec![q("q", "q", 0, None), q("support", "Support", 0, None)]
+    );
+
+    advance(1_000).await;
+    let arrived = EPOCH_MS + 1_000 + 1;
+    let first = h.call(caller("900")).await;
+    advance(4_000).await;
+    h.call(caller("900")).await;
+    advance(1_000).await;
+    let a1 = served("a1").await;
+    assert_eq!(a1[1].waiting, 2, "{a1:?}");
+    // The oldest call's arrival, whatever the time now.
+    let since = a1[1].oldest_since_ms.expect("a wait");
+    assert!(
+        (arrived - 5..=arrived + 5).contains(&since),
+        "{since} vs {arrived}: {a1:?}"
+    );
+    assert_eq!(served("a2").await, vec![q("q", "q", 0, None)]);
+    assert_eq!(served("nobody").await, vec![]);
+
+    // a1 takes the first call: one waits, since its own arrival.
+    h.script("101", vec![PhoneAction::NoAnswer]);
+    h.ready("a1").await;
+    assert!(matches!(h.state("a1").await, AgentState::Reserved { ref call, .. } if call == &first));
+    let a1 = served("a1").await;
+    assert_eq!(a1[1].waiting, 1, "{a1:?}");
+    let since = a1[1].oldest_since_ms.expect("a wait");
+    assert!(
+        (arrived + 4_000 - 5..=arrived + 4_000 + 5).contains(&since),
+        "{since}: {a1:?}"
+    );
 }

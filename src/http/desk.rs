@@ -9,9 +9,10 @@
 //!   404 an unknown one); 404 `not_in_conference` when the named agent is
 //!   not on it; 409 when the caller names itself (hang up to leave).
 //! - `GET /api/v1/agent/today`: the caller's calls handled, average handle
-//!   time and Not Ready time since midnight UTC, from the call detail
-//!   records and state intervals the reports read (`crate::reports`), plus
-//!   the Not Ready stint in progress, which the history has not closed yet.
+//!   time and Not Ready time since the site's local midnight (`[site]
+//!   time_zone`, UTC by default), from the call detail records and state
+//!   intervals the reports read (`crate::reports::today`), plus the Not
+//!   Ready stint in progress, which the history has not closed yet.
 
 use actix_web::{web, HttpResponse};
 use edgecc_actors::agent::actor::CallCommand;
@@ -27,8 +28,8 @@ use super::error::ApiError;
 use super::AppState;
 use crate::reports::figures::AgentRow;
 use crate::reports::http::ReportsState;
-use crate::reports::time::{format_time, Interval, DAY_MS};
-use crate::reports::{ReportError, ReportKind, ReportQuery, ReportRows};
+use crate::reports::time::format_time;
+use crate::reports::ReportError;
 
 /// An id of a path, or 404 when it cannot be one.
 fn path_id(id: &str, what: &str) -> Result<String, ApiError> {
@@ -64,27 +65,18 @@ pub async fn today(
 ) -> Result<HttpResponse, ApiError> {
     let agent = caller.agent()?;
     let now_ms = crate::clock::now_ms();
-    let from_ms = now_ms - now_ms % DAY_MS;
-    let query = ReportQuery {
-        kind: ReportKind::Agents,
-        from_ms,
-        to_ms: from_ms + DAY_MS,
-        interval: Interval::Day,
-        settings: reports.settings.get(),
-    };
+    let settings = reports.settings.get();
+    let time_zone = settings.time_zone.clone();
     let tree = reports.tree.clone();
-    let report = web::block(move || crate::reports::run(&tree, &query))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| match e {
-            ReportError::BadRange(m) => ApiError::internal(m),
-            ReportError::History(e) => ApiError::unavailable(e.to_string()),
-        })?;
-    let row = match report.rows {
-        ReportRows::Agents(rows) => rows.into_iter().find(|r| r.agent == agent.0),
-        _ => None,
-    }
-    .unwrap_or_default();
+    let who = agent.0.clone();
+    let (from_ms, row) =
+        web::block(move || crate::reports::today::agent_today(&tree, &who, now_ms, &settings))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| match e {
+                ReportError::BadRange(m) => ApiError::internal(m),
+                ReportError::History(e) => ApiError::unavailable(e.to_string()),
+            })?;
     // The Not Ready stint in progress: not in the history until it ends.
     let view = state
         .registry
@@ -97,7 +89,9 @@ pub async fn today(
         }
         _ => 0,
     };
-    Ok(HttpResponse::Ok().json(today_json(&row, from_ms, now_ms, not_ready_now_ms)))
+    let mut body = today_json(&row, from_ms, now_ms, not_ready_now_ms);
+    body["time_zone"] = json!(time_zone);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// The answer of [`today`] from the agent's row of the day.

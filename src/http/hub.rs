@@ -6,16 +6,21 @@
 //! actors': time in state and desktop presence are in the agent view, mute
 //! per party in the call view, queue waits and service level in the queue
 //! view, each agent's recent calls with the caller's number in the
-//! registry (`edgecc_actors::registry::RecentCallOf`).
+//! registry (`edgecc_actors::registry::RecentCallOf`). It also tells the
+//! desktops of a queue's members when the queue's waiting line changed,
+//! throttled ([`super::desk_queues`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use edgecc_actors::events::{AgentView, CallView};
-use edgecc_actors::{AgentId, CallId, CcEvent};
+use edgecc_actors::{AgentId, CallId, CcEvent, QueueId};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
+
+use super::desk_queues::{QueueWatch, Served, QUEUE_PUSH_INTERVAL};
+use std::time::Duration;
 
 /// Events buffered for WebSocket connections; a connection that falls this
 /// far behind is closed as too slow (it reconnects and gets a snapshot).
@@ -68,6 +73,9 @@ pub struct HubShared {
     desktop_ids: std::sync::atomic::AtomicU64,
     /// Call reach.
     tracked: Mutex<Tracked>,
+    /// The queues each open desktop's agent serves (the queue panel's
+    /// pushes, [`super::desk_queues`]).
+    served: Mutex<Served>,
 }
 
 impl HubShared {
@@ -115,6 +123,32 @@ impl HubShared {
             feeds.retain(|(i, _)| *i != id);
             if feeds.is_empty() {
                 desktops.remove(agent);
+                self.served().forget(agent);
+            }
+        }
+    }
+
+    fn served(&self) -> std::sync::MutexGuard<'_, Served> {
+        self.served.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the queues `agent` serves, from its desktop's snapshot, when
+    /// it has a desktop open (the queue panel's pushes go to it).
+    pub fn set_served(&self, agent: &AgentId, queues: Vec<QueueId>) {
+        let desktops = self.desktops.lock().unwrap_or_else(|p| p.into_inner());
+        if desktops.contains_key(agent) {
+            self.served().set(agent, queues);
+        }
+    }
+
+    /// Sends to the named agents' desktops only, as [`HubShared::send`]
+    /// does (supervisor screens do not get it).
+    fn send_desktops(&self, b: Broadcast) {
+        let b = Arc::new(b);
+        let mut desktops = self.desktops.lock().unwrap_or_else(|p| p.into_inner());
+        for agent in &b.agents {
+            if let Some(feeds) = desktops.get_mut(agent) {
+                feeds.retain(|(_, tx)| tx.try_send(b.clone()).is_ok());
             }
         }
     }
@@ -124,12 +158,24 @@ impl HubShared {
 pub struct Hub {
     /// Shared with the HTTP workers.
     shared: Arc<HubShared>,
+    /// Queue waiting lines and which changed (the queue panel's pushes).
+    queues: QueueWatch,
+    /// A `queues_changed` push is scheduled.
+    queue_push_due: bool,
+    /// When the last `queues_changed` push went out (the throttle).
+    queue_pushed_at: Option<tokio::time::Instant>,
 }
 
 impl Hub {
     /// Starts a hub on the current arbiter; subscribe it to the registry.
     pub fn start(shared: Arc<HubShared>) -> Addr<Hub> {
-        Hub { shared }.start()
+        Hub {
+            shared,
+            queues: QueueWatch::default(),
+            queue_push_due: false,
+            queue_pushed_at: None,
+        }
+        .start()
     }
 
     /// A fresh shared part with its channel.
@@ -140,7 +186,39 @@ impl Hub {
             desktops: Mutex::new(HashMap::new()),
             desktop_ids: std::sync::atomic::AtomicU64::new(0),
             tracked: Mutex::new(Tracked::default()),
+            served: Mutex::new(Served::default()),
         })
+    }
+
+    /// Schedules the next `queues_changed` push when a queue changed: at
+    /// once after a quiet spell, else [`QUEUE_PUSH_INTERVAL`] after the last.
+    fn schedule_queue_push(&mut self, ctx: &mut Context<Self>) {
+        if self.queue_push_due || !self.queues.pending() {
+            return;
+        }
+        self.queue_push_due = true;
+        let wait = self.queue_pushed_at.map_or(Duration::ZERO, |at| {
+            (at + QUEUE_PUSH_INTERVAL).saturating_duration_since(tokio::time::Instant::now())
+        });
+        ctx.run_later(wait, |hub, _ctx| hub.push_queues());
+    }
+
+    /// Tells the members' desktops which of their queues changed.
+    fn push_queues(&mut self) {
+        self.queue_push_due = false;
+        self.queue_pushed_at = Some(tokio::time::Instant::now());
+        let queues = self.queues.take();
+        let agents = self.shared.served().members_of(&queues);
+        if agents.is_empty() {
+            return;
+        }
+        self.shared.send_desktops(Broadcast {
+            agents,
+            refresh: true,
+            text:
+                json!({"type": "queues_changed", "at_us": crate::clock::now_us(), "queues": queues})
+                    .to_string(),
+        });
     }
 
     /// Updates the call's reach; answers the agents whose desktops get it.
@@ -181,7 +259,7 @@ impl Actor for Hub {
 impl Handler<CcEvent> for Hub {
     type Result = ();
 
-    fn handle(&mut self, msg: CcEvent, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: CcEvent, ctx: &mut Self::Context) {
         let at_us = crate::clock::now_us();
         let b = match &msg {
             CcEvent::AgentChanged(view) => Broadcast {
@@ -196,11 +274,15 @@ impl Handler<CcEvent> for Hub {
                 })
                 .to_string(),
             },
-            CcEvent::CallChanged(view) => Broadcast {
-                agents: self.on_call(view),
-                refresh: true,
-                text: json!({"type": "call_changed", "at_us": at_us, "call": view}).to_string(),
-            },
+            CcEvent::CallChanged(view) => {
+                self.queues.observe(view);
+                self.schedule_queue_push(ctx);
+                Broadcast {
+                    agents: self.on_call(view),
+                    refresh: true,
+                    text: json!({"type": "call_changed", "at_us": at_us, "call": view}).to_string(),
+                }
+            }
             CcEvent::CallNotice { call, .. } => {
                 let agents = self
                     .shared

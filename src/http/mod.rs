@@ -23,6 +23,9 @@
 //!   actors' views: the actors are the one source of domain state (time in
 //!   state and presence on the agent, mute per party on the call, waits on
 //!   the queue); service level is the reports' (`reports::wallboard`).
+//! - [`desk`]: the desktop's own endpoints (dropping a conference party,
+//!   today's figures); [`desk_queues`]: the desktop's queue panel and
+//!   when its members' desktops are told a queue changed.
 //! - [`wallboard`]: agents' display names and the forced Not Ready's
 //!   reason check.
 //! - [`metrics`]: `/metrics` and every metric name.
@@ -37,6 +40,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod desk;
+pub mod desk_queues;
 pub mod error;
 pub mod hub;
 pub mod metrics;

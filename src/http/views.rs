@@ -184,7 +184,8 @@ pub fn agent_json(view: &AgentView, calls: &[CallView], now_ms: u64) -> Value {
 }
 
 /// The agent desktop's full state: agent, state and time in it, the current
-/// call (or offer) with everything the screen shows.
+/// call (or offer) with everything the screen shows, and the queues the
+/// agent serves with their calls waiting ([`super::desk_queues::panel`]).
 pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiError> {
     let (view, call_view) = state
         .registry
@@ -221,6 +222,7 @@ pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiErro
     });
     let offer = matches!(view.state, AgentState::Reserved { .. });
     let since = view.state_since_ms;
+    let queues = super::desk_queues::panel(state, agent, now_ms).await?;
     Ok(json!({
         "type": "snapshot",
         "now_ms": now_ms,
@@ -241,6 +243,8 @@ pub async fn desktop(state: &AppState, agent: &AgentId) -> Result<Value, ApiErro
         "call": call,
         "reason_codes": state.reason_codes(),
         "desktop_grace_ms": state.http.desktop_grace_ms,
+        // The queues the agent serves: calls waiting, the oldest's start.
+        "queues": queues,
     }))
 }
 

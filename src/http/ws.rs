@@ -8,8 +8,9 @@
 //! headers on a WebSocket, with a first text message `{"token": "…"}` within
 //! [`AUTH_TIMEOUT`]. The server then sends a full snapshot (`type:
 //! "snapshot"` for an agent, `"wallboard"` for supervisors), then events
-//! (`agent_changed`, `call_changed`, `call_notice`, `outbox_stalled`) each
-//! followed by a fresh snapshot, coalesced to at most one per
+//! (`agent_changed`, `call_changed`, `call_notice`, `outbox_stalled`; on a
+//! desktop also `queues_changed`, naming the queues it serves whose waiting
+//! line changed) each followed by a fresh snapshot, coalesced to at most one per
 //! [`SNAPSHOT_INTERVAL_MIN`]. A reconnect gets the same snapshot, so a
 //! refresh restores the screen (an alerting offer included). The client may
 //! send `{"type":"resync"}` at any time; anything else is answered with

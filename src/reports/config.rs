@@ -86,6 +86,17 @@ pub struct ReportSettings {
     pub queues: Vec<String>,
     /// The configured agents: each gets a row per interval.
     pub agents: Vec<String>,
+    /// The site's IANA time zone (`[site] time_zone`, checked): an agent's
+    /// "today" starts at its midnight ([`super::today`]).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+}
+
+/// The zone when `[site] time_zone` is not set.
+pub const TIME_ZONE_DEFAULT: &str = "UTC";
+
+fn default_time_zone() -> String {
+    TIME_ZONE_DEFAULT.to_string()
 }
 
 impl Default for ReportSettings {
@@ -99,6 +110,7 @@ impl Default for ReportSettings {
             prune_every_ms: PRUNE_EVERY_MS_DEFAULT,
             queues: Vec::new(),
             agents: Vec::new(),
+            time_zone: default_time_zone(),
         }
     }
 }
@@ -200,6 +212,7 @@ pub fn resolve(
         prune_every_ms,
         queues,
         agents: center.agents.iter().map(|a| a.id.clone()).collect(),
+        ..ReportSettings::default()
     })
 }
 

@@ -22,6 +22,8 @@
 //! - [`figures`] — the pure arithmetic: records in, rows out.
 //! - [`csv`] — rows as CSV.
 //! - [`http`] — `GET /api/v1/reports/queues`, `/agents` and `/wallboard`.
+//! - [`today`] — an agent's figures since the site's local midnight
+//!   (`[site] time_zone`), for its desktop.
 //! - [`wallboard`] — the wallboard's figures of today and the current 15
 //!   minutes.
 //! - [`cli`] — `edgecc report queues|agents|traffic`.
@@ -39,6 +41,7 @@ pub mod history;
 pub mod http;
 pub mod live;
 pub mod time;
+pub mod today;
 pub mod traffic;
 pub mod wallboard;
 

@@ -159,6 +159,26 @@ async function loadDirectory() {
 
 function talkKey(callId) { return "edgecc.talk." + callId; }
 
+// The queues the agent serves: calls waiting, and the longest wait ticking
+// from the oldest call's start (sent by the server; tick() counts it).
+function renderQueues(queues) {
+  const body = Edge.$("queue-rows");
+  body.innerHTML = "";
+  for (const q of queues || []) {
+    const tr = document.createElement("tr");
+    tr.dataset.queue = q.queue_id;
+    tr.dataset.waiting = String(q.waiting);
+    if (q.waiting > 0) tr.className = "waiting";
+    const name = document.createElement("th"); name.scope = "row"; name.textContent = q.name;
+    const n = document.createElement("td"); n.textContent = String(q.waiting);
+    const wait = document.createElement("td"); wait.className = "timer";
+    if (q.oldest_since_ms != null) wait.dataset.since = String(q.oldest_since_ms);
+    else wait.textContent = "—";
+    tr.append(name, n, wait); body.appendChild(tr);
+  }
+  Edge.show("queues-none", !(queues && queues.length));
+}
+
 function render() {
   if (!snap) return;
   const a = snap.agent;
@@ -203,6 +223,7 @@ function render() {
   Edge.show("call", !!onCall);
   if (onCall) renderCall(a, c);
   Edge.show("dial", a.state === "not_ready");
+  renderQueues(snap.queues);
   moveFocus(a, callId);
   tick();
 }
@@ -364,6 +385,9 @@ function tick() {
   Edge.$("state-timer").textContent = Edge.clock(a.time_in_state_ms + elapsed);
   const c = snap.call;
   const now = serverNow();
+  for (const td of document.querySelectorAll("#queue-rows td[data-since]")) {
+    td.textContent = Edge.clock(now - Number(td.dataset.since));
+  }
   if (snap.offer && c) {
     const left = c.offer_deadline_ms != null ? c.offer_deadline_ms - now : null;
     Edge.$("offer-countdown").textContent = left == null ? "—" : Edge.clock(left + 999);
@@ -393,6 +417,7 @@ async function loadToday() {
     Edge.$("fig-calls").textContent = String(t.calls_handled);
     Edge.$("fig-aht").textContent = t.aht_ms == null ? "—" : Edge.clock(t.aht_ms);
     Edge.$("fig-not-ready").textContent = Edge.clock(t.not_ready_ms);
+    Edge.$("fig-zone").textContent = ", " + t.time_zone;
   } catch (_) { /* the figures keep their last values */ }
 }
 

@@ -25,6 +25,12 @@
 //!   call costs the storage (records and bytes per offer), measured without
 //!   a disk and whatever the machine's load.
 //!
+//! - `drain` and `skills-drain`: `durable` and `skills-d` with the webhook
+//!   CRM configured (the CRM emulator in this process): a stage with the
+//!   CRM down builds an outbox backlog, then routing is timed while the
+//!   sync worker replays it (issue 15: routing within its goals while the
+//!   outbox drains). See [`drain_run`].
+//!
 //! Latency = caller placed at the PBX to the offer's originate reaching it.
 //! Prints, per rate, the placement rate achieved, offers, p50/p99/max and
 //! the backlog left in the queues; for the durable runs, the CRM and state
@@ -34,7 +40,8 @@
 //! `EDGECC_BENCH_RATES=500,1000`, seconds per stage with
 //! `EDGECC_BENCH_STAGE_SECS=4`, runs with
 //! `EDGECC_BENCH_RUNS=memory,durable,skills,skills-d`; add `records`,
-//! `skills-records` for the counts).
+//! `skills-records` for the counts, `drain`, `skills-drain` for routing
+//! while the CRM sync replays a backlog).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -64,7 +71,8 @@ const QUEUES: usize = 20;
 const SKILLS: usize = 20;
 
 type Arrivals = Rc<RefCell<HashMap<String, Instant>>>;
-type Latencies = Rc<RefCell<Vec<u64>>>;
+/// Per offer: when its caller was placed, and the µs to the offer.
+type Latencies = Rc<RefCell<Vec<(Instant, u64)>>>;
 
 /// A skill level in 1..=5, spread evenly by a hash of (agent, slot).
 fn level_of(agent: usize, slot: usize) -> u8 {
@@ -157,7 +165,7 @@ fn sim(arrivals: Arrivals, lat: Latencies) -> Addr<SimPbx> {
     SimPbx::new(7)
         .with_originate_hook(Box::new(move |leg| {
             if let Some(t) = arrivals.borrow_mut().remove(leg.call_id().as_str()) {
-                lat.borrow_mut().push(t.elapsed().as_micros() as u64);
+                lat.borrow_mut().push((t, t.elapsed().as_micros() as u64));
             }
         }))
         .start()
@@ -191,16 +199,9 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Runs the stages on a started system.
-async fn stages(
-    mode: &str,
-    skilled: bool,
-    reg: &Addr<Registry>,
-    sim: &Addr<SimPbx>,
-    arrivals: &Arrivals,
-    lat: &Latencies,
-    counts: Option<&Counts>,
-) {
+/// Logs every agent in and makes it Ready, answering like the routing
+/// bench's phones.
+async fn staff(reg: &Addr<Registry>, sim: &Addr<SimPbx>) {
     sim.send(SetPhoneProfile {
         endpoint: None,
         profile: PhoneProfile {
@@ -223,27 +224,47 @@ async fn stages(
             .expect("agent command");
         }
     }
-    let stage_secs: u64 = env_or("EDGECC_BENCH_STAGE_SECS", 4);
-    let mut seq = 0u64;
-    for rate in rates() {
-        lat.borrow_mut().clear();
-        if let Some(c) = counts {
-            c.borrow_mut().clear();
-        }
+}
+
+/// One stage's arrivals.
+struct Stage<'a> {
+    /// Run name, the prefix of its call ids.
+    mode: &'a str,
+    /// Skilled calls (every other one asks a second skill).
+    skilled: bool,
+    /// The PBX the callers are placed at.
+    sim: &'a Addr<SimPbx>,
+    /// Arrival times by call, read by the originate hook.
+    arrivals: &'a Arrivals,
+}
+
+impl Stage<'_> {
+    /// Places callers at `rate` per second for `secs`, `each_tick` called
+    /// every millisecond tick (after the tick's callers); returns the
+    /// callers placed and the seconds it took.
+    async fn place(
+        &self,
+        seq: &mut u64,
+        rate: u64,
+        secs: u64,
+        mut each_tick: impl FnMut(),
+    ) -> (u64, f64) {
         let start = Instant::now();
         let mut placed = 0u64;
         let mut tick = tokio::time::interval(Duration::from_millis(1));
-        while start.elapsed() < Duration::from_secs(stage_secs) {
+        while start.elapsed() < Duration::from_secs(secs) {
             tick.tick().await;
             let due = (start.elapsed().as_micros() as u64 * rate) / 1_000_000;
             while placed < due {
-                seq += 1;
+                *seq += 1;
                 placed += 1;
-                let id = format!("{mode}{rate}-{seq}");
-                arrivals.borrow_mut().insert(id.clone(), Instant::now());
-                let q = seq as usize % QUEUES;
+                let id = format!("{}{rate}-{seq}", self.mode);
+                self.arrivals
+                    .borrow_mut()
+                    .insert(id.clone(), Instant::now());
+                let q = *seq as usize % QUEUES;
                 let mut c = Caller::new("+15550000000", &format!("8{q:03}"));
-                if skilled && seq % 2 == 0 {
+                if self.skilled && *seq % 2 == 0 {
                     c.attached.push(AttachedVar {
                         key: "skills".into(),
                         value: format!("{}:2", skill(q + 3)),
@@ -251,17 +272,52 @@ async fn stages(
                 }
                 c.leg_id = Some(LegId::new(id));
                 c.talk_ms = Some(400);
-                sim.do_send(PlaceCall(c));
+                self.sim.do_send(PlaceCall(c));
             }
+            each_tick();
         }
-        let elapsed = start.elapsed().as_secs_f64();
+        (placed, start.elapsed().as_secs_f64())
+    }
+}
+
+/// Latencies (µs), sorted.
+fn sorted(samples: impl Iterator<Item = u64>) -> Vec<u64> {
+    let mut l: Vec<u64> = samples.collect();
+    l.sort_unstable();
+    l
+}
+
+/// Runs the stages on a started system.
+async fn stages(
+    mode: &str,
+    skilled: bool,
+    reg: &Addr<Registry>,
+    sim: &Addr<SimPbx>,
+    arrivals: &Arrivals,
+    lat: &Latencies,
+    counts: Option<&Counts>,
+) {
+    staff(reg, sim).await;
+    let stage_secs: u64 = env_or("EDGECC_BENCH_STAGE_SECS", 4);
+    let stage = Stage {
+        mode,
+        skilled,
+        sim,
+        arrivals,
+    };
+    let mut seq = 0u64;
+    for rate in rates() {
+        lat.borrow_mut().clear();
+        if let Some(c) = counts {
+            c.borrow_mut().clear();
+        }
+        let (placed, elapsed) = stage.place(&mut seq, rate, stage_secs, || {}).await;
         let snap = reg
             .send(Snapshot { with_queues: true })
             .await
             .expect("registry");
         let backlog: usize = snap.queues.iter().map(|q| q.waiting.len()).sum();
-        let mut l = lat.borrow().clone();
-        l.sort_unstable();
+        let l = sorted(lat.borrow().iter().map(|(_, us)| *us));
         println!(
             "{:>8} {:>8} {:>9.0} {:>7} {:>7} {:>7} {:>8} {:>8} {:>10} {:>10}  load {}",
             mode,
@@ -295,6 +351,9 @@ struct CountsInner {
     commits: u64,
     /// Per kind: (records, bytes).
     kinds: std::collections::BTreeMap<&'static str, (u64, u64)>,
+    /// Call records' JSON bytes by top-level field: which parts of the
+    /// per-step call record the bytes are.
+    call_fields: std::collections::BTreeMap<String, u64>,
 }
 
 impl CountsInner {
@@ -338,6 +397,14 @@ impl StateStore for CountingStore {
             let e = c.kinds.entry(kind_of(r)).or_default();
             e.0 += 1;
             e.1 += key + value;
+            if let StateRecord::Call(call) = r {
+                if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(call) {
+                    for (name, v) in fields {
+                        let n = serde_json::to_vec(&v).map_or(0, |v| v.len() as u64);
+                        *c.call_fields.entry(name).or_default() += n;
+                    }
+                }
+            }
         }
         Box::pin(std::future::ready(Ok(())))
     }
@@ -363,6 +430,18 @@ fn print_counts(c: &CountsInner, offers: usize) {
         per(bytes),
         c.commits,
         records as f64 / c.commits.max(1) as f64
+    );
+    let calls = c.kinds.get("call").map_or(0, |(n, _)| *n).max(1);
+    let mut fields: Vec<_> = c.call_fields.iter().collect();
+    fields.sort_by(|a, b| b.1.cmp(a.1));
+    let shown: Vec<String> = fields
+        .iter()
+        .take(6)
+        .map(|(name, b)| format!("{name} {}", *b / calls))
+        .collect();
+    println!(
+        "    call record's largest fields, bytes/record: {}",
+        shown.join(", ")
     );
 }
 
@@ -425,6 +504,173 @@ async fn durable_run(mode: &str, skilled: bool) {
     system.shutdown().await;
 }
 
+/// The webhook secret the emulator and the drain run's CRM adapter share.
+const DRAIN_SECRET: &str = "whsec_bench_routing_durable_drain";
+
+/// `drain` and `skills-drain`: `durable` (or `skills-d`) with the webhook
+/// CRM configured, the CRM emulator on 127.0.0.1 (its server on its own
+/// thread of this process, so on the same two cores). One stage of
+/// `EDGECC_BENCH_OUTAGE_SECS` (8) with the CRM refusing connections
+/// builds an outbox backlog; then the CRM comes back and a stage of
+/// `EDGECC_BENCH_STAGE_SECS` (4) runs while the sync worker (on its own
+/// niced thread, as in the daemon) replays it. Printed: the outage
+/// stage's latencies, the backlog when the CRM came back, how long until
+/// the worker had delivered all of it, and the latencies of the callers
+/// placed before then (and of the whole second stage). One rate: the
+/// first of `EDGECC_BENCH_RATES`.
+async fn drain_run(mode: &str, skilled: bool) {
+    use edgecc::config::CrmSettings;
+    use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
+    use edgecc::crm::sync::{GetSyncStatus, SyncConfig};
+    use edgecc::crm::webhook::WebhookConfig;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crm = EmulatorHandle::start(EmulatorConfig {
+        webhook_secret: Some(DRAIN_SECRET.as_bytes().to_vec()),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("CRM emulator");
+    crm.set_mode(Mode::Refuse { for_ms: None })
+        .await
+        .expect("CRM down");
+    let secret_file = dir.path().join("webhook-secret");
+    std::fs::write(&secret_file, DRAIN_SECRET).expect("secret");
+    let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
+    let sim = sim(arrivals.clone(), lat.clone());
+    let config = Config {
+        site_id: "bench".into(),
+        contact_center: contact_center(skilled),
+        crm: CrmSettings {
+            adapter: CrmAdapterConfig::Webhook(WebhookConfig {
+                url: crm.webhook_url(),
+                secret_file: Some(secret_file),
+                connect_timeout_ms: 1_000,
+                request_timeout_ms: 3_000,
+                batch_max: 1,
+            }),
+            // The demo's: a down CRM is probed every second.
+            sync: SyncConfig {
+                breaker_probe_interval_ms: 1_000,
+                backoff_cap_ms: 5_000,
+                ..SyncConfig::default()
+            },
+        },
+        ..Config::default()
+    };
+    let storage = open_storage(&config, &dir.path().join("data")).expect("storage");
+    let system = SystemParts::new(config, storage)
+        .with_pbx(PbxAdapter::Sim(sim.clone()))
+        .start()
+        .await
+        .expect("system");
+    let reg = system.running.registry.clone();
+    let sync = system
+        .running
+        .sync
+        .clone()
+        .expect("the webhook CRM's sync worker");
+    staff(&reg, &sim).await;
+    let rate = rates()[0];
+    let stage = Stage {
+        mode,
+        skilled,
+        sim: &sim,
+        arrivals: &arrivals,
+    };
+    let mut seq = 0u64;
+
+    // The outage: every CRM record stays in the outbox.
+    let outage_secs: u64 = env_or("EDGECC_BENCH_OUTAGE_SECS", 8);
+    let (placed, elapsed) = stage.place(&mut seq, rate, outage_secs, || {}).await;
+    let down = sorted(lat.borrow().iter().map(|(_, us)| *us));
+    // Let the outage's last calls finish (talk 400 ms) and their records
+    // reach the outbox.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let appended = reg
+        .send(Snapshot { with_queues: false })
+        .await
+        .expect("registry")
+        .outbox
+        .records_written;
+    let before = sync.send(GetSyncStatus).await.expect("sync").delivered;
+    println!(
+        "{:>8} {:>8} {:>9.0} {:>7} {:>7} {:>7} {:>8}   CRM down {outage_secs} s: {appended} records appended, {before} delivered  load {}",
+        mode,
+        rate,
+        placed as f64 / elapsed,
+        down.len(),
+        pct(&down, 0.5),
+        pct(&down, 0.99),
+        down.last().copied().unwrap_or(0),
+        load_average()
+    );
+
+    // The CRM comes back: the replay and the next stage's routing share
+    // the machine. Who has delivered the backlog is polled every 100 ms
+    // (a message to the worker's thread).
+    lat.borrow_mut().clear();
+    crm.set_mode(Mode::Normal).await.expect("CRM up");
+    let up_at = Instant::now();
+    let drained_at: Rc<RefCell<Option<Instant>>> = Rc::default();
+    let poller = {
+        let (sync, drained_at) = (sync.clone(), drained_at.clone());
+        actix::spawn(async move {
+            loop {
+                let delivered = sync.send(GetSyncStatus).await.map_or(0, |s| s.delivered);
+                if delivered >= appended {
+                    *drained_at.borrow_mut() = Some(Instant::now());
+                    return delivered;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let stage_secs: u64 = env_or("EDGECC_BENCH_STAGE_SECS", 4);
+    let (placed, elapsed) = stage.place(&mut seq, rate, stage_secs, || {}).await;
+    let drained = *drained_at.borrow();
+    let all = sorted(lat.borrow().iter().map(|(_, us)| *us));
+    let during = sorted(
+        lat.borrow()
+            .iter()
+            .filter(|(at, _)| drained.map_or(true, |d| *at < d))
+            .map(|(_, us)| *us),
+    );
+    let drained_text = match drained {
+        Some(d) => format!(
+            "backlog delivered {:.1} s after the CRM came back",
+            (d - up_at).as_secs_f64()
+        ),
+        None => {
+            poller.abort();
+            "backlog still draining at the stage's end".to_string()
+        }
+    };
+    println!(
+        "{:>8} {:>8} {:>9.0} {:>7} {:>7} {:>7} {:>8}   CRM up, while draining: {drained_text}  load {}",
+        mode,
+        rate,
+        placed as f64 / elapsed,
+        during.len(),
+        pct(&during, 0.5),
+        pct(&during, 0.99),
+        during.last().copied().unwrap_or(0),
+        load_average()
+    );
+    println!(
+        "{:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8}   CRM up, whole stage",
+        mode,
+        rate,
+        "",
+        all.len(),
+        pct(&all, 0.5),
+        pct(&all, 0.99),
+        all.last().copied().unwrap_or(0),
+    );
+    system.shutdown().await;
+    crm.stop().await;
+}
+
 fn main() {
     println!(
         "routing, persistence off (memory, skills) and on (durable, skills-d): {AGENTS} agents, {QUEUES} queues, talk 400 ms, answer 20-60 ms, no wrap-up; skills runs: {SKILLS} skills, levels 1-5, queue needs level 3, steps at 2 s and 5 s, every other call needs a 2nd skill"
@@ -453,8 +699,10 @@ fn main() {
             "skills-d" => actix::System::new().block_on(durable_run(run, true)),
             "records" => actix::System::new().block_on(records_run(run, false)),
             "skills-records" => actix::System::new().block_on(records_run(run, true)),
+            "drain" => actix::System::new().block_on(drain_run(run, false)),
+            "skills-drain" => actix::System::new().block_on(drain_run(run, true)),
             other => eprintln!(
-                "unknown run `{other}` (memory, durable, skills, skills-d, records, skills-records)"
+                "unknown run `{other}` (memory, durable, skills, skills-d, records, skills-records, drain, skills-drain)"
             ),
         }
     }

@@ -76,6 +76,8 @@
 //!   its legs for a reconcile: [`sim::ListLegs`]; it records what it
 //!   played: [`sim::GetPlayed`]).
 //! - [`env`], [`error`], [`rng`]: shared context, [`CcError`], SplitMix64.
+//! - [`shared`]: [`shared::Shared`], an immutable part of a call shared by
+//!   reference with the records persisted at its steps.
 
 pub mod agent;
 pub mod call;
@@ -94,6 +96,7 @@ pub mod queue;
 pub mod recent;
 pub mod registry;
 pub mod rng;
+pub mod shared;
 pub mod sim;
 pub mod sticky;
 pub mod waits;

@@ -226,11 +226,24 @@ pub struct CallTrail {
     #[serde(default)]
     pub terminal: Option<TerminalReason>,
     /// Why its latest queue offers went to their agents: the call's
-    /// [`RoutingRecord`](crate::queue::explain::RoutingRecord) as JSON (so
-    /// this record does not depend on its type), set by
+    /// [`RoutingRecord`](crate::queue::explain::RoutingRecord), set by
     /// [`CallDetailRecord::of`]; `None` when no queue offer was made.
     #[serde(default)]
-    pub explanation: Option<serde_json::Value>,
+    pub explanation: Option<Explanation>,
+}
+
+/// A detail record's routing explanation: the call's own record when it
+/// is made (its explanations shared with the call, so an ended call's
+/// step neither copies nor encodes them on the actors' thread), and as
+/// stored when read back, whatever its shape, so a row written by another
+/// version always decodes. Both are written as the same JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Explanation {
+    /// The call's record (a row written by this version reads back so).
+    Kept(crate::queue::explain::RoutingRecord),
+    /// What the row holds, when it is not a record of this version.
+    Read(serde_json::Value),
 }
 
 /// A finished call's detail record: the history row reports are built
@@ -287,8 +300,7 @@ impl CallDetailRecord {
             data: call.attached.clone(),
             trail: CallTrail {
                 explanation: (call.routing.offers_total > 0)
-                    .then(|| serde_json::to_value(&call.routing).ok())
-                    .flatten(),
+                    .then(|| Explanation::Kept(call.routing.clone())),
                 ..t.clone()
             },
         }

@@ -201,10 +201,26 @@ fn the_record_keeps_the_routing_explanation() {
         held_back: vec![],
         held_back_total: 0,
     });
-    let e = CallDetailRecord::of(&call)
-        .trail
-        .explanation
-        .expect("an explained offer is kept");
+    let record = CallDetailRecord::of(&call);
+    let kept = record.trail.explanation.clone();
+    assert!(
+        matches!(&kept, Some(Explanation::Kept(r)) if *r == call.routing),
+        "the call's record is kept: {kept:?}"
+    );
+    // Written as the record's JSON, and read back so.
+    let row = serde_json::to_value(&record).unwrap();
+    let e = row["explanation"].clone();
+    assert_eq!(e, serde_json::to_value(&call.routing).unwrap());
+    let back: CallDetailRecord = serde_json::from_value(row.clone()).unwrap();
+    assert_eq!(back.trail.explanation, kept);
+    // A row of another shape still reads, as it was written.
+    let mut odd = row;
+    odd["explanation"] = serde_json::json!({"offers_total": "three", "why": [1]});
+    let back: CallDetailRecord = serde_json::from_value(odd.clone()).unwrap();
+    assert_eq!(
+        back.trail.explanation,
+        Some(Explanation::Read(odd["explanation"].clone()))
+    );
     assert_eq!(e["offers_total"], 1);
     assert_eq!(e["offers"][0]["queue"], "q");
     assert_eq!(e["offers"][0]["chosen"][0], "a");

@@ -26,6 +26,7 @@ use super::skills::Ranked;
 use super::{AgentKey, Queue, WaitingCall};
 use crate::config::{EscalationStep, SkillRequirement, Strategy};
 use crate::ids::{AgentId, CallId, QueueId};
+use crate::shared::Shared;
 use serde::{Deserialize, Serialize};
 
 /// Most candidates one explanation lists (the best read, in rank order).
@@ -195,15 +196,17 @@ impl RoutingExplanation {
 pub struct RoutingRecord {
     /// Queue offers explained so far.
     pub offers_total: u32,
-    /// The latest [`ROUTING_OFFERS_KEPT`] explanations, oldest first.
-    pub offers: Vec<RoutingExplanation>,
+    /// The latest [`ROUTING_OFFERS_KEPT`] explanations, oldest first;
+    /// shared, since an explanation never changes once noted: the copy of
+    /// the call persisted at each of its steps does not copy them.
+    pub offers: Vec<Shared<RoutingExplanation>>,
 }
 
 impl RoutingRecord {
     /// Keeps `explanation` as the latest, dropping the oldest past the cap.
     pub fn note(&mut self, explanation: RoutingExplanation) {
         self.offers_total = self.offers_total.saturating_add(1);
-        self.offers.push(explanation);
+        self.offers.push(Shared::new(explanation));
         if self.offers.len() > ROUTING_OFFERS_KEPT {
             let over = self.offers.len() - ROUTING_OFFERS_KEPT;
             self.offers.drain(..over);
@@ -212,7 +215,7 @@ impl RoutingRecord {
 
     /// The latest explanation.
     pub fn latest(&self) -> Option<&RoutingExplanation> {
-        self.offers.last()
+        self.offers.last().map(|e| &**e)
     }
 }
 

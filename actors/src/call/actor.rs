@@ -443,6 +443,19 @@ impl CallActor {
                         act.apply(Vec::new(), ctx);
                     }
                 }
+                PbxCommand::Bridge { leg_id, .. } | PbxCommand::Answer { leg_id }
+                    if *leg_id == act.call.caller_leg
+                        && !act.call.is_ended()
+                        && matches!(&e, PbxError::UnknownLeg(gone) if *gone == leg_id.0) =>
+                {
+                    // The caller hung up as we answered or bridged them: the
+                    // PBX's hang-up event is on its way. End the call as that
+                    // event would (abandoned, or completed once talking);
+                    // when it arrives it finds the call ended.
+                    info!(call_id = %act.call.id, leg_id = %leg_id, "Caller gone before the PBX carried out the command; the call ends as hung up.");
+                    let fx = act.call.leg_hung_up(leg_id, HangupCause::Normal, now);
+                    act.apply(fx, ctx);
+                }
                 PbxCommand::Bridge { .. } | PbxCommand::Conference { .. } if !act.call.is_ended() => {
                     error!(call_id = %act.call.id, error = %e, "PBX failed to bridge; call ends.");
                     let fx = act.call.pbx_failed(e.to_string(), now);

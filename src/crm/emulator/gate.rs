@@ -104,13 +104,9 @@ pub(super) fn record_fault(shared: &Shared, body: &[u8]) -> Option<HttpResponse>
     }
 }
 
-/// What every ServiceNow write goes through first: the fault gate,
-/// authentication, injected record faults, then the body as a JSON object.
-pub(super) async fn table_request(
-    shared: &web::Data<Shared>,
-    req: &HttpRequest,
-    body: &web::Bytes,
-) -> Result<Map<String, Value>, HttpResponse> {
+/// The fault gate, then the credentials (a refusal counted as rejected):
+/// what every ServiceNow write passes before its own checks.
+pub(super) async fn admitted(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
     if let Some(r) = gate(shared, req, body).await {
         return Err(r);
     }
@@ -118,11 +114,27 @@ pub(super) async fn table_request(
         shared.state().stats.rejected += 1;
         return Err(not_authenticated());
     }
-    if let Some(r) = record_fault(shared, body) {
-        return Err(r);
-    }
+    Ok(())
+}
+
+/// A ServiceNow write's body as a JSON object, or ServiceNow's 400.
+pub(super) fn json_object(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(sn_error(400, "Request body is not a JSON object")),
     }
+}
+
+/// What every ServiceNow write goes through first: the fault gate,
+/// authentication, injected record faults, then the body as a JSON object.
+pub(super) async fn table_request(
+    shared: &web::Data<Shared>,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<Map<String, Value>, HttpResponse> {
+    admitted(shared, req, body).await?;
+    if let Some(r) = record_fault(shared, body) {
+        return Err(r);
+    }
+    json_object(body)
 }

@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::auth::authorized;
-use super::gate::gate;
-use super::respond::{answer, not_authenticated, sn_error, text};
+use super::gate::{admitted, json_object};
+use super::respond::{answer, text};
 use super::state::{Shared, State};
 use super::{Mode, Received};
 use crate::crm::sn_instance::{known_fields, TableDef, PHONE_LOG_TABLE};
@@ -31,20 +30,11 @@ pub(super) async fn voice_request(
     req: &HttpRequest,
     body: &web::Bytes,
 ) -> Result<Map<String, Value>, HttpResponse> {
-    if let Some(r) = gate(shared, req, body).await {
-        return Err(r);
-    }
-    if !authorized(shared, req) {
-        shared.state().stats.rejected += 1;
-        return Err(not_authenticated());
-    }
+    admitted(shared, req, body).await?;
     if let Mode::Failure { message } = &shared.state().mode {
         return Err(voice_failure(message));
     }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(sn_error(400, "Request body is not a JSON object")),
-    }
+    json_object(body)
 }
 
 /// Applies a voice-interaction body to the interaction `sys_id`: its

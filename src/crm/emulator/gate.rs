@@ -106,7 +106,11 @@ pub(super) fn record_fault(shared: &Shared, body: &[u8]) -> Option<HttpResponse>
 
 /// The fault gate, then the credentials (a refusal counted as rejected):
 /// what every ServiceNow write passes before its own checks.
-pub(super) async fn admitted(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
+pub(super) async fn admitted(
+    shared: &Shared,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<(), HttpResponse> {
     if let Some(r) = gate(shared, req, body).await {
         return Err(r);
     }

@@ -242,3 +242,63 @@ async fn forced_not_ready_takes_a_configured_reason_and_agents_have_names() {
     .await;
     t.http.stop().await;
 }
+
+/// Goal: the wallboard's "today" starts at the site's local midnight
+/// (`[site] time_zone`), as the agent desktop's figures do, not at the UTC
+/// midnight. Method: Kiritimati (UTC+14, never a whole day from UTC): the
+/// answer's `day_start` is that zone's midnight, the zone is named, the
+/// chart's first point starts there, and a call answered now counts in
+/// today. Counted from the UTC midnight, `day_start` is 10 hours away.
+#[actix_rt::test]
+async fn wallboard_today_starts_at_the_sites_local_midnight() {
+    use edgecc::reports::{time::format_time, today};
+    let mut config = http_config(3_600_000, 3_600_000);
+    config.reports.time_zone = "Pacific/Kiritimati".into();
+    let t = HttpTest::start(config).await;
+    let sue = t.login("sue").await;
+    let ann = t.login("ann").await;
+    for state in ["login", "ready"] {
+        let (s, v) = t
+            .call(
+                "POST",
+                "/api/v1/agent/state",
+                Some(&ann),
+                Some(serde_json::json!({"state": state})),
+            )
+            .await;
+        assert_eq!(s, 200, "{state}: {v}");
+    }
+    place(&t, "+15550000004", None, Some(100)).await;
+    wait_total(&t, &sue, "answered", 1).await;
+
+    let zone = today::zone("Pacific/Kiritimati");
+    let before = today::local_midnight_ms(edgecc::clock::now_ms(), &zone);
+    let (s, v) = t
+        .call("GET", "/api/v1/reports/wallboard", Some(&sue), None)
+        .await;
+    let after = today::local_midnight_ms(edgecc::clock::now_ms(), &zone);
+    assert_eq!(s, 200, "{v}");
+    let day_start = v["day_start"].as_str().unwrap_or_default().to_owned();
+    // (A local midnight may pass during the request: either is right.)
+    assert!(
+        day_start == format_time(before) || day_start == format_time(after),
+        "day_start {day_start}, Kiritimati's midnight {}: {v:#}",
+        format_time(after)
+    );
+    let utc_midnight = edgecc::clock::now_ms() / 86_400_000 * 86_400_000;
+    assert_ne!(day_start, format_time(utc_midnight));
+    assert_eq!(v["time_zone"], "Pacific/Kiritimati");
+    let q = v["queues"]
+        .as_array()
+        .and_then(|qs| qs.iter().find(|q| q["queue"] == "sales"))
+        .unwrap_or_else(|| panic!("no sales figures: {v:#}"));
+    assert_eq!(q["today"]["start"], day_start.as_str(), "{q:#}");
+    assert_eq!(q["today"]["answered"], 1, "{q:#}");
+    let first = &q["intervals"][0];
+    assert_eq!(
+        first["start_ms"].as_u64().map(format_time),
+        Some(day_start.clone()),
+        "{q:#}"
+    );
+    t.http.stop().await;
+}

@@ -1,8 +1,12 @@
 //! The wallboard's period figures per queue (served by
 //! `GET /api/v1/reports/wallboard`, in [`super::http`]), made by the reports' own code
-//! ([`figures::queue_rows`]) from the call history: today's row (UTC
-//! day), the current 15 minutes' row and today's 15-minute rows for the
-//! chart. The service level is the reports' (one implementation,
+//! ([`figures::queue_rows`]) from the call history: today's row (from
+//! the site's local midnight, `[site] time_zone`, as the agent desktop's
+//! figures: [`super::today::local_midnight_ms`]), the current 15 minutes'
+//! row and today's 15-minute rows for the chart, which start at that
+//! midnight. On the 25-hour day of a DST change, the calls of its last
+//! hour count in the 15-minute rows but not in the day's row (a row is
+//! at most 24 hours). The service level is the reports' (one implementation,
 //! [`edgecc_actors::cdr::service_level`]), with each queue's threshold.
 //!
 //! A call counts once it ended (its record is written then), in the
@@ -19,6 +23,7 @@ use serde::Serialize;
 use super::config::ReportSettings;
 use super::figures::{self, QueueRow, ReportRange, SERVICE_LEVEL_FORMULA};
 use super::history;
+use super::today::{local_midnight_ms, zone};
 use super::time::{format_time, Interval, DAY_MS};
 
 /// How long one answer is reused, ms.
@@ -46,7 +51,7 @@ pub struct QueueFigures {
     pub queue: String,
     /// Its threshold T, ms.
     pub service_level_threshold_ms: u64,
-    /// Today (UTC day) so far.
+    /// Today (from the site's local midnight) so far.
     pub today: QueueRow,
     /// The current 15 minutes.
     pub current: QueueRow,
@@ -61,7 +66,7 @@ pub struct WallboardFigures {
     pub service_level_formula: &'static str,
     /// Abandons within this many ms are short abandons.
     pub short_abandon_ms: u64,
-    /// Start of today (RFC 3339 UTC).
+    /// Start of today: the site's local midnight (RFC 3339 UTC).
     pub day_start: String,
     /// Start of the current 15 minutes (RFC 3339 UTC).
     pub current_start: String,
@@ -71,6 +76,8 @@ pub struct WallboardFigures {
     pub records_skipped: usize,
     /// Per queue, configured ones first.
     pub queues: Vec<QueueFigures>,
+    /// The zone whose midnight starts today (`[site] time_zone`).
+    pub time_zone: String,
 }
 
 /// One answer made: when, with which settings, and the figures.
@@ -108,13 +115,32 @@ pub fn make(
     settings: &ReportSettings,
     now_ms: u64,
 ) -> Result<WallboardFigures, history::HistoryError> {
-    let day_start = now_ms - now_ms % DAY_MS;
-    let h = history::read(tree, day_start, now_ms + 1)?;
-    // `new` only fails on an empty range; these are never empty.
-    let day = ReportRange::new(day_start, day_start + DAY_MS, Interval::Day)
-        .unwrap_or_else(|_| unreachable_range(day_start));
-    let quarters = ReportRange::new(day_start, now_ms + 1, Interval::Min15)
-        .unwrap_or_else(|_| unreachable_range(day_start));
+    let h = history::read(tree, day_start_ms(settings, now_ms), now_ms + 1)?;
+    Ok(figures_of(&h, settings, now_ms))
+}
+
+/// The start of today: the local midnight of `settings.time_zone`.
+fn day_start_ms(settings: &ReportSettings, now_ms: u64) -> u64 {
+    local_midnight_ms(now_ms, &zone(&settings.time_zone))
+}
+
+/// Today's figures at `now_ms`, of the history `h` read from its start.
+fn figures_of(h: &history::History, settings: &ReportSettings, now_ms: u64) -> WallboardFigures {
+    let day_start = day_start_ms(settings, now_ms);
+    // Built here, not with `ReportRange::new`: rows start at the local
+    // midnight itself, not at a UTC day or quarter hour.
+    let quarter = Interval::Min15.ms();
+    let current_start = now_ms - (now_ms - day_start) % quarter;
+    let day = ReportRange {
+        from_ms: day_start,
+        to_ms: day_start + DAY_MS,
+        interval: Interval::Day,
+    };
+    let quarters = ReportRange {
+        from_ms: day_start,
+        to_ms: current_start + quarter,
+        interval: Interval::Min15,
+    };
     let days = figures::queue_rows(&h.calls, &day, settings);
     let mut by_queue: BTreeMap<String, Vec<QueueRow>> = BTreeMap::new();
     for r in figures::queue_rows(&h.calls, &quarters, settings) {
@@ -143,22 +169,14 @@ pub fn make(
             }
         })
         .collect();
-    Ok(WallboardFigures {
+    WallboardFigures {
         service_level_formula: SERVICE_LEVEL_FORMULA,
         short_abandon_ms: settings.short_abandon_ms,
         day_start: format_time(day_start),
-        current_start: format_time(now_ms - now_ms % Interval::Min15.ms()),
+        current_start: format_time(current_start),
         made_ms: now_ms,
         records_skipped: h.skipped,
         queues,
-    })
-}
-
-/// A range that cannot fail to build (kept total rather than panicking).
-fn unreachable_range(day_start: u64) -> ReportRange {
-    ReportRange {
-        from_ms: day_start,
-        to_ms: day_start + DAY_MS,
-        interval: Interval::Day,
+        time_zone: settings.time_zone.clone(),
     }
 }

@@ -131,7 +131,8 @@ const WallFigures = (() => {
       body.append(rowFor(q, "today", q.today), rowFor(q, "current", q.current));
       charts.appendChild(chart(q));
     }
-    Edge.$("period").textContent = "Today since " + figures.day_start.slice(11, 16) + " UTC and the 15 minutes since " +
+    Edge.$("period").textContent = "Today since midnight, " + figures.time_zone + " (" + figures.day_start.slice(11, 16) +
+      " UTC), and the 15 minutes since " +
       figures.current_start.slice(11, 16) + " UTC; a call counts once it ended, in the 15 minutes it joined the queue.";
     Edge.$("formula").textContent = "Service level = " + figures.service_level_formula.replace(" - ", " − ") +
       "; a short abandon is a caller gone within " + (figures.short_abandon_ms / 1000) + " s.";

@@ -8,6 +8,13 @@
 let snap = null;           // last snapshot from the server
 let snapAt = 0;            // local time it arrived (for timers)
 let socket = null;
+// Snapshots pushed on the event stream so far. An action's answer carries
+// a snapshot too, made when the server answered; it travels on another
+// connection, so a push made later can arrive first (an Accept's answer
+// says "reserved" while the push after the phone answered says
+// "talking"). An answer is applied only if nothing was pushed while it was
+// awaited: the stream pushes again after every change.
+let pushed = 0;
 let shownCall = null;      // call the inputs were last reset for
 let focusedFor = "";       // state+call the focus was last moved for
 let directory = null;      // agents and queues for transfer and consult
@@ -432,9 +439,10 @@ function setSnap(s) {
 }
 
 async function act(fn, okText) {
+  const pushedBefore = pushed;
   try {
     const res = await fn();
-    if (res && res.type === "snapshot") setSnap(res);
+    if (res && res.type === "snapshot" && pushed === pushedBefore) setSnap(res);
     if (okText) Edge.status(okText, false);
     return true;
   } catch (e) {
@@ -472,7 +480,7 @@ function start(user) {
   Edge.show("logout", true);
   Edge.show("desk", true);
   socket = Edge.events((msg) => {
-    if (msg.type === "snapshot") setSnap(msg);
+    if (msg.type === "snapshot") { pushed += 1; setSnap(msg); }
   }, (up) => { if (up) tick(); });
   setInterval(() => { if (snap && snap.agent.state === "talking" && Edge.online) loadDirectory(); }, DIRECTORY_REFRESH_MS);
   setInterval(() => { if (Edge.online) loadToday(); }, TODAY_REFRESH_MS);

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use crate::util::{HttpTest, HTTP_TEST_PASSWORD};
 
 mod desk_accept;
+mod desk_keys;
 mod desk_queues;
 mod wallboard;
 

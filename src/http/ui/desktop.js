@@ -500,6 +500,15 @@ for (const id of ["hold", "resume", "mute", "unmute", "hangup", "consult_complet
   on(id.replace("_", "-"), "click", () => callAction(id));
 }
 on("target", "change", targetChanged);
+// Enter on a closed picker submits its form, as it does in a text field
+// (a select has no implicit submission of its own).
+for (const id of ["target", "state-select", "wrapup-select"]) {
+  on(id, "keydown", (ev) => {
+    if (ev.key !== "Enter" || ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+    ev.preventDefault();
+    Edge.$(id).form.requestSubmit();
+  });
+}
 submit("transfer-controls", () => { const t = target(); if (t) callAction("transfer", t); });
 on("consult", "click", () => { const t = target(); if (t) callAction("consult", t); });
 on("conference-add", "click", () => { const t = target(); if (t) callAction("conference_add", t); });

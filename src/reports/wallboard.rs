@@ -23,8 +23,8 @@ use serde::Serialize;
 use super::config::ReportSettings;
 use super::figures::{self, QueueRow, ReportRange, SERVICE_LEVEL_FORMULA};
 use super::history;
-use super::today::{local_midnight_ms, zone};
 use super::time::{format_time, Interval, DAY_MS};
+use super::today::{local_midnight_ms, zone};
 
 /// How long one answer is reused, ms.
 pub const WALLBOARD_FIGURES_TTL_MS: u64 = 5_000;
@@ -130,7 +130,7 @@ fn figures_of(h: &history::History, settings: &ReportSettings, now_ms: u64) -> W
     // Built here, not with `ReportRange::new`: rows start at the local
     // midnight itself, not at a UTC day or quarter hour.
     let quarter = Interval::Min15.ms();
-    let current_start = now_ms - (now_ms - day_start) % quarter;
+    let current_start = now_ms - now_ms.saturating_sub(day_start) % quarter;
     let day = ReportRange {
         from_ms: day_start,
         to_ms: day_start + DAY_MS,

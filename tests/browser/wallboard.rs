@@ -58,6 +58,12 @@ async fn http_browser_wallboard_period_figures_and_chart() {
         "document.querySelector(\"#queues tr[data-queue='sales'] td[data-label='Service level']\").textContent === '0% in 30s'",
     )
     .await;
+    // Its colour threshold: below 60 % is "bad" (red), not "good" nor "warn".
+    assert_eq!(
+        b.js("return document.querySelector(\"#queues tr[data-queue='sales'] td[data-label='Service level']\").className")
+            .await,
+        json!("num bad")
+    );
     for (label, want) in [
         ("Offered", "2"),
         ("Abandoned", "1 (1 short)"),

@@ -1,10 +1,13 @@
-//! Wall-clock time at the daemon's edge, and its UTC text form.
+//! Wall-clock time at the daemon's edge, and its UTC text form (by jiff,
+//! the daemon's one calendar crate).
 //!
 //! Domain logic never reads the clock itself (the actors take an injected
 //! clock, storage takes `now_ms` arguments); the daemon's adapters read it
 //! here, in one place.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use jiff::Timestamp;
 
 /// Milliseconds since the Unix epoch (0 if the system clock is before 1970).
 pub fn now_ms() -> u64 {
@@ -23,32 +26,58 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// The instant `ms` after the Unix epoch. Past jiff's last instant
+/// (`9999-12-30T22:00:00.999999999Z`, thousands of years past any clock it
+/// is fed from) it is that last instant: formatting never panics.
+pub fn timestamp(ms: u64) -> Timestamp {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// The largest ms since the Unix epoch that `timestamp` keeps exactly.
+pub fn timestamp_ms_max() -> u64 {
+    Timestamp::MAX.as_millisecond().unsigned_abs()
+}
+
 /// Formats ms since the Unix epoch as UTC `YYYY-MM-DDTHH:MM:SS.mmm`
 /// followed by `zone` (`"Z"` for RFC 3339, `"+0000"` as Asterisk writes it).
 pub fn utc_ms(ms: u64, zone: &str) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}{zone}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        ms % 1000
-    )
+    format!("{}{zone}", timestamp(ms).strftime("%Y-%m-%dT%H:%M:%S%.3f"))
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
-/// algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: known instants format exactly in both zones' spellings: the
+    /// epoch, leap days, the last ms of a year and of a day, and the
+    /// instants past jiff's range are its last one, not a panic.
+    #[test]
+    fn utc_ms_formats_known_instants() {
+        assert_eq!(utc_ms(0, "Z"), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc_ms(7, "+0000"), "1970-01-01T00:00:00.007+0000");
+        // 2024-02-29T12:00:00Z, a leap day.
+        assert_eq!(utc_ms(1_709_208_000_000, "Z"), "2024-02-29T12:00:00.000Z");
+        // 2000 is a leap year (divisible by 400).
+        assert_eq!(utc_ms(951_782_400_000, "Z"), "2000-02-29T00:00:00.000Z");
+        // The last ms of 2025 and the first of 2026.
+        assert_eq!(
+            utc_ms(1_767_225_599_999, "+0000"),
+            "2025-12-31T23:59:59.999+0000"
+        );
+        assert_eq!(
+            utc_ms(1_767_225_600_000, "+0000"),
+            "2026-01-01T00:00:00.000+0000"
+        );
+        assert_eq!(
+            utc_ms(1_795_278_919_394, "+0000"),
+            "2026-11-21T16:35:19.394+0000"
+        );
+        let last = "9999-12-30T22:00:00.999Z";
+        assert_eq!(utc_ms(timestamp_ms_max(), "Z"), last);
+        assert_eq!(utc_ms(timestamp_ms_max() + 1, "Z"), last);
+        assert_eq!(utc_ms(u64::MAX, "Z"), last);
+    }
 }

@@ -9,6 +9,9 @@
 //! offset) are accepted next to RFC 3339. A frame that is not an event at all
 //! is an [`EventError`], never a panic.
 
+use jiff::fmt::strtime;
+use jiff::tz::Offset;
+use jiff::{RoundMode, TimestampRound, Unit};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -272,83 +275,46 @@ pub fn parse_event(text: &str) -> Result<Envelope, EventError> {
     })
 }
 
+/// The forms of an ARI timestamp for jiff's `strptime`: Asterisk's
+/// `+0000` offset, RFC 3339's `+00:00`, and `Z` (UTC).
+const TIMESTAMP_FORMS: [&str; 4] = [
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M:%S%.f%:z",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%S%.fz",
+];
+
 /// Parses an ARI timestamp to ms since the Unix epoch:
 /// `%Y-%m-%dT%H:%M:%S%.3f%z` as Asterisk writes it (`+0000`), and also
-/// `+00:00` and `Z` offsets and any number of fraction digits. `None` for
-/// anything else (out-of-range fields included).
+/// `+00:00` and `Z` offsets and up to nine fraction digits (the ms the
+/// instant falls in; a leap second `:60` reads as `:59`, as jiff has no
+/// leap seconds). `None` for anything else (invalid dates such as
+/// `2026-02-30`, offsets of a day or more, or not whole minutes, included).
 pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let part = s.get(from..from + len)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+    // Fixed-width fields, as Asterisk writes them: jiff's strptime would
+    // also take unpadded numbers, blanks before them and signed years.
+    const START: &[u8; 19] = b"dddd-dd-ddTdd:dd:dd";
+    let fixed_width = s.len() >= START.len()
+        && s.bytes().zip(START).all(|(c, &want)| match want {
+            b'd' => c.is_ascii_digit(),
+            _ => c == want,
+        });
+    if !fixed_width {
         return None;
     }
-    if b[16] != b':' {
+    let tm = TIMESTAMP_FORMS
+        .iter()
+        .find_map(|form| strtime::parse(form, s).ok())?;
+    let offset = tm.offset().unwrap_or(Offset::UTC);
+    if offset.seconds() % 60 != 0 || offset.seconds().abs() >= 86_400 {
         return None;
     }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-        return None;
-    }
-    if second > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let digits = &s[start..i];
-        if digits.is_empty() {
-            return None;
-        }
-        let first3: String = digits.chars().chain("000".chars()).take(3).collect();
-        millis = first3.parse().ok()?;
-    }
-    let offset_min = match s.get(i..)? {
-        "Z" | "z" => 0,
-        rest => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
-            if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let h: i64 = digits[..2].parse().ok()?;
-            let m: i64 = digits[2..].parse().ok()?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            sign * (h * 60 + m)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_min * 60;
-    Some(secs * 1_000 + millis)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let floor_ms = TimestampRound::new()
+        .smallest(Unit::Millisecond)
+        .mode(RoundMode::Floor);
+    let at = offset.to_timestamp(tm.to_datetime().ok()?).ok()?;
+    let at = at.round(floor_ms).ok()?;
+    Some(at.as_millisecond())
 }
 
 #[cfg(test)]
@@ -377,6 +343,48 @@ mod tests {
             "２０２６-11-21T16:35:19.394+0000",
         ] {
             assert_eq!(parse_timestamp_ms(bad), None, "{bad}");
+        }
+    }
+
+    /// Goal: the calendar edges parse to the right instant and impossible
+    /// dates and offsets are refused: leap days only in leap years, year
+    /// ends, negative offsets, fractions floored to the ms, the epoch.
+    #[test]
+    fn timestamps_at_calendar_edges() {
+        let ms = parse_timestamp_ms;
+        // 2024-02-29T00:00:00Z is 1_709_164_800 s after the epoch.
+        assert_eq!(ms("2024-02-29T00:00:00.000+0000"), Some(1_709_164_800_000));
+        assert_eq!(ms("2000-02-29T00:00:00Z"), Some(951_782_400_000));
+        // A year's last ms and the next year's first, written from UTC-5.
+        assert_eq!(ms("2025-12-31T23:59:59.999Z"), Some(1_767_225_599_999));
+        assert_eq!(ms("2025-12-31T19:00:00.000-0500"), Some(1_767_225_600_000));
+        assert_eq!(ms("2025-12-31T19:00:00-05:00"), Some(1_767_225_600_000));
+        assert_eq!(ms("2026-01-01T05:30:00+05:30"), Some(1_767_225_600_000));
+        // Fractions: none, one digit, nine; the ms the instant falls in.
+        assert_eq!(ms("1970-01-01T00:00:01Z"), Some(1_000));
+        assert_eq!(ms("1970-01-01T00:00:01.5Z"), Some(1_500));
+        assert_eq!(ms("1970-01-01T00:00:01.999999999Z"), Some(1_999));
+        assert_eq!(ms("1969-12-31T23:59:59.9995Z"), Some(-1));
+        assert_eq!(ms("1970-01-01T00:00:00.000z"), Some(0));
+        for bad in [
+            "2026-02-29T00:00:00.000+0000",
+            "2026-02-30T00:00:00.000+0000",
+            "2026-04-31T00:00:00.000+0000",
+            "2026-00-10T00:00:00.000+0000",
+            "2026-11-21T24:00:00.000+0000",
+            "2026-11-21T16:60:00.000+0000",
+            "2026-11-21T16:35:19.394+2400",
+            "2026-11-21T16:35:19.394+0060",
+            "2026-11-21T16:35:19.394+000030",
+            "2026-11-21T16:35:19.394 +0000",
+            "2026-11-21T16:35:19.394",
+            "2026-11-21t16:35:19.394Z",
+            "2026-1-21T16:35:19.394+0000",
+            "+2026-11-21T16:35:19.394+0000",
+            "2026-11-21T16:35:19.394+0000[Europe/Berlin]",
+            "2026-11-21T16:35:19.394+0000 ",
+        ] {
+            assert_eq!(ms(bad), None, "{bad}");
         }
     }
 

@@ -2,6 +2,8 @@
 //! a date (`2026-12-06`, midnight UTC) or ms since the Unix epoch, and the
 //! report intervals (15 minutes, an hour, a day), aligned on UTC.
 
+use jiff::fmt::strtime;
+use jiff::tz::Offset;
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds in a day.
@@ -58,33 +60,15 @@ fn shown(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of days since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+/// The forms of a report time besides ms, for jiff's `strptime` (after a
+/// space between date and time became `T`): a date, an instant with
+/// seconds (a fraction is read and ignored), one without.
+const TIME_FORMS: [&str; 3] = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%MZ"];
 
 /// Parses a report time: RFC 3339 in UTC (`Z`, seconds optional
-/// fractions ignored), a date (midnight UTC) or ms since the epoch.
+/// fractions ignored), a date (midnight UTC) or ms since the epoch, from
+/// 1970 to jiff's last instant (`9999-12-30T22:00:00Z`), so that
+/// `format_time` writes back what was parsed.
 pub fn parse_time(s: &str) -> Result<u64, String> {
     let bad = || {
         format!(
@@ -93,64 +77,41 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
         )
     };
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().map_err(|_| bad());
+        let ms: u64 = s.parse().map_err(|_| bad())?;
+        return Some(ms)
+            .filter(|ms| *ms <= crate::clock::timestamp_ms_max())
+            .ok_or_else(bad);
     }
-    let num = |part: &str| -> Result<u32, String> {
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        part.parse().map_err(|_| bad())
-    };
-    let (date, time) = match s.split_once(['T', ' ']) {
-        Some((d, t)) => (d, Some(t)),
-        None => (s, None),
-    };
-    let mut it = date.splitn(3, '-');
-    let (y, m, d) = match (it.next(), it.next(), it.next()) {
-        (Some(y), Some(m), Some(d)) if y.len() == 4 => (num(y)?, num(m)?, num(d)?),
-        _ => return Err(bad()),
-    };
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let t_form = s.replacen(' ', "T", 1);
+    // jiff's strptime would also take blanks before a number, a signed
+    // year and a leap second (read as :59); none is a report time.
+    if !s.starts_with(|c: char| c.is_ascii_digit())
+        || t_form.bytes().any(|b| b.is_ascii_whitespace())
+        || t_form.contains(":60")
+    {
         return Err(bad());
     }
-    let mut secs: u64 = 0;
-    if let Some(t) = time {
-        let t = t.strip_suffix('Z').ok_or_else(bad)?;
-        let t = t.split('.').next().unwrap_or(t);
-        let parts: Vec<&str> = t.split(':').collect();
-        if parts.len() < 2 || parts.len() > 3 {
-            return Err(bad());
-        }
-        let hh = num(parts[0])?;
-        let mm = num(parts[1])?;
-        let ss = match parts.get(2) {
-            Some(p) => num(p)?,
-            None => 0,
-        };
-        if hh > 23 || mm > 59 || ss > 59 {
-            return Err(bad());
-        }
-        secs = u64::from(hh) * 3_600 + u64::from(mm) * 60 + u64::from(ss);
-    }
-    let days = days_from_civil(i64::from(y), m, d);
-    let (cy, cm, cd) = civil_from_days(days);
-    if (cy, cm, cd) != (i64::from(y), m, d) {
+    let tm = TIME_FORMS
+        .iter()
+        .find_map(|form| strtime::parse(form, &t_form).ok())
+        .ok_or_else(bad)?;
+    if !tm.year().is_some_and(|y| (1970..=9999).contains(&y)) {
         return Err(bad());
     }
-    Ok(days as u64 * DAY_MS + secs * 1_000)
+    let at = tm
+        .to_datetime()
+        .and_then(|dt| Offset::UTC.to_timestamp(dt))
+        .map_err(|_| bad())?;
+    u64::try_from(at.as_second())
+        .map(|secs| secs * 1_000)
+        .map_err(|_| bad())
 }
 
 /// `ms` since the epoch as RFC 3339 UTC (`2026-12-06T09:15:00Z`).
 pub fn format_time(ms: u64) -> String {
-    let days = (ms / DAY_MS) as i64;
-    let (y, m, d) = civil_from_days(days);
-    let s = (ms % DAY_MS) / 1_000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3_600,
-        (s / 60) % 60,
-        s % 60
-    )
+    crate::clock::timestamp(ms)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -184,5 +145,44 @@ mod tests {
         }
         assert_eq!(Interval::parse("1h").unwrap().ms(), 3_600_000);
         assert!(Interval::parse("2h").is_err());
+    }
+
+    /// Goal: the calendar edges parse and format exactly, both ways: leap
+    /// days only in leap years, year ends, the epoch, both separators, and
+    /// the range ends (1970, jiff's last instant) refused past them.
+    #[test]
+    fn times_at_calendar_edges() {
+        assert_eq!(parse_time("2024-02-29").unwrap(), 1_709_164_800_000);
+        assert_eq!(format_time(1_709_164_800_000), "2024-02-29T00:00:00Z");
+        let new_year = parse_time("2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(new_year, 1_767_225_600_000);
+        assert_eq!(parse_time("2026-01-01 00:00Z").unwrap(), new_year);
+        assert_eq!(
+            parse_time("2025-12-31T23:59:59.999Z").unwrap(),
+            new_year - 1_000
+        );
+        assert_eq!(format_time(new_year - 1), "2025-12-31T23:59:59Z");
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_time("0").unwrap(), 0);
+        let last = parse_time("9999-12-30T22:00:00Z").unwrap();
+        assert_eq!(format_time(last), "9999-12-30T22:00:00Z");
+        assert_eq!(parse_time(&(last + 999).to_string()).unwrap(), last + 999);
+        for bad in [
+            "2026-02-29",
+            "2023-02-29T12:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "9999-12-31",
+            &(last + 1_000).to_string(),
+            "2026-12-06T23:59:60Z",
+            "2026-12-06T09:00:00z",
+            "2026-12-06T09:00:00",
+            "2026-12-06  09:00Z",
+            "2026-12- 06",
+            "+2026-12-06",
+            "2026-12-06T09Z",
+        ] {
+            let e = parse_time(bad).unwrap_err();
+            assert!(e.contains("is not a time"), "{bad}: {e}");
+        }
     }
 }

@@ -4,7 +4,6 @@
 use edgecc_storage::{Record, RecordKind};
 use serde_json::{Map, Value};
 
-use super::super::wire;
 use super::references::REFERENCE_KEYS;
 use super::states::{create_state, update_state};
 use super::ServiceNowConfig;
@@ -58,9 +57,9 @@ fn flatten(data: &Value, prefix: &str, out: &mut Map<String, Value>) {
 /// `yyyy-MM-dd HH:mm:ss` in UTC (what a transform map reads without a
 /// per-field date format, and what the Table API stores).
 pub(super) fn glide_datetime(ms: u64) -> String {
-    let text = wire::rfc3339_ms(ms);
-    // "2026-11-21T16:35:19.394Z" → "2026-11-21 16:35:19"
-    format!("{} {}", &text[..10], &text[11..19])
+    crate::clock::timestamp(ms)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// The staging-table row of a record (import mode).

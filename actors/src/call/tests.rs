@@ -322,7 +322,8 @@ fn needs_survive_redirects_and_old_snapshots() {
 /// and is written byte for byte as before). Method: a queued call with
 /// announcements and a callback digit, offered once, encoded as the state
 /// store encodes it (JSON); compared with the record written by the build
-/// before the rules were shared, decoded from that text and encoded again.
+/// before the rules were shared, decoded from that text and encoded again;
+/// a clone of the call (what each persisted step holds) shares the rules.
 #[test]
 fn call_record_format_is_unchanged() {
     let mut rules = rules(1000);
@@ -347,6 +348,13 @@ fn call_record_format_is_unchanged() {
     );
     let written = serde_json::to_string(&call).unwrap();
     assert_eq!(written, STORED_CALL);
+    // The copy persisted at each step shares the rules.
+    let copy = call.clone();
+    let (a, b) = (copy.rules.as_ref().unwrap(), call.rules.as_ref().unwrap());
+    assert!(
+        std::ptr::eq(&**a, &**b),
+        "a copy of the call shares its rules"
+    );
     let read: Call = serde_json::from_str(STORED_CALL).unwrap();
     assert_eq!(read, call);
     assert_eq!(serde_json::to_string(&read).unwrap(), STORED_CALL);

@@ -17,6 +17,7 @@ use crate::ports::SharedPbx;
 use crate::queue::actor::QueueActor;
 use crate::queue::overflow_rules::OverflowBook;
 use crate::registry::Registry;
+use crate::shared::Shared;
 use crate::sticky::StickyBook;
 use actix::Addr;
 use std::cell::{Cell, RefCell};
@@ -39,8 +40,8 @@ pub struct AgentHandle {
 /// A queue as other actors see it.
 #[derive(Clone)]
 pub struct QueueHandle {
-    /// Its rules.
-    pub rules: QueueRules,
+    /// Its rules, shared with the calls that join it.
+    pub rules: Shared<QueueRules>,
     /// Its actor.
     pub addr: Addr<QueueActor>,
     /// Its weight for agents in several queues (`routing.weight`).

@@ -10,6 +10,7 @@ use crate::agent::OfferPurpose;
 use crate::crm::{LegFailure, TransferTarget, UpdateEvent, ViaConsult};
 use crate::ids::{AgentId, BridgeId, OfferToken};
 use crate::ports::{HangupCause, PbxCommand};
+use crate::shared::Shared;
 
 impl Call {
     pub(super) fn session(
@@ -278,9 +279,10 @@ impl Call {
     pub fn transfer_to_queue(
         &mut self,
         from: &AgentId,
-        rules: QueueRules,
+        rules: impl Into<Shared<QueueRules>>,
         now_ms: u64,
     ) -> Result<Fx, CallError> {
+        let rules = rules.into();
         let target = TransferTarget::ToQueue(rules.queue.clone());
         let mut fx = self.leave_for_transfer(from, target, now_ms)?;
         fx.push(self.unbridge_caller());

@@ -86,6 +86,7 @@ pub use state::{
 
 use crate::ids::{AgentId, BridgeId, CallId, LegId, OfferToken, QueueId};
 use crate::ports::{AttachedVar, PbxCommand};
+use crate::shared::Shared;
 use serde::{Deserialize, Serialize};
 
 /// Most hops through queue final destinations before a call is announced and
@@ -135,8 +136,10 @@ pub struct Call {
     pub arrived_ms: u64,
     /// Where it is.
     pub phase: CallPhase,
-    /// The queue it is or was in, and its rules.
-    pub rules: Option<QueueRules>,
+    /// The queue it is or was in, and its rules: shared with the queue's
+    /// handle and with every persisted copy of the call (stored as the
+    /// rules themselves).
+    pub rules: Option<Shared<QueueRules>>,
     /// Routing priority.
     pub priority: u8,
     /// Agents whose offer of it failed (rejected, missed, refused), oldest

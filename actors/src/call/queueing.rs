@@ -14,11 +14,17 @@ use crate::ids::QueueId;
 use crate::ports::PbxCommand;
 use crate::queue::needs::CallNeeds;
 use crate::queue::skills::{parse_call_skills, CALL_SKILLS_KEY};
+use crate::shared::Shared;
 
 impl Call {
     /// Join a queue: music on hold, max-wait timer, enqueue. A call moved
     /// by an overflow keeps the place time it had in the line it leaves.
-    pub fn enqueue(&mut self, rules: QueueRules, now_ms: u64) -> Result<Fx, CallError> {
+    pub fn enqueue(
+        &mut self,
+        rules: impl Into<Shared<QueueRules>>,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        let rules = rules.into();
         let since_ms = match &self.phase {
             CallPhase::Queued { since_ms, .. } => *since_ms,
             _ => now_ms,
@@ -107,7 +113,12 @@ impl Call {
     /// Moved to another queue by an overflow: the priority starts over
     /// from the call's own (the target queue's default applies if that is
     /// 0), unless the target keeps the current one.
-    pub fn overflow_to(&mut self, rules: QueueRules, now_ms: u64) -> Result<Fx, CallError> {
+    pub fn overflow_to(
+        &mut self,
+        rules: impl Into<Shared<QueueRules>>,
+        now_ms: u64,
+    ) -> Result<Fx, CallError> {
+        let rules = rules.into();
         if !rules.keep_priority_on_overflow {
             self.priority = self.own_priority;
         }

@@ -4,6 +4,7 @@
 //! its age.
 
 use super::{Call, CallEffect, CallPhase, CallTimer, Fx, QueueRules};
+use crate::shared::Shared;
 
 impl Call {
     /// Takes `rules`, the reloaded rules of the call's queue (ignored for
@@ -16,7 +17,8 @@ impl Call {
     /// window's end included); a deadline already behind `now_ms` fires at
     /// once. Callback and overflow rules are read when used, so the new
     /// ones apply as they are stored here.
-    pub fn reconfigure(&mut self, rules: QueueRules, now_ms: u64) -> Fx {
+    pub fn reconfigure(&mut self, rules: impl Into<Shared<QueueRules>>, now_ms: u64) -> Fx {
+        let rules = rules.into();
         let Some(old) = self.rules.clone() else {
             return Vec::new();
         };

@@ -10,11 +10,12 @@ use crate::config::{AgentConfig, ContactCenterConfig, QueueConfig, Strategy};
 use crate::env::AgentHandle;
 use crate::ids::{AgentId, QueueId};
 use crate::queue::skills::SkillIndex;
+use crate::shared::Shared;
 use actix::Addr;
 
-/// The rules a call copies when it joins `q`.
-pub(super) fn queue_rules(q: &QueueConfig) -> QueueRules {
-    QueueRules {
+/// The rules a call takes (shares) when it joins `q`.
+pub(super) fn queue_rules(q: &QueueConfig) -> Shared<QueueRules> {
+    Shared::new(QueueRules {
         queue: QueueId::new(q.id.clone()),
         priority: q.priority,
         max_wait_ms: crate::queue::escalation::max_wait_ms(q),
@@ -25,7 +26,7 @@ pub(super) fn queue_rules(q: &QueueConfig) -> QueueRules {
         callback: q.callback.clone(),
         keep_priority_on_overflow: q.routing.keep_priority_on_overflow,
         overflow: q.routing.overflow.clone(),
-    }
+    })
 }
 
 /// The skills of queue `q`'s members (every agent listing it).

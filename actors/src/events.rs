@@ -75,6 +75,34 @@ pub struct CallView {
     pub offer_deadlines_ms: Vec<u64>,
 }
 
+impl CallView {
+    /// A view of `call` in `phase` (and `queue`) with nothing else on it:
+    /// no caller number, offers, parties or supervisors. The tests' fixture
+    /// (here and in the root crate's), completed with struct update syntax;
+    /// never used by the daemon, which builds its views from the call.
+    #[doc(hidden)]
+    pub fn fixture(call: &str, phase: &'static str, queue: Option<&str>) -> Self {
+        CallView {
+            call: CallId::new(call),
+            ani: String::new(),
+            dnis: String::new(),
+            attached: Vec::new(),
+            phase,
+            queue: queue.map(QueueId::new),
+            offers: Vec::new(),
+            answer_pending: Vec::new(),
+            ring_all: false,
+            parties: Vec::new(),
+            muted: Vec::new(),
+            held: false,
+            supervisors: Vec::new(),
+            terminal: None,
+            pending_leg: None,
+            offer_deadlines_ms: Vec::new(),
+        }
+    }
+}
+
 /// A consult or conference leg being set up, as views show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PendingLegView {

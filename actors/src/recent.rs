@@ -87,25 +87,13 @@ mod tests {
 
     fn call(id: &str, ani: &str, offers: &[&str], parties: &[&str]) -> CallView {
         CallView {
-            call: CallId::new(id),
             ani: ani.into(),
-            dnis: String::new(),
-            attached: Vec::new(),
-            phase: "offering",
-            queue: None,
             offers: offers
                 .iter()
                 .map(|a| (AgentId::new(*a), OfferToken(1)))
                 .collect(),
-            ring_all: false,
             parties: parties.iter().map(|a| AgentId::new(*a)).collect(),
-            muted: Vec::new(),
-            held: false,
-            supervisors: Vec::new(),
-            answer_pending: Vec::new(),
-            terminal: None,
-            pending_leg: None,
-            offer_deadlines_ms: Vec::new(),
+            ..CallView::fixture(id, "offering", None)
         }
     }
 

@@ -108,27 +108,6 @@ impl WaitFigures {
 mod tests {
     use super::*;
 
-    fn view(call: &str, phase: &'static str, queue: Option<&str>) -> CallView {
-        CallView {
-            call: CallId::new(call),
-            ani: String::new(),
-            dnis: String::new(),
-            attached: Vec::new(),
-            phase,
-            queue: queue.map(QueueId::new),
-            offers: Vec::new(),
-            answer_pending: Vec::new(),
-            ring_all: false,
-            parties: Vec::new(),
-            muted: Vec::new(),
-            held: false,
-            supervisors: Vec::new(),
-            terminal: None,
-            pending_leg: None,
-            offer_deadlines_ms: Vec::new(),
-        }
-    }
-
     /// A missed offer does not restart the wait; the answer counts the wait
     /// from the first queued view, in the right bucket; an abandoned call
     /// is not counted; a transfer to the queue
@@ -137,10 +116,10 @@ mod tests {
     fn waits_run_from_the_first_queued_view_to_the_answer() {
         let q = QueueId::new("sales");
         let mut f = WaitFigures::default();
-        f.observe(&view("c1", "queued", Some("sales")), 1_000);
-        f.observe(&view("c2", "queued", Some("sales")), 2_000);
-        f.observe(&view("c1", "offering", Some("sales")), 3_000);
-        f.observe(&view("c1", "queued", Some("sales")), 9_000);
+        f.observe(&CallView::fixture("c1", "queued", Some("sales")), 1_000);
+        f.observe(&CallView::fixture("c2", "queued", Some("sales")), 2_000);
+        f.observe(&CallView::fixture("c1", "offering", Some("sales")), 3_000);
+        f.observe(&CallView::fixture("c1", "queued", Some("sales")), 9_000);
         let calls = [CallId::new("c1"), CallId::new("c2"), CallId::new("c3")];
         assert_eq!(f.waits(&q, &calls, 10_000), vec![9_000, 8_000, 0]);
         assert_eq!(
@@ -149,15 +128,15 @@ mod tests {
         );
         assert_eq!(f.answered(&q).answered, 0);
 
-        f.observe(&view("c1", "connected", Some("sales")), 26_000);
-        f.observe(&view("c2", "ended", Some("sales")), 26_000);
+        f.observe(&CallView::fixture("c1", "connected", Some("sales")), 26_000);
+        f.observe(&CallView::fixture("c2", "ended", Some("sales")), 26_000);
         let a = f.answered(&q);
         assert_eq!(a.answered, 1);
         assert_eq!(a.wait_sum_ms, 25_000);
         assert_eq!(a.wait_buckets[4], 1, "25 s falls in the 30 s bucket");
 
-        f.observe(&view("c1", "queued", Some("sales")), 30_000);
-        f.observe(&view("c1", "connected", Some("sales")), 31_000);
+        f.observe(&CallView::fixture("c1", "queued", Some("sales")), 30_000);
+        f.observe(&CallView::fixture("c1", "connected", Some("sales")), 31_000);
         let a = f.answered(&q);
         assert_eq!(a.answered, 2);
         assert_eq!(a.wait_buckets[0], 1, "1 s falls in the 1 s bucket");

@@ -1,6 +1,6 @@
-//! A caller who hangs up at the moment edgecc answers or bridges them: the
-//! PBX answers the command with "unknown leg" before its hang-up event
-//! arrives. The call ends as that hang-up would end it (abandoned, or
+//! A caller who hangs up at the moment edgecc answers, bridges or
+//! conferences them: the PBX answers the command with "unknown leg" before
+//! its hang-up event arrives. The call ends as that hang-up would end it (abandoned, or
 //! completed once talking), once, and the agent is freed.
 
 mod util;
@@ -21,6 +21,9 @@ enum GoneAt {
     Answer,
     /// Putting the caller into the bridge once the agent answered.
     Bridge,
+    /// Merging the caller, the agent and the consulted agent into a
+    /// conference.
+    Conference,
 }
 
 /// The simulated PBX, except that `at` on the caller's leg replies
@@ -35,12 +38,19 @@ struct CallerGonePbx {
 
 impl PbxPort for CallerGonePbx {
     fn send(&self, cmd: PbxCommand) -> LocalBoxFuture<'static, Result<(), PbxError>> {
+        let is_caller = |leg: &LegId| leg.call_id().as_str() == leg.0;
         let leg = match (&cmd, self.at) {
             (PbxCommand::Answer { leg_id }, GoneAt::Answer)
             | (PbxCommand::Bridge { leg_id, .. }, GoneAt::Bridge)
-                if leg_id.call_id().as_str() == leg_id.0 =>
+                if is_caller(leg_id) =>
             {
                 leg_id.clone()
+            }
+            (PbxCommand::Conference { leg_ids, .. }, GoneAt::Conference) => {
+                match leg_ids.iter().find(|l| is_caller(l)) {
+                    Some(caller) => caller.clone(),
+                    None => return self.sim.send(cmd),
+                }
             }
             _ => return self.sim.send(cmd),
         };
@@ -138,4 +148,41 @@ async fn unknown_caller_leg_on_bridge_is_a_completed_call() {
     assert_eq!(snap.ended.get("completed"), Some(&1));
     assert_eq!(snap.ended.get("failed"), None);
     assert!(is(&h.state("a1").await, "wrap_up"), "a1 wraps the call up");
+}
+
+/// a1 turns its consult with a2 into a conference and the merge finds the
+/// caller gone: the call completes (it was talking), with one `ended`
+/// update, not `failed`; a1 goes to wrap-up and a2 back to Not Ready, as
+/// the caller's hang-up would leave them.
+#[actix_rt::test]
+async fn unknown_caller_leg_on_conference_is_a_completed_call() {
+    tokio::time::pause();
+    let mut cfg = basic(2);
+    cfg.queues[0].wrap_up_ms = 30_000;
+    let h = start_gone(cfg, GoneAt::Conference);
+    h.ready("a1").await;
+    let call = h.call(caller("800")).await;
+    advance(1_500).await;
+    h.cmd("a2", AgentCommand::Login).await.unwrap();
+    h.consult("a1", "a2").await.unwrap();
+    advance(1_500).await;
+    assert!(
+        is(&h.state("a2").await, "talking"),
+        "a2 answered the consult"
+    );
+    h.act("a1", CallAction::ConferenceConsult).await.unwrap();
+    advance(3_000).await;
+    assert_eq!(h.events(&call).iter().filter(|e| *e == "ended").count(), 1);
+    let snap = h.snapshot().await;
+    assert_eq!(snap.ended.get("completed"), Some(&1));
+    assert_eq!(snap.ended.get("failed"), None);
+    assert!(is(&h.state("a1").await, "wrap_up"), "a1 wraps the call up");
+    // a2 came from Not Ready for the consult: back there, as the caller's
+    // hang-up leaves a consulted agent.
+    let a2 = h.state("a2").await;
+    assert!(is(&a2, "not_ready"), "a2 is off the call: {a2:?}");
+    assert!(
+        h.leg(call.as_str()).await.is_none(),
+        "the caller's leg is gone at the PBX"
+    );
 }

@@ -151,27 +151,6 @@ pub async fn panel(state: &AppState, agent: &AgentId, now_ms: u64) -> Result<Val
 mod tests {
     use super::*;
 
-    fn view(call: &str, phase: &'static str, queue: Option<&str>) -> CallView {
-        CallView {
-            call: CallId::new(call),
-            ani: String::new(),
-            dnis: String::new(),
-            attached: Vec::new(),
-            phase,
-            queue: queue.map(QueueId::new),
-            offers: Vec::new(),
-            answer_pending: Vec::new(),
-            ring_all: false,
-            parties: Vec::new(),
-            muted: Vec::new(),
-            held: false,
-            supervisors: Vec::new(),
-            terminal: None,
-            pending_leg: None,
-            offer_deadlines_ms: Vec::new(),
-        }
-    }
-
     fn ids(v: &[&str]) -> Vec<QueueId> {
         v.iter().map(|q| QueueId::new(*q)).collect()
     }
@@ -182,21 +161,21 @@ mod tests {
     #[test]
     fn joins_and_leaves_mark_their_queues() {
         let mut w = QueueWatch::default();
-        w.observe(&view("c1", "routing", Some("sales")));
+        w.observe(&CallView::fixture("c1", "routing", Some("sales")));
         assert!(!w.pending());
-        w.observe(&view("c1", "queued", Some("sales")));
-        w.observe(&view("c2", "queued", Some("support")));
+        w.observe(&CallView::fixture("c1", "queued", Some("sales")));
+        w.observe(&CallView::fixture("c2", "queued", Some("support")));
         assert_eq!(w.take(), ids(&["sales", "support"]));
-        w.observe(&view("c1", "queued", Some("sales")));
+        w.observe(&CallView::fixture("c1", "queued", Some("sales")));
         assert!(!w.pending(), "no change in the line");
-        w.observe(&view("c1", "offering", Some("sales")));
+        w.observe(&CallView::fixture("c1", "offering", Some("sales")));
         assert_eq!(w.take(), ids(&["sales"]));
-        w.observe(&view("c1", "connected", Some("sales")));
+        w.observe(&CallView::fixture("c1", "connected", Some("sales")));
         assert!(!w.pending(), "already out of the line");
         // An overflow: out of one line, into another.
-        w.observe(&view("c2", "queued", Some("billing")));
+        w.observe(&CallView::fixture("c2", "queued", Some("billing")));
         assert_eq!(w.take(), ids(&["billing", "support"]));
-        w.observe(&view("c2", "ended", Some("billing")));
+        w.observe(&CallView::fixture("c2", "ended", Some("billing")));
         assert_eq!(w.take(), ids(&["billing"]));
         assert!(w.waiting.is_empty());
     }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use edgecc_storage::{Storage, StorageConfig};
+use edgecc_storage::{Outbox, Storage, StorageConfig};
 
 use crate::util::{config, copy_dir, cut_copy, list_all, seqs, update, wait_checked};
 
@@ -26,6 +26,59 @@ fn reopened_clean(path: &Path, expect: &[u64]) -> Storage {
     assert!(!health.index_checking, "closed clean: {health:?}");
     assert_eq!(seqs(&list_all(&storage.outbox())), expect);
     storage
+}
+
+/// Appends 20 records (keys `k1`..`k20`) and puts a state entry (`call-0`)
+/// into a fresh directory at `path`, then closes it cleanly; answers the
+/// records' seqs.
+async fn twenty_records(path: &Path) -> Vec<u64> {
+    let storage = Storage::open(path, config()).expect("open");
+    let outbox = storage.outbox();
+    let mut appended = Vec::new();
+    for n in 1..=20 {
+        appended.push(
+            outbox
+                .append(update(&format!("k{n}"), n))
+                .await
+                .expect("append"),
+        );
+    }
+    let state = storage.state("links").expect("state");
+    state.put(b"call-0", b"sys-0").await.expect("put");
+    appended
+}
+
+/// `twenty_records`, then the directory opened with `config` as after an
+/// unclean stop (the clean marker removed); answers the storage (nothing
+/// quarantined yet) and the records' seqs.
+async fn unclean_twenty(path: &Path, config: StorageConfig) -> (Storage, Vec<u64>) {
+    let appended = twenty_records(path).await;
+    std::fs::remove_file(path.join(edgecc_storage::CLEAN_FILE)).expect("marker");
+    let storage = Storage::open(path, config).expect("open");
+    assert!(storage.health().quarantined.is_empty());
+    (storage, appended)
+}
+
+/// Takes one ready record of `appended` and acks it, then appends one more
+/// (`doing` says when, for the failure messages); answers the seqs the
+/// outbox must hold afterwards, in order.
+async fn ack_one_append_one(outbox: &Outbox, appended: &[u64], doing: &str) -> Vec<u64> {
+    let taken = outbox.take_ready(1, 0);
+    let acked = taken.first().expect("a ready record").seq;
+    outbox
+        .ack(acked)
+        .await
+        .unwrap_or_else(|e| panic!("ack {doing}: {e}"));
+    let late = outbox
+        .append(update("late", 1))
+        .await
+        .unwrap_or_else(|e| panic!("append {doing}: {e}"));
+    appended
+        .iter()
+        .copied()
+        .filter(|&s| s != acked)
+        .chain([late])
+        .collect()
 }
 
 /// Goal: while sled is unchecked the directory answers from the log, and
@@ -216,35 +269,14 @@ async fn damaged_sled_pages_are_repaired_by_the_check() {
 async fn a_sled_that_fails_during_the_check_is_quarantined_and_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("box");
-    let appended = {
-        let storage = Storage::open(&path, config()).expect("open");
-        let outbox = storage.outbox();
-        let mut appended = Vec::new();
-        for n in 1..=20 {
-            appended.push(
-                outbox
-                    .append(update(&format!("k{n}"), n))
-                    .await
-                    .expect("append"),
-            );
-        }
-        appended
+    let held = StorageConfig {
+        hold_index_check: true,
+        ..config()
     };
-    std::fs::remove_file(path.join(edgecc_storage::CLEAN_FILE)).expect("marker");
-
-    let storage = open_held(&path);
-    assert!(storage.health().quarantined.is_empty());
+    let (storage, appended) = unclean_twenty(&path, held).await;
     storage.inject_sled_failure("injected: sled refused a group");
     let outbox = storage.outbox();
-    let taken = outbox.take_ready(1, 0);
-    outbox
-        .ack(taken[0].seq)
-        .await
-        .expect("ack after sled failed");
-    let late = outbox
-        .append(update("late", 1))
-        .await
-        .expect("append after sled failed");
+    let expect = ack_one_append_one(&outbox, &appended, "after sled failed").await;
     let state = storage.state("links").expect("state");
     state
         .put(b"call-1", b"sys-1")
@@ -255,16 +287,11 @@ async fn a_sled_that_fails_during_the_check_is_quarantined_and_rebuilt() {
     assert_eq!(health.quarantined.len(), 1, "{health:?}");
     assert!(health.index_check_error.is_none(), "{health:?}");
     assert!(health.index_rebuild_ms.is_some(), "{health:?}");
-    let expect: Vec<u64> = appended
-        .iter()
-        .copied()
-        .filter(|&s| s != taken[0].seq)
-        .chain([late])
-        .collect();
     assert_eq!(seqs(&list_all(&outbox)), expect);
     drop((outbox, state, storage));
     let storage = reopened_clean(&path, &expect);
     let state = storage.state("links").expect("state");
+    assert_eq!(state.get(b"call-0").expect("get"), Some(b"sys-0".to_vec()));
     assert_eq!(state.get(b"call-1").expect("get"), Some(b"sys-1".to_vec()));
 }
 
@@ -502,20 +529,7 @@ async fn a_large_backlog_is_rebuilt_into_a_fresh_sled() {
 async fn a_trusted_sled_that_panics_while_read_is_read_from_the_log_instead() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("data");
-    let appended: Vec<u64> = {
-        let storage = Storage::open(&path, config()).expect("open");
-        let outbox = storage.outbox();
-        let mut appended = Vec::new();
-        for n in 1..=20 {
-            appended.push(
-                outbox
-                    .append(update(&format!("k{n}"), n))
-                    .await
-                    .expect("append"),
-            );
-        }
-        appended
-    };
+    let appended = twenty_records(&path).await;
     let storage = Storage::open(&path, config()).expect("reopen");
     assert!(
         !storage.health().index_checking,
@@ -527,14 +541,12 @@ async fn a_trusted_sled_that_panics_while_read_is_read_from_the_log_instead() {
     let health = storage.health();
     let why = health.index_check_error.clone().unwrap_or_default();
     assert!(why.contains("sled panicked"), "{health:?}");
-    let taken = outbox.take_ready(1, 0);
-    assert_eq!(seqs(&taken), vec![appended[0]]);
-    outbox.ack(appended[0]).await.expect("ack after the panic");
-    let late = outbox
-        .append(update("late", 1))
-        .await
-        .expect("append after the panic");
-    let expect: Vec<u64> = appended[1..].iter().copied().chain([late]).collect();
+    let expect = ack_one_append_one(&outbox, &appended, "after the panic").await;
+    assert_eq!(
+        expect[..19],
+        appended[1..],
+        "the first record was ready first"
+    );
     assert_eq!(seqs(&list_all(&outbox)), expect);
     drop((outbox, storage));
     assert!(
@@ -631,32 +643,6 @@ fn bounded() -> StorageConfig {
     }
 }
 
-/// Writes 20 records and a state entry into `path`, then opens it as after
-/// an unclean stop with the check held; answers the storage and the
-/// records' seqs.
-async fn unclean_with_held_check(path: &Path) -> (Storage, Vec<u64>) {
-    let appended = {
-        let storage = Storage::open(path, config()).expect("open");
-        let outbox = storage.outbox();
-        let mut appended = Vec::new();
-        for n in 1..=20 {
-            appended.push(
-                outbox
-                    .append(update(&format!("k{n}"), n))
-                    .await
-                    .expect("append"),
-            );
-        }
-        let state = storage.state("links").expect("state");
-        state.put(b"call-1", b"sys-1").await.expect("put");
-        appended
-    };
-    std::fs::remove_file(path.join(edgecc_storage::CLEAN_FILE)).expect("marker");
-    let storage = Storage::open(path, bounded()).expect("open");
-    assert!(storage.health().quarantined.is_empty());
-    (storage, appended)
-}
-
 /// Releases the held check of `storage` once `inject` made it stuck in
 /// sled for `stuck`, acks the first record and appends one meanwhile, and
 /// checks that the check ended within half of `stuck` with that sled moved
@@ -672,15 +658,7 @@ async fn a_stuck_check_ends_alone(
     let released = std::time::Instant::now();
     storage.release_index_check();
     let outbox = storage.outbox();
-    let taken = outbox.take_ready(1, 0);
-    outbox
-        .ack(taken[0].seq)
-        .await
-        .expect("ack while the check is stuck");
-    let late = outbox
-        .append(update("late", 1))
-        .await
-        .expect("append while the check is stuck");
+    let expect = ack_one_append_one(&outbox, appended, "while the check is stuck").await;
     let health = wait_checked(storage);
     let took = released.elapsed();
     assert!(
@@ -690,12 +668,6 @@ async fn a_stuck_check_ends_alone(
     assert_eq!(health.quarantined.len(), 1, "moved aside: {health:?}");
     assert!(health.index_check_error.is_none(), "{health:?}");
     assert!(health.index_rebuild_ms.is_some(), "{health:?}");
-    let expect: Vec<u64> = appended
-        .iter()
-        .copied()
-        .filter(|&s| s != taken[0].seq)
-        .chain([late])
-        .collect();
     assert_eq!(seqs(&list_all(&outbox)), expect);
     // The stuck read returns late: its pass must touch nothing.
     std::thread::sleep(
@@ -721,7 +693,7 @@ async fn a_stuck_check_ends_alone(
     );
     assert_eq!(seqs(&list_all(&outbox)), expect);
     let state = storage.state("links").expect("state");
-    assert_eq!(state.get(b"call-1").expect("get"), Some(b"sys-1".to_vec()));
+    assert_eq!(state.get(b"call-0").expect("get"), Some(b"sys-0".to_vec()));
     expect
 }
 
@@ -738,7 +710,7 @@ async fn a_stuck_check_ends_alone(
 async fn a_check_stuck_while_it_holds_the_apply_lock_stalls_nobody() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("box");
-    let (storage, appended) = unclean_with_held_check(&path).await;
+    let (storage, appended) = unclean_twenty(&path, bounded()).await;
     let stuck = std::time::Duration::from_secs(8);
     let expect = a_stuck_check_ends_alone(&storage, &appended, stuck, |s, ms| {
         s.inject_check_locked_read_stall(ms)
@@ -770,7 +742,7 @@ async fn a_check_stuck_while_it_holds_the_apply_lock_stalls_nobody() {
 async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("box");
-    let (storage, appended) = unclean_with_held_check(&path).await;
+    let (storage, appended) = unclean_twenty(&path, bounded()).await;
     let stuck = std::time::Duration::from_secs(4);
     let expect = a_stuck_check_ends_alone(&storage, &appended, stuck, |s, ms| {
         s.inject_check_read_stall(ms)
@@ -796,5 +768,5 @@ async fn a_check_stuck_inside_sled_is_abandoned_and_sled_rebuilt() {
     );
     let storage = reopened_clean(&path, &expect);
     let state = storage.state("links").expect("state");
-    assert_eq!(state.get(b"call-1").expect("get"), Some(b"sys-1".to_vec()));
+    assert_eq!(state.get(b"call-0").expect("get"), Some(b"sys-0".to_vec()));
 }

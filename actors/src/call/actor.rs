@@ -443,17 +443,15 @@ impl CallActor {
                         act.apply(Vec::new(), ctx);
                     }
                 }
-                PbxCommand::Bridge { leg_id, .. } | PbxCommand::Answer { leg_id }
-                    if *leg_id == act.call.caller_leg
-                        && !act.call.is_ended()
-                        && matches!(&e, PbxError::UnknownLeg(gone) if *gone == leg_id.0) =>
-                {
-                    // The caller hung up as we answered or bridged them: the
-                    // PBX's hang-up event is on its way. End the call as that
-                    // event would (abandoned, or completed once talking);
-                    // when it arrives it finds the call ended.
+                _ if !act.call.is_ended() && caller_gone(&cmd, &e, &act.call.caller_leg) => {
+                    // The caller hung up as we answered, bridged or
+                    // conferenced them: the PBX's hang-up event is on its
+                    // way. End the call as that event would (abandoned, or
+                    // completed once talking); when it arrives it finds the
+                    // call ended.
+                    let leg_id = act.call.caller_leg.clone();
                     info!(call_id = %act.call.id, leg_id = %leg_id, "Caller gone before the PBX carried out the command; the call ends as hung up.");
-                    let fx = act.call.leg_hung_up(leg_id, HangupCause::Normal, now);
+                    let fx = act.call.leg_hung_up(&leg_id, HangupCause::Normal, now);
                     act.apply(fx, ctx);
                 }
                 PbxCommand::Bridge { .. } | PbxCommand::Conference { .. } if !act.call.is_ended() => {
@@ -757,6 +755,18 @@ impl CallActor {
             }
         }))
     }
+}
+
+/// Whether `e`, the PBX's answer to `cmd`, says that the caller's own leg
+/// (`caller`) is gone while edgecc answered, bridged or conferenced it:
+/// the caller hung up at that moment, and its hang-up event follows.
+fn caller_gone(cmd: &PbxCommand, e: &PbxError, caller: &LegId) -> bool {
+    let on_caller = match cmd {
+        PbxCommand::Answer { leg_id } | PbxCommand::Bridge { leg_id, .. } => leg_id == caller,
+        PbxCommand::Conference { leg_ids, .. } => leg_ids.contains(caller),
+        _ => false,
+    };
+    on_caller && matches!(e, PbxError::UnknownLeg(gone) if *gone == caller.0)
 }
 
 /// First effects of a new call (internal).

@@ -49,7 +49,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use edgecc::config::{Config, CrmAdapterConfig};
+use edgecc::config::{Config, CrmAdapterConfig, CrmSettings};
 use edgecc::pbx::PbxAdapter;
 use edgecc::system::storage::open_storage;
 use edgecc::system::SystemParts;
@@ -482,26 +482,65 @@ async fn records_run(mode: &str, skilled: bool) {
     stages(mode, skilled, &reg, &sim, &arrivals, &lat, Some(&counts)).await;
 }
 
+/// The whole system as `edgecc run` assembles it (`SystemParts`) on the
+/// simulated PBX, its data in `dir`: the set-up of the durable runs and of
+/// the drain runs.
+struct Durable {
+    /// The running system (stopped by [`Durable::shutdown`]).
+    system: edgecc::system::System,
+    /// Its registry, where the agents' commands go.
+    reg: Addr<Registry>,
+    /// The simulated PBX the callers are placed on.
+    sim: Addr<SimPbx>,
+    /// When each caller was placed.
+    arrivals: Arrivals,
+    /// Each offer's latency.
+    lat: Latencies,
+    /// Its data directory, removed on drop (after the system stopped).
+    _dir: tempfile::TempDir,
+}
+
+impl Durable {
+    /// Starts it on `dir`'s `data`, with `crm` (none when `None`).
+    async fn start(dir: tempfile::TempDir, skilled: bool, crm: Option<CrmSettings>) -> Durable {
+        let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
+        let sim = sim(arrivals.clone(), lat.clone());
+        let mut config = Config {
+            site_id: "bench".into(),
+            contact_center: contact_center(skilled),
+            ..Config::default()
+        };
+        match crm {
+            Some(crm) => config.crm = crm,
+            None => config.crm.adapter = CrmAdapterConfig::None,
+        }
+        let storage = open_storage(&config, &dir.path().join("data")).expect("storage");
+        let system = SystemParts::new(config, storage)
+            .with_pbx(PbxAdapter::Sim(sim.clone()))
+            .start()
+            .await
+            .expect("system");
+        let reg = system.running.registry.clone();
+        Durable {
+            system,
+            reg,
+            sim,
+            arrivals,
+            lat,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the system, then removes its data directory.
+    async fn shutdown(self) {
+        self.system.shutdown().await;
+    }
+}
+
 async fn durable_run(mode: &str, skilled: bool) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
-    let sim = sim(arrivals.clone(), lat.clone());
-    let cc = contact_center(skilled);
-    let mut config = Config {
-        site_id: "bench".into(),
-        contact_center: cc,
-        ..Config::default()
-    };
-    config.crm.adapter = CrmAdapterConfig::None;
-    let storage = open_storage(&config, &dir.path().join("data")).expect("storage");
-    let system = SystemParts::new(config, storage)
-        .with_pbx(PbxAdapter::Sim(sim.clone()))
-        .start()
-        .await
-        .expect("system");
-    let reg = system.running.registry.clone();
-    stages(mode, skilled, &reg, &sim, &arrivals, &lat, None).await;
-    system.shutdown().await;
+    let d = Durable::start(tempfile::tempdir().expect("tempdir"), skilled, None).await;
+    stages(mode, skilled, &d.reg, &d.sim, &d.arrivals, &d.lat, None).await;
+    d.shutdown().await;
 }
 
 /// The webhook secret the emulator and the drain run's CRM adapter share.
@@ -519,7 +558,6 @@ const DRAIN_SECRET: &str = "whsec_bench_routing_durable_drain";
 /// placed before then (and of the whole second stage). One rate: the
 /// first of `EDGECC_BENCH_RATES`.
 async fn drain_run(mode: &str, skilled: bool) {
-    use edgecc::config::CrmSettings;
     use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
     use edgecc::crm::sync::{GetSyncStatus, SyncConfig};
     use edgecc::crm::webhook::WebhookConfig;
@@ -536,47 +574,36 @@ async fn drain_run(mode: &str, skilled: bool) {
         .expect("CRM down");
     let secret_file = dir.path().join("webhook-secret");
     std::fs::write(&secret_file, DRAIN_SECRET).expect("secret");
-    let (arrivals, lat): (Arrivals, Latencies) = (Rc::default(), Rc::default());
-    let sim = sim(arrivals.clone(), lat.clone());
-    let config = Config {
-        site_id: "bench".into(),
-        contact_center: contact_center(skilled),
-        crm: CrmSettings {
-            adapter: CrmAdapterConfig::Webhook(WebhookConfig {
-                url: crm.webhook_url(),
-                secret_file: Some(secret_file),
-                connect_timeout_ms: 1_000,
-                request_timeout_ms: 3_000,
-                batch_max: 1,
-            }),
-            // The demo's: a down CRM is probed every second.
-            sync: SyncConfig {
-                breaker_probe_interval_ms: 1_000,
-                backoff_cap_ms: 5_000,
-                ..SyncConfig::default()
-            },
+    let settings = CrmSettings {
+        adapter: CrmAdapterConfig::Webhook(WebhookConfig {
+            url: crm.webhook_url(),
+            secret_file: Some(secret_file),
+            connect_timeout_ms: 1_000,
+            request_timeout_ms: 3_000,
+            batch_max: 1,
+        }),
+        // The demo's: a down CRM is probed every second.
+        sync: SyncConfig {
+            breaker_probe_interval_ms: 1_000,
+            backoff_cap_ms: 5_000,
+            ..SyncConfig::default()
         },
-        ..Config::default()
     };
-    let storage = open_storage(&config, &dir.path().join("data")).expect("storage");
-    let system = SystemParts::new(config, storage)
-        .with_pbx(PbxAdapter::Sim(sim.clone()))
-        .start()
-        .await
-        .expect("system");
-    let reg = system.running.registry.clone();
-    let sync = system
+    let d = Durable::start(dir, skilled, Some(settings)).await;
+    let (reg, sim, arrivals, lat) = (&d.reg, &d.sim, &d.arrivals, &d.lat);
+    let sync = d
+        .system
         .running
         .sync
         .clone()
         .expect("the webhook CRM's sync worker");
-    staff(&reg, &sim).await;
+    staff(reg, sim).await;
     let rate = rates()[0];
     let stage = Stage {
         mode,
         skilled,
-        sim: &sim,
-        arrivals: &arrivals,
+        sim,
+        arrivals,
     };
     let mut seq = 0u64;
 
@@ -667,7 +694,7 @@ async fn drain_run(mode: &str, skilled: bool) {
         pct(&all, 0.99),
         all.last().copied().unwrap_or(0),
     );
-    system.shutdown().await;
+    d.shutdown().await;
     crm.stop().await;
 }
 

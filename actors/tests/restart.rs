@@ -332,6 +332,64 @@ async fn agent_named_by_a_connected_call_comes_back_talking() {
     assert_crm_once(&h, &call);
 }
 
+/// Goal: an agent saved still offered a live call whose record no longer
+/// offers it (the offer was withdrawn and the call went back to its line
+/// just before the kill) is freed at the restore, not when its stale
+/// lease runs out, and the call is offered to it once, on a new token.
+/// Method: a1 is offered the call (its phone rings on), then the saved
+/// call is put back in the queue with the offer gone; after the restart
+/// a1 holds a new offer of that call at once, the old ringing leg is
+/// gone, a1's phone has one leg, and past the old lease nothing changes:
+/// a1 answers the new offer and the call ends once at the CRM.
+#[actix_rt::test]
+async fn agent_saved_offered_a_call_that_no_longer_offers_it_is_freed() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    h.script(
+        "101",
+        vec![
+            PhoneAction::NoAnswer,
+            PhoneAction::Answer { after_ms: 1_000 },
+        ],
+    );
+    let call = h.call(caller("800")).await;
+    let AgentState::Reserved { token: old, .. } = h.state("a1").await else {
+        panic!("a1 not reserved");
+    };
+    let h = h.kill_and(|_| ()).await;
+    let mut record = h.state.snapshot().calls[&call].clone();
+    assert_eq!(record.phase.name(), "offering");
+    record.phase = edgecc_actors::call::CallPhase::Queued {
+        queue: QueueId::new("q"),
+        since_ms: record.arrived_ms,
+    };
+    h.state.persist(StateRecord::Call(Box::new(record)));
+    h.state.persist(StateRecord::QueueOrder {
+        queue: QueueId::new("q"),
+        waiting: vec![call.clone()],
+    });
+    let h = h.restart_killed(1_000).await;
+    let AgentState::Reserved { call: c, token, .. } = h.state("a1").await else {
+        panic!("a1 not offered the call again at once");
+    };
+    assert_eq!(c, call);
+    assert!(token > old, "a new offer, not the stale one");
+    assert!(h.leg(&format!("{call}~{old}")).await.is_none());
+    assert_eq!(
+        h.sim.send(GetSimStats).await.unwrap().legs,
+        2,
+        "the caller and one agent leg"
+    );
+    advance(1_500).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    advance(20_000).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    h.hang_up(call.as_str()).await;
+    advance(500).await;
+    assert_crm_once(&h, &call);
+}
+
 /// A call persisted before it was routed (it arrived just before the
 /// kill) is routed after the restart: it joins its queue and is offered.
 #[actix_rt::test]

@@ -8,7 +8,8 @@
 
 mod util;
 
-use edgecc_actors::agent::{AgentState, OfferPurpose};
+use edgecc_actors::agent::actor::{AwaitDesktops, DesktopEvent};
+use edgecc_actors::agent::{AgentState, NotReadyReason, OfferPurpose, Presence, SystemReason};
 use edgecc_actors::durable::StateKey;
 use edgecc_actors::sim::{GetSimStats, PhoneAction};
 use edgecc_actors::*;
@@ -706,4 +707,98 @@ async fn a_reject_delay_runs_to_its_end_across_a_restart() {
     // Out of the delay (Ready, or offered the waiting call again: it is
     // the queue's only agent).
     assert_ne!(h.state("a1").await, delayed);
+}
+
+/// `agent`'s desktop connects or closes (as the HTTP layer's WebSocket
+/// reports it), then everything it set off runs.
+async fn desktop(h: &Harness, agent: &str, event: DesktopEvent) {
+    h.registry
+        .send(AgentDesktop {
+            agent: AgentId::new(agent),
+            event,
+        })
+        .await
+        .unwrap();
+    settle().await;
+}
+
+/// Goal: a restart is not read as every desktop closing, and the desktop
+/// grace runs sanely across it. Method: a1, a2 and a3 Ready with their
+/// desktops connected; a3's closes 2 s before the kill (grace 10 s);
+/// edgecc is down 3 s. After the restart a1 and a2 are still connected
+/// since their own start and Ready, and the HTTP layer says desktops may
+/// reconnect (grace 10 s from the restart); a1's desktop comes back at
+/// 5 s and a1 stays Ready and connected past the grace; a2's never does:
+/// Ready at 9.9 s, then gone since the restart and Not Ready (desktop
+/// gone); a3's grace ends at its own deadline, 5 s after the restart.
+#[actix_rt::test]
+async fn desktop_presence_survives_a_restart_with_its_grace() {
+    tokio::time::pause();
+    let h = start(basic(3), 1);
+    for a in ["a1", "a2", "a3"] {
+        h.ready(a).await;
+        desktop(&h, a, DesktopEvent::Connected).await;
+    }
+    let mut connected_at = std::collections::HashMap::new();
+    for a in ["a1", "a2"] {
+        match h.agent(a).await.presence {
+            Presence::Connected { since_ms } => connected_at.insert(a, since_ms),
+            other => panic!("{a} not connected: {other:?}"),
+        };
+    }
+    advance(1_000).await;
+    desktop(&h, "a3", DesktopEvent::Disconnected { grace_ms: 10_000 }).await;
+    advance(2_000).await;
+    let h = h.restart(3_000).await;
+    let restart_ms = h.clock.now_ms();
+    let near_restart = |since_ms: u64| (restart_ms - 10..=restart_ms).contains(&since_ms);
+    for a in ["a1", "a2"] {
+        let view = h.agent(a).await;
+        assert_eq!(
+            view.presence,
+            Presence::Connected {
+                since_ms: connected_at[a]
+            },
+            "{a}"
+        );
+        assert!(is(&view.state, "ready"), "{a}: {:?}", view.state);
+    }
+    h.registry
+        .send(AwaitDesktops { grace_ms: 10_000 })
+        .await
+        .unwrap();
+    advance(4_900).await;
+    assert!(is(&h.state("a3").await, "ready"), "a3's grace is not over");
+    advance(200).await;
+    let gone = AgentState::NotReady {
+        reason: NotReadyReason::System(SystemReason::DesktopGone),
+    };
+    assert_eq!(
+        h.state("a3").await,
+        gone,
+        "a3's grace ended at its own deadline"
+    );
+    desktop(&h, "a1", DesktopEvent::Connected).await;
+    advance(4_700).await;
+    assert!(
+        is(&h.state("a2").await, "ready"),
+        "a2 still within its grace"
+    );
+    advance(300).await;
+    let a2 = h.agent("a2").await;
+    assert_eq!(a2.state, gone);
+    assert!(
+        matches!(a2.presence, Presence::Disconnected { since_ms } if near_restart(since_ms)),
+        "gone since the restart: {:?}",
+        a2.presence
+    );
+    advance(20_000).await;
+    let a1 = h.agent("a1").await;
+    assert!(is(&a1.state, "ready"), "{:?}", a1.state);
+    assert_eq!(
+        a1.presence,
+        Presence::Connected {
+            since_ms: connected_at["a1"]
+        }
+    );
 }

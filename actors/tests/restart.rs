@@ -8,7 +8,8 @@
 
 mod util;
 
-use edgecc_actors::agent::{AgentState, OfferPurpose};
+use edgecc_actors::agent::actor::{AwaitDesktops, DesktopEvent};
+use edgecc_actors::agent::{AgentState, NotReadyReason, OfferPurpose, Presence, SystemReason};
 use edgecc_actors::durable::StateKey;
 use edgecc_actors::sim::{GetSimStats, PhoneAction};
 use edgecc_actors::*;
@@ -332,6 +333,64 @@ async fn agent_named_by_a_connected_call_comes_back_talking() {
     assert_crm_once(&h, &call);
 }
 
+/// Goal: an agent saved still offered a live call whose record no longer
+/// offers it (the offer was withdrawn and the call went back to its line
+/// just before the kill) is freed at the restore, not when its stale
+/// lease runs out, and the call is offered to it once, on a new token.
+/// Method: a1 is offered the call (its phone rings on), then the saved
+/// call is put back in the queue with the offer gone; after the restart
+/// a1 holds a new offer of that call at once, the old ringing leg is
+/// gone, a1's phone has one leg, and past the old lease nothing changes:
+/// a1 answers the new offer and the call ends once at the CRM.
+#[actix_rt::test]
+async fn agent_saved_offered_a_call_that_no_longer_offers_it_is_freed() {
+    tokio::time::pause();
+    let h = start(basic(1), 1);
+    h.ready("a1").await;
+    h.script(
+        "101",
+        vec![
+            PhoneAction::NoAnswer,
+            PhoneAction::Answer { after_ms: 1_000 },
+        ],
+    );
+    let call = h.call(caller("800")).await;
+    let AgentState::Reserved { token: old, .. } = h.state("a1").await else {
+        panic!("a1 not reserved");
+    };
+    let h = h.kill_and(|_| ()).await;
+    let mut record = h.state.snapshot().calls[&call].clone();
+    assert_eq!(record.phase.name(), "offering");
+    record.phase = edgecc_actors::call::CallPhase::Queued {
+        queue: QueueId::new("q"),
+        since_ms: record.arrived_ms,
+    };
+    h.state.persist(StateRecord::Call(Box::new(record)));
+    h.state.persist(StateRecord::QueueOrder {
+        queue: QueueId::new("q"),
+        waiting: vec![call.clone()],
+    });
+    let h = h.restart_killed(1_000).await;
+    let AgentState::Reserved { call: c, token, .. } = h.state("a1").await else {
+        panic!("a1 not offered the call again at once");
+    };
+    assert_eq!(c, call);
+    assert!(token > old, "a new offer, not the stale one");
+    assert!(h.leg(&format!("{call}~{old}")).await.is_none());
+    assert_eq!(
+        h.sim.send(GetSimStats).await.unwrap().legs,
+        2,
+        "the caller and one agent leg"
+    );
+    advance(1_500).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    advance(20_000).await;
+    assert!(matches!(h.state("a1").await, AgentState::Talking { call: c, .. } if c == call));
+    h.hang_up(call.as_str()).await;
+    advance(500).await;
+    assert_crm_once(&h, &call);
+}
+
 /// A call persisted before it was routed (it arrived just before the
 /// kill) is routed after the restart: it joins its queue and is offered.
 #[actix_rt::test]
@@ -648,4 +707,98 @@ async fn a_reject_delay_runs_to_its_end_across_a_restart() {
     // Out of the delay (Ready, or offered the waiting call again: it is
     // the queue's only agent).
     assert_ne!(h.state("a1").await, delayed);
+}
+
+/// `agent`'s desktop connects or closes (as the HTTP layer's WebSocket
+/// reports it), then everything it set off runs.
+async fn desktop(h: &Harness, agent: &str, event: DesktopEvent) {
+    h.registry
+        .send(AgentDesktop {
+            agent: AgentId::new(agent),
+            event,
+        })
+        .await
+        .unwrap();
+    settle().await;
+}
+
+/// Goal: a restart is not read as every desktop closing, and the desktop
+/// grace runs sanely across it. Method: a1, a2 and a3 Ready with their
+/// desktops connected; a3's closes 2 s before the kill (grace 10 s);
+/// edgecc is down 3 s. After the restart a1 and a2 are still connected
+/// since their own start and Ready, and the HTTP layer says desktops may
+/// reconnect (grace 10 s from the restart); a1's desktop comes back at
+/// 5 s and a1 stays Ready and connected past the grace; a2's never does:
+/// Ready at 9.9 s, then gone since the restart and Not Ready (desktop
+/// gone); a3's grace ends at its own deadline, 5 s after the restart.
+#[actix_rt::test]
+async fn desktop_presence_survives_a_restart_with_its_grace() {
+    tokio::time::pause();
+    let h = start(basic(3), 1);
+    for a in ["a1", "a2", "a3"] {
+        h.ready(a).await;
+        desktop(&h, a, DesktopEvent::Connected).await;
+    }
+    let mut connected_at = std::collections::HashMap::new();
+    for a in ["a1", "a2"] {
+        match h.agent(a).await.presence {
+            Presence::Connected { since_ms } => connected_at.insert(a, since_ms),
+            other => panic!("{a} not connected: {other:?}"),
+        };
+    }
+    advance(1_000).await;
+    desktop(&h, "a3", DesktopEvent::Disconnected { grace_ms: 10_000 }).await;
+    advance(2_000).await;
+    let h = h.restart(3_000).await;
+    let restart_ms = h.clock.now_ms();
+    let near_restart = |since_ms: u64| (restart_ms - 10..=restart_ms).contains(&since_ms);
+    for a in ["a1", "a2"] {
+        let view = h.agent(a).await;
+        assert_eq!(
+            view.presence,
+            Presence::Connected {
+                since_ms: connected_at[a]
+            },
+            "{a}"
+        );
+        assert!(is(&view.state, "ready"), "{a}: {:?}", view.state);
+    }
+    h.registry
+        .send(AwaitDesktops { grace_ms: 10_000 })
+        .await
+        .unwrap();
+    advance(4_900).await;
+    assert!(is(&h.state("a3").await, "ready"), "a3's grace is not over");
+    advance(200).await;
+    let gone = AgentState::NotReady {
+        reason: NotReadyReason::System(SystemReason::DesktopGone),
+    };
+    assert_eq!(
+        h.state("a3").await,
+        gone,
+        "a3's grace ended at its own deadline"
+    );
+    desktop(&h, "a1", DesktopEvent::Connected).await;
+    advance(4_700).await;
+    assert!(
+        is(&h.state("a2").await, "ready"),
+        "a2 still within its grace"
+    );
+    advance(300).await;
+    let a2 = h.agent("a2").await;
+    assert_eq!(a2.state, gone);
+    assert!(
+        matches!(a2.presence, Presence::Disconnected { since_ms } if near_restart(since_ms)),
+        "gone since the restart: {:?}",
+        a2.presence
+    );
+    advance(20_000).await;
+    let a1 = h.agent("a1").await;
+    assert!(is(&a1.state, "ready"), "{:?}", a1.state);
+    assert_eq!(
+        a1.presence,
+        Presence::Connected {
+            since_ms: connected_at["a1"]
+        }
+    );
 }

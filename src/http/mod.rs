@@ -298,6 +298,13 @@ pub async fn start(
         .await
         .map_err(|e| StartError::Registry(e.to_string()))?
         .map_err(|e| StartError::Registry(e.to_string()))?;
+    // Desktops connected when a restored system was killed may come back
+    // from now on, within the grace (`edgecc_actors::agent::presence`).
+    running
+        .registry
+        .do_send(edgecc_actors::agent::actor::AwaitDesktops {
+            grace_ms: http.desktop_grace_ms,
+        });
     // The per-queue wait buckets of `/metrics` include each threshold.
     running
         .registry

@@ -9,6 +9,7 @@
 //! the agent refuses one that is not its own before forwarding the rest to
 //! the call's actor.
 
+use super::presence::{Resume, SavedPresence};
 use super::{
     Agent, AgentError, AgentSettings, AgentState, NotReadyReason, OfferOutcome, OfferPurpose,
     Presence, SystemReason,
@@ -141,6 +142,16 @@ pub enum DesktopEvent {
 #[rtype(result = "()")]
 pub struct DesktopChanged(pub DesktopEvent);
 
+/// The desktops of a restored system may now reconnect (the HTTP layer
+/// listens): an agent whose desktop was connected at the kill waits
+/// `grace_ms` from now for it, then takes it as gone since the restart.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct AwaitDesktops {
+    /// The desktop grace, from the HTTP settings.
+    pub grace_ms: u64,
+}
+
 /// The offer ended without a connection (from the call).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -246,6 +257,9 @@ pub struct AgentActor {
     /// Times the agent's states for its history intervals
     /// ([`crate::cdr::agent`]); a cell because views persist from `&self`.
     activity: std::cell::RefCell<crate::cdr::agent::ActivityTracker>,
+    /// What the restore left pending about the desktop (a reconnect
+    /// awaited, a grace to finish; see [`super::presence`]).
+    desktop_resume: Resume,
 }
 
 /// The state name, call and Not Ready reason time in state is measured
@@ -271,6 +285,7 @@ impl AgentActor {
             weighed: WeighedAsks::default(),
             pushed_held: None,
             activity: Default::default(),
+            desktop_resume: Resume::Nothing,
         }
     }
 
@@ -297,6 +312,8 @@ impl AgentActor {
             .or(saved_since)
             .unwrap_or(now);
         let agent_state = agent.state.clone();
+        // The desktop as it was saved: a restart is not a close.
+        let (presence, desktop_resume) = super::presence::resume(agent.desktop.as_ref(), now);
         Self {
             env,
             last_call: agent_call_addr(&agent, &call_addr),
@@ -305,9 +322,10 @@ impl AgentActor {
             pushed_ready: false,
             time_key,
             state_since_ms,
-            // No desktop is connected to a new process: they reconnect.
+            // No desktop is connected to a new process: they reconnect
+            // (see `desktop_resume`).
             desktops: 0,
-            presence: Presence::Disconnected { since_ms: now },
+            presence,
             presence_epoch: 0,
             restored: true,
             weighed: WeighedAsks::default(),
@@ -318,6 +336,7 @@ impl AgentActor {
                 &agent_state,
                 state_since_ms,
             )),
+            desktop_resume,
         }
     }
 
@@ -615,6 +634,10 @@ impl Actor for AgentActor {
             return;
         }
         self.publish(ctx);
+        if let Resume::GraceUntil(at_ms) = self.desktop_resume {
+            self.desktop_resume = Resume::Nothing;
+            self.arm_desktop_grace(at_ms, at_ms, ctx);
+        }
         if self.agent.state
             == (super::AgentState::NotReady {
                 reason: NotReadyReason::System(SystemReason::RejectDelay),
@@ -828,8 +851,14 @@ impl Handler<DesktopChanged> for AgentActor {
             DesktopEvent::Connected => {
                 self.desktops = self.desktops.saturating_add(1);
                 if self.desktops == 1 {
-                    self.presence = Presence::Connected { since_ms: now };
+                    // A desktop back after a restart keeps its presence's
+                    // start: it was connected all along.
+                    if !matches!(self.presence, Presence::Connected { .. }) {
+                        self.presence = Presence::Connected { since_ms: now };
+                    }
                     self.presence_epoch += 1;
+                    self.desktop_resume = Resume::Nothing;
+                    self.save_presence(None);
                     self.changed();
                 }
             }
@@ -843,25 +872,70 @@ impl Handler<DesktopChanged> for AgentActor {
                 }
                 self.presence = Presence::Disconnected { since_ms: now };
                 self.presence_epoch += 1;
+                let until_ms = now.saturating_add(grace_ms);
+                self.save_presence(Some(until_ms));
                 self.changed();
-                let presence_epoch = self.presence_epoch;
-                ctx.run_later(Duration::from_millis(grace_ms), move |act, ctx| {
-                    if act.presence_epoch != presence_epoch {
-                        return;
-                    }
-                    let before = act.agent.epoch;
-                    let state = act.agent.state.name();
-                    if act.agent.desktop_gone() {
-                        warn!(agent_id = %act.agent.id, state, "Desktop gone past the grace; agent set Not Ready.");
-                        if act.agent.epoch == before {
-                            // Only a pending change: the view still changed.
-                            act.changed();
-                        }
-                        act.after(before, ctx);
-                    }
-                });
+                self.arm_desktop_grace(until_ms, now, ctx);
             }
         }
+    }
+}
+
+impl Handler<AwaitDesktops> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AwaitDesktops, ctx: &mut Self::Context) {
+        if let Resume::AwaitReconnect { restart_ms } = self.desktop_resume {
+            self.desktop_resume = Resume::Nothing;
+            if self.desktops == 0 {
+                // From now: no desktop could reconnect before the HTTP
+                // layer listened.
+                let until_ms = self.env.now_ms().saturating_add(msg.grace_ms);
+                self.arm_desktop_grace(until_ms, restart_ms, ctx);
+            }
+        }
+    }
+}
+
+impl AgentActor {
+    /// Records the presence in the agent's saved record (persisted with
+    /// its next change), with the grace deadline running, if any.
+    fn save_presence(&mut self, grace_until_ms: Option<u64>) {
+        self.agent.desktop = Some(SavedPresence {
+            presence: self.presence,
+            grace_until_ms,
+        });
+    }
+
+    /// At `at_ms`, unless a desktop connected meanwhile, the desktop is
+    /// gone: presence says so (a desktop awaited after a restart, still
+    /// shown connected, counts as gone since `gone_since_ms`) and the
+    /// agent leaves routing.
+    fn arm_desktop_grace(&mut self, at_ms: u64, gone_since_ms: u64, ctx: &mut Context<Self>) {
+        let presence_epoch = self.presence_epoch;
+        let wait = at_ms.saturating_sub(self.env.now_ms());
+        ctx.run_later(Duration::from_millis(wait), move |act, ctx| {
+            if act.presence_epoch != presence_epoch || act.desktops > 0 {
+                return;
+            }
+            if let Presence::Connected { .. } = act.presence {
+                // Awaited after a restart and not back: closed at the restart.
+                act.presence = Presence::Disconnected {
+                    since_ms: gone_since_ms,
+                };
+            }
+            act.save_presence(None);
+            let before = act.agent.epoch;
+            let state = act.agent.state.name();
+            if act.agent.desktop_gone() {
+                warn!(agent_id = %act.agent.id, state, "Desktop gone past the grace; agent set Not Ready.");
+            }
+            if act.agent.epoch == before {
+                // Only the presence or a pending change: the view still changed.
+                act.changed();
+            }
+            act.after(before, ctx);
+        });
     }
 }
 

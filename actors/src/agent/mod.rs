@@ -18,6 +18,7 @@
 
 pub mod actor;
 pub mod backoff;
+pub mod presence;
 pub mod score;
 pub mod since;
 
@@ -242,7 +243,8 @@ impl AgentState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "desktop", rename_all = "snake_case")]
 pub enum Presence {
-    /// At least one desktop is connected.
+    /// At least one desktop is connected (or, just after a restart, one
+    /// was at the kill and is awaited within the grace).
     Connected {
         /// Since the first of them connected.
         since_ms: u64,
@@ -389,6 +391,11 @@ pub struct Agent {
     /// restart (see [`since`]); `None` in older records.
     #[serde(default)]
     pub state_since: Option<since::StateSince>,
+    /// The desktop's presence as the actor last saw it: persisted so a
+    /// restart is not read as every desktop closing (see [`presence`]);
+    /// `None` in older records.
+    #[serde(default)]
+    pub desktop: Option<presence::SavedPresence>,
 }
 
 impl Agent {
@@ -404,6 +411,7 @@ impl Agent {
             settings,
             logged_out_ms: None,
             state_since: None,
+            desktop: None,
         }
     }
 

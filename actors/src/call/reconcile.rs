@@ -6,7 +6,8 @@
 //! item where the rules say so); an answered offer is an answer (so an
 //! alerting offer is resolved exactly once); a ringing one keeps ringing
 //! under its re-armed RONA timer. A caller still waiting in a queue hears
-//! the waiting music again.
+//! the waiting music again. An agent leg of an offer the call no longer
+//! has is hung up.
 
 use super::{Call, CallEffect, CallPhase, Fx};
 use crate::ids::LegId;
@@ -64,6 +65,21 @@ impl Call {
             if legs.get(leg) == Some(&LegStatus::Up) && self.unanswered_leg(leg).is_some() {
                 fx.extend(self.leg_answered(leg, now_ms));
             }
+        }
+        // An agent leg the call no longer has (its offer was withdrawn or
+        // moved just before the kill, the hang-up not carried out): it
+        // would ring on beside the call's next offer to that phone.
+        let mut stale: Vec<&LegId> = legs
+            .keys()
+            .filter(|l| l.token().is_some() && !known.contains(l))
+            .collect();
+        stale.sort();
+        for leg in stale {
+            tracing::info!(call_id = %self.id, leg_id = %leg, reason = "restart", "Agent leg of an offer the call no longer has hung up.");
+            fx.push(CallEffect::Pbx(PbxCommand::Hangup {
+                leg_id: leg.clone(),
+                cause: HangupCause::Normal,
+            }));
         }
         if matches!(self.phase, CallPhase::Queued { .. }) && self.moh {
             fx.push(CallEffect::Pbx(PbxCommand::Hold {

@@ -7,10 +7,13 @@
 //! trail, into the wrap-up the call gave it: see [`ended`]; an agent a
 //! live call names is settled against that call, which owns who is on
 //! it: see [`parties`]).
-//! The PBX is not asked anything here: the reconcile does that.
+//! The PBX is not asked anything here: the reconcile does that. Desktops
+//! awaited after the restart get their grace once the HTTP layer listens
+//! ([`AwaitDesktops`]).
 //!
 //! [`SystemReason::Restart`]: crate::agent::SystemReason::Restart
 
+use crate::agent::actor::AwaitDesktops;
 use crate::agent::{Agent, AgentState, NotReadyReason, OfferOutcome, SystemReason};
 use crate::call::actor::CallActor;
 use crate::call::CallPhase;
@@ -130,6 +133,18 @@ impl Restored {
             out.queues.insert(queue, line);
         }
         out
+    }
+}
+
+/// The HTTP layer listens: each agent whose desktop was connected at the
+/// kill now waits one grace for it (see [`crate::agent::presence`]).
+impl Handler<AwaitDesktops> for super::Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: AwaitDesktops, _ctx: &mut Self::Context) {
+        for handle in self.env().directory.agents.values() {
+            handle.addr.do_send(msg);
+        }
     }
 }
 

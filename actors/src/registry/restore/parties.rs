@@ -7,7 +7,11 @@
 //! the phone talks); one saved talking on a live call that names it only
 //! as an offer comes back reserved for that offer (the PBX reconcile then
 //! resolves it once); one saved talking on a live call that does not name
-//! it at all is freed Not Ready, once, as from a lost call.
+//! it at all is freed Not Ready, once, as from a lost call. An agent saved
+//! reserved for an offer the live call no longer lists is freed at once
+//! (not when its lease runs out), and an agent a live call offers is
+//! reserved for that offer, so it is never offered a second call while
+//! its phone rings.
 
 use crate::agent::{Agent, AgentState, NotReadyReason, OfferOutcome, OfferPurpose, SystemReason};
 use crate::call::{Call, CallPhase, PendingKind};
@@ -184,7 +188,52 @@ pub(super) fn settle(agent: &mut Agent, named: Option<&Named>, lease_grace_ms: u
             let _ = agent.set_not_ready(NotReadyReason::System(SystemReason::Restart));
             let _ = agent.left_call(&call, None, now);
         }
+        // Saved reserved for an offer the live call no longer lists (it
+        // was withdrawn, or moved to another agent or token): the offer is
+        // over now, not when its lease runs out; then the offer the calls
+        // do name, if any, is the agent's.
+        (AgentState::Reserved { call, token, .. }, how) if !offers(how, &call, token) => {
+            info!(agent_id = %agent.id, call_id = %call, reason = "restart", "Offer the restored call no longer lists withdrawn.");
+            let _ = agent.offer_ended(&call, token, OfferOutcome::Withdrawn, now);
+            reserve_for(agent, how, lease_grace_ms);
+        }
+        // Free, but a live call offers it (the reservation was not
+        // durable): the agent is reserved for that offer, so it is not
+        // offered a second call while its phone rings.
+        (
+            AgentState::Ready { .. } | AgentState::NotReady { .. },
+            how @ Some(Named::Offered { .. }),
+        ) => {
+            reserve_for(agent, how, lease_grace_ms);
+        }
         _ => {}
+    }
+}
+
+/// Whether `how` is the offer of `call` with `token`.
+fn offers(how: Option<&Named>, call: &CallId, token: OfferToken) -> bool {
+    matches!(how, Some(Named::Offered { call: c, token: t, .. }) if c == call && *t == token)
+}
+
+/// Reserves a free `agent` for the offer `how` names, if it names one.
+fn reserve_for(agent: &mut Agent, how: Option<&Named>, lease_grace_ms: u64) {
+    let Some(Named::Offered {
+        call,
+        token,
+        purpose,
+        deadline_ms,
+    }) = how
+    else {
+        return;
+    };
+    let lease_until_ms = deadline_ms.saturating_add(lease_grace_ms);
+    match agent.reserve(call.clone(), *token, purpose.clone(), lease_until_ms) {
+        Ok(()) => {
+            info!(agent_id = %agent.id, call_id = %call, reason = "restart", "Agent the restored call offers put back on that offer.")
+        }
+        Err(e) => {
+            warn!(agent_id = %agent.id, call_id = %call, error = %e, reason = "restart", "Agent the restored call offers cannot take the offer; the reconcile settles it.")
+        }
     }
 }
 
@@ -265,5 +314,39 @@ mod tests {
             }
         );
         assert_eq!(offered.stats.calls_handled, 0);
+    }
+
+    /// Goal: an agent whose saved offer the live call no longer lists is
+    /// freed at the restore, and follows the offer the call does list.
+    /// Method: a reserved agent settled against no naming (Ready, its old
+    /// lease gone), against another token of its call (reserved on that
+    /// token), and a Ready agent settled against an offer (reserved).
+    #[test]
+    fn reserved_agent_the_call_no_longer_offers_is_freed() {
+        let call = CallId::new("c1");
+        let mut a = agent();
+        a.reserve(call.clone(), OfferToken(3), OfferPurpose::Direct, 100)
+            .unwrap();
+        let mut moved = a.clone();
+        settle(&mut a, None, 5_000, 50);
+        assert!(matches!(a.state, AgentState::Ready { .. }), "{:?}", a.state);
+        assert!(!a.lease_expired(OfferToken(3), 1_000));
+        let how = Named::Offered {
+            call: call.clone(),
+            token: OfferToken(4),
+            purpose: OfferPurpose::Direct,
+            deadline_ms: 70,
+        };
+        settle(&mut moved, Some(&how), 5_000, 50);
+        let reserved = AgentState::Reserved {
+            call: call.clone(),
+            token: OfferToken(4),
+            purpose: OfferPurpose::Direct,
+            lease_until_ms: 5_070,
+        };
+        assert_eq!(moved.state, reserved);
+        let mut free = agent();
+        settle(&mut free, Some(&how), 5_000, 50);
+        assert_eq!(free.state, reserved);
     }
 }

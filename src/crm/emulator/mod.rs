@@ -77,7 +77,7 @@ mod table_api;
 mod webhook;
 
 pub use handle::EmulatorHandle;
-pub use jwt_grant::{JwtVerifier, CLOCK_SKEW_SECS};
+pub use jwt_grant::{JwtVerifier, CLOCK_SKEW_SECS, JWT_USER_FIELD_DEFAULT};
 
 use std::collections::BTreeMap;
 

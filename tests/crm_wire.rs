@@ -2,20 +2,20 @@
 //! emulator over real HTTP on 127.0.0.1.
 //!
 //! Each test starts its own emulator on port 0, builds an adapter with
-//! short timeouts ([`TIMEOUT_MS`]), switches the emulator's mode and checks
+//! short timeouts ([`TIMEOUT_MS`]; the ServiceNow tests through
+//! [`super::sn_rig`]), switches the emulator's mode and checks
 //! the [`Outcome`] the adapter reports and what reached the emulator.
 
 use std::time::{Duration, Instant};
 
 use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle, Mode};
-use edgecc::crm::servicenow::{
-    ServiceNowAdapter, ServiceNowAuth, ServiceNowConfig, ServiceNowMode,
-};
+use edgecc::crm::servicenow::{ServiceNowAuth, ServiceNowMode};
 use edgecc::crm::sn_instance::{default_tables, TableDef};
 use edgecc::crm::webhook::{verify_signature, WebhookAdapter, WebhookConfig};
 use edgecc::crm::{wire, CrmAdapter, Outcome};
-use edgecc::system::storage::Tree;
-use edgecc_storage::{Record, RecordKind, Storage, StorageConfig};
+use edgecc_storage::{Record, RecordKind};
+
+use super::sn_rig::{secret_file, sn_rig, SnRig};
 
 /// Client timeouts in these tests: loopback answers in well under this.
 const TIMEOUT_MS: u64 = 300;
@@ -39,13 +39,6 @@ fn record(seq: u64, interaction: &str, kind: RecordKind, body: &str) -> Record {
     }
 }
 
-/// A temp dir holding secret files (kept alive by the caller).
-fn secret_file(dir: &tempfile::TempDir, name: &str, value: &[u8]) -> std::path::PathBuf {
-    let path = dir.path().join(name);
-    std::fs::write(&path, value).expect("write secret");
-    path
-}
-
 /// A webhook adapter for `em` with test timeouts.
 fn webhook(
     em: &EmulatorHandle,
@@ -60,21 +53,6 @@ fn webhook(
         batch_max,
     })
     .expect("webhook adapter")
-}
-
-/// A ServiceNow config for `em` with test timeouts and Basic auth.
-fn sn_config(
-    em: &EmulatorHandle,
-    dir: &tempfile::TempDir,
-    mode: ServiceNowMode,
-) -> ServiceNowConfig {
-    let mut c = ServiceNowConfig::with_instance(&em.url());
-    c.mode = mode;
-    c.user = Some("edgecc".into());
-    c.password_file = Some(secret_file(dir, "sn_password", b"pw\n"));
-    c.connect_timeout_ms = TIMEOUT_MS;
-    c.request_timeout_ms = TIMEOUT_MS;
-    c
 }
 
 /// Delivers one record and returns its outcome.
@@ -95,7 +73,11 @@ async fn webhook_single_record_wire_format() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let adapter = webhook(&em, Some(secret_file(&dir, "hmac", b"whsec_test\n")), 1);
+    let adapter = webhook(
+        &em,
+        Some(secret_file(dir.path(), "hmac", b"whsec_test\n")),
+        1,
+    );
     let r = record(
         1,
         "c-1",
@@ -140,7 +122,11 @@ async fn webhook_bad_signature_is_refused() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let adapter = webhook(&em, Some(secret_file(&dir, "hmac", b"not-the-key")), 1);
+    let adapter = webhook(
+        &em,
+        Some(secret_file(dir.path(), "hmac", b"not-the-key")),
+        1,
+    );
     let out = one(
         &adapter,
         record(1, "c-1", RecordKind::InteractionCreate, "{}"),
@@ -427,16 +413,16 @@ async fn control_endpoints() {
 /// ignored and counted as a duplicate, and order is kept.
 #[actix_rt::test]
 async fn servicenow_import_set_upserts() {
-    let em = EmulatorHandle::start(EmulatorConfig {
+    let basic = EmulatorConfig {
         basic: Some(("edgecc".into(), "pw".into())),
         ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
-    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    };
+    let SnRig {
+        em,
+        adapter,
+        dir: _dir,
+        ..
+    } = sn_rig(basic, ServiceNowMode::ImportSet, |_, _| {}).await;
     let create = record(
         1,
         "c-1",
@@ -463,6 +449,8 @@ async fn servicenow_import_set_upserts() {
     assert_eq!(row["u_sequence"], "3");
     assert_eq!(row["u_state"], "ended");
     assert_eq!(row["u_kind"], "interaction.update");
+    // ServiceNow's own date-time format, UTC (issue 22, point 9).
+    assert_eq!(row["u_created_at"], "2026-11-21 16:35:19");
 
     assert!(matches!(
         one(&adapter, create.clone()).await,
@@ -491,13 +479,17 @@ async fn servicenow_import_set_upserts() {
 /// retried otherwise), 403, 429 with Retry-After, a poison row.
 #[actix_rt::test]
 async fn servicenow_answer_classes() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
-    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    let SnRig {
+        em,
+        adapter,
+        dir: _dir,
+        ..
+    } = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::ImportSet,
+        |_, _| {},
+    )
+    .await;
     let r = || record(1, "c-1", RecordKind::WorkItemCreate, r#"{"note":"poison"}"#);
 
     em.set_mode(Mode::Failure {
@@ -559,24 +551,21 @@ async fn servicenow_answer_classes() {
 /// refused client secret is a retry that trips the breaker.
 #[actix_rt::test]
 async fn servicenow_oauth_refresh_on_401() {
-    let em = EmulatorHandle::start(EmulatorConfig {
+    let oauth = EmulatorConfig {
         basic: Some(("edgecc".into(), "pw".into())),
         oauth_client: Some(("cid".into(), "csecret".into())),
         ..EmulatorConfig::default()
+    };
+    let rig = sn_rig(oauth, ServiceNowMode::ImportSet, |c, dir| {
+        c.auth = ServiceNowAuth::OauthPassword;
+        c.oauth_client_id = Some("cid".into());
+        c.oauth_client_secret_file = Some(secret_file(dir, "cs", b"csecret"));
     })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let mut config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
-    config.auth = ServiceNowAuth::OauthPassword;
-    config.oauth_client_id = Some("cid".into());
-    config.oauth_client_secret_file = Some(secret_file(&dir, "cs", b"csecret"));
-    let state = Tree::CrmSysIds.open(&storage).unwrap();
-    let adapter = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    .await;
+    let (em, adapter) = (&rig.em, &rig.adapter);
     for seq in 1..=2 {
         let r = record(seq, "c-1", RecordKind::PhoneLogCreate, "{}");
-        assert!(matches!(one(&adapter, r).await, Outcome::Delivered { .. }));
+        assert!(matches!(one(adapter, r).await, Outcome::Delivered { .. }));
     }
     assert_eq!(em.stats().tokens_issued, 1);
     assert!(em
@@ -587,12 +576,12 @@ async fn servicenow_oauth_refresh_on_401() {
         .starts_with("Bearer "));
     em.expire_tokens();
     let r = record(3, "c-1", RecordKind::PhoneLogCreate, "{}");
-    assert!(matches!(one(&adapter, r).await, Outcome::Delivered { .. }));
+    assert!(matches!(one(adapter, r).await, Outcome::Delivered { .. }));
     assert_eq!(em.stats().tokens_issued, 2);
     assert_eq!(em.records().len(), 3);
 
-    config.oauth_client_secret_file = Some(secret_file(&dir, "cs2", b"wrong"));
-    let bad = ServiceNowAdapter::new(&config, state).unwrap();
+    let (bad, _other) =
+        rig.another(|c, dir| c.oauth_client_secret_file = Some(secret_file(dir, "cs2", b"wrong")));
     let out = one(&bad, record(4, "c-1", RecordKind::PhoneLogCreate, "{}")).await;
     assert!(
         matches!(out, Outcome::Retry { crm_down: true, .. }),
@@ -608,11 +597,7 @@ async fn servicenow_oauth_refresh_on_401() {
 /// permanent.
 #[actix_rt::test]
 async fn servicenow_table_mode_lookup_and_patch() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sn_config(&em, &dir, ServiceNowMode::Table);
+    let rig = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
     let create = record(
         1,
         "c-1",
@@ -620,11 +605,9 @@ async fn servicenow_table_mode_lookup_and_patch() {
         r#"{"short_description":"call"}"#,
     );
     let sys_id = {
-        let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-        let adapter =
-            ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+        let (em, adapter) = (&rig.em, &rig.adapter);
         assert!(matches!(
-            one(&adapter, create.clone()).await,
+            one(adapter, create.clone()).await,
             Outcome::Delivered { .. }
         ));
         assert_eq!(em.last_request().unwrap().method, "POST");
@@ -639,9 +622,8 @@ async fn servicenow_table_mode_lookup_and_patch() {
     };
 
     // Another box (empty map) replays the create: found by lookup, not posted.
-    let other = tempfile::tempdir().unwrap();
-    let storage = Storage::open(other.path().join("data"), StorageConfig::default()).unwrap();
-    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    let (adapter, _other) = rig.another(|_, _| {});
+    let em = &rig.em;
     match one(&adapter, create.clone()).await {
         Outcome::Delivered { link: Some(link) } => assert!(link.contains(&sys_id)),
         other => panic!("{other:?}"),
@@ -656,11 +638,10 @@ async fn servicenow_table_mode_lookup_and_patch() {
     );
     assert_eq!(em.table_rows("interaction").len(), 1);
     drop(adapter);
-    drop(storage);
 
     // The first box restarts: the stored sys_id drives a single PATCH.
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    let rig = rig.restart();
+    let (em, adapter) = (&rig.em, &rig.adapter);
     let before = em.stats().requests;
     let update = record(
         2,
@@ -669,7 +650,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
         r#"{"state":"closed"}"#,
     );
     assert!(matches!(
-        one(&adapter, update).await,
+        one(adapter, update).await,
         Outcome::Delivered { .. }
     ));
     // Before the first delivery: one read per table (three), one
@@ -682,7 +663,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
 
     let orphan = record(3, "c-9", RecordKind::InteractionUpdate, "{}");
     assert!(matches!(
-        one(&adapter, orphan).await,
+        one(adapter, orphan).await,
         Outcome::Permanent { status: 404, .. }
     ));
 
@@ -700,7 +681,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
         create2.clone(),
         record(5, "c-1", RecordKind::InteractionUpdate, "{}"),
     ] {
-        let out = one(&adapter, r).await;
+        let out = one(adapter, r).await;
         assert!(
             matches!(
                 out,
@@ -714,7 +695,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
     }
     em.set_mode(Mode::Normal).await.unwrap();
     assert!(matches!(
-        one(&adapter, create2).await,
+        one(adapter, create2).await,
         Outcome::Delivered { link: Some(_) }
     ));
     let rows = em.table_rows("interaction");
@@ -733,26 +714,20 @@ async fn servicenow_table_mode_lookup_and_patch() {
 /// the record with a reason naming the config key instead of retrying.
 #[actix_rt::test]
 async fn servicenow_phone_log_table_and_invalid_table() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let state = Tree::CrmSysIds.open(&storage).unwrap();
-    let mut config = sn_config(&em, &dir, ServiceNowMode::Table);
-    let adapter = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    let rig = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
+    let (em, adapter) = (&rig.em, &rig.adapter);
     let create = record(1, "c-1", RecordKind::InteractionCreate, "{}");
     assert!(matches!(
-        one(&adapter, create).await,
+        one(adapter, create).await,
         Outcome::Delivered { .. }
     ));
     let log = record(2, "c-1", RecordKind::PhoneLogCreate, r#"{"duration":"30"}"#);
-    let out = one(&adapter, log).await;
+    let out = one(adapter, log).await;
     assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
     assert_eq!(em.table_rows("sn_openframe_phone_log").len(), 1);
 
-    config.table_phone_log = "sn_open_frame_phone_log".into();
-    let typo = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    let (typo, _typo_dir) =
+        rig.another(|c, _| c.table_phone_log = "sn_open_frame_phone_log".into());
     match one(&typo, record(2, "c-2", RecordKind::PhoneLogCreate, "{}")).await {
         Outcome::Permanent {
             status: 400,
@@ -771,9 +746,10 @@ async fn servicenow_phone_log_table_and_invalid_table() {
     }
     assert_eq!(em.table_rows("sn_open_frame_phone_log").len(), 0);
 
-    let mut config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
-    config.import_table_work_item = "u_edgecc_workitem_import".into();
-    let import = ServiceNowAdapter::new(&config, state).unwrap();
+    let (import, _import_dir) = rig.another(|c, _| {
+        c.mode = ServiceNowMode::ImportSet;
+        c.import_table_work_item = "u_edgecc_workitem_import".into();
+    });
     match one(&import, record(3, "c-3", RecordKind::WorkItemCreate, "{}")).await {
         Outcome::Permanent {
             status: 400,
@@ -806,16 +782,16 @@ async fn servicenow_import_every_map_must_transform() {
         TableDef::staging(&["interaction", "u_call_audit"]),
     );
     tables.insert("u_edgecc_phone_log_import".into(), TableDef::staging(&[]));
-    let em = EmulatorHandle::start(EmulatorConfig {
+    let with_tables = EmulatorConfig {
         sn_tables: tables,
         ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
-    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    };
+    let SnRig {
+        em,
+        adapter,
+        dir: _dir,
+        ..
+    } = sn_rig(with_tables, ServiceNowMode::ImportSet, |_, _| {}).await;
 
     let create = record(1, "c-1", RecordKind::InteractionCreate, "{}");
     let out = one(&adapter, create.clone()).await;
@@ -864,20 +840,17 @@ async fn servicenow_import_every_map_must_transform() {
 /// and finds that one again on a replay.
 #[actix_rt::test]
 async fn servicenow_table_lookup_cannot_match_a_stranger() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
+    let rig = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
+    let em = &rig.em;
     let mut stranger = serde_json::Map::new();
     stranger.insert("short_description".into(), "someone else's call".into());
     stranger.insert("u_edgecc_call_id".into(), "c-77".into());
     let stranger_id = em.seed_row("interaction", stranger);
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let mut config = sn_config(&em, &dir, ServiceNowMode::Table);
-    config.table_correlation_field = "correlation_id".into();
-    config.table_interaction_key_field = "correlation_display".into();
+    let (old, _old_dir) = rig.another(|c, _| {
+        c.table_correlation_field = "correlation_id".into();
+        c.table_interaction_key_field = "correlation_display".into();
+    });
     let create = record(1, "c-1", RecordKind::InteractionCreate, "{}");
-    let old = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
     match one(&old, create.clone()).await {
         Outcome::Permanent { reason, .. } => {
             assert!(
@@ -890,9 +863,7 @@ async fn servicenow_table_lookup_cannot_match_a_stranger() {
     }
     assert_eq!(em.table_rows("interaction").len(), 1);
 
-    let config = sn_config(&em, &dir, ServiceNowMode::Table);
-    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
-    let link = match one(&adapter, create.clone()).await {
+    let link = match one(&rig.adapter, create.clone()).await {
         Outcome::Delivered { link: Some(link) } => link,
         other => panic!("{other:?}"),
     };
@@ -905,9 +876,7 @@ async fn servicenow_table_lookup_cannot_match_a_stranger() {
     );
     assert_eq!(rows[1]["u_edgecc_call_id"], "c-1");
 
-    let other = tempfile::tempdir().unwrap();
-    let storage2 = Storage::open(other.path().join("data"), StorageConfig::default()).unwrap();
-    let replay = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage2).unwrap()).unwrap();
+    let (replay, _other) = rig.another(|_, _| {});
     match one(&replay, create).await {
         Outcome::Delivered { link: Some(again) } => assert_eq!(again, link),
         other => panic!("{other:?}"),
@@ -921,23 +890,20 @@ async fn servicenow_table_lookup_cannot_match_a_stranger() {
 /// and is retried with the breaker counting, like a refused password.
 #[actix_rt::test]
 async fn servicenow_api_key_auth() {
-    let em = EmulatorHandle::start(EmulatorConfig {
+    let with_key = EmulatorConfig {
         api_key: Some("now_k3y".into()),
         ..EmulatorConfig::default()
+    };
+    let rig = sn_rig(with_key, ServiceNowMode::ImportSet, |c, dir| {
+        c.auth = ServiceNowAuth::ApiKey;
+        c.user = None;
+        c.password_file = None;
+        c.api_key_file = Some(secret_file(dir, "key", b"now_k3y\n"));
     })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let state = Tree::CrmSysIds.open(&storage).unwrap();
-    let mut config = sn_config(&em, &dir, ServiceNowMode::ImportSet);
-    config.auth = ServiceNowAuth::ApiKey;
-    config.user = None;
-    config.password_file = None;
-    config.api_key_file = Some(secret_file(&dir, "key", b"now_k3y\n"));
-    let adapter = ServiceNowAdapter::new(&config, state.clone()).unwrap();
+    .await;
+    let (em, adapter) = (&rig.em, &rig.adapter);
     let out = one(
-        &adapter,
+        adapter,
         record(1, "c-1", RecordKind::InteractionCreate, "{}"),
     )
     .await;
@@ -946,8 +912,8 @@ async fn servicenow_api_key_auth() {
     assert_eq!(req.header("x-sn-apikey"), Some("now_k3y"));
     assert_eq!(req.header("authorization"), None);
 
-    config.api_key_file = Some(secret_file(&dir, "key2", b"stale"));
-    let refused = ServiceNowAdapter::new(&config, state).unwrap();
+    let (refused, _other) =
+        rig.another(|c, dir| c.api_key_file = Some(secret_file(dir, "key2", b"stale")));
     match one(
         &refused,
         record(2, "c-1", RecordKind::InteractionUpdate, "{}"),
@@ -970,13 +936,12 @@ async fn servicenow_api_key_auth() {
 /// `document_table` / `document_id` name the interaction.
 #[actix_rt::test]
 async fn servicenow_table_mode_links_records() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let config = sn_config(&em, &dir, ServiceNowMode::Table);
-    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    let SnRig {
+        em,
+        adapter,
+        dir: _dir,
+        ..
+    } = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
     for r in [
         record(1, "c-1", RecordKind::InteractionCreate, "{}"),
         record(2, "c-1", RecordKind::PhoneLogCreate, "{}"),
@@ -1011,11 +976,12 @@ async fn servicenow_table_mode_links_records() {
 /// of creating a second; `{"result":{"status":"FAILURE"}}` is not delivered.
 #[actix_rt::test]
 async fn servicenow_openframe_voice_interaction() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sn_config(&em, &dir, ServiceNowMode::Openframe);
+    let rig = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::Openframe,
+        |_, _| {},
+    )
+    .await;
     let create = record(
         1,
         "c-1",
@@ -1023,11 +989,9 @@ async fn servicenow_openframe_voice_interaction() {
         r#"{"ani":"+15550100","direction":"inbound","reason":"accepted","attached":{"lang":"en"}}"#,
     );
     let sys_id = {
-        let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-        let adapter =
-            ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+        let (em, adapter) = (&rig.em, &rig.adapter);
         assert!(matches!(
-            one(&adapter, create.clone()).await,
+            one(adapter, create.clone()).await,
             Outcome::Delivered { link: Some(_) }
         ));
         let req = em.last_request().unwrap();
@@ -1050,10 +1014,7 @@ async fn servicenow_openframe_voice_interaction() {
             RecordKind::PhoneLogCreate,
             r#"{"direction":"inbound","answered_ms":1795278919394}"#,
         );
-        assert!(matches!(
-            one(&adapter, log).await,
-            Outcome::Delivered { .. }
-        ));
+        assert!(matches!(one(adapter, log).await, Outcome::Delivered { .. }));
         let req = em.last_request().unwrap();
         assert_eq!(req.method, "PATCH");
         assert_eq!(
@@ -1072,8 +1033,8 @@ async fn servicenow_openframe_voice_interaction() {
     };
 
     // After a restart, the stored sys_id drives the PATCH that closes it.
-    let storage = Storage::open(dir.path().join("data"), StorageConfig::default()).unwrap();
-    let adapter = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap();
+    let rig = rig.restart();
+    let (em, adapter) = (&rig.em, &rig.adapter);
     let ended = record(
         3,
         "c-1",
@@ -1081,7 +1042,7 @@ async fn servicenow_openframe_voice_interaction() {
         r#"{"event":"ended","terminal":"hangup","duration_ms":1000,"talk_ms":500,"seq":1}"#,
     );
     assert!(matches!(
-        one(&adapter, ended).await,
+        one(adapter, ended).await,
         Outcome::Delivered { .. }
     ));
     assert_eq!(
@@ -1091,9 +1052,7 @@ async fn servicenow_openframe_voice_interaction() {
     assert_eq!(em.table_rows("interaction")[0]["state"], "closed_complete");
 
     // Another box replays the create: found by the call id, not posted.
-    let other = tempfile::tempdir().unwrap();
-    let storage2 = Storage::open(other.path().join("data"), StorageConfig::default()).unwrap();
-    let replay = ServiceNowAdapter::new(&config, Tree::CrmSysIds.open(&storage2).unwrap()).unwrap();
+    let (replay, _other) = rig.another(|_, _| {});
     match one(&replay, create).await {
         Outcome::Delivered { link: Some(link) } => assert!(link.contains(&sys_id), "{link}"),
         other => panic!("{other:?}"),
@@ -1111,7 +1070,7 @@ async fn servicenow_openframe_voice_interaction() {
         RecordKind::InteractionUpdate,
         r#"{"event":"hold"}"#,
     );
-    match one(&adapter, update).await {
+    match one(adapter, update).await {
         Outcome::Retry {
             crm_down: false,
             reason,

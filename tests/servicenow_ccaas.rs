@@ -6,16 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle, JwtVerifier};
-use edgecc::crm::servicenow::{
-    ServiceNowAdapter, ServiceNowAuth, ServiceNowConfig, ServiceNowMode, JWT_BEARER_GRANT,
-};
+use edgecc::crm::servicenow::{ServiceNowAuth, ServiceNowConfig, ServiceNowMode, JWT_BEARER_GRANT};
 use edgecc::crm::{CrmAdapter, Outcome};
-use edgecc::system::storage::Tree;
-use edgecc_storage::{Record, RecordKind, Storage, StorageConfig};
+use edgecc_storage::{Record, RecordKind};
 use serde_json::{json, Map, Value};
 
-/// Client timeouts: loopback answers well within this.
-const TIMEOUT_MS: u64 = 500;
+use super::sn_rig::{secret_file, sn_rig};
 
 /// A record of `interaction` with a JSON body.
 fn record(seq: u64, interaction: &str, kind: RecordKind, body: Value) -> Record {
@@ -43,35 +39,11 @@ fn accepted(seq: u64, call: &str, agent: &str) -> Record {
     )
 }
 
-/// A file in `dir` holding `value`.
-fn file(dir: &Path, name: &str, value: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, value).expect("write file");
-    path
-}
-
 /// A fixture of tests/fixtures/servicenow_jwt.
 fn jwt_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/servicenow_jwt")
         .join(name)
-}
-
-/// A Basic-auth config for `em` in `mode`.
-fn config(em: &EmulatorHandle, dir: &Path, mode: ServiceNowMode) -> ServiceNowConfig {
-    let mut c = ServiceNowConfig::with_instance(&em.url());
-    c.mode = mode;
-    c.user = Some("edgecc".into());
-    c.password_file = Some(file(dir, "sn_password", b"pw\n"));
-    c.connect_timeout_ms = TIMEOUT_MS;
-    c.request_timeout_ms = TIMEOUT_MS;
-    c
-}
-
-/// An adapter for `config` with its own sys_id store in `dir`.
-fn adapter(config: &ServiceNowConfig, dir: &Path) -> ServiceNowAdapter {
-    let storage = Storage::open(dir.join("data"), StorageConfig::default()).unwrap();
-    ServiceNowAdapter::new(config, Tree::CrmSysIds.open(&storage).unwrap()).unwrap()
 }
 
 /// Delivers one record.
@@ -104,22 +76,21 @@ fn interaction(em: &EmulatorHandle, call: &str) -> Value {
 /// re-assigns.
 #[actix_rt::test]
 async fn assigned_to_is_the_agents_sys_user() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
+    let rig = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::Openframe,
+        |_, _| {},
+    )
+    .await;
+    let (em, sn) = (&rig.em, &rig.adapter);
     let alice = em.seed_row(
         "sys_user",
         row(&[("user_name", "alice"), ("name", "Alice")]),
     );
     let bob = em.seed_row("sys_user", row(&[("user_name", "bob")]));
-    let dir = tempfile::tempdir().unwrap();
-    let sn = adapter(
-        &config(&em, dir.path(), ServiceNowMode::Openframe),
-        dir.path(),
-    );
 
     assert!(matches!(
-        one(&sn, accepted(1, "c-1", "alice")).await,
+        one(sn, accepted(1, "c-1", "alice")).await,
         Outcome::Delivered { .. }
     ));
     assert_eq!(interaction(&em, "c-1")["assigned_to"], alice.as_str());
@@ -127,7 +98,7 @@ async fn assigned_to_is_the_agents_sys_user() {
     // of the interaction by call id, one create).
     let before = em.stats().requests;
     assert!(matches!(
-        one(&sn, accepted(2, "c-2", "alice")).await,
+        one(sn, accepted(2, "c-2", "alice")).await,
         Outcome::Delivered { .. }
     ));
     assert_eq!(em.stats().requests - before, 2);
@@ -135,7 +106,7 @@ async fn assigned_to_is_the_agents_sys_user() {
 
     // Unknown agent: delivered, assigned_to not set.
     assert!(matches!(
-        one(&sn, accepted(3, "c-3", "mallory")).await,
+        one(sn, accepted(3, "c-3", "mallory")).await,
         Outcome::Delivered { .. }
     ));
     assert_eq!(interaction(&em, "c-3").get("assigned_to"), None);
@@ -147,18 +118,15 @@ async fn assigned_to_is_the_agents_sys_user() {
         RecordKind::InteractionUpdate,
         json!({"event": "transfer", "from": "alice", "to_agent": "bob", "seq": 1}),
     );
-    assert!(matches!(
-        one(&sn, transfer).await,
-        Outcome::Delivered { .. }
-    ));
+    assert!(matches!(one(sn, transfer).await, Outcome::Delivered { .. }));
     assert_eq!(interaction(&em, "c-1")["assigned_to"], bob.as_str());
 
     // Table mode, matching on a field sys_user lacks: the emulator drops
     // the term and answers some user, who is not taken.
-    let other = tempfile::tempdir().unwrap();
-    let mut table = config(&em, other.path(), ServiceNowMode::Table);
-    table.agent_user_field = "u_agent_id".into();
-    let sn_table = adapter(&table, other.path());
+    let (sn_table, _other) = rig.another(|c, _| {
+        c.mode = ServiceNowMode::Table;
+        c.agent_user_field = "u_agent_id".into();
+    });
     assert!(matches!(
         one(&sn_table, accepted(5, "c-5", "alice")).await,
         Outcome::Delivered { .. }
@@ -169,17 +137,88 @@ async fn assigned_to_is_the_agents_sys_user() {
     assert_eq!(created["type"], "phone");
 
     // Table mode by user_name: assigned.
-    let third = tempfile::tempdir().unwrap();
-    let sn_table = adapter(
-        &config(&em, third.path(), ServiceNowMode::Table),
-        third.path(),
-    );
+    let (sn_table, _third) = rig.another(|c, _| c.mode = ServiceNowMode::Table);
     assert!(matches!(
         one(&sn_table, accepted(6, "c-6", "bob")).await,
         Outcome::Delivered { .. }
     ));
     assert_eq!(interaction(&em, "c-6")["assigned_to"], bob.as_str());
     em.stop().await;
+}
+
+/// Issue 22, point 5: interactions close. In both modes an `ended` update
+/// moves the interaction to ServiceNow's closed state: `closed_complete`
+/// for a completed call, `closed_abandoned` when the caller hung up first;
+/// a `hold` puts it `on_hold`.
+#[actix_rt::test]
+async fn an_ended_call_closes_its_interaction_in_both_modes() {
+    let rig = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::Openframe,
+        |_, _| {},
+    )
+    .await;
+    let em = &rig.em;
+    for mode in [ServiceNowMode::Openframe, ServiceNowMode::Table] {
+        let (sn, _dir) = rig.another(|c, _| c.mode = mode);
+        for (call, reason, closed) in [
+            ("completed", "completed", "closed_complete"),
+            ("abandoned", "abandoned", "closed_abandoned"),
+        ] {
+            let call = format!("{mode:?}-{call}");
+            let out = one(&sn, accepted(1, &call, "alice")).await;
+            assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+            let hold = record(
+                2,
+                &call,
+                RecordKind::InteractionUpdate,
+                json!({"event": "hold", "seq": 1}),
+            );
+            assert!(matches!(one(&sn, hold).await, Outcome::Delivered { .. }));
+            assert_eq!(interaction(em, &call)["state"], "on_hold", "{call}");
+            let ended = record(
+                3,
+                &call,
+                RecordKind::InteractionUpdate,
+                json!({"event": "ended", "terminal": {"reason": reason}, "seq": 2}),
+            );
+            assert!(matches!(one(&sn, ended).await, Outcome::Delivered { .. }));
+            assert_eq!(interaction(em, &call)["state"], closed, "{call}");
+        }
+    }
+    rig.em.stop().await;
+}
+
+/// A call of edgecc queue `queue` that timed out: its interaction's create
+/// (which must be delivered) and then its callback work item, whose
+/// outcome is returned.
+async fn timed_out(sn: &dyn CrmAdapter, call: &str, queue: &str) -> (Record, Outcome) {
+    let create = record(
+        1,
+        call,
+        RecordKind::InteractionCreate,
+        json!({"ani": "+15550100", "direction": "inbound", "reason": "queue_timeout",
+               "agent": null, "queue": queue, "attached": {}}),
+    );
+    let out = one(sn, create).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let work = record(
+        2,
+        call,
+        RecordKind::WorkItemCreate,
+        json!({"type": "callback", "reason": "queue_timeout",
+               "callback_number": "+15550100", "queue": queue, "waited_ms": 60000}),
+    );
+    let out = one(sn, work.clone()).await;
+    (work, out)
+}
+
+/// The `awa_work_item`s whose document is `interaction_id`.
+fn work_items(em: &EmulatorHandle, interaction_id: &str) -> Vec<Value> {
+    em.table_rows("awa_work_item")
+        .into_iter()
+        .filter(|w| w["document_id"] == interaction_id)
+        .collect()
 }
 
 /// A timed-out call: the interaction is created new, and its work item is
@@ -189,38 +228,28 @@ async fn assigned_to_is_the_agents_sys_user() {
 /// a permanent configuration error. Both openframe and table modes.
 #[actix_rt::test]
 async fn timed_out_call_is_routed_as_awa_work() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
+    let rig = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::Openframe,
+        |_, _| {},
+    )
+    .await;
+    let em = &rig.em;
     let queue = em.seed_row("awa_queue", row(&[("name", "Callbacks")]));
     for (n, mode) in [ServiceNowMode::Openframe, ServiceNowMode::Table]
         .into_iter()
         .enumerate()
     {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = config(&em, dir.path(), mode);
-        c.awa_queue = Some(queue.clone());
-        let sn = adapter(&c, dir.path());
+        let (sn, _dir) = rig.another(|c, _| {
+            c.mode = mode;
+            c.awa_queue = Some(queue.clone());
+        });
         let call = format!("t-{n}");
-        let create = record(
-            1,
-            &call,
-            RecordKind::InteractionCreate,
-            json!({"ani": "+15550100", "direction": "inbound", "reason": "queue_timeout",
-                   "agent": null, "queue": "sales", "attached": {}}),
-        );
-        assert!(matches!(one(&sn, create).await, Outcome::Delivered { .. }));
-        let created = interaction(&em, &call);
+        let (work, out) = timed_out(&sn, &call, "sales").await;
+        let created = interaction(em, &call);
         assert_eq!(created["state"], "new", "{mode:?}");
         let interaction_id = created["sys_id"].as_str().unwrap().to_string();
-        let work = record(
-            2,
-            &call,
-            RecordKind::WorkItemCreate,
-            json!({"type": "callback", "reason": "queue_timeout",
-                   "callback_number": "+15550100", "queue": "sales", "waited_ms": 60000}),
-        );
-        match one(&sn, work.clone()).await {
+        match out {
             Outcome::Delivered { link: Some(link) } => {
                 assert!(link.contains("awa_work_item"), "{mode:?} {link}")
             }
@@ -232,86 +261,140 @@ async fn timed_out_call_is_routed_as_awa_work() {
             format!("/api/now/awa/queues/{queue}/work_item"),
             "{mode:?}"
         );
-        let items: Vec<Value> = em
-            .table_rows("awa_work_item")
-            .into_iter()
-            .filter(|w| w["document_id"] == interaction_id.as_str())
-            .collect();
+        let items = work_items(em, &interaction_id);
         assert_eq!(items.len(), 1, "{mode:?}");
         assert_eq!(items[0]["document_table"], "interaction");
         assert_eq!(items[0]["queue"], queue.as_str());
         assert_eq!(
-            interaction(&em, &call)["caller_phone_number"],
+            interaction(em, &call)["caller_phone_number"],
             "+15550100",
             "{mode:?}"
         );
         // A replay: the active work item is re-routed, not duplicated.
         assert!(matches!(one(&sn, work).await, Outcome::Delivered { .. }));
-        let again = em
-            .table_rows("awa_work_item")
-            .into_iter()
-            .filter(|w| w["document_id"] == interaction_id.as_str())
-            .count();
-        assert_eq!(again, 1, "{mode:?}");
+        assert_eq!(work_items(em, &interaction_id).len(), 1, "{mode:?}");
     }
 
     // A queue the instance lacks: permanent, naming the key.
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(&em, dir.path(), ServiceNowMode::Openframe);
-    c.awa_queue = Some("0123456789abcdef0123456789abcdef".into());
-    let sn = adapter(&c, dir.path());
-    let create = record(
-        1,
-        "t-9",
-        RecordKind::InteractionCreate,
-        json!({"ani": "+15550100", "direction": "inbound", "reason": "queue_timeout",
-               "agent": null, "queue": "sales", "attached": {}}),
-    );
-    assert!(matches!(one(&sn, create).await, Outcome::Delivered { .. }));
-    let work = record(
-        2,
-        "t-9",
-        RecordKind::WorkItemCreate,
-        json!({"type": "callback", "reason": "queue_timeout", "callback_number": "+15550100"}),
-    );
-    match one(&sn, work).await {
+    let (sn, _dir) =
+        rig.another(|c, _| c.awa_queue = Some("0123456789abcdef0123456789abcdef".into()));
+    match timed_out(&sn, "t-9", "sales").await.1 {
         Outcome::Permanent {
             status: 404,
             reason,
         } => {
-            assert!(reason.contains("crm.servicenow.awa_queue"), "{reason}")
+            assert!(reason.contains("crm.servicenow.awa_queue "), "{reason}")
         }
         other => panic!("{other:?}"),
     }
-    em.stop().await;
+    rig.em.stop().await;
 }
 
-/// An emulator whose JWT verifier map holds the fixture's public key
-/// under Kid `edgecc-1`, for client `cid`.
-async fn jwt_emulator() -> EmulatorHandle {
-    EmulatorHandle::start(EmulatorConfig {
+/// A callback goes to the AWA queue mapped to its call's own edgecc queue
+/// (`[crm.servicenow.awa_queues]`), not to the single default
+/// `awa_queue`; a call of an unmapped queue falls back to the default.
+/// With the mapping alone (no default) table mode routes through AWA as
+/// well, and a mapped queue the instance lacks is a dead letter naming
+/// that mapping's key. Both openframe and table modes.
+#[actix_rt::test]
+async fn a_callback_goes_to_its_calls_mapped_awa_queue() {
+    let rig = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::Openframe,
+        |_, _| {},
+    )
+    .await;
+    let em = &rig.em;
+    let sales = em.seed_row("awa_queue", row(&[("name", "Sales")]));
+    let fallback = em.seed_row("awa_queue", row(&[("name", "Callbacks")]));
+    let routed_to = |call: &str| {
+        let id = interaction(em, call)["sys_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let items = work_items(em, &id);
+        assert_eq!(items.len(), 1, "{call}: {items:?}");
+        items[0]["queue"].as_str().unwrap_or("").to_string()
+    };
+    for (n, mode) in [ServiceNowMode::Openframe, ServiceNowMode::Table]
+        .into_iter()
+        .enumerate()
+    {
+        let (sn, _dir) = rig.another(|c, _| {
+            c.mode = mode;
+            c.awa_queue = Some(fallback.clone());
+            c.awa_queues.insert("sales".into(), sales.clone());
+        });
+        let out = timed_out(&sn, &format!("m-{n}"), "sales").await.1;
+        assert!(matches!(out, Outcome::Delivered { .. }), "{mode:?} {out:?}");
+        assert_eq!(routed_to(&format!("m-{n}")), sales, "{mode:?}");
+        let out = timed_out(&sn, &format!("u-{n}"), "support").await.1;
+        assert!(matches!(out, Outcome::Delivered { .. }), "{mode:?} {out:?}");
+        assert_eq!(routed_to(&format!("u-{n}")), fallback, "{mode:?}");
+
+        let (sn, _dir) = rig.another(|c, _| {
+            c.mode = mode;
+            c.awa_queues.insert("sales".into(), sales.clone());
+        });
+        let out = timed_out(&sn, &format!("o-{n}"), "sales").await.1;
+        assert!(matches!(out, Outcome::Delivered { .. }), "{mode:?} {out:?}");
+        assert_eq!(routed_to(&format!("o-{n}")), sales, "{mode:?}");
+    }
+    let missing = "0123456789abcdef0123456789abcdef".to_string();
+    let (sn, _dir) = rig.another(|c, _| {
+        c.awa_queue = Some(fallback.clone());
+        c.awa_queues.insert("sales".into(), missing.clone());
+    });
+    match timed_out(&sn, "x-1", "sales").await.1 {
+        Outcome::Permanent {
+            status: 404,
+            reason,
+        } => assert!(
+            reason.contains("crm.servicenow.awa_queues.sales"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    rig.em.stop().await;
+}
+
+/// The sub of the tests' assertions: the integration user's `user_name`.
+const JWT_SUB: &str = "edgecc.integration";
+
+/// An emulator config whose JWT verifier map holds the fixture's public
+/// key under Kid `edgecc-1`, for client `cid`; subs matched on
+/// `user_name` (the default "User field").
+fn jwt_emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
         oauth_client: Some(("cid".into(), "csecret".into())),
         jwt: Some(JwtVerifier {
             public_key_pem: std::fs::read(jwt_fixture("public.pem")).unwrap(),
             kid: Some("edgecc-1".into()),
+            ..JwtVerifier::default()
         }),
         ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap()
+    }
 }
 
-/// A JWT bearer config for `em` signing with fixture `key`.
-fn jwt_config(em: &EmulatorHandle, dir: &Path, key: &str) -> ServiceNowConfig {
-    let mut c = config(em, dir, ServiceNowMode::Openframe);
-    c.auth = ServiceNowAuth::OauthJwtBearer;
-    c.user = Some("edgecc.integration".into());
-    c.password_file = None;
-    c.oauth_client_id = Some("cid".into());
-    c.oauth_client_secret_file = Some(file(dir, "cs", b"csecret"));
-    c.jwt_key_file = Some(jwt_fixture(key));
-    c.jwt_kid = Some("edgecc-1".into());
-    c
+/// Makes `em`'s instance know the integration user ([`JWT_SUB`]).
+fn seed_integration_user(em: &EmulatorHandle) {
+    em.seed_row(
+        "sys_user",
+        row(&[("user_name", JWT_SUB), ("email", "edgecc@example.com")]),
+    );
+}
+
+/// A JWT bearer config signing with fixture `key` as [`JWT_SUB`].
+fn jwt_tune(key: &'static str) -> impl FnOnce(&mut ServiceNowConfig, &Path) {
+    move |c, dir| {
+        c.auth = ServiceNowAuth::OauthJwtBearer;
+        c.user = Some(JWT_SUB.into());
+        c.password_file = None;
+        c.oauth_client_id = Some("cid".into());
+        c.oauth_client_secret_file = Some(secret_file(dir, "cs", b"csecret"));
+        c.jwt_key_file = Some(jwt_fixture(key));
+        c.jwt_kid = Some("edgecc-1".into());
+    }
 }
 
 /// The JWT bearer grant: an assertion signed with the configured key gets
@@ -319,11 +402,16 @@ fn jwt_config(em: &EmulatorHandle, dir: &Path, key: &str) -> ServiceNowConfig {
 /// key is refused (held with the breaker, as bad credentials are).
 #[actix_rt::test]
 async fn jwt_bearer_grant_good_and_wrongly_signed() {
-    let em = jwt_emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sn = adapter(&jwt_config(&em, dir.path(), "key.pem"), dir.path());
+    let rig = sn_rig(
+        jwt_emulator_config(),
+        ServiceNowMode::Openframe,
+        jwt_tune("key.pem"),
+    )
+    .await;
+    let em = &rig.em;
+    seed_integration_user(em);
     assert!(matches!(
-        one(&sn, accepted(1, "j-1", "alice")).await,
+        one(&rig.adapter, accepted(1, "j-1", "alice")).await,
         Outcome::Delivered { .. }
     ));
     assert_eq!(em.stats().tokens_issued, 1);
@@ -334,11 +422,7 @@ async fn jwt_bearer_grant_good_and_wrongly_signed() {
         .unwrap()
         .starts_with("Bearer "));
 
-    let other = tempfile::tempdir().unwrap();
-    let forged = adapter(
-        &jwt_config(&em, other.path(), "other_key.pem"),
-        other.path(),
-    );
+    let (forged, _other) = rig.another(|c, _| c.jwt_key_file = Some(jwt_fixture("other_key.pem")));
     let rejected = em.stats().rejected;
     match one(&forged, accepted(2, "j-2", "alice")).await {
         Outcome::Retry {
@@ -350,17 +434,32 @@ async fn jwt_bearer_grant_good_and_wrongly_signed() {
     }
     assert_eq!(em.stats().tokens_issued, 1);
     assert!(em.stats().rejected > rejected);
-    em.stop().await;
+
+    // Well signed, but for a sub no sys_user carries: no token either.
+    let (stranger, _third) = rig.another(|c, _| c.user = Some("nobody".into()));
+    match one(&stranger, accepted(3, "j-3", "alice")).await {
+        Outcome::Retry {
+            crm_down: true,
+            reason,
+            ..
+        } => assert!(reason.contains("OAuth token request: HTTP 401"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(em.stats().tokens_issued, 1);
+    rig.em.stop().await;
 }
 
 /// The emulator's checks of an assertion, posted by hand: a good one is
 /// accepted once (its `jti` again is a replay), an expired one (past the
 /// five minutes of clock skew), one for another audience, one without the
-/// verifier map's Kid and one signed with another key are refused.
+/// verifier map's Kid, one signed with another key and one whose `sub`
+/// is no `sys_user`'s `user_name` (the endpoint's User field) are refused,
+/// the last with ServiceNow's OAuth error body.
 #[actix_rt::test]
 async fn jwt_bearer_assertions_checked_by_the_emulator() {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-    let em = jwt_emulator().await;
+    let em = EmulatorHandle::start(jwt_emulator_config()).await.unwrap();
+    seed_integration_user(&em);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -372,10 +471,11 @@ async fn jwt_bearer_assertions_checked_by_the_emulator() {
         header.kid = kid.map(str::to_string);
         encode(&header, &claims, &key(key_name)).unwrap()
     };
-    let claims = |jti: &str, aud: &str, exp: u64| {
-        json!({"iss": "cid", "sub": "edgecc.integration", "aud": aud,
+    let claims_of = |sub: &str, jti: &str, aud: &str, exp: u64| {
+        json!({"iss": "cid", "sub": sub, "aud": aud,
                "iat": now, "exp": exp, "jti": jti})
     };
+    let claims = |jti: &str, aud: &str, exp: u64| claims_of(JWT_SUB, jti, aud, exp);
     let client = awc::Client::default();
     let token = |assertion: String| {
         let client = client.clone();
@@ -387,30 +487,40 @@ async fn jwt_bearer_assertions_checked_by_the_emulator() {
                 ("client_secret", "csecret".to_string()),
                 ("assertion", assertion),
             ];
-            client
-                .post(url)
-                .send_form(&form)
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let mut answer = client.post(url).send_form(&form).await.unwrap();
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            (answer.status().as_u16(), body)
         }
     };
     let good = sign("key.pem", Some("edgecc-1"), claims("a", "cid", now + 300));
-    assert_eq!(token(good.clone()).await, 200);
-    assert_eq!(token(good).await, 401, "a replayed jti");
+    assert_eq!(token(good.clone()).await.0, 200);
+    assert_eq!(token(good).await.0, 401, "a replayed jti");
     let expired = sign("key.pem", Some("edgecc-1"), claims("b", "cid", now - 600));
-    assert_eq!(token(expired).await, 401, "expired");
+    assert_eq!(token(expired).await.0, 401, "expired");
     let aud = sign("key.pem", Some("edgecc-1"), claims("c", "other", now + 300));
-    assert_eq!(token(aud).await, 401, "wrong audience");
+    assert_eq!(token(aud).await.0, 401, "wrong audience");
     let kid = sign("key.pem", Some("nope"), claims("d", "cid", now + 300));
-    assert_eq!(token(kid).await, 401, "unknown kid");
+    assert_eq!(token(kid).await.0, 401, "unknown kid");
     let forged = sign(
         "other_key.pem",
         Some("edgecc-1"),
         claims("e", "cid", now + 300),
     );
-    assert_eq!(token(forged).await, 401, "wrongly signed");
+    assert_eq!(token(forged).await.0, 401, "wrongly signed");
+    for sub in ["nobody", "edgecc@example.com"] {
+        let unknown = sign(
+            "key.pem",
+            Some("edgecc-1"),
+            claims_of(sub, sub, "cid", now + 300),
+        );
+        let (status, body) = token(unknown).await;
+        assert_eq!(status, 401, "sub {sub}");
+        assert_eq!(
+            body,
+            json!({"error_description": "access_denied", "error": "server_error"}),
+            "sub {sub}"
+        );
+    }
     assert_eq!(em.stats().tokens_issued, 1);
     em.stop().await;
 }
@@ -429,15 +539,13 @@ const PHONE_CHANNEL: &str = "5a1e0c0a0b0c0d0e0f101112131415ff";
 /// other than a sys_id.
 #[actix_rt::test]
 async fn queue_and_channel_are_sent_as_sys_ids() {
-    let em = EmulatorHandle::start(EmulatorConfig::default())
-        .await
-        .unwrap();
+    let rig = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
+    let em = &rig.em;
     let sales = em.seed_row("awa_queue", row(&[("name", "Sales")]));
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(&em, dir.path(), ServiceNowMode::Table);
-    c.awa_queues.insert("sales".into(), sales.clone());
-    c.service_channel = Some(PHONE_CHANNEL.into());
-    let sn = adapter(&c, dir.path());
+    let (sn, _dir) = rig.another(|c, _| {
+        c.awa_queues.insert("sales".into(), sales.clone());
+        c.service_channel = Some(PHONE_CHANNEL.into());
+    });
 
     assert!(matches!(
         one(&sn, accepted(1, "r-1", "alice")).await,
@@ -478,22 +586,21 @@ async fn queue_and_channel_are_sent_as_sys_ids() {
         json!({"type": "callback", "reason": "queue_timeout",
                "callback_number": "+15550100", "queue": "sales", "waited_ms": 1000}),
     );
-    assert!(matches!(
-        one(&sn, work.clone()).await,
-        Outcome::Delivered { .. }
-    ));
-    let item = em
-        .table_rows("awa_work_item")
-        .into_iter()
-        .find(|w| w["u_edgecc_correlation_id"] == work.correlation_id.as_str())
-        .expect("work item row");
-    assert_eq!(item["queue"], sales.as_str());
+    assert!(matches!(one(&sn, work).await, Outcome::Delivered { .. }));
+    // Routed to the mapped queue, where ServiceNow makes the work item.
+    let r2 = interaction(em, "r-2")["sys_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let items = work_items(em, &r2);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["queue"], sales.as_str());
 
     // Openframe mode sends no queue or channel of edgecc's either.
-    let other = tempfile::tempdir().unwrap();
-    let mut c = config(&em, other.path(), ServiceNowMode::Openframe);
-    c.awa_queues.insert("sales".into(), sales.clone());
-    let sn = adapter(&c, other.path());
+    let (sn, _other) = rig.another(|c, _| {
+        c.mode = ServiceNowMode::Openframe;
+        c.awa_queues.insert("sales".into(), sales.clone());
+    });
     for r in [
         accepted(1, "o-1", "alice"),
         record(

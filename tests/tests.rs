@@ -50,6 +50,7 @@ mod restart;
 mod servicenow_ccaas;
 mod servicenow_install;
 mod simulate;
+mod sn_rig;
 mod sticky_import;
 mod storage_health;
 mod systemd_notify;

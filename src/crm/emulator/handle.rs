@@ -9,10 +9,10 @@ use actix_web::{web, App, HttpServer};
 use serde_json::{Map, Value};
 use tracing::info;
 
-use super::auth::oauth_token;
 use super::awa::route_work_item;
 use super::control::{control_expire, control_mode, control_records, control_stats};
 use super::import_set::import;
+use super::oauth_token::oauth_token;
 use super::openframe::{voice_create, voice_update};
 use super::state::{Shared, State};
 use super::table_api::{table_get, table_patch, table_post};
@@ -46,6 +46,7 @@ impl EmulatorHandle {
             state: Mutex::new(State::default()),
             server: Mutex::new(None),
             home: actix_rt::Arbiter::current(),
+            start_server,
         });
         let server = start_server(&shared, listener)?;
         *shared.server() = Some(server);

@@ -2,25 +2,38 @@
 //! assertion's RS256 signature checked with the configured public key (the
 //! certificate of the endpoint's JWT verifier map), its `kid` against the
 //! map's Kid, `iss` and `aud` against the client id, `exp` with
-//! ServiceNow's default clock skew ([`CLOCK_SKEW_SECS`]), a `sub`, and its
-//! `jti` used once (JTI verification, on by default).
+//! ServiceNow's default clock skew ([`CLOCK_SKEW_SECS`]), its `jti` used
+//! once (JTI verification, on by default), and its `sub` naming a
+//! `sys_user`: ServiceNow matches the subject claim against the "User
+//! field" of the OAuth JWT API endpoint (a `sys_user` field, e.g. Email;
+//! ServiceNowDocs `platform-security/authentication/create-jwt-endpoint.md`
+//! and `configure-an-oauth-jwt-bearer-grant.md`) and runs the request as
+//! that user, so a sub no user carries gets no token.
 
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::state::State;
 use super::JTIS_MAX;
+use crate::crm::sn_instance::USER_TABLE;
 
 /// ServiceNow's default clock skew for JWT time claims, in seconds.
 pub const CLOCK_SKEW_SECS: u64 = 300;
 
-/// What the emulator's JWT verifier map holds.
-#[derive(Debug, Clone)]
+/// The `sys_user` field a JWT's `sub` is matched against when the
+/// verifier names none (the User ID).
+pub const JWT_USER_FIELD_DEFAULT: &str = "user_name";
+
+/// What the emulator's JWT verifier map (and its endpoint) holds.
+#[derive(Debug, Clone, Default)]
 pub struct JwtVerifier {
     /// The PEM public key whose private half signs the assertions.
     pub public_key_pem: Vec<u8>,
     /// The verifier map's Kid; `None`: the header's `kid` is not checked.
     pub kid: Option<String>,
+    /// The endpoint's "User field": the `sys_user` field that must hold
+    /// the assertion's `sub`; `None`: [`JWT_USER_FIELD_DEFAULT`].
+    pub user_field: Option<String>,
 }
 
 /// Checks `assertion` for `client_id`; `Err` says why it is refused.
@@ -47,6 +60,17 @@ pub(super) fn verify(
     let sub = data.claims.get("sub").and_then(Value::as_str).unwrap_or("");
     if sub.is_empty() {
         return Err("JWT has an empty sub".into());
+    }
+    let field = verifier
+        .user_field
+        .as_deref()
+        .unwrap_or(JWT_USER_FIELD_DEFAULT);
+    let known = st.tables.get(USER_TABLE).is_some_and(|rows| {
+        rows.iter()
+            .any(|r| r.fields.get(field).and_then(Value::as_str) == Some(sub))
+    });
+    if !known {
+        return Err(format!("JWT sub {sub:?} is no sys_user's {field}"));
     }
     let jti = data
         .claims

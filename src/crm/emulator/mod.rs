@@ -46,10 +46,13 @@
 //! - this file: the public types ([`Mode`], [`EmulatorConfig`],
 //!   [`EmulatorStats`], [`Received`], [`RawRequest`]) and the bounds.
 //! - [`handle`]: [`EmulatorHandle`] and the route table.
-//! - [`state`]: what is held behind the mutex, and the mode switch.
+//! - [`state`]: what is held behind the mutex, and the mode switch (which
+//!   restarts the server through the handle's `start_server`, passed in,
+//!   so that no module imports one that imports it back).
 //! - [`gate`]: counting, fault modes, the checks every write passes.
 //! - [`respond`]: JSON answers and ServiceNow's error shapes.
-//! - [`auth`]: Basic, API key, bearer tokens, `/oauth_token.do`;
+//! - [`auth`]: Basic, API key and bearer tokens on each request;
+//!   [`oauth_token`]: `/oauth_token.do`, which issues the tokens;
 //!   [`jwt_grant`]: the JWT bearer grant's assertion checks.
 //! - [`webhook`], [`import_set`], [`table_api`], [`openframe`], [`awa`]:
 //!   one module per API the emulator plays.
@@ -66,6 +69,7 @@ mod gate;
 mod handle;
 mod import_set;
 mod jwt_grant;
+mod oauth_token;
 mod openframe;
 mod respond;
 mod state;
@@ -73,7 +77,7 @@ mod table_api;
 mod webhook;
 
 pub use handle::EmulatorHandle;
-pub use jwt_grant::{JwtVerifier, CLOCK_SKEW_SECS};
+pub use jwt_grant::{JwtVerifier, CLOCK_SKEW_SECS, JWT_USER_FIELD_DEFAULT};
 
 use std::collections::BTreeMap;
 

@@ -13,7 +13,6 @@ use actix_web::dev::ServerHandle;
 use serde_json::{Map, Value};
 use tracing::{debug, info, warn};
 
-use super::handle::start_server;
 use super::{
     EmulatorConfig, EmulatorStats, Mode, RawRequest, Received, ORDER_PER_INTERACTION_MAX,
     RECORDS_MAX, REFUSE_MS_MAX,
@@ -129,6 +128,12 @@ impl State {
     }
 }
 
+/// Starts the emulator's HTTP server on a bound listener (the route
+/// table lives with the handle; passed in here so that the state does not
+/// import the handlers, which import the state).
+pub(super) type StartServer =
+    fn(&Arc<Shared>, std::net::TcpListener) -> std::io::Result<ServerHandle>;
+
 /// Shared by the handle and every request handler.
 pub(super) struct Shared {
     /// Where it listens (fixed across refusals).
@@ -142,6 +147,8 @@ pub(super) struct Shared {
     /// The arbiter that started the emulator: servers are (re)started there,
     /// never on the server's own worker (which a refusal stops).
     pub(super) home: ArbiterHandle,
+    /// How to start the server again after a refusal ends.
+    pub(super) start_server: StartServer,
 }
 
 impl Shared {
@@ -185,7 +192,7 @@ impl Shared {
         } else if self.server().is_none() {
             // std's bind sets SO_REUSEADDR, so the port is free again at
             // once even with connections of the old listener in TIME_WAIT.
-            let server = start_server(self, std::net::TcpListener::bind(self.addr)?)?;
+            let server = (self.start_server)(self, std::net::TcpListener::bind(self.addr)?)?;
             *self.server() = Some(server);
         }
         Ok(())

@@ -13,15 +13,20 @@
 //! instance's service-channel routing conditions, which an integration
 //! cannot see or check. The Routing API names the queue and answers with
 //! the work item it made.
+//!
+//! Which queue: the `[crm.servicenow.awa_queues]` entry of the call's own
+//! edgecc queue (the record's `queue`), else the default `awa_queue`;
+//! with neither, no routing ([`callback_queue`]).
 
 use awc::http::Method;
+use edgecc_storage::Record;
 use serde_json::{json, Value};
 use tracing::debug;
 
 use super::super::transport::excerpt;
 use super::super::Outcome;
 use super::answer::{failure_body, result_object};
-use super::{Early, ServiceNowAdapter};
+use super::{Early, ServiceNowAdapter, ServiceNowConfig};
 
 /// The AWA Routing API, below the instance URL (`{queue}` is the
 /// `awa_queue` sys_id).
@@ -29,12 +34,34 @@ pub const AWA_ROUTE_PATH: &str = "/api/now/awa/queues";
 /// The table ServiceNow keeps AWA work items in.
 pub const AWA_WORK_ITEM_TABLE: &str = "awa_work_item";
 
+/// The AWA queue a callback work item is routed to, and the config key
+/// that named it: the `awa_queues` entry of the record's edgecc queue,
+/// else the default `awa_queue`; `None` when neither is configured.
+pub(super) fn callback_queue(record: &Record, c: &ServiceNowConfig) -> Option<(String, String)> {
+    let data: Value = serde_json::from_slice(&record.body).unwrap_or(Value::Null);
+    let mapped = data.get("queue").and_then(Value::as_str).and_then(|q| {
+        c.awa_queues
+            .get(q)
+            .map(|id| (id.clone(), format!("crm.servicenow.awa_queues.{q}")))
+    });
+    mapped.or_else(|| {
+        c.awa_queue
+            .clone()
+            .map(|id| (id, "crm.servicenow.awa_queue".to_string()))
+    })
+}
+
 impl ServiceNowAdapter {
-    /// Routes the interaction `interaction` to the configured AWA queue, if
-    /// one is configured; `Ok(Some(work item sys_id))` once ServiceNow
-    /// answers with the work item.
-    pub(super) async fn route_work_item(&self, interaction: &str) -> Result<Option<String>, Early> {
-        let Some(queue) = self.config.awa_queue.as_deref() else {
+    /// Routes the interaction `interaction` of the work item `record` to
+    /// its AWA queue ([`callback_queue`]), if it has one;
+    /// `Ok(Some(work item sys_id))` once ServiceNow answers with the work
+    /// item.
+    pub(super) async fn route_work_item(
+        &self,
+        record: &Record,
+        interaction: &str,
+    ) -> Result<Option<String>, Early> {
+        let Some((queue, key)) = callback_queue(record, &self.config) else {
             return Ok(None);
         };
         let url = format!("{}{AWA_ROUTE_PATH}/{queue}/work_item", self.base);
@@ -49,7 +76,7 @@ impl ServiceNowAdapter {
             return Err(Outcome::Permanent {
                 status: 404,
                 reason: format!(
-                    "configuration: crm.servicenow.awa_queue = `{queue}` (or interaction {interaction}) not found at the instance: {}",
+                    "configuration: {key} = `{queue}` (or interaction {interaction}) not found at the instance: {}",
                     excerpt(&answer.body)
                 ),
             });
@@ -64,7 +91,7 @@ impl ServiceNowAdapter {
             .and_then(|r| r.get("sys_id").and_then(Value::as_str).map(str::to_string));
         match item {
             Some(item) => {
-                debug!(interaction, work_item = %item, queue, "Callback routed as AWA work.");
+                debug!(interaction, work_item = %item, queue = %queue, "Callback routed as AWA work.");
                 Ok(Some(item))
             }
             None => Err(Outcome::Retry {
@@ -81,9 +108,9 @@ impl ServiceNowAdapter {
 }
 
 impl ServiceNowAdapter {
-    /// Table mode with `awa_queue`: a `work_item.create` notes the callback
-    /// on its interaction (number and reason as a work note), then routes
-    /// the interaction to the AWA queue.
+    /// Table mode with an AWA queue for the record ([`callback_queue`]): a
+    /// `work_item.create` notes the callback on its interaction (number and
+    /// reason as a work note), then routes the interaction to that queue.
     pub(super) async fn deliver_table_awa(&self, record: &edgecc_storage::Record) -> Outcome {
         let interaction = match self.interaction_sys_id(&record.interaction_key).await {
             Ok(id) => id,
@@ -116,7 +143,7 @@ impl ServiceNowAdapter {
         if let Some(outcome) = failure_body(&answer) {
             return outcome;
         }
-        match self.route_work_item(&interaction).await {
+        match self.route_work_item(record, &interaction).await {
             Ok(Some(item)) => Outcome::Delivered {
                 link: Some(self.record_url(AWA_WORK_ITEM_TABLE, &item)),
             },

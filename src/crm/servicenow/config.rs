@@ -63,7 +63,7 @@ pub enum ServiceNowAuth {
 /// # jwt_key_file = "/run/credentials/edgecc.service/servicenow_jwt_key"   # oauth_jwt_bearer
 /// # jwt_kid = "edgecc-1"
 /// agent_user_field = "user_name"      # sys_user field holding the edgecc agent id
-/// # awa_queue = "<awa_queue sys_id>"  # route callback work items through AWA
+/// # awa_queue = "<awa_queue sys_id>"  # default AWA queue for callback work items
 /// # service_channel = "<awa_service_channel sys_id>"  # table mode: the interaction's channel
 /// # user = "edgecc.integration"       # basic and oauth_password
 /// # password_file = "/run/credentials/edgecc.service/servicenow_password"
@@ -84,7 +84,7 @@ pub enum ServiceNowAuth {
 /// table_interaction_key_field = "u_edgecc_call_id"
 /// table_field_prefix = ""
 ///
-/// [crm.servicenow.awa_queues]         # table mode: edgecc queue → awa_queue sys_id
+/// [crm.servicenow.awa_queues]         # edgecc queue → awa_queue sys_id (callbacks; table mode's `queue`)
 /// # sales = "<awa_queue sys_id>"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,12 +167,13 @@ pub struct ServiceNowConfig {
     /// agents log in to edgecc with their e-mail address).
     #[serde(default = "agent_user_field_default")]
     pub agent_user_field: String,
-    /// sys_id of the Advanced Work Assignment queue (`awa_queue`) a
-    /// callback work item is routed to through the AWA Routing API, so
-    /// ServiceNow makes the `awa_work_item` and offers it to an agent.
-    /// Unset: openframe mode only notes the callback on the interaction and
-    /// table mode creates the row in `table_work_item` (AWA does not route
-    /// a row created that way).
+    /// sys_id of the default Advanced Work Assignment queue (`awa_queue`)
+    /// a callback work item is routed to through the AWA Routing API, so
+    /// ServiceNow makes the `awa_work_item` and offers it to an agent; a
+    /// call whose edgecc queue has an [`Self::awa_queues`] entry goes there
+    /// instead. Neither: openframe mode only notes the callback on the
+    /// interaction and table mode creates the row in `table_work_item`
+    /// (AWA does not route a row created that way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awa_queue: Option<String>,
     /// File holding the PEM RSA private key that signs the JWT bearer
@@ -189,9 +190,11 @@ pub struct ServiceNowConfig {
     /// Unset: `channel` is not sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_channel: Option<String>,
-    /// Table mode: edgecc queue id → `awa_queue` sys_id, written into the
-    /// interaction's and the work item's `queue` reference. A queue not
-    /// listed leaves `queue` unset (logged once per queue).
+    /// edgecc queue id → `awa_queue` sys_id: where a callback of a call
+    /// of that queue is routed (both AWA modes, before `awa_queue`), and,
+    /// in table mode, the interaction's and the work item's `queue`
+    /// reference. A queue not listed leaves `queue` unset (logged once per
+    /// queue).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub awa_queues: BTreeMap<String, String>,
 }

@@ -360,7 +360,7 @@ impl ServiceNowAdapter {
                 self.deliver_table_update(record).await
             }
             (ServiceNowMode::Table, RecordKind::WorkItemCreate)
-                if self.config.awa_queue.is_some() =>
+                if awa::callback_queue(record, &self.config).is_some() =>
             {
                 self.deliver_table_awa(record).await
             }

@@ -6,8 +6,8 @@
 //! `phoneLogs`, which ServiceNow creates and links itself; the state and a
 //! work note as `additionalParams`); the `ended` update closes it. The
 //! states come from [`super::states`]; `assigned_to` is the agent's `sys_user`
-//! ([`super::users`]); a work item is then routed to the AWA queue when
-//! `awa_queue` is set ([`super::awa`]).
+//! ([`super::users`]); a work item is then routed to its AWA queue (the
+//! call's queue's `awa_queues` entry, else `awa_queue`; [`super::awa`]).
 //!
 //! The interaction's sys_id (the create's `result.sysId`) is kept in the
 //! persisted sys_id map (`i:<call id>`), so replays and updates after a
@@ -206,7 +206,7 @@ impl ServiceNowAdapter {
             return outcome;
         }
         if record.kind == RecordKind::WorkItemCreate {
-            match self.route_work_item(&sys_id).await {
+            match self.route_work_item(record, &sys_id).await {
                 Ok(Some(item)) => {
                     return Outcome::Delivered {
                         link: Some(self.record_url(AWA_WORK_ITEM_TABLE, &item)),

@@ -6,10 +6,27 @@
 //! Management): New (inserted), On Hold (waiting for assignment), Work In
 //! Progress (an agent accepted it), Wrap Up, Closed Complete ("timed out or
 //! the agent or consumer intentionally closed") and Closed Abandoned ("the
-//! consumer disconnects or is unresponsive"); their choice values are
-//! `new`, `on_hold`, `work_in_progress`, `wrap_up`, `closed_complete`,
-//! `closed_abandoned`. edgecc's wrap-up is its own (the agent's desk), so
-//! `wrap_up` is never sent.
+//! consumer disconnects or is unresponsive"). That page gives labels only;
+//! the choice values are from ServiceNow's own docs and samples
+//! (`ServiceNow/ServiceNowDocs`, `markdown/`):
+//! - `new`: the sample OpenFrame operation handler sets
+//!   `interactionGr.setValue('state', 'new')`, with `type = 'phone'`
+//!   (`api-reference/server-api-reference/CTIOperationResponseAPI.md`);
+//! - `closed_complete`: the voice-interaction resource's state parameter
+//!   (`api-reference/rest-apis/voice-interaction-resource-api.md`) and a
+//!   `g_modal` sample (`api-reference/g_modalClientAPINX.md`);
+//! - `on_hold`, `closed_abandoned`: an encoded query on `interaction`,
+//!   `stateINon_hold,closed_abandoned`
+//!   (`it-service-management/itsm-success-dashboard-indicators/update-live-agent-script-include.md`);
+//! - `work_in_progress`: no ServiceNow page shows it; it follows the
+//!   pattern of the others (label in snake case) and is the one value
+//!   resting on third-party code. The README asks installers to check it
+//!   against their `interaction.state` choice list.
+//!
+//! `direction` is `inbound` in the openframe API's examples
+//! (`api-reference/rest-apis/openframe-api.md`); edgecc sends the call's
+//! own `inbound` / `outbound`. edgecc's wrap-up is its own (the agent's
+//! desk), so `wrap_up` is never sent.
 
 use edgecc_storage::RecordKind;
 use serde_json::{Map, Value};

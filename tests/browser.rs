@@ -24,6 +24,7 @@ use crate::util::{HttpTest, HTTP_TEST_PASSWORD};
 mod desk_accept;
 mod desk_keys;
 mod desk_queues;
+mod restart;
 mod wallboard;
 
 /// The browser binary (Debian's package; never downloaded).

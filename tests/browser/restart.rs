@@ -1,7 +1,3 @@
-//! NOT WIRED IN (session 12): this file is not yet a module of
-//! `tests/browser.rs` (add `mod restart;` there); it was written but never
-//! compiled nor run before the deadline.
-//!
 //! A desktop across a daemon restart, in the browser (issue 15): the
 //! daemon (`edgecc run`, a child process in front of `edgecc pbx-emulator`,
 //! its own process too) is SIGKILLed while the agent talks and started

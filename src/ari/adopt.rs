@@ -336,7 +336,11 @@ impl AriState {
                 LegRole::Originated => Some(LegStatus::Ringing),
                 LegRole::Spy { .. } => None,
             };
-            if let Some(status) = status {
+            // A leg the restored calls asked to hang up before the
+            // adoption is theirs no more: the adoption hangs it up, and a
+            // call's reconcile must not hang it up again as a leg it does
+            // not know.
+            if let Some(status) = status.filter(|_| !plan.hangups.contains_key(id)) {
                 legs.insert(LegId::new(id), status);
             }
             self.legs.insert(id.to_owned(), leg);

@@ -541,6 +541,15 @@ async fn http_browser_agent_call_and_wallboard() {
             .await,
         true
     );
+    // The interaction's record waits in the outbox (no CRM delivers it
+    // here): "Open interaction" says so in one sentence that agrees with
+    // the call card's "CRM: pending" (issue 20, fault 6).
+    b.click("#open-interaction").await;
+    b.wait(
+        "interaction on its way",
+        "document.getElementById('status').textContent.endsWith(' is on its way to the CRM.') && document.getElementById('call').innerText.includes('CRM: pending')",
+    )
+    .await;
     b.screenshot("04-desktop-talking").await;
     b.switch(&wall).await;
     b.wait("wallboard talking", &wall_state("ann", "talking"))

@@ -18,13 +18,62 @@ use crate::ari_harness::{config, DNIS};
 use crate::util::edgecc;
 
 /// A running `edgecc pbx-emulator`, killed when dropped.
-struct PbxProcess {
+pub struct PbxProcess {
     /// The process.
-    child: Child,
+    pub child: Child,
     /// Its ARI base URL, as it printed it.
-    url: String,
+    pub url: String,
     /// Its control API's base URL, as it printed it.
-    control: String,
+    pub control: String,
+}
+
+impl PbxProcess {
+    /// `edgecc pbx-emulator` on loopback with one agent phone
+    /// (`PJSIP/3101`, answering after 100 ms) and one caller a second to
+    /// [`DNIS`] who talks and waits for minutes.
+    pub fn start_talking() -> Self {
+        let mut child = edgecc()
+            .args([
+                "pbx-emulator",
+                "--port",
+                "0",
+                "--phones",
+                "PJSIP/3101",
+                "--answer-ms",
+                "100",
+                "--rate",
+                "1",
+                "--dnis",
+                DNIS,
+                "--talk-ms",
+                "600000",
+                "--patience-ms",
+                "600000",
+                "--control-port",
+                "0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the PBX emulator");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut url, mut control) = (String::new(), String::new());
+        out.read_line(&mut url).expect("the PBX prints its URL");
+        out.read_line(&mut control)
+            .expect("the PBX prints its control URL");
+        let pbx = Self {
+            child,
+            url: url.trim().to_owned(),
+            control: control.trim().to_owned(),
+        };
+        assert!(pbx.url.starts_with("http://127.0.0.1:"), "{}", pbx.url);
+        assert!(
+            pbx.control.starts_with("http://127.0.0.1:"),
+            "{}",
+            pbx.control
+        );
+        pbx
+    }
 }
 
 /// The PBX's status API: `GET /emulator/status`.
@@ -85,46 +134,7 @@ async fn talking_bridges(url: &str) -> Vec<(String, Vec<String>)> {
 #[actix_rt::test]
 async fn a_call_survives_a_daemon_restart_in_front_of_the_pbx_process() {
     let dir = tempfile::tempdir().unwrap();
-    let mut pbx = edgecc()
-        .args([
-            "pbx-emulator",
-            "--port",
-            "0",
-            "--phones",
-            "PJSIP/3101",
-            "--answer-ms",
-            "100",
-            "--rate",
-            "1",
-            "--dnis",
-            DNIS,
-            "--talk-ms",
-            "600000",
-            "--patience-ms",
-            "600000",
-            "--control-port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the PBX emulator");
-    let mut out = BufReader::new(pbx.stdout.take().expect("stdout"));
-    let (mut line, mut control) = (String::new(), String::new());
-    out.read_line(&mut line).expect("the PBX prints its URL");
-    out.read_line(&mut control)
-        .expect("the PBX prints its control URL");
-    let pbx = PbxProcess {
-        child: pbx,
-        url: line.trim().to_owned(),
-        control: control.trim().to_owned(),
-    };
-    assert!(pbx.url.starts_with("http://127.0.0.1:"), "{}", pbx.url);
-    assert!(
-        pbx.control.starts_with("http://127.0.0.1:"),
-        "{}",
-        pbx.control
-    );
+    let pbx = PbxProcess::start_talking();
 
     let crm = EmulatorHandle::start(EmulatorConfig {
         webhook_secret: Some(b"pbx-process-test".to_vec()),

@@ -5,8 +5,6 @@
 //! reconnects by itself and shows the same screen (the same call, still
 //! talking), and its session token still works.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use edgecc::crm::emulator::{EmulatorConfig, EmulatorHandle};
@@ -14,22 +12,12 @@ use edgecc::demo::child::{self, Api, ChildConfig, Launch, AGENT_PASSWORD};
 use serde_json::{json, Value};
 
 use super::{desk_state, Browser};
-use crate::ari_harness::{config, DNIS};
-use crate::util::edgecc;
+use crate::ari_harness::config;
+use crate::ari_pbx_process::PbxProcess;
 
 /// Longest wait for the page to come back after the restart (the
 /// desktop's reconnect backoff reaches 5 s while the daemon is down).
 const BACK_WAIT: Duration = Duration::from_secs(45);
-
-/// `edgecc pbx-emulator`, killed when dropped.
-struct Pbx(Child);
-
-impl Drop for Pbx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Polls the JS expression `expr` until it is true or `wait` passed.
 async fn until(b: &Browser, what: &str, expr: &str, wait: Duration, log: impl Fn() -> String) {
@@ -60,34 +48,7 @@ async fn until(b: &Browser, what: &str, expr: &str, wait: Duration, log: impl Fn
 #[actix_rt::test]
 async fn http_browser_desktop_comes_back_by_itself_after_a_daemon_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut pbx = edgecc()
-        .args([
-            "pbx-emulator",
-            "--port",
-            "0",
-            "--phones",
-            "PJSIP/3101",
-            "--answer-ms",
-            "100",
-            "--rate",
-            "1",
-            "--dnis",
-            DNIS,
-            "--talk-ms",
-            "600000",
-            "--patience-ms",
-            "600000",
-            "--control-port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the PBX emulator");
-    let mut out = BufReader::new(pbx.stdout.take().expect("stdout"));
-    let pbx = Pbx(pbx);
-    let mut url = String::new();
-    out.read_line(&mut url).expect("the PBX prints its URL");
+    let pbx = PbxProcess::start_talking();
     let crm = EmulatorHandle::start(EmulatorConfig {
         webhook_secret: Some(b"browser-restart-test".to_vec()),
         ..EmulatorConfig::default()
@@ -100,7 +61,7 @@ async fn http_browser_desktop_comes_back_by_itself_after_a_daemon_sigkill() {
         dir.path(),
         &ChildConfig {
             cc: &cc,
-            ari_url: url.trim().to_owned(),
+            ari_url: pbx.url.clone(),
             ari_user: ("edgecc".into(), "edgecc-secret".into()),
             crm_url: crm.webhook_url(),
             http,

@@ -70,6 +70,18 @@ fn driver_binary() -> String {
 }
 
 impl Browser {
+    /// Picks `value` in the desktop's state list and applies it; then,
+    /// when `state` is given, waits until the desktop shows that state.
+    async fn apply_state(&self, value: &str, state: Option<&str>) {
+        self.click(&format!("#state-select option[value='{value}']"))
+            .await;
+        self.click("#state-apply").await;
+        if let Some(state) = state {
+            self.wait(&format!("state {state}"), &desk_state(state))
+                .await;
+        }
+    }
+
     async fn start() -> Browser {
         assert!(
             std::path::Path::new(CHROMIUM).exists(),
@@ -438,9 +450,7 @@ async fn http_browser_agent_call_and_wallboard() {
     );
     b.wait("focus on the state list", &focused("state-select"))
         .await;
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("not ready", &desk_state("not_ready")).await;
+    b.apply_state("login", Some("not_ready")).await;
     assert_eq!(
         b.js(&format!("return {}", options("state-select"))).await,
         "ready,not_ready:break,not_ready:lunch,logout"
@@ -450,9 +460,7 @@ async fn http_browser_agent_call_and_wallboard() {
         "document.getElementById('agent-reason').textContent === '(just logged in)'",
     )
     .await;
-    b.click("#state-select option[value='ready']").await;
-    b.click("#state-apply").await;
-    b.wait("ready", &desk_state("ready")).await;
+    b.apply_state("ready", Some("ready")).await;
     assert_eq!(
         b.js(&format!("return {}", options("state-select"))).await,
         "not_ready:break,not_ready:lunch,logout"
@@ -709,9 +717,7 @@ async fn http_browser_consult_session_end_and_outage() {
     b.goto(&t.url("/")).await;
     b.login("bob").await;
     b.wait("bob's desktop", &desk_state("logged_out")).await;
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("bob not ready", &desk_state("not_ready")).await;
+    b.apply_state("login", Some("not_ready")).await;
 
     // Ann logs in, goes Ready and takes a call.
     let ann = b.new_window().await;
@@ -719,12 +725,8 @@ async fn http_browser_consult_session_end_and_outage() {
     b.goto(&t.url("/")).await;
     b.login("ann").await;
     b.wait("ann's desktop", &desk_state("logged_out")).await;
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("ann not ready", &desk_state("not_ready")).await;
-    b.click("#state-select option[value='ready']").await;
-    b.click("#state-apply").await;
-    b.wait("ann ready", &desk_state("ready")).await;
+    b.apply_state("login", Some("not_ready")).await;
+    b.apply_state("ready", Some("ready")).await;
     t.place_call("+15557778888").await;
     b.wait("offer", "!document.getElementById('offer').hidden")
         .await;
@@ -868,12 +870,8 @@ async fn http_browser_missed_call_banner() {
     b.goto(&t.url("/")).await;
     b.login("ann").await;
     b.wait("desktop", &desk_state("logged_out")).await;
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("not ready", &desk_state("not_ready")).await;
-    b.click("#state-select option[value='ready']").await;
-    b.click("#state-apply").await;
-    b.wait("ready", &desk_state("ready")).await;
+    b.apply_state("login", Some("not_ready")).await;
+    b.apply_state("ready", Some("ready")).await;
     let sim = t.running.sim.clone().expect("sim");
     let caller = sim
         .send(edgecc_actors::sim::PlaceCall(
@@ -974,17 +972,13 @@ async fn http_browser_wrap_up_codes_figures_and_notification() {
             .await,
         true
     );
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("not ready", &desk_state("not_ready")).await;
+    b.apply_state("login", Some("not_ready")).await;
     b.wait(
         "today's figures",
         "document.getElementById('fig-calls').textContent === '0' && /^0:0[0-9]$/.test(document.getElementById('fig-not-ready').textContent)",
     )
     .await;
-    b.click("#state-select option[value='ready']").await;
-    b.click("#state-apply").await;
-    b.wait("ready", &desk_state("ready")).await;
+    b.apply_state("ready", Some("ready")).await;
 
     // The desktop's tab goes behind another; a call is offered meanwhile.
     b.js("window.__notes = []; const Real = Notification; window.Notification = class extends Real { constructor(title, o) { super(title, o); window.__notes.push([title, o.body, document.hidden]); } }; return true")
@@ -1065,9 +1059,7 @@ async fn http_browser_wrap_up_codes_figures_and_notification() {
     .await;
 
     // Logged out: the time since the logout.
-    b.click("#state-select option[value='logout']").await;
-    b.click("#state-apply").await;
-    b.wait("logged out", &desk_state("logged_out")).await;
+    b.apply_state("logout", Some("logged_out")).await;
     b.wait(
         "time since logout",
         "!document.getElementById('state-time').hidden && /^0:0[0-9]$/.test(document.getElementById('state-timer').textContent)",

@@ -58,11 +58,8 @@ async fn http_browser_late_accept_answer_keeps_talking() {
     b.wait("desktop", &desk_state("logged_out")).await;
     t.place_call("+15553334444").await;
 
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("not ready", &desk_state("not_ready")).await;
-    b.click("#state-select option[value='ready']").await;
-    b.click("#state-apply").await;
+    b.apply_state("login", Some("not_ready")).await;
+    b.apply_state("ready", None).await;
     b.wait("offer", "!document.getElementById('offer').hidden")
         .await;
     assert_eq!(b.js(HOLD_ACCEPT_ANSWER).await, serde_json::json!(true));

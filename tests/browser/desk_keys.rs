@@ -88,9 +88,7 @@ async fn http_browser_enter_dials() {
     b.goto(&t.url("/")).await;
     b.login("ann").await;
     b.wait("desktop", &desk_state("logged_out")).await;
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("not ready", &desk_state("not_ready")).await;
+    b.apply_state("login", Some("not_ready")).await;
     b.wait("dial field", "!document.getElementById('dial').hidden")
         .await;
     b.type_into("#dial-number", &format!("+15550001234{ENTER}"))
@@ -117,12 +115,8 @@ async fn http_browser_enter_transfers() {
     b.goto(&t.url("/")).await;
     b.login("ann").await;
     b.wait("desktop", &desk_state("logged_out")).await;
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("not ready", &desk_state("not_ready")).await;
-    b.click("#state-select option[value='ready']").await;
-    b.click("#state-apply").await;
-    b.wait("ready", &desk_state("ready")).await;
+    b.apply_state("login", Some("not_ready")).await;
+    b.apply_state("ready", Some("ready")).await;
     // No script: the simulated phone answers by itself.
     t.place_call("+15553334444").await;
     b.wait("talking", &desk_state("talking")).await;

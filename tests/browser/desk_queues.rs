@@ -63,11 +63,8 @@ async fn http_browser_queue_panel_and_today_zone() {
     b.screenshot("41-desktop-queue-waiting-414").await;
     b.size(1366, 900).await;
 
-    b.click("#state-select option[value='login']").await;
-    b.click("#state-apply").await;
-    b.wait("not ready", &desk_state("not_ready")).await;
-    b.click("#state-select option[value='ready']").await;
-    b.click("#state-apply").await;
+    b.apply_state("login", Some("not_ready")).await;
+    b.apply_state("ready", None).await;
     b.wait("offer", "!document.getElementById('offer').hidden")
         .await;
     b.click("#accept").await;

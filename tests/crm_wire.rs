@@ -427,14 +427,14 @@ async fn servicenow_import_set_upserts() {
         1,
         "c-1",
         RecordKind::InteractionCreate,
-        r#"{"caller":"+1555","n":2}"#,
+        r#"{"ani":"+1555","direction":"inbound","reason":"accepted"}"#,
     );
     let log = record(2, "c-1", RecordKind::PhoneLogCreate, r#"{"duration_s":30}"#);
     let update = record(
         3,
         "c-1",
         RecordKind::InteractionUpdate,
-        r#"{"state":"ended"}"#,
+        r#"{"event":"ended","terminal":{"reason":"completed"},"seq":1}"#,
     );
     for r in [create.clone(), log.clone(), update.clone()] {
         match one(&adapter, r).await {
@@ -447,7 +447,7 @@ async fn servicenow_import_set_upserts() {
     assert!(req.header("authorization").unwrap().starts_with("Basic "));
     let row: serde_json::Value = serde_json::from_str(&req.body).unwrap();
     assert_eq!(row["u_sequence"], "3");
-    assert_eq!(row["u_state"], "ended");
+    assert_eq!(row["u_state"], "closed_complete");
     assert_eq!(row["u_kind"], "interaction.update");
     // ServiceNow's own date-time format, UTC (issue 22, point 9).
     assert_eq!(row["u_created_at"], "2026-11-21 16:35:19");
@@ -459,9 +459,8 @@ async fn servicenow_import_set_upserts() {
     assert_eq!(em.duplicates(), 1);
     let rows = em.table_rows("interaction");
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["u_state"], "ended");
-    assert_eq!(rows[0]["u_caller"], "+1555");
-    assert_eq!(rows[0]["u_n"], "2");
+    assert_eq!(rows[0]["u_state"], "closed_complete");
+    assert_eq!(rows[0]["u_caller_phone_number"], "+1555");
     assert_eq!(em.table_rows("u_edgecc_interaction_import").len(), 3);
     assert_eq!(em.table_rows("sn_openframe_phone_log").len(), 1);
     assert_eq!(
@@ -647,7 +646,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
         2,
         "c-1",
         RecordKind::InteractionUpdate,
-        r#"{"state":"closed"}"#,
+        r#"{"event":"ended","terminal":{"reason":"completed"},"seq":1}"#,
     );
     assert!(matches!(
         one(adapter, update).await,
@@ -659,7 +658,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
     let req = em.last_request().unwrap();
     assert_eq!(req.method, "PATCH");
     assert_eq!(req.path, format!("/api/now/table/interaction/{sys_id}"));
-    assert_eq!(em.table_rows("interaction")[0]["state"], "closed");
+    assert_eq!(em.table_rows("interaction")[0]["state"], "closed_complete");
 
     let orphan = record(3, "c-9", RecordKind::InteractionUpdate, "{}");
     assert!(matches!(

@@ -12,6 +12,13 @@ use edgecc_storage::{Record, RecordKind};
 use serde_json::{json, Map, Value};
 
 use super::sn_rig::{secret_file, sn_rig};
+use edgecc::crm::servicenow::ANONYMOUS_CALLER;
+use edgecc_actors::call::{Direction, TerminalReason};
+use edgecc_actors::crm::{
+    CreateReason, CrmBody, CrmRecord, InboundPhoneLog, InteractionCreate, InteractionUpdate,
+    PhoneLogCreate, TransferTarget, UpdateEvent,
+};
+use edgecc_actors::{AgentId, CallId, QueueId};
 
 /// A record of `interaction` with a JSON body.
 fn record(seq: u64, interaction: &str, kind: RecordKind, body: Value) -> Record {
@@ -149,7 +156,8 @@ async fn assigned_to_is_the_agents_sys_user() {
 /// Issue 22, point 5: interactions close. In both modes an `ended` update
 /// moves the interaction to ServiceNow's closed state: `closed_complete`
 /// for a completed call, `closed_abandoned` when the caller hung up first;
-/// a `hold` puts it `on_hold`.
+/// a `hold` leaves the state alone (ServiceNow's On Hold means "waiting
+/// for assignment") and adds a work note.
 #[actix_rt::test]
 async fn an_ended_call_closes_its_interaction_in_both_modes() {
     let rig = sn_rig(
@@ -172,10 +180,15 @@ async fn an_ended_call_closes_its_interaction_in_both_modes() {
                 2,
                 &call,
                 RecordKind::InteractionUpdate,
-                json!({"event": "hold", "seq": 1}),
+                json!({"event": "hold", "agent": "alice", "seq": 1}),
             );
             assert!(matches!(one(&sn, hold).await, Outcome::Delivered { .. }));
-            assert_eq!(interaction(em, &call)["state"], "on_hold", "{call}");
+            let held = interaction(em, &call);
+            assert_eq!(held["state"], "work_in_progress", "{call}");
+            assert_eq!(
+                held["work_notes"], "edgecc hold: caller put on hold by agent alice",
+                "{call}"
+            );
             let ended = record(
                 3,
                 &call,
@@ -186,6 +199,253 @@ async fn an_ended_call_closes_its_interaction_in_both_modes() {
             assert_eq!(interaction(em, &call)["state"], closed, "{call}");
         }
     }
+    rig.em.stop().await;
+}
+
+/// A whole answered call's records, built from the actors' typed bodies as
+/// `actors/src/call/crm.rs` builds them and stored as the outbox stores
+/// them: the create (alice accepts), the phone log, hold, a transfer to
+/// queue `support`, bob answering there, bob's wrap-up code, the end.
+fn whole_call(call: &str, ani: &str) -> Vec<Record> {
+    let id = CallId::new(call);
+    let (alice, bob) = (AgentId::new("alice"), AgentId::new("bob"));
+    let arrived = 1_795_278_900_000;
+    let create = CrmBody::InteractionCreate(InteractionCreate {
+        call_id: id.clone(),
+        direction: Direction::Inbound,
+        channel: edgecc_actors::crm::Channel::Phone,
+        ani: ani.into(),
+        dnis: "100".into(),
+        attached: [("lang".to_string(), "en".to_string())].into(),
+        queue: Some(QueueId::new("sales")),
+        agent: Some(alice.clone()),
+        reason: CreateReason::Accepted,
+        arrived_ms: arrived,
+    });
+    let log = CrmBody::PhoneLogCreate(PhoneLogCreate::Inbound(InboundPhoneLog {
+        call_id: id.clone(),
+        direction: Direction::Inbound,
+        ani: ani.into(),
+        dnis: "100".into(),
+        agent: alice.clone(),
+        queue: Some(QueueId::new("sales")),
+        attached: Default::default(),
+        arrived_ms: arrived,
+        answered_ms: arrived + 12_000,
+    }));
+    let events = [
+        UpdateEvent::Hold {
+            agent: alice.clone(),
+        },
+        UpdateEvent::Transfer {
+            from: alice.clone(),
+            to: TransferTarget::ToQueue(QueueId::new("support")),
+            reason: None,
+        },
+        UpdateEvent::AgentConnected { agent: bob.clone() },
+        UpdateEvent::WrapUpCode {
+            agent: bob.clone(),
+            code: "SALE".into(),
+        },
+        UpdateEvent::Ended {
+            terminal: TerminalReason::Completed,
+            duration_ms: 95_000,
+            talk_ms: 80_000,
+        },
+    ];
+    let mut bodies = vec![(0, create, arrived + 12_000), (0, log, arrived + 12_000)];
+    for (n, event) in events.into_iter().enumerate() {
+        let seq = n as u32 + 1;
+        let body = CrmBody::InteractionUpdate(InteractionUpdate { event, seq });
+        bodies.push((seq, body, arrived + 20_000 + 10_000 * n as u64));
+    }
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, (n, body, at))| {
+            let r = CrmRecord::new("edge-01", &id, n, body, at);
+            Record {
+                seq: i as u64 + 1,
+                correlation_id: r.correlation_id,
+                interaction_key: r.interaction_key,
+                kind: r.kind,
+                body: serde_json::to_vec(&r.body).unwrap(),
+                created_at_ms: r.at_ms,
+                attempts: 0,
+                next_attempt_at_ms: 0,
+                last_error: None,
+            }
+        })
+        .collect()
+}
+
+/// Issue 22, point 5: a whole call's real records, in table and openframe
+/// modes, land in ServiceNow's own fields. No key of any write is one the
+/// table lacks (so none is silently dropped); the interaction carries the
+/// caller (`opened_for`, found by mobile phone among users whose other
+/// numbers differ; `caller_phone_number`), the queue, a work note per
+/// update, bob as `assigned_to` after he answered the transfer, and it is
+/// closed with `closed_at`; the phone log is linked and carries the
+/// number, its start, the caller as `contact` and alice as `agent`. A
+/// number two users share finds neither.
+#[actix_rt::test]
+async fn a_whole_call_lands_in_servicenow_fields_in_both_modes() {
+    const SALES: &str = "0123456789abcdef0123456789abcdef";
+    let rig = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::Openframe,
+        |_, _| {},
+    )
+    .await;
+    let em = &rig.em;
+    let alice = em.seed_row("sys_user", row(&[("user_name", "alice")]));
+    let bob = em.seed_row("sys_user", row(&[("user_name", "bob")]));
+    em.seed_row(
+        "sys_user",
+        row(&[("user_name", "dan"), ("phone", "+15550199")]),
+    );
+    let carol = em.seed_row(
+        "sys_user",
+        row(&[
+            ("user_name", "carol"),
+            ("phone", "+15550111"),
+            ("mobile_phone", "+15550100"),
+        ]),
+    );
+    em.seed_row(
+        "sys_user",
+        row(&[("user_name", "eve"), ("home_phone", "+15550177")]),
+    );
+    em.seed_row(
+        "sys_user",
+        row(&[("user_name", "fay"), ("mobile_phone", "+15550177")]),
+    );
+    for mode in [ServiceNowMode::Table, ServiceNowMode::Openframe] {
+        let (sn, _dir) = rig.another(|c, _| {
+            c.mode = mode;
+            c.awa_queues.insert("sales".into(), SALES.into());
+        });
+        let call = format!("{mode:?}-call");
+        for r in whole_call(&call, "+15550100") {
+            let kind = r.kind;
+            let out = one(&sn, r).await;
+            assert!(
+                matches!(out, Outcome::Delivered { .. }),
+                "{mode:?} {kind:?}: {out:?}"
+            );
+        }
+        let dropped = em.dropped_keys();
+        assert!(dropped.is_empty(), "{mode:?}: {dropped:?}");
+        assert_eq!(em.stats().invalid_references, 0, "{mode:?}");
+        let i = interaction(em, &call);
+        assert_eq!(i["state"], "closed_complete", "{mode:?}");
+        assert_eq!(i["closed_at"], "2026-11-21 16:36:00", "{mode:?}");
+        assert_eq!(i["opened_at"], "2026-11-21 16:35:00", "{mode:?}");
+        assert_eq!(i["opened_for"], carol.as_str(), "{mode:?}");
+        assert_eq!(i["caller_phone_number"], "+15550100", "{mode:?}");
+        assert_eq!(i["type"], "phone", "{mode:?}");
+        assert_eq!(i["direction"], "inbound", "{mode:?}");
+        assert_eq!(
+            i["short_description"], "Inbound call from +15550100 (accepted)",
+            "{mode:?}"
+        );
+        assert_eq!(i["assigned_to"], bob.as_str(), "{mode:?}");
+        if mode == ServiceNowMode::Table {
+            assert_eq!(i["queue"], SALES, "{mode:?}");
+        }
+        let notes = i["work_notes"].as_str().unwrap_or("");
+        for note in [
+            "edgecc hold: caller put on hold by agent alice",
+            "edgecc transfer: transferred by agent alice to queue support",
+            "edgecc agent_connected: agent bob took the call",
+            "edgecc wrap_up_code: wrap-up code SALE by agent bob",
+            "edgecc ended: call ended (completed), 95 s after it arrived, 80 s talking",
+        ] {
+            assert!(notes.contains(note), "{mode:?}: {note:?} not in {notes:?}");
+        }
+        assert_eq!(i["channel_metadata_table"], "sn_openframe_phone_log");
+        let log_id = i["channel_metadata_document"].as_str().unwrap();
+        let log = em
+            .table_rows("sn_openframe_phone_log")
+            .into_iter()
+            .find(|l| l["sys_id"] == log_id)
+            .unwrap_or_else(|| panic!("{mode:?}: no phone log {log_id}"));
+        assert_eq!(log["call_id"], call.as_str(), "{mode:?}");
+        assert_eq!(log["phone_number"], "+15550100", "{mode:?}");
+        assert_eq!(log["start_time"], "2026-11-21 16:35:12", "{mode:?}");
+        assert_eq!(log["contact"], carol.as_str(), "{mode:?}");
+        assert_eq!(log["agent"], alice.as_str(), "{mode:?}");
+
+        // A number two users carry: nobody is opened_for.
+        let shared = format!("{mode:?}-shared");
+        let create = whole_call(&shared, "+15550177").remove(0);
+        assert!(matches!(one(&sn, create).await, Outcome::Delivered { .. }));
+        assert_eq!(interaction(em, &shared).get("opened_for"), None, "{mode:?}");
+    }
+    rig.em.stop().await;
+}
+
+/// Openframe mode, issue 22 point 3: a call without a number (a withheld
+/// ANI) is created with the documented placeholder as `userPhoneNumber`
+/// (the API requires one; "" is refused), and a FAILURE naming a required
+/// parameter is a dead letter, not retried forever.
+#[actix_rt::test]
+async fn openframe_anonymous_caller_and_required_failure() {
+    let rig = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::Openframe,
+        |_, _| {},
+    )
+    .await;
+    let em = &rig.em;
+    let create = whole_call("anon", "").remove(0);
+    let out = one(&rig.adapter, create).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    let sent = em.last_request().unwrap().body;
+    let sent: Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(sent["interaction"]["userPhoneNumber"], ANONYMOUS_CALLER);
+    let i = interaction(em, "anon");
+    assert_eq!(i.get("caller_phone_number"), None);
+    assert_eq!(
+        i["short_description"],
+        "Inbound call from anonymous (accepted)"
+    );
+
+    em.set_mode(edgecc::crm::emulator::Mode::Failure {
+        message: "userPhoneNumber is required".into(),
+    })
+    .await
+    .unwrap();
+    match one(&rig.adapter, whole_call("anon-2", "+15550100").remove(0)).await {
+        Outcome::Permanent { reason, .. } => assert!(reason.contains("required"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    rig.em.stop().await;
+}
+
+/// Openframe mode checks its lookup field in `sys_dictionary` before the
+/// first delivery: an instance whose `interaction` lacks
+/// `u_edgecc_call_id` dead-letters the create with a reason naming the
+/// key, and nothing is posted.
+#[actix_rt::test]
+async fn openframe_checks_its_key_field_in_the_dictionary() {
+    let mut config = EmulatorConfig::default();
+    if let Some(fields) = config
+        .sn_tables
+        .get_mut("interaction")
+        .and_then(|t| t.fields.as_mut())
+    {
+        fields.retain(|f| f != "u_edgecc_call_id");
+    }
+    let rig = sn_rig(config, ServiceNowMode::Openframe, |_, _| {}).await;
+    match one(&rig.adapter, accepted(1, "c-1", "alice")).await {
+        Outcome::Permanent { reason, .. } => assert!(
+            reason.contains("crm.servicenow.table_interaction_key_field"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(rig.em.table_rows("interaction").is_empty());
     rig.em.stop().await;
 }
 

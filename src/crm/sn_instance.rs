@@ -55,11 +55,15 @@ const INTERACTION_FIELDS: &[&str] = &[
     "u_edgecc_sequence",
 ];
 
-/// Fields of `sn_openframe_phone_log`, plus the custom correlation column.
+/// Fields of `sn_openframe_phone_log` (`contact` and `agent` reference
+/// `sys_user`: ServiceNow's sample OpenFrame handler sets `contact`), plus
+/// the custom correlation column.
 const PHONE_LOG_FIELDS: &[&str] = &[
     "call_id",
     "direction",
     "phone_number",
+    "contact",
+    "agent",
     "duration",
     "start_time",
     "end_time",
@@ -80,8 +84,17 @@ const AWA_WORK_ITEM_FIELDS: &[&str] = &[
 /// Fields of `awa_queue`, as far as the emulator needs them.
 const AWA_QUEUE_FIELDS: &[&str] = &["name", "active"];
 
-/// Fields of `sys_user`, as far as the emulator needs them.
-const USER_FIELDS: &[&str] = &["user_name", "email", "name", "active"];
+/// Fields of `sys_user`, as far as the emulator needs them (the three
+/// phone fields ServiceNow's sample OpenFrame handler finds a caller by).
+const USER_FIELDS: &[&str] = &[
+    "user_name",
+    "email",
+    "name",
+    "active",
+    "phone",
+    "mobile_phone",
+    "home_phone",
+];
 
 /// Fields of `task` (the old default work-item table; kept so an instance
 /// configured for it still answers).
@@ -195,30 +208,49 @@ pub fn invalid_table_message(table: &str) -> String {
     format!("Invalid table {table}")
 }
 
-/// The `field=value` terms of an encoded query that the table can answer:
-/// terms are split on `^` (`^^` is a literal caret); a term on a field the
-/// table lacks is dropped, as GlideRecord does with
-/// `glide.invalid_query.returns_no_rows = false` (the default). Terms that
-/// are not `field=value` are dropped too.
-pub fn query_terms(query: &str, table: &TableDef) -> Vec<(String, String)> {
+/// One condition of an encoded query: `field=value` alternatives, any of
+/// which matches (`a=1^ORb=2`).
+pub type QueryTerm = Vec<(String, String)>;
+
+/// The conditions of an encoded query that the table can answer: terms
+/// are split on `^` (`^^` is a literal caret), a term starting `OR` is an
+/// alternative of the condition before it, and all conditions must hold.
+/// A term on a field the table lacks is dropped (an `OR` alternative as an
+/// `AND` term), as GlideRecord does with
+/// `glide.invalid_query.returns_no_rows = false` (the default); a
+/// condition left with no alternative is dropped. Terms that are not
+/// `field=value` are dropped too.
+pub fn query_terms(query: &str, table: &TableDef) -> Vec<QueryTerm> {
     const CARET: &str = "\u{0}";
-    query
-        .replace("^^", CARET)
-        .split('^')
-        .filter_map(|term| {
-            let (field, value) = term.split_once('=')?;
-            table
-                .has(field)
-                .then(|| (field.to_string(), value.replace(CARET, "^")))
-        })
-        .collect()
+    let mut conditions: Vec<QueryTerm> = Vec::new();
+    for term in query.replace("^^", CARET).split('^') {
+        let (or, term) = match term.strip_prefix("OR") {
+            Some(rest) => (true, rest),
+            None => (false, term),
+        };
+        if !or || conditions.is_empty() {
+            conditions.push(Vec::new());
+        }
+        let Some((field, value)) = term.split_once('=') else {
+            continue;
+        };
+        if table.has(field) {
+            if let Some(last) = conditions.last_mut() {
+                last.push((field.to_string(), value.replace(CARET, "^")));
+            }
+        }
+    }
+    conditions.retain(|c| !c.is_empty());
+    conditions
 }
 
-/// Whether `fields` match every term.
-pub fn matches(fields: &Map<String, Value>, terms: &[(String, String)]) -> bool {
-    terms
-        .iter()
-        .all(|(f, v)| fields.get(f).and_then(Value::as_str) == Some(v.as_str()))
+/// Whether `fields` match every condition (one alternative of each).
+pub fn matches(fields: &Map<String, Value>, terms: &[QueryTerm]) -> bool {
+    terms.iter().all(|alternatives| {
+        alternatives
+            .iter()
+            .any(|(f, v)| fields.get(f).and_then(Value::as_str) == Some(v.as_str()))
+    })
 }
 
 /// Reference fields the emulator checks, as (table, field): ServiceNow
@@ -229,6 +261,8 @@ const REFERENCE_FIELDS: &[(&str, &str)] = &[
     ("interaction", "opened_for"),
     ("interaction", "assigned_to"),
     ("interaction", "channel_metadata_document"),
+    (PHONE_LOG_TABLE, "contact"),
+    (PHONE_LOG_TABLE, "agent"),
     (AWA_WORK_ITEM_TABLE, "queue"),
     (AWA_WORK_ITEM_TABLE, "assigned_to"),
     (AWA_WORK_ITEM_TABLE, "document_id"),
@@ -253,7 +287,27 @@ pub fn invalid_references(table: &str, fields: &Map<String, Value>) -> Vec<Strin
 
 /// `fields` without the keys `table` lacks (the Table API ignores them).
 pub fn known_fields(fields: Map<String, Value>, table: &TableDef) -> Map<String, Value> {
-    fields.into_iter().filter(|(k, _)| table.has(k)).collect()
+    split_fields(fields, table).0
+}
+
+/// `fields` split into those `table` has and the names of those it lacks
+/// (which a write drops without a word).
+pub fn split_fields(
+    fields: Map<String, Value>,
+    table: &TableDef,
+) -> (Map<String, Value>, Vec<String>) {
+    let mut dropped = Vec::new();
+    let kept = fields
+        .into_iter()
+        .filter(|(k, _)| {
+            let has = table.has(k);
+            if !has {
+                dropped.push(k.clone());
+            }
+            has
+        })
+        .collect();
+    (kept, dropped)
 }
 
 #[cfg(test)]
@@ -278,11 +332,34 @@ mod tests {
     fn unknown_query_terms_are_dropped() {
         let tables = default_tables();
         let interaction = &tables["interaction"];
+        let term = |f: &str, v: &str| (f.to_string(), v.to_string());
         assert_eq!(
             query_terms("correlation_id=x^u_edgecc_call_id=a^^b", interaction),
-            vec![("u_edgecc_call_id".to_string(), "a^b".to_string())]
+            vec![vec![term("u_edgecc_call_id", "a^b")]]
         );
         assert!(query_terms("correlation_id=x", interaction).is_empty());
+        // `^OR` alternatives; one on a missing field is dropped.
+        let users = &tables[USER_TABLE];
+        let q = query_terms("phone=1^ORu_fax=1^ORhome_phone=1^active=true", users);
+        assert_eq!(
+            q,
+            vec![
+                vec![term("phone", "1"), term("home_phone", "1")],
+                vec![term("active", "true")]
+            ]
+        );
+        let row = |k: &str| {
+            let mut m = Map::new();
+            m.insert(k.into(), "1".into());
+            m.insert("active".into(), "true".into());
+            m
+        };
+        assert!(matches(&row("home_phone"), &q));
+        assert!(!matches(&row("mobile_phone"), &q));
+        // A write's keys the table lacks are named.
+        let (kept, dropped) = split_fields(row("u_fax"), users);
+        assert_eq!(dropped, vec!["u_fax".to_string()]);
+        assert!(kept.contains_key("active"));
         let staging = &tables["u_edgecc_phone_log_import"];
         assert!(staging.has("u_anything"));
     }

@@ -17,7 +17,9 @@ use super::openframe::{voice_create, voice_update};
 use super::state::{Shared, State};
 use super::table_api::{table_get, table_patch, table_post};
 use super::webhook::webhook;
-use super::{EmulatorConfig, EmulatorStats, Mode, RawRequest, Received, BODY_BYTES_MAX};
+use super::{
+    DroppedKeys, EmulatorConfig, EmulatorStats, Mode, RawRequest, Received, BODY_BYTES_MAX,
+};
 
 /// A running emulator. Cheap to clone; every clone drives the same one.
 #[derive(Clone)]
@@ -125,6 +127,12 @@ impl EmulatorHandle {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The Table API and voice-interaction writes that named keys their
+    /// table lacks (dropped, as ServiceNow drops them), in arrival order.
+    pub fn dropped_keys(&self) -> Vec<DroppedKeys> {
+        self.shared.state().dropped.clone()
     }
 
     /// Puts a row into `table` as if someone else had created it (a

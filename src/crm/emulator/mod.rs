@@ -105,6 +105,8 @@ pub const GET_LIMIT_DEFAULT: usize = 1_000;
 pub const ORDER_PER_INTERACTION_MAX: usize = 1_024;
 /// Most live OAuth tokens; the oldest is forgotten first.
 pub const TOKENS_MAX: usize = 64;
+/// Most writes with dropped keys remembered (later ones only counted).
+pub const DROPPED_WRITES_MAX: usize = 10_000;
 /// Most JWT `jti`s remembered to refuse a replayed assertion.
 pub const JTIS_MAX: usize = 1_024;
 /// Longest reject pattern, in bytes.
@@ -259,6 +261,22 @@ pub struct EmulatorStats {
     /// `assigned_to`, …) that are not sys_ids: stored as ServiceNow would
     /// (a broken reference), and counted so a test sees them.
     pub invalid_references: u64,
+    /// Keys of Table API and voice-interaction writes that the target
+    /// table lacks, which ServiceNow drops without a word (each write's
+    /// names in [`EmulatorHandle::dropped_keys`]).
+    #[serde(default)]
+    pub dropped_keys: u64,
+}
+
+/// One ServiceNow write that named keys its target table lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedKeys {
+    /// The API and method: `table:POST`, `table:PATCH`, `openframe`.
+    pub api: String,
+    /// The target table.
+    pub table: String,
+    /// The keys dropped.
+    pub keys: Vec<String>,
 }
 
 /// One record as the emulator received it (first arrival of its key).

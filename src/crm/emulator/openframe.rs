@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 
 use super::gate::{admitted, json_object};
 use super::respond::{answer, text};
-use super::state::{Shared, State};
+use super::state::{merge_fields, Shared, State};
 use super::{Mode, Received};
-use crate::crm::sn_instance::{known_fields, TableDef, PHONE_LOG_TABLE};
+use crate::crm::sn_instance::{TableDef, PHONE_LOG_TABLE};
 
 /// A voice-interaction answer: `{"result": {…}}` with HTTP 200.
 pub(super) fn voice_result(result: Value) -> HttpResponse {
@@ -38,7 +38,8 @@ pub(super) async fn voice_request(
 }
 
 /// Applies a voice-interaction body to the interaction `sys_id`: its
-/// `additionalParams` (fields the table has), `callbackPhoneNumber` as
+/// `additionalParams` (fields the table has; the others dropped and
+/// remembered, as the Table API's), `callbackPhoneNumber` as
 /// `caller_phone_number`, and each of `phoneLogs` created in the phone-log
 /// table and linked as the interaction's channel metadata.
 pub(super) fn voice_apply(
@@ -54,7 +55,9 @@ pub(super) fn voice_apply(
     };
     let interaction = body.get("interaction").cloned().unwrap_or(Value::Null);
     let mut fields = match interaction.get("additionalParams") {
-        Some(Value::Object(p)) => known_fields(p.clone(), interaction_def),
+        Some(Value::Object(p)) => {
+            st.keep_known("openframe", "interaction", interaction_def, p.clone())
+        }
         _ => Map::new(),
     };
     if let Some(number) = interaction
@@ -67,7 +70,7 @@ pub(super) fn voice_apply(
         Some(Value::Array(logs)) => logs
             .iter()
             .filter_map(|l| l.as_object().cloned())
-            .map(|l| known_fields(l, log_def))
+            .map(|l| st.keep_known("openframe", PHONE_LOG_TABLE, log_def, l))
             .collect(),
         _ => Vec::new(),
     };
@@ -82,7 +85,7 @@ pub(super) fn voice_apply(
         .get_mut("interaction")
         .and_then(|rows| rows.iter_mut().find(|r| r.sys_id == sys_id))
     {
-        row.fields.extend(fields);
+        merge_fields(&mut row.fields, fields);
     }
 }
 

@@ -14,10 +14,10 @@ use serde_json::{Map, Value};
 use tracing::{debug, info, warn};
 
 use super::{
-    EmulatorConfig, EmulatorStats, Mode, RawRequest, Received, ORDER_PER_INTERACTION_MAX,
-    RECORDS_MAX, REFUSE_MS_MAX,
+    DroppedKeys, EmulatorConfig, EmulatorStats, Mode, RawRequest, Received, DROPPED_WRITES_MAX,
+    ORDER_PER_INTERACTION_MAX, RECORDS_MAX, REFUSE_MS_MAX,
 };
-use crate::crm::sn_instance::invalid_references;
+use crate::crm::sn_instance::{invalid_references, split_fields, TableDef};
 
 /// A ServiceNow row the emulator holds.
 #[derive(Debug, Clone)]
@@ -29,6 +29,28 @@ pub(super) struct Row {
     pub(super) coalesce: String,
     /// The fields.
     pub(super) fields: Map<String, Value>,
+}
+
+/// Journal fields: a write adds an entry instead of replacing the value.
+const JOURNAL_FIELDS: &[&str] = &["work_notes", "comments"];
+
+/// Writes `fields` into a row's `into` as ServiceNow does: a journal field
+/// (`work_notes`) gains an entry (newest first, one per line), others are
+/// replaced.
+pub(super) fn merge_fields(into: &mut Map<String, Value>, fields: Map<String, Value>) {
+    for (k, v) in fields {
+        let old = into.get(&k).and_then(Value::as_str).unwrap_or("");
+        match (&v, JOURNAL_FIELDS.contains(&k.as_str()) && !old.is_empty()) {
+            (Value::String(new), true) if !new.is_empty() => {
+                let entry = format!("{new}\n{old}");
+                into.insert(k, Value::String(entry));
+            }
+            (Value::String(new), true) if new.is_empty() => {}
+            _ => {
+                into.insert(k, v);
+            }
+        }
+    }
 }
 
 /// Everything the emulator stores, behind one mutex.
@@ -57,6 +79,9 @@ pub(super) struct State {
     pub(super) rows: usize,
     /// Counter behind sys_ids and tokens.
     pub(super) serial: u64,
+    /// Writes that named keys their table lacks (at most
+    /// [`DROPPED_WRITES_MAX`]).
+    pub(super) dropped: Vec<DroppedKeys>,
     /// `jti`s of accepted JWT assertions, oldest first (at most
     /// [`super::JTIS_MAX`]): a replayed assertion is refused.
     pub(super) jtis: VecDeque<String>,
@@ -116,6 +141,31 @@ impl State {
             warn!(table, fields = %bad.join(", "),
                 "Emulator: a reference field holds no sys_id; ServiceNow would store a broken reference.");
         }
+    }
+
+    /// `fields` without the keys `def` (table `table`) lacks, as a
+    /// ServiceNow write stores them; the dropped keys are counted and
+    /// remembered under `api`.
+    pub(super) fn keep_known(
+        &mut self,
+        api: &str,
+        table: &str,
+        def: &TableDef,
+        fields: Map<String, Value>,
+    ) -> Map<String, Value> {
+        let (kept, keys) = split_fields(fields, def);
+        if !keys.is_empty() {
+            self.stats.dropped_keys += keys.len() as u64;
+            debug!(api, table, keys = %keys.join(", "), "Emulator: keys the table lacks dropped.");
+            if self.dropped.len() < DROPPED_WRITES_MAX {
+                self.dropped.push(DroppedKeys {
+                    api: api.to_string(),
+                    table: table.to_string(),
+                    keys,
+                });
+            }
+        }
+        kept
     }
 
     /// A fresh sys_id (32 hex digits).

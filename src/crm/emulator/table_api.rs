@@ -1,7 +1,8 @@
 //! ServiceNow's Table API as the emulator plays it: reads with an encoded
-//! query (a term on a field the table lacks is dropped, as GlideRecord
-//! does; `sys_dictionary` answers the dictionary), creates and updates that
-//! ignore keys the table lacks and count a reference field that holds no
+//! query (`^` and `^OR` terms; a term on a field the table lacks is
+//! dropped, as GlideRecord does; `sys_dictionary` answers the dictionary),
+//! creates and updates that ignore keys the table lacks (counted and
+//! remembered: `dropped_keys`) and count a reference field that holds no
 //! sys_id (`invalid_references`).
 
 use std::collections::HashMap;
@@ -12,10 +13,10 @@ use serde_json::{json, Value};
 use super::auth::authorized;
 use super::gate::{gate, table_request};
 use super::respond::{answer, known_table, not_authenticated, sn_error, text};
-use super::state::{Row, Shared};
+use super::state::{merge_fields, Row, Shared};
 use super::{Received, GET_LIMIT_DEFAULT, RECORDS_MAX};
 use crate::crm::sn_instance::{
-    dictionary_def, dictionary_rows, known_fields, matches, query_terms, DICTIONARY_TABLE,
+    dictionary_def, dictionary_rows, matches, query_terms, DICTIONARY_TABLE,
 };
 
 /// `GET /api/now/table/{table}?sysparm_query=…&sysparm_fields=…&sysparm_limit=N`
@@ -102,9 +103,9 @@ pub(super) async fn table_post(
         Err(r) => return r,
     };
     let v = Value::Object(fields.clone());
-    // The Table API ignores keys the table lacks.
-    let fields = known_fields(fields, def);
     let mut st = shared.state();
+    // The Table API ignores keys the table lacks.
+    let fields = st.keep_known("table:POST", &table, def, fields);
     st.note_references(&table, &fields);
     let sys_id = st.sys_id();
     let key = match text(&v, &shared.config.table_correlation_field) {
@@ -149,17 +150,17 @@ pub(super) async fn table_patch(
         Err(r) => return r,
     };
     let sent = fields.clone();
-    // The Table API ignores keys the table lacks (and answers 200).
-    let fields = known_fields(fields, def);
     let key_field = shared.config.table_interaction_key_field.clone();
     let mut st = shared.state();
+    // The Table API ignores keys the table lacks (and answers 200).
+    let fields = st.keep_known("table:PATCH", &table, def, fields);
     st.note_references(&table, &fields);
     let patched = st
         .tables
         .get_mut(&table)
         .and_then(|rows| rows.iter_mut().find(|r| r.sys_id == sys_id))
         .map(|row| {
-            row.fields.extend(fields.clone());
+            merge_fields(&mut row.fields, fields.clone());
             let mut result = row.fields.clone();
             result.insert("sys_id".into(), Value::String(sys_id.clone()));
             result

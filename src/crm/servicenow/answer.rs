@@ -17,6 +17,9 @@ pub const PERMANENT_MARKERS: &[&str] = &[
     "invalid table",
     "data policy",
     "mandatory",
+    // The openframe API's FAILURE for a missing parameter
+    // ("userPhoneNumber is required"): the same body fails every time.
+    "required",
 ];
 /// Words in an import row's `error_message` that mean the instance was busy
 /// rather than the row wrong (matched case-insensitively).

@@ -117,22 +117,20 @@ impl ServiceNowAdapter {
             Err(outcome) => return outcome,
         };
         let data: Value = serde_json::from_slice(&record.body).unwrap_or(Value::Null);
-        let field = |k: &str| {
-            data.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
+        let number = data
+            .get("callback_number")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let table = &self.config.table_interaction;
         let url = format!("{}/api/now/table/{table}/{interaction}", self.base);
-        let note = json!({
-            "caller_phone_number": field("callback_number"),
-            "work_notes": format!(
-                "Callback requested ({}): {}",
-                field("reason"),
-                field("callback_number")
-            ),
-        });
+        // The work item's note ([`super::fields`]) on the interaction, and
+        // the number to call back when there is one.
+        let fields = self.record_fields(record).await;
+        let mut note =
+            json!({ "work_notes": fields.get("work_notes").cloned().unwrap_or_default() });
+        if !number.is_empty() {
+            note["caller_phone_number"] = number.into();
+        }
         let answer = match self.call(Method::PATCH, &url, &[], Some(&note)).await {
             Ok(a) => a,
             Err(outcome) => return outcome,

@@ -63,6 +63,7 @@ pub enum ServiceNowAuth {
 /// # jwt_key_file = "/run/credentials/edgecc.service/servicenow_jwt_key"   # oauth_jwt_bearer
 /// # jwt_kid = "edgecc-1"
 /// agent_user_field = "user_name"      # sys_user field holding the edgecc agent id
+/// caller_user_fields = ["phone", "mobile_phone", "home_phone"]  # sys_user fields matched against the caller's number ([] = off)
 /// # awa_queue = "<awa_queue sys_id>"  # default AWA queue for callback work items
 /// # service_channel = "<awa_service_channel sys_id>"  # table mode: the interaction's channel
 /// # user = "edgecc.integration"       # basic and oauth_password
@@ -155,8 +156,10 @@ pub struct ServiceNowConfig {
     /// is stored. Checked in `sys_dictionary` before use.
     #[serde(default = "table_interaction_key_field_default")]
     pub table_interaction_key_field: String,
-    /// Table mode: prefix of the data fields (empty: data keys are the
-    /// table's own field names; the Table API ignores unknown fields).
+    /// Table mode, opt-in: when not empty, each key of the record's data is
+    /// also sent as a custom column `<prefix><key>` (which must exist on
+    /// the table). Empty (the default): only ServiceNow's own fields are
+    /// sent ([`super::fields`]).
     #[serde(default)]
     pub table_field_prefix: String,
     /// File holding the API key (`auth = "api_key"`).
@@ -167,6 +170,11 @@ pub struct ServiceNowConfig {
     /// agents log in to edgecc with their e-mail address).
     #[serde(default = "agent_user_field_default")]
     pub agent_user_field: String,
+    /// `sys_user` fields matched (any of them) against the caller's number
+    /// as the PBX gives it, to fill the interaction's `opened_for` and the
+    /// phone log's `contact`; empty: no caller lookup.
+    #[serde(default = "caller_user_fields_default")]
+    pub caller_user_fields: Vec<String>,
     /// sys_id of the default Advanced Work Assignment queue (`awa_queue`)
     /// a callback work item is routed to through the AWA Routing API, so
     /// ServiceNow makes the `awa_work_item` and offers it to an agent; a
@@ -247,6 +255,11 @@ fn table_interaction_key_field_default() -> String {
 fn agent_user_field_default() -> String {
     "user_name".into()
 }
+fn caller_user_fields_default() -> Vec<String> {
+    ["phone", "mobile_phone", "home_phone"]
+        .map(String::from)
+        .to_vec()
+}
 
 impl ServiceNowConfig {
     /// A config with every default, for `instance_url`.
@@ -275,6 +288,7 @@ impl ServiceNowConfig {
             table_field_prefix: String::new(),
             api_key_file: None,
             agent_user_field: agent_user_field_default(),
+            caller_user_fields: caller_user_fields_default(),
             awa_queue: None,
             jwt_key_file: None,
             jwt_kid: None,

@@ -17,7 +17,8 @@ impl ServiceNowAdapter {
     /// Import Set mode: one POST per record; see the module notes.
     pub(super) async fn deliver_import(&self, record: &Record) -> Outcome {
         let table = self.table_for(record.kind);
-        let row = import_row(record, &self.config);
+        let fields = self.record_fields(record).await;
+        let row = import_row(record, &self.config, &fields);
         let url = format!("{}/api/now/import/{table}", self.base);
         let answer = match self.call(Method::POST, &url, &[], Some(&row)).await {
             Ok(a) => a,

@@ -15,20 +15,22 @@
 //!   "u_interaction": "c-42",                                  // <prefix>interaction
 //!   "u_sequence": "1234",                                     // import_sequence_field
 //!   "u_created_at": "2026-11-21 16:35:19",                    // <prefix>created_at, UTC
-//!   "u_caller": "+15550100", "u_tags": "[\"vip\"]"            // data, one level, as text
+//!   "u_data": "{\"event\":\"hold\",\"agent\":\"a1\",\"seq\":7}",  // <prefix>data: the body
+//!   "u_state": "", "u_assigned_to": "", "u_queue": "",        // <prefix><field>: the record's
+//!   "u_work_notes": "edgecc hold: …", "u_closed_at": ""       //   ServiceNow fields (`fields`)
 //! }
 //! ```
 //!
-//! The record's `data` object is flattened one level into `<prefix><key>`
-//! fields (keys lower-cased, other than `[a-z0-9_]` replaced by `_`);
-//! nested values are sent as JSON text, `null` as `""`. The metadata fields
-//! win over a data key of the same name. The instance's transform maps
-//! coalesce, so every write is an upsert and a replay is harmless: phone
-//! logs and work items on the correlation field; the interaction map on the
-//! interaction field, because an interaction's create and its updates must
-//! land on one target record (README, "ServiceNow instance set-up"). The
-//! sequence lets the transform script ignore an update older than what the
-//! target already holds.
+//! The ServiceNow fields are the one mapping of `fields`, each as
+//! `<prefix><field>`, empty ones included (a transform map leaves the
+//! target field alone for an empty source field); edgecc's own keys
+//! (`event`, `seq`, `ani` …) live only in `<prefix>data`. The instance's
+//! transform maps coalesce, so every write is an upsert and a replay is
+//! harmless: phone logs and work items on the correlation field; the
+//! interaction map on the interaction field, because an interaction's
+//! create and its updates must land on one target record (README,
+//! "ServiceNow instance set-up"). The sequence lets the transform script
+//! ignore an update older than what the target already holds.
 //!
 //! The answer is `201 {"import_set":…, "result":[{"status":…, "sys_id":…,
 //! "table":…, "record_link":…, "error_message":…}, …]}`, one `result` entry
@@ -72,7 +74,8 @@
 //! names the config key, and logged at error level. In addition, a 2xx whose JSON body says
 //! `"status": "failure"` (the scripted REST / import error shape) is a
 //! failure: permanent when its message names an ACL, rights, an invalid
-//! table or a data policy ([`PERMANENT_MARKERS`]), retried (not counting
+//! table, a data policy, a mandatory field or a required parameter
+//! ([`PERMANENT_MARKERS`]), retried (not counting
 //! towards the breaker) otherwise. A 401 with OAuth fetches a new token and
 //! retries once; a 401 after that, or with Basic or API key auth, is logged at error
 //! level and retried with `crm_down` so the breaker opens: bad credentials
@@ -91,11 +94,14 @@
 //! - `dictionary` — table mode's check of its lookup fields.
 //! - `links` — phone log and work item linked to their interaction.
 //! - `openframe` — the voice-interaction API (`openframe` mode).
+//! - `fields` — the one mapping from a record to its target's ServiceNow
+//!   fields, used by every mode.
 //! - `rows` — the staging row and the Table API row of a record.
-//! - `states` — the interaction states sent, and whose `assigned_to`.
+//! - `states` — the interaction states sent.
 //! - `references` — the sys_ids table mode writes into `channel` and
 //!   `queue` (from `service_channel` and `awa_queues`).
-//! - `users` — the agent's `sys_user` sys_id (cached) for `assigned_to`.
+//! - `users` — the agent's and the caller's `sys_user` sys_ids (cached)
+//!   for `assigned_to` and `opened_for`.
 //! - `awa` — callback work items routed through the AWA Routing API.
 //! - `jwt` — the signed assertion of the OAuth JWT bearer grant.
 //! - `answer` — FAILURE bodies, `result` objects, marker words.
@@ -105,6 +111,7 @@ mod auth;
 mod awa;
 pub mod config;
 mod dictionary;
+mod fields;
 mod import_set;
 mod jwt;
 mod links;
@@ -129,6 +136,7 @@ pub use awa::{AWA_ROUTE_PATH, AWA_WORK_ITEM_TABLE};
 pub use config::{
     ServiceNowAuth, ServiceNowConfig, ServiceNowMode, NAME_BYTES_MAX, PREFIX_BYTES_MAX,
 };
+pub use fields::ANONYMOUS_CALLER;
 pub use jwt::{JWT_BEARER_GRANT, JWT_LIFETIME_SECS};
 pub use openframe::VOICE_INTERACTION_PATH;
 pub use references::{is_sys_id, SYS_ID_LEN};
@@ -162,6 +170,8 @@ pub struct ServiceNowAdapter {
     dictionary: dictionary::Verdict,
     /// Agent id → `sys_user` sys_id, for `assigned_to` (bounded).
     users: users::UserCache,
+    /// Caller number → `sys_user` sys_id, for `opened_for` (bounded).
+    callers: users::UserCache,
     /// edgecc queues already logged as missing from `awa_queues` (so each
     /// is logged once; bounded by [`UNMAPPED_LOGGED_MAX`]).
     unmapped_queues: std::cell::RefCell<std::collections::HashSet<String>>,
@@ -201,6 +211,7 @@ impl ServiceNowAdapter {
             request_timeout: request,
             dictionary: Default::default(),
             users: Default::default(),
+            callers: Default::default(),
             unmapped_queues: Default::default(),
         })
     }
@@ -228,6 +239,9 @@ impl ServiceNowAdapter {
             check_name(key, name, false)?;
         }
         check_name("agent_user_field", &config.agent_user_field, false)?;
+        for field in &config.caller_user_fields {
+            check_name("caller_user_fields", field, false)?;
+        }
         if let Some(queue) = &config.awa_queue {
             check_sys_id("awa_queue", queue)?;
         }

@@ -1,12 +1,14 @@
 //! `openframe` mode: ServiceNow's own CCaaS voice API, the recommended
 //! path. The interaction's create is `POST /api/now/openframe/voice-interaction`
 //! (`clientSessionId` = the call's id, `interactionContext` = the IVR's
-//! attached data); the phone log, each update and a work item are a
+//! attached data, `userPhoneNumber` the caller's number or
+//! [`super::ANONYMOUS_CALLER`] when the ANI is empty: the API requires it);
+//! the phone log, each update and a work item are a
 //! `PATCH …/voice-interaction/{sys_id}` of that interaction (phone logs as
-//! `phoneLogs`, which ServiceNow creates and links itself; the state and a
-//! work note as `additionalParams`); the `ended` update closes it. The
-//! states come from [`super::states`]; `assigned_to` is the agent's `sys_user`
-//! ([`super::users`]); a work item is then routed to its AWA queue (the
+//! `phoneLogs`, which ServiceNow creates and links itself). The fields sent
+//! as `additionalParams` and as the phone log are the one mapping of
+//! [`super::fields`], less `channel` and `queue`; the `ended` update closes
+//! the interaction. A work item is then routed to its AWA queue (the
 //! call's queue's `awa_queues` entry, else `awa_queue`; [`super::awa`]).
 //!
 //! The interaction's sys_id (the create's `result.sysId`) is kept in the
@@ -31,102 +33,66 @@ use super::super::transport::{excerpt, Answer};
 use super::super::Outcome;
 use super::answer::{failure_body, mentions, PERMANENT_MARKERS};
 use super::awa::AWA_WORK_ITEM_TABLE;
+use super::fields::{data, non_empty, or_anonymous, text};
 use super::links::KEY_INTERACTION;
-use super::rows::glide_datetime;
-use super::states::{assignee, create_state, update_state};
 use super::{Early, ServiceNowAdapter};
 
 /// The voice-interaction endpoint, below the instance URL.
 pub const VOICE_INTERACTION_PATH: &str = "/api/now/openframe/voice-interaction";
 
-/// The record's body as a JSON object (empty when it is not one).
-fn data(record: &Record) -> Map<String, Value> {
-    match serde_json::from_slice(&record.body) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
+/// `fields` without the empty ones and without the references the
+/// voice-interaction API sets itself (`channel`) or that would route the
+/// interaction outside edgecc's AWA call (`queue`).
+fn params(fields: &Map<String, Value>) -> Map<String, Value> {
+    let mut p = non_empty(fields.clone());
+    p.remove("channel");
+    p.remove("queue");
+    p
 }
 
-/// A string field of the record's data ("" when absent).
-fn text<'a>(data: &'a Map<String, Value>, key: &str) -> &'a str {
-    data.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The create body of an `interaction.create` record.
-/// `assigned_to` is the agent's `sys_user` sys_id when it was found.
-pub(super) fn create_body(record: &Record, key_field: &str, assigned_to: Option<&str>) -> Value {
+/// The create body of an `interaction.create` record, from its ServiceNow
+/// `fields` ([`super::fields`]): `userPhoneNumber` is the caller's number,
+/// or [`ANONYMOUS_CALLER`] when there is none (the API requires it).
+pub(super) fn create_body(record: &Record, key_field: &str, fields: &Map<String, Value>) -> Value {
     let d = data(record);
-    let reason = text(&d, "reason");
-    let mut params = Map::new();
-    params.insert("type".into(), "phone".into());
-    params.insert("state".into(), create_state(reason).into());
-    if let Some(user) = assigned_to {
-        params.insert("assigned_to".into(), user.into());
-    }
-    params.insert("direction".into(), text(&d, "direction").into());
-    params.insert(
-        "short_description".into(),
-        format!("Phone call {} ({reason})", record.interaction_key).into(),
-    );
-    params.insert(key_field.into(), record.interaction_key.clone().into());
+    let mut p = params(fields);
+    p.insert(key_field.into(), record.interaction_key.clone().into());
+    let ani = text(&d, "ani");
     let context = d.get("attached").cloned().unwrap_or_else(|| json!({}));
+    let mut interaction = json!({
+        "userPhoneNumber": or_anonymous(ani),
+        "clientSessionId": record.interaction_key,
+        "additionalParams": p,
+    });
+    if !ani.is_empty() {
+        interaction["callbackPhoneNumber"] = ani.into();
+    }
     json!({
-        "interaction": {
-            "userPhoneNumber": text(&d, "ani"),
-            "callbackPhoneNumber": text(&d, "ani"),
-            "clientSessionId": record.interaction_key,
-            "additionalParams": params,
-        },
+        "interaction": interaction,
         "interactionContext": context,
     })
 }
 
-/// The PATCH body of a phone log, an update or a work item;
-/// `assigned_to`: the `sys_user` sys_id of the agent a transfer went to.
-pub(super) fn patch_body(record: &Record, assigned_to: Option<&str>) -> Value {
+/// The PATCH body of a phone log, an update or a work item, from its
+/// ServiceNow `fields` ([`super::fields`]).
+pub(super) fn patch_body(record: &Record, fields: &Map<String, Value>) -> Value {
     let d = data(record);
     match record.kind {
-        RecordKind::PhoneLogCreate => {
-            let answered = d.get("answered_ms").and_then(Value::as_u64).unwrap_or(0);
-            json!({
-                "interaction": {"clientSessionId": record.interaction_key},
-                "phoneLogs": [{
-                    "call_id": record.interaction_key,
-                    "direction": text(&d, "direction"),
-                    "start_time": glide_datetime(answered),
-                }],
-            })
-        }
-        RecordKind::WorkItemCreate => json!({
-            "interaction": {
-                "callbackPhoneNumber": text(&d, "callback_number"),
-                "additionalParams": {
-                    "state": "new",
-                    "work_notes": format!(
-                        "Callback requested ({}): {}",
-                        text(&d, "reason"),
-                        text(&d, "callback_number")
-                    ),
-                },
-            },
+        RecordKind::PhoneLogCreate => json!({
+            "interaction": {"clientSessionId": record.interaction_key},
+            "phoneLogs": [non_empty(fields.clone())],
         }),
-        _ => {
-            let event = text(&d, "event");
-            let mut params = Map::new();
-            if let Some(state) = update_state(&d) {
-                params.insert("state".into(), state.into());
+        RecordKind::WorkItemCreate => {
+            let mut p = params(fields);
+            p.insert("state".into(), "new".into());
+            let mut interaction = json!({"additionalParams": p});
+            let number = text(&d, "callback_number");
+            if !number.is_empty() {
+                interaction["callbackPhoneNumber"] = number.into();
             }
-            if let Some(user) = assigned_to {
-                params.insert("assigned_to".into(), user.into());
-            }
-            let mut rest = d.clone();
-            rest.remove("event");
-            params.insert(
-                "work_notes".into(),
-                format!("edgecc: {event} {}", Value::Object(rest)).into(),
-            );
-            json!({"interaction": {"additionalParams": params}})
+            json!({ "interaction": interaction })
         }
+        _ => json!({"interaction": {"additionalParams": params(fields)}}),
     }
 }
 
@@ -196,12 +162,9 @@ impl ServiceNowAdapter {
             Ok(id) => id,
             Err(outcome) => return outcome,
         };
-        let user = match assignee(record.kind, &data(record)) {
-            Some(agent) => self.agent_user(&agent).await,
-            None => None,
-        };
+        let fields = self.record_fields(record).await;
         let url = format!("{}{VOICE_INTERACTION_PATH}/{sys_id}", self.base);
-        let body = patch_body(record, user.as_deref());
+        let body = patch_body(record, &fields);
         if let Err(outcome) = self.voice(Method::PATCH, &url, &body).await {
             return outcome;
         }
@@ -246,11 +209,8 @@ impl ServiceNowAdapter {
             }
             None => {
                 let url = format!("{}{VOICE_INTERACTION_PATH}", self.base);
-                let user = match assignee(record.kind, &data(record)) {
-                    Some(agent) => self.agent_user(&agent).await,
-                    None => None,
-                };
-                let body = create_body(record, &key_field, user.as_deref());
+                let fields = self.record_fields(record).await;
+                let body = create_body(record, &key_field, &fields);
                 match self.voice(Method::POST, &url, &body).await {
                     Ok(id) if !id.is_empty() => id,
                     Ok(_) => {
@@ -273,6 +233,7 @@ impl ServiceNowAdapter {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fields::ANONYMOUS_CALLER;
     use super::*;
 
     fn record(kind: RecordKind, body: &str) -> Record {
@@ -289,15 +250,25 @@ mod tests {
         }
     }
 
+    fn fields(record: &Record) -> Map<String, Value> {
+        let refs = super::super::fields::Refs {
+            caller: None,
+            agent: Some("u-7".into()),
+        };
+        let c = super::super::ServiceNowConfig::with_instance("https://x.service-now.com");
+        super::super::fields::target_fields(record, &c, &refs)
+    }
+
     /// The create carries the call id as clientSessionId and in the key
-    /// field, the IVR data as context, ServiceNow's own fields and state.
+    /// field, the IVR data as context, ServiceNow's own fields and state;
+    /// an empty ANI sends the placeholder, never "".
     #[test]
     fn create_body_uses_servicenow_fields() {
         let r = record(
             RecordKind::InteractionCreate,
-            r#"{"ani":"+15550100","direction":"inbound","reason":"accepted","attached":{"lang":"en"}}"#,
+            r#"{"ani":"+15550100","direction":"inbound","reason":"accepted","agent":"a","attached":{"lang":"en"}}"#,
         );
-        let b = create_body(&r, "u_edgecc_call_id", Some("u-7"));
+        let b = create_body(&r, "u_edgecc_call_id", &fields(&r));
         assert_eq!(b["interaction"]["clientSessionId"], "c-1");
         assert_eq!(b["interaction"]["userPhoneNumber"], "+15550100");
         let p = &b["interaction"]["additionalParams"];
@@ -305,53 +276,52 @@ mod tests {
         assert_eq!(p["state"], "work_in_progress");
         assert_eq!(p["u_edgecc_call_id"], "c-1");
         assert_eq!(p["assigned_to"], "u-7");
+        assert_eq!(p["caller_phone_number"], "+15550100");
+        assert_eq!(p["direction"], "inbound");
+        assert!(p.get("opened_for").is_none() && p.get("queue").is_none());
         assert_eq!(b["interactionContext"]["lang"], "en");
+        let anonymous = record(
+            RecordKind::InteractionCreate,
+            r#"{"ani":"","direction":"inbound","reason":"accepted"}"#,
+        );
+        let b = create_body(&anonymous, "u_edgecc_call_id", &fields(&anonymous));
+        assert_eq!(b["interaction"]["userPhoneNumber"], ANONYMOUS_CALLER);
+        assert!(b["interaction"].get("callbackPhoneNumber").is_none());
     }
 
     /// `ended` closes the interaction; the phone log's start is in
     /// ServiceNow's date-time format.
     #[test]
     fn patch_bodies() {
-        let ended = patch_body(
-            &record(
-                RecordKind::InteractionUpdate,
-                r#"{"event":"ended","terminal":"hangup","seq":3}"#,
-            ),
-            None,
+        let body = |kind, json: &str| {
+            let r = record(kind, json);
+            patch_body(&r, &fields(&r))
+        };
+        let ended = body(
+            RecordKind::InteractionUpdate,
+            r#"{"event":"ended","terminal":"hangup","seq":3}"#,
         );
-        assert_eq!(
-            ended["interaction"]["additionalParams"]["state"],
-            "closed_complete"
-        );
-        let completed = patch_body(
-            &record(
-                RecordKind::InteractionUpdate,
-                r#"{"event":"ended","terminal":{"reason":"completed"},"seq":3}"#,
-            ),
-            None,
-        );
-        assert_eq!(
-            completed["interaction"]["additionalParams"]["state"],
-            "closed_complete"
-        );
-        let abandoned = patch_body(
-            &record(
-                RecordKind::InteractionUpdate,
-                r#"{"event":"ended","terminal":{"reason":"abandoned"},"seq":3}"#,
-            ),
-            None,
+        let p = &ended["interaction"]["additionalParams"];
+        assert_eq!(p["state"], "closed_complete");
+        assert_eq!(p["closed_at"], "1970-01-01 00:00:00");
+        assert!(p["work_notes"]
+            .as_str()
+            .unwrap()
+            .starts_with("edgecc ended"));
+        let abandoned = body(
+            RecordKind::InteractionUpdate,
+            r#"{"event":"ended","terminal":{"reason":"abandoned"},"seq":3}"#,
         );
         assert_eq!(
             abandoned["interaction"]["additionalParams"]["state"],
             "closed_abandoned"
         );
-        let log = patch_body(
-            &record(
-                RecordKind::PhoneLogCreate,
-                r#"{"answered_ms":1795278919394,"direction":"inbound"}"#,
-            ),
-            None,
+        let log = body(
+            RecordKind::PhoneLogCreate,
+            r#"{"answered_ms":1795278919394,"direction":"inbound","ani":"+1555","agent":"a"}"#,
         );
         assert_eq!(log["phoneLogs"][0]["start_time"], "2026-11-21 16:35:19");
+        assert_eq!(log["phoneLogs"][0]["phone_number"], "+1555");
+        assert_eq!(log["phoneLogs"][0]["agent"], "u-7");
     }
 }

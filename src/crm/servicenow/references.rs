@@ -5,7 +5,7 @@
 //! `[crm.servicenow]`: `service_channel`, and `awa_queues` (edgecc queue id
 //! → `awa_queue` sys_id). A queue without a mapping leaves the field unset.
 
-use edgecc_storage::{Record, RecordKind};
+use edgecc_storage::RecordKind;
 use serde_json::{Map, Value};
 use tracing::warn;
 
@@ -14,10 +14,6 @@ use crate::net::SettingError;
 
 /// Length of a sys_id: 32 hexadecimal digits.
 pub const SYS_ID_LEN: usize = 32;
-
-/// Data keys that would land in a reference field of the same name when
-/// the table field prefix is empty; never sent as edgecc wrote them.
-pub(super) const REFERENCE_KEYS: &[&str] = &["queue", "channel"];
 
 /// Whether `value` is a sys_id (32 lower-case hexadecimal digits).
 pub fn is_sys_id(value: &str) -> bool {
@@ -72,19 +68,10 @@ pub(super) fn references(
 }
 
 impl ServiceNowAdapter {
-    /// Adds `record`'s reference fields to the table-mode row `body`; a
-    /// queue without a mapping is logged (once per queue) and not sent.
-    pub(super) fn fill_references(&self, record: &Record, body: &mut Value) {
-        let data = match serde_json::from_slice(&record.body) {
-            Ok(Value::Object(m)) => m,
-            _ => return,
-        };
-        let (fields, unmapped) = references(record.kind, &data, &self.config);
-        if let Value::Object(row) = body {
-            for (field, sys_id) in fields {
-                row.insert(field.into(), Value::String(sys_id));
-            }
-        }
+    /// Logs (once per queue) an edgecc queue of `data` that has no
+    /// `awa_queues` entry: its records leave `queue` empty.
+    pub(super) fn note_unmapped_queue(&self, kind: RecordKind, data: &Map<String, Value>) {
+        let (_, unmapped) = references(kind, data, &self.config);
         let Some(queue) = unmapped else { return };
         let mut logged = self.unmapped_queues.borrow_mut();
         if logged.len() < UNMAPPED_LOGGED_MAX && logged.insert(queue.clone()) {

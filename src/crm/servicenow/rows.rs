@@ -4,8 +4,7 @@
 use edgecc_storage::{Record, RecordKind};
 use serde_json::{Map, Value};
 
-use super::references::REFERENCE_KEYS;
-use super::states::{create_state, update_state};
+use super::fields::non_empty;
 use super::ServiceNowConfig;
 
 /// The record's body as JSON (a body that is not JSON becomes a string).
@@ -62,14 +61,24 @@ pub(super) fn glide_datetime(ms: u64) -> String {
         .to_string()
 }
 
-/// The staging-table row of a record (import mode).
-pub(super) fn import_row(record: &Record, c: &ServiceNowConfig) -> Value {
-    let mut row = Map::new();
-    flatten(&record_data(record), &c.import_field_prefix, &mut row);
+/// The staging-table row of a record (import mode): the metadata, the
+/// record's body as JSON text in `<prefix>data`, and each of the record's
+/// ServiceNow `fields` ([`super::fields`]) as `<prefix><field>`, empty
+/// ones included. edgecc's own keys live only in `<prefix>data`.
+pub(super) fn import_row(
+    record: &Record,
+    c: &ServiceNowConfig,
+    fields: &Map<String, Value>,
+) -> Value {
     let p = &c.import_field_prefix;
+    let mut row = Map::new();
+    for (field, value) in fields {
+        row.insert(format!("{p}{field}"), Value::String(field_text(value)));
+    }
     let mut put = |k: String, v: String| {
         row.insert(k, Value::String(v));
     };
+    put(format!("{p}data"), field_text(&record_data(record)));
     put(
         c.import_correlation_field.clone(),
         record.correlation_id.clone(),
@@ -84,14 +93,25 @@ pub(super) fn import_row(record: &Record, c: &ServiceNowConfig) -> Value {
     Value::Object(row)
 }
 
-/// The Table API body of a record (table mode).
-pub(super) fn table_row(record: &Record, c: &ServiceNowConfig) -> Value {
+/// The Table API body of a record (table mode): its ServiceNow `fields`
+/// ([`super::fields`]) that say something, the correlation field on
+/// creates and the interaction key on the interaction's create; with a
+/// non-empty `table_field_prefix`, also each data key as
+/// `<prefix><key>` (custom columns, opt-in). The links are added by the
+/// caller.
+pub(super) fn table_row(
+    record: &Record,
+    c: &ServiceNowConfig,
+    fields: &Map<String, Value>,
+) -> Value {
     let mut row = Map::new();
-    flatten(&record_data(record), &c.table_field_prefix, &mut row);
-    // Never an edgecc string in a reference field: the adapter adds the
-    // configured sys_ids ([`super::references`]).
-    for key in REFERENCE_KEYS {
-        row.remove(*key);
+    if !c.table_field_prefix.is_empty() {
+        flatten(&record_data(record), &c.table_field_prefix, &mut row);
+    }
+    row.extend(non_empty(fields.clone()));
+    if record.kind == RecordKind::WorkItemCreate {
+        // `awa_work_item` keeps no journal: the note would be dropped.
+        row.remove("work_notes");
     }
     if record.kind != RecordKind::InteractionUpdate {
         row.insert(
@@ -104,23 +124,6 @@ pub(super) fn table_row(record: &Record, c: &ServiceNowConfig) -> Value {
             c.table_interaction_key_field.clone(),
             Value::String(record.interaction_key.clone()),
         );
-    }
-    // The interaction's own fields, whatever the prefix: ServiceNow's
-    // `state` choice, and `type` on the create.
-    if let Value::Object(data) = record_data(record) {
-        match record.kind {
-            RecordKind::InteractionCreate => {
-                let reason = data.get("reason").and_then(Value::as_str).unwrap_or("");
-                row.insert("type".into(), "phone".into());
-                row.insert("state".into(), create_state(reason).into());
-            }
-            RecordKind::InteractionUpdate => {
-                if let Some(state) = update_state(&data) {
-                    row.insert("state".into(), state.into());
-                }
-            }
-            _ => {}
-        }
     }
     Value::Object(row)
 }
@@ -143,50 +146,86 @@ mod tests {
         }
     }
 
-    /// The staging row is flat, all strings, prefixed, with the metadata
-    /// winning over a data key of the same name.
+    fn fields(pairs: &[(&str, &str)]) -> Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect()
+    }
+
+    /// The staging row is the metadata, the body as JSON text and the
+    /// ServiceNow fields, prefixed, empty ones included; no data key gets
+    /// a column of its own.
     #[test]
-    fn import_row_is_flat_strings() {
+    fn import_row_is_metadata_data_and_fields() {
         let c = ServiceNowConfig::with_instance("https://x.service-now.com");
         let r = record(
             RecordKind::InteractionUpdate,
-            r#"{"Caller-ANI":"+1555","n":3,"vip":true,"tags":["a"],"x":null,"kind":"evil"}"#,
+            r#"{"event":"hold","agent":"a1","seq":3}"#,
         );
-        let row = import_row(&r, &c);
+        let row = import_row(&r, &c, &fields(&[("state", ""), ("work_notes", "n")]));
+        let mut keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                "u_correlation_id",
+                "u_created_at",
+                "u_data",
+                "u_interaction",
+                "u_kind",
+                "u_sequence",
+                "u_state",
+                "u_work_notes"
+            ]
+        );
         assert_eq!(row["u_correlation_id"], "edge:c-1:x");
         assert_eq!(row["u_kind"], "interaction.update");
         assert_eq!(row["u_interaction"], "c-1");
         assert_eq!(row["u_sequence"], "42");
         assert_eq!(row["u_created_at"], "1970-01-01 00:00:00");
+        assert_eq!(row["u_state"], "");
+        let data: Value = serde_json::from_str(row["u_data"].as_str().unwrap()).unwrap();
+        assert_eq!(data["agent"], "a1");
         assert_eq!(glide_datetime(1_795_278_919_394), "2026-11-21 16:35:19");
         assert_eq!(glide_datetime(951_782_400_999), "2000-02-29 00:00:00");
-        assert_eq!(row["u_caller_ani"], "+1555");
-        assert_eq!(row["u_n"], "3");
-        assert_eq!(row["u_vip"], "true");
-        assert_eq!(row["u_tags"], r#"["a"]"#);
-        assert_eq!(row["u_x"], "");
-        let not_json = import_row(&record(RecordKind::PhoneLogCreate, "oops"), &c);
+        let not_json = import_row(&record(RecordKind::PhoneLogCreate, "oops"), &c, &Map::new());
         assert_eq!(not_json["u_data"], "oops");
     }
 
-    /// Table rows carry the correlation field on creates and the
-    /// interaction key on the interaction create only; edgecc's `queue`
-    /// and `channel` strings never reach the reference fields.
+    /// Table rows carry the non-empty fields, the correlation field on
+    /// creates and the interaction key on the interaction create only;
+    /// data keys only with a prefix (opt-in).
     #[test]
-    fn table_rows_carry_correlation() {
-        let c = ServiceNowConfig::with_instance("https://x.service-now.com");
-        let create = table_row(
-            &record(
-                RecordKind::InteractionCreate,
-                r#"{"a":1,"queue":"sales","channel":"phone"}"#,
-            ),
-            &c,
+    fn table_rows_carry_fields_and_correlation() {
+        let mut c = ServiceNowConfig::with_instance("https://x.service-now.com");
+        let body = r#"{"a":1,"queue":"sales","channel":"phone"}"#;
+        let f = fields(&[("type", "phone"), ("queue", "")]);
+        let create = table_row(&record(RecordKind::InteractionCreate, body), &c, &f);
+        let mut keys: Vec<&str> = create
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec!["type", "u_edgecc_call_id", "u_edgecc_correlation_id"]
         );
         assert_eq!(create["u_edgecc_correlation_id"], "edge:c-1:x");
-        assert!(create.get("queue").is_none() && create.get("channel").is_none());
         assert_eq!(create["u_edgecc_call_id"], "c-1");
-        assert_eq!(create["a"], "1");
-        let update = table_row(&record(RecordKind::InteractionUpdate, r#"{"a":1}"#), &c);
+        let update = table_row(&record(RecordKind::InteractionUpdate, body), &c, &f);
         assert!(update.get("u_edgecc_correlation_id").is_none());
+        c.table_field_prefix = "u_x_".into();
+        let prefixed = table_row(&record(RecordKind::InteractionUpdate, body), &c, &f);
+        assert_eq!(prefixed["u_x_queue"], "sales");
+        assert_eq!(prefixed["u_x_a"], "1");
+        assert!(prefixed.get("queue").is_none());
     }
 }

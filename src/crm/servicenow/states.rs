@@ -1,6 +1,5 @@
 //! The interaction's `state` as ServiceNow's Interaction Management names
-//! it, and whose `assigned_to` a record changes; shared by the openframe
-//! and table modes.
+//! it; used by the one field mapping ([`super::fields`]) of every mode.
 //!
 //! ServiceNow's interaction states ("Interaction states", Interaction
 //! Management): New (inserted), On Hold (waiting for assignment), Work In
@@ -15,7 +14,7 @@
 //! - `closed_complete`: the voice-interaction resource's state parameter
 //!   (`api-reference/rest-apis/voice-interaction-resource-api.md`) and a
 //!   `g_modal` sample (`api-reference/g_modalClientAPINX.md`);
-//! - `on_hold`, `closed_abandoned`: an encoded query on `interaction`,
+//! - `closed_abandoned`: an encoded query on `interaction`,
 //!   `stateINon_hold,closed_abandoned`
 //!   (`it-service-management/itsm-success-dashboard-indicators/update-live-agent-script-include.md`);
 //! - `work_in_progress`: no ServiceNow page shows it; it follows the
@@ -26,9 +25,13 @@
 //! `direction` is `inbound` in the openframe API's examples
 //! (`api-reference/rest-apis/openframe-api.md`); edgecc sends the call's
 //! own `inbound` / `outbound`. edgecc's wrap-up is its own (the agent's
-//! desk), so `wrap_up` is never sent.
+//! desk), so `wrap_up` is never sent. `on_hold` is never sent either: in
+//! ServiceNow it means "waiting for assignment"
+//! (`servicenow-platform/interaction-management/interaction-states.md`),
+//! not a caller on hold, so a `hold` (and its `resume`) is a work note
+//! only. `agent_connected` (an agent answered after a transfer to a queue)
+//! puts a re-queued interaction back to work in progress.
 
-use edgecc_storage::RecordKind;
 use serde_json::{Map, Value};
 
 /// A string field of a record's data ("" when absent or not a string).
@@ -51,8 +54,7 @@ pub(super) fn create_state(reason: &str) -> &'static str {
 pub(super) fn update_state(data: &Map<String, Value>) -> Option<&'static str> {
     match text(data, "event") {
         "ended" => Some(closed_state(data)),
-        "hold" => Some("on_hold"),
-        "resume" | "unhold" | "agent_connected" => Some("work_in_progress"),
+        "agent_connected" => Some("work_in_progress"),
         _ => None,
     }
 }
@@ -72,19 +74,6 @@ pub(super) fn closed_state(data: &Map<String, Value>) -> &'static str {
         "abandoned" => "closed_abandoned",
         _ => "closed_complete",
     }
-}
-
-/// The edgecc agent a record makes the interaction's assignee: the agent
-/// who took the call (`interaction.create`), or the one a transfer went to.
-pub(super) fn assignee(kind: RecordKind, data: &Map<String, Value>) -> Option<String> {
-    let agent = match kind {
-        RecordKind::InteractionCreate => text(data, "agent"),
-        RecordKind::InteractionUpdate if text(data, "event") == "transfer" => {
-            text(data, "to_agent")
-        }
-        _ => "",
-    };
-    (!agent.is_empty()).then(|| agent.to_string())
 }
 
 #[cfg(test)]
@@ -113,26 +102,12 @@ mod tests {
             ended(r#"{"event":"ended","terminal":"abandoned"}"#),
             Some("closed_abandoned")
         );
-        assert_eq!(ended(r#"{"event":"hold"}"#), Some("on_hold"));
+        assert_eq!(ended(r#"{"event":"hold"}"#), None);
+        assert_eq!(ended(r#"{"event":"resume"}"#), None);
+        assert_eq!(
+            ended(r#"{"event":"agent_connected","agent":"b"}"#),
+            Some("work_in_progress")
+        );
         assert_eq!(ended(r#"{"event":"mute"}"#), None);
-    }
-
-    /// The assignee is the accepting agent, or a transfer's target agent.
-    #[test]
-    fn assignee_of_create_and_transfer() {
-        let create = data(r#"{"agent":"a1","reason":"accepted"}"#);
-        assert_eq!(
-            assignee(RecordKind::InteractionCreate, &create).as_deref(),
-            Some("a1")
-        );
-        let nobody = data(r#"{"agent":null,"reason":"queue_timeout"}"#);
-        assert_eq!(assignee(RecordKind::InteractionCreate, &nobody), None);
-        let transfer = data(r#"{"event":"transfer","from":"a1","to_agent":"b2"}"#);
-        assert_eq!(
-            assignee(RecordKind::InteractionUpdate, &transfer).as_deref(),
-            Some("b2")
-        );
-        let to_queue = data(r#"{"event":"transfer","from":"a1","to_queue":"q"}"#);
-        assert_eq!(assignee(RecordKind::InteractionUpdate, &to_queue), None);
     }
 }

@@ -14,11 +14,16 @@ use super::answer::{failure_body, result_object, result_sys_id};
 use super::dictionary::matching_sys_id;
 use super::links::KEY_INTERACTION;
 use super::rows::table_row;
-use super::states::assignee;
 use super::{Early, ServiceNowAdapter};
 
 /// State-tree key prefix: correlation id of a create → its sys_id.
 const KEY_CREATE: &str = "c:";
+
+/// A value inside an encoded query: `^` separates terms, `^^` is a
+/// literal caret.
+pub(super) fn encode_value(value: &str) -> String {
+    value.replace('^', "^^")
+}
 
 impl ServiceNowAdapter {
     /// Reads a stored sys_id (errors are logged and read as "not stored").
@@ -40,23 +45,25 @@ impl ServiceNowAdapter {
         }
     }
 
-    /// `GET /api/now/table/{table}?sysparm_query={field}={value}`: the
-    /// sys_id of the first row whose `field` is `value` (a row without it
-    /// is not ours, whatever the query said), or `None`; or the outcome to
+    /// `GET /api/now/table/{table}?sysparm_query={query}`: the rows
+    /// (at most `limit`, with `sys_id` and `fields`), or the outcome to
     /// report.
-    pub(super) async fn lookup(
+    pub(super) async fn query_rows(
         &self,
         table: &str,
-        field: &str,
-        value: &str,
-    ) -> Result<Option<String>, Early> {
+        query: &str,
+        fields: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Value>, Early> {
         let url = format!("{}/api/now/table/{table}", self.base);
-        // `^` separates encoded-query terms; `^^` is a literal caret.
-        let query = format!("{field}={}", value.replace('^', "^^"));
-        let fields = format!("sys_id,{field}");
+        let fields = std::iter::once("sys_id")
+            .chain(fields.iter().copied())
+            .collect::<Vec<_>>()
+            .join(",");
+        let limit = limit.to_string();
         let params = [
-            ("sysparm_query", query.as_str()),
-            ("sysparm_limit", "1"),
+            ("sysparm_query", query),
+            ("sysparm_limit", limit.as_str()),
             ("sysparm_fields", fields.as_str()),
         ];
         let answer = self.call(Method::GET, &url, &params, None).await?;
@@ -68,7 +75,7 @@ impl ServiceNowAdapter {
         }
         let parsed: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         match parsed.get("result").and_then(Value::as_array) {
-            Some(rows) => Ok(matching_sys_id(rows, field, value)),
+            Some(rows) => Ok(rows.clone()),
             None => Err(Outcome::Retry {
                 reason: format!("unrecognised lookup answer: {}", excerpt(&answer.body)),
                 retry_after: None,
@@ -77,15 +84,19 @@ impl ServiceNowAdapter {
         }
     }
 
-    /// The `sys_user` sys_id the record assigns the interaction to (the
-    /// accepting agent, a transfer's target), when ServiceNow knows them.
-    async fn record_assignee(&self, record: &Record) -> Option<String> {
-        let data = match serde_json::from_slice(&record.body) {
-            Ok(Value::Object(m)) => m,
-            _ => return None,
-        };
-        let agent = assignee(record.kind, &data)?;
-        self.agent_user(&agent).await
+    /// `GET /api/now/table/{table}?sysparm_query={field}={value}`: the
+    /// sys_id of the first row whose `field` is `value` (a row without it
+    /// is not ours, whatever the query said), or `None`; or the outcome to
+    /// report.
+    pub(super) async fn lookup(
+        &self,
+        table: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<String>, Early> {
+        let query = format!("{field}={}", encode_value(value));
+        let rows = self.query_rows(table, &query, &[field], 1).await?;
+        Ok(matching_sys_id(&rows, field, value))
     }
 
     /// Table mode, a create: stored sys_id, else lookup, else POST.
@@ -116,13 +127,8 @@ impl ServiceNowAdapter {
             }
             None => {
                 let url = format!("{}/api/now/table/{table}", self.base);
-                let mut body = table_row(record, &self.config);
-                self.fill_references(record, &mut body);
-                if let Some(user) = self.record_assignee(record).await {
-                    if let Value::Object(fields) = &mut body {
-                        fields.insert("assigned_to".into(), Value::String(user));
-                    }
-                }
+                let fields = self.record_fields(record).await;
+                let mut body = table_row(record, &self.config, &fields);
                 match self.create_links(record).await {
                     Ok(links) => {
                         if let Value::Object(fields) = &mut body {
@@ -186,13 +192,8 @@ impl ServiceNowAdapter {
             Err(outcome) => return outcome,
         };
         let url = format!("{}/api/now/table/{table}/{sys_id}", self.base);
-        let mut body = table_row(record, &self.config);
-        self.fill_references(record, &mut body);
-        if let Some(user) = self.record_assignee(record).await {
-            if let Value::Object(fields) = &mut body {
-                fields.insert("assigned_to".into(), Value::String(user));
-            }
-        }
+        let fields = self.record_fields(record).await;
+        let body = table_row(record, &self.config, &fields);
         let answer = match self.call(Method::PATCH, &url, &[], Some(&body)).await {
             Ok(a) => a,
             Err(outcome) => return outcome,

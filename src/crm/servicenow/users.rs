@@ -1,8 +1,22 @@
-//! The edgecc agent as a ServiceNow user: an interaction's `assigned_to`
-//! is a `sys_user` sys_id, found by looking the agent id up in the
+//! The edgecc agent and the caller as ServiceNow users.
+//!
+//! An interaction's `assigned_to` (and a phone log's `agent`) is a
+//! `sys_user` sys_id, found by looking the agent id up in the
 //! `agent_user_field` column of `sys_user` (the Table API lookup of
 //! [`super::table`], which accepts a row only if it carries the value, so a
 //! field the table lacks finds no one rather than a stranger).
+//!
+//! The interaction's `opened_for` (and the phone log's `contact`) is the
+//! caller: the `sys_user` whose `phone`, `mobile_phone` or `home_phone`
+//! (`caller_user_fields`) is the caller's number, as ServiceNow's own
+//! sample OpenFrame handler finds it
+//! (`api-reference/server-api-reference/CTIOperationResponseAPI.md`:
+//! `addQuery('phone', phone)` with `addOrCondition` on the other two). One
+//! encoded query with `^OR` terms; exactly one row that carries the
+//! number in one of those fields gives the sys_id, none or several leave
+//! the field empty with a log line. The number is matched exactly as the
+//! PBX gave it. `customer_contact` extends `sys_user`, so B2B contacts are
+//! found too.
 //!
 //! Answers are kept in a bounded in-memory cache ([`USER_CACHE_MAX`]
 //! agents, each for [`USER_CACHE_TTL_MS`]); a user added to ServiceNow later
@@ -15,6 +29,9 @@ use std::collections::HashMap;
 
 use tracing::{info, warn};
 
+use serde_json::Value;
+
+use super::table::encode_value;
 use super::ServiceNowAdapter;
 
 /// The ServiceNow user table.
@@ -33,7 +50,8 @@ struct Cached {
     until_ms: u64,
 }
 
-/// Agent id → cached answer. `RefCell`: the adapter lives on one arbiter.
+/// Agent id (or caller number) → cached answer. `RefCell`: the adapter
+/// lives on one arbiter.
 #[derive(Default)]
 pub(super) struct UserCache {
     /// The entries, at most [`USER_CACHE_MAX`].
@@ -100,6 +118,70 @@ impl ServiceNowAdapter {
                     agent,
                     ?outcome,
                     "ServiceNow user lookup failed; assigned_to left empty for this record."
+                );
+                None
+            }
+        }
+    }
+}
+
+impl ServiceNowAdapter {
+    /// The `sys_user` sys_id of the caller whose number is `number`, or
+    /// `None` (no user or several carry it, `caller_user_fields` is empty,
+    /// or the lookup failed: logged, never an error).
+    pub(super) async fn caller_user(&self, number: &str) -> Option<String> {
+        let fields: Vec<&str> = self
+            .config
+            .caller_user_fields
+            .iter()
+            .map(String::as_str)
+            .collect();
+        if number.is_empty() || fields.is_empty() {
+            return None;
+        }
+        let now = crate::clock::now_ms();
+        if let Some(answer) = self.callers.get(number, now) {
+            return answer;
+        }
+        let value = encode_value(number);
+        let query = fields
+            .iter()
+            .map(|f| format!("{f}={value}"))
+            .collect::<Vec<_>>()
+            .join("^OR");
+        // Two rows are enough to tell "one" from "several".
+        match self.query_rows(USER_TABLE, &query, &fields, 2).await {
+            Ok(rows) => {
+                let carrying: Vec<&str> = rows
+                    .iter()
+                    .filter(|r| {
+                        fields
+                            .iter()
+                            .any(|f| r.get(*f).and_then(Value::as_str) == Some(number))
+                    })
+                    .filter_map(|r| r.get("sys_id").and_then(Value::as_str))
+                    .collect();
+                let found = match carrying.as_slice() {
+                    [one] => Some(one.to_string()),
+                    [] => {
+                        info!(number, fields = %fields.join(","),
+                            "No ServiceNow user has the caller's number; opened_for left empty.");
+                        None
+                    }
+                    _ => {
+                        info!(number, fields = %fields.join(","),
+                            "Several ServiceNow users have the caller's number; opened_for left empty.");
+                        None
+                    }
+                };
+                self.callers.put(number, found.clone(), now);
+                found
+            }
+            Err(outcome) => {
+                warn!(
+                    number,
+                    ?outcome,
+                    "ServiceNow caller lookup failed; opened_for left empty for this record."
                 );
                 None
             }

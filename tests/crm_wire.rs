@@ -410,7 +410,10 @@ async fn control_endpoints() {
 
 /// Import Set mode: flat string rows with Basic auth; the interaction's
 /// create and update coalesce on one target row, a replayed create is
-/// ignored and counted as a duplicate, and order is kept.
+/// ignored and counted as a duplicate, and order is kept. The transform
+/// writes only what the shipped field maps map: none of the record's own
+/// keys reaches the interaction (issue 22: the emulator used to copy every
+/// staging column into it).
 #[actix_rt::test]
 async fn servicenow_import_set_upserts() {
     let basic = EmulatorConfig {
@@ -459,8 +462,17 @@ async fn servicenow_import_set_upserts() {
     assert_eq!(em.duplicates(), 1);
     let rows = em.table_rows("interaction");
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["u_state"], "closed_complete");
-    assert_eq!(rows[0]["u_caller_phone_number"], "+1555");
+    assert_eq!(rows[0]["state"], "closed_complete");
+    assert_eq!(rows[0]["caller_phone_number"], "+1555");
+    assert_eq!(rows[0]["u_edgecc_call_id"], "c-1");
+    assert_eq!(rows[0]["u_edgecc_sequence"], "3");
+    let copied: Vec<&String> = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("u_") && !k.starts_with("u_edgecc_"))
+        .collect();
+    assert!(copied.is_empty(), "staging columns copied: {copied:?}");
     assert_eq!(em.table_rows("u_edgecc_interaction_import").len(), 3);
     assert_eq!(em.table_rows("sn_openframe_phone_log").len(), 1);
     assert_eq!(
@@ -1077,5 +1089,562 @@ async fn servicenow_openframe_voice_interaction() {
         } => assert!(reason.contains("FAILURE"), "{reason}"),
         other => panic!("{other:?}"),
     }
+    em.stop().await;
+}
+
+/// Posts one staging row to the emulator's Import Set API (no auth) and
+/// answers the status and the first `result` entry.
+async fn post_import(
+    em: &EmulatorHandle,
+    staging: &str,
+    fields: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let row: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    let mut resp = awc::Client::default()
+        .post(format!("{}/api/now/import/{staging}", em.url()))
+        .send_json(&row)
+        .await
+        .expect("import request");
+    let body: serde_json::Value = resp.json().await.expect("import answer");
+    (resp.status().as_u16(), body["result"][0].clone())
+}
+
+/// The columns every contract row carries (contract of issue 22).
+fn common<'a>(kind: &'a str, call: &'a str, seq: &'a str, id: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("u_correlation_id", id),
+        ("u_kind", kind),
+        ("u_interaction", call),
+        ("u_sequence", seq),
+        ("u_created_at", "2026-11-21 16:35:19"),
+        ("u_data", r#"{"ani":"+15550100","agent":"a1"}"#),
+    ]
+}
+
+/// Issue 22: the emulator's transform is the shipped update set's. Rows in
+/// the adapter's contract columns, posted over HTTP: only mapped fields
+/// reach the interaction (no staging column, no `u_data`); an empty value
+/// leaves the field as it is ("Copy empty fields" off); a state not in the
+/// choice list is ignored (choice action `ignore`); an older update is
+/// `ignored` by the sequence script; `opened_at` comes from the create
+/// only; the phone log's script points the interaction at it, the work
+/// item's names the interaction as its document and puts its note on the
+/// interaction; an unchanged replay is `ignored`; a staging value longer
+/// than its column is cut to the column.
+#[actix_rt::test]
+async fn servicenow_import_transform_is_the_update_sets() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let agent = "0123456789abcdef0123456789abcdef";
+    let queue = "fedcba9876543210fedcba9876543210";
+    let ix_staging = "u_edgecc_interaction_import";
+    let mut create = common("interaction.create", "c-1", "1", "e:c-1:create:1");
+    create.extend([
+        ("u_type", "phone"),
+        ("u_state", "work_in_progress"),
+        ("u_direction", "inbound"),
+        ("u_caller_phone_number", "+15550100"),
+        ("u_short_description", "Inbound call from +15550100"),
+        ("u_opened_for", ""),
+        ("u_assigned_to", agent),
+        ("u_channel", ""),
+        ("u_queue", ""),
+        ("u_opened_at", "2026-11-21 16:35:00"),
+        // A key the old adapter flattened: not mapped, never copied.
+        ("u_ani", "+15550100"),
+    ]);
+    let (status, result) = post_import(&em, ix_staging, &create).await;
+    assert_eq!(status, 201);
+    assert_eq!(result["status"], "inserted", "{result}");
+    assert_eq!(result["table"], "interaction");
+    let ix = &em.table_rows("interaction")[0];
+    for (field, value) in [
+        ("type", "phone"),
+        ("state", "work_in_progress"),
+        ("direction", "inbound"),
+        ("caller_phone_number", "+15550100"),
+        ("short_description", "Inbound call from +15550100"),
+        ("assigned_to", agent),
+        ("opened_at", "2026-11-21 16:35:00"),
+        ("u_edgecc_call_id", "c-1"),
+        ("u_edgecc_sequence", "1"),
+    ] {
+        assert_eq!(ix[field], value, "{field}: {ix}");
+    }
+    for absent in [
+        "u_ani",
+        "u_data",
+        "u_state",
+        "opened_for",
+        "channel",
+        "queue",
+    ] {
+        assert!(ix.get(absent).is_none(), "{absent}: {ix}");
+    }
+    let ix_id = ix["sys_id"].as_str().unwrap().to_string();
+
+    let mut log = common("phone_log.create", "c-1", "2", "e:c-1:log:2");
+    log.extend([
+        ("u_call_id", "c-1"),
+        ("u_direction", "inbound"),
+        ("u_phone_number", "+15550100"),
+        ("u_start_time", "2026-11-21 16:35:05"),
+        ("u_contact", ""),
+        ("u_agent", agent),
+    ]);
+    let (_, result) = post_import(&em, "u_edgecc_phone_log_import", &log).await;
+    assert_eq!(result["status"], "inserted", "{result}");
+    let log_id = result["sys_id"].as_str().unwrap().to_string();
+    let pl = &em.table_rows("sn_openframe_phone_log")[0];
+    assert_eq!(pl["call_id"], "c-1");
+    assert_eq!(pl["phone_number"], "+15550100");
+    assert_eq!(pl["start_time"], "2026-11-21 16:35:05");
+    assert!(pl.get("u_data").is_none(), "{pl}");
+    let ix = &em.table_rows("interaction")[0];
+    assert_eq!(ix["channel_metadata_table"], "sn_openframe_phone_log");
+    assert_eq!(ix["channel_metadata_document"], log_id.as_str());
+    let (_, replay) = post_import(&em, "u_edgecc_phone_log_import", &log).await;
+    assert_eq!(replay["status"], "ignored", "{replay}");
+    assert_eq!(em.table_rows("sn_openframe_phone_log").len(), 1);
+
+    let update =
+        |seq: &'static str, state: &'static str, note: &'static str, closed: &'static str| {
+            let mut row = common("interaction.update", "c-1", seq, "e:c-1:update");
+            row.extend([
+                ("u_state", state),
+                ("u_assigned_to", ""),
+                ("u_queue", ""),
+                ("u_work_notes", note),
+                ("u_closed_at", closed),
+            ]);
+            row
+        };
+    let (_, result) = post_import(&em, ix_staging, &update("4", "on_hold", "Held", "")).await;
+    assert_eq!(result["status"], "updated", "{result}");
+    let ix = &em.table_rows("interaction")[0];
+    assert_eq!(ix["state"], "on_hold");
+    assert!(
+        ix["work_notes"].as_str().unwrap().starts_with("Held"),
+        "{ix}"
+    );
+    assert_eq!(ix["assigned_to"], agent, "an empty value is not copied");
+    assert_eq!(ix["opened_at"], "2026-11-21 16:35:00");
+    let (_, result) =
+        post_import(&em, ix_staging, &update("3", "closed_complete", "Late", "")).await;
+    assert_eq!(result["status"], "ignored", "{result}");
+    assert_eq!(em.table_rows("interaction")[0]["state"], "on_hold");
+    let (_, result) = post_import(&em, ix_staging, &update("5", "on_the_moon", "Odd", "")).await;
+    assert_eq!(result["status"], "updated", "{result}");
+    let ix = &em.table_rows("interaction")[0];
+    assert_eq!(
+        ix["state"], "on_hold",
+        "a value not in the choices is ignored"
+    );
+    assert!(
+        ix["work_notes"].as_str().unwrap().starts_with("Odd"),
+        "{ix}"
+    );
+
+    let mut item = common("work_item.create", "c-1", "6", "e:c-1:item:6");
+    item.extend([
+        ("u_queue", queue),
+        ("u_work_notes", "Callback to +15550100"),
+    ]);
+    let (_, result) = post_import(&em, "u_edgecc_work_item_import", &item).await;
+    assert_eq!(result["status"], "inserted", "{result}");
+    let wi = &em.table_rows("awa_work_item")[0];
+    assert_eq!(wi["document_table"], "interaction");
+    assert_eq!(wi["document_id"], ix_id.as_str());
+    assert_eq!(wi["queue"], queue);
+    let notes = em.table_rows("interaction")[0]["work_notes"].clone();
+    assert!(
+        notes.as_str().unwrap().starts_with("Callback to +15550100"),
+        "{notes}"
+    );
+
+    let (_, result) = post_import(
+        &em,
+        ix_staging,
+        &update("7", "closed_complete", "Ended", "2026-11-21 16:40:00"),
+    )
+    .await;
+    assert_eq!(result["status"], "updated", "{result}");
+    let ix = &em.table_rows("interaction")[0];
+    assert_eq!(ix["state"], "closed_complete");
+    assert_eq!(ix["closed_at"], "2026-11-21 16:40:00");
+    assert_eq!(ix["u_edgecc_sequence"], "7");
+    assert_eq!(em.table_rows("interaction").len(), 1);
+    assert_eq!(em.stats().invalid_references, 0);
+
+    let long = "x".repeat(9_000);
+    let mut big = common("interaction.update", "c-1", "8", "e:c-1:update:8");
+    big[5] = ("u_data", long.as_str());
+    post_import(&em, ix_staging, &big).await;
+    let staged = em.table_rows(ix_staging);
+    let last = staged.last().unwrap();
+    assert_eq!(last["u_data"].as_str().unwrap().len(), 8_000);
+    em.stop().await;
+}
+
+/// The emulator's 429 is ServiceNow's (ServiceNowDocs, inbound REST API
+/// rate limiting): `X-RateLimit-Limit`, `X-RateLimit-Reset` as a UNIX
+/// timestamp, `X-RateLimit-Rule` (a sys_id), `Retry-After`, and the
+/// documented error body.
+#[actix_rt::test]
+async fn servicenow_rate_limit_answer() {
+    let em = EmulatorHandle::start(EmulatorConfig::default())
+        .await
+        .unwrap();
+    em.set_mode(Mode::RetryAfter { secs: 7 }).await.unwrap();
+    let before = edgecc::clock::now_ms() / 1_000;
+    let mut resp = awc::Client::default()
+        .post(format!("{}/api/now/table/interaction", em.url()))
+        .send_body("{}")
+        .await
+        .unwrap();
+    let after = edgecc::clock::now_ms() / 1_000;
+    assert_eq!(resp.status().as_u16(), 429);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(header("retry-after").as_deref(), Some("7"));
+    assert_eq!(header("x-ratelimit-limit").as_deref(), Some("100"));
+    let reset: u64 = header("x-ratelimit-reset").unwrap().parse().unwrap();
+    assert!(
+        (before + 7..=after + 7).contains(&reset),
+        "{reset} not a UNIX time 7 s ahead"
+    );
+    let rule = header("x-ratelimit-rule").unwrap();
+    assert!(edgecc::crm::servicenow::is_sys_id(&rule), "{rule}");
+    assert!(header("x-ratelimit-remaining").is_none());
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "error": {
+                "message": "Rate limit exceeded",
+                "detail": "Rate limit of 100 requests per hour for Table API exceeded"
+            },
+            "status": "failure"
+        })
+    );
+    em.stop().await;
+}
+
+/// Issue 22, end to end in Import Set mode, against the adapter/update-set
+/// contract: an accepted call (create, phone log, hold, ended) leaves one
+/// interaction of type phone, closed, with the caller's number, the agent
+/// as `assigned_to`, `opened_at` from the create (not moved by updates),
+/// `closed_at`, and pointing at its phone log; a call nobody took (create,
+/// callback work item) leaves a work item whose document is its
+/// interaction. No edgecc key becomes a column of its own (they travel in
+/// `u_data`), and nothing but `u_edgecc_*` reaches a target as `u_*`.
+///
+/// Needs the adapter's contract row (branch s13-snow): on a branch whose
+/// adapter still flattens the record's keys into `u_<key>` this fails.
+#[actix_rt::test]
+async fn servicenow_import_call_closes_the_interaction() {
+    let rig = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::ImportSet,
+        |_, _| {},
+    )
+    .await;
+    let (em, adapter) = (&rig.em, &rig.adapter);
+    let mut user = serde_json::Map::new();
+    user.insert("user_name".into(), "a1".into());
+    user.insert("name".into(), "Agent One".into());
+    let a1 = em.seed_row("sys_user", user);
+    let body = |kind: RecordKind, seq: u64, call: &str, v: serde_json::Value| {
+        let mut r = record(seq, call, kind, &v.to_string());
+        r.created_at_ms += seq * 60_000;
+        r
+    };
+    let records = [
+        body(
+            RecordKind::InteractionCreate,
+            1,
+            "c-1",
+            serde_json::json!({"call_id": "c-1", "direction": "inbound", "channel": "phone",
+                "ani": "+15550100", "dnis": "100", "attached": {"account": "42"},
+                "queue": "sales", "agent": "a1", "reason": "accepted",
+                "arrived_ms": 1_795_278_900_000u64}),
+        ),
+        body(
+            RecordKind::PhoneLogCreate,
+            2,
+            "c-1",
+            serde_json::json!({"call_id": "c-1", "direction": "inbound", "ani": "+15550100",
+                "dnis": "100", "agent": "a1", "queue": "sales", "attached": {},
+                "arrived_ms": 1_795_278_900_000u64, "answered_ms": 1_795_278_910_000u64}),
+        ),
+        body(
+            RecordKind::InteractionUpdate,
+            3,
+            "c-1",
+            serde_json::json!({"event": "hold", "seq": 1}),
+        ),
+        body(
+            RecordKind::InteractionUpdate,
+            4,
+            "c-1",
+            serde_json::json!({"event": "ended", "seq": 2, "terminal": {"reason": "completed"},
+                "duration_ms": 90_000, "talk_ms": 80_000}),
+        ),
+        body(
+            RecordKind::InteractionCreate,
+            5,
+            "c-2",
+            serde_json::json!({"call_id": "c-2", "direction": "inbound", "channel": "phone",
+                "ani": "+15550111", "dnis": "100", "attached": {}, "queue": "sales",
+                "agent": null, "reason": "queue_timeout", "arrived_ms": 1_795_278_900_000u64}),
+        ),
+        body(
+            RecordKind::WorkItemCreate,
+            6,
+            "c-2",
+            serde_json::json!({"call_id": "c-2", "type": "callback", "reason": "queue_timeout",
+                "callback_number": "+15550111", "dnis": "100", "attached": {},
+                "queue": "sales", "waited_ms": 60_000}),
+        ),
+    ];
+    for r in records {
+        let out = one(adapter, r.clone()).await;
+        assert!(
+            matches!(out, Outcome::Delivered { .. }),
+            "{}: {out:?}",
+            r.kind.as_str()
+        );
+    }
+    let staged = em.table_rows("u_edgecc_interaction_import");
+    assert!(staged[0]["u_data"].as_str().unwrap().contains("+15550100"));
+    assert!(staged[0].get("u_ani").is_none(), "{}", staged[0]);
+
+    let interactions = em.table_rows("interaction");
+    assert_eq!(interactions.len(), 2);
+    let ix = &interactions[0];
+    let logs = em.table_rows("sn_openframe_phone_log");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["call_id"], "c-1");
+    assert_eq!(logs[0]["phone_number"], "+15550100");
+    for (field, value) in [
+        ("u_edgecc_call_id", "c-1"),
+        ("type", "phone"),
+        ("state", "closed_complete"),
+        ("direction", "inbound"),
+        ("caller_phone_number", "+15550100"),
+        ("assigned_to", a1.as_str()),
+        ("channel_metadata_table", "sn_openframe_phone_log"),
+        (
+            "channel_metadata_document",
+            logs[0]["sys_id"].as_str().unwrap(),
+        ),
+    ] {
+        assert_eq!(ix[field], value, "{field}: {ix}");
+    }
+    // opened_at is the create's u_opened_at; the ended update (staged
+    // third, a few minutes later) did not move it.
+    let opened = ix["opened_at"].as_str().unwrap_or("");
+    assert_eq!(opened.len(), "yyyy-MM-dd HH:mm:ss".len(), "{ix}");
+    assert_eq!(staged[0]["u_opened_at"], opened);
+    assert_ne!(staged[2]["u_created_at"], opened);
+    assert!(!ix["closed_at"].as_str().unwrap_or("").is_empty(), "{ix}");
+    for row in &interactions {
+        let copied: Vec<&String> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("u_") && !k.starts_with("u_edgecc_"))
+            .collect();
+        assert!(copied.is_empty(), "{copied:?}");
+    }
+    let items = em.table_rows("awa_work_item");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["document_table"], "interaction");
+    assert_eq!(items[0]["document_id"], interactions[1]["sys_id"]);
+    assert_eq!(interactions[1]["state"], "new");
+    rig.em.stop().await;
+}
+
+/// The client-credentials grant: the token is fetched with the client id
+/// and secret only (no user, no password), reused while it is fresh, and
+/// replaced shortly before `expires_in` runs out, without a 401 first
+/// (README, "Roles and authentication").
+#[actix_rt::test]
+async fn servicenow_client_credentials_token_cached_until_shortly_before_expiry() {
+    let oauth = EmulatorConfig {
+        oauth_client: Some(("cid".into(), "csecret".into())),
+        token_lifetime_secs: 2,
+        ..EmulatorConfig::default()
+    };
+    let rig = sn_rig(oauth, ServiceNowMode::ImportSet, |c, dir| {
+        c.auth = ServiceNowAuth::OauthClientCredentials;
+        c.user = None;
+        c.password_file = None;
+        c.oauth_client_id = Some("cid".into());
+        c.oauth_client_secret_file = Some(secret_file(dir, "cs", b"csecret"));
+    })
+    .await;
+    let (em, adapter) = (&rig.em, &rig.adapter);
+    let log = |seq| record(seq, "c-1", RecordKind::PhoneLogCreate, "{}");
+    for seq in 1..=2 {
+        assert!(matches!(
+            one(adapter, log(seq)).await,
+            Outcome::Delivered { .. }
+        ));
+    }
+    assert_eq!(em.stats().tokens_issued, 1, "reused while fresh");
+    // Lifetime 2 s: refreshed ahead of expiry (the margin, at most half the
+    // lifetime), so at 1.2 s the adapter already asks for a new one.
+    actix_rt::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(matches!(
+        one(adapter, log(3)).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(em.stats().tokens_issued, 2);
+    assert_eq!(
+        em.stats().rejected,
+        0,
+        "no request went out with a stale token"
+    );
+    em.stop().await;
+}
+
+/// The JWT bearer grant signs a new assertion for every token: after the
+/// instance forgets the token, the next token request carries a fresh
+/// assertion (the emulator refuses a replayed `jti`, as ServiceNow's JTI
+/// verification does) and the record lands.
+#[actix_rt::test]
+async fn servicenow_jwt_new_assertion_for_every_token() {
+    let fixture = |name: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/servicenow_jwt")
+            .join(name)
+    };
+    let jwt = EmulatorConfig {
+        oauth_client: Some(("cid".into(), "csecret".into())),
+        jwt: Some(edgecc::crm::emulator::JwtVerifier {
+            public_key_pem: std::fs::read(fixture("public.pem")).unwrap(),
+            kid: Some("edgecc-1".into()),
+            ..edgecc::crm::emulator::JwtVerifier::default()
+        }),
+        ..EmulatorConfig::default()
+    };
+    let rig = sn_rig(jwt, ServiceNowMode::ImportSet, |c, dir| {
+        c.auth = ServiceNowAuth::OauthJwtBearer;
+        c.user = Some("edgecc.integration".into());
+        c.password_file = None;
+        c.oauth_client_id = Some("cid".into());
+        c.oauth_client_secret_file = Some(secret_file(dir, "cs", b"csecret"));
+        c.jwt_key_file = Some(fixture("key.pem"));
+        c.jwt_kid = Some("edgecc-1".into());
+    })
+    .await;
+    let (em, adapter) = (&rig.em, &rig.adapter);
+    let mut user = serde_json::Map::new();
+    user.insert("user_name".into(), "edgecc.integration".into());
+    em.seed_row("sys_user", user);
+    let log = |seq| record(seq, "c-1", RecordKind::PhoneLogCreate, "{}");
+    assert!(matches!(
+        one(adapter, log(1)).await,
+        Outcome::Delivered { .. }
+    ));
+    em.expire_tokens();
+    let out = one(adapter, log(2)).await;
+    assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    assert_eq!(em.stats().tokens_issued, 2);
+    em.stop().await;
+}
+
+/// Through the ServiceNow adapter (Import Set mode): 409 and a 4xx saying
+/// "already exists" deliver a create (a 409 on an update does not); 404
+/// and 405 (a wrong instance URL) are retried with the breaker counting;
+/// a 2xx without ServiceNow's `result` (a maintenance page) is retried;
+/// an import row `error` with a transient message is retried, then lands.
+#[actix_rt::test]
+async fn servicenow_import_answer_classes_through_the_adapter() {
+    let SnRig {
+        em,
+        adapter,
+        dir: _dir,
+        ..
+    } = sn_rig(
+        EmulatorConfig::default(),
+        ServiceNowMode::ImportSet,
+        |_, _| {},
+    )
+    .await;
+    let create = || record(1, "c-1", RecordKind::InteractionCreate, "{}");
+    let update = || record(2, "c-1", RecordKind::InteractionUpdate, "{}");
+    let status = |status: u16, body: &str| Mode::Status {
+        status,
+        body: body.into(),
+    };
+    em.set_mode(status(409, "")).await.unwrap();
+    assert!(matches!(
+        one(&adapter, create()).await,
+        Outcome::Delivered { .. }
+    ));
+    let out = one(&adapter, update()).await;
+    assert!(matches!(out, Outcome::Retry { .. }), "{out:?}");
+    em.set_mode(status(
+        400,
+        r#"{"error":{"message":"Operation Failed","detail":"Record already exists"},"status":"failure"}"#,
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(
+        one(&adapter, create()).await,
+        Outcome::Delivered { .. }
+    ));
+    for code in [404, 405] {
+        em.set_mode(status(code, "Not Found")).await.unwrap();
+        let out = one(&adapter, create()).await;
+        assert!(
+            matches!(out, Outcome::Retry { crm_down: true, .. }),
+            "{code}: {out:?}"
+        );
+    }
+    em.set_mode(status(200, "<html>Instance under maintenance</html>"))
+        .await
+        .unwrap();
+    let out = one(&adapter, create()).await;
+    assert!(
+        matches!(
+            out,
+            Outcome::Retry {
+                crm_down: false,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    em.set_mode(Mode::ImportError {
+        target: String::new(),
+        message: "Transaction cancelled: maximum execution time exceeded".into(),
+    })
+    .await
+    .unwrap();
+    match one(&adapter, create()).await {
+        Outcome::Retry {
+            reason,
+            crm_down: false,
+            ..
+        } => assert!(reason.contains("transient"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    em.set_mode(Mode::Normal).await.unwrap();
+    assert!(matches!(
+        one(&adapter, create()).await,
+        Outcome::Delivered { .. }
+    ));
+    assert_eq!(em.table_rows("interaction").len(), 1);
     em.stop().await;
 }

@@ -179,3 +179,161 @@ fn update_set_adds_the_table_mode_columns() {
         assert!(emulated[table.as_str()].has(column), "{table}.{column}");
     }
 }
+
+/// The staging columns of the adapter/update-set contract (issue 22), per
+/// staging table: the kind's own target fields, each sent as `u_<field>`.
+const CONTRACT: &[(&str, &[&str])] = &[
+    (
+        "u_edgecc_interaction_import",
+        &[
+            "type",
+            "state",
+            "direction",
+            "caller_phone_number",
+            "short_description",
+            "opened_for",
+            "assigned_to",
+            "channel",
+            "queue",
+            "opened_at",
+            "work_notes",
+            "closed_at",
+        ],
+    ),
+    (
+        "u_edgecc_phone_log_import",
+        &[
+            "call_id",
+            "direction",
+            "phone_number",
+            "start_time",
+            "contact",
+            "agent",
+        ],
+    ),
+    ("u_edgecc_work_item_import", &["queue"]),
+];
+
+/// Target fields that are choices: their field maps' choice action is
+/// `ignore` (a value the instance lacks leaves the field as it is).
+const CHOICES: &[&str] = &["type", "state", "direction"];
+/// Target fields that are references: sys_id columns (32), choice action
+/// `ignore` too.
+const REFERENCES: &[&str] = &[
+    "opened_for",
+    "assigned_to",
+    "channel",
+    "queue",
+    "contact",
+    "agent",
+];
+
+/// The map of `staging` and its field maps (source → entry payload).
+fn map_entries<'a>(all: &'a [String], staging: &str) -> (&'a str, Vec<&'a String>) {
+    let maps = find(all, "sys_transform_map", &[("source_table", staging)]);
+    assert_eq!(maps.len(), 1, "{staging}: one transform map");
+    let id = field(maps[0], "sys_id").unwrap();
+    (
+        field(maps[0], "target_table").unwrap(),
+        find(all, "sys_transform_entry", &[("map", id)]),
+    )
+}
+
+/// Issue 22: the update set carries the contract's columns, with lengths
+/// (`u_data` long enough for a record, sys_id columns for references), a
+/// field map from each `u_<field>` to `<field>` (`opened_at` only from
+/// `u_opened_at`; `u_created_at` and `u_data` mapped nowhere), empty
+/// fields not copied, choices and references by `ignore`, and the link
+/// scripts.
+#[test]
+fn update_set_follows_the_contract() {
+    let all = payloads();
+    for (staging, fields) in CONTRACT {
+        for common in ["u_correlation_id", "u_kind", "u_interaction", "u_sequence"] {
+            assert!(
+                max_length(&all, staging, common) >= 20,
+                "{staging}.{common}"
+            );
+        }
+        assert!(max_length(&all, staging, "u_created_at") >= 19);
+        assert!(
+            max_length(&all, staging, "u_data") >= 8_000,
+            "{staging}.u_data"
+        );
+        if staging.contains("work_item") {
+            // Not a field map: the link script puts it on the interaction.
+            assert!(max_length(&all, staging, "u_work_notes") >= 1_000);
+        }
+        let (target, entries) = map_entries(&all, staging);
+        let maps = find(
+            all.as_slice(),
+            "sys_transform_map",
+            &[("source_table", staging)],
+        );
+        assert_eq!(field(maps[0], "copy_empty_fields"), Some("false"));
+        for f in *fields {
+            let column = format!("u_{f}");
+            let length = max_length(&all, staging, &column);
+            if REFERENCES.contains(f) {
+                assert_eq!(length, 32, "{staging}.{column}: a sys_id");
+            } else {
+                assert!(length >= 19, "{staging}.{column}");
+            }
+            let to: Vec<_> = entries
+                .iter()
+                .filter(|e| field(e, "target_field") == Some(f))
+                .collect();
+            assert_eq!(to.len(), 1, "{staging}: one field map into {target}.{f}");
+            assert_eq!(field(to[0], "source_field"), Some(column.as_str()));
+            let action = field(to[0], "choice_action").unwrap_or("");
+            if CHOICES.contains(f) || REFERENCES.contains(f) {
+                assert_eq!(action, "ignore", "{staging}.{column}");
+            }
+            if f.ends_with("_at") || *f == "start_time" {
+                assert_eq!(field(to[0], "date_format"), Some("yyyy-MM-dd HH:mm:ss"));
+            }
+        }
+        for unmapped in ["u_created_at", "u_data", "u_kind"] {
+            assert!(
+                !entries
+                    .iter()
+                    .any(|e| field(e, "source_field") == Some(unmapped)),
+                "{staging}: {unmapped} is mapped"
+            );
+        }
+    }
+    let script = |staging: &str, when: &str| {
+        let maps = find(&all, "sys_transform_map", &[("source_table", staging)]);
+        let id = field(maps[0], "sys_id").unwrap();
+        let s = find(&all, "sys_transform_script", &[("map", id), ("when", when)]);
+        assert_eq!(s.len(), 1, "{staging} {when}");
+        field(s[0], "script").unwrap().to_string()
+    };
+    let log = script("u_edgecc_phone_log_import", "onafter");
+    assert!(log.contains("edgecc script: link_phone_log"));
+    assert!(log.contains("addQuery('u_edgecc_call_id', source.u_interaction)"));
+    assert!(log.contains("'channel_metadata_document', target.getUniqueValue()"));
+    let item = script("u_edgecc_work_item_import", "onbefore");
+    assert!(item.contains("edgecc script: link_work_item"));
+    assert!(item.contains("target.document_table = 'interaction'"));
+    assert!(item.contains("target.document_id = ix.getUniqueValue()"));
+    let seq = script("u_edgecc_interaction_import", "onbefore");
+    assert!(seq.contains("edgecc script: sequence"));
+}
+
+/// Every field map writes a field the emulated instance's target table has
+/// (`sn_instance.rs`), so the emulator, which skips a field its target
+/// lacks, plays every map entry. `sn_openframe_phone_log.contact` and
+/// `.agent` come with the adapter's branch (s13-snow).
+#[test]
+fn update_set_maps_only_fields_the_instance_has() {
+    let all = payloads();
+    let tables = default_tables();
+    for (staging, _) in CONTRACT {
+        let (target, entries) = map_entries(&all, staging);
+        for e in entries {
+            let f = field(e, "target_field").unwrap();
+            assert!(tables[target].has(f), "{target}.{f}");
+        }
+    }
+}

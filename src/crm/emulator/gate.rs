@@ -16,6 +16,23 @@ use super::state::Shared;
 use super::{Mode, RawRequest, HANG_MS_MAX, PATTERN_BYTES_MAX};
 use crate::crm::sn_instance::error_body;
 
+/// The requests per hour the emulated rate limit rule allows (the
+/// documented example's).
+pub(super) const RATE_LIMIT_PER_HOUR: u64 = 100;
+/// The sys_id of the emulated rate limit rule (`sys_rate_limit_rules`).
+pub(super) const RATE_LIMIT_RULE: &str = "0e5c2fd1dbb2330010b5f3f1ca9619a1";
+
+/// The API a rate-limited request went to, as the 429's detail names it.
+fn rate_limited_api(path: &str) -> &'static str {
+    if path.starts_with("/api/now/import/") {
+        "Import Set API"
+    } else if path.starts_with("/api/now/table/") {
+        "Table API"
+    } else {
+        "REST API"
+    }
+}
+
 /// Counts the request, keeps it as the last one, and applies the fault
 /// modes every CRM endpoint shares. `Some` is the answer to give instead.
 pub(super) async fn gate(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Option<HttpResponse> {
@@ -53,23 +70,35 @@ pub(super) async fn gate(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Opt
             HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
                 .body(body),
         ),
-        // An inbound REST rate-limit rule firing: ServiceNow's headers
-        // and error body.
-        Mode::RetryAfter { secs } => Some(
-            HttpResponse::TooManyRequests()
-                .insert_header((RETRY_AFTER, secs.to_string()))
-                .insert_header(("X-RateLimit-Limit", "1000"))
-                .insert_header(("X-RateLimit-Remaining", "0"))
-                .insert_header(("X-RateLimit-Reset", secs.to_string()))
-                .insert_header((CONTENT_TYPE, "application/json"))
-                .body(
-                    error_body(
-                        "Rate limit exceeded",
-                        Some("The request was rejected by an API rate limit rule"),
-                    )
-                    .to_string(),
-                ),
-        ),
+        // An inbound REST API rate limit rule firing, as ServiceNow answers
+        // it (ServiceNowDocs, api-reference/rest-api-explorer/
+        // inbound-REST-API-rate-limiting.md): 429 with X-RateLimit-Limit
+        // (requests per hour), X-RateLimit-Reset (a UNIX timestamp: the
+        // next reset of the window, here when Retry-After ends),
+        // X-RateLimit-Rule (the sys_rate_limit_rules sys_id) and
+        // Retry-After (seconds), and the documented error body.
+        Mode::RetryAfter { secs } => {
+            let reset = crate::clock::now_ms() / 1_000 + secs;
+            let api = rate_limited_api(req.path());
+            Some(
+                HttpResponse::TooManyRequests()
+                    .insert_header((RETRY_AFTER, secs.to_string()))
+                    .insert_header(("X-RateLimit-Limit", RATE_LIMIT_PER_HOUR.to_string()))
+                    .insert_header(("X-RateLimit-Reset", reset.to_string()))
+                    .insert_header(("X-RateLimit-Rule", RATE_LIMIT_RULE))
+                    .insert_header((CONTENT_TYPE, "application/json"))
+                    .body(
+                        error_body(
+                            "Rate limit exceeded",
+                            Some(&format!(
+                                "Rate limit of {RATE_LIMIT_PER_HOUR} requests per hour \
+                                 for {api} exceeded"
+                            )),
+                        )
+                        .to_string(),
+                    ),
+            )
+        }
         Mode::Hang { ms } => {
             let ms = ms.unwrap_or(HANG_MS_MAX).min(HANG_MS_MAX);
             actix_rt::time::sleep(Duration::from_millis(ms)).await;

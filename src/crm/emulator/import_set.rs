@@ -1,6 +1,7 @@
-//! ServiceNow's Import Set API as the emulator plays it: a row is staged,
-//! then each transform map of its staging table upserts it into the
-//! target with coalesce, answering one `result` entry per map.
+//! ServiceNow's Import Set API as the emulator plays it: a row is staged
+//! (cut to the shipped staging columns' lengths), then each transform map
+//! of its staging table runs over it ([`super::transform`], read from the
+//! update set edgecc ships), answering one `result` entry per map.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -8,15 +9,15 @@ use serde_json::{json, Value};
 use super::gate::table_request;
 use super::respond::{answer, known_table, text};
 use super::state::Shared;
+use super::transform::{shipped, transform, Staged};
 use super::{Mode, Received};
 
 /// `POST /api/now/import/{table}`: the row is staged, then each of the
-/// staging table's transform maps upserts it into its target, coalescing
-/// interaction rows on the interaction key and the others on the
-/// correlation id; one `result` entry per map. A row whose sequence is not
-/// newer than the target's is `ignored`, an empty coalesce value
-/// `skipped`, [`Mode::ImportError`] answers `error`; without maps the row
-/// stays staged and the answer names the staging table.
+/// staging table's transform maps writes its field maps into its target
+/// ([`super::transform`]: coalesce, empty values not copied, only fields
+/// the target has, choice actions, the sequence and link scripts); one
+/// `result` entry per map. [`Mode::ImportError`] answers `error`; without
+/// maps the row stays staged and the answer names the staging table.
 pub(super) async fn import(
     shared: web::Data<Shared>,
     req: HttpRequest,
@@ -32,21 +33,16 @@ pub(super) async fn import(
         Ok(def) => def.maps.clone(),
         Err(r) => return r,
     };
+    let row = shipped().stage(&table, row);
     let c = &shared.config;
     let v = Value::Object(row.clone());
     let key = text(&v, &c.import_correlation_field);
     let interaction = text(&v, &format!("{}interaction", c.import_field_prefix));
     let kind = text(&v, &format!("{}kind", c.import_field_prefix));
-    let sequence: u64 = text(&v, &c.import_sequence_field).parse().unwrap_or(0);
-    let coalesce_value = if kind.starts_with("interaction.") {
-        interaction.clone()
-    } else {
-        key.clone()
-    };
     let mut st = shared.state();
     st.arrive(Received {
         key,
-        interaction,
+        interaction: interaction.clone(),
         kind,
         channel: format!("import:{table}"),
         idempotency_key: None,
@@ -77,53 +73,30 @@ pub(super) async fn import(
         Mode::ImportError { target, message } => Some((target.clone(), message.clone())),
         _ => None,
     };
-    let seq_field = c.import_sequence_field.clone();
+    let source = Staged {
+        row: &row,
+        interaction: &interaction,
+        sequence_field: &c.import_sequence_field,
+        staging: &table,
+    };
     let mut results = Vec::with_capacity(maps.len());
     for target in &maps {
-        let map = format!("edgecc {table} to {target}");
         if let Some((_, message)) = fault.as_ref().filter(|(t, _)| t.is_empty() || t == target) {
+            let map = shipped()
+                .map(&table, target)
+                .map_or_else(|| format!("auto {table} to {target}"), |m| m.name.clone());
             results.push(
                 json!({"transform_map": map, "table": target, "status": "error",
                 "error_message": message}),
             );
             continue;
         }
-        if coalesce_value.is_empty() {
-            results.push(
-                json!({"transform_map": map, "table": target, "status": "skipped",
-                "status_message": "No coalesce value: row skipped"}),
-            );
-            continue;
+        let mut result = transform(&mut st, &c.sn_tables, &source, target);
+        if let Some(sys_id) = result.get("sys_id").and_then(Value::as_str) {
+            let link = format!("http://{}/api/now/table/{target}/{sys_id}", shared.addr);
+            result["record_link"] = Value::String(link);
         }
-        let existing = st
-            .tables
-            .get_mut(target)
-            .and_then(|rows| rows.iter_mut().find(|r| r.coalesce == coalesce_value));
-        let (status, sys_id) = match existing {
-            Some(held_row) => {
-                let held: u64 = held_row
-                    .fields
-                    .get(&seq_field)
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                if sequence <= held {
-                    ("ignored", held_row.sys_id.clone())
-                } else {
-                    held_row.fields.extend(row.clone());
-                    ("updated", held_row.sys_id.clone())
-                }
-            }
-            None => (
-                "inserted",
-                st.insert_row(target, coalesce_value.clone(), row.clone()),
-            ),
-        };
-        let link = format!("http://{}/api/now/table/{target}/{sys_id}", shared.addr);
-        results.push(
-            json!({"transform_map": map, "table": target, "status": status,
-            "sys_id": sys_id, "record_link": link}),
-        );
+        results.push(result);
     }
     answer(
         201,

@@ -34,12 +34,13 @@
 //!
 //! The ServiceNow side plays the instance of [`super::sn_instance`]: a
 //! table it lacks is answered `400 Invalid table`; an import row is staged
-//! and then upserted by each of its staging table's transform maps (one
-//! `result` entry per map, in the target table), interaction rows
-//! coalescing on the interaction key and the others on the correlation id;
-//! a row whose sequence is not newer than the target's is `ignored`, one
-//! with an empty coalesce value `skipped`; a staging table without maps
-//! answers with the staging table as `table`.
+//! and then transformed by each of its staging table's transform maps as
+//! the shipped update set (deploy/servicenow) defines them (one `result`
+//! entry per map, in the target table): only the field maps' non-empty
+//! values, only fields the target has, coalescing as the maps say, the
+//! sequence script (`ignored`) and the link scripts played; an empty
+//! coalesce value is `skipped`; a staging table without maps answers with
+//! the staging table as `table`.
 //!
 //! # Layout
 //!
@@ -55,7 +56,8 @@
 //!   [`oauth_token`]: `/oauth_token.do`, which issues the tokens;
 //!   [`jwt_grant`]: the JWT bearer grant's assertion checks.
 //! - [`webhook`], [`import_set`], [`table_api`], [`openframe`], [`awa`]:
-//!   one module per API the emulator plays.
+//!   one module per API the emulator plays; [`transform`]: the import
+//!   transform, read from the shipped update set.
 //! - [`control`]: `/_emulator/…`.
 //!
 //! Everything is bounded: [`RECORDS_MAX`] stored records (later ones are
@@ -74,6 +76,7 @@ mod openframe;
 mod respond;
 mod state;
 mod table_api;
+mod transform;
 mod webhook;
 
 pub use handle::EmulatorHandle;
@@ -149,7 +152,8 @@ pub enum Mode {
         #[serde(default)]
         body: String,
     },
-    /// Answer 429 with `Retry-After: secs`.
+    /// Answer 429 as a ServiceNow rate limit rule does: `Retry-After: secs`,
+    /// the `X-RateLimit-*` headers and the documented body.
     RetryAfter {
         /// The `Retry-After` seconds.
         secs: u64,

@@ -1248,6 +1248,9 @@ async fn servicenow_import_transform_is_the_update_sets() {
         ix["work_notes"].as_str().unwrap().starts_with("Odd"),
         "{ix}"
     );
+    // `work_notes` is a journal: the transform adds an entry, the earlier
+    // one stays.
+    assert!(ix["work_notes"].as_str().unwrap().contains("Held"), "{ix}");
 
     let mut item = common("work_item.create", "c-1", "6", "e:c-1:item:6");
     item.extend([

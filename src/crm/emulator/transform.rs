@@ -34,7 +34,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use super::state::State;
+use super::state::{merge_fields, State};
 use crate::crm::servicenow::is_sys_id;
 use crate::crm::sn_instance::TableDef;
 
@@ -287,7 +287,9 @@ fn set_interaction(st: &mut State, tables: &TableDefs, index: usize, field: &str
         .get_mut("interaction")
         .and_then(|r| r.get_mut(index))
     {
-        row.fields.insert(field.into(), Value::String(value.into()));
+        let mut one = Map::new();
+        one.insert(field.into(), Value::String(value.into()));
+        merge_fields(&mut row.fields, one);
     }
 }
 
@@ -448,7 +450,7 @@ pub(super) fn transform(
                               "status_message": "No field values changed", "sys_id": sys_id});
             }
             Some(row) => {
-                row.fields.extend(values);
+                merge_fields(&mut row.fields, values);
                 ("updated", row.sys_id.clone())
             }
             None => return fail("the coalesced row is gone".into()),

@@ -659,7 +659,7 @@ async fn drain_run(mode: &str, skilled: bool) {
     let during = sorted(
         lat.borrow()
             .iter()
-            .filter(|(at, _)| drained.map_or(true, |d| *at < d))
+            .filter(|(at, _)| drained.is_none_or(|d| *at < d))
             .map(|(_, us)| *us),
     );
     let drained_text = match drained {

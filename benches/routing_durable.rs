@@ -621,16 +621,15 @@ async fn drain_run(mode: &str, skilled: bool) {
         .outbox
         .records_written;
     let before = sync.send(GetSyncStatus).await.expect("sync").delivered;
-    println!(
-        "{:>8} {:>8} {:>9.0} {:>7} {:>7} {:>7} {:>8}   CRM down {outage_secs} s: {appended} records appended, {before} delivered  load {}",
+    drain_row(
         mode,
         rate,
-        placed as f64 / elapsed,
-        down.len(),
-        pct(&down, 0.5),
-        pct(&down, 0.99),
-        down.last().copied().unwrap_or(0),
-        load_average()
+        Some(placed as f64 / elapsed),
+        &down,
+        &format!(
+            "CRM down {outage_secs} s: {appended} records appended, {before} delivered  load {}",
+            load_average()
+        ),
     );
 
     // The CRM comes back: the replay and the next stage's routing share
@@ -660,7 +659,7 @@ async fn drain_run(mode: &str, skilled: bool) {
     let during = sorted(
         lat.borrow()
             .iter()
-            .filter(|(at, _)| drained.map_or(true, |d| *at < d))
+            .filter(|(at, _)| drained.is_none_or(|d| *at < d))
             .map(|(_, us)| *us),
     );
     let drained_text = match drained {
@@ -673,29 +672,36 @@ async fn drain_run(mode: &str, skilled: bool) {
             "backlog still draining at the stage's end".to_string()
         }
     };
-    println!(
-        "{:>8} {:>8} {:>9.0} {:>7} {:>7} {:>7} {:>8}   CRM up, while draining: {drained_text}  load {}",
+    drain_row(
         mode,
         rate,
-        placed as f64 / elapsed,
-        during.len(),
-        pct(&during, 0.5),
-        pct(&during, 0.99),
-        during.last().copied().unwrap_or(0),
-        load_average()
+        Some(placed as f64 / elapsed),
+        &during,
+        &format!(
+            "CRM up, while draining: {drained_text}  load {}",
+            load_average()
+        ),
     );
-    println!(
-        "{:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8}   CRM up, whole stage",
-        mode,
-        rate,
-        "",
-        all.len(),
-        pct(&all, 0.5),
-        pct(&all, 0.99),
-        all.last().copied().unwrap_or(0),
-    );
+    drain_row(mode, rate, None, &all, "CRM up, whole stage");
     d.shutdown().await;
     crm.stop().await;
+}
+
+/// One row of the drain run, in the columns of the table: the rate the
+/// stage achieved (blank on a row that would repeat it), the offer
+/// latencies (`us`, sorted), then what the CRM was doing.
+fn drain_row(mode: &str, rate: u64, placed_per_s: Option<f64>, us: &[u64], crm: &str) {
+    let placed_per_s = placed_per_s.map_or_else(String::new, |p| format!("{p:.0}"));
+    println!(
+        "{:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>8}   {crm}",
+        mode,
+        rate,
+        placed_per_s,
+        us.len(),
+        pct(us, 0.5),
+        pct(us, 0.99),
+        us.last().copied().unwrap_or(0),
+    );
 }
 
 fn main() {

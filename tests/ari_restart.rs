@@ -15,7 +15,7 @@ use edgecc::ari::settings::WaitingMedia;
 use edgecc::ari::{AriPbx, AriSettings};
 use edgecc::ari_emulator::{AriEmulator, AriEmulatorConfig, EndpointBehaviour as B};
 use edgecc_actors::ids::BridgeId;
-use edgecc_actors::ports::{LocalBoxFuture, OutboxError, OutboxPort};
+use edgecc_actors::ports::{LocalBoxFuture, OutboxAppend, OutboxPort};
 use edgecc_actors::*;
 
 use crate::ari_harness::*;
@@ -53,7 +53,7 @@ impl PbxPort for KillablePbx {
 struct KillableOutbox(Kill, MemoryOutbox);
 
 impl OutboxPort for KillableOutbox {
-    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, OutboxAppend> {
         if self.0.dead() {
             return Box::pin(std::future::pending());
         }

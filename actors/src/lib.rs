@@ -112,8 +112,8 @@ pub use error::CcError;
 pub use events::CcEvent;
 pub use ids::{AgentId, CallId, LegId, OfferToken, QueueId, TokenSource};
 pub use ports::{
-    CrmRecord, HangupCause, MemoryOutbox, OutboxError, OutboxPort, PbxCommand, PbxError, PbxEvent,
-    PbxPort, RecordKind,
+    CrmRecord, HangupCause, MemoryOutbox, OutboxAppend, OutboxError, OutboxPort, PbxCommand,
+    PbxError, PbxEvent, PbxPort, RecordKind,
 };
 pub use registry::{
     AgentCommand, AgentDesktop, AgentRequest, CallRequest, CenterSnapshot, ContactCenter, Registry,

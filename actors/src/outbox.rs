@@ -4,7 +4,8 @@
 //! Records are appended in the order the actors emitted them, so records of
 //! one interaction are durable in the order they happened (invariant 5). A
 //! batch holds many calls' records (group commit). When an append fails the
-//! writer retries the same batch with capped exponential backoff and surfaces
+//! outbox hands the batch back ([`OutboxPort::append`](crate::ports::OutboxPort::append))
+//! and the writer retries it with capped exponential backoff and surfaces
 //! the stall (error log, [`OutboxStatus`], a callback); it never drops or
 //! reorders a record, and the calls never wait for it.
 //!
@@ -25,7 +26,7 @@
 //! holds hundreds of call records of a few KiB each).
 
 use crate::durable::{SharedStateStore, StatePort, StateRecord};
-use crate::ports::{CrmRecord, LocalBoxFuture, OutboxError, SharedOutbox};
+use crate::ports::{CrmRecord, OutboxError, SharedOutbox};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -230,11 +231,7 @@ async fn run(sinks: Sinks, mut rx: mpsc::UnboundedReceiver<Request>) {
         } = batch;
         if !records.is_empty() {
             let count = records.len() as u64;
-            let outbox = sinks.outbox.clone();
-            commit_until_done(&sinks, "Outbox append", count, || {
-                outbox.append(records.clone())
-            })
-            .await;
+            append_records(&sinks, records).await;
             let mut s = sinks.status.borrow_mut();
             s.records_pending = s.records_pending.saturating_sub(count);
             s.records_written += count;
@@ -309,18 +306,20 @@ async fn failed(sinks: &Sinks, what: &str, count: u64, e: &OutboxError, backoff_
     *backoff_ms = (*backoff_ms * 2).min(OUTBOX_RETRY_BACKOFF_MS_MAX);
 }
 
-/// Runs `attempt` until it succeeds, backing off and surfacing the stall.
-async fn commit_until_done(
-    sinks: &Sinks,
-    what: &str,
-    count: u64,
-    attempt: impl Fn() -> LocalBoxFuture<'static, Result<(), OutboxError>>,
-) {
+/// Appends one batch of CRM records until the outbox takes it. The outbox
+/// owns the batch and hands it back on an error, so the retry sends the
+/// same records in the same order and no copy is made on the actors'
+/// thread.
+async fn append_records(sinks: &Sinks, mut records: Vec<CrmRecord>) {
     let mut backoff_ms = OUTBOX_RETRY_BACKOFF_MS_MIN;
     loop {
-        match attempt().await {
+        let count = records.len() as u64;
+        match sinks.outbox.append(records).await {
             Ok(()) => return healthy(&sinks.status),
-            Err(e) => failed(sinks, what, count, &e, &mut backoff_ms).await,
+            Err((e, back)) => {
+                records = back;
+                failed(sinks, "Outbox append", count, &e, &mut backoff_ms).await;
+            }
         }
     }
 }
@@ -338,7 +337,7 @@ mod tests {
     use crate::crm::RecordKind;
     use crate::durable::StateStore;
     use crate::ids::{CallId, QueueId};
-    use crate::ports::{MemoryOutbox, OutboxPort};
+    use crate::ports::{LocalBoxFuture, MemoryOutbox, OutboxAppend, OutboxPort};
 
     /// What reached the disk, in order: `crm:{correlation}` or `state:{key}`.
     type Log = Rc<RefCell<Vec<String>>>;
@@ -346,10 +345,7 @@ mod tests {
     /// An outbox logging each durable record (and failing on demand).
     struct LoggingOutbox(Log, MemoryOutbox);
     impl OutboxPort for LoggingOutbox {
-        fn append(
-            &self,
-            records: Vec<CrmRecord>,
-        ) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+        fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, OutboxAppend> {
             let log = self.0.clone();
             let ids: Vec<String> = records.iter().map(|r| r.correlation_id.clone()).collect();
             let append = self.1.append(records);
@@ -360,6 +356,53 @@ mod tests {
                 Ok(())
             })
         }
+    }
+
+    /// An outbox noting the correlation ids each append attempt received
+    /// (before it succeeds or fails), over a [`MemoryOutbox`].
+    struct AttemptsOutbox(Rc<RefCell<Vec<Vec<String>>>>, MemoryOutbox);
+    impl OutboxPort for AttemptsOutbox {
+        fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, OutboxAppend> {
+            let ids = records.iter().map(|r| r.correlation_id.clone()).collect();
+            self.0.borrow_mut().push(ids);
+            self.1.append(records)
+        }
+    }
+
+    /// Goal: a failed append hands its batch back and the writer retries
+    /// with it: the same records in the same order at every attempt, each
+    /// durable once, in order, and a later batch after them. Method: three
+    /// records in one batch, the first two attempts failing, then a fourth
+    /// record once the outbox is healthy.
+    #[actix_rt::test]
+    async fn a_failed_append_comes_back_whole_for_the_retry() {
+        tokio::time::pause();
+        let attempts = Rc::new(RefCell::new(Vec::new()));
+        let outbox = MemoryOutbox::new();
+        outbox.fail_next(2);
+        let writer = OutboxWriter::spawn(
+            Rc::new(AttemptsOutbox(attempts.clone(), outbox.clone())),
+            None,
+        );
+        writer.append(vec![crm("r1"), crm("r2")]);
+        writer.append(vec![crm("r3")]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(outbox.is_empty(), "nothing durable while the outbox fails");
+        assert_eq!(writer.status().records_pending, 3);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let batch = vec!["r1", "r2", "r3"];
+        assert_eq!(*attempts.borrow(), vec![batch.clone(); 3]);
+        writer.append(vec![crm("r4")]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let durable: Vec<String> = outbox
+            .records()
+            .into_iter()
+            .map(|r| r.correlation_id)
+            .collect();
+        assert_eq!(durable, ["r1", "r2", "r3", "r4"], "each once, in order");
+        let s = writer.status();
+        assert_eq!((s.records_pending, s.records_written), (0, 4));
+        assert_eq!((s.failures_in_row, s.last_error), (0, None));
     }
 
     /// A store logging each committed record (and failing on demand).

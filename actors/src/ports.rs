@@ -26,7 +26,8 @@ use std::rc::Rc;
 /// A boxed future that need not be `Send` (actors live on one arbiter).
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-/// Why an append to the outbox failed. The records stay with the caller.
+/// Why an append to the outbox failed. The records come back to the caller
+/// with it (see [`OutboxAppend`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OutboxError {
     /// The storage could not make the records durable (disk full, I/O error).
@@ -38,10 +39,18 @@ pub enum OutboxError {
     Rejected(String),
 }
 
+/// What [`OutboxPort::append`] resolves to: the records are durable, or the
+/// error with the records handed back, all of them and in order, for the
+/// writer's retry.
+pub type OutboxAppend = Result<(), (OutboxError, Vec<CrmRecord>)>;
+
 /// The durable outbox. `append` resolves once the records are durable.
 pub trait OutboxPort {
-    /// Appends `records` in order; resolves when they are durable.
-    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>>;
+    /// Appends `records` in order; resolves when they are durable. The
+    /// outbox owns the records: on success they are gone, on an error they
+    /// come back for the retry, so the writer never copies a batch (the
+    /// contract of [`crate::durable::StateStore::commit_batch`] too).
+    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, OutboxAppend>;
 }
 
 /// Shared outbox handle handed to the writer.
@@ -124,7 +133,7 @@ impl MemoryOutbox {
 }
 
 impl OutboxPort for MemoryOutbox {
-    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, OutboxAppend> {
         let inner = self.inner.clone();
         Box::pin(async move {
             let delay_ms = inner.borrow().delay_ms;
@@ -134,13 +143,13 @@ impl OutboxPort for MemoryOutbox {
             let mut state = inner.borrow_mut();
             state.attempts += 1;
             if state.failing {
-                return Err(OutboxError::Unavailable("memory outbox set to fail".into()));
+                let e = OutboxError::Unavailable("memory outbox set to fail".into());
+                return Err((e, records));
             }
             if state.failures_left > 0 {
                 state.failures_left -= 1;
-                return Err(OutboxError::Unavailable(
-                    "memory outbox injected failure".into(),
-                ));
+                let e = OutboxError::Unavailable("memory outbox injected failure".into());
+                return Err((e, records));
             }
             state.records.extend(records);
             Ok(())

@@ -4,7 +4,8 @@
 //!   one `POST /channels/{id}/play?media=sound:…,number:…&playbackId=…`
 //!   (Asterisk 14+ plays a comma-separated list in order as one playback,
 //!   so one `DELETE /playbacks/{id}` stops it all). Its playback id ends in
-//!   [`PROMPT_SUFFIX`]: a hang-up does not wait for a prompt (it waits for
+//!   [`PROMPT_SUFFIX`] (the state tells prompts by it, [`is_prompt`]): a
+//!   hang-up does not wait for a prompt (it waits for
 //!   announcements only, see `steps::wait_playbacks`).
 //! - `StopPrompts`: `DELETE /playbacks/{id}` for each prompt still playing
 //!   (404: it finished already, which is fine). The call sends it when an
@@ -28,18 +29,10 @@ use tracing::{debug, warn};
 use super::calls::Calls;
 use super::commands::{number_ok, prompt_ok};
 use super::rest::{encode_segment, RestError};
-use super::state::{HoldMedia, OnAnswer};
+use super::state::{is_prompt, HoldMedia, OnAnswer, PROMPT_SUFFIX};
 
-/// Ends the playback id of a prompt to a waiting caller.
-pub const PROMPT_SUFFIX: &str = "~prompt";
 /// Most media in one prompt list (an announcement is a handful).
 pub const PROMPT_MEDIA_MAX: usize = 16;
-
-/// Whether `playback` is a prompt to a waiting caller (not an announcement
-/// a hang-up waits for).
-pub fn is_prompt(playback: &str) -> bool {
-    playback.ends_with(PROMPT_SUFFIX)
-}
 
 /// The ARI media list of `media` (comma separated), or why it is refused.
 pub fn media_list(media: &[PromptMedia]) -> Result<String, PbxError> {
@@ -204,6 +197,5 @@ mod tests {
         assert!(media_list(&[]).is_err());
         assert!(media_list(&[PromptMedia::Sound("../etc/passwd".into())]).is_err());
         assert!(media_list(&[PromptMedia::Digits("1,2".into())]).is_err());
-        assert!(is_prompt("abc~pb3~prompt") && !is_prompt("abc~pb3"));
     }
 }

@@ -42,6 +42,16 @@ pub const ARG_AGENT_OUTBOUND: &str = "agent-outbound";
 /// `AST_SOFTHANGUP_SHUTDOWN` flag (`ast_softhangup_all()` in
 /// main/channel.c). An app's own `DELETE` gives 32 (`..._EXPLICIT`).
 pub const SOFTHANGUP_SHUTDOWN: i64 = 4;
+/// Ends the playback id of a prompt to a waiting caller (see
+/// [`super::play`]): a prompt finishing restarts the caller's hold media,
+/// and a hang-up does not wait for it.
+pub const PROMPT_SUFFIX: &str = "~prompt";
+
+/// Whether `playback` is a prompt to a waiting caller (not an announcement
+/// a hang-up waits for).
+pub fn is_prompt(playback: &str) -> bool {
+    playback.ends_with(PROMPT_SUFFIX)
+}
 
 /// What a leg is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -514,7 +524,7 @@ impl AriState {
                 if let Some(ch) = playback.target_uri.strip_prefix("channel:") {
                     if let Some(leg) = self.legs.get_mut(ch) {
                         leg.playbacks.remove(&playback.id);
-                        if super::play::is_prompt(&playback.id) && leg.hold.is_some() {
+                        if is_prompt(&playback.id) && leg.hold.is_some() {
                             fx.push(Effect::RestoreHoldMedia {
                                 channel: ch.to_owned(),
                             });
@@ -959,6 +969,11 @@ mod tests {
     /// Every event of the Local-channel capture parses, and the agent legs
     /// originated in it end with the causes their dialplan produced: busy,
     /// rejected, congestion, no answer (timeout) and a cancel.
+    #[test]
+    fn prompts_are_told_by_their_playback_id() {
+        assert!(is_prompt("abc~pb3~prompt") && !is_prompt("abc~pb3"));
+    }
+
     #[test]
     fn local_capture_classifies_every_outcome() {
         let (st, fx) = replay(

@@ -266,7 +266,7 @@ impl Calls {
             .borrow()
             .legs
             .get(id)
-            .is_some_and(|l| l.playbacks.iter().any(|p| !super::play::is_prompt(p)))
+            .is_some_and(|l| l.playbacks.iter().any(|p| !super::state::is_prompt(p)))
         {
             if self.link.is_stopping() {
                 info!(leg_id = %id, "Stopping during an announcement; the next start finishes the ending.");

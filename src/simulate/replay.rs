@@ -26,7 +26,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use edgecc_actors::agent::AgentState;
 use edgecc_actors::call::TerminalReason;
-use edgecc_actors::ports::{CrmRecord, HangupCause, LocalBoxFuture, OutboxError, OutboxPort};
+use edgecc_actors::ports::{CrmRecord, HangupCause, LocalBoxFuture, OutboxAppend, OutboxPort};
 use edgecc_actors::sim::{
     Caller, ConnectEvents, HangUpLeg, PhoneProfile, PlaceCall, SetPhoneProfile, SimPbx, SimPbxPort,
 };
@@ -126,7 +126,7 @@ pub enum ReplayError {
 struct NullOutbox;
 
 impl OutboxPort for NullOutbox {
-    fn append(&self, _records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+    fn append(&self, _records: Vec<CrmRecord>) -> LocalBoxFuture<'static, OutboxAppend> {
         Box::pin(std::future::ready(Ok(())))
     }
 }

@@ -60,7 +60,7 @@ impl PbxPort for KillablePbx {
 
 struct KillableOutbox(Kill, MemoryOutbox);
 impl OutboxPort for KillableOutbox {
-    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, Result<(), OutboxError>> {
+    fn append(&self, records: Vec<CrmRecord>) -> LocalBoxFuture<'static, OutboxAppend> {
         if self.0.dead() {
             return Box::pin(std::future::pending());
         }

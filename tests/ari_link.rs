@@ -113,7 +113,7 @@ async fn drop_during_offer_answered_meanwhile() {
     h.ready("a2").await;
     let call = h.inbound("5551001");
     h.until_agent("a1", "reserved", reserved).await;
-    let leg = h.legs_of(&call).pop().unwrap();
+    let leg = h.until_leg(&call, A1).await;
     cut(&h).await;
     h.emu.answer(&leg).unwrap();
     pause(200).await;
@@ -147,7 +147,7 @@ async fn drop_during_offer_vanished_meanwhile() {
     h.ready("a2").await;
     let call = h.inbound("5551002");
     h.until_agent("a1", "reserved", reserved).await;
-    let leg = h.legs_of(&call).pop().unwrap();
+    let leg = h.until_leg(&call, A1).await;
     cut(&h).await;
     h.emu.far_end_hangup(&leg, 21).unwrap();
     pause(200).await;

@@ -1,14 +1,14 @@
 //! The daemon's module graph, as `scripts/module-graph.sh` reads it from
 //! src/: no import cycle, and no arrow from a lower layer to a higher one,
-//! in the wiring, PBX and operations modules.
+//! in every top-level module of the crate.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The modules whose layering these tests hold: the composition root, the
-/// commands, configuration, the PBX wing (the ARI adapter and its emulator
-/// too), operations and the base.
-const CHECKED: &str = "system,daemon,demo,cli,main,config,pbx,ari,ari_emulator,ops,outbox_port,state_port,clock,memory";
+/// The modules whose layering these tests hold: every top-level module of
+/// the crate (session 13 broke the last cycles, in `ari` and
+/// `crm::servicenow`).
+const CHECKED: &str = "ari,ari_emulator,cli,clock,config,crm,daemon,demo,http,lib,main,memory,net,ops,outbox_port,pbx,reports,simulate,state_port,storage_config,system";
 
 /// Runs the script in check mode on the crate at `root`.
 fn check(root: &Path) -> Output {

@@ -22,9 +22,17 @@ use edgecc_storage::{Record, RecordKind};
 use serde_json::{Map, Value};
 
 use super::references::references;
-use super::rows::glide_datetime;
 use super::states::{create_state, update_state};
 use super::{ServiceNowAdapter, ServiceNowConfig};
+
+/// An instant in ServiceNow's internal date-time format,
+/// `yyyy-MM-dd HH:mm:ss` in UTC (what a transform map reads without a
+/// per-field date format, and what the Table API stores).
+pub(super) fn glide_datetime(ms: u64) -> String {
+    crate::clock::timestamp(ms)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
 
 /// What `userPhoneNumber` and the texts say for a caller without a number
 /// (a withheld or empty ANI): ServiceNow's voice-interaction API requires

@@ -4,7 +4,7 @@
 use edgecc_storage::{Record, RecordKind};
 use serde_json::{Map, Value};
 
-use super::fields::non_empty;
+use super::fields::{glide_datetime, non_empty};
 use super::ServiceNowConfig;
 
 /// The record's body as JSON (a body that is not JSON becomes a string).
@@ -50,15 +50,6 @@ fn flatten(data: &Value, prefix: &str, out: &mut Map<String, Value>) {
             out.insert(field_name(prefix, "data"), Value::String(field_text(other)));
         }
     }
-}
-
-/// An instant in ServiceNow's internal date-time format,
-/// `yyyy-MM-dd HH:mm:ss` in UTC (what a transform map reads without a
-/// per-field date format, and what the Table API stores).
-pub(super) fn glide_datetime(ms: u64) -> String {
-    crate::clock::timestamp(ms)
-        .strftime("%Y-%m-%d %H:%M:%S")
-        .to_string()
 }
 
 /// The staging-table row of a record (import mode): the metadata, the
@@ -132,6 +123,18 @@ pub(super) fn table_row(
 mod tests {
     use super::*;
 
+    /// A row's field names, sorted.
+    fn sorted_keys(row: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        keys
+    }
+
     fn record(kind: RecordKind, body: &str) -> Record {
         Record {
             seq: 42,
@@ -164,13 +167,7 @@ mod tests {
             r#"{"event":"hold","agent":"a1","seq":3}"#,
         );
         let row = import_row(&r, &c, &fields(&[("state", ""), ("work_notes", "n")]));
-        let mut keys: Vec<&str> = row
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort();
+        let keys = sorted_keys(&row);
         assert_eq!(
             keys,
             vec![
@@ -207,13 +204,7 @@ mod tests {
         let body = r#"{"a":1,"queue":"sales","channel":"phone"}"#;
         let f = fields(&[("type", "phone"), ("queue", "")]);
         let create = table_row(&record(RecordKind::InteractionCreate, body), &c, &f);
-        let mut keys: Vec<&str> = create
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort();
+        let keys = sorted_keys(&create);
         assert_eq!(
             keys,
             vec!["type", "u_edgecc_call_id", "u_edgecc_correlation_id"]

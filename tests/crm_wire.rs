@@ -15,7 +15,7 @@ use edgecc::crm::webhook::{verify_signature, WebhookAdapter, WebhookConfig};
 use edgecc::crm::{wire, CrmAdapter, Outcome};
 use edgecc_storage::{Record, RecordKind};
 
-use super::sn_rig::{secret_file, sn_rig, SnRig};
+use super::sn_rig::{plain_rig, secret_file, sn_rig, SnRig};
 
 /// Client timeouts in these tests: loopback answers in well under this.
 const TIMEOUT_MS: u64 = 300;
@@ -495,12 +495,7 @@ async fn servicenow_answer_classes() {
         adapter,
         dir: _dir,
         ..
-    } = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::ImportSet,
-        |_, _| {},
-    )
-    .await;
+    } = plain_rig(ServiceNowMode::ImportSet).await;
     let r = || record(1, "c-1", RecordKind::WorkItemCreate, r#"{"note":"poison"}"#);
 
     em.set_mode(Mode::Failure {
@@ -608,7 +603,7 @@ async fn servicenow_oauth_refresh_on_401() {
 /// permanent.
 #[actix_rt::test]
 async fn servicenow_table_mode_lookup_and_patch() {
-    let rig = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
+    let rig = plain_rig(ServiceNowMode::Table).await;
     let create = record(
         1,
         "c-1",
@@ -725,7 +720,7 @@ async fn servicenow_table_mode_lookup_and_patch() {
 /// the record with a reason naming the config key instead of retrying.
 #[actix_rt::test]
 async fn servicenow_phone_log_table_and_invalid_table() {
-    let rig = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
+    let rig = plain_rig(ServiceNowMode::Table).await;
     let (em, adapter) = (&rig.em, &rig.adapter);
     let create = record(1, "c-1", RecordKind::InteractionCreate, "{}");
     assert!(matches!(
@@ -851,7 +846,7 @@ async fn servicenow_import_every_map_must_transform() {
 /// and finds that one again on a replay.
 #[actix_rt::test]
 async fn servicenow_table_lookup_cannot_match_a_stranger() {
-    let rig = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
+    let rig = plain_rig(ServiceNowMode::Table).await;
     let em = &rig.em;
     let mut stranger = serde_json::Map::new();
     stranger.insert("short_description".into(), "someone else's call".into());
@@ -952,7 +947,7 @@ async fn servicenow_table_mode_links_records() {
         adapter,
         dir: _dir,
         ..
-    } = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
+    } = plain_rig(ServiceNowMode::Table).await;
     for r in [
         record(1, "c-1", RecordKind::InteractionCreate, "{}"),
         record(2, "c-1", RecordKind::PhoneLogCreate, "{}"),
@@ -987,12 +982,7 @@ async fn servicenow_table_mode_links_records() {
 /// of creating a second; `{"result":{"status":"FAILURE"}}` is not delivered.
 #[actix_rt::test]
 async fn servicenow_openframe_voice_interaction() {
-    let rig = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::Openframe,
-        |_, _| {},
-    )
-    .await;
+    let rig = plain_rig(ServiceNowMode::Openframe).await;
     let create = record(
         1,
         "c-1",
@@ -1350,16 +1340,11 @@ async fn servicenow_rate_limit_answer() {
 /// interaction. No edgecc key becomes a column of its own (they travel in
 /// `u_data`), and nothing but `u_edgecc_*` reaches a target as `u_*`.
 ///
-/// Needs the adapter's contract row (branch s13-snow): on a branch whose
-/// adapter still flattens the record's keys into `u_<key>` this fails.
+/// It fails against an adapter that flattens the record's keys into
+/// `u_<key>` columns, as the adapter before issue 22's fields did.
 #[actix_rt::test]
 async fn servicenow_import_call_closes_the_interaction() {
-    let rig = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::ImportSet,
-        |_, _| {},
-    )
-    .await;
+    let rig = plain_rig(ServiceNowMode::ImportSet).await;
     let (em, adapter) = (&rig.em, &rig.adapter);
     let mut user = serde_json::Map::new();
     user.insert("user_name".into(), "a1".into());
@@ -1578,12 +1563,7 @@ async fn servicenow_import_answer_classes_through_the_adapter() {
         adapter,
         dir: _dir,
         ..
-    } = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::ImportSet,
-        |_, _| {},
-    )
-    .await;
+    } = plain_rig(ServiceNowMode::ImportSet).await;
     let create = || record(1, "c-1", RecordKind::InteractionCreate, "{}");
     let update = || record(2, "c-1", RecordKind::InteractionUpdate, "{}");
     let status = |status: u16, body: &str| Mode::Status {

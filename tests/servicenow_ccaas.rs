@@ -11,7 +11,7 @@ use edgecc::crm::{CrmAdapter, Outcome};
 use edgecc_storage::{Record, RecordKind};
 use serde_json::{json, Map, Value};
 
-use super::sn_rig::{secret_file, sn_rig};
+use super::sn_rig::{plain_rig, secret_file, sn_rig};
 use edgecc::crm::servicenow::ANONYMOUS_CALLER;
 use edgecc_actors::call::{Direction, TerminalReason};
 use edgecc_actors::crm::{
@@ -83,12 +83,7 @@ fn interaction(em: &EmulatorHandle, call: &str) -> Value {
 /// re-assigns.
 #[actix_rt::test]
 async fn assigned_to_is_the_agents_sys_user() {
-    let rig = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::Openframe,
-        |_, _| {},
-    )
-    .await;
+    let rig = plain_rig(ServiceNowMode::Openframe).await;
     let (em, sn) = (&rig.em, &rig.adapter);
     let alice = em.seed_row(
         "sys_user",
@@ -160,12 +155,7 @@ async fn assigned_to_is_the_agents_sys_user() {
 /// for assignment") and adds a work note.
 #[actix_rt::test]
 async fn an_ended_call_closes_its_interaction_in_both_modes() {
-    let rig = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::Openframe,
-        |_, _| {},
-    )
-    .await;
+    let rig = plain_rig(ServiceNowMode::Openframe).await;
     let em = &rig.em;
     for mode in [ServiceNowMode::Openframe, ServiceNowMode::Table] {
         let (sn, _dir) = rig.another(|c, _| c.mode = mode);
@@ -291,12 +281,7 @@ fn whole_call(call: &str, ani: &str) -> Vec<Record> {
 #[actix_rt::test]
 async fn a_whole_call_lands_in_servicenow_fields_in_both_modes() {
     const SALES: &str = "0123456789abcdef0123456789abcdef";
-    let rig = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::Openframe,
-        |_, _| {},
-    )
-    .await;
+    let rig = plain_rig(ServiceNowMode::Openframe).await;
     let em = &rig.em;
     let alice = em.seed_row("sys_user", row(&[("user_name", "alice")]));
     let bob = em.seed_row("sys_user", row(&[("user_name", "bob")]));
@@ -391,12 +376,7 @@ async fn a_whole_call_lands_in_servicenow_fields_in_both_modes() {
 /// parameter is a dead letter, not retried forever.
 #[actix_rt::test]
 async fn openframe_anonymous_caller_and_required_failure() {
-    let rig = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::Openframe,
-        |_, _| {},
-    )
-    .await;
+    let rig = plain_rig(ServiceNowMode::Openframe).await;
     let em = &rig.em;
     let create = whole_call("anon", "").remove(0);
     let out = one(&rig.adapter, create).await;
@@ -488,12 +468,7 @@ fn work_items(em: &EmulatorHandle, interaction_id: &str) -> Vec<Value> {
 /// a permanent configuration error. Both openframe and table modes.
 #[actix_rt::test]
 async fn timed_out_call_is_routed_as_awa_work() {
-    let rig = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::Openframe,
-        |_, _| {},
-    )
-    .await;
+    let rig = plain_rig(ServiceNowMode::Openframe).await;
     let em = &rig.em;
     let queue = em.seed_row("awa_queue", row(&[("name", "Callbacks")]));
     for (n, mode) in [ServiceNowMode::Openframe, ServiceNowMode::Table]
@@ -558,12 +533,7 @@ async fn timed_out_call_is_routed_as_awa_work() {
 /// that mapping's key. Both openframe and table modes.
 #[actix_rt::test]
 async fn a_callback_goes_to_its_calls_mapped_awa_queue() {
-    let rig = sn_rig(
-        EmulatorConfig::default(),
-        ServiceNowMode::Openframe,
-        |_, _| {},
-    )
-    .await;
+    let rig = plain_rig(ServiceNowMode::Openframe).await;
     let em = &rig.em;
     let sales = em.seed_row("awa_queue", row(&[("name", "Sales")]));
     let fallback = em.seed_row("awa_queue", row(&[("name", "Callbacks")]));
@@ -799,7 +769,7 @@ const PHONE_CHANNEL: &str = "5a1e0c0a0b0c0d0e0f101112131415ff";
 /// other than a sys_id.
 #[actix_rt::test]
 async fn queue_and_channel_are_sent_as_sys_ids() {
-    let rig = sn_rig(EmulatorConfig::default(), ServiceNowMode::Table, |_, _| {}).await;
+    let rig = plain_rig(ServiceNowMode::Table).await;
     let em = &rig.em;
     let sales = em.seed_row("awa_queue", row(&[("name", "Sales")]));
     let (sn, _dir) = rig.another(|c, _| {

@@ -27,6 +27,12 @@ pub struct SnRig {
     pub dir: TempDir,
 }
 
+/// A rig with the emulator's defaults and the adapter's (Basic auth) in
+/// `mode`.
+pub async fn plain_rig(mode: ServiceNowMode) -> SnRig {
+    sn_rig(EmulatorConfig::default(), mode, |_, _| {}).await
+}
+
 /// Starts an emulator with `em_config` and builds an adapter in `mode`
 /// for it, Basic auth (`edgecc`/`pw`) unless `tune` changes the config.
 pub async fn sn_rig(

@@ -1082,6 +1082,53 @@ async fn servicenow_openframe_voice_interaction() {
     em.stop().await;
 }
 
+/// OpenFrame mode: a 2xx without ServiceNow's `result` (a maintenance page
+/// in front of the write path) is retried, for the create and for an
+/// update, never counted as delivered; once the page is gone the create
+/// lands once and the update closes the interaction.
+#[actix_rt::test]
+async fn servicenow_openframe_page_without_result_is_retried() {
+    let rig = plain_rig(ServiceNowMode::Openframe).await;
+    let (em, adapter) = (&rig.em, &rig.adapter);
+    let page = || Mode::Writes {
+        status: 200,
+        body: "<html>Instance under maintenance</html>".into(),
+    };
+    let create = record(
+        1,
+        "c-1",
+        RecordKind::InteractionCreate,
+        r#"{"ani":"+15550100","direction":"inbound","reason":"accepted"}"#,
+    );
+    let update = record(
+        2,
+        "c-1",
+        RecordKind::InteractionUpdate,
+        r#"{"event":"ended","terminal":{"reason":"completed"}}"#,
+    );
+    for r in [create, update] {
+        em.set_mode(page()).await.unwrap();
+        let out = one(adapter, r.clone()).await;
+        assert!(
+            matches!(
+                out,
+                Outcome::Retry {
+                    crm_down: false,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        em.set_mode(Mode::Normal).await.unwrap();
+        let out = one(adapter, r).await;
+        assert!(matches!(out, Outcome::Delivered { .. }), "{out:?}");
+    }
+    let rows = em.table_rows("interaction");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["state"], "closed_complete");
+    em.stop().await;
+}
+
 /// Posts one staging row to the emulator's Import Set API (no auth) and
 /// answers the status and the first `result` entry.
 async fn post_import(

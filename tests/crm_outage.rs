@@ -83,10 +83,13 @@ fn demo_runs_through_a_crm_outage_and_checks_out() {
 /// route as fast as with it up, and afterwards the CRM holds exactly one
 /// interaction and one phone log per accepted call and one work item per
 /// timed-out or abandoned call, each interaction's updates in order.
-/// Method: the demo at 400 calls/s for 26 s with 400 agents on the
+/// Method: the demo at 400 calls/s for 29 s with 400 agents on the
 /// simulated PBX and the built-in CRM emulator refusing connections for
-/// the first 21 s; its summary compares the CRM's contents with the calls'
+/// the first 23 s; its summary compares the CRM's contents with the calls'
 /// outcomes, and its arrival→offer latencies are split by CRM state.
+/// 11,600 calls are due: the demo places fewer when the box cannot keep
+/// up, and here it shares two cores with the other tests (one CI run
+/// placed 9,430 of 10,400 due in 26 s), so 10,000 hold at 86% of the pace.
 #[test]
 fn ten_thousand_calls_through_an_outage_arrive_once_in_order() {
     let _one_at_a_time = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
@@ -94,13 +97,13 @@ fn ten_thousand_calls_through_an_outage_arrive_once_in_order() {
         None,
         &[
             "--duration",
-            "26",
+            "29",
             "--rate",
             "400",
             "--agents",
             "400",
             "--crm-outage",
-            "0-21",
+            "0-23",
             "--talk-ms",
             "100-500",
             "--patience-ms",
